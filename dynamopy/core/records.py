@@ -1,0 +1,50 @@
+"""The stored value of a key and the rule that picks the newest one.
+
+Invariant: a replica keeps, for each key, the record with the largest version it has
+ever seen. Versions are unique per write across the cluster (see ``versions``), so
+"largest version" is a total order and replicas that saw the same writes agree.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Iterable, Optional
+
+DEFAULT_CONTENT_TYPE = "application/octet-stream"
+
+
+@dataclass(frozen=True, slots=True)
+class Record:
+    """One version of one key. A delete is a record with ``deleted=True`` (a tombstone)."""
+
+    version: int
+    deleted: bool = False
+    content_type: str = DEFAULT_CONTENT_TYPE
+    value: bytes = b""
+
+    def to_wire(self) -> list:
+        """Compact form for msgpack: [version, deleted, content_type, value]."""
+        return [self.version, self.deleted, self.content_type, self.value]
+
+    @classmethod
+    def from_wire(cls, w: Optional[list]) -> Optional["Record"]:
+        if w is None:
+            return None
+        version, deleted, content_type, value = w
+        return cls(int(version), bool(deleted), str(content_type), bytes(value))
+
+
+def newest(records: Iterable[Optional[Record]]) -> Optional[Record]:
+    """The record with the largest version, ignoring ``None`` (missing)."""
+    best: Optional[Record] = None
+    for rec in records:
+        if rec is not None and (best is None or rec.version > best.version):
+            best = rec
+    return best
+
+
+def is_newer(candidate: Optional[Record], current: Optional[Record]) -> bool:
+    """True if ``candidate`` should replace ``current`` on a replica."""
+    if candidate is None:
+        return False
+    return current is None or candidate.version > current.version
