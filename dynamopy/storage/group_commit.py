@@ -1,0 +1,284 @@
+"""Group commit: many concurrent durable writes share one synced LevelDB batch.
+
+Rules and invariants:
+
+* Callers' operations queue up as *submissions*. One background task repeatedly takes every
+  queued submission (up to ``max_batch`` operations; a single larger submission goes alone,
+  whole) and runs ONE ``store.apply(..., sync=True)`` for all of them.
+* ``apply`` runs in a dedicated single-thread executor: the event loop never waits on fsync,
+  and ``apply``'s read-compare-write never runs twice at once. While a batch syncs, new
+  submissions queue for the next one; that overlap is the whole point.
+* A caller's future resolves only after the batch holding its operations returned from a
+  synced ``apply``. If ``apply`` raises, every future of that batch gets that exception:
+  nothing is ever acknowledged without being on disk.
+* A submission is atomic (it lands in one batch). Submissions in one batch are merged in
+  queue order; metadata puts/deletes of the same name keep the last one, so merging never
+  reorders them. Data writes need no ordering: the newest version wins anyway.
+* Arguments are validated at submission, so one caller's bad input fails that caller only
+  instead of poisoning a shared batch.
+* ``stop()`` refuses new work, flushes everything queued, then returns.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import deque
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Callable, Iterable, Mapping, Optional
+
+from dynamopy.core.records import Record
+from dynamopy.storage.store import (
+    HintAdd,
+    Store,
+    Write,
+    validate_meta_name,
+    validate_target,
+    validate_write,
+)
+
+log = logging.getLogger(__name__)
+
+OnBatch = Callable[[int, float], None]
+
+
+class CommitterClosed(RuntimeError):
+    """The committer is not running (not started, or stopping/stopped)."""
+
+
+@dataclass(slots=True)
+class _Submission:
+    writes: list[Write]
+    hints_add: list[HintAdd]
+    hints_delete: list[bytes]
+    meta_put: dict[str, bytes]
+    meta_delete: list[str]
+    future: asyncio.Future = field(repr=False)
+
+    @property
+    def size(self) -> int:
+        return (
+            len(self.writes)
+            + len(self.hints_add)
+            + len(self.hints_delete)
+            + len(self.meta_put)
+            + len(self.meta_delete)
+        )
+
+
+class GroupCommitter:
+    """Batches durable store mutations from many coroutines into one synced write per tick."""
+
+    def __init__(
+        self,
+        store: Store,
+        *,
+        max_batch: int = 1000,
+        on_batch: Optional[OnBatch] = None,
+    ) -> None:
+        if max_batch < 1:
+            raise ValueError("max_batch must be >= 1")
+        self.store = store
+        self.max_batch = max_batch
+        self.on_batch = on_batch
+        self._queue: deque[_Submission] = deque()
+        self._wakeup: Optional[asyncio.Event] = None
+        self._task: Optional[asyncio.Task] = None
+        self._executor: Optional[ThreadPoolExecutor] = None
+        self._accepting = False
+
+    # -- lifecycle
+
+    async def start(self) -> None:
+        if self._task is not None:
+            raise RuntimeError("GroupCommitter already started")
+        self._wakeup = asyncio.Event()
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="group-commit")
+        self._accepting = True
+        self._task = asyncio.get_running_loop().create_task(self._run(), name="group-commit")
+
+    async def stop(self) -> None:
+        """Refuse new work, commit everything already queued, stop the background task."""
+        if self._task is None:
+            return
+        self._accepting = False
+        assert self._wakeup is not None
+        self._wakeup.set()
+        try:
+            await self._task
+        finally:
+            self._task = None
+            if self._executor is not None:
+                self._executor.shutdown(wait=True)
+                self._executor = None
+
+    @property
+    def running(self) -> bool:
+        return self._accepting
+
+    async def __aenter__(self) -> "GroupCommitter":
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+    # -- public operations (each resolves after its batch is synced)
+
+    async def write(self, token: int, key: bytes, record: Record) -> bool:
+        """Store ``record`` durably if newer than the stored one; True if it was applied."""
+        return (await self.submit(writes=[(token, key, record)]))[0]
+
+    async def add_hint(self, target: str, token: int, key: bytes, record: Record) -> None:
+        await self.submit(hints_add=[(target, token, key, record)])
+
+    async def delete_hints(self, hint_keys: Iterable[bytes]) -> None:
+        await self.submit(hints_delete=hint_keys)
+
+    async def put_meta(self, name: str, value: bytes) -> None:
+        await self.submit(meta_put={name: value})
+
+    async def delete_meta(self, name: str) -> None:
+        await self.submit(meta_delete=[name])
+
+    async def submit(
+        self,
+        writes: Iterable[Write] = (),
+        hints_add: Iterable[HintAdd] = (),
+        hints_delete: Iterable[bytes] = (),
+        meta_put: Optional[Mapping[str, bytes]] = None,
+        meta_delete: Iterable[str] = (),
+    ) -> list[bool]:
+        """Commit all of it atomically in the next synced batch; per data write, applied?"""
+        if not self._accepting:
+            raise CommitterClosed("GroupCommitter is not running")
+        if isinstance(hints_delete, (bytes, bytearray)):
+            raise TypeError("hints_delete must be a list of hint keys, not one bytes value")
+        sub = _Submission(
+            writes=list(writes),
+            hints_add=list(hints_add),
+            hints_delete=[bytes(k) for k in hints_delete],
+            meta_put=dict(meta_put or {}),
+            meta_delete=list(meta_delete),
+            future=asyncio.get_running_loop().create_future(),
+        )
+        for token, key, record in sub.writes:
+            validate_write(token, key, record)
+        for target, token, key, record in sub.hints_add:
+            validate_target(target)
+            validate_write(token, key, record)
+        for name, value in sub.meta_put.items():
+            validate_meta_name(name)
+            if not isinstance(value, (bytes, bytearray)):
+                raise TypeError(f"metadata value must be bytes, got {type(value).__name__}")
+        for name in sub.meta_delete:
+            validate_meta_name(name)
+        self._queue.append(sub)
+        assert self._wakeup is not None
+        self._wakeup.set()
+        # Shield: a caller cancelled while waiting must not cancel the shared future;
+        # its operations may be on disk already and the batch result is still delivered.
+        return await asyncio.shield(sub.future)
+
+    async def delete_range(self, start_token: int, end_token: int) -> int:
+        """``store.delete_range`` off the event loop.
+
+        Runs on the loop's default executor, not the commit thread: the store takes its lock
+        per chunk, so group commits keep flowing between chunks of a large range.
+        """
+        if not self._accepting:
+            raise CommitterClosed("GroupCommitter is not running")
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(None, self.store.delete_range, start_token, end_token)
+
+    # -- the background task
+
+    def _take_batch(self) -> list[_Submission]:
+        batch = [self._queue.popleft()]
+        total = batch[0].size
+        while self._queue and total + self._queue[0].size <= self.max_batch:
+            sub = self._queue.popleft()
+            batch.append(sub)
+            total += sub.size
+        return batch
+
+    async def _run(self) -> None:
+        assert self._wakeup is not None and self._executor is not None
+        loop = asyncio.get_running_loop()
+        batch: list[_Submission] = []
+        try:
+            while True:
+                if not self._queue:
+                    if not self._accepting:
+                        return
+                    self._wakeup.clear()
+                    await self._wakeup.wait()
+                    continue
+                batch = self._take_batch()
+                try:
+                    results, seconds = await loop.run_in_executor(
+                        self._executor, _apply_merged, self.store, batch
+                    )
+                except Exception as exc:  # fail every caller of this batch, keep serving
+                    log.warning("group commit of %d submissions failed: %r", len(batch), exc)
+                    for sub in batch:
+                        if not sub.future.done():
+                            sub.future.set_exception(exc)
+                    batch = []
+                    continue
+                offset = 0
+                for sub in batch:
+                    n = len(sub.writes)
+                    if not sub.future.done():
+                        sub.future.set_result(results[offset : offset + n])
+                    offset += n
+                size = sum(sub.size for sub in batch)
+                batch = []
+                if self.on_batch is not None:
+                    try:
+                        self.on_batch(size, seconds)
+                    except Exception:  # metrics must never fail a committed batch
+                        log.exception("on_batch callback failed")
+        finally:
+            # Only reached with work left on cancellation or an unexpected bug: the outcome
+            # of the in-flight batch is unknown, so say so rather than acknowledge.
+            self._accepting = False
+            leftover = batch + list(self._queue)
+            self._queue.clear()
+            for sub in leftover:
+                if not sub.future.done():
+                    sub.future.set_exception(
+                        CommitterClosed("group committer stopped; write outcome unknown")
+                    )
+                    # Mark retrieved in case the caller was cancelled and nobody awaits it.
+                    sub.future.exception()
+
+
+def _apply_merged(store: Store, batch: list[_Submission]) -> tuple[list[bool], float]:
+    """Runs on the commit thread: one synced apply for the whole batch, and its duration."""
+    writes: list[Write] = []
+    hints_add: list[HintAdd] = []
+    hints_delete: list[bytes] = []
+    meta: dict[str, Optional[bytes]] = {}  # name -> value, None = delete; last one wins
+    for sub in batch:
+        writes.extend(sub.writes)
+        hints_add.extend(sub.hints_add)
+        hints_delete.extend(sub.hints_delete)
+        for name, value in sub.meta_put.items():
+            meta[name] = value
+        for name in sub.meta_delete:
+            meta[name] = None
+    meta_put = {n: v for n, v in meta.items() if v is not None}
+    meta_delete = [n for n, v in meta.items() if v is None]
+    started = time.perf_counter()
+    results = store.apply(
+        writes,
+        hints_add=hints_add,
+        hints_delete=hints_delete,
+        meta_put=meta_put,
+        meta_delete=meta_delete,
+        sync=True,
+    )
+    return results, time.perf_counter() - started

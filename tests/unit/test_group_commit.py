@@ -1,0 +1,246 @@
+"""GroupCommitter: shared synced batches, failure propagation, flush on stop, crash safety."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+
+from dynamopy.core.records import Record
+from dynamopy.storage.group_commit import CommitterClosed, GroupCommitter
+from dynamopy.storage.store import Store
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+def rec(version: int, value: bytes = b"v") -> Record:
+    return Record(version=version, value=value)
+
+
+def test_500_concurrent_writes_share_few_batches(tmp_path):
+    path = str(tmp_path / "db")
+    batches: list[tuple[int, float]] = []
+
+    async def main():
+        with Store(path) as store:
+            gc = GroupCommitter(store, on_batch=lambda n, s: batches.append((n, s)))
+            await gc.start()
+            results = await asyncio.gather(
+                *(gc.write(i % 1000, b"key-%d" % i, rec(1, b"val-%d" % i)) for i in range(500))
+            )
+            await gc.stop()
+            return results
+
+    results = asyncio.run(main())
+    assert results == [True] * 500
+    assert sum(n for n, _ in batches) == 500
+    assert len(batches) <= 50, f"{len(batches)} batches for 500 writes"
+    assert all(s >= 0 for _, s in batches)
+    with Store(path) as store:
+        assert store.key_count() == 500
+        for i in range(500):
+            assert store.get(i % 1000, b"key-%d" % i) == rec(1, b"val-%d" % i)
+
+
+def test_max_batch_bounds_batch_size_and_results_match_callers(tmp_path):
+    sizes: list[int] = []
+
+    async def main(store):
+        async with GroupCommitter(store, max_batch=7, on_batch=lambda n, s: sizes.append(n)) as gc:
+            await gc.write(1, b"k", rec(5))
+            return await asyncio.gather(
+                *(gc.write(1, b"k", rec(v)) for v in (3, 6, 6, 4)),
+                *(gc.write(2, b"x%d" % i, rec(1)) for i in range(40)),
+                gc.submit(writes=[(3, b"a", rec(2)), (3, b"a", rec(1))]),
+            )
+
+    with Store(str(tmp_path / "db")) as store:
+        res = asyncio.run(main(store))
+        assert res[:4] == [False, True, False, False]  # only the first version 6 is newer
+        assert res[4:44] == [True] * 40
+        assert res[44] == [True, False]
+        assert store.get(1, b"k").version == 6
+    assert max(sizes) <= 7 and sum(sizes) == 1 + 4 + 40 + 2
+
+
+def test_failing_apply_fails_every_future_of_the_batch_then_recovers(tmp_path):
+    with Store(str(tmp_path / "db")) as store:
+        real_apply = store.apply
+        calls = {"n": 0}
+
+        def flaky_apply(*args, **kwargs):
+            calls["n"] += 1
+            if calls["n"] == 1:
+                raise OSError("disk on fire")
+            return real_apply(*args, **kwargs)
+
+        store.apply = flaky_apply  # instance attribute shadows the method
+
+        async def main():
+            async with GroupCommitter(store) as gc:
+                first = await asyncio.gather(
+                    *(gc.write(1, b"k%d" % i, rec(1)) for i in range(20)),
+                    gc.put_meta("m", b"v"),
+                    return_exceptions=True,
+                )
+                after = await gc.write(1, b"later", rec(1))
+                return first, after
+
+        first, after = asyncio.run(main())
+        assert all(isinstance(r, OSError) and "disk on fire" in str(r) for r in first)
+        assert after is True
+        assert store.get(1, b"k0") is None and store.meta_get("m") is None
+        assert store.get(1, b"later") == rec(1)
+
+
+def test_stop_flushes_queued_work_and_refuses_new(tmp_path):
+    path = str(tmp_path / "db")
+
+    async def main():
+        with Store(path) as store:
+            gc = GroupCommitter(store, max_batch=10)
+            with pytest.raises(CommitterClosed):
+                await gc.write(1, b"early", rec(1))
+            await gc.start()
+            tasks = [asyncio.create_task(gc.write(1, b"k%d" % i, rec(1))) for i in range(100)]
+            tasks.append(asyncio.create_task(gc.add_hint("n2", 4, b"h", rec(1))))
+            await asyncio.sleep(0)  # let them queue, not complete
+            await gc.stop()
+            # Everything queued was committed before stop() returned...
+            assert store.key_count() == 100
+            # ...and every caller gets its answer (tasks need one more loop turn to finish).
+            results = await asyncio.wait_for(asyncio.gather(*tasks), timeout=1)
+            assert results[:100] == [True] * 100
+            with pytest.raises(CommitterClosed):
+                await gc.write(1, b"late", rec(1))
+
+    asyncio.run(main())
+    with Store(path) as store:
+        assert store.key_count() == 100
+        assert store.hint_stats()["n2"][0] == 1
+
+
+def test_hints_meta_and_delete_range_through_committer(tmp_path):
+    async def main(store):
+        async with GroupCommitter(store) as gc:
+            await gc.add_hint("n2", 9, b"k", rec(3))
+            (hkey, token, key, record), = store.hints("n2", 10)
+            assert (token, key, record) == (9, b"k", rec(3))
+            await gc.delete_hints([hkey])
+            assert store.hint_stats() == {}
+            with pytest.raises(TypeError):
+                await gc.delete_hints(hkey)  # one bytes value, not a list
+            # Delete then put of one name queued into the same batch: the put (last) wins.
+            await asyncio.gather(gc.put_meta("x", b"1"))
+            await asyncio.gather(gc.delete_meta("x"), gc.put_meta("x", b"2"))
+            assert store.meta_get("x") == b"2"
+            await asyncio.gather(gc.put_meta("x", b"3"), gc.delete_meta("x"))
+            assert store.meta_get("x") is None
+            # Bad input fails its caller only, never the shared batch.
+            bad = gc.write(2**32, b"k", rec(1))
+            good = gc.write(5, b"ok", rec(1))
+            res = await asyncio.gather(bad, good, return_exceptions=True)
+            assert isinstance(res[0], ValueError) and res[1] is True
+            await gc.submit(writes=[(t, b"r", rec(1)) for t in range(10)])
+            assert await gc.delete_range(0, 5) == 5
+
+    with Store(str(tmp_path / "db")) as store:
+        asyncio.run(main(store))
+        assert store.key_count() == 6  # b"r" at tokens 5..9, plus b"ok" at token 5
+
+
+def test_cancelled_caller_does_not_break_the_batch(tmp_path):
+    async def main(store):
+        async with GroupCommitter(store) as gc:
+            t1 = asyncio.create_task(gc.write(1, b"a", rec(1)))
+            t2 = asyncio.create_task(gc.write(1, b"b", rec(1)))
+            await asyncio.sleep(0)
+            t1.cancel()
+            assert await t2 is True
+            with pytest.raises(asyncio.CancelledError):
+                await t1
+
+    with Store(str(tmp_path / "db")) as store:
+        asyncio.run(main(store))
+        # The cancelled caller's write was already queued; it may or may not be stored,
+        # but the other caller's write certainly is.
+        assert store.get(1, b"b") == rec(1)
+
+
+# ---------------------------------------------------------------- crash safety
+
+CHILD = textwrap.dedent(
+    """
+    import asyncio, os, sys
+    from dynamopy.core.records import Record
+    from dynamopy.storage.group_commit import GroupCommitter
+    from dynamopy.storage.store import Store
+
+    async def writer(gc, w):
+        i = 0
+        while True:
+            key = b"w%d-%d" % (w, i)
+            token = (w * 7919 + i * 104729) % 2**32
+            await gc.write(token, key, Record(version=i + 1, value=key * 8))
+            # Printed only after the ack: one write() of a short line is atomic on a pipe.
+            os.write(1, b"%d %s\\n" % (token, key))
+            i += 1
+
+    async def main():
+        store = Store(sys.argv[1])
+        gc = GroupCommitter(store)
+        await gc.start()
+        await asyncio.gather(*(writer(gc, w) for w in range(32)))
+
+    asyncio.run(main())
+    """
+)
+
+
+def test_acked_writes_survive_sigkill(tmp_path):
+    path = str(tmp_path / "db")
+    env = dict(os.environ, PYTHONPATH=str(REPO_ROOT))
+    acked: list[tuple[int, bytes]] = []
+
+    def take(line: bytes) -> None:
+        if line.endswith(b"\n"):  # only whole lines were printed after an ack
+            token, key = line.split()
+            acked.append((int(token), key))
+
+    with subprocess.Popen(
+        [sys.executable, "-c", CHILD, path], stdout=subprocess.PIPE, env=env, cwd=REPO_ROOT
+    ) as proc:
+        assert proc.stdout is not None
+        deadline = time.monotonic() + 15
+        try:
+            # Kill while writers are mid-flight, after a few thousand acks.
+            while len(acked) < 3000 and time.monotonic() < deadline:
+                line = proc.stdout.readline()
+                if not line:
+                    break
+                take(line)
+            proc.send_signal(signal.SIGKILL)
+            # Lines already in the pipe were acked before the kill.
+            for line in proc.stdout.read().splitlines(keepends=True):
+                take(line)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+            proc.wait(timeout=10)
+    print(f"acked before SIGKILL: {len(acked)}")
+    assert proc.returncode == -signal.SIGKILL
+    assert len(acked) >= 100, "child acked too little before the kill"
+
+    with Store(path) as store:
+        missing = [key for token, key in acked if store.get(token, key) is None]
+        assert not missing, f"{len(missing)} acked writes lost, e.g. {missing[:5]}"
+        token, key = acked[-1]
+        assert store.get(token, key).value == key * 8
+        assert store.key_count() >= len(acked)

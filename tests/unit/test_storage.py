@@ -1,0 +1,297 @@
+"""Store: versioned records by token, scans, delete_range, counters, hints, metadata."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from dynamopy.core.records import Record
+from dynamopy.storage.store import TOKEN_LIMIT, Store
+
+
+def rec(version: int, value: bytes = b"v", deleted: bool = False) -> Record:
+    return Record(version=version, deleted=deleted, content_type="text/plain", value=value)
+
+
+@pytest.fixture
+def store(tmp_path):
+    s = Store(str(tmp_path / "db"))
+    yield s
+    s.close()
+
+
+# ---------------------------------------------------------------- records
+
+
+def test_put_get_and_missing(store):
+    assert store.get(5, b"k") is None
+    assert store.apply([(5, b"k", rec(1, b"hello"))]) == [True]
+    assert store.get(5, b"k") == rec(1, b"hello")
+    # The token is part of the address: same key under another token is another record.
+    assert store.get(6, b"k") is None
+
+
+def test_newer_wins_and_older_is_rejected(store):
+    assert store.apply([(1, b"k", rec(10, b"ten"))]) == [True]
+    assert store.apply([(1, b"k", rec(9, b"nine"))]) == [False]
+    assert store.apply([(1, b"k", rec(10, b"ten-again"))]) == [False]  # equal is not newer
+    assert store.get(1, b"k") == rec(10, b"ten")
+    assert store.apply([(1, b"k", rec(11, b"eleven"))]) == [True]
+    assert store.get(1, b"k") == rec(11, b"eleven")
+
+
+def test_tombstones_are_stored_and_returned(store):
+    store.apply([(1, b"k", rec(1, b"x"))])
+    assert store.apply([(1, b"k", rec(2, b"", deleted=True))]) == [True]
+    got = store.get(1, b"k")
+    assert got is not None and got.deleted and got.version == 2
+    # An older live write cannot resurrect the key.
+    assert store.apply([(1, b"k", rec(1, b"x"))]) == [False]
+    assert store.get(1, b"k").deleted
+    assert store.key_count() == 1
+
+
+def test_same_key_twice_in_one_batch_keeps_max(store):
+    res = store.apply(
+        [(3, b"k", rec(5, b"five")), (3, b"k", rec(7, b"seven")), (3, b"k", rec(6, b"six"))]
+    )
+    assert res == [True, True, False]
+    assert store.get(3, b"k") == rec(7, b"seven")
+    assert store.key_count() == 1
+
+
+def test_apply_is_all_or_nothing_on_bad_input(store):
+    with pytest.raises(ValueError):
+        store.apply([(1, b"a", rec(1)), (TOKEN_LIMIT, b"b", rec(1))])
+    assert store.get(1, b"a") is None
+    assert store.key_count() == 0
+
+
+def test_scan_token_order_and_boundaries(store):
+    tokens = [0, 1, 99, 100, 100, 101, 2**31, TOKEN_LIMIT - 1]
+    writes = [(t, b"k%d-%d" % (t, i), rec(1)) for i, t in enumerate(tokens)]
+    store.apply(writes)
+
+    def toks(a, b):
+        return [t for t, _, _ in store.scan(a, b)]
+
+    assert toks(0, TOKEN_LIMIT) == sorted(tokens)
+    assert toks(100, 101) == [100, 100]  # start inclusive, end exclusive
+    assert toks(99, 100) == [99]
+    assert toks(101, TOKEN_LIMIT) == [101, 2**31, TOKEN_LIMIT - 1]  # end = 2**32 reaches the top
+    assert toks(TOKEN_LIMIT - 1, TOKEN_LIMIT) == [TOKEN_LIMIT - 1]
+    assert toks(5, 5) == []
+    assert toks(7, 3) == []  # wrapping ranges are the caller's to split
+    # Within one token, keys come in byte order; records round-trip.
+    same = list(store.scan(100, 101))
+    assert [k for _, k, _ in same] == sorted(k for _, k, _ in same)
+    assert all(r == rec(1) for _, _, r in same)
+    with pytest.raises(ValueError):
+        store.scan(0, TOKEN_LIMIT + 1)
+
+
+def test_key_with_high_bytes_stays_in_its_token(store):
+    # A key starting with 0xff must not leak into the next token's range.
+    store.apply([(7, b"\xff\xff\xff\xff\xffz", rec(1)), (8, b"\x00", rec(1))])
+    assert [(t, k) for t, k, _ in store.scan(7, 8)] == [(7, b"\xff\xff\xff\xff\xffz")]
+    assert [(t, k) for t, k, _ in store.scan(8, 9)] == [(8, b"\x00")]
+
+
+def test_delete_range_and_key_count(store):
+    store.apply([(t, b"k%d" % t, rec(1)) for t in range(0, 100)])
+    store.apply([(TOKEN_LIMIT - 1, b"top", rec(1))])
+    assert store.key_count() == 101
+    store.apply([(5, b"k5", rec(2))])  # overwrite does not count twice
+    assert store.key_count() == 101
+    assert store.delete_range(10, 20) == 10
+    assert store.key_count() == 91
+    assert [t for t, _, _ in store.scan(9, 21)] == [9, 20]
+    assert store.delete_range(90, TOKEN_LIMIT, chunk=3) == 11  # chunked, up to the ring's end
+    assert store.key_count() == 80
+    assert store.delete_range(10, 20) == 0
+    assert store.get(TOKEN_LIMIT - 1, b"top") is None
+
+
+def test_reopen_keeps_data_and_recounts(tmp_path):
+    path = str(tmp_path / "db")
+    with Store(path) as s:
+        s.apply([(t, b"k%d" % t, rec(t + 1, b"x" * t)) for t in range(50)])
+        s.apply([(3, b"k3", rec(100, deleted=True))])
+        s.delete_range(40, 50)
+        assert s.key_count() == 40
+    with Store(path) as s:
+        assert s.key_count() == 40
+        assert s.get(10, b"k10") == rec(11, b"x" * 10)
+        assert s.get(3, b"k3").deleted
+        assert s.get(45, b"k45") is None
+        assert len(list(s.scan(0, TOKEN_LIMIT))) == 40
+
+
+@settings(
+    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    st.lists(
+        st.lists(
+            st.tuples(st.integers(0, 3), st.sampled_from([b"a", b"b", b"c"]), st.integers(1, 20)),
+            max_size=8,
+        ),
+        max_size=6,
+    )
+)
+def test_property_store_keeps_max_version(tmp_path_factory, batches):
+    expected: dict[tuple[int, bytes], int] = {}
+    with Store(str(tmp_path_factory.mktemp("prop"))) as s:
+        for batch in batches:
+            res = s.apply([(t, k, rec(v)) for t, k, v in batch], sync=False)
+            for (t, k, v), applied in zip(batch, res):
+                newer = v > expected.get((t, k), 0)
+                assert applied == newer
+                if newer:
+                    expected[(t, k)] = v
+        assert s.key_count() == len(expected)
+        got = {(t, k): r.version for t, k, r in s.scan(0, TOKEN_LIMIT)}
+        assert got == expected
+
+
+# ---------------------------------------------------------------- hints
+
+
+def test_hints_add_list_delete_stats(store):
+    store.apply(
+        [],
+        hints_add=[
+            ("node-b", 10, b"k1", rec(1)),
+            ("node-c", 11, b"k2", rec(2)),
+            ("node-b", 12, b"k3", rec(3, deleted=True)),
+        ],
+    )
+    assert store.hint_targets() == ["node-b", "node-c"]
+    hb = store.hints("node-b", 10)
+    assert [(t, k, r.version) for _, t, k, r in hb] == [(10, b"k1", 1), (12, b"k3", 3)]
+    assert hb[1][3].deleted
+    assert len(store.hints("node-b", 1)) == 1 and store.hints("node-b", 1)[0] == hb[0]
+    stats = store.hint_stats()
+    assert stats["node-b"][0] == 2 and stats["node-c"][0] == 1
+    assert stats["node-b"][1] > 0
+    # "node-b" must not see hints of a target that merely shares its prefix.
+    store.apply([], hints_add=[("node-bb", 1, b"z", rec(1))])
+    assert len(store.hints("node-b", 100)) == 2
+
+    store.apply([], hints_delete=[hb[0][0], hb[0][0], b"h-no-such-key"])  # dupes/missing: no-op
+    assert [k for _, _, k, _ in store.hints("node-b", 10)] == [b"k3"]
+    assert store.hint_stats()["node-b"][0] == 1
+    store.apply([], hints_delete=[hb[1][0]])
+    assert "node-b" not in store.hint_stats()
+    assert store.hint_targets() == ["node-bb", "node-c"]
+
+
+def test_hint_bytes_are_exact_through_add_and_delete(store):
+    store.apply([], hints_add=[("t", 1, b"k", rec(1, b"x" * 100))])
+    one = store.hint_stats()["t"][1]
+    store.apply([], hints_add=[("t", 1, b"k", rec(1, b"x" * 100))])
+    assert store.hint_stats()["t"] == (2, 2 * one)
+    first = store.hints("t", 1)[0][0]
+    store.apply([], hints_delete=[first])
+    assert store.hint_stats()["t"] == (1, one)
+
+
+def test_hint_seq_survives_reopen_and_stats_recomputed(tmp_path):
+    path = str(tmp_path / "db")
+    with Store(path) as s:
+        s.apply([], hints_add=[("n1", t, b"k%d" % t, rec(t + 1)) for t in range(5)])
+        keys_before = [h[0] for h in s.hints("n1", 100)]
+        s.apply([], hints_delete=keys_before[:2])
+        stats_before = s.hint_stats()
+    with Store(path) as s:
+        assert s.hint_stats() == stats_before
+        s.apply([], hints_add=[("n1", 99, b"new", rec(1))])
+        hs = s.hints("n1", 100)
+        # Oldest first, and the new hint sorts after every surviving older one.
+        assert [h[0] for h in hs[:-1]] == keys_before[2:]
+        assert hs[-1][2] == b"new"
+        assert hs[-1][0] > max(keys_before)
+
+
+def test_hint_added_and_deleted_in_same_call_is_counted_right(store):
+    store.apply([], hints_add=[("t", 1, b"k", rec(1))])
+    existing = store.hints("t", 1)[0][0]
+    # Hint keys of this call are not known to the caller, but an existing one can be deleted
+    # in the same batch that adds another.
+    store.apply([], hints_add=[("t", 2, b"k2", rec(1))], hints_delete=[existing])
+    assert store.hint_stats()["t"][0] == 1
+    assert [h[2] for h in store.hints("t", 10)] == [b"k2"]
+
+
+def test_bad_hint_target_rejected(store):
+    with pytest.raises(ValueError):
+        store.apply([], hints_add=[("a\x00b", 1, b"k", rec(1))])
+    with pytest.raises(TypeError):
+        store.apply([], hints_delete=b"hsomething")
+
+
+# ---------------------------------------------------------------- metadata
+
+
+def test_meta_put_get_scan_delete(tmp_path):
+    path = str(tmp_path / "db")
+    with Store(path) as s:
+        assert s.meta_get("paxos/promised") is None
+        s.apply([], meta_put={"paxos/promised": b"\x01", "paxos/accepted/1": b"a1"})
+        s.apply([], meta_put={"paxos/accepted/2": b"a2", "ring/epoch": b"7"})
+        assert s.meta_get("paxos/promised") == b"\x01"
+        assert list(s.meta_scan("paxos/accepted/")) == [
+            ("paxos/accepted/1", b"a1"),
+            ("paxos/accepted/2", b"a2"),
+        ]
+        assert len(list(s.meta_scan(""))) == 4
+        s.apply([], meta_delete=["paxos/accepted/1"])
+        assert s.meta_get("paxos/accepted/1") is None
+        # Put and delete of one name in one call: delete comes last.
+        s.apply([], meta_put={"x": b"1"}, meta_delete=["x"])
+        assert s.meta_get("x") is None
+        # Metadata and hints never show up as data records.
+        assert s.key_count() == 0 and list(s.scan(0, TOKEN_LIMIT)) == []
+    with Store(path) as s:
+        assert dict(s.meta_scan("")) == {
+            "paxos/promised": b"\x01",
+            "paxos/accepted/2": b"a2",
+            "ring/epoch": b"7",
+        }
+
+
+def test_mixed_batch_is_atomic_and_closed_store_refuses(tmp_path):
+    s = Store(str(tmp_path / "db"))
+    res = s.apply(
+        [(1, b"k", rec(1))],
+        hints_add=[("n", 2, b"h", rec(1))],
+        meta_put={"m": b"v"},
+    )
+    assert res == [True]
+    assert s.get(1, b"k") and s.hints("n", 1) and s.meta_get("m") == b"v"
+    s.close()
+    s.close()  # idempotent
+    with pytest.raises(RuntimeError):
+        s.apply([(1, b"k", rec(2))])
+
+
+def test_key_count_exact_under_concurrent_apply_and_delete_range(store):
+    def writer(base: int) -> None:
+        for i in range(50):
+            writes = [(t, b"w%d" % base, rec(i + 1)) for t in range(base, base + 40)]
+            store.apply(writes, sync=False)
+
+    def deleter() -> None:
+        for _ in range(30):
+            store.delete_range(10, 50, chunk=4)
+
+    threads = [threading.Thread(target=writer, args=(b,)) for b in (0, 20, 1000)]
+    threads.append(threading.Thread(target=deleter))
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert store.key_count() == len(list(store.scan(0, TOKEN_LIMIT)))
