@@ -1,0 +1,266 @@
+"""The membership state machine: ``state.apply(entry) -> new state``.
+
+The cluster's membership and settings are the result of applying the metadata log's entries
+in order, starting from the empty state. Every node applies the same entries in the same
+order (the log is agreed with Paxos), and ``apply`` is a pure, deterministic function, so
+every node holds the same state at the same epoch.
+
+Rules:
+
+* Entry at log slot ``s`` produces epoch ``s + 1``; an entry that is invalid against the
+  state it is applied to is a deterministic no-op that still bumps the epoch (callers
+  validate with :func:`validate` before proposing, so this happens only on races).
+* Member numbers are handed out in order and never reused; they go into the low bits of
+  versions, so they must stay unique for the life of the cluster.
+* At most one ring change (join, leave or remove) is in progress at a time. While one is,
+  ``ring`` is the placement reads and counted writes use, and ``pending_ring`` the placement
+  after the change: writes also go to the pending owners (not counted) so nothing written
+  during the transfer is missed, and the ``finish_*`` entry switches ``ring`` over.
+* N and the hash layout are fixed at bootstrap; R, W and hint settings change by
+  ``set_config``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from typing import Any, Mapping, Optional
+
+from ring import Ring
+
+JOINING, NORMAL, LEAVING = "joining", "normal", "leaving"
+OPS = ("bootstrap", "join", "finish_join", "leave", "finish_leave", "remove", "set_config")
+CONFIG_KEYS = ("r", "w", "hint_window_s", "hint_max_bytes")
+
+
+@dataclass(frozen=True, slots=True)
+class Member:
+    id: str
+    url: str
+    peer: str
+    number: int
+    state: str = NORMAL
+
+    def to_dict(self) -> dict:
+        return {"id": self.id, "url": self.url, "peer": self.peer,
+                "number": self.number, "state": self.state}
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    n: int = 3
+    r: int = 2
+    w: int = 2
+    hint_window_s: float = 3 * 3600.0
+    hint_max_bytes: int = 256 * 1024 * 1024
+
+    def to_dict(self) -> dict:
+        return {"n": self.n, "r": self.r, "w": self.w,
+                "hint_window_s": self.hint_window_s, "hint_max_bytes": self.hint_max_bytes}
+
+
+class InvalidEntry(ValueError):
+    """An entry that cannot apply to this state. ``status``/``code`` follow the REST contract."""
+
+    def __init__(self, status: int, code: str, detail: str):
+        super().__init__(detail)
+        self.status, self.code, self.detail = status, code, detail
+
+
+@dataclass(frozen=True)
+class ClusterState:
+    epoch: int = 0
+    members: Mapping[str, Member] = field(default_factory=dict)
+    settings: Settings = Settings()
+    acceptors: tuple[str, ...] = ()
+    ring: Optional[Ring] = None
+    pending_ring: Optional[Ring] = None
+    change: Optional[tuple[str, str]] = None  # (op, member id) in progress
+    next_number: int = 1
+    skipped: int = 0  # entries that applied as no-ops (invalid on arrival)
+
+    # ---- queries -------------------------------------------------------------------
+    @property
+    def bootstrapped(self) -> bool:
+        return self.ring is not None
+
+    def member(self, member_id: str) -> Optional[Member]:
+        return self.members.get(member_id)
+
+    def peers(self) -> dict[str, str]:
+        """member id -> peer address."""
+        return {m.id: m.peer for m in self.members.values()}
+
+    def gaining(self) -> tuple[str, ...]:
+        """Members that receive extra (uncounted) writes while a change is in progress."""
+        if self.change and self.change[0] == "join":
+            return (self.change[1],)
+        return ()
+
+    # ---- transitions ---------------------------------------------------------------
+    def apply(self, entry: Mapping[str, Any]) -> "ClusterState":
+        """The state after ``entry``; an invalid entry is a no-op that bumps the epoch."""
+        try:
+            nxt = _APPLY[entry.get("op")](self, entry)
+        except (InvalidEntry, KeyError, TypeError, ValueError):
+            return replace(self, epoch=self.epoch + 1, skipped=self.skipped + 1)
+        return replace(nxt, epoch=self.epoch + 1)
+
+    # ---- snapshots -----------------------------------------------------------------
+    def to_dict(self) -> dict:
+        return {
+            "epoch": self.epoch,
+            "members": [m.to_dict() for m in sorted(self.members.values(), key=lambda m: m.number)],
+            "settings": self.settings.to_dict(),
+            "acceptors": list(self.acceptors),
+            "ring": self.ring.to_dict() if self.ring else None,
+            "pending_ring": self.pending_ring.to_dict() if self.pending_ring else None,
+            "change": list(self.change) if self.change else None,
+            "next_number": self.next_number,
+            "skipped": self.skipped,
+        }
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> "ClusterState":
+        return cls(
+            epoch=d["epoch"],
+            members={m["id"]: Member(**m) for m in d["members"]},
+            settings=Settings(**d["settings"]),
+            acceptors=tuple(d["acceptors"]),
+            ring=Ring.from_dict(d["ring"]) if d["ring"] else None,
+            pending_ring=Ring.from_dict(d["pending_ring"]) if d["pending_ring"] else None,
+            change=tuple(d["change"]) if d["change"] else None,
+            next_number=d["next_number"],
+            skipped=d.get("skipped", 0),
+        )
+
+
+def validate(state: ClusterState, entry: Mapping[str, Any]) -> None:
+    """Raise :class:`InvalidEntry` if ``entry`` would not apply to ``state``."""
+    op = entry.get("op")
+    if op not in _APPLY:
+        raise InvalidEntry(400, "bad_request", f"unknown operation {op!r}")
+    _APPLY[op](state, entry)
+
+
+def bootstrap_entry(members: list[dict], settings: Settings) -> dict:
+    """The slot-0 entry built from the seeds, identical whoever builds it."""
+    return {"op": "bootstrap", "members": [
+        {"id": m["id"], "url": m["url"], "peer": m["peer"]} for m in members
+    ], **settings.to_dict()}
+
+
+# ---- per-op transitions (raise InvalidEntry when the entry does not apply) ------------
+
+def _require_bootstrapped(s: ClusterState) -> None:
+    if not s.bootstrapped:
+        raise InvalidEntry(503, "not_ready", "cluster is not bootstrapped")
+
+
+def _require_no_change(s: ClusterState, what: str) -> None:
+    if s.change is not None:
+        op, mid = s.change
+        raise InvalidEntry(409, "conflict",
+                           f"cannot {what}: a {op} of {mid} is in progress; retry when it finishes")
+
+
+def _member_or_404(s: ClusterState, mid: str) -> Member:
+    m = s.members.get(mid)
+    if m is None:
+        raise InvalidEntry(404, "unknown_member", f"no member {mid!r}")
+    return m
+
+
+def _bootstrap(s: ClusterState, e: Mapping[str, Any]) -> ClusterState:
+    if s.bootstrapped:
+        raise InvalidEntry(409, "conflict", "cluster already bootstrapped")
+    seeds = list(e["members"])
+    ids = [m["id"] for m in seeds]
+    if not seeds or len(set(ids)) != len(ids):
+        raise InvalidEntry(400, "bad_request", "bootstrap needs distinct member ids")
+    settings = Settings(**{k: e[k] for k in Settings.__slots__ if k in e})
+    if not 1 <= settings.n <= len(ids):
+        raise InvalidEntry(400, "bad_request", f"n={settings.n} needs at least {settings.n} seeds")
+    _check_rw(settings.n, settings.r, settings.w)
+    members = {m["id"]: Member(m["id"], m["url"], m["peer"], i + 1, NORMAL)
+               for i, m in enumerate(seeds)}
+    return replace(s, members=members, settings=settings, acceptors=tuple(ids),
+                   ring=Ring.build(ids), next_number=len(ids) + 1)
+
+
+def _join(s: ClusterState, e: Mapping[str, Any]) -> ClusterState:
+    _require_bootstrapped(s)
+    mid, url, peer = e["id"], e["url"], e["peer"]
+    existing = s.members.get(mid)
+    if existing is not None:
+        if existing.url == url and existing.peer == peer:
+            raise InvalidEntry(409, "conflict", f"{mid} is already a member ({existing.state})")
+        raise InvalidEntry(409, "conflict",
+                           f"{mid} is already a member at {existing.url} ({existing.peer})")
+    _require_no_change(s, f"join {mid}")
+    member = Member(mid, url, peer, s.next_number, JOINING)
+    return replace(s, members={**s.members, mid: member}, pending_ring=s.ring.add(mid),
+                   change=("join", mid), next_number=s.next_number + 1)
+
+
+def _finish_join(s: ClusterState, e: Mapping[str, Any]) -> ClusterState:
+    mid = e["id"]
+    if s.change != ("join", mid):
+        raise InvalidEntry(409, "conflict", f"{mid} is not joining")
+    m = s.members[mid]
+    return replace(s, members={**s.members, mid: replace(m, state=NORMAL)},
+                   ring=s.pending_ring, pending_ring=None, change=None)
+
+
+def _leave(s: ClusterState, e: Mapping[str, Any], op: str = "leave") -> ClusterState:
+    _require_bootstrapped(s)
+    mid = e["id"]
+    m = _member_or_404(s, mid)
+    _require_no_change(s, f"{op} {mid}")
+    if m.state != NORMAL:
+        raise InvalidEntry(409, "conflict", f"{mid} is {m.state}")
+    if len(s.members) - 1 < s.settings.n:
+        raise InvalidEntry(409, "conflict",
+                           f"cannot {op} {mid}: {len(s.members) - 1} members would be fewer than n={s.settings.n}")
+    return replace(s, members={**s.members, mid: replace(m, state=LEAVING)},
+                   pending_ring=s.ring.remove(mid), change=(op, mid))
+
+
+def _finish_leave(s: ClusterState, e: Mapping[str, Any]) -> ClusterState:
+    mid = e["id"]
+    if s.change not in (("leave", mid), ("remove", mid)):
+        raise InvalidEntry(409, "conflict", f"{mid} is not leaving")
+    members = {k: v for k, v in s.members.items() if k != mid}
+    return replace(s, members=members, ring=s.pending_ring, pending_ring=None, change=None)
+
+
+def _remove(s: ClusterState, e: Mapping[str, Any]) -> ClusterState:
+    """A dead member leaves like a graceful one, but survivors stream its ranges."""
+    return _leave(s, e, op="remove")
+
+
+def _check_rw(n: int, r: int, w: int) -> None:
+    for name, v in (("r", r), ("w", w)):
+        if not isinstance(v, int) or not 1 <= v <= n:
+            raise InvalidEntry(400, "bad_request", f"{name}={v} outside 1..n={n}")
+
+
+def _set_config(s: ClusterState, e: Mapping[str, Any]) -> ClusterState:
+    _require_bootstrapped(s)
+    unknown = set(e) - {"op", *CONFIG_KEYS}
+    if unknown:
+        raise InvalidEntry(400, "bad_request",
+                           f"cannot set {sorted(unknown)}: settable are {list(CONFIG_KEYS)}")
+    new = replace(s.settings, **{k: e[k] for k in CONFIG_KEYS if k in e})
+    _check_rw(new.n, new.r, new.w)
+    return replace(s, settings=new)
+
+
+_APPLY = {
+    "bootstrap": _bootstrap,
+    "join": _join,
+    "finish_join": _finish_join,
+    "leave": _leave,
+    "finish_leave": _finish_leave,
+    "remove": _remove,
+    "set_config": _set_config,
+}

@@ -1,0 +1,165 @@
+"""Quorum write and read rounds as small state machines, and target planning.
+
+A round knows its targets and how many distinct nodes must answer. The runtime feeds it
+replies and failures as they come and asks for the outcome; the round never does I/O.
+
+Rules:
+
+* W and R count distinct nodes that answered. A target that only keeps a hint on the
+  coordinator's behalf (``counts=False``) never counts.
+* A round succeeds as soon as ``required`` counting answers arrived; it fails as soon as
+  that can no longer happen (too many failures) — callers answer at once either way and let
+  the remaining calls finish in the background.
+* A read's answer is the newest record among the replies (largest version); replicas that
+  answered with an older record or none are repaired.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from typing import Iterable, Optional, Sequence
+
+from dynamopy.core.records import Record, newest
+
+
+class Outcome(enum.Enum):
+    PENDING = "pending"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    """A node to send a replica write/read to.
+
+    ``hint_for`` names the preference-list member this node stands in for (a sloppy-quorum
+    fallback) or ``None`` for a home replica. ``counts`` is False for targets whose answer
+    must not count toward W/R (the coordinator keeping a hint for a down replica when no
+    fallback exists; a joining node receiving extra copies during a ring change).
+    """
+
+    node: str
+    hint_for: Optional[str] = None
+    counts: bool = True
+
+
+def plan_targets(
+    walk: Sequence[str],
+    n: int,
+    is_up,
+    *,
+    coordinator: str,
+    sloppy: bool = True,
+    extra: Iterable[str] = (),
+) -> list[Target]:
+    """The targets of a write for one key.
+
+    ``walk`` is the ring walk of the key (preference list first, then fallbacks);
+    ``is_up(node)`` is the failure detector's view. Each down home replica gets the next up
+    fallback beyond the first ``n`` (sloppy quorum); when none is left, the coordinator keeps
+    the hint itself, not counted. With ``sloppy=False`` (strict mode), down home replicas are
+    still targeted (they will fail) and no fallback is used. ``extra`` lists nodes that must
+    also receive the write without counting (joining members).
+    """
+    home = list(walk[:n])
+    targets: list[Target] = []
+    fallbacks = [m for m in walk[n:] if is_up(m)]
+    for member in home:
+        if is_up(member) or not sloppy:
+            targets.append(Target(member))
+        elif fallbacks:
+            targets.append(Target(fallbacks.pop(0), hint_for=member))
+        else:
+            targets.append(Target(coordinator, hint_for=member, counts=False))
+    named = {t.node for t in targets if t.hint_for is None}
+    for node in extra:
+        if node not in named:
+            targets.append(Target(node, counts=False))
+            named.add(node)
+    return targets
+
+
+@dataclass
+class WriteRound:
+    """Counts durable acks of one write until W distinct counting nodes acked."""
+
+    targets: tuple[Target, ...]
+    required: int
+    acked: set[str] = field(default_factory=set)
+    failed: set[str] = field(default_factory=set)
+
+    def __post_init__(self) -> None:
+        self._counting = {t.node for t in self.targets if t.counts}
+
+    def ack(self, node: str) -> Outcome:
+        if node in self._counting:
+            self.acked.add(node)
+        return self.outcome
+
+    def fail(self, node: str) -> Outcome:
+        if node in self._counting and node not in self.acked:
+            self.failed.add(node)
+        return self.outcome
+
+    @property
+    def outcome(self) -> Outcome:
+        if len(self.acked) >= self.required:
+            return Outcome.SUCCEEDED
+        if len(self._counting) - len(self.failed) < self.required:
+            return Outcome.FAILED
+        return Outcome.PENDING
+
+
+@dataclass
+class ReadRound:
+    """Collects replica replies of one read until R distinct counting nodes replied."""
+
+    targets: tuple[Target, ...]
+    required: int
+    replies: dict[str, Optional[Record]] = field(default_factory=dict)
+    failed: set[str] = field(default_factory=set)
+
+    def __post_init__(self) -> None:
+        self._counting = {t.node for t in self.targets if t.counts}
+
+    def reply(self, node: str, record: Optional[Record]) -> Outcome:
+        if node in self._counting or node in {t.node for t in self.targets}:
+            self.replies[node] = record
+        return self.outcome
+
+    def fail(self, node: str) -> Outcome:
+        if node not in self.replies:
+            self.failed.add(node)
+        return self.outcome
+
+    @property
+    def counted(self) -> int:
+        return sum(1 for node in self.replies if node in self._counting)
+
+    @property
+    def outcome(self) -> Outcome:
+        if self.counted >= self.required:
+            return Outcome.SUCCEEDED
+        if len(self._counting) - len(self.failed & self._counting) < self.required:
+            return Outcome.FAILED
+        return Outcome.PENDING
+
+    @property
+    def done(self) -> bool:
+        """Every target either replied or failed."""
+        return len(self.replies) + len(self.failed) >= len({t.node for t in self.targets})
+
+    def newest(self) -> Optional[Record]:
+        return newest(self.replies.values())
+
+    def stale(self) -> list[str]:
+        """Nodes that replied with something older than the newest record (or nothing)."""
+        best = self.newest()
+        if best is None:
+            return []
+        return [
+            node
+            for node, rec in self.replies.items()
+            if rec is None or rec.version < best.version
+        ]

@@ -1,0 +1,96 @@
+import pytest
+
+from dynamopy.core.membership import (ClusterState, InvalidEntry, Settings, bootstrap_entry,
+                                      validate)
+
+SEEDS = [{"id": f"n{i}", "url": f"http://h:{8000 + i}", "peer": f"h:{9000 + i}"} for i in (1, 2, 3)]
+
+
+def boot(**kw) -> ClusterState:
+    return ClusterState().apply(bootstrap_entry(SEEDS, Settings(**kw)))
+
+
+def test_bootstrap_numbers_members_and_builds_ring():
+    s = boot()
+    assert s.epoch == 1 and s.bootstrapped
+    assert [s.members[m].number for m in ("n1", "n2", "n3")] == [1, 2, 3]
+    assert s.acceptors == ("n1", "n2", "n3")
+    assert sorted(s.ring.members) == ["n1", "n2", "n3"]
+
+
+def test_bootstrap_is_idempotent_second_one_is_a_noop():
+    s = boot()
+    again = s.apply(bootstrap_entry(SEEDS, Settings()))
+    assert again.epoch == 2 and again.members == s.members and again.skipped == 1
+
+
+def test_join_then_finish_join_switches_the_ring():
+    s = boot().apply({"op": "join", "id": "n4", "url": "http://h:8004", "peer": "h:9004"})
+    assert s.members["n4"].state == "joining" and s.members["n4"].number == 4
+    assert "n4" not in s.ring.members and "n4" in s.pending_ring.members
+    assert s.gaining() == ("n4",)
+    s = s.apply({"op": "finish_join", "id": "n4"})
+    assert s.members["n4"].state == "normal" and "n4" in s.ring.members and s.change is None
+
+
+def test_second_change_while_one_is_in_progress_is_refused():
+    s = boot().apply({"op": "join", "id": "n4", "url": "u4", "peer": "p4"})
+    with pytest.raises(InvalidEntry) as e:
+        validate(s, {"op": "join", "id": "n5", "url": "u5", "peer": "p5"})
+    assert e.value.status == 409 and "in progress" in e.value.detail
+
+
+def test_join_with_existing_id_at_other_address_is_a_conflict():
+    with pytest.raises(InvalidEntry) as e:
+        validate(boot(), {"op": "join", "id": "n2", "url": "http://other", "peer": "o:1"})
+    assert e.value.status == 409 and "already a member" in e.value.detail
+
+
+def test_leave_and_remove_unknown_member_is_404():
+    for op in ("leave", "remove"):
+        with pytest.raises(InvalidEntry) as e:
+            validate(boot(), {"op": op, "id": "nope"})
+        assert e.value.status == 404 and e.value.code == "unknown_member"
+
+
+def test_leave_below_n_is_refused_and_above_works():
+    with pytest.raises(InvalidEntry):
+        validate(boot(), {"op": "leave", "id": "n1"})
+    s = boot().apply({"op": "join", "id": "n4", "url": "u", "peer": "p"}).apply(
+        {"op": "finish_join", "id": "n4"})
+    s = s.apply({"op": "leave", "id": "n2"})
+    assert s.members["n2"].state == "leaving" and "n2" not in s.pending_ring.members
+    s = s.apply({"op": "finish_leave", "id": "n2"})
+    assert "n2" not in s.members and "n2" not in s.ring.members
+    # numbers are never reused
+    s = s.apply({"op": "join", "id": "n2", "url": "u2", "peer": "p2"})
+    assert s.members["n2"].number == 5
+
+
+def test_set_config_validates_rw():
+    s = boot().apply({"op": "set_config", "r": 1, "w": 3})
+    assert (s.settings.r, s.settings.w) == (1, 3)
+    with pytest.raises(InvalidEntry):
+        validate(s, {"op": "set_config", "w": 4})
+    with pytest.raises(InvalidEntry):
+        validate(s, {"op": "set_config", "n": 5})
+
+
+def test_snapshot_roundtrip():
+    s = boot().apply({"op": "join", "id": "n4", "url": "u", "peer": "p"})
+    again = ClusterState.from_dict(s.to_dict())
+    assert again.to_dict() == s.to_dict()
+    assert again.ring == s.ring and again.pending_ring == s.pending_ring
+
+
+def test_same_entries_same_state_everywhere():
+    entries = [bootstrap_entry(SEEDS, Settings()),
+               {"op": "join", "id": "n4", "url": "u", "peer": "p"},
+               {"op": "finish_join", "id": "n4"},
+               {"op": "set_config", "r": 3}]
+    a = b = ClusterState()
+    for e in entries:
+        a = a.apply(e)
+    for e in entries:
+        b = b.apply(dict(e))
+    assert a.to_dict() == b.to_dict()

@@ -1,0 +1,77 @@
+from dynamopy.core.quorum import Outcome, ReadRound, Target, WriteRound, plan_targets
+from dynamopy.core.records import Record
+
+
+def T(*nodes):
+    return tuple(Target(n) for n in nodes)
+
+
+def test_write_succeeds_at_w_distinct_acks():
+    rnd = WriteRound(T("a", "b", "c"), 2)
+    assert rnd.ack("a") is Outcome.PENDING
+    assert rnd.ack("a") is Outcome.PENDING       # a duplicate ack does not count twice
+    assert rnd.ack("b") is Outcome.SUCCEEDED
+
+
+def test_write_fails_when_quorum_impossible():
+    rnd = WriteRound(T("a", "b", "c"), 3)
+    assert rnd.ack("a") is Outcome.PENDING
+    assert rnd.fail("b") is Outcome.FAILED
+
+
+def test_uncounted_targets_never_count():
+    rnd = WriteRound((Target("a"), Target("b"), Target("a", hint_for="c", counts=False)), 3)
+    rnd.ack("a"); rnd.ack("b")
+    assert rnd.outcome is Outcome.FAILED  # only two counting targets exist
+
+
+def test_read_newest_wins_and_stale_replicas_are_repaired():
+    rnd = ReadRound(T("a", "b", "c"), 2)
+    old, new = Record(5, value=b"old"), Record(9, value=b"new")
+    assert rnd.reply("a", old) is Outcome.PENDING
+    assert rnd.reply("b", new) is Outcome.SUCCEEDED
+    rnd.reply("c", None)
+    assert rnd.newest() == new
+    assert sorted(rnd.stale()) == ["a", "c"]
+    assert rnd.done
+
+
+def test_read_failures_counted():
+    rnd = ReadRound(T("a", "b", "c"), 2)
+    rnd.fail("a")
+    assert rnd.fail("b") is Outcome.FAILED
+    assert rnd.newest() is None and rnd.stale() == []
+
+
+def test_tombstone_is_newest():
+    rnd = ReadRound(T("a", "b"), 2)
+    rnd.reply("a", Record(3, value=b"x"))
+    rnd.reply("b", Record(4, deleted=True))
+    assert rnd.newest().deleted
+
+
+def test_plan_uses_fallbacks_for_down_replicas():
+    walk = ["a", "b", "c", "d", "e"]
+    up = {"a", "c", "d", "e"}.__contains__
+    targets = plan_targets(walk, 3, up, coordinator="a")
+    assert targets == [Target("a"), Target("d", hint_for="b"), Target("c")]
+
+
+def test_plan_keeps_hint_on_coordinator_without_fallback():
+    targets = plan_targets(["a", "b", "c"], 3, {"a", "c"}.__contains__, coordinator="c")
+    assert Target("c", hint_for="b", counts=False) in targets
+    rnd = WriteRound(tuple(targets), 3)
+    for t in targets:
+        rnd.ack(t.node)
+    assert rnd.outcome is Outcome.FAILED
+
+
+def test_plan_strict_targets_only_home_replicas():
+    targets = plan_targets(["a", "b", "c", "d"], 3, {"a", "c", "d"}.__contains__,
+                           coordinator="a", sloppy=False)
+    assert [t.node for t in targets] == ["a", "b", "c"]
+
+
+def test_plan_extra_owners_do_not_count():
+    targets = plan_targets(["a", "b", "c"], 3, lambda m: True, coordinator="a", extra=["x"])
+    assert targets[-1] == Target("x", counts=False)
