@@ -1,0 +1,263 @@
+"""``PeerServer``: accepts peer connections, authenticates them, serves pipelined requests.
+
+Per connection:
+
+1. The server sends the handshake hello and waits at most ``handshake_timeout_s`` for a valid
+   answer (see ``auth``). Until the peer has proved the cluster secret, nothing reaches the
+   handler; a bad answer gets ``{"ok": False, "error": "unauthorized"}`` and the connection
+   is closed.
+2. After that every request ``[0, req_id, method, payload]`` runs the handler concurrently
+   with the others on the connection; responses go out as they complete (possibly out of
+   order), matched by ``req_id``.
+
+Error rules: a handler exception with a string ``code`` attribute (``RemoteError`` and
+friends) becomes an error response with that code and its ``detail``; any other exception
+becomes code ``"internal"`` (and is logged, it is a bug); an unserialisable or oversized
+result becomes ``"internal"`` too, so the caller is never left waiting. An oversized or
+malformed frame, or a message of the wrong shape, closes that connection only (logged);
+the server keeps serving everyone else.
+
+Back-pressure: when the transport's write buffer is over its high-water mark, or a
+connection has ``max_inflight`` requests running, the server stops reading from that
+connection until it drains, so a fast sender cannot make the server buffer without bound.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+from typing import Any, Awaitable, Callable, Mapping, Optional
+
+from . import auth
+from .connection import FramedProtocol
+from .errors import CODE_INTERNAL, AuthError, UnknownMethod
+from .framing import (
+    MAX_FRAME_BYTES,
+    MSG_REQUEST,
+    FrameError,
+    encode_frame,
+)
+
+log = logging.getLogger(__name__)
+
+Handler = Callable[[str, Any, str], Awaitable[Any]]
+"""``async def handler(method: str, payload, peer_id: str) -> result``."""
+
+HANDSHAKE_TIMEOUT_S = 5.0
+MAX_INFLIGHT_PER_CONNECTION = 4096
+
+
+def route(methods: Mapping[str, Callable[[Any, str], Awaitable[Any]]]) -> Handler:
+    """A handler that dispatches on method name to ``async fn(payload, peer_id)`` and raises
+    ``UnknownMethod`` (code ``"unknown_method"``) for names not in ``methods``."""
+    table = dict(methods)
+
+    async def handler(method: str, payload: Any, peer_id: str) -> Any:
+        fn = table.get(method)
+        if fn is None:
+            raise UnknownMethod(method)
+        return await fn(payload, peer_id)
+
+    return handler
+
+
+def _error_fields(exc: BaseException) -> tuple[str, str, bool]:
+    """(code, detail, is_bug) for a handler exception."""
+    code = getattr(exc, "code", None)
+    if isinstance(code, str) and code:
+        detail = getattr(exc, "detail", None)
+        return code, detail if isinstance(detail, str) else str(exc), False
+    return CODE_INTERNAL, f"{type(exc).__name__}: {exc}", True
+
+
+def _error_frame(req_id: int, code: str, detail: str) -> bytes:
+    try:
+        return encode_frame([1, req_id, False, {"code": code, "detail": detail[:4096]}])
+    except (TypeError, ValueError):  # e.g. a surrogate in detail: send the code alone
+        return encode_frame([1, req_id, False, {"code": code, "detail": ""}])
+
+
+class _ServerConnection(FramedProtocol):
+    def __init__(self, server: "PeerServer") -> None:
+        super().__init__(asyncio.get_running_loop(), server.max_frame_bytes)
+        self._server = server
+        self._nonce_s = b""
+        self._peer_id: Optional[str] = None
+        self._handshake_timer: Optional[asyncio.TimerHandle] = None
+        self._tasks: set[asyncio.Task] = set()
+        self._reading_paused = False
+
+    # ---- lifecycle --------------------------------------------------------------------
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        super().connection_made(transport)
+        self._server._connections.add(self)
+        self._nonce_s = secrets.token_bytes(auth.NONCE_BYTES)
+        self.send_frame(encode_frame(auth.server_hello(self._nonce_s)))
+        self._handshake_timer = self._loop.call_later(
+            self._server.handshake_timeout_s, self._on_handshake_timeout
+        )
+
+    def on_connection_lost(self, exc: Optional[BaseException]) -> None:
+        self._server._connections.discard(self)
+        if self._handshake_timer is not None:
+            self._handshake_timer.cancel()
+        # Nobody can receive these responses any more.
+        for task in self._tasks:
+            task.cancel()
+
+    def _on_handshake_timeout(self) -> None:
+        if self._peer_id is None and not self.closing:
+            log.warning("peer %s: handshake timed out", self.peername)
+            self.abort()
+
+    def on_frame_error(self, exc: FrameError) -> None:
+        log.warning(
+            "peer %s (%s): closing connection on bad frame: %s",
+            self._peer_id, self.peername, exc,
+        )
+
+    # ---- messages ---------------------------------------------------------------------
+    def on_message(self, msg: Any) -> None:
+        if self._peer_id is None:
+            self._on_handshake(msg)
+            return
+        # Hot path: shape check inline (see framing.is_request) to save a call per request.
+        if (
+            type(msg) is list
+            and len(msg) == 4
+            and msg[0] == MSG_REQUEST
+            and type(msg[1]) is int
+            and type(msg[2]) is str
+        ):
+            task = self._loop.create_task(self._serve(msg[1], msg[2], msg[3]))
+            self._tasks.add(task)
+            task.add_done_callback(self._on_task_done)
+            if len(self._tasks) >= self._server.max_inflight and not self._reading_paused:
+                self._update_reading()
+            return
+        log.warning(
+            "peer %s (%s): closing connection on unexpected message %.100r",
+            self._peer_id, self.peername, msg,
+        )
+        self.abort()
+
+    def _on_handshake(self, msg: Any) -> None:
+        server = self._server
+        try:
+            peer_id, nonce_c = auth.verify_client_answer(server.secret, self._nonce_s, msg)
+        except AuthError as exc:
+            log.warning("peer %s: handshake failed: %s", self.peername, exc)
+            self.send_frame(encode_frame(auth.server_reject()))
+            self.close()
+            return
+        if self._handshake_timer is not None:
+            self._handshake_timer.cancel()
+            self._handshake_timer = None
+        self._peer_id = peer_id
+        self.send_frame(
+            encode_frame(auth.server_accept(server.secret, server.node_id, nonce_c, self._nonce_s))
+        )
+
+    async def _serve(self, req_id: int, method: str, payload: Any) -> None:
+        server = self._server
+        try:
+            result = await server.handler(method, payload, self._peer_id)  # type: ignore[arg-type]
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            code, detail, is_bug = _error_fields(exc)
+            if is_bug:
+                log.exception("peer %s: handler for %s raised", self._peer_id, method)
+            frame = _error_frame(req_id, code, detail)
+        else:
+            try:
+                frame = encode_frame([1, req_id, True, result], self._max_frame_bytes)
+            except (TypeError, ValueError, OverflowError) as exc:  # FrameTooLarge is a ValueError
+                log.error("peer %s: result of %s not sendable: %r", self._peer_id, method, exc)
+                frame = _error_frame(req_id, CODE_INTERNAL, f"result not sendable: {exc!r}")
+        self.send_frame(frame)
+
+    def _on_task_done(self, task: asyncio.Task) -> None:
+        self._tasks.discard(task)
+        if self._reading_paused:
+            self._update_reading()
+
+    # ---- back-pressure ----------------------------------------------------------------
+    def on_write_paused(self, paused: bool) -> None:
+        self._update_reading()
+
+    def _update_reading(self) -> None:
+        transport = self._transport
+        if transport is None or self.closing:
+            return
+        should_pause = self._write_paused or len(self._tasks) >= self._server.max_inflight
+        if should_pause and not self._reading_paused:
+            self._reading_paused = True
+            transport.pause_reading()
+        elif not should_pause and self._reading_paused:
+            self._reading_paused = False
+            transport.resume_reading()
+
+    def shutdown(self) -> list[asyncio.Task]:
+        """Abort the connection and cancel its running handlers; returns them to await."""
+        tasks = list(self._tasks)
+        for task in tasks:
+            task.cancel()
+        self.abort()
+        return tasks
+
+
+class PeerServer:
+    """Serves ``handler`` to authenticated peers. See the module docstring for the rules."""
+
+    def __init__(
+        self,
+        node_id: str,
+        secret: bytes,
+        handler: Handler,
+        *,
+        max_frame_bytes: int = MAX_FRAME_BYTES,
+        handshake_timeout_s: float = HANDSHAKE_TIMEOUT_S,
+        max_inflight: int = MAX_INFLIGHT_PER_CONNECTION,
+    ) -> None:
+        if not secret:
+            raise ValueError("the cluster secret must not be empty")
+        self.node_id = node_id
+        self.secret = bytes(secret)
+        self.handler = handler
+        self.max_frame_bytes = max_frame_bytes
+        self.handshake_timeout_s = handshake_timeout_s
+        self.max_inflight = max_inflight
+        self._server: Optional[asyncio.AbstractServer] = None
+        self._connections: set[_ServerConnection] = set()
+
+    @property
+    def connection_count(self) -> int:
+        """Open connections, authenticated or not."""
+        return len(self._connections)
+
+    async def start(self, host: str, port: int) -> tuple[str, int]:
+        """Listen on ``host:port`` (``port=0`` picks a free port); returns the bound address."""
+        if self._server is not None:
+            raise RuntimeError("PeerServer already started")
+        loop = asyncio.get_running_loop()
+        self._server = await loop.create_server(
+            lambda: _ServerConnection(self), host, port, backlog=1024
+        )
+        bound = self._server.sockets[0].getsockname()
+        return bound[0], bound[1]
+
+    async def stop(self) -> None:
+        """Stop listening, close every connection and cancel running handlers."""
+        server, self._server = self._server, None
+        if server is None:
+            return
+        server.close()
+        tasks: list[asyncio.Task] = []
+        for conn in list(self._connections):
+            tasks.extend(conn.shutdown())
+        self._connections.clear()
+        await server.wait_closed()
+        if tasks:
+            await asyncio.gather(*tasks, return_exceptions=True)
