@@ -1,0 +1,5 @@
+import sys
+
+from dynamopy.cli import main
+
+sys.exit(main())

@@ -1,0 +1,46 @@
+"""Build the FastAPI app of one node."""
+
+from __future__ import annotations
+
+import hmac
+
+from fastapi import FastAPI
+
+from dynamopy import __version__
+from dynamopy.api import cluster, data, errors
+
+OPEN_PATHS = ("/health", "/ready", "/metrics", "/docs", "/openapi.json")
+
+
+class BearerAuth:
+    """Pure ASGI middleware: with an API token set, every route but the open ones needs
+    ``Authorization: Bearer <token>`` (cheaper than BaseHTTPMiddleware on the hot path)."""
+
+    def __init__(self, app, token: str):
+        self.app = app
+        self.expected = f"Bearer {token}".encode()
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http" or scope["path"].startswith(OPEN_PATHS):
+            return await self.app(scope, receive, send)
+        for name, value in scope["headers"]:
+            if name == b"authorization" and hmac.compare_digest(value, self.expected):
+                return await self.app(scope, receive, send)
+        body = (b'{"error":"unauthorized","detail":"this cluster needs '
+                b'Authorization: Bearer <token>"}')
+        await send({"type": "http.response.start", "status": 401,
+                    "headers": [(b"content-type", b"application/json"),
+                                (b"content-length", str(len(body)).encode()),
+                                (b"www-authenticate", b"Bearer")]})
+        await send({"type": "http.response.body", "body": body})
+
+
+def create_app(node) -> FastAPI:
+    app = FastAPI(title="dynamopy node", version=__version__,
+                  description="A Dynamo-style leaderless quorum key-value store")
+    errors.install(app)
+    app.include_router(data.build_router(node))
+    app.include_router(cluster.build_router(node))
+    if node.config.api_token:
+        app.add_middleware(BearerAuth, token=node.config.api_token)
+    return app

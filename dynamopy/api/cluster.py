@@ -1,0 +1,84 @@
+"""Cluster and node routes: membership views, preference lists, the metadata log,
+this node's own view, health, readiness and metrics."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request, Response
+from fastapi.responses import JSONResponse
+from prometheus_client import CONTENT_TYPE_LATEST
+
+from dynamopy.api.data import _KEY_DOC, parse_key
+from dynamopy.node.errors import BadRequest, NotFound
+
+
+def build_router(node) -> APIRouter:
+    router = APIRouter()
+
+    @router.get("/cluster", summary="Membership, settings and epoch")
+    async def cluster():
+        state = node.require_ready()
+        ownership = state.ring.ownership()
+        alive = node.detector.view()
+        s = state.settings
+        return {
+            "epoch": state.epoch, "n": s.n, "r": s.r, "w": s.w,
+            "hint_window_s": s.hint_window_s, "hint_max_bytes": s.hint_max_bytes,
+            "change": list(state.change) if state.change else None,
+            "members": [
+                {"id": m.id, "url": m.url, "peer": m.peer, "number": m.number,
+                 "state": m.state, "alive": alive.get(m.id, False),
+                 "ownership": round(ownership.get(m.id, 0.0), 6)}
+                for m in sorted(state.members.values(), key=lambda m: m.number)
+            ],
+        }
+
+    @router.get("/cluster/preference-list/{key:path}", summary="The N replicas of a key")
+    async def preference_list(request: Request, key: str):
+        raw = parse_key(request)
+        state = node.require_ready()
+        return {"key": key, "nodes": state.ring.preference_list(raw, state.settings.n)}
+
+    @router.get("/cluster/log", summary="Committed metadata-log entries")
+    async def cluster_log(request: Request):
+        text = request.query_params.get("since", "0")
+        try:
+            since = int(text)
+        except ValueError:
+            raise BadRequest(f"since={text!r} is not an integer") from None
+        if since < 0:
+            raise BadRequest("since must be >= 0")
+        return {"epoch": node.state.epoch, "entries": node.log_entries(since)}
+
+    @router.get("/node", summary="This node's own view")
+    async def node_view():
+        return node.node_view()
+
+    @router.get("/node/kv/{key:path}", summary="This node's local record of a key (no quorum)",
+                description=_KEY_DOC)
+    async def node_kv(request: Request, key: str):
+        raw = parse_key(request)
+        state = node.require_ready()
+        rec = node.replica.get(state.ring.token(raw), raw)
+        if rec is None:
+            raise NotFound(f"this node holds no record of {key!r}")
+        return {"key": key, "version": rec.version, "deleted": rec.deleted,
+                "value_bytes": len(rec.value), "content_type": rec.content_type}
+
+    @router.get("/health", summary="200 while the process serves HTTP")
+    async def health():
+        return {"status": "ok", "id": node.id}
+
+    @router.get("/ready", summary="200 when this node is a member and caught up")
+    async def ready():
+        if node.is_ready:
+            return {"status": "ready", "id": node.id, "epoch": node.state.epoch}
+        return JSONResponse({"error": "not_ready", "detail": "not a member yet or catching up",
+                             "id": node.id, "epoch": node.state.epoch}, status_code=503)
+
+    @router.get("/metrics", summary="Prometheus metrics")
+    async def metrics():
+        if node.store is not None:
+            node.metrics.keys.set(node.store.key_count())
+        return Response(node.metrics.render(), media_type=CONTENT_TYPE_LATEST)
+
+    return router

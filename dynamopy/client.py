@@ -1,0 +1,184 @@
+"""An httpx client for dynamopy (sync and async), used by the CLI, the tests and users.
+
+    from dynamopy.client import Client
+    with Client("http://127.0.0.1:8001") as c:
+        c.put("photos/cat.jpg", b"...", content_type="image/jpeg")
+        item = c.get("photos/cat.jpg")      # Item(key, value, version, content_type)
+
+Errors from the cluster raise :class:`DynamoError` with the contract's status, code and body.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Optional, Union
+from urllib.parse import quote
+
+import httpx
+
+DEFAULT_URL = "http://127.0.0.1:8001"
+
+
+class DynamoError(Exception):
+    """The cluster answered with an error (or could not be reached: status 0)."""
+
+    def __init__(self, status: int, code: str, detail: str, body: Optional[dict] = None):
+        super().__init__(f"{status} {code}: {detail}")
+        self.status, self.code, self.detail, self.body = status, code, detail, body or {}
+
+
+@dataclass(frozen=True)
+class Item:
+    key: str
+    value: bytes
+    version: int
+    content_type: str
+
+
+def key_path(key: str) -> str:
+    """Percent-encode a key for the path; every reserved character, '/' included."""
+    return quote(key, safe="")
+
+
+def _params(**kw) -> dict:
+    return {k: v for k, v in kw.items() if v is not None}
+
+
+def _raise_for(resp: httpx.Response) -> None:
+    if resp.status_code < 400:
+        return
+    try:
+        body = resp.json()
+        code, detail = body.get("error", "error"), body.get("detail", resp.text)
+    except ValueError:
+        body, code, detail = None, "error", resp.text
+    raise DynamoError(resp.status_code, code, detail, body)
+
+
+def _item(key: str, resp: httpx.Response) -> Item:
+    return Item(key, resp.content, int(resp.headers["etag"].strip('"')),
+                resp.headers.get("content-type", "application/octet-stream"))
+
+
+def _headers(token: Optional[str]) -> dict:
+    return {"Authorization": f"Bearer {token}"} if token else {}
+
+
+class Client:
+    def __init__(self, url: str = DEFAULT_URL, *, token: Optional[str] = None,
+                 timeout_s: float = 10.0):
+        self.url = url.rstrip("/")
+        self.http = httpx.Client(base_url=self.url, timeout=timeout_s, headers=_headers(token))
+
+    def __enter__(self) -> "Client":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self.http.close()
+
+    def _send(self, method: str, path: str, **kw) -> httpx.Response:
+        try:
+            resp = self.http.request(method, path, **kw)
+        except httpx.HTTPError as e:
+            raise DynamoError(0, "unreachable", f"{self.url}: {e}") from e
+        _raise_for(resp)
+        return resp
+
+    def put(self, key: str, value: Union[bytes, str], *, w: Optional[int] = None,
+            content_type: Optional[str] = None, strict: Optional[bool] = None) -> dict:
+        data = value.encode() if isinstance(value, str) else value
+        headers = {"content-type": content_type} if content_type else {}
+        return self._send("PUT", f"/kv/{key_path(key)}", content=data, headers=headers,
+                          params=_params(w=w, strict=strict)).json()
+
+    def get(self, key: str, *, r: Optional[int] = None, strict: Optional[bool] = None) -> Item:
+        return _item(key, self._send("GET", f"/kv/{key_path(key)}",
+                                     params=_params(r=r, strict=strict)))
+
+    def delete(self, key: str, *, w: Optional[int] = None) -> dict:
+        return self._send("DELETE", f"/kv/{key_path(key)}", params=_params(w=w)).json()
+
+    def cluster(self) -> dict:
+        return self._send("GET", "/cluster").json()
+
+    def preference_list(self, key: str) -> list[str]:
+        return self._send("GET", f"/cluster/preference-list/{key_path(key)}").json()["nodes"]
+
+    def log(self, since: int = 0) -> list[dict]:
+        return self._send("GET", "/cluster/log", params={"since": since}).json()["entries"]
+
+    def node(self) -> dict:
+        return self._send("GET", "/node").json()
+
+    def node_record(self, key: str) -> Optional[dict]:
+        try:
+            return self._send("GET", f"/node/kv/{key_path(key)}").json()
+        except DynamoError as e:
+            if e.status == 404:
+                return None
+            raise
+
+    def leave(self, member_id: str) -> dict:
+        return self._send("POST", f"/cluster/members/{quote(member_id, safe='')}/leave").json()
+
+    def remove(self, member_id: str, *, force: bool = False) -> dict:
+        return self._send("DELETE", f"/cluster/members/{quote(member_id, safe='')}",
+                          params={"force": "true"} if force else {}).json()
+
+    def ready(self) -> bool:
+        try:
+            return self.http.get("/ready").status_code == 200
+        except httpx.HTTPError:
+            return False
+
+
+class AsyncClient:
+    """The same calls as :class:`Client`, awaitable."""
+
+    def __init__(self, url: str = DEFAULT_URL, *, token: Optional[str] = None,
+                 timeout_s: float = 10.0, **httpx_kw: Any):
+        self.url = url.rstrip("/")
+        self.http = httpx.AsyncClient(base_url=self.url, timeout=timeout_s,
+                                      headers=_headers(token), **httpx_kw)
+
+    async def __aenter__(self) -> "AsyncClient":
+        return self
+
+    async def __aexit__(self, *exc) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        await self.http.aclose()
+
+    async def _send(self, method: str, path: str, **kw) -> httpx.Response:
+        try:
+            resp = await self.http.request(method, path, **kw)
+        except httpx.HTTPError as e:
+            raise DynamoError(0, "unreachable", f"{self.url}: {e}") from e
+        _raise_for(resp)
+        return resp
+
+    async def put(self, key: str, value: Union[bytes, str], *, w: Optional[int] = None,
+                  content_type: Optional[str] = None, strict: Optional[bool] = None) -> dict:
+        data = value.encode() if isinstance(value, str) else value
+        headers = {"content-type": content_type} if content_type else {}
+        resp = await self._send("PUT", f"/kv/{key_path(key)}", content=data, headers=headers,
+                                params=_params(w=w, strict=strict))
+        return resp.json()
+
+    async def get(self, key: str, *, r: Optional[int] = None,
+                  strict: Optional[bool] = None) -> Item:
+        return _item(key, await self._send("GET", f"/kv/{key_path(key)}",
+                                           params=_params(r=r, strict=strict)))
+
+    async def delete(self, key: str, *, w: Optional[int] = None) -> dict:
+        return (await self._send("DELETE", f"/kv/{key_path(key)}", params=_params(w=w))).json()
+
+    async def cluster(self) -> dict:
+        return (await self._send("GET", "/cluster")).json()
+
+    async def node(self) -> dict:
+        return (await self._send("GET", "/node")).json()

@@ -1,0 +1,144 @@
+"""Node settings: every setting is a flag and an environment variable ``DYNAMOPY_<NAME>``.
+
+The flag wins over the environment, the environment over the default. ``SETTINGS`` is the
+single table the CLI parser, the README and ``NodeConfig`` are built from.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+from dataclasses import dataclass, field, fields
+from typing import Optional
+
+
+@dataclass(frozen=True)
+class Setting:
+    name: str          # flag name without dashes, underscores -> dashes on the CLI
+    type: type
+    default: object
+    help: str
+
+
+SETTINGS: tuple[Setting, ...] = (
+    Setting("node_id", str, None, "this node's member id (default: n<port>)"),
+    Setting("host", str, "127.0.0.1", "address to listen on (HTTP and peer)"),
+    Setting("port", int, 8001, "HTTP port (public REST, admin, health, metrics)"),
+    Setting("peer_port", int, None, "peer RPC port (default: HTTP port + 1000)"),
+    Setting("data_dir", str, None, "where LevelDB files live (default: ./.dynamopy/<node id>)"),
+    Setting("seeds", str, "", "comma-separated URLs of the seed members (the metadata group)"),
+    Setting("join", str, "", "URL of any member of a running cluster to join"),
+    Setting("n", int, 3, "replicas per key (fixed at cluster creation)"),
+    Setting("r", int, 2, "default read quorum"),
+    Setting("w", int, 2, "default write quorum"),
+    Setting("cluster_secret", str, "dynamopy-dev-secret",
+            "shared secret that authenticates peers (set it in production)"),
+    Setting("api_token", str, "", "if set, data and cluster routes need 'Authorization: Bearer <token>'"),
+    Setting("advertise_url", str, None, "HTTP URL other members use to reach this node"),
+    Setting("advertise_peer", str, None, "host:port other members use for peer RPC"),
+    Setting("request_timeout_s", float, 2.0, "how long a coordinator waits for W/R replicas"),
+    Setting("max_value_bytes", int, 1024 * 1024, "largest value accepted"),
+    Setting("hint_window_s", float, 3 * 3600.0, "no new hints for a member down longer than this"),
+    Setting("hint_max_bytes", int, 256 * 1024 * 1024, "cap on hint bytes held for one target"),
+    Setting("peer_delay_ms", str, "", "experiment knob: delay outgoing peer messages, 'X' or 'LO-HI' ms"),
+    Setting("log_level", str, "info", "log level"),
+)
+
+
+@dataclass(frozen=True)
+class NodeConfig:
+    node_id: str
+    host: str
+    port: int
+    peer_port: int
+    data_dir: str
+    seeds: tuple[str, ...]
+    join: str
+    n: int
+    r: int
+    w: int
+    cluster_secret: str
+    api_token: str
+    advertise_url: str
+    advertise_peer: str
+    request_timeout_s: float
+    max_value_bytes: int
+    hint_window_s: float
+    hint_max_bytes: int
+    peer_delay_ms: Optional[tuple[float, float]]
+    log_level: str = "info"
+    extra: dict = field(default_factory=dict)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    for s in SETTINGS:
+        env = "DYNAMOPY_" + s.name.upper()
+        default = "" if s.default is None else s.default
+        parser.add_argument("--" + s.name.replace("_", "-"), dest=s.name, default=None,
+                            help=f"{s.help} [env {env}; default {default!r}]")
+
+
+def _parse_delay(text: str) -> Optional[tuple[float, float]]:
+    text = text.strip()
+    if not text:
+        return None
+    lo, _, hi = text.partition("-")
+    lo_f = float(lo)
+    hi_f = float(hi) if hi else lo_f
+    if lo_f < 0 or hi_f < lo_f:
+        raise ValueError(f"peer delay {text!r}: want 'X' or 'LO-HI' with 0 <= LO <= HI")
+    return (lo_f, hi_f)
+
+
+def resolve(args: argparse.Namespace, environ: Optional[dict] = None) -> NodeConfig:
+    """Merge flags, environment and defaults; raise ValueError with a clear message."""
+    env = os.environ if environ is None else environ
+    raw: dict = {}
+    for s in SETTINGS:
+        value = getattr(args, s.name, None)
+        if value is None:
+            value = env.get("DYNAMOPY_" + s.name.upper())
+        if value is None or value == "" and s.default is not None and s.type is not str:
+            value = s.default
+        if value is not None and s.type in (int, float):
+            try:
+                value = s.type(value)
+            except ValueError:
+                raise ValueError(f"--{s.name.replace('_', '-')}: {value!r} is not a {s.type.__name__}")
+        raw[s.name] = value
+    port = raw["port"]
+    node_id = raw["node_id"] or f"n{port}"
+    peer_port = raw["peer_port"] if raw["peer_port"] is not None else port + 1000
+    host = raw["host"]
+    adv_host = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
+    seeds = tuple(u.strip().rstrip("/") for u in (raw["seeds"] or "").split(",") if u.strip())
+    n, r, w = raw["n"], raw["r"], raw["w"]
+    if n < 1:
+        raise ValueError(f"--n must be at least 1, got {n}")
+    for name, v in (("r", r), ("w", w)):
+        if not 1 <= v <= n:
+            raise ValueError(f"--{name}={v} outside 1..n={n}")
+    return NodeConfig(
+        node_id=node_id,
+        host=host,
+        port=port,
+        peer_port=peer_port,
+        data_dir=raw["data_dir"] or os.path.join(".dynamopy", node_id),
+        seeds=seeds,
+        join=(raw["join"] or "").rstrip("/"),
+        n=n, r=r, w=w,
+        cluster_secret=raw["cluster_secret"],
+        api_token=raw["api_token"] or "",
+        advertise_url=(raw["advertise_url"] or f"http://{adv_host}:{port}").rstrip("/"),
+        advertise_peer=raw["advertise_peer"] or f"{adv_host}:{peer_port}",
+        request_timeout_s=raw["request_timeout_s"],
+        max_value_bytes=raw["max_value_bytes"],
+        hint_window_s=raw["hint_window_s"],
+        hint_max_bytes=raw["hint_max_bytes"],
+        peer_delay_ms=_parse_delay(raw["peer_delay_ms"] or ""),
+        log_level=raw["log_level"],
+    )
+
+
+def config_names() -> list[str]:
+    return [f.name for f in fields(NodeConfig)]

@@ -1,0 +1,181 @@
+"""The coordinator side of the data path: quorum writes and reads for any key.
+
+Any node coordinates any request. A write stamps a fresh version, sends the record to the
+key's targets and answers after W distinct durable acks; a read asks the replicas and answers
+after R replies with the newest record. Either way the coordinator answers as soon as the
+quorum is met (or can no longer be) and lets the remaining calls finish in the background;
+a read then repairs the replicas that answered stale or missing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import TYPE_CHECKING, Awaitable, Callable, Optional
+
+from dynamopy.core.quorum import Outcome, ReadRound, Target, WriteRound, plan_targets
+from dynamopy.core.records import Record
+from dynamopy.node.errors import QuorumUnavailable
+from dynamopy.peer import PeerError
+
+if TYPE_CHECKING:  # pragma: no cover
+    from dynamopy.node.runtime import Node
+
+log = logging.getLogger(__name__)
+
+
+class Coordinator:
+    def __init__(self, node: "Node"):
+        self.node = node
+        self._background: set[asyncio.Task] = set()
+
+    # ---- public ---------------------------------------------------------------------
+    async def write(self, key: bytes, *, value: bytes, content_type: str, deleted: bool,
+                    w: int, sloppy: bool = True) -> tuple[int, int]:
+        """Store a new version on W replicas; return (version, counting acks so far)."""
+        node = self.node
+        state = node.require_ready()
+        ring, n = state.ring, state.settings.n
+        token = ring.token(key)
+        version = node.hlc.next(node.clock.wall_ms())
+        record = Record(version, deleted, content_type, value)
+        targets = plan_targets(
+            list(ring.walk_token(token)) if sloppy else ring.preference_list_for_token(token, n),
+            n, node.detector.is_up, coordinator=node.id, sloppy=sloppy,
+            extra=self._pending_owners(state, token, n),
+        )
+        rnd = WriteRound(tuple(targets), w)
+        wire = record.to_wire()
+
+        def call(t: Target) -> Awaitable:
+            return self._put_one(t, state.epoch, token, key, record, wire)
+
+        pending = await self._fan_out(targets, call, on_ok=lambda t, _: rnd.ack(t.node),
+                                      on_fail=lambda t: rnd.fail(t.node),
+                                      outcome=lambda: rnd.outcome)
+        if rnd.outcome is not Outcome.SUCCEEDED:
+            # The write may still land on the replicas that are up: let those calls finish
+            # (each is bounded by the request timeout) so the error reports true acks.
+            await asyncio.wait(pending, timeout=node.config.request_timeout_s + 0.5)
+            node.metrics.quorum_failures.labels("write").inc()
+            raise QuorumUnavailable(
+                f"only {len(rnd.acked)} of the required {w} replicas acknowledged the write "
+                f"within {node.config.request_timeout_s}s; it may still be stored on some replicas",
+                acks=len(rnd.acked), required=w)
+        return version, len(rnd.acked)
+
+    async def read(self, key: bytes, *, r: int, sloppy: bool = True) -> Optional[Record]:
+        """The newest record among R replies (``None`` if none of them has the key)."""
+        node = self.node
+        state = node.require_ready()
+        ring, n = state.ring, state.settings.n
+        token = ring.token(key)
+        targets = [Target(m) for m in ring.preference_list_for_token(token, n)]
+        rnd = ReadRound(tuple(targets), r)
+
+        def call(t: Target) -> Awaitable:
+            return self._get_one(t, state.epoch, token, key)
+
+        def on_ok(t: Target, rec: Optional[Record]) -> Outcome:
+            if rec is not None:
+                node.hlc.observe(rec.version)
+            return rnd.reply(t.node, rec)
+
+        pending = await self._fan_out(targets, call, on_ok=on_ok,
+                                      on_fail=lambda t: rnd.fail(t.node),
+                                      outcome=lambda: rnd.outcome)
+        if rnd.outcome is not Outcome.SUCCEEDED:
+            node.metrics.quorum_failures.labels("read").inc()
+            raise QuorumUnavailable(
+                f"only {rnd.counted} of the required {r} replicas answered the read "
+                f"within {node.config.request_timeout_s}s", replies=rnd.counted, required=r)
+        best = rnd.newest()
+        self._spawn(self._repair_after(rnd, pending, state.epoch, token, key))
+        return best
+
+    # ---- fan-out machinery ------------------------------------------------------------
+    async def _fan_out(self, targets: list[Target], call: Callable[[Target], Awaitable],
+                       *, on_ok, on_fail, outcome) -> list[asyncio.Task]:
+        """Start one call per target; return once ``outcome()`` is decided.
+
+        Calls still running are left to finish in the background (their results keep
+        feeding the round, which read repair looks at later). Each call is bounded by the
+        request timeout, so every task ends.
+        """
+        loop = asyncio.get_running_loop()
+        decided = loop.create_future()
+        tasks: list[asyncio.Task] = []
+
+        def settle(task: asyncio.Task, t: Target) -> None:
+            exc = task.exception() if not task.cancelled() else asyncio.CancelledError()
+            if exc is None:
+                result = on_ok(t, task.result())
+            else:
+                if not isinstance(exc, (PeerError, asyncio.TimeoutError, asyncio.CancelledError)):
+                    log.warning("replica call to %s failed: %r", t.node, exc)
+                result = on_fail(t)
+            if result is not Outcome.PENDING and not decided.done():
+                decided.set_result(None)
+
+        for t in targets:
+            task = loop.create_task(call(t))
+            task.add_done_callback(lambda task, t=t: settle(task, t))
+            tasks.append(task)
+            self._background.add(task)
+            task.add_done_callback(self._background.discard)
+        if outcome() is Outcome.PENDING:
+            try:
+                await asyncio.wait_for(asyncio.shield(decided),
+                                       self.node.config.request_timeout_s + 0.5)
+            except asyncio.TimeoutError:
+                pass
+        return tasks
+
+    async def _put_one(self, t: Target, epoch: int, token: int, key: bytes,
+                       record: Record, wire: list) -> int:
+        node = self.node
+        if t.node == node.id:
+            return await node.replica.put(token, key, record, t.hint_for)
+        stored = await node.call_peer(t.node, "put", [epoch, token, key, wire, t.hint_for])
+        node.hlc.observe(stored)
+        return stored
+
+    async def _get_one(self, t: Target, epoch: int, token: int, key: bytes) -> Optional[Record]:
+        node = self.node
+        if t.node == node.id:
+            return node.replica.get(token, key)
+        return Record.from_wire(await node.call_peer(t.node, "get", [epoch, token, key]))
+
+    # ---- read repair ------------------------------------------------------------------
+    async def _repair_after(self, rnd: ReadRound, pending: list[asyncio.Task], epoch: int,
+                            token: int, key: bytes) -> None:
+        """Once every replica answered (or failed), send the newest record to stale ones."""
+        await asyncio.gather(*pending, return_exceptions=True)
+        best = rnd.newest()
+        if best is None:
+            return
+        wire = best.to_wire()
+        for node_id in rnd.stale():
+            try:
+                await self._put_one(Target(node_id), epoch, token, key, best, wire)
+                self.node.metrics.read_repairs.inc()
+            except (PeerError, asyncio.TimeoutError):
+                pass
+
+    def _pending_owners(self, state, token: int, n: int) -> list[str]:
+        """Members that will replicate this token after the ring change in progress."""
+        if state.pending_ring is None:
+            return []
+        current = set(state.ring.preference_list_for_token(token, n))
+        return [m for m in state.pending_ring.preference_list_for_token(token, n)
+                if m not in current]
+
+    def _spawn(self, coro) -> None:
+        task = asyncio.get_running_loop().create_task(coro)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    async def drain(self) -> None:
+        """Wait for background calls (used at shutdown)."""
+        if self._background:
+            await asyncio.gather(*list(self._background), return_exceptions=True)

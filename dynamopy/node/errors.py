@@ -1,0 +1,41 @@
+"""Errors the runtime raises toward the API; each maps to a status and a JSON error code."""
+
+from __future__ import annotations
+
+
+class NodeError(Exception):
+    status = 500
+    code = "internal"
+
+    def __init__(self, detail: str, **extra):
+        super().__init__(detail)
+        self.detail = detail
+        self.extra = extra
+
+
+class BadRequest(NodeError):
+    status, code = 400, "bad_request"
+
+
+class NotFound(NodeError):
+    status, code = 404, "not_found"
+
+
+class TooLarge(NodeError):
+    status, code = 413, "too_large"
+
+
+class QuorumUnavailable(NodeError):
+    status, code = 503, "quorum_unavailable"
+
+
+class NotReady(NodeError):
+    status, code = 503, "not_ready"
+
+
+class MembershipError(NodeError):
+    """A refused membership change; status/code come from core.membership.InvalidEntry."""
+
+    def __init__(self, status: int, code: str, detail: str):
+        super().__init__(detail)
+        self.status, self.code = status, code

@@ -1,0 +1,128 @@
+"""Hinted handoff: hints stored for down members and delivered when they are back.
+
+Rules:
+
+* A hint is stored durably (synced) before the fallback acks, so it counts toward W like a
+  replica write. A hint that cannot be stored (target down longer than the hint window, or
+  its hint bytes at the cap) is refused: the fallback answers an error instead of an ack, so
+  W is never met by a hint that does not exist, and the drop is counted by reason.
+* Delivery: in batches, only while the failure detector sees the target alive; the target
+  applies each record only if it is newer than what it holds (never overwrites a newer
+  version); the hint is deleted after the target's durable ack; failures back off.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import TYPE_CHECKING, Any
+
+from dynamopy.core.records import Record
+from dynamopy.core.versions import decompose
+from dynamopy.peer import PeerError, RemoteError
+
+if TYPE_CHECKING:  # pragma: no cover
+    from dynamopy.node.runtime import Node
+
+log = logging.getLogger(__name__)
+
+DELIVERY_BATCH = 256
+IDLE_S = 1.0
+BACKOFF_MAX_S = 10.0
+
+
+class HintRefused(RemoteError):
+    def __init__(self, detail: str):
+        super().__init__("hint_refused", detail)
+
+
+class HintManager:
+    def __init__(self, node: "Node"):
+        self.node = node
+        self._wake = asyncio.Event()
+        self._backoff: dict[str, float] = {}
+        self._retry_at: dict[str, float] = {}
+
+    def pending_by_target(self) -> dict[str, int]:
+        if self.node.store is None:
+            return {}
+        return {t: c for t, (c, _b) in self.node.store.hint_stats().items() if c}
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    async def store(self, target: str, token: int, key: bytes, record: Record) -> None:
+        node = self.node
+        settings = node.state.settings
+        if node.detector.down_for(target) > settings.hint_window_s:
+            node.metrics.hints_dropped.labels(target, "window").inc()
+            raise HintRefused(f"{target} has been down longer than the hint window "
+                              f"({settings.hint_window_s:.0f}s)")
+        count, size = node.store.hint_stats().get(target, (0, 0))
+        if size + len(record.value) + len(key) > settings.hint_max_bytes:
+            node.metrics.hints_dropped.labels(target, "cap").inc()
+            raise HintRefused(f"hint storage for {target} is at its cap "
+                              f"({settings.hint_max_bytes} bytes)")
+        await node.committer.add_hint(target, token, key, record)
+        node.metrics.hints_stored.labels(target).inc()
+        node.metrics.hints_pending.labels(target).set(count + 1)
+
+    # ---- delivery ---------------------------------------------------------------------
+    async def run(self) -> None:
+        while True:
+            try:
+                await asyncio.wait_for(self._wake.wait(), IDLE_S)
+            except asyncio.TimeoutError:
+                pass
+            self._wake.clear()
+            for target in list(self.pending_by_target()):
+                try:
+                    await self._deliver(target)
+                except asyncio.CancelledError:
+                    raise
+                except Exception:  # keep the loop alive whatever one target does
+                    log.exception("hint delivery to %s failed", target)
+
+    async def _deliver(self, target: str) -> None:
+        node = self.node
+        now = node.clock.monotonic()
+        if node.state.member(target) is None:
+            return  # removed members are dealt with by the ring change that removed them
+        if not node.detector.is_up(target) or now < self._retry_at.get(target, 0.0):
+            return
+        while not node.stopping:
+            batch = node.store.hints(target, DELIVERY_BATCH)
+            if not batch:
+                node.metrics.hints_pending.labels(target).set(0)
+                self._backoff.pop(target, None)
+                return
+            payload = [node.state.epoch, [[tok, key, rec.to_wire()] for _hk, tok, key, rec in batch]]
+            try:
+                await node.call_peer(target, "hints", payload, timeout_s=5.0)
+            except (PeerError, asyncio.TimeoutError) as e:
+                delay = min(BACKOFF_MAX_S, self._backoff.get(target, 0.25) * 2)
+                self._backoff[target] = delay
+                self._retry_at[target] = node.clock.monotonic() + delay
+                log.info("hint delivery to %s failed (%r); retry in %.2fs", target, e, delay)
+                return
+            await node.committer.delete_hints([hk for hk, *_ in batch])
+            wall_ms = node.clock.wall_ms()
+            for _hk, _tok, _key, rec in batch:
+                lag_s = max(0.0, (wall_ms - decompose(rec.version)[0]) / 1000.0)
+                node.metrics.hint_delivery_lag.observe(lag_s)
+            node.metrics.hints_delivered.labels(target).inc(len(batch))
+            count, _ = node.store.hint_stats().get(target, (0, 0))
+            node.metrics.hints_pending.labels(target).set(count)
+
+    async def rpc_receive(self, payload: list, peer_id: str) -> Any:
+        """Apply handed-off records; newer-wins inside the store keeps newer versions."""
+        epoch, items = payload
+        self.node.note_epoch(epoch, peer_id)
+        writes = []
+        for token, key, wire in items:
+            rec = Record.from_wire(wire)
+            if self.node.hlc is not None:
+                self.node.hlc.observe(rec.version)
+            writes.append((token, key, rec))
+        applied = await self.node.committer.submit(writes=writes)
+        return sum(1 for a in applied if a)

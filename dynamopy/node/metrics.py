@@ -1,0 +1,64 @@
+"""Prometheus metrics of one node, in a registry of its own (no global state)."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+
+LATENCY_BUCKETS = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0)
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.registry = r = CollectorRegistry(auto_describe=True)
+        self.requests = Counter("dynamopy_requests_total", "HTTP requests by route and outcome",
+                                ["route", "outcome"], registry=r)
+        self.request_seconds = Histogram("dynamopy_request_seconds", "HTTP request latency",
+                                         ["route", "outcome"], buckets=LATENCY_BUCKETS, registry=r)
+        self.quorum_failures = Counter("dynamopy_quorum_failures_total",
+                                       "requests that could not reach W or R replicas",
+                                       ["kind"], registry=r)
+        self.peer_calls = Counter("dynamopy_peer_calls_total", "peer RPCs by method and outcome",
+                                  ["method", "outcome"], registry=r)
+        self.peer_errors = Counter("dynamopy_peer_errors_total", "failed peer RPCs by method",
+                                   ["method"], registry=r)
+        self.peer_seconds = Histogram("dynamopy_peer_call_seconds", "peer RPC latency",
+                                      ["method"], buckets=LATENCY_BUCKETS, registry=r)
+        self.sync_seconds = Histogram("dynamopy_storage_sync_seconds",
+                                      "time of one synced write batch", buckets=LATENCY_BUCKETS,
+                                      registry=r)
+        self.batch_size = Histogram("dynamopy_storage_batch_size", "operations per synced batch",
+                                    buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024),
+                                    registry=r)
+        self.read_repairs = Counter("dynamopy_read_repairs_total",
+                                    "stale or missing replicas sent the newest version by a read",
+                                    registry=r)
+        self.keys = Gauge("dynamopy_keys", "records stored on this node (tombstones included)",
+                          registry=r)
+        self.epoch = Gauge("dynamopy_epoch", "metadata log epoch applied by this node", registry=r)
+        self.peer_alive = Gauge("dynamopy_peer_alive", "1 if the failure detector sees the peer alive",
+                                ["peer"], registry=r)
+        self.hints_pending = Gauge("dynamopy_hints_pending", "hints held for a target",
+                                   ["target"], registry=r)
+        self.hints_stored = Counter("dynamopy_hints_stored_total", "hints stored", ["target"],
+                                    registry=r)
+        self.hints_delivered = Counter("dynamopy_hints_delivered_total", "hints delivered",
+                                       ["target"], registry=r)
+        self.hints_dropped = Counter("dynamopy_hints_dropped_total", "hints dropped by reason",
+                                     ["target", "reason"], registry=r)
+        self.hint_delivery_lag = Histogram("dynamopy_hint_delivery_lag_seconds",
+                                           "time from storing a hint to its delivery",
+                                           buckets=(0.1, 0.5, 1, 5, 10, 30, 60, 300, 1800, 10800),
+                                           registry=r)
+
+    def on_peer_call(self, method: str, addr: str, seconds: float, outcome: str) -> None:
+        self.peer_calls.labels(method, outcome).inc()
+        self.peer_seconds.labels(method).observe(seconds)
+        if outcome != "ok":
+            self.peer_errors.labels(method).inc()
+
+    def on_batch(self, size: int, seconds: float) -> None:
+        self.batch_size.observe(size)
+        self.sync_seconds.observe(seconds)
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)

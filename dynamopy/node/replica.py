@@ -1,0 +1,55 @@
+"""The replica side of the data path: what a node does when a coordinator calls it.
+
+Rules:
+
+* A ``put`` is acked only after the record (or the hint) is synced to disk: the group
+  committer resolves the call after its batch's ``write_batch(sync=True)``.
+* A replica keeps the record with the largest version; an older write is acked (it is
+  durable in the sense that something at least as new is stored) and the reply carries the
+  stored version so the coordinator's clock moves past it.
+* A ``put`` carrying ``hint_for`` is stored as a hint for that member, apart from the data.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Optional
+
+from dynamopy.core.records import Record
+
+if TYPE_CHECKING:  # pragma: no cover
+    from dynamopy.node.runtime import Node
+
+
+class Replica:
+    def __init__(self, node: "Node"):
+        self.node = node
+
+    async def put(self, token: int, key: bytes, record: Record,
+                  hint_for: Optional[str] = None) -> int:
+        """Store durably; return the version now stored for the key (>= record.version)."""
+        node = self.node
+        if node.hlc is not None:
+            node.hlc.observe(record.version)
+        if hint_for is not None and hint_for != node.id:
+            await node.hints.store(hint_for, token, key, record)
+            return record.version
+        current = node.store.get(token, key)
+        if current is not None and current.version >= record.version:
+            return current.version
+        await node.committer.write(token, key, record)
+        return record.version
+
+    def get(self, token: int, key: bytes) -> Optional[Record]:
+        return self.node.store.get(token, key)
+
+    # ---- peer RPC handlers -----------------------------------------------------------
+    async def rpc_put(self, payload: list, peer_id: str) -> Any:
+        epoch, token, key, wire, hint_for = payload
+        self.node.note_epoch(epoch, peer_id)
+        return await self.put(token, key, Record.from_wire(wire), hint_for)
+
+    async def rpc_get(self, payload: list, peer_id: str) -> Any:
+        epoch, token, key = payload
+        self.node.note_epoch(epoch, peer_id)
+        rec = self.get(token, key)
+        return None if rec is None else rec.to_wire()

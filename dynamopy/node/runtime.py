@@ -1,0 +1,185 @@
+"""One node: storage, peer server and client, membership state, coordinator, replica.
+
+Lifecycle: ``start()`` opens storage and the peer server and replays the local metadata log;
+``ensure_member()`` bootstraps or joins in the background; ``stop()`` closes everything after
+flushing pending writes. The runtime reaches the world only through its seams: the Transport
+(peer client), the Clock, the Store/GroupCommitter and a seeded ``random.Random``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import random
+from typing import Any, Optional
+
+import msgpack
+
+from dynamopy.config import NodeConfig
+from dynamopy.core.membership import ClusterState, InvalidEntry, validate
+from dynamopy.core.versions import HybridClock
+from dynamopy.node.clock import Clock, SystemClock
+from dynamopy.node.coordinator import Coordinator
+from dynamopy.node.detector import FailureDetector
+from dynamopy.node.errors import MembershipError, NotReady
+from dynamopy.node.hints import HintManager
+from dynamopy.node.metrics import Metrics
+from dynamopy.node.replica import Replica
+from dynamopy.peer import PeerClient, PeerServer, RemoteError
+from dynamopy.storage import GroupCommitter, Store
+
+log = logging.getLogger(__name__)
+
+LOG_PREFIX = "log/"
+
+
+class Node:
+    def __init__(self, config: NodeConfig, *, clock: Optional[Clock] = None,
+                 rng: Optional[random.Random] = None):
+        self.config = config
+        self.id = config.node_id
+        self.clock = clock or SystemClock()
+        self.rng = rng or random.Random(int.from_bytes(os.urandom(8), "big"))
+        self.metrics = Metrics()
+        self.state = ClusterState()
+        self.hlc: Optional[HybridClock] = None
+        self.store: Optional[Store] = None
+        self.committer: Optional[GroupCommitter] = None
+        self.replica = Replica(self)
+        self.coordinator = Coordinator(self)
+        self.detector = FailureDetector(self)
+        self.hints = HintManager(self)
+        secret = config.cluster_secret.encode()
+        self.peer_client = PeerClient(self.id, secret, delay_ms=config.peer_delay_ms,
+                                      rng=self.rng, on_call=self.metrics.on_peer_call)
+        self.peer_server = PeerServer(self.id, secret, self._handle_peer)
+        self._tasks: set[asyncio.Task] = set()
+        self._log: list[dict] = []
+        self._state_changed = asyncio.Event()
+        self.ready_event = asyncio.Event()
+        self.stopping = False
+
+    # ---- lifecycle --------------------------------------------------------------------
+    async def start(self) -> None:
+        os.makedirs(self.config.data_dir, exist_ok=True)
+        self.store = Store(os.path.join(self.config.data_dir, "db"))
+        self.committer = GroupCommitter(self.store, on_batch=self.metrics.on_batch)
+        await self.committer.start()
+        self._replay_log()
+        await self.peer_server.start(self.config.host, self.config.peer_port)
+        self.spawn(self.detector.run())
+        self.spawn(self.hints.run())
+
+    async def stop(self) -> None:
+        self.stopping = True
+        for t in list(self._tasks):
+            t.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self.coordinator.drain()
+        await self.peer_server.stop()
+        await self.peer_client.close()
+        if self.committer is not None:
+            await self.committer.stop()
+        if self.store is not None:
+            self.store.close()
+
+    def spawn(self, coro) -> asyncio.Task:
+        task = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
+
+    # ---- membership state -------------------------------------------------------------
+    def _replay_log(self) -> None:
+        for _, raw in self.store.meta_scan(LOG_PREFIX):
+            self._apply(msgpack.unpackb(raw, raw=False))
+
+    def _apply(self, entry: dict) -> None:
+        self._log.append(entry)
+        self.state = self.state.apply(entry)
+        me = self.state.member(self.id)
+        if me is not None and self.hlc is None:
+            self.hlc = HybridClock(me.number)
+        self.metrics.epoch.set(self.state.epoch)
+        self.detector.members_changed()
+        if self.is_ready:
+            self.ready_event.set()
+        self._state_changed.set()
+        self._state_changed = asyncio.Event()
+
+    async def commit_entry(self, entry: dict) -> int:
+        """Validate, persist (synced) and apply one metadata-log entry; return its epoch.
+
+        A later issue replaces the local append with a Paxos round among the seeds; the
+        contract stays: a refused entry leaves the log as it was.
+        """
+        try:
+            validate(self.state, entry)
+        except InvalidEntry as e:
+            raise MembershipError(e.status, e.code, e.detail) from None
+        epoch = self.state.epoch + 1
+        await self.committer.put_meta(f"{LOG_PREFIX}{epoch:012d}",
+                                      msgpack.packb(entry, use_bin_type=True))
+        self._apply(entry)
+        return epoch
+
+    def log_entries(self, since: int = 0) -> list[dict]:
+        return [{"epoch": i + 1, **e} for i, e in enumerate(self._log) if i + 1 > since]
+
+    @property
+    def is_ready(self) -> bool:
+        me = self.state.member(self.id)
+        return me is not None and me.state in ("joining", "normal") and self.hlc is not None
+
+    def require_ready(self) -> ClusterState:
+        if not self.state.bootstrapped or self.hlc is None:
+            raise NotReady("this node has not joined a cluster yet; retry shortly")
+        return self.state
+
+    def note_epoch(self, epoch: int, peer_id: str) -> None:
+        """Requests carry the sender's epoch; a later issue catches up when it is newer."""
+
+    # ---- peers ------------------------------------------------------------------------
+    async def call_peer(self, member_id: str, method: str, payload: Any,
+                        timeout_s: Optional[float] = None) -> Any:
+        member = self.state.member(member_id)
+        if member is None:
+            raise RemoteError("unknown_member", f"{member_id} is not a member")
+        try:
+            result = await self.peer_client.call(
+                member.peer, method, payload, timeout_s or self.config.request_timeout_s)
+        except RemoteError:
+            self.detector.report_success(member_id)  # it answered: alive, just refused
+            raise
+        except Exception:
+            self.detector.report_failure(member_id)
+            raise
+        self.detector.report_success(member_id)
+        return result
+
+    async def _handle_peer(self, method: str, payload: Any, peer_id: str) -> Any:
+        if method == "put":
+            return await self.replica.rpc_put(payload, peer_id)
+        if method == "get":
+            return await self.replica.rpc_get(payload, peer_id)
+        if method == "ping":
+            return {"epoch": self.state.epoch, "id": self.id}
+        if method == "hints":
+            return await self.hints.rpc_receive(payload, peer_id)
+        raise RemoteError("unknown_method", f"unknown peer method {method!r}")
+
+    # ---- views ------------------------------------------------------------------------
+    def identity(self) -> dict:
+        return {"id": self.id, "url": self.config.advertise_url, "peer": self.config.advertise_peer}
+
+    def node_view(self) -> dict:
+        me = self.state.member(self.id)
+        return {
+            **self.identity(),
+            "epoch": self.state.epoch,
+            "state": me.state if me else "none",
+            "ready": self.is_ready,
+            "keys": self.store.key_count() if self.store else 0,
+            "hints": self.hints.pending_by_target(),
+        }

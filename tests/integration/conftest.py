@@ -1,0 +1,27 @@
+import pytest
+
+from tests.integration.cluster import LocalCluster
+
+
+@pytest.fixture
+def make_cluster(tmp_path):
+    """Start clusters on demand; every node of every cluster is stopped at teardown."""
+    made: list[LocalCluster] = []
+
+    def make(nodes: int = 3, **kw) -> LocalCluster:
+        c = LocalCluster(str(tmp_path / f"c{len(made)}"), nodes, **kw)
+        made.append(c)
+        return c.start()
+
+    yield make
+    for c in made:
+        c.stop()
+
+
+@pytest.fixture(scope="module")
+def shared_cluster(tmp_path_factory):
+    """One 3-node cluster shared by read-mostly tests of a module."""
+    c = LocalCluster(str(tmp_path_factory.mktemp("shared")), 3)
+    c.start()
+    yield c
+    c.stop()
