@@ -7,7 +7,7 @@ import hmac
 from fastapi import FastAPI
 
 from dynamopy import __version__
-from dynamopy.api import cluster, data, errors
+from dynamopy.api import cluster, data, errors, schema
 
 OPEN_PATHS = ("/health", "/ready", "/metrics", "/docs", "/openapi.json")
 
@@ -36,11 +36,14 @@ class BearerAuth:
 
 
 def create_app(node) -> FastAPI:
+    schema.register_convertors()
     app = FastAPI(title="dynamopy node", version=__version__,
                   description="A Dynamo-style leaderless quorum key-value store")
     errors.install(app)
     app.include_router(data.build_router(node))
     app.include_router(cluster.build_router(node))
+    schema.finish_openapi(app, lambda: node.state.settings.n if node.state.bootstrapped
+                          else node.config.n)
     if node.config.api_token:
         app.add_middleware(BearerAuth, token=node.config.api_token)
     return app

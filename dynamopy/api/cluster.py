@@ -4,17 +4,20 @@ this node's own view, health, readiness and metrics."""
 from __future__ import annotations
 
 from fastapi import APIRouter, Request, Response
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, PlainTextResponse
 from prometheus_client import CONTENT_TYPE_LATEST
 
 from dynamopy.api.data import _KEY_DOC, parse_key
+from dynamopy.api.schema import (BAD_REQUEST, NOT_FOUND, UNAUTHORIZED, UNAVAILABLE,
+                                 responses)
 from dynamopy.node.errors import BadRequest, NotFound
 
 
 def build_router(node) -> APIRouter:
     router = APIRouter()
 
-    @router.get("/cluster", summary="Membership, settings and epoch")
+    @router.get("/cluster", summary="Membership, settings and epoch",
+                responses=responses(None, UNAUTHORIZED, UNAVAILABLE))
     async def cluster():
         state = node.require_ready()
         ownership = state.ring.ownership()
@@ -32,13 +35,17 @@ def build_router(node) -> APIRouter:
             ],
         }
 
-    @router.get("/cluster/preference-list/{key:path}", summary="The N replicas of a key")
+    @router.get("/cluster/preference-list/{key:anypath}", summary="The N replicas of a key",
+                responses=responses(None, BAD_REQUEST, UNAUTHORIZED, UNAVAILABLE))
     async def preference_list(request: Request, key: str):
         raw = parse_key(request)
         state = node.require_ready()
         return {"key": key, "nodes": state.ring.preference_list(raw, state.settings.n)}
 
-    @router.get("/cluster/log", summary="Committed metadata-log entries")
+    @router.get("/cluster/log", summary="Committed metadata-log entries",
+                openapi_extra={"parameters": [{"name": "since", "in": "query", "required": False,
+                                               "schema": {"type": "integer", "minimum": 0}}]},
+                responses=responses(None, BAD_REQUEST, UNAUTHORIZED))
     async def cluster_log(request: Request):
         text = request.query_params.get("since", "0")
         try:
@@ -49,12 +56,13 @@ def build_router(node) -> APIRouter:
             raise BadRequest("since must be >= 0")
         return {"epoch": node.state.epoch, "entries": node.log_entries(since)}
 
-    @router.get("/node", summary="This node's own view")
+    @router.get("/node", summary="This node's own view", responses=responses(None, UNAUTHORIZED))
     async def node_view():
         return node.node_view()
 
-    @router.get("/node/kv/{key:path}", summary="This node's local record of a key (no quorum)",
-                description=_KEY_DOC)
+    @router.get("/node/kv/{key:anypath}", summary="This node's local record of a key (no quorum)",
+                description=_KEY_DOC,
+                responses=responses(None, BAD_REQUEST, UNAUTHORIZED, NOT_FOUND, UNAVAILABLE))
     async def node_kv(request: Request, key: str):
         raw = parse_key(request)
         state = node.require_ready()
@@ -68,14 +76,16 @@ def build_router(node) -> APIRouter:
     async def health():
         return {"status": "ok", "id": node.id}
 
-    @router.get("/ready", summary="200 when this node is a member and caught up")
+    @router.get("/ready", summary="200 when this node is a member and caught up",
+                responses=responses(None, UNAVAILABLE))
     async def ready():
         if node.is_ready:
             return {"status": "ready", "id": node.id, "epoch": node.state.epoch}
         return JSONResponse({"error": "not_ready", "detail": "not a member yet or catching up",
                              "id": node.id, "epoch": node.state.epoch}, status_code=503)
 
-    @router.get("/metrics", summary="Prometheus metrics")
+    @router.get("/metrics", summary="Prometheus metrics",
+                response_class=PlainTextResponse)
     async def metrics():
         if node.store is not None:
             node.metrics.keys.set(node.store.key_count())

@@ -11,6 +11,7 @@ import time
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 
+from dynamopy.api.schema import DATA_ERRORS, NOT_FOUND, TOO_LARGE, responses
 from dynamopy.core.records import DEFAULT_CONTENT_TYPE
 from dynamopy.node.errors import BadRequest, NodeError, NotFound, TooLarge
 
@@ -78,10 +79,10 @@ def build_router(node) -> APIRouter:
         metrics.requests.labels(route, outcome).inc()
         metrics.request_seconds.labels(route, outcome).observe(time.perf_counter() - started)
 
-    @router.put("/kv/{key:path}", summary="Store a value",
+    @router.put("/kv/{key:anypath}", summary="Store a value",
                 openapi_extra={"parameters": [_param("w", "write quorum (1..N)", _QUORUM_SCHEMA), _STRICT],
                                "requestBody": {"content": {"*/*": {"schema": {"type": "string", "format": "binary"}}}}},
-                responses={200: {"description": "stored on W replicas"}})
+                responses=responses({"description": "stored on W replicas"}, DATA_ERRORS, TOO_LARGE))
     async def put_value(request: Request, key: str):
         """Store the request body under ``key`` on N replicas; answer after W durable acks."""
         started = time.perf_counter()
@@ -106,10 +107,11 @@ def build_router(node) -> APIRouter:
         return JSONResponse({"key": key, "version": version, "acks": acks},
                             headers={"ETag": f'"{version}"'})
 
-    @router.get("/kv/{key:path}", summary="Read a value",
+    @router.get("/kv/{key:anypath}", summary="Read a value",
                 openapi_extra={"parameters": [_param("r", "read quorum (1..N)", _QUORUM_SCHEMA), _STRICT]},
-                responses={200: {"description": "the newest value of R replies",
-                                 "content": {"application/octet-stream": {}}}})
+                responses=responses({"description": "the newest value of R replies",
+                                     "content": {"*/*": {"schema": {"type": "string", "format": "binary"}}}},
+                                    DATA_ERRORS, NOT_FOUND))
     async def get_value(request: Request, key: str):
         """The newest of R replicas' values; stale replicas are repaired in the background."""
         started = time.perf_counter()
@@ -129,9 +131,9 @@ def build_router(node) -> APIRouter:
         return Response(rec.value, media_type=rec.content_type,
                         headers={"ETag": f'"{rec.version}"'})
 
-    @router.delete("/kv/{key:path}", summary="Delete a value",
+    @router.delete("/kv/{key:anypath}", summary="Delete a value",
                    openapi_extra={"parameters": [_param("w", "write quorum (1..N)", _QUORUM_SCHEMA), _STRICT]},
-                   responses={200: {"description": "tombstone stored on W replicas"}})
+                   responses=responses({"description": "tombstone stored on W replicas"}, DATA_ERRORS))
     async def delete_value(request: Request, key: str):
         """Write a tombstone for ``key`` (a delete is a write with a new version)."""
         started = time.perf_counter()

@@ -14,8 +14,9 @@ _STATUS_CODES = {400: "bad_request", 401: "unauthorized", 404: "not_found",
                  503: "unavailable"}
 
 
-def error_response(status: int, code: str, detail: str, **extra) -> JSONResponse:
-    return JSONResponse({"error": code, "detail": detail, **extra}, status_code=status)
+def error_response(status: int, code: str, detail: str, headers=None, **extra) -> JSONResponse:
+    return JSONResponse({"error": code, "detail": detail, **extra}, status_code=status,
+                        headers=headers)
 
 
 def install(app) -> None:
@@ -32,4 +33,5 @@ def install(app) -> None:
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException):
         code = _STATUS_CODES.get(exc.status_code, "error")
-        return error_response(exc.status_code, code, str(exc.detail))
+        return error_response(exc.status_code, code, str(exc.detail),
+                              headers=getattr(exc, "headers", None))

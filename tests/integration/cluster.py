@@ -16,7 +16,7 @@ from typing import Optional
 
 import httpx
 
-from dynamopy.client import Client
+from dynamopy.client import Client, DynamoError
 
 _next_port = [20000 + (os.getpid() * 37) % 20000]
 
@@ -111,8 +111,14 @@ class LocalCluster:
             time.sleep(0.1)
 
     def wait_until(self, predicate, timeout_s: float = 20.0, what: str = "condition") -> None:
+        """Poll ``predicate`` until true; errors reaching a node count as 'not yet'."""
         deadline = time.monotonic() + timeout_s
-        while not predicate():
+        while True:
+            try:
+                if predicate():
+                    return
+            except (httpx.HTTPError, DynamoError, KeyError, TypeError):
+                pass
             if time.monotonic() > deadline:
                 raise TimeoutError(f"{what} not reached after {timeout_s}s")
             time.sleep(0.1)
