@@ -124,8 +124,12 @@ class ReadRound:
         self._counting = {t.node for t in self.targets if t.counts}
 
     def reply(self, node: str, record: Optional[Record]) -> Outcome:
-        if node in self._counting or node in {t.node for t in self.targets}:
-            self.replies[node] = record
+        """Record one reply. A node that answers twice (a home replica that also holds a hint
+        for a down member, say) is one reply holding the newer of its two records."""
+        if node in self.replies:
+            record = newest((self.replies[node], record))
+        self.replies[node] = record
+        self.failed.discard(node)
         return self.outcome
 
     def fail(self, node: str) -> Outcome:

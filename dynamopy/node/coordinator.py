@@ -70,7 +70,13 @@ class Coordinator:
         state = node.require_ready()
         ring, n = state.ring, state.settings.n
         token = ring.token(key)
-        targets = [Target(m) for m in ring.preference_list_for_token(token, n)]
+        if sloppy:
+            # A down home replica is stood in for by its fallback, which answers from the
+            # hints it holds for that member (or by the coordinator's own hints, uncounted).
+            targets = plan_targets(list(ring.walk_token(token)), n, node.detector.is_up,
+                                   coordinator=node.id)
+        else:
+            targets = [Target(m) for m in ring.preference_list_for_token(token, n)]
         rnd = ReadRound(tuple(targets), r)
 
         def call(t: Target) -> Awaitable:
@@ -90,7 +96,8 @@ class Coordinator:
                 f"only {rnd.counted} of the required {r} replicas answered the read "
                 f"within {node.config.request_timeout_s}s", replies=rnd.counted, required=r)
         best = rnd.newest()
-        self._spawn(self._repair_after(rnd, pending, state.epoch, token, key))
+        home = {t.node for t in targets if t.hint_for is None}
+        self._spawn(self._repair_after(rnd, pending, home, state.epoch, token, key))
         return best
 
     # ---- fan-out machinery ------------------------------------------------------------
@@ -143,19 +150,22 @@ class Coordinator:
     async def _get_one(self, t: Target, epoch: int, token: int, key: bytes) -> Optional[Record]:
         node = self.node
         if t.node == node.id:
-            return node.replica.get(token, key)
-        return Record.from_wire(await node.call_peer(t.node, "get", [epoch, token, key]))
+            return node.replica.get(token, key, t.hint_for)
+        payload = [epoch, token, key] if t.hint_for is None else [epoch, token, key, t.hint_for]
+        return Record.from_wire(await node.call_peer(t.node, "get", payload))
 
     # ---- read repair ------------------------------------------------------------------
-    async def _repair_after(self, rnd: ReadRound, pending: list[asyncio.Task], epoch: int,
-                            token: int, key: bytes) -> None:
-        """Once every replica answered (or failed), send the newest record to stale ones."""
+    async def _repair_after(self, rnd: ReadRound, pending: list[asyncio.Task], home: set[str],
+                            epoch: int, token: int, key: bytes) -> None:
+        """Once every replica answered (or failed), send the newest record to the home
+        replicas that answered stale or missing (fallbacks are not repaired: they only
+        hold hints, which hinted handoff delivers)."""
         await asyncio.gather(*pending, return_exceptions=True)
         best = rnd.newest()
         if best is None:
             return
         wire = best.to_wire()
-        for node_id in rnd.stale():
+        for node_id in [n for n in rnd.stale() if n in home]:
             try:
                 await self._put_one(Target(node_id), epoch, token, key, best, wire)
                 self.node.metrics.read_repairs.inc()

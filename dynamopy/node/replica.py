@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Optional
 
-from dynamopy.core.records import Record
+from dynamopy.core.records import Record, newest
 
 if TYPE_CHECKING:  # pragma: no cover
     from dynamopy.node.runtime import Node
@@ -39,8 +39,13 @@ class Replica:
         await node.committer.write(token, key, record)
         return record.version
 
-    def get(self, token: int, key: bytes) -> Optional[Record]:
-        return self.node.store.get(token, key)
+    def get(self, token: int, key: bytes, hint_for: Optional[str] = None) -> Optional[Record]:
+        """The local record; for a fallback standing in for ``hint_for``, also the hints it
+        holds for that member (a sloppy read), newest first."""
+        rec = self.node.store.get(token, key)
+        if hint_for is not None and hint_for != self.node.id:
+            rec = newest((rec, self.node.store.hint_lookup(hint_for, token, key)))
+        return rec
 
     # ---- peer RPC handlers -----------------------------------------------------------
     async def rpc_put(self, payload: list, peer_id: str) -> Any:
@@ -49,7 +54,7 @@ class Replica:
         return await self.put(token, key, Record.from_wire(wire), hint_for)
 
     async def rpc_get(self, payload: list, peer_id: str) -> Any:
-        epoch, token, key = payload
+        epoch, token, key, *rest = payload
         self.node.note_epoch(epoch, peer_id)
-        rec = self.get(token, key)
+        rec = self.get(token, key, rest[0] if rest else None)
         return None if rec is None else rec.to_wire()

@@ -379,6 +379,21 @@ class Store:
                     break
         return out
 
+    def hint_lookup(self, target: str, token: int, key: bytes) -> Optional[Record]:
+        """The newest hint held for ``target`` of one key, or ``None``.
+
+        A scan of the target's hints: they are few (bounded by the hint cap and drained as
+        soon as the target is back), and this only serves sloppy reads while it is down.
+        """
+        validate_target(target)
+        best: Optional[Record] = None
+        with self._db.iterator(prefix=hint_prefix(target)) as it:
+            for _hkey, raw in it:
+                h_token, h_key, record = _unpack_hint(raw)
+                if h_token == token and h_key == key and (best is None or record.version > best.version):
+                    best = record
+        return best
+
     def hint_stats(self) -> dict[str, tuple[int, int]]:
         """target -> (count, bytes) of stored hints; bytes = encoded key + value sizes."""
         return dict(self._hint_stats)
