@@ -8,6 +8,7 @@ from fastapi import FastAPI
 
 from dynamopy import __version__
 from dynamopy.api import cluster, data, errors, schema
+from dynamopy.api.fastpath import DataFastPath
 
 OPEN_PATHS = ("/health", "/ready", "/metrics", "/docs", "/openapi.json")
 
@@ -40,10 +41,12 @@ def create_app(node) -> FastAPI:
     app = FastAPI(title="dynamopy node", version=__version__,
                   description="A Dynamo-style leaderless quorum key-value store")
     errors.install(app)
-    app.include_router(data.build_router(node))
+    handlers = data.DataHandlers(node)
+    app.include_router(data.build_router(handlers))
     app.include_router(cluster.build_router(node))
     schema.finish_openapi(app, lambda: node.state.settings.n if node.state.bootstrapped
                           else node.config.n)
-    if node.config.api_token:
+    app.add_middleware(DataFastPath, handlers=handlers)
+    if node.config.api_token:  # added last, so it runs first
         app.add_middleware(BearerAuth, token=node.config.api_token)
     return app

@@ -1,15 +1,20 @@
-"""The data routes: ``PUT|GET|DELETE /kv/{key}``. Kept lean: they are the hot path.
+"""The data routes: ``PUT|GET|DELETE /kv/{key}``. They are the hot path, so they are kept lean.
 
-The handlers take the raw ``Request`` and parse it by hand (no pydantic models), which keeps
-FastAPI's per-request cost low and lets every bad input get the contract's JSON error.
+The handlers work on plain values (key text, query pairs, headers, a body reader) and return a
+small :class:`Reply`. Two thin adapters serve them: a raw ASGI fast path (``fastpath.py``)
+that answers ``/kv/`` requests before FastAPI's routing and dependency machinery, and FastAPI
+routes that document the same operations in the OpenAPI schema (and serve them if the fast
+path is off). Every bad input gets the contract's JSON error; nothing is ignored.
 """
 
 from __future__ import annotations
 
+import json
 import time
+from dataclasses import dataclass
+from typing import Awaitable, Callable, Iterable, Mapping, Optional
 
 from fastapi import APIRouter, Request, Response
-from fastapi.responses import JSONResponse
 
 from dynamopy.api.schema import DATA_ERRORS, NOT_FOUND, TOO_LARGE, responses
 from dynamopy.core.records import DEFAULT_CONTENT_TYPE
@@ -18,21 +23,23 @@ from dynamopy.node.errors import BadRequest, NodeError, NotFound, TooLarge
 MAX_KEY_BYTES = 1024
 _TRUE = {"true", "1", "yes"}
 _BOOL_VALUES = _TRUE | {"false", "0", "no"}
-
-
-def _param(name: str, description: str, schema: dict) -> dict:
-    return {"name": name, "in": "query", "required": False, "description": description,
-            "schema": schema}
-
-
-_QUORUM_SCHEMA = {"type": "integer", "minimum": 1}
-_STRICT = _param("strict", "only preference-list members count toward the quorum (no hints)",
-                 {"type": "boolean"})
 _KEY_DOC = "UTF-8 key of 1..1024 bytes, percent-encoded; '/' allowed"
+JSON = "application/json"
 
 
-def parse_key(request: Request) -> bytes:
-    key = request.path_params.get("key", "")
+@dataclass(slots=True)
+class Reply:
+    status: int
+    body: bytes
+    content_type: str = JSON
+    etag: Optional[int] = None
+
+
+def error_reply(e: NodeError) -> Reply:
+    return Reply(e.status, json.dumps({"error": e.code, "detail": e.detail, **e.extra}).encode())
+
+
+def check_key(key: str) -> bytes:
     raw = key.encode("utf-8", "surrogateescape")
     if not raw:
         raise BadRequest("the key is empty; keys are 1..1024 bytes of UTF-8")
@@ -45,110 +52,161 @@ def parse_key(request: Request) -> bytes:
     return raw
 
 
-def parse_params(request: Request, quorum_name: str, default: int, n: int) -> tuple[int, bool]:
+def parse_key(request: Request) -> bytes:
+    return check_key(request.path_params.get("key", ""))
+
+
+def parse_params(query: Iterable[tuple[str, str]], headers: Mapping[str, str],
+                 quorum_name: str, default: int, n: int) -> tuple[int, bool]:
     """Return (quorum, strict). Unknown parameters and bad values are 400s, never ignored."""
-    q = request.query_params
-    for name in q.keys():
-        if name == "consistency":
+    quorum, strict = default, False
+    for name, text in query:
+        if name == quorum_name:
+            try:
+                quorum = int(text)
+            except ValueError:
+                raise BadRequest(f"{quorum_name}={text!r} is not an integer") from None
+            if not 1 <= quorum <= n:
+                raise BadRequest(f"{quorum_name}={quorum} is outside 1..N={n}")
+        elif name == "strict":
+            if text.lower() not in _BOOL_VALUES:
+                raise BadRequest(f"strict={text!r} is not a boolean")
+            strict = text.lower() in _TRUE
+        elif name == "consistency":
             raise BadRequest("consistency=... is not supported yet by this cluster")
-        if name not in (quorum_name, "strict"):
+        else:
             raise BadRequest(f"unknown parameter {name!r}; this route takes "
                              f"{quorum_name!r} and 'strict'")
-    quorum = default
-    text = q.get(quorum_name)
-    if text is not None:
-        try:
-            quorum = int(text)
-        except ValueError:
-            raise BadRequest(f"{quorum_name}={text!r} is not an integer") from None
-        if not 1 <= quorum <= n:
-            raise BadRequest(f"{quorum_name}={quorum} is outside 1..N={n}")
-    strict_text = q.get("strict", "false").lower()
-    if strict_text not in _BOOL_VALUES:
-        raise BadRequest(f"strict={strict_text!r} is not a boolean")
-    if "if-match" in request.headers:
+    if "if-match" in headers:
         raise BadRequest("If-Match is not supported yet by this cluster")
-    return quorum, strict_text in _TRUE
+    return quorum, strict
 
 
-def build_router(node) -> APIRouter:
-    router = APIRouter()
-    metrics = node.metrics
+class DataHandlers:
+    """PUT/GET/DELETE of one key, independent of the web framework."""
 
-    def observe(route: str, outcome: str, started: float) -> None:
-        metrics.requests.labels(route, outcome).inc()
-        metrics.request_seconds.labels(route, outcome).observe(time.perf_counter() - started)
+    def __init__(self, node):
+        self.node = node
+        m = node.metrics
+        self._requests = m.requests
+        self._seconds = m.request_seconds
+        self._children: dict = {}
 
-    @router.put("/kv/{key:anypath}", summary="Store a value",
-                openapi_extra={"parameters": [_param("w", "write quorum (1..N)", _QUORUM_SCHEMA), _STRICT],
-                               "requestBody": {"content": {"*/*": {"schema": {"type": "string", "format": "binary"}}}}},
-                responses=responses({"description": "stored on W replicas"}, DATA_ERRORS, TOO_LARGE))
-    async def put_value(request: Request, key: str):
-        """Store the request body under ``key`` on N replicas; answer after W durable acks."""
+    def _observe(self, route: str, outcome: str, started: float) -> None:
+        pair = self._children.get((route, outcome))
+        if pair is None:  # label lookups are not free; cache the children
+            pair = self._children[(route, outcome)] = (
+                self._requests.labels(route, outcome), self._seconds.labels(route, outcome))
+        pair[0].inc()
+        pair[1].observe(time.perf_counter() - started)
+
+    async def put(self, key: str, query, headers: Mapping[str, str],
+                  read_body: Callable[[], Awaitable[bytes]]) -> Reply:
         started = time.perf_counter()
+        node = self.node
         try:
-            raw_key = parse_key(request)
+            raw_key = check_key(key)
             settings = node.require_ready().settings
-            w, strict = parse_params(request, "w", settings.w, settings.n)
+            w, strict = parse_params(query, headers, "w", settings.w, settings.n)
             limit = node.config.max_value_bytes
-            declared = request.headers.get("content-length")
+            declared = headers.get("content-length")
             if declared is not None and declared.isdigit() and int(declared) > limit:
                 raise TooLarge(f"the value is {declared} bytes; the limit is {limit}")
-            body = await request.body()
+            body = await read_body()
             if len(body) > limit:
                 raise TooLarge(f"the value is {len(body)} bytes; the limit is {limit}")
-            ctype = request.headers.get("content-type") or DEFAULT_CONTENT_TYPE
+            ctype = headers.get("content-type") or DEFAULT_CONTENT_TYPE
             version, acks = await node.coordinator.write(
                 raw_key, value=body, content_type=ctype, deleted=False, w=w, sloppy=not strict)
         except NodeError as e:
-            observe("put", e.code, started)
-            raise
-        observe("put", "ok", started)
-        return JSONResponse({"key": key, "version": version, "acks": acks},
-                            headers={"ETag": f'"{version}"'})
+            self._observe("put", e.code, started)
+            return error_reply(e)
+        self._observe("put", "ok", started)
+        return Reply(200, json.dumps({"key": key, "version": version, "acks": acks}).encode(),
+                     etag=version)
 
-    @router.get("/kv/{key:anypath}", summary="Read a value",
-                openapi_extra={"parameters": [_param("r", "read quorum (1..N)", _QUORUM_SCHEMA), _STRICT]},
-                responses=responses({"description": "the newest value of R replies",
-                                     "content": {"*/*": {"schema": {"type": "string", "format": "binary"}}}},
-                                    DATA_ERRORS, NOT_FOUND))
-    async def get_value(request: Request, key: str):
-        """The newest of R replicas' values; stale replicas are repaired in the background."""
+    async def get(self, key: str, query, headers: Mapping[str, str]) -> Reply:
         started = time.perf_counter()
+        node = self.node
         try:
-            raw_key = parse_key(request)
+            raw_key = check_key(key)
             settings = node.require_ready().settings
-            r, strict = parse_params(request, "r", settings.r, settings.n)
+            r, strict = parse_params(query, headers, "r", settings.r, settings.n)
             rec = await node.coordinator.read(raw_key, r=r, sloppy=not strict)
             if rec is None:
                 raise NotFound(f"key {key!r} was never written")
             if rec.deleted:
                 raise NotFound(f"key {key!r} was deleted", version=rec.version)
         except NodeError as e:
-            observe("get", e.code, started)
-            raise
-        observe("get", "ok", started)
-        return Response(rec.value, media_type=rec.content_type,
-                        headers={"ETag": f'"{rec.version}"'})
+            self._observe("get", e.code, started)
+            return error_reply(e)
+        self._observe("get", "ok", started)
+        return Reply(200, rec.value, rec.content_type, etag=rec.version)
+
+    async def delete(self, key: str, query, headers: Mapping[str, str]) -> Reply:
+        started = time.perf_counter()
+        node = self.node
+        try:
+            raw_key = check_key(key)
+            settings = node.require_ready().settings
+            w, strict = parse_params(query, headers, "w", settings.w, settings.n)
+            version, acks = await node.coordinator.write(
+                raw_key, value=b"", content_type=DEFAULT_CONTENT_TYPE, deleted=True, w=w,
+                sloppy=not strict)
+        except NodeError as e:
+            self._observe("delete", e.code, started)
+            return error_reply(e)
+        self._observe("delete", "ok", started)
+        return Reply(200, json.dumps({"key": key, "version": version, "acks": acks}).encode(),
+                     etag=version)
+
+
+# ---- the FastAPI adapter (documents the routes; serves them if the fast path is off) --
+
+def _param(name: str, description: str, schema: dict) -> dict:
+    return {"name": name, "in": "query", "required": False, "description": description,
+            "schema": schema}
+
+
+_QUORUM_SCHEMA = {"type": "integer", "minimum": 1}
+_STRICT = _param("strict", "only preference-list members count toward the quorum (no hints)",
+                 {"type": "boolean"})
+_BINARY = {"schema": {"type": "string", "format": "binary"}}
+
+
+def _response(reply: Reply) -> Response:
+    headers = {"ETag": f'"{reply.etag}"'} if reply.etag is not None else None
+    return Response(reply.body, status_code=reply.status, media_type=reply.content_type,
+                    headers=headers)
+
+
+def build_router(handlers: DataHandlers) -> APIRouter:
+    router = APIRouter()
+
+    @router.put("/kv/{key:anypath}", summary="Store a value",
+                openapi_extra={"parameters": [_param("w", "write quorum (1..N)", _QUORUM_SCHEMA), _STRICT],
+                               "requestBody": {"content": {"*/*": _BINARY}}},
+                responses=responses({"description": "stored on W replicas"}, DATA_ERRORS, TOO_LARGE))
+    async def put_value(request: Request, key: str):
+        """Store the request body under ``key`` on N replicas; answer after W durable acks."""
+        return _response(await handlers.put(key, request.query_params.multi_items(),
+                                            request.headers, request.body))
+
+    @router.get("/kv/{key:anypath}", summary="Read a value",
+                openapi_extra={"parameters": [_param("r", "read quorum (1..N)", _QUORUM_SCHEMA), _STRICT]},
+                responses=responses({"description": "the newest value of R replies",
+                                     "content": {"*/*": _BINARY}}, DATA_ERRORS, NOT_FOUND))
+    async def get_value(request: Request, key: str):
+        """The newest of R replicas' values; stale replicas are repaired in the background."""
+        return _response(await handlers.get(key, request.query_params.multi_items(),
+                                            request.headers))
 
     @router.delete("/kv/{key:anypath}", summary="Delete a value",
                    openapi_extra={"parameters": [_param("w", "write quorum (1..N)", _QUORUM_SCHEMA), _STRICT]},
                    responses=responses({"description": "tombstone stored on W replicas"}, DATA_ERRORS))
     async def delete_value(request: Request, key: str):
         """Write a tombstone for ``key`` (a delete is a write with a new version)."""
-        started = time.perf_counter()
-        try:
-            raw_key = parse_key(request)
-            settings = node.require_ready().settings
-            w, strict = parse_params(request, "w", settings.w, settings.n)
-            version, acks = await node.coordinator.write(
-                raw_key, value=b"", content_type=DEFAULT_CONTENT_TYPE, deleted=True, w=w,
-                sloppy=not strict)
-        except NodeError as e:
-            observe("delete", e.code, started)
-            raise
-        observe("delete", "ok", started)
-        return JSONResponse({"key": key, "version": version, "acks": acks},
-                            headers={"ETag": f'"{version}"'})
+        return _response(await handlers.delete(key, request.query_params.multi_items(),
+                                               request.headers))
 
     return router

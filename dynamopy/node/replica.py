@@ -33,11 +33,11 @@ class Replica:
         if hint_for is not None and hint_for != node.id:
             await node.hints.store(hint_for, token, key, record)
             return record.version
+        if await node.committer.write(token, key, record):
+            return record.version
+        # Not applied: something at least as new is stored (and synced by this batch).
         current = node.store.get(token, key)
-        if current is not None and current.version >= record.version:
-            return current.version
-        await node.committer.write(token, key, record)
-        return record.version
+        return max(record.version, current.version if current else 0)
 
     def get(self, token: int, key: bytes, hint_for: Optional[str] = None) -> Optional[Record]:
         """The local record; for a fallback standing in for ``hint_for``, also the hints it

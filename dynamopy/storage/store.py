@@ -194,19 +194,26 @@ class Store:
         raw = self._db.get(data_key(token, key))
         return None if raw is None else unpack_record(raw)
 
-    def scan(self, start_token: int, end_token: int) -> Iterator[tuple[int, bytes, Record]]:
+    def scan(self, start_token: int, end_token: int, *,
+             after_key: Optional[bytes] = None) -> Iterator[tuple[int, bytes, Record]]:
         """Records with ``start_token <= token < end_token`` in (token, key) order.
 
+        With ``after_key``, records at ``start_token`` whose key is ``<= after_key`` are
+        skipped: ``(start_token, after_key)`` is a resume cursor (the last record seen).
         Reads a snapshot taken at the first ``next()``. A wrapping range (start > end) is the
         caller's to split in two.
         """
         _check_range(start_token, end_token)  # eagerly, not at the first next()
-        return self._scan(start_token, end_token)
+        return self._scan(start_token, end_token, after_key)
 
-    def _scan(self, start_token: int, end_token: int) -> Iterator[tuple[int, bytes, Record]]:
+    def _scan(self, start_token: int, end_token: int,
+              after_key: Optional[bytes] = None) -> Iterator[tuple[int, bytes, Record]]:
         if start_token >= end_token:
             return
-        it = self._db.iterator(start=_token_bound(start_token), stop=_token_bound(end_token))
+        start = _token_bound(start_token)
+        if after_key is not None:
+            start = start + after_key + b"\x00"  # the smallest key after the cursor
+        it = self._db.iterator(start=start, stop=_token_bound(end_token))
         with it:
             for dkey, raw in it:
                 yield int.from_bytes(dkey[1:5], "big"), dkey[5:], unpack_record(raw)
