@@ -1,0 +1,24 @@
+"""Multi-Paxos for the metadata log, as pure state machines (no I/O, no clock).
+
+``MetaLogNode`` is the one object the runtime drives; see ``node`` for the Ready
+contract (persist before send) and the restart procedure. ``acceptor``, ``proposer``
+and ``learner`` hold the three roles; ``messages`` the wire messages and their
+msgpack-able encoding.
+"""
+
+from .acceptor import Acceptor, AcceptorState, AcceptorUpdate
+from .learner import PaxosSafetyError
+from .messages import (
+    NOOP, ZERO_BALLOT, Accept, Accepted, Ballot, CatchupReply, CatchupRequest, Commit,
+    Heartbeat, HeartbeatAck, Message, Nack, Prepare, Promise, Propose, Snapshot, decode,
+    encode,
+)
+from .node import MetaLogNode, Ready
+from .proposer import Role
+
+__all__ = [
+    "Accept", "Accepted", "Acceptor", "AcceptorState", "AcceptorUpdate", "Ballot",
+    "CatchupReply", "CatchupRequest", "Commit", "Heartbeat", "HeartbeatAck", "Message",
+    "MetaLogNode", "NOOP", "Nack", "PaxosSafetyError", "Prepare", "Promise", "Propose",
+    "Ready", "Role", "Snapshot", "ZERO_BALLOT", "decode", "encode",
+]

@@ -1,0 +1,505 @@
+"""``MetaLogNode``: one node's Multi-Paxos metadata log as a pure state machine.
+
+No I/O, no clock, no global random: the caller feeds logical ticks (``tick``), messages
+(``step``) and proposals (``propose``), then collects the effects with ``ready`` and
+acknowledges them with ``advance`` (the etcd-raft style).
+
+Handling a Ready (in this order; the order is the safety contract):
+
+1. ``rd.snapshot`` (if not None): replace the app state with it and store it durably
+   (it stands for every slot ``< rd.snapshot.slot``; drop the app's older log entries).
+2. ``rd.persist`` (if not None): apply this ``AcceptorUpdate`` to the durable acceptor
+   state and **sync** it. Nothing in steps 3-4 may happen before this sync returns:
+   messages may carry promises/accepts that a crash must not forget, and a committed
+   entry may have been counted as chosen using this node's own unsynced vote.
+3. ``rd.committed``: apply each (slot, value) in order (value ``NOOP``/None fills a slot
+   without changing anything; an entry that is invalid for the current state must be a
+   deterministic no-op on every node). Record the applied entries durably (the app's log).
+4. ``rd.messages``: send each (to, msg). Delivery is best effort (drop, reorder,
+   duplicate are all tolerated).
+5. ``node.advance(rd)``.
+
+Do not call ``tick``/``step``/``propose``/``compact`` between ``ready()`` and
+``advance()`` (buffer inputs meanwhile); doing so raises ``RuntimeError``.
+
+Each committed slot is delivered once per process lifetime, strictly in slot order.
+Restart: rebuild with ``persisted`` = the durable ``AcceptorState`` (acceptors only),
+``snapshot`` = the app's durable snapshot and ``log`` = the app's durable entries after
+it (contiguous from ``snapshot.slot``, or from 0 without a snapshot). Delivery resumes at
+``snapshot.slot + len(log)``; anything the app had not made durable is learned again.
+
+Proposals are fire-and-forget: ``propose`` may be dropped (no leader, queue full, lost
+messages, leader change). The caller puts a unique request id in the value, watches the
+committed stream for it and retries; a retry can commit the value twice, so apply must
+ignore a request id it has already applied (deterministically, on every node). Validate
+a change against the current state before proposing, and again at apply time.
+"""
+
+from __future__ import annotations
+
+import random
+from collections import deque
+from typing import Any, Iterable
+
+from .acceptor import Acceptor, AcceptorState
+from .learner import Learner
+from .messages import (
+    ZERO_BALLOT, Accept, Accepted, Ballot, CatchupReply, CatchupRequest, Commit, Entry,
+    Heartbeat, HeartbeatAck, Message, Nack, Prepare, Promise, Propose, Snapshot,
+)
+from .proposer import Proposer, Role
+from .ready import Ready
+
+MAX_FORWARD_HOPS = 2  # learner -> acceptor -> leader; never further, so nothing circulates
+_NEVER = -(10**9)
+
+
+class MetaLogNode:
+    """One member's view of the metadata log: acceptor (if listed in ``acceptors``),
+    proposer (acceptors only), learner (everyone).
+
+    ``election_ticks``: a follower that hears no leader for a random
+    ``[election_ticks, 2*election_ticks)`` ticks starts phase 1; an acceptor that heard a
+    leader within ``election_ticks`` ignores other candidates (leader lease); a leader that
+    heard from fewer than a majority of acceptors within ``election_ticks`` steps down.
+    ``heartbeat_ticks``: leader heartbeat and phase-2/phase-1 retransmission period.
+    ``catchup_ticks``: minimum ticks between two catch-up requests.
+    ``leader_lease``: the lease rule above (fewer disruptive elections). Safety never
+    depends on it; tests turn it off to let candidates duel freely.
+    """
+
+    def __init__(
+        self,
+        node_id: str,
+        acceptors: Iterable[str],
+        rng: random.Random,
+        *,
+        persisted: AcceptorState | None = None,
+        snapshot: Snapshot | None = None,
+        log: Iterable[Entry] = (),
+        election_ticks: int = 10,
+        heartbeat_ticks: int = 2,
+        catchup_ticks: int = 3,
+        max_inflight: int = 32,
+        max_queue: int = 1024,
+        max_catchup_entries: int = 256,
+        leader_lease: bool = True,
+    ) -> None:
+        acceptors = tuple(acceptors)
+        if not acceptors or len(set(acceptors)) != len(acceptors):
+            raise ValueError("acceptors must be a non-empty tuple of distinct ids")
+        if not 0 < heartbeat_ticks < election_ticks:
+            raise ValueError("need 0 < heartbeat_ticks < election_ticks")
+        self.id = node_id
+        self.acceptors = acceptors
+        self.is_acceptor = node_id in acceptors
+        if persisted is not None and not self.is_acceptor:
+            raise ValueError("only acceptors have persisted acceptor state")
+        self.election_ticks = election_ticks
+        self.heartbeat_ticks = heartbeat_ticks
+        self.catchup_ticks = catchup_ticks
+        self.max_catchup_entries = max_catchup_entries
+        self.leader_lease = leader_lease
+        self._rng = rng
+        self._index = acceptors.index(node_id) if self.is_acceptor else -1
+        self._acceptor = Acceptor(persisted) if self.is_acceptor else None
+        self._proposer = Proposer(len(acceptors), max_inflight, max_queue) if self.is_acceptor else None
+        self._learner = Learner(snapshot, log)
+        if self._acceptor is not None:
+            # The acceptor forgot slots below compacted_below only because they were chosen.
+            self._learner.note_hint(self._acceptor.compacted_below, None)
+        self._max_round = self._acceptor.promised.round if self._acceptor else 0
+        self._peers: tuple[str, ...] = tuple(a for a in acceptors if a != node_id)
+        self._learners: tuple[str, ...] = ()
+        self._now = 0
+        self.leader: str | None = None
+        self.leader_ballot: Ballot = ZERO_BALLOT
+        self._heard_leader_at = _NEVER
+        self._election_at = self._random_timeout()
+        self._candidate_since = 0
+        self._leader_since = 0
+        self._hb_due = 0
+        self._last_ack: dict[str, int] = {}
+        self._catchup_at = 0
+        self._poll_at = 0
+        self._outbox: list[tuple[str, Message]] = []
+        self._loopback: deque[Message] = deque()
+        self._in_ready = False
+        self._ready_applied_to = 0
+
+    # -- status -------------------------------------------------------------------------
+
+    @property
+    def role(self) -> Role:
+        return self._proposer.role if self._proposer else Role.FOLLOWER
+
+    @property
+    def ballot(self) -> Ballot:
+        """This node's current leadership ballot (ZERO_BALLOT if it never ran)."""
+        return self._proposer.ballot if self._proposer else ZERO_BALLOT
+
+    @property
+    def chosen_below(self) -> int:
+        """Every slot below this is known chosen here (the commit index)."""
+        return self._learner.chosen_below
+
+    @property
+    def applied_slot(self) -> int:
+        """Slots below this were delivered to the app (after ``advance``)."""
+        return self._learner.applied
+
+    @property
+    def snapshot_slot(self) -> int:
+        return self._learner.base
+
+    def acceptor_state(self) -> AcceptorState | None:
+        """In-memory acceptor state (tests and debugging; persist from Ready instead)."""
+        return self._acceptor.state() if self._acceptor else None
+
+    # -- inputs -------------------------------------------------------------------------
+
+    def tick(self) -> None:
+        self._check_idle()
+        self._now += 1
+        p = self._proposer
+        if p is not None:
+            if p.role is Role.LEADER:
+                self._heard_leader_at = self._now
+                if self._now >= self._hb_due:
+                    self._heartbeat()
+                    for to, entries in p.resend(self.acceptors).items():
+                        self._send(to, Accept(p.ballot, tuple(entries)))
+                if self._lost_quorum():
+                    self._step_down()
+            else:
+                if p.role is Role.CANDIDATE and (self._now - self._candidate_since) % self.heartbeat_ticks == 0:
+                    for a in self.acceptors:
+                        if a not in p.promises:
+                            self._send(a, Prepare(p.ballot, p.from_slot))
+                if self._now >= self._election_at:
+                    self._start_election()
+        if self.leader not in (None, self.id) and self._now - self._heard_leader_at >= self.election_ticks:
+            self.leader = None  # silent too long: stop forwarding there, let candidates in
+        self._maybe_catch_up()
+        self._run_loopback()
+
+    def step(self, sender: str, msg: Message) -> None:
+        """A message from ``sender`` (the transport vouches for the sender's id)."""
+        self._check_idle()
+        if sender == self.id:
+            return  # our own messages never travel through the transport
+        self._dispatch(sender, msg)
+        self._run_loopback()
+
+    def propose(self, value: Any) -> None:
+        """Ask to append ``value`` (not None). Best effort: see the module docstring."""
+        self._check_idle()
+        if value is None:
+            raise ValueError("None is reserved for NOOP")
+        self._handle_propose(value, 0)
+        self._run_loopback()
+
+    def set_learners(self, ids: Iterable[str]) -> None:
+        """The current members (beyond the acceptors) that chosen values are pushed to."""
+        self._learners = tuple(sorted(set(ids) - {self.id}))
+        self._peers = tuple(sorted((set(self.acceptors) | set(self._learners)) - {self.id}))
+
+    def compact(self, upto_slot: int, snapshot: Snapshot) -> None:
+        """The app's durable ``snapshot`` of its state after applying every slot
+        ``< upto_slot`` (``upto_slot <= applied_slot``). The node serves it to lagging
+        peers and drops log entries (and accepted values) below it."""
+        self._check_idle()
+        if self._learner.compact(upto_slot, snapshot) and self._acceptor is not None:
+            self._acceptor.compact(upto_slot)
+
+    # -- outputs ------------------------------------------------------------------------
+
+    def has_ready(self) -> bool:
+        return bool(
+            self._outbox
+            or self._learner.pending_snapshot is not None
+            or self._learner.applied < self._learner.chosen_below
+            or (self._acceptor is not None and self._acceptor.dirty)
+        )
+
+    def ready(self) -> Ready:
+        if self._in_ready:
+            raise RuntimeError("ready() called again before advance()")
+        lr = self._learner
+        snap = lr.pending_snapshot
+        lr.pending_snapshot = None
+        start = snap.slot if snap is not None else lr.applied
+        committed = tuple((s, lr.log[s]) for s in range(start, lr.chosen_below))
+        self._ready_applied_to = max(lr.applied, lr.chosen_below if (committed or snap) else lr.applied)
+        persist = self._acceptor.take_update() if self._acceptor else None
+        msgs = tuple(self._outbox)
+        self._outbox = []
+        self._in_ready = True
+        return Ready(snap, persist, committed, msgs)
+
+    def advance(self, rd: Ready) -> None:
+        if not self._in_ready:
+            raise RuntimeError("advance() without ready()")
+        self._in_ready = False
+        self._learner.applied = self._ready_applied_to
+
+    # -- internals: plumbing -----------------------------------------------------------
+
+    def _check_idle(self) -> None:
+        if self._in_ready:
+            raise RuntimeError("call advance() before feeding the node more input")
+
+    def _send(self, to: str, msg: Message) -> None:
+        if to == self.id:
+            self._loopback.append(msg)  # our own acceptor/proposer: handled in this call
+        else:
+            self._outbox.append((to, msg))
+
+    def _run_loopback(self) -> None:
+        while self._loopback:
+            self._dispatch(self.id, self._loopback.popleft())
+
+    def _random_timeout(self) -> int:
+        return self._rng.randint(self.election_ticks, 2 * self.election_ticks - 1)
+
+    def _note_round(self, ballot: Ballot) -> None:
+        if ballot.round > self._max_round:
+            self._max_round = ballot.round
+
+    def _dispatch(self, sender: str, msg: Message) -> None:
+        handler = _HANDLERS.get(type(msg))
+        if handler is not None:  # unknown message kinds are remote misbehaviour: ignore
+            handler(self, sender, msg)
+
+    # -- internals: leadership ---------------------------------------------------------
+
+    def _start_election(self) -> None:
+        p, a = self._proposer, self._acceptor
+        assert p is not None and a is not None
+        self._max_round = max(self._max_round, a.promised.round) + 1
+        ballot = Ballot(self._max_round, self._index)
+        p.start_candidacy(ballot, self._learner.chosen_below)
+        self._candidate_since = self._now
+        self._election_at = self._now + self._random_timeout()  # randomized back-off
+        if self.leader == self.id:
+            self.leader = None
+        for acc in self.acceptors:
+            self._send(acc, Prepare(ballot, p.from_slot))
+
+    def _become_leader(self) -> None:
+        p = self._proposer
+        assert p is not None
+        lr = self._learner
+        for sender, pr in p.promises.items():
+            lr.note_hint(pr.compacted_below, sender)  # chosen below that: learn, don't propose
+        self._last_ack = {a: self._now for a in p.promises}
+        min_next = max([lr.chosen_below, *(s + 1 for s in lr.log)])
+        _, entries = p.become_leader(lr.knows, min_next)
+        self.leader = self.id
+        self.leader_ballot = p.ballot
+        self._leader_since = self._now
+        self._heard_leader_at = self._now
+        self._send_accepts(entries)
+        self._heartbeat()
+
+    def _step_down(self) -> None:
+        p = self._proposer
+        if p is not None and p.role is not Role.FOLLOWER:
+            p.step_down()
+            self._election_at = self._now + self._random_timeout()
+        if self.leader == self.id:
+            self.leader = None
+
+    def _lost_quorum(self) -> bool:
+        if self._now - self._leader_since < self.election_ticks:
+            return False
+        fresh = 1 + sum(
+            1 for a in self.acceptors
+            if a != self.id and self._now - self._last_ack.get(a, _NEVER) <= self.election_ticks
+        )
+        return fresh < len(self.acceptors) // 2 + 1
+
+    def _heartbeat(self) -> None:
+        p = self._proposer
+        assert p is not None
+        self._hb_due = self._now + self.heartbeat_ticks
+        hb = Heartbeat(p.ballot, self._learner.chosen_below)
+        for to in self._peers:
+            self._send(to, hb)
+
+    def _send_accepts(self, entries: list[Entry]) -> None:
+        if entries:
+            msg = Accept(self._proposer.ballot, tuple(entries))
+            for a in self.acceptors:
+                self._send(a, msg)
+
+    def _heard_from_leader(self, sender: str, ballot: Ballot) -> None:
+        """A live leader ``sender`` under ``ballot`` (from a heartbeat or an accept)."""
+        if ballot < self.leader_ballot and self.leader is not None:
+            return  # an older leader than the one we follow
+        p = self._proposer
+        if p is not None and p.role is not Role.FOLLOWER:
+            if p.role is Role.LEADER and ballot < p.ballot:
+                return
+            self._step_down()  # a live leader exists: stop campaigning
+        self.leader = sender
+        self.leader_ballot = max(ballot, self.leader_ballot)
+        self._heard_leader_at = self._now
+        if p is not None:
+            self._election_at = self._now + self._random_timeout()
+            for value in p.take_queue():  # values that waited for a leader
+                self._send(sender, Propose(value, 1))
+
+    def _handle_propose(self, value: Any, hops: int) -> None:
+        p = self._proposer
+        if p is not None and p.role is Role.LEADER:
+            self._send_accepts(p.submit(value))
+        elif self.leader not in (None, self.id) and hops < MAX_FORWARD_HOPS:
+            self._send(self.leader, Propose(value, hops + 1))
+        elif p is not None:
+            p.submit(value)  # queued until we lead or learn who leads
+        elif hops == 0:
+            self._send(self._rng.choice(self.acceptors), Propose(value, 1))
+
+    # -- internals: learning -----------------------------------------------------------
+
+    def _after_learning(self) -> None:
+        """New chosen slots known: a leader stops proposing them and refills its window."""
+        p = self._proposer
+        if p is not None and p.role is Role.LEADER:
+            p.forget_chosen(self._learner.knows)
+            self._send_accepts(p.fill())
+
+    def _maybe_catch_up(self) -> None:
+        lr = self._learner
+        silent = self.leader is None
+        if not (lr.has_gap or (silent and self._now >= self._poll_at)) or self._now < self._catchup_at:
+            return
+        if silent:
+            self._poll_at = self._now + self.election_ticks
+        self._request_catchup(lr.hint_from if lr.has_gap and self._rng.random() < 0.5 else None)
+
+    def _request_catchup(self, target: str | None) -> None:
+        if target is None or target == self.id:
+            others = [x for x in self._peers if x != self.id]
+            if self.leader not in (None, self.id):
+                others.append(self.leader)  # twice as likely: it knows the most
+            if not others:
+                return
+            target = self._rng.choice(others)
+        self._catchup_at = self._now + self.catchup_ticks
+        self._send(target, CatchupRequest(self._learner.chosen_below))
+
+    # -- message handlers --------------------------------------------------------------
+
+    def _on_prepare(self, sender: str, msg: Prepare) -> None:
+        a = self._acceptor
+        if a is None:
+            return
+        self._note_round(msg.ballot)
+        if (
+            self.leader_lease
+            and sender != self.id
+            and self.leader not in (None, sender)
+            and self._now - self._heard_leader_at < self.election_ticks
+        ):
+            return  # leader lease: a live leader exists, don't let a candidate depose it
+        reply = a.on_prepare(msg.ballot, msg.from_slot)
+        p = self._proposer
+        if isinstance(reply, Promise) and p.role is not Role.FOLLOWER and msg.ballot > p.ballot:
+            self._step_down()
+        self._send(sender, reply)
+
+    def _on_promise(self, sender: str, msg: Promise) -> None:
+        p = self._proposer
+        if p is not None and p.on_promise(sender, msg):
+            self._become_leader()
+
+    def _on_nack(self, sender: str, msg: Nack) -> None:
+        self._note_round(msg.promised)
+        p = self._proposer
+        if p is not None and p.role is not Role.FOLLOWER and msg.ballot == p.ballot and msg.promised > p.ballot:
+            self._step_down()
+
+    def _on_accept(self, sender: str, msg: Accept) -> None:
+        a = self._acceptor
+        if a is None:
+            return
+        self._note_round(msg.ballot)
+        reply = a.on_accept(msg.ballot, msg.entries, self._learner.chosen_below)
+        if isinstance(reply, Accepted) and sender != self.id:
+            self._heard_from_leader(sender, msg.ballot)
+        self._send(sender, reply)
+
+    def _on_accepted(self, sender: str, msg: Accepted) -> None:
+        p = self._proposer
+        if p is None or p.role is not Role.LEADER or msg.ballot != p.ballot:
+            return
+        self._last_ack[sender] = self._now
+        self._learner.note_hint(msg.chosen_below, sender)
+        chosen = p.on_accepted(sender, msg)
+        if chosen:
+            for slot, value in chosen:
+                self._learner.learn(slot, value)
+            commit = Commit(tuple(chosen), self._learner.chosen_below)
+            for to in self._peers:
+                self._send(to, commit)
+            self._after_learning()
+
+    def _on_heartbeat(self, sender: str, msg: Heartbeat) -> None:
+        self._note_round(msg.ballot)
+        a = self._acceptor
+        if a is not None:
+            if msg.ballot < a.promised:
+                self._send(sender, Nack(msg.ballot, a.promised))  # a newer ballot exists
+                return
+            self._send(sender, HeartbeatAck(msg.ballot))
+        self._heard_from_leader(sender, msg.ballot)
+        self._learner.note_hint(msg.chosen_below, sender)
+
+    def _on_heartbeat_ack(self, sender: str, msg: HeartbeatAck) -> None:
+        p = self._proposer
+        if p is not None and p.role is Role.LEADER and msg.ballot == p.ballot:
+            self._last_ack[sender] = self._now
+
+    def _on_commit(self, sender: str, msg: Commit) -> None:
+        learned = False
+        for slot, value in msg.entries:
+            learned |= self._learner.learn(slot, value)
+        self._learner.note_hint(msg.chosen_below, sender)
+        if learned:
+            self._after_learning()
+
+    def _on_propose(self, sender: str, msg: Propose) -> None:
+        if msg.value is not None:
+            self._handle_propose(msg.value, msg.hops)
+
+    def _on_catchup_request(self, sender: str, msg: CatchupRequest) -> None:
+        self._send(sender, self._learner.serve(msg.from_slot, self.max_catchup_entries))
+
+    def _on_catchup_reply(self, sender: str, msg: CatchupReply) -> None:
+        lr = self._learner
+        progressed = lr.absorb(msg, sender)
+        if lr.pending_snapshot is not None and self._acceptor is not None:
+            # Slots below the installed snapshot are chosen: the acceptor may forget them.
+            # (The caller stores the snapshot before syncing this compaction: Ready order.)
+            self._acceptor.compact(lr.base)
+        if progressed:
+            if lr.has_gap:
+                self._request_catchup(sender)  # keep pulling from whoever just helped
+            self._after_learning()
+
+
+_HANDLERS = {
+    Prepare: MetaLogNode._on_prepare,
+    Promise: MetaLogNode._on_promise,
+    Nack: MetaLogNode._on_nack,
+    Accept: MetaLogNode._on_accept,
+    Accepted: MetaLogNode._on_accepted,
+    Heartbeat: MetaLogNode._on_heartbeat,
+    HeartbeatAck: MetaLogNode._on_heartbeat_ack,
+    Commit: MetaLogNode._on_commit,
+    Propose: MetaLogNode._on_propose,
+    CatchupRequest: MetaLogNode._on_catchup_request,
+    CatchupReply: MetaLogNode._on_catchup_reply,
+}
