@@ -7,7 +7,7 @@ import hmac
 from fastapi import FastAPI
 
 from dynamopy import __version__
-from dynamopy.api import cluster, data, errors, schema
+from dynamopy.api import cluster, data, errors, members, schema
 from dynamopy.api.fastpath import DataFastPath
 
 OPEN_PATHS = ("/health", "/ready", "/metrics", "/docs", "/openapi.json")
@@ -44,6 +44,7 @@ def create_app(node) -> FastAPI:
     handlers = data.DataHandlers(node)
     app.include_router(data.build_router(handlers))
     app.include_router(cluster.build_router(node))
+    app.include_router(members.build_router(node))
     schema.finish_openapi(app, lambda: node.state.settings.n if node.state.bootstrapped
                           else node.config.n)
     app.add_middleware(DataFastPath, handlers=handlers)

@@ -27,6 +27,7 @@ def build_router(node) -> APIRouter:
             "epoch": state.epoch, "n": s.n, "r": s.r, "w": s.w,
             "hint_window_s": s.hint_window_s, "hint_max_bytes": s.hint_max_bytes,
             "change": list(state.change) if state.change else None,
+            "acceptors": list(state.acceptors),
             "members": [
                 {"id": m.id, "url": m.url, "peer": m.peer, "number": m.number,
                  "state": m.state, "alive": alive.get(m.id, False),

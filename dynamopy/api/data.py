@@ -194,8 +194,9 @@ def build_router(handlers: DataHandlers) -> APIRouter:
 
     @router.get("/kv/{key:anypath}", summary="Read a value",
                 openapi_extra={"parameters": [_param("r", "read quorum (1..N)", _QUORUM_SCHEMA), _STRICT]},
-                responses=responses({"description": "the newest value of R replies",
-                                     "content": {"*/*": _BINARY}}, DATA_ERRORS, NOT_FOUND))
+                responses=responses({"description": "the newest value of R replies, with the "
+                                                    "Content-Type it was stored with",
+                                     "content": {"*/*": {}}}, DATA_ERRORS, NOT_FOUND))
     async def get_value(request: Request, key: str):
         """The newest of R replicas' values; stale replicas are repaired in the background."""
         return _response(await handlers.get(key, request.query_params.multi_items(),

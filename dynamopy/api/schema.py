@@ -58,6 +58,10 @@ def finish_openapi(app, max_quorum) -> None:
                     for param in op.get("parameters", []):
                         if param.get("name") in ("r", "w"):
                             param["schema"]["maximum"] = max_quorum()
+                    body = op.get("requestBody", {}).get("content", {}).get("application/json", {})
+                    for name, prop in body.get("schema", {}).get("properties", {}).items():
+                        if name in ("r", "w"):
+                            prop["maximum"] = max_quorum()
         for name in ("HTTPValidationError", "ValidationError"):
             schema.get("components", {}).get("schemas", {}).pop(name, None)
         return schema

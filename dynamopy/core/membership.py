@@ -75,6 +75,7 @@ class ClusterState:
     ring: Optional[Ring] = None
     pending_ring: Optional[Ring] = None
     change: Optional[tuple[str, str]] = None  # (op, member id) in progress
+    change_epoch: int = 0  # the epoch at which the change in progress began (its id)
     next_number: int = 1
     skipped: int = 0  # entries that applied as no-ops (invalid on arrival)
 
@@ -90,11 +91,18 @@ class ClusterState:
         """member id -> peer address."""
         return {m.id: m.peer for m in self.members.values()}
 
-    def gaining(self) -> tuple[str, ...]:
-        """Members that receive extra (uncounted) writes while a change is in progress."""
-        if self.change and self.change[0] == "join":
-            return (self.change[1],)
-        return ()
+    def transfers(self) -> list:
+        """The ring.RangeMove list of the change in progress (empty when none)."""
+        if self.pending_ring is None:
+            return []
+        return self.ring.moves(self.pending_ring, self.settings.n)
+
+    def gainers(self) -> tuple[str, ...]:
+        """Members that must receive data before the change in progress can finish."""
+        out: set[str] = set()
+        for move in self.transfers():
+            out.update(move.gained)
+        return tuple(sorted(out))
 
     # ---- transitions ---------------------------------------------------------------
     def apply(self, entry: Mapping[str, Any]) -> "ClusterState":
@@ -115,6 +123,7 @@ class ClusterState:
             "ring": self.ring.to_dict() if self.ring else None,
             "pending_ring": self.pending_ring.to_dict() if self.pending_ring else None,
             "change": list(self.change) if self.change else None,
+            "change_epoch": self.change_epoch,
             "next_number": self.next_number,
             "skipped": self.skipped,
         }
@@ -129,6 +138,7 @@ class ClusterState:
             ring=Ring.from_dict(d["ring"]) if d["ring"] else None,
             pending_ring=Ring.from_dict(d["pending_ring"]) if d["pending_ring"] else None,
             change=tuple(d["change"]) if d["change"] else None,
+            change_epoch=d.get("change_epoch", 0),
             next_number=d["next_number"],
             skipped=d.get("skipped", 0),
         )
@@ -199,7 +209,8 @@ def _join(s: ClusterState, e: Mapping[str, Any]) -> ClusterState:
     _require_no_change(s, f"join {mid}")
     member = Member(mid, url, peer, s.next_number, JOINING)
     return replace(s, members={**s.members, mid: member}, pending_ring=s.ring.add(mid),
-                   change=("join", mid), next_number=s.next_number + 1)
+                   change=("join", mid), change_epoch=s.epoch + 1,
+                   next_number=s.next_number + 1)
 
 
 def _finish_join(s: ClusterState, e: Mapping[str, Any]) -> ClusterState:
@@ -222,7 +233,7 @@ def _leave(s: ClusterState, e: Mapping[str, Any], op: str = "leave") -> ClusterS
         raise InvalidEntry(409, "conflict",
                            f"cannot {op} {mid}: {len(s.members) - 1} members would be fewer than n={s.settings.n}")
     return replace(s, members={**s.members, mid: replace(m, state=LEAVING)},
-                   pending_ring=s.ring.remove(mid), change=(op, mid))
+                   pending_ring=s.ring.remove(mid), change=(op, mid), change_epoch=s.epoch + 1)
 
 
 def _finish_leave(s: ClusterState, e: Mapping[str, Any]) -> ClusterState:
@@ -240,7 +251,7 @@ def _remove(s: ClusterState, e: Mapping[str, Any]) -> ClusterState:
 
 def _check_rw(n: int, r: int, w: int) -> None:
     for name, v in (("r", r), ("w", w)):
-        if not isinstance(v, int) or not 1 <= v <= n:
+        if isinstance(v, bool) or not isinstance(v, int) or not 1 <= v <= n:
             raise InvalidEntry(400, "bad_request", f"{name}={v} outside 1..n={n}")
 
 
@@ -252,10 +263,21 @@ def _set_config(s: ClusterState, e: Mapping[str, Any]) -> ClusterState:
                            f"cannot set {sorted(unknown)}: settable are {list(CONFIG_KEYS)}")
     new = replace(s.settings, **{k: e[k] for k in CONFIG_KEYS if k in e})
     _check_rw(new.n, new.r, new.w)
+    for name, kinds in (("hint_window_s", (int, float)), ("hint_max_bytes", (int,))):
+        v = getattr(new, name)
+        if isinstance(v, bool) or not isinstance(v, kinds) or v < 0:
+            what = "an integer" if kinds == (int,) else "a number"
+            raise InvalidEntry(400, "bad_request", f"{name}={v!r} must be {what} >= 0")
     return replace(s, settings=new)
 
 
+def _noop(s: ClusterState, e: Mapping[str, Any]) -> ClusterState:
+    """A filler slot (a new Paxos leader found it empty): changes nothing but the epoch."""
+    return s
+
+
 _APPLY = {
+    "noop": _noop,
     "bootstrap": _bootstrap,
     "join": _join,
     "finish_join": _finish_join,

@@ -35,8 +35,8 @@ class Target:
 
     ``hint_for`` names the preference-list member this node stands in for (a sloppy-quorum
     fallback) or ``None`` for a home replica. ``counts`` is False for targets whose answer
-    must not count toward W/R (the coordinator keeping a hint for a down replica when no
-    fallback exists; a joining node receiving extra copies during a ring change).
+    must not count toward W/R (a member gaining the key in a ring change in progress
+    receives extra copies).
     """
 
     node: str
@@ -57,21 +57,21 @@ def plan_targets(
 
     ``walk`` is the ring walk of the key (preference list first, then fallbacks);
     ``is_up(node)`` is the failure detector's view. Each down home replica gets the next up
-    fallback beyond the first ``n`` (sloppy quorum); when none is left, the coordinator keeps
-    the hint itself, not counted. With ``sloppy=False`` (strict mode), down home replicas are
-    still targeted (they will fail) and no fallback is used. ``extra`` lists nodes that must
-    also receive the write without counting (joining members).
+    fallback beyond the first ``n`` (sloppy quorum). When none is left, the home replica is
+    tried anyway (the detector may be behind: a restarted node is alive before it is seen
+    so); if that fails, the coordinator keeps a hint for it, which never counts toward W
+    (Cassandra's coordinator hints, so small clusters converge too). With ``sloppy=False``
+    (strict mode) no fallback is used. ``extra`` lists nodes that must also receive the
+    write without counting (members gaining the key in a ring change in progress).
     """
     home = list(walk[:n])
     targets: list[Target] = []
     fallbacks = [m for m in walk[n:] if is_up(m)]
     for member in home:
-        if is_up(member) or not sloppy:
+        if is_up(member) or not sloppy or not fallbacks:
             targets.append(Target(member))
-        elif fallbacks:
-            targets.append(Target(fallbacks.pop(0), hint_for=member))
         else:
-            targets.append(Target(coordinator, hint_for=member, counts=False))
+            targets.append(Target(fallbacks.pop(0), hint_for=member))
     named = {t.node for t in targets if t.hint_for is None}
     for node in extra:
         if node not in named:

@@ -1,9 +1,14 @@
-"""Becoming a member: bootstrap a fresh cluster from ``--seeds``.
+"""Becoming a member: bootstrap a fresh cluster from ``--seeds``, or join a running one.
 
-The bootstrap entry is built from the seeds' identities (id, HTTP URL, peer address) in the
-order ``--seeds`` lists them, plus the settings, so every seed builds the same entry and
-applying it is idempotent whoever does it first. A seed that finds another seed already
-bootstrapped copies that seed's log instead of building its own.
+* Seeds: every seed asks every seed URL for its identity (id, HTTP URL, peer address); the
+  seeds, in ``--seeds`` order, are the metadata group (the Paxos acceptors). The elected
+  leader proposes the bootstrap entry for slot 0, built from those identities and the
+  settings, so it is identical whoever proposes it; a duplicate applies as a no-op.
+* Join (``--join URL``, or ``--seeds`` that do not name this node): learn the metadata group
+  from the member at URL, start as a learner, and ask the member to propose ``join``. The
+  node catches up from the log, sees itself ``joining``, pulls its ranges (``transfer``),
+  and its driver proposes ``finish_join``.
+* Restart: the log on disk already makes the node a member; nothing to do here.
 """
 
 from __future__ import annotations
@@ -13,9 +18,9 @@ import logging
 from typing import TYPE_CHECKING, Optional
 
 import httpx
-import msgpack
 
 from dynamopy.core.membership import Settings, bootstrap_entry
+from dynamopy.node.errors import MembershipError
 
 if TYPE_CHECKING:  # pragma: no cover
     from dynamopy.node.runtime import Node
@@ -38,63 +43,90 @@ def effective_seeds(node: "Node") -> tuple[list[str], Settings]:
                                          hint_max_bytes=cfg.hint_max_bytes)
 
 
+def _headers(node: "Node") -> dict:
+    token = node.config.api_token
+    return {"Authorization": f"Bearer {token}"} if token else {}
+
+
 async def ensure_member(node: "Node") -> None:
-    """Return once this node has applied a bootstrap entry (retrying until seeds answer)."""
-    if node.state.bootstrapped:
-        return
-    seeds, settings = effective_seeds(node)
-    headers = {"Authorization": f"Bearer {node.config.api_token}"} if node.config.api_token else {}
-    async with httpx.AsyncClient(timeout=2.0, headers=headers) as http:
+    """Bootstrap or join in the background; return once this node applied its membership."""
+    if node.metalog.started:
+        return  # restarted: the log on disk already names the metadata group
+    async with httpx.AsyncClient(timeout=3.0, headers=_headers(node)) as http:
+        if node.config.join:
+            await _join(node, http, [node.config.join])
+            return
+        seeds, settings = effective_seeds(node)
+        identities = await _identities(node, http, seeds)
+        if identities is None:
+            return
+        me = node.identity()
+        if not any(i["id"] == me["id"] for i in identities):
+            log.info("%s is not among the seeds %s: joining through them", node.id, seeds)
+            await _join(node, http, seeds)
+            return
+        await node.metalog.adopt_acceptors([i["id"] for i in identities],
+                                           {i["id"]: i["peer"] for i in identities})
+        entry = bootstrap_entry(identities, settings)
         while not node.state.bootstrapped and not node.stopping:
-            identities = await _identities(http, seeds)
-            if identities is not None:
-                existing = await _existing_log(http, seeds, node.config.advertise_url)
-                if existing:
-                    for entry in existing:
-                        if entry["epoch"] == node.state.epoch + 1:
-                            body = {k: v for k, v in entry.items() if k != "epoch"}
-                            await _commit_copied(node, body)
-                    continue
-                if node.config.advertise_url not in [i["url"] for i in identities] \
-                        and node.id not in [i["id"] for i in identities]:
-                    log.error("this node (%s) is not among --seeds %s; use --join", node.id, seeds)
-                    return
-                entry = bootstrap_entry(identities, settings)
-                await node.commit_entry(entry)
-                log.info("bootstrapped cluster of %s at epoch %d",
-                         [i["id"] for i in identities], node.state.epoch)
-                return
+            if node.metalog.is_leader:
+                try:
+                    await node.propose(entry)
+                    log.info("bootstrapped %s at epoch %d", [i["id"] for i in identities],
+                             node.state.epoch)
+                except MembershipError as e:
+                    log.info("bootstrap proposal: %s", e.detail)
             await asyncio.sleep(RETRY_S)
 
 
-async def _commit_copied(node: "Node", entry: dict) -> None:
-    await node.committer.put_meta(f"log/{node.state.epoch + 1:012d}",
-                                  msgpack.packb(entry, use_bin_type=True))
-    node._apply(entry)
+async def _identities(node: "Node", http: httpx.AsyncClient,
+                      seeds: list[str]) -> Optional[list[dict]]:
+    """Each seed's identity, in order; retries until all answer (or the node stops)."""
+    while not node.stopping:
+        out = []
+        for url in seeds:
+            try:
+                resp = await http.get(f"{url}/node")
+                resp.raise_for_status()
+                info = resp.json()
+                out.append({"id": info["id"], "url": info["url"], "peer": info["peer"]})
+            except (httpx.HTTPError, ValueError, KeyError) as e:
+                log.info("seed %s not reachable yet (%s)", url, e)
+                break
+        else:
+            return out
+        await asyncio.sleep(RETRY_S)
+    return None
 
 
-async def _identities(http: httpx.AsyncClient, seeds: list[str]) -> Optional[list[dict]]:
-    out = []
-    for url in seeds:
+async def _join(node: "Node", http: httpx.AsyncClient, urls: list[str]) -> None:
+    """Learn the metadata group from any member at ``urls`` and ask it to add this node."""
+    me = node.identity()
+    attempt = 0
+    while not node.stopping:
+        url = urls[attempt % len(urls)]
+        attempt += 1
         try:
-            resp = await http.get(f"{url}/node")
-            resp.raise_for_status()
-            info = resp.json()
-        except (httpx.HTTPError, ValueError) as e:
-            log.info("seed %s not reachable yet (%s)", url, e)
-            return None
-        out.append({"id": info["id"], "url": info["url"], "peer": info["peer"]})
-    return out
-
-
-async def _existing_log(http: httpx.AsyncClient, seeds: list[str], me: str) -> list[dict]:
-    for url in seeds:
-        if url == me:
-            continue
-        try:
-            resp = await http.get(f"{url}/cluster/log")
-            if resp.status_code == 200 and resp.json()["entries"]:
-                return resp.json()["entries"]
-        except (httpx.HTTPError, ValueError):
-            continue
-    return []
+            if not node.metalog.started:
+                resp = await http.get(f"{url}/cluster")
+                if resp.status_code != 200:
+                    raise httpx.HTTPError(f"{url}/cluster answered {resp.status_code}")
+                info = resp.json()
+                await node.metalog.adopt_acceptors(
+                    info["acceptors"], {m["id"]: m["peer"] for m in info["members"]})
+            if node.state.member(node.id) is not None:
+                return
+            resp = await http.post(f"{url}/cluster/members", json=me, timeout=15.0)
+            body = resp.json() if resp.headers.get("content-type", "").startswith(
+                "application/json") else {}
+            if resp.status_code == 202:
+                log.info("join of %s accepted at epoch %s", node.id, body.get("epoch"))
+                return
+            if resp.status_code == 409 and "is already a member (" in body.get("detail", ""):
+                return  # our earlier request committed; the log will tell us
+            log.warning("join refused by %s: %s %s", url, resp.status_code, body.get("detail"))
+            if resp.status_code in (400, 404):
+                return
+        except (httpx.HTTPError, ValueError, KeyError) as e:
+            log.info("joining through %s failed (%s); retrying", url, e)
+        await asyncio.sleep(max(RETRY_S, min(3.0, 0.2 * attempt)))

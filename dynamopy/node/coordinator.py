@@ -139,13 +139,26 @@ class Coordinator:
         return tasks
 
     async def _put_one(self, t: Target, epoch: int, token: int, key: bytes,
-                       record: Record, wire: list) -> int:
+                       record: Record, wire: list, hint_on_failure: bool = True) -> int:
         node = self.node
         if t.node == node.id:
             return await node.replica.put(token, key, record, t.hint_for)
-        stored = await node.call_peer(t.node, "put", [epoch, token, key, wire, t.hint_for])
+        try:
+            stored = await node.call_peer(t.node, "put", [epoch, token, key, wire, t.hint_for])
+        except (PeerError, asyncio.TimeoutError):
+            if hint_on_failure and t.hint_for is None and t.counts:
+                # A home replica missed the write: keep a hint for it here (never counted)
+                # so it converges once it is back, even when no fallback took the write.
+                self._spawn(self._keep_hint(t.node, token, key, record))
+            raise
         node.hlc.observe(stored)
         return stored
+
+    async def _keep_hint(self, member: str, token: int, key: bytes, record: Record) -> None:
+        try:
+            await self.node.hints.store(member, token, key, record)
+        except PeerError:
+            pass  # refused by the hint window or cap: counted as dropped there
 
     async def _get_one(self, t: Target, epoch: int, token: int, key: bytes) -> Optional[Record]:
         node = self.node
@@ -167,7 +180,8 @@ class Coordinator:
         wire = best.to_wire()
         for node_id in [n for n in rnd.stale() if n in home]:
             try:
-                await self._put_one(Target(node_id), epoch, token, key, best, wire)
+                await self._put_one(Target(node_id), epoch, token, key, best, wire,
+                                    hint_on_failure=False)
                 self.node.metrics.read_repairs.inc()
             except (PeerError, asyncio.TimeoutError):
                 pass

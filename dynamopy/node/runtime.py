@@ -14,24 +14,26 @@ import os
 import random
 from typing import Any, Optional
 
-import msgpack
-
 from dynamopy.config import NodeConfig
-from dynamopy.core.membership import ClusterState, InvalidEntry, validate
-from dynamopy.core.versions import HybridClock
+from dynamopy.core.membership import ClusterState
+from dynamopy.core.versions import HybridClock, compose
 from dynamopy.node.clock import Clock, SystemClock
 from dynamopy.node.coordinator import Coordinator
 from dynamopy.node.detector import FailureDetector
-from dynamopy.node.errors import MembershipError, NotReady
+from dynamopy.node.errors import NotReady
 from dynamopy.node.hints import HintManager
+from dynamopy.node.metalog import MetaLog
 from dynamopy.node.metrics import Metrics
 from dynamopy.node.replica import Replica
+from dynamopy.node.transfer import TransferManager
 from dynamopy.peer import PeerClient, PeerServer, RemoteError
 from dynamopy.storage import GroupCommitter, Store
 
 log = logging.getLogger(__name__)
 
-LOG_PREFIX = "log/"
+HLC_KEY = "hlc/last_ms"
+HLC_SAVE_S = 1.0
+HLC_MARGIN_MS = 2000
 
 
 class Node:
@@ -50,13 +52,14 @@ class Node:
         self.coordinator = Coordinator(self)
         self.detector = FailureDetector(self)
         self.hints = HintManager(self)
+        self.transfers = TransferManager(self)
+        self.metalog: Optional[MetaLog] = None
+        self.metalog = MetaLog(self)
         secret = config.cluster_secret.encode()
         self.peer_client = PeerClient(self.id, secret, delay_ms=config.peer_delay_ms,
                                       rng=self.rng, on_call=self.metrics.on_peer_call)
         self.peer_server = PeerServer(self.id, secret, self._handle_peer)
         self._tasks: set[asyncio.Task] = set()
-        self._log: list[dict] = []
-        self._state_changed = asyncio.Event()
         self.ready_event = asyncio.Event()
         self.stopping = False
 
@@ -66,10 +69,17 @@ class Node:
         self.store = Store(os.path.join(self.config.data_dir, "db"))
         self.committer = GroupCommitter(self.store, on_batch=self.metrics.on_batch)
         await self.committer.start()
-        self._replay_log()
+        self.transfers.replaying = True
+        try:
+            self.metalog.load()
+        finally:
+            self.transfers.replaying = False
         await self.peer_server.start(self.config.host, self.config.peer_port)
+        self.spawn(self.metalog.run())
         self.spawn(self.detector.run())
         self.spawn(self.hints.run())
+        self.spawn(self._save_hlc_mark())
+        self.transfers.resume()
 
     async def stop(self) -> None:
         self.stopping = True
@@ -91,46 +101,52 @@ class Node:
         return task
 
     # ---- membership state -------------------------------------------------------------
-    def _replay_log(self) -> None:
-        for _, raw in self.store.meta_scan(LOG_PREFIX):
-            self._apply(msgpack.unpackb(raw, raw=False))
+    def install_state(self, state: ClusterState) -> None:
+        """Replace the membership state wholesale (a snapshot from disk or a peer)."""
+        old, self.state = self.state, state
+        self._after_state_change(old)
 
-    def _apply(self, entry: dict) -> None:
-        self._log.append(entry)
-        self.state = self.state.apply(entry)
+    def apply_entry(self, entry: Optional[dict]) -> None:
+        """Apply one committed metadata-log entry (``None`` is a no-op filler slot)."""
+        old = self.state
+        self.state = old.apply(entry if entry is not None else {"op": "noop"})
+        self._after_state_change(old)
+
+    def _after_state_change(self, old: ClusterState) -> None:
         me = self.state.member(self.id)
         if me is not None and self.hlc is None:
             self.hlc = HybridClock(me.number)
+            raw = self.store.meta_get(HLC_KEY) if self.store else None
+            if raw is not None:
+                # Never issue versions below those issued before a restart, even if the
+                # wall clock stepped back meanwhile (the mark is saved every second).
+                self.hlc.observe(compose(int(raw) + HLC_MARGIN_MS, 0, 0))
         self.metrics.epoch.set(self.state.epoch)
         self.detector.members_changed()
+        if self.metalog is not None:
+            self.metalog._refresh_learners()
+        self.transfers.state_changed(old, self.state)
         if self.is_ready:
             self.ready_event.set()
-        self._state_changed.set()
-        self._state_changed = asyncio.Event()
 
-    async def commit_entry(self, entry: dict) -> int:
-        """Validate, persist (synced) and apply one metadata-log entry; return its epoch.
-
-        A later issue replaces the local append with a Paxos round among the seeds; the
-        contract stays: a refused entry leaves the log as it was.
-        """
-        try:
-            validate(self.state, entry)
-        except InvalidEntry as e:
-            raise MembershipError(e.status, e.code, e.detail) from None
-        epoch = self.state.epoch + 1
-        await self.committer.put_meta(f"{LOG_PREFIX}{epoch:012d}",
-                                      msgpack.packb(entry, use_bin_type=True))
-        self._apply(entry)
-        return epoch
+    async def propose(self, entry: dict) -> int:
+        """Commit one entry to the metadata log (validated first); return its epoch."""
+        return await self.metalog.propose(entry)
 
     def log_entries(self, since: int = 0) -> list[dict]:
-        return [{"epoch": i + 1, **e} for i, e in enumerate(self._log) if i + 1 > since]
+        return self.metalog.entries(since)
+
+    async def _save_hlc_mark(self) -> None:
+        while True:
+            await self.clock.sleep(HLC_SAVE_S)
+            if self.hlc is not None and self.hlc.last_ms:
+                await self.committer.put_meta(HLC_KEY, str(self.hlc.last_ms).encode())
 
     @property
     def is_ready(self) -> bool:
         me = self.state.member(self.id)
-        return me is not None and me.state in ("joining", "normal") and self.hlc is not None
+        return (me is not None and me.state in ("joining", "normal") and self.hlc is not None
+                and self.metalog.caught_up)
 
     def require_ready(self) -> ClusterState:
         if not self.state.bootstrapped or self.hlc is None:
@@ -167,6 +183,12 @@ class Node:
             return {"epoch": self.state.epoch, "id": self.id}
         if method == "hints":
             return await self.hints.rpc_receive(payload, peer_id)
+        if method == "paxos":
+            return await self.metalog.rpc_receive(payload, peer_id)
+        if method == "xfer_pull":
+            return await self.transfers.rpc_pull(payload, peer_id)
+        if method == "xfer_status":
+            return await self.transfers.rpc_status(payload, peer_id)
         raise RemoteError("unknown_method", f"unknown peer method {method!r}")
 
     # ---- views ------------------------------------------------------------------------
@@ -182,4 +204,8 @@ class Node:
             "ready": self.is_ready,
             "keys": self.store.key_count() if self.store else 0,
             "hints": self.hints.pending_by_target(),
+            "transfer": self.transfers.progress.to_dict() if self.state.change else None,
+            "metadata": {"acceptors": list(self.metalog.acceptors),
+                         "leader": self.metalog.paxos.leader if self.metalog.paxos else None,
+                         "caught_up": self.metalog.caught_up},
         }

@@ -99,10 +99,12 @@ def test_wrong_cluster_secret_is_refused_by_peers(make_cluster, tmp_path):
     assert c.local_record(2, "guarded")["version"] == original  # the impostor got nothing
 
 
-def test_openapi_holds_against_generated_input(url):
+def test_openapi_holds_against_generated_input(make_cluster):
+    """Its own cluster: the fuzzer also drives membership changes (fake joins, config)."""
+    c = make_cluster(3)
     st = os.path.join(os.path.dirname(sys.executable), "schemathesis")
     out = subprocess.run(
-        [st, "run", f"{url}/openapi.json", "--max-examples", "40", "--seed", "1",
+        [st, "run", f"{c.url(0)}/openapi.json", "--max-examples", "40", "--seed", "1",
          "--checks", "all", "--exclude-checks", "allow_header_conformance"],
         capture_output=True, text=True, timeout=240)
     assert out.returncode == 0, out.stdout[-4000:] + out.stderr[-2000:]

@@ -28,7 +28,8 @@ def test_join_then_finish_join_switches_the_ring():
     s = boot().apply({"op": "join", "id": "n4", "url": "http://h:8004", "peer": "h:9004"})
     assert s.members["n4"].state == "joining" and s.members["n4"].number == 4
     assert "n4" not in s.ring.members and "n4" in s.pending_ring.members
-    assert s.gaining() == ("n4",)
+    assert s.gainers() == ("n4",) and s.change_epoch == 2
+    assert all(m.gained == ("n4",) for m in s.transfers())
     s = s.apply({"op": "finish_join", "id": "n4"})
     assert s.members["n4"].state == "normal" and "n4" in s.ring.members and s.change is None
 

@@ -57,13 +57,12 @@ def test_plan_uses_fallbacks_for_down_replicas():
     assert targets == [Target("a"), Target("d", hint_for="b"), Target("c")]
 
 
-def test_plan_keeps_hint_on_coordinator_without_fallback():
+def test_plan_tries_a_down_home_replica_when_no_fallback_exists():
     targets = plan_targets(["a", "b", "c"], 3, {"a", "c"}.__contains__, coordinator="c")
-    assert Target("c", hint_for="b", counts=False) in targets
+    assert targets == [Target("a"), Target("b"), Target("c")]
     rnd = WriteRound(tuple(targets), 3)
-    for t in targets:
-        rnd.ack(t.node)
-    assert rnd.outcome is Outcome.FAILED
+    rnd.ack("a"); rnd.ack("c")
+    assert rnd.fail("b") is Outcome.FAILED
 
 
 def test_plan_strict_targets_only_home_replicas():

@@ -1,0 +1,109 @@
+"""Membership changes: join, leave, remove, settings. Each is one metadata-log entry agreed
+by the seeds (Paxos); a refused change leaves the log as it was."""
+
+from __future__ import annotations
+
+import json
+import re
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse
+
+from dynamopy.api.schema import BAD_REQUEST, CONFLICT, NOT_FOUND, UNAUTHORIZED, UNAVAILABLE, responses
+from dynamopy.node.errors import BadRequest, MembershipError
+
+ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$"
+URL_PATTERN = r"^https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?$"   # host names and IPv4
+PEER_PATTERN = r"^[A-Za-z0-9.-]+:[0-9]{1,5}$"
+MAX_HINT_BYTES = 2**50
+MAX_HINT_WINDOW_S = 10**8
+
+ACCEPTED = {"description": "committed to the metadata log", "content": {"application/json": {}}}
+
+
+async def _json_body(request: Request) -> dict:
+    raw = await request.body()
+    if not raw:
+        raise BadRequest("a JSON object body is required")
+    try:
+        body = json.loads(raw)
+    except ValueError:
+        raise BadRequest("the body is not valid JSON") from None
+    if not isinstance(body, dict):
+        raise BadRequest("the body must be a JSON object")
+    return body
+
+
+def build_router(node) -> APIRouter:
+    router = APIRouter()
+
+    @router.post("/cluster/members", status_code=202, summary="Add a member (it joins as 'joining')",
+                 responses=responses(None, BAD_REQUEST, UNAUTHORIZED, CONFLICT, UNAVAILABLE),
+                 openapi_extra={"requestBody": {"required": True, "content": {"application/json": {"schema": {
+                     "type": "object", "required": ["id", "url", "peer"],
+                     "additionalProperties": False,
+                     "properties": {"id": {"type": "string", "pattern": ID_PATTERN},
+                                    "url": {"type": "string", "pattern": URL_PATTERN},
+                                    "peer": {"type": "string", "pattern": PEER_PATTERN}}}}}}})
+    async def join(request: Request):
+        body = await _json_body(request)
+        extra = set(body) - {"id", "url", "peer"}
+        if extra:
+            raise BadRequest(f"unknown fields {sorted(extra)}; a join takes id, url and peer")
+        for field, pattern in (("id", ID_PATTERN), ("url", URL_PATTERN), ("peer", PEER_PATTERN)):
+            if not isinstance(body.get(field), str) or not re.search(pattern, body[field]):
+                raise BadRequest(f"'{field}' must be a string matching {pattern}")
+        epoch = await node.propose({"op": "join", "id": body["id"], "url": body["url"],
+                                    "peer": body["peer"]})
+        return JSONResponse({"epoch": epoch}, status_code=202)
+
+    @router.post("/cluster/members/{member_id}/leave", status_code=202,
+                 summary="Decommission a member: it streams its data away, then leaves",
+                 responses=responses(None, UNAUTHORIZED, NOT_FOUND, CONFLICT, UNAVAILABLE))
+    async def leave(member_id: str):
+        epoch = await node.propose({"op": "leave", "id": member_id})
+        return JSONResponse({"epoch": epoch}, status_code=202)
+
+    @router.delete("/cluster/members/{member_id}", status_code=202,
+                   summary="Remove a dead member; survivors re-replicate its ranges",
+                   openapi_extra={"parameters": [{"name": "force", "in": "query", "required": False,
+                                                  "schema": {"type": "boolean"}}]},
+                   responses=responses(None, BAD_REQUEST, UNAUTHORIZED, NOT_FOUND, CONFLICT, UNAVAILABLE))
+    async def remove(request: Request, member_id: str):
+        force_text = request.query_params.get("force", "false").lower()
+        if force_text not in ("true", "false", "1", "0"):
+            raise BadRequest(f"force={force_text!r} is not a boolean")
+        force = force_text in ("true", "1")
+        if node.state.member(member_id) is None:
+            raise MembershipError(404, "unknown_member", f"no member {member_id!r}")
+        if not force and (member_id == node.id or node.detector.is_up(member_id)):
+            raise MembershipError(409, "conflict",
+                                  f"{member_id} is alive; use leave, or remove with force=true")
+        epoch = await node.propose({"op": "remove", "id": member_id})
+        return JSONResponse({"epoch": epoch}, status_code=202)
+
+    @router.post("/cluster/config", status_code=202, summary="Change R/W defaults or hint settings",
+                 responses=responses(None, BAD_REQUEST, UNAUTHORIZED, CONFLICT, UNAVAILABLE),
+                 openapi_extra={"requestBody": {"required": True, "content": {"application/json": {"schema": {
+                     "type": "object", "additionalProperties": False,
+                     "properties": {"r": {"type": "integer", "minimum": 1},
+                                    "w": {"type": "integer", "minimum": 1},
+                                    "hint_window_s": {"type": "number", "minimum": 0,
+                                                      "maximum": MAX_HINT_WINDOW_S},
+                                    "hint_max_bytes": {"type": "integer", "minimum": 0,
+                                                       "maximum": MAX_HINT_BYTES}}}}}}})
+    async def set_config(request: Request):
+        body = await _json_body(request)
+        for name in ("r", "w", "hint_max_bytes"):  # JSON Schema integers may come as 3.0
+            if isinstance(body.get(name), float) and body[name].is_integer():
+                body[name] = int(body[name])
+        if body.get("hint_max_bytes", 0) > MAX_HINT_BYTES if isinstance(
+                body.get("hint_max_bytes"), int) else False:
+            raise BadRequest(f"hint_max_bytes must be at most {MAX_HINT_BYTES}")
+        if isinstance(body.get("hint_window_s"), (int, float)) and \
+                body["hint_window_s"] > MAX_HINT_WINDOW_S:
+            raise BadRequest(f"hint_window_s must be at most {MAX_HINT_WINDOW_S}")
+        epoch = await node.propose({"op": "set_config", **body})
+        return JSONResponse({"epoch": epoch}, status_code=202)
+
+    return router

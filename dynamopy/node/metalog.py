@@ -1,0 +1,311 @@
+"""The metadata log at runtime: drives the pure Multi-Paxos ``MetaLogNode`` with real time,
+the peer transport and LevelDB, and applies committed entries to the membership state.
+
+Handling of each Ready (the safety contract of ``dynamopy.core.paxos.node``): the snapshot,
+the acceptor update and the applied log entries go to disk in ONE synced batch; only then
+are entries applied in memory and messages sent; then ``advance``. Durable layout (metadata
+keys of the store):
+
+    paxos/acceptors          the acceptor ids (the seeds), fixed at bootstrap
+    paxos/promised           the promised ballot            (acceptors only)
+    paxos/acc/<slot>         (ballot, value) accepted       (acceptors only)
+    paxos/compacted          slots below it are chosen and forgotten
+    snap                     Snapshot(slot, ClusterState dict): the state after slots < slot
+    log/<epoch>              the entry of slot epoch-1, for epochs after the snapshot
+
+Entries carry a request id (``rid``) so a proposer can recognise its own entry in the
+committed stream; a change that turns out invalid when applied (it lost a race with another
+change) is a deterministic no-op on every node, and its proposer reports a conflict.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+from typing import TYPE_CHECKING, Any, Optional
+
+import msgpack
+
+from dynamopy.core.membership import ClusterState, InvalidEntry, validate
+from dynamopy.core.paxos import (AcceptorState, Ballot, MetaLogNode, Role, Snapshot, decode,
+                                 encode)
+from dynamopy.node.errors import MembershipError
+from dynamopy.peer import PeerError
+
+if TYPE_CHECKING:  # pragma: no cover
+    from dynamopy.node.runtime import Node
+
+log = logging.getLogger(__name__)
+
+TICK_S = 0.05
+ELECTION_TICKS = 10         # 0.5-1 s without a leader starts an election
+HEARTBEAT_TICKS = 2
+COMPACT_EVERY = 64          # entries between snapshots
+PROPOSE_RETRY_S = 1.0
+PROPOSE_TIMEOUT_S = 6.0
+
+K_ACCEPTORS, K_PROMISED, K_ACC, K_COMPACTED, K_SNAP, K_LOG = (
+    "paxos/acceptors", "paxos/promised", "paxos/acc/", "paxos/compacted", "snap", "log/")
+
+
+def _pack(obj: Any) -> bytes:
+    return msgpack.packb(obj, use_bin_type=True)
+
+
+def _unpack(raw: bytes) -> Any:
+    return msgpack.unpackb(raw, raw=False, strict_map_key=False)
+
+
+def strip_rid(value: Any) -> Any:
+    if isinstance(value, dict) and "rid" in value:
+        return {k: v for k, v in value.items() if k != "rid"}
+    return value
+
+
+class MetaLog:
+    def __init__(self, node: "Node"):
+        self.node = node
+        self.paxos: Optional[MetaLogNode] = None
+        self.acceptors: tuple[str, ...] = ()
+        self.addresses: dict[str, str] = {}       # member id -> peer address
+        self._inbox: list[tuple[str, Any]] = []
+        self._wake = asyncio.Event()
+        self._waiting: dict[str, asyncio.Future] = {}
+        self._entries: list[tuple[int, dict]] = []   # (epoch, entry) since the snapshot
+        self._snapshot_epoch = 0
+        self._since_compact = 0
+
+    # ---- start-up ---------------------------------------------------------------------
+    def load(self) -> None:
+        """Rebuild the membership state and the Paxos node from disk (if bootstrapped)."""
+        store = self.node.store
+        raw = store.meta_get(K_ACCEPTORS)
+        if raw is None:
+            return
+        self.acceptors = tuple(_unpack(raw))
+        snapshot = None
+        raw = store.meta_get(K_SNAP)
+        if raw is not None:
+            slot, data = _unpack(raw)
+            snapshot = Snapshot(slot, data)
+            self.node.install_state(ClusterState.from_dict(data))
+            self._snapshot_epoch = slot
+        entries = []
+        for name, raw in store.meta_scan(K_LOG):
+            epoch = int(name[len(K_LOG):])
+            if epoch > self._snapshot_epoch:
+                entries.append((epoch - 1, _unpack(raw)))
+        entries.sort()
+        for slot, value in entries:
+            self._apply(slot, value)
+        persisted = self._load_acceptor() if self.node.id in self.acceptors else None
+        self._make_node(persisted, snapshot, entries)
+
+    def _load_acceptor(self) -> AcceptorState:
+        store = self.node.store
+        raw = store.meta_get(K_PROMISED)
+        promised = Ballot(*_unpack(raw)) if raw else AcceptorState().promised
+        raw = store.meta_get(K_COMPACTED)
+        compacted = _unpack(raw) if raw else 0
+        accepted = {}
+        for name, raw in store.meta_scan(K_ACC):
+            r, m, value = _unpack(raw)
+            accepted[int(name[len(K_ACC):])] = (Ballot(r, m), value)
+        return AcceptorState(promised, accepted, compacted)
+
+    def _make_node(self, persisted, snapshot, entries) -> None:
+        seed = int.from_bytes(os.urandom(8), "big")
+        import random
+        self.paxos = MetaLogNode(self.node.id, self.acceptors, random.Random(seed),
+                                 persisted=persisted, snapshot=snapshot, log=entries,
+                                 election_ticks=ELECTION_TICKS, heartbeat_ticks=HEARTBEAT_TICKS)
+        self._refresh_learners()
+
+    async def adopt_acceptors(self, acceptors: list[str], addresses: dict[str, str]) -> None:
+        """First start: the metadata group is known (from --seeds or the member we join)."""
+        self.addresses.update(addresses)
+        if self.paxos is not None:
+            return
+        self.acceptors = tuple(acceptors)
+        await self.node.committer.put_meta(K_ACCEPTORS, _pack(list(self.acceptors)))
+        self._make_node(AcceptorState() if self.node.id in self.acceptors else None, None, [])
+
+    @property
+    def started(self) -> bool:
+        return self.paxos is not None
+
+    @property
+    def is_leader(self) -> bool:
+        return self.paxos is not None and self.paxos.role is Role.LEADER
+
+    @property
+    def caught_up(self) -> bool:
+        p = self.paxos
+        return p is not None and p.applied_slot >= p.chosen_below
+
+    # ---- the pump ---------------------------------------------------------------------
+    async def run(self) -> None:
+        loop = asyncio.get_running_loop()
+        next_tick = loop.time()
+        while True:
+            timeout = max(0.0, next_tick - loop.time())
+            try:
+                await asyncio.wait_for(self._wake.wait(), timeout)
+            except asyncio.TimeoutError:
+                pass
+            self._wake.clear()
+            if self.paxos is None:
+                next_tick = loop.time() + TICK_S
+                continue
+            inbox, self._inbox = self._inbox, []
+            for sender, msg in inbox:
+                if sender == "__propose__":
+                    self.paxos.propose(msg)
+                else:
+                    self.paxos.step(sender, msg)
+            if loop.time() >= next_tick:
+                self.paxos.tick()
+                next_tick = loop.time() + TICK_S
+            while self.paxos.has_ready():
+                await self._handle_ready(self.paxos.ready())
+
+    async def _handle_ready(self, rd) -> None:
+        node = self.node
+        meta_put: dict[str, bytes] = {}
+        meta_delete: list[str] = []
+        if rd.snapshot is not None:
+            meta_put[K_SNAP] = _pack([rd.snapshot.slot, rd.snapshot.data])
+            meta_delete += [name for name, _ in node.store.meta_scan(K_LOG)
+                            if int(name[len(K_LOG):]) <= rd.snapshot.slot]
+        if rd.persist is not None:
+            u = rd.persist
+            if u.promised is not None:
+                meta_put[K_PROMISED] = _pack([u.promised.round, u.promised.member])
+            for slot, ballot, value in u.accepted:
+                meta_put[f"{K_ACC}{slot:012d}"] = _pack([ballot.round, ballot.member, value])
+            if u.compacted_below is not None:
+                meta_put[K_COMPACTED] = _pack(u.compacted_below)
+                meta_delete += [name for name, _ in node.store.meta_scan(K_ACC)
+                                if int(name[len(K_ACC):]) < u.compacted_below]
+        for slot, value in rd.committed:
+            meta_put[f"{K_LOG}{slot + 1:012d}"] = _pack(value)
+        if meta_put or meta_delete:
+            meta_delete = [n for n in meta_delete if n not in meta_put]
+            await node.committer.submit(meta_put=meta_put, meta_delete=meta_delete)
+        if rd.snapshot is not None:
+            node.install_state(ClusterState.from_dict(rd.snapshot.data))
+            self._entries = []
+            self._snapshot_epoch = rd.snapshot.slot
+        for slot, value in rd.committed:
+            self._apply(slot, value)
+        self._send(rd.messages)
+        self.paxos.advance(rd)
+        self._refresh_learners()
+        if self._since_compact >= COMPACT_EVERY and self.paxos.applied_slot == node.state.epoch:
+            await self._compact()
+
+    def _apply(self, slot: int, value: Any) -> None:
+        node = self.node
+        if slot + 1 <= node.state.epoch:
+            return  # already in the state (a snapshot covered it)
+        entry = strip_rid(value)
+        skipped_before = node.state.skipped
+        node.apply_entry(entry if isinstance(entry, dict) else None)
+        applied = node.state.skipped == skipped_before and isinstance(entry, dict)
+        if isinstance(entry, dict):
+            self._entries.append((slot + 1, entry))
+        self._since_compact += 1
+        rid = value.get("rid") if isinstance(value, dict) else None
+        fut = self._waiting.pop(rid, None) if rid else None
+        if fut is not None and not fut.done():
+            fut.set_result((slot + 1, applied))
+
+    async def _compact(self) -> None:
+        node = self.node
+        epoch = node.state.epoch
+        snap = Snapshot(epoch, node.state.to_dict())
+        stale = [name for name, _ in node.store.meta_scan(K_LOG) if int(name[len(K_LOG):]) <= epoch]
+        await node.committer.submit(meta_put={K_SNAP: _pack([snap.slot, snap.data])},
+                                    meta_delete=stale)
+        self.paxos.compact(epoch, snap)
+        self._snapshot_epoch = epoch
+        self._entries = [(e, x) for e, x in self._entries if e > epoch - 256]  # keep a window
+        self._since_compact = 0
+
+    def _refresh_learners(self) -> None:
+        state = self.node.state
+        for m in state.members.values():
+            self.addresses[m.id] = m.peer
+        if self.paxos is not None:
+            self.paxos.set_learners([m for m in state.members if m not in self.acceptors])
+
+    # ---- transport ----------------------------------------------------------------------
+    def _send(self, messages) -> None:
+        by_dest: dict[str, list] = {}
+        for to, msg in messages:
+            by_dest.setdefault(to, []).append(encode(msg))
+        me = [self.node.id, self.node.config.advertise_peer]
+        for to, msgs in by_dest.items():
+            addr = self.addresses.get(to)
+            if addr is None:
+                continue  # unknown address: Paxos tolerates loss; it will retry
+            self.node.spawn(self._deliver(addr, [me, msgs]))
+
+    async def _deliver(self, addr: str, payload: list) -> None:
+        try:
+            await self.node.peer_client.call(addr, "paxos", payload, 1.0)
+        except (PeerError, asyncio.TimeoutError):
+            pass  # message loss is part of the protocol
+
+    async def rpc_receive(self, payload: list, peer_id: str) -> Any:
+        (sender, addr), msgs = payload
+        if sender != peer_id:
+            return None  # the transport authenticated peer_id; never trust a claimed id
+        self.addresses.setdefault(sender, addr)
+        for w in msgs:
+            try:
+                self._inbox.append((sender, decode(w)))
+            except ValueError:
+                log.warning("dropping malformed paxos message from %s", sender)
+        self._wake.set()
+        return None
+
+    # ---- proposals ------------------------------------------------------------------------
+    async def propose(self, entry: dict, timeout_s: float = PROPOSE_TIMEOUT_S) -> int:
+        """Append ``entry``; return its epoch. Raises MembershipError: the contract's
+        404/409 if it does not apply, 503 ``no_majority`` if it cannot commit in time."""
+        try:
+            validate(self.node.state, entry)
+        except InvalidEntry as e:
+            raise MembershipError(e.status, e.code, e.detail) from None
+        if self.paxos is None:
+            raise MembershipError(503, "not_ready", "this node has not joined a cluster yet")
+        rid = os.urandom(8).hex()
+        value = {**entry, "rid": rid}
+        fut = asyncio.get_running_loop().create_future()
+        self._waiting[rid] = fut
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout_s
+        try:
+            while loop.time() < deadline:
+                self._inbox.append(("__propose__", value))
+                self._wake.set()
+                try:
+                    epoch, applied = await asyncio.wait_for(
+                        asyncio.shield(fut), min(PROPOSE_RETRY_S, deadline - loop.time()))
+                except asyncio.TimeoutError:
+                    continue
+                if not applied:
+                    raise MembershipError(409, "conflict",
+                                          f"{entry.get('op')} {entry.get('id', '')} lost a race "
+                                          "with a concurrent change; retry")
+                return epoch
+        finally:
+            self._waiting.pop(rid, None)
+        raise MembershipError(503, "no_majority",
+                              f"the metadata group {list(self.acceptors)} did not commit the "
+                              f"change within {timeout_s:.0f}s (no majority reachable?)")
+
+    def entries(self, since: int) -> list[dict]:
+        return [{"epoch": e, **x} for e, x in self._entries if e > since]

@@ -1,0 +1,264 @@
+"""Moving data with ring changes: gainers pull the ranges they take over, then the change
+finishes, then old owners drop what they no longer replicate.
+
+Rules (each protects an acknowledged write):
+
+* While a change is in progress, writes also go to the members the change adds to a key's
+  replica set (the coordinator's uncounted extra targets), so nothing written during the
+  transfer is missed.
+* A gainer pulls each gained range from *every* reachable old replica and merges newest-wins:
+  a write acknowledged by W of N old replicas may be missing from any single one of them.
+* Pulls are batched, throttled, and resumable: the cursor of each (range, source) is stored
+  durably after each applied batch, so a restarted gainer continues where it stopped.
+* The change's driver (the joining or leaving member; for a removal the lowest-numbered
+  live member) proposes the ``finish_*`` entry only after every gainer reports done.
+* Old owners drop a range only after the ``finish_*`` entry switched reads away from them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Optional
+
+import msgpack
+
+from dynamopy.core.membership import ClusterState
+from dynamopy.core.records import Record
+from dynamopy.peer import PeerError
+
+if TYPE_CHECKING:  # pragma: no cover
+    from dynamopy.node.runtime import Node
+
+log = logging.getLogger(__name__)
+
+BATCH_KEYS = 500
+MAX_RATE_BYTES_S = 64 * 1024 * 1024  # throttle so a transfer leaves room for live traffic
+RETRY_S = 0.5
+XFER_PREFIX = "xfer/"
+
+
+@dataclass
+class TransferProgress:
+    change_epoch: int = 0
+    ranges_total: int = 0
+    ranges_done: int = 0
+    keys_moved: int = 0
+    bytes_moved: int = 0
+    done: bool = False
+    sources_failed: dict = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        return {"change_epoch": self.change_epoch, "ranges_total": self.ranges_total,
+                "ranges_done": self.ranges_done, "keys_moved": self.keys_moved,
+                "bytes_moved": self.bytes_moved, "done": self.done}
+
+
+class TransferManager:
+    def __init__(self, node: "Node"):
+        self.node = node
+        self.progress = TransferProgress()
+        self._pull_task: Optional[asyncio.Task] = None
+        self._driver_task: Optional[asyncio.Task] = None
+        self.replaying = False
+
+    def resume(self) -> None:
+        """After start-up replay: continue the transfer of a change in progress."""
+        if self.node.state.change is not None:
+            self._start_change(self.node.state)
+
+    # ---- reacting to the membership state ------------------------------------------
+    def state_changed(self, old: ClusterState, new: ClusterState) -> None:
+        """Called after every applied entry; ignored while the log is replayed at start-up
+        (``resume`` then picks up a change in progress)."""
+        if self.node.stopping or self.replaying:
+            return
+        if new.change is not None and new.change_epoch != self.progress.change_epoch:
+            self._start_change(new)
+        if old.change is not None and new.change is None and old.pending_ring is not None \
+                and new.ring == old.pending_ring:
+            self.node.spawn(self._drop_lost_ranges(old))
+
+    def _start_change(self, state: ClusterState) -> None:
+        for t in (self._pull_task, self._driver_task):
+            if t is not None:
+                t.cancel()
+        me = self.node.id
+        mine = [m for m in state.transfers() if me in m.gained]
+        self.progress = TransferProgress(change_epoch=state.change_epoch, ranges_total=len(mine))
+        self._pull_task = self.node.spawn(self._pull_all(state.change_epoch, mine))
+        self._driver_task = self.node.spawn(self._drive(state.change_epoch))
+
+    # ---- the gainer side ----------------------------------------------------------------
+    def _done_key(self, change_epoch: int) -> str:
+        return f"{XFER_PREFIX}{change_epoch:012d}/done"
+
+    def is_done(self, change_epoch: int) -> bool:
+        if self.node.store.meta_get(self._done_key(change_epoch)) is not None:
+            return True
+        state = self.node.state
+        return state.change_epoch == change_epoch and self.node.id not in state.gainers()
+
+    async def _pull_all(self, change_epoch: int, moves: list) -> None:
+        if self.is_done(change_epoch):
+            self.progress.done = True
+            self.progress.ranges_done = self.progress.ranges_total
+            return
+        by_source: dict[str, list[tuple[int, int]]] = {}
+        for move in moves:
+            for source in move.old:
+                if source != self.node.id:
+                    by_source.setdefault(source, []).append((move.start, move.end))
+        await asyncio.gather(*(self._pull_from(change_epoch, source, ranges)
+                               for source, ranges in sorted(by_source.items())))
+        await self.node.committer.put_meta(self._done_key(change_epoch), b"1")
+        self.progress.ranges_done = self.progress.ranges_total
+        self.progress.done = True
+        log.info("transfer for change at epoch %d done: %d keys, %d bytes", change_epoch,
+                 self.progress.keys_moved, self.progress.bytes_moved)
+
+    async def _pull_from(self, change_epoch: int, source: str,
+                         ranges: list[tuple[int, int]]) -> None:
+        """Stream every range ``source`` holds for us, batch by batch, from a durable
+        cursor [range index, token, key] (so a restart resumes where it stopped)."""
+        node = self.node
+        cursor_name = f"{XFER_PREFIX}{change_epoch:012d}/{source}"
+        raw = node.store.meta_get(cursor_name)
+        cursor = msgpack.unpackb(raw, raw=False) if raw else [0, ranges[0][0], None]
+        if cursor is True:
+            return
+        wire_ranges = [list(r) for r in ranges]
+        while not node.stopping:
+            if node.state.member(source) is None:
+                return  # the source left the membership: nothing more to get from it
+            change = node.state.change
+            if change == ("remove", source) and not node.detector.is_up(source):
+                return  # a removed member is dead: the surviving old replicas supply the data
+            try:
+                items, nxt = await node.call_peer(
+                    source, "xfer_pull", [wire_ranges, *cursor, BATCH_KEYS], timeout_s=10.0)
+            except (PeerError, asyncio.TimeoutError) as e:
+                self.progress.sources_failed[source] = repr(e)
+                await asyncio.sleep(RETRY_S)
+                continue
+            writes = [(tok, key, Record.from_wire(w)) for tok, key, w in items]
+            size = sum(len(k) + len(r.value) for _t, k, r in writes)
+            await node.committer.submit(
+                writes=writes,
+                meta_put={cursor_name: msgpack.packb(True if nxt is None else nxt,
+                                                     use_bin_type=True)})
+            if node.hlc is not None:
+                for _t, _k, r in writes:
+                    node.hlc.observe(r.version)
+            self.progress.keys_moved += len(writes)
+            self.progress.bytes_moved += size
+            if nxt is None:
+                return
+            cursor = nxt
+            if size:
+                await asyncio.sleep(size / MAX_RATE_BYTES_S)
+
+    async def rpc_pull(self, payload: list, peer_id: str) -> Any:
+        """Serve one batch: records of ``ranges`` from the cursor on (tombstones too), and
+        the next cursor, ``None`` once every range is exhausted."""
+        ranges, idx, cur_token, cur_key, limit = payload
+        limit = max(1, min(int(limit), 5000))
+        items: list = []
+        while idx < len(ranges):
+            start, end = ranges[idx]
+            for token, key, rec in self.node.store.scan(max(start, cur_token), end,
+                                                        after_key=cur_key):
+                items.append([token, key, rec.to_wire()])
+                if len(items) >= limit:
+                    return [items, [idx, token, key]]
+            idx += 1
+            if idx < len(ranges):
+                cur_token, cur_key = ranges[idx][0], None
+            if len(items) >= limit:
+                break
+        return [items, None if idx >= len(ranges) else [idx, cur_token, cur_key]]
+
+    async def rpc_status(self, payload: list, peer_id: str) -> Any:
+        (change_epoch,) = payload
+        return self.is_done(change_epoch)
+
+    # ---- the driver side ---------------------------------------------------------------
+    def _is_driver(self, state: ClusterState) -> bool:
+        op, mid = state.change
+        if op in ("join", "leave"):
+            return mid == self.node.id
+        live = sorted((m.number, m.id) for m in state.members.values()
+                      if m.id != mid and m.state == "normal" and self.node.detector.is_up(m.id))
+        return bool(live) and live[0][1] == self.node.id
+
+    async def _drive(self, change_epoch: int) -> None:
+        node = self.node
+        while not node.stopping:
+            state = node.state
+            if state.change is None or state.change_epoch != change_epoch:
+                return
+            if self._is_driver(state):
+                if all(await asyncio.gather(*(self._gainer_done(g, change_epoch)
+                                              for g in state.gainers()))):
+                    op, mid = state.change
+                    finish = "finish_join" if op == "join" else "finish_leave"
+                    try:
+                        await node.propose({"op": finish, "id": mid})
+                        log.info("%s of %s finished", op, mid)
+                    except Exception as e:  # no majority, lost leadership: try again
+                        log.info("proposing %s %s failed: %r", finish, mid, e)
+            await asyncio.sleep(RETRY_S)
+
+    async def _gainer_done(self, gainer: str, change_epoch: int) -> bool:
+        if gainer == self.node.id:
+            return self.is_done(change_epoch)
+        try:
+            return bool(await self.node.call_peer(gainer, "xfer_status", [change_epoch],
+                                                  timeout_s=2.0))
+        except (PeerError, asyncio.TimeoutError):
+            return False
+
+    # ---- cleanup after the switch ------------------------------------------------------
+    async def _drop_lost_ranges(self, old: ClusterState) -> None:
+        """Drop the ranges this node replicated before the switch and no longer does. Ranges
+        it replicates again under the *current* state (a later change gave them back) stay."""
+        me = self.node.id
+        dropped = 0
+        for move in old.transfers():
+            if me not in move.lost:
+                continue
+            keep = self._current_ranges()
+            for start, end in subtract_ranges((move.start, move.end), keep):
+                dropped += await self.node.committer.delete_range(start, end)
+        names = [name for name, _ in self.node.store.meta_scan(
+            f"{XFER_PREFIX}{old.change_epoch:012d}/")]
+        if names:
+            await self.node.committer.submit(meta_delete=names)
+        if dropped:
+            log.info("dropped %d records of ranges no longer replicated here", dropped)
+
+    def _current_ranges(self) -> list[tuple[int, int]]:
+        state, me = self.node.state, self.node.id
+        out: list[tuple[int, int]] = []
+        for ring in (state.ring, state.pending_ring):
+            if ring is not None and me in ring.members:
+                out += ring.ranges_of(me, state.settings.n)
+        return out
+
+
+def subtract_ranges(span: tuple[int, int], keep: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    """The parts of ``span`` ([start, end)) not covered by any range in ``keep``."""
+    parts = [span]
+    for ks, ke in keep:
+        nxt = []
+        for s, e in parts:
+            if ke <= s or ks >= e:
+                nxt.append((s, e))
+                continue
+            if s < ks:
+                nxt.append((s, ks))
+            if ke < e:
+                nxt.append((ke, e))
+        parts = nxt
+    return parts
