@@ -40,6 +40,8 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("max_value_bytes", int, 1024 * 1024, "largest value accepted"),
     Setting("hint_window_s", float, 3 * 3600.0, "no new hints for a member down longer than this"),
     Setting("hint_max_bytes", int, 256 * 1024 * 1024, "cap on hint bytes held for one target"),
+    Setting("transfer_max_bytes_s", int, 64 * 1024 * 1024,
+            "throttle of data streamed to this node during joins, leaves and removals"),
     Setting("peer_delay_ms", str, "", "experiment knob: delay outgoing peer messages, 'X' or 'LO-HI' ms"),
     Setting("log_level", str, "info", "log level"),
 )
@@ -65,6 +67,7 @@ class NodeConfig:
     max_value_bytes: int
     hint_window_s: float
     hint_max_bytes: int
+    transfer_max_bytes_s: int
     peer_delay_ms: Optional[tuple[float, float]]
     log_level: str = "info"
     extra: dict = field(default_factory=dict)
@@ -135,6 +138,7 @@ def resolve(args: argparse.Namespace, environ: Optional[dict] = None) -> NodeCon
         max_value_bytes=raw["max_value_bytes"],
         hint_window_s=raw["hint_window_s"],
         hint_max_bytes=raw["hint_max_bytes"],
+        transfer_max_bytes_s=max(1, raw["transfer_max_bytes_s"]),
         peer_delay_ms=_parse_delay(raw["peer_delay_ms"] or ""),
         log_level=raw["log_level"],
     )

@@ -16,7 +16,8 @@ from typing import TYPE_CHECKING, Awaitable, Callable, Optional
 from dynamopy.core.quorum import Outcome, ReadRound, Target, WriteRound, plan_targets
 from dynamopy.core.records import Record
 from dynamopy.node.errors import QuorumUnavailable
-from dynamopy.peer import PeerError
+from dynamopy.node.replica import STALE_EPOCH
+from dynamopy.peer import PeerError, RemoteError
 
 if TYPE_CHECKING:  # pragma: no cover
     from dynamopy.node.runtime import Node
@@ -32,73 +33,90 @@ class Coordinator:
     # ---- public ---------------------------------------------------------------------
     async def write(self, key: bytes, *, value: bytes, content_type: str, deleted: bool,
                     w: int, sloppy: bool = True) -> tuple[int, int]:
-        """Store a new version on W replicas; return (version, counting acks so far)."""
+        """Store a new version on W replicas; return (version, counting acks so far).
+
+        If a replica answers that this node's ring is out of date (``stale_epoch``), the
+        coordinator catches up with the metadata log and retries once with the new ring.
+        """
         node = self.node
-        state = node.require_ready()
-        ring, n = state.ring, state.settings.n
-        token = ring.token(key)
         version = node.hlc.next(node.clock.wall_ms())
         record = Record(version, deleted, content_type, value)
-        targets = plan_targets(
-            list(ring.walk_token(token)) if sloppy else ring.preference_list_for_token(token, n),
-            n, node.detector.is_up, coordinator=node.id, sloppy=sloppy,
-            extra=self._pending_owners(state, token, n),
-        )
-        rnd = WriteRound(tuple(targets), w)
-        wire = record.to_wire()
+        for attempt in (0, 1):
+            state = node.require_ready()
+            token = state.ring.token(key)
+            targets = self._targets(state, token, sloppy, for_write=True)
+            rnd = WriteRound(tuple(targets), w)
+            wire = record.to_wire()
+            stale: list[int] = []
 
-        def call(t: Target) -> Awaitable:
-            return self._put_one(t, state.epoch, token, key, record, wire)
+            def call(t: Target, state=state) -> Awaitable:
+                return self._put_one(t, state.epoch, token, key, record, wire, stale=stale)
 
-        pending = await self._fan_out(targets, call, on_ok=lambda t, _: rnd.ack(t.node),
-                                      on_fail=lambda t: rnd.fail(t.node),
-                                      outcome=lambda: rnd.outcome)
-        if rnd.outcome is not Outcome.SUCCEEDED:
+            pending = await self._fan_out(targets, call, on_ok=lambda t, _: rnd.ack(t.node),
+                                          on_fail=lambda t: rnd.fail(t.node),
+                                          outcome=lambda: rnd.outcome)
+            if rnd.outcome is Outcome.SUCCEEDED:
+                return version, len(rnd.acked)
             # The write may still land on the replicas that are up: let those calls finish
             # (each is bounded by the request timeout) so the error reports true acks.
             await asyncio.wait(pending, timeout=node.config.request_timeout_s + 0.5)
-            node.metrics.quorum_failures.labels("write").inc()
-            raise QuorumUnavailable(
-                f"only {len(rnd.acked)} of the required {w} replicas acknowledged the write "
-                f"within {node.config.request_timeout_s}s; it may still be stored on some replicas",
-                acks=len(rnd.acked), required=w)
-        return version, len(rnd.acked)
+            if rnd.outcome is Outcome.SUCCEEDED:
+                return version, len(rnd.acked)
+            if stale and attempt == 0 and await node.wait_for_epoch(max(stale)):
+                continue
+            break
+        node.metrics.quorum_failures.labels("write").inc()
+        raise QuorumUnavailable(
+            f"only {len(rnd.acked)} of the required {w} replicas acknowledged the write "
+            f"within {node.config.request_timeout_s}s; it may still be stored on some replicas",
+            acks=len(rnd.acked), required=w)
 
     async def read(self, key: bytes, *, r: int, sloppy: bool = True) -> Optional[Record]:
         """The newest record among R replies (``None`` if none of them has the key)."""
         node = self.node
-        state = node.require_ready()
-        ring, n = state.ring, state.settings.n
-        token = ring.token(key)
-        if sloppy:
-            # A down home replica is stood in for by its fallback, which answers from the
-            # hints it holds for that member (or by the coordinator's own hints, uncounted).
-            targets = plan_targets(list(ring.walk_token(token)), n, node.detector.is_up,
-                                   coordinator=node.id)
-        else:
-            targets = [Target(m) for m in ring.preference_list_for_token(token, n)]
-        rnd = ReadRound(tuple(targets), r)
+        for attempt in (0, 1):
+            state = node.require_ready()
+            token = state.ring.token(key)
+            targets = self._targets(state, token, sloppy, for_write=False)
+            rnd = ReadRound(tuple(targets), r)
+            stale: list[int] = []
 
-        def call(t: Target) -> Awaitable:
-            return self._get_one(t, state.epoch, token, key)
+            def call(t: Target, state=state) -> Awaitable:
+                return self._get_one(t, state.epoch, token, key, stale)
 
-        def on_ok(t: Target, rec: Optional[Record]) -> Outcome:
-            if rec is not None:
-                node.hlc.observe(rec.version)
-            return rnd.reply(t.node, rec)
+            def on_ok(t: Target, rec: Optional[Record], rnd=rnd) -> Outcome:
+                if rec is not None:
+                    node.hlc.observe(rec.version)
+                return rnd.reply(t.node, rec)
 
-        pending = await self._fan_out(targets, call, on_ok=on_ok,
-                                      on_fail=lambda t: rnd.fail(t.node),
-                                      outcome=lambda: rnd.outcome)
-        if rnd.outcome is not Outcome.SUCCEEDED:
-            node.metrics.quorum_failures.labels("read").inc()
-            raise QuorumUnavailable(
-                f"only {rnd.counted} of the required {r} replicas answered the read "
-                f"within {node.config.request_timeout_s}s", replies=rnd.counted, required=r)
-        best = rnd.newest()
-        home = {t.node for t in targets if t.hint_for is None}
-        self._spawn(self._repair_after(rnd, pending, home, state.epoch, token, key))
-        return best
+            pending = await self._fan_out(targets, call, on_ok=on_ok,
+                                          on_fail=lambda t, rnd=rnd: rnd.fail(t.node),
+                                          outcome=lambda rnd=rnd: rnd.outcome)
+            if rnd.outcome is Outcome.SUCCEEDED:
+                home = {t.node for t in targets if t.hint_for is None}
+                self._spawn(self._repair_after(rnd, pending, home, state.epoch, token, key))
+                return rnd.newest()
+            await asyncio.wait(pending, timeout=node.config.request_timeout_s + 0.5)
+            if stale and attempt == 0 and await node.wait_for_epoch(max(stale)):
+                continue
+            break
+        node.metrics.quorum_failures.labels("read").inc()
+        raise QuorumUnavailable(
+            f"only {rnd.counted} of the required {r} replicas answered the read "
+            f"within {node.config.request_timeout_s}s", replies=rnd.counted, required=r)
+
+    def _targets(self, state, token: int, sloppy: bool, *, for_write: bool) -> list[Target]:
+        """Home replicas when all are up (the common, cheap case); else the sloppy plan over
+        the ring walk. Writes also go to members gaining the key in a change in progress."""
+        node, n = self.node, state.settings.n
+        pref = state.ring.preference_list_for_token(token, n)
+        extra = self._pending_owners(state, token, n) if for_write else ()
+        if not sloppy or all(node.detector.is_up(m) for m in pref):
+            targets = [Target(m) for m in pref]
+            targets += [Target(m, counts=False) for m in extra if m not in pref]
+            return targets
+        return plan_targets(list(state.ring.walk_token(token)), n, node.detector.is_up,
+                            coordinator=node.id, extra=extra)
 
     # ---- fan-out machinery ------------------------------------------------------------
     async def _fan_out(self, targets: list[Target], call: Callable[[Target], Awaitable],
@@ -139,12 +157,17 @@ class Coordinator:
         return tasks
 
     async def _put_one(self, t: Target, epoch: int, token: int, key: bytes,
-                       record: Record, wire: list, hint_on_failure: bool = True) -> int:
+                       record: Record, wire: list, hint_on_failure: bool = True,
+                       stale: Optional[list] = None) -> int:
         node = self.node
         if t.node == node.id:
             return await node.replica.put(token, key, record, t.hint_for)
         try:
             stored = await node.call_peer(t.node, "put", [epoch, token, key, wire, t.hint_for])
+        except RemoteError as e:
+            if e.code == STALE_EPOCH and stale is not None:
+                stale.append(int(e.detail))
+            raise
         except (PeerError, asyncio.TimeoutError):
             if hint_on_failure and t.hint_for is None and t.counts:
                 # A home replica missed the write: keep a hint for it here (never counted)
@@ -160,12 +183,18 @@ class Coordinator:
         except PeerError:
             pass  # refused by the hint window or cap: counted as dropped there
 
-    async def _get_one(self, t: Target, epoch: int, token: int, key: bytes) -> Optional[Record]:
+    async def _get_one(self, t: Target, epoch: int, token: int, key: bytes,
+                       stale: Optional[list] = None) -> Optional[Record]:
         node = self.node
         if t.node == node.id:
             return node.replica.get(token, key, t.hint_for)
         payload = [epoch, token, key] if t.hint_for is None else [epoch, token, key, t.hint_for]
-        return Record.from_wire(await node.call_peer(t.node, "get", payload))
+        try:
+            return Record.from_wire(await node.call_peer(t.node, "get", payload))
+        except RemoteError as e:
+            if e.code == STALE_EPOCH and stale is not None:
+                stale.append(int(e.detail))
+            raise
 
     # ---- read repair ------------------------------------------------------------------
     async def _repair_after(self, rnd: ReadRound, pending: list[asyncio.Task], home: set[str],

@@ -144,6 +144,10 @@ class MetaLog:
         p = self.paxos
         return p is not None and p.applied_slot >= p.chosen_below
 
+    def poke(self) -> None:
+        """Wake the pump (e.g. a peer showed a newer epoch: tick soon, catch up)."""
+        self._wake.set()
+
     # ---- the pump ---------------------------------------------------------------------
     async def run(self) -> None:
         loop = asyncio.get_running_loop()

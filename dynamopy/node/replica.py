@@ -15,9 +15,13 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, Optional
 
 from dynamopy.core.records import Record, newest
+from dynamopy.peer import RemoteError
 
 if TYPE_CHECKING:  # pragma: no cover
     from dynamopy.node.runtime import Node
+
+
+STALE_EPOCH = "stale_epoch"
 
 
 class Replica:
@@ -48,13 +52,31 @@ class Replica:
         return rec
 
     # ---- peer RPC handlers -----------------------------------------------------------
+    def check_epoch(self, epoch: int, token: int) -> None:
+        """Refuse a request routed by an older ring for a token this node no longer
+        replicates: the coordinator catches up and retries (a write must not land on a node
+        that already dropped the range)."""
+        state = self.node.state
+        if epoch >= state.epoch or state.ring is None:
+            return
+        me, n = self.node.id, state.settings.n
+        for ring in (state.ring, state.pending_ring):
+            if ring is not None and me in ring.members and \
+                    me in ring.preference_list_for_token(token, n):
+                return
+        raise RemoteError(STALE_EPOCH, str(state.epoch))
+
     async def rpc_put(self, payload: list, peer_id: str) -> Any:
         epoch, token, key, wire, hint_for = payload
         self.node.note_epoch(epoch, peer_id)
+        if hint_for is None:
+            self.check_epoch(epoch, token)
         return await self.put(token, key, Record.from_wire(wire), hint_for)
 
     async def rpc_get(self, payload: list, peer_id: str) -> Any:
         epoch, token, key, *rest = payload
         self.node.note_epoch(epoch, peer_id)
+        if not rest:
+            self.check_epoch(epoch, token)
         rec = self.get(token, key, rest[0] if rest else None)
         return None if rec is None else rec.to_wire()

@@ -56,8 +56,11 @@ class Node:
         self.metalog: Optional[MetaLog] = None
         self.metalog = MetaLog(self)
         secret = config.cluster_secret.encode()
+        # Short reconnect back-off: refused connects on a LAN are cheap, and a restarted
+        # peer should be usable again within half a second.
         self.peer_client = PeerClient(self.id, secret, delay_ms=config.peer_delay_ms,
-                                      rng=self.rng, on_call=self.metrics.on_peer_call)
+                                      rng=self.rng, on_call=self.metrics.on_peer_call,
+                                      backoff_max_s=0.5)
         self.peer_server = PeerServer(self.id, secret, self._handle_peer)
         self._tasks: set[asyncio.Task] = set()
         self.ready_event = asyncio.Event()
@@ -154,7 +157,20 @@ class Node:
         return self.state
 
     def note_epoch(self, epoch: int, peer_id: str) -> None:
-        """Requests carry the sender's epoch; a later issue catches up when it is newer."""
+        """Requests carry the sender's epoch. A newer one means this node lags: the learner
+        asks for the missing slots (the Paxos node also does on its own when it sees a gap)."""
+        if epoch > self.state.epoch and self.metalog.paxos is not None:
+            self.metalog.poke()
+
+    async def wait_for_epoch(self, epoch: int, timeout_s: float = 2.0) -> bool:
+        """Wait until this node applied ``epoch``; False on timeout."""
+        deadline = self.clock.monotonic() + timeout_s
+        self.metalog.poke()
+        while self.state.epoch < epoch:
+            if self.clock.monotonic() > deadline:
+                return False
+            await self.clock.sleep(0.02)
+        return True
 
     # ---- peers ------------------------------------------------------------------------
     async def call_peer(self, member_id: str, method: str, payload: Any,

@@ -34,8 +34,8 @@ if TYPE_CHECKING:  # pragma: no cover
 log = logging.getLogger(__name__)
 
 BATCH_KEYS = 500
-MAX_RATE_BYTES_S = 64 * 1024 * 1024  # throttle so a transfer leaves room for live traffic
 RETRY_S = 0.5
+DEAD_SOURCE_GRACE_S = 5.0
 XFER_PREFIX = "xfer/"
 
 
@@ -48,11 +48,13 @@ class TransferProgress:
     bytes_moved: int = 0
     done: bool = False
     sources_failed: dict = field(default_factory=dict)
+    skipped_sources: list = field(default_factory=list)
 
     def to_dict(self) -> dict:
         return {"change_epoch": self.change_epoch, "ranges_total": self.ranges_total,
                 "ranges_done": self.ranges_done, "keys_moved": self.keys_moved,
-                "bytes_moved": self.bytes_moved, "done": self.done}
+                "bytes_moved": self.bytes_moved, "done": self.done,
+                "skipped_sources": list(self.skipped_sources)}
 
 
 class TransferManager:
@@ -135,6 +137,13 @@ class TransferManager:
             change = node.state.change
             if change == ("remove", source) and not node.detector.is_up(source):
                 return  # a removed member is dead: the surviving old replicas supply the data
+            if node.detector.down_for(source) > DEAD_SOURCE_GRACE_S:
+                # Every write acknowledged by W of N old replicas is on a live one too (one
+                # replica down), and hints for the dead one wait for it: go on without it.
+                log.warning("transfer: skipping %s, down for over %.0fs", source,
+                            DEAD_SOURCE_GRACE_S)
+                self.progress.skipped_sources.append(source)
+                return
             try:
                 items, nxt = await node.call_peer(
                     source, "xfer_pull", [wire_ranges, *cursor, BATCH_KEYS], timeout_s=10.0)
@@ -156,8 +165,8 @@ class TransferManager:
             if nxt is None:
                 return
             cursor = nxt
-            if size:
-                await asyncio.sleep(size / MAX_RATE_BYTES_S)
+            if size:  # throttle (per source): leave room for live traffic
+                await asyncio.sleep(size / node.config.transfer_max_bytes_s)
 
     async def rpc_pull(self, payload: list, peer_id: str) -> Any:
         """Serve one batch: records of ``ranges`` from the cursor on (tombstones too), and

@@ -52,6 +52,7 @@ class LocalCluster:
         self.extra = list(extra or [])
         self.secret = secret
         self.procs: dict[int, subprocess.Popen] = {}
+        self.joins_through = 0  # nodes beyond the seeds join through this one
         self.logs: dict[int, object] = {}
 
     # ---- addresses ------------------------------------------------------------------
@@ -69,11 +70,13 @@ class LocalCluster:
 
     # ---- processes ------------------------------------------------------------------
     def command(self, i: int, extra: Optional[list[str]] = None) -> list[str]:
+        membership = (["--seeds", self.seeds()] if i < self.size
+                      else ["--join", self.url(self.joins_through)])
         return [sys.executable, "-m", "dynamopy", "serve", "--node-id", self.node_id(i),
                 "--host", "127.0.0.1", "--port", str(self.base + i),
                 "--peer-port", str(self.base + 1000 + i),
                 "--data-dir", os.path.join(self.root, self.node_id(i)),
-                "--seeds", self.seeds(), "--n", str(self.n), "--r", str(self.r),
+                *membership, "--n", str(self.n), "--r", str(self.r),
                 "--w", str(self.w), *self.extra, *(extra or [])]
 
     def start_node(self, i: int, extra: Optional[list[str]] = None) -> None:
@@ -122,6 +125,18 @@ class LocalCluster:
             if time.monotonic() > deadline:
                 raise TimeoutError(f"{what} not reached after {timeout_s}s")
             time.sleep(0.1)
+
+    def add_node(self, extra: Optional[list[str]] = None, through: int = 0) -> int:
+        """Start one more node (index = next free) that joins through node ``through``."""
+        i = max(self.procs) + 1
+        assert i < self.size + 4, "the harness reserved ports for 4 extra nodes"
+        self.joins_through = through
+        self.start_node(i, extra)
+        return i
+
+    def cluster_info(self, i: int) -> dict:
+        with self.client(i, timeout_s=3.0) as c:
+            return c.cluster()
 
     def kill(self, i: int, sig: int = signal.SIGKILL) -> None:
         p = self.procs[i]

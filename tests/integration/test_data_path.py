@@ -124,16 +124,21 @@ def test_no_acknowledged_write_lost_when_a_node_is_killed_midway(make_cluster):
                 except DynamoError:
                     pass
 
+    def n1_sees_alive(member: str) -> bool:
+        with c.client(0) as cl:
+            return {m["id"]: m["alive"] for m in cl.cluster()["members"]}[member]
+
     writes(0)
     c.kill(1)
     writes(100)
     c.start_node(1)
     c.wait_ready([1])
+    c.wait_until(lambda: n1_sees_alive("n2"), what="n1 sees n2 alive again")
     c.kill(2)
     writes(200)
     c.start_node(2)
     c.wait_ready([2])
-    assert len(acked) == 300
+    assert len(acked) == 300  # W=2 of 3 holds through each single failure
     with c.client(1) as cl:
         for k, v in acked.items():
             assert cl.get(k, r=2).version >= v

@@ -1,0 +1,195 @@
+"""Joins, leaves and removals through the Paxos-agreed metadata log, with real processes,
+while writes keep flowing; no acknowledged write may be lost."""
+
+import threading
+import time
+
+import httpx
+import pytest
+
+from dynamopy.client import DynamoError
+
+pytestmark = pytest.mark.integration
+
+
+class Writer(threading.Thread):
+    """Keeps writing distinct keys through the given nodes; remembers what was acked."""
+
+    def __init__(self, cluster, nodes, prefix="w", value_bytes=100):
+        super().__init__(daemon=True)
+        self.c, self.nodes, self.prefix = cluster, nodes, prefix
+        self.value = b"x" * value_bytes
+        self.acked: dict[str, int] = {}
+        self.failed = 0
+        self.halt = threading.Event()
+
+    def run(self):
+        clients = [self.c.client(i, timeout_s=5.0) for i in self.nodes]
+        j = 0
+        while not self.halt.is_set():
+            key = f"{self.prefix}{j}"
+            try:
+                self.acked[key] = clients[j % len(clients)].put(key, self.value)["version"]
+            except DynamoError:
+                self.failed += 1
+            j += 1
+        for cl in clients:
+            cl.close()
+
+    def stop(self):
+        self.halt.set()
+        self.join(timeout=30)
+
+
+def preload(c, count: int, prefix: str = "k") -> dict[str, int]:
+    out = {}
+    with c.client(0) as cl:
+        for i in range(count):
+            out[f"{prefix}{i}"] = cl.put(f"{prefix}{i}", f"v{i}".encode())["version"]
+    return out
+
+
+def state_of(c, observer: int, member: str):
+    for m in c.cluster_info(observer)["members"]:
+        if m["id"] == member:
+            return m["state"]
+    return None
+
+
+def assert_all_readable(c, acked: dict[str, int], via: int, rs=(2, 3)):
+    with c.client(via, timeout_s=10) as cl:
+        for r in rs:
+            missing = [k for k, v in acked.items() if cl.get(k, r=r).version < v]
+            assert not missing, f"R={r}: {len(missing)} acknowledged writes lost, e.g. {missing[:5]}"
+
+
+def test_join_while_writing_moves_a_quarter_and_loses_nothing(make_cluster):
+    c = make_cluster(3)
+    acked = preload(c, 2000)
+    writer = Writer(c, [0, 1, 2])
+    writer.start()
+    try:
+        n4 = c.add_node()
+        c.wait_until(lambda: state_of(c, 0, "n4") == "normal", timeout_s=60, what="n4 normal")
+    finally:
+        writer.stop()
+    assert writer.acked, "the writer must have written during the join"
+    acked.update(writer.acked)
+    info = c.cluster_info(0)
+    own = {m["id"]: m["ownership"] for m in info["members"]}
+    assert abs(own["n4"] - 0.25) < 0.03
+    ops = [e["op"] for e in httpx.get(c.url(1) + "/cluster/log").json()["entries"]]
+    assert ops[-2:] == ["join", "finish_join"]
+    # n4 holds its ranges locally: every key it replicates is on its disk
+    with c.client(0) as cl:
+        mine = [k for k in list(acked)[:400] if "n4" in cl.preference_list(k)]
+    assert len(mine) > 50
+    for k in mine:
+        rec = c.local_record(n4, k)
+        assert rec is not None and rec["version"] == acked[k]
+    # and the old owners dropped what they no longer replicate (3 copies of each key)
+    total = sum(c.node_view(i)["keys"] for i in range(4))
+    assert total == 3 * len(acked)
+    assert_all_readable(c, acked, via=n4)
+
+
+def test_join_commits_with_one_seed_down_and_the_seed_catches_up(make_cluster):
+    c = make_cluster(3)
+    acked = preload(c, 200)
+    c.kill(2)  # SIGKILL n3, an acceptor
+    n4 = c.add_node()
+    c.wait_until(lambda: state_of(c, 0, "n4") == "normal", timeout_s=60, what="n4 normal")
+    epoch = c.cluster_info(0)["epoch"]
+    c.start_node(2)
+    c.wait_ready([2])
+    c.wait_until(lambda: c.node_view(2)["epoch"] == epoch, what="n3 reaches the same epoch")
+    def view(i):  # the agreed part of /cluster (aliveness is each node's own opinion)
+        return [{k: v for k, v in m.items() if k != "alive"} for m in c.cluster_info(i)["members"]]
+
+    assert view(2) == view(n4)
+    assert_all_readable(c, acked, via=2)
+
+
+def test_leave_while_writing_loses_nothing(make_cluster):
+    c = make_cluster(3)
+    n4 = c.add_node()
+    c.wait_until(lambda: state_of(c, 0, "n4") == "normal", timeout_s=60, what="n4 normal")
+    acked = preload(c, 1000)
+    writer = Writer(c, [0, 1], prefix="l")
+    writer.start()
+    try:
+        with c.client(0) as cl:
+            assert cl.leave("n4")["epoch"] > 0
+        c.wait_until(lambda: state_of(c, 0, "n4") is None, timeout_s=60, what="n4 gone")
+    finally:
+        writer.stop()
+    acked.update(writer.acked)
+    assert writer.acked
+    assert c.node_view(n4)["state"] == "none"
+    with httpx.Client() as http:
+        assert http.get(c.url(n4) + "/ready").status_code == 503
+    total = sum(c.node_view(i)["keys"] for i in range(3))
+    assert total == 3 * len(acked)
+    assert_all_readable(c, acked, via=1)
+
+
+def test_remove_a_dead_member_re_replicates_its_ranges(make_cluster):
+    c = make_cluster(3)
+    n4 = c.add_node()
+    c.wait_until(lambda: state_of(c, 0, "n4") == "normal", timeout_s=60, what="n4 normal")
+    acked = preload(c, 600)
+    with c.client(1) as cl:
+        with pytest.raises(DynamoError) as e:
+            cl.remove("n4")
+        assert e.value.status == 409  # alive: leave it, or force
+    c.kill(n4)
+    c.wait_until(lambda: not {m["id"]: m["alive"] for m in c.cluster_info(1)["members"]}["n4"],
+                 what="n2 sees n4 down")
+    with c.client(1) as cl:
+        cl.remove("n4")
+    c.wait_until(lambda: state_of(c, 1, "n4") is None, timeout_s=60, what="n4 removed")
+    for i in range(3):  # back to three members with N=3: every node holds every key
+        assert c.node_view(i)["keys"] == len(acked)
+    assert_all_readable(c, acked, via=0, rs=(3,))
+
+
+def test_killed_joiner_resumes_its_transfer(make_cluster):
+    c = make_cluster(3)
+    acked = preload(c, 1500, prefix="big")
+    slow = ["--transfer-max-bytes-s", "8000"]  # ~500 keys x 10 B per second per source
+    n4 = c.add_node(extra=slow)
+    c.wait_until(lambda: (c.node_view(n4).get("transfer") or {}).get("keys_moved", 0) > 300,
+                 timeout_s=30, what="n4 streaming")
+    c.kill(n4)  # SIGKILL mid-stream
+    assert state_of(c, 0, "n4") == "joining"
+    c.start_node(n4, extra=["--transfer-max-bytes-s", "10000000"])
+    c.wait_until(lambda: state_of(c, 0, "n4") == "normal", timeout_s=60, what="join completed")
+    assert_all_readable(c, acked, via=n4)
+    with c.client(0) as cl:
+        mine = [k for k in acked if "n4" in cl.preference_list(k)][:200]
+    assert all(c.local_record(n4, k)["version"] == acked[k] for k in mine)
+
+
+def test_bad_membership_changes_leave_the_log_unchanged(make_cluster):
+    c = make_cluster(3)
+    http = httpx.Client(base_url=c.url(0), timeout=15)
+    before = http.get("/cluster/log").json()["entries"]
+
+    def err(resp, status, code):
+        assert resp.status_code == status, resp.text
+        assert resp.json()["error"] == code
+
+    err(http.post("/cluster/members", json={"id": "n2", "url": "http://127.0.0.1:1",
+                                           "peer": "127.0.0.1:2"}), 409, "conflict")
+    err(http.post("/cluster/members/n9/leave"), 404, "unknown_member")
+    err(http.delete("/cluster/members/n9"), 404, "unknown_member")
+    err(http.delete("/cluster/members/n2"), 409, "conflict")
+    err(http.post("/cluster/members", json={"id": "bad id!", "url": "x", "peer": "y"}),
+        400, "bad_request")
+    err(http.post("/cluster/config", json={"w": 4}), 400, "bad_request")
+    assert http.get("/cluster/log").json()["entries"] == before
+    # no majority: with two of three acceptors down, a change cannot commit
+    c.kill(1)
+    c.kill(2)
+    err(http.post("/cluster/config", json={"r": 1}), 503, "no_majority")
+    assert http.get("/cluster/log").json()["entries"] == before
