@@ -30,6 +30,7 @@ from ring import Ring
 JOINING, NORMAL, LEAVING = "joining", "normal", "leaving"
 OPS = ("bootstrap", "join", "finish_join", "leave", "finish_leave", "remove", "set_config")
 CONFIG_KEYS = ("r", "w", "hint_window_s", "hint_max_bytes")
+RID_WINDOW = 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,6 +79,7 @@ class ClusterState:
     change_epoch: int = 0  # the epoch at which the change in progress began (its id)
     next_number: int = 1
     skipped: int = 0  # entries that applied as no-ops (invalid on arrival)
+    recent_rids: tuple[str, ...] = ()  # request ids of the last entries, to drop re-commits
 
     # ---- queries -------------------------------------------------------------------
     @property
@@ -106,12 +108,22 @@ class ClusterState:
 
     # ---- transitions ---------------------------------------------------------------
     def apply(self, entry: Mapping[str, Any]) -> "ClusterState":
-        """The state after ``entry``; an invalid entry is a no-op that bumps the epoch."""
+        """The state after ``entry``; an invalid entry is a no-op that bumps the epoch.
+
+        An entry whose request id (``rid``) was applied recently is a retried proposal that
+        committed twice: it is a no-op too (else an old ``set_config`` committing again
+        could undo a newer one).
+        """
+        rid = entry.get("rid")
+        if rid is not None and rid in self.recent_rids:
+            return replace(self, epoch=self.epoch + 1)
+        rids = self.recent_rids if rid is None else (self.recent_rids + (rid,))[-RID_WINDOW:]
         try:
             nxt = _APPLY[entry.get("op")](self, entry)
         except (InvalidEntry, KeyError, TypeError, ValueError):
-            return replace(self, epoch=self.epoch + 1, skipped=self.skipped + 1)
-        return replace(nxt, epoch=self.epoch + 1)
+            return replace(self, epoch=self.epoch + 1, skipped=self.skipped + 1,
+                           recent_rids=rids)
+        return replace(nxt, epoch=self.epoch + 1, recent_rids=rids)
 
     # ---- snapshots -----------------------------------------------------------------
     def to_dict(self) -> dict:
@@ -126,6 +138,7 @@ class ClusterState:
             "change_epoch": self.change_epoch,
             "next_number": self.next_number,
             "skipped": self.skipped,
+            "recent_rids": list(self.recent_rids),
         }
 
     @classmethod
@@ -141,6 +154,7 @@ class ClusterState:
             change_epoch=d.get("change_epoch", 0),
             next_number=d["next_number"],
             skipped=d.get("skipped", 0),
+            recent_rids=tuple(d.get("recent_rids", ())),
         )
 
 
@@ -257,7 +271,7 @@ def _check_rw(n: int, r: int, w: int) -> None:
 
 def _set_config(s: ClusterState, e: Mapping[str, Any]) -> ClusterState:
     _require_bootstrapped(s)
-    unknown = set(e) - {"op", *CONFIG_KEYS}
+    unknown = set(e) - {"op", "rid", *CONFIG_KEYS}
     if unknown:
         raise InvalidEntry(400, "bad_request",
                            f"cannot set {sorted(unknown)}: settable are {list(CONFIG_KEYS)}")

@@ -213,12 +213,12 @@ class MetaLog:
         node = self.node
         if slot + 1 <= node.state.epoch:
             return  # already in the state (a snapshot covered it)
-        entry = strip_rid(value)
+        entry = value if isinstance(value, dict) else None
         skipped_before = node.state.skipped
-        node.apply_entry(entry if isinstance(entry, dict) else None)
-        applied = node.state.skipped == skipped_before and isinstance(entry, dict)
-        if isinstance(entry, dict):
-            self._entries.append((slot + 1, entry))
+        node.apply_entry(entry)
+        applied = node.state.skipped == skipped_before and entry is not None
+        if entry is not None:
+            self._entries.append((slot + 1, strip_rid(entry)))
         self._since_compact += 1
         rid = value.get("rid") if isinstance(value, dict) else None
         fut = self._waiting.pop(rid, None) if rid else None

@@ -87,6 +87,7 @@ def test_read_repairs_a_replica_whose_hint_holder_died(make_cluster):
     c.wait_ready([replica])
     assert c.local_record(replica, key)["version"] == old
     reader = next(i for i in range(4) if i not in holders and i != replica)
+    c.wait_until(lambda: alive_view(c, reader, "n3"), what="the reader sees n3 back")
     with c.client(reader, timeout_s=10) as cl:
         item = cl.get(key, r=3)
     assert item.version == new and item.value == b"new"

@@ -95,3 +95,12 @@ def test_same_entries_same_state_everywhere():
     for e in entries:
         b = b.apply(dict(e))
     assert a.to_dict() == b.to_dict()
+
+
+def test_a_re_committed_request_is_a_no_op():
+    s = boot().apply({"op": "set_config", "r": 1, "rid": "a"})
+    s = s.apply({"op": "set_config", "r": 3, "rid": "b"})
+    s = s.apply({"op": "set_config", "r": 1, "rid": "a"})  # the retry of "a" commits again
+    assert s.settings.r == 3 and s.epoch == 4
+    again = ClusterState.from_dict(s.to_dict())
+    assert again.apply({"op": "set_config", "r": 1, "rid": "b"}).settings.r == 3

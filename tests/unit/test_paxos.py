@@ -12,7 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from dynamopy.core.paxos import (
-    NOOP, Accept, Accepted, Acceptor, AcceptorState, Ballot, MetaLogNode, Nack, Prepare,
+    NOOP, Accept, Accepted, Acceptor, AcceptorState, Ballot, MetaLogNode, Nack,
     Promise, Role, Snapshot,
 )
 from dynamopy.sim.invariants import check_chosen_unique
@@ -399,3 +399,14 @@ def test_no_two_values_chosen_seeded_schedules():
             run_schedule(lambda opts: rng.choice(list(opts)), rng.randint)
         except Exception as e:
             raise AssertionError(f"schedule seed {seed}: {e!r}") from e
+
+
+def test_learner_tolerates_the_msgpack_round_trip_but_not_a_real_conflict():
+    from dynamopy.core.paxos import PaxosSafetyError
+    from dynamopy.core.paxos.learner import Learner
+
+    lr = Learner(None, ())
+    assert lr.learn(0, {"rid": "x", "ids": ("a", "b")})
+    assert not lr.learn(0, {"rid": "x", "ids": ["a", "b"]})  # the decoded copy of the same value
+    with pytest.raises(PaxosSafetyError):
+        lr.learn(0, {"rid": "y"})

@@ -24,6 +24,20 @@ class PaxosSafetyError(RuntimeError):
     """Two different values were learned for one slot: a protocol bug, never expected."""
 
 
+def _canon(v: Any) -> Any:
+    if isinstance(v, (list, tuple)):
+        return [_canon(x) for x in v]
+    if isinstance(v, dict):
+        return {k: _canon(x) for k, x in v.items()}
+    return v
+
+
+def same_value(a: Any, b: Any) -> bool:
+    """Equal, up to what a msgpack round trip changes (tuples come back as lists): a
+    leader holds the value it was given, peers hold the decoded copy."""
+    return a == b or _canon(a) == _canon(b)
+
+
 class Learner:
     def __init__(self, snapshot: Snapshot | None, log: Iterable[Entry]) -> None:
         self.snapshot = snapshot
@@ -50,7 +64,7 @@ class Learner:
         if slot < self.base:
             return False
         if slot in self.log:
-            if self.log[slot] != value:
+            if not same_value(self.log[slot], value):
                 raise PaxosSafetyError(f"slot {slot}: learned {value!r} but already had {self.log[slot]!r}")
             return False
         self.log[slot] = value

@@ -19,6 +19,12 @@ Handling a Ready (in this order; the order is the safety contract):
    duplicate are all tolerated).
 5. ``node.advance(rd)``.
 
+Steps 1-3 may be one atomic synced write batch (snapshot + acceptor update + log
+entries); what matters is that the snapshot is durable no later than ``persist`` (which
+may carry the acceptor's compaction below it) and that nothing is sent or applied in
+memory before the sync. ``has_ready()`` says whether a Ready has anything in it;
+``ready()`` on an idle node returns an empty Ready (still ``advance`` it).
+
 Do not call ``tick``/``step``/``propose``/``compact`` between ``ready()`` and
 ``advance()`` (buffer inputs meanwhile); doing so raises ``RuntimeError``.
 
@@ -27,19 +33,23 @@ Restart: rebuild with ``persisted`` = the durable ``AcceptorState`` (acceptors o
 ``snapshot`` = the app's durable snapshot and ``log`` = the app's durable entries after
 it (contiguous from ``snapshot.slot``, or from 0 without a snapshot). Delivery resumes at
 ``snapshot.slot + len(log)``; anything the app had not made durable is learned again.
+Non-acceptors pass ``persisted=None``. Call ``set_learners`` after (re)building and
+whenever the membership changes.
 
 Proposals are fire-and-forget: ``propose`` may be dropped (no leader, queue full, lost
 messages, leader change). The caller puts a unique request id in the value, watches the
 committed stream for it and retries; a retry can commit the value twice, so apply must
-ignore a request id it has already applied (deterministically, on every node). Validate
-a change against the current state before proposing, and again at apply time.
+ignore a request id it has already applied (deterministically, on every node). The
+leader does skip a value equal to one already queued or in flight, but across leader
+changes duplicates remain possible. Validate a change against the current state before
+proposing, and again at apply time. Values must be msgpack-able and should survive a
+round trip unchanged except tuples -> lists (peers hold the decoded copy).
 """
 
 from __future__ import annotations
 
-import random
 from collections import deque
-from typing import Any, Iterable
+from typing import TYPE_CHECKING, Any, Iterable
 
 from .acceptor import Acceptor, AcceptorState
 from .learner import Learner
@@ -49,6 +59,9 @@ from .messages import (
 )
 from .proposer import Proposer, Role
 from .ready import Ready
+
+if TYPE_CHECKING:  # the rng is injected; core never touches the global random
+    import random
 
 MAX_FORWARD_HOPS = 2  # learner -> acceptor -> leader; never further, so nothing circulates
 _NEVER = -(10**9)

@@ -14,7 +14,14 @@ from .messages import Entry, Message, Snapshot
 
 @dataclass(frozen=True, slots=True)
 class Ready:
-    """Everything the caller must do, in field order (see the module docstring)."""
+    """Everything the caller must do, in field order (``node`` module docstring):
+
+    - ``snapshot``: a peer's snapshot this node adopted; the app replaces its state with
+      it and stores it durably. ``committed`` then continues from ``snapshot.slot``.
+    - ``persist``: the acceptor changes to apply and sync before anything below.
+    - ``committed``: (slot, value) pairs to apply, consecutive, strictly increasing.
+    - ``messages``: (destination id, message) pairs to send after the sync.
+    """
 
     snapshot: Snapshot | None
     persist: AcceptorUpdate | None

@@ -1,0 +1,393 @@
+"""A seeded simulation of the metadata log: real ``MetaLogNode`` logic on many nodes in
+one process, under a virtual clock and an in-memory network.
+
+One seed drives everything (network fates, fault schedule, node randomness, client
+timing). A run has two phases:
+
+1. Safety phase (``steps`` ticks): message loss, duplication, delay and reordering;
+   partitions that come and go; node crashes (some striking between "persist synced"
+   and "messages sent"); one long outage of a node while the others compact (so it needs
+   a snapshot); a learner that joins late. Clients propose values with unique request
+   ids and retry until they see them committed.
+2. Liveness phase: partitions healed, loss/duplication off, every node up. All nodes
+   must reach the same last slot with every request committed within
+   ``liveness_ticks``.
+
+A crash loses everything the node did not persist: the simulated storage keeps only
+what the node handed out in ``Ready.persist`` / what the app stored, and the Ready
+handler syncs ``persist`` before it sends anything (the contract under test).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import random
+from dataclasses import dataclass, field
+from typing import Any
+
+import msgpack
+
+from dynamopy.core.paxos import AcceptorState, MetaLogNode, PaxosSafetyError, decode, encode
+
+from .clock import VirtualClock
+from .invariants import (
+    check_agreement, check_at_most_once, check_chosen_unique, check_liveness, check_no_loss, check_prefix,
+)
+from .metalog_app import DurableStore, LogApp
+from .network import NetConfig, Network
+
+
+@dataclass(frozen=True)
+class SimParams:
+    """Everything a run depends on; ``seed`` plus these replay it exactly."""
+
+    seed: int
+    nodes: int = 5
+    acceptors: int = 3
+    steps: int = 200            # ticks of the safety phase
+    proposals: int = 20         # client requests during the safety phase
+    loss: float = 0.05
+    dup: float = 0.03
+    slow: float = 0.05          # share of messages delayed far behind (reordering)
+    slow_delay_ms: int = 1000
+    max_delay_ms: int = 30
+    crashes: int = 4
+    partitions: int = 3
+    bursts: int = 3             # bursts of 3-12 simultaneous client requests
+    long_outage: bool = True
+    late_join: bool = True
+    compact_every: int = 8      # an app snapshots after this many new entries (0 = never)
+    crash_in_flush: float = 0.3 # share of crashes that hit after persist, before send/apply
+    liveness_ticks: int = 400
+    tick_ms: int = 50
+    election_ticks: int = 10
+    heartbeat_ticks: int = 2
+    wire: bool = True           # every message goes through encode -> msgpack -> decode
+
+    def cli_args(self) -> str:
+        """Command-line flags that reproduce this run (only non-defaults)."""
+        default = SimParams(seed=0)
+        parts = [f"--seed {self.seed}"]
+        for f in dataclasses.fields(self):
+            if f.name == "seed":
+                continue
+            v = getattr(self, f.name)
+            if v != getattr(default, f.name):
+                flag = "--" + f.name.replace("_", "-")
+                parts.append(flag if v is True else f"--no-{f.name.replace('_', '-')}" if v is False else f"{flag} {v}")
+        return " ".join(parts)
+
+
+@dataclass
+class SimResult:
+    params: SimParams
+    violations: list[str]
+    stats: dict[str, Any] = field(default_factory=dict)
+    final_logs: dict[str, list[Any]] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return not self.violations
+
+    def raise_if_failed(self) -> None:
+        """Raise ``SimFailure`` whose message starts with ``SEED=<n>`` and the replay flags."""
+        if not self.ok:
+            raise SimFailure(self.report())
+
+    def report(self) -> str:
+        head = f"SEED={self.params.seed} {'OK' if self.ok else 'FAILED'} params: {self.params.cli_args()}"
+        lines = [head, f"  replay: python -m dynamopy.sim {self.params.cli_args()}", f"  stats: {self.stats}"]
+        lines += [f"  {v}" for v in self.violations[:20]]
+        return "\n".join(lines)
+
+
+class SimFailure(AssertionError):
+    """A run broke an invariant; the message is the run's report (``SEED=...``)."""
+
+
+class _SimNode:
+    """One simulated machine: durable store (survives crashes) + volatile node and app."""
+
+    def __init__(self, node_id: str) -> None:
+        self.id = node_id
+        self.store = DurableStore()
+        self.node: MetaLogNode | None = None
+        self.app: LogApp | None = None
+        self.up = False
+        self.incarnation = 0
+        self.down_epoch = 0
+        self.flush_pending = False
+        self.crash_after_persist = False
+        self.members: frozenset[str] = frozenset()
+
+
+class MetalogSim:
+    def __init__(self, params: SimParams) -> None:
+        p = self.p = params
+        if not 1 <= p.acceptors <= p.nodes:
+            raise ValueError("need 1 <= acceptors <= nodes")
+        root = random.Random(p.seed)
+        self.rng = random.Random(root.getrandbits(64))        # schedule, faults, clients
+        self.node_rng = random.Random(root.getrandbits(64))   # seeds of node instances
+        self.clock = VirtualClock()
+        cfg = NetConfig(loss=p.loss, dup=p.dup, max_delay_ms=p.max_delay_ms, slow=p.slow, slow_delay_ms=p.slow_delay_ms)
+        self.net = Network(self.clock, random.Random(root.getrandbits(64)), self._deliver, cfg)
+        self.ids = [f"n{i}" for i in range(p.nodes)]
+        self.acceptors = tuple(self.ids[: p.acceptors])
+        self.joiner = self.ids[-1] if p.late_join and p.nodes > p.acceptors else None
+        self.initial_members = tuple(i for i in self.ids if i != self.joiner)
+        self.sims = {i: _SimNode(i) for i in self.ids}
+        self.applied: list[tuple[str, int, Any]] = []
+        self.accepts: list[tuple[str, int, Any, Any]] = []  # every durable accept, for the Paxos oracle
+        self.requests: dict[str, dict] = {}
+        self.committed: set[str] = set()
+        self.violations: list[str] = []
+        self.safety_end_ms = p.steps * p.tick_ms
+        self.stats: dict[str, Any] = {"crashes": 0, "snapshots_installed": 0, "compactions": 0}
+
+    # -- node lifecycle -------------------------------------------------------------------
+
+    def _boot(self, nid: str) -> None:
+        s = self.sims[nid]
+        s.incarnation += 1
+        s.app = LogApp.restore(self.initial_members, s.store)
+        persisted = s.store.acceptor if nid in self.acceptors else None
+        s.node = MetaLogNode(
+            nid, self.acceptors, random.Random(self.node_rng.getrandbits(64)),
+            persisted=persisted, snapshot=s.store.snapshot, log=s.store.entries(),
+            election_ticks=self.p.election_ticks, heartbeat_ticks=self.p.heartbeat_ticks,
+        )
+        s.members = frozenset(s.app.members)
+        s.node.set_learners(s.members)
+        s.up, s.flush_pending, s.crash_after_persist = True, False, False
+        self.clock.call_later(self.rng.randint(0, self.p.tick_ms - 1), self._tick, nid, s.incarnation)
+
+    def _crash(self, nid: str) -> None:
+        s = self.sims[nid]
+        if not s.up or self.clock.now_ms >= self.safety_end_ms:
+            return
+        if s.flush_pending and self.rng.random() < self.p.crash_in_flush:
+            s.crash_after_persist = True  # dies inside its next Ready, right after the sync
+            return
+        self._kill(s)
+
+    def _kill(self, s: _SimNode) -> None:
+        self.stats["crashes"] += 1
+        s.up, s.node, s.app = False, None, None  # all volatile state is gone
+        s.flush_pending = s.crash_after_persist = False
+        s.down_epoch += 1
+
+    def _restart(self, nid: str, epoch: int) -> None:
+        s = self.sims[nid]
+        if not s.up and s.down_epoch == epoch:
+            self._boot(nid)
+
+    # -- events ---------------------------------------------------------------------------
+
+    def _tick(self, nid: str, inc: int) -> None:
+        s = self.sims[nid]
+        if not s.up or s.incarnation != inc:
+            return
+        s.node.tick()
+        self._schedule_flush(s)
+        self.clock.call_later(self.p.tick_ms, self._tick, nid, inc)
+
+    def _deliver(self, dst: str, src: str, msg: Any) -> bool:
+        s = self.sims.get(dst)
+        if s is None or not s.up:
+            return False
+        s.node.step(src, msg)
+        self._schedule_flush(s)
+        return True
+
+    def _schedule_flush(self, s: _SimNode) -> None:
+        # Inputs arriving before the flush share one Ready (and one sync): group commit.
+        if not s.flush_pending:
+            s.flush_pending = True
+            self.clock.call_later(self.rng.randint(0, 2), self._flush, s.id, s.incarnation)
+
+    def _flush(self, nid: str, inc: int) -> None:
+        """The Ready handler, in contract order: snapshot, persist+sync, apply, send, advance."""
+        s = self.sims[nid]
+        if not s.up or s.incarnation != inc:
+            return
+        s.flush_pending = False
+        node, app, store = s.node, s.app, s.store
+        if not node.has_ready():
+            return
+        rd = node.ready()
+        if rd.snapshot is not None:
+            app.install(rd.snapshot)
+            store.snapshot, store.log = rd.snapshot, []
+            self.stats["snapshots_installed"] += 1
+            self.applied.extend((nid, slot, v) for slot, v in enumerate(rd.snapshot.data))
+        if rd.persist is not None:
+            store.acceptor = (store.acceptor or AcceptorState()).apply(rd.persist)  # "fsync"
+            self.accepts.extend((nid, slot, b, v) for slot, b, v in rd.persist.accepted)
+        if s.crash_after_persist:
+            self._kill(s)  # synced, but nothing sent and nothing applied
+            return
+        for slot, value in rd.committed:
+            app.apply(slot, value)
+            store.log.append(value)
+            self.applied.append((nid, slot, value))
+            if value is not None:
+                self.committed.add(value["rid"])
+        for to, msg in rd.messages:
+            if self.p.wire:  # what a real transport does to a message (tuples become lists...)
+                msg = decode(msgpack.unpackb(msgpack.packb(encode(msg), use_bin_type=True), raw=False))
+            self.net.send(nid, to, msg)
+        node.advance(rd)
+        if s.members != app.members:
+            s.members = frozenset(app.members)
+            node.set_learners(s.members)
+        self._maybe_compact(s)
+
+    def _maybe_compact(self, s: _SimNode) -> None:
+        every = self.p.compact_every
+        if not every or s.app.applied - s.store.base < every:
+            return
+        upto = s.app.applied - every // 2  # keep a short tail for peers that lag a little
+        if upto <= s.store.base:
+            return
+        snap = type(s.app.snapshot())(upto, tuple(s.app.values[:upto]))
+        s.store.log = s.app.values[upto:]  # the app stores the snapshot durably first...
+        s.store.snapshot = snap
+        s.node.compact(upto, snap)         # ...then lets the node (and acceptor) drop below it
+        self.stats["compactions"] += 1
+        self._schedule_flush(s)
+
+    def _submit(self, rid: str) -> None:
+        if rid in self.committed:
+            return
+        up = [i for i in self.ids if self.sims[i].up]
+        if up:
+            s = self.sims[self.rng.choice(up)]
+            s.node.propose(self.requests[rid])
+            self._schedule_flush(s)
+        self.clock.call_later(self.p.election_ticks * self.p.tick_ms, self._submit, rid)
+
+    def _request(self, rid: str, value: dict) -> None:
+        self.requests[rid] = value
+        self._submit(rid)
+
+    def _join(self) -> None:
+        self._boot(self.joiner)  # a fresh machine: no state at all, learns everything
+        self._request(f"join-{self.joiner}", {"rid": f"join-{self.joiner}", "op": "join", "id": self.joiner})
+
+    # -- schedule -------------------------------------------------------------------------
+
+    def _plan(self) -> None:
+        p, rng, end = self.p, self.rng, self.safety_end_ms
+        for i in range(p.proposals):
+            rid = f"r{i}"
+            self.clock.call_at(rng.randint(0, end - 1), self._request, rid, {"rid": rid, "op": "put", "n": i})
+        if self.joiner is not None:
+            self.clock.call_at(rng.randint(end // 10, end // 2), self._join)
+        if p.long_outage:
+            victim = rng.choice([i for i in self.ids if i != self.joiner])
+            t0 = rng.randint(0, end // 5)
+            self.clock.call_at(t0, self._outage, victim, rng.randint(end * 3 // 5, end))
+        for _ in range(p.crashes):
+            t = rng.randint(0, end - 1)
+            self.clock.call_at(t, self._crash_some, rng.randint(1, 3 * p.election_ticks) * p.tick_ms)
+        for _ in range(p.partitions):
+            t = rng.randint(0, end - 1)
+            self.clock.call_at(t, self._partition_some)
+            self.clock.call_at(t + rng.randint(5, 6 * p.election_ticks) * p.tick_ms, self.net.heal)
+        for _ in range(p.bursts):
+            # Many requests at once: a deep phase-2 pipeline for the next fault to cut.
+            t = rng.randint(0, end - 1)
+            for j in range(rng.randint(3, 12)):
+                rid = f"b{t}-{j}"
+                self.clock.call_at(t, self._request, rid, {"rid": rid, "op": "put", "n": j})
+
+    def _leaders(self) -> list[str]:
+        return [i for i in self.ids if self.sims[i].up and self.sims[i].node.role.value == "leader"]
+
+    def _crash_some(self, down_ms: int) -> None:
+        # Half the crashes hit a leader: leader changes with values in flight are where
+        # Multi-Paxos bugs live.
+        leaders = self._leaders()
+        pool = leaders if leaders and self.rng.random() < 0.5 else self.ids
+        self._crash_for(self.rng.choice(pool), down_ms)
+
+    def _partition_some(self) -> None:
+        leaders = self._leaders()
+        if leaders and self.rng.random() < 0.5:
+            side = [self.rng.choice(leaders)] + [i for i in self.ids if self.rng.random() < 0.25]
+        else:
+            side = [i for i in self.ids if self.rng.random() < 0.5]
+        self.net.partition([side])
+
+    def _outage(self, nid: str, until_ms: int) -> None:
+        self._crash_for(nid, until_ms - self.clock.now_ms)
+
+    def _crash_for(self, nid: str, down_ms: int) -> None:
+        s = self.sims[nid]
+        if not s.up:
+            return
+        self._crash(nid)
+        epoch = s.down_epoch + (0 if not s.up else 1)  # a deferred crash bumps it later
+        self.clock.call_later(max(down_ms, 1), self._restart, nid, epoch)
+
+    def _heal_all(self) -> None:
+        self.net.heal()
+        self.net.config = NetConfig(max_delay_ms=self.p.max_delay_ms)
+        for nid in self.ids:
+            s = self.sims[nid]
+            if s.crash_after_persist:
+                s.crash_after_persist = False  # faults are over
+            if not s.up:
+                self._boot(nid)
+
+    # -- run ------------------------------------------------------------------------------
+
+    def _converged(self) -> bool:
+        apps = [self.sims[i].app for i in self.ids]
+        if any(a is None for a in apps):
+            return False
+        n = apps[0].applied
+        if any(a.applied != n for a in apps):
+            return False
+        return all(rid in a.seen for a in apps for rid in self.requests)
+
+    def run(self) -> SimResult:
+        p = self.p
+        converged, converge_ticks = False, None
+        try:
+            for nid in self.initial_members:
+                self._boot(nid)
+            self._plan()
+            self.clock.run_until(self.safety_end_ms)
+            self._heal_all()
+            for t in range(1, p.liveness_ticks + 1):
+                self.clock.run_until(self.safety_end_ms + t * p.tick_ms)
+                if self._converged():
+                    converged, converge_ticks = True, t
+                    break
+        except (PaxosSafetyError, AssertionError) as e:
+            self.violations.append(f"exception at t={self.clock.now_ms}ms: {type(e).__name__}: {e}")
+        final = {i: list(self.sims[i].app.values) for i in self.ids if self.sims[i].app is not None}
+        effective = {i: list(self.sims[i].app.effective) for i in self.ids if self.sims[i].app is not None}
+        v = self.violations
+        v += check_chosen_unique(self.accepts, len(self.acceptors))
+        v += check_agreement(self.applied)
+        v += check_prefix(final)
+        v += check_at_most_once(final, effective)
+        if not v:
+            v += check_liveness(final, self.requests, converged)
+        if not v:
+            v += check_no_loss(self.applied, final)
+        ns = self.net.stats
+        self.stats.update(
+            slots=max((len(x) for x in final.values()), default=0),
+            duplicates=sum(self.sims[i].app.duplicates for i in final),
+            converge_ticks=converge_ticks, sent=ns.sent, lost=ns.lost, cut=ns.cut,
+        )
+        return SimResult(p, v, self.stats, final)
+
+
+def run_metalog(seed: int, **params: Any) -> SimResult:
+    """Run one seeded schedule; ``params`` are ``SimParams`` fields."""
+    return MetalogSim(SimParams(seed=seed, **params)).run()
