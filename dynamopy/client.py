@@ -68,6 +68,7 @@ class Client:
     def __init__(self, url: str = DEFAULT_URL, *, token: Optional[str] = None,
                  timeout_s: float = 10.0):
         self.url = url.rstrip("/")
+        self.token = token
         self.http = httpx.Client(base_url=self.url, timeout=timeout_s, headers=_headers(token))
 
     def __enter__(self) -> "Client":
@@ -120,6 +121,13 @@ class Client:
             if e.status == 404:
                 return None
             raise
+
+    def join(self, member_id: str, url: str, peer: str) -> dict:
+        return self._send("POST", "/cluster/members",
+                          json={"id": member_id, "url": url, "peer": peer}).json()
+
+    def set_config(self, **settings) -> dict:
+        return self._send("POST", "/cluster/config", json=settings).json()
 
     def leave(self, member_id: str) -> dict:
         return self._send("POST", f"/cluster/members/{quote(member_id, safe='')}/leave").json()

@@ -55,13 +55,22 @@ def _parser() -> argparse.ArgumentParser:
     client_cmd("status", "this node's view and the cluster's")
     members = client_cmd("members", "membership changes")
     msub = members.add_subparsers(dest="members_command", required=True)
-    msub.add_parser("leave").add_argument("id")
-    rm = msub.add_parser("remove")
+    # --url/--token may also follow the sub-command (`members leave n2 --url ...`)
+    late = argparse.ArgumentParser(add_help=False)
+    late.add_argument("--url", default=argparse.SUPPRESS)
+    late.add_argument("--token", default=argparse.SUPPRESS)
+    mj = msub.add_parser("join", parents=[late],
+                         help="add a member by hand (a node started with --join does this itself)")
+    mj.add_argument("id")
+    mj.add_argument("node_url", help="the new member's HTTP URL")
+    mj.add_argument("peer", help="the new member's peer address host:port")
+    msub.add_parser("leave", parents=[late], help="drain a member, then drop it").add_argument("id")
+    rm = msub.add_parser("remove", parents=[late], help="remove a dead member")
     rm.add_argument("id")
-    rm.add_argument("--force", action="store_true")
+    rm.add_argument("--force", action="store_true", help="remove it even if it looks alive")
 
-    sim = sub.add_parser("sim", help="run the deterministic simulator (see python -m dynamopy.sim -h)")
-    sim.add_argument("args", nargs=argparse.REMAINDER)
+    sub.add_parser("sim", help="the deterministic simulator: dynamopy sim --seed N | "
+                               "--seeds A:B (dynamopy sim -h for its flags)", add_help=False)
     return p
 
 
@@ -78,13 +87,32 @@ def _ring(c: Client) -> None:
     info = c.cluster()
     print(f"epoch {info['epoch']}  N={info['n']} R={info['r']} W={info['w']}"
           + (f"  change in progress: {' '.join(info['change'])}" if info.get("change") else ""))
-    print(f"{'id':<8} {'state':<8} {'alive':<6} {'ownership':>9}  url")
+    print(f"{'id':<8} {'state':<8} {'alive':<6} {'ownership':>9}  {'keys':>8}  url")
+    transfers = []
     for m in info["members"]:
+        try:
+            with Client(m["url"], token=c.token, timeout_s=2.0) as peer:
+                view = peer.node()
+        except DynamoError:
+            view = {}
+        keys = view.get("keys", "?")
         print(f"{m['id']:<8} {m['state']:<8} {str(m['alive']).lower():<6} "
-              f"{m['ownership'] * 100:8.2f}%  {m['url']}")
+              f"{m['ownership'] * 100:8.2f}%  {keys:>8}  {m['url']}")
+        if view.get("transfer") and info.get("change"):
+            transfers.append((m["id"], view["transfer"]))
+    if transfers:
+        print("\ntransfers in progress (receiving member: keys and bytes moved so far)")
+        for mid, t in transfers:
+            state = "done" if t["done"] else "streaming"
+            print(f"  {mid:<8} {state:<9} {t['keys_moved']:>9} keys {t['bytes_moved']:>12} bytes"
+                  f"  ({t['ranges_total']} ranges)")
 
 
 def main(argv: Optional[list[str]] = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["sim"]:  # the simulator has its own flags (--seed, --seeds, ...)
+        from dynamopy.sim.__main__ import main as sim_main
+        return sim_main(argv[1:])
     args = _parser().parse_args(argv)
     try:
         if args.command == "serve":
@@ -97,9 +125,6 @@ def main(argv: Optional[list[str]] = None) -> int:
                 if getattr(args, flag) is not None:
                     extra += [f"--{flag}", str(getattr(args, flag))]
             return up(args.nodes, args.base_port, args.data_dir, args.n, extra)
-        if args.command == "sim":
-            from dynamopy.sim.__main__ import main as sim_main
-            return sim_main(args.args)
         with Client(args.url, token=args.token) as c:
             if args.command == "put":
                 out = c.put(args.key, _read_value(args.value), w=args.w,
@@ -120,7 +145,9 @@ def main(argv: Optional[list[str]] = None) -> int:
             elif args.command == "status":
                 print(json.dumps({"node": c.node(), "cluster": c.cluster()}, indent=2))
             elif args.command == "members":
-                if args.members_command == "leave":
+                if args.members_command == "join":
+                    print(json.dumps(c.join(args.id, args.node_url, args.peer)))
+                elif args.members_command == "leave":
                     print(json.dumps(c.leave(args.id)))
                 else:
                     print(json.dumps(c.remove(args.id, force=args.force)))
