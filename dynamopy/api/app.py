@@ -47,7 +47,15 @@ def create_app(node) -> FastAPI:
     app.include_router(members.build_router(node))
     schema.finish_openapi(app, lambda: node.state.settings.n if node.state.bootstrapped
                           else node.config.n)
-    app.add_middleware(DataFastPath, handlers=handlers)
-    if node.config.api_token:  # added last, so it runs first
-        app.add_middleware(BearerAuth, token=node.config.api_token)
+    app.state.handlers = handlers
     return app
+
+
+def create_asgi(node):
+    """The ASGI application a node serves: the ``/kv`` fast path in front of FastAPI (so the
+    hot routes skip FastAPI's and Starlette's middleware stack), behind the bearer check."""
+    app = create_app(node)
+    asgi = DataFastPath(app, app.state.handlers)
+    if node.config.api_token:
+        asgi = BearerAuth(asgi, node.config.api_token)
+    return asgi

@@ -5,9 +5,12 @@ FastAPI unchanged."""
 
 from __future__ import annotations
 
+import logging
 from urllib.parse import parse_qsl
 
 from dynamopy.api.data import DataHandlers, Reply
+
+log = logging.getLogger(__name__)
 
 PREFIX = "/kv/"
 _METHODS = {"PUT", "GET", "DELETE"}
@@ -31,9 +34,17 @@ class DataFastPath:
         headers = _Headers((k.decode("latin-1").lower(), v.decode("latin-1"))
                            for k, v in scope["headers"])
         method = scope["method"]
+        try:
+            reply = await self._handle(method, key, query, headers, receive)
+        except Exception:  # a bug must still answer JSON, and be logged
+            log.exception("unhandled error in %s %s", method, scope["path"])
+            reply = Reply(500, b'{"error":"internal","detail":"internal error; see the node log"}')
+        await _send(send, reply)
+
+    async def _handle(self, method, key, query, headers, receive) -> Reply:
         if method == "GET":
-            reply = await self.handlers.get(key, query, headers)
-        elif method == "PUT":
+            return await self.handlers.get(key, query, headers)
+        if method == "PUT":
             async def read_body() -> bytes:
                 chunks = []
                 more = True
@@ -42,10 +53,8 @@ class DataFastPath:
                     chunks.append(message.get("body", b""))
                     more = message.get("more_body", False)
                 return b"".join(chunks)
-            reply = await self.handlers.put(key, query, headers, read_body)
-        else:
-            reply = await self.handlers.delete(key, query, headers)
-        await _send(send, reply)
+            return await self.handlers.put(key, query, headers, read_body)
+        return await self.handlers.delete(key, query, headers)
 
 
 async def _send(send, reply: Reply) -> None:

@@ -110,12 +110,23 @@ class Driver:
 
     async def _worker(self, session: aiohttp.ClientSession, start: float, end: float) -> None:
         seq, nseq, perf = self.seq, len(self.seq), time.perf_counter
+        rate = float(self.spec.get("rate") or 0)
         while True:
             t0 = perf()
             if t0 >= end:
                 return
             i = self.cursor
             self.cursor = i + 1
+            if rate:
+                # Open loop: request i is due at base + i/rate whatever came before; its
+                # latency counts from when it was due, so a stall shows in the figures
+                # instead of silently lowering the load (no coordinated omission).
+                due = self.paced_base + (i - self.paced_first) / rate
+                if due > t0:
+                    await asyncio.sleep(due - t0)
+                t0 = due
+                if t0 >= end:
+                    return
             is_get, url = seq[i % nseq]
             err = ""
             try:
@@ -162,6 +173,7 @@ class Driver:
                 self.cursor = 0
                 jobs = [self._preload_worker(session) for _ in range(self.inflight)]
             else:
+                self.paced_base, self.paced_first = time.perf_counter(), self.cursor
                 jobs = [self._worker(session, start, end) for _ in range(self.inflight)]
             await asyncio.gather(*jobs)
 

@@ -24,15 +24,19 @@ class PeerHealth:
     threshold: float = 8.0
     fail_after: int = 2
     min_interval_s: float = 0.2
-    window: int = 100
     last_ok: Optional[float] = None
     consecutive_failures: int = 0
     down_since: Optional[float] = None
     intervals: deque = field(default_factory=lambda: deque(maxlen=100))
 
+    interval_sum: float = 0.0  # running sum of ``intervals`` (is_up runs per request)
+
     def success(self, now: float) -> None:
         if self.last_ok is not None and now > self.last_ok:
+            if len(self.intervals) == self.intervals.maxlen:
+                self.interval_sum -= self.intervals[0]
             self.intervals.append(now - self.last_ok)
+            self.interval_sum += now - self.last_ok
         self.last_ok = now
         self.consecutive_failures = 0
         self.down_since = None
@@ -46,7 +50,7 @@ class PeerHealth:
         if self.last_ok is None:
             return 0.0
         mean = max(self.min_interval_s,
-                   sum(self.intervals) / len(self.intervals) if self.intervals else 0.0)
+                   self.interval_sum / len(self.intervals) if self.intervals else 0.0)
         elapsed = max(0.0, now - self.last_ok)
         return elapsed / (mean * math.log(10))
 

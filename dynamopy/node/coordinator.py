@@ -24,6 +24,8 @@ if TYPE_CHECKING:  # pragma: no cover
 
 log = logging.getLogger(__name__)
 
+SPECULATE_S = 0.1  # a read still undecided after this also asks its backup replicas
+
 
 class Coordinator:
     def __init__(self, node: "Node"):
@@ -89,9 +91,12 @@ class Coordinator:
                     node.hlc.observe(rec.version)
                 return rnd.reply(t.node, rec)
 
+            # Ask R replicas (this node first when it is one: a local read is free) and
+            # keep the others as backups; reads repair the stale replicas they saw.
+            targets.sort(key=lambda t: t.node != node.id)
             pending = await self._fan_out(targets, call, on_ok=on_ok,
                                           on_fail=lambda t, rnd=rnd: rnd.fail(t.node),
-                                          outcome=lambda rnd=rnd: rnd.outcome)
+                                          outcome=lambda rnd=rnd: rnd.outcome, initial=r)
             if rnd.outcome is Outcome.SUCCEEDED:
                 home = {t.node for t in targets if t.hint_for is None}
                 self._spawn(self._repair_after(rnd, pending, home, state.epoch, token, key))
@@ -120,16 +125,30 @@ class Coordinator:
 
     # ---- fan-out machinery ------------------------------------------------------------
     async def _fan_out(self, targets: list[Target], call: Callable[[Target], Awaitable],
-                       *, on_ok, on_fail, outcome) -> list[asyncio.Task]:
-        """Start one call per target; return once ``outcome()`` is decided.
+                       *, on_ok, on_fail, outcome, initial: Optional[int] = None
+                       ) -> list[asyncio.Task]:
+        """Start calls to ``targets``; return once ``outcome()`` is decided.
 
-        Calls still running are left to finish in the background (their results keep
-        feeding the round, which read repair looks at later). Each call is bounded by the
-        request timeout, so every task ends.
+        With ``initial``, only the first ``initial`` targets are called at once; each
+        failure starts the next one, and after ``SPECULATE_S`` without a decision all the
+        rest start (a speculative retry, as Cassandra's). Calls still running are left to
+        finish in the background (their results keep feeding the round, which read repair
+        looks at later). Each call is bounded by the request timeout, so every task ends.
         """
         loop = asyncio.get_running_loop()
         decided = loop.create_future()
         tasks: list[asyncio.Task] = []
+        queue = list(targets)
+
+        def launch_next() -> None:
+            if not queue:
+                return
+            t = queue.pop(0)
+            task = loop.create_task(call(t))
+            task.add_done_callback(lambda task, t=t: settle(task, t))
+            tasks.append(task)
+            self._background.add(task)
+            task.add_done_callback(self._background.discard)
 
         def settle(task: asyncio.Task, t: Target) -> None:
             exc = task.exception() if not task.cancelled() else asyncio.CancelledError()
@@ -139,19 +158,24 @@ class Coordinator:
                 if not isinstance(exc, (PeerError, asyncio.TimeoutError, asyncio.CancelledError)):
                     log.warning("replica call to %s failed: %r", t.node, exc)
                 result = on_fail(t)
+                if result is Outcome.PENDING:
+                    launch_next()
             if result is not Outcome.PENDING and not decided.done():
                 decided.set_result(None)
 
-        for t in targets:
-            task = loop.create_task(call(t))
-            task.add_done_callback(lambda task, t=t: settle(task, t))
-            tasks.append(task)
-            self._background.add(task)
-            task.add_done_callback(self._background.discard)
+        for _ in range(len(targets) if initial is None else initial):
+            launch_next()
+        budget = self.node.config.request_timeout_s + 0.5
+        if queue and outcome() is Outcome.PENDING:
+            try:
+                await asyncio.wait_for(asyncio.shield(decided), SPECULATE_S)
+            except asyncio.TimeoutError:
+                while queue:
+                    launch_next()
+            budget -= SPECULATE_S
         if outcome() is Outcome.PENDING:
             try:
-                await asyncio.wait_for(asyncio.shield(decided),
-                                       self.node.config.request_timeout_s + 0.5)
+                await asyncio.wait_for(asyncio.shield(decided), max(0.0, budget))
             except asyncio.TimeoutError:
                 pass
         return tasks
