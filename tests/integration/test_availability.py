@@ -153,3 +153,18 @@ def test_hint_cap_holds_under_a_write_flood(make_cluster):
     assert dropped >= len(keys) - sum(per_node)
     with c.client(1) as cl:  # still responsive
         assert cl.get(keys[0], r=2).value == value
+
+
+def test_peer_delay_knob_slows_replica_traffic(make_cluster):
+    """--peer-delay-ms adds latency to every peer message (an experiment knob that shows the
+    R/W trade-offs loopback hides): W=3 must wait for two delayed replicas, W=1 need not."""
+    c = make_cluster(3, extra=["--peer-delay-ms", "150"])
+    with c.client(0) as cl:
+        cl.put("warm", "x", w=1)
+        t0 = time.perf_counter()
+        cl.put("slow", "x", w=3)
+        slow = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        cl.get("slow", r=1)  # the coordinator is a replica of every key on 3 nodes: local
+        fast = time.perf_counter() - t0
+    assert slow >= 0.15 > fast

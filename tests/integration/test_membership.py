@@ -193,3 +193,21 @@ def test_bad_membership_changes_leave_the_log_unchanged(make_cluster):
     c.kill(2)
     err(http.post("/cluster/config", json={"r": 1}), 503, "no_majority")
     assert http.get("/cluster/log").json()["entries"] == before
+
+
+def test_two_joins_at_once_both_commit_in_some_order(make_cluster):
+    c = make_cluster(3)
+    acked = preload(c, 300)
+    a = c.add_node()
+    b = c.add_node(through=1)  # a second joiner at the same moment, through another member
+    c.wait_until(lambda: state_of(c, 0, "n4") == "normal" and state_of(c, 0, "n5") == "normal",
+                 timeout_s=90, what="both joiners normal")
+    entries = httpx.get(c.url(2) + "/cluster/log").json()["entries"]
+    changes = [(e["op"], e.get("id")) for e in entries if e["op"] != "bootstrap"]
+    # one ring change at a time: each join is followed by its own finish before the next
+    assert [op for op, _ in changes] == ["join", "finish_join", "join", "finish_join"]
+    assert changes[0][1] == changes[1][1] and changes[2][1] == changes[3][1]
+    info = c.cluster_info(a)
+    assert sorted(m["id"] for m in info["members"]) == ["n1", "n2", "n3", "n4", "n5"]
+    assert abs(sum(m["ownership"] for m in info["members"]) - 1.0) < 1e-3
+    assert_all_readable(c, acked, via=b)

@@ -295,3 +295,18 @@ def test_key_count_exact_under_concurrent_apply_and_delete_range(store):
     for t in threads:
         t.join()
     assert store.key_count() == len(list(store.scan(0, TOKEN_LIMIT)))
+
+
+def test_store_implements_the_storage_seam(tmp_path):
+    from dynamopy.storage import Storage
+    with Store(str(tmp_path / "db")) as s:
+        assert isinstance(s, Storage)
+
+
+def test_scan_resumes_after_a_cursor(tmp_path):
+    with Store(str(tmp_path / "db")) as s:
+        s.apply([(5, b"a", Record(1)), (5, b"b", Record(1)), (5, b"c", Record(1)),
+                 (6, b"a", Record(1))])
+        assert [(t, k) for t, k, _ in s.scan(5, 7, after_key=b"a")] == [(5, b"b"), (5, b"c"), (6, b"a")]
+        assert [(t, k) for t, k, _ in s.scan(5, 7, after_key=b"c")] == [(6, b"a")]
+        assert [(t, k) for t, k, _ in s.scan(6, 7, after_key=b"a")] == []
