@@ -115,6 +115,8 @@ class DataHandlers:
             body = await read_body()
             if len(body) > limit:
                 raise TooLarge(f"the value is {len(body)} bytes; the limit is {limit}")
+            if declared is not None and declared.isdigit() and int(declared) != len(body):
+                raise BadRequest(f"the body has {len(body)} bytes, Content-Length says {declared}")
             ctype = headers.get("content-type") or DEFAULT_CONTENT_TYPE
             version, acks = await node.coordinator.write(
                 raw_key, value=body, content_type=ctype, deleted=False, w=w, sloppy=not strict)

@@ -9,6 +9,11 @@ import logging
 from urllib.parse import parse_qsl
 
 from dynamopy.api.data import DataHandlers, Reply
+from dynamopy.node.errors import TooLarge
+
+
+class ClientGone(Exception):
+    """The client disconnected before sending its whole body."""
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +41,8 @@ class DataFastPath:
         method = scope["method"]
         try:
             reply = await self._handle(method, key, query, headers, receive)
+        except ClientGone:
+            return  # nothing stored, nobody to answer
         except Exception:  # a bug must still answer JSON, and be logged
             log.exception("unhandled error in %s %s", method, scope["path"])
             reply = Reply(500, b'{"error":"internal","detail":"internal error; see the node log"}')
@@ -45,12 +52,20 @@ class DataFastPath:
         if method == "GET":
             return await self.handlers.get(key, query, headers)
         if method == "PUT":
+            limit = self.handlers.node.config.max_value_bytes
+
             async def read_body() -> bytes:
-                chunks = []
-                more = True
+                chunks, size, more = [], 0, True
                 while more:
                     message = await receive()
-                    chunks.append(message.get("body", b""))
+                    if message["type"] == "http.disconnect":
+                        # Never store a truncated value under a new version.
+                        raise ClientGone()
+                    chunk = message.get("body", b"")
+                    size += len(chunk)
+                    if size > limit:
+                        raise TooLarge(f"the value is over the limit of {limit} bytes")
+                    chunks.append(chunk)
                     more = message.get("more_body", False)
                 return b"".join(chunks)
             return await self.handlers.put(key, query, headers, read_body)

@@ -240,6 +240,10 @@ def _leave(s: ClusterState, e: Mapping[str, Any], op: str = "leave") -> ClusterS
     _require_bootstrapped(s)
     mid = e["id"]
     m = _member_or_404(s, mid)
+    if mid in s.acceptors:
+        raise InvalidEntry(409, "conflict",
+                           f"cannot {op} {mid}: it is a seed, one of the metadata group "
+                           f"{list(s.acceptors)} fixed at bootstrap")
     _require_no_change(s, f"{op} {mid}")
     if m.state != NORMAL:
         raise InvalidEntry(409, "conflict", f"{mid} is {m.state}")
@@ -259,7 +263,17 @@ def _finish_leave(s: ClusterState, e: Mapping[str, Any]) -> ClusterState:
 
 
 def _remove(s: ClusterState, e: Mapping[str, Any]) -> ClusterState:
-    """A dead member leaves like a graceful one, but survivors stream its ranges."""
+    """A dead member leaves like a graceful one, but survivors stream its ranges.
+
+    The member of the change in progress can be removed too (it died mid-change, and only
+    it could finish that change): a joiner is dropped and the join abandoned (the ring never
+    switched to it); a leaver's leave becomes a removal (survivors supply its ranges)."""
+    mid = e.get("id")
+    if s.change == ("join", mid):
+        members = {k: v for k, v in s.members.items() if k != mid}
+        return replace(s, members=members, pending_ring=None, change=None)
+    if s.change == ("leave", mid):
+        return replace(s, change=("remove", mid))
     return _leave(s, e, op="remove")
 
 

@@ -35,8 +35,7 @@ class Target:
 
     ``hint_for`` names the preference-list member this node stands in for (a sloppy-quorum
     fallback) or ``None`` for a home replica. ``counts`` is False for targets whose answer
-    must not count toward W/R (a member gaining the key in a ring change in progress
-    receives extra copies).
+    must not count toward W/R.
     """
 
     node: str
@@ -61,8 +60,8 @@ def plan_targets(
     tried anyway (the detector may be behind: a restarted node is alive before it is seen
     so); if that fails, the coordinator keeps a hint for it, which never counts toward W
     (Cassandra's coordinator hints, so small clusters converge too). With ``sloppy=False``
-    (strict mode) no fallback is used. ``extra`` lists nodes that must also receive the
-    write without counting (members gaining the key in a ring change in progress).
+    (strict mode) no fallback is used. ``extra`` lists members gaining the key in a ring
+    change in progress: they receive the write too, and count (see :func:`pending_required`).
     """
     home = list(walk[:n])
     targets: list[Target] = []
@@ -75,9 +74,17 @@ def plan_targets(
     named = {t.node for t in targets if t.hint_for is None}
     for node in extra:
         if node not in named:
-            targets.append(Target(node, counts=False))
+            targets.append(Target(node))
             named.add(node)
     return targets
+
+
+def pending_required(w: int, targets: list[Target], home: list[str]) -> int:
+    """W plus one per member gaining the key in a ring change in progress (Cassandra's
+    "blockFor + pending"): with W + P acks among the N + P targets, at least W are on the
+    replica set after the change, whichever way it ends, so the change cannot lose the write
+    even if the gainer missed it."""
+    return w + sum(1 for t in targets if t.hint_for is None and t.node not in home)
 
 
 @dataclass

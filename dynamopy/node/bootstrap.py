@@ -50,8 +50,10 @@ def _headers(node: "Node") -> dict:
 
 async def ensure_member(node: "Node") -> None:
     """Bootstrap or join in the background; return once this node applied its membership."""
-    if node.metalog.started:
-        return  # restarted: the log on disk already names the metadata group
+    if node.state.member(node.id) is not None:
+        return  # restarted as a member: the log on disk says so; the learner catches up
+    # Not a member yet, even if a previous run got as far as learning the metadata group
+    # (it may have crashed before its join or the bootstrap committed): keep going.
     async with httpx.AsyncClient(timeout=3.0, headers=_headers(node)) as http:
         if node.config.join:
             await _join(node, http, [node.config.join])
@@ -65,13 +67,17 @@ async def ensure_member(node: "Node") -> None:
             log.info("%s is not among the seeds %s: joining through them", node.id, seeds)
             await _join(node, http, seeds)
             return
-        await node.metalog.adopt_acceptors([i["id"] for i in identities],
+        # Sorted: every acceptor must see the same tuple (a ballot's member number is an
+        # index into it), whatever order each node was given --seeds in.
+        await node.metalog.adopt_acceptors(sorted(i["id"] for i in identities),
                                            {i["id"]: i["peer"] for i in identities})
         entry = bootstrap_entry(identities, settings)
         while not node.state.bootstrapped and not node.stopping:
             if node.metalog.is_leader:
                 try:
-                    await node.propose(entry)
+                    # A fixed request id: should two seeds both get it committed (a leader
+                    # change mid-proposal), the second applies as a no-op.
+                    await node.metalog.propose(entry, rid="bootstrap")
                     log.info("bootstrapped %s at epoch %d", [i["id"] for i in identities],
                              node.state.epoch)
                 except MembershipError as e:

@@ -13,7 +13,8 @@ import asyncio
 import logging
 from typing import TYPE_CHECKING, Awaitable, Callable, Optional
 
-from dynamopy.core.quorum import Outcome, ReadRound, Target, WriteRound, plan_targets
+from dynamopy.core.quorum import (Outcome, ReadRound, Target, WriteRound, pending_required,
+                                  plan_targets)
 from dynamopy.core.records import Record
 from dynamopy.node.errors import QuorumUnavailable
 from dynamopy.node.replica import STALE_EPOCH
@@ -47,7 +48,9 @@ class Coordinator:
             state = node.require_ready()
             token = state.ring.token(key)
             targets = self._targets(state, token, sloppy, for_write=True)
-            rnd = WriteRound(tuple(targets), w)
+            home = state.ring.preference_list_for_token(token, state.settings.n)
+            required = pending_required(w, targets, home) if state.change else w
+            rnd = WriteRound(tuple(targets), required)
             wire = record.to_wire()
             stale: list[int] = []
 
@@ -68,10 +71,12 @@ class Coordinator:
                 continue
             break
         node.metrics.quorum_failures.labels("write").inc()
+        during = (f" (W={w} plus {required - w} for the ring change in progress)"
+                  if required > w else "")
         raise QuorumUnavailable(
-            f"only {len(rnd.acked)} of the required {w} replicas acknowledged the write "
-            f"within {node.config.request_timeout_s}s; it may still be stored on some replicas",
-            acks=len(rnd.acked), required=w)
+            f"only {len(rnd.acked)} of the required {required} replicas{during} acknowledged "
+            f"the write within {node.config.request_timeout_s}s; it may still be stored on "
+            "some replicas", acks=len(rnd.acked), required=required)
 
     async def read(self, key: bytes, *, r: int, sloppy: bool = True) -> Optional[Record]:
         """The newest record among R replies (``None`` if none of them has the key)."""
@@ -102,6 +107,8 @@ class Coordinator:
                 self._spawn(self._repair_after(rnd, pending, home, state.epoch, token, key))
                 return rnd.newest()
             await asyncio.wait(pending, timeout=node.config.request_timeout_s + 0.5)
+            if rnd.outcome is Outcome.SUCCEEDED:
+                return rnd.newest()
             if stale and attempt == 0 and await node.wait_for_epoch(max(stale)):
                 continue
             break
@@ -118,7 +125,7 @@ class Coordinator:
         extra = self._pending_owners(state, token, n) if for_write else ()
         if not sloppy or all(node.detector.is_up(m) for m in pref):
             targets = [Target(m) for m in pref]
-            targets += [Target(m, counts=False) for m in extra if m not in pref]
+            targets += [Target(m) for m in extra if m not in pref]
             return targets
         return plan_targets(list(state.ring.walk_token(token)), n, node.detector.is_up,
                             coordinator=node.id, extra=extra)
@@ -185,17 +192,27 @@ class Coordinator:
                        stale: Optional[list] = None) -> int:
         node = self.node
         if t.node == node.id:
+            if t.hint_for is None:
+                # The same check a remote replica makes: this node may have learned of a
+                # ring change since the write was planned (its task starts a step later).
+                try:
+                    node.replica.check_epoch(epoch, token)
+                except RemoteError as e:
+                    if stale is not None:
+                        stale.append(int(e.detail))
+                    raise
             return await node.replica.put(token, key, record, t.hint_for)
         try:
             stored = await node.call_peer(t.node, "put", [epoch, token, key, wire, t.hint_for])
-        except RemoteError as e:
-            if e.code == STALE_EPOCH and stale is not None:
+        except (PeerError, asyncio.TimeoutError) as e:
+            if isinstance(e, RemoteError) and e.code == STALE_EPOCH and stale is not None:
                 stale.append(int(e.detail))
-            raise
-        except (PeerError, asyncio.TimeoutError):
-            if hint_on_failure and t.hint_for is None and t.counts:
-                # A home replica missed the write: keep a hint for it here (never counted)
-                # so it converges once it is back, even when no fallback took the write.
+            if hint_on_failure and t.hint_for is None and t.counts and (
+                    not isinstance(e, RemoteError) or e.code == STALE_EPOCH):
+                # A home replica missed the write (down, slow, or it refused a ring it knows
+                # is stale): keep a hint for it here (never counted) so it converges even
+                # when the write succeeds without it. Delivery re-homes the hint if that
+                # member no longer replicates the key by then.
                 self._spawn(self._keep_hint(t.node, token, key, record))
             raise
         node.hlc.observe(stored)

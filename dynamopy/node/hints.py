@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from dynamopy.core.records import Record
 from dynamopy.core.versions import decompose
-from dynamopy.peer import PeerError, RemoteError
+from dynamopy.peer import PeerError, PeerUnavailable, RemoteError
 
 if TYPE_CHECKING:  # pragma: no cover
     from dynamopy.node.runtime import Node
@@ -27,6 +27,7 @@ if TYPE_CHECKING:  # pragma: no cover
 log = logging.getLogger(__name__)
 
 DELIVERY_BATCH = 256
+DELIVERY_BYTES = 8 * 1024 * 1024  # a batch must fit in one peer frame (32 MiB)
 IDLE_S = 1.0
 BACKOFF_MAX_S = 10.0
 
@@ -86,19 +87,28 @@ class HintManager:
     async def _deliver(self, target: str) -> None:
         node = self.node
         now = node.clock.monotonic()
-        if node.state.member(target) is None:
-            return  # removed members are dealt with by the ring change that removed them
-        if not node.detector.is_up(target) or now < self._retry_at.get(target, 0.0):
+        is_member = node.state.member(target) is not None
+        if now < self._retry_at.get(target, 0.0):
+            return
+        if is_member and not node.detector.is_up(target):
             return
         while not node.stopping:
-            batch = node.store.hints(target, DELIVERY_BATCH)
+            batch = _within_bytes(node.store.hints(target, DELIVERY_BATCH), DELIVERY_BYTES)
             if not batch:
                 node.metrics.hints_pending.labels(target).set(0)
                 self._backoff.pop(target, None)
                 return
-            payload = [node.state.epoch, [[tok, key, rec.to_wire()] for _hk, tok, key, rec in batch]]
+            # A hint whose target no longer replicates its key (it left, was removed, or the
+            # range moved) goes to the key's current replicas instead.
+            owned = [h for h in batch if is_member and self._replicates(target, h[1])]
+            moved = [h for h in batch if h not in owned]
             try:
-                await node.call_peer(target, "hints", payload, timeout_s=5.0)
+                if owned:
+                    payload = [node.state.epoch,
+                               [[tok, key, rec.to_wire()] for _hk, tok, key, rec in owned]]
+                    await node.call_peer(target, "hints", payload, timeout_s=5.0)
+                for _hk, tok, key, rec in moved:
+                    await self._rehome(tok, key, rec)
             except (PeerError, asyncio.TimeoutError) as e:
                 delay = min(BACKOFF_MAX_S, self._backoff.get(target, 0.25) * 2)
                 self._backoff[target] = delay
@@ -114,6 +124,31 @@ class HintManager:
             count, _ = node.store.hint_stats().get(target, (0, 0))
             node.metrics.hints_pending.labels(target).set(count)
 
+    def _replicates(self, member: str, token: int) -> bool:
+        state = self.node.state
+        n = state.settings.n
+        return any(ring is not None and member in ring.members
+                   and member in ring.preference_list_for_token(token, n)
+                   for ring in (state.ring, state.pending_ring))
+
+    async def _rehome(self, token: int, key: bytes, record: Record) -> None:
+        """Write a hint's record to its key's current replicas; at least one must ack (the
+        hint was one durable copy; it stays one, on a node that will serve it)."""
+        node = self.node
+        acks = 0
+        for member in node.state.ring.preference_list_for_token(token, node.state.settings.n):
+            try:
+                if member == node.id:
+                    await node.replica.put(token, key, record)
+                else:
+                    await node.call_peer(member, "put",
+                                         [node.state.epoch, token, key, record.to_wire(), None])
+                acks += 1
+            except (PeerError, asyncio.TimeoutError):
+                continue
+        if not acks:
+            raise PeerUnavailable(f"no current replica of the key took the re-homed hint")
+
     async def rpc_receive(self, payload: list, peer_id: str) -> Any:
         """Apply handed-off records; newer-wins inside the store keeps newer versions."""
         epoch, items = payload
@@ -126,3 +161,13 @@ class HintManager:
             writes.append((token, key, rec))
         applied = await self.node.committer.submit(writes=writes)
         return sum(1 for a in applied if a)
+
+
+def _within_bytes(batch: list, budget: int) -> list:
+    """The longest prefix of ``batch`` within ``budget`` bytes (always at least one hint)."""
+    size = 0
+    for i, (_hk, _tok, key, rec) in enumerate(batch):
+        size += len(key) + len(rec.value) + 64
+        if size > budget and i > 0:
+            return batch[:i]
+    return batch

@@ -140,9 +140,15 @@ class MetaLog:
         return self.paxos is not None and self.paxos.role is Role.LEADER
 
     @property
+    def leader(self) -> Optional[str]:
+        return self.paxos.leader if self.paxos is not None else None
+
+    @property
     def caught_up(self) -> bool:
+        """Applied everything known chosen, and heard a leader since start (right after a
+        restart the local log alone says nothing about what was decided meanwhile)."""
         p = self.paxos
-        return p is not None and p.applied_slot >= p.chosen_below
+        return p is not None and p.leader is not None and p.applied_slot >= p.chosen_below
 
     def poke(self) -> None:
         """Wake the pump (e.g. a peer showed a newer epoch: tick soon, catch up)."""
@@ -150,6 +156,19 @@ class MetaLog:
 
     # ---- the pump ---------------------------------------------------------------------
     async def run(self) -> None:
+        """The pump. An error here leaves the Paxos node between ready() and advance(),
+        which must not be retried: the process exits (every acked write is on disk) and
+        its supervisor restarts it from the durable state."""
+        try:
+            await self._run()
+        except asyncio.CancelledError:
+            raise
+        except BaseException:
+            log.critical("metadata log pump failed; exiting", exc_info=True)
+            logging.shutdown()
+            os._exit(70)
+
+    async def _run(self) -> None:
         loop = asyncio.get_running_loop()
         next_tick = loop.time()
         while True:
@@ -276,7 +295,8 @@ class MetaLog:
         return None
 
     # ---- proposals ------------------------------------------------------------------------
-    async def propose(self, entry: dict, timeout_s: float = PROPOSE_TIMEOUT_S) -> int:
+    async def propose(self, entry: dict, timeout_s: float = PROPOSE_TIMEOUT_S,
+                      rid: Optional[str] = None) -> int:
         """Append ``entry``; return its epoch. Raises MembershipError: the contract's
         404/409 if it does not apply, 503 ``no_majority`` if it cannot commit in time."""
         try:
@@ -285,7 +305,7 @@ class MetaLog:
             raise MembershipError(e.status, e.code, e.detail) from None
         if self.paxos is None:
             raise MembershipError(503, "not_ready", "this node has not joined a cluster yet")
-        rid = os.urandom(8).hex()
+        rid = rid or os.urandom(8).hex()
         value = {**entry, "rid": rid}
         fut = asyncio.get_running_loop().create_future()
         self._waiting[rid] = fut
@@ -309,7 +329,8 @@ class MetaLog:
             self._waiting.pop(rid, None)
         raise MembershipError(503, "no_majority",
                               f"the metadata group {list(self.acceptors)} did not commit the "
-                              f"change within {timeout_s:.0f}s (no majority reachable?)")
+                              f"change within {timeout_s:.0f}s (no majority reachable?); it "
+                              "may still commit later: check GET /cluster/log before retrying")
 
     def entries(self, since: int) -> list[dict]:
         return [{"epoch": e, **x} for e, x in self._entries if e > since]

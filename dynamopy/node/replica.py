@@ -53,13 +53,20 @@ class Replica:
 
     # ---- peer RPC handlers -----------------------------------------------------------
     def check_epoch(self, epoch: int, token: int) -> None:
-        """Refuse a request routed by an older ring for a token this node no longer
-        replicates: the coordinator catches up and retries (a write must not land on a node
-        that already dropped the range)."""
+        """Refuse a request routed by an older ring when that matters: the token is moving in
+        a change the coordinator does not know about, or this node no longer replicates it
+        (a write must not land on a node that already dropped the range). The coordinator
+        catches up with the metadata log and retries."""
         state = self.node.state
         if epoch >= state.epoch or state.ring is None:
             return
         me, n = self.node.id, state.settings.n
+        current = state.ring.preference_list_for_token(token, n)
+        if state.pending_ring is not None and epoch < state.change_epoch and \
+                set(state.pending_ring.preference_list_for_token(token, n)) != set(current):
+            # The coordinator does not know the change in progress, so it would not send
+            # this moving key to its new owner: make it catch up first.
+            raise RemoteError(STALE_EPOCH, str(state.epoch))
         for ring in (state.ring, state.pending_ring):
             if ring is not None and me in ring.members and \
                     me in ring.preference_list_for_token(token, n):

@@ -26,14 +26,14 @@ from dynamopy.node.metalog import MetaLog
 from dynamopy.node.metrics import Metrics
 from dynamopy.node.replica import Replica
 from dynamopy.node.transfer import TransferManager
-from dynamopy.peer import PeerClient, PeerServer, RemoteError
+from dynamopy.peer import PeerClient, PeerError, PeerServer, RemoteError
 from dynamopy.storage import GroupCommitter, Store
 
 log = logging.getLogger(__name__)
 
 HLC_KEY = "hlc/last_ms"
 HLC_SAVE_S = 1.0
-HLC_MARGIN_MS = 2000
+HLC_MARGIN_MS = 10_000  # > the save interval, and covers jumps from observed versions
 
 
 class Node:
@@ -113,6 +113,9 @@ class Node:
         """Apply one committed metadata-log entry (``None`` is a no-op filler slot)."""
         old = self.state
         self.state = old.apply(entry if entry is not None else {"op": "noop"})
+        if entry is not None and entry.get("op") != "bootstrap":
+            log.info("epoch %d: %s %s%s", self.state.epoch, entry.get("op"), entry.get("id", ""),
+                     " (no-op)" if self.state.skipped > old.skipped else "")
         self._after_state_change(old)
 
     def _after_state_change(self, old: ClusterState) -> None:
@@ -184,9 +187,11 @@ class Node:
         except RemoteError:
             self.detector.report_success(member_id)  # it answered: alive, just refused
             raise
-        except Exception:
+        except (PeerError, asyncio.TimeoutError):
             self.detector.report_failure(member_id)
             raise
+        # Anything else (an unencodable payload, a frame too large) is a local mistake that
+        # says nothing about the peer's health: it propagates without touching the detector.
         self.detector.report_success(member_id)
         return result
 
@@ -222,6 +227,6 @@ class Node:
             "hints": self.hints.pending_by_target(),
             "transfer": self.transfers.progress.to_dict() if self.state.change else None,
             "metadata": {"acceptors": list(self.metalog.acceptors),
-                         "leader": self.metalog.paxos.leader if self.metalog.paxos else None,
+                         "leader": self.metalog.leader,
                          "caught_up": self.metalog.caught_up},
         }

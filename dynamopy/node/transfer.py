@@ -26,7 +26,8 @@ import msgpack
 
 from dynamopy.core.membership import ClusterState
 from dynamopy.core.records import Record
-from dynamopy.peer import PeerError
+from dynamopy.node.replica import STALE_EPOCH
+from dynamopy.peer import PeerError, RemoteError
 
 if TYPE_CHECKING:  # pragma: no cover
     from dynamopy.node.runtime import Node
@@ -34,6 +35,7 @@ if TYPE_CHECKING:  # pragma: no cover
 log = logging.getLogger(__name__)
 
 BATCH_KEYS = 500
+BATCH_BYTES = 8 * 1024 * 1024  # well under the 32 MiB peer frame limit
 RETRY_S = 0.5
 DEAD_SOURCE_GRACE_S = 5.0
 XFER_PREFIX = "xfer/"
@@ -146,7 +148,8 @@ class TransferManager:
                 return
             try:
                 items, nxt = await node.call_peer(
-                    source, "xfer_pull", [wire_ranges, *cursor, BATCH_KEYS], timeout_s=10.0)
+                    source, "xfer_pull", [change_epoch, wire_ranges, *cursor, BATCH_KEYS],
+                    timeout_s=10.0)
             except (PeerError, asyncio.TimeoutError) as e:
                 self.progress.sources_failed[source] = repr(e)
                 await asyncio.sleep(RETRY_S)
@@ -171,15 +174,27 @@ class TransferManager:
     async def rpc_pull(self, payload: list, peer_id: str) -> Any:
         """Serve one batch: records of ``ranges`` from the cursor on (tombstones too), and
         the next cursor, ``None`` once every range is exhausted."""
-        ranges, idx, cur_token, cur_key, limit = payload
+        change_epoch, ranges, idx, cur_token, cur_key, limit = payload
+        if self.node.state.epoch < change_epoch:
+            # Until this source knows the change, it may still accept writes for the moving
+            # ranges from coordinators that skip the gainer; serve only once it knows.
+            self.node.note_epoch(change_epoch, peer_id)
+            raise RemoteError(STALE_EPOCH, str(self.node.state.epoch))
+        # A barrier: writes accepted under the old epoch are queued for the group commit
+        # (the epoch check and the enqueue happen in one step); once this empty batch is
+        # synced they are all on disk, so the scan below sees them.
+        await self.node.committer.submit()
         limit = max(1, min(int(limit), 5000))
         items: list = []
+        size = 0
         while idx < len(ranges):
             start, end = ranges[idx]
             for token, key, rec in self.node.store.scan(max(start, cur_token), end,
                                                         after_key=cur_key):
                 items.append([token, key, rec.to_wire()])
-                if len(items) >= limit:
+                size += len(key) + len(rec.value) + 64
+                # Bounded by count and by bytes: a reply must fit in one peer frame.
+                if len(items) >= limit or size >= BATCH_BYTES:
                     return [items, [idx, token, key]]
             idx += 1
             if idx < len(ranges):
@@ -230,16 +245,16 @@ class TransferManager:
 
     # ---- cleanup after the switch ------------------------------------------------------
     async def _drop_lost_ranges(self, old: ClusterState) -> None:
-        """Drop the ranges this node replicated before the switch and no longer does. Ranges
-        it replicates again under the *current* state (a later change gave them back) stay."""
+        """Drop the ranges this node replicated before the switch and no longer does.
+
+        What to keep is decided from the *current* state and the deletes are queued in the
+        same step, in order with the writes: writes queued before are dropped with the range;
+        writes of a later change that gives a range back (queued after) survive."""
         me = self.node.id
-        dropped = 0
-        for move in old.transfers():
-            if me not in move.lost:
-                continue
-            keep = self._current_ranges()
-            for start, end in subtract_ranges((move.start, move.end), keep):
-                dropped += await self.node.committer.delete_range(start, end)
+        keep = self._current_ranges()
+        doomed = [part for move in old.transfers() if me in move.lost
+                  for part in subtract_ranges((move.start, move.end), keep)]
+        dropped = await self.node.committer.delete_ranges_in_order(doomed) if doomed else 0
         names = [name for name, _ in self.node.store.meta_scan(
             f"{XFER_PREFIX}{old.change_epoch:012d}/")]
         if names:

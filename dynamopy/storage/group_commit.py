@@ -56,6 +56,7 @@ class _Submission:
     meta_put: dict[str, bytes]
     meta_delete: list[str]
     future: asyncio.Future = field(repr=False)
+    delete_ranges: list[tuple[int, int]] = field(default_factory=list)
 
     @property
     def size(self) -> int:
@@ -182,6 +183,23 @@ class GroupCommitter:
         # its operations may be on disk already and the batch result is still delivered.
         return await asyncio.shield(sub.future)
 
+    async def delete_ranges_in_order(self, ranges: list[tuple[int, int]]) -> int:
+        """Delete data records in token ranges, ordered with every other submission: writes
+        submitted before are deleted too, writes submitted after survive. That is what a
+        node needs when it drops ranges it no longer replicates while new writes (of a later
+        ring change) may arrive for some of them."""
+        if not self._accepting:
+            raise CommitterClosed("GroupCommitter is not running")
+        ranges = [(int(s), int(e)) for s, e in ranges if e > s]
+        if not ranges:
+            return 0
+        sub = _Submission(writes=[], hints_add=[], hints_delete=[], meta_put={}, meta_delete=[],
+                          future=asyncio.get_running_loop().create_future(),
+                          delete_ranges=ranges)
+        self._queue.append(sub)
+        self._wakeup.set()
+        return (await sub.future)[0]
+
     async def delete_range(self, start_token: int, end_token: int) -> int:
         """``store.delete_range`` off the event loop.
 
@@ -197,8 +215,11 @@ class GroupCommitter:
 
     def _take_batch(self) -> list[_Submission]:
         batch = [self._queue.popleft()]
+        if batch[0].delete_ranges:
+            return batch  # a range delete is a batch of its own, in queue order
         total = batch[0].size
-        while self._queue and total + self._queue[0].size <= self.max_batch:
+        while self._queue and total + self._queue[0].size <= self.max_batch \
+                and not self._queue[0].delete_ranges:
             sub = self._queue.popleft()
             batch.append(sub)
             total += sub.size
@@ -230,7 +251,7 @@ class GroupCommitter:
                     continue
                 offset = 0
                 for sub in batch:
-                    n = len(sub.writes)
+                    n = len(sub.writes) or (1 if sub.delete_ranges else 0)
                     if not sub.future.done():
                         sub.future.set_result(results[offset : offset + n])
                     offset += n
@@ -256,8 +277,13 @@ class GroupCommitter:
                     sub.future.exception()
 
 
-def _apply_merged(store: Store, batch: list[_Submission]) -> tuple[list[bool], float]:
-    """Runs on the commit thread: one synced apply for the whole batch, and its duration."""
+def _apply_merged(store: Store, batch: list[_Submission]) -> tuple[list, float]:
+    """Runs on the commit thread: one synced apply for the whole batch, and its duration.
+    A range-delete submission is always alone in its batch; its result is [records deleted]."""
+    if batch[0].delete_ranges:
+        started = time.perf_counter()
+        count = sum(store.delete_range(s, e, sync=True) for s, e in batch[0].delete_ranges)
+        return [count], time.perf_counter() - started
     writes: list[Write] = []
     hints_add: list[HintAdd] = []
     hints_delete: list[bytes] = []

@@ -244,3 +244,25 @@ def test_acked_writes_survive_sigkill(tmp_path):
         token, key = acked[-1]
         assert store.get(token, key).value == key * 8
         assert store.key_count() >= len(acked)
+
+
+def test_range_deletes_are_ordered_with_writes(tmp_path):
+    """Writes queued before a range delete are deleted with it; writes queued after survive."""
+    from dynamopy.core.records import Record
+
+    async def scenario():
+        store = Store(str(tmp_path / "db"))
+        gc = GroupCommitter(store)
+        await gc.start()
+        before = asyncio.ensure_future(gc.write(10, b"before", Record(1)))
+        dropped = asyncio.ensure_future(gc.delete_ranges_in_order([(0, 100)]))
+        after = asyncio.ensure_future(gc.write(10, b"after", Record(2)))
+        await asyncio.gather(before, dropped, after)
+        await gc.stop()
+        try:
+            return dropped.result(), store.get(10, b"before"), store.get(10, b"after")
+        finally:
+            store.close()
+
+    count, gone, kept = asyncio.run(scenario())
+    assert count == 1 and gone is None and kept is not None and kept.version == 2

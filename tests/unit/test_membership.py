@@ -54,18 +54,29 @@ def test_leave_and_remove_unknown_member_is_404():
         assert e.value.status == 404 and e.value.code == "unknown_member"
 
 
-def test_leave_below_n_is_refused_and_above_works():
-    with pytest.raises(InvalidEntry):
-        validate(boot(), {"op": "leave", "id": "n1"})
-    s = boot().apply({"op": "join", "id": "n4", "url": "u", "peer": "p"}).apply(
+def test_leave_then_finish_leave_and_numbers_never_reused():
+    s = boot(n=2, r=1, w=1).apply({"op": "join", "id": "n4", "url": "u", "peer": "p"}).apply(
         {"op": "finish_join", "id": "n4"})
-    s = s.apply({"op": "leave", "id": "n2"})
-    assert s.members["n2"].state == "leaving" and "n2" not in s.pending_ring.members
-    s = s.apply({"op": "finish_leave", "id": "n2"})
-    assert "n2" not in s.members and "n2" not in s.ring.members
+    s = s.apply({"op": "leave", "id": "n4"})
+    assert s.members["n4"].state == "leaving" and "n4" not in s.pending_ring.members
+    s = s.apply({"op": "finish_leave", "id": "n4"})
+    assert "n4" not in s.members and "n4" not in s.ring.members
     # numbers are never reused
-    s = s.apply({"op": "join", "id": "n2", "url": "u2", "peer": "p2"})
-    assert s.members["n2"].number == 5
+    s = s.apply({"op": "join", "id": "n4", "url": "u4", "peer": "p4"})
+    assert s.members["n4"].number == 5
+
+
+def test_seeds_cannot_leave_or_be_removed():
+    for op in ("leave", "remove"):
+        with pytest.raises(InvalidEntry, match="seed"):
+            validate(boot(), {"op": op, "id": "n2"})
+
+
+def test_removing_a_dead_joiner_abandons_its_join():
+    s = boot().apply({"op": "join", "id": "n4", "url": "u", "peer": "p"})
+    s = s.apply({"op": "remove", "id": "n4"})
+    assert "n4" not in s.members and s.change is None and s.pending_ring is None
+    assert sorted(s.ring.members) == ["n1", "n2", "n3"]
 
 
 def test_set_config_validates_rw():

@@ -1,4 +1,5 @@
-from dynamopy.core.quorum import Outcome, ReadRound, Target, WriteRound, plan_targets
+from dynamopy.core.quorum import (Outcome, ReadRound, Target, WriteRound, pending_required,
+                                  plan_targets)
 from dynamopy.core.records import Record
 
 
@@ -71,6 +72,12 @@ def test_plan_strict_targets_only_home_replicas():
     assert [t.node for t in targets] == ["a", "b", "c"]
 
 
-def test_plan_extra_owners_do_not_count():
+def test_pending_owners_receive_the_write_and_raise_the_quorum():
     targets = plan_targets(["a", "b", "c"], 3, lambda m: True, coordinator="a", extra=["x"])
-    assert targets[-1] == Target("x", counts=False)
+    assert targets[-1] == Target("x")
+    required = pending_required(2, targets, ["a", "b", "c"])
+    assert required == 3
+    rnd = WriteRound(tuple(targets), required)
+    rnd.ack("a"); rnd.ack("b")
+    assert rnd.outcome is Outcome.PENDING  # two acks could both be on the replica leaving
+    assert rnd.ack("x") is Outcome.SUCCEEDED

@@ -20,14 +20,18 @@ def test_pull_batches_cover_every_record_once_across_ranges(tmp_path):
         writes = [(t, f"k{t}-{i}".encode(), Record(t * 10 + i + 1))
                   for t in range(0, 100, 3) for i in range(4)]
         store.apply(writes)
-        node = types.SimpleNamespace(store=store)
+        async def barrier(**_kw):
+            return []
+
+        node = types.SimpleNamespace(store=store, state=types.SimpleNamespace(epoch=5),
+                                     committer=types.SimpleNamespace(submit=barrier))
         tm = TransferManager.__new__(TransferManager)
         tm.node = node
         ranges = [[0, 10], [20, 40], [90, 100]]
         expected = [(t, k) for t, k, _ in writes if any(s <= t < e for s, e in ranges)]
         got, cursor = [], [0, 0, None]
         for _ in range(100):
-            items, nxt = asyncio.run(tm.rpc_pull([ranges, *cursor, 5], "peer"))
+            items, nxt = asyncio.run(tm.rpc_pull([5, ranges, *cursor, 5], "peer"))
             assert len(items) <= 5
             got += [(t, k) for t, k, _w in items]
             if nxt is None:
