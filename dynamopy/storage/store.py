@@ -5,6 +5,8 @@ Key layout (one keyspace, separated by a one-byte prefix)::
     b"d" + token.to_bytes(4, "big") + key              -> packb(record.to_wire())
     b"h" + target.encode() + b"\\x00" + seq.to_bytes(8, "big")
                                                        -> packb([token, key, record.to_wire()])
+    b"i" + target.encode() + b"\x00" + token.to_bytes(4, "big") + key
+                                                       -> the key of the newest hint of it
     b"m" + name.encode()                               -> raw bytes (caller-defined)
 
 Rules and invariants:
@@ -49,6 +51,7 @@ TOKEN_LIMIT = 2**32
 
 DATA_PREFIX = b"d"
 HINT_PREFIX = b"h"
+HINT_INDEX_PREFIX = b"i"
 META_PREFIX = b"m"
 # The byte after b"d": stop key of a scan that runs to the end of the ring (end == 2**32).
 _DATA_END = b"e"
@@ -78,6 +81,11 @@ def _token_bound(token: int) -> bytes:
     if token >= TOKEN_LIMIT:
         return _DATA_END
     return DATA_PREFIX + token.to_bytes(4, "big")
+
+
+def hint_index_key(target: str, token: int, key: bytes) -> bytes:
+    """``i`` + target + NUL + token (4 bytes) + key -> the key of the newest hint for it."""
+    return HINT_INDEX_PREFIX + target.encode() + b"\x00" + token.to_bytes(4, "big") + key
 
 
 def hint_prefix(target: str) -> bytes:
@@ -285,12 +293,20 @@ class Store:
             seq = self._hint_seq
             hint_delta: dict[str, list[int]] = {}
             added: dict[bytes, int] = {}  # hint key -> size, added in this call
+            added_raw: dict[bytes, bytes] = {}
+            index: dict[bytes, Optional[bytes]] = {}  # index key -> hint key (staged here)
             for target, token, key, record in hints_add:
                 seq += 1
                 hkey = hint_key(target, seq)
                 raw = _pack_hint(token, bytes(key), record)
                 wb.put(hkey, raw)
+                # The newest hint of a (target, key) is found by a point lookup (sloppy
+                # reads), never by scanning the target's hints.
+                ikey = hint_index_key(target, token, bytes(key))
+                wb.put(ikey, hkey)
+                index[ikey] = hkey
                 added[hkey] = len(hkey) + len(raw)
+                added_raw[hkey] = raw
                 d = hint_delta.setdefault(target, [0, 0])
                 d[0] += 1
                 d[1] += added[hkey]
@@ -300,7 +316,7 @@ class Store:
                 if hkey in gone or not hkey.startswith(HINT_PREFIX):
                     continue
                 if hkey in added:
-                    size = added[hkey]
+                    size, raw = added[hkey], added_raw[hkey]
                 else:
                     raw = db.get(hkey)
                     if raw is None:
@@ -308,6 +324,12 @@ class Store:
                     size = len(hkey) + len(raw)
                 gone.add(hkey)
                 wb.delete(hkey)
+                h_token, h_key, _rec = _unpack_hint(raw)
+                ikey = hint_index_key(_hint_target(hkey), h_token, h_key)
+                pointed = index[ikey] if ikey in index else db.get(ikey)
+                if pointed == hkey:  # only the newest hint of the key is indexed
+                    wb.delete(ikey)
+                    index[ikey] = None
                 d = hint_delta.setdefault(_hint_target(hkey), [0, 0])
                 d[0] -= 1
                 d[1] -= size
@@ -387,19 +409,14 @@ class Store:
         return out
 
     def hint_lookup(self, target: str, token: int, key: bytes) -> Optional[Record]:
-        """The newest hint held for ``target`` of one key, or ``None``.
-
-        A scan of the target's hints: they are few (bounded by the hint cap and drained as
-        soon as the target is back), and this only serves sloppy reads while it is down.
-        """
+        """The record of the newest hint held for ``target`` of one key, or ``None``: two
+        point reads through the hint index (sloppy reads call this per request)."""
         validate_target(target)
-        best: Optional[Record] = None
-        with self._db.iterator(prefix=hint_prefix(target)) as it:
-            for _hkey, raw in it:
-                h_token, h_key, record = _unpack_hint(raw)
-                if h_token == token and h_key == key and (best is None or record.version > best.version):
-                    best = record
-        return best
+        hkey = self._db.get(hint_index_key(target, token, bytes(key)))
+        if hkey is None:
+            return None
+        raw = self._db.get(hkey)
+        return None if raw is None else _unpack_hint(raw)[2]
 
     def hint_stats(self) -> dict[str, tuple[int, int]]:
         """target -> (count, bytes) of stored hints; bytes = encoded key + value sizes."""

@@ -310,3 +310,18 @@ def test_scan_resumes_after_a_cursor(tmp_path):
         assert [(t, k) for t, k, _ in s.scan(5, 7, after_key=b"a")] == [(5, b"b"), (5, b"c"), (6, b"a")]
         assert [(t, k) for t, k, _ in s.scan(5, 7, after_key=b"c")] == [(6, b"a")]
         assert [(t, k) for t, k, _ in s.scan(6, 7, after_key=b"a")] == []
+
+
+def test_hint_lookup_finds_the_newest_hint_of_a_key_and_forgets_delivered_ones(tmp_path):
+    with Store(str(tmp_path / "db")) as s:
+        s.apply(hints_add=[("n2", 7, b"k", Record(1)), ("n2", 7, b"k", Record(5)),
+                           ("n2", 8, b"other", Record(3)), ("n3", 7, b"k", Record(9))])
+        assert s.hint_lookup("n2", 7, b"k").version == 5
+        assert s.hint_lookup("n3", 7, b"k").version == 9
+        assert s.hint_lookup("n2", 7, b"missing") is None
+        keys = [hk for hk, *_ in s.hints("n2", 10)]
+        s.apply(hints_delete=keys[:2])          # both hints of k delivered
+        assert s.hint_lookup("n2", 7, b"k") is None
+        assert s.hint_lookup("n2", 8, b"other").version == 3
+    with Store(str(tmp_path / "db")) as s:      # the index survives a reopen
+        assert s.hint_lookup("n2", 8, b"other").version == 3
