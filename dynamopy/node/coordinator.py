@@ -99,9 +99,19 @@ class Coordinator:
             # Ask R replicas (this node first when it is one: a local read is free) and
             # keep the others as backups; reads repair the stale replicas they saw.
             targets.sort(key=lambda t: t.node != node.id)
+            def local(t: Target, state=state, stale=stale) -> Optional[Record]:
+                if t.hint_for is None:
+                    try:
+                        node.replica.check_epoch(state.epoch, token)
+                    except RemoteError as e:
+                        stale.append(int(e.detail))
+                        raise
+                return node.replica.get(token, key, t.hint_for)
+
             pending = await self._fan_out(targets, call, on_ok=on_ok,
                                           on_fail=lambda t, rnd=rnd: rnd.fail(t.node),
-                                          outcome=lambda rnd=rnd: rnd.outcome, initial=r)
+                                          outcome=lambda rnd=rnd: rnd.outcome, initial=r,
+                                          local_sync=local)
             if rnd.outcome is Outcome.SUCCEEDED:
                 home = {t.node for t in targets if t.hint_for is None}
                 self._spawn(self._repair_after(rnd, pending, home, state.epoch, token, key))
@@ -132,7 +142,8 @@ class Coordinator:
 
     # ---- fan-out machinery ------------------------------------------------------------
     async def _fan_out(self, targets: list[Target], call: Callable[[Target], Awaitable],
-                       *, on_ok, on_fail, outcome, initial: Optional[int] = None
+                       *, on_ok, on_fail, outcome, initial: Optional[int] = None,
+                       local_sync: Optional[Callable[[Target], object]] = None
                        ) -> list[asyncio.Task]:
         """Start calls to ``targets``; return once ``outcome()`` is decided.
 
@@ -151,6 +162,14 @@ class Coordinator:
             if not queue:
                 return
             t = queue.pop(0)
+            if local_sync is not None and t.node == self.node.id:
+                # A local read needs no task: answer it in this step.
+                try:
+                    value, exc = local_sync(t), None
+                except Exception as e:  # noqa: BLE001 - reported like a remote failure
+                    value, exc = None, e
+                settle_result(t, exc, value)
+                return
             task = loop.create_task(call(t))
             task.add_done_callback(lambda task, t=t: settle(task, t))
             tasks.append(task)
@@ -159,8 +178,11 @@ class Coordinator:
 
         def settle(task: asyncio.Task, t: Target) -> None:
             exc = task.exception() if not task.cancelled() else asyncio.CancelledError()
+            settle_result(t, exc, None if exc is not None else task.result())
+
+        def settle_result(t: Target, exc, value) -> None:
             if exc is None:
-                result = on_ok(t, task.result())
+                result = on_ok(t, value)
             else:
                 if not isinstance(exc, (PeerError, asyncio.TimeoutError, asyncio.CancelledError)):
                     log.warning("replica call to %s failed: %r", t.node, exc)

@@ -9,6 +9,7 @@ LATENCY_BUCKETS = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5,
 
 class Metrics:
     def __init__(self) -> None:
+        self._peer_children: dict = {}
         self.registry = r = CollectorRegistry(auto_describe=True)
         self.requests = Counter("dynamopy_requests_total", "HTTP requests by route and outcome",
                                 ["route", "outcome"], registry=r)
@@ -51,10 +52,15 @@ class Metrics:
                                            registry=r)
 
     def on_peer_call(self, method: str, addr: str, seconds: float, outcome: str) -> None:
-        self.peer_calls.labels(method, outcome).inc()
-        self.peer_seconds.labels(method).observe(seconds)
-        if outcome != "ok":
-            self.peer_errors.labels(method).inc()
+        children = self._peer_children.get((method, outcome))
+        if children is None:  # label lookups cost more than the update: cache them
+            children = self._peer_children[(method, outcome)] = (
+                self.peer_calls.labels(method, outcome), self.peer_seconds.labels(method),
+                self.peer_errors.labels(method) if outcome != "ok" else None)
+        children[0].inc()
+        children[1].observe(seconds)
+        if children[2] is not None:
+            children[2].inc()
 
     def on_batch(self, size: int, seconds: float) -> None:
         self.batch_size.observe(size)

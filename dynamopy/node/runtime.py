@@ -61,7 +61,10 @@ class Node:
         self.peer_client = PeerClient(self.id, secret, delay_ms=config.peer_delay_ms,
                                       rng=self.rng, on_call=self.metrics.on_peer_call,
                                       backoff_max_s=0.5)
-        self.peer_server = PeerServer(self.id, secret, self._handle_peer)
+        self.peer_server = PeerServer(self.id, secret, self._handle_peer, sync_methods={
+            "get": self.replica.rpc_get_sync,
+            "ping": lambda payload, peer_id: {"epoch": self.state.epoch, "id": self.id},
+        })
         self._tasks: set[asyncio.Task] = set()
         self.ready_event = asyncio.Event()
         self.stopping = False

@@ -130,6 +130,10 @@ class _ServerConnection(FramedProtocol):
             and type(msg[1]) is int
             and type(msg[2]) is str
         ):
+            sync = self._server.sync_methods.get(msg[2])
+            if sync is not None:
+                self._serve_sync(sync, msg[1], msg[2], msg[3])
+                return
             task = self._loop.create_task(self._serve(msg[1], msg[2], msg[3]))
             self._tasks.add(task)
             task.add_done_callback(self._on_task_done)
@@ -158,6 +162,22 @@ class _ServerConnection(FramedProtocol):
         self.send_frame(
             encode_frame(auth.server_accept(server.secret, server.node_id, nonce_c, self._nonce_s))
         )
+
+    def _serve_sync(self, fn, req_id: int, method: str, payload: Any) -> None:
+        try:
+            result = fn(payload, self._peer_id)
+        except Exception as exc:
+            code, detail, is_bug = _error_fields(exc)
+            if is_bug:
+                log.exception("peer %s: handler for %s raised", self._peer_id, method)
+            self.send_frame(_error_frame(req_id, code, detail))
+            return
+        try:
+            frame = encode_frame([1, req_id, True, result], self._max_frame_bytes)
+        except (TypeError, ValueError, OverflowError) as exc:
+            log.error("peer %s: result of %s not sendable: %r", self._peer_id, method, exc)
+            frame = _error_frame(req_id, CODE_INTERNAL, f"result not sendable: {exc!r}")
+        self.send_frame(frame)
 
     async def _serve(self, req_id: int, method: str, payload: Any) -> None:
         server = self._server
@@ -220,9 +240,13 @@ class PeerServer:
         max_frame_bytes: int = MAX_FRAME_BYTES,
         handshake_timeout_s: float = HANDSHAKE_TIMEOUT_S,
         max_inflight: int = MAX_INFLIGHT_PER_CONNECTION,
+        sync_methods: Optional[Mapping[str, Callable[[Any, str], Any]]] = None,
     ) -> None:
         if not secret:
             raise ValueError("the cluster secret must not be empty")
+        # Methods answered inline, without a task: plain functions (payload, peer_id) ->
+        # result, for cheap local reads on the hot path. They must not block.
+        self.sync_methods = dict(sync_methods or {})
         self.node_id = node_id
         self.secret = bytes(secret)
         self.handler = handler
