@@ -90,9 +90,4 @@ class Replica:
         return None if rec is None else rec.to_wire()
 
     async def rpc_get(self, payload: list, peer_id: str) -> Any:
-        epoch, token, key, *rest = payload
-        self.node.note_epoch(epoch, peer_id)
-        if not rest:
-            self.check_epoch(epoch, token)
-        rec = self.get(token, key, rest[0] if rest else None)
-        return None if rec is None else rec.to_wire()
+        return self.rpc_get_sync(payload, peer_id)
