@@ -75,6 +75,7 @@ def test_join_while_writing_moves_a_quarter_and_loses_nothing(make_cluster):
         writer.stop()
     assert writer.acked, "the writer must have written during the join"
     acked.update(writer.acked)
+    c.wait_ready([n4])  # a joined node is ready: a member that caught up with the log
     info = c.cluster_info(0)
     own = {m["id"]: m["ownership"] for m in info["members"]}
     assert abs(own["n4"] - 0.25) < 0.03
