@@ -167,17 +167,9 @@ class _ServerConnection(FramedProtocol):
         try:
             result = fn(payload, self._peer_id)
         except Exception as exc:
-            code, detail, is_bug = _error_fields(exc)
-            if is_bug:
-                log.exception("peer %s: handler for %s raised", self._peer_id, method)
-            self.send_frame(_error_frame(req_id, code, detail))
+            self.send_frame(self._error_reply(req_id, method, exc))
             return
-        try:
-            frame = encode_frame([1, req_id, True, result], self._max_frame_bytes)
-        except (TypeError, ValueError, OverflowError) as exc:
-            log.error("peer %s: result of %s not sendable: %r", self._peer_id, method, exc)
-            frame = _error_frame(req_id, CODE_INTERNAL, f"result not sendable: {exc!r}")
-        self.send_frame(frame)
+        self.send_frame(self._result_reply(req_id, method, result))
 
     async def _serve(self, req_id: int, method: str, payload: Any) -> None:
         server = self._server
@@ -186,17 +178,22 @@ class _ServerConnection(FramedProtocol):
         except asyncio.CancelledError:
             raise
         except Exception as exc:
-            code, detail, is_bug = _error_fields(exc)
-            if is_bug:
-                log.exception("peer %s: handler for %s raised", self._peer_id, method)
-            frame = _error_frame(req_id, code, detail)
-        else:
-            try:
-                frame = encode_frame([1, req_id, True, result], self._max_frame_bytes)
-            except (TypeError, ValueError, OverflowError) as exc:  # FrameTooLarge is a ValueError
-                log.error("peer %s: result of %s not sendable: %r", self._peer_id, method, exc)
-                frame = _error_frame(req_id, CODE_INTERNAL, f"result not sendable: {exc!r}")
-        self.send_frame(frame)
+            self.send_frame(self._error_reply(req_id, method, exc))
+            return
+        self.send_frame(self._result_reply(req_id, method, result))
+
+    def _error_reply(self, req_id: int, method: str, exc: Exception) -> bytes:
+        code, detail, is_bug = _error_fields(exc)
+        if is_bug:
+            log.exception("peer %s: handler for %s raised", self._peer_id, method)
+        return _error_frame(req_id, code, detail)
+
+    def _result_reply(self, req_id: int, method: str, result: Any) -> bytes:
+        try:
+            return encode_frame([1, req_id, True, result], self._max_frame_bytes)
+        except (TypeError, ValueError, OverflowError) as exc:  # FrameTooLarge is a ValueError
+            log.error("peer %s: result of %s not sendable: %r", self._peer_id, method, exc)
+            return _error_frame(req_id, CODE_INTERNAL, f"result not sendable: {exc!r}")
 
     def _on_task_done(self, task: asyncio.Task) -> None:
         self._tasks.discard(task)

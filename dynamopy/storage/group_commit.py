@@ -34,9 +34,7 @@ from dynamopy.storage.store import (
     HintAdd,
     Store,
     Write,
-    validate_meta_name,
-    validate_target,
-    validate_write,
+    validate_ops,
 )
 
 log = logging.getLogger(__name__)
@@ -165,17 +163,9 @@ class GroupCommitter:
             meta_delete=list(meta_delete),
             future=asyncio.get_running_loop().create_future(),
         )
-        for token, key, record in sub.writes:
-            validate_write(token, key, record)
-        for target, token, key, record in sub.hints_add:
-            validate_target(target)
-            validate_write(token, key, record)
-        for name, value in sub.meta_put.items():
-            validate_meta_name(name)
-            if not isinstance(value, (bytes, bytearray)):
-                raise TypeError(f"metadata value must be bytes, got {type(value).__name__}")
-        for name in sub.meta_delete:
-            validate_meta_name(name)
+        # Checked here, per caller, so bad input fails only its own caller, not the shared
+        # batch (which the commit thread then applies without checking again).
+        validate_ops(sub.writes, sub.hints_add, sub.meta_put, sub.meta_delete)
         self._queue.append(sub)
         assert self._wakeup is not None
         self._wakeup.set()
@@ -306,5 +296,6 @@ def _apply_merged(store: Store, batch: list[_Submission]) -> tuple[list, float]:
         meta_put=meta_put,
         meta_delete=meta_delete,
         sync=True,
+        check=False,
     )
     return results, time.perf_counter() - started

@@ -137,6 +137,22 @@ def validate_target(target: str) -> None:
         raise ValueError(f"hint target must be a non-empty str without NUL, got {target!r}")
 
 
+def validate_ops(writes: Iterable, hints_add: Iterable, meta_put: Mapping[str, bytes],
+                 meta_delete: Iterable[str]) -> None:
+    """Raise (ValueError/TypeError) on any malformed operation, before anything is written."""
+    for token, key, record in writes:
+        validate_write(token, key, record)
+    for target, token, key, record in hints_add:
+        validate_target(target)
+        validate_write(token, key, record)
+    for name, value in meta_put.items():
+        validate_meta_name(name)
+        if not isinstance(value, (bytes, bytearray)):
+            raise TypeError(f"metadata value must be bytes, got {type(value).__name__}")
+    for name in meta_delete:
+        validate_meta_name(name)
+
+
 def validate_meta_name(name: str) -> None:
     if not isinstance(name, str):
         raise TypeError(f"metadata name must be str, got {type(name).__name__}")
@@ -240,13 +256,15 @@ class Store:
         meta_put: Optional[Mapping[str, bytes]] = None,
         meta_delete: Iterable[str] = (),
         sync: bool = True,
+        check: bool = True,
     ) -> list[bool]:
         """Apply everything as one atomic write batch; return, per data write, if it was applied.
 
         Order inside the batch: data writes, hints added, hints deleted, metadata puts,
         metadata deletes (so a name both put and deleted in one call ends up deleted).
         Deleting a hint key that does not exist is a no-op. Counters change only after the
-        batch was written, so a failed write leaves them matching the disk.
+        batch was written, so a failed write leaves them matching the disk. ``check=False``
+        skips validation for callers that validated every operation already.
         """
         if isinstance(hints_delete, (bytes, bytearray)):
             raise TypeError("hints_delete must be a list of hint keys, not one bytes value")
@@ -255,13 +273,8 @@ class Store:
         hints_delete = list(hints_delete)
         meta_put = dict(meta_put or {})
         meta_delete = list(meta_delete)
-        for token, key, record in writes:
-            validate_write(token, key, record)
-        for target, token, key, record in hints_add:
-            validate_target(target)
-            validate_write(token, key, record)
-        for name in list(meta_put) + meta_delete:
-            validate_meta_name(name)
+        if check:
+            validate_ops(writes, hints_add, meta_put, meta_delete)
 
         with self._lock:
             db = self._db
