@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import argparse
 import os
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass
 from typing import Optional
 
 
@@ -70,7 +70,6 @@ class NodeConfig:
     transfer_max_bytes_s: int
     peer_delay_ms: Optional[tuple[float, float]]
     log_level: str = "info"
-    extra: dict = field(default_factory=dict)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -143,6 +142,3 @@ def resolve(args: argparse.Namespace, environ: Optional[dict] = None) -> NodeCon
         log_level=raw["log_level"],
     )
 
-
-def config_names() -> list[str]:
-    return [f.name for f in fields(NodeConfig)]

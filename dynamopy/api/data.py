@@ -102,30 +102,47 @@ class DataHandlers:
 
     async def put(self, key: str, query, headers: Mapping[str, str],
                   read_body: Callable[[], Awaitable[bytes]]) -> Reply:
+        return await self._write("put", key, query, headers, read_body)
+
+    async def delete(self, key: str, query, headers: Mapping[str, str]) -> Reply:
+        """A delete is a write of a tombstone with a new version."""
+        return await self._write("delete", key, query, headers, None)
+
+    async def _write(self, route: str, key: str, query, headers: Mapping[str, str],
+                     read_body: Optional[Callable[[], Awaitable[bytes]]]) -> Reply:
         started = time.perf_counter()
         node = self.node
         try:
             raw_key = check_key(key)
             settings = node.require_ready().settings
             w, strict = parse_params(query, headers, "w", settings.w, settings.n)
-            limit = node.config.max_value_bytes
-            declared = headers.get("content-length")
-            if declared is not None and declared.isdigit() and int(declared) > limit:
-                raise TooLarge(f"the value is {declared} bytes; the limit is {limit}")
-            body = await read_body()
-            if len(body) > limit:
-                raise TooLarge(f"the value is {len(body)} bytes; the limit is {limit}")
-            if declared is not None and declared.isdigit() and int(declared) != len(body):
-                raise BadRequest(f"the body has {len(body)} bytes, Content-Length says {declared}")
-            ctype = headers.get("content-type") or DEFAULT_CONTENT_TYPE
+            if read_body is None:
+                body, ctype = b"", DEFAULT_CONTENT_TYPE
+            else:
+                body = await self._read_value(headers, read_body)
+                ctype = headers.get("content-type") or DEFAULT_CONTENT_TYPE
             version, acks = await node.coordinator.write(
-                raw_key, value=body, content_type=ctype, deleted=False, w=w, sloppy=not strict)
+                raw_key, value=body, content_type=ctype, deleted=read_body is None, w=w,
+                sloppy=not strict)
         except NodeError as e:
-            self._observe("put", e.code, started)
+            self._observe(route, e.code, started)
             return error_reply(e)
-        self._observe("put", "ok", started)
+        self._observe(route, "ok", started)
         return Reply(200, json.dumps({"key": key, "version": version, "acks": acks}).encode(),
                      etag=version)
+
+    async def _read_value(self, headers: Mapping[str, str],
+                          read_body: Callable[[], Awaitable[bytes]]) -> bytes:
+        limit = self.node.config.max_value_bytes
+        declared = headers.get("content-length")
+        if declared is not None and declared.isdigit() and int(declared) > limit:
+            raise TooLarge(f"the value is {declared} bytes; the limit is {limit}")
+        body = await read_body()
+        if len(body) > limit:
+            raise TooLarge(f"the value is {len(body)} bytes; the limit is {limit}")
+        if declared is not None and declared.isdigit() and int(declared) != len(body):
+            raise BadRequest(f"the body has {len(body)} bytes, Content-Length says {declared}")
+        return body
 
     async def get(self, key: str, query, headers: Mapping[str, str]) -> Reply:
         started = time.perf_counter()
@@ -144,23 +161,6 @@ class DataHandlers:
             return error_reply(e)
         self._observe("get", "ok", started)
         return Reply(200, rec.value, rec.content_type, etag=rec.version)
-
-    async def delete(self, key: str, query, headers: Mapping[str, str]) -> Reply:
-        started = time.perf_counter()
-        node = self.node
-        try:
-            raw_key = check_key(key)
-            settings = node.require_ready().settings
-            w, strict = parse_params(query, headers, "w", settings.w, settings.n)
-            version, acks = await node.coordinator.write(
-                raw_key, value=b"", content_type=DEFAULT_CONTENT_TYPE, deleted=True, w=w,
-                sloppy=not strict)
-        except NodeError as e:
-            self._observe("delete", e.code, started)
-            return error_reply(e)
-        self._observe("delete", "ok", started)
-        return Reply(200, json.dumps({"key": key, "version": version, "acks": acks}).encode(),
-                     etag=version)
 
 
 # ---- the FastAPI adapter (documents the routes; serves them if the fast path is off) --

@@ -28,7 +28,6 @@ from typing import Any, Mapping, Optional
 from ring import Ring
 
 JOINING, NORMAL, LEAVING = "joining", "normal", "leaving"
-OPS = ("bootstrap", "join", "finish_join", "leave", "finish_leave", "remove", "set_config")
 CONFIG_KEYS = ("r", "w", "hint_window_s", "hint_max_bytes")
 RID_WINDOW = 1024
 

@@ -48,8 +48,8 @@ class Coordinator:
             state = node.require_ready()
             token = state.ring.token(key)
             targets = self._targets(state, token, sloppy, for_write=True)
-            home = state.ring.preference_list_for_token(token, state.settings.n)
-            required = pending_required(w, targets, home) if state.change else w
+            required = w if state.change is None else pending_required(
+                w, targets, state.ring.preference_list_for_token(token, state.settings.n))
             rnd = WriteRound(tuple(targets), required)
             wire = record.to_wire()
             stale: list[int] = []

@@ -100,8 +100,9 @@ class HintManager:
                 return
             # A hint whose target no longer replicates its key (it left, was removed, or the
             # range moved) goes to the key's current replicas instead.
-            owned = [h for h in batch if is_member and self._replicates(target, h[1])]
-            moved = [h for h in batch if h not in owned]
+            owned, moved = [], []
+            for h in batch:
+                (owned if is_member and self._replicates(target, h[1]) else moved).append(h)
             try:
                 if owned:
                     payload = [node.state.epoch,
@@ -147,7 +148,7 @@ class HintManager:
             except (PeerError, asyncio.TimeoutError):
                 continue
         if not acks:
-            raise PeerUnavailable(f"no current replica of the key took the re-homed hint")
+            raise PeerUnavailable("no current replica of the key took the re-homed hint")
 
     async def rpc_receive(self, payload: list, peer_id: str) -> Any:
         """Apply handed-off records; newer-wins inside the store keeps newer versions."""

@@ -80,7 +80,7 @@ class Replica:
             self.check_epoch(epoch, token)
         return await self.put(token, key, Record.from_wire(wire), hint_for)
 
-    def rpc_get_sync(self, payload: list, peer_id: str) -> Any:
+    def rpc_get(self, payload: list, peer_id: str) -> Any:
         """``get`` answered inline by the peer server (a local LevelDB read, no task)."""
         epoch, token, key, *rest = payload
         self.node.note_epoch(epoch, peer_id)
@@ -88,6 +88,3 @@ class Replica:
             self.check_epoch(epoch, token)
         rec = self.get(token, key, rest[0] if rest else None)
         return None if rec is None else rec.to_wire()
-
-    async def rpc_get(self, payload: list, peer_id: str) -> Any:
-        return self.rpc_get_sync(payload, peer_id)

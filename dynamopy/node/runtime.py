@@ -53,7 +53,6 @@ class Node:
         self.detector = FailureDetector(self)
         self.hints = HintManager(self)
         self.transfers = TransferManager(self)
-        self.metalog: Optional[MetaLog] = None
         self.metalog = MetaLog(self)
         secret = config.cluster_secret.encode()
         # Short reconnect back-off: refused connects on a LAN are cheap, and a restarted
@@ -61,8 +60,9 @@ class Node:
         self.peer_client = PeerClient(self.id, secret, delay_ms=config.peer_delay_ms,
                                       rng=self.rng, on_call=self.metrics.on_peer_call,
                                       backoff_max_s=0.5)
+        # "get" and "ping" are answered inline (no task); everything else by _handle_peer.
         self.peer_server = PeerServer(self.id, secret, self._handle_peer, sync_methods={
-            "get": self.replica.rpc_get_sync,
+            "get": self.replica.rpc_get,
             "ping": lambda payload, peer_id: {"epoch": self.state.epoch, "id": self.id},
         })
         self._tasks: set[asyncio.Task] = set()
@@ -132,8 +132,7 @@ class Node:
                 self.hlc.observe(compose(int(raw) + HLC_MARGIN_MS, 0, 0))
         self.metrics.epoch.set(self.state.epoch)
         self.detector.members_changed()
-        if self.metalog is not None:
-            self.metalog._refresh_learners()
+        self.metalog._refresh_learners()
         self.transfers.state_changed(old, self.state)
         if self.is_ready:
             self.ready_event.set()
@@ -201,10 +200,6 @@ class Node:
     async def _handle_peer(self, method: str, payload: Any, peer_id: str) -> Any:
         if method == "put":
             return await self.replica.rpc_put(payload, peer_id)
-        if method == "get":
-            return await self.replica.rpc_get(payload, peer_id)
-        if method == "ping":
-            return {"epoch": self.state.epoch, "id": self.id}
         if method == "hints":
             return await self.hints.rpc_receive(payload, peer_id)
         if method == "paxos":

@@ -49,7 +49,6 @@ class TransferProgress:
     keys_moved: int = 0
     bytes_moved: int = 0
     done: bool = False
-    sources_failed: dict = field(default_factory=dict)
     skipped_sources: list = field(default_factory=list)
 
     def to_dict(self) -> dict:
@@ -151,7 +150,7 @@ class TransferManager:
                     source, "xfer_pull", [change_epoch, wire_ranges, *cursor, BATCH_KEYS],
                     timeout_s=10.0)
             except (PeerError, asyncio.TimeoutError) as e:
-                self.progress.sources_failed[source] = repr(e)
+                log.info("transfer: pulling from %s failed (%r); retrying", source, e)
                 await asyncio.sleep(RETRY_S)
                 continue
             writes = [(tok, key, Record.from_wire(w)) for tok, key, w in items]
