@@ -83,7 +83,8 @@ last member, adding a present member or more members than partitions,
 a token outside [0, 2**32), a malformed dict, comparing rings with different
 seeds. Wrong types raise TypeError.
 
-``python -m ring.bench`` prints balance, movement and speed.
+``python -m dynamopy.benchlib.ring_bench`` prints balance, movement and speed (the
+benchmark lives outside ``ring``, which reads no clock).
 """
 
 from ring.hashing import TOKEN_SPACE

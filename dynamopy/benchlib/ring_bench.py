@@ -1,4 +1,4 @@
-"""Balance, movement and speed report for the ring: ``python -m ring.bench``.
+"""Balance, movement and speed report for the ring: ``python -m dynamopy.benchlib.ring_bench``.
 
 Prints numbers, asserts nothing (the tests check balance and movement; time
 is machine-dependent). Every random choice comes from a seeded
@@ -91,7 +91,8 @@ def calls_per_second(ring: Ring, keys: Sequence[str], n: int) -> float:
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m ring.bench", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m dynamopy.benchlib.ring_bench",
+                                     description=__doc__.split("\n")[0])
     parser.add_argument("--keys", type=int, default=50_000, help="random keys per movement check")
     parser.add_argument("--n", type=int, default=3, help="preference-list length N")
     parser.add_argument("--seed", type=int, default=1, help="seed of the bench's random.Random")
