@@ -49,7 +49,8 @@ import time
 from typing import Optional
 
 from dynamopy.benchlib import report
-from dynamopy.benchlib.cluster import LocalCluster, block_free, find_base_port, scrape, server_trouble
+from dynamopy.benchlib.cluster import (LocalCluster, block_free, find_base_port, scrape,
+                                       server_trouble, stop_processes)
 from dynamopy.benchlib.procstat import CpuWindow
 
 # (label, mode, R, W) in the order they run; every phase shares the same cluster and keys.
@@ -140,15 +141,7 @@ class Drivers:
         return out
 
     def stop(self) -> None:
-        for p in self.procs:
-            if p.poll() is None:
-                p.send_signal(signal.SIGTERM)
-        for p in self.procs:
-            try:
-                p.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                p.kill()
-                p.wait()
+        stop_processes(self.procs, timeout_s=5)
 
 
 def _spec(args: argparse.Namespace, urls: list[str], mode: str, i: int, **extra) -> dict:

@@ -99,15 +99,7 @@ class LocalCluster:
 
     def stop(self, keep_data: bool = False) -> None:
         """SIGTERM each node we started (by PID), wait, SIGKILL stragglers; then drop the data."""
-        for p in self.procs:
-            if p.poll() is None:
-                p.send_signal(signal.SIGTERM)
-        for p in self.procs:
-            try:
-                p.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                p.kill()
-                p.wait()
+        stop_processes(self.procs, timeout_s=10)
         if self.own_dir and not keep_data:
             shutil.rmtree(self.data_dir, ignore_errors=True)
 
@@ -168,3 +160,16 @@ def server_trouble(before: dict[str, float], after: dict[str, float]) -> dict[st
             continue
         diff[key.replace("dynamopy_", "").replace("_total", "")] = d
     return diff
+
+
+def stop_processes(procs: list[subprocess.Popen], timeout_s: float) -> None:
+    """SIGTERM every process still running, wait up to ``timeout_s`` each, SIGKILL the rest."""
+    for p in procs:
+        if p.poll() is None:
+            p.send_signal(signal.SIGTERM)
+    for p in procs:
+        try:
+            p.wait(timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.wait()
