@@ -233,13 +233,16 @@ class MetaLog:
         if slot + 1 <= node.state.epoch:
             return  # already in the state (a snapshot covered it)
         entry = value if isinstance(value, dict) else None
+        rid = entry.get("rid") if entry is not None else None
+        duplicate = rid is not None and rid in node.state.recent_rids
         skipped_before = node.state.skipped
         node.apply_entry(entry)
-        applied = node.state.skipped == skipped_before and entry is not None
-        if entry is not None:
+        applied = entry is not None and not duplicate and node.state.skipped == skipped_before
+        if applied:
+            # The log view lists the changes; a slot that changed nothing (a filler, a
+            # re-commit, a change that lost a race and was refused) keeps its epoch only.
             self._entries.append((slot + 1, strip_rid(entry)))
         self._since_compact += 1
-        rid = value.get("rid") if isinstance(value, dict) else None
         fut = self._waiting.pop(rid, None) if rid else None
         if fut is not None and not fut.done():
             fut.set_result((slot + 1, applied))
