@@ -5,6 +5,10 @@ from __future__ import annotations
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
 LATENCY_BUCKETS = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0)
+# Finer at the low end: the load generator's staleness model (WARS) samples one-way peer
+# latencies and replica apply times from these, and loopback calls take well under 2 ms.
+FINE_BUCKETS = (0.0001, 0.0002, 0.0003, 0.0005, 0.00075, 0.001, 0.0015, 0.002, 0.003, 0.005,
+                0.0075, 0.01, 0.015, 0.02, 0.03, 0.05, 0.075, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0)
 
 
 class Metrics:
@@ -23,7 +27,11 @@ class Metrics:
         self.peer_errors = Counter("dynamopy_peer_errors_total", "failed peer RPCs by method",
                                    ["method"], registry=r)
         self.peer_seconds = Histogram("dynamopy_peer_call_seconds", "peer RPC latency",
-                                      ["method"], buckets=LATENCY_BUCKETS, registry=r)
+                                      ["method"], buckets=FINE_BUCKETS, registry=r)
+        self.replica_put_seconds = Histogram(
+            "dynamopy_replica_put_seconds",
+            "time a replica takes to make a put durable and readable (local or from a peer)",
+            buckets=FINE_BUCKETS, registry=r)
         self.sync_seconds = Histogram("dynamopy_storage_sync_seconds",
                                       "time of one synced write batch", buckets=LATENCY_BUCKETS,
                                       registry=r)

@@ -37,7 +37,11 @@ class Replica:
         if hint_for is not None and hint_for != node.id:
             await node.hints.store(hint_for, token, key, record)
             return record.version
-        if await node.committer.write(token, key, record):
+        started = node.clock.monotonic()
+        applied = await node.committer.write(token, key, record)
+        # The replica's share of a write's visibility delay (the W in the WARS model).
+        node.metrics.replica_put_seconds.observe(node.clock.monotonic() - started)
+        if applied:
             return record.version
         # Not applied: something at least as new is stored (and synced by this batch).
         current = node.store.get(token, key)
