@@ -54,25 +54,55 @@ class LocalCluster:
         self.urls = [f"http://127.0.0.1:{base_port + i}" for i in range(nodes)]
         self.procs: list[subprocess.Popen] = []
 
-    def _command(self, i: int) -> list[str]:
+    def _command(self, i: int, extra: tuple[str, ...] = ()) -> list[str]:
         return [sys.executable, "-m", "dynamopy", "serve", "--node-id", f"n{i + 1}",
                 "--host", "127.0.0.1", "--port", str(self.base_port + i),
                 "--peer-port", str(self.base_port + PEER_OFFSET + i),
                 "--data-dir", os.path.join(self.data_dir, f"n{i + 1}"),
-                "--seeds", ",".join(self.urls), *self.extra_args]
+                "--seeds", ",".join(self.urls), *self.extra_args, *extra]
 
     def log_path(self, i: int) -> str:
         return os.path.join(self.data_dir, f"n{i + 1}.log")
 
+    def _spawn(self, i: int, extra: tuple[str, ...] = ()) -> subprocess.Popen:
+        with open(self.log_path(i), "ab") as log:
+            # Own session: a Ctrl-C in the terminal reaches only us; we stop nodes by PID.
+            return subprocess.Popen(self._command(i, extra), env=self._env, stdout=log,
+                                    stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                    start_new_session=True)
+
     def start(self, ready_timeout_s: float = 60.0) -> None:
-        env = {**os.environ, "DYNAMOPY_CLUSTER_SECRET": secrets.token_hex(16)}
+        self._env = {**os.environ, "DYNAMOPY_CLUSTER_SECRET": secrets.token_hex(16)}
         for i in range(self.nodes):
-            with open(self.log_path(i), "ab") as log:
-                # Own session: a Ctrl-C in the terminal reaches only us; we stop nodes by PID.
-                self.procs.append(subprocess.Popen(
-                    self._command(i), env=env, stdout=log, stderr=subprocess.STDOUT,
-                    stdin=subprocess.DEVNULL, start_new_session=True))
+            self.procs.append(self._spawn(i))
         self._wait_ready(ready_timeout_s)
+
+    # --- faults (the load generator's): node i by PID, never by name ---------------------
+    def kill(self, i: int, sig: int = signal.SIGKILL) -> None:
+        """Send ``sig`` to node i; for SIGKILL/SIGTERM also wait for it to exit."""
+        p = self.procs[i]
+        if p.poll() is None:
+            if sig == signal.SIGTERM:
+                p.send_signal(signal.SIGCONT)  # a stopped process cannot handle SIGTERM
+            p.send_signal(sig)
+        if sig in (signal.SIGKILL, signal.SIGTERM):
+            stop_processes([p], timeout_s=10)
+
+    def restart(self, i: int, extra: tuple[str, ...] = ()) -> None:
+        """Start node i again on its data (after ``kill``), with ``extra`` serve flags;
+        does not wait for it to be ready (see ``ready``)."""
+        if self.procs[i].poll() is None:
+            self.kill(i, signal.SIGTERM)
+        self.procs[i] = self._spawn(i, extra)
+
+    def ready(self, i: int) -> bool:
+        try:
+            return httpx.get(f"{self.urls[i]}/ready", timeout=1.0).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    def wait_ready(self, timeout_s: float = 60.0) -> None:
+        self._wait_ready(timeout_s)
 
     def _wait_ready(self, timeout_s: float) -> None:
         deadline = time.monotonic() + timeout_s
@@ -99,6 +129,9 @@ class LocalCluster:
 
     def stop(self, keep_data: bool = False) -> None:
         """SIGTERM each node we started (by PID), wait, SIGKILL stragglers; then drop the data."""
+        for p in self.procs:
+            if p.poll() is None:
+                p.send_signal(signal.SIGCONT)  # a paused node must be able to handle SIGTERM
         stop_processes(self.procs, timeout_s=10)
         if self.own_dir and not keep_data:
             shutil.rmtree(self.data_dir, ignore_errors=True)
