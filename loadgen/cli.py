@@ -167,7 +167,8 @@ def run(a: argparse.Namespace) -> int:
                       f"(W=N={n}) ...")
             preload = runner.preload()
             ceiling = runner.ceiling()
-            results = [runner.setting(r, w) for r, w in a.settings]
+            results = [runner.setting(r, w, last=i == len(a.settings) - 1)
+                       for i, (r, w) in enumerate(a.settings)]
     finally:
         if runner is not None:
             runner.stop()

@@ -16,7 +16,8 @@ t-visibility probes), ``health`` (``GET /health``: the driver's own ceiling).
 
 Like a real client, each request goes to a live node (round robin, skipping nodes that failed
 in the last second) and a request that could not be delivered -- connection refused, the
-connection dropped before an answer, or 503 ``not_ready`` -- is retried on the next node.
+connection dropped before an answer, or a 503 other than ``quorum_unavailable`` (``not_ready``:
+the node is starting or catching up) -- is retried on the next node.
 Nothing else is retried: a 503 ``quorum_unavailable`` or a timeout is an error of the request.
 Latency counts from the first attempt (or, open loop, from when the request was due).
 """
@@ -107,9 +108,11 @@ class Driver:
                 return -1, 0, "timeout"
             except aiohttp.ClientError as e:
                 return -1, 0, type(e).__name__
-            if status == 503 and code == "not_ready":
+            if status == 503 and code != "quorum_unavailable":
+                # This node cannot serve yet (not_ready: starting, catching up): like a
+                # refused connection, try another; a quorum failure is an answer.
                 self.down_until[i] = time.monotonic() + DOWN_FOR_S
-                last = "not_ready"
+                last = code or "http_503"
                 continue
             return status, version, code
         return -1, 0, last

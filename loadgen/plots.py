@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import os
+import textwrap
 
 import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402 - after choosing the backend
+from matplotlib.ticker import FuncFormatter  # noqa: E402
+
+_PLAIN = FuncFormatter(lambda v, _pos: f"{v:g}")
 
 PCTS = (("p50", "p50"), ("p95", "p95"), ("p99", "p99"), ("p999", "p99.9"))
 
@@ -17,14 +21,14 @@ def _labels(doc: dict) -> list:
 
 
 def _subtitle(doc: dict) -> str:
-    return f"{doc['config']['target']}; {doc['config']['load']}"
+    return textwrap.fill(f"{doc['config']['target']}; {doc['config']['load']}", 100)
 
 
 def throughput(doc: dict, path: str) -> None:
     labels = _labels(doc)
     ops = [r["throughput_ops_s"] for r in doc["results"]]
     fig, ax = plt.subplots(figsize=(8, 4.5))
-    bars = ax.bar(labels, ops, color="tab:blue", label="reads + writes completed")
+    bars = ax.bar(labels, ops, color="tab:blue", label="successful reads + writes")
     ax.bar_label(bars, labels=[f"{v:,.0f}" for v in ops], fontsize=8)
     ceil = (doc.get("driver_ceiling") or {}).get("throughput_ops_s")
     if ceil:
@@ -51,6 +55,9 @@ def latency(doc: dict, path: str) -> None:
             ax.bar(xs, ys, width, label=name)
         ax.set_xticks(range(len(labels)), labels, rotation=30, ha="right")
         ax.set_yscale("log")
+        ax.yaxis.set_major_formatter(_PLAIN)
+        ax.yaxis.set_minor_formatter(_PLAIN)
+        ax.tick_params(axis="y", which="minor", labelsize=7)
         ax.set_title(title)
         ax.set_xlabel("setting")
         ax.grid(axis="y", which="both", alpha=0.3)
@@ -114,8 +121,12 @@ def faults(doc: dict, path: str) -> None:
         if f.get("at_s") is not None:
             end = f["restored_at_s"] if (f.get("restored_at_s") or -1) >= 0 else r["duration_s"]
             ax.axvspan(f["at_s"], end, color="tab:orange", alpha=0.2,
-                       label=f"{f['kind']} {f['node']}")
-        ax.set_ylabel("per second")
+                       label=f"{f['node']} faulted ({f['kind']}) until restored")
+            if f.get("ready_again_s") is not None:
+                ax.axvline(f["ready_again_s"], color="tab:green", linestyle=":",
+                           label=f"{f['node']} ready again")
+        ax.set_xlim(0, r["duration_s"])
+        ax.set_ylabel("ops/s, errors/s")
         ax.set_title(f"R={r['r']},W={r['w']}: {r['errors']} errors "
                      f"({r['error_fraction']:.1%})", fontsize=9)
         ax.grid(alpha=0.3)

@@ -3,6 +3,7 @@ holds it. Histograms are added, never their percentiles averaged; every count is
 
 from __future__ import annotations
 
+import math
 from typing import Optional
 
 from loadgen import histogram
@@ -18,13 +19,12 @@ def _sum_dicts(dicts) -> dict:
 
 
 def timeline(results: list[dict], duration_s: float) -> list[dict]:
-    """Completed ops and errors per second of the measured window (by completion time; the
-    last entries hold requests that started in the window and ended after it)."""
+    """Completed ops and errors per second of the measured window, by completion time.
+    Requests that started in the window but ended after it count in the totals, not here."""
     ok = _sum_dicts(r["timeline_ok"] for r in results)
     err = _sum_dicts(r["timeline_err"] for r in results)
-    last = max([int(k) for k in (*ok, *err)] + [int(duration_s) - 1])
     return [{"t_s": s, "ops": ok.get(str(s), 0), "errors": err.get(str(s), 0)}
-            for s in range(0, last + 1)]
+            for s in range(0, max(1, math.ceil(duration_s)))]
 
 
 def merge_setting(r: int, w: int, n: int, duration_s: float, results: list[dict],

@@ -166,7 +166,7 @@ class Runner:
         res = self._window(specs, 0.5, d, "driver ceiling (GET /health)")
         return results.ceiling(d, res)
 
-    def setting(self, r: int, w: int) -> dict:
+    def setting(self, r: int, w: int, last: bool = False) -> dict:
         a, tgt = self.args, self.target
         rates = [a.rate / self.p if a.rate else 0.0] * self.p
         specs = [{"kind": "mix", "r": r, "w": w, "read_ratio": a.read_ratio, "rate": rates[i],
@@ -193,8 +193,8 @@ class Runner:
                 tgt.n, r, w, T_MS, model, random.Random(a.seed), trials=a.model_trials,
                 read_plan="r", nodes=tgt.nodes)
         results.add_prediction(out, predicted, inputs)
-        if tgt.cluster is not None:
-            tgt.cluster.wait_ready(READY_TIMEOUT_S)
+        if tgt.cluster is not None and not last:
+            tgt.cluster.wait_ready(READY_TIMEOUT_S)  # every setting starts on a whole cluster
         return out
 
 
