@@ -193,10 +193,15 @@ def run(a: argparse.Namespace) -> int:
               f"{ceiling['throughput_ops_s']:,.0f} ops/s, p50 "
               f"{ceiling['latency_ms']['p50']} ms; preload {preload['stored']}/{preload['keys']} "
               f"keys in {preload['seconds']} s")
-    busy = [r for r in results if r["throughput_ops_s"] > 0.8 * ceiling["throughput_ops_s"]]
+    busiest = max(r["driver_cpu_pct_max"] for r in results)
+    out.print(f"busiest driver process: {busiest:.0f}% of one core (the workload drivers' CPU "
+              f"over each setting's window)")
+    busy = [r for r in results if r["throughput_ops_s"] > 0.8 * ceiling["throughput_ops_s"]
+            or r["driver_cpu_pct_max"] > 80]
     if busy:
-        out.print("[yellow]warning: some settings ran above 80% of the driver ceiling; the "
-                  "driver may be the bottleneck (raise --processes)[/yellow]")
+        out.print("[yellow]warning: a setting ran above 80% of the driver ceiling or a driver "
+                  "process above 80% CPU; the driver may be the bottleneck (raise "
+                  "--processes)[/yellow]")
     out.print("t-visibility 'pred' is the WARS model's prediction from the nodes' peer latency "
               "histograms, not a measurement.")
     out.print("wrote " + ", ".join(paths))

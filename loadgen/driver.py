@@ -129,6 +129,7 @@ class Driver:
         self.probes = {str(t): [0, 0] for t in spec.get("t_ms", ())}
         self.gaps: dict[str, list] = {str(t): [] for t in spec.get("t_ms", ())}
         self.probe_errors = 0
+        self.trips: list = []
         self.cpu0 = os.times()
 
     def _error(self, code: str, t1: float) -> None:
@@ -217,6 +218,17 @@ class Driver:
             else:
                 self.probe_errors += 1
 
+    async def _trip_worker(self) -> None:
+        """Beside the probes: GET /health round trips, from which the model estimates the
+        client <-> node trips that a t measured at the client includes."""
+        perf = time.perf_counter
+        while perf() < self.end:
+            t0 = perf()
+            status, _, _ = await self.request("GET", "/health")
+            if status == 200 and t0 >= self.start:
+                self.trips.append(round(perf() - t0, 6))
+            await asyncio.sleep(0.02)
+
     async def _health_worker(self) -> None:
         perf = time.perf_counter
         while True:
@@ -266,7 +278,9 @@ class Driver:
         else:
             self.paced_base, self.next_due = time.perf_counter(), 0
             jobs = [self._mix_worker(i) for i in range(inflight)]
-            jobs += [self._probe_worker(j) for j in range(int(spec.get("probe_workers", 0)))]
+            probes = int(spec.get("probe_workers", 0))
+            jobs += [self._probe_worker(j) for j in range(probes)]
+            jobs += [self._trip_worker()] if probes else []
         ticker = asyncio.get_running_loop().create_task(self._ticker())
         try:
             await asyncio.gather(*jobs)
@@ -288,7 +302,7 @@ class Driver:
                 "timeline_ok": {str(k): v for k, v in self.tl_ok.items()},
                 "timeline_err": {str(k): v for k, v in self.tl_err.items()},
                 "probes": self.probes, "probe_gap_p50_ms": gaps,
-                "probe_errors": self.probe_errors,
+                "probe_errors": self.probe_errors, "health_rtt_s": self.trips,
                 "cpu_s": round((t.user + t.system) - (self.cpu0.user + self.cpu0.system), 3)}
 
 

@@ -83,9 +83,15 @@ def staleness(doc: dict, path: str) -> None:
     ax1.set_title("Stale reads: older than the newest acked version\nacknowledged before the read was sent",
                   fontsize=9)
     colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    always = []
     for i, r in enumerate(doc["results"]):
         tv, c = r["t_visibility"], colors[i % len(colors)]
         ts = sorted(tv["measured"], key=float)
+        values = [v for key in ("measured", "predicted", "predicted_with_client_trips")
+                  for v in (tv.get(key) or {}).values() if v is not None]
+        if r["r"] + r["w"] > r["n"] and values and min(values) == 1.0:
+            always.append(labels[i])  # overlapping quorums: all at 1, listed not drawn
+            continue
         meas = [(float(t), tv["measured"][t]) for t in ts if tv["measured"][t] is not None]
         if meas:
             ax2.plot([x for x, _ in meas], [y for _, y in meas], "o-", color=c,
@@ -94,14 +100,22 @@ def staleness(doc: dict, path: str) -> None:
             pred = [(float(t), tv["predicted"][t]) for t in ts]
             ax2.plot([x for x, _ in pred], [y for _, y in pred], "x--", color=c, alpha=0.8,
                      label=f"{labels[i]} predicted (WARS)")
+        if tv.get("predicted_with_client_trips"):
+            pred = [(float(t), tv["predicted_with_client_trips"][t]) for t in ts]
+            ax2.plot([x for x, _ in pred], [y for _, y in pred], ":", color=c, alpha=0.8,
+                     label=f"{labels[i]} predicted + client trips")
     ax2.set_xscale("symlog", linthresh=1)
     ax2.set_xticks([0, 1, 2, 5, 10, 50], ["0", "1", "2", "5", "10", "50"])
     ax2.set_xlabel("t: from the write's ack to sending the read, at the driver (ms)")
     ax2.set_ylim(-0.02, 1.05)
     ax2.set_ylabel("P(read sees the write)")
-    ax2.set_title("t-visibility: measured (solid) and WARS-predicted (dashed)", fontsize=9)
+    ax2.set_title("t-visibility: measured (solid), WARS-predicted (dashed; dotted: plus the\n"
+                  "client<->node trips a t timed at the client includes)", fontsize=9)
     ax2.grid(alpha=0.3)
-    ax2.legend(fontsize=7, ncol=2, loc="lower right")
+    if always:
+        ax2.set_xlabel(ax2.get_xlabel() + "\nnot drawn, all 1 (R+W>N): " + ", ".join(always))
+    ax2.legend(fontsize=7, ncol=1 if len(doc["results"]) - len(always) < 3 else 2,
+               loc="lower right")
     fig.suptitle(_subtitle(doc), fontsize=10)
     fig.tight_layout()
     fig.savefig(path, dpi=100)

@@ -67,6 +67,12 @@ def merge_setting(r: int, w: int, n: int, duration_s: float, results: list[dict]
     }
 
 
+def add_driver_load(result: dict, window_s: float) -> None:
+    """The busiest driver process's CPU over the whole window (warm-up included), in percent
+    of one core: near 100 means the driver, not the cluster, set the pace."""
+    result["driver_cpu_pct_max"] = round(100.0 * max(result["driver_cpu_s"]) / window_s, 1)
+
+
 def ceiling(duration_s: float, results: list[dict]) -> dict:
     h = histogram.merge(x["read_hist"] for x in results)
     ok = sum(x["reads"] for x in results)
@@ -78,10 +84,18 @@ def ceiling(duration_s: float, results: list[dict]) -> dict:
             "driver_cpu_s": [x["cpu_s"] for x in results]}
 
 
-def add_prediction(result: dict, predicted: Optional[dict], inputs: dict) -> None:
+def client_trips(results: list[dict]) -> list:
+    """Every GET /health round trip the probe process timed in the window (seconds)."""
+    return [x for r in results for x in r.get("health_rtt_s", ())]
+
+
+def add_prediction(result: dict, predicted: Optional[dict], inputs: dict,
+                   with_trips: Optional[dict] = None) -> None:
     tv = result["t_visibility"]
     tv["predicted"] = ({str(t): round(p, 4) for t, p in predicted.items()}
                        if predicted is not None else None)
+    tv["predicted_with_client_trips"] = ({str(t): round(p, 4) for t, p in with_trips.items()}
+                                         if with_trips is not None else None)
     tv["predicted_by"] = ("WARS model (Bailis et al., VLDB 2012), Monte Carlo over the "
                           "latencies below; a model, not a measurement")
     tv["model_inputs"] = inputs

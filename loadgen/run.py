@@ -186,13 +186,24 @@ class Runner:
         after = scrape(tgt.urls)
         out = results.merge_setting(r, w, tgt.n, a.duration_s, res, list(T_MS))
         out["fault"] = fault.report() if fault else None
+        results.add_driver_load(out, a.warmup_s + a.duration_s)
         model, inputs = nodemetrics.latency_model(nodemetrics.window(before, after))
-        predicted = None
+        predicted = with_trips = None
         if model is not None:
             predicted = wars.predict_t_visibility(
                 tgt.n, r, w, T_MS, model, random.Random(a.seed), trials=a.model_trials,
                 read_plan="r", nodes=tgt.nodes)
-        results.add_prediction(out, predicted, inputs)
+            trips = results.client_trips(res)
+            if trips:
+                # The probes time t at the client, so the nodes see t plus the write's answer
+                # trip and the read's request trip: about one client round trip.
+                inputs["client_rtt"] = {"samples": len(trips),
+                                        "p50_ms": round(sorted(trips)[len(trips) // 2] * 1000, 3),
+                                        "source": "GET /health round trips of the probe process"}
+                with_trips = wars.predict_t_visibility(
+                    tgt.n, r, w, T_MS, model, random.Random(a.seed), trials=a.model_trials,
+                    read_plan="r", nodes=tgt.nodes, extra_gap=wars.Choice(tuple(trips)))
+        results.add_prediction(out, predicted, inputs, with_trips)
         if tgt.cluster is not None and not last:
             tgt.cluster.wait_ready(READY_TIMEOUT_S)  # every setting starts on a whole cluster
         return out

@@ -81,8 +81,13 @@ class LatencyModel:
 
 def predict_t_visibility(n: int, r: int, w: int, t_ms: Sequence[float], model: LatencyModel,
                          rng: random.Random, *, trials: int = 20_000,
-                         read_plan: str = "r", nodes: Optional[int] = None) -> dict:
-    """{t_ms: probability that a read started t ms after the commit sees the write}."""
+                         read_plan: str = "r", nodes: Optional[int] = None,
+                         extra_gap: Optional[Sampler] = None) -> dict:
+    """{t_ms: probability that a read started t ms after the commit sees the write}.
+
+    ``extra_gap``: a delay added to t in each trial, for a t measured somewhere else than at
+    the coordinators (the load generator measures it at the client: the write's answer and
+    the read's request each travel between client and node)."""
     if not (1 <= r <= n and 1 <= w <= n):
         raise ValueError(f"need 1 <= R, W <= N, got R={r} W={w} N={n}")
     if read_plan not in ("r", "all"):
@@ -117,6 +122,8 @@ def predict_t_visibility(n: int, r: int, w: int, t_ms: Sequence[float], model: L
         # The read sees the write at t if some used replica had it when the request arrived:
         # the smallest t that works is min over used of (W_i - R_i) - commit.
         need = min(wl[i] - rl[i] for i in used) - commit
+        if extra_gap is not None:
+            need -= extra_gap.sample(rng)
         for j, t in enumerate(ts):
             if need <= t:
                 seen[j] += 1

@@ -72,3 +72,16 @@ def test_never_decreasing_in_t_and_bad_inputs():
         predict_t_visibility(3, 4, 1, T, m, random.Random(1))
     with pytest.raises(ValueError):
         predict_t_visibility(3, 1, 1, T, m, random.Random(1), nodes=2)
+
+
+def test_extra_gap_shifts_t():
+    # The two-replica case above with a client trip of 0 or 20 ms added to t: half the
+    # trials now wait long enough, so P = 3/4 + 1/4 * 1/2 below 20 ms.
+    m = LatencyModel(w=Choice((0.0, 0.020)), a=Constant(0.0), r=Constant(0.0),
+                     s=Constant(0.0))
+    p = predict_t_visibility(2, 1, 1, T, m, random.Random(6), trials=40_000, read_plan="r",
+                             extra_gap=Choice((0.0, 0.020)))
+    assert abs(p[0] - 0.875) < 0.015
+    q = predict_t_visibility(2, 1, 1, T, m, random.Random(6), trials=2000, read_plan="r",
+                             extra_gap=Constant(0.020))
+    assert set(q.values()) == {1.0}
