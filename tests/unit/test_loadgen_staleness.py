@@ -52,3 +52,12 @@ def test_summary():
     assert s == {"max": 3, "mean_of_stale": round(5 / 3, 3),
                  "histogram": {"1": 2, "3": 1}, "fraction_of_reads": 0.03}
     assert summarize(0, 0, {})["max"] == 0
+
+
+def test_k_counts_only_the_acks_before_the_read_was_sent():
+    book = AckBook()
+    book.acked("k", 5)
+    book.acked("k", 7)
+    snap = book.before_read("k")
+    book.acked("k", 9)          # acked while the read was in flight: not one it missed
+    assert book.versions_behind("k", snap, 3) == 2
