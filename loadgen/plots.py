@@ -124,7 +124,7 @@ def staleness(doc: dict, path: str) -> None:
 
 def faults(doc: dict, path: str) -> None:
     res = doc["results"]
-    fig, axes = plt.subplots(len(res), 1, figsize=(9, 2.4 * len(res) + 0.8), sharex=True,
+    fig, axes = plt.subplots(len(res), 1, figsize=(11, 2.4 * len(res) + 0.8), sharex=True,
                              squeeze=False)
     for ax, r in zip(axes[:, 0], res):
         tl = r["timeline"]
@@ -144,7 +144,7 @@ def faults(doc: dict, path: str) -> None:
         ax.set_title(f"R={r['r']},W={r['w']}: {r['errors']} errors "
                      f"({r['error_fraction']:.1%})", fontsize=9)
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=7, loc="upper right")
+        ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     axes[-1, 0].set_xlabel("time since the measured window began (s)")
     fig.suptitle("Throughput and errors over time under a fault\n" + _subtitle(doc), fontsize=10)
     fig.tight_layout()
