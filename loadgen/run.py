@@ -6,6 +6,11 @@ Timing of a setting: the drivers get one shared window: ``warmup_s`` of warm-up,
 SIGSTOPped / restarted with ``--peer-delay-ms`` a third into the measured window and restored
 (restarted / SIGCONT / restarted without the delay) at two thirds. Before the next setting
 every node must answer /ready again (bounded).
+
+Processes: ``processes_for`` workload drivers, each owning a share of the keys, plus one probe
+driver that runs the t-visibility chains (write, wait t, read) and times ``GET /health`` round
+trips, in an event loop of its own so the workload's load does not stretch its waits. Probe
+requests are not counted in the setting's ops or latencies.
 """
 
 from __future__ import annotations
@@ -161,7 +166,7 @@ class Runner:
                 "seconds": round(elapsed, 2)}
 
     def ceiling(self) -> dict:
-        d = min(CEILING_MAX_S, max(1.0, self.args.duration_s))
+        d = min(CEILING_MAX_S, max(1.0, self.args.duration_s / 2))
         specs = [{"kind": "health", "inflight": c} for c in self.inflight + [0]]
         res = self._window(specs, 0.5, d, "driver ceiling (GET /health)")
         return results.ceiling(d, res)

@@ -55,46 +55,38 @@ def _valid_png(path: str) -> None:
         im.verify()
 
 
-def test_local_cluster_three_settings(tmp_path):
+def test_local_cluster_three_settings_under_a_kill(tmp_path):
+    """One run covers the local mode and the kill fault (one cluster start, not two): three
+    settings with full, plausible results, valid plots, and the node killed in each one:
+    R=3,W=3 fails while it is down, R=1,W=1 keeps serving."""
     out = tmp_path / "out"
-    proc = _loadgen("--settings", "1,1", "2,2", "1,3", "--duration-s", "1.5", "--out",
-                    str(out), *QUICK)
+    proc = _loadgen("--settings", "3,3", "1,1", "2,2", "--duration-s", "3", "--fault", "kill",
+                    "--out", str(out), *QUICK)
     _ok(proc)
     doc = json.loads((out / "results.json").read_text())
-    assert [(r["r"], r["w"]) for r in doc["results"]] == [(1, 1), (2, 2), (1, 3)]
+    assert [(r["r"], r["w"]) for r in doc["results"]] == [(3, 3), (1, 1), (2, 2)]
     for res in doc["results"]:
         _check_result(res)
-        assert res["errors"] == 0, res["errors_by_code"]
-        assert res["n"] == 3 and res["fault"] is None
+        assert res["n"] == 3 and res["fault"]["kind"] == "kill" and res["fault"]["node"] == "n3"
+        assert res["fault"]["at_s"] is not None and res["fault"]["restored_at_s"] > 0
+        # The errors fall while the node is down, never before the fault.
+        first = int(res["fault"]["at_s"])
+        assert sum(p["errors"] for p in res["timeline"][:first]) == 0
+    strict, loose, majority = doc["results"]
+    assert strict["errors"] > 0 and strict["errors_by_code"].get("quorum_unavailable", 0) > 0
+    assert loose["ops"] > 0 and loose["error_fraction"] < 0.01, loose["errors_by_code"]
     # R + W > N: never stale, and the model says so too.
-    for res in doc["results"][1:]:
+    for res in (strict, majority):
         assert res["stale_reads"] == 0
         assert set(res["t_visibility"]["predicted"].values()) == {1.0}
     assert doc["driver_ceiling"]["throughput_ops_s"] > 0
     assert doc["preload"]["stored"] == 200
     rows = list(csv.DictReader(open(out / "results.csv")))
-    assert [(r["r"], r["w"]) for r in rows] == [("1", "1"), ("2", "2"), ("1", "3")]
-    for name in ("throughput.png", "latency.png", "staleness.png"):
+    assert [(r["r"], r["w"], r["fault"]) for r in rows] == [
+        ("3", "3", "kill"), ("1", "1", "kill"), ("2", "2", "kill")]
+    for name in ("throughput.png", "latency.png", "staleness.png", "faults.png"):
         _valid_png(str(out / name))
-    assert not (out / "faults.png").exists()
     assert "R,W" in proc.stdout and "driver ceiling" in proc.stdout
-
-
-def test_kill_fault_fails_all_quorum_but_not_one(tmp_path):
-    out = tmp_path / "out"
-    proc = _loadgen("--settings", "3,3", "1,1", "--duration-s", "3", "--fault", "kill",
-                    "--out", str(out), *QUICK)
-    _ok(proc)
-    doc = json.loads((out / "results.json").read_text())
-    strict, loose = doc["results"]
-    assert strict["fault"]["kind"] == loose["fault"]["kind"] == "kill"
-    assert strict["fault"]["at_s"] is not None and strict["fault"]["restored_at_s"] > 0
-    assert strict["errors"] > 0 and strict["errors_by_code"].get("quorum_unavailable", 0) > 0
-    assert loose["ops"] > 0 and loose["error_fraction"] < 0.01, loose["errors_by_code"]
-    # The errors of R=3,W=3 fall while the node is down, not before the fault.
-    first = int(strict["fault"]["at_s"])
-    assert sum(p["errors"] for p in strict["timeline"][:first]) == 0
-    _valid_png(str(out / "faults.png"))
 
 
 def test_url_drives_a_running_cluster(make_cluster, tmp_path):
