@@ -112,7 +112,7 @@ def validate(a: argparse.Namespace, n: int, nodes: Optional[int]) -> None:
             raise UsageError(msg)
     from loadgen.run import processes_for
     if a.keys < processes_for(a):
-        raise UsageError(f"--keys must be at least the number of driver processes")
+        raise UsageError("--keys must be at least the number of driver processes")
     if a.concurrency < processes_for(a):
         raise UsageError("--concurrency must be at least the number of driver processes")
 
