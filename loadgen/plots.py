@@ -95,7 +95,14 @@ def staleness(doc: dict, path: str) -> None:
         meas = [(float(t), tv["measured"][t]) for t in ts if tv["measured"][t] is not None]
         if meas:
             ax2.plot([x for x, _ in meas], [y for _, y in meas], "o-", color=c,
-                     label=f"{labels[i]} measured")
+                     label=f"{labels[i]} measured (95% CI)")
+            ci = tv.get("measured_95ci") or {}
+            pts = [(float(t), tv["measured"][t], ci[t]) for t in ts if ci.get(t)]
+            if pts:
+                ax2.errorbar([x for x, _, _ in pts], [y for _, y, _ in pts],
+                             yerr=[[y - lo for _, y, (lo, _) in pts],
+                                   [hi - y for _, y, (_, hi) in pts]],
+                             fmt="none", ecolor=c, capsize=3, alpha=0.7)
         if tv.get("predicted"):
             pred = [(float(t), tv["predicted"][t]) for t in ts]
             ax2.plot([x for x, _ in pred], [y for _, y in pred], "x--", color=c, alpha=0.8,

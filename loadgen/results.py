@@ -27,6 +27,16 @@ def timeline(results: list[dict], duration_s: float) -> list[dict]:
             for s in range(0, max(1, math.ceil(duration_s)))]
 
 
+def wilson(seen: int, total: int, z: float = 1.96) -> Optional[list]:
+    """95% Wilson score interval of a measured proportion (None without samples)."""
+    if not total:
+        return None
+    p = seen / total
+    centre = (p + z * z / (2 * total)) / (1 + z * z / total)
+    half = z * math.sqrt(p * (1 - p) / total + z * z / (4 * total * total)) / (1 + z * z / total)
+    return [round(max(0.0, centre - half), 4), round(min(1.0, centre + half), 4)]
+
+
 def merge_setting(r: int, w: int, n: int, duration_s: float, results: list[dict],
                   t_ms: list) -> dict:
     reads = sum(x["reads"] for x in results)
@@ -58,6 +68,7 @@ def merge_setting(r: int, w: int, n: int, duration_s: float, results: list[dict]
         "write_ms": histogram.summary_ms(write_h),
         "t_visibility": {
             "measured": {t: (round(s / c, 4) if c else None) for t, (s, c) in probes.items()},
+            "measured_95ci": {t: wilson(s, c) for t, (s, c) in probes.items()},
             "probes": {t: c for t, (s, c) in probes.items()},
             "probe_gap_p50_ms": gaps,
             "probe_errors": sum(x["probe_errors"] for x in results),

@@ -61,3 +61,10 @@ def test_k_counts_only_the_acks_before_the_read_was_sent():
     snap = book.before_read("k")
     book.acked("k", 9)          # acked while the read was in flight: not one it missed
     assert book.versions_behind("k", snap, 3) == 2
+
+
+def test_wilson_interval_of_a_measured_visibility():
+    from loadgen.results import wilson
+    lo, hi = wilson(80, 100)
+    assert lo < 0.8 < hi and abs(lo - 0.711) < 0.002 and abs(hi - 0.867) < 0.002
+    assert wilson(100, 100)[1] == 1.0 and wilson(0, 0) is None
