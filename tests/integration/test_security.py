@@ -30,10 +30,8 @@ from tests.integration.cluster import LocalCluster, allocate_ports
 
 RSS_BOUND_BYTES = 64 * 1024 * 1024
 READ_TIMEOUT_S = 2.0
-UNAUTH_CAP = 32
-LIMIT_FLAGS = ["--http-read-timeout-s", str(READ_TIMEOUT_S),
-               "--peer-max-unauthenticated", str(UNAUTH_CAP),
-               "--max-concurrent-requests", "64"]
+UNAUTH_CAP = 64  # the default of --peer-max-unauthenticated
+LIMIT_FLAGS = ["--http-read-timeout-s", str(READ_TIMEOUT_S), "--max-concurrent-requests", "64"]
 
 
 @pytest.fixture(scope="module")
@@ -120,9 +118,10 @@ async def _close(writer) -> None:
 
 # ---- the memory bound -----------------------------------------------------------------------
 def test_unauthenticated_big_frames_cannot_exhaust_memory(sec_cluster):
-    """100 unauthenticated connections, half announcing the largest frame the port accepts
-    (32 MiB) and streaming data into it, half announcing the largest pre-handshake frame and
-    holding it half-sent, reconnecting whenever the node drops them. The node's RSS stays
+    """100 unauthenticated connections, 30 announcing the largest frame the port accepts
+    (32 MiB) and streaming data into it, 70 announcing the largest pre-handshake frame and
+    holding it half-sent, reconnecting whenever the node drops them (peer limits at their
+    defaults). The node's RSS stays
     within +64 MiB and it keeps serving W=3 writes to and from its authenticated peers."""
     c = sec_cluster
     host, port = peer_addr(c, 0)
@@ -156,12 +155,11 @@ def test_unauthenticated_big_frames_cannot_exhaust_memory(sec_cluster):
             await _close(writer)
 
     def tasks(stop):
-        return [_until(stop, big_frame if k % 2 == 0 else held_preauth_frame)
-                for k in range(100)]
+        return [_until(stop, big_frame if k < 30 else held_preauth_frame) for k in range(100)]
 
     peak = baseline
     writes = 0
-    deadline = time.monotonic() + 6.0
+    deadline = time.monotonic() + 4.0
     with Attack(tasks):
         while time.monotonic() < deadline:
             quorum_round(c, f"mem-{writes}", coordinators=(writes % 3,))
@@ -274,13 +272,15 @@ def test_peer_port_fuzz_keeps_the_node_serving(sec_cluster):
 # ---- slowloris on both ports ----------------------------------------------------------------
 def test_slowloris_on_both_ports_is_cut_off(sec_cluster):
     """80 HTTP connections trickle a request's headers and 20 a request's body, one byte a
-    second; 50 peer connections trickle a handshake frame. The node keeps serving; the read
-    timeout (2 s here), the handshake timeout (5 s) and the cap on unauthenticated peer
-    connections (32 here) close every one of them."""
+    second, 5 say nothing, 5 stay idle after one request; 80 peer connections trickle a
+    handshake frame. The node keeps serving; the read timeout (2 s here), the keep-alive
+    timeout (5 s), the handshake timeout (5 s) and the cap on unauthenticated peer connections
+    (64) close every one of them."""
     c = sec_cluster
     http_host, http_port = "127.0.0.1", c.base + 2
     peer_host, peer_port = peer_addr(c, 2)
-    outcome: dict[str, list] = {"header": [], "body": [], "peer": []}
+    outcome: dict[str, list] = {"header": [], "body": [], "peer": [], "silent": [],
+                                "keepalive": []}
 
     async def trickle(kind, host, port, prefix: bytes, drip: bytes):
         reader, writer = await asyncio.open_connection(host, port)
@@ -292,6 +292,9 @@ def test_slowloris_on_both_ports_is_cut_off(sec_cluster):
                     data = await asyncio.wait_for(reader.read(65536), 1.0)
                 except asyncio.TimeoutError:
                     writer.write(drip)
+                    continue
+                if kind == "keepalive" and got == b"":
+                    got = b"(answered)"   # the one request was answered; now stay idle
                     continue
                 if not data:
                     break
@@ -309,7 +312,11 @@ def test_slowloris_on_both_ports_is_cut_off(sec_cluster):
                  for _ in range(80)]
         tasks += [trickle("body", http_host, http_port, put_head, b"v") for _ in range(20)]
         tasks += [trickle("peer", peer_host, peer_port, struct.pack(">I", 100), b"\x01")
-                  for _ in range(50)]
+                  for _ in range(80)]
+        # Connects and says nothing; and a keep-alive connection idle after one request.
+        tasks += [trickle("silent", http_host, http_port, b"", b"") for _ in range(5)]
+        tasks += [trickle("keepalive", http_host, http_port,
+                          b"GET /health HTTP/1.1\r\nhost: x\r\n\r\n", b"") for _ in range(5)]
         serving = asyncio.get_running_loop().run_in_executor(
             None, quorum_round, c, "slowloris", (2,))
         await asyncio.gather(*tasks)
@@ -318,15 +325,17 @@ def test_slowloris_on_both_ports_is_cut_off(sec_cluster):
     asyncio.run(asyncio.wait_for(main(), 90.0))
     # Every trickling connection was closed by the node well before our 60 drips ran out.
     assert all(len(v) for v in outcome.values())
-    for got in outcome["header"]:
+    for got in outcome["header"] + outcome["silent"]:
         assert got.startswith(b"HTTP/1.1 408"), got[:200]
         assert json.loads(got.split(b"\r\n\r\n", 1)[1])["error"] == "timeout"
     # Cut off mid-body: nothing stored under the slow key.
     assert c.local_record(2, "slow") is None
-    assert metric(c, 2, "dynamopy_http_rejected_total", reason="read_timeout") >= 100
-    # Peer trickles: 32 wait out the handshake timeout, the oldest 18 are dropped by the cap.
+    assert outcome["keepalive"] == [b"(answered)"] * 5   # closed by the keep-alive timeout
+    assert metric(c, 2, "dynamopy_http_rejected_total", reason="read_timeout") >= 105
+    # Peer trickles: 64 wait out the handshake timeout, the oldest 16 are dropped by the cap.
+    assert metric(c, 2, "dynamopy_peer_rejected_total", reason="unauthenticated_cap") >= 16
     assert (metric(c, 2, "dynamopy_peer_rejected_total", reason="handshake_timeout")
-            + metric(c, 2, "dynamopy_peer_rejected_total", reason="unauthenticated_cap")) >= 50
+            + metric(c, 2, "dynamopy_peer_rejected_total", reason="unauthenticated_cap")) >= 80
     quorum_round(c, "after-slowloris")
 
 
