@@ -9,7 +9,7 @@ import struct
 
 import pytest
 
-from dynamopy.peer import PeerServer, auth
+from dynamopy.peer import PeerClient, PeerError, PeerServer, auth
 from dynamopy.peer.framing import FrameDecoder, FrameTooLarge, encode_frame
 from dynamopy.peer.limits import (
     FREE_FRAME_BYTES,
@@ -226,3 +226,34 @@ def test_a_connection_that_dies_mid_frame_returns_its_reservation():
 def test_server_rejects_bad_limit_settings():
     with pytest.raises(ValueError):
         PeerServer("s", SECRET, lambda *a: None, buffer_bytes=0)
+
+
+def test_client_refuses_a_large_frame_from_an_unauthenticated_server():
+    async def main():
+        sent = asyncio.Event()
+
+        async def fake_server(reader, writer):
+            # A "hello" announcing far more than a handshake needs, then some of it: without
+            # the limit the client would wait for the rest (up to its 60 s connect timeout).
+            writer.write(struct.pack(">I", 1 << 20) + b"\0" * 10_000)
+            await writer.drain()
+            sent.set()
+            await reader.read()        # the client hangs up
+            writer.close()
+
+        srv = await asyncio.start_server(fake_server, "127.0.0.1", 0)
+        port = srv.sockets[0].getsockname()[1]
+        client = PeerClient("c", SECRET, connect_timeout_s=60.0)
+        try:
+            with pytest.raises(PeerError):
+                await client.call(f"127.0.0.1:{port}", "echo", 1, 60.0)
+            assert sent.is_set()
+        finally:
+            await client.close()
+            srv.close()
+            await srv.wait_closed()
+        # With a real server, frames far larger than the pre-handshake limit flow both ways.
+        async with cluster() as (server, client, addr, handler):
+            big = b"r" * (PREAUTH_MAX_FRAME_BYTES * 50)
+            assert await client.call(addr, "echo", big, 5.0) == big
+    run(main(), 15.0)
