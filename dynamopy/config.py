@@ -12,6 +12,9 @@ from dataclasses import dataclass
 from typing import Optional
 
 
+DEFAULT_CLUSTER_SECRET = "dynamopy-dev-secret"
+
+
 @dataclass(frozen=True)
 class Setting:
     name: str          # flag name without dashes, underscores -> dashes on the CLI
@@ -31,8 +34,10 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("n", int, 3, "replicas per key (fixed at cluster creation)"),
     Setting("r", int, 2, "default read quorum"),
     Setting("w", int, 2, "default write quorum"),
-    Setting("cluster_secret", str, "dynamopy-dev-secret",
-            "shared secret that authenticates peers (set it in production)"),
+    Setting("cluster_secret", str, DEFAULT_CLUSTER_SECRET,
+            "shared secret that authenticates peers (required off loopback)"),
+    Setting("insecure", bool, False,
+            "allow a non-loopback --host with the built-in cluster secret (warns)"),
     Setting("api_token", str, "", "if set, data and cluster routes need 'Authorization: Bearer <token>'"),
     Setting("advertise_url", str, None, "HTTP URL other members use to reach this node"),
     Setting("advertise_peer", str, None, "host:port other members use for peer RPC"),
@@ -42,6 +47,16 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("hint_max_bytes", int, 256 * 1024 * 1024, "cap on hint bytes held for one target"),
     Setting("transfer_max_bytes_s", int, 64 * 1024 * 1024,
             "throttle of data streamed to this node during joins, leaves and removals"),
+    Setting("peer_max_unauthenticated", int, 64,
+            "peer connections allowed to wait for their handshake; the oldest is dropped beyond"),
+    Setting("peer_buffer_bytes", int, 64 * 1024 * 1024,
+            "bytes this node buffers for large incoming peer frames; senders wait beyond"),
+    Setting("max_concurrent_requests", int, 1024,
+            "HTTP requests served at once; more get 503 with Retry-After"),
+    Setting("http_body_buffer_bytes", int, 64 * 1024 * 1024,
+            "request-body bytes held at once across HTTP requests; more get 503 with Retry-After"),
+    Setting("http_read_timeout_s", float, 15.0,
+            "time a request's headers and body have to arrive (slow clients are cut off)"),
     Setting("peer_delay_ms", str, "", "experiment knob: delay outgoing peer messages, 'X' or 'LO-HI' ms"),
     Setting("log_level", str, "info", "log level"),
 )
@@ -61,6 +76,7 @@ class NodeConfig:
     w: int
     cluster_secret: str
     api_token: str
+    insecure: bool
     advertise_url: str
     advertise_peer: str
     request_timeout_s: float
@@ -70,12 +86,22 @@ class NodeConfig:
     transfer_max_bytes_s: int
     peer_delay_ms: Optional[tuple[float, float]]
     log_level: str = "info"
+    peer_max_unauthenticated: int = 64
+    peer_buffer_bytes: int = 64 * 1024 * 1024
+    max_concurrent_requests: int = 1024
+    http_body_buffer_bytes: int = 64 * 1024 * 1024
+    http_read_timeout_s: float = 15.0
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     for s in SETTINGS:
         env = "DYNAMOPY_" + s.name.upper()
         default = "" if s.default is None else s.default
+        if s.type is bool:
+            parser.add_argument("--" + s.name.replace("_", "-"), dest=s.name, default=None,
+                                action="store_const", const="true",
+                                help=f"{s.help} [env {env}=1; default off]")
+            continue
         parser.add_argument("--" + s.name.replace("_", "-"), dest=s.name, default=None,
                             help=f"{s.help} [env {env}; default {default!r}]")
 
@@ -92,6 +118,21 @@ def _parse_delay(text: str) -> Optional[tuple[float, float]]:
     return (lo_f, hi_f)
 
 
+_TRUE = ("1", "true", "yes", "on")
+_FALSE = ("", "0", "false", "no", "off")
+
+
+def _parse_bool(name: str, value) -> bool:
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in _TRUE:
+        return True
+    if text in _FALSE:
+        return False
+    raise ValueError(f"--{name.replace('_', '-')}: {value!r} is not one of 1/true/yes/on or 0/false/no/off")
+
+
 def resolve(args: argparse.Namespace, environ: Optional[dict] = None) -> NodeConfig:
     """Merge flags, environment and defaults; raise ValueError with a clear message."""
     env = os.environ if environ is None else environ
@@ -102,7 +143,9 @@ def resolve(args: argparse.Namespace, environ: Optional[dict] = None) -> NodeCon
             value = env.get("DYNAMOPY_" + s.name.upper())
         if value is None or value == "" and s.default is not None and s.type is not str:
             value = s.default
-        if value is not None and s.type in (int, float):
+        if s.type is bool:
+            value = _parse_bool(s.name, value)
+        elif value is not None and s.type in (int, float):
             try:
                 value = s.type(value)
             except ValueError:
@@ -120,6 +163,12 @@ def resolve(args: argparse.Namespace, environ: Optional[dict] = None) -> NodeCon
     for name, v in (("r", r), ("w", w)):
         if not 1 <= v <= n:
             raise ValueError(f"--{name}={v} outside 1..n={n}")
+    for name in ("peer_max_unauthenticated", "peer_buffer_bytes", "max_concurrent_requests",
+                 "http_body_buffer_bytes"):
+        if raw[name] < 1:
+            raise ValueError(f"--{name.replace('_', '-')} must be at least 1, got {raw[name]}")
+    if raw["http_read_timeout_s"] <= 0:
+        raise ValueError(f"--http-read-timeout-s must be positive, got {raw['http_read_timeout_s']}")
     return NodeConfig(
         node_id=node_id,
         host=host,
@@ -131,6 +180,7 @@ def resolve(args: argparse.Namespace, environ: Optional[dict] = None) -> NodeCon
         n=n, r=r, w=w,
         cluster_secret=raw["cluster_secret"],
         api_token=raw["api_token"] or "",
+        insecure=raw["insecure"],
         advertise_url=(raw["advertise_url"] or f"http://{adv_host}:{port}").rstrip("/"),
         advertise_peer=raw["advertise_peer"] or f"{adv_host}:{peer_port}",
         request_timeout_s=raw["request_timeout_s"],
@@ -140,5 +190,10 @@ def resolve(args: argparse.Namespace, environ: Optional[dict] = None) -> NodeCon
         transfer_max_bytes_s=max(1, raw["transfer_max_bytes_s"]),
         peer_delay_ms=_parse_delay(raw["peer_delay_ms"] or ""),
         log_level=raw["log_level"],
+        peer_max_unauthenticated=raw["peer_max_unauthenticated"],
+        peer_buffer_bytes=raw["peer_buffer_bytes"],
+        max_concurrent_requests=raw["max_concurrent_requests"],
+        http_body_buffer_bytes=raw["http_body_buffer_bytes"],
+        http_read_timeout_s=raw["http_read_timeout_s"],
     )
 

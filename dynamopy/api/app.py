@@ -9,6 +9,7 @@ from fastapi import FastAPI
 from dynamopy import __version__
 from dynamopy.api import cluster, data, errors, members, schema
 from dynamopy.api.fastpath import DataFastPath
+from dynamopy.api.http_limits import RequestLimits
 
 OPEN_PATHS = ("/health", "/ready", "/metrics", "/docs", "/openapi.json")
 
@@ -53,9 +54,14 @@ def create_app(node) -> FastAPI:
 
 def create_asgi(node):
     """The ASGI application a node serves: the ``/kv`` fast path in front of FastAPI (so the
-    hot routes skip FastAPI's and Starlette's middleware stack), behind the bearer check."""
+    hot routes skip FastAPI's and Starlette's middleware stack), behind the bearer check,
+    behind the request limits (``http_limits``)."""
     app = create_app(node)
     asgi = DataFastPath(app, app.state.handlers)
     if node.config.api_token:
         asgi = BearerAuth(asgi, node.config.api_token)
-    return asgi
+    cfg = node.config
+    return RequestLimits(asgi, max_concurrent_requests=cfg.max_concurrent_requests,
+                         body_buffer_bytes=cfg.http_body_buffer_bytes,
+                         max_value_bytes=cfg.max_value_bytes,
+                         on_reject=node.metrics.on_http_rejected)

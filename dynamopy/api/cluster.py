@@ -10,11 +10,14 @@ from prometheus_client import CONTENT_TYPE_LATEST
 from dynamopy.api.data import _KEY_DOC, parse_key
 from dynamopy.api.schema import (BAD_REQUEST, NOT_FOUND, UNAUTHORIZED, UNAVAILABLE,
                                  responses)
+from dynamopy.exposure import assess
 from dynamopy.node.errors import BadRequest, NotFound
 
 
 def build_router(node) -> APIRouter:
     router = APIRouter()
+    # Insecure settings this node runs with (see dynamopy.exposure), shown to operators.
+    warnings = assess(node.config).warnings
 
     @router.get("/cluster", summary="Membership, settings and epoch",
                 responses=responses(None, UNAUTHORIZED, UNAVAILABLE))
@@ -28,6 +31,7 @@ def build_router(node) -> APIRouter:
             "hint_window_s": s.hint_window_s, "hint_max_bytes": s.hint_max_bytes,
             "change": list(state.change) if state.change else None,
             "acceptors": list(state.acceptors),
+            "warnings": warnings,
             "members": [
                 {"id": m.id, "url": m.url, "peer": m.peer, "number": m.number,
                  "state": m.state, "alive": alive.get(m.id, False),

@@ -8,6 +8,7 @@ import logging
 import sys
 
 from dynamopy.config import NodeConfig
+from dynamopy.exposure import assess
 
 log = logging.getLogger("dynamopy")
 
@@ -16,6 +17,7 @@ async def serve(config: NodeConfig) -> None:
     import uvicorn
 
     from dynamopy.api.app import create_asgi
+    from dynamopy.api.http_limits import limited_protocol
     from dynamopy.node.bootstrap import ensure_member
     from dynamopy.node.runtime import Node
 
@@ -25,7 +27,8 @@ async def serve(config: NodeConfig) -> None:
     server = uvicorn.Server(uvicorn.Config(
         app, host=config.host, port=config.port, loop="none", lifespan="off",
         access_log=False, log_level="warning", server_header=False, date_header=False,
-        proxy_headers=False, timeout_graceful_shutdown=5))
+        proxy_headers=False, timeout_graceful_shutdown=5,
+        http=limited_protocol(config.http_read_timeout_s, node.metrics.on_http_rejected)))
     log.info("node %s: http %s peer %s data %s", node.id, config.advertise_url,
              config.advertise_peer, config.data_dir)
     node.spawn(ensure_member(node))
@@ -46,8 +49,13 @@ async def serve(config: NodeConfig) -> None:
 
 
 def run(config: NodeConfig) -> int:
+    exposure = assess(config)
+    if exposure.refusal:  # before binding anything; the CLI prints it as one line
+        raise ValueError(exposure.refusal)
     logging.basicConfig(level=config.log_level.upper(),
                         format=f"%(asctime)s {config.node_id} %(levelname)s %(name)s: %(message)s")
+    for warning in exposure.warnings:
+        log.warning("%s", warning)
     logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per seed poll is noise
     try:
         import uvloop

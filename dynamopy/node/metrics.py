@@ -32,6 +32,12 @@ class Metrics:
             "dynamopy_replica_put_seconds",
             "time a replica takes to make a put durable and readable (local or from a peer)",
             buckets=FINE_BUCKETS, registry=r)
+        self.peer_rejected = Counter("dynamopy_peer_rejected_total",
+                                     "peer connections closed by the pre-handshake limits",
+                                     ["reason"], registry=r)
+        self.http_rejected = Counter("dynamopy_http_rejected_total",
+                                     "HTTP requests refused or cut off by the request limits",
+                                     ["reason"], registry=r)
         self.sync_seconds = Histogram("dynamopy_storage_sync_seconds",
                                       "time of one synced write batch", buckets=LATENCY_BUCKETS,
                                       registry=r)
@@ -58,6 +64,12 @@ class Metrics:
                                            "time from storing a hint to its delivery",
                                            buckets=(0.1, 0.5, 1, 5, 10, 30, 60, 300, 1800, 10800),
                                            registry=r)
+
+    def on_peer_rejected(self, reason: str) -> None:
+        self.peer_rejected.labels(reason).inc()
+
+    def on_http_rejected(self, reason: str) -> None:
+        self.http_rejected.labels(reason).inc()
 
     def on_peer_call(self, method: str, addr: str, seconds: float, outcome: str) -> None:
         children = self._peer_children.get((method, outcome))

@@ -64,7 +64,8 @@ class Node:
         self.peer_server = PeerServer(self.id, secret, self._handle_peer, sync_methods={
             "get": self.replica.rpc_get,
             "ping": lambda payload, peer_id: {"epoch": self.state.epoch, "id": self.id},
-        })
+        }, max_unauthenticated=config.peer_max_unauthenticated,
+            buffer_bytes=config.peer_buffer_bytes, on_reject=self.metrics.on_peer_rejected)
         self._tasks: set[asyncio.Task] = set()
         self.ready_event = asyncio.Event()
         self.stopping = False

@@ -36,6 +36,7 @@ from . import auth
 from .connection import FramedProtocol
 from .errors import AuthError, PeerTimeout, PeerUnavailable, RemoteError
 from .framing import MAX_FRAME_BYTES, MSG_RESPONSE, FrameError, encode_frame
+from .limits import PREAUTH_MAX_FRAME_BYTES
 
 log = logging.getLogger(__name__)
 
@@ -57,7 +58,8 @@ class _ClientConnection(FramedProtocol):
 
     def __init__(self, client: "PeerClient", endpoint: "_Endpoint") -> None:
         loop = asyncio.get_running_loop()
-        super().__init__(loop, client._max_frame_bytes)
+        # Until the server proves the secret, it may send frames of handshake size only.
+        super().__init__(loop, client._max_frame_bytes, PREAUTH_MAX_FRAME_BYTES)
         self._client = client
         self._endpoint = endpoint
         self._pending: dict[int, asyncio.Future] = {}
@@ -106,6 +108,7 @@ class _ClientConnection(FramedProtocol):
                 self.handshake_done.set_exception(exc)
             self.abort()
             return
+        self.set_authenticated()
         self.ready = True
         if not self.handshake_done.done():
             self.handshake_done.set_result(self.server_id)

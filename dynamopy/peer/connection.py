@@ -11,6 +11,9 @@ Rules:
 - ``close()`` flushes the batch first, so a final frame (e.g. a handshake rejection) is sent.
 - After ``closing`` is true no message is delivered to ``on_message`` and no frame is
   queued; a frame error closes the connection (``abort``) after ``on_frame_error`` has run.
+- With ``preauth_max_frame_bytes`` set, frames are limited to it until ``set_authenticated``
+  (the handshake needs a few hundred bytes; see ``limits``), so an unauthenticated peer cannot
+  make us buffer a large frame.
 """
 
 from __future__ import annotations
@@ -23,10 +26,11 @@ from .framing import FrameDecoder, FrameError
 
 
 class FramedProtocol(asyncio.Protocol):
-    def __init__(self, loop: asyncio.AbstractEventLoop, max_frame_bytes: int) -> None:
+    def __init__(self, loop: asyncio.AbstractEventLoop, max_frame_bytes: int,
+                 preauth_max_frame_bytes: Optional[int] = None) -> None:
         self._loop = loop
         self._max_frame_bytes = max_frame_bytes
-        self._decoder = FrameDecoder(max_frame_bytes)
+        self._decoder = FrameDecoder(min(max_frame_bytes, preauth_max_frame_bytes or max_frame_bytes))
         self._transport: Optional[asyncio.Transport] = None
         self._out: list[bytes] = []
         self._flush_scheduled = False
@@ -73,6 +77,10 @@ class FramedProtocol(asyncio.Protocol):
     def resume_writing(self) -> None:
         self._write_paused = False
         self.on_write_paused(False)
+
+    def set_authenticated(self) -> None:
+        """The peer proved the secret: lift the pre-handshake frame limit."""
+        self._decoder.max_frame_bytes = self._max_frame_bytes
 
     # ---- subclass hooks ---------------------------------------------------------------
     def on_message(self, msg: Any) -> None:

@@ -19,6 +19,11 @@ Invariants:
   make us allocate an arbitrary amount of memory.
 - After ``FrameError`` (or its subclass ``FrameTooLarge``) the stream position is lost; the
   decoder refuses further input and the owner must close the connection.
+- ``max_frame_bytes`` may be raised while decoding (a connection raises it once the peer has
+  authenticated); it applies to every header seen after the change.
+- After each ``feed``, ``pending_frame_bytes`` is the size (header + body) of the frame that is
+  still incomplete at the head of the buffer, so the owner can account for the memory it will
+  take before reading on.
 """
 
 from __future__ import annotations
@@ -66,7 +71,7 @@ def encode_frame(obj: Any, max_frame_bytes: int = MAX_FRAME_BYTES) -> bytes:
 class FrameDecoder:
     """Incremental decoder: feed it byte chunks, get back whole decoded messages."""
 
-    __slots__ = ("_buf", "_max", "_failed")
+    __slots__ = ("_buf", "_max", "_failed", "pending_frame_bytes")
 
     def __init__(self, max_frame_bytes: int = MAX_FRAME_BYTES) -> None:
         if max_frame_bytes <= 0:
@@ -74,6 +79,17 @@ class FrameDecoder:
         self._buf = bytearray()
         self._max = max_frame_bytes
         self._failed = False
+        self.pending_frame_bytes = 0
+
+    @property
+    def max_frame_bytes(self) -> int:
+        return self._max
+
+    @max_frame_bytes.setter
+    def max_frame_bytes(self, value: int) -> None:
+        if value <= 0:
+            raise ValueError("max_frame_bytes must be positive")
+        self._max = value
 
     @property
     def buffered_bytes(self) -> int:
@@ -88,6 +104,7 @@ class FrameDecoder:
         buf += data
         n = len(buf)
         pos = 0
+        pending = 0
         out: list[Any] = []
         try:
             # A memoryview slices bodies without copying; it must be released before the
@@ -101,6 +118,7 @@ class FrameDecoder:
                         )
                     end = pos + _HEADER_BYTES + size
                     if end > n:
+                        pending = _HEADER_BYTES + size
                         break
                     try:
                         out.append(
@@ -117,8 +135,10 @@ class FrameDecoder:
                     pos = end
         except FrameError:
             self._failed = True
+            self.pending_frame_bytes = 0
             buf.clear()
             raise
+        self.pending_frame_bytes = pending
         if pos:
             del buf[:pos]
         return out

@@ -18,8 +18,13 @@ malformed frame, or a message of the wrong shape, closes that connection only (l
 the server keeps serving everyone else.
 
 Back-pressure: when the transport's write buffer is over its high-water mark, or a
-connection has ``max_inflight`` requests running, the server stops reading from that
-connection until it drains, so a fast sender cannot make the server buffer without bound.
+connection has ``max_inflight`` requests running, or a large incoming frame waits for room in
+the node's peer buffer budget, the server stops reading from that connection until it drains,
+so a fast sender cannot make the server buffer without bound.
+
+Limits before the handshake (see ``limits``): frames of at most ``PREAUTH_MAX_FRAME_BYTES``,
+at most ``max_unauthenticated`` connections waiting for their handshake (the oldest is dropped
+for a new one), and log lines about unauthenticated misbehaviour throttled.
 """
 
 from __future__ import annotations
@@ -37,6 +42,16 @@ from .framing import (
     MSG_REQUEST,
     FrameError,
     encode_frame,
+)
+from .limits import (
+    DEFAULT_BUFFER_BYTES,
+    DEFAULT_MAX_UNAUTHENTICATED,
+    FREE_FRAME_BYTES,
+    PREAUTH_MAX_FRAME_BYTES,
+    BufferBudget,
+    OnReject,
+    ThrottledLog,
+    UnauthenticatedSet,
 )
 
 log = logging.getLogger(__name__)
@@ -80,18 +95,27 @@ def _error_frame(req_id: int, code: str, detail: str) -> bytes:
 
 class _ServerConnection(FramedProtocol):
     def __init__(self, server: "PeerServer") -> None:
-        super().__init__(asyncio.get_running_loop(), server.max_frame_bytes)
+        super().__init__(asyncio.get_running_loop(), server.max_frame_bytes,
+                         PREAUTH_MAX_FRAME_BYTES)
         self._server = server
         self._nonce_s = b""
         self._peer_id: Optional[str] = None
         self._handshake_timer: Optional[asyncio.TimerHandle] = None
         self._tasks: set[asyncio.Task] = set()
         self._reading_paused = False
+        self._reserved = 0          # bytes this connection holds in the server's buffer budget
+        self._wanted = 0            # bytes it is waiting for (0: not waiting)
 
     # ---- lifecycle --------------------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         super().connection_made(transport)
-        self._server._connections.add(self)
+        server = self._server
+        server._connections.add(self)
+        for old in server._unauthenticated.add(self):
+            server._reject(old, "unauthenticated_cap",
+                           "peer %s: dropped, over the cap of %d unauthenticated connections",
+                           old.peername, server._unauthenticated.limit)
+            old.abort()
         self._nonce_s = secrets.token_bytes(auth.NONCE_BYTES)
         self.send_frame(encode_frame(auth.server_hello(self._nonce_s)))
         self._handshake_timer = self._loop.call_later(
@@ -99,7 +123,15 @@ class _ServerConnection(FramedProtocol):
         )
 
     def on_connection_lost(self, exc: Optional[BaseException]) -> None:
-        self._server._connections.discard(self)
+        server = self._server
+        server._connections.discard(self)
+        server._unauthenticated.discard(self)
+        if self._wanted:
+            self._wanted = 0
+            server.buffer_budget.cancel(self)
+        if self._reserved:
+            reserved, self._reserved = self._reserved, 0
+            server.buffer_budget.release(reserved)
         if self._handshake_timer is not None:
             self._handshake_timer.cancel()
         # Nobody can receive these responses any more.
@@ -108,10 +140,16 @@ class _ServerConnection(FramedProtocol):
 
     def _on_handshake_timeout(self) -> None:
         if self._peer_id is None and not self.closing:
-            log.warning("peer %s: handshake timed out", self.peername)
+            self._server._reject(self, "handshake_timeout", "peer %s: handshake timed out",
+                                 self.peername)
             self.abort()
 
     def on_frame_error(self, exc: FrameError) -> None:
+        if self._peer_id is None:
+            self._server._reject(self, "preauth_bad_frame",
+                                 "peer %s: closing unauthenticated connection on bad frame: %s",
+                                 self.peername, exc)
+            return
         log.warning(
             "peer %s (%s): closing connection on bad frame: %s",
             self._peer_id, self.peername, exc,
@@ -151,7 +189,8 @@ class _ServerConnection(FramedProtocol):
         try:
             peer_id, nonce_c = auth.verify_client_answer(server.secret, self._nonce_s, msg)
         except AuthError as exc:
-            log.warning("peer %s: handshake failed: %s", self.peername, exc)
+            server._reject(self, "handshake_failed", "peer %s: handshake failed: %s",
+                           self.peername, exc)
             self.send_frame(encode_frame(auth.server_reject()))
             self.close()
             return
@@ -159,6 +198,8 @@ class _ServerConnection(FramedProtocol):
             self._handshake_timer.cancel()
             self._handshake_timer = None
         self._peer_id = peer_id
+        server._unauthenticated.discard(self)
+        self.set_authenticated()
         self.send_frame(
             encode_frame(auth.server_accept(server.secret, server.node_id, nonce_c, self._nonce_s))
         )
@@ -201,6 +242,32 @@ class _ServerConnection(FramedProtocol):
             self._update_reading()
 
     # ---- back-pressure ----------------------------------------------------------------
+    def data_received(self, data: bytes) -> None:
+        super().data_received(data)
+        # Hot path: small frames never touch the budget.
+        need = self._decoder.pending_frame_bytes
+        if need > FREE_FRAME_BYTES or self._reserved:
+            self._account(need)
+
+    def _account(self, need: int) -> None:
+        """Hold exactly one reservation, for the large frame still arriving (if any)."""
+        if self.closing or self._wanted or need == self._reserved:
+            return
+        budget = self._server.buffer_budget
+        if self._reserved:
+            reserved, self._reserved = self._reserved, 0
+            budget.release(reserved)
+        if need > FREE_FRAME_BYTES:
+            if budget.reserve(self, need):
+                self._reserved = need
+            else:
+                self._wanted = need
+                self._update_reading()
+
+    def on_budget_granted(self) -> None:
+        self._reserved, self._wanted = self._wanted, 0
+        self._update_reading()
+
     def on_write_paused(self, paused: bool) -> None:
         self._update_reading()
 
@@ -208,7 +275,8 @@ class _ServerConnection(FramedProtocol):
         transport = self._transport
         if transport is None or self.closing:
             return
-        should_pause = self._write_paused or len(self._tasks) >= self._server.max_inflight
+        should_pause = (self._write_paused or self._wanted > 0
+                        or len(self._tasks) >= self._server.max_inflight)
         if should_pause and not self._reading_paused:
             self._reading_paused = True
             transport.pause_reading()
@@ -238,6 +306,9 @@ class PeerServer:
         handshake_timeout_s: float = HANDSHAKE_TIMEOUT_S,
         max_inflight: int = MAX_INFLIGHT_PER_CONNECTION,
         sync_methods: Optional[Mapping[str, Callable[[Any, str], Any]]] = None,
+        max_unauthenticated: int = DEFAULT_MAX_UNAUTHENTICATED,
+        buffer_bytes: int = DEFAULT_BUFFER_BYTES,
+        on_reject: OnReject = None,
     ) -> None:
         if not secret:
             raise ValueError("the cluster secret must not be empty")
@@ -252,6 +323,21 @@ class PeerServer:
         self.max_inflight = max_inflight
         self._server: Optional[asyncio.AbstractServer] = None
         self._connections: set[_ServerConnection] = set()
+        self._unauthenticated = UnauthenticatedSet(max_unauthenticated)
+        self.buffer_budget = BufferBudget(buffer_bytes)
+        self._on_reject = on_reject
+        self._reject_log = ThrottledLog(log)
+
+    def _reject(self, conn: _ServerConnection, reason: str, msg: str, *args) -> None:
+        """Count and (throttled) log a connection closed by the pre-handshake limits."""
+        self._reject_log.warning(msg, *args)
+        if self._on_reject is not None:
+            self._on_reject(reason)
+
+    @property
+    def unauthenticated_count(self) -> int:
+        """Connections waiting for their handshake."""
+        return len(self._unauthenticated)
 
     @property
     def connection_count(self) -> int:

@@ -1,0 +1,252 @@
+"""HTTP resource limits: what one client (or many) can make a node hold.
+
+Rules:
+
+- At most ``max_concurrent_requests`` requests are served at once; one more is answered at once
+  with 503 ``{"error": "overloaded", ...}`` and ``Retry-After: 1``, without reading its body.
+  ``GET /health`` is exempt (a liveness probe must not fail because the node is busy).
+- Request bodies held at once are bounded by ``body_buffer_bytes``: a request with a body
+  reserves its size up front (``Content-Length``, capped at ``max_value_bytes``; a chunked
+  body reserves ``max_value_bytes``) and keeps the reservation until it is answered; a request
+  that does not fit gets the same 503 (one request is always let in when nothing is reserved,
+  so a budget smaller than one value never blocks everything). A body longer than
+  ``max_value_bytes`` is 413 ``too_large``: ``/kv`` routes answer it themselves, other routes are
+  cut off here.
+- Slow clients (slowloris): a request's headers and body must arrive within
+  ``read_timeout_s`` of its first byte (for a new connection, of the connection opening); past
+  it the connection is closed, with 408 ``{"error": "timeout", ...}`` if the headers were not
+  complete yet. A request cut off mid-body reaches the handler as a disconnect and stores
+  nothing. Headers (request line included) are limited to ``MAX_HEADER_BYTES``; beyond, 431
+  and the connection is closed. Idle keep-alive connections are closed by uvicorn's own
+  keep-alive timeout.
+
+The first two are an ASGI middleware (``RequestLimits``); the last needs the HTTP parser's
+events, so it is a subclass of uvicorn's httptools protocol (``limited_protocol``).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Callable, Optional
+
+MAX_HEADER_BYTES = 64 * 1024
+RETRY_AFTER_S = 1
+EXEMPT_PATHS = ("/health",)
+_BODY_METHODS = frozenset(("PUT", "POST", "PATCH"))
+
+OnReject = Optional[Callable[[str], None]]
+"""``on_reject(reason)``: ``overloaded``, ``body_budget``, ``too_large``, ``read_timeout``,
+``header_too_large``."""
+
+
+def _json(error: str, detail: str) -> bytes:
+    return json.dumps({"error": error, "detail": detail}).encode()
+
+
+async def _reply(send, status: int, body: bytes, extra: tuple = ()) -> None:
+    await send({"type": "http.response.start", "status": status,
+                "headers": [(b"content-type", b"application/json"),
+                            (b"content-length", str(len(body)).encode()), *extra]})
+    await send({"type": "http.response.body", "body": body})
+
+
+class RequestLimits:
+    """ASGI middleware: the concurrency cap and the request-body budget (module docstring)."""
+
+    def __init__(self, app, *, max_concurrent_requests: int, body_buffer_bytes: int,
+                 max_value_bytes: int, on_reject: OnReject = None) -> None:
+        self.app = app
+        self.max_concurrent = max_concurrent_requests
+        self.body_limit = body_buffer_bytes
+        self.max_value_bytes = max_value_bytes
+        self.on_reject = on_reject
+        self.active = 0
+        self.body_bytes = 0
+
+    def _reject(self, reason: str) -> None:
+        if self.on_reject is not None:
+            self.on_reject(reason)
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http" or scope["path"] in EXEMPT_PATHS:
+            return await self.app(scope, receive, send)
+        if self.active >= self.max_concurrent:
+            self._reject("overloaded")
+            return await self._overloaded(send, f"this node is serving its limit of "
+                                                f"{self.max_concurrent} concurrent requests")
+        reserve, chunked = 0, False
+        if scope["method"] in _BODY_METHODS:
+            length = None
+            for name, value in scope["headers"]:
+                if name == b"content-length":
+                    length = value
+                elif name == b"transfer-encoding":
+                    chunked = True
+            limit = self.max_value_bytes
+            if length is not None:
+                try:
+                    declared = int(length)
+                except ValueError:  # the HTTP parser already refused these; be safe anyway
+                    declared = limit
+                if declared > limit and not scope["path"].startswith("/kv/"):
+                    self._reject("too_large")
+                    return await _reply(send, 413, _json(
+                        "too_large", f"the request body is over the limit of {limit} bytes"))
+                reserve = min(declared, limit)
+            elif chunked:
+                reserve = limit
+        if reserve and self.body_bytes and self.body_bytes + reserve > self.body_limit:
+            self._reject("body_budget")
+            return await self._overloaded(send, f"this node holds its limit of "
+                                                f"{self.body_limit} bytes of request bodies")
+        self.active += 1
+        self.body_bytes += reserve
+        try:
+            if chunked and not scope["path"].startswith("/kv/"):
+                await self._capped_body(scope, receive, send)
+            else:
+                await self.app(scope, receive, send)
+        finally:
+            self.active -= 1
+            self.body_bytes -= reserve
+
+    async def _overloaded(self, send, detail: str) -> None:
+        await _reply(send, 503, _json("overloaded", f"{detail}; retry after {RETRY_AFTER_S} s"),
+                     ((b"retry-after", str(RETRY_AFTER_S).encode()),))
+
+    async def _capped_body(self, scope, receive, send) -> None:
+        """A chunked body on a route that does not check its size itself: past
+        ``max_value_bytes`` the app sees a disconnect and the client gets 413."""
+        limit = self.max_value_bytes
+        seen = 0
+        cut = False
+        started = False
+
+        async def capped_receive():
+            nonlocal seen, cut
+            if cut:
+                return {"type": "http.disconnect"}
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > limit:
+                    cut = True
+                    return {"type": "http.disconnect"}
+            return message
+
+        async def guarded_send(message):
+            nonlocal started
+            if cut:
+                return  # the app's answer to the cut-off body is replaced by the 413 below
+            started = True
+            await send(message)
+
+        try:
+            await self.app(scope, capped_receive, guarded_send)
+        except Exception:
+            if not cut:
+                raise
+        if cut and not started:
+            self._reject("too_large")
+            await _reply(send, 413, _json(
+                "too_large", f"the request body is over the limit of {limit} bytes"),
+                ((b"connection", b"close"),))
+
+
+class _HeaderTooLarge(Exception):
+    pass
+
+
+def limited_protocol(read_timeout_s: float, on_reject: OnReject = None,
+                     max_header_bytes: int = MAX_HEADER_BYTES):
+    """A uvicorn httptools protocol class with the read timeout and the header size limit."""
+    from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+    def reject(reason: str) -> None:
+        if on_reject is not None:
+            on_reject(reason)
+
+    class LimitedHttpProtocol(HttpToolsProtocol):
+        def __init__(self, *args, **kwargs) -> None:
+            super().__init__(*args, **kwargs)
+            self._read_timer = None
+            self._header_bytes = 0
+            self._in_headers = True      # until a request's headers are complete
+            self._header_overflow = False
+
+        # ---- the read deadline ------------------------------------------------------------
+        def connection_made(self, transport) -> None:
+            super().connection_made(transport)
+            self._arm()
+
+        def connection_lost(self, exc) -> None:
+            self._disarm()
+            super().connection_lost(exc)
+
+        def on_message_begin(self) -> None:
+            super().on_message_begin()
+            self._header_bytes = 0
+            self._in_headers = True
+            if self._read_timer is None:
+                self._arm()
+
+        def on_headers_complete(self) -> None:
+            self._in_headers = False
+            super().on_headers_complete()
+
+        def on_message_complete(self) -> None:
+            self._disarm()
+            super().on_message_complete()
+
+        def _arm(self) -> None:
+            self._disarm()
+            self._read_timer = self.loop.call_later(read_timeout_s, self._on_read_timeout)
+
+        def _disarm(self) -> None:
+            if self._read_timer is not None:
+                self._read_timer.cancel()
+                self._read_timer = None
+
+        def _on_read_timeout(self) -> None:
+            self._read_timer = None
+            if self.transport is None or self.transport.is_closing():
+                return
+            reject("read_timeout")
+            if self._in_headers and (self.cycle is None or self.cycle.response_complete):
+                self._reply_and_close(408, "Request Timeout", _json(
+                    "timeout", f"the request did not arrive within {read_timeout_s:g} s"))
+            else:
+                # Headers were complete, the body is late: the handler sees a disconnect.
+                self.transport.close()
+
+        # ---- the header size limit ------------------------------------------------------
+        def on_url(self, url: bytes) -> None:
+            self._count_header(len(url))
+            super().on_url(url)
+
+        def on_header(self, name: bytes, value: bytes) -> None:
+            self._count_header(len(name) + len(value) + 4)
+            super().on_header(name, value)
+
+        def _count_header(self, nbytes: int) -> None:
+            self._header_bytes += nbytes
+            if self._header_bytes > max_header_bytes:
+                self._header_overflow = True
+                raise _HeaderTooLarge()  # stops the parser; uvicorn answers via send_400
+
+        def send_400_response(self, msg: str) -> None:
+            if self._header_overflow:
+                reject("header_too_large")
+                self._reply_and_close(431, "Request Header Fields Too Large", _json(
+                    "bad_request", f"request headers are over the limit of "
+                                   f"{max_header_bytes} bytes"))
+                return
+            super().send_400_response(msg)
+
+        def _reply_and_close(self, status: int, reason: str, body: bytes) -> None:
+            self.transport.write(
+                f"HTTP/1.1 {status} {reason}\r\ncontent-type: application/json\r\n"
+                f"content-length: {len(body)}\r\nconnection: close\r\n\r\n".encode() + body)
+            self.transport.close()
+
+    return LimitedHttpProtocol
