@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import logging
+import signal
 import sys
 
 from dynamopy.config import NodeConfig
@@ -38,11 +39,21 @@ async def serve(config: NodeConfig) -> None:
     # The group-commit thread runs Python between fsyncs; hand the GIL back to the event
     # loop quickly when it wakes up (the 5 ms default shows up as request tail latency).
     sys.setswitchinterval(0.0005)
+    # uvicorn handles SIGINT/SIGTERM while it serves, and when it is done re-raises the
+    # signal against the handler that was in place before it started: with the default one
+    # the process would die right there, before the node drains its requests, syncs and
+    # closes its store. A handler of our own turns that into a normal return.
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, _stopping)
     try:
         await server.serve()   # returns on SIGINT/SIGTERM (uvicorn installs the handlers)
     finally:
         await node.stop()
         log.info("node %s stopped", node.id)
+
+
+def _stopping(signum, frame) -> None:
+    log.info("signal %d: stopping", signum)
 
 
 def run(config: NodeConfig) -> int:
