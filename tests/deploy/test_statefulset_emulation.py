@@ -1,14 +1,20 @@
 """The rendered StatefulSet, run as local processes (see ``kubelet.py`` for what is emulated).
 
-Pods 0..2 start together from the pod template (podManagementPolicy Parallel) and bootstrap
-the cluster as its seeds; pod 3, scaled up from the same template, joins by itself and
-becomes normal; pod 1, restarted on its volume, comes back as the same member without a
-join; data written before each step is readable after it.
+* Pods 0..2 start together from the pod template (podManagementPolicy Parallel) and bootstrap
+  the cluster as its seeds; pods 3 and 4, scaled up together from the same template, join by
+  themselves (one change at a time) and become normal; pod 1, restarted on its volume, comes
+  back as the same member without a join.
+* The README's operations: a scale-down without a leave leaves the member in the ring (down);
+  a lost volume, and its repair (remove, then restart the pod); a safe scale-down (leave, then
+  scale).
+
+Data written before each step is readable after it.
 """
 
 from __future__ import annotations
 
 import secrets
+import shutil
 import time
 
 import pytest
@@ -45,11 +51,39 @@ def _check_all(sts: EmulatedStatefulSet, token: str, pods, written: dict[str, by
                 assert c.get(key, r=2).value == value, (k, key)
 
 
-def test_statefulset_forms_scales_up_and_restarts(tmp_path):
-    objects = render(K8S)
+def _statefulset(tmp_path, replicas_max: int) -> tuple[EmulatedStatefulSet, str]:
     token = secrets.token_hex(16)
-    sts = EmulatedStatefulSet(objects, tmp_path, {"dynamopy-secrets": {
-        "cluster-secret": secrets.token_hex(32), "api-token": token}})
+    sts = EmulatedStatefulSet(render(K8S), tmp_path, {"dynamopy-secrets": {
+        "cluster-secret": secrets.token_hex(32), "api-token": token}}, replicas_max)
+    return sts, token
+
+
+def _form(sts: EmulatedStatefulSet, token: str, written: dict[str, bytes], count: int) -> None:
+    for k in range(3):
+        sts.start(k)
+    sts.wait_ready(range(3), timeout_s=90)
+    with Client(sts.url(0), token=token) as c:
+        _wait(lambda: len(_members(c)) == 3, "3 members")
+        for i in range(count):
+            written[f"k8s/{i}"] = f"formed-{i}".encode()
+            c.put(f"k8s/{i}", written[f"k8s/{i}"])
+
+
+def _scale_up(sts: EmulatedStatefulSet, token: str, pods: list[int]) -> list[tuple]:
+    """Start ``pods`` together; wait until each is ready and normal; the log's changes."""
+    with Client(sts.url(0), token=token) as c:
+        epoch_before = c.cluster()["epoch"]
+        for k in pods:
+            sts.start(k)
+        sts.wait_ready(pods, timeout_s=90)
+        for k in pods:
+            _wait(lambda: _members(c).get(f"dynamopy-{k}", {}).get("state") == "normal",
+                  f"dynamopy-{k} normal", timeout_s=90)
+        return [(e["op"], e.get("id")) for e in c.log(epoch_before)]
+
+
+def test_statefulset_forms_scales_up_and_restarts(tmp_path):
+    sts, token = _statefulset(tmp_path, 5)
     written: dict[str, bytes] = {}
     try:
         # -- pods 0..2 start together and form the cluster ------------------------------
@@ -71,21 +105,16 @@ def test_statefulset_forms_scales_up_and_restarts(tmp_path):
                 c.put(f"k8s/{i}", written[f"k8s/{i}"])
         _check_all(sts, token, range(3), written)
 
-        # -- scale up: pod 3 joins by itself and takes its ranges -----------------------
-        with Client(sts.url(0), token=token) as c:
-            epoch_before = c.cluster()["epoch"]
-        sts.start(3)
-        sts.wait_ready([3], timeout_s=90)
+        # -- scale up to 5: pods 3 and 4 join by themselves and take their ranges ---------
+        ops = _scale_up(sts, token, [3, 4])
+        for k in (3, 4):
+            assert ("join", f"dynamopy-{k}") in ops and ("finish_join", f"dynamopy-{k}") in ops
         with Client(sts.url(3), token=token) as c3:
-            _wait(lambda: _members(c3).get("dynamopy-3", {}).get("state") == "normal",
-                  "dynamopy-3 normal", timeout_s=90)
-            ops = [(e["op"], e.get("id")) for e in c3.log(epoch_before)]
-            assert ("join", "dynamopy-3") in ops and ("finish_join", "dynamopy-3") in ops, ops
             assert c3.node()["keys"] > 0   # it streamed data for the ranges it took over
             for i in range(20, 30):
                 written[f"k8s/{i}"] = f"after-scale-{i}".encode()
                 c3.put(f"k8s/{i}", written[f"k8s/{i}"])
-        _check_all(sts, token, range(4), written)
+        _check_all(sts, token, range(5), written)
 
         # -- pod 1 restarts on its volume: same member, no join --------------------------
         with Client(sts.url(0), token=token) as c:
@@ -102,11 +131,65 @@ def test_statefulset_forms_scales_up_and_restarts(tmp_path):
             for i in range(30, 40):
                 written[f"k8s/{i}"] = f"after-restart-{i}".encode()
                 c1.put(f"k8s/{i}", written[f"k8s/{i}"])
-        _check_all(sts, token, range(4), written)
+        _check_all(sts, token, range(5), written)
         # the API token from the Secret is in force
         with Client(sts.url(2)) as anonymous:
             with pytest.raises(DynamoError) as e:
                 anonymous.get("k8s/0")
             assert e.value.status == 401
+    finally:
+        sts.stop()
+
+
+def _replicated_here(c: Client, member: str, written: dict[str, bytes]) -> list[str]:
+    return [k for k in written if member in c.preference_list(k)]
+
+
+def test_statefulset_scale_down_and_lost_volume(tmp_path):
+    sts, token = _statefulset(tmp_path, 4)
+    written: dict[str, bytes] = {}
+    try:
+        _form(sts, token, written, 30)
+        _scale_up(sts, token, [3])
+        c = Client(sts.url(0), token=token, timeout_s=10.0)
+
+        # -- scale-down without a leave: still a member, seen down; writes go on with hints
+        assert sts.terminate(3) == 0
+        _wait(lambda: _members(c)["dynamopy-3"]["alive"] is False, "dynamopy-3 seen down")
+        assert _members(c)["dynamopy-3"]["state"] == "normal"
+        for i in range(30, 40):
+            written[f"k8s/{i}"] = f"while-down-{i}".encode()
+            c.put(f"k8s/{i}", written[f"k8s/{i}"])
+        _check_all(sts, token, range(3), written)
+        # scaled back up, it returns on its retained volume and gets its hints
+        sts.start(3)
+        sts.wait_ready([3])
+        c3 = Client(sts.url(3), token=token, timeout_s=10.0)
+        mine = _replicated_here(c, "dynamopy-3", written)
+        _wait(lambda: all(c3.node_record(k) for k in mine), "hints handed back to dynamopy-3")
+
+        # -- lost volume: the pod comes back as the same member with nothing on disk -------
+        assert sts.terminate(3) == 0
+        shutil.rmtree(sts.data_dir(3))
+        sts.start(3)
+        sts.wait_ready([3])
+        assert _members(c)["dynamopy-3"]["state"] == "normal" and c3.node()["keys"] == 0
+        # the repair: remove it, then restart the pod: it joins anew and streams its ranges
+        c.remove("dynamopy-3", force=True)
+        _wait(lambda: "dynamopy-3" not in _members(c), "dynamopy-3 removed")
+        assert sts.terminate(3) == 0
+        _scale_up(sts, token, [3])
+        mine = _replicated_here(c, "dynamopy-3", written)
+        assert mine and all(c3.node_record(k) for k in mine)
+        _check_all(sts, token, range(4), written)
+
+        # -- safe scale-down: leave, wait until it has left, then stop the pod ---------------
+        c.leave("dynamopy-3")
+        _wait(lambda: "dynamopy-3" not in _members(c), "dynamopy-3 left", timeout_s=90)
+        assert sts.terminate(3) == 0
+        assert all(m["alive"] for m in _members(c).values())
+        _check_all(sts, token, range(3), written)
+        c.close()
+        c3.close()
     finally:
         sts.stop()
