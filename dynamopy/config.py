@@ -44,6 +44,10 @@ SETTINGS: tuple[Setting, ...] = (
             "throttle of data streamed to this node during joins, leaves and removals"),
     Setting("peer_delay_ms", str, "", "experiment knob: delay outgoing peer messages, 'X' or 'LO-HI' ms"),
     Setting("log_level", str, "info", "log level"),
+    Setting("tls_cert", str, "", "PEM certificate of this node: turns on HTTPS and mutual TLS "
+            "between peers (needs --tls-key and --tls-ca)"),
+    Setting("tls_key", str, "", "PEM private key of --tls-cert"),
+    Setting("tls_ca", str, "", "PEM CA bundle: peers must present a certificate it issued"),
 )
 
 
@@ -70,6 +74,15 @@ class NodeConfig:
     transfer_max_bytes_s: int
     peer_delay_ms: Optional[tuple[float, float]]
     log_level: str = "info"
+    tls_cert: str = ""
+    tls_key: str = ""
+    tls_ca: str = ""
+
+    @property
+    def tls(self):
+        """``dynamopy.tls.TLSFiles`` when TLS is on, else ``None``."""
+        from dynamopy.tls import files
+        return files(self.tls_cert, self.tls_key, self.tls_ca)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -120,6 +133,12 @@ def resolve(args: argparse.Namespace, environ: Optional[dict] = None) -> NodeCon
     for name, v in (("r", r), ("w", w)):
         if not 1 <= v <= n:
             raise ValueError(f"--{name}={v} outside 1..n={n}")
+    from dynamopy.tls import files as tls_files
+    tls = tls_files(raw["tls_cert"] or "", raw["tls_key"] or "", raw["tls_ca"] or "")
+    for path in (tls.cert, tls.key, tls.ca) if tls else ():
+        if not os.path.isfile(path):
+            raise ValueError(f"TLS file {path!r} not found")
+    scheme = "https" if tls else "http"
     return NodeConfig(
         node_id=node_id,
         host=host,
@@ -131,7 +150,7 @@ def resolve(args: argparse.Namespace, environ: Optional[dict] = None) -> NodeCon
         n=n, r=r, w=w,
         cluster_secret=raw["cluster_secret"],
         api_token=raw["api_token"] or "",
-        advertise_url=(raw["advertise_url"] or f"http://{adv_host}:{port}").rstrip("/"),
+        advertise_url=(raw["advertise_url"] or f"{scheme}://{adv_host}:{port}").rstrip("/"),
         advertise_peer=raw["advertise_peer"] or f"{adv_host}:{peer_port}",
         request_timeout_s=raw["request_timeout_s"],
         max_value_bytes=raw["max_value_bytes"],
@@ -140,5 +159,6 @@ def resolve(args: argparse.Namespace, environ: Optional[dict] = None) -> NodeCon
         transfer_max_bytes_s=max(1, raw["transfer_max_bytes_s"]),
         peer_delay_ms=_parse_delay(raw["peer_delay_ms"] or ""),
         log_level=raw["log_level"],
+        tls_cert=raw["tls_cert"] or "", tls_key=raw["tls_key"] or "", tls_ca=raw["tls_ca"] or "",
     )
 

@@ -26,7 +26,7 @@ async def serve(config: NodeConfig) -> None:
     server = uvicorn.Server(uvicorn.Config(
         app, host=config.host, port=config.port, loop="none", lifespan="off",
         access_log=False, log_level="warning", server_header=False, date_header=False,
-        proxy_headers=False, timeout_graceful_shutdown=5))
+        proxy_headers=False, timeout_graceful_shutdown=5, **_https(config)))
     log.info("node %s: http %s peer %s data %s", node.id, config.advertise_url,
              config.advertise_peer, config.data_dir)
     node.spawn(ensure_member(node))
@@ -50,6 +50,14 @@ async def serve(config: NodeConfig) -> None:
     finally:
         await node.stop()
         log.info("node %s stopped", node.id)
+
+
+def _https(config: NodeConfig) -> dict:
+    """uvicorn's TLS options: HTTPS with the node's certificate when TLS is on."""
+    tls = config.tls
+    if tls is None:
+        return {}
+    return {"ssl_certfile": tls.cert, "ssl_keyfile": tls.key, "ssl_ca_certs": tls.ca}
 
 
 def _stopping(signum, frame) -> None:

@@ -27,6 +27,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import secrets
+import ssl as ssl_mod
 from typing import Any, Awaitable, Callable, Mapping, Optional
 
 from . import auth
@@ -150,6 +151,9 @@ class _ServerConnection(FramedProtocol):
         server = self._server
         try:
             peer_id, nonce_c = auth.verify_client_answer(server.secret, self._nonce_s, msg)
+            if server.ssl is not None:
+                from dynamopy.tls import check_peer  # TLS: the certificate names peer_id
+                check_peer(self._transport, peer_id)
         except AuthError as exc:
             log.warning("peer %s: handshake failed: %s", self.peername, exc)
             self.send_frame(encode_frame(auth.server_reject()))
@@ -238,6 +242,7 @@ class PeerServer:
         handshake_timeout_s: float = HANDSHAKE_TIMEOUT_S,
         max_inflight: int = MAX_INFLIGHT_PER_CONNECTION,
         sync_methods: Optional[Mapping[str, Callable[[Any, str], Any]]] = None,
+        ssl: Optional[ssl_mod.SSLContext] = None,
     ) -> None:
         if not secret:
             raise ValueError("the cluster secret must not be empty")
@@ -250,6 +255,8 @@ class PeerServer:
         self.max_frame_bytes = max_frame_bytes
         self.handshake_timeout_s = handshake_timeout_s
         self.max_inflight = max_inflight
+        # Mutual TLS (dynamopy.tls): the handshake above then also checks the certificate.
+        self.ssl = ssl
         self._server: Optional[asyncio.AbstractServer] = None
         self._connections: set[_ServerConnection] = set()
 
@@ -264,7 +271,7 @@ class PeerServer:
             raise RuntimeError("PeerServer already started")
         loop = asyncio.get_running_loop()
         self._server = await loop.create_server(
-            lambda: _ServerConnection(self), host, port, backlog=1024
+            lambda: _ServerConnection(self), host, port, backlog=1024, ssl=self.ssl
         )
         bound = self._server.sockets[0].getsockname()
         return bound[0], bound[1]
