@@ -20,7 +20,9 @@ What stands in for the pod network and volumes (the only departures from the tem
 * cluster DNS: ``<set>-<k>.<headless service>.<namespace>.svc.cluster.local`` maps to
   ``ips[k]`` through ``hosts_shim/sitecustomize.py`` (``DYNAMOPY_EMULATED_HOSTS``);
 * the volume claim ``data`` mounted at its ``mountPath`` becomes ``root/data-<set>-<k>``
-  (a pod restarted keeps its directory, like its PersistentVolumeClaim).
+  (a pod restarted keeps its directory, like its PersistentVolumeClaim); a ``secret`` volume
+  becomes ``root/<volume>-<set>-<k>`` holding one file per key of that Secret; environment
+  values under a mount path point into those directories instead.
 
 Processes are started in their own session and stopped by PID (SIGTERM as the kubelet sends
 after preStop, then SIGKILL); every wait is bounded.
@@ -105,7 +107,8 @@ class EmulatedStatefulSet:
                 f".svc.{CLUSTER_DOMAIN}")
 
     def url(self, k: int, port: str = "http") -> str:
-        return f"http://{self.ips[k]}:{self.ports[port]}"
+        scheme = self.container["readinessProbe"]["httpGet"].get("scheme", "HTTP").lower()
+        return f"{scheme}://{self.ips[k]}:{self.ports[port]}"
 
     def data_dir(self, k: int) -> Path:
         return self.root / f"data-{self.pod_name(k)}"
@@ -144,16 +147,33 @@ class EmulatedStatefulSet:
     def process_env(self, k: int) -> dict[str, str]:
         """The container environment with the emulation's stand-ins (module docstring)."""
         env = self.environment(k)
-        mounts = {m["name"]: m["mountPath"] for m in self.container["volumeMounts"]}
-        data_mount = mounts["data"]
+        local = self.mounts(k)
         for name, value in env.items():
             if value == "0.0.0.0" and name == "DYNAMOPY_HOST":
                 env[name] = self.ips[k]
-            elif value == data_mount or value.startswith(data_mount + "/"):
-                env[name] = str(self.data_dir(k)) + value[len(data_mount):]
+                continue
+            for mount, directory in local.items():
+                if value == mount or value.startswith(mount + "/"):
+                    env[name] = str(directory) + value[len(mount):]
         hosts = ",".join(f"{self.dns_name(i)}={ip}" for i, ip in enumerate(self.ips))
         base = {key: os.environ[key] for key in ("PATH", "LANG", "HOME") if key in os.environ}
         return {**base, **env, "PYTHONPATH": str(SHIM), "DYNAMOPY_EMULATED_HOSTS": hosts}
+
+    def mounts(self, k: int) -> dict[str, Path]:
+        """mountPath -> local directory for the data claim and secret volumes of pod k."""
+        volumes = {v["name"]: v for v in self.sts["spec"]["template"]["spec"].get("volumes", [])}
+        out = {}
+        for m in self.container["volumeMounts"]:
+            vol = volumes.get(m["name"], {})
+            if m["name"] == "data":
+                out[m["mountPath"]] = self.data_dir(k)
+            elif "secret" in vol:
+                d = self.root / f"{m['name']}-{self.pod_name(k)}"
+                d.mkdir(parents=True, exist_ok=True)
+                for key, value in self.secrets[vol["secret"]["secretName"]].items():
+                    (d / key).write_text(value)
+                out[m["mountPath"]] = d
+        return out
 
     def start(self, k: int) -> None:
         assert k not in self.procs or self.procs[k].poll() is not None, f"pod {k} running"

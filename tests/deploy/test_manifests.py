@@ -21,6 +21,8 @@ from tests.deploy.tools import K8S, REPO, one, render
 
 K8S_VERSION = "1.30.0"
 OVERLAY = K8S / "overlays" / "five-nodes"
+TLS_OVERLAY = K8S / "overlays" / "tls"
+ALL = pytest.mark.parametrize("path", [K8S, OVERLAY, TLS_OVERLAY], ids=["base", "five-nodes", "tls"])
 
 
 @pytest.fixture(scope="module")
@@ -138,7 +140,7 @@ def test_overlay_changes_size_and_settings_without_editing_the_base(base, five):
     assert _env(_container(five))["DYNAMOPY_SEEDS"] == _env(_container(base))["DYNAMOPY_SEEDS"]
 
 
-@pytest.mark.parametrize("path", [K8S, OVERLAY], ids=["base", "five-nodes"])
+@ALL
 def test_manifests_validate_against_kubernetes_1_30_strict(path):
     objects = render(path)
     for obj in objects:
@@ -150,7 +152,7 @@ def test_manifests_validate_against_kubernetes_1_30_strict(path):
         kubernetes_validate.validate(bad, K8S_VERSION, strict=True)
 
 
-@pytest.mark.parametrize("path", [K8S, OVERLAY], ids=["base", "five-nodes"])
+@ALL
 def test_checkov_reports_no_failed_check(path, tmp_path):
     exe = tools.checkov()
     rendered = tmp_path / "rendered.yaml"
@@ -182,6 +184,26 @@ def test_hadolint_reports_nothing_on_the_image_file(tmp_path):
     out = subprocess.run([exe, "--no-color", str(bad)], capture_output=True, text=True,
                          timeout=60)
     assert out.returncode != 0 and "DL3008" in out.stdout  # the linter does run
+
+
+def test_tls_component_wires_the_secret_into_both_ports():
+    objects = render(TLS_OVERLAY)
+    pod = one(objects, "StatefulSet")["spec"]["template"]
+    c = pod["spec"]["containers"][0]
+    env = {e["name"]: e.get("value") for e in c["env"]}
+    (vol,) = [v for v in pod["spec"]["volumes"] if v["name"] == "tls"]
+    assert vol["secret"]["secretName"] == "dynamopy-tls"
+    (mount,) = [m["mountPath"] for m in c["volumeMounts"] if m["name"] == "tls"]
+    # cert-manager's key names
+    assert env["DYNAMOPY_TLS_CERT"] == f"{mount}/tls.crt"
+    assert env["DYNAMOPY_TLS_KEY"] == f"{mount}/tls.key"
+    assert env["DYNAMOPY_TLS_CA"] == f"{mount}/ca.crt"
+    assert env["URL_SCHEME"] == "https"
+    names = [e["name"] for e in c["env"]]
+    assert names.index("URL_SCHEME") < names.index("DYNAMOPY_ADVERTISE_URL")  # $(VAR) order
+    for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
+        assert c[probe]["httpGet"]["scheme"] == "HTTPS"
+    assert pod["metadata"]["annotations"]["prometheus.io/scheme"] == "https"
 
 
 # ---- the image file ---------------------------------------------------------------------

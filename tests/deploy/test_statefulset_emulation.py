@@ -193,3 +193,37 @@ def test_statefulset_scale_down_and_lost_volume(tmp_path):
         c3.close()
     finally:
         sts.stop()
+
+
+def test_statefulset_with_the_tls_component(tmp_path):
+    """overlays/tls: the pods read tls.crt/tls.key/ca.crt from the Secret `dynamopy-tls`
+    (cert-manager's names), serve HTTPS, bootstrap over HTTPS through the seeds' DNS names
+    and talk mutual TLS; one wildcard certificate for the headless Service names them all."""
+    from tests.integration.certs import CA
+
+    token = secrets.token_hex(16)
+    sts = EmulatedStatefulSet(render(K8S / "overlays" / "tls"), tmp_path, {}, 3)
+    ca = CA("dynamopy-ca", tmp_path / "pki")
+    # the emulation's stand-in: the pods' loopback addresses as IP names, for the test's client
+    crt, key = ca.issue("dynamopy-tls", [f"*.dynamopy-peers.{sts.namespace}.svc.cluster.local"],
+                        ips=tuple(sts.ips))
+    sts.secrets.update({
+        "dynamopy-secrets": {"cluster-secret": secrets.token_hex(32), "api-token": token},
+        "dynamopy-tls": {"tls.crt": open(crt).read(), "tls.key": open(key).read(),
+                         "ca.crt": ca.cert_path.read_text()}})
+    assert sts.url(0).startswith("https://")
+    try:
+        for k in range(3):
+            sts.start(k)
+        sts.wait_ready(range(3), timeout_s=90)
+        with Client(sts.url(0), token=token, ca=str(ca.cert_path)) as c:
+            members = _wait(lambda: len(_members(c)) == 3 and _members(c), "3 members")
+            assert members["dynamopy-1"]["url"] == f"https://{sts.dns_name(1)}:8080"
+            c.put("k8s/tls", b"over tls", w=3)
+        with Client(sts.url(2), token=token, ca=str(ca.cert_path)) as c:
+            assert c.get("k8s/tls", r=3).value == b"over tls"
+        with Client(sts.url(2), token=token) as c:     # the system CAs do not know this one
+            with pytest.raises(DynamoError):
+                c.get("k8s/tls")
+    finally:
+        sts.stop()
