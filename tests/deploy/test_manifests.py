@@ -199,6 +199,7 @@ def test_tls_component_wires_the_secret_into_both_ports():
     assert env["DYNAMOPY_TLS_KEY"] == f"{mount}/tls.key"
     assert env["DYNAMOPY_TLS_CA"] == f"{mount}/ca.crt"
     assert env["URL_SCHEME"] == "https"
+    assert env["DYNAMOPY_CA"] == env["DYNAMOPY_TLS_CA"]   # the CLI in a pod trusts the CA
     names = [e["name"] for e in c["env"]]
     assert names.index("URL_SCHEME") < names.index("DYNAMOPY_ADVERTISE_URL")  # $(VAR) order
     for probe in ("startupProbe", "readinessProbe", "livenessProbe"):

@@ -225,5 +225,9 @@ def test_statefulset_with_the_tls_component(tmp_path):
         with Client(sts.url(2), token=token) as c:     # the system CAs do not know this one
             with pytest.raises(DynamoError):
                 c.get("k8s/tls")
+        with Client(sts.url(2), ca=str(ca.cert_path)) as c:   # the API token still applies
+            with pytest.raises(DynamoError) as e:
+                c.get("k8s/tls")
+            assert e.value.status == 401
     finally:
         sts.stop()

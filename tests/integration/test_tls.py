@@ -15,7 +15,7 @@ import time
 import httpx
 import pytest
 
-from dynamopy.client import Client, DynamoError
+from dynamopy.client import AsyncClient, Client, DynamoError
 from dynamopy.peer import PeerClient
 from dynamopy.peer.errors import AuthError, PeerUnavailable
 from dynamopy.tls import TLSFiles, peer_client_context
@@ -80,6 +80,11 @@ def test_tls_cluster_forms_and_serves_https(tls):
         assert c.put("tls/a", b"secret value", w=3)["acks"] == 3
     with tls.client(2) as c:
         assert c.get("tls/a", r=3).value == b"secret value"
+
+    async def async_get():
+        async with AsyncClient(tls.url(1), ca=str(tls.ca.cert_path)) as ac:
+            return (await ac.get("tls/a")).value
+    assert asyncio.run(async_get()) == b"secret value"
     # plain HTTP on the HTTPS port gets nowhere
     with pytest.raises(httpx.HTTPError):
         httpx.get(tls.url(0).replace("https://", "http://") + "/health", timeout=3.0)
