@@ -27,7 +27,9 @@ Certificate files use cert-manager's key names in the manifests (``tls.crt``, ``
 
 from __future__ import annotations
 
+import os
 import ssl
+import subprocess
 from dataclasses import dataclass
 from typing import Any, Optional
 
@@ -101,3 +103,15 @@ def check_peer(transport: Any, member_id: str) -> None:
     names = cert_dns_names(transport.get_extra_info("peercert"))
     if not names_member(names, member_id):
         raise AuthError(f"peer claims member id {member_id!r} but its certificate names {names}")
+
+
+def self_signed(directory: str, dns: list[str], ips: tuple[str, ...] = ("127.0.0.1",)) -> TLSFiles:
+    """A throwaway self-signed certificate naming ``dns`` and ``ips`` that is its own CA, made
+    with the ``openssl`` command: for benchmarks and experiments, never for a real cluster."""
+    cert, key = os.path.join(directory, "self-signed.crt"), os.path.join(directory, "self-signed.key")
+    sans = ",".join([f"DNS:{d}" for d in dns] + [f"IP:{i}" for i in ips])
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
+                    "ec_paramgen_curve:prime256v1", "-nodes", "-keyout", key, "-out", cert,
+                    "-days", "1", "-subj", "/CN=dynamopy-self-signed",
+                    "-addext", f"subjectAltName={sans}"], check=True, capture_output=True)
+    return TLSFiles(cert, key, cert)

@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
-import subprocess
 import tempfile
 import time
 from typing import Any, Optional
@@ -55,15 +53,9 @@ async def _run(client: PeerClient, addr: str, payload: dict, inflight: int, seco
 
 
 def _tls_contexts(directory: str):
-    from dynamopy.tls import TLSFiles, peer_client_context, peer_server_context
+    from dynamopy.tls import peer_client_context, peer_server_context, self_signed
 
-    cert, key = os.path.join(directory, "bench.crt"), os.path.join(directory, "bench.key")
-    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
-                    "ec_paramgen_curve:prime256v1", "-nodes", "-keyout", key, "-out", cert,
-                    "-days", "1", "-subj", "/CN=bench",
-                    "-addext", "subjectAltName=DNS:bench-server,DNS:bench-client"],
-                   check=True, capture_output=True)
-    files = TLSFiles(cert, key, cert)   # self-signed: the certificate is its own CA
+    files = self_signed(directory, ["bench-server", "bench-client"])
     return peer_server_context(files), peer_client_context(files)
 
 

@@ -153,6 +153,7 @@ def test_manifests_validate_against_kubernetes_1_30_strict(path):
 
 
 @ALL
+@pytest.mark.timeout(1200)   # the first run installs checkov into its own venv
 def test_checkov_reports_no_failed_check(path, tmp_path):
     exe = tools.checkov()
     rendered = tmp_path / "rendered.yaml"
