@@ -42,9 +42,10 @@ async def serve(config: NodeConfig) -> None:
     # uvicorn handles SIGINT/SIGTERM while it serves, and when it is done re-raises the
     # signal against the handler that was in place before it started: with the default one
     # the process would die right there, before the node drains its requests, syncs and
-    # closes its store. A handler of our own turns that into a normal return.
+    # closes its store. A handler of our own turns that into a normal return (and stops the
+    # server should a signal land before uvicorn installs its handlers).
     for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, _stopping)
+        signal.signal(sig, _stop_on_signal(server))
     try:
         await server.serve()   # returns on SIGINT/SIGTERM (uvicorn installs the handlers)
     finally:
@@ -60,8 +61,11 @@ def _https(config: NodeConfig) -> dict:
     return {"ssl_certfile": tls.cert, "ssl_keyfile": tls.key, "ssl_ca_certs": tls.ca}
 
 
-def _stopping(signum, frame) -> None:
-    log.info("signal %d: stopping", signum)
+def _stop_on_signal(server):
+    def handler(signum, frame) -> None:
+        log.info("signal %d: stopping", signum)
+        server.should_exit = True
+    return handler
 
 
 def run(config: NodeConfig) -> int:

@@ -28,6 +28,7 @@ from dynamopy.node.replica import Replica
 from dynamopy.node.transfer import TransferManager
 from dynamopy.peer import PeerClient, PeerError, PeerServer, RemoteError
 from dynamopy.storage import GroupCommitter, Store
+from dynamopy.tls import peer_client_context, peer_server_context
 
 log = logging.getLogger(__name__)
 
@@ -55,9 +56,7 @@ class Node:
         self.transfers = TransferManager(self)
         self.metalog = MetaLog(self)
         secret = config.cluster_secret.encode()
-        tls = config.tls
-        if tls is not None:
-            from dynamopy.tls import peer_client_context, peer_server_context
+        tls = config.tls  # mutual TLS on the peer port when configured (dynamopy.tls)
         peer_client_ssl = peer_client_context(tls) if tls is not None else None
         peer_server_ssl = peer_server_context(tls) if tls is not None else None
         # Short reconnect back-off: refused connects on a LAN are cheap, and a restarted
