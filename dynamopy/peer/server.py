@@ -270,8 +270,11 @@ class PeerServer:
         if self._server is not None:
             raise RuntimeError("PeerServer already started")
         loop = asyncio.get_running_loop()
+        # With TLS, a connection reaches the protocol only after the TLS handshake: bound
+        # that handshake by the same timeout as ours, not asyncio's 60 s default.
+        tls_kw = {"ssl": self.ssl, "ssl_handshake_timeout": self.handshake_timeout_s} if self.ssl else {}
         self._server = await loop.create_server(
-            lambda: _ServerConnection(self), host, port, backlog=1024, ssl=self.ssl
+            lambda: _ServerConnection(self), host, port, backlog=1024, **tls_kw
         )
         bound = self._server.sockets[0].getsockname()
         return bound[0], bound[1]

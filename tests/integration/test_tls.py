@@ -67,7 +67,7 @@ def tls(tmp_path_factory):
     root = tmp_path_factory.mktemp("tls")
     ca = CA("cluster", root / "pki")
     cluster = TLSCluster(str(root), ca)
-    cluster.start()
+    cluster.start(timeout_s=90)
     yield cluster
     cluster.stop()
 
@@ -155,3 +155,16 @@ def test_peer_port_admits_only_certificates_of_the_cluster_ca_naming_the_member(
     # the cluster still works after all that
     with tls.client(0) as c:
         assert c.get("tls/a", r=3).value == b"secret value"
+
+
+def test_peer_port_drops_a_tls_handshake_that_never_comes(tls):
+    """A client that connects and sends nothing is cut off after the handshake timeout
+    (5 s), not asyncio's 60 s TLS default."""
+    import socket
+    with socket.create_connection(("127.0.0.1", tls.base + 1000), timeout=30) as s:
+        start = time.monotonic()
+        try:
+            data = s.recv(1)
+        except ConnectionResetError:
+            data = b""
+        assert data == b"" and time.monotonic() - start < 30
