@@ -109,6 +109,9 @@ def test_statefulset_forms_scales_up_and_restarts(tmp_path):
         ops = _scale_up(sts, token, [3, 4])
         for k in (3, 4):
             assert ("join", f"dynamopy-{k}") in ops and ("finish_join", f"dynamopy-{k}") in ops
+        # one change at a time: each join is finished before the next one starts
+        changes = [op for op in ops if op[0] in ("join", "finish_join")]
+        assert changes[0][1] == changes[1][1] and changes[2][1] == changes[3][1], changes
         with Client(sts.url(3), token=token) as c3:
             assert c3.node()["keys"] > 0   # it streamed data for the ranges it took over
             for i in range(20, 30):
