@@ -84,6 +84,10 @@ def _args(argv: Optional[list[str]]) -> argparse.Namespace:
                    help="offered ops/s (all drivers together) of the paced R=2,W=2 phase that "
                         "checks latency at a given load; 0 skips it (default 2000)")
     p.add_argument("--skip-preload", action="store_true")
+    p.add_argument("--tls", action="store_true",
+                   help="start the cluster with TLS on both ports (HTTPS + peer mutual TLS, a "
+                        "throwaway self-signed certificate) to measure what TLS costs")
+    p.add_argument("--ca", help="with --url: CA bundle of an HTTPS cluster")
     p.add_argument("--json", metavar="FILE", help="also write every number as JSON to FILE")
     return p.parse_args(argv)
 
@@ -150,7 +154,8 @@ def _spec(args: argparse.Namespace, urls: list[str], mode: str, i: int, **extra)
             "get_ratio": args.get_ratio, "timeout_s": args.timeout,
             # Distinct request streams per driver; staggered so they start on different nodes.
             "seed": args.seed + 7919 * i, "offset": i,
-            "capacity": int(args.seconds * 40_000 / args.driver_procs) + 1000, **extra}
+            "capacity": int(args.seconds * 40_000 / args.driver_procs) + 1000,
+            "ca": args.ca, **extra}
 
 
 def _sleep_until(t: float) -> None:
@@ -191,7 +196,7 @@ def measure(args: argparse.Namespace, urls: list[str], node_pids: list[int], lab
     try:
         drivers.start(specs)  # inside try: drivers already started are stopped on failure
         drivers.wait_ready()
-        before = scrape(urls)
+        before = scrape(urls, args.ca)
         cpu = CpuWindow({"nodes": node_pids, "drivers": drivers.pids, "bench": [os.getpid()]})
         start = time.monotonic() + 0.05 + args.warmup
         end = start + args.seconds
@@ -205,7 +210,7 @@ def measure(args: argparse.Namespace, urls: list[str], node_pids: list[int], lab
         drivers.stop()
     phase = report.merge(label, r, w, args.seconds, results)
     phase.update(label=label, mode=mode, cpu=cpu_report,
-                 server=server_trouble(before, scrape(urls)),
+                 server=server_trouble(before, scrape(urls, args.ca)),
                  driver_cpu_s=[round(res["cpu_s"], 2) for res in results])
     return phase
 
@@ -289,7 +294,8 @@ def _start_cluster(args: argparse.Namespace) -> LocalCluster:
         base = args.base_port
     else:
         base = find_base_port(18001, args.nodes)
-    cluster = LocalCluster(args.nodes, base, args.data_dir)
+    cluster = LocalCluster(args.nodes, base, args.data_dir, tls=args.tls)
+    args.ca = cluster.ca
     _log(f"starting {args.nodes} nodes on 127.0.0.1:{base}.. (data in {cluster.data_dir})")
     return cluster
 
@@ -304,7 +310,8 @@ def run(args: argparse.Namespace) -> int:
             cluster = _start_cluster(args)
             cluster.start()  # inside try: a half-started cluster is still stopped
             urls = cluster.urls
-            setup = {"cluster": f"local {args.nodes}-node cluster on {urls[0]}.."}
+            setup = {"cluster": f"local {args.nodes}-node cluster on {urls[0]}.."
+                                + (" (TLS on both ports)" if args.tls else "")}
             _log(f"cluster ready, node pids {cluster.pids}")
         node_pids = cluster.pids if cluster else []
         if not args.skip_preload:

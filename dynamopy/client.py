@@ -10,6 +10,7 @@ Errors from the cluster raise :class:`DynamoError` with the contract's status, c
 
 from __future__ import annotations
 
+import ssl
 from dataclasses import dataclass
 from typing import Any, Optional, Union
 from urllib.parse import quote
@@ -60,16 +61,31 @@ def _item(key: str, resp: httpx.Response) -> Item:
                 resp.headers.get("content-type", "application/octet-stream"))
 
 
+def _verify(ca: Optional[str]) -> Union[bool, ssl.SSLContext]:
+    """HTTPS: trust the CA bundle at ``ca`` (a cluster with its own CA), else the system's."""
+    if not ca:
+        return True
+    try:
+        return ssl.create_default_context(cafile=ca)
+    except OSError as e:  # missing file, not PEM: a usage error, reported in one line
+        raise ValueError(f"CA bundle {ca!r}: {e}") from None
+
+
 def _headers(token: Optional[str]) -> dict:
     return {"Authorization": f"Bearer {token}"} if token else {}
 
 
 class Client:
+    """``ca``: path of the PEM CA bundle that issued the nodes' certificates, for a cluster
+    serving HTTPS with its own CA (``--tls-ca``); by default the system's CAs are trusted."""
+
     def __init__(self, url: str = DEFAULT_URL, *, token: Optional[str] = None,
-                 timeout_s: float = 10.0):
+                 timeout_s: float = 10.0, ca: Optional[str] = None):
         self.url = url.rstrip("/")
         self.token = token
-        self.http = httpx.Client(base_url=self.url, timeout=timeout_s, headers=_headers(token))
+        self.ca = ca
+        self.http = httpx.Client(base_url=self.url, timeout=timeout_s, headers=_headers(token),
+                                 verify=_verify(ca))
 
     def __enter__(self) -> "Client":
         return self
@@ -147,8 +163,9 @@ class AsyncClient:
     """The same calls as :class:`Client`, awaitable."""
 
     def __init__(self, url: str = DEFAULT_URL, *, token: Optional[str] = None,
-                 timeout_s: float = 10.0, **httpx_kw: Any):
+                 timeout_s: float = 10.0, ca: Optional[str] = None, **httpx_kw: Any):
         self.url = url.rstrip("/")
+        httpx_kw.setdefault("verify", _verify(ca))
         self.http = httpx.AsyncClient(base_url=self.url, timeout=timeout_s,
                                       headers=_headers(token), **httpx_kw)
 

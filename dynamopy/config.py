@@ -59,6 +59,10 @@ SETTINGS: tuple[Setting, ...] = (
             "time a request's headers and body have to arrive (slow clients are cut off)"),
     Setting("peer_delay_ms", str, "", "experiment knob: delay outgoing peer messages, 'X' or 'LO-HI' ms"),
     Setting("log_level", str, "info", "log level"),
+    Setting("tls_cert", str, "", "PEM certificate of this node: turns on HTTPS and mutual TLS "
+            "between peers (needs --tls-key and --tls-ca)"),
+    Setting("tls_key", str, "", "PEM private key of --tls-cert"),
+    Setting("tls_ca", str, "", "PEM CA bundle: peers must present a certificate it issued"),
 )
 
 
@@ -91,6 +95,15 @@ class NodeConfig:
     max_concurrent_requests: int = 1024
     http_body_buffer_bytes: int = 64 * 1024 * 1024
     http_read_timeout_s: float = 15.0
+    tls_cert: str = ""
+    tls_key: str = ""
+    tls_ca: str = ""
+
+    @property
+    def tls(self):
+        """``dynamopy.tls.TLSFiles`` when TLS is on, else ``None``."""
+        from dynamopy.tls import files
+        return files(self.tls_cert, self.tls_key, self.tls_ca)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -169,6 +182,12 @@ def resolve(args: argparse.Namespace, environ: Optional[dict] = None) -> NodeCon
             raise ValueError(f"--{name.replace('_', '-')} must be at least 1, got {raw[name]}")
     if raw["http_read_timeout_s"] <= 0:
         raise ValueError(f"--http-read-timeout-s must be positive, got {raw['http_read_timeout_s']}")
+    from dynamopy.tls import files as tls_files
+    tls = tls_files(raw["tls_cert"] or "", raw["tls_key"] or "", raw["tls_ca"] or "")
+    for path in (tls.cert, tls.key, tls.ca) if tls else ():
+        if not os.path.isfile(path):
+            raise ValueError(f"TLS file {path!r} not found")
+    scheme = "https" if tls else "http"
     return NodeConfig(
         node_id=node_id,
         host=host,
@@ -181,7 +200,7 @@ def resolve(args: argparse.Namespace, environ: Optional[dict] = None) -> NodeCon
         cluster_secret=raw["cluster_secret"],
         api_token=raw["api_token"] or "",
         insecure=raw["insecure"],
-        advertise_url=(raw["advertise_url"] or f"http://{adv_host}:{port}").rstrip("/"),
+        advertise_url=(raw["advertise_url"] or f"{scheme}://{adv_host}:{port}").rstrip("/"),
         advertise_peer=raw["advertise_peer"] or f"{adv_host}:{peer_port}",
         request_timeout_s=raw["request_timeout_s"],
         max_value_bytes=raw["max_value_bytes"],
@@ -195,5 +214,6 @@ def resolve(args: argparse.Namespace, environ: Optional[dict] = None) -> NodeCon
         max_concurrent_requests=raw["max_concurrent_requests"],
         http_body_buffer_bytes=raw["http_body_buffer_bytes"],
         http_read_timeout_s=raw["http_read_timeout_s"],
+        tls_cert=raw["tls_cert"] or "", tls_key=raw["tls_key"] or "", tls_ca=raw["tls_ca"] or "",
     )
 

@@ -46,12 +46,22 @@ def find_base_port(base: int, nodes: int, tries: int = 50) -> int:
 
 class LocalCluster:
     def __init__(self, nodes: int, base_port: int, data_dir: Optional[str] = None,
-                 extra_args: tuple[str, ...] = ()) -> None:
+                 extra_args: tuple[str, ...] = (), tls: bool = False) -> None:
         self.nodes, self.base_port = nodes, base_port
         self.own_dir = data_dir is None
         self.data_dir = data_dir or tempfile.mkdtemp(prefix="dynamopy-bench-")
         self.extra_args = list(extra_args)
-        self.urls = [f"http://127.0.0.1:{base_port + i}" for i in range(nodes)]
+        # --tls: every node serves HTTPS and peer mutual TLS with one self-signed certificate
+        # naming all of them; ``ca`` is the file clients must trust (None without TLS).
+        self.ca: Optional[str] = None
+        if tls:
+            from dynamopy.tls import self_signed
+            os.makedirs(self.data_dir, exist_ok=True)
+            f = self_signed(self.data_dir, [f"n{i + 1}" for i in range(nodes)])
+            self.ca = f.ca
+            self.extra_args += ["--tls-cert", f.cert, "--tls-key", f.key, "--tls-ca", f.ca]
+        scheme = "https" if tls else "http"
+        self.urls = [f"{scheme}://127.0.0.1:{base_port + i}" for i in range(nodes)]
         self.procs: list[subprocess.Popen] = []
 
     def _command(self, i: int, extra: tuple[str, ...] = ()) -> list[str]:
@@ -107,7 +117,7 @@ class LocalCluster:
     def _wait_ready(self, timeout_s: float) -> None:
         deadline = time.monotonic() + timeout_s
         pending = set(self.urls)
-        with httpx.Client(timeout=1.0) as c:
+        with httpx.Client(timeout=1.0, verify=verify(self.ca)) as c:
             while pending:
                 for p in self.procs:
                     if p.poll() is not None:
@@ -164,10 +174,16 @@ WATCHED = ("dynamopy_requests_total", "dynamopy_quorum_failures_total",
 _LINE = re.compile(r"^(\w+)(\{[^}]*\})?\s+([0-9.eE+-]+|NaN|[+-]Inf)$")
 
 
-def scrape(urls: list[str]) -> dict[str, float]:
+def verify(ca: Optional[str]):
+    """httpx's ``verify`` for a cluster whose certificates ``ca`` issued (True: system CAs)."""
+    import ssl
+    return ssl.create_default_context(cafile=ca) if ca else True
+
+
+def scrape(urls: list[str], ca: Optional[str] = None) -> dict[str, float]:
     """Watched counters summed over all nodes, keyed 'name{labels}'; unreachable nodes skipped."""
     out: dict[str, float] = {}
-    with httpx.Client(timeout=5.0) as c:
+    with httpx.Client(timeout=5.0, verify=verify(ca)) as c:
         for url in urls:
             try:
                 text = c.get(f"{url}/metrics").text

@@ -163,8 +163,13 @@ class Driver:
 
     async def run(self, start: float, end: float) -> None:
         # The pool holds exactly one keep-alive connection per in-flight request.
+        ssl_ctx = None
+        if self.spec.get("ca"):  # an HTTPS cluster with its own CA (bench --tls)
+            import ssl
+            ssl_ctx = ssl.create_default_context(cafile=self.spec["ca"])
         connector = aiohttp.TCPConnector(limit=self.inflight, limit_per_host=0,
-                                         keepalive_timeout=120, ttl_dns_cache=None)
+                                         keepalive_timeout=120, ttl_dns_cache=None,
+                                         ssl=ssl_ctx if ssl_ctx is not None else True)
         timeout = aiohttp.ClientTimeout(total=float(self.spec["timeout_s"]))
         async with aiohttp.ClientSession(connector=connector, timeout=timeout,
                                          auto_decompress=False,

@@ -37,6 +37,9 @@ def _parser() -> argparse.ArgumentParser:
         sp = sub.add_parser(name, help=help_text)
         sp.add_argument("--url", default=os.environ.get("DYNAMOPY_URL", DEFAULT_URL))
         sp.add_argument("--token", default=os.environ.get("DYNAMOPY_API_TOKEN") or None)
+        sp.add_argument("--ca", default=os.environ.get("DYNAMOPY_CA") or None,
+                        help="PEM CA bundle to verify an HTTPS cluster's certificates "
+                             "[env DYNAMOPY_CA; default: the system's CAs]")
         return sp
 
     put = client_cmd("put", "store a value")
@@ -59,6 +62,7 @@ def _parser() -> argparse.ArgumentParser:
     late = argparse.ArgumentParser(add_help=False)
     late.add_argument("--url", default=argparse.SUPPRESS)
     late.add_argument("--token", default=argparse.SUPPRESS)
+    late.add_argument("--ca", default=argparse.SUPPRESS)
     mj = msub.add_parser("join", parents=[late],
                          help="add a member by hand (a node started with --join does this itself)")
     mj.add_argument("id")
@@ -91,7 +95,7 @@ def _ring(c: Client) -> None:
     transfers = []
     for m in info["members"]:
         try:
-            with Client(m["url"], token=c.token, timeout_s=2.0) as peer:
+            with Client(m["url"], token=c.token, timeout_s=2.0, ca=c.ca) as peer:
                 view = peer.node()
         except DynamoError:
             view = {}
@@ -125,7 +129,7 @@ def main(argv: Optional[list[str]] = None) -> int:
                 if getattr(args, flag) is not None:
                     extra += [f"--{flag}", str(getattr(args, flag))]
             return up(args.nodes, args.base_port, args.data_dir, args.n, extra)
-        with Client(args.url, token=args.token) as c:
+        with Client(args.url, token=args.token, ca=args.ca) as c:
             if args.command == "put":
                 out = c.put(args.key, _read_value(args.value), w=args.w,
                             content_type=args.content_type)

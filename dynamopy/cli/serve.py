@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import logging
+import signal
 import sys
 
 from dynamopy.config import NodeConfig
@@ -28,7 +29,8 @@ async def serve(config: NodeConfig) -> None:
         app, host=config.host, port=config.port, loop="none", lifespan="off",
         access_log=False, log_level="warning", server_header=False, date_header=False,
         proxy_headers=False, timeout_graceful_shutdown=5,
-        http=limited_protocol(config.http_read_timeout_s, node.metrics.on_http_rejected)))
+        http=limited_protocol(config.http_read_timeout_s, node.metrics.on_http_rejected),
+        **_https(config)))
     log.info("node %s: http %s peer %s data %s", node.id, config.advertise_url,
              config.advertise_peer, config.data_dir)
     node.spawn(ensure_member(node))
@@ -41,11 +43,33 @@ async def serve(config: NodeConfig) -> None:
     # The group-commit thread runs Python between fsyncs; hand the GIL back to the event
     # loop quickly when it wakes up (the 5 ms default shows up as request tail latency).
     sys.setswitchinterval(0.0005)
+    # uvicorn handles SIGINT/SIGTERM while it serves, and when it is done re-raises the
+    # signal against the handler that was in place before it started: with the default one
+    # the process would die right there, before the node drains its requests, syncs and
+    # closes its store. A handler of our own turns that into a normal return (and stops the
+    # server should a signal land before uvicorn installs its handlers).
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, _stop_on_signal(server))
     try:
         await server.serve()   # returns on SIGINT/SIGTERM (uvicorn installs the handlers)
     finally:
         await node.stop()
         log.info("node %s stopped", node.id)
+
+
+def _https(config: NodeConfig) -> dict:
+    """uvicorn's TLS options: HTTPS with the node's certificate when TLS is on."""
+    tls = config.tls
+    if tls is None:
+        return {}
+    return {"ssl_certfile": tls.cert, "ssl_keyfile": tls.key, "ssl_ca_certs": tls.ca}
+
+
+def _stop_on_signal(server):
+    def handler(signum, frame) -> None:
+        log.info("signal %d: stopping", signum)
+        server.should_exit = True
+    return handler
 
 
 def run(config: NodeConfig) -> int:

@@ -43,6 +43,15 @@ def effective_seeds(node: "Node") -> tuple[list[str], Settings]:
                                          hint_max_bytes=cfg.hint_max_bytes)
 
 
+def _verify(node: "Node"):
+    """With TLS, members' HTTPS URLs are verified against the cluster's CA."""
+    tls = node.config.tls
+    if tls is None:
+        return True
+    from dynamopy.tls import https_client_context
+    return https_client_context(tls.ca)
+
+
 def _headers(node: "Node") -> dict:
     token = node.config.api_token
     return {"Authorization": f"Bearer {token}"} if token else {}
@@ -54,7 +63,8 @@ async def ensure_member(node: "Node") -> None:
         return  # restarted as a member: the log on disk says so; the learner catches up
     # Not a member yet, even if a previous run got as far as learning the metadata group
     # (it may have crashed before its join or the bootstrap committed): keep going.
-    async with httpx.AsyncClient(timeout=3.0, headers=_headers(node)) as http:
+    async with httpx.AsyncClient(timeout=3.0, headers=_headers(node),
+                                 verify=_verify(node)) as http:
         if node.config.join:
             await _join(node, http, [node.config.join])
             return

@@ -28,6 +28,7 @@ from dynamopy.node.replica import Replica
 from dynamopy.node.transfer import TransferManager
 from dynamopy.peer import PeerClient, PeerError, PeerServer, RemoteError
 from dynamopy.storage import GroupCommitter, Store
+from dynamopy.tls import peer_client_context, peer_server_context
 
 log = logging.getLogger(__name__)
 
@@ -55,17 +56,21 @@ class Node:
         self.transfers = TransferManager(self)
         self.metalog = MetaLog(self)
         secret = config.cluster_secret.encode()
+        tls = config.tls  # mutual TLS on the peer port when configured (dynamopy.tls)
+        peer_client_ssl = peer_client_context(tls) if tls is not None else None
+        peer_server_ssl = peer_server_context(tls) if tls is not None else None
         # Short reconnect back-off: refused connects on a LAN are cheap, and a restarted
         # peer should be usable again within half a second.
         self.peer_client = PeerClient(self.id, secret, delay_ms=config.peer_delay_ms,
                                       rng=self.rng, on_call=self.metrics.on_peer_call,
-                                      backoff_max_s=0.5)
+                                      backoff_max_s=0.5, ssl=peer_client_ssl)
         # "get" and "ping" are answered inline (no task); everything else by _handle_peer.
         self.peer_server = PeerServer(self.id, secret, self._handle_peer, sync_methods={
             "get": self.replica.rpc_get,
             "ping": lambda payload, peer_id: {"epoch": self.state.epoch, "id": self.id},
         }, max_unauthenticated=config.peer_max_unauthenticated,
-            buffer_bytes=config.peer_buffer_bytes, on_reject=self.metrics.on_peer_rejected)
+            buffer_bytes=config.peer_buffer_bytes, on_reject=self.metrics.on_peer_rejected,
+            ssl=peer_server_ssl)
         self._tasks: set[asyncio.Task] = set()
         self.ready_event = asyncio.Event()
         self.stopping = False

@@ -1,17 +1,20 @@
-"""Throughput benchmark: ``python -m dynamopy.peer.bench [--seconds S] [--no-uvloop]``.
+"""Throughput benchmark: ``python -m dynamopy.peer.bench [--seconds S] [--no-uvloop] [--tls]``.
 
 Runs a ``PeerServer`` (echo handler) and a ``PeerClient`` in one process over 127.0.0.1 and
 prints completed calls/s with 64 and 256 calls in flight, for a ~100-byte payload and a
 1 KiB payload. Client and server share one core's event loop, so a figure here is roughly
-half of what one node could serve to remote peers. Prints figures; asserts nothing.
+half of what one node could serve to remote peers. ``--tls`` runs the same over mutual TLS
+(a throwaway self-signed certificate made with the ``openssl`` command, naming both ends), to
+show what TLS costs on the peer hot path. Prints figures; asserts nothing.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import tempfile
 import time
-from typing import Any
+from typing import Any, Optional
 
 from .client import PeerClient
 from .server import PeerServer
@@ -49,10 +52,18 @@ async def _run(client: PeerClient, addr: str, payload: dict, inflight: int, seco
     return count / (time.perf_counter() - t0)
 
 
-async def main(seconds: float) -> None:
-    server = PeerServer("bench-server", SECRET, _echo)
+def _tls_contexts(directory: str):
+    from dynamopy.tls import peer_client_context, peer_server_context, self_signed
+
+    files = self_signed(directory, ["bench-server", "bench-client"])
+    return peer_server_context(files), peer_client_context(files)
+
+
+async def main(seconds: float, tls_dir: Optional[str] = None) -> None:
+    server_ssl, client_ssl = _tls_contexts(tls_dir) if tls_dir else (None, None)
+    server = PeerServer("bench-server", SECRET, _echo, ssl=server_ssl)
     host, port = await server.start("127.0.0.1", 0)
-    client = PeerClient("bench-client", SECRET)
+    client = PeerClient("bench-client", SECRET, ssl=client_ssl)
     addr = f"{host}:{port}"
     try:
         for label, value_bytes in (("~100 B", 64), ("1 KiB", 1000)):
@@ -72,14 +83,18 @@ def cli() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=3.0)
     parser.add_argument("--no-uvloop", action="store_true")
+    parser.add_argument("--tls", action="store_true", help="mutual TLS between the two ends")
     args = parser.parse_args()
-    if args.no_uvloop:
-        asyncio.run(main(args.seconds))
-    else:
-        import uvloop
+    with tempfile.TemporaryDirectory() as tmp:
+        tls_dir = tmp if args.tls else None
+        print("transport:", "mutual TLS" if args.tls else "plain TCP")
+        if args.no_uvloop:
+            asyncio.run(main(args.seconds, tls_dir))
+        else:
+            import uvloop
 
-        print("event loop: uvloop")
-        uvloop.run(main(args.seconds))
+            print("event loop: uvloop")
+            uvloop.run(main(args.seconds, tls_dir))
 
 
 if __name__ == "__main__":

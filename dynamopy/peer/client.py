@@ -30,6 +30,7 @@ import asyncio
 import logging
 import random
 import secrets
+import ssl as ssl_mod
 from typing import Any, Callable, Optional
 
 from . import auth
@@ -103,6 +104,9 @@ class _ClientConnection(FramedProtocol):
             self.server_id = auth.verify_server_answer(
                 self._client._secret, self._nonce_s, self._nonce_c, msg
             )
+            if self._client._ssl is not None:
+                from dynamopy.tls import check_peer  # TLS: the certificate names server_id
+                check_peer(self._transport, self.server_id)
         except AuthError as exc:
             if not self.handshake_done.done():
                 self.handshake_done.set_exception(exc)
@@ -189,6 +193,7 @@ class PeerClient:
         delay_ms: Optional[tuple[float, float]] = None,
         rng: Optional[random.Random] = None,
         on_call: Optional[OnCall] = None,
+        ssl: Optional[ssl_mod.SSLContext] = None,
     ) -> None:
         if not secret:
             raise ValueError("the cluster secret must not be empty")
@@ -204,6 +209,7 @@ class PeerClient:
         # Private instance when none is injected: never the module-level random.
         self._rng = rng if rng is not None else random.Random()
         self._on_call = on_call
+        self._ssl = ssl  # mutual TLS (dynamopy.tls)
         self._endpoints: dict[str, _Endpoint] = {}
         self._closed = False
 
@@ -274,7 +280,7 @@ class PeerClient:
         conn = _ClientConnection(self, ep)
         try:
             async with asyncio.timeout(self._connect_timeout_s):
-                await loop.create_connection(lambda: conn, ep.host, ep.port)
+                await loop.create_connection(lambda: conn, ep.host, ep.port, ssl=self._ssl)
                 await conn.handshake_done
         except BaseException as exc:
             conn.abort()

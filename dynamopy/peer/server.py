@@ -32,6 +32,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import secrets
+import ssl as ssl_mod
 from typing import Any, Awaitable, Callable, Mapping, Optional
 
 from . import auth
@@ -188,6 +189,9 @@ class _ServerConnection(FramedProtocol):
         server = self._server
         try:
             peer_id, nonce_c = auth.verify_client_answer(server.secret, self._nonce_s, msg)
+            if server.ssl is not None:
+                from dynamopy.tls import check_peer  # TLS: the certificate names peer_id
+                check_peer(self._transport, peer_id)
         except AuthError as exc:
             server._reject(self, "handshake_failed", "peer %s: handshake failed: %s",
                            self.peername, exc)
@@ -309,6 +313,7 @@ class PeerServer:
         max_unauthenticated: int = DEFAULT_MAX_UNAUTHENTICATED,
         buffer_bytes: int = DEFAULT_BUFFER_BYTES,
         on_reject: OnReject = None,
+        ssl: Optional[ssl_mod.SSLContext] = None,
     ) -> None:
         if not secret:
             raise ValueError("the cluster secret must not be empty")
@@ -321,6 +326,8 @@ class PeerServer:
         self.max_frame_bytes = max_frame_bytes
         self.handshake_timeout_s = handshake_timeout_s
         self.max_inflight = max_inflight
+        # Mutual TLS (dynamopy.tls): the handshake above then also checks the certificate.
+        self.ssl = ssl
         self._server: Optional[asyncio.AbstractServer] = None
         self._connections: set[_ServerConnection] = set()
         self._unauthenticated = UnauthenticatedSet(max_unauthenticated)
@@ -349,8 +356,11 @@ class PeerServer:
         if self._server is not None:
             raise RuntimeError("PeerServer already started")
         loop = asyncio.get_running_loop()
+        # With TLS, a connection reaches the protocol only after the TLS handshake: bound
+        # that handshake by the same timeout as ours, not asyncio's 60 s default.
+        tls_kw = {"ssl": self.ssl, "ssl_handshake_timeout": self.handshake_timeout_s} if self.ssl else {}
         self._server = await loop.create_server(
-            lambda: _ServerConnection(self), host, port, backlog=1024
+            lambda: _ServerConnection(self), host, port, backlog=1024, **tls_kw
         )
         bound = self._server.sockets[0].getsockname()
         return bound[0], bound[1]
