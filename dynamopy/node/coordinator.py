@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Awaitable, Callable, Optional
 
 from dynamopy.core.quorum import (Outcome, ReadRound, Target, WriteRound, pending_required,
                                   plan_targets)
+from dynamopy.core.read_plan import plan_read
 from dynamopy.core.records import Record
 from dynamopy.node.errors import QuorumUnavailable
 from dynamopy.node.replica import STALE_EPOCH
@@ -84,7 +85,10 @@ class Coordinator:
         for attempt in (0, 1):
             state = node.require_ready()
             token = state.ring.token(key)
-            targets = self._targets(state, token, sloppy, for_write=False)
+            # Every reachable home replica before any fallback (this node first when it is
+            # one: a local read is free); the first R are asked, the rest are backups.
+            targets = plan_read(state.ring.walk_token(token), state.settings.n,
+                                node.detector.is_up, coordinator=node.id, sloppy=sloppy)
             rnd = ReadRound(tuple(targets), r)
             stale: list[int] = []
 
@@ -96,9 +100,6 @@ class Coordinator:
                     node.hlc.observe(rec.version)
                 return rnd.reply(t.node, rec)
 
-            # Ask R replicas (this node first when it is one: a local read is free) and
-            # keep the others as backups; reads repair the stale replicas they saw.
-            targets.sort(key=lambda t: t.node != node.id)
             def local(t: Target, state=state, stale=stale) -> Optional[Record]:
                 if t.hint_for is None:
                     try:
@@ -111,7 +112,9 @@ class Coordinator:
             pending = await self._fan_out(targets, call, on_ok=on_ok,
                                           on_fail=lambda t, rnd=rnd: rnd.fail(t.node),
                                           outcome=lambda rnd=rnd: rnd.outcome, initial=r,
-                                          local_sync=local)
+                                          local_sync=local,
+                                          fruitless=lambda t, rec: t.hint_for is not None
+                                          and rec is None)
             if rnd.outcome is Outcome.SUCCEEDED:
                 home = {t.node for t in targets if t.hint_for is None}
                 self._spawn(self._repair_after(rnd, pending, home, state.epoch, token, key))
@@ -143,7 +146,8 @@ class Coordinator:
     # ---- fan-out machinery ------------------------------------------------------------
     async def _fan_out(self, targets: list[Target], call: Callable[[Target], Awaitable],
                        *, on_ok, on_fail, outcome, initial: Optional[int] = None,
-                       local_sync: Optional[Callable[[Target], object]] = None
+                       local_sync: Optional[Callable[[Target], object]] = None,
+                       fruitless: Optional[Callable[[Target, object], bool]] = None
                        ) -> list[asyncio.Task]:
         """Start calls to ``targets``; return once ``outcome()`` is decided.
 
@@ -152,6 +156,8 @@ class Coordinator:
         rest start (a speculative retry, as Cassandra's). Calls still running are left to
         finish in the background (their results keep feeding the round, which read repair
         looks at later). Each call is bounded by the request timeout, so every task ends.
+        An answer that ``fruitless(target, value)`` says did not advance the round (a
+        fallback's empty hint lookup) starts the next target too.
         """
         loop = asyncio.get_running_loop()
         decided = loop.create_future()
@@ -183,6 +189,8 @@ class Coordinator:
         def settle_result(t: Target, exc, value) -> None:
             if exc is None:
                 result = on_ok(t, value)
+                if result is Outcome.PENDING and fruitless is not None and fruitless(t, value):
+                    launch_next()
             else:
                 if not isinstance(exc, (PeerError, asyncio.TimeoutError, asyncio.CancelledError)):
                     log.warning("replica call to %s failed: %r", t.node, exc)
