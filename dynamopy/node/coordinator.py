@@ -18,7 +18,7 @@ from dynamopy.core.quorum import (Outcome, ReadRound, Target, WriteRound, pendin
 from dynamopy.core.read_plan import plan_read
 from dynamopy.core.records import Record
 from dynamopy.node.errors import QuorumUnavailable
-from dynamopy.node.replica import STALE_EPOCH
+from dynamopy.node.replica import NOT_CAUGHT_UP, STALE_EPOCH
 from dynamopy.peer import PeerError, RemoteError
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -27,6 +27,7 @@ if TYPE_CHECKING:  # pragma: no cover
 log = logging.getLogger(__name__)
 
 SPECULATE_S = 0.1  # a read still undecided after this also asks its backup replicas
+GET_RETRIES, GET_RETRY_S = 3, 0.05  # a replica catching up with the log is asked again
 
 
 class Coordinator:
@@ -43,6 +44,8 @@ class Coordinator:
         coordinator catches up with the metadata log and retries once with the new ring.
         """
         node = self.node
+        await node.serving_state()  # never plan on a ring older than the peers' (or count
+        # this node's copy of a key it no longer replicates): catch up first
         version = node.hlc.next(node.clock.wall_ms())
         record = Record(version, deleted, content_type, value)
         for attempt in (0, 1):
@@ -83,7 +86,7 @@ class Coordinator:
         """The newest record among R replies (``None`` if none of them has the key)."""
         node = self.node
         for attempt in (0, 1):
-            state = node.require_ready()
+            state = await node.serving_state()
             token = state.ring.token(key)
             # Every reachable home replica before any fallback (this node first when it is
             # one: a local read is free); the first R are asked, the rest are backups.
@@ -101,12 +104,15 @@ class Coordinator:
                 return rnd.reply(t.node, rec)
 
             def local(t: Target, state=state, stale=stale) -> Optional[Record]:
-                if t.hint_for is None:
-                    try:
+                try:
+                    if t.hint_for is None:
                         node.replica.check_epoch(state.epoch, token)
-                    except RemoteError as e:
+                    else:
+                        node.replica.require_caught_up()
+                except RemoteError as e:
+                    if e.code == STALE_EPOCH:
                         stale.append(int(e.detail))
-                        raise
+                    raise
                 return node.replica.get(token, key, t.hint_for)
 
             pending = await self._fan_out(targets, call, on_ok=on_ok,
@@ -228,7 +234,7 @@ class Coordinator:
                 try:
                     node.replica.check_epoch(epoch, token)
                 except RemoteError as e:
-                    if stale is not None:
+                    if stale is not None and e.code == STALE_EPOCH:
                         stale.append(int(e.detail))
                     raise
             return await node.replica.put(token, key, record, t.hint_for)
@@ -238,7 +244,7 @@ class Coordinator:
             if isinstance(e, RemoteError) and e.code == STALE_EPOCH and stale is not None:
                 stale.append(int(e.detail))
             if hint_on_failure and t.hint_for is None and t.counts and (
-                    not isinstance(e, RemoteError) or e.code == STALE_EPOCH):
+                    not isinstance(e, RemoteError) or e.code in (STALE_EPOCH, NOT_CAUGHT_UP)):
                 # A home replica missed the write (down, slow, or it refused a ring it knows
                 # is stale): keep a hint for it here (never counted) so it converges even
                 # when the write succeeds without it. Delivery re-homes the hint if that
@@ -260,12 +266,17 @@ class Coordinator:
         if t.node == node.id:
             return node.replica.get(token, key, t.hint_for)
         payload = [epoch, token, key] if t.hint_for is None else [epoch, token, key, t.hint_for]
-        try:
-            return Record.from_wire(await node.call_peer(t.node, "get", payload))
-        except RemoteError as e:
-            if e.code == STALE_EPOCH and stale is not None:
-                stale.append(int(e.detail))
-            raise
+        for retry in range(GET_RETRIES + 1):
+            try:
+                return Record.from_wire(await node.call_peer(t.node, "get", payload))
+            except RemoteError as e:
+                if e.code == STALE_EPOCH and stale is not None:
+                    stale.append(int(e.detail))
+                if e.code != NOT_CAUGHT_UP or retry == GET_RETRIES:
+                    raise
+            # The replica is still applying the epoch this read was planned in (a get is
+            # answered inline, it cannot wait): ask again shortly; backups run meanwhile.
+            await node.clock.sleep(GET_RETRY_S)
 
     # ---- read repair ------------------------------------------------------------------
     async def _repair_after(self, rnd: ReadRound, pending: list[asyncio.Task], home: set[str],

@@ -145,10 +145,11 @@ class MetaLog:
 
     @property
     def caught_up(self) -> bool:
-        """Applied everything known chosen, and heard a leader since start (right after a
+        """Applied everything known chosen, including slots a peer reported chosen that this
+        node has not learned yet (a gap), and heard a leader since start (right after a
         restart the local log alone says nothing about what was decided meanwhile)."""
         p = self.paxos
-        return p is not None and p.leader is not None and p.applied_slot >= p.chosen_below
+        return p is not None and p.leader is not None and p.applied_slot >= p.known_chosen_below
 
     def poke(self) -> None:
         """Wake the pump (e.g. a peer showed a newer epoch: tick soon, catch up)."""

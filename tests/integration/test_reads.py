@@ -1,6 +1,7 @@
 """Reads against real processes: sloppy read planning and reads through a lagging node."""
 
 import signal
+import time
 
 import httpx
 import pytest
@@ -70,3 +71,83 @@ def test_sloppy_read_asks_reachable_home_replicas_before_a_fallback(make_cluster
         assert e.value.status == 404
     # The read saw B stale and repaired it (C is a home replica; F never was asked for it).
     c.wait_until(lambda: c.local_record(b, key)["deleted"], what="B repaired")
+
+
+def lagging_keys(count: int) -> list[str]:
+    """Keys replicated by n1, n2, n3 on the 4-seed ring and by n2, n3, n5 once n5 joined."""
+    from ring import Ring
+    old = Ring.build(["n1", "n2", "n3", "n4"])
+    new = old.add("n5")
+    keys = [k for k in (f"lag{i}" for i in range(5000))
+            if set(old.preference_list(k, 3)) == {"n1", "n2", "n3"}
+            and set(new.preference_list(k, 3)) == {"n2", "n3", "n5"}]
+    return keys[:count]
+
+
+def status_of(http: httpx.Client, method: str, url: str, **kw) -> tuple[int, bytes]:
+    resp = http.request(method, url, **kw)
+    return resp.status_code, resp.content
+
+
+def test_a_restarted_node_behind_the_log_never_serves_its_old_ring(make_cluster):
+    """Issue 19 item 4: n1 is down while n5 joins and takes over keys from it, then v2 is
+    written to all of n5, n2, n3. n1 restarts on its old ring (it still holds v1 and thinks
+    it replicates the keys). Until it has learned the log up to what its peers report it
+    must neither coordinate nor count its own copy: while every peer is paused it cannot
+    learn, so it answers 503 (before the fix: v1 at R=1, and a W=1 write acked on n1 alone,
+    lost once it caught up and dropped the range); once they are back it catches up, and
+    reads through it never return v1."""
+    c = make_cluster(4, extra=FAST + ["--hint-window-s", "0"])
+    keys = lagging_keys(3)
+    with c.client(1) as cl:
+        assert set(cl.preference_list(keys[0])) == {"n1", "n2", "n3"}
+        for k in keys:
+            cl.put(k, "v1", w=3)
+    c.kill(0, signal.SIGTERM)
+    n5 = c.add_node(through=1)
+    c.wait_until(lambda: {m["id"]: m["state"] for m in c.cluster_info(1)["members"]}
+                 .get("n5") == "normal", timeout_s=60, what="n5 joined")
+    with c.client(n5) as cl:
+        assert set(cl.preference_list(keys[0])) == {"n2", "n3", "n5"}
+        for k in keys:
+            assert cl.put(k, "v2", w=3)["acks"] == 3
+    url, peers = c.url(0), [1, 2, 3, n5]
+    acked: dict[str, bytes] = {}
+    with httpx.Client(timeout=10.0) as http:
+        for i in peers:
+            c.pause(i)
+        try:
+            c.start_node(0)
+            c.wait_until(lambda: http.get(url + "/health").status_code == 200, what="n1 up")
+            c.wait_until(lambda: not any(m["alive"] for m in c.cluster_info(0)["members"]
+                                         if m["id"] != "n1"), what="n1 sees its peers down")
+            assert http.get(url + "/ready").status_code == 503
+            isolated = [status_of(http, "GET", f"{url}/kv/{k}", params={"r": 1})
+                        for k in keys[:2]]
+            isolated_write = status_of(http, "PUT", f"{url}/kv/{keys[2]}", params={"w": 1},
+                                       content=b"isolated-write")
+            if isolated_write[0] == 200:
+                acked[keys[2]] = b"isolated-write"
+        finally:
+            for i in peers:
+                c.resume(i)
+        # From the first instant its peers are back: never the old ring.
+        seen: list[tuple[int, bytes]] = []
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and sum(st == 200 for st, _ in seen) < 2 * len(keys):
+            for k in keys:
+                seen.append(status_of(http, "GET", f"{url}/kv/{k}", params={"r": 1}))
+        for attempt, k in enumerate(keys[:2]):
+            value = f"after-{attempt}".encode()
+            assert status_of(http, "PUT", f"{url}/kv/{k}", params={"w": 2},
+                             content=value)[0] == 200
+            acked[k] = value
+    assert [st for st, _ in isolated] == [503, 503] and isolated_write[0] == 503, \
+        f"isolated n1 served reads {isolated} and the write {isolated_write}"
+    assert b"not_ready" in isolated[0][1], isolated
+    with c.client(n5) as cl:
+        for k, value in acked.items():
+            assert cl.get(k, r=3).value == value, f"a write to {k} acknowledged by n1 was lost"
+    old = [body for st, body in seen if st == 200 and body == b"v1"]
+    assert not old, f"{len(old)} reads through n1 returned the old value v1: {seen}"
+    assert {st for st, _ in seen} <= {200, 503} and sum(st == 200 for st, _ in seen) >= 6
