@@ -122,6 +122,7 @@ def test_a_restarted_node_behind_the_log_never_serves_its_old_ring(make_cluster)
             c.wait_until(lambda: not any(m["alive"] for m in c.cluster_info(0)["members"]
                                          if m["id"] != "n1"), what="n1 sees its peers down")
             assert http.get(url + "/ready").status_code == 503
+            assert c.node_view(0)["metadata"]["caught_up"] is False
             isolated = [status_of(http, "GET", f"{url}/kv/{k}", params={"r": 1})
                         for k in keys[:2]]
             isolated_write = status_of(http, "PUT", f"{url}/kv/{keys[2]}", params={"w": 1},
@@ -137,6 +138,9 @@ def test_a_restarted_node_behind_the_log_never_serves_its_old_ring(make_cluster)
         while time.monotonic() < deadline and sum(st == 200 for st, _ in seen) < 2 * len(keys):
             for k in keys:
                 seen.append(status_of(http, "GET", f"{url}/kv/{k}", params={"r": 1}))
+        c.wait_ready([0])
+        view = c.node_view(0)
+        assert view["metadata"]["caught_up"] and view["metadata"]["peer_epoch"] <= view["epoch"]
         for attempt, k in enumerate(keys[:2]):
             value = f"after-{attempt}".encode()
             assert status_of(http, "PUT", f"{url}/kv/{k}", params={"w": 2},
