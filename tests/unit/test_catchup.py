@@ -149,3 +149,26 @@ def test_hints_to_a_target_behind_the_holder_wait_then_are_refused():
     with pytest.raises(RemoteError) as e:
         asyncio.run(node.hints.rpc_receive([6, [[kept, b"k", Record(7).to_wire()]]], "n3"))
     assert e.value.code == NOT_CAUGHT_UP and stored == []
+
+
+def test_a_holder_refused_with_stale_epoch_learns_the_newer_epoch_and_keeps_its_hints():
+    holder, _ = hint_target(state_at(2, OLD))
+    token = next(t for t in range(0, 2**32, 2**20) if "n2" in OLD.preference_list_for_token(t, 3))
+    holder.store = types.SimpleNamespace(
+        hints=lambda target, limit: [(b"h1", token, b"k", Record(7))])
+    holder.detector.is_up = lambda m: True
+    holder.stopping = False
+    deleted = []
+
+    async def delete_hints(keys):
+        deleted.extend(keys)
+
+    async def call_peer(member, method, payload, timeout_s=None):
+        raise RemoteError(STALE_EPOCH, "9")
+
+    holder.committer.delete_hints = delete_hints
+    holder.call_peer = call_peer
+    holder.hints._backoff, holder.hints._retry_at = {}, {}
+    asyncio.run(holder.hints._deliver("n2"))
+    assert deleted == []                              # kept for the retry (re-homed then)
+    assert holder.catchup.target_epoch() == 9 and not holder.catchup.caught_up
