@@ -172,3 +172,28 @@ def test_a_holder_refused_with_stale_epoch_learns_the_newer_epoch_and_keeps_its_
     asyncio.run(holder.hints._deliver("n2"))
     assert deleted == []                              # kept for the retry (re-homed then)
     assert holder.catchup.target_epoch() == 9 and not holder.catchup.caught_up
+
+
+def test_a_replica_behind_the_coordinators_epoch_refuses_a_get_and_waits_on_a_put():
+    node, _ = hint_target(state_at(4, NEW))
+    token = token_where(NEW, "n1", True)
+    node.store = types.SimpleNamespace(get=lambda token, key: Record(3))
+    assert node.replica.rpc_get([4, token, b"k"], "n2") == Record(3).to_wire()
+    with pytest.raises(RemoteError) as e:
+        node.replica.rpc_get([5, token, b"k"], "n2")   # planned at epoch 5: n1 is behind
+    assert e.value.code == NOT_CAUGHT_UP
+
+    async def write(token, key, record):
+        return True
+
+    node.committer.write = write
+    with pytest.raises(RemoteError) as e:             # still behind after the wait
+        asyncio.run(node.replica.rpc_put([5, token, b"k", Record(8).to_wire(), None], "n2"))
+    assert e.value.code == NOT_CAUGHT_UP
+
+    async def catch_up_meanwhile(s):
+        node.state = state_at(5, NEW)                 # the log arrives during the wait
+
+    node.clock.sleep = catch_up_meanwhile
+    assert asyncio.run(node.replica.rpc_put(
+        [5, token, b"k", Record(8).to_wire(), None], "n2")) == 8
