@@ -114,7 +114,7 @@ class DataHandlers:
         node = self.node
         try:
             raw_key = check_key(key)
-            settings = node.require_ready().settings
+            settings = (await node.serving_state()).settings
             w, strict = parse_params(query, headers, "w", settings.w, settings.n)
             if read_body is None:
                 body, ctype = b"", DEFAULT_CONTENT_TYPE
@@ -149,7 +149,7 @@ class DataHandlers:
         node = self.node
         try:
             raw_key = check_key(key)
-            settings = node.require_ready().settings
+            settings = (await node.serving_state()).settings
             r, strict = parse_params(query, headers, "r", settings.r, settings.n)
             rec = await node.coordinator.read(raw_key, r=r, sloppy=not strict)
             if rec is None:

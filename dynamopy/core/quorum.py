@@ -11,7 +11,8 @@ Rules:
   that can no longer happen (too many failures) — callers answer at once either way and let
   the remaining calls finish in the background.
 * A read's answer is the newest record among the replies (largest version); replicas that
-  answered with an older record or none are repaired.
+  answered with an older record or none are repaired. R counts quorum slots: a fallback's
+  empty answer never fills a home replica's slot (see ``ReadRound`` and ``core.read_plan``).
 """
 
 from __future__ import annotations
@@ -79,6 +80,11 @@ def plan_targets(
     return targets
 
 
+def _slot(t: Target) -> str:
+    """The home member whose place in a read quorum ``t`` answers for."""
+    return t.hint_for if t.hint_for is not None else t.node
+
+
 def pending_required(w: int, targets: list[Target], home: list[str]) -> int:
     """W plus one per member gaining the key in a ring change in progress (Cassandra's
     "blockFor + pending"): with W + P acks among the N + P targets, at least W are on the
@@ -120,7 +126,13 @@ class WriteRound:
 
 @dataclass
 class ReadRound:
-    """Collects replica replies of one read until R distinct counting nodes replied."""
+    """Collects replica replies of one read until R quorum slots are filled.
+
+    A slot is a home replica (``Target.hint_for`` for a fallback, else the node). A home
+    replica's reply fills its slot whatever it holds; a fallback's fills the slot it stands
+    in for only with a record (an empty hint lookup is "unknown"); each slot counts once.
+    The read fails once the slots still open cannot reach R. (Plan: ``core.read_plan``.)
+    """
 
     targets: tuple[Target, ...]
     required: int
@@ -128,15 +140,19 @@ class ReadRound:
     failed: set[str] = field(default_factory=set)
 
     def __post_init__(self) -> None:
-        self._counting = {t.node for t in self.targets if t.counts}
+        self._target = {t.node: t for t in self.targets}
+        self._filled: set[str] = set()
 
     def reply(self, node: str, record: Optional[Record]) -> Outcome:
-        """Record one reply. A node that answers twice (a home replica that also holds a hint
-        for a down member, say) is one reply holding the newer of its two records."""
+        """Record one reply. A node that answers twice is one reply holding the newer of its
+        two records."""
         if node in self.replies:
             record = newest((self.replies[node], record))
         self.replies[node] = record
         self.failed.discard(node)
+        t = self._target.get(node)
+        if t is not None and t.counts and (t.hint_for is None or record is not None):
+            self._filled.add(_slot(t))
         return self.outcome
 
     def fail(self, node: str) -> Outcome:
@@ -146,13 +162,16 @@ class ReadRound:
 
     @property
     def counted(self) -> int:
-        return sum(1 for node in self.replies if node in self._counting)
+        """Quorum slots filled so far (what R is compared with)."""
+        return len(self._filled)
 
     @property
     def outcome(self) -> Outcome:
-        if self.counted >= self.required:
+        if len(self._filled) >= self.required:
             return Outcome.SUCCEEDED
-        if len(self._counting) - len(self.failed & self._counting) < self.required:
+        open_slots = {_slot(t) for t in self.targets
+                      if t.counts and t.node not in self.replies and t.node not in self.failed}
+        if len(self._filled) + len(open_slots - self._filled) < self.required:
             return Outcome.FAILED
         return Outcome.PENDING
 

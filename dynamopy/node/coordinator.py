@@ -15,9 +15,10 @@ from typing import TYPE_CHECKING, Awaitable, Callable, Optional
 
 from dynamopy.core.quorum import (Outcome, ReadRound, Target, WriteRound, pending_required,
                                   plan_targets)
+from dynamopy.core.read_plan import plan_read
 from dynamopy.core.records import Record
 from dynamopy.node.errors import QuorumUnavailable
-from dynamopy.node.replica import STALE_EPOCH
+from dynamopy.node.replica import NOT_CAUGHT_UP, STALE_EPOCH
 from dynamopy.peer import PeerError, RemoteError
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -26,6 +27,7 @@ if TYPE_CHECKING:  # pragma: no cover
 log = logging.getLogger(__name__)
 
 SPECULATE_S = 0.1  # a read still undecided after this also asks its backup replicas
+GET_RETRIES, GET_RETRY_S = 3, 0.05  # a replica catching up with the log is asked again
 
 
 class Coordinator:
@@ -42,6 +44,8 @@ class Coordinator:
         coordinator catches up with the metadata log and retries once with the new ring.
         """
         node = self.node
+        await node.serving_state()  # never plan on a ring older than the peers' (or count
+        # this node's copy of a key it no longer replicates): catch up first
         version = node.hlc.next(node.clock.wall_ms())
         record = Record(version, deleted, content_type, value)
         for attempt in (0, 1):
@@ -82,9 +86,12 @@ class Coordinator:
         """The newest record among R replies (``None`` if none of them has the key)."""
         node = self.node
         for attempt in (0, 1):
-            state = node.require_ready()
+            state = await node.serving_state()
             token = state.ring.token(key)
-            targets = self._targets(state, token, sloppy, for_write=False)
+            # Every reachable home replica before any fallback (this node first when it is
+            # one: a local read is free); the first R are asked, the rest are backups.
+            targets = plan_read(state.ring.walk_token(token), state.settings.n,
+                                node.detector.is_up, coordinator=node.id, sloppy=sloppy)
             rnd = ReadRound(tuple(targets), r)
             stale: list[int] = []
 
@@ -96,22 +103,24 @@ class Coordinator:
                     node.hlc.observe(rec.version)
                 return rnd.reply(t.node, rec)
 
-            # Ask R replicas (this node first when it is one: a local read is free) and
-            # keep the others as backups; reads repair the stale replicas they saw.
-            targets.sort(key=lambda t: t.node != node.id)
             def local(t: Target, state=state, stale=stale) -> Optional[Record]:
-                if t.hint_for is None:
-                    try:
+                try:
+                    if t.hint_for is None:
                         node.replica.check_epoch(state.epoch, token)
-                    except RemoteError as e:
+                    else:
+                        node.replica.require_caught_up()
+                except RemoteError as e:
+                    if e.code == STALE_EPOCH:
                         stale.append(int(e.detail))
-                        raise
+                    raise
                 return node.replica.get(token, key, t.hint_for)
 
             pending = await self._fan_out(targets, call, on_ok=on_ok,
                                           on_fail=lambda t, rnd=rnd: rnd.fail(t.node),
                                           outcome=lambda rnd=rnd: rnd.outcome, initial=r,
-                                          local_sync=local)
+                                          local_sync=local,
+                                          fruitless=lambda t, rec: t.hint_for is not None
+                                          and rec is None)
             if rnd.outcome is Outcome.SUCCEEDED:
                 home = {t.node for t in targets if t.hint_for is None}
                 self._spawn(self._repair_after(rnd, pending, home, state.epoch, token, key))
@@ -143,7 +152,8 @@ class Coordinator:
     # ---- fan-out machinery ------------------------------------------------------------
     async def _fan_out(self, targets: list[Target], call: Callable[[Target], Awaitable],
                        *, on_ok, on_fail, outcome, initial: Optional[int] = None,
-                       local_sync: Optional[Callable[[Target], object]] = None
+                       local_sync: Optional[Callable[[Target], object]] = None,
+                       fruitless: Optional[Callable[[Target, object], bool]] = None
                        ) -> list[asyncio.Task]:
         """Start calls to ``targets``; return once ``outcome()`` is decided.
 
@@ -152,6 +162,8 @@ class Coordinator:
         rest start (a speculative retry, as Cassandra's). Calls still running are left to
         finish in the background (their results keep feeding the round, which read repair
         looks at later). Each call is bounded by the request timeout, so every task ends.
+        An answer that ``fruitless(target, value)`` says did not advance the round (a
+        fallback's empty hint lookup) starts the next target too.
         """
         loop = asyncio.get_running_loop()
         decided = loop.create_future()
@@ -183,6 +195,8 @@ class Coordinator:
         def settle_result(t: Target, exc, value) -> None:
             if exc is None:
                 result = on_ok(t, value)
+                if result is Outcome.PENDING and fruitless is not None and fruitless(t, value):
+                    launch_next()
             else:
                 if not isinstance(exc, (PeerError, asyncio.TimeoutError, asyncio.CancelledError)):
                     log.warning("replica call to %s failed: %r", t.node, exc)
@@ -220,7 +234,7 @@ class Coordinator:
                 try:
                     node.replica.check_epoch(epoch, token)
                 except RemoteError as e:
-                    if stale is not None:
+                    if stale is not None and e.code == STALE_EPOCH:
                         stale.append(int(e.detail))
                     raise
             return await node.replica.put(token, key, record, t.hint_for)
@@ -230,7 +244,7 @@ class Coordinator:
             if isinstance(e, RemoteError) and e.code == STALE_EPOCH and stale is not None:
                 stale.append(int(e.detail))
             if hint_on_failure and t.hint_for is None and t.counts and (
-                    not isinstance(e, RemoteError) or e.code == STALE_EPOCH):
+                    not isinstance(e, RemoteError) or e.code in (STALE_EPOCH, NOT_CAUGHT_UP)):
                 # A home replica missed the write (down, slow, or it refused a ring it knows
                 # is stale): keep a hint for it here (never counted) so it converges even
                 # when the write succeeds without it. Delivery re-homes the hint if that
@@ -252,12 +266,17 @@ class Coordinator:
         if t.node == node.id:
             return node.replica.get(token, key, t.hint_for)
         payload = [epoch, token, key] if t.hint_for is None else [epoch, token, key, t.hint_for]
-        try:
-            return Record.from_wire(await node.call_peer(t.node, "get", payload))
-        except RemoteError as e:
-            if e.code == STALE_EPOCH and stale is not None:
-                stale.append(int(e.detail))
-            raise
+        for retry in range(GET_RETRIES + 1):
+            try:
+                return Record.from_wire(await node.call_peer(t.node, "get", payload))
+            except RemoteError as e:
+                if e.code == STALE_EPOCH and stale is not None:
+                    stale.append(int(e.detail))
+                if e.code != NOT_CAUGHT_UP or retry == GET_RETRIES:
+                    raise
+            # The replica is still applying the epoch this read was planned in (a get is
+            # answered inline, it cannot wait): ask again shortly; backups run meanwhile.
+            await node.clock.sleep(GET_RETRY_S)
 
     # ---- read repair ------------------------------------------------------------------
     async def _repair_after(self, rnd: ReadRound, pending: list[asyncio.Task], home: set[str],

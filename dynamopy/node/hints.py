@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from dynamopy.core.records import Record
 from dynamopy.core.versions import decompose
+from dynamopy.node.replica import STALE_EPOCH
 from dynamopy.peer import PeerError, PeerUnavailable, RemoteError
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -111,6 +112,10 @@ class HintManager:
                 for _hk, tok, key, rec in moved:
                     await self._rehome(tok, key, rec)
             except (PeerError, asyncio.TimeoutError) as e:
+                if isinstance(e, RemoteError) and e.code == STALE_EPOCH:
+                    # The target knows a newer ring (it may have dropped these ranges):
+                    # catch up before the retry, which re-homes what moved.
+                    node.note_epoch(int(e.detail), target)
                 delay = min(BACKOFF_MAX_S, self._backoff.get(target, 0.25) * 2)
                 self._backoff[target] = delay
                 self._retry_at[target] = node.clock.monotonic() + delay
@@ -151,9 +156,20 @@ class HintManager:
             raise PeerUnavailable("no current replica of the key took the re-homed hint")
 
     async def rpc_receive(self, payload: list, peer_id: str) -> Any:
-        """Apply handed-off records; newer-wins inside the store keeps newer versions."""
+        """Apply handed-off records; newer-wins inside the store keeps newer versions.
+
+        The rule of a client write applies: only once this node has caught up with the
+        metadata log, and only for keys it still replicates or is gaining in a change the
+        sender knows (``Replica.check_epoch``). Otherwise the whole batch is refused with
+        ``stale_epoch`` before anything is stored; the sender learns the newer epoch and,
+        caught up, re-homes the hints whose range moved.
+        """
         epoch, items = payload
-        self.node.note_epoch(epoch, peer_id)
+        node = self.node
+        node.note_epoch(epoch, peer_id)
+        await node.replica.wait_caught_up()
+        for token, _key, _wire in items:
+            node.replica.check_epoch(epoch, token)
         writes = []
         for token, key, wire in items:
             rec = Record.from_wire(wire)

@@ -143,13 +143,6 @@ class MetaLog:
     def leader(self) -> Optional[str]:
         return self.paxos.leader if self.paxos is not None else None
 
-    @property
-    def caught_up(self) -> bool:
-        """Applied everything known chosen, and heard a leader since start (right after a
-        restart the local log alone says nothing about what was decided meanwhile)."""
-        p = self.paxos
-        return p is not None and p.leader is not None and p.applied_slot >= p.chosen_below
-
     def poke(self) -> None:
         """Wake the pump (e.g. a peer showed a newer epoch: tick soon, catch up)."""
         self._wake.set()

@@ -21,7 +21,9 @@ if TYPE_CHECKING:  # pragma: no cover
     from dynamopy.node.runtime import Node
 
 
-STALE_EPOCH = "stale_epoch"
+STALE_EPOCH = "stale_epoch"          # the coordinator's ring is older: catch up and retry
+NOT_CAUGHT_UP = "not_caught_up"      # this replica is behind what its peers report
+REPLICA_WAIT_S = 0.5                 # how long an async call waits for this node to catch up
 
 
 class Replica:
@@ -56,11 +58,30 @@ class Replica:
         return rec
 
     # ---- peer RPC handlers -----------------------------------------------------------
+    def require_caught_up(self) -> None:
+        """Serve data only once this node has learned the metadata log up to what its peers
+        report, the coordinator's epoch included (``node/catchup.py``)."""
+        catchup = self.node.catchup
+        if not catchup.caught_up:
+            self.node.metalog.poke()
+            raise RemoteError(NOT_CAUGHT_UP, f"{self.node.id} is catching up with the "
+                                             f"metadata log ({catchup.lag()})")
+
+    async def wait_caught_up(self) -> None:
+        """``require_caught_up`` for async calls: a replica a commit or two behind the
+        coordinator (it is still applying them) catches up instead of refusing."""
+        if not self.node.catchup.caught_up:
+            await self.node.catchup.wait(REPLICA_WAIT_S)
+        self.require_caught_up()
+
     def check_epoch(self, epoch: int, token: int) -> None:
         """Refuse a request routed by an older ring when that matters: the token is moving in
         a change the coordinator does not know about, or this node no longer replicates it
         (a write must not land on a node that already dropped the range). The coordinator
-        catches up with the metadata log and retries."""
+        catches up with the metadata log and retries. And serve nothing before this node
+        has caught up (for a local call ``epoch`` is this node's own plan, so only the
+        epochs its peers report can show it is behind)."""
+        self.require_caught_up()
         state = self.node.state
         if epoch >= state.epoch or state.ring is None:
             return
@@ -80,6 +101,7 @@ class Replica:
     async def rpc_put(self, payload: list, peer_id: str) -> Any:
         epoch, token, key, wire, hint_for = payload
         self.node.note_epoch(epoch, peer_id)
+        await self.wait_caught_up()
         if hint_for is None:
             self.check_epoch(epoch, token)
         return await self.put(token, key, Record.from_wire(wire), hint_for)
@@ -88,6 +110,7 @@ class Replica:
         """``get`` answered inline by the peer server (a local LevelDB read, no task)."""
         epoch, token, key, *rest = payload
         self.node.note_epoch(epoch, peer_id)
+        self.require_caught_up()
         if not rest:
             self.check_epoch(epoch, token)
         rec = self.get(token, key, rest[0] if rest else None)

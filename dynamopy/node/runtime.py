@@ -17,6 +17,7 @@ from typing import Any, Optional
 from dynamopy.config import NodeConfig
 from dynamopy.core.membership import ClusterState
 from dynamopy.core.versions import HybridClock, compose
+from dynamopy.node.catchup import CatchUp
 from dynamopy.node.clock import Clock, SystemClock
 from dynamopy.node.coordinator import Coordinator
 from dynamopy.node.detector import FailureDetector
@@ -55,6 +56,7 @@ class Node:
         self.hints = HintManager(self)
         self.transfers = TransferManager(self)
         self.metalog = MetaLog(self)
+        self.catchup = CatchUp(self)
         secret = config.cluster_secret.encode()
         tls = config.tls  # mutual TLS on the peer port when configured (dynamopy.tls)
         peer_client_ssl = peer_client_context(tls) if tls is not None else None
@@ -67,7 +69,7 @@ class Node:
         # "get" and "ping" are answered inline (no task); everything else by _handle_peer.
         self.peer_server = PeerServer(self.id, secret, self._handle_peer, sync_methods={
             "get": self.replica.rpc_get,
-            "ping": lambda payload, peer_id: {"epoch": self.state.epoch, "id": self.id},
+            "ping": self._on_ping,
         }, max_unauthenticated=config.peer_max_unauthenticated,
             buffer_bytes=config.peer_buffer_bytes, on_reject=self.metrics.on_peer_rejected,
             ssl=peer_server_ssl)
@@ -160,18 +162,35 @@ class Node:
     def is_ready(self) -> bool:
         me = self.state.member(self.id)
         return (me is not None and me.state in ("joining", "normal") and self.hlc is not None
-                and self.metalog.caught_up)
+                and self.catchup.caught_up)
 
     def require_ready(self) -> ClusterState:
         if not self.state.bootstrapped or self.hlc is None:
             raise NotReady("this node has not joined a cluster yet; retry shortly")
         return self.state
 
+    async def serving_state(self) -> ClusterState:
+        """The state to plan a client request with, once this node has learned the metadata
+        log up to what its peers report (``node/catchup.py``); waits for that at most the
+        request timeout, then answers 503 ``not_ready``."""
+        self.require_ready()
+        if not await self.catchup.wait(self.config.request_timeout_s):
+            raise NotReady(f"this node is catching up with the metadata log "
+                           f"({self.catchup.lag()}); retry shortly")
+        return self.state
+
     def note_epoch(self, epoch: int, peer_id: str) -> None:
-        """Requests carry the sender's epoch. A newer one means this node lags: the learner
-        asks for the missing slots (the Paxos node also does on its own when it sees a gap)."""
+        """Requests carry the sender's epoch. A newer one means this node lags: it is not
+        caught up until it applied it, and the learner asks for the missing slots (the Paxos
+        node also does on its own when it sees a gap)."""
+        self.catchup.note(epoch, peer_id)
         if epoch > self.state.epoch and self.metalog.paxos is not None:
             self.metalog.poke()
+
+    def _on_ping(self, payload: Any, peer_id: str) -> dict:
+        if isinstance(payload, dict) and isinstance(payload.get("epoch"), int):
+            self.note_epoch(payload["epoch"], peer_id)
+        return {"epoch": self.state.epoch, "id": self.id}
 
     async def wait_for_epoch(self, epoch: int, timeout_s: float = 2.0) -> bool:
         """Wait until this node applied ``epoch``; False on timeout."""
@@ -232,5 +251,6 @@ class Node:
             "transfer": self.transfers.progress.to_dict() if self.state.change else None,
             "metadata": {"acceptors": list(self.metalog.acceptors),
                          "leader": self.metalog.leader,
-                         "caught_up": self.metalog.caught_up},
+                         "caught_up": self.catchup.caught_up,
+                         "peer_epoch": self.catchup.target_epoch()},
         }

@@ -6,7 +6,8 @@ Key layout (one keyspace, separated by a one-byte prefix)::
     b"h" + target.encode() + b"\\x00" + seq.to_bytes(8, "big")
                                                        -> packb([token, key, record.to_wire()])
     b"i" + target.encode() + b"\x00" + token.to_bytes(4, "big") + key
-                                                       -> the key of the newest hint of it
+                                                       -> the key of its hint with the
+                                                          largest version
     b"m" + name.encode()                               -> raw bytes (caller-defined)
 
 Rules and invariants:
@@ -30,6 +31,10 @@ Rules and invariants:
 * Hint sequence numbers increase monotonically within a process; at open the counter resumes
   after the largest stored seq. If every hint was deleted before a reopen, numbering may restart;
   that is harmless because the seq only orders the hints that are still stored.
+* The hint index entry of a (target, token, key) points at its stored hint with the largest
+  version, whatever order the hints arrived in. Deleting that hint (it was delivered: the
+  target holds something at least as new) drops the entry even if older hints of the key
+  remain; a lookup then misses only versions the target already superseded.
 * Hint targets are member ids and must not contain ``"\\x00"`` (it ends the target in the key).
 
 Tombstones are kept forever for now. TODO(purge): drop tombstones older than a grace period
@@ -314,10 +319,12 @@ class Store:
                 raw = _pack_hint(token, bytes(key), record)
                 wb.put(hkey, raw)
                 # The newest hint of a (target, key) is found by a point lookup (sloppy
-                # reads), never by scanning the target's hints.
+                # reads), never by scanning the target's hints. Newest by version, not by
+                # arrival: a slowed coordinator's older write may arrive after a newer one.
                 ikey = hint_index_key(target, token, bytes(key))
-                wb.put(ikey, hkey)
-                index[ikey] = hkey
+                if is_newer(record, self._indexed(ikey, index, added_raw)):
+                    wb.put(ikey, hkey)
+                    index[ikey] = hkey
                 added[hkey] = len(hkey) + len(raw)
                 added_raw[hkey] = raw
                 d = hint_delta.setdefault(target, [0, 0])
@@ -368,6 +375,15 @@ class Store:
                         stats[target] = (count + d_count, size + d_bytes)
                 self._hint_stats = stats
             return applied
+
+    def _indexed(self, ikey: bytes, staged: dict, staged_raw: dict) -> Optional[Record]:
+        """The record the hint index entry ``ikey`` points at (staged in this batch or on
+        disk), or None."""
+        hkey = staged[ikey] if ikey in staged else self._db.get(ikey)
+        if hkey is None:
+            return None
+        raw = staged_raw.get(hkey) or self._db.get(hkey)
+        return None if raw is None else _unpack_hint(raw)[2]
 
     def delete_range(
         self, start_token: int, end_token: int, sync: bool = True, chunk: int = 10_000

@@ -325,3 +325,26 @@ def test_hint_lookup_finds_the_newest_hint_of_a_key_and_forgets_delivered_ones(t
         assert s.hint_lookup("n2", 8, b"other").version == 3
     with Store(str(tmp_path / "db")) as s:      # the index survives a reopen
         assert s.hint_lookup("n2", 8, b"other").version == 3
+
+
+def test_hint_index_points_at_the_newest_version_not_the_last_hint_added(tmp_path):
+    """Issue 19 item 5: a fallback may receive v2 before v1 (two coordinators, one slowed);
+    the index must keep pointing at v2, in one batch or across batches and a reopen."""
+    with Store(str(tmp_path / "db")) as s:
+        s.apply(hints_add=[("n2", 7, b"k", Record(9))])
+        s.apply(hints_add=[("n2", 7, b"k", Record(4))])      # older, arrives later
+        assert s.hint_lookup("n2", 7, b"k").version == 9
+        s.apply(hints_add=[("n2", 8, b"j", Record(6)), ("n2", 8, b"j", Record(2))])
+        assert s.hint_lookup("n2", 8, b"j").version == 6
+        s.apply(hints_add=[("n2", 8, b"j", Record(7))])      # a newer one moves the index
+        assert s.hint_lookup("n2", 8, b"j").version == 7
+    with Store(str(tmp_path / "db")) as s:
+        assert s.hint_lookup("n2", 7, b"k").version == 9
+        # Delivering the indexed (newest) hint drops the index entry; the older hint left
+        # behind is older than what the target now holds, so a lookup may miss it.
+        newest = [hk for hk, _t, key, r in s.hints("n2", 10) if key == b"k" and r.version == 9]
+        s.apply(hints_delete=newest)
+        assert s.hint_lookup("n2", 7, b"k") is None
+        assert [r.version for _hk, _t, key, r in s.hints("n2", 10) if key == b"k"] == [4]
+        # Deleting the older, unindexed hint leaves the index of another key alone.
+        assert s.hint_lookup("n2", 8, b"j").version == 7

@@ -157,6 +157,12 @@ class MetaLogNode:
         return self._learner.chosen_below
 
     @property
+    def known_chosen_below(self) -> int:
+        """The highest commit index anyone reported (``>= chosen_below``; above it, slots
+        are chosen that this node has not learned yet: a gap it is catching up on)."""
+        return self._learner.hint
+
+    @property
     def applied_slot(self) -> int:
         """Slots below this were delivered to the app (after ``advance``)."""
         return self._learner.applied

@@ -1,0 +1,96 @@
+"""Whether this node has learned the metadata log up to what its peers report.
+
+A node that plans requests on an old ring sends them to the wrong replicas and may count its
+own copy of a key it no longer replicates; a replica behind the coordinator may not know a
+change the coordinator planned with. So a node coordinates requests and answers data RPCs
+(as a replica or a fallback) only while it is *caught up*:
+
+1. Since this process started, every other member in its state has reported its epoch (a
+   ping reply, or any request it sent: every data, hint and transfer RPC names its sender's
+   epoch) or is seen down by the failure detector, and those that reported (with this node)
+   include a majority of the metadata group (the acceptors), one of which accepted every
+   committed entry. This is the start-up round: right after a restart the log on disk says
+   nothing about what was decided meanwhile, and a node that can reach no majority cannot
+   tell what it missed. It happens once per process; the detector pings every member every
+   0.25 s, so it takes a ping round (up to ~1.5 s when a member is paused: two ping
+   timeouts mark it down).
+2. Its epoch is at least the highest epoch any peer reported since start, and at least the
+   commit index the metadata log's peers announced (the Paxos learner has no known gap).
+
+A request's epoch counts as a report, so a replica that is behind the coordinator is not
+caught up until it applied that epoch. Not caught up, a coordinator waits (bounded) for the
+log and answers 503 ``not_ready`` if it cannot catch up in time; a replica waits briefly on
+an async call and otherwise refuses with ``not_caught_up`` (the coordinator treats that as a
+failed target, keeping a hint for a home replica that missed a write). ``GET /ready`` is 503
+while not caught up. Whether a Paxos leader is reachable right now does not matter: reads
+and writes need no metadata majority.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # pragma: no cover
+    from dynamopy.node.runtime import Node
+
+POLL_S = 0.02
+
+
+class CatchUp:
+    def __init__(self, node: "Node"):
+        self.node = node
+        self.peer_epoch = 0                 # highest epoch a peer reported since start
+        self._reported: set[str] = set()    # peers that reported their epoch since start
+        self._round_done = False            # the start-up round (rule 1), latched
+
+    def note(self, epoch: int, peer_id: str) -> None:
+        """``peer_id`` reported ``epoch`` (it holds at least that much of the log)."""
+        self._reported.add(peer_id)
+        if epoch > self.peer_epoch:
+            self.peer_epoch = epoch
+
+    def target_epoch(self) -> int:
+        """The epoch this node must have applied to be caught up."""
+        paxos = self.node.metalog.paxos
+        known = paxos.known_chosen_below if paxos is not None else 0
+        return max(self.peer_epoch, known)
+
+    def start_round_done(self) -> bool:
+        if not self._round_done:
+            state, detector, me = self.node.state, self.node.detector, self.node.id
+            heard = {me} | self._reported
+            self._round_done = (
+                state.bootstrapped
+                and all(m in heard or not detector.is_up(m) for m in state.members)
+                and sum(1 for a in state.acceptors if a in heard) > len(state.acceptors) // 2)
+        return self._round_done
+
+    @property
+    def caught_up(self) -> bool:
+        return self.start_round_done() and self.node.state.epoch >= self.target_epoch()
+
+    def lag(self) -> str:
+        """Why this node is not caught up, for error details and logs."""
+        if not self.start_round_done():
+            state, me = self.node.state, self.node.id
+            waiting = sorted(m for m in state.members if m != me and m not in self._reported
+                             and self.node.detector.is_up(m))
+            if waiting:
+                return f"waiting for the epochs of {', '.join(waiting)}"
+            return (f"no majority of the metadata group {list(state.acceptors)} reported "
+                    "its epoch")
+        return (f"at epoch {self.node.state.epoch}, its peers report epoch "
+                f"{self.target_epoch()}")
+
+    async def wait(self, timeout_s: float) -> bool:
+        """Wait until caught up; False on timeout."""
+        node = self.node
+        if self.caught_up:
+            return True
+        deadline = node.clock.monotonic() + timeout_s
+        node.metalog.poke()
+        while not self.caught_up:
+            if node.clock.monotonic() >= deadline:
+                return False
+            await node.clock.sleep(POLL_S)
+        return True
