@@ -19,6 +19,7 @@ from dynamopy.core.membership import ClusterState
 from dynamopy.core.versions import HybridClock, compose
 from dynamopy.node.clock import Clock, SystemClock
 from dynamopy.node.coordinator import Coordinator
+from dynamopy.node.defaults_change import DefaultsChange
 from dynamopy.node.detector import FailureDetector
 from dynamopy.node.errors import NotReady
 from dynamopy.node.hints import HintManager
@@ -54,6 +55,7 @@ class Node:
         self.hints = HintManager(self)
         self.transfers = TransferManager(self)
         self.metalog = MetaLog(self)
+        self.defaults_change = DefaultsChange(self)
         secret = config.cluster_secret.encode()
         # Short reconnect back-off: refused connects on a LAN are cheap, and a restarted
         # peer should be usable again within half a second.
@@ -64,6 +66,7 @@ class Node:
         self.peer_server = PeerServer(self.id, secret, self._handle_peer, sync_methods={
             "get": self.replica.rpc_get,
             "ping": lambda payload, peer_id: {"epoch": self.state.epoch, "id": self.id},
+            "defaults_drained": self.defaults_change.rpc_status,
         })
         self._tasks: set[asyncio.Task] = set()
         self.ready_event = asyncio.Event()
@@ -84,6 +87,7 @@ class Node:
         self.spawn(self.metalog.run())
         self.spawn(self.detector.run())
         self.spawn(self.hints.run())
+        self.spawn(self.defaults_change.run())
         self.spawn(self._save_hlc_mark())
         self.transfers.resume()
 

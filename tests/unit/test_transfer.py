@@ -4,15 +4,44 @@ import asyncio
 import types
 
 from dynamopy.core.records import Record
-from dynamopy.node.transfer import TransferManager, subtract_ranges
+from dynamopy.core.membership import ClusterState, Settings, bootstrap_entry
+from dynamopy.node.transfer import (TransferManager, held_ranges, lost_ranges, merge_spans,
+                                    subtract_sorted)
 from dynamopy.storage import Store
 
 
-def test_subtract_ranges():
-    assert subtract_ranges((0, 100), []) == [(0, 100)]
-    assert subtract_ranges((0, 100), [(20, 30), (50, 200)]) == [(0, 20), (30, 50)]
-    assert subtract_ranges((0, 100), [(0, 100)]) == []
-    assert subtract_ranges((10, 20), [(0, 5), (25, 30)]) == [(10, 20)]
+def test_subtract_sorted_and_merge_spans():
+    assert subtract_sorted([(0, 100)], []) == [(0, 100)]
+    assert subtract_sorted([(0, 100)], [(20, 30), (50, 200)]) == [(0, 20), (30, 50)]
+    assert subtract_sorted([(0, 100)], [(0, 100)]) == []
+    assert subtract_sorted([(10, 20)], [(0, 5), (25, 30)]) == [(10, 20)]
+    assert subtract_sorted([(0, 10), (20, 30), (40, 50)], [(5, 25), (45, 60)]) == [
+        (0, 5), (25, 30), (40, 45)]
+    assert merge_spans([(20, 30), (0, 10), (10, 15), (25, 40)]) == [(0, 15), (20, 40)]
+
+
+SEEDS = [{"id": f"n{i}", "url": f"u{i}", "peer": f"p{i}"} for i in (1, 2, 3)]
+
+
+def test_lost_ranges_follow_the_ring_whatever_the_path():
+    """Issue 20.2: a node that jumps from its old state straight to a snapshot taken after a
+    join finished loses exactly what it loses through the entries, step by step."""
+    s0 = ClusterState().apply(bootstrap_entry(SEEDS, Settings()))
+    s1 = s0.apply({"op": "join", "id": "n4", "url": "u4", "peer": "p4"})
+    s2 = s1.apply({"op": "finish_join", "id": "n4", "change_epoch": 2})
+    s3 = s2
+    for i in range(70):
+        s3 = s3.apply({"op": "set_config", "hint_window_s": float(i)})
+    snap = ClusterState.from_dict(s3.to_dict())  # what a peer would send
+    for me in ("n1", "n2", "n3"):
+        step = merge_spans(lost_ranges(s0, s1, me) + lost_ranges(s1, s2, me))
+        assert step, f"{me} gives ranges to n4"
+        assert lost_ranges(s0, snap, me) == step
+        assert subtract_sorted(held_ranges(s0, me), held_ranges(snap, me)) == step
+    assert lost_ranges(s2, s3, "n1") == []  # settings changes move nothing
+    # an abandoned join: the joiner loses everything it was gaining
+    gone = s1.apply({"op": "remove", "id": "n4"})
+    assert lost_ranges(s1, gone, "n4") == held_ranges(s1, "n4") != []
 
 
 def test_pull_batches_cover_every_record_once_across_ranges(tmp_path):
