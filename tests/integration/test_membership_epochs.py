@@ -2,7 +2,6 @@
 a later change, the ranges a node keeps follow the ring however it learned it, and a change
 of the R/W defaults never lets a read miss an acknowledged write. Real processes."""
 
-
 import httpx
 import pytest
 

@@ -67,3 +67,36 @@ def test_pull_batches_cover_every_record_once_across_ranges(tmp_path):
                 break
             cursor = nxt
         assert sorted(got) == sorted(expected) and len(got) == len(set(got))
+
+
+def test_abandoning_a_join_clears_its_transfer_state(tmp_path):
+    """Issue 20.1: the joiner's cursors and durable "done" marker of a join that a remove
+    abandoned are deleted, and no longer vouch for anything even before that."""
+    from dynamopy.storage import GroupCommitter
+
+    joining = ClusterState().apply(bootstrap_entry(SEEDS, Settings())).apply(
+        {"op": "join", "id": "n4", "url": "u4", "peer": "p4"})
+    removed = joining.apply({"op": "remove", "id": "n4"})
+
+    async def run():
+        with Store(str(tmp_path / "db")) as store:
+            committer = GroupCommitter(store)
+            await committer.start()
+            tasks = []
+            node = types.SimpleNamespace(
+                id="n4", store=store, committer=committer, state=joining, stopping=False,
+                spawn=lambda coro: tasks.append(asyncio.ensure_future(coro)) or tasks[-1])
+            tm = TransferManager(node)
+            tm.progress.change_epoch = joining.change_epoch
+            await committer.submit(meta_put={tm._done_key(2): b"1",
+                                             "xfer/000000000002/n1": b"\xc3"})
+            assert tm.is_done(2)
+            node.state = removed
+            assert not tm.is_done(2)  # over: the marker says nothing any more
+            tm.state_changed(joining, removed)
+            await asyncio.gather(*tasks)
+            left = list(store.meta_scan("xfer/"))
+            await committer.stop()
+            return left
+
+    assert asyncio.run(run()) == []
