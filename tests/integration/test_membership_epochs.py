@@ -5,7 +5,7 @@ of the R/W defaults never lets a read miss an acknowledged write. Real processes
 import httpx
 import pytest
 
-from tests.integration.test_membership import preload, state_of
+from tests.integration.test_membership import assert_all_readable, preload, state_of
 
 pytestmark = pytest.mark.integration
 
@@ -53,3 +53,30 @@ def test_a_stale_finish_join_does_not_finish_a_later_join(make_cluster):
     changes = log_changes(c, 0)
     assert [e[1] for e in changes] == ["join", "remove", "join", "finish_join"], changes
     assert changes[3][3] == changes[2][0], "the finish names the second join"
+
+
+def test_catching_up_from_a_snapshot_drops_the_ranges_a_node_lost(make_cluster):
+    """Issue 20.2. n1 is down across a join, its finish and 70 settings changes (more than a
+    compaction interval), so it catches up from a snapshot: it must drop the ranges it gave
+    to n4, as it would have through the entries."""
+    c = make_cluster(3)
+    acked = preload(c, 200)
+    c.kill(0)
+    n4 = c.add_node(through=1)
+    c.wait_until(lambda: state_of(c, 1, "n4") == "normal", timeout_s=60, what="n4 normal")
+    with httpx.Client(base_url=c.url(1), timeout=15) as http:
+        for i in range(70):
+            assert http.post("/cluster/config", json={"hint_window_s": 3600 + i}).status_code == 202
+    epoch = c.cluster_info(1)["epoch"]
+    with c.client(1) as cl:
+        mine = sum(1 for k in acked if "n1" in cl.preference_list(k))
+    assert 100 < mine < 200
+    c.start_node(0)
+    c.wait_ready([0])
+    c.wait_until(lambda: c.node_view(0)["epoch"] >= epoch, what="n1 caught up")
+    try:
+        c.wait_until(lambda: c.node_view(0)["keys"] == mine, timeout_s=15,
+                     what="n1 holds only the keys it replicates")
+    finally:
+        print(f"n1 holds {c.node_view(0)['keys']} records; it replicates {mine} of {len(acked)}")
+    assert_all_readable(c, acked, via=0)
