@@ -2,9 +2,12 @@
 a later change, the ranges a node keeps follow the ring however it learned it, and a change
 of the R/W defaults never lets a read miss an acknowledged write. Real processes."""
 
+import threading
+
 import httpx
 import pytest
 
+from dynamopy.client import DynamoError
 from tests.integration.test_membership import assert_all_readable, preload, state_of
 
 pytestmark = pytest.mark.integration
@@ -80,3 +83,66 @@ def test_catching_up_from_a_snapshot_drops_the_ranges_a_node_lost(make_cluster):
     finally:
         print(f"n1 holds {c.node_view(0)['keys']} records; it replicates {mine} of {len(acked)}")
     assert_all_readable(c, acked, via=0)
+
+
+def test_flipping_the_rw_defaults_never_lets_a_read_miss_a_write(make_cluster):
+    """Issue 20.3. The defaults flip between (r=1, w=3) and (r=3, w=1) every 50 ms; each
+    satisfies R + W > N. Writes go through node i and are read back at once through node
+    i+1, both with the defaults. Peer messages are delayed 0-30 ms, so nodes apply each
+    change at visibly different instants and a write acknowledged by one replica reaches the
+    others late: a node still on (r=1, w=3) reading a write acknowledged under (r=3, w=1)
+    would miss it. No read may miss its write."""
+    c = make_cluster(3, r=1, w=3, extra=["--peer-delay-ms", "0-30"])
+    halt = threading.Event()
+    flips = [0]
+
+    def flipper():
+        with httpx.Client(base_url=c.url(2), timeout=10) as http:
+            while not halt.wait(0.05):
+                rw = {"r": 3, "w": 1} if flips[0] % 2 == 0 else {"r": 1, "w": 3}
+                if http.post("/cluster/config", json=rw).status_code == 202:
+                    flips[0] += 1
+
+    stale, pairs, errors = [], [0], [0]
+
+    def pairs_through(i):
+        with c.client(i, timeout_s=10) as writer, c.client((i + 1) % 3, timeout_s=10) as reader:
+            j = 0
+            while not halt.is_set():
+                key = f"flip-{i}-{j}"
+                j += 1
+                try:
+                    version = writer.put(key, b"v")["version"]
+                    got = reader.get(key).version
+                except DynamoError as e:
+                    if e.status == 404:
+                        stale.append((key, "404"))
+                    else:
+                        errors[0] += 1
+                    continue
+                pairs[0] += 1
+                if got != version:
+                    stale.append((key, got))
+
+    threads = [threading.Thread(target=flipper, daemon=True)] + [
+        threading.Thread(target=pairs_through, args=(i,), daemon=True) for i in range(3)]
+    for t in threads:
+        t.start()
+    try:
+        c.wait_until(lambda: flips[0] >= 40, timeout_s=60, what="40 flips")
+    finally:
+        halt.set()
+        for t in threads:
+            t.join(timeout=30)
+    settled = sum(1 for e in log_changes(c, 0) if e[1] == "finish_config")
+    print(f"{flips[0]} flips ({settled} settled), {pairs[0]} write/read pairs, "
+          f"{len(stale)} stale reads, {errors[0]} errors")
+    assert pairs[0] > 100
+    assert not stale, f"{len(stale)} reads missed the write just acknowledged: {stale[:5]}"
+    # once the flips stop, the last change settles everywhere: its values are in effect
+    last = {"r": 3, "w": 1} if flips[0] % 2 == 1 else {"r": 1, "w": 3}
+    for i in range(3):
+        c.wait_until(lambda i=i: c.cluster_info(i)["settling"] is None, timeout_s=20,
+                     what=f"the defaults settled on node {i}")
+        info = c.cluster_info(i)
+        assert {"r": info["r"], "w": info["w"]} == last
