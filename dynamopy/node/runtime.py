@@ -163,6 +163,10 @@ class Node:
     def require_ready(self) -> ClusterState:
         if not self.state.bootstrapped or self.hlc is None:
             raise NotReady("this node has not joined a cluster yet; retry shortly")
+        if self.state.member(self.id) is None:
+            # It left or was removed: its ring is no longer kept up to date for it.
+            raise NotReady("this node is not a member of the cluster (it left or was "
+                           "removed); use another node")
         return self.state
 
     def note_epoch(self, epoch: int, peer_id: str) -> None:

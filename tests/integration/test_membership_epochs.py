@@ -146,3 +146,34 @@ def test_flipping_the_rw_defaults_never_lets_a_read_miss_a_write(make_cluster):
                      what=f"the defaults settled on node {i}")
         info = c.cluster_info(i)
         assert {"r": info["r"], "w": info["w"]} == last
+
+
+def test_a_member_removed_while_down_joins_again_when_restarted_with_join(make_cluster):
+    """Issue 20, checked: a member removed while down, restarted with ``--join``, finds in
+    its own log that it is a member. It must learn that it was removed, refuse to coordinate
+    as a non-member, and join again (it was started to be a member)."""
+    c = make_cluster(3)
+    n4 = c.add_node()
+    c.wait_until(lambda: state_of(c, 0, "n4") == "normal", timeout_s=60, what="n4 normal")
+    c.kill(n4)
+    with httpx.Client(base_url=c.url(0), timeout=15) as http:
+        assert http.delete("/cluster/members/n4", params={"force": "true"}).status_code == 202
+    c.wait_until(lambda: state_of(c, 0, "n4") is None, timeout_s=60, what="n4 removed")
+    c.start_node(n4)  # same data directory, same --join
+    answers = []
+
+    def rejoined():
+        with httpx.Client(timeout=5) as http:  # meanwhile: never a 200 from a non-member
+            before = c.node_view(n4)["state"]
+            resp = http.put(c.url(n4) + "/kv/probe", content=b"x")
+            answers.append((before, c.node_view(n4)["state"], resp.status_code))
+        return state_of(c, 0, "n4") == "normal"
+
+    try:
+        c.wait_until(rejoined, timeout_s=30, what="n4 a member again")
+    finally:
+        print(f"n4 (state before, after, PUT status): {answers[:2]} ... {answers[-2:]}")
+    assert not [a for a in answers if a == ("none", "none", 200)], "a non-member coordinated"
+    ops = [e[1] for e in log_changes(c, 0)]
+    assert ops[-4:] == ["remove", "finish_leave", "join", "finish_join"], ops
+    c.wait_ready([n4])
