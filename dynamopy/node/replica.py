@@ -15,6 +15,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, Optional
 
 from dynamopy.core.records import Record, newest
+from dynamopy.node.hints import HintRefused
 from dynamopy.peer import RemoteError
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -35,6 +36,11 @@ class Replica:
         if node.hlc is not None:
             node.hlc.observe(record.version)
         if hint_for is not None and hint_for != node.id:
+            me = node.state.member(node.id)
+            if me is not None and me.state == "leaving":
+                # It hands off the hints it holds before it leaves; one stored after that
+                # would leave with it.
+                raise HintRefused(f"{node.id} is leaving the cluster; it keeps no new hints")
             await node.hints.store(hint_for, token, key, record)
             return record.version
         if await node.committer.write(token, key, record):

@@ -265,9 +265,11 @@ class TransferManager:
             if state.change is None or state.change_epoch != change_epoch:
                 return
             if self._is_driver(state):
+                op, mid = state.change
                 if all(await asyncio.gather(*(self._gainer_done(g, change_epoch)
-                                              for g in state.gainers()))):
-                    op, mid = state.change
+                                              for g in state.gainers()))) and (
+                        op != "leave" or await node.hints.hand_off()):
+                    # (a leaver first hands off its hints: it may be stopped once it left)
                     finish = "finish_join" if op == "join" else "finish_leave"
                     try:
                         await node.propose({"op": finish, "id": mid,
