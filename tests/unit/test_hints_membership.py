@@ -137,3 +137,24 @@ def test_a_leaver_proposes_finish_leave_only_once_its_hints_are_handed_off(monke
     asyncio.run(run())
     assert events == ["hand_off", "hand_off", "hand_off", "propose"]
     assert proposed == [{"op": "finish_leave", "id": "n4", "change_epoch": 4}]
+
+
+def test_a_leaving_member_keeps_no_new_hints():
+    from dynamopy.node.hints import HintRefused
+    from dynamopy.node.replica import Replica
+
+    stored = []
+
+    async def store(target, token, key, record):
+        stored.append(target)
+
+    for state, refused in ((BASE, False), (LEAVING, True)):
+        node = types.SimpleNamespace(id="n4", state=state, hlc=None,
+                                     hints=types.SimpleNamespace(store=store))
+        replica = Replica(node)
+        if refused:
+            with pytest.raises(HintRefused):
+                asyncio.run(replica.put(5, b"k", Record(3), hint_for="n2"))
+        else:
+            asyncio.run(replica.put(5, b"k", Record(3), hint_for="n2"))
+    assert stored == ["n2"]

@@ -7,7 +7,7 @@ from dynamopy.core.records import Record
 from dynamopy.core.membership import ClusterState, Settings, bootstrap_entry
 from dynamopy.node.transfer import (TransferManager, held_ranges, lost_ranges, merge_spans,
                                     subtract_sorted)
-from dynamopy.storage import Store
+from dynamopy.storage import GroupCommitter, Store
 
 
 def test_subtract_sorted_and_merge_spans():
@@ -72,8 +72,6 @@ def test_pull_batches_cover_every_record_once_across_ranges(tmp_path):
 def test_abandoning_a_join_clears_its_transfer_state(tmp_path):
     """Issue 20.1: the joiner's cursors and durable "done" marker of a join that a remove
     abandoned are deleted, and no longer vouch for anything even before that."""
-    from dynamopy.storage import GroupCommitter
-
     joining = ClusterState().apply(bootstrap_entry(SEEDS, Settings())).apply(
         {"op": "join", "id": "n4", "url": "u4", "peer": "p4"})
     removed = joining.apply({"op": "remove", "id": "n4"})
@@ -98,5 +96,68 @@ def test_abandoning_a_join_clears_its_transfer_state(tmp_path):
             left = list(store.meta_scan("xfer/"))
             await committer.stop()
             return left
+
+    assert asyncio.run(run()) == []
+
+
+def _node_with_store(tmp_path, state, me):
+    async def make():
+        store = Store(str(tmp_path / "db"))
+        committer = GroupCommitter(store)
+        await committer.start()
+        tasks = []
+        node = types.SimpleNamespace(
+            id=me, store=store, committer=committer, state=state, stopping=False,
+            spawn=lambda coro: tasks.append(asyncio.ensure_future(coro)) or tasks[-1])
+        return node, tasks
+    return make()
+
+
+def test_ranges_lost_in_the_replayed_log_are_dropped_at_resume(tmp_path):
+    """A node that died between a switch and its drop replays the finish at start-up (no
+    reaction while replaying) and drops those ranges when it resumes."""
+    s0 = ClusterState().apply(bootstrap_entry(SEEDS, Settings()))
+    s1 = s0.apply({"op": "join", "id": "n4", "url": "u4", "peer": "p4"})
+    s2 = s1.apply({"op": "finish_join", "id": "n4", "change_epoch": 2})
+    lost = held_ranges(s0, "n1")
+    lost = subtract_sorted(lost, held_ranges(s2, "n1"))
+    kept_tok, lost_tok = held_ranges(s2, "n1")[0][0], lost[0][0]
+
+    async def run():
+        node, tasks = await _node_with_store(tmp_path, s0, "n1")
+        await node.committer.submit(writes=[(kept_tok, b"kept", Record(1)),
+                                            (lost_tok, b"lost", Record(2))])
+        tm = TransferManager(node)
+        tm.replaying = True
+        for old, new in ((s0, s1), (s1, s2)):
+            node.state = new
+            tm.state_changed(old, new)
+        tm.replaying = False
+        assert not tasks and node.store.key_count() == 2  # nothing done while replaying
+        tm.resume()
+        await asyncio.gather(*tasks)
+        keys = [k for _t, k, _r in node.store.scan(0, 2**32)]
+        await node.committer.stop()
+        node.store.close()
+        return keys
+
+    assert asyncio.run(run()) == [b"kept"]
+
+
+def test_finishing_a_change_clears_its_transfer_state(tmp_path):
+    s1 = ClusterState().apply(bootstrap_entry(SEEDS, Settings())).apply(
+        {"op": "join", "id": "n4", "url": "u4", "peer": "p4"})
+    s2 = s1.apply({"op": "finish_join", "id": "n4", "change_epoch": 2})
+
+    async def run():
+        node, tasks = await _node_with_store(tmp_path, s2, "n4")
+        tm = TransferManager(node)
+        await node.committer.submit(meta_put={tm._done_key(2): b"1"})
+        tm.state_changed(s1, s2)
+        await asyncio.gather(*tasks)
+        left = list(node.store.meta_scan("xfer/"))
+        await node.committer.stop()
+        node.store.close()
+        return left
 
     assert asyncio.run(run()) == []
