@@ -178,7 +178,9 @@ class HintManager:
                 await self._deliver(target)
                 if node.store.hint_stats().get(target, (0, 0))[0]:
                     await self._pass_on(target)
-            except (PeerError, asyncio.TimeoutError) as e:
+            except asyncio.CancelledError:
+                raise
+            except Exception as e:  # the leave retries; one target must not stop it
                 log.info("handing off the hints for %s: %r; retrying", target, e)
         return not self.pending_by_target()
 
