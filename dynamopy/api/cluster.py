@@ -30,6 +30,10 @@ def build_router(node) -> APIRouter:
             "epoch": state.epoch, "n": s.n, "r": s.r, "w": s.w,
             "hint_window_s": s.hint_window_s, "hint_max_bytes": s.hint_max_bytes,
             "change": list(state.change) if state.change else None,
+            # While a change of the R/W defaults settles, requests without an explicit
+            # quorum use these (the larger of old and new); null once settled.
+            "settling": ({"r": state.rw_in_effect[0], "w": state.rw_in_effect[1],
+                          "since_epoch": state.config_epoch} if state.rw_in_effect else None),
             "acceptors": list(state.acceptors),
             "warnings": warnings,
             "members": [

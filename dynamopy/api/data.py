@@ -114,16 +114,21 @@ class DataHandlers:
         node = self.node
         try:
             raw_key = check_key(key)
-            settings = (await node.serving_state()).settings
-            w, strict = parse_params(query, headers, "w", settings.w, settings.n)
-            if read_body is None:
-                body, ctype = b"", DEFAULT_CONTENT_TYPE
-            else:
-                body = await self._read_value(headers, read_body)
-                ctype = headers.get("content-type") or DEFAULT_CONTENT_TYPE
-            version, acks = await node.coordinator.write(
-                raw_key, value=body, content_type=ctype, deleted=read_body is None, w=w,
-                sloppy=not strict)
+            state = await node.serving_state()
+            # Tracked from the moment it takes the defaults until it answers: a change of
+            # the defaults settles only once no request planned under the old ones is
+            # still running (node/defaults_change.py).
+            with node.defaults_change.track(state.epoch):
+                w, strict = parse_params(query, headers, "w", state.defaults()[1],
+                                         state.settings.n)
+                if read_body is None:
+                    body, ctype = b"", DEFAULT_CONTENT_TYPE
+                else:
+                    body = await self._read_value(headers, read_body)
+                    ctype = headers.get("content-type") or DEFAULT_CONTENT_TYPE
+                version, acks = await node.coordinator.write(
+                    raw_key, value=body, content_type=ctype, deleted=read_body is None, w=w,
+                    sloppy=not strict)
         except NodeError as e:
             self._observe(route, e.code, started)
             return error_reply(e)
@@ -149,9 +154,10 @@ class DataHandlers:
         node = self.node
         try:
             raw_key = check_key(key)
-            settings = (await node.serving_state()).settings
-            r, strict = parse_params(query, headers, "r", settings.r, settings.n)
-            rec = await node.coordinator.read(raw_key, r=r, sloppy=not strict)
+            state = await node.serving_state()
+            r, strict = parse_params(query, headers, "r", state.defaults()[0], state.settings.n)
+            with node.defaults_change.track(state.epoch):
+                rec = await node.coordinator.read(raw_key, r=r, sloppy=not strict)
             if rec is None:
                 raise NotFound(f"key {key!r} was never written")
             if rec.deleted:

@@ -16,8 +16,17 @@ Rules:
   ``ring`` is the placement reads and counted writes use, and ``pending_ring`` the placement
   after the change: writes also go to the pending owners (not counted) so nothing written
   during the transfer is missed, and the ``finish_*`` entry switches ``ring`` over.
+* A ``finish_*`` entry names the change it finishes (``change_epoch``, the epoch at which
+  that change began) and is refused for any other: a stale finish from a node that was down
+  across an abandoned change and a new one must not finish the new one.
 * N and the hash layout are fixed at bootstrap; R, W and hint settings change by
   ``set_config``.
+* A change of the R/W defaults is not seen by every node at the same instant, so it settles
+  in two steps: from the ``set_config`` on, the defaults in effect (:meth:`ClusterState.defaults`)
+  are the larger of the old and the new R and W; the ``finish_config`` entry naming that
+  ``set_config``'s epoch (proposed once every member has applied it and finished every request
+  planned before it) switches to the new values. Any read and write then overlap whenever both
+  the old and the new settings have R + W > N.
 """
 
 from __future__ import annotations
@@ -76,6 +85,10 @@ class ClusterState:
     pending_ring: Optional[Ring] = None
     change: Optional[tuple[str, str]] = None  # (op, member id) in progress
     change_epoch: int = 0  # the epoch at which the change in progress began (its id)
+    # R/W defaults while a change of them settles (None when settled), and the epoch of the
+    # set_config that started the transition (what its finish_config must name).
+    rw_in_effect: Optional[tuple[int, int]] = None
+    config_epoch: int = 0
     next_number: int = 1
     skipped: int = 0  # entries that applied as no-ops (invalid on arrival)
     recent_rids: tuple[str, ...] = ()  # request ids of the last entries, to drop re-commits
@@ -91,6 +104,12 @@ class ClusterState:
     def peers(self) -> dict[str, str]:
         """member id -> peer address."""
         return {m.id: m.peer for m in self.members.values()}
+
+    def defaults(self) -> tuple[int, int]:
+        """The (R, W) a request without an explicit quorum uses at this epoch."""
+        if self.rw_in_effect is not None:
+            return self.rw_in_effect
+        return self.settings.r, self.settings.w
 
     def transfers(self) -> list:
         """The ring.RangeMove list of the change in progress (empty when none)."""
@@ -135,6 +154,8 @@ class ClusterState:
             "pending_ring": self.pending_ring.to_dict() if self.pending_ring else None,
             "change": list(self.change) if self.change else None,
             "change_epoch": self.change_epoch,
+            "rw_in_effect": list(self.rw_in_effect) if self.rw_in_effect else None,
+            "config_epoch": self.config_epoch,
             "next_number": self.next_number,
             "skipped": self.skipped,
             "recent_rids": list(self.recent_rids),
@@ -151,6 +172,8 @@ class ClusterState:
             pending_ring=Ring.from_dict(d["pending_ring"]) if d["pending_ring"] else None,
             change=tuple(d["change"]) if d["change"] else None,
             change_epoch=d.get("change_epoch", 0),
+            rw_in_effect=tuple(d["rw_in_effect"]) if d.get("rw_in_effect") else None,
+            config_epoch=d.get("config_epoch", 0),
             next_number=d["next_number"],
             skipped=d.get("skipped", 0),
             recent_rids=tuple(d.get("recent_rids", ())),
@@ -226,10 +249,24 @@ def _join(s: ClusterState, e: Mapping[str, Any]) -> ClusterState:
                    next_number=s.next_number + 1)
 
 
-def _finish_join(s: ClusterState, e: Mapping[str, Any]) -> ClusterState:
+def _require_named_change(s: ClusterState, e: Mapping[str, Any], ops: tuple[str, ...],
+                          what: str) -> str:
+    """The member of the change ``e`` finishes; refuse unless that change is the one in
+    progress: same operation, same member, and the same ``change_epoch`` (a member can
+    join, be removed and join again; only the epoch tells those changes apart)."""
     mid = e["id"]
-    if s.change != ("join", mid):
-        raise InvalidEntry(409, "conflict", f"{mid} is not joining")
+    if s.change is None or s.change[0] not in ops or s.change[1] != mid:
+        raise InvalidEntry(409, "conflict", f"{mid} is not {what}")
+    named = e.get("change_epoch")
+    if isinstance(named, bool) or not isinstance(named, int) or named != s.change_epoch:
+        raise InvalidEntry(409, "conflict",
+                           f"{e.get('op')} names the change at epoch {named!r}; the "
+                           f"{s.change[0]} of {mid} in progress began at epoch {s.change_epoch}")
+    return mid
+
+
+def _finish_join(s: ClusterState, e: Mapping[str, Any]) -> ClusterState:
+    mid = _require_named_change(s, e, ("join",), "joining")
     m = s.members[mid]
     return replace(s, members={**s.members, mid: replace(m, state=NORMAL)},
                    ring=s.pending_ring, pending_ring=None, change=None)
@@ -254,9 +291,7 @@ def _leave(s: ClusterState, e: Mapping[str, Any], op: str = "leave") -> ClusterS
 
 
 def _finish_leave(s: ClusterState, e: Mapping[str, Any]) -> ClusterState:
-    mid = e["id"]
-    if s.change not in (("leave", mid), ("remove", mid)):
-        raise InvalidEntry(409, "conflict", f"{mid} is not leaving")
+    mid = _require_named_change(s, e, ("leave", "remove"), "leaving")
     members = {k: v for k, v in s.members.items() if k != mid}
     return replace(s, members=members, ring=s.pending_ring, pending_ring=None, change=None)
 
@@ -295,7 +330,25 @@ def _set_config(s: ClusterState, e: Mapping[str, Any]) -> ClusterState:
         if isinstance(v, bool) or not isinstance(v, kinds) or v < 0:
             what = "an integer" if kinds == (int,) else "a number"
             raise InvalidEntry(400, "bad_request", f"{name}={v!r} must be {what} >= 0")
-    return replace(s, settings=new)
+    nxt = replace(s, settings=new)
+    if (new.r, new.w) != (s.settings.r, s.settings.w):
+        r_now, w_now = s.defaults()
+        nxt = replace(nxt, rw_in_effect=(max(r_now, new.r), max(w_now, new.w)),
+                      config_epoch=s.epoch + 1)
+    return nxt
+
+
+def _finish_config(s: ClusterState, e: Mapping[str, Any]) -> ClusterState:
+    """End the transition of the R/W defaults begun by the ``set_config`` at
+    ``change_epoch``; refused if none is settling or a later ``set_config`` superseded it."""
+    named = e.get("change_epoch")
+    if s.rw_in_effect is None:
+        raise InvalidEntry(409, "conflict", "no change of the R/W defaults is settling")
+    if isinstance(named, bool) or not isinstance(named, int) or named != s.config_epoch:
+        raise InvalidEntry(409, "conflict",
+                           f"finish_config names the change at epoch {named!r}; the one "
+                           f"settling began at epoch {s.config_epoch}")
+    return replace(s, rw_in_effect=None)
 
 
 def _noop(s: ClusterState, e: Mapping[str, Any]) -> ClusterState:
@@ -312,4 +365,5 @@ _APPLY = {
     "finish_leave": _finish_leave,
     "remove": _remove,
     "set_config": _set_config,
+    "finish_config": _finish_config,
 }

@@ -8,7 +8,10 @@
   from the member at URL, start as a learner, and ask the member to propose ``join``. The
   node catches up from the log, sees itself ``joining``, pulls its ranges (``transfer``),
   and its driver proposes ``finish_join``.
-* Restart: the log on disk already makes the node a member; nothing to do here.
+* Restart: the log on disk already makes the node a member, but the cluster may have
+  removed it meanwhile (a dead joiner's join abandoned, a dead member removed). It first
+  learns the log as it is now; if that says it is no longer a member, it joins again like a
+  new node (it was started to be a member).
 """
 
 from __future__ import annotations
@@ -60,7 +63,16 @@ def _headers(node: "Node") -> dict:
 async def ensure_member(node: "Node") -> None:
     """Bootstrap or join in the background; return once this node applied its membership."""
     if node.state.member(node.id) is not None:
-        return  # restarted as a member: the log on disk says so; the learner catches up
+        # Restarted as a member per the log on disk: wait until the log says more. A member
+        # hears the leader and catches up; a removed node is not pushed to, but its learner
+        # polls the metadata group and learns of its removal.
+        while node.state.member(node.id) is not None and not node.metalog.caught_up:
+            if node.stopping:
+                return
+            await asyncio.sleep(RETRY_S)
+        if node.state.member(node.id) is not None:
+            return
+        log.warning("%s was removed from the cluster while it was down: joining again", node.id)
     # Not a member yet, even if a previous run got as far as learning the metadata group
     # (it may have crashed before its join or the bootstrap committed): keep going.
     async with httpx.AsyncClient(timeout=3.0, headers=_headers(node),

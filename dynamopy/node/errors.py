@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+# Codes of refusals between peers (RemoteError.code), shared by replica, hints and transfer.
+STALE_EPOCH = "stale_epoch"          # the coordinator's ring is older: catch up and retry
+NOT_CAUGHT_UP = "not_caught_up"      # this replica is behind what its peers report
+
 
 class NodeError(Exception):
     status = 500

@@ -9,6 +9,13 @@ Rules:
 * Delivery: in batches, only while the failure detector sees the target alive; the target
   applies each record only if it is newer than what it holds (never overwrites a newer
   version); the hint is deleted after the target's durable ack; failures back off.
+* A hint whose target will not replicate its key once the ring change in progress (if any)
+  is over is re-homed instead: written to the key's replicas in the current ring *and* in the
+  pending ring, and kept until at least one of each acked, so the record stays on a node
+  that serves it whichever way the change ends (a gainer may already have pulled past it,
+  and a losing owner drops it at the switch).
+* A leaving member hands off every hint it holds before its ``finish_leave`` (``hand_off``):
+  to the target if it is up, else as a hint for the same target to another live member.
 """
 
 from __future__ import annotations
@@ -19,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 from dynamopy.core.records import Record
 from dynamopy.core.versions import decompose
-from dynamopy.node.replica import STALE_EPOCH
+from dynamopy.node.errors import STALE_EPOCH
 from dynamopy.peer import PeerError, PeerUnavailable, RemoteError
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -100,10 +107,11 @@ class HintManager:
                 self._backoff.pop(target, None)
                 return
             # A hint whose target no longer replicates its key (it left, was removed, or the
-            # range moved) goes to the key's current replicas instead.
+            # range moved), or will not once the change in progress is over, goes to the
+            # key's replicas instead.
             owned, moved = [], []
             for h in batch:
-                (owned if is_member and self._replicates(target, h[1]) else moved).append(h)
+                (owned if is_member and self._keeps(target, h[1]) else moved).append(h)
             try:
                 if owned:
                     payload = [node.state.epoch,
@@ -130,30 +138,82 @@ class HintManager:
             count, _ = node.store.hint_stats().get(target, (0, 0))
             node.metrics.hints_pending.labels(target).set(count)
 
-    def _replicates(self, member: str, token: int) -> bool:
+    def _keeps(self, member: str, token: int) -> bool:
+        """``member`` replicates ``token`` after the ring change in progress (now if none)."""
         state = self.node.state
-        n = state.settings.n
-        return any(ring is not None and member in ring.members
-                   and member in ring.preference_list_for_token(token, n)
-                   for ring in (state.ring, state.pending_ring))
+        ring = state.pending_ring if state.pending_ring is not None else state.ring
+        return member in ring.members and \
+            member in ring.preference_list_for_token(token, state.settings.n)
 
     async def _rehome(self, token: int, key: bytes, record: Record) -> None:
-        """Write a hint's record to its key's current replicas; at least one must ack (the
-        hint was one durable copy; it stays one, on a node that will serve it)."""
+        """Write a hint's record to its key's replicas in the current ring and, during a
+        change, the pending ring; at least one of each must ack (the hint was one durable
+        copy; it stays one, on a node that serves it whichever way the change ends)."""
         node = self.node
-        acks = 0
-        for member in node.state.ring.preference_list_for_token(token, node.state.settings.n):
+        state = node.state
+        n = state.settings.n
+        sides = [set(state.ring.preference_list_for_token(token, n))]
+        if state.pending_ring is not None:
+            sides.append(set(state.pending_ring.preference_list_for_token(token, n)))
+        acked: set[str] = set()
+        for member in sorted(set().union(*sides)):
             try:
                 if member == node.id:
                     await node.replica.put(token, key, record)
                 else:
                     await node.call_peer(member, "put",
-                                         [node.state.epoch, token, key, record.to_wire(), None])
-                acks += 1
+                                         [state.epoch, token, key, record.to_wire(), None])
+                acked.add(member)
             except (PeerError, asyncio.TimeoutError):
                 continue
-        if not acks:
-            raise PeerUnavailable("no current replica of the key took the re-homed hint")
+        if not all(side & acked for side in sides):
+            raise PeerUnavailable("no replica of the key took the re-homed hint on each side "
+                                  "of the ring change in progress")
+
+    # ---- hand-off by a leaving member ---------------------------------------------------
+    async def hand_off(self) -> bool:
+        """Deliver or pass on every hint this node holds; True once none is left. A leaving
+        member calls it before proposing its ``finish_leave``: a member that left may be
+        stopped at once, and the hints it kept (each counted as one copy of an acknowledged
+        write) must not go with it."""
+        node = self.node
+        for target in list(self.pending_by_target()):
+            self._retry_at.pop(target, None)  # the leave waits on this: no back-off
+            try:
+                await self._deliver(target)
+                if node.store.hint_stats().get(target, (0, 0))[0]:
+                    await self._pass_on(target)
+            except asyncio.CancelledError:
+                raise
+            except Exception as e:  # the leave retries; one target must not stop it
+                log.info("handing off the hints for %s: %r; retrying", target, e)
+        return not self.pending_by_target()
+
+    async def _pass_on(self, target: str) -> None:
+        """The target is down: store its hints on another live member, as hints for it."""
+        node = self.node
+        state = node.state
+        others = [m.id for m in sorted(state.members.values(), key=lambda m: m.number)
+                  if m.id not in (node.id, target) and m.state == "normal"
+                  and node.detector.is_up(m.id)]
+        while not node.stopping:
+            batch = _within_bytes(node.store.hints(target, DELIVERY_BATCH), DELIVERY_BYTES)
+            if not batch:
+                return
+            passed = []
+            for hk, tok, key, rec in batch:
+                for member in others:
+                    try:
+                        await node.call_peer(member, "put", [state.epoch, tok, key,
+                                                             rec.to_wire(), target])
+                    except (PeerError, asyncio.TimeoutError):
+                        continue
+                    passed.append(hk)
+                    break
+            if passed:
+                await node.committer.delete_hints(passed)
+            if len(passed) < len(batch):
+                raise PeerUnavailable(f"no live member took the hints for {target}")
 
     async def rpc_receive(self, payload: list, peer_id: str) -> Any:
         """Apply handed-off records; newer-wins inside the store keeps newer versions.

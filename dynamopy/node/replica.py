@@ -15,14 +15,14 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, Optional
 
 from dynamopy.core.records import Record, newest
+from dynamopy.node.hints import HintRefused
 from dynamopy.peer import RemoteError
 
 if TYPE_CHECKING:  # pragma: no cover
     from dynamopy.node.runtime import Node
 
 
-STALE_EPOCH = "stale_epoch"          # the coordinator's ring is older: catch up and retry
-NOT_CAUGHT_UP = "not_caught_up"      # this replica is behind what its peers report
+from dynamopy.node.errors import NOT_CAUGHT_UP, STALE_EPOCH  # noqa: F401  (re-exported)
 REPLICA_WAIT_S = 0.5                 # how long an async call waits for this node to catch up
 
 
@@ -37,6 +37,11 @@ class Replica:
         if node.hlc is not None:
             node.hlc.observe(record.version)
         if hint_for is not None and hint_for != node.id:
+            me = node.state.member(node.id)
+            if me is not None and me.state == "leaving":
+                # It hands off the hints it holds before it leaves; one stored after that
+                # would leave with it.
+                raise HintRefused(f"{node.id} is leaving the cluster; it keeps no new hints")
             await node.hints.store(hint_for, token, key, record)
             return record.version
         started = node.clock.monotonic()

@@ -20,6 +20,7 @@ from dynamopy.core.versions import HybridClock, compose
 from dynamopy.node.catchup import CatchUp
 from dynamopy.node.clock import Clock, SystemClock
 from dynamopy.node.coordinator import Coordinator
+from dynamopy.node.defaults_change import DefaultsChange
 from dynamopy.node.detector import FailureDetector
 from dynamopy.node.errors import NotReady
 from dynamopy.node.hints import HintManager
@@ -57,6 +58,7 @@ class Node:
         self.transfers = TransferManager(self)
         self.metalog = MetaLog(self)
         self.catchup = CatchUp(self)
+        self.defaults_change = DefaultsChange(self)
         secret = config.cluster_secret.encode()
         tls = config.tls  # mutual TLS on the peer port when configured (dynamopy.tls)
         peer_client_ssl = peer_client_context(tls) if tls is not None else None
@@ -70,6 +72,7 @@ class Node:
         self.peer_server = PeerServer(self.id, secret, self._handle_peer, sync_methods={
             "get": self.replica.rpc_get,
             "ping": self._on_ping,
+            "defaults_drained": self.defaults_change.rpc_status,
         }, max_unauthenticated=config.peer_max_unauthenticated,
             buffer_bytes=config.peer_buffer_bytes, on_reject=self.metrics.on_peer_rejected,
             ssl=peer_server_ssl)
@@ -92,6 +95,7 @@ class Node:
         self.spawn(self.metalog.run())
         self.spawn(self.detector.run())
         self.spawn(self.hints.run())
+        self.spawn(self.defaults_change.run())
         self.spawn(self._save_hlc_mark())
         self.transfers.resume()
 
@@ -167,6 +171,10 @@ class Node:
     def require_ready(self) -> ClusterState:
         if not self.state.bootstrapped or self.hlc is None:
             raise NotReady("this node has not joined a cluster yet; retry shortly")
+        if self.state.member(self.id) is None:
+            # It left or was removed: its ring is no longer kept up to date for it.
+            raise NotReady("this node is not a member of the cluster (it left or was "
+                           "removed); use another node")
         return self.state
 
     async def serving_state(self) -> ClusterState:

@@ -13,6 +13,12 @@ Rules (each protects an acknowledged write):
 * The change's driver (the joining or leaving member; for a removal the lowest-numbered
   live member) proposes the ``finish_*`` entry only after every gainer reports done.
 * Old owners drop a range only after the ``finish_*`` entry switched reads away from them.
+* The ranges a node keeps follow the ring however it learned it (entries, a snapshot from a
+  peer, or its own log replayed at start-up): whenever the state moves on, the ranges it
+  replicated (in the ring or the pending ring) and no longer does are dropped.
+* A ``finish_*`` entry names the change it finishes (its ``change_epoch``); the transfer
+  state of a change (cursors and the durable "done" marker) lives under that epoch and is
+  cleared when the change ends, finished or abandoned, so it can never vouch for another.
 """
 
 from __future__ import annotations
@@ -65,28 +71,49 @@ class TransferManager:
         self._pull_task: Optional[asyncio.Task] = None
         self._driver_task: Optional[asyncio.Task] = None
         self.replaying = False
+        self._replay_lost: list[tuple[int, int]] = []
 
     def resume(self) -> None:
-        """After start-up replay: continue the transfer of a change in progress."""
+        """After start-up replay: drop what the replayed entries took away (the process may
+        have died before it did), clear the transfer state of changes that are over, and
+        continue the transfer of a change in progress."""
+        lost, self._replay_lost = self._replay_lost, []
+        if lost:
+            self.node.spawn(self._drop_lost_ranges(lost))
+        self.node.spawn(self._clear_stale_transfer_state())
         if self.node.state.change is not None:
             self._start_change(self.node.state)
 
     # ---- reacting to the membership state ------------------------------------------
     def state_changed(self, old: ClusterState, new: ClusterState) -> None:
-        """Called after every applied entry; ignored while the log is replayed at start-up
-        (``resume`` then picks up a change in progress)."""
-        if self.node.stopping or self.replaying:
+        """Called after every applied entry and every installed snapshot. While the log is
+        replayed at start-up it only notes the ranges lost (``resume`` acts on them)."""
+        if self.node.stopping:
             return
+        lost = lost_ranges(old, new, self.node.id)
+        if self.replaying:
+            self._replay_lost += lost
+            return
+        if old.change is not None and (new.change is None
+                                       or new.change_epoch != old.change_epoch):
+            # The change is over (finished or abandoned): its transfer must stop, and its
+            # cursors and "done" marker must go, so nothing can vouch for it any more.
+            if new.change is None:
+                self._stop_tasks()
+            self.node.spawn(self._clear_stale_transfer_state())
         if new.change is not None and new.change_epoch != self.progress.change_epoch:
             self._start_change(new)
-        if old.change is not None and new.change is None and old.pending_ring is not None \
-                and new.ring == old.pending_ring:
-            self.node.spawn(self._drop_lost_ranges(old))
+        if lost:
+            self.node.spawn(self._drop_lost_ranges(lost))
 
-    def _start_change(self, state: ClusterState) -> None:
+    def _stop_tasks(self) -> None:
         for t in (self._pull_task, self._driver_task):
             if t is not None:
                 t.cancel()
+        self._pull_task = self._driver_task = None
+
+    def _start_change(self, state: ClusterState) -> None:
+        self._stop_tasks()
         me = self.node.id
         mine = [m for m in state.transfers() if me in m.gained]
         self.progress = TransferProgress(change_epoch=state.change_epoch, ranges_total=len(mine))
@@ -98,10 +125,16 @@ class TransferManager:
         return f"{XFER_PREFIX}{change_epoch:012d}/done"
 
     def is_done(self, change_epoch: int) -> bool:
+        """This node holds everything it gains in the change begun at ``change_epoch``: that
+        change is not over here, and its durable marker says so or it gives this node
+        nothing."""
+        if not self._in_progress(change_epoch):
+            return False
         if self.node.store.meta_get(self._done_key(change_epoch)) is not None:
             return True
         state = self.node.state
-        return state.change_epoch == change_epoch and self.node.id not in state.gainers()
+        return (state.change is not None and state.change_epoch == change_epoch
+                and self.node.id not in state.gainers())
 
     async def _pull_all(self, change_epoch: int, moves: list) -> None:
         if self.is_done(change_epoch):
@@ -115,6 +148,8 @@ class TransferManager:
                     by_source.setdefault(source, []).append((move.start, move.end))
         await asyncio.gather(*(self._pull_from(change_epoch, source, ranges)
                                for source, ranges in sorted(by_source.items())))
+        if not self._in_progress(change_epoch):
+            return  # abandoned meanwhile: no marker may outlive it
         await self.node.committer.put_meta(self._done_key(change_epoch), b"1")
         self.progress.ranges_done = self.progress.ranges_total
         self.progress.done = True
@@ -133,6 +168,8 @@ class TransferManager:
             return
         wire_ranges = [list(r) for r in ranges]
         while not node.stopping:
+            if not self._in_progress(change_epoch):
+                return  # the change ended (abandoned): stop pulling for it
             if node.state.member(source) is None:
                 return  # the source left the membership: nothing more to get from it
             change = node.state.change
@@ -202,6 +239,12 @@ class TransferManager:
                 break
         return [items, None if idx >= len(ranges) else [idx, cur_token, cur_key]]
 
+    def _in_progress(self, change_epoch: int) -> bool:
+        """False once this node knows the change begun at ``change_epoch`` is over."""
+        state = self.node.state
+        return state.epoch < change_epoch or (state.change is not None
+                                              and state.change_epoch == change_epoch)
+
     async def rpc_status(self, payload: list, peer_id: str) -> Any:
         (change_epoch,) = payload
         return self.is_done(change_epoch)
@@ -222,12 +265,15 @@ class TransferManager:
             if state.change is None or state.change_epoch != change_epoch:
                 return
             if self._is_driver(state):
+                op, mid = state.change
                 if all(await asyncio.gather(*(self._gainer_done(g, change_epoch)
-                                              for g in state.gainers()))):
-                    op, mid = state.change
+                                              for g in state.gainers()))) and (
+                        op != "leave" or await node.hints.hand_off()):
+                    # (a leaver first hands off its hints: it may be stopped once it left)
                     finish = "finish_join" if op == "join" else "finish_leave"
                     try:
-                        await node.propose({"op": finish, "id": mid})
+                        await node.propose({"op": finish, "id": mid,
+                                            "change_epoch": change_epoch})
                         log.info("%s of %s finished", op, mid)
                     except Exception as e:  # no majority, lost leadership: try again
                         log.info("proposing %s %s failed: %r", finish, mid, e)
@@ -243,45 +289,72 @@ class TransferManager:
             return False
 
     # ---- cleanup after the switch ------------------------------------------------------
-    async def _drop_lost_ranges(self, old: ClusterState) -> None:
-        """Drop the ranges this node replicated before the switch and no longer does.
+    async def _drop_lost_ranges(self, lost: list[tuple[int, int]]) -> None:
+        """Drop records of ``lost`` ranges (this node replicated them and no longer does).
 
         What to keep is decided from the *current* state and the deletes are queued in the
         same step, in order with the writes: writes queued before are dropped with the range;
         writes of a later change that gives a range back (queued after) survive."""
-        me = self.node.id
-        keep = self._current_ranges()
-        doomed = [part for move in old.transfers() if me in move.lost
-                  for part in subtract_ranges((move.start, move.end), keep)]
+        doomed = subtract_sorted(merge_spans(lost),
+                                 held_ranges(self.node.state, self.node.id))
         dropped = await self.node.committer.delete_ranges_in_order(doomed) if doomed else 0
-        names = [name for name, _ in self.node.store.meta_scan(
-            f"{XFER_PREFIX}{old.change_epoch:012d}/")]
-        if names:
-            await self.node.committer.submit(meta_delete=names)
         if dropped:
             log.info("dropped %d records of ranges no longer replicated here", dropped)
 
-    def _current_ranges(self) -> list[tuple[int, int]]:
-        state, me = self.node.state, self.node.id
-        out: list[tuple[int, int]] = []
-        for ring in (state.ring, state.pending_ring):
-            if ring is not None and me in ring.members:
-                out += ring.ranges_of(me, state.settings.n)
-        return out
+    async def _clear_stale_transfer_state(self) -> None:
+        """Delete the cursors and "done" markers of every change but the one in progress."""
+        state = self.node.state
+        live = f"{XFER_PREFIX}{state.change_epoch:012d}/" if state.change is not None else None
+        names = [name for name, _ in self.node.store.meta_scan(XFER_PREFIX)
+                 if live is None or not name.startswith(live)]
+        if names:
+            await self.node.committer.submit(meta_delete=names)
+
+def held_ranges(state: ClusterState, member: str) -> list[tuple[int, int]]:
+    """Sorted, merged token ranges ``member`` replicates in ``state`` (ring or pending ring)."""
+    out: list[tuple[int, int]] = []
+    for ring in (state.ring, state.pending_ring):
+        if ring is not None and member in ring.members:
+            out += ring.ranges_of(member, state.settings.n)
+    return merge_spans(out)
 
 
-def subtract_ranges(span: tuple[int, int], keep: list[tuple[int, int]]) -> list[tuple[int, int]]:
-    """The parts of ``span`` ([start, end)) not covered by any range in ``keep``."""
-    parts = [span]
-    for ks, ke in keep:
-        nxt = []
-        for s, e in parts:
-            if ke <= s or ks >= e:
-                nxt.append((s, e))
-                continue
-            if s < ks:
-                nxt.append((s, ks))
-            if ke < e:
-                nxt.append((ke, e))
-        parts = nxt
-    return parts
+def lost_ranges(old: ClusterState, new: ClusterState, member: str) -> list[tuple[int, int]]:
+    """The ranges ``member`` replicated in ``old`` and does not in ``new``."""
+    if old.ring is new.ring and old.pending_ring is new.pending_ring:
+        return []  # the common case (settings, epochs): nothing moved
+    if old.ring == new.ring and old.pending_ring == new.pending_ring:
+        return []
+    before = held_ranges(old, member)
+    return subtract_sorted(before, held_ranges(new, member)) if before else []
+
+
+def subtract_sorted(spans: list[tuple[int, int]],
+                    cut: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    """The parts of ``spans`` not covered by ``cut``; both sorted and disjoint (one sweep)."""
+    out: list[tuple[int, int]] = []
+    j = 0
+    for start, end in spans:
+        while j < len(cut) and cut[j][1] <= start:
+            j += 1
+        cur, k = start, j
+        while k < len(cut) and cut[k][0] < end:
+            if cut[k][0] > cur:
+                out.append((cur, cut[k][0]))
+            cur = max(cur, cut[k][1])
+            k += 1
+        if cur < end:
+            out.append((cur, end))
+    return out
+
+
+def merge_spans(spans: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    """Sort and merge overlapping or touching ``[start, end)`` spans."""
+    out: list[tuple[int, int]] = []
+    for start, end in sorted(spans):
+        if out and start <= out[-1][1]:
+            if end > out[-1][1]:
+                out[-1] = (out[-1][0], end)
+        else:
+            out.append((start, end))
+    return out

@@ -129,6 +129,9 @@ def test_leave_while_writing_loses_nothing(make_cluster):
     assert c.node_view(n4)["state"] == "none"
     with httpx.Client() as http:
         assert http.get(c.url(n4) + "/ready").status_code == 503
+        # no longer a member: it coordinates nothing (issue 20)
+        resp = http.put(c.url(n4) + "/kv/after-leave", content=b"x", timeout=10)
+        assert resp.status_code == 503 and resp.json()["error"] == "not_ready"
     c.wait_until(lambda: sum(c.node_view(i)["keys"] for i in range(3)) == 3 * len(acked),
                  what="3 copies of every key on the remaining nodes")
     assert_all_readable(c, acked, via=1)

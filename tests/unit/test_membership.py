@@ -30,7 +30,7 @@ def test_join_then_finish_join_switches_the_ring():
     assert "n4" not in s.ring.members and "n4" in s.pending_ring.members
     assert s.gainers() == ("n4",) and s.change_epoch == 2
     assert all(m.gained == ("n4",) for m in s.transfers())
-    s = s.apply({"op": "finish_join", "id": "n4"})
+    s = s.apply({"op": "finish_join", "id": "n4", "change_epoch": 2})
     assert s.members["n4"].state == "normal" and "n4" in s.ring.members and s.change is None
 
 
@@ -56,10 +56,10 @@ def test_leave_and_remove_unknown_member_is_404():
 
 def test_leave_then_finish_leave_and_numbers_never_reused():
     s = boot(n=2, r=1, w=1).apply({"op": "join", "id": "n4", "url": "u", "peer": "p"}).apply(
-        {"op": "finish_join", "id": "n4"})
+        {"op": "finish_join", "id": "n4", "change_epoch": 2})
     s = s.apply({"op": "leave", "id": "n4"})
     assert s.members["n4"].state == "leaving" and "n4" not in s.pending_ring.members
-    s = s.apply({"op": "finish_leave", "id": "n4"})
+    s = s.apply({"op": "finish_leave", "id": "n4", "change_epoch": 4})
     assert "n4" not in s.members and "n4" not in s.ring.members
     # numbers are never reused
     s = s.apply({"op": "join", "id": "n4", "url": "u4", "peer": "p4"})
@@ -98,7 +98,7 @@ def test_snapshot_roundtrip():
 def test_same_entries_same_state_everywhere():
     entries = [bootstrap_entry(SEEDS, Settings()),
                {"op": "join", "id": "n4", "url": "u", "peer": "p"},
-               {"op": "finish_join", "id": "n4"},
+               {"op": "finish_join", "id": "n4", "change_epoch": 2},
                {"op": "set_config", "r": 3}]
     a = b = ClusterState()
     for e in entries:
@@ -115,3 +115,93 @@ def test_a_re_committed_request_is_a_no_op():
     assert s.settings.r == 3 and s.epoch == 4
     again = ClusterState.from_dict(s.to_dict())
     assert again.apply({"op": "set_config", "r": 1, "rid": "b"}).settings.r == 3
+
+
+# ---- finish_* names the change it finishes ---------------------------------------------
+
+JOIN4 = {"op": "join", "id": "n4", "url": "u", "peer": "p"}
+
+
+def test_finish_join_without_or_with_another_change_epoch_is_refused():
+    s = boot().apply(JOIN4)  # the join began at epoch 2
+    for bad in ({}, {"change_epoch": 1}, {"change_epoch": 3}, {"change_epoch": "2"},
+                {"change_epoch": True}):
+        entry = {"op": "finish_join", "id": "n4", **bad}
+        with pytest.raises(InvalidEntry) as e:
+            validate(s, entry)
+        assert e.value.status == 409
+        after = s.apply(entry)  # committed anyway (a race): a no-op
+        assert after.change == ("join", "n4") and after.skipped == s.skipped + 1
+    assert s.apply({"op": "finish_join", "id": "n4", "change_epoch": 2}).change is None
+
+
+def test_a_stale_finish_join_cannot_finish_a_later_join_of_the_same_member():
+    """Issue 20.1: join (2), its joiner dies before finishing; remove (3) abandons the join;
+    the same member joins again (4); the finish the old joiner proposes from its old state
+    names epoch 2 and must not switch the ring to it."""
+    s = boot().apply(JOIN4)
+    stale = {"op": "finish_join", "id": "n4", "change_epoch": s.change_epoch}
+    validate(s, stale)  # what the joiner checked against its own (old) state
+    s = s.apply({"op": "remove", "id": "n4"})
+    assert s.change is None and "n4" not in s.members
+    s = s.apply(JOIN4)
+    assert s.change == ("join", "n4") and s.change_epoch == 4
+    after = s.apply(stale)
+    assert after.change == ("join", "n4") and after.members["n4"].state == "joining"
+    assert "n4" not in after.ring.members and after.skipped == s.skipped + 1
+    done = after.apply({"op": "finish_join", "id": "n4", "change_epoch": 4})
+    assert done.members["n4"].state == "normal" and "n4" in done.ring.members
+
+
+def test_finish_leave_names_its_change_and_a_leave_turned_remove_keeps_it():
+    s = boot(n=2, r=1, w=1).apply(JOIN4).apply({"op": "finish_join", "id": "n4",
+                                                 "change_epoch": 2})
+    s = s.apply({"op": "leave", "id": "n4"})  # epoch 4
+    with pytest.raises(InvalidEntry):
+        validate(s, {"op": "finish_leave", "id": "n4", "change_epoch": 2})
+    with pytest.raises(InvalidEntry):
+        validate(s, {"op": "finish_leave", "id": "n4"})
+    s = s.apply({"op": "remove", "id": "n4"})  # the leaver died: the same change, a removal
+    assert s.change == ("remove", "n4") and s.change_epoch == 4
+    s = s.apply({"op": "finish_leave", "id": "n4", "change_epoch": 4})
+    assert "n4" not in s.members and s.change is None
+
+
+# ---- a change of the R/W defaults settles in two entries --------------------------------
+
+def test_set_config_uses_the_larger_quorums_until_finish_config_names_it():
+    s = boot(r=1, w=3)
+    assert s.defaults() == (1, 3) and s.rw_in_effect is None
+    s = s.apply({"op": "set_config", "r": 3, "w": 1})  # epoch 2
+    assert (s.settings.r, s.settings.w) == (3, 1)
+    assert s.defaults() == (3, 3) and s.config_epoch == 2
+    with pytest.raises(InvalidEntry):
+        validate(s, {"op": "finish_config", "change_epoch": 1})
+    with pytest.raises(InvalidEntry):
+        validate(s, {"op": "finish_config"})
+    done = s.apply({"op": "finish_config", "change_epoch": 2})
+    assert done.defaults() == (3, 1) and done.rw_in_effect is None
+    with pytest.raises(InvalidEntry):  # nothing is settling any more
+        validate(done, {"op": "finish_config", "change_epoch": 2})
+
+
+def test_flips_before_settling_keep_the_largest_and_only_the_last_one_finishes():
+    s = boot(r=1, w=3)
+    s = s.apply({"op": "set_config", "r": 3, "w": 1})  # epoch 2: (3, 3)
+    s = s.apply({"op": "set_config", "r": 1, "w": 2})  # epoch 3: still (3, 3)
+    assert s.defaults() == (3, 3) and s.config_epoch == 3
+    stale = s.apply({"op": "finish_config", "change_epoch": 2})
+    assert stale.defaults() == (3, 3) and stale.skipped == s.skipped + 1
+    s = s.apply({"op": "finish_config", "change_epoch": 3})
+    assert s.defaults() == (1, 2)
+    # a change of hint settings alone, or to the same R/W, starts no transition
+    s = s.apply({"op": "set_config", "hint_window_s": 10.0}).apply(
+        {"op": "set_config", "r": 1, "w": 2})
+    assert s.rw_in_effect is None and s.defaults() == (1, 2)
+
+
+def test_a_settling_change_survives_a_snapshot():
+    s = boot(r=1, w=3).apply({"op": "set_config", "r": 3, "w": 1})
+    again = ClusterState.from_dict(s.to_dict())
+    assert again.defaults() == (3, 3) and again.config_epoch == s.config_epoch
+    assert again.to_dict() == s.to_dict()

@@ -4,15 +4,44 @@ import asyncio
 import types
 
 from dynamopy.core.records import Record
-from dynamopy.node.transfer import TransferManager, subtract_ranges
-from dynamopy.storage import Store
+from dynamopy.core.membership import ClusterState, Settings, bootstrap_entry
+from dynamopy.node.transfer import (TransferManager, held_ranges, lost_ranges, merge_spans,
+                                    subtract_sorted)
+from dynamopy.storage import GroupCommitter, Store
 
 
-def test_subtract_ranges():
-    assert subtract_ranges((0, 100), []) == [(0, 100)]
-    assert subtract_ranges((0, 100), [(20, 30), (50, 200)]) == [(0, 20), (30, 50)]
-    assert subtract_ranges((0, 100), [(0, 100)]) == []
-    assert subtract_ranges((10, 20), [(0, 5), (25, 30)]) == [(10, 20)]
+def test_subtract_sorted_and_merge_spans():
+    assert subtract_sorted([(0, 100)], []) == [(0, 100)]
+    assert subtract_sorted([(0, 100)], [(20, 30), (50, 200)]) == [(0, 20), (30, 50)]
+    assert subtract_sorted([(0, 100)], [(0, 100)]) == []
+    assert subtract_sorted([(10, 20)], [(0, 5), (25, 30)]) == [(10, 20)]
+    assert subtract_sorted([(0, 10), (20, 30), (40, 50)], [(5, 25), (45, 60)]) == [
+        (0, 5), (25, 30), (40, 45)]
+    assert merge_spans([(20, 30), (0, 10), (10, 15), (25, 40)]) == [(0, 15), (20, 40)]
+
+
+SEEDS = [{"id": f"n{i}", "url": f"u{i}", "peer": f"p{i}"} for i in (1, 2, 3)]
+
+
+def test_lost_ranges_follow_the_ring_whatever_the_path():
+    """Issue 20.2: a node that jumps from its old state straight to a snapshot taken after a
+    join finished loses exactly what it loses through the entries, step by step."""
+    s0 = ClusterState().apply(bootstrap_entry(SEEDS, Settings()))
+    s1 = s0.apply({"op": "join", "id": "n4", "url": "u4", "peer": "p4"})
+    s2 = s1.apply({"op": "finish_join", "id": "n4", "change_epoch": 2})
+    s3 = s2
+    for i in range(70):
+        s3 = s3.apply({"op": "set_config", "hint_window_s": float(i)})
+    snap = ClusterState.from_dict(s3.to_dict())  # what a peer would send
+    for me in ("n1", "n2", "n3"):
+        step = merge_spans(lost_ranges(s0, s1, me) + lost_ranges(s1, s2, me))
+        assert step, f"{me} gives ranges to n4"
+        assert lost_ranges(s0, snap, me) == step
+        assert subtract_sorted(held_ranges(s0, me), held_ranges(snap, me)) == step
+    assert lost_ranges(s2, s3, "n1") == []  # settings changes move nothing
+    # an abandoned join: the joiner loses everything it was gaining
+    gone = s1.apply({"op": "remove", "id": "n4"})
+    assert lost_ranges(s1, gone, "n4") == held_ranges(s1, "n4") != []
 
 
 def test_pull_batches_cover_every_record_once_across_ranges(tmp_path):
@@ -38,3 +67,97 @@ def test_pull_batches_cover_every_record_once_across_ranges(tmp_path):
                 break
             cursor = nxt
         assert sorted(got) == sorted(expected) and len(got) == len(set(got))
+
+
+def test_abandoning_a_join_clears_its_transfer_state(tmp_path):
+    """Issue 20.1: the joiner's cursors and durable "done" marker of a join that a remove
+    abandoned are deleted, and no longer vouch for anything even before that."""
+    joining = ClusterState().apply(bootstrap_entry(SEEDS, Settings())).apply(
+        {"op": "join", "id": "n4", "url": "u4", "peer": "p4"})
+    removed = joining.apply({"op": "remove", "id": "n4"})
+
+    async def run():
+        with Store(str(tmp_path / "db")) as store:
+            committer = GroupCommitter(store)
+            await committer.start()
+            tasks = []
+            node = types.SimpleNamespace(
+                id="n4", store=store, committer=committer, state=joining, stopping=False,
+                spawn=lambda coro: tasks.append(asyncio.ensure_future(coro)) or tasks[-1])
+            tm = TransferManager(node)
+            tm.progress.change_epoch = joining.change_epoch
+            await committer.submit(meta_put={tm._done_key(2): b"1",
+                                             "xfer/000000000002/n1": b"\xc3"})
+            assert tm.is_done(2)
+            node.state = removed
+            assert not tm.is_done(2)  # over: the marker says nothing any more
+            tm.state_changed(joining, removed)
+            await asyncio.gather(*tasks)
+            left = list(store.meta_scan("xfer/"))
+            await committer.stop()
+            return left
+
+    assert asyncio.run(run()) == []
+
+
+def _node_with_store(tmp_path, state, me):
+    async def make():
+        store = Store(str(tmp_path / "db"))
+        committer = GroupCommitter(store)
+        await committer.start()
+        tasks = []
+        node = types.SimpleNamespace(
+            id=me, store=store, committer=committer, state=state, stopping=False,
+            spawn=lambda coro: tasks.append(asyncio.ensure_future(coro)) or tasks[-1])
+        return node, tasks
+    return make()
+
+
+def test_ranges_lost_in_the_replayed_log_are_dropped_at_resume(tmp_path):
+    """A node that died between a switch and its drop replays the finish at start-up (no
+    reaction while replaying) and drops those ranges when it resumes."""
+    s0 = ClusterState().apply(bootstrap_entry(SEEDS, Settings()))
+    s1 = s0.apply({"op": "join", "id": "n4", "url": "u4", "peer": "p4"})
+    s2 = s1.apply({"op": "finish_join", "id": "n4", "change_epoch": 2})
+    lost = held_ranges(s0, "n1")
+    lost = subtract_sorted(lost, held_ranges(s2, "n1"))
+    kept_tok, lost_tok = held_ranges(s2, "n1")[0][0], lost[0][0]
+
+    async def run():
+        node, tasks = await _node_with_store(tmp_path, s0, "n1")
+        await node.committer.submit(writes=[(kept_tok, b"kept", Record(1)),
+                                            (lost_tok, b"lost", Record(2))])
+        tm = TransferManager(node)
+        tm.replaying = True
+        for old, new in ((s0, s1), (s1, s2)):
+            node.state = new
+            tm.state_changed(old, new)
+        tm.replaying = False
+        assert not tasks and node.store.key_count() == 2  # nothing done while replaying
+        tm.resume()
+        await asyncio.gather(*tasks)
+        keys = [k for _t, k, _r in node.store.scan(0, 2**32)]
+        await node.committer.stop()
+        node.store.close()
+        return keys
+
+    assert asyncio.run(run()) == [b"kept"]
+
+
+def test_finishing_a_change_clears_its_transfer_state(tmp_path):
+    s1 = ClusterState().apply(bootstrap_entry(SEEDS, Settings())).apply(
+        {"op": "join", "id": "n4", "url": "u4", "peer": "p4"})
+    s2 = s1.apply({"op": "finish_join", "id": "n4", "change_epoch": 2})
+
+    async def run():
+        node, tasks = await _node_with_store(tmp_path, s2, "n4")
+        tm = TransferManager(node)
+        await node.committer.submit(meta_put={tm._done_key(2): b"1"})
+        tm.state_changed(s1, s2)
+        await asyncio.gather(*tasks)
+        left = list(node.store.meta_scan("xfer/"))
+        await node.committer.stop()
+        node.store.close()
+        return left
+
+    assert asyncio.run(run()) == []

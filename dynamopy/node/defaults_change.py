@@ -1,0 +1,94 @@
+"""Settling a change of the R/W defaults across the cluster.
+
+Nodes apply a ``set_config`` at different instants, and a request keeps the quorum it was
+planned with until it answers. So a change of the defaults settles in two entries (see
+``dynamopy.core.membership``): from the ``set_config`` on, requests without an explicit R/W
+use the larger of the old and the new values; ``finish_config`` switches to the new ones.
+
+Rules:
+
+* Every request that takes a default quorum is tracked with the epoch of the state it took
+  it from, until it answers (``track``). A node's *drained epoch* is the smallest such epoch,
+  or its current epoch when none is running: every request it will still answer was
+  planned at that epoch or later.
+* The metadata leader proposes ``finish_config`` naming the ``set_config``'s epoch E only once
+  every member (joining and leaving ones too) reports a drained epoch >= E. A member that
+  does not answer (down, paused, partitioned) holds the change in its transition: a paused
+  process may wake up and answer a request planned under the old defaults, so silence is
+  never taken for consent. Remove a dead member to let a change of defaults settle.
+* Safety argument: a request planned before E used the old values, one planned at E or later
+  but before ``finish_config`` the larger ones, one planned after it the new ones. Any pair
+  that can overlap in time is one of (old, larger), (larger, new), (larger, larger) or (new,
+  new): each pair of R and W meets R + W > N whenever both the old and new settings do.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from typing import TYPE_CHECKING, Any, Iterator
+
+from dynamopy.peer import PeerError
+
+if TYPE_CHECKING:  # pragma: no cover
+    from dynamopy.node.runtime import Node
+
+log = logging.getLogger(__name__)
+
+POLL_S = 0.1
+
+
+class DefaultsChange:
+    def __init__(self, node: "Node"):
+        self.node = node
+        self._inflight: dict[int, int] = {}  # planning epoch -> requests still running
+
+    @contextlib.contextmanager
+    def track(self, epoch: int) -> Iterator[None]:
+        """Count one request planned with the defaults of ``epoch`` while it runs."""
+        self._inflight[epoch] = self._inflight.get(epoch, 0) + 1
+        try:
+            yield
+        finally:
+            left = self._inflight[epoch] - 1
+            if left:
+                self._inflight[epoch] = left
+            else:
+                del self._inflight[epoch]
+
+    def drained_epoch(self) -> int:
+        """No request planned before this epoch is still running here."""
+        epoch = self.node.state.epoch
+        return min(epoch, min(self._inflight)) if self._inflight else epoch
+
+    def rpc_status(self, payload: Any, peer_id: str) -> Any:
+        return self.drained_epoch()
+
+    async def run(self) -> None:
+        """The leader's loop: finish a settling change of the defaults once every member is
+        past it."""
+        node = self.node
+        while True:
+            await asyncio.sleep(POLL_S)
+            state = node.state
+            if state.rw_in_effect is None or not node.metalog.is_leader:
+                continue
+            epoch = state.config_epoch
+            drained = await asyncio.gather(*(self._drained(m, epoch) for m in state.members))
+            if not all(drained) or node.state.config_epoch != epoch:
+                continue
+            try:
+                await node.propose({"op": "finish_config", "change_epoch": epoch})
+                log.info("change of the R/W defaults at epoch %d settled", epoch)
+            except Exception as e:  # superseded, lost leadership, no majority: look again
+                log.info("finish_config for epoch %d: %r", epoch, e)
+
+    async def _drained(self, member: str, epoch: int) -> bool:
+        if member == self.node.id:
+            return self.drained_epoch() >= epoch
+        try:
+            got = await self.node.call_peer(member, "defaults_drained", [], timeout_s=1.0)
+        except (PeerError, asyncio.TimeoutError):
+            return False
+        return isinstance(got, int) and got >= epoch

@@ -1,0 +1,160 @@
+"""Hints across ring changes (issue 20, checked): a re-homed hint reaches the members gaining
+its key, and a leaving member hands off its hints before it finishes leaving. One module
+(node/hints.py, node/transfer.py) with stand-ins for its collaborators; a real Store."""
+
+import asyncio
+import types
+
+import pytest
+
+from dynamopy.core.membership import ClusterState, Settings, bootstrap_entry
+from dynamopy.core.records import Record
+from dynamopy.node import transfer
+from dynamopy.node.hints import HintManager
+from dynamopy.node.transfer import TransferManager
+from dynamopy.peer import PeerUnavailable
+from dynamopy.storage import GroupCommitter, Store
+
+SEEDS = [{"id": f"n{i}", "url": f"u{i}", "peer": f"p{i}"} for i in (1, 2, 3)]
+BASE = ClusterState().apply(bootstrap_entry(SEEDS, Settings())).apply(
+    {"op": "join", "id": "n4", "url": "u4", "peer": "p4"}).apply(
+    {"op": "finish_join", "id": "n4", "change_epoch": 2})
+JOINING = BASE.apply({"op": "join", "id": "n5", "url": "u5", "peer": "p5"})
+LEAVING = BASE.apply({"op": "leave", "id": "n4"})  # epoch 4
+
+
+def moving_token(state):
+    """A token n5 gains in the join in progress, and the member that loses it."""
+    for move in state.transfers():
+        if move.gained == ("n5",) and move.lost:
+            return move.start, move.lost[0]
+    raise AssertionError("no range moves to n5")
+
+
+def fake_node(state, me="n1", fail=()):
+    calls = []
+
+    async def call_peer(member, method, payload, timeout_s=None):
+        calls.append((member, method, payload))
+        if member in fail:
+            raise PeerUnavailable(f"{member} down")
+        return payload[3][0] if method == "put" else None
+
+    async def local_put(token, key, record, hint_for=None):
+        calls.append((me, "put", [state.epoch, token, key, None, hint_for]))
+        return record.version
+
+    node = types.SimpleNamespace(id=me, state=state, call_peer=call_peer,
+                                 replica=types.SimpleNamespace(put=local_put))
+    return node, calls
+
+
+def test_a_rehomed_hint_also_goes_to_the_member_gaining_its_key():
+    token, loser = moving_token(JOINING)
+    node, calls = fake_node(JOINING)
+    hm = HintManager.__new__(HintManager)
+    hm.node = node
+    # the loser keeps the key only until the switch: its hints are re-homed, not delivered
+    assert not hm._keeps(loser, token) and hm._keeps("n5", token)
+    asyncio.run(hm._rehome(token, b"k", Record(7)))
+    current = set(JOINING.ring.preference_list_for_token(token, 3))
+    pending = set(JOINING.pending_ring.preference_list_for_token(token, 3))
+    assert {m for m, method, _ in calls if method == "put"} == current | pending
+    assert "n5" in {m for m, _, _ in calls}
+
+
+def test_a_rehomed_hint_is_kept_until_a_member_on_each_side_of_the_change_acked():
+    token, loser = moving_token(JOINING)
+    pending = set(JOINING.pending_ring.preference_list_for_token(token, 3))
+    # only the losing owner acks: it drops the key at the switch, so the hint stays
+    node, calls = fake_node(JOINING, me="n9", fail=pending)
+    hm = HintManager.__new__(HintManager)
+    hm.node = node
+    with pytest.raises(PeerUnavailable):
+        asyncio.run(hm._rehome(token, b"k", Record(7)))
+    assert loser in {m for m, _, _ in calls}
+    node, _ = fake_node(JOINING, me="n9", fail=pending - {"n5"})
+    hm.node = node
+    asyncio.run(hm._rehome(token, b"k", Record(7)))  # the gainer acked: done
+
+
+def test_a_leaving_member_passes_the_hints_of_a_down_target_to_a_live_member(tmp_path):
+    leaving = LEAVING
+    assert leaving.change == ("leave", "n4")
+
+    async def run():
+        with Store(str(tmp_path / "db")) as store:
+            committer = GroupCommitter(store)
+            await committer.start()
+            node, calls = fake_node(leaving, me="n4")
+            node.store, node.committer, node.stopping = store, committer, False
+            node.clock = types.SimpleNamespace(monotonic=lambda: 0.0)
+            node.detector = types.SimpleNamespace(is_up=lambda m: m != "n2")
+            for i in range(5):
+                await committer.add_hint("n2", 100 + i, b"k%d" % i, Record(10 + i))
+            hm = HintManager(node)
+            node.hints = hm
+            done = await hm.hand_off()
+            left = store.hint_stats().get("n2", (0, 0))[0]
+            await committer.stop()
+            return done, left, calls
+
+    done, left, calls = asyncio.run(run())
+    assert done and left == 0
+    passed = [(m, p[4]) for m, method, p in calls if method == "put"]
+    assert len(passed) == 5 and all(m in ("n1", "n3") and t == "n2" for m, t in passed)
+
+
+def test_a_leaver_proposes_finish_leave_only_once_its_hints_are_handed_off(monkeypatch):
+    leaving = LEAVING
+    monkeypatch.setattr(transfer, "RETRY_S", 0.01)
+    handed = iter([False, False, True])  # hints are left twice, then none
+    proposed, events = [], []
+
+    async def run():
+        node, _ = fake_node(leaving, me="n4")
+        node.stopping = False
+
+        async def hand_off():
+            events.append("hand_off")
+            return next(handed)
+
+        async def propose(entry):
+            events.append("propose")
+            proposed.append(entry)
+            node.stopping = True
+            return 9
+
+        async def call_peer(member, method, payload, timeout_s=None):
+            return True  # every gainer reports done
+
+        node.hints = types.SimpleNamespace(hand_off=hand_off)
+        node.propose, node.call_peer = propose, call_peer
+        tm = TransferManager.__new__(TransferManager)
+        tm.node = node
+        await asyncio.wait_for(tm._drive(leaving.change_epoch), 10)
+
+    asyncio.run(run())
+    assert events == ["hand_off", "hand_off", "hand_off", "propose"]
+    assert proposed == [{"op": "finish_leave", "id": "n4", "change_epoch": 4}]
+
+
+def test_a_leaving_member_keeps_no_new_hints():
+    from dynamopy.node.hints import HintRefused
+    from dynamopy.node.replica import Replica
+
+    stored = []
+
+    async def store(target, token, key, record):
+        stored.append(target)
+
+    for state, refused in ((BASE, False), (LEAVING, True)):
+        node = types.SimpleNamespace(id="n4", state=state, hlc=None,
+                                     hints=types.SimpleNamespace(store=store))
+        replica = Replica(node)
+        if refused:
+            with pytest.raises(HintRefused):
+                asyncio.run(replica.put(5, b"k", Record(3), hint_for="n2"))
+        else:
+            asyncio.run(replica.put(5, b"k", Record(3), hint_for="n2"))
+    assert stored == ["n2"]
