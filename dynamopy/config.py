@@ -11,6 +11,14 @@ import os
 from dataclasses import dataclass
 from typing import Optional
 
+from dynamopy.peer.framing import MAX_FRAME_BYTES
+
+# Every copy of a record travels in one peer frame (a put, a read reply, a read repair, a
+# hint or transfer batch of one large record). Beside the value, a frame holds the key
+# (<= 1 KiB), the Content-Type (<= 1 KiB) and the message envelope; 64 KiB covers them.
+FRAME_RESERVE_BYTES = 64 * 1024
+MAX_VALUE_BYTES_LIMIT = MAX_FRAME_BYTES - FRAME_RESERVE_BYTES
+
 
 @dataclass(frozen=True)
 class Setting:
@@ -37,7 +45,9 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("advertise_url", str, None, "HTTP URL other members use to reach this node"),
     Setting("advertise_peer", str, None, "host:port other members use for peer RPC"),
     Setting("request_timeout_s", float, 2.0, "how long a coordinator waits for W/R replicas"),
-    Setting("max_value_bytes", int, 1024 * 1024, "largest value accepted"),
+    Setting("max_value_bytes", int, 1024 * 1024,
+            f"largest value accepted (at most {MAX_VALUE_BYTES_LIMIT}: a value must fit in one "
+            "peer frame)"),
     Setting("hint_window_s", float, 3 * 3600.0, "no new hints for a member down longer than this"),
     Setting("hint_max_bytes", int, 256 * 1024 * 1024, "cap on hint bytes held for one target"),
     Setting("transfer_max_bytes_s", int, 64 * 1024 * 1024,
@@ -120,6 +130,10 @@ def resolve(args: argparse.Namespace, environ: Optional[dict] = None) -> NodeCon
     for name, v in (("r", r), ("w", w)):
         if not 1 <= v <= n:
             raise ValueError(f"--{name}={v} outside 1..n={n}")
+    if not 0 <= raw["max_value_bytes"] <= MAX_VALUE_BYTES_LIMIT:
+        raise ValueError(f"--max-value-bytes={raw['max_value_bytes']} outside 0.."
+                         f"{MAX_VALUE_BYTES_LIMIT} (a value must fit in one "
+                         f"{MAX_FRAME_BYTES}-byte peer frame with its key and metadata)")
     return NodeConfig(
         node_id=node_id,
         host=host,

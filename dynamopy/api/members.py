@@ -9,6 +9,7 @@ import re
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
+from dynamopy.api.data import check_repeats
 from dynamopy.api.schema import BAD_REQUEST, CONFLICT, NOT_FOUND, UNAUTHORIZED, UNAVAILABLE, responses
 from dynamopy.node.errors import BadRequest, MembershipError
 
@@ -70,6 +71,7 @@ def build_router(node) -> APIRouter:
                                                   "schema": {"type": "boolean"}}]},
                    responses=responses(None, BAD_REQUEST, UNAUTHORIZED, NOT_FOUND, CONFLICT, UNAVAILABLE))
     async def remove(request: Request, member_id: str):
+        check_repeats(request.query_params.multi_items())
         force_text = request.query_params.get("force", "false").lower()
         if force_text not in ("true", "false", "1", "0"):
             raise BadRequest(f"force={force_text!r} is not a boolean")

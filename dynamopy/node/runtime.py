@@ -26,7 +26,7 @@ from dynamopy.node.metalog import MetaLog
 from dynamopy.node.metrics import Metrics
 from dynamopy.node.replica import Replica
 from dynamopy.node.transfer import TransferManager
-from dynamopy.peer import PeerClient, PeerError, PeerServer, RemoteError
+from dynamopy.peer import MessageTooLarge, PeerClient, PeerError, PeerServer, RemoteError
 from dynamopy.storage import GroupCommitter, Store
 
 log = logging.getLogger(__name__)
@@ -189,10 +189,12 @@ class Node:
         except RemoteError:
             self.detector.report_success(member_id)  # it answered: alive, just refused
             raise
+        except MessageTooLarge:
+            raise  # never sent: says nothing about the peer's health
         except (PeerError, asyncio.TimeoutError):
             self.detector.report_failure(member_id)
             raise
-        # Anything else (an unencodable payload, a frame too large) is a local mistake that
+        # Anything else (an unencodable payload) is a local mistake that
         # says nothing about the peer's health: it propagates without touching the detector.
         self.detector.report_success(member_id)
         return result

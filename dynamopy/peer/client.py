@@ -34,8 +34,8 @@ from typing import Any, Callable, Optional
 
 from . import auth
 from .connection import FramedProtocol
-from .errors import AuthError, PeerTimeout, PeerUnavailable, RemoteError
-from .framing import MAX_FRAME_BYTES, MSG_RESPONSE, FrameError, encode_frame
+from .errors import AuthError, MessageTooLarge, PeerTimeout, PeerUnavailable, RemoteError
+from .framing import MAX_FRAME_BYTES, MSG_RESPONSE, FrameError, FrameTooLarge, encode_frame
 
 log = logging.getLogger(__name__)
 
@@ -116,7 +116,10 @@ class _ClientConnection(FramedProtocol):
             raise PeerTimeout(f"{self._endpoint.addr}: {method} timed out before sending")
         # Encode first: an unsendable payload is the caller's error and must not register.
         req_id = self._next_id
-        frame = encode_frame([0, req_id, method, payload], self._max_frame_bytes)
+        try:
+            frame = encode_frame([0, req_id, method, payload], self._max_frame_bytes)
+        except FrameTooLarge as exc:
+            raise MessageTooLarge(f"{self._endpoint.addr}: {method}: {exc}") from None
         self._next_id = req_id + 1
         fut = self._loop.create_future()
         self._pending[req_id] = fut
