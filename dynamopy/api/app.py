@@ -5,6 +5,7 @@ from __future__ import annotations
 import hmac
 
 from fastapi import FastAPI
+from fastapi_offline import FastAPIOffline
 
 from dynamopy import __version__
 from dynamopy.api import cluster, data, errors, members, schema
@@ -12,6 +13,7 @@ from dynamopy.api.fastpath import DataFastPath
 from dynamopy.api.methods import MethodRules
 
 OPEN_PATHS = ("/health", "/ready", "/metrics", "/docs", "/openapi.json")
+DOCS_ASSETS = "/docs/assets"
 
 
 class BearerAuth:
@@ -47,8 +49,12 @@ class BearerAuth:
 
 def create_app(node) -> FastAPI:
     schema.register_convertors()
-    app = FastAPI(title="dynamopy node", version=__version__,
-                  description="A Dynamo-style leaderless quorum key-value store")
+    # /docs is Swagger UI served from files that ship with the package (fastapi-offline),
+    # never from a CDN, so it works without network access. The assets live under /docs/
+    # (open like /docs itself), and the online validator badge is off (it calls out).
+    app = FastAPIOffline(title="dynamopy node", version=__version__,
+                         description="A Dynamo-style leaderless quorum key-value store",
+                         static_url=DOCS_ASSETS, swagger_ui_parameters={"validatorUrl": None})
     errors.install(app)
     handlers = data.DataHandlers(node)
     app.include_router(data.build_router(handlers))
