@@ -52,6 +52,8 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("hint_max_bytes", int, 256 * 1024 * 1024, "cap on hint bytes held for one target"),
     Setting("transfer_max_bytes_s", int, 64 * 1024 * 1024,
             "throttle of data streamed to this node during joins, leaves and removals"),
+    Setting("join_timeout_s", float, 60.0,
+            "a join whose joiner does not answer for this long is abandoned"),
     Setting("peer_delay_ms", str, "", "experiment knob: delay outgoing peer messages, 'X' or 'LO-HI' ms"),
     Setting("log_level", str, "info", "log level"),
 )
@@ -80,6 +82,7 @@ class NodeConfig:
     transfer_max_bytes_s: int
     peer_delay_ms: Optional[tuple[float, float]]
     log_level: str = "info"
+    join_timeout_s: float = 60.0
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -130,6 +133,8 @@ def resolve(args: argparse.Namespace, environ: Optional[dict] = None) -> NodeCon
     for name, v in (("r", r), ("w", w)):
         if not 1 <= v <= n:
             raise ValueError(f"--{name}={v} outside 1..n={n}")
+    if not raw["join_timeout_s"] > 0:
+        raise ValueError(f"--join-timeout-s must be positive, got {raw['join_timeout_s']}")
     if not 0 <= raw["max_value_bytes"] <= MAX_VALUE_BYTES_LIMIT:
         raise ValueError(f"--max-value-bytes={raw['max_value_bytes']} outside 0.."
                          f"{MAX_VALUE_BYTES_LIMIT} (a value must fit in one "
@@ -154,5 +159,6 @@ def resolve(args: argparse.Namespace, environ: Optional[dict] = None) -> NodeCon
         transfer_max_bytes_s=max(1, raw["transfer_max_bytes_s"]),
         peer_delay_ms=_parse_delay(raw["peer_delay_ms"] or ""),
         log_level=raw["log_level"],
+        join_timeout_s=raw["join_timeout_s"],
     )
 

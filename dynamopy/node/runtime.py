@@ -22,6 +22,7 @@ from dynamopy.node.coordinator import Coordinator
 from dynamopy.node.detector import FailureDetector
 from dynamopy.node.errors import NotReady
 from dynamopy.node.hints import HintManager
+from dynamopy.node.joins import JoinWatcher
 from dynamopy.node.metalog import MetaLog
 from dynamopy.node.metrics import Metrics
 from dynamopy.node.replica import Replica
@@ -54,6 +55,7 @@ class Node:
         self.hints = HintManager(self)
         self.transfers = TransferManager(self)
         self.metalog = MetaLog(self)
+        self.join_watcher = JoinWatcher(self)
         secret = config.cluster_secret.encode()
         # Short reconnect back-off: refused connects on a LAN are cheap, and a restarted
         # peer should be usable again within half a second.
@@ -85,6 +87,7 @@ class Node:
         self.spawn(self.detector.run())
         self.spawn(self.hints.run())
         self.spawn(self._save_hlc_mark())
+        self.spawn(self.join_watcher.run())
         self.transfers.resume()
 
     async def stop(self) -> None:
@@ -210,6 +213,8 @@ class Node:
             return await self.transfers.rpc_pull(payload, peer_id)
         if method == "xfer_status":
             return await self.transfers.rpc_status(payload, peer_id)
+        if method == "join_started":
+            return self.join_watcher.rpc_started(payload, peer_id)
         raise RemoteError("unknown_method", f"unknown peer method {method!r}")
 
     # ---- views ------------------------------------------------------------------------

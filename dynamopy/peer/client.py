@@ -239,6 +239,13 @@ class PeerClient:
                 except Exception:  # metrics must never break an RPC
                     log.exception("on_call callback raised")
 
+    async def identify(self, addr: str, timeout_s: float) -> str:
+        """The member id the node at ``addr`` proves with the cluster secret (the handshake
+        of a pooled connection); ``PeerUnavailable``/``PeerTimeout``/``AuthError`` if none."""
+        loop = asyncio.get_running_loop()
+        conn = await self._connection(addr, loop.time() + timeout_s)
+        return conn.server_id  # type: ignore[return-value]
+
     def _delay_s(self) -> float:
         lo, hi = self._delay_ms  # type: ignore[misc]
         return (lo if lo == hi else self._rng.uniform(lo, hi)) / 1000.0
