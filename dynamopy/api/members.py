@@ -41,7 +41,7 @@ def build_router(node) -> APIRouter:
 
     @router.post("/cluster/members", status_code=202,
                  summary="Add a member (it joins as 'joining'); it must answer at its peer "
-                         "address with the cluster secret (else 503 unreachable / 400)",
+                         "address with the cluster secret (else 409 / 400)",
                  responses=responses(None, BAD_REQUEST, UNAUTHORIZED, CONFLICT, UNAVAILABLE),
                  openapi_extra={"requestBody": {"required": True, "content": {"application/json": {"schema": {
                      "type": "object", "required": ["id", "url", "peer"],

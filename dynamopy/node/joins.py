@@ -6,7 +6,7 @@ A join blocks every other ring change until it finishes, and only the joiner can
 * A join is proposed only for a node that is there: before proposing, the node handling
   ``POST /cluster/members`` opens a peer connection to the joiner's peer address and the
   joiner must prove the cluster secret as the id it asks to join with. A node that does not
-  answer is refused with 503 ``unreachable`` (start it, then retry: a node started with
+  answer is refused with 409 ``conflict`` (start it, then retry: a node started with
   ``--join`` retries by itself); one that fails the handshake or answers as another id is
   refused with 400 ``bad_request`` (a configuration error a retry does not fix). A refused
   join leaves the log as it was.
@@ -54,8 +54,10 @@ async def check_joiner(node: "Node", entry: dict) -> None:
         raise MembershipError(400, "bad_request",
                               f"the node at {peer} failed the cluster-secret handshake ({e}); "
                               "is it started with this cluster's --cluster-secret?") from None
-    except (PeerError, OSError, asyncio.TimeoutError) as e:
-        raise MembershipError(503, "unreachable",
+    except (PeerError, OSError, asyncio.TimeoutError, ValueError) as e:
+        # ValueError: a host name the resolver cannot even encode (UnicodeError), or an
+        # address that does not parse; either way nothing answers there.
+        raise MembershipError(409, "conflict",
                               f"{mid} does not answer at its peer address {peer} ({e}); start "
                               "it first (a node started with --join joins by itself)") from None
     if server_id != mid:

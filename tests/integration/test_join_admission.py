@@ -72,8 +72,11 @@ def test_an_unreachable_or_unauthenticated_joiner_is_refused(make_cluster, lone_
     free = allocate_ports(1)
     resp = http.post("/cluster/members", json={"id": "n9", "url": f"http://127.0.0.1:{free}",
                                                "peer": f"127.0.0.1:{free + 1000}"})
-    assert resp.status_code == 503 and resp.json()["error"] == "unreachable", resp.text
+    assert resp.status_code == 409 and "does not answer" in resp.json()["detail"], resp.text
     assert f"127.0.0.1:{free + 1000}" in resp.json()["detail"]
+    resp = http.post("/cluster/members", json={"id": "n6", "url": "http://x",
+                                               "peer": ".bad..name:54"})
+    assert resp.status_code == 409 and "does not answer" in resp.json()["detail"], resp.text
     impostor = lone_nodes("n8", "another-secret")
     resp = http.post("/cluster/members", json=impostor.identity())
     assert resp.status_code == 400 and "cluster-secret" in resp.json()["detail"], resp.text
