@@ -115,6 +115,8 @@ def test_conditional_headers_304_on_reads_refused_on_writes(shared_cluster, port
             ("DELETE", "/kv/cond", {"If-None-Match": etag}),
             ("DELETE", "/kv/cond", {"If-Match": etag}),
             ("GET", "/kv/cond", {"If-Modified-Since": "Sun, 06 Nov 1994 08:49:37 GMT"}),
+            ("GET", "/kv/cond", {"If-Range": etag, "Range": "bytes=0-1"}),
+            ("GET", "/kv/cond", {"If-Match": etag}),
             ("GET", "/kv/cond", {"If-None-Match": "not-a-tag"})]:
         status, _, body = request(port, method, path, b"second" if method == "PUT" else b"",
                                   headers=headers)
