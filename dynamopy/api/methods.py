@@ -73,8 +73,11 @@ class MethodRules:
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
-        methods = self._methods(scope)
         method = scope["method"]
+        if method != "HEAD" and method != "OPTIONS" and any(
+                route.matches(scope)[0] is Match.FULL for route in self.app.router.routes):
+            return await self.app(scope, receive, send)   # the common case: one scan
+        methods = self._methods(scope)
         if not methods:  # no such path: the app's 404
             return await self.app(scope, receive, send)
         allow = allow_value(methods).encode()
