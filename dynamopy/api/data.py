@@ -45,7 +45,6 @@ class Reply:
     body: bytes
     content_type: str = JSON
     etag: Optional[int] = None
-    headers: tuple = ()   # extra (name, value) text pairs, e.g. Allow
 
 
 def error_reply(e: NodeError) -> Reply:
@@ -239,9 +238,7 @@ _BINARY = {"schema": {"type": "string", "format": "binary"}}
 
 
 def _response(reply: Reply) -> Response:
-    headers = dict(reply.headers)
-    if reply.etag is not None:
-        headers["ETag"] = f'"{reply.etag}"'
+    headers = {"ETag": f'"{reply.etag}"'} if reply.etag is not None else None
     return Response(reply.body, status_code=reply.status, media_type=reply.content_type,
                     headers=headers)
 

@@ -83,7 +83,5 @@ async def _send(send, reply: Reply, head: bool = False) -> None:
                (b"content-length", str(len(reply.body)).encode())]
     if reply.etag is not None:
         headers.append((b"etag", f'"{reply.etag}"'.encode()))
-    for name, value in reply.headers:
-        headers.append((name.lower().encode("latin-1"), value.encode("latin-1")))
     await send({"type": "http.response.start", "status": reply.status, "headers": headers})
     await send({"type": "http.response.body", "body": b"" if head else reply.body})
