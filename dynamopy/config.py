@@ -11,6 +11,14 @@ import os
 from dataclasses import dataclass
 from typing import Optional
 
+from dynamopy.peer.framing import MAX_FRAME_BYTES
+
+# Every copy of a record travels in one peer frame (a put, a read reply, a read repair, a
+# hint or transfer batch of one large record). Beside the value, a frame holds the key
+# (<= 1 KiB), the Content-Type (<= 1 KiB) and the message envelope; 64 KiB covers them.
+FRAME_RESERVE_BYTES = 64 * 1024
+MAX_VALUE_BYTES_LIMIT = MAX_FRAME_BYTES - FRAME_RESERVE_BYTES
+
 
 DEFAULT_CLUSTER_SECRET = "dynamopy-dev-secret"
 
@@ -42,7 +50,9 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("advertise_url", str, None, "HTTP URL other members use to reach this node"),
     Setting("advertise_peer", str, None, "host:port other members use for peer RPC"),
     Setting("request_timeout_s", float, 2.0, "how long a coordinator waits for W/R replicas"),
-    Setting("max_value_bytes", int, 1024 * 1024, "largest value accepted"),
+    Setting("max_value_bytes", int, 1024 * 1024,
+            f"largest value accepted (at most {MAX_VALUE_BYTES_LIMIT}: a value must fit in one "
+            "peer frame)"),
     Setting("hint_window_s", float, 3 * 3600.0, "no new hints for a member down longer than this"),
     Setting("hint_max_bytes", int, 256 * 1024 * 1024, "cap on hint bytes held for one target"),
     Setting("transfer_max_bytes_s", int, 64 * 1024 * 1024,
@@ -57,6 +67,8 @@ SETTINGS: tuple[Setting, ...] = (
             "request-body bytes held at once across HTTP requests; more get 503 with Retry-After"),
     Setting("http_read_timeout_s", float, 15.0,
             "time a request's headers and body have to arrive (slow clients are cut off)"),
+    Setting("join_timeout_s", float, 60.0,
+            "a join whose joiner does not answer for this long is abandoned"),
     Setting("peer_delay_ms", str, "", "experiment knob: delay outgoing peer messages, 'X' or 'LO-HI' ms"),
     Setting("log_level", str, "info", "log level"),
     Setting("tls_cert", str, "", "PEM certificate of this node: turns on HTTPS and mutual TLS "
@@ -104,6 +116,7 @@ class NodeConfig:
         """``dynamopy.tls.TLSFiles`` when TLS is on, else ``None``."""
         from dynamopy.tls import files
         return files(self.tls_cert, self.tls_key, self.tls_ca)
+    join_timeout_s: float = 60.0
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -188,6 +201,12 @@ def resolve(args: argparse.Namespace, environ: Optional[dict] = None) -> NodeCon
         if not os.path.isfile(path):
             raise ValueError(f"TLS file {path!r} not found")
     scheme = "https" if tls else "http"
+    if not raw["join_timeout_s"] > 0:
+        raise ValueError(f"--join-timeout-s must be positive, got {raw['join_timeout_s']}")
+    if not 0 <= raw["max_value_bytes"] <= MAX_VALUE_BYTES_LIMIT:
+        raise ValueError(f"--max-value-bytes={raw['max_value_bytes']} outside 0.."
+                         f"{MAX_VALUE_BYTES_LIMIT} (a value must fit in one "
+                         f"{MAX_FRAME_BYTES}-byte peer frame with its key and metadata)")
     return NodeConfig(
         node_id=node_id,
         host=host,
@@ -215,5 +234,6 @@ def resolve(args: argparse.Namespace, environ: Optional[dict] = None) -> NodeCon
         http_body_buffer_bytes=raw["http_body_buffer_bytes"],
         http_read_timeout_s=raw["http_read_timeout_s"],
         tls_cert=raw["tls_cert"] or "", tls_key=raw["tls_key"] or "", tls_ca=raw["tls_ca"] or "",
+        join_timeout_s=raw["join_timeout_s"],
     )
 

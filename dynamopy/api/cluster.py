@@ -7,7 +7,7 @@ from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse, PlainTextResponse
 from prometheus_client import CONTENT_TYPE_LATEST
 
-from dynamopy.api.data import _KEY_DOC, parse_key
+from dynamopy.api.data import _KEY_DOC, check_repeats, parse_key
 from dynamopy.api.schema import (BAD_REQUEST, NOT_FOUND, UNAUTHORIZED, UNAVAILABLE,
                                  responses)
 from dynamopy.exposure import assess
@@ -47,7 +47,7 @@ def build_router(node) -> APIRouter:
     @router.get("/cluster/preference-list/{key:anypath}", summary="The N replicas of a key",
                 responses=responses(None, BAD_REQUEST, UNAUTHORIZED, UNAVAILABLE))
     async def preference_list(request: Request, key: str):
-        raw = parse_key(request)
+        raw = parse_key(request, "/cluster/preference-list/")
         state = node.require_ready()
         return {"key": key, "nodes": state.ring.preference_list(raw, state.settings.n)}
 
@@ -56,6 +56,7 @@ def build_router(node) -> APIRouter:
                                                "schema": {"type": "integer", "minimum": 0}}]},
                 responses=responses(None, BAD_REQUEST, UNAUTHORIZED))
     async def cluster_log(request: Request):
+        check_repeats(request.query_params.multi_items())
         text = request.query_params.get("since", "0")
         try:
             since = int(text)
@@ -73,7 +74,7 @@ def build_router(node) -> APIRouter:
                 description=_KEY_DOC,
                 responses=responses(None, BAD_REQUEST, UNAUTHORIZED, NOT_FOUND, UNAVAILABLE))
     async def node_kv(request: Request, key: str):
-        raw = parse_key(request)
+        raw = parse_key(request, "/node/kv/")
         state = node.require_ready()
         rec = node.replica.get(state.ring.token(raw), raw)
         if rec is None:

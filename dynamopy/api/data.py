@@ -13,6 +13,7 @@ import json
 import time
 from dataclasses import dataclass
 from typing import Awaitable, Callable, Iterable, Mapping, Optional
+from urllib.parse import unquote_to_bytes
 
 from fastapi import APIRouter, Request, Response
 
@@ -21,10 +22,21 @@ from dynamopy.core.records import DEFAULT_CONTENT_TYPE
 from dynamopy.node.errors import BadRequest, NodeError, NotFound, TooLarge
 
 MAX_KEY_BYTES = 1024
+# A stored Content-Type travels with every copy of the record (peer frames, hints, transfers);
+# the frame budget reserves room for it (see ``dynamopy.config.MAX_VALUE_BYTES_LIMIT``).
+MAX_CONTENT_TYPE_BYTES = 1024
+# Conditional requests (RFC 9110 section 13). A read honours If-None-Match (304 when an ETag
+# matches); every other precondition, and any precondition on a write, is refused: a
+# check-then-write across replicas is not atomic in a leaderless store, so "create only" or
+# "only if unchanged" would be a promise two concurrent writers could both break.
+_WRITE_PRECONDITIONS = ("if-match", "if-none-match", "if-modified-since",
+                        "if-unmodified-since", "if-range")
+_READ_PRECONDITIONS = ("if-match", "if-modified-since", "if-unmodified-since", "if-range")
 _TRUE = {"true", "1", "yes"}
 _BOOL_VALUES = _TRUE | {"false", "0", "no"}
 _KEY_DOC = "UTF-8 key of 1..1024 bytes, percent-encoded; '/' allowed"
 JSON = "application/json"
+PREFIX = "/kv/"
 
 
 @dataclass(slots=True)
@@ -52,14 +64,29 @@ def check_key(key: str) -> bytes:
     return raw
 
 
-def parse_key(request: Request) -> bytes:
-    return check_key(request.path_params.get("key", ""))
+def path_key(scope, prefix: str) -> str:
+    """The key in a request path ``<prefix><percent-encoded key>``, decoded from the raw
+    bytes the client sent. Bytes that are not UTF-8 are kept as surrogate escapes, so
+    ``check_key`` refuses them (the server's own decoded ``path`` replaced them with U+FFFD,
+    which would merge distinct bad keys into one)."""
+    raw_path = scope.get("raw_path")
+    if raw_path is None:  # ASGI makes raw_path optional; fall back to the decoded path
+        return scope["path"][len(prefix):]
+    # Decode the whole path first: the prefix itself may arrive percent-encoded.
+    raw = unquote_to_bytes(raw_path)
+    return raw[len(prefix.encode()):].decode("utf-8", "surrogateescape")
+
+
+def parse_key(request: Request, prefix: str) -> bytes:
+    return check_key(path_key(request.scope, prefix))
 
 
 def parse_params(query: Iterable[tuple[str, str]], headers: Mapping[str, str],
                  quorum_name: str, default: int, n: int) -> tuple[int, bool]:
-    """Return (quorum, strict). Unknown parameters and bad values are 400s, never ignored."""
+    """Return (quorum, strict). Unknown or repeated parameters, bad values and unsupported
+    preconditions are 400s, never ignored (a repeated ``w`` must not weaken a write)."""
     quorum, strict = default, False
+    check_repeats(query)
     for name, text in query:
         if name == quorum_name:
             try:
@@ -77,9 +104,36 @@ def parse_params(query: Iterable[tuple[str, str]], headers: Mapping[str, str],
         else:
             raise BadRequest(f"unknown parameter {name!r}; this route takes "
                              f"{quorum_name!r} and 'strict'")
-    if "if-match" in headers:
-        raise BadRequest("If-Match is not supported yet by this cluster")
+    unsupported = _WRITE_PRECONDITIONS if quorum_name == "w" else _READ_PRECONDITIONS
+    for name in unsupported:
+        if name in headers:
+            raise BadRequest(f"conditional header {name.title()} is not supported on this route"
+                             " (a read honours If-None-Match only; writes take no preconditions)")
     return quorum, strict
+
+
+def check_repeats(query: Iterable[tuple[str, str]]) -> None:
+    seen: set[str] = set()
+    for name, _ in query:
+        if name in seen:
+            raise BadRequest(f"parameter {name!r} is given more than once")
+        seen.add(name)
+
+
+def _etag_matches(header: str, version: int) -> bool:
+    """If-None-Match (weak comparison, RFC 9110 13.1.2): ``*`` or a list of entity tags."""
+    if header.strip() == "*":
+        return True
+    ours = str(version)
+    for tag in header.split(","):
+        tag = tag.strip()
+        if tag.startswith("W/"):
+            tag = tag[2:]
+        if len(tag) < 2 or tag[0] != '"' or tag[-1] != '"':
+            raise BadRequest(f"If-None-Match: {header!r} is not '*' or a list of entity tags")
+        if tag[1:-1] == ours:
+            return True
+    return False
 
 
 class DataHandlers:
@@ -124,8 +178,11 @@ class DataHandlers:
                 if read_body is None:
                     body, ctype = b"", DEFAULT_CONTENT_TYPE
                 else:
-                    body = await self._read_value(headers, read_body)
                     ctype = headers.get("content-type") or DEFAULT_CONTENT_TYPE
+                    if len(ctype) > MAX_CONTENT_TYPE_BYTES:
+                        raise BadRequest(f"the Content-Type is {len(ctype)} bytes; the limit "
+                                         f"is {MAX_CONTENT_TYPE_BYTES}")
+                    body = await self._read_value(headers, read_body)
                 version, acks = await node.coordinator.write(
                     raw_key, value=body, content_type=ctype, deleted=read_body is None, w=w,
                     sloppy=not strict)
@@ -162,6 +219,10 @@ class DataHandlers:
                 raise NotFound(f"key {key!r} was never written")
             if rec.deleted:
                 raise NotFound(f"key {key!r} was deleted", version=rec.version)
+            condition = headers.get("if-none-match")
+            if condition is not None and _etag_matches(condition, rec.version):
+                self._observe("get", "not_modified", started)
+                return Reply(304, b"", rec.content_type, etag=rec.version)
         except NodeError as e:
             self._observe("get", e.code, started)
             return error_reply(e)
@@ -197,17 +258,20 @@ def build_router(handlers: DataHandlers) -> APIRouter:
                 responses=responses({"description": "stored on W replicas"}, DATA_ERRORS, TOO_LARGE))
     async def put_value(request: Request, key: str):
         """Store the request body under ``key`` on N replicas; answer after W durable acks."""
-        return _response(await handlers.put(key, request.query_params.multi_items(),
+        return _response(await handlers.put(path_key(request.scope, PREFIX),
+                                            request.query_params.multi_items(),
                                             request.headers, request.body))
 
     @router.get("/kv/{key:anypath}", summary="Read a value",
                 openapi_extra={"parameters": [_param("r", "read quorum (1..N)", _QUORUM_SCHEMA), _STRICT]},
                 responses=responses({"description": "the newest value of R replies, with the "
                                                     "Content-Type it was stored with",
-                                     "content": {"*/*": {}}}, DATA_ERRORS, NOT_FOUND))
+                                     "content": {"*/*": {}}}, DATA_ERRORS, NOT_FOUND,
+                                    {304: {"description": "If-None-Match matched the ETag"}}))
     async def get_value(request: Request, key: str):
         """The newest of R replicas' values; stale replicas are repaired in the background."""
-        return _response(await handlers.get(key, request.query_params.multi_items(),
+        return _response(await handlers.get(path_key(request.scope, PREFIX),
+                                            request.query_params.multi_items(),
                                             request.headers))
 
     @router.delete("/kv/{key:anypath}", summary="Delete a value",
@@ -215,7 +279,8 @@ def build_router(handlers: DataHandlers) -> APIRouter:
                    responses=responses({"description": "tombstone stored on W replicas"}, DATA_ERRORS))
     async def delete_value(request: Request, key: str):
         """Write a tombstone for ``key`` (a delete is a write with a new version)."""
-        return _response(await handlers.delete(key, request.query_params.multi_items(),
+        return _response(await handlers.delete(path_key(request.scope, PREFIX),
+                                               request.query_params.multi_items(),
                                                request.headers))
 
     return router

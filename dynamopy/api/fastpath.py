@@ -1,14 +1,16 @@
 """A raw ASGI fast path for ``/kv/{key}``: the same handlers as the FastAPI routes, without
 FastAPI's routing, request objects and dependency solving (measured: about a fifth of a node's
-CPU under load went there). Anything that is not PUT/GET/DELETE under ``/kv/`` goes on to
-FastAPI unchanged."""
+CPU under load went there). Every request under ``/kv/`` is answered here, with the method
+rules of ``methods.py`` (HEAD, OPTIONS, 405 with the full ``Allow``); anything else goes on to
+FastAPI unchanged. The key is decoded from the raw path bytes (``data.path_key``)."""
 
 from __future__ import annotations
 
 import logging
 from urllib.parse import parse_qsl
 
-from dynamopy.api.data import DataHandlers, Reply
+from dynamopy.api.data import PREFIX, DataHandlers, Reply, path_key
+from dynamopy.api.methods import KV_METHODS, allow_value, not_allowed_body, send_simple
 from dynamopy.node.errors import TooLarge
 
 
@@ -17,8 +19,7 @@ class ClientGone(Exception):
 
 log = logging.getLogger(__name__)
 
-PREFIX = "/kv/"
-_METHODS = {"PUT", "GET", "DELETE"}
+_ALLOW = allow_value(KV_METHODS)
 
 
 class _Headers(dict):
@@ -31,14 +32,18 @@ class DataFastPath:
         self.handlers = handlers
 
     async def __call__(self, scope, receive, send):
-        if scope["type"] != "http" or scope["method"] not in _METHODS \
-                or not scope["path"].startswith(PREFIX):
+        if scope["type"] != "http" or not scope["path"].startswith(PREFIX):
             return await self.app(scope, receive, send)
-        key = scope["path"][len(PREFIX):]
+        method = scope["method"]
+        if method not in KV_METHODS or method == "OPTIONS":
+            allow = [(b"allow", _ALLOW.encode())]
+            if method == "OPTIONS":
+                return await send_simple(send, 204, b"", allow)
+            return await send_simple(send, 405, not_allowed_body(method, _ALLOW), allow)
+        key = path_key(scope, PREFIX)
         query = parse_qsl(scope["query_string"].decode("latin-1"), keep_blank_values=True)
         headers = _Headers((k.decode("latin-1").lower(), v.decode("latin-1"))
                            for k, v in scope["headers"])
-        method = scope["method"]
         try:
             reply = await self._handle(method, key, query, headers, receive)
         except ClientGone:
@@ -46,10 +51,10 @@ class DataFastPath:
         except Exception:  # a bug must still answer JSON, and be logged
             log.exception("unhandled error in %s %s", method, scope["path"])
             reply = Reply(500, b'{"error":"internal","detail":"internal error; see the node log"}')
-        await _send(send, reply)
+        await _send(send, reply, head=method == "HEAD")
 
     async def _handle(self, method, key, query, headers, receive) -> Reply:
-        if method == "GET":
+        if method == "GET" or method == "HEAD":
             return await self.handlers.get(key, query, headers)
         if method == "PUT":
             limit = self.handlers.node.config.max_value_bytes
@@ -72,10 +77,11 @@ class DataFastPath:
         return await self.handlers.delete(key, query, headers)
 
 
-async def _send(send, reply: Reply) -> None:
+async def _send(send, reply: Reply, head: bool = False) -> None:
+    """Send ``reply``; for HEAD the same headers (Content-Length of the GET body) and no body."""
     headers = [(b"content-type", reply.content_type.encode("latin-1")),
                (b"content-length", str(len(reply.body)).encode())]
     if reply.etag is not None:
         headers.append((b"etag", f'"{reply.etag}"'.encode()))
     await send({"type": "http.response.start", "status": reply.status, "headers": headers})
-    await send({"type": "http.response.body", "body": reply.body})
+    await send({"type": "http.response.body", "body": b"" if head else reply.body})

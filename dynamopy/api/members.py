@@ -9,8 +9,10 @@ import re
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
+from dynamopy.api.data import check_repeats
 from dynamopy.api.schema import BAD_REQUEST, CONFLICT, NOT_FOUND, UNAUTHORIZED, UNAVAILABLE, responses
 from dynamopy.node.errors import BadRequest, MembershipError
+from dynamopy.node.joins import check_joiner
 
 ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$"
 URL_PATTERN = r"^https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?$"   # host names and IPv4
@@ -37,7 +39,9 @@ async def _json_body(request: Request) -> dict:
 def build_router(node) -> APIRouter:
     router = APIRouter()
 
-    @router.post("/cluster/members", status_code=202, summary="Add a member (it joins as 'joining')",
+    @router.post("/cluster/members", status_code=202,
+                 summary="Add a member (it joins as 'joining'); it must answer at its peer "
+                         "address with the cluster secret (else 409 / 400)",
                  responses=responses(None, BAD_REQUEST, UNAUTHORIZED, CONFLICT, UNAVAILABLE),
                  openapi_extra={"requestBody": {"required": True, "content": {"application/json": {"schema": {
                      "type": "object", "required": ["id", "url", "peer"],
@@ -53,8 +57,9 @@ def build_router(node) -> APIRouter:
         for field, pattern in (("id", ID_PATTERN), ("url", URL_PATTERN), ("peer", PEER_PATTERN)):
             if not isinstance(body.get(field), str) or not re.search(pattern, body[field]):
                 raise BadRequest(f"'{field}' must be a string matching {pattern}")
-        epoch = await node.propose({"op": "join", "id": body["id"], "url": body["url"],
-                                    "peer": body["peer"]})
+        entry = {"op": "join", "id": body["id"], "url": body["url"], "peer": body["peer"]}
+        await check_joiner(node, entry)   # is it there, with the cluster secret?
+        epoch = await node.propose(entry)
         return JSONResponse({"epoch": epoch}, status_code=202)
 
     @router.post("/cluster/members/{member_id}/leave", status_code=202,
@@ -70,6 +75,7 @@ def build_router(node) -> APIRouter:
                                                   "schema": {"type": "boolean"}}]},
                    responses=responses(None, BAD_REQUEST, UNAUTHORIZED, NOT_FOUND, CONFLICT, UNAVAILABLE))
     async def remove(request: Request, member_id: str):
+        check_repeats(request.query_params.multi_items())
         force_text = request.query_params.get("force", "false").lower()
         if force_text not in ("true", "false", "1", "0"):
             raise BadRequest(f"force={force_text!r} is not a boolean")

@@ -303,6 +303,10 @@ def _remove(s: ClusterState, e: Mapping[str, Any]) -> ClusterState:
     it could finish that change): a joiner is dropped and the join abandoned (the ring never
     switched to it); a leaver's leave becomes a removal (survivors supply its ranges)."""
     mid = e.get("id")
+    if e.get("abandon_join") and (s.change != ("join", mid)
+                                  or e.get("change_epoch") != s.change_epoch):
+        # A timed-out join (node/joins.py): never remove a member whose join finished.
+        raise InvalidEntry(409, "conflict", f"{mid} is no longer joining")
     if s.change == ("join", mid):
         members = {k: v for k, v in s.members.items() if k != mid}
         return replace(s, members=members, pending_ring=None, change=None)

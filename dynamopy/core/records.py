@@ -34,6 +34,12 @@ class Record:
         return cls(int(version), bool(deleted), str(content_type), bytes(value))
 
 
+def record_wire_bytes(key: bytes, rec: Record) -> int:
+    """An upper estimate of one keyed record's share of a peer frame: key, value, content
+    type, and the msgpack envelope of the item (batches of records are sized with it)."""
+    return len(key) + len(rec.value) + len(rec.content_type) + 64
+
+
 def newest(records: Iterable[Optional[Record]]) -> Optional[Record]:
     """The record with the largest version, ignoring ``None`` (missing)."""
     best: Optional[Record] = None

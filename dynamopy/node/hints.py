@@ -24,7 +24,7 @@ import asyncio
 import logging
 from typing import TYPE_CHECKING, Any
 
-from dynamopy.core.records import Record
+from dynamopy.core.records import Record, record_wire_bytes
 from dynamopy.core.versions import decompose
 from dynamopy.node.errors import STALE_EPOCH
 from dynamopy.peer import PeerError, PeerUnavailable, RemoteError
@@ -241,10 +241,11 @@ class HintManager:
 
 
 def _within_bytes(batch: list, budget: int) -> list:
-    """The longest prefix of ``batch`` within ``budget`` bytes (always at least one hint)."""
+    """The longest prefix of ``batch`` within ``budget`` bytes, or its first hint alone (one
+    record always fits in a frame: config.MAX_VALUE_BYTES_LIMIT)."""
     size = 0
     for i, (_hk, _tok, key, rec) in enumerate(batch):
-        size += len(key) + len(rec.value) + 64
+        size += record_wire_bytes(key, rec)
         if size > budget and i > 0:
             return batch[:i]
     return batch

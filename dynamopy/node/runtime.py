@@ -24,11 +24,12 @@ from dynamopy.node.defaults_change import DefaultsChange
 from dynamopy.node.detector import FailureDetector
 from dynamopy.node.errors import NotReady
 from dynamopy.node.hints import HintManager
+from dynamopy.node.joins import JoinWatcher
 from dynamopy.node.metalog import MetaLog
 from dynamopy.node.metrics import Metrics
 from dynamopy.node.replica import Replica
 from dynamopy.node.transfer import TransferManager
-from dynamopy.peer import PeerClient, PeerError, PeerServer, RemoteError
+from dynamopy.peer import MessageTooLarge, PeerClient, PeerError, PeerServer, RemoteError
 from dynamopy.storage import GroupCommitter, Store
 from dynamopy.tls import peer_client_context, peer_server_context
 
@@ -59,6 +60,7 @@ class Node:
         self.metalog = MetaLog(self)
         self.catchup = CatchUp(self)
         self.defaults_change = DefaultsChange(self)
+        self.join_watcher = JoinWatcher(self)
         secret = config.cluster_secret.encode()
         tls = config.tls  # mutual TLS on the peer port when configured (dynamopy.tls)
         peer_client_ssl = peer_client_context(tls) if tls is not None else None
@@ -97,6 +99,7 @@ class Node:
         self.spawn(self.hints.run())
         self.spawn(self.defaults_change.run())
         self.spawn(self._save_hlc_mark())
+        self.spawn(self.join_watcher.run())
         self.transfers.resume()
 
     async def stop(self) -> None:
@@ -222,10 +225,12 @@ class Node:
         except RemoteError:
             self.detector.report_success(member_id)  # it answered: alive, just refused
             raise
+        except MessageTooLarge:
+            raise  # never sent: says nothing about the peer's health
         except (PeerError, asyncio.TimeoutError):
             self.detector.report_failure(member_id)
             raise
-        # Anything else (an unencodable payload, a frame too large) is a local mistake that
+        # Anything else (an unencodable payload) is a local mistake that
         # says nothing about the peer's health: it propagates without touching the detector.
         self.detector.report_success(member_id)
         return result
@@ -241,6 +246,8 @@ class Node:
             return await self.transfers.rpc_pull(payload, peer_id)
         if method == "xfer_status":
             return await self.transfers.rpc_status(payload, peer_id)
+        if method == "join_started":
+            return self.join_watcher.rpc_started(payload, peer_id)
         raise RemoteError("unknown_method", f"unknown peer method {method!r}")
 
     # ---- views ------------------------------------------------------------------------

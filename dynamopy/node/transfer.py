@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any, Optional
 import msgpack
 
 from dynamopy.core.membership import ClusterState
-from dynamopy.core.records import Record
+from dynamopy.core.records import Record, record_wire_bytes
 from dynamopy.node.replica import STALE_EPOCH
 from dynamopy.peer import PeerError, RemoteError
 
@@ -41,7 +41,7 @@ if TYPE_CHECKING:  # pragma: no cover
 log = logging.getLogger(__name__)
 
 BATCH_KEYS = 500
-BATCH_BYTES = 8 * 1024 * 1024  # well under the 32 MiB peer frame limit
+BATCH_BYTES = 8 * 1024 * 1024  # a batch never exceeds this, unless it is one record
 RETRY_S = 0.5
 DEAD_SOURCE_GRACE_S = 5.0
 XFER_PREFIX = "xfer/"
@@ -223,15 +223,22 @@ class TransferManager:
         limit = max(1, min(int(limit), 5000))
         items: list = []
         size = 0
+        last: Optional[list] = None
         while idx < len(ranges):
             start, end = ranges[idx]
             for token, key, rec in self.node.store.scan(max(start, cur_token), end,
                                                         after_key=cur_key):
+                # Bounded by count and by bytes: a reply must fit in one peer frame. A record
+                # that would take the batch over the budget waits for the next batch (a
+                # batch of one record always fits: config.MAX_VALUE_BYTES_LIMIT).
+                rec_size = record_wire_bytes(key, rec)
+                if items and size + rec_size > BATCH_BYTES:
+                    return [items, last]
                 items.append([token, key, rec.to_wire()])
-                size += len(key) + len(rec.value) + 64
-                # Bounded by count and by bytes: a reply must fit in one peer frame.
-                if len(items) >= limit or size >= BATCH_BYTES:
-                    return [items, [idx, token, key]]
+                size += rec_size
+                last = [idx, token, key]
+                if len(items) >= limit:
+                    return [items, last]
             idx += 1
             if idx < len(ranges):
                 cur_token, cur_key = ranges[idx][0], None

@@ -35,8 +35,8 @@ from typing import Any, Callable, Optional
 
 from . import auth
 from .connection import FramedProtocol
-from .errors import AuthError, PeerTimeout, PeerUnavailable, RemoteError
-from .framing import MAX_FRAME_BYTES, MSG_RESPONSE, FrameError, encode_frame
+from .errors import AuthError, MessageTooLarge, PeerTimeout, PeerUnavailable, RemoteError
+from .framing import MAX_FRAME_BYTES, MSG_RESPONSE, FrameError, FrameTooLarge, encode_frame
 from .limits import PREAUTH_MAX_FRAME_BYTES
 
 log = logging.getLogger(__name__)
@@ -123,7 +123,10 @@ class _ClientConnection(FramedProtocol):
             raise PeerTimeout(f"{self._endpoint.addr}: {method} timed out before sending")
         # Encode first: an unsendable payload is the caller's error and must not register.
         req_id = self._next_id
-        frame = encode_frame([0, req_id, method, payload], self._max_frame_bytes)
+        try:
+            frame = encode_frame([0, req_id, method, payload], self._max_frame_bytes)
+        except FrameTooLarge as exc:
+            raise MessageTooLarge(f"{self._endpoint.addr}: {method}: {exc}") from None
         self._next_id = req_id + 1
         fut = self._loop.create_future()
         self._pending[req_id] = fut
@@ -244,6 +247,13 @@ class PeerClient:
                     self._on_call(method, addr, loop.time() - start, outcome)
                 except Exception:  # metrics must never break an RPC
                     log.exception("on_call callback raised")
+
+    async def identify(self, addr: str, timeout_s: float) -> str:
+        """The member id the node at ``addr`` proves with the cluster secret (the handshake
+        of a pooled connection); ``PeerUnavailable``/``PeerTimeout``/``AuthError`` if none."""
+        loop = asyncio.get_running_loop()
+        conn = await self._connection(addr, loop.time() + timeout_s)
+        return conn.server_id  # type: ignore[return-value]
 
     def _delay_s(self) -> float:
         lo, hi = self._delay_ms  # type: ignore[misc]

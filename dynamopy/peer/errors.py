@@ -2,9 +2,10 @@
 
 Rule: every failure of ``PeerClient.call`` that is the peer's or the network's doing is a
 ``PeerError`` subclass, so a coordinator can treat "this replica did not answer usefully"
-with one ``except PeerError``. Local misuse (an unserialisable payload, a malformed address,
-a request larger than the frame limit) raises ordinary ``TypeError``/``ValueError`` instead,
-as in h11, because retrying another replica would not help.
+with one ``except PeerError``. Local misuse (an unserialisable payload, a malformed address)
+raises ordinary ``TypeError``/``ValueError`` instead, as in h11, because retrying another
+replica would not help. A request larger than the frame limit is ``MessageTooLarge``, a
+``PeerError``, so a coordinator counts it as a failed replica call rather than crashing.
 """
 
 from __future__ import annotations
@@ -29,6 +30,12 @@ class PeerTimeout(PeerError):
 
 class AuthError(PeerError):
     """The cluster-secret handshake failed (either side could not prove the secret)."""
+
+
+class MessageTooLarge(PeerError):
+    """A request does not fit in one peer frame. It cannot succeed at any peer and says
+    nothing about this one's health; the node's settings keep every record within a frame
+    (``config.MAX_VALUE_BYTES_LIMIT``), so this is a last line, not a path taken."""
 
 
 class RemoteError(PeerError):

@@ -10,6 +10,7 @@ from dynamopy.core.membership import ClusterState, Member, Settings
 from dynamopy.core.records import Record
 from dynamopy.node.catchup import CatchUp
 from dynamopy.node.hints import HintManager
+from dynamopy.node.metrics import Metrics
 from dynamopy.node.replica import NOT_CAUGHT_UP, STALE_EPOCH, Replica
 from dynamopy.peer import RemoteError
 from ring import Ring
@@ -35,7 +36,7 @@ def state_at(epoch: int, ring: Ring, members=MEMBERS + ("n5",)) -> ClusterState:
 
 
 def stand_in(state: ClusterState, *, down=(), known_chosen_below=0):
-    node = types.SimpleNamespace(id="n1", state=state, clock=FakeClock())
+    node = types.SimpleNamespace(id="n1", state=state, clock=FakeClock(), metrics=Metrics())
     node.detector = types.SimpleNamespace(is_up=lambda m: m not in down)
     node.metalog = types.SimpleNamespace(
         paxos=types.SimpleNamespace(known_chosen_below=known_chosen_below),

@@ -79,6 +79,22 @@ def test_removing_a_dead_joiner_abandons_its_join():
     assert sorted(s.ring.members) == ["n1", "n2", "n3"]
 
 
+def test_an_abandoned_join_applies_only_while_that_join_is_in_progress():
+    s = boot().apply({"op": "join", "id": "n4", "url": "u", "peer": "p"})
+    abandon = {"op": "remove", "id": "n4", "abandon_join": True, "change_epoch": s.change_epoch,
+               "reason": "join abandoned"}
+    gone = s.apply(abandon)
+    assert "n4" not in gone.members and gone.change is None
+    # The join finished before the abandon committed: n4 stays (no removal of a member).
+    finished = s.apply({"op": "finish_join", "id": "n4", "change_epoch": s.change_epoch})
+    after = finished.apply(abandon)
+    assert after.members["n4"].state == "normal" and after.change is None
+    assert after.skipped == finished.skipped + 1
+    # A later join of the same id is a different change: the old abandon does not apply.
+    rejoined = gone.apply({"op": "join", "id": "n4", "url": "u", "peer": "p"})
+    assert rejoined.apply(abandon).change == ("join", "n4")
+
+
 def test_set_config_validates_rw():
     s = boot().apply({"op": "set_config", "r": 1, "w": 3})
     assert (s.settings.r, s.settings.w) == (1, 3)

@@ -13,7 +13,7 @@ import pytest
 
 from dynamopy.peer import (
     AuthError,
-    FrameTooLarge,
+    MessageTooLarge,
     PeerClient,
     PeerError,
     PeerServer,
@@ -350,10 +350,12 @@ def test_on_call_outcomes():
     run(main())
 
 
-def test_close_fails_pending_calls_and_local_misuse_is_not_a_peer_error():
+def test_close_fails_pending_calls_and_local_misuse_is_not_a_peer_error_but_too_large_is():
     async def main():
         async with cluster(max_frame_bytes=1024) as (server, client, addr, handler):
-            with pytest.raises(FrameTooLarge):
+            # A request over the frame limit cannot succeed at any peer: a PeerError (so a
+            # coordinator counts a failed replica call), never sent.
+            with pytest.raises(MessageTooLarge):
                 await client.call(addr, "echo", b"x" * 2048, 1.0)
             with pytest.raises(TypeError):
                 await client.call(addr, "echo", object(), 1.0)

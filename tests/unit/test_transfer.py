@@ -161,3 +161,47 @@ def test_finishing_a_change_clears_its_transfer_state(tmp_path):
         return left
 
     assert asyncio.run(run()) == []
+
+
+def test_a_pull_reply_always_fits_in_one_peer_frame(tmp_path):
+    """A batch under the byte budget followed by one record at the value limit: the large
+    record waits for a batch of its own (before: budget + one large record overflowed the
+    frame, the source answered an error, and the transfer retried forever)."""
+    from dynamopy.config import MAX_VALUE_BYTES_LIMIT
+    from dynamopy.peer.framing import encode_frame
+
+    with Store(str(tmp_path / "db")) as store:
+        small = b"s" * (3 * 1024 * 1024)
+        writes = [(10, b"a", Record(1, value=small)), (11, b"b", Record(2, value=small)),
+                  (12, b"c", Record(3, value=b"L" * MAX_VALUE_BYTES_LIMIT,
+                                    content_type="x/" + "y" * 1022)),
+                  (13, b"d", Record(4, value=small))]
+        store.apply(writes)
+
+        async def barrier(**_kw):
+            return []
+
+        node = types.SimpleNamespace(store=store, state=types.SimpleNamespace(epoch=5),
+                                     committer=types.SimpleNamespace(submit=barrier))
+        tm = TransferManager.__new__(TransferManager)
+        tm.node = node
+        got, cursor = [], [0, 0, None]
+        for _ in range(10):
+            items, nxt = asyncio.run(tm.rpc_pull([5, [[0, 100]], *cursor, 500], "peer"))
+            encode_frame([1, 1, True, [items, nxt]])   # raises FrameTooLarge if it overflows
+            got.append([k for _t, k, _w in items])
+            if nxt is None:
+                break
+            cursor = nxt
+        assert got == [[b"a", b"b"], [b"c"], [b"d"]]
+
+
+def test_a_hint_batch_never_adds_a_large_record_to_a_full_one():
+    from dynamopy.node.hints import DELIVERY_BYTES, _within_bytes
+
+    big = Record(9, value=b"L" * (DELIVERY_BYTES // 2))
+    batch = [(b"h1", 1, b"a", Record(1, value=b"s" * (DELIVERY_BYTES // 3))),
+             (b"h2", 2, b"b", Record(2, value=b"s" * (DELIVERY_BYTES // 3))),
+             (b"h3", 3, b"c", big)]
+    assert [h[0] for h in _within_bytes(batch, DELIVERY_BYTES)] == [b"h1", b"h2"]
+    assert [h[0] for h in _within_bytes(batch[2:], DELIVERY_BYTES)] == [b"h3"]

@@ -1,0 +1,121 @@
+"""Admitting joiners, and abandoning joins whose joiner never shows up.
+
+A join blocks every other ring change until it finishes, and only the joiner can finish it
+(it pulls its ranges and proposes ``finish_join``). So:
+
+* A join is proposed only for a node that is there: before proposing, the node handling
+  ``POST /cluster/members`` opens a peer connection to the joiner's peer address and the
+  joiner must prove the cluster secret as the id it asks to join with. A node that does not
+  answer is refused with 409 ``conflict`` (start it, then retry: a node started with
+  ``--join`` retries by itself); one that fails the handshake or answers as another id is
+  refused with 400 ``bad_request`` (a configuration error a retry does not fix). A refused
+  join leaves the log as it was.
+* A join whose joiner has not started streaming ``--join-timeout-s`` after this node learned
+  of the join is abandoned. "Started" is the joiner's own word (peer RPC ``join_started``:
+  it applied the join entry and began its transfer); a joiner that is down, unreachable, or
+  alive but not following this cluster's log has not. One watcher (the lowest-numbered live
+  ``normal`` member, as for a removal's driver) asks, and if not, proposes
+  ``{"op": "remove", "id": J, "abandon_join": true, "reason": ...}``. The state machine
+  applies it only while that join is still in progress, so it can never remove a member
+  whose join finished meanwhile. ``GET /cluster/log`` lists the entry with its reason.
+  Abandoning is what ``DELETE /cluster/members/J`` does for a dead joiner: the ring never
+  switched to it, so no acknowledged write depends on it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import TYPE_CHECKING
+
+from dynamopy.core.membership import InvalidEntry, validate
+from dynamopy.node.errors import MembershipError
+from dynamopy.peer import AuthError, PeerError
+
+if TYPE_CHECKING:  # pragma: no cover
+    from dynamopy.node.runtime import Node
+
+log = logging.getLogger(__name__)
+
+WATCH_INTERVAL_S = 0.5
+
+
+async def check_joiner(node: "Node", entry: dict) -> None:
+    """Refuse (``MembershipError``) a join that would not apply, or whose joiner does not
+    prove the cluster secret as ``entry["id"]`` at ``entry["peer"]``."""
+    try:
+        validate(node.state, entry)
+    except InvalidEntry as e:
+        raise MembershipError(e.status, e.code, e.detail) from None
+    mid, peer = entry["id"], entry["peer"]
+    try:
+        server_id = await node.peer_client.identify(peer, node.config.request_timeout_s)
+    except AuthError as e:
+        raise MembershipError(400, "bad_request",
+                              f"the node at {peer} failed the cluster-secret handshake ({e}); "
+                              "is it started with this cluster's --cluster-secret?") from None
+    except (PeerError, OSError, asyncio.TimeoutError, ValueError) as e:
+        # ValueError: a host name the resolver cannot even encode (UnicodeError), or an
+        # address that does not parse; either way nothing answers there.
+        raise MembershipError(409, "conflict",
+                              f"{mid} does not answer at its peer address {peer} ({e}); start "
+                              "it first (a node started with --join joins by itself)") from None
+    if server_id != mid:
+        raise MembershipError(400, "bad_request",
+                              f"the node at {peer} is {server_id!r}, not {mid!r}")
+
+
+class JoinWatcher:
+    """Abandons a join whose joiner has not started its transfer within ``join_timeout_s``
+    (see the module doc)."""
+
+    def __init__(self, node: "Node"):
+        self.node = node
+        self._change_epoch = 0
+        self._since = 0.0        # monotonic time this node learned of the join in progress
+        self._started = False    # the joiner said it started this join's transfer
+
+    def rpc_started(self, payload: list, peer_id: str) -> bool:
+        """Joiner side: has this node started the transfer of the change at this epoch?"""
+        (change_epoch,) = payload
+        return self.node.transfers.progress.change_epoch == change_epoch
+
+    def _is_watcher(self, joiner: str) -> bool:
+        state, node = self.node.state, self.node
+        live = sorted((m.number, m.id) for m in state.members.values()
+                      if m.id != joiner and m.state == "normal" and node.detector.is_up(m.id))
+        return bool(live) and live[0][1] == node.id
+
+    async def _joiner_started(self, joiner: str, change_epoch: int) -> bool:
+        try:
+            return bool(await self.node.call_peer(joiner, "join_started", [change_epoch],
+                                                  timeout_s=1.0))
+        except (PeerError, asyncio.TimeoutError):
+            return False
+
+    async def run(self) -> None:
+        node = self.node
+        while not node.stopping:
+            await node.clock.sleep(WATCH_INTERVAL_S)
+            state = node.state
+            if state.change is None or state.change[0] != "join":
+                continue
+            joiner, change_epoch = state.change[1], state.change_epoch
+            if change_epoch != self._change_epoch:
+                self._change_epoch, self._since = change_epoch, node.clock.monotonic()
+                self._started = False
+            timeout_s = node.config.join_timeout_s
+            if self._started or node.clock.monotonic() - self._since < timeout_s \
+                    or not self._is_watcher(joiner):
+                continue
+            if await self._joiner_started(joiner, change_epoch):
+                self._started = True
+                continue
+            reason = (f"join abandoned: {joiner} did not start streaming within {timeout_s:g}s "
+                      f"(--join-timeout-s) of the join at epoch {change_epoch}")
+            log.warning("%s", reason)
+            try:
+                await node.propose({"op": "remove", "id": joiner, "abandon_join": True,
+                                    "change_epoch": change_epoch, "reason": reason})
+            except MembershipError as e:  # the join finished, or no majority: look again
+                log.info("abandoning the join of %s: %s", joiner, e.detail)

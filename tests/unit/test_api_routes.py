@@ -1,0 +1,59 @@
+"""The FastAPI data routes (served when the ASGI fast path is not in front) apply the same
+rules as the fast path: they share the handlers and the raw-path key decoding."""
+
+import asyncio
+import contextlib
+import json
+import types
+
+from dynamopy.api.app import create_app
+from dynamopy.node.metrics import Metrics
+
+
+def _stub_node():
+    """Enough of a node for requests that must be refused before any replica is asked (it
+    has no coordinator: reaching one fails the test)."""
+    settings = types.SimpleNamespace(n=3, r=2, w=2)
+    state = types.SimpleNamespace(settings=settings, epoch=1, defaults=lambda: (2, 2))
+
+    async def serving_state():
+        return state
+
+    return types.SimpleNamespace(metrics=Metrics(),
+                                 require_ready=lambda: state, serving_state=serving_state,
+                                 defaults_change=types.SimpleNamespace(
+                                     track=lambda epoch: contextlib.nullcontext()),
+                                 config=types.SimpleNamespace(max_value_bytes=1024, n=3, host="127.0.0.1"),
+                                 state=types.SimpleNamespace(bootstrapped=False))
+
+
+def _call(app, method: str, raw_path: bytes, query: bytes = b"") -> tuple[int, dict]:
+    """One ASGI request with the raw path bytes a client sent (decoded ``path`` as uvicorn
+    makes it: bad UTF-8 replaced by U+FFFD)."""
+    from urllib.parse import unquote
+    scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1",
+             "method": method, "scheme": "http", "path": unquote(raw_path.decode()),
+             "raw_path": raw_path, "query_string": query, "root_path": "",
+             "headers": [(b"host", b"test")], "client": ("127.0.0.1", 1),
+             "server": ("127.0.0.1", 80)}
+    sent = []
+
+    async def receive():
+        return {"type": "http.request", "body": b"v", "more_body": False}
+
+    async def send(message):
+        sent.append(message)
+
+    asyncio.run(app(scope, receive, send))
+    body = b"".join(m.get("body", b"") for m in sent if m["type"] == "http.response.body")
+    return sent[0]["status"], json.loads(body)
+
+
+def test_fastapi_kv_routes_refuse_non_utf8_keys_and_repeated_parameters():
+    app = create_app(_stub_node())
+    for method in ("PUT", "GET", "DELETE"):
+        status, body = _call(app, method, b"/kv/%ff%fe")
+        assert (status, body["error"]) == (400, "bad_request") and "UTF-8" in body["detail"]
+        status, body = _call(app, method, b"/kv/ok", b"w=3&w=1&r=1&r=2")
+        assert (status, body["error"]) == (400, "bad_request"), body
+        assert "more than once" in body["detail"]
