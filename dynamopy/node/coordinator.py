@@ -42,7 +42,7 @@ class Coordinator:
         coordinator catches up with the metadata log and retries once with the new ring.
         """
         node = self.node
-        version = node.hlc.next(node.clock.wall_ms())
+        version = await node.versions.next()
         record = Record(version, deleted, content_type, value)
         for attempt in (0, 1):
             state = node.require_ready()

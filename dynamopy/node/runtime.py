@@ -16,7 +16,7 @@ from typing import Any, Optional
 
 from dynamopy.config import NodeConfig
 from dynamopy.core.membership import ClusterState
-from dynamopy.core.versions import HybridClock, compose
+from dynamopy.core.versions import HybridClock
 from dynamopy.node.clock import Clock, SystemClock
 from dynamopy.node.coordinator import Coordinator
 from dynamopy.node.detector import FailureDetector
@@ -26,14 +26,11 @@ from dynamopy.node.metalog import MetaLog
 from dynamopy.node.metrics import Metrics
 from dynamopy.node.replica import Replica
 from dynamopy.node.transfer import TransferManager
+from dynamopy.node.version_clock import VersionClock
 from dynamopy.peer import PeerClient, PeerError, PeerServer, RemoteError
 from dynamopy.storage import GroupCommitter, Store
 
 log = logging.getLogger(__name__)
-
-HLC_KEY = "hlc/last_ms"
-HLC_SAVE_S = 1.0
-HLC_MARGIN_MS = 10_000  # > the save interval, and covers jumps from observed versions
 
 
 class Node:
@@ -45,7 +42,8 @@ class Node:
         self.rng = rng or random.Random(int.from_bytes(os.urandom(8), "big"))
         self.metrics = Metrics()
         self.state = ClusterState()
-        self.hlc: Optional[HybridClock] = None
+        self.hlc: Optional[HybridClock] = None  # created by self.versions once a member
+        self.versions = VersionClock(self)
         self.store: Optional[Store] = None
         self.committer: Optional[GroupCommitter] = None
         self.replica = Replica(self)
@@ -75,6 +73,7 @@ class Node:
         self.store = Store(os.path.join(self.config.data_dir, "db"))
         self.committer = GroupCommitter(self.store, on_batch=self.metrics.on_batch)
         await self.committer.start()
+        await self.versions.load()
         self.transfers.replaying = True
         try:
             self.metalog.load()
@@ -84,7 +83,7 @@ class Node:
         self.spawn(self.metalog.run())
         self.spawn(self.detector.run())
         self.spawn(self.hints.run())
-        self.spawn(self._save_hlc_mark())
+        self.spawn(self.versions.run())
         self.transfers.resume()
 
     async def stop(self) -> None:
@@ -93,6 +92,8 @@ class Node:
             t.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         await self.coordinator.drain()
+        if self.committer is not None:
+            await self.versions.close()
         await self.peer_server.stop()
         await self.peer_client.close()
         if self.committer is not None:
@@ -124,12 +125,7 @@ class Node:
     def _after_state_change(self, old: ClusterState) -> None:
         me = self.state.member(self.id)
         if me is not None and self.hlc is None:
-            self.hlc = HybridClock(me.number)
-            raw = self.store.meta_get(HLC_KEY) if self.store else None
-            if raw is not None:
-                # Never issue versions below those issued before a restart, even if the
-                # wall clock stepped back meanwhile (the mark is saved every second).
-                self.hlc.observe(compose(int(raw) + HLC_MARGIN_MS, 0, 0))
+            self.hlc = self.versions.start(me.number)
         self.metrics.epoch.set(self.state.epoch)
         self.detector.members_changed()
         self.metalog._refresh_learners()
@@ -143,12 +139,6 @@ class Node:
 
     def log_entries(self, since: int = 0) -> list[dict]:
         return self.metalog.entries(since)
-
-    async def _save_hlc_mark(self) -> None:
-        while True:
-            await self.clock.sleep(HLC_SAVE_S)
-            if self.hlc is not None and self.hlc.last_ms:
-                await self.committer.put_meta(HLC_KEY, str(self.hlc.last_ms).encode())
 
     @property
     def is_ready(self) -> bool:
