@@ -125,7 +125,7 @@ class Node:
     def _after_state_change(self, old: ClusterState) -> None:
         me = self.state.member(self.id)
         if me is not None and self.hlc is None:
-            self.hlc = self.versions.start(me.number)
+            self.hlc = self.versions.start(me.number, me.floor_ms)
         self.metrics.epoch.set(self.state.epoch)
         self.detector.members_changed()
         self.metalog._refresh_learners()
@@ -134,8 +134,18 @@ class Node:
             self.ready_event.set()
 
     async def propose(self, entry: dict) -> int:
-        """Commit one entry to the metadata log (validated first); return its epoch."""
+        """Commit one entry to the metadata log (validated first); return its epoch.
+
+        Entries that take or free a member number carry this node's hybrid time ``at_ms``
+        (see core.membership: when a removed member's number may be reused)."""
+        if entry.get("op") in ("join", "finish_leave", "remove") and "at_ms" not in entry:
+            entry = {**entry, "at_ms": self.hybrid_ms()}
         return await self.metalog.propose(entry)
+
+    def hybrid_ms(self) -> int:
+        """The larger of the wall clock and the newest version this node has seen."""
+        wall = self.clock.wall_ms()
+        return wall if self.hlc is None else max(wall, self.hlc.last_ms)
 
     def log_entries(self, since: int = 0) -> list[dict]:
         return self.metalog.entries(since)
