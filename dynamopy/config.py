@@ -42,6 +42,9 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("hint_max_bytes", int, 256 * 1024 * 1024, "cap on hint bytes held for one target"),
     Setting("transfer_max_bytes_s", int, 64 * 1024 * 1024,
             "throttle of data streamed to this node during joins, leaves and removals"),
+    Setting("max_clock_offset_ms", int, 500,
+            "a node whose clock is further than this from a majority of its peers stops "
+            "stamping writes (503 clock_skew) and is not ready; 0 turns the check off"),
     Setting("peer_delay_ms", str, "", "experiment knob: delay outgoing peer messages, 'X' or 'LO-HI' ms"),
     Setting("log_level", str, "info", "log level"),
 )
@@ -70,6 +73,7 @@ class NodeConfig:
     transfer_max_bytes_s: int
     peer_delay_ms: Optional[tuple[float, float]]
     log_level: str = "info"
+    max_clock_offset_ms: int = 500
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -140,5 +144,12 @@ def resolve(args: argparse.Namespace, environ: Optional[dict] = None) -> NodeCon
         transfer_max_bytes_s=max(1, raw["transfer_max_bytes_s"]),
         peer_delay_ms=_parse_delay(raw["peer_delay_ms"] or ""),
         log_level=raw["log_level"],
+        max_clock_offset_ms=_non_negative("max-clock-offset-ms", raw["max_clock_offset_ms"]),
     )
+
+
+def _non_negative(flag: str, value: int) -> int:
+    if value < 0:
+        raise ValueError(f"--{flag} must be >= 0, got {value}")
+    return value
 

@@ -13,6 +13,15 @@ from dynamopy.api.schema import (BAD_REQUEST, NOT_FOUND, UNAUTHORIZED, UNAVAILAB
 from dynamopy.node.errors import BadRequest, NotFound
 
 
+def clock_view(node) -> dict:
+    """This node's judgement of its own clock (members[].clock_offset_ms are per peer)."""
+    v = node.detector.skew
+    return {"max_offset_ms": node.config.max_clock_offset_ms,
+            "offset_ms": None if v is None else round(v.offset_ms, 1),
+            "skewed": bool(v is not None and v.skewed),
+            "peers_measured": 0 if v is None else v.measured}
+
+
 def build_router(node) -> APIRouter:
     router = APIRouter()
 
@@ -31,9 +40,11 @@ def build_router(node) -> APIRouter:
             "members": [
                 {"id": m.id, "url": m.url, "peer": m.peer, "number": m.number,
                  "state": m.state, "alive": alive.get(m.id, False),
-                 "ownership": round(ownership.get(m.id, 0.0), 6)}
+                 "ownership": round(ownership.get(m.id, 0.0), 6),
+                 "clock_offset_ms": node.detector.offset_ms(m.id)}
                 for m in sorted(state.members.values(), key=lambda m: m.number)
             ],
+            "clock": clock_view(node),
         }
 
     @router.get("/cluster/preference-list/{key:anypath}", summary="The N replicas of a key",

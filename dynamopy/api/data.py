@@ -82,6 +82,21 @@ def parse_params(query: Iterable[tuple[str, str]], headers: Mapping[str, str],
     return quorum, strict
 
 
+SESSION_HEADER = "x-dynamopy-after"
+
+
+def parse_after(headers: Mapping[str, str]) -> int:
+    """The session token ``X-Dynamopy-After: <version>`` (0 when absent): a write is stamped
+    above it and a read answers only with a version at least that new."""
+    text = headers.get(SESSION_HEADER)
+    if text is None:
+        return 0
+    text = text.strip().strip('"')
+    if not text.isdigit() or len(text) > 20:
+        raise BadRequest(f"X-Dynamopy-After={text!r} is not a version (a non-negative integer)")
+    return int(text)
+
+
 class DataHandlers:
     """PUT/GET/DELETE of one key, independent of the web framework."""
 
@@ -116,6 +131,7 @@ class DataHandlers:
             raw_key = check_key(key)
             settings = node.require_ready().settings
             w, strict = parse_params(query, headers, "w", settings.w, settings.n)
+            after = parse_after(headers)
             if read_body is None:
                 body, ctype = b"", DEFAULT_CONTENT_TYPE
             else:
@@ -123,7 +139,7 @@ class DataHandlers:
                 ctype = headers.get("content-type") or DEFAULT_CONTENT_TYPE
             version, acks = await node.coordinator.write(
                 raw_key, value=body, content_type=ctype, deleted=read_body is None, w=w,
-                sloppy=not strict)
+                sloppy=not strict, after=after)
         except NodeError as e:
             self._observe(route, e.code, started)
             return error_reply(e)
@@ -151,7 +167,12 @@ class DataHandlers:
             raw_key = check_key(key)
             settings = node.require_ready().settings
             r, strict = parse_params(query, headers, "r", settings.r, settings.n)
-            rec = await node.coordinator.read(raw_key, r=r, sloppy=not strict)
+            after = parse_after(headers)
+            if after:
+                rec = await node.coordinator.read_after(raw_key, r=r, sloppy=not strict,
+                                                        after=after)
+            else:
+                rec = await node.coordinator.read(raw_key, r=r, sloppy=not strict)
             if rec is None:
                 raise NotFound(f"key {key!r} was never written")
             if rec.deleted:

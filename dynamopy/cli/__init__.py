@@ -13,7 +13,7 @@ import sys
 from typing import Optional
 
 from dynamopy import config as config_mod
-from dynamopy.client import DEFAULT_URL, Client, DynamoError
+from dynamopy.client import DEFAULT_URL, Client, DynamoError, Session
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -37,6 +37,10 @@ def _parser() -> argparse.ArgumentParser:
         sp = sub.add_parser(name, help=help_text)
         sp.add_argument("--url", default=os.environ.get("DYNAMOPY_URL", DEFAULT_URL))
         sp.add_argument("--token", default=os.environ.get("DYNAMOPY_API_TOKEN") or None)
+        sp.add_argument("--session", default=os.environ.get("DYNAMOPY_SESSION") or None,
+                        help="a file remembering the newest version seen per key, sent as "
+                             "X-Dynamopy-After so later commands read their own writes "
+                             "[env DYNAMOPY_SESSION; default: none]")
         return sp
 
     put = client_cmd("put", "store a value")
@@ -125,36 +129,45 @@ def main(argv: Optional[list[str]] = None) -> int:
                 if getattr(args, flag) is not None:
                     extra += [f"--{flag}", str(getattr(args, flag))]
             return up(args.nodes, args.base_port, args.data_dir, args.n, extra)
-        with Client(args.url, token=args.token) as c:
-            if args.command == "put":
-                out = c.put(args.key, _read_value(args.value), w=args.w,
-                            content_type=args.content_type)
-                print(json.dumps(out))
-            elif args.command == "get":
-                item = c.get(args.key, r=args.r)
-                if args.verbose:
-                    print(f"version {item.version} content-type {item.content_type}",
-                          file=sys.stderr)
-                sys.stdout.buffer.write(item.value)
-                if sys.stdout.isatty():
-                    sys.stdout.write("\n")
-            elif args.command == "delete":
-                print(json.dumps(c.delete(args.key, w=args.w)))
-            elif args.command == "ring":
-                _ring(c)
-            elif args.command == "status":
-                print(json.dumps({"node": c.node(), "cluster": c.cluster()}, indent=2))
-            elif args.command == "members":
-                if args.members_command == "join":
-                    print(json.dumps(c.join(args.id, args.node_url, args.peer)))
-                elif args.members_command == "leave":
-                    print(json.dumps(c.leave(args.id)))
-                else:
-                    print(json.dumps(c.remove(args.id, force=args.force)))
+        session = Session.load(args.session) if getattr(args, "session", None) else False
+        with Client(args.url, token=args.token, session=session) as c:
+            try:
+                _client_command(c, args)
+            finally:
+                if session:
+                    session.save(args.session)
         return 0
     except DynamoError as e:
         print(f"dynamopy: error: {e}", file=sys.stderr)
         return 1
-    except ValueError as e:
+    except (ValueError, OSError) as e:
         print(f"dynamopy: error: {e}", file=sys.stderr)
         return 2
+
+
+def _client_command(c: Client, args: argparse.Namespace) -> None:
+    if args.command == "put":
+        out = c.put(args.key, _read_value(args.value), w=args.w,
+                    content_type=args.content_type)
+        print(json.dumps(out))
+    elif args.command == "get":
+        item = c.get(args.key, r=args.r)
+        if args.verbose:
+            print(f"version {item.version} content-type {item.content_type}",
+                  file=sys.stderr)
+        sys.stdout.buffer.write(item.value)
+        if sys.stdout.isatty():
+            sys.stdout.write("\n")
+    elif args.command == "delete":
+        print(json.dumps(c.delete(args.key, w=args.w)))
+    elif args.command == "ring":
+        _ring(c)
+    elif args.command == "status":
+        print(json.dumps({"node": c.node(), "cluster": c.cluster()}, indent=2))
+    elif args.command == "members":
+        if args.members_command == "join":
+            print(json.dumps(c.join(args.id, args.node_url, args.peer)))
+        elif args.members_command == "leave":
+            print(json.dumps(c.leave(args.id)))
+        else:
+            print(json.dumps(c.remove(args.id, force=args.force)))

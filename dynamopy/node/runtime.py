@@ -61,7 +61,8 @@ class Node:
         # "get" and "ping" are answered inline (no task); everything else by _handle_peer.
         self.peer_server = PeerServer(self.id, secret, self._handle_peer, sync_methods={
             "get": self.replica.rpc_get,
-            "ping": lambda payload, peer_id: {"epoch": self.state.epoch, "id": self.id},
+            "ping": lambda payload, peer_id: {"epoch": self.state.epoch, "id": self.id,
+                                              "wall_ms": self.clock.wall_ms()},
         })
         self._tasks: set[asyncio.Task] = set()
         self.ready_event = asyncio.Event()
@@ -154,7 +155,7 @@ class Node:
     def is_ready(self) -> bool:
         me = self.state.member(self.id)
         return (me is not None and me.state in ("joining", "normal") and self.hlc is not None
-                and self.metalog.caught_up)
+                and self.metalog.caught_up and self.detector.clock_ok)
 
     def require_ready(self) -> ClusterState:
         if not self.state.bootstrapped or self.hlc is None:
