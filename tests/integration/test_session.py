@@ -71,3 +71,27 @@ def test_session_header_contract(shared_cluster):
                   headers={"X-Dynamopy-After": str(future)})
     assert r.status_code == 400 and "ahead of this node's clock" in r.json()["detail"]
     assert httpx.get(url + "/kv/sess-contract", timeout=5.0).content == b"b"
+
+
+def test_cli_session_file_carries_the_token(shared_cluster, tmp_path):
+    """`--session FILE` remembers the version per key and sends it: a GET for a version the
+    cluster does not have yet answers stale_session instead of an older value."""
+    import json
+    import subprocess
+    import sys
+
+    session = tmp_path / "session.json"
+
+    def cli(*args):
+        return subprocess.run([sys.executable, "-m", "dynamopy", *args, "--url",
+                               shared_cluster.url(2), "--session", str(session)],
+                              capture_output=True, timeout=60)
+
+    out = cli("put", "sess-cli", "one")
+    assert out.returncode == 0, out.stderr
+    version = json.loads(out.stdout)["version"]
+    assert json.loads(session.read_text()) == {"sess-cli": version}
+    assert cli("get", "sess-cli").stdout == b"one"
+    session.write_text(json.dumps({"sess-cli": version + 1}))   # a version not written yet
+    stale = cli("get", "sess-cli")
+    assert stale.returncode == 1 and b"503 stale_session" in stale.stderr

@@ -56,3 +56,10 @@ def test_zero_turns_the_check_off():
     o = PeerOffsets()
     o.sample("a", 0, 3_600_000, 10, now_s=0.0)
     assert not o.verdict(["a"], 0.0, 0).skewed
+
+
+def test_in_a_two_node_cluster_a_skew_fences_both():
+    a, b = PeerOffsets(), PeerOffsets()
+    a.sample("b", 0, 3_600_000, 10, now_s=0.0)
+    b.sample("a", 0, -3_600_000, 10, now_s=0.0)
+    assert a.verdict(["b"], 0.0, 500).skewed and b.verdict(["a"], 0.0, 500).skewed
