@@ -125,7 +125,9 @@ class Node:
 
     def _after_state_change(self, old: ClusterState) -> None:
         me = self.state.member(self.id)
-        if me is not None and self.hlc is None:
+        if me is not None and (self.hlc is None or self.hlc.member_number != me.number):
+            # First membership, or removed and joined again under a new number: the old
+            # number may be reused by another member now (the clock carries its time over).
             self.hlc = self.versions.start(me.number, me.floor_ms)
         self.metrics.epoch.set(self.state.epoch)
         self.detector.members_changed()

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Optional
 
 from dynamopy.core.versions import (HybridClock, extended_mark, physical_ms, resume_floor,
                                     resume_wait_ms)
+from dynamopy.node.errors import NotReady
 
 if TYPE_CHECKING:  # pragma: no cover
     from dynamopy.node.runtime import Node
@@ -60,8 +61,9 @@ class VersionClock:
     def start(self, member_number: int, floor_ms: int = 0) -> HybridClock:
         """Create the clock for this member, above everything issued before a restart and
         above ``floor_ms`` (a reused member number's floor, see core.membership)."""
+        previous = self.hlc.last_ms if self.hlc is not None else 0
         self.hlc = HybridClock(member_number)
-        for ms in (self._floor_ms, floor_ms):
+        for ms in (self._floor_ms, floor_ms, previous):
             if ms:
                 self.hlc.observe(resume_floor(ms))
         return self.hlc
@@ -70,6 +72,10 @@ class VersionClock:
         """A new version, above ``after`` and above everything issued or observed, covered
         by the durable mark before it is returned."""
         hlc = self.hlc
+        me = self.node.state.member(self.node.id)
+        if me is None or me.number != hlc.member_number:
+            # Removed (its number may go to another member): never stamp with it again.
+            raise NotReady("this node is no longer a member of the cluster")
         if after > 0:
             hlc.observe(after)
         version = hlc.next(self.node.clock.wall_ms())
@@ -80,7 +86,6 @@ class VersionClock:
     async def _extend(self, needed_ms: int) -> None:
         async with self._lock:
             if self._closed:
-                from dynamopy.node.errors import NotReady
                 raise NotReady("this node is stopping")
             if needed_ms <= self.mark_ms:
                 return  # another caller's extension covered it
