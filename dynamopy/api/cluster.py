@@ -14,12 +14,16 @@ from dynamopy.node.errors import BadRequest, NotFound
 
 
 def clock_view(node) -> dict:
-    """This node's judgement of its own clock (members[].clock_offset_ms are per peer)."""
+    """This node's judgement of its own clock, and each peer's clock minus this node's as
+    this node measures it (``None`` until measured): each node's own opinion, like
+    ``alive``, so kept apart from the agreed member list."""
     v = node.detector.skew
     return {"max_offset_ms": node.config.max_clock_offset_ms,
             "offset_ms": None if v is None else round(v.offset_ms, 1),
             "skewed": bool(v is not None and v.skewed),
-            "peers_measured": 0 if v is None else v.measured}
+            "peers_measured": 0 if v is None else v.measured,
+            "peer_offsets_ms": {mid: node.detector.offset_ms(mid)
+                                for mid in node.state.members if mid != node.id}}
 
 
 def build_router(node) -> APIRouter:
@@ -40,8 +44,7 @@ def build_router(node) -> APIRouter:
             "members": [
                 {"id": m.id, "url": m.url, "peer": m.peer, "number": m.number,
                  "state": m.state, "alive": alive.get(m.id, False),
-                 "ownership": round(ownership.get(m.id, 0.0), 6),
-                 "clock_offset_ms": node.detector.offset_ms(m.id)}
+                 "ownership": round(ownership.get(m.id, 0.0), 6)}
                 for m in sorted(state.members.values(), key=lambda m: m.number)
             ],
             "clock": clock_view(node),
