@@ -132,7 +132,9 @@ def test_a_node_an_hour_ahead_loses_no_later_write_then_is_fenced(libfaketime, f
 
     def fenced() -> bool:
         r = httpx.put(c.url(0) + "/kv/fenced", content=b"x", timeout=5.0)
-        return r.status_code == 503 and r.json()["error"] == "clock_skew"
+        # Not even before its first measurement does it stamp a write (503 not_ready then).
+        assert r.status_code == 503, (r.status_code, r.text)
+        return r.json()["error"] == "clock_skew"
     c.wait_until(fenced, timeout_s=40, what="n1 answering 503 clock_skew")
     body = httpx.put(c.url(0) + "/kv/fenced", content=b"x", timeout=5.0).json()
     assert body["offset_ms"] > 3_000_000 and body["max_clock_offset_ms"] == 500
