@@ -79,8 +79,9 @@ class Session:
     whatever R/W it uses. Bounded: the least recently used keys are forgotten first.
     """
 
-    def __init__(self, max_keys: int = 100_000):
+    def __init__(self, max_keys: int = 100_000, path: Optional[str] = None):
         self.max_keys = max_keys
+        self.path = path  # set by load(): the client saves the session there when it closes
         self.versions: OrderedDict[str, int] = OrderedDict()
 
     def headers(self, key: str) -> dict:
@@ -99,8 +100,9 @@ class Session:
 
     @classmethod
     def load(cls, path: str) -> "Session":
-        """A session kept in a JSON file ({key: version}); a missing file is a new one."""
-        s = cls()
+        """A session kept in a JSON file ({key: version}); a missing file is a new one.
+        A client using it writes it back when it closes."""
+        s = cls(path=path)
         try:
             with open(path, encoding="utf-8") as f:
                 data = json.load(f)
@@ -115,7 +117,10 @@ class Session:
                 s.saw(key, version)
         return s
 
-    def save(self, path: str) -> None:
+    def save(self, path: Optional[str] = None) -> None:
+        path = path or self.path
+        if path is None:
+            return
         tmp = path + ".tmp"
         with open(tmp, "w", encoding="utf-8") as f:
             json.dump(dict(self.versions), f)
@@ -152,6 +157,8 @@ class Client:
 
     def close(self) -> None:
         self.http.close()
+        if self.session is not None:
+            self.session.save()
 
     def _send(self, method: str, path: str, **kw) -> httpx.Response:
         try:
@@ -255,6 +262,8 @@ class AsyncClient:
 
     async def aclose(self) -> None:
         await self.http.aclose()
+        if self.session is not None:
+            self.session.save()
 
     async def _send(self, method: str, path: str, **kw) -> httpx.Response:
         try:

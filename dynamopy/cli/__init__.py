@@ -130,12 +130,32 @@ def main(argv: Optional[list[str]] = None) -> int:
                     extra += [f"--{flag}", str(getattr(args, flag))]
             return up(args.nodes, args.base_port, args.data_dir, args.n, extra)
         session = Session.load(args.session) if getattr(args, "session", None) else False
-        with Client(args.url, token=args.token, session=session) as c:
-            try:
-                _client_command(c, args)
-            finally:
-                if session:
-                    session.save(args.session)
+        with Client(args.url, token=args.token, session=session) as c:  # saves the session
+            if args.command == "put":
+                out = c.put(args.key, _read_value(args.value), w=args.w,
+                            content_type=args.content_type)
+                print(json.dumps(out))
+            elif args.command == "get":
+                item = c.get(args.key, r=args.r)
+                if args.verbose:
+                    print(f"version {item.version} content-type {item.content_type}",
+                          file=sys.stderr)
+                sys.stdout.buffer.write(item.value)
+                if sys.stdout.isatty():
+                    sys.stdout.write("\n")
+            elif args.command == "delete":
+                print(json.dumps(c.delete(args.key, w=args.w)))
+            elif args.command == "ring":
+                _ring(c)
+            elif args.command == "status":
+                print(json.dumps({"node": c.node(), "cluster": c.cluster()}, indent=2))
+            elif args.command == "members":
+                if args.members_command == "join":
+                    print(json.dumps(c.join(args.id, args.node_url, args.peer)))
+                elif args.members_command == "leave":
+                    print(json.dumps(c.leave(args.id)))
+                else:
+                    print(json.dumps(c.remove(args.id, force=args.force)))
         return 0
     except DynamoError as e:
         print(f"dynamopy: error: {e}", file=sys.stderr)
@@ -143,31 +163,3 @@ def main(argv: Optional[list[str]] = None) -> int:
     except (ValueError, OSError) as e:
         print(f"dynamopy: error: {e}", file=sys.stderr)
         return 2
-
-
-def _client_command(c: Client, args: argparse.Namespace) -> None:
-    if args.command == "put":
-        out = c.put(args.key, _read_value(args.value), w=args.w,
-                    content_type=args.content_type)
-        print(json.dumps(out))
-    elif args.command == "get":
-        item = c.get(args.key, r=args.r)
-        if args.verbose:
-            print(f"version {item.version} content-type {item.content_type}",
-                  file=sys.stderr)
-        sys.stdout.buffer.write(item.value)
-        if sys.stdout.isatty():
-            sys.stdout.write("\n")
-    elif args.command == "delete":
-        print(json.dumps(c.delete(args.key, w=args.w)))
-    elif args.command == "ring":
-        _ring(c)
-    elif args.command == "status":
-        print(json.dumps({"node": c.node(), "cluster": c.cluster()}, indent=2))
-    elif args.command == "members":
-        if args.members_command == "join":
-            print(json.dumps(c.join(args.id, args.node_url, args.peer)))
-        elif args.members_command == "leave":
-            print(json.dumps(c.leave(args.id)))
-        else:
-            print(json.dumps(c.remove(args.id, force=args.force)))
