@@ -92,8 +92,8 @@ def parse_after(headers: Mapping[str, str]) -> int:
     if text is None:
         return 0
     text = text.strip().strip('"')
-    if not text.isdigit() or len(text) > 20:
-        raise BadRequest(f"X-Dynamopy-After={text!r} is not a version (a non-negative integer)")
+    if not text.isascii() or not text.isdigit() or len(text) > 19 or int(text) >= 1 << 63:
+        raise BadRequest(f"X-Dynamopy-After={text!r} is not a version (an integer in 0..2^63-1)")
     return int(text)
 
 
