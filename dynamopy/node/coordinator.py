@@ -182,6 +182,7 @@ class Coordinator:
             if rec is not None and rec.version >= after:
                 return rec
             newest = max(newest, rec.version if rec is not None else 0)
+            break  # this many replicas answered; fewer cannot know more
         raise StaleSession(
             f"no replica reachable now holds version {after} of this key or a newer one (the "
             f"newest found is {newest or 'none'}); retry, or drop X-Dynamopy-After to accept "
