@@ -96,7 +96,11 @@ def build_router(node) -> APIRouter:
     async def ready():
         if node.is_ready:
             return {"status": "ready", "id": node.id, "epoch": node.state.epoch}
-        return JSONResponse({"error": "not_ready", "detail": "not a member yet or catching up",
+        detail = "not a member yet or catching up"
+        if not node.detector.clock_ok:
+            detail = ("this node's clock is too far from its peers'" if node.detector.skew and
+                      node.detector.skew.skewed else "clock offsets not measured yet")
+        return JSONResponse({"error": "not_ready", "detail": detail, "clock": clock_view(node),
                              "id": node.id, "epoch": node.state.epoch}, status_code=503)
 
     @router.get("/metrics", summary="Prometheus metrics",

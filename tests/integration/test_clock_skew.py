@@ -138,7 +138,8 @@ def test_a_node_an_hour_ahead_loses_no_later_write_then_is_fenced(libfaketime, f
     c.wait_until(fenced, timeout_s=40, what="n1 answering 503 clock_skew")
     body = httpx.put(c.url(0) + "/kv/fenced", content=b"x", timeout=5.0).json()
     assert body["offset_ms"] > 3_000_000 and body["max_clock_offset_ms"] == 500
-    assert httpx.get(c.url(0) + "/ready", timeout=5.0).status_code == 503
+    ready = httpx.get(c.url(0) + "/ready", timeout=5.0)
+    assert ready.status_code == 503 and ready.json()["clock"]["skewed"] is True
     metrics = httpx.get(c.url(0) + "/metrics", timeout=5.0).text
     assert "dynamopy_clock_skewed 1.0" in metrics
     with c.client(1) as cl:   # the others keep serving, and see n1's offset
