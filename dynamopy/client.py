@@ -10,7 +10,10 @@ Errors from the cluster raise :class:`DynamoError` with the contract's status, c
 
 from __future__ import annotations
 
+import json
+import os
 import ssl
+from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any, Optional, Union
 from urllib.parse import quote
@@ -75,15 +78,90 @@ def _headers(token: Optional[str]) -> dict:
     return {"Authorization": f"Bearer {token}"} if token else {}
 
 
+SESSION_HEADER = "X-Dynamopy-After"
+
+
+class Session:
+    """The largest version this client saw per key (a session token, as Cosmos DB's).
+
+    Each request for a key sends ``X-Dynamopy-After: <version>``: a write is stamped above it
+    and a read answers only with a version at least that new (else 503 ``stale_session``),
+    so a client reads its own writes and never goes back in time, whichever node it asks and
+    whatever R/W it uses. Bounded: the least recently used keys are forgotten first.
+    """
+
+    def __init__(self, max_keys: int = 100_000, path: Optional[str] = None):
+        self.max_keys = max_keys
+        self.path = path  # set by load(): the client saves the session there when it closes
+        self.versions: OrderedDict[str, int] = OrderedDict()
+
+    def headers(self, key: str) -> dict:
+        v = self.versions.get(key)
+        return {SESSION_HEADER: str(v)} if v else {}
+
+    def saw(self, key: str, version: Optional[int]) -> None:
+        if not version:
+            return
+        if version > self.versions.get(key, 0):
+            self.versions[key] = version
+        if key in self.versions:
+            self.versions.move_to_end(key)
+        while len(self.versions) > self.max_keys:
+            self.versions.popitem(last=False)
+
+    @classmethod
+    def load(cls, path: str) -> "Session":
+        """A session kept in a JSON file ({key: version}); a missing file is a new one.
+        A client using it writes it back when it closes."""
+        s = cls(path=path)
+        try:
+            with open(path, encoding="utf-8") as f:
+                data = json.load(f)
+        except FileNotFoundError:
+            return s
+        except ValueError:
+            raise ValueError(f"session file {path} is not a JSON object of key: version")
+        if not isinstance(data, dict):
+            raise ValueError(f"session file {path} is not a JSON object of key: version")
+        for key, version in data.items():
+            if isinstance(version, int):
+                s.saw(key, version)
+        return s
+
+    def save(self, path: Optional[str] = None) -> None:
+        path = path or self.path
+        if path is None:
+            return
+        tmp = path + ".tmp"
+        with open(tmp, "w", encoding="utf-8") as f:
+            json.dump(dict(self.versions), f)
+        os.replace(tmp, path)
+
+    def saw_error(self, key: str, e: "DynamoError") -> None:
+        """A 404 of a deleted key carries the tombstone's version."""
+        if e.status == 404 and isinstance(e.body.get("version"), int):
+            self.saw(key, e.body["version"])
+
+
+def _session(session: Union[bool, Session, None]) -> Optional[Session]:
+    if session is True:
+        return Session()
+    return session or None
+
+
 class Client:
     """``ca``: path of the PEM CA bundle that issued the nodes' certificates, for a cluster
-    serving HTTPS with its own CA (``--tls-ca``); by default the system's CAs are trusted."""
+    serving HTTPS with its own CA (``--tls-ca``); by default the system's CAs are trusted.
+    ``session=True`` (the default) keeps a :class:`Session`; pass ``False`` for none, or a
+    Session to share one between clients (e.g. one per node)."""
 
     def __init__(self, url: str = DEFAULT_URL, *, token: Optional[str] = None,
-                 timeout_s: float = 10.0, ca: Optional[str] = None):
+                 timeout_s: float = 10.0, ca: Optional[str] = None,
+                 session: Union[bool, Session, None] = True):
         self.url = url.rstrip("/")
         self.token = token
         self.ca = ca
+        self.session = _session(session)
         self.http = httpx.Client(base_url=self.url, timeout=timeout_s, headers=_headers(token),
                                  verify=_verify(ca))
 
@@ -95,6 +173,8 @@ class Client:
 
     def close(self) -> None:
         self.http.close()
+        if self.session is not None:
+            self.session.save()
 
     def _send(self, method: str, path: str, **kw) -> httpx.Response:
         try:
@@ -104,19 +184,39 @@ class Client:
         _raise_for(resp)
         return resp
 
+    def _send_kv(self, method: str, key: str, headers: Optional[dict] = None,
+                 **kw) -> httpx.Response:
+        s = self.session
+        if s is None:
+            return self._send(method, f"/kv/{key_path(key)}", headers=headers or {}, **kw)
+        try:
+            return self._send(method, f"/kv/{key_path(key)}",
+                              headers={**(headers or {}), **s.headers(key)}, **kw)
+        except DynamoError as e:
+            s.saw_error(key, e)
+            raise
+
     def put(self, key: str, value: Union[bytes, str], *, w: Optional[int] = None,
             content_type: Optional[str] = None, strict: Optional[bool] = None) -> dict:
         data = value.encode() if isinstance(value, str) else value
         headers = {"content-type": content_type} if content_type else {}
-        return self._send("PUT", f"/kv/{key_path(key)}", content=data, headers=headers,
-                          params=_params(w=w, strict=strict)).json()
+        out = self._send_kv("PUT", key, headers, content=data,
+                            params=_params(w=w, strict=strict)).json()
+        if self.session is not None:
+            self.session.saw(key, out.get("version"))
+        return out
 
     def get(self, key: str, *, r: Optional[int] = None, strict: Optional[bool] = None) -> Item:
-        return _item(key, self._send("GET", f"/kv/{key_path(key)}",
-                                     params=_params(r=r, strict=strict)))
+        item = _item(key, self._send_kv("GET", key, params=_params(r=r, strict=strict)))
+        if self.session is not None:
+            self.session.saw(key, item.version)
+        return item
 
     def delete(self, key: str, *, w: Optional[int] = None) -> dict:
-        return self._send("DELETE", f"/kv/{key_path(key)}", params=_params(w=w)).json()
+        out = self._send_kv("DELETE", key, params=_params(w=w)).json()
+        if self.session is not None:
+            self.session.saw(key, out.get("version"))
+        return out
 
     def cluster(self) -> dict:
         return self._send("GET", "/cluster").json()
@@ -163,9 +263,11 @@ class AsyncClient:
     """The same calls as :class:`Client`, awaitable."""
 
     def __init__(self, url: str = DEFAULT_URL, *, token: Optional[str] = None,
-                 timeout_s: float = 10.0, ca: Optional[str] = None, **httpx_kw: Any):
+                 timeout_s: float = 10.0, ca: Optional[str] = None,
+                 session: Union[bool, Session, None] = True, **httpx_kw: Any):
         self.url = url.rstrip("/")
         httpx_kw.setdefault("verify", _verify(ca))
+        self.session = _session(session)
         self.http = httpx.AsyncClient(base_url=self.url, timeout=timeout_s,
                                       headers=_headers(token), **httpx_kw)
 
@@ -177,6 +279,8 @@ class AsyncClient:
 
     async def aclose(self) -> None:
         await self.http.aclose()
+        if self.session is not None:
+            self.session.save()
 
     async def _send(self, method: str, path: str, **kw) -> httpx.Response:
         try:
@@ -186,21 +290,40 @@ class AsyncClient:
         _raise_for(resp)
         return resp
 
+    async def _send_kv(self, method: str, key: str, headers: Optional[dict] = None,
+                       **kw) -> httpx.Response:
+        s = self.session
+        if s is None:
+            return await self._send(method, f"/kv/{key_path(key)}", headers=headers or {}, **kw)
+        try:
+            return await self._send(method, f"/kv/{key_path(key)}",
+                                    headers={**(headers or {}), **s.headers(key)}, **kw)
+        except DynamoError as e:
+            s.saw_error(key, e)
+            raise
+
     async def put(self, key: str, value: Union[bytes, str], *, w: Optional[int] = None,
                   content_type: Optional[str] = None, strict: Optional[bool] = None) -> dict:
         data = value.encode() if isinstance(value, str) else value
         headers = {"content-type": content_type} if content_type else {}
-        resp = await self._send("PUT", f"/kv/{key_path(key)}", content=data, headers=headers,
-                                params=_params(w=w, strict=strict))
-        return resp.json()
+        out = (await self._send_kv("PUT", key, headers, content=data,
+                                   params=_params(w=w, strict=strict))).json()
+        if self.session is not None:
+            self.session.saw(key, out.get("version"))
+        return out
 
     async def get(self, key: str, *, r: Optional[int] = None,
                   strict: Optional[bool] = None) -> Item:
-        return _item(key, await self._send("GET", f"/kv/{key_path(key)}",
-                                           params=_params(r=r, strict=strict)))
+        item = _item(key, await self._send_kv("GET", key, params=_params(r=r, strict=strict)))
+        if self.session is not None:
+            self.session.saw(key, item.version)
+        return item
 
     async def delete(self, key: str, *, w: Optional[int] = None) -> dict:
-        return (await self._send("DELETE", f"/kv/{key_path(key)}", params=_params(w=w))).json()
+        out = (await self._send_kv("DELETE", key, params=_params(w=w))).json()
+        if self.session is not None:
+            self.session.saw(key, out.get("version"))
+        return out
 
     async def cluster(self) -> dict:
         return (await self._send("GET", "/cluster")).json()

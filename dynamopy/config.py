@@ -69,6 +69,9 @@ SETTINGS: tuple[Setting, ...] = (
             "time a request's headers and body have to arrive (slow clients are cut off)"),
     Setting("join_timeout_s", float, 60.0,
             "a join whose joiner does not answer for this long is abandoned"),
+    Setting("max_clock_offset_ms", int, 500,
+            "a node whose clock is further than this from a majority of its peers stops "
+            "stamping writes (503 clock_skew) and is not ready; 0 turns the check off"),
     Setting("peer_delay_ms", str, "", "experiment knob: delay outgoing peer messages, 'X' or 'LO-HI' ms"),
     Setting("log_level", str, "info", "log level"),
     Setting("tls_cert", str, "", "PEM certificate of this node: turns on HTTPS and mutual TLS "
@@ -117,6 +120,7 @@ class NodeConfig:
         from dynamopy.tls import files
         return files(self.tls_cert, self.tls_key, self.tls_ca)
     join_timeout_s: float = 60.0
+    max_clock_offset_ms: int = 500
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -235,5 +239,12 @@ def resolve(args: argparse.Namespace, environ: Optional[dict] = None) -> NodeCon
         http_read_timeout_s=raw["http_read_timeout_s"],
         tls_cert=raw["tls_cert"] or "", tls_key=raw["tls_key"] or "", tls_ca=raw["tls_ca"] or "",
         join_timeout_s=raw["join_timeout_s"],
+        max_clock_offset_ms=_non_negative("max-clock-offset-ms", raw["max_clock_offset_ms"]),
     )
+
+
+def _non_negative(flag: str, value: int) -> int:
+    if value < 0:
+        raise ValueError(f"--{flag} must be >= 0, got {value}")
+    return value
 

@@ -14,6 +14,19 @@ from dynamopy.exposure import assess
 from dynamopy.node.errors import BadRequest, NotFound
 
 
+def clock_view(node) -> dict:
+    """This node's judgement of its own clock, and each peer's clock minus this node's as
+    this node measures it (``None`` until measured): each node's own opinion, like
+    ``alive``, so kept apart from the agreed member list."""
+    v = node.detector.skew
+    return {"max_offset_ms": node.config.max_clock_offset_ms,
+            "offset_ms": None if v is None else round(v.offset_ms, 1),
+            "skewed": bool(v is not None and v.skewed),
+            "peers_measured": 0 if v is None else v.measured,
+            "peer_offsets_ms": {mid: node.detector.offset_ms(mid)
+                                for mid in node.state.members if mid != node.id}}
+
+
 def build_router(node) -> APIRouter:
     router = APIRouter()
     # Insecure settings this node runs with (see dynamopy.exposure), shown to operators.
@@ -42,6 +55,7 @@ def build_router(node) -> APIRouter:
                  "ownership": round(ownership.get(m.id, 0.0), 6)}
                 for m in sorted(state.members.values(), key=lambda m: m.number)
             ],
+            "clock": clock_view(node),
         }
 
     @router.get("/cluster/preference-list/{key:anypath}", summary="The N replicas of a key",
@@ -91,7 +105,11 @@ def build_router(node) -> APIRouter:
     async def ready():
         if node.is_ready:
             return {"status": "ready", "id": node.id, "epoch": node.state.epoch}
-        return JSONResponse({"error": "not_ready", "detail": "not a member yet or catching up",
+        detail = "not a member yet or catching up"
+        if not node.detector.clock_ok:
+            detail = ("this node's clock is too far from its peers'" if node.detector.skew and
+                      node.detector.skew.skewed else "clock offsets not measured yet")
+        return JSONResponse({"error": "not_ready", "detail": detail, "clock": clock_view(node),
                              "id": node.id, "epoch": node.state.epoch}, status_code=503)
 
     @router.get("/metrics", summary="Prometheus metrics",

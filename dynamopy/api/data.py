@@ -136,6 +136,21 @@ def _etag_matches(header: str, version: int) -> bool:
     return False
 
 
+SESSION_HEADER = "x-dynamopy-after"
+
+
+def parse_after(headers: Mapping[str, str]) -> int:
+    """The session token ``X-Dynamopy-After: <version>`` (0 when absent): a write is stamped
+    above it and a read answers only with a version at least that new."""
+    text = headers.get(SESSION_HEADER)
+    if text is None:
+        return 0
+    text = text.strip().strip('"')
+    if not text.isascii() or not text.isdigit() or len(text) > 19 or int(text) >= 1 << 63:
+        raise BadRequest(f"X-Dynamopy-After={text!r} is not a version (an integer in 0..2^63-1)")
+    return int(text)
+
+
 class DataHandlers:
     """PUT/GET/DELETE of one key, independent of the web framework."""
 
@@ -172,6 +187,7 @@ class DataHandlers:
             # Tracked from the moment it takes the defaults until it answers: a change of
             # the defaults settles only once no request planned under the old ones is
             # still running (node/defaults_change.py).
+            after = parse_after(headers)
             with node.defaults_change.track(state.epoch):
                 w, strict = parse_params(query, headers, "w", state.defaults()[1],
                                          state.settings.n)
@@ -185,7 +201,7 @@ class DataHandlers:
                     body = await self._read_value(headers, read_body)
                 version, acks = await node.coordinator.write(
                     raw_key, value=body, content_type=ctype, deleted=read_body is None, w=w,
-                    sloppy=not strict)
+                    sloppy=not strict, after=after)
         except NodeError as e:
             self._observe(route, e.code, started)
             return error_reply(e)
@@ -213,8 +229,13 @@ class DataHandlers:
             raw_key = check_key(key)
             state = await node.serving_state()
             r, strict = parse_params(query, headers, "r", state.defaults()[0], state.settings.n)
+            after = parse_after(headers)
             with node.defaults_change.track(state.epoch):
-                rec = await node.coordinator.read(raw_key, r=r, sloppy=not strict)
+                if after:
+                    rec = await node.coordinator.read_after(raw_key, r=r, sloppy=not strict,
+                                                            after=after)
+                else:
+                    rec = await node.coordinator.read(raw_key, r=r, sloppy=not strict)
             if rec is None:
                 raise NotFound(f"key {key!r} was never written")
             if rec.deleted:

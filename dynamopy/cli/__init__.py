@@ -13,7 +13,7 @@ import sys
 from typing import Optional
 
 from dynamopy import config as config_mod
-from dynamopy.client import DEFAULT_URL, Client, DynamoError
+from dynamopy.client import DEFAULT_URL, Client, DynamoError, Session
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -40,6 +40,10 @@ def _parser() -> argparse.ArgumentParser:
         sp.add_argument("--ca", default=os.environ.get("DYNAMOPY_CA") or None,
                         help="PEM CA bundle to verify an HTTPS cluster's certificates "
                              "[env DYNAMOPY_CA; default: the system's CAs]")
+        sp.add_argument("--session", default=os.environ.get("DYNAMOPY_SESSION") or None,
+                        help="a file remembering the newest version seen per key, sent as "
+                             "X-Dynamopy-After so later commands read their own writes "
+                             "[env DYNAMOPY_SESSION; default: none]")
         return sp
 
     put = client_cmd("put", "store a value")
@@ -129,7 +133,9 @@ def main(argv: Optional[list[str]] = None) -> int:
                 if getattr(args, flag) is not None:
                     extra += [f"--{flag}", str(getattr(args, flag))]
             return up(args.nodes, args.base_port, args.data_dir, args.n, extra)
-        with Client(args.url, token=args.token, ca=args.ca) as c:
+        session = Session.load(args.session) if getattr(args, "session", None) else False
+        with Client(args.url, token=args.token, ca=args.ca,
+                    session=session) as c:  # saves the session
             if args.command == "put":
                 out = c.put(args.key, _read_value(args.value), w=args.w,
                             content_type=args.content_type)
@@ -159,6 +165,6 @@ def main(argv: Optional[list[str]] = None) -> int:
     except DynamoError as e:
         print(f"dynamopy: error: {e}", file=sys.stderr)
         return 1
-    except ValueError as e:
+    except (ValueError, OSError) as e:
         print(f"dynamopy: error: {e}", file=sys.stderr)
         return 2

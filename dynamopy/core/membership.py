@@ -10,8 +10,32 @@ Rules:
 * Entry at log slot ``s`` produces epoch ``s + 1``; an entry that is invalid against the
   state it is applied to is a deterministic no-op that still bumps the epoch (callers
   validate with :func:`validate` before proposing, so this happens only on races).
-* Member numbers are handed out in order and never reused; they go into the low bits of
-  versions, so they must stay unique for the life of the cluster.
+* Member numbers go into the low bits of versions (10 bits: 1..1023), so no two holders of
+  one number may ever issue the same version. A number is new (``next_number``) or the number
+  of a removed member, reused under the rule below; a join that finds neither is refused
+  with 409 before it is proposed (``validate``), never after.
+
+Reusing a member number (issue 19 item 3). The entry that removes a member (``finish_leave``,
+or the ``remove`` that abandons a join) and every ``join`` carry ``at_ms``: the proposer's
+hybrid time, the larger of its wall clock and the newest version it has seen. The removed
+number becomes reusable at ``at_ms + REUSE_AFTER_MS`` (``free_numbers``); a join takes the
+lowest reusable number whose time has come by its own ``at_ms`` (else a new one), and the
+new holder's clock starts above that time (``Member.floor_ms``). A duplicate version needs
+the old and the new holder to issue the same physical millisecond, so:
+
+* the new holder's versions are all above ``floor_ms`` = removal time + 60 s;
+* the old holder's versions are at its own hybrid time, which is within the clock-offset
+  bound (``--max-clock-offset-ms``, 500 ms by default; a node beyond it stops issuing) of the
+  proposer's, plus the versions it observed (which the proposer's ``at_ms`` covers when it
+  saw them too);
+* so reuse is safe unless the old holder kept issuing versions for about a minute after its
+  removal committed. A removed member is dead (a ``remove``) or has handed its data away and
+  stops coordinating when it learns it left (a ``leave``); a process that is cut off from the
+  metadata log and still takes writes a minute after its removal is the one case left, and
+  numbers are reused lowest first and only when no new number is left (``next_number`` is
+  used up first), so that case needs more than 1,022 membership changes as well.
+
+Entries without ``at_ms`` (older logs) free no number: they are never reused.
 * At most one ring change (join, leave or remove) is in progress at a time. While one is,
   ``ring`` is the placement reads and counted writes use, and ``pending_ring`` the placement
   after the change: writes also go to the pending owners (not counted) so nothing written
@@ -34,11 +58,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from typing import Any, Mapping, Optional
 
+from dynamopy.core.versions import MAX_MEMBER_NUMBER
 from ring import Ring
 
 JOINING, NORMAL, LEAVING = "joining", "normal", "leaving"
 CONFIG_KEYS = ("r", "w", "hint_window_s", "hint_max_bytes")
 RID_WINDOW = 1024
+REUSE_AFTER_MS = 60_000  # a removed member's number is reusable this long after its removal
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,10 +74,14 @@ class Member:
     peer: str
     number: int
     state: str = NORMAL
+    floor_ms: int = 0  # a reused number: this holder's versions start above this time
 
     def to_dict(self) -> dict:
-        return {"id": self.id, "url": self.url, "peer": self.peer,
-                "number": self.number, "state": self.state}
+        d = {"id": self.id, "url": self.url, "peer": self.peer,
+             "number": self.number, "state": self.state}
+        if self.floor_ms:
+            d["floor_ms"] = self.floor_ms
+        return d
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,6 +120,7 @@ class ClusterState:
     rw_in_effect: Optional[tuple[int, int]] = None
     config_epoch: int = 0
     next_number: int = 1
+    free_numbers: Mapping[int, int] = field(default_factory=dict)  # number -> reusable at ms
     skipped: int = 0  # entries that applied as no-ops (invalid on arrival)
     recent_rids: tuple[str, ...] = ()  # request ids of the last entries, to drop re-commits
 
@@ -157,6 +188,7 @@ class ClusterState:
             "rw_in_effect": list(self.rw_in_effect) if self.rw_in_effect else None,
             "config_epoch": self.config_epoch,
             "next_number": self.next_number,
+            "free_numbers": sorted(self.free_numbers.items()),
             "skipped": self.skipped,
             "recent_rids": list(self.recent_rids),
         }
@@ -175,6 +207,7 @@ class ClusterState:
             rw_in_effect=tuple(d["rw_in_effect"]) if d.get("rw_in_effect") else None,
             config_epoch=d.get("config_epoch", 0),
             next_number=d["next_number"],
+            free_numbers={int(n): int(t) for n, t in d.get("free_numbers", ())},
             skipped=d.get("skipped", 0),
             recent_rids=tuple(d.get("recent_rids", ())),
         )
@@ -243,10 +276,38 @@ def _join(s: ClusterState, e: Mapping[str, Any]) -> ClusterState:
         raise InvalidEntry(409, "conflict",
                            f"{mid} is already a member at {existing.url} ({existing.peer})")
     _require_no_change(s, f"join {mid}")
-    member = Member(mid, url, peer, s.next_number, JOINING)
+    number, floor_ms = _number_for_join(s, e.get("at_ms"))
+    member = Member(mid, url, peer, number, JOINING, floor_ms)
+    free = {k: v for k, v in s.free_numbers.items() if k != number}
     return replace(s, members={**s.members, mid: member}, pending_ring=s.ring.add(mid),
                    change=("join", mid), change_epoch=s.epoch + 1,
-                   next_number=s.next_number + 1)
+                   next_number=max(s.next_number, number + 1), free_numbers=free)
+
+
+def _number_for_join(s: ClusterState, at_ms: Any) -> tuple[int, int]:
+    """(member number, clock floor) for a joiner: a new number while any is left, else the
+    lowest removed member's number whose reuse time has come (see the module docstring)."""
+    if s.next_number <= MAX_MEMBER_NUMBER:
+        return s.next_number, 0
+    if isinstance(at_ms, int) and not isinstance(at_ms, bool):
+        ready = [n for n, t in s.free_numbers.items() if t <= at_ms]
+        if ready:
+            number = min(ready)
+            return number, s.free_numbers[number]
+    waiting = sorted(s.free_numbers.values())
+    when = (f"; the next becomes reusable {max(0, (waiting[0] - at_ms) / 1000):.0f} s from now"
+            if waiting and isinstance(at_ms, int) else "")
+    raise InvalidEntry(409, "conflict",
+                       f"no member number free: all {MAX_MEMBER_NUMBER} are held or were held by "
+                       f"members removed less than {REUSE_AFTER_MS // 1000} s ago{when}")
+
+
+def _release(s: ClusterState, number: int, e: Mapping[str, Any]) -> dict[int, int]:
+    """``free_numbers`` after a member holding ``number`` left (only with a known time)."""
+    at_ms = e.get("at_ms")
+    if not isinstance(at_ms, int) or isinstance(at_ms, bool):
+        return dict(s.free_numbers)
+    return {**s.free_numbers, number: at_ms + REUSE_AFTER_MS}
 
 
 def _require_named_change(s: ClusterState, e: Mapping[str, Any], ops: tuple[str, ...],
@@ -293,7 +354,8 @@ def _leave(s: ClusterState, e: Mapping[str, Any], op: str = "leave") -> ClusterS
 def _finish_leave(s: ClusterState, e: Mapping[str, Any]) -> ClusterState:
     mid = _require_named_change(s, e, ("leave", "remove"), "leaving")
     members = {k: v for k, v in s.members.items() if k != mid}
-    return replace(s, members=members, ring=s.pending_ring, pending_ring=None, change=None)
+    return replace(s, members=members, ring=s.pending_ring, pending_ring=None, change=None,
+                   free_numbers=_release(s, s.members[mid].number, e))
 
 
 def _remove(s: ClusterState, e: Mapping[str, Any]) -> ClusterState:
@@ -309,7 +371,8 @@ def _remove(s: ClusterState, e: Mapping[str, Any]) -> ClusterState:
         raise InvalidEntry(409, "conflict", f"{mid} is no longer joining")
     if s.change == ("join", mid):
         members = {k: v for k, v in s.members.items() if k != mid}
-        return replace(s, members=members, pending_ring=None, change=None)
+        return replace(s, members=members, pending_ring=None, change=None,
+                       free_numbers=_release(s, s.members[mid].number, e))
     if s.change == ("leave", mid):
         return replace(s, change=("remove", mid))
     return _leave(s, e, op="remove")

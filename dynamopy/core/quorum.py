@@ -10,6 +10,10 @@ Rules:
 * A round succeeds as soon as ``required`` counting answers arrived; it fails as soon as
   that can no longer happen (too many failures) — callers answer at once either way and let
   the remaining calls finish in the background.
+* A write counts only acks of its own version. A replica that already holds a newer version
+  answers with it (``newer``): that is not an ack, and the coordinator re-stamps the write
+  above ``newest_heard`` and sends it again (a later write then never hides behind an
+  earlier one with a larger version, whatever the clocks do, for W > N/2).
 * A read's answer is the newest record among the replies (largest version); replicas that
   answered with an older record or none are repaired. R counts quorum slots: a fallback's
   empty answer never fills a home replica's slot (see ``ReadRound`` and ``core.read_plan``).
@@ -101,6 +105,7 @@ class WriteRound:
     required: int
     acked: set[str] = field(default_factory=set)
     failed: set[str] = field(default_factory=set)
+    newest_heard: int = 0  # the largest version a replica answered with instead of an ack
 
     def __post_init__(self) -> None:
         self._counting = {t.node for t in self.targets if t.counts}
@@ -114,6 +119,11 @@ class WriteRound:
         if node in self._counting and node not in self.acked:
             self.failed.add(node)
         return self.outcome
+
+    def newer(self, node: str, version: int) -> Outcome:
+        """``node`` holds ``version``, newer than this write's: not an ack."""
+        self.newest_heard = max(self.newest_heard, version)
+        return self.fail(node)
 
     @property
     def outcome(self) -> Outcome:

@@ -14,6 +14,22 @@ Rules (each one is tested):
 
 The clock never reads time itself: the caller passes ``wall_ms``. That keeps it pure and lets
 tests and the simulator step time backwards at will.
+
+Restarts (the durable *mark*). A clock forgets everything when its process stops, so the
+runtime keeps one number on disk, the mark, with this invariant:
+
+* **every version the node ever issued has** ``physical_ms <= mark``.
+
+The runtime keeps the mark about ``lead_ms`` ahead of the wall clock (:func:`extended_mark`,
+synced in the background), and a version beyond the durable mark waits for a synced extension
+before it is used. On start it observes :func:`resume_floor` (so the next version is larger
+than any issued before) and first waits :func:`resume_wait_ms` until its wall clock has passed
+the mark. So a restart never moves the clock ahead of the wall clock, however many restarts
+happen: the mark is ``max(wall + lead, versions issued)``, never ``mark + lead`` (adding a
+margin to a mark that already holds one is what made versions drift without bound). A clean
+stop stores the exact last physical time, so it needs no wait at all. Only a wall clock
+that stepped back by more than ``2 * lead_ms`` is not waited for: the clock then runs on from
+the mark (still unique, ahead of that wall clock by the step).
 """
 
 from __future__ import annotations
@@ -37,6 +53,36 @@ def decompose(version: int) -> tuple[int, int, int]:
     member = version & _MEMBER_MASK
     rest = version >> MEMBER_BITS
     return rest >> COUNTER_BITS, rest & _COUNTER_MASK, member
+
+
+def physical_ms(version: int) -> int:
+    """The wall-clock part of a version."""
+    return version >> (MEMBER_BITS + COUNTER_BITS)
+
+
+def resume_floor(mark_ms: int) -> int:
+    """A version to observe on start: every version issued with ``physical_ms <= mark_ms``
+    (any counter, any member number) is below the next one the clock issues."""
+    return compose(mark_ms, _COUNTER_MASK, 0)
+
+
+def resume_wait_ms(mark_ms: int, wall_ms: int, lead_ms: int) -> int:
+    """How long a starting node waits before issuing, so its first version is at its own
+    wall clock rather than ahead of it. 0 when the wall clock is already past the mark, and
+    0 when the mark is more than ``2 * lead_ms`` ahead (the wall clock stepped back: waiting
+    that out could take hours; the clock runs on from the mark instead)."""
+    gap = mark_ms - wall_ms
+    if gap < 0 or gap > 2 * lead_ms:
+        return 0
+    return gap + 1
+
+
+def extended_mark(mark_ms: int, needed_ms: int, wall_ms: int, lead_ms: int) -> int:
+    """The mark to store so that ``needed_ms`` may be issued: never lower than before, never
+    below the versions issued (``needed_ms``), and ``lead_ms`` ahead of the wall clock so the
+    write path rarely waits. It is built from the wall clock and the versions actually
+    needed, never by adding ``lead_ms`` to an older mark, so restarts cannot accumulate it."""
+    return max(mark_ms, needed_ms, wall_ms + lead_ms)
 
 
 @dataclass

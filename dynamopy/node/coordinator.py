@@ -17,7 +17,8 @@ from dynamopy.core.quorum import (Outcome, ReadRound, Target, WriteRound, pendin
                                   plan_targets)
 from dynamopy.core.read_plan import plan_read
 from dynamopy.core.records import Record
-from dynamopy.node.errors import QuorumUnavailable
+from dynamopy.core.versions import physical_ms
+from dynamopy.node.errors import BadRequest, QuorumUnavailable, StaleSession
 from dynamopy.node.replica import NOT_CAUGHT_UP, STALE_EPOCH
 from dynamopy.peer import PeerError, RemoteError
 
@@ -28,6 +29,8 @@ log = logging.getLogger(__name__)
 
 SPECULATE_S = 0.1  # a read still undecided after this also asks its backup replicas
 GET_RETRIES, GET_RETRY_S = 3, 0.05  # a replica catching up with the log is asked again
+MAX_RESTAMPS = 3   # a write re-stamped this often above newer replicas gives up (503)
+TOKEN_SLACK_MS = 2_000  # how far beyond the clock-offset bound a session token may be ahead
 
 
 class Coordinator:
@@ -37,18 +40,26 @@ class Coordinator:
 
     # ---- public ---------------------------------------------------------------------
     async def write(self, key: bytes, *, value: bytes, content_type: str, deleted: bool,
-                    w: int, sloppy: bool = True) -> tuple[int, int]:
+                    w: int, sloppy: bool = True, after: int = 0) -> tuple[int, int]:
         """Store a new version on W replicas; return (version, counting acks so far).
 
+        The version is above ``after`` (a client's session token) and above everything this
+        node has seen. Only acks of the final version count: a replica holding a newer
+        version answers with it, and the write is re-stamped above it and sent again (at
+        most ``MAX_RESTAMPS`` times; no extra round trip while versions arrive in order).
         If a replica answers that this node's ring is out of date (``stale_epoch``), the
         coordinator catches up with the metadata log and retries once with the new ring.
         """
         node = self.node
         await node.serving_state()  # never plan on a ring older than the peers' (or count
         # this node's copy of a key it no longer replicates): catch up first
-        version = node.hlc.next(node.clock.wall_ms())
-        record = Record(version, deleted, content_type, value)
-        for attempt in (0, 1):
+        node.detector.check_clock()
+        if after:
+            self._check_token(after)
+        version = await node.versions.next(after)
+        restamps, epoch_retried = 0, False
+        while True:
+            record = Record(version, deleted, content_type, value)
             state = node.require_ready()
             token = state.ring.token(key)
             targets = self._targets(state, token, sloppy, for_write=True)
@@ -58,29 +69,42 @@ class Coordinator:
             wire = record.to_wire()
             stale: list[int] = []
 
-            def call(t: Target, state=state) -> Awaitable:
+            def call(t: Target, state=state, record=record, wire=wire) -> Awaitable:
                 return self._put_one(t, state.epoch, token, key, record, wire, stale=stale)
 
-            pending = await self._fan_out(targets, call, on_ok=lambda t, _: rnd.ack(t.node),
-                                          on_fail=lambda t: rnd.fail(t.node),
-                                          outcome=lambda: rnd.outcome)
+            def on_ok(t: Target, stored: int, rnd=rnd, version=version) -> Outcome:
+                return rnd.ack(t.node) if stored <= version else rnd.newer(t.node, stored)
+
+            pending = await self._fan_out(targets, call, on_ok=on_ok,
+                                          on_fail=lambda t, rnd=rnd: rnd.fail(t.node),
+                                          outcome=lambda rnd=rnd: rnd.outcome)
             if rnd.outcome is Outcome.SUCCEEDED:
                 return version, len(rnd.acked)
-            # The write may still land on the replicas that are up: let those calls finish
-            # (each is bounded by the request timeout) so the error reports true acks.
-            await asyncio.wait(pending, timeout=node.config.request_timeout_s + 0.5)
-            if rnd.outcome is Outcome.SUCCEEDED:
-                return version, len(rnd.acked)
-            if stale and attempt == 0 and await node.wait_for_epoch(max(stale)):
+            if not rnd.newest_heard:
+                # The write may still land on the replicas that are up: let those calls
+                # finish (each is bounded by the request timeout) so the error reports true
+                # acks (or a late newer version is heard).
+                await asyncio.wait(pending, timeout=node.config.request_timeout_s + 0.5)
+                if rnd.outcome is Outcome.SUCCEEDED:
+                    return version, len(rnd.acked)
+            if rnd.newest_heard and restamps < MAX_RESTAMPS:
+                restamps += 1
+                node.metrics.restamps.inc()
+                version = await node.versions.next(rnd.newest_heard)
+                continue
+            if stale and not epoch_retried and await node.wait_for_epoch(max(stale)):
+                epoch_retried = True
                 continue
             break
         node.metrics.quorum_failures.labels("write").inc()
         during = (f" (W={w} plus {required - w} for the ring change in progress)"
                   if required > w else "")
+        newer = (f"; replicas kept answering with newer versions after {restamps} re-stamps"
+                 if rnd.newest_heard else "")
         raise QuorumUnavailable(
             f"only {len(rnd.acked)} of the required {required} replicas{during} acknowledged "
-            f"the write within {node.config.request_timeout_s}s; it may still be stored on "
-            "some replicas", acks=len(rnd.acked), required=required)
+            f"the write within {node.config.request_timeout_s}s{newer}; it may still be stored "
+            "on some replicas", acks=len(rnd.acked), required=required)
 
     async def read(self, key: bytes, *, r: int, sloppy: bool = True) -> Optional[Record]:
         """The newest record among R replies (``None`` if none of them has the key)."""
@@ -135,6 +159,43 @@ class Coordinator:
         raise QuorumUnavailable(
             f"only {rnd.counted} of the required {r} replicas answered the read "
             f"within {node.config.request_timeout_s}s", replies=rnd.counted, required=r)
+
+    def _check_token(self, after: int) -> None:
+        """A session token is a version some node issued, so it is not far ahead of this
+        node's hybrid time; one that is (forged or corrupt) must not drag this node's clock
+        into the future for good: 400 instead."""
+        limit_ms = self.node.config.max_clock_offset_ms
+        if not limit_ms:
+            return
+        ahead_ms = physical_ms(after) - self.node.hybrid_ms()
+        if ahead_ms > limit_ms + TOKEN_SLACK_MS:
+            raise BadRequest(f"X-Dynamopy-After={after} is {ahead_ms / 1000:.1f} s ahead of this "
+                             "node's clock: not a version this cluster issued")
+
+    async def read_after(self, key: bytes, *, r: int, sloppy: bool = True,
+                         after: int = 0) -> Optional[Record]:
+        """A read for a client session that has seen version ``after`` of this key: the
+        answer is at least that new. When the first R replies are older, ask more replicas
+        (R+1 .. N, from all of them down); if none of those reads finds it, 503
+        ``stale_session`` (never an older value)."""
+        rec = await self.read(key, r=r, sloppy=sloppy)
+        if after <= 0 or (rec is not None and rec.version >= after):
+            return rec
+        n = self.node.state.settings.n
+        newest = rec.version if rec is not None else 0
+        for wider in range(n, r, -1):
+            try:
+                rec = await self.read(key, r=wider, sloppy=sloppy)
+            except QuorumUnavailable:
+                continue
+            if rec is not None and rec.version >= after:
+                return rec
+            newest = max(newest, rec.version if rec is not None else 0)
+            break  # this many replicas answered; fewer cannot know more
+        raise StaleSession(
+            f"no replica reachable now holds version {after} of this key or a newer one (the "
+            f"newest found is {newest or 'none'}); retry, or drop X-Dynamopy-After to accept "
+            "an older value", after=after, newest=newest)
 
     def _targets(self, state, token: int, sloppy: bool, *, for_write: bool) -> list[Target]:
         """Home replicas when all are up (the common, cheap case); else the sloppy plan over

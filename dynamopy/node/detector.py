@@ -1,13 +1,21 @@
 """The failure detector loop: pings every member over peer RPC and folds in the outcome of
-real requests. Decisions live in :mod:`dynamopy.core.failure`; this module does the I/O."""
+real requests. Decisions live in :mod:`dynamopy.core.failure`; this module does the I/O.
+
+Pings also measure clock offsets (:mod:`dynamopy.core.clock_offsets`): each reply carries the
+peer's wall clock. After every round the node judges its own clock: while it is off from a
+majority of its peers by more than ``--max-clock-offset-ms`` it logs an error, is not ready,
+and refuses to stamp writes (503 ``clock_skew``), until the offset is back within bounds.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Optional
 
+from dynamopy.core.clock_offsets import PeerOffsets, SkewVerdict
 from dynamopy.core.failure import PeerHealth
+from dynamopy.node.errors import ClockSkew, NotReady
 
 if TYPE_CHECKING:  # pragma: no cover
     from dynamopy.node.runtime import Node
@@ -22,6 +30,9 @@ class FailureDetector:
     def __init__(self, node: "Node"):
         self.node = node
         self.health: dict[str, PeerHealth] = {}
+        self.offsets = PeerOffsets()
+        self.skew: Optional[SkewVerdict] = None   # None until the first round is judged
+        self.clock_checked = False                # a majority of the peers up was measured
 
     def _get(self, member_id: str) -> PeerHealth:
         h = self.health.get(member_id)
@@ -33,6 +44,7 @@ class FailureDetector:
         for mid in list(self.health):
             if self.node.state.member(mid) is None:
                 del self.health[mid]
+        self.offsets.forget(self.node.state.members)
 
     def is_up(self, member_id: str) -> bool:
         if member_id == self.node.id:
@@ -70,11 +82,65 @@ class FailureDetector:
                 await asyncio.gather(*(self._ping(m) for m in others), return_exceptions=True)
             for mid in others:
                 self.node.metrics.peer_alive.labels(mid).set(1 if self.is_up(mid) else 0)
+            self._judge_clock(others)
 
     async def _ping(self, member_id: str) -> None:
+        clock = self.node.clock
+        sent_ms = clock.wall_ms()
         try:
             reply = await self.node.call_peer(member_id, "ping", {"epoch": self.node.state.epoch},
                                               timeout_s=PING_TIMEOUT_S)
         except Exception:
             return  # call_peer already reported the failure
+        received_ms = clock.wall_ms()
         self.node.note_epoch(reply.get("epoch", 0), member_id)
+        peer_ms = reply.get("wall_ms")
+        if isinstance(peer_ms, int):
+            self.offsets.sample(member_id, sent_ms, peer_ms, received_ms, clock.monotonic())
+
+    # ---- clock offsets ------------------------------------------------------------------
+    def offset_ms(self, member_id: str) -> Optional[float]:
+        """The estimated offset of ``member_id``'s clock from ours (None: not measured)."""
+        if member_id == self.node.id:
+            return 0.0
+        e = self.offsets.estimate(member_id, self.node.clock.monotonic())
+        return None if e is None else round(e.offset_ms, 1)
+
+    def _judge_clock(self, others: list[str]) -> None:
+        node = self.node
+        max_ms = node.config.max_clock_offset_ms
+        verdict = self.offsets.verdict(others, node.clock.monotonic(), max_ms)
+        up = sum(1 for m in others if self.is_up(m))
+        self.clock_checked = up == 0 or verdict.measured * 2 > up
+        was = self.skew.skewed if self.skew is not None else False
+        self.skew = verdict
+        node.metrics.clock_offset.set(verdict.offset_ms)
+        node.metrics.clock_skewed.set(1 if verdict.skewed else 0)
+        for mid in others:
+            off = self.offset_ms(mid)
+            if off is not None:
+                node.metrics.peer_clock_offset.labels(mid).set(off)
+        if verdict.skewed and not was:
+            log.error("CLOCK SKEW: this node's clock is %.0f ms off its peers (%d of %d peers "
+                      "beyond --max-clock-offset-ms=%d): refusing writes and not ready until "
+                      "the clock is back", verdict.offset_ms, verdict.far, verdict.peers, max_ms)
+        elif was and not verdict.skewed:
+            log.warning("clock back within %d ms of the peers (offset %.0f ms): serving writes",
+                        max_ms, verdict.offset_ms)
+
+    @property
+    def clock_ok(self) -> bool:
+        return self.clock_checked and not (self.skew is not None and self.skew.skewed)
+
+    def check_clock(self) -> None:
+        """Raise unless this node's clock may stamp versions (see the module docstring)."""
+        if self.skew is not None and self.skew.skewed:
+            v = self.skew
+            raise ClockSkew(
+                f"this node's clock is {v.offset_ms:.0f} ms off its peers ({v.far} of "
+                f"{v.peers} beyond the {self.node.config.max_clock_offset_ms} ms bound); it "
+                "stamps no versions until its clock is back: use another node",
+                offset_ms=round(v.offset_ms), max_clock_offset_ms=self.node.config.max_clock_offset_ms)
+        if not self.clock_checked and len(self.node.state.members) > 1:
+            raise NotReady("this node has not measured its clock against its peers yet; "
+                           "retry shortly")

@@ -43,3 +43,13 @@ class MembershipError(NodeError):
     def __init__(self, status: int, code: str, detail: str):
         super().__init__(detail)
         self.status, self.code = status, code
+
+
+class StaleSession(NodeError):
+    """A read could not find a version as new as the client's session token."""
+    status, code = 503, "stale_session"
+
+
+class ClockSkew(NodeError):
+    """This node's clock is too far from its peers' to stamp versions."""
+    status, code = 503, "clock_skew"

@@ -47,6 +47,18 @@ class Metrics:
         self.read_repairs = Counter("dynamopy_read_repairs_total",
                                     "stale or missing replicas sent the newest version by a read",
                                     registry=r)
+        self.restamps = Counter("dynamopy_write_restamps_total",
+                                "writes re-stamped above a newer version a replica answered with",
+                                registry=r)
+        self.clock_offset = Gauge("dynamopy_clock_offset_ms",
+                                  "this node's clock minus the median of its peers' (estimated)",
+                                  registry=r)
+        self.clock_skewed = Gauge("dynamopy_clock_skewed",
+                                  "1 while this node's clock is beyond --max-clock-offset-ms "
+                                  "from a majority of its peers (writes refused)", registry=r)
+        self.peer_clock_offset = Gauge("dynamopy_peer_clock_offset_ms",
+                                       "a peer's clock minus this node's (NTP-style estimate)",
+                                       ["peer"], registry=r)
         self.keys = Gauge("dynamopy_keys", "records stored on this node (tombstones included)",
                           registry=r)
         self.epoch = Gauge("dynamopy_epoch", "metadata log epoch applied by this node", registry=r)

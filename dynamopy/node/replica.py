@@ -4,9 +4,11 @@ Rules:
 
 * A ``put`` is acked only after the record (or the hint) is synced to disk: the group
   committer resolves the call after its batch's ``write_batch(sync=True)``.
-* A replica keeps the record with the largest version; an older write is acked (it is
-  durable in the sense that something at least as new is stored) and the reply carries the
-  stored version so the coordinator's clock moves past it.
+* A replica keeps the record with the largest version. Every reply to a ``put`` is the
+  version now stored: the write's own version is an ack; a larger one says this replica holds
+  something newer, which the coordinator does not count — its clock absorbs the version and
+  it re-stamps the write above it (issue 16: a later write never hides behind an earlier
+  write stamped by a clock that runs ahead).
 * A ``put`` carrying ``hint_for`` is stored as a hint for that member, apart from the data.
 """
 

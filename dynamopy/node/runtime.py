@@ -16,7 +16,7 @@ from typing import Any, Optional
 
 from dynamopy.config import NodeConfig
 from dynamopy.core.membership import ClusterState
-from dynamopy.core.versions import HybridClock, compose
+from dynamopy.core.versions import HybridClock
 from dynamopy.node.catchup import CatchUp
 from dynamopy.node.clock import Clock, SystemClock
 from dynamopy.node.coordinator import Coordinator
@@ -29,15 +29,12 @@ from dynamopy.node.metalog import MetaLog
 from dynamopy.node.metrics import Metrics
 from dynamopy.node.replica import Replica
 from dynamopy.node.transfer import TransferManager
+from dynamopy.node.version_clock import VersionClock
 from dynamopy.peer import MessageTooLarge, PeerClient, PeerError, PeerServer, RemoteError
 from dynamopy.storage import GroupCommitter, Store
 from dynamopy.tls import peer_client_context, peer_server_context
 
 log = logging.getLogger(__name__)
-
-HLC_KEY = "hlc/last_ms"
-HLC_SAVE_S = 1.0
-HLC_MARGIN_MS = 10_000  # > the save interval, and covers jumps from observed versions
 
 
 class Node:
@@ -49,7 +46,8 @@ class Node:
         self.rng = rng or random.Random(int.from_bytes(os.urandom(8), "big"))
         self.metrics = Metrics()
         self.state = ClusterState()
-        self.hlc: Optional[HybridClock] = None
+        self.hlc: Optional[HybridClock] = None  # created by self.versions once a member
+        self.versions = VersionClock(self)
         self.store: Optional[Store] = None
         self.committer: Optional[GroupCommitter] = None
         self.replica = Replica(self)
@@ -88,6 +86,7 @@ class Node:
         self.store = Store(os.path.join(self.config.data_dir, "db"))
         self.committer = GroupCommitter(self.store, on_batch=self.metrics.on_batch)
         await self.committer.start()
+        await self.versions.load()
         self.transfers.replaying = True
         try:
             self.metalog.load()
@@ -98,7 +97,7 @@ class Node:
         self.spawn(self.detector.run())
         self.spawn(self.hints.run())
         self.spawn(self.defaults_change.run())
-        self.spawn(self._save_hlc_mark())
+        self.spawn(self.versions.run())
         self.spawn(self.join_watcher.run())
         self.transfers.resume()
 
@@ -108,6 +107,8 @@ class Node:
             t.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         await self.coordinator.drain()
+        if self.committer is not None:
+            await self.versions.close()
         await self.peer_server.stop()
         await self.peer_client.close()
         if self.committer is not None:
@@ -138,13 +139,10 @@ class Node:
 
     def _after_state_change(self, old: ClusterState) -> None:
         me = self.state.member(self.id)
-        if me is not None and self.hlc is None:
-            self.hlc = HybridClock(me.number)
-            raw = self.store.meta_get(HLC_KEY) if self.store else None
-            if raw is not None:
-                # Never issue versions below those issued before a restart, even if the
-                # wall clock stepped back meanwhile (the mark is saved every second).
-                self.hlc.observe(compose(int(raw) + HLC_MARGIN_MS, 0, 0))
+        if me is not None and (self.hlc is None or self.hlc.member_number != me.number):
+            # First membership, or removed and joined again under a new number: the old
+            # number may be reused by another member now (the clock carries its time over).
+            self.hlc = self.versions.start(me.number, me.floor_ms)
         self.metrics.epoch.set(self.state.epoch)
         self.detector.members_changed()
         self.metalog._refresh_learners()
@@ -153,23 +151,27 @@ class Node:
             self.ready_event.set()
 
     async def propose(self, entry: dict) -> int:
-        """Commit one entry to the metadata log (validated first); return its epoch."""
+        """Commit one entry to the metadata log (validated first); return its epoch.
+
+        Entries that take or free a member number carry this node's hybrid time ``at_ms``
+        (see core.membership: when a removed member's number may be reused)."""
+        if entry.get("op") in ("join", "finish_leave", "remove") and "at_ms" not in entry:
+            entry = {**entry, "at_ms": self.hybrid_ms()}
         return await self.metalog.propose(entry)
+
+    def hybrid_ms(self) -> int:
+        """The larger of the wall clock and the newest version this node has seen."""
+        wall = self.clock.wall_ms()
+        return wall if self.hlc is None else max(wall, self.hlc.last_ms)
 
     def log_entries(self, since: int = 0) -> list[dict]:
         return self.metalog.entries(since)
-
-    async def _save_hlc_mark(self) -> None:
-        while True:
-            await self.clock.sleep(HLC_SAVE_S)
-            if self.hlc is not None and self.hlc.last_ms:
-                await self.committer.put_meta(HLC_KEY, str(self.hlc.last_ms).encode())
 
     @property
     def is_ready(self) -> bool:
         me = self.state.member(self.id)
         return (me is not None and me.state in ("joining", "normal") and self.hlc is not None
-                and self.catchup.caught_up)
+                and self.catchup.caught_up and self.detector.clock_ok)
 
     def require_ready(self) -> ClusterState:
         if not self.state.bootstrapped or self.hlc is None:
@@ -201,7 +203,7 @@ class Node:
     def _on_ping(self, payload: Any, peer_id: str) -> dict:
         if isinstance(payload, dict) and isinstance(payload.get("epoch"), int):
             self.note_epoch(payload["epoch"], peer_id)
-        return {"epoch": self.state.epoch, "id": self.id}
+        return {"epoch": self.state.epoch, "id": self.id, "wall_ms": self.clock.wall_ms()}
 
     async def wait_for_epoch(self, epoch: int, timeout_s: float = 2.0) -> bool:
         """Wait until this node applied ``epoch``; False on timeout."""

@@ -79,10 +79,13 @@ class LocalCluster:
                 *membership, "--n", str(self.n), "--r", str(self.r),
                 "--w", str(self.w), *self.extra, *(extra or [])]
 
-    def start_node(self, i: int, extra: Optional[list[str]] = None) -> None:
+    def start_node(self, i: int, extra: Optional[list[str]] = None,
+                   env: Optional[dict] = None) -> None:
+        """Start node ``i``; ``env`` adds environment variables (e.g. libfaketime's
+        LD_PRELOAD, which keeps the node itself the process we stop by PID)."""
         assert i not in self.procs or self.procs[i].poll() is not None, f"node {i} running"
         log = open(os.path.join(self.root, f"{self.node_id(i)}.log"), "ab")
-        env = {**os.environ, "DYNAMOPY_CLUSTER_SECRET": self.secret}
+        env = {**os.environ, "DYNAMOPY_CLUSTER_SECRET": self.secret, **(env or {})}
         self.procs[i] = subprocess.Popen(self.command(i, extra), stdout=log,
                                          stderr=subprocess.STDOUT, env=env,
                                          start_new_session=True)

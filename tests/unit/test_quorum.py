@@ -81,3 +81,12 @@ def test_pending_owners_receive_the_write_and_raise_the_quorum():
     rnd.ack("a"); rnd.ack("b")
     assert rnd.outcome is Outcome.PENDING  # two acks could both be on the replica leaving
     assert rnd.ack("x") is Outcome.SUCCEEDED
+
+
+def test_a_newer_reply_is_not_an_ack_and_is_remembered():
+    from dynamopy.core.quorum import Outcome, Target, WriteRound
+    rnd = WriteRound((Target("a"), Target("b"), Target("c")), 2)
+    assert rnd.ack("a") is Outcome.PENDING
+    assert rnd.newer("b", 99) is Outcome.PENDING
+    assert rnd.newer("c", 120) is Outcome.FAILED     # W=2 is out of reach at this version
+    assert rnd.newest_heard == 120 and rnd.acked == {"a"}

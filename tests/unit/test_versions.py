@@ -67,3 +67,82 @@ def test_unique_and_monotonic_across_members(steps):
 
 def test_compose_roundtrip():
     assert decompose(compose(123, 45, 6)) == (123, 45, 6)
+
+
+# ---- the durable mark across restarts (issue 19 item 1) ---------------------------------
+
+from dynamopy.core.versions import (extended_mark, physical_ms, resume_floor,  # noqa: E402
+                                    resume_wait_ms)
+
+LEAD = 1_000
+
+
+class _Process:
+    """One node's clock and durable mark, run as node/version_clock.py runs them: the
+    mark is extended before a version beyond it is used; a restart observes the floor and
+    waits resume_wait_ms; the background refresh keeps the mark LEAD ahead."""
+
+    def __init__(self, number: int, wall: int, mark: int = 0):
+        self.wall, self.mark = wall, mark
+        wait = resume_wait_ms(mark, wall, LEAD) if mark else 0
+        self.wall += wait
+        self.clock = HybridClock(number)
+        if mark:
+            self.clock.observe(resume_floor(mark))
+
+    def refresh(self) -> None:
+        self.mark = extended_mark(self.mark, self.wall + LEAD // 2, self.wall, LEAD)
+
+    def issue(self) -> int:
+        v = self.clock.next(self.wall)
+        if physical_ms(v) > self.mark:
+            self.mark = extended_mark(self.mark, physical_ms(v), self.wall, LEAD)
+        assert physical_ms(v) <= self.mark
+        return v
+
+
+@pytest.mark.parametrize("clean", [True, False])
+def test_restarts_never_push_versions_ahead_of_the_wall_clock(clean):
+    """The issue-19 drift: every restart added a 10 s margin to a mark that already held
+    one. With 100 restarts, 10 ms apart, versions stay at the wall clock (after the bounded
+    start-up wait) and never repeat."""
+    wall, mark, issued = 1_700_000_000_000, 0, []
+    for _ in range(100):
+        p = _Process(1, wall, mark)
+        assert p.wall - wall <= LEAD + 1          # the start-up wait is bounded
+        p.refresh()
+        v = p.issue()
+        issued.append(v)
+        assert physical_ms(v) == p.wall           # at the wall clock, not ahead of it
+        mark = p.clock.last_ms if clean else p.mark   # a clean stop stores the exact time
+        assert mark <= p.wall + LEAD
+        wall = p.wall + 10
+    assert issued == sorted(issued) and len(set(issued)) == len(issued)
+
+
+def test_a_restart_after_the_wall_clock_stepped_back_reissues_nothing():
+    p = _Process(2, 10_000_000)
+    p.refresh()
+    before = [p.issue() for _ in range(5)]
+    # The wall clock steps back one hour: no wait (it would take an hour), and the clock
+    # continues above everything issued before.
+    q = _Process(2, 10_000_000 - 3_600_000, p.mark)
+    assert q.wall == 10_000_000 - 3_600_000
+    after = q.issue()
+    assert after > max(before)
+
+
+def test_resume_floor_covers_every_counter_and_member():
+    c = HybridClock(7)
+    c.observe(resume_floor(5_000))
+    for counter in (0, 1, 4095):
+        assert c.next(4_000) > compose(5_000, counter, MAX_MEMBER_NUMBER)
+
+
+def test_resume_wait_and_extension_arithmetic():
+    assert resume_wait_ms(1_000, 2_000, LEAD) == 0          # wall already past the mark
+    assert resume_wait_ms(2_500, 2_000, LEAD) == 501        # wait until wall > mark
+    assert resume_wait_ms(2_000 + 2 * LEAD + 1, 2_000, LEAD) == 0   # stepped back: no wait
+    assert extended_mark(5_000, 100, 1_000, LEAD) == 5_000  # never lower
+    assert extended_mark(0, 9_000, 1_000, LEAD) == 9_000    # covers what is needed
+    assert extended_mark(0, 100, 1_000, LEAD) == 2_000      # wall + lead, not mark + lead

@@ -1,0 +1,111 @@
+"""The node's version source: the pure hybrid clock plus its durable mark.
+
+Rules (the invariant and the arithmetic are in :mod:`dynamopy.core.versions`):
+
+* Every version this node ever issued has ``physical_ms <= mark``, where ``mark`` is the
+  value synced to disk under ``hlc/last_ms``. ``next()`` returns a version only once the
+  durable mark covers it; the background loop keeps the mark ``LEAD_MS`` ahead of the wall
+  clock, so the write path waits for a sync only when versions jump (a newer version
+  observed from another node) or the loop stalled.
+* ``load()`` (at start, before the node serves anything) reads the mark, waits until the
+  wall clock has passed it (at most ``LEAD_MS``, and only after a crash: a clean ``close()``
+  stores the exact last physical time), and remembers the floor the clock starts above.
+* Restarts never add up: a new mark is ``max(old mark, versions needed, wall + LEAD_MS)``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import TYPE_CHECKING, Optional
+
+from dynamopy.core.versions import (HybridClock, extended_mark, physical_ms, resume_floor,
+                                    resume_wait_ms)
+from dynamopy.node.errors import NotReady
+
+if TYPE_CHECKING:  # pragma: no cover
+    from dynamopy.node.runtime import Node
+
+log = logging.getLogger(__name__)
+
+MARK_KEY = "hlc/last_ms"
+LEAD_MS = 1_000        # how far the durable mark runs ahead of the wall clock
+REFRESH_S = 0.25       # < LEAD_MS / 2: the write path normally finds the mark ahead
+
+
+class VersionClock:
+    def __init__(self, node: "Node"):
+        self.node = node
+        self.hlc: Optional[HybridClock] = None
+        self.mark_ms = 0          # the durable mark (what is synced on disk)
+        self._floor_ms = 0        # the mark found at start: the clock starts above it
+        self._lock = asyncio.Lock()
+        self._closed = False
+
+    async def load(self) -> None:
+        """Read the durable mark; wait until the wall clock passed it (bounded)."""
+        node = self.node
+        raw = node.store.meta_get(MARK_KEY)
+        if raw is None:
+            return
+        self.mark_ms = self._floor_ms = int(raw)
+        wall = node.clock.wall_ms()
+        wait_ms = resume_wait_ms(self.mark_ms, wall, LEAD_MS)
+        if wait_ms:
+            log.info("waiting %d ms for the wall clock to pass the version mark", wait_ms)
+            await node.clock.sleep(wait_ms / 1000)
+        elif self.mark_ms > wall:
+            log.warning("the version mark is %.1f s ahead of the wall clock (did the clock step "
+                        "back?): versions continue from the mark", (self.mark_ms - wall) / 1000)
+
+    def start(self, member_number: int, floor_ms: int = 0) -> HybridClock:
+        """Create the clock for this member, above everything issued before a restart and
+        above ``floor_ms`` (a reused member number's floor, see core.membership)."""
+        previous = self.hlc.last_ms if self.hlc is not None else 0
+        self.hlc = HybridClock(member_number)
+        for ms in (self._floor_ms, floor_ms, previous):
+            if ms:
+                self.hlc.observe(resume_floor(ms))
+        return self.hlc
+
+    async def next(self, after: int = 0) -> int:
+        """A new version, above ``after`` and above everything issued or observed, covered
+        by the durable mark before it is returned."""
+        hlc = self.hlc
+        me = self.node.state.member(self.node.id)
+        if me is None or me.number != hlc.member_number:
+            # Removed (its number may go to another member): never stamp with it again.
+            raise NotReady("this node is no longer a member of the cluster")
+        if after > 0:
+            hlc.observe(after)
+        version = hlc.next(self.node.clock.wall_ms())
+        if physical_ms(version) > self.mark_ms:
+            await self._extend(physical_ms(version))
+        return version
+
+    async def _extend(self, needed_ms: int) -> None:
+        async with self._lock:
+            if self._closed:
+                raise NotReady("this node is stopping")
+            if needed_ms <= self.mark_ms:
+                return  # another caller's extension covered it
+            new = extended_mark(self.mark_ms, needed_ms, self.node.clock.wall_ms(), LEAD_MS)
+            await self.node.committer.put_meta(MARK_KEY, str(new).encode())
+            self.mark_ms = new
+
+    async def run(self) -> None:
+        """Keep the durable mark ahead of the wall clock."""
+        while True:
+            await self.node.clock.sleep(REFRESH_S)
+            if self.hlc is not None and not self._closed:
+                await self._extend(self.node.clock.wall_ms() + LEAD_MS // 2)
+
+    async def close(self) -> None:
+        """At a clean stop: store the exact last physical time (nothing issues after this),
+        so the next start needs no wait."""
+        async with self._lock:
+            self._closed = True
+            if self.hlc is not None and self.hlc.last_ms:
+                exact = max(self.hlc.last_ms, self._floor_ms)
+                await self.node.committer.put_meta(MARK_KEY, str(exact).encode())
+                self.mark_ms = exact

@@ -1,0 +1,111 @@
+"""The coordinator's write re-stamping (issue 16), with the replicas stood in by a function.
+
+Only the replica calls and the node's collaborators are replaced; the write loop, the quorum
+round and the fan-out are the real ones.
+"""
+
+import asyncio
+from types import SimpleNamespace
+
+import pytest
+
+from dynamopy.core.quorum import Target
+from dynamopy.core.versions import HybridClock
+from dynamopy.node.coordinator import MAX_RESTAMPS, Coordinator
+from dynamopy.node.errors import QuorumUnavailable
+
+
+class _Versions:
+    def __init__(self):
+        self.hlc = HybridClock(1)
+        self.wall = 1_000_000
+        self.afters: list[int] = []
+
+    async def next(self, after: int = 0) -> int:
+        self.afters.append(after)
+        if after:
+            self.hlc.observe(after)
+        self.wall += 1
+        return self.hlc.next(self.wall)
+
+
+class _Counter:
+    def __init__(self):
+        self.value = 0
+
+    def inc(self):
+        self.value += 1
+
+    def labels(self, *_):
+        return self
+
+
+def _node():
+    state = SimpleNamespace(ring=SimpleNamespace(token=lambda key: 7), change=None, epoch=1)
+    async def serving_state():
+        return state
+
+    return SimpleNamespace(
+        id="me", versions=_Versions(), require_ready=lambda: state, serving_state=serving_state,
+        detector=SimpleNamespace(check_clock=lambda: None),
+        config=SimpleNamespace(request_timeout_s=1.0),
+        metrics=SimpleNamespace(restamps=_Counter(), quorum_failures=_Counter()))
+
+
+class _Coordinator(Coordinator):
+    """Three replicas whose answer to each put is ``reply(node, version)``."""
+
+    def __init__(self, node, reply):
+        super().__init__(node)
+        self.reply = reply
+        self.sent: list[tuple[str, int]] = []
+
+    def _targets(self, state, token, sloppy, *, for_write):
+        return [Target("a"), Target("b"), Target("c")]
+
+    async def _put_one(self, t, epoch, token, key, record, wire, hint_on_failure=True,
+                       stale=None):
+        self.sent.append((t.node, record.version))
+        return self.reply(t.node, record.version)
+
+
+def _write(coord, w=2):
+    return asyncio.run(coord.write(b"k", value=b"v", content_type="x", deleted=False, w=w))
+
+
+def test_in_order_versions_cost_one_round():
+    node = _node()
+    coord = _Coordinator(node, lambda n, v: v)
+    version, acks = _write(coord)
+    assert acks >= 2 and len({v for _, v in coord.sent}) == 1
+    assert node.metrics.restamps.value == 0
+
+
+def test_one_newer_replica_below_quorum_needs_no_restamp():
+    node = _node()
+    coord = _Coordinator(node, lambda n, v: 10**18 if n == "c" else v)
+    version, acks = _write(coord)
+    assert acks == 2 and node.metrics.restamps.value == 0
+
+
+def test_a_write_is_restamped_above_the_newest_version_heard():
+    node = _node()
+    newer = {"a": 5 * 10**15, "b": 6 * 10**15}
+
+    def reply(n, v):
+        return max(v, newer.get(n, 0))   # a and b hold something newer than the first stamp
+    coord = _Coordinator(node, reply)
+    version, acks = _write(coord)
+    assert version > 6 * 10**15 and acks >= 2
+    assert node.versions.afters[-1] == 6 * 10**15      # the clock absorbed the newest heard
+    assert node.metrics.restamps.value == 1
+
+
+def test_replicas_always_newer_give_up_after_max_restamps():
+    node = _node()
+    coord = _Coordinator(node, lambda n, v: v + 10**9)   # always one step ahead
+    with pytest.raises(QuorumUnavailable) as e:
+        _write(coord)
+    assert node.metrics.restamps.value == MAX_RESTAMPS
+    assert "newer versions after 3 re-stamps" in e.value.detail
+    assert len({v for _, v in coord.sent}) == MAX_RESTAMPS + 1

@@ -1,0 +1,102 @@
+"""The node's durable version mark (node/version_clock.py) over stand-in storage and clock."""
+
+import asyncio
+from types import SimpleNamespace
+
+import pytest
+
+from dynamopy.core.versions import compose, physical_ms
+from dynamopy.node.errors import NotReady
+from dynamopy.node.version_clock import LEAD_MS, MARK_KEY, VersionClock
+
+
+class _Clock:
+    def __init__(self, wall_ms):
+        self.now = wall_ms
+        self.slept = []
+
+    def wall_ms(self):
+        return self.now
+
+    async def sleep(self, seconds):
+        self.slept.append(seconds)
+        self.now += int(seconds * 1000)
+
+
+def _node(wall_ms, mark=None, number=3):
+    disk = {} if mark is None else {MARK_KEY: str(mark).encode()}
+    writes = []
+
+    async def put_meta(name, value):
+        disk[name] = value
+        writes.append(int(value))
+
+    me = SimpleNamespace(number=number)
+    node = SimpleNamespace(id="n", clock=_Clock(wall_ms),
+                           store=SimpleNamespace(meta_get=disk.get),
+                           committer=SimpleNamespace(put_meta=put_meta),
+                           state=SimpleNamespace(member=lambda mid: me))
+    return node, disk, writes
+
+
+def _run(coro):
+    return asyncio.run(coro)
+
+
+def test_a_restart_after_a_crash_waits_out_the_mark_then_stamps_at_the_wall_clock():
+    node, disk, writes = _node(10_000, mark=10_600)
+    vc = VersionClock(node)
+
+    async def go():
+        await vc.load()
+        vc.start(3)
+        return await vc.next()
+    v = _run(go())
+    assert node.clock.slept == [pytest.approx(0.601)]
+    assert physical_ms(v) == node.clock.now > 10_600
+
+
+def test_a_version_beyond_the_durable_mark_waits_for_a_synced_extension():
+    node, disk, writes = _node(50_000)
+    vc = VersionClock(node)
+    vc.start(3)
+
+    async def go():
+        first = await vc.next()
+        vc.hlc.observe(compose(90_000, 0, 1))      # a version from a node far ahead
+        second = await vc.next()
+        return first, second
+    first, second = _run(go())
+    assert writes[0] == 50_000 + LEAD_MS                  # wall + lead, before the first
+    assert physical_ms(second) == 90_000 and writes[-1] == 90_000
+    assert int(disk[MARK_KEY]) >= physical_ms(second)     # durable before it was returned
+
+
+def test_a_clean_stop_stores_the_exact_time_so_the_next_start_does_not_wait():
+    node, disk, writes = _node(70_000)
+    vc = VersionClock(node)
+    vc.start(3)
+
+    async def go():
+        v = await vc.next()
+        await vc.close()
+        return v
+    v = _run(go())
+    assert int(disk[MARK_KEY]) == physical_ms(v) == 70_000
+    node2, _, _ = _node(70_001, mark=int(disk[MARK_KEY]))
+    vc2 = VersionClock(node2)
+
+    async def again():
+        await vc2.load()
+        vc2.start(3)
+        return await vc2.next()
+    assert _run(again()) > v and node2.clock.slept == []
+
+
+def test_a_removed_member_stamps_nothing():
+    node, _, _ = _node(1_000)
+    vc = VersionClock(node)
+    vc.start(3)
+    node.state.member = lambda mid: None
+    with pytest.raises(NotReady):
+        _run(vc.next())
