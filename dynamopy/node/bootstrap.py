@@ -66,7 +66,7 @@ async def ensure_member(node: "Node") -> None:
         # Restarted as a member per the log on disk: wait until the log says more. A member
         # hears the leader and catches up; a removed node is not pushed to, but its learner
         # polls the metadata group and learns of its removal.
-        while node.state.member(node.id) is not None and not node.metalog.caught_up:
+        while node.state.member(node.id) is not None and not node.catchup.caught_up:
             if node.stopping:
                 return
             await asyncio.sleep(RETRY_S)
