@@ -31,6 +31,7 @@ SPECULATE_S = 0.1  # a read still undecided after this also asks its backup repl
 GET_RETRIES, GET_RETRY_S = 3, 0.05  # a replica catching up with the log is asked again
 MAX_RESTAMPS = 3   # a write re-stamped this often above newer replicas gives up (503)
 TOKEN_SLACK_MS = 2_000  # how far beyond the clock-offset bound a session token may be ahead
+DEFAULT_MAX_CLOCK_OFFSET_MS = 500  # the token bound when --max-clock-offset-ms is 0
 
 
 class Coordinator:
@@ -162,12 +163,13 @@ class Coordinator:
 
     def _check_token(self, after: int) -> None:
         """A session token is a version some node issued, so it is not far ahead of this
-        node's hybrid time; one that is (forged or corrupt) must not drag this node's clock
-        into the future for good: 400 instead."""
-        limit_ms = self.node.config.max_clock_offset_ms
-        if not limit_ms:
-            return
-        ahead_ms = physical_ms(after) - self.node.hybrid_ms()
+        node's WALL clock; one that is (forged or corrupt) must not drag this node's clock
+        into the future for good: 400 instead. Measured against the wall clock, not the
+        hybrid one: a token accepted earlier has moved the hybrid clock, and comparing with it
+        would let a chain of tokens ratchet every version ahead without bound. The bound
+        holds with the skew check turned off too (its default offset is used then)."""
+        limit_ms = self.node.config.max_clock_offset_ms or DEFAULT_MAX_CLOCK_OFFSET_MS
+        ahead_ms = physical_ms(after) - self.node.clock.wall_ms()
         if ahead_ms > limit_ms + TOKEN_SLACK_MS:
             raise BadRequest(f"X-Dynamopy-After={after} is {ahead_ms / 1000:.1f} s ahead of this "
                              "node's clock: not a version this cluster issued")

@@ -45,7 +45,13 @@ class Replica:
                 # would leave with it.
                 raise HintRefused(f"{node.id} is leaving the cluster; it keeps no new hints")
             await node.hints.store(hint_for, token, key, record)
-            return record.version
+            # Like a home replica, a fallback answers with the newest version it holds for
+            # the key (a hint for the same member, or a record of its own): a newer one makes
+            # the coordinator re-stamp above it, or hint delivery would later hide this write
+            # behind the older-but-larger one.
+            held = node.store.hint_lookup(hint_for, token, key)
+            own = node.store.get(token, key)
+            return max(record.version, held.version if held else 0, own.version if own else 0)
         started = node.clock.monotonic()
         applied = await node.committer.write(token, key, record)
         # The replica's share of a write's visibility delay (the W in the WARS model).

@@ -109,3 +109,34 @@ def test_replicas_always_newer_give_up_after_max_restamps():
     assert node.metrics.restamps.value == MAX_RESTAMPS
     assert "newer versions after 3 re-stamps" in e.value.detail
     assert len({v for _, v in coord.sent}) == MAX_RESTAMPS + 1
+
+
+# ---- session tokens are bounded by the wall clock (found in review) ----------------------
+
+def _token_coordinator(max_offset_ms: int, wall_ms: int, hybrid_ms: int) -> Coordinator:
+    node = SimpleNamespace(config=SimpleNamespace(max_clock_offset_ms=max_offset_ms),
+                           clock=SimpleNamespace(wall_ms=lambda: wall_ms),
+                           hybrid_ms=lambda: hybrid_ms)
+    return Coordinator(node)
+
+
+def test_a_token_is_bounded_by_the_wall_clock_not_the_hybrid_one():
+    """A chain of tokens each 2.4 s ahead of the last must not ratchet versions: the hybrid
+    clock already moved by earlier tokens does not widen the bound."""
+    from dynamopy.core.versions import compose
+    from dynamopy.node.errors import BadRequest
+    wall = 1_800_000_000_000
+    coord = _token_coordinator(500, wall, hybrid_ms=wall + 90_000)
+    coord._check_token(compose(wall + 2_000, 0, 1))          # within 0.5 s + 2 s: fine
+    with pytest.raises(BadRequest):
+        coord._check_token(compose(wall + 2_600, 0, 1))
+
+
+def test_a_token_is_bounded_with_the_skew_check_off():
+    from dynamopy.core.versions import compose
+    from dynamopy.node.errors import BadRequest
+    wall = 1_800_000_000_000
+    coord = _token_coordinator(0, wall, hybrid_ms=wall)
+    coord._check_token(compose(wall + 1_000, 0, 1))
+    with pytest.raises(BadRequest):
+        coord._check_token((1 << 63) - 1)
