@@ -96,7 +96,12 @@ def test_cluster_up_starts_stops_and_restarts_with_its_data(tmp_path):
     try:
         for i in (1, 2, 3):
             assert f"n{i}" in table and f"127.0.0.1:{base + i - 1}" in table
-        assert "curl" in table
+        # the example commands it prints run as printed
+        tries = [line.strip() for line in table.splitlines() if line.startswith("  curl")]
+        assert len(tries) == 4
+        outs = [subprocess.run(["bash", "-c", t], capture_output=True, timeout=30) for t in tries]
+        assert all(o.returncode == 0 for o in outs), outs
+        assert outs[2].stdout == b"hello" and b"text/plain" in outs[1].stdout
         with Client(f"http://127.0.0.1:{base}") as c:
             version = c.put("survives", "restart")["version"]
         # a second cluster on the same ports fails fast, naming the port, and starts nothing
@@ -216,3 +221,29 @@ def test_version_and_members_list(shared_cluster):
     assert [r[0] for r in rows] == ["n1", "n2", "n3"]
     assert all(r[1] == "normal" and r[2] == "true" for r in rows)
     assert [r[4] for r in rows] == [shared_cluster.url(i) for i in range(3)]
+
+
+def test_readme_quick_start_examples_run_as_pasted(shared_cluster, tmp_path):
+    """The README's "With the cluster up" block, run by bash line by line; only the ports
+    and the path of the script are adapted to this test's cluster."""
+    readme = open(os.path.join(os.path.dirname(__file__), "..", "..", "README.md")).read()
+    block = readme.split("With the cluster up, in another shell:")[1].split("```sh\n")[1]
+    block = block.split("```")[0]
+    for i in range(3):
+        block = block.replace(f"localhost:800{i + 1}", f"127.0.0.1:{shared_cluster.base + i}")
+    block = block.replace(".venv/bin/dynamopy", dynamopy_cmd()[0])
+    env = {**os.environ, "DYNAMOPY_URL": shared_cluster.url(0)}
+    script = "set -euo pipefail\n" + block
+    out = subprocess.run(["bash", "-c", script], capture_output=True, timeout=120, cwd=tmp_path,
+                         env=env)
+    text = out.stdout.decode()
+    assert out.returncode == 0, text + out.stderr.decode()
+    assert "Hello, Dynamo!" in text and "etag:" in text.lower() and "same bytes" in text
+    assert "hello" in text and "n1 " in text
+    # what a plain `curl --data-binary` stores: curl's default form content type
+    url = shared_cluster.url(1) + "/kv/curl-default"
+    subprocess.run(["curl", "-sf", "-X", "PUT", "--data-binary", "a=b&c", url], check=True,
+                   capture_output=True, timeout=30)
+    with Client(shared_cluster.url(2)) as c:
+        item = c.get("curl-default")
+    assert item.value == b"a=b&c" and item.content_type == "application/x-www-form-urlencoded"
