@@ -100,6 +100,9 @@ def main(argv=None) -> int:
     ap.add_argument("--workdir", default=None,
                     help="scratch directory (default: a new temporary directory); reusing "
                          "one lets mutmut skip mutants whose code and tests did not change")
+    ap.add_argument("--rerun-survivors", action="store_true",
+                    help="with --workdir of an earlier run: test only the mutants that survived "
+                         "it, against the current tests (new tests are picked up)")
     ap.add_argument("--no-diffs", action="store_true", help="list survivors without diffs")
     args = ap.parse_args(argv)
     try:
@@ -108,13 +111,23 @@ def main(argv=None) -> int:
         print("mutmut is not installed: pip install -e '.[mutation]'", file=sys.stderr)
         return 2
     workdir = os.path.abspath(args.workdir or tempfile.mkdtemp(prefix="dynamopy-mutation-"))
+    names: list[str] = []
+    if args.rerun_survivors:
+        if not os.path.isdir(os.path.join(workdir, "mutants")):
+            print("--rerun-survivors needs the --workdir of an earlier run", file=sys.stderr)
+            return 2
+        names = [name for name, _status in survivors(workdir)]
     os.makedirs(workdir, exist_ok=True)
     copy_tree(workdir)
     write_config(workdir, args.paths, args.tests)
-    print(f"mutating {' '.join(args.paths)} against {' '.join(args.tests)} in {workdir}",
+    print(f"mutating {' '.join(args.paths)} against {' '.join(args.tests)} in {workdir}"
+          + (f" ({len(names)} earlier survivors only)" if args.rerun_survivors else ""),
           flush=True)
-    run = mutmut(workdir, "run", "--max-children", str(args.max_children), check=False)
-    if run.returncode != 0:
+    if args.rerun_survivors and not names:
+        print("no survivors to re-test")
+    run = mutmut(workdir, "run", "--max-children", str(args.max_children), *names,
+                 check=False) if names or not args.rerun_survivors else None
+    if run is not None and run.returncode != 0:
         print(run.stdout[-4000:], file=sys.stderr)
         print(f"mutmut run failed with {run.returncode}", file=sys.stderr)
         return 1
