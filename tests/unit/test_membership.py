@@ -133,6 +133,18 @@ REFUSALS = [
     (ClusterState, {"op": "join", "id": "n4", "url": "u", "peer": "p"}, 503, "not_ready",
      "not bootstrapped"),
     (boot, {"op": "bootstrap", "members": SEEDS}, 409, "conflict", "already bootstrapped"),
+    (ClusterState, bootstrap_entry(SEEDS + SEEDS[:1], Settings()), 400, "bad_request",
+     "bootstrap needs distinct member ids"),
+    (ClusterState, {"op": "bootstrap", "members": []}, 400, "bad_request",
+     "bootstrap needs distinct member ids"),
+    (ClusterState, bootstrap_entry(SEEDS, Settings(n=4)), 400, "bad_request",
+     "n=4 needs at least 4 seeds"),
+    (ClusterState, bootstrap_entry(SEEDS, Settings(n=0)), 400, "bad_request", "n=0 needs"),
+    (ClusterState, bootstrap_entry(SEEDS, Settings(r=4)), 400, "bad_request", "r=4 outside"),
+    (boot, {"op": "join", "id": "n2", "url": "http://h:8002", "peer": "o:1"}, 409, "conflict",
+     "n2 is already a member at http://h:8002 (h:9002)"),
+    (boot, {"op": "join", "id": "n2", "url": "http://o", "peer": "h:9002"}, 409, "conflict",
+     "n2 is already a member at http://h:8002 (h:9002)"),
     (boot, {"op": "join", "id": "n2", "url": "http://h:8002", "peer": "h:9002"}, 409,
      "conflict", "n2 is already a member (normal)"),
     (_joining, {"op": "join", "id": "n5", "url": "u5", "peer": "p5"}, 409, "conflict",
@@ -229,3 +241,29 @@ def test_a_snapshot_from_before_the_optional_fields_still_loads():
         del d[k]
     s = ClusterState.from_dict(d)
     assert (s.change_epoch, s.skipped, s.recent_rids) == (0, 0, ())
+
+
+def test_bootstrap_takes_the_seeds_and_settings_of_its_entry():
+    s = ClusterState().apply(bootstrap_entry(SEEDS, Settings(n=1, r=1, w=1, hint_window_s=5.0,
+                                                             hint_max_bytes=7)))
+    assert s.skipped == 0 and s.settings == Settings(1, 1, 1, 5.0, 7)
+    assert [(m.id, m.url, m.peer, m.number, m.state) for m in s.members.values()] == \
+        [(d["id"], d["url"], d["peer"], i + 1, "normal") for i, d in enumerate(SEEDS)]
+    assert s.member("n2") is s.members["n2"] and s.member("n9") is None
+    assert s.next_number == 4
+
+
+def test_a_joiner_is_recorded_with_its_addresses():
+    m = _joining().members["n4"]
+    assert (m.id, m.url, m.peer, m.number, m.state) == ("n4", "u4", "p4", 4, "joining")
+
+
+def test_entries_without_a_request_id_leave_the_recent_ids_alone():
+    s = boot().apply({"op": "set_config", "r": 1, "rid": "a"})
+    assert s.apply({"op": "set_config", "r": 2}).recent_rids == ("a",)
+    assert s.apply({"op": "grow"}).recent_rids == ("a",)
+
+
+def test_leave_starts_a_change_at_its_own_epoch():
+    s = _with_n4().apply({"op": "leave", "id": "n4"})
+    assert s.change == ("leave", "n4") and s.change_epoch == s.epoch

@@ -1,6 +1,6 @@
 from dynamopy.core.quorum import (Outcome, ReadRound, Target, WriteRound, pending_required,
                                   plan_targets)
-from dynamopy.core.records import Record
+from dynamopy.core.records import Record, is_newer, newest
 
 
 def T(*nodes):
@@ -125,3 +125,10 @@ def test_a_late_reply_after_a_failure_counts_again():
     assert rnd.reply("a", Record(3)) is Outcome.PENDING  # a and c can still make R=2
     assert rnd.failed == {"b"}
     assert rnd.reply("c", Record(4)) is Outcome.SUCCEEDED
+
+
+def test_is_newer_only_for_a_record_with_a_larger_version():
+    assert not is_newer(None, Record(1)) and not is_newer(None, None)
+    assert is_newer(Record(1), None) and is_newer(Record(2), Record(1))
+    assert not is_newer(Record(1), Record(1)) and not is_newer(Record(1), Record(2))
+    assert newest([None, Record(3), None, Record(2)]) == Record(3) and newest([None]) is None

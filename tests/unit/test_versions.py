@@ -67,3 +67,19 @@ def test_unique_and_monotonic_across_members(steps):
 
 def test_compose_roundtrip():
     assert decompose(compose(123, 45, 6)) == (123, 45, 6)
+
+
+# ---- found by mutation testing (python -m dynamopy.benchlib.mutation) ---------------------
+
+def test_member_numbers_span_one_to_the_maximum():
+    assert decompose(HybridClock(MAX_MEMBER_NUMBER).next(5))[2] == MAX_MEMBER_NUMBER
+    for bad in (0, MAX_MEMBER_NUMBER + 1):
+        with pytest.raises(ValueError):
+            HybridClock(bad)
+
+
+def test_a_borrowed_millisecond_starts_its_counter_at_zero():
+    c = HybridClock(1)
+    versions = [c.next(100) for _ in range(4097)]  # counters 0..4095, then a borrow
+    assert decompose(versions[-2]) == (100, 4095, 1)
+    assert decompose(versions[-1]) == (101, 0, 1)
