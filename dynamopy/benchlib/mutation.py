@@ -51,6 +51,20 @@ EQUIVALENT = {
         "adopting an equal (ms, counter) leaves the state as it was",
     "dynamopy.core.membership.x__bootstrap__mutmut_66":
         "Member's state defaults to normal",
+    "ring.hashing.x_key_bytes__mutmut_3": "'UTF-8' and 'utf-8' name the same codec",
+    "ring.hashing.x_key_token__mutmut_3": "signed=None is falsy: the same unsigned hash",
+    "ring.ring.xǁRingǁtoken__mutmut_3": "signed=None is falsy: the same unsigned hash",
+    "ring.ring.xǁRingǁpreference_list__mutmut_10": "signed=None is falsy: the same hash",
+    "ring.ring.xǁRingǁpreference_list__mutmut_13": "signed defaults to False",
+    "ring.ring.xǁRingǁpreference_list__mutmut_15":
+        "signed: (t - 2**32) >> shift is p - Q, and table[p - Q] is table[p] (Q entries)",
+    "ring.ring.xǁRingǁpreference_list__mutmut_1": "a cache miss recomputes the same table",
+    "ring.ring.xǁRingǁpreference_list__mutmut_2": "a cache miss recomputes the same table",
+    "ring.ring.xǁRingǁ_table__mutmut_1": "a cache miss recomputes the same table",
+    "ring.ring.xǁRingǁ_walk_from__mutmut_3":
+        "without the early exit the walk meets no new member after the last one",
+    "ring.ring.xǁRingǁ__eq____mutmut_13": "equal partition counts returned earlier",
+    "ring.ring.xǁRingǁ__hash____mutmut_1": "a constant hash is consistent with __eq__",
     **{f"dynamopy.core.membership.x__leave__mutmut_{i}": _UNREACHABLE_STATE
        for i in range(28, 37)},
     **{f"dynamopy.core.membership.x__leave__mutmut_{i}": _UNREACHABLE_FEW

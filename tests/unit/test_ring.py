@@ -339,11 +339,26 @@ def test_bad_arguments_name_what_was_wrong():
     d = r.to_dict()
     for bad, message in (({"owners": "abc"}, "'members' and 'owners' must be lists"),
                          ({"members": "abc"}, "'members' and 'owners' must be lists"),
-                         ({"members": []}, "empty member list"),
-                         ({"members": ["a", "a", "b"]}, "duplicate member ids"),
+                         ({"members": []}, "has an empty member list"),
+                         ({"members": ["a", "a", "b"]}, "has duplicate member ids"),
                          ({"owners": [3] * 64}, "owners must be member indexes")):
-        with pytest.raises(ValueError, match=message):
+        with pytest.raises(ValueError) as e:
             Ring.from_dict({**d, **bad})
+        assert str(e.value) == "ring dict " + message
+
+
+def test_a_ring_can_fill_every_partition():
+    r = Ring.build(names(3), partitions=4)
+    full = r.add("x")  # the fourth member takes the last free partition count
+    assert sorted(full.members) == ["n0", "n1", "n2", "x"]
+    with pytest.raises(ValueError, match="4 partitions are all taken"):
+        full.add("y")
+
+
+def test_where_a_joiner_lands_depends_on_its_name():
+    r = Ring.build(names(5), partitions=256)
+    spots = [[i for i, o in enumerate(r.add(j).to_dict()["owners"]) if o == 5] for j in ("x", "y")]
+    assert spots[0] != spots[1]  # seeded tie-breaks: joiners do not all pile on the same spots
 
 
 def test_equality_needs_the_same_seed_and_compares_any_two_grids():
