@@ -65,6 +65,14 @@ EQUIVALENT = {
         "without the early exit the walk meets no new member after the last one",
     "ring.ring.xǁRingǁ__eq____mutmut_13": "equal partition counts returned earlier",
     "ring.ring.xǁRingǁ__hash____mutmut_1": "a constant hash is consistent with __eq__",
+    "ring.ring.xǁRingǁ_table__mutmut_2": "a cache miss recomputes the same table",
+    "ring.hashing.x_rank__mutmut_7": "signed=None is falsy: the same unsigned hash",
+    "ring.hashing.x_rank__mutmut_10": "signed defaults to False",
+    "ring.hashing.x_rank__mutmut_13": "'UTF-8' and 'utf-8' name the same codec",
+    "ring.ring.x__check_settings__mutmut_11":
+        "the assert restates types the loop above already enforced (it only informs mypy)",
+    "ring.ring.x__check_settings__mutmut_12":
+        "the assert restates types the loop above already enforced (it only informs mypy)",
     **{f"dynamopy.core.membership.x__leave__mutmut_{i}": _UNREACHABLE_STATE
        for i in range(28, 37)},
     **{f"dynamopy.core.membership.x__leave__mutmut_{i}": _UNREACHABLE_FEW

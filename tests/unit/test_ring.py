@@ -376,3 +376,29 @@ def test_repr_shows_at_most_eight_members():
     assert "..." not in repr(Ring.build(names(8), partitions=64))
     text = repr(Ring.build(names(9), partitions=64))
     assert "'n7', ... (9 members)" in text and "'n8'" not in text
+
+
+def test_rank_is_unsigned_seeded_mmh3_of_the_joined_parts():
+    from ring.hashing import rank
+
+    assert rank(7, "deal", 3, "n1") == mmh3.hash("deal\x1f3\x1fn1".encode(), 7, signed=False)
+    assert rank(0, "x") != rank(1, "x")
+
+
+def test_settings_and_list_lengths_are_checked_with_named_errors():
+    from ring.hashing import MAX_PARTITIONS
+    from ring.ring import _check_settings
+
+    for kw, message in (({"partitions": True}, "partitions must be an int, not bool"),
+                        ({"seed": "1"}, "seed must be an int, not str"),
+                        ({"spread": 1.5}, "spread must be an int, not float")):
+        with pytest.raises(TypeError) as e:
+            Ring.build(names(3), **{"partitions": 64, **kw})
+        assert str(e.value) == message
+    _check_settings(MAX_PARTITIONS, 0, 3)  # the largest Q is allowed
+    with pytest.raises(ValueError, match="power of two between 1 and 2"):
+        _check_settings(MAX_PARTITIONS * 2, 0, 3)
+    for bad, kind in ((True, "bool"), ("2", "str")):
+        with pytest.raises(TypeError) as e:
+            Ring.build(names(3), partitions=64).preference_list("k", bad)
+        assert str(e.value) == f"n must be an int, not {kind}"
