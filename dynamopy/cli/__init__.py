@@ -16,27 +16,67 @@ from dynamopy import config as config_mod
 from dynamopy.client import DEFAULT_URL, Client, DynamoError, Session
 
 
-def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="dynamopy", description=__doc__.splitlines()[0])
-    sub = p.add_subparsers(dest="command", required=True)
+class _Help(argparse.ArgumentDefaultsHelpFormatter):
+    """Help that shows every flag's default (``[default: X]``), once."""
 
-    serve = sub.add_parser("serve", help="run one node")
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        if "default" in text or action.default in (None, argparse.SUPPRESS, False) \
+                or not action.option_strings:
+            return text
+        return text + " [default: %(default)s]"
+
+
+def _version() -> str:
+    try:
+        from importlib.metadata import version
+        return version("dynamopy")
+    except Exception:  # noqa: BLE001 - running from a source tree that was not installed
+        return "unknown"
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="dynamopy", description=__doc__.splitlines()[0],
+                                formatter_class=_Help)
+    p.add_argument("--version", action="version", version=f"dynamopy {_version()}")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def command(parent, name: str, help_text: str, **kw) -> argparse.ArgumentParser:
+        return parent.add_parser(name, help=help_text, description=help_text,
+                                 formatter_class=_Help, **kw)
+
+    serve = command(sub, "serve", "run one node")
     config_mod.add_arguments(serve)
 
-    cluster = sub.add_parser("cluster", help="local clusters")
-    csub = cluster.add_subparsers(dest="cluster_command", required=True)
-    up = csub.add_parser("up", help="start a local cluster on 127.0.0.1 in the foreground")
-    up.add_argument("--nodes", type=int, default=3)
-    up.add_argument("--base-port", type=int, default=8001)
-    up.add_argument("--data-dir", default="./.dynamopy")
-    up.add_argument("--n", type=int, default=None, help="replicas per key (default min(3, nodes))")
-    up.add_argument("--r", type=int, default=None)
-    up.add_argument("--w", type=int, default=None)
+    cluster = command(sub, "cluster", "local clusters")
+    csub = cluster.add_subparsers(dest="cluster_command", required=True, metavar="COMMAND")
+    up = command(csub, "up", "start a local cluster on 127.0.0.1 in the foreground")
+    up.add_argument("--nodes", type=int, default=3, help="how many nodes (n1..nK)")
+    up.add_argument("--base-port", type=int, default=8001,
+                    help="HTTP port of n1 (n2 gets the next one...); peer ports are 1000 above")
+    up.add_argument("--data-dir", default="./.dynamopy",
+                    help="data under DIR/n1.., logs in DIR/n1.log.., the cluster secret in "
+                         "DIR/cluster-secret")
+    up.add_argument("--n", type=int, default=None,
+                    help="replicas per key [default: min(3, nodes)]")
+    up.add_argument("--r", type=int, default=None, help="default read quorum [default: min(2, n)]")
+    up.add_argument("--w", type=int, default=None,
+                    help="default write quorum [default: min(2, n)]")
+
+    env_url = os.environ.get("DYNAMOPY_URL")
+    env_token = os.environ.get("DYNAMOPY_API_TOKEN") or None
+
+    def connection(sp: argparse.ArgumentParser, default=None) -> None:
+        # `default=argparse.SUPPRESS` on a sub-command's copy lets --url/--token also follow
+        # the sub-command (`members leave n2 --url ...`) without resetting an earlier value.
+        sp.add_argument("--url", default=default or env_url or DEFAULT_URL,
+                        help=f"any node's HTTP URL [env DYNAMOPY_URL; default: {DEFAULT_URL}]")
+        sp.add_argument("--token", default=default or env_token,
+                        help="API bearer token [env DYNAMOPY_API_TOKEN; default: none]")
 
     def client_cmd(name: str, help_text: str) -> argparse.ArgumentParser:
-        sp = sub.add_parser(name, help=help_text)
-        sp.add_argument("--url", default=os.environ.get("DYNAMOPY_URL", DEFAULT_URL))
-        sp.add_argument("--token", default=os.environ.get("DYNAMOPY_API_TOKEN") or None)
+        sp = command(sub, name, help_text)
+        connection(sp)
         sp.add_argument("--ca", default=os.environ.get("DYNAMOPY_CA") or None,
                         help="PEM CA bundle to verify an HTTPS cluster's certificates "
                              "[env DYNAMOPY_CA; default: the system's CAs]")
@@ -47,34 +87,38 @@ def _parser() -> argparse.ArgumentParser:
         return sp
 
     put = client_cmd("put", "store a value")
-    put.add_argument("key")
+    put.add_argument("key", help="the key (UTF-8, 1..1024 bytes)")
     put.add_argument("value", help="the value; '-' reads standard input, '@FILE' reads a file")
-    put.add_argument("--w", type=int)
-    put.add_argument("--content-type")
-    get = client_cmd("get", "read a value (printed raw to standard output)")
-    get.add_argument("key")
-    get.add_argument("--r", type=int)
-    get.add_argument("--verbose", "-v", action="store_true", help="print the version to stderr")
-    delete = client_cmd("delete", "delete a value")
-    delete.add_argument("key")
-    delete.add_argument("--w", type=int)
-    client_cmd("ring", "members, states and ownership")
-    client_cmd("status", "this node's view and the cluster's")
-    members = client_cmd("members", "membership changes")
-    msub = members.add_subparsers(dest="members_command", required=True)
-    # --url/--token may also follow the sub-command (`members leave n2 --url ...`)
+    put.add_argument("--w", type=int, help="write quorum [default: the cluster's W]")
+    put.add_argument("--content-type",
+                     help="stored and returned with the value [default: application/octet-stream]")
+    get = client_cmd("get", "read a value (raw bytes when piped; a newline follows on a terminal)")
+    get.add_argument("key", help="the key")
+    get.add_argument("--r", type=int, help="read quorum [default: the cluster's R]")
+    get.add_argument("--verbose", "-v", action="store_true",
+                     help="print the version and content type to stderr")
+    delete = client_cmd("delete", "delete a value (writes a tombstone)")
+    delete.add_argument("key", help="the key")
+    delete.add_argument("--w", type=int, help="write quorum [default: the cluster's W]")
+    client_cmd("ring", "members, states, ownership, keys per node and transfers in progress")
+    client_cmd("status", "this node's view and the cluster's, as JSON")
+    members = client_cmd("members", "list the members (no sub-command) or change membership")
+    msub = members.add_subparsers(dest="members_command", metavar="COMMAND")
     late = argparse.ArgumentParser(add_help=False)
-    late.add_argument("--url", default=argparse.SUPPRESS)
-    late.add_argument("--token", default=argparse.SUPPRESS)
-    late.add_argument("--ca", default=argparse.SUPPRESS)
-    mj = msub.add_parser("join", parents=[late],
-                         help="add a member by hand (a node started with --join does this itself)")
-    mj.add_argument("id")
+    connection(late, default=argparse.SUPPRESS)
+    late.add_argument("--ca", default=argparse.SUPPRESS,
+                      help="PEM CA bundle to verify an HTTPS cluster's certificates "
+                           "[env DYNAMOPY_CA; default: the system's CAs]")
+    command(msub, "list", "list the members (the default)", parents=[late])
+    mj = command(msub, "join", "add a member by hand (a node started with --join does this "
+                               "itself)", parents=[late])
+    mj.add_argument("id", help="the new member's id")
     mj.add_argument("node_url", help="the new member's HTTP URL")
     mj.add_argument("peer", help="the new member's peer address host:port")
-    msub.add_parser("leave", parents=[late], help="drain a member, then drop it").add_argument("id")
-    rm = msub.add_parser("remove", parents=[late], help="remove a dead member")
-    rm.add_argument("id")
+    command(msub, "leave", "drain a member, then drop it",
+            parents=[late]).add_argument("id", help="the member's id")
+    rm = command(msub, "remove", "remove a dead member", parents=[late])
+    rm.add_argument("id", help="the member's id")
     rm.add_argument("--force", action="store_true", help="remove it even if it looks alive")
 
     sub.add_parser("sim", help="the deterministic simulator: dynamopy sim --seed N | "
@@ -86,9 +130,24 @@ def _read_value(text: str) -> bytes:
     if text == "-":
         return sys.stdin.buffer.read()
     if text.startswith("@"):
-        with open(text[1:], "rb") as f:
-            return f.read()
+        try:
+            with open(text[1:], "rb") as f:
+                return f.read()
+        except OSError as e:
+            raise CliError(f"cannot read {text[1:]!r}: {e.strerror or e}") from None
     return text.encode()
+
+
+class CliError(Exception):
+    """A user-facing failure: printed as one line, exit code 2."""
+
+
+def _members(c: Client) -> None:
+    info = c.cluster()
+    print(f"{'id':<8} {'state':<8} {'alive':<6} {'ownership':>9}  {'url':<26} peer")
+    for m in info["members"]:
+        print(f"{m['id']:<8} {m['state']:<8} {str(m['alive']).lower():<6} "
+              f"{m['ownership'] * 100:8.2f}%  {m['url']:<26} {m['peer']}")
 
 
 def _ring(c: Client) -> None:
@@ -146,8 +205,9 @@ def main(argv: Optional[list[str]] = None) -> int:
                     print(f"version {item.version} content-type {item.content_type}",
                           file=sys.stderr)
                 sys.stdout.buffer.write(item.value)
-                if sys.stdout.isatty():
-                    sys.stdout.write("\n")
+                if sys.stdout.isatty():  # a shell prompt would follow the value on its line
+                    sys.stdout.buffer.write(b"\n")
+                sys.stdout.flush()
             elif args.command == "delete":
                 print(json.dumps(c.delete(args.key, w=args.w)))
             elif args.command == "ring":
@@ -155,7 +215,9 @@ def main(argv: Optional[list[str]] = None) -> int:
             elif args.command == "status":
                 print(json.dumps({"node": c.node(), "cluster": c.cluster()}, indent=2))
             elif args.command == "members":
-                if args.members_command == "join":
+                if args.members_command in (None, "list"):
+                    _members(c)
+                elif args.members_command == "join":
                     print(json.dumps(c.join(args.id, args.node_url, args.peer)))
                 elif args.members_command == "leave":
                     print(json.dumps(c.leave(args.id)))
@@ -163,8 +225,20 @@ def main(argv: Optional[list[str]] = None) -> int:
                     print(json.dumps(c.remove(args.id, force=args.force)))
         return 0
     except DynamoError as e:
-        print(f"dynamopy: error: {e}", file=sys.stderr)
+        # status 0: no HTTP answer at all (refused, timed out): say so without a fake status
+        print(f"dynamopy: error: {e if e.status else f'{e.code}: {e.detail}'}", file=sys.stderr)
         return 1
-    except (ValueError, OSError) as e:
+    except (CliError, ValueError) as e:
         print(f"dynamopy: error: {e}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # `dynamopy get k | head -c1`: the reader left; not an error
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
+    except OSError as e:  # e.g. `serve` on a data dir another process holds (LevelDB lock)
+        name = f" {e.filename!r}" if e.filename else ""
+        raw = e.args[0] if len(e.args) == 1 else None
+        text = e.strerror or (raw.decode(errors="replace") if isinstance(raw, bytes) else e)
+        print(f"dynamopy: error:{name} {text}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130

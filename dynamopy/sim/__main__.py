@@ -19,7 +19,8 @@ from .metalog_run import SimParams, run_metalog
 
 
 def _parser() -> argparse.ArgumentParser:
-    ap = argparse.ArgumentParser(prog="dynamopy sim", description="Seeded metadata-log (Multi-Paxos) simulation.")
+    ap = argparse.ArgumentParser(prog="dynamopy sim", description="Seeded metadata-log (Multi-Paxos) simulation.",
+                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     which = ap.add_mutually_exclusive_group(required=True)
     which.add_argument("--seed", type=int, help="run one seed and print its report")
     which.add_argument("--seeds", help="run a range START:STOP (STOP excluded)")
@@ -31,9 +32,11 @@ def _parser() -> argparse.ArgumentParser:
         flag = "--" + f.name.replace("_", "-")
         default = getattr(defaults, f.name)
         if isinstance(default, bool):
-            ap.add_argument(flag, action=argparse.BooleanOptionalAction, default=default)
+            ap.add_argument(flag, action=argparse.BooleanOptionalAction, default=default,
+                            help=f"fault schedule: {f.name.replace('_', ' ')}")
         else:
-            ap.add_argument(flag, type=type(default), default=default)
+            ap.add_argument(flag, type=type(default), default=default,
+                            help=f"fault schedule: {f.name.replace('_', ' ')}")
     return ap
 
 

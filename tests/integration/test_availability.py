@@ -168,3 +168,29 @@ def test_peer_delay_knob_slows_replica_traffic(make_cluster):
         cl.get("slow", r=1)  # the coordinator is a replica of every key on 3 nodes: local
         fast = time.perf_counter() - t0
     assert slow >= 0.15 > fast
+
+
+def test_read_through_a_stale_replica_answers_the_newest_of_r(make_cluster):
+    """The read answer is the newest of the R replies, not the first: read through a replica
+    that missed a write (no hint to heal it: window 0), whose own stale record is, by
+    construction, the first reply (a local read answers in the same step it starts)."""
+    c = make_cluster(3, extra=FAST + ["--hint-window-s", "0"])
+    key = "newest-of-r"
+    with c.client(0) as cl:
+        old = cl.put(key, "old", w=3)["version"]
+    c.kill(2)  # n3
+    c.wait_until(lambda: not alive_view(c, 0, "n3") and not alive_view(c, 1, "n3"),
+                 what="n1 and n2 see n3 down")
+    with c.client(0) as cl:
+        new = cl.put(key, "new", w=2)["version"]
+    assert new > old
+    c.start_node(2)
+    c.wait_ready([2])
+    # Preconditions: n3 holds the old record and nobody holds a hint that would heal it.
+    assert c.local_record(2, key)["version"] == old
+    assert all(hints_for(c, i, "n3") == 0 for i in range(2))
+    with c.client(2, timeout_s=10) as cl:
+        item = cl.get(key, r=2)
+    assert item.version == new and item.value == b"new"
+    c.wait_until(lambda: c.local_record(2, key)["version"] == new,
+                 what="the stale coordinator repaired itself")

@@ -1,6 +1,7 @@
 """The command line as a user runs it: cluster up, put/get/delete, ring, status, members."""
 
 import json
+import shutil
 import os
 import signal
 import subprocess
@@ -15,9 +16,24 @@ from tests.integration.cluster import allocate_ports
 pytestmark = pytest.mark.integration
 
 
-def cli(*args, url=None, input=None, check=True):
-    cmd = [sys.executable, "-m", "dynamopy", *args] + (["--url", url] if url else [])
-    out = subprocess.run(cmd, capture_output=True, timeout=60, input=input)
+def dynamopy_cmd() -> list[str]:
+    """The installed `dynamopy` script next to this interpreter (as a user runs it)."""
+    script = os.path.join(os.path.dirname(sys.executable), "dynamopy")
+    return [script] if os.path.exists(script) else [sys.executable, "-m", "dynamopy"]
+
+
+def cli(*args, url=None, input=None, check=True, timeout_s=60):
+    """Run the CLI; on a timeout, SIGTERM it (`cluster up` then stops the nodes it started)."""
+    cmd = [*dynamopy_cmd(), *args] + (["--url", url] if url else [])
+    p = subprocess.Popen(cmd, stdin=subprocess.PIPE if input is not None else None,
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        stdout, stderr = p.communicate(input, timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        p.terminate()
+        p.communicate(timeout=30)
+        raise
+    out = subprocess.CompletedProcess(cmd, p.returncode, stdout, stderr)
     if check:
         assert out.returncode == 0, out.stderr.decode()
     return out
@@ -43,7 +59,7 @@ def test_put_get_delete_ring_status(shared_cluster, tmp_path):
     bad = cli("get", "x", "--r", "9", url=url, check=False)
     assert bad.returncode != 0 and b"400 bad_request" in bad.stderr
     down = cli("get", "x", url="http://127.0.0.1:1", check=False)
-    assert down.returncode != 0 and b"unreachable" in down.stderr
+    assert down.returncode != 0 and down.stderr.startswith(b"dynamopy: error: unreachable: ")
     refused = cli("members", "leave", "n7", url=url, check=False)
     assert refused.returncode != 0 and b"404 unknown_member" in refused.stderr
 
@@ -51,8 +67,7 @@ def test_put_get_delete_ring_status(shared_cluster, tmp_path):
 def test_cluster_up_starts_stops_and_restarts_with_its_data(tmp_path):
     base = allocate_ports(3)
     data = str(tmp_path / "data")
-    cmd = [sys.executable, "-m", "dynamopy", "cluster", "up", "--base-port", str(base),
-           "--data-dir", data]
+    cmd = [*dynamopy_cmd(), "cluster", "up", "--base-port", str(base), "--data-dir", data]
 
     def up() -> subprocess.Popen:
         p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
@@ -81,9 +96,28 @@ def test_cluster_up_starts_stops_and_restarts_with_its_data(tmp_path):
     try:
         for i in (1, 2, 3):
             assert f"n{i}" in table and f"127.0.0.1:{base + i - 1}" in table
-        assert "curl" in table
+        # the example commands it prints run as printed
+        tries = [line.strip() for line in table.splitlines() if line.startswith("  curl")]
+        assert len(tries) == 4
+        outs = [subprocess.run(["bash", "-c", t], capture_output=True, timeout=30) for t in tries]
+        assert all(o.returncode == 0 for o in outs), outs
+        assert outs[2].stdout == b"hello" and b"text/plain" in outs[1].stdout
         with Client(f"http://127.0.0.1:{base}") as c:
             version = c.put("survives", "restart")["version"]
+        # a second cluster on the same ports fails fast, naming the port, and starts nothing
+        other = str(tmp_path / "other")
+        busy = cli("cluster", "up", "--base-port", str(base), "--data-dir", other, check=False)
+        assert busy.returncode == 1
+        assert busy.stderr.decode().strip() == (
+            f"dynamopy: error: HTTP port {base} of n1 is already in use; stop what uses it "
+            "or pick another --base-port")
+        assert not os.path.exists(os.path.join(other, "n1.log"))
+        # and a second one on the same data dir (other ports) is refused by its lock
+        locked = cli("cluster", "up", "--base-port", str(allocate_ports(3)), "--data-dir", data,
+                     check=False)
+        assert locked.returncode == 1
+        assert f"data dir {data} is locked" in locked.stderr.decode()
+        assert f"(pid {p.pid})" in locked.stderr.decode()
     finally:
         down(p)
     p, _ = up()
@@ -93,3 +127,123 @@ def test_cluster_up_starts_stops_and_restarts_with_its_data(tmp_path):
             assert item.value == b"restart" and item.version == version
     finally:
         down(p)
+
+
+def test_cluster_up_stops_everything_when_a_node_cannot_start(tmp_path):
+    """A node that exits while starting (here: its LevelDB is locked by another process)
+    stops the start-up: non-zero exit, the node's log tail, and no node left running."""
+    import plyvel
+
+    base = allocate_ports(3)
+    data = str(tmp_path / "data")
+    os.makedirs(os.path.join(data, "n2"))
+    db = plyvel.DB(os.path.join(data, "n2", "db"), create_if_missing=True)  # holds n2's LOCK
+    try:
+        out = cli("cluster", "up", "--base-port", str(base), "--data-dir", data, check=False)
+    finally:
+        db.close()
+    err = out.stderr.decode()
+    assert out.returncode == 1, err
+    assert err.startswith(f"dynamopy: error: n2 (http://127.0.0.1:{base + 1}) exited with ")
+    assert f"last lines of {data}/n2.log:" in err and "lock" in err.lower()
+    assert "Traceback" not in err.split("last lines of")[0]
+    ps = subprocess.run(["pgrep", "-f", f"--data-dir {data}/n"], capture_output=True)
+    assert ps.stdout.strip() == b""
+
+
+def test_one_line_errors_instead_of_tracebacks(tmp_path):
+    def one_line(out, text):
+        err = out.stderr.decode()
+        assert out.returncode != 0 and "Traceback" not in err, err
+        assert err.count("\n") == 1 and err.startswith("dynamopy: error: ") and text in err, err
+
+    one_line(cli("put", "x", f"@{tmp_path / 'nonexistent'}", url="http://127.0.0.1:1",
+                 check=False), "No such file or directory")
+    regular = tmp_path / "file"
+    regular.write_text("not a directory")
+    one_line(cli("cluster", "up", "--data-dir", str(regular / "d"), check=False),
+             f"data dir {regular / 'd'}: Not a directory")
+
+
+@pytest.mark.skipif(os.geteuid() != 0 or not shutil.which("setpriv"),
+                    reason="needs root and setpriv to run the CLI as an unprivileged user")
+def test_unwritable_data_dir_is_a_one_line_error():
+    import tempfile
+
+    root = tempfile.mkdtemp(prefix="dynamopy-ro-")  # under /tmp: reachable by nobody
+    try:
+        os.chmod(root, 0o755)  # owned by root: not writable for nobody
+        out = subprocess.run(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
+                              *dynamopy_cmd(), "cluster", "up", "--data-dir", root + "/d"],
+                             capture_output=True, timeout=60)
+        err = out.stderr.decode()
+        assert out.returncode == 1 and "Traceback" not in err, err
+        assert err == f"dynamopy: error: data dir {root}/d: Permission denied\n"
+    finally:
+        shutil.rmtree(root)
+
+
+def test_get_adds_a_newline_on_a_terminal_only(shared_cluster):
+    import pty
+
+    url = shared_cluster.url(0)
+    cli("put", "cli/tty", "no newline here", url=url)
+    assert cli("get", "cli/tty", url=url).stdout == b"no newline here"  # piped: raw bytes
+    master, slave = pty.openpty()
+    try:
+        p = subprocess.Popen([*dynamopy_cmd(), "get", "cli/tty", "--url", url], stdout=slave,
+                             stderr=subprocess.PIPE)
+        os.close(slave)
+        out = b""
+        while True:
+            try:
+                chunk = os.read(master, 4096)
+            except OSError:  # EIO: the child closed the terminal
+                break
+            if not chunk:
+                break
+            out += chunk
+        assert p.wait(timeout=30) == 0, p.stderr.read()
+    finally:
+        os.close(master)
+    assert out == b"no newline here\r\n"  # the terminal shows "\n" as CR LF
+
+
+def test_version_and_members_list(shared_cluster):
+    from importlib.metadata import version
+
+    assert cli("--version").stdout.decode() == f"dynamopy {version('dynamopy')}\n"
+    url = shared_cluster.url(2)
+    listed = cli("members", url=url).stdout.decode().splitlines()
+    assert listed == cli("members", "list", url=url).stdout.decode().splitlines()
+    assert listed[0].split()[:3] == ["id", "state", "alive"]
+    rows = [line.split() for line in listed[1:]]
+    assert [r[0] for r in rows] == ["n1", "n2", "n3"]
+    assert all(r[1] == "normal" and r[2] == "true" for r in rows)
+    assert [r[4] for r in rows] == [shared_cluster.url(i) for i in range(3)]
+
+
+def test_readme_quick_start_examples_run_as_pasted(shared_cluster, tmp_path):
+    """The README's "With the cluster up" block, run by bash line by line; only the ports
+    and the path of the script are adapted to this test's cluster."""
+    readme = open(os.path.join(os.path.dirname(__file__), "..", "..", "README.md")).read()
+    block = readme.split("With the cluster up, in another shell:")[1].split("```sh\n")[1]
+    block = block.split("```")[0]
+    for i in range(3):
+        block = block.replace(f"localhost:800{i + 1}", f"127.0.0.1:{shared_cluster.base + i}")
+    block = block.replace(".venv/bin/dynamopy", dynamopy_cmd()[0])
+    env = {**os.environ, "DYNAMOPY_URL": shared_cluster.url(0)}
+    script = "set -euo pipefail\n" + block
+    out = subprocess.run(["bash", "-c", script], capture_output=True, timeout=120, cwd=tmp_path,
+                         env=env)
+    text = out.stdout.decode()
+    assert out.returncode == 0, text + out.stderr.decode()
+    assert "Hello, Dynamo!" in text and "etag:" in text.lower() and "same bytes" in text
+    assert "hello" in text and "n1 " in text
+    # what a plain `curl --data-binary` stores: curl's default form content type
+    url = shared_cluster.url(1) + "/kv/curl-default"
+    subprocess.run(["curl", "-sf", "-X", "PUT", "--data-binary", "a=b&c", url], check=True,
+                   capture_output=True, timeout=30)
+    with Client(shared_cluster.url(2)) as c:
+        item = c.get("curl-default")
+    assert item.value == b"a=b&c" and item.content_type == "application/x-www-form-urlencoded"

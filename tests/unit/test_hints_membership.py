@@ -150,7 +150,9 @@ def test_a_leaving_member_keeps_no_new_hints():
 
     for state, refused in ((BASE, False), (LEAVING, True)):
         node = types.SimpleNamespace(id="n4", state=state, hlc=None,
-                                     hints=types.SimpleNamespace(store=store))
+                                     hints=types.SimpleNamespace(store=store),
+                                     store=types.SimpleNamespace(
+                                         hint_lookup=lambda *_a: None, get=lambda *_a: None))
         replica = Replica(node)
         if refused:
             with pytest.raises(HintRefused):

@@ -221,3 +221,159 @@ def test_a_settling_change_survives_a_snapshot():
     again = ClusterState.from_dict(s.to_dict())
     assert again.defaults() == (3, 3) and again.config_epoch == s.config_epoch
     assert again.to_dict() == s.to_dict()
+
+
+# ---- found by mutation testing (python -m dynamopy.benchlib.mutation) ---------------------
+
+def _joining():
+    return boot().apply({"op": "join", "id": "n4", "url": "u4", "peer": "p4"})
+
+
+def _with_n4():
+    s = _joining()
+    return s.apply({"op": "finish_join", "id": "n4", "change_epoch": s.change_epoch})
+
+
+REFUSALS = [
+    # (state, entry, status, code, detail fragment): the REST answer of each refusal
+    (boot, {"op": "grow"}, 400, "bad_request", "unknown operation 'grow'"),
+    (ClusterState, {"op": "join", "id": "n4", "url": "u", "peer": "p"}, 503, "not_ready",
+     "cluster is not bootstrapped"),
+    (boot, {"op": "bootstrap", "members": SEEDS}, 409, "conflict",
+     "cluster already bootstrapped"),
+    (ClusterState, bootstrap_entry(SEEDS + SEEDS[:1], Settings()), 400, "bad_request",
+     "bootstrap needs distinct member ids"),
+    (ClusterState, {"op": "bootstrap", "members": []}, 400, "bad_request",
+     "bootstrap needs distinct member ids"),
+    (ClusterState, bootstrap_entry(SEEDS, Settings(n=4)), 400, "bad_request",
+     "n=4 needs at least 4 seeds"),
+    (ClusterState, bootstrap_entry(SEEDS, Settings(n=0)), 400, "bad_request", "n=0 needs"),
+    (ClusterState, bootstrap_entry(SEEDS, Settings(r=4)), 400, "bad_request", "r=4 outside"),
+    (boot, {"op": "join", "id": "n2", "url": "http://h:8002", "peer": "o:1"}, 409, "conflict",
+     "n2 is already a member at http://h:8002 (h:9002)"),
+    (boot, {"op": "join", "id": "n2", "url": "http://o", "peer": "h:9002"}, 409, "conflict",
+     "n2 is already a member at http://h:8002 (h:9002)"),
+    (boot, {"op": "join", "id": "n2", "url": "http://h:8002", "peer": "h:9002"}, 409,
+     "conflict", "n2 is already a member (normal)"),
+    (_joining, {"op": "join", "id": "n5", "url": "u5", "peer": "p5"}, 409, "conflict",
+     "cannot join n5: a join of n4 is in progress; retry when it finishes"),
+    (boot, {"op": "finish_join", "id": "n9"}, 409, "conflict", "n9 is not joining"),
+    (_joining, {"op": "finish_join", "id": "n5"}, 409, "conflict", "n5 is not joining"),
+    (boot, {"op": "leave", "id": "n9"}, 404, "unknown_member", "no member 'n9'"),
+    (boot, {"op": "leave", "id": "n2"}, 409, "conflict", "cannot leave n2: it is a seed"),
+    (boot, {"op": "remove", "id": "n3"}, 409, "conflict", "cannot remove n3: it is a seed"),
+    (_joining, {"op": "leave", "id": "n4"}, 409, "conflict",
+     "cannot leave n4: a join of n4 is in progress"),
+    (boot, {"op": "finish_leave", "id": "n2"}, 409, "conflict", "n2 is not leaving"),
+    (boot, {"op": "set_config", "x": 1}, 400, "bad_request",
+     "cannot set ['x']: settable are"),
+    (boot, {"op": "set_config", "r": 4}, 400, "bad_request", "r=4 outside 1..n=3"),
+    (boot, {"op": "set_config", "w": 0}, 400, "bad_request", "w=0 outside 1..n=3"),
+    (boot, {"op": "set_config", "w": True}, 400, "bad_request", "w=True outside"),
+    (boot, {"op": "set_config", "r": 2.0}, 400, "bad_request", "r=2.0 outside"),
+    (boot, {"op": "set_config", "hint_window_s": -1}, 400, "bad_request",
+     "hint_window_s=-1 must be a number >= 0"),
+    (boot, {"op": "set_config", "hint_window_s": "1"}, 400, "bad_request",
+     "hint_window_s='1' must be a number >= 0"),
+    (boot, {"op": "set_config", "hint_window_s": False}, 400, "bad_request", "hint_window_s"),
+    (boot, {"op": "set_config", "hint_max_bytes": 1.5}, 400, "bad_request",
+     "hint_max_bytes=1.5 must be an integer >= 0"),
+    (boot, {"op": "set_config", "hint_max_bytes": -1}, 400, "bad_request",
+     "hint_max_bytes=-1 must be an integer >= 0"),
+]
+
+
+@pytest.mark.parametrize("make,entry,status,code,detail", REFUSALS)
+def test_each_refusal_answers_its_status_code_and_detail(make, entry, status, code, detail):
+    s = make()
+    with pytest.raises(InvalidEntry) as e:
+        validate(s, entry)
+    assert (e.value.status, e.value.code) == (status, code)
+    assert e.value.detail.startswith(detail) and str(e.value) == e.value.detail
+    after = s.apply(entry)  # applied anyway (it committed): a no-op that bumps the epoch
+    assert after.skipped == s.skipped + 1 and after.epoch == s.epoch + 1
+    assert {**after.to_dict(), "epoch": 0, "skipped": 0} == {**s.to_dict(), "epoch": 0, "skipped": 0}
+
+
+def test_set_config_accepts_its_boundaries():
+    s = boot().apply({"op": "set_config", "r": 1, "w": 3, "hint_window_s": 0,
+                      "hint_max_bytes": 0})
+    assert s.skipped == 0
+    assert (s.settings.r, s.settings.w, s.settings.hint_window_s, s.settings.hint_max_bytes) \
+        == (1, 3, 0, 0)
+    assert boot().apply({"op": "set_config", "hint_window_s": 2.5}).settings.hint_window_s == 2.5
+
+
+def test_finishes_clear_the_pending_ring():
+    s = _with_n4()
+    assert s.pending_ring is None and s.change is None and s.transfers() == []
+    s = s.apply({"op": "leave", "id": "n4"})
+    left = s.apply({"op": "finish_leave", "id": "n4", "change_epoch": s.change_epoch})
+    assert left.pending_ring is None and left.change is None and "n4" not in left.members
+
+
+def test_a_leave_becomes_a_removal_and_finishes_as_one():
+    s = _with_n4().apply({"op": "leave", "id": "n4"})
+    s = s.apply({"op": "remove", "id": "n4"})
+    assert s.change == ("remove", "n4") and s.members["n4"].state == "leaving"
+    assert s.pending_ring is not None and "n4" not in s.pending_ring.members
+    done = s.apply({"op": "finish_leave", "id": "n4", "change_epoch": s.change_epoch})
+    assert done.skipped == 0 and "n4" not in done.members and done.change is None
+    assert done.ring == s.pending_ring and done.pending_ring is None
+
+
+def test_removing_a_live_normal_member_drains_it_like_a_leave():
+    s = _with_n4().apply({"op": "remove", "id": "n4"})
+    assert s.change == ("remove", "n4") and s.change_epoch == s.epoch
+    assert s.members["n4"].state == "leaving" and "n4" not in s.pending_ring.members
+    assert s.apply({"op": "finish_leave", "id": "n4",
+                    "change_epoch": s.change_epoch}).skipped == 0
+
+
+def test_snapshot_roundtrip_keeps_every_field():
+    fresh = ClusterState()
+    again = ClusterState.from_dict(fresh.to_dict())
+    assert again == fresh and again.ring is None and fresh.to_dict()["ring"] is None
+    s = _joining().apply({"op": "grow", "rid": "r1"})  # one skipped entry, one request id
+    d = s.to_dict()
+    assert d["skipped"] == 1 and d["change"] == ["join", "n4"] and d["change_epoch"] == 2
+    assert d["recent_rids"] == ["r1"]
+    again = ClusterState.from_dict(d)
+    assert (again.skipped, again.change, again.change_epoch, again.recent_rids) == \
+        (1, ("join", "n4"), 2, ("r1",))
+    done = ClusterState.from_dict(_with_n4().to_dict())
+    assert done.change is None and done.to_dict()["change"] is None
+
+
+def test_a_snapshot_from_before_the_optional_fields_still_loads():
+    d = boot().to_dict()
+    for k in ("change_epoch", "skipped", "recent_rids"):
+        del d[k]
+    s = ClusterState.from_dict(d)
+    assert (s.change_epoch, s.skipped, s.recent_rids) == (0, 0, ())
+
+
+def test_bootstrap_takes_the_seeds_and_settings_of_its_entry():
+    s = ClusterState().apply(bootstrap_entry(SEEDS, Settings(n=1, r=1, w=1, hint_window_s=5.0,
+                                                             hint_max_bytes=7)))
+    assert s.skipped == 0 and s.settings == Settings(1, 1, 1, 5.0, 7)
+    assert [(m.id, m.url, m.peer, m.number, m.state) for m in s.members.values()] == \
+        [(d["id"], d["url"], d["peer"], i + 1, "normal") for i, d in enumerate(SEEDS)]
+    assert s.member("n2") is s.members["n2"] and s.member("n9") is None
+    assert s.next_number == 4
+
+
+def test_a_joiner_is_recorded_with_its_addresses():
+    m = _joining().members["n4"]
+    assert (m.id, m.url, m.peer, m.number, m.state) == ("n4", "u4", "p4", 4, "joining")
+
+
+def test_entries_without_a_request_id_leave_the_recent_ids_alone():
+    s = boot().apply({"op": "set_config", "r": 1, "rid": "a"})
+    assert s.apply({"op": "set_config", "r": 2}).recent_rids == ("a",)
+    assert s.apply({"op": "grow"}).recent_rids == ("a",)
+
+
+def test_leave_starts_a_change_at_its_own_epoch():
+    s = _with_n4().apply({"op": "leave", "id": "n4"})
+    assert s.change == ("leave", "n4") and s.change_epoch == s.epoch

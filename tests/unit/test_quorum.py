@@ -1,6 +1,6 @@
 from dynamopy.core.quorum import (Outcome, ReadRound, Target, WriteRound, pending_required,
                                   plan_targets)
-from dynamopy.core.records import Record
+from dynamopy.core.records import Record, is_newer, newest
 
 
 def T(*nodes):
@@ -90,3 +90,54 @@ def test_a_newer_reply_is_not_an_ack_and_is_remembered():
     assert rnd.newer("b", 99) is Outcome.PENDING
     assert rnd.newer("c", 120) is Outcome.FAILED     # W=2 is out of reach at this version
     assert rnd.newest_heard == 120 and rnd.acked == {"a"}
+
+
+# ---- found by mutation testing (python -m dynamopy.benchlib.mutation) ---------------------
+
+def test_plan_adds_each_pending_owner_once_and_never_a_home_replica_again():
+    targets = plan_targets(["a", "b", "c"], 3, lambda m: True, coordinator="a",
+                           extra=["a", "x", "x"])
+    assert targets == [Target("a"), Target("b"), Target("c"), Target("x")]
+
+
+def test_a_fallback_does_not_hide_a_pending_owner_it_also_is():
+    # d stands in for b (a hint) and also gains the key: it needs the write as itself too
+    targets = plan_targets(["a", "b", "c", "d"], 3, {"a", "c", "d"}.__contains__,
+                           coordinator="a", extra=["d"])
+    assert targets == [Target("a"), Target("d", hint_for="b"), Target("c"), Target("d")]
+
+
+def test_write_failures_count_distinct_counting_nodes_only():
+    rnd = WriteRound((Target("a"), Target("b"), Target("c"), Target("h", counts=False)), 2)
+    assert rnd.fail("h") is Outcome.PENDING        # an uncounted target's failure is no loss
+    assert rnd.fail("a") is Outcome.PENDING
+    assert rnd.fail("b") is Outcome.FAILED         # two distinct failures: 1 left < 2
+    ok = WriteRound(T("a", "b", "c"), 2)
+    ok.ack("a")
+    assert ok.fail("a") is Outcome.PENDING and ok.failed == set()  # acked stays acked
+
+
+def test_a_node_answering_twice_keeps_the_newer_record():
+    rnd = ReadRound((Target("a"), Target("a", hint_for="d"), Target("b")), 2)
+    new, old = Record(9, value=b"new"), Record(5, value=b"old")
+    rnd.reply("a", new)
+    assert rnd.reply("a", old) is Outcome.PENDING  # one node, one reply
+    assert rnd.replies["a"] == new
+    rnd.reply("a", None)
+    assert rnd.replies["a"] == new
+
+
+def test_a_late_reply_after_a_failure_counts_again():
+    rnd = ReadRound(T("a", "b", "c"), 2)
+    rnd.fail("a")
+    assert rnd.fail("b") is Outcome.FAILED
+    assert rnd.reply("a", Record(3)) is Outcome.PENDING  # a and c can still make R=2
+    assert rnd.failed == {"b"}
+    assert rnd.reply("c", Record(4)) is Outcome.SUCCEEDED
+
+
+def test_is_newer_only_for_a_record_with_a_larger_version():
+    assert not is_newer(None, Record(1)) and not is_newer(None, None)
+    assert is_newer(Record(1), None) and is_newer(Record(2), Record(1))
+    assert not is_newer(Record(1), Record(1)) and not is_newer(Record(1), Record(2))
+    assert newest([None, Record(3), None, Record(2)]) == Record(3) and newest([None]) is None

@@ -298,3 +298,107 @@ def test_ring_imports_only_mmh3_and_the_standard_library() -> None:
         if path.name != "bench.py":
             # No random module at all: placement must not depend on process state.
             assert "random" not in imported, path.name
+
+
+# ---------------------------------------- found by mutation testing (benchlib.mutation)
+
+def test_key_token_is_unsigned_seeded_mmh3_of_the_utf8_bytes():
+    from ring.hashing import check_token, key_bytes, key_token
+
+    assert key_bytes("é") == b"\xc3\xa9" and key_bytes(b"\xff") == b"\xff"
+    for seed in (0, 7):
+        for key in ("user:42", "ключ", b"\x80\x81"):
+            raw = key.encode() if isinstance(key, str) else key
+            assert key_token(key, seed) == mmh3.hash(raw, seed, signed=False)
+    assert key_token("user:42", 0) != key_token("user:42", 7)
+    with pytest.raises(TypeError, match="key must be str or bytes, not int"):
+        key_bytes(5)
+    for bad, kind in ((True, "bool"), ("1", "str"), (1.0, "float")):
+        with pytest.raises(TypeError, match=f"token must be an int, not {kind}"):
+            check_token(bad)
+    check_token(0)  # an int in range passes
+
+
+def test_preference_list_of_a_key_is_that_of_its_token_for_any_seed():
+    for seed in (0, 3):
+        r = Ring.build(names(5), partitions=256, seed=seed)
+        for i in range(300):
+            key = f"k{i}"
+            assert r.token(key) == mmh3.hash(key.encode(), seed, signed=False)
+            assert r.preference_list(key, 3) == r.preference_list_for_token(r.token(key), 3)
+
+
+def test_bad_arguments_name_what_was_wrong():
+    r = Ring.build(names(3), partitions=64)
+    with pytest.raises(ValueError, match="cannot find ranges of 'zz': not a member"):
+        r.ranges_of("zz", 2)
+    with pytest.raises(TypeError, match="moves needs another Ring, not int"):
+        r.moves(5, 2)
+    with pytest.raises(TypeError, match="from_dict needs a mapping, not list"):
+        Ring.from_dict([])
+    d = r.to_dict()
+    for bad, message in (({"owners": "abc"}, "'members' and 'owners' must be lists"),
+                         ({"members": "abc"}, "'members' and 'owners' must be lists"),
+                         ({"members": []}, "has an empty member list"),
+                         ({"members": ["a", "a", "b"]}, "has duplicate member ids"),
+                         ({"owners": [3] * 64}, "owners must be member indexes")):
+        with pytest.raises(ValueError) as e:
+            Ring.from_dict({**d, **bad})
+        assert str(e.value) == "ring dict " + message
+
+
+def test_a_ring_can_fill_every_partition():
+    r = Ring.build(names(3), partitions=4)
+    full = r.add("x")  # the fourth member takes the last free partition count
+    assert sorted(full.members) == ["n0", "n1", "n2", "x"]
+    with pytest.raises(ValueError, match="4 partitions are all taken"):
+        full.add("y")
+
+
+def test_where_a_joiner_lands_depends_on_its_name():
+    r = Ring.build(names(5), partitions=256)
+    spots = [[i for i, o in enumerate(r.add(j).to_dict()["owners"]) if o == 5] for j in ("x", "y")]
+    assert spots[0] != spots[1]  # seeded tie-breaks: joiners do not all pile on the same spots
+
+
+def test_equality_needs_the_same_seed_and_compares_any_two_grids():
+    r = Ring.build(names(3), partitions=64)
+    assert r != Ring.from_dict({**r.to_dict(), "seed": 5})
+    d = r.to_dict()
+    finer = Ring.from_dict({**d, "partitions": 128, "owners": [o for o in d["owners"] for _ in (0, 1)]})
+    assert finer == r and r == finer  # same placement on a finer grid, either side
+    moved = list(finer.to_dict()["owners"])
+    moved[0] = (moved[0] + 1) % 3  # half of partition 0 changes hands
+    assert Ring.from_dict({**finer.to_dict(), "owners": moved}) != r
+
+
+def test_repr_shows_at_most_eight_members():
+    assert "..." not in repr(Ring.build(names(8), partitions=64))
+    text = repr(Ring.build(names(9), partitions=64))
+    assert "'n7', ... (9 members)" in text and "'n8'" not in text
+
+
+def test_rank_is_unsigned_seeded_mmh3_of_the_joined_parts():
+    from ring.hashing import rank
+
+    assert rank(7, "deal", 3, "n1") == mmh3.hash("deal\x1f3\x1fn1".encode(), 7, signed=False)
+    assert rank(0, "x") != rank(1, "x")
+
+
+def test_settings_and_list_lengths_are_checked_with_named_errors():
+    from ring.hashing import MAX_PARTITIONS
+    from ring.ring import _check_settings
+
+    for kw, message in (({"partitions": True}, "partitions must be an int, not bool"),
+                        ({"seed": "1"}, "seed must be an int, not str"),
+                        ({"spread": 1.5}, "spread must be an int, not float")):
+        with pytest.raises(TypeError) as e:
+            Ring.build(names(3), **{"partitions": 64, **kw})
+        assert str(e.value) == message
+    _check_settings(MAX_PARTITIONS, 0, 3)  # the largest Q is allowed
+    with pytest.raises(ValueError, match="power of two between 1 and 2"):
+        _check_settings(MAX_PARTITIONS * 2, 0, 3)
+    for bad, kind in ((True, "bool"), ("2", "str")):
+        with pytest.raises(TypeError) as e:
+            Ring.build(names(3), partitions=64).preference_list("k", bad)
+        assert str(e.value) == f"n must be an int, not {kind}"

@@ -146,3 +146,19 @@ def test_resume_wait_and_extension_arithmetic():
     assert extended_mark(5_000, 100, 1_000, LEAD) == 5_000  # never lower
     assert extended_mark(0, 9_000, 1_000, LEAD) == 9_000    # covers what is needed
     assert extended_mark(0, 100, 1_000, LEAD) == 2_000      # wall + lead, not mark + lead
+
+
+# ---- found by mutation testing (python -m dynamopy.benchlib.mutation) ---------------------
+
+def test_member_numbers_span_one_to_the_maximum():
+    assert decompose(HybridClock(MAX_MEMBER_NUMBER).next(5))[2] == MAX_MEMBER_NUMBER
+    for bad in (0, MAX_MEMBER_NUMBER + 1):
+        with pytest.raises(ValueError):
+            HybridClock(bad)
+
+
+def test_a_borrowed_millisecond_starts_its_counter_at_zero():
+    c = HybridClock(1)
+    versions = [c.next(100) for _ in range(4097)]  # counters 0..4095, then a borrow
+    assert decompose(versions[-2]) == (100, 4095, 1)
+    assert decompose(versions[-1]) == (101, 0, 1)

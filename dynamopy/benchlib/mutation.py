@@ -1,0 +1,205 @@
+"""Mutation testing of the pure core (and any other modules) with mutmut; prints the score.
+
+    pip install -e '.[mutation]'
+    python -m dynamopy.benchlib.mutation                       # ring/ and dynamopy/core/
+    python -m dynamopy.benchlib.mutation --paths ring/moves.py dynamopy/core/quorum.py
+    python -m dynamopy.benchlib.mutation --paths dynamopy/node/transfer.py \\
+        --tests tests/unit/test_transfer.py
+
+Not part of CI (a full run takes tens of minutes on 2 cores). Rules:
+
+* The repository is copied to a scratch directory (``--workdir``, default a fresh temporary
+  one) and mutmut runs there, so the worktree never holds ``mutants/`` or a mutmut config.
+* mutmut runs each mutant against only the tests that executed the mutated function (it
+  records that once, from a clean run of ``--tests``), forked from one warm process, niced.
+* The test that checks ``ring`` imports only mmh3 and the standard library is deselected:
+  mutmut's trampolines import mutmut into every mutated module, which it rightly refuses.
+* The score is killed / (killed + survived + timeouts + suspicious); mutants that no test
+  executes count as survived ("no tests"). Survivors are printed with their diffs: each one
+  is either a missing test or an equivalent mutant to be listed with a reason.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+DEFAULT_PATHS = ["ring/", "dynamopy/core/"]
+DEFAULT_TESTS = ["tests/unit"]
+DESELECT = ["tests/unit/test_ring.py::test_ring_imports_only_mmh3_and_the_standard_library"]
+# Survivors judged equivalent (no test can tell them apart from the original), with the
+# reason. mutmut numbers mutants per function, so an entry goes stale when that function
+# changes: re-judge the survivors then.
+_UNREACHABLE_STATE = ("unreachable: a member is joining or leaving only while its own change "
+                      "is in progress, and _require_no_change refuses first")
+_UNREACHABLE_FEW = ("unreachable: the seeds (at least n at bootstrap) never leave, so a "
+                    "non-seed leaver always leaves at least n members")
+EQUIVALENT = {
+    "dynamopy.core.records.x_newest__mutmut_6":
+        "ties: versions are unique per write, so equal versions are the same record",
+    "dynamopy.core.versions.xǁHybridClockǁobserve__mutmut_1":
+        "observe(0): (0, 0) never exceeds a clock's state; adopting it changes nothing",
+    "dynamopy.core.versions.xǁHybridClockǁobserve__mutmut_2":
+        "observe(1): (ms, counter) = (0, 0), as for observe(0)",
+    "dynamopy.core.versions.xǁHybridClockǁobserve__mutmut_5":
+        "adopting an equal (ms, counter) leaves the state as it was",
+    "dynamopy.core.membership.x__bootstrap__mutmut_66":
+        "Member's state defaults to normal",
+    "ring.hashing.x_key_bytes__mutmut_3": "'UTF-8' and 'utf-8' name the same codec",
+    "ring.hashing.x_key_token__mutmut_3": "signed=None is falsy: the same unsigned hash",
+    "ring.ring.xǁRingǁtoken__mutmut_3": "signed=None is falsy: the same unsigned hash",
+    "ring.ring.xǁRingǁpreference_list__mutmut_10": "signed=None is falsy: the same hash",
+    "ring.ring.xǁRingǁpreference_list__mutmut_13": "signed defaults to False",
+    "ring.ring.xǁRingǁpreference_list__mutmut_15":
+        "signed: (t - 2**32) >> shift is p - Q, and table[p - Q] is table[p] (Q entries)",
+    "ring.ring.xǁRingǁpreference_list__mutmut_1": "a cache miss recomputes the same table",
+    "ring.ring.xǁRingǁpreference_list__mutmut_2": "a cache miss recomputes the same table",
+    "ring.ring.xǁRingǁ_table__mutmut_1": "a cache miss recomputes the same table",
+    "ring.ring.xǁRingǁ_walk_from__mutmut_3":
+        "without the early exit the walk meets no new member after the last one",
+    "ring.ring.xǁRingǁ__eq____mutmut_13": "equal partition counts returned earlier",
+    "ring.ring.xǁRingǁ__hash____mutmut_1": "a constant hash is consistent with __eq__",
+    "ring.ring.xǁRingǁ_table__mutmut_2": "a cache miss recomputes the same table",
+    "ring.hashing.x_rank__mutmut_7": "signed=None is falsy: the same unsigned hash",
+    "ring.hashing.x_rank__mutmut_10": "signed defaults to False",
+    "ring.hashing.x_rank__mutmut_13": "'UTF-8' and 'utf-8' name the same codec",
+    "ring.ring.x__check_settings__mutmut_11":
+        "the assert restates types the loop above already enforced (it only informs mypy)",
+    "ring.ring.x__check_settings__mutmut_12":
+        "the assert restates types the loop above already enforced (it only informs mypy)",
+    **{f"dynamopy.core.membership.x__leave__mutmut_{i}": _UNREACHABLE_STATE
+       for i in range(28, 37)},
+    **{f"dynamopy.core.membership.x__leave__mutmut_{i}": _UNREACHABLE_FEW
+       for i in (37, *range(40, 51))},
+}
+COPY = ["ring", "dynamopy", "tests", "pyproject.toml", "README.md", ".ci"]
+ALSO_COPY = ["README.md", ".ci/"]  # read by tests/unit/test_docs.py
+
+
+def _only_mutate(paths: list[str]) -> list[str]:
+    """mutmut's ``only_mutate`` globs for files and directories given on the command line."""
+    out = []
+    for p in paths:
+        p = p.rstrip("/")
+        out.append(p if p.endswith(".py") else p + "/*")
+    return out
+
+
+def write_config(workdir: str, paths: list[str], tests: list[str]) -> None:
+    lines = ["[mutmut]", "source_paths=", "    ring/", "    dynamopy/",
+             "only_mutate=", *(f"    {p}" for p in _only_mutate(paths)),
+             "also_copy=", *(f"    {p}" for p in ALSO_COPY),
+             "pytest_add_cli_args_test_selection=", *(f"    {t}" for t in tests),
+             "pytest_add_cli_args=", "    -p", "    no:cacheprovider", "    -q"]
+    for d in DESELECT:
+        lines += ["    --deselect", f"    {d}"]
+    with open(os.path.join(workdir, "setup.cfg"), "w") as f:
+        f.write("\n".join(lines) + "\n")
+
+
+def copy_tree(workdir: str) -> None:
+    ignore = shutil.ignore_patterns("__pycache__", "*.pyc", ".hypothesis", ".pytest_cache")
+    for name in COPY:
+        src = os.path.join(ROOT, name)
+        if not os.path.exists(src):
+            continue
+        dst = os.path.join(workdir, name)
+        if os.path.isdir(src):
+            shutil.copytree(src, dst, ignore=ignore, dirs_exist_ok=True)
+        else:
+            shutil.copy2(src, dst)
+
+
+def mutmut(workdir: str, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+    cmd = ["nice", "-n", "10", sys.executable, "-m", "mutmut", *args]
+    return subprocess.run(cmd, cwd=workdir, check=check, text=True,
+                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+
+
+def survivors(workdir: str) -> list[tuple[str, str]]:
+    """(mutant name, status) of every mutant that was not killed."""
+    out = mutmut(workdir, "results").stdout
+    rows = []
+    for line in out.splitlines():
+        name, sep, status = line.strip().rpartition(": ")
+        if sep and name:
+            rows.append((name, status))
+    return rows
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m dynamopy.benchlib.mutation",
+                                 description=__doc__.splitlines()[0])
+    ap.add_argument("--paths", nargs="+", default=DEFAULT_PATHS,
+                    help=f"files or directories to mutate (default: {' '.join(DEFAULT_PATHS)})")
+    ap.add_argument("--tests", nargs="+", default=DEFAULT_TESTS,
+                    help=f"test files or directories to run (default: {' '.join(DEFAULT_TESTS)})")
+    ap.add_argument("--max-children", type=int, default=1,
+                    help="mutants tested at once (default: 1; the machine is shared)")
+    ap.add_argument("--workdir", default=None,
+                    help="scratch directory (default: a new temporary directory); reusing "
+                         "one lets mutmut skip mutants whose code and tests did not change")
+    ap.add_argument("--rerun-survivors", action="store_true",
+                    help="with --workdir of an earlier run: test only the mutants that survived "
+                         "it, against the current tests (new tests are picked up)")
+    ap.add_argument("--no-diffs", action="store_true", help="list survivors without diffs")
+    args = ap.parse_args(argv)
+    try:
+        import mutmut as _  # noqa: F401
+    except ImportError:
+        print("mutmut is not installed: pip install -e '.[mutation]'", file=sys.stderr)
+        return 2
+    workdir = os.path.abspath(args.workdir or tempfile.mkdtemp(prefix="dynamopy-mutation-"))
+    names: list[str] = []
+    if args.rerun_survivors:
+        if not os.path.isdir(os.path.join(workdir, "mutants")):
+            print("--rerun-survivors needs the --workdir of an earlier run", file=sys.stderr)
+            return 2
+        names = [name for name, _status in survivors(workdir)]
+    os.makedirs(workdir, exist_ok=True)
+    copy_tree(workdir)
+    write_config(workdir, args.paths, args.tests)
+    print(f"mutating {' '.join(args.paths)} against {' '.join(args.tests)} in {workdir}"
+          + (f" ({len(names)} earlier survivors only)" if args.rerun_survivors else ""),
+          flush=True)
+    if args.rerun_survivors and not names:
+        print("no survivors to re-test")
+    run = mutmut(workdir, "run", "--max-children", str(args.max_children), *names,
+                 check=False) if names or not args.rerun_survivors else None
+    if run is not None and run.returncode != 0:
+        print(run.stdout[-4000:], file=sys.stderr)
+        print(f"mutmut run failed with {run.returncode}", file=sys.stderr)
+        return 1
+    mutmut(workdir, "export-cicd-stats")
+    with open(os.path.join(workdir, "mutants", "mutmut-cicd-stats.json")) as f:
+        stats = json.load(f)
+    alive = survivors(workdir)
+    judged = stats["killed"] + stats["survived"] + stats["timeout"] + stats["suspicious"] \
+        + stats["no_tests"]
+    score = stats["killed"] / judged if judged else 1.0
+    print(f"mutants: {stats['total']}  killed: {stats['killed']}  survived: {stats['survived']}"
+          f"  no tests: {stats['no_tests']}  timeout: {stats['timeout']}"
+          f"  suspicious: {stats['suspicious']}  skipped: {stats['skipped']}")
+    print(f"score: {score:.1%} ({stats['killed']}/{judged})")
+    equivalent = [name for name, _ in alive if name in EQUIVALENT]
+    if equivalent and judged > len(equivalent):
+        print(f"score without the {len(equivalent)} survivors judged equivalent: "
+              f"{stats['killed'] / (judged - len(equivalent)):.1%}")
+    for name, status in alive:
+        if name in EQUIVALENT:
+            print(f"\n--- {status} (equivalent: {EQUIVALENT[name]}): {name}")
+            continue
+        print(f"\n--- {status}: {name}")
+        if not args.no_diffs:
+            print(mutmut(workdir, "show", name, check=False).stdout.rstrip())
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

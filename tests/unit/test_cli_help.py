@@ -1,0 +1,38 @@
+"""Every flag of every `dynamopy` sub-command says what it does and what its default is."""
+
+import argparse
+
+from dynamopy.cli import _parser
+from dynamopy.sim.__main__ import _parser as sim_parser
+
+
+def _parsers(parser, path=("dynamopy",)):
+    yield path, parser
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, sub in action.choices.items():
+                yield from _parsers(sub, path + (name,))
+
+
+def test_every_flag_has_help_with_its_default():
+    checked = 0
+    for path, parser in [*_parsers(_parser()), (("dynamopy", "sim"), sim_parser())]:
+        formatter = parser._get_formatter()
+        for action in parser._actions:
+            if not action.option_strings or action.help == argparse.SUPPRESS or \
+                    isinstance(action, (argparse._HelpAction, argparse._VersionAction)):
+                continue
+            name = " ".join(path) + " " + action.option_strings[-1]
+            assert action.help, f"{name} has no help"
+            shown = formatter._expand_help(action)
+            if action.nargs != 0:  # a flag taking a value names its default
+                assert "default" in shown, f"{name}: no default in {shown!r}"
+            checked += 1
+    assert checked > 50  # serve's settings, cluster up, client commands, members, sim
+
+
+def test_members_without_a_sub_command_lists():
+    args = _parser().parse_args(["members", "--url", "http://x"])
+    assert args.members_command is None and args.url == "http://x"
+    late = _parser().parse_args(["members", "leave", "n2", "--url", "http://y"])
+    assert late.members_command == "leave" and late.url == "http://y"
