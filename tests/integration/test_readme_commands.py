@@ -30,7 +30,9 @@ def python_modules() -> list[str]:
 def dynamopy_commands() -> dict[str, set[str]]:
     """{command: the words that followed it} for every `dynamopy ...` in the README."""
     found: dict[str, set[str]] = {}
-    for words in re.findall(r"(?:^|[\s/])dynamopy((?: [a-z][a-z-]*)+)", readme_code(), re.M):
+    # not `kubectl -n dynamopy create ...` (there dynamopy is the namespace)
+    for words in re.findall(r"(?:^|(?<!-n)[\s/])dynamopy((?: [a-z][a-z-]*)+)", readme_code(),
+                            re.M):
         first, *rest = words.split()
         found.setdefault(first, set()).update(rest[:1])
     return found
