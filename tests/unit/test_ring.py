@@ -402,3 +402,14 @@ def test_settings_and_list_lengths_are_checked_with_named_errors():
         with pytest.raises(TypeError) as e:
             Ring.build(names(3), partitions=64).preference_list("k", bad)
         assert str(e.value) == f"n must be an int, not {kind}"
+
+
+def test_member_id_errors_are_exact():
+    for bad, exc, message in ((5, TypeError, "member id must be a str, not int"),
+                              ("", ValueError, "member id must be a non-empty string")):
+        with pytest.raises(exc) as e:
+            Ring.build(["a", bad], partitions=64)
+        assert str(e.value) == message
+    with pytest.raises(ValueError) as e:
+        Ring.build([], partitions=64)
+    assert str(e.value) == "a ring needs at least one member; the member list is empty"
