@@ -381,7 +381,10 @@ def test_repr_shows_at_most_eight_members():
 def test_rank_is_unsigned_seeded_mmh3_of_the_joined_parts():
     from ring.hashing import rank
 
-    assert rank(7, "deal", 3, "n1") == mmh3.hash("deal\x1f3\x1fn1".encode(), 7, signed=False)
+    values = [rank(7, "deal", i, "n1") for i in range(20)]
+    assert values == [mmh3.hash(f"deal\x1f{i}\x1fn1".encode(), 7, signed=False)
+                      for i in range(20)]
+    assert any(v >= 2 ** 31 for v in values)  # the unsigned range is exercised
     assert rank(0, "x") != rank(1, "x")
 
 
