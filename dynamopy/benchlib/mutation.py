@@ -55,7 +55,8 @@ EQUIVALENT = {
     "ring.hashing.x_key_token__mutmut_3": "signed=None is falsy: the same unsigned hash",
     "ring.ring.xǁRingǁtoken__mutmut_3": "signed=None is falsy: the same unsigned hash",
     "ring.ring.xǁRingǁpreference_list__mutmut_10": "signed=None is falsy: the same hash",
-    "ring.ring.xǁRingǁpreference_list__mutmut_13": "signed defaults to False",
+    "ring.ring.xǁRingǁpreference_list__mutmut_13":
+        "mmh3 is signed by default: (t - 2**32) >> shift is p - Q, and table[p - Q] is table[p]",
     "ring.ring.xǁRingǁpreference_list__mutmut_15":
         "signed: (t - 2**32) >> shift is p - Q, and table[p - Q] is table[p] (Q entries)",
     "ring.ring.xǁRingǁpreference_list__mutmut_1": "a cache miss recomputes the same table",
@@ -67,7 +68,6 @@ EQUIVALENT = {
     "ring.ring.xǁRingǁ__hash____mutmut_1": "a constant hash is consistent with __eq__",
     "ring.ring.xǁRingǁ_table__mutmut_2": "a cache miss recomputes the same table",
     "ring.hashing.x_rank__mutmut_7": "signed=None is falsy: the same unsigned hash",
-    "ring.hashing.x_rank__mutmut_10": "signed defaults to False",
     "ring.hashing.x_rank__mutmut_13": "'UTF-8' and 'utf-8' name the same codec",
     "ring.ring.x__check_settings__mutmut_11":
         "the assert restates types the loop above already enforced (it only informs mypy)",

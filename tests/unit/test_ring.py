@@ -381,7 +381,10 @@ def test_repr_shows_at_most_eight_members():
 def test_rank_is_unsigned_seeded_mmh3_of_the_joined_parts():
     from ring.hashing import rank
 
-    assert rank(7, "deal", 3, "n1") == mmh3.hash("deal\x1f3\x1fn1".encode(), 7, signed=False)
+    values = [rank(7, "deal", i, "n1") for i in range(20)]
+    assert values == [mmh3.hash(f"deal\x1f{i}\x1fn1".encode(), 7, signed=False)
+                      for i in range(20)]
+    assert any(v >= 2 ** 31 for v in values)  # the unsigned range is exercised
     assert rank(0, "x") != rank(1, "x")
 
 
@@ -402,3 +405,14 @@ def test_settings_and_list_lengths_are_checked_with_named_errors():
         with pytest.raises(TypeError) as e:
             Ring.build(names(3), partitions=64).preference_list("k", bad)
         assert str(e.value) == f"n must be an int, not {kind}"
+
+
+def test_member_id_errors_are_exact():
+    for bad, exc, message in ((5, TypeError, "member id must be a str, not int"),
+                              ("", ValueError, "member id must be a non-empty string")):
+        with pytest.raises(exc) as e:
+            Ring.build(["a", bad], partitions=64)
+        assert str(e.value) == message
+    with pytest.raises(ValueError) as e:
+        Ring.build([], partitions=64)
+    assert str(e.value) == "a ring needs at least one member; the member list is empty"
