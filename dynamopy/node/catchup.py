@@ -43,11 +43,20 @@ class CatchUp:
         self._reported: set[str] = set()    # peers that reported their epoch since start
         self._round_done = False            # the start-up round (rule 1), latched
 
-    def note(self, epoch: int, peer_id: str) -> None:
-        """``peer_id`` reported ``epoch`` (it holds at least that much of the log)."""
+    def note(self, epoch: int, peer_id: str) -> bool:
+        """``peer_id`` reported ``epoch`` (it holds at least that much of the log); True if
+        the report is taken. Only a member of this node's current state is heard, and only
+        with an epoch that is a non-negative integer: a malformed claim from any
+        authenticated connection (found by the peer-port fuzz test: a ``get`` naming epoch
+        207 from a client id that is no member) would otherwise raise the target for good
+        and keep this node unready forever."""
+        if (type(epoch) is not int or epoch < 0
+                or self.node.state.member(peer_id) is None):
+            return False
         self._reported.add(peer_id)
         if epoch > self.peer_epoch:
             self.peer_epoch = epoch
+        return True
 
     def target_epoch(self) -> int:
         """The epoch this node must have applied to be caught up."""

@@ -196,7 +196,8 @@ class Node:
         """Requests carry the sender's epoch. A newer one means this node lags: it is not
         caught up until it applied it, and the learner asks for the missing slots (the Paxos
         node also does on its own when it sees a gap)."""
-        self.catchup.note(epoch, peer_id)
+        if not self.catchup.note(epoch, peer_id):
+            return
         if epoch > self.state.epoch and self.metalog.paxos is not None:
             self.metalog.poke()
 

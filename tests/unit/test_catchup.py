@@ -198,3 +198,18 @@ def test_a_replica_behind_the_coordinators_epoch_refuses_a_get_and_waits_on_a_pu
     node.clock.sleep = catch_up_meanwhile
     assert asyncio.run(node.replica.rpc_put(
         [5, token, b"k", Record(8).to_wire(), None], "n2")) == 8
+
+
+def test_a_malformed_or_non_member_epoch_claim_is_not_heard():
+    """Found by the peer-port fuzz test: an authenticated connection whose client id is no
+    member sent a ``get`` naming epoch 207; the node took it as its peers' epoch and stayed
+    unready for good (and a string epoch raised TypeError)."""
+    node = stand_in(state_at(2, OLD))
+    c = node.catchup
+    for m in ("n2", "n3", "n4", "n5"):
+        assert c.note(2, m)
+    assert c.caught_up
+    assert not c.note(207, "fuzz")            # not a member of this node's state
+    assert not c.note("207", "n2") and not c.note(True, "n2") and not c.note(-1, "n2")
+    assert not c.note(3.0, "n2")
+    assert c.caught_up and c.peer_epoch == 2
