@@ -16,7 +16,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from typing import TYPE_CHECKING, Optional
 
@@ -69,7 +68,7 @@ async def ensure_member(node: "Node") -> None:
         while node.state.member(node.id) is not None and not node.catchup.caught_up:
             if node.stopping:
                 return
-            await asyncio.sleep(RETRY_S)
+            await node.clock.sleep(RETRY_S)
         if node.state.member(node.id) is not None:
             return
         log.warning("%s was removed from the cluster while it was down: joining again", node.id)
@@ -104,7 +103,7 @@ async def ensure_member(node: "Node") -> None:
                              node.state.epoch)
                 except MembershipError as e:
                     log.info("bootstrap proposal: %s", e.detail)
-            await asyncio.sleep(RETRY_S)
+            await node.clock.sleep(RETRY_S)
 
 
 async def _identities(node: "Node", http: httpx.AsyncClient,
@@ -123,7 +122,7 @@ async def _identities(node: "Node", http: httpx.AsyncClient,
                 break
         else:
             return out
-        await asyncio.sleep(RETRY_S)
+        await node.clock.sleep(RETRY_S)
     return None
 
 
@@ -157,4 +156,4 @@ async def _join(node: "Node", http: httpx.AsyncClient, urls: list[str]) -> None:
                 return
         except (httpx.HTTPError, ValueError, KeyError) as e:
             log.info("joining through %s failed (%s); retrying", url, e)
-        await asyncio.sleep(max(RETRY_S, min(3.0, 0.2 * attempt)))
+        await node.clock.sleep(max(RETRY_S, min(3.0, 0.2 * attempt)))
