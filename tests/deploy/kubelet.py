@@ -44,6 +44,7 @@ from typing import Optional
 
 import httpx
 
+from dynamopy.benchlib.cluster import stop_processes
 from tests.deploy.tools import one
 
 SHIM = Path(__file__).resolve().parent / "hosts_shim"
@@ -198,18 +199,7 @@ class EmulatedStatefulSet:
         return p.returncode
 
     def stop(self) -> None:
-        for p in self.procs.values():
-            if p.poll() is None:
-                try:
-                    os.kill(p.pid, signal.SIGTERM)
-                except ProcessLookupError:
-                    pass
-        for p in self.procs.values():
-            try:
-                p.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                os.kill(p.pid, signal.SIGKILL)
-                p.wait(timeout=10)
+        stop_processes(list(self.procs.values()), timeout_s=15)
         for f in self.logs.values():
             f.close()
 
