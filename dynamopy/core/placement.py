@@ -54,6 +54,8 @@ class Replicas(NamedTuple):
     @property
     def gaining(self) -> tuple[str, ...]:
         """Members that replicate the token after the change and not now (pending order)."""
+        if not self.pending:
+            return ()
         return tuple(m for m in self.pending if m not in self.current)
 
 
