@@ -179,10 +179,10 @@ def test_ack_before_sync():
     h = run.h
     op = h.invoke(PUT, "k3", coordinator="n2", quorum=2, strict=False, t_ms=2000, value=b"c3")
     h.stamped("n2", op, "k3", 800, t_ms=2000)
-    h.acked("n3", op, "k3", 800, t_ms=2001)       # acked...
+    h.synced("n2", [("k3", 800)], t_ms=2001)
+    h.acked("n2", op, "k3", 800, t_ms=2001)
+    h.acked("n3", op, "k3", 800, t_ms=2001)       # acked (another node's sync is no excuse)...
     h.synced("n3", [("k3", 800)], t_ms=2002)      # ...then synced
-    h.synced("n2", [("k3", 800)], t_ms=2002)
-    h.acked("n2", op, "k3", 800, t_ms=2002)
     h.complete(op, OK, t_ms=2003, version=800)
     run.final_reads["k3"] = Record(800, value=b"c3")
     for n in ("n1", "n2", "n3"):
@@ -242,6 +242,10 @@ def test_phantom_read():
     run = good_run()
     _read(run.h, "k2", Record(100, value=b"a1"), r=1, t=2000)  # k1's version under k2
     assert check_reads_valid(run.h.events)[0].endswith("the version of #0 on 'k1'")
+    run = good_run()  # a read returning a write that was invoked only after it answered
+    _read(run.h, "k3", Record(800, value=b"c3"), r=1, t=2000)
+    _write(run.h, PUT, "k3", 800, via="n1", acks=["n1", "n2"], value=b"c3", t=2010, outcome=UNKNOWN)
+    assert check_reads_valid(run.h.events) == ["phantom: read #12 of 'k3' returned v800 before #13 was invoked"]
 
 
 def test_stuck_cluster():
