@@ -25,8 +25,8 @@ Rules that keep a run meaningful (:func:`rule_violations` checks them on any sch
    clock jumped at a time; a node's disk is slowed by one window at a time.
 4. Faults hit members: a node is targeted only for windows it is a member throughout
    (joined before, not left or removed before the end). Membership changes are
-   ``settle_ms`` apart, a join takes a spare node, and a leave or removal keeps at least
-   ``min_members`` members (never fewer than N).
+   ``settle_ms`` apart, a join takes a spare node, a leave or removal takes a member that is
+   not ``fixed`` and keeps at least ``min_members`` members (never fewer than N).
 """
 
 from __future__ import annotations
@@ -157,10 +157,13 @@ class NemesisEvent:
 class NemesisParams:
     """What a schedule may contain. ``nodes``: the initial members; ``spares``: nodes that
     may join. ``faults``: how many windows to try to place (some may not fit the rules);
-    ``changes``: how many membership changes to try."""
+    ``changes``: how many membership changes to try. ``fixed`` nodes are never chosen to
+    leave or be removed (today the bootstrap seeds: the metadata group is fixed at bootstrap
+    and ``core/membership.py`` refuses their leave)."""
 
     nodes: tuple[str, ...]
     spares: tuple[str, ...] = ()
+    fixed: tuple[str, ...] = ()   # members that never leave nor are removed (the metadata group's seeds)
     duration_ms: int = 10_000
     kinds: frozenset[FaultKind] = ALL_KINDS
     faults: int = 12
@@ -307,8 +310,8 @@ def rule_violations(schedule: Schedule) -> list[str]:
         before = _members_at(p, faults, f.start_ms - 1)
         if f.kind is FaultKind.JOIN and (f.node not in p.spares or f.node in before):
             out.append(f"join of {f.node}, not a spare outside the cluster")
-        if f.kind in (FaultKind.LEAVE, FaultKind.REMOVE) and f.node not in before:
-            out.append(f"{f.kind.value} of {f.node}, not a member")
+        if f.kind in (FaultKind.LEAVE, FaultKind.REMOVE) and (f.node not in before or f.node in p.fixed):
+            out.append(f"{f.kind.value} of {f.node}, not a member that may go")
     return out
 
 
@@ -338,7 +341,10 @@ def _plan_changes(rng: random.Random, p: NemesisParams) -> list[Fault]:
             spares.remove(node)
             members.append(node)
         else:
-            node = rng.choice(members)
+            movable = [m for m in members if m not in p.fixed]
+            if not movable:
+                continue
+            node = rng.choice(movable)
             members.remove(node)
         out.append(Fault(kind, t, node=node))
     return out

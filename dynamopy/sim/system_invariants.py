@@ -27,6 +27,8 @@ from __future__ import annotations
 
 from typing import Iterable, Mapping, Optional, Sequence
 
+from dynamopy.core.membership import ClusterState
+from dynamopy.core.placement import replicas
 from dynamopy.core.records import Record
 
 from .history import Acked, Event, Operation, OpKind, Stamped, Synced, operations
@@ -139,6 +141,21 @@ def check_convergence(replica_sets: Mapping[str, Sequence[str]], contents: Conte
             shown = ", ".join(f"{n} has {_show(held[n])}" for n in nodes)
             out.append(f"diverge: {key!r}: {shown}")
     return out
+
+
+def replica_sets(state: ClusterState, keys: Iterable[str]) -> dict[str, tuple[str, ...]]:
+    """Each key's current replicas in ``state`` (its preference list in ``state.ring``),
+    the ``replica_sets`` input of :func:`check_convergence`. Asked once no ring change is in
+    progress (:func:`check_settled`); a change still pending is not looked at."""
+    return {key: replicas(state, state.ring.token(key)).current for key in keys}
+
+
+def check_settled(state: ClusterState) -> list[str]:
+    """After healing, the ring change started during the run (if any) has finished."""
+    if state.change is None:
+        return []
+    op, member = state.change
+    return [f"liveness: the {op} of {member} is still in progress at epoch {state.epoch} after healing"]
 
 
 # -- (c) strict quorums are regular ------------------------------------------------------

@@ -14,7 +14,7 @@ from dynamopy.sim.nemesis import (
     rule_violations,
 )
 
-FIVE = NemesisParams(nodes=("n0", "n1", "n2", "n3", "n4"), spares=("n5", "n6"))
+FIVE = NemesisParams(nodes=("n0", "n1", "n2", "n3", "n4"), spares=("n5", "n6"), fixed=("n0", "n1", "n2"))
 PARAMS = {
     "five-n3w2": FIVE,
     "seven-n5w3": NemesisParams(nodes=tuple(f"n{i}" for i in range(7)), spares=("n7",), replication_n=5,
@@ -93,10 +93,11 @@ def test_membership_changes_keep_enough_members_and_spread_out():
         assert all(b.start_ms - a.start_ms >= 1500 for a, b in zip(changes, changes[1:]))
         joined = [f.node for f in changes if f.kind is FaultKind.JOIN]
         assert len(joined) == len(set(joined)) and set(joined) <= {"n5", "n6"}
+        assert not any(f.node in ("n0", "n1", "n2") for f in changes if f.kind is not FaultKind.JOIN)
 
 
 def test_rule_checker_catches_broken_schedules():
-    p = FIVE
+    p = replace(FIVE, fixed=())
 
     def bad(*faults: Fault) -> list[str]:
         return rule_violations(Schedule(p, tuple(faults)))
@@ -120,6 +121,8 @@ def test_rule_checker_catches_broken_schedules():
                Fault(FaultKind.LEAVE, 7000, node="n3")) == ["2 members at 7000ms, fewer than 3"]
     assert bad(Fault(FaultKind.JOIN, 1000, node="n5"), Fault(FaultKind.JOIN, 2000, node="n5")) == [
         "changes at 1000ms and 2000ms are closer than 2000ms", "join of n5, not a spare outside the cluster"]
+    assert rule_violations(Schedule(FIVE, (Fault(FaultKind.LEAVE, 1000, node="n0"),))) == [
+        "leave of n0, not a member that may go"]
     assert bad(Fault(FaultKind.JOIN, 9000, node="n5")) == [
         "change join n5 at 9000ms does not settle before healing"]
     assert bad(Fault(FaultKind.PARTITION, 0, 10, group=("n9",)))[0].startswith("partition group ('n9',) is not")

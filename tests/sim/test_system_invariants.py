@@ -7,11 +7,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from dynamopy.core.membership import ClusterState, Settings, bootstrap_entry
 from dynamopy.core.records import Record
 from dynamopy.sim.history import History, OpKind, Outcome
 from dynamopy.sim.system_invariants import (
     check_ack_after_sync, check_convergence, check_liveness, check_no_lost_writes, check_reads_valid,
-    check_strict_regular, check_system_run, check_versions, check_write_quorum, outcomes, recovery_ms,
+    check_settled, check_strict_regular, check_system_run, check_versions, check_write_quorum, outcomes,
+    recovery_ms, replica_sets,
 )
 
 PUT, DELETE, GET = OpKind.PUT, OpKind.DELETE, OpKind.GET
@@ -306,3 +308,15 @@ def test_describe_is_a_readable_trace():
     only_k2 = run.h.describe(key="k2")
     assert "'k1'" not in only_k2 and "'k2'" in only_k2 and "-- heal all" in only_k2
     assert run.h.describe(limit=3).splitlines()[-1].startswith("... ")
+
+
+def test_replica_sets_follow_the_ring_and_a_change_must_settle():
+    seeds = [{"id": f"n{i}", "url": f"mem://n{i}", "peer": f"n{i}"} for i in range(5)]
+    state = ClusterState().apply(bootstrap_entry(seeds, Settings(n=3, r=2, w=2)))
+    sets = replica_sets(state, [f"k{i}" for i in range(20)])
+    assert all(sets[k] == tuple(state.ring.preference_list(k, 3)) for k in sets)
+    assert all(len(set(v)) == 3 for v in sets.values()) and len({v for v in sets.values()}) > 1
+    assert check_settled(state) == []
+    joining = state.apply({"op": "join", "id": "n5", "url": "mem://n5", "peer": "n5"})
+    assert check_settled(joining) == [f"liveness: the join of n5 is still in progress at epoch {joining.epoch} "
+                                      "after healing"]
