@@ -187,6 +187,28 @@ def check_strict_regular(events: Sequence[Event], n: int) -> list[str]:
     return out
 
 
+def check_write_order(events: Sequence[Event], n: int) -> list[str]:
+    """An acknowledged ``strict`` write is never hidden by an earlier one: if strict write A
+    was acknowledged before strict write B on the same key was invoked, and their quorums
+    intersect (W_A + W_B > N), B's version is larger than A's (a replica holding A answers
+    B with A's version and the coordinator re-stamps above it, whatever the clocks say).
+    Sloppy writes promise no such thing (their acks may come from fallbacks)."""
+    by_key: dict[str, list[Operation]] = {}
+    for o in operations(events):
+        if o.acknowledged_write and o.strict:
+            by_key.setdefault(o.key, []).append(o)
+    out = []
+    for key in sorted(by_key):
+        ws = by_key[key]
+        for b in ws:
+            for a in ws:
+                if a.precedes(b) and a.quorum + b.quorum > n and b.version <= a.version:
+                    out.append(f"hidden write: #{b.op} {b.kind.value} {key!r} W={b.quorum} acknowledged v{b.version} "
+                               f"at {b.end_ms}ms, below v{a.version} of #{a.op} W={a.quorum} acknowledged before it "
+                               f"started (N={n})")
+    return out
+
+
 # -- (d) versions never repeat, never go backwards on one node ---------------------------
 
 
@@ -305,6 +327,7 @@ def check_system_run(events: Sequence[Event], *, n: int, final_reads: Mapping[st
     v += check_write_quorum(events)
     v += check_reads_valid(events, final_reads)
     v += check_strict_regular(events, n)
+    v += check_write_order(events, n)
     v += check_no_lost_writes(events, final_reads)
     v += check_convergence(replica_sets, contents)
     v += check_liveness(events, healed_ms=healed_ms, bound_ms=bound_ms)

@@ -12,7 +12,8 @@ from dynamopy.core.records import Record
 from dynamopy.sim.history import History, OpKind, Outcome
 from dynamopy.sim.system_invariants import (
     check_ack_after_sync, check_convergence, check_liveness, check_no_lost_writes, check_reads_valid,
-    check_settled, check_strict_regular, check_system_run, check_versions, check_write_quorum, outcomes,
+    check_settled, check_strict_regular, check_system_run, check_versions, check_write_order,
+    check_write_quorum, outcomes,
     recovery_ms, replica_sets,
 )
 
@@ -154,6 +155,24 @@ def test_stale_reads_that_regularity_allows():
     _write(h, PUT, "k2", 900, via="n1", acks=["n1", "n2"], strict=False, value=b"b4", t=2030)
     _read(h, "k2", Record(800, value=b"b3"), strict=True, r=2, t=2040)  # sloppy write: no promise
     assert check_strict_regular(h.events, N) == []
+
+
+def test_hidden_strict_write():
+    """A strict W=2 put acknowledged after the strict delete v500 (W=3) with a smaller
+    version: every read would hide it behind the delete."""
+    run = good_run()
+    _write(run.h, PUT, "k1", 450, via="n4", acks=["n1", "n2"], strict=True, value=b"late", t=2000)
+    msg = _only(run, "hidden write: #12 put 'k1' W=2 acknowledged v450")
+    assert "below v500 of #7 W=3" in msg
+    assert check_write_order(run.h.events, N) == [msg]
+
+
+def test_write_order_promises_nothing_for_sloppy_or_non_intersecting_writes():
+    run = good_run()
+    _write(run.h, PUT, "k1", 450, via="n4", acks=["n1", "n2"], strict=False, value=b"late", t=2000)
+    _write(run.h, PUT, "k3", 650, via="n4", acks=["n1"], w=1, strict=True, value=b"w1", t=2010)
+    _write(run.h, PUT, "k3", 640, via="n5", acks=["n2"], w=1, strict=True, value=b"w2", t=2020)
+    assert check_write_order(run.h.events, N) == []
 
 
 def test_repeated_version_across_nodes():
