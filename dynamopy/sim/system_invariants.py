@@ -93,7 +93,8 @@ def check_no_lost_writes(events: Sequence[Event], final_reads: Mapping[str, Opti
 # -- reads return what some write wrote -------------------------------------------------
 
 
-def check_reads_valid(events: Sequence[Event], final_reads: Mapping[str, Optional[Record]] = {}) -> list[str]:
+def check_reads_valid(events: Sequence[Event],
+                      final_reads: Optional[Mapping[str, Optional[Record]]] = None) -> list[str]:
     """Every successful read (and every final read) returns nothing or a record that a
     write on that key, invoked before the read completed, wrote: no value out of thin air,
     no record of another key, no content under another write's version."""
@@ -116,7 +117,7 @@ def check_reads_valid(events: Sequence[Event], final_reads: Mapping[str, Optiona
     for o in ops:
         if o.ok and o.kind is OpKind.GET and o.version:
             check(f"read #{o.op}", o.key, Record(o.version, o.deleted, value=o.result or b""), o.end_index)
-    for key in sorted(final_reads):
+    for key in sorted(final_reads or {}):
         rec = final_reads[key]
         if rec is not None:
             check("the final read", key, rec, float("inf"))
@@ -212,7 +213,7 @@ def check_write_order(events: Sequence[Event], n: int) -> list[str]:
 # -- (d) versions never repeat, never go backwards on one node ---------------------------
 
 
-def check_versions(events: Sequence[Event], contents: Contents = {}) -> list[str]:
+def check_versions(events: Sequence[Event], contents: Optional[Contents] = None) -> list[str]:
     """Every stamp is a new version (across all writes, keys and nodes); each node's stamps
     increase in the order it made them (across restarts and clock jumps); and wherever a
     version is stored it is one key's one content."""
@@ -234,6 +235,7 @@ def check_versions(events: Sequence[Event], contents: Contents = {}) -> list[str
                        f"after v{last.version} (#{last.op}) at {last.t_ms}ms")
         last_by_node[ev.node] = ev
     stored: dict[int, tuple[str, str, Record]] = {}
+    contents = contents or {}
     for node in sorted(contents):
         for key in sorted(contents[node]):
             rec = contents[node][key]
