@@ -156,11 +156,11 @@ class ToyRegister:
 
     # -- clients ----------------------------------------------------------------------------
 
-    def _start(self, cop, then=None) -> int:
+    def _start(self, cop, then=None, client: int = 0) -> int:
         up = [i for i in self.ids if self.faults.running(i)]
         coord = cop.coordinator(up)
         op = self.h.invoke(cop.kind, cop.key, coordinator=coord, quorum=cop.quorum, strict=cop.strict,
-                           t_ms=self.clock.now_ms, value=cop.value)
+                           t_ms=self.clock.now_ms, value=cop.value, client=client)
         call = {"op": op, "coord": coord, "key": cop.key, "quorum": cop.quorum, "then": then,
                 "deleted": cop.kind is OpKind.DELETE, "value": cop.value, "replies": {}}
         self.calls[op] = call
@@ -172,17 +172,17 @@ class ToyRegister:
                 self._send(coord, r, ("get", op, cop.key))
         return op
 
-    def _client(self, ops, i: int) -> None:
+    def _client(self, c: int, ops, i: int) -> None:
         if i < len(ops) and self.clock.now_ms < HEAL_MS:
-            self._start(ops[i], lambda: self.clock.call_later(ops[i].think_ms, self._client, ops, i + 1))
+            self._start(ops[i], lambda: self.clock.call_later(ops[i].think_ms, self._client, c, ops, i + 1), c)
 
     # -- a run ------------------------------------------------------------------------------
 
     def run(self) -> list[str]:
         for e in self.schedule.events:
             self.clock.call_at(e.t_ms, self._nemesis, e)
-        for start, ops in zip(self.workload.starts_ms, self.workload.clients):
-            self.clock.call_at(start, self._client, ops, 0)
+        for c, (start, ops) in enumerate(zip(self.workload.starts_ms, self.workload.clients)):
+            self.clock.call_at(start, self._client, c, ops, 0)
         keys = self.workload.keys
         for k, cop in enumerate(probes(self.rng, keys, default_r=2, default_w=2)):
             self.clock.call_at(HEAL_MS + BOUND_MS + 100 * k, self._start, cop)
