@@ -70,7 +70,7 @@ class DefaultsChange:
         past it."""
         node = self.node
         while True:
-            await asyncio.sleep(POLL_S)
+            await self.node.clock.sleep(POLL_S)
             state = node.state
             if state.rw_in_effect is None or not node.metalog.is_leader:
                 continue

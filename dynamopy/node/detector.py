@@ -40,11 +40,12 @@ class FailureDetector:
             h = self.health[member_id] = PeerHealth()
         return h
 
-    def members_changed(self) -> None:
+    def on_state_change(self, old, new) -> None:
+        """Forget the health and clock samples of members that are gone."""
         for mid in list(self.health):
-            if self.node.state.member(mid) is None:
+            if new.member(mid) is None:
                 del self.health[mid]
-        self.offsets.forget(self.node.state.members)
+        self.offsets.forget(new.members)
 
     def is_up(self, member_id: str) -> bool:
         if member_id == self.node.id:

@@ -49,7 +49,7 @@ async def check_joiner(node: "Node", entry: dict) -> None:
         raise MembershipError(e.status, e.code, e.detail) from None
     mid, peer = entry["id"], entry["peer"]
     try:
-        server_id = await node.peer_client.identify(peer, node.config.request_timeout_s)
+        server_id = await node.transport.identify(peer, node.config.request_timeout_s)
     except AuthError as e:
         raise MembershipError(400, "bad_request",
                               f"the node at {peer} failed the cluster-secret handshake ({e}); "

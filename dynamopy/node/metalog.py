@@ -23,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import random
 from typing import TYPE_CHECKING, Any, Optional
 
 import msgpack
@@ -115,9 +116,10 @@ class MetaLog:
         return AcceptorState(promised, accepted, compacted)
 
     def _make_node(self, persisted, snapshot, entries) -> None:
-        seed = int.from_bytes(os.urandom(8), "big")
-        import random
-        self.paxos = MetaLogNode(self.node.id, self.acceptors, random.Random(seed),
+        # The Paxos node's own generator, seeded from the node's: its draws (election
+        # back-off) do not shift with how many request ids this node drew.
+        rng = random.Random(self.node.rng.getrandbits(64))
+        self.paxos = MetaLogNode(self.node.id, self.acceptors, rng,
                                  persisted=persisted, snapshot=snapshot, log=entries,
                                  election_ticks=ELECTION_TICKS, heartbeat_ticks=HEARTBEAT_TICKS)
         self._refresh_learners()
@@ -162,17 +164,17 @@ class MetaLog:
             os._exit(70)
 
     async def _run(self) -> None:
-        loop = asyncio.get_running_loop()
-        next_tick = loop.time()
+        clock = self.node.clock
+        next_tick = clock.monotonic()
         while True:
-            timeout = max(0.0, next_tick - loop.time())
+            timeout = max(0.0, next_tick - clock.monotonic())
             try:
                 await asyncio.wait_for(self._wake.wait(), timeout)
             except asyncio.TimeoutError:
                 pass
             self._wake.clear()
             if self.paxos is None:
-                next_tick = loop.time() + TICK_S
+                next_tick = clock.monotonic() + TICK_S
                 continue
             inbox, self._inbox = self._inbox, []
             for sender, msg in inbox:
@@ -180,9 +182,9 @@ class MetaLog:
                     self.paxos.propose(msg)
                 else:
                     self.paxos.step(sender, msg)
-            if loop.time() >= next_tick:
+            if clock.monotonic() >= next_tick:
                 self.paxos.tick()
-                next_tick = loop.time() + TICK_S
+                next_tick = clock.monotonic() + TICK_S
             while self.paxos.has_ready():
                 await self._handle_ready(self.paxos.ready())
 
@@ -252,6 +254,10 @@ class MetaLog:
         self._entries = [(e, x) for e, x in self._entries if e > epoch - 256]  # keep a window
         self._since_compact = 0
 
+    def on_state_change(self, old: ClusterState, new: ClusterState) -> None:
+        """Every member is a learner, and its address is known."""
+        self._refresh_learners()
+
     def _refresh_learners(self) -> None:
         state = self.node.state
         for m in state.members.values():
@@ -273,7 +279,7 @@ class MetaLog:
 
     async def _deliver(self, addr: str, payload: list) -> None:
         try:
-            await self.node.peer_client.call(addr, "paxos", payload, 1.0)
+            await self.node.transport.call(addr, "paxos", payload, 1.0)
         except (PeerError, asyncio.TimeoutError):
             pass  # message loss is part of the protocol
 
@@ -301,19 +307,19 @@ class MetaLog:
             raise MembershipError(e.status, e.code, e.detail) from None
         if self.paxos is None:
             raise MembershipError(503, "not_ready", "this node has not joined a cluster yet")
-        rid = rid or os.urandom(8).hex()
+        rid = rid or f"{self.node.rng.getrandbits(64):016x}"
         value = {**entry, "rid": rid}
         fut = asyncio.get_running_loop().create_future()
         self._waiting[rid] = fut
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout_s
+        clock = self.node.clock
+        deadline = clock.monotonic() + timeout_s
         try:
-            while loop.time() < deadline:
+            while clock.monotonic() < deadline:
                 self._inbox.append(("__propose__", value))
                 self._wake.set()
                 try:
                     epoch, applied = await asyncio.wait_for(
-                        asyncio.shield(fut), min(PROPOSE_RETRY_S, deadline - loop.time()))
+                        asyncio.shield(fut), min(PROPOSE_RETRY_S, deadline - clock.monotonic()))
                 except asyncio.TimeoutError:
                     continue
                 if not applied:

@@ -70,13 +70,16 @@ class TransferManager:
         self.progress = TransferProgress()
         self._pull_task: Optional[asyncio.Task] = None
         self._driver_task: Optional[asyncio.Task] = None
-        self.replaying = False
+        # Until ``resume`` (the end of start-up replay), a state change only notes the
+        # ranges it took away.
+        self.replaying = True
         self._replay_lost: list[tuple[int, int]] = []
 
     def resume(self) -> None:
         """After start-up replay: drop what the replayed entries took away (the process may
         have died before it did), clear the transfer state of changes that are over, and
         continue the transfer of a change in progress."""
+        self.replaying = False
         lost, self._replay_lost = self._replay_lost, []
         if lost:
             self.node.spawn(self._drop_lost_ranges(lost))
@@ -85,7 +88,7 @@ class TransferManager:
             self._start_change(self.node.state)
 
     # ---- reacting to the membership state ------------------------------------------
-    def state_changed(self, old: ClusterState, new: ClusterState) -> None:
+    def on_state_change(self, old: ClusterState, new: ClusterState) -> None:
         """Called after every applied entry and every installed snapshot. While the log is
         replayed at start-up it only notes the ranges lost (``resume`` acts on them)."""
         if self.node.stopping:
@@ -188,7 +191,7 @@ class TransferManager:
                     timeout_s=10.0)
             except (PeerError, asyncio.TimeoutError) as e:
                 log.info("transfer: pulling from %s failed (%r); retrying", source, e)
-                await asyncio.sleep(RETRY_S)
+                await self.node.clock.sleep(RETRY_S)
                 continue
             writes = [(tok, key, Record.from_wire(w)) for tok, key, w in items]
             size = sum(len(k) + len(r.value) for _t, k, r in writes)
@@ -205,7 +208,7 @@ class TransferManager:
                 return
             cursor = nxt
             if size:  # throttle (per source): leave room for live traffic
-                await asyncio.sleep(size / node.config.transfer_max_bytes_s)
+                await node.clock.sleep(size / node.config.transfer_max_bytes_s)
 
     async def rpc_pull(self, payload: list, peer_id: str) -> Any:
         """Serve one batch: records of ``ranges`` from the cursor on (tombstones too), and
@@ -284,7 +287,7 @@ class TransferManager:
                         log.info("%s of %s finished", op, mid)
                     except Exception as e:  # no majority, lost leadership: try again
                         log.info("proposing %s %s failed: %r", finish, mid, e)
-            await asyncio.sleep(RETRY_S)
+            await self.node.clock.sleep(RETRY_S)
 
     async def _gainer_done(self, gainer: str, change_epoch: int) -> bool:
         if gainer == self.node.id:

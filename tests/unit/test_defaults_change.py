@@ -4,6 +4,7 @@ the leader finishes a change of the R/W defaults only once every member is past 
 import asyncio
 import types
 
+from dynamopy.node.clock import SystemClock
 from dynamopy.core.membership import ClusterState, Settings, bootstrap_entry
 from dynamopy.node import defaults_change
 from dynamopy.node.defaults_change import DefaultsChange
@@ -31,7 +32,7 @@ def run_leader(monkeypatch, drained: dict) -> list:
     proposed = []
 
     async def main():
-        node = types.SimpleNamespace(id="n1", state=FLIPPED,
+        node = types.SimpleNamespace(id="n1", state=FLIPPED, clock=SystemClock(),
                                      metalog=types.SimpleNamespace(is_leader=True))
 
         async def call_peer(member, method, payload, timeout_s=None):

@@ -7,6 +7,7 @@ import types
 
 import pytest
 
+from dynamopy.node.clock import SystemClock
 from dynamopy.core.membership import ClusterState, Settings, bootstrap_entry
 from dynamopy.core.records import Record
 from dynamopy.node import transfer
@@ -130,6 +131,7 @@ def test_a_leaver_proposes_finish_leave_only_once_its_hints_are_handed_off(monke
 
         node.hints = types.SimpleNamespace(hand_off=hand_off)
         node.propose, node.call_peer = propose, call_peer
+        node.clock = SystemClock()
         tm = TransferManager.__new__(TransferManager)
         tm.node = node
         await asyncio.wait_for(tm._drive(leaving.change_epoch), 10)

@@ -85,13 +85,14 @@ def test_abandoning_a_join_clears_its_transfer_state(tmp_path):
                 id="n4", store=store, committer=committer, state=joining, stopping=False,
                 spawn=lambda coro: tasks.append(asyncio.ensure_future(coro)) or tasks[-1])
             tm = TransferManager(node)
+            tm.replaying = False  # running, past start-up replay
             tm.progress.change_epoch = joining.change_epoch
             await committer.submit(meta_put={tm._done_key(2): b"1",
                                              "xfer/000000000002/n1": b"\xc3"})
             assert tm.is_done(2)
             node.state = removed
             assert not tm.is_done(2)  # over: the marker says nothing any more
-            tm.state_changed(joining, removed)
+            tm.on_state_change(joining, removed)
             await asyncio.gather(*tasks)
             left = list(store.meta_scan("xfer/"))
             await committer.stop()
@@ -127,12 +128,10 @@ def test_ranges_lost_in_the_replayed_log_are_dropped_at_resume(tmp_path):
         node, tasks = await _node_with_store(tmp_path, s0, "n1")
         await node.committer.submit(writes=[(kept_tok, b"kept", Record(1)),
                                             (lost_tok, b"lost", Record(2))])
-        tm = TransferManager(node)
-        tm.replaying = True
+        tm = TransferManager(node)  # replaying until resume()
         for old, new in ((s0, s1), (s1, s2)):
             node.state = new
-            tm.state_changed(old, new)
-        tm.replaying = False
+            tm.on_state_change(old, new)
         assert not tasks and node.store.key_count() == 2  # nothing done while replaying
         tm.resume()
         await asyncio.gather(*tasks)
@@ -152,8 +151,9 @@ def test_finishing_a_change_clears_its_transfer_state(tmp_path):
     async def run():
         node, tasks = await _node_with_store(tmp_path, s2, "n4")
         tm = TransferManager(node)
+        tm.replaying = False  # running, past start-up replay
         await node.committer.submit(meta_put={tm._done_key(2): b"1"})
-        tm.state_changed(s1, s2)
+        tm.on_state_change(s1, s2)
         await asyncio.gather(*tasks)
         left = list(node.store.meta_scan("xfer/"))
         await node.committer.stop()
