@@ -51,6 +51,7 @@ class VirtualClock:
 # seam over that loop, with a per-node wall-clock offset for skew experiments.
 
 import asyncio as _asyncio
+import math
 import selectors as _selectors
 
 WALL_START_MS = 1_780_000_000_000  # the virtual wall clock starts here (2026)
@@ -81,12 +82,13 @@ class _JumpingSelector(_selectors.BaseSelector):
 
     def select(self, timeout=None):
         ready = self._real.select(0)
-        if ready or (timeout is not None and timeout <= 0):
+        if ready:
             return ready
         if timeout is None:  # nothing scheduled at all: only another thread can wake it
             return self._real.select(None)
         assert self.loop is not None
-        self.loop.advance(timeout)
+        if not self.loop._ready:  # idle: time jumps to the next timer
+            self.loop.advance(timeout)
         return []
 
 
@@ -99,12 +101,23 @@ class VirtualTimeLoop(_asyncio.SelectorEventLoop):
         self._virtual_now = 0.0
         super().__init__(selector)
         selector.loop = self
+        # Timers run when their time has come, not "within the clock's resolution" early:
+        # the time only moves when the loop is idle, so early would be early for ever.
+        self._clock_resolution = 0.0
 
     def time(self) -> float:
         return self._virtual_now
 
     def advance(self, seconds: float) -> None:
-        self._virtual_now += seconds
+        """Move time forward by ``seconds``, and at least onto the next timer: a timer
+        whose time differs from now by less than a float step would otherwise never be
+        reached (asyncio runs it early, within the clock resolution, and a loop that
+        waits for ``clock >= deadline`` then spins at the same instant forever)."""
+        target = self._virtual_now + seconds
+        if self._scheduled:
+            target = max(target, self._scheduled[0].when())
+        # Strictly past it: with a clock resolution of 0, a timer runs once time > when.
+        self._virtual_now = math.nextafter(max(target, self._virtual_now), math.inf)
 
 
 def run_virtual(main, *, debug: bool = False):
