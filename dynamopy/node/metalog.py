@@ -31,6 +31,7 @@ import msgpack
 from dynamopy.core.membership import ClusterState, InvalidEntry, validate
 from dynamopy.core.paxos import (AcceptorState, Ballot, MetaLogNode, Role, Snapshot, decode,
                                  encode)
+from dynamopy.node.clock import wait_set
 from dynamopy.node.errors import MembershipError
 from dynamopy.peer import PeerError
 
@@ -168,10 +169,7 @@ class MetaLog:
         next_tick = clock.monotonic()
         while True:
             timeout = max(0.0, next_tick - clock.monotonic())
-            try:
-                await asyncio.wait_for(self._wake.wait(), timeout)
-            except asyncio.TimeoutError:
-                pass
+            await wait_set(self._wake, timeout)
             self._wake.clear()
             if self.paxos is None:
                 next_tick = clock.monotonic() + TICK_S

@@ -40,7 +40,7 @@ class Node:
     tests and the simulator in-memory ones, see ``dynamopy.sim``):
 
     - ``transport``: calls peers and serves their calls (``dynamopy.peer.Transport``);
-    - ``storage``: the disk its store is opened on at ``start`` (``dynamopy.storage.Disk``);
+    - ``storage``: the disk its store is opened on when the node is built (``dynamopy.storage.Disk``);
     - ``clock``: the only source of time and sleeps (``dynamopy.node.clock.Clock``);
     - ``rng``: the only source of randomness (Paxos back-off, request ids).
 
@@ -62,15 +62,25 @@ class Node:
         self.state = ClusterState()
         self.hlc: Optional[HybridClock] = None  # created by self.versions once a member
         self.versions = VersionClock(self)
-        self.store: Optional[Storage] = None
-        self.committer: Optional[GroupCommitter] = None
-        self.replica = Replica(self)
-        self.coordinator = Coordinator(self)
+        self.store: Storage = storage.open()
+        self.committer = GroupCommitter(self.store, on_batch=self.metrics.on_batch,
+                                        inline=storage.inline)
         self.detector = FailureDetector(self)
-        self.hints = HintManager(self)
+        self.catchup = CatchUp(self)
+        state = self._current_state
+        self.hints = HintManager(
+            me=self.id, state=state, store=self.store, committer=self.committer,
+            clock=clock, metrics=self.metrics, detector=self.detector,
+            call_peer=self.call_peer, note_epoch=self.note_epoch,
+            stopping=lambda: self.stopping, observe_version=self.observe_version)
+        self.replica = Replica(
+            me=self.id, state=state, store=self.store, committer=self.committer, clock=clock,
+            metrics=self.metrics, catchup=self.catchup, poke_metalog=lambda: self.metalog.poke(),
+            note_epoch=self.note_epoch, observe_version=self.observe_version, hints=self.hints)
+        self.hints.replica = self.replica
+        self.coordinator = Coordinator(self)
         self.transfers = TransferManager(self)
         self.metalog = MetaLog(self)
-        self.catchup = CatchUp(self)
         self.defaults_change = DefaultsChange(self)
         self.join_watcher = JoinWatcher(self)
         # Where "react to a membership change" goes: one entry here, called in this order
@@ -88,9 +98,6 @@ class Node:
 
     # ---- lifecycle --------------------------------------------------------------------
     async def start(self) -> None:
-        self.store = self.disk.open()
-        self.committer = GroupCommitter(self.store, on_batch=self.metrics.on_batch,
-                                        inline=self.disk.inline)
         await self.committer.start()
         await self.versions.load()
         self.metalog.load()
@@ -114,13 +121,11 @@ class Node:
             t.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         await self.coordinator.drain()
-        if self.committer is not None:
+        if self.committer.running:
             await self.versions.close()
         await self.transport.close()
-        if self.committer is not None:
-            await self.committer.stop()
-        if self.store is not None:
-            self.store.close()
+        await self.committer.stop()
+        self.store.close()
 
     def spawn(self, coro) -> asyncio.Task:
         task = asyncio.get_running_loop().create_task(coro)
@@ -129,6 +134,15 @@ class Node:
         return task
 
     # ---- membership state -------------------------------------------------------------
+    def _current_state(self) -> ClusterState:
+        """The getter components are given: the state as of now, never a stale copy."""
+        return self.state
+
+    def observe_version(self, version: int) -> None:
+        """A version seen in a request or reply: the hybrid clock moves past it."""
+        if self.hlc is not None:
+            self.hlc.observe(version)
+
     def install_state(self, state: ClusterState) -> None:
         """Replace the membership state wholesale (a snapshot from disk or a peer)."""
         old, self.state = self.state, state

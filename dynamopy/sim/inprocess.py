@@ -118,3 +118,14 @@ class InProcessCluster:
 
     async def __aexit__(self, *exc: object) -> None:
         await self.stop_all()
+
+
+async def until(predicate, timeout_s: float, what: str) -> None:
+    """Wait (in loop time) until ``predicate()`` is true; ``AssertionError`` naming ``what``
+    after ``timeout_s``. An error raised by the predicate propagates at once."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout_s
+    while not predicate():
+        if loop.time() >= deadline:
+            raise AssertionError(f"not within {timeout_s}s: {what}")
+        await asyncio.sleep(0.05)

@@ -14,7 +14,8 @@ the node id). A call behaves like the TCP one as far as a caller can tell:
   serving at the address, or a cut link, is ``PeerUnavailable``.
 
 Delivery is deterministic: messages take ``delay_s(src, dst, method)`` of (virtual) time,
-0 by default, and same-time events run in the order they were scheduled. Hooks for faults:
+``DEFAULT_DELAY_S`` unless set (not 0: a loop that calls a peer over and over must let time
+pass, so that a livelock ends in a timeout instead of spinning at one instant), and same-time events run in the order they were scheduled. Hooks for faults:
 ``partition``/``heal`` (checked when a request is sent and again when it arrives), and
 ``delay_s`` for slow links or to arrange which replica answers first.
 """
@@ -34,6 +35,7 @@ from dynamopy.peer.framing import MAX_FRAME_BYTES
 log = logging.getLogger(__name__)
 
 DelayFn = Callable[[str, str, str], float]
+DEFAULT_DELAY_S = 0.0005  # a loopback hop; never 0, so a retry loop over the network moves time
 
 
 def _wire(obj: Any) -> Any:
@@ -47,7 +49,7 @@ class MemoryNetwork:
     """The wires between in-process nodes, addressed by node id."""
 
     def __init__(self, delay_s: Optional[DelayFn] = None) -> None:
-        self.delay_s: DelayFn = delay_s or (lambda src, dst, method: 0.0)
+        self.delay_s: DelayFn = delay_s or (lambda src, dst, method: DEFAULT_DELAY_S)
         self._serving: dict[str, "MemoryTransport"] = {}
         self._group: dict[str, int] = {}
         self.calls = 0

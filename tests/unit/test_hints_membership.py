@@ -50,11 +50,20 @@ def fake_node(state, me="n1", fail=()):
     return node, calls
 
 
+def hint_manager(node, store=None, committer=None, detector=None) -> HintManager:
+    """A HintManager built from the stand-ins of ``node`` (its narrow collaborators)."""
+    from dynamopy.node.metrics import Metrics
+    return HintManager(me=node.id, state=lambda: node.state, store=store, committer=committer,
+                       clock=SystemClock(), metrics=Metrics(), detector=detector,
+                       call_peer=node.call_peer, note_epoch=lambda epoch, peer: None,
+                       stopping=lambda: False, observe_version=lambda v: None,
+                       replica=node.replica)
+
+
 def test_a_rehomed_hint_also_goes_to_the_member_gaining_its_key():
     token, loser = moving_token(JOINING)
     node, calls = fake_node(JOINING)
-    hm = HintManager.__new__(HintManager)
-    hm.node = node
+    hm = hint_manager(node)
     # the loser keeps the key only until the switch: its hints are re-homed, not delivered
     assert not hm._keeps(loser, token) and hm._keeps("n5", token)
     asyncio.run(hm._rehome(token, b"k", Record(7)))
@@ -69,13 +78,12 @@ def test_a_rehomed_hint_is_kept_until_a_member_on_each_side_of_the_change_acked(
     pending = set(JOINING.pending_ring.preference_list_for_token(token, 3))
     # only the losing owner acks: it drops the key at the switch, so the hint stays
     node, calls = fake_node(JOINING, me="n9", fail=pending)
-    hm = HintManager.__new__(HintManager)
-    hm.node = node
+    hm = hint_manager(node)
     with pytest.raises(PeerUnavailable):
         asyncio.run(hm._rehome(token, b"k", Record(7)))
     assert loser in {m for m, _, _ in calls}
     node, _ = fake_node(JOINING, me="n9", fail=pending - {"n5"})
-    hm.node = node
+    hm = hint_manager(node)
     asyncio.run(hm._rehome(token, b"k", Record(7)))  # the gainer acked: done
 
 
@@ -88,13 +96,10 @@ def test_a_leaving_member_passes_the_hints_of_a_down_target_to_a_live_member(tmp
             committer = GroupCommitter(store)
             await committer.start()
             node, calls = fake_node(leaving, me="n4")
-            node.store, node.committer, node.stopping = store, committer, False
-            node.clock = types.SimpleNamespace(monotonic=lambda: 0.0)
-            node.detector = types.SimpleNamespace(is_up=lambda m: m != "n2")
             for i in range(5):
                 await committer.add_hint("n2", 100 + i, b"k%d" % i, Record(10 + i))
-            hm = HintManager(node)
-            node.hints = hm
+            hm = hint_manager(node, store, committer,
+                              detector=types.SimpleNamespace(is_up=lambda m: m != "n2"))
             done = await hm.hand_off()
             left = store.hint_stats().get("n2", (0, 0))[0]
             await committer.stop()
@@ -151,11 +156,11 @@ def test_a_leaving_member_keeps_no_new_hints():
         stored.append(target)
 
     for state, refused in ((BASE, False), (LEAVING, True)):
-        node = types.SimpleNamespace(id="n4", state=state, hlc=None,
-                                     hints=types.SimpleNamespace(store=store),
-                                     store=types.SimpleNamespace(
-                                         hint_lookup=lambda *_a: None, get=lambda *_a: None))
-        replica = Replica(node)
+        replica = Replica(
+            me="n4", state=lambda state=state: state, clock=SystemClock(), metrics=None,
+            store=types.SimpleNamespace(hint_lookup=lambda *_a: None, get=lambda *_a: None),
+            committer=None, catchup=None, poke_metalog=None, note_epoch=None,
+            observe_version=lambda v: None, hints=types.SimpleNamespace(store=store))
         if refused:
             with pytest.raises(HintRefused):
                 asyncio.run(replica.put(5, b"k", Record(3), hint_for="n2"))
