@@ -2,8 +2,9 @@
 the peer transport and LevelDB, and applies committed entries to the membership state.
 
 Handling of each Ready (the safety contract of ``dynamopy.core.paxos.node``): the snapshot,
-the acceptor update and the applied log entries go to disk in ONE synced batch; only then
-are entries applied in memory and messages sent; then ``advance``. Durable layout (metadata
+the acceptor update and the applied log entries go to disk in ONE synced batch; then
+``finish_ready`` (shared with the simulator and the tests) installs, applies, sends and
+advances, in that order. Durable layout (metadata
 keys of the store):
 
     paxos/acceptors          the acceptor ids (the seeds), fixed at bootstrap
@@ -30,7 +31,7 @@ import msgpack
 
 from dynamopy.core.membership import ClusterState, InvalidEntry, validate
 from dynamopy.core.paxos import (AcceptorState, Ballot, MetaLogNode, Role, Snapshot, decode,
-                                 encode)
+                                 encode, finish_ready)
 from dynamopy.node.clock import wait_set
 from dynamopy.node.errors import MembershipError
 from dynamopy.peer import PeerError
@@ -209,17 +210,15 @@ class MetaLog:
         if meta_put or meta_delete:
             meta_delete = [n for n in meta_delete if n not in meta_put]
             await node.committer.submit(meta_put=meta_put, meta_delete=meta_delete)
-        if rd.snapshot is not None:
-            node.install_state(ClusterState.from_dict(rd.snapshot.data))
-            self._entries = []
-            self._snapshot_epoch = rd.snapshot.slot
-        for slot, value in rd.committed:
-            self._apply(slot, value)
-        self._send(rd.messages)
-        self.paxos.advance(rd)
+        finish_ready(self.paxos, rd, install=self._install, apply=self._apply, send=self._send)
         self._refresh_learners()
         if self._since_compact >= COMPACT_EVERY and self.paxos.applied_slot == node.state.epoch:
             await self._compact()
+
+    def _install(self, snapshot: Snapshot) -> None:
+        self.node.install_state(ClusterState.from_dict(snapshot.data))
+        self._entries = []
+        self._snapshot_epoch = snapshot.slot
 
     def _apply(self, slot: int, value: Any) -> None:
         node = self.node
