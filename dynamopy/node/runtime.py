@@ -80,7 +80,10 @@ class Node:
         self.hints.replica = self.replica
         self.coordinator = Coordinator(self)
         self.transfers = TransferManager(self)
-        self.metalog = MetaLog(self)
+        self.metalog = MetaLog(
+            me=self.id, address=config.advertise_peer, state=state,
+            install_state=self.install_state, apply_entry=self.apply_entry, store=self.store,
+            committer=self.committer, clock=clock, rng=rng, peers=transport, spawn=self.spawn)
         self.defaults_change = DefaultsChange(self)
         self.join_watcher = JoinWatcher(self)
         # Where "react to a membership change" goes: one entry here, called in this order
