@@ -78,7 +78,12 @@ class Node:
             metrics=self.metrics, catchup=self.catchup, poke_metalog=lambda: self.metalog.poke(),
             note_epoch=self.note_epoch, observe_version=self.observe_version, hints=self.hints)
         self.hints.replica = self.replica
-        self.coordinator = Coordinator(self)
+        self.coordinator = Coordinator(
+            me=self.id, config=config, state=state, clock=clock, metrics=self.metrics,
+            detector=self.detector, replica=self.replica, hints=self.hints,
+            call_peer=self.call_peer, versions=self.versions,
+            observe_version=self.observe_version, serving_state=self.serving_state,
+            require_ready=self.require_ready, wait_for_epoch=self.wait_for_epoch)
         self.transfers = TransferManager(self)
         self.metalog = MetaLog(
             me=self.id, address=config.advertise_peer, state=state,
