@@ -65,7 +65,11 @@ class Node:
         self.store: Storage = storage.open()
         self.committer = GroupCommitter(self.store, on_batch=self.metrics.on_batch,
                                         inline=storage.inline)
-        self.detector = FailureDetector(self)
+        self.detector = FailureDetector(
+            me=self.id, state=self._current_state, clock=clock, metrics=self.metrics,
+            call_peer=self.call_peer, note_epoch=self.note_epoch,
+            max_clock_offset_ms=config.max_clock_offset_ms,
+            on_alive=lambda member: self.hints.wake())
         self.catchup = CatchUp(self)
         state = self._current_state
         self.hints = HintManager(
