@@ -70,7 +70,9 @@ class Node:
             call_peer=self.call_peer, note_epoch=self.note_epoch,
             max_clock_offset_ms=config.max_clock_offset_ms,
             on_alive=lambda member: self.hints.wake())
-        self.catchup = CatchUp(self)
+        self.catchup = CatchUp(
+            me=self.id, state=self._current_state, is_up=self.detector.is_up, clock=clock,
+            known_chosen_below=self._known_chosen_below, poke=lambda: self.metalog.poke())
         state = self._current_state
         self.hints = HintManager(
             me=self.id, state=state, store=self.store, committer=self.committer,
@@ -149,6 +151,10 @@ class Node:
     def _current_state(self) -> ClusterState:
         """The getter components are given: the state as of now, never a stale copy."""
         return self.state
+
+    def _known_chosen_below(self) -> int:
+        paxos = self.metalog.paxos
+        return paxos.known_chosen_below if paxos is not None else 0
 
     def observe_version(self, version: int) -> None:
         """A version seen in a request or reply: the hybrid clock moves past it."""

@@ -38,10 +38,10 @@ def state_at(epoch: int, ring: Ring, members=MEMBERS + ("n5",)) -> ClusterState:
 def stand_in(state: ClusterState, *, down=(), known_chosen_below=0):
     node = types.SimpleNamespace(id="n1", state=state, clock=FakeClock(), metrics=Metrics())
     node.detector = types.SimpleNamespace(is_up=lambda m: m not in down)
-    node.metalog = types.SimpleNamespace(
-        paxos=types.SimpleNamespace(known_chosen_below=known_chosen_below),
+    node.catchup = CatchUp(
+        me=node.id, state=lambda: node.state, is_up=lambda m: node.detector.is_up(m),
+        clock=_Via(node, "clock"), known_chosen_below=lambda: known_chosen_below,
         poke=lambda: None)
-    node.catchup = CatchUp(node)
     return node
 
 
