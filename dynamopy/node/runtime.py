@@ -61,10 +61,11 @@ class Node:
                           on_reject=self.metrics.on_peer_rejected)
         self.state = ClusterState()
         self.hlc: Optional[HybridClock] = None  # created by self.versions once a member
-        self.versions = VersionClock(self)
         self.store: Storage = storage.open()
         self.committer = GroupCommitter(self.store, on_batch=self.metrics.on_batch,
                                         inline=storage.inline)
+        self.versions = VersionClock(me=self.id, state=self._current_state, store=self.store,
+                                     committer=self.committer, clock=clock)
         self.detector = FailureDetector(
             me=self.id, state=self._current_state, clock=clock, metrics=self.metrics,
             call_peer=self.call_peer, note_epoch=self.note_epoch,
