@@ -96,7 +96,9 @@ class Node:
             me=self.id, address=config.advertise_peer, state=state,
             install_state=self.install_state, apply_entry=self.apply_entry, store=self.store,
             committer=self.committer, clock=clock, rng=rng, peers=transport, spawn=self.spawn)
-        self.defaults_change = DefaultsChange(self)
+        self.defaults_change = DefaultsChange(
+            me=self.id, state=state, clock=clock, call_peer=self.call_peer,
+            is_leader=lambda: self.metalog.is_leader, propose=self.propose)
         self.join_watcher = JoinWatcher(self)
         # Where "react to a membership change" goes: one entry here, called in this order
         # after every applied entry and every installed snapshot.
