@@ -99,7 +99,12 @@ class Node:
         self.defaults_change = DefaultsChange(
             me=self.id, state=state, clock=clock, call_peer=self.call_peer,
             is_leader=lambda: self.metalog.is_leader, propose=self.propose)
-        self.join_watcher = JoinWatcher(self)
+        self.join_watcher = JoinWatcher(
+            me=self.id, state=state, clock=clock, is_up=self.detector.is_up,
+            call_peer=self.call_peer, propose=self.propose,
+            join_timeout_s=config.join_timeout_s,
+            transfer_epoch=lambda: self.transfers.progress.change_epoch,
+            stopping=lambda: self.stopping)
         # Where "react to a membership change" goes: one entry here, called in this order
         # after every applied entry and every installed snapshot.
         self.observers: list[Callable[[ClusterState, ClusterState], None]] = [
