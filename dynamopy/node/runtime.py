@@ -91,7 +91,12 @@ class Node:
             call_peer=self.call_peer, versions=self.versions,
             observe_version=self.observe_version, serving_state=self.serving_state,
             require_ready=self.require_ready, wait_for_epoch=self.wait_for_epoch)
-        self.transfers = TransferManager(self)
+        self.transfers = TransferManager(
+            me=self.id, state=state, store=self.store, committer=self.committer, clock=clock,
+            detector=self.detector, call_peer=self.call_peer, note_epoch=self.note_epoch,
+            observe_version=self.observe_version, propose=self.propose, hints=self.hints,
+            spawn=self.spawn, max_bytes_s=config.transfer_max_bytes_s,
+            stopping=lambda: self.stopping)
         self.metalog = MetaLog(
             me=self.id, address=config.advertise_peer, state=state,
             install_state=self.install_state, apply_entry=self.apply_entry, store=self.store,

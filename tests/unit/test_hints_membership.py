@@ -16,6 +16,29 @@ from dynamopy.node.transfer import TransferManager
 from dynamopy.peer import PeerUnavailable
 from dynamopy.storage import GroupCommitter, Store
 
+class _Via:
+    """Forwards attribute reads to ``node.<name>`` as it is when read."""
+
+    def __init__(self, node, name):
+        self._node, self._name = node, name
+
+    def __getattr__(self, attr):
+        return getattr(getattr(self._node, self._name), attr)
+
+
+def transfer_manager(node) -> TransferManager:
+    """A TransferManager built from the stand-in ``node``'s parts, read when used (the
+    tests swap some of them after building)."""
+    return TransferManager(
+        me=getattr(node, "id", None), state=lambda: node.state, store=_Via(node, "store"),
+        committer=_Via(node, "committer"), clock=_Via(node, "clock"),
+        detector=_Via(node, "detector"), call_peer=lambda *a, **k: node.call_peer(*a, **k),
+        note_epoch=lambda *a: node.note_epoch(*a), observe_version=lambda v: None,
+        propose=lambda entry: node.propose(entry), hints=_Via(node, "hints"),
+        spawn=lambda coro: node.spawn(coro), max_bytes_s=1 << 30,
+        stopping=lambda: node.stopping)
+
+
 SEEDS = [{"id": f"n{i}", "url": f"u{i}", "peer": f"p{i}"} for i in (1, 2, 3)]
 BASE = ClusterState().apply(bootstrap_entry(SEEDS, Settings())).apply(
     {"op": "join", "id": "n4", "url": "u4", "peer": "p4"}).apply(
@@ -137,8 +160,7 @@ def test_a_leaver_proposes_finish_leave_only_once_its_hints_are_handed_off(monke
         node.hints = types.SimpleNamespace(hand_off=hand_off)
         node.propose, node.call_peer = propose, call_peer
         node.clock = SystemClock()
-        tm = TransferManager.__new__(TransferManager)
-        tm.node = node
+        tm = transfer_manager(node)
         await asyncio.wait_for(tm._drive(leaving.change_epoch), 10)
 
     asyncio.run(run())
