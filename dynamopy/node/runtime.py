@@ -40,7 +40,8 @@ class Node:
     tests and the simulator in-memory ones, see ``dynamopy.sim``):
 
     - ``transport``: calls peers and serves their calls (``dynamopy.peer.Transport``);
-    - ``storage``: the disk its store is opened on when the node is built (``dynamopy.storage.Disk``);
+    - ``storage``: the disk its store is opened on when the node is built
+      (``dynamopy.storage.Disk``);
     - ``clock``: the only source of time and sleeps (``dynamopy.node.clock.Clock``);
     - ``rng``: the only source of randomness (Paxos back-off, request ids).
 
@@ -61,20 +62,21 @@ class Node:
                           on_reject=self.metrics.on_peer_rejected)
         self.state = ClusterState()
         self.hlc: Optional[HybridClock] = None  # created by self.versions once a member
+        # Each component gets the narrow parts it uses; ``state`` is a getter, never a copy.
+        state = self._current_state
         self.store: Storage = storage.open()
         self.committer = GroupCommitter(self.store, on_batch=self.metrics.on_batch,
                                         inline=storage.inline)
-        self.versions = VersionClock(me=self.id, state=self._current_state, store=self.store,
+        self.versions = VersionClock(me=self.id, state=state, store=self.store,
                                      committer=self.committer, clock=clock)
         self.detector = FailureDetector(
-            me=self.id, state=self._current_state, clock=clock, metrics=self.metrics,
+            me=self.id, state=state, clock=clock, metrics=self.metrics,
             call_peer=self.call_peer, note_epoch=self.note_epoch,
             max_clock_offset_ms=config.max_clock_offset_ms,
             on_alive=lambda member: self.hints.wake())
         self.catchup = CatchUp(
-            me=self.id, state=self._current_state, is_up=self.detector.is_up, clock=clock,
+            me=self.id, state=state, is_up=self.detector.is_up, clock=clock,
             known_chosen_below=self._known_chosen_below, poke=lambda: self.metalog.poke())
-        state = self._current_state
         self.hints = HintManager(
             me=self.id, state=state, store=self.store, committer=self.committer,
             clock=clock, metrics=self.metrics, detector=self.detector,
