@@ -54,7 +54,6 @@ class Node:
         self.config = config
         self.id = config.node_id
         self.transport = transport
-        self.disk = storage
         self.clock = clock
         self.rng = rng
         self.metrics = Metrics()
@@ -119,10 +118,8 @@ class Node:
             self.detector.on_state_change,
             self.metalog.on_state_change,
             self.transfers.on_state_change,
-            self._track_ready,
         ]
         self._tasks: set[asyncio.Task] = set()
-        self.ready_event = asyncio.Event()
         self.stopping = False
 
     # ---- lifecycle --------------------------------------------------------------------
@@ -201,10 +198,6 @@ class Node:
             # number may be reused by another member now (the clock carries its time over).
             self.hlc = self.versions.start(me.number, me.floor_ms)
         self.metrics.epoch.set(new.epoch)
-
-    def _track_ready(self, old: ClusterState, new: ClusterState) -> None:
-        if self.is_ready:
-            self.ready_event.set()
 
     async def propose(self, entry: dict) -> int:
         """Commit one entry to the metadata log (validated first); return its epoch.
