@@ -24,13 +24,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Any, Callable, Iterable, Optional
+from typing import Any, Callable, Optional
 
 import msgpack
 
 from dynamopy.peer.errors import (CODE_INTERNAL, MessageTooLarge, PeerTimeout, PeerUnavailable,
                                   RemoteError, UnknownMethod)
 from dynamopy.peer.framing import MAX_FRAME_BYTES
+from dynamopy.sim.network import Partitions
 
 log = logging.getLogger(__name__)
 
@@ -51,26 +52,15 @@ class MemoryNetwork:
     def __init__(self, delay_s: Optional[DelayFn] = None) -> None:
         self.delay_s: DelayFn = delay_s or (lambda src, dst, method: DEFAULT_DELAY_S)
         self._serving: dict[str, "MemoryTransport"] = {}
-        self._group: dict[str, int] = {}
+        self.partitions = Partitions()  # the same fault model as the metadata-log simulator
+        self.partition = self.partitions.partition
+        self.isolate = self.partitions.isolate
+        self.heal = self.partitions.heal
+        self.connected = self.partitions.connected
         self.calls = 0
 
     def transport(self, node_id: str) -> "MemoryTransport":
         return MemoryTransport(self, node_id)
-
-    # ---- faults ---------------------------------------------------------------------
-    def partition(self, groups: Iterable[Iterable[str]]) -> None:
-        """Only nodes in the same group can talk; unlisted nodes form a group together."""
-        self._group = {n: i for i, g in enumerate(groups, start=1) for n in g}
-
-    def isolate(self, node_id: str) -> None:
-        """Cut one node off from everyone else (keeping any other partition)."""
-        self._group[node_id] = max(self._group.values(), default=0) + 1
-
-    def heal(self) -> None:
-        self._group = {}
-
-    def connected(self, a: str, b: str) -> bool:
-        return self._group.get(a, 0) == self._group.get(b, 0)
 
     def serving(self, addr: str) -> Optional["MemoryTransport"]:
         return self._serving.get(addr)
