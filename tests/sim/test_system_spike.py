@@ -32,11 +32,11 @@ IDS = ["n1", "n2", "n3"]
 N, HEAL_MS, BOUND_MS, CLIENT_TIMEOUT_S = 3, 8000, 6000, 3.0
 
 
-def _run(seed: int):
+def _run(seed: int, kinds: str = "crash,loss,delay,reorder,partition", faults: int = 6):
     root = random.Random(seed)
     schedule = generate_schedule(random.Random(root.getrandbits(64)), NemesisParams(
-        nodes=tuple(IDS), fixed=tuple(IDS), duration_ms=HEAL_MS, faults=6, changes=0,
-        kinds=parse_kinds("crash,loss,delay,reorder,partition"), max_loss=0.2, max_delay_ms=100))
+        nodes=tuple(IDS), fixed=tuple(IDS), duration_ms=HEAL_MS, faults=faults, changes=0,
+        kinds=parse_kinds(kinds), max_loss=0.2, max_delay_ms=100, max_clock_jump_ms=5000))
     workload = generate_workload(random.Random(root.getrandbits(64)), WorkloadParams(
         clients=3, ops_per_client=15, keys=3, replication_n=N, max_think_ms=200))
     net_rng, probe_rng = random.Random(root.getrandbits(64)), random.Random(root.getrandbits(64))
@@ -61,6 +61,7 @@ def _run(seed: int):
                 world["faults"] = after = before.apply(e)
                 h.note(e.text, t_ms=now_ms())
                 for node in IDS:
+                    cluster.clocks[node].offset_ms = after.clock_offset_ms(node)
                     if before.running(node) and not after.running(node):
                         await cluster.crash(node)
                     elif not before.running(node) and after.running(node):
@@ -128,9 +129,14 @@ def _run(seed: int):
     return violations, h, schedule
 
 
+HARSH = "crash,loss,delay,reorder,partition,one_way,clock_jump"
+
+
 def test_real_nodes_under_a_seeded_nemesis_pass_the_client_level_checkers():
-    for seed in (0, 3):  # seed 0 crashes n1, n2, n3 in turn; seed 3 partitions n1 away, crashes n3
-        violations, h, schedule = _run(seed)
+    # seed 0 crashes n1, n2, n3 in turn; seed 3 partitions n1 away and crashes n3; the third
+    # run adds one-way partitions and clock jumps of up to 5 s (NodeClock.offset_ms).
+    for seed, kinds, faults in ((0, None, 6), (3, None, 6), (5, HARSH, 10)):
+        violations, h, schedule = _run(seed, kinds or "crash,loss,delay,reorder,partition", faults)
         assert violations == [], (seed, violations, schedule.describe())
         ops = h.operations()
         assert sum(o.ok for o in ops) > 40 and any(f.kind is FaultKind.CRASH for f in schedule.faults)
