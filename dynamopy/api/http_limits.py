@@ -19,6 +19,15 @@ Rules:
   nothing. Headers (request line included) are limited to ``MAX_HEADER_BYTES``; beyond, 431
   and the connection is closed. Idle keep-alive connections are closed by uvicorn's own
   keep-alive timeout.
+- An answer sent before the request body has arrived (413, 400, 401, 503 ...) still reaches
+  the client: closing a socket with unread bytes makes the kernel send a TCP reset, which can
+  destroy the answer before the client reads it (a client still sending its body sees
+  "connection reset" instead of the 413). So, as nginx does: when the rest of the body is at
+  most ``drain_bytes`` it is read and discarded and the connection stays open; otherwise the
+  answer carries ``Connection: close`` and the connection is closed *lingering*: the answer is
+  flushed, the write side shut (FIN), and incoming bytes are read and dropped until the client
+  closes, for at most ``LINGER_S`` seconds, ``LINGER_IDLE_S`` without data, or ``drain_bytes``
+  bytes. Any close of a connection in the middle of a request body lingers the same way.
 
 The first two are an ASGI middleware (``RequestLimits``); the last needs the HTTP parser's
 events, so it is a subclass of uvicorn's httptools protocol (``limited_protocol``).
@@ -30,6 +39,8 @@ import json
 from typing import Callable, Optional
 
 MAX_HEADER_BYTES = 64 * 1024
+LINGER_S = 5.0          # the longest a closing connection keeps reading (nginx: lingering_time)
+LINGER_IDLE_S = 1.0     # ... or without any data from the client (nginx: lingering_timeout)
 RETRY_AFTER_S = 1
 EXEMPT_PATHS = ("/health",)
 _BODY_METHODS = frozenset(("PUT", "POST", "PATCH"))
@@ -157,9 +168,34 @@ class _HeaderTooLarge(Exception):
     pass
 
 
+class _LingeringTransport:
+    """The transport uvicorn's protocol and request cycles write to: the real one, except that
+    ``close()`` asks the protocol first (it may linger instead, module docstring)."""
+
+    __slots__ = ("_real", "_protocol")
+
+    def __init__(self, real, protocol) -> None:
+        self._real = real
+        self._protocol = protocol
+
+    def write(self, data) -> None:   # the hot path: no __getattr__ round trip
+        self._real.write(data)
+
+    def is_closing(self) -> bool:
+        return self._protocol._lingering or self._real.is_closing()
+
+    def close(self) -> None:
+        self._protocol._close()
+
+    def __getattr__(self, name):
+        return getattr(self._real, name)
+
+
 def limited_protocol(read_timeout_s: float, on_reject: OnReject = None,
-                     max_header_bytes: int = MAX_HEADER_BYTES):
-    """A uvicorn httptools protocol class with the read timeout and the header size limit."""
+                     max_header_bytes: int = MAX_HEADER_BYTES,
+                     drain_bytes: int = 2 * 1024 * 1024):
+    """A uvicorn httptools protocol class with the read timeout, the header size limit and
+    the drained or lingering close of early answers (module docstring)."""
     from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
     def reject(reason: str) -> None:
@@ -173,14 +209,25 @@ def limited_protocol(read_timeout_s: float, on_reject: OnReject = None,
             self._header_bytes = 0
             self._in_headers = True      # until a request's headers are complete
             self._header_overflow = False
+            self._in_body = False        # the parser is inside a request body
+            self._body_left: Optional[int] = None   # its unread bytes; None: unknown (chunked)
+            self._lingering = False
+            self._linger_bytes = 0
+            self._linger_timer = None
+            self._linger_deadline = 0.0
 
         # ---- the read deadline ------------------------------------------------------------
         def connection_made(self, transport) -> None:
-            super().connection_made(transport)
+            self._real_transport = transport
+            super().connection_made(_LingeringTransport(transport, self))
             self._arm()
 
         def connection_lost(self, exc) -> None:
             self._disarm()
+            self._lingering = False
+            if self._linger_timer is not None:
+                self._linger_timer.cancel()
+                self._linger_timer = None
             super().connection_lost(exc)
 
         def on_message_begin(self) -> None:
@@ -192,11 +239,37 @@ def limited_protocol(read_timeout_s: float, on_reject: OnReject = None,
 
         def on_headers_complete(self) -> None:
             self._in_headers = False
+            self._in_body = True
+            self._body_left = None
+            for name, value in self.headers:
+                if name == b"content-length" and value.isdigit():
+                    self._body_left = int(value)
             super().on_headers_complete()
+            cycle = self.cycle
+            if cycle is not None and self._body_left != 0:
+                cycle.send = self._early_answer_guard(cycle, cycle.send)
+
+        def on_body(self, body: bytes) -> None:
+            if self._body_left is not None:
+                self._body_left -= len(body)
+            super().on_body(body)
 
         def on_message_complete(self) -> None:
+            self._in_body = False
             self._disarm()
             super().on_message_complete()
+
+        def _early_answer_guard(self, cycle, send):
+            """``cycle.send`` for a request with a body: an answer that starts before the
+            body is in says ``Connection: close`` when the rest is too long to drain."""
+            async def guarded_send(message):
+                if (message["type"] == "http.response.start" and cycle.more_body
+                        and cycle is self.cycle and self._in_body
+                        and (self._body_left is None or self._body_left > drain_bytes)):
+                    message = {**message, "headers": [*message.get("headers", ()),
+                                                      (b"connection", b"close")]}
+                await send(message)
+            return guarded_send
 
         def _arm(self) -> None:
             self._disarm()
@@ -217,7 +290,51 @@ def limited_protocol(read_timeout_s: float, on_reject: OnReject = None,
                     "timeout", f"the request did not arrive within {read_timeout_s:g} s"))
             else:
                 # Headers were complete, the body is late: the handler sees a disconnect.
-                self.transport.close()
+                self._real_transport.close()
+
+        # ---- closing without a reset ------------------------------------------------------
+        def _close(self) -> None:
+            """Close, lingering if the client may still be sending (module docstring)."""
+            real = self._real_transport
+            if self._lingering or real.is_closing():
+                return
+            if not self._in_body or self.parser is None:
+                real.close()
+                return
+            self._disarm()
+            self._unset_keepalive_if_required()
+            self._lingering = True
+            if real.can_write_eof():   # FIN after the answer; TLS cannot half-close
+                real.write_eof()
+            if not real.is_reading():
+                real.resume_reading()
+            self._linger_deadline = self.loop.time() + LINGER_S
+            self._linger_timer = self.loop.call_later(LINGER_IDLE_S, self._linger_check)
+
+        def _linger_check(self) -> None:
+            self._linger_timer = None
+            if not self._lingering:
+                return
+            self._lingering = False
+            self._real_transport.close()
+
+        def data_received(self, data: bytes) -> None:
+            if not self._lingering:
+                return super().data_received(data)
+            self._linger_bytes += len(data)
+            now = self.loop.time()
+            if self._linger_bytes > drain_bytes or now >= self._linger_deadline:
+                self._linger_check()
+                return
+            if self._linger_timer is not None:
+                self._linger_timer.cancel()
+            self._linger_timer = self.loop.call_later(
+                min(LINGER_IDLE_S, self._linger_deadline - now), self._linger_check)
+
+        def eof_received(self):
+            if self._lingering:   # the client is done sending: nothing left to reset
+                self._linger_check()
+            return super().eof_received()
 
         # ---- the header size limit ------------------------------------------------------
         def on_url(self, url: bytes) -> None:
@@ -244,7 +361,7 @@ def limited_protocol(read_timeout_s: float, on_reject: OnReject = None,
             super().send_400_response(msg)
 
         def _reply_and_close(self, status: int, reason: str, body: bytes) -> None:
-            self.transport.write(
+            self._real_transport.write(
                 f"HTTP/1.1 {status} {reason}\r\ncontent-type: application/json\r\n"
                 f"content-length: {len(body)}\r\nconnection: close\r\n\r\n".encode() + body)
             self.transport.close()

@@ -29,7 +29,8 @@ async def serve(config: NodeConfig) -> None:
         app, host=config.host, port=config.port, loop="none", lifespan="off",
         access_log=False, log_level="warning", server_header=False, date_header=False,
         proxy_headers=False, timeout_graceful_shutdown=5,
-        http=limited_protocol(config.http_read_timeout_s, node.metrics.on_http_rejected),
+        http=limited_protocol(config.http_read_timeout_s, node.metrics.on_http_rejected,
+                              drain_bytes=max(2 * config.max_value_bytes, 64 * 1024)),
         **_https(config)))
     log.info("node %s: http %s peer %s data %s", node.id, config.advertise_url,
              config.advertise_peer, config.data_dir)
