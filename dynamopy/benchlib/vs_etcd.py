@@ -189,6 +189,16 @@ def build_table(runs: list[Run]) -> str:
             lines.append(f"{endpoints:<9} {store:<18} {_span([r.ops for r in mine], '.0f'):>13} "
                          f"{_span([r.p99_ms for r in mine], '.0f'):>13} {ratio:>13} "
                          f"{sum(r.non2xx for r in mine):>8}")
+    base = {(r.endpoints, r.round, r.store.split(" ", 1)[1]): r for r in runs
+            if r.store.startswith("baseline ")}
+    if base:
+        lines.append("")
+        lines.append("new code over baseline (same round, endpoints and quorums): ops/s, p99")
+        for r in runs:
+            b = base.get((r.endpoints, r.round, r.store.split(" ", 1)[-1]))
+            if r.store.startswith("dynamopy ") and b is not None and b.ops > 0 and b.p99_ms > 0:
+                lines.append(f"{r.endpoints:<9} {r.store:<18} round {r.round}: "
+                             f"{r.ops / b.ops:.2f}x ops/s, {r.p99_ms / b.p99_ms:.2f}x p99")
     return "\n".join(lines)
 
 
@@ -289,15 +299,20 @@ async def _preload(requests: list[tuple[str, str, bytes, dict]], concurrency: in
         await asyncio.gather(*(worker() for _ in range(concurrency)))
 
 
-def preload(dyn_url: str, etcd_url: str, keys: int, value_bytes: int, prefix: str) -> None:
+def preload_dynamopy(url: str, keys: int, value_bytes: int, prefix: str) -> None:
     import asyncio
     value = b"v" * value_bytes
-    b64 = base64.b64encode(value).decode()
-    reqs = [("PUT", f"{dyn_url}/kv/{prefix}{i}?w=3", value,
+    reqs = [("PUT", f"{url}/kv/{prefix}{i}?w=3", value,
              {"Content-Type": "application/octet-stream"}) for i in range(keys)]
-    reqs += [("POST", f"{etcd_url}/v3/kv/put",
-              json.dumps({"key": etcd_key(prefix, i), "value": b64}).encode(),
-              {"Content-Type": "application/json"}) for i in range(keys)]
+    asyncio.run(asyncio.wait_for(_preload(reqs), 120))
+
+
+def preload_etcd(url: str, keys: int, value_bytes: int, prefix: str) -> None:
+    import asyncio
+    b64 = base64.b64encode(b"v" * value_bytes).decode()
+    reqs = [("POST", f"{url}/v3/kv/put",
+             json.dumps({"key": etcd_key(prefix, i), "value": b64}).encode(),
+             {"Content-Type": "application/json"}) for i in range(keys)]
     asyncio.run(asyncio.wait_for(_preload(reqs), 120))
 
 
@@ -336,8 +351,29 @@ def _args(argv: Optional[list[str]]) -> argparse.Namespace:
     p.add_argument("--endpoints", choices=("one", "all", "both"), default="both")
     p.add_argument("--quorums", default="2/2,1/1", help="dynamopy R/W pairs (default 2/2,1/1)")
     p.add_argument("--serve-args", default="", help="extra `dynamopy serve` flags, one string")
+    p.add_argument("--stores", default="etcd,dynamopy",
+                   help="which to drive, in this order each round: etcd, dynamopy, baseline "
+                        "(default etcd,dynamopy)")
+    p.add_argument("--baseline-src", metavar="DIR",
+                   help="with --stores ...,baseline: a checkout of an older dynamopy; a second "
+                        "3-node cluster runs its code (PYTHONPATH=DIR) for a before/after A B A B")
+    p.add_argument("--hold", type=float, default=0.0,
+                   help="after preloading, wait this many s before measuring (to attach a "
+                        "profiler to the printed PIDs)")
     p.add_argument("--json", metavar="FILE", help="also write every run as JSON to FILE")
     return p.parse_args(argv)
+
+
+class SourceCluster(LocalCluster):
+    """A LocalCluster whose nodes run the dynamopy found in ``src`` (PYTHONPATH)."""
+
+    def __init__(self, src: str, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.src = os.path.abspath(src)
+
+    def _spawn(self, i: int, extra: tuple[str, ...] = ()) -> subprocess.Popen:
+        self._env = {**self._env, "PYTHONPATH": self.src}
+        return super()._spawn(i, extra)
 
 
 def main(argv: Optional[list[str]] = None) -> int:
@@ -350,28 +386,56 @@ def main(argv: Optional[list[str]] = None) -> int:
     quorums = [tuple(int(x) for x in q.split("/")) for q in args.quorums.split(",")]
     modes = ["one", "all"] if args.endpoints == "both" else [args.endpoints]
     prefix = "bench-"
-    dyn = LocalCluster(3, find_base_port(18001, 3), data_dir=os.path.join(work, "dynamopy"),
-                       extra_args=tuple(args.serve_args.split()))
-    etcd = EtcdCluster(3, os.path.join(work, "etcd"))
-    os.makedirs(etcd.data_dir, exist_ok=True)
-    os.makedirs(dyn.data_dir, exist_ok=True)
+    stores = args.stores.split(",")
+    if "baseline" in stores and not args.baseline_src:
+        print("--stores baseline needs --baseline-src DIR", file=sys.stderr)
+        return 2
+    clusters: dict[str, LocalCluster] = {}
+    base = 18001
+    for name in ("dynamopy", "baseline"):
+        if name in stores:
+            port = find_base_port(base, 3)
+            kw = dict(data_dir=os.path.join(work, name), extra_args=tuple(args.serve_args.split()))
+            clusters[name] = (SourceCluster(args.baseline_src, 3, port, **kw)
+                              if name == "baseline" else LocalCluster(3, port, **kw))
+            os.makedirs(clusters[name].data_dir, exist_ok=True)
+            base = port + 10
+    etcd = EtcdCluster(3, os.path.join(work, "etcd")) if "etcd" in stores else None
     runs: list[Run] = []
+    problems, examples = 0, []
     try:
-        _log(f"starting etcd on {etcd.urls} and dynamopy on {dyn.urls}")
-        etcd.start()
-        dyn.start()
+        if etcd is not None:
+            os.makedirs(etcd.data_dir, exist_ok=True)
+            _log(f"starting etcd on {etcd.urls}")
+            etcd.start()
+        for name, c in clusters.items():
+            _log(f"starting {name} on {c.urls}")
+            c.start()
         _log(f"preloading {args.keys} keys of {args.value_bytes} bytes into each")
-        preload(dyn.urls[0], etcd.urls[0], args.keys, args.value_bytes, prefix)
-        dyn_ports = [int(u.rsplit(":", 1)[1]) for u in dyn.urls]
+        for c in clusters.values():
+            preload_dynamopy(c.urls[0], args.keys, args.value_bytes, prefix)
+        if etcd is not None:
+            preload_etcd(etcd.urls[0], args.keys, args.value_bytes, prefix)
+        if args.hold > 0:
+            _log(f"holding {args.hold:g} s; node PIDs: "
+                 + ", ".join(f"{n} {c.pids}" for n, c in clusters.items()))
+            time.sleep(args.hold)
         for round_ in range(1, args.rounds + 1):
             for mode in modes:
                 spread = mode == "all"
                 conns = WRK_ALL if spread else WRK_ONE
-                drives = [(ETCD_STORE, etcd.urls[0], lua_etcd(
-                    etcd.client_ports, spread, args.keys, args.value_bytes, prefix))]
-                drives += [(f"dynamopy R={r},W={w}", dyn.urls[0], lua_dynamopy(
-                    dyn_ports, spread, r, w, args.keys, args.value_bytes, prefix))
-                    for r, w in quorums]
+                drives = []
+                for name in stores:
+                    if name == "etcd":
+                        drives.append((ETCD_STORE, etcd.urls[0], lua_etcd(
+                            etcd.client_ports, spread, args.keys, args.value_bytes, prefix)))
+                        continue
+                    c = clusters[name]
+                    ports = [int(u.rsplit(":", 1)[1]) for u in c.urls]
+                    label = "dynamopy" if name == "dynamopy" else "baseline"
+                    drives += [(f"{label} R={r},W={w}", c.urls[0], lua_dynamopy(
+                        ports, spread, r, w, args.keys, args.value_bytes, prefix))
+                        for r, w in quorums]
                 for store, url, script in drives:
                     if args.warmup > 0:
                         run_wrk(url, script, args.warmup, conns, work)
@@ -381,11 +445,14 @@ def main(argv: Optional[list[str]] = None) -> int:
                     _log(f"round {round_} {mode:<3} {store:<18} {run.ops:7.0f} ops/s "
                          f"p99 {run.p99_ms:6.1f} ms non-2xx {run.non2xx}")
     except KeyboardInterrupt:
-        _log("interrupted; stopping both stores")
+        _log("interrupted; stopping the stores")
     finally:
-        etcd.stop()
-        dyn.stop(keep_data=True)
-        problems, examples = dyn.log_problems()
+        if etcd is not None:
+            etcd.stop()
+        for c in clusters.values():
+            c.stop(keep_data=True)
+            n, ex = c.log_problems()
+            problems, examples = problems + n, examples + ex
         shutil.rmtree(work, ignore_errors=True)
     if not runs:
         return 1

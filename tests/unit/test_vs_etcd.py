@@ -56,3 +56,11 @@ def test_scripts_drive_every_key_with_both_operations_and_spread_only_when_asked
     etcd = lua_etcd([4, 5, 6], True, 3, 1024, "k")
     assert '{"azA=","azE=","azI="}' in etcd and "local SPREAD = true" in etcd  # base64 k0..k2
     assert "/v3/kv/range" in etcd and "/v3/kv/put" in etcd and "local PORTS = {4, 5, 6}" in etcd
+
+
+def test_new_code_is_compared_with_the_baseline_of_the_same_round_and_quorums():
+    runs = [_run("baseline R=2,W=2", "one", 1, 2000, 100), _run("dynamopy R=2,W=2", "one", 1, 3000, 50),
+            _run("baseline R=1,W=1", "one", 1, 4000, 20), _run("dynamopy R=1,W=1", "one", 1, 4000, 40)]
+    tail = build_table(runs).split("new code over baseline")[1].splitlines()[1:]
+    assert [line.split(":")[1].strip() for line in tail] == ["1.50x ops/s, 0.50x p99",
+                                                             "1.00x ops/s, 2.00x p99"]
