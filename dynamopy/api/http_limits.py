@@ -215,6 +215,7 @@ def limited_protocol(read_timeout_s: float, on_reject: OnReject = None,
             self._linger_bytes = 0
             self._linger_timer = None
             self._linger_deadline = 0.0
+            self._keep_alive: Optional[bool] = None  # the cycle's, while held off (below)
 
         # ---- the read deadline ------------------------------------------------------------
         def connection_made(self, transport) -> None:
@@ -240,14 +241,21 @@ def limited_protocol(read_timeout_s: float, on_reject: OnReject = None,
         def on_headers_complete(self) -> None:
             self._in_headers = False
             self._in_body = True
-            self._body_left = None
+            self._body_left = 0
             for name, value in self.headers:
-                if name == b"content-length" and value.isdigit():
-                    self._body_left = int(value)
+                if name == b"content-length":
+                    self._body_left = int(value) if value.isdigit() else None
+                elif name == b"transfer-encoding":
+                    self._body_left = None   # chunked: the length is unknown
             super().on_headers_complete()
             cycle = self.cycle
-            if cycle is not None and self._body_left != 0:
-                cycle.send = self._early_answer_guard(cycle, cycle.send)
+            if cycle is not None and cycle.scope is self.scope and (
+                    self._body_left is None or self._body_left > drain_bytes):
+                # Too long to drain should the app answer before the body is in: until it is
+                # in, the answer would carry Connection: close (uvicorn adds it when
+                # keep_alive is off) and the close lingers. on_message_complete restores it.
+                self._keep_alive = cycle.keep_alive
+                cycle.keep_alive = False
 
         def on_body(self, body: bytes) -> None:
             if self._body_left is not None:
@@ -257,19 +265,12 @@ def limited_protocol(read_timeout_s: float, on_reject: OnReject = None,
         def on_message_complete(self) -> None:
             self._in_body = False
             self._disarm()
+            cycle = self.cycle
+            if self._keep_alive is not None and cycle is not None:
+                if not cycle.response_started:
+                    cycle.keep_alive = self._keep_alive
+                self._keep_alive = None
             super().on_message_complete()
-
-        def _early_answer_guard(self, cycle, send):
-            """``cycle.send`` for a request with a body: an answer that starts before the
-            body is in says ``Connection: close`` when the rest is too long to drain."""
-            async def guarded_send(message):
-                if (message["type"] == "http.response.start" and cycle.more_body
-                        and cycle is self.cycle and self._in_body
-                        and (self._body_left is None or self._body_left > drain_bytes)):
-                    message = {**message, "headers": [*message.get("headers", ()),
-                                                      (b"connection", b"close")]}
-                await send(message)
-            return guarded_send
 
         def _arm(self) -> None:
             self._disarm()
