@@ -19,7 +19,9 @@ What it runs
 
 What it prints
     One row per measured run: ok (2xx) ops/s, p50/p99/max latency in ms (wrk's own histogram
-    over every request of the run), non-2xx answers and socket errors; then per endpoint mode
+    over every request of the run), non-2xx answers and socket errors, and the CPU time the
+    store's processes used per 2xx answer (all of them, and the endpoint process alone: on a
+    busy machine this moves much less than ops/s); then per endpoint mode
     and store the range over rounds, and dynamopy's ops/s over etcd's in the same round (the
     issue's targets: >= 1.0x through one endpoint and >= 1.5x spread, p99 no higher than etcd's,
     zero non-2xx).
@@ -45,6 +47,7 @@ from dataclasses import asdict, dataclass
 from typing import Optional
 
 from dynamopy.benchlib.cluster import LocalCluster, _port_free, find_base_port, stop_processes
+from dynamopy.benchlib.procstat import process_cpu_s
 
 ETCD_STORE = "etcd 3.4"
 WRK_ONE = ("-t1", "-c64")
@@ -142,6 +145,8 @@ class Run:
     non2xx: int
     socket_errors: int
     requests: int
+    cpu_ms_per_op: float = 0.0    # CPU time of all the store's processes per 2xx answer
+    first_cpu_ms_per_op: float = 0.0   # ... of the endpoint process (node 1 / member 1)
 
 
 _RESULT = re.compile(r"^RESULT (.*)$", re.M)
@@ -171,11 +176,12 @@ def build_table(runs: list[Run]) -> str:
     """Every run as a row, then per endpoint mode and store: ranges over rounds and the ratio
     of ops/s to etcd's in the same round."""
     lines = [f"{'endpoints':<9} {'store':<18} {'round':>5} {'ops/s':>8} {'p50 ms':>8} "
-             f"{'p99 ms':>8} {'max ms':>8} {'non-2xx':>8} {'sock err':>8}"]
+             f"{'p99 ms':>8} {'max ms':>8} {'non-2xx':>8} {'sock err':>8} {'cpu ms/op':>9} "
+             f"{'node1 ms/op':>11}"]
     for r in runs:
         lines.append(f"{r.endpoints:<9} {r.store:<18} {r.round:>5} {r.ops:>8.0f} "
                      f"{r.p50_ms:>8.1f} {r.p99_ms:>8.1f} {r.max_ms:>8.1f} {r.non2xx:>8} "
-                     f"{r.socket_errors:>8}")
+                     f"{r.socket_errors:>8} {r.cpu_ms_per_op:>9.3f} {r.first_cpu_ms_per_op:>11.3f}")
     lines.append("")
     lines.append(f"{'endpoints':<9} {'store':<18} {'ops/s':>13} {'p99 ms':>13} "
                  f"{'x etcd ops/s':>13} {'non-2xx':>8}")
@@ -198,7 +204,9 @@ def build_table(runs: list[Run]) -> str:
             b = base.get((r.endpoints, r.round, r.store.split(" ", 1)[-1]))
             if r.store.startswith("dynamopy ") and b is not None and b.ops > 0 and b.p99_ms > 0:
                 lines.append(f"{r.endpoints:<9} {r.store:<18} round {r.round}: "
-                             f"{r.ops / b.ops:.2f}x ops/s, {r.p99_ms / b.p99_ms:.2f}x p99")
+                             f"{r.ops / b.ops:.2f}x ops/s, {r.p99_ms / b.p99_ms:.2f}x p99" + (
+                    f", {r.cpu_ms_per_op / b.cpu_ms_per_op:.2f}x CPU/op"
+                    if b.cpu_ms_per_op > 0 else ""))
     return "\n".join(lines)
 
 
@@ -428,19 +436,25 @@ def main(argv: Optional[list[str]] = None) -> int:
                 for name in stores:
                     if name == "etcd":
                         drives.append((ETCD_STORE, etcd.urls[0], lua_etcd(
-                            etcd.client_ports, spread, args.keys, args.value_bytes, prefix)))
+                            etcd.client_ports, spread, args.keys, args.value_bytes, prefix),
+                            [p.pid for p in etcd.procs]))
                         continue
                     c = clusters[name]
                     ports = [int(u.rsplit(":", 1)[1]) for u in c.urls]
                     label = "dynamopy" if name == "dynamopy" else "baseline"
                     drives += [(f"{label} R={r},W={w}", c.urls[0], lua_dynamopy(
-                        ports, spread, r, w, args.keys, args.value_bytes, prefix))
+                        ports, spread, r, w, args.keys, args.value_bytes, prefix), c.pids)
                         for r, w in quorums]
-                for store, url, script in drives:
+                for store, url, script, pids in drives:
                     if args.warmup > 0:
                         run_wrk(url, script, args.warmup, conns, work)
+                    cpu0 = [process_cpu_s(p) or 0.0 for p in pids]
                     out = run_wrk(url, script, args.seconds, conns, work)
+                    cpu = [(process_cpu_s(p) or 0.0) - c0 for p, c0 in zip(pids, cpu0)]
                     run = parse_wrk(out, store, mode, round_)
+                    ok = max(1, run.requests - run.non2xx)
+                    run.cpu_ms_per_op = 1000 * sum(cpu) / ok
+                    run.first_cpu_ms_per_op = 1000 * cpu[0] / ok
                     runs.append(run)
                     _log(f"round {round_} {mode:<3} {store:<18} {run.ops:7.0f} ops/s "
                          f"p99 {run.p99_ms:6.1f} ms non-2xx {run.non2xx}")
