@@ -72,6 +72,16 @@ class Metrics:
                                        ["target"], registry=r)
         self.hints_dropped = Counter("dynamopy_hints_dropped_total", "hints dropped by reason",
                                      ["target", "reason"], registry=r)
+        self.gc_pause_seconds = Histogram(
+            "dynamopy_gc_pause_seconds", "pauses of the cyclic garbage collector (the whole "
+            "process stops meanwhile)", ["generation"], buckets=FINE_BUCKETS, registry=r)
+        self.gc_collected = Counter("dynamopy_gc_collected_objects_total",
+                                    "objects freed by the cyclic garbage collector",
+                                    ["generation"], registry=r)
+        self.loop_lag_seconds = Histogram(
+            "dynamopy_event_loop_lag_seconds", "how late a periodic timer of the event loop "
+            "fired: time the loop spent on other work before it could run a ready callback",
+            buckets=FINE_BUCKETS, registry=r)
         self.hint_delivery_lag = Histogram("dynamopy_hint_delivery_lag_seconds",
                                            "time from storing a hint to its delivery",
                                            buckets=(0.1, 0.5, 1, 5, 10, 30, 60, 300, 1800, 10800),
