@@ -155,7 +155,11 @@ class Coordinator:
                                           and rec is None)
             if rnd.outcome is Outcome.SUCCEEDED:
                 home = {t.node for t in targets if t.hint_for is None}
-                self._spawn(self._repair_after(rnd, pending, home, state.epoch, token, key))
+                # Usually every call has answered and none was stale: nothing to repair,
+                # so no background task for it.
+                if (any(not task.done() for task in pending)
+                        or any(n in home for n in rnd.stale())):
+                    self._spawn(self._repair_after(rnd, pending, home, state.epoch, token, key))
                 return rnd.newest()
             await asyncio.wait(pending, timeout=node.config.request_timeout_s + 0.5)
             if rnd.outcome is Outcome.SUCCEEDED:
