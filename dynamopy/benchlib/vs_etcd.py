@@ -167,6 +167,25 @@ def parse_wrk(text: str, store: str, endpoints: str, round_: int) -> Run:
                requests=f["requests"])
 
 
+def process_health(metrics_text: str) -> Optional[str]:
+    """One line on GC pauses and event-loop lag from a node's /metrics text (None if the node
+    does not export them, e.g. an older baseline)."""
+    vals: dict[str, float] = {}
+    for line in metrics_text.splitlines():
+        if line.startswith(("dynamopy_gc_pause_seconds_", "dynamopy_event_loop_lag_seconds_")):
+            name, _, value = line.rpartition(" ")
+            vals[name] = vals.get(name, 0.0) + float(value)
+    if not vals:
+        return None
+    gc_n = sum(v for k, v in vals.items() if k.startswith("dynamopy_gc_pause_seconds_count"))
+    gc_s = sum(v for k, v in vals.items() if k.startswith("dynamopy_gc_pause_seconds_sum"))
+    lag = "dynamopy_event_loop_lag_seconds_bucket"
+    total = vals.get(f'{lag}{{le="+Inf"}}', 0.0)
+    over = {ms: total - vals.get(f'{lag}{{le="{ms / 1000}"}}', total) for ms in (50, 200)}
+    return (f"GC: {gc_n:.0f} pauses, {gc_s * 1000:.0f} ms in all; event-loop lag over 50 ms "
+            f"{over[50]:.0f} times, over 200 ms {over[200]:.0f} times (of {total:.0f} ticks)")
+
+
 def _span(values: list[float], fmt: str) -> str:
     lo, hi = min(values), max(values)
     return format(lo, fmt) if lo == hi else f"{format(lo, fmt)}-{format(hi, fmt)}"
@@ -410,6 +429,7 @@ def main(argv: Optional[list[str]] = None) -> int:
             base = port + 10
     etcd = EtcdCluster(3, os.path.join(work, "etcd")) if "etcd" in stores else None
     runs: list[Run] = []
+    health: list[str] = []
     problems, examples = 0, []
     try:
         if etcd is not None:
@@ -458,6 +478,14 @@ def main(argv: Optional[list[str]] = None) -> int:
                     runs.append(run)
                     _log(f"round {round_} {mode:<3} {store:<18} {run.ops:7.0f} ops/s "
                          f"p99 {run.p99_ms:6.1f} ms non-2xx {run.non2xx}")
+        for name, c in clusters.items():
+            try:
+                import httpx
+                line = process_health(httpx.get(f"{c.urls[0]}/metrics", timeout=5).text)
+            except Exception as e:  # noqa: BLE001 - a report line, not a reason to fail
+                line = f"/metrics unreadable ({e!r})"
+            if line:
+                health.append(f"{name} node 1 over the whole run: {line}")
     except KeyboardInterrupt:
         _log("interrupted; stopping the stores")
     finally:
@@ -474,6 +502,8 @@ def main(argv: Optional[list[str]] = None) -> int:
           f"{args.keys} keys, {args.value_bytes} B values, 50/50 get/put, "
           f"{args.seconds:g} s per run after {args.warmup:g} s warm-up, {os.cpu_count()} cores")
     print(build_table(runs))
+    for line in health:
+        print(line)
     if problems:
         print(f"dynamopy node logs: {problems} warning/error lines, e.g. {examples[:3]}")
     if args.json:

@@ -64,3 +64,18 @@ def test_new_code_is_compared_with_the_baseline_of_the_same_round_and_quorums():
     tail = build_table(runs).split("new code over baseline")[1].splitlines()[1:]
     assert [line.split(":")[1].strip() for line in tail] == ["1.50x ops/s, 0.50x p99",
                                                              "1.00x ops/s, 2.00x p99"]
+
+
+def test_process_health_line_from_metrics_text():
+    from dynamopy.benchlib.vs_etcd import process_health
+    text = """dynamopy_gc_pause_seconds_count{generation="0"} 3.0
+dynamopy_gc_pause_seconds_sum{generation="0"} 0.012
+dynamopy_gc_pause_seconds_count{generation="2"} 1.0
+dynamopy_gc_pause_seconds_sum{generation="2"} 0.2
+dynamopy_event_loop_lag_seconds_bucket{le="0.05"} 90.0
+dynamopy_event_loop_lag_seconds_bucket{le="0.2"} 98.0
+dynamopy_event_loop_lag_seconds_bucket{le="+Inf"} 100.0
+"""
+    assert process_health(text) == ("GC: 4 pauses, 212 ms in all; event-loop lag over 50 ms "
+                                    "10 times, over 200 ms 2 times (of 100 ticks)")
+    assert process_health("dynamopy_requests_total 3.0\n") is None
