@@ -167,23 +167,32 @@ def parse_wrk(text: str, store: str, endpoints: str, round_: int) -> Run:
                requests=f["requests"])
 
 
+def _over(vals: dict, histogram: str, bounds_ms: tuple[int, ...]) -> tuple[float, dict]:
+    """(count, {bound_ms: observations above it}) of an unlabelled histogram's buckets."""
+    total = vals.get(f'{histogram}_bucket{{le="+Inf"}}', 0.0)
+    return total, {ms: total - vals.get(f'{histogram}_bucket{{le="{ms / 1000}"}}', total)
+                   for ms in bounds_ms}
+
+
 def process_health(metrics_text: str) -> Optional[str]:
-    """One line on GC pauses and event-loop lag from a node's /metrics text (None if the node
-    does not export them, e.g. an older baseline)."""
+    """One line on GC pauses, event-loop lag and synced-batch (fsync) times from a node's
+    /metrics text (None if the node does not export them, e.g. an older baseline)."""
     vals: dict[str, float] = {}
     for line in metrics_text.splitlines():
-        if line.startswith(("dynamopy_gc_pause_seconds_", "dynamopy_event_loop_lag_seconds_")):
+        if line.startswith(("dynamopy_gc_pause_seconds_", "dynamopy_event_loop_lag_seconds_",
+                            "dynamopy_storage_sync_seconds_")):
             name, _, value = line.rpartition(" ")
             vals[name] = vals.get(name, 0.0) + float(value)
-    if not vals:
+    if not any(k.startswith("dynamopy_event_loop_lag") for k in vals):
         return None
     gc_n = sum(v for k, v in vals.items() if k.startswith("dynamopy_gc_pause_seconds_count"))
     gc_s = sum(v for k, v in vals.items() if k.startswith("dynamopy_gc_pause_seconds_sum"))
-    lag = "dynamopy_event_loop_lag_seconds_bucket"
-    total = vals.get(f'{lag}{{le="+Inf"}}', 0.0)
-    over = {ms: total - vals.get(f'{lag}{{le="{ms / 1000}"}}', total) for ms in (50, 200)}
+    ticks, lag = _over(vals, "dynamopy_event_loop_lag_seconds", (50, 200))
+    syncs, slow = _over(vals, "dynamopy_storage_sync_seconds", (50, 200))
     return (f"GC: {gc_n:.0f} pauses, {gc_s * 1000:.0f} ms in all; event-loop lag over 50 ms "
-            f"{over[50]:.0f} times, over 200 ms {over[200]:.0f} times (of {total:.0f} ticks)")
+            f"{lag[50]:.0f} times, over 200 ms {lag[200]:.0f} times (of {ticks:.0f} ticks); "
+            f"synced batches over 50 ms {slow[50]:.0f}, over 200 ms {slow[200]:.0f} "
+            f"(of {syncs:.0f})")
 
 
 def _span(values: list[float], fmt: str) -> str:

@@ -75,7 +75,11 @@ dynamopy_gc_pause_seconds_sum{generation="2"} 0.2
 dynamopy_event_loop_lag_seconds_bucket{le="0.05"} 90.0
 dynamopy_event_loop_lag_seconds_bucket{le="0.2"} 98.0
 dynamopy_event_loop_lag_seconds_bucket{le="+Inf"} 100.0
+dynamopy_storage_sync_seconds_bucket{le="0.05"} 40.0
+dynamopy_storage_sync_seconds_bucket{le="0.2"} 49.0
+dynamopy_storage_sync_seconds_bucket{le="+Inf"} 50.0
 """
-    assert process_health(text) == ("GC: 4 pauses, 212 ms in all; event-loop lag over 50 ms "
-                                    "10 times, over 200 ms 2 times (of 100 ticks)")
+    assert process_health(text) == (
+        "GC: 4 pauses, 212 ms in all; event-loop lag over 50 ms 10 times, over 200 ms 2 times "
+        "(of 100 ticks); synced batches over 50 ms 10, over 200 ms 1 (of 50)")
     assert process_health("dynamopy_requests_total 3.0\n") is None
