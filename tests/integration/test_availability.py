@@ -91,7 +91,7 @@ def test_read_repairs_a_replica_whose_hint_holder_died(make_cluster):
     with c.client(reader, timeout_s=10) as cl:
         item = cl.get(key, r=3)
     assert item.version == new and item.value == b"new"
-    c.wait_until(lambda: c.local_record(replica, key)["version"] == new,
+    c.wait_until(lambda: c.local_version(replica, key) == new,
                  what="stale replica repaired by the read")
     assert metric(c, reader, "dynamopy_read_repairs_total") >= 1
 
@@ -192,5 +192,5 @@ def test_read_through_a_stale_replica_answers_the_newest_of_r(make_cluster):
     with c.client(2, timeout_s=10) as cl:
         item = cl.get(key, r=2)
     assert item.version == new and item.value == b"new"
-    c.wait_until(lambda: c.local_record(2, key)["version"] == new,
+    c.wait_until(lambda: c.local_version(2, key) == new,
                  what="the stale coordinator repaired itself")

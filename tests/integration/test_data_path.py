@@ -106,7 +106,7 @@ def test_concurrent_writers_converge_on_the_highest_version(make_cluster):
         versions = [v for vs in pool.map(writer, range(6)) for v in vs]
     assert len(set(versions)) == len(versions), "versions must be unique per write"
     top = max(versions)
-    c.wait_until(lambda: all(c.local_record(i, "hot")["version"] == top for i in range(3)),
+    c.wait_until(lambda: all(c.local_version(i, "hot") == top for i in range(3)),
                  what="all replicas at the highest version")
     with c.client(1) as cl:
         assert cl.get("hot", r=3).version == top
