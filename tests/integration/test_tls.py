@@ -11,7 +11,6 @@ import os
 import ssl
 import subprocess
 import sys
-import time
 
 import httpx
 import pytest
@@ -147,10 +146,11 @@ def test_peer_port_drops_a_tls_handshake_that_never_comes(tls):
     """A client that connects and sends nothing is cut off after the handshake timeout
     (5 s), not asyncio's 60 s TLS default."""
     import socket
+    # The socket's 30 s timeout is the event that tells the two apart: a node still waiting
+    # at 30 s makes recv raise socket.timeout and the test fail.
     with socket.create_connection(("127.0.0.1", tls.base + 1000), timeout=30) as s:
-        start = time.monotonic()
         try:
             data = s.recv(1)
         except ConnectionResetError:
             data = b""
-        assert data == b"" and time.monotonic() - start < 30
+        assert data == b""
