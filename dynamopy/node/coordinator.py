@@ -306,7 +306,7 @@ class Coordinator:
         except (PeerError, asyncio.TimeoutError) as e:
             if isinstance(e, RemoteError) and e.code == STALE_EPOCH and stale is not None:
                 stale.append(int(e.detail))
-            if hint_on_failure and t.hint_for is None and t.counts and (
+            if hint_on_failure and t.hint_for is None and (
                     not isinstance(e, RemoteError) or e.code in (STALE_EPOCH, NOT_CAUGHT_UP)):
                 # A home replica missed the write (down, slow, or it refused a ring it knows
                 # is stale): keep a hint for it here (never counted) so it converges even

@@ -30,7 +30,8 @@ from dynamopy.node.metrics import Metrics
 from dynamopy.node.replica import Replica
 from dynamopy.node.transfer import TransferManager
 from dynamopy.node.version_clock import VersionClock
-from dynamopy.peer import MessageTooLarge, PeerClient, PeerError, PeerServer, RemoteError
+from dynamopy.peer import (MessageTooLarge, PeerClient, PeerError, PeerServer, RemoteError,
+                           route)
 from dynamopy.storage import GroupCommitter, Store
 from dynamopy.tls import peer_client_context, peer_server_context
 
@@ -68,11 +69,18 @@ class Node:
         self.peer_client = PeerClient(self.id, secret, delay_ms=config.peer_delay_ms,
                                       rng=self.rng, on_call=self.metrics.on_peer_call,
                                       backoff_max_s=0.5, ssl=peer_client_ssl)
-        # "get" and "ping" are answered inline (no task); everything else by _handle_peer.
-        self.peer_server = PeerServer(self.id, secret, self._handle_peer, sync_methods={
+        # Cheap synchronous methods are answered inline (no task); the rest each in a task.
+        self.peer_server = PeerServer(self.id, secret, route({
+            "put": self.replica.rpc_put,
+            "hints": self.hints.rpc_receive,
+            "paxos": self.metalog.rpc_receive,
+            "xfer_pull": self.transfers.rpc_pull,
+            "xfer_status": self.transfers.rpc_status,
+        }), sync_methods={
             "get": self.replica.rpc_get,
             "ping": self._on_ping,
             "defaults_drained": self.defaults_change.rpc_status,
+            "join_started": self.join_watcher.rpc_started,
         }, max_unauthenticated=config.peer_max_unauthenticated,
             buffer_bytes=config.peer_buffer_bytes, on_reject=self.metrics.on_peer_rejected,
             ssl=peer_server_ssl)
@@ -237,21 +245,6 @@ class Node:
         # says nothing about the peer's health: it propagates without touching the detector.
         self.detector.report_success(member_id)
         return result
-
-    async def _handle_peer(self, method: str, payload: Any, peer_id: str) -> Any:
-        if method == "put":
-            return await self.replica.rpc_put(payload, peer_id)
-        if method == "hints":
-            return await self.hints.rpc_receive(payload, peer_id)
-        if method == "paxos":
-            return await self.metalog.rpc_receive(payload, peer_id)
-        if method == "xfer_pull":
-            return await self.transfers.rpc_pull(payload, peer_id)
-        if method == "xfer_status":
-            return await self.transfers.rpc_status(payload, peer_id)
-        if method == "join_started":
-            return self.join_watcher.rpc_started(payload, peer_id)
-        raise RemoteError("unknown_method", f"unknown peer method {method!r}")
 
     # ---- views ------------------------------------------------------------------------
     def identity(self) -> dict:

@@ -20,12 +20,6 @@ def test_write_fails_when_quorum_impossible():
     assert rnd.fail("b") is Outcome.FAILED
 
 
-def test_uncounted_targets_never_count():
-    rnd = WriteRound((Target("a"), Target("b"), Target("a", hint_for="c", counts=False)), 3)
-    rnd.ack("a"); rnd.ack("b")
-    assert rnd.outcome is Outcome.FAILED  # only two counting targets exist
-
-
 def test_read_newest_wins_and_stale_replicas_are_repaired():
     rnd = ReadRound(T("a", "b", "c"), 2)
     old, new = Record(5, value=b"old"), Record(9, value=b"new")
@@ -107,10 +101,11 @@ def test_a_fallback_does_not_hide_a_pending_owner_it_also_is():
     assert targets == [Target("a"), Target("d", hint_for="b"), Target("c"), Target("d")]
 
 
-def test_write_failures_count_distinct_counting_nodes_only():
-    rnd = WriteRound((Target("a"), Target("b"), Target("c"), Target("h", counts=False)), 2)
-    assert rnd.fail("h") is Outcome.PENDING        # an uncounted target's failure is no loss
+def test_write_failures_count_distinct_target_nodes_only():
+    rnd = WriteRound(T("a", "b", "c"), 2)
+    assert rnd.fail("h") is Outcome.PENDING        # a node that is no target is no loss
     assert rnd.fail("a") is Outcome.PENDING
+    assert rnd.fail("a") is Outcome.PENDING        # the same node twice is one failure
     assert rnd.fail("b") is Outcome.FAILED         # two distinct failures: 1 left < 2
     ok = WriteRound(T("a", "b", "c"), 2)
     ok.ack("a")
