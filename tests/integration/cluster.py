@@ -71,9 +71,8 @@ class LocalCluster:
         self.base = allocate_ports(nodes + 4)
         self.n, self.r, self.w = n, r, w
         self.extra = list(extra or [])
-        self.secret = secret
-        self.launch = Nodes(root, self.base, env={"DYNAMOPY_CLUSTER_SECRET": secret},
-                            scheme=self.scheme, verify=self.verify)
+        self.secret = secret  # read at each start: a test may change it (an impostor)
+        self.launch = Nodes(root, self.base, scheme=self.scheme, verify=self.verify)
         self.procs = self.launch.procs  # index -> Popen of every node started
         self.joins_through = 0  # nodes beyond the seeds join through this one
 
@@ -105,7 +104,8 @@ class LocalCluster:
                    env: Optional[dict] = None) -> None:
         """Start node ``i``; ``env`` adds environment variables (e.g. libfaketime's
         LD_PRELOAD, which keeps the node itself the process we stop by PID)."""
-        self.launch.start(i, self.args(i, extra), env)
+        self.launch.start(i, self.args(i, extra),
+                          {"DYNAMOPY_CLUSTER_SECRET": self.secret, **(env or {})})
 
     def start(self, timeout_s: float = 30.0) -> "LocalCluster":
         for i in range(self.size):
