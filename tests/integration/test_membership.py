@@ -1,6 +1,7 @@
 """Joins, leaves and removals through the Paxos-agreed metadata log, with real processes,
 while writes keep flowing; no acknowledged write may be lost."""
 
+import concurrent.futures as cf
 import threading
 
 import httpx
@@ -40,12 +41,26 @@ class Writer(threading.Thread):
         self.join(timeout=30)
 
 
+PARALLEL = 8  # requests in flight: the nodes serve them concurrently and share their syncs
+
+
+def in_parallel(c, via: int, keys: list[str], fn) -> dict:
+    """``fn(client, key)`` for every key, PARALLEL at a time through node ``via``; the
+    results keyed and ordered as ``keys``."""
+    def run(chunk: list[str]) -> dict:
+        with c.client(via, timeout_s=10) as cl:
+            return {k: fn(cl, k) for k in chunk}
+    out: dict = {}
+    with cf.ThreadPoolExecutor(PARALLEL) as pool:
+        for part in pool.map(run, [keys[i::PARALLEL] for i in range(PARALLEL)]):
+            out.update(part)
+    return {k: out[k] for k in keys}
+
+
 def preload(c, count: int, prefix: str = "k") -> dict[str, int]:
-    out = {}
-    with c.client(0) as cl:
-        for i in range(count):
-            out[f"{prefix}{i}"] = cl.put(f"{prefix}{i}", f"v{i}".encode())["version"]
-    return out
+    """``count`` keys written through n1 (value ``v<i>``); key -> acknowledged version."""
+    return in_parallel(c, 0, [f"{prefix}{i}" for i in range(count)],
+                       lambda cl, k: cl.put(k, f"v{k[len(prefix):]}".encode())["version"])
 
 
 def state_of(c, observer: int, member: str):
@@ -56,10 +71,10 @@ def state_of(c, observer: int, member: str):
 
 
 def assert_all_readable(c, acked: dict[str, int], via: int, rs=(2, 3)):
-    with c.client(via, timeout_s=10) as cl:
-        for r in rs:
-            missing = [k for k, v in acked.items() if cl.get(k, r=r).version < v]
-            assert not missing, f"R={r}: {len(missing)} acknowledged writes lost, e.g. {missing[:5]}"
+    for r in rs:
+        got = in_parallel(c, via, list(acked), lambda cl, k: cl.get(k, r=r).version)
+        missing = [k for k, v in acked.items() if got[k] < v]
+        assert not missing, f"R={r}: {len(missing)} acknowledged writes lost, e.g. {missing[:5]}"
 
 
 def test_join_while_writing_moves_a_quarter_and_loses_nothing(make_cluster):
