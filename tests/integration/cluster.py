@@ -6,6 +6,7 @@ every wait is bounded. Ports are taken from a per-run range and checked free bef
 
 from __future__ import annotations
 
+import concurrent.futures as cf
 import os
 import signal
 import time
@@ -60,6 +61,22 @@ def wait_until(predicate, timeout_s: float = 20.0, what: str = "condition") -> N
         time.sleep(0.1)
 
 
+PARALLEL = 8  # requests in flight: the nodes serve them concurrently and share their syncs
+
+
+def in_parallel(c, via: int, keys: list[str], fn) -> dict:
+    """``fn(client, key)`` for every key, PARALLEL at a time through node ``via``; the
+    results keyed and ordered as ``keys``."""
+    def run(chunk: list[str]) -> dict:
+        with c.client(via, timeout_s=10) as cl:
+            return {k: fn(cl, k) for k in chunk}
+    out: dict = {}
+    with cf.ThreadPoolExecutor(PARALLEL) as pool:
+        for part in pool.map(run, [keys[i::PARALLEL] for i in range(PARALLEL)]):
+            out.update(part)
+    return {k: out[k] for k in keys}
+
+
 class LocalCluster:
     """``nodes`` seed nodes (n1..) with quorums n/r/w started with the shared launcher
     (``dynamopy.launch``); up to 4 more nodes can join (``add_node``)."""
@@ -108,9 +125,15 @@ class LocalCluster:
                           {"DYNAMOPY_CLUSTER_SECRET": self.secret, **(env or {})})
 
     def start(self, timeout_s: float = 30.0) -> "LocalCluster":
-        for i in range(self.size):
-            self.start_node(i)
-        self.wait_ready(range(self.size), timeout_s)
+        """Start the seed nodes and wait until they are ready; if they are not, stop every
+        node started (whatever fixture called this)."""
+        try:
+            for i in range(self.size):
+                self.start_node(i)
+            self.wait_ready(range(self.size), timeout_s)
+        except BaseException:
+            self.stop()
+            raise
         return self
 
     def wait_ready(self, nodes, timeout_s: float = 30.0) -> None:

@@ -8,7 +8,8 @@ import httpx
 import pytest
 
 from dynamopy.client import DynamoError
-from tests.integration.test_membership import assert_all_readable, preload, state_of
+from tests.integration.test_membership import (assert_all_readable, local_records, preload,
+                                              state_of)
 
 pytestmark = pytest.mark.integration
 
@@ -47,7 +48,8 @@ def test_a_stale_finish_join_does_not_finish_a_later_join(make_cluster):
     with c.client(0) as cl:
         mine = [k for k in acked if "n4" in cl.preference_list(k)]
     assert len(mine) > 20
-    missing = [k for k in mine if (c.local_record(n4, k) or {}).get("version") != acked[k]]
+    missing = [k for k, rec in local_records(c, n4, mine).items()
+               if (rec or {}).get("version") != acked[k]]
     print(f"n4 lacks {len(missing)} of the {len(mine)} keys it replicates; log {log_changes(c, 0)}")
     assert not missing, f"n4 became normal without {len(missing)} of its {len(mine)} keys"
     with c.client(n4, timeout_s=10) as cl:
