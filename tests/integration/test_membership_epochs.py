@@ -2,6 +2,7 @@
 a later change, the ranges a node keeps follow the ring however it learned it, and a change
 of the R/W defaults never lets a read miss an acknowledged write. Real processes."""
 
+import concurrent.futures as cf
 import threading
 
 import httpx
@@ -69,9 +70,13 @@ def test_catching_up_from_a_snapshot_drops_the_ranges_a_node_lost(make_cluster):
     c.kill(0)
     n4 = c.add_node(through=1)
     c.wait_until(lambda: state_of(c, 1, "n4") == "normal", timeout_s=60, what="n4 normal")
-    with httpx.Client(base_url=c.url(1), timeout=15) as http:
-        for i in range(70):
-            assert http.post("/cluster/config", json={"hint_window_s": 3600 + i}).status_code == 202
+    def settings_changes(part: int) -> list[int]:  # 70 in all, 4 proposals in flight
+        with httpx.Client(base_url=c.url(1), timeout=15) as http:
+            return [http.post("/cluster/config", json={"hint_window_s": 3600 + i}).status_code
+                    for i in range(part, 70, 4)]
+    with cf.ThreadPoolExecutor(4) as pool:
+        statuses = [st for part in pool.map(settings_changes, range(4)) for st in part]
+    assert statuses == [202] * 70
     epoch = c.cluster_info(1)["epoch"]
     with c.client(1) as cl:
         mine = sum(1 for k in acked if "n1" in cl.preference_list(k))
