@@ -25,12 +25,34 @@ def test_the_drained_epoch_is_the_oldest_request_still_running():
     assert dc.drained_epoch() == 2 and dc._inflight == {}
 
 
+ROUNDS = 30
+
+
+class CountingAsyncio:
+    """``asyncio`` for the module under test, counting the loop's polls: the test runs the
+    leader's loop a number of rounds, not a stretch of wall-clock time."""
+
+    def __init__(self) -> None:
+        self.polls = 0
+        self.done = asyncio.Event()
+
+    def __getattr__(self, name):
+        return getattr(asyncio, name)
+
+    async def sleep(self, seconds, *args):
+        self.polls += 1
+        if self.polls > ROUNDS:
+            self.done.set()
+        await asyncio.sleep(0)
+
+
 def run_leader(monkeypatch, drained: dict) -> list:
-    """Run the leader's loop a few rounds; ``drained`` maps member -> reply (or None: down)."""
-    monkeypatch.setattr(defaults_change, "POLL_S", 0.01)
+    """Run the leader's loop ROUNDS rounds; ``drained`` maps member -> reply (or None: down)."""
     proposed = []
 
     async def main():
+        spy = CountingAsyncio()
+        monkeypatch.setattr(defaults_change, "asyncio", spy)
         node = types.SimpleNamespace(id="n1", state=FLIPPED,
                                      metalog=types.SimpleNamespace(is_leader=True))
 
@@ -47,7 +69,7 @@ def run_leader(monkeypatch, drained: dict) -> list:
 
         node.call_peer, node.propose = call_peer, propose
         task = asyncio.ensure_future(DefaultsChange(node).run())
-        await asyncio.sleep(0.3)
+        await asyncio.wait_for(spy.done.wait(), 10)
         task.cancel()
 
     asyncio.run(main())
