@@ -50,7 +50,6 @@ def plan_targets(
     n: int,
     is_up,
     *,
-    coordinator: str,
     sloppy: bool = True,
     extra: Iterable[str] = (),
 ) -> list[Target]:

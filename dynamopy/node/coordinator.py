@@ -212,7 +212,7 @@ class Coordinator:
             targets += [Target(m) for m in extra if m not in pref]
             return targets
         return plan_targets(list(state.ring.walk_token(token)), n, node.detector.is_up,
-                            coordinator=node.id, extra=extra)
+                            extra=extra)
 
     # ---- fan-out machinery ------------------------------------------------------------
     async def _fan_out(self, targets: list[Target], call: Callable[[Target], Awaitable],

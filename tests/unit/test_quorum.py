@@ -48,12 +48,12 @@ def test_tombstone_is_newest():
 def test_plan_uses_fallbacks_for_down_replicas():
     walk = ["a", "b", "c", "d", "e"]
     up = {"a", "c", "d", "e"}.__contains__
-    targets = plan_targets(walk, 3, up, coordinator="a")
+    targets = plan_targets(walk, 3, up)
     assert targets == [Target("a"), Target("d", hint_for="b"), Target("c")]
 
 
 def test_plan_tries_a_down_home_replica_when_no_fallback_exists():
-    targets = plan_targets(["a", "b", "c"], 3, {"a", "c"}.__contains__, coordinator="c")
+    targets = plan_targets(["a", "b", "c"], 3, {"a", "c"}.__contains__)
     assert targets == [Target("a"), Target("b"), Target("c")]
     rnd = WriteRound(tuple(targets), 3)
     rnd.ack("a"); rnd.ack("c")
@@ -61,13 +61,12 @@ def test_plan_tries_a_down_home_replica_when_no_fallback_exists():
 
 
 def test_plan_strict_targets_only_home_replicas():
-    targets = plan_targets(["a", "b", "c", "d"], 3, {"a", "c", "d"}.__contains__,
-                           coordinator="a", sloppy=False)
+    targets = plan_targets(["a", "b", "c", "d"], 3, {"a", "c", "d"}.__contains__, sloppy=False)
     assert [t.node for t in targets] == ["a", "b", "c"]
 
 
 def test_pending_owners_receive_the_write_and_raise_the_quorum():
-    targets = plan_targets(["a", "b", "c"], 3, lambda m: True, coordinator="a", extra=["x"])
+    targets = plan_targets(["a", "b", "c"], 3, lambda m: True, extra=["x"])
     assert targets[-1] == Target("x")
     required = pending_required(2, targets, ["a", "b", "c"])
     assert required == 3
@@ -89,15 +88,14 @@ def test_a_newer_reply_is_not_an_ack_and_is_remembered():
 # ---- found by mutation testing (python -m dynamopy.benchlib.mutation) ---------------------
 
 def test_plan_adds_each_pending_owner_once_and_never_a_home_replica_again():
-    targets = plan_targets(["a", "b", "c"], 3, lambda m: True, coordinator="a",
+    targets = plan_targets(["a", "b", "c"], 3, lambda m: True,
                            extra=["a", "x", "x"])
     assert targets == [Target("a"), Target("b"), Target("c"), Target("x")]
 
 
 def test_a_fallback_does_not_hide_a_pending_owner_it_also_is():
     # d stands in for b (a hint) and also gains the key: it needs the write as itself too
-    targets = plan_targets(["a", "b", "c", "d"], 3, {"a", "c", "d"}.__contains__,
-                           coordinator="a", extra=["d"])
+    targets = plan_targets(["a", "b", "c", "d"], 3, {"a", "c", "d"}.__contains__, extra=["d"])
     assert targets == [Target("a"), Target("d", hint_for="b"), Target("c"), Target("d")]
 
 
