@@ -16,6 +16,7 @@ import httpx
 
 from dynamopy.launch import Nodes
 
+
 class LocalCluster:
     """``nodes`` seed nodes started with the shared launcher (``dynamopy.launch``), addressed
     by index; ``data_dir`` None means a temp dir dropped at ``stop``."""
