@@ -1,7 +1,8 @@
 """A harness that runs real `dynamopy serve` processes on 127.0.0.1 for integration tests.
 
-Every process is started in its own session and stopped by PID (SIGTERM, then SIGKILL);
-every wait is bounded. Ports are taken from a per-run range and checked free before use.
+Processes are started, awaited and stopped by the shared launcher (``dynamopy.launch``): own
+session, stopped by PID (SIGCONT, SIGTERM, then SIGKILL). Every wait is bounded and retries
+only "not yet" answers (``not_yet``). Ports are taken from a per-run range and checked free.
 """
 
 from __future__ import annotations
