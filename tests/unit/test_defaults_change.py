@@ -4,8 +4,8 @@ the leader finishes a change of the R/W defaults only once every member is past 
 import asyncio
 import types
 
+from dynamopy.node.clock import SystemClock
 from dynamopy.core.membership import ClusterState, Settings, bootstrap_entry
-from dynamopy.node import defaults_change
 from dynamopy.node.defaults_change import DefaultsChange
 from dynamopy.peer import PeerUnavailable
 
@@ -15,8 +15,8 @@ FLIPPED = ClusterState().apply(bootstrap_entry(SEEDS, Settings(r=1, w=3))).apply
 
 
 def test_the_drained_epoch_is_the_oldest_request_still_running():
-    node = types.SimpleNamespace(state=FLIPPED)
-    dc = DefaultsChange(node)
+    dc = DefaultsChange(me="n1", state=lambda: FLIPPED, clock=None, call_peer=None,
+                        is_leader=lambda: False, propose=None)
     assert dc.drained_epoch() == 2
     with dc.track(1):
         with dc.track(2), dc.track(1):
@@ -28,18 +28,15 @@ def test_the_drained_epoch_is_the_oldest_request_still_running():
 ROUNDS = 30
 
 
-class CountingAsyncio:
-    """``asyncio`` for the module under test, counting the loop's polls: the test runs the
-    leader's loop a number of rounds, not a stretch of wall-clock time."""
+class CountingClock(SystemClock):
+    """The node clock for the loop under test, counting its polls: the test runs the leader's
+    loop a number of rounds, not a stretch of wall-clock time."""
 
     def __init__(self) -> None:
         self.polls = 0
         self.done = asyncio.Event()
 
-    def __getattr__(self, name):
-        return getattr(asyncio, name)
-
-    async def sleep(self, seconds, *args):
+    async def sleep(self, seconds: float) -> None:
         self.polls += 1
         if self.polls > ROUNDS:
             self.done.set()
@@ -51,10 +48,7 @@ def run_leader(monkeypatch, drained: dict) -> list:
     proposed = []
 
     async def main():
-        spy = CountingAsyncio()
-        monkeypatch.setattr(defaults_change, "asyncio", spy)
-        node = types.SimpleNamespace(id="n1", state=FLIPPED,
-                                     metalog=types.SimpleNamespace(is_leader=True))
+        node = types.SimpleNamespace(state=FLIPPED)
 
         async def call_peer(member, method, payload, timeout_s=None):
             assert method == "defaults_drained"
@@ -67,9 +61,11 @@ def run_leader(monkeypatch, drained: dict) -> list:
             node.state = node.state.apply(entry)
             return node.state.epoch
 
-        node.call_peer, node.propose = call_peer, propose
-        task = asyncio.ensure_future(DefaultsChange(node).run())
-        await asyncio.wait_for(spy.done.wait(), 10)
+        clock = CountingClock()
+        dc = DefaultsChange(me="n1", state=lambda: node.state, clock=clock,
+                            call_peer=call_peer, is_leader=lambda: True, propose=propose)
+        task = asyncio.ensure_future(dc.run())
+        await asyncio.wait_for(clock.done.wait(), 10)
         task.cancel()
 
     asyncio.run(main())
