@@ -78,7 +78,9 @@ def test_a_join_that_never_starts_streaming_is_abandoned(make_cluster, lone_node
     resp = http.post("/cluster/members", json=joiner.identity())
     assert resp.status_code == 202, resp.text
     joiner.kill()
-    c.wait_until(lambda: http.get("/cluster").json()["change"] is None, timeout_s=30,
+    # raise_for_status: a 503 (not ready) is "not yet", not a KeyError on its error body
+    c.wait_until(lambda: http.get("/cluster").raise_for_status().json()["change"] is None,
+                 timeout_s=30,
                  what="the join abandoned")
     entries = http.get("/cluster/log").json()["entries"]
     last = entries[-1]
