@@ -231,3 +231,26 @@ def diff_keys(local: Iterable[KeyVersion],
     pull = sorted(k for k, v in theirs.items() if v > mine.get(k, 0))
     push = sorted(k for k, v in mine.items() if v > theirs.get(k, 0))
     return pull, push
+
+
+def intersect_spans(a: list[tuple[int, int]], b: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    """The overlap of two sorted lists of disjoint ``[start, end)`` spans."""
+    out: list[tuple[int, int]] = []
+    i = j = 0
+    while i < len(a) and j < len(b):
+        start, end = max(a[i][0], b[j][0]), min(a[i][1], b[j][1])
+        if start < end:
+            out.append((start, end))
+        if a[i][1] <= b[j][1]:
+            i += 1
+        else:
+            j += 1
+    return out
+
+
+def shared_ranges(ring, n: int, a: str, b: str) -> list[tuple[int, int]]:
+    """Token ranges both ``a`` and ``b`` replicate in ``ring`` (preference lists of
+    length ``n``): what the two compare in an exchange."""
+    if a not in ring.members or b not in ring.members:
+        return []
+    return intersect_spans(ring.ranges_of(a, n), ring.ranges_of(b, n))

@@ -70,6 +70,32 @@ class Replica:
             rec = newest((rec, self.node.store.hint_lookup(hint_for, token, key)))
         return rec
 
+    async def apply_repairs(self, epoch: int, items: list) -> int:
+        """Store repaired records ``(token, key, record)`` (anti-entropy, on either side of
+        an exchange); return how many were newer than what is stored.
+
+        The repair path keeps the replica rules: planned at this node's current epoch (checked
+        in the same step as the enqueue, so a range dropped by a later ring change drops
+        these too), only tokens this node replicates, newest version wins, synced before
+        it returns."""
+        node = self.node
+        state = node.state
+        self.require_caught_up()
+        if epoch != state.epoch:
+            raise RemoteError(STALE_EPOCH, str(state.epoch))
+        n, me = state.settings.n, node.id
+        for token, _key, _rec in items:
+            if not any(ring is not None and me in ring.members
+                       and me in ring.preference_list_for_token(token, n)
+                       for ring in (state.ring, state.pending_ring)):
+                raise RemoteError(STALE_EPOCH, f"{state.epoch}: {me} does not replicate "
+                                               f"token {token}")
+        if node.hlc is not None:
+            for _t, _k, rec in items:
+                node.hlc.observe(rec.version)
+        applied = await node.committer.submit(writes=items)
+        return sum(applied)
+
     # ---- peer RPC handlers -----------------------------------------------------------
     def require_caught_up(self) -> None:
         """Serve data only once this node has learned the metadata log up to what its peers

@@ -15,6 +15,7 @@ import random
 from typing import Any, Optional
 
 from dynamopy.config import NodeConfig
+from dynamopy.node.anti_entropy import AntiEntropy
 from dynamopy.core.membership import ClusterState
 from dynamopy.core.versions import HybridClock
 from dynamopy.node.catchup import CatchUp
@@ -59,6 +60,12 @@ class Node:
         self.catchup = CatchUp(self)
         self.defaults_change = DefaultsChange(self)
         self.join_watcher = JoinWatcher(self)
+        self.anti_entropy = AntiEntropy(
+            node_id=self.id, interval_s=config.anti_entropy_interval_s,
+            rate_keys_s=config.anti_entropy_rate, call_peer=self.call_peer,
+            get_state=lambda: self.state, is_up=self.detector.is_up,
+            apply_repairs=self.replica.apply_repairs, note_epoch=self.note_epoch,
+            clock=self.clock, rng=self.rng, metrics=self.metrics)
         secret = config.cluster_secret.encode()
         tls = config.tls  # mutual TLS on the peer port when configured (dynamopy.tls)
         peer_client_ssl = peer_client_context(tls) if tls is not None else None
@@ -73,6 +80,9 @@ class Node:
             "get": self.replica.rpc_get,
             "ping": self._on_ping,
             "defaults_drained": self.defaults_change.rpc_status,
+            "ae_tree": self.anti_entropy.rpc_tree,
+            "ae_keys": self.anti_entropy.rpc_keys,
+            "ae_get": self.anti_entropy.rpc_get,
         }, max_unauthenticated=config.peer_max_unauthenticated,
             buffer_bytes=config.peer_buffer_bytes, on_reject=self.metrics.on_peer_rejected,
             ssl=peer_server_ssl)
@@ -92,8 +102,10 @@ class Node:
             self.metalog.load()
         finally:
             self.transfers.replaying = False
+        await self.anti_entropy.attach(self.store)
         await self.peer_server.start(self.config.host, self.config.peer_port)
         self.spawn(self.metalog.run())
+        self.spawn(self.anti_entropy.run())
         self.spawn(self.detector.run())
         self.spawn(self.hints.run())
         self.spawn(self.defaults_change.run())
@@ -113,6 +125,7 @@ class Node:
         await self.peer_client.close()
         if self.committer is not None:
             await self.committer.stop()
+        self.anti_entropy.detach()
         if self.store is not None:
             self.store.close()
 
@@ -249,6 +262,8 @@ class Node:
             return await self.transfers.rpc_pull(payload, peer_id)
         if method == "xfer_status":
             return await self.transfers.rpc_status(payload, peer_id)
+        if method == "ae_push":
+            return await self.anti_entropy.rpc_push(payload, peer_id)
         if method == "join_started":
             return self.join_watcher.rpc_started(payload, peer_id)
         raise RemoteError("unknown_method", f"unknown peer method {method!r}")
@@ -267,6 +282,7 @@ class Node:
             "keys": self.store.key_count() if self.store else 0,
             "hints": self.hints.pending_by_target(),
             "transfer": self.transfers.progress.to_dict() if self.state.change else None,
+            "anti_entropy": self.anti_entropy.view(),
             "metadata": {"acceptors": list(self.metalog.acceptors),
                          "leader": self.metalog.leader,
                          "caught_up": self.catchup.caught_up,

@@ -181,3 +181,41 @@ def test_diff_keys_newer_wins_each_way():
 def test_out_of_range_token_is_refused():
     with pytest.raises(ValueError):
         HashTree(**SMALL).add(2**32, 1)
+
+
+def test_shared_ranges_are_where_both_are_in_the_preference_list():
+    from ring import Ring
+
+    from dynamopy.core.merkle import shared_ranges
+
+    ring = Ring.build(["a", "b", "c", "d", "e"], partitions=64)
+    spans = shared_ranges(ring, 3, "a", "c")
+    inside = set()
+    for s, e in spans:
+        for p in range(ring.partition_of(s), ring.partition_of(e - 1) + 1):
+            inside.add(p)
+    for p in range(64):
+        pl = ring.preference_list_for_token(ring.partition_range(p)[0], 3)
+        assert (p in inside) == ("a" in pl and "c" in pl)
+    assert shared_ranges(ring, 3, "a", "zz") == []
+
+
+@given(st.lists(st.tuples(st.integers(0, 100), st.integers(1, 10)), max_size=6),
+       st.lists(st.tuples(st.integers(0, 100), st.integers(1, 10)), max_size=6))
+def test_intersect_spans_is_the_overlap(ra, rb):
+    from dynamopy.core.merkle import intersect_spans
+
+    def norm(raw):
+        points = sorted({x for s, n in raw for x in range(s, s + n)})
+        spans = []
+        for x in points:
+            if spans and spans[-1][1] == x:
+                spans[-1][1] = x + 1
+            else:
+                spans.append([x, x + 1])
+        return [tuple(s) for s in spans], set(points)
+
+    a, pa = norm(ra)
+    b, pb = norm(rb)
+    got = {x for s, e in intersect_spans(a, b) for x in range(s, e)}
+    assert got == pa & pb

@@ -1,0 +1,270 @@
+"""Unit tests of node.anti_entropy: exchanges between in-process components over real
+LevelDB stores; the peer caller routes to the other component's handlers (no sockets)."""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import random
+
+import pytest
+
+from dynamopy.core.membership import ClusterState, Settings
+from dynamopy.core.merkle import HashTree
+from dynamopy.core.records import Record
+from dynamopy.node.anti_entropy import AntiEntropy
+from dynamopy.node.metrics import Metrics
+from dynamopy.peer import RemoteError
+from dynamopy.storage import Store
+from ring import Ring
+
+
+def aio(fn):
+    """Run an async test on a fresh event loop."""
+    @functools.wraps(fn)
+    def run(*args, **kwargs):
+        return asyncio.run(fn(*args, **kwargs))
+    return run
+
+
+class FakeClock:
+    """Virtual time: sleeps return at once and advance the clock."""
+
+    def __init__(self):
+        self.t = 0.0
+        self.slept = 0.0
+
+    def wall_ms(self) -> int:
+        return 1_700_000_000_000 + int(self.t * 1000)
+
+    def monotonic(self) -> float:
+        return self.t
+
+    async def sleep(self, s: float) -> None:
+        self.t += s
+        self.slept += s
+        await asyncio.sleep(0)
+
+
+class Cluster:
+    """Components of ``ids`` sharing one state; ``apply_repairs`` writes through the store
+    with the replica's rules (epoch, tokens replicated, newest wins)."""
+
+    def __init__(self, tmp_path, ids, n=3, rate=100_000):
+        self.state = ClusterState(epoch=7, ring=Ring.build(ids, partitions=64),
+                                  settings=Settings(n=n, r=1, w=1))
+        self.clock = FakeClock()
+        self.stores = {i: Store(str(tmp_path / i)) for i in ids}
+        self.ae = {}
+        self.repair_calls = []
+        for i in ids:
+            self.ae[i] = AntiEntropy(
+                node_id=i, interval_s=1.0, rate_keys_s=rate, call_peer=self._caller(i),
+                get_state=lambda: self.state, is_up=lambda m: True,
+                apply_repairs=self._repairer(i), note_epoch=lambda e, p: None,
+                clock=self.clock, rng=random.Random(1), metrics=Metrics())
+
+    def _caller(self, me):
+        async def call(peer, method, payload, timeout_s=None):
+            ae = self.ae[peer]
+            handler = {"ae_tree": ae.rpc_tree, "ae_keys": ae.rpc_keys, "ae_get": ae.rpc_get,
+                       "ae_push": ae.rpc_push}[method]
+            result = handler(payload, me)
+            return await result if asyncio.iscoroutine(result) else result
+        return call
+
+    def _repairer(self, me):
+        async def apply_repairs(epoch, items):
+            assert epoch == self.state.epoch
+            ring, n = self.state.ring, self.state.settings.n
+            for t, _k, _r in items:
+                assert me in ring.preference_list_for_token(t, n), "repair to a non-replica"
+            self.repair_calls.append((me, len(items)))
+            return sum(self.stores[me].apply(items, sync=False))
+        return apply_repairs
+
+    async def attach(self):
+        for i, ae in self.ae.items():
+            await ae.attach(self.stores[i])
+
+    def put(self, member, key: bytes, version: int, deleted=False, value=b"v"):
+        t = self.state.ring.token(key)
+        self.stores[member].apply([(t, key, Record(version, deleted, "text/plain", value))],
+                                  sync=False)
+
+    def write_everywhere(self, key, version, **kw):
+        t = self.state.ring.token(key)
+        for m in self.state.ring.preference_list_for_token(t, self.state.settings.n):
+            self.put(m, key, version, **kw)
+
+    def replicas_of(self, key):
+        return self.state.ring.preference_list(key, self.state.settings.n)
+
+    def close(self):
+        for ae in self.ae.values():
+            ae.detach()
+        for s in self.stores.values():
+            s.close()
+
+
+@pytest.fixture
+def cluster(tmp_path):
+    made = []
+
+    def make(ids=("a", "b", "c"), **kw):
+        c = Cluster(tmp_path, list(ids), **kw)
+        made.append(c)
+        return c
+    yield make
+    for c in made:
+        c.close()
+
+
+def records(store):
+    return {(t, k): (r.version, r.deleted, r.value) for t, k, r in store.scan(0, 2**32)}
+
+
+@aio
+async def test_one_round_brings_replicas_level_both_ways(cluster):
+    c = cluster()
+    for i in range(300):
+        c.write_everywhere(f"k{i}".encode(), 1000 + i)
+    # a misses 20 writes, b misses 10 newer versions and a delete, c holds a stale copy
+    for i in range(20):
+        c.put("b", f"miss{i}".encode(), 5000 + i)
+        c.put("c", f"miss{i}".encode(), 5000 + i)
+    for i in range(10):
+        c.put("a", f"k{i}".encode(), 9000 + i, value=b"new")
+        c.put("c", f"k{i}".encode(), 9000 + i, value=b"new")
+    c.put("a", b"k50", 9500, deleted=True, value=b"")
+    await c.attach()
+    await c.ae["a"].round()  # one node's round: it pulls and pushes with each co-replica
+    want = records(c.stores["a"])
+    assert len(want) == 320
+    assert records(c.stores["b"]) == want == records(c.stores["c"])
+    assert want[(c.state.ring.token(b"k50"), b"k50")][1] is True  # the tombstone won
+    for ae in c.ae.values():
+        assert ae.tree.root() == HashTree.build(
+            (t, k, r.version, r.deleted) for t, k, r in ae.store.scan(0, 2**32)).root()
+    # a second round finds nothing to do and lists no keys
+    before = sum(ae.totals.keys_compared for ae in c.ae.values())
+    await c.ae["b"].round()
+    assert sum(ae.totals.keys_compared for ae in c.ae.values()) == before
+    assert c.ae["a"].view()["peers"]["b"]["outcome"] == "ok"
+
+
+@aio
+async def test_exchanges_only_shared_ranges_and_writes_only_replicas(cluster):
+    """Five members, N=3: a pair compares only ranges both replicate; no record lands on a
+    member that does not replicate it (the repairer asserts it)."""
+    c = cluster(ids=("a", "b", "c", "d", "e"))
+    rng = random.Random(3)
+    for i in range(400):
+        key = f"k{i}".encode()
+        reps = c.replicas_of(key)
+        for m in reps:
+            if rng.random() < 0.7:
+                c.put(m, key, 100 + i)
+    await c.attach()
+    for m in c.ae:
+        await c.ae[m].round()
+    for i in range(400):
+        key = f"k{i}".encode()
+        t = c.state.ring.token(key)
+        held = [m for m in c.stores if c.stores[m].get(t, key) is not None]
+        reps = c.replicas_of(key)
+        assert set(held) <= set(reps)
+        if held:
+            assert set(held) == set(reps), key
+
+
+@aio
+async def test_bytes_grow_with_differences_not_with_data(cluster):
+    c = cluster(ids=("a", "b"), n=2)
+    for i in range(5000):
+        c.write_everywhere(f"k{i}".encode(), 10 + i)
+    for i in range(5):
+        c.put("a", f"only{i}".encode(), 90_000 + i)
+    await c.attach()
+    stats = await c.ae["a"].exchange("b")
+    assert stats.keys_pushed == 5 and stats.keys_pulled == 0
+    full = 5000 * (len(b"k1234") + 9 + 5)  # listing every (token, key, version) once
+    assert stats.bytes < full / 5, (stats.bytes, full)
+    assert stats.keys_compared < 100
+
+
+@aio
+async def test_rate_cap_paces_the_exchange(cluster):
+    c = cluster(ids=("a", "b"), n=2, rate=100)
+    for i in range(200):
+        c.put("a", f"k{i}".encode(), 10 + i)
+    await c.attach()
+    await c.ae["a"].exchange("b")
+    assert records(c.stores["b"]) == records(c.stores["a"])
+    # 200 keys listed + 200 pushed at 100 keys/s: at least 4 s of (virtual) sleeping
+    assert c.clock.slept >= 4.0
+
+
+@aio
+async def test_a_peer_at_another_epoch_or_mid_change_is_refused(cluster):
+    c = cluster(ids=("a", "b"), n=2)
+    await c.attach()
+    b = c.ae["b"]
+    with pytest.raises(RemoteError) as e:
+        b.rpc_tree([6, [0, 0]], "a")
+    assert e.value.code == "stale_epoch"
+    c.state = ClusterState(epoch=7, ring=c.state.ring, settings=c.state.settings,
+                           change=("join", "z"))
+    with pytest.raises(RemoteError) as e:
+        b.rpc_keys([7, [[0, 2**14]]], "a")
+    assert e.value.code == "anti_entropy_busy"
+    stats = await c.ae["a"].exchange("b")  # the initiator skips while a change runs
+    assert stats.bytes == 0
+
+
+@aio
+async def test_off_means_no_tree_and_refused_methods(cluster, tmp_path):
+    c = cluster(ids=("a", "b"), n=2)
+    c.ae["b"].interval_s = 0
+    await c.attach()
+    assert not c.ae["b"].built and c.stores["b"]._watcher is None
+    stats = await c.ae["a"].exchange("b")
+    assert stats.outcome == "anti_entropy_off"
+
+
+@aio
+async def test_tree_follows_writes_and_range_drops_through_the_store_watcher(cluster):
+    c = cluster(ids=("a",), n=1)
+    s = c.stores["a"]
+    for i in range(50):
+        c.put("a", f"pre{i}".encode(), 10 + i)
+    await c.attach()
+    for i in range(50):
+        c.put("a", f"post{i}".encode(), 100 + i)
+        c.put("a", f"pre{i}".encode(), 200 + i, deleted=i % 2 == 0)
+    s.delete_range(0, 2**31)
+    tree = c.ae["a"].tree
+    rebuilt = HashTree.build((t, k, r.version, r.deleted) for t, k, r in s.scan(0, 2**32))
+    assert tree.root() == rebuilt.root() and tree.records == rebuilt.records == s.key_count()
+
+
+def test_settings_flags_env_and_bounds():
+    import argparse
+
+    from dynamopy import config
+
+    def resolve(argv, env=None):
+        p = argparse.ArgumentParser()
+        config.add_arguments(p)
+        return config.resolve(p.parse_args(argv), env or {})
+
+    c = resolve([])
+    assert (c.anti_entropy_interval_s, c.anti_entropy_rate) == (180.0, 1000)
+    c = resolve(["--anti-entropy-interval-s", "0.5"],
+                {"DYNAMOPY_ANTI_ENTROPY_RATE": "50", "DYNAMOPY_ANTI_ENTROPY_INTERVAL_S": "9"})
+    assert (c.anti_entropy_interval_s, c.anti_entropy_rate) == (0.5, 50)
+    assert resolve(["--anti-entropy-interval-s", "0"]).anti_entropy_interval_s == 0
+    with pytest.raises(ValueError, match="anti-entropy-interval-s"):
+        resolve(["--anti-entropy-interval-s", "-1"])
+    with pytest.raises(ValueError, match="anti-entropy-rate"):
+        resolve(["--anti-entropy-rate", "0"])
