@@ -1,6 +1,9 @@
 """Anti-entropy with real processes: a replica that missed writes and deletes, with no hint
 to heal it and no client reading the keys, is brought level with its co-replicas."""
 
+import json
+import subprocess
+import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 
@@ -65,3 +68,7 @@ def test_a_replica_that_missed_writes_and_deletes_converges_without_reads(make_c
     repaired = sum(metric(c, i, "dynamopy_anti_entropy_keys_repaired_total") for i in range(3))
     assert repaired >= 250
     assert took < 15
+    status = subprocess.run([sys.executable, "-m", "dynamopy", "status", "--url", c.url(2)],
+                            capture_output=True, timeout=20)
+    assert status.returncode == 0
+    assert json.loads(status.stdout)["anti_entropy"].startswith("on, every 1s")

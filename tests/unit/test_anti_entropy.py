@@ -268,3 +268,17 @@ def test_settings_flags_env_and_bounds():
         resolve(["--anti-entropy-interval-s", "-1"])
     with pytest.raises(ValueError, match="anti-entropy-rate"):
         resolve(["--anti-entropy-rate", "0"])
+
+
+def test_status_line_summarises_the_node_view():
+    from dynamopy.cli import anti_entropy_line
+
+    c_view = {"enabled": True, "interval_s": 180.0, "rate_keys_s": 1000, "exchanges": 0}
+    assert anti_entropy_line({"anti_entropy": c_view}) == \
+        "on, every 180s, at most 1000 keys/s; no exchange yet"
+    c_view.update(exchanges=4, keys_compared=12, keys_repaired=3,
+                  peers={"n2": {"outcome": "ok"}, "n3": {"outcome": "unreachable"}})
+    assert anti_entropy_line({"anti_entropy": c_view}) == (
+        "on, every 180s, at most 1000 keys/s; 4 exchanges (last: n2 ok, n3 unreachable); "
+        "12 keys compared, 3 repaired")
+    assert anti_entropy_line({"anti_entropy": {"enabled": False}}).startswith("off")
