@@ -21,7 +21,16 @@ Rules:
 * Budget: every key listed or repaired counts against ``--anti-entropy-rate`` keys/s; after
   each batch of leaves the loop sleeps ``keys / rate`` seconds. Tree levels cost no keys.
 * ``--anti-entropy-interval-s 0`` turns it off: no tree, no watcher, no exchanges started,
-  and this node refuses the peer methods (``anti_entropy_off``).
+  and this node refuses ``ae_tree`` (``anti_entropy_off``); it still answers the key and
+  record methods, which hand-offs use.
+* Hand-off before a drop (:meth:`AntiEntropy.hand_off`): a node drops the records of a range
+  it no longer replicates only once every member that replicates that range now (current
+  and pending ring) holds each of those records at the same or a newer version. It finds
+  what they lack like an exchange (trees where both have them, else key lists) and pushes
+  it; an unreachable new owner makes it wait and retry, never drop. This covers a node that
+  was down while a ring change skipped it as a transfer source, and one that crashed
+  between a ``finish_*`` entry and its drop (orphaned ranges are found in the tree at
+  start, see ``orphans``).
 
 Time is read only through the Clock seam, randomness only through the node's rng.
 """
@@ -37,7 +46,13 @@ from typing import Any, Awaitable, Callable, Optional
 import msgpack
 
 from dynamopy.core.membership import ClusterState
-from dynamopy.core.merkle import HashTree, TreeWalk, diff_keys, shared_ranges
+from dynamopy.core.merkle import (
+    HashTree,
+    TreeWalk,
+    diff_keys,
+    intersect_spans,
+    shared_ranges,
+)
 from dynamopy.core.records import Record, record_wire_bytes
 from dynamopy.node.clock import Clock
 from dynamopy.node.errors import STALE_EPOCH
@@ -50,7 +65,8 @@ LEAF_BATCH = 64          # leaves per ae_keys call
 RECORD_BYTES = 8 * 1024 * 1024   # records per ae_get reply / ae_push call (one peer frame)
 CALL_TIMEOUT_S = 10.0
 OFF = "anti_entropy_off"
-BUSY = "anti_entropy_busy"
+HANDOFF_RETRY_S = 1.0
+SPAN_PIECE = 1 << 22     # a hand-off without trees lists keys in pieces of this many tokens
 
 CallPeer = Callable[..., Awaitable[Any]]
 ApplyRepairs = Callable[[int, list], Awaitable[int]]
@@ -81,6 +97,16 @@ class Totals:
     bytes_received: int = 0
     last_exchange_ms: int = 0
     peers: dict = field(default_factory=dict)
+
+
+def _merge(spans: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    out: list[tuple[int, int]] = []
+    for start, end in sorted(spans):
+        if out and start <= out[-1][1]:
+            out[-1] = (out[-1][0], max(out[-1][1], end))
+        else:
+            out.append((start, end))
+    return out
 
 
 def _size(obj: Any) -> int:
@@ -289,9 +315,99 @@ class AntiEntropy:
         self.totals.keys_repaired += applied
         self.metrics.ae_keys_repaired.labels("pushed").inc(applied)
 
+    # ---- hand-off before a drop -----------------------------------------------------------
+    def orphans(self, held: list[tuple[int, int]]) -> list[tuple[int, int]]:
+        """Spans outside ``held`` (sorted, merged) where this node still holds records: the
+        leftovers of a drop that never ran (a crash, or a ring learned by snapshot). Read
+        from the tree (a non-empty span has a non-zero hash, but for a 2**-64 chance)."""
+        if not self.built:
+            return []
+        out: list[tuple[int, int]] = []
+        pos = 0
+        for start, end in held + [(1 << 32, 1 << 32)]:
+            if pos < start:
+                for node in self.tree.cover(pos, start):
+                    if self.tree.hash_at(*node):
+                        out.append(self.tree.node_range(*node))
+            pos = max(pos, end)
+        return out
+
+    async def hand_off(self, spans: list[tuple[int, int]],
+                       doomed_in: Callable[[ClusterState, list], list]) -> None:
+        """Return once every record this node holds in the parts of ``spans`` it no longer
+        replicates (``doomed_in(state, spans)``) is held, at the same or a newer version, by
+        every member that replicates it in the current state (ring and pending ring).
+        Retries while a new owner is unreachable or the state moves on; the caller then
+        drops what is doomed under the state it reads in the same step."""
+        attempt = 0
+        while True:
+            state = self.get_state()
+            doomed = doomed_in(state, spans)
+            if not doomed or state.ring is None:
+                return
+            try:
+                await self._hand_off_once(state, doomed)
+                if self.get_state().epoch == state.epoch:
+                    return
+            except (PeerError, asyncio.TimeoutError) as e:  # RemoteError included
+                if attempt % 30 == 0:
+                    log.warning("hand-off before dropping ranges no longer replicated here: "
+                                "%r; the records are kept and it retries", e)
+            attempt += 1
+            await self.clock.sleep(HANDOFF_RETRY_S)
+
+    async def _hand_off_once(self, state: ClusterState, doomed: list) -> None:
+        n = state.settings.n
+        owners: dict[str, list[tuple[int, int]]] = {}
+        for ring in (state.ring, state.pending_ring):
+            if ring is None:
+                continue
+            for member in ring.members:
+                if member != self.node_id:
+                    owners.setdefault(member, []).extend(ring.ranges_of(member, n))
+        for member in sorted(owners):
+            spans = intersect_spans(doomed, _merge(owners[member]))
+            if spans:
+                stats = PeerExchange(last_ms=self.clock.wall_ms())
+                await self._push_missing(member, state.epoch, spans, stats)
+                if stats.keys_pushed:
+                    log.info("handed %d records of dropped ranges to %s", stats.keys_pushed,
+                             member)
+
+    async def _push_missing(self, peer: str, epoch: int, spans: list, stats: PeerExchange) -> None:
+        """Push to ``peer`` what it lacks in ``spans`` (never pulls: this node is giving the
+        ranges up). Narrowed by a tree walk when both sides have trees."""
+        pieces: Optional[list[tuple[int, int]]] = None
+        if self.built:
+            walk = TreeWalk(self.tree, self.tree.cover_ranges(spans))
+            try:
+                while (ask := walk.request()):
+                    remote: list[int] = []
+                    for i in range(0, len(ask), TREE_BATCH):
+                        chunk = ask[i:i + TREE_BATCH]
+                        remote += await self._call(
+                            peer, "ae_tree", [epoch, [x for node in chunk for x in node]], stats)
+                    walk.receive(remote)
+                pieces = [self.tree.node_range(*leaf) for leaf in walk.leaves]
+            except RemoteError as e:
+                if e.code != OFF:
+                    raise
+        if pieces is None:  # no trees: list every key of the spans, piece by piece
+            pieces = [(s, min(s + SPAN_PIECE, end)) for start, end in spans
+                      for s in range(start, end, SPAN_PIECE)]
+        for i in range(0, len(pieces), LEAF_BATCH if self.built else 4):
+            chunk = pieces[i:i + (LEAF_BATCH if self.built else 4)]
+            theirs = await self._call(peer, "ae_keys", [epoch, chunk], stats)
+            mine = [(t, k, r.version) for s, e in chunk for t, k, r in self.store.scan(s, e)]
+            _pull, push = diff_keys(mine, [(int(t), bytes(k), int(v)) for t, k, v in theirs])
+            await self._push(peer, epoch, push, stats)
+
     # ---- peer methods ------------------------------------------------------------------
-    def _check(self, epoch: Any, peer_id: str) -> int:
-        if not self.enabled or not self.built:
+    def _check(self, epoch: Any, peer_id: str, *, tree: bool = False) -> int:
+        """Serve only a peer at this node's epoch (both then agree on who replicates what);
+        ``ae_tree`` needs the tree, the other methods only the store (hand-offs use them
+        with anti-entropy off too)."""
+        if self.store is None or (tree and not self.built):
             raise RemoteError(OFF, f"anti-entropy is {'off' if not self.enabled else 'starting'}"
                                    f" on {self.node_id}")
         state = self.get_state()
@@ -299,14 +415,12 @@ class AntiEntropy:
             if isinstance(epoch, int):
                 self.note_epoch(epoch, peer_id)
             raise RemoteError(STALE_EPOCH, str(state.epoch))
-        if state.change is not None:
-            raise RemoteError(BUSY, "a ring change is in progress")
         return epoch
 
     def rpc_tree(self, payload: list, peer_id: str) -> list[int]:
         """Hashes of the requested ``[level, index, level, index, ...]`` nodes."""
         epoch, flat = payload
-        self._check(epoch, peer_id)
+        self._check(epoch, peer_id, tree=True)
         levels = len(self.tree.shifts)
         nodes = []
         for i in range(0, len(flat) - 1, 2):

@@ -12,7 +12,12 @@ Rules (each protects an acknowledged write):
   durably after each applied batch, so a restarted gainer continues where it stopped.
 * The change's driver (the joining or leaving member; for a removal the lowest-numbered
   live member) proposes the ``finish_*`` entry only after every gainer reports done.
-* Old owners drop a range only after the ``finish_*`` entry switched reads away from them.
+* Old owners drop a range only after the ``finish_*`` entry switched reads away from them,
+  and only after handing every record of it that a current replica lacks to that replica
+  (``AntiEntropy.hand_off``): a source skipped while it was down, or a node that crashed
+  before its drop, may hold the only copy of a write. Ranges left over by a drop that never
+  ran (a crash after a snapshot covered the ``finish_*``) are found in the hash tree at
+  start-up and go the same way.
 * The ranges a node keeps follow the ring however it learned it (entries, a snapshot from a
   peer, or its own log replayed at start-up): whenever the state moves on, the ranges it
   replicated (in the ring or the pending ring) and no longer does are dropped.
@@ -78,6 +83,9 @@ class TransferManager:
         have died before it did), clear the transfer state of changes that are over, and
         continue the transfer of a change in progress."""
         lost, self._replay_lost = self._replay_lost, []
+        state, me = self.node.state, self.node.id
+        if state.ring is not None and state.member(me) is not None:
+            lost = lost + self.node.anti_entropy.orphans(held_ranges(state, me))
         if lost:
             self.node.spawn(self._drop_lost_ranges(lost))
         self.node.spawn(self._clear_stale_transfer_state())
@@ -297,13 +305,19 @@ class TransferManager:
 
     # ---- cleanup after the switch ------------------------------------------------------
     async def _drop_lost_ranges(self, lost: list[tuple[int, int]]) -> None:
-        """Drop records of ``lost`` ranges (this node replicated them and no longer does).
+        """Drop records of ``lost`` ranges (this node replicated them and no longer does),
+        once the members that replicate them now hold every one of them (the hand-off).
 
         What to keep is decided from the *current* state and the deletes are queued in the
         same step, in order with the writes: writes queued before are dropped with the range;
-        writes of a later change that gives a range back (queued after) survive."""
-        doomed = subtract_sorted(merge_spans(lost),
-                                 held_ranges(self.node.state, self.node.id))
+        writes of a later change that gives a range back (queued after) survive. The
+        hand-off returns in the same step as the state it checked, so what is dropped is
+        what it handed off."""
+        me = self.node.id
+        lost = merge_spans(lost)
+        await self.node.anti_entropy.hand_off(
+            lost, lambda state, spans: subtract_sorted(spans, held_ranges(state, me)))
+        doomed = subtract_sorted(lost, held_ranges(self.node.state, me))
         dropped = await self.node.committer.delete_ranges_in_order(doomed) if doomed else 0
         if dropped:
             log.info("dropped %d records of ranges no longer replicated here", dropped)

@@ -72,3 +72,48 @@ def test_a_replica_that_missed_writes_and_deletes_converges_without_reads(make_c
                             capture_output=True, timeout=20)
     assert status.returncode == 0
     assert json.loads(status.stdout)["anti_entropy"].startswith("on, every 1s")
+
+
+def test_a_w1_write_whose_only_copy_missed_a_join_is_handed_to_the_new_replicas(make_cluster):
+    """Issue 12 item 4(a). Keys written with W=1 while n1 and n2 were down (no hints: window
+    0) live only on n3. n3 is down during n4's join, so the transfer skips it, and the keys'
+    new replicas (n4 among them) never get them. When n3 returns it no longer replicates
+    them: it must hand them to the new replicas before it drops them."""
+    from ring import Ring
+
+    c = make_cluster(3, extra=["--request-timeout-s", "1.5", "--hint-window-s", "0",
+                               "--anti-entropy-interval-s", "3600"])
+    old_ring, new_ring = Ring.build(["n1", "n2", "n3"]), Ring.build(["n1", "n2", "n3"]).add("n4")
+    keys = [k for k in (f"only{i}" for i in range(200))
+            if "n3" not in new_ring.preference_list(k, 3)][:5]
+    with c.client(0) as cl:  # the test's ring is the cluster's
+        assert all(cl.preference_list(k) == old_ring.preference_list(k, 3) for k in keys)
+    c.kill(0)
+    c.kill(1)
+    c.wait_until(lambda: not alive_view(c, 2, "n1") and not alive_view(c, 2, "n2"),
+                 what="n3 sees n1 and n2 down")
+    with c.client(2) as cl:
+        acked = {k: cl.put(k, "only-on-n3", w=1)["version"] for k in keys}
+    c.start_node(0)
+    c.start_node(1)
+    c.wait_ready([0, 1])
+    assert all(c.local_record(i, k) is None for i in (0, 1) for k in keys)  # only on n3
+    c.kill(2)
+    c.wait_until(lambda: not alive_view(c, 0, "n3") and not alive_view(c, 1, "n3"),
+                 what="n1 and n2 see n3 down")
+    n4 = c.add_node()
+    c.wait_until(lambda: {m["id"]: m["state"] for m in c.cluster_info(0)["members"]}
+                 .get("n4") == "normal", timeout_s=30, what="n4 normal")
+    assert all(c.local_record(n4, k) is None for k in keys)  # the transfer missed them
+    c.start_node(2)
+    c.wait_ready([2])
+    index = {"n1": 0, "n2": 1, "n4": n4}
+
+    def handed_over() -> bool:
+        return all((c.local_record(index[m], k) or {}).get("version") == acked[k]
+                   for k in keys for m in new_ring.preference_list(k, 3))
+    c.wait_until(handed_over, timeout_s=15, what="n3 handed its keys to their new replicas")
+    c.wait_until(lambda: all(c.local_record(2, k) is None for k in keys), timeout_s=10,
+                 what="n3 dropped the range after the hand-off")
+    with c.client(0) as cl:
+        assert all(cl.get(k, r=3).version == acked[k] for k in keys)

@@ -14,7 +14,8 @@ from dynamopy.core.merkle import HashTree
 from dynamopy.core.records import Record
 from dynamopy.node.anti_entropy import AntiEntropy
 from dynamopy.node.metrics import Metrics
-from dynamopy.peer import RemoteError
+from dynamopy.node.transfer import held_ranges, subtract_sorted
+from dynamopy.peer import PeerUnavailable, RemoteError
 from dynamopy.storage import Store
 from ring import Ring
 
@@ -50,9 +51,10 @@ class Cluster:
     """Components of ``ids`` sharing one state; ``apply_repairs`` writes through the store
     with the replica's rules (epoch, tokens replicated, newest wins)."""
 
-    def __init__(self, tmp_path, ids, n=3, rate=100_000):
-        self.state = ClusterState(epoch=7, ring=Ring.build(ids, partitions=64),
+    def __init__(self, tmp_path, ids, n=3, rate=100_000, ring_ids=None):
+        self.state = ClusterState(epoch=7, ring=Ring.build(ring_ids or ids, partitions=64),
                                   settings=Settings(n=n, r=1, w=1))
+        self.fail_calls: dict[str, int] = {}  # peer -> calls to it that fail still
         self.clock = FakeClock()
         self.stores = {i: Store(str(tmp_path / i)) for i in ids}
         self.ae = {}
@@ -66,6 +68,9 @@ class Cluster:
 
     def _caller(self, me):
         async def call(peer, method, payload, timeout_s=None):
+            if self.fail_calls.get(peer):
+                self.fail_calls[peer] -= 1
+                raise PeerUnavailable(f"{peer} is down")
             ae = self.ae[peer]
             handler = {"ae_tree": ae.rpc_tree, "ae_keys": ae.rpc_keys, "ae_get": ae.rpc_get,
                        "ae_push": ae.rpc_push}[method]
@@ -206,7 +211,7 @@ async def test_rate_cap_paces_the_exchange(cluster):
 
 
 @aio
-async def test_a_peer_at_another_epoch_or_mid_change_is_refused(cluster):
+async def test_a_peer_at_another_epoch_is_refused_and_no_exchange_runs_mid_change(cluster):
     c = cluster(ids=("a", "b"), n=2)
     await c.attach()
     b = c.ae["b"]
@@ -215,9 +220,6 @@ async def test_a_peer_at_another_epoch_or_mid_change_is_refused(cluster):
     assert e.value.code == "stale_epoch"
     c.state = ClusterState(epoch=7, ring=c.state.ring, settings=c.state.settings,
                            change=("join", "z"))
-    with pytest.raises(RemoteError) as e:
-        b.rpc_keys([7, [[0, 2**14]]], "a")
-    assert e.value.code == "anti_entropy_busy"
     stats = await c.ae["a"].exchange("b")  # the initiator skips while a change runs
     assert stats.bytes == 0
 
@@ -282,3 +284,65 @@ def test_status_line_summarises_the_node_view():
         "on, every 180s, at most 1000 keys/s; 4 exchanges (last: n2 ok, n3 unreachable); "
         "12 keys compared, 3 repaired")
     assert anti_entropy_line({"anti_entropy": {"enabled": False}}).startswith("off")
+
+
+def doomed_for(me):
+    return lambda state, spans: subtract_sorted(spans, held_ranges(state, me))
+
+
+@pytest.mark.parametrize("trees", ["both", "giver_off", "owners_off"])
+@aio
+async def test_hand_off_gives_new_owners_what_they_lack_before_returning(cluster, trees):
+    """Issue 12 item 4: "a" no longer replicates anything (it left the ring) and holds the
+    only copy of some writes; hand_off returns only once every current owner of each key
+    holds it at the same or a newer version, retrying while an owner is unreachable."""
+    c = cluster(ids=("a", "b", "c", "d"), n=2, ring_ids=["b", "c", "d"])
+    if trees == "giver_off":
+        c.ae["a"].interval_s = 0
+    if trees == "owners_off":
+        for m in "bcd":
+            c.ae[m].interval_s = 0
+    keys = [f"k{i}".encode() for i in range(120)]
+    for i, key in enumerate(keys):
+        c.put("a", key, 1000 + i)
+        owners = c.replicas_of(key)
+        if i % 3 == 1:
+            c.put(owners[0], key, 5000 + i, value=b"newer")  # an owner holds newer: kept
+        elif i % 3 == 2:
+            c.put(owners[1], key, 1000 + i)  # one owner already has it
+    await c.attach()
+    before = records(c.stores["a"])
+    c.fail_calls["c"] = 3  # c is unreachable for a while: hand_off waits, never gives up
+    await c.ae["a"].hand_off([(0, 2**32)], doomed_for("a"))
+    assert c.fail_calls["c"] == 0 and c.clock.slept >= 1.0
+    for i, key in enumerate(keys):
+        t = c.state.ring.token(key)
+        for m in c.replicas_of(key):
+            rec = c.stores[m].get(t, key)
+            assert rec is not None and rec.version >= 1000 + i, (key, m)
+            if i % 3 == 1 and m == c.replicas_of(key)[0]:
+                assert rec.value == b"newer"
+    assert records(c.stores["a"]) == before  # the giver never pulls
+    # nothing doomed (the giver still replicates the spans): returns at once, no calls
+    calls = len(c.repair_calls)
+    await c.ae["b"].hand_off([(0, 2**32)], doomed_for("b"))
+    assert len(c.repair_calls) == calls
+
+
+@aio
+async def test_orphans_are_the_non_empty_spans_outside_the_held_ranges(cluster):
+    c = cluster(ids=("a",), n=1)
+    leaf = 1 << 14
+    c.stores["a"].apply([(5 * leaf + 3, b"x", Record(1)), (2**31 + 7, b"y", Record(2)),
+                         (2**32 - 1, b"z", Record(3))], sync=False)
+    await c.attach()
+    ae = c.ae["a"]
+    assert ae.orphans([(0, 2**32)]) == []
+    held = [(0, 2**30), (2**32 - leaf, 2**32)]
+    got = ae.orphans(held)
+    assert got == [ae.tree.node_range(*n) for n in ae.tree.cover(2**30, 2**32 - leaf)
+                   if ae.tree.node_range(*n)[0] <= 2**31 + 7 < ae.tree.node_range(*n)[1]]
+    assert ae.orphans([]) and all(s < e for s, e in ae.orphans([]))
+    covered = {t for t in (5 * leaf + 3, 2**31 + 7, 2**32 - 1)
+               if any(s <= t < e for s, e in ae.orphans([]))}
+    assert covered == {5 * leaf + 3, 2**31 + 7, 2**32 - 1}
