@@ -62,6 +62,10 @@ SETTINGS: tuple[Setting, ...] = (
             "keys that differ; 0 turns anti-entropy off"),
     Setting("anti_entropy_rate", int, 1000,
             "keys per second anti-entropy may list or repair (its budget beside client traffic)"),
+    Setting("tombstone_grace_s", float, 10 * 86400.0,
+            "a tombstone is purged once older than this and held by every current replica of "
+            "its key (needs anti-entropy on); bring a down node back within it, or remove it "
+            "and add it fresh"),
     Setting("peer_max_unauthenticated", int, 64,
             "peer connections allowed to wait for their handshake; the oldest is dropped beyond"),
     Setting("peer_buffer_bytes", int, 64 * 1024 * 1024,
@@ -128,6 +132,7 @@ class NodeConfig:
     max_clock_offset_ms: int = 500
     anti_entropy_interval_s: float = 180.0
     anti_entropy_rate: int = 1000
+    tombstone_grace_s: float = 10 * 86400.0
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -220,6 +225,8 @@ def resolve(args: argparse.Namespace, environ: Optional[dict] = None) -> NodeCon
     if raw["anti_entropy_rate"] < 1:
         raise ValueError(f"--anti-entropy-rate must be at least 1 key/s, got "
                          f"{raw['anti_entropy_rate']}")
+    if not raw["tombstone_grace_s"] > 0:
+        raise ValueError(f"--tombstone-grace-s must be positive, got {raw['tombstone_grace_s']}")
     if not 0 <= raw["max_value_bytes"] <= MAX_VALUE_BYTES_LIMIT:
         raise ValueError(f"--max-value-bytes={raw['max_value_bytes']} outside 0.."
                          f"{MAX_VALUE_BYTES_LIMIT} (a value must fit in one "
@@ -255,6 +262,7 @@ def resolve(args: argparse.Namespace, environ: Optional[dict] = None) -> NodeCon
         max_clock_offset_ms=_non_negative("max-clock-offset-ms", raw["max_clock_offset_ms"]),
         anti_entropy_interval_s=raw["anti_entropy_interval_s"],
         anti_entropy_rate=raw["anti_entropy_rate"],
+        tombstone_grace_s=raw["tombstone_grace_s"],
     )
 
 

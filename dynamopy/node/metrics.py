@@ -88,6 +88,9 @@ class Metrics:
         self.ae_bytes = Counter("dynamopy_anti_entropy_bytes_total",
                                 "anti-entropy payload bytes, by direction", ["direction"],
                                 registry=r)
+        self.tombstones_purged = Counter("dynamopy_tombstones_purged_total",
+                                         "tombstones purged (older than the grace, held by "
+                                         "every replica)", registry=r)
         self.ae_tree_build_seconds = Gauge("dynamopy_anti_entropy_tree_build_seconds",
                                            "time to build the hash tree from the store at start",
                                            registry=r)

@@ -65,7 +65,8 @@ class Node:
             rate_keys_s=config.anti_entropy_rate, call_peer=self.call_peer,
             get_state=lambda: self.state, is_up=self.detector.is_up,
             apply_repairs=self.replica.apply_repairs, note_epoch=self.note_epoch,
-            clock=self.clock, rng=self.rng, metrics=self.metrics)
+            clock=self.clock, rng=self.rng, metrics=self.metrics,
+            tombstone_grace_s=config.tombstone_grace_s)
         secret = config.cluster_secret.encode()
         tls = config.tls  # mutual TLS on the peer port when configured (dynamopy.tls)
         peer_client_ssl = peer_client_context(tls) if tls is not None else None
@@ -83,6 +84,7 @@ class Node:
             "ae_tree": self.anti_entropy.rpc_tree,
             "ae_keys": self.anti_entropy.rpc_keys,
             "ae_get": self.anti_entropy.rpc_get,
+            "ae_versions": self.anti_entropy.rpc_versions,
         }, max_unauthenticated=config.peer_max_unauthenticated,
             buffer_bytes=config.peer_buffer_bytes, on_reject=self.metrics.on_peer_rejected,
             ssl=peer_server_ssl)
@@ -264,6 +266,8 @@ class Node:
             return await self.transfers.rpc_status(payload, peer_id)
         if method == "ae_push":
             return await self.anti_entropy.rpc_push(payload, peer_id)
+        if method == "ae_purge":
+            return await self.anti_entropy.rpc_purge(payload, peer_id)
         if method == "join_started":
             return self.join_watcher.rpc_started(payload, peer_id)
         raise RemoteError("unknown_method", f"unknown peer method {method!r}")

@@ -42,9 +42,9 @@ Rules and invariants:
   anti-entropy keeps its hash trees current on write with it. ``watch`` returns a snapshot
   scan taken at the instant the watcher was installed, so snapshot + changes = the store.
 
-Tombstones are kept forever for now. TODO(purge): drop tombstones older than a grace period
-that exceeds the hint window and at least one anti-entropy round (see DESIGN.md "Deletes");
-the purge must also decrement ``key_count``.
+* ``purge`` deletes a tombstone only while it still is the one named (same version): a newer
+  write stored meanwhile is never purged. When a tombstone may be purged at all is decided by
+  ``core.tombstones`` (anti-entropy runs it); the purge decrements ``key_count``.
 """
 
 from __future__ import annotations
@@ -476,6 +476,30 @@ class Store:
                 total += len(keys)
             # Everything up to and including the last key is gone; resume just after it.
             cursor = keys[-1] + b"\x00"
+
+    def purge(self, items: Iterable[tuple[int, bytes, int]], sync: bool = True) -> int:
+        """Delete the tombstones ``(token, key, version)`` that are still stored as exactly
+        that version; return how many were deleted."""
+        items = list(items)
+        with self._lock:
+            if self._db.closed:
+                raise RuntimeError("store is closed")
+            wb = self._db.write_batch(sync=sync)
+            changes: list[Change] = []
+            for token, key, version in items:
+                dkey = data_key(int(token), bytes(key))
+                raw = self._db.get(dkey)
+                if raw is None:
+                    continue
+                rec = unpack_record(raw)
+                if rec.deleted and rec.version == version:
+                    wb.delete(dkey)
+                    changes.append((int(token), bytes(key), rec, None))
+            wb.write()
+            self._key_count -= len(changes)
+            if changes:
+                self._notify(changes)
+            return len(changes)
 
     # -- hints
 

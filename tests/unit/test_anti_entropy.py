@@ -64,7 +64,8 @@ class Cluster:
                 node_id=i, interval_s=1.0, rate_keys_s=rate, call_peer=self._caller(i),
                 get_state=lambda: self.state, is_up=lambda m: True,
                 apply_repairs=self._repairer(i), note_epoch=lambda e, p: None,
-                clock=self.clock, rng=random.Random(1), metrics=Metrics())
+                clock=self.clock, rng=random.Random(1), metrics=Metrics(),
+                tombstone_grace_s=10 * 86400.0)
 
     def _caller(self, me):
         async def call(peer, method, payload, timeout_s=None):
@@ -73,7 +74,8 @@ class Cluster:
                 raise PeerUnavailable(f"{peer} is down")
             ae = self.ae[peer]
             handler = {"ae_tree": ae.rpc_tree, "ae_keys": ae.rpc_keys, "ae_get": ae.rpc_get,
-                       "ae_push": ae.rpc_push}[method]
+                       "ae_push": ae.rpc_push, "ae_versions": ae.rpc_versions,
+                       "ae_purge": ae.rpc_purge}[method]
             result = handler(payload, me)
             return await result if asyncio.iscoroutine(result) else result
         return call
@@ -262,6 +264,10 @@ def test_settings_flags_env_and_bounds():
 
     c = resolve([])
     assert (c.anti_entropy_interval_s, c.anti_entropy_rate) == (180.0, 1000)
+    assert c.tombstone_grace_s == 864000.0
+    assert resolve([], {"DYNAMOPY_TOMBSTONE_GRACE_S": "2"}).tombstone_grace_s == 2.0
+    with pytest.raises(ValueError, match="tombstone-grace-s"):
+        resolve(["--tombstone-grace-s", "0"])
     c = resolve(["--anti-entropy-interval-s", "0.5"],
                 {"DYNAMOPY_ANTI_ENTROPY_RATE": "50", "DYNAMOPY_ANTI_ENTROPY_INTERVAL_S": "9"})
     assert (c.anti_entropy_interval_s, c.anti_entropy_rate) == (0.5, 50)
@@ -346,3 +352,87 @@ async def test_orphans_are_the_non_empty_spans_outside_the_held_ranges(cluster):
     covered = {t for t in (5 * leaf + 3, 2**31 + 7, 2**32 - 1)
                if any(s <= t < e for s, e in ae.orphans([]))}
     assert covered == {5 * leaf + 3, 2**31 + 7, 2**32 - 1}
+
+
+DAY_MS = 86_400_000
+
+
+def aged(c, age_ms: int, n: int = 0) -> int:
+    """A version stamped ``age_ms`` before the cluster's (virtual) wall clock."""
+    from dynamopy.core.versions import compose
+    return compose(c.clock.wall_ms() - age_ms, n, 1)
+
+
+async def purge_everywhere(c) -> int:
+    return sum([await c.ae[m].purge_round() for m in c.ae])
+
+
+@aio
+async def test_old_tombstones_held_by_every_replica_are_purged_everywhere(cluster):
+    c = cluster()
+    for i in range(30):
+        c.write_everywhere(f"gone{i}".encode(), aged(c, 11 * DAY_MS, i), deleted=True,
+                           value=b"")
+        c.write_everywhere(f"young{i}".encode(), aged(c, 9 * DAY_MS, i), deleted=True,
+                           value=b"")
+        c.write_everywhere(f"live{i}".encode(), aged(c, 20 * DAY_MS, i))
+    await c.attach()
+    assert await purge_everywhere(c) == 30
+    for m, store in c.stores.items():
+        keys = {k for _t, k, _r in store.scan(0, 2**32)}
+        assert not any(k.startswith(b"gone") for k in keys), m
+        assert len(keys) == 60 and store.key_count() == 60
+        assert c.ae[m].tree.records == 60
+    assert await purge_everywhere(c) == 0  # nothing left to purge; young ones stay
+
+
+@aio
+async def test_a_replica_lacking_the_tombstone_blocks_the_purge_until_it_has_it(cluster):
+    """A delete missed by one replica (it holds the older live value): purging the others
+    would let anti-entropy bring the old value back. No purge until every replica holds the
+    tombstone; anti-entropy gives it the tombstone; then the purge goes through and the key
+    stays deleted everywhere."""
+    c = cluster()
+    key = b"zombie"
+    reps = c.replicas_of(key)
+    c.write_everywhere(key, aged(c, 30 * DAY_MS))          # the old live value
+    for m in reps[:2]:
+        c.put(m, key, aged(c, 11 * DAY_MS), deleted=True, value=b"")
+    await c.attach()
+    assert await purge_everywhere(c) == 0
+    t = c.state.ring.token(key)
+    assert [c.stores[m].get(t, key).deleted for m in reps] == [True, True, False]
+    await c.ae[reps[0]].round()                            # the tombstone reaches reps[2]
+    assert await purge_everywhere(c) == 1
+    assert all(c.stores[m].get(t, key) is None for m in reps)
+    for m in reps:
+        await c.ae[m].round()
+    assert all(c.stores[m].get(t, key) is None for m in reps)  # nothing came back
+
+
+@aio
+async def test_an_unreachable_replica_blocks_the_purge_and_a_newer_write_survives(cluster):
+    c = cluster()
+    reps = c.replicas_of(b"k")
+    t = c.state.ring.token(b"k")
+    c.write_everywhere(b"k", aged(c, 11 * DAY_MS), deleted=True, value=b"")
+    await c.attach()
+    c.fail_calls[reps[1]] = 1                      # reps[1] does not answer once
+    assert await c.ae[reps[0]].purge_round() == 0
+    assert all(c.stores[m].get(t, b"k") is not None for m in reps)
+    c.put(reps[2], b"k", aged(c, 0), value=b"again")  # a newer write lands on reps[2]
+    assert await c.ae[reps[0]].purge_round() == 1
+    assert c.stores[reps[0]].get(t, b"k") is None and c.stores[reps[1]].get(t, b"k") is None
+    assert c.stores[reps[2]].get(t, b"k").value == b"again"  # never purged
+    await c.ae[reps[2]].round()
+    assert all(c.stores[m].get(t, b"k").value == b"again" for m in reps)
+
+
+@aio
+async def test_no_purge_while_a_ring_change_is_in_progress(cluster):
+    c = cluster()
+    c.write_everywhere(b"k", aged(c, 11 * DAY_MS), deleted=True, value=b"")
+    await c.attach()
+    c.state = ClusterState(epoch=7, ring=c.state.ring, settings=c.state.settings,
+                           change=("join", "z"))
+    assert await purge_everywhere(c) == 0
