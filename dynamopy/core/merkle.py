@@ -45,11 +45,14 @@ FANOUT_BITS = 4    # 16 children per node
 MASK64 = (1 << 64) - 1
 
 
+_FLAG = (b"\x00", b"\x01")
+_hash64 = mmh3.hash64
+
+
 def record_hash(key: bytes, version: int, deleted: bool) -> int:
     """64-bit hash of one stored record; the key, the version and the tombstone flag all
     count (the version has a fixed width, so no two distinct triples share an input)."""
-    data = bytes(key) + int(version).to_bytes(8, "big") + (b"\x01" if deleted else b"\x00")
-    return mmh3.hash64(data, signed=False)[0]
+    return _hash64(key + version.to_bytes(8, "big") + _FLAG[bool(deleted)], signed=False)[0]
 
 
 def level_shifts(leaf_bits: int = LEAF_BITS, fanout_bits: int = FANOUT_BITS) -> tuple[int, ...]:
@@ -69,11 +72,12 @@ def level_shifts(leaf_bits: int = LEAF_BITS, fanout_bits: int = FANOUT_BITS) -> 
 class HashTree:
     """XOR hash tree over ``[0, 2**32)``; see the module docstring for the rules."""
 
-    __slots__ = ("shifts", "_levels", "records")
+    __slots__ = ("shifts", "_levels", "_pairs", "records")
 
     def __init__(self, leaf_bits: int = LEAF_BITS, fanout_bits: int = FANOUT_BITS):
         self.shifts = level_shifts(leaf_bits, fanout_bits)
         self._levels = [array("Q", bytes(8 * (1 << (TOKEN_BITS - s)))) for s in self.shifts]
+        self._pairs = tuple(zip(self._levels, self.shifts))  # the write path's loop
         self.records = 0  # records summarised (stored records, tombstones included)
 
     @classmethod
@@ -109,9 +113,9 @@ class HashTree:
         self.records += (new is not None) - (old is not None)
 
     def _xor(self, token: int, delta: int) -> None:
-        if not 0 <= token < (1 << TOKEN_BITS):
+        if token >> TOKEN_BITS or token < 0:
             raise ValueError(f"token {token} outside [0, 2**32)")
-        for level, shift in zip(self._levels, self.shifts):
+        for level, shift in self._pairs:
             level[token >> shift] ^= delta
 
     # -- reads

@@ -52,6 +52,7 @@ import msgpack
 from dynamopy.core.membership import ClusterState
 from dynamopy.core.merkle import (
     HashTree,
+    record_hash,
     TreeWalk,
     diff_keys,
     intersect_spans,
@@ -184,12 +185,19 @@ class AntiEntropy:
                 self.tree.update(token, key, None, (rec.version, rec.deleted))
 
     def _on_change(self, changes: list) -> None:
-        """The store's watcher (commit thread, store lock held): XOR each change in."""
+        """The store's watcher (commit thread, store lock held): XOR each change in. (The
+        write path's share of anti-entropy: kept to two hashes and one tree update.)"""
+        tree = self.tree
         with self._lock:
-            update = self.tree.update
             for token, key, old, new in changes:
-                update(token, key, None if old is None else (old.version, old.deleted),
-                       None if new is None else (new.version, new.deleted))
+                delta, count = 0, 0
+                if old is not None:
+                    delta, count = record_hash(key, old.version, old.deleted), -1
+                if new is not None:
+                    delta ^= record_hash(key, new.version, new.deleted)
+                    count += 1
+                tree._xor(token, delta)
+                tree.records += count
 
     def detach(self) -> None:
         if self.store is not None and self.enabled:
