@@ -50,6 +50,7 @@ from typing import Any, Awaitable, Callable, Optional
 import msgpack
 
 from dynamopy.core.membership import ClusterState
+from dynamopy.core.placement import held_ranges, merge_spans
 from dynamopy.core.merkle import (
     HashTree,
     record_hash,
@@ -61,7 +62,7 @@ from dynamopy.core.merkle import (
 from dynamopy.core.records import Record, record_wire_bytes
 from dynamopy.core.tombstones import may_purge, old_enough
 from dynamopy.node.clock import Clock
-from dynamopy.node.errors import STALE_EPOCH
+from dynamopy.node.errors import StaleEpochError
 from dynamopy.peer import PeerError, RemoteError
 
 log = logging.getLogger(__name__)
@@ -105,16 +106,6 @@ class Totals:
     bytes_received: int = 0
     last_exchange_ms: int = 0
     peers: dict = field(default_factory=dict)
-
-
-def _merge(spans: list[tuple[int, int]]) -> list[tuple[int, int]]:
-    out: list[tuple[int, int]] = []
-    for start, end in sorted(spans):
-        if out and start <= out[-1][1]:
-            out[-1] = (out[-1][0], max(out[-1][1], end))
-        else:
-            out.append((start, end))
-    return out
 
 
 def _size(obj: Any) -> int:
@@ -385,16 +376,11 @@ class AntiEntropy:
             await self.clock.sleep(HANDOFF_RETRY_S)
 
     async def _hand_off_once(self, state: ClusterState, doomed: list) -> None:
-        n = state.settings.n
-        owners: dict[str, list[tuple[int, int]]] = {}
-        for ring in (state.ring, state.pending_ring):
-            if ring is None:
-                continue
-            for member in ring.members:
-                if member != self.node_id:
-                    owners.setdefault(member, []).extend(ring.ranges_of(member, n))
-        for member in sorted(owners):
-            spans = intersect_spans(doomed, _merge(owners[member]))
+        members = set(state.ring.members)
+        if state.pending_ring is not None:
+            members |= set(state.pending_ring.members)
+        for member in sorted(members - {self.node_id}):
+            spans = intersect_spans(doomed, held_ranges(state, member))
             if spans:
                 stats = PeerExchange(last_ms=self.clock.wall_ms())
                 await self._push_missing(member, state.epoch, spans, stats)
@@ -439,7 +425,7 @@ class AntiEntropy:
             start, end = ring.partition_range(p)
             if ring.preference_list_for_token(start, n)[0] == self.node_id:
                 spans.append((start, end))
-        return _merge(spans)
+        return merge_spans(spans)
 
     async def purge_round(self) -> int:
         """Purge the tombstones, among those of keys this node is first replica of, that are
@@ -530,7 +516,7 @@ class AntiEntropy:
         if not isinstance(epoch, int) or epoch != state.epoch:
             if isinstance(epoch, int):
                 self.note_epoch(epoch, peer_id)
-            raise RemoteError(STALE_EPOCH, str(state.epoch))
+            raise StaleEpochError(state.epoch)
         return epoch
 
     def rpc_tree(self, payload: list, peer_id: str) -> list[int]:

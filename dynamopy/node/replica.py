@@ -83,15 +83,9 @@ class Replica:
         node = self.node
         state = node.state
         self.require_caught_up()
-        if epoch != state.epoch:
-            raise RemoteError(STALE_EPOCH, str(state.epoch))
-        n, me = state.settings.n, node.id
-        for token, _key, _rec in items:
-            if not any(ring is not None and me in ring.members
-                       and me in ring.preference_list_for_token(token, n)
-                       for ring in (state.ring, state.pending_ring)):
-                raise RemoteError(STALE_EPOCH, f"{state.epoch}: {me} does not replicate "
-                                               f"token {token}")
+        if epoch != state.epoch or not all(placement.replicates(state, node.id, token)
+                                           for token, _key, _rec in items):
+            raise StaleEpochError(state.epoch)
         if node.hlc is not None:
             for _t, _k, rec in items:
                 node.hlc.observe(rec.version)

@@ -14,7 +14,7 @@ from dynamopy.core.merkle import HashTree
 from dynamopy.core.records import Record
 from dynamopy.node.anti_entropy import AntiEntropy
 from dynamopy.node.metrics import Metrics
-from dynamopy.node.transfer import held_ranges, subtract_sorted
+from dynamopy.core.placement import held_ranges, subtract_sorted
 from dynamopy.peer import PeerUnavailable, RemoteError
 from dynamopy.storage import Store
 from ring import Ring
