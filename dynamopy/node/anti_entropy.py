@@ -73,7 +73,7 @@ RECORD_BYTES = 8 * 1024 * 1024   # records per ae_get reply / ae_push call (one 
 CALL_TIMEOUT_S = 10.0
 OFF = "anti_entropy_off"
 HANDOFF_RETRY_S = 1.0
-PURGE_BATCH = 1000       # tombstones considered per purge pass
+PURGE_BATCH = 1000       # tombstones confirmed and purged per batch of a pass
 PURGE_EVERY_MAX_S = 3600.0
 SPAN_PIECE = 1 << 22     # a hand-off without trees lists keys in pieces of this many tokens
 
@@ -429,24 +429,37 @@ class AntiEntropy:
 
     async def purge_round(self) -> int:
         """Purge the tombstones, among those of keys this node is first replica of, that are
-        older than the grace and held by every current replica; return how many keys."""
+        older than the grace and held by every current replica; return how many of them.
+        Works through the candidates in batches, each paced by the keys/s budget."""
         state = self.get_state()
         if state.ring is None or state.change is not None or \
                 self.node_id not in state.ring.members:
             return 0
-        epoch, n, now_ms = state.epoch, state.settings.n, self.clock.wall_ms()
-        groups: dict[tuple[str, ...], list] = {}
-        found = 0
+        now_ms = self.clock.wall_ms()
+        purged = 0
+        batch: list = []
         for start, end in self._primary_spans(state):
             for token, key, rec in self.store.scan(start, end):
                 if old_enough(rec, now_ms, self.tombstone_grace_s):
-                    pl = tuple(state.ring.preference_list_for_token(token, n))
-                    groups.setdefault(pl, []).append((token, key, rec))
-                    found += 1
-                    if found >= PURGE_BATCH:
-                        break
-            if found >= PURGE_BATCH:
-                break
+                    batch.append((token, key, rec))
+                if len(batch) >= PURGE_BATCH:
+                    purged += await self._purge_batch(state, now_ms, batch)
+                    batch = []
+                    if self.get_state().epoch != state.epoch:
+                        return purged  # the ring moved on: the next pass decides afresh
+        if batch:
+            purged += await self._purge_batch(state, now_ms, batch)
+        if purged:
+            log.info("purged %d tombstones older than %.0fs held by every replica", purged,
+                     self.tombstone_grace_s)
+        return purged
+
+    async def _purge_batch(self, state: ClusterState, now_ms: int, batch: list) -> int:
+        epoch, n = state.epoch, state.settings.n
+        groups: dict[tuple[str, ...], list] = {}
+        for token, key, rec in batch:
+            groups.setdefault(tuple(state.ring.preference_list_for_token(token, n)),
+                              []).append((token, key, rec))
         purged = 0
         for replicas, items in groups.items():
             held: dict[str, list] = {self.node_id: [r.version for _t, _k, r in items]}
@@ -475,15 +488,13 @@ class AntiEntropy:
                     # and a later pass purges it everywhere.
                     log.info("tombstone purge on %s failed: %r", member, e)
             purged += await self._purge_local(doomed)
-            self.tombstones_purged += len(doomed)
-        if purged:
-            log.info("purged %d tombstones older than %.0fs held by every replica", purged,
-                     self.tombstone_grace_s)
+        await self.clock.sleep(len(batch) / self.rate_keys_s)
         return purged
 
     async def _purge_local(self, items: list) -> int:
         count = await asyncio.get_running_loop().run_in_executor(None, self.store.purge, items)
         self.metrics.tombstones_purged.inc(count)
+        self.tombstones_purged += count
         return count
 
     def rpc_versions(self, payload: list, peer_id: str) -> list:

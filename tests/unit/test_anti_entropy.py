@@ -436,3 +436,18 @@ async def test_no_purge_while_a_ring_change_is_in_progress(cluster):
     c.state = ClusterState(epoch=7, ring=c.state.ring, settings=c.state.settings,
                            change=("join", "z"))
     assert await purge_everywhere(c) == 0
+
+
+@aio
+async def test_one_pass_purges_every_candidate_batch_by_batch(cluster, monkeypatch):
+    import dynamopy.node.anti_entropy as ae_mod
+
+    monkeypatch.setattr(ae_mod, "PURGE_BATCH", 7)
+    c = cluster()
+    for i in range(50):
+        c.write_everywhere(f"gone{i}".encode(), aged(c, 11 * DAY_MS, i), deleted=True,
+                           value=b"")
+    await c.attach()
+    await purge_everywhere(c)
+    assert all(s.key_count() == 0 for s in c.stores.values())
+    assert sum(ae.tombstones_purged for ae in c.ae.values()) == 150  # 50 on each replica
