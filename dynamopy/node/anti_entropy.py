@@ -134,6 +134,7 @@ class AntiEntropy:
         self.tree = HashTree()
         self._lock = threading.Lock()
         self.store = None
+        self.inline = False
         self.built = False
         self.build_s: Optional[float] = None
         self.totals = Totals()
@@ -147,15 +148,17 @@ class AntiEntropy:
         return self.interval_s > 0
 
     # ---- the tree ----------------------------------------------------------------------
-    async def attach(self, store) -> None:
+    async def attach(self, store, *, inline: bool = False) -> None:
         """Install the store watcher and build the tree from the snapshot scan (off the
-        event loop). Exchanges start, and peer methods answer, once it is built."""
+        event loop, or on it for an ``inline`` in-memory store, deterministically).
+        Exchanges start, and ``ae_tree`` answers, once it is built."""
         self.store = store
+        self.inline = inline
         if not self.enabled:
             return
         started = self.clock.monotonic()
         snapshot = store.watch(self._on_change)
-        await asyncio.get_running_loop().run_in_executor(None, self._build, snapshot)
+        await self._blocking(self._build, snapshot)
         self.build_s = self.clock.monotonic() - started
         self.metrics.ae_tree_build_seconds.set(self.build_s)
         self.built = True
@@ -491,8 +494,14 @@ class AntiEntropy:
         await self.clock.sleep(len(batch) / self.rate_keys_s)
         return purged
 
+    async def _blocking(self, fn, *args):
+        """Run a blocking store operation off the event loop (on it for an inline store)."""
+        if self.inline:
+            return fn(*args)
+        return await asyncio.get_running_loop().run_in_executor(None, fn, *args)
+
     async def _purge_local(self, items: list) -> int:
-        count = await asyncio.get_running_loop().run_in_executor(None, self.store.purge, items)
+        count = await self._blocking(self.store.purge, items)
         self.metrics.tombstones_purged.inc(count)
         self.tombstones_purged += count
         return count

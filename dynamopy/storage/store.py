@@ -394,21 +394,22 @@ class Store:
 
     def watch(self, watcher: Watcher) -> Iterator[tuple[int, bytes, Record]]:
         """Install ``watcher`` (it replaces any earlier one) and return a scan of every data
-        record as of that instant: the records the watcher will not hear about."""
+        record as of that instant: the records the watcher will not hear about. (A LevelDB
+        iterator reads the snapshot taken when it is created, here under the lock.)"""
         with self._lock:
             if self._db.closed:
                 raise RuntimeError("store is closed")
-            snapshot = self._db.snapshot()
+            it = self._db.iterator(prefix=DATA_PREFIX)
             self._watcher = watcher
-        return self._snapshot_scan(snapshot)
+        return self._iterate_records(it)
 
     def unwatch(self) -> None:
         with self._lock:
             self._watcher = None
 
     @staticmethod
-    def _snapshot_scan(snapshot) -> Iterator[tuple[int, bytes, Record]]:
-        with snapshot.iterator(prefix=DATA_PREFIX) as it:
+    def _iterate_records(it) -> Iterator[tuple[int, bytes, Record]]:
+        with it:
             for dkey, raw in it:
                 yield int.from_bytes(dkey[1:5], "big"), dkey[5:], unpack_record(raw)
 
