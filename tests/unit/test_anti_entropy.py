@@ -158,6 +158,15 @@ async def test_one_round_brings_replicas_level_both_ways(cluster):
     await c.ae["b"].round()
     assert sum(ae.totals.keys_compared for ae in c.ae.values()) == before
     assert c.ae["a"].view()["peers"]["b"]["outcome"] == "ok"
+    text = c.ae["a"].metrics.render().decode()
+    for line in ('dynamopy_anti_entropy_exchanges_total{outcome="ok"} 2.0',
+                 'dynamopy_anti_entropy_keys_repaired_total{direction="pulled"} 20.0',
+                 # 10 newer values and a tombstone to b, the tombstone to c
+                 'dynamopy_anti_entropy_keys_repaired_total{direction="pushed"} 12.0'):
+        assert line in text, line
+    sent = c.ae["a"].view()["bytes_sent"]
+    assert sent > 0 and f'dynamopy_anti_entropy_bytes_total{{direction="sent"}} {float(sent)}' in text
+    assert "dynamopy_anti_entropy_tree_build_seconds" in text
 
 
 @aio
