@@ -112,6 +112,12 @@ class HashTree:
         self._xor(token, delta)
         self.records += (new is not None) - (old is not None)
 
+    def xor(self, token: int, delta: int, count: int) -> None:
+        """XOR a precomputed ``delta`` in at ``token`` and add ``count`` to ``records`` (the
+        write path's one call: ``update`` with the hashes already taken)."""
+        self._xor(token, delta)
+        self.records += count
+
     def _xor(self, token: int, delta: int) -> None:
         if token >> TOKEN_BITS or token < 0:
             raise ValueError(f"token {token} outside [0, 2**32)")

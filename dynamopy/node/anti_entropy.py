@@ -31,10 +31,8 @@ Rules:
   was down while a ring change skipped it as a transfer source, and one that crashed
   between a ``finish_*`` entry and its drop (orphaned ranges are found in the tree at
   start, see ``orphans``).
-* Tombstone purge (``purge_round``, at most every ``min(grace, 1 h)``): the first replica of
-  a key drops its tombstone on every replica once ``core.tombstones.may_purge`` says so
-  (older than ``--tombstone-grace-s``, every current replica holds it or newer, no ring
-  change in progress); each replica deletes it only if it still is that very version.
+* After a round, at most every ``min(grace, 1 h)``, the tombstone purge
+  (``node/tombstone_purge.py``) runs.
 
 Time is read only through the Clock seam, randomness only through the node's rng.
 """
@@ -50,7 +48,7 @@ from typing import Any, Awaitable, Callable, Optional
 import msgpack
 
 from dynamopy.core.membership import ClusterState
-from dynamopy.core.placement import held_ranges, merge_spans
+from dynamopy.core.placement import held_ranges
 from dynamopy.core.merkle import (
     HashTree,
     record_hash,
@@ -60,9 +58,9 @@ from dynamopy.core.merkle import (
     shared_ranges,
 )
 from dynamopy.core.records import Record, record_wire_bytes
-from dynamopy.core.tombstones import may_purge, old_enough
 from dynamopy.node.clock import Clock
 from dynamopy.node.errors import StaleEpochError
+from dynamopy.node.tombstone_purge import TombstonePurge
 from dynamopy.peer import PeerError, RemoteError
 
 log = logging.getLogger(__name__)
@@ -73,8 +71,6 @@ RECORD_BYTES = 8 * 1024 * 1024   # records per ae_get reply / ae_push call (one 
 CALL_TIMEOUT_S = 10.0
 OFF = "anti_entropy_off"
 HANDOFF_RETRY_S = 1.0
-PURGE_BATCH = 1000       # tombstones confirmed and purged per batch of a pass
-PURGE_EVERY_MAX_S = 3600.0
 SPAN_PIECE = 1 << 22     # a hand-off without trees lists keys in pieces of this many tokens
 
 CallPeer = Callable[..., Awaitable[Any]]
@@ -138,10 +134,11 @@ class AntiEntropy:
         self.built = False
         self.build_s: Optional[float] = None
         self.totals = Totals()
-        self.tombstone_grace_s = float(tombstone_grace_s)
-        self.purge_every_s = min(self.tombstone_grace_s, PURGE_EVERY_MAX_S)
+        self.purge = TombstonePurge(
+            node_id=node_id, grace_s=tombstone_grace_s, rate_keys_s=self.rate_keys_s,
+            call_peer=call_peer, get_state=get_state, clock=clock, metrics=metrics,
+            store=lambda: self.store, check=self._check, blocking=self._blocking)
         self._next_purge = 0.0
-        self.tombstones_purged = 0
 
     @property
     def enabled(self) -> bool:
@@ -190,8 +187,7 @@ class AntiEntropy:
                 if new is not None:
                     delta ^= record_hash(key, new.version, new.deleted)
                     count += 1
-                tree._xor(token, delta)
-                tree.records += count
+                tree.xor(token, delta, count)
 
     def detach(self) -> None:
         if self.store is not None and self.enabled:
@@ -206,9 +202,9 @@ class AntiEntropy:
             if self.built:
                 await self.round()
                 if self.clock.monotonic() >= self._next_purge:
-                    self._next_purge = self.clock.monotonic() + self.purge_every_s
+                    self._next_purge = self.clock.monotonic() + self.purge.every_s
                     try:
-                        await self.purge_round()
+                        await self.purge.round()
                     except asyncio.CancelledError:
                         raise
                     except Exception:  # a local failure: the next pass tries again
@@ -419,110 +415,11 @@ class AntiEntropy:
             _pull, push = diff_keys(mine, [(int(t), bytes(k), int(v)) for t, k, v in theirs])
             await self._push(peer, epoch, push, stats)
 
-    # ---- tombstone purge (core.tombstones has the rule) -------------------------------------
-    def _primary_spans(self, state: ClusterState) -> list[tuple[int, int]]:
-        """Token spans whose preference list starts with this node: it runs their purge."""
-        ring, n = state.ring, state.settings.n
-        spans: list[tuple[int, int]] = []
-        for p in range(ring.partition_count):
-            start, end = ring.partition_range(p)
-            if ring.preference_list_for_token(start, n)[0] == self.node_id:
-                spans.append((start, end))
-        return merge_spans(spans)
-
-    async def purge_round(self) -> int:
-        """Purge the tombstones, among those of keys this node is first replica of, that are
-        older than the grace and held by every current replica; return how many of them.
-        Works through the candidates in batches, each paced by the keys/s budget."""
-        state = self.get_state()
-        if state.ring is None or state.change is not None or \
-                self.node_id not in state.ring.members:
-            return 0
-        now_ms = self.clock.wall_ms()
-        purged = 0
-        batch: list = []
-        for start, end in self._primary_spans(state):
-            for token, key, rec in self.store.scan(start, end):
-                if old_enough(rec, now_ms, self.tombstone_grace_s):
-                    batch.append((token, key, rec))
-                if len(batch) >= PURGE_BATCH:
-                    purged += await self._purge_batch(state, now_ms, batch)
-                    batch = []
-                    if self.get_state().epoch != state.epoch:
-                        return purged  # the ring moved on: the next pass decides afresh
-        if batch:
-            purged += await self._purge_batch(state, now_ms, batch)
-        if purged:
-            log.info("purged %d tombstones older than %.0fs held by every replica", purged,
-                     self.tombstone_grace_s)
-        return purged
-
-    async def _purge_batch(self, state: ClusterState, now_ms: int, batch: list) -> int:
-        epoch, n = state.epoch, state.settings.n
-        groups: dict[tuple[str, ...], list] = {}
-        for token, key, rec in batch:
-            groups.setdefault(tuple(state.ring.preference_list_for_token(token, n)),
-                              []).append((token, key, rec))
-        purged = 0
-        for replicas, items in groups.items():
-            held: dict[str, list] = {self.node_id: [r.version for _t, _k, r in items]}
-            for member in replicas:
-                if member == self.node_id:
-                    continue
-                try:
-                    held[member] = await self.call_peer(
-                        member, "ae_versions", [epoch, [[t, k] for t, k, _r in items]],
-                        timeout_s=CALL_TIMEOUT_S)
-                except (PeerError, asyncio.TimeoutError):
-                    held[member] = [None] * len(items)  # no answer: no confirmation
-            doomed = [[t, k, r.version] for i, (t, k, r) in enumerate(items)
-                      if may_purge(r, now_ms, self.tombstone_grace_s, list(replicas),
-                                   {m: held[m][i] for m in held}, False)]
-            if not doomed or self.get_state().epoch != epoch:
-                continue
-            for member in replicas:  # the others first; this node's copy last
-                if member == self.node_id:
-                    continue
-                try:
-                    await self.call_peer(member, "ae_purge", [epoch, doomed],
-                                         timeout_s=CALL_TIMEOUT_S)
-                except (PeerError, asyncio.TimeoutError) as e:
-                    # It keeps its copy; anti-entropy hands the tombstone back to the others
-                    # and a later pass purges it everywhere.
-                    log.info("tombstone purge on %s failed: %r", member, e)
-            purged += await self._purge_local(doomed)
-        await self.clock.sleep(len(batch) / self.rate_keys_s)
-        return purged
-
     async def _blocking(self, fn, *args):
         """Run a blocking store operation off the event loop (on it for an inline store)."""
         if self.inline:
             return fn(*args)
         return await asyncio.get_running_loop().run_in_executor(None, fn, *args)
-
-    async def _purge_local(self, items: list) -> int:
-        count = await self._blocking(self.store.purge, items)
-        self.metrics.tombstones_purged.inc(count)
-        self.tombstones_purged += count
-        return count
-
-    def rpc_versions(self, payload: list, peer_id: str) -> list:
-        """The version this node holds of each ``[token, key]`` (``None`` for none)."""
-        epoch, keys = payload
-        self._check(epoch, peer_id)
-        out = []
-        for token, key in keys:
-            rec = self.store.get(int(token), bytes(key))
-            out.append(None if rec is None else rec.version)
-        return out
-
-    async def rpc_purge(self, payload: list, peer_id: str) -> int:
-        """Drop the named tombstones (only those still stored at that very version)."""
-        epoch, items = payload
-        self._check(epoch, peer_id)
-        if self.get_state().change is not None:
-            return 0
-        return await self._purge_local([(int(t), bytes(k), int(v)) for t, k, v in items])
 
     # ---- peer methods ------------------------------------------------------------------
     def _check(self, epoch: Any, peer_id: str, *, tree: bool = False) -> int:
@@ -592,6 +489,6 @@ class AntiEntropy:
                 "last_exchange_ms": t.last_exchange_ms or None,
                 "keys_compared": t.keys_compared, "keys_repaired": t.keys_repaired,
                 "bytes_sent": t.bytes_sent, "bytes_received": t.bytes_received,
-                "tombstone_grace_s": self.tombstone_grace_s,
-                "tombstones_purged": self.tombstones_purged,
+                "tombstone_grace_s": self.purge.grace_s,
+                "tombstones_purged": self.purge.purged,
                 "peers": {p: s.to_dict() for p, s in sorted(t.peers.items())}}

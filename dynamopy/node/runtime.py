@@ -84,7 +84,7 @@ class Node:
             "ae_tree": self.anti_entropy.rpc_tree,
             "ae_keys": self.anti_entropy.rpc_keys,
             "ae_get": self.anti_entropy.rpc_get,
-            "ae_versions": self.anti_entropy.rpc_versions,
+            "ae_versions": self.anti_entropy.purge.rpc_versions,
         }, max_unauthenticated=config.peer_max_unauthenticated,
             buffer_bytes=config.peer_buffer_bytes, on_reject=self.metrics.on_peer_rejected,
             ssl=peer_server_ssl)
@@ -267,7 +267,7 @@ class Node:
         if method == "ae_push":
             return await self.anti_entropy.rpc_push(payload, peer_id)
         if method == "ae_purge":
-            return await self.anti_entropy.rpc_purge(payload, peer_id)
+            return await self.anti_entropy.purge.rpc_purge(payload, peer_id)
         if method == "join_started":
             return self.join_watcher.rpc_started(payload, peer_id)
         raise RemoteError("unknown_method", f"unknown peer method {method!r}")

@@ -74,8 +74,8 @@ class Cluster:
                 raise PeerUnavailable(f"{peer} is down")
             ae = self.ae[peer]
             handler = {"ae_tree": ae.rpc_tree, "ae_keys": ae.rpc_keys, "ae_get": ae.rpc_get,
-                       "ae_push": ae.rpc_push, "ae_versions": ae.rpc_versions,
-                       "ae_purge": ae.rpc_purge}[method]
+                       "ae_push": ae.rpc_push, "ae_versions": ae.purge.rpc_versions,
+                       "ae_purge": ae.purge.rpc_purge}[method]
             result = handler(payload, me)
             return await result if asyncio.iscoroutine(result) else result
         return call
@@ -373,7 +373,7 @@ def aged(c, age_ms: int, n: int = 0) -> int:
 
 
 async def purge_everywhere(c) -> int:
-    return sum([await c.ae[m].purge_round() for m in c.ae])
+    return sum([await c.ae[m].purge.round() for m in c.ae])
 
 
 @aio
@@ -427,10 +427,10 @@ async def test_an_unreachable_replica_blocks_the_purge_and_a_newer_write_survive
     c.write_everywhere(b"k", aged(c, 11 * DAY_MS), deleted=True, value=b"")
     await c.attach()
     c.fail_calls[reps[1]] = 1                      # reps[1] does not answer once
-    assert await c.ae[reps[0]].purge_round() == 0
+    assert await c.ae[reps[0]].purge.round() == 0
     assert all(c.stores[m].get(t, b"k") is not None for m in reps)
     c.put(reps[2], b"k", aged(c, 0), value=b"again")  # a newer write lands on reps[2]
-    assert await c.ae[reps[0]].purge_round() == 1
+    assert await c.ae[reps[0]].purge.round() == 1
     assert c.stores[reps[0]].get(t, b"k") is None and c.stores[reps[1]].get(t, b"k") is None
     assert c.stores[reps[2]].get(t, b"k").value == b"again"  # never purged
     await c.ae[reps[2]].round()
@@ -449,7 +449,7 @@ async def test_no_purge_while_a_ring_change_is_in_progress(cluster):
 
 @aio
 async def test_one_pass_purges_every_candidate_batch_by_batch(cluster, monkeypatch):
-    import dynamopy.node.anti_entropy as ae_mod
+    import dynamopy.node.tombstone_purge as ae_mod
 
     monkeypatch.setattr(ae_mod, "PURGE_BATCH", 7)
     c = cluster()
@@ -459,4 +459,4 @@ async def test_one_pass_purges_every_candidate_batch_by_batch(cluster, monkeypat
     await c.attach()
     await purge_everywhere(c)
     assert all(s.key_count() == 0 for s in c.stores.values())
-    assert sum(ae.tombstones_purged for ae in c.ae.values()) == 150  # 50 on each replica
+    assert sum(ae.purge.purged for ae in c.ae.values()) == 150  # 50 on each replica
