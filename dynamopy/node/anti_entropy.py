@@ -189,6 +189,11 @@ class AntiEntropy:
                     count += 1
                 tree.xor(token, delta, count)
 
+    def on_state_change(self, old: ClusterState, new: ClusterState) -> None:
+        """A membership change: forget the exchange records of members that are gone."""
+        for peer in [p for p in self.totals.peers if new.member(p) is None]:
+            del self.totals.peers[peer]
+
     def detach(self) -> None:
         if self.store is not None and self.enabled:
             self.store.unwatch()

@@ -162,6 +162,7 @@ class Node:
         self.detector.members_changed()
         self.metalog._refresh_learners()
         self.transfers.state_changed(old, self.state)
+        self.anti_entropy.on_state_change(old, self.state)
         if self.is_ready:
             self.ready_event.set()
 

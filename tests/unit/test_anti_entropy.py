@@ -158,6 +158,11 @@ async def test_one_round_brings_replicas_level_both_ways(cluster):
     await c.ae["b"].round()
     assert sum(ae.totals.keys_compared for ae in c.ae.values()) == before
     assert c.ae["a"].view()["peers"]["b"]["outcome"] == "ok"
+    from dynamopy.core.membership import Member
+    gone = ClusterState(epoch=8, members={m: Member(m, "u", "p", i) for i, m in
+                                          enumerate(("a", "c"), 1)})
+    c.ae["a"].on_state_change(c.state, gone)  # b left: its exchange record goes
+    assert sorted(c.ae["a"].view()["peers"]) == ["c"]
     text = c.ae["a"].metrics.render().decode()
     for line in ('dynamopy_anti_entropy_exchanges_total{outcome="ok"} 2.0',
                  'dynamopy_anti_entropy_keys_repaired_total{direction="pulled"} 20.0',
