@@ -342,16 +342,17 @@ class AntiEntropy:
     def orphans(self, held: list[tuple[int, int]]) -> list[tuple[int, int]]:
         """Spans outside ``held`` (sorted, merged) where this node still holds records: the
         leftovers of a drop that never ran (a crash, or a ring learned by snapshot). Read
-        from the tree (a non-empty span has a non-zero hash, but for a 2**-64 chance)."""
-        if not self.built:
-            return []
+        from the tree (a non-empty span has a non-zero hash, but for a 2**-64 chance), or,
+        with anti-entropy off, by one store seek per span outside ``held``."""
         out: list[tuple[int, int]] = []
         pos = 0
         for start, end in held + [(1 << 32, 1 << 32)]:
             if pos < start:
-                for node in self.tree.cover(pos, start):
-                    if self.tree.hash_at(*node):
-                        out.append(self.tree.node_range(*node))
+                if self.built:
+                    out += [self.tree.node_range(*node) for node in self.tree.cover(pos, start)
+                            if self.tree.hash_at(*node)]
+                elif self.store is not None and next(self.store.scan(pos, start), None):
+                    out.append((pos, start))
             pos = max(pos, end)
         return out
 

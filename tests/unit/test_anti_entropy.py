@@ -351,7 +351,9 @@ async def test_hand_off_gives_new_owners_what_they_lack_before_returning(cluster
 
 @aio
 async def test_orphans_are_the_non_empty_spans_outside_the_held_ranges(cluster):
-    c = cluster(ids=("a",), n=1)
+    c = cluster(ids=("a", "b"), n=1)
+    c.ae["b"].interval_s = 0  # anti-entropy off: found by store seeks instead of the tree
+    c.stores["b"].apply([(2**31 + 7, b"y", Record(2))], sync=False)
     leaf = 1 << 14
     c.stores["a"].apply([(5 * leaf + 3, b"x", Record(1)), (2**31 + 7, b"y", Record(2)),
                          (2**32 - 1, b"z", Record(3))], sync=False)
@@ -366,6 +368,10 @@ async def test_orphans_are_the_non_empty_spans_outside_the_held_ranges(cluster):
     covered = {t for t in (5 * leaf + 3, 2**31 + 7, 2**32 - 1)
                if any(s <= t < e for s, e in ae.orphans([]))}
     assert covered == {5 * leaf + 3, 2**31 + 7, 2**32 - 1}
+    off = c.ae["b"]
+    assert not off.built
+    assert off.orphans(held) == [(2**30, 2**32 - leaf)] and off.orphans([(0, 2**32)]) == []
+    assert off.orphans([(0, 2**31)]) == [(2**31, 2**32)]
 
 
 DAY_MS = 86_400_000
