@@ -18,8 +18,8 @@ Rules (each protects an acknowledged write):
   and only after handing every record of it that a current replica lacks to that replica
   (``AntiEntropy.hand_off``): a source skipped while it was down, or a node that crashed
   before its drop, may hold the only copy of a write. Ranges left over by a drop that never
-  ran (a crash after a snapshot covered the ``finish_*``) are found in the hash tree at
-  start-up and go the same way.
+  ran (a crash after a snapshot covered the ``finish_*``) are found at
+  start-up (``AntiEntropy.orphans``) and go the same way.
 * The ranges a node keeps follow the ring however it learned it (entries, a snapshot from a
   peer, or its own log replayed at start-up): whenever the state moves on, the ranges it
   replicated (in the ring or the pending ring) and no longer does are dropped.
