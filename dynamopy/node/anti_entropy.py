@@ -59,7 +59,7 @@ from dynamopy.core.merkle import (
 )
 from dynamopy.core.records import Record, record_wire_bytes
 from dynamopy.node.clock import Clock
-from dynamopy.node.errors import StaleEpochError
+from dynamopy.node.errors import StaleEpochError, stale_epoch_of
 from dynamopy.node.tombstone_purge import TombstonePurge
 from dynamopy.peer import PeerError, RemoteError
 
@@ -246,6 +246,9 @@ class AntiEntropy:
             stats.outcome = "ok"
         except RemoteError as e:
             stats.outcome = e.code
+            newer = stale_epoch_of(e)
+            if newer is not None and newer > self.get_state().epoch:
+                self.note_epoch(newer, peer)  # the peer is ahead: catch up before next round
         except (PeerError, asyncio.TimeoutError) as e:
             stats.outcome = "unreachable"
             log.info("anti-entropy with %s failed: %r", peer, e)

@@ -234,6 +234,13 @@ async def test_a_peer_at_another_epoch_is_refused_and_no_exchange_runs_mid_chang
     with pytest.raises(RemoteError) as e:
         b.rpc_tree([6, [0, 0]], "a")
     assert e.value.code == "stale_epoch"
+    noted = []
+    c.ae["a"].note_epoch = lambda epoch, peer: noted.append((epoch, peer))
+    c.ae["b"].get_state = lambda: ClusterState(epoch=9, ring=c.state.ring,
+                                               settings=c.state.settings)
+    stats = await c.ae["a"].exchange("b")  # b is ahead: a notes it (and catches up)
+    assert stats.outcome == "stale_epoch" and noted == [(9, "b")]
+    c.ae["b"].get_state = lambda: c.state
     c.state = ClusterState(epoch=7, ring=c.state.ring, settings=c.state.settings,
                            change=("join", "z"))
     stats = await c.ae["a"].exchange("b")  # the initiator skips while a change runs
