@@ -159,11 +159,3 @@ class TombstonePurge:
         if self.get_state().change is not None:
             return 0
         return await self._local([(int(t), bytes(k), int(v)) for t, k, v in items])
-
-    async def rpc_purge(self, payload: list, peer_id: str) -> int:
-        """Drop the named tombstones (only those still stored at that very version)."""
-        epoch, items = payload
-        self.check(epoch, peer_id)
-        if self.get_state().change is not None:
-            return 0
-        return await self._local([(int(t), bytes(k), int(v)) for t, k, v in items])
