@@ -7,7 +7,11 @@ timing). A run has two phases:
 1. Safety phase (``steps`` ticks): message loss, duplication, delay and reordering;
    partitions that come and go; node crashes (some striking between "persist synced"
    and "messages sent"); one long outage of a node while the others compact (so it needs
-   a snapshot); a learner that joins late. Clients propose values with unique request
+   a snapshot); a learner that joins late; acceptors whose disk is wiped (``wipes``):
+   each dies right after syncing a vote, loses its whole durable store and comes back
+   empty. The real rule is that it comes back without voting (``MetaLogNode`` with
+   ``persisted=None``); ``unsafe_wipe`` makes it vote with an empty acceptor state
+   instead, the bug the invariants must catch. Clients propose values with unique request
    ids and retry until they see them committed.
 2. Liveness phase: partitions healed, loss/duplication off, every node up. All nodes
    must reach the same last slot with every request committed within
@@ -63,6 +67,8 @@ class SimParams:
     election_ticks: int = 10
     heartbeat_ticks: int = 2
     wire: bool = True           # every message goes through encode -> msgpack -> decode
+    wipes: int = 0              # acceptors whose disk is wiped (at most a minority)
+    unsafe_wipe: bool = False   # the bug: a wiped acceptor votes again with an empty state
 
     def cli_args(self) -> str:
         """Command-line flags that reproduce this run (only non-defaults)."""
@@ -118,6 +124,7 @@ class _SimNode:
         self.down_epoch = 0
         self.flush_pending = False
         self.crash_after_persist = False
+        self.wipe_after_persist = 0  # > 0: wipe at the next synced vote, down this long (ms)
         self.members: frozenset[str] = frozenset()
 
 
@@ -126,6 +133,9 @@ class MetalogSim:
         p = self.p = params
         if not 1 <= p.acceptors <= p.nodes:
             raise ValueError("need 1 <= acceptors <= nodes")
+        if not 0 <= p.wipes <= (p.acceptors - 1) // 2 and not p.unsafe_wipe:
+            raise ValueError("wipes must leave a majority of voting acceptors: "
+                             "0 <= wipes <= (acceptors - 1) // 2 (or --unsafe-wipe)")
         root = random.Random(p.seed)
         self.rng = random.Random(root.getrandbits(64))        # schedule, faults, clients
         self.node_rng = random.Random(root.getrandbits(64))   # seeds of node instances
@@ -143,7 +153,8 @@ class MetalogSim:
         self.committed: set[str] = set()
         self.violations: list[str] = []
         self.safety_end_ms = p.steps * p.tick_ms
-        self.stats: dict[str, Any] = {"crashes": 0, "snapshots_installed": 0, "compactions": 0}
+        self.stats: dict[str, Any] = {"crashes": 0, "snapshots_installed": 0, "compactions": 0,
+                                      "wipes": 0}
 
     # -- node lifecycle -------------------------------------------------------------------
 
@@ -151,7 +162,11 @@ class MetalogSim:
         s = self.sims[nid]
         s.incarnation += 1
         s.app = LogApp.restore(self.initial_members, s.store)
+        # A wiped store has no acceptor state: the node comes back without a vote (safe),
+        # unless the run plays the bug of voting again from an empty state.
         persisted = s.store.acceptor if nid in self.acceptors else None
+        if persisted is None and nid in self.acceptors and self.p.unsafe_wipe:
+            persisted = AcceptorState()
         s.node = MetaLogNode(
             nid, self.acceptors, random.Random(self.node_rng.getrandbits(64)),
             persisted=persisted, snapshot=s.store.snapshot, log=s.store.entries(),
@@ -175,7 +190,35 @@ class MetalogSim:
         self.stats["crashes"] += 1
         s.up, s.node, s.app = False, None, None  # all volatile state is gone
         s.flush_pending = s.crash_after_persist = False
+        s.wipe_after_persist = 0
         s.down_epoch += 1
+
+    def _decisive(self, nid: str, persist) -> bool:
+        """The adversary's pick for a wipe: this sync holds a vote that, with the votes
+        already durable elsewhere, completes a majority, while some other acceptor has
+        not voted for that value yet (its vote is the one a wipe makes it forget)."""
+        if persist is None:
+            return False
+        quorum = len(self.acceptors) // 2 + 1
+        for slot, ballot, value in persist.accepted:
+            others = {a for a, s2, b, v in self.accepts
+                      if s2 == slot and b == ballot and v == value and a != nid}
+            if len(others) + 1 >= quorum and len(others) + 1 < len(self.acceptors):
+                return True
+        return False
+
+    def _wipe_store(self, s: _SimNode) -> None:
+        self.stats["wipes"] += 1
+        s.store = DurableStore()  # a new empty volume: no acceptor state, no log, no snapshot
+
+    def _wipe(self, nid: str, down_ms: int) -> None:
+        """Wipe ``nid``'s disk at its next Ready that persists a vote, right after the
+        sync (the worst moment: its vote counted), then restart it ``down_ms`` later."""
+        s = self.sims[nid]
+        if not s.up:
+            self._wipe_store(s)  # wiped while down: its pending restart finds an empty disk
+            return
+        s.wipe_after_persist = max(down_ms, 1)
 
     def _restart(self, nid: str, epoch: int) -> None:
         s = self.sims[nid]
@@ -224,6 +267,21 @@ class MetalogSim:
         if rd.persist is not None:
             store.acceptor = (store.acceptor or AcceptorState()).apply(rd.persist)  # "fsync"
             self.accepts.extend((nid, slot, b, v) for slot, b, v in rd.persist.accepted)
+        if s.wipe_after_persist and self._decisive(nid, rd.persist):
+            down_ms = s.wipe_after_persist
+            self._kill(s)  # it voted (synced), then its disk is lost
+            self._wipe_store(s)
+            self.clock.call_later(down_ms, self._restart, nid, s.down_epoch)
+            # The worst moment for the others too: the leader that counted that vote dies
+            # with it, so the next leader must rebuild the slot from a new majority.
+            # Its accepts still in flight are lost with it (cut off, then crashed).
+            leaders = self._leaders()
+            if leaders:
+                self.net.partition([leaders])
+                self.clock.call_later(self.p.election_ticks * self.p.tick_ms, self.net.heal)
+            for leader in leaders:
+                self._crash_for(leader, self.rng.randint(1, 3 * self.p.election_ticks) * self.p.tick_ms)
+            return
         if s.crash_after_persist:
             self._kill(s)  # synced, but nothing sent and nothing applied
             return
@@ -291,6 +349,11 @@ class MetalogSim:
         for _ in range(p.crashes):
             t = rng.randint(0, end - 1)
             self.clock.call_at(t, self._crash_some, rng.randint(1, 3 * p.election_ticks) * p.tick_ms)
+        victims = [a for a in self.acceptors if a != self.joiner]
+        rng.shuffle(victims)
+        for nid in victims[: p.wipes]:
+            t = rng.randint(0, end * 3 // 4)
+            self.clock.call_at(t, self._wipe, nid, rng.randint(1, 3 * p.election_ticks) * p.tick_ms)
         for _ in range(p.partitions):
             t = rng.randint(0, end - 1)
             self.clock.call_at(t, self._partition_some)
@@ -336,8 +399,8 @@ class MetalogSim:
         self.net.config = NetConfig(max_delay_ms=self.p.max_delay_ms)
         for nid in self.ids:
             s = self.sims[nid]
-            if s.crash_after_persist:
-                s.crash_after_persist = False  # faults are over
+            if s.crash_after_persist or s.wipe_after_persist:
+                s.crash_after_persist, s.wipe_after_persist = False, 0  # faults are over
             if not s.up:
                 self._boot(nid)
 
@@ -356,6 +419,10 @@ class MetalogSim:
         p = self.p
         converged, converge_ticks = False, None
         try:
+            for nid in self.acceptors:
+                # The bootstrap's durable marker: a seed's first start records its (empty)
+                # acceptor state before any vote; only that makes it a voter.
+                self.sims[nid].store.acceptor = AcceptorState()
             for nid in self.initial_members:
                 self._boot(nid)
             self._plan()

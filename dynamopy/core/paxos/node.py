@@ -36,6 +36,14 @@ it (contiguous from ``snapshot.slot``, or from 0 without a snapshot). Delivery r
 Non-acceptors pass ``persisted=None``. Call ``set_learners`` after (re)building and
 whenever the membership changes.
 
+Never vote with an empty state. ``persisted`` is what makes a listed acceptor a *voter*:
+a node listed in ``acceptors`` but built with ``persisted=None`` is a non-voting member of
+the group (it learns, never answers Prepare/Accept, never campaigns). Pass
+``AcceptorState()`` only where the caller knows this node never voted before (the first
+start of a bootstrapping seed, recorded durably before any vote); a node whose durable
+state was lost (a wiped data directory) must come back with ``persisted=None``. An
+acceptor that forgot its promises and accepts can let two values be chosen for one slot.
+
 Proposals are fire-and-forget: ``propose`` may be dropped (no leader, queue full, lost
 messages, leader change). The caller puts a unique request id in the value, watches the
 committed stream for it and retries; a retry can commit the value twice, so apply must
@@ -68,8 +76,9 @@ _NEVER = -(10**9)
 
 
 class MetaLogNode:
-    """One member's view of the metadata log: acceptor (if listed in ``acceptors``),
-    proposer (acceptors only), learner (everyone).
+    """One member's view of the metadata log: acceptor (if listed in ``acceptors`` and
+    given its durable ``persisted`` state), proposer (voting acceptors only), learner
+    (everyone).
 
     ``election_ticks``: a follower that hears no leader for a random
     ``[election_ticks, 2*election_ticks)`` ticks starts phase 1; an acceptor that heard a
@@ -105,16 +114,18 @@ class MetaLogNode:
             raise ValueError("need 0 < heartbeat_ticks < election_ticks")
         self.id = node_id
         self.acceptors = acceptors
-        self.is_acceptor = node_id in acceptors
-        if persisted is not None and not self.is_acceptor:
+        if persisted is not None and node_id not in acceptors:
             raise ValueError("only acceptors have persisted acceptor state")
+        # Listed but without durable state: it lost it (or never had it) and must not vote.
+        self.is_acceptor = persisted is not None
+        self.in_group = node_id in acceptors
         self.election_ticks = election_ticks
         self.heartbeat_ticks = heartbeat_ticks
         self.catchup_ticks = catchup_ticks
         self.max_catchup_entries = max_catchup_entries
         self.leader_lease = leader_lease
         self._rng = rng
-        self._index = acceptors.index(node_id) if self.is_acceptor else -1
+        self._index = acceptors.index(node_id) if self.in_group else -1
         self._acceptor = Acceptor(persisted) if self.is_acceptor else None
         self._proposer = Proposer(len(acceptors), max_inflight, max_queue) if self.is_acceptor else None
         self._learner = Learner(snapshot, log)
