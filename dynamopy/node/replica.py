@@ -75,6 +75,9 @@ class Replica:
         """Serve data only once this node has learned the metadata log up to what its peers
         report, the coordinator's epoch included (``node/catchup.py``)."""
         catchup = self.node.catchup
+        if self.node.metalog.replacing:  # its data is gone: not a replica until it rejoins
+            raise RemoteError(NOT_CAUGHT_UP, f"{self.node.id} lost its data and is coming "
+                                             "back as a replacement")
         if not catchup.caught_up:
             self.node.metalog.poke()
             raise RemoteError(NOT_CAUGHT_UP, f"{self.node.id} is catching up with the "

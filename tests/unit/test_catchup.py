@@ -40,7 +40,7 @@ def stand_in(state: ClusterState, *, down=(), known_chosen_below=0):
     node.detector = types.SimpleNamespace(is_up=lambda m: m not in down)
     node.metalog = types.SimpleNamespace(
         paxos=types.SimpleNamespace(known_chosen_below=known_chosen_below),
-        poke=lambda: None)
+        poke=lambda: None, replacing=0)
     node.catchup = CatchUp(node)
     return node
 
