@@ -7,6 +7,8 @@ import time
 
 import pytest
 
+from dynamopy.client import DynamoError
+
 pytestmark = pytest.mark.integration
 
 
@@ -25,11 +27,18 @@ def test_a_wiped_seed_comes_back_as_a_replacement_without_voting(make_cluster):
     c.start_node(wiped)
 
     # It comes back without a vote and serves nothing while it is being replaced.
-    votes = []
+    votes, refused = [], []
 
     def replaced_and_back():
         view = c.node_view(wiped)
         votes.append(view["metadata"]["voting"])
+        if view["metadata"]["replacing"]:
+            with c.client(wiped, timeout_s=3) as cl3:
+                try:
+                    cl3.get("k0")
+                    refused.append(200)
+                except DynamoError as e:
+                    refused.append(e.status)
         if not view["ready"] or view["metadata"]["replacing"]:
             return False
         info = c.cluster_info(0)
@@ -41,10 +50,14 @@ def test_a_wiped_seed_comes_back_as_a_replacement_without_voting(make_cluster):
             acked[f"k{i}"] = cl.put(f"k{i}", f"v{i}".encode(), w=1)["version"]
     c.wait_until(replaced_and_back, 15, "the wiped seed replaced and back")
     assert votes and not any(votes), "the wiped seed voted with an empty acceptor state"
+    assert refused and set(refused) == {503}, "it served a read while being replaced"
 
     info = c.cluster_info(0)
     me = next(m for m in info["members"] if m["id"] == "n3")
     assert me["state"] == "normal" and info["change"] is None
+    assert info["metadata_group"] == ["n1", "n2", "n3"]
+    assert {m["id"]: m["role"] for m in info["members"]} == {
+        "n1": "acceptor", "n2": "acceptor", "n3": "retired_acceptor"}
     log = [(e["op"], e.get("id")) for e in c.client(0).log()]
     assert ("replace", "n3") in log and log.index(("replace", "n3")) < log.index(("join", "n3"))
     # Every key it replicates is on its disk again, and every acknowledged write reads
