@@ -11,7 +11,10 @@ timing). A run has two phases:
    each dies right after syncing a vote, loses its whole durable store and comes back
    empty. The real rule is that it comes back without voting (``MetaLogNode`` with
    ``persisted=None``); ``unsafe_wipe`` makes it vote with an empty acceptor state
-   instead, the bug the invariants must catch. Clients propose values with unique request
+   instead, the bug the invariants must catch. Changes of the metadata group
+   (``reconfigs``): ``set_group`` entries naming a random group of 1, 3 or 5 of the nodes,
+   each deciding slots from ``alpha`` slots after its own on; the faults above strike while
+   they are in flight, and the oracle counts votes only from each slot's group. Clients propose values with unique request
    ids and retry until they see them committed.
 2. Liveness phase: partitions healed, loss/duplication off, every node up. All nodes
    must reach the same last slot with every request committed within
@@ -37,7 +40,8 @@ from .clock import VirtualClock
 from .invariants import (
     check_agreement, check_at_most_once, check_chosen_unique, check_liveness, check_no_loss, check_prefix,
 )
-from .metalog_app import DurableStore, LogApp
+from .metalog_app import DurableStore, LogApp, group_rule
+from dynamopy.core.paxos.groups import GroupSchedule
 from .network import NetConfig, Network
 
 
@@ -69,6 +73,8 @@ class SimParams:
     wire: bool = True           # every message goes through encode -> msgpack -> decode
     wipes: int = 0              # acceptors whose disk is wiped (at most a minority)
     unsafe_wipe: bool = False   # the bug: a wiped acceptor votes again with an empty state
+    reconfigs: int = 0          # changes of the metadata group during the safety phase
+    alpha: int = 8              # a group change decides slots from this many slots later
 
     def cli_args(self) -> str:
         """Command-line flags that reproduce this run (only non-defaults)."""
@@ -147,6 +153,9 @@ class MetalogSim:
         self.joiner = self.ids[-1] if p.late_join and p.nodes > p.acceptors else None
         self.initial_members = tuple(i for i in self.ids if i != self.joiner)
         self.sims = {i: _SimNode(i) for i in self.ids}
+        if p.reconfigs and p.wipes:
+            raise ValueError("reconfigs and wipes are not combined yet")
+        self.reconfig = group_rule(self.acceptors, p.alpha) if p.reconfigs else None
         self.applied: list[tuple[str, int, Any]] = []
         self.accepts: list[tuple[str, int, Any, Any]] = []  # every durable accept, for the Paxos oracle
         self.requests: dict[str, dict] = {}
@@ -164,13 +173,14 @@ class MetalogSim:
         s.app = LogApp.restore(self.initial_members, s.store)
         # A wiped store has no acceptor state: the node comes back without a vote (safe),
         # unless the run plays the bug of voting again from an empty state.
-        persisted = s.store.acceptor if nid in self.acceptors else None
+        persisted = s.store.acceptor if nid in self.acceptors or self.reconfig else None
         if persisted is None and nid in self.acceptors and self.p.unsafe_wipe:
             persisted = AcceptorState()
         s.node = MetaLogNode(
             nid, self.acceptors, random.Random(self.node_rng.getrandbits(64)),
             persisted=persisted, snapshot=s.store.snapshot, log=s.store.entries(),
             election_ticks=self.p.election_ticks, heartbeat_ticks=self.p.heartbeat_ticks,
+            reconfig=self.reconfig, ballot_id=self.ids.index(nid) if self.reconfig else None,
         )
         s.members = frozenset(s.app.members)
         s.node.set_learners(s.members)
@@ -354,6 +364,12 @@ class MetalogSim:
         for nid in victims[: p.wipes]:
             t = rng.randint(0, end * 3 // 4)
             self.clock.call_at(t, self._wipe, nid, rng.randint(1, 3 * p.election_ticks) * p.tick_ms)
+        for i in range(p.reconfigs):
+            size = rng.choice([s for s in (1, 3, 3, 3, 5) if s <= p.nodes])
+            group = sorted(rng.sample(self.ids, size))
+            rid = f"g{i}"
+            self.clock.call_at(rng.randint(0, end - 1), self._request, rid,
+                               {"rid": rid, "op": "set_group", "group": group})
         for _ in range(p.partitions):
             t = rng.randint(0, end - 1)
             self.clock.call_at(t, self._partition_some)
@@ -419,7 +435,7 @@ class MetalogSim:
         p = self.p
         converged, converge_ticks = False, None
         try:
-            for nid in self.acceptors:
+            for nid in (self.ids if self.reconfig else self.acceptors):
                 # The bootstrap's durable marker: a seed's first start records its (empty)
                 # acceptor state before any vote; only that makes it a voter.
                 self.sims[nid].store.acceptor = AcceptorState()
@@ -438,7 +454,13 @@ class MetalogSim:
         final = {i: list(self.sims[i].app.values) for i in self.ids if self.sims[i].app is not None}
         effective = {i: list(self.sims[i].app.effective) for i in self.ids if self.sims[i].app is not None}
         v = self.violations
-        v += check_chosen_unique(self.accepts, len(self.acceptors))
+        if self.reconfig is not None and final:
+            longest = max(final.values(), key=len)
+            sched = GroupSchedule.from_pairs(self.reconfig.schedule_of(longest), self.p.alpha)
+            v += check_chosen_unique(self.accepts, sched.at)
+            self.stats["group_changes"] = len(sched.changes) - 1
+        else:
+            v += check_chosen_unique(self.accepts, len(self.acceptors))
         v += check_agreement(self.applied)
         v += check_prefix(final)
         v += check_at_most_once(final, effective)

@@ -25,6 +25,12 @@ FAMILIES = [
     # A seed's disk is wiped right after a decisive vote; it comes back without voting.
     ("wipe", {"wipes": 1}, 100),
     ("wipe-five", {"wipes": 2, "acceptors": 5, "nodes": 7}, 100),
+    # The metadata group changes through the log (groups of 1, 3 or 5) under the faults above.
+    ("reconfig", {"reconfigs": 4}, 100),
+    ("reconfig-churn", {"reconfigs": 8, "alpha": 2, "election_ticks": 4, "heartbeat_ticks": 1,
+                        "max_delay_ms": 80, "loss": 0.15}, 100),
+    ("reconfig-hostile", {"reconfigs": 10, "loss": 0.3, "dup": 0.2, "crashes": 8, "partitions": 6,
+                          "steps": 400, "slow": 0.2}, 50),
 ]
 CHUNK = 100
 
@@ -122,6 +128,24 @@ def test_an_acceptor_that_forgets_its_state_and_votes_is_caught(capsys):
     assert f"SEED={seed} FAILED" in capsys.readouterr().out
     # The same schedule with the rule kept (it comes back without a vote) holds.
     run_metalog(seed, wipes=1).raise_if_failed()
+
+
+def test_group_changes_take_effect_and_a_leader_that_ignores_them_is_caught(monkeypatch):
+    """Group changes commit and take effect in these schedules; and a leader that counts
+    any promises as a majority, whatever the slot's group (the classic reconfiguration
+    bug: phase 1 with the old group only), is caught within a few dozen seeds."""
+    results = [run_metalog(s, reconfigs=4) for s in range(10)]
+    assert all(r.ok for r in results)
+    assert sum(r.stats["group_changes"] for r in results) >= 30
+    from dynamopy.core.paxos import proposer
+    monkeypatch.setattr(proposer.Proposer, "covered",
+                        lambda self, slot, group: len(self.promises) >= len(group) // 2 + 1)
+    churn = {"reconfigs": 8, "alpha": 2, "election_ticks": 4, "heartbeat_ticks": 1,
+             "max_delay_ms": 80, "loss": 0.15}
+    failing = next((r for r in (run_metalog(s, **churn) for s in range(60)) if not r.ok), None)
+    assert failing is not None, "phase 1 with the wrong group went unnoticed for 60 seeds"
+    assert any(v.startswith(("chosen:", "agreement:", "exception", "prefix:", "lost:"))
+               for v in failing.violations)
 
 
 def test_cli_single_seed_and_range(capsys):
