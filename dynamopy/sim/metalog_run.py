@@ -153,8 +153,9 @@ class MetalogSim:
         self.joiner = self.ids[-1] if p.late_join and p.nodes > p.acceptors else None
         self.initial_members = tuple(i for i in self.ids if i != self.joiner)
         self.sims = {i: _SimNode(i) for i in self.ids}
-        if p.reconfigs and p.wipes:
-            raise ValueError("reconfigs and wipes are not combined yet")
+        if p.reconfigs and p.wipes and (p.wipes > 1 or p.nodes < 3) and not p.unsafe_wipe:
+            raise ValueError("with reconfigs, at most one wipe (groups of 3 or 5 then keep a "
+                             "voting majority)")
         self.reconfig = group_rule(self.acceptors, p.alpha) if p.reconfigs else None
         self.applied: list[tuple[str, int, Any]] = []
         self.accepts: list[tuple[str, int, Any, Any]] = []  # every durable accept, for the Paxos oracle
@@ -275,6 +276,8 @@ class MetalogSim:
             self.stats["snapshots_installed"] += 1
             self.applied.extend((nid, slot, v) for slot, v in enumerate(rd.snapshot.data))
         if rd.persist is not None:
+            if rd.persist.votes_from is not None:
+                self.stats["readmitted"] = self.stats.get("readmitted", 0) + 1
             store.acceptor = (store.acceptor or AcceptorState()).apply(rd.persist)  # "fsync"
             self.accepts.extend((nid, slot, b, v) for slot, b, v in rd.persist.accepted)
         if s.wipe_after_persist and self._decisive(nid, rd.persist):
@@ -365,7 +368,8 @@ class MetalogSim:
             t = rng.randint(0, end * 3 // 4)
             self.clock.call_at(t, self._wipe, nid, rng.randint(1, 3 * p.election_ticks) * p.tick_ms)
         for i in range(p.reconfigs):
-            size = rng.choice([s for s in (1, 3, 3, 3, 5) if s <= p.nodes])
+            sizes = (3, 3, 5) if p.wipes else (1, 3, 3, 3, 5)
+            size = rng.choice([s for s in sizes if s <= p.nodes])
             group = sorted(rng.sample(self.ids, size))
             rid = f"g{i}"
             self.clock.call_at(rng.randint(0, end - 1), self._request, rid,

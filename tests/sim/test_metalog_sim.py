@@ -29,6 +29,9 @@ FAMILIES = [
     ("reconfig", {"reconfigs": 4}, 100),
     ("reconfig-churn", {"reconfigs": 8, "alpha": 2, "election_ticks": 4, "heartbeat_ticks": 1,
                         "max_delay_ms": 80, "loss": 0.15}, 100),
+    # ...and a seed's disk wiped meanwhile: re-admitted only by a change that adds it back.
+    ("reconfig-wipe-churn", {"reconfigs": 8, "wipes": 1, "alpha": 2, "election_ticks": 4,
+                             "heartbeat_ticks": 1, "max_delay_ms": 80, "loss": 0.15}, 100),
     ("reconfig-hostile", {"reconfigs": 10, "loss": 0.3, "dup": 0.2, "crashes": 8, "partitions": 6,
                           "steps": 400, "slow": 0.2}, 50),
 ]

@@ -95,3 +95,22 @@ def test_a_leader_opens_a_slot_only_with_a_majority_of_that_slots_group():
     to_slot2 = {to for to, m in rd.messages
                 if isinstance(m, Accept) and (2, {"rid": "v2"}) in m.entries}
     assert to_slot2 == {"d", "e"}  # the new group (a votes through its loopback)
+
+
+def test_a_late_promise_from_an_acceptor_that_compacted_a_slot_stops_the_leader_proposing_it():
+    """Found by `dynamopy sim --seed 271 --reconfigs 4`: a leader of a one-member group leads
+    at once; when its window reaches the next group, a promise says slot 11 is compacted
+    (chosen, forgotten). The leader must learn slot 11, not fill it with a NOOP."""
+    from dynamopy.core.paxos.proposer import Proposer
+    groups = lambda slot: ("n4",) if slot < 11 else ("n0", "n1", "n4")  # noqa: E731
+    p = Proposer(max_inflight=32, max_queue=8)
+    b = Ballot(4, 4)
+    p.start_candidacy(b, 8)
+    p.on_promise("n4", Promise(b, 8, (), 0))
+    assert p.covered(8, groups(8))
+    p.become_leader(min_next=8)
+    p.submit("x")
+    assert p.open_slots(groups, 20, lambda s: False) == [(8, "x")]
+    p.on_promise("n0", Promise(b, 8, (), 12))  # slot 11 is chosen: n0 compacted it
+    p.submit("y")
+    assert p.open_slots(groups, 20, lambda s: s in (8, 9, 10)) == [(12, "y")]

@@ -561,6 +561,7 @@ class MetaLogNode:
         if p is None or p.role is Role.FOLLOWER:
             return
         p.on_promise(sender, msg)
+        self._learner.note_hint(msg.compacted_below, sender)  # chosen below: learn it
         if p.role is Role.CANDIDATE and p.covered(p.from_slot, self._group_at(p.from_slot)):
             self._become_leader()
         elif p.role is Role.LEADER:

@@ -110,8 +110,10 @@ class Proposer:
             return out
         while self.next_slot < limit and len(self.inflight) < self.max_inflight:
             slot = self.next_slot
-            if is_chosen(slot):
-                self.next_slot += 1  # already learned; its value is safe and known
+            if is_chosen(slot) or slot < self.compacted:
+                # Already learned (its value is safe and known), or chosen and compacted by
+                # an acceptor whose promise came after this leader started: learn it.
+                self.next_slot += 1
                 continue
             if not self.covered(slot, group_at(slot)):
                 break  # a new group: wait for its promises
