@@ -88,6 +88,10 @@ def test_checkers_report_a_fabricated_divergent_history():
     assert check_liveness(logs, ["x", "y"], converged=False)
     assert check_at_most_once({"n0": [x, x]}, {"n0": ["x", "x"]})
     assert check_chosen_unique([("a", 0, 1, x), ("b", 0, 1, x), ("b", 0, 2, y), ("c", 0, 2, y)], 3)
+    # per-slot groups: only the slot's group votes count, against its own majority
+    groups = lambda slot: ("a",) if slot == 0 else ("b", "c", "d")  # noqa: E731
+    assert check_chosen_unique([("a", 0, 1, x), ("b", 0, 2, y), ("c", 0, 2, y)], groups) == []
+    assert check_chosen_unique([("b", 1, 1, x), ("c", 1, 1, x), ("c", 1, 2, y), ("d", 1, 2, y)], groups)
     # ...and stay quiet on a consistent one.
     good = {"n0": [x, y], "n1": [x, y]}
     assert not check_agreement([("n0", 0, x), ("n1", 0, x)]) and not check_prefix(good)
