@@ -28,11 +28,15 @@ from dynamopy.core.paxos.groups import Reconfig
 
 def group_rule(initial: tuple[str, ...], alpha: int) -> Reconfig:
     """The sim app's group changes: a ``set_group`` value with a non-empty list of
-    distinct ids; the schedule of a snapshot (its whole history) replays them."""
+    distinct ids (and, if it names ``from_group``, only while that is the latest group:
+    compare-and-set); the schedule of a snapshot (its whole history) replays them."""
 
-    def group_of(value: Any):
+    def group_of(value: Any, latest: tuple[str, ...]):
         if isinstance(value, dict) and value.get("op") == "set_group":
             g = value.get("group")
+            frm = value.get("from_group")
+            if frm is not None and tuple(frm) != tuple(latest):
+                return None
             if isinstance(g, (list, tuple)) and g and len(set(g)) == len(g) \
                     and all(isinstance(x, str) for x in g):
                 return tuple(g)
@@ -41,7 +45,7 @@ def group_rule(initial: tuple[str, ...], alpha: int) -> Reconfig:
     def schedule_of(data: Any):
         pairs = [(0, tuple(initial))]
         for slot, value in enumerate(data):
-            g = group_of(value)
+            g = group_of(value, pairs[-1][1])
             if g is not None:
                 pairs = [p for p in pairs if p[0] < slot + alpha] + [(slot + alpha, g)]
         return pairs

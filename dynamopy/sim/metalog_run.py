@@ -342,6 +342,16 @@ class MetalogSim:
         self.requests[rid] = value
         self._submit(rid)
 
+    def _request_group(self, rid: str, group: list[str], compare: bool) -> None:
+        """A group change; with ``compare``, one that names the group it replaces (as the
+        most advanced live node knows it) and changes nothing if another came first."""
+        value = {"rid": rid, "op": "set_group", "group": group}
+        up = [self.sims[i].node for i in self.ids if self.sims[i].up]
+        if compare and up:
+            ahead = max(up, key=lambda n: n.chosen_below)
+            value["from_group"] = list(ahead.schedule()[-1][1])
+        self._request(rid, value)
+
     def _join(self) -> None:
         self._boot(self.joiner)  # a fresh machine: no state at all, learns everything
         self._request(f"join-{self.joiner}", {"rid": f"join-{self.joiner}", "op": "join", "id": self.joiner})
@@ -371,9 +381,8 @@ class MetalogSim:
             sizes = (3, 3, 5) if p.wipes else (1, 3, 3, 3, 5)
             size = rng.choice([s for s in sizes if s <= p.nodes])
             group = sorted(rng.sample(self.ids, size))
-            rid = f"g{i}"
-            self.clock.call_at(rng.randint(0, end - 1), self._request, rid,
-                               {"rid": rid, "op": "set_group", "group": group})
+            self.clock.call_at(rng.randint(0, end - 1), self._request_group, f"g{i}", group,
+                               rng.random() < 0.5)
         for _ in range(p.partitions):
             t = rng.randint(0, end - 1)
             self.clock.call_at(t, self._partition_some)

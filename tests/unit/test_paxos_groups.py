@@ -37,7 +37,7 @@ def test_a_readmitted_acceptor_votes_only_from_its_slot_and_says_so():
 
 
 def _rule(alpha=2):
-    def group_of(v):
+    def group_of(v, latest=None):
         return tuple(v["group"]) if isinstance(v, dict) and v.get("op") == "set_group" else None
 
     def schedule_of(data):

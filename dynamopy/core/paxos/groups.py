@@ -36,13 +36,16 @@ class Reconfig:
     """How the app marks a group change, given to ``MetaLogNode``.
 
     ``alpha``: slots between a change being chosen and taking effect (also the leader's
-    pipeline bound). ``group_of(value)``: the new group if ``value`` changes it, else None
-    (deterministic; a change that would be invalid must return None on every node).
+    pipeline bound). ``group_of(value, latest)``: the new group if ``value`` changes it, else
+    None; ``latest`` is the group of the most recent change before it (deterministic; a
+    change that would be invalid must return None on every node). A proposal retried can be
+    chosen twice: a change that names the group it replaces and applies only if that is
+    ``latest`` (compare-and-set) cannot undo a later change when its duplicate commits.
     ``schedule_of(snapshot_data)``: the (from_slot, group) changes in effect in an app
     snapshot, so a node that installs a snapshot knows the groups of the slots after it."""
 
     alpha: int
-    group_of: Callable[[Any], Group | None]
+    group_of: Callable[[Any, Group], Group | None]
     schedule_of: Callable[[Any], Sequence[tuple[int, Sequence[str]]]]
 
 

@@ -305,7 +305,8 @@ class MetaLogNode:
         while self._scanned < lr.chosen_below:
             slot = self._scanned
             self._scanned += 1
-            group = rc.group_of(lr.log.get(slot)) if slot in lr.log else None
+            latest = self._sched.changes[-1][1]
+            group = rc.group_of(lr.log.get(slot), latest) if slot in lr.log else None
             if group is None:
                 continue
             before = self._sched.at(slot + rc.alpha - 1)
