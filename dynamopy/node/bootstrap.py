@@ -132,7 +132,7 @@ async def _identities(node: "Node", http: httpx.AsyncClient, seeds: list[str]):
     ``BOOTSTRAPPED`` as soon as any seed reports an epoch: the cluster exists already."""
     while not node.stopping:
         out = []
-        for url in seeds:
+        for url in seeds:  # every seed, even past one that is down: any may say "bootstrapped"
             try:
                 resp = await http.get(f"{url}/node")
                 resp.raise_for_status()
@@ -142,8 +142,7 @@ async def _identities(node: "Node", http: httpx.AsyncClient, seeds: list[str]):
                 out.append({"id": info["id"], "url": info["url"], "peer": info["peer"]})
             except (httpx.HTTPError, ValueError, KeyError) as e:
                 log.info("seed %s not reachable yet (%s)", url, e)
-                break
-        else:
+        if len(out) == len(seeds):
             return out
         await node.clock.sleep(RETRY_S)
     return None

@@ -22,9 +22,13 @@ def test_a_wiped_seed_comes_back_as_a_replacement_without_voting(make_cluster):
         for i in range(60):
             acked[f"k{i}"] = cl.put(f"k{i}", f"v{i}".encode(), w=2)["version"]
     wiped = 2  # n3, a seed: one of the metadata group
+    c.kill(0)  # n1 is down meanwhile: n3 must not wait for every seed to learn it is known
     c.kill(wiped)
     shutil.rmtree(f"{c.root}/{c.node_id(wiped)}")
     c.start_node(wiped)
+    c.wait_until(lambda: c.node_view(wiped)["metadata"]["replacing"], 8,
+                 "the wiped seed knows it is a replacement (from n2 alone)")
+    c.start_node(0)
 
     # It comes back without a vote and serves nothing while it is being replaced.
     votes, refused = [], []
@@ -45,7 +49,7 @@ def test_a_wiped_seed_comes_back_as_a_replacement_without_voting(make_cluster):
         return info["change"] is None and any(
             m["id"] == "n3" and m["state"] == "normal" for m in info["members"])
 
-    with c.client(0, timeout_s=5) as cl:  # the cluster keeps taking writes meanwhile
+    with c.client(1, timeout_s=5) as cl:  # the cluster keeps taking writes meanwhile
         for i in range(60, 80):  # (W=1: the node being replaced refuses to be a replica)
             acked[f"k{i}"] = cl.put(f"k{i}", f"v{i}".encode(), w=1)["version"]
     c.wait_until(replaced_and_back, 15, "the wiped seed replaced and back")
