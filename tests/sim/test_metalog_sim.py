@@ -13,7 +13,7 @@ from dynamopy.sim.invariants import (
     check_prefix,
 )
 
-# (name, params, number of seeds). About 70-80 s in all on the 2-core CI machine.
+# (name, params, number of seeds). About 90 s in all on the 2-core CI machine (idle).
 FAMILIES = [
     ("default", {}, 2000),                       # 5 nodes, 3 acceptors, a late learner
     ("one-acceptor", {"acceptors": 1, "nodes": 3}, 300),
@@ -24,11 +24,11 @@ FAMILIES = [
     ("no-compaction", {"compact_every": 0, "nodes": 3}, 200),
     # A seed's disk is wiped right after a decisive vote; it comes back without voting.
     ("wipe", {"wipes": 1}, 100),
-    ("wipe-five", {"wipes": 2, "acceptors": 5, "nodes": 7}, 100),
+    ("wipe-five", {"wipes": 2, "acceptors": 5, "nodes": 7}, 50),
     # The metadata group changes through the log (groups of 1, 3 or 5) under the faults above.
     ("reconfig", {"reconfigs": 4}, 100),
     ("reconfig-churn", {"reconfigs": 8, "alpha": 2, "election_ticks": 4, "heartbeat_ticks": 1,
-                        "max_delay_ms": 80, "loss": 0.15}, 100),
+                        "max_delay_ms": 80, "loss": 0.15}, 50),
     # ...and a seed's disk wiped meanwhile: re-admitted only by a change that adds it back.
     ("reconfig-wipe-churn", {"reconfigs": 8, "wipes": 1, "alpha": 2, "election_ticks": 4,
                              "heartbeat_ticks": 1, "max_delay_ms": 80, "loss": 0.15}, 100),
