@@ -118,7 +118,11 @@ def build_router(node) -> APIRouter:
         if node.is_ready:
             return {"status": "ready", "id": node.id, "epoch": node.state.epoch}
         detail = "not a member yet or catching up"
-        if not node.detector.clock_ok:
+        if node.metalog.replacing:
+            blocked = node.metalog.replacement_blocked
+            detail = ("this node lost its data directory and is coming back as a replacement"
+                      + (f"; not possible yet: {blocked}" if blocked else ""))
+        elif not node.detector.clock_ok:
             detail = ("this node's clock is too far from its peers'" if node.detector.skew and
                       node.detector.skew.skewed else "clock offsets not measured yet")
         return JSONResponse({"error": "not_ready", "detail": detail, "clock": clock_view(node),

@@ -85,6 +85,7 @@ class MetaLog:
         # > 0: came back with an empty disk, known to the cluster at this epoch (see
         # node/replacement.py); 0 otherwise.
         self.replacing = 0
+        self.replacement_blocked: Optional[str] = None  # why the replacement waits, if it does
 
     # ---- start-up ---------------------------------------------------------------------
     def load(self) -> None:

@@ -50,7 +50,9 @@ async def retire_old_incarnation(node: "Node") -> None:
             try:
                 epoch = await node.propose({"op": "replace", "id": node.id})
                 log.info("%s: replacement committed at epoch %d", node.id, epoch)
+                node.metalog.replacement_blocked = None
             except MembershipError as e:
+                node.metalog.replacement_blocked = e.detail  # shown by GET /ready
                 failures += 1
                 delay = min(MAX_RETRY_S, RETRY_S * failures)
                 if e.detail != last_detail:  # e.g. the cluster is too small to remove it

@@ -5,6 +5,7 @@ node joins again, streaming its ranges back; no acknowledged write is lost."""
 import shutil
 import time
 
+import httpx
 import pytest
 
 from dynamopy.client import DynamoError
@@ -37,6 +38,8 @@ def test_a_wiped_seed_comes_back_as_a_replacement_without_voting(make_cluster):
         view = c.node_view(wiped)
         votes.append(view["metadata"]["voting"])
         if view["metadata"]["replacing"]:
+            ready = httpx.get(c.url(wiped) + "/ready", timeout=3)
+            assert ready.status_code == 503 and "coming back as a replacement" in ready.json()["detail"]
             with c.client(wiped, timeout_s=3) as cl3:
                 try:
                     cl3.get("k0")
@@ -77,3 +80,23 @@ def test_a_wiped_seed_comes_back_as_a_replacement_without_voting(make_cluster):
     with c.client(1, timeout_s=10) as cl:
         cl.set_config(hint_window_s=3600)
     assert time.monotonic() - t0 < 30
+
+
+def test_a_wiped_seed_of_a_cluster_of_exactly_n_waits_and_says_why(make_cluster):
+    """With N=3 and three members, removing the old incarnation would leave fewer than N:
+    the node waits, never votes, serves nothing, and GET /ready says what to do."""
+    c = make_cluster(3)
+    c.kill(2)
+    shutil.rmtree(f"{c.root}/{c.node_id(2)}")
+    c.start_node(2)
+
+    def blocked():
+        r = httpx.get(c.url(2) + "/ready", timeout=3)
+        return r.status_code == 503 and "add a member first" in r.json()["detail"]
+
+    c.wait_until(blocked, 10, "the replacement blocked with a hint")
+    view = c.node_view(2)
+    assert view["metadata"]["replacing"] and not view["metadata"]["voting"]
+    with c.client(0, timeout_s=10) as cl:  # the two voting seeds still commit changes
+        cl.set_config(hint_window_s=1800)
+    assert c.cluster_info(0)["hint_window_s"] == 1800
