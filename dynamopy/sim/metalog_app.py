@@ -50,7 +50,11 @@ def group_rule(initial: tuple[str, ...], alpha: int) -> Reconfig:
                 pairs = [p for p in pairs if p[0] < slot + alpha] + [(slot + alpha, g)]
         return pairs
 
-    return Reconfig(alpha, group_of, schedule_of)
+    def readmits(value: Any):
+        r = value.get("readmit") if isinstance(value, dict) else None
+        return r if isinstance(r, dict) else {}
+
+    return Reconfig(alpha, group_of, schedule_of, readmits)
 
 
 @dataclass
@@ -58,6 +62,7 @@ class DurableStore:
     acceptor: AcceptorState | None = None
     snapshot: Snapshot | None = None
     log: list[Any] = field(default_factory=list)  # values of slots snapshot.slot, +1, ...
+    incarnation: str | None = None  # made up when it starts without acceptor state
 
     @property
     def base(self) -> int:

@@ -177,16 +177,26 @@ class MetalogSim:
         persisted = s.store.acceptor if nid in self.acceptors or self.reconfig else None
         if persisted is None and nid in self.acceptors and self.p.unsafe_wipe:
             persisted = AcceptorState()
+        readmit = None
+        if persisted is None and self.reconfig is not None:
+            if s.store.incarnation is None:  # a new incarnation token, kept on its disk
+                s.store.incarnation = f"{nid}.{s.incarnation}"
+                readmit = s.store.incarnation
         s.node = MetaLogNode(
             nid, self.acceptors, random.Random(self.node_rng.getrandbits(64)),
             persisted=persisted, snapshot=s.store.snapshot, log=s.store.entries(),
             election_ticks=self.p.election_ticks, heartbeat_ticks=self.p.heartbeat_ticks,
             reconfig=self.reconfig, ballot_id=self.ids.index(nid) if self.reconfig else None,
+            incarnation=s.store.incarnation,
         )
         s.members = frozenset(s.app.members)
         s.node.set_learners(s.members)
         s.up, s.flush_pending, s.crash_after_persist = True, False, False
         self.clock.call_later(self.rng.randint(0, self.p.tick_ms - 1), self._tick, nid, s.incarnation)
+        if readmit is not None:
+            # What the cluster does for a replacement: a group change naming its new token.
+            self.clock.call_later(self.rng.randint(1, 3 * self.p.election_ticks) * self.p.tick_ms,
+                                  self._request_readmit, nid, readmit)
 
     def _crash(self, nid: str) -> None:
         s = self.sims[nid]
@@ -351,6 +361,17 @@ class MetalogSim:
             ahead = max(up, key=lambda n: n.chosen_below)
             value["from_group"] = list(ahead.schedule()[-1][1])
         self._request(rid, value)
+
+    def _request_readmit(self, nid: str, token: str) -> None:
+        up = [self.sims[i].node for i in self.ids if self.sims[i].up]
+        group = list(self.acceptors)
+        if up:
+            group = list(max(up, key=lambda n: n.chosen_below).schedule()[-1][1])
+        if nid not in group:
+            group.append(nid)
+        rid = f"readmit-{token}"
+        self._request(rid, {"rid": rid, "op": "set_group", "group": sorted(group),
+                            "readmit": {nid: token}})
 
     def _join(self) -> None:
         self._boot(self.joiner)  # a fresh machine: no state at all, learns everything

@@ -46,25 +46,31 @@ def _rule(alpha=2):
             if group_of(v):
                 pairs.append((slot + alpha, group_of(v)))
         return pairs
-    return Reconfig(alpha, group_of, schedule_of)
+
+    def readmits(v):
+        return v.get("readmit", {}) if isinstance(v, dict) else {}
+    return Reconfig(alpha, group_of, schedule_of, readmits)
 
 
-def test_a_wiped_member_is_readmitted_only_by_a_change_that_adds_it_back():
-    """c lost its state (no acceptor). A change that keeps it in the group does not make
-    it vote again; one that adds it after a change left it out does, from slot s+alpha."""
+def test_a_wiped_member_is_readmitted_only_by_a_change_naming_its_new_incarnation():
+    """c lost its state (no acceptor) and came back as incarnation "c.2". Changes that keep
+    it in the group, or leave it out and add it back, do not make it vote again (they may
+    predate the wipe); one naming "c.2" does, from that change's slot + alpha."""
     rc = _rule(alpha=2)
-    log = [(0, {"op": "set_group", "group": ["a", "b", "c", "d", "e"]})]
-    c = MetaLogNode("c", ("a", "b", "c"), random.Random(0), log=log, reconfig=rc, ballot_id=2)
-    assert not c.is_acceptor
-    log += [(1, {"op": "set_group", "group": ["a", "b", "d"]})]
-    c = MetaLogNode("c", ("a", "b", "c"), random.Random(0), log=log, reconfig=rc, ballot_id=2)
-    assert not c.is_acceptor
-    log += [(2, "x"), (3, {"op": "set_group", "group": ["a", "b", "c"]})]
-    c = MetaLogNode("c", ("a", "b", "c"), random.Random(0), log=log, reconfig=rc, ballot_id=2)
-    assert c.is_acceptor and c.acceptor_state().votes_from == 5
-    c.step("a", Accept(Ballot(9, 0), ((4, "y"), (5, "z"))))
+    log = [(0, {"op": "set_group", "group": ["a", "b", "d"]}),
+           (1, {"op": "set_group", "group": ["a", "b", "c"]}),
+           (2, {"op": "set_group", "group": ["a", "b", "c"], "readmit": {"c": "c.1"}})]
+
+    def build(entries):
+        return MetaLogNode("c", ("a", "b", "c"), random.Random(0), log=entries, reconfig=rc,
+                           ballot_id=2, incarnation="c.2")
+    assert not build(log).is_acceptor
+    log += [(3, "x"), (4, {"op": "set_group", "group": ["a", "b", "c"], "readmit": {"c": "c.2"}})]
+    c = build(log)
+    assert c.is_acceptor and c.acceptor_state().votes_from == 6
+    c.step("a", Accept(Ballot(9, 0), ((5, "y"), (6, "z"))))
     rd = c.ready()
-    assert rd.persist.votes_from == 5 and [s for s, _, _ in rd.persist.accepted] == [5]
+    assert rd.persist.votes_from == 6 and [s for s, _, _ in rd.persist.accepted] == [6]
 
 
 def test_a_leader_opens_a_slot_only_with_a_majority_of_that_slots_group():

@@ -13,11 +13,14 @@ slot below ``chosen_below``. Rules the protocol keeps with it (``proposer``, ``n
 * A vote counts for slot ``t`` only if it comes from a member of the group of ``t``; a slot is
   chosen by a majority of its own group.
 * An acceptor that lost its state (a wiped disk) never votes again under its old state. It
-  may vote again only once a change *re-admits* it: a change chosen at ``s`` whose group
-  includes it while the group in effect just before did not. Its new, empty state then
-  votes only for slots ``>= s + alpha`` (``votes_from``): its old incarnation could only
-  have voted below that (it was out of the group from the retiring change's effect on, and
-  that change was chosen after or before the wipe: either way no slot ``>= s + alpha``).
+  comes back with a new *incarnation* token (made up when it starts without state, kept on
+  its disk) and may vote again only once a change chosen at ``s`` includes it and names
+  that token (``readmits``). Its new, empty state then votes only for slots ``>= s +
+  alpha`` (``votes_from``). Why that is safe: the token did not exist before the wipe, so
+  the change was chosen after it; a slot not chosen then is at or above every leader's
+  learned frontier at the wipe, and the old incarnation only ever voted below such a
+  frontier plus alpha, so below ``s + alpha``. (Being left out of the group and added back
+  is not enough: both changes may predate the wipe, the simulator found that.)
 
 ``GroupSchedule`` is the pure bookkeeping: immutable, built from the initial group and the
 changes learned in slot order.
@@ -26,7 +29,7 @@ changes learned in slot order.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Callable, Iterable, Sequence
+from typing import Any, Callable, Iterable, Mapping, Sequence
 
 Group = tuple[str, ...]
 
@@ -47,6 +50,8 @@ class Reconfig:
     alpha: int
     group_of: Callable[[Any, Group], Group | None]
     schedule_of: Callable[[Any], Sequence[tuple[int, Sequence[str]]]]
+    # The members a change re-admits with a new state: {id: incarnation token}.
+    readmits: Callable[[Any], Mapping[str, str]] = lambda value: {}
 
 
 def majority(group: Sequence[str]) -> int:

@@ -109,6 +109,7 @@ class MetaLogNode:
         leader_lease: bool = True,
         reconfig: Reconfig | None = None,
         ballot_id: int | None = None,
+        incarnation: str | None = None,
     ) -> None:
         acceptors = tuple(acceptors)
         if not acceptors or len(set(acceptors)) != len(acceptors):
@@ -121,6 +122,7 @@ class MetaLogNode:
         if reconfig is not None and (ballot_id is None or reconfig.alpha < 1):
             raise ValueError("a reconfigurable log needs alpha >= 1 and a unique ballot_id per node")
         self._reconfig = reconfig
+        self.incarnation = incarnation  # without state: the token a re-admission must name
         self.max_inflight = max_inflight
         self.election_ticks = election_ticks
         self.heartbeat_ticks = heartbeat_ticks
@@ -309,8 +311,9 @@ class MetaLogNode:
             group = rc.group_of(lr.log.get(slot), latest) if slot in lr.log else None
             if group is None:
                 continue
-            before = self._sched.at(slot + rc.alpha - 1)
-            if self._acceptor is None and self.id in group and self.id not in before:
+            token = rc.readmits(lr.log.get(slot)).get(self.id)
+            if self._acceptor is None and self.id in group and self.incarnation is not None \
+                    and token == self.incarnation:
                 # Re-admitted: a new state that votes only where its old one never could.
                 self._acceptor = Acceptor.readmitted(slot + rc.alpha)
                 self._proposer = Proposer(self.max_inflight, self._max_queue)
