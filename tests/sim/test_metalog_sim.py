@@ -155,19 +155,6 @@ def test_group_changes_take_effect_and_a_leader_that_ignores_them_is_caught(monk
                for v in failing.violations)
 
 
-@pytest.mark.parametrize("seed,params", [
-    # a leader ignored a late promise's compacted_below and filled a chosen slot
-    (271, {"reconfigs": 4}),
-    # re-admission by "left out, then added back": both changes predated the wipe
-    (135, {"reconfigs": 8, "wipes": 1, "alpha": 2, "election_ticks": 4, "heartbeat_ticks": 1,
-           "max_delay_ms": 80, "loss": 0.15}),
-    (523, {"reconfigs": 8, "wipes": 1, "alpha": 2, "election_ticks": 4, "heartbeat_ticks": 1,
-           "max_delay_ms": 80, "loss": 0.15}),
-])
-def test_seeds_that_found_reconfiguration_bugs(seed, params):
-    run_metalog(seed, **params).raise_if_failed()
-
-
 def test_cli_single_seed_and_range(capsys):
     assert main(["--seed", "7", "--nodes", "4"]) == 0
     out = capsys.readouterr().out
