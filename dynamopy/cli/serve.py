@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import gc
 import logging
+import os
+import random
 import signal
 import sys
 
@@ -20,9 +22,8 @@ async def serve(config: NodeConfig) -> None:
     from dynamopy.api.app import create_asgi
     from dynamopy.api.http_limits import limited_protocol
     from dynamopy.node.bootstrap import ensure_member
-    from dynamopy.node.runtime import Node
 
-    node = Node(config)
+    node = production_node(config)
     await node.start()
     app = create_asgi(node)
     server = uvicorn.Server(uvicorn.Config(
@@ -55,6 +56,19 @@ async def serve(config: NodeConfig) -> None:
     finally:
         await node.stop()
         log.info("node %s stopped", node.id)
+
+
+def production_node(config: NodeConfig):
+    """The node as ``dynamopy serve`` runs it: TCP peer transport, LevelDB under the data
+    dir, the system clock, and a generator seeded from the OS (the only place one is)."""
+    from dynamopy.node.clock import SystemClock
+    from dynamopy.node.runtime import Node
+    from dynamopy.peer import TcpTransport
+    from dynamopy.storage import LevelDBDisk
+
+    rng = random.Random(int.from_bytes(os.urandom(8), "big"))
+    return Node(config, transport=TcpTransport.from_config(config, rng),
+                storage=LevelDBDisk(config.data_dir), clock=SystemClock(), rng=rng)
 
 
 def _https(config: NodeConfig) -> dict:

@@ -25,7 +25,14 @@ from dynamopy.node.replica import NOT_CAUGHT_UP, STALE_EPOCH
 from dynamopy.peer import PeerError, RemoteError
 
 if TYPE_CHECKING:  # pragma: no cover
-    from dynamopy.node.runtime import Node
+    from dynamopy.config import NodeConfig
+    from dynamopy.core.membership import ClusterState
+    from dynamopy.node.clock import Clock
+    from dynamopy.node.detector import FailureDetector
+    from dynamopy.node.hints import HintManager
+    from dynamopy.node.metrics import Metrics
+    from dynamopy.node.replica import Replica
+    from dynamopy.node.version_clock import VersionClock
 
 log = logging.getLogger(__name__)
 
@@ -37,8 +44,25 @@ DEFAULT_MAX_CLOCK_OFFSET_MS = 500  # the token bound when --max-clock-offset-ms 
 
 
 class Coordinator:
-    def __init__(self, node: "Node"):
-        self.node = node
+    """Quorum reads and writes, built from what they use: this node's id and config, the
+    current membership state (a getter), the clock, metrics, the failure detector (who is up,
+    is this node's clock fit to stamp), the local replica and hint store, a peer caller
+    (``call_peer(member, method, payload)``), the version source (``versions.next``) and
+    ``observe_version``, and the node's readiness gates (``serving_state``,
+    ``require_ready``, ``wait_for_epoch``)."""
+
+    def __init__(self, *, me: str, config: "NodeConfig", state: Callable[[], "ClusterState"],
+                 clock: "Clock", metrics: "Metrics", detector: "FailureDetector",
+                 replica: "Replica", hints: "HintManager", call_peer: Callable[..., Awaitable],
+                 versions: "VersionClock", observe_version: Callable[[int], None],
+                 serving_state: Callable[[], Awaitable["ClusterState"]],
+                 require_ready: Callable[[], "ClusterState"],
+                 wait_for_epoch: Callable[[int], Awaitable[bool]]):
+        self.id, self.config, self.state, self.clock = me, config, state, clock
+        self.metrics, self.detector, self.replica, self.hints = metrics, detector, replica, hints
+        self.call_peer, self.versions, self.observe_version = call_peer, versions, observe_version
+        self.serving_state, self.require_ready = serving_state, require_ready
+        self.wait_for_epoch = wait_for_epoch
         self._background: set[asyncio.Task] = set()
 
     # ---- public ---------------------------------------------------------------------
@@ -53,7 +77,7 @@ class Coordinator:
         If a replica answers that this node's ring is out of date (``stale_epoch``), the
         coordinator catches up with the metadata log and retries once with the new ring.
         """
-        node = self.node
+        node = self
         await node.serving_state()  # never plan on a ring older than the peers' (or count
         # this node's copy of a key it no longer replicates): catch up first
         node.detector.check_clock()
@@ -111,7 +135,7 @@ class Coordinator:
 
     async def read(self, key: bytes, *, r: int, sloppy: bool = True) -> Optional[Record]:
         """The newest record among R replies (``None`` if none of them has the key)."""
-        node = self.node
+        node = self
         for attempt in (0, 1):
             state = await node.serving_state()
             token = state.ring.token(key)
@@ -127,7 +151,7 @@ class Coordinator:
 
             def on_ok(t: Target, rec: Optional[Record], rnd=rnd) -> Outcome:
                 if rec is not None:
-                    node.hlc.observe(rec.version)
+                    node.observe_version(rec.version)
                 return rnd.reply(t.node, rec)
 
             def local(t: Target, state=state, stale=stale) -> Optional[Record]:
@@ -169,8 +193,8 @@ class Coordinator:
         hybrid one: a token accepted earlier has moved the hybrid clock, and comparing with it
         would let a chain of tokens ratchet every version ahead without bound. The bound
         holds with the skew check turned off too (its default offset is used then)."""
-        limit_ms = self.node.config.max_clock_offset_ms or DEFAULT_MAX_CLOCK_OFFSET_MS
-        ahead_ms = physical_ms(after) - self.node.clock.wall_ms()
+        limit_ms = self.config.max_clock_offset_ms or DEFAULT_MAX_CLOCK_OFFSET_MS
+        ahead_ms = physical_ms(after) - self.clock.wall_ms()
         if ahead_ms > limit_ms + TOKEN_SLACK_MS:
             raise BadRequest(f"X-Dynamopy-After={after} is {ahead_ms / 1000:.1f} s ahead of this "
                              "node's clock: not a version this cluster issued")
@@ -184,7 +208,7 @@ class Coordinator:
         rec = await self.read(key, r=r, sloppy=sloppy)
         if after <= 0 or (rec is not None and rec.version >= after):
             return rec
-        n = self.node.state.settings.n
+        n = self.state().settings.n
         newest = rec.version if rec is not None else 0
         for wider in range(n, r, -1):
             try:
@@ -203,7 +227,7 @@ class Coordinator:
     def _targets(self, state, token: int, sloppy: bool, *, for_write: bool) -> list[Target]:
         """Home replicas when all are up (the common, cheap case); else the sloppy plan over
         the ring walk. Writes also go to members gaining the key in a change in progress."""
-        node, n = self.node, state.settings.n
+        node, n = self, state.settings.n
         placed = replicas(state, token)
         pref = placed.current
         extra = placed.gaining if for_write else ()
@@ -239,7 +263,7 @@ class Coordinator:
             if not queue:
                 return
             t = queue.pop(0)
-            if local_sync is not None and t.node == self.node.id:
+            if local_sync is not None and t.node == self.id:
                 # A local read needs no task: answer it in this step.
                 try:
                     value, exc = local_sync(t), None
@@ -273,7 +297,7 @@ class Coordinator:
 
         for _ in range(len(targets) if initial is None else initial):
             launch_next()
-        budget = self.node.config.request_timeout_s + 0.5
+        budget = self.config.request_timeout_s + 0.5
         if queue and outcome() is Outcome.PENDING:
             try:
                 await asyncio.wait_for(asyncio.shield(decided), SPECULATE_S)
@@ -291,7 +315,7 @@ class Coordinator:
     async def _put_one(self, t: Target, epoch: int, token: int, key: bytes,
                        record: Record, wire: list, hint_on_failure: bool = True,
                        stale: Optional[list] = None) -> int:
-        node = self.node
+        node = self
         if t.node == node.id:
             if t.hint_for is None:
                 # The same check a remote replica makes: this node may have learned of a
@@ -315,18 +339,18 @@ class Coordinator:
                 # member no longer replicates the key by then.
                 self._spawn(self._keep_hint(t.node, token, key, record))
             raise
-        node.hlc.observe(stored)
+        node.observe_version(stored)
         return stored
 
     async def _keep_hint(self, member: str, token: int, key: bytes, record: Record) -> None:
         try:
-            await self.node.hints.store(member, token, key, record)
+            await self.hints.store(member, token, key, record)
         except PeerError:
             pass  # refused by the hint window or cap: counted as dropped there
 
     async def _get_one(self, t: Target, epoch: int, token: int, key: bytes,
                        stale: Optional[list] = None) -> Optional[Record]:
-        node = self.node
+        node = self
         if t.node == node.id:
             return node.replica.get(token, key, t.hint_for)
         payload = [epoch, token, key] if t.hint_for is None else [epoch, token, key, t.hint_for]
@@ -356,7 +380,7 @@ class Coordinator:
             try:
                 await self._put_one(Target(node_id), epoch, token, key, best, wire,
                                     hint_on_failure=False)
-                self.node.metrics.read_repairs.inc()
+                self.metrics.read_repairs.inc()
             except (PeerError, asyncio.TimeoutError):
                 pass
 
