@@ -44,6 +44,11 @@ start of a bootstrapping seed, recorded durably before any vote); a node whose d
 state was lost (a wiped data directory) must come back with ``persisted=None``. An
 acceptor that forgot its promises and accepts can let two values be chosen for one slot.
 
+Group changes (optional: ``reconfig``, see ``groups``): the metadata group is then part of
+the log; each node needs a unique ``ballot_id``, and a node built without acceptor state
+passes its ``incarnation`` token so that a change naming it can re-admit it. Its first
+Ready after a re-admission carries ``persist.votes_from``: store it like the rest.
+
 Proposals are fire-and-forget: ``propose`` may be dropped (no leader, queue full, lost
 messages, leader change). The caller puts a unique request id in the value, watches the
 committed stream for it and retries; a retry can commit the value twice, so apply must
