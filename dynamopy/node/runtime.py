@@ -29,7 +29,7 @@ from dynamopy.node.metrics import Metrics
 from dynamopy.node.replica import Replica
 from dynamopy.node.transfer import TransferManager
 from dynamopy.node.version_clock import VersionClock
-from dynamopy.peer import MessageTooLarge, PeerError, RemoteError, Transport
+from dynamopy.peer import MessageTooLarge, PeerError, RemoteError, Transport, route
 from dynamopy.storage import Disk, GroupCommitter, Storage
 
 log = logging.getLogger(__name__)
@@ -128,11 +128,18 @@ class Node:
         await self.committer.start()
         await self.versions.load()
         self.metalog.load()
-        # "get" and "ping" are answered inline (no task); everything else by _handle_peer.
-        await self.transport.serve(self._handle_peer, {
+        # Cheap synchronous methods are answered inline (no task); the rest each in a task.
+        await self.transport.serve(route({
+            "put": self.replica.rpc_put,
+            "hints": self.hints.rpc_receive,
+            "paxos": self.metalog.rpc_receive,
+            "xfer_pull": self.transfers.rpc_pull,
+            "xfer_status": self.transfers.rpc_status,
+        }), {
             "get": self.replica.rpc_get,
             "ping": self._on_ping,
             "defaults_drained": self.defaults_change.rpc_status,
+            "join_started": self.join_watcher.rpc_started,
         })
         self.spawn(self.metalog.run())
         self.spawn(self.detector.run())
@@ -292,21 +299,6 @@ class Node:
         # says nothing about the peer's health: it propagates without touching the detector.
         self.detector.report_success(member_id)
         return result
-
-    async def _handle_peer(self, method: str, payload: Any, peer_id: str) -> Any:
-        if method == "put":
-            return await self.replica.rpc_put(payload, peer_id)
-        if method == "hints":
-            return await self.hints.rpc_receive(payload, peer_id)
-        if method == "paxos":
-            return await self.metalog.rpc_receive(payload, peer_id)
-        if method == "xfer_pull":
-            return await self.transfers.rpc_pull(payload, peer_id)
-        if method == "xfer_status":
-            return await self.transfers.rpc_status(payload, peer_id)
-        if method == "join_started":
-            return self.join_watcher.rpc_started(payload, peer_id)
-        raise RemoteError("unknown_method", f"unknown peer method {method!r}")
 
     # ---- views ------------------------------------------------------------------------
     def identity(self) -> dict:

@@ -38,8 +38,9 @@ Rules and invariants:
 * Hint targets are member ids and must not contain ``"\\x00"`` (it ends the target in the key).
 
 Tombstones are kept forever for now. TODO(purge): drop tombstones older than a grace period
-that exceeds the hint window and at least one anti-entropy round (see DESIGN.md "Deletes");
-the purge must also decrement ``key_count``.
+that exceeds the hint window and at least one anti-entropy round (a tombstone dropped sooner
+lets a late hint or a stale replica bring the deleted value back); the purge must also
+decrement ``key_count``.
 """
 
 from __future__ import annotations
@@ -453,10 +454,6 @@ class Store:
     def hint_stats(self) -> dict[str, tuple[int, int]]:
         """target -> (count, bytes) of stored hints; bytes = encoded key + value sizes."""
         return dict(self._hint_stats)
-
-    def hint_targets(self) -> list[str]:
-        """Targets that have at least one stored hint, sorted."""
-        return sorted(self._hint_stats)
 
     # -- metadata
 

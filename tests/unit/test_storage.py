@@ -169,7 +169,7 @@ def test_hints_add_list_delete_stats(store):
             ("node-b", 12, b"k3", rec(3, deleted=True)),
         ],
     )
-    assert store.hint_targets() == ["node-b", "node-c"]
+    assert sorted(store.hint_stats()) == ["node-b", "node-c"]
     hb = store.hints("node-b", 10)
     assert [(t, k, r.version) for _, t, k, r in hb] == [(10, b"k1", 1), (12, b"k3", 3)]
     assert hb[1][3].deleted
@@ -186,7 +186,7 @@ def test_hints_add_list_delete_stats(store):
     assert store.hint_stats()["node-b"][0] == 1
     store.apply([], hints_delete=[hb[1][0]])
     assert "node-b" not in store.hint_stats()
-    assert store.hint_targets() == ["node-bb", "node-c"]
+    assert sorted(store.hint_stats()) == ["node-bb", "node-c"]
 
 
 def test_hint_bytes_are_exact_through_add_and_delete(store):
