@@ -157,11 +157,15 @@ def anti_entropy_line(node: dict) -> str:
             f"{ae['keys_compared']} keys compared, {ae['keys_repaired']} repaired")
 
 
+def _role(m: dict) -> str:
+    return {"acceptor": "metadata", "retired_acceptor": "retired"}.get(m.get("role"), "-")
+
+
 def _members(c: Client) -> None:
     info = c.cluster()
-    print(f"{'id':<8} {'state':<8} {'alive':<6} {'ownership':>9}  {'url':<26} peer")
+    print(f"{'id':<8} {'state':<8} {'alive':<6} {'role':<9} {'ownership':>9}  {'url':<26} peer")
     for m in info["members"]:
-        print(f"{m['id']:<8} {m['state']:<8} {str(m['alive']).lower():<6} "
+        print(f"{m['id']:<8} {m['state']:<8} {str(m['alive']).lower():<6} {_role(m):<9} "
               f"{m['ownership'] * 100:8.2f}%  {m['url']:<26} {m['peer']}")
 
 
@@ -169,7 +173,9 @@ def _ring(c: Client) -> None:
     info = c.cluster()
     print(f"epoch {info['epoch']}  N={info['n']} R={info['r']} W={info['w']}"
           + (f"  change in progress: {' '.join(info['change'])}" if info.get("change") else ""))
-    print(f"{'id':<8} {'state':<8} {'alive':<6} {'ownership':>9}  {'keys':>8}  url")
+    group = info.get("metadata_group", info.get("acceptors", []))
+    print(f"metadata group: {' '.join(group)}")
+    print(f"{'id':<8} {'state':<8} {'alive':<6} {'role':<9} {'ownership':>9}  {'keys':>8}  url")
     transfers = []
     for m in info["members"]:
         try:
@@ -178,7 +184,7 @@ def _ring(c: Client) -> None:
         except DynamoError:
             view = {}
         keys = view.get("keys", "?")
-        print(f"{m['id']:<8} {m['state']:<8} {str(m['alive']).lower():<6} "
+        print(f"{m['id']:<8} {m['state']:<8} {str(m['alive']).lower():<6} {_role(m):<9} "
               f"{m['ownership'] * 100:8.2f}%  {keys:>8}  {m['url']}")
         if view.get("transfer") and info.get("change"):
             transfers.append((m["id"], view["transfer"]))

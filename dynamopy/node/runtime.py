@@ -85,7 +85,8 @@ class Node:
         self.replica = Replica(
             me=self.id, state=state, store=self.store, committer=self.committer, clock=clock,
             metrics=self.metrics, catchup=self.catchup, poke_metalog=lambda: self.metalog.poke(),
-            note_epoch=self.note_epoch, observe_version=self.observe_version, hints=self.hints)
+            note_epoch=self.note_epoch, observe_version=self.observe_version, hints=self.hints,
+            replacing=lambda: bool(self.metalog.replacing))
         self.hints.replica = self.replica
         self.coordinator = Coordinator(
             me=self.id, config=config, state=state, clock=clock, metrics=self.metrics,
@@ -229,7 +230,7 @@ class Node:
 
         Entries that take or free a member number carry this node's hybrid time ``at_ms``
         (see core.membership: when a removed member's number may be reused)."""
-        if entry.get("op") in ("join", "finish_leave", "remove") and "at_ms" not in entry:
+        if entry.get("op") in ("join", "finish_leave", "remove", "replace") and "at_ms" not in entry:
             entry = {**entry, "at_ms": self.hybrid_ms()}
         return await self.metalog.propose(entry)
 
@@ -245,11 +246,16 @@ class Node:
     def is_ready(self) -> bool:
         me = self.state.member(self.id)
         return (me is not None and me.state in ("joining", "normal") and self.hlc is not None
+                and not self.metalog.replacing
                 and self.catchup.caught_up and self.detector.clock_ok)
 
     def require_ready(self) -> ClusterState:
         if not self.state.bootstrapped or self.hlc is None:
             raise NotReady("this node has not joined a cluster yet; retry shortly")
+        if self.metalog.replacing:
+            raise NotReady("this node lost its data directory and is coming back as a "
+                           "replacement (it joins again and streams its ranges back); use "
+                           "another node")
         if self.state.member(self.id) is None:
             # It left or was removed: its ring is no longer kept up to date for it.
             raise NotReady("this node is not a member of the cluster (it left or was "
@@ -328,6 +334,10 @@ class Node:
             "transfer": self.transfers.progress.to_dict() if self.state.change else None,
             "anti_entropy": self.anti_entropy.view(),
             "metadata": {"acceptors": list(self.metalog.acceptors),
+                         # whether this node votes in the metadata log (a node that came
+                         # back with an empty disk never does) and is being replaced
+                         "voting": bool(self.metalog.paxos and self.metalog.paxos.is_acceptor),
+                         "replacing": bool(self.metalog.replacing),
                          "leader": self.metalog.leader,
                          "caught_up": self.catchup.caught_up,
                          "peer_epoch": self.catchup.target_epoch()},

@@ -55,7 +55,9 @@ def test_put_get_delete_ring_status(shared_cluster, tmp_path):
     assert len(missing.stderr.decode().strip().splitlines()) == 1
     ring = cli("ring", url=url).stdout.decode()
     assert "n1" in ring and "n3" in ring and "33.3" in ring
-    assert '"epoch"' in cli("status", url=url).stdout.decode()
+    assert "metadata group: n1 n2 n3" in ring and ring.count(" metadata ") == 3
+    status = json.loads(cli("status", url=url).stdout)
+    assert "epoch" in json.dumps(status) and status["cluster"]["metadata_group"] == ["n1", "n2", "n3"]
     bad = cli("get", "x", "--r", "9", url=url, check=False)
     assert bad.returncode != 0 and b"400 bad_request" in bad.stderr
     down = cli("get", "x", url="http://127.0.0.1:1", check=False)
