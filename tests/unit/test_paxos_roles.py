@@ -1,0 +1,271 @@
+"""The Paxos roles one at a time (acceptor, proposer, learner, Ready): each rule their
+docstrings state, checked directly and exactly (the cluster scenarios and the agreement
+property in ``test_paxos.py`` check them together)."""
+
+from __future__ import annotations
+
+import pytest
+
+from dynamopy.core.paxos import (
+    NOOP, Accepted, Acceptor, AcceptorState, AcceptorUpdate, Ballot, CatchupReply, Nack,
+    PaxosSafetyError, Promise, Ready, Role, Snapshot,
+)
+from dynamopy.core.paxos.learner import Learner, same_value
+from dynamopy.core.paxos.proposer import Proposer
+
+B1, B2, B3 = Ballot(1, 0), Ballot(1, 1), Ballot(2, 0)
+
+
+# -- durable acceptor state ---------------------------------------------------------------
+
+
+def test_state_apply_keeps_the_highest_promise_and_compaction():
+    st = AcceptorState().apply(AcceptorUpdate(promised=B3, compacted_below=5))
+    assert st.apply(AcceptorUpdate(promised=B1, compacted_below=2)) == AcceptorState(B3, {}, 5)
+    assert st.apply(AcceptorUpdate()) == st  # None fields change nothing
+
+
+def test_state_apply_stores_entries_in_order_and_drops_compacted_slots():
+    st = AcceptorState().apply(AcceptorUpdate(accepted=((3, B1, "x"), (4, B1, "y"), (3, B2, "z"))))
+    assert st.accepted == {3: (B2, "z"), 4: (B1, "y")}  # a later entry for a slot replaces
+    assert st.apply(AcceptorUpdate(compacted_below=4)).accepted == {4: (B1, "y")}
+    # entries of the same update below its compaction are dropped too
+    assert AcceptorState().apply(AcceptorUpdate(accepted=((1, B1, "a"), (2, B1, "b")),
+                                                compacted_below=2)).accepted == {2: (B1, "b")}
+    assert st.apply(AcceptorUpdate(promised=B2)).accepted == st.accepted
+
+
+def test_restored_acceptor_starts_from_the_state():
+    st = AcceptorState(B2, {7: (B2, "v")}, 7)
+    a = Acceptor(st)
+    assert (a.promised, a.accepted, a.compacted_below) == (B2, {7: (B2, "v")}, 7)
+    assert not a.dirty and a.take_update() is None
+    assert a.on_prepare(B1, 0) == Nack(B1, B2)
+
+
+# -- acceptor rules -------------------------------------------------------------------------
+
+
+def test_promise_lists_accepted_values_sorted_from_the_later_of_from_slot_and_compaction():
+    a = Acceptor()
+    a.on_accept(B1, [(5, "e"), (2, "b"), (3, "c")], 0)
+    assert a.on_prepare(B2, 0) == Promise(B2, 0, ((2, B1, "b"), (3, B1, "c"), (5, B1, "e")), 0)
+    assert a.on_prepare(B2, 3).accepted == ((3, B1, "c"), (5, B1, "e"))  # from_slot inclusive
+    a.compact(4)
+    assert a.on_prepare(B3, 1) == Promise(B3, 1, ((5, B1, "e"),), 4)
+
+
+def test_an_equal_ballot_is_accepted_and_a_lower_one_nacked_with_the_promise():
+    a = Acceptor()
+    a.on_prepare(B2, 0)
+    assert a.on_accept(B2, [(0, "x")], 9) == Accepted(B2, (0,), 9)  # echoes chosen_below
+    assert a.on_prepare(B1, 0) == Nack(B1, B2)
+    assert a.on_accept(B1, [(1, "y")], 0) == Nack(B1, B2)
+    assert 1 not in a.accepted
+
+
+def test_only_changes_are_pending_and_a_retransmitted_accept_needs_no_sync():
+    a = Acceptor()
+    assert not a.dirty and a.take_update() is None
+    a.on_prepare(B1, 0)
+    assert a.dirty
+    assert a.take_update() == AcceptorUpdate(promised=B1, accepted=(), compacted_below=None)
+    a.on_prepare(B1, 0)  # the same promise again: nothing to persist
+    assert not a.dirty
+    a.on_accept(B1, [(1, "y"), (0, "x")], 0)
+    assert a.take_update() == AcceptorUpdate(promised=None, accepted=((0, B1, "x"), (1, B1, "y")))
+    a.on_accept(B1, [(0, "x")], 0)  # retransmission
+    assert a.take_update() is None
+    a.on_accept(B1, [(0, "other")], 0)  # same ballot, new value (a new leader's re-proposal)
+    a.on_accept(B2, [(1, "y")], 0)  # same value, higher ballot
+    assert a.take_update() == AcceptorUpdate(promised=B2, accepted=((0, B1, "other"), (1, B2, "y")))
+
+
+def test_compaction_is_pending_once_and_drops_pending_slots_below_it():
+    a = Acceptor()
+    a.on_accept(B1, [(0, "x"), (1, "y"), (2, "z")], 0)
+    a.compact(2)
+    assert a.accepted == {2: (B1, "z")}
+    assert a.take_update() == AcceptorUpdate(promised=B1, accepted=((2, B1, "z"),), compacted_below=2)
+    a.compact(2)  # not above the current frontier: nothing changes
+    a.compact(1)
+    assert not a.dirty and a.compacted_below == 2
+    assert a.on_accept(B1, [(1, "late"), (3, "w")], 5) == Accepted(B1, (3,), 5)
+    assert a.state() == AcceptorState(B1, {2: (B1, "z"), 3: (B1, "w")}, 2)
+
+
+# -- proposer -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("n, quorum", [(1, 1), (2, 2), (3, 2), (4, 3), (5, 3)])
+def test_a_majority_of_promises_makes_a_candidate_leader(n, quorum):
+    p = Proposer(n, 4, 8)
+    assert not p.on_promise("a", Promise(B1, 0, (), 0))  # not a candidate: ignored
+    p.start_candidacy(B1, 0)
+    assert p.role is Role.CANDIDATE
+    assert not p.on_promise("x", Promise(B2, 0, (), 0))  # another ballot's promise
+    results = [p.on_promise(f"a{i}", Promise(B1, 0, (), 0)) for i in range(quorum)]
+    assert results == [False] * (quorum - 1) + [True]
+    p.on_promise("a0", Promise(B1, 0, (), 0))  # a duplicate counts once
+    assert len(p.promises) == quorum
+
+
+def test_new_leader_reproposes_the_highest_ballot_values_and_fills_gaps_with_noop():
+    p = Proposer(3, 8, 8)
+    p.start_candidacy(B3, 2)
+    p.on_promise("a", Promise(B3, 2, ((2, B1, "old"), (3, B1, "x"), (5, B1, "y")), 0))
+    p.on_promise("b", Promise(B3, 2, ((2, B2, "new"),), 0))
+    compacted, out = p.become_leader(lambda s: False, 0)
+    assert compacted == 0 and p.role is Role.LEADER and p.promises == {}
+    assert out == [(2, "new"), (3, "x"), (4, NOOP), (5, "y")]
+    assert p.next_slot == 6
+
+
+def test_new_leader_skips_compacted_and_known_slots_and_starts_new_values_above_min_next():
+    p = Proposer(3, 8, 8)
+    p.start_candidacy(B3, 1)
+    p.on_promise("a", Promise(B3, 1, ((1, B1, "gone"), (4, B1, "v")), 3))
+    p.on_promise("b", Promise(B3, 1, (), 2))
+    p.submit("queued")
+    compacted, out = p.become_leader(lambda s: s == 5, 7)
+    assert compacted == 3  # the largest compaction reported
+    assert out == [(3, NOOP), (4, "v"), (6, NOOP), (7, "queued")]
+    assert p.next_slot == 8
+
+
+def test_submit_skips_duplicates_bounds_the_queue_and_the_window():
+    p = Proposer(3, 2, 3)
+    assert p.submit("a") == [] and p.submit("a") == []  # follower: queued once
+    assert p.submit("b") == [] and p.submit("c") == [] and p.submit("d") == []  # queue full
+    assert list(p.queue) == ["a", "b", "c"]
+    p.start_candidacy(B1, 0)
+    p.on_promise("x", Promise(B1, 0, (), 0))
+    p.on_promise("y", Promise(B1, 0, (), 0))
+    _, out = p.become_leader(lambda s: False, 0)
+    assert out == [(0, "a"), (1, "b")]  # at most max_inflight in flight
+    assert p.submit("a") == []  # in flight already
+    assert p.submit("e") == []  # window full: waits
+    assert list(p.queue) == ["c", "e"]
+
+
+def test_a_value_is_chosen_by_a_majority_of_votes_under_the_leaders_ballot():
+    p = Proposer(3, 4, 8)
+    p.start_candidacy(B2, 0)
+    p.on_promise("a", Promise(B2, 0, (), 0))
+    p.on_promise("b", Promise(B2, 0, (), 0))
+    p.become_leader(lambda s: False, 0)
+    p.submit("v")
+    p.submit("w")
+    assert p.on_accepted("a", Accepted(B1, (0, 1), 0)) == []  # another ballot
+    assert p.on_accepted("a", Accepted(B2, (0, 1, 9), 0)) == []  # 9: not in flight
+    assert p.on_accepted("a", Accepted(B2, (0,), 0)) == []  # the same voter twice
+    assert p.resend(("a", "b", "c")) == {"b": [(0, "v"), (1, "w")], "c": [(0, "v"), (1, "w")]}
+    assert p.on_accepted("b", Accepted(B2, (0,), 0)) == [(0, "v")]
+    assert p.resend(("a", "b", "c")) == {"b": [(1, "w")], "c": [(1, "w")]}
+    assert p.on_accepted("c", Accepted(B2, (1, 0), 0)) == [(1, "w")]  # 0 is no longer in flight
+    assert p.inflight == {} and p.resend(("a", "b", "c")) == {}
+    p.step_down()
+    assert p.on_accepted("b", Accepted(B2, (0,), 0)) == []
+
+
+def test_forget_chosen_frees_the_window_and_step_down_keeps_the_queue():
+    p = Proposer(3, 1, 8)
+    p.start_candidacy(B2, 0)
+    p.on_promise("a", Promise(B2, 0, (), 0))
+    p.on_promise("b", Promise(B2, 0, (), 0))
+    p.become_leader(lambda s: False, 0)
+    assert p.submit("v") == [(0, "v")]
+    assert p.submit("w") == []
+    p.forget_chosen(lambda s: s == 0)
+    assert p.inflight == {} and p.fill() == [(1, "w")]
+    p.submit("x")
+    p.step_down()
+    assert p.role is Role.FOLLOWER and p.inflight == {} and p.promises == {}
+    assert p.take_queue() == ["x"] and p.take_queue() == []
+
+
+# -- learner ------------------------------------------------------------------------------
+
+
+def test_restart_log_must_be_contiguous_from_the_snapshot():
+    lr = Learner(Snapshot(3, "s"), [(3, "a"), (4, "b")])
+    assert (lr.base, lr.chosen_below, lr.applied, lr.hint) == (3, 5, 5, 5)
+    assert not lr.has_gap and lr.hint_from is None and lr.pending_snapshot is None
+    with pytest.raises(ValueError, match="restart log must be contiguous from 3: got slot 5, expected 4"):
+        Learner(Snapshot(3, "s"), [(3, "a"), (5, "b")])
+    with pytest.raises(ValueError, match="from 0: got slot 1, expected 0"):
+        Learner(None, [(1, "a")])
+
+
+def test_learning_out_of_order_advances_the_frontier_only_when_contiguous():
+    lr = Learner(None, ())
+    assert lr.learn(1, "b") and lr.chosen_below == 0 and lr.hint == 2 and lr.has_gap
+    assert lr.knows(1) and not lr.knows(0) and not lr.knows(2)
+    assert lr.learn(0, "a") and lr.chosen_below == 2 and not lr.has_gap
+    assert lr.knows(0)
+    assert not lr.learn(0, "a")
+    lr.note_hint(1, "x")
+    assert lr.hint == 2 and lr.hint_from is None  # not news
+    lr.note_hint(5, "x")
+    assert lr.hint == 5 and lr.hint_from == "x" and lr.has_gap
+    with pytest.raises(PaxosSafetyError, match=r"slot 0: learned 'z' but already had 'a'"):
+        lr.learn(0, "z")
+
+
+def test_same_value_ignores_only_tuple_versus_list():
+    assert same_value({"k": [("a", 1), {"n": (2,)}]}, {"k": [["a", 1], {"n": [2]}]})
+    assert not same_value({"k": [1, 2]}, {"k": [1, 3]})
+    assert not same_value([1, 2], [1, 2, 3])
+
+
+def test_compact_keeps_the_snapshot_and_drops_older_entries():
+    lr = Learner(None, [(0, "a"), (1, "b"), (2, "c")])
+    with pytest.raises(ValueError, match="snapshot.slot must equal upto"):
+        lr.compact(2, Snapshot(1, "s"))
+    with pytest.raises(ValueError, match="cannot compact to 4: only slots < 3 are applied"):
+        lr.compact(4, Snapshot(4, "s"))
+    assert lr.compact(2, Snapshot(2, "ab"))
+    assert lr.base == 2 and lr.log == {2: "c"} and lr.snapshot == Snapshot(2, "ab")
+    assert not lr.compact(2, Snapshot(2, "ab")) and not lr.compact(1, Snapshot(1, "a"))
+    assert lr.compact(3, Snapshot(3, "abc")) and lr.log == {}
+    assert not lr.learn(1, "other")  # below the snapshot: forgotten, not a conflict
+
+
+def test_serve_sends_the_snapshot_only_to_a_peer_behind_it_and_caps_entries():
+    lr = Learner(Snapshot(2, "ab"), [(2, "c"), (3, "d"), (4, "e")])
+    assert lr.serve(0, 2) == CatchupReply(0, Snapshot(2, "ab"), ((2, "c"), (3, "d")), 5)
+    assert lr.serve(2, 10) == CatchupReply(2, None, ((2, "c"), (3, "d"), (4, "e")), 5)
+    assert lr.serve(3, 1) == CatchupReply(3, None, ((3, "d"),), 5)
+    assert lr.serve(5, 8) == CatchupReply(5, None, (), 5)
+
+
+def test_install_adopts_only_a_snapshot_ahead_and_keeps_later_entries():
+    lr = Learner(None, [(0, "a")])
+    lr.learn(4, "e")
+    lr.learn(6, "g")
+    assert not lr.install(Snapshot(1, "a"))  # covers nothing new
+    assert lr.install(Snapshot(4, "abcd"))
+    assert (lr.base, lr.chosen_below, lr.hint) == (4, 5, 7)
+    assert lr.log == {4: "e", 6: "g"} and lr.pending_snapshot == Snapshot(4, "abcd")
+    lr2 = Learner(None, ())
+    assert lr2.install(Snapshot(3, "abc")) and lr2.hint == 3
+
+
+def test_absorb_reports_progress_and_notes_the_hint():
+    lr = Learner(None, ())
+    assert lr.absorb(CatchupReply(0, None, ((0, "a"),), 3), "p")
+    assert lr.chosen_below == 1 and lr.hint == 3 and lr.hint_from == "p"
+    assert not lr.absorb(CatchupReply(0, None, ((0, "a"),), 3), "q")
+    assert lr.absorb(CatchupReply(0, Snapshot(2, "ab"), (), 3), "q")
+    assert lr.chosen_below == 2 and lr.pending_snapshot == Snapshot(2, "ab")
+
+
+# -- Ready ----------------------------------------------------------------------------------
+
+
+def test_ready_is_empty_only_with_nothing_in_any_field():
+    assert Ready(None, None, (), ()).empty
+    assert not Ready(Snapshot(1, "a"), None, (), ()).empty
+    assert not Ready(None, AcceptorUpdate(), (), ()).empty
+    assert not Ready(None, None, ((0, "a"),), ()).empty
+    assert not Ready(None, None, (), (("b", Nack(B1, B2)),)).empty
