@@ -7,6 +7,9 @@ Small partition counts keep these fast; every assertion is over many sizes and s
 
 from __future__ import annotations
 
+import hashlib
+import json
+
 import pytest
 
 from ring import Ring
@@ -218,3 +221,32 @@ def test_ring_remove_uses_the_same_assignment() -> None:
     expected = release_leaver([ring.members.index(ring.owner_of_partition(p)) for p in range(256)],
                               names(6), 2, 3, 0)
     assert [after.members.index(after.owner_of_partition(p)) for p in range(256)] == expected
+
+
+# ------------------------------------------------------------ fixed across versions
+
+
+def _histories() -> list[list[int]]:
+    out = []
+    for m in (3, 4, 5, 7, 9, 12):
+        for seed in (0, 1):
+            ring = Ring.build(names(m), partitions=256, seed=seed)
+            out.append(ring.to_dict()["owners"])
+            grown = ring.add("joiner-a").add("joiner-b")
+            out.append(grown.to_dict()["owners"])
+            if m > 3:
+                out.append(ring.remove("n1").to_dict()["owners"])
+                out.append(grown.remove("n0").remove("joiner-a").to_dict()["owners"])
+    return out
+
+
+def test_assignments_are_the_same_in_every_version() -> None:
+    """Every node computes ``add``/``remove`` itself when it applies a membership entry
+    of the metadata log (``core/membership.py``), also when it replays the log after a
+    restart or an upgrade. So the assignment a history gives is part of the ring's
+    format (``to_dict`` version 1): nodes running different code must compute the same
+    owners, or they disagree on where keys live. Changing the algorithm means a new
+    format version and a migration, never a silent change. This pins 44 assignments
+    (builds, two joins, leaves; 3 to 12 members, two seeds)."""
+    digest = hashlib.sha256(json.dumps(_histories()).encode()).hexdigest()
+    assert digest == "893d3fea60c4f62303a914698f2b979a627ea4aaaa8269c0d3de8758c2ef3381"
