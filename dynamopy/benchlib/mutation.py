@@ -16,10 +16,13 @@ Not part of CI (a full run takes tens of minutes on 2 cores). Rules:
   mutmut's trampolines import mutmut into every mutated module, which it rightly refuses.
 * Hypothesis runs derandomized (the same examples every run, so scores are reproducible)
   and without shrinking (a mutant only needs one failing example, and shrinking a slow
-  property test is what made mutants of ``ring/claim.py`` time out); this profile is written
-  into the scratch copy's ``tests/conftest.py`` only.
-* A mutant whose tests run longer than ``--timeout-multiplier`` times their clean duration
-  (plus 1 s) is stopped and counted as a timeout (for a mutant that loops forever).
+  property test is what made mutants of ``ring/claim.py`` time out), and the seeded Paxos
+  schedules test runs 300 schedules instead of 1500; this profile is written into the
+  scratch copy's ``tests/conftest.py`` only.
+* A test that runs longer than ``--test-timeout`` seconds fails (pytest-timeout), so a
+  mutant that loops forever is killed as the suite's own per-test timeout would kill it;
+  a mutant whose tests together run longer than ``--timeout-multiplier`` times their clean
+  duration (plus 1 s) is stopped and counted as a timeout.
 * The score is printed per module: killed / (killed + survived + timeouts + suspicious +
   no tests), then with timeouts counted as killed, then also leaving out the survivors
   judged equivalent (``EQUIVALENT``). Mutants that no test executes count as survived.
@@ -88,7 +91,11 @@ EQUIVALENT = {
 }
 HYPOTHESIS_PROFILE = """
 # written by dynamopy.benchlib.mutation into its scratch copy only
+import os as _mutation_os
+
 from hypothesis import Phase, settings as _mutation_settings
+
+_mutation_os.environ.setdefault("DYNAMOPY_PAXOS_SCHEDULES", "300")
 
 _mutation_settings.register_profile(
     "mutation", derandomize=True, database=None, deadline=None,
@@ -141,9 +148,11 @@ def copy_tree(workdir: str) -> None:
         f.write(original + HYPOTHESIS_PROFILE)
 
 
-def mutmut(workdir: str, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+def mutmut(workdir: str, *args: str, check: bool = True,
+           test_timeout: float = 120) -> subprocess.CompletedProcess:
     cmd = ["nice", "-n", "19", sys.executable, "-m", "mutmut", *args]
-    return subprocess.run(cmd, cwd=workdir, check=check, text=True,
+    env = {**os.environ, "PYTEST_TIMEOUT": str(test_timeout)}  # pytest-timeout, per test
+    return subprocess.run(cmd, cwd=workdir, check=check, text=True, env=env,
                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
 
 
@@ -221,6 +230,10 @@ def main(argv=None) -> int:
     ap.add_argument("--timeout-multiplier", type=float, default=5.0,
                     help="a mutant's tests may run this many times their clean duration "
                          "(plus 1 s) before it counts as a timeout (default: 5)")
+    ap.add_argument("--test-timeout", type=float, default=120,
+                    help="seconds one test may run before it fails (pytest-timeout; default: "
+                         "120): a mutant that loops forever is killed by it, as the suite's "
+                         "300 s timeout would, without waiting for --timeout-multiplier")
     ap.add_argument("--workdir", default=None,
                     help="scratch directory (default: a new temporary directory); reusing "
                          "one lets mutmut skip mutants whose code and tests did not change")
@@ -250,7 +263,7 @@ def main(argv=None) -> int:
     if args.rerun_survivors and not names:
         print("no survivors to re-test")
     run = mutmut(workdir, "run", "--max-children", str(args.max_children), *names,
-                 check=False) if names or not args.rerun_survivors else None
+                 check=False, test_timeout=args.test_timeout) if names or not args.rerun_survivors else None
     if run is not None and run.returncode != 0:
         print(run.stdout[-4000:], file=sys.stderr)
         print(f"mutmut run failed with {run.returncode}", file=sys.stderr)

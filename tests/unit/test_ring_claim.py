@@ -264,3 +264,25 @@ def test_assignments_are_the_same_in_every_version(m: int, seed: int) -> None:
     format version and a migration, never a silent change."""
     digest = hashlib.sha256(json.dumps(_history(m, seed)).encode()).hexdigest()
     assert digest[:16] == PINNED[m, seed]
+
+
+PINNED_SHRINK_THEN_GROW = {1: "352b8ef6b3bc4cbd", 2: "091a3f675fb2e5a8", 3: "89a70e7bceb6102a",
+                           4: "d74b2bbfba377083"}
+
+
+@pytest.mark.parametrize("spread", sorted(PINNED_SHRINK_THEN_GROW))
+def test_assignments_after_shrinking_then_growing_are_the_same_in_every_version(spread: int) -> None:
+    """As above, for rings of every spread shrunk to few members (repeats left behind)
+    and grown again (the joiner's second pass, which prefers spots in a repeat)."""
+    out = []
+    for m in (3, 5, 6):
+        for seed in (0, 1, 2):
+            if m <= spread:
+                continue
+            ring = Ring.build(names(m), partitions=256, seed=seed, spread=spread)
+            while len(ring.members) - 1 > spread and len(ring.members) > m - 4:
+                ring = ring.remove(ring.members[0])
+            out.append(ring.to_dict()["owners"])
+            out.append(ring.add("j").to_dict()["owners"])
+    digest = hashlib.sha256(json.dumps(out).encode()).hexdigest()
+    assert digest[:16] == PINNED_SHRINK_THEN_GROW[spread]
