@@ -254,6 +254,8 @@ def _history(m: int, seed: int) -> list[list[int]]:
     return out
 
 
+# A history takes milliseconds: a change that makes the assignment loop fails in seconds.
+@pytest.mark.timeout(10)
 @pytest.mark.parametrize("m, seed", sorted(PINNED))
 def test_assignments_are_the_same_in_every_version(m: int, seed: int) -> None:
     """Every node computes ``add``/``remove`` itself when it applies a membership entry
@@ -270,6 +272,7 @@ PINNED_SHRINK_THEN_GROW = {1: "352b8ef6b3bc4cbd", 2: "091a3f675fb2e5a8", 3: "89a
                            4: "d74b2bbfba377083"}
 
 
+@pytest.mark.timeout(10)
 @pytest.mark.parametrize("spread", sorted(PINNED_SHRINK_THEN_GROW))
 def test_assignments_after_shrinking_then_growing_are_the_same_in_every_version(spread: int) -> None:
     """As above, for rings of every spread shrunk to few members (repeats left behind)
