@@ -37,9 +37,12 @@ the old and the new holder to issue the same physical millisecond, so:
 
 Entries without ``at_ms`` (older logs) free no number: they are never reused.
 * At most one ring change (join, leave or remove) is in progress at a time. While one is,
-  ``ring`` is the placement reads and counted writes use, and ``pending_ring`` the placement
-  after the change: writes also go to the pending owners (not counted) so nothing written
-  during the transfer is missed, and the ``finish_*`` entry switches ``ring`` over.
+  ``ring`` is the placement reads use, and ``pending_ring`` the placement after the change:
+  writes also go to the members the change adds to a key's replicas, and their acks count,
+  each one raising the acks a write needs by one (``core.quorum.pending_required``), so W
+  copies sit on the replica set after the change whichever way it ends and nothing written
+  during the transfer is missed; the ``finish_*`` entry switches ``ring`` over. Who
+  replicates a token now and after the change: ``core/placement.py``.
 * A ``finish_*`` entry names the change it finishes (``change_epoch``, the epoch at which
   that change began) and is refused for any other: a stale finish from a node that was down
   across an abandoned change and a new one must not finish the new one.

@@ -13,12 +13,14 @@ import asyncio
 import logging
 from typing import TYPE_CHECKING, Awaitable, Callable, Optional
 
+from dynamopy.core.placement import replicas
 from dynamopy.core.quorum import (Outcome, ReadRound, Target, WriteRound, pending_required,
                                   plan_targets)
 from dynamopy.core.read_plan import plan_read
 from dynamopy.core.records import Record
 from dynamopy.core.versions import physical_ms
-from dynamopy.node.errors import BadRequest, QuorumUnavailable, StaleSession
+from dynamopy.node.errors import (BadRequest, QuorumUnavailable, StaleEpochError, StaleSession,
+                                  stale_epoch_of)
 from dynamopy.node.replica import NOT_CAUGHT_UP, STALE_EPOCH
 from dynamopy.peer import PeerError, RemoteError
 
@@ -65,7 +67,7 @@ class Coordinator:
             token = state.ring.token(key)
             targets = self._targets(state, token, sloppy, for_write=True)
             required = w if state.change is None else pending_required(
-                w, targets, state.ring.preference_list_for_token(token, state.settings.n))
+                w, targets, replicas(state, token).current)
             rnd = WriteRound(tuple(targets), required)
             wire = record.to_wire()
             stale: list[int] = []
@@ -134,9 +136,8 @@ class Coordinator:
                         node.replica.check_epoch(state.epoch, token)
                     else:
                         node.replica.require_caught_up()
-                except RemoteError as e:
-                    if e.code == STALE_EPOCH:
-                        stale.append(int(e.detail))
+                except StaleEpochError as e:
+                    stale.append(e.epoch)
                     raise
                 return node.replica.get(token, key, t.hint_for)
 
@@ -203,8 +204,9 @@ class Coordinator:
         """Home replicas when all are up (the common, cheap case); else the sloppy plan over
         the ring walk. Writes also go to members gaining the key in a change in progress."""
         node, n = self.node, state.settings.n
-        pref = state.ring.preference_list_for_token(token, n)
-        extra = self._pending_owners(state, token, n) if for_write else ()
+        placed = replicas(state, token)
+        pref = placed.current
+        extra = placed.gaining if for_write else ()
         if not sloppy or all(node.detector.is_up(m) for m in pref):
             targets = [Target(m) for m in pref]
             targets += [Target(m) for m in extra if m not in pref]
@@ -296,16 +298,15 @@ class Coordinator:
                 # ring change since the write was planned (its task starts a step later).
                 try:
                     node.replica.check_epoch(epoch, token)
-                except RemoteError as e:
-                    if stale is not None and e.code == STALE_EPOCH:
-                        stale.append(int(e.detail))
+                except StaleEpochError as e:
+                    if stale is not None:
+                        stale.append(e.epoch)
                     raise
             return await node.replica.put(token, key, record, t.hint_for)
         try:
             stored = await node.call_peer(t.node, "put", [epoch, token, key, wire, t.hint_for])
         except (PeerError, asyncio.TimeoutError) as e:
-            if isinstance(e, RemoteError) and e.code == STALE_EPOCH and stale is not None:
-                stale.append(int(e.detail))
+            _note_stale(stale, e)
             if hint_on_failure and t.hint_for is None and t.counts and (
                     not isinstance(e, RemoteError) or e.code in (STALE_EPOCH, NOT_CAUGHT_UP)):
                 # A home replica missed the write (down, slow, or it refused a ring it knows
@@ -333,8 +334,7 @@ class Coordinator:
             try:
                 return Record.from_wire(await node.call_peer(t.node, "get", payload))
             except RemoteError as e:
-                if e.code == STALE_EPOCH and stale is not None:
-                    stale.append(int(e.detail))
+                _note_stale(stale, e)
                 if e.code != NOT_CAUGHT_UP or retry == GET_RETRIES:
                     raise
             # The replica is still applying the epoch this read was planned in (a get is
@@ -360,14 +360,6 @@ class Coordinator:
             except (PeerError, asyncio.TimeoutError):
                 pass
 
-    def _pending_owners(self, state, token: int, n: int) -> list[str]:
-        """Members that will replicate this token after the ring change in progress."""
-        if state.pending_ring is None:
-            return []
-        current = set(state.ring.preference_list_for_token(token, n))
-        return [m for m in state.pending_ring.preference_list_for_token(token, n)
-                if m not in current]
-
     def _spawn(self, coro) -> None:
         task = asyncio.get_running_loop().create_task(coro)
         self._background.add(task)
@@ -377,3 +369,10 @@ class Coordinator:
         """Wait for background calls (used at shutdown)."""
         if self._background:
             await asyncio.gather(*list(self._background), return_exceptions=True)
+
+
+def _note_stale(stale: Optional[list], exc: BaseException) -> None:
+    """Add the epoch a ``stale_epoch`` refusal names to ``stale`` (if collecting)."""
+    epoch = stale_epoch_of(exc)
+    if stale is not None and epoch is not None:
+        stale.append(epoch)

@@ -2,9 +2,35 @@
 
 from __future__ import annotations
 
+from typing import Optional
+
+from dynamopy.peer import RemoteError
+
 # Codes of refusals between peers (RemoteError.code), shared by replica, hints and transfer.
 STALE_EPOCH = "stale_epoch"          # the coordinator's ring is older: catch up and retry
 NOT_CAUGHT_UP = "not_caught_up"      # this replica is behind what its peers report
+
+
+class StaleEpochError(RemoteError):
+    """A ``stale_epoch`` refusal (``core.placement.StaleEpoch`` between peers): ``epoch`` is
+    the refusing node's epoch, an int. On the wire it is the code ``stale_epoch`` with the
+    epoch in decimal as the detail; :func:`stale_epoch_of` reads it back."""
+
+    def __init__(self, epoch: int):
+        super().__init__(STALE_EPOCH, str(epoch))
+        self.epoch = epoch
+
+
+def stale_epoch_of(exc: BaseException) -> Optional[int]:
+    """The epoch a ``stale_epoch`` refusal names, raised here or answered by a peer; None
+    for any other error, or a detail that is not a non-negative integer. The one place the
+    epoch is read back from a peer's answer."""
+    if isinstance(exc, StaleEpochError):
+        return exc.epoch
+    if not isinstance(exc, RemoteError) or exc.code != STALE_EPOCH:
+        return None
+    detail = exc.detail.strip()
+    return int(detail) if detail.isdecimal() and detail.isascii() else None
 
 
 class NodeError(Exception):

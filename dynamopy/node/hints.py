@@ -24,9 +24,10 @@ import asyncio
 import logging
 from typing import TYPE_CHECKING, Any
 
+from dynamopy.core.placement import replicas
 from dynamopy.core.records import Record, record_wire_bytes
 from dynamopy.core.versions import decompose
-from dynamopy.node.errors import STALE_EPOCH
+from dynamopy.node.errors import stale_epoch_of
 from dynamopy.peer import PeerError, PeerUnavailable, RemoteError
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -120,10 +121,11 @@ class HintManager:
                 for _hk, tok, key, rec in moved:
                     await self._rehome(tok, key, rec)
             except (PeerError, asyncio.TimeoutError) as e:
-                if isinstance(e, RemoteError) and e.code == STALE_EPOCH:
+                newer = stale_epoch_of(e)
+                if newer is not None:
                     # The target knows a newer ring (it may have dropped these ranges):
                     # catch up before the retry, which re-homes what moved.
-                    node.note_epoch(int(e.detail), target)
+                    node.note_epoch(newer, target)
                 delay = min(BACKOFF_MAX_S, self._backoff.get(target, 0.25) * 2)
                 self._backoff[target] = delay
                 self._retry_at[target] = node.clock.monotonic() + delay
@@ -140,10 +142,7 @@ class HintManager:
 
     def _keeps(self, member: str, token: int) -> bool:
         """``member`` replicates ``token`` after the ring change in progress (now if none)."""
-        state = self.node.state
-        ring = state.pending_ring if state.pending_ring is not None else state.ring
-        return member in ring.members and \
-            member in ring.preference_list_for_token(token, state.settings.n)
+        return member in replicas(self.node.state, token).after
 
     async def _rehome(self, token: int, key: bytes, record: Record) -> None:
         """Write a hint's record to its key's replicas in the current ring and, during a
@@ -151,10 +150,8 @@ class HintManager:
         copy; it stays one, on a node that serves it whichever way the change ends)."""
         node = self.node
         state = node.state
-        n = state.settings.n
-        sides = [set(state.ring.preference_list_for_token(token, n))]
-        if state.pending_ring is not None:
-            sides.append(set(state.pending_ring.preference_list_for_token(token, n)))
+        current, pending = replicas(state, token)
+        sides = [set(current), set(pending)] if pending else [set(current)]
         acked: set[str] = set()
         for member in sorted(set().union(*sides)):
             try:

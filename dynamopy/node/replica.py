@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Optional
 
+from dynamopy.core import placement
 from dynamopy.core.records import Record, newest
 from dynamopy.node.hints import HintRefused
 from dynamopy.peer import RemoteError
@@ -24,7 +25,8 @@ if TYPE_CHECKING:  # pragma: no cover
     from dynamopy.node.runtime import Node
 
 
-from dynamopy.node.errors import NOT_CAUGHT_UP, STALE_EPOCH  # noqa: F401  (re-exported)
+from dynamopy.node.errors import (NOT_CAUGHT_UP, STALE_EPOCH,  # noqa: F401  (re-exported)
+                                  StaleEpochError)
 REPLICA_WAIT_S = 0.5                 # how long an async call waits for this node to catch up
 
 
@@ -88,28 +90,17 @@ class Replica:
         self.require_caught_up()
 
     def check_epoch(self, epoch: int, token: int) -> None:
-        """Refuse a request routed by an older ring when that matters: the token is moving in
-        a change the coordinator does not know about, or this node no longer replicates it
-        (a write must not land on a node that already dropped the range). The coordinator
-        catches up with the metadata log and retries. And serve nothing before this node
-        has caught up (for a local call ``epoch`` is this node's own plan, so only the
-        epochs its peers report can show it is behind)."""
+        """Refuse a request routed by an older ring when that matters
+        (``core.placement.check_epoch``: the token is moving in a change the coordinator does
+        not know about, or this node no longer replicates it) with ``StaleEpochError``; the
+        coordinator catches up with the metadata log and retries. And serve nothing before
+        this node has caught up (for a local call ``epoch`` is this node's own plan, so only
+        the epochs its peers report can show it is behind)."""
         self.require_caught_up()
-        state = self.node.state
-        if epoch >= state.epoch or state.ring is None:
-            return
-        me, n = self.node.id, state.settings.n
-        current = state.ring.preference_list_for_token(token, n)
-        if state.pending_ring is not None and epoch < state.change_epoch and \
-                set(state.pending_ring.preference_list_for_token(token, n)) != set(current):
-            # The coordinator does not know the change in progress, so it would not send
-            # this moving key to its new owner: make it catch up first.
-            raise RemoteError(STALE_EPOCH, str(state.epoch))
-        for ring in (state.ring, state.pending_ring):
-            if ring is not None and me in ring.members and \
-                    me in ring.preference_list_for_token(token, n):
-                return
-        raise RemoteError(STALE_EPOCH, str(state.epoch))
+        try:
+            placement.check_epoch(self.node.state, self.node.id, epoch, token)
+        except placement.StaleEpoch as e:
+            raise StaleEpochError(e.epoch) from None
 
     async def rpc_put(self, payload: list, peer_id: str) -> Any:
         epoch, token, key, wire, hint_for = payload

@@ -4,8 +4,10 @@ finishes, then old owners drop what they no longer replicate.
 Rules (each protects an acknowledged write):
 
 * While a change is in progress, writes also go to the members the change adds to a key's
-  replica set (the coordinator's uncounted extra targets), so nothing written during the
-  transfer is missed.
+  replica set (``core.placement.Replicas.gaining``), so nothing written during the transfer
+  is missed; their acks count, and each one raises the acks the write needs by one
+  (``core.quorum.pending_required``), so W acked copies sit on the replica set after the
+  change whichever way it ends.
 * A gainer pulls each gained range from *every* reachable old replica and merges newest-wins:
   a write acknowledged by W of N old replicas may be missing from any single one of them.
 * Pulls are batched, throttled, and resumable: the cursor of each (range, source) is stored
@@ -31,9 +33,10 @@ from typing import TYPE_CHECKING, Any, Optional
 import msgpack
 
 from dynamopy.core.membership import ClusterState
+from dynamopy.core.placement import held_ranges, lost_ranges, merge_spans, subtract_sorted
 from dynamopy.core.records import Record, record_wire_bytes
-from dynamopy.node.replica import STALE_EPOCH
-from dynamopy.peer import PeerError, RemoteError
+from dynamopy.node.errors import StaleEpochError
+from dynamopy.peer import PeerError
 
 if TYPE_CHECKING:  # pragma: no cover
     from dynamopy.node.runtime import Node
@@ -215,7 +218,7 @@ class TransferManager:
             # Until this source knows the change, it may still accept writes for the moving
             # ranges from coordinators that skip the gainer; serve only once it knows.
             self.node.note_epoch(change_epoch, peer_id)
-            raise RemoteError(STALE_EPOCH, str(self.node.state.epoch))
+            raise StaleEpochError(self.node.state.epoch)
         # A barrier: writes accepted under the old epoch are queued for the group commit
         # (the epoch check and the enqueue happen in one step); once this empty batch is
         # synced they are all on disk, so the scan below sees them.
@@ -316,52 +319,3 @@ class TransferManager:
                  if live is None or not name.startswith(live)]
         if names:
             await self.node.committer.submit(meta_delete=names)
-
-def held_ranges(state: ClusterState, member: str) -> list[tuple[int, int]]:
-    """Sorted, merged token ranges ``member`` replicates in ``state`` (ring or pending ring)."""
-    out: list[tuple[int, int]] = []
-    for ring in (state.ring, state.pending_ring):
-        if ring is not None and member in ring.members:
-            out += ring.ranges_of(member, state.settings.n)
-    return merge_spans(out)
-
-
-def lost_ranges(old: ClusterState, new: ClusterState, member: str) -> list[tuple[int, int]]:
-    """The ranges ``member`` replicated in ``old`` and does not in ``new``."""
-    if old.ring is new.ring and old.pending_ring is new.pending_ring:
-        return []  # the common case (settings, epochs): nothing moved
-    if old.ring == new.ring and old.pending_ring == new.pending_ring:
-        return []
-    before = held_ranges(old, member)
-    return subtract_sorted(before, held_ranges(new, member)) if before else []
-
-
-def subtract_sorted(spans: list[tuple[int, int]],
-                    cut: list[tuple[int, int]]) -> list[tuple[int, int]]:
-    """The parts of ``spans`` not covered by ``cut``; both sorted and disjoint (one sweep)."""
-    out: list[tuple[int, int]] = []
-    j = 0
-    for start, end in spans:
-        while j < len(cut) and cut[j][1] <= start:
-            j += 1
-        cur, k = start, j
-        while k < len(cut) and cut[k][0] < end:
-            if cut[k][0] > cur:
-                out.append((cur, cut[k][0]))
-            cur = max(cur, cut[k][1])
-            k += 1
-        if cur < end:
-            out.append((cur, end))
-    return out
-
-
-def merge_spans(spans: list[tuple[int, int]]) -> list[tuple[int, int]]:
-    """Sort and merge overlapping or touching ``[start, end)`` spans."""
-    out: list[tuple[int, int]] = []
-    for start, end in sorted(spans):
-        if out and start <= out[-1][1]:
-            if end > out[-1][1]:
-                out[-1] = (out[-1][0], end)
-        else:
-            out.append((start, end))
-    return out

@@ -198,7 +198,10 @@ def test_max_value_bytes_above_a_peer_frame_is_refused_at_start(tmp_path):
 def test_a_value_at_the_limit_is_stored_on_every_replica_and_read_back(make_cluster):
     """The largest value, key and Content-Type together still fit a put, a read reply and
     a read repair frame (before: a 34 MB value answered 503 with one ack)."""
-    c = make_cluster(3, extra=["--max-value-bytes", str(MAX_VALUE_BYTES_LIMIT)])
+    # 34 MB through three replicas: give a busy 2-core machine time (the bug this guards
+    # against is a refused frame, which no timeout rescues).
+    c = make_cluster(3, extra=["--max-value-bytes", str(MAX_VALUE_BYTES_LIMIT),
+                               "--request-timeout-s", "20"])
     key = "k" * 1024
     ctype = "application/x-" + "t" * (1024 - len("application/x-"))
     value = bytes(range(256)) * (MAX_VALUE_BYTES_LIMIT // 256)
