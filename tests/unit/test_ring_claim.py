@@ -201,6 +201,21 @@ def test_leaver_partitions_go_to_the_survivors_with_fewest() -> None:
         assert max(got) - min(got) <= 2, (seed, sorted(set(got)))
 
 
+def test_with_few_members_a_leavers_partitions_may_go_up_to_the_slack_cap() -> None:
+    """Shrinking to 4 members (every survivor neighbours every other) uses the
+    COUNT_SLACK_PERCENT room above the mean to avoid repeats: right up to the cap,
+    never over it."""
+    for m, seed in ((5, 0), (6, 1)):
+        members = names(m)
+        owners = initial_owners(members, 1024, 3, seed)
+        while len(members) > 4:
+            leaver = len(members) // 2
+            owners = release_leaver(owners, members, leaver, 3, seed)
+            members = members[:leaver] + members[leaver + 1:]
+        cap = 1024 * (100 + COUNT_SLACK_PERCENT) // (100 * 4)
+        assert cap == 263 and max(counts(owners, 4)) == cap
+
+
 def test_replica_load_stays_even_while_shrinking_to_few_members() -> None:
     """Shrinking 10 -> 4 members: every survivor neighbours every other, repeats are
     unavoidable, and the heir is chosen by projected replica load."""
