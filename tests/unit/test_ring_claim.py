@@ -304,3 +304,23 @@ def test_assignments_after_shrinking_then_growing_are_the_same_in_every_version(
             out.append(ring.add("j").to_dict()["owners"])
     digest = hashlib.sha256(json.dumps(out).encode()).hexdigest()
     assert digest[:16] == PINNED_SHRINK_THEN_GROW[spread]
+
+
+def _odd_settings_history() -> list[list[int]]:
+    out = []
+    for size, spread, m, seed in ((32, 5, 5, 0), (32, 5, 5, 1), (128, 5, 6, 1), (256, 5, 5, 2)):
+        out.append(Ring.build(names(m), partitions=size, seed=seed, spread=spread).to_dict()["owners"])
+    for size, spread, m, seed in ((64, 3, 7, 1), (128, 3, 9, 1), (64, 4, 10, 0)):
+        ring = Ring.build(names(m), partitions=size, seed=seed, spread=spread)
+        while len(ring.members) - 1 > spread:
+            ring = ring.remove(ring.members[(seed + len(ring.members)) % len(ring.members)])
+            out.append(ring.to_dict()["owners"])
+    return out
+
+
+@pytest.mark.timeout(10)
+def test_assignments_with_a_long_spread_or_long_shrinks_are_the_same_in_every_version() -> None:
+    """As above: builds with spread 5 (the wrap-around weighs how many repeats each
+    candidate makes) and shrinks down to spread + 1 members."""
+    digest = hashlib.sha256(json.dumps(_odd_settings_history()).encode()).hexdigest()
+    assert digest[:16] == "12ef868cb7cd0c54"
