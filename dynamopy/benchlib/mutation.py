@@ -84,6 +84,30 @@ EQUIVALENT = {
         "the assert restates types the loop above already enforced (it only informs mypy)",
     "ring.ring.x__check_settings__mutmut_12":
         "the assert restates types the loop above already enforced (it only informs mypy)",
+    "ring.claim.x_claim_for_joiner__mutmut_69":
+        "the blocked window -(spread-1)..spread-1 is symmetric: p - d marks the same partitions",
+    "ring.claim.x_claim_for_joiner__mutmut_70": "blocked is only tested for truth: 2 is as true as 1",
+    "ring.claim.x_claim_for_joiner__mutmut_104":
+        "best stays negative until a partition is found, and only best >= 0 is taken",
+    "ring.claim.x_release_leaver__mutmut_21":
+        "counts are integers: count >= size / heirs exactly when count >= ceil(size / heirs)",
+    "ring.claim.x_release_leaver__mutmut_41":
+        "not proven: +1 on every load shifts every projected load alike (it weighs only the "
+        "leaver's other partitions in a walk); no difference in 1170 leave sequences",
+    "ring.claim.x_release_leaver__mutmut_57":
+        "output unchanged: walks that do not reach p get a zero delta; only O(Q) slower (timeout)",
+    "ring.claim.x_release_leaver__mutmut_60":
+        "one more walk, whose first spread members come before p: unchanged, zero delta",
+    "ring.claim.x_release_leaver__mutmut_67":
+        "a survivor below the cap always exists (heirs * cap >= Q): best_heir is always replaced",
+    "ring.claim.x_release_leaver__mutmut_68":
+        "a survivor below the cap always exists (heirs * cap >= Q): best_heir is always replaced",
+    "ring.claim.x_release_leaver__mutmut_102":
+        "the leaver owns p, so it is in every old walk reaching p: the key is always there",
+    "ring.claim.x_release_leaver__mutmut_137":
+        "scores end with a per-heir hash: two heirs never tie, so < and <= pick the same heir",
+    "ring.claim.x_release_leaver__mutmut_155":
+        "every freed partition gets an heir: no owner equals the leaver at the end",
     **{f"dynamopy.core.membership.x__leave__mutmut_{i}": _UNREACHABLE_STATE
        for i in range(28, 37)},
     **{f"dynamopy.core.membership.x__leave__mutmut_{i}": _UNREACHABLE_FEW
@@ -239,7 +263,8 @@ def main(argv=None) -> int:
                          "one lets mutmut skip mutants whose code and tests did not change")
     ap.add_argument("--rerun-survivors", action="store_true",
                     help="with --workdir of an earlier run: test only the mutants that survived "
-                         "it, against the current tests (new tests are picked up)")
+                         "it and are not judged equivalent, against the current tests (new "
+                         "tests are picked up)")
     ap.add_argument("--no-diffs", action="store_true", help="list survivors without diffs")
     args = ap.parse_args(argv)
     try:
@@ -253,7 +278,7 @@ def main(argv=None) -> int:
         if not os.path.isdir(os.path.join(workdir, "mutants")):
             print("--rerun-survivors needs the --workdir of an earlier run", file=sys.stderr)
             return 2
-        names = [name for name, _status in results(workdir)]
+        names = [name for name, _status in results(workdir) if name not in EQUIVALENT]
     os.makedirs(workdir, exist_ok=True)
     copy_tree(workdir)
     write_config(workdir, args.paths, args.tests, args.timeout_multiplier, args.deselect)
