@@ -90,7 +90,7 @@ def test_compaction_is_pending_once_and_drops_pending_slots_below_it():
     a.compact(2)  # not above the current frontier: nothing changes
     a.compact(1)
     assert not a.dirty and a.compacted_below == 2
-    assert a.on_accept(B1, [(1, "late"), (3, "w")], 5) == Accepted(B1, (3,), 5)
+    assert a.on_accept(B1, [(1, "late"), (2, "z"), (3, "w")], 5) == Accepted(B1, (2, 3), 5)
     assert a.state() == AcceptorState(B1, {2: (B1, "z"), 3: (B1, "w")}, 2)
 
 
@@ -205,6 +205,7 @@ def test_learning_out_of_order_advances_the_frontier_only_when_contiguous():
     assert lr.knows(0)
     assert not lr.learn(0, "a")
     lr.note_hint(1, "x")
+    lr.note_hint(2, "x")
     assert lr.hint == 2 and lr.hint_from is None  # not news
     lr.note_hint(5, "x")
     assert lr.hint == 5 and lr.hint_from == "x" and lr.has_gap
@@ -229,6 +230,7 @@ def test_compact_keeps_the_snapshot_and_drops_older_entries():
     assert not lr.compact(2, Snapshot(2, "ab")) and not lr.compact(1, Snapshot(1, "a"))
     assert lr.compact(3, Snapshot(3, "abc")) and lr.log == {}
     assert not lr.learn(1, "other")  # below the snapshot: forgotten, not a conflict
+    assert lr.learn(3, "d") and lr.chosen_below == 4  # the snapshot's own slot is the next one
 
 
 def test_serve_sends_the_snapshot_only_to_a_peer_behind_it_and_caps_entries():
