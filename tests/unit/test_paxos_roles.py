@@ -271,3 +271,58 @@ def test_ready_is_empty_only_with_nothing_in_any_field():
     assert not Ready(None, AcceptorUpdate(), (), ()).empty
     assert not Ready(None, None, ((0, "a"),), ()).empty
     assert not Ready(None, None, (), (("b", Nack(B1, B2)),)).empty
+
+
+# -- MetaLogNode: construction, status and the Ready contract --------------------------
+
+
+def _node(node_id="a", acceptors=("a",), **kw):
+    import random
+
+    from dynamopy.core.paxos import MetaLogNode
+    return MetaLogNode(node_id, acceptors, random.Random(0), **kw)
+
+
+@pytest.mark.parametrize("acceptors, kw, message", [
+    ((), {}, "acceptors must be a non-empty tuple of distinct ids"),
+    (("a", "a"), {}, "acceptors must be a non-empty tuple of distinct ids"),
+    (("a",), {"heartbeat_ticks": 0}, r"need 0 < heartbeat_ticks < election_ticks"),
+    (("a",), {"heartbeat_ticks": 10, "election_ticks": 10}, r"need 0 < heartbeat_ticks < election_ticks"),
+])
+def test_bad_node_settings_are_refused_with_the_reason(acceptors, kw, message):
+    with pytest.raises(ValueError, match=message):
+        _node(acceptors=acceptors, **kw)
+    _node(acceptors=("a",), heartbeat_ticks=9, election_ticks=10)  # the bounds themselves are fine
+
+
+def test_only_acceptors_keep_acceptor_state():
+    with pytest.raises(ValueError, match="only acceptors have persisted acceptor state"):
+        _node("x", ("a",), persisted=AcceptorState())
+    learner = _node("x", ("a",))
+    assert learner.acceptor_state() is None and learner.role is Role.FOLLOWER
+    assert learner.ballot == Ballot(0, -1)
+
+
+def test_a_restarted_acceptor_knows_its_compacted_slots_are_chosen():
+    node = _node(persisted=AcceptorState(B2, {}, 5))
+    assert node.known_chosen_below == 5 and node.chosen_below == 0
+    assert node.acceptor_state() == AcceptorState(B2, {}, 5)
+
+
+def test_a_lone_acceptor_leads_after_its_election_timeout_and_delivers_in_order():
+    node = _node(election_ticks=4, heartbeat_ticks=1)
+    ticks = 0
+    while node.role is not Role.LEADER:
+        node.tick()
+        node.advance(node.ready())
+        ticks += 1
+    assert 4 <= ticks <= 7  # a random timeout in [election_ticks, 2 * election_ticks)
+    assert node.ballot == Ballot(1, 0) and node.leader == "a"
+    node.propose({"rid": 1})
+    node.propose({"rid": 2})
+    rd = node.ready()
+    assert rd.committed == ((0, {"rid": 1}), (1, {"rid": 2}))  # no gap to fill: no NOOP
+    assert node.chosen_below == 2 and node.applied_slot == 0
+    node.advance(rd)
+    assert node.applied_slot == 2
+    assert not node.has_ready() and node.ready().empty
