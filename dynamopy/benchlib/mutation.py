@@ -84,6 +84,12 @@ EQUIVALENT = {
         "the assert restates types the loop above already enforced (it only informs mypy)",
     "ring.ring.x__check_settings__mutmut_12":
         "the assert restates types the loop above already enforced (it only informs mypy)",
+    "ring.claim.x_initial_owners__mutmut_8":
+        "the not-yet-dealt mark is compared with member indexes only: -2 is as unequal as -1",
+    "ring.claim.x_initial_owners__mutmut_11":
+        "counts only order the wrap-around fallback: +1 for every member keeps the order",
+    "ring.claim.x_initial_owners__mutmut_97":
+        "counts only order the wrap-around fallback: doubling every count keeps the order",
     "ring.claim.x_claim_for_joiner__mutmut_69":
         "the blocked window -(spread-1)..spread-1 is symmetric: p - d marks the same partitions",
     "ring.claim.x_claim_for_joiner__mutmut_70": "blocked is only tested for truth: 2 is as true as 1",
