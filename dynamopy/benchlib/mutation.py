@@ -84,6 +84,14 @@ EQUIVALENT = {
         "the assert restates types the loop above already enforced (it only informs mypy)",
     "ring.ring.x__check_settings__mutmut_12":
         "the assert restates types the loop above already enforced (it only informs mypy)",
+    "dynamopy.core.paxos.acceptor.xǁAcceptorStateǁapply__mutmut_7":
+        "adopting an equal compacted_below leaves it as it was",
+    "dynamopy.core.paxos.acceptor.xǁAcceptorStateǁapply__mutmut_14":
+        "adopting an equal promised ballot leaves it as it was (ballots compare by value)",
+    **{f"dynamopy.core.paxos.acceptor.xǁAcceptorǁ{name}__mutmut_{i}":
+       "the dirty flags are only tested for truth: None is as false as False"
+       for name, i in (("__init__", 7), ("__init__", 10), ("take_update", 15),
+                       ("take_update", 18))},
     "ring.claim.x_initial_owners__mutmut_8":
         "the not-yet-dealt mark is compared with member indexes only: -2 is as unequal as -1",
     "ring.claim.x_initial_owners__mutmut_11":
