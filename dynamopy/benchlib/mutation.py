@@ -92,6 +92,14 @@ EQUIVALENT = {
        "the dirty flags are only tested for truth: None is as false as False"
        for name, i in (("__init__", 7), ("__init__", 10), ("take_update", 15),
                        ("take_update", 18))},
+    "dynamopy.core.paxos.learner.xǁLearnerǁlearn__mutmut_13":
+        "slot + 2 > hint adds only the case hint == slot + 1, where hint = slot + 1 changes nothing",
+    "dynamopy.core.paxos.learner.xǁLearnerǁlearn__mutmut_14":
+        "raising the hint to an equal value changes nothing",
+    "dynamopy.core.paxos.learner.xǁLearnerǁinstall__mutmut_12":
+        "raising the hint to an equal value changes nothing",
+    "dynamopy.core.paxos.learner.xǁLearnerǁabsorb__mutmut_1":
+        "None for False: absorb's result is only tested for truth (node._on_catchup_reply)",
     "ring.claim.x_initial_owners__mutmut_8":
         "the not-yet-dealt mark is compared with member indexes only: -2 is as unequal as -1",
     "ring.claim.x_initial_owners__mutmut_11":

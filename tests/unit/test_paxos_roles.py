@@ -191,7 +191,7 @@ def test_restart_log_must_be_contiguous_from_the_snapshot():
     lr = Learner(Snapshot(3, "s"), [(3, "a"), (4, "b")])
     assert (lr.base, lr.chosen_below, lr.applied, lr.hint) == (3, 5, 5, 5)
     assert not lr.has_gap and lr.hint_from is None and lr.pending_snapshot is None
-    with pytest.raises(ValueError, match="restart log must be contiguous from 3: got slot 5, expected 4"):
+    with pytest.raises(ValueError, match=r"^restart log must be contiguous from 3: got slot 5, expected 4$"):
         Learner(Snapshot(3, "s"), [(3, "a"), (5, "b")])
     with pytest.raises(ValueError, match="from 0: got slot 1, expected 0"):
         Learner(None, [(1, "a")])
@@ -221,9 +221,9 @@ def test_same_value_ignores_only_tuple_versus_list():
 
 def test_compact_keeps_the_snapshot_and_drops_older_entries():
     lr = Learner(None, [(0, "a"), (1, "b"), (2, "c")])
-    with pytest.raises(ValueError, match="snapshot.slot must equal upto"):
+    with pytest.raises(ValueError, match=r"^snapshot.slot must equal upto$"):
         lr.compact(2, Snapshot(1, "s"))
-    with pytest.raises(ValueError, match="cannot compact to 4: only slots < 3 are applied"):
+    with pytest.raises(ValueError, match=r"^cannot compact to 4: only slots < 3 are applied$"):
         lr.compact(4, Snapshot(4, "s"))
     assert lr.compact(2, Snapshot(2, "ab"))
     assert lr.base == 2 and lr.log == {2: "c"} and lr.snapshot == Snapshot(2, "ab")
@@ -249,6 +249,7 @@ def test_install_adopts_only_a_snapshot_ahead_and_keeps_later_entries():
     assert lr.install(Snapshot(4, "abcd"))
     assert (lr.base, lr.chosen_below, lr.hint) == (4, 5, 7)
     assert lr.log == {4: "e", 6: "g"} and lr.pending_snapshot == Snapshot(4, "abcd")
+    assert lr.serve(0, 8).snapshot == Snapshot(4, "abcd")  # served on to peers behind it
     lr2 = Learner(None, ())
     assert lr2.install(Snapshot(3, "abc")) and lr2.hint == 3
 
