@@ -100,6 +100,11 @@ EQUIVALENT = {
         "raising the hint to an equal value changes nothing",
     "dynamopy.core.paxos.learner.xǁLearnerǁabsorb__mutmut_1":
         "None for False: absorb's result is only tested for truth (node._on_catchup_reply)",
+    **{f"dynamopy.core.paxos.proposer.xǁProposerǁ__init____mutmut_{i}":
+       "set by start_candidacy or become_leader before it is first read"
+       for i in (10, 11, 12, 14, 15)},
+    "dynamopy.core.paxos.proposer.xǁProposerǁbecome_leader__mutmut_13":
+        "one ballot proposes one value per slot: equal ballots report the same value",
     "ring.claim.x_initial_owners__mutmut_8":
         "the not-yet-dealt mark is compared with member indexes only: -2 is as unequal as -1",
     "ring.claim.x_initial_owners__mutmut_11":

@@ -97,6 +97,23 @@ def test_compaction_is_pending_once_and_drops_pending_slots_below_it():
 # -- proposer -----------------------------------------------------------------------------
 
 
+def test_a_new_proposer_is_a_follower_that_never_ran():
+    p = Proposer(3, 4, 8)
+    assert p.role is Role.FOLLOWER and p.ballot == Ballot(0, -1)
+    assert p.submit("v") == [] and p.on_accepted("a", Accepted(Ballot(0, -1), (0,), 0)) == []
+
+
+def test_new_values_never_go_below_the_compacted_frontier():
+    """Promises may report accepted values only below another acceptor's compaction:
+    those slots are chosen; new values start at the frontier, not after them."""
+    p = Proposer(3, 8, 8)
+    p.start_candidacy(B3, 0)
+    p.on_promise("a", Promise(B3, 0, ((1, B1, "x"),), 0))
+    p.on_promise("b", Promise(B3, 0, (), 5))
+    assert p.become_leader(lambda s: False, 0) == (5, [])
+    assert p.submit("new") == [(5, "new")]
+
+
 @pytest.mark.parametrize("n, quorum", [(1, 1), (2, 2), (3, 2), (4, 3), (5, 3)])
 def test_a_majority_of_promises_makes_a_candidate_leader(n, quorum):
     p = Proposer(n, 4, 8)
@@ -156,8 +173,9 @@ def test_a_value_is_chosen_by_a_majority_of_votes_under_the_leaders_ballot():
     p.become_leader(lambda s: False, 0)
     p.submit("v")
     p.submit("w")
-    assert p.on_accepted("a", Accepted(B1, (0, 1), 0)) == []  # another ballot
-    assert p.on_accepted("a", Accepted(B2, (0, 1, 9), 0)) == []  # 9: not in flight
+    assert p.on_accepted("a", Accepted(B1, (0, 1), 0)) == []  # another ballot's votes
+    assert p.on_accepted("b", Accepted(B1, (0, 1), 0)) == []  # never count
+    assert p.on_accepted("a", Accepted(B2, (9, 0, 1), 0)) == []  # 9: not in flight, skipped
     assert p.on_accepted("a", Accepted(B2, (0,), 0)) == []  # the same voter twice
     assert p.resend(("a", "b", "c")) == {"b": [(0, "v"), (1, "w")], "c": [(0, "v"), (1, "w")]}
     assert p.on_accepted("b", Accepted(B2, (0,), 0)) == [(0, "v")]
@@ -302,6 +320,8 @@ def test_only_acceptors_keep_acceptor_state():
     learner = _node("x", ("a",))
     assert learner.acceptor_state() is None and learner.role is Role.FOLLOWER
     assert learner.ballot == Ballot(0, -1)
+    acceptor = _node("a", ("a",))
+    assert acceptor.role is Role.FOLLOWER and acceptor.ballot == Ballot(0, -1)
 
 
 def test_a_restarted_acceptor_knows_its_compacted_slots_are_chosen():
