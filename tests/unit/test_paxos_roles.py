@@ -347,3 +347,47 @@ def test_a_lone_acceptor_leads_after_its_election_timeout_and_delivers_in_order(
     node.advance(rd)
     assert node.applied_slot == 2
     assert not node.has_ready() and node.ready().empty
+
+
+def test_has_ready_reports_each_kind_of_pending_effect_alone():
+    from dynamopy.core.paxos import CatchupRequest, Commit
+
+    learner = _node("x", ("a", "b", "c"))
+    assert not learner.has_ready()
+    learner.step("a", CatchupRequest(0))  # a reply to send, nothing else
+    assert learner.has_ready()
+    rd = learner.ready()
+    assert rd.messages and not rd.committed and rd.persist is None and rd.snapshot is None
+    learner.advance(rd)
+    assert not learner.has_ready()
+    learner.step("a", Commit(((0, {"rid": 1}),), 1))  # an entry to apply, nothing else
+    assert learner.has_ready()
+    rd = learner.ready()
+    assert rd.committed == ((0, {"rid": 1}),) and not rd.messages
+    learner.advance(rd)
+    learner.step("a", CatchupReply(0, Snapshot(5, "s"), (), 5))  # a snapshot to install
+    assert learner.has_ready() and learner.ready().snapshot == Snapshot(5, "s")
+
+    acceptor = _node("a", ("a", "b", "c"), persisted=AcceptorState(B1, {0: (B1, "v")}, 0))
+    acceptor.step("b", Commit(((0, "v"),), 1))
+    acceptor.advance(acceptor.ready())
+    acceptor.compact(1, Snapshot(1, "v"))  # only the acceptor's compaction to persist
+    assert acceptor.has_ready()
+    rd = acceptor.ready()
+    assert rd.persist == AcceptorUpdate(compacted_below=1) and not rd.messages and not rd.committed
+
+
+def test_a_proposal_is_forwarded_to_the_known_leader_at_most_twice():
+    from dynamopy.core.paxos import Heartbeat, Propose
+
+    node = _node("a", ("a", "b", "c"))
+    node.step("b", Heartbeat(B2, 0))  # b leads
+    node.advance(node.ready())
+    node.step("x", Propose({"rid": 1}, 1))  # one hop so far: forward it
+    rd = node.ready()
+    assert rd.messages == (("b", Propose({"rid": 1}, 2)),)
+    node.advance(rd)
+    node.step("x", Propose({"rid": 2}, 2))  # two hops: kept here, never sent further
+    rd = node.ready()
+    assert rd.messages == ()
+    node.advance(rd)
