@@ -391,3 +391,67 @@ def test_a_proposal_is_forwarded_to_the_known_leader_at_most_twice():
     rd = node.ready()
     assert rd.messages == ()
     node.advance(rd)
+
+
+def _drain(node):
+    rd = node.ready()
+    node.advance(rd)
+    return rd.messages
+
+
+def test_values_queued_without_a_leader_go_to_the_first_leader_heard():
+    from dynamopy.core.paxos import Heartbeat, Propose
+
+    node = _node("a", ("a", "b", "c"))
+    node.propose({"rid": 1})
+    assert _drain(node) == ()  # no leader known: queued
+    node.step("b", Heartbeat(B2, 0))
+    assert ("b", Propose({"rid": 1}, 1)) in _drain(node)
+
+
+def test_an_acceptor_nacks_a_heartbeat_below_its_promise_and_acks_one_at_it():
+    from dynamopy.core.paxos import Heartbeat, HeartbeatAck, Prepare
+
+    node = _node("a", ("a", "b", "c"))
+    node.step("c", Prepare(B2, 0))
+    _drain(node)
+    node.step("b", Heartbeat(B1, 0))
+    assert _drain(node) == (("b", Nack(B1, B2)),)
+    assert node.leader is None
+    node.step("c", Heartbeat(B2, 0))
+    assert _drain(node) == (("c", HeartbeatAck(B2)),)
+    assert node.leader == "c"
+
+
+def test_a_follower_keeps_the_newest_leader_and_its_heartbeats_keep_it():
+    from dynamopy.core.paxos import Heartbeat
+
+    node = _node("x", ("a", "b", "c"), election_ticks=4, heartbeat_ticks=1)
+    node.step("b", Heartbeat(B3, 0))
+    node.step("a", Heartbeat(B1, 0))  # an older leader: ignored
+    assert node.leader == "b" and node.leader_ballot == B3
+    for _ in range(12):  # heartbeats under the same ballot keep the leader alive
+        node.tick()
+        assert node.leader == "b"
+        node.step("b", Heartbeat(B3, 0))
+        _drain(node)
+    node.step("c", Heartbeat(Ballot(3, 2), 0))  # a newer one takes over
+    assert node.leader == "c"
+    for _ in range(4):  # silent for election_ticks: forgotten
+        node.tick()
+        _drain(node)
+    assert node.leader is None
+    node.step("a", Heartbeat(B1, 0))  # with none to follow, any live leader is heard
+    assert node.leader == "a"
+
+
+def test_only_a_nack_of_the_current_ballot_ends_a_candidacy():
+    node = _node("a", ("a", "b", "c"), election_ticks=4, heartbeat_ticks=1, leader_lease=False)
+    while node.role is not Role.CANDIDATE:
+        node.tick()
+        _drain(node)
+    mine = node.ballot
+    node.step("b", Nack(Ballot(0, 0), Ballot(9, 1)))  # a stale nack of an older ballot
+    assert node.role is Role.CANDIDATE
+    node.step("b", Nack(mine, Ballot(9, 1)))
+    assert node.role is Role.FOLLOWER
