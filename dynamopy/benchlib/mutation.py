@@ -105,6 +105,13 @@ EQUIVALENT = {
        for i in (10, 11, 12, 14, 15)},
     "dynamopy.core.paxos.proposer.xǁProposerǁbecome_leader__mutmut_13":
         "one ballot proposes one value per slot: equal ballots report the same value",
+    **{f"dynamopy.core.paxos.node.xǁMetaLogNodeǁ_lost_quorum__mutmut_{i}":
+       "the grace period is redundant: the majority's promises count as acks at leader_since"
+       for i in (1, 2)},
+    "dynamopy.core.paxos.node.xǁMetaLogNodeǁ_heard_from_leader__mutmut_10":
+        "ballots are unique per proposer: a leader never hears another leader at its own ballot",
+    "dynamopy.core.paxos.node.xǁMetaLogNodeǁ_on_nack__mutmut_9":
+        "unreachable: an acceptor nacks only a ballot below its promise (promised > ballot)",
     "ring.claim.x_initial_owners__mutmut_8":
         "the not-yet-dealt mark is compared with member indexes only: -2 is as unequal as -1",
     "ring.claim.x_initial_owners__mutmut_11":

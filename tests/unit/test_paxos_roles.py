@@ -455,3 +455,80 @@ def test_only_a_nack_of_the_current_ballot_ends_a_candidacy():
     assert node.role is Role.CANDIDATE
     node.step("b", Nack(mine, Ballot(9, 1)))
     assert node.role is Role.FOLLOWER
+
+
+def _lead(node, voter="b"):
+    """Make ``node`` (an acceptor of three) leader: tick until it campaigns, then one
+    promise from ``voter`` completes its majority."""
+    while node.role is not Role.CANDIDATE:
+        node.tick()
+        _drain(node)
+    node.step(voter, Promise(node.ballot, 0, (), 0))
+    _drain(node)
+    assert node.role is Role.LEADER
+
+
+def test_a_leader_that_hears_from_no_majority_for_election_ticks_steps_down():
+    from dynamopy.core.paxos import HeartbeatAck
+
+    node = _node("a", ("a", "b", "c"), election_ticks=4, heartbeat_ticks=1, leader_lease=False)
+    _lead(node)
+    for _ in range(12):  # b acks every heartbeat: a majority with a itself
+        node.tick()
+        node.step("b", HeartbeatAck(node.ballot))
+        _drain(node)
+        assert node.role is Role.LEADER
+    for tick in range(1, 12):  # only acks of another ballot: they do not count
+        node.tick()
+        node.step("c", HeartbeatAck(Ballot(0, 2)))
+        _drain(node)
+        if node.role is not Role.LEADER:
+            break
+    assert node.role is Role.FOLLOWER and tick == 5  # acks older than election_ticks
+
+
+def test_a_new_leader_keeps_its_lead_for_election_ticks_before_counting_acks():
+    node = _node("a", ("a", "b", "c"), election_ticks=4, heartbeat_ticks=1, leader_lease=False)
+    _lead(node)
+    for tick in range(1, 12):  # nobody acks, but b's promise counts as contact
+        node.tick()
+        _drain(node)
+        if node.role is not Role.LEADER:
+            break
+    assert tick == 5
+
+
+def test_an_acceptor_forgets_accepted_values_below_an_installed_snapshot():
+    from dynamopy.core.paxos import Accept, CatchupRequest
+
+    node = _node("a", ("a", "b", "c"))
+    node.step("b", Accept(B2, ((0, "x"), (1, "y"), (2, "z"))))
+    _drain(node)
+    node.step("c", CatchupReply(0, Snapshot(2, "xy"), ((2, "z"),), 5))
+    rd = node.ready()
+    assert rd.snapshot == Snapshot(2, "xy") and rd.persist.compacted_below == 2
+    node.advance(rd)
+    assert node.acceptor_state().accepted == {2: (B2, "z")}
+    # slots 3 and 4 are still missing: keep pulling from the peer that just helped
+    assert ("c", CatchupRequest(3)) in rd.messages
+
+
+def test_with_five_acceptors_one_ack_is_not_a_majority():
+    from dynamopy.core.paxos import HeartbeatAck
+
+    node = _node("a", ("a", "b", "c", "d", "e"), election_ticks=4, heartbeat_ticks=1,
+                 leader_lease=False)
+    while node.role is not Role.CANDIDATE:
+        node.tick()
+        _drain(node)
+    node.step("b", Promise(node.ballot, 0, (), 0))
+    node.step("c", Promise(node.ballot, 0, (), 0))
+    _drain(node)
+    assert node.role is Role.LEADER
+    for tick in range(1, 12):  # only b keeps acking: a and b are 2 of 5
+        node.tick()
+        node.step("b", HeartbeatAck(node.ballot))
+        _drain(node)
+        if node.role is not Role.LEADER:
+            break
+    assert node.role is Role.FOLLOWER and tick == 5
