@@ -112,6 +112,14 @@ EQUIVALENT = {
         "ballots are unique per proposer: a leader never hears another leader at its own ballot",
     "dynamopy.core.paxos.node.xǁMetaLogNodeǁ_on_nack__mutmut_9":
         "unreachable: an acceptor nacks only a ballot below its promise (promised > ballot)",
+    "dynamopy.core.paxos.node.xǁMetaLogNodeǁ_note_round__mutmut_1":
+        "raising the highest round seen to an equal value changes nothing",
+    "dynamopy.core.paxos.node.xǁMetaLogNodeǁ_start_election__mutmut_2":
+        "the assert only informs mypy: elections run only on acceptors (proposer and acceptor)",
+    **{f"dynamopy.core.paxos.node.xǁMetaLogNodeǁ_start_election__mutmut_{i}":
+       "unreachable: a leader never starts an election (tick runs it for followers and "
+       "candidates), and a follower's silent leader is dropped later in the same tick"
+       for i in (24, 25)},
     "ring.claim.x_initial_owners__mutmut_8":
         "the not-yet-dealt mark is compared with member indexes only: -2 is as unequal as -1",
     "ring.claim.x_initial_owners__mutmut_11":

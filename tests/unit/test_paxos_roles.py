@@ -532,3 +532,65 @@ def test_with_five_acceptors_one_ack_is_not_a_majority():
         if node.role is not Role.LEADER:
             break
     assert node.role is Role.FOLLOWER and tick == 5
+
+
+def test_a_learner_sends_its_proposal_to_an_acceptor_or_the_known_leader():
+    from dynamopy.core.paxos import Heartbeat, Propose
+
+    learner = _node("x", ("a", "b", "c"))
+    learner.propose({"rid": 1})
+    ((to, msg),) = _drain(learner)
+    assert to in ("a", "b", "c") and msg == Propose({"rid": 1}, 1)
+    learner.step("b", Heartbeat(B2, 0))
+    learner.propose({"rid": 2})
+    assert _drain(learner) == (("b", Propose({"rid": 2}, 1)),)
+
+
+def test_a_new_leader_proposes_new_values_above_every_slot_it_knows_and_sends_at_once():
+    from dynamopy.core.paxos import Accept, Commit
+
+    node = _node("a", ("a", "b", "c"), election_ticks=4, heartbeat_ticks=1, leader_lease=False)
+    node.step("b", Commit(((5, "x"),), 0))  # slot 5 learned out of order; 0..4 unknown
+    _drain(node)
+    while node.role is not Role.CANDIDATE:
+        node.tick()
+        _drain(node)
+    node.step("b", Promise(node.ballot, 0, (), 0))
+    fills = tuple((s, NOOP) for s in range(5))
+    assert ("b", Accept(node.ballot, fills)) in _drain(node)  # phase 2 right away
+    node.propose("new")
+    assert ("c", Accept(node.ballot, ((6, "new"),))) in _drain(node)
+
+
+def test_a_leader_beats_every_heartbeat_ticks():
+    from dynamopy.core.paxos import Heartbeat
+
+    node = _node("a", ("a", "b", "c"), election_ticks=6, heartbeat_ticks=2, leader_lease=False)
+    _lead(node)
+    from dynamopy.core.paxos import HeartbeatAck
+
+    beats = []
+    for tick in range(8):
+        node.tick()
+        node.step("b", HeartbeatAck(node.ballot))
+        msgs = _drain(node)
+        beats.append(any(isinstance(m, Heartbeat) for _, m in msgs))
+    assert beats in ([True, False] * 4, [False, True] * 4)
+
+
+def test_a_candidate_waits_election_ticks_before_trying_again():
+    node = _node("a", ("a", "b", "c"), election_ticks=4, heartbeat_ticks=1, leader_lease=False)
+    while node.role is not Role.CANDIDATE:
+        node.tick()
+        _drain(node)
+    first = node.ballot
+    for _ in range(3):  # no answers: the same candidacy, retransmitting
+        node.tick()
+        _drain(node)
+        assert node.ballot == first
+    node.step("b", Nack(first, Ballot(5, 1)))  # stepped down: waits again
+    assert node.role is Role.FOLLOWER
+    for _ in range(3):
+        node.tick()
+        _drain(node)
+        assert node.role is Role.FOLLOWER
