@@ -594,3 +594,25 @@ def test_a_candidate_waits_election_ticks_before_trying_again():
         node.tick()
         _drain(node)
         assert node.role is Role.FOLLOWER
+
+
+def test_none_is_refused_as_a_proposal():
+    with pytest.raises(ValueError, match=r"^None is reserved for NOOP$"):
+        _node().propose(None)
+
+
+def test_a_candidate_resends_prepare_every_heartbeat_ticks_to_those_that_have_not_promised():
+    from dynamopy.core.paxos import Prepare
+
+    node = _node("a", ("a", "b", "c", "d", "e"), election_ticks=6, heartbeat_ticks=2,
+                 leader_lease=False)
+    while node.role is not Role.CANDIDATE:
+        node.tick()
+        _drain(node)
+    node.step("b", Promise(node.ballot, 0, (), 0))
+    _drain(node)
+    sent = []
+    for _ in range(4):
+        node.tick()
+        sent.append(sorted(to for to, m in _drain(node) if isinstance(m, Prepare)))
+    assert sent in ([[], ["c", "d", "e"]] * 2, [["c", "d", "e"], []] * 2)
