@@ -88,22 +88,28 @@ async def ensure_member(node: "Node") -> None:
             log.info("%s is not among the seeds %s: joining through them", node.id, seeds)
             await _join(node, http, seeds)
             return
-        # Sorted: every acceptor must see the same tuple (a ballot's member number is an
-        # index into it), whatever order each node was given --seeds in.
-        await node.metalog.adopt_acceptors(sorted(i["id"] for i in identities),
-                                           {i["id"]: i["peer"] for i in identities})
-        entry = bootstrap_entry(identities, settings)
-        while not node.state.bootstrapped and not node.stopping:
-            if node.metalog.is_leader:
-                try:
-                    # A fixed request id: should two seeds both get it committed (a leader
-                    # change mid-proposal), the second applies as a no-op.
-                    await node.metalog.propose(entry, rid="bootstrap")
-                    log.info("bootstrapped %s at epoch %d", [i["id"] for i in identities],
-                             node.state.epoch)
-                except MembershipError as e:
-                    log.info("bootstrap proposal: %s", e.detail)
-            await node.clock.sleep(RETRY_S)
+        await bootstrap_seeds(node, identities, settings)
+
+
+async def bootstrap_seeds(node: "Node", identities: list[dict], settings: Settings) -> None:
+    """As one of the seeds ``identities`` (id, url, peer each): adopt them as the metadata
+    group and, whenever this node leads it, propose the bootstrap entry until it is applied."""
+    # Sorted: every acceptor must see the same tuple (a ballot's member number is an
+    # index into it), whatever order each node was given --seeds in.
+    await node.metalog.adopt_acceptors(sorted(i["id"] for i in identities),
+                                       {i["id"]: i["peer"] for i in identities})
+    entry = bootstrap_entry(identities, settings)
+    while not node.state.bootstrapped and not node.stopping:
+        if node.metalog.is_leader:
+            try:
+                # A fixed request id: should two seeds both get it committed (a leader
+                # change mid-proposal), the second applies as a no-op.
+                await node.metalog.propose(entry, rid="bootstrap")
+                log.info("bootstrapped %s at epoch %d", [i["id"] for i in identities],
+                         node.state.epoch)
+            except MembershipError as e:
+                log.info("bootstrap proposal: %s", e.detail)
+        await node.clock.sleep(RETRY_S)
 
 
 async def _identities(node: "Node", http: httpx.AsyncClient,

@@ -28,17 +28,26 @@ and writes need no metadata majority.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Callable
 
 if TYPE_CHECKING:  # pragma: no cover
-    from dynamopy.node.runtime import Node
+    from dynamopy.core.membership import ClusterState
+    from dynamopy.node.clock import Clock
 
 POLL_S = 0.02
 
 
 class CatchUp:
-    def __init__(self, node: "Node"):
-        self.node = node
+    """Built from what it uses: this node's id, the current membership state (a getter),
+    ``is_up(member)`` (the failure detector), the clock, ``known_chosen_below()`` (the commit
+    index the metadata log's peers announced; 0 before the log runs) and ``poke()`` (wake
+    the metadata log to ask for what is missing)."""
+
+    def __init__(self, *, me: str, state: Callable[[], "ClusterState"],
+                 is_up: Callable[[str], bool], clock: "Clock",
+                 known_chosen_below: Callable[[], int], poke: Callable[[], None]):
+        self.me, self.state, self.is_up, self.clock = me, state, is_up, clock
+        self.known_chosen_below, self.poke = known_chosen_below, poke
         self.peer_epoch = 0                 # highest epoch a peer reported since start
         self._reported: set[str] = set()    # peers that reported their epoch since start
         self._round_done = False            # the start-up round (rule 1), latched
@@ -51,7 +60,7 @@ class CatchUp:
         207 from a client id that is no member) would otherwise raise the target for good
         and keep this node unready forever."""
         if (type(epoch) is not int or epoch < 0
-                or self.node.state.member(peer_id) is None):
+                or self.state().member(peer_id) is None):
             return False
         self._reported.add(peer_id)
         if epoch > self.peer_epoch:
@@ -60,46 +69,43 @@ class CatchUp:
 
     def target_epoch(self) -> int:
         """The epoch this node must have applied to be caught up."""
-        paxos = self.node.metalog.paxos
-        known = paxos.known_chosen_below if paxos is not None else 0
-        return max(self.peer_epoch, known)
+        return max(self.peer_epoch, self.known_chosen_below())
 
     def start_round_done(self) -> bool:
         if not self._round_done:
-            state, detector, me = self.node.state, self.node.detector, self.node.id
+            state, me = self.state(), self.me
             heard = {me} | self._reported
             self._round_done = (
                 state.bootstrapped
-                and all(m in heard or not detector.is_up(m) for m in state.members)
+                and all(m in heard or not self.is_up(m) for m in state.members)
                 and sum(1 for a in state.acceptors if a in heard) > len(state.acceptors) // 2)
         return self._round_done
 
     @property
     def caught_up(self) -> bool:
-        return self.start_round_done() and self.node.state.epoch >= self.target_epoch()
+        return self.start_round_done() and self.state().epoch >= self.target_epoch()
 
     def lag(self) -> str:
         """Why this node is not caught up, for error details and logs."""
         if not self.start_round_done():
-            state, me = self.node.state, self.node.id
+            state, me = self.state(), self.me
             waiting = sorted(m for m in state.members if m != me and m not in self._reported
-                             and self.node.detector.is_up(m))
+                             and self.is_up(m))
             if waiting:
                 return f"waiting for the epochs of {', '.join(waiting)}"
             return (f"no majority of the metadata group {list(state.acceptors)} reported "
                     "its epoch")
-        return (f"at epoch {self.node.state.epoch}, its peers report epoch "
+        return (f"at epoch {self.state().epoch}, its peers report epoch "
                 f"{self.target_epoch()}")
 
     async def wait(self, timeout_s: float) -> bool:
         """Wait until caught up; False on timeout."""
-        node = self.node
         if self.caught_up:
             return True
-        deadline = node.clock.monotonic() + timeout_s
-        node.metalog.poke()
+        deadline = self.clock.monotonic() + timeout_s
+        self.poke()
         while not self.caught_up:
-            if node.clock.monotonic() >= deadline:
+            if self.clock.monotonic() >= deadline:
                 return False
-            await node.clock.sleep(POLL_S)
+            await self.clock.sleep(POLL_S)
         return True

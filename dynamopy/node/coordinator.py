@@ -21,11 +21,19 @@ from dynamopy.core.records import Record
 from dynamopy.core.versions import physical_ms
 from dynamopy.node.errors import (BadRequest, QuorumUnavailable, StaleEpochError, StaleSession,
                                   stale_epoch_of)
+from dynamopy.node.fanout import FanOut
 from dynamopy.node.replica import NOT_CAUGHT_UP, STALE_EPOCH
 from dynamopy.peer import PeerError, RemoteError
 
 if TYPE_CHECKING:  # pragma: no cover
-    from dynamopy.node.runtime import Node
+    from dynamopy.config import NodeConfig
+    from dynamopy.core.membership import ClusterState
+    from dynamopy.node.clock import Clock
+    from dynamopy.node.detector import FailureDetector
+    from dynamopy.node.hints import HintManager
+    from dynamopy.node.metrics import Metrics
+    from dynamopy.node.replica import Replica
+    from dynamopy.node.version_clock import VersionClock
 
 log = logging.getLogger(__name__)
 
@@ -37,13 +45,31 @@ DEFAULT_MAX_CLOCK_OFFSET_MS = 500  # the token bound when --max-clock-offset-ms 
 
 
 class Coordinator:
-    def __init__(self, node: "Node"):
-        self.node = node
+    """Quorum reads and writes, built from what they use: this node's id and config, the
+    current membership state (a getter), the clock, metrics, the failure detector (who is up,
+    is this node's clock fit to stamp), the local replica and hint store, a peer caller
+    (``call_peer(member, method, payload)``), the version source (``versions.next``) and
+    ``observe_version``, and the node's readiness gates (``serving_state``,
+    ``require_ready``, ``wait_for_epoch``)."""
+
+    def __init__(self, *, me: str, config: "NodeConfig", state: Callable[[], "ClusterState"],
+                 clock: "Clock", metrics: "Metrics", detector: "FailureDetector",
+                 replica: "Replica", hints: "HintManager", call_peer: Callable[..., Awaitable],
+                 versions: "VersionClock", observe_version: Callable[[int], None],
+                 serving_state: Callable[[], Awaitable["ClusterState"]],
+                 require_ready: Callable[[], "ClusterState"],
+                 wait_for_epoch: Callable[[int], Awaitable[bool]]):
+        self.id, self.config, self.state, self.clock = me, config, state, clock
+        self.metrics, self.detector, self.replica, self.hints = metrics, detector, replica, hints
+        self.call_peer, self.versions, self.observe_version = call_peer, versions, observe_version
+        self.serving_state, self.require_ready = serving_state, require_ready
+        self.wait_for_epoch = wait_for_epoch
         self._background: set[asyncio.Task] = set()
 
     # ---- public ---------------------------------------------------------------------
     async def write(self, key: bytes, *, value: bytes, content_type: str, deleted: bool,
-                    w: int, sloppy: bool = True, after: int = 0) -> tuple[int, int]:
+                    w: int, sloppy: bool = True, after: int = 0,
+                    caught_up: bool = False) -> tuple[int, int]:
         """Store a new version on W replicas; return (version, counting acks so far).
 
         The version is above ``after`` (a client's session token) and above everything this
@@ -52,10 +78,12 @@ class Coordinator:
         most ``MAX_RESTAMPS`` times; no extra round trip while versions arrive in order).
         If a replica answers that this node's ring is out of date (``stale_epoch``), the
         coordinator catches up with the metadata log and retries once with the new ring.
+        ``caught_up``: the caller has just awaited ``node.serving_state()`` itself.
         """
-        node = self.node
-        await node.serving_state()  # never plan on a ring older than the peers' (or count
-        # this node's copy of a key it no longer replicates): catch up first
+        node = self
+        if not caught_up:
+            await node.serving_state()  # never plan on a ring older than the peers' (or
+            # count this node's copy of a key it no longer replicates): catch up first
         node.detector.check_clock()
         if after:
             self._check_token(after)
@@ -109,11 +137,14 @@ class Coordinator:
             f"the write within {node.config.request_timeout_s}s{newer}; it may still be stored "
             "on some replicas", acks=len(rnd.acked), required=required)
 
-    async def read(self, key: bytes, *, r: int, sloppy: bool = True) -> Optional[Record]:
-        """The newest record among R replies (``None`` if none of them has the key)."""
-        node = self.node
+    async def read(self, key: bytes, *, r: int, sloppy: bool = True,
+                   caught_up: bool = False) -> Optional[Record]:
+        """The newest record among R replies (``None`` if none of them has the key).
+        ``caught_up``: the caller has just awaited ``node.serving_state()`` itself."""
+        node = self
         for attempt in (0, 1):
-            state = await node.serving_state()
+            state = (node.require_ready() if caught_up and attempt == 0
+                     else await node.serving_state())
             token = state.ring.token(key)
             # Every reachable home replica before any fallback (this node first when it is
             # one: a local read is free); the first R are asked, the rest are backups.
@@ -127,7 +158,7 @@ class Coordinator:
 
             def on_ok(t: Target, rec: Optional[Record], rnd=rnd) -> Outcome:
                 if rec is not None:
-                    node.hlc.observe(rec.version)
+                    node.observe_version(rec.version)
                 return rnd.reply(t.node, rec)
 
             def local(t: Target, state=state, stale=stale) -> Optional[Record]:
@@ -149,7 +180,11 @@ class Coordinator:
                                           and rec is None)
             if rnd.outcome is Outcome.SUCCEEDED:
                 home = {t.node for t in targets if t.hint_for is None}
-                self._spawn(self._repair_after(rnd, pending, home, state.epoch, token, key))
+                # Usually every call has answered and none was stale: nothing to repair,
+                # so no background task for it.
+                if (any(not task.done() for task in pending)
+                        or any(n in home for n in rnd.stale())):
+                    self._spawn(self._repair_after(rnd, pending, home, state.epoch, token, key))
                 return rnd.newest()
             await asyncio.wait(pending, timeout=node.config.request_timeout_s + 0.5)
             if rnd.outcome is Outcome.SUCCEEDED:
@@ -169,8 +204,8 @@ class Coordinator:
         hybrid one: a token accepted earlier has moved the hybrid clock, and comparing with it
         would let a chain of tokens ratchet every version ahead without bound. The bound
         holds with the skew check turned off too (its default offset is used then)."""
-        limit_ms = self.node.config.max_clock_offset_ms or DEFAULT_MAX_CLOCK_OFFSET_MS
-        ahead_ms = physical_ms(after) - self.node.clock.wall_ms()
+        limit_ms = self.config.max_clock_offset_ms or DEFAULT_MAX_CLOCK_OFFSET_MS
+        ahead_ms = physical_ms(after) - self.clock.wall_ms()
         if ahead_ms > limit_ms + TOKEN_SLACK_MS:
             raise BadRequest(f"X-Dynamopy-After={after} is {ahead_ms / 1000:.1f} s ahead of this "
                              "node's clock: not a version this cluster issued")
@@ -184,7 +219,7 @@ class Coordinator:
         rec = await self.read(key, r=r, sloppy=sloppy)
         if after <= 0 or (rec is not None and rec.version >= after):
             return rec
-        n = self.node.state.settings.n
+        n = self.state().settings.n
         newest = rec.version if rec is not None else 0
         for wider in range(n, r, -1):
             try:
@@ -203,7 +238,7 @@ class Coordinator:
     def _targets(self, state, token: int, sloppy: bool, *, for_write: bool) -> list[Target]:
         """Home replicas when all are up (the common, cheap case); else the sloppy plan over
         the ring walk. Writes also go to members gaining the key in a change in progress."""
-        node, n = self.node, state.settings.n
+        node, n = self, state.settings.n
         placed = replicas(state, token)
         pref = placed.current
         extra = placed.gaining if for_write else ()
@@ -230,68 +265,15 @@ class Coordinator:
         An answer that ``fruitless(target, value)`` says did not advance the round (a
         fallback's empty hint lookup) starts the next target too.
         """
-        loop = asyncio.get_running_loop()
-        decided = loop.create_future()
-        tasks: list[asyncio.Task] = []
-        queue = list(targets)
-
-        def launch_next() -> None:
-            if not queue:
-                return
-            t = queue.pop(0)
-            if local_sync is not None and t.node == self.node.id:
-                # A local read needs no task: answer it in this step.
-                try:
-                    value, exc = local_sync(t), None
-                except Exception as e:  # noqa: BLE001 - reported like a remote failure
-                    value, exc = None, e
-                settle_result(t, exc, value)
-                return
-            task = loop.create_task(call(t))
-            task.add_done_callback(lambda task, t=t: settle(task, t))
-            tasks.append(task)
-            self._background.add(task)
-            task.add_done_callback(self._background.discard)
-
-        def settle(task: asyncio.Task, t: Target) -> None:
-            exc = task.exception() if not task.cancelled() else asyncio.CancelledError()
-            settle_result(t, exc, None if exc is not None else task.result())
-
-        def settle_result(t: Target, exc, value) -> None:
-            if exc is None:
-                result = on_ok(t, value)
-                if result is Outcome.PENDING and fruitless is not None and fruitless(t, value):
-                    launch_next()
-            else:
-                if not isinstance(exc, (PeerError, asyncio.TimeoutError, asyncio.CancelledError)):
-                    log.warning("replica call to %s failed: %r", t.node, exc)
-                result = on_fail(t)
-                if result is Outcome.PENDING:
-                    launch_next()
-            if result is not Outcome.PENDING and not decided.done():
-                decided.set_result(None)
-
-        for _ in range(len(targets) if initial is None else initial):
-            launch_next()
-        budget = self.node.config.request_timeout_s + 0.5
-        if queue and outcome() is Outcome.PENDING:
-            try:
-                await asyncio.wait_for(asyncio.shield(decided), SPECULATE_S)
-            except asyncio.TimeoutError:
-                while queue:
-                    launch_next()
-            budget -= SPECULATE_S
-        if outcome() is Outcome.PENDING:
-            try:
-                await asyncio.wait_for(asyncio.shield(decided), max(0.0, budget))
-            except asyncio.TimeoutError:
-                pass
-        return tasks
+        fan = FanOut(targets, call, on_ok=on_ok, on_fail=on_fail, outcome=outcome,
+                     local_id=self.id, background=self._background,
+                     local_sync=local_sync, fruitless=fruitless)
+        return await fan.run(initial, SPECULATE_S, self.config.request_timeout_s + 0.5)
 
     async def _put_one(self, t: Target, epoch: int, token: int, key: bytes,
                        record: Record, wire: list, hint_on_failure: bool = True,
                        stale: Optional[list] = None) -> int:
-        node = self.node
+        node = self
         if t.node == node.id:
             if t.hint_for is None:
                 # The same check a remote replica makes: this node may have learned of a
@@ -315,18 +297,18 @@ class Coordinator:
                 # member no longer replicates the key by then.
                 self._spawn(self._keep_hint(t.node, token, key, record))
             raise
-        node.hlc.observe(stored)
+        node.observe_version(stored)
         return stored
 
     async def _keep_hint(self, member: str, token: int, key: bytes, record: Record) -> None:
         try:
-            await self.node.hints.store(member, token, key, record)
+            await self.hints.store(member, token, key, record)
         except PeerError:
             pass  # refused by the hint window or cap: counted as dropped there
 
     async def _get_one(self, t: Target, epoch: int, token: int, key: bytes,
                        stale: Optional[list] = None) -> Optional[Record]:
-        node = self.node
+        node = self
         if t.node == node.id:
             return node.replica.get(token, key, t.hint_for)
         payload = [epoch, token, key] if t.hint_for is None else [epoch, token, key, t.hint_for]
@@ -356,7 +338,7 @@ class Coordinator:
             try:
                 await self._put_one(Target(node_id), epoch, token, key, best, wire,
                                     hint_on_failure=False)
-                self.node.metrics.read_repairs.inc()
+                self.metrics.read_repairs.inc()
             except (PeerError, asyncio.TimeoutError):
                 pass
 

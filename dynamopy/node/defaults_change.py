@@ -25,14 +25,14 @@ Rules:
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
-from typing import TYPE_CHECKING, Any, Iterator
+from typing import TYPE_CHECKING, Any, Awaitable, Callable
 
 from dynamopy.peer import PeerError
 
 if TYPE_CHECKING:  # pragma: no cover
-    from dynamopy.node.runtime import Node
+    from dynamopy.core.membership import ClusterState
+    from dynamopy.node.clock import Clock
 
 log = logging.getLogger(__name__)
 
@@ -40,26 +40,25 @@ POLL_S = 0.1
 
 
 class DefaultsChange:
-    def __init__(self, node: "Node"):
-        self.node = node
+    """Built from what it uses: this node's id, the current membership state (a getter),
+    the clock, a peer caller, ``is_leader()`` (of the metadata group) and ``propose``."""
+
+    def __init__(self, *, me: str, state: Callable[[], "ClusterState"], clock: "Clock",
+                 call_peer: Callable[..., Awaitable[Any]], is_leader: Callable[[], bool],
+                 propose: Callable[[dict], Awaitable[int]]):
+        self.me, self.state, self.clock, self.call_peer = me, state, clock, call_peer
+        self.is_leader, self.propose = is_leader, propose
         self._inflight: dict[int, int] = {}  # planning epoch -> requests still running
 
-    @contextlib.contextmanager
-    def track(self, epoch: int) -> Iterator[None]:
-        """Count one request planned with the defaults of ``epoch`` while it runs."""
-        self._inflight[epoch] = self._inflight.get(epoch, 0) + 1
-        try:
-            yield
-        finally:
-            left = self._inflight[epoch] - 1
-            if left:
-                self._inflight[epoch] = left
-            else:
-                del self._inflight[epoch]
+    def track(self, epoch: int) -> "_Tracked":
+        """``with track(epoch):`` counts one request planned with the defaults of ``epoch``
+        while it runs (a plain object, not a generator context manager: it runs for every
+        client request)."""
+        return _Tracked(self._inflight, epoch)
 
     def drained_epoch(self) -> int:
         """No request planned before this epoch is still running here."""
-        epoch = self.node.state.epoch
+        epoch = self.state().epoch
         return min(epoch, min(self._inflight)) if self._inflight else epoch
 
     def rpc_status(self, payload: Any, peer_id: str) -> Any:
@@ -68,27 +67,44 @@ class DefaultsChange:
     async def run(self) -> None:
         """The leader's loop: finish a settling change of the defaults once every member is
         past it."""
-        node = self.node
         while True:
-            await asyncio.sleep(POLL_S)
-            state = node.state
-            if state.rw_in_effect is None or not node.metalog.is_leader:
+            await self.clock.sleep(POLL_S)
+            state = self.state()
+            if state.rw_in_effect is None or not self.is_leader():
                 continue
             epoch = state.config_epoch
             drained = await asyncio.gather(*(self._drained(m, epoch) for m in state.members))
-            if not all(drained) or node.state.config_epoch != epoch:
+            if not all(drained) or self.state().config_epoch != epoch:
                 continue
             try:
-                await node.propose({"op": "finish_config", "change_epoch": epoch})
+                await self.propose({"op": "finish_config", "change_epoch": epoch})
                 log.info("change of the R/W defaults at epoch %d settled", epoch)
             except Exception as e:  # superseded, lost leadership, no majority: look again
                 log.info("finish_config for epoch %d: %r", epoch, e)
 
     async def _drained(self, member: str, epoch: int) -> bool:
-        if member == self.node.id:
+        if member == self.me:
             return self.drained_epoch() >= epoch
         try:
-            got = await self.node.call_peer(member, "defaults_drained", [], timeout_s=1.0)
+            got = await self.call_peer(member, "defaults_drained", [], timeout_s=1.0)
         except (PeerError, asyncio.TimeoutError):
             return False
         return isinstance(got, int) and got >= epoch
+
+
+class _Tracked:
+    __slots__ = ("inflight", "epoch")
+
+    def __init__(self, inflight: dict, epoch: int) -> None:
+        self.inflight, self.epoch = inflight, epoch
+
+    def __enter__(self) -> None:
+        self.inflight[self.epoch] = self.inflight.get(self.epoch, 0) + 1
+
+    def __exit__(self, *exc) -> bool:
+        left = self.inflight[self.epoch] - 1
+        if left:
+            self.inflight[self.epoch] = left
+        else:
+            del self.inflight[self.epoch]
+        return False

@@ -11,14 +11,16 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import TYPE_CHECKING, Optional
+from typing import TYPE_CHECKING, Any, Awaitable, Callable, Optional
 
 from dynamopy.core.clock_offsets import PeerOffsets, SkewVerdict
 from dynamopy.core.failure import PeerHealth
 from dynamopy.node.errors import ClockSkew, NotReady
 
 if TYPE_CHECKING:  # pragma: no cover
-    from dynamopy.node.runtime import Node
+    from dynamopy.core.membership import ClusterState
+    from dynamopy.node.clock import Clock
+    from dynamopy.node.metrics import Metrics
 
 log = logging.getLogger(__name__)
 
@@ -27,8 +29,18 @@ PING_TIMEOUT_S = 0.5
 
 
 class FailureDetector:
-    def __init__(self, node: "Node"):
-        self.node = node
+    """Built from what it uses: this node's id, the current membership state (a getter), the
+    clock, metrics, a peer caller (``call_peer(member, method, payload, timeout_s)``), where
+    peers' epochs go (``note_epoch``), the clock-offset bound, and ``on_alive(member)``, told
+    when a member comes back (hint delivery wakes on it)."""
+
+    def __init__(self, *, me: str, state: Callable[[], "ClusterState"], clock: "Clock",
+                 metrics: "Metrics", call_peer: Callable[..., Awaitable[Any]],
+                 note_epoch: Callable[[int, str], None], max_clock_offset_ms: int,
+                 on_alive: Callable[[str], None]):
+        self.me, self.state, self.clock, self.metrics = me, state, clock, metrics
+        self.call_peer, self.note_epoch, self.on_alive = call_peer, note_epoch, on_alive
+        self.max_clock_offset_ms = max_clock_offset_ms
         self.health: dict[str, PeerHealth] = {}
         self.offsets = PeerOffsets()
         self.skew: Optional[SkewVerdict] = None   # None until the first round is judged
@@ -40,60 +52,61 @@ class FailureDetector:
             h = self.health[member_id] = PeerHealth()
         return h
 
-    def members_changed(self) -> None:
+    def on_state_change(self, old, new) -> None:
+        """Forget the health and clock samples of members that are gone."""
         for mid in list(self.health):
-            if self.node.state.member(mid) is None:
+            if new.member(mid) is None:
                 del self.health[mid]
-        self.offsets.forget(self.node.state.members)
+        self.offsets.forget(new.members)
 
     def is_up(self, member_id: str) -> bool:
-        if member_id == self.node.id:
+        if member_id == self.me:
             return True
         h = self.health.get(member_id)
-        return True if h is None else h.is_up(self.node.clock.monotonic())
+        return True if h is None else h.is_up(self.clock.monotonic())
 
     def down_for(self, member_id: str) -> float:
         h = self.health.get(member_id)
-        return 0.0 if h is None else h.down_for(self.node.clock.monotonic())
+        return 0.0 if h is None else h.down_for(self.clock.monotonic())
 
     def report_success(self, member_id: str) -> None:
         was_up = self.is_up(member_id)
-        self._get(member_id).success(self.node.clock.monotonic())
+        self._get(member_id).success(self.clock.monotonic())
         if not was_up:
             log.info("peer %s is alive", member_id)
-            self.node.metrics.peer_alive.labels(member_id).set(1)
-            self.node.hints.wake()
+            self.metrics.peer_alive.labels(member_id).set(1)
+            self.on_alive(member_id)
 
     def report_failure(self, member_id: str) -> None:
         was_up = self.is_up(member_id)
-        self._get(member_id).failure(self.node.clock.monotonic())
+        self._get(member_id).failure(self.clock.monotonic())
         if was_up and not self.is_up(member_id):
             log.info("peer %s is down", member_id)
-            self.node.metrics.peer_alive.labels(member_id).set(0)
+            self.metrics.peer_alive.labels(member_id).set(0)
 
     def view(self) -> dict[str, bool]:
-        return {mid: self.is_up(mid) for mid in self.node.state.members}
+        return {mid: self.is_up(mid) for mid in self.state().members}
 
     async def run(self) -> None:
         while True:
-            await self.node.clock.sleep(PING_INTERVAL_S)
-            others = [m for m in self.node.state.members if m != self.node.id]
+            await self.clock.sleep(PING_INTERVAL_S)
+            others = [m for m in self.state().members if m != self.me]
             if others:
                 await asyncio.gather(*(self._ping(m) for m in others), return_exceptions=True)
             for mid in others:
-                self.node.metrics.peer_alive.labels(mid).set(1 if self.is_up(mid) else 0)
+                self.metrics.peer_alive.labels(mid).set(1 if self.is_up(mid) else 0)
             self._judge_clock(others)
 
     async def _ping(self, member_id: str) -> None:
-        clock = self.node.clock
+        clock = self.clock
         sent_ms = clock.wall_ms()
         try:
-            reply = await self.node.call_peer(member_id, "ping", {"epoch": self.node.state.epoch},
-                                              timeout_s=PING_TIMEOUT_S)
+            reply = await self.call_peer(member_id, "ping", {"epoch": self.state().epoch},
+                                         timeout_s=PING_TIMEOUT_S)
         except Exception:
             return  # call_peer already reported the failure
         received_ms = clock.wall_ms()
-        self.node.note_epoch(reply.get("epoch", 0), member_id)
+        self.note_epoch(reply.get("epoch", 0), member_id)
         peer_ms = reply.get("wall_ms")
         if isinstance(peer_ms, int):
             self.offsets.sample(member_id, sent_ms, peer_ms, received_ms, clock.monotonic())
@@ -101,25 +114,24 @@ class FailureDetector:
     # ---- clock offsets ------------------------------------------------------------------
     def offset_ms(self, member_id: str) -> Optional[float]:
         """The estimated offset of ``member_id``'s clock from ours (None: not measured)."""
-        if member_id == self.node.id:
+        if member_id == self.me:
             return 0.0
-        e = self.offsets.estimate(member_id, self.node.clock.monotonic())
+        e = self.offsets.estimate(member_id, self.clock.monotonic())
         return None if e is None else round(e.offset_ms, 1)
 
     def _judge_clock(self, others: list[str]) -> None:
-        node = self.node
-        max_ms = node.config.max_clock_offset_ms
-        verdict = self.offsets.verdict(others, node.clock.monotonic(), max_ms)
+        max_ms = self.max_clock_offset_ms
+        verdict = self.offsets.verdict(others, self.clock.monotonic(), max_ms)
         up = sum(1 for m in others if self.is_up(m))
         self.clock_checked = up == 0 or verdict.measured * 2 > up
         was = self.skew.skewed if self.skew is not None else False
         self.skew = verdict
-        node.metrics.clock_offset.set(verdict.offset_ms)
-        node.metrics.clock_skewed.set(1 if verdict.skewed else 0)
+        self.metrics.clock_offset.set(verdict.offset_ms)
+        self.metrics.clock_skewed.set(1 if verdict.skewed else 0)
         for mid in others:
             off = self.offset_ms(mid)
             if off is not None:
-                node.metrics.peer_clock_offset.labels(mid).set(off)
+                self.metrics.peer_clock_offset.labels(mid).set(off)
         if verdict.skewed and not was:
             log.error("CLOCK SKEW: this node's clock is %.0f ms off its peers (%d of %d peers "
                       "beyond --max-clock-offset-ms=%d): refusing writes and not ready until "
@@ -138,9 +150,9 @@ class FailureDetector:
             v = self.skew
             raise ClockSkew(
                 f"this node's clock is {v.offset_ms:.0f} ms off its peers ({v.far} of "
-                f"{v.peers} beyond the {self.node.config.max_clock_offset_ms} ms bound); it "
+                f"{v.peers} beyond the {self.max_clock_offset_ms} ms bound); it "
                 "stamps no versions until its clock is back: use another node",
-                offset_ms=round(v.offset_ms), max_clock_offset_ms=self.node.config.max_clock_offset_ms)
-        if not self.clock_checked and len(self.node.state.members) > 1:
+                offset_ms=round(v.offset_ms), max_clock_offset_ms=self.max_clock_offset_ms)
+        if not self.clock_checked and len(self.state().members) > 1:
             raise NotReady("this node has not measured its clock against its peers yet; "
                            "retry shortly")

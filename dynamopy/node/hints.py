@@ -22,16 +22,24 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Awaitable, Callable, Optional
 
 from dynamopy.core.placement import replicas
 from dynamopy.core.records import Record, record_wire_bytes
 from dynamopy.core.versions import decompose
+from dynamopy.node.clock import wait_set
 from dynamopy.node.errors import stale_epoch_of
 from dynamopy.peer import PeerError, PeerUnavailable, RemoteError
 
 if TYPE_CHECKING:  # pragma: no cover
-    from dynamopy.node.runtime import Node
+    from dynamopy.core.membership import ClusterState
+    from dynamopy.node.clock import Clock
+    from dynamopy.node.detector import FailureDetector
+    from dynamopy.node.metrics import Metrics
+    from dynamopy.node.replica import Replica
+    from dynamopy.storage import GroupCommitter, Storage
+
+CallPeer = Callable[..., Awaitable[Any]]  # (member_id, method, payload, timeout_s=None)
 
 log = logging.getLogger(__name__)
 
@@ -47,43 +55,50 @@ class HintRefused(RemoteError):
 
 
 class HintManager:
-    def __init__(self, node: "Node"):
-        self.node = node
+    """Hints on this node, built from what it uses: its id, the current membership state (a
+    getter), the store and group committer, the clock, metrics, the failure detector (who is
+    up, for how long down), a peer caller (``call_peer(member, method, payload, timeout_s)``),
+    the epoch reports of peers (``note_epoch``), whether the node is stopping, the node's
+    version clock (``observe_version``), and the local replica (set once both exist: each uses the other)."""
+
+    def __init__(self, *, me: str, state: Callable[[], "ClusterState"], store: "Storage",
+                 committer: "GroupCommitter", clock: "Clock", metrics: "Metrics",
+                 detector: "FailureDetector", call_peer: CallPeer,
+                 note_epoch: Callable[[int, str], None], stopping: Callable[[], bool],
+                 observe_version: Callable[[int], None], replica: Optional["Replica"] = None):
+        self.me, self.state, self.storage, self.committer = me, state, store, committer
+        self.clock, self.metrics, self.detector = clock, metrics, detector
+        self.call_peer, self.note_epoch, self.stopping = call_peer, note_epoch, stopping
+        self.observe_version, self.replica = observe_version, replica
         self._wake = asyncio.Event()
         self._backoff: dict[str, float] = {}
         self._retry_at: dict[str, float] = {}
 
     def pending_by_target(self) -> dict[str, int]:
-        if self.node.store is None:
-            return {}
-        return {t: c for t, (c, _b) in self.node.store.hint_stats().items() if c}
+        return {t: c for t, (c, _b) in self.storage.hint_stats().items() if c}
 
     def wake(self) -> None:
         self._wake.set()
 
     async def store(self, target: str, token: int, key: bytes, record: Record) -> None:
-        node = self.node
-        settings = node.state.settings
-        if node.detector.down_for(target) > settings.hint_window_s:
-            node.metrics.hints_dropped.labels(target, "window").inc()
+        settings = self.state().settings
+        if self.detector.down_for(target) > settings.hint_window_s:
+            self.metrics.hints_dropped.labels(target, "window").inc()
             raise HintRefused(f"{target} has been down longer than the hint window "
                               f"({settings.hint_window_s:.0f}s)")
-        count, size = node.store.hint_stats().get(target, (0, 0))
+        count, size = self.storage.hint_stats().get(target, (0, 0))
         if size + len(record.value) + len(key) > settings.hint_max_bytes:
-            node.metrics.hints_dropped.labels(target, "cap").inc()
+            self.metrics.hints_dropped.labels(target, "cap").inc()
             raise HintRefused(f"hint storage for {target} is at its cap "
                               f"({settings.hint_max_bytes} bytes)")
-        await node.committer.add_hint(target, token, key, record)
-        node.metrics.hints_stored.labels(target).inc()
-        node.metrics.hints_pending.labels(target).set(count + 1)
+        await self.committer.add_hint(target, token, key, record)
+        self.metrics.hints_stored.labels(target).inc()
+        self.metrics.hints_pending.labels(target).set(count + 1)
 
     # ---- delivery ---------------------------------------------------------------------
     async def run(self) -> None:
         while True:
-            try:
-                await asyncio.wait_for(self._wake.wait(), IDLE_S)
-            except asyncio.TimeoutError:
-                pass
+            await wait_set(self._wake, IDLE_S)
             self._wake.clear()
             for target in list(self.pending_by_target()):
                 try:
@@ -94,17 +109,16 @@ class HintManager:
                     log.exception("hint delivery to %s failed", target)
 
     async def _deliver(self, target: str) -> None:
-        node = self.node
-        now = node.clock.monotonic()
-        is_member = node.state.member(target) is not None
+        now = self.clock.monotonic()
+        is_member = self.state().member(target) is not None
         if now < self._retry_at.get(target, 0.0):
             return
-        if is_member and not node.detector.is_up(target):
+        if is_member and not self.detector.is_up(target):
             return
-        while not node.stopping:
-            batch = _within_bytes(node.store.hints(target, DELIVERY_BATCH), DELIVERY_BYTES)
+        while not self.stopping():
+            batch = _within_bytes(self.storage.hints(target, DELIVERY_BATCH), DELIVERY_BYTES)
             if not batch:
-                node.metrics.hints_pending.labels(target).set(0)
+                self.metrics.hints_pending.labels(target).set(0)
                 self._backoff.pop(target, None)
                 return
             # A hint whose target no longer replicates its key (it left, was removed, or the
@@ -115,9 +129,9 @@ class HintManager:
                 (owned if is_member and self._keeps(target, h[1]) else moved).append(h)
             try:
                 if owned:
-                    payload = [node.state.epoch,
+                    payload = [self.state().epoch,
                                [[tok, key, rec.to_wire()] for _hk, tok, key, rec in owned]]
-                    await node.call_peer(target, "hints", payload, timeout_s=5.0)
+                    await self.call_peer(target, "hints", payload, timeout_s=5.0)
                 for _hk, tok, key, rec in moved:
                     await self._rehome(tok, key, rec)
             except (PeerError, asyncio.TimeoutError) as e:
@@ -125,40 +139,39 @@ class HintManager:
                 if newer is not None:
                     # The target knows a newer ring (it may have dropped these ranges):
                     # catch up before the retry, which re-homes what moved.
-                    node.note_epoch(newer, target)
+                    self.note_epoch(newer, target)
                 delay = min(BACKOFF_MAX_S, self._backoff.get(target, 0.25) * 2)
                 self._backoff[target] = delay
-                self._retry_at[target] = node.clock.monotonic() + delay
+                self._retry_at[target] = self.clock.monotonic() + delay
                 log.info("hint delivery to %s failed (%r); retry in %.2fs", target, e, delay)
                 return
-            await node.committer.delete_hints([hk for hk, *_ in batch])
-            wall_ms = node.clock.wall_ms()
+            await self.committer.delete_hints([hk for hk, *_ in batch])
+            wall_ms = self.clock.wall_ms()
             for _hk, _tok, _key, rec in batch:
                 lag_s = max(0.0, (wall_ms - decompose(rec.version)[0]) / 1000.0)
-                node.metrics.hint_delivery_lag.observe(lag_s)
-            node.metrics.hints_delivered.labels(target).inc(len(batch))
-            count, _ = node.store.hint_stats().get(target, (0, 0))
-            node.metrics.hints_pending.labels(target).set(count)
+                self.metrics.hint_delivery_lag.observe(lag_s)
+            self.metrics.hints_delivered.labels(target).inc(len(batch))
+            count, _ = self.storage.hint_stats().get(target, (0, 0))
+            self.metrics.hints_pending.labels(target).set(count)
 
     def _keeps(self, member: str, token: int) -> bool:
         """``member`` replicates ``token`` after the ring change in progress (now if none)."""
-        return member in replicas(self.node.state, token).after
+        return member in replicas(self.state(), token).after
 
     async def _rehome(self, token: int, key: bytes, record: Record) -> None:
         """Write a hint's record to its key's replicas in the current ring and, during a
         change, the pending ring; at least one of each must ack (the hint was one durable
         copy; it stays one, on a node that serves it whichever way the change ends)."""
-        node = self.node
-        state = node.state
+        state = self.state()
         current, pending = replicas(state, token)
         sides = [set(current), set(pending)] if pending else [set(current)]
         acked: set[str] = set()
         for member in sorted(set().union(*sides)):
             try:
-                if member == node.id:
-                    await node.replica.put(token, key, record)
+                if member == self.me:
+                    await self.replica.put(token, key, record)
                 else:
-                    await node.call_peer(member, "put",
+                    await self.call_peer(member, "put",
                                          [state.epoch, token, key, record.to_wire(), None])
                 acked.add(member)
             except (PeerError, asyncio.TimeoutError):
@@ -173,12 +186,11 @@ class HintManager:
         member calls it before proposing its ``finish_leave``: a member that left may be
         stopped at once, and the hints it kept (each counted as one copy of an acknowledged
         write) must not go with it."""
-        node = self.node
         for target in list(self.pending_by_target()):
             self._retry_at.pop(target, None)  # the leave waits on this: no back-off
             try:
                 await self._deliver(target)
-                if node.store.hint_stats().get(target, (0, 0))[0]:
+                if self.storage.hint_stats().get(target, (0, 0))[0]:
                     await self._pass_on(target)
             except asyncio.CancelledError:
                 raise
@@ -188,27 +200,26 @@ class HintManager:
 
     async def _pass_on(self, target: str) -> None:
         """The target is down: store its hints on another live member, as hints for it."""
-        node = self.node
-        state = node.state
+        state = self.state()
         others = [m.id for m in sorted(state.members.values(), key=lambda m: m.number)
-                  if m.id not in (node.id, target) and m.state == "normal"
-                  and node.detector.is_up(m.id)]
-        while not node.stopping:
-            batch = _within_bytes(node.store.hints(target, DELIVERY_BATCH), DELIVERY_BYTES)
+                  if m.id not in (self.me, target) and m.state == "normal"
+                  and self.detector.is_up(m.id)]
+        while not self.stopping():
+            batch = _within_bytes(self.storage.hints(target, DELIVERY_BATCH), DELIVERY_BYTES)
             if not batch:
                 return
             passed = []
             for hk, tok, key, rec in batch:
                 for member in others:
                     try:
-                        await node.call_peer(member, "put", [state.epoch, tok, key,
+                        await self.call_peer(member, "put", [state.epoch, tok, key,
                                                              rec.to_wire(), target])
                     except (PeerError, asyncio.TimeoutError):
                         continue
                     passed.append(hk)
                     break
             if passed:
-                await node.committer.delete_hints(passed)
+                await self.committer.delete_hints(passed)
             if len(passed) < len(batch):
                 raise PeerUnavailable(f"no live member took the hints for {target}")
 
@@ -222,18 +233,16 @@ class HintManager:
         caught up, re-homes the hints whose range moved.
         """
         epoch, items = payload
-        node = self.node
-        node.note_epoch(epoch, peer_id)
-        await node.replica.wait_caught_up()
+        self.note_epoch(epoch, peer_id)
+        await self.replica.wait_caught_up()
         for token, _key, _wire in items:
-            node.replica.check_epoch(epoch, token)
+            self.replica.check_epoch(epoch, token)
         writes = []
         for token, key, wire in items:
             rec = Record.from_wire(wire)
-            if self.node.hlc is not None:
-                self.node.hlc.observe(rec.version)
+            self.observe_version(rec.version)
             writes.append((token, key, rec))
-        applied = await self.node.committer.submit(writes=writes)
+        applied = await self.committer.submit(writes=writes)
         return sum(1 for a in applied if a)
 
 

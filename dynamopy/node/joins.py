@@ -26,13 +26,15 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, Awaitable, Callable
 
 from dynamopy.core.membership import InvalidEntry, validate
 from dynamopy.node.errors import MembershipError
 from dynamopy.peer import AuthError, PeerError
 
 if TYPE_CHECKING:  # pragma: no cover
+    from dynamopy.core.membership import ClusterState
+    from dynamopy.node.clock import Clock
     from dynamopy.node.runtime import Node
 
 log = logging.getLogger(__name__)
@@ -49,7 +51,7 @@ async def check_joiner(node: "Node", entry: dict) -> None:
         raise MembershipError(e.status, e.code, e.detail) from None
     mid, peer = entry["id"], entry["peer"]
     try:
-        server_id = await node.peer_client.identify(peer, node.config.request_timeout_s)
+        server_id = await node.transport.identify(peer, node.config.request_timeout_s)
     except AuthError as e:
         raise MembershipError(400, "bad_request",
                               f"the node at {peer} failed the cluster-secret handshake ({e}); "
@@ -69,8 +71,17 @@ class JoinWatcher:
     """Abandons a join whose joiner has not started its transfer within ``join_timeout_s``
     (see the module doc)."""
 
-    def __init__(self, node: "Node"):
-        self.node = node
+    def __init__(self, *, me: str, state: Callable[[], "ClusterState"], clock: "Clock",
+                 is_up: Callable[[str], bool], call_peer: Callable[..., Awaitable[Any]],
+                 propose: Callable[[dict], Awaitable[int]], join_timeout_s: float,
+                 transfer_epoch: Callable[[], int], stopping: Callable[[], bool]):
+        """Built from what it uses: this node's id, the current membership state (a
+        getter), the clock, ``is_up`` (failure detector), a peer caller, ``propose``, the
+        join timeout, ``transfer_epoch()`` (the change this node's transfer belongs to)
+        and whether the node is stopping."""
+        self.me, self.state, self.clock, self.is_up = me, state, clock, is_up
+        self.call_peer, self.propose, self.join_timeout_s = call_peer, propose, join_timeout_s
+        self.transfer_epoch, self.stopping = transfer_epoch, stopping
         self._change_epoch = 0
         self._since = 0.0        # monotonic time this node learned of the join in progress
         self._started = False    # the joiner said it started this join's transfer
@@ -78,34 +89,33 @@ class JoinWatcher:
     def rpc_started(self, payload: list, peer_id: str) -> bool:
         """Joiner side: has this node started the transfer of the change at this epoch?"""
         (change_epoch,) = payload
-        return self.node.transfers.progress.change_epoch == change_epoch
+        return self.transfer_epoch() == change_epoch
 
     def _is_watcher(self, joiner: str) -> bool:
-        state, node = self.node.state, self.node
+        state = self.state()
         live = sorted((m.number, m.id) for m in state.members.values()
-                      if m.id != joiner and m.state == "normal" and node.detector.is_up(m.id))
-        return bool(live) and live[0][1] == node.id
+                      if m.id != joiner and m.state == "normal" and self.is_up(m.id))
+        return bool(live) and live[0][1] == self.me
 
     async def _joiner_started(self, joiner: str, change_epoch: int) -> bool:
         try:
-            return bool(await self.node.call_peer(joiner, "join_started", [change_epoch],
-                                                  timeout_s=1.0))
+            return bool(await self.call_peer(joiner, "join_started", [change_epoch],
+                                             timeout_s=1.0))
         except (PeerError, asyncio.TimeoutError):
             return False
 
     async def run(self) -> None:
-        node = self.node
-        while not node.stopping:
-            await node.clock.sleep(WATCH_INTERVAL_S)
-            state = node.state
+        while not self.stopping():
+            await self.clock.sleep(WATCH_INTERVAL_S)
+            state = self.state()
             if state.change is None or state.change[0] != "join":
                 continue
             joiner, change_epoch = state.change[1], state.change_epoch
             if change_epoch != self._change_epoch:
-                self._change_epoch, self._since = change_epoch, node.clock.monotonic()
+                self._change_epoch, self._since = change_epoch, self.clock.monotonic()
                 self._started = False
-            timeout_s = node.config.join_timeout_s
-            if self._started or node.clock.monotonic() - self._since < timeout_s \
+            timeout_s = self.join_timeout_s
+            if self._started or self.clock.monotonic() - self._since < timeout_s \
                     or not self._is_watcher(joiner):
                 continue
             if await self._joiner_started(joiner, change_epoch):
@@ -115,7 +125,7 @@ class JoinWatcher:
                       f"(--join-timeout-s) of the join at epoch {change_epoch}")
             log.warning("%s", reason)
             try:
-                await node.propose({"op": "remove", "id": joiner, "abandon_join": True,
+                await self.propose({"op": "remove", "id": joiner, "abandon_join": True,
                                     "change_epoch": change_epoch, "reason": reason})
             except MembershipError as e:  # the join finished, or no majority: look again
                 log.info("abandoning the join of %s: %s", joiner, e.detail)

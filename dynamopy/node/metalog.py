@@ -2,8 +2,9 @@
 the peer transport and LevelDB, and applies committed entries to the membership state.
 
 Handling of each Ready (the safety contract of ``dynamopy.core.paxos.node``): the snapshot,
-the acceptor update and the applied log entries go to disk in ONE synced batch; only then
-are entries applied in memory and messages sent; then ``advance``. Durable layout (metadata
+the acceptor update and the applied log entries go to disk in ONE synced batch; then
+``finish_ready`` (shared with the simulator and the tests) installs, applies, sends and
+advances, in that order. Durable layout (metadata
 keys of the store):
 
     paxos/acceptors          the acceptor ids (the seeds), fixed at bootstrap
@@ -23,18 +24,21 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-from typing import TYPE_CHECKING, Any, Optional
+import random
+from typing import TYPE_CHECKING, Any, Callable, Optional
 
 import msgpack
 
 from dynamopy.core.membership import ClusterState, InvalidEntry, validate
 from dynamopy.core.paxos import (AcceptorState, Ballot, MetaLogNode, Role, Snapshot, decode,
-                                 encode)
+                                 encode, finish_ready)
+from dynamopy.node.clock import wait_set
 from dynamopy.node.errors import MembershipError
-from dynamopy.peer import PeerError
+from dynamopy.peer import PeerCaller, PeerError
 
 if TYPE_CHECKING:  # pragma: no cover
-    from dynamopy.node.runtime import Node
+    from dynamopy.node.clock import Clock
+    from dynamopy.storage import GroupCommitter, Storage
 
 log = logging.getLogger(__name__)
 
@@ -64,8 +68,21 @@ def strip_rid(value: Any) -> Any:
 
 
 class MetaLog:
-    def __init__(self, node: "Node"):
-        self.node = node
+    """The metadata log of one node, built from what it uses: its id and peer address, the
+    current membership state (a getter) and the two ways to change it (``install_state`` a
+    snapshot, ``apply_entry`` one committed entry: the node owns the state and tells its
+    observers), the store and group committer, the clock, the node's rng, a peer caller
+    (``PeerCaller.call`` by address) and a spawn function for its sends."""
+
+    def __init__(self, *, me: str, address: str, state: Callable[[], ClusterState],
+                 install_state: Callable[[ClusterState], None],
+                 apply_entry: Callable[[Optional[dict]], None], store: "Storage",
+                 committer: "GroupCommitter", clock: "Clock", rng: random.Random,
+                 peers: PeerCaller, spawn: Callable[[Any], Any]):
+        self.me, self.address, self.state = me, address, state
+        self.install_state, self.apply_entry = install_state, apply_entry
+        self.store, self.committer, self.clock, self.rng = store, committer, clock, rng
+        self.peers, self.spawn = peers, spawn
         self.paxos: Optional[MetaLogNode] = None
         self.acceptors: tuple[str, ...] = ()
         self.addresses: dict[str, str] = {}       # member id -> peer address
@@ -79,7 +96,7 @@ class MetaLog:
     # ---- start-up ---------------------------------------------------------------------
     def load(self) -> None:
         """Rebuild the membership state and the Paxos node from disk (if bootstrapped)."""
-        store = self.node.store
+        store = self.store
         raw = store.meta_get(K_ACCEPTORS)
         if raw is None:
             return
@@ -89,7 +106,7 @@ class MetaLog:
         if raw is not None:
             slot, data = _unpack(raw)
             snapshot = Snapshot(slot, data)
-            self.node.install_state(ClusterState.from_dict(data))
+            self.install_state(ClusterState.from_dict(data))
             self._snapshot_epoch = slot
         entries = []
         for name, raw in store.meta_scan(K_LOG):
@@ -99,11 +116,11 @@ class MetaLog:
         entries.sort()
         for slot, value in entries:
             self._apply(slot, value)
-        persisted = self._load_acceptor() if self.node.id in self.acceptors else None
+        persisted = self._load_acceptor() if self.me in self.acceptors else None
         self._make_node(persisted, snapshot, entries)
 
     def _load_acceptor(self) -> AcceptorState:
-        store = self.node.store
+        store = self.store
         raw = store.meta_get(K_PROMISED)
         promised = Ballot(*_unpack(raw)) if raw else AcceptorState().promised
         raw = store.meta_get(K_COMPACTED)
@@ -115,9 +132,10 @@ class MetaLog:
         return AcceptorState(promised, accepted, compacted)
 
     def _make_node(self, persisted, snapshot, entries) -> None:
-        seed = int.from_bytes(os.urandom(8), "big")
-        import random
-        self.paxos = MetaLogNode(self.node.id, self.acceptors, random.Random(seed),
+        # The Paxos node's own generator, seeded from the node's: its draws (election
+        # back-off) do not shift with how many request ids this node drew.
+        rng = random.Random(self.rng.getrandbits(64))
+        self.paxos = MetaLogNode(self.me, self.acceptors, rng,
                                  persisted=persisted, snapshot=snapshot, log=entries,
                                  election_ticks=ELECTION_TICKS, heartbeat_ticks=HEARTBEAT_TICKS)
         self._refresh_learners()
@@ -128,8 +146,8 @@ class MetaLog:
         if self.paxos is not None:
             return
         self.acceptors = tuple(acceptors)
-        await self.node.committer.put_meta(K_ACCEPTORS, _pack(list(self.acceptors)))
-        self._make_node(AcceptorState() if self.node.id in self.acceptors else None, None, [])
+        await self.committer.put_meta(K_ACCEPTORS, _pack(list(self.acceptors)))
+        self._make_node(AcceptorState() if self.me in self.acceptors else None, None, [])
 
     @property
     def started(self) -> bool:
@@ -162,17 +180,14 @@ class MetaLog:
             os._exit(70)
 
     async def _run(self) -> None:
-        loop = asyncio.get_running_loop()
-        next_tick = loop.time()
+        clock = self.clock
+        next_tick = clock.monotonic()
         while True:
-            timeout = max(0.0, next_tick - loop.time())
-            try:
-                await asyncio.wait_for(self._wake.wait(), timeout)
-            except asyncio.TimeoutError:
-                pass
+            timeout = max(0.0, next_tick - clock.monotonic())
+            await wait_set(self._wake, timeout)
             self._wake.clear()
             if self.paxos is None:
-                next_tick = loop.time() + TICK_S
+                next_tick = clock.monotonic() + TICK_S
                 continue
             inbox, self._inbox = self._inbox, []
             for sender, msg in inbox:
@@ -180,19 +195,18 @@ class MetaLog:
                     self.paxos.propose(msg)
                 else:
                     self.paxos.step(sender, msg)
-            if loop.time() >= next_tick:
+            if clock.monotonic() >= next_tick:
                 self.paxos.tick()
-                next_tick = loop.time() + TICK_S
+                next_tick = clock.monotonic() + TICK_S
             while self.paxos.has_ready():
                 await self._handle_ready(self.paxos.ready())
 
     async def _handle_ready(self, rd) -> None:
-        node = self.node
         meta_put: dict[str, bytes] = {}
         meta_delete: list[str] = []
         if rd.snapshot is not None:
             meta_put[K_SNAP] = _pack([rd.snapshot.slot, rd.snapshot.data])
-            meta_delete += [name for name, _ in node.store.meta_scan(K_LOG)
+            meta_delete += [name for name, _ in self.store.meta_scan(K_LOG)
                             if int(name[len(K_LOG):]) <= rd.snapshot.slot]
         if rd.persist is not None:
             u = rd.persist
@@ -202,35 +216,32 @@ class MetaLog:
                 meta_put[f"{K_ACC}{slot:012d}"] = _pack([ballot.round, ballot.member, value])
             if u.compacted_below is not None:
                 meta_put[K_COMPACTED] = _pack(u.compacted_below)
-                meta_delete += [name for name, _ in node.store.meta_scan(K_ACC)
+                meta_delete += [name for name, _ in self.store.meta_scan(K_ACC)
                                 if int(name[len(K_ACC):]) < u.compacted_below]
         for slot, value in rd.committed:
             meta_put[f"{K_LOG}{slot + 1:012d}"] = _pack(value)
         if meta_put or meta_delete:
             meta_delete = [n for n in meta_delete if n not in meta_put]
-            await node.committer.submit(meta_put=meta_put, meta_delete=meta_delete)
-        if rd.snapshot is not None:
-            node.install_state(ClusterState.from_dict(rd.snapshot.data))
-            self._entries = []
-            self._snapshot_epoch = rd.snapshot.slot
-        for slot, value in rd.committed:
-            self._apply(slot, value)
-        self._send(rd.messages)
-        self.paxos.advance(rd)
+            await self.committer.submit(meta_put=meta_put, meta_delete=meta_delete)
+        finish_ready(self.paxos, rd, install=self._install, apply=self._apply, send=self._send)
         self._refresh_learners()
-        if self._since_compact >= COMPACT_EVERY and self.paxos.applied_slot == node.state.epoch:
+        if self._since_compact >= COMPACT_EVERY and self.paxos.applied_slot == self.state().epoch:
             await self._compact()
 
+    def _install(self, snapshot: Snapshot) -> None:
+        self.install_state(ClusterState.from_dict(snapshot.data))
+        self._entries = []
+        self._snapshot_epoch = snapshot.slot
+
     def _apply(self, slot: int, value: Any) -> None:
-        node = self.node
-        if slot + 1 <= node.state.epoch:
+        if slot + 1 <= self.state().epoch:
             return  # already in the state (a snapshot covered it)
         entry = value if isinstance(value, dict) else None
         rid = entry.get("rid") if entry is not None else None
-        duplicate = rid is not None and rid in node.state.recent_rids
-        skipped_before = node.state.skipped
-        node.apply_entry(entry)
-        applied = entry is not None and not duplicate and node.state.skipped == skipped_before
+        duplicate = rid is not None and rid in self.state().recent_rids
+        skipped_before = self.state().skipped
+        self.apply_entry(entry)
+        applied = entry is not None and not duplicate and self.state().skipped == skipped_before
         if applied:
             # The log view lists the changes; a slot that changed nothing (a filler, a
             # re-commit, a change that lost a race and was refused) keeps its epoch only.
@@ -241,19 +252,23 @@ class MetaLog:
             fut.set_result((slot + 1, applied))
 
     async def _compact(self) -> None:
-        node = self.node
-        epoch = node.state.epoch
-        snap = Snapshot(epoch, node.state.to_dict())
-        stale = [name for name, _ in node.store.meta_scan(K_LOG) if int(name[len(K_LOG):]) <= epoch]
-        await node.committer.submit(meta_put={K_SNAP: _pack([snap.slot, snap.data])},
+        state = self.state()
+        epoch = state.epoch
+        snap = Snapshot(epoch, state.to_dict())
+        stale = [name for name, _ in self.store.meta_scan(K_LOG) if int(name[len(K_LOG):]) <= epoch]
+        await self.committer.submit(meta_put={K_SNAP: _pack([snap.slot, snap.data])},
                                     meta_delete=stale)
         self.paxos.compact(epoch, snap)
         self._snapshot_epoch = epoch
         self._entries = [(e, x) for e, x in self._entries if e > epoch - 256]  # keep a window
         self._since_compact = 0
 
+    def on_state_change(self, old: ClusterState, new: ClusterState) -> None:
+        """Every member is a learner, and its address is known."""
+        self._refresh_learners()
+
     def _refresh_learners(self) -> None:
-        state = self.node.state
+        state = self.state()
         for m in state.members.values():
             self.addresses[m.id] = m.peer
         if self.paxos is not None:
@@ -264,16 +279,16 @@ class MetaLog:
         by_dest: dict[str, list] = {}
         for to, msg in messages:
             by_dest.setdefault(to, []).append(encode(msg))
-        me = [self.node.id, self.node.config.advertise_peer]
+        me = [self.me, self.address]
         for to, msgs in by_dest.items():
             addr = self.addresses.get(to)
             if addr is None:
                 continue  # unknown address: Paxos tolerates loss; it will retry
-            self.node.spawn(self._deliver(addr, [me, msgs]))
+            self.spawn(self._deliver(addr, [me, msgs]))
 
     async def _deliver(self, addr: str, payload: list) -> None:
         try:
-            await self.node.peer_client.call(addr, "paxos", payload, 1.0)
+            await self.peers.call(addr, "paxos", payload, 1.0)
         except (PeerError, asyncio.TimeoutError):
             pass  # message loss is part of the protocol
 
@@ -296,24 +311,24 @@ class MetaLog:
         """Append ``entry``; return its epoch. Raises MembershipError: the contract's
         404/409 if it does not apply, 503 ``no_majority`` if it cannot commit in time."""
         try:
-            validate(self.node.state, entry)
+            validate(self.state(), entry)
         except InvalidEntry as e:
             raise MembershipError(e.status, e.code, e.detail) from None
         if self.paxos is None:
             raise MembershipError(503, "not_ready", "this node has not joined a cluster yet")
-        rid = rid or os.urandom(8).hex()
+        rid = rid or f"{self.rng.getrandbits(64):016x}"
         value = {**entry, "rid": rid}
         fut = asyncio.get_running_loop().create_future()
         self._waiting[rid] = fut
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout_s
+        clock = self.clock
+        deadline = clock.monotonic() + timeout_s
         try:
-            while loop.time() < deadline:
+            while clock.monotonic() < deadline:
                 self._inbox.append(("__propose__", value))
                 self._wake.set()
                 try:
                     epoch, applied = await asyncio.wait_for(
-                        asyncio.shield(fut), min(PROPOSE_RETRY_S, deadline - loop.time()))
+                        asyncio.shield(fut), min(PROPOSE_RETRY_S, deadline - clock.monotonic()))
                 except asyncio.TimeoutError:
                     continue
                 if not applied:

@@ -14,79 +14,93 @@ Rules:
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Optional
+from typing import TYPE_CHECKING, Any, Callable, Optional
 
 from dynamopy.core import placement
+from dynamopy.core.membership import ClusterState
 from dynamopy.core.records import Record, newest
+from dynamopy.node.errors import (NOT_CAUGHT_UP, STALE_EPOCH,  # noqa: F401  (re-exported)
+                                  StaleEpochError)
 from dynamopy.node.hints import HintRefused
 from dynamopy.peer import RemoteError
 
 if TYPE_CHECKING:  # pragma: no cover
-    from dynamopy.node.runtime import Node
+    from dynamopy.node.catchup import CatchUp
+    from dynamopy.node.clock import Clock
+    from dynamopy.node.hints import HintManager
+    from dynamopy.node.metrics import Metrics
+    from dynamopy.storage import GroupCommitter, Storage
 
-
-from dynamopy.node.errors import (NOT_CAUGHT_UP, STALE_EPOCH,  # noqa: F401  (re-exported)
-                                  StaleEpochError)
 REPLICA_WAIT_S = 0.5                 # how long an async call waits for this node to catch up
 
 
 class Replica:
-    def __init__(self, node: "Node"):
-        self.node = node
+    """This node's replica, built from what it uses: its id, the current membership state
+    (a getter), the store and its group committer, the clock, metrics, the catch-up tracker
+    (and a poke for the metadata log), the node's version clock (``observe_version``), the
+    epoch reports of peers (``note_epoch``) and the hint store for writes as a fallback."""
+
+    def __init__(self, *, me: str, state: Callable[[], ClusterState], store: "Storage",
+                 committer: "GroupCommitter", clock: "Clock", metrics: "Metrics",
+                 catchup: "CatchUp", poke_metalog: Callable[[], None],
+                 note_epoch: Callable[[int, str], None],
+                 observe_version: Callable[[int], None], hints: "HintManager"):
+        self.me, self.state, self.store, self.committer = me, state, store, committer
+        self.clock, self.metrics, self.catchup = clock, metrics, catchup
+        self.poke_metalog, self.note_epoch = poke_metalog, note_epoch
+        self.observe_version, self.hints = observe_version, hints
 
     async def put(self, token: int, key: bytes, record: Record,
                   hint_for: Optional[str] = None) -> int:
         """Store durably; return the version now stored for the key (>= record.version)."""
-        node = self.node
-        if node.hlc is not None:
-            node.hlc.observe(record.version)
-        if hint_for is not None and hint_for != node.id:
-            me = node.state.member(node.id)
+        self.observe_version(record.version)
+        if hint_for is not None and hint_for != self.me:
+            me = self.state().member(self.me)
             if me is not None and me.state == "leaving":
                 # It hands off the hints it holds before it leaves; one stored after that
                 # would leave with it.
-                raise HintRefused(f"{node.id} is leaving the cluster; it keeps no new hints")
-            await node.hints.store(hint_for, token, key, record)
+                raise HintRefused(f"{self.me} is leaving the cluster; it keeps no new hints")
+            await self.hints.store(hint_for, token, key, record)
             # Like a home replica, a fallback answers with the newest version it holds for
             # the key (a hint for the same member, or a record of its own): a newer one makes
             # the coordinator re-stamp above it, or hint delivery would later hide this write
             # behind the older-but-larger one.
-            held = node.store.hint_lookup(hint_for, token, key)
-            own = node.store.get(token, key)
+            held = self.store.hint_lookup(hint_for, token, key)
+            own = self.store.get(token, key)
             return max(record.version, held.version if held else 0, own.version if own else 0)
-        started = node.clock.monotonic()
-        applied = await node.committer.write(token, key, record)
+        started = self.clock.monotonic()
+        applied = await self.committer.write(token, key, record)
         # The replica's share of a write's visibility delay (the W in the WARS model).
-        node.metrics.replica_put_seconds.observe(node.clock.monotonic() - started)
+        self.metrics.replica_put_seconds.observe(self.clock.monotonic() - started)
         if applied:
             return record.version
         # Not applied: something at least as new is stored (and synced by this batch).
-        current = node.store.get(token, key)
+        current = self.store.get(token, key)
         return max(record.version, current.version if current else 0)
 
     def get(self, token: int, key: bytes, hint_for: Optional[str] = None) -> Optional[Record]:
         """The local record; for a fallback standing in for ``hint_for``, also the hints it
         holds for that member (a sloppy read), newest first."""
-        rec = self.node.store.get(token, key)
-        if hint_for is not None and hint_for != self.node.id:
-            rec = newest((rec, self.node.store.hint_lookup(hint_for, token, key)))
+        rec = self.store.get(token, key)
+        if hint_for is not None and hint_for != self.me:
+            rec = newest((rec, self.store.hint_lookup(hint_for, token, key)))
         return rec
 
     # ---- peer RPC handlers -----------------------------------------------------------
     def require_caught_up(self) -> None:
         """Serve data only once this node has learned the metadata log up to what its peers
         report, the coordinator's epoch included (``node/catchup.py``)."""
-        catchup = self.node.catchup
+        catchup = self.catchup
         if not catchup.caught_up:
-            self.node.metalog.poke()
-            raise RemoteError(NOT_CAUGHT_UP, f"{self.node.id} is catching up with the "
+            self.poke_metalog()
+            raise RemoteError(NOT_CAUGHT_UP, f"{self.me} is catching up with the "
                                              f"metadata log ({catchup.lag()})")
 
     async def wait_caught_up(self) -> None:
         """``require_caught_up`` for async calls: a replica a commit or two behind the
         coordinator (it is still applying them) catches up instead of refusing."""
-        if not self.node.catchup.caught_up:
-            await self.node.catchup.wait(REPLICA_WAIT_S)
+        if not self.catchup.caught_up:
+            await self.catchup.wait(REPLICA_WAIT_S)
         self.require_caught_up()
 
     def check_epoch(self, epoch: int, token: int) -> None:
@@ -98,13 +112,13 @@ class Replica:
         the epochs its peers report can show it is behind)."""
         self.require_caught_up()
         try:
-            placement.check_epoch(self.node.state, self.node.id, epoch, token)
+            placement.check_epoch(self.state(), self.me, epoch, token)
         except placement.StaleEpoch as e:
             raise StaleEpochError(e.epoch) from None
 
     async def rpc_put(self, payload: list, peer_id: str) -> Any:
         epoch, token, key, wire, hint_for = payload
-        self.node.note_epoch(epoch, peer_id)
+        self.note_epoch(epoch, peer_id)
         await self.wait_caught_up()
         if hint_for is None:
             self.check_epoch(epoch, token)
@@ -113,7 +127,7 @@ class Replica:
     def rpc_get(self, payload: list, peer_id: str) -> Any:
         """``get`` answered inline by the peer server (a local LevelDB read, no task)."""
         epoch, token, key, *rest = payload
-        self.node.note_epoch(epoch, peer_id)
+        self.note_epoch(epoch, peer_id)
         self.require_caught_up()
         if not rest:
             self.check_epoch(epoch, token)

@@ -1,24 +1,23 @@
 """One node: storage, peer server and client, membership state, coordinator, replica.
 
-Lifecycle: ``start()`` opens storage and the peer server and replays the local metadata log;
-``ensure_member()`` bootstraps or joins in the background; ``stop()`` closes everything after
-flushing pending writes. The runtime reaches the world only through its seams: the Transport
-(peer client), the Clock, the Store/GroupCommitter and a seeded ``random.Random``.
+Lifecycle: ``start()`` opens storage, replays the local metadata log and starts serving
+peers; ``ensure_member()`` bootstraps or joins in the background; ``stop()`` closes everything
+after flushing pending writes. The runtime reaches the world only through the seams it is
+built from: the Transport, the Disk (storage), the Clock and a seeded ``random.Random``.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import random
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 from dynamopy.config import NodeConfig
 from dynamopy.core.membership import ClusterState
 from dynamopy.core.versions import HybridClock
 from dynamopy.node.catchup import CatchUp
-from dynamopy.node.clock import Clock, SystemClock
+from dynamopy.node.clock import Clock
 from dynamopy.node.coordinator import Coordinator
 from dynamopy.node.defaults_change import DefaultsChange
 from dynamopy.node.detector import FailureDetector
@@ -30,69 +29,110 @@ from dynamopy.node.metrics import Metrics
 from dynamopy.node.replica import Replica
 from dynamopy.node.transfer import TransferManager
 from dynamopy.node.version_clock import VersionClock
-from dynamopy.peer import MessageTooLarge, PeerClient, PeerError, PeerServer, RemoteError
-from dynamopy.storage import GroupCommitter, Store
-from dynamopy.tls import peer_client_context, peer_server_context
+from dynamopy.peer import MessageTooLarge, PeerError, RemoteError, Transport
+from dynamopy.storage import Disk, GroupCommitter, Storage
 
 log = logging.getLogger(__name__)
 
 
 class Node:
-    def __init__(self, config: NodeConfig, *, clock: Optional[Clock] = None,
-                 rng: Optional[random.Random] = None):
+    """One node, built from its seams (``dynamopy serve`` passes the real ones, in-process
+    tests and the simulator in-memory ones, see ``dynamopy.sim``):
+
+    - ``transport``: calls peers and serves their calls (``dynamopy.peer.Transport``);
+    - ``storage``: the disk its store is opened on when the node is built
+      (``dynamopy.storage.Disk``);
+    - ``clock``: the only source of time and sleeps (``dynamopy.node.clock.Clock``);
+    - ``rng``: the only source of randomness (Paxos back-off, request ids).
+
+    Components hear about every membership change through ``observers``, a list of
+    ``on_state_change(old, new)`` callables registered here, in order, once.
+    """
+
+    def __init__(self, config: NodeConfig, *, transport: Transport, storage: Disk,
+                 clock: Clock, rng: random.Random):
         self.config = config
         self.id = config.node_id
-        self.clock = clock or SystemClock()
-        self.rng = rng or random.Random(int.from_bytes(os.urandom(8), "big"))
+        self.transport = transport
+        self.clock = clock
+        self.rng = rng
         self.metrics = Metrics()
+        transport.observe(on_call=self.metrics.on_peer_call,
+                          on_reject=self.metrics.on_peer_rejected)
         self.state = ClusterState()
         self.hlc: Optional[HybridClock] = None  # created by self.versions once a member
-        self.versions = VersionClock(self)
-        self.store: Optional[Store] = None
-        self.committer: Optional[GroupCommitter] = None
-        self.replica = Replica(self)
-        self.coordinator = Coordinator(self)
-        self.detector = FailureDetector(self)
-        self.hints = HintManager(self)
-        self.transfers = TransferManager(self)
-        self.metalog = MetaLog(self)
-        self.catchup = CatchUp(self)
-        self.defaults_change = DefaultsChange(self)
-        self.join_watcher = JoinWatcher(self)
-        secret = config.cluster_secret.encode()
-        tls = config.tls  # mutual TLS on the peer port when configured (dynamopy.tls)
-        peer_client_ssl = peer_client_context(tls) if tls is not None else None
-        peer_server_ssl = peer_server_context(tls) if tls is not None else None
-        # Short reconnect back-off: refused connects on a LAN are cheap, and a restarted
-        # peer should be usable again within half a second.
-        self.peer_client = PeerClient(self.id, secret, delay_ms=config.peer_delay_ms,
-                                      rng=self.rng, on_call=self.metrics.on_peer_call,
-                                      backoff_max_s=0.5, ssl=peer_client_ssl)
-        # "get" and "ping" are answered inline (no task); everything else by _handle_peer.
-        self.peer_server = PeerServer(self.id, secret, self._handle_peer, sync_methods={
-            "get": self.replica.rpc_get,
-            "ping": self._on_ping,
-            "defaults_drained": self.defaults_change.rpc_status,
-        }, max_unauthenticated=config.peer_max_unauthenticated,
-            buffer_bytes=config.peer_buffer_bytes, on_reject=self.metrics.on_peer_rejected,
-            ssl=peer_server_ssl)
+        # Each component gets the narrow parts it uses; ``state`` is a getter, never a copy.
+        state = self._current_state
+        self.store: Storage = storage.open()
+        self.committer = GroupCommitter(self.store, on_batch=self.metrics.on_batch,
+                                        inline=storage.inline)
+        self.versions = VersionClock(me=self.id, state=state, store=self.store,
+                                     committer=self.committer, clock=clock)
+        self.detector = FailureDetector(
+            me=self.id, state=state, clock=clock, metrics=self.metrics,
+            call_peer=self.call_peer, note_epoch=self.note_epoch,
+            max_clock_offset_ms=config.max_clock_offset_ms,
+            on_alive=lambda member: self.hints.wake())
+        self.catchup = CatchUp(
+            me=self.id, state=state, is_up=self.detector.is_up, clock=clock,
+            known_chosen_below=self._known_chosen_below, poke=lambda: self.metalog.poke())
+        self.hints = HintManager(
+            me=self.id, state=state, store=self.store, committer=self.committer,
+            clock=clock, metrics=self.metrics, detector=self.detector,
+            call_peer=self.call_peer, note_epoch=self.note_epoch,
+            stopping=lambda: self.stopping, observe_version=self.observe_version)
+        self.replica = Replica(
+            me=self.id, state=state, store=self.store, committer=self.committer, clock=clock,
+            metrics=self.metrics, catchup=self.catchup, poke_metalog=lambda: self.metalog.poke(),
+            note_epoch=self.note_epoch, observe_version=self.observe_version, hints=self.hints)
+        self.hints.replica = self.replica
+        self.coordinator = Coordinator(
+            me=self.id, config=config, state=state, clock=clock, metrics=self.metrics,
+            detector=self.detector, replica=self.replica, hints=self.hints,
+            call_peer=self.call_peer, versions=self.versions,
+            observe_version=self.observe_version, serving_state=self.serving_state,
+            require_ready=self.require_ready, wait_for_epoch=self.wait_for_epoch)
+        self.transfers = TransferManager(
+            me=self.id, state=state, store=self.store, committer=self.committer, clock=clock,
+            detector=self.detector, call_peer=self.call_peer, note_epoch=self.note_epoch,
+            observe_version=self.observe_version, propose=self.propose, hints=self.hints,
+            spawn=self.spawn, max_bytes_s=config.transfer_max_bytes_s,
+            stopping=lambda: self.stopping)
+        self.metalog = MetaLog(
+            me=self.id, address=config.advertise_peer, state=state,
+            install_state=self.install_state, apply_entry=self.apply_entry, store=self.store,
+            committer=self.committer, clock=clock, rng=rng, peers=transport, spawn=self.spawn)
+        self.defaults_change = DefaultsChange(
+            me=self.id, state=state, clock=clock, call_peer=self.call_peer,
+            is_leader=lambda: self.metalog.is_leader, propose=self.propose)
+        self.join_watcher = JoinWatcher(
+            me=self.id, state=state, clock=clock, is_up=self.detector.is_up,
+            call_peer=self.call_peer, propose=self.propose,
+            join_timeout_s=config.join_timeout_s,
+            transfer_epoch=lambda: self.transfers.progress.change_epoch,
+            stopping=lambda: self.stopping)
+        # Where "react to a membership change" goes: one entry here, called in this order
+        # after every applied entry and every installed snapshot.
+        self.observers: list[Callable[[ClusterState, ClusterState], None]] = [
+            self._track_membership,
+            self.detector.on_state_change,
+            self.metalog.on_state_change,
+            self.transfers.on_state_change,
+        ]
         self._tasks: set[asyncio.Task] = set()
-        self.ready_event = asyncio.Event()
         self.stopping = False
 
     # ---- lifecycle --------------------------------------------------------------------
     async def start(self) -> None:
-        os.makedirs(self.config.data_dir, exist_ok=True)
-        self.store = Store(os.path.join(self.config.data_dir, "db"))
-        self.committer = GroupCommitter(self.store, on_batch=self.metrics.on_batch)
         await self.committer.start()
         await self.versions.load()
-        self.transfers.replaying = True
-        try:
-            self.metalog.load()
-        finally:
-            self.transfers.replaying = False
-        await self.peer_server.start(self.config.host, self.config.peer_port)
+        self.metalog.load()
+        # "get" and "ping" are answered inline (no task); everything else by _handle_peer.
+        await self.transport.serve(self._handle_peer, {
+            "get": self.replica.rpc_get,
+            "ping": self._on_ping,
+            "defaults_drained": self.defaults_change.rpc_status,
+        })
         self.spawn(self.metalog.run())
         self.spawn(self.detector.run())
         self.spawn(self.hints.run())
@@ -107,14 +147,11 @@ class Node:
             t.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         await self.coordinator.drain()
-        if self.committer is not None:
+        if self.committer.running:
             await self.versions.close()
-        await self.peer_server.stop()
-        await self.peer_client.close()
-        if self.committer is not None:
-            await self.committer.stop()
-        if self.store is not None:
-            self.store.close()
+        await self.transport.close()
+        await self.committer.stop()
+        self.store.close()
 
     def spawn(self, coro) -> asyncio.Task:
         task = asyncio.get_running_loop().create_task(coro)
@@ -123,6 +160,19 @@ class Node:
         return task
 
     # ---- membership state -------------------------------------------------------------
+    def _current_state(self) -> ClusterState:
+        """The getter components are given: the state as of now, never a stale copy."""
+        return self.state
+
+    def _known_chosen_below(self) -> int:
+        paxos = self.metalog.paxos
+        return paxos.known_chosen_below if paxos is not None else 0
+
+    def observe_version(self, version: int) -> None:
+        """A version seen in a request or reply: the hybrid clock moves past it."""
+        if self.hlc is not None:
+            self.hlc.observe(version)
+
     def install_state(self, state: ClusterState) -> None:
         """Replace the membership state wholesale (a snapshot from disk or a peer)."""
         old, self.state = self.state, state
@@ -138,17 +188,16 @@ class Node:
         self._after_state_change(old)
 
     def _after_state_change(self, old: ClusterState) -> None:
-        me = self.state.member(self.id)
+        for observer in self.observers:
+            observer(old, self.state)
+
+    def _track_membership(self, old: ClusterState, new: ClusterState) -> None:
+        me = new.member(self.id)
         if me is not None and (self.hlc is None or self.hlc.member_number != me.number):
             # First membership, or removed and joined again under a new number: the old
             # number may be reused by another member now (the clock carries its time over).
             self.hlc = self.versions.start(me.number, me.floor_ms)
-        self.metrics.epoch.set(self.state.epoch)
-        self.detector.members_changed()
-        self.metalog._refresh_learners()
-        self.transfers.state_changed(old, self.state)
-        if self.is_ready:
-            self.ready_event.set()
+        self.metrics.epoch.set(new.epoch)
 
     async def propose(self, entry: dict) -> int:
         """Commit one entry to the metadata log (validated first); return its epoch.
@@ -223,7 +272,7 @@ class Node:
         if member is None:
             raise RemoteError("unknown_member", f"{member_id} is not a member")
         try:
-            result = await self.peer_client.call(
+            result = await self.transport.call(
                 member.peer, method, payload, timeout_s or self.config.request_timeout_s)
         except RemoteError:
             self.detector.report_success(member_id)  # it answered: alive, just refused

@@ -28,7 +28,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Optional
+from typing import TYPE_CHECKING, Any, Awaitable, Callable, Optional
 
 import msgpack
 
@@ -39,7 +39,10 @@ from dynamopy.node.errors import StaleEpochError
 from dynamopy.peer import PeerError
 
 if TYPE_CHECKING:  # pragma: no cover
-    from dynamopy.node.runtime import Node
+    from dynamopy.node.clock import Clock
+    from dynamopy.node.detector import FailureDetector
+    from dynamopy.node.hints import HintManager
+    from dynamopy.storage import GroupCommitter, Storage
 
 log = logging.getLogger(__name__)
 
@@ -68,32 +71,50 @@ class TransferProgress:
 
 
 class TransferManager:
-    def __init__(self, node: "Node"):
-        self.node = node
+    """Built from what it uses: this node's id, the current membership state (a getter),
+    the store and group committer, the clock, the failure detector, a peer caller, where
+    peers' epochs go (``note_epoch``), ``observe_version``, ``propose``, the hint manager
+    (a leaver hands off its hints), a spawn function, the transfer rate limit and whether
+    the node is stopping."""
+
+    def __init__(self, *, me: str, state: Callable[[], ClusterState], store: "Storage",
+                 committer: "GroupCommitter", clock: "Clock", detector: "FailureDetector",
+                 call_peer: Callable[..., Awaitable[Any]], note_epoch: Callable[[int, str], None],
+                 observe_version: Callable[[int], None], propose: Callable[[dict], Awaitable[int]],
+                 hints: "HintManager", spawn: Callable[[Any], asyncio.Task],
+                 max_bytes_s: int, stopping: Callable[[], bool]):
+        self.id, self.state, self.store, self.committer = me, state, store, committer
+        self.clock, self.detector, self.call_peer = clock, detector, call_peer
+        self.note_epoch, self.observe_version, self.propose = note_epoch, observe_version, propose
+        self.hints, self.spawn, self.max_bytes_s = hints, spawn, max_bytes_s
+        self.stopping = stopping
         self.progress = TransferProgress()
         self._pull_task: Optional[asyncio.Task] = None
         self._driver_task: Optional[asyncio.Task] = None
-        self.replaying = False
+        # Until ``resume`` (the end of start-up replay), a state change only notes the
+        # ranges it took away.
+        self.replaying = True
         self._replay_lost: list[tuple[int, int]] = []
 
     def resume(self) -> None:
         """After start-up replay: drop what the replayed entries took away (the process may
         have died before it did), clear the transfer state of changes that are over, and
         continue the transfer of a change in progress."""
+        self.replaying = False
         lost, self._replay_lost = self._replay_lost, []
         if lost:
-            self.node.spawn(self._drop_lost_ranges(lost))
-        self.node.spawn(self._clear_stale_transfer_state())
-        if self.node.state.change is not None:
-            self._start_change(self.node.state)
+            self.spawn(self._drop_lost_ranges(lost))
+        self.spawn(self._clear_stale_transfer_state())
+        if self.state().change is not None:
+            self._start_change(self.state())
 
     # ---- reacting to the membership state ------------------------------------------
-    def state_changed(self, old: ClusterState, new: ClusterState) -> None:
+    def on_state_change(self, old: ClusterState, new: ClusterState) -> None:
         """Called after every applied entry and every installed snapshot. While the log is
         replayed at start-up it only notes the ranges lost (``resume`` acts on them)."""
-        if self.node.stopping:
+        if self.stopping():
             return
-        lost = lost_ranges(old, new, self.node.id)
+        lost = lost_ranges(old, new, self.id)
         if self.replaying:
             self._replay_lost += lost
             return
@@ -103,11 +124,11 @@ class TransferManager:
             # cursors and "done" marker must go, so nothing can vouch for it any more.
             if new.change is None:
                 self._stop_tasks()
-            self.node.spawn(self._clear_stale_transfer_state())
+            self.spawn(self._clear_stale_transfer_state())
         if new.change is not None and new.change_epoch != self.progress.change_epoch:
             self._start_change(new)
         if lost:
-            self.node.spawn(self._drop_lost_ranges(lost))
+            self.spawn(self._drop_lost_ranges(lost))
 
     def _stop_tasks(self) -> None:
         for t in (self._pull_task, self._driver_task):
@@ -117,11 +138,11 @@ class TransferManager:
 
     def _start_change(self, state: ClusterState) -> None:
         self._stop_tasks()
-        me = self.node.id
+        me = self.id
         mine = [m for m in state.transfers() if me in m.gained]
         self.progress = TransferProgress(change_epoch=state.change_epoch, ranges_total=len(mine))
-        self._pull_task = self.node.spawn(self._pull_all(state.change_epoch, mine))
-        self._driver_task = self.node.spawn(self._drive(state.change_epoch))
+        self._pull_task = self.spawn(self._pull_all(state.change_epoch, mine))
+        self._driver_task = self.spawn(self._drive(state.change_epoch))
 
     # ---- the gainer side ----------------------------------------------------------------
     def _done_key(self, change_epoch: int) -> str:
@@ -133,11 +154,11 @@ class TransferManager:
         nothing."""
         if not self._in_progress(change_epoch):
             return False
-        if self.node.store.meta_get(self._done_key(change_epoch)) is not None:
+        if self.store.meta_get(self._done_key(change_epoch)) is not None:
             return True
-        state = self.node.state
+        state = self.state()
         return (state.change is not None and state.change_epoch == change_epoch
-                and self.node.id not in state.gainers())
+                and self.id not in state.gainers())
 
     async def _pull_all(self, change_epoch: int, moves: list) -> None:
         if self.is_done(change_epoch):
@@ -147,13 +168,13 @@ class TransferManager:
         by_source: dict[str, list[tuple[int, int]]] = {}
         for move in moves:
             for source in move.old:
-                if source != self.node.id:
+                if source != self.id:
                     by_source.setdefault(source, []).append((move.start, move.end))
         await asyncio.gather(*(self._pull_from(change_epoch, source, ranges)
                                for source, ranges in sorted(by_source.items())))
         if not self._in_progress(change_epoch):
             return  # abandoned meanwhile: no marker may outlive it
-        await self.node.committer.put_meta(self._done_key(change_epoch), b"1")
+        await self.committer.put_meta(self._done_key(change_epoch), b"1")
         self.progress.ranges_done = self.progress.ranges_total
         self.progress.done = True
         log.info("transfer for change at epoch %d done: %d keys, %d bytes", change_epoch,
@@ -163,19 +184,19 @@ class TransferManager:
                          ranges: list[tuple[int, int]]) -> None:
         """Stream every range ``source`` holds for us, batch by batch, from a durable
         cursor [range index, token, key] (so a restart resumes where it stopped)."""
-        node = self.node
+        node = self
         cursor_name = f"{XFER_PREFIX}{change_epoch:012d}/{source}"
         raw = node.store.meta_get(cursor_name)
         cursor = msgpack.unpackb(raw, raw=False) if raw else [0, ranges[0][0], None]
         if cursor is True:
             return
         wire_ranges = [list(r) for r in ranges]
-        while not node.stopping:
+        while not node.stopping():
             if not self._in_progress(change_epoch):
                 return  # the change ended (abandoned): stop pulling for it
-            if node.state.member(source) is None:
+            if node.state().member(source) is None:
                 return  # the source left the membership: nothing more to get from it
-            change = node.state.change
+            change = node.state().change
             if change == ("remove", source) and not node.detector.is_up(source):
                 return  # a removed member is dead: the surviving old replicas supply the data
             if node.detector.down_for(source) > DEAD_SOURCE_GRACE_S:
@@ -191,7 +212,7 @@ class TransferManager:
                     timeout_s=10.0)
             except (PeerError, asyncio.TimeoutError) as e:
                 log.info("transfer: pulling from %s failed (%r); retrying", source, e)
-                await asyncio.sleep(RETRY_S)
+                await self.clock.sleep(RETRY_S)
                 continue
             writes = [(tok, key, Record.from_wire(w)) for tok, key, w in items]
             size = sum(len(k) + len(r.value) for _t, k, r in writes)
@@ -199,37 +220,36 @@ class TransferManager:
                 writes=writes,
                 meta_put={cursor_name: msgpack.packb(True if nxt is None else nxt,
                                                      use_bin_type=True)})
-            if node.hlc is not None:
-                for _t, _k, r in writes:
-                    node.hlc.observe(r.version)
+            for _t, _k, r in writes:
+                node.observe_version(r.version)
             self.progress.keys_moved += len(writes)
             self.progress.bytes_moved += size
             if nxt is None:
                 return
             cursor = nxt
             if size:  # throttle (per source): leave room for live traffic
-                await asyncio.sleep(size / node.config.transfer_max_bytes_s)
+                await node.clock.sleep(size / node.max_bytes_s)
 
     async def rpc_pull(self, payload: list, peer_id: str) -> Any:
         """Serve one batch: records of ``ranges`` from the cursor on (tombstones too), and
         the next cursor, ``None`` once every range is exhausted."""
         change_epoch, ranges, idx, cur_token, cur_key, limit = payload
-        if self.node.state.epoch < change_epoch:
+        if self.state().epoch < change_epoch:
             # Until this source knows the change, it may still accept writes for the moving
             # ranges from coordinators that skip the gainer; serve only once it knows.
-            self.node.note_epoch(change_epoch, peer_id)
-            raise StaleEpochError(self.node.state.epoch)
+            self.note_epoch(change_epoch, peer_id)
+            raise StaleEpochError(self.state().epoch)
         # A barrier: writes accepted under the old epoch are queued for the group commit
         # (the epoch check and the enqueue happen in one step); once this empty batch is
         # synced they are all on disk, so the scan below sees them.
-        await self.node.committer.submit()
+        await self.committer.submit()
         limit = max(1, min(int(limit), 5000))
         items: list = []
         size = 0
         last: Optional[list] = None
         while idx < len(ranges):
             start, end = ranges[idx]
-            for token, key, rec in self.node.store.scan(max(start, cur_token), end,
+            for token, key, rec in self.store.scan(max(start, cur_token), end,
                                                         after_key=cur_key):
                 # Bounded by count and by bytes: a reply must fit in one peer frame. A record
                 # that would take the batch over the budget waits for the next batch (a
@@ -251,7 +271,7 @@ class TransferManager:
 
     def _in_progress(self, change_epoch: int) -> bool:
         """False once this node knows the change begun at ``change_epoch`` is over."""
-        state = self.node.state
+        state = self.state()
         return state.epoch < change_epoch or (state.change is not None
                                               and state.change_epoch == change_epoch)
 
@@ -263,15 +283,15 @@ class TransferManager:
     def _is_driver(self, state: ClusterState) -> bool:
         op, mid = state.change
         if op in ("join", "leave"):
-            return mid == self.node.id
+            return mid == self.id
         live = sorted((m.number, m.id) for m in state.members.values()
-                      if m.id != mid and m.state == "normal" and self.node.detector.is_up(m.id))
-        return bool(live) and live[0][1] == self.node.id
+                      if m.id != mid and m.state == "normal" and self.detector.is_up(m.id))
+        return bool(live) and live[0][1] == self.id
 
     async def _drive(self, change_epoch: int) -> None:
-        node = self.node
-        while not node.stopping:
-            state = node.state
+        node = self
+        while not node.stopping():
+            state = node.state()
             if state.change is None or state.change_epoch != change_epoch:
                 return
             if self._is_driver(state):
@@ -287,13 +307,13 @@ class TransferManager:
                         log.info("%s of %s finished", op, mid)
                     except Exception as e:  # no majority, lost leadership: try again
                         log.info("proposing %s %s failed: %r", finish, mid, e)
-            await asyncio.sleep(RETRY_S)
+            await self.clock.sleep(RETRY_S)
 
     async def _gainer_done(self, gainer: str, change_epoch: int) -> bool:
-        if gainer == self.node.id:
+        if gainer == self.id:
             return self.is_done(change_epoch)
         try:
-            return bool(await self.node.call_peer(gainer, "xfer_status", [change_epoch],
+            return bool(await self.call_peer(gainer, "xfer_status", [change_epoch],
                                                   timeout_s=2.0))
         except (PeerError, asyncio.TimeoutError):
             return False
@@ -306,16 +326,16 @@ class TransferManager:
         same step, in order with the writes: writes queued before are dropped with the range;
         writes of a later change that gives a range back (queued after) survive."""
         doomed = subtract_sorted(merge_spans(lost),
-                                 held_ranges(self.node.state, self.node.id))
-        dropped = await self.node.committer.delete_ranges_in_order(doomed) if doomed else 0
+                                 held_ranges(self.state(), self.id))
+        dropped = await self.committer.delete_ranges_in_order(doomed) if doomed else 0
         if dropped:
             log.info("dropped %d records of ranges no longer replicated here", dropped)
 
     async def _clear_stale_transfer_state(self) -> None:
         """Delete the cursors and "done" markers of every change but the one in progress."""
-        state = self.node.state
+        state = self.state()
         live = f"{XFER_PREFIX}{state.change_epoch:012d}/" if state.change is not None else None
-        names = [name for name, _ in self.node.store.meta_scan(XFER_PREFIX)
+        names = [name for name, _ in self.store.meta_scan(XFER_PREFIX)
                  if live is None or not name.startswith(live)]
         if names:
-            await self.node.committer.submit(meta_delete=names)
+            await self.committer.submit(meta_delete=names)

@@ -17,14 +17,16 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import TYPE_CHECKING, Optional
+from typing import TYPE_CHECKING, Callable, Optional
 
 from dynamopy.core.versions import (HybridClock, extended_mark, physical_ms, resume_floor,
                                     resume_wait_ms)
 from dynamopy.node.errors import NotReady
 
 if TYPE_CHECKING:  # pragma: no cover
-    from dynamopy.node.runtime import Node
+    from dynamopy.core.membership import ClusterState
+    from dynamopy.node.clock import Clock
+    from dynamopy.storage import GroupCommitter, Storage
 
 log = logging.getLogger(__name__)
 
@@ -34,8 +36,13 @@ REFRESH_S = 0.25       # < LEAD_MS / 2: the write path normally finds the mark a
 
 
 class VersionClock:
-    def __init__(self, node: "Node"):
-        self.node = node
+    """Built from what it uses: this node's id, the current membership state (a getter),
+    the store and group committer (the durable mark), and the clock."""
+
+    def __init__(self, *, me: str, state: Callable[[], "ClusterState"], store: "Storage",
+                 committer: "GroupCommitter", clock: "Clock"):
+        self.me, self.state, self.store, self.committer, self.clock = (
+            me, state, store, committer, clock)
         self.hlc: Optional[HybridClock] = None
         self.mark_ms = 0          # the durable mark (what is synced on disk)
         self._floor_ms = 0        # the mark found at start: the clock starts above it
@@ -44,16 +51,15 @@ class VersionClock:
 
     async def load(self) -> None:
         """Read the durable mark; wait until the wall clock passed it (bounded)."""
-        node = self.node
-        raw = node.store.meta_get(MARK_KEY)
+        raw = self.store.meta_get(MARK_KEY)
         if raw is None:
             return
         self.mark_ms = self._floor_ms = int(raw)
-        wall = node.clock.wall_ms()
+        wall = self.clock.wall_ms()
         wait_ms = resume_wait_ms(self.mark_ms, wall, LEAD_MS)
         if wait_ms:
             log.info("waiting %d ms for the wall clock to pass the version mark", wait_ms)
-            await node.clock.sleep(wait_ms / 1000)
+            await self.clock.sleep(wait_ms / 1000)
         elif self.mark_ms > wall:
             log.warning("the version mark is %.1f s ahead of the wall clock (did the clock step "
                         "back?): versions continue from the mark", (self.mark_ms - wall) / 1000)
@@ -72,13 +78,13 @@ class VersionClock:
         """A new version, above ``after`` and above everything issued or observed, covered
         by the durable mark before it is returned."""
         hlc = self.hlc
-        me = self.node.state.member(self.node.id)
+        me = self.state().member(self.me)
         if me is None or me.number != hlc.member_number:
             # Removed (its number may go to another member): never stamp with it again.
             raise NotReady("this node is no longer a member of the cluster")
         if after > 0:
             hlc.observe(after)
-        version = hlc.next(self.node.clock.wall_ms())
+        version = hlc.next(self.clock.wall_ms())
         if physical_ms(version) > self.mark_ms:
             await self._extend(physical_ms(version))
         return version
@@ -89,16 +95,16 @@ class VersionClock:
                 raise NotReady("this node is stopping")
             if needed_ms <= self.mark_ms:
                 return  # another caller's extension covered it
-            new = extended_mark(self.mark_ms, needed_ms, self.node.clock.wall_ms(), LEAD_MS)
-            await self.node.committer.put_meta(MARK_KEY, str(new).encode())
+            new = extended_mark(self.mark_ms, needed_ms, self.clock.wall_ms(), LEAD_MS)
+            await self.committer.put_meta(MARK_KEY, str(new).encode())
             self.mark_ms = new
 
     async def run(self) -> None:
         """Keep the durable mark ahead of the wall clock."""
         while True:
-            await self.node.clock.sleep(REFRESH_S)
+            await self.clock.sleep(REFRESH_S)
             if self.hlc is not None and not self._closed:
-                await self._extend(self.node.clock.wall_ms() + LEAD_MS // 2)
+                await self._extend(self.clock.wall_ms() + LEAD_MS // 2)
 
     async def close(self) -> None:
         """At a clean stop: store the exact last physical time (nothing issues after this),
@@ -107,5 +113,5 @@ class VersionClock:
             self._closed = True
             if self.hlc is not None and self.hlc.last_ms:
                 exact = max(self.hlc.last_ms, self._floor_ms)
-                await self.node.committer.put_meta(MARK_KEY, str(exact).encode())
+                await self.committer.put_meta(MARK_KEY, str(exact).encode())
                 self.mark_ms = exact

@@ -1,13 +1,11 @@
 """Node-to-node RPC: framing, cluster-secret auth, pipelined client, server.
 
-``Transport`` is the seam the node runtime depends on: ``PeerClient`` implements it over TCP,
-the simulator provides an in-memory implementation. Every failure to get a useful answer
+``Transport`` (``transport.py``) is the seam the node runtime depends on: ``TcpTransport``
+implements it over TCP, ``dynamopy.sim.transport`` in memory. Every failure to get a useful answer
 from a peer raises a ``PeerError`` subclass.
 """
 
 from __future__ import annotations
-
-from typing import Any, Protocol, runtime_checkable
 
 from .client import PeerClient
 from .errors import (
@@ -23,19 +21,7 @@ from .errors import (
 )
 from .framing import MAX_FRAME_BYTES, FrameError, FrameTooLarge
 from .server import Handler, PeerServer, route
-
-
-@runtime_checkable
-class Transport(Protocol):
-    """Send one request to the peer at ``addr`` (``"host:port"`` or a simulator node name)
-    and return its result.
-
-    Raises ``PeerUnavailable`` (no connection / lost before the reply / in back-off),
-    ``PeerTimeout`` (no reply within ``timeout_s``), ``RemoteError`` (the peer answered with
-    an error code) or ``AuthError`` (handshake failed).
-    """
-
-    async def call(self, addr: str, method: str, payload: Any, timeout_s: float) -> Any: ...
+from .transport import PeerCaller, SyncMethods, TcpTransport, Transport
 
 
 __all__ = [
@@ -47,12 +33,15 @@ __all__ = [
     "MessageTooLarge",
     "Handler",
     "MAX_FRAME_BYTES",
+    "PeerCaller",
     "PeerClient",
     "PeerError",
     "PeerServer",
     "PeerTimeout",
     "PeerUnavailable",
     "RemoteError",
+    "SyncMethods",
+    "TcpTransport",
     "Transport",
     "UnknownMethod",
     "route",

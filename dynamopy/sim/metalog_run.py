@@ -27,7 +27,8 @@ from typing import Any
 
 import msgpack
 
-from dynamopy.core.paxos import AcceptorState, MetaLogNode, PaxosSafetyError, decode, encode
+from dynamopy.core.paxos import (AcceptorState, MetaLogNode, PaxosSafetyError, decode, encode,
+                                 finish_ready)
 
 from .clock import VirtualClock
 from .invariants import (
@@ -216,28 +217,38 @@ class MetalogSim:
         if not node.has_ready():
             return
         rd = node.ready()
+        # Durable first ("fsync"): the snapshot and the acceptor update. (The app's log of
+        # committed values is stored as they are applied: a crash right after this sync
+        # loses them, which the learner re-learns, and so tests that path too.)
         if rd.snapshot is not None:
-            app.install(rd.snapshot)
             store.snapshot, store.log = rd.snapshot, []
-            self.stats["snapshots_installed"] += 1
-            self.applied.extend((nid, slot, v) for slot, v in enumerate(rd.snapshot.data))
         if rd.persist is not None:
-            store.acceptor = (store.acceptor or AcceptorState()).apply(rd.persist)  # "fsync"
+            store.acceptor = (store.acceptor or AcceptorState()).apply(rd.persist)
             self.accepts.extend((nid, slot, b, v) for slot, b, v in rd.persist.accepted)
         if s.crash_after_persist:
             self._kill(s)  # synced, but nothing sent and nothing applied
             return
-        for slot, value in rd.committed:
+
+        def install(snapshot) -> None:
+            app.install(snapshot)
+            self.stats["snapshots_installed"] += 1
+            self.applied.extend((nid, slot, v) for slot, v in enumerate(snapshot.data))
+
+        def apply(slot, value) -> None:
             app.apply(slot, value)
             store.log.append(value)
             self.applied.append((nid, slot, value))
             if value is not None:
                 self.committed.add(value["rid"])
-        for to, msg in rd.messages:
-            if self.p.wire:  # what a real transport does to a message (tuples become lists...)
-                msg = decode(msgpack.unpackb(msgpack.packb(encode(msg), use_bin_type=True), raw=False))
-            self.net.send(nid, to, msg)
-        node.advance(rd)
+
+        def send(messages) -> None:
+            for to, msg in messages:
+                if self.p.wire:  # what a real transport does to a message (tuples -> lists)
+                    msg = decode(msgpack.unpackb(msgpack.packb(encode(msg), use_bin_type=True),
+                                                 raw=False))
+                self.net.send(nid, to, msg)
+
+        finish_ready(node, rd, install=install, apply=apply, send=send)
         if s.members != app.members:
             s.members = frozenset(app.members)
             node.set_learners(s.members)

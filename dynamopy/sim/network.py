@@ -34,6 +34,31 @@ class NetStats:
     cut: int = 0  # dropped by a partition or because the destination was down
 
 
+class Partitions:
+    """Which nodes can talk: nodes in the same group can, others cannot. Unlisted nodes form
+    group 0 together. Shared by this network and the in-memory Transport (sim/transport.py)."""
+
+    def __init__(self) -> None:
+        self._group: dict[str, int] = {}  # node -> partition group; absent = group 0
+
+    def partition(self, groups: Iterable[Iterable[str]]) -> None:
+        """Split the nodes: only nodes in the same group can talk."""
+        self._group = {}
+        for i, group in enumerate(groups, start=1):
+            for node in group:
+                self._group[node] = i
+
+    def isolate(self, node: str) -> None:
+        """Cut one node off from everyone else (keeping any other partition)."""
+        self._group[node] = max(self._group.values(), default=0) + 1
+
+    def heal(self) -> None:
+        self._group = {}
+
+    def connected(self, a: str, b: str) -> bool:
+        return self._group.get(a, 0) == self._group.get(b, 0)
+
+
 class Network:
     def __init__(
         self,
@@ -49,23 +74,10 @@ class Network:
         self.config = config or NetConfig()
         self.stats = NetStats()
         self._deliver = deliver
-        self._group: dict[str, int] = {}  # node -> partition group; absent = group 0
-
-    # -- partitions ---------------------------------------------------------------------
-
-    def partition(self, groups: Iterable[Iterable[str]]) -> None:
-        """Split the nodes: only nodes in the same group can talk. Unlisted nodes form
-        group 0 together."""
-        self._group = {}
-        for i, group in enumerate(groups, start=1):
-            for node in group:
-                self._group[node] = i
-
-    def heal(self) -> None:
-        self._group = {}
-
-    def connected(self, a: str, b: str) -> bool:
-        return self._group.get(a, 0) == self._group.get(b, 0)
+        self.partitions = Partitions()
+        self.partition = self.partitions.partition
+        self.heal = self.partitions.heal
+        self.connected = self.partitions.connected
 
     # -- traffic ------------------------------------------------------------------------
 

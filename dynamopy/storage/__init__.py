@@ -2,7 +2,8 @@
 
 ``Store`` is synchronous; ``GroupCommitter`` is the asyncio front for durable writes.
 ``Storage`` is the seam the runtime depends on: ``Store`` implements it on LevelDB; a
-simulated store (in memory, losing unsynced writes on a crash) can stand in for it.
+simulated store (``dynamopy.sim.storage``: in memory, losing unsynced writes on a crash)
+stands in for it. ``Disk`` (``disk.py``) is what the node is given: it opens the store.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 from typing import Iterable, Iterator, Mapping, Optional, Protocol, runtime_checkable
 
 from dynamopy.core.records import Record
+from dynamopy.storage.disk import Disk, LevelDBDisk
 from dynamopy.storage.group_commit import CommitterClosed, GroupCommitter
 from dynamopy.storage.store import Store
 
@@ -45,4 +47,4 @@ class Storage(Protocol):
     def close(self) -> None: ...
 
 
-__all__ = ["CommitterClosed", "GroupCommitter", "Storage", "Store"]
+__all__ = ["CommitterClosed", "Disk", "GroupCommitter", "LevelDBDisk", "Storage", "Store"]

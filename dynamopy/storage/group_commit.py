@@ -17,6 +17,8 @@ Rules and invariants:
 * Arguments are validated at submission, so one caller's bad input fails that caller only
   instead of poisoning a shared batch.
 * ``stop()`` refuses new work, flushes everything queued, then returns.
+* ``inline=True`` (an in-memory store) runs ``apply`` on the event loop instead of the commit
+  thread: same batching and the same rules, no thread, so a simulated run is deterministic.
 """
 
 from __future__ import annotations
@@ -76,12 +78,14 @@ class GroupCommitter:
         *,
         max_batch: int = 1000,
         on_batch: Optional[OnBatch] = None,
+        inline: bool = False,
     ) -> None:
         if max_batch < 1:
             raise ValueError("max_batch must be >= 1")
         self.store = store
         self.max_batch = max_batch
         self.on_batch = on_batch
+        self.inline = inline
         self._queue: deque[_Submission] = deque()
         self._wakeup: Optional[asyncio.Event] = None
         self._task: Optional[asyncio.Task] = None
@@ -94,7 +98,8 @@ class GroupCommitter:
         if self._task is not None:
             raise RuntimeError("GroupCommitter already started")
         self._wakeup = asyncio.Event()
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="group-commit")
+        if not self.inline:
+            self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="group-commit")
         self._accepting = True
         self._task = asyncio.get_running_loop().create_task(self._run(), name="group-commit")
 
@@ -198,6 +203,8 @@ class GroupCommitter:
         """
         if not self._accepting:
             raise CommitterClosed("GroupCommitter is not running")
+        if self.inline:
+            return self.store.delete_range(start_token, end_token)
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(None, self.store.delete_range, start_token, end_token)
 
@@ -215,8 +222,22 @@ class GroupCommitter:
             total += sub.size
         return batch
 
+    def _more(self, batch: list[_Submission]) -> list[_Submission]:
+        """Submissions queued since ``batch`` was taken that still fit in it (inline mode:
+        the batch forms over one loop step, as it forms over one fsync on the thread)."""
+        if batch[0].delete_ranges:
+            return []
+        total = sum(sub.size for sub in batch)
+        more = []
+        while self._queue and total + self._queue[0].size <= self.max_batch \
+                and not self._queue[0].delete_ranges:
+            sub = self._queue.popleft()
+            more.append(sub)
+            total += sub.size
+        return more
+
     async def _run(self) -> None:
-        assert self._wakeup is not None and self._executor is not None
+        assert self._wakeup is not None and (self.inline or self._executor is not None)
         loop = asyncio.get_running_loop()
         batch: list[_Submission] = []
         try:
@@ -229,9 +250,14 @@ class GroupCommitter:
                     continue
                 batch = self._take_batch()
                 try:
-                    results, seconds = await loop.run_in_executor(
-                        self._executor, _apply_merged, self.store, batch
-                    )
+                    if self.inline:
+                        await asyncio.sleep(0)  # let this tick's callers join the batch
+                        batch += self._more(batch)
+                        results, seconds = _apply_merged(self.store, batch)
+                    else:
+                        results, seconds = await loop.run_in_executor(
+                            self._executor, _apply_merged, self.store, batch
+                        )
                 except Exception as exc:  # fail every caller of this batch, keep serving
                     log.warning("group commit of %d submissions failed: %r", len(batch), exc)
                     for sub in batch:

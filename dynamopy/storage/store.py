@@ -174,9 +174,12 @@ def _check_range(start_token: int, end_token: int) -> None:
 class Store:
     """One replica's LevelDB: versioned records by token, hints per target, metadata."""
 
-    def __init__(self, path: str) -> None:
+    def __init__(self, path: str, *, db=None) -> None:
+        """Open the LevelDB at ``path``; or, with ``db``, run on that ordered key-value
+        store instead (the in-memory disk of ``dynamopy.sim.storage``, plyvel's interface)."""
         self.path = path
-        self._db = plyvel.DB(str(path), create_if_missing=True, **_LEVELDB_OPTIONS)
+        self._db = db if db is not None else plyvel.DB(str(path), create_if_missing=True,
+                                                         **_LEVELDB_OPTIONS)
         self._lock = threading.Lock()
         self._key_count = 0
         # target -> (count, bytes). Replaced, never mutated, once open: readers on other

@@ -38,10 +38,10 @@ def state_at(epoch: int, ring: Ring, members=MEMBERS + ("n5",)) -> ClusterState:
 def stand_in(state: ClusterState, *, down=(), known_chosen_below=0):
     node = types.SimpleNamespace(id="n1", state=state, clock=FakeClock(), metrics=Metrics())
     node.detector = types.SimpleNamespace(is_up=lambda m: m not in down)
-    node.metalog = types.SimpleNamespace(
-        paxos=types.SimpleNamespace(known_chosen_below=known_chosen_below),
+    node.catchup = CatchUp(
+        me=node.id, state=lambda: node.state, is_up=lambda m: node.detector.is_up(m),
+        clock=_Via(node, "clock"), known_chosen_below=lambda: known_chosen_below,
         poke=lambda: None)
-    node.catchup = CatchUp(node)
     return node
 
 
@@ -116,12 +116,31 @@ def hint_target(state: ClusterState):
         return [True] * len(writes)
 
     node.committer = types.SimpleNamespace(submit=submit)
-    node.hlc = None
     node.note_epoch = node.catchup.note
-    node.replica = Replica(node)
-    node.hints = HintManager.__new__(HintManager)
-    node.hints.node = node
+    node.stopping = False
+    # The components' narrow collaborators, read from the stand-in at call time (the tests
+    # below swap some of them after building).
+    common = dict(me=node.id, state=lambda: node.state, store=_Via(node, "store"),
+                  committer=_Via(node, "committer"), clock=_Via(node, "clock"),
+                  metrics=node.metrics, note_epoch=node.catchup.note,
+                  observe_version=lambda v: None)
+    node.hints = HintManager(**common, detector=_Via(node, "detector"),
+                             call_peer=lambda *a, **k: node.call_peer(*a, **k),
+                             stopping=lambda: node.stopping)
+    node.replica = Replica(**common, catchup=node.catchup, poke_metalog=lambda: None,
+                           hints=node.hints)
+    node.hints.replica = node.replica
     return node, stored
+
+
+class _Via:
+    """Forwards attribute reads to ``node.<name>`` as it is when read."""
+
+    def __init__(self, node, name):
+        self._node, self._name = node, name
+
+    def __getattr__(self, attr):
+        return getattr(getattr(self._node, self._name), attr)
 
 
 def token_where(ring: Ring, member: str, replicates: bool) -> int:
@@ -169,7 +188,6 @@ def test_a_holder_refused_with_stale_epoch_learns_the_newer_epoch_and_keeps_its_
 
     holder.committer.delete_hints = delete_hints
     holder.call_peer = call_peer
-    holder.hints._backoff, holder.hints._retry_at = {}, {}
     asyncio.run(holder.hints._deliver("n2"))
     assert deleted == []                              # kept for the retry (re-homed then)
     assert holder.catchup.target_epoch() == 9 and not holder.catchup.caught_up

@@ -52,11 +52,22 @@ def _node():
         metrics=SimpleNamespace(restamps=_Counter(), quorum_failures=_Counter()))
 
 
+def _deps(node) -> dict:
+    """The Coordinator's narrow collaborators, taken from the stand-in (None if it has none:
+    the test does not reach them)."""
+    get = lambda name: getattr(node, name, None)  # noqa: E731
+    return dict(me=get("id"), config=get("config"), state=lambda: get("state"),
+                clock=get("clock"), metrics=get("metrics"), detector=get("detector"),
+                replica=None, hints=None, call_peer=None, versions=get("versions"),
+                observe_version=lambda v: None, serving_state=get("serving_state"),
+                require_ready=get("require_ready"), wait_for_epoch=None)
+
+
 class _Coordinator(Coordinator):
     """Three replicas whose answer to each put is ``reply(node, version)``."""
 
     def __init__(self, node, reply):
-        super().__init__(node)
+        super().__init__(**_deps(node))
         self.reply = reply
         self.sent: list[tuple[str, int]] = []
 
@@ -117,7 +128,7 @@ def _token_coordinator(max_offset_ms: int, wall_ms: int, hybrid_ms: int) -> Coor
     node = SimpleNamespace(config=SimpleNamespace(max_clock_offset_ms=max_offset_ms),
                            clock=SimpleNamespace(wall_ms=lambda: wall_ms),
                            hybrid_ms=lambda: hybrid_ms)
-    return Coordinator(node)
+    return Coordinator(**_deps(node))
 
 
 def test_a_token_is_bounded_by_the_wall_clock_not_the_hybrid_one():

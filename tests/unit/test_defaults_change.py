@@ -4,6 +4,7 @@ the leader finishes a change of the R/W defaults only once every member is past 
 import asyncio
 import types
 
+from dynamopy.node.clock import SystemClock
 from dynamopy.core.membership import ClusterState, Settings, bootstrap_entry
 from dynamopy.node import defaults_change
 from dynamopy.node.defaults_change import DefaultsChange
@@ -15,8 +16,8 @@ FLIPPED = ClusterState().apply(bootstrap_entry(SEEDS, Settings(r=1, w=3))).apply
 
 
 def test_the_drained_epoch_is_the_oldest_request_still_running():
-    node = types.SimpleNamespace(state=FLIPPED)
-    dc = DefaultsChange(node)
+    dc = DefaultsChange(me="n1", state=lambda: FLIPPED, clock=None, call_peer=None,
+                        is_leader=lambda: False, propose=None)
     assert dc.drained_epoch() == 2
     with dc.track(1):
         with dc.track(2), dc.track(1):
@@ -31,8 +32,7 @@ def run_leader(monkeypatch, drained: dict) -> list:
     proposed = []
 
     async def main():
-        node = types.SimpleNamespace(id="n1", state=FLIPPED,
-                                     metalog=types.SimpleNamespace(is_leader=True))
+        node = types.SimpleNamespace(state=FLIPPED)
 
         async def call_peer(member, method, payload, timeout_s=None):
             assert method == "defaults_drained"
@@ -45,8 +45,9 @@ def run_leader(monkeypatch, drained: dict) -> list:
             node.state = node.state.apply(entry)
             return node.state.epoch
 
-        node.call_peer, node.propose = call_peer, propose
-        task = asyncio.ensure_future(DefaultsChange(node).run())
+        dc = DefaultsChange(me="n1", state=lambda: node.state, clock=SystemClock(),
+                            call_peer=call_peer, is_leader=lambda: True, propose=propose)
+        task = asyncio.ensure_future(dc.run())
         await asyncio.sleep(0.3)
         task.cancel()
 

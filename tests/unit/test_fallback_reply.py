@@ -7,6 +7,7 @@ import asyncio
 import types
 
 from dynamopy.core.records import Record
+from dynamopy.node.clock import SystemClock
 from dynamopy.node.hints import HintManager
 from dynamopy.node.metrics import Metrics
 from dynamopy.node.replica import Replica
@@ -15,14 +16,15 @@ from dynamopy.storage import GroupCommitter, Store
 
 def _fallback(tmp_path):
     store = Store(str(tmp_path / "db"))
-    node = types.SimpleNamespace(
-        id="f", store=store, committer=GroupCommitter(store), hlc=None, metrics=Metrics(),
-        detector=types.SimpleNamespace(down_for=lambda target: 0.0),
-        state=types.SimpleNamespace(member=lambda _id: None, settings=types.SimpleNamespace(
-            hint_window_s=3600.0, hint_max_bytes=1 << 30)))
-    node.hints = HintManager.__new__(HintManager)
-    node.hints.node = node
-    return node, Replica(node)
+    node = types.SimpleNamespace(store=store, committer=GroupCommitter(store))
+    state = types.SimpleNamespace(member=lambda _id: None, settings=types.SimpleNamespace(
+        hint_window_s=3600.0, hint_max_bytes=1 << 30))
+    common = dict(me="f", state=lambda: state, store=store, committer=node.committer,
+                  clock=SystemClock(), metrics=Metrics(), note_epoch=None,
+                  observe_version=lambda v: None)
+    hints = HintManager(**common, detector=types.SimpleNamespace(down_for=lambda target: 0.0),
+                        call_peer=None, stopping=lambda: False)
+    return node, Replica(**common, catchup=None, poke_metalog=None, hints=hints)
 
 
 def test_a_fallback_answers_with_the_newer_hint_it_already_holds(tmp_path):

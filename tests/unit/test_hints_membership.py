@@ -7,6 +7,7 @@ import types
 
 import pytest
 
+from dynamopy.node.clock import SystemClock
 from dynamopy.core.membership import ClusterState, Settings, bootstrap_entry
 from dynamopy.core.records import Record
 from dynamopy.node import transfer
@@ -14,6 +15,29 @@ from dynamopy.node.hints import HintManager
 from dynamopy.node.transfer import TransferManager
 from dynamopy.peer import PeerUnavailable
 from dynamopy.storage import GroupCommitter, Store
+
+class _Via:
+    """Forwards attribute reads to ``node.<name>`` as it is when read."""
+
+    def __init__(self, node, name):
+        self._node, self._name = node, name
+
+    def __getattr__(self, attr):
+        return getattr(getattr(self._node, self._name), attr)
+
+
+def transfer_manager(node) -> TransferManager:
+    """A TransferManager built from the stand-in ``node``'s parts, read when used (the
+    tests swap some of them after building)."""
+    return TransferManager(
+        me=getattr(node, "id", None), state=lambda: node.state, store=_Via(node, "store"),
+        committer=_Via(node, "committer"), clock=_Via(node, "clock"),
+        detector=_Via(node, "detector"), call_peer=lambda *a, **k: node.call_peer(*a, **k),
+        note_epoch=lambda *a: node.note_epoch(*a), observe_version=lambda v: None,
+        propose=lambda entry: node.propose(entry), hints=_Via(node, "hints"),
+        spawn=lambda coro: node.spawn(coro), max_bytes_s=1 << 30,
+        stopping=lambda: node.stopping)
+
 
 SEEDS = [{"id": f"n{i}", "url": f"u{i}", "peer": f"p{i}"} for i in (1, 2, 3)]
 BASE = ClusterState().apply(bootstrap_entry(SEEDS, Settings())).apply(
@@ -49,11 +73,20 @@ def fake_node(state, me="n1", fail=()):
     return node, calls
 
 
+def hint_manager(node, store=None, committer=None, detector=None) -> HintManager:
+    """A HintManager built from the stand-ins of ``node`` (its narrow collaborators)."""
+    from dynamopy.node.metrics import Metrics
+    return HintManager(me=node.id, state=lambda: node.state, store=store, committer=committer,
+                       clock=SystemClock(), metrics=Metrics(), detector=detector,
+                       call_peer=node.call_peer, note_epoch=lambda epoch, peer: None,
+                       stopping=lambda: False, observe_version=lambda v: None,
+                       replica=node.replica)
+
+
 def test_a_rehomed_hint_also_goes_to_the_member_gaining_its_key():
     token, loser = moving_token(JOINING)
     node, calls = fake_node(JOINING)
-    hm = HintManager.__new__(HintManager)
-    hm.node = node
+    hm = hint_manager(node)
     # the loser keeps the key only until the switch: its hints are re-homed, not delivered
     assert not hm._keeps(loser, token) and hm._keeps("n5", token)
     asyncio.run(hm._rehome(token, b"k", Record(7)))
@@ -68,13 +101,12 @@ def test_a_rehomed_hint_is_kept_until_a_member_on_each_side_of_the_change_acked(
     pending = set(JOINING.pending_ring.preference_list_for_token(token, 3))
     # only the losing owner acks: it drops the key at the switch, so the hint stays
     node, calls = fake_node(JOINING, me="n9", fail=pending)
-    hm = HintManager.__new__(HintManager)
-    hm.node = node
+    hm = hint_manager(node)
     with pytest.raises(PeerUnavailable):
         asyncio.run(hm._rehome(token, b"k", Record(7)))
     assert loser in {m for m, _, _ in calls}
     node, _ = fake_node(JOINING, me="n9", fail=pending - {"n5"})
-    hm.node = node
+    hm = hint_manager(node)
     asyncio.run(hm._rehome(token, b"k", Record(7)))  # the gainer acked: done
 
 
@@ -87,13 +119,10 @@ def test_a_leaving_member_passes_the_hints_of_a_down_target_to_a_live_member(tmp
             committer = GroupCommitter(store)
             await committer.start()
             node, calls = fake_node(leaving, me="n4")
-            node.store, node.committer, node.stopping = store, committer, False
-            node.clock = types.SimpleNamespace(monotonic=lambda: 0.0)
-            node.detector = types.SimpleNamespace(is_up=lambda m: m != "n2")
             for i in range(5):
                 await committer.add_hint("n2", 100 + i, b"k%d" % i, Record(10 + i))
-            hm = HintManager(node)
-            node.hints = hm
+            hm = hint_manager(node, store, committer,
+                              detector=types.SimpleNamespace(is_up=lambda m: m != "n2"))
             done = await hm.hand_off()
             left = store.hint_stats().get("n2", (0, 0))[0]
             await committer.stop()
@@ -130,8 +159,8 @@ def test_a_leaver_proposes_finish_leave_only_once_its_hints_are_handed_off(monke
 
         node.hints = types.SimpleNamespace(hand_off=hand_off)
         node.propose, node.call_peer = propose, call_peer
-        tm = TransferManager.__new__(TransferManager)
-        tm.node = node
+        node.clock = SystemClock()
+        tm = transfer_manager(node)
         await asyncio.wait_for(tm._drive(leaving.change_epoch), 10)
 
     asyncio.run(run())
@@ -149,11 +178,11 @@ def test_a_leaving_member_keeps_no_new_hints():
         stored.append(target)
 
     for state, refused in ((BASE, False), (LEAVING, True)):
-        node = types.SimpleNamespace(id="n4", state=state, hlc=None,
-                                     hints=types.SimpleNamespace(store=store),
-                                     store=types.SimpleNamespace(
-                                         hint_lookup=lambda *_a: None, get=lambda *_a: None))
-        replica = Replica(node)
+        replica = Replica(
+            me="n4", state=lambda state=state: state, clock=SystemClock(), metrics=None,
+            store=types.SimpleNamespace(hint_lookup=lambda *_a: None, get=lambda *_a: None),
+            committer=None, catchup=None, poke_metalog=None, note_epoch=None,
+            observe_version=lambda v: None, hints=types.SimpleNamespace(store=store))
         if refused:
             with pytest.raises(HintRefused):
                 asyncio.run(replica.put(5, b"k", Record(3), hint_for="n2"))

@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 from dynamopy.core.paxos import (
     NOOP, Accept, Accepted, Acceptor, AcceptorState, Ballot, MetaLogNode, Nack,
-    Promise, Role, Snapshot,
+    Promise, Role, Snapshot, finish_ready,
 )
 from dynamopy.sim.invariants import check_chosen_unique
 
@@ -108,17 +108,20 @@ class Cluster:
     def flush(self, n):
         node = self.nodes[n]
         rd = node.ready()
-        if rd.snapshot:
-            self.installed[n].append(rd.snapshot)
-            self.values[n] = list(rd.snapshot.data)
-            self.snap[n] = rd.snapshot
         if rd.persist:
             self.durable[n] = self.durable[n].apply(rd.persist)
-        for slot, v in rd.committed:
+
+        def install(snapshot):
+            self.installed[n].append(snapshot)
+            self.values[n] = list(snapshot.data)
+            self.snap[n] = snapshot
+
+        def apply(slot, v):
             assert slot == len(self.values[n])
             self.values[n].append(v)
-        self.pool.extend((n, to, m) for to, m in rd.messages)
-        node.advance(rd)
+
+        finish_ready(node, rd, install=install, apply=apply,
+                     send=lambda msgs: self.pool.extend((n, to, m) for to, m in msgs))
 
     def deliver_all(self, limit=100_000):
         for n in list(self.nodes):
@@ -351,11 +354,13 @@ def run_schedule(pick, integer) -> None:
         if rd.persist:
             durable[n] = durable[n].apply(rd.persist)
             accepts.extend((n, s, b, v) for s, b, v in rd.persist.accepted)
-        for s, v in rd.committed:
+
+        def apply(s, v):
             assert s == len(applied[n])
             applied[n].append(v)
-        pool.extend((n, to, m) for to, m in rd.messages)
-        nodes[n].advance(rd)
+
+        finish_ready(nodes[n], rd, apply=apply,
+                     send=lambda msgs: pool.extend((n, to, m) for to, m in msgs))
 
     for n in acc:
         boot(n)

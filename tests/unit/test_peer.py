@@ -20,7 +20,7 @@ from dynamopy.peer import (
     PeerTimeout,
     PeerUnavailable,
     RemoteError,
-    Transport,
+    PeerCaller,
     UnknownMethod,
     route,
 )
@@ -107,7 +107,7 @@ def test_round_trip_and_peer_identity():
             payload = {"k": b"\x00key", "n": [1, 2**40, -3], "s": "ü", "none": None, 7: True}
             assert await client.call(addr, "echo", payload, 1.0) == payload
             assert await client.call(addr, "whoami", None, 1.0) == "client-1"
-            assert isinstance(client, Transport)
+            assert isinstance(client, PeerCaller)
             assert server.connection_count == 1
 
     run(main())

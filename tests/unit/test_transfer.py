@@ -10,6 +10,29 @@ from dynamopy.node.transfer import (TransferManager, held_ranges, lost_ranges, m
 from dynamopy.storage import GroupCommitter, Store
 
 
+class _Via:
+    """Forwards attribute reads to ``node.<name>`` as it is when read."""
+
+    def __init__(self, node, name):
+        self._node, self._name = node, name
+
+    def __getattr__(self, attr):
+        return getattr(getattr(self._node, self._name), attr)
+
+
+def transfer_manager(node) -> TransferManager:
+    """A TransferManager built from the stand-in ``node``'s parts, read when used (the
+    tests swap some of them after building)."""
+    return TransferManager(
+        me=getattr(node, "id", None), state=lambda: node.state, store=_Via(node, "store"),
+        committer=_Via(node, "committer"), clock=_Via(node, "clock"),
+        detector=_Via(node, "detector"), call_peer=lambda *a, **k: node.call_peer(*a, **k),
+        note_epoch=lambda *a: node.note_epoch(*a), observe_version=lambda v: None,
+        propose=lambda entry: node.propose(entry), hints=_Via(node, "hints"),
+        spawn=lambda coro: node.spawn(coro), max_bytes_s=1 << 30,
+        stopping=lambda: node.stopping)
+
+
 def test_subtract_sorted_and_merge_spans():
     assert subtract_sorted([(0, 100)], []) == [(0, 100)]
     assert subtract_sorted([(0, 100)], [(20, 30), (50, 200)]) == [(0, 20), (30, 50)]
@@ -54,8 +77,7 @@ def test_pull_batches_cover_every_record_once_across_ranges(tmp_path):
 
         node = types.SimpleNamespace(store=store, state=types.SimpleNamespace(epoch=5),
                                      committer=types.SimpleNamespace(submit=barrier))
-        tm = TransferManager.__new__(TransferManager)
-        tm.node = node
+        tm = transfer_manager(node)
         ranges = [[0, 10], [20, 40], [90, 100]]
         expected = [(t, k) for t, k, _ in writes if any(s <= t < e for s, e in ranges)]
         got, cursor = [], [0, 0, None]
@@ -84,14 +106,15 @@ def test_abandoning_a_join_clears_its_transfer_state(tmp_path):
             node = types.SimpleNamespace(
                 id="n4", store=store, committer=committer, state=joining, stopping=False,
                 spawn=lambda coro: tasks.append(asyncio.ensure_future(coro)) or tasks[-1])
-            tm = TransferManager(node)
+            tm = transfer_manager(node)
+            tm.replaying = False  # running, past start-up replay
             tm.progress.change_epoch = joining.change_epoch
             await committer.submit(meta_put={tm._done_key(2): b"1",
                                              "xfer/000000000002/n1": b"\xc3"})
             assert tm.is_done(2)
             node.state = removed
             assert not tm.is_done(2)  # over: the marker says nothing any more
-            tm.state_changed(joining, removed)
+            tm.on_state_change(joining, removed)
             await asyncio.gather(*tasks)
             left = list(store.meta_scan("xfer/"))
             await committer.stop()
@@ -127,12 +150,10 @@ def test_ranges_lost_in_the_replayed_log_are_dropped_at_resume(tmp_path):
         node, tasks = await _node_with_store(tmp_path, s0, "n1")
         await node.committer.submit(writes=[(kept_tok, b"kept", Record(1)),
                                             (lost_tok, b"lost", Record(2))])
-        tm = TransferManager(node)
-        tm.replaying = True
+        tm = transfer_manager(node)  # replaying until resume()
         for old, new in ((s0, s1), (s1, s2)):
             node.state = new
-            tm.state_changed(old, new)
-        tm.replaying = False
+            tm.on_state_change(old, new)
         assert not tasks and node.store.key_count() == 2  # nothing done while replaying
         tm.resume()
         await asyncio.gather(*tasks)
@@ -151,9 +172,10 @@ def test_finishing_a_change_clears_its_transfer_state(tmp_path):
 
     async def run():
         node, tasks = await _node_with_store(tmp_path, s2, "n4")
-        tm = TransferManager(node)
+        tm = transfer_manager(node)
+        tm.replaying = False  # running, past start-up replay
         await node.committer.submit(meta_put={tm._done_key(2): b"1"})
-        tm.state_changed(s1, s2)
+        tm.on_state_change(s1, s2)
         await asyncio.gather(*tasks)
         left = list(node.store.meta_scan("xfer/"))
         await node.committer.stop()
@@ -183,8 +205,7 @@ def test_a_pull_reply_always_fits_in_one_peer_frame(tmp_path):
 
         node = types.SimpleNamespace(store=store, state=types.SimpleNamespace(epoch=5),
                                      committer=types.SimpleNamespace(submit=barrier))
-        tm = TransferManager.__new__(TransferManager)
-        tm.node = node
+        tm = transfer_manager(node)
         got, cursor = [], [0, 0, None]
         for _ in range(10):
             items, nxt = asyncio.run(tm.rpc_pull([5, [[0, 100]], *cursor, 500], "peer"))

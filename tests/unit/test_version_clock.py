@@ -39,13 +39,18 @@ def _node(wall_ms, mark=None, number=3):
     return node, disk, writes
 
 
+def _version_clock(node) -> VersionClock:
+    return VersionClock(me=node.id, state=lambda: node.state, store=node.store,
+                        committer=node.committer, clock=node.clock)
+
+
 def _run(coro):
     return asyncio.run(coro)
 
 
 def test_a_restart_after_a_crash_waits_out_the_mark_then_stamps_at_the_wall_clock():
     node, disk, writes = _node(10_000, mark=10_600)
-    vc = VersionClock(node)
+    vc = _version_clock(node)
 
     async def go():
         await vc.load()
@@ -58,7 +63,7 @@ def test_a_restart_after_a_crash_waits_out_the_mark_then_stamps_at_the_wall_cloc
 
 def test_a_version_beyond_the_durable_mark_waits_for_a_synced_extension():
     node, disk, writes = _node(50_000)
-    vc = VersionClock(node)
+    vc = _version_clock(node)
     vc.start(3)
 
     async def go():
@@ -74,7 +79,7 @@ def test_a_version_beyond_the_durable_mark_waits_for_a_synced_extension():
 
 def test_a_clean_stop_stores_the_exact_time_so_the_next_start_does_not_wait():
     node, disk, writes = _node(70_000)
-    vc = VersionClock(node)
+    vc = _version_clock(node)
     vc.start(3)
 
     async def go():
@@ -84,7 +89,7 @@ def test_a_clean_stop_stores_the_exact_time_so_the_next_start_does_not_wait():
     v = _run(go())
     assert int(disk[MARK_KEY]) == physical_ms(v) == 70_000
     node2, _, _ = _node(70_001, mark=int(disk[MARK_KEY]))
-    vc2 = VersionClock(node2)
+    vc2 = _version_clock(node2)
 
     async def again():
         await vc2.load()
@@ -95,7 +100,7 @@ def test_a_clean_stop_stores_the_exact_time_so_the_next_start_does_not_wait():
 
 def test_a_removed_member_stamps_nothing():
     node, _, _ = _node(1_000)
-    vc = VersionClock(node)
+    vc = _version_clock(node)
     vc.start(3)
     node.state.member = lambda mid: None
     with pytest.raises(NotReady):

@@ -1,7 +1,8 @@
 """Multi-Paxos for the metadata log, as pure state machines (no I/O, no clock).
 
 ``MetaLogNode`` is the one object the runtime drives; see ``node`` for the Ready
-contract (persist before send) and the restart procedure. ``acceptor``, ``proposer``
+contract (persist before send) and the restart procedure, and ``finish_ready`` for the
+one handler of a Ready after its sync, shared by the node, the simulator and the tests. ``acceptor``, ``proposer``
 and ``learner`` hold the three roles; ``messages`` the wire messages and their
 msgpack-able encoding.
 """
@@ -15,10 +16,11 @@ from .messages import (
 )
 from .node import MetaLogNode, Ready
 from .proposer import Role
+from .ready import finish_ready
 
 __all__ = [
     "Accept", "Accepted", "Acceptor", "AcceptorState", "AcceptorUpdate", "Ballot",
     "CatchupReply", "CatchupRequest", "Commit", "Heartbeat", "HeartbeatAck", "Message",
     "MetaLogNode", "NOOP", "Nack", "PaxosSafetyError", "Prepare", "Promise", "Propose",
-    "Ready", "Role", "Snapshot", "ZERO_BALLOT", "decode", "encode",
+    "Ready", "Role", "Snapshot", "ZERO_BALLOT", "decode", "encode", "finish_ready",
 ]

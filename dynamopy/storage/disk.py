@@ -1,0 +1,39 @@
+"""The Storage seam as the node sees it: a *disk* it opens its store on at start.
+
+``Disk.open()`` returns a ``Storage`` (the protocol in ``dynamopy.storage``): the one store the
+GroupCommitter, the replica, the hints, the metadata log and the transfers share.
+``inline`` says whether the store's ``apply`` may run on the event loop (an in-memory store:
+no fsync to wait for, and no thread, so a run stays deterministic) or must run on the group
+committer's own thread (LevelDB). ``LevelDBDisk`` is the production disk;
+``dynamopy.sim.storage.MemoryDisk`` the in-memory one, whose ``crash()`` loses every write
+that was not synced.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
+
+if TYPE_CHECKING:  # pragma: no cover
+    from dynamopy.storage import Storage
+
+
+@runtime_checkable
+class Disk(Protocol):
+    inline: bool
+
+    def open(self) -> "Storage": ...
+
+
+class LevelDBDisk:
+    """``<data_dir>/db``, a LevelDB ``Store``."""
+
+    inline = False
+
+    def __init__(self, data_dir: str) -> None:
+        self.data_dir = data_dir
+
+    def open(self) -> "Storage":
+        from dynamopy.storage.store import Store
+        os.makedirs(self.data_dir, exist_ok=True)
+        return Store(os.path.join(self.data_dir, "db"))
