@@ -266,10 +266,12 @@ def report(rows: list[tuple[str, str]]) -> str:
         judged = [st for _, st in group if st not in ("skipped", "not checked")]
         other = len(judged) - sum(count.values())
         eq = sum(name in EQUIVALENT and st != "killed" for name, st in group)
+        eq_timeouts = sum(name in EQUIVALENT and st == "timeout" for name, st in group)
         n = len(judged)
         score = count["killed"] / n if n else 1.0
         with_timeouts = (count["killed"] + count["timeout"]) / n if n else 1.0
-        without_eq = (count["killed"] + count["timeout"]) / (n - eq) if n > eq else 1.0
+        without_eq = ((count["killed"] + count["timeout"] - eq_timeouts) / (n - eq)
+                      if n > eq else 1.0)
         return (f"{label:34} {len(group):7} {count['killed']:6} {count['survived']:5} "
                 f"{count['timeout']:7} {other:5} {eq:4}  {score:6.1%} {with_timeouts:8.1%}"
                 f"  {without_eq:6.1%}")

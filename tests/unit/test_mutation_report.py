@@ -25,3 +25,6 @@ def test_report_prints_a_score_per_module_and_a_total():
     assert claim[8:] == ["75.0%", "100.0%"]  # timeouts as killed; then without the equivalent
     assert lines[2].split() == ["ring.ring", "3", "1", "1", "0", "0", "0", "50.0%", "50.0%", "50.0%"]
     assert lines[3].split()[:3] == ["total", "7", "3"] and lines[3].split()[7] == "50.0%"
+    # an equivalent that timed out is left out once, not also counted as killed
+    lines = mutation.report([("ring.claim.x_a__mutmut_1", "killed"), (equivalent, "timeout")]).splitlines()
+    assert lines[1].split()[-3:] == ["50.0%", "100.0%", "100.0%"]
