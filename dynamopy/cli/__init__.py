@@ -142,6 +142,21 @@ class CliError(Exception):
     """A user-facing failure: printed as one line, exit code 2."""
 
 
+def anti_entropy_line(node: dict) -> str:
+    """One line summarising a node's anti-entropy (``dynamopy status``)."""
+    ae = node.get("anti_entropy")
+    if not ae:
+        return "unknown (the node does not report anti-entropy)"
+    if not ae.get("enabled"):
+        return "off (--anti-entropy-interval-s 0)"
+    head = f"on, every {ae['interval_s']:g}s, at most {ae['rate_keys_s']} keys/s"
+    if not ae.get("exchanges"):
+        return head + "; no exchange yet"
+    peers = ", ".join(f"{p} {s['outcome']}" for p, s in sorted(ae.get("peers", {}).items()))
+    return (f"{head}; {ae['exchanges']} exchanges (last: {peers}); "
+            f"{ae['keys_compared']} keys compared, {ae['keys_repaired']} repaired")
+
+
 def _members(c: Client) -> None:
     info = c.cluster()
     print(f"{'id':<8} {'state':<8} {'alive':<6} {'ownership':>9}  {'url':<26} peer")
@@ -213,7 +228,9 @@ def main(argv: Optional[list[str]] = None) -> int:
             elif args.command == "ring":
                 _ring(c)
             elif args.command == "status":
-                print(json.dumps({"node": c.node(), "cluster": c.cluster()}, indent=2))
+                node = c.node()
+                print(json.dumps({"node": node, "cluster": c.cluster(),
+                                  "anti_entropy": anti_entropy_line(node)}, indent=2))
             elif args.command == "members":
                 if args.members_command in (None, "list"):
                     _members(c)

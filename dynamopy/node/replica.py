@@ -86,6 +86,24 @@ class Replica:
             rec = newest((rec, self.store.hint_lookup(hint_for, token, key)))
         return rec
 
+    async def apply_repairs(self, epoch: int, items: list) -> int:
+        """Store repaired records ``(token, key, record)`` (anti-entropy, on either side of
+        an exchange); return how many were newer than what is stored.
+
+        The repair path keeps the replica rules: planned at this node's current epoch (checked
+        in the same step as the enqueue, so a range dropped by a later ring change drops
+        these too), only tokens this node replicates, newest version wins, synced before
+        it returns."""
+        state = self.state()
+        self.require_caught_up()
+        if epoch != state.epoch or not all(placement.replicates(state, self.me, token)
+                                           for token, _key, _rec in items):
+            raise StaleEpochError(state.epoch)
+        for _t, _k, rec in items:
+            self.observe_version(rec.version)
+        applied = await self.committer.submit(writes=items)
+        return sum(applied)
+
     # ---- peer RPC handlers -----------------------------------------------------------
     def require_caught_up(self) -> None:
         """Serve data only once this node has learned the metadata log up to what its peers

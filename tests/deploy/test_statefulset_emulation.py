@@ -17,16 +17,20 @@ import secrets
 import shutil
 import time
 
+import httpx
 import pytest
 
 from dynamopy.client import Client, DynamoError
 from tests.deploy.kubelet import EmulatedStatefulSet
 from tests.deploy.tools import K8S, render
+from tests.integration.cluster import not_yet
 
 pytestmark = pytest.mark.integration
 
 
 def _wait(predicate, what: str, timeout_s: float = 60.0):
+    """Poll until ``predicate()`` is truthy and return it; only "not yet" errors (a pod not
+    answering, a 503) are retried, any other error surfaces at once (see ``not_yet``)."""
     deadline = time.monotonic() + timeout_s
     last = None
     while time.monotonic() < deadline:
@@ -34,7 +38,9 @@ def _wait(predicate, what: str, timeout_s: float = 60.0):
             value = predicate()
             if value:
                 return value
-        except (DynamoError, KeyError, OSError) as e:
+        except (DynamoError, httpx.HTTPError) as e:
+            if not not_yet(e):
+                raise
             last = e
         time.sleep(0.2)
     raise TimeoutError(f"{what} not reached after {timeout_s}s (last error: {last!r})")
