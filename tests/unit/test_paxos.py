@@ -4,6 +4,7 @@ schedules."""
 
 from __future__ import annotations
 
+import os
 import random
 from collections import deque
 
@@ -18,6 +19,9 @@ from dynamopy.core.paxos import (
 from dynamopy.sim.invariants import check_chosen_unique
 
 B1, B2, B3 = Ballot(1, 0), Ballot(1, 1), Ballot(2, 0)
+# Seeded schedules in test_no_two_values_chosen_seeded_schedules; mutation testing
+# (dynamopy.benchlib.mutation) runs fewer per mutant.
+SCHEDULES = int(os.environ.get("DYNAMOPY_PAXOS_SCHEDULES", "1500"))
 
 
 # -- acceptor rules ---------------------------------------------------------------------
@@ -398,7 +402,7 @@ def test_no_two_values_chosen_for_a_slot(data):
 
 def test_no_two_values_chosen_seeded_schedules():
     """The same property over many cheap seeded schedules (breadth; Hypothesis shrinks)."""
-    for seed in range(1500):
+    for seed in range(SCHEDULES):
         rng = random.Random(seed)
         try:
             run_schedule(lambda opts: rng.choice(list(opts)), rng.randint)
