@@ -136,7 +136,11 @@ def up(nodes: int, base_port: int, data_dir: str, n: Optional[int], extra: list[
 
 
 def print_table(url: str, data_dir: str) -> None:
-    with Client(url) as c:
+    # The nodes inherit DYNAMOPY_API_TOKEN from this process: ask and print with it (the
+    # examples name the variable, never the secret).
+    token = os.environ.get("DYNAMOPY_API_TOKEN") or None
+    auth = ' -H "Authorization: Bearer $DYNAMOPY_API_TOKEN"' if token else ""
+    with Client(url, token=token) as c:
         info = c.cluster()
     print(f"dynamopy cluster up: {len(info['members'])} nodes, N={info['n']} R={info['r']} "
           f"W={info['w']}, epoch {info['epoch']}, data in {data_dir}")
@@ -144,8 +148,9 @@ def print_table(url: str, data_dir: str) -> None:
     for m in info["members"]:
         print(f"{m['id']:<6} {m['url']:<24} {m['peer']:<18} {m['state']:<8}")
     print("\ntry:")
-    print(f"  curl -X PUT -H 'Content-Type: text/plain' --data-binary 'hello' {url}/kv/greeting")
-    print(f"  curl -i {url}/kv/greeting")
-    print(f"  curl '{url}/kv/greeting?r=3'")
-    print(f"  curl {url}/cluster")
+    print(f"  curl{auth} -X PUT -H 'Content-Type: text/plain' --data-binary 'hello' "
+          f"{url}/kv/greeting")
+    print(f"  curl{auth} -i {url}/kv/greeting")
+    print(f"  curl{auth} '{url}/kv/greeting?r=3'")
+    print(f"  curl{auth} {url}/cluster")
     print("Ctrl-C stops every node.", flush=True)

@@ -71,9 +71,9 @@ def test_cluster_up_starts_stops_and_restarts_with_its_data(tmp_path):
     data = str(tmp_path / "data")
     cmd = [*dynamopy_cmd(), "cluster", "up", "--base-port", str(base), "--data-dir", data]
 
-    def up() -> subprocess.Popen:
+    def up(env=None) -> subprocess.Popen:
         p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                             start_new_session=True)
+                             start_new_session=True, env=env)
         deadline = time.monotonic() + 60
         lines = []
         while time.monotonic() < deadline:
@@ -122,9 +122,18 @@ def test_cluster_up_starts_stops_and_restarts_with_its_data(tmp_path):
         assert f"(pid {p.pid})" in locked.stderr.decode()
     finally:
         down(p)
-    p, _ = up()
+    # Restarted with DYNAMOPY_API_TOKEN set (the nodes inherit it): it still prints its table
+    # (it used to die on a 401 from its own cluster), and the examples it prints carry the
+    # token by the variable's name, never the secret itself.
+    env = {**os.environ, "DYNAMOPY_API_TOKEN": "restart-secret"}
+    p, table = up(env)
     try:
-        with Client(f"http://127.0.0.1:{base + 2}") as c:
+        tries = [line.strip() for line in table.splitlines() if line.startswith("  curl")]
+        assert len(tries) == 4 and "restart-secret" not in table
+        assert all('Bearer $DYNAMOPY_API_TOKEN' in t for t in tries)
+        read = subprocess.run(["bash", "-c", tries[2]], capture_output=True, timeout=30, env=env)
+        assert read.stdout == b"hello"
+        with Client(f"http://127.0.0.1:{base + 2}", token="restart-secret") as c:
             item = c.get("survives", r=3)
             assert item.value == b"restart" and item.version == version
     finally:

@@ -12,7 +12,8 @@ def test_a_broken_predicate_raises_its_own_error_not_a_timeout():
     with pytest.raises(KeyError):
         wait_until(lambda: {}["missing"], timeout_s=0.3)
     with pytest.raises(TypeError):
-        wait_until(lambda: None["version"], timeout_s=0.3)
+        missing = None   # a record that is absent, read as if present
+        wait_until(lambda: missing["version"], timeout_s=0.3)
 
 
 def test_an_error_answer_other_than_503_is_not_retried():
