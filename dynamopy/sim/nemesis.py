@@ -115,9 +115,15 @@ class NemesisEvent:
     fault: Optional[Fault] = None
 
     def describe(self) -> str:
-        f, t = self.fault, f"{self.t_ms:>8}ms"
+        """One trace line: the time, then :attr:`text`."""
+        return f"{self.t_ms:>8}ms {self.text}"
+
+    @property
+    def text(self) -> str:
+        """What happens, in words (for a history note, which has its own time)."""
+        f = self.fault
         if self.action is Action.HEAL_ALL or f is None:
-            return f"{t} heal all: every fault undone, liveness phase begins"
+            return "heal all: every fault undone, liveness phase begins"
         start = self.action is Action.START
         k = f.kind
         group = "{" + ",".join(f.group) + "}"
@@ -147,7 +153,7 @@ class NemesisEvent:
             text = f"leave {f.node}"
         else:
             text = f"remove {f.node} (stopped for good, removed by an operator)"
-        return f"{t} {text}"
+        return text
 
 
 # -- parameters and schedule --------------------------------------------------------------

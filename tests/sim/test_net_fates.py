@@ -49,3 +49,47 @@ def test_same_seed_same_fates():
     a, b, c = _fates(st, 5), _fates(st, 5), _fates(st, 6)
     seq = [("a", "b", "put"), ("b", "c", "get")] * 50
     assert [a(*m) for m in seq] == [b(*m) for m in seq] != [c(*m) for m in seq]
+
+
+def test_the_in_memory_transport_honours_the_fates():
+    """With ``NetFates`` as its ``delay_s``: a lost request is the caller's timeout and never
+    reaches the handler; a one-way cut stops only the group's requests; a delay window
+    shows in the call's (virtual) duration."""
+    import asyncio
+
+    import pytest
+
+    from dynamopy.peer.errors import PeerTimeout
+    from dynamopy.sim.clock import run_virtual
+    from dynamopy.sim.transport import MemoryNetwork
+
+    state = {"now": FaultState()}
+    delivered = []
+
+    async def main():
+        net = MemoryNetwork(delay_s=NetFates(random.Random(3), lambda: state["now"]))
+        a, b = net.transport("a"), net.transport("b")
+
+        async def handler(method, payload, peer_id):
+            delivered.append((peer_id, payload))
+            return payload
+
+        await a.serve(handler, {})
+        await b.serve(handler, {})
+        loop = asyncio.get_running_loop()
+        assert await a.call("b", "echo", 1, 0.5) == 1
+        state["now"] = _with(Fault(FaultKind.ONE_WAY, 0, 10, group=("a",)))
+        t0 = loop.time()
+        with pytest.raises(PeerTimeout):
+            await a.call("b", "echo", 2, 0.5)
+        assert loop.time() - t0 == pytest.approx(0.5, abs=1e-3)
+        assert await b.call("a", "echo", 3, 0.5) == 3
+        state["now"] = _with(Fault(FaultKind.DELAY, 0, 10, ms=200))
+        t0 = loop.time()
+        assert await a.call("b", "echo", 4, 0.5) == 4 and 0.2 < loop.time() - t0 < 0.21
+        await asyncio.sleep(10)  # a lost request stays lost
+        await a.close()
+        await b.close()
+
+    run_virtual(main())
+    assert delivered == [("a", 1), ("b", 3), ("a", 4)]

@@ -75,7 +75,7 @@ class ToyRegister:
         self.faults = self.faults.apply(event)
         f = self.faults
         self.net.config = NetConfig(loss=f.loss, dup=f.duplicate, slow=f.reorder, max_delay_ms=20 + f.extra_delay_ms)
-        self.h.note(event.describe().strip(), t_ms=self.clock.now_ms)
+        self.h.note(event.text, t_ms=self.clock.now_ms)
 
     # -- replica --------------------------------------------------------------------------
 
