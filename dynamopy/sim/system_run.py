@@ -185,7 +185,7 @@ class SystemRun:
     async def apply(self, event: NemesisEvent) -> None:
         old, new = self.faults, self.faults.apply(event)
         self.faults = new
-        self.history.note(event.describe().strip(), t_ms=self.now_ms())
+        self.history.note(event.text, t_ms=self.now_ms())
         f = event.fault
         if f is not None and f.kind is FaultKind.PAUSE and f.node in new.paused:
             self.pause_end_ms[f.node] = f.end_ms or self.schedule.heal_ms

@@ -14,12 +14,13 @@ import sys
 import pytest
 
 from dynamopy.core import quorum
+from dynamopy.node import coordinator
 from dynamopy.node.replica import Replica
 from dynamopy.sim.__main__ import main as sim_main
 from dynamopy.sim.system_run import SystemParams, run_system
 
 CI_SEEDS = range(0, 20)   # a fast subset; `dynamopy sim --system --seeds A:B` runs more
-HUNT = range(100, 106)    # seeds an unsafe variant must be caught within
+HUNT = range(100, 116)    # seeds an unsafe variant must be caught within (stops at the first)
 
 
 @pytest.fixture(autouse=True)
@@ -102,6 +103,17 @@ def test_unsafe_replica_that_acks_before_its_sync_is_caught(monkeypatch):
     report = _first_failure(HUNT)
     assert "FAILED" in report and "ack before sync" in report, report
     assert "replay: dynamopy sim --system --seed" in report
+
+
+@pytest.mark.timeout(60)
+def test_unsafe_write_that_answers_one_ack_early_is_caught(monkeypatch):
+    """A coordinator whose write round succeeds with W-1 acks (the spike in
+    test_system_spike.py missed this one without the node-side events)."""
+    real_round = coordinator.WriteRound
+    monkeypatch.setattr(coordinator, "WriteRound",
+                        lambda targets, required: real_round(targets, max(1, required - 1)))
+    report = _first_failure(HUNT)
+    assert "FAILED" in report and "short quorum" in report, report
 
 
 def test_cli_exit_status_and_summary_for_a_range(capsys):
