@@ -154,6 +154,8 @@ class SystemRun:
         self.inflight: dict[str, set[asyncio.Task]] = {}
         self.errors: list[str] = []
         self.lost_unsynced = 0
+        self.max_offset_ms = 0  # the largest clock jump applied to a NodeClock
+        self.held_messages = 0  # messages to or from a paused node, held until it resumes
         self.t0 = 0.0
         self.cluster = SimCluster(self.ids, self.recorder, seed=p.seed, n=p.n, r=p.r, w=p.w,
                                   network=MemoryNetwork(self._delay_s),
@@ -174,6 +176,8 @@ class SystemRun:
             return delay
         held = [self.pause_end_ms[x] - self.now_ms() for x in (src, dst)
                 if x in self.faults.paused and x in self.pause_end_ms]
+        if held:
+            self.held_messages += 1
         return delay + max([0] + held) / 1000
 
     # ---- the nemesis --------------------------------------------------------------------
@@ -191,6 +195,7 @@ class SystemRun:
             self.pause_end_ms[f.node] = f.end_ms or self.schedule.heal_ms
         for i in self.ids:
             self.cluster.clocks[i].offset_ms = new.clock_offset_ms(i)
+            self.max_offset_ms = max(self.max_offset_ms, abs(new.clock_offset_ms(i)))
         for i in self.ids:
             if i in new.crashed and i not in old.crashed:
                 for task in list(self.inflight.get(i, ())):
@@ -291,6 +296,8 @@ class SystemRun:
             violations.append(f"liveness: {self.hints_left()} hint queues still hold hints after healing")
         stats = {"faults": len(self.schedule.faults), "lost_unsynced_ops": self.lost_unsynced,
                  "messages": cluster.network.calls, "lost_messages": self.fates.lost,
+                 "held_messages": self.held_messages, "boots": len(cluster._boots),
+                 "max_clock_offset_ms": self.max_offset_ms,
                  "virtual_ms": self.now_ms()}
         await cluster.stop_all()
         return SystemResult(p, violations, self.history, self.schedule, self.workload, stats)

@@ -50,6 +50,18 @@ def test_a_run_exercises_the_data_path_and_the_faults():
     assert result.stats["faults"] > 0 and result.stats["lost_messages"] > 0
 
 
+@pytest.mark.parametrize("kind,stat", [("crash", "boots"), ("pause", "held_messages"),
+                                       ("partition", "lost_messages"), ("one_way", "lost_messages"),
+                                       ("clock_jump", "max_clock_offset_ms")])
+def test_each_fault_kind_takes_effect_on_the_nodes(kind, stat):
+    """A schedule of one kind changes what the nodes see: crashed nodes boot again, a
+    paused node's messages are held, a partition's messages are lost."""
+    calm = run_system(SystemParams(seed=4, kinds="delay", faults=1, ops_per_client=5))
+    result = run_system(SystemParams(seed=4, kinds=kind, faults=4, ops_per_client=5))
+    assert result.ok, result.report()
+    assert result.stats[stat] > calm.stats[stat], (result.stats, calm.stats)
+
+
 def test_the_same_seed_prints_byte_identical_output(capsys):
     outputs = []
     for _ in range(2):
