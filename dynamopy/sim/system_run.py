@@ -17,9 +17,9 @@ Phases:
    folded into a ``FaultState`` and carried out: crash (``InProcessCluster.crash``: unsynced
    writes lost, in-flight client operations on that coordinator end ``UNKNOWN``) and restart
    on the same disk; partitions, one-way too, message loss, delay and reordering (through
-   ``NetFates`` as the network's per-message delay); a pause (every message to or from the
-   node is held until it resumes; its own timers still run); a clock jump (the node's
-   ``NodeClock.offset_ms``);
+   ``NetFates`` as the network's per-message delay), duplicated requests and lost replies
+   (``FaultyNetwork``); a pause (every message to or from the node is held until it
+   resumes; its own timers still run); a clock jump (the node's ``NodeClock.offset_ms``);
 3. heal: every fault undone, crashed nodes restarted; the run waits up to ``bound_ms`` for
    the hint queues to drain, then runs a put and a get per key (liveness probes), then an
    R=N strict read of every key (the no-lost-write check), then waits for read repair;
@@ -28,8 +28,9 @@ Phases:
 
 Client operations go to the coordinator component (``node.coordinator``) directly, not over
 HTTP: the REST layer is covered by real-process tests, and the coordinator shows tombstone
-versions, which the checkers need. Not modelled yet (``DEFAULT_KINDS`` leaves them out):
-message duplication, slow disks, joins, leaves and removals.
+versions, which the checkers need. Duplicated requests and lost replies come from
+``FaultyNetwork`` (``sim/system_net.py``). Not modelled yet (``DEFAULT_KINDS`` leaves them
+out): slow disks, joins, leaves and removals.
 """
 
 from __future__ import annotations
@@ -54,11 +55,11 @@ from .net_fates import LOST_S, NetFates
 from .system_invariants import check_settled, check_system_run, replica_sets
 from .system_probes import CURRENT_OP, Recorder, RecordingDisk, instrument
 from .system_report import run_report
-from .transport import MemoryNetwork
+from .system_net import FaultyNetwork
 from .workload import ClientOp, Workload, WorkloadParams, final_reads, generate as generate_workload, probes
 
 # What the in-memory seams carry out today (see the module docstring for the rest).
-DEFAULT_KINDS = "crash,pause,partition,one_way,loss,delay,reorder,clock_jump"
+DEFAULT_KINDS = "crash,pause,partition,one_way,loss,delay,duplicate,reorder,clock_jump"
 SUPPORTED = parse_kinds(DEFAULT_KINDS)
 
 
@@ -147,6 +148,7 @@ class SystemRun:
             default_r=p.r, default_w=p.w))
         self.fates = NetFates(random.Random(root.getrandbits(64)), lambda: self.faults)
         self.probe_rng = random.Random(root.getrandbits(64))
+        net_rng = random.Random(root.getrandbits(64))
         self.history = History()
         self.recorder = Recorder(self.history, self.now_ms)
         self.faults = FaultState()
@@ -158,7 +160,7 @@ class SystemRun:
         self.held_messages = 0  # messages to or from a paused node, held until it resumes
         self.t0 = 0.0
         self.cluster = SimCluster(self.ids, self.recorder, seed=p.seed, n=p.n, r=p.r, w=p.w,
-                                  network=MemoryNetwork(self._delay_s),
+                                  network=FaultyNetwork(self._delay_s, net_rng, lambda: self.faults),
                                   request_timeout_s=p.request_timeout_ms / 1000)
 
     # ---- time and the network --------------------------------------------------------
@@ -296,7 +298,8 @@ class SystemRun:
             violations.append(f"liveness: {self.hints_left()} hint queues still hold hints after healing")
         stats = {"faults": len(self.schedule.faults), "lost_unsynced_ops": self.lost_unsynced,
                  "messages": cluster.network.calls, "lost_messages": self.fates.lost,
-                 "held_messages": self.held_messages, "boots": len(cluster._boots),
+                 "held_messages": self.held_messages,
+                 "duplicated": cluster.network.duplicated, "replies_lost": cluster.network.replies_lost, "boots": len(cluster._boots),
                  "max_clock_offset_ms": self.max_offset_ms,
                  "virtual_ms": self.now_ms()}
         await cluster.stop_all()

@@ -52,7 +52,8 @@ def test_a_run_exercises_the_data_path_and_the_faults():
 
 @pytest.mark.parametrize("kind,stat", [("crash", "boots"), ("pause", "held_messages"),
                                        ("partition", "lost_messages"), ("one_way", "lost_messages"),
-                                       ("clock_jump", "max_clock_offset_ms")])
+                                       ("clock_jump", "max_clock_offset_ms"), ("duplicate", "duplicated"),
+                                       ("loss", "replies_lost")])
 def test_each_fault_kind_takes_effect_on_the_nodes(kind, stat):
     """A schedule of one kind changes what the nodes see: crashed nodes boot again, a
     paused node's messages are held, a partition's messages are lost."""
