@@ -79,6 +79,7 @@ class SystemParams:
     clients: int = 4
     ops_per_client: int = 25
     keys: int = 4
+    strict: float = 0.3            # share of client operations with strict=true
     bound_ms: int = 4000           # liveness: operations from heal + bound on must succeed
     client_timeout_ms: int = 5000  # a client gives up (UNKNOWN) after this
     request_timeout_ms: int = 1000  # the nodes' --request-timeout-s
@@ -144,7 +145,7 @@ class SystemRun:
             faults=p.faults, changes=0, replication_n=p.n, write_quorum=p.w,
             max_clock_jump_ms=p.max_clock_jump_ms))
         self.workload = generate_workload(random.Random(root.getrandbits(64)), WorkloadParams(
-            clients=p.clients, ops_per_client=p.ops_per_client, keys=p.keys, replication_n=p.n,
+            clients=p.clients, ops_per_client=p.ops_per_client, keys=p.keys, strict=p.strict, replication_n=p.n,
             default_r=p.r, default_w=p.w))
         self.fates = NetFates(random.Random(root.getrandbits(64)), lambda: self.faults)
         self.probe_rng = random.Random(root.getrandbits(64))

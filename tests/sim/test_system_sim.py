@@ -83,9 +83,9 @@ def test_replay_is_identical_in_another_process_with_another_hash_seed(capsys):
     assert here == there
 
 
-def _first_failure(seeds) -> str:
+def _first_failure(seeds, **params) -> str:
     for seed in seeds:
-        result = run_system(SystemParams(seed=seed))
+        result = run_system(SystemParams(seed=seed, **params))
         if not result.ok:
             return result.report()
     return ""
@@ -93,10 +93,12 @@ def _first_failure(seeds) -> str:
 
 @pytest.mark.timeout(60)
 def test_unsafe_read_that_answers_the_first_reply_is_caught(monkeypatch):
-    """A coordinator that answers the first of R replies, not the newest."""
+    """A coordinator that answers the first of R replies, not the newest. Only strict reads
+    after strict writes are checked for staleness, so this hunt makes most operations
+    strict (with the default 30% it takes many more seeds)."""
     monkeypatch.setattr(quorum.ReadRound, "newest",
                         lambda self: next(iter(self.replies.values()), None))
-    report = _first_failure(HUNT)
+    report = _first_failure(HUNT, strict=0.9)
     assert "FAILED" in report and "stale strict read" in report, report
 
 
@@ -125,6 +127,25 @@ def test_unsafe_write_that_answers_one_ack_early_is_caught(monkeypatch):
     real_round = coordinator.WriteRound
     monkeypatch.setattr(coordinator, "WriteRound",
                         lambda targets, required: real_round(targets, max(1, required - 1)))
+    report = _first_failure(HUNT)
+    assert "FAILED" in report and "short quorum" in report, report
+
+
+@pytest.mark.timeout(60)
+def test_unsafe_coordinator_whose_kept_hint_counts_toward_w_is_caught(monkeypatch):
+    """A coordinator that counts the hint it keeps for an unreachable home replica as that
+    replica's ack."""
+    real_put_one = coordinator.Coordinator._put_one
+
+    async def hint_counts(self, t, epoch, token, key, record, wire, hint_on_failure=True, stale=None):
+        try:
+            return await real_put_one(self, t, epoch, token, key, record, wire, hint_on_failure, stale)
+        except Exception:
+            if hint_on_failure and t.hint_for is None and t.counts:
+                return record.version
+            raise
+
+    monkeypatch.setattr(coordinator.Coordinator, "_put_one", hint_counts)
     report = _first_failure(HUNT)
     assert "FAILED" in report and "short quorum" in report, report
 
