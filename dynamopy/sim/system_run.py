@@ -198,7 +198,7 @@ class SystemRun:
             self.pause_end_ms[f.node] = f.end_ms or self.schedule.heal_ms
         for i in self.ids:
             self.cluster.clocks[i].offset_ms = new.clock_offset_ms(i)
-            self.max_offset_ms = max(self.max_offset_ms, abs(new.clock_offset_ms(i)))
+            self.max_offset_ms = max(self.max_offset_ms, abs(self.cluster.node(i).clock.offset_ms))
         for i in self.ids:
             if i in new.crashed and i not in old.crashed:
                 for task in list(self.inflight.get(i, ())):
