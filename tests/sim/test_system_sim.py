@@ -83,11 +83,11 @@ def test_replay_is_identical_in_another_process_with_another_hash_seed(capsys):
     assert here == there
 
 
-def _first_failure(seeds, **params) -> str:
+def _first_failure(seeds, verbose: bool = False, **params) -> str:
     for seed in seeds:
         result = run_system(SystemParams(seed=seed, **params))
         if not result.ok:
-            return result.report()
+            return result.report(verbose=verbose)
     return ""
 
 
@@ -115,9 +115,11 @@ def test_unsafe_replica_that_acks_before_its_sync_is_caught(monkeypatch):
         return record.version
 
     monkeypatch.setattr(Replica, "put", put_then_sync)
-    report = _first_failure(HUNT)
+    report = _first_failure(HUNT, verbose=True)
     assert "FAILED" in report and "ack before sync" in report, report
     assert "replay: dynamopy sim --system --seed" in report
+    # -v: the trace of a key the violation names, the replica's ack before its sync in it
+    assert "history of 'k" in report and " acks 'k" in report and " synced [" in report
 
 
 @pytest.mark.timeout(60)
