@@ -33,9 +33,14 @@ def _parser() -> argparse.ArgumentParser:
                     help="print the schedule, the workload and the trace of every key a violation names")
     defaults = SystemParams()
     for f in dataclasses.fields(SystemParams):
-        if f.name != "seed":
-            ap.add_argument("--" + f.name.replace("_", "-"), type=type(getattr(defaults, f.name)),
-                            default=getattr(defaults, f.name), help=f.name.replace("_", " "))
+        if f.name == "seed":
+            continue
+        flag, default = "--" + f.name.replace("_", "-"), getattr(defaults, f.name)
+        if isinstance(default, bool):
+            ap.add_argument(flag, action=argparse.BooleanOptionalAction, default=default,
+                            help=f.name.replace("_", " "))
+        else:
+            ap.add_argument(flag, type=type(default), default=default, help=f.name.replace("_", " "))
     return ap
 
 

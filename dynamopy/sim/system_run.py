@@ -76,6 +76,7 @@ class SystemParams:
     faults: int = 8                # fault windows the nemesis tries to place
     kinds: str = DEFAULT_KINDS
     max_clock_jump_ms: int = 5000
+    unavailable: bool = False      # faults may take down more than N-W nodes at once
     clients: int = 4
     ops_per_client: int = 25
     keys: int = 4
@@ -93,9 +94,12 @@ class SystemParams:
     def cli_args(self) -> str:
         """The non-default flags after ``--seed <n>`` that reproduce this run."""
         default = SystemParams()
-        return " ".join(f"--{f.name.replace('_', '-')} {getattr(self, f.name)}"
-                        for f in dataclasses.fields(self)
-                        if f.name != "seed" and getattr(self, f.name) != getattr(default, f.name))
+        flags = []
+        for f in dataclasses.fields(self):
+            v, flag = getattr(self, f.name), "--" + f.name.replace("_", "-")
+            if f.name != "seed" and v != getattr(default, f.name):
+                flags.append((flag if v else f"--no-{flag[2:]}") if isinstance(v, bool) else f"{flag} {v}")
+        return " ".join(flags)
 
 
 @dataclass
@@ -143,7 +147,7 @@ class SystemRun:
         self.schedule = generate_schedule(random.Random(root.getrandbits(64)), NemesisParams(
             nodes=tuple(self.ids), fixed=tuple(self.ids), duration_ms=p.duration_ms, kinds=parse_kinds(p.kinds),
             faults=p.faults, changes=0, replication_n=p.n, write_quorum=p.w,
-            max_clock_jump_ms=p.max_clock_jump_ms))
+            max_clock_jump_ms=p.max_clock_jump_ms, unavailable=p.unavailable))
         self.workload = generate_workload(random.Random(root.getrandbits(64)), WorkloadParams(
             clients=p.clients, ops_per_client=p.ops_per_client, keys=p.keys, strict=p.strict, replication_n=p.n,
             default_r=p.r, default_w=p.w))

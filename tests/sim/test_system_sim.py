@@ -161,3 +161,9 @@ def test_cli_exit_status_and_summary_for_a_range(capsys):
 def test_cli_refuses_a_fault_kind_it_does_not_model(capsys):
     assert sim_main(["--system", "--seed", "1", "--kinds", "crash,join"]) == 2
     assert "does not model join" in capsys.readouterr().err
+
+
+def test_replay_flags_name_every_non_default_knob():
+    params = SystemParams(seed=9, unavailable=True, faults=20, strict=0.6)
+    assert params.cli_args() == "--faults 20 --unavailable --strict 0.6"
+    assert SystemParams(seed=9).cli_args() == ""
