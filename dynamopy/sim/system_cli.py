@@ -20,6 +20,26 @@ from typing import Sequence
 from .system_run import SystemParams, run_system
 
 
+HELP = {
+    "nodes": "nodes in the cluster (all bootstrap seeds)",
+    "n": "replicas per key (N)",
+    "r": "the cluster's default read quorum (R)",
+    "w": "the cluster's default write quorum (W)",
+    "duration_ms": "virtual ms of the safety phase; every fault is healed then",
+    "faults": "fault windows the nemesis tries to place",
+    "kinds": "fault kinds, comma-separated",
+    "max_clock_jump_ms": "largest clock jump of one node, either way",
+    "unavailable": "let faults take down more than N-W nodes at once",
+    "clients": "clients, each with one operation in flight",
+    "ops_per_client": "operations per client (in the safety phase)",
+    "keys": "keys the clients share (k0 is hot)",
+    "strict": "share of operations with strict=true",
+    "bound_ms": "liveness bound: operations from heal + this on must succeed",
+    "client_timeout_ms": "a client gives up on an operation after this (outcome unknown)",
+    "request_timeout_ms": "the nodes' request timeout (--request-timeout-s)",
+}
+
+
 def _parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="dynamopy sim --system",
                                  description="Seeded simulation of whole nodes (data path, hints, "
@@ -37,10 +57,9 @@ def _parser() -> argparse.ArgumentParser:
             continue
         flag, default = "--" + f.name.replace("_", "-"), getattr(defaults, f.name)
         if isinstance(default, bool):
-            ap.add_argument(flag, action=argparse.BooleanOptionalAction, default=default,
-                            help=f.name.replace("_", " "))
+            ap.add_argument(flag, action=argparse.BooleanOptionalAction, default=default, help=HELP[f.name])
         else:
-            ap.add_argument(flag, type=type(default), default=default, help=f.name.replace("_", " "))
+            ap.add_argument(flag, type=type(default), default=default, help=HELP[f.name])
     return ap
 
 
