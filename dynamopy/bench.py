@@ -89,6 +89,9 @@ def _args(argv: Optional[list[str]]) -> argparse.Namespace:
                         "throwaway self-signed certificate) to measure what TLS costs")
     p.add_argument("--ca", help="with --url: CA bundle of an HTTPS cluster")
     p.add_argument("--json", metavar="FILE", help="also write every number as JSON to FILE")
+    p.add_argument("--vs-etcd", action="store_true",
+                   help="instead: dynamopy against a 3-member etcd 3.4 under wrk; the flags "
+                        "after it go to dynamopy.benchlib.vs_etcd (--vs-etcd --help lists them)")
     return p.parse_args(argv)
 
 
@@ -347,6 +350,10 @@ def run(args: argparse.Namespace) -> int:
 
 
 def main(argv: Optional[list[str]] = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if "--vs-etcd" in argv:
+        from dynamopy.benchlib import vs_etcd
+        return vs_etcd.main(argv[argv.index("--vs-etcd") + 1:])
     args = _args(argv)
     if args.driver_procs < 1 or args.inflight < 1 or args.seconds <= 0:
         print("--driver-procs, --inflight and --seconds must be positive", file=sys.stderr)

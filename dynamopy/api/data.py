@@ -201,7 +201,7 @@ class DataHandlers:
                     body = await self._read_value(headers, read_body)
                 version, acks = await node.coordinator.write(
                     raw_key, value=body, content_type=ctype, deleted=read_body is None, w=w,
-                    sloppy=not strict, after=after)
+                    sloppy=not strict, after=after, caught_up=True)
         except NodeError as e:
             self._observe(route, e.code, started)
             return error_reply(e)
@@ -235,7 +235,8 @@ class DataHandlers:
                     rec = await node.coordinator.read_after(raw_key, r=r, sloppy=not strict,
                                                             after=after)
                 else:
-                    rec = await node.coordinator.read(raw_key, r=r, sloppy=not strict)
+                    rec = await node.coordinator.read(raw_key, r=r, sloppy=not strict,
+                                                      caught_up=True)
             if rec is None:
                 raise NotFound(f"key {key!r} was never written")
             if rec.deleted:

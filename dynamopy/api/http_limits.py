@@ -19,6 +19,15 @@ Rules:
   nothing. Headers (request line included) are limited to ``MAX_HEADER_BYTES``; beyond, 431
   and the connection is closed. Idle keep-alive connections are closed by uvicorn's own
   keep-alive timeout.
+- An answer sent before the request body has arrived (413, 400, 401, 503 ...) still reaches
+  the client: closing a socket with unread bytes makes the kernel send a TCP reset, which can
+  destroy the answer before the client reads it (a client still sending its body sees
+  "connection reset" instead of the 413). So, as nginx does: when the rest of the body is at
+  most ``drain_bytes`` it is read and discarded and the connection stays open; otherwise the
+  answer carries ``Connection: close`` and the connection is closed *lingering*: the answer is
+  flushed, the write side shut (FIN), and incoming bytes are read and dropped until the client
+  closes, for at most ``LINGER_S`` seconds, ``LINGER_IDLE_S`` without data, or ``drain_bytes``
+  bytes. Any close of a connection in the middle of a request body lingers the same way.
 
 The first two are an ASGI middleware (``RequestLimits``); the last needs the HTTP parser's
 events, so it is a subclass of uvicorn's httptools protocol (``limited_protocol``).
@@ -30,6 +39,8 @@ import json
 from typing import Callable, Optional
 
 MAX_HEADER_BYTES = 64 * 1024
+LINGER_S = 5.0          # the longest a closing connection keeps reading (nginx: lingering_time)
+LINGER_IDLE_S = 1.0     # ... or without any data from the client (nginx: lingering_timeout)
 RETRY_AFTER_S = 1
 EXEMPT_PATHS = ("/health",)
 _BODY_METHODS = frozenset(("PUT", "POST", "PATCH"))
@@ -157,9 +168,53 @@ class _HeaderTooLarge(Exception):
     pass
 
 
+class _LingeringTransport:
+    """The transport uvicorn's protocol and request cycles write to: the real one, except that
+
+    - writes made in one event-loop step go out as one ``write`` (uvicorn writes a response's
+      head and body separately: two syscalls per answer otherwise), flushed by a callback
+      scheduled for the same loop iteration and before any close or half-close;
+    - ``close()`` asks the protocol first (it may linger instead, module docstring)."""
+
+    __slots__ = ("_real", "_protocol", "_loop", "_out")
+
+    def __init__(self, real, protocol, loop) -> None:
+        self._real = real
+        self._protocol = protocol
+        self._loop = loop
+        self._out: list = []
+
+    def write(self, data) -> None:
+        out = self._out
+        out.append(data)
+        if len(out) == 1:
+            self._loop.call_soon(self.flush)
+
+    def flush(self) -> None:
+        out = self._out
+        if not out:
+            return
+        data = out[0] if len(out) == 1 else b"".join(out)
+        out.clear()
+        if not self._real.is_closing():
+            self._real.write(data)
+
+    def is_closing(self) -> bool:
+        return self._protocol._lingering or self._real.is_closing()
+
+    def close(self) -> None:
+        self.flush()
+        self._protocol._close()
+
+    def __getattr__(self, name):
+        return getattr(self._real, name)
+
+
 def limited_protocol(read_timeout_s: float, on_reject: OnReject = None,
-                     max_header_bytes: int = MAX_HEADER_BYTES):
-    """A uvicorn httptools protocol class with the read timeout and the header size limit."""
+                     max_header_bytes: int = MAX_HEADER_BYTES,
+                     drain_bytes: int = 2 * 1024 * 1024):
+    """A uvicorn httptools protocol class with the read timeout, the header size limit and
+    the drained or lingering close of early answers (module docstring)."""
     from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
     def reject(reason: str) -> None:
@@ -173,14 +228,26 @@ def limited_protocol(read_timeout_s: float, on_reject: OnReject = None,
             self._header_bytes = 0
             self._in_headers = True      # until a request's headers are complete
             self._header_overflow = False
+            self._in_body = False        # the parser is inside a request body
+            self._body_left: Optional[int] = None   # its unread bytes; None: unknown (chunked)
+            self._lingering = False
+            self._linger_bytes = 0
+            self._linger_timer = None
+            self._linger_deadline = 0.0
+            self._keep_alive: Optional[bool] = None  # the cycle's, while held off (below)
 
         # ---- the read deadline ------------------------------------------------------------
         def connection_made(self, transport) -> None:
-            super().connection_made(transport)
+            self._real_transport = transport
+            super().connection_made(_LingeringTransport(transport, self, self.loop))
             self._arm()
 
         def connection_lost(self, exc) -> None:
             self._disarm()
+            self._lingering = False
+            if self._linger_timer is not None:
+                self._linger_timer.cancel()
+                self._linger_timer = None
             super().connection_lost(exc)
 
         def on_message_begin(self) -> None:
@@ -192,10 +259,36 @@ def limited_protocol(read_timeout_s: float, on_reject: OnReject = None,
 
         def on_headers_complete(self) -> None:
             self._in_headers = False
+            self._in_body = True
+            self._body_left = 0
+            for name, value in self.headers:
+                if name == b"content-length":
+                    self._body_left = int(value) if value.isdigit() else None
+                elif name == b"transfer-encoding":
+                    self._body_left = None   # chunked: the length is unknown
             super().on_headers_complete()
+            cycle = self.cycle
+            if cycle is not None and cycle.scope is self.scope and (
+                    self._body_left is None or self._body_left > drain_bytes):
+                # Too long to drain should the app answer before the body is in: until it is
+                # in, the answer would carry Connection: close (uvicorn adds it when
+                # keep_alive is off) and the close lingers. on_message_complete restores it.
+                self._keep_alive = cycle.keep_alive
+                cycle.keep_alive = False
+
+        def on_body(self, body: bytes) -> None:
+            if self._body_left is not None:
+                self._body_left -= len(body)
+            super().on_body(body)
 
         def on_message_complete(self) -> None:
+            self._in_body = False
             self._disarm()
+            cycle = self.cycle
+            if self._keep_alive is not None and cycle is not None:
+                if not cycle.response_started:
+                    cycle.keep_alive = self._keep_alive
+                self._keep_alive = None
             super().on_message_complete()
 
         def _arm(self) -> None:
@@ -217,7 +310,51 @@ def limited_protocol(read_timeout_s: float, on_reject: OnReject = None,
                     "timeout", f"the request did not arrive within {read_timeout_s:g} s"))
             else:
                 # Headers were complete, the body is late: the handler sees a disconnect.
-                self.transport.close()
+                self._real_transport.close()
+
+        # ---- closing without a reset ------------------------------------------------------
+        def _close(self) -> None:
+            """Close, lingering if the client may still be sending (module docstring)."""
+            real = self._real_transport
+            if self._lingering or real.is_closing():
+                return
+            if not self._in_body or self.parser is None:
+                real.close()
+                return
+            self._disarm()
+            self._unset_keepalive_if_required()
+            self._lingering = True
+            if real.can_write_eof():   # FIN after the answer; TLS cannot half-close
+                real.write_eof()
+            if not real.is_reading():
+                real.resume_reading()
+            self._linger_deadline = self.loop.time() + LINGER_S
+            self._linger_timer = self.loop.call_later(LINGER_IDLE_S, self._linger_check)
+
+        def _linger_check(self) -> None:
+            self._linger_timer = None
+            if not self._lingering:
+                return
+            self._lingering = False
+            self._real_transport.close()
+
+        def data_received(self, data: bytes) -> None:
+            if not self._lingering:
+                return super().data_received(data)
+            self._linger_bytes += len(data)
+            now = self.loop.time()
+            if self._linger_bytes > drain_bytes or now >= self._linger_deadline:
+                self._linger_check()
+                return
+            if self._linger_timer is not None:
+                self._linger_timer.cancel()
+            self._linger_timer = self.loop.call_later(
+                min(LINGER_IDLE_S, self._linger_deadline - now), self._linger_check)
+
+        def eof_received(self):
+            if self._lingering:   # the client is done sending: nothing left to reset
+                self._linger_check()
+            return super().eof_received()
 
         # ---- the header size limit ------------------------------------------------------
         def on_url(self, url: bytes) -> None:

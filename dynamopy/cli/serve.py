@@ -22,6 +22,7 @@ async def serve(config: NodeConfig) -> None:
     from dynamopy.api.app import create_asgi
     from dynamopy.api.http_limits import limited_protocol
     from dynamopy.node.bootstrap import ensure_member
+    from dynamopy.node.process_health import GcPauses, LoopLag
 
     node = production_node(config)
     await node.start()
@@ -30,7 +31,8 @@ async def serve(config: NodeConfig) -> None:
         app, host=config.host, port=config.port, loop="none", lifespan="off",
         access_log=False, log_level="warning", server_header=False, date_header=False,
         proxy_headers=False, timeout_graceful_shutdown=5,
-        http=limited_protocol(config.http_read_timeout_s, node.metrics.on_http_rejected),
+        http=limited_protocol(config.http_read_timeout_s, node.metrics.on_http_rejected,
+                              drain_bytes=max(2 * config.max_value_bytes, 64 * 1024)),
         **_https(config)))
     log.info("node %s: http %s peer %s data %s", node.id, config.advertise_url,
              config.advertise_peer, config.data_dir)
@@ -44,6 +46,10 @@ async def serve(config: NodeConfig) -> None:
     # The group-commit thread runs Python between fsyncs; hand the GIL back to the event
     # loop quickly when it wakes up (the 5 ms default shows up as request tail latency).
     sys.setswitchinterval(0.0005)
+    gc_pauses = GcPauses(node.metrics.gc_pause_seconds, node.metrics.gc_collected)
+    gc_pauses.install()
+    loop_lag = LoopLag(node.metrics.loop_lag_seconds)
+    loop_lag.start()
     # uvicorn handles SIGINT/SIGTERM while it serves, and when it is done re-raises the
     # signal against the handler that was in place before it started: with the default one
     # the process would die right there, before the node drains its requests, syncs and
@@ -54,6 +60,8 @@ async def serve(config: NodeConfig) -> None:
     try:
         await server.serve()   # returns on SIGINT/SIGTERM (uvicorn installs the handlers)
     finally:
+        loop_lag.stop()
+        gc_pauses.remove()
         await node.stop()
         log.info("node %s stopped", node.id)
 

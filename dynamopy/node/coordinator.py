@@ -21,6 +21,7 @@ from dynamopy.core.records import Record
 from dynamopy.core.versions import physical_ms
 from dynamopy.node.errors import (BadRequest, QuorumUnavailable, StaleEpochError, StaleSession,
                                   stale_epoch_of)
+from dynamopy.node.fanout import FanOut
 from dynamopy.node.replica import NOT_CAUGHT_UP, STALE_EPOCH
 from dynamopy.peer import PeerError, RemoteError
 
@@ -67,7 +68,8 @@ class Coordinator:
 
     # ---- public ---------------------------------------------------------------------
     async def write(self, key: bytes, *, value: bytes, content_type: str, deleted: bool,
-                    w: int, sloppy: bool = True, after: int = 0) -> tuple[int, int]:
+                    w: int, sloppy: bool = True, after: int = 0,
+                    caught_up: bool = False) -> tuple[int, int]:
         """Store a new version on W replicas; return (version, counting acks so far).
 
         The version is above ``after`` (a client's session token) and above everything this
@@ -76,10 +78,12 @@ class Coordinator:
         most ``MAX_RESTAMPS`` times; no extra round trip while versions arrive in order).
         If a replica answers that this node's ring is out of date (``stale_epoch``), the
         coordinator catches up with the metadata log and retries once with the new ring.
+        ``caught_up``: the caller has just awaited ``node.serving_state()`` itself.
         """
         node = self
-        await node.serving_state()  # never plan on a ring older than the peers' (or count
-        # this node's copy of a key it no longer replicates): catch up first
+        if not caught_up:
+            await node.serving_state()  # never plan on a ring older than the peers' (or
+            # count this node's copy of a key it no longer replicates): catch up first
         node.detector.check_clock()
         if after:
             self._check_token(after)
@@ -133,11 +137,14 @@ class Coordinator:
             f"the write within {node.config.request_timeout_s}s{newer}; it may still be stored "
             "on some replicas", acks=len(rnd.acked), required=required)
 
-    async def read(self, key: bytes, *, r: int, sloppy: bool = True) -> Optional[Record]:
-        """The newest record among R replies (``None`` if none of them has the key)."""
+    async def read(self, key: bytes, *, r: int, sloppy: bool = True,
+                   caught_up: bool = False) -> Optional[Record]:
+        """The newest record among R replies (``None`` if none of them has the key).
+        ``caught_up``: the caller has just awaited ``node.serving_state()`` itself."""
         node = self
         for attempt in (0, 1):
-            state = await node.serving_state()
+            state = (node.require_ready() if caught_up and attempt == 0
+                     else await node.serving_state())
             token = state.ring.token(key)
             # Every reachable home replica before any fallback (this node first when it is
             # one: a local read is free); the first R are asked, the rest are backups.
@@ -173,7 +180,11 @@ class Coordinator:
                                           and rec is None)
             if rnd.outcome is Outcome.SUCCEEDED:
                 home = {t.node for t in targets if t.hint_for is None}
-                self._spawn(self._repair_after(rnd, pending, home, state.epoch, token, key))
+                # Usually every call has answered and none was stale: nothing to repair,
+                # so no background task for it.
+                if (any(not task.done() for task in pending)
+                        or any(n in home for n in rnd.stale())):
+                    self._spawn(self._repair_after(rnd, pending, home, state.epoch, token, key))
                 return rnd.newest()
             await asyncio.wait(pending, timeout=node.config.request_timeout_s + 0.5)
             if rnd.outcome is Outcome.SUCCEEDED:
@@ -254,63 +265,10 @@ class Coordinator:
         An answer that ``fruitless(target, value)`` says did not advance the round (a
         fallback's empty hint lookup) starts the next target too.
         """
-        loop = asyncio.get_running_loop()
-        decided = loop.create_future()
-        tasks: list[asyncio.Task] = []
-        queue = list(targets)
-
-        def launch_next() -> None:
-            if not queue:
-                return
-            t = queue.pop(0)
-            if local_sync is not None and t.node == self.id:
-                # A local read needs no task: answer it in this step.
-                try:
-                    value, exc = local_sync(t), None
-                except Exception as e:  # noqa: BLE001 - reported like a remote failure
-                    value, exc = None, e
-                settle_result(t, exc, value)
-                return
-            task = loop.create_task(call(t))
-            task.add_done_callback(lambda task, t=t: settle(task, t))
-            tasks.append(task)
-            self._background.add(task)
-            task.add_done_callback(self._background.discard)
-
-        def settle(task: asyncio.Task, t: Target) -> None:
-            exc = task.exception() if not task.cancelled() else asyncio.CancelledError()
-            settle_result(t, exc, None if exc is not None else task.result())
-
-        def settle_result(t: Target, exc, value) -> None:
-            if exc is None:
-                result = on_ok(t, value)
-                if result is Outcome.PENDING and fruitless is not None and fruitless(t, value):
-                    launch_next()
-            else:
-                if not isinstance(exc, (PeerError, asyncio.TimeoutError, asyncio.CancelledError)):
-                    log.warning("replica call to %s failed: %r", t.node, exc)
-                result = on_fail(t)
-                if result is Outcome.PENDING:
-                    launch_next()
-            if result is not Outcome.PENDING and not decided.done():
-                decided.set_result(None)
-
-        for _ in range(len(targets) if initial is None else initial):
-            launch_next()
-        budget = self.config.request_timeout_s + 0.5
-        if queue and outcome() is Outcome.PENDING:
-            try:
-                await asyncio.wait_for(asyncio.shield(decided), SPECULATE_S)
-            except asyncio.TimeoutError:
-                while queue:
-                    launch_next()
-            budget -= SPECULATE_S
-        if outcome() is Outcome.PENDING:
-            try:
-                await asyncio.wait_for(asyncio.shield(decided), max(0.0, budget))
-            except asyncio.TimeoutError:
-                pass
-        return tasks
+        fan = FanOut(targets, call, on_ok=on_ok, on_fail=on_fail, outcome=outcome,
+                     local_id=self.id, background=self._background,
+                     local_sync=local_sync, fruitless=fruitless)
+        return await fan.run(initial, SPECULATE_S, self.config.request_timeout_s + 0.5)
 
     async def _put_one(self, t: Target, epoch: int, token: int, key: bytes,
                        record: Record, wire: list, hint_on_failure: bool = True,

@@ -25,9 +25,8 @@ Rules:
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
-from typing import TYPE_CHECKING, Any, Awaitable, Callable, Iterator
+from typing import TYPE_CHECKING, Any, Awaitable, Callable
 
 from dynamopy.peer import PeerError
 
@@ -51,18 +50,11 @@ class DefaultsChange:
         self.is_leader, self.propose = is_leader, propose
         self._inflight: dict[int, int] = {}  # planning epoch -> requests still running
 
-    @contextlib.contextmanager
-    def track(self, epoch: int) -> Iterator[None]:
-        """Count one request planned with the defaults of ``epoch`` while it runs."""
-        self._inflight[epoch] = self._inflight.get(epoch, 0) + 1
-        try:
-            yield
-        finally:
-            left = self._inflight[epoch] - 1
-            if left:
-                self._inflight[epoch] = left
-            else:
-                del self._inflight[epoch]
+    def track(self, epoch: int) -> "_Tracked":
+        """``with track(epoch):`` counts one request planned with the defaults of ``epoch``
+        while it runs (a plain object, not a generator context manager: it runs for every
+        client request)."""
+        return _Tracked(self._inflight, epoch)
 
     def drained_epoch(self) -> int:
         """No request planned before this epoch is still running here."""
@@ -98,3 +90,21 @@ class DefaultsChange:
         except (PeerError, asyncio.TimeoutError):
             return False
         return isinstance(got, int) and got >= epoch
+
+
+class _Tracked:
+    __slots__ = ("inflight", "epoch")
+
+    def __init__(self, inflight: dict, epoch: int) -> None:
+        self.inflight, self.epoch = inflight, epoch
+
+    def __enter__(self) -> None:
+        self.inflight[self.epoch] = self.inflight.get(self.epoch, 0) + 1
+
+    def __exit__(self, *exc) -> bool:
+        left = self.inflight[self.epoch] - 1
+        if left:
+            self.inflight[self.epoch] = left
+        else:
+            del self.inflight[self.epoch]
+        return False

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
+from dynamopy.node.fast_metrics import FastCounter, FastHistogram
+
 LATENCY_BUCKETS = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0)
 # Finer at the low end: the load generator's staleness model (WARS) samples one-way peer
 # latencies and replica apply times from these, and loopback calls take well under 2 ms.
@@ -15,20 +17,23 @@ class Metrics:
     def __init__(self) -> None:
         self._peer_children: dict = {}
         self.registry = r = CollectorRegistry(auto_describe=True)
-        self.requests = Counter("dynamopy_requests_total", "HTTP requests by route and outcome",
-                                ["route", "outcome"], registry=r)
-        self.request_seconds = Histogram("dynamopy_request_seconds", "HTTP request latency",
-                                         ["route", "outcome"], buckets=LATENCY_BUCKETS, registry=r)
+        # The request path's metrics (several updates per client request) are the cheap
+        # kind (fast_metrics.py): event-loop thread only.
+        self.requests = FastCounter("dynamopy_requests_total", "HTTP requests by route and "
+                                    "outcome", ["route", "outcome"], registry=r)
+        self.request_seconds = FastHistogram("dynamopy_request_seconds", "HTTP request latency",
+                                             ["route", "outcome"], buckets=LATENCY_BUCKETS,
+                                             registry=r)
         self.quorum_failures = Counter("dynamopy_quorum_failures_total",
                                        "requests that could not reach W or R replicas",
                                        ["kind"], registry=r)
-        self.peer_calls = Counter("dynamopy_peer_calls_total", "peer RPCs by method and outcome",
-                                  ["method", "outcome"], registry=r)
-        self.peer_errors = Counter("dynamopy_peer_errors_total", "failed peer RPCs by method",
-                                   ["method"], registry=r)
-        self.peer_seconds = Histogram("dynamopy_peer_call_seconds", "peer RPC latency",
-                                      ["method"], buckets=FINE_BUCKETS, registry=r)
-        self.replica_put_seconds = Histogram(
+        self.peer_calls = FastCounter("dynamopy_peer_calls_total", "peer RPCs by method and "
+                                      "outcome", ["method", "outcome"], registry=r)
+        self.peer_errors = FastCounter("dynamopy_peer_errors_total", "failed peer RPCs by method",
+                                       ["method"], registry=r)
+        self.peer_seconds = FastHistogram("dynamopy_peer_call_seconds", "peer RPC latency",
+                                          ["method"], buckets=FINE_BUCKETS, registry=r)
+        self.replica_put_seconds = FastHistogram(
             "dynamopy_replica_put_seconds",
             "time a replica takes to make a put durable and readable (local or from a peer)",
             buckets=FINE_BUCKETS, registry=r)
@@ -72,6 +77,16 @@ class Metrics:
                                        ["target"], registry=r)
         self.hints_dropped = Counter("dynamopy_hints_dropped_total", "hints dropped by reason",
                                      ["target", "reason"], registry=r)
+        self.gc_pause_seconds = Histogram(
+            "dynamopy_gc_pause_seconds", "pauses of the cyclic garbage collector (the whole "
+            "process stops meanwhile)", ["generation"], buckets=FINE_BUCKETS, registry=r)
+        self.gc_collected = Counter("dynamopy_gc_collected_objects_total",
+                                    "objects freed by the cyclic garbage collector",
+                                    ["generation"], registry=r)
+        self.loop_lag_seconds = Histogram(
+            "dynamopy_event_loop_lag_seconds", "how late a periodic timer of the event loop "
+            "fired: time the loop spent on other work before it could run a ready callback",
+            buckets=FINE_BUCKETS, registry=r)
         self.hint_delivery_lag = Histogram("dynamopy_hint_delivery_lag_seconds",
                                            "time from storing a hint to its delivery",
                                            buckets=(0.1, 0.5, 1, 5, 10, 30, 60, 300, 1800, 10800),

@@ -3,9 +3,11 @@ parameters, conditional headers, HEAD/OPTIONS/405, the bearer scheme, value limi
 go out through ``http.client`` or a raw socket, exactly as written here."""
 
 import http.client
+import json
 import socket
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -238,3 +240,81 @@ def test_docs_and_every_asset_they_reference_are_served_by_the_node(make_cluster
         status, headers, body = request(c.base, "GET", ref)
         assert status == 200 and len(body) > 100, (ref, status)
     assert "validatorUrl\": null" in html   # the online validator badge would call out
+
+
+# ---- issue 13 item 1: the 413 reaches the client, never a TCP reset ------------------------
+
+def _send_oversized(sock: socket.socket, head: bytes, body: bytes) -> str:
+    """Send ``head`` then ``body`` in 64 KiB pieces, as a client on a real network would (the
+    server's answer comes before the body is in); return the error if a send failed."""
+    try:
+        sock.sendall(head)
+        for i in range(0, len(body), 65536):
+            sock.sendall(body[i:i + 65536])
+            time.sleep(0.0002)
+    except OSError as e:
+        return type(e).__name__
+    return ""
+
+
+def _read_answer(sock: socket.socket) -> tuple[int, bytes, bytes]:
+    """(status, head, body) of one answer with a Content-Length."""
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = sock.recv(65536)
+        if not chunk:
+            raise ConnectionError(f"closed after {data!r}")
+        data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    length = int(next(line.split(b":")[1] for line in head.split(b"\r\n")
+                      if line.lower().startswith(b"content-length:")))
+    while len(body) < length:
+        chunk = sock.recv(65536)
+        if not chunk:
+            raise ConnectionError(f"closed mid-body after {body!r}")
+        body += chunk
+    return int(head.split(b" ")[1]), head, body
+
+
+def test_an_oversized_put_gets_the_413_every_time(port):
+    """1 MiB + 1 byte, a hundred times, each on a connection the client will close: every
+    send completes and every answer is the 413 with its JSON body. Before: the node closed
+    the socket with the rest of the body unread, the kernel answered the client's next
+    bytes with a reset, and the client saw "connection reset" instead of the 413."""
+    body = b"x" * (1024 * 1024 + 1)
+    head = (f"PUT /kv/too-big HTTP/1.1\r\nHost: n1\r\nContent-Length: {len(body)}\r\n"
+            "Content-Type: application/octet-stream\r\nConnection: close\r\n\r\n").encode()
+    failures = []
+    for attempt in range(100):
+        with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
+            error = _send_oversized(s, head, body)
+            try:
+                status, _, answer = _read_answer(s)
+            except OSError as e:
+                failures.append((attempt, error, type(e).__name__))
+                continue
+            if error or status != 413 or json.loads(answer)["error"] != "too_large":
+                failures.append((attempt, error, status, answer[:80]))
+    assert failures == [], f"{len(failures)} of 100 failed: {failures[:5]}"
+
+
+def test_after_an_early_413_a_keep_alive_connection_serves_the_next_request(port):
+    """Without ``Connection: close`` the node reads and drops the rest of the body and keeps
+    the connection: the next request on it is answered. A body declared far beyond what is
+    worth draining gets ``Connection: close`` on its 413, and still no reset."""
+    body = b"y" * (1024 * 1024 + 1)
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
+        head = f"PUT /kv/too-big HTTP/1.1\r\nHost: n1\r\nContent-Length: {len(body)}\r\n\r\n"
+        assert _send_oversized(s, head.encode(), body) == ""
+        status, answer_head, _ = _read_answer(s)
+        assert status == 413 and b"connection: close" not in answer_head.lower()
+        s.sendall(b"GET /health HTTP/1.1\r\nHost: n1\r\n\r\n")
+        assert _read_answer(s)[0] == 200
+    declared = 1 << 30   # 1 GiB declared; 1.5 MiB sent before the client gives up
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
+        head = f"PUT /kv/huge HTTP/1.1\r\nHost: n1\r\nContent-Length: {declared}\r\n\r\n"
+        assert _send_oversized(s, head.encode(), b"z" * (3 << 19)) == ""
+        status, answer_head, answer = _read_answer(s)
+        assert status == 413 and json.loads(answer)["error"] == "too_large"
+        assert b"connection: close" in answer_head.lower()
+        assert s.recv(1) == b""   # FIN after the answer (the node shut its write side)

@@ -1,0 +1,525 @@
+"""dynamopy against a 3-member etcd 3.4 on the same machine: ``python -m dynamopy.bench --vs-etcd``
+(or ``python -m dynamopy.benchlib.vs_etcd``).
+
+What it runs
+    A 3-node dynamopy cluster (``benchlib.cluster.LocalCluster``) and a 3-member etcd 3.4
+    (Debian's ``etcd-server``; reads and writes through its JSON gateway ``/v3/kv/range`` and
+    ``/v3/kv/put``, reads linearizable, etcd's default), both on 127.0.0.1 with free ports,
+    both started here and stopped by PID at the end (also on error or Ctrl-C). Each store gets
+    ``--keys`` (2,000) keys of ``--value-bytes`` (1 KiB) preloaded, then the same wrk driver
+    (``-t1 -c64`` and a Lua script: 50/50 get/put of those keys, uniformly at random, 1 KiB
+    values, every request built once up front) drives it
+
+    * through ONE endpoint (node 1 / member 1, as a client with one address does), and
+    * spread over ALL endpoints (``-t3 -c63``: one wrk thread, 21 connections, per endpoint),
+
+    dynamopy at R=2,W=2 and at R=1,W=1 (``?r=``/``?w=`` on every request). The runs alternate
+    stores (etcd, dynamopy R=2,W=2, dynamopy R=1,W=1, then again: A B A B) for ``--rounds``
+    rounds, each a ``--warmup`` s unrecorded wrk run then a ``--seconds`` s measured one.
+
+What it prints
+    One row per measured run: ok (2xx) ops/s, p50/p99/max latency in ms (wrk's own histogram
+    over every request of the run), non-2xx answers and socket errors, and the CPU time the
+    store's processes used per 2xx answer (all of them, and the endpoint process alone: on a
+    busy machine this moves much less than ops/s); then per endpoint mode
+    and store the range over rounds, and dynamopy's ops/s over etcd's in the same round (the
+    issue's targets: >= 1.0x through one endpoint and >= 1.5x spread, p99 no higher than etcd's,
+    zero non-2xx).
+
+If ``etcd`` or ``wrk`` is missing it runs ``apt-get install -y etcd-server wrk`` when it can
+(root, apt-get present), else it prints why it skips and exits 0 without measuring.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import asdict, dataclass
+from typing import Optional
+
+from dynamopy.benchlib.cluster import LocalCluster, _port_free, find_base_port, stop_processes
+from dynamopy.benchlib.procstat import process_cpu_s
+
+ETCD_STORE = "etcd 3.4"
+WRK_ONE = ("-t1", "-c64")
+WRK_ALL = ("-t3", "-c63")
+
+# ---- the wrk Lua scripts (pure) ------------------------------------------------------------
+
+_LUA_COMMON = """
+local PORTS = {%(ports)s}
+local SPREAD = %(spread)s
+local addrs, next_addr = nil, 0
+function setup(thread)
+  if SPREAD then
+    if addrs == nil then
+      addrs = {}
+      for _, p in ipairs(PORTS) do
+        for _, a in ipairs(wrk.lookup("127.0.0.1", tostring(p))) do table.insert(addrs, a) end
+      end
+    end
+    thread.addr = addrs[(next_addr %% #addrs) + 1]
+    next_addr = next_addr + 1
+  end
+end
+local reqs = {}
+function init(args)
+  math.randomseed(os.time() * 1000 + math.floor(os.clock() * 1e6) + #reqs)
+  build()
+end
+function request()
+  return reqs[math.random(#reqs)]
+end
+function done(summary, latency, requests)
+  local e = summary.errors
+  io.write(string.format(
+    "RESULT requests=%%d duration_us=%%d p50_us=%%d p99_us=%%d max_us=%%d non2xx=%%d " ..
+    "connect=%%d read=%%d write=%%d timeout=%%d\\n",
+    summary.requests, summary.duration, latency:percentile(50), latency:percentile(99),
+    latency.max, e.status, e.connect, e.read, e.write, e.timeout))
+end
+"""
+
+
+def _lua_head(ports: list[int], spread: bool) -> str:
+    return _LUA_COMMON % {"ports": ", ".join(str(p) for p in ports),
+                          "spread": "true" if spread else "false"}
+
+
+def lua_dynamopy(ports: list[int], spread: bool, r: int, w: int, keys: int,
+                 value_bytes: int, prefix: str) -> str:
+    """wrk script: GET ``/kv/<prefix><i>?r=R`` or PUT ``?w=W`` with a ``value_bytes`` body."""
+    return _lua_head(ports, spread) + f"""
+function build()
+  local value = string.rep("v", {value_bytes})
+  local hdr = {{["Content-Type"] = "application/octet-stream"}}
+  for i = 0, {keys - 1} do
+    table.insert(reqs, wrk.format("GET", "/kv/{prefix}" .. i .. "?r={r}"))
+    table.insert(reqs, wrk.format("PUT", "/kv/{prefix}" .. i .. "?w={w}", hdr, value))
+  end
+end
+"""
+
+
+def etcd_key(prefix: str, i: int) -> str:
+    return base64.b64encode(f"{prefix}{i}".encode()).decode()
+
+
+def lua_etcd(ports: list[int], spread: bool, keys: int, value_bytes: int, prefix: str) -> str:
+    """wrk script: POST ``/v3/kv/range`` (linearizable) or ``/v3/kv/put``, JSON, base64."""
+    value = base64.b64encode(b"v" * value_bytes).decode()
+    names = ",".join(f'"{etcd_key(prefix, i)}"' for i in range(keys))
+    return _lua_head(ports, spread) + f"""
+function build()
+  local names = {{{names}}}
+  local hdr = {{["Content-Type"] = "application/json"}}
+  for _, k in ipairs(names) do
+    table.insert(reqs, wrk.format("POST", "/v3/kv/range", hdr, '{{"key":"' .. k .. '"}}'))
+    table.insert(reqs, wrk.format("POST", "/v3/kv/put", hdr,
+                                  '{{"key":"' .. k .. '","value":"{value}"}}'))
+  end
+end
+"""
+
+
+# ---- wrk output and the table (pure) -------------------------------------------------------
+
+@dataclass
+class Run:
+    store: str
+    endpoints: str          # "one" or "all"
+    round: int
+    ops: float              # 2xx answers per second
+    p50_ms: float
+    p99_ms: float
+    max_ms: float
+    non2xx: int
+    socket_errors: int
+    requests: int
+    cpu_ms_per_op: float = 0.0    # CPU time of all the store's processes per 2xx answer
+    first_cpu_ms_per_op: float = 0.0   # ... of the endpoint process (node 1 / member 1)
+
+
+_RESULT = re.compile(r"^RESULT (.*)$", re.M)
+
+
+def parse_wrk(text: str, store: str, endpoints: str, round_: int) -> Run:
+    """The ``RESULT k=v ...`` line our Lua ``done()`` prints, as a :class:`Run`."""
+    m = _RESULT.search(text)
+    if m is None:
+        raise ValueError(f"no RESULT line in wrk output: {text[-400:]!r}")
+    f = {k: int(v) for k, v in (kv.split("=", 1) for kv in m.group(1).split())}
+    seconds = f["duration_us"] / 1e6
+    ok = f["requests"] - f["non2xx"]
+    return Run(store, endpoints, round_, ops=ok / seconds if seconds > 0 else 0.0,
+               p50_ms=f["p50_us"] / 1000, p99_ms=f["p99_us"] / 1000, max_ms=f["max_us"] / 1000,
+               non2xx=f["non2xx"],
+               socket_errors=f["connect"] + f["read"] + f["write"] + f["timeout"],
+               requests=f["requests"])
+
+
+def _over(vals: dict, histogram: str, bounds_ms: tuple[int, ...]) -> tuple[float, dict]:
+    """(count, {bound_ms: observations above it}) of an unlabelled histogram's buckets."""
+    total = vals.get(f'{histogram}_bucket{{le="+Inf"}}', 0.0)
+    return total, {ms: total - vals.get(f'{histogram}_bucket{{le="{ms / 1000}"}}', total)
+                   for ms in bounds_ms}
+
+
+def process_health(metrics_text: str) -> Optional[str]:
+    """One line on GC pauses, event-loop lag and synced-batch (fsync) times from a node's
+    /metrics text (None if the node does not export them, e.g. an older baseline)."""
+    vals: dict[str, float] = {}
+    for line in metrics_text.splitlines():
+        if line.startswith(("dynamopy_gc_pause_seconds_", "dynamopy_event_loop_lag_seconds_",
+                            "dynamopy_storage_sync_seconds_")):
+            name, _, value = line.rpartition(" ")
+            vals[name] = vals.get(name, 0.0) + float(value)
+    if not any(k.startswith("dynamopy_event_loop_lag") for k in vals):
+        return None
+    gc_n = sum(v for k, v in vals.items() if k.startswith("dynamopy_gc_pause_seconds_count"))
+    gc_s = sum(v for k, v in vals.items() if k.startswith("dynamopy_gc_pause_seconds_sum"))
+    ticks, lag = _over(vals, "dynamopy_event_loop_lag_seconds", (50, 200))
+    syncs, slow = _over(vals, "dynamopy_storage_sync_seconds", (50, 200))
+    return (f"GC: {gc_n:.0f} pauses, {gc_s * 1000:.0f} ms in all; event-loop lag over 50 ms "
+            f"{lag[50]:.0f} times, over 200 ms {lag[200]:.0f} times (of {ticks:.0f} ticks); "
+            f"synced batches over 50 ms {slow[50]:.0f}, over 200 ms {slow[200]:.0f} "
+            f"(of {syncs:.0f})")
+
+
+def _span(values: list[float], fmt: str) -> str:
+    lo, hi = min(values), max(values)
+    return format(lo, fmt) if lo == hi else f"{format(lo, fmt)}-{format(hi, fmt)}"
+
+
+def build_table(runs: list[Run]) -> str:
+    """Every run as a row, then per endpoint mode and store: ranges over rounds and the ratio
+    of ops/s to etcd's in the same round."""
+    lines = [f"{'endpoints':<9} {'store':<18} {'round':>5} {'ops/s':>8} {'p50 ms':>8} "
+             f"{'p99 ms':>8} {'max ms':>8} {'non-2xx':>8} {'sock err':>8} {'cpu ms/op':>9} "
+             f"{'node1 ms/op':>11}"]
+    for r in runs:
+        lines.append(f"{r.endpoints:<9} {r.store:<18} {r.round:>5} {r.ops:>8.0f} "
+                     f"{r.p50_ms:>8.1f} {r.p99_ms:>8.1f} {r.max_ms:>8.1f} {r.non2xx:>8} "
+                     f"{r.socket_errors:>8} {r.cpu_ms_per_op:>9.3f} {r.first_cpu_ms_per_op:>11.3f}")
+    lines.append("")
+    lines.append(f"{'endpoints':<9} {'store':<18} {'ops/s':>13} {'p99 ms':>13} "
+                 f"{'x etcd ops/s':>13} {'non-2xx':>8}")
+    etcd = {(r.endpoints, r.round): r for r in runs if r.store == ETCD_STORE}
+    for endpoints in dict.fromkeys(r.endpoints for r in runs):
+        for store in dict.fromkeys(r.store for r in runs if r.endpoints == endpoints):
+            mine = [r for r in runs if r.endpoints == endpoints and r.store == store]
+            ratios = [r.ops / etcd[(endpoints, r.round)].ops for r in mine
+                      if (endpoints, r.round) in etcd and etcd[(endpoints, r.round)].ops > 0]
+            ratio = _span(ratios, ".2f") if ratios and store != ETCD_STORE else "-"
+            lines.append(f"{endpoints:<9} {store:<18} {_span([r.ops for r in mine], '.0f'):>13} "
+                         f"{_span([r.p99_ms for r in mine], '.0f'):>13} {ratio:>13} "
+                         f"{sum(r.non2xx for r in mine):>8}")
+    base = {(r.endpoints, r.round, r.store.split(" ", 1)[1]): r for r in runs
+            if r.store.startswith("baseline ")}
+    if base:
+        lines.append("")
+        lines.append("new code over baseline (same round, endpoints and quorums): ops/s, p99")
+        for r in runs:
+            b = base.get((r.endpoints, r.round, r.store.split(" ", 1)[-1]))
+            if r.store.startswith("dynamopy ") and b is not None and b.ops > 0 and b.p99_ms > 0:
+                lines.append(f"{r.endpoints:<9} {r.store:<18} round {r.round}: "
+                             f"{r.ops / b.ops:.2f}x ops/s, {r.p99_ms / b.p99_ms:.2f}x p99" + (
+                    f", {r.cpu_ms_per_op / b.cpu_ms_per_op:.2f}x CPU/op"
+                    if b.cpu_ms_per_op > 0 else ""))
+    return "\n".join(lines)
+
+
+# ---- tools and processes -------------------------------------------------------------------
+
+def ensure_tools() -> Optional[str]:
+    """None when etcd and wrk are there (installing them if we can), else why we skip."""
+    missing = [t for t in ("etcd", "wrk") if shutil.which(t) is None]
+    if not missing:
+        return None
+    if os.geteuid() != 0 or shutil.which("apt-get") is None:
+        return (f"skipped: {', '.join(missing)} not installed and cannot apt-get install "
+                f"(need root and apt-get): apt-get install -y etcd-server wrk")
+    _log(f"installing etcd-server and wrk (missing: {', '.join(missing)})")
+    try:
+        for cmd in (["apt-get", "update"], ["apt-get", "install", "-y", "etcd-server", "wrk"]):
+            subprocess.run(cmd, check=True, timeout=600, stdout=subprocess.DEVNULL,
+                           stderr=subprocess.STDOUT, env={**os.environ,
+                                                          "DEBIAN_FRONTEND": "noninteractive"})
+    except (subprocess.SubprocessError, OSError) as e:
+        return f"skipped: apt-get install -y etcd-server wrk failed ({e})"
+    still = [t for t in ("etcd", "wrk") if shutil.which(t) is None]
+    return f"skipped: {', '.join(still)} still missing after apt-get" if still else None
+
+
+def _free_block(count: int, start: int) -> list[int]:
+    port = start
+    while port < 60000:
+        ports = list(range(port, port + count))
+        if all(_port_free(p) for p in ports):
+            return ports
+        port += 10
+    raise RuntimeError(f"no {count} free ports from {start}")
+
+
+class EtcdCluster:
+    """Three etcd members on 127.0.0.1, each its own process and session, stopped by PID."""
+
+    def __init__(self, members: int, data_dir: str, start_port: int = 23790) -> None:
+        self.data_dir = data_dir
+        self.client_ports = _free_block(members, start_port)
+        self.peer_ports = _free_block(members, self.client_ports[-1] + 100)
+        self.urls = [f"http://127.0.0.1:{p}" for p in self.client_ports]
+        self.procs: list[subprocess.Popen] = []
+
+    def start(self, timeout_s: float = 30.0) -> None:
+        names = [f"m{i + 1}" for i in range(len(self.client_ports))]
+        initial = ",".join(f"{n}=http://127.0.0.1:{p}" for n, p in zip(names, self.peer_ports))
+        for n, cport, pport in zip(names, self.client_ports, self.peer_ports):
+            cmd = ["etcd", "--name", n, "--data-dir", os.path.join(self.data_dir, n),
+                   "--listen-client-urls", f"http://127.0.0.1:{cport}",
+                   "--advertise-client-urls", f"http://127.0.0.1:{cport}",
+                   "--listen-peer-urls", f"http://127.0.0.1:{pport}",
+                   "--initial-advertise-peer-urls", f"http://127.0.0.1:{pport}",
+                   "--initial-cluster", initial, "--initial-cluster-state", "new",
+                   "--initial-cluster-token", f"vs-etcd-{os.getpid()}",
+                   "--logger", "zap", "--log-level", "error"]
+            with open(os.path.join(self.data_dir, f"{n}.log"), "ab") as log:
+                self.procs.append(subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT,
+                                                   stdin=subprocess.DEVNULL,
+                                                   start_new_session=True))
+        import httpx
+        deadline = time.monotonic() + timeout_s
+        pending = set(self.urls)
+        while pending:
+            for p in self.procs:
+                if p.poll() is not None:
+                    raise RuntimeError(f"etcd pid {p.pid} exited ({p.returncode}); logs in "
+                                       f"{self.data_dir}")
+            for url in list(pending):
+                try:
+                    if httpx.get(f"{url}/health", timeout=1.0).json().get("health") == "true":
+                        pending.discard(url)
+                except (httpx.HTTPError, ValueError):
+                    pass
+            if pending and time.monotonic() > deadline:
+                raise RuntimeError(f"etcd not healthy after {timeout_s:.0f}s: {sorted(pending)}")
+            time.sleep(0.2)
+
+    def stop(self) -> None:
+        stop_processes(self.procs, timeout_s=10)
+
+
+async def _preload(requests: list[tuple[str, str, bytes, dict]], concurrency: int = 32) -> None:
+    """Send every (method, url, body, headers) once; any non-2xx is an error."""
+    import asyncio
+
+    import aiohttp
+    queue = list(reversed(requests))
+    async with aiohttp.ClientSession() as session:
+        async def worker():
+            while queue:
+                method, url, body, headers = queue.pop()
+                async with session.request(method, url, data=body, headers=headers) as resp:
+                    await resp.read()
+                    if resp.status // 100 != 2:
+                        raise RuntimeError(f"preload {method} {url}: {resp.status}")
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
+
+
+def preload_dynamopy(url: str, keys: int, value_bytes: int, prefix: str) -> None:
+    import asyncio
+    value = b"v" * value_bytes
+    reqs = [("PUT", f"{url}/kv/{prefix}{i}?w=3", value,
+             {"Content-Type": "application/octet-stream"}) for i in range(keys)]
+    asyncio.run(asyncio.wait_for(_preload(reqs), 120))
+
+
+def preload_etcd(url: str, keys: int, value_bytes: int, prefix: str) -> None:
+    import asyncio
+    b64 = base64.b64encode(b"v" * value_bytes).decode()
+    reqs = [("POST", f"{url}/v3/kv/put",
+             json.dumps({"key": etcd_key(prefix, i), "value": b64}).encode(),
+             {"Content-Type": "application/json"}) for i in range(keys)]
+    asyncio.run(asyncio.wait_for(_preload(reqs), 120))
+
+
+def run_wrk(url: str, script: str, seconds: float, conns: tuple[str, str], work_dir: str,
+            timeout_s: float = 10.0) -> str:
+    """One wrk run; returns its stdout. Own session, stopped by PID if it overruns."""
+    path = os.path.join(work_dir, "drive.lua")
+    with open(path, "w") as f:
+        f.write(script)
+    cmd = ["wrk", *conns, "-d", f"{max(1, round(seconds))}s", "--timeout", f"{timeout_s:g}s",
+           "-s", path, url]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            start_new_session=True)
+    try:
+        out, _ = proc.communicate(timeout=seconds + timeout_s + 30)
+    except subprocess.TimeoutExpired:
+        proc.send_signal(signal.SIGKILL)
+        out, _ = proc.communicate()
+        raise RuntimeError(f"wrk overran: {out[-400:]}")
+    return out
+
+
+def _log(msg: str) -> None:
+    print(f"[vs-etcd] {msg}", file=sys.stderr, flush=True)
+
+
+def _args(argv: Optional[list[str]]) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="python -m dynamopy.benchlib.vs_etcd",
+                                description="dynamopy vs a 3-member etcd 3.4 under wrk",
+                                epilog="See the module docstring for what each number means.")
+    p.add_argument("--seconds", type=float, default=10.0, help="measured s per run (default 10)")
+    p.add_argument("--warmup", type=float, default=2.0, help="unrecorded s before each run")
+    p.add_argument("--rounds", type=int, default=2, help="A B A B rounds (default 2)")
+    p.add_argument("--keys", type=int, default=2000)
+    p.add_argument("--value-bytes", type=int, default=1024)
+    p.add_argument("--endpoints", choices=("one", "all", "both"), default="both")
+    p.add_argument("--quorums", default="2/2,1/1", help="dynamopy R/W pairs (default 2/2,1/1)")
+    p.add_argument("--serve-args", default="", help="extra `dynamopy serve` flags, one string")
+    p.add_argument("--stores", default="etcd,dynamopy",
+                   help="which to drive, in this order each round: etcd, dynamopy, baseline "
+                        "(default etcd,dynamopy)")
+    p.add_argument("--baseline-src", metavar="DIR",
+                   help="with --stores ...,baseline: a checkout of an older dynamopy; a second "
+                        "3-node cluster runs its code (PYTHONPATH=DIR) for a before/after A B A B")
+    p.add_argument("--hold", type=float, default=0.0,
+                   help="after preloading, wait this many s before measuring (to attach a "
+                        "profiler to the printed PIDs)")
+    p.add_argument("--json", metavar="FILE", help="also write every run as JSON to FILE")
+    return p.parse_args(argv)
+
+
+class SourceCluster(LocalCluster):
+    """A LocalCluster whose nodes run the dynamopy found in ``src`` (PYTHONPATH)."""
+
+    def __init__(self, src: str, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.src = os.path.abspath(src)
+
+    def _spawn(self, i: int, extra: tuple[str, ...] = ()) -> subprocess.Popen:
+        self._env = {**self._env, "PYTHONPATH": self.src}
+        return super()._spawn(i, extra)
+
+
+def main(argv: Optional[list[str]] = None) -> int:
+    args = _args(argv)
+    why = ensure_tools()
+    if why is not None:
+        print(f"vs-etcd {why}")
+        return 0
+    work = tempfile.mkdtemp(prefix="dynamopy-vs-etcd-")
+    quorums = [tuple(int(x) for x in q.split("/")) for q in args.quorums.split(",")]
+    modes = ["one", "all"] if args.endpoints == "both" else [args.endpoints]
+    prefix = "bench-"
+    stores = args.stores.split(",")
+    if "baseline" in stores and not args.baseline_src:
+        print("--stores baseline needs --baseline-src DIR", file=sys.stderr)
+        return 2
+    clusters: dict[str, LocalCluster] = {}
+    base = 18001
+    for name in ("dynamopy", "baseline"):
+        if name in stores:
+            port = find_base_port(base, 3)
+            kw = dict(data_dir=os.path.join(work, name), extra_args=tuple(args.serve_args.split()))
+            clusters[name] = (SourceCluster(args.baseline_src, 3, port, **kw)
+                              if name == "baseline" else LocalCluster(3, port, **kw))
+            os.makedirs(clusters[name].data_dir, exist_ok=True)
+            base = port + 10
+    etcd = EtcdCluster(3, os.path.join(work, "etcd")) if "etcd" in stores else None
+    runs: list[Run] = []
+    health: list[str] = []
+    problems, examples = 0, []
+    try:
+        if etcd is not None:
+            os.makedirs(etcd.data_dir, exist_ok=True)
+            _log(f"starting etcd on {etcd.urls}")
+            etcd.start()
+        for name, c in clusters.items():
+            _log(f"starting {name} on {c.urls}")
+            c.start()
+        _log(f"preloading {args.keys} keys of {args.value_bytes} bytes into each")
+        for c in clusters.values():
+            preload_dynamopy(c.urls[0], args.keys, args.value_bytes, prefix)
+        if etcd is not None:
+            preload_etcd(etcd.urls[0], args.keys, args.value_bytes, prefix)
+        if args.hold > 0:
+            _log(f"holding {args.hold:g} s; node PIDs: "
+                 + ", ".join(f"{n} {c.pids}" for n, c in clusters.items()))
+            time.sleep(args.hold)
+        for round_ in range(1, args.rounds + 1):
+            for mode in modes:
+                spread = mode == "all"
+                conns = WRK_ALL if spread else WRK_ONE
+                drives = []
+                for name in stores:
+                    if name == "etcd":
+                        drives.append((ETCD_STORE, etcd.urls[0], lua_etcd(
+                            etcd.client_ports, spread, args.keys, args.value_bytes, prefix),
+                            [p.pid for p in etcd.procs]))
+                        continue
+                    c = clusters[name]
+                    ports = [int(u.rsplit(":", 1)[1]) for u in c.urls]
+                    label = "dynamopy" if name == "dynamopy" else "baseline"
+                    drives += [(f"{label} R={r},W={w}", c.urls[0], lua_dynamopy(
+                        ports, spread, r, w, args.keys, args.value_bytes, prefix), c.pids)
+                        for r, w in quorums]
+                for store, url, script, pids in drives:
+                    if args.warmup > 0:
+                        run_wrk(url, script, args.warmup, conns, work)
+                    cpu0 = [process_cpu_s(p) or 0.0 for p in pids]
+                    out = run_wrk(url, script, args.seconds, conns, work)
+                    cpu = [(process_cpu_s(p) or 0.0) - c0 for p, c0 in zip(pids, cpu0)]
+                    run = parse_wrk(out, store, mode, round_)
+                    ok = max(1, run.requests - run.non2xx)
+                    run.cpu_ms_per_op = 1000 * sum(cpu) / ok
+                    run.first_cpu_ms_per_op = 1000 * cpu[0] / ok
+                    runs.append(run)
+                    _log(f"round {round_} {mode:<3} {store:<18} {run.ops:7.0f} ops/s "
+                         f"p99 {run.p99_ms:6.1f} ms non-2xx {run.non2xx}")
+        for name, c in clusters.items():
+            try:
+                import httpx
+                line = process_health(httpx.get(f"{c.urls[0]}/metrics", timeout=5).text)
+            except Exception as e:  # noqa: BLE001 - a report line, not a reason to fail
+                line = f"/metrics unreadable ({e!r})"
+            if line:
+                health.append(f"{name} node 1 over the whole run: {line}")
+    except KeyboardInterrupt:
+        _log("interrupted; stopping the stores")
+    finally:
+        if etcd is not None:
+            etcd.stop()
+        for c in clusters.values():
+            c.stop(keep_data=True)
+            n, ex = c.log_problems()
+            problems, examples = problems + n, examples + ex
+        shutil.rmtree(work, ignore_errors=True)
+    if not runs:
+        return 1
+    print(f"wrk {' '.join(WRK_ONE)} (one endpoint) / {' '.join(WRK_ALL)} (all endpoints), "
+          f"{args.keys} keys, {args.value_bytes} B values, 50/50 get/put, "
+          f"{args.seconds:g} s per run after {args.warmup:g} s warm-up, {os.cpu_count()} cores")
+    print(build_table(runs))
+    for line in health:
+        print(line)
+    if problems:
+        print(f"dynamopy node logs: {problems} warning/error lines, e.g. {examples[:3]}")
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump([asdict(r) for r in runs], f, indent=1)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,130 @@
+"""One round's calls (dynamopy/node/fanout.py): who is called when, when the round returns,
+and that a round leaves no cyclic garbage behind (the collector's pauses were the request
+tail: docs/perf.md)."""
+
+import asyncio
+import gc
+
+from dynamopy.core.quorum import Outcome, ReadRound, Target, WriteRound
+from dynamopy.node.fanout import FanOut
+from dynamopy.peer import PeerUnavailable
+
+
+def run(coro, timeout_s: float = 10.0):
+    return asyncio.run(asyncio.wait_for(coro, timeout_s))
+
+
+def _write_round(targets, w, call, background, **kw):
+    rnd = WriteRound(tuple(targets), w)
+    fan = FanOut(targets, call, on_ok=lambda t, v: rnd.ack(t.node),
+                 on_fail=lambda t: rnd.fail(t.node), outcome=lambda: rnd.outcome,
+                 local_id="n1", background=background, **kw)
+    return rnd, fan
+
+
+def test_a_write_round_returns_at_w_acks_and_leaves_the_slow_call_running():
+    async def main():
+        slow = asyncio.Event()
+        called = []
+
+        async def call(t):
+            called.append(t.node)
+            if t.node == "n3":
+                await slow.wait()
+            return 1
+
+        background: set = set()
+        targets = [Target("n1"), Target("n2"), Target("n3")]
+        rnd, fan = _write_round(targets, 2, call, background)
+        tasks = await fan.run(None, 0.1, 5.0)
+        assert rnd.outcome is Outcome.SUCCEEDED and sorted(rnd.acked) == ["n1", "n2"]
+        assert called == ["n1", "n2", "n3"] and len(tasks) == 3
+        assert len(background) == 1          # n3 still running, tracked
+        slow.set()
+        await asyncio.gather(*tasks)
+        assert background == set() and sorted(rnd.acked) == ["n1", "n2", "n3"]
+    run(main())
+
+
+def test_a_read_asks_r_first_then_the_next_on_failure_then_all_after_speculate_s():
+    async def main():
+        hang = asyncio.Event()
+        called = []
+
+        async def call(t):
+            called.append(t.node)
+            if t.node == "n2":
+                raise PeerUnavailable("down")
+            if t.node == "n3":
+                await hang.wait()
+            return None
+
+        targets = [Target("n1"), Target("n2"), Target("n3"), Target("n4")]
+        rnd = ReadRound(tuple(targets), 2)
+        fan = FanOut(targets, call, on_ok=lambda t, v: rnd.reply(t.node, v),
+                     on_fail=lambda t: rnd.fail(t.node), outcome=lambda: rnd.outcome,
+                     local_id="n1", background=set(),
+                     local_sync=lambda t: None)   # n1 is answered in this step, no task
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        tasks = await fan.run(2, 0.2, 5.0)
+        # n1 local, n2 failed -> n3 started (hangs); after 0.2 s n4 too, which answers
+        assert called == ["n2", "n3", "n4"] and len(tasks) == 3
+        assert rnd.outcome is Outcome.SUCCEEDED and 0.15 <= loop.time() - started < 4
+        hang.set()
+        await asyncio.gather(*tasks, return_exceptions=True)
+    run(main())
+
+
+def test_the_budget_bounds_an_undecided_round():
+    async def main():
+        async def call(t):
+            await asyncio.sleep(30)
+
+        rnd, fan = _write_round([Target("n2"), Target("n3")], 2, call, set())
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        tasks = await fan.run(None, 0.05, 0.3)
+        assert rnd.outcome is Outcome.PENDING and 0.25 <= loop.time() - started < 4
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+    run(main())
+
+
+def test_rounds_leave_no_cyclic_garbage():
+    """Everything a round allocates is freed by reference counting once its calls are done:
+    nothing for the cyclic collector (before: closures calling each other through cells kept
+    the round, its tasks and their coroutines in a cycle; ~66 objects per request)."""
+    async def main():
+        async def call(t):
+            if t.node == "n3":
+                raise PeerUnavailable("down")
+            await asyncio.sleep(0)
+            return 1
+
+        async def one_round():
+            background: set = set()
+            targets = [Target("n1"), Target("n2"), Target("n3")]
+            rnd, fan = _write_round(targets, 2, call, background)
+            tasks = await fan.run(None, 0.1, 5.0)
+            await asyncio.gather(*tasks, return_exceptions=True)
+            rrnd = ReadRound(tuple(targets), 2)
+            read = FanOut(targets, call, on_ok=lambda t, v: rrnd.reply(t.node, None),
+                          on_fail=lambda t: rrnd.fail(t.node), outcome=lambda: rrnd.outcome,
+                          local_id="n1", background=background, local_sync=lambda t: None)
+            tasks = await read.run(2, 0.1, 5.0)
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+        await one_round()          # warm up: first-time allocations of asyncio itself
+        gc.collect()
+        gc.disable()
+        try:
+            for _ in range(50):
+                await one_round()
+            await asyncio.sleep(0)
+            return gc.collect()
+        finally:
+            gc.enable()
+
+    assert run(main()) == 0

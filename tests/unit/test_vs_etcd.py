@@ -1,0 +1,85 @@
+"""The pure parts of the etcd comparison (dynamopy/benchlib/vs_etcd.py): reading wrk's output
+and building the table with ratios. Running the stores is the script's job, not a test's."""
+
+import pytest
+
+from dynamopy.benchlib.vs_etcd import (ETCD_STORE, Run, build_table, lua_dynamopy, lua_etcd,
+                                       parse_wrk)
+
+WRK_OUT = """Running 10s test @ http://127.0.0.1:18001
+  1 threads and 64 connections
+  Thread Stats   Avg      Stdev     Max   +/- Stdev
+    Latency    22.71ms   10.02ms 181.22ms   80.01%
+    Req/Sec     2.85k   312.49     3.40k    71.00%
+  28410 requests in 10.01s, 18.97MB read
+  Non-2xx or 3xx responses: 10
+RESULT requests=28410 duration_us=10010000 p50_us=20500 p99_us=61234 max_us=181220 non2xx=10 connect=0 read=1 write=0 timeout=2
+Requests/sec:   2838.16
+"""
+
+
+def test_parse_wrk_reads_the_result_line_and_counts_only_2xx_as_ops():
+    run = parse_wrk(WRK_OUT, "dynamopy R=2,W=2", "one", 1)
+    assert run.requests == 28410 and run.non2xx == 10 and run.socket_errors == 3
+    assert run.ops == pytest.approx((28410 - 10) / 10.01)
+    assert (run.p50_ms, run.p99_ms, run.max_ms) == (20.5, 61.234, 181.22)
+
+
+def test_parse_wrk_without_a_result_line_is_an_error():
+    with pytest.raises(ValueError, match="no RESULT line"):
+        parse_wrk("unable to connect to 127.0.0.1:18001 Connection refused\n", "x", "one", 1)
+
+
+def _run(store, endpoints, round_, ops, p99, non2xx=0):
+    return Run(store, endpoints, round_, ops, p99 / 2, p99, p99 * 2, non2xx, 0, int(ops * 10))
+
+
+def test_table_lists_every_run_and_ratios_against_etcd_of_the_same_round():
+    runs = [_run(ETCD_STORE, "one", 1, 4000, 40), _run("dynamopy R=2,W=2", "one", 1, 2000, 100),
+            _run(ETCD_STORE, "one", 2, 2000, 50), _run("dynamopy R=2,W=2", "one", 2, 3000, 90, 4),
+            _run(ETCD_STORE, "all", 1, 3000, 60), _run("dynamopy R=2,W=2", "all", 1, 6000, 30)]
+    table = build_table(runs)
+    rows, summary = table.split("\n\n")
+    assert len(rows.splitlines()) == 1 + len(runs)
+    lines = {tuple(line.split()[:3]): line.split() for line in summary.splitlines()[1:]}
+    one = lines[("one", "dynamopy", "R=2,W=2")]
+    # ratios per round: 2000/4000 = 0.50 and 3000/2000 = 1.50; ranges over rounds
+    assert one[3:] == ["2000-3000", "90-100", "0.50-1.50", "4"]
+    assert lines[("one", "etcd", "3.4")][4:] == ["40-50", "-", "0"]
+    assert lines[("all", "dynamopy", "R=2,W=2")][3:] == ["6000", "30", "2.00", "0"]
+
+
+def test_scripts_drive_every_key_with_both_operations_and_spread_only_when_asked():
+    dyn = lua_dynamopy([1, 2, 3], False, 2, 1, 2000, 1024, "bench-")
+    assert '"/kv/bench-" .. i .. "?r=2"' in dyn and '"?w=1"' in dyn and "for i = 0, 1999" in dyn
+    assert "local SPREAD = false" in dyn
+    etcd = lua_etcd([4, 5, 6], True, 3, 1024, "k")
+    assert '{"azA=","azE=","azI="}' in etcd and "local SPREAD = true" in etcd  # base64 k0..k2
+    assert "/v3/kv/range" in etcd and "/v3/kv/put" in etcd and "local PORTS = {4, 5, 6}" in etcd
+
+
+def test_new_code_is_compared_with_the_baseline_of_the_same_round_and_quorums():
+    runs = [_run("baseline R=2,W=2", "one", 1, 2000, 100), _run("dynamopy R=2,W=2", "one", 1, 3000, 50),
+            _run("baseline R=1,W=1", "one", 1, 4000, 20), _run("dynamopy R=1,W=1", "one", 1, 4000, 40)]
+    tail = build_table(runs).split("new code over baseline")[1].splitlines()[1:]
+    assert [line.split(":")[1].strip() for line in tail] == ["1.50x ops/s, 0.50x p99",
+                                                             "1.00x ops/s, 2.00x p99"]
+
+
+def test_process_health_line_from_metrics_text():
+    from dynamopy.benchlib.vs_etcd import process_health
+    text = """dynamopy_gc_pause_seconds_count{generation="0"} 3.0
+dynamopy_gc_pause_seconds_sum{generation="0"} 0.012
+dynamopy_gc_pause_seconds_count{generation="2"} 1.0
+dynamopy_gc_pause_seconds_sum{generation="2"} 0.2
+dynamopy_event_loop_lag_seconds_bucket{le="0.05"} 90.0
+dynamopy_event_loop_lag_seconds_bucket{le="0.2"} 98.0
+dynamopy_event_loop_lag_seconds_bucket{le="+Inf"} 100.0
+dynamopy_storage_sync_seconds_bucket{le="0.05"} 40.0
+dynamopy_storage_sync_seconds_bucket{le="0.2"} 49.0
+dynamopy_storage_sync_seconds_bucket{le="+Inf"} 50.0
+"""
+    assert process_health(text) == (
+        "GC: 4 pauses, 212 ms in all; event-loop lag over 50 ms 10 times, over 200 ms 2 times "
+        "(of 100 ticks); synced batches over 50 ms 10, over 200 ms 1 (of 50)")
+    assert process_health("dynamopy_requests_total 3.0\n") is None
