@@ -14,7 +14,7 @@ import sys
 import pytest
 
 from dynamopy.core import quorum
-from dynamopy.node import coordinator
+from dynamopy.node import coordinator, hints
 from dynamopy.node.replica import Replica
 from dynamopy.sim.__main__ import main as sim_main
 from dynamopy.sim.system_run import SystemParams, run_system
@@ -150,6 +150,17 @@ def test_unsafe_coordinator_whose_kept_hint_counts_toward_w_is_caught(monkeypatc
     monkeypatch.setattr(coordinator.Coordinator, "_put_one", hint_counts)
     report = _first_failure(HUNT)
     assert "FAILED" in report and "short quorum" in report, report
+
+
+def test_hints_never_delivered_are_caught_after_healing(monkeypatch):
+    """Hinted handoff that never runs: the final reads' repair hides it from the data
+    checks, so the run checks that every hint queue drained once faults are healed."""
+    async def never_deliver(self):
+        await asyncio.sleep(1e6)
+
+    monkeypatch.setattr(hints.HintManager, "run", never_deliver)
+    report = _first_failure(HUNT)
+    assert "FAILED" in report and "hint queues still hold hints after healing" in report, report
 
 
 def test_cli_exit_status_and_summary_for_a_range(capsys):
