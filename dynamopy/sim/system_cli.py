@@ -28,6 +28,8 @@ HELP = {
     "duration_ms": "virtual ms of the safety phase; every fault is healed then",
     "faults": "fault windows the nemesis tries to place",
     "kinds": "fault kinds, comma-separated",
+    "spares": "spare nodes that may join (needs join in --kinds and --changes)",
+    "changes": "membership changes (join, leave, remove) the nemesis tries to place",
     "max_clock_jump_ms": "largest clock jump of one node, either way",
     "unavailable": "let faults take down more than N-W nodes at once",
     "clients": "clients, each with one operation in flight",

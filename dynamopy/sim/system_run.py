@@ -29,8 +29,13 @@ Phases:
 Client operations go to the coordinator component (``node.coordinator``) directly, not over
 HTTP: the REST layer is covered by real-process tests, and the coordinator shows tombstone
 versions, which the checkers need. Duplicated requests and lost replies come from
-``FaultyNetwork`` (``sim/system_net.py``). Not modelled yet (``DEFAULT_KINDS`` leaves them
-out): slow disks, joins, leaves and removals.
+``FaultyNetwork`` (``sim/system_net.py``). Membership changes are opt-in (``--spares``,
+``--changes`` and join/leave/remove in ``--kinds``; give them a longer ``--bound-ms``: a
+transfer pull that lost its reply is retried after its 10 s timeout): a join starts a spare
+node that adopts the metadata group and has a member propose its ``join`` (the route's
+reachability check is skipped); a leave is proposed through any member and the node is
+stopped once the log says it left; a removal crashes the node for good and proposes
+``remove``. Not modelled: slow disks.
 """
 
 from __future__ import annotations
@@ -49,7 +54,8 @@ from dynamopy.peer import PeerError
 from .clock import run_virtual
 from .fault_state import FaultState
 from .history import History, OpKind, Outcome
-from .inprocess import InProcessCluster
+from .clock import NodeClock
+from .inprocess import InProcessCluster, memory_config
 from .nemesis import FaultKind, NemesisEvent, NemesisParams, Schedule, generate as generate_schedule, parse_kinds
 from .net_fates import LOST_S, NetFates
 from .system_invariants import check_settled, check_system_run, replica_sets
@@ -60,7 +66,7 @@ from .workload import ClientOp, Workload, WorkloadParams, final_reads, generate 
 
 # What the in-memory seams carry out today (see the module docstring for the rest).
 DEFAULT_KINDS = "crash,pause,partition,one_way,loss,delay,duplicate,reorder,clock_jump"
-SUPPORTED = parse_kinds(DEFAULT_KINDS)
+SUPPORTED = parse_kinds(DEFAULT_KINDS + ",join,leave,remove")
 
 
 @dataclass(frozen=True)
@@ -75,6 +81,8 @@ class SystemParams:
     duration_ms: int = 6000        # the safety phase; the nemesis heals everything then
     faults: int = 8                # fault windows the nemesis tries to place
     kinds: str = DEFAULT_KINDS
+    spares: int = 0                # nodes that may join (with join in --kinds and --changes > 0)
+    changes: int = 0               # membership changes the nemesis tries to place
     max_clock_jump_ms: int = 5000
     unavailable: bool = False      # faults may take down more than N-W nodes at once
     clients: int = 4
@@ -121,12 +129,46 @@ class SystemResult:
 
 
 class SimCluster(InProcessCluster):
-    """``InProcessCluster`` whose disks record syncs and whose nodes are instrumented."""
+    """``InProcessCluster`` whose disks record syncs and whose nodes are instrumented, with
+    spare nodes that join a running cluster (through a member's ``propose``, what the
+    ``POST /cluster/members`` route does, without the HTTP hop)."""
 
-    def __init__(self, ids: list[str], recorder: Recorder, **kw) -> None:
+    def __init__(self, ids: list[str], recorder: Recorder, spares: tuple[str, ...] = (), **kw) -> None:
         super().__init__(ids, **kw)
         self.recorder = recorder
-        self.disks = {i: RecordingDisk(lambda items, i=i: recorder.synced(i, items)) for i in ids}
+        for i in spares:
+            self.configs[i] = memory_config(i, ids, n=self.settings.n, r=self.settings.r, w=self.settings.w,
+                                            **{k: v for k, v in kw.items() if k not in ("seed", "n", "r", "w", "network")})
+            self.clocks[i] = NodeClock()
+        self.disks = {i: RecordingDisk(lambda items, i=i: recorder.synced(i, items)) for i in self.configs}
+
+    async def _become_member(self, node: Node) -> None:
+        if node.id in self.ids:
+            return await super()._become_member(node)
+        while node.state.member(node.id) is None and not node.stopping:
+            try:
+                via = self.nodes[next(i for i in sorted(self.nodes) if i != node.id
+                                      and not self.nodes[i].stopping and self.nodes[i].is_ready)]
+                st = via.state
+                await node.metalog.adopt_acceptors(list(st.acceptors), {m: v.peer for m, v in st.members.items()})
+                await via.propose({"op": "join", "id": node.id, "url": f"mem://{node.id}", "peer": node.id})
+            except Exception:  # noqa: BLE001 - not ready, refused, a change in progress: retry
+                pass
+            await asyncio.sleep(0.5)
+
+    async def propose_via_any(self, entry: dict, stopping) -> None:
+        """Propose ``entry`` through any ready member, retrying until it commits."""
+        while not stopping():
+            for i in sorted(self.nodes):
+                node = self.nodes[i]
+                if node.stopping or not node.is_ready:
+                    continue
+                try:
+                    await node.propose(entry)
+                    return
+                except Exception:  # noqa: BLE001 - refused or not ready: try again
+                    pass
+            await asyncio.sleep(0.5)
 
     async def start(self, node_id: str) -> Node:
         node = Node(self.configs[node_id], transport=self.network.transport(node_id),
@@ -144,9 +186,11 @@ class SystemRun:
         p = self.p = params
         root = random.Random(p.seed)
         self.ids = [f"n{i}" for i in range(p.nodes)]
+        self.spares = tuple(f"n{i}" for i in range(p.nodes, p.nodes + p.spares))
+        self.all_ids = self.ids + list(self.spares)
         self.schedule = generate_schedule(random.Random(root.getrandbits(64)), NemesisParams(
-            nodes=tuple(self.ids), fixed=tuple(self.ids), duration_ms=p.duration_ms, kinds=parse_kinds(p.kinds),
-            faults=p.faults, changes=0, replication_n=p.n, write_quorum=p.w,
+            nodes=tuple(self.ids), spares=self.spares, fixed=tuple(self.ids), duration_ms=p.duration_ms,
+            kinds=parse_kinds(p.kinds), faults=p.faults, changes=p.changes, replication_n=p.n, write_quorum=p.w,
             max_clock_jump_ms=p.max_clock_jump_ms, unavailable=p.unavailable))
         self.workload = generate_workload(random.Random(root.getrandbits(64)), WorkloadParams(
             clients=p.clients, ops_per_client=p.ops_per_client, keys=p.keys, strict=p.strict, replication_n=p.n,
@@ -164,7 +208,9 @@ class SystemRun:
         self.max_offset_ms = 0  # the largest clock jump applied to a NodeClock
         self.held_messages = 0  # messages to or from a paused node, held until it resumes
         self.t0 = 0.0
-        self.cluster = SimCluster(self.ids, self.recorder, seed=p.seed, n=p.n, r=p.r, w=p.w,
+        self.changes: list[asyncio.Task] = []  # leaves and removals being carried out
+        self.finished = False
+        self.cluster = SimCluster(self.ids, self.recorder, spares=self.spares, seed=p.seed, n=p.n, r=p.r, w=p.w,
                                   network=FaultyNetwork(self._delay_s, net_rng, lambda: self.faults),
                                   request_timeout_s=p.request_timeout_ms / 1000)
 
@@ -200,16 +246,55 @@ class SystemRun:
         f = event.fault
         if f is not None and f.kind is FaultKind.PAUSE and f.node in new.paused:
             self.pause_end_ms[f.node] = f.end_ms or self.schedule.heal_ms
-        for i in self.ids:
+        for i in self.all_ids:
             self.cluster.clocks[i].offset_ms = new.clock_offset_ms(i)
-            self.max_offset_ms = max(self.max_offset_ms, abs(self.cluster.node(i).clock.offset_ms))
-        for i in self.ids:
-            if i in new.crashed and i not in old.crashed:
-                for task in list(self.inflight.get(i, ())):
-                    task.cancel()  # the coordinator's process is gone: its clients hear nothing
-                self.lost_unsynced += await self.cluster.crash(i)
+            if i in self.cluster.nodes:
+                self.max_offset_ms = max(self.max_offset_ms, abs(self.cluster.node(i).clock.offset_ms))
+        for i in self.all_ids:
+            if i in new.removed and i not in old.removed:
+                # Stopped for good (crashed, unsynced writes lost), then removed by an operator.
+                if i not in old.crashed:
+                    await self._crash(i)
+                self._background(self.cluster.propose_via_any({"op": "remove", "id": i}, self._done))
+            elif i in new.crashed and i not in old.crashed:
+                await self._crash(i)
             elif i in old.crashed and i not in new.crashed:
                 await self.cluster.start(i)
+            elif i in new.joined and i not in old.joined:
+                await self.cluster.start(i)
+            elif i in new.left and i not in old.left:
+                self._background(self._leave(i))
+
+    async def _crash(self, node_id: str) -> None:
+        for task in list(self.inflight.get(node_id, ())):
+            task.cancel()  # the coordinator's process is gone: its clients hear nothing
+        self.lost_unsynced += await self.cluster.crash(node_id)
+
+    async def _leave(self, node_id: str) -> None:
+        """Decommission: propose the leave, and stop the node once the log says it left."""
+        await self.cluster.propose_via_any({"op": "leave", "id": node_id}, self._done)
+        seed = self.cluster.node(self.ids[0])
+        while seed.state.member(node_id) is not None and not self._done():
+            await asyncio.sleep(0.1)
+        node = self.cluster.node(node_id)
+        if not node.stopping:
+            await self.cluster.stop(node_id)
+
+    def _background(self, coro) -> None:
+        self.changes.append(asyncio.get_running_loop().create_task(coro))
+
+    def _done(self) -> bool:
+        return self.finished
+
+    def coordinators(self) -> list[str]:
+        """Nodes a client may send to: started, not stopped or crashed, a member (or joining)."""
+        out = []
+        for i in self.all_ids:
+            node = self.cluster.nodes.get(i)
+            if node is not None and not node.stopping and self.faults.running(i) and \
+                    node.state.member(i) is not None:
+                out.append(i)
+        return out
 
     # ---- clients ------------------------------------------------------------------------
     async def client(self, c: int) -> None:
@@ -221,7 +306,7 @@ class SystemRun:
             await asyncio.sleep(cop.think_ms / 1000)
 
     async def operation(self, cop: ClientOp, client: int = -1) -> tuple[int, Outcome]:
-        coord = cop.coordinator([i for i in self.ids if self.faults.running(i)])
+        coord = cop.coordinator(self.coordinators())
         op = self.history.invoke(cop.kind, cop.key, coordinator=coord, quorum=cop.quorum, strict=cop.strict,
                                  t_ms=self.now_ms(), value=cop.value, client=client)
         task = asyncio.get_running_loop().create_task(self._call(cop, coord, op))
@@ -260,10 +345,17 @@ class SystemRun:
 
     # ---- after healing --------------------------------------------------------------------
     def hints_left(self) -> int:
-        return sum(len(self.cluster.node(i).store.hint_targets()) for i in self.ids)
+        return sum(len(node.store.hint_targets()) for node in self.live_nodes())
+
+    def live_nodes(self) -> list[Node]:
+        return [self.cluster.nodes[i] for i in self.all_ids
+                if i in self.cluster.nodes and not self.cluster.nodes[i].stopping]
 
     async def settle(self, until_ms: int) -> None:
-        while self.hints_left() and self.now_ms() < until_ms:
+        """Wait (up to ``until_ms``) for the hint queues to drain and the ring change in
+        progress, if any, to finish."""
+        seed = self.cluster.node(self.ids[0])
+        while (self.hints_left() or seed.state.change is not None) and self.now_ms() < until_ms:
             await asyncio.sleep(0.1)
 
     async def main(self) -> SystemResult:
@@ -287,11 +379,13 @@ class SystemRun:
         await asyncio.sleep(1.0)  # read repair of the final reads
         await self.settle(self.now_ms() + p.bound_ms)
         await asyncio.gather(*tasks, return_exceptions=True)
+        self.finished = True
+        await asyncio.gather(*self.changes, return_exceptions=True)
         state = cluster.node(self.ids[0]).state
         keys = self.workload.keys
         contents = {}
-        for i in self.ids:
-            store = cluster.node(i).store
+        for node in self.live_nodes():
+            i, store = node.id, node.store
             held = {k: store.get(state.ring.token(k.encode()), k.encode()) for k in keys}
             contents[i] = {k: rec for k, rec in held.items() if rec is not None}
         violations = list(self.errors)
@@ -306,6 +400,7 @@ class SystemRun:
                  "held_messages": self.held_messages,
                  "duplicated": cluster.network.duplicated, "replies_lost": cluster.network.replies_lost, "boots": len(cluster._boots),
                  "max_clock_offset_ms": self.max_offset_ms,
+                 "epoch": state.epoch, "members": ",".join(sorted(state.members)),
                  "virtual_ms": self.now_ms()}
         await cluster.stop_all()
         return SystemResult(p, violations, self.history, self.schedule, self.workload, stats)

@@ -63,6 +63,21 @@ def test_each_fault_kind_takes_effect_on_the_nodes(kind, stat):
     assert result.stats[stat] > calm.stats[stat], (result.stats, calm.stats)
 
 
+CHANGES = dict(spares=2, changes=2, kinds="crash,loss,partition,join,leave,remove", duration_ms=10000,
+               bound_ms=30000)
+
+
+@pytest.mark.timeout(60)
+def test_joins_leaves_and_removals_under_faults_pass_and_change_the_ring():
+    epochs = []
+    for seed in range(0, 4):
+        result = run_system(SystemParams(seed=seed, **CHANGES))
+        assert result.ok, result.report()
+        epochs.append(result.stats["epoch"])
+    # seed 2 joins n6 and has it leave again: join, finish_join, leave, finish_leave
+    assert max(epochs) >= 5, epochs
+
+
 def test_the_same_seed_prints_byte_identical_output(capsys):
     outputs = []
     for _ in range(2):
@@ -170,8 +185,8 @@ def test_cli_exit_status_and_summary_for_a_range(capsys):
 
 
 def test_cli_refuses_a_fault_kind_it_does_not_model(capsys):
-    assert sim_main(["--system", "--seed", "1", "--kinds", "crash,join"]) == 2
-    assert "does not model join" in capsys.readouterr().err
+    assert sim_main(["--system", "--seed", "1", "--kinds", "crash,slow_disk"]) == 2
+    assert "does not model slow_disk" in capsys.readouterr().err
 
 
 def test_replay_flags_name_every_non_default_knob():
