@@ -156,8 +156,9 @@ class SimCluster(InProcessCluster):
                 pass
             await asyncio.sleep(0.5)
 
-    async def propose_via_any(self, entry: dict, stopping) -> None:
-        """Propose ``entry`` through any ready member, retrying until it commits."""
+    async def propose_via_any(self, entry: dict, stopping) -> bool:
+        """Propose ``entry`` through any ready member, retrying until it commits (True) or
+        ``stopping()`` (False)."""
         while not stopping():
             for i in sorted(self.nodes):
                 node = self.nodes[i]
@@ -165,10 +166,11 @@ class SimCluster(InProcessCluster):
                     continue
                 try:
                     await node.propose(entry)
-                    return
+                    return True
                 except Exception:  # noqa: BLE001 - refused or not ready: try again
                     pass
             await asyncio.sleep(0.5)
+        return False
 
     async def start(self, node_id: str) -> Node:
         node = Node(self.configs[node_id], transport=self.network.transport(node_id),
@@ -255,7 +257,7 @@ class SystemRun:
                 # Stopped for good (crashed, unsynced writes lost), then removed by an operator.
                 if i not in old.crashed:
                     await self._crash(i)
-                self._background(self.cluster.propose_via_any({"op": "remove", "id": i}, self._done))
+                self._background(self._propose({"op": "remove", "id": i}))
             elif i in new.crashed and i not in old.crashed:
                 await self._crash(i)
             elif i in old.crashed and i not in new.crashed:
@@ -272,13 +274,20 @@ class SystemRun:
 
     async def _leave(self, node_id: str) -> None:
         """Decommission: propose the leave, and stop the node once the log says it left."""
-        await self.cluster.propose_via_any({"op": "leave", "id": node_id}, self._done)
+        if not await self._propose({"op": "leave", "id": node_id}):
+            return
         seed = self.cluster.node(self.ids[0])
         while seed.state.member(node_id) is not None and not self._done():
             await asyncio.sleep(0.1)
         node = self.cluster.node(node_id)
         if not node.stopping:
             await self.cluster.stop(node_id)
+
+    async def _propose(self, entry: dict) -> bool:
+        if await self.cluster.propose_via_any(entry, self._done):
+            return True
+        self.errors.append(f"liveness: the {entry['op']} of {entry['id']} was never accepted by the end of the run")
+        return False
 
     def _background(self, coro) -> None:
         self.changes.append(asyncio.get_running_loop().create_task(coro))
@@ -393,6 +402,13 @@ class SystemRun:
                                        replica_sets=replica_sets(state, keys), contents=contents,
                                        healed_ms=healed, bound_ms=p.bound_ms)
         violations += check_settled(state)
+        f = self.faults
+        for i in sorted(f.joined - f.left - f.removed):
+            if state.member(i) is None or state.member(i).state != "normal":
+                violations.append(f"liveness: {i} was to join, but after healing it is not a normal member")
+        for i in sorted(f.left | f.removed):
+            if state.member(i) is not None:
+                violations.append(f"liveness: {i} was to leave or be removed, but is still a member after healing")
         if self.hints_left():
             violations.append(f"liveness: {self.hints_left()} hint queues still hold hints after healing")
         stats = {"faults": len(self.schedule.faults), "lost_unsynced_ops": self.lost_unsynced,

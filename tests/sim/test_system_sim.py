@@ -78,6 +78,22 @@ def test_joins_leaves_and_removals_under_faults_pass_and_change_the_ring():
     assert max(epochs) >= 5, epochs
 
 
+def test_a_join_that_never_happens_is_caught(monkeypatch):
+    """A spare that never gets itself proposed: its later leave or removal is never
+    accepted, which the run reports."""
+    from dynamopy.sim import system_run
+
+    seeds_only = system_run.SimCluster._become_member
+
+    async def no_join(self, node):
+        if node.id in self.ids:
+            await seeds_only(self, node)
+
+    monkeypatch.setattr(system_run.SimCluster, "_become_member", no_join)
+    result = run_system(SystemParams(seed=2, **CHANGES))
+    assert "liveness: the leave of n6 was never accepted by the end of the run" in result.violations
+
+
 def test_the_same_seed_prints_byte_identical_output(capsys):
     outputs = []
     for _ in range(2):
