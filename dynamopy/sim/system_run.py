@@ -21,10 +21,14 @@ Phases:
    (``FaultyNetwork``); a pause (every message to or from the node is held until it
    resumes; its own timers still run); a clock jump (the node's ``NodeClock.offset_ms``);
 3. heal: every fault undone, crashed nodes restarted; the run waits up to ``bound_ms`` for
-   the hint queues to drain, then runs a put and a get per key (liveness probes), then an
+   the hint queues to drain and the ring change in progress to finish, then runs a put and a get per key (liveness probes), then an
    R=N strict read of every key (the no-lost-write check), then waits for read repair;
-4. check: ``check_system_run`` over the history, the final reads, every node's store and the
-   settled ring, plus ``check_settled``.
+4. check: ``check_system_run`` over the history, the final reads, every live node's store
+   and the settled ring, plus ``check_settled``, hint queues empty, and every scheduled
+   join, leave and removal carried out.
+
+The node writes every batch with ``sync=True`` today, so ``lost_unsynced_ops`` is 0 and a
+crash loses only what sat in the group committer's queue (whose callers fail, never ack).
 
 Client operations go to the coordinator component (``node.coordinator``) directly, not over
 HTTP: the REST layer is covered by real-process tests, and the coordinator shows tombstone
