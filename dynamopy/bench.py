@@ -49,8 +49,8 @@ import time
 from typing import Optional
 
 from dynamopy.benchlib import report
-from dynamopy.benchlib.cluster import (LocalCluster, block_free, find_base_port, scrape,
-                                       server_trouble, stop_processes)
+from dynamopy.benchlib.cluster import LocalCluster, scrape, server_trouble
+from dynamopy.launch import block_free, find_base_port, stop_processes
 from dynamopy.benchlib.procstat import CpuWindow
 
 # (label, mode, R, W) in the order they run; every phase shares the same cluster and keys.

@@ -57,6 +57,15 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("hint_max_bytes", int, 256 * 1024 * 1024, "cap on hint bytes held for one target"),
     Setting("transfer_max_bytes_s", int, 64 * 1024 * 1024,
             "throttle of data streamed to this node during joins, leaves and removals"),
+    Setting("anti_entropy_interval_s", float, 180.0,
+            "how often this node compares hash trees with each co-replica and repairs the "
+            "keys that differ; 0 turns anti-entropy off"),
+    Setting("anti_entropy_rate", int, 1000,
+            "keys per second anti-entropy may list or repair (its budget beside client traffic)"),
+    Setting("tombstone_grace_s", float, 10 * 86400.0,
+            "a tombstone is purged once older than this and held by every current replica of "
+            "its key (needs anti-entropy on); bring a down node back within it, or remove it "
+            "and add it fresh"),
     Setting("peer_max_unauthenticated", int, 64,
             "peer connections allowed to wait for their handshake; the oldest is dropped beyond"),
     Setting("peer_buffer_bytes", int, 64 * 1024 * 1024,
@@ -121,6 +130,9 @@ class NodeConfig:
         return files(self.tls_cert, self.tls_key, self.tls_ca)
     join_timeout_s: float = 60.0
     max_clock_offset_ms: int = 500
+    anti_entropy_interval_s: float = 180.0
+    anti_entropy_rate: int = 1000
+    tombstone_grace_s: float = 10 * 86400.0
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -207,6 +219,14 @@ def resolve(args: argparse.Namespace, environ: Optional[dict] = None) -> NodeCon
     scheme = "https" if tls else "http"
     if not raw["join_timeout_s"] > 0:
         raise ValueError(f"--join-timeout-s must be positive, got {raw['join_timeout_s']}")
+    if raw["anti_entropy_interval_s"] < 0:
+        raise ValueError(f"--anti-entropy-interval-s must be >= 0 (0 turns it off), got "
+                         f"{raw['anti_entropy_interval_s']}")
+    if raw["anti_entropy_rate"] < 1:
+        raise ValueError(f"--anti-entropy-rate must be at least 1 key/s, got "
+                         f"{raw['anti_entropy_rate']}")
+    if not raw["tombstone_grace_s"] > 0:
+        raise ValueError(f"--tombstone-grace-s must be positive, got {raw['tombstone_grace_s']}")
     if not 0 <= raw["max_value_bytes"] <= MAX_VALUE_BYTES_LIMIT:
         raise ValueError(f"--max-value-bytes={raw['max_value_bytes']} outside 0.."
                          f"{MAX_VALUE_BYTES_LIMIT} (a value must fit in one "
@@ -240,6 +260,9 @@ def resolve(args: argparse.Namespace, environ: Optional[dict] = None) -> NodeCon
         tls_cert=raw["tls_cert"] or "", tls_key=raw["tls_key"] or "", tls_ca=raw["tls_ca"] or "",
         join_timeout_s=raw["join_timeout_s"],
         max_clock_offset_ms=_non_negative("max-clock-offset-ms", raw["max_clock_offset_ms"]),
+        anti_entropy_interval_s=raw["anti_entropy_interval_s"],
+        anti_entropy_rate=raw["anti_entropy_rate"],
+        tombstone_grace_s=raw["tombstone_grace_s"],
     )
 
 

@@ -44,10 +44,6 @@ _RETRY = (aiohttp.ClientConnectorError, aiohttp.ServerDisconnectedError, aiohttp
           aiohttp.ClientPayloadError)
 
 
-class Undeliverable(Exception):
-    pass
-
-
 class Driver:
     def __init__(self, setup: dict) -> None:
         self.setup = setup

@@ -10,7 +10,7 @@ import subprocess
 import sys
 import threading
 
-from dynamopy.benchlib.cluster import stop_processes
+from dynamopy.launch import stop_processes
 
 
 class DriverPool:

@@ -25,7 +25,8 @@ from typing import Optional
 
 import httpx
 
-from dynamopy.benchlib.cluster import LocalCluster, find_base_port
+from dynamopy.benchlib.cluster import LocalCluster
+from dynamopy.launch import find_base_port
 from loadgen import nodemetrics, results, wars
 from loadgen.pool import DriverPool
 

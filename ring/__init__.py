@@ -17,7 +17,7 @@ possible, so each member sits in ``spread * count`` preference lists and
 replica load is as even as primary ownership. Random tokens, even with 256
 virtual nodes per member, leave primary max/mean at 1.14-1.23 at 64 members
 (measured over three seeds); equal partitions give about 1 + m/Q.
-See ``ring/README.md``.
+The rules of the assignment are in ``ring.claim``; README "Placement" shows the figures.
 
 Tokens:
     ``token = mmh3.hash(key_bytes, seed, signed=False)``, a ``str`` key hashed

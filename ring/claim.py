@@ -7,7 +7,9 @@ indexes. Functions here are pure: they take an assignment and return a new one.
 Invariants every function keeps (the balance and movement claims rest on them):
 
 - Counts: each member owns ``Q // m`` or ``Q // m + 1`` partitions after
-  :func:`initial_owners`. :func:`claim_for_joiner` water-fills (the joiner
+  :func:`initial_owners`, except that at the wrap-around a member may take a
+  second partition of the last round rather than repeat (counts then lie in
+  ``Q // m - 1 .. Q // m + 1``; e.g. Q=4096, 9 members, seed 0). :func:`claim_for_joiner` water-fills (the joiner
   takes each partition from whoever has most). :func:`release_leaver` lets a
   member go up to ``COUNT_SLACK_PERCENT`` above the mean (never less than the
   rounding needs) when that avoids repeats, so primary max/mean stays within
@@ -59,7 +61,8 @@ def initial_owners(names: Sequence[str], partitions: int, spread: int, seed: int
 
     Partitions are dealt in rounds: each round gives every member one
     partition, in a per-round pseudo-random order, skipping members that
-    would repeat within ``spread`` partitions. Rounds keep counts within one;
+    would repeat within ``spread`` partitions. Rounds keep counts within one
+(two when the wrap-around forces a member to take a second partition);
     the per-round shuffle spreads each member's neighbours over many members,
     so a failed member's fallback load is shared rather than landing on one
     successor.

@@ -27,6 +27,14 @@ def clock_view(node) -> dict:
                                 for mid in node.state.members if mid != node.id}}
 
 
+def member_role(state, member_id: str) -> str:
+    """``acceptor`` (votes in the metadata log), ``retired_acceptor`` (listed in the group,
+    but its old incarnation lost its disk: it never votes again) or ``learner``."""
+    if member_id in state.acceptors:
+        return "retired_acceptor" if member_id in state.retired else "acceptor"
+    return "learner"
+
+
 def build_router(node) -> APIRouter:
     router = APIRouter()
     # Insecure settings this node runs with (see dynamopy.exposure), shown to operators.
@@ -47,11 +55,15 @@ def build_router(node) -> APIRouter:
             # quorum use these (the larger of old and new); null once settled.
             "settling": ({"r": state.rw_in_effect[0], "w": state.rw_in_effect[1],
                           "since_epoch": state.config_epoch} if state.rw_in_effect else None),
+            # The metadata group (Paxos acceptors). "acceptors" is the older name of the
+            # same list, kept for nodes of an older version that join through this one.
+            "metadata_group": list(state.acceptors),
             "acceptors": list(state.acceptors),
             "warnings": warnings,
             "members": [
                 {"id": m.id, "url": m.url, "peer": m.peer, "number": m.number,
-                 "state": m.state, "alive": alive.get(m.id, False),
+                 "state": m.state, "role": member_role(state, m.id),
+                 "alive": alive.get(m.id, False),
                  "ownership": round(ownership.get(m.id, 0.0), 6)}
                 for m in sorted(state.members.values(), key=lambda m: m.number)
             ],
@@ -106,7 +118,11 @@ def build_router(node) -> APIRouter:
         if node.is_ready:
             return {"status": "ready", "id": node.id, "epoch": node.state.epoch}
         detail = "not a member yet or catching up"
-        if not node.detector.clock_ok:
+        if node.metalog.replacing:
+            blocked = node.metalog.replacement_blocked
+            detail = ("this node lost its data directory and is coming back as a replacement"
+                      + (f"; not possible yet: {blocked}" if blocked else ""))
+        elif not node.detector.clock_ok:
             detail = ("this node's clock is too far from its peers'" if node.detector.skew and
                       node.detector.skew.skewed else "clock offsets not measured yet")
         return JSONResponse({"error": "not_ready", "detail": detail, "clock": clock_view(node),

@@ -9,42 +9,18 @@ import re
 import secrets
 import shutil
 import signal
-import socket
-import subprocess
-import sys
 import tempfile
-import time
 from typing import Optional
 
 import httpx
 
-PEER_OFFSET = 1000   # as `dynamopy cluster up`: peer port = HTTP port + 1000
-
-
-def _port_free(port: int) -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        # As the servers do: connections of a previous run in TIME_WAIT must not count as busy.
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            s.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-        return True
-
-
-def block_free(base: int, nodes: int) -> bool:
-    return all(_port_free(base + i) and _port_free(base + PEER_OFFSET + i) for i in range(nodes))
-
-
-def find_base_port(base: int, nodes: int, tries: int = 50) -> int:
-    """The first base port from `base` upwards (in steps of 10) whose HTTP and peer ports are free."""
-    for k in range(tries):
-        if block_free(base + 10 * k, nodes):
-            return base + 10 * k
-    raise RuntimeError(f"no free block of ports from {base} upwards")
+from dynamopy.launch import Nodes
 
 
 class LocalCluster:
+    """``nodes`` seed nodes started with the shared launcher (``dynamopy.launch``), addressed
+    by index; ``data_dir`` None means a temp dir dropped at ``stop``."""
+
     def __init__(self, nodes: int, base_port: int, data_dir: Optional[str] = None,
                  extra_args: tuple[str, ...] = (), tls: bool = False) -> None:
         self.nodes, self.base_port = nodes, base_port
@@ -60,89 +36,47 @@ class LocalCluster:
             f = self_signed(self.data_dir, [f"n{i + 1}" for i in range(nodes)])
             self.ca = f.ca
             self.extra_args += ["--tls-cert", f.cert, "--tls-key", f.key, "--tls-ca", f.ca]
-        scheme = "https" if tls else "http"
-        self.urls = [f"{scheme}://127.0.0.1:{base_port + i}" for i in range(nodes)]
-        self.procs: list[subprocess.Popen] = []
+        self.launch = Nodes(self.data_dir, base_port, scheme="https" if tls else "http",
+                            verify=verify(self.ca),
+                            env={"DYNAMOPY_CLUSTER_SECRET": secrets.token_hex(16)})
+        self.urls = [self.launch.url(i) for i in range(nodes)]
 
-    def _command(self, i: int, extra: tuple[str, ...] = ()) -> list[str]:
-        return [sys.executable, "-m", "dynamopy", "serve", "--node-id", f"n{i + 1}",
-                "--host", "127.0.0.1", "--port", str(self.base_port + i),
-                "--peer-port", str(self.base_port + PEER_OFFSET + i),
-                "--data-dir", os.path.join(self.data_dir, f"n{i + 1}"),
-                "--seeds", ",".join(self.urls), *self.extra_args, *extra]
+    def _args(self, extra: tuple[str, ...] = ()) -> list[str]:
+        return ["--seeds", ",".join(self.urls), *self.extra_args, *extra]
 
     def log_path(self, i: int) -> str:
-        return os.path.join(self.data_dir, f"n{i + 1}.log")
-
-    def _spawn(self, i: int, extra: tuple[str, ...] = ()) -> subprocess.Popen:
-        with open(self.log_path(i), "ab") as log:
-            # Own session: a Ctrl-C in the terminal reaches only us; we stop nodes by PID.
-            return subprocess.Popen(self._command(i, extra), env=self._env, stdout=log,
-                                    stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                    start_new_session=True)
+        return self.launch.log_path(i)
 
     def start(self, ready_timeout_s: float = 60.0) -> None:
-        self._env = {**os.environ, "DYNAMOPY_CLUSTER_SECRET": secrets.token_hex(16)}
         for i in range(self.nodes):
-            self.procs.append(self._spawn(i))
-        self._wait_ready(ready_timeout_s)
+            self.launch.start(i, self._args())
+        self.wait_ready(ready_timeout_s)
 
     # --- faults (the load generator's): node i by PID, never by name ---------------------
     def kill(self, i: int, sig: int = signal.SIGKILL) -> None:
         """Send ``sig`` to node i; for SIGKILL/SIGTERM also wait for it to exit."""
-        p = self.procs[i]
-        if p.poll() is None:
-            if sig == signal.SIGTERM:
-                p.send_signal(signal.SIGCONT)  # a stopped process cannot handle SIGTERM
-            p.send_signal(sig)
-        if sig in (signal.SIGKILL, signal.SIGTERM):
-            stop_processes([p], timeout_s=10)
+        self.launch.signal(i, sig)
 
     def restart(self, i: int, extra: tuple[str, ...] = ()) -> None:
         """Start node i again on its data (after ``kill``), with ``extra`` serve flags;
         does not wait for it to be ready (see ``ready``)."""
-        if self.procs[i].poll() is None:
+        if self.launch.running(i):
             self.kill(i, signal.SIGTERM)
-        self.procs[i] = self._spawn(i, extra)
+        self.launch.start(i, self._args(extra))
 
     def ready(self, i: int) -> bool:
-        try:
-            return httpx.get(f"{self.urls[i]}/ready", timeout=1.0).status_code == 200
-        except httpx.HTTPError:
-            return False
+        return self.launch.ready(i)
 
     def wait_ready(self, timeout_s: float = 60.0) -> None:
-        self._wait_ready(timeout_s)
-
-    def _wait_ready(self, timeout_s: float) -> None:
-        deadline = time.monotonic() + timeout_s
-        pending = set(self.urls)
-        with httpx.Client(timeout=1.0, verify=verify(self.ca)) as c:
-            while pending:
-                for p in self.procs:
-                    if p.poll() is not None:
-                        raise RuntimeError(f"node pid {p.pid} exited with {p.returncode}; "
-                                           f"logs in {self.data_dir}")
-                for url in list(pending):
-                    try:
-                        if c.get(f"{url}/ready").status_code == 200:
-                            pending.discard(url)
-                    except httpx.HTTPError:
-                        pass
-                if time.monotonic() > deadline:
-                    raise RuntimeError(f"not ready after {timeout_s:.0f}s: {sorted(pending)}")
-                time.sleep(0.2)
+        self.launch.wait_ready(range(self.nodes), timeout_s, poll_s=0.2)
 
     @property
     def pids(self) -> list[int]:
-        return [p.pid for p in self.procs]
+        return self.launch.pids
 
     def stop(self, keep_data: bool = False) -> None:
-        """SIGTERM each node we started (by PID), wait, SIGKILL stragglers; then drop the data."""
-        for p in self.procs:
-            if p.poll() is None:
-                p.send_signal(signal.SIGCONT)  # a paused node must be able to handle SIGTERM
-        stop_processes(self.procs, timeout_s=10)
+        """Stop each node we started (by PID; see ``dynamopy.launch``); then drop the data."""
+        self.launch.stop()
         if self.own_dir and not keep_data:
             shutil.rmtree(self.data_dir, ignore_errors=True)
 
@@ -150,7 +84,7 @@ class LocalCluster:
         """Count of WARNING/ERROR/Traceback lines across node logs, and a few distinct examples."""
         count, examples = 0, []
         pattern = re.compile(r"\b(WARNING|ERROR|CRITICAL)\b|Traceback")
-        for i in range(len(self.procs)):
+        for i in range(self.nodes):
             try:
                 with open(self.log_path(i), errors="replace") as f:
                     for line in f:
@@ -209,16 +143,3 @@ def server_trouble(before: dict[str, float], after: dict[str, float]) -> dict[st
             continue
         diff[key.replace("dynamopy_", "").replace("_total", "")] = d
     return diff
-
-
-def stop_processes(procs: list[subprocess.Popen], timeout_s: float) -> None:
-    """SIGTERM every process still running, wait up to ``timeout_s`` each, SIGKILL the rest."""
-    for p in procs:
-        if p.poll() is None:
-            p.send_signal(signal.SIGTERM)
-    for p in procs:
-        try:
-            p.wait(timeout=timeout_s)
-        except subprocess.TimeoutExpired:
-            p.kill()
-            p.wait()

@@ -46,7 +46,8 @@ import time
 from dataclasses import asdict, dataclass
 from typing import Optional
 
-from dynamopy.benchlib.cluster import LocalCluster, _port_free, find_base_port, stop_processes
+from dynamopy.benchlib.cluster import LocalCluster
+from dynamopy.launch import find_base_port, port_problem, stop_processes
 from dynamopy.benchlib.procstat import process_cpu_s
 
 ETCD_STORE = "etcd 3.4"
@@ -264,7 +265,7 @@ def _free_block(count: int, start: int) -> list[int]:
     port = start
     while port < 60000:
         ports = list(range(port, port + count))
-        if all(_port_free(p) for p in ports):
+        if all(port_problem(p) is None for p in ports):
             return ports
         port += 10
     raise RuntimeError(f"no {count} free ports from {start}")
@@ -406,10 +407,7 @@ class SourceCluster(LocalCluster):
     def __init__(self, src: str, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         self.src = os.path.abspath(src)
-
-    def _spawn(self, i: int, extra: tuple[str, ...] = ()) -> subprocess.Popen:
-        self._env = {**self._env, "PYTHONPATH": self.src}
-        return super()._spawn(i, extra)
+        self.launch.env["PYTHONPATH"] = self.src  # every node the launcher starts
 
 
 def main(argv: Optional[list[str]] = None) -> int:

@@ -143,11 +143,30 @@ class CliError(Exception):
     """A user-facing failure: printed as one line, exit code 2."""
 
 
+def anti_entropy_line(node: dict) -> str:
+    """One line summarising a node's anti-entropy (``dynamopy status``)."""
+    ae = node.get("anti_entropy")
+    if not ae:
+        return "unknown (the node does not report anti-entropy)"
+    if not ae.get("enabled"):
+        return "off (--anti-entropy-interval-s 0)"
+    head = f"on, every {ae['interval_s']:g}s, at most {ae['rate_keys_s']} keys/s"
+    if not ae.get("exchanges"):
+        return head + "; no exchange yet"
+    peers = ", ".join(f"{p} {s['outcome']}" for p, s in sorted(ae.get("peers", {}).items()))
+    return (f"{head}; {ae['exchanges']} exchanges (last: {peers}); "
+            f"{ae['keys_compared']} keys compared, {ae['keys_repaired']} repaired")
+
+
+def _role(m: dict) -> str:
+    return {"acceptor": "metadata", "retired_acceptor": "retired"}.get(m.get("role"), "-")
+
+
 def _members(c: Client) -> None:
     info = c.cluster()
-    print(f"{'id':<8} {'state':<8} {'alive':<6} {'ownership':>9}  {'url':<26} peer")
+    print(f"{'id':<8} {'state':<8} {'alive':<6} {'role':<9} {'ownership':>9}  {'url':<26} peer")
     for m in info["members"]:
-        print(f"{m['id']:<8} {m['state']:<8} {str(m['alive']).lower():<6} "
+        print(f"{m['id']:<8} {m['state']:<8} {str(m['alive']).lower():<6} {_role(m):<9} "
               f"{m['ownership'] * 100:8.2f}%  {m['url']:<26} {m['peer']}")
 
 
@@ -155,7 +174,9 @@ def _ring(c: Client) -> None:
     info = c.cluster()
     print(f"epoch {info['epoch']}  N={info['n']} R={info['r']} W={info['w']}"
           + (f"  change in progress: {' '.join(info['change'])}" if info.get("change") else ""))
-    print(f"{'id':<8} {'state':<8} {'alive':<6} {'ownership':>9}  {'keys':>8}  url")
+    group = info.get("metadata_group", info.get("acceptors", []))
+    print(f"metadata group: {' '.join(group)}")
+    print(f"{'id':<8} {'state':<8} {'alive':<6} {'role':<9} {'ownership':>9}  {'keys':>8}  url")
     transfers = []
     for m in info["members"]:
         try:
@@ -164,7 +185,7 @@ def _ring(c: Client) -> None:
         except DynamoError:
             view = {}
         keys = view.get("keys", "?")
-        print(f"{m['id']:<8} {m['state']:<8} {str(m['alive']).lower():<6} "
+        print(f"{m['id']:<8} {m['state']:<8} {str(m['alive']).lower():<6} {_role(m):<9} "
               f"{m['ownership'] * 100:8.2f}%  {keys:>8}  {m['url']}")
         if view.get("transfer") and info.get("change"):
             transfers.append((m["id"], view["transfer"]))
@@ -214,7 +235,9 @@ def main(argv: Optional[list[str]] = None) -> int:
             elif args.command == "ring":
                 _ring(c)
             elif args.command == "status":
-                print(json.dumps({"node": c.node(), "cluster": c.cluster()}, indent=2))
+                node = c.node()
+                print(json.dumps({"node": node, "cluster": c.cluster(),
+                                  "anti_entropy": anti_entropy_line(node)}, indent=2))
             elif args.command == "members":
                 if args.members_command in (None, "list"):
                     _members(c)

@@ -16,20 +16,16 @@ Rules:
 
 from __future__ import annotations
 
-import errno
 import fcntl
 import os
 import secrets
 import signal
-import socket
-import subprocess
 import sys
 import time
 from typing import Optional
 
-from dynamopy.client import Client, DynamoError
-
-LOG_TAIL_LINES = 15
+from dynamopy.client import Client
+from dynamopy.launch import PEER_OFFSET, NodeExited, Nodes, NotReady, port_problem
 
 
 class StartError(Exception):
@@ -46,16 +42,6 @@ def _secret(data_dir: str) -> str:
         f.write(value)
     os.chmod(path, 0o600)
     return value
-
-
-def node_command(i: int, nodes: int, base_port: int, data_dir: str, n: int,
-                 extra: list[str]) -> list[str]:
-    seeds = ",".join(f"http://127.0.0.1:{base_port + j}" for j in range(nodes))
-    return [sys.executable, "-m", "dynamopy", "serve", "--node-id", f"n{i + 1}",
-            "--host", "127.0.0.1", "--port", str(base_port + i),
-            "--peer-port", str(base_port + 1000 + i),
-            "--data-dir", os.path.join(data_dir, f"n{i + 1}"), "--seeds", seeds,
-            "--n", str(n), *extra]
 
 
 def prepare_data_dir(data_dir: str) -> int:
@@ -82,73 +68,13 @@ def prepare_data_dir(data_dir: str) -> int:
 
 def check_ports(nodes: int, base_port: int) -> None:
     for i in range(nodes):
-        for port, what in ((base_port + i, "HTTP"), (base_port + 1000 + i, "peer")):
+        for port, what in ((base_port + i, "HTTP"), (base_port + PEER_OFFSET + i, "peer")):
             if not 0 < port < 65536:
                 raise StartError(f"{what} port {port} of n{i + 1} is outside 1..65535")
-            with socket.socket() as s:
-                # As the servers do: a port held only by closed connections (TIME_WAIT,
-                # e.g. right after a restart) is free; one with a listener is not.
-                s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-                try:
-                    s.bind(("127.0.0.1", port))
-                except OSError as e:
-                    busy = "is already in use" if e.errno == errno.EADDRINUSE else e.strerror
-                    raise StartError(f"{what} port {port} of n{i + 1} {busy}; stop what uses "
-                                     "it or pick another --base-port") from None
-
-
-def _listening_inodes(port: int) -> Optional[set[str]]:
-    """Socket inodes listening on 127.0.0.1/any:port per /proc/net/tcp (None without /proc)."""
-    try:
-        with open("/proc/net/tcp") as f:
-            rows = f.read().splitlines()[1:]
-    except OSError:
-        return None
-    out = set()
-    for row in rows:
-        cols = row.split()
-        local, state, inode = cols[1], cols[3], cols[9]
-        if state == "0A" and int(local.rsplit(":", 1)[1], 16) == port:  # 0A = LISTEN
-            out.add(inode)
-    return out
-
-
-def owns_port(pid: int, port: int) -> bool:
-    """Whether process ``pid`` holds a socket listening on ``port`` (True if unknowable)."""
-    inodes = _listening_inodes(port)
-    if inodes is None:
-        return True
-    try:
-        fds = os.listdir(f"/proc/{pid}/fd")
-    except OSError:
-        return True
-    for fd in fds:
-        try:
-            link = os.readlink(f"/proc/{pid}/fd/{fd}")
-        except OSError:
-            continue
-        if link.startswith("socket:[") and link[8:-1] in inodes:
-            return True
-    return False
-
-
-def log_tail(path: str, lines: int = LOG_TAIL_LINES) -> str:
-    try:
-        with open(path, "rb") as f:
-            tail = f.read().decode(errors="replace").splitlines()[-lines:]
-    except OSError:
-        return ""
-    return "\n".join("  | " + line for line in tail)
-
-
-def _is_ready(url: str, node_id: str) -> bool:
-    with Client(url, timeout_s=1.0) as c:
-        if not c.ready():
-            return False
-        try:
-            return c.node().get("id") == node_id
-        except DynamoError:
-            return False
+            busy = port_problem(port)
+            if busy:
+                raise StartError(f"{what} port {port} of n{i + 1} {busy}; stop what uses "
+                                 "it or pick another --base-port")
 
 
 def up(nodes: int, base_port: int, data_dir: str, n: Optional[int], extra: list[str],
@@ -168,11 +94,11 @@ def up(nodes: int, base_port: int, data_dir: str, n: Optional[int], extra: list[
         print(f"dynamopy: error: data dir {data_dir}: {e.strerror}", file=sys.stderr)
         return 1
     n = n if n is not None else min(3, nodes)
-    env = {**os.environ, "DYNAMOPY_CLUSTER_SECRET": secret}
     for flag in ("--r", "--w"):
         if flag not in extra:  # keep the default quorums valid when n < 3
             extra = [flag, str(min(2, n)), *extra]
-    procs: list[subprocess.Popen] = []
+    launch = Nodes(data_dir, base_port, env={"DYNAMOPY_CLUSTER_SECRET": secret})
+    seeds = ",".join(launch.url(i) for i in range(nodes))
     stopping = False
 
     def stop(*_a) -> None:
@@ -181,66 +107,40 @@ def up(nodes: int, base_port: int, data_dir: str, n: Optional[int], extra: list[
 
     signal.signal(signal.SIGINT, stop)
     signal.signal(signal.SIGTERM, stop)
-    ids = [f"n{i + 1}" for i in range(nodes)]
-    logs = [os.path.join(data_dir, f"{node_id}.log") for node_id in ids]
-    urls = [f"http://127.0.0.1:{base_port + i}" for i in range(nodes)]
-
-    def exited(i: int, p: subprocess.Popen) -> str:
-        return (f"{ids[i]} ({urls[i]}) exited with {p.returncode}; last lines of {logs[i]}:\n"
-                + log_tail(logs[i]))
 
     try:
         for i in range(nodes):
-            with open(logs[i], "ab") as log:
-                procs.append(subprocess.Popen(
-                    node_command(i, nodes, base_port, data_dir, n, extra), env=env,
-                    stdout=log, stderr=subprocess.STDOUT, start_new_session=True))
-        deadline = time.monotonic() + ready_timeout_s
-        pending = set(range(nodes))
-        while pending and not stopping:
-            for i, p in enumerate(procs):
-                if p.poll() is not None:
-                    print(f"dynamopy: error: {exited(i, p)}", file=sys.stderr)
-                    return 1
-            for i in sorted(pending):
-                if owns_port(procs[i].pid, base_port + i) and _is_ready(urls[i], ids[i]):
-                    pending.discard(i)
-            if pending and time.monotonic() > deadline:
-                names = ", ".join(ids[i] for i in sorted(pending))
-                print(f"dynamopy: error: {names} not ready after {ready_timeout_s:.0f}s; "
-                      f"last lines of {logs[min(pending)]}:\n{log_tail(logs[min(pending)])}",
-                      file=sys.stderr)
-                return 1
-            time.sleep(0.2)
-        if stopping:
-            return 130
-        print_table(urls[0], data_dir)
+            launch.start(i, ["--seeds", seeds, "--n", str(n), *extra])
+        try:
+            if not launch.wait_ready(range(nodes), ready_timeout_s, poll_s=0.2,
+                                     interrupted=lambda: stopping):
+                return 130
+        except (NodeExited, NotReady) as e:
+            print(f"dynamopy: error: {e}", file=sys.stderr)
+            return 1
+        print_table(launch.url(0), data_dir)
         reported: set[int] = set()
         while not stopping:
-            for i, p in enumerate(procs):
-                if p.poll() is not None and i not in reported and not stopping:
+            for i in range(nodes):
+                if not launch.running(i) and i not in reported and not stopping:
                     reported.add(i)
-                    print(f"dynamopy: {exited(i, p)}\nthe other nodes keep running; "
+                    print(f"dynamopy: {NodeExited(launch, i)}\nthe other nodes keep running; "
                           "Ctrl-C stops them", file=sys.stderr, flush=True)
             time.sleep(0.5)
         return 1 if reported else 0
     finally:
-        for p in procs:
-            if p.poll() is None:
-                p.send_signal(signal.SIGTERM)
-        for p in procs:
-            try:
-                p.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                p.kill()
-                p.wait()
+        launch.stop()
         os.close(lock_fd)
-        if procs:
+        if launch.procs:
             print("cluster stopped", file=sys.stderr)
 
 
 def print_table(url: str, data_dir: str) -> None:
-    with Client(url) as c:
+    # The nodes inherit DYNAMOPY_API_TOKEN from this process: ask and print with it (the
+    # examples name the variable, never the secret).
+    token = os.environ.get("DYNAMOPY_API_TOKEN") or None
+    auth = ' -H "Authorization: Bearer $DYNAMOPY_API_TOKEN"' if token else ""
+    with Client(url, token=token) as c:
         info = c.cluster()
     print(f"dynamopy cluster up: {len(info['members'])} nodes, N={info['n']} R={info['r']} "
           f"W={info['w']}, epoch {info['epoch']}, data in {data_dir}")
@@ -248,8 +148,9 @@ def print_table(url: str, data_dir: str) -> None:
     for m in info["members"]:
         print(f"{m['id']:<6} {m['url']:<24} {m['peer']:<18} {m['state']:<8}")
     print("\ntry:")
-    print(f"  curl -X PUT -H 'Content-Type: text/plain' --data-binary 'hello' {url}/kv/greeting")
-    print(f"  curl -i {url}/kv/greeting")
-    print(f"  curl '{url}/kv/greeting?r=3'")
-    print(f"  curl {url}/cluster")
+    print(f"  curl{auth} -X PUT -H 'Content-Type: text/plain' --data-binary 'hello' "
+          f"{url}/kv/greeting")
+    print(f"  curl{auth} -i {url}/kv/greeting")
+    print(f"  curl{auth} '{url}/kv/greeting?r=3'")
+    print(f"  curl{auth} {url}/cluster")
     print("Ctrl-C stops every node.", flush=True)

@@ -46,6 +46,11 @@ Entries without ``at_ms`` (older logs) free no number: they are never reused.
 * A ``finish_*`` entry names the change it finishes (``change_epoch``, the epoch at which
   that change began) and is refused for any other: a stale finish from a node that was down
   across an abandoned change and a new one must not finish the new one.
+* A member that came back with an empty data directory (``replace``) is not the member the
+  log knows: its old incarnation is retired like a dead member (``remove``: survivors
+  re-replicate its ranges), and if it was in the metadata group its acceptor role is retired
+  too (``retired``: listed, never voting again under this id until the group is changed).
+  The node then joins again as a new member and streams its ranges back.
 * N and the hash layout are fixed at bootstrap; R, W and hint settings change by
   ``set_config``.
 * A change of the R/W defaults is not seen by every node at the same instant, so it settles
@@ -114,6 +119,9 @@ class ClusterState:
     members: Mapping[str, Member] = field(default_factory=dict)
     settings: Settings = Settings()
     acceptors: tuple[str, ...] = ()
+    # Acceptors whose incarnation was retired by a ``replace`` (its disk was wiped): listed
+    # in ``acceptors`` (ballots index that tuple) but never voting again.
+    retired: tuple[str, ...] = ()
     ring: Optional[Ring] = None
     pending_ring: Optional[Ring] = None
     change: Optional[tuple[str, str]] = None  # (op, member id) in progress
@@ -134,6 +142,10 @@ class ClusterState:
 
     def member(self, member_id: str) -> Optional[Member]:
         return self.members.get(member_id)
+
+    def voters(self) -> tuple[str, ...]:
+        """The acceptors that still vote (not retired)."""
+        return tuple(a for a in self.acceptors if a not in self.retired)
 
     def peers(self) -> dict[str, str]:
         """member id -> peer address."""
@@ -184,6 +196,7 @@ class ClusterState:
             "members": [m.to_dict() for m in sorted(self.members.values(), key=lambda m: m.number)],
             "settings": self.settings.to_dict(),
             "acceptors": list(self.acceptors),
+            "retired": list(self.retired),
             "ring": self.ring.to_dict() if self.ring else None,
             "pending_ring": self.pending_ring.to_dict() if self.pending_ring else None,
             "change": list(self.change) if self.change else None,
@@ -203,6 +216,7 @@ class ClusterState:
             members={m["id"]: Member(**m) for m in d["members"]},
             settings=Settings(**d["settings"]),
             acceptors=tuple(d["acceptors"]),
+            retired=tuple(d.get("retired", ())),
             ring=Ring.from_dict(d["ring"]) if d["ring"] else None,
             pending_ring=Ring.from_dict(d["pending_ring"]) if d["pending_ring"] else None,
             change=tuple(d["change"]) if d["change"] else None,
@@ -336,11 +350,12 @@ def _finish_join(s: ClusterState, e: Mapping[str, Any]) -> ClusterState:
                    ring=s.pending_ring, pending_ring=None, change=None)
 
 
-def _leave(s: ClusterState, e: Mapping[str, Any], op: str = "leave") -> ClusterState:
+def _leave(s: ClusterState, e: Mapping[str, Any], op: str = "leave",
+           replacing: bool = False) -> ClusterState:
     _require_bootstrapped(s)
     mid = e["id"]
     m = _member_or_404(s, mid)
-    if mid in s.acceptors:
+    if mid in s.acceptors and not replacing:
         raise InvalidEntry(409, "conflict",
                            f"cannot {op} {mid}: it is a seed, one of the metadata group "
                            f"{list(s.acceptors)} fixed at bootstrap")
@@ -348,8 +363,11 @@ def _leave(s: ClusterState, e: Mapping[str, Any], op: str = "leave") -> ClusterS
     if m.state != NORMAL:
         raise InvalidEntry(409, "conflict", f"{mid} is {m.state}")
     if len(s.members) - 1 < s.settings.n:
+        hint = (f"; add a member first, then {mid} is replaced and comes back"
+                if replacing else "")
         raise InvalidEntry(409, "conflict",
-                           f"cannot {op} {mid}: {len(s.members) - 1} members would be fewer than n={s.settings.n}")
+                           f"cannot {op} {mid}: {len(s.members) - 1} members would be fewer "
+                           f"than n={s.settings.n}{hint}")
     return replace(s, members={**s.members, mid: replace(m, state=LEAVING)},
                    pending_ring=s.ring.remove(mid), change=(op, mid), change_epoch=s.epoch + 1)
 
@@ -361,7 +379,28 @@ def _finish_leave(s: ClusterState, e: Mapping[str, Any]) -> ClusterState:
                    free_numbers=_release(s, s.members[mid].number, e))
 
 
-def _remove(s: ClusterState, e: Mapping[str, Any]) -> ClusterState:
+def _replace(s: ClusterState, e: Mapping[str, Any]) -> ClusterState:
+    """Member ``id`` came back with an empty data directory: retire its old incarnation.
+
+    Its data is gone, so it is removed like a dead member (survivors re-replicate its
+    ranges; a join or leave of it in progress is abandoned or becomes the removal), and its
+    acceptor role, if it had one, is retired: the new incarnation never votes with the
+    empty state. Once removed, the node joins again and streams its ranges back."""
+    mid = e["id"]
+    _require_bootstrapped(s)
+    _member_or_404(s, mid)
+    nxt = _remove(s, e, replacing=True)
+    if mid in s.acceptors and mid not in s.retired:
+        voters = len(s.voters()) - 1
+        if voters < len(s.acceptors) // 2 + 1:
+            raise InvalidEntry(409, "conflict",
+                               f"cannot replace {mid}: only {voters} of the metadata group "
+                               f"{list(s.acceptors)} would still vote, fewer than a majority")
+        nxt = replace(nxt, retired=s.retired + (mid,))
+    return nxt
+
+
+def _remove(s: ClusterState, e: Mapping[str, Any], replacing: bool = False) -> ClusterState:
     """A dead member leaves like a graceful one, but survivors stream its ranges.
 
     The member of the change in progress can be removed too (it died mid-change, and only
@@ -378,7 +417,7 @@ def _remove(s: ClusterState, e: Mapping[str, Any]) -> ClusterState:
                        free_numbers=_release(s, s.members[mid].number, e))
     if s.change == ("leave", mid):
         return replace(s, change=("remove", mid))
-    return _leave(s, e, op="remove")
+    return _leave(s, e, op="remove", replacing=replacing)
 
 
 def _check_rw(n: int, r: int, w: int) -> None:
@@ -434,6 +473,7 @@ _APPLY = {
     "leave": _leave,
     "finish_leave": _finish_leave,
     "remove": _remove,
+    "replace": _replace,
     "set_config": _set_config,
     "finish_config": _finish_config,
 }

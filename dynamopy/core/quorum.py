@@ -5,8 +5,7 @@ replies and failures as they come and asks for the outcome; the round never does
 
 Rules:
 
-* W and R count distinct nodes that answered. A target that only keeps a hint on the
-  coordinator's behalf (``counts=False``) never counts.
+* W and R count distinct nodes that answered.
 * A round succeeds as soon as ``required`` counting answers arrived; it fails as soon as
   that can no longer happen (too many failures) — callers answer at once either way and let
   the remaining calls finish in the background.
@@ -39,13 +38,11 @@ class Target:
     """A node to send a replica write/read to.
 
     ``hint_for`` names the preference-list member this node stands in for (a sloppy-quorum
-    fallback) or ``None`` for a home replica. ``counts`` is False for targets whose answer
-    must not count toward W/R.
+    fallback) or ``None`` for a home replica.
     """
 
     node: str
     hint_for: Optional[str] = None
-    counts: bool = True
 
 
 def plan_targets(
@@ -53,7 +50,6 @@ def plan_targets(
     n: int,
     is_up,
     *,
-    coordinator: str,
     sloppy: bool = True,
     extra: Iterable[str] = (),
 ) -> list[Target]:
@@ -99,7 +95,7 @@ def pending_required(w: int, targets: list[Target], home: list[str]) -> int:
 
 @dataclass
 class WriteRound:
-    """Counts durable acks of one write until W distinct counting nodes acked."""
+    """Counts durable acks of one write until W distinct target nodes acked."""
 
     targets: tuple[Target, ...]
     required: int
@@ -108,7 +104,7 @@ class WriteRound:
     newest_heard: int = 0  # the largest version a replica answered with instead of an ack
 
     def __post_init__(self) -> None:
-        self._counting = {t.node for t in self.targets if t.counts}
+        self._counting = {t.node for t in self.targets}
 
     def ack(self, node: str) -> Outcome:
         if node in self._counting:
@@ -161,7 +157,7 @@ class ReadRound:
         self.replies[node] = record
         self.failed.discard(node)
         t = self._target.get(node)
-        if t is not None and t.counts and (t.hint_for is None or record is not None):
+        if t is not None and (t.hint_for is None or record is not None):
             self._filled.add(_slot(t))
         return self.outcome
 
@@ -180,7 +176,7 @@ class ReadRound:
         if len(self._filled) >= self.required:
             return Outcome.SUCCEEDED
         open_slots = {_slot(t) for t in self.targets
-                      if t.counts and t.node not in self.replies and t.node not in self.failed}
+                      if t.node not in self.replies and t.node not in self.failed}
         if len(self._filled) + len(open_slots - self._filled) < self.required:
             return Outcome.FAILED
         return Outcome.PENDING

@@ -1,6 +1,6 @@
 """Which nodes a read asks, in what order, and whose answers count toward R.
 
-Rules (DESIGN.md, "Rules the data path keeps"):
+Rules (part of the data path's rules; each has a test):
 
 * A read asks every reachable home replica (the key's preference list, as the failure
   detector sees it) before any fallback. The coordinator comes first when it is a home

@@ -8,6 +8,13 @@
   from the member at URL, start as a learner, and ask the member to propose ``join``. The
   node catches up from the log, sees itself ``joining``, pulls its ranges (``transfer``),
   and its driver proposes ``finish_join``.
+* Empty data directory under a known id (a wiped disk, a pod with a new volume): a node
+  whose store holds no metadata log asks before it votes. Only a seed that finds every seed
+  answering and none bootstrapped starts as a voter (then the only value any slot can hold
+  is the bootstrap entry, identical from every seed). Otherwise it adopts the group from a
+  member without a vote; if the cluster lists its id, it is a replacement
+  (``node/replacement.py``): the old incarnation is retired, then the node joins again
+  and streams its ranges back.
 * Restart: the log on disk already makes the node a member, but the cluster may have
   removed it meanwhile (a dead joiner's join abandoned, a dead member removed). It first
   learns the log as it is now; if that says it is no longer a member, it joins again like a
@@ -23,6 +30,7 @@ import httpx
 
 from dynamopy.core.membership import Settings, bootstrap_entry
 from dynamopy.node.errors import MembershipError
+from dynamopy.node.replacement import retire_old_incarnation
 
 if TYPE_CHECKING:  # pragma: no cover
     from dynamopy.node.runtime import Node
@@ -61,7 +69,7 @@ def _headers(node: "Node") -> dict:
 
 async def ensure_member(node: "Node") -> None:
     """Bootstrap or join in the background; return once this node applied its membership."""
-    if node.state.member(node.id) is not None:
+    if node.state.member(node.id) is not None and not node.metalog.replacing:
         # Restarted as a member per the log on disk: wait until the log says more. A member
         # hears the leader and catches up; a removed node is not pushed to, but its learner
         # polls the metadata group and learns of its removal.
@@ -80,8 +88,17 @@ async def ensure_member(node: "Node") -> None:
             await _join(node, http, [node.config.join])
             return
         seeds, settings = effective_seeds(node)
+        if node.metalog.replacing:
+            await _join(node, http, seeds)  # a replacement that restarted: carry on
+            return
         identities = await _identities(node, http, seeds)
         if identities is None:
+            return
+        if identities == BOOTSTRAPPED:
+            log.warning("%s has no metadata log on disk but the cluster of %s is already "
+                        "bootstrapped: it will not vote; joining through the seeds",
+                        node.id, seeds)
+            await _join(node, http, [u for u in seeds if u != node.config.advertise_url] or seeds)
             return
         me = node.identity()
         if not any(i["id"] == me["id"] for i in identities):
@@ -97,7 +114,8 @@ async def bootstrap_seeds(node: "Node", identities: list[dict], settings: Settin
     # Sorted: every acceptor must see the same tuple (a ballot's member number is an
     # index into it), whatever order each node was given --seeds in.
     await node.metalog.adopt_acceptors(sorted(i["id"] for i in identities),
-                                       {i["id"]: i["peer"] for i in identities})
+                                       {i["id"]: i["peer"] for i in identities},
+                                       bootstrapping=True)
     entry = bootstrap_entry(identities, settings)
     while not node.state.bootstrapped and not node.stopping:
         if node.metalog.is_leader:
@@ -112,21 +130,25 @@ async def bootstrap_seeds(node: "Node", identities: list[dict], settings: Settin
         await node.clock.sleep(RETRY_S)
 
 
-async def _identities(node: "Node", http: httpx.AsyncClient,
-                      seeds: list[str]) -> Optional[list[dict]]:
-    """Each seed's identity, in order; retries until all answer (or the node stops)."""
+BOOTSTRAPPED = "bootstrapped"
+
+
+async def _identities(node: "Node", http: httpx.AsyncClient, seeds: list[str]):
+    """Each seed's identity, in order; retries until all answer (or the node stops).
+    ``BOOTSTRAPPED`` as soon as any seed reports an epoch: the cluster exists already."""
     while not node.stopping:
         out = []
-        for url in seeds:
+        for url in seeds:  # every seed, even past one that is down: any may say "bootstrapped"
             try:
                 resp = await http.get(f"{url}/node")
                 resp.raise_for_status()
                 info = resp.json()
+                if isinstance(info.get("epoch"), int) and info["epoch"] > 0:
+                    return BOOTSTRAPPED
                 out.append({"id": info["id"], "url": info["url"], "peer": info["peer"]})
             except (httpx.HTTPError, ValueError, KeyError) as e:
                 log.info("seed %s not reachable yet (%s)", url, e)
-                break
-        else:
+        if len(out) == len(seeds):
             return out
         await node.clock.sleep(RETRY_S)
     return None
@@ -145,8 +167,20 @@ async def _join(node: "Node", http: httpx.AsyncClient, urls: list[str]) -> None:
                 if resp.status_code != 200:
                     raise httpx.HTTPError(f"{url}/cluster answered {resp.status_code}")
                 info = resp.json()
+                # An empty store under an id the cluster knows: this node lost its data.
+                known = any(m["id"] == node.id for m in info["members"])
                 await node.metalog.adopt_acceptors(
-                    info["acceptors"], {m["id"]: m["peer"] for m in info["members"]})
+                    info.get("metadata_group", info["acceptors"]),
+                    {m["id"]: m["peer"] for m in info["members"]},
+                    replacing=max(1, int(info["epoch"])) if known else 0)
+                if known:
+                    log.warning("%s started with an empty data directory but the cluster "
+                                "knows it: coming back as a replacement (no vote, no data "
+                                "served until it has joined again)", node.id)
+            if node.metalog.replacing:
+                await retire_old_incarnation(node)
+                if node.stopping:
+                    return
             if node.state.member(node.id) is not None:
                 return
             resp = await http.post(f"{url}/cluster/members", json=me, timeout=15.0)

@@ -247,7 +247,7 @@ class Coordinator:
             targets += [Target(m) for m in extra if m not in pref]
             return targets
         return plan_targets(list(state.ring.walk_token(token)), n, node.detector.is_up,
-                            coordinator=node.id, extra=extra)
+                            extra=extra)
 
     # ---- fan-out machinery ------------------------------------------------------------
     async def _fan_out(self, targets: list[Target], call: Callable[[Target], Awaitable],
@@ -289,7 +289,7 @@ class Coordinator:
             stored = await node.call_peer(t.node, "put", [epoch, token, key, wire, t.hint_for])
         except (PeerError, asyncio.TimeoutError) as e:
             _note_stale(stale, e)
-            if hint_on_failure and t.hint_for is None and t.counts and (
+            if hint_on_failure and t.hint_for is None and (
                     not isinstance(e, RemoteError) or e.code in (STALE_EPOCH, NOT_CAUGHT_UP)):
                 # A home replica missed the write (down, slow, or it refused a ring it knows
                 # is stale): keep a hint for it here (never counted) so it converges even

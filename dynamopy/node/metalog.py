@@ -7,7 +7,12 @@ the acceptor update and the applied log entries go to disk in ONE synced batch; 
 advances, in that order. Durable layout (metadata
 keys of the store):
 
-    paxos/acceptors          the acceptor ids (the seeds), fixed at bootstrap
+    paxos/acceptors          the acceptor ids (the seeds), fixed at bootstrap; written
+                             before any vote: without it the node has no acceptor state
+    paxos/no_vote            this store never held this node's acceptor state (it came
+                             from a member, not from bootstrapping): never vote from it
+    replacing                this node started with an empty data directory under an id
+                             the cluster knows: not a replica until it has joined again
     paxos/promised           the promised ballot            (acceptors only)
     paxos/acc/<slot>         (ballot, value) accepted       (acceptors only)
     paxos/compacted          slots below it are chosen and forgotten
@@ -51,6 +56,7 @@ PROPOSE_TIMEOUT_S = 6.0
 
 K_ACCEPTORS, K_PROMISED, K_ACC, K_COMPACTED, K_SNAP, K_LOG = (
     "paxos/acceptors", "paxos/promised", "paxos/acc/", "paxos/compacted", "snap", "log/")
+K_NO_VOTE, K_REPLACING = "paxos/no_vote", "replacing"
 
 
 def _pack(obj: Any) -> bytes:
@@ -92,6 +98,11 @@ class MetaLog:
         self._entries: list[tuple[int, dict]] = []   # (epoch, entry) since the snapshot
         self._snapshot_epoch = 0
         self._since_compact = 0
+        self.voter = False        # holds durable acceptor state of its own: may vote
+        # > 0: came back with an empty disk, known to the cluster at this epoch (see
+        # node/replacement.py); 0 otherwise.
+        self.replacing = 0
+        self.replacement_blocked: Optional[str] = None  # why the replacement waits, if it does
 
     # ---- start-up ---------------------------------------------------------------------
     def load(self) -> None:
@@ -116,8 +127,10 @@ class MetaLog:
         entries.sort()
         for slot, value in entries:
             self._apply(slot, value)
-        persisted = self._load_acceptor() if self.me in self.acceptors else None
-        self._make_node(persisted, snapshot, entries)
+        raw = store.meta_get(K_REPLACING)
+        self.replacing = _unpack(raw) if raw is not None else 0
+        self.voter = self.me in self.acceptors and store.meta_get(K_NO_VOTE) is None
+        self._make_node(self._load_acceptor() if self.voter else None, snapshot, entries)
 
     def _load_acceptor(self) -> AcceptorState:
         store = self.store
@@ -140,14 +153,33 @@ class MetaLog:
                                  election_ticks=ELECTION_TICKS, heartbeat_ticks=HEARTBEAT_TICKS)
         self._refresh_learners()
 
-    async def adopt_acceptors(self, acceptors: list[str], addresses: dict[str, str]) -> None:
-        """First start: the metadata group is known (from --seeds or the member we join)."""
+    async def adopt_acceptors(self, acceptors: list[str], addresses: dict[str, str], *,
+                              bootstrapping: bool = False, replacing: int = 0) -> None:
+        """First start: the metadata group is known (from --seeds or the member we join).
+
+        Only ``bootstrapping`` (a seed of a cluster that no seed reports bootstrapped yet)
+        makes this node a voter with an empty acceptor state: anywhere else an empty state
+        may be a lost one, and voting from it could choose two values for one slot.
+        ``replacing``: the epoch at which the cluster listed this id: this node lost its
+        data (recorded in the same synced batch, before anything else can happen)."""
         self.addresses.update(addresses)
         if self.paxos is not None:
             return
         self.acceptors = tuple(acceptors)
-        await self.committer.put_meta(K_ACCEPTORS, _pack(list(self.acceptors)))
-        self._make_node(AcceptorState() if self.me in self.acceptors else None, None, [])
+        meta = {K_ACCEPTORS: _pack(list(self.acceptors))}
+        if not bootstrapping:
+            meta[K_NO_VOTE] = _pack(True)
+        if replacing:
+            meta[K_REPLACING] = _pack(int(replacing))
+        await self.committer.submit(meta_put=meta)
+        self.voter = bootstrapping and self.me in self.acceptors
+        self.replacing = replacing
+        self._make_node(AcceptorState() if self.voter else None, None, [])
+
+    async def replaced(self) -> None:
+        """The old incarnation is out of the cluster: this node may join as a new member."""
+        await self.committer.submit(meta_delete=[K_REPLACING])
+        self.replacing = 0
 
     @property
     def started(self) -> bool:

@@ -91,6 +91,24 @@ class Metrics:
                                            "time from storing a hint to its delivery",
                                            buckets=(0.1, 0.5, 1, 5, 10, 30, 60, 300, 1800, 10800),
                                            registry=r)
+        self.ae_exchanges = Counter("dynamopy_anti_entropy_exchanges_total",
+                                    "anti-entropy exchanges with a co-replica, by outcome",
+                                    ["outcome"], registry=r)
+        self.ae_keys_compared = Counter("dynamopy_anti_entropy_keys_compared_total",
+                                        "keys listed in differing leaves (both sides)",
+                                        registry=r)
+        self.ae_keys_repaired = Counter("dynamopy_anti_entropy_keys_repaired_total",
+                                        "keys anti-entropy stored newer, pulled here or pushed "
+                                        "to a peer", ["direction"], registry=r)
+        self.ae_bytes = Counter("dynamopy_anti_entropy_bytes_total",
+                                "anti-entropy payload bytes, by direction", ["direction"],
+                                registry=r)
+        self.tombstones_purged = Counter("dynamopy_tombstones_purged_total",
+                                         "tombstones purged (older than the grace, held by "
+                                         "every replica)", registry=r)
+        self.ae_tree_build_seconds = Gauge("dynamopy_anti_entropy_tree_build_seconds",
+                                           "time to build the hash tree from the store at start",
+                                           registry=r)
 
     def on_peer_rejected(self, reason: str) -> None:
         self.peer_rejected.labels(reason).inc()

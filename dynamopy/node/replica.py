@@ -38,17 +38,20 @@ class Replica:
     """This node's replica, built from what it uses: its id, the current membership state
     (a getter), the store and its group committer, the clock, metrics, the catch-up tracker
     (and a poke for the metadata log), the node's version clock (``observe_version``), the
-    epoch reports of peers (``note_epoch``) and the hint store for writes as a fallback."""
+    epoch reports of peers (``note_epoch``), the hint store for writes as a fallback, and
+    whether this node is a replacement that lost its data (``replacing``)."""
 
     def __init__(self, *, me: str, state: Callable[[], ClusterState], store: "Storage",
                  committer: "GroupCommitter", clock: "Clock", metrics: "Metrics",
                  catchup: "CatchUp", poke_metalog: Callable[[], None],
                  note_epoch: Callable[[int, str], None],
-                 observe_version: Callable[[int], None], hints: "HintManager"):
+                 observe_version: Callable[[int], None], hints: "HintManager",
+                 replacing: Callable[[], bool] = lambda: False):
         self.me, self.state, self.store, self.committer = me, state, store, committer
         self.clock, self.metrics, self.catchup = clock, metrics, catchup
         self.poke_metalog, self.note_epoch = poke_metalog, note_epoch
         self.observe_version, self.hints = observe_version, hints
+        self.replacing = replacing  # came back with an empty disk (node/replacement.py)
 
     async def put(self, token: int, key: bytes, record: Record,
                   hint_for: Optional[str] = None) -> int:
@@ -86,11 +89,32 @@ class Replica:
             rec = newest((rec, self.store.hint_lookup(hint_for, token, key)))
         return rec
 
+    async def apply_repairs(self, epoch: int, items: list) -> int:
+        """Store repaired records ``(token, key, record)`` (anti-entropy, on either side of
+        an exchange); return how many were newer than what is stored.
+
+        The repair path keeps the replica rules: planned at this node's current epoch (checked
+        in the same step as the enqueue, so a range dropped by a later ring change drops
+        these too), only tokens this node replicates, newest version wins, synced before
+        it returns."""
+        state = self.state()
+        self.require_caught_up()
+        if epoch != state.epoch or not all(placement.replicates(state, self.me, token)
+                                           for token, _key, _rec in items):
+            raise StaleEpochError(state.epoch)
+        for _t, _k, rec in items:
+            self.observe_version(rec.version)
+        applied = await self.committer.submit(writes=items)
+        return sum(applied)
+
     # ---- peer RPC handlers -----------------------------------------------------------
     def require_caught_up(self) -> None:
         """Serve data only once this node has learned the metadata log up to what its peers
         report, the coordinator's epoch included (``node/catchup.py``)."""
         catchup = self.catchup
+        if self.replacing():  # its data is gone: not a replica until it rejoins
+            raise RemoteError(NOT_CAUGHT_UP, f"{self.me} lost its data and is coming back "
+                                             "as a replacement")
         if not catchup.caught_up:
             self.poke_metalog()
             raise RemoteError(NOT_CAUGHT_UP, f"{self.me} is catching up with the "

@@ -16,6 +16,7 @@ from typing import Any, Callable, Optional
 from dynamopy.config import NodeConfig
 from dynamopy.core.membership import ClusterState
 from dynamopy.core.versions import HybridClock
+from dynamopy.node.anti_entropy import AntiEntropy
 from dynamopy.node.catchup import CatchUp
 from dynamopy.node.clock import Clock
 from dynamopy.node.coordinator import Coordinator
@@ -29,7 +30,7 @@ from dynamopy.node.metrics import Metrics
 from dynamopy.node.replica import Replica
 from dynamopy.node.transfer import TransferManager
 from dynamopy.node.version_clock import VersionClock
-from dynamopy.peer import MessageTooLarge, PeerError, RemoteError, Transport
+from dynamopy.peer import MessageTooLarge, PeerError, RemoteError, Transport, route
 from dynamopy.storage import Disk, GroupCommitter, Storage
 
 log = logging.getLogger(__name__)
@@ -84,7 +85,8 @@ class Node:
         self.replica = Replica(
             me=self.id, state=state, store=self.store, committer=self.committer, clock=clock,
             metrics=self.metrics, catchup=self.catchup, poke_metalog=lambda: self.metalog.poke(),
-            note_epoch=self.note_epoch, observe_version=self.observe_version, hints=self.hints)
+            note_epoch=self.note_epoch, observe_version=self.observe_version, hints=self.hints,
+            replacing=lambda: bool(self.metalog.replacing))
         self.hints.replica = self.replica
         self.coordinator = Coordinator(
             me=self.id, config=config, state=state, clock=clock, metrics=self.metrics,
@@ -92,12 +94,18 @@ class Node:
             call_peer=self.call_peer, versions=self.versions,
             observe_version=self.observe_version, serving_state=self.serving_state,
             require_ready=self.require_ready, wait_for_epoch=self.wait_for_epoch)
+        self.anti_entropy = AntiEntropy(
+            node_id=self.id, interval_s=config.anti_entropy_interval_s,
+            rate_keys_s=config.anti_entropy_rate, call_peer=self.call_peer, get_state=state,
+            is_up=self.detector.is_up, apply_repairs=self.replica.apply_repairs,
+            note_epoch=self.note_epoch, clock=clock, rng=rng, metrics=self.metrics,
+            tombstone_grace_s=config.tombstone_grace_s)
         self.transfers = TransferManager(
             me=self.id, state=state, store=self.store, committer=self.committer, clock=clock,
             detector=self.detector, call_peer=self.call_peer, note_epoch=self.note_epoch,
             observe_version=self.observe_version, propose=self.propose, hints=self.hints,
             spawn=self.spawn, max_bytes_s=config.transfer_max_bytes_s,
-            stopping=lambda: self.stopping)
+            stopping=lambda: self.stopping, handoff=self.anti_entropy)
         self.metalog = MetaLog(
             me=self.id, address=config.advertise_peer, state=state,
             install_state=self.install_state, apply_entry=self.apply_entry, store=self.store,
@@ -118,6 +126,7 @@ class Node:
             self.detector.on_state_change,
             self.metalog.on_state_change,
             self.transfers.on_state_change,
+            self.anti_entropy.on_state_change,
         ]
         self._tasks: set[asyncio.Task] = set()
         self.stopping = False
@@ -127,13 +136,29 @@ class Node:
         await self.committer.start()
         await self.versions.load()
         self.metalog.load()
-        # "get" and "ping" are answered inline (no task); everything else by _handle_peer.
-        await self.transport.serve(self._handle_peer, {
+        # The hash tree is built before peers are served (an in-memory store: on the loop).
+        await self.anti_entropy.attach(self.store, inline=self.committer.inline)
+        # Cheap synchronous methods are answered inline (no task); the rest each in a task.
+        await self.transport.serve(route({
+            "put": self.replica.rpc_put,
+            "hints": self.hints.rpc_receive,
+            "paxos": self.metalog.rpc_receive,
+            "xfer_pull": self.transfers.rpc_pull,
+            "xfer_status": self.transfers.rpc_status,
+            "ae_push": self.anti_entropy.rpc_push,
+            "ae_purge": self.anti_entropy.purge.rpc_purge,
+        }), {
             "get": self.replica.rpc_get,
             "ping": self._on_ping,
             "defaults_drained": self.defaults_change.rpc_status,
+            "join_started": self.join_watcher.rpc_started,
+            "ae_tree": self.anti_entropy.rpc_tree,
+            "ae_keys": self.anti_entropy.rpc_keys,
+            "ae_get": self.anti_entropy.rpc_get,
+            "ae_versions": self.anti_entropy.purge.rpc_versions,
         })
         self.spawn(self.metalog.run())
+        self.spawn(self.anti_entropy.run())
         self.spawn(self.detector.run())
         self.spawn(self.hints.run())
         self.spawn(self.defaults_change.run())
@@ -151,6 +176,7 @@ class Node:
             await self.versions.close()
         await self.transport.close()
         await self.committer.stop()
+        self.anti_entropy.detach()
         self.store.close()
 
     def spawn(self, coro) -> asyncio.Task:
@@ -204,7 +230,7 @@ class Node:
 
         Entries that take or free a member number carry this node's hybrid time ``at_ms``
         (see core.membership: when a removed member's number may be reused)."""
-        if entry.get("op") in ("join", "finish_leave", "remove") and "at_ms" not in entry:
+        if entry.get("op") in ("join", "finish_leave", "remove", "replace") and "at_ms" not in entry:
             entry = {**entry, "at_ms": self.hybrid_ms()}
         return await self.metalog.propose(entry)
 
@@ -220,11 +246,16 @@ class Node:
     def is_ready(self) -> bool:
         me = self.state.member(self.id)
         return (me is not None and me.state in ("joining", "normal") and self.hlc is not None
+                and not self.metalog.replacing
                 and self.catchup.caught_up and self.detector.clock_ok)
 
     def require_ready(self) -> ClusterState:
         if not self.state.bootstrapped or self.hlc is None:
             raise NotReady("this node has not joined a cluster yet; retry shortly")
+        if self.metalog.replacing:
+            raise NotReady("this node lost its data directory and is coming back as a "
+                           "replacement (it joins again and streams its ranges back); use "
+                           "another node")
         if self.state.member(self.id) is None:
             # It left or was removed: its ring is no longer kept up to date for it.
             raise NotReady("this node is not a member of the cluster (it left or was "
@@ -287,21 +318,6 @@ class Node:
         self.detector.report_success(member_id)
         return result
 
-    async def _handle_peer(self, method: str, payload: Any, peer_id: str) -> Any:
-        if method == "put":
-            return await self.replica.rpc_put(payload, peer_id)
-        if method == "hints":
-            return await self.hints.rpc_receive(payload, peer_id)
-        if method == "paxos":
-            return await self.metalog.rpc_receive(payload, peer_id)
-        if method == "xfer_pull":
-            return await self.transfers.rpc_pull(payload, peer_id)
-        if method == "xfer_status":
-            return await self.transfers.rpc_status(payload, peer_id)
-        if method == "join_started":
-            return self.join_watcher.rpc_started(payload, peer_id)
-        raise RemoteError("unknown_method", f"unknown peer method {method!r}")
-
     # ---- views ------------------------------------------------------------------------
     def identity(self) -> dict:
         return {"id": self.id, "url": self.config.advertise_url, "peer": self.config.advertise_peer}
@@ -316,7 +332,12 @@ class Node:
             "keys": self.store.key_count() if self.store else 0,
             "hints": self.hints.pending_by_target(),
             "transfer": self.transfers.progress.to_dict() if self.state.change else None,
+            "anti_entropy": self.anti_entropy.view(),
             "metadata": {"acceptors": list(self.metalog.acceptors),
+                         # whether this node votes in the metadata log (a node that came
+                         # back with an empty disk never does) and is being replaced
+                         "voting": bool(self.metalog.paxos and self.metalog.paxos.is_acceptor),
+                         "replacing": bool(self.metalog.replacing),
                          "leader": self.metalog.leader,
                          "caught_up": self.catchup.caught_up,
                          "peer_epoch": self.catchup.target_epoch()},

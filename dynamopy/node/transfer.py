@@ -14,7 +14,12 @@ Rules (each protects an acknowledged write):
   durably after each applied batch, so a restarted gainer continues where it stopped.
 * The change's driver (the joining or leaving member; for a removal the lowest-numbered
   live member) proposes the ``finish_*`` entry only after every gainer reports done.
-* Old owners drop a range only after the ``finish_*`` entry switched reads away from them.
+* Old owners drop a range only after the ``finish_*`` entry switched reads away from them,
+  and only after handing every record of it that a current replica lacks to that replica
+  (``AntiEntropy.hand_off``): a source skipped while it was down, or a node that crashed
+  before its drop, may hold the only copy of a write. Ranges left over by a drop that never
+  ran (a crash after a snapshot covered the ``finish_*``) are found at
+  start-up (``AntiEntropy.orphans``) and go the same way.
 * The ranges a node keeps follow the ring however it learned it (entries, a snapshot from a
   peer, or its own log replayed at start-up): whenever the state moves on, the ranges it
   replicated (in the ring or the pending ring) and no longer does are dropped.
@@ -39,6 +44,7 @@ from dynamopy.node.errors import StaleEpochError
 from dynamopy.peer import PeerError
 
 if TYPE_CHECKING:  # pragma: no cover
+    from dynamopy.node.anti_entropy import AntiEntropy
     from dynamopy.node.clock import Clock
     from dynamopy.node.detector import FailureDetector
     from dynamopy.node.hints import HintManager
@@ -74,20 +80,21 @@ class TransferManager:
     """Built from what it uses: this node's id, the current membership state (a getter),
     the store and group committer, the clock, the failure detector, a peer caller, where
     peers' epochs go (``note_epoch``), ``observe_version``, ``propose``, the hint manager
-    (a leaver hands off its hints), a spawn function, the transfer rate limit and whether
-    the node is stopping."""
+    (a leaver hands off its hints), a spawn function, the transfer rate limit, whether
+    the node is stopping, and anti-entropy's hand-off (``hand_off`` before a drop,
+    ``orphans`` at start-up)."""
 
     def __init__(self, *, me: str, state: Callable[[], ClusterState], store: "Storage",
                  committer: "GroupCommitter", clock: "Clock", detector: "FailureDetector",
                  call_peer: Callable[..., Awaitable[Any]], note_epoch: Callable[[int, str], None],
                  observe_version: Callable[[int], None], propose: Callable[[dict], Awaitable[int]],
                  hints: "HintManager", spawn: Callable[[Any], asyncio.Task],
-                 max_bytes_s: int, stopping: Callable[[], bool]):
+                 max_bytes_s: int, stopping: Callable[[], bool], handoff: "AntiEntropy"):
         self.id, self.state, self.store, self.committer = me, state, store, committer
         self.clock, self.detector, self.call_peer = clock, detector, call_peer
         self.note_epoch, self.observe_version, self.propose = note_epoch, observe_version, propose
         self.hints, self.spawn, self.max_bytes_s = hints, spawn, max_bytes_s
-        self.stopping = stopping
+        self.stopping, self.handoff = stopping, handoff
         self.progress = TransferProgress()
         self._pull_task: Optional[asyncio.Task] = None
         self._driver_task: Optional[asyncio.Task] = None
@@ -102,6 +109,9 @@ class TransferManager:
         continue the transfer of a change in progress."""
         self.replaying = False
         lost, self._replay_lost = self._replay_lost, []
+        state, me = self.state(), self.id
+        if state.ring is not None and state.member(me) is not None:
+            lost = lost + self.handoff.orphans(held_ranges(state, me))
         if lost:
             self.spawn(self._drop_lost_ranges(lost))
         self.spawn(self._clear_stale_transfer_state())
@@ -320,13 +330,19 @@ class TransferManager:
 
     # ---- cleanup after the switch ------------------------------------------------------
     async def _drop_lost_ranges(self, lost: list[tuple[int, int]]) -> None:
-        """Drop records of ``lost`` ranges (this node replicated them and no longer does).
+        """Drop records of ``lost`` ranges (this node replicated them and no longer does),
+        once the members that replicate them now hold every one of them (the hand-off).
 
         What to keep is decided from the *current* state and the deletes are queued in the
         same step, in order with the writes: writes queued before are dropped with the range;
-        writes of a later change that gives a range back (queued after) survive."""
-        doomed = subtract_sorted(merge_spans(lost),
-                                 held_ranges(self.state(), self.id))
+        writes of a later change that gives a range back (queued after) survive. The
+        hand-off returns in the same step as the state it checked, so what is dropped is
+        what it handed off."""
+        me = self.id
+        lost = merge_spans(lost)
+        await self.handoff.hand_off(
+            lost, lambda state, spans: subtract_sorted(spans, held_ranges(state, me)))
+        doomed = subtract_sorted(lost, held_ranges(self.state(), me))
         dropped = await self.committer.delete_ranges_in_order(doomed) if doomed else 0
         if dropped:
             log.info("dropped %d records of ranges no longer replicated here", dropped)

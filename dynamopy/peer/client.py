@@ -75,7 +75,7 @@ class _ClientConnection(FramedProtocol):
     # ---- handshake --------------------------------------------------------------------
     def on_message(self, msg: Any) -> None:
         if self.ready:
-            # Hot path: inline shape check (see framing.is_response).
+            # Hot path: the response shape (framing docstring) checked inline.
             if type(msg) is list and len(msg) == 4 and msg[0] == MSG_RESPONSE and type(msg[1]) is int:
                 fut = self._pending.pop(msg[1], None)
                 if fut is None or fut.done():

@@ -10,7 +10,7 @@ Inputs:
 
 from __future__ import annotations
 
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any, Callable, Iterable, Mapping, Sequence
 
 Applied = Iterable[tuple[str, int, Any]]
 
@@ -96,16 +96,21 @@ def check_liveness(final_logs: Mapping[str, Sequence[Any]], requests: Iterable[s
     return out
 
 
-def check_chosen_unique(accepts: Iterable[tuple[str, int, Any, Any]], n_acceptors: int) -> list[str]:
+def check_chosen_unique(accepts: Iterable[tuple[str, int, Any, Any]],
+                        acceptors: "int | Callable[[int], Sequence[str]]") -> list[str]:
     """Paxos itself: at most one value is chosen per slot, where (slot, ballot, value) is
     chosen once a majority of acceptors durably accepted it. ``accepts`` holds every
     (acceptor, slot, ballot, value) an acceptor ever persisted. Catches a second chosen
-    value even if no learner ever learned it."""
-    quorum = n_acceptors // 2 + 1
+    value even if no learner ever learned it. ``acceptors``: their number (a fixed group),
+    or the group deciding each slot (a reconfigured log: only its members' votes count)."""
+    group_at = acceptors if callable(acceptors) else None
     votes: dict[tuple[int, Any], dict[str, Any]] = {}
     chosen: dict[int, tuple[Any, Any]] = {}
     out: list[str] = []
     for acceptor, slot, ballot, value in accepts:
+        if group_at is not None and acceptor not in group_at(slot):
+            continue
+        quorum = (len(group_at(slot)) if group_at else acceptors) // 2 + 1
         vs = votes.setdefault((slot, ballot), {})
         if acceptor in vs and vs[acceptor] != value:
             out.append(f"chosen: {acceptor} accepted two values at slot {slot} ballot {ballot}")

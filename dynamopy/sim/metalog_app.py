@@ -10,6 +10,8 @@ across snapshots, plus the derived member set. Apply rules, identical on every n
   so each proposed value takes effect at most once.
 - ``{"op": "join", "id": X}`` adds X to the members unless it already is one (an
   invalid change found at apply time is a no-op on every node).
+- ``{"op": "set_group", "group": [ids]}`` changes the metadata group (``group_rule``): it
+  decides slots from ``alpha`` slots after its own on.
 
 ``DurableStore`` is what survives a crash: the synced acceptor state, the app snapshot
 and the applied entries after it. Everything else of a node is lost.
@@ -21,6 +23,38 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from dynamopy.core.paxos import AcceptorState, Snapshot
+from dynamopy.core.paxos.groups import Reconfig
+
+
+def group_rule(initial: tuple[str, ...], alpha: int) -> Reconfig:
+    """The sim app's group changes: a ``set_group`` value with a non-empty list of
+    distinct ids (and, if it names ``from_group``, only while that is the latest group:
+    compare-and-set); the schedule of a snapshot (its whole history) replays them."""
+
+    def group_of(value: Any, latest: tuple[str, ...]):
+        if isinstance(value, dict) and value.get("op") == "set_group":
+            g = value.get("group")
+            frm = value.get("from_group")
+            if frm is not None and tuple(frm) != tuple(latest):
+                return None
+            if isinstance(g, (list, tuple)) and g and len(set(g)) == len(g) \
+                    and all(isinstance(x, str) for x in g):
+                return tuple(g)
+        return None
+
+    def schedule_of(data: Any):
+        pairs = [(0, tuple(initial))]
+        for slot, value in enumerate(data):
+            g = group_of(value, pairs[-1][1])
+            if g is not None:
+                pairs = [p for p in pairs if p[0] < slot + alpha] + [(slot + alpha, g)]
+        return pairs
+
+    def readmits(value: Any):
+        r = value.get("readmit") if isinstance(value, dict) else None
+        return r if isinstance(r, dict) else {}
+
+    return Reconfig(alpha, group_of, schedule_of, readmits)
 
 
 @dataclass
@@ -28,6 +62,7 @@ class DurableStore:
     acceptor: AcceptorState | None = None
     snapshot: Snapshot | None = None
     log: list[Any] = field(default_factory=list)  # values of slots snapshot.slot, +1, ...
+    incarnation: str | None = None  # made up when it starts without acceptor state
 
     @property
     def base(self) -> int:

@@ -7,7 +7,14 @@ timing). A run has two phases:
 1. Safety phase (``steps`` ticks): message loss, duplication, delay and reordering;
    partitions that come and go; node crashes (some striking between "persist synced"
    and "messages sent"); one long outage of a node while the others compact (so it needs
-   a snapshot); a learner that joins late. Clients propose values with unique request
+   a snapshot); a learner that joins late; acceptors whose disk is wiped (``wipes``):
+   each dies right after syncing a vote, loses its whole durable store and comes back
+   empty. The real rule is that it comes back without voting (``MetaLogNode`` with
+   ``persisted=None``); ``unsafe_wipe`` makes it vote with an empty acceptor state
+   instead, the bug the invariants must catch. Changes of the metadata group
+   (``reconfigs``): ``set_group`` entries naming a random group of 1, 3 or 5 of the nodes,
+   each deciding slots from ``alpha`` slots after its own on; the faults above strike while
+   they are in flight, and the oracle counts votes only from each slot's group. Clients propose values with unique request
    ids and retry until they see them committed.
 2. Liveness phase: partitions healed, loss/duplication off, every node up. All nodes
    must reach the same last slot with every request committed within
@@ -34,7 +41,8 @@ from .clock import VirtualClock
 from .invariants import (
     check_agreement, check_at_most_once, check_chosen_unique, check_liveness, check_no_loss, check_prefix,
 )
-from .metalog_app import DurableStore, LogApp
+from .metalog_app import DurableStore, LogApp, group_rule
+from dynamopy.core.paxos.groups import GroupSchedule
 from .network import NetConfig, Network
 
 
@@ -64,6 +72,10 @@ class SimParams:
     election_ticks: int = 10
     heartbeat_ticks: int = 2
     wire: bool = True           # every message goes through encode -> msgpack -> decode
+    wipes: int = 0              # acceptors whose disk is wiped (at most a minority)
+    unsafe_wipe: bool = False   # the bug: a wiped acceptor votes again with an empty state
+    reconfigs: int = 0          # changes of the metadata group during the safety phase
+    alpha: int = 8              # a group change decides slots from this many slots later
 
     def cli_args(self) -> str:
         """Command-line flags that reproduce this run (only non-defaults)."""
@@ -119,6 +131,7 @@ class _SimNode:
         self.down_epoch = 0
         self.flush_pending = False
         self.crash_after_persist = False
+        self.wipe_after_persist = 0  # > 0: wipe at the next synced vote, down this long (ms)
         self.members: frozenset[str] = frozenset()
 
 
@@ -127,6 +140,9 @@ class MetalogSim:
         p = self.p = params
         if not 1 <= p.acceptors <= p.nodes:
             raise ValueError("need 1 <= acceptors <= nodes")
+        if not 0 <= p.wipes <= (p.acceptors - 1) // 2 and not p.unsafe_wipe:
+            raise ValueError("wipes must leave a majority of voting acceptors: "
+                             "0 <= wipes <= (acceptors - 1) // 2 (or --unsafe-wipe)")
         root = random.Random(p.seed)
         self.rng = random.Random(root.getrandbits(64))        # schedule, faults, clients
         self.node_rng = random.Random(root.getrandbits(64))   # seeds of node instances
@@ -138,13 +154,18 @@ class MetalogSim:
         self.joiner = self.ids[-1] if p.late_join and p.nodes > p.acceptors else None
         self.initial_members = tuple(i for i in self.ids if i != self.joiner)
         self.sims = {i: _SimNode(i) for i in self.ids}
+        if p.reconfigs and p.wipes and (p.wipes > 1 or p.nodes < 3) and not p.unsafe_wipe:
+            raise ValueError("with reconfigs, at most one wipe (groups of 3 or 5 then keep a "
+                             "voting majority)")
+        self.reconfig = group_rule(self.acceptors, p.alpha) if p.reconfigs else None
         self.applied: list[tuple[str, int, Any]] = []
         self.accepts: list[tuple[str, int, Any, Any]] = []  # every durable accept, for the Paxos oracle
         self.requests: dict[str, dict] = {}
         self.committed: set[str] = set()
         self.violations: list[str] = []
         self.safety_end_ms = p.steps * p.tick_ms
-        self.stats: dict[str, Any] = {"crashes": 0, "snapshots_installed": 0, "compactions": 0}
+        self.stats: dict[str, Any] = {"crashes": 0, "snapshots_installed": 0, "compactions": 0,
+                                      "wipes": 0}
 
     # -- node lifecycle -------------------------------------------------------------------
 
@@ -152,16 +173,31 @@ class MetalogSim:
         s = self.sims[nid]
         s.incarnation += 1
         s.app = LogApp.restore(self.initial_members, s.store)
-        persisted = s.store.acceptor if nid in self.acceptors else None
+        # A wiped store has no acceptor state: the node comes back without a vote (safe),
+        # unless the run plays the bug of voting again from an empty state.
+        persisted = s.store.acceptor if nid in self.acceptors or self.reconfig else None
+        if persisted is None and nid in self.acceptors and self.p.unsafe_wipe:
+            persisted = AcceptorState()
+        readmit = None
+        if persisted is None and self.reconfig is not None:
+            if s.store.incarnation is None:  # a new incarnation token, kept on its disk
+                s.store.incarnation = f"{nid}.{s.incarnation}"
+                readmit = s.store.incarnation
         s.node = MetaLogNode(
             nid, self.acceptors, random.Random(self.node_rng.getrandbits(64)),
             persisted=persisted, snapshot=s.store.snapshot, log=s.store.entries(),
             election_ticks=self.p.election_ticks, heartbeat_ticks=self.p.heartbeat_ticks,
+            reconfig=self.reconfig, ballot_id=self.ids.index(nid) if self.reconfig else None,
+            incarnation=s.store.incarnation,
         )
         s.members = frozenset(s.app.members)
         s.node.set_learners(s.members)
         s.up, s.flush_pending, s.crash_after_persist = True, False, False
         self.clock.call_later(self.rng.randint(0, self.p.tick_ms - 1), self._tick, nid, s.incarnation)
+        if readmit is not None:
+            # What the cluster does for a replacement: a group change naming its new token.
+            self.clock.call_later(self.rng.randint(1, 3 * self.p.election_ticks) * self.p.tick_ms,
+                                  self._request_readmit, nid, readmit)
 
     def _crash(self, nid: str) -> None:
         s = self.sims[nid]
@@ -176,7 +212,35 @@ class MetalogSim:
         self.stats["crashes"] += 1
         s.up, s.node, s.app = False, None, None  # all volatile state is gone
         s.flush_pending = s.crash_after_persist = False
+        s.wipe_after_persist = 0
         s.down_epoch += 1
+
+    def _decisive(self, nid: str, persist) -> bool:
+        """The adversary's pick for a wipe: this sync holds a vote that, with the votes
+        already durable elsewhere, completes a majority, while some other acceptor has
+        not voted for that value yet (its vote is the one a wipe makes it forget)."""
+        if persist is None:
+            return False
+        quorum = len(self.acceptors) // 2 + 1
+        for slot, ballot, value in persist.accepted:
+            others = {a for a, s2, b, v in self.accepts
+                      if s2 == slot and b == ballot and v == value and a != nid}
+            if len(others) + 1 >= quorum and len(others) + 1 < len(self.acceptors):
+                return True
+        return False
+
+    def _wipe_store(self, s: _SimNode) -> None:
+        self.stats["wipes"] += 1
+        s.store = DurableStore()  # a new empty volume: no acceptor state, no log, no snapshot
+
+    def _wipe(self, nid: str, down_ms: int) -> None:
+        """Wipe ``nid``'s disk at its next Ready that persists a vote, right after the
+        sync (the worst moment: its vote counted), then restart it ``down_ms`` later."""
+        s = self.sims[nid]
+        if not s.up:
+            self._wipe_store(s)  # wiped while down: its pending restart finds an empty disk
+            return
+        s.wipe_after_persist = max(down_ms, 1)
 
     def _restart(self, nid: str, epoch: int) -> None:
         s = self.sims[nid]
@@ -223,8 +287,25 @@ class MetalogSim:
         if rd.snapshot is not None:
             store.snapshot, store.log = rd.snapshot, []
         if rd.persist is not None:
+            if rd.persist.votes_from is not None:
+                self.stats["readmitted"] = self.stats.get("readmitted", 0) + 1
             store.acceptor = (store.acceptor or AcceptorState()).apply(rd.persist)
             self.accepts.extend((nid, slot, b, v) for slot, b, v in rd.persist.accepted)
+        if s.wipe_after_persist and self._decisive(nid, rd.persist):
+            down_ms = s.wipe_after_persist
+            self._kill(s)  # it voted (synced), then its disk is lost
+            self._wipe_store(s)
+            self.clock.call_later(down_ms, self._restart, nid, s.down_epoch)
+            # The worst moment for the others too: the leader that counted that vote dies
+            # with it, so the next leader must rebuild the slot from a new majority.
+            # Its accepts still in flight are lost with it (cut off, then crashed).
+            leaders = self._leaders()
+            if leaders:
+                self.net.partition([leaders])
+                self.clock.call_later(self.p.election_ticks * self.p.tick_ms, self.net.heal)
+            for leader in leaders:
+                self._crash_for(leader, self.rng.randint(1, 3 * self.p.election_ticks) * self.p.tick_ms)
+            return
         if s.crash_after_persist:
             self._kill(s)  # synced, but nothing sent and nothing applied
             return
@@ -282,6 +363,27 @@ class MetalogSim:
         self.requests[rid] = value
         self._submit(rid)
 
+    def _request_group(self, rid: str, group: list[str], compare: bool) -> None:
+        """A group change; with ``compare``, one that names the group it replaces (as the
+        most advanced live node knows it) and changes nothing if another came first."""
+        value = {"rid": rid, "op": "set_group", "group": group}
+        up = [self.sims[i].node for i in self.ids if self.sims[i].up]
+        if compare and up:
+            ahead = max(up, key=lambda n: n.chosen_below)
+            value["from_group"] = list(ahead.schedule()[-1][1])
+        self._request(rid, value)
+
+    def _request_readmit(self, nid: str, token: str) -> None:
+        up = [self.sims[i].node for i in self.ids if self.sims[i].up]
+        group = list(self.acceptors)
+        if up:
+            group = list(max(up, key=lambda n: n.chosen_below).schedule()[-1][1])
+        if nid not in group:
+            group.append(nid)
+        rid = f"readmit-{token}"
+        self._request(rid, {"rid": rid, "op": "set_group", "group": sorted(group),
+                            "readmit": {nid: token}})
+
     def _join(self) -> None:
         self._boot(self.joiner)  # a fresh machine: no state at all, learns everything
         self._request(f"join-{self.joiner}", {"rid": f"join-{self.joiner}", "op": "join", "id": self.joiner})
@@ -302,6 +404,17 @@ class MetalogSim:
         for _ in range(p.crashes):
             t = rng.randint(0, end - 1)
             self.clock.call_at(t, self._crash_some, rng.randint(1, 3 * p.election_ticks) * p.tick_ms)
+        victims = [a for a in self.acceptors if a != self.joiner]
+        rng.shuffle(victims)
+        for nid in victims[: p.wipes]:
+            t = rng.randint(0, end * 3 // 4)
+            self.clock.call_at(t, self._wipe, nid, rng.randint(1, 3 * p.election_ticks) * p.tick_ms)
+        for i in range(p.reconfigs):
+            sizes = (3, 3, 5) if p.wipes else (1, 3, 3, 3, 5)
+            size = rng.choice([s for s in sizes if s <= p.nodes])
+            group = sorted(rng.sample(self.ids, size))
+            self.clock.call_at(rng.randint(0, end - 1), self._request_group, f"g{i}", group,
+                               rng.random() < 0.5)
         for _ in range(p.partitions):
             t = rng.randint(0, end - 1)
             self.clock.call_at(t, self._partition_some)
@@ -347,8 +460,8 @@ class MetalogSim:
         self.net.config = NetConfig(max_delay_ms=self.p.max_delay_ms)
         for nid in self.ids:
             s = self.sims[nid]
-            if s.crash_after_persist:
-                s.crash_after_persist = False  # faults are over
+            if s.crash_after_persist or s.wipe_after_persist:
+                s.crash_after_persist, s.wipe_after_persist = False, 0  # faults are over
             if not s.up:
                 self._boot(nid)
 
@@ -367,6 +480,10 @@ class MetalogSim:
         p = self.p
         converged, converge_ticks = False, None
         try:
+            for nid in (self.ids if self.reconfig else self.acceptors):
+                # The bootstrap's durable marker: a seed's first start records its (empty)
+                # acceptor state before any vote; only that makes it a voter.
+                self.sims[nid].store.acceptor = AcceptorState()
             for nid in self.initial_members:
                 self._boot(nid)
             self._plan()
@@ -382,7 +499,13 @@ class MetalogSim:
         final = {i: list(self.sims[i].app.values) for i in self.ids if self.sims[i].app is not None}
         effective = {i: list(self.sims[i].app.effective) for i in self.ids if self.sims[i].app is not None}
         v = self.violations
-        v += check_chosen_unique(self.accepts, len(self.acceptors))
+        if self.reconfig is not None and final:
+            longest = max(final.values(), key=len)
+            sched = GroupSchedule.from_pairs(self.reconfig.schedule_of(longest), self.p.alpha)
+            v += check_chosen_unique(self.accepts, sched.at)
+            self.stats["group_changes"] = len(sched.changes) - 1
+        else:
+            v += check_chosen_unique(self.accepts, len(self.acceptors))
         v += check_agreement(self.applied)
         v += check_prefix(final)
         v += check_at_most_once(final, effective)

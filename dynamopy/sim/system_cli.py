@@ -39,6 +39,7 @@ HELP = {
     "bound_ms": "liveness bound: operations from heal + this on must succeed",
     "client_timeout_ms": "a client gives up on an operation after this (outcome unknown)",
     "request_timeout_ms": "the nodes' request timeout (--request-timeout-s)",
+    "anti_entropy_interval_ms": "the nodes' anti-entropy interval (--anti-entropy-interval-s; 0: off)",
 }
 
 

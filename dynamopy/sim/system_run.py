@@ -39,7 +39,8 @@ transfer pull that lost its reply is retried after its 10 s timeout): a join sta
 node that adopts the metadata group and has a member propose its ``join`` (the route's
 reachability check is skipped); a leave is proposed through any member and the node is
 stopped once the log says it left; a removal crashes the node for good and proposes
-``remove``. Not modelled: slow disks.
+``remove``. The nodes run anti-entropy every ``anti_entropy_interval_ms``. Not modelled:
+slow disks.
 """
 
 from __future__ import annotations
@@ -96,6 +97,7 @@ class SystemParams:
     bound_ms: int = 4000           # liveness: operations from heal + bound on must succeed
     client_timeout_ms: int = 5000  # a client gives up (UNKNOWN) after this
     request_timeout_ms: int = 1000  # the nodes' --request-timeout-s
+    anti_entropy_interval_ms: int = 2000  # the nodes' --anti-entropy-interval-s (0: off)
 
     def __post_init__(self) -> None:
         unsupported = parse_kinds(self.kinds) - SUPPORTED
@@ -218,7 +220,8 @@ class SystemRun:
         self.finished = False
         self.cluster = SimCluster(self.ids, self.recorder, spares=self.spares, seed=p.seed, n=p.n, r=p.r, w=p.w,
                                   network=FaultyNetwork(self._delay_s, net_rng, lambda: self.faults),
-                                  request_timeout_s=p.request_timeout_ms / 1000)
+                                  request_timeout_s=p.request_timeout_ms / 1000,
+                                  anti_entropy_interval_s=p.anti_entropy_interval_ms / 1000)
 
     # ---- time and the network --------------------------------------------------------
     def now_ms(self) -> int:
@@ -358,7 +361,7 @@ class SystemRun:
 
     # ---- after healing --------------------------------------------------------------------
     def hints_left(self) -> int:
-        return sum(len(node.store.hint_targets()) for node in self.live_nodes())
+        return sum(1 for node in self.live_nodes() for count, _bytes in node.store.hint_stats().values() if count)
 
     def live_nodes(self) -> list[Node]:
         return [self.cluster.nodes[i] for i in self.all_ids

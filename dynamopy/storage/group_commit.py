@@ -144,9 +144,6 @@ class GroupCommitter:
     async def put_meta(self, name: str, value: bytes) -> None:
         await self.submit(meta_put={name: value})
 
-    async def delete_meta(self, name: str) -> None:
-        await self.submit(meta_delete=[name])
-
     async def submit(
         self,
         writes: Iterable[Write] = (),

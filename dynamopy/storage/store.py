@@ -37,15 +37,20 @@ Rules and invariants:
   remain; a lookup then misses only versions the target already superseded.
 * Hint targets are member ids and must not contain ``"\\x00"`` (it ends the target in the key).
 
-Tombstones are kept forever for now. TODO(purge): drop tombstones older than a grace period
-that exceeds the hint window and at least one anti-entropy round (see DESIGN.md "Deletes");
-the purge must also decrement ``key_count``.
+* A *watcher* (``watch``) hears every change to the data records, after its batch was
+  written and under the lock, as ``(token, key, old, new)`` (either ``None`` when absent):
+  anti-entropy keeps its hash trees current on write with it. ``watch`` returns a snapshot
+  scan taken at the instant the watcher was installed, so snapshot + changes = the store.
+
+* ``purge`` deletes a tombstone only while it still is the one named (same version): a newer
+  write stored meanwhile is never purged. When a tombstone may be purged at all is decided by
+  ``core.tombstones`` (anti-entropy runs it); the purge decrements ``key_count``.
 """
 
 from __future__ import annotations
 
 import threading
-from typing import Iterable, Iterator, Mapping, Optional
+from typing import Callable, Iterable, Iterator, Mapping, Optional
 
 import msgpack
 import plyvel
@@ -72,6 +77,9 @@ _LEVELDB_OPTIONS = {"bloom_filter_bits": 10, "write_buffer_size": 16 << 20}
 
 Write = tuple[int, bytes, Record]
 HintAdd = tuple[str, int, bytes, Record]
+# (token, key, old record or None, new record or None): one change to the data records.
+Change = tuple[int, bytes, Optional[Record], Optional[Record]]
+Watcher = Callable[[list[Change]], None]
 
 
 # ---------------------------------------------------------------- encoding and validation
@@ -186,6 +194,8 @@ class Store:
         # threads then iterate a dict that cannot change under them.
         self._hint_stats: dict[str, tuple[int, int]] = {}
         self._hint_seq = 0  # last seq handed out
+        self._watcher: Optional[Watcher] = None
+        self.watch_errors = 0  # watcher calls that raised (the batch stands regardless)
         self._recover()
 
     def _recover(self) -> None:
@@ -293,6 +303,7 @@ class Store:
             # Records decided earlier in this call, by data key; None = absent.
             seen: dict[bytes, Optional[Record]] = {}
             new_keys = 0
+            changes: list[Change] = []
             for token, key, record in writes:
                 dkey = data_key(token, bytes(key))
                 if dkey in seen:
@@ -307,6 +318,7 @@ class Store:
                         new_keys += 1
                     seen[dkey] = record
                     applied.append(True)
+                    changes.append((token, bytes(key), current, record))
                 else:
                     applied.append(False)
 
@@ -377,7 +389,42 @@ class Store:
                     else:
                         stats[target] = (count + d_count, size + d_bytes)
                 self._hint_stats = stats
+            if changes:
+                self._notify(changes)
             return applied
+
+    # -- the watcher
+
+    def watch(self, watcher: Watcher) -> Iterator[tuple[int, bytes, Record]]:
+        """Install ``watcher`` (it replaces any earlier one) and return a scan of every data
+        record as of that instant: the records the watcher will not hear about. (A LevelDB
+        iterator reads the snapshot taken when it is created, here under the lock.)"""
+        with self._lock:
+            if self._db.closed:
+                raise RuntimeError("store is closed")
+            it = self._db.iterator(prefix=DATA_PREFIX)
+            self._watcher = watcher
+        return self._iterate_records(it)
+
+    def unwatch(self) -> None:
+        with self._lock:
+            self._watcher = None
+
+    @staticmethod
+    def _iterate_records(it) -> Iterator[tuple[int, bytes, Record]]:
+        with it:
+            for dkey, raw in it:
+                yield int.from_bytes(dkey[1:5], "big"), dkey[5:], unpack_record(raw)
+
+    def _notify(self, changes: list[Change]) -> None:
+        """Called under the lock after a batch was written."""
+        watcher = self._watcher
+        if watcher is None:
+            return
+        try:
+            watcher(changes)
+        except Exception:  # noqa: BLE001 - the batch is on disk; never fail its callers
+            self.watch_errors += 1
 
     def _indexed(self, ikey: bytes, staged: dict, staged_raw: dict) -> Optional[Record]:
         """The record the hint index entry ``ikey`` points at (staged in this batch or on
@@ -408,8 +455,16 @@ class Store:
                 if self._db.closed:
                     raise RuntimeError("store is closed")
                 keys = []
-                with self._db.iterator(start=cursor, stop=stop, include_value=False) as it:
-                    for dkey in it:
+                changes: list[Change] = []
+                watched = self._watcher is not None
+                with self._db.iterator(start=cursor, stop=stop, include_value=watched) as it:
+                    for item in it:
+                        if watched:
+                            dkey, raw = item
+                            changes.append((int.from_bytes(dkey[1:5], "big"), dkey[5:],
+                                            unpack_record(raw), None))
+                        else:
+                            dkey = item
                         keys.append(dkey)
                         if len(keys) >= chunk:
                             break
@@ -420,9 +475,35 @@ class Store:
                     wb.delete(dkey)
                 wb.write()
                 self._key_count -= len(keys)
+                if changes:
+                    self._notify(changes)
                 total += len(keys)
             # Everything up to and including the last key is gone; resume just after it.
             cursor = keys[-1] + b"\x00"
+
+    def purge(self, items: Iterable[tuple[int, bytes, int]], sync: bool = True) -> int:
+        """Delete the tombstones ``(token, key, version)`` that are still stored as exactly
+        that version; return how many were deleted."""
+        items = list(items)
+        with self._lock:
+            if self._db.closed:
+                raise RuntimeError("store is closed")
+            wb = self._db.write_batch(sync=sync)
+            changes: list[Change] = []
+            for token, key, version in items:
+                dkey = data_key(int(token), bytes(key))
+                raw = self._db.get(dkey)
+                if raw is None:
+                    continue
+                rec = unpack_record(raw)
+                if rec.deleted and rec.version == version:
+                    wb.delete(dkey)
+                    changes.append((int(token), bytes(key), rec, None))
+            wb.write()
+            self._key_count -= len(changes)
+            if changes:
+                self._notify(changes)
+            return len(changes)
 
     # -- hints
 
@@ -453,10 +534,6 @@ class Store:
     def hint_stats(self) -> dict[str, tuple[int, int]]:
         """target -> (count, bytes) of stored hints; bytes = encoded key + value sizes."""
         return dict(self._hint_stats)
-
-    def hint_targets(self) -> list[str]:
-        """Targets that have at least one stored hint, sorted."""
-        return sorted(self._hint_stats)
 
     # -- metadata
 

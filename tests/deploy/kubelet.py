@@ -44,7 +44,7 @@ from typing import Optional
 
 import httpx
 
-from dynamopy.benchlib.cluster import stop_processes
+from dynamopy.launch import stop_processes
 from tests.deploy.tools import one
 
 SHIM = Path(__file__).resolve().parent / "hosts_shim"

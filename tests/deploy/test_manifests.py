@@ -76,7 +76,9 @@ def test_statefulset_membership_wiring(base):
     cm_name = c["envFrom"][0]["configMapRef"]["name"]
     cm = one(base, "ConfigMap", cm_name)
     assert {"DYNAMOPY_N", "DYNAMOPY_R", "DYNAMOPY_W", "DYNAMOPY_HINT_WINDOW_S",
-            "DYNAMOPY_HINT_MAX_BYTES", "DYNAMOPY_TRANSFER_MAX_BYTES_S"} <= set(cm["data"])
+            "DYNAMOPY_HINT_MAX_BYTES", "DYNAMOPY_TRANSFER_MAX_BYTES_S",
+            "DYNAMOPY_ANTI_ENTROPY_INTERVAL_S", "DYNAMOPY_ANTI_ENTROPY_RATE",
+            "DYNAMOPY_TOMBSTONE_GRACE_S"} <= set(cm["data"])
     claims = sts["spec"]["volumeClaimTemplates"]
     assert [v["metadata"]["name"] for v in claims] == ["data"]
     assert {"name": "data", "mountPath": env["DYNAMOPY_DATA_DIR"]["value"]} in c["volumeMounts"]

@@ -17,16 +17,20 @@ import secrets
 import shutil
 import time
 
+import httpx
 import pytest
 
 from dynamopy.client import Client, DynamoError
 from tests.deploy.kubelet import EmulatedStatefulSet
 from tests.deploy.tools import K8S, render
+from tests.integration.cluster import not_yet
 
 pytestmark = pytest.mark.integration
 
 
 def _wait(predicate, what: str, timeout_s: float = 60.0):
+    """Poll until ``predicate()`` is truthy and return it; only "not yet" errors (a pod not
+    answering, a 503) are retried, any other error surfaces at once (see ``not_yet``)."""
     deadline = time.monotonic() + timeout_s
     last = None
     while time.monotonic() < deadline:
@@ -34,7 +38,9 @@ def _wait(predicate, what: str, timeout_s: float = 60.0):
             value = predicate()
             if value:
                 return value
-        except (DynamoError, KeyError, OSError) as e:
+        except (DynamoError, httpx.HTTPError) as e:
+            if not not_yet(e):
+                raise
             last = e
         time.sleep(0.2)
     raise TimeoutError(f"{what} not reached after {timeout_s}s (last error: {last!r})")
@@ -171,17 +177,16 @@ def test_statefulset_scale_down_and_lost_volume(tmp_path):
         mine = _replicated_here(c, "dynamopy-3", written)
         _wait(lambda: all(c3.node_record(k) for k in mine), "hints handed back to dynamopy-3")
 
-        # -- lost volume: the pod comes back as the same member with nothing on disk -------
+        # -- lost volume: the pod comes back by itself as a replacement (issue 14): the old
+        # incarnation is retired, the pod joins again and streams its ranges back ---------
         assert sts.terminate(3) == 0
         shutil.rmtree(sts.data_dir(3))
         sts.start(3)
+        _wait(lambda: ("replace", "dynamopy-3") in [(e["op"], e.get("id")) for e in c.log()],
+              "dynamopy-3 announced itself as a replacement")
         sts.wait_ready([3])
-        assert _members(c)["dynamopy-3"]["state"] == "normal" and c3.node()["keys"] == 0
-        # the repair: remove it, then restart the pod: it joins anew and streams its ranges
-        c.remove("dynamopy-3", force=True)
-        _wait(lambda: "dynamopy-3" not in _members(c), "dynamopy-3 removed")
-        assert sts.terminate(3) == 0
-        _scale_up(sts, token, [3])
+        _wait(lambda: _members(c).get("dynamopy-3", {}).get("state") == "normal"
+              and c.cluster()["change"] is None, "dynamopy-3 back as a normal member")
         mine = _replicated_here(c, "dynamopy-3", written)
         assert mine and all(c3.node_record(k) for k in mine)
         _check_all(sts, token, range(4), written)

@@ -1,48 +1,87 @@
 """A harness that runs real `dynamopy serve` processes on 127.0.0.1 for integration tests.
 
-Every process is started in its own session and stopped by PID (SIGTERM, then SIGKILL);
-every wait is bounded. Ports are taken from a per-run range and checked free before use.
+Processes are started, awaited and stopped by the shared launcher (``dynamopy.launch``): own
+session, stopped by PID (SIGCONT, SIGTERM, then SIGKILL). Every wait is bounded and retries
+only "not yet" answers (``not_yet``). Ports are taken from a per-run range and checked free.
 """
 
 from __future__ import annotations
 
+import concurrent.futures as cf
 import os
 import signal
-import socket
-import subprocess
-import sys
 import time
 from typing import Optional
 
 import httpx
 
 from dynamopy.client import Client, DynamoError
+from dynamopy.launch import Nodes, block_free, log_tail
 
 _next_port = [20000 + (os.getpid() * 37) % 20000]
 
 
-def _free(port: int) -> bool:
-    for p in (port, port + 1000):
-        with socket.socket() as s:
-            try:
-                s.bind(("127.0.0.1", p))
-            except OSError:
-                return False
-    return True
-
-
 def allocate_ports(count: int) -> int:
-    """A base port such that base..base+count-1 and base+1000.. are free."""
+    """A base port such that base..base+count-1 and base+1000.. are free; successive calls
+    move on through a per-run range, so a test never reuses the ports of the one before."""
     while True:
         base = _next_port[0]
         _next_port[0] += count + 3
         if _next_port[0] > 44000:
             _next_port[0] = 20000
-        if all(_free(base + i) for i in range(count)):
+        if block_free(base, count):
             return base
 
 
+def not_yet(e: Exception) -> bool:
+    """Whether ``e`` means "the cluster cannot answer this yet": a transport error (refused,
+    reset, timed out) or a 503, through httpx or the client library."""
+    if isinstance(e, httpx.HTTPStatusError):
+        return e.response.status_code == 503
+    if isinstance(e, httpx.HTTPError):
+        return True
+    return isinstance(e, DynamoError) and e.status in (0, 503)
+
+
+def wait_until(predicate, timeout_s: float = 20.0, what: str = "condition") -> None:
+    """Poll ``predicate`` every 0.1 s until it returns true (see ``LocalCluster.wait_until``);
+    TimeoutError after ``timeout_s``, naming ``what`` and the last "not yet" error."""
+    deadline = time.monotonic() + timeout_s
+    last: Optional[Exception] = None
+    while True:
+        try:
+            if predicate():
+                return
+        except (httpx.HTTPError, DynamoError) as e:
+            if not not_yet(e):
+                raise
+            last = e
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{what} not reached after {timeout_s}s"
+                               + (f" (last error: {last!r})" if last else ""))
+        time.sleep(0.1)
+
+
+PARALLEL = 8  # requests in flight: the nodes serve them concurrently and share their syncs
+
+
+def in_parallel(c, via: int, keys: list[str], fn) -> dict:
+    """``fn(client, key)`` for every key, PARALLEL at a time through node ``via``; the
+    results keyed and ordered as ``keys``."""
+    def run(chunk: list[str]) -> dict:
+        with c.client(via, timeout_s=10) as cl:
+            return {k: fn(cl, k) for k in chunk}
+    out: dict = {}
+    with cf.ThreadPoolExecutor(PARALLEL) as pool:
+        for part in pool.map(run, [keys[i::PARALLEL] for i in range(PARALLEL)]):
+            out.update(part)
+    return {k: out[k] for k in keys}
+
+
 class LocalCluster:
+    """``nodes`` seed nodes (n1..) with quorums n/r/w started with the shared launcher
+    (``dynamopy.launch``); up to 4 more nodes can join (``add_node``)."""
+
     def __init__(self, root: str, nodes: int = 3, *, n: int = 3, r: int = 2, w: int = 2,
                  extra: Optional[list[str]] = None, secret: str = "test-secret"):
         self.root = root
@@ -50,17 +89,20 @@ class LocalCluster:
         self.base = allocate_ports(nodes + 4)
         self.n, self.r, self.w = n, r, w
         self.extra = list(extra or [])
-        self.secret = secret
-        self.procs: dict[int, subprocess.Popen] = {}
+        self.secret = secret  # read at each start: a test may change it (an impostor)
+        self.launch = Nodes(root, self.base, scheme=self.scheme, verify=self.verify)
+        self.procs = self.launch.procs  # index -> Popen of every node started
         self.joins_through = 0  # nodes beyond the seeds join through this one
-        self.logs: dict[int, object] = {}
+
+    scheme = "http"
+    verify = True
 
     # ---- addresses ------------------------------------------------------------------
     def url(self, i: int) -> str:
-        return f"http://127.0.0.1:{self.base + i}"
+        return self.launch.url(i)
 
     def node_id(self, i: int) -> str:
-        return f"n{i + 1}"
+        return self.launch.node_id(i)
 
     def client(self, i: int = 0, **kw) -> Client:
         return Client(self.url(i), **kw)
@@ -69,65 +111,41 @@ class LocalCluster:
         return ",".join(self.url(i) for i in range(self.size))
 
     # ---- processes ------------------------------------------------------------------
-    def command(self, i: int, extra: Optional[list[str]] = None) -> list[str]:
+    def args(self, i: int, extra: Optional[list[str]] = None) -> list[str]:
+        """The serve flags of node ``i`` after its address and data dir."""
         membership = (["--seeds", self.seeds()] if i < self.size
                       else ["--join", self.url(self.joins_through)])
-        return [sys.executable, "-m", "dynamopy", "serve", "--node-id", self.node_id(i),
-                "--host", "127.0.0.1", "--port", str(self.base + i),
-                "--peer-port", str(self.base + 1000 + i),
-                "--data-dir", os.path.join(self.root, self.node_id(i)),
-                *membership, "--n", str(self.n), "--r", str(self.r),
-                "--w", str(self.w), *self.extra, *(extra or [])]
+        return [*membership, "--n", str(self.n), "--r", str(self.r), "--w", str(self.w),
+                *self.extra, *(extra or [])]
 
     def start_node(self, i: int, extra: Optional[list[str]] = None,
                    env: Optional[dict] = None) -> None:
         """Start node ``i``; ``env`` adds environment variables (e.g. libfaketime's
         LD_PRELOAD, which keeps the node itself the process we stop by PID)."""
-        assert i not in self.procs or self.procs[i].poll() is not None, f"node {i} running"
-        log = open(os.path.join(self.root, f"{self.node_id(i)}.log"), "ab")
-        env = {**os.environ, "DYNAMOPY_CLUSTER_SECRET": self.secret, **(env or {})}
-        self.procs[i] = subprocess.Popen(self.command(i, extra), stdout=log,
-                                         stderr=subprocess.STDOUT, env=env,
-                                         start_new_session=True)
-        self.logs[i] = log
+        self.launch.start(i, self.args(i, extra),
+                          {"DYNAMOPY_CLUSTER_SECRET": self.secret, **(env or {})})
 
     def start(self, timeout_s: float = 30.0) -> "LocalCluster":
-        os.makedirs(self.root, exist_ok=True)
-        for i in range(self.size):
-            self.start_node(i)
-        self.wait_ready(range(self.size), timeout_s)
+        """Start the seed nodes and wait until they are ready; if they are not, stop every
+        node started (whatever fixture called this)."""
+        try:
+            for i in range(self.size):
+                self.start_node(i)
+            self.wait_ready(range(self.size), timeout_s)
+        except BaseException:
+            self.stop()
+            raise
         return self
 
     def wait_ready(self, nodes, timeout_s: float = 30.0) -> None:
-        deadline = time.monotonic() + timeout_s
-        pending = set(nodes)
-        while pending:
-            for i in list(pending):
-                p = self.procs[i]
-                if p.poll() is not None:
-                    raise RuntimeError(f"node {i} exited with {p.returncode}:\n{self.log_tail(i)}")
-                try:
-                    if httpx.get(self.url(i) + "/ready", timeout=1.0).status_code == 200:
-                        pending.discard(i)
-                except httpx.HTTPError:
-                    pass
-            if pending and time.monotonic() > deadline:
-                raise TimeoutError(f"nodes {sorted(pending)} not ready after {timeout_s}s:\n"
-                                   + "\n".join(self.log_tail(i) for i in pending))
-            time.sleep(0.1)
+        self.launch.wait_ready(nodes, timeout_s)
 
     def wait_until(self, predicate, timeout_s: float = 20.0, what: str = "condition") -> None:
-        """Poll ``predicate`` until true; errors reaching a node count as 'not yet'."""
-        deadline = time.monotonic() + timeout_s
-        while True:
-            try:
-                if predicate():
-                    return
-            except (httpx.HTTPError, DynamoError, KeyError, TypeError):
-                pass
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"{what} not reached after {timeout_s}s")
-            time.sleep(0.1)
+        """Poll ``predicate`` until true. Only "not yet" answers are retried: a node that
+        cannot be reached (connection error, timeout) or answers 503 (not ready, no quorum).
+        Any other error (a KeyError or TypeError of a broken predicate, a 4xx) surfaces at
+        once instead of looking like a timeout."""
+        wait_until(predicate, timeout_s, what)
 
     def add_node(self, extra: Optional[list[str]] = None, through: int = 0) -> int:
         """Start one more node (index = next free) that joins through node ``through``."""
@@ -142,52 +160,37 @@ class LocalCluster:
             return c.cluster()
 
     def kill(self, i: int, sig: int = signal.SIGKILL) -> None:
-        p = self.procs[i]
-        os.kill(p.pid, sig)
-        if sig in (signal.SIGKILL, signal.SIGTERM):
-            p.wait(timeout=15)
+        """Send ``sig`` to node i; for SIGKILL/SIGTERM also wait for it to exit."""
+        self.launch.signal(i, sig)
 
     def pause(self, i: int) -> None:
-        os.kill(self.procs[i].pid, signal.SIGSTOP)
+        self.launch.signal(i, signal.SIGSTOP)
 
     def resume(self, i: int) -> None:
-        os.kill(self.procs[i].pid, signal.SIGCONT)
+        self.launch.signal(i, signal.SIGCONT)
 
     def restart(self, i: int, timeout_s: float = 30.0) -> None:
-        if self.procs[i].poll() is None:
+        if self.launch.running(i):
             self.kill(i, signal.SIGTERM)
         self.start_node(i)
         self.wait_ready([i], timeout_s)
 
     def stop(self) -> None:
-        for p in self.procs.values():
-            if p.poll() is None:
-                try:
-                    os.kill(p.pid, signal.SIGCONT)
-                    os.kill(p.pid, signal.SIGTERM)
-                except ProcessLookupError:
-                    pass
-        for p in self.procs.values():
-            try:
-                p.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                os.kill(p.pid, signal.SIGKILL)
-                p.wait(timeout=10)
-        for f in self.logs.values():
-            f.close()
+        self.launch.stop()
 
     def log_tail(self, i: int, lines: int = 30) -> str:
-        path = os.path.join(self.root, f"{self.node_id(i)}.log")
-        try:
-            with open(path, "rb") as f:
-                return f"--- {path}\n" + b"\n".join(f.read().splitlines()[-lines:]).decode(errors="replace")
-        except OSError:
-            return ""
+        path = self.launch.log_path(i)
+        return f"--- {path}\n" + log_tail(path, lines)
 
     # ---- inspection -----------------------------------------------------------------
     def local_record(self, i: int, key: str) -> Optional[dict]:
         with self.client(i, timeout_s=3.0) as c:
             return c.node_record(key)
+
+    def local_version(self, i: int, key: str) -> Optional[int]:
+        """The version node i holds for ``key`` (None if it holds no record)."""
+        record = self.local_record(i, key)
+        return None if record is None else record["version"]
 
     def node_view(self, i: int) -> dict:
         with self.client(i, timeout_s=3.0) as c:

@@ -22,6 +22,7 @@ def make_cluster(tmp_path):
 def shared_cluster(tmp_path_factory):
     """One 3-node cluster shared by read-mostly tests of a module."""
     c = LocalCluster(str(tmp_path_factory.mktemp("shared")), 3)
-    c.start()
-    yield c
-    c.stop()
+    try:  # a cluster that fails to start is stopped too
+        yield c.start()
+    finally:
+        c.stop()

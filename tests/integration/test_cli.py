@@ -55,7 +55,9 @@ def test_put_get_delete_ring_status(shared_cluster, tmp_path):
     assert len(missing.stderr.decode().strip().splitlines()) == 1
     ring = cli("ring", url=url).stdout.decode()
     assert "n1" in ring and "n3" in ring and "33.3" in ring
-    assert '"epoch"' in cli("status", url=url).stdout.decode()
+    assert "metadata group: n1 n2 n3" in ring and ring.count(" metadata ") == 3
+    status = json.loads(cli("status", url=url).stdout)
+    assert "epoch" in json.dumps(status) and status["cluster"]["metadata_group"] == ["n1", "n2", "n3"]
     bad = cli("get", "x", "--r", "9", url=url, check=False)
     assert bad.returncode != 0 and b"400 bad_request" in bad.stderr
     down = cli("get", "x", url="http://127.0.0.1:1", check=False)
@@ -69,9 +71,9 @@ def test_cluster_up_starts_stops_and_restarts_with_its_data(tmp_path):
     data = str(tmp_path / "data")
     cmd = [*dynamopy_cmd(), "cluster", "up", "--base-port", str(base), "--data-dir", data]
 
-    def up() -> subprocess.Popen:
+    def up(env=None) -> subprocess.Popen:
         p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                             start_new_session=True)
+                             start_new_session=True, env=env)
         deadline = time.monotonic() + 60
         lines = []
         while time.monotonic() < deadline:
@@ -120,9 +122,18 @@ def test_cluster_up_starts_stops_and_restarts_with_its_data(tmp_path):
         assert f"(pid {p.pid})" in locked.stderr.decode()
     finally:
         down(p)
-    p, _ = up()
+    # Restarted with DYNAMOPY_API_TOKEN set (the nodes inherit it): it still prints its table
+    # (it used to die on a 401 from its own cluster), and the examples it prints carry the
+    # token by the variable's name, never the secret itself.
+    env = {**os.environ, "DYNAMOPY_API_TOKEN": "restart-secret"}
+    p, table = up(env)
     try:
-        with Client(f"http://127.0.0.1:{base + 2}") as c:
+        tries = [line.strip() for line in table.splitlines() if line.startswith("  curl")]
+        assert len(tries) == 4 and "restart-secret" not in table
+        assert all('Bearer $DYNAMOPY_API_TOKEN' in t for t in tries)
+        read = subprocess.run(["bash", "-c", tries[2]], capture_output=True, timeout=30, env=env)
+        assert read.stdout == b"hello"
+        with Client(f"http://127.0.0.1:{base + 2}", token="restart-secret") as c:
             item = c.get("survives", r=3)
             assert item.value == b"restart" and item.version == version
     finally:

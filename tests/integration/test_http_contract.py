@@ -12,7 +12,7 @@ import time
 import pytest
 
 from dynamopy.config import MAX_VALUE_BYTES_LIMIT
-from tests.integration.cluster import allocate_ports
+from tests.integration.cluster import LocalCluster, allocate_ports
 
 pytestmark = pytest.mark.integration
 
@@ -166,9 +166,19 @@ def test_head_options_and_405_list_every_method(port):
 
 # ---- issue 21 item 4: the bearer scheme is case-insensitive -------------------------------
 
-def test_bearer_scheme_is_case_insensitive(make_cluster):
-    c = make_cluster(1, n=1, r=1, w=1, extra=["--api-token", "s3cret-token"])
-    port = c.base
+@pytest.fixture(scope="module")
+def token_node(tmp_path_factory):
+    """One node guarded by --api-token, shared by the tests of this module that need one."""
+    c = LocalCluster(str(tmp_path_factory.mktemp("token")), 1, n=1, r=1, w=1,
+                     extra=["--api-token", "s3cret-token"])
+    try:
+        yield c.start()
+    finally:
+        c.stop()
+
+
+def test_bearer_scheme_is_case_insensitive(token_node):
+    port = token_node.base
     for value in ("Bearer s3cret-token", "bearer s3cret-token", "BEARER s3cret-token",
                   "bEaReR   s3cret-token"):
         status, _, body = request(port, "PUT", "/kv/auth", b"v", {"Authorization": value})
@@ -223,12 +233,12 @@ def test_a_value_at_the_limit_is_stored_on_every_replica_and_read_back(make_clus
 
 # ---- issue 15 item 9: /docs works with no network ---------------------------------------
 
-def test_docs_and_every_asset_they_reference_are_served_by_the_node(make_cluster):
+def test_docs_and_every_asset_they_reference_are_served_by_the_node(token_node):
     """Every script, stylesheet, icon and the OpenAPI document the Swagger UI page loads
     comes from the node itself (no CDN), and loads without the API token."""
     import re
 
-    c = make_cluster(1, n=1, r=1, w=1, extra=["--api-token", "s3cret-token"])
+    c = token_node
     status, headers, page = request(c.base, "GET", "/docs")
     assert status == 200 and headers["content-type"].startswith("text/html")
     html = page.decode()

@@ -2,54 +2,37 @@
 never starts streaming is abandoned after --join-timeout-s instead of blocking every other
 ring change."""
 
-import os
 import signal
-import subprocess
-import sys
-import time
 
 import httpx
 import pytest
 
+from dynamopy.launch import Nodes
 from tests.integration.cluster import allocate_ports
 
 pytestmark = pytest.mark.integration
 
 
 class LoneNode:
-    """A `dynamopy serve` of its own (no --seeds/--join): it answers the peer handshake with
-    ``secret`` as ``node_id`` but follows no other cluster's log."""
+    """A `dynamopy serve` of its own (no --seeds/--join), started with the shared launcher: it
+    answers the peer handshake with ``secret`` as ``node_id`` but follows no other cluster's
+    log."""
 
     def __init__(self, root, node_id: str, secret: str):
         self.port = allocate_ports(1)
         self.node_id = node_id
-        self.log = open(os.path.join(root, f"{node_id}.log"), "ab")
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "dynamopy", "serve", "--node-id", node_id,
-             "--port", str(self.port), "--peer-port", str(self.port + 1000),
-             "--data-dir", os.path.join(root, node_id)],
-            stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True,
-            env={**os.environ, "DYNAMOPY_CLUSTER_SECRET": secret})
-        deadline = time.monotonic() + 30
-        while True:
-            assert self.proc.poll() is None, "the lone node exited"
-            try:
-                if httpx.get(f"http://127.0.0.1:{self.port}/ready", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            assert time.monotonic() < deadline, "the lone node did not become ready"
-            time.sleep(0.1)
+        k = int(node_id[1:]) - 1   # the launcher names node k "n{k+1}" and puts it on base + k
+        self.launch = Nodes(root, self.port - k, env={"DYNAMOPY_CLUSTER_SECRET": secret})
+        self.launch.start(k)
+        self.launch.wait_ready([k], timeout_s=30)
 
     def identity(self) -> dict:
         return {"id": self.node_id, "url": f"http://127.0.0.1:{self.port}",
                 "peer": f"127.0.0.1:{self.port + 1000}"}
 
     def kill(self) -> None:
-        if self.proc.poll() is None:
-            os.kill(self.proc.pid, signal.SIGKILL)
-        self.proc.wait(timeout=15)
-        self.log.close()
+        for k in self.launch.procs:
+            self.launch.signal(k, signal.SIGKILL)
 
 
 @pytest.fixture
@@ -95,7 +78,9 @@ def test_a_join_that_never_starts_streaming_is_abandoned(make_cluster, lone_node
     resp = http.post("/cluster/members", json=joiner.identity())
     assert resp.status_code == 202, resp.text
     joiner.kill()
-    c.wait_until(lambda: http.get("/cluster").json()["change"] is None, timeout_s=30,
+    # raise_for_status: a 503 (not ready) is "not yet", not a KeyError on its error body
+    c.wait_until(lambda: http.get("/cluster").raise_for_status().json()["change"] is None,
+                 timeout_s=30,
                  what="the join abandoned")
     entries = http.get("/cluster/log").json()["entries"]
     last = entries[-1]

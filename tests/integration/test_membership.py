@@ -7,6 +7,7 @@ import httpx
 import pytest
 
 from dynamopy.client import DynamoError
+from tests.integration.cluster import in_parallel
 
 pytestmark = pytest.mark.integration
 
@@ -41,11 +42,14 @@ class Writer(threading.Thread):
 
 
 def preload(c, count: int, prefix: str = "k") -> dict[str, int]:
-    out = {}
-    with c.client(0) as cl:
-        for i in range(count):
-            out[f"{prefix}{i}"] = cl.put(f"{prefix}{i}", f"v{i}".encode())["version"]
-    return out
+    """``count`` keys written through n1 (value ``v<i>``); key -> acknowledged version."""
+    return in_parallel(c, 0, [f"{prefix}{i}" for i in range(count)],
+                       lambda cl, k: cl.put(k, f"v{k[len(prefix):]}".encode())["version"])
+
+
+def local_records(c, i: int, keys: list[str]) -> dict:
+    """key -> the record node ``i`` holds itself (None if none), asked PARALLEL at a time."""
+    return in_parallel(c, i, keys, lambda cl, k: cl.node_record(k))
 
 
 def state_of(c, observer: int, member: str):
@@ -56,10 +60,10 @@ def state_of(c, observer: int, member: str):
 
 
 def assert_all_readable(c, acked: dict[str, int], via: int, rs=(2, 3)):
-    with c.client(via, timeout_s=10) as cl:
-        for r in rs:
-            missing = [k for k, v in acked.items() if cl.get(k, r=r).version < v]
-            assert not missing, f"R={r}: {len(missing)} acknowledged writes lost, e.g. {missing[:5]}"
+    for r in rs:
+        got = in_parallel(c, via, list(acked), lambda cl, k: cl.get(k, r=r).version)
+        missing = [k for k, v in acked.items() if got[k] < v]
+        assert not missing, f"R={r}: {len(missing)} acknowledged writes lost, e.g. {missing[:5]}"
 
 
 def test_join_while_writing_moves_a_quarter_and_loses_nothing(make_cluster):
@@ -84,8 +88,7 @@ def test_join_while_writing_moves_a_quarter_and_loses_nothing(make_cluster):
     with c.client(0) as cl:
         mine = [k for k in list(acked)[:400] if "n4" in cl.preference_list(k)]
     assert len(mine) > 50
-    for k in mine:
-        rec = c.local_record(n4, k)
+    for k, rec in local_records(c, n4, mine).items():
         assert rec is not None and rec["version"] == acked[k]
     # and the old owners dropped what they no longer replicate: once writes still in flight
     # and hints land, every key has exactly 3 copies
@@ -171,7 +174,7 @@ def test_killed_joiner_resumes_its_transfer(make_cluster):
     assert_all_readable(c, acked, via=n4)
     with c.client(0) as cl:
         mine = [k for k in acked if "n4" in cl.preference_list(k)][:200]
-    assert all(c.local_record(n4, k)["version"] == acked[k] for k in mine)
+    assert all(rec["version"] == acked[k] for k, rec in local_records(c, n4, mine).items())
 
 
 def test_bad_membership_changes_leave_the_log_unchanged(make_cluster):
@@ -241,5 +244,6 @@ def test_joiner_pulls_each_range_from_every_old_replica(make_cluster):
     with c.client(0) as cl:
         gained = [k for k in acked if "n4" in cl.preference_list(k)]
     assert len(gained) > 20
-    missing = [k for k in gained if (c.local_record(n4, k) or {}).get("version") != acked[k]]
+    missing = [k for k, rec in local_records(c, n4, gained).items()
+               if (rec or {}).get("version") != acked[k]]
     assert not missing, f"{len(missing)} of {len(gained)} gained keys missing on n4: {missing[:5]}"

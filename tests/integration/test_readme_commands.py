@@ -39,7 +39,11 @@ def dynamopy_commands() -> dict[str, set[str]]:
 
 
 def answers_help(cmd: list[str]) -> str:
-    out = subprocess.run([*cmd, "--help"], capture_output=True, timeout=60, text=True)
+    # Plugin autoload off: `python -m pytest --help` then answers in well under a second
+    # instead of importing every installed plugin (schemathesis, hypothesis) first; no other
+    # command reads the variable.
+    env = {**os.environ, "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1"}
+    out = subprocess.run([*cmd, "--help"], capture_output=True, timeout=60, text=True, env=env)
     assert out.returncode == 0 and "usage" in out.stdout.lower(), (cmd, out.stderr[-2000:])
     return out.stdout
 

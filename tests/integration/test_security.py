@@ -159,9 +159,9 @@ def test_unauthenticated_big_frames_cannot_exhaust_memory(sec_cluster):
 
     peak = baseline
     writes = 0
-    deadline = time.monotonic() + 4.0
+    deadline = time.monotonic() + 4.0   # the attack's length: at least 4 s and 3 W=3 rounds
     with Attack(tasks):
-        while time.monotonic() < deadline:
+        while time.monotonic() < deadline or writes < 3:
             quorum_round(c, f"mem-{writes}", coordinators=(writes % 3,))
             writes += 1
             peak = max(peak, rss_bytes(pid))
@@ -171,7 +171,6 @@ def test_unauthenticated_big_frames_cannot_exhaust_memory(sec_cluster):
           f"(+{(peak - baseline) / 2**20:.1f} MiB); {writes} W=3 rounds during the attack")
     assert peak - baseline <= RSS_BOUND_BYTES, (
         f"RSS grew by {(peak - baseline) / 2**20:.1f} MiB under the attack")
-    assert writes >= 3
     assert c.procs[0].poll() is None
     # The limits did the work (not luck): oversized pre-handshake frames and the cap fired.
     assert metric(c, 0, "dynamopy_peer_rejected_total", reason="preauth_bad_frame") > 0

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import asyncio
 import os
+import ssl
 import subprocess
 import sys
-import time
 
 import httpx
 import pytest
@@ -30,36 +30,21 @@ class TLSCluster(LocalCluster):
     """LocalCluster whose nodes serve HTTPS and peer mutual TLS; node i's certificate names
     its member id (n1, n2, ...) and 127.0.0.1."""
 
-    def __init__(self, root: str, ca: CA, nodes: int = 3):
-        super().__init__(root, nodes, secret=SECRET)
-        self.ca = ca
-        self.certs = {i: ca.issue(self.node_id(i), [self.node_id(i)]) for i in range(nodes + 4)}
+    scheme = "https"
 
-    def url(self, i: int) -> str:
-        return f"https://127.0.0.1:{self.base + i}"
+    def __init__(self, root: str, ca: CA, nodes: int = 3):
+        self.ca = ca
+        self.verify = ssl.create_default_context(cafile=str(ca.cert_path))
+        super().__init__(root, nodes, secret=SECRET)
+        self.certs = {i: ca.issue(self.node_id(i), [self.node_id(i)]) for i in range(nodes + 4)}
 
     def client(self, i: int = 0, **kw) -> Client:
         return Client(self.url(i), ca=str(self.ca.cert_path), **kw)
 
-    def command(self, i, extra=None):
+    def args(self, i, extra=None):
         cert, key = self.certs[i]
-        return super().command(i, extra) + ["--tls-cert", cert, "--tls-key", key,
-                                            "--tls-ca", str(self.ca.cert_path)]
-
-    def wait_ready(self, nodes, timeout_s: float = 30.0) -> None:
-        deadline = time.monotonic() + timeout_s
-        pending = set(nodes)
-        while pending:
-            for i in list(pending):
-                if self.procs[i].poll() is not None:
-                    raise RuntimeError(f"node {i} exited:\n{self.log_tail(i)}")
-                with self.client(i, timeout_s=1.0) as c:
-                    if c.ready():
-                        pending.discard(i)
-            if pending and time.monotonic() > deadline:
-                raise TimeoutError(f"{sorted(pending)} not ready:\n"
-                                   + "\n".join(self.log_tail(i) for i in pending))
-            time.sleep(0.1)
+        return super().args(i, extra) + ["--tls-cert", cert, "--tls-key", key,
+                                          "--tls-ca", str(self.ca.cert_path)]
 
 
 @pytest.fixture(scope="module")
@@ -161,10 +146,11 @@ def test_peer_port_drops_a_tls_handshake_that_never_comes(tls):
     """A client that connects and sends nothing is cut off after the handshake timeout
     (5 s), not asyncio's 60 s TLS default."""
     import socket
+    # The socket's 30 s timeout is the event that tells the two apart: a node still waiting
+    # at 30 s makes recv raise socket.timeout and the test fail.
     with socket.create_connection(("127.0.0.1", tls.base + 1000), timeout=30) as s:
-        start = time.monotonic()
         try:
             data = s.recv(1)
         except ConnectionResetError:
             data = b""
-        assert data == b"" and time.monotonic() - start < 30
+        assert data == b""

@@ -7,7 +7,8 @@ import sys
 
 import pytest
 
-from dynamopy.cli.cluster_up import StartError, check_ports, owns_port, prepare_data_dir
+from dynamopy.cli.cluster_up import StartError, check_ports, prepare_data_dir
+from dynamopy.launch import owns_port
 
 
 @pytest.mark.skipif(not os.path.exists("/proc/net/tcp"), reason="needs Linux /proc")

@@ -6,7 +6,6 @@ import types
 
 from dynamopy.node.clock import SystemClock
 from dynamopy.core.membership import ClusterState, Settings, bootstrap_entry
-from dynamopy.node import defaults_change
 from dynamopy.node.defaults_change import DefaultsChange
 from dynamopy.peer import PeerUnavailable
 
@@ -26,9 +25,26 @@ def test_the_drained_epoch_is_the_oldest_request_still_running():
     assert dc.drained_epoch() == 2 and dc._inflight == {}
 
 
+ROUNDS = 30
+
+
+class CountingClock(SystemClock):
+    """The node clock for the loop under test, counting its polls: the test runs the leader's
+    loop a number of rounds, not a stretch of wall-clock time."""
+
+    def __init__(self) -> None:
+        self.polls = 0
+        self.done = asyncio.Event()
+
+    async def sleep(self, seconds: float) -> None:
+        self.polls += 1
+        if self.polls > ROUNDS:
+            self.done.set()
+        await asyncio.sleep(0)
+
+
 def run_leader(monkeypatch, drained: dict) -> list:
-    """Run the leader's loop a few rounds; ``drained`` maps member -> reply (or None: down)."""
-    monkeypatch.setattr(defaults_change, "POLL_S", 0.01)
+    """Run the leader's loop ROUNDS rounds; ``drained`` maps member -> reply (or None: down)."""
     proposed = []
 
     async def main():
@@ -45,10 +61,11 @@ def run_leader(monkeypatch, drained: dict) -> list:
             node.state = node.state.apply(entry)
             return node.state.epoch
 
-        dc = DefaultsChange(me="n1", state=lambda: node.state, clock=SystemClock(),
+        clock = CountingClock()
+        dc = DefaultsChange(me="n1", state=lambda: node.state, clock=clock,
                             call_peer=call_peer, is_leader=lambda: True, propose=propose)
         task = asyncio.ensure_future(dc.run())
-        await asyncio.sleep(0.3)
+        await asyncio.wait_for(clock.done.wait(), 10)
         task.cancel()
 
     asyncio.run(main())

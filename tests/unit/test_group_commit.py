@@ -139,9 +139,9 @@ def test_hints_meta_and_delete_range_through_committer(tmp_path):
                 await gc.delete_hints(hkey)  # one bytes value, not a list
             # Delete then put of one name queued into the same batch: the put (last) wins.
             await asyncio.gather(gc.put_meta("x", b"1"))
-            await asyncio.gather(gc.delete_meta("x"), gc.put_meta("x", b"2"))
+            await asyncio.gather(gc.submit(meta_delete=["x"]), gc.put_meta("x", b"2"))
             assert store.meta_get("x") == b"2"
-            await asyncio.gather(gc.put_meta("x", b"3"), gc.delete_meta("x"))
+            await asyncio.gather(gc.put_meta("x", b"3"), gc.submit(meta_delete=["x"]))
             assert store.meta_get("x") is None
             # Bad input fails its caller only, never the shared batch.
             bad = gc.write(2**32, b"k", rec(1))

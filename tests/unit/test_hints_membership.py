@@ -36,7 +36,7 @@ def transfer_manager(node) -> TransferManager:
         note_epoch=lambda *a: node.note_epoch(*a), observe_version=lambda v: None,
         propose=lambda entry: node.propose(entry), hints=_Via(node, "hints"),
         spawn=lambda coro: node.spawn(coro), max_bytes_s=1 << 30,
-        stopping=lambda: node.stopping)
+        stopping=lambda: node.stopping, handoff=_Via(node, "anti_entropy"))
 
 
 SEEDS = [{"id": f"n{i}", "url": f"u{i}", "peer": f"p{i}"} for i in (1, 2, 3)]

@@ -377,3 +377,50 @@ def test_entries_without_a_request_id_leave_the_recent_ids_alone():
 def test_leave_starts_a_change_at_its_own_epoch():
     s = _with_n4().apply({"op": "leave", "id": "n4"})
     assert s.change == ("leave", "n4") and s.change_epoch == s.epoch
+
+
+# -- replacement of a member that lost its data directory --------------------------------
+
+
+def _four(**kw) -> ClusterState:
+    s = boot(**kw).apply({"op": "join", "id": "n4", "url": "http://h:8004", "peer": "h:9004"})
+    return s.apply({"op": "finish_join", "id": "n4", "change_epoch": s.change_epoch})
+
+
+def test_replace_retires_the_old_incarnation_like_a_removal_and_its_vote():
+    s = _four()
+    r = s.apply({"op": "replace", "id": "n3", "at_ms": 1000})
+    assert r.change == ("remove", "n3") and r.members["n3"].state == "leaving"
+    assert "n3" not in r.pending_ring.members and r.gainers()
+    assert r.retired == ("n3",) and r.voters() == ("n1", "n2")
+    assert r.acceptors == ("n1", "n2", "n3")  # ballots index this tuple: it stays
+    done = r.apply({"op": "finish_leave", "id": "n3", "change_epoch": r.change_epoch})
+    assert "n3" not in done.members and done.retired == ("n3",)
+    # ...and the node joins again as a new member, still without a vote.
+    back = done.apply({"op": "join", "id": "n3", "url": "http://h:8003", "peer": "h:9003"})
+    assert back.members["n3"].state == "joining" and back.retired == ("n3",)
+    assert ClusterState.from_dict(back.to_dict()) == back
+
+
+def test_plain_leave_or_remove_of_a_seed_is_still_refused_but_replace_is_not():
+    s = _four()
+    for op in ("leave", "remove"):
+        with pytest.raises(InvalidEntry, match="seed"):
+            validate(s, {"op": op, "id": "n3"})
+    validate(s, {"op": "replace", "id": "n3"})
+
+
+def test_replace_that_would_leave_fewer_than_n_members_is_refused_with_a_hint():
+    with pytest.raises(InvalidEntry) as e:
+        validate(boot(), {"op": "replace", "id": "n3"})
+    assert e.value.status == 409 and "add a member first" in e.value.detail
+
+
+def test_replace_of_a_second_acceptor_that_would_leave_no_voting_majority_is_refused():
+    s = _four(n=2, r=1, w=1).apply({"op": "replace", "id": "n3", "at_ms": 1})
+    s = s.apply({"op": "finish_leave", "id": "n3", "change_epoch": s.change_epoch})
+    with pytest.raises(InvalidEntry, match="fewer than a majority"):
+        validate(s, {"op": "replace", "id": "n2"})
+    with pytest.raises(InvalidEntry) as e:
+        validate(s, {"op": "replace", "id": "n9"})
+    assert e.value.status == 404

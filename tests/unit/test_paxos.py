@@ -4,6 +4,7 @@ schedules."""
 
 from __future__ import annotations
 
+import os
 import random
 from collections import deque
 
@@ -13,11 +14,14 @@ from hypothesis import strategies as st
 
 from dynamopy.core.paxos import (
     NOOP, Accept, Accepted, Acceptor, AcceptorState, Ballot, MetaLogNode, Nack,
-    Promise, Role, Snapshot, finish_ready,
+    Prepare, Promise, Role, Snapshot, finish_ready,
 )
 from dynamopy.sim.invariants import check_chosen_unique
 
 B1, B2, B3 = Ballot(1, 0), Ballot(1, 1), Ballot(2, 0)
+# Seeded schedules in test_no_two_values_chosen_seeded_schedules; mutation testing
+# (dynamopy.benchlib.mutation) runs fewer per mutant.
+SCHEDULES = int(os.environ.get("DYNAMOPY_PAXOS_SCHEDULES", "1500"))
 
 
 # -- acceptor rules ---------------------------------------------------------------------
@@ -297,7 +301,7 @@ def test_phase1_adopts_the_highest_ballot_value():
 
 
 def test_ready_contract_misuse_raises():
-    n = MetaLogNode("a", ("a",), random.Random(0))
+    n = MetaLogNode("a", ("a",), random.Random(0), persisted=AcceptorState())
     rd = n.ready()
     with pytest.raises(RuntimeError):
         n.ready()
@@ -313,7 +317,7 @@ def test_ready_contract_misuse_raises():
 def test_own_vote_is_in_the_same_ready_as_the_commit():
     """A single acceptor chooses with its own vote: the accept to persist and the
     committed entry come out together, so the caller syncs before applying."""
-    n = MetaLogNode("a", ("a",), random.Random(0))
+    n = MetaLogNode("a", ("a",), random.Random(0), persisted=AcceptorState())
     for _ in range(25):
         n.tick()
     n.advance(n.ready())
@@ -398,7 +402,7 @@ def test_no_two_values_chosen_for_a_slot(data):
 
 def test_no_two_values_chosen_seeded_schedules():
     """The same property over many cheap seeded schedules (breadth; Hypothesis shrinks)."""
-    for seed in range(1500):
+    for seed in range(SCHEDULES):
         rng = random.Random(seed)
         try:
             run_schedule(lambda opts: rng.choice(list(opts)), rng.randint)
@@ -415,3 +419,23 @@ def test_learner_tolerates_the_msgpack_round_trip_but_not_a_real_conflict():
     assert not lr.learn(0, {"rid": "x", "ids": ["a", "b"]})  # the decoded copy of the same value
     with pytest.raises(PaxosSafetyError):
         lr.learn(0, {"rid": "y"})
+
+
+# -- a listed acceptor without durable state never votes --------------------------------
+
+
+def test_listed_acceptor_without_durable_state_does_not_vote():
+    """A node of the group rebuilt with ``persisted=None`` (its disk was wiped) answers no
+    Prepare and no Accept, and never campaigns; with ``AcceptorState()`` it would."""
+    amnesiac = MetaLogNode("c", ("a", "b", "c"), random.Random(0))
+    assert not amnesiac.is_acceptor and amnesiac.in_group
+    amnesiac.step("a", Prepare(Ballot(5, 0), 0))
+    amnesiac.step("a", Accept(Ballot(5, 0), ((0, {"rid": "x"}),)))
+    for _ in range(100):
+        amnesiac.tick()
+    rd = amnesiac.ready()
+    assert rd.persist is None and amnesiac.role is Role.FOLLOWER
+    assert not [m for _, m in rd.messages if isinstance(m, (Promise, Accepted, Prepare))]
+    voter = MetaLogNode("c", ("a", "b", "c"), random.Random(0), persisted=AcceptorState())
+    voter.step("a", Prepare(Ballot(5, 0), 0))
+    assert any(isinstance(m, Promise) for _, m in voter.ready().messages)

@@ -40,3 +40,12 @@ def test_ballots_are_totally_ordered():
 def test_garbage_is_a_value_error(garbage):
     with pytest.raises(ValueError):
         decode(garbage)
+
+
+def test_errors_say_what_was_wrong():
+    with pytest.raises(ValueError, match=r"^malformed paxos message: "):
+        decode([1, "x"])
+    with pytest.raises(ValueError, match=r"^unknown paxos message tag: 99$"):
+        decode([99])
+    with pytest.raises(TypeError, match=r"^not a paxos message: 'hello'$"):
+        encode("hello")

@@ -20,12 +20,6 @@ def test_write_fails_when_quorum_impossible():
     assert rnd.fail("b") is Outcome.FAILED
 
 
-def test_uncounted_targets_never_count():
-    rnd = WriteRound((Target("a"), Target("b"), Target("a", hint_for="c", counts=False)), 3)
-    rnd.ack("a"); rnd.ack("b")
-    assert rnd.outcome is Outcome.FAILED  # only two counting targets exist
-
-
 def test_read_newest_wins_and_stale_replicas_are_repaired():
     rnd = ReadRound(T("a", "b", "c"), 2)
     old, new = Record(5, value=b"old"), Record(9, value=b"new")
@@ -54,12 +48,12 @@ def test_tombstone_is_newest():
 def test_plan_uses_fallbacks_for_down_replicas():
     walk = ["a", "b", "c", "d", "e"]
     up = {"a", "c", "d", "e"}.__contains__
-    targets = plan_targets(walk, 3, up, coordinator="a")
+    targets = plan_targets(walk, 3, up)
     assert targets == [Target("a"), Target("d", hint_for="b"), Target("c")]
 
 
 def test_plan_tries_a_down_home_replica_when_no_fallback_exists():
-    targets = plan_targets(["a", "b", "c"], 3, {"a", "c"}.__contains__, coordinator="c")
+    targets = plan_targets(["a", "b", "c"], 3, {"a", "c"}.__contains__)
     assert targets == [Target("a"), Target("b"), Target("c")]
     rnd = WriteRound(tuple(targets), 3)
     rnd.ack("a"); rnd.ack("c")
@@ -67,13 +61,12 @@ def test_plan_tries_a_down_home_replica_when_no_fallback_exists():
 
 
 def test_plan_strict_targets_only_home_replicas():
-    targets = plan_targets(["a", "b", "c", "d"], 3, {"a", "c", "d"}.__contains__,
-                           coordinator="a", sloppy=False)
+    targets = plan_targets(["a", "b", "c", "d"], 3, {"a", "c", "d"}.__contains__, sloppy=False)
     assert [t.node for t in targets] == ["a", "b", "c"]
 
 
 def test_pending_owners_receive_the_write_and_raise_the_quorum():
-    targets = plan_targets(["a", "b", "c"], 3, lambda m: True, coordinator="a", extra=["x"])
+    targets = plan_targets(["a", "b", "c"], 3, lambda m: True, extra=["x"])
     assert targets[-1] == Target("x")
     required = pending_required(2, targets, ["a", "b", "c"])
     assert required == 3
@@ -95,22 +88,22 @@ def test_a_newer_reply_is_not_an_ack_and_is_remembered():
 # ---- found by mutation testing (python -m dynamopy.benchlib.mutation) ---------------------
 
 def test_plan_adds_each_pending_owner_once_and_never_a_home_replica_again():
-    targets = plan_targets(["a", "b", "c"], 3, lambda m: True, coordinator="a",
+    targets = plan_targets(["a", "b", "c"], 3, lambda m: True,
                            extra=["a", "x", "x"])
     assert targets == [Target("a"), Target("b"), Target("c"), Target("x")]
 
 
 def test_a_fallback_does_not_hide_a_pending_owner_it_also_is():
     # d stands in for b (a hint) and also gains the key: it needs the write as itself too
-    targets = plan_targets(["a", "b", "c", "d"], 3, {"a", "c", "d"}.__contains__,
-                           coordinator="a", extra=["d"])
+    targets = plan_targets(["a", "b", "c", "d"], 3, {"a", "c", "d"}.__contains__, extra=["d"])
     assert targets == [Target("a"), Target("d", hint_for="b"), Target("c"), Target("d")]
 
 
-def test_write_failures_count_distinct_counting_nodes_only():
-    rnd = WriteRound((Target("a"), Target("b"), Target("c"), Target("h", counts=False)), 2)
-    assert rnd.fail("h") is Outcome.PENDING        # an uncounted target's failure is no loss
+def test_write_failures_count_distinct_target_nodes_only():
+    rnd = WriteRound(T("a", "b", "c"), 2)
+    assert rnd.fail("h") is Outcome.PENDING        # a node that is no target is no loss
     assert rnd.fail("a") is Outcome.PENDING
+    assert rnd.fail("a") is Outcome.PENDING        # the same node twice is one failure
     assert rnd.fail("b") is Outcome.FAILED         # two distinct failures: 1 left < 2
     ok = WriteRound(T("a", "b", "c"), 2)
     ok.ack("a")

@@ -31,7 +31,7 @@ def test_issue_19_item_2_reachable_home_replicas_before_any_fallback():
 def test_fallbacks_pair_with_down_home_replicas_as_the_write_plan_does():
     up = up_except("a", "c")
     read = plan_read(WALK, 3, up, coordinator="b")
-    write = plan_targets(WALK, 3, up, coordinator="b")
+    write = plan_targets(WALK, 3, up)
     assert {t for t in read if t.hint_for} == {t for t in write if t.hint_for}
     assert read == [Target("b"), Target("f", hint_for="a"), Target("g", hint_for="c"),
                     Target("a"), Target("c")]

@@ -30,7 +30,7 @@ def transfer_manager(node) -> TransferManager:
         note_epoch=lambda *a: node.note_epoch(*a), observe_version=lambda v: None,
         propose=lambda entry: node.propose(entry), hints=_Via(node, "hints"),
         spawn=lambda coro: node.spawn(coro), max_bytes_s=1 << 30,
-        stopping=lambda: node.stopping)
+        stopping=lambda: node.stopping, handoff=_Via(node, "anti_entropy"))
 
 
 def test_subtract_sorted_and_merge_spans():
@@ -44,6 +44,23 @@ def test_subtract_sorted_and_merge_spans():
 
 
 SEEDS = [{"id": f"n{i}", "url": f"u{i}", "peer": f"p{i}"} for i in (1, 2, 3)]
+
+
+class HandOffRecorder:
+    """Stands in for the anti-entropy hand-off (tested in test_anti_entropy): records what
+    it was asked to hand off and which keys the store still held at that moment."""
+
+    def __init__(self, store=None, orphans=()):
+        self.store = store
+        self.calls = []
+        self._orphans = list(orphans)
+
+    async def hand_off(self, spans, doomed_in):
+        held = [k for _t, k, _r in self.store.scan(0, 2**32)] if self.store else []
+        self.calls.append((list(spans), held))
+
+    def orphans(self, held):
+        return list(self._orphans)
 
 
 def test_lost_ranges_follow_the_ring_whatever_the_path():
@@ -105,6 +122,7 @@ def test_abandoning_a_join_clears_its_transfer_state(tmp_path):
             tasks = []
             node = types.SimpleNamespace(
                 id="n4", store=store, committer=committer, state=joining, stopping=False,
+                anti_entropy=HandOffRecorder(store),
                 spawn=lambda coro: tasks.append(asyncio.ensure_future(coro)) or tasks[-1])
             tm = transfer_manager(node)
             tm.replaying = False  # running, past start-up replay
@@ -131,6 +149,7 @@ def _node_with_store(tmp_path, state, me):
         tasks = []
         node = types.SimpleNamespace(
             id=me, store=store, committer=committer, state=state, stopping=False,
+            anti_entropy=HandOffRecorder(store),
             spawn=lambda coro: tasks.append(asyncio.ensure_future(coro)) or tasks[-1])
         return node, tasks
     return make()
@@ -158,11 +177,41 @@ def test_ranges_lost_in_the_replayed_log_are_dropped_at_resume(tmp_path):
         tm.resume()
         await asyncio.gather(*tasks)
         keys = [k for _t, k, _r in node.store.scan(0, 2**32)]
+        # the lost ranges were handed off first, while the store still held their records
+        (spans, held_then), = node.anti_entropy.calls
+        assert spans == merge_spans(lost) and b"lost" in held_then
         await node.committer.stop()
         node.store.close()
         return keys
 
     assert asyncio.run(run()) == [b"kept"]
+
+
+def test_orphaned_ranges_found_at_resume_are_handed_off_then_dropped(tmp_path):
+    """Issue 12 item 4(b): a node whose state came from a snapshot (so replay saw no loss)
+    still holds records of a range it no longer replicates: resume finds them (the tree) and
+    hands them off before dropping them."""
+    s0 = ClusterState().apply(bootstrap_entry(SEEDS, Settings()))
+    s2 = s0.apply({"op": "join", "id": "n4", "url": "u4", "peer": "p4"}).apply(
+        {"op": "finish_join", "id": "n4", "change_epoch": 2})
+    orphan = subtract_sorted(held_ranges(s0, "n1"), held_ranges(s2, "n1"))[0]
+    kept_tok = held_ranges(s2, "n1")[0][0]
+
+    async def run():
+        node, tasks = await _node_with_store(tmp_path, s2, "n1")
+        node.anti_entropy._orphans = [orphan]
+        await node.committer.submit(writes=[(kept_tok, b"kept", Record(1)),
+                                            (orphan[0], b"orphan", Record(2))])
+        transfer_manager(node).resume()
+        await asyncio.gather(*tasks)
+        keys = [k for _t, k, _r in node.store.scan(0, 2**32)]
+        (spans, held_then), = node.anti_entropy.calls
+        await node.committer.stop()
+        node.store.close()
+        return keys, spans, held_then
+
+    keys, spans, held_then = asyncio.run(run())
+    assert keys == [b"kept"] and spans == [orphan] and b"orphan" in held_then
 
 
 def test_finishing_a_change_clears_its_transfer_state(tmp_path):

@@ -9,6 +9,9 @@ Rules (per slot, with one promise shared by all slots, as Multi-Paxos does):
   ``accepted[slot] = (b, value)``; reply Accepted; otherwise Nack(promised).
 - Slots below ``compacted_below`` are chosen and applied into a snapshot; the acceptor
   forgot them. It never accepts them again and reports ``compacted_below`` instead.
+- Slots below ``votes_from`` are not this state's to vote on (it was created when the
+  node was re-admitted to the metadata group after losing its state; ``groups``): it
+  accepts none of them, and its Promise says so (the leader counts it only from there).
 
 Durability contract: every change is recorded in a pending ``AcceptorUpdate`` (taken by
 ``take_update``). The caller must make it durable (fsync) before sending any message
@@ -37,6 +40,7 @@ class AcceptorUpdate:
     promised: Ballot | None = None
     accepted: tuple[tuple[int, Ballot, Any], ...] = ()
     compacted_below: int | None = None
+    votes_from: int | None = None  # a new state (re-admission): store it with the rest
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,6 +53,7 @@ class AcceptorState:
     promised: Ballot = ZERO_BALLOT
     accepted: Mapping[int, tuple[Ballot, Any]] = field(default_factory=dict)
     compacted_below: int = 0
+    votes_from: int = 0
 
     def apply(self, update: AcceptorUpdate) -> "AcceptorState":
         """The state after durably applying ``update`` (pure: returns a new state)."""
@@ -63,7 +68,8 @@ class AcceptorState:
         promised = self.promised
         if update.promised is not None and update.promised > promised:
             promised = update.promised
-        return AcceptorState(promised, accepted, compacted)
+        votes_from = self.votes_from if update.votes_from is None else update.votes_from
+        return AcceptorState(promised, accepted, compacted, votes_from)
 
 
 class Acceptor:
@@ -74,6 +80,8 @@ class Acceptor:
         self.promised: Ballot = state.promised
         self.accepted: dict[int, tuple[Ballot, Any]] = dict(state.accepted)
         self.compacted_below: int = state.compacted_below
+        self.votes_from: int = state.votes_from
+        self._dirty_votes_from = False
         self._dirty_promised = False
         self._dirty_slots: dict[int, tuple[Ballot, Any]] = {}
         self._dirty_compacted = False
@@ -86,7 +94,7 @@ class Acceptor:
         self._promise(ballot)
         lo = max(from_slot, self.compacted_below)
         acc = tuple(sorted((s, b, v) for s, (b, v) in self.accepted.items() if s >= lo))
-        return Promise(ballot, from_slot, acc, self.compacted_below)
+        return Promise(ballot, from_slot, acc, self.compacted_below, self.votes_from)
 
     def on_accept(self, ballot: Ballot, entries: Iterable[Entry], chosen_below: int) -> Accepted | Nack:
         """``chosen_below`` is this node's learned frontier, echoed to the leader."""
@@ -97,6 +105,8 @@ class Acceptor:
         for slot, value in entries:
             if slot < self.compacted_below:
                 continue  # chosen and forgotten; the reply's chosen_below tells the leader
+            if slot < self.votes_from:
+                continue  # not ours to vote on (a state created at re-admission)
             cur = self.accepted.get(slot)
             if cur is None or cur[0] != ballot or cur[1] != value:
                 self.accepted[slot] = (ballot, value)
@@ -123,7 +133,8 @@ class Acceptor:
     @property
     def dirty(self) -> bool:
         """True if there are changes not yet taken by ``take_update``."""
-        return bool(self._dirty_promised or self._dirty_slots or self._dirty_compacted)
+        return bool(self._dirty_promised or self._dirty_slots or self._dirty_compacted
+                    or self._dirty_votes_from)
 
     def take_update(self) -> AcceptorUpdate | None:
         """The pending changes (or None), clearing them. Persist before sending."""
@@ -133,7 +144,9 @@ class Acceptor:
             promised=self.promised if self._dirty_promised else None,
             accepted=tuple((s, b, v) for s, (b, v) in sorted(self._dirty_slots.items())),
             compacted_below=self.compacted_below if self._dirty_compacted else None,
+            votes_from=self.votes_from if self._dirty_votes_from else None,
         )
+        self._dirty_votes_from = False
         self._dirty_promised = False
         self._dirty_slots = {}
         self._dirty_compacted = False
@@ -141,4 +154,13 @@ class Acceptor:
 
     def state(self) -> AcceptorState:
         """The full in-memory state (including changes not yet taken)."""
-        return AcceptorState(self.promised, dict(self.accepted), self.compacted_below)
+        return AcceptorState(self.promised, dict(self.accepted), self.compacted_below,
+                             self.votes_from)
+
+    @classmethod
+    def readmitted(cls, votes_from: int) -> "Acceptor":
+        """A new, empty state voting only from ``votes_from``; its first update carries it
+        (persist it before any vote, like every update)."""
+        a = cls(AcceptorState(votes_from=votes_from))
+        a._dirty_votes_from = True
+        return a

@@ -64,6 +64,7 @@ class Promise:
     from_slot: int
     accepted: tuple[tuple[int, Ballot, Any], ...]
     compacted_below: int
+    votes_from: int = 0  # the promise counts only for slots >= this (see acceptor)
 
 
 @dataclass(frozen=True, slots=True)
@@ -184,7 +185,8 @@ def encode(msg: Message) -> list:
         return [1, _b(msg.ballot), msg.from_slot]
     if t is Promise:
         acc = [[s, b.round, b.member, v] for s, b, v in msg.accepted]
-        return [2, _b(msg.ballot), msg.from_slot, acc, msg.compacted_below]
+        out = [2, _b(msg.ballot), msg.from_slot, acc, msg.compacted_below]
+        return out + [msg.votes_from] if msg.votes_from else out
     if t is Nack:
         return [3, _b(msg.ballot), _b(msg.promised)]
     if t is Accept:
@@ -216,7 +218,7 @@ def decode(w: Any) -> Message:
             return Prepare(_ub(w[1]), int(w[2]))
         if tag == 2:
             acc = tuple((int(s), Ballot(int(r), int(m)), v) for s, r, m, v in w[3])
-            return Promise(_ub(w[1]), int(w[2]), acc, int(w[4]))
+            return Promise(_ub(w[1]), int(w[2]), acc, int(w[4]), int(w[5]) if len(w) > 5 else 0)
         if tag == 3:
             return Nack(_ub(w[1]), _ub(w[2]))
         if tag == 4:

@@ -36,6 +36,19 @@ it (contiguous from ``snapshot.slot``, or from 0 without a snapshot). Delivery r
 Non-acceptors pass ``persisted=None``. Call ``set_learners`` after (re)building and
 whenever the membership changes.
 
+Never vote with an empty state. ``persisted`` is what makes a listed acceptor a *voter*:
+a node listed in ``acceptors`` but built with ``persisted=None`` is a non-voting member of
+the group (it learns, never answers Prepare/Accept, never campaigns). Pass
+``AcceptorState()`` only where the caller knows this node never voted before (the first
+start of a bootstrapping seed, recorded durably before any vote); a node whose durable
+state was lost (a wiped data directory) must come back with ``persisted=None``. An
+acceptor that forgot its promises and accepts can let two values be chosen for one slot.
+
+Group changes (optional: ``reconfig``, see ``groups``): the metadata group is then part of
+the log; each node needs a unique ``ballot_id``, and a node built without acceptor state
+passes its ``incarnation`` token so that a change naming it can re-admit it. Its first
+Ready after a re-admission carries ``persist.votes_from``: store it like the rest.
+
 Proposals are fire-and-forget: ``propose`` may be dropped (no leader, queue full, lost
 messages, leader change). The caller puts a unique request id in the value, watches the
 committed stream for it and retries; a retry can commit the value twice, so apply must
@@ -52,6 +65,7 @@ from collections import deque
 from typing import TYPE_CHECKING, Any, Iterable
 
 from .acceptor import Acceptor, AcceptorState
+from .groups import GroupSchedule, Reconfig, majority
 from .learner import Learner
 from .messages import (
     ZERO_BALLOT, Accept, Accepted, Ballot, CatchupReply, CatchupRequest, Commit, Entry,
@@ -68,8 +82,9 @@ _NEVER = -(10**9)
 
 
 class MetaLogNode:
-    """One member's view of the metadata log: acceptor (if listed in ``acceptors``),
-    proposer (acceptors only), learner (everyone).
+    """One member's view of the metadata log: acceptor (if listed in ``acceptors`` and
+    given its durable ``persisted`` state), proposer (voting acceptors only), learner
+    (everyone).
 
     ``election_ticks``: a follower that hears no leader for a random
     ``[election_ticks, 2*election_ticks)`` ticks starts phase 1; an acceptor that heard a
@@ -97,6 +112,9 @@ class MetaLogNode:
         max_queue: int = 1024,
         max_catchup_entries: int = 256,
         leader_lease: bool = True,
+        reconfig: Reconfig | None = None,
+        ballot_id: int | None = None,
+        incarnation: str | None = None,
     ) -> None:
         acceptors = tuple(acceptors)
         if not acceptors or len(set(acceptors)) != len(acceptors):
@@ -104,26 +122,40 @@ class MetaLogNode:
         if not 0 < heartbeat_ticks < election_ticks:
             raise ValueError("need 0 < heartbeat_ticks < election_ticks")
         self.id = node_id
-        self.acceptors = acceptors
-        self.is_acceptor = node_id in acceptors
-        if persisted is not None and not self.is_acceptor:
+        if persisted is not None and node_id not in acceptors and reconfig is None:
             raise ValueError("only acceptors have persisted acceptor state")
+        if reconfig is not None and (ballot_id is None or reconfig.alpha < 1):
+            raise ValueError("a reconfigurable log needs alpha >= 1 and a unique ballot_id per node")
+        self._reconfig = reconfig
+        self.incarnation = incarnation  # without state: the token a re-admission must name
+        self.max_inflight = max_inflight
         self.election_ticks = election_ticks
         self.heartbeat_ticks = heartbeat_ticks
         self.catchup_ticks = catchup_ticks
         self.max_catchup_entries = max_catchup_entries
         self.leader_lease = leader_lease
         self._rng = rng
-        self._index = acceptors.index(node_id) if self.is_acceptor else -1
-        self._acceptor = Acceptor(persisted) if self.is_acceptor else None
-        self._proposer = Proposer(len(acceptors), max_inflight, max_queue) if self.is_acceptor else None
+        if ballot_id is not None:
+            self._index = ballot_id
+        else:
+            self._index = acceptors.index(node_id) if node_id in acceptors else -1
+        # Without durable state it lost it (or never had it): it must not vote (until a
+        # group change re-admits it: ``groups``).
+        self._acceptor = Acceptor(persisted) if persisted is not None else None
+        self._max_queue = max_queue
+        self._proposer = Proposer(max_inflight, max_queue) if persisted is not None else None
         self._learner = Learner(snapshot, log)
+        self._sched = GroupSchedule.initial(acceptors, reconfig.alpha if reconfig else 1)
+        self._scanned = self._learner.base
+        if reconfig is not None and snapshot is not None:
+            self._sched = GroupSchedule.from_pairs(reconfig.schedule_of(snapshot.data), reconfig.alpha)
+        self._learners: tuple[str, ...] = ()
+        self._peers: tuple[str, ...] = ()
+        self._scan_groups()
         if self._acceptor is not None:
             # The acceptor forgot slots below compacted_below only because they were chosen.
             self._learner.note_hint(self._acceptor.compacted_below, None)
         self._max_round = self._acceptor.promised.round if self._acceptor else 0
-        self._peers: tuple[str, ...] = tuple(a for a in acceptors if a != node_id)
-        self._learners: tuple[str, ...] = ()
         self._now = 0
         self.leader: str | None = None
         self.leader_ballot: Ballot = ZERO_BALLOT
@@ -141,6 +173,29 @@ class MetaLogNode:
         self._ready_applied_to = 0
 
     # -- status -------------------------------------------------------------------------
+
+    @property
+    def acceptors(self) -> tuple[str, ...]:
+        """The metadata group deciding the next slot to learn."""
+        return self._sched.at(self._learner.chosen_below)
+
+    @property
+    def is_acceptor(self) -> bool:
+        """Holds acceptor state of its own: it may vote (where its group counts it)."""
+        return self._acceptor is not None
+
+    @property
+    def in_group(self) -> bool:
+        return self.id in self.acceptors
+
+    def group_of_slot(self, slot: int) -> tuple[str, ...]:
+        """The group deciding ``slot`` as far as the learned changes say (exact below
+        ``chosen_below + alpha``)."""
+        return self._sched.at(slot)
+
+    def schedule(self) -> list[list]:
+        """The group changes in effect: [[from_slot, [ids]], ...] (for app snapshots)."""
+        return self._sched.to_pairs()
 
     @property
     def role(self) -> Role:
@@ -186,16 +241,15 @@ class MetaLogNode:
                 self._heard_leader_at = self._now
                 if self._now >= self._hb_due:
                     self._heartbeat()
-                    for to, entries in p.resend(self.acceptors).items():
+                    for to, entries in p.resend(self._group_at).items():
                         self._send(to, Accept(p.ballot, tuple(entries)))
+                    self._prepare_unpromised()
                 if self._lost_quorum():
                     self._step_down()
             else:
                 if p.role is Role.CANDIDATE and (self._now - self._candidate_since) % self.heartbeat_ticks == 0:
-                    for a in self.acceptors:
-                        if a not in p.promises:
-                            self._send(a, Prepare(p.ballot, p.from_slot))
-                if self._now >= self._election_at:
+                    self._prepare_unpromised()
+                if self._now >= self._election_at and self.id in self.acceptors:
                     self._start_election()
         if self.leader not in (None, self.id) and self._now - self._heard_leader_at >= self.election_ticks:
             self.leader = None  # silent too long: stop forwarding there, let candidates in
@@ -221,7 +275,70 @@ class MetaLogNode:
     def set_learners(self, ids: Iterable[str]) -> None:
         """The current members (beyond the acceptors) that chosen values are pushed to."""
         self._learners = tuple(sorted(set(ids) - {self.id}))
-        self._peers = tuple(sorted((set(self.acceptors) | set(self._learners)) - {self.id}))
+        self._refresh_peers()
+
+    def _refresh_peers(self) -> None:
+        self._peers = tuple(sorted((set(self._window_acceptors()) | set(self._learners)) - {self.id}))
+
+    # -- internals: groups -------------------------------------------------------------
+
+    def _limit(self) -> int:
+        """Slots below this have a known group; a leader opens nothing at or above it."""
+        if self._reconfig is None:
+            return 1 << 62
+        return self._learner.chosen_below + self._reconfig.alpha
+
+    def _group_at(self, slot: int) -> tuple[str, ...]:
+        return self._sched.at(slot)
+
+    def _window_acceptors(self) -> list[str]:
+        """Every member of a group deciding a slot in the leader's window."""
+        lo = self._learner.chosen_below
+        hi = self._limit() if self._reconfig is not None else lo + 1
+        out: list[str] = []
+        for g in self._sched.groups_between(lo, hi):
+            out += [a for a in g if a not in out]
+        return out
+
+    def _scan_groups(self) -> None:
+        """Record the group changes among newly learned slots (in slot order), and
+        re-admit this node if one of them takes it back into the group."""
+        rc = self._reconfig
+        lr = self._learner
+        if rc is None:
+            self._scanned = lr.chosen_below
+            return
+        changed = False
+        while self._scanned < lr.chosen_below:
+            slot = self._scanned
+            self._scanned += 1
+            latest = self._sched.changes[-1][1]
+            group = rc.group_of(lr.log.get(slot), latest) if slot in lr.log else None
+            if group is None:
+                continue
+            token = rc.readmits(lr.log.get(slot)).get(self.id)
+            if self._acceptor is None and self.id in group and self.incarnation is not None \
+                    and token == self.incarnation:
+                # Re-admitted: a new state that votes only where its old one never could.
+                self._acceptor = Acceptor.readmitted(slot + rc.alpha)
+                self._proposer = Proposer(self.max_inflight, self._max_queue)
+            self._sched = self._sched.with_change(slot, group)
+            changed = True
+        if changed:
+            self._sched = self._sched.pruned(lr.chosen_below)
+            self._refresh_peers()
+            p = self._proposer
+            if p is not None and p.role is not Role.FOLLOWER and self.id not in self.acceptors:
+                self._step_down()  # no longer in the group: let its members lead
+
+    def _reset_schedule(self, snapshot: Snapshot) -> None:
+        if self._reconfig is None:
+            return
+        self._sched = GroupSchedule.from_pairs(self._reconfig.schedule_of(snapshot.data),
+                                               self._reconfig.alpha)
+        self._scanned = snapshot.slot
+        self._scan_groups()
+        self._refresh_peers()
 
     def compact(self, upto_slot: int, snapshot: Snapshot) -> None:
         """The app's durable ``snapshot`` of its state after applying every slot
@@ -302,8 +419,16 @@ class MetaLogNode:
         self._election_at = self._now + self._random_timeout()  # randomized back-off
         if self.leader == self.id:
             self.leader = None
-        for acc in self.acceptors:
+        for acc in self._window_acceptors():
             self._send(acc, Prepare(ballot, p.from_slot))
+
+    def _prepare_unpromised(self) -> None:
+        """Phase 1 (again) to every member of a group in the window that has not promised
+        the current ballot: retransmission, and the new members of a changed group."""
+        p = self._proposer
+        for acc in self._window_acceptors():
+            if acc not in p.promises:
+                self._send(acc, Prepare(p.ballot, p.from_slot))
 
     def _become_leader(self) -> None:
         p = self._proposer
@@ -313,12 +438,12 @@ class MetaLogNode:
             lr.note_hint(pr.compacted_below, sender)  # chosen below that: learn, don't propose
         self._last_ack = {a: self._now for a in p.promises}
         min_next = max([lr.chosen_below, *(s + 1 for s in lr.log)])
-        _, entries = p.become_leader(lr.knows, min_next)
+        p.become_leader(min_next)
         self.leader = self.id
         self.leader_ballot = p.ballot
         self._leader_since = self._now
         self._heard_leader_at = self._now
-        self._send_accepts(entries)
+        self._send_accepts(p.open_slots(self._group_at, self._limit(), lr.knows))
         self._heartbeat()
 
     def _step_down(self) -> None:
@@ -332,11 +457,14 @@ class MetaLogNode:
     def _lost_quorum(self) -> bool:
         if self._now - self._leader_since < self.election_ticks:
             return False
+        group = self.acceptors
+        if self.id not in group:
+            return True
         fresh = 1 + sum(
-            1 for a in self.acceptors
+            1 for a in group
             if a != self.id and self._now - self._last_ack.get(a, _NEVER) <= self.election_ticks
         )
-        return fresh < len(self.acceptors) // 2 + 1
+        return fresh < majority(group)
 
     def _heartbeat(self) -> None:
         p = self._proposer
@@ -347,10 +475,15 @@ class MetaLogNode:
             self._send(to, hb)
 
     def _send_accepts(self, entries: list[Entry]) -> None:
-        if entries:
-            msg = Accept(self._proposer.ballot, tuple(entries))
-            for a in self.acceptors:
-                self._send(a, msg)
+        """Each entry to the members of its slot's group (one Accept per member)."""
+        if not entries:
+            return
+        by_dest: dict[str, list[Entry]] = {}
+        for slot, value in entries:
+            for a in self._group_at(slot):
+                by_dest.setdefault(a, []).append((slot, value))
+        for a, es in by_dest.items():
+            self._send(a, Accept(self._proposer.ballot, tuple(es)))
 
     def _heard_from_leader(self, sender: str, ballot: Ballot) -> None:
         """A live leader ``sender`` under ``ballot`` (from a heartbeat or an accept)."""
@@ -372,7 +505,8 @@ class MetaLogNode:
     def _handle_propose(self, value: Any, hops: int) -> None:
         p = self._proposer
         if p is not None and p.role is Role.LEADER:
-            self._send_accepts(p.submit(value))
+            if p.submit(value):
+                self._send_accepts(p.open_slots(self._group_at, self._limit(), self._learner.knows))
         elif self.leader not in (None, self.id) and hops < MAX_FORWARD_HOPS:
             self._send(self.leader, Propose(value, hops + 1))
         elif p is not None:
@@ -383,11 +517,13 @@ class MetaLogNode:
     # -- internals: learning -----------------------------------------------------------
 
     def _after_learning(self) -> None:
-        """New chosen slots known: a leader stops proposing them and refills its window."""
+        """New chosen slots known: record group changes; a leader stops proposing them and
+        refills its window."""
+        self._scan_groups()
         p = self._proposer
         if p is not None and p.role is Role.LEADER:
             p.forget_chosen(self._learner.knows)
-            self._send_accepts(p.fill())
+            self._send_accepts(p.open_slots(self._group_at, self._limit(), self._learner.knows))
 
     def _maybe_catch_up(self) -> None:
         lr = self._learner
@@ -431,8 +567,14 @@ class MetaLogNode:
 
     def _on_promise(self, sender: str, msg: Promise) -> None:
         p = self._proposer
-        if p is not None and p.on_promise(sender, msg):
+        if p is None or p.role is Role.FOLLOWER:
+            return
+        p.on_promise(sender, msg)
+        self._learner.note_hint(msg.compacted_below, sender)  # chosen below: learn it
+        if p.role is Role.CANDIDATE and p.covered(p.from_slot, self._group_at(p.from_slot)):
             self._become_leader()
+        elif p.role is Role.LEADER:
+            self._send_accepts(p.open_slots(self._group_at, self._limit(), self._learner.knows))
 
     def _on_nack(self, sender: str, msg: Nack) -> None:
         self._note_round(msg.promised)
@@ -456,7 +598,7 @@ class MetaLogNode:
             return
         self._last_ack[sender] = self._now
         self._learner.note_hint(msg.chosen_below, sender)
-        chosen = p.on_accepted(sender, msg)
+        chosen = p.on_accepted(sender, msg, self._group_at)
         if chosen:
             for slot, value in chosen:
                 self._learner.learn(slot, value)
@@ -499,6 +641,8 @@ class MetaLogNode:
     def _on_catchup_reply(self, sender: str, msg: CatchupReply) -> None:
         lr = self._learner
         progressed = lr.absorb(msg, sender)
+        if lr.pending_snapshot is not None:
+            self._reset_schedule(lr.pending_snapshot)
         if lr.pending_snapshot is not None and self._acceptor is not None:
             # Slots below the installed snapshot are chosen: the acceptor may forget them.
             # (The caller stores the snapshot before syncing this compaction: Ready order.)

@@ -1,0 +1,161 @@
+"""Tombstone purge: drop deletes that every replica holds, once past the grace.
+
+The rule is ``core.tombstones`` (older than ``--tombstone-grace-s``, every current replica
+holds it or something newer, no ring change in progress); this module does the I/O:
+
+* A pass (run by anti-entropy after a round, at most every ``min(grace, 1 h)``) walks the
+  keys this node is *first replica* of, so each key has one purger. Old tombstones are taken
+  in batches of ``PURGE_BATCH``; for each batch it asks every other current replica which
+  version it holds (``ae_versions``), keeps the tombstones ``may_purge`` allows, asks the
+  other replicas to drop them (``ae_purge``), then drops its own copy. Each batch is paced
+  by the anti-entropy keys/s budget.
+* A replica drops a tombstone only if it still stores that very version
+  (``Store.purge``): a newer write that arrived meanwhile is never purged.
+* A replica that misses the ``ae_purge`` keeps its copy; anti-entropy then hands the
+  tombstone back to the others (they lack it) and a later pass purges it everywhere. It never
+  brings back an older live value: every current replica held the tombstone or newer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any, Awaitable, Callable
+
+from dynamopy.core.membership import ClusterState
+from dynamopy.core.placement import merge_spans
+from dynamopy.core.tombstones import may_purge, old_enough
+from dynamopy.node.clock import Clock
+from dynamopy.peer import PeerError
+
+log = logging.getLogger(__name__)
+
+PURGE_BATCH = 1000       # tombstones confirmed and purged per batch of a pass
+PURGE_EVERY_MAX_S = 3600.0
+CALL_TIMEOUT_S = 10.0
+
+
+class TombstonePurge:
+    """One node's share of the purge: the keys it is first replica of, and its peer methods."""
+
+    def __init__(self, *, node_id: str, grace_s: float, rate_keys_s: int,
+                 call_peer: Callable[..., Awaitable[Any]],
+                 get_state: Callable[[], ClusterState], clock: Clock, metrics,
+                 store: Callable[[], Any], check: Callable[[Any, str], int],
+                 blocking: Callable[..., Awaitable[Any]]):
+        self.node_id = node_id
+        self.grace_s = float(grace_s)
+        self.every_s = min(self.grace_s, PURGE_EVERY_MAX_S)
+        self.rate_keys_s = max(1, int(rate_keys_s))
+        self.call_peer = call_peer
+        self.get_state = get_state
+        self.clock = clock
+        self.metrics = metrics
+        self.store = store          # the local store (set once anti-entropy attached it)
+        self.check = check          # the peer-method epoch check
+        self.blocking = blocking    # run a blocking store call off the loop
+        self.purged = 0             # tombstones this node dropped from its own store
+
+    def _primary_spans(self, state: ClusterState) -> list[tuple[int, int]]:
+        """Token spans whose preference list starts with this node: it runs their purge."""
+        ring, n = state.ring, state.settings.n
+        spans: list[tuple[int, int]] = []
+        for p in range(ring.partition_count):
+            start, end = ring.partition_range(p)
+            if ring.preference_list_for_token(start, n)[0] == self.node_id:
+                spans.append((start, end))
+        return merge_spans(spans)
+
+    async def round(self) -> int:
+        """Purge the tombstones, among those of keys this node is first replica of, that are
+        older than the grace and held by every current replica; return how many of them.
+        Works through the candidates in batches, each paced by the keys/s budget."""
+        state = self.get_state()
+        if state.ring is None or state.change is not None or \
+                self.node_id not in state.ring.members:
+            return 0
+        now_ms = self.clock.wall_ms()
+        purged = 0
+        batch: list = []
+        for start, end in self._primary_spans(state):
+            for token, key, rec in self.store().scan(start, end):
+                if old_enough(rec, now_ms, self.grace_s):
+                    batch.append((token, key, rec))
+                if len(batch) >= PURGE_BATCH:
+                    purged += await self._batch(state, now_ms, batch)
+                    batch = []
+                    if self.get_state().epoch != state.epoch:
+                        return purged  # the ring moved on: the next pass decides afresh
+        if batch:
+            purged += await self._batch(state, now_ms, batch)
+        if purged:
+            log.info("purged %d tombstones older than %.0fs held by every replica", purged,
+                     self.grace_s)
+        return purged
+
+    async def _batch(self, state: ClusterState, now_ms: int, batch: list) -> int:
+        epoch, n = state.epoch, state.settings.n
+        groups: dict[tuple[str, ...], list] = {}
+        for token, key, rec in batch:
+            groups.setdefault(tuple(state.ring.preference_list_for_token(token, n)),
+                              []).append((token, key, rec))
+        purged = 0
+        for replicas, items in groups.items():
+            held: dict[str, list] = {self.node_id: [r.version for _t, _k, r in items]}
+            for member in replicas:
+                if member == self.node_id:
+                    continue
+                try:
+                    held[member] = await self.call_peer(
+                        member, "ae_versions", [epoch, [[t, k] for t, k, _r in items]],
+                        timeout_s=CALL_TIMEOUT_S)
+                except (PeerError, asyncio.TimeoutError):
+                    held[member] = [None] * len(items)  # no answer: no confirmation
+            doomed = [[t, k, r.version] for i, (t, k, r) in enumerate(items)
+                      if may_purge(r, now_ms, self.grace_s, list(replicas),
+                                   {m: held[m][i] for m in held}, False)]
+            if not doomed or self.get_state().epoch != epoch:
+                continue
+            for member in replicas:  # the others first; this node's copy last
+                if member == self.node_id:
+                    continue
+                try:
+                    await self.call_peer(member, "ae_purge", [epoch, doomed],
+                                         timeout_s=CALL_TIMEOUT_S)
+                except (PeerError, asyncio.TimeoutError) as e:
+                    # It keeps its copy; anti-entropy hands the tombstone back to the others
+                    # and a later pass purges it everywhere.
+                    log.info("tombstone purge on %s failed: %r", member, e)
+            purged += await self._local(doomed)
+        await self.clock.sleep(len(batch) / self.rate_keys_s)
+        return purged
+
+    async def _blocking(self, fn, *args):
+        """Run a blocking store operation off the event loop (on it for an inline store)."""
+        if self.inline:
+            return fn(*args)
+        return await asyncio.get_running_loop().run_in_executor(None, fn, *args)
+
+    async def _local(self, items: list) -> int:
+        count = await self.blocking(self.store().purge, items)
+        self.metrics.tombstones_purged.inc(count)
+        self.purged += count
+        return count
+
+    def rpc_versions(self, payload: list, peer_id: str) -> list:
+        """The version this node holds of each ``[token, key]`` (``None`` for none)."""
+        epoch, keys = payload
+        self.check(epoch, peer_id)
+        out = []
+        for token, key in keys:
+            rec = self.store().get(int(token), bytes(key))
+            out.append(None if rec is None else rec.version)
+        return out
+
+    async def rpc_purge(self, payload: list, peer_id: str) -> int:
+        """Drop the named tombstones (only those still stored at that very version)."""
+        epoch, items = payload
+        self.check(epoch, peer_id)
+        if self.get_state().change is not None:
+            return 0
+        return await self._local([(int(t), bytes(k), int(v)) for t, k, v in items])

@@ -1,0 +1,480 @@
+"""Unit tests of node.anti_entropy: exchanges between in-process components over real
+LevelDB stores; the peer caller routes to the other component's handlers (no sockets)."""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import random
+
+import pytest
+
+from dynamopy.core.membership import ClusterState, Settings
+from dynamopy.core.merkle import HashTree
+from dynamopy.core.records import Record
+from dynamopy.node.anti_entropy import AntiEntropy
+from dynamopy.node.metrics import Metrics
+from dynamopy.core.placement import held_ranges, subtract_sorted
+from dynamopy.peer import PeerUnavailable, RemoteError
+from dynamopy.storage import Store
+from ring import Ring
+
+
+def aio(fn):
+    """Run an async test on a fresh event loop."""
+    @functools.wraps(fn)
+    def run(*args, **kwargs):
+        return asyncio.run(fn(*args, **kwargs))
+    return run
+
+
+class FakeClock:
+    """Virtual time: sleeps return at once and advance the clock."""
+
+    def __init__(self):
+        self.t = 0.0
+        self.slept = 0.0
+
+    def wall_ms(self) -> int:
+        return 1_700_000_000_000 + int(self.t * 1000)
+
+    def monotonic(self) -> float:
+        return self.t
+
+    async def sleep(self, s: float) -> None:
+        self.t += s
+        self.slept += s
+        await asyncio.sleep(0)
+
+
+class Cluster:
+    """Components of ``ids`` sharing one state; ``apply_repairs`` writes through the store
+    with the replica's rules (epoch, tokens replicated, newest wins)."""
+
+    def __init__(self, tmp_path, ids, n=3, rate=100_000, ring_ids=None):
+        self.state = ClusterState(epoch=7, ring=Ring.build(ring_ids or ids, partitions=64),
+                                  settings=Settings(n=n, r=1, w=1))
+        self.fail_calls: dict[str, int] = {}  # peer -> calls to it that fail still
+        self.clock = FakeClock()
+        self.stores = {i: Store(str(tmp_path / i)) for i in ids}
+        self.ae = {}
+        self.repair_calls = []
+        for i in ids:
+            self.ae[i] = AntiEntropy(
+                node_id=i, interval_s=1.0, rate_keys_s=rate, call_peer=self._caller(i),
+                get_state=lambda: self.state, is_up=lambda m: True,
+                apply_repairs=self._repairer(i), note_epoch=lambda e, p: None,
+                clock=self.clock, rng=random.Random(1), metrics=Metrics(),
+                tombstone_grace_s=10 * 86400.0)
+
+    def _caller(self, me):
+        async def call(peer, method, payload, timeout_s=None):
+            if self.fail_calls.get(peer):
+                self.fail_calls[peer] -= 1
+                raise PeerUnavailable(f"{peer} is down")
+            ae = self.ae[peer]
+            handler = {"ae_tree": ae.rpc_tree, "ae_keys": ae.rpc_keys, "ae_get": ae.rpc_get,
+                       "ae_push": ae.rpc_push, "ae_versions": ae.purge.rpc_versions,
+                       "ae_purge": ae.purge.rpc_purge}[method]
+            result = handler(payload, me)
+            return await result if asyncio.iscoroutine(result) else result
+        return call
+
+    def _repairer(self, me):
+        async def apply_repairs(epoch, items):
+            assert epoch == self.state.epoch
+            ring, n = self.state.ring, self.state.settings.n
+            for t, _k, _r in items:
+                assert me in ring.preference_list_for_token(t, n), "repair to a non-replica"
+            self.repair_calls.append((me, len(items)))
+            return sum(self.stores[me].apply(items, sync=False))
+        return apply_repairs
+
+    async def attach(self):
+        for i, ae in self.ae.items():
+            await ae.attach(self.stores[i])
+
+    def put(self, member, key: bytes, version: int, deleted=False, value=b"v"):
+        t = self.state.ring.token(key)
+        self.stores[member].apply([(t, key, Record(version, deleted, "text/plain", value))],
+                                  sync=False)
+
+    def write_everywhere(self, key, version, **kw):
+        t = self.state.ring.token(key)
+        for m in self.state.ring.preference_list_for_token(t, self.state.settings.n):
+            self.put(m, key, version, **kw)
+
+    def replicas_of(self, key):
+        return self.state.ring.preference_list(key, self.state.settings.n)
+
+    def close(self):
+        for ae in self.ae.values():
+            ae.detach()
+        for s in self.stores.values():
+            s.close()
+
+
+@pytest.fixture
+def cluster(tmp_path):
+    made = []
+
+    def make(ids=("a", "b", "c"), **kw):
+        c = Cluster(tmp_path, list(ids), **kw)
+        made.append(c)
+        return c
+    yield make
+    for c in made:
+        c.close()
+
+
+def records(store):
+    return {(t, k): (r.version, r.deleted, r.value) for t, k, r in store.scan(0, 2**32)}
+
+
+@aio
+async def test_one_round_brings_replicas_level_both_ways(cluster):
+    c = cluster()
+    for i in range(300):
+        c.write_everywhere(f"k{i}".encode(), 1000 + i)
+    # a misses 20 writes, b misses 10 newer versions and a delete, c holds a stale copy
+    for i in range(20):
+        c.put("b", f"miss{i}".encode(), 5000 + i)
+        c.put("c", f"miss{i}".encode(), 5000 + i)
+    for i in range(10):
+        c.put("a", f"k{i}".encode(), 9000 + i, value=b"new")
+        c.put("c", f"k{i}".encode(), 9000 + i, value=b"new")
+    c.put("a", b"k50", 9500, deleted=True, value=b"")
+    await c.attach()
+    await c.ae["a"].round()  # one node's round: it pulls and pushes with each co-replica
+    want = records(c.stores["a"])
+    assert len(want) == 320
+    assert records(c.stores["b"]) == want == records(c.stores["c"])
+    assert want[(c.state.ring.token(b"k50"), b"k50")][1] is True  # the tombstone won
+    for ae in c.ae.values():
+        assert ae.tree.root() == HashTree.build(
+            (t, k, r.version, r.deleted) for t, k, r in ae.store.scan(0, 2**32)).root()
+    # a second round finds nothing to do and lists no keys
+    before = sum(ae.totals.keys_compared for ae in c.ae.values())
+    await c.ae["b"].round()
+    assert sum(ae.totals.keys_compared for ae in c.ae.values()) == before
+    assert c.ae["a"].view()["peers"]["b"]["outcome"] == "ok"
+    from dynamopy.core.membership import Member
+    gone = ClusterState(epoch=8, members={m: Member(m, "u", "p", i) for i, m in
+                                          enumerate(("a", "c"), 1)})
+    c.ae["a"].on_state_change(c.state, gone)  # b left: its exchange record goes
+    assert sorted(c.ae["a"].view()["peers"]) == ["c"]
+    text = c.ae["a"].metrics.render().decode()
+    for line in ('dynamopy_anti_entropy_exchanges_total{outcome="ok"} 2.0',
+                 'dynamopy_anti_entropy_keys_repaired_total{direction="pulled"} 20.0',
+                 # 10 newer values and a tombstone to b, the tombstone to c
+                 'dynamopy_anti_entropy_keys_repaired_total{direction="pushed"} 12.0'):
+        assert line in text, line
+    sent = c.ae["a"].view()["bytes_sent"]
+    assert sent > 0 and f'dynamopy_anti_entropy_bytes_total{{direction="sent"}} {float(sent)}' in text
+    assert "dynamopy_anti_entropy_tree_build_seconds" in text
+
+
+@aio
+async def test_exchanges_only_shared_ranges_and_writes_only_replicas(cluster):
+    """Five members, N=3: a pair compares only ranges both replicate; no record lands on a
+    member that does not replicate it (the repairer asserts it)."""
+    c = cluster(ids=("a", "b", "c", "d", "e"))
+    rng = random.Random(3)
+    for i in range(400):
+        key = f"k{i}".encode()
+        reps = c.replicas_of(key)
+        for m in reps:
+            if rng.random() < 0.7:
+                c.put(m, key, 100 + i)
+    await c.attach()
+    for m in c.ae:
+        await c.ae[m].round()
+    for i in range(400):
+        key = f"k{i}".encode()
+        t = c.state.ring.token(key)
+        held = [m for m in c.stores if c.stores[m].get(t, key) is not None]
+        reps = c.replicas_of(key)
+        assert set(held) <= set(reps)
+        if held:
+            assert set(held) == set(reps), key
+
+
+@aio
+async def test_bytes_grow_with_differences_not_with_data(cluster):
+    c = cluster(ids=("a", "b"), n=2)
+    for i in range(5000):
+        c.write_everywhere(f"k{i}".encode(), 10 + i)
+    for i in range(5):
+        c.put("a", f"only{i}".encode(), 90_000 + i)
+    await c.attach()
+    stats = await c.ae["a"].exchange("b")
+    assert stats.keys_pushed == 5 and stats.keys_pulled == 0
+    full = 5000 * (len(b"k1234") + 9 + 5)  # listing every (token, key, version) once
+    assert stats.bytes < full / 5, (stats.bytes, full)
+    assert stats.keys_compared < 100
+
+
+@aio
+async def test_rate_cap_paces_the_exchange(cluster):
+    c = cluster(ids=("a", "b"), n=2, rate=100)
+    for i in range(200):
+        c.put("a", f"k{i}".encode(), 10 + i)
+    await c.attach()
+    await c.ae["a"].exchange("b")
+    assert records(c.stores["b"]) == records(c.stores["a"])
+    # 200 keys listed + 200 pushed at 100 keys/s: at least 4 s of (virtual) sleeping
+    assert c.clock.slept >= 4.0
+
+
+@aio
+async def test_a_peer_at_another_epoch_is_refused_and_no_exchange_runs_mid_change(cluster):
+    c = cluster(ids=("a", "b"), n=2)
+    await c.attach()
+    b = c.ae["b"]
+    with pytest.raises(RemoteError) as e:
+        b.rpc_tree([6, [0, 0]], "a")
+    assert e.value.code == "stale_epoch"
+    noted = []
+    c.ae["a"].note_epoch = lambda epoch, peer: noted.append((epoch, peer))
+    c.ae["b"].get_state = lambda: ClusterState(epoch=9, ring=c.state.ring,
+                                               settings=c.state.settings)
+    stats = await c.ae["a"].exchange("b")  # b is ahead: a notes it (and catches up)
+    assert stats.outcome == "stale_epoch" and noted == [(9, "b")]
+    c.ae["b"].get_state = lambda: c.state
+    c.state = ClusterState(epoch=7, ring=c.state.ring, settings=c.state.settings,
+                           change=("join", "z"))
+    stats = await c.ae["a"].exchange("b")  # the initiator skips while a change runs
+    assert stats.bytes == 0
+
+
+@aio
+async def test_off_means_no_tree_and_refused_methods(cluster, tmp_path):
+    c = cluster(ids=("a", "b"), n=2)
+    c.ae["b"].interval_s = 0
+    await c.attach()
+    assert not c.ae["b"].built and c.stores["b"]._watcher is None
+    stats = await c.ae["a"].exchange("b")
+    assert stats.outcome == "anti_entropy_off"
+
+
+@aio
+async def test_tree_follows_writes_and_range_drops_through_the_store_watcher(cluster):
+    c = cluster(ids=("a",), n=1)
+    s = c.stores["a"]
+    for i in range(50):
+        c.put("a", f"pre{i}".encode(), 10 + i)
+    await c.attach()
+    for i in range(50):
+        c.put("a", f"post{i}".encode(), 100 + i)
+        c.put("a", f"pre{i}".encode(), 200 + i, deleted=i % 2 == 0)
+    s.delete_range(0, 2**31)
+    tree = c.ae["a"].tree
+    rebuilt = HashTree.build((t, k, r.version, r.deleted) for t, k, r in s.scan(0, 2**32))
+    assert tree.root() == rebuilt.root() and tree.records == rebuilt.records == s.key_count()
+
+
+def test_settings_flags_env_and_bounds():
+    import argparse
+
+    from dynamopy import config
+
+    def resolve(argv, env=None):
+        p = argparse.ArgumentParser()
+        config.add_arguments(p)
+        return config.resolve(p.parse_args(argv), env or {})
+
+    c = resolve([])
+    assert (c.anti_entropy_interval_s, c.anti_entropy_rate) == (180.0, 1000)
+    assert c.tombstone_grace_s == 864000.0
+    assert resolve([], {"DYNAMOPY_TOMBSTONE_GRACE_S": "2"}).tombstone_grace_s == 2.0
+    with pytest.raises(ValueError, match="tombstone-grace-s"):
+        resolve(["--tombstone-grace-s", "0"])
+    c = resolve(["--anti-entropy-interval-s", "0.5"],
+                {"DYNAMOPY_ANTI_ENTROPY_RATE": "50", "DYNAMOPY_ANTI_ENTROPY_INTERVAL_S": "9"})
+    assert (c.anti_entropy_interval_s, c.anti_entropy_rate) == (0.5, 50)
+    assert resolve(["--anti-entropy-interval-s", "0"]).anti_entropy_interval_s == 0
+    with pytest.raises(ValueError, match="anti-entropy-interval-s"):
+        resolve(["--anti-entropy-interval-s", "-1"])
+    with pytest.raises(ValueError, match="anti-entropy-rate"):
+        resolve(["--anti-entropy-rate", "0"])
+
+
+def test_status_line_summarises_the_node_view():
+    from dynamopy.cli import anti_entropy_line
+
+    c_view = {"enabled": True, "interval_s": 180.0, "rate_keys_s": 1000, "exchanges": 0}
+    assert anti_entropy_line({"anti_entropy": c_view}) == \
+        "on, every 180s, at most 1000 keys/s; no exchange yet"
+    c_view.update(exchanges=4, keys_compared=12, keys_repaired=3,
+                  peers={"n2": {"outcome": "ok"}, "n3": {"outcome": "unreachable"}})
+    assert anti_entropy_line({"anti_entropy": c_view}) == (
+        "on, every 180s, at most 1000 keys/s; 4 exchanges (last: n2 ok, n3 unreachable); "
+        "12 keys compared, 3 repaired")
+    assert anti_entropy_line({"anti_entropy": {"enabled": False}}).startswith("off")
+
+
+def doomed_for(me):
+    return lambda state, spans: subtract_sorted(spans, held_ranges(state, me))
+
+
+@pytest.mark.parametrize("trees", ["both", "giver_off", "owners_off"])
+@aio
+async def test_hand_off_gives_new_owners_what_they_lack_before_returning(cluster, trees):
+    """Issue 12 item 4: "a" no longer replicates anything (it left the ring) and holds the
+    only copy of some writes; hand_off returns only once every current owner of each key
+    holds it at the same or a newer version, retrying while an owner is unreachable."""
+    c = cluster(ids=("a", "b", "c", "d"), n=2, ring_ids=["b", "c", "d"])
+    if trees == "giver_off":
+        c.ae["a"].interval_s = 0
+    if trees == "owners_off":
+        for m in "bcd":
+            c.ae[m].interval_s = 0
+    keys = [f"k{i}".encode() for i in range(120)]
+    for i, key in enumerate(keys):
+        c.put("a", key, 1000 + i)
+        owners = c.replicas_of(key)
+        if i % 3 == 1:
+            c.put(owners[0], key, 5000 + i, value=b"newer")  # an owner holds newer: kept
+        elif i % 3 == 2:
+            c.put(owners[1], key, 1000 + i)  # one owner already has it
+    await c.attach()
+    before = records(c.stores["a"])
+    c.fail_calls["c"] = 3  # c is unreachable for a while: hand_off waits, never gives up
+    await c.ae["a"].hand_off([(0, 2**32)], doomed_for("a"))
+    assert c.fail_calls["c"] == 0 and c.clock.slept >= 1.0
+    for i, key in enumerate(keys):
+        t = c.state.ring.token(key)
+        for m in c.replicas_of(key):
+            rec = c.stores[m].get(t, key)
+            assert rec is not None and rec.version >= 1000 + i, (key, m)
+            if i % 3 == 1 and m == c.replicas_of(key)[0]:
+                assert rec.value == b"newer"
+    assert records(c.stores["a"]) == before  # the giver never pulls
+    # nothing doomed (the giver still replicates the spans): returns at once, no calls
+    calls = len(c.repair_calls)
+    await c.ae["b"].hand_off([(0, 2**32)], doomed_for("b"))
+    assert len(c.repair_calls) == calls
+
+
+@aio
+async def test_orphans_are_the_non_empty_spans_outside_the_held_ranges(cluster):
+    c = cluster(ids=("a", "b"), n=1)
+    c.ae["b"].interval_s = 0  # anti-entropy off: found by store seeks instead of the tree
+    c.stores["b"].apply([(2**31 + 7, b"y", Record(2))], sync=False)
+    leaf = 1 << 14
+    c.stores["a"].apply([(5 * leaf + 3, b"x", Record(1)), (2**31 + 7, b"y", Record(2)),
+                         (2**32 - 1, b"z", Record(3))], sync=False)
+    await c.attach()
+    ae = c.ae["a"]
+    assert ae.orphans([(0, 2**32)]) == []
+    held = [(0, 2**30), (2**32 - leaf, 2**32)]
+    got = ae.orphans(held)
+    assert got == [ae.tree.node_range(*n) for n in ae.tree.cover(2**30, 2**32 - leaf)
+                   if ae.tree.node_range(*n)[0] <= 2**31 + 7 < ae.tree.node_range(*n)[1]]
+    assert ae.orphans([]) and all(s < e for s, e in ae.orphans([]))
+    covered = {t for t in (5 * leaf + 3, 2**31 + 7, 2**32 - 1)
+               if any(s <= t < e for s, e in ae.orphans([]))}
+    assert covered == {5 * leaf + 3, 2**31 + 7, 2**32 - 1}
+    off = c.ae["b"]
+    assert not off.built
+    assert off.orphans(held) == [(2**30, 2**32 - leaf)] and off.orphans([(0, 2**32)]) == []
+    assert off.orphans([(0, 2**31)]) == [(2**31, 2**32)]
+
+
+DAY_MS = 86_400_000
+
+
+def aged(c, age_ms: int, n: int = 0) -> int:
+    """A version stamped ``age_ms`` before the cluster's (virtual) wall clock."""
+    from dynamopy.core.versions import compose
+    return compose(c.clock.wall_ms() - age_ms, n, 1)
+
+
+async def purge_everywhere(c) -> int:
+    return sum([await c.ae[m].purge.round() for m in c.ae])
+
+
+@aio
+async def test_old_tombstones_held_by_every_replica_are_purged_everywhere(cluster):
+    c = cluster()
+    for i in range(30):
+        c.write_everywhere(f"gone{i}".encode(), aged(c, 11 * DAY_MS, i), deleted=True,
+                           value=b"")
+        c.write_everywhere(f"young{i}".encode(), aged(c, 9 * DAY_MS, i), deleted=True,
+                           value=b"")
+        c.write_everywhere(f"live{i}".encode(), aged(c, 20 * DAY_MS, i))
+    await c.attach()
+    assert await purge_everywhere(c) == 30
+    for m, store in c.stores.items():
+        keys = {k for _t, k, _r in store.scan(0, 2**32)}
+        assert not any(k.startswith(b"gone") for k in keys), m
+        assert len(keys) == 60 and store.key_count() == 60
+        assert c.ae[m].tree.records == 60
+    assert await purge_everywhere(c) == 0  # nothing left to purge; young ones stay
+
+
+@aio
+async def test_a_replica_lacking_the_tombstone_blocks_the_purge_until_it_has_it(cluster):
+    """A delete missed by one replica (it holds the older live value): purging the others
+    would let anti-entropy bring the old value back. No purge until every replica holds the
+    tombstone; anti-entropy gives it the tombstone; then the purge goes through and the key
+    stays deleted everywhere."""
+    c = cluster()
+    key = b"zombie"
+    reps = c.replicas_of(key)
+    c.write_everywhere(key, aged(c, 30 * DAY_MS))          # the old live value
+    for m in reps[:2]:
+        c.put(m, key, aged(c, 11 * DAY_MS), deleted=True, value=b"")
+    await c.attach()
+    assert await purge_everywhere(c) == 0
+    t = c.state.ring.token(key)
+    assert [c.stores[m].get(t, key).deleted for m in reps] == [True, True, False]
+    await c.ae[reps[0]].round()                            # the tombstone reaches reps[2]
+    assert await purge_everywhere(c) == 1
+    assert all(c.stores[m].get(t, key) is None for m in reps)
+    for m in reps:
+        await c.ae[m].round()
+    assert all(c.stores[m].get(t, key) is None for m in reps)  # nothing came back
+
+
+@aio
+async def test_an_unreachable_replica_blocks_the_purge_and_a_newer_write_survives(cluster):
+    c = cluster()
+    reps = c.replicas_of(b"k")
+    t = c.state.ring.token(b"k")
+    c.write_everywhere(b"k", aged(c, 11 * DAY_MS), deleted=True, value=b"")
+    await c.attach()
+    c.fail_calls[reps[1]] = 1                      # reps[1] does not answer once
+    assert await c.ae[reps[0]].purge.round() == 0
+    assert all(c.stores[m].get(t, b"k") is not None for m in reps)
+    c.put(reps[2], b"k", aged(c, 0), value=b"again")  # a newer write lands on reps[2]
+    assert await c.ae[reps[0]].purge.round() == 1
+    assert c.stores[reps[0]].get(t, b"k") is None and c.stores[reps[1]].get(t, b"k") is None
+    assert c.stores[reps[2]].get(t, b"k").value == b"again"  # never purged
+    await c.ae[reps[2]].round()
+    assert all(c.stores[m].get(t, b"k").value == b"again" for m in reps)
+
+
+@aio
+async def test_no_purge_while_a_ring_change_is_in_progress(cluster):
+    c = cluster()
+    c.write_everywhere(b"k", aged(c, 11 * DAY_MS), deleted=True, value=b"")
+    await c.attach()
+    c.state = ClusterState(epoch=7, ring=c.state.ring, settings=c.state.settings,
+                           change=("join", "z"))
+    assert await purge_everywhere(c) == 0
+
+
+@aio
+async def test_one_pass_purges_every_candidate_batch_by_batch(cluster, monkeypatch):
+    import dynamopy.node.tombstone_purge as ae_mod
+
+    monkeypatch.setattr(ae_mod, "PURGE_BATCH", 7)
+    c = cluster()
+    for i in range(50):
+        c.write_everywhere(f"gone{i}".encode(), aged(c, 11 * DAY_MS, i), deleted=True,
+                           value=b"")
+    await c.attach()
+    await purge_everywhere(c)
+    assert all(s.key_count() == 0 for s in c.stores.values())
+    assert sum(ae.purge.purged for ae in c.ae.values()) == 150  # 50 on each replica

@@ -1,0 +1,111 @@
+"""Anti-entropy over the in-memory seams: production nodes, virtual time, seeded."""
+
+from dynamopy.core.membership import Settings
+from dynamopy.sim.clock import run_virtual
+from dynamopy.sim.inprocess import InProcessCluster, until
+
+IDS = ["n1", "n2", "n3"]
+
+
+def records(node) -> dict:
+    return {(t, k): (r.version, r.deleted) for t, k, r in node.store.scan(0, 2**32)}
+
+
+def test_a_replica_cut_off_during_writes_and_deletes_converges_without_reads_or_hints():
+    async def main():
+        c = InProcessCluster(IDS, seed=11, anti_entropy_interval_s=1.0,
+                             anti_entropy_rate=100_000)
+        c.settings = Settings(n=3, r=2, w=2, hint_window_s=0.0)  # no hints: only AE heals
+        await c.start_all()
+        try:
+            co = c.coordinator("n1")
+            for i in range(40):
+                await co.write(b"old%d" % i, value=b"v", content_type="text/plain",
+                               deleted=False, w=3)
+            c.network.isolate("n3")
+            await until(lambda: not c.node("n1").detector.is_up("n3"), 10, "n1 sees n3 down")
+            for i in range(60):
+                await co.write(b"new%d" % i, value=b"w", content_type="text/plain",
+                               deleted=False, w=2)
+            for i in range(20):
+                await co.write(b"old%d" % i, value=b"", content_type="text/plain",
+                               deleted=True, w=2)
+            behind = len(records(c.node("n3")))
+            hints = sum(count for m in IDS
+                        for count, _b in c.node(m).store.hint_stats().values())
+            c.network.heal()
+            await until(lambda: records(c.node("n3")) == records(c.node("n1"))
+                        == records(c.node("n2")), 30, "n3 level with n1 and n2")
+            views = [c.node(m).anti_entropy.view() for m in IDS]
+            return behind, hints, records(c.node("n3")), views
+        finally:
+            await c.stop_all()
+
+    behind, hints, final, views = run_virtual(main())
+    assert behind == 40 and hints == 0      # n3 missed 80 writes; no hint could heal it
+    assert len(final) == 100
+    assert sum(v["keys_repaired"] for v in views) >= 80
+    assert len({v["tree_root"] for v in views}) == 1
+
+
+def test_a_w1_write_only_on_a_source_that_missed_a_join_reaches_the_new_replicas():
+    """Issue 12 item 4(a), in process: a W=1 write lives only on n3 (cut off from n1 and
+    n2 when it was written, no hints); n3 is down (crashed) during n4's join, so the
+    transfer skips it; when n3 restarts it replays its log, learns the join from its peers,
+    no longer replicates the key, and must hand it to the key's new replicas before it
+    drops it."""
+    import random
+
+    from dynamopy.node.runtime import Node
+    from dynamopy.sim.clock import NodeClock
+    from dynamopy.sim.inprocess import memory_config
+    from dynamopy.sim.storage import MemoryDisk
+    from ring import Ring
+
+    new_ring = Ring.build(IDS).add("n4")
+    key = next(k for k in (b"only%d" % i for i in range(500))
+               if "n3" not in new_ring.preference_list(k, 3))
+    after = new_ring.preference_list(key, 3)
+
+    async def main():
+        c = InProcessCluster(IDS, seed=12, anti_entropy_interval_s=3600.0)
+        c.settings = Settings(n=3, r=2, w=2, hint_window_s=0.0)
+        await c.start_all()
+        try:
+            token = c.node("n1").state.ring.token(key)
+            c.network.partition([["n1", "n2"], ["n3"]])
+            await until(lambda: not c.node("n3").detector.is_up("n1")
+                        and not c.node("n3").detector.is_up("n2"), 10, "n3 sees them down")
+            version, _ = await c.coordinator("n3").write(
+                key, value=b"only-on-n3", content_type="text/plain", deleted=False, w=1)
+            only_n3 = [m for m in IDS if c.node(m).store.get(token, key) is not None]
+            await c.crash("n3")  # the acked write is synced: it survives the crash
+            c.network.heal()
+            await until(lambda: not c.node("n1").detector.is_up("n3"), 10, "n1 sees n3 down")
+            # n4 joins while n3 is cut off
+            cfg = memory_config("n4", IDS, anti_entropy_interval_s=3600.0)
+            c.configs["n4"], c.disks["n4"], c.clocks["n4"] = cfg, MemoryDisk(), NodeClock()
+            n4 = Node(cfg, transport=c.network.transport("n4"), storage=c.disks["n4"],
+                      clock=c.clocks["n4"], rng=random.Random("12/n4"))
+            c.nodes["n4"] = n4
+            await n4.start()
+            await n4.metalog.adopt_acceptors(IDS, {m: m for m in IDS})
+            await c.node("n1").propose({"op": "join", "id": "n4", "url": "mem://n4",
+                                        "peer": "n4"})
+            await until(lambda: (c.node("n1").state.member("n4") or None) is not None
+                        and c.node("n1").state.member("n4").state == "normal", 60,
+                        "n4 is normal")
+            missed = n4.store.get(token, key)
+            await c.start("n3")
+            await until(lambda: all((c.node(m).store.get(token, key) or None) is not None
+                                    for m in after), 60, "the key reaches its new replicas")
+            await until(lambda: c.node("n3").store.get(token, key) is None, 30,
+                        "n3 drops it after the hand-off")
+            return only_n3, missed, [c.node(m).store.get(token, key).version for m in after], \
+                version
+        finally:
+            await c.stop_all()
+
+    only_n3, missed, versions, version = run_virtual(main())
+    assert only_n3 == ["n3"] and missed is None
+    assert versions == [version] * 3

@@ -1,0 +1,87 @@
+"""dynamopy/launch.py: readiness is the launched process's own /ready with its own id; exits
+and time-outs name the node with its log; stop works on a paused process. Stand-in processes
+(small Python programs), not `dynamopy serve`: these are the launcher's rules alone."""
+
+import signal
+import sys
+import threading
+from http.server import BaseHTTPRequestHandler, HTTPServer
+
+import pytest
+
+from dynamopy.launch import NodeExited, Nodes, NotReady, find_base_port
+
+# A stand-in node: answers GET /ready with {"id": <argv[2]>} on 127.0.0.1:<argv[1]>.
+READY_SERVER = """
+import json, sys
+from http.server import BaseHTTPRequestHandler, HTTPServer
+class H(BaseHTTPRequestHandler):
+    def do_GET(self):
+        body = json.dumps({"status": "ready", "id": sys.argv[2]}).encode()
+        self.send_response(200); self.send_header("Content-Length", str(len(body)))
+        self.end_headers(); self.wfile.write(body)
+    def log_message(self, *a): pass
+HTTPServer(("127.0.0.1", int(sys.argv[1])), H).serve_forever()
+"""
+
+
+@pytest.fixture
+def nodes(tmp_path):
+    launch = Nodes(str(tmp_path), find_base_port(41000 + 97 * (id(tmp_path) % 50), 2))
+    yield launch
+    launch.stop()
+
+
+def stand_in(nodes: Nodes, i: int, node_id: str) -> list[str]:
+    return [sys.executable, "-c", READY_SERVER, str(nodes.port(i)), node_id]
+
+
+def test_a_node_answering_ready_with_its_own_id_is_ready(nodes):
+    nodes.start(0, command=stand_in(nodes, 0, "n1"))
+    assert nodes.wait_ready([0], timeout_s=30)
+
+
+def test_a_node_answering_with_another_id_is_not_ready(nodes):
+    nodes.start(0, command=stand_in(nodes, 0, "n7"))
+    with pytest.raises(NotReady, match="n1 not ready after 1s"):
+        nodes.wait_ready([0], timeout_s=1)
+
+
+def test_a_stranger_answering_on_the_port_does_not_make_the_node_ready(nodes):
+    class Ready(BaseHTTPRequestHandler):
+        def do_GET(self):
+            body = b'{"status": "ready", "id": "n1"}'
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *a):
+            pass
+
+    stranger = HTTPServer(("127.0.0.1", nodes.port(0)), Ready)  # this test, not the node
+    threading.Thread(target=stranger.serve_forever, daemon=True).start()
+    try:
+        nodes.start(0, command=[sys.executable, "-c", "import time; time.sleep(60)"])
+        with pytest.raises(NotReady):
+            nodes.wait_ready([0], timeout_s=1)
+    finally:
+        stranger.shutdown()
+        stranger.server_close()
+
+
+def test_a_node_that_exits_while_awaited_is_named_with_its_log_tail(nodes):
+    nodes.start(1, command=[sys.executable, "-c", "print('cannot open the store'); exit(3)"])
+    with pytest.raises(NodeExited) as e:
+        nodes.wait_ready([1], timeout_s=30)
+    assert e.value.returncode == 3
+    assert str(e.value).startswith(f"n2 ({nodes.url(1)}) exited with 3; last lines of ")
+    assert "  | cannot open the store" in str(e.value)
+
+
+def test_stop_ends_a_paused_node_by_its_pid(nodes):
+    p = nodes.start(0, command=[sys.executable, "-c", "import time; time.sleep(60)"])
+    nodes.signal(0, signal.SIGSTOP)
+    nodes.stop(timeout_s=10)
+    assert p.returncode == -signal.SIGTERM  # SIGCONT first, so SIGTERM was handled
+    assert not nodes.running(0)

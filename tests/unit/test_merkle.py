@@ -1,0 +1,221 @@
+"""Unit tests of core.merkle: incremental hash trees, top-down diff, range covers."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from dynamopy.core.merkle import (
+    HashTree,
+    TreeWalk,
+    diff_keys,
+    diff_trees,
+    record_hash,
+)
+
+TOKENS = st.integers(0, 2**32 - 1)
+KEYS = st.binary(min_size=1, max_size=6)
+VERSIONS = st.integers(1, 2**62)
+
+# A small tree shape keeps the arrays tiny (leaves of 2**24 tokens: 256 leaves).
+SMALL = {"leaf_bits": 24, "fanout_bits": 2}
+
+
+def store_tree(store: dict, **shape) -> HashTree:
+    return HashTree.build(((t, k, v, d) for (t, k), (v, d) in store.items()), **shape)
+
+
+# (token, key, version, deleted) writes; the store keeps the larger version per key, as a
+# replica does. Every write has a version no other write has (as in the cluster).
+WRITES = st.lists(st.tuples(TOKENS, KEYS, VERSIONS, st.booleans()), max_size=60,
+                  unique_by=lambda w: w[2])
+
+
+def distinct(a: list, b: list) -> list:
+    """``b`` without the writes whose version ``a`` already used."""
+    used = {w[2] for w in a}
+    return [w for w in b if w[2] not in used]
+
+
+def apply(store: dict, tree: HashTree, t: int, k: bytes, v: int, d: bool) -> None:
+    old = store.get((t, k))
+    if old is None or v > old[0]:
+        store[(t, k)] = (v, d)
+        tree.update(t, k, old, (v, d))
+
+
+@settings(max_examples=200, deadline=None)
+@given(WRITES, st.lists(st.integers(0, 59), max_size=10))
+def test_incremental_updates_equal_a_rebuild(writes, drops):
+    store: dict = {}
+    tree = HashTree(**SMALL)
+    for w in writes:
+        apply(store, tree, *w)
+    for i in drops:  # records dropped (a range dropped, a tombstone purged)
+        if i < len(writes):
+            t, k = writes[i][0], writes[i][1]
+            old = store.pop((t, k), None)
+            if old is not None:
+                tree.update(t, k, old, None)
+    rebuilt = store_tree(store, **SMALL)
+    assert tree.records == rebuilt.records == len(store)
+    for level in range(len(tree.shifts)):
+        n = 1 << (32 - tree.shifts[level])
+        assert tree.hashes((level, i) for i in range(n)) == \
+            rebuilt.hashes((level, i) for i in range(n))
+
+
+@settings(max_examples=100, deadline=None)
+@given(WRITES, WRITES)
+def test_order_of_writes_does_not_matter(a, b):
+    b = distinct(a, b)
+    s1, t1, s2, t2 = {}, HashTree(**SMALL), {}, HashTree(**SMALL)
+    for w in a + b:
+        apply(s1, t1, *w)
+    for w in b + a:
+        apply(s2, t2, *w)
+    assert s1 == s2 and t1.root() == t2.root()
+
+
+@settings(max_examples=200, deadline=None)
+@given(WRITES, WRITES)
+def test_diff_finds_exactly_the_leaves_of_differing_keys(common, extra):
+    """Two replicas share ``common``; one also got ``extra``. The walk reports exactly the
+    leaves holding a key whose record differs between them."""
+    extra = distinct(common, extra)
+    sa, ta, sb, tb = {}, HashTree(**SMALL), {}, HashTree(**SMALL)
+    for w in common:
+        apply(sa, ta, *w)
+        apply(sb, tb, *w)
+    for w in extra:
+        apply(sa, ta, *w)
+    differing = {k for k in set(sa) | set(sb) if sa.get(k) != sb.get(k)}
+    expected = {(0, t >> ta.shifts[0]) for t, _k in differing}
+    assert set(diff_trees(ta, tb)) == expected
+    assert set(diff_trees(tb, ta)) == expected
+    # and the key exchange inside those leaves brings both sides level
+    pull, push = diff_keys([(t, k, v) for (t, k), (v, _d) in sb.items()],
+                           [(t, k, v) for (t, k), (v, _d) in sa.items()])
+    assert set(pull) == differing and push == []
+    for t, k in pull:
+        apply(sb, tb, t, k, *sa[(t, k)])
+    assert diff_trees(ta, tb) == [] and ta.root() == tb.root()
+
+
+def test_a_tombstone_and_a_live_record_of_one_version_differ():
+    assert record_hash(b"k", 5, True) != record_hash(b"k", 5, False)
+    assert record_hash(b"k", 5, False) != record_hash(b"k", 6, False)
+    assert record_hash(b"k", 5, False) != record_hash(b"j", 5, False)
+
+
+def test_walk_expands_only_differing_subtrees():
+    """One differing key costs one path of node comparisons, not the whole tree."""
+    a, b = HashTree(), HashTree()  # the production shape: 2**18 leaves
+    for i in range(2000):
+        t = (i * 2654435761) % 2**32
+        for tree in (a, b):
+            tree.add(t, record_hash(str(i).encode(), 7, False))
+    a.add(123456789, record_hash(b"only-a", 9, False))
+    walk = TreeWalk(a, [(a.root_level, 0)])
+    rounds = 0
+    while (ask := walk.request()):
+        walk.receive(b.hashes(ask))
+        rounds += 1
+    assert walk.leaves == [(0, 123456789 >> a.shifts[0])]
+    assert rounds == len(a.shifts)
+    assert walk.nodes_compared <= 1 + 16 * (len(a.shifts) - 1)
+
+
+def test_walk_refuses_a_reply_of_the_wrong_length():
+    walk = TreeWalk(HashTree(**SMALL), [(0, 1), (0, 2)])
+    with pytest.raises(ValueError):
+        walk.receive([0])
+
+
+def test_cover_tiles_a_range_with_the_fewest_nodes():
+    t = HashTree()  # leaves of 2**14 tokens, fanout 16
+    leaf = 1 << 14
+    assert t.cover(0, 2**32) == [(t.root_level, 0)]
+    # a partition of a 4096-partition ring spans 2**20 tokens; tree nodes span 2**14,
+    # 2**18, 2**22, ... tokens: so 4 nodes of 2**18
+    p = 5
+    cov = t.cover(p << 20, (p + 1) << 20)
+    assert cov == [(1, (p << 20 >> 18) + i) for i in range(4)]
+    # a ragged range: leaves, then larger nodes, then leaves
+    start, end = 3 * leaf, (1 << 18) * 2 + 5 * leaf
+    cov = t.cover(start, end)
+    spans = [t.node_range(*n) for n in cov]
+    assert spans[0][0] == start and spans[-1][1] == end
+    assert all(a[1] == b[0] for a, b in zip(spans, spans[1:]))
+    assert len(cov) == 13 + 1 + 5  # 13 leaves up to 2**18, one 2**18 node, 5 leaves
+    with pytest.raises(ValueError):
+        t.cover(1, 2**20)
+    with pytest.raises(ValueError):
+        t.cover(0, 2**33)
+
+
+@given(st.lists(st.tuples(st.integers(0, 2**18 - 1), st.integers(1, 64)), max_size=8))
+def test_cover_ranges_covers_exactly_the_union(raw):
+    t = HashTree()
+    leaf = 1 << 14
+    ranges = [(s * leaf, min(2**18, s + n) * leaf) for s, n in raw]
+    covered = set()
+    for lv, ix in t.cover_ranges(ranges):
+        s, e = t.node_range(lv, ix)
+        for leaf_ix in range(s // leaf, e // leaf):
+            assert leaf_ix not in covered
+            covered.add(leaf_ix)
+    want = {i for s, e in ranges for i in range(s // leaf, e // leaf)}
+    assert covered == want
+
+
+def test_diff_keys_newer_wins_each_way():
+    local = [(1, b"a", 5), (1, b"b", 9), (2, b"c", 3)]
+    remote = [(1, b"a", 7), (1, b"b", 9), (3, b"d", 1)]
+    pull, push = diff_keys(local, remote)
+    assert pull == [(1, b"a"), (3, b"d")]
+    assert push == [(2, b"c")]
+
+
+def test_out_of_range_token_is_refused():
+    with pytest.raises(ValueError):
+        HashTree(**SMALL).add(2**32, 1)
+
+
+def test_shared_ranges_are_where_both_are_in_the_preference_list():
+    from ring import Ring
+
+    from dynamopy.core.merkle import shared_ranges
+
+    ring = Ring.build(["a", "b", "c", "d", "e"], partitions=64)
+    spans = shared_ranges(ring, 3, "a", "c")
+    inside = set()
+    for s, e in spans:
+        for p in range(ring.partition_of(s), ring.partition_of(e - 1) + 1):
+            inside.add(p)
+    for p in range(64):
+        pl = ring.preference_list_for_token(ring.partition_range(p)[0], 3)
+        assert (p in inside) == ("a" in pl and "c" in pl)
+    assert shared_ranges(ring, 3, "a", "zz") == []
+
+
+@given(st.lists(st.tuples(st.integers(0, 100), st.integers(1, 10)), max_size=6),
+       st.lists(st.tuples(st.integers(0, 100), st.integers(1, 10)), max_size=6))
+def test_intersect_spans_is_the_overlap(ra, rb):
+    from dynamopy.core.merkle import intersect_spans
+
+    def norm(raw):
+        points = sorted({x for s, n in raw for x in range(s, s + n)})
+        spans = []
+        for x in points:
+            if spans and spans[-1][1] == x:
+                spans[-1][1] = x + 1
+            else:
+                spans.append([x, x + 1])
+        return [tuple(s) for s in spans], set(points)
+
+    a, pa = norm(ra)
+    b, pb = norm(rb)
+    got = {x for s, e in intersect_spans(a, b) for x in range(s, e)}
+    assert got == pa & pb

@@ -1,0 +1,30 @@
+"""The mutation command's report: one score line per module, equivalents left out only in
+the last figure (python -m dynamopy.benchlib.mutation; mutmut itself is not needed here)."""
+
+from dynamopy.benchlib import mutation
+
+
+def test_mutants_are_grouped_by_the_module_they_mutate():
+    assert mutation._module("ring.claim.x__walk__mutmut_4") == "ring.claim"
+    assert mutation._module("dynamopy.core.versions.xǁHybridClockǁobserve__mutmut_1") == \
+        "dynamopy.core.versions"
+    assert mutation._prefixes(["ring/", "dynamopy/core/paxos/acceptor.py"]) == \
+        ("ring.", "dynamopy.core.paxos.acceptor")
+
+
+def test_report_prints_a_score_per_module_and_a_total():
+    equivalent = next(iter(name for name in mutation.EQUIVALENT if name.startswith("ring.claim.")))
+    rows = [("ring.claim.x_a__mutmut_1", "killed"), ("ring.claim.x_a__mutmut_2", "killed"),
+            ("ring.claim.x_a__mutmut_3", "timeout"), (equivalent, "survived"),
+            ("ring.ring.x_b__mutmut_1", "killed"), ("ring.ring.x_b__mutmut_2", "survived"),
+            ("ring.ring.x_b__mutmut_3", "not checked")]
+    lines = mutation.report(rows).splitlines()
+    assert lines[0].split()[:3] == ["module", "mutants", "killed"]
+    claim = lines[1].split()
+    assert claim[:8] == ["ring.claim", "4", "2", "1", "1", "0", "1", "50.0%"]
+    assert claim[8:] == ["75.0%", "100.0%"]  # timeouts as killed; then without the equivalent
+    assert lines[2].split() == ["ring.ring", "3", "1", "1", "0", "0", "0", "50.0%", "50.0%", "50.0%"]
+    assert lines[3].split()[:3] == ["total", "7", "3"] and lines[3].split()[7] == "50.0%"
+    # an equivalent that timed out is left out once, not also counted as killed
+    lines = mutation.report([("ring.claim.x_a__mutmut_1", "killed"), (equivalent, "timeout")]).splitlines()
+    assert lines[1].split()[-3:] == ["50.0%", "100.0%", "100.0%"]

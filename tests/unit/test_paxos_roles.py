@@ -1,0 +1,618 @@
+"""The Paxos roles one at a time (acceptor, proposer, learner, Ready): each rule their
+docstrings state, checked directly and exactly (the cluster scenarios and the agreement
+property in ``test_paxos.py`` check them together)."""
+
+from __future__ import annotations
+
+import pytest
+
+from dynamopy.core.paxos import (
+    NOOP, Accepted, Acceptor, AcceptorState, AcceptorUpdate, Ballot, CatchupReply, Nack,
+    PaxosSafetyError, Promise, Ready, Role, Snapshot,
+)
+from dynamopy.core.paxos.learner import Learner, same_value
+from dynamopy.core.paxos.proposer import Proposer
+
+B1, B2, B3 = Ballot(1, 0), Ballot(1, 1), Ballot(2, 0)
+
+
+# -- durable acceptor state ---------------------------------------------------------------
+
+
+def test_state_apply_keeps_the_highest_promise_and_compaction():
+    st = AcceptorState().apply(AcceptorUpdate(promised=B3, compacted_below=5))
+    assert st.apply(AcceptorUpdate(promised=B1, compacted_below=2)) == AcceptorState(B3, {}, 5)
+    assert st.apply(AcceptorUpdate()) == st  # None fields change nothing
+
+
+def test_state_apply_stores_entries_in_order_and_drops_compacted_slots():
+    st = AcceptorState().apply(AcceptorUpdate(accepted=((3, B1, "x"), (4, B1, "y"), (3, B2, "z"))))
+    assert st.accepted == {3: (B2, "z"), 4: (B1, "y")}  # a later entry for a slot replaces
+    assert st.apply(AcceptorUpdate(compacted_below=4)).accepted == {4: (B1, "y")}
+    # entries of the same update below its compaction are dropped too
+    assert AcceptorState().apply(AcceptorUpdate(accepted=((1, B1, "a"), (2, B1, "b")),
+                                                compacted_below=2)).accepted == {2: (B1, "b")}
+    assert st.apply(AcceptorUpdate(promised=B2)).accepted == st.accepted
+
+
+def test_restored_acceptor_starts_from_the_state():
+    st = AcceptorState(B2, {7: (B2, "v")}, 7)
+    a = Acceptor(st)
+    assert (a.promised, a.accepted, a.compacted_below) == (B2, {7: (B2, "v")}, 7)
+    assert not a.dirty and a.take_update() is None
+    assert a.on_prepare(B1, 0) == Nack(B1, B2)
+
+
+# -- acceptor rules -------------------------------------------------------------------------
+
+
+def test_promise_lists_accepted_values_sorted_from_the_later_of_from_slot_and_compaction():
+    a = Acceptor()
+    a.on_accept(B1, [(5, "e"), (2, "b"), (3, "c")], 0)
+    assert a.on_prepare(B2, 0) == Promise(B2, 0, ((2, B1, "b"), (3, B1, "c"), (5, B1, "e")), 0)
+    assert a.on_prepare(B2, 3).accepted == ((3, B1, "c"), (5, B1, "e"))  # from_slot inclusive
+    a.compact(4)
+    assert a.on_prepare(B3, 1) == Promise(B3, 1, ((5, B1, "e"),), 4)
+
+
+def test_an_equal_ballot_is_accepted_and_a_lower_one_nacked_with_the_promise():
+    a = Acceptor()
+    a.on_prepare(B2, 0)
+    assert a.on_accept(B2, [(0, "x")], 9) == Accepted(B2, (0,), 9)  # echoes chosen_below
+    assert a.on_prepare(B1, 0) == Nack(B1, B2)
+    assert a.on_accept(B1, [(1, "y")], 0) == Nack(B1, B2)
+    assert 1 not in a.accepted
+
+
+def test_only_changes_are_pending_and_a_retransmitted_accept_needs_no_sync():
+    a = Acceptor()
+    assert not a.dirty and a.take_update() is None
+    a.on_prepare(B1, 0)
+    assert a.dirty
+    assert a.take_update() == AcceptorUpdate(promised=B1, accepted=(), compacted_below=None)
+    a.on_prepare(B1, 0)  # the same promise again: nothing to persist
+    assert not a.dirty
+    a.on_accept(B1, [(1, "y"), (0, "x")], 0)
+    assert a.take_update() == AcceptorUpdate(promised=None, accepted=((0, B1, "x"), (1, B1, "y")))
+    a.on_accept(B1, [(0, "x")], 0)  # retransmission
+    assert a.take_update() is None
+    a.on_accept(B1, [(0, "other")], 0)  # same ballot, new value (a new leader's re-proposal)
+    a.on_accept(B2, [(1, "y")], 0)  # same value, higher ballot
+    assert a.take_update() == AcceptorUpdate(promised=B2, accepted=((0, B1, "other"), (1, B2, "y")))
+
+
+def test_compaction_is_pending_once_and_drops_pending_slots_below_it():
+    a = Acceptor()
+    a.on_accept(B1, [(0, "x"), (1, "y"), (2, "z")], 0)
+    a.compact(2)
+    assert a.accepted == {2: (B1, "z")}
+    assert a.take_update() == AcceptorUpdate(promised=B1, accepted=((2, B1, "z"),), compacted_below=2)
+    a.compact(2)  # not above the current frontier: nothing changes
+    a.compact(1)
+    assert not a.dirty and a.compacted_below == 2
+    assert a.on_accept(B1, [(1, "late"), (2, "z"), (3, "w")], 5) == Accepted(B1, (2, 3), 5)
+    assert a.state() == AcceptorState(B1, {2: (B1, "z"), 3: (B1, "w")}, 2)
+
+
+# -- proposer -----------------------------------------------------------------------------
+
+
+def test_a_new_proposer_is_a_follower_that_never_ran():
+    p = Proposer(3, 4, 8)
+    assert p.role is Role.FOLLOWER and p.ballot == Ballot(0, -1)
+    assert p.submit("v") == [] and p.on_accepted("a", Accepted(Ballot(0, -1), (0,), 0)) == []
+
+
+def test_new_values_never_go_below_the_compacted_frontier():
+    """Promises may report accepted values only below another acceptor's compaction:
+    those slots are chosen; new values start at the frontier, not after them."""
+    p = Proposer(3, 8, 8)
+    p.start_candidacy(B3, 0)
+    p.on_promise("a", Promise(B3, 0, ((1, B1, "x"),), 0))
+    p.on_promise("b", Promise(B3, 0, (), 5))
+    assert p.become_leader(lambda s: False, 0) == (5, [])
+    assert p.submit("new") == [(5, "new")]
+
+
+@pytest.mark.parametrize("n, quorum", [(1, 1), (2, 2), (3, 2), (4, 3), (5, 3)])
+def test_a_majority_of_promises_makes_a_candidate_leader(n, quorum):
+    p = Proposer(n, 4, 8)
+    assert not p.on_promise("a", Promise(B1, 0, (), 0))  # not a candidate: ignored
+    p.start_candidacy(B1, 0)
+    assert p.role is Role.CANDIDATE
+    assert not p.on_promise("x", Promise(B2, 0, (), 0))  # another ballot's promise
+    results = [p.on_promise(f"a{i}", Promise(B1, 0, (), 0)) for i in range(quorum)]
+    assert results == [False] * (quorum - 1) + [True]
+    p.on_promise("a0", Promise(B1, 0, (), 0))  # a duplicate counts once
+    assert len(p.promises) == quorum
+
+
+def test_new_leader_reproposes_the_highest_ballot_values_and_fills_gaps_with_noop():
+    p = Proposer(3, 8, 8)
+    p.start_candidacy(B3, 2)
+    p.on_promise("a", Promise(B3, 2, ((2, B1, "old"), (3, B1, "x"), (5, B1, "y")), 0))
+    p.on_promise("b", Promise(B3, 2, ((2, B2, "new"),), 0))
+    compacted, out = p.become_leader(lambda s: False, 0)
+    assert compacted == 0 and p.role is Role.LEADER and p.promises == {}
+    assert out == [(2, "new"), (3, "x"), (4, NOOP), (5, "y")]
+    assert p.next_slot == 6
+
+
+def test_new_leader_skips_compacted_and_known_slots_and_starts_new_values_above_min_next():
+    p = Proposer(3, 8, 8)
+    p.start_candidacy(B3, 1)
+    p.on_promise("a", Promise(B3, 1, ((1, B1, "gone"), (4, B1, "v")), 3))
+    p.on_promise("b", Promise(B3, 1, (), 2))
+    p.submit("queued")
+    compacted, out = p.become_leader(lambda s: s == 5, 7)
+    assert compacted == 3  # the largest compaction reported
+    assert out == [(3, NOOP), (4, "v"), (6, NOOP), (7, "queued")]
+    assert p.next_slot == 8
+
+
+def test_submit_skips_duplicates_bounds_the_queue_and_the_window():
+    p = Proposer(3, 2, 3)
+    assert p.submit("a") == [] and p.submit("a") == []  # follower: queued once
+    assert p.submit("b") == [] and p.submit("c") == [] and p.submit("d") == []  # queue full
+    assert list(p.queue) == ["a", "b", "c"]
+    p.start_candidacy(B1, 0)
+    p.on_promise("x", Promise(B1, 0, (), 0))
+    p.on_promise("y", Promise(B1, 0, (), 0))
+    _, out = p.become_leader(lambda s: False, 0)
+    assert out == [(0, "a"), (1, "b")]  # at most max_inflight in flight
+    assert p.submit("a") == []  # in flight already
+    assert p.submit("e") == []  # window full: waits
+    assert list(p.queue) == ["c", "e"]
+
+
+def test_a_value_is_chosen_by_a_majority_of_votes_under_the_leaders_ballot():
+    p = Proposer(3, 4, 8)
+    p.start_candidacy(B2, 0)
+    p.on_promise("a", Promise(B2, 0, (), 0))
+    p.on_promise("b", Promise(B2, 0, (), 0))
+    p.become_leader(lambda s: False, 0)
+    p.submit("v")
+    p.submit("w")
+    assert p.on_accepted("a", Accepted(B1, (0, 1), 0)) == []  # another ballot's votes
+    assert p.on_accepted("b", Accepted(B1, (0, 1), 0)) == []  # never count
+    assert p.on_accepted("a", Accepted(B2, (9, 0, 1), 0)) == []  # 9: not in flight, skipped
+    assert p.on_accepted("a", Accepted(B2, (0,), 0)) == []  # the same voter twice
+    assert p.resend(("a", "b", "c")) == {"b": [(0, "v"), (1, "w")], "c": [(0, "v"), (1, "w")]}
+    assert p.on_accepted("b", Accepted(B2, (0,), 0)) == [(0, "v")]
+    assert p.resend(("a", "b", "c")) == {"b": [(1, "w")], "c": [(1, "w")]}
+    assert p.on_accepted("c", Accepted(B2, (1, 0), 0)) == [(1, "w")]  # 0 is no longer in flight
+    assert p.inflight == {} and p.resend(("a", "b", "c")) == {}
+    p.step_down()
+    assert p.on_accepted("b", Accepted(B2, (0,), 0)) == []
+
+
+def test_forget_chosen_frees_the_window_and_step_down_keeps_the_queue():
+    p = Proposer(3, 1, 8)
+    p.start_candidacy(B2, 0)
+    p.on_promise("a", Promise(B2, 0, (), 0))
+    p.on_promise("b", Promise(B2, 0, (), 0))
+    p.become_leader(lambda s: False, 0)
+    assert p.submit("v") == [(0, "v")]
+    assert p.submit("w") == []
+    p.forget_chosen(lambda s: s == 0)
+    assert p.inflight == {} and p.fill() == [(1, "w")]
+    p.submit("x")
+    p.step_down()
+    assert p.role is Role.FOLLOWER and p.inflight == {} and p.promises == {}
+    assert p.take_queue() == ["x"] and p.take_queue() == []
+
+
+# -- learner ------------------------------------------------------------------------------
+
+
+def test_restart_log_must_be_contiguous_from_the_snapshot():
+    lr = Learner(Snapshot(3, "s"), [(3, "a"), (4, "b")])
+    assert (lr.base, lr.chosen_below, lr.applied, lr.hint) == (3, 5, 5, 5)
+    assert not lr.has_gap and lr.hint_from is None and lr.pending_snapshot is None
+    with pytest.raises(ValueError, match=r"^restart log must be contiguous from 3: got slot 5, expected 4$"):
+        Learner(Snapshot(3, "s"), [(3, "a"), (5, "b")])
+    with pytest.raises(ValueError, match="from 0: got slot 1, expected 0"):
+        Learner(None, [(1, "a")])
+
+
+def test_learning_out_of_order_advances_the_frontier_only_when_contiguous():
+    lr = Learner(None, ())
+    assert lr.learn(1, "b") and lr.chosen_below == 0 and lr.hint == 2 and lr.has_gap
+    assert lr.knows(1) and not lr.knows(0) and not lr.knows(2)
+    assert lr.learn(0, "a") and lr.chosen_below == 2 and not lr.has_gap
+    assert lr.knows(0)
+    assert not lr.learn(0, "a")
+    lr.note_hint(1, "x")
+    lr.note_hint(2, "x")
+    assert lr.hint == 2 and lr.hint_from is None  # not news
+    lr.note_hint(5, "x")
+    assert lr.hint == 5 and lr.hint_from == "x" and lr.has_gap
+    with pytest.raises(PaxosSafetyError, match=r"slot 0: learned 'z' but already had 'a'"):
+        lr.learn(0, "z")
+
+
+def test_same_value_ignores_only_tuple_versus_list():
+    assert same_value({"k": [("a", 1), {"n": (2,)}]}, {"k": [["a", 1], {"n": [2]}]})
+    assert not same_value({"k": [1, 2]}, {"k": [1, 3]})
+    assert not same_value([1, 2], [1, 2, 3])
+
+
+def test_compact_keeps_the_snapshot_and_drops_older_entries():
+    lr = Learner(None, [(0, "a"), (1, "b"), (2, "c")])
+    with pytest.raises(ValueError, match=r"^snapshot.slot must equal upto$"):
+        lr.compact(2, Snapshot(1, "s"))
+    with pytest.raises(ValueError, match=r"^cannot compact to 4: only slots < 3 are applied$"):
+        lr.compact(4, Snapshot(4, "s"))
+    assert lr.compact(2, Snapshot(2, "ab"))
+    assert lr.base == 2 and lr.log == {2: "c"} and lr.snapshot == Snapshot(2, "ab")
+    assert not lr.compact(2, Snapshot(2, "ab")) and not lr.compact(1, Snapshot(1, "a"))
+    assert lr.compact(3, Snapshot(3, "abc")) and lr.log == {}
+    assert not lr.learn(1, "other")  # below the snapshot: forgotten, not a conflict
+    assert lr.learn(3, "d") and lr.chosen_below == 4  # the snapshot's own slot is the next one
+
+
+def test_serve_sends_the_snapshot_only_to_a_peer_behind_it_and_caps_entries():
+    lr = Learner(Snapshot(2, "ab"), [(2, "c"), (3, "d"), (4, "e")])
+    assert lr.serve(0, 2) == CatchupReply(0, Snapshot(2, "ab"), ((2, "c"), (3, "d")), 5)
+    assert lr.serve(2, 10) == CatchupReply(2, None, ((2, "c"), (3, "d"), (4, "e")), 5)
+    assert lr.serve(3, 1) == CatchupReply(3, None, ((3, "d"),), 5)
+    assert lr.serve(5, 8) == CatchupReply(5, None, (), 5)
+
+
+def test_install_adopts_only_a_snapshot_ahead_and_keeps_later_entries():
+    lr = Learner(None, [(0, "a")])
+    lr.learn(4, "e")
+    lr.learn(6, "g")
+    assert not lr.install(Snapshot(1, "a"))  # covers nothing new
+    assert lr.install(Snapshot(4, "abcd"))
+    assert (lr.base, lr.chosen_below, lr.hint) == (4, 5, 7)
+    assert lr.log == {4: "e", 6: "g"} and lr.pending_snapshot == Snapshot(4, "abcd")
+    assert lr.serve(0, 8).snapshot == Snapshot(4, "abcd")  # served on to peers behind it
+    lr2 = Learner(None, ())
+    assert lr2.install(Snapshot(3, "abc")) and lr2.hint == 3
+
+
+def test_absorb_reports_progress_and_notes_the_hint():
+    lr = Learner(None, ())
+    assert lr.absorb(CatchupReply(0, None, ((0, "a"),), 3), "p")
+    assert lr.chosen_below == 1 and lr.hint == 3 and lr.hint_from == "p"
+    assert not lr.absorb(CatchupReply(0, None, ((0, "a"),), 3), "q")
+    assert lr.absorb(CatchupReply(0, Snapshot(2, "ab"), (), 3), "q")
+    assert lr.chosen_below == 2 and lr.pending_snapshot == Snapshot(2, "ab")
+
+
+# -- Ready ----------------------------------------------------------------------------------
+
+
+def test_ready_is_empty_only_with_nothing_in_any_field():
+    assert Ready(None, None, (), ()).empty
+    assert not Ready(Snapshot(1, "a"), None, (), ()).empty
+    assert not Ready(None, AcceptorUpdate(), (), ()).empty
+    assert not Ready(None, None, ((0, "a"),), ()).empty
+    assert not Ready(None, None, (), (("b", Nack(B1, B2)),)).empty
+
+
+# -- MetaLogNode: construction, status and the Ready contract --------------------------
+
+
+def _node(node_id="a", acceptors=("a",), **kw):
+    import random
+
+    from dynamopy.core.paxos import MetaLogNode
+    return MetaLogNode(node_id, acceptors, random.Random(0), **kw)
+
+
+@pytest.mark.parametrize("acceptors, kw, message", [
+    ((), {}, "acceptors must be a non-empty tuple of distinct ids"),
+    (("a", "a"), {}, "acceptors must be a non-empty tuple of distinct ids"),
+    (("a",), {"heartbeat_ticks": 0}, r"need 0 < heartbeat_ticks < election_ticks"),
+    (("a",), {"heartbeat_ticks": 10, "election_ticks": 10}, r"need 0 < heartbeat_ticks < election_ticks"),
+])
+def test_bad_node_settings_are_refused_with_the_reason(acceptors, kw, message):
+    with pytest.raises(ValueError, match=message):
+        _node(acceptors=acceptors, **kw)
+    _node(acceptors=("a",), heartbeat_ticks=9, election_ticks=10)  # the bounds themselves are fine
+
+
+def test_only_acceptors_keep_acceptor_state():
+    with pytest.raises(ValueError, match="only acceptors have persisted acceptor state"):
+        _node("x", ("a",), persisted=AcceptorState())
+    learner = _node("x", ("a",))
+    assert learner.acceptor_state() is None and learner.role is Role.FOLLOWER
+    assert learner.ballot == Ballot(0, -1)
+    acceptor = _node("a", ("a",))
+    assert acceptor.role is Role.FOLLOWER and acceptor.ballot == Ballot(0, -1)
+
+
+def test_a_restarted_acceptor_knows_its_compacted_slots_are_chosen():
+    node = _node(persisted=AcceptorState(B2, {}, 5))
+    assert node.known_chosen_below == 5 and node.chosen_below == 0
+    assert node.acceptor_state() == AcceptorState(B2, {}, 5)
+
+
+def test_a_lone_acceptor_leads_after_its_election_timeout_and_delivers_in_order():
+    node = _node(election_ticks=4, heartbeat_ticks=1)
+    ticks = 0
+    while node.role is not Role.LEADER:
+        node.tick()
+        node.advance(node.ready())
+        ticks += 1
+    assert 4 <= ticks <= 7  # a random timeout in [election_ticks, 2 * election_ticks)
+    assert node.ballot == Ballot(1, 0) and node.leader == "a"
+    node.propose({"rid": 1})
+    node.propose({"rid": 2})
+    rd = node.ready()
+    assert rd.committed == ((0, {"rid": 1}), (1, {"rid": 2}))  # no gap to fill: no NOOP
+    assert node.chosen_below == 2 and node.applied_slot == 0
+    node.advance(rd)
+    assert node.applied_slot == 2
+    assert not node.has_ready() and node.ready().empty
+
+
+def test_has_ready_reports_each_kind_of_pending_effect_alone():
+    from dynamopy.core.paxos import CatchupRequest, Commit
+
+    learner = _node("x", ("a", "b", "c"))
+    assert not learner.has_ready()
+    learner.step("a", CatchupRequest(0))  # a reply to send, nothing else
+    assert learner.has_ready()
+    rd = learner.ready()
+    assert rd.messages and not rd.committed and rd.persist is None and rd.snapshot is None
+    learner.advance(rd)
+    assert not learner.has_ready()
+    learner.step("a", Commit(((0, {"rid": 1}),), 1))  # an entry to apply, nothing else
+    assert learner.has_ready()
+    rd = learner.ready()
+    assert rd.committed == ((0, {"rid": 1}),) and not rd.messages
+    learner.advance(rd)
+    learner.step("a", CatchupReply(0, Snapshot(5, "s"), (), 5))  # a snapshot to install
+    assert learner.has_ready() and learner.ready().snapshot == Snapshot(5, "s")
+
+    acceptor = _node("a", ("a", "b", "c"), persisted=AcceptorState(B1, {0: (B1, "v")}, 0))
+    acceptor.step("b", Commit(((0, "v"),), 1))
+    acceptor.advance(acceptor.ready())
+    acceptor.compact(1, Snapshot(1, "v"))  # only the acceptor's compaction to persist
+    assert acceptor.has_ready()
+    rd = acceptor.ready()
+    assert rd.persist == AcceptorUpdate(compacted_below=1) and not rd.messages and not rd.committed
+
+
+def test_a_proposal_is_forwarded_to_the_known_leader_at_most_twice():
+    from dynamopy.core.paxos import Heartbeat, Propose
+
+    node = _node("a", ("a", "b", "c"))
+    node.step("b", Heartbeat(B2, 0))  # b leads
+    node.advance(node.ready())
+    node.step("x", Propose({"rid": 1}, 1))  # one hop so far: forward it
+    rd = node.ready()
+    assert rd.messages == (("b", Propose({"rid": 1}, 2)),)
+    node.advance(rd)
+    node.step("x", Propose({"rid": 2}, 2))  # two hops: kept here, never sent further
+    rd = node.ready()
+    assert rd.messages == ()
+    node.advance(rd)
+
+
+def _drain(node):
+    rd = node.ready()
+    node.advance(rd)
+    return rd.messages
+
+
+def test_values_queued_without_a_leader_go_to_the_first_leader_heard():
+    from dynamopy.core.paxos import Heartbeat, Propose
+
+    node = _node("a", ("a", "b", "c"))
+    node.propose({"rid": 1})
+    assert _drain(node) == ()  # no leader known: queued
+    node.step("b", Heartbeat(B2, 0))
+    assert ("b", Propose({"rid": 1}, 1)) in _drain(node)
+
+
+def test_an_acceptor_nacks_a_heartbeat_below_its_promise_and_acks_one_at_it():
+    from dynamopy.core.paxos import Heartbeat, HeartbeatAck, Prepare
+
+    node = _node("a", ("a", "b", "c"))
+    node.step("c", Prepare(B2, 0))
+    _drain(node)
+    node.step("b", Heartbeat(B1, 0))
+    assert _drain(node) == (("b", Nack(B1, B2)),)
+    assert node.leader is None
+    node.step("c", Heartbeat(B2, 0))
+    assert _drain(node) == (("c", HeartbeatAck(B2)),)
+    assert node.leader == "c"
+
+
+def test_a_follower_keeps_the_newest_leader_and_its_heartbeats_keep_it():
+    from dynamopy.core.paxos import Heartbeat
+
+    node = _node("x", ("a", "b", "c"), election_ticks=4, heartbeat_ticks=1)
+    node.step("b", Heartbeat(B3, 0))
+    node.step("a", Heartbeat(B1, 0))  # an older leader: ignored
+    assert node.leader == "b" and node.leader_ballot == B3
+    for _ in range(12):  # heartbeats under the same ballot keep the leader alive
+        node.tick()
+        assert node.leader == "b"
+        node.step("b", Heartbeat(B3, 0))
+        _drain(node)
+    node.step("c", Heartbeat(Ballot(3, 2), 0))  # a newer one takes over
+    assert node.leader == "c"
+    for _ in range(4):  # silent for election_ticks: forgotten
+        node.tick()
+        _drain(node)
+    assert node.leader is None
+    node.step("a", Heartbeat(B1, 0))  # with none to follow, any live leader is heard
+    assert node.leader == "a"
+
+
+def test_only_a_nack_of_the_current_ballot_ends_a_candidacy():
+    node = _node("a", ("a", "b", "c"), election_ticks=4, heartbeat_ticks=1, leader_lease=False)
+    while node.role is not Role.CANDIDATE:
+        node.tick()
+        _drain(node)
+    mine = node.ballot
+    node.step("b", Nack(Ballot(0, 0), Ballot(9, 1)))  # a stale nack of an older ballot
+    assert node.role is Role.CANDIDATE
+    node.step("b", Nack(mine, Ballot(9, 1)))
+    assert node.role is Role.FOLLOWER
+
+
+def _lead(node, voter="b"):
+    """Make ``node`` (an acceptor of three) leader: tick until it campaigns, then one
+    promise from ``voter`` completes its majority."""
+    while node.role is not Role.CANDIDATE:
+        node.tick()
+        _drain(node)
+    node.step(voter, Promise(node.ballot, 0, (), 0))
+    _drain(node)
+    assert node.role is Role.LEADER
+
+
+def test_a_leader_that_hears_from_no_majority_for_election_ticks_steps_down():
+    from dynamopy.core.paxos import HeartbeatAck
+
+    node = _node("a", ("a", "b", "c"), election_ticks=4, heartbeat_ticks=1, leader_lease=False)
+    _lead(node)
+    for _ in range(12):  # b acks every heartbeat: a majority with a itself
+        node.tick()
+        node.step("b", HeartbeatAck(node.ballot))
+        _drain(node)
+        assert node.role is Role.LEADER
+    for tick in range(1, 12):  # only acks of another ballot: they do not count
+        node.tick()
+        node.step("c", HeartbeatAck(Ballot(0, 2)))
+        _drain(node)
+        if node.role is not Role.LEADER:
+            break
+    assert node.role is Role.FOLLOWER and tick == 5  # acks older than election_ticks
+
+
+def test_a_new_leader_keeps_its_lead_for_election_ticks_before_counting_acks():
+    node = _node("a", ("a", "b", "c"), election_ticks=4, heartbeat_ticks=1, leader_lease=False)
+    _lead(node)
+    for tick in range(1, 12):  # nobody acks, but b's promise counts as contact
+        node.tick()
+        _drain(node)
+        if node.role is not Role.LEADER:
+            break
+    assert tick == 5
+
+
+def test_an_acceptor_forgets_accepted_values_below_an_installed_snapshot():
+    from dynamopy.core.paxos import Accept, CatchupRequest
+
+    node = _node("a", ("a", "b", "c"))
+    node.step("b", Accept(B2, ((0, "x"), (1, "y"), (2, "z"))))
+    _drain(node)
+    node.step("c", CatchupReply(0, Snapshot(2, "xy"), ((2, "z"),), 5))
+    rd = node.ready()
+    assert rd.snapshot == Snapshot(2, "xy") and rd.persist.compacted_below == 2
+    node.advance(rd)
+    assert node.acceptor_state().accepted == {2: (B2, "z")}
+    # slots 3 and 4 are still missing: keep pulling from the peer that just helped
+    assert ("c", CatchupRequest(3)) in rd.messages
+
+
+def test_with_five_acceptors_one_ack_is_not_a_majority():
+    from dynamopy.core.paxos import HeartbeatAck
+
+    node = _node("a", ("a", "b", "c", "d", "e"), election_ticks=4, heartbeat_ticks=1,
+                 leader_lease=False)
+    while node.role is not Role.CANDIDATE:
+        node.tick()
+        _drain(node)
+    node.step("b", Promise(node.ballot, 0, (), 0))
+    node.step("c", Promise(node.ballot, 0, (), 0))
+    _drain(node)
+    assert node.role is Role.LEADER
+    for tick in range(1, 12):  # only b keeps acking: a and b are 2 of 5
+        node.tick()
+        node.step("b", HeartbeatAck(node.ballot))
+        _drain(node)
+        if node.role is not Role.LEADER:
+            break
+    assert node.role is Role.FOLLOWER and tick == 5
+
+
+def test_a_learner_sends_its_proposal_to_an_acceptor_or_the_known_leader():
+    from dynamopy.core.paxos import Heartbeat, Propose
+
+    learner = _node("x", ("a", "b", "c"))
+    learner.propose({"rid": 1})
+    ((to, msg),) = _drain(learner)
+    assert to in ("a", "b", "c") and msg == Propose({"rid": 1}, 1)
+    learner.step("b", Heartbeat(B2, 0))
+    learner.propose({"rid": 2})
+    assert _drain(learner) == (("b", Propose({"rid": 2}, 1)),)
+
+
+def test_a_new_leader_proposes_new_values_above_every_slot_it_knows_and_sends_at_once():
+    from dynamopy.core.paxos import Accept, Commit
+
+    node = _node("a", ("a", "b", "c"), election_ticks=4, heartbeat_ticks=1, leader_lease=False)
+    node.step("b", Commit(((5, "x"),), 0))  # slot 5 learned out of order; 0..4 unknown
+    _drain(node)
+    while node.role is not Role.CANDIDATE:
+        node.tick()
+        _drain(node)
+    node.step("b", Promise(node.ballot, 0, (), 0))
+    fills = tuple((s, NOOP) for s in range(5))
+    assert ("b", Accept(node.ballot, fills)) in _drain(node)  # phase 2 right away
+    node.propose("new")
+    assert ("c", Accept(node.ballot, ((6, "new"),))) in _drain(node)
+
+
+def test_a_leader_beats_every_heartbeat_ticks():
+    from dynamopy.core.paxos import Heartbeat
+
+    node = _node("a", ("a", "b", "c"), election_ticks=6, heartbeat_ticks=2, leader_lease=False)
+    _lead(node)
+    from dynamopy.core.paxos import HeartbeatAck
+
+    beats = []
+    for tick in range(8):
+        node.tick()
+        node.step("b", HeartbeatAck(node.ballot))
+        msgs = _drain(node)
+        beats.append(any(isinstance(m, Heartbeat) for _, m in msgs))
+    assert beats in ([True, False] * 4, [False, True] * 4)
+
+
+def test_a_candidate_waits_election_ticks_before_trying_again():
+    node = _node("a", ("a", "b", "c"), election_ticks=4, heartbeat_ticks=1, leader_lease=False)
+    while node.role is not Role.CANDIDATE:
+        node.tick()
+        _drain(node)
+    first = node.ballot
+    for _ in range(3):  # no answers: the same candidacy, retransmitting
+        node.tick()
+        _drain(node)
+        assert node.ballot == first
+    node.step("b", Nack(first, Ballot(5, 1)))  # stepped down: waits again
+    assert node.role is Role.FOLLOWER
+    for _ in range(3):
+        node.tick()
+        _drain(node)
+        assert node.role is Role.FOLLOWER
+
+
+def test_none_is_refused_as_a_proposal():
+    with pytest.raises(ValueError, match=r"^None is reserved for NOOP$"):
+        _node().propose(None)
+
+
+def test_a_candidate_resends_prepare_every_heartbeat_ticks_to_those_that_have_not_promised():
+    from dynamopy.core.paxos import Prepare
+
+    node = _node("a", ("a", "b", "c", "d", "e"), election_ticks=6, heartbeat_ticks=2,
+                 leader_lease=False)
+    while node.role is not Role.CANDIDATE:
+        node.tick()
+        _drain(node)
+    node.step("b", Promise(node.ballot, 0, (), 0))
+    _drain(node)
+    sent = []
+    for _ in range(4):
+        node.tick()
+        sent.append(sorted(to for to, m in _drain(node) if isinstance(m, Prepare)))
+    assert sent in ([[], ["c", "d", "e"]] * 2, [["c", "d", "e"], []] * 2)
