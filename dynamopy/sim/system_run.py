@@ -97,7 +97,7 @@ class SystemParams:
     bound_ms: int = 4000           # liveness: operations from heal + bound on must succeed
     client_timeout_ms: int = 5000  # a client gives up (UNKNOWN) after this
     request_timeout_ms: int = 1000  # the nodes' --request-timeout-s
-    anti_entropy_interval_ms: int = 2000  # the nodes' --anti-entropy-interval-s (0: off)
+    anti_entropy_interval_ms: int = 5000  # the nodes' --anti-entropy-interval-s (0: off)
 
     def __post_init__(self) -> None:
         unsupported = parse_kinds(self.kinds) - SUPPORTED
