@@ -121,8 +121,9 @@ def _parser() -> argparse.ArgumentParser:
     rm.add_argument("id", help="the member's id")
     rm.add_argument("--force", action="store_true", help="remove it even if it looks alive")
 
-    sub.add_parser("sim", help="the deterministic simulator: dynamopy sim --seed N | "
-                               "--seeds A:B (dynamopy sim -h for its flags)", add_help=False)
+    sub.add_parser("sim", help="the deterministic simulator: dynamopy sim [--system] --seed N | "
+                               "--seeds A:B (metadata log; --system: whole nodes; -h for flags)",
+                   add_help=False)
     return p
 
 

@@ -2,6 +2,7 @@
 
     python -m dynamopy.sim --seed 17 [--nodes 5 --acceptors 3 ...]   # one run, full report
     python -m dynamopy.sim --seeds 0:1000 [...]                      # a range, with a summary
+    python -m dynamopy.sim --system --seed 17 [-v] | --seeds 0:200  # whole nodes (system_cli.py)
 
 Every failing run prints ``SEED=<n>`` with the flags that replay it. Exit status 1 if
 any run failed. ``main(argv)`` is what the project CLI exposes as ``dynamopy sim``.
@@ -24,6 +25,8 @@ def _parser() -> argparse.ArgumentParser:
     which = ap.add_mutually_exclusive_group(required=True)
     which.add_argument("--seed", type=int, help="run one seed and print its report")
     which.add_argument("--seeds", help="run a range START:STOP (STOP excluded)")
+    ap.add_argument("--system", action="store_true",
+                    help="simulate whole nodes instead (dynamopy sim --system -h for its flags)")
     ap.add_argument("-v", "--verbose", action="store_true", help="print every run's report")
     defaults = SimParams(seed=0)
     for f in dataclasses.fields(SimParams):
@@ -41,6 +44,10 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if "--system" in argv:
+        from .system_cli import main as system_main
+        return system_main(argv)
     args = _parser().parse_args(argv)
     params = {f.name: getattr(args, f.name) for f in dataclasses.fields(SimParams) if f.name != "seed"}
     if args.seed is not None:

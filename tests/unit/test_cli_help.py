@@ -4,6 +4,7 @@ import argparse
 
 from dynamopy.cli import _parser
 from dynamopy.sim.__main__ import _parser as sim_parser
+from dynamopy.sim.system_cli import _parser as system_sim_parser
 
 
 def _parsers(parser, path=("dynamopy",)):
@@ -16,7 +17,8 @@ def _parsers(parser, path=("dynamopy",)):
 
 def test_every_flag_has_help_with_its_default():
     checked = 0
-    for path, parser in [*_parsers(_parser()), (("dynamopy", "sim"), sim_parser())]:
+    for path, parser in [*_parsers(_parser()), (("dynamopy", "sim"), sim_parser()),
+                         (("dynamopy", "sim", "--system"), system_sim_parser())]:
         formatter = parser._get_formatter()
         for action in parser._actions:
             if not action.option_strings or action.help == argparse.SUPPRESS or \

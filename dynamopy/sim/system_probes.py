@@ -1,0 +1,123 @@
+"""How the system simulator sees inside real nodes without changing them: the history's
+node events (``Stamped``, ``Synced``, ``Acked``) recorded from the seams and from thin
+wrappers around two methods of each node built, never from a flag in production code.
+
+* ``RecordingDisk``: the in-memory disk (``sim/storage.py``) whose every sync reports the
+  (key, version) of each data record and hint it makes durable, earlier unsynced writes
+  included (a synced LevelDB batch carries every earlier write to disk), decoded with the
+  store's own encoding: the ``Synced`` events.
+* ``instrument(node, ...)``: wraps ``node.versions.next`` (every version a coordinator issues
+  for the client operation in ``CURRENT_OP``: a ``Stamped``) and ``node.replica.put`` (an
+  answer equal to the request's own version is an ack: an ``Acked``, with ``hint_for`` when
+  the node stood in as a fallback). Both are instance attributes looked up at call time, so
+  the coordinator's local writes and the peer handlers go through the wrappers alike.
+
+``CURRENT_OP`` is a context variable the run loop sets in each client operation's task;
+asyncio tasks copy the context they were created in, so the coordinator's fan-out sees it.
+Acks find their operation through the version (versions are unique per write).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+from typing import Callable, Optional
+
+from dynamopy.storage.store import DATA_PREFIX, HINT_PREFIX, _unpack_hint, unpack_record
+
+from .history import History
+from .storage import MemoryDisk, MemoryLevelDB
+
+# (op id, key, coordinator id) of the client operation a task works for, or None.
+CURRENT_OP: contextvars.ContextVar[Optional[tuple[int, str, str]]] = contextvars.ContextVar(
+    "dynamopy_sim_current_op", default=None)
+
+
+def _now_ms() -> int:
+    return int(asyncio.get_running_loop().time() * 1000)
+
+
+def durable_items(ops) -> list[tuple[str, int]]:
+    """The (key, version) of every data record and hint among the (db key, value) ``ops``."""
+    out = []
+    for dbkey, value in ops:
+        if value is None:
+            continue
+        if dbkey.startswith(DATA_PREFIX):
+            key = dbkey[5:]
+            out.append((key.decode("utf-8", "replace"), unpack_record(value).version))
+        elif dbkey.startswith(HINT_PREFIX):
+            _token, key, rec = _unpack_hint(value)
+            out.append((key.decode("utf-8", "replace"), rec.version))
+    return out
+
+
+class _RecordingLevelDB(MemoryLevelDB):
+    def _flush(self) -> None:
+        items = durable_items(self.unsynced)
+        super()._flush()
+        if items:
+            self._disk.on_sync(items)
+
+
+class RecordingDisk(MemoryDisk):
+    """A ``MemoryDisk`` that calls ``on_sync(items)`` at every sync holding data or hints."""
+
+    def __init__(self, on_sync: Callable[[list[tuple[str, int]]], None]) -> None:
+        super().__init__()
+        self.on_sync = on_sync
+
+    def open(self):
+        from dynamopy.storage.store import Store
+        if self._db is not None and not self._db.closed:
+            raise RuntimeError("the memory disk is open already (crash() or close it first)")
+        self._db = _RecordingLevelDB(self)
+        return Store("<memory>", db=self._db)
+
+
+class Recorder:
+    """Turns node-side calls into history events; ``ops_by_version`` pairs acks with writes."""
+
+    def __init__(self, history: History, now_ms: Callable[[], int] = None) -> None:
+        self.history = history
+        self.now_ms = now_ms or _now_ms  # the history's clock (the run's time since it began)
+        self.ops_by_version: dict[int, tuple[int, str]] = {}
+
+    def synced(self, node_id: str, items: list[tuple[str, int]]) -> None:
+        self.history.synced(node_id, items, t_ms=self.now_ms())
+
+    def stamped(self, node_id: str, version: int) -> None:
+        cur = CURRENT_OP.get()
+        if cur is None or cur[2] != node_id:
+            return
+        op, key, _coord = cur
+        self.ops_by_version[version] = (op, key)
+        self.history.stamped(node_id, op, key, version, t_ms=self.now_ms())
+
+    def acked(self, node_id: str, version: int, hint_for: Optional[str]) -> None:
+        found = self.ops_by_version.get(version)
+        if found is None:
+            return  # not a client write's version (cannot happen for a put that answers it)
+        op, key = found
+        self.history.acked(node_id, op, key, version, t_ms=self.now_ms(),
+                           hint_for=hint_for if hint_for not in (None, node_id) else None)
+
+
+def instrument(node, recorder: Recorder) -> None:
+    """Wrap ``node``'s version source and replica put so they report to ``recorder``."""
+    versions, replica, me = node.versions, node.replica, node.id
+    next_version, put = versions.next, replica.put
+
+    async def next_recorded(after: int = 0) -> int:
+        version = await next_version(after)
+        recorder.stamped(me, version)
+        return version
+
+    async def put_recorded(token, key, record, hint_for=None) -> int:
+        stored = await put(token, key, record, hint_for)
+        if stored == record.version:
+            recorder.acked(me, record.version, hint_for)
+        return stored
+
+    versions.next = next_recorded
+    replica.put = put_recorded

@@ -1,0 +1,434 @@
+"""One system-simulation run: real ``Node`` runtimes in one process, on virtual time, under a
+seeded nemesis and a seeded client workload, then the checkers (issue 11).
+
+``run_system(params)`` is a pure function of ``params`` (the seed included): one
+``random.Random(seed)`` hands a child rng, in a fixed order, to the nemesis schedule, the
+workload, the network fates and the probes; every node is built by ``InProcessCluster`` on
+the in-memory seams (``MemoryNetwork``, a ``MemoryDisk`` that loses unsynced writes on a
+crash, a ``NodeClock`` on the ``VirtualTimeLoop``) and seeds its own rng from the run's
+seed; nothing reads the wall clock.
+
+Phases:
+
+1. boot: the seed nodes bootstrap one cluster and become ready (time 0 of the history is
+   when they are);
+2. safety phase, until ``duration_ms``: clients run their operations one at a time against
+   a coordinator the workload picks among the running nodes, while the nemesis events are
+   folded into a ``FaultState`` and carried out: crash (``InProcessCluster.crash``: unsynced
+   writes lost, in-flight client operations on that coordinator end ``UNKNOWN``) and restart
+   on the same disk; partitions, one-way too, message loss, delay and reordering (through
+   ``NetFates`` as the network's per-message delay), duplicated requests and lost replies
+   (``FaultyNetwork``); a pause (every message to or from the node is held until it
+   resumes; its own timers still run); a clock jump (the node's ``NodeClock.offset_ms``);
+3. heal: every fault undone, crashed nodes restarted; the run waits up to ``bound_ms`` for
+   the hint queues to drain and the ring change in progress to finish, then runs a put and a get per key (liveness probes), then an
+   R=N strict read of every key (the no-lost-write check), then waits for read repair;
+4. check: ``check_system_run`` over the history, the final reads, every live node's store
+   and the settled ring, plus ``check_settled``, hint queues empty, and every scheduled
+   join, leave and removal carried out.
+
+The node writes every batch with ``sync=True`` today, so ``lost_unsynced_ops`` is 0 and a
+crash loses only what sat in the group committer's queue (whose callers fail, never ack).
+
+Client operations go to the coordinator component (``node.coordinator``) directly, not over
+HTTP: the REST layer is covered by real-process tests, and the coordinator shows tombstone
+versions, which the checkers need. Duplicated requests and lost replies come from
+``FaultyNetwork`` (``sim/system_net.py``). Membership changes are opt-in (``--spares``,
+``--changes`` and join/leave/remove in ``--kinds``; give them a longer ``--bound-ms``: a
+transfer pull that lost its reply is retried after its 10 s timeout): a join starts a spare
+node that adopts the metadata group and has a member propose its ``join`` (the route's
+reachability check is skipped); a leave is proposed through any member and the node is
+stopped once the log says it left; a removal crashes the node for good and proposes
+``remove``. The nodes run anti-entropy every ``anti_entropy_interval_ms``. Not modelled:
+slow disks.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import random
+from dataclasses import dataclass
+from typing import Optional
+
+from dynamopy.core.records import Record
+from dynamopy.node.errors import NodeError
+from dynamopy.node.runtime import Node
+from dynamopy.peer import PeerError
+
+from .clock import run_virtual
+from .fault_state import FaultState
+from .history import History, OpKind, Outcome
+from .clock import NodeClock
+from .inprocess import InProcessCluster, memory_config
+from .nemesis import FaultKind, NemesisEvent, NemesisParams, Schedule, generate as generate_schedule, parse_kinds
+from .net_fates import LOST_S, NetFates
+from .system_invariants import check_settled, check_system_run, replica_sets
+from .system_probes import CURRENT_OP, Recorder, RecordingDisk, instrument
+from .system_report import run_report
+from .system_net import FaultyNetwork
+from .workload import ClientOp, Workload, WorkloadParams, final_reads, generate as generate_workload, probes
+
+# What the in-memory seams carry out today (see the module docstring for the rest).
+DEFAULT_KINDS = "crash,pause,partition,one_way,loss,delay,duplicate,reorder,clock_jump"
+SUPPORTED = parse_kinds(DEFAULT_KINDS + ",join,leave,remove")
+
+
+@dataclass(frozen=True)
+class SystemParams:
+    """One run. Every field but ``seed`` is a ``dynamopy sim --system`` flag."""
+
+    seed: int = 0
+    nodes: int = 5
+    n: int = 3
+    r: int = 2
+    w: int = 2
+    duration_ms: int = 6000        # the safety phase; the nemesis heals everything then
+    faults: int = 8                # fault windows the nemesis tries to place
+    kinds: str = DEFAULT_KINDS
+    spares: int = 0                # nodes that may join (with join in --kinds and --changes > 0)
+    changes: int = 0               # membership changes the nemesis tries to place
+    max_clock_jump_ms: int = 5000
+    unavailable: bool = False      # faults may take down more than N-W nodes at once
+    clients: int = 4
+    ops_per_client: int = 25
+    keys: int = 4
+    strict: float = 0.3            # share of client operations with strict=true
+    bound_ms: int = 4000           # liveness: operations from heal + bound on must succeed
+    client_timeout_ms: int = 5000  # a client gives up (UNKNOWN) after this
+    request_timeout_ms: int = 1000  # the nodes' --request-timeout-s
+    anti_entropy_interval_ms: int = 5000  # the nodes' --anti-entropy-interval-s (0: off)
+
+    def __post_init__(self) -> None:
+        unsupported = parse_kinds(self.kinds) - SUPPORTED
+        if unsupported:
+            raise ValueError("the system simulator does not model "
+                             + ", ".join(sorted(k.value for k in unsupported)) + " yet")
+
+    def cli_args(self) -> str:
+        """The non-default flags after ``--seed <n>`` that reproduce this run."""
+        default = SystemParams()
+        flags = []
+        for f in dataclasses.fields(self):
+            v, flag = getattr(self, f.name), "--" + f.name.replace("_", "-")
+            if f.name != "seed" and v != getattr(default, f.name):
+                flags.append((flag if v else f"--no-{flag[2:]}") if isinstance(v, bool) else f"{flag} {v}")
+        return " ".join(flags)
+
+
+@dataclass
+class SystemResult:
+    params: SystemParams
+    violations: list[str]
+    history: History
+    schedule: Schedule
+    workload: Workload
+    stats: dict
+
+    @property
+    def ok(self) -> bool:
+        return not self.violations
+
+    def report(self, verbose: bool = False) -> str:
+        return run_report(self.params.seed, self.params.cli_args(), self.violations, self.history.events,
+                          stats=self.stats, schedule=self.schedule, workload=self.workload, verbose=verbose)
+
+
+class SimCluster(InProcessCluster):
+    """``InProcessCluster`` whose disks record syncs and whose nodes are instrumented, with
+    spare nodes that join a running cluster (through a member's ``propose``, what the
+    ``POST /cluster/members`` route does, without the HTTP hop)."""
+
+    def __init__(self, ids: list[str], recorder: Recorder, spares: tuple[str, ...] = (), **kw) -> None:
+        super().__init__(ids, **kw)
+        self.recorder = recorder
+        for i in spares:
+            self.configs[i] = memory_config(i, ids, n=self.settings.n, r=self.settings.r, w=self.settings.w,
+                                            **{k: v for k, v in kw.items() if k not in ("seed", "n", "r", "w", "network")})
+            self.clocks[i] = NodeClock()
+        self.disks = {i: RecordingDisk(lambda items, i=i: recorder.synced(i, items)) for i in self.configs}
+
+    async def _become_member(self, node: Node) -> None:
+        if node.id in self.ids:
+            return await super()._become_member(node)
+        while node.state.member(node.id) is None and not node.stopping:
+            try:
+                via = self.nodes[next(i for i in sorted(self.nodes) if i != node.id
+                                      and not self.nodes[i].stopping and self.nodes[i].is_ready)]
+                st = via.state
+                await node.metalog.adopt_acceptors(list(st.acceptors), {m: v.peer for m, v in st.members.items()})
+                await via.propose({"op": "join", "id": node.id, "url": f"mem://{node.id}", "peer": node.id})
+            except Exception:  # noqa: BLE001 - not ready, refused, a change in progress: retry
+                pass
+            await asyncio.sleep(0.5)
+
+    async def propose_via_any(self, entry: dict, stopping) -> bool:
+        """Propose ``entry`` through any ready member, retrying until it commits (True) or
+        ``stopping()`` (False)."""
+        while not stopping():
+            for i in sorted(self.nodes):
+                node = self.nodes[i]
+                if node.stopping or not node.is_ready:
+                    continue
+                try:
+                    await node.propose(entry)
+                    return True
+                except Exception:  # noqa: BLE001 - refused or not ready: try again
+                    pass
+            await asyncio.sleep(0.5)
+        return False
+
+    async def start(self, node_id: str) -> Node:
+        node = Node(self.configs[node_id], transport=self.network.transport(node_id),
+                    storage=self.disks[node_id], clock=self.clocks[node_id],
+                    rng=random.Random(f"{self.seed}/{node_id}/{len(self._boots)}"))
+        instrument(node, self.recorder)
+        self.nodes[node_id] = node
+        await node.start()
+        self._boots.append(node.spawn(self._become_member(node)))
+        return node
+
+
+class SystemRun:
+    def __init__(self, params: SystemParams) -> None:
+        p = self.p = params
+        root = random.Random(p.seed)
+        self.ids = [f"n{i}" for i in range(p.nodes)]
+        self.spares = tuple(f"n{i}" for i in range(p.nodes, p.nodes + p.spares))
+        self.all_ids = self.ids + list(self.spares)
+        self.schedule = generate_schedule(random.Random(root.getrandbits(64)), NemesisParams(
+            nodes=tuple(self.ids), spares=self.spares, fixed=tuple(self.ids), duration_ms=p.duration_ms,
+            kinds=parse_kinds(p.kinds), faults=p.faults, changes=p.changes, replication_n=p.n, write_quorum=p.w,
+            max_clock_jump_ms=p.max_clock_jump_ms, unavailable=p.unavailable))
+        self.workload = generate_workload(random.Random(root.getrandbits(64)), WorkloadParams(
+            clients=p.clients, ops_per_client=p.ops_per_client, keys=p.keys, strict=p.strict, replication_n=p.n,
+            default_r=p.r, default_w=p.w))
+        self.fates = NetFates(random.Random(root.getrandbits(64)), lambda: self.faults)
+        self.probe_rng = random.Random(root.getrandbits(64))
+        net_rng = random.Random(root.getrandbits(64))
+        self.history = History()
+        self.recorder = Recorder(self.history, self.now_ms)
+        self.faults = FaultState()
+        self.pause_end_ms: dict[str, int] = {}
+        self.inflight: dict[str, set[asyncio.Task]] = {}
+        self.errors: list[str] = []
+        self.lost_unsynced = 0
+        self.max_offset_ms = 0  # the largest clock jump applied to a NodeClock
+        self.held_messages = 0  # messages to or from a paused node, held until it resumes
+        self.t0 = 0.0
+        self.changes: list[asyncio.Task] = []  # leaves and removals being carried out
+        self.finished = False
+        self.cluster = SimCluster(self.ids, self.recorder, spares=self.spares, seed=p.seed, n=p.n, r=p.r, w=p.w,
+                                  network=FaultyNetwork(self._delay_s, net_rng, lambda: self.faults),
+                                  request_timeout_s=p.request_timeout_ms / 1000,
+                                  anti_entropy_interval_s=p.anti_entropy_interval_ms / 1000)
+
+    # ---- time and the network --------------------------------------------------------
+    def now_ms(self) -> int:
+        return int((asyncio.get_running_loop().time() - self.t0) * 1000)
+
+    async def sleep_until(self, t_ms: int) -> None:
+        delay = t_ms - self.now_ms()
+        if delay > 0:
+            await asyncio.sleep(delay / 1000)
+
+    def _delay_s(self, src: str, dst: str, method: str) -> float:
+        delay = self.fates(src, dst, method)
+        if delay >= LOST_S:
+            return delay
+        held = [self.pause_end_ms[x] - self.now_ms() for x in (src, dst)
+                if x in self.faults.paused and x in self.pause_end_ms]
+        if held:
+            self.held_messages += 1
+        return delay + max([0] + held) / 1000
+
+    # ---- the nemesis --------------------------------------------------------------------
+    async def nemesis(self) -> None:
+        for event in self.schedule.events:
+            await self.sleep_until(event.t_ms)
+            await self.apply(event)
+
+    async def apply(self, event: NemesisEvent) -> None:
+        old, new = self.faults, self.faults.apply(event)
+        self.faults = new
+        self.history.note(event.text, t_ms=self.now_ms())
+        f = event.fault
+        if f is not None and f.kind is FaultKind.PAUSE and f.node in new.paused:
+            self.pause_end_ms[f.node] = f.end_ms or self.schedule.heal_ms
+        for i in self.all_ids:
+            self.cluster.clocks[i].offset_ms = new.clock_offset_ms(i)
+            if i in self.cluster.nodes:
+                self.max_offset_ms = max(self.max_offset_ms, abs(self.cluster.node(i).clock.offset_ms))
+        for i in self.all_ids:
+            if i in new.removed and i not in old.removed:
+                # Stopped for good (crashed, unsynced writes lost), then removed by an operator.
+                if i not in old.crashed:
+                    await self._crash(i)
+                self._background(self._propose({"op": "remove", "id": i}))
+            elif i in new.crashed and i not in old.crashed:
+                await self._crash(i)
+            elif i in old.crashed and i not in new.crashed:
+                await self.cluster.start(i)
+            elif i in new.joined and i not in old.joined:
+                await self.cluster.start(i)
+            elif i in new.left and i not in old.left:
+                self._background(self._leave(i))
+
+    async def _crash(self, node_id: str) -> None:
+        for task in list(self.inflight.get(node_id, ())):
+            task.cancel()  # the coordinator's process is gone: its clients hear nothing
+        self.lost_unsynced += await self.cluster.crash(node_id)
+
+    async def _leave(self, node_id: str) -> None:
+        """Decommission: propose the leave, and stop the node once the log says it left."""
+        if not await self._propose({"op": "leave", "id": node_id}):
+            return
+        seed = self.cluster.node(self.ids[0])
+        while seed.state.member(node_id) is not None and not self._done():
+            await asyncio.sleep(0.1)
+        node = self.cluster.node(node_id)
+        if not node.stopping:
+            await self.cluster.stop(node_id)
+
+    async def _propose(self, entry: dict) -> bool:
+        if await self.cluster.propose_via_any(entry, self._done):
+            return True
+        self.errors.append(f"liveness: the {entry['op']} of {entry['id']} was never accepted by the end of the run")
+        return False
+
+    def _background(self, coro) -> None:
+        self.changes.append(asyncio.get_running_loop().create_task(coro))
+
+    def _done(self) -> bool:
+        return self.finished
+
+    def coordinators(self) -> list[str]:
+        """Nodes a client may send to: started, not stopped or crashed, a member (or joining)."""
+        out = []
+        for i in self.all_ids:
+            node = self.cluster.nodes.get(i)
+            if node is not None and not node.stopping and self.faults.running(i) and \
+                    node.state.member(i) is not None:
+                out.append(i)
+        return out
+
+    # ---- clients ------------------------------------------------------------------------
+    async def client(self, c: int) -> None:
+        await self.sleep_until(self.workload.starts_ms[c])
+        for cop in self.workload.clients[c]:
+            if self.now_ms() >= self.schedule.heal_ms:
+                return
+            await self.operation(cop, c)
+            await asyncio.sleep(cop.think_ms / 1000)
+
+    async def operation(self, cop: ClientOp, client: int = -1) -> tuple[int, Outcome]:
+        coord = cop.coordinator(self.coordinators())
+        op = self.history.invoke(cop.kind, cop.key, coordinator=coord, quorum=cop.quorum, strict=cop.strict,
+                                 t_ms=self.now_ms(), value=cop.value, client=client)
+        task = asyncio.get_running_loop().create_task(self._call(cop, coord, op))
+        running = self.inflight.setdefault(coord, set())
+        running.add(task)
+        task.add_done_callback(running.discard)
+        done, _ = await asyncio.wait({task}, timeout=self.p.client_timeout_ms / 1000)
+        if task in done and not task.cancelled():
+            outcome, fields = task.result()
+        else:
+            outcome, fields = Outcome.UNKNOWN, {"detail": "no answer" if task not in done else "coordinator crashed"}
+        self.history.complete(op, outcome, t_ms=self.now_ms(), **fields)
+        return op, outcome
+
+    async def _call(self, cop: ClientOp, coord: str, op: int) -> tuple[Outcome, dict]:
+        CURRENT_OP.set((op, cop.key, coord))
+        co = self.cluster.coordinator(coord)
+        key = cop.key.encode()
+        try:
+            if cop.kind.is_write:
+                version, _acks = await co.write(key, value=cop.value or b"", content_type="application/octet-stream",
+                                                deleted=cop.kind is OpKind.DELETE, w=cop.quorum,
+                                                sloppy=not cop.strict)
+                return Outcome.OK, {"version": version}
+            rec: Optional[Record] = await co.read(key, r=cop.quorum, sloppy=not cop.strict)
+            if rec is None:
+                return Outcome.OK, {}
+            return Outcome.OK, {"version": rec.version, "deleted": rec.deleted, "value": rec.value}
+        except NodeError as e:
+            return Outcome.FAILED, {"detail": e.code}
+        except PeerError as e:
+            return Outcome.FAILED, {"detail": type(e).__name__}
+        except Exception as e:  # noqa: BLE001 - a coordinator must not raise anything else
+            self.errors.append(f"error: #{op} {cop.kind.value} {cop.key!r} via {coord} raised {e!r}")
+            return Outcome.FAILED, {"detail": repr(e)}
+
+    # ---- after healing --------------------------------------------------------------------
+    def hints_left(self) -> int:
+        return sum(1 for node in self.live_nodes() for count, _bytes in node.store.hint_stats().values() if count)
+
+    def live_nodes(self) -> list[Node]:
+        return [self.cluster.nodes[i] for i in self.all_ids
+                if i in self.cluster.nodes and not self.cluster.nodes[i].stopping]
+
+    async def settle(self, until_ms: int) -> None:
+        """Wait (up to ``until_ms``) for the hint queues to drain and the ring change in
+        progress, if any, to finish."""
+        seed = self.cluster.node(self.ids[0])
+        while (self.hints_left() or seed.state.change is not None) and self.now_ms() < until_ms:
+            await asyncio.sleep(0.1)
+
+    async def main(self) -> SystemResult:
+        p, cluster = self.p, self.cluster
+        await cluster.start_all()
+        self.t0 = asyncio.get_running_loop().time()
+        self.history.note("cluster ready: workload and nemesis start", t_ms=0)
+        tasks = [asyncio.get_running_loop().create_task(self.client(c)) for c in range(p.clients)]
+        await self.nemesis()  # ends with HEAL_ALL at duration_ms
+        healed = self.schedule.heal_ms
+        await self.settle(healed + p.bound_ms)
+        await self.sleep_until(healed + p.bound_ms)
+        for cop in probes(self.probe_rng, self.workload.keys, default_r=p.r, default_w=p.w):
+            await self.operation(cop)
+        finals: dict[str, Optional[Record]] = {}
+        for cop in final_reads(self.workload.keys, n=p.n):
+            op, outcome = await self.operation(cop)
+            if outcome is Outcome.OK:
+                o = self.history.operations()[op]
+                finals[cop.key] = (Record(o.version, o.deleted, value=o.result or b"") if o.version else None)
+        await asyncio.sleep(1.0)  # read repair of the final reads
+        await self.settle(self.now_ms() + p.bound_ms)
+        await asyncio.gather(*tasks, return_exceptions=True)
+        self.finished = True
+        await asyncio.gather(*self.changes, return_exceptions=True)
+        state = cluster.node(self.ids[0]).state
+        keys = self.workload.keys
+        contents = {}
+        for node in self.live_nodes():
+            i, store = node.id, node.store
+            held = {k: store.get(state.ring.token(k.encode()), k.encode()) for k in keys}
+            contents[i] = {k: rec for k, rec in held.items() if rec is not None}
+        violations = list(self.errors)
+        violations += check_system_run(self.history.events, n=p.n, final_reads=finals,
+                                       replica_sets=replica_sets(state, keys), contents=contents,
+                                       healed_ms=healed, bound_ms=p.bound_ms)
+        violations += check_settled(state)
+        f = self.faults
+        for i in sorted(f.joined - f.left - f.removed):
+            if state.member(i) is None or state.member(i).state != "normal":
+                violations.append(f"liveness: {i} was to join, but after healing it is not a normal member")
+        for i in sorted(f.left | f.removed):
+            if state.member(i) is not None:
+                violations.append(f"liveness: {i} was to leave or be removed, but is still a member after healing")
+        if self.hints_left():
+            violations.append(f"liveness: {self.hints_left()} hint queues still hold hints after healing")
+        stats = {"faults": len(self.schedule.faults), "lost_unsynced_ops": self.lost_unsynced,
+                 "messages": cluster.network.calls, "lost_messages": self.fates.lost,
+                 "held_messages": self.held_messages,
+                 "duplicated": cluster.network.duplicated, "replies_lost": cluster.network.replies_lost, "boots": len(cluster._boots),
+                 "max_clock_offset_ms": self.max_offset_ms,
+                 "epoch": state.epoch, "members": ",".join(sorted(state.members)),
+                 "virtual_ms": self.now_ms()}
+        await cluster.stop_all()
+        return SystemResult(p, violations, self.history, self.schedule, self.workload, stats)
+
+
+def run_system(params: SystemParams) -> SystemResult:
+    """Run one seed on a fresh virtual-time loop and check it."""
+    return run_virtual(SystemRun(params).main())
