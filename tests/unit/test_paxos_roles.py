@@ -97,106 +97,192 @@ def test_compaction_is_pending_once_and_drops_pending_slots_below_it():
 # -- proposer -----------------------------------------------------------------------------
 
 
+G3 = ("a", "b", "c")
+
+
+def fixed(slot):
+    """Every slot decided by the same three acceptors (plain Multi-Paxos)."""
+    return G3
+
+
+def never(slot):
+    return False
+
+
+def _leader(p, ballot, voters=("a", "b"), from_slot=0, min_next=0, group=G3):
+    """Run ``p`` through phase 1: promises from ``voters``, then leader."""
+    p.start_candidacy(ballot, from_slot)
+    for v in voters:
+        p.on_promise(v, Promise(ballot, from_slot, (), 0))
+    assert p.covered(from_slot, group)
+    p.become_leader(min_next)
+
+
 def test_a_new_proposer_is_a_follower_that_never_ran():
-    p = Proposer(3, 4, 8)
+    p = Proposer(4, 8)
     assert p.role is Role.FOLLOWER and p.ballot == Ballot(0, -1)
-    assert p.submit("v") == [] and p.on_accepted("a", Accepted(Ballot(0, -1), (0,), 0)) == []
+    assert not p.covered(0, G3) and p.promises == {} and p.inflight == {}
+    assert p.submit("v") is True  # queued for a future leader ...
+    assert p.open_slots(fixed, 100, never) == []  # ... but a follower proposes nothing
+    assert p.on_accepted("a", Accepted(Ballot(0, -1), (0,), 0), fixed) == []
+    assert p.resend(fixed) == {}
 
 
 def test_new_values_never_go_below_the_compacted_frontier():
     """Promises may report accepted values only below another acceptor's compaction:
     those slots are chosen; new values start at the frontier, not after them."""
-    p = Proposer(3, 8, 8)
+    p = Proposer(8, 8)
     p.start_candidacy(B3, 0)
     p.on_promise("a", Promise(B3, 0, ((1, B1, "x"),), 0))
     p.on_promise("b", Promise(B3, 0, (), 5))
-    assert p.become_leader(lambda s: False, 0) == (5, [])
-    assert p.submit("new") == [(5, "new")]
+    assert p.covered(0, G3)
+    p.become_leader(0)
+    assert p.compacted == 5 and p.next_slot == 5
+    assert p.submit("new")
+    assert p.open_slots(fixed, 100, never) == [(5, "new")]
+    # a compaction reported after leadership began (a late promise) is skipped too
+    q = Proposer(8, 8)
+    _leader(q, B3)
+    assert q.open_slots(fixed, 100, never) == []  # nothing to propose yet
+    q.on_promise("c", Promise(B3, 0, (), 4))
+    assert q.submit("late")
+    assert q.open_slots(fixed, 100, never) == [(4, "late")]
 
 
 @pytest.mark.parametrize("n, quorum", [(1, 1), (2, 2), (3, 2), (4, 3), (5, 3)])
 def test_a_majority_of_promises_makes_a_candidate_leader(n, quorum):
-    p = Proposer(n, 4, 8)
-    assert not p.on_promise("a", Promise(B1, 0, (), 0))  # not a candidate: ignored
+    group = tuple(f"a{i}" for i in range(n))
+    p = Proposer(4, 8)
     p.start_candidacy(B1, 0)
+    p.step_down()
+    p.on_promise("a0", Promise(B1, 0, (), 0))  # late, for the ballot it ran: not a candidate now
+    assert p.promises == {} and not p.covered(0, group)
+    p.start_candidacy(B2, 0)
     assert p.role is Role.CANDIDATE
-    assert not p.on_promise("x", Promise(B2, 0, (), 0))  # another ballot's promise
-    results = [p.on_promise(f"a{i}", Promise(B1, 0, (), 0)) for i in range(quorum)]
-    assert results == [False] * (quorum - 1) + [True]
-    p.on_promise("a0", Promise(B1, 0, (), 0))  # a duplicate counts once
-    assert len(p.promises) == quorum
+    p.on_promise("a0", Promise(B1, 0, (), 0))  # another ballot's promise: ignored
+    p.on_promise("x", Promise(B2, 0, (), 0))  # not in the slot's group: does not count
+    assert not p.covered(0, group)
+    covered = []
+    for i in range(quorum):
+        p.on_promise(f"a{i}", Promise(B2, 0, (), 0))
+        p.on_promise("a0", Promise(B2, 0, (), 0))  # a duplicate counts once
+        covered.append(p.covered(0, group))
+    assert covered == [False] * (quorum - 1) + [True]
+    assert set(p.promises) == {"x", *group[:quorum]}
+    p.become_leader(0)
+    assert p.role is Role.LEADER
+
+
+def test_a_new_groups_slots_wait_for_promises_from_that_group():
+    """With the group changing at slot 3, slots 3.. open only once a majority of the new
+    group has promised, and a promise counts only from its ``votes_from`` slot on."""
+    new = ("c", "d", "e")
+
+    def group_at(slot):
+        return G3 if slot < 3 else new
+
+    p = Proposer(8, 8)
+    _leader(p, B1)  # a and b: a majority of the old group, none of the new one
+    for v in ("p", "q", "r", "s"):
+        assert p.submit(v)
+    assert p.open_slots(group_at, 100, never) == [(0, "p"), (1, "q"), (2, "r")]
+    p.on_promise("d", Promise(B1, 0, (), 0))
+    p.on_promise("e", Promise(B1, 0, (), 0, votes_from=4))  # counts from slot 4 only
+    assert not p.covered(3, new) and p.covered(4, new)
+    assert p.open_slots(group_at, 100, never) == []  # slot 3 waits: no gap is skipped
+    p.on_promise("c", Promise(B1, 0, (), 0))
+    assert p.open_slots(group_at, 100, never) == [(3, "s")]
 
 
 def test_new_leader_reproposes_the_highest_ballot_values_and_fills_gaps_with_noop():
-    p = Proposer(3, 8, 8)
+    p = Proposer(8, 8)
     p.start_candidacy(B3, 2)
     p.on_promise("a", Promise(B3, 2, ((2, B1, "old"), (3, B1, "x"), (5, B1, "y")), 0))
     p.on_promise("b", Promise(B3, 2, ((2, B2, "new"),), 0))
-    compacted, out = p.become_leader(lambda s: False, 0)
-    assert compacted == 0 and p.role is Role.LEADER and p.promises == {}
-    assert out == [(2, "new"), (3, "x"), (4, NOOP), (5, "y")]
-    assert p.next_slot == 6
+    assert p.submit("queued")
+    p.become_leader(0)
+    assert p.compacted == 0 and p.role is Role.LEADER
+    out = p.open_slots(fixed, 100, never)
+    assert out == [(2, "new"), (3, "x"), (4, NOOP), (5, "y"), (6, "queued")]
+    assert p.next_slot == 7
 
 
 def test_new_leader_skips_compacted_and_known_slots_and_starts_new_values_above_min_next():
-    p = Proposer(3, 8, 8)
+    p = Proposer(8, 8)
     p.start_candidacy(B3, 1)
     p.on_promise("a", Promise(B3, 1, ((1, B1, "gone"), (4, B1, "v")), 3))
     p.on_promise("b", Promise(B3, 1, (), 2))
-    p.submit("queued")
-    compacted, out = p.become_leader(lambda s: s == 5, 7)
-    assert compacted == 3  # the largest compaction reported
-    assert out == [(3, NOOP), (4, "v"), (6, NOOP), (7, "queued")]
+    assert p.submit("queued")
+    p.become_leader(7)
+    assert p.compacted == 3  # the largest compaction reported
+    known = lambda s: s == 5  # noqa: E731
+    assert p.open_slots(fixed, 4, known) == [(3, NOOP)]  # only slots below the limit
+    assert p.open_slots(fixed, 100, known) == [(4, "v"), (6, NOOP), (7, "queued")]
     assert p.next_slot == 8
 
 
 def test_submit_skips_duplicates_bounds_the_queue_and_the_window():
-    p = Proposer(3, 2, 3)
-    assert p.submit("a") == [] and p.submit("a") == []  # follower: queued once
-    assert p.submit("b") == [] and p.submit("c") == [] and p.submit("d") == []  # queue full
-    assert list(p.queue) == ["a", "b", "c"]
-    p.start_candidacy(B1, 0)
-    p.on_promise("x", Promise(B1, 0, (), 0))
-    p.on_promise("y", Promise(B1, 0, (), 0))
-    _, out = p.become_leader(lambda s: False, 0)
-    assert out == [(0, "a"), (1, "b")]  # at most max_inflight in flight
-    assert p.submit("a") == []  # in flight already
-    assert p.submit("e") == []  # window full: waits
-    assert list(p.queue) == ["c", "e"]
+    p = Proposer(2, 3)
+    assert p.submit("p") and not p.submit("p")  # follower: queued once
+    assert p.submit("q") and p.submit("r") and not p.submit("s")  # queue full
+    assert list(p.queue) == ["p", "q", "r"]
+    _leader(p, B1)
+    assert p.open_slots(fixed, 100, never) == [(0, "p"), (1, "q")]  # at most max_inflight
+    assert not p.submit("p")  # in flight already
+    assert p.submit("t")
+    assert p.open_slots(fixed, 100, never) == []  # window full: waits
+    assert list(p.queue) == ["r", "t"]
 
 
 def test_a_value_is_chosen_by_a_majority_of_votes_under_the_leaders_ballot():
-    p = Proposer(3, 4, 8)
-    p.start_candidacy(B2, 0)
-    p.on_promise("a", Promise(B2, 0, (), 0))
-    p.on_promise("b", Promise(B2, 0, (), 0))
-    p.become_leader(lambda s: False, 0)
+    p = Proposer(4, 8)
+    _leader(p, B2)
     p.submit("v")
     p.submit("w")
-    assert p.on_accepted("a", Accepted(B1, (0, 1), 0)) == []  # another ballot's votes
-    assert p.on_accepted("b", Accepted(B1, (0, 1), 0)) == []  # never count
-    assert p.on_accepted("a", Accepted(B2, (9, 0, 1), 0)) == []  # 9: not in flight, skipped
-    assert p.on_accepted("a", Accepted(B2, (0,), 0)) == []  # the same voter twice
-    assert p.resend(("a", "b", "c")) == {"b": [(0, "v"), (1, "w")], "c": [(0, "v"), (1, "w")]}
-    assert p.on_accepted("b", Accepted(B2, (0,), 0)) == [(0, "v")]
-    assert p.resend(("a", "b", "c")) == {"b": [(1, "w")], "c": [(1, "w")]}
-    assert p.on_accepted("c", Accepted(B2, (1, 0), 0)) == [(1, "w")]  # 0 is no longer in flight
-    assert p.inflight == {} and p.resend(("a", "b", "c")) == {}
+    assert p.open_slots(fixed, 100, never) == [(0, "v"), (1, "w")]
+    assert p.on_accepted("a", Accepted(B1, (0, 1), 0), fixed) == []  # another ballot's votes
+    assert p.on_accepted("b", Accepted(B1, (0, 1), 0), fixed) == []  # never count
+    assert p.on_accepted("a", Accepted(B2, (9, 0, 1), 0), fixed) == []  # 9: not in flight
+    assert p.on_accepted("a", Accepted(B2, (0,), 0), fixed) == []  # the same voter twice
+    assert p.resend(fixed) == {"b": [(0, "v"), (1, "w")], "c": [(0, "v"), (1, "w")]}
+    assert p.on_accepted("b", Accepted(B2, (0,), 0), fixed) == [(0, "v")]
+    assert p.resend(fixed) == {"b": [(1, "w")], "c": [(1, "w")]}
+    assert p.on_accepted("c", Accepted(B2, (1, 0), 0), fixed) == [(1, "w")]  # 0 no longer in flight
+    assert p.inflight == {} and p.resend(fixed) == {}
     p.step_down()
-    assert p.on_accepted("b", Accepted(B2, (0,), 0)) == []
+    assert p.on_accepted("b", Accepted(B2, (0,), 0), fixed) == []
+
+
+def test_votes_count_only_from_the_slots_group():
+    """The group changes at slot 1: a vote for slot 1 from an old member does not count."""
+    new = ("c", "d", "e")
+
+    def group_at(slot):
+        return G3 if slot < 1 else new
+
+    p = Proposer(4, 8)
+    _leader(p, B2, voters=("a", "b", "d", "e"))
+    p.submit("v")
+    p.submit("w")
+    assert p.open_slots(group_at, 100, never) == [(0, "v"), (1, "w")]
+    assert p.resend(group_at) == {"a": [(0, "v")], "b": [(0, "v")], "c": [(0, "v"), (1, "w")],
+                                  "d": [(1, "w")], "e": [(1, "w")]}
+    assert p.on_accepted("a", Accepted(B2, (0, 1), 0), group_at) == []
+    assert p.on_accepted("b", Accepted(B2, (0, 1), 0), group_at) == [(0, "v")]  # 1: not theirs
+    assert p.resend(group_at) == {"c": [(1, "w")], "d": [(1, "w")], "e": [(1, "w")]}
+    assert p.on_accepted("d", Accepted(B2, (1,), 0), group_at) == []
+    assert p.on_accepted("e", Accepted(B2, (1,), 0), group_at) == [(1, "w")]
 
 
 def test_forget_chosen_frees_the_window_and_step_down_keeps_the_queue():
-    p = Proposer(3, 1, 8)
-    p.start_candidacy(B2, 0)
-    p.on_promise("a", Promise(B2, 0, (), 0))
-    p.on_promise("b", Promise(B2, 0, (), 0))
-    p.become_leader(lambda s: False, 0)
-    assert p.submit("v") == [(0, "v")]
-    assert p.submit("w") == []
-    p.forget_chosen(lambda s: s == 0)
-    assert p.inflight == {} and p.fill() == [(1, "w")]
-    p.submit("x")
+    p = Proposer(1, 8)
+    _leader(p, B2)
+    assert p.submit("v") and p.open_slots(fixed, 100, never) == [(0, "v")]
+    assert p.submit("w") and p.open_slots(fixed, 100, never) == []  # window of one: full
+    learned = lambda s: s == 0  # noqa: E731  (slot 0 learned some other way)
+    p.forget_chosen(learned)
+    assert p.inflight == {} and p.open_slots(fixed, 100, learned) == [(1, "w")]
+    assert p.submit("x")
     p.step_down()
     assert p.role is Role.FOLLOWER and p.inflight == {} and p.promises == {}
     assert p.take_queue() == ["x"] and p.take_queue() == []
