@@ -384,7 +384,10 @@ def test_ready_is_empty_only_with_nothing_in_any_field():
 def _node(node_id="a", acceptors=("a",), **kw):
     import random
 
-    from dynamopy.core.paxos import MetaLogNode
+    from dynamopy.core.paxos import AcceptorState, MetaLogNode
+    if node_id in acceptors:
+        # A listed acceptor votes only with a durable state (a fresh one at bootstrap).
+        kw.setdefault("persisted", AcceptorState())
     return MetaLogNode(node_id, acceptors, random.Random(0), **kw)
 
 
@@ -420,6 +423,7 @@ def test_a_lone_acceptor_leads_after_its_election_timeout_and_delivers_in_order(
     node = _node(election_ticks=4, heartbeat_ticks=1)
     ticks = 0
     while node.role is not Role.LEADER:
+        assert ticks < 100, "never became leader"
         node.tick()
         node.advance(node.ready())
         ticks += 1

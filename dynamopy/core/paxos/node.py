@@ -152,6 +152,7 @@ class MetaLogNode:
         self._learners: tuple[str, ...] = ()
         self._peers: tuple[str, ...] = ()
         self._scan_groups()
+        self._refresh_peers()  # the group's other members, before any set_learners
         if self._acceptor is not None:
             # The acceptor forgot slots below compacted_below only because they were chosen.
             self._learner.note_hint(self._acceptor.compacted_below, None)
