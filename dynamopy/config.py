@@ -79,8 +79,9 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("join_timeout_s", float, 60.0,
             "a join whose joiner does not answer for this long is abandoned"),
     Setting("max_clock_offset_ms", int, 500,
-            "a node whose clock is further than this from a majority of its peers stops "
-            "stamping writes (503 clock_skew) and is not ready; 0 turns the check off"),
+            "a node whose clock is further than this from a majority of its measured peers, "
+            "or stepped by more than this since they last vouched for it, stops stamping "
+            "writes (503 clock_skew) and is not ready; 0 turns the check off"),
     Setting("peer_delay_ms", str, "", "experiment knob: delay outgoing peer messages, 'X' or 'LO-HI' ms"),
     Setting("log_level", str, "info", "log level"),
     Setting("tls_cert", str, "", "PEM certificate of this node: turns on HTTPS and mutual TLS "

@@ -124,7 +124,8 @@ def build_router(node) -> APIRouter:
                       + (f"; not possible yet: {blocked}" if blocked else ""))
         elif not node.detector.clock_ok:
             detail = ("this node's clock is too far from its peers'" if node.detector.skew and
-                      node.detector.skew.skewed else "clock offsets not measured yet")
+                      node.detector.skew.skewed else "this node's clock is not confirmed by a "
+                      "majority of the members yet")
         return JSONResponse({"error": "not_ready", "detail": detail, "clock": clock_view(node),
                              "id": node.id, "epoch": node.state.epoch}, status_code=503)
 

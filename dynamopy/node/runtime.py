@@ -284,7 +284,8 @@ class Node:
     def _on_ping(self, payload: Any, peer_id: str) -> dict:
         if isinstance(payload, dict) and isinstance(payload.get("epoch"), int):
             self.note_epoch(payload["epoch"], peer_id)
-        return {"epoch": self.state.epoch, "id": self.id, "wall_ms": self.clock.wall_ms()}
+        return {"epoch": self.state.epoch, "id": self.id, "wall_ms": self.clock.wall_ms(),
+                "clock_trusted": self.detector.clock_trusted}
 
     async def wait_for_epoch(self, epoch: int, timeout_s: float = 2.0) -> bool:
         """Wait until this node applied ``epoch``; False on timeout."""
