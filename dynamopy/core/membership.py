@@ -405,7 +405,10 @@ def _remove(s: ClusterState, e: Mapping[str, Any], replacing: bool = False) -> C
 
     The member of the change in progress can be removed too (it died mid-change, and only
     it could finish that change): a joiner is dropped and the join abandoned (the ring never
-    switched to it); a leaver's leave becomes a removal (survivors supply its ranges)."""
+    switched to it); a leaver's leave becomes a removal (survivors supply its ranges). So
+    can a *gainer* of a leave or remove (the change waits for it for ever): that change is
+    abandoned and this removal takes its place. Any other member is refused (409) while a
+    change is in progress."""
     mid = e.get("id")
     if e.get("abandon_join") and (s.change != ("join", mid)
                                   or e.get("change_epoch") != s.change_epoch):
@@ -417,6 +420,15 @@ def _remove(s: ClusterState, e: Mapping[str, Any], replacing: bool = False) -> C
                        free_numbers=_release(s, s.members[mid].number, e))
     if s.change == ("leave", mid):
         return replace(s, change=("remove", mid))
+    if s.change is not None and s.change[0] in ("leave", "remove") and mid in s.gainers():
+        # A gainer of a leave/remove died: the change can never finish (it waits for every
+        # gainer). Abandon it (the leaver is a normal member again: it was a replica all
+        # along, and writes during the change met W on the current ring, see
+        # core.quorum.pending_required) and remove the gainer instead; the leave is
+        # re-issued afterwards.
+        leaver = s.members[s.change[1]]
+        s = replace(s, members={**s.members, leaver.id: replace(leaver, state=NORMAL)},
+                    pending_ring=None, change=None)
     return _leave(s, e, op="remove", replacing=replacing)
 
 
