@@ -82,7 +82,7 @@ class Node:
             clock=clock, metrics=self.metrics, detector=self.detector,
             call_peer=self.call_peer, note_epoch=self.note_epoch,
             stopping=lambda: self.stopping, observe_version=self.observe_version,
-            tombstone_grace_s=lambda: config.tombstone_grace_s,
+            tombstone_grace_s=lambda: self.state.settings.tombstone_grace_s,
             max_clock_offset_ms=config.max_clock_offset_ms)
         self.replica = Replica(
             me=self.id, state=state, store=self.store, committer=self.committer, clock=clock,

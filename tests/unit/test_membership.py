@@ -456,3 +456,34 @@ def test_removing_a_dead_gainer_of_a_leave_abandons_it_and_removes_the_gainer(op
     again = done.apply({"op": "leave", "id": "n4"})
     assert again.change == ("leave", "n4") and again.skipped == 0
 
+
+
+def test_anti_entropy_and_tombstone_settings_come_from_bootstrap_and_set_config():
+    s = boot(anti_entropy_interval_s=0.0, anti_entropy_rate=7, tombstone_grace_s=60.0)
+    assert (s.settings.anti_entropy_interval_s, s.settings.anti_entropy_rate,
+            s.settings.tombstone_grace_s) == (0.0, 7, 60.0)
+    s = s.apply({"op": "set_config", "anti_entropy_interval_s": 30, "anti_entropy_rate": 500,
+                 "tombstone_grace_s": 86400})
+    assert s.skipped == 0 and (s.settings.anti_entropy_interval_s, s.settings.anti_entropy_rate,
+                               s.settings.tombstone_grace_s) == (30, 500, 86400)
+    assert ClusterState.from_dict(s.to_dict()).settings == s.settings
+    # a snapshot from before these settings loads with the defaults
+    d = s.to_dict()
+    for k in ("anti_entropy_interval_s", "anti_entropy_rate", "tombstone_grace_s"):
+        del d["settings"][k]
+    assert ClusterState.from_dict(d).settings.tombstone_grace_s == 864000.0
+
+
+@pytest.mark.parametrize("entry,detail", [
+    ({"anti_entropy_interval_s": -1}, "anti_entropy_interval_s=-1 must be a number >= 0"),
+    ({"anti_entropy_rate": 0}, "anti_entropy_rate=0 must be an integer >= 1"),
+    ({"anti_entropy_rate": 2.5}, "anti_entropy_rate=2.5 must be an integer >= 1"),
+    ({"tombstone_grace_s": 0}, "tombstone_grace_s=0 must be a number > 0"),
+    ({"tombstone_grace_s": "1"}, "tombstone_grace_s='1' must be a number > 0"),
+])
+def test_bad_anti_entropy_or_tombstone_settings_are_refused(entry, detail):
+    s = boot()
+    with pytest.raises(InvalidEntry) as e:
+        validate(s, {"op": "set_config", **entry})
+    assert (e.value.status, e.value.detail) == (400, detail)
+    assert s.apply({"op": "set_config", **entry}).settings == s.settings
