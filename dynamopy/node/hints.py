@@ -15,7 +15,9 @@ Rules:
   that serves it whichever way the change ends (a gainer may already have pulled past it,
   and a losing owner drops it at the switch).
 * A leaving member hands off every hint it holds before its ``finish_leave`` (``hand_off``):
-  to the target if it is up, else as a hint for the same target to another live member.
+  to the target if it is up, else as a hint for the same target to another live member. From
+  its ``leave`` on it stores no new hint, neither as a fallback nor as a coordinator (counted
+  as ``dropped{reason="leaving"}``), so none is left behind after the hand-off.
 * A hint older than the tombstone grace (``core.tombstones.hint_expired``) is never
   delivered, re-homed, passed on or read: a purged tombstone may shadow it. The holder drops
   it (counted as ``dropped{reason="expired"}`` and logged); a target that receives one (the
@@ -109,7 +111,15 @@ class HintManager:
         return keep
 
     async def store(self, target: str, token: int, key: bytes, record: Record) -> None:
-        settings = self.state().settings
+        state = self.state()
+        settings = state.settings
+        me = state.member(self.me)
+        if me is not None and me.state == "leaving":
+            # It hands off the hints it holds before it leaves; one stored after that (a
+            # fallback's, or the coordinator's own for a replica that missed a write) would
+            # leave with it. The coordinator's is never counted: anti-entropy heals instead.
+            self.metrics.hints_dropped.labels(target, "leaving").inc()
+            raise HintRefused(f"{self.me} is leaving the cluster; it keeps no new hints")
         if self.detector.down_for(target) > settings.hint_window_s:
             self.metrics.hints_dropped.labels(target, "window").inc()
             raise HintRefused(f"{target} has been down longer than the hint window "

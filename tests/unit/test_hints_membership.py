@@ -196,3 +196,34 @@ def test_a_leaving_member_keeps_no_new_hints():
         else:
             asyncio.run(replica.put(5, b"k", Record(3), hint_for="n2"))
     assert stored == ["n2"]
+
+
+def test_a_leaving_coordinator_keeps_no_hint_of_its_own(tmp_path):
+    """The coordinator keeps a (never counted) hint for a home replica that missed a write;
+    on a leaving member it went into the hint store after the hand-off and left with the
+    node. Now the store refuses it (counted), as a fallback's hint is refused."""
+    from dynamopy.node.hints import HintRefused
+
+    async def run():
+        with Store(str(tmp_path / "db")) as store:
+            committer = GroupCommitter(store)
+            await committer.start()
+            kept = {}
+            for state in (BASE, LEAVING):
+                node, _ = fake_node(state, me="n4")
+                hm = hint_manager(node, store, committer,
+                                  detector=types.SimpleNamespace(down_for=lambda m: 0.0))
+                try:
+                    await hm.store("n2", 5, b"k%d" % state.epoch,
+                                   Record(compose(SystemClock().wall_ms(), 0, 4)))
+                    kept[state.epoch] = True
+                except HintRefused:
+                    kept[state.epoch] = False
+                    dropped = hm.metrics.hints_dropped.labels("n2", "leaving")._value.get()
+            held = store.hint_stats().get("n2", (0, 0))[0]
+            await committer.stop()
+            return kept, held, dropped
+
+    kept, held, dropped = asyncio.run(run())
+    assert kept == {BASE.epoch: True, LEAVING.epoch: False}
+    assert held == 1 and dropped == 1
