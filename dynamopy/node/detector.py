@@ -166,9 +166,9 @@ class FailureDetector:
         if self.skew is not None and self.skew.skewed:
             v = self.skew
             raise ClockSkew(
-                f"this node's clock is {v.offset_ms:.0f} ms off its peers ({v.far} of "
-                f"{v.peers} beyond the {self.max_clock_offset_ms} ms bound); it "
-                "stamps no versions until its clock is back: use another node",
+                f"this node's clock is {v.offset_ms:.0f} ms off its peers "
+                f"({_REASONS.get(v.reason, v.reason)}; bound {self.max_clock_offset_ms} ms); "
+                "it stamps no versions until its clock is back: use another node",
                 offset_ms=round(v.offset_ms), max_clock_offset_ms=self.max_clock_offset_ms)
         if not self.clock_checked and len(self.state().members) > 1:
             raise NotReady("this node has not had its clock confirmed by its peers yet "
