@@ -11,7 +11,7 @@ GRACE_S = 2.0
 
 def test_a_hint_older_than_the_grace_does_not_bring_back_a_purged_delete():
     async def main():
-        c = InProcessCluster(IDS, seed=21, anti_entropy_interval_s=1.5,
+        c = InProcessCluster(IDS, seed=21, anti_entropy_interval_s=3.0,
                              anti_entropy_rate=100_000, tombstone_grace_s=GRACE_S)
         await c.start_all()
         try:
