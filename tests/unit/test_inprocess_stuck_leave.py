@@ -51,7 +51,7 @@ def test_removing_the_dead_gainer_of_a_stuck_leave_lets_both_changes_finish():
                 key = b"k%d" % i
                 acked[key] = (await co.write(key, value=key, content_type="text/plain",
                                              deleted=False, w=2))[0]
-            await c.node("n1").clock.sleep(5)
+            await c.node("n1").clock.sleep(2)
             stuck = c.node("n1").state.change
             # The operator removes the dead gainer: the leave is abandoned, n5 removed.
             await c.node("n1").propose({"op": "remove", "id": "n5"})
