@@ -22,6 +22,8 @@ def clock_view(node) -> dict:
     return {"max_offset_ms": node.config.max_clock_offset_ms,
             "offset_ms": None if v is None else round(v.offset_ms, 1),
             "skewed": bool(v is not None and v.skewed),
+            # why it is fenced: "majority", "stepped" or "trusted_peer" (core.clock_offsets)
+            "reason": v.reason if v is not None and v.skewed else None,
             "peers_measured": 0 if v is None else v.measured,
             "peer_offsets_ms": {mid: node.detector.offset_ms(mid)
                                 for mid in node.state.members if mid != node.id}}

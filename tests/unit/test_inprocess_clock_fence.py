@@ -3,6 +3,7 @@ virtual time, one of whose wall clocks jumps (``NodeClock.offset_ms``) while a p
 
 import pytest
 
+from dynamopy.api.cluster import clock_view
 from dynamopy.core.versions import physical_ms
 from dynamopy.node.errors import ClockSkew
 from dynamopy.sim.clock import run_virtual
@@ -31,6 +32,9 @@ def test_a_node_whose_clock_jumps_while_one_of_its_two_peers_is_down_stops_stamp
             await _write(c, "n1", b"before")
             c.clocks["n1"].offset_ms = HOUR_MS
             await until(lambda: c.node("n1").detector.skew.skewed, 2, "n1 fences itself")
+            view = clock_view(c.node("n1"))
+            assert (view["skewed"], view["reason"]) == (True, "stepped")
+            assert clock_view(c.node("n3"))["reason"] is None
             with pytest.raises(ClockSkew) as refused:
                 await _write(c, "n1", b"after")
             stamped = await _write(c, "n3", b"after")   # n3 coordinates; n1 still a replica
