@@ -128,23 +128,22 @@ class _ClientConnection(FramedProtocol):
         after the call's own clean-up (a callback, not a task: the data path's calls)."""
         fut = self._loop.create_future()
         if timeout_s <= 0:
-            fut.set_exception(PeerTimeout(f"{self._endpoint.addr}: {method} timed out before sending"))
-            return fut
+            return _failed(fut, PeerTimeout(f"{self._endpoint.addr}: {method} timed out "
+                                            "before sending"), done)
         # Encode first: an unsendable payload is the caller's error and must not register.
         req_id = self._next_id
         try:
             frame = encode_frame([0, req_id, method, payload], self._max_frame_bytes)
         except FrameTooLarge as exc:
-            fut.set_exception(MessageTooLarge(f"{self._endpoint.addr}: {method}: {exc}"))
-            return fut
+            return _failed(fut, MessageTooLarge(f"{self._endpoint.addr}: {method}: {exc}"), done)
+        except Exception as exc:  # unencodable payload: the caller's error, in the future
+            return _failed(fut, exc, done)
         self._next_id = req_id + 1
         self._pending[req_id] = fut
         self.send_frame(frame)
         # A timer handle per call instead of asyncio.wait_for: no extra future or task.
         timer = self._loop.call_later(timeout_s, self._expire, req_id, method, timeout_s)
-        fut.add_done_callback(_Settled(self._pending, req_id, timer))
-        if done is not None:
-            fut.add_done_callback(done)
+        fut.add_done_callback(_Settled(self._pending, req_id, timer, done))
         return fut
 
     def _expire(self, req_id: int, method: str, timeout_s: float) -> None:
@@ -174,17 +173,30 @@ class _ClientConnection(FramedProtocol):
             self._endpoint.conn = None
 
 
+def _failed(fut: asyncio.Future, exc: Exception,
+            done: Optional[Callable[[asyncio.Future], None]]) -> asyncio.Future:
+    """A call that failed before it was sent (the caller's ``done`` still runs)."""
+    fut.set_exception(exc)
+    if done is not None:
+        fut.add_done_callback(done)
+    return fut
+
+
 class _Settled:
-    """A request future's first done callback: stop its timer, forget its id."""
+    """A request future's first done callback: stop its timer, forget its id, then run the
+    caller's ``done`` (one callback instead of two: each costs an event-loop handle)."""
 
-    __slots__ = ("pending", "req_id", "timer")
+    __slots__ = ("pending", "req_id", "timer", "done")
 
-    def __init__(self, pending: dict, req_id: int, timer: asyncio.TimerHandle) -> None:
-        self.pending, self.req_id, self.timer = pending, req_id, timer
+    def __init__(self, pending: dict, req_id: int, timer: asyncio.TimerHandle,
+                 done: Optional[Callable[[asyncio.Future], None]]) -> None:
+        self.pending, self.req_id, self.timer, self.done = pending, req_id, timer, done
 
     def __call__(self, fut: asyncio.Future) -> None:
         self.timer.cancel()
         self.pending.pop(self.req_id, None)
+        if self.done is not None:
+            self.done(fut)
 
 
 class _CallDone:
