@@ -66,8 +66,9 @@ class Coordinator:
         self.call_peer, self.versions, self.observe_version = call_peer, versions, observe_version
         self.serving_state, self.require_ready = serving_state, require_ready
         self.wait_for_epoch = wait_for_epoch
-        # ``start_peer(member, method, payload)``: ``call_peer`` started now, as a future
-        # (the node's sends on a ready connection without a task); a task by default.
+        # ``start_peer(member, method, payload, then=None)``: ``call_peer`` started now, as
+        # a future, ``then(fut)`` run once it settled (the node sends on a ready connection
+        # without a task); a task by default.
         self.start_peer = start_peer if start_peer is not None else self._call_in_task
         self._background: set[asyncio.Future] = set()
         self._loop: Optional[asyncio.AbstractEventLoop] = None
@@ -296,9 +297,8 @@ class Coordinator:
                 stale.append(e.epoch)
                 return _failed(e)
             return self.replica.put_nowait(token, key, record)
-        fut = self.start_peer(t.node, "put", [epoch, token, key, wire, t.hint_for])
-        fut.add_done_callback(_PutReply(self, t, token, key, record, stale))
-        return fut
+        return self.start_peer(t.node, "put", [epoch, token, key, wire, t.hint_for],
+                               then=_PutReply(self, t, token, key, record, stale))
 
     def _start_get(self, t: Target, epoch: int, token: int, key: bytes,
                    stale: list) -> asyncio.Future:
@@ -307,9 +307,9 @@ class Coordinator:
         if t.node == self.id:
             return asyncio.ensure_future(self._get_one(t, epoch, token, key, stale))
         payload = [epoch, token, key] if t.hint_for is None else [epoch, token, key, t.hint_for]
-        fut = self.start_peer(t.node, "get", payload)
-        out = fut.get_loop().create_future()
-        fut.add_done_callback(_GetReply(self, t, epoch, token, key, stale, out))
+        out = self._loop.create_future()  # type: ignore[union-attr]  (set by _fan_out)
+        self.start_peer(t.node, "get", payload,
+                        then=_GetReply(self, t, epoch, token, key, stale, out))
         return out
 
     async def _put_one(self, t: Target, epoch: int, token: int, key: bytes,
@@ -387,8 +387,11 @@ class Coordinator:
             except (PeerError, asyncio.TimeoutError):
                 pass
 
-    def _call_in_task(self, member: str, method: str, payload) -> asyncio.Future:
-        return asyncio.ensure_future(self.call_peer(member, method, payload))
+    def _call_in_task(self, member: str, method: str, payload, then=None) -> asyncio.Future:
+        fut = asyncio.ensure_future(self.call_peer(member, method, payload))
+        if then is not None:
+            fut.add_done_callback(then)
+        return fut
 
     def _spawn(self, coro) -> None:
         task = asyncio.get_running_loop().create_task(coro)

@@ -90,10 +90,9 @@ class FanOut:
         task = self.call(t)
         if not asyncio.isfuture(task):
             task = self.loop.create_task(task)
-        task.add_done_callback(_TaskDone(self, t))
+        task.add_done_callback(_TaskDone(self, t))  # also drops it from ``background``
         self.tasks.append(task)
         self.background.add(task)
-        task.add_done_callback(self.background.discard)
 
     def _settle(self, t: Target, exc, value) -> None:
         if exc is None:
@@ -121,6 +120,8 @@ class _TaskDone:
         self.fan, self.target = fan, target
 
     def __call__(self, task: asyncio.Task) -> None:
+        # One callback, not two: each costs an event-loop handle on every call.
+        self.fan.background.discard(task)
         if task.cancelled():
             self.fan._settle(self.target, asyncio.CancelledError(), None)
             return

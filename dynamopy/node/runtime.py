@@ -312,17 +312,21 @@ class Node:
         return result
 
     def start_peer(self, member_id: str, method: str, payload: Any,
-                   timeout_s: Optional[float] = None) -> asyncio.Future:
+                   timeout_s: Optional[float] = None,
+                   then: Optional[Callable[[asyncio.Future], None]] = None) -> asyncio.Future:
         """``call_peer`` started now, as a future with the same result or error and the same
-        failure-detector reports (``Transport.start``: no task on a ready connection)."""
+        failure-detector reports (``Transport.start``: no task on a ready connection).
+        ``then(fut)`` runs once it settled, right after the report (one callback)."""
         member = self.state.member(member_id)
         if member is None:
             fut = asyncio.get_running_loop().create_future()
             fut.set_exception(RemoteError("unknown_member", f"{member_id} is not a member"))
+            if then is not None:
+                fut.add_done_callback(then)
             return fut
         fut = self.transport.start(member.peer, method, payload,
                                    timeout_s or self.config.request_timeout_s)
-        fut.add_done_callback(_PeerReport(self, member_id))
+        fut.add_done_callback(_PeerReport(self, member_id, then))
         return fut
 
     def _report_peer(self, member_id: str, exc: Optional[BaseException]) -> None:
@@ -365,11 +369,14 @@ class Node:
 class _PeerReport:
     """``start_peer``'s done callback: the call's outcome to the failure detector."""
 
-    __slots__ = ("node", "member_id")
+    __slots__ = ("node", "member_id", "then")
 
-    def __init__(self, node: Node, member_id: str) -> None:
-        self.node, self.member_id = node, member_id
+    def __init__(self, node: Node, member_id: str,
+                 then: Optional[Callable[[asyncio.Future], None]]) -> None:
+        self.node, self.member_id, self.then = node, member_id, then
 
     def __call__(self, fut: asyncio.Future) -> None:
         if not fut.cancelled():
             self.node._report_peer(self.member_id, fut.exception())
+        if self.then is not None:
+            self.then(fut)

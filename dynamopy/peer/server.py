@@ -236,8 +236,10 @@ class _ServerConnection(FramedProtocol):
             self.send_frame(self._error_reply(req_id, method, exc))
             return
         if asyncio.isfuture(started):
-            started.add_done_callback(_Reply(self, req_id, method))
-            self._track(started)
+            self._tasks.add(started)
+            started.add_done_callback(_Reply(self, req_id, method))  # and _on_task_done
+            if len(self._tasks) >= self._server.max_inflight and not self._reading_paused:
+                self._update_reading()
         else:
             self._track(self._loop.create_task(self._serve(req_id, method, started)))
 
@@ -331,6 +333,7 @@ class _Reply:
         self.conn, self.req_id, self.method = conn, req_id, method
 
     def __call__(self, fut: asyncio.Future) -> None:
+        self.conn._on_task_done(fut)  # one callback, not two: each costs a loop handle
         if fut.cancelled():
             return
         conn, exc = self.conn, fut.exception()
