@@ -87,7 +87,11 @@ class FanOut:
                 value, exc = None, e
             self._settle(t, exc, value)
             return
-        task = self.call(t)
+        try:
+            task = self.call(t)
+        except Exception as e:  # noqa: BLE001 - refused before it started (a closed
+            self._settle(t, e, None)  # committer): a failed call, as a task would report
+            return
         if not asyncio.isfuture(task):
             task = self.loop.create_task(task)
         task.add_done_callback(_TaskDone(self, t))  # also drops it from ``background``

@@ -152,3 +152,21 @@ def test_calls_that_return_futures_are_settled_by_callbacks_without_a_task():
         await asyncio.sleep(0)
         assert background == set()
     run(main())
+
+
+def test_a_call_that_raises_before_it_starts_is_a_failed_call_not_a_failed_round():
+    async def main():
+        loop = asyncio.get_running_loop()
+
+        def call(t):
+            if t.node == "n1":
+                raise RuntimeError("committer closed")     # e.g. the node is stopping
+            answer = loop.create_future()
+            answer.set_result(1)
+            return answer
+
+        targets = [Target("n1"), Target("n2"), Target("n3")]
+        rnd, fan = _write_round(targets, 2, call, set())
+        await fan.run(None, 0.1, 5.0)
+        assert rnd.outcome is Outcome.SUCCEEDED and sorted(rnd.acked) == ["n2", "n3"]
+    run(main())
