@@ -408,6 +408,10 @@ class SourceCluster(LocalCluster):
         super().__init__(*args, **kwargs)
         self.src = os.path.abspath(src)
         self.launch.env["PYTHONPATH"] = self.src  # every node the launcher starts
+        # ``python -m dynamopy`` puts the working directory first on sys.path: run from a
+        # checkout (the usual case) the "baseline" nodes imported the checkout's code, not
+        # ``src``'s. PYTHONSAFEPATH (Python 3.11+, like ``-P``) leaves it out.
+        self.launch.env["PYTHONSAFEPATH"] = "1"
 
 
 def main(argv: Optional[list[str]] = None) -> int:

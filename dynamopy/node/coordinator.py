@@ -48,7 +48,8 @@ class Coordinator:
     """Quorum reads and writes, built from what they use: this node's id and config, the
     current membership state (a getter), the clock, metrics, the failure detector (who is up,
     is this node's clock fit to stamp), the local replica and hint store, a peer caller
-    (``call_peer(member, method, payload)``), the version source (``versions.next``) and
+    (``call_peer(member, method, payload)``, and ``start_peer``: the same call started as a
+    future), the version source (``versions.next``) and
     ``observe_version``, and the node's readiness gates (``serving_state``,
     ``require_ready``, ``wait_for_epoch``)."""
 
@@ -58,13 +59,19 @@ class Coordinator:
                  versions: "VersionClock", observe_version: Callable[[int], None],
                  serving_state: Callable[[], Awaitable["ClusterState"]],
                  require_ready: Callable[[], "ClusterState"],
-                 wait_for_epoch: Callable[[int], Awaitable[bool]]):
+                 wait_for_epoch: Callable[[int], Awaitable[bool]],
+                 start_peer: Optional[Callable[..., asyncio.Future]] = None):
         self.id, self.config, self.state, self.clock = me, config, state, clock
         self.metrics, self.detector, self.replica, self.hints = metrics, detector, replica, hints
         self.call_peer, self.versions, self.observe_version = call_peer, versions, observe_version
         self.serving_state, self.require_ready = serving_state, require_ready
         self.wait_for_epoch = wait_for_epoch
-        self._background: set[asyncio.Task] = set()
+        # ``start_peer(member, method, payload, then=None)``: ``call_peer`` started now, as
+        # a future, ``then(fut)`` run once it settled (the node sends on a ready connection
+        # without a task); a task by default.
+        self.start_peer = start_peer if start_peer is not None else self._call_in_task
+        self._background: set[asyncio.Future] = set()
+        self._loop: Optional[asyncio.AbstractEventLoop] = None
 
     # ---- public ---------------------------------------------------------------------
     async def write(self, key: bytes, *, value: bytes, content_type: str, deleted: bool,
@@ -100,8 +107,8 @@ class Coordinator:
             wire = record.to_wire()
             stale: list[int] = []
 
-            def call(t: Target, state=state, record=record, wire=wire) -> Awaitable:
-                return self._put_one(t, state.epoch, token, key, record, wire, stale=stale)
+            def call(t: Target, state=state, record=record, wire=wire) -> asyncio.Future:
+                return self._start_put(t, state.epoch, token, key, record, wire, stale)
 
             def on_ok(t: Target, stored: int, rnd=rnd, version=version) -> Outcome:
                 return rnd.ack(t.node) if stored <= version else rnd.newer(t.node, stored)
@@ -153,8 +160,8 @@ class Coordinator:
             rnd = ReadRound(tuple(targets), r)
             stale: list[int] = []
 
-            def call(t: Target, state=state) -> Awaitable:
-                return self._get_one(t, state.epoch, token, key, stale)
+            def call(t: Target, state=state) -> asyncio.Future:
+                return self._start_get(t, state.epoch, token, key, stale)
 
             def on_ok(t: Target, rec: Optional[Record], rnd=rnd) -> Outcome:
                 if rec is not None:
@@ -265,10 +272,45 @@ class Coordinator:
         An answer that ``fruitless(target, value)`` says did not advance the round (a
         fallback's empty hint lookup) starts the next target too.
         """
+        loop = self._loop
+        if loop is None or loop.is_closed():
+            # Once: asyncio.get_running_loop() costs a getpid() system call on Python 3.11.
+            loop = self._loop = asyncio.get_running_loop()
         fan = FanOut(targets, call, on_ok=on_ok, on_fail=on_fail, outcome=outcome,
                      local_id=self.id, background=self._background,
-                     local_sync=local_sync, fruitless=fruitless)
+                     local_sync=local_sync, fruitless=fruitless, loop=loop)
         return await fan.run(initial, SPECULATE_S, self.config.request_timeout_s + 0.5)
+
+    def _start_put(self, t: Target, epoch: int, token: int, key: bytes, record: Record,
+                   wire: list, stale: list) -> asyncio.Future:
+        """``_put_one`` without a task where it can: the local replica's write is the
+        replica's group-commit future (same durability: it resolves after the synced batch;
+        same epoch check as a remote replica makes), a remote one the peer call's future
+        with ``_PutReply`` doing what ``_put_one`` does after the call."""
+        if t.hint_for is not None and t.node == self.id:
+            return asyncio.ensure_future(self._put_one(t, epoch, token, key, record, wire,
+                                                       stale=stale))
+        if t.node == self.id:
+            try:
+                self.replica.check_epoch(epoch, token)
+            except StaleEpochError as e:
+                stale.append(e.epoch)
+                return _failed(e)
+            return self.replica.put_nowait(token, key, record)
+        return self.start_peer(t.node, "put", [epoch, token, key, wire, t.hint_for],
+                               then=_PutReply(self, t, token, key, record, stale))
+
+    def _start_get(self, t: Target, epoch: int, token: int, key: bytes,
+                   stale: list) -> asyncio.Future:
+        """``_get_one`` as a future: the peer call's, converted by ``_GetReply`` (no task
+        unless the replica asks to be asked again)."""
+        if t.node == self.id:
+            return asyncio.ensure_future(self._get_one(t, epoch, token, key, stale))
+        payload = [epoch, token, key] if t.hint_for is None else [epoch, token, key, t.hint_for]
+        out = self._loop.create_future()  # type: ignore[union-attr]  (set by _fan_out)
+        self.start_peer(t.node, "get", payload,
+                        then=_GetReply(self, t, epoch, token, key, stale, out))
+        return out
 
     async def _put_one(self, t: Target, epoch: int, token: int, key: bytes,
                        record: Record, wire: list, hint_on_failure: bool = True,
@@ -307,12 +349,15 @@ class Coordinator:
             pass  # refused by the hint window or cap: counted as dropped there
 
     async def _get_one(self, t: Target, epoch: int, token: int, key: bytes,
-                       stale: Optional[list] = None) -> Optional[Record]:
+                       stale: Optional[list] = None, first: int = 0) -> Optional[Record]:
+        """``first``: how many tries were made already (then it waits before the next)."""
         node = self
         if t.node == node.id:
             return node.replica.get(token, key, t.hint_for)
         payload = [epoch, token, key] if t.hint_for is None else [epoch, token, key, t.hint_for]
-        for retry in range(GET_RETRIES + 1):
+        if first:
+            await node.clock.sleep(GET_RETRY_S)
+        for retry in range(first, GET_RETRIES + 1):
             try:
                 return Record.from_wire(await node.call_peer(t.node, "get", payload))
             except RemoteError as e:
@@ -342,6 +387,12 @@ class Coordinator:
             except (PeerError, asyncio.TimeoutError):
                 pass
 
+    def _call_in_task(self, member: str, method: str, payload, then=None) -> asyncio.Future:
+        fut = asyncio.ensure_future(self.call_peer(member, method, payload))
+        if then is not None:
+            fut.add_done_callback(then)
+        return fut
+
     def _spawn(self, coro) -> None:
         task = asyncio.get_running_loop().create_task(coro)
         self._background.add(task)
@@ -358,3 +409,83 @@ def _note_stale(stale: Optional[list], exc: BaseException) -> None:
     epoch = stale_epoch_of(exc)
     if stale is not None and epoch is not None:
         stale.append(epoch)
+
+
+def _failed(exc: BaseException) -> asyncio.Future:
+    fut = asyncio.get_running_loop().create_future()
+    fut.set_exception(exc)
+    return fut
+
+
+class _PutReply:
+    """A remote put's done callback: what ``_put_one`` does after its peer call (it runs
+    before the round hears the result): absorb the version the replica stored; on failure
+    note a ``stale_epoch`` refusal and keep a hint for a home replica that missed the write."""
+
+    __slots__ = ("coord", "target", "token", "key", "record", "stale")
+
+    def __init__(self, coord: Coordinator, target: Target, token: int, key: bytes,
+                 record: Record, stale: list) -> None:
+        self.coord, self.target, self.token, self.key = coord, target, token, key
+        self.record, self.stale = record, stale
+
+    def __call__(self, fut: asyncio.Future) -> None:
+        if fut.cancelled():
+            return
+        exc, coord, t = fut.exception(), self.coord, self.target
+        if exc is None:
+            coord.observe_version(fut.result())
+            return
+        if not isinstance(exc, (PeerError, asyncio.TimeoutError)):
+            return
+        _note_stale(self.stale, exc)
+        if t.hint_for is None and (
+                not isinstance(exc, RemoteError) or exc.code in (STALE_EPOCH, NOT_CAUGHT_UP)):
+            # As in ``_put_one``: a home replica missed the write; keep a hint for it here.
+            coord._spawn(coord._keep_hint(t.node, self.token, self.key, self.record))
+
+
+class _GetReply:
+    """A remote get's done callback: the reply as a ``Record`` into ``out``; a replica still
+    catching up with the epoch the read was planned in is asked again shortly (in a task,
+    as ``_get_one`` does; rare)."""
+
+    __slots__ = ("coord", "target", "epoch", "token", "key", "stale", "out")
+
+    def __init__(self, coord: Coordinator, target: Target, epoch: int, token: int, key: bytes,
+                 stale: list, out: asyncio.Future) -> None:
+        self.coord, self.target, self.epoch, self.token = coord, target, epoch, token
+        self.key, self.stale, self.out = key, stale, out
+
+    def __call__(self, fut: asyncio.Future) -> None:
+        out = self.out
+        if out.done():
+            return
+        if fut.cancelled():
+            out.cancel()
+            return
+        exc = fut.exception()
+        if exc is None:
+            try:
+                out.set_result(Record.from_wire(fut.result()))
+            except Exception as e:  # noqa: BLE001 - a malformed reply fails this call only
+                out.set_exception(e)
+            return
+        _note_stale(self.stale, exc)
+        if isinstance(exc, RemoteError) and exc.code == NOT_CAUGHT_UP:
+            again = asyncio.ensure_future(self.coord._get_one(
+                self.target, self.epoch, self.token, self.key, self.stale, first=1))
+            again.add_done_callback(self._chain)
+            return
+        out.set_exception(exc)
+
+    def _chain(self, again: asyncio.Future) -> None:
+        out = self.out
+        if out.done():
+            return
+        if again.cancelled():
+            out.cancel()
+        elif again.exception() is not None:
+            out.set_exception(again.exception())
+        else:
+            out.set_result(again.result())

@@ -10,6 +10,8 @@ Rules:
   running are left to finish in the background (their results keep feeding the round, which
   read repair looks at later); each is bounded by the request timeout, so every task ends.
 - A target served locally (``local_sync``) is answered in the same step, without a task.
+- ``call(target)`` returns a future (answered by callbacks: no task per call; the data
+  path's peer calls and local writes) or a coroutine (run in a task).
 
 Cost: this runs for every client request, so it creates no reference cycles that outlive the
 round (closures calling each other through cells did: every request left dozens of objects
@@ -38,8 +40,9 @@ class FanOut:
     def __init__(self, targets: list[Target], call: Callable[[Target], Awaitable], *,
                  on_ok, on_fail, outcome, local_id: str, background: set,
                  local_sync: Optional[Callable[[Target], object]] = None,
-                 fruitless: Optional[Callable[[Target, object], bool]] = None) -> None:
-        self.loop = asyncio.get_running_loop()
+                 fruitless: Optional[Callable[[Target, object], bool]] = None,
+                 loop: Optional[asyncio.AbstractEventLoop] = None) -> None:
+        self.loop = loop if loop is not None else asyncio.get_running_loop()
         self.call, self.on_ok, self.on_fail, self.outcome = call, on_ok, on_fail, outcome
         self.local_id, self.local_sync, self.fruitless = local_id, local_sync, fruitless
         self.background = background
@@ -84,11 +87,16 @@ class FanOut:
                 value, exc = None, e
             self._settle(t, exc, value)
             return
-        task = self.loop.create_task(self.call(t))
-        task.add_done_callback(_TaskDone(self, t))
+        try:
+            task = self.call(t)
+        except Exception as e:  # noqa: BLE001 - refused before it started (a closed
+            self._settle(t, e, None)  # committer): a failed call, as a task would report
+            return
+        if not asyncio.isfuture(task):
+            task = self.loop.create_task(task)
+        task.add_done_callback(_TaskDone(self, t))  # also drops it from ``background``
         self.tasks.append(task)
         self.background.add(task)
-        task.add_done_callback(self.background.discard)
 
     def _settle(self, t: Target, exc, value) -> None:
         if exc is None:
@@ -116,6 +124,8 @@ class _TaskDone:
         self.fan, self.target = fan, target
 
     def __call__(self, task: asyncio.Task) -> None:
+        # One callback, not two: each costs an event-loop handle on every call.
+        self.fan.background.discard(task)
         if task.cancelled():
             self.fan._settle(self.target, asyncio.CancelledError(), None)
             return

@@ -14,7 +14,8 @@ Rules:
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Callable, Optional
+import asyncio
+from typing import TYPE_CHECKING, Any, Awaitable, Callable, Optional
 
 from dynamopy.core import placement
 from dynamopy.core.membership import ClusterState
@@ -56,8 +57,8 @@ class Replica:
     async def put(self, token: int, key: bytes, record: Record,
                   hint_for: Optional[str] = None) -> int:
         """Store durably; return the version now stored for the key (>= record.version)."""
-        self.observe_version(record.version)
         if hint_for is not None and hint_for != self.me:
+            self.observe_version(record.version)
             me = self.state().member(self.me)
             if me is not None and me.state == "leaving":
                 # It hands off the hints it holds before it leaves; one stored after that
@@ -71,15 +72,19 @@ class Replica:
             held = self.store.hint_lookup(hint_for, token, key)
             own = self.store.get(token, key)
             return max(record.version, held.version if held else 0, own.version if own else 0)
-        started = self.clock.monotonic()
-        applied = await self.committer.write(token, key, record)
-        # The replica's share of a write's visibility delay (the W in the WARS model).
-        self.metrics.replica_put_seconds.observe(self.clock.monotonic() - started)
-        if applied:
-            return record.version
-        # Not applied: something at least as new is stored (and synced by this batch).
-        current = self.store.get(token, key)
-        return max(record.version, current.version if current else 0)
+        return await self.put_nowait(token, key, record)
+
+    def put_nowait(self, token: int, key: bytes, record: Record) -> "asyncio.Future[int]":
+        """``put`` of a home record (no hint) without a coroutine or task: a future of the
+        version now stored, resolved only after the synced batch holding the record (the
+        local write of the node's own coordinator, and a peer's ``put``, chain callbacks
+        on it). Cancelling it does not cancel the write."""
+        self.observe_version(record.version)
+        applied = self.committer.write_nowait(token, key, record)
+        stored = applied.get_loop().create_future()
+        applied.add_done_callback(_Stored(self, stored, token, key, record,
+                                          self.clock.monotonic()))
+        return stored
 
     def get(self, token: int, key: bytes, hint_for: Optional[str] = None) -> Optional[Record]:
         """The local record; for a fallback standing in for ``hint_for``, also the hints it
@@ -144,8 +149,22 @@ class Replica:
             raise StaleEpochError(e.epoch) from None
 
     async def rpc_put(self, payload: list, peer_id: str) -> Any:
+        return await self.rpc_put_nowait(payload, peer_id)
+
+    def rpc_put_nowait(self, payload: list, peer_id: str) -> Awaitable[int]:
+        """A peer's ``put``: the future of ``put_nowait`` when this node is caught up and the
+        record is not a hint (the common case: no task on the peer server); else a coroutine
+        that first waits to catch up (the peer server runs it in a task). Raises at once when
+        the coordinator's ring is stale for the token."""
         epoch, token, key, wire, hint_for = payload
         self.note_epoch(epoch, peer_id)
+        if hint_for is not None or not self.catchup.caught_up or self.replacing():
+            return self._put_when_caught_up(epoch, token, key, wire, hint_for)
+        self.check_epoch(epoch, token)
+        return self.put_nowait(token, key, Record.from_wire(wire))
+
+    async def _put_when_caught_up(self, epoch: int, token: int, key: bytes, wire: list,
+                                  hint_for: Optional[str]) -> int:
         await self.wait_caught_up()
         if hint_for is None:
             self.check_epoch(epoch, token)
@@ -160,3 +179,41 @@ class Replica:
             self.check_epoch(epoch, token)
         rec = self.get(token, key, rest[0] if rest else None)
         return None if rec is None else rec.to_wire()
+
+
+class _Stored:
+    """The committer's done callback for ``put_nowait``: the version now stored for the key
+    (the write's own when applied; else the newer one already there, synced by this batch),
+    and the replica's share of a write's visibility delay (the W in the WARS model)."""
+
+    __slots__ = ("replica", "stored", "token", "key", "record", "started")
+
+    def __init__(self, replica: Replica, stored: asyncio.Future, token: int, key: bytes,
+                 record: Record, started: float) -> None:
+        self.replica, self.stored, self.token, self.key = replica, stored, token, key
+        self.record, self.started = record, started
+
+    def __call__(self, applied: asyncio.Future) -> None:
+        replica, stored = self.replica, self.stored
+        if applied.cancelled():
+            if not stored.done():
+                stored.cancel()
+            return
+        exc = applied.exception()
+        if exc is None:
+            replica.metrics.replica_put_seconds.observe(replica.clock.monotonic() - self.started)
+            version = self.record.version
+            if not applied.result()[0]:
+                # Not applied: something at least as new is stored (and synced by this batch).
+                try:
+                    current = replica.store.get(self.token, self.key)
+                except Exception as e:  # noqa: BLE001 - fails this caller, like an await would
+                    exc = e
+                else:
+                    version = max(version, current.version if current else 0)
+        if stored.done():
+            return  # the caller gave up (cancelled)
+        if exc is not None:
+            stored.set_exception(exc)
+        else:
+            stored.set_result(version)

@@ -93,7 +93,7 @@ class Node:
         self.coordinator = Coordinator(
             me=self.id, config=config, state=state, clock=clock, metrics=self.metrics,
             detector=self.detector, replica=self.replica, hints=self.hints,
-            call_peer=self.call_peer, versions=self.versions,
+            call_peer=self.call_peer, start_peer=self.start_peer, versions=self.versions,
             observe_version=self.observe_version, serving_state=self.serving_state,
             require_ready=self.require_ready, wait_for_epoch=self.wait_for_epoch)
         self.anti_entropy = AntiEntropy(
@@ -140,9 +140,9 @@ class Node:
         self.metalog.load()
         # The hash tree is built before peers are served (an in-memory store: on the loop).
         await self.anti_entropy.attach(self.store, inline=self.committer.inline)
-        # Cheap synchronous methods are answered inline (no task); the rest each in a task.
+        # Cheap synchronous methods are answered inline (no task), a replica's put by a
+        # callback on its group-commit future (no task); the rest each in a task.
         await self.transport.serve(route({
-            "put": self.replica.rpc_put,
             "hints": self.hints.rpc_receive,
             "paxos": self.metalog.rpc_receive,
             "xfer_pull": self.transfers.rpc_pull,
@@ -158,7 +158,7 @@ class Node:
             "ae_keys": self.anti_entropy.rpc_keys,
             "ae_get": self.anti_entropy.rpc_get,
             "ae_versions": self.anti_entropy.purge.rpc_versions,
-        })
+        }, {"put": self.replica.rpc_put_nowait})
         self.spawn(self.metalog.run())
         self.spawn(self.anti_entropy.run())
         self.spawn(self.detector.run())
@@ -308,18 +308,40 @@ class Node:
         try:
             result = await self.transport.call(
                 member.peer, method, payload, timeout_s or self.config.request_timeout_s)
-        except RemoteError:
-            self.detector.report_success(member_id)  # it answered: alive, just refused
+        except BaseException as exc:
+            self._report_peer(member_id, exc)
             raise
-        except MessageTooLarge:
-            raise  # never sent: says nothing about the peer's health
-        except (PeerError, asyncio.TimeoutError):
-            self.detector.report_failure(member_id)
-            raise
-        # Anything else (an unencodable payload) is a local mistake that
-        # says nothing about the peer's health: it propagates without touching the detector.
         self.detector.report_success(member_id)
         return result
+
+    def start_peer(self, member_id: str, method: str, payload: Any,
+                   timeout_s: Optional[float] = None,
+                   then: Optional[Callable[[asyncio.Future], None]] = None) -> asyncio.Future:
+        """``call_peer`` started now, as a future with the same result or error and the same
+        failure-detector reports (``Transport.start``: no task on a ready connection).
+        ``then(fut)`` runs once it settled, right after the report (one callback)."""
+        member = self.state.member(member_id)
+        if member is None:
+            fut = asyncio.get_running_loop().create_future()
+            fut.set_exception(RemoteError("unknown_member", f"{member_id} is not a member"))
+            if then is not None:
+                fut.add_done_callback(then)
+            return fut
+        fut = self.transport.start(member.peer, method, payload,
+                                   timeout_s or self.config.request_timeout_s)
+        fut.add_done_callback(_PeerReport(self, member_id, then))
+        return fut
+
+    def _report_peer(self, member_id: str, exc: Optional[BaseException]) -> None:
+        """What a call's outcome says about the peer's health."""
+        if exc is None or isinstance(exc, RemoteError):
+            self.detector.report_success(member_id)  # it answered (maybe refused): alive
+        elif isinstance(exc, MessageTooLarge):
+            pass  # never sent: says nothing about the peer's health
+        elif isinstance(exc, (PeerError, asyncio.TimeoutError)):
+            self.detector.report_failure(member_id)
+        # Anything else (an unencodable payload, a cancelled call) is a local matter that
+        # says nothing about the peer's health.
 
     # ---- views ------------------------------------------------------------------------
     def identity(self) -> dict:
@@ -345,3 +367,19 @@ class Node:
                          "caught_up": self.catchup.caught_up,
                          "peer_epoch": self.catchup.target_epoch()},
         }
+
+
+class _PeerReport:
+    """``start_peer``'s done callback: the call's outcome to the failure detector."""
+
+    __slots__ = ("node", "member_id", "then")
+
+    def __init__(self, node: Node, member_id: str,
+                 then: Optional[Callable[[asyncio.Future], None]]) -> None:
+        self.node, self.member_id, self.then = node, member_id, then
+
+    def __call__(self, fut: asyncio.Future) -> None:
+        if not fut.cancelled():
+            self.node._report_peer(self.member_id, fut.exception())
+        if self.then is not None:
+            self.then(fut)

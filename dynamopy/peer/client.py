@@ -119,25 +119,32 @@ class _ClientConnection(FramedProtocol):
 
     # ---- calls ------------------------------------------------------------------------
     async def request(self, method: str, payload: Any, timeout_s: float) -> Any:
+        return await self.start_request(method, payload, timeout_s)
+
+    def start_request(self, method: str, payload: Any, timeout_s: float,
+                      done: Optional[Callable[[asyncio.Future], None]] = None) -> asyncio.Future:
+        """Send one request now; return the future of its reply (``PeerTimeout`` after
+        ``timeout_s``; cancelling it forgets the call). ``done(fut)`` runs when it settles,
+        after the call's own clean-up (a callback, not a task: the data path's calls)."""
+        fut = self._loop.create_future()
         if timeout_s <= 0:
-            raise PeerTimeout(f"{self._endpoint.addr}: {method} timed out before sending")
+            return _failed(fut, PeerTimeout(f"{self._endpoint.addr}: {method} timed out "
+                                            "before sending"), done)
         # Encode first: an unsendable payload is the caller's error and must not register.
         req_id = self._next_id
         try:
             frame = encode_frame([0, req_id, method, payload], self._max_frame_bytes)
         except FrameTooLarge as exc:
-            raise MessageTooLarge(f"{self._endpoint.addr}: {method}: {exc}") from None
+            return _failed(fut, MessageTooLarge(f"{self._endpoint.addr}: {method}: {exc}"), done)
+        except Exception as exc:  # unencodable payload: the caller's error, in the future
+            return _failed(fut, exc, done)
         self._next_id = req_id + 1
-        fut = self._loop.create_future()
         self._pending[req_id] = fut
         self.send_frame(frame)
         # A timer handle per call instead of asyncio.wait_for: no extra future or task.
         timer = self._loop.call_later(timeout_s, self._expire, req_id, method, timeout_s)
-        try:
-            return await fut
-        finally:
-            timer.cancel()
-            self._pending.pop(req_id, None)
+        fut.add_done_callback(_Settled(self._pending, req_id, timer, done))
+        return fut
 
     def _expire(self, req_id: int, method: str, timeout_s: float) -> None:
         fut = self._pending.pop(req_id, None)
@@ -164,6 +171,54 @@ class _ClientConnection(FramedProtocol):
         self._fail(err)
         if self._endpoint.conn is self:
             self._endpoint.conn = None
+
+
+def _failed(fut: asyncio.Future, exc: Exception,
+            done: Optional[Callable[[asyncio.Future], None]]) -> asyncio.Future:
+    """A call that failed before it was sent (the caller's ``done`` still runs)."""
+    fut.set_exception(exc)
+    if done is not None:
+        fut.add_done_callback(done)
+    return fut
+
+
+class _Settled:
+    """A request future's first done callback: stop its timer, forget its id, then run the
+    caller's ``done`` (one callback instead of two: each costs an event-loop handle)."""
+
+    __slots__ = ("pending", "req_id", "timer", "done")
+
+    def __init__(self, pending: dict, req_id: int, timer: asyncio.TimerHandle,
+                 done: Optional[Callable[[asyncio.Future], None]]) -> None:
+        self.pending, self.req_id, self.timer, self.done = pending, req_id, timer, done
+
+    def __call__(self, fut: asyncio.Future) -> None:
+        self.timer.cancel()
+        self.pending.pop(self.req_id, None)
+        if self.done is not None:
+            self.done(fut)
+
+
+class _CallDone:
+    """``PeerClient.start``'s metrics callback: ``on_call(method, addr, seconds, outcome)``
+    once the call settles, as ``call`` reports it (nothing for a cancelled call)."""
+
+    __slots__ = ("client", "method", "addr", "start")
+
+    def __init__(self, client: "PeerClient", method: str, addr: str, start: float) -> None:
+        self.client, self.method, self.addr, self.start = client, method, addr, start
+
+    def __call__(self, fut: asyncio.Future) -> None:
+        on_call = self.client._on_call
+        if on_call is None or fut.cancelled():
+            return
+        exc = fut.exception()
+        outcome = ("ok" if exc is None else "timeout" if isinstance(exc, PeerTimeout)
+                   else "unavailable" if isinstance(exc, PeerUnavailable) else "error")
+        try:
+            on_call(self.method, self.addr, fut.get_loop().time() - self.start, outcome)
+        except Exception:  # metrics must never break an RPC
+            log.exception("on_call callback raised")
 
 
 class _Endpoint:
@@ -247,6 +302,19 @@ class PeerClient:
                     self._on_call(method, addr, loop.time() - start, outcome)
                 except Exception:  # metrics must never break an RPC
                     log.exception("on_call callback raised")
+
+    def start(self, addr: str, method: str, payload: Any, timeout_s: float) -> asyncio.Future:
+        """``call`` started now, as a future with the same result or error and the same
+        ``on_call`` report. On a ready connection (the common case) the request is sent
+        at once and answered by callbacks, without a task; otherwise (no connection yet,
+        back-off, injected delay) ``call`` runs in a task."""
+        ep = self._endpoints.get(addr)
+        conn = ep.conn if ep is not None else None
+        if conn is None or conn.closing or not conn.ready or self._delay_ms is not None:
+            return asyncio.ensure_future(self.call(addr, method, payload, timeout_s))
+        loop = conn._loop
+        return conn.start_request(method, payload, timeout_s,
+                                  _CallDone(self, method, addr, loop.time()))
 
     async def identify(self, addr: str, timeout_s: float) -> str:
         """The member id the node at ``addr`` proves with the cluster secret (the handshake

@@ -169,21 +169,32 @@ class _ServerConnection(FramedProtocol):
             and type(msg[1]) is int
             and type(msg[2]) is str
         ):
-            sync = self._server.sync_methods.get(msg[2])
+            server = self._server
+            sync = server.sync_methods.get(msg[2])
             if sync is not None:
                 self._serve_sync(sync, msg[1], msg[2], msg[3])
                 return
-            task = self._loop.create_task(self._serve(msg[1], msg[2], msg[3]))
-            self._tasks.add(task)
-            task.add_done_callback(self._on_task_done)
-            if len(self._tasks) >= self._server.max_inflight and not self._reading_paused:
-                self._update_reading()
+            started = server.future_methods.get(msg[2])
+            if started is not None:
+                self._serve_started(started, msg[1], msg[2], msg[3])
+                return
+            task = self._loop.create_task(
+                self._serve(msg[1], msg[2], server.handler(msg[2], msg[3], self._peer_id)))
+            self._track(task)
             return
         log.warning(
             "peer %s (%s): closing connection on unexpected message %.100r",
             self._peer_id, self.peername, msg,
         )
         self.abort()
+
+    def _track(self, task: asyncio.Future) -> None:
+        """Count a running request (a task, or a future answered by callback) for
+        back-pressure, and cancel it if the connection is lost."""
+        self._tasks.add(task)
+        task.add_done_callback(self._on_task_done)
+        if len(self._tasks) >= self._server.max_inflight and not self._reading_paused:
+            self._update_reading()
 
     def _on_handshake(self, msg: Any) -> None:
         server = self._server
@@ -216,10 +227,25 @@ class _ServerConnection(FramedProtocol):
             return
         self.send_frame(self._result_reply(req_id, method, result))
 
-    async def _serve(self, req_id: int, method: str, payload: Any) -> None:
-        server = self._server
+    def _serve_started(self, fn, req_id: int, method: str, payload: Any) -> None:
+        """A method that returns a future (answered by a callback, no task) or, when it
+        cannot, a coroutine (run in a task like any other)."""
         try:
-            result = await server.handler(method, payload, self._peer_id)  # type: ignore[arg-type]
+            started = fn(payload, self._peer_id)
+        except Exception as exc:
+            self.send_frame(self._error_reply(req_id, method, exc))
+            return
+        if asyncio.isfuture(started):
+            self._tasks.add(started)
+            started.add_done_callback(_Reply(self, req_id, method))  # and _on_task_done
+            if len(self._tasks) >= self._server.max_inflight and not self._reading_paused:
+                self._update_reading()
+        else:
+            self._track(self._loop.create_task(self._serve(req_id, method, started)))
+
+    async def _serve(self, req_id: int, method: str, handling: Awaitable[Any]) -> None:
+        try:
+            result = await handling
         except asyncio.CancelledError:
             raise
         except Exception as exc:
@@ -230,7 +256,7 @@ class _ServerConnection(FramedProtocol):
     def _error_reply(self, req_id: int, method: str, exc: Exception) -> bytes:
         code, detail, is_bug = _error_fields(exc)
         if is_bug:
-            log.exception("peer %s: handler for %s raised", self._peer_id, method)
+            log.error("peer %s: handler for %s raised", self._peer_id, method, exc_info=exc)
         return _error_frame(req_id, code, detail)
 
     def _result_reply(self, req_id: int, method: str, result: Any) -> bytes:
@@ -297,6 +323,26 @@ class _ServerConnection(FramedProtocol):
         return tasks
 
 
+class _Reply:
+    """The done callback of a future-returning method: sends its result (or error) back.
+    A cancelled future (the connection was lost) sends nothing."""
+
+    __slots__ = ("conn", "req_id", "method")
+
+    def __init__(self, conn: _ServerConnection, req_id: int, method: str) -> None:
+        self.conn, self.req_id, self.method = conn, req_id, method
+
+    def __call__(self, fut: asyncio.Future) -> None:
+        self.conn._on_task_done(fut)  # one callback, not two: each costs a loop handle
+        if fut.cancelled():
+            return
+        conn, exc = self.conn, fut.exception()
+        if exc is None:
+            conn.send_frame(conn._result_reply(self.req_id, self.method, fut.result()))
+        elif isinstance(exc, Exception):
+            conn.send_frame(conn._error_reply(self.req_id, self.method, exc))
+
+
 class PeerServer:
     """Serves ``handler`` to authenticated peers. See the module docstring for the rules."""
 
@@ -310,6 +356,7 @@ class PeerServer:
         handshake_timeout_s: float = HANDSHAKE_TIMEOUT_S,
         max_inflight: int = MAX_INFLIGHT_PER_CONNECTION,
         sync_methods: Optional[Mapping[str, Callable[[Any, str], Any]]] = None,
+        future_methods: Optional[Mapping[str, Callable[[Any, str], Awaitable[Any]]]] = None,
         max_unauthenticated: int = DEFAULT_MAX_UNAUTHENTICATED,
         buffer_bytes: int = DEFAULT_BUFFER_BYTES,
         on_reject: OnReject = None,
@@ -320,6 +367,9 @@ class PeerServer:
         # Methods answered inline, without a task: plain functions (payload, peer_id) ->
         # result, for cheap local reads on the hot path. They must not block.
         self.sync_methods = dict(sync_methods or {})
+        # Methods that return a future answered by a callback (no task per request), or a
+        # coroutine when they cannot (run in a task); ``handler`` is never asked for them.
+        self.future_methods = dict(future_methods or {})
         self.node_id = node_id
         self.secret = bytes(secret)
         self.handler = handler

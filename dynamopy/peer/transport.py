@@ -13,8 +13,9 @@ Contract of ``call``: it returns the peer's result or raises a ``PeerError`` —
 
 from __future__ import annotations
 
+import asyncio
 import random
-from typing import Any, Callable, Mapping, Optional, Protocol, runtime_checkable
+from typing import Any, Awaitable, Callable, Mapping, Optional, Protocol, runtime_checkable
 
 from .client import OnCall, PeerClient
 from .limits import OnReject
@@ -22,6 +23,10 @@ from .server import Handler, PeerServer
 
 SyncMethods = Mapping[str, Callable[[Any, str], Any]]
 """Methods answered inline (no task): ``fn(payload, peer_id) -> result``; they must not block."""
+
+FutureMethods = Mapping[str, Callable[[Any, str], Awaitable[Any]]]
+"""Methods that start their work and return a future of the result, answered by a callback
+(no task per request), or a coroutine when they cannot (then run like a handler's method)."""
 
 
 @runtime_checkable
@@ -40,8 +45,15 @@ class Transport(PeerCaller, Protocol):
         """The member id the node at ``addr`` proves (the peer handshake)."""
         ...
 
-    async def serve(self, handler: Handler, sync_methods: SyncMethods) -> None:
-        """Start answering peers: ``sync_methods`` inline, every other method by ``handler``."""
+    def start(self, addr: str, method: str, payload: Any, timeout_s: float) -> asyncio.Future:
+        """``call`` started now, as a future with the same result or error (never raises
+        itself). The production transport sends on a ready connection without a task."""
+        ...
+
+    async def serve(self, handler: Handler, sync_methods: SyncMethods,
+                    future_methods: Optional[FutureMethods] = None) -> None:
+        """Start answering peers: ``sync_methods`` inline, ``future_methods`` by a callback on
+        the future they return, every other method by ``handler``."""
         ...
 
     def observe(self, on_call: Optional[OnCall] = None,
@@ -97,12 +109,17 @@ class TcpTransport:
     async def call(self, addr: str, method: str, payload: Any, timeout_s: float) -> Any:
         return await self.client.call(addr, method, payload, timeout_s)
 
+    def start(self, addr: str, method: str, payload: Any, timeout_s: float) -> asyncio.Future:
+        return self.client.start(addr, method, payload, timeout_s)
+
     async def identify(self, addr: str, timeout_s: float) -> str:
         return await self.client.identify(addr, timeout_s)
 
-    async def serve(self, handler: Handler, sync_methods: SyncMethods) -> None:
+    async def serve(self, handler: Handler, sync_methods: SyncMethods,
+                    future_methods: Optional[FutureMethods] = None) -> None:
         self.server = PeerServer(self.node_id, self._secret, handler,
-                                 sync_methods=sync_methods, on_reject=self._on_reject,
+                                 sync_methods=sync_methods, future_methods=future_methods,
+                                 on_reject=self._on_reject,
                                  ssl=self._server_ssl, **self._server_kw)
         await self.server.start(self.host, self.port)
 

@@ -7,9 +7,9 @@ wrappers around two methods of each node built, never from a flag in production 
   included (a synced LevelDB batch carries every earlier write to disk), decoded with the
   store's own encoding: the ``Synced`` events.
 * ``instrument(node, ...)``: wraps ``node.versions.next`` (every version a coordinator issues
-  for the client operation in ``CURRENT_OP``: a ``Stamped``) and ``node.replica.put`` (an
-  answer equal to the request's own version is an ack: an ``Acked``, with ``hint_for`` when
-  the node stood in as a fallback). Both are instance attributes looked up at call time, so
+  for the client operation in ``CURRENT_OP``: a ``Stamped``) and ``node.replica.put`` /
+  ``put_nowait`` (an answer equal to the request's own version is an ack: an ``Acked``, with
+  ``hint_for`` when the node stood in as a fallback). Both are instance attributes looked up at call time, so
   the coordinator's local writes and the peer handlers go through the wrappers alike.
 
 ``CURRENT_OP`` is a context variable the run loop sets in each client operation's task;
@@ -113,11 +113,26 @@ def instrument(node, recorder: Recorder) -> None:
         recorder.stamped(me, version)
         return version
 
+    put_nowait = replica.put_nowait
+
     async def put_recorded(token, key, record, hint_for=None) -> int:
         stored = await put(token, key, record, hint_for)
-        if stored == record.version:
+        # A home put goes through put_nowait (recorded there, once).
+        if stored == record.version and hint_for is not None and hint_for != me:
             recorder.acked(me, record.version, hint_for)
+        return stored
+
+    def put_nowait_recorded(token, key, record) -> asyncio.Future:
+        stored = put_nowait(token, key, record)
+
+        def report(stored: asyncio.Future) -> None:
+            # Runs before anyone else sees the answer (the first callback on the future).
+            if (not stored.cancelled() and stored.exception() is None
+                    and stored.result() == record.version):
+                recorder.acked(me, record.version, None)
+        stored.add_done_callback(report)
         return stored
 
     versions.next = next_recorded
     replica.put = put_recorded
+    replica.put_nowait = put_nowait_recorded

@@ -74,16 +74,18 @@ class MemoryTransport:
         self.node_id = self.addr = node_id
         self._handler = None
         self._sync: dict = {}
+        self._started: dict = {}
         self._tasks: set[asyncio.Task] = set()
         self._on_call = None
 
     def observe(self, on_call=None, on_reject=None) -> None:
         self._on_call = on_call
 
-    async def serve(self, handler, sync_methods) -> None:
+    async def serve(self, handler, sync_methods, future_methods=None) -> None:
         if self.network._serving.get(self.addr) not in (None, self):
             raise RuntimeError(f"another node serves {self.addr} already")
         self._handler, self._sync = handler, dict(sync_methods)
+        self._started = dict(future_methods or {})
         self.network._serving[self.addr] = self
 
     async def close(self) -> None:
@@ -99,6 +101,10 @@ class MemoryTransport:
         if self.network.serving(addr) is None or not self.network.connected(self.addr, addr):
             raise PeerUnavailable(f"{addr}: cannot connect")
         return addr
+
+    def start(self, addr: str, method: str, payload: Any, timeout_s: float) -> asyncio.Future:
+        """``call`` in a task (the in-memory network has no connection to send on)."""
+        return asyncio.ensure_future(self.call(addr, method, payload, timeout_s))
 
     async def call(self, addr: str, method: str, payload: Any, timeout_s: float) -> Any:
         loop = asyncio.get_running_loop()
@@ -140,9 +146,14 @@ class MemoryTransport:
         fn = self._sync.get(method)
         if fn is not None:
             return _wire(_remote(lambda: fn(payload, peer_id)))
-        if self._handler is None:
+        started = self._started.get(method)
+        if started is not None:
+            handling = _remote(lambda: started(payload, peer_id))  # a future or a coroutine
+        elif self._handler is None:
             raise UnknownMethod(method)
-        task = asyncio.get_running_loop().create_task(self._handler(method, payload, peer_id))
+        else:
+            handling = self._handler(method, payload, peer_id)
+        task = asyncio.get_running_loop().create_task(_awaited(handling))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
         try:
@@ -154,6 +165,10 @@ class MemoryTransport:
         except Exception as exc:  # noqa: BLE001 - mapped like the TCP server maps it
             raise _as_remote(exc) from None
         return _wire(result)
+
+
+async def _awaited(handling: Any) -> Any:
+    return await handling
 
 
 def _remote(fn: Callable[[], Any]) -> Any:

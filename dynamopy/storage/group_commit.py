@@ -88,6 +88,7 @@ class GroupCommitter:
         self.inline = inline
         self._queue: deque[_Submission] = deque()
         self._wakeup: Optional[asyncio.Event] = None
+        self._loop: Optional[asyncio.AbstractEventLoop] = None
         self._task: Optional[asyncio.Task] = None
         self._executor: Optional[ThreadPoolExecutor] = None
         self._accepting = False
@@ -98,6 +99,9 @@ class GroupCommitter:
         if self._task is not None:
             raise RuntimeError("GroupCommitter already started")
         self._wakeup = asyncio.Event()
+        # The loop the batches run on (asyncio.get_running_loop() per submission costs a
+        # getpid() system call on Python 3.11).
+        self._loop = asyncio.get_running_loop()
         if not self.inline:
             self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="group-commit")
         self._accepting = True
@@ -153,6 +157,27 @@ class GroupCommitter:
         meta_delete: Iterable[str] = (),
     ) -> list[bool]:
         """Commit all of it atomically in the next synced batch; per data write, applied?"""
+        future = self.submit_nowait(writes, hints_add, hints_delete, meta_put, meta_delete)
+        # Shield: a caller cancelled while waiting must not cancel the shared future;
+        # its operations may be on disk already and the batch result is still delivered.
+        return await asyncio.shield(future)
+
+    def write_nowait(self, token: int, key: bytes, record: Record) -> asyncio.Future:
+        """``write`` without a coroutine: a future of ``[applied]`` that resolves (or fails)
+        after the batch holding the record was synced. For callers that chain a callback
+        instead of awaiting (the data path's local replica write). Never cancel it."""
+        return self.submit_nowait(writes=[(token, key, record)])
+
+    def submit_nowait(
+        self,
+        writes: Iterable[Write] = (),
+        hints_add: Iterable[HintAdd] = (),
+        hints_delete: Iterable[bytes] = (),
+        meta_put: Optional[Mapping[str, bytes]] = None,
+        meta_delete: Iterable[str] = (),
+    ) -> asyncio.Future:
+        """Queue a submission; return its future (the rules of ``submit``; raises at once
+        for a closed committer or bad input)."""
         if not self._accepting:
             raise CommitterClosed("GroupCommitter is not running")
         if isinstance(hints_delete, (bytes, bytearray)):
@@ -163,17 +188,17 @@ class GroupCommitter:
             hints_delete=[bytes(k) for k in hints_delete],
             meta_put=dict(meta_put or {}),
             meta_delete=list(meta_delete),
-            future=asyncio.get_running_loop().create_future(),
+            future=self._loop.create_future(),  # type: ignore[union-attr]
         )
         # Checked here, per caller, so bad input fails only its own caller, not the shared
         # batch (which the commit thread then applies without checking again).
         validate_ops(sub.writes, sub.hints_add, sub.meta_put, sub.meta_delete)
         self._queue.append(sub)
-        assert self._wakeup is not None
-        self._wakeup.set()
-        # Shield: a caller cancelled while waiting must not cancel the shared future;
-        # its operations may be on disk already and the batch result is still delivered.
-        return await asyncio.shield(sub.future)
+        wakeup = self._wakeup
+        assert wakeup is not None
+        if not wakeup.is_set():
+            wakeup.set()
+        return sub.future
 
     async def delete_ranges_in_order(self, ranges: list[tuple[int, int]]) -> int:
         """Delete data records in token ranges, ordered with every other submission: writes

@@ -150,16 +150,14 @@ def test_unsafe_read_that_answers_the_first_reply_is_caught(monkeypatch):
 @pytest.mark.timeout(60)
 def test_unsafe_replica_that_acks_before_its_sync_is_caught(monkeypatch):
     """A home replica that answers a put before the group commit has synced it."""
-    synced_put = Replica.put
-
-    async def put_then_sync(self, token, key, record, hint_for=None):
-        if hint_for is not None:
-            return await synced_put(self, token, key, record, hint_for)
+    def put_then_sync(self, token, key, record):
         self.observe_version(record.version)
-        asyncio.get_running_loop().create_task(self.committer.write(token, key, record))
-        return record.version
+        self.committer.write_nowait(token, key, record)   # synced later
+        acked = asyncio.get_running_loop().create_future()
+        acked.set_result(record.version)
+        return acked
 
-    monkeypatch.setattr(Replica, "put", put_then_sync)
+    monkeypatch.setattr(Replica, "put_nowait", put_then_sync)   # every home replica's put
     report = _first_failure(HUNT, verbose=True)
     assert "FAILED" in report and "ack before sync" in report, report
     assert "replay: dynamopy sim --system --seed" in report
@@ -182,17 +180,25 @@ def test_unsafe_write_that_answers_one_ack_early_is_caught(monkeypatch):
 def test_unsafe_coordinator_whose_kept_hint_counts_toward_w_is_caught(monkeypatch):
     """A coordinator that counts the hint it keeps for an unreachable home replica as that
     replica's ack."""
-    real_put_one = coordinator.Coordinator._put_one
+    real_start_put = coordinator.Coordinator._start_put
 
-    async def hint_counts(self, t, epoch, token, key, record, wire, hint_on_failure=True, stale=None):
-        try:
-            return await real_put_one(self, t, epoch, token, key, record, wire, hint_on_failure, stale)
-        except Exception:
-            if hint_on_failure and t.hint_for is None:
-                return record.version
-            raise
+    def hint_counts(self, t, epoch, token, key, record, wire, stale):
+        call = real_start_put(self, t, epoch, token, key, record, wire, stale)
+        if t.hint_for is not None:
+            return call
+        answer = asyncio.get_running_loop().create_future()
 
-    monkeypatch.setattr(coordinator.Coordinator, "_put_one", hint_counts)
+        def settle(call):
+            if call.cancelled():
+                answer.cancel()
+            elif call.exception() is not None:
+                answer.set_result(record.version)     # the kept hint counted as the ack
+            else:
+                answer.set_result(call.result())
+        call.add_done_callback(settle)
+        return answer
+
+    monkeypatch.setattr(coordinator.Coordinator, "_start_put", hint_counts)
     report = _first_failure(HUNT)
     assert "FAILED" in report and "short quorum" in report, report
 

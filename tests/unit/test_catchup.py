@@ -206,10 +206,12 @@ def test_a_replica_behind_the_coordinators_epoch_refuses_a_get_and_waits_on_a_pu
         node.replica.rpc_get([5, token, b"k"], "n2")   # planned at epoch 5: n1 is behind
     assert e.value.code == NOT_CAUGHT_UP
 
-    async def write(token, key, record):
-        return True
+    def write_nowait(token, key, record):   # the group committer: synced at once
+        synced = asyncio.get_running_loop().create_future()
+        synced.set_result([True])
+        return synced
 
-    node.committer.write = write
+    node.committer.write_nowait = write_nowait
     with pytest.raises(RemoteError) as e:             # still behind after the wait
         asyncio.run(node.replica.rpc_put([5, token, b"k", Record(8).to_wire(), None], "n2"))
     assert e.value.code == NOT_CAUGHT_UP

@@ -74,10 +74,11 @@ class _Coordinator(Coordinator):
     def _targets(self, state, token, sloppy, *, for_write):
         return [Target("a"), Target("b"), Target("c")]
 
-    async def _put_one(self, t, epoch, token, key, record, wire, hint_on_failure=True,
-                       stale=None):
+    def _start_put(self, t, epoch, token, key, record, wire, stale):
         self.sent.append((t.node, record.version))
-        return self.reply(t.node, record.version)
+        answer = asyncio.get_running_loop().create_future()
+        answer.set_result(self.reply(t.node, record.version))
+        return answer
 
 
 def _write(coord, w=2):

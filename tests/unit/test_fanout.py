@@ -128,3 +128,45 @@ def test_rounds_leave_no_cyclic_garbage():
             gc.enable()
 
     assert run(main()) == 0
+
+
+def test_calls_that_return_futures_are_settled_by_callbacks_without_a_task():
+    async def main():
+        loop = asyncio.get_running_loop()
+        answers = {t: loop.create_future() for t in ("n1", "n2", "n3")}
+        background: set = set()
+        targets = [Target("n1"), Target("n2"), Target("n3")]
+        rnd, fan = _write_round(targets, 2, lambda t: answers[t.node], background)
+        before = len(asyncio.all_tasks())
+        running = asyncio.ensure_future(fan.run(None, 0.1, 5.0))
+        await asyncio.sleep(0)
+        assert len(asyncio.all_tasks()) == before + 1   # the round itself, no task per call
+        answers["n1"].set_result(1)
+        answers["n2"].set_exception(PeerUnavailable("down"))
+        await asyncio.sleep(0.01)
+        assert not running.done()                       # one ack of two
+        answers["n3"].set_result(1)
+        futures = await running
+        assert rnd.outcome is Outcome.SUCCEEDED and sorted(rnd.acked) == ["n1", "n3"]
+        assert futures == [answers["n1"], answers["n2"], answers["n3"]]
+        await asyncio.sleep(0)
+        assert background == set()
+    run(main())
+
+
+def test_a_call_that_raises_before_it_starts_is_a_failed_call_not_a_failed_round():
+    async def main():
+        loop = asyncio.get_running_loop()
+
+        def call(t):
+            if t.node == "n1":
+                raise RuntimeError("committer closed")     # e.g. the node is stopping
+            answer = loop.create_future()
+            answer.set_result(1)
+            return answer
+
+        targets = [Target("n1"), Target("n2"), Target("n3")]
+        rnd, fan = _write_round(targets, 2, call, set())
+        await fan.run(None, 0.1, 5.0)
+        assert rnd.outcome is Outcome.SUCCEEDED and sorted(rnd.acked) == ["n2", "n3"]
+    run(main())

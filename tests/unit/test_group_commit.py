@@ -266,3 +266,42 @@ def test_range_deletes_are_ordered_with_writes(tmp_path):
 
     count, gone, kept = asyncio.run(scenario())
     assert count == 1 and gone is None and kept is not None and kept.version == 2
+
+
+def test_write_nowait_resolves_after_its_synced_batch_and_fails_with_it(tmp_path):
+    """The future the data path chains callbacks on: done only once the synced apply holding
+    the record returned; a failed batch fails it; a stopped committer refuses at once."""
+    with Store(str(tmp_path / "db")) as store:
+        real_apply = store.apply
+        synced: list[bool] = []
+        fail = {"next": False}
+
+        def apply(*args, **kwargs):
+            if fail["next"]:
+                fail["next"] = False
+                raise OSError("disk on fire")
+            result = real_apply(*args, **kwargs)
+            synced.append(kwargs.get("sync", False))
+            return result
+
+        store.apply = apply
+
+        async def main():
+            gc = GroupCommitter(store)
+            await gc.start()
+            seen_at_done: list = []
+            fut = gc.write_nowait(1, b"k", rec(3))
+            fut.add_done_callback(lambda f: seen_at_done.append(list(synced)))
+            assert not fut.done()
+            assert await fut == [True]
+            assert seen_at_done == [[True]]           # the synced apply had returned
+            assert await gc.write_nowait(1, b"k", rec(2)) == [False]   # older: not applied
+            fail["next"] = True
+            with pytest.raises(OSError):
+                await gc.write_nowait(1, b"k", rec(4))
+            await gc.stop()
+            with pytest.raises(CommitterClosed):
+                gc.write_nowait(1, b"k", rec(5))
+
+        asyncio.run(main())
+        assert store.get(1, b"k") == rec(3)

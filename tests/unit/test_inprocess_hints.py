@@ -45,3 +45,30 @@ def test_a_hint_is_stored_on_the_fallback_delivered_on_return_and_deleted_on_ack
     assert stored == 1          # the fallback held one hint for the cut-off replica
     assert missing is None      # which had not seen the write
     assert delivered.version == version and delivered.value == b"v"
+
+
+def test_the_coordinator_keeps_a_hint_for_a_home_replica_that_missed_the_write():
+    """A home replica the failure detector still thinks up, but cut off: the write succeeds
+    with W acks from the others, the coordinator keeps a hint for the one that missed it
+    (never counted toward W), and delivers it once that replica is back."""
+    async def main():
+        async with InProcessCluster(IDS[:3], seed=7, n=3, r=2, w=2) as c:
+            state = c.node("n1").state
+            key = b"missed"
+            token = state.ring.token(key)
+            c.network.isolate("n3")
+            assert c.node("n1").detector.is_up("n3")   # not noticed yet: still a target
+            version, acks = await c.coordinator("n1").write(
+                key, value=b"v", content_type="text/plain", deleted=False, w=2)
+            await until(lambda: c.node("n1").store.hint_stats().get("n3"), 10,
+                        "n1 keeps a hint for n3")
+            kept = c.node("n1").store.hint_stats()["n3"][0]
+            missing = c.node("n3").store.get(token, key)
+            c.network.heal()
+            await until(lambda: c.node("n3").store.get(token, key) is not None, 20,
+                        "the hint reaches n3")
+            return acks, kept, missing, c.node("n3").store.get(token, key), version
+
+    acks, kept, missing, delivered, version = run_virtual(main())
+    assert acks == 2 and kept == 1 and missing is None
+    assert delivered.version == version and delivered.value == b"v"

@@ -400,3 +400,84 @@ def test_concurrent_first_calls_share_one_connection():
             assert server.connection_count == 1
 
     run(main())
+
+
+def test_start_answers_like_call_without_a_task_on_a_ready_connection():
+    """``PeerClient.start``: the same results, errors and ``on_call`` reports as ``call``;
+    it never raises itself; on a ready connection it creates no task."""
+    async def main():
+        seen = []
+        async with cluster(on_call=lambda *a: seen.append(a), max_frame_bytes=4096) as (
+                server, client, addr, handler):
+            first = client.start(addr, "echo", "first", 1.0)   # no connection yet: a task
+            assert await first == "first"
+            tasks = len(asyncio.all_tasks())
+            calls = [client.start(addr, "echo", {"k": b"v"}, 1.0),
+                     client.start(addr, "not_found", None, 1.0),
+                     client.start(addr, "sleep", {"s": 0.3}, 0.05),
+                     client.start(addr, "echo", b"x" * 8192, 1.0),
+                     client.start(addr, "echo", object(), 1.0)]
+            assert len(asyncio.all_tasks()) == tasks
+            await asyncio.wait(calls)
+            assert calls[0].result() == {"k": b"v"}
+            assert isinstance(calls[1].exception(), RemoteError)
+            assert calls[1].exception().code == "not_found"
+            assert isinstance(calls[2].exception(), PeerTimeout)
+            assert isinstance(calls[3].exception(), MessageTooLarge)
+            assert isinstance(calls[4].exception(), TypeError)
+            # A cancelled call is forgotten; the connection keeps serving.
+            gone = client.start(addr, "sleep", {"s": 0.05, "v": 1}, 1.0)
+            gone.cancel()
+            assert await client.start(addr, "echo", "next", 1.0) == "next"
+            assert server.connection_count == 1
+        assert sorted((m, o) for m, _, _, o in seen) == sorted([
+            ("echo", "ok"), ("echo", "ok"), ("not_found", "error"), ("sleep", "timeout"),
+            ("echo", "error"), ("echo", "error"), ("echo", "ok")])   # none for the cancelled
+
+    run(main())
+
+
+def test_future_methods_are_answered_by_a_callback_or_run_as_a_coroutine():
+    """A server method that returns a future is answered when it resolves (no task); one
+    that returns a coroutine runs like a handler's; errors map as the handler's do."""
+    async def main():
+        loop = asyncio.get_running_loop()
+        pending: dict = {}
+
+        def started(payload, peer_id):
+            if payload == "raise":
+                raise RemoteError("stale_epoch", "behind")
+            if payload == "coroutine":
+                async def later():
+                    await asyncio.sleep(0.01)
+                    return [peer_id, "from a coroutine"]
+                return later()
+            fut = pending[payload] = loop.create_future()
+            return fut
+
+        async with cluster(server_kwargs={"future_methods": {"put": started}}) as (
+                server, client, addr, handler):
+            ok = asyncio.ensure_future(client.call(addr, "put", "a", 2.0))
+            failed = asyncio.ensure_future(client.call(addr, "put", "b", 2.0))
+            await asyncio.sleep(0.05)
+            assert not ok.done() and set(pending) == {"a", "b"}
+            pending["a"].set_result(41)
+            pending["b"].set_exception(CodedError("stale write"))
+            assert await ok == 41
+            with pytest.raises(RemoteError) as ei:
+                await failed
+            assert ei.value.code == "conflict"
+            with pytest.raises(RemoteError) as ei:
+                await client.call(addr, "put", "raise", 2.0)
+            assert ei.value.code == "stale_epoch"
+            assert await client.call(addr, "put", "coroutine", 2.0) == ["client-1",
+                                                                        "from a coroutine"]
+            assert handler.calls == []                    # the handler never saw them
+            # A lost connection cancels the futures of its running requests.
+            asyncio.ensure_future(client.call(addr, "put", "c", 2.0))
+            await asyncio.sleep(0.05)
+            await client.close()
+            await asyncio.sleep(0.05)
+            assert pending["c"].cancelled()
+
+    run(main())

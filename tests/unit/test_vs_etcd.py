@@ -83,3 +83,25 @@ dynamopy_storage_sync_seconds_bucket{le="+Inf"} 50.0
         "GC: 4 pauses, 212 ms in all; event-loop lag over 50 ms 10 times, over 200 ms 2 times "
         "(of 100 ticks); synced batches over 50 ms 10, over 200 ms 1 (of 50)")
     assert process_health("dynamopy_requests_total 3.0\n") is None
+
+
+def test_the_baseline_cluster_runs_the_code_in_its_source_dir_even_from_a_checkout(tmp_path):
+    """Regression: run from a checkout, ``python -m dynamopy`` found the checkout's package
+    first (the working directory leads sys.path), so the "baseline" ran the new code."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from dynamopy.benchlib.vs_etcd import SourceCluster
+
+    pkg = tmp_path / "src" / "dynamopy"
+    pkg.mkdir(parents=True)
+    (pkg / "__init__.py").write_text("")
+    (pkg / "__main__.py").write_text("print('baseline code')\n")
+    cluster = SourceCluster(str(tmp_path / "src"), 3, 18001, data_dir=str(tmp_path / "d"))
+    checkout = Path(__file__).resolve().parents[2]            # holds the new dynamopy
+    out = subprocess.run([sys.executable, "-m", "dynamopy"], cwd=checkout, timeout=30,
+                         env={**os.environ, **cluster.launch.env}, capture_output=True,
+                         text=True)
+    assert out.stdout.strip() == "baseline code", out.stderr[-500:]
