@@ -17,6 +17,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, Callable, Optional
 
 from dynamopy.core import placement
+from dynamopy.core.buggify import BUGGIFY_OFF, Buggify
 from dynamopy.core.membership import ClusterState
 from dynamopy.core.records import Record, newest
 from dynamopy.node.errors import (NOT_CAUGHT_UP, STALE_EPOCH,  # noqa: F401  (re-exported)
@@ -46,12 +47,13 @@ class Replica:
                  catchup: "CatchUp", poke_metalog: Callable[[], None],
                  note_epoch: Callable[[int, str], None],
                  observe_version: Callable[[int], None], hints: "HintManager",
-                 replacing: Callable[[], bool] = lambda: False):
+                 replacing: Callable[[], bool] = lambda: False, buggify: Buggify = BUGGIFY_OFF):
         self.me, self.state, self.store, self.committer = me, state, store, committer
         self.clock, self.metrics, self.catchup = clock, metrics, catchup
         self.poke_metalog, self.note_epoch = poke_metalog, note_epoch
         self.observe_version, self.hints = observe_version, hints
         self.replacing = replacing  # came back with an empty disk (node/replacement.py)
+        self.buggify = buggify
 
     async def put(self, token: int, key: bytes, record: Record,
                   hint_for: Optional[str] = None) -> int:
@@ -75,6 +77,11 @@ class Replica:
         applied = await self.committer.write(token, key, record)
         # The replica's share of a write's visibility delay (the W in the WARS model).
         self.metrics.replica_put_seconds.observe(self.clock.monotonic() - started)
+        if self.buggify.on:
+            # The write is durable; its ack is late (the coordinator may time out first).
+            delay = self.buggify.delay_s("replica_ack_delay", 1.5)
+            if delay:
+                await self.clock.sleep(delay)
         if applied:
             return record.version
         # Not applied: something at least as new is stored (and synced by this batch).
