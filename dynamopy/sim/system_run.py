@@ -51,6 +51,7 @@ import random
 from dataclasses import dataclass
 from typing import Optional
 
+from dynamopy.core.buggify import BUGGIFY_OFF, Buggify
 from dynamopy.core.records import Record
 from dynamopy.node.errors import NodeError
 from dynamopy.node.runtime import Node
@@ -61,7 +62,7 @@ from .fault_state import FaultState
 from .history import History, OpKind, Outcome
 from .clock import NodeClock
 from .inprocess import InProcessCluster, memory_config
-from .nemesis import FaultKind, NemesisEvent, NemesisParams, Schedule, generate as generate_schedule, parse_kinds
+from .nemesis import Action, FaultKind, NemesisEvent, NemesisParams, Schedule, generate as generate_schedule, parse_kinds
 from .net_fates import LOST_S, NetFates
 from .system_invariants import check_settled, check_system_run, replica_sets
 from .system_probes import CURRENT_OP, Recorder, RecordingDisk, instrument
@@ -70,7 +71,7 @@ from .system_net import FaultyNetwork
 from .workload import ClientOp, Workload, WorkloadParams, final_reads, generate as generate_workload, probes
 
 # What the in-memory seams carry out today (see the module docstring for the rest).
-DEFAULT_KINDS = "crash,pause,partition,one_way,loss,delay,duplicate,reorder,clock_jump"
+DEFAULT_KINDS = "crash,pause,partition,one_way,loss,delay,duplicate,reorder,clock_jump,slow_disk"
 SUPPORTED = parse_kinds(DEFAULT_KINDS + ",join,leave,remove")
 
 
@@ -89,6 +90,8 @@ class SystemParams:
     spares: int = 0                # nodes that may join (with join in --kinds and --changes > 0)
     changes: int = 0               # membership changes the nemesis tries to place
     max_clock_jump_ms: int = 5000
+    max_slow_disk_ms: int = 2000   # a slow disk's syncs take 50 ms up to this (virtual)
+    buggify: bool = True           # the nodes' BUGGIFY knobs (dynamopy.core.buggify)
     unavailable: bool = False      # faults may take down more than N-W nodes at once
     clients: int = 4
     ops_per_client: int = 25
@@ -139,9 +142,11 @@ class SimCluster(InProcessCluster):
     spare nodes that join a running cluster (through a member's ``propose``, what the
     ``POST /cluster/members`` route does, without the HTTP hop)."""
 
-    def __init__(self, ids: list[str], recorder: Recorder, spares: tuple[str, ...] = (), **kw) -> None:
+    def __init__(self, ids: list[str], recorder: Recorder, spares: tuple[str, ...] = (),
+                 buggify: Buggify = BUGGIFY_OFF, **kw) -> None:
         super().__init__(ids, **kw)
         self.recorder = recorder
+        self.buggify = buggify
         for i in spares:
             self.configs[i] = memory_config(i, ids, n=self.settings.n, r=self.settings.r, w=self.settings.w,
                                             **{k: v for k, v in kw.items() if k not in ("seed", "n", "r", "w", "network")})
@@ -181,7 +186,7 @@ class SimCluster(InProcessCluster):
     async def start(self, node_id: str) -> Node:
         node = Node(self.configs[node_id], transport=self.network.transport(node_id),
                     storage=self.disks[node_id], clock=self.clocks[node_id],
-                    rng=random.Random(f"{self.seed}/{node_id}/{len(self._boots)}"))
+                    rng=random.Random(f"{self.seed}/{node_id}/{len(self._boots)}"), buggify=self.buggify)
         instrument(node, self.recorder)
         self.nodes[node_id] = node
         await node.start()
@@ -199,13 +204,15 @@ class SystemRun:
         self.schedule = generate_schedule(random.Random(root.getrandbits(64)), NemesisParams(
             nodes=tuple(self.ids), spares=self.spares, fixed=tuple(self.ids), duration_ms=p.duration_ms,
             kinds=parse_kinds(p.kinds), faults=p.faults, changes=p.changes, replication_n=p.n, write_quorum=p.w,
-            max_clock_jump_ms=p.max_clock_jump_ms, unavailable=p.unavailable))
+            max_clock_jump_ms=p.max_clock_jump_ms, max_slow_disk_ms=p.max_slow_disk_ms,
+            unavailable=p.unavailable))
         self.workload = generate_workload(random.Random(root.getrandbits(64)), WorkloadParams(
             clients=p.clients, ops_per_client=p.ops_per_client, keys=p.keys, strict=p.strict, replication_n=p.n,
             default_r=p.r, default_w=p.w))
         self.fates = NetFates(random.Random(root.getrandbits(64)), lambda: self.faults)
         self.probe_rng = random.Random(root.getrandbits(64))
         net_rng = random.Random(root.getrandbits(64))
+        self.buggify = Buggify(random.Random(root.getrandbits(64))) if p.buggify else BUGGIFY_OFF
         self.history = History()
         self.recorder = Recorder(self.history, self.now_ms)
         self.faults = FaultState()
@@ -218,7 +225,8 @@ class SystemRun:
         self.t0 = 0.0
         self.changes: list[asyncio.Task] = []  # leaves and removals being carried out
         self.finished = False
-        self.cluster = SimCluster(self.ids, self.recorder, spares=self.spares, seed=p.seed, n=p.n, r=p.r, w=p.w,
+        self.cluster = SimCluster(self.ids, self.recorder, spares=self.spares, buggify=self.buggify,
+                                  seed=p.seed, n=p.n, r=p.r, w=p.w,
                                   network=FaultyNetwork(self._delay_s, net_rng, lambda: self.faults),
                                   request_timeout_s=p.request_timeout_ms / 1000,
                                   anti_entropy_interval_s=p.anti_entropy_interval_ms / 1000)
@@ -251,12 +259,17 @@ class SystemRun:
     async def apply(self, event: NemesisEvent) -> None:
         old, new = self.faults, self.faults.apply(event)
         self.faults = new
+        if event.action is Action.HEAL_ALL:
+            # The liveness phase runs the plain code (FoundationDB too turns BUGGIFY off to
+            # check that the database goes quiet): a late ack is a fault like any other.
+            self.buggify.on = False
         self.history.note(event.text, t_ms=self.now_ms())
         f = event.fault
         if f is not None and f.kind is FaultKind.PAUSE and f.node in new.paused:
             self.pause_end_ms[f.node] = f.end_ms or self.schedule.heal_ms
         for i in self.all_ids:
             self.cluster.clocks[i].offset_ms = new.clock_offset_ms(i)
+            self.cluster.disks[i].sync_delay_ms = new.sync_delay_ms(i)
             if i in self.cluster.nodes:
                 self.max_offset_ms = max(self.max_offset_ms, abs(self.cluster.node(i).clock.offset_ms))
         for i in self.all_ids:
@@ -423,6 +436,8 @@ class SystemRun:
                  "held_messages": self.held_messages,
                  "duplicated": cluster.network.duplicated, "replies_lost": cluster.network.replies_lost, "boots": len(cluster._boots),
                  "max_clock_offset_ms": self.max_offset_ms,
+                 "slow_syncs": sum(d.slow_syncs for d in cluster.disks.values()),
+                 "buggify": ",".join(f"{k}={v}" for k, v in sorted(self.buggify.fired.items())) or "-",
                  "epoch": state.epoch, "members": ",".join(sorted(state.members)),
                  "virtual_ms": self.now_ms()}
         await cluster.stop_all()
