@@ -36,11 +36,13 @@ versions, which the checkers need. Duplicated requests and lost replies come fro
 ``FaultyNetwork`` (``sim/system_net.py``). Membership changes are opt-in (``--spares``,
 ``--changes`` and join/leave/remove in ``--kinds``; give them a longer ``--bound-ms``: a
 transfer pull that lost its reply is retried after its 10 s timeout): a join starts a spare
-node that adopts the metadata group and has a member propose its ``join`` (the route's
-reachability check is skipped); a leave is proposed through any member and the node is
+node that adopts the metadata group and has a member admit it as ``POST /cluster/members``
+does (``admit_join``: the joiner must identify itself over the faulty network, then the join is
+proposed); a leave is proposed through any member and the node is
 stopped once the log says it left; a removal crashes the node for good and proposes
-``remove``. The nodes run anti-entropy every ``anti_entropy_interval_ms``. Not modelled:
-slow disks.
+``remove``. The nodes run anti-entropy every ``anti_entropy_interval_ms``. A slow disk makes each sync of one
+node's group committer wait (virtual time) before it lands; BUGGIFY knobs
+(``dynamopy.core.buggify``, ``--buggify``) widen internal windows until healing.
 """
 
 from __future__ import annotations
@@ -54,6 +56,7 @@ from typing import Optional
 from dynamopy.core.buggify import BUGGIFY_OFF, Buggify
 from dynamopy.core.records import Record
 from dynamopy.node.errors import NodeError
+from dynamopy.node.joins import admit_join
 from dynamopy.node.runtime import Node
 from dynamopy.peer import PeerError
 
@@ -139,8 +142,9 @@ class SystemResult:
 
 class SimCluster(InProcessCluster):
     """``InProcessCluster`` whose disks record syncs and whose nodes are instrumented, with
-    spare nodes that join a running cluster (through a member's ``propose``, what the
-    ``POST /cluster/members`` route does, without the HTTP hop)."""
+    spare nodes that join a running cluster through a member's ``admit_join`` (what the
+    ``POST /cluster/members`` route runs once its body parses: ``check_joiner`` asks the
+    joiner to identify itself over the faulty network, then the join is proposed)."""
 
     def __init__(self, ids: list[str], recorder: Recorder, spares: tuple[str, ...] = (),
                  buggify: Buggify = BUGGIFY_OFF, **kw) -> None:
@@ -162,7 +166,8 @@ class SimCluster(InProcessCluster):
                                       and not self.nodes[i].stopping and self.nodes[i].is_ready)]
                 st = via.state
                 await node.metalog.adopt_acceptors(list(st.acceptors), {m: v.peer for m, v in st.members.items()})
-                await via.propose({"op": "join", "id": node.id, "url": f"mem://{node.id}", "peer": node.id})
+                # the route's path: the joiner must answer as itself, then the join is proposed
+                await admit_join(via, {"op": "join", "id": node.id, "url": f"mem://{node.id}", "peer": node.id})
             except Exception:  # noqa: BLE001 - not ready, refused, a change in progress: retry
                 pass
             await asyncio.sleep(0.5)

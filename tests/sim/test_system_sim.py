@@ -78,18 +78,20 @@ def test_joins_leaves_and_removals_under_faults_pass_and_change_the_ring():
     assert max(epochs) >= 5, epochs
 
 
-def test_a_join_that_never_happens_is_caught(monkeypatch):
-    """A spare that never gets itself proposed: its later leave or removal is never
-    accepted, which the run reports."""
-    from dynamopy.sim import system_run
+def test_a_join_goes_through_the_routes_admission_check(monkeypatch):
+    """A spare is admitted as ``POST /cluster/members`` admits a node (``admit_join``:
+    ``check_joiner`` asks it to identify itself, then the join is proposed). A spare that
+    answers the handshake as another node is refused, so its join never happens and its
+    later leave is never accepted, which the run reports."""
+    from dynamopy.sim import system_net
 
-    seeds_only = system_run.SimCluster._become_member
+    real_identify = system_net.FaultyTransport.identify
 
-    async def no_join(self, node):
-        if node.id in self.ids:
-            await seeds_only(self, node)
+    async def impostor(self, addr, timeout_s):
+        got = await real_identify(self, addr, timeout_s)
+        return "someone-else" if addr == "n6" else got
 
-    monkeypatch.setattr(system_run.SimCluster, "_become_member", no_join)
+    monkeypatch.setattr(system_net.FaultyTransport, "identify", impostor)
     result = run_system(SystemParams(seed=2, **CHANGES))
     assert "liveness: the leave of n6 was never accepted by the end of the run" in result.violations
 
