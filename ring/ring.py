@@ -65,6 +65,13 @@ def _initial_owners(names: tuple[str, ...], partitions: int, spread: int, seed: 
     dealing 4096 partitions is most of a small simulated run's CPU)."""
     return tuple(claim.initial_owners(names, partitions, spread, seed))
 
+
+@functools.lru_cache(maxsize=16)
+def _walk_table(owner_names: tuple[str, ...], n: int) -> list[tuple[str, ...]]:
+    """``moves.walk_table``, remembered per owner layout (every node builds the same ring
+    from the log; the table is shared read-only between equal rings)."""
+    return walk_table(owner_names, n)
+
 class Ring:
     """Consistent-hash ring of Q equal partitions (Dynamo strategy 3).
 
@@ -303,7 +310,7 @@ class Ring:
                 raise TypeError(f"n must be an int, not {type(n).__name__}")
             if not 1 <= n <= len(self._members):
                 raise ValueError(f"n must be between 1 and the member count {len(self._members)}, got {n}")
-            table = self._tables[n] = walk_table(self._owner_names, n)
+            table = self._tables[n] = _walk_table(self._owner_names, n)
         return table
 
     # ------------------------------------------------------------ serialization
