@@ -94,7 +94,7 @@ class SystemParams:
     changes: int = 0               # membership changes the nemesis tries to place
     max_clock_jump_ms: int = 5000
     max_slow_disk_ms: int = 2000   # a slow disk's syncs take 50 ms up to this (virtual)
-    buggify: bool = True           # the nodes' BUGGIFY knobs (dynamopy.core.buggify)
+    buggify: float = 0.5           # share of the nodes' BUGGIFY knobs enabled per run (0: off)
     unavailable: bool = False      # faults may take down more than N-W nodes at once
     clients: int = 4
     ops_per_client: int = 25
@@ -110,6 +110,8 @@ class SystemParams:
         if unsupported:
             raise ValueError("the system simulator does not model "
                              + ", ".join(sorted(k.value for k in unsupported)) + " yet")
+        if not 0 <= self.buggify <= 1:
+            raise ValueError(f"--buggify is a share of knobs between 0 and 1, got {self.buggify}")
 
     def cli_args(self) -> str:
         """The non-default flags after ``--seed <n>`` that reproduce this run."""
@@ -217,7 +219,8 @@ class SystemRun:
         self.fates = NetFates(random.Random(root.getrandbits(64)), lambda: self.faults)
         self.probe_rng = random.Random(root.getrandbits(64))
         net_rng = random.Random(root.getrandbits(64))
-        self.buggify = Buggify(random.Random(root.getrandbits(64))) if p.buggify else BUGGIFY_OFF
+        self.buggify = (Buggify(random.Random(root.getrandbits(64)), enable_p=p.buggify) if p.buggify
+                        else BUGGIFY_OFF)
         self.history = History()
         self.recorder = Recorder(self.history, self.now_ms)
         self.faults = FaultState()
@@ -441,6 +444,7 @@ class SystemRun:
                  "held_messages": self.held_messages,
                  "duplicated": cluster.network.duplicated, "replies_lost": cluster.network.replies_lost, "boots": len(cluster._boots),
                  "max_clock_offset_ms": self.max_offset_ms,
+                 "hints_stored": self.recorder.hints_stored,
                  "slow_syncs": sum(d.slow_syncs for d in cluster.disks.values()),
                  "buggify": ",".join(f"{k}={v}" for k, v in sorted(self.buggify.fired.items())) or "-",
                  "epoch": state.epoch, "members": ",".join(sorted(state.members)),

@@ -28,7 +28,7 @@ def test_dynamopy_serve_builds_its_node_with_buggify_off(tmp_path):
 
 
 def test_a_knob_is_enabled_or_not_for_the_whole_run_and_fires_at_its_rate():
-    bug = Buggify(random.Random(3), enable_p=0.5, fire_p=0.25)
+    bug = Buggify(random.Random(3))  # the defaults: half the knobs enabled, each firing at 25%
     shots = {k: sum(bug.fires(k) for _ in range(2000)) for k in KNOBS}
     for knob, n in shots.items():
         if bug.enabled[knob]:
