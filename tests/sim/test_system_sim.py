@@ -138,7 +138,7 @@ def test_nodes_run_anti_entropy_in_the_simulation(monkeypatch):
     delay = system_run.SystemRun._delay_s
     monkeypatch.setattr(system_run.SystemRun, "_delay_s",
                         lambda self, src, dst, method: methods.append(method) or delay(self, src, dst, method))
-    assert run_system(SystemParams(seed=1, **dict(SMALL, anti_entropy_interval_ms=1000))).ok
+    assert run_system(SystemParams(seed=1, **dict(SMALL, anti_entropy_interval_ms=2500))).ok
     assert "ae_tree" in methods
     methods.clear()
     assert run_system(SystemParams(seed=1, **SMALL)).ok
