@@ -20,7 +20,9 @@ Phases:
    ``NetFates`` as the network's per-message delay), duplicated requests and lost replies
    (``FaultyNetwork``); a pause (every message to or from the node is held until it
    resumes; its own timers still run); a clock jump (the node's ``NodeClock.offset_ms``);
-3. heal: every fault undone, crashed nodes restarted; the run waits up to ``bound_ms`` for
+   a slow disk (its ``MemoryDisk.sync_delay_ms``: each group-commit sync waits); and the
+   run's ``Buggify`` knobs fire in the nodes' code paths;
+3. heal: every fault undone, crashed nodes restarted, BUGGIFY knobs off; the run waits up to ``bound_ms`` for
    the hint queues to drain and the ring change in progress to finish, then runs a put and a get per key (liveness probes), then an
    R=N strict read of every key (the no-lost-write check), then waits for read repair;
 4. check: ``check_system_run`` over the history, the final reads, every live node's store
