@@ -234,9 +234,10 @@ class GroupCommitter:
     def _more(self, batch: list[_Submission]) -> list[_Submission]:
         """Submissions queued since ``batch`` was taken that still fit in it (inline mode:
         the batch forms over one loop step, as it forms over one fsync on the thread)."""
-        if batch[0].delete_ranges or len(batch) == 1 and self.buggify.on \
-                and self.buggify.fires("commit_split_batch"):
+        if batch[0].delete_ranges:
             return []
+        if len(batch) == 1 and self.buggify.on and self.buggify.fires("commit_split_batch"):
+            return []  # buggify: this batch stays one submission, the rest waits
         total = sum(sub.size for sub in batch)
         more = []
         while self._queue and total + self._queue[0].size <= self.max_batch \
