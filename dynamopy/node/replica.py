@@ -77,16 +77,20 @@ class Replica:
         applied = await self.committer.write(token, key, record)
         # The replica's share of a write's visibility delay (the W in the WARS model).
         self.metrics.replica_put_seconds.observe(self.clock.monotonic() - started)
+        if applied:
+            answer = record.version
+        else:
+            # Not applied: something at least as new is stored (and synced by this batch).
+            current = self.store.get(token, key)
+            answer = max(record.version, current.version if current else 0)
         if self.buggify.on:
-            # The write is durable; its ack is late (the coordinator may time out first).
+            # The answer is decided (and durable); it is late, as if the reply were slow:
+            # the coordinator may time out first. (Deciding it after the wait would open a
+            # window production does not have: a range dropped meanwhile.)
             delay = self.buggify.delay_s("replica_ack_delay", 1.5)
             if delay:
                 await self.clock.sleep(delay)
-        if applied:
-            return record.version
-        # Not applied: something at least as new is stored (and synced by this batch).
-        current = self.store.get(token, key)
-        return max(record.version, current.version if current else 0)
+        return answer
 
     def get(self, token: int, key: bytes, hint_for: Optional[str] = None) -> Optional[Record]:
         """The local record; for a fallback standing in for ``hint_for``, also the hints it

@@ -26,7 +26,7 @@ from dynamopy.sim.system_run import SystemParams, run_system
 SMALL = dict(clients=3, ops_per_client=6, duration_ms=2000, faults=3, keys=2, anti_entropy_interval_ms=0)
 SMALL_FLAGS = ["--duration-ms", "2000", "--faults", "3", "--clients", "3", "--ops-per-client", "6",
                "--keys", "2", "--anti-entropy-interval-ms", "0"]
-CI_SEEDS = range(0, 40)
+CI_SEEDS = range(0, 30)
 FIRST_REPLY_SEEDS = range(10, 11)  # of seeds 0-29 (keys=2): 10
 NEVER_DELIVER_SEEDS = range(1, 3)   # of seeds 0-29: 1, 2, 3, 5, 6, 9, 10, 11, 13, 17, 20, ...
 
@@ -111,6 +111,18 @@ def test_joins_leaves_and_removals_under_faults_and_every_knob_pass_and_change_t
     assert result.stats["epoch"] >= 5, result.stats
     fired = {item.split("=")[0] for item in result.stats["buggify"].split(",")}
     assert fired == set(KNOBS) - {"ae_interrupt"}, result.stats["buggify"]
+
+
+@pytest.mark.timeout(60)
+def test_regression_seed_9085_a_late_ack_is_decided_before_the_wait():
+    """Found by the runs with knobs on: the ``replica_ack_delay`` knob once waited between
+    the group commit and reading what the store holds, so a range dropped meanwhile (n5's
+    join) made a replica ack a version it never stored ("ack before sync"). The answer is
+    now decided before the wait, as production decides it (no await in between)."""
+    result = run_system(SystemParams(seed=9085, spares=2, changes=3, faults=12, duration_ms=12000,
+                                     bound_ms=30000, kinds="crash,pause,loss,duplicate,partition,one_way,"
+                                                          "clock_jump,slow_disk,join,leave,remove"))
+    assert result.ok, result.report()
 
 
 def test_a_join_goes_through_the_routes_admission_check(monkeypatch):
