@@ -6,7 +6,10 @@ thing>`` (or ``buggify.delay_s("knob", max_s)``): a reply delayed after the sync
 delivery that pauses between records, a transfer chunk of one record, an anti-entropy
 exchange cut short, a group-commit batch split. Every such thing must be something the
 real world can do too (a slow scheduler, a peer vanishing mid-exchange), so the node has
-to stay correct under it; the knob only makes the rare case common.
+to stay correct under it; the knob only makes the rare case common. A knob may only
+widen a window that exists (at an ``await`` production has anyway, or a choice it may
+make), never open one between two synchronous steps: seed 9085 of the system simulator
+caught a late-ack knob that waited between a commit and reading its outcome.
 
 * ``OFF`` is the production value: ``on`` is False and nothing else is read, so a site costs
   one attribute check. ``dynamopy serve`` never builds anything else.
