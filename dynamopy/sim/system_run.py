@@ -177,13 +177,25 @@ class SimCluster(InProcessCluster):
             await asyncio.sleep(0.5)
 
     async def propose_via_any(self, entry: dict, stopping) -> bool:
-        """Propose ``entry`` through any ready member, retrying until it commits (True) or
-        ``stopping()`` (False)."""
+        """Propose ``entry`` (a leave or a removal) through any ready member, retrying until
+        it commits (True) or ``stopping()`` (False). A proposal that timed out may still
+        have committed: once a member's log shows it took effect, that is a commit too (a
+        retry would be refused: "no member"). Gone means gone from the log of a node that
+        listed it before (a log only moves forward; a node that never joined, or one a
+        lagging node has not heard of yet, is never taken for gone)."""
+        listed: set[str] = set()  # nodes whose log listed the member
         while not stopping():
             for i in sorted(self.nodes):
                 node = self.nodes[i]
                 if node.stopping or not node.is_ready:
                     continue
+                member = node.state.member(entry["id"])
+                if member is None and i in listed:
+                    return True
+                if member is not None:
+                    listed.add(i)
+                    if entry["op"] == "leave" and member.state == "leaving":
+                        return True
                 try:
                     await node.propose(entry)
                     return True
