@@ -13,6 +13,7 @@ the implementation keeps:
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
@@ -56,6 +57,21 @@ def _check_settings(partitions: object, seed: object, spread: object) -> None:
         raise ValueError(f"spread must be at least 1, got {spread}")
 
 
+
+@functools.lru_cache(maxsize=16)
+def _initial_owners(names: tuple[str, ...], partitions: int, spread: int, seed: int) -> tuple[int, ...]:
+    """``claim.initial_owners``, remembered: a pure function of its arguments that every
+    node of a cluster asks with the same members (and every run of the system simulator:
+    dealing 4096 partitions is most of a small simulated run's CPU)."""
+    return tuple(claim.initial_owners(names, partitions, spread, seed))
+
+
+@functools.lru_cache(maxsize=16)
+def _walk_table(owner_names: tuple[str, ...], n: int) -> list[tuple[str, ...]]:
+    """``moves.walk_table``, remembered per owner layout (every node builds the same ring
+    from the log; the table is shared read-only between equal rings)."""
+    return walk_table(owner_names, n)
+
 class Ring:
     """Consistent-hash ring of Q equal partitions (Dynamo strategy 3).
 
@@ -72,6 +88,7 @@ class Ring:
         "_seed",
         "_spread",
         "_tables",
+        "_ranges",
     )
 
     def __init__(
@@ -91,6 +108,7 @@ class Ring:
         self._seed = seed
         self._spread = spread
         self._tables: dict[int, list[tuple[str, ...]]] = {}
+        self._ranges: dict[tuple[str, int], list[tuple[int, int]]] = {}
 
     # ----------------------------------------------------------------- building
 
@@ -124,7 +142,7 @@ class Ring:
             raise ValueError(f"duplicate member ids: {duplicates}")
         if len(names) > partitions:
             raise ValueError(f"{len(names)} members do not fit in {partitions} partitions")
-        owners = claim.initial_owners(names, partitions, spread, seed)
+        owners = list(_initial_owners(names, partitions, spread, seed))
         return cls(names, owners, partitions=partitions, seed=seed, spread=spread)
 
     def add(self, member: str) -> Ring:
@@ -225,8 +243,12 @@ class Ring:
 
     def ranges_of(self, member: str, n: int) -> list[tuple[int, int]]:
         """Sorted, merged ``[start, end)`` token ranges whose preference list of length ``n`` includes ``member``."""
-        self._index_of(member, "find ranges of")
-        return merge_ranges([member in replicas for replicas in self._table(n)], self._partitions)
+        got = self._ranges.get((member, n))
+        if got is None:  # remembered: the ring is immutable and nodes ask again and again
+            self._index_of(member, "find ranges of")
+            got = self._ranges[(member, n)] = merge_ranges(
+                [member in replicas for replicas in self._table(n)], self._partitions)
+        return list(got)
 
     def moves(self, other: Ring, n: int) -> list[RangeMove]:
         """Token ranges whose replica set (length ``n``) differs from this ring to ``other``.
@@ -288,7 +310,7 @@ class Ring:
                 raise TypeError(f"n must be an int, not {type(n).__name__}")
             if not 1 <= n <= len(self._members):
                 raise ValueError(f"n must be between 1 and the member count {len(self._members)}, got {n}")
-            table = self._tables[n] = walk_table(self._owner_names, n)
+            table = self._tables[n] = _walk_table(self._owner_names, n)
         return table
 
     # ------------------------------------------------------------ serialization

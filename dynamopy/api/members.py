@@ -12,7 +12,7 @@ from fastapi.responses import JSONResponse
 from dynamopy.api.data import check_repeats
 from dynamopy.api.schema import BAD_REQUEST, CONFLICT, NOT_FOUND, UNAUTHORIZED, UNAVAILABLE, responses
 from dynamopy.node.errors import BadRequest, MembershipError
-from dynamopy.node.joins import check_joiner
+from dynamopy.node.joins import admit_join
 
 ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$"
 URL_PATTERN = r"^https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?$"   # host names and IPv4
@@ -58,8 +58,7 @@ def build_router(node) -> APIRouter:
             if not isinstance(body.get(field), str) or not re.search(pattern, body[field]):
                 raise BadRequest(f"'{field}' must be a string matching {pattern}")
         entry = {"op": "join", "id": body["id"], "url": body["url"], "peer": body["peer"]}
-        await check_joiner(node, entry)   # is it there, with the cluster secret?
-        epoch = await node.propose(entry)
+        epoch = await admit_join(node, entry)   # is it there, with the cluster secret? then propose
         return JSONResponse({"epoch": epoch}, status_code=202)
 
     @router.post("/cluster/members/{member_id}/leave", status_code=202,

@@ -50,6 +50,7 @@ from typing import Any, Awaitable, Callable, Optional
 
 import msgpack
 
+from dynamopy.core.buggify import BUGGIFY_OFF, Buggify
 from dynamopy.core.membership import ClusterState
 from dynamopy.core.placement import held_ranges
 from dynamopy.core.merkle import (
@@ -119,8 +120,9 @@ class AntiEntropy:
                  call_peer: CallPeer, get_state: Callable[[], ClusterState],
                  is_up: Callable[[str], bool], apply_repairs: ApplyRepairs,
                  note_epoch: Callable[[int, str], None], clock: Clock, rng, metrics,
-                 tombstone_grace_s: float = 10 * 86400.0):
+                 tombstone_grace_s: float = 10 * 86400.0, buggify: Buggify = BUGGIFY_OFF):
         self.node_id = node_id
+        self.buggify = buggify
         self.interval_s = float(interval_s)
         self.rate_keys_s = max(1, int(rate_keys_s))
         self.call_peer = call_peer
@@ -329,6 +331,9 @@ class AntiEntropy:
             self.totals.keys_compared += listed
             self.metrics.ae_keys_compared.inc(listed)
             await self._pull(peer, epoch, pull, stats)
+            if self.buggify.on and self.buggify.fires("ae_interrupt"):
+                # as if the peer vanished between the pull and the push
+                raise asyncio.TimeoutError("buggify: anti-entropy exchange interrupted")
             await self._push(peer, epoch, push, stats)
             budget = listed + len(pull) + len(push)
             await self.clock.sleep(budget / self.rate_keys_s)

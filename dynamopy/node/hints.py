@@ -30,6 +30,7 @@ import asyncio
 import logging
 from typing import TYPE_CHECKING, Any, Awaitable, Callable, Optional
 
+from dynamopy.core.buggify import BUGGIFY_OFF, Buggify
 from dynamopy.core.placement import replicas
 from dynamopy.core.records import Record, record_wire_bytes
 from dynamopy.core.tombstones import hint_expired
@@ -76,12 +77,13 @@ class HintManager:
                  note_epoch: Callable[[int, str], None], stopping: Callable[[], bool],
                  observe_version: Callable[[int], None],
                  tombstone_grace_s: Callable[[], float], max_clock_offset_ms: int = 500,
-                 replica: Optional["Replica"] = None):
+                 replica: Optional["Replica"] = None, buggify: Buggify = BUGGIFY_OFF):
         self.me, self.state, self.storage, self.committer = me, state, store, committer
         self.clock, self.metrics, self.detector = clock, metrics, detector
         self.call_peer, self.note_epoch, self.stopping = call_peer, note_epoch, stopping
         self.observe_version, self.replica = observe_version, replica
         self.tombstone_grace_s, self.max_clock_offset_ms = tombstone_grace_s, max_clock_offset_ms
+        self.buggify = buggify
         self._wake = asyncio.Event()
         self._backoff: dict[str, float] = {}
         self._retry_at: dict[str, float] = {}
@@ -157,6 +159,10 @@ class HintManager:
             batch = _within_bytes(self.storage.hints(target, DELIVERY_BATCH), DELIVERY_BYTES)
             if batch and not (batch := await self._drop_expired(target, batch)):
                 continue
+            # buggify: deliver one record, then pause before the next one
+            pause = self.buggify.delay_s("hint_pause", 1.0) if self.buggify.on and batch else 0.0
+            if pause:
+                batch = batch[:1]
             if not batch:
                 self.metrics.hints_pending.labels(target).set(0)
                 self._backoff.pop(target, None)
@@ -193,6 +199,8 @@ class HintManager:
             self.metrics.hints_delivered.labels(target).inc(len(batch))
             count, _ = self.storage.hint_stats().get(target, (0, 0))
             self.metrics.hints_pending.labels(target).set(count)
+            if pause:
+                await self.clock.sleep(pause)
 
     def _keeps(self, member: str, token: int) -> bool:
         """``member`` replicates ``token`` after the ring change in progress (now if none)."""

@@ -67,6 +67,14 @@ async def check_joiner(node: "Node", entry: dict) -> None:
                               f"the node at {peer} is {server_id!r}, not {mid!r}")
 
 
+async def admit_join(node: "Node", entry: dict) -> int:
+    """What ``POST /cluster/members`` does once its body parses: refuse a joiner that is not
+    there (``check_joiner``), else propose the join; returns the epoch it committed at. The
+    system simulator admits its joiners through this too."""
+    await check_joiner(node, entry)   # is it there, with the cluster secret?
+    return await node.propose(entry)
+
+
 class JoinWatcher:
     """Abandons a join whose joiner has not started its transfer within ``join_timeout_s``
     (see the module doc)."""

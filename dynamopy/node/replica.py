@@ -18,6 +18,7 @@ import asyncio
 from typing import TYPE_CHECKING, Any, Awaitable, Callable, Optional
 
 from dynamopy.core import placement
+from dynamopy.core.buggify import BUGGIFY_OFF, Buggify
 from dynamopy.core.membership import ClusterState
 from dynamopy.core.records import Record, newest
 from dynamopy.node.errors import (NOT_CAUGHT_UP, STALE_EPOCH,  # noqa: F401  (re-exported)
@@ -47,12 +48,13 @@ class Replica:
                  catchup: "CatchUp", poke_metalog: Callable[[], None],
                  note_epoch: Callable[[int, str], None],
                  observe_version: Callable[[int], None], hints: "HintManager",
-                 replacing: Callable[[], bool] = lambda: False):
+                 replacing: Callable[[], bool] = lambda: False, buggify: Buggify = BUGGIFY_OFF):
         self.me, self.state, self.store, self.committer = me, state, store, committer
         self.clock, self.metrics, self.catchup = clock, metrics, catchup
         self.poke_metalog, self.note_epoch = poke_metalog, note_epoch
         self.observe_version, self.hints = observe_version, hints
         self.replacing = replacing  # came back with an empty disk (node/replacement.py)
+        self.buggify = buggify
 
     async def put(self, token: int, key: bytes, record: Record,
                   hint_for: Optional[str] = None) -> int:
@@ -84,7 +86,33 @@ class Replica:
         stored = applied.get_loop().create_future()
         applied.add_done_callback(_Stored(self, stored, token, key, record,
                                           self.clock.monotonic()))
+        if self.buggify.on:
+            return self._late(stored)
         return stored
+
+    def _late(self, stored: "asyncio.Future[int]") -> "asyncio.Future[int]":
+        """buggify: the answer is decided (and durable) when ``stored`` resolves; it arrives
+        late, as if the reply were slow, so the coordinator may time out first. (Deciding it
+        after the wait would open a window production does not have: a range dropped
+        meanwhile.)"""
+        delay = self.buggify.delay_s("replica_ack_delay", 1.5)
+        if not delay:
+            return stored
+        loop = stored.get_loop()
+        late = loop.create_future()
+
+        def forward(done: "asyncio.Future[int]") -> None:
+            if late.done():
+                return
+            if done.cancelled():
+                late.cancel()
+            elif done.exception() is not None:
+                late.set_exception(done.exception())
+            else:
+                late.set_result(done.result())
+
+        stored.add_done_callback(lambda done: loop.call_later(delay, forward, done))
+        return late
 
     def get(self, token: int, key: bytes, hint_for: Optional[str] = None) -> Optional[Record]:
         """The local record; for a fallback standing in for ``hint_for``, also the hints it

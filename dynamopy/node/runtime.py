@@ -14,6 +14,7 @@ import random
 from typing import Any, Callable, Optional
 
 from dynamopy.config import NodeConfig
+from dynamopy.core.buggify import BUGGIFY_OFF, Buggify
 from dynamopy.core.membership import ClusterState
 from dynamopy.core.versions import HybridClock
 from dynamopy.node.anti_entropy import AntiEntropy
@@ -44,19 +45,22 @@ class Node:
     - ``storage``: the disk its store is opened on when the node is built
       (``dynamopy.storage.Disk``);
     - ``clock``: the only source of time and sleeps (``dynamopy.node.clock.Clock``);
-    - ``rng``: the only source of randomness (Paxos back-off, request ids).
+    - ``rng``: the only source of randomness (Paxos back-off, request ids);
+    - ``buggify``: knobs that widen internal windows (``dynamopy.core.buggify``): ``OFF``
+      unless the simulator passes its own.
 
     Components hear about every membership change through ``observers``, a list of
     ``on_state_change(old, new)`` callables registered here, in order, once.
     """
 
     def __init__(self, config: NodeConfig, *, transport: Transport, storage: Disk,
-                 clock: Clock, rng: random.Random):
+                 clock: Clock, rng: random.Random, buggify: Buggify = BUGGIFY_OFF):
         self.config = config
         self.id = config.node_id
         self.transport = transport
         self.clock = clock
         self.rng = rng
+        self.buggify = buggify
         self.metrics = Metrics()
         transport.observe(on_call=self.metrics.on_peer_call,
                           on_reject=self.metrics.on_peer_rejected)
@@ -66,7 +70,9 @@ class Node:
         state = self._current_state
         self.store: Storage = storage.open()
         self.committer = GroupCommitter(self.store, on_batch=self.metrics.on_batch,
-                                        inline=storage.inline)
+                                        inline=storage.inline,
+                                        sync_wait=getattr(storage, "sync_wait", None),
+                                        buggify=buggify)
         self.versions = VersionClock(me=self.id, state=state, store=self.store,
                                      committer=self.committer, clock=clock)
         self.detector = FailureDetector(
@@ -83,12 +89,12 @@ class Node:
             call_peer=self.call_peer, note_epoch=self.note_epoch,
             stopping=lambda: self.stopping, observe_version=self.observe_version,
             tombstone_grace_s=lambda: self.state.settings.tombstone_grace_s,
-            max_clock_offset_ms=config.max_clock_offset_ms)
+            max_clock_offset_ms=config.max_clock_offset_ms, buggify=buggify)
         self.replica = Replica(
             me=self.id, state=state, store=self.store, committer=self.committer, clock=clock,
             metrics=self.metrics, catchup=self.catchup, poke_metalog=lambda: self.metalog.poke(),
             note_epoch=self.note_epoch, observe_version=self.observe_version, hints=self.hints,
-            replacing=lambda: bool(self.metalog.replacing))
+            replacing=lambda: bool(self.metalog.replacing), buggify=buggify)
         self.hints.replica = self.replica
         self.coordinator = Coordinator(
             me=self.id, config=config, state=state, clock=clock, metrics=self.metrics,
@@ -101,13 +107,13 @@ class Node:
             rate_keys_s=config.anti_entropy_rate, call_peer=self.call_peer, get_state=state,
             is_up=self.detector.is_up, apply_repairs=self.replica.apply_repairs,
             note_epoch=self.note_epoch, clock=clock, rng=rng, metrics=self.metrics,
-            tombstone_grace_s=config.tombstone_grace_s)
+            tombstone_grace_s=config.tombstone_grace_s, buggify=buggify)
         self.transfers = TransferManager(
             me=self.id, state=state, store=self.store, committer=self.committer, clock=clock,
             detector=self.detector, call_peer=self.call_peer, note_epoch=self.note_epoch,
             observe_version=self.observe_version, propose=self.propose, hints=self.hints,
             spawn=self.spawn, max_bytes_s=config.transfer_max_bytes_s,
-            stopping=lambda: self.stopping, handoff=self.anti_entropy)
+            stopping=lambda: self.stopping, handoff=self.anti_entropy, buggify=buggify)
         self.metalog = MetaLog(
             me=self.id, address=config.advertise_peer, state=state,
             install_state=self.install_state, apply_entry=self.apply_entry, store=self.store,

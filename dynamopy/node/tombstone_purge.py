@@ -62,13 +62,10 @@ class TombstonePurge:
 
     def _primary_spans(self, state: ClusterState) -> list[tuple[int, int]]:
         """Token spans whose preference list starts with this node: it runs their purge."""
-        ring, n = state.ring, state.settings.n
-        spans: list[tuple[int, int]] = []
-        for p in range(ring.partition_count):
-            start, end = ring.partition_range(p)
-            if ring.preference_list_for_token(start, n)[0] == self.node_id:
-                spans.append((start, end))
-        return merge_spans(spans)
+        ring = state.ring
+        # A partition's preference list (any length) starts with the partition's owner.
+        return merge_spans([ring.partition_range(p) for p in range(ring.partition_count)
+                            if ring.owner_of_partition(p) == self.node_id])
 
     async def round(self) -> int:
         """Purge the tombstones, among those of keys this node is first replica of, that are

@@ -37,6 +37,7 @@ from typing import TYPE_CHECKING, Any, Awaitable, Callable, Optional
 
 import msgpack
 
+from dynamopy.core.buggify import BUGGIFY_OFF, Buggify
 from dynamopy.core.membership import ClusterState
 from dynamopy.core.placement import held_ranges, lost_ranges, merge_spans, subtract_sorted
 from dynamopy.core.records import Record, record_wire_bytes
@@ -89,12 +90,14 @@ class TransferManager:
                  call_peer: Callable[..., Awaitable[Any]], note_epoch: Callable[[int, str], None],
                  observe_version: Callable[[int], None], propose: Callable[[dict], Awaitable[int]],
                  hints: "HintManager", spawn: Callable[[Any], asyncio.Task],
-                 max_bytes_s: int, stopping: Callable[[], bool], handoff: "AntiEntropy"):
+                 max_bytes_s: int, stopping: Callable[[], bool], handoff: "AntiEntropy",
+                 buggify: Buggify = BUGGIFY_OFF):
         self.id, self.state, self.store, self.committer = me, state, store, committer
         self.clock, self.detector, self.call_peer = clock, detector, call_peer
         self.note_epoch, self.observe_version, self.propose = note_epoch, observe_version, propose
         self.hints, self.spawn, self.max_bytes_s = hints, spawn, max_bytes_s
         self.stopping, self.handoff = stopping, handoff
+        self.buggify = buggify
         self.progress = TransferProgress()
         self._pull_task: Optional[asyncio.Task] = None
         self._driver_task: Optional[asyncio.Task] = None
@@ -216,9 +219,11 @@ class TransferManager:
                             DEAD_SOURCE_GRACE_S)
                 self.progress.skipped_sources.append(source)
                 return
+            # buggify: a chunk of one record (many more cursor steps and restarts between them)
+            limit = 1 if self.buggify.on and self.buggify.fires("transfer_chunk_one") else BATCH_KEYS
             try:
                 items, nxt = await node.call_peer(
-                    source, "xfer_pull", [change_epoch, wire_ranges, *cursor, BATCH_KEYS],
+                    source, "xfer_pull", [change_epoch, wire_ranges, *cursor, limit],
                     timeout_s=10.0)
             except (PeerError, asyncio.TimeoutError) as e:
                 log.info("transfer: pulling from %s failed (%r); retrying", source, e)

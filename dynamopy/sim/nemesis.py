@@ -371,7 +371,7 @@ def _draw(rng: random.Random, p: NemesisParams, kind: FaultKind, changes: list[F
             jump = rng.randint(1000, max(p.max_clock_jump_ms, 1000))
             return Fault(kind, start, end, node=node, ms=jump if rng.random() < 0.5 else -jump)
         if kind is FaultKind.SLOW_DISK:
-            return Fault(kind, start, end, node=node, ms=rng.randint(5, max(p.max_slow_disk_ms, 5)))
+            return Fault(kind, start, end, node=node, ms=rng.randint(min(50, max(p.max_slow_disk_ms, 5)), max(p.max_slow_disk_ms, 5)))
         return Fault(kind, start, end, node=node)
     if kind in PARTITIONS:
         size_cap = min(p.max_down, len(members) - 1)

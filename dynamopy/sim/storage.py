@@ -13,10 +13,17 @@ rule modelled explicitly:
   point;
 * ``MemoryDisk.crash()`` closes the open store and throws away everything not durable; the
   next ``open()`` sees only what was synced.
+
+A slow disk: while ``sync_delay_ms`` is set (the simulator sets it from its fault state),
+the group committer's ``sync_wait()`` before each synced batch takes that long in loop
+(virtual) time; the batch is neither visible nor durable until it returns, and a crash
+meanwhile ends the wait at once (the batch then fails: its store is closed). Reads are not
+slowed (the store's reads are synchronous calls on the loop).
 """
 
 from __future__ import annotations
 
+import asyncio
 from typing import Iterator, Optional
 
 from dynamopy.storage.store import Store
@@ -32,7 +39,22 @@ class MemoryDisk:
     def __init__(self) -> None:
         self.durable: dict[bytes, bytes] = {}
         self.syncs = 0        # synced batches written, for tests that count them
+        self.sync_delay_ms = 0  # > 0: a slow disk, each sync takes this long
+        self.slow_syncs = 0     # syncs that waited for a slow disk
         self._db: Optional[MemoryLevelDB] = None
+        self._crashed: Optional[asyncio.Event] = None
+
+    async def sync_wait(self) -> None:
+        """Called by the group committer before each synced batch: wait ``sync_delay_ms``
+        (loop time), or until a crash, whichever comes first."""
+        if self.sync_delay_ms <= 0:
+            return
+        self.slow_syncs += 1
+        crashed = self._crashed = self._crashed or asyncio.Event()
+        try:
+            await asyncio.wait_for(crashed.wait(), self.sync_delay_ms / 1000)
+        except asyncio.TimeoutError:
+            pass
 
     def open(self) -> Store:
         if self._db is not None and not self._db.closed:
@@ -44,6 +66,9 @@ class MemoryDisk:
         """The process dies: the open store is closed and its unsynced writes are lost.
         Returns how many unsynced operations were lost."""
         db, self._db = self._db, None
+        if self._crashed is not None:
+            self._crashed.set()  # a sync in progress ends now (and fails)
+            self._crashed = None
         if db is None:
             return 0
         lost = len(db.unsynced)

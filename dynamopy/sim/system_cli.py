@@ -31,6 +31,9 @@ HELP = {
     "spares": "spare nodes that may join (needs join in --kinds and --changes)",
     "changes": "membership changes (join, leave, remove) the nemesis tries to place",
     "max_clock_jump_ms": "largest clock jump of one node, either way",
+    "max_slow_disk_ms": "slowest sync of a slow disk (the slow_disk fault draws 50 ms up to this)",
+    "buggify": "share of the nodes' BUGGIFY knobs enabled per run, each then firing at 25%% of its "
+               "visits until healing (0: off)",
     "unavailable": "let faults take down more than N-W nodes at once",
     "clients": "clients, each with one operation in flight",
     "ops_per_client": "operations per client (in the safety phase)",

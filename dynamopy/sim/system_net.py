@@ -57,6 +57,15 @@ class FaultyTransport(MemoryTransport):
             raise PeerTimeout(f"{addr}: no reply to {method} within {timeout_s:.3f}s (reply lost)")
         return result
 
+    async def identify(self, addr: str, timeout_s: float) -> str:
+        """The cluster-secret handshake ``check_joiner`` asks for, over the faulty network:
+        with the link cut either way (or an end crashed) it times out."""
+        st = self.network.state()
+        if not (st.can_send(self.addr, addr) and st.can_send(addr, self.addr)):
+            await asyncio.sleep(timeout_s)
+            raise PeerTimeout(f"{addr}: no handshake within {timeout_s:.3f}s")
+        return await super().identify(addr, timeout_s)
+
     async def _copy(self, addr: str, method: str, payload: Any) -> None:
         net = self.network
         delay = net.delay_s(self.addr, addr, method)

@@ -7,9 +7,10 @@ wrappers around two methods of each node built, never from a flag in production 
   included (a synced LevelDB batch carries every earlier write to disk), decoded with the
   store's own encoding: the ``Synced`` events.
 * ``instrument(node, ...)``: wraps ``node.versions.next`` (every version a coordinator issues
-  for the client operation in ``CURRENT_OP``: a ``Stamped``) and ``node.replica.put`` /
+  for the client operation in ``CURRENT_OP``: a ``Stamped``), ``node.replica.put`` /
   ``put_nowait`` (an answer equal to the request's own version is an ack: an ``Acked``, with
-  ``hint_for`` when the node stood in as a fallback). Both are instance attributes looked up at call time, so
+  ``hint_for`` when the node stood in as a fallback) and ``node.hints.store`` (counted: the
+  run's ``hints_stored``). All are instance attributes looked up at call time, so
   the coordinator's local writes and the peer handlers go through the wrappers alike.
 
 ``CURRENT_OP`` is a context variable the run loop sets in each client operation's task;
@@ -82,6 +83,7 @@ class Recorder:
         self.history = history
         self.now_ms = now_ms or _now_ms  # the history's clock (the run's time since it began)
         self.ops_by_version: dict[int, tuple[int, str]] = {}
+        self.hints_stored = 0  # hints any node stored (a coordinator's own, or as a fallback)
 
     def synced(self, node_id: str, items: list[tuple[str, int]]) -> None:
         self.history.synced(node_id, items, t_ms=self.now_ms())
@@ -106,7 +108,7 @@ class Recorder:
 def instrument(node, recorder: Recorder) -> None:
     """Wrap ``node``'s version source and replica put so they report to ``recorder``."""
     versions, replica, me = node.versions, node.replica, node.id
-    next_version, put = versions.next, replica.put
+    next_version, put, store_hint = versions.next, replica.put, node.hints.store
 
     async def next_recorded(after: int = 0) -> int:
         version = await next_version(after)
@@ -133,6 +135,11 @@ def instrument(node, recorder: Recorder) -> None:
         stored.add_done_callback(report)
         return stored
 
+    async def store_hint_counted(target, token, key, record) -> None:
+        await store_hint(target, token, key, record)
+        recorder.hints_stored += 1
+
     versions.next = next_recorded
     replica.put = put_recorded
     replica.put_nowait = put_nowait_recorded
+    node.hints.store = store_hint_counted

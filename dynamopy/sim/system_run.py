@@ -20,7 +20,9 @@ Phases:
    ``NetFates`` as the network's per-message delay), duplicated requests and lost replies
    (``FaultyNetwork``); a pause (every message to or from the node is held until it
    resumes; its own timers still run); a clock jump (the node's ``NodeClock.offset_ms``);
-3. heal: every fault undone, crashed nodes restarted; the run waits up to ``bound_ms`` for
+   a slow disk (its ``MemoryDisk.sync_delay_ms``: each group-commit sync waits); and the
+   run's ``Buggify`` knobs fire in the nodes' code paths;
+3. heal: every fault undone, crashed nodes restarted, BUGGIFY knobs off; the run waits up to ``bound_ms`` for
    the hint queues to drain and the ring change in progress to finish, then runs a put and a get per key (liveness probes), then an
    R=N strict read of every key (the no-lost-write check), then waits for read repair;
 4. check: ``check_system_run`` over the history, the final reads, every live node's store
@@ -36,11 +38,13 @@ versions, which the checkers need. Duplicated requests and lost replies come fro
 ``FaultyNetwork`` (``sim/system_net.py``). Membership changes are opt-in (``--spares``,
 ``--changes`` and join/leave/remove in ``--kinds``; give them a longer ``--bound-ms``: a
 transfer pull that lost its reply is retried after its 10 s timeout): a join starts a spare
-node that adopts the metadata group and has a member propose its ``join`` (the route's
-reachability check is skipped); a leave is proposed through any member and the node is
+node that adopts the metadata group and has a member admit it as ``POST /cluster/members``
+does (``admit_join``: the joiner must identify itself over the faulty network, then the join is
+proposed); a leave is proposed through any member and the node is
 stopped once the log says it left; a removal crashes the node for good and proposes
-``remove``. The nodes run anti-entropy every ``anti_entropy_interval_ms``. Not modelled:
-slow disks.
+``remove``. The nodes run anti-entropy every ``anti_entropy_interval_ms``. A slow disk makes each sync of one
+node's group committer wait (virtual time) before it lands; BUGGIFY knobs
+(``dynamopy.core.buggify``, ``--buggify``) widen internal windows until healing.
 """
 
 from __future__ import annotations
@@ -51,8 +55,10 @@ import random
 from dataclasses import dataclass
 from typing import Optional
 
+from dynamopy.core.buggify import BUGGIFY_OFF, Buggify
 from dynamopy.core.records import Record
 from dynamopy.node.errors import NodeError
+from dynamopy.node.joins import admit_join
 from dynamopy.node.runtime import Node
 from dynamopy.peer import PeerError
 
@@ -61,7 +67,7 @@ from .fault_state import FaultState
 from .history import History, OpKind, Outcome
 from .clock import NodeClock
 from .inprocess import InProcessCluster, memory_config
-from .nemesis import FaultKind, NemesisEvent, NemesisParams, Schedule, generate as generate_schedule, parse_kinds
+from .nemesis import Action, FaultKind, NemesisEvent, NemesisParams, Schedule, generate as generate_schedule, parse_kinds
 from .net_fates import LOST_S, NetFates
 from .system_invariants import check_settled, check_system_run, replica_sets
 from .system_probes import CURRENT_OP, Recorder, RecordingDisk, instrument
@@ -70,7 +76,7 @@ from .system_net import FaultyNetwork
 from .workload import ClientOp, Workload, WorkloadParams, final_reads, generate as generate_workload, probes
 
 # What the in-memory seams carry out today (see the module docstring for the rest).
-DEFAULT_KINDS = "crash,pause,partition,one_way,loss,delay,duplicate,reorder,clock_jump"
+DEFAULT_KINDS = "crash,pause,partition,one_way,loss,delay,duplicate,reorder,clock_jump,slow_disk"
 SUPPORTED = parse_kinds(DEFAULT_KINDS + ",join,leave,remove")
 
 
@@ -89,6 +95,8 @@ class SystemParams:
     spares: int = 0                # nodes that may join (with join in --kinds and --changes > 0)
     changes: int = 0               # membership changes the nemesis tries to place
     max_clock_jump_ms: int = 5000
+    max_slow_disk_ms: int = 2000   # a slow disk's syncs take 50 ms up to this (virtual)
+    buggify: float = 0.5           # share of the nodes' BUGGIFY knobs enabled per run (0: off)
     unavailable: bool = False      # faults may take down more than N-W nodes at once
     clients: int = 4
     ops_per_client: int = 25
@@ -104,6 +112,8 @@ class SystemParams:
         if unsupported:
             raise ValueError("the system simulator does not model "
                              + ", ".join(sorted(k.value for k in unsupported)) + " yet")
+        if not 0 <= self.buggify <= 1:
+            raise ValueError(f"--buggify is a share of knobs between 0 and 1, got {self.buggify}")
 
     def cli_args(self) -> str:
         """The non-default flags after ``--seed <n>`` that reproduce this run."""
@@ -136,12 +146,15 @@ class SystemResult:
 
 class SimCluster(InProcessCluster):
     """``InProcessCluster`` whose disks record syncs and whose nodes are instrumented, with
-    spare nodes that join a running cluster (through a member's ``propose``, what the
-    ``POST /cluster/members`` route does, without the HTTP hop)."""
+    spare nodes that join a running cluster through a member's ``admit_join`` (what the
+    ``POST /cluster/members`` route runs once its body parses: ``check_joiner`` asks the
+    joiner to identify itself over the faulty network, then the join is proposed)."""
 
-    def __init__(self, ids: list[str], recorder: Recorder, spares: tuple[str, ...] = (), **kw) -> None:
+    def __init__(self, ids: list[str], recorder: Recorder, spares: tuple[str, ...] = (),
+                 buggify: Buggify = BUGGIFY_OFF, **kw) -> None:
         super().__init__(ids, **kw)
         self.recorder = recorder
+        self.buggify = buggify
         for i in spares:
             self.configs[i] = memory_config(i, ids, n=self.settings.n, r=self.settings.r, w=self.settings.w,
                                             **{k: v for k, v in kw.items() if k not in ("seed", "n", "r", "w", "network")})
@@ -157,19 +170,32 @@ class SimCluster(InProcessCluster):
                                       and not self.nodes[i].stopping and self.nodes[i].is_ready)]
                 st = via.state
                 await node.metalog.adopt_acceptors(list(st.acceptors), {m: v.peer for m, v in st.members.items()})
-                await via.propose({"op": "join", "id": node.id, "url": f"mem://{node.id}", "peer": node.id})
+                # the route's path: the joiner must answer as itself, then the join is proposed
+                await admit_join(via, {"op": "join", "id": node.id, "url": f"mem://{node.id}", "peer": node.id})
             except Exception:  # noqa: BLE001 - not ready, refused, a change in progress: retry
                 pass
             await asyncio.sleep(0.5)
 
     async def propose_via_any(self, entry: dict, stopping) -> int:
-        """Propose ``entry`` through any ready member, retrying until it commits (its epoch)
-        or ``stopping()`` (0)."""
+        """Propose ``entry`` (a leave or a removal) through any ready member, retrying until
+        it commits (an epoch it took effect by) or ``stopping()`` (0). A proposal that timed
+        out may still have committed: once a member's log shows it took effect, that is a
+        commit too (a retry would be refused: "no member"). Gone means gone from the log of a
+        node that listed it before (a log only moves forward; a node that never joined, or
+        one a lagging node has not heard of yet, is never taken for gone)."""
+        listed: set[str] = set()  # nodes whose log listed the member
         while not stopping():
             for i in sorted(self.nodes):
                 node = self.nodes[i]
                 if node.stopping or not node.is_ready:
                     continue
+                member = node.state.member(entry["id"])
+                if member is None and i in listed:
+                    return node.state.epoch
+                if member is not None:
+                    listed.add(i)
+                    if entry["op"] == "leave" and member.state == "leaving":
+                        return node.state.epoch
                 try:
                     return await node.propose(entry)
                 except Exception:  # noqa: BLE001 - refused or not ready: try again
@@ -180,7 +206,7 @@ class SimCluster(InProcessCluster):
     async def start(self, node_id: str) -> Node:
         node = Node(self.configs[node_id], transport=self.network.transport(node_id),
                     storage=self.disks[node_id], clock=self.clocks[node_id],
-                    rng=random.Random(f"{self.seed}/{node_id}/{len(self._boots)}"))
+                    rng=random.Random(f"{self.seed}/{node_id}/{len(self._boots)}"), buggify=self.buggify)
         instrument(node, self.recorder)
         self.nodes[node_id] = node
         await node.start()
@@ -198,13 +224,16 @@ class SystemRun:
         self.schedule = generate_schedule(random.Random(root.getrandbits(64)), NemesisParams(
             nodes=tuple(self.ids), spares=self.spares, fixed=tuple(self.ids), duration_ms=p.duration_ms,
             kinds=parse_kinds(p.kinds), faults=p.faults, changes=p.changes, replication_n=p.n, write_quorum=p.w,
-            max_clock_jump_ms=p.max_clock_jump_ms, unavailable=p.unavailable))
+            max_clock_jump_ms=p.max_clock_jump_ms, max_slow_disk_ms=p.max_slow_disk_ms,
+            unavailable=p.unavailable))
         self.workload = generate_workload(random.Random(root.getrandbits(64)), WorkloadParams(
             clients=p.clients, ops_per_client=p.ops_per_client, keys=p.keys, strict=p.strict, replication_n=p.n,
             default_r=p.r, default_w=p.w))
         self.fates = NetFates(random.Random(root.getrandbits(64)), lambda: self.faults)
         self.probe_rng = random.Random(root.getrandbits(64))
         net_rng = random.Random(root.getrandbits(64))
+        self.buggify = (Buggify(random.Random(root.getrandbits(64)), enable_p=p.buggify) if p.buggify
+                        else BUGGIFY_OFF)
         self.history = History()
         self.recorder = Recorder(self.history, self.now_ms)
         self.faults = FaultState()
@@ -217,7 +246,8 @@ class SystemRun:
         self.t0 = 0.0
         self.changes: list[asyncio.Task] = []  # leaves and removals being carried out
         self.finished = False
-        self.cluster = SimCluster(self.ids, self.recorder, spares=self.spares, seed=p.seed, n=p.n, r=p.r, w=p.w,
+        self.cluster = SimCluster(self.ids, self.recorder, spares=self.spares, buggify=self.buggify,
+                                  seed=p.seed, n=p.n, r=p.r, w=p.w,
                                   network=FaultyNetwork(self._delay_s, net_rng, lambda: self.faults),
                                   request_timeout_s=p.request_timeout_ms / 1000,
                                   anti_entropy_interval_s=p.anti_entropy_interval_ms / 1000)
@@ -250,12 +280,17 @@ class SystemRun:
     async def apply(self, event: NemesisEvent) -> None:
         old, new = self.faults, self.faults.apply(event)
         self.faults = new
+        if event.action is Action.HEAL_ALL:
+            # The liveness phase runs the plain code (FoundationDB too turns BUGGIFY off to
+            # check that the database goes quiet): a late ack is a fault like any other.
+            self.buggify.on = False
         self.history.note(event.text, t_ms=self.now_ms())
         f = event.fault
         if f is not None and f.kind is FaultKind.PAUSE and f.node in new.paused:
             self.pause_end_ms[f.node] = f.end_ms or self.schedule.heal_ms
         for i in self.all_ids:
             self.cluster.clocks[i].offset_ms = new.clock_offset_ms(i)
+            self.cluster.disks[i].sync_delay_ms = new.sync_delay_ms(i)
             if i in self.cluster.nodes:
                 self.max_offset_ms = max(self.max_offset_ms, abs(self.cluster.node(i).clock.offset_ms))
         for i in self.all_ids:
@@ -433,6 +468,9 @@ class SystemRun:
                  "held_messages": self.held_messages,
                  "duplicated": cluster.network.duplicated, "replies_lost": cluster.network.replies_lost, "boots": len(cluster._boots),
                  "max_clock_offset_ms": self.max_offset_ms,
+                 "hints_stored": self.recorder.hints_stored,
+                 "slow_syncs": sum(d.slow_syncs for d in cluster.disks.values()),
+                 "buggify": ",".join(f"{k}={v}" for k, v in sorted(self.buggify.fired.items())) or "-",
                  "epoch": state.epoch, "members": ",".join(sorted(state.members)),
                  "virtual_ms": self.now_ms()}
         await cluster.stop_all()

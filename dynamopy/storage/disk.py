@@ -4,7 +4,9 @@
 GroupCommitter, the replica, the hints, the metadata log and the transfers share.
 ``inline`` says whether the store's ``apply`` may run on the event loop (an in-memory store:
 no fsync to wait for, and no thread, so a run stays deterministic) or must run on the group
-committer's own thread (LevelDB). ``LevelDBDisk`` is the production disk;
+committer's own thread (LevelDB). An optional ``sync_wait`` coroutine function is awaited by
+the group committer before each synced batch (the in-memory disk's slow-disk fault);
+production disks have none. ``LevelDBDisk`` is the production disk;
 ``dynamopy.sim.storage.MemoryDisk`` the in-memory one, whose ``crash()`` loses every write
 that was not synced.
 """
@@ -29,6 +31,7 @@ class LevelDBDisk:
     """``<data_dir>/db``, a LevelDB ``Store``."""
 
     inline = False
+    sync_wait = None  # a real sync takes its own time
 
     def __init__(self, data_dir: str) -> None:
         self.data_dir = data_dir

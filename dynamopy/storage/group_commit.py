@@ -19,6 +19,11 @@ Rules and invariants:
 * ``stop()`` refuses new work, flushes everything queued, then returns.
 * ``inline=True`` (an in-memory store) runs ``apply`` on the event loop instead of the commit
   thread: same batching and the same rules, no thread, so a simulated run is deterministic.
+* ``sync_wait`` (the disk's, None in production): awaited before each batch's synced
+  ``apply``, so a simulated disk can make a sync take (virtual) time; submissions arriving
+  meanwhile queue for the next batch, as they do while a real fsync runs on the thread.
+* ``buggify`` (``dynamopy.node.buggify``, off in production): may split a batch after its
+  first submission, so batches are smaller and more of them overlap.
 """
 
 from __future__ import annotations
@@ -29,9 +34,10 @@ import time
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Callable, Iterable, Mapping, Optional
+from typing import Awaitable, Callable, Iterable, Mapping, Optional
 
 from dynamopy.core.records import Record
+from dynamopy.core.buggify import BUGGIFY_OFF, Buggify
 from dynamopy.storage.store import (
     HintAdd,
     Store,
@@ -79,6 +85,8 @@ class GroupCommitter:
         max_batch: int = 1000,
         on_batch: Optional[OnBatch] = None,
         inline: bool = False,
+        sync_wait: Optional[Callable[[], Awaitable[None]]] = None,
+        buggify: Buggify = BUGGIFY_OFF,
     ) -> None:
         if max_batch < 1:
             raise ValueError("max_batch must be >= 1")
@@ -86,6 +94,8 @@ class GroupCommitter:
         self.max_batch = max_batch
         self.on_batch = on_batch
         self.inline = inline
+        self.sync_wait = sync_wait
+        self.buggify = buggify
         self._queue: deque[_Submission] = deque()
         self._wakeup: Optional[asyncio.Event] = None
         self._loop: Optional[asyncio.AbstractEventLoop] = None
@@ -236,6 +246,8 @@ class GroupCommitter:
         batch = [self._queue.popleft()]
         if batch[0].delete_ranges:
             return batch  # a range delete is a batch of its own, in queue order
+        if self.buggify.on and self.buggify.fires("commit_split_batch"):
+            return batch  # the rest waits for the next batch
         total = batch[0].size
         while self._queue and total + self._queue[0].size <= self.max_batch \
                 and not self._queue[0].delete_ranges:
@@ -249,6 +261,8 @@ class GroupCommitter:
         the batch forms over one loop step, as it forms over one fsync on the thread)."""
         if batch[0].delete_ranges:
             return []
+        if len(batch) == 1 and self.buggify.on and self.buggify.fires("commit_split_batch"):
+            return []  # buggify: this batch stays one submission, the rest waits
         total = sum(sub.size for sub in batch)
         more = []
         while self._queue and total + self._queue[0].size <= self.max_batch \
@@ -275,6 +289,9 @@ class GroupCommitter:
                     if self.inline:
                         await asyncio.sleep(0)  # let this tick's callers join the batch
                         batch += self._more(batch)
+                    if self.sync_wait is not None:
+                        await self.sync_wait()  # a slow (simulated) disk: the sync takes time
+                    if self.inline:
                         results, seconds = _apply_merged(self.store, batch)
                     else:
                         results, seconds = await loop.run_in_executor(

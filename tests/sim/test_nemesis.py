@@ -149,3 +149,10 @@ def test_parse_kinds():
         parse_kinds("crash,meteor")
     with pytest.raises(ValueError):
         generate(random.Random(0), replace(FIVE, write_quorum=4))
+
+
+def test_a_slow_disk_slows_one_members_syncs_by_50ms_up_to_the_maximum():
+    slow = replace(FIVE, kinds=parse_kinds("slow_disk"), faults=10, max_slow_disk_ms=2000)
+    disks = [f for s in range(40) for f in _gen(s, slow).faults]
+    assert disks and all(f.kind is FaultKind.SLOW_DISK and f.node and 50 <= f.ms <= 2000 for f in disks)
+    assert max(f.ms for f in disks) > 1000  # slower than the request timeout, sometimes

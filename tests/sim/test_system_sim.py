@@ -6,6 +6,7 @@ a production flag) are caught."""
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import os
 import subprocess
@@ -14,13 +15,20 @@ import sys
 import pytest
 
 from dynamopy.core import quorum
+from dynamopy.core.buggify import KNOBS
 from dynamopy.node import coordinator, hints
 from dynamopy.node.replica import Replica
 from dynamopy.sim.__main__ import main as sim_main
 from dynamopy.sim.system_run import SystemParams, run_system
 
-CI_SEEDS = range(0, 20)   # a fast subset; `dynamopy sim --system --seeds A:B` runs more
-HUNT = range(100, 116)    # seeds an unsafe variant must be caught within (stops at the first)
+# CI runs short schedules (5 nodes, 2 s of faults, 3 clients x 6 operations, anti-entropy off:
+# about 0.2 s of CPU each) and a few full ones; `dynamopy sim --system --seeds A:B` runs more.
+SMALL = dict(clients=3, ops_per_client=6, duration_ms=2000, faults=3, keys=2, anti_entropy_interval_ms=0)
+SMALL_FLAGS = ["--duration-ms", "2000", "--faults", "3", "--clients", "3", "--ops-per-client", "6",
+               "--keys", "2", "--anti-entropy-interval-ms", "0"]
+CI_SEEDS = range(0, 12)
+FIRST_REPLY_SEEDS = range(10, 11)  # of seeds 0-29 (keys=2): 10
+NEVER_DELIVER_SEEDS = range(1, 3)   # of seeds 0-29: 1, 2, 3, 5, 6, 9, 10, 11, 13, 17, 20, ...
 
 
 @pytest.fixture(autouse=True)
@@ -31,36 +39,60 @@ def _quiet():
 
 
 @pytest.mark.timeout(120)
-def test_fast_subset_of_seeds_passes_every_checker():
+def test_short_schedules_pass_every_checker():
     failed = []
     for seed in CI_SEEDS:
-        result = run_system(SystemParams(seed=seed))
+        result = run_system(SystemParams(seed=seed, **SMALL))
         if not result.ok:
             failed.append(result.report())
     assert not failed, "\n\n".join(failed)
 
 
-def test_a_run_exercises_the_data_path_and_the_faults():
-    """Not vacuous: operations succeed and fail, nodes stamp, sync and ack, faults happen."""
+def test_a_full_run_exercises_the_data_path_the_faults_and_the_knobs():
+    """Not vacuous: operations succeed and fail, nodes stamp, sync and ack, faults happen,
+    slow disks slow syncs and BUGGIFY knobs fire; and the run passes every checker."""
     result = run_system(SystemParams(seed=3))
+    assert result.ok, result.report()
     kinds = {type(e).__name__ for e in result.history.events}
     assert {"Invoke", "Complete", "Stamped", "Synced", "Acked", "Note"} <= kinds
     outcomes = {o.outcome.value for o in result.history.operations()}
     assert "ok" in outcomes and outcomes - {"ok"}
-    assert result.stats["faults"] > 0 and result.stats["lost_messages"] > 0
+    s = result.stats
+    assert s["faults"] > 0 and s["lost_messages"] > 0 and s["slow_syncs"] > 0
+    assert "replica_ack_delay=" in s["buggify"] and "commit_split_batch=" in s["buggify"]
+
+
+@functools.lru_cache(maxsize=None)
+def _calm_stats() -> dict:
+    return run_system(SystemParams(seed=4, kinds="delay", **dict(SMALL, faults=1))).stats
 
 
 @pytest.mark.parametrize("kind,stat", [("crash", "boots"), ("pause", "held_messages"),
                                        ("partition", "lost_messages"), ("one_way", "lost_messages"),
                                        ("clock_jump", "max_clock_offset_ms"), ("duplicate", "duplicated"),
-                                       ("loss", "replies_lost")])
+                                       ("loss", "replies_lost"), ("slow_disk", "slow_syncs")])
 def test_each_fault_kind_takes_effect_on_the_nodes(kind, stat):
     """A schedule of one kind changes what the nodes see: crashed nodes boot again, a
-    paused node's messages are held, a partition's messages are lost."""
-    calm = run_system(SystemParams(seed=4, kinds="delay", faults=1, ops_per_client=5))
-    result = run_system(SystemParams(seed=4, kinds=kind, faults=4, ops_per_client=5))
+    paused node's messages are held, a partition's messages are lost, a slow disk's syncs
+    wait."""
+    result = run_system(SystemParams(seed=4, kinds=kind, **dict(SMALL, faults=4)))
     assert result.ok, result.report()
-    assert result.stats[stat] > calm.stats[stat], (result.stats, calm.stats)
+    assert result.stats[stat] > _calm_stats()[stat], (result.stats, _calm_stats())
+
+
+def test_slow_disks_make_coordinators_time_out_and_hint_while_the_sync_waits():
+    """A replica whose sync takes longer than the request timeout does not ack in time:
+    the coordinator keeps a hint for it (and later writes may go to a fallback), and every
+    checker still holds. Buggify off, so only the slow disks cause it; the same schedule
+    with 50 ms syncs stores fewer hints."""
+    slow = dict(SMALL, kinds="slow_disk", faults=6, buggify=0.0, max_slow_disk_ms=2000)
+    hints = {}
+    for most in (2000, 50):
+        for seed in (5, 8):  # seeds whose slow windows meet puts
+            result = run_system(SystemParams(seed=seed, **dict(slow, max_slow_disk_ms=most)))
+            assert result.ok and result.stats["slow_syncs"] > 0, result.report()
+            hints[most] = hints.get(most, 0) + result.stats["hints_stored"]
+    assert hints[2000] > hints[50], hints
 
 
 CHANGES = dict(spares=2, changes=2, kinds="crash,loss,partition,join,leave,remove", duration_ms=10000,
@@ -68,28 +100,56 @@ CHANGES = dict(spares=2, changes=2, kinds="crash,loss,partition,join,leave,remov
 
 
 @pytest.mark.timeout(60)
-def test_joins_leaves_and_removals_under_faults_pass_and_change_the_ring():
-    epochs = []
-    for seed in range(0, 4):
-        result = run_system(SystemParams(seed=seed, **CHANGES))
-        assert result.ok, result.report()
-        epochs.append(result.stats["epoch"])
-    # seed 2 joins n6 and has it leave again: join, finish_join, leave, finish_leave
-    assert max(epochs) >= 5, epochs
+def test_joins_leaves_and_removals_under_faults_and_every_knob_pass_and_change_the_ring():
+    """Seed 2 joins n6 and has it leave again (join, finish_join, leave, finish_leave)
+    with every BUGGIFY knob enabled: the knobs fire (transfers of one record per chunk
+    too) and the run passes every checker. (``ae_interrupt`` needs an exchange that finds
+    differing leaves before healing, rare in these runs: tests/unit/test_anti_entropy.py
+    interrupts one.)"""
+    result = run_system(SystemParams(seed=2, **dict(CHANGES, buggify=1.0)))
+    assert result.ok, result.report()
+    assert result.stats["epoch"] >= 5, result.stats
+    fired = {item.split("=")[0] for item in result.stats["buggify"].split(",")}
+    assert fired == set(KNOBS) - {"ae_interrupt"}, result.stats["buggify"]
 
 
-def test_a_join_that_never_happens_is_caught(monkeypatch):
-    """A spare that never gets itself proposed: its later leave or removal is never
-    accepted, which the run reports."""
-    from dynamopy.sim import system_run
+@pytest.mark.timeout(60)
+def test_regression_seed_9085_a_late_ack_is_decided_before_the_wait():
+    """Found by the runs with knobs on: the ``replica_ack_delay`` knob once waited between
+    the group commit and reading what the store holds, so a range dropped meanwhile (n5's
+    join) made a replica ack a version it never stored ("ack before sync"). The answer is
+    now decided before the wait, as production decides it (no await in between)."""
+    result = run_system(SystemParams(seed=9085, spares=2, changes=3, faults=12, duration_ms=12000,
+                                     bound_ms=30000, kinds="crash,pause,loss,duplicate,partition,one_way,"
+                                                          "clock_jump,slow_disk,join,leave,remove"))
+    assert result.ok, result.report()
 
-    seeds_only = system_run.SimCluster._become_member
 
-    async def no_join(self, node):
-        if node.id in self.ids:
-            await seeds_only(self, node)
+@pytest.mark.timeout(60)
+def test_regression_seed_9129_a_removal_that_committed_late_counts_as_done():
+    """Found by the runs: the removal of n6 timed out ("may still commit later"), did
+    commit, and every retry was refused ("no member 'n6'"), so the run loop reported it
+    never accepted. The loop now sees that the log took it."""
+    result = run_system(SystemParams(seed=9129, spares=2, changes=3, faults=12, duration_ms=12000,
+                                     bound_ms=30000, kinds="crash,pause,loss,duplicate,partition,one_way,"
+                                                          "clock_jump,slow_disk,join,leave,remove"))
+    assert result.ok, result.report()
 
-    monkeypatch.setattr(system_run.SimCluster, "_become_member", no_join)
+
+def test_a_join_goes_through_the_routes_admission_check(monkeypatch):
+    """A spare is admitted as ``POST /cluster/members`` admits a node (``admit_join``:
+    ``check_joiner`` asks it to identify itself, then the join is proposed). A spare that
+    answers the handshake as another node is refused, so its join never happens and its
+    later leave is never accepted, which the run reports."""
+    from dynamopy.sim import system_net
+
+    real_identify = system_net.FaultyTransport.identify
+
+    async def impostor(self, addr, timeout_s):
+        got = await real_identify(self, addr, timeout_s)
+        return "someone-else" if addr == "n6" else got
+
+    monkeypatch.setattr(system_net.FaultyTransport, "identify", impostor)
     result = run_system(SystemParams(seed=2, **CHANGES))
     assert "liveness: the leave of n6 was never accepted by the end of the run" in result.violations
 
@@ -101,36 +161,39 @@ def test_nodes_run_anti_entropy_in_the_simulation(monkeypatch):
     delay = system_run.SystemRun._delay_s
     monkeypatch.setattr(system_run.SystemRun, "_delay_s",
                         lambda self, src, dst, method: methods.append(method) or delay(self, src, dst, method))
-    assert run_system(SystemParams(seed=1)).ok
+    assert run_system(SystemParams(seed=1, **dict(SMALL, anti_entropy_interval_ms=2500))).ok
     assert "ae_tree" in methods
     methods.clear()
-    assert run_system(SystemParams(seed=1, anti_entropy_interval_ms=0)).ok
+    assert run_system(SystemParams(seed=1, **SMALL)).ok
     assert "ae_tree" not in methods
 
 
 def test_the_same_seed_prints_byte_identical_output(capsys):
     outputs = []
     for _ in range(2):
-        assert sim_main(["--system", "--seed", "7", "-v"]) == 0
+        assert sim_main(["--system", "--seed", "7", "-v", *SMALL_FLAGS]) == 0
         outputs.append(capsys.readouterr().out)
     assert outputs[0] == outputs[1]
-    assert outputs[0].startswith("SEED=7 OK params: --system --seed 7\n")
+    assert outputs[0].startswith("SEED=7 OK params: --system --seed 7 " + " ".join(SMALL_FLAGS) + "\n")
     assert "nemesis:" in outputs[0] and "workload:" in outputs[0]
 
 
 @pytest.mark.timeout(60)
 def test_replay_is_identical_in_another_process_with_another_hash_seed(capsys):
-    assert sim_main(["--system", "--seed", "11", "-v"]) == 0
+    assert sim_main(["--system", "--seed", "11", "-v", *SMALL_FLAGS]) == 0
     here = capsys.readouterr().out
     env = dict(os.environ, PYTHONHASHSEED="12345")
-    there = subprocess.run([sys.executable, "-m", "dynamopy.sim", "--system", "--seed", "11", "-v"],
+    there = subprocess.run([sys.executable, "-m", "dynamopy.sim", "--system", "--seed", "11", "-v", *SMALL_FLAGS],
                            env=env, capture_output=True, timeout=50, check=True).stdout.decode()
     assert here == there
 
 
 def _first_failure(seeds, verbose: bool = False, **params) -> str:
+    """The report of the first failing run among ``seeds`` (short schedules), or "". Each
+    hunt below names a small seed range known to catch its variant (found by running 30
+    seeds of each; `dynamopy sim --system` with the same patch finds more)."""
     for seed in seeds:
-        result = run_system(SystemParams(seed=seed, **params))
+        result = run_system(SystemParams(seed=seed, **dict(SMALL, **params)))
         if not result.ok:
             return result.report(verbose=verbose)
     return ""
@@ -143,7 +206,7 @@ def test_unsafe_read_that_answers_the_first_reply_is_caught(monkeypatch):
     strict (with the default 30% it takes many more seeds)."""
     monkeypatch.setattr(quorum.ReadRound, "newest",
                         lambda self: next(iter(self.replies.values()), None))
-    report = _first_failure(HUNT, strict=0.9)
+    report = _first_failure(FIRST_REPLY_SEEDS, strict=0.9)
     assert "FAILED" in report and "stale strict read" in report, report
 
 
@@ -158,7 +221,7 @@ def test_unsafe_replica_that_acks_before_its_sync_is_caught(monkeypatch):
         return acked
 
     monkeypatch.setattr(Replica, "put_nowait", put_then_sync)   # every home replica's put
-    report = _first_failure(HUNT, verbose=True)
+    report = _first_failure(range(0, 6), verbose=True)
     assert "FAILED" in report and "ack before sync" in report, report
     assert "replay: dynamopy sim --system --seed" in report
     # -v: the trace of a key the violation names, the replica's ack before its sync in it
@@ -167,12 +230,12 @@ def test_unsafe_replica_that_acks_before_its_sync_is_caught(monkeypatch):
 
 @pytest.mark.timeout(60)
 def test_unsafe_write_that_answers_one_ack_early_is_caught(monkeypatch):
-    """A coordinator whose write round succeeds with W-1 acks (the spike in
-    test_system_spike.py missed this one without the node-side events)."""
+    """A coordinator whose write round succeeds with W-1 acks (client-level checkers alone
+    missed this one: it takes the node-side events)."""
     real_round = coordinator.WriteRound
     monkeypatch.setattr(coordinator, "WriteRound",
                         lambda targets, required: real_round(targets, max(1, required - 1)))
-    report = _first_failure(HUNT)
+    report = _first_failure(range(0, 2))  # caught by each of seeds 0-29
     assert "FAILED" in report and "short quorum" in report, report
 
 
@@ -199,7 +262,7 @@ def test_unsafe_coordinator_whose_kept_hint_counts_toward_w_is_caught(monkeypatc
         return answer
 
     monkeypatch.setattr(coordinator.Coordinator, "_start_put", hint_counts)
-    report = _first_failure(HUNT)
+    report = _first_failure(range(0, 12))
     assert "FAILED" in report and "short quorum" in report, report
 
 
@@ -210,22 +273,24 @@ def test_hints_never_delivered_are_caught_after_healing(monkeypatch):
         await asyncio.sleep(1e6)
 
     monkeypatch.setattr(hints.HintManager, "run", never_deliver)
-    report = _first_failure(HUNT)
+    report = _first_failure(NEVER_DELIVER_SEEDS)
     assert "FAILED" in report and "hint queues still hold hints after healing" in report, report
 
 
 def test_cli_exit_status_and_summary_for_a_range(capsys):
-    assert sim_main(["--system", "--seeds", "0:2"]) == 0
+    assert sim_main(["--system", "--seeds", "0:2", *SMALL_FLAGS]) == 0
     out = capsys.readouterr().out
     assert out.startswith("system seeds 0:2: 2 runs, 0 failed")
 
 
-def test_cli_refuses_a_fault_kind_it_does_not_model(capsys):
-    assert sim_main(["--system", "--seed", "1", "--kinds", "crash,slow_disk"]) == 2
-    assert "does not model slow_disk" in capsys.readouterr().err
+def test_cli_refuses_bad_kinds_and_knob_shares(capsys):
+    assert sim_main(["--system", "--seed", "1", "--kinds", "crash,slow-disks"]) == 2
+    assert "unknown fault kind 'slow-disks'" in capsys.readouterr().err
+    assert sim_main(["--system", "--seed", "1", "--buggify", "1.5"]) == 2
+    assert "--buggify is a share of knobs between 0 and 1" in capsys.readouterr().err
 
 
 def test_replay_flags_name_every_non_default_knob():
-    params = SystemParams(seed=9, unavailable=True, faults=20, strict=0.6)
-    assert params.cli_args() == "--faults 20 --unavailable --strict 0.6"
+    params = SystemParams(seed=9, unavailable=True, faults=20, strict=0.6, buggify=0.0, max_slow_disk_ms=300)
+    assert params.cli_args() == "--faults 20 --max-slow-disk-ms 300 --buggify 0.0 --unavailable --strict 0.6"
     assert SystemParams(seed=9).cli_args() == ""

@@ -479,3 +479,29 @@ async def test_one_pass_purges_every_candidate_batch_by_batch(cluster, monkeypat
     await purge_everywhere(c)
     assert all(s.key_count() == 0 for s in c.stores.values())
     assert sum(ae.purge.purged for ae in c.ae.values()) == 150  # 50 on each replica
+
+
+@aio
+async def test_an_exchange_interrupted_between_pull_and_push_loses_nothing_and_the_next_round_finishes(cluster):
+    """The ``ae_interrupt`` BUGGIFY knob: an exchange stops after pulling, before pushing
+    (as if the peer vanished). The pulled records are kept, the peer's outcome is
+    "unreachable", and the next round without the knob brings both sides level."""
+    from dynamopy.core.buggify import BUGGIFY_OFF, Buggify
+
+    c = cluster(ids=("a", "b"), n=2)
+    for i in range(50):
+        c.write_everywhere(f"k{i}".encode(), 1000 + i)
+    c.put("a", b"mine", 5000)     # a must push it
+    c.put("b", b"theirs", 5001)   # a pulls it
+    await c.attach()
+    a = c.ae["a"]
+    a.buggify = Buggify(random.Random(1), enable_p=1.0, fire_p=1.0)
+    await a.round()
+    assert a.totals.peers["b"].outcome == "unreachable"
+    assert a.buggify.fired["ae_interrupt"] >= 1
+    assert records(c.stores["a"]) != records(c.stores["b"])    # pulled, not pushed
+    assert {k for _t, k in records(c.stores["a"])} >= {b"mine", b"theirs"}
+    a.buggify = BUGGIFY_OFF
+    await a.round()
+    assert a.totals.peers["b"].outcome == "ok"
+    assert records(c.stores["a"]) == records(c.stores["b"])

@@ -305,3 +305,36 @@ def test_write_nowait_resolves_after_its_synced_batch_and_fails_with_it(tmp_path
 
         asyncio.run(main())
         assert store.get(1, b"k") == rec(3)
+
+
+def test_the_split_batch_knob_makes_more_smaller_batches_with_the_same_results():
+    """BUGGIFY ``commit_split_batch`` (the simulator's; off in production): batches cut
+    after their first submission. Every caller still gets its own result, every write is
+    stored; there are simply more syncs."""
+    import random
+
+    from dynamopy.core.buggify import Buggify
+    from dynamopy.sim.storage import MemoryDisk
+
+    def run(buggify):
+        batches: list[int] = []
+
+        async def main():
+            disk = MemoryDisk()
+            store = disk.open()
+            kw = {"buggify": buggify} if buggify else {}
+            gc = GroupCommitter(store, inline=True, on_batch=lambda n, s: batches.append(n), **kw)
+            await gc.start()
+            await gc.write(5, b"k5", rec(9))
+            results = await asyncio.gather(*(gc.write(i, b"k%d" % i, rec(2)) for i in range(10)))
+            await gc.stop()
+            reopened = (disk.crash(), disk.open())[1]  # only what was synced
+            return results, [reopened.get(i, b"k%d" % i) for i in range(10)]
+
+        return asyncio.run(main()), batches
+
+    (plain, plain_keys), plain_batches = run(None)
+    (split, split_keys), split_batches = run(Buggify(random.Random(1), enable_p=1.0, fire_p=1.0))
+    assert split == plain == [i != 5 for i in range(10)]  # k5 holds a newer version already
+    assert split_keys == plain_keys == [rec(9) if i == 5 else rec(2) for i in range(10)]
+    assert len(plain_batches) <= 3 and len(split_batches) == 11

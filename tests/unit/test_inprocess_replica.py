@@ -9,6 +9,7 @@ import pytest
 from dynamopy.core.records import Record
 from dynamopy.sim.clock import run_virtual
 from dynamopy.sim.inprocess import InProcessCluster
+from dynamopy.storage.store import data_key
 
 IDS = ["n1", "n2", "n3"]
 
@@ -45,3 +46,44 @@ def test_the_put_is_acked_only_after_the_synced_batch():
     synced, durable = run_virtual(main())
     assert synced >= 1
     assert any(b"c" in k for k in durable)  # on the disk, not only in memory
+
+
+def test_a_slow_disk_delays_the_ack_batches_what_arrives_meanwhile_and_a_crash_ends_the_sync():
+    """The in-memory disk's slow-disk fault (``sync_delay_ms``): a put is acked only once its
+    sync has taken that long (not visible, not durable before); puts arriving while a sync
+    waits share the next synced batch; a crash during the wait ends it at once and loses
+    only writes that were never acked."""
+    async def main():
+        loop = asyncio.get_running_loop()
+        async with InProcessCluster(IDS, seed=5) as c:
+            disk, replica, store = c.disks["n1"], c.node("n1").replica, c.node("n1").store
+            disk.sync_delay_ms = 800
+            t0 = loop.time()
+            first = asyncio.ensure_future(replica.put(7, b"a", Record(10**15, value=b"slow")))
+            await asyncio.sleep(0.4)
+            during = (first.done(), store.get(7, b"a"), data_key(7, b"a") in disk.durable)
+            queued = [asyncio.ensure_future(replica.put(20 + i, b"q%d" % i, Record(10**15, value=b"q")))
+                      for i in range(5)]
+            await first
+            acked_after = loop.time() - t0
+            syncs = disk.syncs
+            await asyncio.gather(*queued)
+            batched = disk.syncs - syncs
+            lost = asyncio.ensure_future(replica.put(8, b"b", Record(10**15, value=b"lost")))
+            await asyncio.sleep(0.1)
+            t1 = loop.time()
+            await c.crash("n1")
+            crash_took = loop.time() - t1
+            with pytest.raises(Exception):
+                await lost
+            disk.sync_delay_ms = 0
+            node = await c.start("n1")
+            return during, acked_after, batched, crash_took, node.store.get(7, b"a"), node.store.get(8, b"b")
+
+    during, acked_after, batched, crash_took, kept, gone = run_virtual(main())
+    assert during == (False, None, False)       # mid-sync: no ack, not visible, not durable
+    assert acked_after >= 0.8
+    assert batched == 1                          # the five queued puts: one synced batch
+    assert crash_took < 0.1                      # the crash does not wait for the slow sync
+    assert kept is not None and kept.value == b"slow"
+    assert gone is None
