@@ -1,0 +1,132 @@
+"""Quorum reads and writes through the production coordinator over the in-memory seams
+(``dynamopy.sim.inprocess``): what a client sees when replicas are down, stale, or stand in
+for others. Production nodes in one process, virtual time, deterministic."""
+
+import pytest
+
+from dynamopy.core.records import Record
+from dynamopy.node.errors import QuorumUnavailable
+from dynamopy.sim.clock import run_virtual
+from dynamopy.sim.inprocess import InProcessCluster, until
+
+IDS = ["n1", "n2", "n3"]
+
+
+def _metric(node, name: str, **labels) -> float:
+    """A sample of the node's ``/metrics`` (0 when absent)."""
+    return node.metrics.registry.get_sample_value(name, labels) or 0.0
+
+
+async def _write(c, at: str, key: bytes, value: bytes, w: int = 2) -> int:
+    version, _acks = await c.coordinator(at).write(key, value=value, content_type="text/plain",
+                                                   deleted=False, w=w)
+    return version
+
+
+def test_a_write_acked_at_w2_is_readable_after_its_coordinator_crashes():
+    async def main():
+        async with InProcessCluster(IDS, seed=31) as c:
+            version = await _write(c, "n1", b"k", b"v")
+            await c.crash("n1")
+            await until(lambda: not c.node("n2").detector.is_up("n1"), 10, "n2 sees n1 down")
+            return version, await c.coordinator("n2").read(b"k", r=2)
+
+    version, got = run_virtual(main())
+    assert got is not None and (got.version, got.value) == (version, b"v")
+
+
+def test_a_read_with_r_replicas_unreachable_fails_with_the_count_and_is_counted():
+    async def main():
+        async with InProcessCluster(IDS, seed=32) as c:
+            await _write(c, "n1", b"k", b"v", w=3)
+            for m in ("n2", "n3"):
+                await c.crash(m)
+            await until(lambda: not c.node("n1").detector.is_up("n2")
+                        and not c.node("n1").detector.is_up("n3"), 10, "n1 sees them down")
+            before = _metric(c.node("n1"), "dynamopy_quorum_failures_total", kind="read")
+            with pytest.raises(QuorumUnavailable) as e:
+                await c.coordinator("n1").read(b"k", r=2)
+            one = await c.coordinator("n1").read(b"k", r=1)   # its own copy is enough for R=1
+            after = _metric(c.node("n1"), "dynamopy_quorum_failures_total", kind="read")
+            return e.value, before, after, one
+
+    err, before, after, one = run_virtual(main())
+    assert err.extra == {"replies": 1, "required": 2}
+    assert err.detail.startswith("only 1 of the required 2 replicas answered the read within")
+    assert after == before + 1
+    assert one is not None and one.value == b"v"
+
+
+def test_a_failed_write_is_not_acked_by_the_coordinators_own_hint_and_still_converges():
+    """N=3 on three nodes, n3 down: no fallback is left, so the write to n3 fails and the
+    coordinator keeps a hint for it, which never counts toward W. W=3 fails with 2 acks;
+    W=2 succeeds; once n3 is back both writes reach it and the hints are deleted."""
+    async def main():
+        async with InProcessCluster(IDS, seed=33) as c:
+            token = c.node("n1").state.ring.token(b"k")
+            c.network.isolate("n3")
+            await until(lambda: not c.node("n1").detector.is_up("n3"), 10, "n1 sees n3 down")
+            with pytest.raises(QuorumUnavailable) as e:
+                await _write(c, "n1", b"k", b"v1", w=3)
+            version = await _write(c, "n1", b"k", b"v2", w=2)
+            await until(lambda: c.node("n1").store.hint_stats().get("n3", (0, 0))[0] >= 1, 5,
+                        "n1 keeps a hint for n3")
+            hinted = c.node("n1").store.hint_stats()["n3"][0]
+            c.network.heal()
+            await until(lambda: (c.node("n3").store.get(token, b"k") or Record(0)).version
+                        == version, 30, "the hint reaches n3")
+            await until(lambda: not c.node("n1").store.hint_stats().get("n3", (0, 0))[0], 10,
+                        "n1 deletes the delivered hints")
+            return e.value, hinted, c.node("n3").store.get(token, b"k")
+
+    err, hinted, on_n3 = run_virtual(main())
+    assert err.extra == {"acks": 2, "required": 3}
+    assert hinted >= 1
+    assert on_n3.value == b"v2"
+
+
+def _sloppy_key(state) -> tuple[bytes, list[str], str]:
+    """A key, its three home replicas and its first fallback."""
+    walk = list(state.ring.walk_token(state.ring.token(b"s0")))
+    return b"s0", walk[:3], walk[3]
+
+
+def test_a_sloppy_read_counts_the_write_a_fallback_holds_as_a_hint():
+    """Home replicas a, b, c; fallback d. b is cut off during a W=3 write, so d takes b's copy
+    as a hint. Then c is cut off too: a read at R=2 has a and d (standing in for b) and must
+    find the value in d's hint, whether d is asked over the network or coordinates itself."""
+    async def main():
+        async with InProcessCluster(["n1", "n2", "n3", "n4"], seed=34) as c:
+            key, (a, b, cc), d = _sloppy_key(c.node("n1").state)
+            c.network.isolate(b)
+            await until(lambda: not c.node(a).detector.is_up(b), 10, f"{a} sees {b} down")
+            version = await _write(c, a, key, b"v", w=3)
+            c.network.partition([[a, d], [b], [cc]])
+            for at in (a, d):
+                await until(lambda at=at: not c.node(at).detector.is_up(cc), 10, "c down")
+            via_remote = await c.coordinator(a).read(key, r=2)
+            via_local = await c.coordinator(d).read(key, r=2)
+            return version, via_remote, via_local
+
+    version, via_remote, via_local = run_virtual(main())
+    assert via_remote is not None and via_remote.version == version
+    assert via_local is not None and via_local.version == version
+
+
+def test_read_repair_sends_the_newest_record_to_a_remote_stale_replica():
+    async def main():
+        async with InProcessCluster(IDS, seed=35) as c:
+            v1 = await _write(c, "n1", b"k", b"old", w=3)
+            token = c.node("n1").state.ring.token(b"k")
+            newer = Record(v1 + 1_000_000, value=b"new")
+            for i in ("n1", "n2"):
+                await c.node(i).replica.put(token, b"k", newer)
+            before = _metric(c.node("n1"), "dynamopy_read_repairs_total")
+            got = await c.coordinator("n1").read(b"k", r=3)
+            await until(lambda: c.node("n3").store.get(token, b"k") == newer, 5,
+                        "read repair brings n3 up to date")
+            return got, newer, before, _metric(c.node("n1"), "dynamopy_read_repairs_total")
+
+    got, newer, before, after = run_virtual(main())
+    assert got == newer
+    assert after == before + 1
