@@ -308,9 +308,9 @@ class Coordinator:
 
     async def _get_one(self, t: Target, epoch: int, token: int, key: bytes,
                        stale: Optional[list] = None) -> Optional[Record]:
+        """A remote replica's record (a local target is answered by the read's
+        ``local_sync``, in the same step, never through this)."""
         node = self
-        if t.node == node.id:
-            return node.replica.get(token, key, t.hint_for)
         payload = [epoch, token, key] if t.hint_for is None else [epoch, token, key, t.hint_for]
         for retry in range(GET_RETRIES + 1):
             try:
