@@ -71,7 +71,7 @@ class _Coordinator(Coordinator):
         self.reply = reply
         self.sent: list[tuple[str, int]] = []
 
-    def _targets(self, state, token, sloppy, *, for_write):
+    def _targets(self, state, token, sloppy):
         return [Target("a"), Target("b"), Target("c")]
 
     async def _put_one(self, t, epoch, token, key, record, wire, hint_on_failure=True,

@@ -92,25 +92,68 @@ def _sloppy_key(state) -> tuple[bytes, list[str], str]:
 
 
 def test_a_sloppy_read_counts_the_write_a_fallback_holds_as_a_hint():
-    """Home replicas a, b, c; fallback d. b is cut off during a W=3 write, so d takes b's copy
-    as a hint. Then c is cut off too: a read at R=2 has a and d (standing in for b) and must
-    find the value in d's hint, whether d is asked over the network or coordinates itself."""
+    """Home replicas a, b, c; fallback d. b is cut off during a W=3 write coordinated by d,
+    so d keeps b's copy as a hint (not as its own data). Then c is cut off too: a read at R=2
+    has a and d (standing in for b) and must find the value in d's hint, whether d is asked
+    over the network or coordinates itself; a strict read (no fallbacks) fails. Once b is
+    back, d's hint reaches it."""
     async def main():
         async with InProcessCluster(["n1", "n2", "n3", "n4"], seed=34) as c:
             key, (a, b, cc), d = _sloppy_key(c.node("n1").state)
+            token = c.node(a).state.ring.token(key)
             c.network.isolate(b)
-            await until(lambda: not c.node(a).detector.is_up(b), 10, f"{a} sees {b} down")
-            version = await _write(c, a, key, b"v", w=3)
+            await until(lambda: not c.node(d).detector.is_up(b), 10, f"{d} sees {b} down")
+            version = await _write(c, d, key, b"v", w=3)
+            held = (c.node(d).store.get(token, key),
+                    c.node(d).store.hint_stats().get(b, (0, 0))[0])
             c.network.partition([[a, d], [b], [cc]])
             for at in (a, d):
                 await until(lambda at=at: not c.node(at).detector.is_up(cc), 10, "c down")
             via_remote = await c.coordinator(a).read(key, r=2)
             via_local = await c.coordinator(d).read(key, r=2)
-            return version, via_remote, via_local
+            with pytest.raises(QuorumUnavailable):
+                await c.coordinator(a).read(key, r=2, sloppy=False)
+            c.network.heal()
+            await until(lambda: (c.node(b).store.get(token, key) or Record(0)).version
+                        == version, 30, f"d's hint reaches {b}")
+            return version, held, via_remote, via_local
 
-    version, via_remote, via_local = run_virtual(main())
+    version, held, via_remote, via_local = run_virtual(main())
+    assert held == (None, 1)
     assert via_remote is not None and via_remote.version == version
     assert via_local is not None and via_local.version == version
+
+
+def test_a_strict_write_uses_no_fallback():
+    """sloppy=False: with b down the write goes to a and c only (d holds no hint), and W=3
+    fails."""
+    async def main():
+        async with InProcessCluster(["n1", "n2", "n3", "n4"], seed=36) as c:
+            key, (a, b, cc), d = _sloppy_key(c.node("n1").state)
+            c.network.isolate(b)
+            await until(lambda: not c.node(a).detector.is_up(b), 10, f"{a} sees {b} down")
+            _version, acks = await c.coordinator(a).write(
+                key, value=b"v", content_type="text/plain", deleted=False, w=2, sloppy=False)
+            with pytest.raises(QuorumUnavailable):
+                await c.coordinator(a).write(key, value=b"v", content_type="text/plain",
+                                             deleted=False, w=3, sloppy=False)
+            return acks, c.node(d).store.hint_stats()
+
+    acks, hints_on_d = run_virtual(main())
+    assert acks == 2 and not any(count for count, _b in hints_on_d.values())
+
+
+def test_a_node_that_is_not_a_replica_reads_from_the_replicas():
+    """R=1 through the one node outside the key's replica set: it asks a replica, not its own
+    (empty) store."""
+    async def main():
+        async with InProcessCluster(["n1", "n2", "n3", "n4"], seed=37) as c:
+            key, (a, _b, _c), d = _sloppy_key(c.node("n1").state)
+            version = await _write(c, a, key, b"v", w=3)
+            return version, await c.coordinator(d).read(key, r=1)
+
+    version, got = run_virtual(main())
+    assert got is not None and got.version == version
 
 
 def test_read_repair_sends_the_newest_record_to_a_remote_stale_replica():
