@@ -45,3 +45,19 @@ def test_the_put_is_acked_only_after_the_synced_batch():
     synced, durable = run_virtual(main())
     assert synced >= 1
     assert any(b"c" in k for k in durable)  # on the disk, not only in memory
+
+
+def test_a_put_older_than_the_stored_version_keeps_it_and_answers_with_it():
+    """Newest wins on the replica, and its answer names the version it holds (the coordinator
+    then re-stamps the write above it instead of counting an ack)."""
+    async def main():
+        async with InProcessCluster(IDS, seed=6) as c:
+            replica = c.node("n2").replica
+            newer, older = Record(2 * 10**15, value=b"newer"), Record(10**15, value=b"older")
+            first = await replica.put(5, b"k", newer)
+            second = await replica.put(5, b"k", older)
+            return first, second, c.node("n2").store.get(5, b"k")
+
+    first, second, kept = run_virtual(main())
+    assert (first, second) == (2 * 10**15, 2 * 10**15)
+    assert kept.value == b"newer"
