@@ -29,7 +29,7 @@ async def join(c: InProcessCluster, new: str, seed: int) -> Node:
     return node
 
 
-def test_a_joiner_pulls_each_gained_range_from_every_reachable_old_replica():
+def test_a_joiner_pulls_from_every_old_replica_and_a_removal_restores_n_copies():
     """For each of the three old replicas of keys n4 gains, one key's newest write misses
     exactly that replica (a W=2 write while it was cut off, no hints). After the join every one of them is on n4: no single source
     had them all."""
@@ -64,10 +64,23 @@ def test_a_joiner_pulls_each_gained_range_from_every_reachable_old_replica():
                         and c.node("n1").state.member("n4").state == "normal", 30,
                         "n4 is normal")
             got = {k: n4.store.get(token(k), k) for k in keys.values()}
-            return versions, stale, got
+            # Then n4 dies and is removed: the lowest-numbered live member drives the removal
+            # (asking the gainers whether they are done), and every key is on three live
+            # replicas again.
+            await c.crash("n4")
+            await until(lambda: not c.node("n1").detector.is_up("n4"), 10, "n1 sees n4 down")
+            await c.node("n2").propose({"op": "remove", "id": "n4"})
+            await until(lambda: c.node("n1").state.member("n4") is None
+                        and c.node("n1").state.change is None, 30, "n4 is removed")
+            ring = c.node("n1").state.ring
+            copies = {k: sorted(c.node(m).store.get(token(k), k).version
+                                for m in ring.preference_list(k, 3)) for k in keys.values()}
+            return versions, stale, got, copies
         finally:
             await c.stop_all()
 
-    versions, stale, got = run_virtual(main())
+    versions, stale, got, copies = run_virtual(main())
     assert len(versions) == 3 and all(stale[m] < versions[k] for m, k in keys.items())
     assert {k: (r.version if r else None) for k, r in got.items()} == versions
+    assert copies == {k: [v] * 3 for k, v in versions.items()}
+
