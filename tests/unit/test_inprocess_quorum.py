@@ -113,15 +113,25 @@ def test_a_sloppy_read_counts_the_write_a_fallback_holds_as_a_hint():
             via_local = await c.coordinator(d).read(key, r=2)
             with pytest.raises(QuorumUnavailable):
                 await c.coordinator(a).read(key, r=2, sloppy=False)
+            session = await c.coordinator(a).read_after(key, r=2, after=version)
+            with pytest.raises(QuorumUnavailable):
+                await c.coordinator(a).read_after(key, r=2, after=version, sloppy=False)
+            # A newer version only d holds (a hint for b): a session read that saw it finds
+            # it through the fallback when a's own copy is older.
+            newer = Record(version + 1_000_000, value=b"newer")
+            await c.node(d).replica.put(token, key, newer, hint_for=b)
+            wider = await c.coordinator(a).read_after(key, r=1, after=newer.version)
             c.network.heal()
             await until(lambda: (c.node(b).store.get(token, key) or Record(0)).version
-                        == version, 30, f"d's hint reaches {b}")
-            return version, held, via_remote, via_local
+                        == newer.version, 30, f"d's hints reach {b}")
+            return version, held, via_remote, via_local, session, wider, newer
 
-    version, held, via_remote, via_local = run_virtual(main())
+    version, held, via_remote, via_local, session, wider, newer = run_virtual(main())
     assert held == (None, 1)
     assert via_remote is not None and via_remote.version == version
     assert via_local is not None and via_local.version == version
+    assert session is not None and session.version == version
+    assert wider == newer
 
 
 def test_a_strict_write_uses_no_fallback():

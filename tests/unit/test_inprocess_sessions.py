@@ -59,14 +59,38 @@ def test_a_session_read_no_replica_can_satisfy_is_stale_session_never_the_older_
             ahead = newer.version + 1_000_000     # a version no replica holds
             with pytest.raises(StaleSession) as e:
                 await c.coordinator("n3").read_after(b"k", r=1, after=ahead)
-            missing = await c.coordinator("n3").read_after(b"absent", r=2, after=0)
+            missing = await c.coordinator("n3").read_after(b"absent", r=2)
+            plain = await c.coordinator("n3").read_after(b"k", r=2)
             with pytest.raises(StaleSession) as none:
-                await c.coordinator("n3").read_after(b"absent", r=2, after=ahead)
-            return e.value, newer, ahead, missing, none.value
+                await c.coordinator("n3").read_after(b"absent", r=2, after=1)
+            return e.value, newer, ahead, missing, plain, none.value
 
-    err, newer, ahead, missing, none = run_virtual(main())
+    err, newer, ahead, missing, plain, none = run_virtual(main())
     # the newest found is reported: the whole replica set was asked, not only n3's copy
     assert err.extra == {"after": ahead, "newest": newer.version}
     assert f"newest found is {newer.version}" in err.detail
+    assert "retry, or drop X-Dynamopy-After to accept an older value" in err.detail
     assert missing is None                  # no token: a missing key is just missing
-    assert none.extra == {"after": ahead, "newest": 0} and "newest found is none" in none.detail
+    assert plain == newer                   # no token: a plain read of R=2
+    assert none.extra == {"after": 1, "newest": 0} and "newest found is none" in none.detail
+
+
+def test_a_session_read_alone_with_its_replica_answers_what_it_holds_or_stale_session():
+    """n2 and n3 are down: R=1 at n1 answers n1's copy when it is as new as the token (no
+    wider read is needed), and stale_session naming that copy's version when it is not."""
+    async def main():
+        async with InProcessCluster(IDS, seed=24) as c:
+            version, _ = await c.coordinator("n1").write(
+                b"k", value=b"v", content_type="text/plain", deleted=False, w=3)
+            for m in ("n2", "n3"):
+                await c.crash(m)
+            await until(lambda: not c.node("n1").detector.is_up("n2")
+                        and not c.node("n1").detector.is_up("n3"), 10, "n1 sees them down")
+            got = await c.coordinator("n1").read_after(b"k", r=1, after=version)
+            with pytest.raises(StaleSession) as e:
+                await c.coordinator("n1").read_after(b"k", r=1, after=version + 1)
+            return version, got, e.value
+
+    version, got, err = run_virtual(main())
+    assert got is not None and got.version == version
+    assert err.extra == {"after": version + 1, "newest": version}
