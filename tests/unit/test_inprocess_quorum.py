@@ -2,6 +2,8 @@
 (``dynamopy.sim.inprocess``): what a client sees when replicas are down, stale, or stand in
 for others. Production nodes in one process, virtual time, deterministic."""
 
+import asyncio
+
 import pytest
 
 from dynamopy.core.records import Record
@@ -183,3 +185,41 @@ def test_read_repair_sends_the_newest_record_to_a_remote_stale_replica():
     got, newer, before, after = run_virtual(main())
     assert got == newer
     assert after == before + 1
+
+
+def test_read_repair_waits_for_the_slow_reply_and_survives_a_failed_one():
+    """R=2 at n1 with n1's calls to n2 slow (0.3 s): n1 and n3 (asked at the 0.1 s
+    speculation) decide the read. Repair waits for n2's late reply: when it is the newest, n1
+    and n3 get it; when n2's call fails instead, the stale n3 is still repaired."""
+    from dynamopy.sim.transport import DEFAULT_DELAY_S, MemoryNetwork
+
+    def delay(src, dst, method):
+        return 0.3 if (src, dst, method) == ("n1", "n2", "get") else DEFAULT_DELAY_S
+
+    async def main():
+        async with InProcessCluster(IDS, seed=38, network=MemoryNetwork(delay)) as c:
+            tok = c.node("n1").state.ring.token
+            pref = c.node("n1").state.ring.preference_list
+            # keys n1 reads from itself and n2 first (n2 before n3 in preference order)
+            a, b = [k for k in (b"k%d" % i for i in range(100))
+                    if [m for m in pref(k, 3) if m != "n1"] == ["n2", "n3"]][:2]
+            v = await _write(c, "n1", a, b"old", w=3)
+            newest_on_n2 = Record(v + 1_000_000, value=b"n2's")
+            await c.node("n2").replica.put(tok(a), a, newest_on_n2)
+            await c.coordinator("n1").read(a, r=2)
+            await until(lambda: c.node("n1").store.get(tok(a), a) == newest_on_n2
+                        and c.node("n3").store.get(tok(a), a) == newest_on_n2, 5,
+                        "n1 and n3 repaired with n2's late reply")
+            v = await _write(c, "n1", b, b"old", w=3)
+            newest_on_n1 = Record(v + 1_000_000, value=b"n1's")
+            await c.node("n1").replica.put(tok(b), b, newest_on_n1)
+            read = asyncio.ensure_future(c.coordinator("n1").read(b, r=2))
+            await asyncio.sleep(0.2)
+            c.network.isolate("n2")            # n2's reply (due at 0.3 s) is lost
+            got = await read
+            await until(lambda: c.node("n3").store.get(tok(b), b) == newest_on_n1, 5,
+                        "n3 repaired although n2's call failed")
+            return got, newest_on_n1
+
+    got, newest_on_n1 = run_virtual(main())
+    assert got == newest_on_n1
