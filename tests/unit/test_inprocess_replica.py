@@ -61,3 +61,41 @@ def test_a_put_older_than_the_stored_version_keeps_it_and_answers_with_it():
     first, second, kept = run_virtual(main())
     assert (first, second) == (2 * 10**15, 2 * 10**15)
     assert kept.value == b"newer"
+
+
+def test_repairs_planned_at_another_epoch_are_refused_with_the_current_one():
+    from dynamopy.node.errors import StaleEpochError
+
+    async def main():
+        async with InProcessCluster(IDS, seed=7) as c:
+            replica, epoch = c.node("n1").replica, c.node("n1").state.epoch
+            item = (5, b"k", Record(10**15, value=b"r"))
+            with pytest.raises(StaleEpochError) as e:
+                await replica.apply_repairs(epoch - 1, [item])
+            applied = await replica.apply_repairs(epoch, [item])
+            return e.value.epoch, epoch, applied, c.node("n1").store.get(5, b"k")
+
+    refused_at, epoch, applied, stored = run_virtual(main())
+    assert refused_at == epoch
+    assert applied == 1 and stored.value == b"r"
+
+
+def test_a_replica_behind_the_coordinator_catches_up_before_it_acks():
+    """n3 missed a metadata entry (cut off while it was chosen). The first write it gets
+    after the partition heals carries the newer epoch: n3 learns the entry before it acks."""
+    from dynamopy.sim.inprocess import until
+
+    async def main():
+        async with InProcessCluster(IDS, seed=8) as c:
+            c.network.partition([["n1", "n2"], ["n3"]])
+            await c.node("n1").propose({"op": "set_config", "hint_window_s": 100.0})
+            await until(lambda: c.node("n2").state.epoch == c.node("n1").state.epoch, 10,
+                        "n2 has the entry")
+            behind = c.node("n3").state.epoch
+            c.network.heal()
+            await c.coordinator("n1").write(b"k", value=b"v", content_type="text/plain",
+                                            deleted=False, w=3)
+            return behind, c.node("n1").state.epoch, c.node("n3").state.epoch
+
+    behind, epoch, after = run_virtual(main())
+    assert behind < epoch == after
