@@ -185,3 +185,53 @@ def test_a_leaver_passes_hints_on_past_a_member_that_refuses_and_in_batches(tmp_
     assert done and left == 0
     took = [(m, p[4]) for m, method, p in peers.calls if method == "put" and m != "n1"]
     assert len(took) == 300 and set(took) == {("n3", "n2")}
+
+
+def test_a_hint_is_refused_past_the_window_or_the_cap_and_the_drop_is_counted(tmp_path):
+    """The hint window and the per-target byte cap (each bound itself is allowed); a refused
+    hint is an error with code ``hint_refused`` (so it never counts toward W), nothing is
+    stored, and /metrics counts the drop by reason."""
+    from types import SimpleNamespace
+
+    from dynamopy.core.membership import Settings
+    from dynamopy.node.hints import HintRefused
+
+    cap = 100
+    state = SimpleNamespace(settings=Settings(hint_window_s=60.0, hint_max_bytes=cap),
+                            member=lambda _id: None)
+    down = {"n2": 60.0, "n3": 60.5}
+
+    async def body(hm, store, peers, clock):
+        hm.detector.down_for = lambda m: down.get(m, 0.0)
+        await hm.store("n2", 1, b"k", Record(1, value=b"x" * (cap - 1)))   # exactly the cap
+        pending = hm.metrics.registry.get_sample_value("dynamopy_hints_pending",
+                                                       {"target": "n2"})
+        await hm.store("n4", 2, b"k", Record(1, value=b"x" * 90))        # another target's
+        refused = {}
+        for target, value in (("n3", b"v"), ("n2", b"v")):
+            with pytest.raises(HintRefused) as e:
+                await hm.store(target, 3, b"k", Record(1, value=value))
+            refused[target] = (e.value.code, e.value.detail)
+        dropped = {(t, r): hm.metrics.registry.get_sample_value(
+            "dynamopy_hints_dropped_total", {"target": t, "reason": r})
+            for t, r in (("n3", "window"), ("n2", "cap"))}
+        return pending, refused, dropped, store.hint_stats()
+
+    (pending, refused, dropped, stats), _peers, _ = _run(tmp_path, state, body)
+    assert pending == 1.0
+    assert refused == {
+        "n3": ("hint_refused", "n3 has been down longer than the hint window (60s)"),
+        "n2": ("hint_refused", "hint storage for n2 is at its cap (100 bytes)")}
+    assert dropped == {("n3", "window"): 1.0, ("n2", "cap"): 1.0}
+    assert {t: c for t, (c, _b) in stats.items() if c} == {"n2": 1, "n4": 1}
+
+
+def test_the_delivery_lag_is_measured_from_the_version_s_time(tmp_path):
+    async def body(hm, store, peers, clock):
+        await hm.committer.add_hint("n2", 7, b"k", Record(compose(WALL0 - 200, 0, 1)))
+        await hm._deliver("n2")
+        return hm.metrics.registry.get_sample_value("dynamopy_hint_delivery_lag_seconds_sum",
+                                                    {})
+
+    lag, _peers, _ = _run(tmp_path, BASE, body)
+    assert lag == pytest.approx(0.2)
