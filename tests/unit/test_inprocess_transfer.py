@@ -31,7 +31,8 @@ async def join(c: InProcessCluster, new: str, seed: int) -> Node:
 
 def test_a_joiner_pulls_from_every_old_replica_and_a_removal_restores_n_copies():
     """For each of the three old replicas of keys n4 gains, one key's newest write misses
-    exactly that replica (a W=2 write while it was cut off, no hints). After the join every one of them is on n4: no single source
+    exactly that replica (a W=2 write while it was cut off, no hints); one more key lies in
+    the first range n4 gains (where every source's pull starts). After the join every one of them is on n4: no single source
     had them all."""
     new_ring = Ring.build(IDS).add("n4")
     old_ring = Ring.build(IDS)
@@ -42,6 +43,10 @@ def test_a_joiner_pulls_from_every_old_replica_and_a_removal_restores_n_copies()
             keys.setdefault(old_ring.preference_list(key, 3)[0], key)
         if len(keys) == 3:
             break
+    # and a key in the first range n4 gains: the first range every one of its sources serves
+    first = next(m for m in old_ring.moves(new_ring, 3) if "n4" in m.gained)
+    first_key = next(k for k in (b"f%d" % i for i in range(100_000))
+                     if first.start <= old_ring.token(k) < first.end)
 
     async def main():
         c = InProcessCluster(IDS, seed=41, **QUIET)
@@ -59,11 +64,13 @@ def test_a_joiner_pulls_from_every_old_replica_and_a_removal_restores_n_copies()
                         await c.node(m).replica.put(token(key), key,
                                                     Record(versions[key], value=b"v2"))
             stale = {m: c.node(m).store.get(token(k), k).version for m, k in keys.items()}
+            versions[first_key], _ = await c.coordinator("n1").write(
+                first_key, value=b"f", content_type="text/plain", deleted=False, w=3)
             n4 = await join(c, "n4", 41)
             await until(lambda: (c.node("n1").state.member("n4") or None) is not None
                         and c.node("n1").state.member("n4").state == "normal", 30,
                         "n4 is normal")
-            got = {k: n4.store.get(token(k), k) for k in keys.values()}
+            got = {k: n4.store.get(token(k), k) for k in versions}
             # Then n4 dies and is removed: the lowest-numbered live member drives the removal
             # (asking the gainers whether they are done), and every key is on three live
             # replicas again.
@@ -74,13 +81,13 @@ def test_a_joiner_pulls_from_every_old_replica_and_a_removal_restores_n_copies()
                         and c.node("n1").state.change is None, 30, "n4 is removed")
             ring = c.node("n1").state.ring
             copies = {k: sorted(c.node(m).store.get(token(k), k).version
-                                for m in ring.preference_list(k, 3)) for k in keys.values()}
+                                for m in ring.preference_list(k, 3)) for k in versions}
             return versions, stale, got, copies
         finally:
             await c.stop_all()
 
     versions, stale, got, copies = run_virtual(main())
-    assert len(versions) == 3 and all(stale[m] < versions[k] for m, k in keys.items())
+    assert len(versions) == 4 and all(stale[m] < versions[k] for m, k in keys.items())
     assert {k: (r.version if r else None) for k, r in got.items()} == versions
     assert copies == {k: [v] * 3 for k, v in versions.items()}
 
