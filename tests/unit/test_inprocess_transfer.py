@@ -32,8 +32,8 @@ async def join(c: InProcessCluster, new: str, seed: int) -> Node:
 def test_a_joiner_pulls_from_every_old_replica_and_a_removal_restores_n_copies():
     """For each of the three old replicas of keys n4 gains, one key's newest write misses
     exactly that replica (a W=2 write while it was cut off, no hints); one more key lies in
-    the first range n4 gains (where every source's pull starts). After the join every one of them is on n4: no single source
-    had them all."""
+    the first range n4 gains (where every source's pull starts). After the join each of them
+    is on n4: no single source had them all."""
     new_ring = Ring.build(IDS).add("n4")
     old_ring = Ring.build(IDS)
     keys = {}  # old replica that misses the key -> key
