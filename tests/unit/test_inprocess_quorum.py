@@ -223,3 +223,21 @@ def test_read_repair_waits_for_the_slow_reply_and_survives_a_failed_one():
 
     got, newest_on_n1 = run_virtual(main())
     assert got == newest_on_n1
+
+
+def test_a_read_asks_the_next_replica_when_one_of_the_first_r_fails():
+    """n2 has just crashed and n1 still believes it up, so n1's R=2 read asks itself and n2
+    first; n2's failure starts the call to n3 at once, and the read succeeds."""
+    async def main():
+        async with InProcessCluster(IDS, seed=39) as c:
+            pref = c.node("n1").state.ring.preference_list
+            key = next(k for k in (b"k%d" % i for i in range(100))
+                       if [m for m in pref(k, 3) if m != "n1"] == ["n2", "n3"])
+            version = await _write(c, "n1", key, b"v", w=3)
+            await c.crash("n2")
+            up = c.node("n1").detector.is_up("n2")
+            return up, version, await c.coordinator("n1").read(key, r=2)
+
+    up, version, got = run_virtual(main())
+    assert up                                   # the detector has not noticed yet
+    assert got is not None and got.version == version
