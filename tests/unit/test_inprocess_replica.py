@@ -99,3 +99,27 @@ def test_a_replica_behind_the_coordinator_catches_up_before_it_acks():
 
     behind, epoch, after = run_virtual(main())
     assert behind < epoch == after
+
+
+def test_a_replica_that_lost_its_data_or_lags_the_log_refuses_to_serve():
+    """``not_caught_up`` (coordinators then ask another replica), saying why."""
+    from dynamopy.peer import RemoteError
+
+    async def main():
+        async with InProcessCluster(IDS, seed=9) as c:
+            replica, errors = c.node("n1").replica, []
+            replica.replacing = lambda: True
+            with pytest.raises(RemoteError) as e:
+                replica.require_caught_up()
+            errors.append(e.value)
+            replica.replacing = lambda: False
+            replica.catchup.note(c.node("n1").state.epoch + 5, "n2")   # n2 reports more log
+            with pytest.raises(RemoteError) as e:
+                replica.require_caught_up()
+            errors.append(e.value)
+            return [(err.code, str(err)) for err in errors]
+
+    (lost, behind) = run_virtual(main())
+    assert lost[0] == behind[0] == "not_caught_up"
+    assert "n1 lost its data and is coming back as a replacement" in lost[1]
+    assert "n1 is catching up with the metadata log" in behind[1]
