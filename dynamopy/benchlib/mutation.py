@@ -51,6 +51,80 @@ _UNREACHABLE_STATE = ("unreachable: a member is joining or leaving only while it
                       "is in progress, and _require_no_change refuses first")
 _UNREACHABLE_FEW = ("unreachable: the seeds (at least n at bootstrap) never leave, so a "
                     "non-seed leaver always leaves at least n members")
+# ---- the node's quorum, hint and transfer code (issue 18, node half) ----------------------
+# Judged against the unit and in-process tests (production Nodes over the in-memory seams).
+# Kinds: "equivalent" (no behaviour differs), "timing"/"cost" (the same answers, later or with
+# more calls), "text"/"metrics" (a message, a log line or a metric only). Survivors that do
+# differ but no fast test reaches yet are not listed here (they stay in the score).
+_CO = "dynamopy.node.coordinator.xǁCoordinatorǁ"
+_HM = "dynamopy.node.hints.xǁHintManagerǁ"
+_TM = "dynamopy.node.transfer.xǁTransferManagerǁ"
+_FRUITLESS = ("timing: a fallback's empty answer starts the next target at once; without "
+              "(or with extra) starts, the SPECULATE_S speculation starts the rest anyway")
+_NODE_EQUIVALENT = {
+    **{f"{_CO}read__mutmut_{i}": _FRUITLESS for i in (69, 77, 81, 82, 83, 84)},
+    **{f"{_CO}read__mutmut_{i}":
+       "cost: every target is asked at once instead of R first and backups after; the "
+       "answer is still the newest of R counted replies" for i in (67, 75)},
+    **{f"{_CO}read__mutmut_{i}":
+       "cost: the local replica is asked through the peer transport to itself instead of "
+       "in the same step; the same record" for i in (68, 76)},
+    **{f"{_CO}read__mutmut_{i}":
+       "equivalent: planning without serving_state's catch-up wait; a replica refuses a "
+       "ring that misses a change in progress (stale_epoch) and the read catches up and "
+       "retries, else the ring routes the key the same" for i in (2, 8)},
+    **{f"{_CO}read__mutmut_{i}":
+       "equivalent: the retry follows a successful wait_for_epoch, so require_ready and "
+       "serving_state return the same state there" for i in (10, 11)},
+    f"{_CO}read__mutmut_5": "equivalent: attempt is only compared with 0",
+    f"{_CO}read__mutmut_79":
+        "timing: an unrecorded failure still starts the next target (fail(None) answers "
+        "PENDING); the round can only fail at the budget instead of at once",
+    f"{_CO}write__mutmut_91":
+        "timing: an unrecorded failure leaves the round pending; it ends at the budget and "
+        "the same error follows",
+    f"{_CO}read__mutmut_90":
+        "equivalent: at success some call is done unless the one reply was local, and then "
+        "no call was started (R=1 asks only the local replica); it only spawns no-op repairs",
+    f"{_CO}read__mutmut_107":
+        "timing: every pending call is bounded by the request timeout, so the wait ends as "
+        "soon without its own bound",
+    **{f"{_CO}_repair_after__mutmut_{i}":
+       "equivalent in outcome: a failed repair also keeps a coordinator hint of the newest "
+       "record (newest wins at delivery); one more way the stale replica converges"
+       for i in (22, 24)},
+    # hints.py
+    **{f"{_HM}_deliver__mutmut_{i}":
+       "timing: the delivery call waits the request timeout (or 6 s) instead of 5 s; a slow "
+       "target fails later and backs off the same" for i in (45, 49, 52)},
+    **{f"{_HM}_deliver__mutmut_{i}": "text: the back-off log line"
+       for i in (81, 82, 83, 84, 85, 86, 87, 88, 89, 90)},
+    **{f"{_HM}_deliver__mutmut_{i}":
+       "equivalent: the store keeps a (0, 0) entry for a target it held hints for, so the "
+       "default is not read after a delivery" for i in (112, 113)},
+    f"{_HM}_deliver__mutmut_115":
+        "metrics: the loop's next pass (an empty batch) sets the target's pending gauge",
+    **{f"{_HM}_pass_on__mutmut_{i}":
+       "cost: the live-normal filter only saves calls; a member it would leave out (down, "
+       "joining, the leaver itself, which refuses hints while leaving) is tried in order and "
+       "the next one takes the hint if it fails" for i in (8, 9, 14)},
+    f"{_HM}_pass_on__mutmut_40": "text: the exception's message (logged by hand_off)",
+    **{f"{_HM}_rehome__mutmut_{i}": "text: the exception's message (logged by the caller)"
+       for i in range(35, 40)},
+    **{f"{_HM}hand_off__mutmut_{i}": "text: the retry log line" for i in range(14, 22)},
+    **{f"{_HM}hand_off__mutmut_{i}":
+       "equivalent: the default is read only when no hint for the target is left, and then "
+       "_pass_on finds nothing to pass (count and bytes are zero together)"
+       for i in (7, 9, 10, 11, 12)},
+    # transfer.py
+    **{f"{_TM}_pull_from__mutmut_{i}":
+       "equivalent in outcome: without the stored cursor a restarted gainer pulls its "
+       "ranges again from the start (newest wins); only a restart mid-transfer reads it"
+       for i in (3, 6)},
+    **{f"{_TM}_pull_from__mutmut_{i}":
+       "equivalent: msgpack's default is raw=False, and the cursor holds no strings"
+       for i in (11, 12)},
+}
 EQUIVALENT = {
     "dynamopy.core.records.x_newest__mutmut_6":
         "ties: versions are unique per write, so equal versions are the same record",
@@ -154,6 +228,7 @@ EQUIVALENT = {
        for i in range(28, 37)},
     **{f"dynamopy.core.membership.x__leave__mutmut_{i}": _UNREACHABLE_FEW
        for i in (37, *range(40, 51))},
+    **_NODE_EQUIVALENT,
 }
 HYPOTHESIS_PROFILE = """
 # written by dynamopy.benchlib.mutation into its scratch copy only
