@@ -243,3 +243,24 @@ def test_a_read_asks_the_next_replica_when_one_of_the_first_r_fails():
     up, version, got = run_virtual(main())
     assert up                                   # the detector has not noticed yet
     assert got is not None and got.version == version
+
+
+def test_a_clean_stop_right_after_a_write_keeps_the_coordinators_hint():
+    """n1's W=2 write succeeds while its call to n3 is still on the wire (slow link); n3 is
+    cut off then, so the call fails and n1 keeps a hint for n3 in the background. n1
+    stopped at once (a clean stop waits for its background calls first)
+    still has the hint after a restart."""
+    from dynamopy.sim.transport import DEFAULT_DELAY_S, MemoryNetwork
+
+    def delay(src, dst, method):
+        return 0.5 if (src, dst, method) == ("n1", "n3", "put") else DEFAULT_DELAY_S
+
+    async def main():
+        async with InProcessCluster(IDS, seed=40, network=MemoryNetwork(delay)) as c:
+            await _write(c, "n1", b"k", b"v", w=2)
+            c.network.isolate("n3")
+            await c.stop("n1")
+            node = await c.start("n1")
+            return node.store.hint_stats().get("n3", (0, 0))[0]
+
+    assert run_virtual(main()) == 1
