@@ -91,3 +91,34 @@ def test_a_joiner_pulls_from_every_old_replica_and_a_removal_restores_n_copies()
     assert {k: (r.version if r else None) for k, r in got.items()} == versions
     assert copies == {k: [v] * 3 for k, v in versions.items()}
 
+
+
+def test_a_write_during_a_join_reaches_the_joiner_before_its_transfer_does():
+    """n4 is joining and its pulls are stuck (a slow link for xfer_pull): a write of a key it
+    gains is sent to it too, so the transfer cannot miss it."""
+    from dynamopy.sim.transport import DEFAULT_DELAY_S, MemoryNetwork
+
+    def delay(src, dst, method):
+        return 100.0 if method == "xfer_pull" else DEFAULT_DELAY_S
+
+    key = next(k for k in (b"g%d" % i for i in range(2000))
+               if "n4" in Ring.build(IDS).add("n4").preference_list(k, 3))
+
+    async def main():
+        c = InProcessCluster(IDS, seed=43, network=MemoryNetwork(delay), **QUIET)
+        await c.start_all()
+        try:
+            n4 = await join(c, "n4", 43)
+            await until(lambda: c.node("n1").state.change is not None
+                        and n4.state.change is not None, 10, "the join is in progress")
+            version, acks = await c.coordinator("n1").write(
+                key, value=b"v", content_type="text/plain", deleted=False, w=2)
+            token = c.node("n1").state.ring.token(key)
+            await until(lambda: n4.store.get(token, key) is not None, 5, "n4 has the write")
+            return acks, n4.store.get(token, key).version, version, n4.transfers.progress.done
+        finally:
+            await c.stop_all()
+
+    acks, on_n4, version, pulled = run_virtual(main())
+    assert not pulled                     # the transfer did not bring it
+    assert acks >= 3 and on_n4 == version
