@@ -26,15 +26,42 @@ async def _write(c, at: str, key: bytes, value: bytes, w: int = 2) -> int:
 
 
 def test_a_write_acked_at_w2_is_readable_after_its_coordinator_crashes():
+    """Value, content type and deletion all survive (a delete reads back as a tombstone)."""
     async def main():
         async with InProcessCluster(IDS, seed=31) as c:
             version = await _write(c, "n1", b"k", b"v")
+            gone, _ = await c.coordinator("n1").write(b"d", value=b"", content_type="x/y",
+                                                      deleted=True, w=2)
             await c.crash("n1")
             await until(lambda: not c.node("n2").detector.is_up("n1"), 10, "n2 sees n1 down")
-            return version, await c.coordinator("n2").read(b"k", r=2)
+            return (version, await c.coordinator("n2").read(b"k", r=2),
+                    gone, await c.coordinator("n2").read(b"d", r=2))
 
-    version, got = run_virtual(main())
-    assert got is not None and (got.version, got.value) == (version, b"v")
+    version, got, gone, tomb = run_virtual(main())
+    assert got is not None and (got.version, got.value, got.content_type, got.deleted) == (
+        version, b"v", "text/plain", False)
+    assert tomb is not None and (tomb.version, tomb.deleted, tomb.content_type) == (
+        gone, True, "x/y")
+
+
+def test_a_write_answers_at_w_acks_without_waiting_for_a_slow_replica():
+    from dynamopy.sim.transport import DEFAULT_DELAY_S, MemoryNetwork
+
+    def delay(src, dst, method):
+        return 0.5 if (dst, method) == ("n3", "put") else DEFAULT_DELAY_S
+
+    async def main():
+        async with InProcessCluster(IDS, seed=30, network=MemoryNetwork(delay)) as c:
+            version, acks = await c.coordinator("n1").write(
+                b"k", value=b"v", content_type="text/plain", deleted=False, w=2)
+            token = c.node("n1").state.ring.token(b"k")
+            missing = c.node("n3").store.get(token, b"k")
+            await until(lambda: c.node("n3").store.get(token, b"k") is not None, 5,
+                        "the slow replica gets it too")
+            return acks, missing
+
+    acks, missing = run_virtual(main())
+    assert acks == 2 and missing is None
 
 
 def test_a_read_with_r_replicas_unreachable_fails_with_the_count_and_is_counted():

@@ -94,3 +94,22 @@ def test_a_session_read_alone_with_its_replica_answers_what_it_holds_or_stale_se
     version, got, err = run_virtual(main())
     assert got is not None and got.version == version
     assert err.extra == {"after": version + 1, "newest": version}
+
+
+def test_a_write_with_a_session_token_is_stamped_above_it_and_a_forged_one_is_refused():
+    from dynamopy.node.errors import BadRequest
+
+    async def main():
+        async with InProcessCluster(IDS, seed=25) as c:
+            co = c.coordinator("n1")
+            seen, _ = await co.write(b"k", value=b"a", content_type="text/plain",
+                                     deleted=False, w=2)
+            later, _ = await co.write(b"k", value=b"b", content_type="text/plain",
+                                      deleted=False, w=2, after=seen + 10**9)
+            with pytest.raises(BadRequest):
+                await co.write(b"k", value=b"c", content_type="text/plain", deleted=False,
+                               w=2, after=(1 << 63) - 1)
+            return seen, later
+
+    seen, later = run_virtual(main())
+    assert later > seen + 10**9
