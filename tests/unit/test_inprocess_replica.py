@@ -123,3 +123,24 @@ def test_a_replica_that_lost_its_data_or_lags_the_log_refuses_to_serve():
     assert lost[0] == behind[0] == "not_caught_up"
     assert "n1 lost its data and is coming back as a replacement" in lost[1]
     assert "n1 is catching up with the metadata log" in behind[1]
+
+
+def test_a_read_asks_a_replica_that_is_catching_up_again_shortly():
+    """n3 missed an entry; a read at R=3 right after the partition heals gets not_caught_up
+    from n3 first (a get is answered at once, it cannot wait), asks again, and succeeds."""
+    from dynamopy.sim.inprocess import until
+
+    async def main():
+        async with InProcessCluster(IDS, seed=10) as c:
+            version, _ = await c.coordinator("n1").write(
+                b"k", value=b"v", content_type="text/plain", deleted=False, w=3)
+            c.network.partition([["n1", "n2"], ["n3"]])
+            await c.node("n1").propose({"op": "set_config", "hint_window_s": 100.0})
+            await until(lambda: c.node("n2").state.epoch == c.node("n1").state.epoch, 10,
+                        "n2 has the entry")
+            c.network.heal()
+            got = await c.coordinator("n1").read(b"k", r=3)
+            return version, got
+
+    version, got = run_virtual(main())
+    assert got is not None and got.version == version
