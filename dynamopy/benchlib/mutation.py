@@ -76,6 +76,20 @@ _NODE_EQUIVALENT = {
     **{f"{_CO}read__mutmut_{i}":
        "equivalent: the retry follows a successful wait_for_epoch, so require_ready and "
        "serving_state return the same state there" for i in (10, 11)},
+    **{f"{_CO}write__mutmut_{i}":
+       "equivalent: planning without serving_state's catch-up wait; a replica refuses a "
+       "ring that misses a change in progress (stale_epoch) and the write catches up and "
+       "retries, else the ring routes the key the same" for i in (3, 5)},
+    **{f"{_CO}write__mutmut_{i}":
+       "timing: a failure (or a newer version) not recorded leaves the round pending until "
+       "the budget; the same re-stamp or error follows, later" for i in (72, 80, 87, 88)},
+    **{f"{_CO}write__mutmut_{i}":
+       "timing: every pending call is bounded by the request timeout, so the wait ends as "
+       "soon without its own bound (or with a longer one)" for i in (93, 95, 97)},
+    **{f"{_CO}_put_one__mutmut_{i}":
+       "equivalent in outcome: extra coordinator hints (for a failed repair or fallback) are "
+       "delivered or re-homed newest-wins; one more copy, never fewer" for i in (32, 33)},
+    f"{_CO}_get_one__mutmut_8": "timing: one more not_caught_up retry, 50 ms later",
     f"{_CO}read__mutmut_5": "equivalent: attempt is only compared with 0",
     f"{_CO}read__mutmut_79":
         "timing: an unrecorded failure still starts the next target (fail(None) answers "
