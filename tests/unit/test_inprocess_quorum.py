@@ -291,3 +291,16 @@ def test_a_clean_stop_right_after_a_write_keeps_the_coordinators_hint():
             return node.store.hint_stats().get("n3", (0, 0))[0]
 
     assert run_virtual(main()) == 1
+
+
+def test_a_local_replica_that_cannot_serve_is_a_failure_not_an_empty_reply():
+    """n1's own replica refuses (it lost its data): an R=1 read at n1 must ask n2 rather than
+    count n1's refusal as "no such key"."""
+    async def main():
+        async with InProcessCluster(IDS, seed=29) as c:
+            version = await _write(c, "n1", b"k", b"v", w=3)
+            c.node("n1").replica.replacing = lambda: True
+            return version, await c.coordinator("n1").read(b"k", r=1)
+
+    version, got = run_virtual(main())
+    assert got is not None and got.version == version
