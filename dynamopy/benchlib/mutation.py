@@ -91,6 +91,18 @@ _NODE_EQUIVALENT = {
        "delivered or re-homed newest-wins; one more copy, never fewer" for i in (32, 33)},
     f"{_CO}_get_one__mutmut_8": "timing: one more not_caught_up retry, 50 ms later",
     f"{_CO}read__mutmut_5": "equivalent: attempt is only compared with 0",
+    f"{_CO}_check_token__mutmut_10": "text: the refusal's seconds, printed to 0.1 s",
+    f"{_CO}_get_one__mutmut_7":
+        "timing: two not_caught_up tries 50 ms apart instead of four (the replica is asked "
+        "less patiently; backups run meanwhile)",
+    # fanout.py
+    "dynamopy.node.fanout.xǁFanOutǁrun__mutmut_14":
+        "equivalent: the speculation timer on an empty queue launches nothing",
+    "dynamopy.node.fanout.xǁFanOutǁ_settle__mutmut_9": _FRUITLESS,
+    "dynamopy.node.fanout.xǁFanOutǁ_settle__mutmut_12":
+        "cost: a fallback's non-empty answer also starts the next target (one more call)",
+    **{f"dynamopy.node.fanout.xǁFanOutǁ_settle__mutmut_{i}": "text: the failure's log line"
+       for i in range(15, 22)},
     f"{_CO}read__mutmut_79":
         "timing: an unrecorded failure still starts the next target (fail(None) answers "
         "PENDING); the round can only fail at the budget instead of at once",
