@@ -102,7 +102,7 @@ _NODE_EQUIVALENT = {
     "dynamopy.node.fanout.xǁFanOutǁ_settle__mutmut_12":
         "cost: a fallback's non-empty answer also starts the next target (one more call)",
     **{f"dynamopy.node.fanout.xǁFanOutǁ_settle__mutmut_{i}": "text: the failure's log line"
-       for i in range(15, 22)},
+       for i in range(15, 24)},
     f"{_CO}read__mutmut_79":
         "timing: an unrecorded failure still starts the next target (fail(None) answers "
         "PENDING); the round can only fail at the budget instead of at once",
