@@ -99,6 +99,15 @@ _NODE_EQUIVALENT = {
     "dynamopy.node.fanout.xǁFanOutǁrun__mutmut_14":
         "equivalent: the speculation timer on an empty queue launches nothing",
     "dynamopy.node.fanout.xǁFanOutǁ_settle__mutmut_9": _FRUITLESS,
+    "dynamopy.node.fanout.xǁFanOutǁ_settle__mutmut_26":
+        "timing: a failure does not start the next target at once; the SPECULATE_S "
+        "speculation starts the rest (writes start every target at once anyway)",
+    **{f"dynamopy.node.fanout.xǁ_TaskDoneǁ__call____mutmut_{i}":
+       "unreachable while a request waits: a call task is cancelled only when its node "
+       "stops or crashes (the round's owner goes with it)" for i in range(1, 6)},
+    "dynamopy.node.fanout.xǁ_TaskDoneǁ__call____mutmut_6":
+        "timing: a failed call's error escapes the callback unsettled; reads start the rest "
+        "at SPECULATE_S, writes end at the budget with the same error",
     "dynamopy.node.fanout.xǁFanOutǁ_settle__mutmut_12":
         "cost: a fallback's non-empty answer also starts the next target (one more call)",
     **{f"dynamopy.node.fanout.xǁFanOutǁ_settle__mutmut_{i}": "text: the failure's log line"
