@@ -90,6 +90,12 @@ _NODE_EQUIVALENT = {
        "equivalent in outcome: extra coordinator hints (for a failed repair or fallback) are "
        "delivered or re-homed newest-wins; one more copy, never fewer" for i in (32, 33)},
     f"{_CO}_get_one__mutmut_8": "timing: one more not_caught_up retry, 50 ms later",
+    f"{_CO}write__mutmut_96":
+        "timing: a failed round waits 1 s less for late acks; the error (which says the "
+        "write may still be stored) can count fewer of them",
+    **{f"{_CO}write__mutmut_{i}":
+       "cost: more than one catch-up retry; each needs new stale_epoch refusals, i.e. the "
+       "ring changing again during the retry" for i in (112, 113)},
     f"{_CO}read__mutmut_5": "equivalent: attempt is only compared with 0",
     f"{_CO}_check_token__mutmut_10": "text: the refusal's seconds, printed to 0.1 s",
     f"{_CO}_get_one__mutmut_7":

@@ -97,6 +97,7 @@ def test_a_failed_write_is_not_acked_by_the_coordinators_own_hint_and_still_conv
             await until(lambda: not c.node("n1").detector.is_up("n3"), 10, "n1 sees n3 down")
             with pytest.raises(QuorumUnavailable) as e:
                 await _write(c, "n1", b"k", b"v1", w=3)
+            failures = _metric(c.node("n1"), "dynamopy_quorum_failures_total", kind="write")
             version = await _write(c, "n1", b"k", b"v2", w=2)
             await until(lambda: c.node("n1").store.hint_stats().get("n3", (0, 0))[0] >= 1, 5,
                         "n1 keeps a hint for n3")
@@ -108,10 +109,10 @@ def test_a_failed_write_is_not_acked_by_the_coordinators_own_hint_and_still_conv
                         "n1 deletes the delivered hints")
             # finished background calls (hint keeping included) are let go: no leak per write
             await until(lambda: not c.coordinator("n1")._background, 5, "background let go")
-            return e.value, hinted, c.node("n3").store.get(token, b"k")
+            return e.value, hinted, c.node("n3").store.get(token, b"k"), failures
 
-    err, hinted, on_n3 = run_virtual(main())
-    assert err.extra == {"acks": 2, "required": 3}
+    err, hinted, on_n3, failures = run_virtual(main())
+    assert err.extra == {"acks": 2, "required": 3} and failures == 1
     assert hinted >= 1
     assert on_n3.value == b"v2"
 
