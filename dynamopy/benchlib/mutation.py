@@ -111,9 +111,9 @@ _NODE_EQUIVALENT = {
     **{f"dynamopy.node.fanout.xǁ_TaskDoneǁ__call____mutmut_{i}":
        "unreachable while a request waits: a call task is cancelled only when its node "
        "stops or crashes (the round's owner goes with it)" for i in range(1, 6)},
-    "dynamopy.node.fanout.xǁ_TaskDoneǁ__call____mutmut_6":
-        "timing: a failed call's error escapes the callback unsettled; reads start the rest "
-        "at SPECULATE_S, writes end at the budget with the same error",
+    **{f"dynamopy.node.fanout.xǁ_TaskDoneǁ__call____mutmut_{i}":
+       "timing: a failed call's error escapes the callback unsettled; reads start the rest "
+       "at SPECULATE_S, writes end at the budget with the same error" for i in (6, 13)},
     "dynamopy.node.fanout.xǁFanOutǁ_settle__mutmut_12":
         "cost: a fallback's non-empty answer also starts the next target (one more call)",
     **{f"dynamopy.node.fanout.xǁFanOutǁ_settle__mutmut_{i}": "text: the failure's log line"
