@@ -157,7 +157,22 @@ _NODE_EQUIVALENT = {
        "equivalent: the default is read only when no hint for the target is left, and then "
        "_pass_on finds nothing to pass (count and bytes are zero together)"
        for i in (7, 9, 10, 11, 12)},
+    # replica.py
+    **{f"dynamopy.node.replica.xǁReplicaǁput__mutmut_{i}":
+       "equivalent: hint_lookup finds the hint just stored, so held is never None and "
+       "held.version >= record.version" for i in (36, 41)},
+    **{f"dynamopy.node.replica.xǁReplicaǁput__mutmut_{i}":
+       "equivalent: a put that was not applied found something at least as new stored, so "
+       "current is never None" for i in (65, 66)},
+    "dynamopy.node.replica.xǁReplicaǁput__mutmut_54":
+        "metrics: replica_put_seconds only",
     # transfer.py
+    **{f"{_TM}_gainer_done__mutmut_{i}":
+       "timing: the status call's bound (2 s, 3 s or the request timeout); an unanswered "
+       "call is 'not done' either way and the driver asks again" for i in (7, 11, 14)},
+    **{f"{_TM}_pull_all__mutmut_{i}":
+       "view only: /node's transfer progress after a restart that found the durable done "
+       "marker; the driver asks is_done (the marker), not the progress" for i in (3, 4)},
     **{f"{_TM}_pull_from__mutmut_{i}":
        "equivalent in outcome: without the stored cursor a restarted gainer pulls its "
        "ranges again from the start (newest wins); only a restart mid-transfer reads it"
