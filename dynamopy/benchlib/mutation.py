@@ -153,6 +153,8 @@ _NODE_EQUIVALENT = {
     **{f"{_HM}_rehome__mutmut_{i}": "text: the exception's message (logged by the caller)"
        for i in range(35, 40)},
     **{f"{_HM}hand_off__mutmut_{i}": "text: the retry log line" for i in range(14, 22)},
+    **{f"{_HM}run__mutmut_{i}": "text: the delivery loop's error log line"
+       for i in range(8, 14)},
     **{f"{_HM}hand_off__mutmut_{i}":
        "equivalent: the default is read only when no hint for the target is left, and then "
        "_pass_on finds nothing to pass (count and bytes are zero together)"

@@ -215,7 +215,14 @@ def test_a_hint_is_refused_past_the_window_or_the_cap_and_the_drop_is_counted(tm
         dropped = {(t, r): hm.metrics.registry.get_sample_value(
             "dynamopy_hints_dropped_total", {"target": t, "reason": r})
             for t, r in (("n3", "window"), ("n2", "cap"))}
-        return pending, refused, dropped, store.hint_stats()
+        stats = store.hint_stats()
+        # The cap counts the new hint's key and value on top of what is held: a long key
+        # with no value, or a long value with a one-byte key, is refused as well.
+        state.settings = Settings(hint_window_s=60.0, hint_max_bytes=stats["n2"][1] + 10)
+        for key, value in ((b"k" * 20, b""), (b"k", b"x" * 20)):
+            with pytest.raises(HintRefused):
+                await hm.store("n2", 4, key, Record(1, value=value))
+        return pending, refused, dropped, stats
 
     (pending, refused, dropped, stats), _peers, _ = _run(tmp_path, state, body)
     assert pending == 1.0
