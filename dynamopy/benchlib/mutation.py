@@ -98,6 +98,13 @@ _NODE_EQUIVALENT = {
        "ring changing again during the retry" for i in (112, 113)},
     f"{_CO}read__mutmut_5": "equivalent: attempt is only compared with 0",
     f"{_CO}_check_token__mutmut_10": "text: the refusal's seconds, printed to 0.1 s",
+    **{f"{_CO}_fan_out__mutmut_{i}":
+       "cost: the local replica is asked through the peer transport to itself instead of "
+       "in the same step; the same record" for i in (7, 9, 18)},
+    **{f"{_CO}_fan_out__mutmut_{i}": _FRUITLESS for i in (10, 19)},
+    f"{_CO}_fan_out__mutmut_5":
+        "timing: failures are not recorded (the callback fails); reads start the rest at "
+        "SPECULATE_S, writes end at the budget with the same error",
     f"{_CO}_get_one__mutmut_7":
         "timing: two not_caught_up tries 50 ms apart instead of four (the replica is asked "
         "less patiently; backups run meanwhile)",

@@ -113,6 +113,8 @@ def test_a_failed_write_is_not_acked_by_the_coordinators_own_hint_and_still_conv
 
     err, hinted, on_n3, failures = run_virtual(main())
     assert err.extra == {"acks": 2, "required": 3} and failures == 1
+    assert err.detail == ("only 2 of the required 3 replicas acknowledged the write within "
+                          "2.0s; it may still be stored on some replicas")
     assert hinted >= 1
     assert on_n3.value == b"v2"
 
