@@ -180,8 +180,17 @@ _NODE_EQUIVALENT = {
        "timing: the status call's bound (2 s, 3 s or the request timeout); an unanswered "
        "call is 'not done' either way and the driver asks again" for i in (7, 11, 14)},
     **{f"{_TM}_pull_all__mutmut_{i}":
-       "view only: /node's transfer progress after a restart that found the durable done "
-       "marker; the driver asks is_done (the marker), not the progress" for i in (3, 4)},
+       "view only: /node's transfer progress; the driver asks is_done (the durable marker), "
+       "not the progress" for i in (3, 4, 27, 28, 29)},
+    f"{_TM}_pull_all__mutmut_26": "equivalent: only the done marker's presence is read",
+    **{f"{_TM}_pull_all__mutmut_{i}": "text: the transfer-done log line"
+       for i in range(30, 40)},
+    f"{_TM}_is_driver__mutmut_4":
+        "equivalent in outcome: the lowest-numbered live member drives a join instead of the "
+        "joiner, the same way (asks the gainers, proposes finish_join)",
+    f"{_TM}_is_driver__mutmut_10":
+        "equivalent in outcome: during a removal the other members are normal (one change at "
+        "a time); a live removed member may drive its own removal, the same way",
     **{f"{_TM}_pull_from__mutmut_{i}":
        "equivalent in outcome: without the stored cursor a restarted gainer pulls its "
        "ranges again from the start (newest wins); only a restart mid-transfer reads it"
