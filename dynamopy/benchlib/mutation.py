@@ -102,6 +102,13 @@ _NODE_EQUIVALENT = {
        "cost: the local replica is asked through the peer transport to itself instead of "
        "in the same step; the same record" for i in (7, 9, 18)},
     **{f"{_CO}_fan_out__mutmut_{i}": _FRUITLESS for i in (10, 19)},
+    f"{_CO}_fan_out__mutmut_20":
+        "cost: every target is asked at once instead of R first and backups after; the "
+        "answer is still the newest of R counted replies",
+    **{f"{_CO}_fan_out__mutmut_{i}":
+       "timing: the round's budget 1 s shorter or longer; the caller then waits for the "
+       "pending calls (each bounded by the request timeout) before answering"
+       for i in (26, 27)},
     f"{_CO}_fan_out__mutmut_5":
         "timing: failures are not recorded (the callback fails); reads start the rest at "
         "SPECULATE_S, writes end at the budget with the same error",
