@@ -195,6 +195,9 @@ _NODE_EQUIVALENT = {
     f"{_TM}_is_driver__mutmut_4":
         "equivalent in outcome: the lowest-numbered live member drives a join instead of the "
         "joiner, the same way (asks the gainers, proposes finish_join)",
+    **{f"{_TM}_is_driver__mutmut_{i}":
+       "cost: more than one live member drives a removal; each asks the gainers, and a "
+       "second finish for the same change_epoch is refused" for i in (17, 21)},
     f"{_TM}_is_driver__mutmut_10":
         "equivalent in outcome: during a removal the other members are normal (one change at "
         "a time); a live removed member may drive its own removal, the same way",
