@@ -58,14 +58,17 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("transfer_max_bytes_s", int, 64 * 1024 * 1024,
             "throttle of data streamed to this node during joins, leaves and removals"),
     Setting("anti_entropy_interval_s", float, 180.0,
-            "how often this node compares hash trees with each co-replica and repairs the "
-            "keys that differ; 0 turns anti-entropy off"),
+            "cluster setting (the seeds' flag at bootstrap, then POST /cluster/config): how "
+            "often each node compares hash trees with each co-replica and repairs the keys "
+            "that differ; 0 turns anti-entropy off"),
     Setting("anti_entropy_rate", int, 1000,
-            "keys per second anti-entropy may list or repair (its budget beside client traffic)"),
+            "cluster setting (bootstrap default): keys per second anti-entropy may list or "
+            "repair (its budget beside client traffic)"),
     Setting("tombstone_grace_s", float, 10 * 86400.0,
-            "a tombstone is purged once older than this and held by every current replica of "
-            "its key (needs anti-entropy on); bring a down node back within it, or remove it "
-            "and add it fresh"),
+            "cluster setting (bootstrap default): a tombstone is purged once older than this "
+            "and held by every current replica of its key (needs anti-entropy on), and older "
+            "hints are dropped; bring a down node back within it, or remove it and add it "
+            "fresh"),
     Setting("peer_max_unauthenticated", int, 64,
             "peer connections allowed to wait for their handshake; the oldest is dropped beyond"),
     Setting("peer_buffer_bytes", int, 64 * 1024 * 1024,
@@ -79,8 +82,9 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("join_timeout_s", float, 60.0,
             "a join whose joiner does not answer for this long is abandoned"),
     Setting("max_clock_offset_ms", int, 500,
-            "a node whose clock is further than this from a majority of its peers stops "
-            "stamping writes (503 clock_skew) and is not ready; 0 turns the check off"),
+            "a node whose clock is further than this from a majority of its measured peers, "
+            "or stepped by more than this since they last vouched for it, stops stamping "
+            "writes (503 clock_skew) and is not ready; 0 turns the check off"),
     Setting("peer_delay_ms", str, "", "experiment knob: delay outgoing peer messages, 'X' or 'LO-HI' ms"),
     Setting("log_level", str, "info", "log level"),
     Setting("tls_cert", str, "", "PEM certificate of this node: turns on HTTPS and mutual TLS "

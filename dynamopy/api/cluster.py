@@ -22,6 +22,8 @@ def clock_view(node) -> dict:
     return {"max_offset_ms": node.config.max_clock_offset_ms,
             "offset_ms": None if v is None else round(v.offset_ms, 1),
             "skewed": bool(v is not None and v.skewed),
+            # why it is fenced: "majority", "stepped" or "trusted_peer" (core.clock_offsets)
+            "reason": v.reason if v is not None and v.skewed else None,
             "peers_measured": 0 if v is None else v.measured,
             "peer_offsets_ms": {mid: node.detector.offset_ms(mid)
                                 for mid in node.state.members if mid != node.id}}
@@ -50,6 +52,8 @@ def build_router(node) -> APIRouter:
         return {
             "epoch": state.epoch, "n": s.n, "r": s.r, "w": s.w,
             "hint_window_s": s.hint_window_s, "hint_max_bytes": s.hint_max_bytes,
+            "anti_entropy_interval_s": s.anti_entropy_interval_s,
+            "anti_entropy_rate": s.anti_entropy_rate, "tombstone_grace_s": s.tombstone_grace_s,
             "change": list(state.change) if state.change else None,
             # While a change of the R/W defaults settles, requests without an explicit
             # quorum use these (the larger of old and new); null once settled.
@@ -124,7 +128,8 @@ def build_router(node) -> APIRouter:
                       + (f"; not possible yet: {blocked}" if blocked else ""))
         elif not node.detector.clock_ok:
             detail = ("this node's clock is too far from its peers'" if node.detector.skew and
-                      node.detector.skew.skewed else "clock offsets not measured yet")
+                      node.detector.skew.skewed else "this node's clock is not confirmed by a "
+                      "majority of the members yet")
         return JSONResponse({"error": "not_ready", "detail": detail, "clock": clock_view(node),
                              "id": node.id, "epoch": node.state.epoch}, status_code=503)
 

@@ -88,7 +88,8 @@ def build_router(node) -> APIRouter:
         epoch = await node.propose({"op": "remove", "id": member_id})
         return JSONResponse({"epoch": epoch}, status_code=202)
 
-    @router.post("/cluster/config", status_code=202, summary="Change R/W defaults or hint settings",
+    @router.post("/cluster/config", status_code=202,
+                 summary="Change R/W defaults, hint, anti-entropy or tombstone settings",
                  responses=responses(None, BAD_REQUEST, UNAUTHORIZED, CONFLICT, UNAVAILABLE),
                  openapi_extra={"requestBody": {"required": True, "content": {"application/json": {"schema": {
                      "type": "object", "additionalProperties": False,
@@ -97,10 +98,14 @@ def build_router(node) -> APIRouter:
                                     "hint_window_s": {"type": "number", "minimum": 0,
                                                       "maximum": MAX_HINT_WINDOW_S},
                                     "hint_max_bytes": {"type": "integer", "minimum": 0,
-                                                       "maximum": MAX_HINT_BYTES}}}}}}})
+                                                       "maximum": MAX_HINT_BYTES},
+                                    "anti_entropy_interval_s": {"type": "number", "minimum": 0},
+                                    "anti_entropy_rate": {"type": "integer", "minimum": 1},
+                                    "tombstone_grace_s": {"type": "number",
+                                                          "exclusiveMinimum": 0}}}}}}})
     async def set_config(request: Request):
         body = await _json_body(request)
-        for name in ("r", "w", "hint_max_bytes"):  # JSON Schema integers may come as 3.0
+        for name in ("r", "w", "hint_max_bytes", "anti_entropy_rate"):  # may come as 3.0
             if isinstance(body.get(name), float) and body[name].is_integer():
                 body[name] = int(body[name])
         if body.get("hint_max_bytes", 0) > MAX_HINT_BYTES if isinstance(

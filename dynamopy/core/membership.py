@@ -51,8 +51,8 @@ Entries without ``at_ms`` (older logs) free no number: they are never reused.
   re-replicate its ranges), and if it was in the metadata group its acceptor role is retired
   too (``retired``: listed, never voting again under this id until the group is changed).
   The node then joins again as a new member and streams its ranges back.
-* N and the hash layout are fixed at bootstrap; R, W and hint settings change by
-  ``set_config``.
+* N and the hash layout are fixed at bootstrap; R, W, hint, anti-entropy and tombstone
+  settings change by ``set_config`` (the bootstrap entry carries the seeds' flags).
 * A change of the R/W defaults is not seen by every node at the same instant, so it settles
   in two steps: from the ``set_config`` on, the defaults in effect (:meth:`ClusterState.defaults`)
   are the larger of the old and the new R and W; the ``finish_config`` entry naming that
@@ -70,7 +70,8 @@ from dynamopy.core.versions import MAX_MEMBER_NUMBER
 from ring import Ring
 
 JOINING, NORMAL, LEAVING = "joining", "normal", "leaving"
-CONFIG_KEYS = ("r", "w", "hint_window_s", "hint_max_bytes")
+CONFIG_KEYS = ("r", "w", "hint_window_s", "hint_max_bytes", "anti_entropy_interval_s",
+               "anti_entropy_rate", "tombstone_grace_s")
 RID_WINDOW = 1024
 REUSE_AFTER_MS = 60_000  # a removed member's number is reusable this long after its removal
 
@@ -94,15 +95,27 @@ class Member:
 
 @dataclass(frozen=True, slots=True)
 class Settings:
+    """The cluster's settings, the same on every node at an epoch. The anti-entropy and
+    tombstone settings are here, not per node, because the tombstone grace must be one
+    number: the first replica purges a tombstone older than *its* grace, and a hint holder
+    drops hints older than *its* grace (``core.tombstones``); a holder with a longer grace
+    than the purger would deliver a hint the purged tombstone shadowed, and the operator
+    rule (back within the grace, or removed) needs one grace to be kept."""
     n: int = 3
     r: int = 2
     w: int = 2
     hint_window_s: float = 3 * 3600.0
     hint_max_bytes: int = 256 * 1024 * 1024
+    anti_entropy_interval_s: float = 180.0   # 0: off
+    anti_entropy_rate: int = 1000            # keys listed or repaired per second
+    tombstone_grace_s: float = 10 * 86400.0
 
     def to_dict(self) -> dict:
         return {"n": self.n, "r": self.r, "w": self.w,
-                "hint_window_s": self.hint_window_s, "hint_max_bytes": self.hint_max_bytes}
+                "hint_window_s": self.hint_window_s, "hint_max_bytes": self.hint_max_bytes,
+                "anti_entropy_interval_s": self.anti_entropy_interval_s,
+                "anti_entropy_rate": self.anti_entropy_rate,
+                "tombstone_grace_s": self.tombstone_grace_s}
 
 
 class InvalidEntry(ValueError):
@@ -405,7 +418,10 @@ def _remove(s: ClusterState, e: Mapping[str, Any], replacing: bool = False) -> C
 
     The member of the change in progress can be removed too (it died mid-change, and only
     it could finish that change): a joiner is dropped and the join abandoned (the ring never
-    switched to it); a leaver's leave becomes a removal (survivors supply its ranges)."""
+    switched to it); a leaver's leave becomes a removal (survivors supply its ranges). So
+    can a *gainer* of a leave or remove (the change waits for it for ever): that change is
+    abandoned and this removal takes its place. Any other member is refused (409) while a
+    change is in progress."""
     mid = e.get("id")
     if e.get("abandon_join") and (s.change != ("join", mid)
                                   or e.get("change_epoch") != s.change_epoch):
@@ -417,6 +433,15 @@ def _remove(s: ClusterState, e: Mapping[str, Any], replacing: bool = False) -> C
                        free_numbers=_release(s, s.members[mid].number, e))
     if s.change == ("leave", mid):
         return replace(s, change=("remove", mid))
+    if s.change is not None and s.change[0] in ("leave", "remove") and mid in s.gainers():
+        # A gainer of a leave/remove died: the change can never finish (it waits for every
+        # gainer). Abandon it (the leaver is a normal member again: it was a replica all
+        # along, and writes during the change met W on the current ring, see
+        # core.quorum.pending_required) and remove the gainer instead; the leave is
+        # re-issued afterwards.
+        leaver = s.members[s.change[1]]
+        s = replace(s, members={**s.members, leaver.id: replace(leaver, state=NORMAL)},
+                    pending_ring=None, change=None)
     return _leave(s, e, op="remove", replacing=replacing)
 
 
@@ -434,11 +459,17 @@ def _set_config(s: ClusterState, e: Mapping[str, Any]) -> ClusterState:
                            f"cannot set {sorted(unknown)}: settable are {list(CONFIG_KEYS)}")
     new = replace(s.settings, **{k: e[k] for k in CONFIG_KEYS if k in e})
     _check_rw(new.n, new.r, new.w)
-    for name, kinds in (("hint_window_s", (int, float)), ("hint_max_bytes", (int,))):
+    for name, kinds, least in (("hint_window_s", (int, float), 0),
+                               ("hint_max_bytes", (int,), 0),
+                               ("anti_entropy_interval_s", (int, float), 0),
+                               ("anti_entropy_rate", (int,), 1)):
         v = getattr(new, name)
-        if isinstance(v, bool) or not isinstance(v, kinds) or v < 0:
+        if isinstance(v, bool) or not isinstance(v, kinds) or v < least:
             what = "an integer" if kinds == (int,) else "a number"
-            raise InvalidEntry(400, "bad_request", f"{name}={v!r} must be {what} >= 0")
+            raise InvalidEntry(400, "bad_request", f"{name}={v!r} must be {what} >= {least}")
+    g = new.tombstone_grace_s
+    if isinstance(g, bool) or not isinstance(g, (int, float)) or not g > 0:
+        raise InvalidEntry(400, "bad_request", f"tombstone_grace_s={g!r} must be a number > 0")
     nxt = replace(s, settings=new)
     if (new.r, new.w) != (s.settings.r, s.settings.w):
         r_now, w_now = s.defaults()

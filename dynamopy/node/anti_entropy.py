@@ -20,9 +20,12 @@ Rules:
   ``stale_epoch`` and the pair waits for the next round.
 * Budget: every key listed or repaired counts against ``--anti-entropy-rate`` keys/s; after
   each batch of leaves the loop sleeps ``keys / rate`` seconds. Tree levels cost no keys.
-* ``--anti-entropy-interval-s 0`` turns it off: no tree, no watcher, no exchanges started,
-  and this node refuses ``ae_tree`` (``anti_entropy_off``); it still answers the key and
-  record methods, which hand-offs use.
+* The interval, the rate and the tombstone grace are cluster settings (``set_config``, the
+  bootstrap entry carries the seeds' ``--anti-entropy-interval-s``, ``--anti-entropy-rate``
+  and ``--tombstone-grace-s``); the flags count only until this node knows the cluster's.
+* Interval 0 turns it off: no exchanges, and a node that never had it on has no tree and
+  no watcher and refuses ``ae_tree`` (``anti_entropy_off``); it still answers the key and
+  record methods, which hand-offs use. Turned on later, the node builds its tree first.
 * Hand-off before a drop (:meth:`AntiEntropy.hand_off`): a node drops the records of a range
   it no longer replicates only once every member that replicates that range now (current
   and pending ring) holds each of those records at the same or a newer version. It finds
@@ -70,6 +73,7 @@ LEAF_BATCH = 64          # leaves per ae_keys call
 RECORD_BYTES = 8 * 1024 * 1024   # records per ae_get reply / ae_push call (one peer frame)
 CALL_TIMEOUT_S = 10.0
 OFF = "anti_entropy_off"
+OFF_POLL_S = 5.0         # while off, how often the loop looks whether it was turned on
 HANDOFF_RETRY_S = 1.0
 SPAN_PIECE = 1 << 22     # a hand-off without trees lists keys in pieces of this many tokens
 
@@ -139,10 +143,25 @@ class AntiEntropy:
             call_peer=call_peer, get_state=get_state, clock=clock, metrics=metrics,
             store=lambda: self.store, check=self._check, blocking=self._blocking)
         self._next_purge = 0.0
+        self._watching = False
 
     @property
     def enabled(self) -> bool:
         return self.interval_s > 0
+
+    def _adopt(self, state: ClusterState) -> None:
+        """Take the cluster's anti-entropy and tombstone settings (once it has any)."""
+        if not state.bootstrapped:
+            return
+        s = state.settings
+        if (s.anti_entropy_interval_s, s.anti_entropy_rate) != (self.interval_s,
+                                                                self.rate_keys_s):
+            log.info("anti-entropy: every %ss, at most %d keys/s (cluster settings)",
+                     s.anti_entropy_interval_s, s.anti_entropy_rate)
+        self.interval_s = float(s.anti_entropy_interval_s)
+        self.rate_keys_s = max(1, int(s.anti_entropy_rate))
+        self.purge.grace_s = float(s.tombstone_grace_s)
+        self.purge.rate_keys_s = self.rate_keys_s
 
     # ---- the tree ----------------------------------------------------------------------
     async def attach(self, store, *, inline: bool = False) -> None:
@@ -151,10 +170,13 @@ class AntiEntropy:
         Exchanges start, and ``ae_tree`` answers, once it is built."""
         self.store = store
         self.inline = inline
-        if not self.enabled:
-            return
+        if self.enabled:   # the cluster's setting once the log was replayed, else the flag
+            await self._build_tree()
+
+    async def _build_tree(self) -> None:
         started = self.clock.monotonic()
-        snapshot = store.watch(self._on_change)
+        self._watching = True
+        snapshot = self.store.watch(self._on_change)
         await self._blocking(self._build, snapshot)
         self.build_s = self.clock.monotonic() - started
         self.metrics.ae_tree_build_seconds.set(self.build_s)
@@ -190,21 +212,27 @@ class AntiEntropy:
                 tree.xor(token, delta, count)
 
     def on_state_change(self, old: ClusterState, new: ClusterState) -> None:
-        """A membership change: forget the exchange records of members that are gone."""
+        """A membership change: forget the exchange records of members that are gone; a
+        settings change: take it."""
+        self._adopt(new)
         for peer in [p for p in self.totals.peers if new.member(p) is None]:
             del self.totals.peers[peer]
 
     def detach(self) -> None:
-        if self.store is not None and self.enabled:
+        if self.store is not None and self._watching:
+            self._watching = False
             self.store.unwatch()
 
     # ---- the loop ----------------------------------------------------------------------
     async def run(self) -> None:
-        if not self.enabled:
-            return
         while True:
+            if not self.enabled:   # off: the cluster may turn it on
+                await self.clock.sleep(OFF_POLL_S)
+                continue
+            if not self._watching and self.store is not None:
+                await self._build_tree()
             await self.clock.sleep(self.interval_s * self.rng.uniform(0.5, 1.0))
-            if self.built:
+            if self.built and self.enabled:
                 await self.round()
                 if self.clock.monotonic() >= self._next_purge:
                     self._next_purge = self.clock.monotonic() + self.purge.every_s

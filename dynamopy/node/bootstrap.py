@@ -40,17 +40,26 @@ log = logging.getLogger(__name__)
 RETRY_S = 0.3
 
 
+def bootstrap_settings(cfg, **override) -> Settings:
+    """The cluster settings a bootstrap entry carries: this node's flags (every setting
+    after that changes through ``POST /cluster/config``, whatever the flags say)."""
+    fields = dict(n=cfg.n, r=cfg.r, w=cfg.w, hint_window_s=cfg.hint_window_s,
+                  hint_max_bytes=cfg.hint_max_bytes,
+                  anti_entropy_interval_s=cfg.anti_entropy_interval_s,
+                  anti_entropy_rate=cfg.anti_entropy_rate,
+                  tombstone_grace_s=cfg.tombstone_grace_s)
+    return Settings(**{**fields, **override})
+
+
 def effective_seeds(node: "Node") -> tuple[list[str], Settings]:
     cfg = node.config
-    settings = Settings(n=cfg.n, r=cfg.r, w=cfg.w, hint_window_s=cfg.hint_window_s,
-                        hint_max_bytes=cfg.hint_max_bytes)
+    settings = bootstrap_settings(cfg)
     if cfg.seeds:
         return list(cfg.seeds), settings
     # No seeds: a one-node cluster of its own, so `dynamopy serve` alone just works.
     if settings.n > 1:
         log.warning("no --seeds given: starting a single-node cluster with n=r=w=1")
-    return [cfg.advertise_url], Settings(n=1, r=1, w=1, hint_window_s=cfg.hint_window_s,
-                                         hint_max_bytes=cfg.hint_max_bytes)
+    return [cfg.advertise_url], bootstrap_settings(cfg, n=1, r=1, w=1)
 
 
 def _verify(node: "Node"):

@@ -2,9 +2,10 @@
 real requests. Decisions live in :mod:`dynamopy.core.failure`; this module does the I/O.
 
 Pings also measure clock offsets (:mod:`dynamopy.core.clock_offsets`): each reply carries the
-peer's wall clock. After every round the node judges its own clock: while it is off from a
-majority of its peers by more than ``--max-clock-offset-ms`` it logs an error, is not ready,
-and refuses to stamp writes (503 ``clock_skew``), until the offset is back within bounds.
+peer's wall clock and whether the peer trusts its own. After every round the node judges its
+own clock by the fence's rules (far from a majority of its measured peers, or stepped since a
+majority last vouched for it, ...): while skewed it logs an error, is not ready, and refuses to
+stamp writes (503 ``clock_skew``), until the clock is back within ``--max-clock-offset-ms``.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import asyncio
 import logging
 from typing import TYPE_CHECKING, Any, Awaitable, Callable, Optional
 
-from dynamopy.core.clock_offsets import PeerOffsets, SkewVerdict
+from dynamopy.core.clock_offsets import ClockFence, SkewVerdict
 from dynamopy.core.failure import PeerHealth
 from dynamopy.node.errors import ClockSkew, NotReady
 
@@ -23,6 +24,10 @@ if TYPE_CHECKING:  # pragma: no cover
     from dynamopy.node.metrics import Metrics
 
 log = logging.getLogger(__name__)
+
+_REASONS = {"majority": "far from a majority of the measured peers",
+            "stepped": "its wall clock stepped since a majority last vouched for it",
+            "trusted_peer": "far from a peer that trusts its clock, never vouched for itself"}
 
 PING_INTERVAL_S = 0.25
 PING_TIMEOUT_S = 0.5
@@ -42,9 +47,9 @@ class FailureDetector:
         self.call_peer, self.note_epoch, self.on_alive = call_peer, note_epoch, on_alive
         self.max_clock_offset_ms = max_clock_offset_ms
         self.health: dict[str, PeerHealth] = {}
-        self.offsets = PeerOffsets()
+        self.fence = ClockFence()
+        self.offsets = self.fence.offsets
         self.skew: Optional[SkewVerdict] = None   # None until the first round is judged
-        self.clock_checked = False                # a majority of the peers up was measured
 
     def _get(self, member_id: str) -> PeerHealth:
         h = self.health.get(member_id)
@@ -109,21 +114,27 @@ class FailureDetector:
         self.note_epoch(reply.get("epoch", 0), member_id)
         peer_ms = reply.get("wall_ms")
         if isinstance(peer_ms, int):
-            self.offsets.sample(member_id, sent_ms, peer_ms, received_ms, clock.monotonic())
+            self.offsets.sample(member_id, sent_ms, peer_ms, received_ms, clock.monotonic(),
+                                trusted=reply.get("clock_trusted") is True)
+
+    @property
+    def clock_trusted(self) -> bool:
+        """Told to peers in ping replies: this node has an anchor and is not skewed."""
+        return self.fence.trusted
 
     # ---- clock offsets ------------------------------------------------------------------
     def offset_ms(self, member_id: str) -> Optional[float]:
         """The estimated offset of ``member_id``'s clock from ours (None: not measured)."""
         if member_id == self.me:
             return 0.0
-        e = self.offsets.estimate(member_id, self.clock.monotonic())
+        e = self.offsets.estimate(member_id, self.clock.monotonic(), self.clock.wall_ms())
         return None if e is None else round(e.offset_ms, 1)
 
     def _judge_clock(self, others: list[str]) -> None:
         max_ms = self.max_clock_offset_ms
-        verdict = self.offsets.verdict(others, self.clock.monotonic(), max_ms)
         up = sum(1 for m in others if self.is_up(m))
-        self.clock_checked = up == 0 or verdict.measured * 2 > up
+        verdict = self.fence.judge(others, up, self.clock.monotonic(), self.clock.wall_ms(),
+                                   max_ms)
         was = self.skew.skewed if self.skew is not None else False
         self.skew = verdict
         self.metrics.clock_offset.set(verdict.offset_ms)
@@ -133,26 +144,33 @@ class FailureDetector:
             if off is not None:
                 self.metrics.peer_clock_offset.labels(mid).set(off)
         if verdict.skewed and not was:
-            log.error("CLOCK SKEW: this node's clock is %.0f ms off its peers (%d of %d peers "
-                      "beyond --max-clock-offset-ms=%d): refusing writes and not ready until "
-                      "the clock is back", verdict.offset_ms, verdict.far, verdict.peers, max_ms)
+            log.error("CLOCK SKEW (%s): this node's clock is %.0f ms off its peers (%d of %d "
+                      "measured peers beyond --max-clock-offset-ms=%d): refusing writes and "
+                      "not ready until the clock is back", _REASONS[verdict.reason],
+                      verdict.offset_ms, verdict.far, verdict.measured, max_ms)
         elif was and not verdict.skewed:
             log.warning("clock back within %d ms of the peers (offset %.0f ms): serving writes",
                         max_ms, verdict.offset_ms)
 
     @property
+    def clock_checked(self) -> bool:
+        """A round was judged and this node has an anchor (its clock was vouched for)."""
+        return self.skew is not None and self.skew.checked
+
+    @property
     def clock_ok(self) -> bool:
-        return self.clock_checked and not (self.skew is not None and self.skew.skewed)
+        return self.clock_checked and not self.skew.skewed
 
     def check_clock(self) -> None:
         """Raise unless this node's clock may stamp versions (see the module docstring)."""
         if self.skew is not None and self.skew.skewed:
             v = self.skew
             raise ClockSkew(
-                f"this node's clock is {v.offset_ms:.0f} ms off its peers ({v.far} of "
-                f"{v.peers} beyond the {self.max_clock_offset_ms} ms bound); it "
-                "stamps no versions until its clock is back: use another node",
+                f"this node's clock is {v.offset_ms:.0f} ms off its peers "
+                f"({_REASONS.get(v.reason, v.reason)}; bound {self.max_clock_offset_ms} ms); "
+                "it stamps no versions until its clock is back: use another node",
                 offset_ms=round(v.offset_ms), max_clock_offset_ms=self.max_clock_offset_ms)
         if not self.clock_checked and len(self.state().members) > 1:
-            raise NotReady("this node has not measured its clock against its peers yet; "
-                           "retry shortly")
+            raise NotReady("this node has not had its clock confirmed by its peers yet "
+                           "(it needs a majority of the members within "
+                           f"{self.max_clock_offset_ms} ms of it); retry shortly")

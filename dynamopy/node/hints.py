@@ -15,7 +15,13 @@ Rules:
   that serves it whichever way the change ends (a gainer may already have pulled past it,
   and a losing owner drops it at the switch).
 * A leaving member hands off every hint it holds before its ``finish_leave`` (``hand_off``):
-  to the target if it is up, else as a hint for the same target to another live member.
+  to the target if it is up, else as a hint for the same target to another live member. From
+  its ``leave`` on it stores no new hint, neither as a fallback nor as a coordinator (counted
+  as ``dropped{reason="leaving"}``), so none is left behind after the hand-off.
+* A hint older than the tombstone grace (``core.tombstones.hint_expired``) is never
+  delivered, re-homed, passed on or read: a purged tombstone may shadow it. The holder drops
+  it (counted as ``dropped{reason="expired"}`` and logged); a target that receives one (the
+  holder's clock may differ) skips it and acks, so the holder deletes it.
 """
 
 from __future__ import annotations
@@ -26,6 +32,7 @@ from typing import TYPE_CHECKING, Any, Awaitable, Callable, Optional
 
 from dynamopy.core.placement import replicas
 from dynamopy.core.records import Record, record_wire_bytes
+from dynamopy.core.tombstones import hint_expired
 from dynamopy.core.versions import decompose
 from dynamopy.node.clock import wait_set
 from dynamopy.node.errors import stale_epoch_of
@@ -59,17 +66,22 @@ class HintManager:
     getter), the store and group committer, the clock, metrics, the failure detector (who is
     up, for how long down), a peer caller (``call_peer(member, method, payload, timeout_s)``),
     the epoch reports of peers (``note_epoch``), whether the node is stopping, the node's
-    version clock (``observe_version``), and the local replica (set once both exist: each uses the other)."""
+    version clock (``observe_version``), the tombstone grace (a getter) and the clock bound
+    (hints older than the grace expire), and the local replica (set once both exist: each
+    uses the other)."""
 
     def __init__(self, *, me: str, state: Callable[[], "ClusterState"], store: "Storage",
                  committer: "GroupCommitter", clock: "Clock", metrics: "Metrics",
                  detector: "FailureDetector", call_peer: CallPeer,
                  note_epoch: Callable[[int, str], None], stopping: Callable[[], bool],
-                 observe_version: Callable[[int], None], replica: Optional["Replica"] = None):
+                 observe_version: Callable[[int], None],
+                 tombstone_grace_s: Callable[[], float], max_clock_offset_ms: int = 500,
+                 replica: Optional["Replica"] = None):
         self.me, self.state, self.storage, self.committer = me, state, store, committer
         self.clock, self.metrics, self.detector = clock, metrics, detector
         self.call_peer, self.note_epoch, self.stopping = call_peer, note_epoch, stopping
         self.observe_version, self.replica = observe_version, replica
+        self.tombstone_grace_s, self.max_clock_offset_ms = tombstone_grace_s, max_clock_offset_ms
         self._wake = asyncio.Event()
         self._backoff: dict[str, float] = {}
         self._retry_at: dict[str, float] = {}
@@ -80,8 +92,34 @@ class HintManager:
     def wake(self) -> None:
         self._wake.set()
 
+    def expired(self, record: Record) -> bool:
+        """Too old to hand to anyone: a purged tombstone may shadow it (module rules)."""
+        return hint_expired(record, self.clock.wall_ms(), self.tombstone_grace_s(),
+                            self.max_clock_offset_ms)
+
+    async def _drop_expired(self, target: str, batch: list) -> list:
+        """Delete the expired hints of ``batch`` (counted, logged); return the others."""
+        old, keep = [], []
+        for h in batch:
+            (old if self.expired(h[3]) else keep).append(h)
+        if old:
+            await self.committer.delete_hints([hk for hk, *_ in old])
+            self.metrics.hints_dropped.labels(target, "expired").inc(len(old))
+            log.warning("dropped %d hint(s) for %s older than the tombstone grace (%.0fs): "
+                        "a purged delete may shadow them", len(old), target,
+                        self.tombstone_grace_s())
+        return keep
+
     async def store(self, target: str, token: int, key: bytes, record: Record) -> None:
-        settings = self.state().settings
+        state = self.state()
+        settings = state.settings
+        me = state.member(self.me)
+        if me is not None and me.state == "leaving":
+            # It hands off the hints it holds before it leaves; one stored after that (a
+            # fallback's, or the coordinator's own for a replica that missed a write) would
+            # leave with it. The coordinator's is never counted: anti-entropy heals instead.
+            self.metrics.hints_dropped.labels(target, "leaving").inc()
+            raise HintRefused(f"{self.me} is leaving the cluster; it keeps no new hints")
         if self.detector.down_for(target) > settings.hint_window_s:
             self.metrics.hints_dropped.labels(target, "window").inc()
             raise HintRefused(f"{target} has been down longer than the hint window "
@@ -117,6 +155,8 @@ class HintManager:
             return
         while not self.stopping():
             batch = _within_bytes(self.storage.hints(target, DELIVERY_BATCH), DELIVERY_BYTES)
+            if batch and not (batch := await self._drop_expired(target, batch)):
+                continue
             if not batch:
                 self.metrics.hints_pending.labels(target).set(0)
                 self._backoff.pop(target, None)
@@ -206,6 +246,8 @@ class HintManager:
                   and self.detector.is_up(m.id)]
         while not self.stopping():
             batch = _within_bytes(self.storage.hints(target, DELIVERY_BATCH), DELIVERY_BYTES)
+            if batch and not (batch := await self._drop_expired(target, batch)):
+                continue
             if not batch:
                 return
             passed = []
@@ -237,11 +279,20 @@ class HintManager:
         await self.replica.wait_caught_up()
         for token, _key, _wire in items:
             self.replica.check_epoch(epoch, token)
-        writes = []
+        writes, expired = [], 0
         for token, key, wire in items:
             rec = Record.from_wire(wire)
             self.observe_version(rec.version)
+            if self.expired(rec):
+                expired += 1   # acked unapplied: the sender deletes it
+                continue
             writes.append((token, key, rec))
+        if expired:
+            self.metrics.hints_dropped.labels(self.me, "expired").inc(expired)
+            log.warning("skipped %d handed-off record(s) from %s older than the tombstone "
+                        "grace", expired, peer_id)
+        if not writes:
+            return 0
         applied = await self.committer.submit(writes=writes)
         return sum(1 for a in applied if a)
 

@@ -59,8 +59,10 @@ class Metrics:
                                   "this node's clock minus the median of its peers' (estimated)",
                                   registry=r)
         self.clock_skewed = Gauge("dynamopy_clock_skewed",
-                                  "1 while this node's clock is beyond --max-clock-offset-ms "
-                                  "from a majority of its peers (writes refused)", registry=r)
+                                  "1 while this node's clock is fenced: beyond "
+                                  "--max-clock-offset-ms from a majority of its measured peers "
+                                  "or stepped since they vouched for it (writes refused)",
+                                  registry=r)
         self.peer_clock_offset = Gauge("dynamopy_peer_clock_offset_ms",
                                        "a peer's clock minus this node's (NTP-style estimate)",
                                        ["peer"], registry=r)

@@ -83,10 +83,13 @@ class Replica:
 
     def get(self, token: int, key: bytes, hint_for: Optional[str] = None) -> Optional[Record]:
         """The local record; for a fallback standing in for ``hint_for``, also the hints it
-        holds for that member (a sloppy read), newest first."""
+        holds for that member (a sloppy read), newest first; an expired hint is not read (a
+        read repair would spread what a purged tombstone shadows)."""
         rec = self.store.get(token, key)
         if hint_for is not None and hint_for != self.me:
-            rec = newest((rec, self.store.hint_lookup(hint_for, token, key)))
+            hinted = self.store.hint_lookup(hint_for, token, key)
+            if hinted is not None and not self.hints.expired(hinted):
+                rec = newest((rec, hinted))
         return rec
 
     async def apply_repairs(self, epoch: int, items: list) -> int:

@@ -81,7 +81,9 @@ class Node:
             me=self.id, state=state, store=self.store, committer=self.committer,
             clock=clock, metrics=self.metrics, detector=self.detector,
             call_peer=self.call_peer, note_epoch=self.note_epoch,
-            stopping=lambda: self.stopping, observe_version=self.observe_version)
+            stopping=lambda: self.stopping, observe_version=self.observe_version,
+            tombstone_grace_s=lambda: self.state.settings.tombstone_grace_s,
+            max_clock_offset_ms=config.max_clock_offset_ms)
         self.replica = Replica(
             me=self.id, state=state, store=self.store, committer=self.committer, clock=clock,
             metrics=self.metrics, catchup=self.catchup, poke_metalog=lambda: self.metalog.poke(),
@@ -284,7 +286,8 @@ class Node:
     def _on_ping(self, payload: Any, peer_id: str) -> dict:
         if isinstance(payload, dict) and isinstance(payload.get("epoch"), int):
             self.note_epoch(payload["epoch"], peer_id)
-        return {"epoch": self.state.epoch, "id": self.id, "wall_ms": self.clock.wall_ms()}
+        return {"epoch": self.state.epoch, "id": self.id, "wall_ms": self.clock.wall_ms(),
+                "clock_trusted": self.detector.clock_trusted}
 
     async def wait_for_epoch(self, epoch: int, timeout_s: float = 2.0) -> bool:
         """Wait until this node applied ``epoch``; False on timeout."""

@@ -44,8 +44,7 @@ class TombstonePurge:
                  store: Callable[[], Any], check: Callable[[Any, str], int],
                  blocking: Callable[..., Awaitable[Any]]):
         self.node_id = node_id
-        self.grace_s = float(grace_s)
-        self.every_s = min(self.grace_s, PURGE_EVERY_MAX_S)
+        self.grace_s = float(grace_s)   # the cluster's (AntiEntropy keeps it current)
         self.rate_keys_s = max(1, int(rate_keys_s))
         self.call_peer = call_peer
         self.get_state = get_state
@@ -55,6 +54,11 @@ class TombstonePurge:
         self.check = check          # the peer-method epoch check
         self.blocking = blocking    # run a blocking store call off the loop
         self.purged = 0             # tombstones this node dropped from its own store
+
+    @property
+    def every_s(self) -> float:
+        """How often a pass runs: the grace, at most hourly."""
+        return min(self.grace_s, PURGE_EVERY_MAX_S)
 
     def _primary_spans(self, state: ClusterState) -> list[tuple[int, int]]:
         """Token spans whose preference list starts with this node: it runs their purge."""

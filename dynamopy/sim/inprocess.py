@@ -47,8 +47,14 @@ class InProcessCluster:
         self.ids = list(ids)
         self.seed = seed
         self.network = network or MemoryNetwork()
-        self.settings = Settings(n=n, r=r, w=w)
         self.configs = {i: memory_config(i, ids, n=n, r=r, w=w, **config) for i in ids}
+        # The bootstrap entry's settings: n/r/w, and the anti-entropy and tombstone settings
+        # of the (shared) config; tests may replace it before start_all.
+        cfg = self.configs[self.ids[0]]
+        self.settings = Settings(n=n, r=r, w=w,
+                                 anti_entropy_interval_s=cfg.anti_entropy_interval_s,
+                                 anti_entropy_rate=cfg.anti_entropy_rate,
+                                 tombstone_grace_s=cfg.tombstone_grace_s)
         self.disks = {i: MemoryDisk() for i in ids}
         self.clocks = {i: NodeClock() for i in ids}
         self.nodes: dict[str, Node] = {}

@@ -162,21 +162,20 @@ class SimCluster(InProcessCluster):
                 pass
             await asyncio.sleep(0.5)
 
-    async def propose_via_any(self, entry: dict, stopping) -> bool:
-        """Propose ``entry`` through any ready member, retrying until it commits (True) or
-        ``stopping()`` (False)."""
+    async def propose_via_any(self, entry: dict, stopping) -> int:
+        """Propose ``entry`` through any ready member, retrying until it commits (its epoch)
+        or ``stopping()`` (0)."""
         while not stopping():
             for i in sorted(self.nodes):
                 node = self.nodes[i]
                 if node.stopping or not node.is_ready:
                     continue
                 try:
-                    await node.propose(entry)
-                    return True
+                    return await node.propose(entry)
                 except Exception:  # noqa: BLE001 - refused or not ready: try again
                     pass
             await asyncio.sleep(0.5)
-        return False
+        return 0
 
     async def start(self, node_id: str) -> Node:
         node = Node(self.configs[node_id], transport=self.network.transport(node_id),
@@ -280,21 +279,32 @@ class SystemRun:
         self.lost_unsynced += await self.cluster.crash(node_id)
 
     async def _leave(self, node_id: str) -> None:
-        """Decommission: propose the leave, and stop the node once the log says it left."""
-        if not await self._propose({"op": "leave", "id": node_id}):
-            return
+        """Decommission: propose the leave, and stop the node once the log says it left. A
+        leave abandoned on the way (the removal of a dead gainer took its place) is proposed
+        again once that change is over, as the README tells an operator to."""
         seed = self.cluster.node(self.ids[0])
-        while seed.state.member(node_id) is not None and not self._done():
-            await asyncio.sleep(0.1)
+        while not self._done():
+            began = await self._propose({"op": "leave", "id": node_id})
+            if not began:
+                return
+
+            def waiting() -> bool:   # for its leave, or the change that replaced it
+                st = seed.state
+                return st.member(node_id) is not None and (st.epoch < began
+                                                           or st.change is not None)
+            while waiting() and not self._done():
+                await asyncio.sleep(0.1)
+            if seed.state.member(node_id) is None:
+                break
         node = self.cluster.node(node_id)
         if not node.stopping:
             await self.cluster.stop(node_id)
 
-    async def _propose(self, entry: dict) -> bool:
-        if await self.cluster.propose_via_any(entry, self._done):
-            return True
-        self.errors.append(f"liveness: the {entry['op']} of {entry['id']} was never accepted by the end of the run")
-        return False
+    async def _propose(self, entry: dict) -> int:
+        epoch = await self.cluster.propose_via_any(entry, self._done)
+        if not epoch:
+            self.errors.append(f"liveness: the {entry['op']} of {entry['id']} was never accepted by the end of the run")
+        return epoch
 
     def _background(self, coro) -> None:
         self.changes.append(asyncio.get_running_loop().create_task(coro))

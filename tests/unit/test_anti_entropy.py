@@ -53,7 +53,8 @@ class Cluster:
 
     def __init__(self, tmp_path, ids, n=3, rate=100_000, ring_ids=None):
         self.state = ClusterState(epoch=7, ring=Ring.build(ring_ids or ids, partitions=64),
-                                  settings=Settings(n=n, r=1, w=1))
+                                  settings=Settings(n=n, r=1, w=1, anti_entropy_interval_s=1.0,
+                                                    anti_entropy_rate=rate))
         self.fail_calls: dict[str, int] = {}  # peer -> calls to it that fail still
         self.clock = FakeClock()
         self.stores = {i: Store(str(tmp_path / i)) for i in ids}

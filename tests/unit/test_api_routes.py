@@ -57,3 +57,40 @@ def test_fastapi_kv_routes_refuse_non_utf8_keys_and_repeated_parameters():
         status, body = _call(app, method, b"/kv/ok", b"w=3&w=1&r=1&r=2")
         assert (status, body["error"]) == (400, "bad_request"), body
         assert "more than once" in body["detail"]
+
+
+def test_cluster_config_takes_the_anti_entropy_and_tombstone_settings():
+    """POST /cluster/config proposes the new cluster settings (a rate sent as 500.0 is the
+    integer 500, as r/w are); the state machine validates them (test_membership)."""
+    node = _stub_node()
+    proposed = []
+
+    async def propose(entry):
+        proposed.append(entry)
+        return 9
+
+    node.propose = propose
+    app = create_app(node)
+    payload = json.dumps({"anti_entropy_interval_s": 30, "anti_entropy_rate": 500.0,
+                          "tombstone_grace_s": 86400}).encode()
+    scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1",
+             "method": "POST", "scheme": "http", "path": "/cluster/config",
+             "raw_path": b"/cluster/config", "query_string": b"", "root_path": "",
+             "headers": [(b"host", b"test"), (b"content-type", b"application/json"),
+                         (b"content-length", str(len(payload)).encode())],
+             "client": ("127.0.0.1", 1), "server": ("127.0.0.1", 80)}
+    sent = []
+
+    async def receive():
+        return {"type": "http.request", "body": payload, "more_body": False}
+
+    async def send(message):
+        sent.append(message)
+
+    asyncio.run(app(scope, receive, send))
+    body = json.loads(b"".join(m.get("body", b"") for m in sent
+                               if m["type"] == "http.response.body"))
+    assert (sent[0]["status"], body) == (202, {"epoch": 9}), body
+    assert proposed == [{"op": "set_config", "anti_entropy_interval_s": 30,
+                         "anti_entropy_rate": 500, "tombstone_grace_s": 86400}]
+    assert type(proposed[0]["anti_entropy_rate"]) is int

@@ -25,6 +25,9 @@ class FakeClock:
     def monotonic(self) -> float:
         return self.now
 
+    def wall_ms(self) -> int:
+        return int(self.now * 1000)
+
     async def sleep(self, s: float) -> None:
         self.now += s
 
@@ -126,7 +129,8 @@ def hint_target(state: ClusterState):
                   observe_version=lambda v: None)
     node.hints = HintManager(**common, detector=_Via(node, "detector"),
                              call_peer=lambda *a, **k: node.call_peer(*a, **k),
-                             stopping=lambda: node.stopping)
+                             stopping=lambda: node.stopping,
+                             tombstone_grace_s=lambda: 864000.0)
     node.replica = Replica(**common, catchup=node.catchup, poke_metalog=lambda: None,
                            hints=node.hints)
     node.hints.replica = node.replica

@@ -1,6 +1,6 @@
 """Clock offset estimation and the skew verdict (pure)."""
 
-from dynamopy.core.clock_offsets import PeerOffsets
+from dynamopy.core.clock_offsets import ClockFence, PeerOffsets
 
 
 def test_ntp_style_offset_from_one_exchange():
@@ -24,42 +24,170 @@ def test_stale_samples_are_ignored():
     assert o.estimate("p", now_s=11.0) is None
 
 
+HOUR = 3_600_000
+MAX = 500
+
+
+class Node:
+    """One node's fence fed by hand: ``wall_offset_ms`` is how far its wall clock is from
+    true time (a jump changes it), ``t`` the monotonic (= true) time in seconds."""
+
+    def __init__(self, name: str, wall_offset_ms: int = 0):
+        self.name, self.wall_offset_ms, self.fence, self.t = name, wall_offset_ms, ClockFence(), 0.0
+
+    def wall(self) -> int:
+        return 1_000_000 + int(self.t * 1000) + self.wall_offset_ms
+
+    def ping(self, peer: "Node") -> None:
+        """An exchange with 10 ms of round trip; the reply carries the peer's trust."""
+        peer.t = self.t
+        sent = self.wall()
+        self.fence.offsets.sample(peer.name, sent, peer.wall() + 5, sent + 10, self.t,
+                                  trusted=peer.fence.trusted)
+
+    def round(self, members: list["Node"], reachable: list["Node"]):
+        for p in reachable:
+            self.ping(p)
+        others = [m.name for m in members if m is not self]
+        return self.fence.judge(others, len(reachable), self.t, self.wall(), MAX)
+
+
+def rounds(members, reachable_of, seconds=2.0, step=0.25):
+    """Every node of ``reachable_of`` judges once per ``step`` of time."""
+    verdicts = {}
+    for _ in range(int(seconds / step)):
+        for m in members:
+            m.t += step
+        for m, reach in reachable_of.items():
+            verdicts[m.name] = m.round(members, reach)
+    return verdicts
+
+
 def test_a_node_far_from_a_majority_of_its_peers_is_skewed():
-    o = PeerOffsets()
-    for p in ("a", "b", "c", "d"):
-        o.sample(p, 0, -3_600_000, 10, now_s=0.0)   # every peer an hour behind us
-    v = o.verdict(["a", "b", "c", "d"], 0.0, 500)
-    assert v.skewed and v.far == 4 and v.offset_ms > 3_500_000
+    a, b, c, d, e = (Node(x) for x in "abcde")
+    a.wall_offset_ms = HOUR
+    all5 = [a, b, c, d, e]
+    v = rounds(all5, {m: [p for p in all5 if p is not m] for m in all5})
+    assert v["a"].skewed and v["a"].reason == "majority" and v["a"].far == 4
+    assert v["a"].offset_ms > HOUR - 100
+    assert not any(v[x].skewed for x in "bcde") and all(v[x].checked for x in "bcde")
+
+
+def test_far_from_both_measured_peers_fences_with_two_of_five_down():
+    """The old rule (a majority of *all* peers) let this node stamp: 2 far of 4 peers."""
+    a, b, c, d, e = (Node(x) for x in "abcde")
+    a.wall_offset_ms = HOUR
+    all5 = [a, b, c, d, e]
+    v = rounds(all5, {a: [c, d], c: [a, d], d: [a, c]})
+    assert v["a"].skewed and v["a"].reason == "majority"
+    assert not v["c"].skewed and not v["d"].skewed
 
 
 def test_one_far_peer_does_not_fence_this_node():
-    o = PeerOffsets()
-    o.sample("a", 0, 3_600_000, 10, now_s=0.0)
-    for p in ("b", "c", "d"):
-        o.sample(p, 0, 5, 10, now_s=0.0)
-    v = o.verdict(["a", "b", "c", "d"], 0.0, 500)
-    assert not v.skewed and v.far == 1
+    a, b, c, d = (Node(x) for x in "abcd")
+    a.wall_offset_ms = HOUR
+    all4 = [a, b, c, d]
+    v = rounds(all4, {m: [p for p in all4 if p is not m] for m in all4})
+    assert not v["b"].skewed and v["b"].far == 1 and v["b"].checked
 
 
-def test_uncertainty_never_fences_and_unmeasured_peers_count_as_not_far():
-    o = PeerOffsets()
+def _three_up_then_b_down_then_jump(jumper_offset_ms: int):
+    a, b, c = Node("a"), Node("b"), Node("c")
+    nodes = [a, b, c]
+    rounds(nodes, {m: [p for p in nodes if p is not m] for m in nodes})   # all confirmed
+    rounds(nodes, {a: [c], c: [a]}, seconds=12)    # b goes down (its samples go stale)
+    a.wall_offset_ms = jumper_offset_ms                                  # a's clock jumps
+    return nodes, rounds(nodes, {a: [c], c: [a]})
+
+
+def test_a_jump_fences_the_node_that_jumped_while_one_of_its_two_peers_is_down():
+    """The gap from last session: 1 far of 2 peers was no majority, so a stamped on."""
+    for jump in (HOUR, -HOUR, 2 * MAX):
+        (a, b, c), v = _three_up_then_b_down_then_jump(jump)
+        assert v["a"].skewed and v["a"].reason == "stepped", jump
+        assert abs(v["a"].offset_ms - jump) < 50
+        # c's only reachable peer is the one that jumped: c keeps its clock and stamps.
+        assert not v["c"].skewed and v["c"].checked and v["c"].far == 1, jump
+
+
+def test_a_jump_within_the_bound_fences_nobody():
+    (a, b, c), v = _three_up_then_b_down_then_jump(MAX - 100)
+    assert not v["a"].skewed and not v["c"].skewed
+
+
+def test_the_jumped_node_is_back_once_its_clock_is():
+    (a, b, c), _ = _three_up_then_b_down_then_jump(HOUR)
+    a.wall_offset_ms = 0
+    v = rounds([a, b, c], {a: [c], c: [a]})
+    assert not v["a"].skewed and v["a"].checked
+
+
+def test_a_lone_node_whose_clock_jumps_fences_itself():
+    a, b, c = Node("a"), Node("b"), Node("c")
+    nodes = [a, b, c]
+    rounds(nodes, {m: [p for p in nodes if p is not m] for m in nodes})
+    rounds(nodes, {a: []}, seconds=12)
+    a.wall_offset_ms = -HOUR
+    assert rounds(nodes, {a: []})["a"].reason == "stepped"
+
+
+def test_a_node_restarted_with_a_wrong_clock_defers_to_a_peer_that_trusts_its_own():
+    a, b, c = Node("a"), Node("b"), Node("c")
+    nodes = [a, b, c]
+    rounds(nodes, {m: [p for p in nodes if p is not m] for m in nodes})
+    a.fence, a.wall_offset_ms = ClockFence(), HOUR       # a restarts an hour ahead; b is down
+    v = rounds(nodes, {a: [c], c: [a]})
+    assert v["a"].skewed and v["a"].reason == "trusted_peer"
+    assert not v["c"].skewed and v["c"].checked
+
+
+def test_two_fresh_nodes_that_disagree_neither_stamps():
+    """Nobody can tell which clock is off: neither is skewed nor checked (503 not_ready)."""
+    a, b, c = Node("a"), Node("b", HOUR), Node("c")
+    v = rounds([a, b, c], {a: [b], b: [a]})
+    assert not v["a"].checked and not v["b"].checked
+
+
+def test_in_a_two_node_cluster_only_the_node_that_jumped_is_fenced():
+    a, b = Node("a"), Node("b")
+    rounds([a, b], {a: [b], b: [a]})
+    b.wall_offset_ms = HOUR
+    v = rounds([a, b], {a: [b], b: [a]})
+    assert v["b"].skewed and not v["a"].skewed and v["a"].checked
+
+
+def test_uncertainty_never_fences():
+    f = ClockFence()
     # offset 600 but rtt 400: the true offset may be 400, within the bound
-    o.sample("a", 0, 800, 400, now_s=0.0)
-    o.sample("b", 0, 800, 400, now_s=0.0)
-    assert not o.verdict(["a", "b"], 0.0, 500).skewed
-    o.sample("c", 0, 5000, 10, now_s=0.0)
-    # 1 far of 3 peers (two unmeasured): not a majority
-    assert not o.verdict(["c", "x", "y"], 0.0, 500).skewed
+    f.offsets.sample("a", 0, 800, 400, now_s=0.0)
+    f.offsets.sample("b", 0, 800, 400, now_s=0.0)
+    v = f.judge(["a", "b"], 2, 0.0, 400, MAX)
+    assert not v.skewed and v.checked
+
+
+def test_a_node_alone_from_the_start_trusts_its_clock_until_it_steps():
+    f = ClockFence()
+    assert f.judge(["a", "b"], 0, 0.0, 1_000, MAX).checked
+    assert f.judge(["a", "b"], 0, 1.0, 2_000 + HOUR, MAX).reason == "stepped"
 
 
 def test_zero_turns_the_check_off():
+    f = ClockFence()
+    f.offsets.sample("a", 0, HOUR, 10, now_s=0.0)
+    v = f.judge(["a"], 1, 0.0, 10, 0)
+    assert not v.skewed and v.checked
+
+
+def test_a_peer_that_says_nothing_of_its_trust_is_not_trusted():
     o = PeerOffsets()
-    o.sample("a", 0, 3_600_000, 10, now_s=0.0)
-    assert not o.verdict(["a"], 0.0, 0).skewed
+    o.sample("a", 0, 5, 10, now_s=0.0)
+    assert not o.trusts_itself("a", 0.0)
+    o.sample("a", 0, 5, 10, now_s=0.0, trusted=True)
+    assert o.trusts_itself("a", 0.0) and not o.trusts_itself("a", 11.0)
 
 
-def test_in_a_two_node_cluster_a_skew_fences_both():
-    a, b = PeerOffsets(), PeerOffsets()
-    a.sample("b", 0, 3_600_000, 10, now_s=0.0)
-    b.sample("a", 0, -3_600_000, 10, now_s=0.0)
-    assert a.verdict(["b"], 0.0, 500).skewed and b.verdict(["a"], 0.0, 500).skewed
+def test_a_step_of_this_nodes_own_clock_moves_every_sample_it_holds():
+    o = PeerOffsets()
+    o.sample("p", 1_000, 1_005, 1_010, now_s=0.0)        # wall - mono = 1010 at the sample
+    assert o.estimate("p", 1.0, wall_ms=2_010).offset_ms == 0      # no step: as measured
+    assert o.estimate("p", 1.0, wall_ms=2_010 + HOUR).offset_ms == -HOUR   # we jumped

@@ -23,7 +23,8 @@ def _fallback(tmp_path):
                   clock=SystemClock(), metrics=Metrics(), note_epoch=None,
                   observe_version=lambda v: None)
     hints = HintManager(**common, detector=types.SimpleNamespace(down_for=lambda target: 0.0),
-                        call_peer=None, stopping=lambda: False)
+                        call_peer=None, stopping=lambda: False,
+                        tombstone_grace_s=lambda: 864000.0)
     return node, Replica(**common, catchup=None, poke_metalog=None, hints=hints)
 
 
@@ -48,3 +49,26 @@ def test_a_fallback_answers_with_the_newer_hint_it_already_holds(tmp_path):
     assert later == 900, "the fallback must report the newer version so the write is re-stamped"
     assert other == 600, "hints held for another member are a different replica's copy"
     assert own == 800, "a record the fallback holds as a replica counts too"
+
+
+def test_a_fallback_does_not_read_a_hint_older_than_the_tombstone_grace(tmp_path):
+    """A sloppy read of an expired hint would be read-repaired onto the home replicas and
+    bring back what a purged delete shadows; a young hint is read."""
+    from dynamopy.core.versions import compose
+    node, replica = _fallback(tmp_path)
+    now_ms = SystemClock().wall_ms()
+    old, young = compose(now_ms - 900_000_000, 0, 1), compose(now_ms - 1_000, 0, 1)
+
+    async def run():
+        await node.committer.start()
+        try:
+            await replica.put(7, b"old", Record(old, value=b"x"), hint_for="home")
+            await replica.put(8, b"young", Record(young, value=b"y"), hint_for="home")
+            return replica.get(7, b"old", "home"), replica.get(8, b"young", "home")
+        finally:
+            await node.committer.stop()
+            node.store.close()
+
+    got_old, got_young = asyncio.run(run())
+    assert got_old is None                       # 10.4 days old, grace 10 days
+    assert got_young is not None and got_young.version == young

@@ -68,6 +68,7 @@ def _run(tmp_path, state, body, *, me="n1", peers=None, down=(), clock=None):
                     detector=types.SimpleNamespace(is_up=lambda m: m not in down,
                                                    down_for=lambda m: 0.0),
                     stopping=lambda: False, observe_version=lambda v: None,
+                    tombstone_grace_s=lambda: 1e12,   # no hint here is old enough to expire
                     replica=types.SimpleNamespace(put=local_put))
                 return await body(hm, store, peers, clock)
             finally:

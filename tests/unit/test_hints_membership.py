@@ -10,6 +10,7 @@ import pytest
 from dynamopy.node.clock import SystemClock
 from dynamopy.core.membership import ClusterState, Settings, bootstrap_entry
 from dynamopy.core.records import Record
+from dynamopy.core.versions import compose
 from dynamopy.node import transfer
 from dynamopy.node.hints import HintManager
 from dynamopy.peer import PeerUnavailable
@@ -59,7 +60,7 @@ def hint_manager(node, store=None, committer=None, detector=None) -> HintManager
                        clock=SystemClock(), metrics=Metrics(), detector=detector,
                        call_peer=node.call_peer, note_epoch=lambda epoch, peer: None,
                        stopping=lambda: False, observe_version=lambda v: None,
-                       replica=node.replica)
+                       tombstone_grace_s=lambda: 864000.0, replica=node.replica)
 
 
 def test_a_rehomed_hint_also_goes_to_the_member_gaining_its_key():
@@ -98,8 +99,10 @@ def test_a_leaving_member_passes_the_hints_of_a_down_target_to_a_live_member(tmp
             committer = GroupCommitter(store)
             await committer.start()
             node, calls = fake_node(leaving, me="n4")
+            now_ms = SystemClock().wall_ms()
             for i in range(5):
-                await committer.add_hint("n2", 100 + i, b"k%d" % i, Record(10 + i))
+                await committer.add_hint("n2", 100 + i, b"k%d" % i,
+                                         Record(compose(now_ms, i, 1)))
             hm = hint_manager(node, store, committer,
                               detector=types.SimpleNamespace(is_up=lambda m: m != "n2"))
             done = await hm.hand_off()
@@ -111,6 +114,31 @@ def test_a_leaving_member_passes_the_hints_of_a_down_target_to_a_live_member(tmp
     assert done and left == 0
     passed = [(m, p[4]) for m, method, p in calls if method == "put"]
     assert len(passed) == 5 and all(m in ("n1", "n3") and t == "n2" for m, t in passed)
+
+
+def test_a_hint_older_than_the_tombstone_grace_is_dropped_not_handed_on(tmp_path):
+    """A purged delete may shadow it: passing it on could bring the deleted value back. The
+    young hint is passed on; the old one is deleted and counted."""
+    async def run():
+        with Store(str(tmp_path / "db")) as store:
+            committer = GroupCommitter(store)
+            await committer.start()
+            node, calls = fake_node(LEAVING, me="n4")
+            now_ms = SystemClock().wall_ms()
+            await committer.add_hint("n2", 100, b"old", Record(compose(now_ms - 100_000, 0, 1)))
+            await committer.add_hint("n2", 101, b"young", Record(compose(now_ms - 10_000, 0, 1)))
+            hm = hint_manager(node, store, committer,
+                              detector=types.SimpleNamespace(is_up=lambda m: m != "n2"))
+            hm.tombstone_grace_s = lambda: 60.0
+            done = await hm.hand_off()
+            left = store.hint_stats().get("n2", (0, 0))[0]
+            dropped = hm.metrics.hints_dropped.labels("n2", "expired")._value.get()
+            await committer.stop()
+            return done, left, calls, dropped
+
+    done, left, calls, dropped = asyncio.run(run())
+    assert done and left == 0 and dropped == 1
+    assert [p[2] for _m, method, p in calls if method == "put"] == [b"young"]
 
 
 def test_a_leaver_proposes_finish_leave_only_once_its_hints_are_handed_off(monkeypatch):
@@ -201,3 +229,34 @@ def test_a_driver_does_not_finish_while_a_gainer_cannot_be_asked(monkeypatch):
 
     asyncio.run(run())
     assert len(asked) >= 20 and proposed == []
+
+
+def test_a_leaving_coordinator_keeps_no_hint_of_its_own(tmp_path):
+    """The coordinator keeps a (never counted) hint for a home replica that missed a write;
+    on a leaving member it went into the hint store after the hand-off and left with the
+    node. Now the store refuses it (counted), as a fallback's hint is refused."""
+    from dynamopy.node.hints import HintRefused
+
+    async def run():
+        with Store(str(tmp_path / "db")) as store:
+            committer = GroupCommitter(store)
+            await committer.start()
+            kept = {}
+            for state in (BASE, LEAVING):
+                node, _ = fake_node(state, me="n4")
+                hm = hint_manager(node, store, committer,
+                                  detector=types.SimpleNamespace(down_for=lambda m: 0.0))
+                try:
+                    await hm.store("n2", 5, b"k%d" % state.epoch,
+                                   Record(compose(SystemClock().wall_ms(), 0, 4)))
+                    kept[state.epoch] = True
+                except HintRefused:
+                    kept[state.epoch] = False
+                    dropped = hm.metrics.hints_dropped.labels("n2", "leaving")._value.get()
+            held = store.hint_stats().get("n2", (0, 0))[0]
+            await committer.stop()
+            return kept, held, dropped
+
+    kept, held, dropped = asyncio.run(run())
+    assert kept == {BASE.epoch: True, LEAVING.epoch: False}
+    assert held == 1 and dropped == 1

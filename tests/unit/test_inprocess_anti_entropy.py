@@ -15,7 +15,8 @@ def test_a_replica_cut_off_during_writes_and_deletes_converges_without_reads_or_
     async def main():
         c = InProcessCluster(IDS, seed=11, anti_entropy_interval_s=1.0,
                              anti_entropy_rate=100_000)
-        c.settings = Settings(n=3, r=2, w=2, hint_window_s=0.0)  # no hints: only AE heals
+        c.settings = Settings(n=3, r=2, w=2, hint_window_s=0.0,  # no hints: only AE heals
+                              anti_entropy_interval_s=1.0, anti_entropy_rate=100_000)
         await c.start_all()
         try:
             co = c.coordinator("n1")
@@ -69,7 +70,7 @@ def test_a_w1_write_only_on_a_source_that_missed_a_join_reaches_the_new_replicas
 
     async def main():
         c = InProcessCluster(IDS, seed=12, anti_entropy_interval_s=3600.0)
-        c.settings = Settings(n=3, r=2, w=2, hint_window_s=0.0)
+        c.settings = Settings(n=3, r=2, w=2, hint_window_s=0.0, anti_entropy_interval_s=3600.0)
         await c.start_all()
         try:
             token = c.node("n1").state.ring.token(key)
@@ -109,3 +110,65 @@ def test_a_w1_write_only_on_a_source_that_missed_a_join_reaches_the_new_replicas
     only_n3, missed, versions, version = run_virtual(main())
     assert only_n3 == ["n3"] and missed is None
     assert versions == [version] * 3
+
+
+def test_anti_entropy_and_the_grace_are_cluster_settings_turned_on_through_the_log():
+    """Bootstrapped with anti-entropy off (no trees), then ``set_config`` turns it on and
+    sets the grace: every node takes both from the log, including one started with other
+    flags; each builds its tree and a replica that missed writes converges."""
+    import random
+
+    from dynamopy.node.runtime import Node
+    from dynamopy.sim.clock import NodeClock
+    from dynamopy.sim.inprocess import memory_config
+    from dynamopy.sim.storage import MemoryDisk
+
+    async def main():
+        c = InProcessCluster(IDS, seed=13, anti_entropy_interval_s=0.0)
+        c.settings = Settings(n=3, r=2, w=2, hint_window_s=0.0, anti_entropy_interval_s=0.0)
+        await c.start_all()
+        try:
+            off = [c.node(m).anti_entropy.built for m in IDS]
+            # n4 joins with flags that disagree with the cluster's
+            cfg = memory_config("n4", IDS, anti_entropy_interval_s=7.0,
+                                anti_entropy_rate=5, tombstone_grace_s=99.0)
+            c.configs["n4"], c.disks["n4"], c.clocks["n4"] = cfg, MemoryDisk(), NodeClock()
+            n4 = Node(cfg, transport=c.network.transport("n4"), storage=c.disks["n4"],
+                      clock=c.clocks["n4"], rng=random.Random("13/n4"))
+            c.nodes["n4"] = n4
+            await n4.start()
+            await n4.metalog.adopt_acceptors(IDS, {m: m for m in IDS})
+            await c.node("n1").propose({"op": "join", "id": "n4", "url": "mem://n4",
+                                        "peer": "n4"})
+            ids = IDS + ["n4"]
+            await until(lambda: c.node("n1").state.change is None
+                        and c.node("n1").state.member("n4") is not None, 60, "n4 joined")
+            n4_before = (n4.anti_entropy.interval_s, n4.anti_entropy.purge.grace_s)
+            co = c.coordinator("n1")
+            c.network.isolate("n3")
+            await until(lambda: not c.node("n1").detector.is_up("n3"), 10, "n1 sees n3 down")
+            keys = [b"k%d" % i for i in range(40)]
+            for key in keys:
+                await co.write(key, value=b"v", content_type="text/plain", deleted=False, w=2)
+            c.network.heal()
+            await c.node("n1").propose({"op": "set_config", "anti_entropy_interval_s": 1.0,
+                                        "anti_entropy_rate": 100_000,
+                                        "tombstone_grace_s": 3600.0})
+            await until(lambda: all(c.node(m).anti_entropy.built for m in ids), 20,
+                        "every node built its tree")
+            views = {m: (c.node(m).anti_entropy.interval_s, c.node(m).anti_entropy.rate_keys_s,
+                         c.node(m).anti_entropy.purge.grace_s,
+                         c.node(m).hints.tombstone_grace_s()) for m in ids}
+            ring = c.node("n1").state.ring
+            mine = [k for k in keys if "n3" in ring.preference_list(k, 3)]
+            await until(lambda: all(c.node("n3").store.get(ring.token(k), k) is not None
+                                    for k in mine), 30, "n3 level with its co-replicas")
+            return off, n4_before, views, len(mine)
+        finally:
+            await c.stop_all()
+
+    off, n4_before, views, healed = run_virtual(main())
+    assert off == [False, False, False]                 # off at bootstrap: no tree
+    assert n4_before == (0.0, 864000.0)                 # n4 took the cluster's, not its flags
+    assert set(views.values()) == {(1.0, 100_000, 3600.0, 3600.0)}
+    assert healed > 0

@@ -424,3 +424,66 @@ def test_replace_of_a_second_acceptor_that_would_leave_no_voting_majority_is_ref
     with pytest.raises(InvalidEntry) as e:
         validate(s, {"op": "replace", "id": "n9"})
     assert e.value.status == 404
+
+
+def _five_with_n4_leaving() -> ClusterState:
+    """n1..n3 seeds, n4 and n5 joined; n4 is leaving."""
+    s = _with_n4().apply({"op": "join", "id": "n5", "url": "u5", "peer": "p5"})
+    s = s.apply({"op": "finish_join", "id": "n5", "change_epoch": s.change_epoch})
+    return s.apply({"op": "leave", "id": "n4"})
+
+
+@pytest.mark.parametrize("op", ["leave", "remove"])
+def test_removing_a_dead_gainer_of_a_leave_abandons_it_and_removes_the_gainer(op):
+    """Last session's stuck change: the leave waits for every gainer, so a dead gainer kept
+    it open for ever, and removing the gainer was refused (409: a change in progress)."""
+    s = _five_with_n4_leaving()
+    if op == "remove":
+        s = s.apply({"op": "remove", "id": "n4"})   # the leaver died too: a removal
+    assert "n5" in s.gainers()
+    validate(s, {"op": "remove", "id": "n5"})
+    after = s.apply({"op": "remove", "id": "n5"})
+    assert after.skipped == 0
+    assert after.change == ("remove", "n5") and after.change_epoch == after.epoch
+    assert after.members["n4"].state == "normal" and after.members["n5"].state == "leaving"
+    assert after.ring == s.ring and set(after.pending_ring.members) == {"n1", "n2", "n3", "n4"}
+    # the abandoned change's finish is refused; the removal finishes as any removal
+    stale = after.apply({"op": "finish_leave", "id": "n4", "change_epoch": s.change_epoch})
+    assert stale.skipped == after.skipped + 1
+    done = after.apply({"op": "finish_leave", "id": "n5", "change_epoch": after.change_epoch})
+    assert "n5" not in done.members and done.change is None
+    # and the leave can be issued again
+    again = done.apply({"op": "leave", "id": "n4"})
+    assert again.change == ("leave", "n4") and again.skipped == 0
+
+
+
+def test_anti_entropy_and_tombstone_settings_come_from_bootstrap_and_set_config():
+    s = boot(anti_entropy_interval_s=0.0, anti_entropy_rate=7, tombstone_grace_s=60.0)
+    assert (s.settings.anti_entropy_interval_s, s.settings.anti_entropy_rate,
+            s.settings.tombstone_grace_s) == (0.0, 7, 60.0)
+    s = s.apply({"op": "set_config", "anti_entropy_interval_s": 30, "anti_entropy_rate": 500,
+                 "tombstone_grace_s": 86400})
+    assert s.skipped == 0 and (s.settings.anti_entropy_interval_s, s.settings.anti_entropy_rate,
+                               s.settings.tombstone_grace_s) == (30, 500, 86400)
+    assert ClusterState.from_dict(s.to_dict()).settings == s.settings
+    # a snapshot from before these settings loads with the defaults
+    d = s.to_dict()
+    for k in ("anti_entropy_interval_s", "anti_entropy_rate", "tombstone_grace_s"):
+        del d["settings"][k]
+    assert ClusterState.from_dict(d).settings.tombstone_grace_s == 864000.0
+
+
+@pytest.mark.parametrize("entry,detail", [
+    ({"anti_entropy_interval_s": -1}, "anti_entropy_interval_s=-1 must be a number >= 0"),
+    ({"anti_entropy_rate": 0}, "anti_entropy_rate=0 must be an integer >= 1"),
+    ({"anti_entropy_rate": 2.5}, "anti_entropy_rate=2.5 must be an integer >= 1"),
+    ({"tombstone_grace_s": 0}, "tombstone_grace_s=0 must be a number > 0"),
+    ({"tombstone_grace_s": "1"}, "tombstone_grace_s='1' must be a number > 0"),
+])
+def test_bad_anti_entropy_or_tombstone_settings_are_refused(entry, detail):
+    s = boot()
+    with pytest.raises(InvalidEntry) as e:
+        validate(s, {"op": "set_config", **entry})
+    assert (e.value.status, e.value.detail) == (400, detail)
+    assert s.apply({"op": "set_config", **entry}).settings == s.settings

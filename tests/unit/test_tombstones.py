@@ -1,7 +1,8 @@
 """The tombstone purge rule (core.tombstones)."""
 
 from dynamopy.core.records import Record
-from dynamopy.core.tombstones import held_everywhere, may_purge, old_enough
+from dynamopy.core.tombstones import (held_everywhere, hint_expired, hint_ttl_ms, may_purge,
+                                     old_enough)
 from dynamopy.core.versions import compose
 
 DAY_MS = 86_400_000
@@ -39,3 +40,23 @@ def test_may_purge_needs_age_confirmation_and_a_settled_ring():
     assert not may_purge(tomb(DAY_MS), NOW, GRACE, ["a", "b"],
                          {"a": tomb(DAY_MS).version, "b": tomb(DAY_MS).version}, False)
     assert not may_purge(t, NOW, GRACE, ["a", "b"], {"a": t.version}, False)
+
+
+def test_a_hint_expires_before_any_tombstone_that_could_shadow_it_is_purged():
+    """A hint older than the grace may be shadowed by a purged tombstone: it expires at 90%
+    of the grace less the clock bound, and never later than a purge of a newer tombstone on
+    a clock that bound ahead."""
+    grace_s, bound_ms = 100.0, 500
+    assert hint_ttl_ms(grace_s, bound_ms) == 89_500
+    assert hint_ttl_ms(0.1, bound_ms) == 0
+    now = 1_000_000_000
+    hint = Record(compose(now - 89_501, 0, 1), value=b"old")
+    assert hint_expired(hint, now, grace_s, bound_ms)
+    assert not hint_expired(Record(compose(now - 89_000, 0, 1)), now, grace_s, bound_ms)
+    # Any tombstone newer than a live hint that a purger whose clock is `bound` ahead may
+    # purge now is older than the grace on that clock: the hint has expired here.
+    for age_ms in range(0, 200_000, 997):
+        tomb = Record(compose(now - age_ms, 0, 2), deleted=True)
+        if old_enough(tomb, now + bound_ms, grace_s):
+            older = Record(compose(now - age_ms, 0, 1))
+            assert hint_expired(older, now, grace_s, bound_ms)

@@ -1,0 +1,51 @@
+"""The clock fence over the in-memory seams: three production nodes in one process on
+virtual time, one of whose wall clocks jumps (``NodeClock.offset_ms``) while a peer is down."""
+
+import pytest
+
+from dynamopy.api.cluster import clock_view
+from dynamopy.core.versions import physical_ms
+from dynamopy.node.errors import ClockSkew
+from dynamopy.sim.clock import run_virtual
+from dynamopy.sim.inprocess import InProcessCluster, until
+
+IDS = ["n1", "n2", "n3"]
+HOUR_MS = 3_600_000
+
+
+async def _write(c, node_id: str, key: bytes) -> int:
+    version, _ = await c.coordinator(node_id).write(key, value=b"v", content_type="text/plain",
+                                                    deleted=False, w=2)
+    return version
+
+
+def test_a_node_whose_clock_jumps_while_one_of_its_two_peers_is_down_stops_stamping():
+    """Last session's gap: n1 (clock an hour ahead) kept stamping, 1 far peer of 2 being no
+    majority. Now n1 fences itself (its wall clock stepped against its monotonic clock) and
+    n3, whose only reachable peer is n1, keeps serving writes."""
+    async def main():
+        async with InProcessCluster(IDS, seed=5) as c:
+            await c.crash("n2")
+            for i in ("n1", "n3"):
+                await until(lambda: not c.node(i).detector.is_up("n2"), 10, f"{i} sees n2 down")
+            await c.node("n1").clock.sleep(11)   # n2's last clock samples go stale
+            await _write(c, "n1", b"before")
+            c.clocks["n1"].offset_ms = HOUR_MS
+            await until(lambda: c.node("n1").detector.skew.skewed, 2, "n1 fences itself")
+            view = clock_view(c.node("n1"))
+            assert (view["skewed"], view["reason"]) == (True, "stepped")
+            assert clock_view(c.node("n3"))["reason"] is None
+            with pytest.raises(ClockSkew) as refused:
+                await _write(c, "n1", b"after")
+            stamped = await _write(c, "n3", b"after")   # n3 coordinates; n1 still a replica
+            assert not c.node("n3").detector.skew.skewed and c.node("n3").is_ready
+            assert not c.node("n1").is_ready
+            c.clocks["n1"].offset_ms = 0
+            await until(lambda: c.node("n1").is_ready, 2, "n1 is back once its clock is")
+            await _write(c, "n1", b"again")
+            return refused.value, stamped, c.node("n3").clock.wall_ms()
+
+    refused, stamped, n3_wall_ms = run_virtual(main())
+    assert refused.status == 503 and refused.extra["offset_ms"] > HOUR_MS - 1_000
+    # n3's version is at its own (right) clock, not an hour ahead.
+    assert 0 <= n3_wall_ms - physical_ms(stamped) < 5_000
