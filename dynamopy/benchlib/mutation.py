@@ -51,6 +51,164 @@ _UNREACHABLE_STATE = ("unreachable: a member is joining or leaving only while it
                       "is in progress, and _require_no_change refuses first")
 _UNREACHABLE_FEW = ("unreachable: the seeds (at least n at bootstrap) never leave, so a "
                     "non-seed leaver always leaves at least n members")
+# ---- the node's quorum, hint and transfer code (issue 18, node half) ----------------------
+# Judged against the unit and in-process tests (production Nodes over the in-memory seams).
+# Kinds: "equivalent" (no behaviour differs), "timing"/"cost" (the same answers, later or with
+# more calls), "text"/"metrics" (a message, a log line or a metric only). Survivors that do
+# differ but no fast test reaches yet are not listed here (they stay in the score).
+_CO = "dynamopy.node.coordinator.xǁCoordinatorǁ"
+_HM = "dynamopy.node.hints.xǁHintManagerǁ"
+_TM = "dynamopy.node.transfer.xǁTransferManagerǁ"
+_FRUITLESS = ("timing: a fallback's empty answer starts the next target at once; without "
+              "(or with extra) starts, the SPECULATE_S speculation starts the rest anyway")
+_NODE_EQUIVALENT = {
+    **{f"{_CO}read__mutmut_{i}": _FRUITLESS for i in (69, 77, 81, 82, 83, 84)},
+    **{f"{_CO}read__mutmut_{i}":
+       "cost: every target is asked at once instead of R first and backups after; the "
+       "answer is still the newest of R counted replies" for i in (67, 75)},
+    **{f"{_CO}read__mutmut_{i}":
+       "cost: the local replica is asked through the peer transport to itself instead of "
+       "in the same step; the same record" for i in (68, 76)},
+    **{f"{_CO}read__mutmut_{i}":
+       "equivalent: planning without serving_state's catch-up wait; a replica refuses a "
+       "ring that misses a change in progress (stale_epoch) and the read catches up and "
+       "retries, else the ring routes the key the same" for i in (2, 8)},
+    **{f"{_CO}read__mutmut_{i}":
+       "equivalent: the retry follows a successful wait_for_epoch, so require_ready and "
+       "serving_state return the same state there" for i in (10, 11)},
+    **{f"{_CO}write__mutmut_{i}":
+       "equivalent: planning without serving_state's catch-up wait; a replica refuses a "
+       "ring that misses a change in progress (stale_epoch) and the write catches up and "
+       "retries, else the ring routes the key the same" for i in (3, 5)},
+    **{f"{_CO}write__mutmut_{i}":
+       "timing: a failure (or a newer version) not recorded leaves the round pending until "
+       "the budget; the same re-stamp or error follows, later" for i in (72, 80, 87, 88)},
+    **{f"{_CO}write__mutmut_{i}":
+       "timing: every pending call is bounded by the request timeout, so the wait ends as "
+       "soon without its own bound (or with a longer one)" for i in (93, 95, 97)},
+    **{f"{_CO}_put_one__mutmut_{i}":
+       "equivalent in outcome: extra coordinator hints (for a failed repair or fallback) are "
+       "delivered or re-homed newest-wins; one more copy, never fewer" for i in (32, 33)},
+    f"{_CO}_get_one__mutmut_8": "timing: one more not_caught_up retry, 50 ms later",
+    f"{_CO}write__mutmut_96":
+        "timing: a failed round waits 1 s less for late acks; the error (which says the "
+        "write may still be stored) can count fewer of them",
+    **{f"{_CO}write__mutmut_{i}":
+       "cost: more than one catch-up retry; each needs new stale_epoch refusals, i.e. the "
+       "ring changing again during the retry" for i in (112, 113)},
+    f"{_CO}read__mutmut_5": "equivalent: attempt is only compared with 0",
+    f"{_CO}_check_token__mutmut_10": "text: the refusal's seconds, printed to 0.1 s",
+    **{f"{_CO}_fan_out__mutmut_{i}":
+       "cost: the local replica is asked through the peer transport to itself instead of "
+       "in the same step; the same record" for i in (7, 9, 18)},
+    **{f"{_CO}_fan_out__mutmut_{i}": _FRUITLESS for i in (10, 19)},
+    f"{_CO}_fan_out__mutmut_20":
+        "cost: every target is asked at once instead of R first and backups after; the "
+        "answer is still the newest of R counted replies",
+    **{f"{_CO}_fan_out__mutmut_{i}":
+       "timing: the round's budget 1 s shorter or longer; the caller then waits for the "
+       "pending calls (each bounded by the request timeout) before answering"
+       for i in (26, 27)},
+    f"{_CO}_fan_out__mutmut_5":
+        "timing: failures are not recorded (the callback fails); reads start the rest at "
+        "SPECULATE_S, writes end at the budget with the same error",
+    f"{_CO}_get_one__mutmut_7":
+        "timing: two not_caught_up tries 50 ms apart instead of four (the replica is asked "
+        "less patiently; backups run meanwhile)",
+    # fanout.py
+    "dynamopy.node.fanout.xǁFanOutǁrun__mutmut_14":
+        "equivalent: the speculation timer on an empty queue launches nothing",
+    "dynamopy.node.fanout.xǁFanOutǁ_settle__mutmut_9": _FRUITLESS,
+    "dynamopy.node.fanout.xǁFanOutǁ_settle__mutmut_26":
+        "timing: a failure does not start the next target at once; the SPECULATE_S "
+        "speculation starts the rest (writes start every target at once anyway)",
+    **{f"dynamopy.node.fanout.xǁ_TaskDoneǁ__call____mutmut_{i}":
+       "unreachable while a request waits: a call task is cancelled only when its node "
+       "stops or crashes (the round's owner goes with it)" for i in range(1, 6)},
+    **{f"dynamopy.node.fanout.xǁ_TaskDoneǁ__call____mutmut_{i}":
+       "timing: a failed call's error escapes the callback unsettled; reads start the rest "
+       "at SPECULATE_S, writes end at the budget with the same error" for i in (6, 13)},
+    "dynamopy.node.fanout.xǁFanOutǁ_settle__mutmut_12":
+        "cost: a fallback's non-empty answer also starts the next target (one more call)",
+    **{f"dynamopy.node.fanout.xǁFanOutǁ_settle__mutmut_{i}": "text: the failure's log line"
+       for i in range(15, 24)},
+    f"{_CO}read__mutmut_79":
+        "timing: an unrecorded failure still starts the next target (fail(None) answers "
+        "PENDING); the round can only fail at the budget instead of at once",
+    f"{_CO}write__mutmut_91":
+        "timing: an unrecorded failure leaves the round pending; it ends at the budget and "
+        "the same error follows",
+    f"{_CO}read__mutmut_90":
+        "equivalent: at success some call is done unless the one reply was local, and then "
+        "no call was started (R=1 asks only the local replica); it only spawns no-op repairs",
+    f"{_CO}read__mutmut_107":
+        "timing: every pending call is bounded by the request timeout, so the wait ends as "
+        "soon without its own bound",
+    **{f"{_CO}_repair_after__mutmut_{i}":
+       "equivalent in outcome: a failed repair also keeps a coordinator hint of the newest "
+       "record (newest wins at delivery); one more way the stale replica converges"
+       for i in (22, 24)},
+    # hints.py
+    **{f"{_HM}_deliver__mutmut_{i}":
+       "timing: the delivery call waits the request timeout (or 6 s) instead of 5 s; a slow "
+       "target fails later and backs off the same" for i in (45, 49, 52)},
+    **{f"{_HM}_deliver__mutmut_{i}": "text: the back-off log line"
+       for i in (81, 82, 83, 84, 85, 86, 87, 88, 89, 90)},
+    **{f"{_HM}_deliver__mutmut_{i}":
+       "equivalent: the store keeps a (0, 0) entry for a target it held hints for, so the "
+       "default is not read after a delivery" for i in (112, 113)},
+    f"{_HM}_deliver__mutmut_115":
+        "metrics: the loop's next pass (an empty batch) sets the target's pending gauge",
+    **{f"{_HM}_pass_on__mutmut_{i}":
+       "cost: the live-normal filter only saves calls; a member it would leave out (down, "
+       "joining, the leaver itself, which refuses hints while leaving) is tried in order and "
+       "the next one takes the hint if it fails" for i in (8, 9, 14)},
+    f"{_HM}_pass_on__mutmut_40": "text: the exception's message (logged by hand_off)",
+    **{f"{_HM}_rehome__mutmut_{i}": "text: the exception's message (logged by the caller)"
+       for i in range(35, 40)},
+    **{f"{_HM}hand_off__mutmut_{i}": "text: the retry log line" for i in range(14, 22)},
+    **{f"{_HM}run__mutmut_{i}": "text: the delivery loop's error log line"
+       for i in range(8, 14)},
+    **{f"{_HM}hand_off__mutmut_{i}":
+       "equivalent: the default is read only when no hint for the target is left, and then "
+       "_pass_on finds nothing to pass (count and bytes are zero together)"
+       for i in (7, 9, 10, 11, 12)},
+    # replica.py
+    **{f"dynamopy.node.replica.xǁReplicaǁput__mutmut_{i}":
+       "equivalent: hint_lookup finds the hint just stored, so held is never None and "
+       "held.version >= record.version" for i in (36, 41)},
+    **{f"dynamopy.node.replica.xǁReplicaǁput__mutmut_{i}":
+       "equivalent: a put that was not applied found something at least as new stored, so "
+       "current is never None" for i in (65, 66)},
+    "dynamopy.node.replica.xǁReplicaǁput__mutmut_54":
+        "metrics: replica_put_seconds only",
+    # transfer.py
+    **{f"{_TM}_gainer_done__mutmut_{i}":
+       "timing: the status call's bound (2 s, 3 s or the request timeout); an unanswered "
+       "call is 'not done' either way and the driver asks again" for i in (7, 11, 14)},
+    **{f"{_TM}_pull_all__mutmut_{i}":
+       "view only: /node's transfer progress; the driver asks is_done (the durable marker), "
+       "not the progress" for i in (3, 4, 27, 28, 29)},
+    f"{_TM}_pull_all__mutmut_26": "equivalent: only the done marker's presence is read",
+    **{f"{_TM}_pull_all__mutmut_{i}": "text: the transfer-done log line"
+       for i in range(30, 40)},
+    f"{_TM}_is_driver__mutmut_4":
+        "equivalent in outcome: the lowest-numbered live member drives a join instead of the "
+        "joiner, the same way (asks the gainers, proposes finish_join)",
+    **{f"{_TM}_is_driver__mutmut_{i}":
+       "cost: more than one live member drives a removal; each asks the gainers, and a "
+       "second finish for the same change_epoch is refused" for i in (17, 21)},
+    f"{_TM}_is_driver__mutmut_10":
+        "equivalent in outcome: during a removal the other members are normal (one change at "
+        "a time); a live removed member may drive its own removal, the same way",
+    **{f"{_TM}_pull_from__mutmut_{i}":
+       "equivalent in outcome: without the stored cursor a restarted gainer pulls its "
+       "ranges again from the start (newest wins); only a restart mid-transfer reads it"
+       for i in (3, 6)},
+    **{f"{_TM}_pull_from__mutmut_{i}":
+       "equivalent: msgpack's default is raw=False, and the cursor holds no strings"
+       for i in (11, 12)},
+}
 EQUIVALENT = {
     "dynamopy.core.records.x_newest__mutmut_6":
         "ties: versions are unique per write, so equal versions are the same record",
@@ -154,6 +312,7 @@ EQUIVALENT = {
        for i in range(28, 37)},
     **{f"dynamopy.core.membership.x__leave__mutmut_{i}": _UNREACHABLE_FEW
        for i in (37, *range(40, 51))},
+    **_NODE_EQUIVALENT,
 }
 HYPOTHESIS_PROFILE = """
 # written by dynamopy.benchlib.mutation into its scratch copy only

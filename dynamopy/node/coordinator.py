@@ -100,7 +100,7 @@ class Coordinator:
             record = Record(version, deleted, content_type, value)
             state = node.require_ready()
             token = state.ring.token(key)
-            targets = self._targets(state, token, sloppy, for_write=True)
+            targets = self._targets(state, token, sloppy)
             required = w if state.change is None else pending_required(
                 w, targets, replicas(state, token).current)
             rnd = WriteRound(tuple(targets), required)
@@ -242,13 +242,14 @@ class Coordinator:
             f"newest found is {newest or 'none'}); retry, or drop X-Dynamopy-After to accept "
             "an older value", after=after, newest=newest)
 
-    def _targets(self, state, token: int, sloppy: bool, *, for_write: bool) -> list[Target]:
-        """Home replicas when all are up (the common, cheap case); else the sloppy plan over
-        the ring walk. Writes also go to members gaining the key in a change in progress."""
+    def _targets(self, state, token: int, sloppy: bool) -> list[Target]:
+        """A write's targets: home replicas when all are up (the common, cheap case); else the
+        sloppy plan over the ring walk. Plus the members gaining the key in a change in
+        progress. (Reads plan with ``core.read_plan``.)"""
         node, n = self, state.settings.n
         placed = replicas(state, token)
         pref = placed.current
-        extra = placed.gaining if for_write else ()
+        extra = placed.gaining
         if not sloppy or all(node.detector.is_up(m) for m in pref):
             targets = [Target(m) for m in pref]
             targets += [Target(m) for m in extra if m not in pref]
@@ -350,10 +351,10 @@ class Coordinator:
 
     async def _get_one(self, t: Target, epoch: int, token: int, key: bytes,
                        stale: Optional[list] = None, first: int = 0) -> Optional[Record]:
-        """``first``: how many tries were made already (then it waits before the next)."""
+        """A remote replica's record (a local target is answered by the read's
+        ``local_sync``, in the same step, never through this). ``first``: how many tries were
+        made already (then it waits before the next)."""
         node = self
-        if t.node == node.id:
-            return node.replica.get(token, key, t.hint_for)
         payload = [epoch, token, key] if t.hint_for is None else [epoch, token, key, t.hint_for]
         if first:
             await node.clock.sleep(GET_RETRY_S)

@@ -71,7 +71,7 @@ class _Coordinator(Coordinator):
         self.reply = reply
         self.sent: list[tuple[str, int]] = []
 
-    def _targets(self, state, token, sloppy, *, for_write):
+    def _targets(self, state, token, sloppy):
         return [Target("a"), Target("b"), Target("c")]
 
     def _start_put(self, t, epoch, token, key, record, wire, stale):
@@ -140,8 +140,14 @@ def test_a_token_is_bounded_by_the_wall_clock_not_the_hybrid_one():
     wall = 1_800_000_000_000
     coord = _token_coordinator(500, wall, hybrid_ms=wall + 90_000)
     coord._check_token(compose(wall + 2_000, 0, 1))          # within 0.5 s + 2 s: fine
-    with pytest.raises(BadRequest):
+    coord._check_token(compose(wall + 2_500, 0, 1))          # exactly at the bound: fine
+    with pytest.raises(BadRequest) as e:
         coord._check_token(compose(wall + 2_600, 0, 1))
+    assert e.value.detail == (f"X-Dynamopy-After={compose(wall + 2_600, 0, 1)} is 2.6 s ahead "
+                              "of this node's clock: not a version this cluster issued")
+    tight = _token_coordinator(200, wall, hybrid_ms=wall)   # the configured bound is used
+    with pytest.raises(BadRequest):
+        tight._check_token(compose(wall + 2_400, 0, 1))
 
 
 def test_a_token_is_bounded_with_the_skew_check_off():
@@ -150,5 +156,6 @@ def test_a_token_is_bounded_with_the_skew_check_off():
     wall = 1_800_000_000_000
     coord = _token_coordinator(0, wall, hybrid_ms=wall)
     coord._check_token(compose(wall + 1_000, 0, 1))
+    coord._check_token(compose(wall + 2_400, 0, 1))          # the default 0.5 s + 2 s
     with pytest.raises(BadRequest):
         coord._check_token((1 << 63) - 1)

@@ -37,15 +37,18 @@ def test_a_fallback_answers_with_the_newer_hint_it_already_holds(tmp_path):
             first = await replica.put(7, b"k", Record(900, value=b"first"), hint_for="home")
             later = await replica.put(7, b"k", Record(500, value=b"second"), hint_for="home")
             other = await replica.put(7, b"k", Record(600, value=b"x"), hint_for="other")
-            return first, later, other
+            await replica.put(8, b"own", Record(800, value=b"its own copy"))
+            own = await replica.put(8, b"own", Record(700, value=b"y"), hint_for="home")
+            return first, later, other, own
         finally:
             await node.committer.stop()
             node.store.close()
 
-    first, later, other = asyncio.run(run())
+    first, later, other, own = asyncio.run(run())
     assert first == 900
     assert later == 900, "the fallback must report the newer version so the write is re-stamped"
     assert other == 600, "hints held for another member are a different replica's copy"
+    assert own == 800, "a record the fallback holds as a replica counts too"
 
 
 def test_a_fallback_does_not_read_a_hint_older_than_the_tombstone_grace(tmp_path):

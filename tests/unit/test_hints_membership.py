@@ -198,6 +198,39 @@ def test_a_leaving_member_keeps_no_new_hints():
     assert stored == ["n2"]
 
 
+def test_a_driver_does_not_finish_while_a_gainer_cannot_be_asked(monkeypatch):
+    """A gainer that does not answer xfer_status is not done: the leaver keeps asking and
+    proposes nothing (finishing would switch reads to a member that may lack the data)."""
+    monkeypatch.setattr(transfer, "RETRY_S", 0.01)
+    proposed, asked = [], []
+
+    async def run():
+        node, _ = fake_node(LEAVING, me="n4")
+        node.stopping = False
+
+        async def hand_off():
+            return True
+
+        async def propose(entry):
+            proposed.append(entry)
+            return 9
+
+        async def call_peer(member, method, payload, timeout_s=None):
+            asked.append(member)
+            if len(asked) >= 20:
+                node.stopping = True
+            raise PeerUnavailable(f"{member} down")
+
+        node.hints = types.SimpleNamespace(hand_off=hand_off)
+        node.propose, node.call_peer = propose, call_peer
+        node.clock = SystemClock()
+        tm = transfer_manager(node)
+        await asyncio.wait_for(tm._drive(LEAVING.change_epoch), 10)
+
+    asyncio.run(run())
+    assert len(asked) >= 20 and proposed == []
+
+
 def test_a_leaving_coordinator_keeps_no_hint_of_its_own(tmp_path):
     """The coordinator keeps a (never counted) hint for a home replica that missed a write;
     on a leaving member it went into the hint store after the hand-off and left with the
