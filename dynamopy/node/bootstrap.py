@@ -43,14 +43,16 @@ RETRY_S = 0.3
 def effective_seeds(node: "Node") -> tuple[list[str], Settings]:
     cfg = node.config
     settings = Settings(n=cfg.n, r=cfg.r, w=cfg.w, hint_window_s=cfg.hint_window_s,
-                        hint_max_bytes=cfg.hint_max_bytes)
+                        hint_max_bytes=cfg.hint_max_bytes,
+                        metadata_group_size=cfg.metadata_group_size)
     if cfg.seeds:
         return list(cfg.seeds), settings
     # No seeds: a one-node cluster of its own, so `dynamopy serve` alone just works.
     if settings.n > 1:
         log.warning("no --seeds given: starting a single-node cluster with n=r=w=1")
     return [cfg.advertise_url], Settings(n=1, r=1, w=1, hint_window_s=cfg.hint_window_s,
-                                         hint_max_bytes=cfg.hint_max_bytes)
+                                         hint_max_bytes=cfg.hint_max_bytes,
+                                         metadata_group_size=cfg.metadata_group_size)
 
 
 def _verify(node: "Node"):
@@ -145,7 +147,8 @@ async def _identities(node: "Node", http: httpx.AsyncClient, seeds: list[str]):
                 info = resp.json()
                 if isinstance(info.get("epoch"), int) and info["epoch"] > 0:
                     return BOOTSTRAPPED
-                out.append({"id": info["id"], "url": info["url"], "peer": info["peer"]})
+                out.append({"id": info["id"], "url": info["url"], "peer": info["peer"],
+                            **({"zone": info["zone"]} if info.get("zone") else {})})
             except (httpx.HTTPError, ValueError, KeyError) as e:
                 log.info("seed %s not reachable yet (%s)", url, e)
         if len(out) == len(seeds):
@@ -169,8 +172,10 @@ async def _join(node: "Node", http: httpx.AsyncClient, urls: list[str]) -> None:
                 info = resp.json()
                 # An empty store under an id the cluster knows: this node lost its data.
                 known = any(m["id"] == node.id for m in info["members"])
+                # The group of slot 0: the log's group changes say who decides after it.
                 await node.metalog.adopt_acceptors(
-                    info.get("metadata_group", info["acceptors"]),
+                    info.get("metadata_group_initial") or info.get("metadata_group",
+                                                                   info["acceptors"]),
                     {m["id"]: m["peer"] for m in info["members"]},
                     replacing=max(1, int(info["epoch"])) if known else 0)
                 if known:
