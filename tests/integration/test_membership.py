@@ -195,10 +195,18 @@ def test_bad_membership_changes_leave_the_log_unchanged(make_cluster):
         400, "bad_request")
     err(http.post("/cluster/config", json={"w": 4}), 400, "bad_request")
     assert http.get("/cluster/log").json()["entries"] == before
+    # A leave that would leave the metadata group without a live majority (n3 is down and
+    # no other member could take n1's place): 409, before anything is proposed.
+    c.kill(2)
+    c.wait_until(lambda: not {m["id"]: m for m in http.get("/cluster").json()["members"]}[
+        "n3"]["alive"], 10, "n3 seen down")
+    resp = http.post("/cluster/members/n1/leave")
+    err(resp, 409, "conflict")
+    assert "metadata group" in resp.json()["detail"]
     # no majority: with two of three acceptors down, a change cannot commit
     c.kill(1)
-    c.kill(2)
     err(http.post("/cluster/config", json={"r": 1}), 503, "no_majority")
+    err(http.delete("/cluster/members/n3"), 503, "no_majority")  # refused before proposing
     assert http.get("/cluster/log").json()["entries"] == before
 
 
