@@ -12,7 +12,7 @@ change, proposes a ``set_group`` entry through the log:
 * every new member that holds no acceptor state of its own is asked (peer RPC
   ``group_token``) for its incarnation token, which the change names: only that lets it
   vote (``core/paxos/groups.py``). A candidate that does not answer, or is not caught up
-  with the log, is not picked this round.
+  with the log, is waited for a few looks (it may be a moment behind), then passed over.
 
 The change names the group it replaces (compare-and-set), so a change that raced another
 one, or a retry committed twice, changes nothing.
@@ -35,6 +35,7 @@ if TYPE_CHECKING:  # pragma: no cover
 log = logging.getLogger(__name__)
 
 INTERVAL_S = 0.5
+PATIENCE = 4  # looks a preferred candidate may be unreachable or behind before another is picked
 
 
 class GroupKeeper:
@@ -54,6 +55,7 @@ class GroupKeeper:
         self.propose, self.is_leader, self.own_token = propose, is_leader, own_token
         self.replace_after_s, self.stopping, self.interval_s = replace_after_s, stopping, interval_s
         self.last_problem: Optional[str] = None
+        self._behind: dict[str, int] = {}  # candidate -> looks it was unreachable or behind
 
     async def run(self) -> None:
         while not self.stopping():
@@ -87,21 +89,28 @@ class GroupKeeper:
             if new is None:
                 return None
             readmit = await self._tokens(state, new, live)
-            if readmit is not None:
+            if readmit is None:
+                return None  # the preferred candidate may catch up by the next look
+            if readmit is not False:
+                self._behind.clear()
                 return await self._propose(state, new, readmit, down_long)
-            # a candidate did not answer or is behind: it was dropped from ``live``; re-plan
+            # a candidate has not answered or caught up for a while: dropped; re-plan
 
-    async def _tokens(self, state, new, live: set) -> Optional[dict[str, str]]:
-        """The tokens of the new members that need one; None (and the member dropped from
-        ``live``) if one does not answer or is not caught up."""
+    async def _tokens(self, state, new, live: set):
+        """The tokens of the new members that need one; None if one of them does not
+        answer or is not caught up (it may be a moment behind: look again next time);
+        False once that lasted ``PATIENCE`` looks (it is dropped from ``live``)."""
         readmit: dict[str, str] = {}
         for g in new:
             if g in state.acceptors and g not in state.retired:
                 continue
             info = await self.token_of(g)
             if info is None or not info.get("caught_up"):
+                self._behind[g] = self._behind.get(g, 0) + 1
+                if self._behind[g] < PATIENCE:
+                    return None
                 live.discard(g)
-                return None
+                return False
             if isinstance(info.get("token"), str):
                 readmit[g] = info["token"]
         return readmit

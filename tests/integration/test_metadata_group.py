@@ -23,7 +23,7 @@ def _members(info):
 def test_seeds_leave_die_and_lose_their_disk_and_the_group_refills(make_cluster):
     t0 = time.monotonic()
     c = make_cluster(3, n=2, r=1, w=2)
-    n4, n5 = c.add_node(), c.add_node()
+    n4, n5 = c.add_node(), c.add_node(["--zone", "rack-b"])
 
     def settled(i, ids):
         info = c.cluster_info(i)
@@ -37,16 +37,18 @@ def test_seeds_leave_die_and_lose_their_disk_and_the_group_refills(make_cluster)
         for i in range(40):
             acked[f"k{i}"] = cl.put(f"k{i}", f"v{i}".encode())["version"]
 
-        # A seed leaves: the metadata leader gives its place to a live member.
+        # A seed leaves: the metadata leader gives its place to a live member, n5 rather
+        # than the lower-numbered n4: n5's zone is one the group does not cover yet.
         cl.leave("n1")
         c.wait_until(lambda: settled(n4, ["n2", "n3", "n4", "n5"])
-                     and c.cluster_info(n4)["metadata_group"] == ["n2", "n3", "n4"], 20,
-                     "n1 left and n4 took its place in the metadata group")
+                     and c.cluster_info(n4)["metadata_group"] == ["n2", "n3", "n5"], 20,
+                     "n1 left and n5 took its place in the metadata group")
         c.kill(0, signal.SIGTERM)
         info = c.cluster_info(n4)
+        assert _members(info)["n5"]["zone"] == "rack-b" and _members(info)["n4"]["zone"] is None
         assert {m: v["role"] for m, v in _members(info).items()} == {
-            "n2": "acceptor", "n3": "acceptor", "n4": "acceptor", "n5": "learner"}
-        c.wait_until(lambda: c.node_view(n4)["metadata"]["voting"], 5, "n4 votes")
+            "n2": "acceptor", "n3": "acceptor", "n4": "learner", "n5": "acceptor"}
+        c.wait_until(lambda: c.node_view(n5)["metadata"]["voting"], 5, "n5 votes")
 
         # A seed dies and is removed: with n1 and n2 gone only the new group can commit it.
         c.kill(1)
@@ -54,7 +56,7 @@ def test_seeds_leave_die_and_lose_their_disk_and_the_group_refills(make_cluster)
         cl.remove("n2")
         c.wait_until(lambda: settled(n4, ["n3", "n4", "n5"])
                      and c.cluster_info(n4)["metadata_group"] == ["n3", "n4", "n5"], 20,
-                     "n2 removed and the group refilled with n5")
+                     "n2 removed and the group refilled with n4")
         for i in range(40, 60):
             acked[f"k{i}"] = cl.put(f"k{i}", f"v{i}".encode())["version"]
 
@@ -103,4 +105,20 @@ def test_seeds_leave_die_and_lose_their_disk_and_the_group_refills(make_cluster)
                 assert rec is not None and rec["version"] >= version, key
             assert cl.get(key, r=2).version >= version, key
         cl.set_config(hint_window_s=1800)  # the refilled group commits
+
+    # The operator's knobs: a target size, an explicit group; bad ones are refused.
+    http = httpx.Client(base_url=c.url(n4), timeout=15)
+    assert http.post("/cluster/config", json={"metadata_group_size": 1}).status_code == 202
+    # trimmed to the lowest-numbered live member (n3 joined again under a new number)
+    lowest = min(c.cluster_info(n4)["members"], key=lambda m: m["number"])["id"]
+    assert lowest in ("n4", "n5")
+    c.wait_until(lambda: c.cluster_info(n4)["metadata_group"] == [lowest], 10, "trimmed to 1")
+    resp = http.post("/cluster/config", json={"metadata_group": ["n5", "n4", "n3"]})
+    assert resp.status_code == 202, resp.text
+    info = c.cluster_info(n4)  # (the node that took the change has applied it)
+    assert info["metadata_group"] == ["n3", "n4", "n5"] and info["metadata_group_size"] == 3
+    for body, status in (({"metadata_group_size": 2}, 400), ({"metadata_group": ["n3", "n4"]}, 400),
+                         ({"metadata_group": ["n3", "n4", "n9"]}, 404)):
+        assert http.post("/cluster/config", json=body).status_code == status, body
+    http.close()
     print(f"metadata group scenario: {time.monotonic() - t0:.1f}s")

@@ -123,3 +123,38 @@ def test_change_rule_503_without_a_live_majority_and_409_when_a_leave_would_lose
     assert mg.change_problem(s, {"n1", "n2"}, leaving="n3") is None  # removing a dead one
     assert mg.change_problem(five, {"n1", "n2", "n3"}, new_group=["n3", "n4", "n5"])[:2] == (
         409, "conflict")
+
+
+def test_group_settings_flags_env_defaults_and_bounds():
+    import argparse
+
+    import pytest
+
+    from dynamopy import config
+    from dynamopy.node.bootstrap import effective_seeds
+
+    def resolve(argv, env=None):
+        p = argparse.ArgumentParser()
+        config.add_arguments(p)
+        return config.resolve(p.parse_args(argv), env or {})
+
+    c = resolve([])
+    assert (c.metadata_group_size, c.metadata_group_replace_after_s, c.zone) == (3, 300.0, "")
+    c = resolve(["--metadata-group-size", "5", "--zone", "rack-a"],
+                {"DYNAMOPY_METADATA_GROUP_SIZE": "1",
+                 "DYNAMOPY_METADATA_GROUP_REPLACE_AFTER_S": "30"})
+    assert (c.metadata_group_size, c.metadata_group_replace_after_s, c.zone) == (5, 30.0, "rack-a")
+    with pytest.raises(ValueError, match="metadata-group-size must be 1, 3 or 5"):
+        resolve(["--metadata-group-size", "4"])
+    with pytest.raises(ValueError, match="metadata-group-replace-after-s"):
+        resolve(["--metadata-group-replace-after-s", "0"])
+
+    class _Node:  # the bootstrap entry takes the target size from the bootstrapping seed
+        config = resolve(["--seeds", "http://a:1,http://b:2,http://c:3",
+                          "--metadata-group-size", "1"])
+
+    seeds, settings = effective_seeds(_Node())
+    state = ClusterState().apply(bootstrap_entry(
+        [{"id": f"n{i}", "url": u, "peer": f"p{i}"} for i, u in enumerate(seeds)], settings))
+    assert state.settings.metadata_group_size == 1 and len(state.acceptors) == 3
+    assert mg.plan_group(state, set(state.members), set()) == ("n0",)  # trimmed to one
