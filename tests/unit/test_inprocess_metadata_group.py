@@ -54,8 +54,12 @@ def test_a_joined_member_is_readmitted_by_its_token_and_then_votes():
             # n1 and n2 down: {n3, n4} is a majority of the new group only if n4 votes.
             epoch = await c.node("n3").propose({"op": "set_config", "hint_window_s": 9.0})
             entry = [e for e in c.node("n3").log_entries(0) if e["op"] == "set_group"][-1]
-            return before, epoch, entry
+            # Its re-admitted acceptor state is on its disk: after a crash it still votes.
+            await c.crash("n4")
+            await c.start("n4")
+            again = await c.node("n3").propose({"op": "set_config", "hint_window_s": 10.0})
+            return before, epoch, entry, again, c.node("n4").node_view()["metadata"]["voting"]
 
-    before, epoch, entry = run_virtual(main())
-    assert before is False and epoch > 0
+    before, epoch, entry, again, voting_after_restart = run_virtual(main())
+    assert before is False and epoch > 0 and again > epoch and voting_after_restart
     assert entry["group"] == ["n2", "n3", "n4"] and set(entry["readmit"]) == {"n4"}
