@@ -67,6 +67,7 @@ def build_router(node) -> APIRouter:
         if body.get("zone"):
             entry["zone"] = body["zone"]
         await check_joiner(node, entry)   # is it there, with the cluster secret?
+        check_group_rule(node)
         epoch = await node.propose(entry)
         return JSONResponse({"epoch": epoch}, status_code=202)
 
@@ -130,6 +131,7 @@ def build_router(node) -> APIRouter:
         if isinstance(body.get("hint_window_s"), (int, float)) and \
                 body["hint_window_s"] > MAX_HINT_WINDOW_S:
             raise BadRequest(f"hint_window_s must be at most {MAX_HINT_WINDOW_S}")
+        check_group_rule(node)
         epoch = await node.propose({"op": "set_config", **body})
         return JSONResponse({"epoch": epoch}, status_code=202)
 
@@ -137,9 +139,13 @@ def build_router(node) -> APIRouter:
 
 
 def check_group_rule(node, *, leaving=None, new_group=None) -> None:
-    """The contract's 503 ``no_majority`` / 409 ``conflict`` for a change that touches the
-    metadata group, judged on this node's failure detector (core/metadata_group.py)."""
-    state = node.require_ready()
+    """The contract's 503 ``no_majority`` (at once, rather than after the proposal's
+    timeout, when this node's failure detector sees no live majority of the metadata group)
+    and 409 ``conflict`` for a change that would leave the group without one
+    (core/metadata_group.py)."""
+    state = node.state
+    if not state.bootstrapped:
+        return  # the proposal says why
     live = {m for m in state.members if node.detector.is_up(m)}
     problem = change_problem(state, live, leaving=leaving, new_group=new_group)
     if problem is not None:

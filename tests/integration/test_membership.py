@@ -3,6 +3,8 @@ while writes keep flowing; no acknowledged write may be lost."""
 
 import threading
 
+import time
+
 import httpx
 import pytest
 
@@ -198,15 +200,21 @@ def test_bad_membership_changes_leave_the_log_unchanged(make_cluster):
     # A leave that would leave the metadata group without a live majority (n3 is down and
     # no other member could take n1's place): 409, before anything is proposed.
     c.kill(2)
-    c.wait_until(lambda: not {m["id"]: m for m in http.get("/cluster").json()["members"]}[
-        "n3"]["alive"], 10, "n3 seen down")
+    def seen_down(mid):
+        c.wait_until(lambda: not {m["id"]: m for m in http.get("/cluster").json()["members"]}[
+            mid]["alive"], 10, f"{mid} seen down")
+
+    seen_down("n3")
     resp = http.post("/cluster/members/n1/leave")
     err(resp, 409, "conflict")
     assert "metadata group" in resp.json()["detail"]
-    # no majority: with two of three acceptors down, a change cannot commit
+    # no majority: with two of three acceptors down, a change cannot commit; a node that
+    # sees them down says so at once, without proposing (a proposal would time out)
     c.kill(1)
-    err(http.post("/cluster/config", json={"r": 1}), 503, "no_majority")
-    err(http.delete("/cluster/members/n3"), 503, "no_majority")  # refused before proposing
+    seen_down("n2")
+    for resp in (http.post("/cluster/config", json={"r": 1}), http.delete("/cluster/members/n3")):
+        err(resp, 503, "no_majority")
+        assert "fewer than a majority" in resp.json()["detail"]  # not a proposal's timeout
     assert http.get("/cluster/log").json()["entries"] == before
 
 
