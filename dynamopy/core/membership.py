@@ -51,6 +51,12 @@ Entries without ``at_ms`` (older logs) free no number: they are never reused.
   re-replicate its ranges), and if it was in the metadata group its acceptor role is retired
   too (``retired``: listed, never voting again under this id until the group is changed).
   The node then joins again as a new member and streams its ranges back.
+* The metadata group (``acceptors``) changes by ``set_group`` entries (``core/metadata_group.py``):
+  one applies exactly when the Paxos core counts it as a group change (a function of the
+  entry and the latest group alone, compare-and-set on ``from_group``), so the state and
+  the protocol agree on every node; ``group_schedule`` carries what a node installing a
+  snapshot needs to know which group decides the slots after it. Any member may leave or
+  be removed, seeds included: the metadata leader moves the group to other members.
 * N and the hash layout are fixed at bootstrap; R, W and hint settings change by
   ``set_config``.
 * A change of the R/W defaults is not seen by every node at the same instant, so it settles
