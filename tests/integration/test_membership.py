@@ -3,8 +3,6 @@ while writes keep flowing; no acknowledged write may be lost."""
 
 import threading
 
-import time
-
 import httpx
 import pytest
 
