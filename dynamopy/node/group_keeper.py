@@ -14,6 +14,10 @@ change, proposes a ``set_group`` entry through the log:
   vote (``core/paxos/groups.py``). A candidate that does not answer, or is not caught up
   with the log, is waited for a few looks (it may be a moment behind), then passed over.
 
+Every ``SILENT_CHECK_EVERY`` looks it also asks the group's members whether they vote: one
+that does not (it learned the change naming its token from a snapshot, which is not
+replayed) is named again, with its current token, in a change to the same group.
+
 The change names the group it replaces (compare-and-set), so a change that raced another
 one, or a retry committed twice, changes nothing.
 """
@@ -35,6 +39,7 @@ if TYPE_CHECKING:  # pragma: no cover
 log = logging.getLogger(__name__)
 
 INTERVAL_S = 0.5
+SILENT_CHECK_EVERY = 20  # looks between checks that every group member votes
 PATIENCE = 4  # looks a preferred candidate may be unreachable or behind before another is picked
 
 
@@ -56,6 +61,7 @@ class GroupKeeper:
         self.replace_after_s, self.stopping, self.interval_s = replace_after_s, stopping, interval_s
         self.last_problem: Optional[str] = None
         self._behind: dict[str, int] = {}  # candidate -> looks it was unreachable or behind
+        self._looks = 0
 
     async def run(self) -> None:
         while not self.stopping():
@@ -84,9 +90,12 @@ class GroupKeeper:
             return None
         live = {m for m in state.members if self.is_up(m)}
         down_long = self.down_too_long(state)
+        self._looks += 1
         while True:
             new = plan_group(state, live, down_long)
             if new is None:
+                if self._looks % SILENT_CHECK_EVERY == 0:
+                    return await self._readmit_silent(state, live)
                 return None
             readmit = await self._tokens(state, new, live)
             if readmit is None:
@@ -95,6 +104,22 @@ class GroupKeeper:
                 self._behind.clear()
                 return await self._propose(state, new, readmit, down_long)
             # a candidate has not answered or caught up for a while: dropped; re-plan
+
+    async def _readmit_silent(self, state, live: set) -> Optional[int]:
+        """A group member that holds no acceptor state although it is in the group (it
+        learned the change naming its token from a snapshot, which does not replay it, or
+        the change named an older token) never votes: name its current token again in a
+        change to the same group."""
+        readmit: dict[str, str] = {}
+        for g in state.acceptors:
+            if g == self.me or g in state.retired or g not in live:
+                continue
+            info = await self.token_of(g)
+            if info is not None and info.get("caught_up") and isinstance(info.get("token"), str):
+                readmit[g] = info["token"]
+        if not readmit:
+            return None
+        return await self._propose(state, tuple(state.acceptors), readmit, set())
 
     async def _tokens(self, state, new, live: set):
         """The tokens of the new members that need one; None if one of them does not
@@ -122,6 +147,7 @@ class GroupKeeper:
         gone = ", ".join(f"{g} ({why.get(g, 'size')})" for g in out)
         reason = (f"metadata group {list(state.acceptors)} -> {list(new)}"
                   + (f"; out: {gone}" if out else "")
+                  + (f"; readmit: {', '.join(sorted(readmit))}" if readmit else "")
                   + f"; target size {state.settings.metadata_group_size}")
         entry = {"op": "set_group", "group": list(new), "from_group": list(state.acceptors),
                  "readmit": readmit, "reason": reason}

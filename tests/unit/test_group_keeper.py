@@ -5,7 +5,7 @@ test_inprocess_metadata_group.py)."""
 import asyncio
 
 from dynamopy.core.membership import ClusterState, Settings, bootstrap_entry
-from dynamopy.node.group_keeper import PATIENCE, GroupKeeper
+from dynamopy.node.group_keeper import PATIENCE, SILENT_CHECK_EVERY, GroupKeeper
 
 
 def _state() -> ClusterState:
@@ -74,3 +74,18 @@ def test_a_candidate_that_is_behind_is_waited_for_then_passed_over():
     assert proposed == []
     assert asyncio.run(k.step()) == 99
     assert proposed[0]["group"] == ["n2", "n3", "n5"] and proposed[0]["readmit"] == {"n5": "tok-n5"}
+
+
+def test_a_group_member_that_does_not_vote_is_named_again_with_its_token():
+    """(It learned the change naming its token from a snapshot, which is not replayed.)"""
+    seeds = [{"id": f"n{i}", "url": f"u{i}", "peer": f"p{i}"} for i in (1, 2, 3)]
+    state = ClusterState().apply(bootstrap_entry(seeds, Settings(n=2, r=1, w=1)))
+    k, proposed, _ = _keeper(state, answers={"n1": {"token": None, "caught_up": True},
+                                             "n3": {"token": "t3", "caught_up": True}})
+    for _ in range(SILENT_CHECK_EVERY - 1):
+        assert asyncio.run(k.step()) is None
+    assert asyncio.run(k.step()) == 99
+    (entry,) = proposed
+    assert entry["group"] == entry["from_group"] == ["n1", "n2", "n3"]
+    assert entry["readmit"] == {"n3": "t3"}
+    assert state.apply(entry).acceptors == ("n1", "n2", "n3")  # a change that applies
