@@ -63,3 +63,34 @@ def test_a_joined_member_is_readmitted_by_its_token_and_then_votes():
     before, epoch, entry, again, voting_after_restart = run_virtual(main())
     assert before is False and epoch > 0 and again > epoch and voting_after_restart
     assert entry["group"] == ["n2", "n3", "n4"] and set(entry["readmit"]) == {"n4"}
+
+
+def test_a_member_that_learned_its_readmission_from_a_snapshot_is_named_again():
+    """The change naming n4's token commits while n4 is down; more than a compaction
+    interval of entries follow, so n4 learns it from a snapshot (which is not replayed) and
+    does not vote; the metadata leader sees that and names its token again."""
+    async def main():
+        async with InProcessCluster(["n1", "n2", "n3"], joiners=["n4"], seed=9, n=2, r=1,
+                                    w=1) as c:
+            await c.start("n4")
+            await until(lambda: c.node("n4").state.member("n4") is not None
+                        and c.node("n4").state.member("n4").state == "normal", 60, "n4 joined")
+            token = (await c.node("n4").group_token())["token"]
+            await c.crash("n4")
+            await c.node("n2").propose({"op": "set_group", "group": ["n1", "n2", "n4"],
+                                        "from_group": ["n1", "n2", "n3"],
+                                        "readmit": {"n4": token}})
+            for i in range(70):
+                await c.node("n2").propose({"op": "set_config", "hint_window_s": 100.0 + i})
+            await c.start("n4")
+            await until(lambda: c.node("n4").state.epoch >= c.node("n2").state.epoch, 20,
+                        "n4 caught up")
+            silent = not c.node("n4").node_view()["metadata"]["voting"]
+            await until(lambda: c.node("n4").node_view()["metadata"]["voting"], 30,
+                        "n4 named again and voting")
+            return silent, [e for e in c.node("n2").log_entries(0) if e["op"] == "set_group"]
+
+    silent, changes = run_virtual(main())
+    assert silent, "n4 learned its readmission from a snapshot (the case under test)"
+    assert changes[-1]["group"] == changes[-1]["from_group"] == ["n1", "n2", "n4"]
+    assert changes[-1]["readmit"] == {"n4": changes[0]["readmit"]["n4"]}
