@@ -81,6 +81,13 @@ SETTINGS: tuple[Setting, ...] = (
             "time a request's headers and body have to arrive (slow clients are cut off)"),
     Setting("join_timeout_s", float, 60.0,
             "a join whose joiner does not answer for this long is abandoned"),
+    Setting("metadata_group_size", int, 3,
+            "target size of the metadata group (the Paxos acceptors): 1, 3 or 5; set at "
+            "bootstrap, later through POST /cluster/config"),
+    Setting("metadata_group_replace_after_s", float, 300.0,
+            "a metadata-group member down this long is replaced by a live member"),
+    Setting("zone", str, "", "failure-domain label of this node (rack, zone); the metadata "
+            "group spreads over zones"),
     Setting("max_clock_offset_ms", int, 500,
             "a node whose clock is further than this from a majority of its measured peers, "
             "or stepped by more than this since they last vouched for it, stops stamping "
@@ -137,6 +144,9 @@ class NodeConfig:
     anti_entropy_interval_s: float = 180.0
     anti_entropy_rate: int = 1000
     tombstone_grace_s: float = 10 * 86400.0
+    metadata_group_size: int = 3
+    metadata_group_replace_after_s: float = 300.0
+    zone: str = ""
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -231,6 +241,12 @@ def resolve(args: argparse.Namespace, environ: Optional[dict] = None) -> NodeCon
                          f"{raw['anti_entropy_rate']}")
     if not raw["tombstone_grace_s"] > 0:
         raise ValueError(f"--tombstone-grace-s must be positive, got {raw['tombstone_grace_s']}")
+    if raw["metadata_group_size"] not in (1, 3, 5):
+        raise ValueError(f"--metadata-group-size must be 1, 3 or 5, got "
+                         f"{raw['metadata_group_size']}")
+    if not raw["metadata_group_replace_after_s"] > 0:
+        raise ValueError(f"--metadata-group-replace-after-s must be positive, got "
+                         f"{raw['metadata_group_replace_after_s']}")
     if not 0 <= raw["max_value_bytes"] <= MAX_VALUE_BYTES_LIMIT:
         raise ValueError(f"--max-value-bytes={raw['max_value_bytes']} outside 0.."
                          f"{MAX_VALUE_BYTES_LIMIT} (a value must fit in one "
@@ -267,6 +283,9 @@ def resolve(args: argparse.Namespace, environ: Optional[dict] = None) -> NodeCon
         anti_entropy_interval_s=raw["anti_entropy_interval_s"],
         anti_entropy_rate=raw["anti_entropy_rate"],
         tombstone_grace_s=raw["tombstone_grace_s"],
+        metadata_group_size=raw["metadata_group_size"],
+        metadata_group_replace_after_s=raw["metadata_group_replace_after_s"],
+        zone=raw["zone"] or "",
     )
 
 

@@ -63,10 +63,14 @@ def build_router(node) -> APIRouter:
             # same list, kept for nodes of an older version that join through this one.
             "metadata_group": list(state.acceptors),
             "acceptors": list(state.acceptors),
+            "metadata_group_size": s.metadata_group_size,
+            # The group of the log's first slot: where a joiner starts following the
+            # group changes (core/metadata_group.py).
+            "metadata_group_initial": list(state.initial_group),
             "warnings": warnings,
             "members": [
                 {"id": m.id, "url": m.url, "peer": m.peer, "number": m.number,
-                 "state": m.state, "role": member_role(state, m.id),
+                 "state": m.state, "role": member_role(state, m.id), "zone": m.zone or None,
                  "alive": alive.get(m.id, False),
                  "ownership": round(ownership.get(m.id, 0.0), 6)}
                 for m in sorted(state.members.values(), key=lambda m: m.number)

@@ -12,6 +12,7 @@ from fastapi.responses import JSONResponse
 from dynamopy.api.data import check_repeats
 from dynamopy.api.schema import BAD_REQUEST, CONFLICT, NOT_FOUND, UNAUTHORIZED, UNAVAILABLE, responses
 from dynamopy.node.errors import BadRequest, MembershipError
+from dynamopy.core.metadata_group import GROUP_SIZES, change_problem
 from dynamopy.node.joins import admit_join
 
 ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$"
@@ -48,16 +49,24 @@ def build_router(node) -> APIRouter:
                      "additionalProperties": False,
                      "properties": {"id": {"type": "string", "pattern": ID_PATTERN},
                                     "url": {"type": "string", "pattern": URL_PATTERN},
-                                    "peer": {"type": "string", "pattern": PEER_PATTERN}}}}}}})
+                                    "peer": {"type": "string", "pattern": PEER_PATTERN},
+                                    "zone": {"type": "string", "pattern": ID_PATTERN}}}}}}})
     async def join(request: Request):
         body = await _json_body(request)
-        extra = set(body) - {"id", "url", "peer"}
+        extra = set(body) - {"id", "url", "peer", "zone"}
         if extra:
-            raise BadRequest(f"unknown fields {sorted(extra)}; a join takes id, url and peer")
+            raise BadRequest(f"unknown fields {sorted(extra)}; a join takes id, url, peer "
+                             "and optionally zone")
         for field, pattern in (("id", ID_PATTERN), ("url", URL_PATTERN), ("peer", PEER_PATTERN)):
             if not isinstance(body.get(field), str) or not re.search(pattern, body[field]):
                 raise BadRequest(f"'{field}' must be a string matching {pattern}")
+        if "zone" in body and (not isinstance(body["zone"], str)
+                               or not re.search(ID_PATTERN, body["zone"])):
+            raise BadRequest(f"'zone' must be a string matching {ID_PATTERN}")
         entry = {"op": "join", "id": body["id"], "url": body["url"], "peer": body["peer"]}
+        if body.get("zone"):
+            entry["zone"] = body["zone"]
+        check_group_rule(node)   # 503 at once if no live majority of the metadata group
         epoch = await admit_join(node, entry)   # is it there, with the cluster secret? then propose
         return JSONResponse({"epoch": epoch}, status_code=202)
 
@@ -65,6 +74,7 @@ def build_router(node) -> APIRouter:
                  summary="Decommission a member: it streams its data away, then leaves",
                  responses=responses(None, UNAUTHORIZED, NOT_FOUND, CONFLICT, UNAVAILABLE))
     async def leave(member_id: str):
+        check_group_rule(node, leaving=member_id)
         epoch = await node.propose({"op": "leave", "id": member_id})
         return JSONResponse({"epoch": epoch}, status_code=202)
 
@@ -84,11 +94,12 @@ def build_router(node) -> APIRouter:
         if not force and (member_id == node.id or node.detector.is_up(member_id)):
             raise MembershipError(409, "conflict",
                                   f"{member_id} is alive; use leave, or remove with force=true")
+        check_group_rule(node, leaving=member_id)
         epoch = await node.propose({"op": "remove", "id": member_id})
         return JSONResponse({"epoch": epoch}, status_code=202)
 
     @router.post("/cluster/config", status_code=202,
-                 summary="Change R/W defaults, hint, anti-entropy or tombstone settings",
+                 summary="Change R/W defaults, hint, anti-entropy, tombstone or metadata-group settings",
                  responses=responses(None, BAD_REQUEST, UNAUTHORIZED, CONFLICT, UNAVAILABLE),
                  openapi_extra={"requestBody": {"required": True, "content": {"application/json": {"schema": {
                      "type": "object", "additionalProperties": False,
@@ -101,9 +112,20 @@ def build_router(node) -> APIRouter:
                                     "anti_entropy_interval_s": {"type": "number", "minimum": 0},
                                     "anti_entropy_rate": {"type": "integer", "minimum": 1},
                                     "tombstone_grace_s": {"type": "number",
-                                                          "exclusiveMinimum": 0}}}}}}})
+                                                          "exclusiveMinimum": 0},
+                                    "metadata_group_size": {"type": "integer",
+                                                            "enum": [1, 3, 5]},
+                                    "metadata_group": {"type": "array", "minItems": 1,
+                                                       "maxItems": 5,
+                                                       "items": {"type": "string"}}}}}}}})
     async def set_config(request: Request):
         body = await _json_body(request)
+        group = body.pop("metadata_group", None)
+        epoch = None
+        if group is not None:
+            epoch = await set_group(node, group)
+            if not body:
+                return JSONResponse({"epoch": epoch}, status_code=202)
         for name in ("r", "w", "hint_max_bytes", "anti_entropy_rate"):  # may come as 3.0
             if isinstance(body.get(name), float) and body[name].is_integer():
                 body[name] = int(body[name])
@@ -113,7 +135,47 @@ def build_router(node) -> APIRouter:
         if isinstance(body.get("hint_window_s"), (int, float)) and \
                 body["hint_window_s"] > MAX_HINT_WINDOW_S:
             raise BadRequest(f"hint_window_s must be at most {MAX_HINT_WINDOW_S}")
+        check_group_rule(node)
         epoch = await node.propose({"op": "set_config", **body})
         return JSONResponse({"epoch": epoch}, status_code=202)
 
     return router
+
+
+def check_group_rule(node, *, leaving=None, new_group=None) -> None:
+    """The contract's 503 ``no_majority`` (at once, rather than after the proposal's
+    timeout, when this node's failure detector sees no live majority of the metadata group)
+    and 409 ``conflict`` for a change that would leave the group without one
+    (core/metadata_group.py)."""
+    state = node.state
+    if not state.bootstrapped:
+        return  # the proposal says why
+    live = {m for m in state.members if node.detector.is_up(m)}
+    problem = change_problem(state, live, leaving=leaving, new_group=new_group)
+    if problem is not None:
+        raise MembershipError(*problem)
+
+
+async def set_group(node, group) -> int:
+    """An operator sets the metadata group explicitly: 1, 3 or 5 current members."""
+    if not isinstance(group, list) or not all(isinstance(g, str) for g in group) \
+            or len(set(group)) != len(group) or len(group) not in GROUP_SIZES:
+        raise BadRequest("metadata_group must be a list of 1, 3 or 5 distinct member ids")
+    state = node.require_ready()
+    for g in group:
+        if state.member(g) is None:
+            raise MembershipError(404, "unknown_member", f"no member {g!r}")
+    check_group_rule(node, new_group=group)
+    readmit = {}
+    for g in group:
+        if g in state.acceptors and g not in state.retired:
+            continue
+        info = await node.group_keeper.token_of(g)
+        if info is None or not info.get("caught_up"):
+            raise MembershipError(409, "conflict", f"{g} does not answer or has not caught up "
+                                  "with the metadata log; it cannot enter the metadata group now")
+        if isinstance(info.get("token"), str):
+            readmit[g] = info["token"]
+    return await node.propose({"op": "set_group", "group": sorted(group),
+                               "from_group": list(state.acceptors), "readmit": readmit,
+                               "size": len(group), "reason": "set by an operator"})

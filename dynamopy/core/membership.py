@@ -51,8 +51,15 @@ Entries without ``at_ms`` (older logs) free no number: they are never reused.
   re-replicate its ranges), and if it was in the metadata group its acceptor role is retired
   too (``retired``: listed, never voting again under this id until the group is changed).
   The node then joins again as a new member and streams its ranges back.
-* N and the hash layout are fixed at bootstrap; R, W, hint, anti-entropy and tombstone
-  settings change by ``set_config`` (the bootstrap entry carries the seeds' flags).
+* The metadata group (``acceptors``) changes by ``set_group`` entries (``core/metadata_group.py``):
+  one applies exactly when the Paxos core counts it as a group change (a function of the
+  entry and the latest group alone, compare-and-set on ``from_group``), so the state and
+  the protocol agree on every node; ``group_schedule`` carries what a node installing a
+  snapshot needs to know which group decides the slots after it. Any member may leave or
+  be removed, seeds included: the metadata leader moves the group to other members.
+* N and the hash layout are fixed at bootstrap; R, W, hint, anti-entropy, tombstone and
+  metadata-group-size settings change by ``set_config`` (the bootstrap entry carries the
+  seeds' flags).
 * A change of the R/W defaults is not seen by every node at the same instant, so it settles
   in two steps: from the ``set_config`` on, the defaults in effect (:meth:`ClusterState.defaults`)
   are the larger of the old and the new R and W; the ``finish_config`` entry naming that
@@ -71,7 +78,7 @@ from ring import Ring
 
 JOINING, NORMAL, LEAVING = "joining", "normal", "leaving"
 CONFIG_KEYS = ("r", "w", "hint_window_s", "hint_max_bytes", "anti_entropy_interval_s",
-               "anti_entropy_rate", "tombstone_grace_s")
+               "anti_entropy_rate", "tombstone_grace_s", "metadata_group_size")
 RID_WINDOW = 1024
 REUSE_AFTER_MS = 60_000  # a removed member's number is reusable this long after its removal
 
@@ -84,12 +91,15 @@ class Member:
     number: int
     state: str = NORMAL
     floor_ms: int = 0  # a reused number: this holder's versions start above this time
+    zone: str = ""     # failure-domain label (--zone): the metadata group spreads over zones
 
     def to_dict(self) -> dict:
         d = {"id": self.id, "url": self.url, "peer": self.peer,
              "number": self.number, "state": self.state}
         if self.floor_ms:
             d["floor_ms"] = self.floor_ms
+        if self.zone:
+            d["zone"] = self.zone
         return d
 
 
@@ -109,13 +119,15 @@ class Settings:
     anti_entropy_interval_s: float = 180.0   # 0: off
     anti_entropy_rate: int = 1000            # keys listed or repaired per second
     tombstone_grace_s: float = 10 * 86400.0
+    metadata_group_size: int = 3  # the target size of the metadata group (1, 3 or 5)
 
     def to_dict(self) -> dict:
         return {"n": self.n, "r": self.r, "w": self.w,
                 "hint_window_s": self.hint_window_s, "hint_max_bytes": self.hint_max_bytes,
                 "anti_entropy_interval_s": self.anti_entropy_interval_s,
                 "anti_entropy_rate": self.anti_entropy_rate,
-                "tombstone_grace_s": self.tombstone_grace_s}
+                "tombstone_grace_s": self.tombstone_grace_s,
+                "metadata_group_size": self.metadata_group_size}
 
 
 class InvalidEntry(ValueError):
@@ -131,10 +143,15 @@ class ClusterState:
     epoch: int = 0
     members: Mapping[str, Member] = field(default_factory=dict)
     settings: Settings = Settings()
+    # The latest metadata group (core/metadata_group.py): it decides the slots from
+    # ``group_schedule``'s last entry on.
     acceptors: tuple[str, ...] = ()
     # Acceptors whose incarnation was retired by a ``replace`` (its disk was wiped): listed
-    # in ``acceptors`` (ballots index that tuple) but never voting again.
+    # in ``acceptors`` but not voting, until a group change drops or re-admits them.
     retired: tuple[str, ...] = ()
+    # The group of slot 0 (the seeds, sorted) and the (from_slot, group) changes in effect.
+    initial_group: tuple[str, ...] = ()
+    group_schedule: tuple = ()
     ring: Optional[Ring] = None
     pending_ring: Optional[Ring] = None
     change: Optional[tuple[str, str]] = None  # (op, member id) in progress
@@ -159,6 +176,12 @@ class ClusterState:
     def voters(self) -> tuple[str, ...]:
         """The acceptors that still vote (not retired)."""
         return tuple(a for a in self.acceptors if a not in self.retired)
+
+    def schedule_pairs(self) -> list:
+        """The (from_slot, group) changes in effect, the first from slot 0."""
+        if self.group_schedule:
+            return [(f, tuple(g)) for f, g in self.group_schedule]
+        return [(0, tuple(sorted(self.acceptors)))]
 
     def peers(self) -> dict[str, str]:
         """member id -> peer address."""
@@ -192,6 +215,10 @@ class ClusterState:
         could undo a newer one).
         """
         rid = entry.get("rid")
+        if entry.get("op") == "set_group":
+            # Decided by (entry, latest group) alone, as the Paxos core decides it: a
+            # duplicate of a change is refused by its compare-and-set, not by its rid.
+            return _set_group(self, entry, rid)
         if rid is not None and rid in self.recent_rids:
             return replace(self, epoch=self.epoch + 1)
         rids = self.recent_rids if rid is None else (self.recent_rids + (rid,))[-RID_WINDOW:]
@@ -210,6 +237,8 @@ class ClusterState:
             "settings": self.settings.to_dict(),
             "acceptors": list(self.acceptors),
             "retired": list(self.retired),
+            "initial_group": list(self.initial_group),
+            "group_schedule": [[f, list(g)] for f, g in self.group_schedule],
             "ring": self.ring.to_dict() if self.ring else None,
             "pending_ring": self.pending_ring.to_dict() if self.pending_ring else None,
             "change": list(self.change) if self.change else None,
@@ -227,9 +256,12 @@ class ClusterState:
         return cls(
             epoch=d["epoch"],
             members={m["id"]: Member(**m) for m in d["members"]},
-            settings=Settings(**d["settings"]),
+            settings=Settings(**{"metadata_group_size": len(d["acceptors"]) or 3,
+                                 **d["settings"]}),
             acceptors=tuple(d["acceptors"]),
             retired=tuple(d.get("retired", ())),
+            initial_group=tuple(d.get("initial_group") or sorted(d["acceptors"])),
+            group_schedule=tuple((int(f), tuple(g)) for f, g in d.get("group_schedule", ())),
             ring=Ring.from_dict(d["ring"]) if d["ring"] else None,
             pending_ring=Ring.from_dict(d["pending_ring"]) if d["pending_ring"] else None,
             change=tuple(d["change"]) if d["change"] else None,
@@ -248,13 +280,36 @@ def validate(state: ClusterState, entry: Mapping[str, Any]) -> None:
     op = entry.get("op")
     if op not in _APPLY:
         raise InvalidEntry(400, "bad_request", f"unknown operation {op!r}")
+    if op == "set_group":
+        _validate_set_group(state, entry)
+        return
     _APPLY[op](state, entry)
+
+
+def _validate_set_group(s: ClusterState, e: Mapping[str, Any]) -> None:
+    """Before proposing a group change: a group of current ``normal`` members, replacing
+    the latest group (apply itself only checks what the Paxos core checks)."""
+    from dynamopy.core import metadata_group as mg
+    _require_bootstrapped(s)
+    group = mg._group_in(dict(e))
+    if group is None:
+        raise InvalidEntry(400, "bad_request", "metadata_group must be a non-empty list of "
+                           "distinct member ids")
+    for g in group:
+        m = _member_or_404(s, g)
+        if m.state != NORMAL and g not in s.acceptors:
+            raise InvalidEntry(409, "conflict", f"{g} is {m.state}: only a normal member "
+                               "can enter the metadata group")
+    if mg.group_of(dict(e), s.acceptors) is None:
+        raise InvalidEntry(409, "conflict", f"the metadata group changed meanwhile (it is "
+                           f"{list(s.acceptors)}); retry")
 
 
 def bootstrap_entry(members: list[dict], settings: Settings) -> dict:
     """The slot-0 entry built from the seeds, identical whoever builds it."""
     return {"op": "bootstrap", "members": [
-        {"id": m["id"], "url": m["url"], "peer": m["peer"]} for m in members
+        {"id": m["id"], "url": m["url"], "peer": m["peer"],
+         **({"zone": m["zone"]} if m.get("zone") else {})} for m in members
     ], **settings.to_dict()}
 
 
@@ -286,13 +341,18 @@ def _bootstrap(s: ClusterState, e: Mapping[str, Any]) -> ClusterState:
     ids = [m["id"] for m in seeds]
     if not seeds or len(set(ids)) != len(ids):
         raise InvalidEntry(400, "bad_request", "bootstrap needs distinct member ids")
-    settings = Settings(**{k: e[k] for k in Settings.__slots__ if k in e})
+    # An entry from before group sizes: the group stays the seeds.
+    settings = Settings(**{"metadata_group_size": len(ids),
+                           **{k: e[k] for k in Settings.__slots__ if k in e}})
     if not 1 <= settings.n <= len(ids):
         raise InvalidEntry(400, "bad_request", f"n={settings.n} needs at least {settings.n} seeds")
     _check_rw(settings.n, settings.r, settings.w)
-    members = {m["id"]: Member(m["id"], m["url"], m["peer"], i + 1, NORMAL)
+    members = {m["id"]: Member(m["id"], m["url"], m["peer"], i + 1, NORMAL,
+                               zone=str(m.get("zone") or ""))
                for i, m in enumerate(seeds)}
-    return replace(s, members=members, settings=settings, acceptors=tuple(ids),
+    group = tuple(sorted(ids))
+    return replace(s, members=members, settings=settings, acceptors=group,
+                   initial_group=group, group_schedule=((0, group),),
                    ring=Ring.build(ids), next_number=len(ids) + 1)
 
 
@@ -307,7 +367,7 @@ def _join(s: ClusterState, e: Mapping[str, Any]) -> ClusterState:
                            f"{mid} is already a member at {existing.url} ({existing.peer})")
     _require_no_change(s, f"join {mid}")
     number, floor_ms = _number_for_join(s, e.get("at_ms"))
-    member = Member(mid, url, peer, number, JOINING, floor_ms)
+    member = Member(mid, url, peer, number, JOINING, floor_ms, zone=str(e.get("zone") or ""))
     free = {k: v for k, v in s.free_numbers.items() if k != number}
     return replace(s, members={**s.members, mid: member}, pending_ring=s.ring.add(mid),
                    change=("join", mid), change_epoch=s.epoch + 1,
@@ -368,10 +428,8 @@ def _leave(s: ClusterState, e: Mapping[str, Any], op: str = "leave",
     _require_bootstrapped(s)
     mid = e["id"]
     m = _member_or_404(s, mid)
-    if mid in s.acceptors and not replacing:
-        raise InvalidEntry(409, "conflict",
-                           f"cannot {op} {mid}: it is a seed, one of the metadata group "
-                           f"{list(s.acceptors)} fixed at bootstrap")
+    # A member of the metadata group may leave too: the metadata leader moves the group to
+    # another member (core/metadata_group.py) while it streams its data away.
     _require_no_change(s, f"{op} {mid}")
     if m.state != NORMAL:
         raise InvalidEntry(409, "conflict", f"{mid} is {m.state}")
@@ -459,6 +517,9 @@ def _set_config(s: ClusterState, e: Mapping[str, Any]) -> ClusterState:
                            f"cannot set {sorted(unknown)}: settable are {list(CONFIG_KEYS)}")
     new = replace(s.settings, **{k: e[k] for k in CONFIG_KEYS if k in e})
     _check_rw(new.n, new.r, new.w)
+    size = new.metadata_group_size
+    if isinstance(size, bool) or size not in (1, 3, 5):
+        raise InvalidEntry(400, "bad_request", f"metadata_group_size={size!r} must be 1, 3 or 5")
     for name, kinds, least in (("hint_window_s", (int, float), 0),
                                ("hint_max_bytes", (int,), 0),
                                ("anti_entropy_interval_s", (int, float), 0),
@@ -491,6 +552,24 @@ def _finish_config(s: ClusterState, e: Mapping[str, Any]) -> ClusterState:
     return replace(s, rw_in_effect=None)
 
 
+def _set_group(s: ClusterState, e: Mapping[str, Any], rid: Any) -> ClusterState:
+    """A change of the metadata group (``core/metadata_group.py``): applies exactly when
+    the Paxos core counts it as one (``group_of``), else a no-op that bumps the epoch."""
+    from dynamopy.core import metadata_group as mg
+    rids = s.recent_rids if rid is None else (s.recent_rids + (rid,))[-RID_WINDOW:]
+    group = mg.group_of(dict(e), s.acceptors) if s.bootstrapped else None
+    if group is None:
+        return replace(s, epoch=s.epoch + 1, skipped=s.skipped + 1, recent_rids=rids)
+    readmitted = set(mg.readmits(dict(e)))
+    retired = tuple(a for a in s.retired if a in group and a not in readmitted)
+    settings = s.settings
+    size = e.get("size")
+    if isinstance(size, int) and not isinstance(size, bool) and size in mg.GROUP_SIZES:
+        settings = replace(settings, metadata_group_size=size)
+    return replace(s, epoch=s.epoch + 1, acceptors=group, retired=retired, settings=settings,
+                   group_schedule=mg.schedule_after(s, group), recent_rids=rids)
+
+
 def _noop(s: ClusterState, e: Mapping[str, Any]) -> ClusterState:
     """A filler slot (a new Paxos leader found it empty): changes nothing but the epoch."""
     return s
@@ -506,5 +585,6 @@ _APPLY = {
     "remove": _remove,
     "replace": _replace,
     "set_config": _set_config,
+    "set_group": lambda s, e: _set_group(s, e, None),
     "finish_config": _finish_config,
 }

@@ -47,7 +47,8 @@ def bootstrap_settings(cfg, **override) -> Settings:
                   hint_max_bytes=cfg.hint_max_bytes,
                   anti_entropy_interval_s=cfg.anti_entropy_interval_s,
                   anti_entropy_rate=cfg.anti_entropy_rate,
-                  tombstone_grace_s=cfg.tombstone_grace_s)
+                  tombstone_grace_s=cfg.tombstone_grace_s,
+                  metadata_group_size=cfg.metadata_group_size)
     return Settings(**{**fields, **override})
 
 
@@ -154,7 +155,8 @@ async def _identities(node: "Node", http: httpx.AsyncClient, seeds: list[str]):
                 info = resp.json()
                 if isinstance(info.get("epoch"), int) and info["epoch"] > 0:
                     return BOOTSTRAPPED
-                out.append({"id": info["id"], "url": info["url"], "peer": info["peer"]})
+                out.append({"id": info["id"], "url": info["url"], "peer": info["peer"],
+                            **({"zone": info["zone"]} if info.get("zone") else {})})
             except (httpx.HTTPError, ValueError, KeyError) as e:
                 log.info("seed %s not reachable yet (%s)", url, e)
         if len(out) == len(seeds):
@@ -178,8 +180,10 @@ async def _join(node: "Node", http: httpx.AsyncClient, urls: list[str]) -> None:
                 info = resp.json()
                 # An empty store under an id the cluster knows: this node lost its data.
                 known = any(m["id"] == node.id for m in info["members"])
+                # The group of slot 0: the log's group changes say who decides after it.
                 await node.metalog.adopt_acceptors(
-                    info.get("metadata_group", info["acceptors"]),
+                    info.get("metadata_group_initial") or info.get("metadata_group",
+                                                                   info["acceptors"]),
                     {m["id"]: m["peer"] for m in info["members"]},
                     replacing=max(1, int(info["epoch"])) if known else 0)
                 if known:

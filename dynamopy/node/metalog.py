@@ -7,10 +7,16 @@ the acceptor update and the applied log entries go to disk in ONE synced batch; 
 advances, in that order. Durable layout (metadata
 keys of the store):
 
-    paxos/acceptors          the acceptor ids (the seeds), fixed at bootstrap; written
-                             before any vote: without it the node has no acceptor state
+    paxos/acceptors          the group of slot 0 (the seeds, sorted), fixed at bootstrap;
+                             the group of later slots follows from the log's ``set_group``
+                             entries (core/metadata_group.py); written before any vote:
+                             without it the node has no acceptor state
     paxos/no_vote            this store never held this node's acceptor state (it came
-                             from a member, not from bootstrapping): never vote from it
+                             from a member, not from bootstrapping): never vote from it,
+                             until a group change names ``paxos/incarnation``
+    paxos/incarnation        the token a group change must name to let this store vote
+                             (made up by this store, so no change chose it before a wipe)
+    paxos/votes_from         a re-admitted state votes only on slots from this one on
     replacing                this node started with an empty data directory under an id
                              the cluster knows: not a replica until it has joined again
     paxos/promised           the promised ballot            (acceptors only)
@@ -34,6 +40,7 @@ from typing import TYPE_CHECKING, Any, Callable, Optional
 
 import msgpack
 
+from dynamopy.core import metadata_group
 from dynamopy.core.membership import ClusterState, InvalidEntry, validate
 from dynamopy.core.paxos import (AcceptorState, Ballot, MetaLogNode, Role, Snapshot, decode,
                                  encode, finish_ready)
@@ -57,6 +64,8 @@ PROPOSE_TIMEOUT_S = 6.0
 K_ACCEPTORS, K_PROMISED, K_ACC, K_COMPACTED, K_SNAP, K_LOG = (
     "paxos/acceptors", "paxos/promised", "paxos/acc/", "paxos/compacted", "snap", "log/")
 K_NO_VOTE, K_REPLACING = "paxos/no_vote", "replacing"
+K_INCARNATION, K_VOTES_FROM = "paxos/incarnation", "paxos/votes_from"
+SEED_BALLOT_BASE = 1024  # ballot ids: a seed's index before bootstrap, then this + number
 
 
 def _pack(obj: Any) -> bytes:
@@ -99,6 +108,7 @@ class MetaLog:
         self._snapshot_epoch = 0
         self._since_compact = 0
         self.voter = False        # holds durable acceptor state of its own: may vote
+        self.incarnation: Optional[str] = None  # without it: the token that re-admits it
         # > 0: came back with an empty disk, known to the cluster at this epoch (see
         # node/replacement.py); 0 otherwise.
         self.replacing = 0
@@ -111,7 +121,7 @@ class MetaLog:
         raw = store.meta_get(K_ACCEPTORS)
         if raw is None:
             return
-        self.acceptors = tuple(_unpack(raw))
+        self.acceptors = tuple(sorted(_unpack(raw)))
         snapshot = None
         raw = store.meta_get(K_SNAP)
         if raw is not None:
@@ -129,7 +139,11 @@ class MetaLog:
             self._apply(slot, value)
         raw = store.meta_get(K_REPLACING)
         self.replacing = _unpack(raw) if raw is not None else 0
-        self.voter = self.me in self.acceptors and store.meta_get(K_NO_VOTE) is None
+        # A store that held acceptor state from its first start (a bootstrapping seed) or
+        # since a group change re-admitted it votes; any other does not.
+        self.voter = store.meta_get(K_NO_VOTE) is None
+        raw = store.meta_get(K_INCARNATION)
+        self.incarnation = _unpack(raw) if raw is not None else None
         self._make_node(self._load_acceptor() if self.voter else None, snapshot, entries)
 
     def _load_acceptor(self) -> AcceptorState:
@@ -142,7 +156,9 @@ class MetaLog:
         for name, raw in store.meta_scan(K_ACC):
             r, m, value = _unpack(raw)
             accepted[int(name[len(K_ACC):])] = (Ballot(r, m), value)
-        return AcceptorState(promised, accepted, compacted)
+        raw = store.meta_get(K_VOTES_FROM)
+        votes_from = _unpack(raw) if raw else 0
+        return AcceptorState(promised, accepted, compacted, votes_from)
 
     def _make_node(self, persisted, snapshot, entries) -> None:
         # The Paxos node's own generator, seeded from the node's: its draws (election
@@ -150,8 +166,21 @@ class MetaLog:
         rng = random.Random(self.rng.getrandbits(64))
         self.paxos = MetaLogNode(self.me, self.acceptors, rng,
                                  persisted=persisted, snapshot=snapshot, log=entries,
-                                 election_ticks=ELECTION_TICKS, heartbeat_ticks=HEARTBEAT_TICKS)
+                                 election_ticks=ELECTION_TICKS, heartbeat_ticks=HEARTBEAT_TICKS,
+                                 reconfig=metadata_group.reconfig(), ballot_id=self._ballot_id(),
+                                 incarnation=self.incarnation)
         self._refresh_learners()
+
+    def _ballot_id(self) -> int:
+        """Unique per node and per incarnation: before the bootstrap a seed's index in the
+        (sorted) seeds; after it, ``SEED_BALLOT_BASE`` + this member's number (a node that
+        came back with an empty disk joins again under a new number); -1 (never
+        campaign) while this node is not a member."""
+        state = self.state()
+        if not state.bootstrapped:
+            return self.acceptors.index(self.me) if self.me in self.acceptors else -1
+        m = state.member(self.me)
+        return SEED_BALLOT_BASE + m.number if m is not None else -1
 
     async def adopt_acceptors(self, acceptors: list[str], addresses: dict[str, str], *,
                               bootstrapping: bool = False, replacing: int = 0) -> None:
@@ -165,14 +194,18 @@ class MetaLog:
         self.addresses.update(addresses)
         if self.paxos is not None:
             return
-        self.acceptors = tuple(acceptors)
+        self.acceptors = tuple(sorted(acceptors))
         meta = {K_ACCEPTORS: _pack(list(self.acceptors))}
         if not bootstrapping:
             meta[K_NO_VOTE] = _pack(True)
+            self.incarnation = f"{self.rng.getrandbits(64):016x}"
+            meta[K_INCARNATION] = _pack(self.incarnation)
         if replacing:
             meta[K_REPLACING] = _pack(int(replacing))
         await self.committer.submit(meta_put=meta)
         self.voter = bootstrapping and self.me in self.acceptors
+        if bootstrapping and not self.voter:
+            self.incarnation = None
         self.replacing = replacing
         self._make_node(AcceptorState() if self.voter else None, None, [])
 
@@ -180,6 +213,18 @@ class MetaLog:
         """The old incarnation is out of the cluster: this node may join as a new member."""
         await self.committer.submit(meta_delete=[K_REPLACING])
         self.replacing = 0
+
+    async def group_token(self) -> Optional[str]:
+        """The incarnation token a group change must name to let this node vote (None if
+        it votes from its own state already). Made durable before it is handed out."""
+        if self.paxos is None or self.voter or self.replacing:
+            return None
+        if self.incarnation is None:  # a store from before tokens
+            token = f"{self.rng.getrandbits(64):016x}"
+            await self.committer.submit(meta_put={K_INCARNATION: _pack(token)})
+            self.incarnation = token
+        self.paxos.incarnation = self.incarnation
+        return self.incarnation
 
     @property
     def started(self) -> bool:
@@ -246,6 +291,9 @@ class MetaLog:
                 meta_put[K_PROMISED] = _pack([u.promised.round, u.promised.member])
             for slot, ballot, value in u.accepted:
                 meta_put[f"{K_ACC}{slot:012d}"] = _pack([ballot.round, ballot.member, value])
+            if u.votes_from is not None:  # re-admitted: from now on this store votes
+                meta_put[K_VOTES_FROM] = _pack(u.votes_from)
+                meta_delete += [K_NO_VOTE, K_INCARNATION]
             if u.compacted_below is not None:
                 meta_put[K_COMPACTED] = _pack(u.compacted_below)
                 meta_delete += [name for name, _ in self.store.meta_scan(K_ACC)
@@ -255,8 +303,13 @@ class MetaLog:
         if meta_put or meta_delete:
             meta_delete = [n for n in meta_delete if n not in meta_put]
             await self.committer.submit(meta_put=meta_put, meta_delete=meta_delete)
+        if rd.persist is not None and rd.persist.votes_from is not None:
+            self.voter = True
+            log.info("%s re-admitted to the metadata group: votes from slot %d on", self.me,
+                     rd.persist.votes_from)
         finish_ready(self.paxos, rd, install=self._install, apply=self._apply, send=self._send)
         self._refresh_learners()
+        self.paxos.set_ballot_id(self._ballot_id())
         if self._since_compact >= COMPACT_EVERY and self.paxos.applied_slot == self.state().epoch:
             await self._compact()
 
@@ -304,7 +357,9 @@ class MetaLog:
         for m in state.members.values():
             self.addresses[m.id] = m.peer
         if self.paxos is not None:
-            self.paxos.set_learners([m for m in state.members if m not in self.acceptors])
+            # Every member learns; before this node knows the members (a joiner), every
+            # node whose address it was given.
+            self.paxos.set_learners(list(state.members) or list(self.addresses))
 
     # ---- transport ----------------------------------------------------------------------
     def _send(self, messages) -> None:
@@ -371,7 +426,8 @@ class MetaLog:
         finally:
             self._waiting.pop(rid, None)
         raise MembershipError(503, "no_majority",
-                              f"the metadata group {list(self.acceptors)} did not commit the "
+                              f"the metadata group {list(self.state().acceptors)} did not "
+                              "commit the "
                               f"change within {timeout_s:.0f}s (no majority reachable?); it "
                               "may still commit later: check GET /cluster/log before retrying")
 

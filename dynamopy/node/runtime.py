@@ -26,6 +26,7 @@ from dynamopy.node.detector import FailureDetector
 from dynamopy.node.errors import NotReady
 from dynamopy.node.hints import HintManager
 from dynamopy.node.joins import JoinWatcher
+from dynamopy.node.group_keeper import GroupKeeper
 from dynamopy.node.metalog import MetaLog
 from dynamopy.node.metrics import Metrics
 from dynamopy.node.replica import Replica
@@ -127,6 +128,12 @@ class Node:
             join_timeout_s=config.join_timeout_s,
             transfer_epoch=lambda: self.transfers.progress.change_epoch,
             stopping=lambda: self.stopping)
+        self.group_keeper = GroupKeeper(
+            me=self.id, state=state, clock=clock, is_up=self.detector.is_up,
+            down_for=self.detector.down_for, call_peer=self.call_peer, propose=self.propose,
+            is_leader=lambda: self.metalog.is_leader, own_token=self.group_token,
+            replace_after_s=config.metadata_group_replace_after_s,
+            stopping=lambda: self.stopping)
         # Where "react to a membership change" goes: one entry here, called in this order
         # after every applied entry and every installed snapshot.
         self.observers: list[Callable[[ClusterState, ClusterState], None]] = [
@@ -155,6 +162,7 @@ class Node:
             "xfer_status": self.transfers.rpc_status,
             "ae_push": self.anti_entropy.rpc_push,
             "ae_purge": self.anti_entropy.purge.rpc_purge,
+            "group_token": self.rpc_group_token,
         }), {
             "get": self.replica.rpc_get,
             "ping": self._on_ping,
@@ -172,6 +180,7 @@ class Node:
         self.spawn(self.defaults_change.run())
         self.spawn(self.versions.run())
         self.spawn(self.join_watcher.run())
+        self.spawn(self.group_keeper.run())
         self.transfers.resume()
 
     async def stop(self) -> None:
@@ -349,9 +358,25 @@ class Node:
         # Anything else (an unencodable payload, a cancelled call) is a local matter that
         # says nothing about the peer's health.
 
+    async def group_token(self) -> dict:
+        """What the metadata leader needs to add this node to the metadata group: its
+        incarnation token (None if it votes from its own state) and whether it is a caught-up
+        ``normal`` member."""
+        me = self.state.member(self.id)
+        return {"token": await self.metalog.group_token(),
+                "caught_up": bool(me is not None and me.state == "normal"
+                                  and self.catchup.caught_up and not self.metalog.replacing)}
+
+    async def rpc_group_token(self, payload: Any, peer_id: str) -> dict:
+        return await self.group_token()
+
     # ---- views ------------------------------------------------------------------------
     def identity(self) -> dict:
-        return {"id": self.id, "url": self.config.advertise_url, "peer": self.config.advertise_peer}
+        ident = {"id": self.id, "url": self.config.advertise_url,
+                 "peer": self.config.advertise_peer}
+        if self.config.zone:
+            ident["zone"] = self.config.zone
+        return ident
 
     def node_view(self) -> dict:
         me = self.state.member(self.id)
@@ -364,7 +389,7 @@ class Node:
             "hints": self.hints.pending_by_target(),
             "transfer": self.transfers.progress.to_dict() if self.state.change else None,
             "anti_entropy": self.anti_entropy.view(),
-            "metadata": {"acceptors": list(self.metalog.acceptors),
+            "metadata": {"acceptors": list(self.state.acceptors),
                          # whether this node votes in the metadata log (a node that came
                          # back with an empty disk never does) and is being replaced
                          "voting": bool(self.metalog.paxos and self.metalog.paxos.is_acceptor),

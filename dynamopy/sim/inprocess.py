@@ -43,20 +43,25 @@ class InProcessCluster:
     """Seed nodes ``ids`` bootstrapped into one cluster (every one a Paxos acceptor)."""
 
     def __init__(self, ids: list[str], *, seed: int = 0, n: int = 3, r: int = 2, w: int = 2,
-                 network: Optional[MemoryNetwork] = None, **config) -> None:
+                 network: Optional[MemoryNetwork] = None, group_size: int = 3,
+                 joiners: Iterable[str] = (), **config) -> None:
+        """``joiners``: nodes that are not seeds; ``start(id)`` makes one join through a
+        ready member (what ``--join`` does, without the HTTP hop)."""
         self.ids = list(ids)
         self.seed = seed
         self.network = network or MemoryNetwork()
-        self.configs = {i: memory_config(i, ids, n=n, r=r, w=w, **config) for i in ids}
-        # The bootstrap entry's settings: n/r/w, and the anti-entropy and tombstone settings
-        # of the (shared) config; tests may replace it before start_all.
+        self.configs = {i: memory_config(i, ids, n=n, r=r, w=w, **config)
+                        for i in [*ids, *joiners]}
+        # The bootstrap entry's settings: n/r/w, the target metadata-group size, and the
+        # anti-entropy and tombstone settings of the (shared) config; tests may replace it
+        # before start_all.
         cfg = self.configs[self.ids[0]]
-        self.settings = Settings(n=n, r=r, w=w,
+        self.settings = Settings(n=n, r=r, w=w, metadata_group_size=group_size,
                                  anti_entropy_interval_s=cfg.anti_entropy_interval_s,
                                  anti_entropy_rate=cfg.anti_entropy_rate,
                                  tombstone_grace_s=cfg.tombstone_grace_s)
-        self.disks = {i: MemoryDisk() for i in ids}
-        self.clocks = {i: NodeClock() for i in ids}
+        self.disks = {i: MemoryDisk() for i in self.configs}
+        self.clocks = {i: NodeClock() for i in self.configs}
         self.nodes: dict[str, Node] = {}
         self._boots: list[asyncio.Task] = []
 
@@ -81,8 +86,24 @@ class InProcessCluster:
         return node
 
     async def _become_member(self, node: Node) -> None:
+        if node.id not in self.ids:
+            return await self._join(node)
         if node.state.member(node.id) is None:
             await bootstrap_seeds(node, self.identities(), self.settings)
+
+    async def _join(self, node: Node) -> None:
+        while node.state.member(node.id) is None and not node.stopping:
+            try:
+                via = self.nodes[next(i for i in sorted(self.nodes) if i != node.id
+                                      and not self.nodes[i].stopping and self.nodes[i].is_ready)]
+                st = via.state
+                await node.metalog.adopt_acceptors(
+                    list(st.initial_group), {m: v.peer for m, v in st.members.items()})
+                await via.propose({"op": "join", "id": node.id, "url": f"mem://{node.id}",
+                                   "peer": node.id})
+            except Exception:  # noqa: BLE001 - not ready, refused, a change in progress: retry
+                pass
+            await asyncio.sleep(0.5)
 
     async def start_all(self, timeout_s: float = 30.0) -> None:
         for i in self.ids:

@@ -169,7 +169,7 @@ class SimCluster(InProcessCluster):
                 via = self.nodes[next(i for i in sorted(self.nodes) if i != node.id
                                       and not self.nodes[i].stopping and self.nodes[i].is_ready)]
                 st = via.state
-                await node.metalog.adopt_acceptors(list(st.acceptors), {m: v.peer for m, v in st.members.items()})
+                await node.metalog.adopt_acceptors(list(st.initial_group or st.acceptors), {m: v.peer for m, v in st.members.items()})
                 # the route's path: the joiner must answer as itself, then the join is proposed
                 await admit_join(via, {"op": "join", "id": node.id, "url": f"mem://{node.id}", "peer": node.id})
             except Exception:  # noqa: BLE001 - not ready, refused, a change in progress: retry

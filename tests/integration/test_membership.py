@@ -195,10 +195,24 @@ def test_bad_membership_changes_leave_the_log_unchanged(make_cluster):
         400, "bad_request")
     err(http.post("/cluster/config", json={"w": 4}), 400, "bad_request")
     assert http.get("/cluster/log").json()["entries"] == before
-    # no majority: with two of three acceptors down, a change cannot commit
-    c.kill(1)
+    # A leave that would leave the metadata group without a live majority (n3 is down and
+    # no other member could take n1's place): 409, before anything is proposed.
     c.kill(2)
-    err(http.post("/cluster/config", json={"r": 1}), 503, "no_majority")
+    def seen_down(mid):
+        c.wait_until(lambda: not {m["id"]: m for m in http.get("/cluster").json()["members"]}[
+            mid]["alive"], 10, f"{mid} seen down")
+
+    seen_down("n3")
+    resp = http.post("/cluster/members/n1/leave")
+    err(resp, 409, "conflict")
+    assert "metadata group" in resp.json()["detail"]
+    # no majority: with two of three acceptors down, a change cannot commit; a node that
+    # sees them down says so at once, without proposing (a proposal would time out)
+    c.kill(1)
+    seen_down("n2")
+    for resp in (http.post("/cluster/config", json={"r": 1}), http.delete("/cluster/members/n3")):
+        err(resp, 503, "no_majority")
+        assert "fewer than a majority" in resp.json()["detail"]  # not a proposal's timeout
     assert http.get("/cluster/log").json()["entries"] == before
 
 

@@ -66,10 +66,11 @@ def test_leave_then_finish_leave_and_numbers_never_reused():
     assert s.members["n4"].number == 5
 
 
-def test_seeds_cannot_leave_or_be_removed():
+def test_seeds_can_leave_or_be_removed_like_any_member():
+    s = boot(n=2, r=1, w=1)
     for op in ("leave", "remove"):
-        with pytest.raises(InvalidEntry, match="seed"):
-            validate(boot(), {"op": op, "id": "n2"})
+        validate(s, {"op": op, "id": "n2"})
+        assert s.apply({"op": op, "id": "n2"}).members["n2"].state == "leaving"
 
 
 def test_removing_a_dead_joiner_abandons_its_join():
@@ -260,8 +261,14 @@ REFUSALS = [
     (boot, {"op": "finish_join", "id": "n9"}, 409, "conflict", "n9 is not joining"),
     (_joining, {"op": "finish_join", "id": "n5"}, 409, "conflict", "n5 is not joining"),
     (boot, {"op": "leave", "id": "n9"}, 404, "unknown_member", "no member 'n9'"),
-    (boot, {"op": "leave", "id": "n2"}, 409, "conflict", "cannot leave n2: it is a seed"),
-    (boot, {"op": "remove", "id": "n3"}, 409, "conflict", "cannot remove n3: it is a seed"),
+    (boot, {"op": "leave", "id": "n2"}, 409, "conflict",
+     "cannot leave n2: 2 members would be fewer than n=3"),
+    (boot, {"op": "set_group", "group": ["n1"], "from_group": ["n1", "n2"]}, 409, "conflict",
+     "the metadata group changed meanwhile"),
+    (boot, {"op": "set_group", "group": [], "from_group": ["n1", "n2", "n3"]}, 400,
+     "bad_request", "metadata_group must be a non-empty list"),
+    (boot, {"op": "set_config", "metadata_group_size": 2}, 400, "bad_request",
+     "metadata_group_size=2 must be 1, 3 or 5"),
     (_joining, {"op": "leave", "id": "n4"}, 409, "conflict",
      "cannot leave n4: a join of n4 is in progress"),
     (boot, {"op": "finish_leave", "id": "n2"}, 409, "conflict", "n2 is not leaving"),
@@ -402,12 +409,10 @@ def test_replace_retires_the_old_incarnation_like_a_removal_and_its_vote():
     assert ClusterState.from_dict(back.to_dict()) == back
 
 
-def test_plain_leave_or_remove_of_a_seed_is_still_refused_but_replace_is_not():
+def test_a_seed_can_leave_be_removed_or_be_replaced():
     s = _four()
-    for op in ("leave", "remove"):
-        with pytest.raises(InvalidEntry, match="seed"):
-            validate(s, {"op": op, "id": "n3"})
-    validate(s, {"op": "replace", "id": "n3"})
+    for op in ("leave", "remove", "replace"):
+        validate(s, {"op": op, "id": "n3"})
 
 
 def test_replace_that_would_leave_fewer_than_n_members_is_refused_with_a_hint():

@@ -250,7 +250,8 @@ class MetaLogNode:
             else:
                 if p.role is Role.CANDIDATE and (self._now - self._candidate_since) % self.heartbeat_ticks == 0:
                     self._prepare_unpromised()
-                if self._now >= self._election_at and self.id in self.acceptors:
+                if self._now >= self._election_at and self.id in self.acceptors \
+                        and self._index >= 0:
                     self._start_election()
         if self.leader not in (None, self.id) and self._now - self._heard_leader_at >= self.election_ticks:
             self.leader = None  # silent too long: stop forwarding there, let candidates in
@@ -272,6 +273,12 @@ class MetaLogNode:
             raise ValueError("None is reserved for NOOP")
         self._handle_propose(value, 0)
         self._run_loopback()
+
+    def set_ballot_id(self, ballot_id: int) -> None:
+        """This node's ballot id from now on (``-1``: none known, never campaign). The
+        caller keeps ids unique per node (two proposers sharing a ballot could choose two
+        values for one slot); a node may change its id, its rounds keep increasing."""
+        self._index = ballot_id
 
     def set_learners(self, ids: Iterable[str]) -> None:
         """The current members (beyond the acceptors) that chosen values are pushed to."""

@@ -1,0 +1,184 @@
+"""The metadata group (the Paxos acceptors) as part of the membership state: how it changes.
+
+The running node uses the reconfiguration protocol of ``core/paxos/groups.py`` (Lamport's
+alpha rule, compare-and-set changes, incarnation tokens); this module is its application
+side for the membership state machine. Rules:
+
+* A group change is the log entry ``{"op": "set_group", "group": [ids], "from_group":
+  [ids], "readmit": {id: token}, "size": n, "reason": text}``. It applies if and only if
+  ``from_group`` is the latest group (compare-and-set: a retried change committed twice,
+  or one that lost a race, changes nothing) and ``group`` is a non-empty list of distinct
+  ids. That decision is a function of (entry, latest group) alone (``group_of``), so the
+  Paxos core (which counts votes by it) and the membership state (which shows it) agree
+  on every node: no other validation happens at apply time.
+* A change chosen at slot ``s`` decides slots from ``s + ALPHA`` on. ``ALPHA`` is 1: the
+  leader then fills one slot at a time (the membership log is low volume), and a change
+  takes effect at the very next slot, so a group that lost members is never left to
+  decide a tail of slots it can no longer reach.
+* ``readmit`` names the incarnation token of each new member that holds no acceptor state
+  of its own (every node that did not bootstrap the cluster): only such a change lets it
+  vote, and then only from ``s + ALPHA`` on (``groups``: a wiped node never votes with an
+  empty state).
+* Groups are kept sorted, so "the latest group" compares equal on every node.
+
+Choosing a group (``plan_group``, run by the metadata leader): drop members that left, are
+leaving, were removed, were retired (lost their disk) or have been down longer than the
+replacement delay; fill up to the target size with live ``normal`` members, preferring
+zones the group does not cover yet, then lower member numbers; a retired member whose new
+incarnation is back as a ``normal`` member is re-admitted in place when nobody else is
+available. ``change_problem`` is the 409/503 rule for a change of the group or of its
+members, judged on a liveness view given by the caller (pure).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Collection, Iterable, Mapping, Optional, Sequence
+
+from dynamopy.core.paxos.groups import GroupSchedule, Reconfig, majority
+
+if TYPE_CHECKING:  # pragma: no cover
+    from dynamopy.core.membership import ClusterState
+
+ALPHA = 1
+GROUP_SIZES = (1, 3, 5)
+
+
+def _group_in(value: Any) -> Optional[tuple[str, ...]]:
+    g = value.get("group")
+    if not isinstance(g, (list, tuple)) or not g or not all(isinstance(x, str) for x in g):
+        return None
+    if len(set(g)) != len(g):
+        return None
+    return tuple(sorted(g))
+
+
+def group_of(value: Any, latest: Sequence[str]) -> Optional[tuple[str, ...]]:
+    """The new group if ``value`` is a ``set_group`` entry that applies after ``latest``."""
+    if not isinstance(value, dict) or value.get("op") != "set_group":
+        return None
+    frm = value.get("from_group")
+    if not isinstance(frm, (list, tuple)) or tuple(sorted(map(str, frm))) != tuple(sorted(latest)):
+        return None
+    return _group_in(value)
+
+
+def readmits(value: Any) -> Mapping[str, str]:
+    r = value.get("readmit") if isinstance(value, dict) else None
+    if not isinstance(r, dict):
+        return {}
+    return {k: v for k, v in r.items() if isinstance(k, str) and isinstance(v, str)}
+
+
+def schedule_of(data: Any) -> list[tuple[int, tuple[str, ...]]]:
+    """The (from_slot, group) changes in effect in a membership snapshot (a state dict)."""
+    pairs = data.get("group_schedule") if isinstance(data, dict) else None
+    if pairs:
+        return [(int(f), tuple(g)) for f, g in pairs]
+    # A snapshot from before group changes: the group never changed.
+    return [(0, tuple(sorted(data.get("acceptors", ()))))]
+
+
+def reconfig() -> Reconfig:
+    """The ``Reconfig`` the running node gives its ``MetaLogNode``."""
+    return Reconfig(ALPHA, group_of, schedule_of, readmits)
+
+
+def schedule_after(state: "ClusterState", group: Iterable[str]) -> tuple:
+    """``state.group_schedule`` after a change chosen at slot ``state.epoch`` (the slot the
+    entry being applied occupies), pruned to what slots from there on need."""
+    sched = GroupSchedule.from_pairs(state.schedule_pairs(), ALPHA)
+    sched = sched.with_change(state.epoch, tuple(group)).pruned(state.epoch + 1)
+    return tuple((f, tuple(g)) for f, g in sched.changes)
+
+
+# ---- choosing a group ------------------------------------------------------------------
+
+def _zone(state: "ClusterState", mid: str) -> str:
+    m = state.members.get(mid)
+    return getattr(m, "zone", "") if m is not None else ""
+
+
+def unfit(state: "ClusterState", down_too_long: Collection[str]) -> list[str]:
+    """Group members that must be replaced: not a member any more, leaving, retired (lost
+    its disk) or down longer than the replacement delay."""
+    out = []
+    for g in state.acceptors:
+        m = state.members.get(g)
+        if m is None or m.state != "normal" or g in state.retired or g in down_too_long:
+            out.append(g)
+    return out
+
+
+def plan_group(state: "ClusterState", live: Collection[str], down_too_long: Collection[str],
+               target: Optional[int] = None) -> Optional[tuple[str, ...]]:
+    """The group the cluster should move to, or None if the current one is right (or no
+    better one can be formed). ``live``: members this node sees up."""
+    target = target or state.settings.metadata_group_size
+    current = tuple(state.acceptors)
+    bad = set(unfit(state, down_too_long))
+    keep = [g for g in current if g not in bad]
+    if len(keep) > target:  # shrink: drop members that are down first, then higher numbers
+        keep.sort(key=lambda g: (g not in live, state.members[g].number))
+        keep = keep[:target]
+    candidates = [m for m in state.members.values()
+                  if m.state == "normal" and m.id in live and m.id not in current]
+    zones = {_zone(state, g) for g in keep}
+
+    def rank(m):
+        return (_zone(state, m.id) in zones, m.number)
+
+    while len(keep) < target and candidates:
+        candidates.sort(key=rank)
+        pick = candidates.pop(0)
+        keep.append(pick.id)
+        zones.add(_zone(state, pick.id))
+    # A retired member whose new incarnation is back and normal: re-admit it in place.
+    for g in current:
+        if len(keep) >= target:
+            break
+        m = state.members.get(g)
+        if g in state.retired and m is not None and m.state == "normal" and g in live \
+                and g not in down_too_long:
+            keep.append(g)
+    new = tuple(sorted(keep))
+    if not new or (new == tuple(sorted(current)) and not (set(new) & set(state.retired))):
+        return None
+    if sum(1 for g in new if g in live) < majority(new):
+        return None  # a group without a live majority would stop the log
+    return new
+
+
+def change_problem(state: "ClusterState", live: Collection[str], *,
+                   leaving: Optional[str] = None,
+                   new_group: Optional[Sequence[str]] = None) -> Optional[tuple[int, str, str]]:
+    """(status, code, detail) if a change must be refused, per the contract: 503
+    ``no_majority`` if the current group has no live majority (nothing can commit); 409
+    ``conflict`` if the change would leave the group without a live majority: ``leaving``
+    (a member that leaves or is removed; a live ``normal`` non-member can take its place)
+    or an explicit ``new_group``."""
+    group = tuple(state.acceptors)
+    voting_live = [g for g in group if g in live and g not in state.retired]
+    if len(voting_live) < majority(group):
+        return (503, "no_majority",
+                f"the metadata group {list(group)} has {len(voting_live)} live voting "
+                f"members, fewer than a majority ({majority(group)}): nothing can commit "
+                "until enough of them are back")
+    if leaving is not None and leaving in group:
+        rest = [g for g in voting_live if g != leaving]
+        spare = [m.id for m in state.members.values() if m.state == "normal"
+                 and m.id in live and m.id not in group]
+        if len(rest) + (1 if spare else 0) < majority(group):
+            return (409, "conflict",
+                    f"{leaving} is in the metadata group {list(group)}: without it only "
+                    f"{len(rest)} live voting members remain and no live member can take its "
+                    f"place, fewer than a majority ({majority(group)}); bring members back "
+                    "or add one first")
+    if new_group is not None:
+        new = tuple(new_group)
+        live_new = [g for g in new if g in live and g in state.members
+                    and state.members[g].state == "normal"]
+        if len(live_new) < majority(new):
+            return (409, "conflict",
+                    f"the metadata group {sorted(new)} would have {len(live_new)} live "
+                    f"members, fewer than a majority ({majority(new)})")
+    return None

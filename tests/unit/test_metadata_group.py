@@ -1,0 +1,160 @@
+"""core/metadata_group.py: group changes in the membership state (they apply exactly when the
+Paxos core counts them), the choice of a new group, and the 409/503 rule."""
+
+from dynamopy.core import metadata_group as mg
+from dynamopy.core.membership import ClusterState, Settings, bootstrap_entry
+from dynamopy.core.paxos.groups import GroupSchedule
+
+
+def _cluster(k=5, zones=None, size=3, n=3) -> ClusterState:
+    seeds = [{"id": f"n{i}", "url": f"u{i}", "peer": f"p{i}",
+              **({"zone": zones[i - 1]} if zones else {})} for i in range(1, 4)]
+    s = ClusterState().apply(bootstrap_entry(seeds, Settings(n=n, metadata_group_size=size)))
+    for i in range(4, k + 1):
+        s = s.apply({"op": "join", "id": f"n{i}", "url": f"u{i}", "peer": f"p{i}",
+                     **({"zone": zones[i - 1]} if zones else {})})
+        s = s.apply({"op": "finish_join", "id": f"n{i}", "change_epoch": s.change_epoch})
+    return s
+
+
+def _set(s, group, frm=None, **kw):
+    return s.apply({"op": "set_group", "group": group,
+                    "from_group": list(s.acceptors if frm is None else frm), **kw})
+
+
+def test_a_group_change_applies_once_and_its_duplicate_changes_nothing():
+    s = _cluster()
+    change = {"op": "set_group", "group": ["n2", "n3", "n4"], "from_group": ["n1", "n2", "n3"],
+              "rid": "r1"}
+    after = s.apply(change)
+    assert after.acceptors == ("n2", "n3", "n4") and after.epoch == s.epoch + 1
+    # Lamport's alpha rule: the change decides slots from its own slot + ALPHA on.
+    # (The entry sits at slot s.epoch; slots up to it are chosen, so the schedule forgets
+    # them.)
+    assert GroupSchedule.from_pairs(after.schedule_pairs(), mg.ALPHA).at(
+        s.epoch + mg.ALPHA) == ("n2", "n3", "n4")
+    sched = GroupSchedule.from_pairs(s.schedule_pairs(), mg.ALPHA)
+    assert sched.at(s.epoch) == ("n1", "n2", "n3")
+    again = after.apply(change)  # a retry committed twice: the compare-and-set refuses it
+    assert again.acceptors == after.acceptors and again.skipped == after.skipped + 1
+
+
+def test_the_state_and_the_paxos_core_agree_on_every_group_change():
+    """Apply decides by (entry, latest group) alone, like the core's ``group_of``: even a
+    change naming a non-member (refused before proposing) applies if it commits."""
+    s = _cluster()
+    entries = [
+        {"op": "set_group", "group": ["n1", "n9"], "from_group": ["n1", "n2", "n3"]},
+        {"op": "set_group", "group": ["n4"], "from_group": ["n1", "n2", "n3"]},  # stale
+        {"op": "set_group", "group": ["n2", "n2"], "from_group": ["n1", "n9"]},  # not distinct
+        {"op": "set_group", "group": ["n5", "n1"], "from_group": ["n9", "n1"]},  # any order
+    ]
+    latest = tuple(s.acceptors)
+    for e in entries:
+        core = mg.group_of(e, latest)
+        s = s.apply(e)
+        latest = core or latest
+        assert s.acceptors == latest
+    assert s.acceptors == ("n1", "n5")
+    # A snapshot carries the schedule a node installing it needs.
+    again = ClusterState.from_dict(s.to_dict())
+    assert mg.schedule_of(s.to_dict()) == [(f, tuple(g)) for f, g in s.schedule_pairs()]
+    assert again.schedule_pairs() == s.schedule_pairs()
+
+
+def test_readmission_clears_retired_and_sets_the_size():
+    s = _cluster()
+    s = s.apply({"op": "replace", "id": "n3"})
+    assert s.retired == ("n3",)
+    s = _set(s, ["n1", "n2", "n3"], readmit={"n3": "tok"}, size=3)
+    assert s.retired == () and s.settings.metadata_group_size == 3
+
+
+def test_plan_replaces_a_leaving_member_with_the_lowest_numbered_live_member():
+    s = _cluster().apply({"op": "leave", "id": "n1"})
+    live = {"n1", "n2", "n3", "n4", "n5"}
+    assert mg.plan_group(s, live, set()) == ("n2", "n3", "n4")
+    assert mg.plan_group(s, live - {"n4"}, set()) == ("n2", "n3", "n5")
+
+
+def test_plan_waits_for_the_delay_before_replacing_a_down_member():
+    s = _cluster()
+    live = {"n2", "n3", "n4", "n5"}
+    assert mg.plan_group(s, live, set()) is None  # n1 down, not for long yet
+    assert mg.plan_group(s, live, {"n1"}) == ("n2", "n3", "n4")
+
+
+def test_plan_prefers_a_zone_the_group_does_not_cover():
+    s = _cluster(zones=["a", "a", "b", "a", "c"]).apply({"op": "leave", "id": "n1"})
+    assert mg.plan_group(s, set(s.members), set()) == ("n2", "n3", "n5")
+
+
+def test_plan_trims_and_grows_to_the_target_size():
+    s = _cluster()
+    big = _set(s, ["n1", "n2", "n3", "n4", "n5"])
+    assert mg.plan_group(big, set(s.members) - {"n2"}, set()) == ("n1", "n3", "n4")
+    assert mg.plan_group(s, set(s.members), set(), target=5) == ("n1", "n2", "n3", "n4", "n5")
+    assert mg.plan_group(s, set(s.members), set()) is None
+
+
+def test_plan_readmits_a_retired_member_in_place_when_nobody_else_can_take_it():
+    s = _cluster(k=3, n=2).apply({"op": "replace", "id": "n3"})
+    live = {"n1", "n2", "n3"}
+    assert mg.plan_group(s, live, set()) == ("n1", "n2")  # n3 not back yet: out
+    s = s.apply({"op": "finish_leave", "id": "n3", "change_epoch": s.change_epoch})
+    s = s.apply({"op": "join", "id": "n3", "url": "u3", "peer": "p3"})
+    s = s.apply({"op": "finish_join", "id": "n3", "change_epoch": s.change_epoch})
+    assert mg.plan_group(s, live, set()) == ("n1", "n2", "n3")  # back: re-admitted
+
+
+def test_plan_never_moves_to_a_group_without_a_live_majority():
+    s = _cluster(k=3)
+    assert mg.plan_group(_set(s, ["n1"]), {"n1"}, set()) is None  # no one else is live
+
+
+def test_change_rule_503_without_a_live_majority_and_409_when_a_leave_would_lose_it():
+    s = _cluster(k=3, n=2)
+    assert mg.change_problem(s, {"n1"}, leaving="n2")[:2] == (503, "no_majority")
+    problem = mg.change_problem(s, {"n1", "n2"}, leaving="n1")
+    assert problem[:2] == (409, "conflict") and "metadata group" in problem[2]
+    assert mg.change_problem(s, {"n1", "n2", "n3"}, leaving="n1") is None
+    five = _cluster()  # a live spare can take the leaver's place: allowed
+    assert mg.change_problem(five, {"n1", "n2", "n4"}, leaving="n1") is None
+    assert mg.change_problem(s, {"n1", "n2"}, leaving="n3") is None  # removing a dead one
+    assert mg.change_problem(five, {"n1", "n2", "n3"}, new_group=["n3", "n4", "n5"])[:2] == (
+        409, "conflict")
+
+
+def test_group_settings_flags_env_defaults_and_bounds():
+    import argparse
+
+    import pytest
+
+    from dynamopy import config
+    from dynamopy.node.bootstrap import effective_seeds
+
+    def resolve(argv, env=None):
+        p = argparse.ArgumentParser()
+        config.add_arguments(p)
+        return config.resolve(p.parse_args(argv), env or {})
+
+    c = resolve([])
+    assert (c.metadata_group_size, c.metadata_group_replace_after_s, c.zone) == (3, 300.0, "")
+    c = resolve(["--metadata-group-size", "5", "--zone", "rack-a"],
+                {"DYNAMOPY_METADATA_GROUP_SIZE": "1",
+                 "DYNAMOPY_METADATA_GROUP_REPLACE_AFTER_S": "30"})
+    assert (c.metadata_group_size, c.metadata_group_replace_after_s, c.zone) == (5, 30.0, "rack-a")
+    with pytest.raises(ValueError, match="metadata-group-size must be 1, 3 or 5"):
+        resolve(["--metadata-group-size", "4"])
+    with pytest.raises(ValueError, match="metadata-group-replace-after-s"):
+        resolve(["--metadata-group-replace-after-s", "0"])
+
+    class _Node:  # the bootstrap entry takes the target size from the bootstrapping seed
+        config = resolve(["--seeds", "http://a:1,http://b:2,http://c:3",
+                          "--metadata-group-size", "1"])
+
+    seeds, settings = effective_seeds(_Node())
+    state = ClusterState().apply(bootstrap_entry(
+        [{"id": f"n{i}", "url": u, "peer": f"p{i}"} for i, u in enumerate(seeds)], settings))
+    assert state.settings.metadata_group_size == 1 and len(state.acceptors) == 3
+    assert mg.plan_group(state, set(state.members), set()) == ("n0",)  # trimmed to one
