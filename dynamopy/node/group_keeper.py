@@ -158,6 +158,6 @@ class GroupKeeper:
                 log.info("group change not committed: %s", e.detail)
                 self.last_problem = e.detail
             return None
-        log.warning("%s (epoch %d)", reason, epoch)
+        log.info("%s (epoch %d)", reason, epoch)
         self.last_problem = None
         return epoch

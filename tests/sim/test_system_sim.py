@@ -28,7 +28,7 @@ SMALL_FLAGS = ["--duration-ms", "2000", "--faults", "3", "--clients", "3", "--op
                "--keys", "2", "--anti-entropy-interval-ms", "0"]
 CI_SEEDS = range(0, 12)
 FIRST_REPLY_SEEDS = range(10, 11)  # of seeds 0-29 (keys=2): 10
-NEVER_DELIVER_SEEDS = range(1, 3)   # of seeds 0-29: 1, 2, 3, 5, 6, 9, 10, 11, 13, 17, 20, ...
+NEVER_DELIVER_SEEDS = range(0, 12)  # stops at the first seed that catches it (0 did, last checked)
 
 
 @pytest.fixture(autouse=True)
@@ -51,7 +51,7 @@ def test_short_schedules_pass_every_checker():
 def test_a_full_run_exercises_the_data_path_the_faults_and_the_knobs():
     """Not vacuous: operations succeed and fail, nodes stamp, sync and ack, faults happen,
     slow disks slow syncs and BUGGIFY knobs fire; and the run passes every checker."""
-    result = run_system(SystemParams(seed=3))
+    result = run_system(SystemParams(seed=3, buggify=1.0))   # every knob enabled
     assert result.ok, result.report()
     kinds = {type(e).__name__ for e in result.history.events}
     assert {"Invoke", "Complete", "Stamped", "Synced", "Acked", "Note"} <= kinds
