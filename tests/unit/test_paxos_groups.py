@@ -120,3 +120,56 @@ def test_a_late_promise_from_an_acceptor_that_compacted_a_slot_stops_the_leader_
     p.on_promise("n0", Promise(b, 8, (), 12))  # slot 11 is chosen: n0 compacted it
     p.submit("y")
     assert p.open_slots(groups, 20, lambda s: s in (8, 9, 10)) == [(12, "y")]
+
+
+def _schedules():
+    """A few schedules built the way a node builds them (alpha 1..3, up to three changes,
+    a group coming back after another)."""
+    A, B, C = ("a", "b", "c"), ("a", "b", "d"), ("d",)
+    for alpha in (1, 2, 3):
+        s = GroupSchedule.initial(A, alpha)
+        yield s
+        for chosen, g in ((2, B), (5, C), (6, A)):
+            s = s.with_change(chosen, g)
+            yield s
+
+
+def test_groups_between_lists_each_group_deciding_a_slot_in_the_range_once_in_slot_order():
+    for s in _schedules():
+        for lo in range(0, 12):
+            for hi in range(lo + 1, 13):
+                expected: list = []
+                for slot in range(lo, hi):
+                    if s.at(slot) not in expected:
+                        expected.append(s.at(slot))
+                assert s.groups_between(lo, hi) == expected, (s, lo, hi)
+
+
+def test_pruning_keeps_every_group_from_its_slot_on_and_forgets_the_rest():
+    for s in _schedules():
+        for below in range(0, 12):
+            p = s.pruned(below)
+            assert all(p.at(slot) == s.at(slot) for slot in range(below, 16)), (s, below)
+            # only what decides slots from `below` on is left: the group of `below` (as
+            # the group from slot 0) and the changes after it
+            assert p.changes == ((0, s.at(below)),) + tuple(c for c in s.changes if c[0] > below)
+            assert p.alpha == s.alpha
+            assert GroupSchedule.from_pairs(p.to_pairs(), s.alpha) == p  # a snapshot's copy
+
+
+def test_a_change_is_recorded_once_and_in_slot_order():
+    s = GroupSchedule.initial(("a", "b", "c"), alpha=2).with_change(3, ("a", "b", "d"))
+    for chosen in (0, 2, 3):  # takes effect at or before slot 5, the last change's
+        with pytest.raises(ValueError, match="slot order, each slot once"):
+            s.with_change(chosen, ("x",))
+    assert s.with_change(4, ("x",)).changes == ((0, ("a", "b", "c")), (5, ("a", "b", "d")),
+                                                (6, ("x",)))
+
+
+def test_a_schedule_from_a_snapshots_pairs_is_sorted_and_starts_at_slot_zero():
+    s = GroupSchedule.from_pairs([[7, ["d"]], [0, ["a", "b", "c"]], ["4", ("a", "b", "d")]], 3)
+    assert s == GroupSchedule(3, ((0, ("a", "b", "c")), (4, ("a", "b", "d")), (7, ("d",))))
+    assert s.to_pairs() == [[0, ["a", "b", "c"]], [4, ["a", "b", "d"]], [7, ["d"]]]
+    for pairs in ([], [(1, ["a"])]):
+        with pytest.raises(ValueError, match="starts with the group of slot 0"):
+            GroupSchedule.from_pairs(pairs, 3)
