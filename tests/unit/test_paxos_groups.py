@@ -173,3 +173,32 @@ def test_a_schedule_from_a_snapshots_pairs_is_sorted_and_starts_at_slot_zero():
     for pairs in ([], [(1, ["a"])]):
         with pytest.raises(ValueError, match="starts with the group of slot 0"):
             GroupSchedule.from_pairs(pairs, 3)
+
+
+ABD = {"op": "set_group", "group": ["a", "b", "d"]}
+D = {"op": "set_group", "group": ["d"]}
+
+
+def test_a_member_learns_a_group_change_from_a_commit():
+    """A change (slot 1) in a Commit whose last entry was already known still counts."""
+    from dynamopy.core.paxos import Commit
+    x = MetaLogNode("x", ("a", "b", "c"), random.Random(0), reconfig=_rule(alpha=2), ballot_id=9)
+    x.step("a", Commit(((2, "z"),), 0))
+    x.step("a", Commit(((0, "y"), (1, ABD), (2, "z")), 3))
+    assert x.chosen_below == 3 and x.acceptors == ("a", "b", "d")
+    assert x.schedule() == [[0, ["a", "b", "d"]]]  # the group of slot 2 on (pruned below)
+
+
+def test_a_snapshot_brings_its_group_changes_installed_or_at_a_restart():
+    """The snapshot covers slots 0-2 (a change at slot 1: from slot 3); slot 3 after it
+    holds another change (from slot 5)."""
+    from dynamopy.core.paxos import CatchupReply, Snapshot
+    snap = Snapshot(3, ["y", ABD, "w"])
+    want = [[0, ["a", "b", "d"]], [5, ["d"]]]  # pruned below the frontier, slot 4
+    x = MetaLogNode("x", ("a", "b", "c"), random.Random(0), reconfig=_rule(alpha=2), ballot_id=9)
+    x.step("a", CatchupReply(0, snap, ((3, D),), 4))
+    assert x.chosen_below == 4 and x.schedule() == want
+    assert x.acceptors == ("a", "b", "d") and x.group_of_slot(5) == ("d",)
+    restarted = MetaLogNode("x", ("a", "b", "c"), random.Random(0), snapshot=snap,
+                            log=[(3, D)], reconfig=_rule(alpha=2), ballot_id=9)
+    assert restarted.schedule() == want and restarted.acceptors == ("a", "b", "d")

@@ -706,3 +706,40 @@ def test_a_candidate_resends_prepare_every_heartbeat_ticks_to_those_that_have_no
         node.tick()
         sent.append(sorted(to for to, m in _drain(node) if isinstance(m, Prepare)))
     assert sent in ([[], ["c", "d", "e"]] * 2, [["c", "d", "e"], []] * 2)
+
+
+def test_a_leader_opens_queued_values_as_its_window_frees():
+    from dynamopy.core.paxos import Accept
+
+    node = _node("a", ("a", "b", "c"), election_ticks=4, heartbeat_ticks=1, leader_lease=False,
+                 max_inflight=2)
+    _lead(node)
+
+    def opened(msgs):
+        return [e for to, m in msgs if to == "b" and isinstance(m, Accept) for e in m.entries]
+    for v in ("v0", "v1", "v2", "v3"):
+        node.propose(v)
+    assert opened(_drain(node)) == [(0, "v0"), (1, "v1")]  # two in flight, two wait
+    node.step("b", Accepted(node.ballot, (0,), 0))  # slot 0 chosen: one slot frees
+    assert opened(_drain(node)) == [(2, "v2")] and node.chosen_below == 1
+
+
+@pytest.mark.parametrize("message", ["commit", "catchup reply", "old leader's heartbeat"])
+def test_a_gap_is_caught_up_from_the_member_that_reported_it_among_others(message):
+    """z (not among x's peers) says slots below 10 are chosen: x asks z about half the
+    time, and its known peers otherwise."""
+    from dynamopy.core.paxos import CatchupRequest, Commit, Heartbeat
+
+    node = _node("x", ("a", "b", "c"), catchup_ticks=1)
+    node.step("b", Heartbeat(B3, 0))  # b leads
+    node.step("z", {"commit": Commit(((5, "v"),), 10),
+                    "catchup reply": CatchupReply(0, None, (), 10),  # nothing new in it
+                    "old leader's heartbeat": Heartbeat(B1, 10)}[message])
+    targets = []
+    for _ in range(40):
+        node.tick()
+        node.step("b", Heartbeat(B3, 0))
+        targets += [to for to, m in _drain(node) if isinstance(m, CatchupRequest)]
+    assert len(targets) == 40 and node.leader == "b"
+    assert "z" in targets and set(targets) <= {"a", "b", "c", "z"}
+    assert 10 <= targets.count("z") <= 30

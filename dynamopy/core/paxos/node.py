@@ -448,10 +448,11 @@ class MetaLogNode:
         self._heartbeat()
 
     def _step_down(self) -> None:
+        """Stop leading or campaigning (every caller checks that it does one or the other)."""
         p = self._proposer
-        if p is not None and p.role is not Role.FOLLOWER:
-            p.step_down()
-            self._election_at = self._now + self._random_timeout()
+        assert p is not None  # only informs mypy
+        p.step_down()
+        self._election_at = self._now + self._random_timeout()
         if self.leader == self.id:
             self.leader = None
 
