@@ -150,6 +150,9 @@ EQUIVALENT = {
         "scores end with a per-heir hash: two heirs never tie, so < and <= pick the same heir",
     "ring.claim.x_release_leaver__mutmut_155":
         "every freed partition gets an heir: no owner equals the leaver at the end",
+    # -- dynamopy/core/versions.py
+    "dynamopy.core.versions.x_resume_floor__mutmut_7":
+        "observe() reads only (ms, counter): the floor's member number is never looked at",
     # -- dynamopy/core/paxos/groups.py
     "dynamopy.core.paxos.groups.xǁGroupScheduleǁat__mutmut_1":
         "every schedule's first change is from slot 0: the first iteration sets the group",
