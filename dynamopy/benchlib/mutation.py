@@ -153,6 +153,13 @@ EQUIVALENT = {
     # -- dynamopy/core/versions.py
     "dynamopy.core.versions.x_resume_floor__mutmut_7":
         "observe() reads only (ms, counter): the floor's member number is never looked at",
+    # -- dynamopy/core/paxos/node.py (this session's re-run)
+    "dynamopy.core.paxos.node.xǁMetaLogNodeǁ_lost_quorum__mutmut_6":
+        "unreachable: every learned slot is followed by _scan_groups, which steps a leader "
+        "down as soon as the group of its frontier leaves it out",
+    "dynamopy.core.paxos.node.xǁMetaLogNodeǁ_on_commit__mutmut_2":
+        "after a Commit that taught nothing, _after_learning finds no change to scan, no "
+        "in-flight slot to forget and no new room in the window (only learning frees it)",
     # -- dynamopy/core/paxos/groups.py
     "dynamopy.core.paxos.groups.xǁGroupScheduleǁat__mutmut_1":
         "every schedule's first change is from slot 0: the first iteration sets the group",

@@ -743,3 +743,31 @@ def test_a_gap_is_caught_up_from_the_member_that_reported_it_among_others(messag
     assert len(targets) == 40 and node.leader == "b"
     assert "z" in targets and set(targets) <= {"a", "b", "c", "z"}
     assert 10 <= targets.count("z") <= 30
+
+
+def test_votes_for_another_ballot_do_not_keep_a_leader_in_office():
+    node = _node("a", ("a", "b", "c"), election_ticks=4, heartbeat_ticks=1, leader_lease=False)
+    _lead(node)
+    for tick in range(1, 12):
+        node.tick()
+        node.step("c", Accepted(Ballot(0, 2), (), 0))  # an older ballot's vote
+        _drain(node)
+        if node.role is not Role.LEADER:
+            break
+    assert node.role is Role.FOLLOWER and tick == 5
+
+
+def test_a_leader_catches_up_from_an_acceptor_whose_vote_reports_more_chosen():
+    from dynamopy.core.paxos import CatchupRequest, HeartbeatAck
+
+    node = _node("a", ("a", "b", "c"), election_ticks=4, heartbeat_ticks=1, leader_lease=False,
+                 catchup_ticks=1)
+    _lead(node)
+    node.step("z", Accepted(node.ballot, (), 10))  # z knows slots below 10 are chosen
+    targets = []
+    for _ in range(40):
+        node.tick()
+        node.step("b", HeartbeatAck(node.ballot))
+        targets += [to for to, m in _drain(node) if isinstance(m, CatchupRequest)]
+    assert node.role is Role.LEADER and len(targets) == 40
+    assert 10 <= targets.count("z") <= 30 and set(targets) <= {"b", "c", "z"}
