@@ -392,10 +392,12 @@ def _node(node_id="a", acceptors=("a",), **kw):
 
 
 @pytest.mark.parametrize("acceptors, kw, message", [
-    ((), {}, "acceptors must be a non-empty tuple of distinct ids"),
-    (("a", "a"), {}, "acceptors must be a non-empty tuple of distinct ids"),
-    (("a",), {"heartbeat_ticks": 0}, r"need 0 < heartbeat_ticks < election_ticks"),
-    (("a",), {"heartbeat_ticks": 10, "election_ticks": 10}, r"need 0 < heartbeat_ticks < election_ticks"),
+    ((), {}, "^acceptors must be a non-empty tuple of distinct ids$"),
+    (("a", "a"), {}, "^acceptors must be a non-empty tuple of distinct ids$"),
+    (("a",), {"heartbeat_ticks": 0}, r"^need 0 < heartbeat_ticks < election_ticks$"),
+    (("a",), {"heartbeat_ticks": 10, "election_ticks": 10}, r"^need 0 < heartbeat_ticks < election_ticks$"),
+    (("a",), {"reconfig": object()}, "^a reconfigurable log needs alpha >= 1 and a unique "
+                                     "ballot_id per node$"),
 ])
 def test_bad_node_settings_are_refused_with_the_reason(acceptors, kw, message):
     with pytest.raises(ValueError, match=message):
@@ -404,7 +406,7 @@ def test_bad_node_settings_are_refused_with_the_reason(acceptors, kw, message):
 
 
 def test_only_acceptors_keep_acceptor_state():
-    with pytest.raises(ValueError, match="only acceptors have persisted acceptor state"):
+    with pytest.raises(ValueError, match="^only acceptors have persisted acceptor state$"):
         _node("x", ("a",), persisted=AcceptorState())
     learner = _node("x", ("a",))
     assert learner.acceptor_state() is None and learner.role is Role.FOLLOWER
@@ -771,3 +773,51 @@ def test_a_leader_catches_up_from_an_acceptor_whose_vote_reports_more_chosen():
         targets += [to for to, m in _drain(node) if isinstance(m, CatchupRequest)]
     assert node.role is Role.LEADER and len(targets) == 40
     assert 10 <= targets.count("z") <= 30 and set(targets) <= {"b", "c", "z"}
+
+
+def test_the_defaults_the_runtime_relies_on():
+    """node/metalog.py passes only the election and heartbeat periods; the rest are the
+    defaults: 32 values in flight, a queue of 1024, 256 entries per catch-up reply, a
+    catch-up request every 3 ticks at most, and the leader lease on."""
+    from dynamopy.core.paxos import Accept, CatchupRequest, Commit, Heartbeat, Prepare
+
+    node = _node("a", ("a", "b", "c"))
+    while node.role is not Role.CANDIDATE:
+        node.tick()
+        _drain(node)
+    node.step("b", Promise(node.ballot, 0, (), 0))
+    _drain(node)
+    for i in range(32 + 1024 + 10):
+        node.propose(i)
+    opened = []
+    while True:
+        batch = [e for to, m in _drain(node) if to == "b" and isinstance(m, Accept)
+                 for e in m.entries]
+        if not batch:
+            break
+        assert len(batch) <= 32  # in flight at once
+        opened += batch
+        node.step("b", Accepted(node.ballot, tuple(s for s, _ in batch), 0))
+    assert opened == [(i, i) for i in range(32 + 1024)]  # the last 10 found the queue full
+
+    learner = _node("x", ("a", "b", "c"))
+    learner.step("a", Commit(tuple((s, s) for s in range(300)), 300))
+    _drain(learner)
+    learner.step("y", CatchupRequest(0))
+    ((_, reply),) = _drain(learner)
+    assert reply.entries == tuple((s, s) for s in range(256))
+
+    lagging = _node("x", ("a", "b", "c"))
+    lagging.step("b", Heartbeat(B3, 300))  # b leads; slots below 300 are chosen
+    asked = []
+    for _ in range(9):
+        lagging.tick()
+        lagging.step("b", Heartbeat(B3, 300))
+        asked.append(any(isinstance(m, CatchupRequest) for _, m in _drain(lagging)))
+    assert asked == [True, False, False] * 3
+
+    follower = _node("c", ("a", "b", "c"))
+    follower.step("a", Heartbeat(B1, 0))
+    _drain(follower)
+    follower.step("b", Prepare(B3, 0))  # a live leader holds the lease: no promise
+    assert _drain(follower) == ()
