@@ -821,3 +821,13 @@ def test_the_defaults_the_runtime_relies_on():
     _drain(follower)
     follower.step("b", Prepare(B3, 0))  # a live leader holds the lease: no promise
     assert _drain(follower) == ()
+
+
+def test_a_new_leader_holds_the_lease_against_a_candidate_at_once():
+    from dynamopy.core.paxos import Prepare
+
+    node = _node("a", ("a", "b", "c"), election_ticks=4, heartbeat_ticks=1)
+    _lead(node)  # leads from the promise it just got, before any further tick
+    node.step("c", Prepare(Ballot(9, 2), 0))
+    assert not any(isinstance(m, (Promise, Nack)) for _, m in _drain(node))
+    assert node.role is Role.LEADER

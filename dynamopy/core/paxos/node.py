@@ -434,9 +434,7 @@ class MetaLogNode:
     def _become_leader(self) -> None:
         p = self._proposer
         assert p is not None
-        lr = self._learner
-        for sender, pr in p.promises.items():
-            lr.note_hint(pr.compacted_below, sender)  # chosen below that: learn, don't propose
+        lr = self._learner  # (each promise's compacted_below was noted as it came in)
         self._last_ack = {a: self._now for a in p.promises}
         min_next = max([lr.chosen_below, *(s + 1 for s in lr.log)])
         p.become_leader(min_next)
