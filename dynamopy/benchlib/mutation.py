@@ -157,6 +157,8 @@ EQUIVALENT = {
     "dynamopy.core.paxos.node.xǁMetaLogNodeǁ_lost_quorum__mutmut_6":
         "unreachable: every learned slot is followed by _scan_groups, which steps a leader "
         "down as soon as the group of its frontier leaves it out",
+    "dynamopy.core.paxos.node.xǁMetaLogNodeǁ_maybe_catch_up__mutmut_16":
+        "random() returns exactly 0.5 with probability ~2**-53: < and <= pick alike",
     "dynamopy.core.paxos.node.xǁMetaLogNodeǁ_on_commit__mutmut_2":
         "after a Commit that taught nothing, _after_learning finds no change to scan, no "
         "in-flight slot to forget and no new room in the window (only learning frees it)",

@@ -831,3 +831,97 @@ def test_a_new_leader_holds_the_lease_against_a_candidate_at_once():
     node.step("c", Prepare(Ballot(9, 2), 0))
     assert not any(isinstance(m, (Promise, Nack)) for _, m in _drain(node))
     assert node.role is Role.LEADER
+
+
+def _ticks_to_candidacy(node, limit=100):
+    for tick in range(1, limit):
+        node.tick()
+        _drain(node)
+        if node.role is Role.CANDIDATE:
+            return tick
+    raise AssertionError("never campaigned")
+
+
+def test_the_election_timeout_is_drawn_from_election_ticks_to_twice_that_less_one():
+    import random
+
+    from dynamopy.core.paxos import AcceptorState, MetaLogNode
+    seen = {_ticks_to_candidacy(MetaLogNode("a", ("a", "b", "c"), random.Random(seed),
+                                            persisted=AcceptorState(), election_ticks=4,
+                                            heartbeat_ticks=1))
+            for seed in range(60)}
+    assert seen == {4, 5, 6, 7}
+
+
+def test_a_candidate_runs_above_every_round_its_acceptor_promised():
+    from dynamopy.core.paxos import Prepare
+    node = _node("a", ("a", "b", "c"), persisted=AcceptorState(Ballot(5, 1), {}, 0),
+                 election_ticks=4, heartbeat_ticks=1)
+    _ticks_to_candidacy(node)
+    assert node.ballot == Ballot(6, 0)
+
+
+def test_a_live_leaders_heartbeat_ends_a_candidacy_and_a_newer_leaders_ends_a_lead():
+    from dynamopy.core.paxos import Heartbeat
+    node = _node("a", ("a", "b", "c"), election_ticks=4, heartbeat_ticks=1, leader_lease=False)
+    _ticks_to_candidacy(node)
+    node.step("b", Heartbeat(Ballot(node.ballot.round + 1, 1), 0))
+    assert node.role is Role.FOLLOWER and node.leader == "b"
+
+    node = _node("a", ("a", "b", "c"), election_ticks=4, heartbeat_ticks=1, leader_lease=False)
+    _lead(node)
+    node.step("c", Heartbeat(Ballot(node.ballot.round + 1, 2), 0))
+    assert node.role is Role.FOLLOWER and node.leader == "c"
+
+
+def test_a_leader_that_promises_a_higher_ballot_steps_down():
+    from dynamopy.core.paxos import Prepare
+    node = _node("a", ("a", "b", "c"), election_ticks=4, heartbeat_ticks=1, leader_lease=False)
+    _lead(node)
+    node.step("c", Prepare(Ballot(node.ballot.round + 1, 2), 0))
+    assert any(isinstance(m, Promise) for _, m in _drain(node))
+    assert node.role is Role.FOLLOWER and node.leader is None
+
+
+def test_promising_a_candidate_does_not_move_a_followers_election_time():
+    """Only a live leader delays a follower's own candidacy; a promise does not."""
+    from dynamopy.core.paxos import Prepare
+    plain = _node("c", ("a", "b", "c"), election_ticks=4, heartbeat_ticks=1, leader_lease=False)
+    promising = _node("c", ("a", "b", "c"), election_ticks=4, heartbeat_ticks=1,
+                      leader_lease=False)
+    promising.tick()
+    _drain(promising)
+    promising.step("b", Prepare(Ballot(1, 1), 0))
+    assert any(isinstance(m, Promise) for _, m in _drain(promising))
+    assert _ticks_to_candidacy(promising) + 1 == _ticks_to_candidacy(plain)
+
+
+def test_the_lease_lasts_election_ticks_and_never_blocks_the_leader_itself():
+    from dynamopy.core.paxos import Heartbeat, Prepare
+
+    def answers(node):
+        return [(to, m) for to, m in _drain(node) if isinstance(m, (Promise, Nack))]
+    node = _node("c", ("a", "b", "c"), election_ticks=4, heartbeat_ticks=1)
+    node.step("a", Heartbeat(B1, 0))  # a leads, heard at tick 0
+    _drain(node)
+    node.step("a", Prepare(Ballot(2, 0), 0))  # the leader itself may always run again
+    assert answers(node) == [("a", Promise(Ballot(2, 0), 0, (), 0))]
+    for _ in range(3):
+        node.tick()
+        _drain(node)
+    node.step("b", Prepare(Ballot(9, 1), 0))  # 3 ticks since: within the lease
+    assert answers(node) == []
+    node.tick()
+    _drain(node)
+    node.step("b", Prepare(Ballot(9, 1), 0))  # 4 ticks: the lease is over
+    assert answers(node) == [("b", Promise(Ballot(9, 1), 0, (), 0))]
+
+
+def test_a_member_without_a_leader_polls_a_peer_every_election_ticks():
+    from dynamopy.core.paxos import CatchupRequest
+    node = _node("x", ("a", "b", "c"), election_ticks=4, heartbeat_ticks=1)
+    asked = []
+    for _ in range(12):
+        node.tick()
+        asked.append(any(isinstance(m, CatchupRequest) for _, m in _drain(node)))
+    assert asked == [True, False, False, False] * 3

@@ -239,7 +239,6 @@ class MetaLogNode:
         p = self._proposer
         if p is not None:
             if p.role is Role.LEADER:
-                self._heard_leader_at = self._now
                 if self._now >= self._hb_due:
                     self._heartbeat()
                     for to, entries in p.resend(self._group_at).items():
@@ -367,7 +366,7 @@ class MetaLogNode:
         lr.pending_snapshot = None
         start = snap.slot if snap is not None else lr.applied
         committed = tuple((s, lr.log[s]) for s in range(start, lr.chosen_below))
-        self._ready_applied_to = max(lr.applied, lr.chosen_below if (committed or snap) else lr.applied)
+        self._ready_applied_to = max(lr.applied, lr.chosen_below)  # what this Ready delivers
         persist = self._acceptor.take_update() if self._acceptor else None
         msgs = tuple(self._outbox)
         self._outbox = []
@@ -441,7 +440,6 @@ class MetaLogNode:
         self.leader = self.id
         self.leader_ballot = p.ballot
         self._leader_since = self._now
-        self._heard_leader_at = self._now
         self._send_accepts(p.open_slots(self._group_at, self._limit(), lr.knows))
         self._heartbeat()
 
@@ -491,8 +489,7 @@ class MetaLogNode:
             return  # an older leader than the one we follow
         p = self._proposer
         if p is not None and p.role is not Role.FOLLOWER:
-            if p.role is Role.LEADER and ballot < p.ballot:
-                return
+            # (its ballot is above ours: our acceptor promised our ballot and nacks lower ones)
             self._step_down()  # a live leader exists: stop campaigning
         self.leader = sender
         self.leader_ballot = max(ballot, self.leader_ballot)
@@ -556,9 +553,10 @@ class MetaLogNode:
             self.leader_lease
             and sender != self.id
             and self.leader not in (None, sender)
-            and self._now - self._heard_leader_at < self.election_ticks
         ):
-            return  # leader lease: a live leader exists, don't let a candidate depose it
+            # Leader lease: a live leader exists (we lead, or heard ours within
+            # election_ticks: tick forgets a silent one), don't let a candidate depose it.
+            return
         reply = a.on_prepare(msg.ballot, msg.from_slot)
         p = self._proposer
         if isinstance(reply, Promise) and p.role is not Role.FOLLOWER and msg.ballot > p.ballot:
