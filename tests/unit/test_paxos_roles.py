@@ -925,3 +925,22 @@ def test_a_member_without_a_leader_polls_a_peer_every_election_ticks():
         node.tick()
         asked.append(any(isinstance(m, CatchupRequest) for _, m in _drain(node)))
     assert asked == [True, False, False, False] * 3
+
+
+def test_a_candidate_catches_up_from_a_promise_that_reports_compacted_slots():
+    from dynamopy.core.paxos import CatchupRequest
+    node = _node("a", ("a", "b", "c"), election_ticks=4, heartbeat_ticks=1, leader_lease=False,
+                 catchup_ticks=1)
+    _ticks_to_candidacy(node)
+    node.step("z", Promise(node.ballot, 0, (), 10))  # z compacted (so chose) slots below 10
+    targets = []
+    for _ in range(40):
+        node.tick()
+        targets += [to for to, m in _drain(node) if isinstance(m, CatchupRequest)]
+    assert len(targets) == 40 and 10 <= targets.count("z") <= 30
+
+
+def test_a_member_that_never_campaigned_ignores_promises():
+    for node in (_node("x", ("a", "b", "c")), _node("c", ("a", "b", "c"))):
+        node.step("a", Promise(B1, 0, (), 10))
+        assert node.known_chosen_below == 0 and _drain(node) == ()
