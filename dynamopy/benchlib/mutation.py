@@ -150,6 +150,9 @@ EQUIVALENT = {
         "scores end with a per-heir hash: two heirs never tie, so < and <= pick the same heir",
     "ring.claim.x_release_leaver__mutmut_155":
         "every freed partition gets an heir: no owner equals the leaver at the end",
+    # -- dynamopy/core/records.py
+    "dynamopy.core.records.x_record_wire_bytes__mutmut_4":
+        "an upper estimate one byte looser is still one (the item's envelope is ~35 bytes)",
     # -- dynamopy/core/versions.py
     "dynamopy.core.versions.x_resume_floor__mutmut_7":
         "observe() reads only (ms, counter): the floor's member number is never looked at",
@@ -159,6 +162,10 @@ EQUIVALENT = {
         "down as soon as the group of its frontier leaves it out",
     "dynamopy.core.paxos.node.xǁMetaLogNodeǁ_maybe_catch_up__mutmut_16":
         "random() returns exactly 0.5 with probability ~2**-53: < and <= pick alike",
+    "dynamopy.core.paxos.node.xǁMetaLogNodeǁ_limit__mutmut_4":
+        "without group changes the bound only has to exceed every slot: 2**62 or 2**63",
+    "dynamopy.core.paxos.node.xǁMetaLogNodeǁadvance__mutmut_5":
+        "_in_ready is only tested for truth: None is as false as False",
     "dynamopy.core.paxos.node.xǁMetaLogNodeǁ_on_commit__mutmut_2":
         "after a Commit that taught nothing, _after_learning finds no change to scan, no "
         "in-flight slot to forget and no new room in the window (only learning frees it)",
