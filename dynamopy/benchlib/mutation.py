@@ -236,6 +236,24 @@ def copy_tree(workdir: str) -> None:
         f.write(original + HYPOTHESIS_PROFILE)
 
 
+def claim_workdir(workdir: str, paths: list[str]) -> str | None:
+    """Record which ``--paths`` a scratch directory is for; an error message if it was made
+    for others (mutmut then keeps the old mutants and finds no test for the new ones)."""
+    marker = os.path.join(workdir, "mutation-paths.txt")
+    wanted = "\n".join(paths) + "\n"
+    if os.path.exists(marker):
+        with open(marker) as f:
+            made_for = f.read()
+        if made_for != wanted:
+            return (f"{workdir} was made for --paths {' '.join(made_for.split())}; "
+                    f"use another --workdir for --paths {' '.join(paths)}")
+        return None
+    os.makedirs(workdir, exist_ok=True)
+    with open(marker, "w") as f:
+        f.write(wanted)
+    return None
+
+
 def mutmut(workdir: str, *args: str, check: bool = True,
            test_timeout: float = 120) -> subprocess.CompletedProcess:
     cmd = ["nice", "-n", "19", sys.executable, "-m", "mutmut", *args]
@@ -326,7 +344,8 @@ def main(argv=None) -> int:
                          "300 s timeout would, without waiting for --timeout-multiplier")
     ap.add_argument("--workdir", default=None,
                     help="scratch directory (default: a new temporary directory); reusing "
-                         "one lets mutmut skip mutants whose code and tests did not change")
+                         "one (with the same --paths) lets mutmut skip mutants whose code and "
+                         "tests did not change")
     ap.add_argument("--rerun-survivors", action="store_true",
                     help="with --workdir of an earlier run: test only the mutants that survived "
                          "it and are not judged equivalent, against the current tests (new "
@@ -345,7 +364,10 @@ def main(argv=None) -> int:
             print("--rerun-survivors needs the --workdir of an earlier run", file=sys.stderr)
             return 2
         names = [name for name, _status in results(workdir) if name not in EQUIVALENT]
-    os.makedirs(workdir, exist_ok=True)
+    error = claim_workdir(workdir, args.paths)
+    if error:
+        print(error, file=sys.stderr)
+        return 2
     copy_tree(workdir)
     write_config(workdir, args.paths, args.tests, args.timeout_multiplier, args.deselect)
     print(f"mutating {' '.join(args.paths)} against {' '.join(args.tests)} in {workdir}"
