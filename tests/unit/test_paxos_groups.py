@@ -160,7 +160,8 @@ def test_pruning_keeps_every_group_from_its_slot_on_and_forgets_the_rest():
 def test_a_change_is_recorded_once_and_in_slot_order():
     s = GroupSchedule.initial(("a", "b", "c"), alpha=2).with_change(3, ("a", "b", "d"))
     for chosen in (0, 2, 3):  # takes effect at or before slot 5, the last change's
-        with pytest.raises(ValueError, match="^group changes must be recorded in slot order, each slot once$"):
+        with pytest.raises(ValueError,
+                           match="^group changes must be recorded in slot order, each slot once$"):
             s.with_change(chosen, ("x",))
     assert s.with_change(4, ("x",)).changes == ((0, ("a", "b", "c")), (5, ("a", "b", "d")),
                                                 (6, ("x",)))
