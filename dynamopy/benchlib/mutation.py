@@ -305,7 +305,8 @@ def report(rows: list[tuple[str, str]]) -> str:
         count = {k: sum(st == k for _, st in group) for k in ("killed", "survived", "timeout")}
         judged = [st for _, st in group if st not in ("skipped", "not checked")]
         other = len(judged) - sum(count.values())
-        eq = sum(name in EQUIVALENT and st != "killed" for name, st in group)
+        eq = sum(name in EQUIVALENT and st not in ("killed", "skipped", "not checked")
+                 for name, st in group)
         eq_timeouts = sum(name in EQUIVALENT and st == "timeout" for name, st in group)
         n = len(judged)
         score = count["killed"] / n if n else 1.0
