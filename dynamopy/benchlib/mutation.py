@@ -162,6 +162,9 @@ EQUIVALENT = {
         "down as soon as the group of its frontier leaves it out",
     "dynamopy.core.paxos.node.xǁMetaLogNodeǁ_maybe_catch_up__mutmut_16":
         "random() returns exactly 0.5 with probability ~2**-53: < and <= pick alike",
+    **{f"dynamopy.core.paxos.node.xǁMetaLogNodeǁ__init____mutmut_{i}":
+       "never read: only acceptors campaign, and a node not listed becomes one only by "
+       "re-admission, which needs a ballot_id" for i in (58, 59)},
     "dynamopy.core.paxos.node.xǁMetaLogNodeǁ_limit__mutmut_4":
         "without group changes the bound only has to exceed every slot: 2**62 or 2**63",
     "dynamopy.core.paxos.node.xǁMetaLogNodeǁadvance__mutmut_5":

@@ -203,3 +203,21 @@ def test_a_snapshot_brings_its_group_changes_installed_or_at_a_restart():
     restarted = MetaLogNode("x", ("a", "b", "c"), random.Random(0), snapshot=snap,
                             log=[(3, D)], reconfig=_rule(alpha=2), ballot_id=9)
     assert restarted.schedule() == want and restarted.acceptors == ("a", "b", "d")
+
+
+def test_a_readmitted_member_campaigns_under_its_ballot_id_and_can_lead():
+    rc = _rule(alpha=2)
+    log = [(0, {"op": "set_group", "group": ["a", "b", "c"], "readmit": {"c": "c.2"}})]
+    c = MetaLogNode("c", ("a", "b", "c"), random.Random(0), log=log, reconfig=rc, ballot_id=7,
+                    incarnation="c.2", election_ticks=4, heartbeat_ticks=1, leader_lease=False)
+    while c.role.value != "candidate":
+        c.tick()
+        c.advance(c.ready())
+    assert c.ballot.member == 7  # ballots stay unique across incarnations
+    c.step("a", Promise(c.ballot, 1, (), 0))  # its own vote counts from slot 2 only:
+    c.step("b", Promise(c.ballot, 1, (), 0))  # slot 1 needs both others
+    c.advance(c.ready())
+    c.propose({"rid": "v"})
+    rd = c.ready()
+    assert c.role.value == "leader"
+    assert {to for to, m in rd.messages if isinstance(m, Accept)} >= {"a", "b"}

@@ -398,11 +398,17 @@ def _node(node_id="a", acceptors=("a",), **kw):
     (("a",), {"heartbeat_ticks": 10, "election_ticks": 10}, r"^need 0 < heartbeat_ticks < election_ticks$"),
     (("a",), {"reconfig": object()}, "^a reconfigurable log needs alpha >= 1 and a unique "
                                      "ballot_id per node$"),
+    (("a",), {"reconfig": "alpha 0", "ballot_id": 1}, "^a reconfigurable log needs alpha >= 1 "
+                                                      "and a unique ballot_id per node$"),
 ])
 def test_bad_node_settings_are_refused_with_the_reason(acceptors, kw, message):
+    from dynamopy.core.paxos.groups import Reconfig
+    if kw.get("reconfig") == "alpha 0":
+        kw["reconfig"] = Reconfig(0, lambda v, g: None, lambda d: [])
     with pytest.raises(ValueError, match=message):
         _node(acceptors=acceptors, **kw)
     _node(acceptors=("a",), heartbeat_ticks=9, election_ticks=10)  # the bounds themselves are fine
+    _node(acceptors=("a",), reconfig=Reconfig(1, lambda v, g: None, lambda d: []), ballot_id=1)
 
 
 def test_only_acceptors_keep_acceptor_state():
@@ -779,7 +785,8 @@ def test_the_defaults_the_runtime_relies_on():
     """node/metalog.py passes only the election and heartbeat periods; the rest are the
     defaults: 32 values in flight, a queue of 1024, 256 entries per catch-up reply, a
     catch-up request every 3 ticks at most, and the leader lease on."""
-    from dynamopy.core.paxos import Accept, CatchupRequest, Commit, Heartbeat, Prepare
+    from dynamopy.core.paxos import (Accept, CatchupRequest, Commit, Heartbeat, MetaLogNode,
+                                     Prepare)
 
     node = _node("a", ("a", "b", "c"))
     while node.role is not Role.CANDIDATE:
@@ -815,6 +822,23 @@ def test_the_defaults_the_runtime_relies_on():
         lagging.step("b", Heartbeat(B3, 300))
         asked.append(any(isinstance(m, CatchupRequest) for _, m in _drain(lagging)))
     assert asked == [True, False, False] * 3
+
+    from dynamopy.core.paxos import HeartbeatAck
+    import random  # and the periods a simulator gets: elections after 10-19 ticks,
+    seen = {_ticks_to_candidacy(MetaLogNode("a", ("a", "b", "c"), random.Random(seed),
+                                            persisted=AcceptorState()))
+            for seed in range(80)}
+    assert seen == set(range(10, 20))
+    sim = _node("a", ("a", "b", "c"))  # heartbeats every 2
+    _ticks_to_candidacy(sim)
+    sim.step("b", Promise(sim.ballot, 0, (), 0))
+    _drain(sim)
+    beats = []
+    for _ in range(6):
+        sim.tick()
+        sim.step("b", HeartbeatAck(sim.ballot))
+        beats.append(any(isinstance(m, Heartbeat) for _, m in _drain(sim)))
+    assert beats in ([True, False] * 3, [False, True] * 3)
 
     follower = _node("c", ("a", "b", "c"))
     follower.step("a", Heartbeat(B1, 0))
