@@ -172,6 +172,18 @@ EQUIVALENT = {
     "dynamopy.core.paxos.node.xǁMetaLogNodeǁ_on_commit__mutmut_2":
         "after a Commit that taught nothing, _after_learning finds no change to scan, no "
         "in-flight slot to forget and no new room in the window (only learning frees it)",
+    # -- dynamopy/core/placement.py
+    **{f"dynamopy.core.placement.x_lost_ranges__mutmut_{i}":
+       "the ring changes only at bootstrap (nothing was held before) or when a change "
+       "finishes (the pending ring changes with it): the shortcut's answer is the same"
+       for i in (2, 5)},
+    "dynamopy.core.placement.x_lost_ranges__mutmut_13": "subtracting from no spans gives none",
+    "dynamopy.core.placement.x_subtract_sorted__mutmut_7":
+        "a cut ending where the span starts covers none of it: skipped or not, same output",
+    "dynamopy.core.placement.x_subtract_sorted__mutmut_15":
+        "a cut starting where the span ends: the last piece is appended in the loop, not after",
+    "dynamopy.core.placement.x_merge_spans__mutmut_8":
+        "extending a span to the end it already has changes nothing",
     # -- dynamopy/core/paxos/groups.py
     "dynamopy.core.paxos.groups.xǁGroupScheduleǁat__mutmut_1":
         "every schedule's first change is from slot 0: the first iteration sets the group",

@@ -242,3 +242,14 @@ def test_a_state_equal_to_the_old_one_or_a_settings_change_loses_nothing():
         for m in ("n1", "n4", "n5"):
             assert lost_ranges(ClusterState.from_dict(s.to_dict()), s, m) == []
             assert lost_ranges(s, s.apply({"op": "set_config", "hint_window_s": 1.0}), m) == []
+
+
+def test_a_stale_epoch_says_which_epoch_the_member_is_at():
+    e = StaleEpoch(7)
+    assert e.epoch == 7 and str(e) == "routed by an older ring: this member is at epoch 7"
+
+
+def test_merge_spans_sorts_and_joins_overlapping_and_touching_spans():
+    from dynamopy.core.placement import merge_spans
+    assert merge_spans([(5, 10), (0, 5), (20, 30), (22, 25), (9, 12)]) == [(0, 12), (20, 30)]
+    assert merge_spans([(3, 4), (1, 2)]) == [(1, 2), (3, 4)] and merge_spans([]) == []
