@@ -165,6 +165,21 @@ EQUIVALENT = {
     **{f"dynamopy.core.paxos.node.xǁMetaLogNodeǁ__init____mutmut_{i}":
        "never read: only acceptors campaign, and a node not listed becomes one only by "
        "re-admission, which needs a ballot_id" for i in (58, 59)},
+    **{f"dynamopy.core.paxos.node.xǁMetaLogNodeǁ__init____mutmut_{i}": reason
+       for i, reason in (
+           (98, "_peers is assigned by _refresh_peers before anything reads it"),
+           (104, "_start_election takes the max with the acceptor's promised round anyway"),
+           (106, "a non-acceptor never campaigns; re-admitted, its first ballot is round 2 "
+                 "instead of 1: still above every round seen, as the rule asks"),
+           (111, "read only while a leader is known, and every assignment of one sets it"),
+           (113, "set by _start_election before it is read (candidates only)"),
+           (114, "set by _start_election before it is read (candidates only)"),
+           (115, "set by _become_leader before it is read (leaders only)"),
+           (116, "set by _become_leader before it is read (leaders only)"),
+           (117, "set by _heartbeat in _become_leader before it is read (leaders only)"),
+           (118, "set by _heartbeat in _become_leader before it is read (leaders only)"),
+           (119, "set by _become_leader before it is read (leaders only)"),
+           (121, "the first catch-up check is at tick 1 (tick counts first): 1 < 1 is false"))},
     "dynamopy.core.paxos.node.xǁMetaLogNodeǁ_limit__mutmut_4":
         "without group changes the bound only has to exceed every slot: 2**62 or 2**63",
     "dynamopy.core.paxos.node.xǁMetaLogNodeǁadvance__mutmut_5":
