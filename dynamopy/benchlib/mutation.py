@@ -199,6 +199,10 @@ EQUIVALENT = {
         "a cut starting where the span ends: the last piece is appended in the loop, not after",
     "dynamopy.core.placement.x_merge_spans__mutmut_8":
         "extending a span to the end it already has changes nothing",
+    # -- dynamopy/core/merkle.py
+    "dynamopy.core.merkle.x_intersect_spans__mutmut_23":
+        "on equal ends either side may advance first: the other's next span starts at or "
+        "after that end, so it overlaps nothing before the other side advances too",
     # -- dynamopy/core/paxos/groups.py
     "dynamopy.core.paxos.groups.xǁGroupScheduleǁat__mutmut_1":
         "every schedule's first change is from slot 0: the first iteration sets the group",

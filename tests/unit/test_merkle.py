@@ -149,10 +149,17 @@ def test_cover_tiles_a_range_with_the_fewest_nodes():
     assert spans[0][0] == start and spans[-1][1] == end
     assert all(a[1] == b[0] for a, b in zip(spans, spans[1:]))
     assert len(cov) == 13 + 1 + 5  # 13 leaves up to 2**18, one 2**18 node, 5 leaves
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match=r"^range \[1, 1048576\) is not on 16384-token leaf "
+                                         r"boundaries$"):
         t.cover(1, 2**20)
     with pytest.raises(ValueError):
         t.cover(0, 2**33)
+    assert t.cover(leaf, leaf) == []  # an empty range needs no node
+
+
+def test_touching_ranges_share_the_larger_nodes_that_span_both():
+    t = HashTree()
+    assert t.cover_ranges([(2**31, 2**32), (0, 2**31)]) == [(t.root_level, 0)]
 
 
 @given(st.lists(st.tuples(st.integers(0, 2**18 - 1), st.integers(1, 64)), max_size=8))
