@@ -179,7 +179,9 @@ EQUIVALENT = {
            (117, "set by _heartbeat in _become_leader before it is read (leaders only)"),
            (118, "set by _heartbeat in _become_leader before it is read (leaders only)"),
            (119, "set by _become_leader before it is read (leaders only)"),
-           (121, "the first catch-up check is at tick 1 (tick counts first): 1 < 1 is false"))},
+           (121, "the first catch-up check is at tick 1 (tick counts first): 1 < 1 is false"),
+           (128, "set by ready() before advance() reads it (advance without ready raises)"),
+           (129, "set by ready() before advance() reads it (advance without ready raises)"))},
     "dynamopy.core.paxos.node.xǁMetaLogNodeǁ_limit__mutmut_4":
         "without group changes the bound only has to exceed every slot: 2**62 or 2**63",
     "dynamopy.core.paxos.node.xǁMetaLogNodeǁadvance__mutmut_5":

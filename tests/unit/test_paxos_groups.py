@@ -221,3 +221,27 @@ def test_a_readmitted_member_campaigns_under_its_ballot_id_and_can_lead():
     rd = c.ready()
     assert c.role.value == "leader"
     assert {to for to, m in rd.messages if isinstance(m, Accept)} >= {"a", "b"}
+
+
+def test_a_change_counts_whatever_order_its_slot_is_learned_in():
+    from dynamopy.core.paxos import Commit
+    for first in ((2, "z"), (1, "y")):
+        x = MetaLogNode("x", ("a", "b", "c"), random.Random(0), reconfig=_rule(alpha=2),
+                        ballot_id=9)
+        x.step("a", Commit((first,), 0))  # learned out of order: nothing is chosen below it
+        x.step("a", Commit(((0, ABD), (1, "y"), (2, "z")), 3))
+        assert x.acceptors == ("a", "b", "d"), first
+
+
+def test_a_compare_and_set_change_applies_only_over_the_group_it_names():
+    """The simulator's rule (sim/metalog_app.group_rule): a change naming ``from_group``
+    applies only while that is the latest group; a retried duplicate does not undo a later
+    change."""
+    from dynamopy.core.paxos import Commit
+    from dynamopy.sim.metalog_app import group_rule
+    x = MetaLogNode("x", ("a", "b", "c"), random.Random(0), reconfig=group_rule(("a", "b", "c"), 1),
+                    ballot_id=9)
+    to_abd = {"op": "set_group", "group": ["a", "b", "d"], "from_group": ["a", "b", "c"]}
+    to_d = {"op": "set_group", "group": ["d"], "from_group": ["a", "b", "d"]}
+    x.step("a", Commit(((0, to_abd), (1, to_d), (2, to_abd)), 3))  # slot 2: a stale retry
+    assert x.acceptors == ("d",) and x.schedule() == [[0, ["d"]]]

@@ -293,10 +293,8 @@ class MetaLogNode:
 
     def _window_acceptors(self) -> list[str]:
         """Every member of a group deciding a slot in the leader's window."""
-        lo = self._learner.chosen_below
-        hi = self._limit() if self._reconfig is not None else lo + 1
-        out: list[str] = []
-        for g in self._sched.groups_between(lo, hi):
+        out: list[str] = []  # (without group changes the schedule holds one group)
+        for g in self._sched.groups_between(self._learner.chosen_below, self._limit()):
             out += [a for a in g if a not in out]
         return out
 
@@ -306,17 +304,16 @@ class MetaLogNode:
         rc = self._reconfig
         lr = self._learner
         if rc is None:
-            self._scanned = lr.chosen_below
             return
         changed = False
         while self._scanned < lr.chosen_below:
             slot = self._scanned
             self._scanned += 1
             latest = self._sched.changes[-1][1]
-            group = rc.group_of(lr.log.get(slot), latest) if slot in lr.log else None
+            group = rc.group_of(lr.log[slot], latest)  # learned: below chosen_below
             if group is None:
                 continue
-            token = rc.readmits(lr.log.get(slot)).get(self.id)
+            token = rc.readmits(lr.log[slot]).get(self.id)
             if self._acceptor is None and self.id in group and self.incarnation is not None \
                     and token == self.incarnation:
                 # Re-admitted: a new state that votes only where its old one never could.
