@@ -183,6 +183,17 @@ def test_diff_keys_newer_wins_each_way():
     pull, push = diff_keys(local, remote)
     assert pull == [(1, b"a"), (3, b"d")]
     assert push == [(2, b"c")]
+    assert diff_keys(remote, local) == ([(2, b"c")], [(1, b"a"), (3, b"d")])  # any version
+
+
+def test_diff_trees_under_given_roots_finds_only_the_leaves_below_them():
+    a, b = HashTree(), HashTree()
+    a.add(5, record_hash(b"low", 7, False))          # in the first half of the ring
+    a.add(2**31 + 5, record_hash(b"high", 7, False))  # in the second
+    below = (a.root_level - 1, 2)  # a child of the root: tokens [2**31, 2**31 + 2**30)
+    assert a.node_range(*below) == (2**31, 2**31 + 2**30)
+    assert set(diff_trees(a, b)) == {(0, 0), (0, (2**31 + 5) >> a.shifts[0])}
+    assert diff_trees(a, b, roots=[below]) == [(0, (2**31 + 5) >> a.shifts[0])]
 
 
 def test_out_of_range_token_is_refused():
