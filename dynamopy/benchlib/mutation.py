@@ -202,6 +202,9 @@ EQUIVALENT = {
     "dynamopy.core.placement.x_merge_spans__mutmut_8":
         "extending a span to the end it already has changes nothing",
     # -- dynamopy/core/merkle.py
+    "dynamopy.core.merkle.x_record_hash__mutmut_2": "signed=None is falsy: the same unsigned hash",
+    "dynamopy.core.merkle.x_record_hash__mutmut_10": "int.to_bytes is big-endian by default",
+    "dynamopy.core.merkle.xǁHashTreeǁupdate__mutmut_4": "delta is 0 before: 0 ^ h == h",
     "dynamopy.core.merkle.x_intersect_spans__mutmut_23":
         "on equal ends either side may advance first: the other's next span starts at or "
         "after that end, so it overlaps nothing before the other side advances too",
