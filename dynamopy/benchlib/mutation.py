@@ -180,8 +180,18 @@ EQUIVALENT = {
            (118, "set by _heartbeat in _become_leader before it is read (leaders only)"),
            (119, "set by _become_leader before it is read (leaders only)"),
            (121, "the first catch-up check is at tick 1 (tick counts first): 1 < 1 is false"),
+           (86, "without reconfig no change is ever recorded: the schedule's alpha is unused"),
+           (123, "the first poll check is at tick 1 (tick counts first): 1 >= 1 either way"),
+           (126, "_in_ready is only tested for truth: None is as false as False"),
            (128, "set by ready() before advance() reads it (advance without ready raises)"),
            (129, "set by ready() before advance() reads it (advance without ready raises)"))},
+    "dynamopy.core.paxos.node.xǁMetaLogNodeǁ_scan_groups__mutmut_4":
+        "changed is only tested for truth: None is as false as False",
+    "dynamopy.core.paxos.node.xǁMetaLogNodeǁ_scan_groups__mutmut_5":
+        "pruning when nothing changed forgets only groups of slots below chosen_below, "
+        "which group_of_slot is not exact for anyway",
+    "dynamopy.core.paxos.node.xǁMetaLogNodeǁ_limit__mutmut_3":
+        "without group changes the bound only has to exceed every slot: 2**62 or 2**63",
     "dynamopy.core.paxos.node.xǁMetaLogNodeǁ_limit__mutmut_4":
         "without group changes the bound only has to exceed every slot: 2**62 or 2**63",
     "dynamopy.core.paxos.node.xǁMetaLogNodeǁadvance__mutmut_5":
