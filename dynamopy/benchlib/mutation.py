@@ -103,6 +103,14 @@ EQUIVALENT = {
     **{f"dynamopy.core.paxos.proposer.xǁProposerǁ__init____mutmut_{i}":
        "set by start_candidacy or become_leader before it is first read"
        for i in (10, 11, 12, 14, 15)},
+    # (this session's re-run of the proposer after the reconfiguration changes)
+    **{f"dynamopy.core.paxos.proposer.xǁProposerǁ__init____mutmut_{i}":
+       "set by start_candidacy before it is first read" for i in (5, 6, 8, 9)},
+    "dynamopy.core.paxos.proposer.xǁProposerǁstep_down__mutmut_3":
+        "reset by start_candidacy before it is read again",
+    "dynamopy.core.paxos.proposer.xǁProposerǁopen_slots__mutmut_25": "NOOP is None",
+    "dynamopy.core.paxos.proposer.xǁProposerǁon_promise__mutmut_14":
+        "one ballot proposes one value per slot: equal ballots report the same value",
     "dynamopy.core.paxos.proposer.xǁProposerǁbecome_leader__mutmut_13":
         "one ballot proposes one value per slot: equal ballots report the same value",
     **{f"dynamopy.core.paxos.node.xǁMetaLogNodeǁ_lost_quorum__mutmut_{i}":
