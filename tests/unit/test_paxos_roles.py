@@ -268,9 +268,9 @@ def test_votes_count_only_from_the_slots_group():
     assert p.resend(group_at) == {"a": [(0, "v")], "b": [(0, "v")], "c": [(0, "v"), (1, "w")],
                                   "d": [(1, "w")], "e": [(1, "w")]}
     assert p.on_accepted("a", Accepted(B2, (0, 1), 0), group_at) == []
-    assert p.on_accepted("b", Accepted(B2, (0, 1), 0), group_at) == [(0, "v")]  # 1: not theirs
-    assert p.resend(group_at) == {"c": [(1, "w")], "d": [(1, "w")], "e": [(1, "w")]}
     assert p.on_accepted("d", Accepted(B2, (0, 1), 0), group_at) == []  # 0: not d's; 1 counts
+    assert p.on_accepted("b", Accepted(B2, (0, 1), 0), group_at) == [(0, "v")]  # 1: not theirs
+    assert p.resend(group_at) == {"c": [(1, "w")], "e": [(1, "w")]}
     assert p.on_accepted("e", Accepted(B2, (1,), 0), group_at) == [(1, "w")]
 
 
