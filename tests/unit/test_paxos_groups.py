@@ -245,3 +245,18 @@ def test_a_compare_and_set_change_applies_only_over_the_group_it_names():
     to_d = {"op": "set_group", "group": ["d"], "from_group": ["a", "b", "d"]}
     x.step("a", Commit(((0, to_abd), (1, to_d), (2, to_abd)), 3))  # slot 2: a stale retry
     assert x.acceptors == ("d",) and x.schedule() == [[0, ["d"]]]
+
+
+def test_a_leader_left_out_of_the_group_steps_down():
+    from dynamopy.core.paxos import Commit
+    a = MetaLogNode("a", ("a", "b", "c"), random.Random(0), persisted=AcceptorState(),
+                    reconfig=_rule(alpha=1), ballot_id=0, election_ticks=4, heartbeat_ticks=1,
+                    leader_lease=False)
+    while a.role.value != "candidate":
+        a.tick()
+        a.advance(a.ready())
+    a.step("b", Promise(a.ballot, 0, (), 0))
+    assert a.role.value == "leader"
+    a.advance(a.ready())
+    a.step("b", Commit(((0, {"op": "set_group", "group": ["b", "c", "d"]}),), 1))
+    assert a.role.value == "follower" and a.acceptors == ("b", "c", "d")

@@ -968,3 +968,16 @@ def test_a_member_that_never_campaigned_ignores_promises():
     for node in (_node("x", ("a", "b", "c")), _node("c", ("a", "b", "c"))):
         node.step("a", Promise(B1, 0, (), 10))
         assert node.known_chosen_below == 0 and _drain(node) == ()
+
+
+def test_a_leader_resends_unvoted_entries_every_heartbeat():
+    from dynamopy.core.paxos import Accept, HeartbeatAck
+    node = _node("a", ("a", "b", "c"), election_ticks=6, heartbeat_ticks=1, leader_lease=False)
+    _lead(node)
+    node.propose("v")
+    _drain(node)
+    node.tick()
+    node.step("b", HeartbeatAck(node.ballot))
+    sent = [(to, m) for to, m in _drain(node) if isinstance(m, Accept)]
+    assert sorted(sent) == [("b", Accept(node.ballot, ((0, "v"),))),
+                            ("c", Accept(node.ballot, ((0, "v"),)))]
