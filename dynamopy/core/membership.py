@@ -545,7 +545,8 @@ def _finish_config(s: ClusterState, e: Mapping[str, Any]) -> ClusterState:
     named = e.get("change_epoch")
     if s.rw_in_effect is None:
         raise InvalidEntry(409, "conflict", "no change of the R/W defaults is settling")
-    if isinstance(named, bool) or not isinstance(named, int) or named != s.config_epoch:
+    # (a bool is an int, but True == 1 never names one: config_epoch is at least 2)
+    if not isinstance(named, int) or named != s.config_epoch:
         raise InvalidEntry(409, "conflict",
                            f"finish_config names the change at epoch {named!r}; the one "
                            f"settling began at epoch {s.config_epoch}")

@@ -95,11 +95,6 @@ class HashTree:
         self._xor(token, h)
         self.records += 1
 
-    def remove(self, token: int, h: int) -> None:
-        """XOR the record hash ``h`` out at ``token`` (a record dropped)."""
-        self._xor(token, h)
-        self.records -= 1
-
     def update(self, token: int, key: bytes, old: Optional[tuple[int, bool]],
                new: Optional[tuple[int, bool]]) -> None:
         """A store replaced ``old`` (version, deleted) by ``new`` for ``key``; either may be

@@ -36,8 +36,9 @@ class Record:
 
 def record_wire_bytes(key: bytes, rec: Record) -> int:
     """An upper estimate of one keyed record's share of a peer frame: key, value, content
-    type, and the msgpack envelope of the item (batches of records are sized with it)."""
-    return len(key) + len(rec.value) + len(rec.content_type) + 64
+    type (its UTF-8 bytes: a header's latin-1 text may hold two-byte characters), and the
+    msgpack envelope of the item (batches of records are sized with it)."""
+    return len(key) + len(rec.value) + len(rec.content_type.encode()) + 64
 
 
 def newest(records: Iterable[Optional[Record]]) -> Optional[Record]:

@@ -191,3 +191,37 @@ def test_a_step_of_this_nodes_own_clock_moves_every_sample_it_holds():
     o.sample("p", 1_000, 1_005, 1_010, now_s=0.0)        # wall - mono = 1010 at the sample
     assert o.estimate("p", 1.0, wall_ms=2_010).offset_ms == 0      # no step: as measured
     assert o.estimate("p", 1.0, wall_ms=2_010 + HOUR).offset_ms == -HOUR   # we jumped
+
+
+def test_a_zero_or_negative_round_trip_counts_as_zero():
+    o = PeerOffsets()
+    o.sample("p", 1000, 1500, 1000, now_s=1.0)   # within one millisecond
+    o.sample("q", 1000, 1500, 990, now_s=1.0)    # our wall clock stepped back meanwhile
+    assert (o.estimate("p", 1.0).rtt_ms, o.estimate("p", 1.0).offset_ms) == (0, 500)
+    assert o.estimate("q", 1.0).rtt_ms == 0
+
+
+def test_the_quickest_of_the_last_window_samples_wins_whatever_their_order():
+    o = PeerOffsets(window=3)
+    o.sample("p", 2000, 2210, 2020, now_s=1.0)  # quick: offset 200, rtt 20
+    o.sample("p", 0, 900, 1000, now_s=2.0)      # queued reply: offset 400, rtt 1000
+    o.sample("x", 0, 0, 10, now_s=2.0)          # another peer's samples are its own
+    assert o.estimate("p", now_s=2.0).offset_ms == 200
+    o.sample("p", 0, 900, 900, now_s=3.0)       # offset 450, rtt 900
+    o.sample("p", 0, 960, 950, now_s=4.0)       # the quick one is now 4 samples back
+    assert o.estimate("p", now_s=4.0).offset_ms == 450
+
+
+def test_a_sample_is_fresh_for_max_age_s_and_not_a_moment_longer():
+    o = PeerOffsets(max_age_s=10)
+    o.sample("p", 0, 500, 10, now_s=5.0)
+    assert o.estimate("p", now_s=15.0) is not None
+    assert o.estimate("p", now_s=15.01) is None
+
+
+def test_forget_keeps_only_the_members_named():
+    o = PeerOffsets()
+    for p in ("a", "b"):
+        o.sample(p, 0, 5, 10, now_s=0.0)
+    o.forget(iter(["a", "c"]))
+    assert o.estimate("a", 0.0) is not None and o.estimate("b", 0.0) is None

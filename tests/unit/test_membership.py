@@ -492,3 +492,52 @@ def test_bad_anti_entropy_or_tombstone_settings_are_refused(entry, detail):
         validate(s, {"op": "set_config", **entry})
     assert (e.value.status, e.value.detail) == (400, detail)
     assert s.apply({"op": "set_config", **entry}).settings == s.settings
+
+
+def test_a_state_saved_before_the_optional_fields_existed_loads_with_their_defaults():
+    """Snapshots written by older versions lack the fields added since (retired members,
+    the R/W change's epoch, reusable numbers, ...): they load as the defaults."""
+    import dataclasses
+    s = _four(n=2, r=1, w=1).apply({"op": "replace", "id": "n3", "at_ms": 1})
+    s = s.apply({"op": "set_config", "r": 2})
+    assert s.retired and s.config_epoch and s.rw_in_effect and s.change_epoch
+    later = ("retired", "change_epoch", "rw_in_effect", "config_epoch", "free_numbers",
+             "skipped", "recent_rids")
+    old = {k: v for k, v in s.to_dict().items() if k not in later}
+    defaults = {f.name: f.default if f.default is not dataclasses.MISSING else f.default_factory()
+                for f in dataclasses.fields(ClusterState) if f.name in later}
+    assert ClusterState.from_dict(old) == dataclasses.replace(s, **defaults)
+
+
+def test_finish_config_refusals_say_why():
+    s = boot(r=1, w=3)
+    with pytest.raises(InvalidEntry) as e:
+        validate(s, {"op": "finish_config", "change_epoch": 1})
+    assert (e.value.status, e.value.code) == (409, "conflict")
+    assert e.value.detail == "no change of the R/W defaults is settling"
+    s = s.apply({"op": "set_config", "r": 3, "w": 1})  # epoch 2
+    for named in (1, 2.0, "2", None):
+        with pytest.raises(InvalidEntry) as e:
+            validate(s, {"op": "finish_config", "change_epoch": named})
+        assert (e.value.status, e.value.code) == (409, "conflict")
+        assert e.value.detail == (f"finish_config names the change at epoch {named!r}; "
+                                  "the one settling began at epoch 2")
+
+
+def test_replacing_a_member_outside_the_metadata_group_retires_no_vote():
+    s = _four(n=2, r=1, w=1).apply({"op": "replace", "id": "n4", "at_ms": 1})
+    assert s.change == ("remove", "n4") and s.retired == () and s.voters() == ("n1", "n2", "n3")
+
+
+def test_with_five_acceptors_a_third_replacement_would_leave_no_voting_majority():
+    seeds = [{"id": f"n{i}", "url": f"http://h:{8000 + i}", "peer": f"h:{9000 + i}"}
+             for i in range(1, 6)]
+    s = ClusterState().apply(bootstrap_entry(seeds, Settings(n=2, r=1, w=1)))
+    for mid in ("n5", "n4"):  # 5 -> 4 -> 3 voters: still a majority of 5
+        s = s.apply({"op": "replace", "id": mid, "at_ms": 1})
+        s = s.apply({"op": "finish_leave", "id": mid, "change_epoch": s.change_epoch})
+    with pytest.raises(InvalidEntry) as e:
+        validate(s, {"op": "replace", "id": "n3"})
+    assert (e.value.status, e.value.code) == (409, "conflict")
+    assert e.value.detail == ("cannot replace n3: only 2 of the metadata group "
+                              "['n1', 'n2', 'n3', 'n4', 'n5'] would still vote, fewer than a majority")

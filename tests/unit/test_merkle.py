@@ -149,10 +149,17 @@ def test_cover_tiles_a_range_with_the_fewest_nodes():
     assert spans[0][0] == start and spans[-1][1] == end
     assert all(a[1] == b[0] for a, b in zip(spans, spans[1:]))
     assert len(cov) == 13 + 1 + 5  # 13 leaves up to 2**18, one 2**18 node, 5 leaves
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match=r"^range \[1, 1048576\) is not on 16384-token leaf "
+                                         r"boundaries$"):
         t.cover(1, 2**20)
     with pytest.raises(ValueError):
         t.cover(0, 2**33)
+    assert t.cover(leaf, leaf) == []  # an empty range needs no node
+
+
+def test_touching_ranges_share_the_larger_nodes_that_span_both():
+    t = HashTree()
+    assert t.cover_ranges([(2**31, 2**32), (0, 2**31)]) == [(t.root_level, 0)]
 
 
 @given(st.lists(st.tuples(st.integers(0, 2**18 - 1), st.integers(1, 64)), max_size=8))
@@ -176,6 +183,17 @@ def test_diff_keys_newer_wins_each_way():
     pull, push = diff_keys(local, remote)
     assert pull == [(1, b"a"), (3, b"d")]
     assert push == [(2, b"c")]
+    assert diff_keys(remote, local) == ([(2, b"c")], [(1, b"a"), (3, b"d")])  # any version
+
+
+def test_diff_trees_under_given_roots_finds_only_the_leaves_below_them():
+    a, b = HashTree(), HashTree()
+    a.add(5, record_hash(b"low", 7, False))          # in the first half of the ring
+    a.add(2**31 + 5, record_hash(b"high", 7, False))  # in the second
+    below = (a.root_level - 1, 2)  # a child of the root: tokens [2**31, 2**31 + 2**30)
+    assert a.node_range(*below) == (2**31, 2**31 + 2**30)
+    assert set(diff_trees(a, b)) == {(0, 0), (0, (2**31 + 5) >> a.shifts[0])}
+    assert diff_trees(a, b, roots=[below]) == [(0, (2**31 + 5) >> a.shifts[0])]
 
 
 def test_out_of_range_token_is_refused():
@@ -219,3 +237,41 @@ def test_intersect_spans_is_the_overlap(ra, rb):
     b, pb = norm(rb)
     got = {x for s, e in intersect_spans(a, b) for x in range(s, e)}
     assert got == pa & pb
+
+
+def test_record_hashes_keep_their_format_across_versions():
+    """Nodes of two versions compare trees during a rolling upgrade: a changed hash format
+    would make every leaf differ (correct, but a full exchange). These values are pinned."""
+    assert record_hash(b"k", 5, False) == 6420808932056155094
+    assert record_hash(b"key", 2**62, True) == 797187894234306790
+
+
+def test_the_root_is_the_xor_of_every_record_hash_and_updates_replace_exactly():
+    import functools
+    import operator
+    t = HashTree()
+    hashes = {tok: record_hash(b"%d" % tok, 7, False) for tok in (0, 2**18, 2**31 + 5, 2**32 - 1)}
+    for tok, h in hashes.items():
+        t.add(tok, h)
+    assert t.root() == functools.reduce(operator.xor, hashes.values())
+    t.update(2**31 + 5, b"x", old=None, new=(3, False))
+    t.update(2**31 + 5, b"x", old=(3, False), new=(4, True))  # replaced: only (4, True) left
+    want = HashTree()
+    for tok, h in hashes.items():
+        want.add(tok, h)
+    want.add(2**31 + 5, record_hash(b"x", 4, True))
+    assert t.root() == want.root() and t.records == want.records == 5
+    t.update(2**31 + 5, b"x", old=(4, True), new=None)  # dropped
+    assert t.root() == functools.reduce(operator.xor, hashes.values()) and t.records == 4
+
+
+def test_bad_shapes_tokens_and_leaf_children_are_refused_with_the_reason():
+    for shape in ({"leaf_bits": 33}, {"leaf_bits": -1}, {"fanout_bits": 0}):
+        with pytest.raises(ValueError, match="^bad tree shape: "):
+            HashTree(**shape)
+    t = HashTree(**SMALL)
+    with pytest.raises(ValueError, match=r"^token -1 outside \[0, 2\*\*32\)$"):
+        t.add(-1, 1)
+    with pytest.raises(ValueError, match="^a leaf has no children$"):
+        t.children(0, 0)
+    assert t.children(1, 0) == [(0, i) for i in range(4)]

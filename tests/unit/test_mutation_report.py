@@ -28,3 +28,18 @@ def test_report_prints_a_score_per_module_and_a_total():
     # an equivalent that timed out is left out once, not also counted as killed
     lines = mutation.report([("ring.claim.x_a__mutmut_1", "killed"), (equivalent, "timeout")]).splitlines()
     assert lines[1].split()[-3:] == ["50.0%", "100.0%", "100.0%"]
+
+
+def test_a_workdir_is_reused_only_for_the_paths_it_was_made_for(tmp_path):
+    work = str(tmp_path / "w")
+    assert mutation.claim_workdir(work, ["dynamopy/core/quorum.py"]) is None
+    assert mutation.claim_workdir(work, ["dynamopy/core/quorum.py"]) is None
+    error = mutation.claim_workdir(work, ["dynamopy/core/records.py"])
+    assert error == (f"{work} was made for --paths dynamopy/core/quorum.py; use another "
+                     "--workdir for --paths dynamopy/core/records.py")
+
+
+def test_an_equivalent_not_checked_in_this_run_is_not_left_out_twice():
+    equivalent = next(iter(name for name in mutation.EQUIVALENT if name.startswith("ring.claim.")))
+    rows = [("ring.claim.x_a__mutmut_1", "killed"), (equivalent, "not checked")]
+    assert mutation.report(rows).splitlines()[1].split()[-4:] == ["0", "100.0%", "100.0%", "100.0%"]

@@ -13,8 +13,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from dynamopy.core.paxos import (
-    NOOP, Accept, Accepted, Acceptor, AcceptorState, Ballot, MetaLogNode, Nack,
-    Prepare, Promise, Role, Snapshot, finish_ready,
+    NOOP, Accept, Accepted, Acceptor, AcceptorState, Ballot, Heartbeat, MetaLogNode, Nack,
+    Prepare, Promise, Ready, Role, Snapshot, finish_ready,
 )
 from dynamopy.sim.invariants import check_chosen_unique
 
@@ -302,11 +302,16 @@ def test_phase1_adopts_the_highest_ballot_value():
 
 def test_ready_contract_misuse_raises():
     n = MetaLogNode("a", ("a",), random.Random(0), persisted=AcceptorState())
+    with pytest.raises(RuntimeError, match=r"^advance\(\) without ready\(\)$"):
+        n.advance(Ready(None, None, (), ()))
     rd = n.ready()
-    with pytest.raises(RuntimeError):
+    with pytest.raises(RuntimeError, match=r"^ready\(\) called again before advance\(\)$"):
         n.ready()
-    with pytest.raises(RuntimeError):
-        n.tick()
+    for feed in (n.tick, lambda: n.step("b", Heartbeat(Ballot(1, 1), 0)), lambda: n.propose(1),
+                 lambda: n.compact(0, Snapshot(0, None))):
+        with pytest.raises(RuntimeError,
+                           match=r"^call advance\(\) before feeding the node more input$"):
+            feed()
     n.advance(rd)
     with pytest.raises(ValueError):
         n.propose(None)

@@ -268,9 +268,9 @@ def test_votes_count_only_from_the_slots_group():
     assert p.resend(group_at) == {"a": [(0, "v")], "b": [(0, "v")], "c": [(0, "v"), (1, "w")],
                                   "d": [(1, "w")], "e": [(1, "w")]}
     assert p.on_accepted("a", Accepted(B2, (0, 1), 0), group_at) == []
+    assert p.on_accepted("d", Accepted(B2, (0, 1), 0), group_at) == []  # 0: not d's; 1 counts
     assert p.on_accepted("b", Accepted(B2, (0, 1), 0), group_at) == [(0, "v")]  # 1: not theirs
-    assert p.resend(group_at) == {"c": [(1, "w")], "d": [(1, "w")], "e": [(1, "w")]}
-    assert p.on_accepted("d", Accepted(B2, (1,), 0), group_at) == []
+    assert p.resend(group_at) == {"c": [(1, "w")], "e": [(1, "w")]}
     assert p.on_accepted("e", Accepted(B2, (1,), 0), group_at) == [(1, "w")]
 
 
@@ -392,19 +392,27 @@ def _node(node_id="a", acceptors=("a",), **kw):
 
 
 @pytest.mark.parametrize("acceptors, kw, message", [
-    ((), {}, "acceptors must be a non-empty tuple of distinct ids"),
-    (("a", "a"), {}, "acceptors must be a non-empty tuple of distinct ids"),
-    (("a",), {"heartbeat_ticks": 0}, r"need 0 < heartbeat_ticks < election_ticks"),
-    (("a",), {"heartbeat_ticks": 10, "election_ticks": 10}, r"need 0 < heartbeat_ticks < election_ticks"),
+    ((), {}, "^acceptors must be a non-empty tuple of distinct ids$"),
+    (("a", "a"), {}, "^acceptors must be a non-empty tuple of distinct ids$"),
+    (("a",), {"heartbeat_ticks": 0}, r"^need 0 < heartbeat_ticks < election_ticks$"),
+    (("a",), {"heartbeat_ticks": 10, "election_ticks": 10}, r"^need 0 < heartbeat_ticks < election_ticks$"),
+    (("a",), {"reconfig": object()}, "^a reconfigurable log needs alpha >= 1 and a unique "
+                                     "ballot_id per node$"),
+    (("a",), {"reconfig": "alpha 0", "ballot_id": 1}, "^a reconfigurable log needs alpha >= 1 "
+                                                      "and a unique ballot_id per node$"),
 ])
 def test_bad_node_settings_are_refused_with_the_reason(acceptors, kw, message):
+    from dynamopy.core.paxos.groups import Reconfig
+    if kw.get("reconfig") == "alpha 0":
+        kw["reconfig"] = Reconfig(0, lambda v, g: None, lambda d: [])
     with pytest.raises(ValueError, match=message):
         _node(acceptors=acceptors, **kw)
     _node(acceptors=("a",), heartbeat_ticks=9, election_ticks=10)  # the bounds themselves are fine
+    _node(acceptors=("a",), reconfig=Reconfig(1, lambda v, g: None, lambda d: []), ballot_id=1)
 
 
 def test_only_acceptors_keep_acceptor_state():
-    with pytest.raises(ValueError, match="only acceptors have persisted acceptor state"):
+    with pytest.raises(ValueError, match="^only acceptors have persisted acceptor state$"):
         _node("x", ("a",), persisted=AcceptorState())
     learner = _node("x", ("a",))
     assert learner.acceptor_state() is None and learner.role is Role.FOLLOWER
@@ -702,7 +710,274 @@ def test_a_candidate_resends_prepare_every_heartbeat_ticks_to_those_that_have_no
     node.step("b", Promise(node.ballot, 0, (), 0))
     _drain(node)
     sent = []
-    for _ in range(4):
+    for _ in range(4):  # 1 to 4 ticks into the candidacy
         node.tick()
-        sent.append(sorted(to for to, m in _drain(node) if isinstance(m, Prepare)))
-    assert sent in ([[], ["c", "d", "e"]] * 2, [["c", "d", "e"], []] * 2)
+        sent.append(sorted(to for to, m in _drain(node) if m == Prepare(node.ballot, 0)))
+    assert sent == [[], ["c", "d", "e"]] * 2
+
+
+def test_a_leader_opens_queued_values_as_its_window_frees():
+    from dynamopy.core.paxos import Accept
+
+    node = _node("a", ("a", "b", "c"), election_ticks=4, heartbeat_ticks=1, leader_lease=False,
+                 max_inflight=2)
+    _lead(node)
+
+    def opened(msgs):
+        return [e for to, m in msgs if to == "b" and isinstance(m, Accept) for e in m.entries]
+    for v in ("v0", "v1", "v2", "v3"):
+        node.propose(v)
+    assert opened(_drain(node)) == [(0, "v0"), (1, "v1")]  # two in flight, two wait
+    node.step("b", Accepted(node.ballot, (0,), 0))  # slot 0 chosen: one slot frees
+    assert opened(_drain(node)) == [(2, "v2")] and node.chosen_below == 1
+
+
+@pytest.mark.parametrize("message", ["commit", "catchup reply", "old leader's heartbeat"])
+def test_a_gap_is_caught_up_from_the_member_that_reported_it_among_others(message):
+    """z (not among x's peers) says slots below 10 are chosen: x asks z about half the
+    time, and its known peers otherwise."""
+    from dynamopy.core.paxos import CatchupRequest, Commit, Heartbeat
+
+    node = _node("x", ("a", "b", "c"), catchup_ticks=1)
+    node.step("b", Heartbeat(B3, 0))  # b leads
+    node.step("z", {"commit": Commit(((5, "v"),), 10),
+                    "catchup reply": CatchupReply(0, None, (), 10),  # nothing new in it
+                    "old leader's heartbeat": Heartbeat(B1, 10)}[message])
+    targets = []
+    for _ in range(40):
+        node.tick()
+        node.step("b", Heartbeat(B3, 0))
+        targets += [to for to, m in _drain(node) if isinstance(m, CatchupRequest)]
+    assert len(targets) == 40 and node.leader == "b"
+    assert "z" in targets and set(targets) <= {"a", "b", "c", "z"}
+    assert 10 <= targets.count("z") <= 30
+
+
+def test_votes_for_another_ballot_do_not_keep_a_leader_in_office():
+    node = _node("a", ("a", "b", "c"), election_ticks=4, heartbeat_ticks=1, leader_lease=False)
+    _lead(node)
+    for tick in range(1, 12):
+        node.tick()
+        node.step("c", Accepted(Ballot(0, 2), (), 0))  # an older ballot's vote
+        _drain(node)
+        if node.role is not Role.LEADER:
+            break
+    assert node.role is Role.FOLLOWER and tick == 5
+
+
+def test_a_leader_catches_up_from_an_acceptor_whose_vote_reports_more_chosen():
+    from dynamopy.core.paxos import CatchupRequest, HeartbeatAck
+
+    node = _node("a", ("a", "b", "c"), election_ticks=4, heartbeat_ticks=1, leader_lease=False,
+                 catchup_ticks=1)
+    _lead(node)
+    node.step("z", Accepted(node.ballot, (), 10))  # z knows slots below 10 are chosen
+    targets = []
+    for _ in range(40):
+        node.tick()
+        node.step("b", HeartbeatAck(node.ballot))
+        targets += [to for to, m in _drain(node) if isinstance(m, CatchupRequest)]
+    assert node.role is Role.LEADER and len(targets) == 40
+    assert 10 <= targets.count("z") <= 30 and set(targets) <= {"b", "c", "z"}
+
+
+def test_the_defaults_the_runtime_relies_on():
+    """node/metalog.py passes only the election and heartbeat periods; the rest are the
+    defaults: 32 values in flight, a queue of 1024, 256 entries per catch-up reply, a
+    catch-up request every 3 ticks at most, and the leader lease on."""
+    from dynamopy.core.paxos import (Accept, CatchupRequest, Commit, Heartbeat, MetaLogNode,
+                                     Prepare)
+
+    node = _node("a", ("a", "b", "c"))
+    while node.role is not Role.CANDIDATE:
+        node.tick()
+        _drain(node)
+    node.step("b", Promise(node.ballot, 0, (), 0))
+    _drain(node)
+    for i in range(32 + 1024 + 10):
+        node.propose(i)
+    opened = []
+    while True:
+        batch = [e for to, m in _drain(node) if to == "b" and isinstance(m, Accept)
+                 for e in m.entries]
+        if not batch:
+            break
+        assert len(batch) <= 32  # in flight at once
+        opened += batch
+        node.step("b", Accepted(node.ballot, tuple(s for s, _ in batch), 0))
+    assert opened == [(i, i) for i in range(32 + 1024)]  # the last 10 found the queue full
+
+    learner = _node("x", ("a", "b", "c"))
+    learner.step("a", Commit(tuple((s, s) for s in range(300)), 300))
+    _drain(learner)
+    learner.step("y", CatchupRequest(0))
+    ((_, reply),) = _drain(learner)
+    assert reply.entries == tuple((s, s) for s in range(256))
+
+    lagging = _node("x", ("a", "b", "c"))
+    lagging.step("b", Heartbeat(B3, 300))  # b leads; slots below 300 are chosen
+    asked = []
+    for _ in range(9):
+        lagging.tick()
+        lagging.step("b", Heartbeat(B3, 300))
+        asked.append(any(isinstance(m, CatchupRequest) for _, m in _drain(lagging)))
+    assert asked == [True, False, False] * 3
+
+    from dynamopy.core.paxos import HeartbeatAck
+    import random  # and the periods a simulator gets: elections after 10-19 ticks,
+    seen = {_ticks_to_candidacy(MetaLogNode("a", ("a", "b", "c"), random.Random(seed),
+                                            persisted=AcceptorState()))
+            for seed in range(80)}
+    assert seen == set(range(10, 20))
+    sim = _node("a", ("a", "b", "c"))  # heartbeats every 2
+    _ticks_to_candidacy(sim)
+    sim.step("b", Promise(sim.ballot, 0, (), 0))
+    _drain(sim)
+    beats = []
+    for _ in range(6):
+        sim.tick()
+        sim.step("b", HeartbeatAck(sim.ballot))
+        beats.append(any(isinstance(m, Heartbeat) for _, m in _drain(sim)))
+    assert beats in ([True, False] * 3, [False, True] * 3)
+
+    follower = _node("c", ("a", "b", "c"))
+    follower.step("a", Heartbeat(B1, 0))
+    _drain(follower)
+    follower.step("b", Prepare(B3, 0))  # a live leader holds the lease: no promise
+    assert _drain(follower) == ()
+
+
+def test_a_new_leader_holds_the_lease_against_a_candidate_at_once():
+    from dynamopy.core.paxos import Prepare
+
+    node = _node("a", ("a", "b", "c"), election_ticks=4, heartbeat_ticks=1)
+    _lead(node)  # leads from the promise it just got, before any further tick
+    node.step("c", Prepare(Ballot(9, 2), 0))
+    assert not any(isinstance(m, (Promise, Nack)) for _, m in _drain(node))
+    assert node.role is Role.LEADER
+
+
+def _ticks_to_candidacy(node, limit=100):
+    for tick in range(1, limit):
+        node.tick()
+        _drain(node)
+        if node.role is Role.CANDIDATE:
+            return tick
+    raise AssertionError("never campaigned")
+
+
+def test_the_election_timeout_is_drawn_from_election_ticks_to_twice_that_less_one():
+    import random
+
+    from dynamopy.core.paxos import AcceptorState, MetaLogNode
+    seen = {_ticks_to_candidacy(MetaLogNode("a", ("a", "b", "c"), random.Random(seed),
+                                            persisted=AcceptorState(), election_ticks=4,
+                                            heartbeat_ticks=1))
+            for seed in range(60)}
+    assert seen == {4, 5, 6, 7}
+
+
+def test_a_candidate_runs_above_every_round_its_acceptor_promised():
+    from dynamopy.core.paxos import Prepare
+    node = _node("a", ("a", "b", "c"), persisted=AcceptorState(Ballot(5, 1), {}, 0),
+                 election_ticks=4, heartbeat_ticks=1)
+    _ticks_to_candidacy(node)
+    assert node.ballot == Ballot(6, 0)
+
+
+def test_a_live_leaders_heartbeat_ends_a_candidacy_and_a_newer_leaders_ends_a_lead():
+    from dynamopy.core.paxos import Heartbeat
+    node = _node("a", ("a", "b", "c"), election_ticks=4, heartbeat_ticks=1, leader_lease=False)
+    _ticks_to_candidacy(node)
+    node.step("b", Heartbeat(Ballot(node.ballot.round + 1, 1), 0))
+    assert node.role is Role.FOLLOWER and node.leader == "b"
+
+    node = _node("a", ("a", "b", "c"), election_ticks=4, heartbeat_ticks=1, leader_lease=False)
+    _lead(node)
+    node.step("c", Heartbeat(Ballot(node.ballot.round + 1, 2), 0))
+    assert node.role is Role.FOLLOWER and node.leader == "c"
+
+
+def test_a_leader_that_promises_a_higher_ballot_steps_down():
+    from dynamopy.core.paxos import Prepare
+    node = _node("a", ("a", "b", "c"), election_ticks=4, heartbeat_ticks=1, leader_lease=False)
+    _lead(node)
+    node.step("c", Prepare(Ballot(node.ballot.round + 1, 2), 0))
+    assert any(isinstance(m, Promise) for _, m in _drain(node))
+    assert node.role is Role.FOLLOWER and node.leader is None
+
+
+def test_promising_a_candidate_does_not_move_a_followers_election_time():
+    """Only a live leader delays a follower's own candidacy; a promise does not."""
+    from dynamopy.core.paxos import Prepare
+    plain = _node("c", ("a", "b", "c"), election_ticks=4, heartbeat_ticks=1, leader_lease=False)
+    promising = _node("c", ("a", "b", "c"), election_ticks=4, heartbeat_ticks=1,
+                      leader_lease=False)
+    promising.tick()
+    _drain(promising)
+    promising.step("b", Prepare(Ballot(1, 1), 0))
+    assert any(isinstance(m, Promise) for _, m in _drain(promising))
+    assert _ticks_to_candidacy(promising) + 1 == _ticks_to_candidacy(plain)
+
+
+def test_the_lease_lasts_election_ticks_and_never_blocks_the_leader_itself():
+    from dynamopy.core.paxos import Heartbeat, Prepare
+
+    def answers(node):
+        return [(to, m) for to, m in _drain(node) if isinstance(m, (Promise, Nack))]
+    node = _node("c", ("a", "b", "c"), election_ticks=4, heartbeat_ticks=1)
+    node.step("a", Heartbeat(B1, 0))  # a leads, heard at tick 0
+    _drain(node)
+    node.step("a", Prepare(Ballot(2, 0), 0))  # the leader itself may always run again
+    assert answers(node) == [("a", Promise(Ballot(2, 0), 0, (), 0))]
+    for _ in range(3):
+        node.tick()
+        _drain(node)
+    node.step("b", Prepare(Ballot(9, 1), 0))  # 3 ticks since: within the lease
+    assert answers(node) == []
+    node.tick()
+    _drain(node)
+    node.step("b", Prepare(Ballot(9, 1), 0))  # 4 ticks: the lease is over
+    assert answers(node) == [("b", Promise(Ballot(9, 1), 0, (), 0))]
+
+
+def test_a_member_without_a_leader_polls_a_peer_every_election_ticks():
+    from dynamopy.core.paxos import CatchupRequest
+    node = _node("x", ("a", "b", "c"), election_ticks=4, heartbeat_ticks=1)
+    asked = []
+    for _ in range(12):
+        node.tick()
+        asked.append(any(isinstance(m, CatchupRequest) for _, m in _drain(node)))
+    assert asked == [True, False, False, False] * 3
+
+
+def test_a_candidate_catches_up_from_a_promise_that_reports_compacted_slots():
+    from dynamopy.core.paxos import CatchupRequest
+    node = _node("a", ("a", "b", "c"), election_ticks=4, heartbeat_ticks=1, leader_lease=False,
+                 catchup_ticks=1)
+    _ticks_to_candidacy(node)
+    node.step("z", Promise(node.ballot, 0, (), 10))  # z compacted (so chose) slots below 10
+    targets = []
+    for _ in range(40):
+        node.tick()
+        targets += [to for to, m in _drain(node) if isinstance(m, CatchupRequest)]
+    assert len(targets) == 40 and 10 <= targets.count("z") <= 30
+
+
+def test_a_member_that_never_campaigned_ignores_promises():
+    for node in (_node("x", ("a", "b", "c")), _node("c", ("a", "b", "c"))):
+        node.step("a", Promise(B1, 0, (), 10))
+        assert node.known_chosen_below == 0 and _drain(node) == ()
+
+
+def test_a_leader_resends_unvoted_entries_every_heartbeat():
+    from dynamopy.core.paxos import Accept, HeartbeatAck
+    node = _node("a", ("a", "b", "c"), election_ticks=6, heartbeat_ticks=1, leader_lease=False)
+    _lead(node)
+    node.propose("v")
+    _drain(node)
+    node.tick()
+    node.step("b", HeartbeatAck(node.ballot))
+    sent = [(to, m) for to, m in _drain(node) if isinstance(m, Accept)]
+    assert sorted(sent) == [("b", Accept(node.ballot, ((0, "v"),))),
+                            ("c", Accept(node.ballot, ((0, "v"),)))]

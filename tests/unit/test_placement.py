@@ -11,8 +11,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from dynamopy.core.membership import ClusterState, Settings, bootstrap_entry
-from dynamopy.core.placement import (Replicas, StaleEpoch, check_epoch, held_ranges, replicas,
-                                     replicates)
+from dynamopy.core.placement import (Replicas, StaleEpoch, check_epoch, held_ranges, lost_ranges,
+                                     replicas, replicates, subtract_sorted)
 from dynamopy.node.errors import STALE_EPOCH, StaleEpochError, stale_epoch_of
 from dynamopy.peer import PeerUnavailable, RemoteError
 from ring import Ring
@@ -169,6 +169,7 @@ def test_placement_queries_agree_over_any_membership_history(data, steps, picks)
     for i, (entry, s) in enumerate(history):
         n = s.settings.n
         held = {m: held_ranges(s, m) for m in IDS}
+        lost = {m: lost_ranges(history[i - 1][1], s, m) for m in IDS} if i else {}
         for token in [TOKENS[p] for p in picks]:
             placed = replicas(s, token)
             current, pending = placed
@@ -184,7 +185,11 @@ def test_placement_queries_agree_over_any_membership_history(data, steps, picks)
                     assert m in s.members
                 _check_epoch_rule(s, m, token)
             if i:
-                _check_transition(history[i - 1][1], entry, s, token)
+                old = history[i - 1][1]
+                _check_transition(old, entry, s, token)
+                for m in IDS:  # what the entry took away from m: it drops those ranges
+                    assert _in_spans(lost[m], token) is (
+                        replicates(old, m, token) and not replicates(s, m, token))
 
 
 def _check_epoch_rule(s, m, token):
@@ -215,3 +220,36 @@ def _check_transition(old, entry, new, token):
         assert after.current == before.current and after.pending  # a change begins
     else:
         assert after == before  # a no-op, a setting, or a leave turned into a removal
+
+
+def test_subtract_sorted_keeps_exactly_the_uncut_points():
+    import random
+    rng = random.Random(7)
+
+    def spans():  # sorted, disjoint, possibly touching, within [0, 40)
+        cuts = sorted(rng.sample(range(41), 2 * rng.randint(0, 5)))
+        return [(a, b) for a, b in zip(cuts[::2], cuts[1::2])]
+    for _ in range(2000):
+        a, b = spans(), spans()
+        got = subtract_sorted(a, b)
+        points = {t for s, e in a for t in range(s, e)} - {t for s, e in b for t in range(s, e)}
+        assert {t for s, e in got for t in range(s, e)} == points, (a, b, got)
+        assert all(s < e for s, e in got) and got == sorted(got)
+
+
+def test_a_state_equal_to_the_old_one_or_a_settings_change_loses_nothing():
+    for s in (FOUR, JOINING):
+        for m in ("n1", "n4", "n5"):
+            assert lost_ranges(ClusterState.from_dict(s.to_dict()), s, m) == []
+            assert lost_ranges(s, s.apply({"op": "set_config", "hint_window_s": 1.0}), m) == []
+
+
+def test_a_stale_epoch_says_which_epoch_the_member_is_at():
+    e = StaleEpoch(7)
+    assert e.epoch == 7 and str(e) == "routed by an older ring: this member is at epoch 7"
+
+
+def test_merge_spans_sorts_and_joins_overlapping_and_touching_spans():
+    from dynamopy.core.placement import merge_spans
+    assert merge_spans([(5, 10), (0, 5), (20, 30), (22, 25), (9, 12)]) == [(0, 12), (20, 30)]
+    assert merge_spans([(3, 4), (1, 2)]) == [(1, 2), (3, 4)] and merge_spans([]) == []

@@ -20,6 +20,9 @@ def test_old_enough_is_strictly_past_the_grace():
     assert not old_enough(tomb(10 * DAY_MS), NOW, GRACE)
     assert not old_enough(tomb(11 * DAY_MS, deleted=False), NOW, GRACE)  # live: never
     assert old_enough(tomb(2_000), NOW, 1.0) and not old_enough(tomb(500), NOW, 1.0)
+    # to the millisecond: grace_s is seconds
+    assert old_enough(tomb(10 * DAY_MS + 1), NOW, GRACE)
+    assert old_enough(tomb(1_001), NOW, 1.0) and not old_enough(tomb(1_000), NOW, 1.0)
 
 
 def test_every_current_replica_must_confirm_the_tombstone_or_newer():

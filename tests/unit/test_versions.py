@@ -143,6 +143,8 @@ def test_resume_wait_and_extension_arithmetic():
     assert resume_wait_ms(1_000, 2_000, LEAD) == 0          # wall already past the mark
     assert resume_wait_ms(2_500, 2_000, LEAD) == 501        # wait until wall > mark
     assert resume_wait_ms(2_000 + 2 * LEAD + 1, 2_000, LEAD) == 0   # stepped back: no wait
+    assert resume_wait_ms(2_000, 2_000, LEAD) == 1          # at the mark: wait past it
+    assert resume_wait_ms(2_000 + 2 * LEAD, 2_000, LEAD) == 2 * LEAD + 1  # "more than" 2 leads
     assert extended_mark(5_000, 100, 1_000, LEAD) == 5_000  # never lower
     assert extended_mark(0, 9_000, 1_000, LEAD) == 9_000    # covers what is needed
     assert extended_mark(0, 100, 1_000, LEAD) == 2_000      # wall + lead, not mark + lead

@@ -87,12 +87,12 @@ class GroupSchedule:
 
     def with_change(self, chosen_slot: int, group: Iterable[str]) -> "GroupSchedule":
         """After a change chosen at ``chosen_slot``: ``group`` decides slots from
-        ``chosen_slot + alpha`` on. Changes must be added in slot order."""
+        ``chosen_slot + alpha`` on. Changes must be added in slot order, each slot once
+        (a change taking effect at or before the last recorded one raises ValueError)."""
         frm = chosen_slot + self.alpha
-        if frm < self.changes[-1][0]:
-            raise ValueError("group changes must be recorded in slot order")
-        kept = tuple(c for c in self.changes if c[0] < frm)
-        return GroupSchedule(self.alpha, kept + ((frm, tuple(group)),))
+        if frm <= self.changes[-1][0]:
+            raise ValueError("group changes must be recorded in slot order, each slot once")
+        return GroupSchedule(self.alpha, self.changes + ((frm, tuple(group)),))
 
     def groups_between(self, lo: int, hi: int) -> list[Group]:
         """The distinct groups deciding some slot in ``[lo, hi)``, in slot order."""

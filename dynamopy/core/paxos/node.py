@@ -239,7 +239,6 @@ class MetaLogNode:
         p = self._proposer
         if p is not None:
             if p.role is Role.LEADER:
-                self._heard_leader_at = self._now
                 if self._now >= self._hb_due:
                     self._heartbeat()
                     for to, entries in p.resend(self._group_at).items():
@@ -301,10 +300,8 @@ class MetaLogNode:
 
     def _window_acceptors(self) -> list[str]:
         """Every member of a group deciding a slot in the leader's window."""
-        lo = self._learner.chosen_below
-        hi = self._limit() if self._reconfig is not None else lo + 1
-        out: list[str] = []
-        for g in self._sched.groups_between(lo, hi):
+        out: list[str] = []  # (without group changes the schedule holds one group)
+        for g in self._sched.groups_between(self._learner.chosen_below, self._limit()):
             out += [a for a in g if a not in out]
         return out
 
@@ -314,17 +311,16 @@ class MetaLogNode:
         rc = self._reconfig
         lr = self._learner
         if rc is None:
-            self._scanned = lr.chosen_below
             return
         changed = False
         while self._scanned < lr.chosen_below:
             slot = self._scanned
             self._scanned += 1
             latest = self._sched.changes[-1][1]
-            group = rc.group_of(lr.log.get(slot), latest) if slot in lr.log else None
+            group = rc.group_of(lr.log[slot], latest)  # learned: below chosen_below
             if group is None:
                 continue
-            token = rc.readmits(lr.log.get(slot)).get(self.id)
+            token = rc.readmits(lr.log[slot]).get(self.id)
             if self._acceptor is None and self.id in group and self.incarnation is not None \
                     and token == self.incarnation:
                 # Re-admitted: a new state that votes only where its old one never could.
@@ -374,7 +370,7 @@ class MetaLogNode:
         lr.pending_snapshot = None
         start = snap.slot if snap is not None else lr.applied
         committed = tuple((s, lr.log[s]) for s in range(start, lr.chosen_below))
-        self._ready_applied_to = max(lr.applied, lr.chosen_below if (committed or snap) else lr.applied)
+        self._ready_applied_to = max(lr.applied, lr.chosen_below)  # what this Ready delivers
         persist = self._acceptor.take_update() if self._acceptor else None
         msgs = tuple(self._outbox)
         self._outbox = []
@@ -441,24 +437,22 @@ class MetaLogNode:
     def _become_leader(self) -> None:
         p = self._proposer
         assert p is not None
-        lr = self._learner
-        for sender, pr in p.promises.items():
-            lr.note_hint(pr.compacted_below, sender)  # chosen below that: learn, don't propose
+        lr = self._learner  # (each promise's compacted_below was noted as it came in)
         self._last_ack = {a: self._now for a in p.promises}
         min_next = max([lr.chosen_below, *(s + 1 for s in lr.log)])
         p.become_leader(min_next)
         self.leader = self.id
         self.leader_ballot = p.ballot
         self._leader_since = self._now
-        self._heard_leader_at = self._now
         self._send_accepts(p.open_slots(self._group_at, self._limit(), lr.knows))
         self._heartbeat()
 
     def _step_down(self) -> None:
+        """Stop leading or campaigning (every caller checks that it does one or the other)."""
         p = self._proposer
-        if p is not None and p.role is not Role.FOLLOWER:
-            p.step_down()
-            self._election_at = self._now + self._random_timeout()
+        assert p is not None  # only informs mypy
+        p.step_down()
+        self._election_at = self._now + self._random_timeout()
         if self.leader == self.id:
             self.leader = None
 
@@ -499,8 +493,7 @@ class MetaLogNode:
             return  # an older leader than the one we follow
         p = self._proposer
         if p is not None and p.role is not Role.FOLLOWER:
-            if p.role is Role.LEADER and ballot < p.ballot:
-                return
+            # (its ballot is above ours: our acceptor promised our ballot and nacks lower ones)
             self._step_down()  # a live leader exists: stop campaigning
         self.leader = sender
         self.leader_ballot = max(ballot, self.leader_ballot)
@@ -564,9 +557,10 @@ class MetaLogNode:
             self.leader_lease
             and sender != self.id
             and self.leader not in (None, sender)
-            and self._now - self._heard_leader_at < self.election_ticks
         ):
-            return  # leader lease: a live leader exists, don't let a candidate depose it
+            # Leader lease: a live leader exists (we lead, or heard ours within
+            # election_ticks: tick forgets a silent one), don't let a candidate depose it.
+            return
         reply = a.on_prepare(msg.ballot, msg.from_slot)
         p = self._proposer
         if isinstance(reply, Promise) and p.role is not Role.FOLLOWER and msg.ballot > p.ballot:
