@@ -12,6 +12,7 @@ from fastapi.responses import JSONResponse
 from dynamopy.api.data import check_repeats
 from dynamopy.api.schema import BAD_REQUEST, CONFLICT, NOT_FOUND, UNAUTHORIZED, UNAVAILABLE, responses
 from dynamopy.node.errors import BadRequest, MembershipError
+from dynamopy.core.membership import InvalidEntry, validate
 from dynamopy.core.metadata_group import GROUP_SIZES, change_problem
 from dynamopy.node.joins import admit_join
 
@@ -100,7 +101,7 @@ def build_router(node) -> APIRouter:
 
     @router.post("/cluster/config", status_code=202,
                  summary="Change R/W defaults, hint, anti-entropy, tombstone or metadata-group settings",
-                 responses=responses(None, BAD_REQUEST, UNAUTHORIZED, CONFLICT, UNAVAILABLE),
+                 responses=responses(None, BAD_REQUEST, UNAUTHORIZED, NOT_FOUND, CONFLICT, UNAVAILABLE),
                  openapi_extra={"requestBody": {"required": True, "content": {"application/json": {"schema": {
                      "type": "object", "additionalProperties": False,
                      "properties": {"r": {"type": "integer", "minimum": 1},
@@ -115,17 +116,15 @@ def build_router(node) -> APIRouter:
                                                           "exclusiveMinimum": 0},
                                     "metadata_group_size": {"type": "integer",
                                                             "enum": [1, 3, 5]},
-                                    "metadata_group": {"type": "array", "minItems": 1,
-                                                       "maxItems": 5,
-                                                       "items": {"type": "string"}}}}}}}})
+                                    "metadata_group": {
+                                        "type": "array", "uniqueItems": True,
+                                        "items": {"type": "string"},
+                                        "anyOf": [{"minItems": n, "maxItems": n}
+                                                  for n in (1, 3, 5)]}}}}}}})
     async def set_config(request: Request):
         body = await _json_body(request)
+        has_group = "metadata_group" in body    # null too: set_group refuses it
         group = body.pop("metadata_group", None)
-        epoch = None
-        if group is not None:
-            epoch = await set_group(node, group)
-            if not body:
-                return JSONResponse({"epoch": epoch}, status_code=202)
         for name in ("r", "w", "hint_max_bytes", "anti_entropy_rate"):  # may come as 3.0
             if isinstance(body.get(name), float) and body[name].is_integer():
                 body[name] = int(body[name])
@@ -135,8 +134,21 @@ def build_router(node) -> APIRouter:
         if isinstance(body.get("hint_window_s"), (int, float)) and \
                 body["hint_window_s"] > MAX_HINT_WINDOW_S:
             raise BadRequest(f"hint_window_s must be at most {MAX_HINT_WINDOW_S}")
+        entry = {"op": "set_config", **body}
+        if has_group and body:
+            # Two log entries: refuse bad settings before the group changes, so a refused
+            # request changes nothing.
+            try:
+                validate(node.state, entry)
+            except InvalidEntry as e:
+                raise MembershipError(e.status, e.code, e.detail) from None
+        epoch = None
+        if has_group:
+            epoch = await set_group(node, group)
+            if not body:
+                return JSONResponse({"epoch": epoch}, status_code=202)
         check_group_rule(node)
-        epoch = await node.propose({"op": "set_config", **body})
+        epoch = await node.propose(entry)
         return JSONResponse({"epoch": epoch}, status_code=202)
 
     return router

@@ -118,7 +118,11 @@ def test_seeds_leave_die_and_lose_their_disk_and_the_group_refills(make_cluster)
     info = c.cluster_info(n4)  # (the node that took the change has applied it)
     assert info["metadata_group"] == ["n3", "n4", "n5"] and info["metadata_group_size"] == 3
     for body, status in (({"metadata_group_size": 2}, 400), ({"metadata_group": ["n3", "n4"]}, 400),
-                         ({"metadata_group": ["n3", "n4", "n9"]}, 404)):
+                         ({"metadata_group": ["n3", "n4", "n9"]}, 404),
+                         ({"metadata_group": None}, 400),
+                         # a group with a bad setting: refused whole, the group unchanged
+                         ({"metadata_group": [lowest], "r": 99}, 400)):
         assert http.post("/cluster/config", json=body).status_code == status, body
+    assert c.cluster_info(n4)["metadata_group"] == ["n3", "n4", "n5"]
     http.close()
     print(f"metadata group scenario: {time.monotonic() - t0:.1f}s")
