@@ -149,7 +149,7 @@ def anti_entropy_line(node: dict) -> str:
     if not ae:
         return "unknown (the node does not report anti-entropy)"
     if not ae.get("enabled"):
-        return "off (--anti-entropy-interval-s 0)"
+        return "off (anti_entropy_interval_s is 0: POST /cluster/config to turn it on)"
     head = f"on, every {ae['interval_s']:g}s, at most {ae['rate_keys_s']} keys/s"
     if not ae.get("exchanges"):
         return head + "; no exchange yet"

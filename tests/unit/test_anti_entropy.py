@@ -311,7 +311,8 @@ def test_status_line_summarises_the_node_view():
     assert anti_entropy_line({"anti_entropy": c_view}) == (
         "on, every 180s, at most 1000 keys/s; 4 exchanges (last: n2 ok, n3 unreachable); "
         "12 keys compared, 3 repaired")
-    assert anti_entropy_line({"anti_entropy": {"enabled": False}}).startswith("off")
+    assert anti_entropy_line({"anti_entropy": {"enabled": False}}) == \
+        "off (anti_entropy_interval_s is 0: POST /cluster/config to turn it on)"
 
 
 def doomed_for(me):
