@@ -1,0 +1,355 @@
+"""The mutation tool's judged-equivalent survivors (``python -m dynamopy.benchlib.mutation``):
+mutant name -> the reason no test can tell it apart from the original. Data only; the tool
+leaves these out of its third score figure."""
+
+from __future__ import annotations
+
+# Survivors judged equivalent (no test can tell them apart from the original), with the
+# reason. mutmut numbers mutants per function, so an entry goes stale when that function
+# changes: re-judge the survivors then.
+_UNREACHABLE_STATE = ("unreachable: a member is joining or leaving only while its own change "
+                      "is in progress, and _require_no_change refuses first")
+_UNREACHABLE_FEW = ("unreachable: the seeds (at least n at bootstrap) never leave, so a "
+                    "non-seed leaver always leaves at least n members")
+# ---- the node's quorum, hint and transfer code (issue 18, node half) ----------------------
+# Judged against the unit and in-process tests (production Nodes over the in-memory seams).
+# Kinds: "equivalent" (no behaviour differs), "timing"/"cost" (the same answers, later or with
+# more calls), "text"/"metrics" (a message, a log line or a metric only). Survivors that do
+# differ but no fast test reaches yet are not listed here (they stay in the score).
+_CO = "dynamopy.node.coordinator.xǁCoordinatorǁ"
+_HM = "dynamopy.node.hints.xǁHintManagerǁ"
+_TM = "dynamopy.node.transfer.xǁTransferManagerǁ"
+_FRUITLESS = ("timing: a fallback's empty answer starts the next target at once; without "
+              "(or with extra) starts, the SPECULATE_S speculation starts the rest anyway")
+_NODE_EQUIVALENT = {
+    **{f"{_CO}read__mutmut_{i}": _FRUITLESS for i in (69, 77, 81, 82, 83, 84)},
+    **{f"{_CO}read__mutmut_{i}":
+       "cost: every target is asked at once instead of R first and backups after; the "
+       "answer is still the newest of R counted replies" for i in (67, 75)},
+    **{f"{_CO}read__mutmut_{i}":
+       "cost: the local replica is asked through the peer transport to itself instead of "
+       "in the same step; the same record" for i in (68, 76)},
+    **{f"{_CO}read__mutmut_{i}":
+       "equivalent: planning without serving_state's catch-up wait; a replica refuses a "
+       "ring that misses a change in progress (stale_epoch) and the read catches up and "
+       "retries, else the ring routes the key the same" for i in (2, 8)},
+    **{f"{_CO}read__mutmut_{i}":
+       "equivalent: the retry follows a successful wait_for_epoch, so require_ready and "
+       "serving_state return the same state there" for i in (10, 11)},
+    **{f"{_CO}write__mutmut_{i}":
+       "equivalent: planning without serving_state's catch-up wait; a replica refuses a "
+       "ring that misses a change in progress (stale_epoch) and the write catches up and "
+       "retries, else the ring routes the key the same" for i in (3, 5)},
+    **{f"{_CO}write__mutmut_{i}":
+       "timing: a failure (or a newer version) not recorded leaves the round pending until "
+       "the budget; the same re-stamp or error follows, later" for i in (72, 80, 87, 88)},
+    **{f"{_CO}write__mutmut_{i}":
+       "timing: every pending call is bounded by the request timeout, so the wait ends as "
+       "soon without its own bound (or with a longer one)" for i in (93, 95, 97)},
+    **{f"{_CO}_put_one__mutmut_{i}":
+       "equivalent in outcome: extra coordinator hints (for a failed repair or fallback) are "
+       "delivered or re-homed newest-wins; one more copy, never fewer" for i in (32, 33)},
+    f"{_CO}_get_one__mutmut_8": "timing: one more not_caught_up retry, 50 ms later",
+    f"{_CO}write__mutmut_96":
+        "timing: a failed round waits 1 s less for late acks; the error (which says the "
+        "write may still be stored) can count fewer of them",
+    **{f"{_CO}write__mutmut_{i}":
+       "cost: more than one catch-up retry; each needs new stale_epoch refusals, i.e. the "
+       "ring changing again during the retry" for i in (112, 113)},
+    f"{_CO}read__mutmut_5": "equivalent: attempt is only compared with 0",
+    f"{_CO}_check_token__mutmut_10": "text: the refusal's seconds, printed to 0.1 s",
+    **{f"{_CO}_fan_out__mutmut_{i}":
+       "cost: the local replica is asked through the peer transport to itself instead of "
+       "in the same step; the same record" for i in (7, 9, 18)},
+    **{f"{_CO}_fan_out__mutmut_{i}": _FRUITLESS for i in (10, 19)},
+    f"{_CO}_fan_out__mutmut_20":
+        "cost: every target is asked at once instead of R first and backups after; the "
+        "answer is still the newest of R counted replies",
+    **{f"{_CO}_fan_out__mutmut_{i}":
+       "timing: the round's budget 1 s shorter or longer; the caller then waits for the "
+       "pending calls (each bounded by the request timeout) before answering"
+       for i in (26, 27)},
+    f"{_CO}_fan_out__mutmut_5":
+        "timing: failures are not recorded (the callback fails); reads start the rest at "
+        "SPECULATE_S, writes end at the budget with the same error",
+    f"{_CO}_get_one__mutmut_7":
+        "timing: two not_caught_up tries 50 ms apart instead of four (the replica is asked "
+        "less patiently; backups run meanwhile)",
+    # fanout.py
+    "dynamopy.node.fanout.xǁFanOutǁrun__mutmut_14":
+        "equivalent: the speculation timer on an empty queue launches nothing",
+    "dynamopy.node.fanout.xǁFanOutǁ_settle__mutmut_9": _FRUITLESS,
+    "dynamopy.node.fanout.xǁFanOutǁ_settle__mutmut_26":
+        "timing: a failure does not start the next target at once; the SPECULATE_S "
+        "speculation starts the rest (writes start every target at once anyway)",
+    **{f"dynamopy.node.fanout.xǁ_TaskDoneǁ__call____mutmut_{i}":
+       "unreachable while a request waits: a call task is cancelled only when its node "
+       "stops or crashes (the round's owner goes with it)" for i in range(1, 6)},
+    **{f"dynamopy.node.fanout.xǁ_TaskDoneǁ__call____mutmut_{i}":
+       "timing: a failed call's error escapes the callback unsettled; reads start the rest "
+       "at SPECULATE_S, writes end at the budget with the same error" for i in (6, 13)},
+    "dynamopy.node.fanout.xǁFanOutǁ_settle__mutmut_12":
+        "cost: a fallback's non-empty answer also starts the next target (one more call)",
+    **{f"dynamopy.node.fanout.xǁFanOutǁ_settle__mutmut_{i}": "text: the failure's log line"
+       for i in range(15, 24)},
+    f"{_CO}read__mutmut_79":
+        "timing: an unrecorded failure still starts the next target (fail(None) answers "
+        "PENDING); the round can only fail at the budget instead of at once",
+    f"{_CO}write__mutmut_91":
+        "timing: an unrecorded failure leaves the round pending; it ends at the budget and "
+        "the same error follows",
+    f"{_CO}read__mutmut_90":
+        "equivalent: at success some call is done unless the one reply was local, and then "
+        "no call was started (R=1 asks only the local replica); it only spawns no-op repairs",
+    f"{_CO}read__mutmut_107":
+        "timing: every pending call is bounded by the request timeout, so the wait ends as "
+        "soon without its own bound",
+    **{f"{_CO}_repair_after__mutmut_{i}":
+       "equivalent in outcome: a failed repair also keeps a coordinator hint of the newest "
+       "record (newest wins at delivery); one more way the stale replica converges"
+       for i in (22, 24)},
+    # hints.py
+    **{f"{_HM}_deliver__mutmut_{i}":
+       "timing: the delivery call waits the request timeout (or 6 s) instead of 5 s; a slow "
+       "target fails later and backs off the same" for i in (45, 49, 52)},
+    **{f"{_HM}_deliver__mutmut_{i}": "text: the back-off log line"
+       for i in (81, 82, 83, 84, 85, 86, 87, 88, 89, 90)},
+    **{f"{_HM}_deliver__mutmut_{i}":
+       "equivalent: the store keeps a (0, 0) entry for a target it held hints for, so the "
+       "default is not read after a delivery" for i in (112, 113)},
+    f"{_HM}_deliver__mutmut_115":
+        "metrics: the loop's next pass (an empty batch) sets the target's pending gauge",
+    **{f"{_HM}_pass_on__mutmut_{i}":
+       "cost: the live-normal filter only saves calls; a member it would leave out (down, "
+       "joining, the leaver itself, which refuses hints while leaving) is tried in order and "
+       "the next one takes the hint if it fails" for i in (8, 9, 14)},
+    f"{_HM}_pass_on__mutmut_40": "text: the exception's message (logged by hand_off)",
+    **{f"{_HM}_rehome__mutmut_{i}": "text: the exception's message (logged by the caller)"
+       for i in range(35, 40)},
+    **{f"{_HM}hand_off__mutmut_{i}": "text: the retry log line" for i in range(14, 22)},
+    **{f"{_HM}run__mutmut_{i}": "text: the delivery loop's error log line"
+       for i in range(8, 14)},
+    **{f"{_HM}hand_off__mutmut_{i}":
+       "equivalent: the default is read only when no hint for the target is left, and then "
+       "_pass_on finds nothing to pass (count and bytes are zero together)"
+       for i in (7, 9, 10, 11, 12)},
+    # replica.py
+    **{f"dynamopy.node.replica.xǁReplicaǁput__mutmut_{i}":
+       "equivalent: hint_lookup finds the hint just stored, so held is never None and "
+       "held.version >= record.version" for i in (36, 41)},
+    **{f"dynamopy.node.replica.xǁReplicaǁput__mutmut_{i}":
+       "equivalent: a put that was not applied found something at least as new stored, so "
+       "current is never None" for i in (65, 66)},
+    "dynamopy.node.replica.xǁReplicaǁput__mutmut_54":
+        "metrics: replica_put_seconds only",
+    # transfer.py
+    **{f"{_TM}_gainer_done__mutmut_{i}":
+       "timing: the status call's bound (2 s, 3 s or the request timeout); an unanswered "
+       "call is 'not done' either way and the driver asks again" for i in (7, 11, 14)},
+    **{f"{_TM}_pull_all__mutmut_{i}":
+       "view only: /node's transfer progress; the driver asks is_done (the durable marker), "
+       "not the progress" for i in (3, 4, 27, 28, 29)},
+    f"{_TM}_pull_all__mutmut_26": "equivalent: only the done marker's presence is read",
+    **{f"{_TM}_pull_all__mutmut_{i}": "text: the transfer-done log line"
+       for i in range(30, 40)},
+    f"{_TM}_is_driver__mutmut_4":
+        "equivalent in outcome: the lowest-numbered live member drives a join instead of the "
+        "joiner, the same way (asks the gainers, proposes finish_join)",
+    **{f"{_TM}_is_driver__mutmut_{i}":
+       "cost: more than one live member drives a removal; each asks the gainers, and a "
+       "second finish for the same change_epoch is refused" for i in (17, 21)},
+    f"{_TM}_is_driver__mutmut_10":
+        "equivalent in outcome: during a removal the other members are normal (one change at "
+        "a time); a live removed member may drive its own removal, the same way",
+    **{f"{_TM}_pull_from__mutmut_{i}":
+       "equivalent in outcome: without the stored cursor a restarted gainer pulls its "
+       "ranges again from the start (newest wins); only a restart mid-transfer reads it"
+       for i in (3, 6)},
+    **{f"{_TM}_pull_from__mutmut_{i}":
+       "equivalent: msgpack's default is raw=False, and the cursor holds no strings"
+       for i in (11, 12)},
+}
+EQUIVALENT = {
+    "dynamopy.core.records.x_newest__mutmut_6":
+        "ties: versions are unique per write, so equal versions are the same record",
+    "dynamopy.core.versions.xǁHybridClockǁobserve__mutmut_1":
+        "observe(0): (0, 0) never exceeds a clock's state; adopting it changes nothing",
+    "dynamopy.core.versions.xǁHybridClockǁobserve__mutmut_2":
+        "observe(1): (ms, counter) = (0, 0), as for observe(0)",
+    "dynamopy.core.versions.xǁHybridClockǁobserve__mutmut_5":
+        "adopting an equal (ms, counter) leaves the state as it was",
+    "dynamopy.core.membership.x__bootstrap__mutmut_66":
+        "Member's state defaults to normal",
+    "ring.hashing.x_key_bytes__mutmut_3": "'UTF-8' and 'utf-8' name the same codec",
+    "ring.hashing.x_key_token__mutmut_3": "signed=None is falsy: the same unsigned hash",
+    "ring.ring.xǁRingǁtoken__mutmut_3": "signed=None is falsy: the same unsigned hash",
+    "ring.ring.xǁRingǁpreference_list__mutmut_10": "signed=None is falsy: the same hash",
+    "ring.ring.xǁRingǁpreference_list__mutmut_13":
+        "mmh3 is signed by default: (t - 2**32) >> shift is p - Q, and table[p - Q] is table[p]",
+    "ring.ring.xǁRingǁpreference_list__mutmut_15":
+        "signed: (t - 2**32) >> shift is p - Q, and table[p - Q] is table[p] (Q entries)",
+    "ring.ring.xǁRingǁpreference_list__mutmut_1": "a cache miss recomputes the same table",
+    "ring.ring.xǁRingǁpreference_list__mutmut_2": "a cache miss recomputes the same table",
+    "ring.ring.xǁRingǁ_table__mutmut_1": "a cache miss recomputes the same table",
+    "ring.ring.xǁRingǁ_walk_from__mutmut_3":
+        "without the early exit the walk meets no new member after the last one",
+    "ring.ring.xǁRingǁ__eq____mutmut_13": "equal partition counts returned earlier",
+    "ring.ring.xǁRingǁ__hash____mutmut_1": "a constant hash is consistent with __eq__",
+    "ring.ring.xǁRingǁ_table__mutmut_2": "a cache miss recomputes the same table",
+    "ring.hashing.x_rank__mutmut_7": "signed=None is falsy: the same unsigned hash",
+    "ring.hashing.x_rank__mutmut_13": "'UTF-8' and 'utf-8' name the same codec",
+    "ring.ring.x__check_settings__mutmut_11":
+        "the assert restates types the loop above already enforced (it only informs mypy)",
+    "ring.ring.x__check_settings__mutmut_12":
+        "the assert restates types the loop above already enforced (it only informs mypy)",
+    "dynamopy.core.paxos.acceptor.xǁAcceptorStateǁapply__mutmut_7":
+        "adopting an equal compacted_below leaves it as it was",
+    "dynamopy.core.paxos.acceptor.xǁAcceptorStateǁapply__mutmut_14":
+        "adopting an equal promised ballot leaves it as it was (ballots compare by value)",
+    **{f"dynamopy.core.paxos.acceptor.xǁAcceptorǁ{name}__mutmut_{i}":
+       "the dirty flags are only tested for truth: None is as false as False"
+       for name, i in (("__init__", 8), ("__init__", 13), ("take_update", 19),
+                       ("take_update", 21), ("take_update", 24))},  # re-judged this session
+    "dynamopy.core.paxos.learner.xǁLearnerǁlearn__mutmut_13":
+        "slot + 2 > hint adds only the case hint == slot + 1, where hint = slot + 1 changes nothing",
+    "dynamopy.core.paxos.learner.xǁLearnerǁlearn__mutmut_14":
+        "raising the hint to an equal value changes nothing",
+    "dynamopy.core.paxos.learner.xǁLearnerǁinstall__mutmut_12":
+        "raising the hint to an equal value changes nothing",
+    "dynamopy.core.paxos.learner.xǁLearnerǁabsorb__mutmut_1":
+        "None for False: absorb's result is only tested for truth (node._on_catchup_reply)",
+    **{f"dynamopy.core.paxos.proposer.xǁProposerǁ__init____mutmut_{i}":
+       "set by start_candidacy or become_leader before it is first read"
+       for i in (10, 11, 12, 14, 15)},
+    # (this session's re-run of the proposer after the reconfiguration changes)
+    **{f"dynamopy.core.paxos.proposer.xǁProposerǁ__init____mutmut_{i}":
+       "set by start_candidacy before it is first read" for i in (5, 6, 8, 9)},
+    "dynamopy.core.paxos.proposer.xǁProposerǁstep_down__mutmut_3":
+        "reset by start_candidacy before it is read again",
+    "dynamopy.core.paxos.proposer.xǁProposerǁopen_slots__mutmut_25": "NOOP is None",
+    "dynamopy.core.paxos.proposer.xǁProposerǁon_promise__mutmut_14":
+        "one ballot proposes one value per slot: equal ballots report the same value",
+    "dynamopy.core.paxos.proposer.xǁProposerǁbecome_leader__mutmut_13":
+        "one ballot proposes one value per slot: equal ballots report the same value",
+    **{f"dynamopy.core.paxos.node.xǁMetaLogNodeǁ_lost_quorum__mutmut_{i}":
+       "the grace period is redundant: the majority's promises count as acks at leader_since"
+       for i in (1, 2)},
+    "dynamopy.core.paxos.node.xǁMetaLogNodeǁ_heard_from_leader__mutmut_10":
+        "ballots are unique per proposer: a leader never hears another leader at its own ballot",
+    "dynamopy.core.paxos.node.xǁMetaLogNodeǁ_on_nack__mutmut_9":
+        "unreachable: an acceptor nacks only a ballot below its promise (promised > ballot)",
+    "dynamopy.core.paxos.node.xǁMetaLogNodeǁ_note_round__mutmut_1":
+        "raising the highest round seen to an equal value changes nothing",
+    "dynamopy.core.paxos.node.xǁMetaLogNodeǁ_start_election__mutmut_2":
+        "the assert only informs mypy: elections run only on acceptors (proposer and acceptor)",
+    **{f"dynamopy.core.paxos.node.xǁMetaLogNodeǁ_start_election__mutmut_{i}":
+       "unreachable: a leader never starts an election (tick runs it for followers and "
+       "candidates), and a follower's silent leader is dropped later in the same tick"
+       for i in (24, 25)},
+    "ring.claim.x_initial_owners__mutmut_8":
+        "the not-yet-dealt mark is compared with member indexes only: -2 is as unequal as -1",
+    "ring.claim.x_initial_owners__mutmut_11":
+        "counts only order the wrap-around fallback: +1 for every member keeps the order",
+    "ring.claim.x_initial_owners__mutmut_97":
+        "counts only order the wrap-around fallback: doubling every count keeps the order",
+    "ring.claim.x_claim_for_joiner__mutmut_69":
+        "the blocked window -(spread-1)..spread-1 is symmetric: p - d marks the same partitions",
+    "ring.claim.x_claim_for_joiner__mutmut_70": "blocked is only tested for truth: 2 is as true as 1",
+    "ring.claim.x_claim_for_joiner__mutmut_104":
+        "best stays negative until a partition is found, and only best >= 0 is taken",
+    "ring.claim.x_release_leaver__mutmut_21":
+        "counts are integers: count >= size / heirs exactly when count >= ceil(size / heirs)",
+    "ring.claim.x_release_leaver__mutmut_41":
+        "not proven: +1 on every load shifts every projected load alike (it weighs only the "
+        "leaver's other partitions in a walk); no difference in 1170 leave sequences",
+    "ring.claim.x_release_leaver__mutmut_57":
+        "output unchanged: walks that do not reach p get a zero delta; only O(Q) slower (timeout)",
+    "ring.claim.x_release_leaver__mutmut_60":
+        "one more walk, whose first spread members come before p: unchanged, zero delta",
+    "ring.claim.x_release_leaver__mutmut_67":
+        "a survivor below the cap always exists (heirs * cap >= Q): best_heir is always replaced",
+    "ring.claim.x_release_leaver__mutmut_68":
+        "a survivor below the cap always exists (heirs * cap >= Q): best_heir is always replaced",
+    "ring.claim.x_release_leaver__mutmut_102":
+        "the leaver owns p, so it is in every old walk reaching p: the key is always there",
+    "ring.claim.x_release_leaver__mutmut_137":
+        "scores end with a per-heir hash: two heirs never tie, so < and <= pick the same heir",
+    "ring.claim.x_release_leaver__mutmut_155":
+        "every freed partition gets an heir: no owner equals the leaver at the end",
+    # -- dynamopy/core/records.py
+    "dynamopy.core.records.x_record_wire_bytes__mutmut_4":
+        "an upper estimate one byte looser is still one (the item's envelope is ~35 bytes)",
+    # -- dynamopy/core/versions.py
+    "dynamopy.core.versions.x_resume_floor__mutmut_7":
+        "observe() reads only (ms, counter): the floor's member number is never looked at",
+    # -- dynamopy/core/paxos/node.py (this session's re-run)
+    "dynamopy.core.paxos.node.xǁMetaLogNodeǁ_lost_quorum__mutmut_6":
+        "unreachable: every learned slot is followed by _scan_groups, which steps a leader "
+        "down as soon as the group of its frontier leaves it out",
+    "dynamopy.core.paxos.node.xǁMetaLogNodeǁ_maybe_catch_up__mutmut_16":
+        "random() returns exactly 0.5 with probability ~2**-53: < and <= pick alike",
+    **{f"dynamopy.core.paxos.node.xǁMetaLogNodeǁ__init____mutmut_{i}":
+       "never read: only acceptors campaign, and a node not listed becomes one only by "
+       "re-admission, which needs a ballot_id" for i in (58, 59)},
+    **{f"dynamopy.core.paxos.node.xǁMetaLogNodeǁ__init____mutmut_{i}": reason
+       for i, reason in (
+           (98, "_peers is assigned by _refresh_peers before anything reads it"),
+           (104, "_start_election takes the max with the acceptor's promised round anyway"),
+           (106, "a non-acceptor never campaigns; re-admitted, its first ballot is round 2 "
+                 "instead of 1: still above every round seen, as the rule asks"),
+           (111, "read only while a leader is known, and every assignment of one sets it"),
+           (113, "set by _start_election before it is read (candidates only)"),
+           (114, "set by _start_election before it is read (candidates only)"),
+           (115, "set by _become_leader before it is read (leaders only)"),
+           (116, "set by _become_leader before it is read (leaders only)"),
+           (117, "set by _heartbeat in _become_leader before it is read (leaders only)"),
+           (118, "set by _heartbeat in _become_leader before it is read (leaders only)"),
+           (119, "set by _become_leader before it is read (leaders only)"),
+           (121, "the first catch-up check is at tick 1 (tick counts first): 1 < 1 is false"),
+           (86, "without reconfig no change is ever recorded: the schedule's alpha is unused"),
+           (123, "the first poll check is at tick 1 (tick counts first): 1 >= 1 either way"),
+           (126, "_in_ready is only tested for truth: None is as false as False"),
+           (128, "set by ready() before advance() reads it (advance without ready raises)"),
+           (129, "set by ready() before advance() reads it (advance without ready raises)"))},
+    "dynamopy.core.paxos.node.xǁMetaLogNodeǁ_scan_groups__mutmut_4":
+        "changed is only tested for truth: None is as false as False",
+    "dynamopy.core.paxos.node.xǁMetaLogNodeǁ_scan_groups__mutmut_5":
+        "pruning when nothing changed forgets only groups of slots below chosen_below, "
+        "which group_of_slot is not exact for anyway",
+    "dynamopy.core.paxos.node.xǁMetaLogNodeǁ_limit__mutmut_3":
+        "without group changes the bound only has to exceed every slot: 2**62 or 2**63",
+    "dynamopy.core.paxos.node.xǁMetaLogNodeǁ_limit__mutmut_4":
+        "without group changes the bound only has to exceed every slot: 2**62 or 2**63",
+    "dynamopy.core.paxos.node.xǁMetaLogNodeǁadvance__mutmut_5":
+        "_in_ready is only tested for truth: None is as false as False",
+    "dynamopy.core.paxos.node.xǁMetaLogNodeǁ_on_commit__mutmut_2":
+        "after a Commit that taught nothing, _after_learning finds no change to scan, no "
+        "in-flight slot to forget and no new room in the window (only learning frees it)",
+    # -- dynamopy/core/placement.py
+    **{f"dynamopy.core.placement.x_lost_ranges__mutmut_{i}":
+       "the ring changes only at bootstrap (nothing was held before) or when a change "
+       "finishes (the pending ring changes with it): the shortcut's answer is the same"
+       for i in (2, 5)},
+    "dynamopy.core.placement.x_lost_ranges__mutmut_13": "subtracting from no spans gives none",
+    "dynamopy.core.placement.x_subtract_sorted__mutmut_7":
+        "a cut ending where the span starts covers none of it: skipped or not, same output",
+    "dynamopy.core.placement.x_subtract_sorted__mutmut_15":
+        "a cut starting where the span ends: the last piece is appended in the loop, not after",
+    "dynamopy.core.placement.x_merge_spans__mutmut_8":
+        "extending a span to the end it already has changes nothing",
+    # -- dynamopy/core/merkle.py
+    "dynamopy.core.merkle.x_record_hash__mutmut_2": "signed=None is falsy: the same unsigned hash",
+    "dynamopy.core.merkle.x_record_hash__mutmut_10": "int.to_bytes is big-endian by default",
+    "dynamopy.core.merkle.xǁHashTreeǁupdate__mutmut_4": "delta is 0 before: 0 ^ h == h",
+    "dynamopy.core.merkle.x_intersect_spans__mutmut_23":
+        "on equal ends either side may advance first: the other's next span starts at or "
+        "after that end, so it overlaps nothing before the other side advances too",
+    # -- dynamopy/core/paxos/groups.py
+    "dynamopy.core.paxos.groups.xǁGroupScheduleǁat__mutmut_1":
+        "every schedule's first change is from slot 0: the first iteration sets the group",
+    **{f"dynamopy.core.membership.x__leave__mutmut_{i}": _UNREACHABLE_STATE
+       for i in range(28, 37)},
+    **{f"dynamopy.core.membership.x__leave__mutmut_{i}": _UNREACHABLE_FEW
+       for i in (37, *range(40, 51))},
+    **_NODE_EQUIVALENT,
+}
