@@ -50,6 +50,18 @@ def port_problem(port: int) -> Optional[str]:
     return None
 
 
+def ephemeral_range() -> tuple[int, int]:
+    """The kernel's range of ephemeral ports (the source ports of outgoing connections), from
+    /proc where there is one, else Linux's default. A server port inside it can be taken by any
+    outgoing connection while its server is down, so a restart on it can fail to bind."""
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+            low, high = (int(x) for x in f.read().split())
+        return low, high
+    except (OSError, ValueError):
+        return 32768, 60999
+
+
 def block_free(base: int, nodes: int) -> bool:
     """Whether the HTTP and peer ports of ``nodes`` nodes from ``base`` are all free."""
     return all(port_problem(base + i) is None and port_problem(base + PEER_OFFSET + i) is None

@@ -16,19 +16,27 @@ from typing import Optional
 import httpx
 
 from dynamopy.client import Client, DynamoError
-from dynamopy.launch import Nodes, block_free, log_tail
+from dynamopy.launch import PEER_OFFSET, Nodes, block_free, ephemeral_range, log_tail
 
-_next_port = [20000 + (os.getpid() * 37) % 20000]
+# Test ports lie below the kernel's ephemeral range: a port inside it can be taken as the source
+# port of any outgoing connection while a killed node is down, and the node's restart then fails
+# to bind ("address already in use"; seen in CI on 2026-12-01).
+PORTS_LOW = 10000
+PORTS_HIGH = min(ephemeral_range()[0], 65536) - PEER_OFFSET   # exclusive, for base + i
+_next_port = [PORTS_LOW + (os.getpid() * 37) % (PORTS_HIGH - PORTS_LOW - 100)]
 
 
 def allocate_ports(count: int) -> int:
-    """A base port such that base..base+count-1 and base+1000.. are free; successive calls
-    move on through a per-run range, so a test never reuses the ports of the one before."""
+    """A base port such that base..base+count-1 and base+1000.. are free and below the
+    ephemeral range; successive calls move on through a per-run range, so a test never reuses
+    the ports of the one before."""
+    assert PORTS_HIGH - PORTS_LOW > 10 * count, "the ephemeral port range leaves no room for tests"
     while True:
         base = _next_port[0]
-        _next_port[0] += count + 3
-        if _next_port[0] > 44000:
-            _next_port[0] = 20000
+        if base + count > PORTS_HIGH:
+            _next_port[0] = PORTS_LOW
+            continue
+        _next_port[0] = base + count + 3
         if block_free(base, count):
             return base
 

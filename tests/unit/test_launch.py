@@ -9,7 +9,8 @@ from http.server import BaseHTTPRequestHandler, HTTPServer
 
 import pytest
 
-from dynamopy.launch import NodeExited, Nodes, NotReady, find_base_port
+from dynamopy.launch import PEER_OFFSET, NodeExited, Nodes, NotReady, ephemeral_range, find_base_port
+from tests.integration.cluster import allocate_ports
 
 # A stand-in node: answers GET /ready with {"id": <argv[2]>} on 127.0.0.1:<argv[1]>.
 READY_SERVER = """
@@ -27,7 +28,7 @@ HTTPServer(("127.0.0.1", int(sys.argv[1])), H).serve_forever()
 
 @pytest.fixture
 def nodes(tmp_path):
-    launch = Nodes(str(tmp_path), find_base_port(41000 + 97 * (id(tmp_path) % 50), 2))
+    launch = Nodes(str(tmp_path), find_base_port(allocate_ports(2), 2))
     yield launch
     launch.stop()
 
@@ -85,3 +86,12 @@ def test_stop_ends_a_paused_node_by_its_pid(nodes):
     nodes.stop(timeout_s=10)
     assert p.returncode == -signal.SIGTERM  # SIGCONT first, so SIGTERM was handled
     assert not nodes.running(0)
+
+
+def test_test_ports_lie_below_the_ephemeral_range():
+    """A killed node's port inside the ephemeral range can become the source port of an outgoing
+    connection, and its restart fails to bind (CI, 2026-12-01): the harness never hands one out."""
+    low, _ = ephemeral_range()
+    for _ in range(3000):   # wraps around the harness's range several times
+        base = allocate_ports(7)
+        assert base + 6 + PEER_OFFSET < low, base
