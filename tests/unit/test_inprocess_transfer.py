@@ -5,6 +5,7 @@ from any single one of them). Production nodes in one process, virtual time."""
 import random
 
 from dynamopy.core.records import Record
+from dynamopy.node import transfer
 from dynamopy.node.runtime import Node
 from dynamopy.sim.clock import NodeClock, run_virtual
 from dynamopy.sim.inprocess import InProcessCluster, memory_config, until
@@ -15,9 +16,9 @@ IDS = ["n1", "n2", "n3"]
 QUIET = dict(anti_entropy_interval_s=3600.0)  # no anti-entropy: only the transfer moves data
 
 
-async def join(c: InProcessCluster, new: str, seed: int) -> Node:
+async def join(c: InProcessCluster, new: str, seed: int, **config) -> Node:
     """Start ``new`` on a fresh disk and have the cluster propose its join."""
-    cfg = memory_config(new, c.ids, **QUIET)
+    cfg = memory_config(new, c.ids, **{**QUIET, **config})
     c.configs[new], c.disks[new], c.clocks[new] = cfg, MemoryDisk(), NodeClock()
     node = Node(cfg, transport=c.network.transport(new), storage=c.disks[new],
                 clock=c.clocks[new], rng=random.Random(f"{seed}/{new}"))
@@ -122,3 +123,45 @@ def test_a_write_during_a_join_reaches_the_joiner_before_its_transfer_does():
     acks, on_n4, version, pulled = run_virtual(main())
     assert not pulled                     # the transfer did not bring it
     assert acks >= 3 and on_n4 == version
+
+
+def test_a_joiner_that_crashes_mid_transfer_resumes_where_it_stopped_and_loses_nothing(
+        monkeypatch):
+    """n4's pulls are throttled (a 5 s pause after each 40-record batch); it crashes once
+    every source sent it one batch, and restarts on the same disk. The join then finishes,
+    every acknowledged write is on n4, and after the restart n4 pulls only what it had not
+    pulled yet: the durable cursor per source, not the start of its ranges."""
+    monkeypatch.setattr(transfer, "BATCH_KEYS", 40)  # a few batches of a few keys
+    values = {b"r%d" % i: b"x" * 1250 for i in range(100)}
+
+    async def main():
+        c = InProcessCluster(IDS, seed=47, **QUIET)
+        await c.start_all()
+        try:
+            versions = {}
+            for key, value in values.items():
+                versions[key], _ = await c.coordinator("n1").write(
+                    key, value=value, content_type="text/plain", deleted=False, w=3)
+            n4 = await join(c, "n4", 47, transfer_max_bytes_s=10_000)
+            ring = Ring.build(IDS).add("n4")
+            gained = [k for k in values if "n4" in ring.preference_list(k, 3)]
+            await until(lambda: n4.transfers.progress.keys_moved >= 3 * 40, 30,
+                        "n4 pulled one batch from each source")
+            before = n4.transfers.progress.keys_moved
+            await c.crash("n4")
+            assert c.node("n1").state.member("n4").state == "joining"
+            n4 = await c.start("n4")
+            await until(lambda: c.node("n1").state.member("n4").state == "normal", 60,
+                        "the join finished")
+            token = c.node("n1").state.ring.token
+            on_n4 = {k: n4.store.get(token(k), k) for k in gained}
+            return gained, before, n4.transfers.progress.keys_moved, on_n4, versions
+        finally:
+            await c.stop_all()
+
+    gained, before, after, on_n4, versions = run_virtual(main())
+    assert len(gained) > 40  # two batches or more per source
+    assert {k: (r.version, r.value) if r else None for k, r in on_n4.items()} == {
+        k: (versions[k], values[k]) for k in gained}
+    # each of the 3 sources serves every gained key once; the restart pulled the rest only
+    assert 0 < after <= 3 * len(gained) - before
