@@ -42,8 +42,8 @@ class Node:
         """An exchange with 10 ms of round trip; the reply carries the peer's trust."""
         peer.t = self.t
         sent = self.wall()
-        self.fence.offsets.sample(peer.name, sent, peer.wall() + 5, sent + 10, self.t,
-                                  trusted=peer.fence.trusted)
+        self.fence.offsets.sample(peer.name, sent, peer.wall() + 5, sent + 10, self.t + 0.010,
+                                  trusted=peer.fence.trusted)  # received 10 ms after sent
 
     def round(self, members: list["Node"], reachable: list["Node"]):
         for p in reachable:
@@ -225,3 +225,110 @@ def test_forget_keeps_only_the_members_named():
         o.sample(p, 0, 5, 10, now_s=0.0)
     o.forget(iter(["a", "c"]))
     assert o.estimate("a", 0.0) is not None and o.estimate("b", 0.0) is None
+
+
+# ---- boundaries of the rules (mutation testing, issue 18) -------------------------------
+
+def test_a_step_correction_leaves_an_unstepped_clock_as_measured_at_any_time():
+    o = PeerOffsets()
+    o.sample("p", 6_000, 6_005, 6_010, now_s=5.0)         # wall - mono = 1010, as before
+    assert o.estimate("p", 6.0, wall_ms=7_010).offset_ms == 0
+
+
+def test_a_peers_word_on_its_clock_lasts_max_age_s_from_when_it_was_said():
+    o = PeerOffsets(max_age_s=10)
+    o.sample("a", 0, 5, 10, now_s=5.0, trusted=True)
+    assert o.trusts_itself("a", 14.0) and o.trusts_itself("a", 15.0)
+    assert not o.trusts_itself("a", 15.01)
+
+
+def test_forget_also_forgets_the_peers_word_on_its_clock():
+    o = PeerOffsets()
+    o.sample("b", 0, 5, 10, now_s=0.0, trusted=True)
+    o.forget(["a"])
+    assert not o.trusts_itself("b", 0.0)
+
+
+def test_a_peer_is_far_exactly_when_its_offset_less_half_the_round_trip_exceeds_the_bound():
+    # offset, rtt -> far: |offset| - rtt/2 > MAX
+    for offset, rtt, far in ((700, 200, True), (600, 200, False), (580, 200, False),
+                             (601, 0, True), (-700, 200, True)):
+        f = ClockFence()
+        f.offsets.sample("p", 0, offset + rtt // 2, rtt, now_s=0.0)
+        assert f.judge(["p"], 1, 0.0, rtt, MAX).far == (1 if far else 0), (offset, rtt)
+
+
+def test_only_a_zero_bound_turns_the_fence_off():
+    f = ClockFence()
+    f.offsets.sample("a", 0, HOUR, 10, now_s=0.0)
+    f.offsets.sample("b", 0, HOUR, 10, now_s=0.0)
+    v = f.judge(["a", "b"], 2, 0.0, 10, 1)
+    assert v.skewed and v.reason == "majority"
+
+
+def test_a_node_with_no_peer_measured_reports_a_zero_offset():
+    assert ClockFence().judge(["a", "b"], 0, 0.0, 1_000, MAX).offset_ms == 0
+
+
+def test_a_node_that_never_steps_is_not_fenced_however_long_it_is_alone():
+    a, b, c = Node("a"), Node("b"), Node("c")
+    nodes = [a, b, c]
+    rounds(nodes, {m: [p for p in nodes if p is not m] for m in nodes})
+    v = rounds(nodes, {a: []}, seconds=3600, step=60)
+    assert not v["a"].skewed and v["a"].checked
+
+
+def test_a_restarted_node_near_one_of_its_two_peers_is_confirmed_and_stamps():
+    """3 members, b down: a restarts (no anchor) and c is near it, a majority with itself."""
+    a, b, c = Node("a"), Node("b"), Node("c")
+    nodes = [a, b, c]
+    rounds(nodes, {m: [p for p in nodes if p is not m] for m in nodes})
+    a.fence = ClockFence()
+    v = rounds(nodes, {a: [c], c: [a]})
+    assert not v["a"].skewed and v["a"].checked
+
+
+def test_the_anchor_keeps_this_nodes_offset_from_its_peers_when_it_was_confirmed():
+    """a runs 400 ms ahead (within the bound, confirmed), then alone steps 200 ms more: 600
+    ms ahead of its peers is beyond the bound, though the step alone is not."""
+    a, b, c = Node("a", 400), Node("b"), Node("c")
+    nodes = [a, b, c]
+    rounds(nodes, {m: [p for p in nodes if p is not m] for m in nodes})
+    rounds(nodes, {a: []}, seconds=12)
+    a.wall_offset_ms += 200
+    v = rounds(nodes, {a: []})["a"]
+    assert v.skewed and v.reason == "stepped" and abs(v.offset_ms - 600) < 10
+
+
+def _lone_step(jump_ms: int, peers_first: bool):
+    """A node confirmed by its peers over 10 ms round trips (uncertainty 5 ms), or alone from
+    the start (no uncertainty), then alone, steps by ``jump_ms``."""
+    a, b, c = Node("a"), Node("b"), Node("c")
+    nodes = [a, b, c]
+    if peers_first:
+        rounds(nodes, {m: [p for p in nodes if p is not m] for m in nodes})
+    rounds(nodes, {a: []}, seconds=12)
+    a.wall_offset_ms += jump_ms
+    return rounds(nodes, {a: []})["a"]
+
+
+def test_a_lone_node_is_fenced_once_its_step_certainly_exceeds_the_bound():
+    for jump, fenced in ((504, False), (505, False), (506, True), (510, True), (-510, True)):
+        v = _lone_step(jump, peers_first=True)
+        assert v.skewed == fenced, jump
+        if fenced:
+            assert v.reason == "stepped" and v.offset_ms == jump, jump
+    for jump, fenced in ((500, False), (501, True)):   # anchored alone: no uncertainty
+        assert _lone_step(jump, peers_first=False).skewed == fenced, jump
+
+
+def test_a_one_member_cluster_that_grew_is_fenced_once_it_steps_beyond_the_bound():
+    """Alone in its cluster it is confirmed every round (a majority of one); once members
+    joined and while none of them is measured yet, its anchor catches a step."""
+    for jump, fenced in ((500, False), (501, True)):
+        f = ClockFence()
+        assert f.judge([], 0, 0.0, 1_000, MAX).checked
+        v = f.judge(["b", "c"], 0, 1.0, 2_000 + jump, MAX)
+        assert v.skewed == fenced, jump
+        if fenced:
+            assert v.reason == "stepped" and v.offset_ms == jump
