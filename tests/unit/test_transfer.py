@@ -255,3 +255,38 @@ def test_a_hint_batch_never_adds_a_large_record_to_a_full_one():
              (b"h3", 3, b"c", big)]
     assert [h[0] for h in _within_bytes(batch, DELIVERY_BYTES)] == [b"h1", b"h2"]
     assert [h[0] for h in _within_bytes(batch[2:], DELIVERY_BYTES)] == [b"h3"]
+
+
+def test_a_range_given_back_while_it_is_handed_off_keeps_its_records(tmp_path):
+    """n1 lost ranges to n4's join; while it hands them off before dropping them, n4 starts
+    to leave, so n1 replicates them again (pending ring): nothing of them is dropped, and
+    what it holds elsewhere is kept too."""
+    s0 = ClusterState().apply(bootstrap_entry(SEEDS, Settings()))
+    s1 = s0.apply({"op": "join", "id": "n4", "url": "u4", "peer": "p4"})
+    s2 = s1.apply({"op": "finish_join", "id": "n4", "change_epoch": 2})
+    s3 = s2.apply({"op": "leave", "id": "n4"})
+    lost = subtract_sorted(held_ranges(s1, "n1"), held_ranges(s2, "n1"))
+    assert lost and subtract_sorted(lost, held_ranges(s3, "n1")) == []
+    kept_tok, lost_tok = held_ranges(s2, "n1")[0][0], lost[0][0]
+
+    async def run():
+        node, tasks = await _node_with_store(tmp_path, s2, "n1")
+
+        class GivenBackMeanwhile(HandOffRecorder):
+            async def hand_off(self, spans, doomed_in):
+                node.state = s3   # the leave is applied while the hand-off runs
+                await super().hand_off(spans, doomed_in)
+
+        node.anti_entropy = GivenBackMeanwhile(node.store)
+        await node.committer.submit(writes=[(kept_tok, b"kept", Record(1)),
+                                            (lost_tok, b"back", Record(2))])
+        tm = transfer_manager(node)
+        tm.replaying = False
+        tm.on_state_change(s1, s2)
+        await asyncio.gather(*tasks)
+        keys = sorted(k for _t, k, _r in node.store.scan(0, 2**32))
+        await node.committer.stop()
+        node.store.close()
+        return keys
+
+    assert asyncio.run(run()) == [b"back", b"kept"]
