@@ -118,13 +118,14 @@ def test_walk_expands_only_differing_subtrees():
             tree.add(t, record_hash(str(i).encode(), 7, False))
     a.add(123456789, record_hash(b"only-a", 9, False))
     walk = TreeWalk(a, [(a.root_level, 0)])
-    rounds = 0
+    rounds = asked = 0
     while (ask := walk.request()):
         walk.receive(b.hashes(ask))
         rounds += 1
+        asked += len(ask)
     assert walk.leaves == [(0, 123456789 >> a.shifts[0])]
     assert rounds == len(a.shifts)
-    assert walk.nodes_compared <= 1 + 16 * (len(a.shifts) - 1)
+    assert walk.nodes_compared == asked <= 1 + 16 * (len(a.shifts) - 1)
 
 
 def test_walk_refuses_a_reply_of_the_wrong_length():
@@ -235,8 +236,10 @@ def test_intersect_spans_is_the_overlap(ra, rb):
 
     a, pa = norm(ra)
     b, pb = norm(rb)
-    got = {x for s, e in intersect_spans(a, b) for x in range(s, e)}
+    spans = intersect_spans(a, b)
+    got = {x for s, e in spans for x in range(s, e)}
     assert got == pa & pb
+    assert all(s < e for s, e in spans)  # no empty span where two spans only touch
 
 
 def test_record_hashes_keep_their_format_across_versions():
