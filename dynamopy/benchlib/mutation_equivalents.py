@@ -109,19 +109,19 @@ _NODE_EQUIVALENT = {
     # hints.py
     **{f"{_HM}_deliver__mutmut_{i}":
        "timing: the delivery call waits the request timeout (or 6 s) instead of 5 s; a slow "
-       "target fails later and backs off the same" for i in (45, 49, 52)},
+       "target fails later and backs off the same" for i in (66, 70, 73)},
     **{f"{_HM}_deliver__mutmut_{i}": "text: the back-off log line"
-       for i in (81, 82, 83, 84, 85, 86, 87, 88, 89, 90)},
+       for i in range(102, 112)},
     **{f"{_HM}_deliver__mutmut_{i}":
        "equivalent: the store keeps a (0, 0) entry for a target it held hints for, so the "
-       "default is not read after a delivery" for i in (112, 113)},
-    f"{_HM}_deliver__mutmut_115":
+       "default is not read after a delivery" for i in (133, 134)},
+    f"{_HM}_deliver__mutmut_136":
         "metrics: the loop's next pass (an empty batch) sets the target's pending gauge",
     **{f"{_HM}_pass_on__mutmut_{i}":
        "cost: the live-normal filter only saves calls; a member it would leave out (down, "
        "joining, the leaver itself, which refuses hints while leaving) is tried in order and "
        "the next one takes the hint if it fails" for i in (8, 9, 14)},
-    f"{_HM}_pass_on__mutmut_40": "text: the exception's message (logged by hand_off)",
+    f"{_HM}_pass_on__mutmut_47": "text: the exception's message (logged by hand_off)",
     **{f"{_HM}_rehome__mutmut_{i}": "text: the exception's message (logged by the caller)"
        for i in range(35, 40)},
     **{f"{_HM}hand_off__mutmut_{i}": "text: the retry log line" for i in range(14, 22)},
@@ -135,10 +135,10 @@ _NODE_EQUIVALENT = {
     **{f"dynamopy.node.replica.xǁReplicaǁput__mutmut_{i}":
        "equivalent: hint_lookup finds the hint just stored, so held is never None and "
        "held.version >= record.version" for i in (36, 41)},
-    **{f"dynamopy.node.replica.xǁReplicaǁput__mutmut_{i}":
+    **{f"dynamopy.node.replica.xǁ_Storedǁ__call____mutmut_{i}":
        "equivalent: a put that was not applied found something at least as new stored, so "
-       "current is never None" for i in (65, 66)},
-    "dynamopy.node.replica.xǁReplicaǁput__mutmut_54":
+       "current is never None" for i in (22, 23)},
+    "dynamopy.node.replica.xǁ_Storedǁ__call____mutmut_6":
         "metrics: replica_put_seconds only",
     # transfer.py
     **{f"{_TM}_gainer_done__mutmut_{i}":
@@ -160,12 +160,15 @@ _NODE_EQUIVALENT = {
         "equivalent in outcome: during a removal the other members are normal (one change at "
         "a time); a live removed member may drive its own removal, the same way",
     **{f"{_TM}_pull_from__mutmut_{i}":
-       "equivalent in outcome: without the stored cursor a restarted gainer pulls its "
-       "ranges again from the start (newest wins); only a restart mid-transfer reads it"
-       for i in (3, 6)},
-    **{f"{_TM}_pull_from__mutmut_{i}":
-       "equivalent: msgpack's default is raw=False, and the cursor holds no strings"
-       for i in (11, 12)},
+       "equivalent: msgpack's default is raw=False (None is as false), and the cursor "
+       "holds no strings" for i in (9, 11, 12)},
+    f"{_TM}_drop_lost_ranges__mutmut_14":
+        "cost: ranges given back meanwhile are handed off too; the hand-off gives the "
+        "current replicas only what they lack (newest wins)",
+    f"{_TM}_drop_lost_ranges__mutmut_28":
+        "cost: an empty drop is one more call that returns 0 at once",
+    **{f"{_TM}_drop_lost_ranges__mutmut_{i}": "text: the drop's log line (its count)"
+       for i in range(30, 37)},
 }
 EQUIVALENT = {
     "dynamopy.core.records.x_newest__mutmut_6":
@@ -339,9 +342,33 @@ EQUIVALENT = {
     "dynamopy.core.merkle.x_record_hash__mutmut_2": "signed=None is falsy: the same unsigned hash",
     "dynamopy.core.merkle.x_record_hash__mutmut_10": "int.to_bytes is big-endian by default",
     "dynamopy.core.merkle.xǁHashTreeǁupdate__mutmut_4": "delta is 0 before: 0 ^ h == h",
+    "dynamopy.core.merkle.xǁHashTreeǁcover__mutmut_29":
+        "unreachable: a leaf (level 0) always fits (pos and end are on leaf boundaries and "
+        "pos < end), so the loop never gets to level -1",
+    "dynamopy.core.merkle.xǁTreeWalkǁreceive__mutmut_2": "text: the ValueError's message",
     "dynamopy.core.merkle.x_intersect_spans__mutmut_23":
         "on equal ends either side may advance first: the other's next span starts at or "
         "after that end, so it overlaps nothing before the other side advances too",
+    # -- dynamopy/core/clock_offsets.py (re-run after the fence rewrite; session 4)
+    **{f"dynamopy.core.clock_offsets.xǁPeerOffsetsǁestimate__mutmut_{i}":
+       "never read: a corrected estimate's at_s and drift_ms (the fence and the detector read "
+       "its offset and round trip only)" for i in (23, 24, 27, 28)},
+    "dynamopy.core.clock_offsets.xǁPeerOffsetsǁforget__mutmut_6":
+        "equivalent: sample() records a peer's word with its samples, so a forgotten peer "
+        "always has one to pop",
+    "dynamopy.core.clock_offsets.xǁClockFenceǁjudge__mutmut_28":
+        "text: a verdict's reason is read only when it is skewed, and every skewed verdict "
+        "names its own",
+    "dynamopy.core.clock_offsets.xǁClockFenceǁjudge__mutmut_38":
+        "never read: SkewVerdict.peers (the detector and /cluster read skewed, offset, far, "
+        "measured, checked and reason)",
+    **{f"dynamopy.core.clock_offsets.xǁClockFenceǁjudge__mutmut_{i}":
+       "unreachable in a node: the bound is the process's --max-clock-offset-ms, fixed for "
+       "its life, and with the fence off the anchor is only tested for presence"
+       for i in (52, 53, 54, 58, 59)},
+    **{f"dynamopy.core.clock_offsets.xǁClockFenceǁjudge__mutmut_{i}":
+       "equivalent: skewed is only tested for truth (the detector, the metric, /cluster's "
+       "bool()), and checked is the same for None as for False" for i in (60, 88, 119, 144)},
     # -- dynamopy/core/paxos/groups.py
     "dynamopy.core.paxos.groups.xǁGroupScheduleǁat__mutmut_1":
         "every schedule's first change is from slot 0: the first iteration sets the group",

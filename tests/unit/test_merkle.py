@@ -278,3 +278,14 @@ def test_bad_shapes_tokens_and_leaf_children_are_refused_with_the_reason():
     with pytest.raises(ValueError, match="^a leaf has no children$"):
         t.children(0, 0)
     assert t.children(1, 0) == [(0, i) for i in range(4)]
+
+
+def test_tree_shapes_from_one_token_leaves_to_a_lone_root():
+    from dynamopy.core.merkle import level_shifts
+
+    assert level_shifts(0, 16) == (0, 16, 32)   # a leaf per token
+    assert level_shifts(32, 4) == (32,)         # the root is the only leaf
+    assert level_shifts(30, 4) == (30, 32)
+    for leaf_bits, fanout_bits in ((-1, 4), (33, 4), (16, 0)):
+        with pytest.raises(ValueError):
+            level_shifts(leaf_bits, fanout_bits)
