@@ -346,6 +346,8 @@ EQUIVALENT = {
         "unreachable: a leaf (level 0) always fits (pos and end are on leaf boundaries and "
         "pos < end), so the loop never gets to level -1",
     "dynamopy.core.merkle.xǁTreeWalkǁreceive__mutmut_2": "text: the ValueError's message",
+    "dynamopy.core.merkle.xǁHashTreeǁ__init____mutmut_17":
+        "cost: every level's array twice as long; the upper half is never indexed",
     "dynamopy.core.merkle.x_intersect_spans__mutmut_23":
         "on equal ends either side may advance first: the other's next span starts at or "
         "after that end, so it overlaps nothing before the other side advances too",

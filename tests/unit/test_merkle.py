@@ -286,6 +286,7 @@ def test_tree_shapes_from_one_token_leaves_to_a_lone_root():
     assert level_shifts(0, 16) == (0, 16, 32)   # a leaf per token
     assert level_shifts(32, 4) == (32,)         # the root is the only leaf
     assert level_shifts(30, 4) == (30, 32)
+    assert level_shifts(30, 1) == (30, 31, 32)  # a binary tree
     for leaf_bits, fanout_bits in ((-1, 4), (33, 4), (16, 0)):
         with pytest.raises(ValueError):
             level_shifts(leaf_bits, fanout_bits)
