@@ -290,3 +290,46 @@ def test_a_range_given_back_while_it_is_handed_off_keeps_its_records(tmp_path):
         return keys
 
     assert asyncio.run(run()) == [b"back", b"kept"]
+
+
+def _pull_all_batches(tm, ranges, limit):
+    batches, cursor = [], [0, ranges[0][0], None]
+    for _ in range(100):
+        items, nxt = asyncio.run(tm.rpc_pull([5, ranges, *cursor, limit], "peer"))
+        batches.append([k for _t, k, _w in items])
+        if nxt is None:
+            return batches
+        cursor = nxt
+    raise AssertionError("the pull never ended")
+
+
+def _server(store):
+    async def barrier(**_kw):
+        return []
+
+    node = types.SimpleNamespace(store=store, state=types.SimpleNamespace(epoch=5),
+                                 committer=types.SimpleNamespace(submit=barrier))
+    return transfer_manager(node)
+
+
+def test_a_pull_batch_holds_the_count_asked_between_one_and_5000(tmp_path):
+    with Store(str(tmp_path / "db")) as store:
+        store.apply([(t, b"k%05d" % t, Record(t + 1)) for t in range(5001)])
+        tm = _server(store)
+        for limit, first in ((1, 1), (0, 1), (7, 7), (10**9, 5000)):
+            items, nxt = asyncio.run(tm.rpc_pull([5, [[0, 6000]], 0, 0, None, limit], "peer"))
+            assert len(items) == first and nxt is not None, limit
+
+
+def test_records_that_fill_the_byte_budget_exactly_go_in_one_batch(tmp_path):
+    from dynamopy.core.records import record_wire_bytes
+    from dynamopy.node.transfer import BATCH_BYTES
+
+    a = Record(1, value=b"a" * (BATCH_BYTES // 2))
+    need = BATCH_BYTES - record_wire_bytes(b"a", a)
+    b = Record(2, value=b"b" * need)
+    while (got := record_wire_bytes(b"b", b)) != need:  # the envelope's few bytes
+        b = Record(2, value=b"b" * (len(b.value) + need - got))
+    with Store(str(tmp_path / "db")) as store:
+        store.apply([(10, b"a", a), (11, b"b", b), (12, b"c", Record(3, value=b"c"))])
+        assert _pull_all_batches(_server(store), [[0, 100]], 500) == [[b"a", b"b"], [b"c"]]
