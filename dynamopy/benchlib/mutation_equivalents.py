@@ -162,6 +162,9 @@ _NODE_EQUIVALENT = {
     **{f"{_TM}_pull_from__mutmut_{i}":
        "equivalent: msgpack's default is raw=False (None is as false), and the cursor "
        "holds no strings" for i in (9, 11, 12)},
+    **{f"{_TM}_pull_from__mutmut_{i}":
+       "timing: a dead member being removed is skipped as a source after the 5 s grace for "
+       "down sources instead of at once" for i in (25, 28, 29)},
     f"{_TM}_drop_lost_ranges__mutmut_14":
         "cost: ranges given back meanwhile are handed off too; the hand-off gives the "
         "current replicas only what they lack (newest wins)",
@@ -371,6 +374,12 @@ EQUIVALENT = {
     **{f"dynamopy.core.clock_offsets.xǁClockFenceǁjudge__mutmut_{i}":
        "equivalent: skewed is only tested for truth (the detector, the metric, /cluster's "
        "bool()), and checked is the same for None as for False" for i in (60, 88, 119, 144)},
+    # -- dynamopy/core/paxos/ready.py (session 4)
+    **{f"dynamopy.core.paxos.ready.x_finish_ready__mutmut_{i}": "text: the ValueError's message"
+       for i in (3, 4, 5, 6)},
+    "dynamopy.core.paxos.ready.x_finish_ready__mutmut_13":
+        "equivalent: advance() does not read the Ready it is given (it ends the one ready() "
+        "handed out)",
     # -- dynamopy/core/paxos/groups.py
     "dynamopy.core.paxos.groups.xǁGroupScheduleǁat__mutmut_1":
         "every schedule's first change is from slot 0: the first iteration sets the group",
