@@ -164,7 +164,16 @@ _NODE_EQUIVALENT = {
        "holds no strings" for i in (9, 11, 12)},
     **{f"{_TM}_pull_from__mutmut_{i}":
        "timing: a dead member being removed is skipped as a source after the 5 s grace for "
-       "down sources instead of at once" for i in (25, 28, 29)},
+       "down sources instead of at once" for i in (25, 28, 29, 31)},
+    f"{_TM}_pull_from__mutmut_33":
+        "timing: a source down for exactly the 5 s grace is skipped one retry earlier",
+    **{f"{_TM}_pull_from__mutmut_{i}": "text: the skip and retry log lines"
+       for i in (*range(34, 42), *range(63, 71))},
+    **{f"{_TM}_pull_from__mutmut_{i}":
+       "buggify only: the simulator's one-record-chunk knob (off in production and in these "
+       "tests)" for i in (44, 46, 47, 48, 49, 50)},
+    f"{_TM}_pull_from__mutmut_62":
+        "timing: a pull call's bound 11 s instead of 10 s; a failed call is retried either way",
     f"{_TM}_drop_lost_ranges__mutmut_14":
         "cost: ranges given back meanwhile are handed off too; the hand-off gives the "
         "current replicas only what they lack (newest wins)",

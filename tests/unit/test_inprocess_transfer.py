@@ -215,3 +215,34 @@ def test_a_source_down_for_less_than_the_grace_is_waited_for_not_skipped(monkeyp
 
     got, skipped = run_virtual(main())
     assert got is not None and got.value == b"only-n1" and skipped == []
+
+
+def test_a_join_skips_an_old_replica_that_stays_down_and_still_gets_every_acked_write():
+    """n3 is down for good when n4 joins (its writes at W=2 are on n1 and n2 too): after 5 s
+    n4 goes on without it, says so in its transfer view, and the join finishes with every
+    write on n4."""
+    keys = [k for k in (b"d%d" % i for i in range(60))
+            if "n4" in Ring.build(IDS).add("n4").preference_list(k, 3)]
+
+    async def main():
+        c = InProcessCluster(IDS, seed=59, **QUIET)
+        await c.start_all()
+        try:
+            versions = {}
+            for key in keys:
+                versions[key], _ = await c.coordinator("n1").write(
+                    key, value=b"v", content_type="text/plain", deleted=False, w=3)
+            await c.crash("n3")
+            n4 = await join(c, "n4", 59)
+            started = asyncio.get_running_loop().time()
+            await until(lambda: c.node("n1").state.member("n4").state == "normal", 60,
+                        "the join finished")
+            token = c.node("n1").state.ring.token
+            got = {k: (r.version if (r := n4.store.get(token(k), k)) else None) for k in keys}
+            took = asyncio.get_running_loop().time() - started
+            return got, versions, n4.transfers.progress.skipped_sources, took
+        finally:
+            await c.stop_all()
+
+    got, versions, skipped, took = run_virtual(main())
+    assert got == versions and skipped == ["n3"] and took >= 5
