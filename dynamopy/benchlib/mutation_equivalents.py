@@ -165,6 +165,11 @@ _NODE_EQUIVALENT = {
     **{f"{_TM}_pull_from__mutmut_{i}":
        "timing: a dead member being removed is skipped as a source after the 5 s grace for "
        "down sources instead of at once" for i in (25, 28, 29, 31)},
+    f"{_TM}_pull_from__mutmut_30":
+        "equivalent in outcome (not proven): a live member removed with force is not pulled "
+        "from; it loses every range at the remove entry and hands each off to its new "
+        "replicas before dropping it (an in-process run: a key only it held was on all three "
+        "new replicas when the removal finished)",
     f"{_TM}_pull_from__mutmut_33":
         "timing: a source down for exactly the 5 s grace is skipped one retry earlier",
     **{f"{_TM}_pull_from__mutmut_{i}": "text: the skip and retry log lines"
