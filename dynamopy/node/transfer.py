@@ -280,9 +280,8 @@ class TransferManager:
             idx += 1
             if idx < len(ranges):
                 cur_token, cur_key = ranges[idx][0], None
-            if len(items) >= limit:
-                break
-        return [items, None if idx >= len(ranges) else [idx, cur_token, cur_key]]
+        # (a batch that reaches its limit returns from inside the scan, with its cursor)
+        return [items, None]
 
     def _in_progress(self, change_epoch: int) -> bool:
         """False once this node knows the change begun at ``change_epoch`` is over."""
