@@ -170,6 +170,16 @@ _NODE_EQUIVALENT = {
         "from; it loses every range at the remove entry and hands each off to its new "
         "replicas before dropping it (an in-process run: a key only it held was on all three "
         "new replicas when the removal finished)",
+    f"{_TM}_pull_from__mutmut_85":
+        "equivalent: msgpack's packb default is use_bin_type=True",
+    **{f"{_TM}rpc_pull__mutmut_{i}":
+       "timing: a source behind the change catches up anyway (pings carry the gainer's "
+       "epoch, and the Paxos node fills a gap itself); the gainer retries meanwhile"
+       for i in (3, 4, 5, 6)},
+    f"{_TM}rpc_pull__mutmut_7":
+        "text: the refusal's epoch; the gainer (ahead of this source) retries whatever it says",
+    f"{_TM}rpc_pull__mutmut_23":
+        "equivalent: last is returned only with a non-empty batch, after a record set it",
     f"{_TM}_pull_from__mutmut_33":
         "timing: a source down for exactly the 5 s grace is skipped one retry earlier",
     **{f"{_TM}_pull_from__mutmut_{i}": "text: the skip and retry log lines"
