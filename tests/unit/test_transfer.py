@@ -137,10 +137,12 @@ def _node_with_store(tmp_path, state, me):
 
 def test_ranges_lost_in_the_replayed_log_are_dropped_at_resume(tmp_path):
     """A node that died between a switch and its drop replays the finish at start-up (no
-    reaction while replaying) and drops those ranges when it resumes."""
+    reaction while replaying) and drops those ranges when it resumes, though later entries
+    (a settings change here) took nothing away."""
     s0 = ClusterState().apply(bootstrap_entry(SEEDS, Settings()))
     s1 = s0.apply({"op": "join", "id": "n4", "url": "u4", "peer": "p4"})
     s2 = s1.apply({"op": "finish_join", "id": "n4", "change_epoch": 2})
+    s3 = s2.apply({"op": "set_config", "hint_window_s": 7.0})
     lost = held_ranges(s0, "n1")
     lost = subtract_sorted(lost, held_ranges(s2, "n1"))
     kept_tok, lost_tok = held_ranges(s2, "n1")[0][0], lost[0][0]
@@ -150,7 +152,7 @@ def test_ranges_lost_in_the_replayed_log_are_dropped_at_resume(tmp_path):
         await node.committer.submit(writes=[(kept_tok, b"kept", Record(1)),
                                             (lost_tok, b"lost", Record(2))])
         tm = transfer_manager(node)  # replaying until resume()
-        for old, new in ((s0, s1), (s1, s2)):
+        for old, new in ((s0, s1), (s1, s2), (s2, s3)):
             node.state = new
             tm.on_state_change(old, new)
         assert not tasks and node.store.key_count() == 2  # nothing done while replaying
@@ -333,3 +335,24 @@ def test_records_that_fill_the_byte_budget_exactly_go_in_one_batch(tmp_path):
     with Store(str(tmp_path / "db")) as store:
         store.apply([(10, b"a", a), (11, b"b", b), (12, b"c", Record(3, value=b"c"))])
         assert _pull_all_batches(_server(store), [[0, 100]], 500) == [[b"a", b"b"], [b"c"]]
+
+
+def test_clearing_stale_transfer_state_keeps_the_change_in_progress(tmp_path):
+    """Start-up clears the cursors and "done" markers of changes that are over, and keeps
+    those of the change still in progress (a restarted gainer resumes from them)."""
+    joining = ClusterState().apply(bootstrap_entry(SEEDS, Settings())).apply(
+        {"op": "join", "id": "n4", "url": "u4", "peer": "p4"})
+    live = [f"xfer/{joining.change_epoch:012d}/n1", f"xfer/{joining.change_epoch:012d}/done"]
+
+    async def run():
+        node, _tasks = await _node_with_store(tmp_path, joining, "n4")
+        await node.committer.submit(meta_put={name: b"\xc3" for name in
+                                              [*live, "xfer/000000000001/n2",
+                                               "xfer/000000000001/done"]})
+        await transfer_manager(node)._clear_stale_transfer_state()
+        left = [name for name, _ in node.store.meta_scan("xfer/")]
+        await node.committer.stop()
+        node.store.close()
+        return left
+
+    assert sorted(asyncio.run(run())) == sorted(live)
