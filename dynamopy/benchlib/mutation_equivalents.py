@@ -146,7 +146,7 @@ _NODE_EQUIVALENT = {
        "call is 'not done' either way and the driver asks again" for i in (7, 11, 14)},
     **{f"{_TM}_pull_all__mutmut_{i}":
        "view only: /node's transfer progress; the driver asks is_done (the durable marker), "
-       "not the progress" for i in (3, 4, 27, 28, 29)},
+       "not the progress" for i in (2, 3, 4, 27, 28, 29)},
     f"{_TM}_pull_all__mutmut_26": "equivalent: only the done marker's presence is read",
     **{f"{_TM}_pull_all__mutmut_{i}": "text: the transfer-done log line"
        for i in range(30, 40)},
@@ -170,6 +170,33 @@ _NODE_EQUIVALENT = {
         "from; it loses every range at the remove entry and hands each off to its new "
         "replicas before dropping it (an in-process run: a key only it held was on all three "
         "new replicas when the removal finished)",
+    f"{_TM}resume__mutmut_1": "equivalent: replaying is only tested for truth",
+    f"{_TM}resume__mutmut_5":
+        "equivalent in outcome: a node outside the ring at start-up (removed while down, or "
+        "not yet bootstrapped) hands off and drops what it holds, as its removal did",
+    f"{_TM}resume__mutmut_13":
+        "cost: every held range is handed off too at start-up (replicas get only what they "
+        "lack); the drop keeps what the node still replicates (it recomputes with its id)",
+    f"{_TM}on_state_change__mutmut_10":
+        "cost: stale transfer state is also cleared after entries that start or end no change",
+    f"{_TM}on_state_change__mutmut_14":
+        "timing: an abandoned change's state is cleared at the next entry of the change that "
+        "replaced it (a stale marker never vouches: is_done checks the change is in progress)",
+    f"{_TM}on_state_change__mutmut_15":
+        "timing: the tasks of an ended change are not cancelled; each returns at its next "
+        "step (the pull checks _in_progress, the driver the change)",
+    f"{_TM}on_state_change__mutmut_17":
+        "cost: with no change in progress, an empty transfer is started once (nothing to "
+        "pull, nothing to drive)",
+    f"{_TM}is_done__mutmut_11":
+        "cost: a member that gains nothing is not done at once; its _pull_all writes the "
+        "done marker at once (no source), and the driver asks only gainers",
+    f"{_TM}_in_progress__mutmut_3":
+        "equivalent: at epoch == change_epoch the change's own entry is the last applied, so "
+        "the change is in progress",
+    f"{_TM}_is_driver__mutmut_3":
+        "equivalent in outcome: the lowest-numbered live member drives a join instead of the "
+        "joiner, the same way (asks the gainers, proposes finish_join)",
     f"{_TM}_pull_from__mutmut_85":
         "equivalent: msgpack's packb default is use_bin_type=True",
     **{f"{_TM}rpc_pull__mutmut_{i}":
