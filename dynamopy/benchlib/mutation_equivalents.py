@@ -208,6 +208,8 @@ _NODE_EQUIVALENT = {
         "equivalent in outcome: an ended change's driver stops by an exception instead of "
         "returning; one replaced by a new change asks with the old epoch, which is never "
         "done, and a finish naming it would be refused",
+    **{f"{_TM}_drive__mutmut_{i}": "text: the driver's finished and failed log lines"
+       for i in range(36, 54)},
     f"{_TM}_pull_from__mutmut_85":
         "equivalent: msgpack's packb default is use_bin_type=True",
     **{f"{_TM}rpc_pull__mutmut_{i}":
