@@ -356,3 +356,22 @@ def test_clearing_stale_transfer_state_keeps_the_change_in_progress(tmp_path):
         return left
 
     assert sorted(asyncio.run(run())) == sorted(live)
+
+
+def test_a_member_behind_the_log_is_never_done_with_a_change_it_has_not_seen(tmp_path):
+    """The driver asks each gainer whether it holds what it gains; one that has not applied
+    the change yet (it still sees an earlier change, in which it gains nothing) says no."""
+    joining = ClusterState().apply(bootstrap_entry(SEEDS, Settings())).apply(
+        {"op": "join", "id": "n4", "url": "u4", "peer": "p4"})
+    me = next(m for m in ("n1", "n2", "n3") if m not in joining.gainers())
+
+    async def run():
+        node, _tasks = await _node_with_store(tmp_path, joining, me)
+        tm = transfer_manager(node)
+        later = joining.epoch + 3          # a change this member has not learned of yet
+        answers = (tm.is_done(later), tm.is_done(joining.change_epoch))
+        await node.committer.stop()
+        node.store.close()
+        return answers
+
+    assert asyncio.run(run()) == (False, True)  # (it gains nothing in the change it knows)
