@@ -259,6 +259,9 @@ EQUIVALENT = {
     "ring.ring.xǁRingǁpreference_list__mutmut_1": "a cache miss recomputes the same table",
     "ring.ring.xǁRingǁpreference_list__mutmut_2": "a cache miss recomputes the same table",
     "ring.ring.xǁRingǁ_table__mutmut_1": "a cache miss recomputes the same table",
+    **{f"ring.ring.xǁRingǁranges_of__mutmut_{i}":
+       "a cache miss recomputes the same ranges (session 4 re-run of the cached functions)"
+       for i in (1, 2)},
     "ring.ring.xǁRingǁ_walk_from__mutmut_3":
         "without the early exit the walk meets no new member after the last one",
     "ring.ring.xǁRingǁ__eq____mutmut_13": "equal partition counts returned earlier",
