@@ -444,6 +444,9 @@ EQUIVALENT = {
     **{f"dynamopy.core.clock_offsets.xǁClockFenceǁjudge__mutmut_{i}":
        "equivalent: skewed is only tested for truth (the detector, the metric, /cluster's "
        "bool()), and checked is the same for None as for False" for i in (60, 88, 119, 144)},
+    "dynamopy.core.paxos.messages.x_encode__mutmut_12":
+        "equivalent: a zero votes_from sent explicitly decodes to the same Promise as the "
+        "short form",
     # -- dynamopy/core/paxos/ready.py (session 4)
     **{f"dynamopy.core.paxos.ready.x_finish_ready__mutmut_{i}": "text: the ValueError's message"
        for i in (3, 4, 5, 6)},

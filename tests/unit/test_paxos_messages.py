@@ -12,6 +12,7 @@ B = Ballot(3, 1)
 SAMPLES = [
     Prepare(B, 5),
     Promise(B, 5, ((5, Ballot(2, 0), {"op": "join", "id": "n4"}), (6, B, None)), 4),
+    Promise(B, 5, (), 4, 7),   # counts only for slots >= 7 (a re-admitted acceptor)
     Nack(Ballot(1, 2), B),
     Accept(B, ((7, {"rid": "x"}), (8, None))),
     Accepted(B, (7, 8), 6),
