@@ -199,8 +199,9 @@ _NODE_EQUIVALENT = {
         "joiner, the same way (asks the gainers, proposes finish_join)",
     **{f"{_TM}_is_driver__mutmut_{i}":
        "equivalent in outcome (not proven): a down lowest-numbered member is still named the "
-       "driver of a removal; with Q partitions spread out it gains from the removal too, so "
-       "the removal waits for it anyway, and it drives once it is back" for i in (11, 16)},
+       "driver of a removal; with Q partitions spread out it gains from the removal too (so "
+       "in all 33 removals from default rings of 4-9 members), so the removal waits for it "
+       "anyway, and it drives once it is back" for i in (11, 16)},
     f"{_TM}_is_driver__mutmut_19":
         "equivalent in outcome: the second-lowest live member drives a removal instead (one "
         "driver; a removal commits only with a live majority, so there are two)",
