@@ -65,10 +65,12 @@ class FailureDetector:
         self.offsets.forget(new.members)
 
     def is_up(self, member_id: str) -> bool:
-        if member_id == self.me:
-            return True
+        """Per request (planning), so one dict lookup and one comparison with the peer's
+        precomputed ``up_until`` (``core.failure``)."""
         h = self.health.get(member_id)
-        return True if h is None else h.is_up(self.clock.monotonic())
+        if h is None or member_id == self.me:
+            return True
+        return self.clock.monotonic() <= h.up_until
 
     def down_for(self, member_id: str) -> float:
         h = self.health.get(member_id)

@@ -142,7 +142,9 @@ class Node:
             self.metalog.on_state_change,
             self.transfers.on_state_change,
             self.anti_entropy.on_state_change,
+            self.catchup.invalidate,
         ]
+        self.metalog.on_stepped = self.catchup.invalidate
         self._tasks: set[asyncio.Task] = set()
         self.stopping = False
 
