@@ -24,6 +24,8 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Optional
 
+_LN10 = math.log(10)
+
 
 @dataclass
 class PeerHealth:
@@ -44,7 +46,7 @@ class PeerHealth:
         elif self.last_ok is None:
             self.up_until = math.inf
         else:
-            self.up_until = self.last_ok + self.threshold * self._mean() * math.log(10)
+            self.up_until = self.last_ok + self.threshold * self._mean() * _LN10
 
     def _mean(self) -> float:
         return max(self.min_interval_s,

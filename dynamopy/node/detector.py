@@ -77,8 +77,13 @@ class FailureDetector:
         return 0.0 if h is None else h.down_for(self.clock.monotonic())
 
     def report_success(self, member_id: str) -> None:
-        was_up = self.is_up(member_id)
-        self._get(member_id).success(self.clock.monotonic())
+        """Every peer reply (per request): one clock read, one deadline comparison."""
+        now = self.clock.monotonic()
+        h = self.health.get(member_id)
+        if h is None:
+            h = self.health[member_id] = PeerHealth()
+        was_up = member_id == self.me or now <= h.up_until
+        h.success(now)
         if not was_up:
             log.info("peer %s is alive", member_id)
             self.metrics.peer_alive.labels(member_id).set(1)
