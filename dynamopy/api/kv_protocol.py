@@ -266,14 +266,17 @@ def kv_protocol(endpoint: KvEndpoint, read_timeout_s: float, on_reject: OnReject
             path = raw_path.decode("ascii")
             if "%" in path:
                 path = urllib.parse.unquote(path)
-            if not path.startswith(PREFIX):
-                return None
+                if not path.startswith(PREFIX):
+                    return None
+                unquoted = urllib.parse.unquote_to_bytes(raw_path)
+            else:
+                unquoted = raw_path
             headers = self.headers
             if not endpoint.authorized(headers):
                 return None    # the app answers 401
             reserve, _chunked, _declared = limits.reservation(method, headers)
-            key = urllib.parse.unquote_to_bytes(raw_path)[len(_PREFIX_B):].decode(
-                "utf-8", "surrogateescape")   # as data.path_key
+            # As data.path_key: the key from the raw bytes, non-UTF-8 kept as escapes.
+            key = unquoted[len(_PREFIX_B):].decode("utf-8", "surrogateescape")
             version = self.parser.get_http_version()
             self.scope["path"] = path
             return KvCycle(self, endpoint, method, key, path, parsed.query or b"", reserve,
