@@ -426,3 +426,14 @@ def test_a_full_table_is_emptied_and_the_rule_still_holds(store, monkeypatch):
     for batch in range(3):   # 30 new keys in batches of 10: never more than one batch held
         store.apply([(t, b"n%d-%d" % (batch, t), rec(1)) for t in range(10)])
         assert len(store._stored) <= 10
+
+
+def test_a_batch_that_fails_before_its_write_leaves_no_version_behind(store):
+    """The table remembers a batch's writes while staging them: if staging fails later in
+    the batch (here a malformed hint, as the unchecked group-commit path could pass), none
+    of it reached the disk and v6 must still replace the stored v5."""
+    assert store.apply([(1, b"k", rec(5))]) == [True]
+    with pytest.raises(AttributeError):
+        store.apply([(1, b"k", rec(7))], hints_add=[("n2", 1, b"k", None)], check=False)
+    assert store.get(1, b"k") == rec(5)
+    assert store.apply([(1, b"k", rec(6))]) == [True]
