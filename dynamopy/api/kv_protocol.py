@@ -31,6 +31,7 @@ import urllib.parse
 from typing import Optional
 
 import httptools
+from uvicorn.protocols.http.httptools_impl import HEADER_VALUE_RE, STATUS_LINE
 
 from dynamopy.api.data import PREFIX, Reply
 from dynamopy.api.fastpath import ClientGone, answer
@@ -177,10 +178,10 @@ class KvCycle:
                 return
         self.response_started = True
         self.waiting_for_100_continue = False
-        ctype = reply.content_type
-        parts = [_STATUS_LINE[reply.status], b"content-type: ",
-                 ctype.encode("latin-1") if ctype.isascii() and "\r" not in ctype
-                 and "\n" not in ctype else _bad_header(ctype),
+        ctype = reply.content_type.encode("latin-1")
+        if HEADER_VALUE_RE.search(ctype):   # uvicorn's check of every header value
+            raise RuntimeError("Invalid HTTP header value.")
+        parts = [STATUS_LINE[reply.status], b"content-type: ", ctype,
                  b"\r\ncontent-length: ", str(len(reply.body)).encode()]
         if reply.etag is not None:
             parts += (b'\r\netag: "', str(reply.etag).encode(), b'"')
@@ -207,11 +208,6 @@ def _nothing() -> None:
     pass
 
 
-def _bad_header(value: str) -> bytes:
-    raise RuntimeError(f"invalid Content-Type for an HTTP header: {value!r}")
-
-
-from uvicorn.protocols.http.httptools_impl import STATUS_LINE as _STATUS_LINE  # noqa: E402
 
 
 def kv_protocol(endpoint: KvEndpoint, read_timeout_s: float, on_reject: OnReject = None,

@@ -16,9 +16,7 @@ estimate there. Prints a line per run and the per-mode ranges; asserts nothing.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
-import os
 import signal
 import socket
 import subprocess
