@@ -14,8 +14,9 @@ requests with :class:`KvCycle`, a thin adapter over the same code as the ASGI pa
   per request, JSON errors per API.md), the same body reader rules (413 past
   ``--max-value-bytes``, a client gone mid-body stores nothing);
 - admission uses the same ``RequestLimits`` object (the same counters, checked when the
-  request starts, the same 503 answers); a request without a valid bearer token when the
-  node needs one, and every other method or path (OPTIONS, 405s, ``/cluster``, ``/metrics``, ``/docs``, ...) is
+  request starts, the same 503 answers);
+- a request without a valid bearer token when the node needs one, and every other method
+  or path (OPTIONS and 405s on ``/kv``, ``/cluster``, ``/metrics``, ``/docs``, ...) is
   served by the ASGI app exactly as with ``--http-server uvicorn``;
 - the answer goes out in one ``write``: status line, ``content-type``, ``content-length``,
   ``etag``, ``connection: close`` when the connection closes, as uvicorn would write them
