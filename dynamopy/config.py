@@ -79,6 +79,10 @@ SETTINGS: tuple[Setting, ...] = (
             "request-body bytes held at once across HTTP requests; more get 503 with Retry-After"),
     Setting("http_read_timeout_s", float, 15.0,
             "time a request's headers and body have to arrive (slow clients are cut off)"),
+    Setting("http_server", str, "fast",
+            "HTTP request path: 'fast' answers GET/HEAD/PUT/DELETE /kv/<key> without ASGI "
+            "(same handlers, limits and contract), 'uvicorn' sends every request through "
+            "uvicorn's ASGI cycle"),
     Setting("join_timeout_s", float, 60.0,
             "a join whose joiner does not answer for this long is abandoned"),
     Setting("metadata_group_size", int, 3,
@@ -130,6 +134,7 @@ class NodeConfig:
     max_concurrent_requests: int = 1024
     http_body_buffer_bytes: int = 64 * 1024 * 1024
     http_read_timeout_s: float = 15.0
+    http_server: str = "fast"
     tls_cert: str = ""
     tls_key: str = ""
     tls_ca: str = ""
@@ -223,6 +228,8 @@ def resolve(args: argparse.Namespace, environ: Optional[dict] = None) -> NodeCon
                  "http_body_buffer_bytes"):
         if raw[name] < 1:
             raise ValueError(f"--{name.replace('_', '-')} must be at least 1, got {raw[name]}")
+    if raw["http_server"] not in ("fast", "uvicorn"):
+        raise ValueError(f"--http-server must be 'fast' or 'uvicorn', got {raw['http_server']!r}")
     if raw["http_read_timeout_s"] <= 0:
         raise ValueError(f"--http-read-timeout-s must be positive, got {raw['http_read_timeout_s']}")
     from dynamopy.tls import files as tls_files
@@ -277,6 +284,7 @@ def resolve(args: argparse.Namespace, environ: Optional[dict] = None) -> NodeCon
         max_concurrent_requests=raw["max_concurrent_requests"],
         http_body_buffer_bytes=raw["http_body_buffer_bytes"],
         http_read_timeout_s=raw["http_read_timeout_s"],
+        http_server=raw["http_server"],
         tls_cert=raw["tls_cert"] or "", tls_key=raw["tls_key"] or "", tls_ca=raw["tls_ca"] or "",
         join_timeout_s=raw["join_timeout_s"],
         max_clock_offset_ms=_non_negative("max-clock-offset-ms", raw["max_clock_offset_ms"]),

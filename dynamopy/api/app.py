@@ -11,6 +11,7 @@ from dynamopy import __version__
 from dynamopy.api import cluster, data, errors, members, schema
 from dynamopy.api.fastpath import DataFastPath
 from dynamopy.api.http_limits import RequestLimits
+from dynamopy.api.kv_protocol import KvEndpoint
 from dynamopy.api.methods import MethodRules
 
 OPEN_PATHS = ("/health", "/ready", "/metrics", "/docs", "/openapi.json")
@@ -71,13 +72,18 @@ def create_asgi(node):
     """The ASGI application a node serves: the ``/kv`` fast path in front of FastAPI (so the
     hot routes skip FastAPI's and Starlette's middleware stack), behind the bearer check,
     behind the request limits (``http_limits``); the FastAPI routes get the HEAD/OPTIONS/405
-    rules of ``methods.MethodRules``."""
+    rules of ``methods.MethodRules``. Its ``kv_endpoint`` is what ``kv_protocol`` needs to
+    serve ``/kv`` without ASGI."""
     app = create_app(node)
     asgi = DataFastPath(MethodRules(app), app.state.handlers)
     if node.config.api_token:
         asgi = BearerAuth(asgi, node.config.api_token)
     cfg = node.config
-    return RequestLimits(asgi, max_concurrent_requests=cfg.max_concurrent_requests,
-                         body_buffer_bytes=cfg.http_body_buffer_bytes,
-                         max_value_bytes=cfg.max_value_bytes,
-                         on_reject=node.metrics.on_http_rejected)
+    limits = RequestLimits(asgi, max_concurrent_requests=cfg.max_concurrent_requests,
+                           body_buffer_bytes=cfg.http_body_buffer_bytes,
+                           max_value_bytes=cfg.max_value_bytes,
+                           on_reject=node.metrics.on_http_rejected)
+    # What --http-server fast serves without ASGI (kv_protocol.py): the same handlers,
+    # the same limits object, the same token.
+    limits.kv_endpoint = KvEndpoint(app.state.handlers, limits, cfg.api_token)
+    return limits

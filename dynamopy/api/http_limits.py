@@ -78,17 +78,13 @@ class RequestLimits:
         if self.on_reject is not None:
             self.on_reject(reason)
 
-    async def __call__(self, scope, receive, send):
-        if scope["type"] != "http" or scope["path"] in EXEMPT_PATHS:
-            return await self.app(scope, receive, send)
-        if self.active >= self.max_concurrent:
-            self._reject("overloaded")
-            return await self._overloaded(send, f"this node is serving its limit of "
-                                                f"{self.max_concurrent} concurrent requests")
-        reserve, chunked = 0, False
-        if scope["method"] in _BODY_METHODS:
+    def reservation(self, method: str, headers) -> tuple[int, bool, Optional[int]]:
+        """``(reserve, chunked, declared)`` of a request: the body bytes it must reserve,
+        whether its body is chunked, and its declared ``Content-Length`` (None if absent)."""
+        reserve, chunked, declared = 0, False, None
+        if method in _BODY_METHODS:
             length = None
-            for name, value in scope["headers"]:
+            for name, value in headers:
                 if name == b"content-length":
                     length = value
                 elif name == b"transfer-encoding":
@@ -99,30 +95,70 @@ class RequestLimits:
                     declared = int(length)
                 except ValueError:  # the HTTP parser already refused these; be safe anyway
                     declared = limit
-                if declared > limit and not scope["path"].startswith("/kv/"):
-                    self._reject("too_large")
-                    return await _reply(send, 413, _json(
-                        "too_large", f"the request body is over the limit of {limit} bytes"))
                 reserve = min(declared, limit)
             elif chunked:
                 reserve = limit
+        return reserve, chunked, declared
+
+    def admits(self, reserve: int) -> bool:
+        """Whether a request reserving ``reserve`` body bytes may start now (no counting)."""
+        return self.active < self.max_concurrent and not (
+            reserve and self.body_bytes and self.body_bytes + reserve > self.body_limit)
+
+    def refusal(self, reserve: int) -> Optional[bytes]:
+        """For a ``/kv`` request served without ASGI: None if it may start now, else the
+        JSON body of its 503 (counted as a rejection), as ``__call__`` would answer."""
+        if self.active >= self.max_concurrent:
+            self._reject("overloaded")
+            return self._overloaded_body(f"this node is serving its limit of "
+                                         f"{self.max_concurrent} concurrent requests")
         if reserve and self.body_bytes and self.body_bytes + reserve > self.body_limit:
+            self._reject("body_budget")
+            return self._overloaded_body(f"this node holds its limit of "
+                                         f"{self.body_limit} bytes of request bodies")
+        return None
+
+    @staticmethod
+    def _overloaded_body(detail: str) -> bytes:
+        return _json("overloaded", f"{detail}; retry after {RETRY_AFTER_S} s")
+
+    def enter(self, reserve: int) -> None:
+        self.active += 1
+        self.body_bytes += reserve
+
+    def leave(self, reserve: int) -> None:
+        self.active -= 1
+        self.body_bytes -= reserve
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http" or scope["path"] in EXEMPT_PATHS:
+            return await self.app(scope, receive, send)
+        if self.active >= self.max_concurrent:
+            self._reject("overloaded")
+            return await self._overloaded(send, f"this node is serving its limit of "
+                                                f"{self.max_concurrent} concurrent requests")
+        reserve, chunked, declared = self.reservation(scope["method"], scope["headers"])
+        if (declared is not None and declared > self.max_value_bytes
+                and not scope["path"].startswith("/kv/")):
+            self._reject("too_large")
+            return await _reply(send, 413, _json(
+                "too_large", f"the request body is over the limit of {self.max_value_bytes} "
+                             "bytes"))
+        if not self.admits(reserve):
             self._reject("body_budget")
             return await self._overloaded(send, f"this node holds its limit of "
                                                 f"{self.body_limit} bytes of request bodies")
-        self.active += 1
-        self.body_bytes += reserve
+        self.enter(reserve)
         try:
             if chunked and not scope["path"].startswith("/kv/"):
                 await self._capped_body(scope, receive, send)
             else:
                 await self.app(scope, receive, send)
         finally:
-            self.active -= 1
-            self.body_bytes -= reserve
+            self.leave(reserve)
 
     async def _overloaded(self, send, detail: str) -> None:
-        await _reply(send, 503, _json("overloaded", f"{detail}; retry after {RETRY_AFTER_S} s"),
+        await _reply(send, 503, self._overloaded_body(detail),
                      ((b"retry-after", str(RETRY_AFTER_S).encode()),))
 
     async def _capped_body(self, scope, receive, send) -> None:
@@ -189,6 +225,14 @@ class _LingeringTransport:
         out.append(data)
         if len(out) == 1:
             self._loop.call_soon(self.flush)
+
+    def write_now(self, data) -> None:
+        """A whole answer written in one piece: straight to the socket (no flush callback)
+        unless earlier writes of this step are pending, which it then follows."""
+        if self._out:
+            self.write(data)
+        elif not self._real.is_closing():
+            self._real.write(data)
 
     def flush(self) -> None:
         out = self._out

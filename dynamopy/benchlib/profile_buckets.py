@@ -21,7 +21,7 @@ from typing import Iterable, Optional
 RULES = [(bucket, re.compile(rx)) for bucket, rx in (
     ("asyncio tasks/futures (C)", r"_asynciomodule\.c|asyncio/(futures|tasks|events)\.py"),
     ("HTTP: httptools/uvicorn", r"httptools|uvicorn/"),
-    ("ASGI fast path + limits", r"api/fastpath\.py|api/http_limits\.py"),
+    ("ASGI fast path + limits", r"api/fastpath\.py|api/http_limits\.py|api/kv_protocol\.py"),
     ("data handlers", r"api/data\.py|api/errors\.py|api/methods\.py"),
     ("starlette/fastapi", r"starlette/|fastapi/"),
     ("JSON", r"json/|_json"),

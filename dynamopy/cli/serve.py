@@ -20,7 +20,6 @@ async def serve(config: NodeConfig) -> None:
     import uvicorn
 
     from dynamopy.api.app import create_asgi
-    from dynamopy.api.http_limits import limited_protocol
     from dynamopy.node.bootstrap import ensure_member
     from dynamopy.node.process_health import GcPauses, LoopLag
 
@@ -31,8 +30,7 @@ async def serve(config: NodeConfig) -> None:
         app, host=config.host, port=config.port, loop="none", lifespan="off",
         access_log=False, log_level="warning", server_header=False, date_header=False,
         proxy_headers=False, timeout_graceful_shutdown=5,
-        http=limited_protocol(config.http_read_timeout_s, node.metrics.on_http_rejected,
-                              drain_bytes=max(2 * config.max_value_bytes, 64 * 1024)),
+        http=http_protocol(config, app, node.metrics.on_http_rejected),
         **_https(config)))
     log.info("node %s: http %s peer %s data %s", node.id, config.advertise_url,
              config.advertise_peer, config.data_dir)
@@ -77,6 +75,20 @@ def production_node(config: NodeConfig):
     rng = random.Random(int.from_bytes(os.urandom(8), "big"))
     return Node(config, transport=TcpTransport.from_config(config, rng),
                 storage=LevelDBDisk(config.data_dir), clock=SystemClock(), rng=rng)
+
+
+def http_protocol(config: NodeConfig, app, on_reject):
+    """The HTTP protocol class of ``--http-server``: ``fast`` serves ``/kv`` data requests
+    without ASGI (``api/kv_protocol.py``), ``uvicorn`` sends everything through ASGI; both
+    with the read deadline, header limit and lingering close of ``http_limits``."""
+    from dynamopy.api.http_limits import limited_protocol
+    from dynamopy.api.kv_protocol import kv_protocol
+
+    drain = max(2 * config.max_value_bytes, 64 * 1024)
+    if config.http_server == "fast":
+        return kv_protocol(app.kv_endpoint, config.http_read_timeout_s, on_reject,
+                           drain_bytes=drain)
+    return limited_protocol(config.http_read_timeout_s, on_reject, drain_bytes=drain)
 
 
 def _https(config: NodeConfig) -> dict:

@@ -24,6 +24,12 @@ an async call and otherwise refuses with ``not_caught_up`` (the coordinator trea
 failed target, keeping a hint for a home replica that missed a write). ``GET /ready`` is 503
 while not caught up. Whether a Paxos leader is reachable right now does not matter: reads
 and writes need no metadata majority.
+
+``caught_up`` is asked several times per request, so a True answer is remembered until
+something that can make it False happens: a peer reports a higher epoch (``note``), the
+metadata log was stepped (its peers' commit index may have risen: the log calls
+``invalidate``), or the state was replaced (``on_state_change``). A False answer is never
+remembered: it turns True only when the state's epoch rises, which is checked each time.
 """
 
 from __future__ import annotations
@@ -51,6 +57,7 @@ class CatchUp:
         self.peer_epoch = 0                 # highest epoch a peer reported since start
         self._reported: set[str] = set()    # peers that reported their epoch since start
         self._round_done = False            # the start-up round (rule 1), latched
+        self._ok = False                    # caught_up was True and nothing changed since
 
     def note(self, epoch: int, peer_id: str) -> bool:
         """``peer_id`` reported ``epoch`` (it holds at least that much of the log); True if
@@ -65,7 +72,12 @@ class CatchUp:
         self._reported.add(peer_id)
         if epoch > self.peer_epoch:
             self.peer_epoch = epoch
+            self._ok = False
         return True
+
+    def invalidate(self, *_args) -> None:
+        """Forget a remembered True (the metadata log was stepped, or the state changed)."""
+        self._ok = False
 
     def target_epoch(self) -> int:
         """The epoch this node must have applied to be caught up."""
@@ -83,7 +95,11 @@ class CatchUp:
 
     @property
     def caught_up(self) -> bool:
-        return self.start_round_done() and self.state().epoch >= self.target_epoch()
+        if self._ok:
+            return True
+        ok = self._ok = (self.start_round_done()
+                         and self.state().epoch >= self.target_epoch())
+        return ok
 
     def lag(self) -> str:
         """Why this node is not caught up, for error details and logs."""

@@ -65,18 +65,25 @@ class FailureDetector:
         self.offsets.forget(new.members)
 
     def is_up(self, member_id: str) -> bool:
-        if member_id == self.me:
-            return True
+        """Per request (planning), so one dict lookup and one comparison with the peer's
+        precomputed ``up_until`` (``core.failure``)."""
         h = self.health.get(member_id)
-        return True if h is None else h.is_up(self.clock.monotonic())
+        if h is None or member_id == self.me:
+            return True
+        return self.clock.monotonic() <= h.up_until
 
     def down_for(self, member_id: str) -> float:
         h = self.health.get(member_id)
         return 0.0 if h is None else h.down_for(self.clock.monotonic())
 
     def report_success(self, member_id: str) -> None:
-        was_up = self.is_up(member_id)
-        self._get(member_id).success(self.clock.monotonic())
+        """Every peer reply (per request): one clock read, one deadline comparison."""
+        now = self.clock.monotonic()
+        h = self.health.get(member_id)
+        if h is None:
+            h = self.health[member_id] = PeerHealth()
+        was_up = member_id == self.me or now <= h.up_until
+        h.success(now)
         if not was_up:
             log.info("peer %s is alive", member_id)
             self.metrics.peer_alive.labels(member_id).set(1)

@@ -99,6 +99,9 @@ class MetaLog:
         self.store, self.committer, self.clock, self.rng = store, committer, clock, rng
         self.peers, self.spawn = peers, spawn
         self.paxos: Optional[MetaLogNode] = None
+        # Called after the Paxos node is built or stepped: the commit index its peers
+        # announced (``paxos.known_chosen_below``) may have risen (``CatchUp.invalidate``).
+        self.on_stepped: Callable[[], None] = lambda: None
         self.acceptors: tuple[str, ...] = ()
         self.addresses: dict[str, str] = {}       # member id -> peer address
         self._inbox: list[tuple[str, Any]] = []
@@ -169,6 +172,7 @@ class MetaLog:
                                  election_ticks=ELECTION_TICKS, heartbeat_ticks=HEARTBEAT_TICKS,
                                  reconfig=metadata_group.reconfig(), ballot_id=self._ballot_id(),
                                  incarnation=self.incarnation)
+        self.on_stepped()
         self._refresh_learners()
 
     def _ballot_id(self) -> int:
@@ -275,6 +279,7 @@ class MetaLog:
             if clock.monotonic() >= next_tick:
                 self.paxos.tick()
                 next_tick = clock.monotonic() + TICK_S
+            self.on_stepped()
             while self.paxos.has_ready():
                 await self._handle_ready(self.paxos.ready())
 

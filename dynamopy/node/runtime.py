@@ -142,7 +142,9 @@ class Node:
             self.metalog.on_state_change,
             self.transfers.on_state_change,
             self.anti_entropy.on_state_change,
+            self.catchup.invalidate,
         ]
+        self.metalog.on_stepped = self.catchup.invalidate
         self._tasks: set[asyncio.Task] = set()
         self.stopping = False
 
@@ -284,7 +286,8 @@ class Node:
         log up to what its peers report (``node/catchup.py``); waits for that at most the
         request timeout, then answers 503 ``not_ready``."""
         self.require_ready()
-        if not await self.catchup.wait(self.config.request_timeout_s):
+        if not self.catchup.caught_up and not await self.catchup.wait(
+                self.config.request_timeout_s):
             raise NotReady(f"this node is catching up with the metadata log "
                            f"({self.catchup.lag()}); retry shortly")
         return self.state

@@ -328,3 +328,84 @@ def test_after_an_early_413_a_keep_alive_connection_serves_the_next_request(port
         assert status == 413 and json.loads(answer)["error"] == "too_large"
         assert b"connection: close" in answer_head.lower()
         assert s.recv(1) == b""   # FIN after the answer (the node shut its write side)
+
+
+# ---- connection semantics of the HTTP port (--http-server fast answers /kv without ASGI;
+# run with DYNAMOPY_HTTP_SERVER=uvicorn to check the same against uvicorn's cycle) --------
+
+def _answers(data: bytes, methods: list) -> list:
+    """Split the bytes a server sent into (status, headers, body), one per request method
+    (a HEAD answer, a 1xx, 204 and 304 carry no body)."""
+    out = []
+    for method in methods:
+        while True:
+            head, _, data = data.partition(b"\r\n\r\n")
+            lines = head.split(b"\r\n")
+            status = int(lines[0].split(b" ")[1])
+            if status != 100:
+                break
+        headers = {}
+        for line in lines[1:]:
+            name, _, value = line.partition(b":")
+            headers[name.strip().lower().decode()] = value.strip().decode("latin-1")
+        length = 0 if method == "HEAD" or status in (204, 304) else int(
+            headers.get("content-length", 0))
+        out.append((status, headers, data[:length]))
+        data = data[length:]
+    assert data == b"", f"bytes after the last answer: {data[:200]!r}"
+    return out
+
+
+def test_pipelined_requests_are_answered_in_order_on_one_connection(port):
+    """Eight requests in one write, data and non-data routes mixed: one answer each, in
+    the order asked, each seeing the writes before it; the last asks Connection: close and
+    the node closes after answering it."""
+    def req(method, path, body=b"", extra=""):
+        length = f"Content-Length: {len(body)}\r\n" if method == "PUT" else ""
+        return (f"{method} {path} HTTP/1.1\r\nHost: n1\r\n{length}{extra}\r\n").encode() + body
+    plan = [("PUT", "/kv/pipelined", b"one"), ("GET", "/health", b""),
+            ("GET", "/kv/pipelined", b""), ("PUT", "/kv/pipelined", b"second"),
+            ("HEAD", "/kv/pipelined", b""), ("OPTIONS", "/kv/pipelined", b""),
+            ("DELETE", "/kv/pipelined?w=3", b""), ("GET", "/kv/pipelined", b"")]
+    wire = b"".join(req(m, p, b, "Connection: close\r\n" if i == len(plan) - 1 else "")
+                    for i, (m, p, b) in enumerate(plan))
+    answers = _answers(raw_exchange(port, wire), [m for m, _, _ in plan])
+    assert [a[0] for a in answers] == [200, 200, 200, 200, 200, 204, 200, 404]
+    assert answers[2][2] == b"one"
+    assert answers[4][1]["content-length"] == "6" and answers[4][2] == b""
+    assert answers[4][1]["etag"] == f'"{json.loads(answers[3][2])["version"]}"'
+    assert json.loads(answers[6][2])["acks"] == 3
+    assert json.loads(answers[7][2])["error"] == "not_found"
+    assert answers[7][1]["connection"] == "close"
+    assert all("connection" not in a[1] for a in answers[:-1])
+
+
+def test_http_1_0_expect_100_continue_and_keep_alive_reuse(port):
+    # HTTP/1.0 without keep-alive: answered, then closed.
+    (status, headers, body), = _answers(raw_exchange(
+        port, b"PUT /kv/old-client HTTP/1.0\r\nContent-Length: 2\r\n\r\nhi"), ["PUT"])
+    assert status == 200 and headers["connection"] == "close"
+    # Expect: 100-continue: the interim answer comes before the body is sent.
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+        s.sendall(b"PUT /kv/continued HTTP/1.1\r\nHost: n1\r\nContent-Length: 5\r\n"
+                  b"Expect: 100-continue\r\n\r\n")
+        assert s.recv(64).startswith(b"HTTP/1.1 100 Continue\r\n\r\n")
+        s.sendall(b"hello")
+        assert _read_answer(s)[0] == 200
+        # The connection stays open: a second request on it is answered.
+        s.sendall(b"GET /kv/continued HTTP/1.1\r\nHost: n1\r\n\r\n")
+        status, _, body = _read_answer(s)
+        assert status == 200 and body == b"hello"
+
+
+def test_a_latin_1_content_type_comes_back_byte_for_byte(port):
+    """Header values are latin-1 text: a Content-Type with a byte above 0x7f is stored and
+    served back unchanged (as uvicorn's cycle does), not refused with a 500."""
+    ctype = b"text/plain; name=caf\xe9"
+    answers = _answers(raw_exchange(
+        port, b"PUT /kv/latin-1 HTTP/1.1\r\nHost: n1\r\nContent-Type: " + ctype +
+        b"\r\nContent-Length: 2\r\n\r\nhi"
+        b"GET /kv/latin-1 HTTP/1.1\r\nHost: n1\r\nConnection: close\r\n\r\n"), ["PUT", "GET"])
+    assert [a[0] for a in answers] == [200, 200]
+    assert answers[1][1]["content-type"] == ctype.decode("latin-1")
+    assert answers[1][2] == b"hi"

@@ -73,5 +73,9 @@ def test_bad_values_of_the_new_settings_are_clear_errors():
         make(["--max-concurrent-requests", "0"])
     with pytest.raises(ValueError, match="--http-read-timeout-s"):
         make(["--http-read-timeout-s", "0"])
+    with pytest.raises(ValueError, match="--http-server must be 'fast' or 'uvicorn'"):
+        make(["--http-server", "h2o"])
+    assert make([]).http_server == "fast"
+    assert make([], {"DYNAMOPY_HTTP_SERVER": "uvicorn"}).http_server == "uvicorn"
     cfg = make(["--peer-max-unauthenticated", "5", "--peer-buffer-bytes", "1000"])
     assert (cfg.peer_max_unauthenticated, cfg.peer_buffer_bytes, cfg.insecure) == (5, 1000, False)

@@ -82,13 +82,30 @@ def test_without_intervals_phi_uses_the_floor_interval():
 
 
 def test_phi_equal_to_the_threshold_is_still_up():
-    h = PeerHealth()
+    h = PeerHealth(threshold=3.0 / (0.2 * math.log(10)))   # phi reaches it at t = 3.0
     h.success(0.0)
-    h.threshold = h.phi(3.0)
-    assert h.is_up(3.0) and not h.is_up(3.0001)
+    t = h.up_until                # the last instant it is up (3.0 up to rounding)
+    assert abs(t - 3.0) < 1e-9 and abs(h.phi(t) - h.threshold) < 1e-9
+    assert h.is_up(t) and not h.is_up(t + 0.0001)
 
 
 def test_down_for_by_phi_counts_from_the_last_success():
     h = PeerHealth()
     h.success(5.0)
     assert h.down_for(15.0) == 10.0
+
+
+# ---- is_up is a precomputed deadline (it runs per request); same verdict as phi ----------
+
+def test_is_up_agrees_with_phi_and_the_failure_count_over_random_histories():
+    import random
+    rng = random.Random(4)
+    for _ in range(200):
+        h, t = PeerHealth(), 0.0
+        for _ in range(rng.randrange(1, 40)):
+            t += rng.choice((0.05, 0.25, 0.3, 1.0, 4.0))
+            (h.success if rng.random() < 0.7 else h.failure)(t)
+            for later in (t, t + 0.5, t + 2.0, t + 5.0, t + 30.0):
+                expected = (h.consecutive_failures < h.fail_after
+                            and h.phi(later) <= h.threshold)
+                assert h.is_up(later) == expected, (h, later)

@@ -366,3 +366,74 @@ def test_watch_returns_the_records_as_of_install_and_the_watcher_hears_the_rest(
         store.unwatch()
         store.apply([(8, b"d", Record(5))])
         assert len(heard) == 3
+
+
+# ---- the in-memory table of stored versions (read-compare-write without a LevelDB get) ----
+
+def test_the_newer_wins_rule_sees_purges_and_range_deletes(store):
+    """What the table remembers is what is on disk: after a tombstone is purged or a range
+    deleted, an older version than the one that was there is stored again (the disk holds
+    nothing for the key), exactly as without the table."""
+    assert store.apply([(1, b"gone", rec(5, deleted=True)), (2, b"cut", rec(5))]) == [True] * 2
+    assert store.apply([(1, b"gone", rec(4)), (2, b"cut", rec(4))]) == [False] * 2
+    assert store.purge([(1, b"gone", 5)]) == 1
+    assert store.delete_range(2, 3) == 1
+    assert store.apply([(1, b"gone", rec(3)), (2, b"cut", rec(3))]) == [True] * 2
+    assert store.get(1, b"gone") == rec(3) and store.get(2, b"cut") == rec(3)
+    assert store.apply([(1, b"gone", rec(2))]) == [False]
+
+
+def test_a_failed_batch_leaves_no_version_the_disk_may_not_hold(store):
+    """A batch whose write raised may or may not be on disk: the next batch reads the key
+    from disk again. Here the write reached the disk and then failed: v7 is stored, so v6
+    must be refused (a table still saying v5 would let v6 overwrite v7)."""
+    assert store.apply([(1, b"k", rec(5))]) == [True]
+    db = store._db
+
+    class WritesThenFails:
+        def __init__(self, wb):
+            self.wb = wb
+
+        def __getattr__(self, name):
+            return getattr(self.wb, name)
+
+        def write(self):
+            self.wb.write()
+            raise OSError("fsync failed")
+
+    class Db:
+        def __getattr__(self, name):
+            return getattr(db, name)
+
+        def write_batch(self, **kw):
+            return WritesThenFails(db.write_batch(**kw))
+
+    store._db = Db()
+    with pytest.raises(OSError):
+        store.apply([(1, b"k", rec(7))])
+    store._db = db
+    assert store.apply([(1, b"k", rec(6))]) == [False]
+    assert store.get(1, b"k") == rec(7)
+
+
+def test_a_full_table_is_emptied_and_the_rule_still_holds(store, monkeypatch):
+    import dynamopy.storage.store as store_mod
+    monkeypatch.setattr(store_mod, "STORED_CACHE_KEYS", 4)
+    for v in (3, 2, 4):
+        results = store.apply([(t, b"k%d" % t, rec(v)) for t in range(10)])
+        assert results == [v != 2] * 10
+    assert all(store.get(t, b"k%d" % t) == rec(4) for t in range(10))
+    for batch in range(3):   # 30 new keys in batches of 10: never more than one batch held
+        store.apply([(t, b"n%d-%d" % (batch, t), rec(1)) for t in range(10)])
+        assert len(store._stored) <= 10
+
+
+def test_a_batch_that_fails_before_its_write_leaves_no_version_behind(store):
+    """The table remembers a batch's writes while staging them: if staging fails later in
+    the batch (here a malformed hint, as the unchecked group-commit path could pass), none
+    of it reached the disk and v6 must still replace the stored v5."""
+    assert store.apply([(1, b"k", rec(5))]) == [True]
+    with pytest.raises(AttributeError):
+        store.apply([(1, b"k", rec(7))], hints_add=[("n2", 1, b"k", None)], check=False)
+    assert store.get(1, b"k") == rec(5)
+    assert store.apply([(1, b"k", rec(6))]) == [True]
