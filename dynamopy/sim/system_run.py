@@ -222,7 +222,7 @@ class SystemRun:
         self.spares = tuple(f"n{i}" for i in range(p.nodes, p.nodes + p.spares))
         self.all_ids = self.ids + list(self.spares)
         self.schedule = generate_schedule(random.Random(root.getrandbits(64)), NemesisParams(
-            nodes=tuple(self.ids), spares=self.spares, fixed=tuple(self.ids), duration_ms=p.duration_ms,
+            nodes=tuple(self.ids), spares=self.spares, fixed=(self.ids[0],), duration_ms=p.duration_ms,
             kinds=parse_kinds(p.kinds), faults=p.faults, changes=p.changes, replication_n=p.n, write_quorum=p.w,
             max_clock_jump_ms=p.max_clock_jump_ms, max_slow_disk_ms=p.max_slow_disk_ms,
             unavailable=p.unavailable))

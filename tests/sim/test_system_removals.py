@@ -1,0 +1,22 @@
+"""System-simulator regressions for removals of several dead members (issue 14). Initial
+members (the metadata group) can leave and be removed in these runs (``fixed`` is n0 only),
+so two members can be dead at once."""
+
+from __future__ import annotations
+
+import pytest
+
+from dynamopy.sim.system_run import SystemParams, run_system
+
+KINDS = "crash,pause,loss,partition,clock_jump,slow_disk,join,leave,remove"
+
+
+@pytest.mark.timeout(90)
+def test_regression_seed_9023_two_dead_members_are_both_removed():
+    """n3 and then n1 are stopped for good and removed while n3's removal still runs (13%
+    message loss): n1 is a gainer of n3's removal. The second removal used to abandon the
+    first and then wait for n3, a dead gainer of its own; re-issuing alternated for ever,
+    and the final R=N reads failed. Now n1's removal merges into n3's."""
+    result = run_system(SystemParams(seed=9023, spares=2, changes=3, faults=12, duration_ms=12000,
+                                     bound_ms=30000, kinds=KINDS))
+    assert result.ok, result.report()
