@@ -251,6 +251,13 @@ class ClusterState:
             return ()
         return (self.change[1],) + self.merged
 
+    def change_view(self) -> Optional[list]:
+        """The change in progress as ``GET /cluster`` shows it: ``[op, member]``, and every
+        member of a merged removal after the first (``["remove", "n4", "n5"]``); None."""
+        if self.change is None:
+            return None
+        return [self.change[0], self.change[1], *self.merged]
+
     def is_removing(self, member_id: str) -> bool:
         """``member_id`` is being removed (dead) in the change in progress."""
         return (self.change is not None and self.change[0] == "remove"

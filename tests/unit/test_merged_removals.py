@@ -43,6 +43,8 @@ def test_removing_a_dead_gainer_of_a_removal_merges_it_and_recomputes_the_gainer
     assert set(merged.pending_ring.members) == {"n1", "n2", "n3"}
     expected = {g for mv in merged.ring.moves(merged.pending_ring, 3) for g in mv.gained}
     assert set(merged.gainers()) == expected and not {"n4", "n5"} & expected
+    assert merged.change_view() == ["remove", "n4", "n5"]      # GET /cluster "change"
+    assert first.change_view() == ["remove", "n4"] and cluster(5).change_view() is None
     assert [set(r.members) for r in merged.stage_rings()] == [{"n1", "n2", "n3", "n5"},
                                                              {"n1", "n2", "n3"}]
 
