@@ -76,10 +76,12 @@ Entries without ``at_ms`` (older logs) free no number: they are never reused.
     least W members of C (same rule at every stage). At most |D| of those are outside F,
     so at least W - |D| members of F ∩ C hold it and keep it. Every gainer pulls k's
     range from every member that replicated it in C or in any stage ring
-    (``stage_rings``, ``core.placement.pull_sources``) and merges newest-wins; the driver finishes only after
-    every gainer has pulled, and a source answers a pull only after it knows the change's
-    epoch and has synced every write it accepted before (it refuses writes routed by an
-    older plan from then on). So each gainer holds the write as soon as one member it
+    (``stage_rings``, ``core.placement.pull_sources``) and merges newest-wins; the
+    driver finishes only after every gainer has pulled, and a source answers a pull only
+    after it knows the change's epoch and has synced every write it accepted before (it
+    refuses writes routed by an older plan from then on); a stage member that stops
+    replicating k keeps its copy until it has handed it to every replica of the state
+    (``AntiEntropy.hand_off``), so it still answers the pull. So each gainer holds the write as soon as one member it
     pulls from holds it and answers (a source down longer than the transfer's grace is
     skipped, as for a single removal): then F holds it W - |D| + |G| = W times.
   - One live holder is needed: if every member holding the write is being removed, it is

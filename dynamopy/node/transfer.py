@@ -15,7 +15,8 @@ Rules (each protects an acknowledged write):
 * Pulls are batched, throttled, and resumable: the cursor of each (range, source) is stored
   durably after each applied batch, so a restarted gainer continues where it stopped.
 * The change's driver (the joining or leaving member; for a removal, of one or several
-  members, the lowest-numbered live normal member) proposes the ``finish_*`` entry only after every gainer reports done.
+  members, the lowest-numbered live normal member) proposes the ``finish_*`` entry only
+  after every gainer reports done.
 * Old owners drop a range only after the ``finish_*`` entry switched reads away from them,
   and only after handing every record of it that a current replica lacks to that replica
   (``AntiEntropy.hand_off``): a source skipped while it was down, or a node that crashed
