@@ -81,9 +81,10 @@ Entries without ``at_ms`` (older logs) free no number: they are never reused.
     after it knows the change's epoch and has synced every write it accepted before (it
     refuses writes routed by an older plan from then on); a stage member that stops
     replicating k keeps its copy until it has handed it to every replica of the state
-    (``AntiEntropy.hand_off``), so it still answers the pull. So each gainer holds the write as soon as one member it
-    pulls from holds it and answers (a source down longer than the transfer's grace is
-    skipped, as for a single removal): then F holds it W - |D| + |G| = W times.
+    (``AntiEntropy.hand_off``), so it still answers the pull. So each gainer holds the
+    write as soon as one member it pulls from holds it and answers (a source down longer
+    than the transfer's grace is skipped, as for a single removal): then F holds it
+    W - |D| + |G| = W times.
   - One live holder is needed: if every member holding the write is being removed, it is
     lost whatever the protocol does (e.g. N = 3, W = 2 and both holders died). A write
     acknowledged at a stage also sits on W members of that stage's set, of which at most
