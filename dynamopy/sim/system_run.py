@@ -317,19 +317,23 @@ class SystemRun:
         """Decommission: propose the leave, and stop the node once the log says it left. A
         leave abandoned on the way (the removal of a dead gainer took its place) is proposed
         again once that change is over, as the README tells an operator to."""
-        seed = self.cluster.node(self.ids[0])
+        def seed_state():    # n0 as it runs now (a restart makes a new Node), once ready
+            node = self.cluster.node(self.ids[0])
+            return node.state if node.is_ready and not node.stopping else None
+
         while not self._done():
             began = await self._propose({"op": "leave", "id": node_id})
             if not began:
                 return
 
             def waiting() -> bool:   # for its leave, or the change that replaced it
-                st = seed.state
-                return st.member(node_id) is not None and (st.epoch < began
-                                                           or st.change is not None)
+                st = seed_state()
+                return st is None or st.member(node_id) is not None and (
+                    st.epoch < began or st.change is not None)
             while waiting() and not self._done():
                 await asyncio.sleep(0.1)
-            if seed.state.member(node_id) is None:
+            st = seed_state()
+            if st is not None and st.member(node_id) is None:
                 break
         node = self.cluster.node(node_id)
         if not node.stopping:
