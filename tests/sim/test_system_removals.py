@@ -20,3 +20,15 @@ def test_regression_seed_9023_two_dead_members_are_both_removed():
     result = run_system(SystemParams(seed=9023, spares=2, changes=3, faults=12, duration_ms=12000,
                                      bound_ms=30000, kinds=KINDS))
     assert result.ok, result.report()
+
+
+@pytest.mark.timeout(90)
+def test_regression_seed_9120_a_leave_abandoned_for_a_removal_is_issued_again():
+    """n4 leaves; n1 (a gainer of the leave) is stopped for good and removed, which abandons
+    the leave. The simulator's operator watched n0's Node object from before n0's crash
+    and restart, whose state stayed frozen with the leave in progress, so it never issued
+    the leave again (n4 stayed a member). It now watches n0 as it runs, once it is ready."""
+    result = run_system(SystemParams(seed=9120, spares=2, changes=3, faults=12, duration_ms=12000,
+                                     bound_ms=30000, kinds="crash,pause,loss,duplicate,partition,one_way,"
+                                                           "clock_jump,slow_disk,join,leave,remove"))
+    assert result.ok, result.report()
