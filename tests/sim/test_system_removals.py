@@ -1,6 +1,5 @@
-"""System-simulator regressions for removals of several dead members (issue 14). Initial
-members (the metadata group) can leave and be removed in these runs (``fixed`` is n0 only),
-so two members can be dead at once."""
+"""System-simulator regressions found once initial members (the metadata group) can leave and
+be removed (issue 14; ``fixed`` is n0 only), so two members can be dead at once."""
 
 from __future__ import annotations
 
@@ -29,6 +28,18 @@ def test_regression_seed_9120_a_leave_abandoned_for_a_removal_is_issued_again():
     and restart, whose state stayed frozen with the leave in progress, so it never issued
     the leave again (n4 stayed a member). It now watches n0 as it runs, once it is ready."""
     result = run_system(SystemParams(seed=9120, spares=2, changes=3, faults=12, duration_ms=12000,
+                                     bound_ms=30000, kinds="crash,pause,loss,duplicate,partition,one_way,"
+                                                           "clock_jump,slow_disk,join,leave,remove"))
+    assert result.ok, result.report()
+
+
+@pytest.mark.timeout(90)
+def test_regression_seed_9144_stamps_are_recorded_in_the_order_they_are_issued():
+    """"version went backwards" on n0, a false alarm: n0 issued #78's version, then waited
+    for its durable version mark (a slow disk), and meanwhile issued #65's higher one, which
+    needed no wait; the probe recorded each stamp when ``versions.next`` returned, so #65
+    came first. Stamps are now recorded where the clock issues them."""
+    result = run_system(SystemParams(seed=9144, spares=2, changes=3, faults=12, duration_ms=12000,
                                      bound_ms=30000, kinds="crash,pause,loss,duplicate,partition,one_way,"
                                                            "clock_jump,slow_disk,join,leave,remove"))
     assert result.ok, result.report()
