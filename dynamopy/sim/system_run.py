@@ -182,7 +182,10 @@ class SimCluster(InProcessCluster):
         out may still have committed: once a member's log shows it took effect, that is a
         commit too (a retry would be refused: "no member"). Gone means gone from the log of a
         node that listed it before (a log only moves forward; a node that never joined, or
-        one a lagging node has not heard of yet, is never taken for gone)."""
+        one a lagging node has not heard of yet, is never taken for gone). A removal of a
+        node that no log ever listed (a spare stopped for good before its join committed)
+        ends with the run as -1, not 0: an operator is told 404 and has nothing to remove
+        (if its join commits later, the run's final check finds it still a member)."""
         listed: set[str] = set()  # nodes whose log listed the member
         while not stopping():
             for i in sorted(self.nodes):
@@ -201,7 +204,7 @@ class SimCluster(InProcessCluster):
                 except Exception:  # noqa: BLE001 - refused or not ready: try again
                     pass
             await asyncio.sleep(0.5)
-        return 0
+        return -1 if entry["op"] == "remove" and not listed else 0
 
     async def start(self, node_id: str) -> Node:
         node = Node(self.configs[node_id], transport=self.network.transport(node_id),

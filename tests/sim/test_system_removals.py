@@ -43,3 +43,17 @@ def test_regression_seed_9144_stamps_are_recorded_in_the_order_they_are_issued()
                                      bound_ms=30000, kinds="crash,pause,loss,duplicate,partition,one_way,"
                                                            "clock_jump,slow_disk,join,leave,remove"))
     assert result.ok, result.report()
+
+
+@pytest.mark.timeout(90)
+def test_regression_seed_9130_removing_a_spare_that_never_joined_is_not_a_liveness_failure():
+    """Spare n5 was started at 6432 ms, but its join never committed (n6's join, then 44%
+    message loss) before the nemesis stopped it for good and "removed" it at 10000 ms. The
+    operator's removal was reported as never accepted; an operator is told 404 (no such
+    member) and has nothing to remove. If its join had committed later, the run's final
+    check would still find it a member."""
+    result = run_system(SystemParams(seed=9130, spares=2, changes=3, faults=12, duration_ms=12000,
+                                     bound_ms=30000, kinds="crash,pause,loss,duplicate,partition,one_way,"
+                                                           "clock_jump,slow_disk,join,leave,remove"))
+    assert result.ok, result.report()
+    assert "n5" not in result.stats["members"]
