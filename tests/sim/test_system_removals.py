@@ -57,3 +57,15 @@ def test_regression_seed_9130_removing_a_spare_that_never_joined_is_not_a_livene
                                                            "clock_jump,slow_disk,join,leave,remove"))
     assert result.ok, result.report()
     assert "n5" not in result.stats["members"]
+
+
+@pytest.mark.timeout(90)
+def test_regression_seed_9233_a_leaving_group_member_is_kept_until_replaced():
+    """n2 of the metadata group [n0, n1, n2] leaves under 39% message loss; no other member
+    looked live to the keeper, so the group shrank to [n0, n1]; n1 was then stopped for
+    good and the log could never commit again (its removal, n2's leave, n5's join). The
+    keeper now keeps a live leaving member until a replacement is live."""
+    result = run_system(SystemParams(seed=9233, spares=2, changes=3, faults=12, duration_ms=12000,
+                                     bound_ms=30000, kinds="crash,pause,loss,duplicate,partition,one_way,"
+                                                           "clock_jump,slow_disk,join,leave,remove"))
+    assert result.ok, result.report()
