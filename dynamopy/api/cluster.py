@@ -54,7 +54,7 @@ def build_router(node) -> APIRouter:
             "hint_window_s": s.hint_window_s, "hint_max_bytes": s.hint_max_bytes,
             "anti_entropy_interval_s": s.anti_entropy_interval_s,
             "anti_entropy_rate": s.anti_entropy_rate, "tombstone_grace_s": s.tombstone_grace_s,
-            "change": list(state.change) if state.change else None,
+            "change": state.change_view(),
             # While a change of the R/W defaults settles, requests without an explicit
             # quorum use these (the larger of old and new); null once settled.
             "settling": ({"r": state.rw_in_effect[0], "w": state.rw_in_effect[1],

@@ -46,6 +46,51 @@ Entries without ``at_ms`` (older logs) free no number: they are never reused.
 * A ``finish_*`` entry names the change it finishes (``change_epoch``, the epoch at which
   that change began) and is refused for any other: a stale finish from a node that was down
   across an abandoned change and a new one must not finish the new one.
+* Several dead members (issue 14). With vnodes every member gains from a removal, so a
+  second dead member is a gainer of the first one's removal, which waits for it for ever.
+  Abandoning that removal for the second one's (the rule for a graceful leave, below) just
+  swaps the roles: the new removal waits for the first dead member. So a ``remove`` of a
+  gainer of a *removal* in progress merges into it (:func:`_merge_removal`): the gainer is
+  ``leaving`` too (``merged``), ``pending_ring`` loses it as well, and ``change_epoch``
+  moves on, so transfers re-plan under the new epoch, replicas refuse writes routed by the
+  old plan (``core.placement.check_epoch``), and a ``finish_leave`` naming the old plan is
+  refused. ``finish_leave`` then removes every leaving member and releases each one's
+  number. A merge that would leave fewer than N members is refused (409). A graceful
+  ``leave`` whose gainer dies keeps the older rule: the leave is abandoned, the gainer
+  removed, and the (live) leaver leaves again afterwards.
+  Only entries that carry ``"merge": true`` merge (``Node.propose`` adds it); a ``remove``
+  written by an older node applies as it always did (abandon), so an old log replays to
+  the same state. An older node applying a flagged entry would abandon instead: every
+  node must run this version before a flagged entry is proposed.
+  Why an acknowledged write survives whichever way a merged change ends (W = the write's
+  quorum; "holds" = has the write or a newer version):
+
+  - Abandoned (the removals are re-issued later): the ring never switched, and every write
+    acknowledged during the change had W acks on the current replica set
+    (``core.quorum.pending_required``: W + P acks among the N current replicas and the P
+    gainers, so at least W current ones), which is the set reads still use.
+  - Finished: take key k with current set C, final set F (the last stage ring), gainers
+    G = F \\ C, and D = C \\ F (the members that stop replicating k: removed ones, and
+    in a ring re-dealt because it became small, others); |D| = |G| (both sets have N
+    members). A write acknowledged before the change or at any stage of it is held by at
+    least W members of C (same rule at every stage). At most |D| of those are outside F,
+    so at least W - |D| members of F ∩ C hold it and keep it. Every gainer pulls k's
+    range from every member that replicated it in C or in any stage ring
+    (``stage_rings``, ``core.placement.pull_sources``) and merges newest-wins; the
+    driver finishes only after every gainer has pulled, and a source answers a pull only
+    after it knows the change's epoch and has synced every write it accepted before (it
+    refuses writes routed by an older plan from then on); a stage member that stops
+    replicating k keeps its copy until it has handed it to every replica of the state
+    (``AntiEntropy.hand_off``), so it still answers the pull. So each gainer holds the
+    write as soon as one member it pulls from holds it and answers (a source down longer
+    than the transfer's grace is skipped, as for a single removal): then F holds it
+    W - |D| + |G| = W times.
+  - One live holder is needed: if every member holding the write is being removed, it is
+    lost whatever the protocol does (e.g. N = 3, W = 2 and both holders died). A write
+    acknowledged at a stage also sits on W members of that stage's set, of which at most
+    the later-merged members are removed, so with W >= 2 and one merge a stage write keeps
+    a live holder even when both its current holders died; that is why the pull covers the
+    stage rings, not only C and F.
 * A member that came back with an empty data directory (``replace``) is not the member the
   log knows: its old incarnation is retired like a dead member (``remove``: survivors
   re-replicate its ranges), and if it was in the metadata group its acceptor role is retired
@@ -156,6 +201,9 @@ class ClusterState:
     pending_ring: Optional[Ring] = None
     change: Optional[tuple[str, str]] = None  # (op, member id) in progress
     change_epoch: int = 0  # the epoch at which the change in progress began (its id)
+    # Dead gainers whose removal merged into the removal in progress (in merge order): they
+    # leave with ``change[1]`` in one change (see "Several dead members" above).
+    merged: tuple[str, ...] = ()
     # R/W defaults while a change of them settles (None when settled), and the epoch of the
     # set_config that started the transition (what its finish_config must name).
     rw_in_effect: Optional[tuple[int, int]] = None
@@ -198,6 +246,39 @@ class ClusterState:
         if self.pending_ring is None:
             return []
         return self.ring.moves(self.pending_ring, self.settings.n)
+
+    def leaving(self) -> tuple[str, ...]:
+        """The members the change in progress takes out of the ring: the leaver (or removed
+        member) and every removal merged into it; empty for a join or no change."""
+        if self.change is None or self.change[0] not in ("leave", "remove"):
+            return ()
+        return (self.change[1],) + self.merged
+
+    def change_view(self) -> Optional[list]:
+        """The change in progress as ``GET /cluster`` shows it: ``[op, member]``, and every
+        member of a merged removal after the first (``["remove", "n4", "n5"]``); None."""
+        if self.change is None:
+            return None
+        return [self.change[0], self.change[1], *self.merged]
+
+    def is_removing(self, member_id: str) -> bool:
+        """``member_id`` is being removed (dead) in the change in progress."""
+        return (self.change is not None and self.change[0] == "remove"
+                and member_id in self.leaving())
+
+    def stage_rings(self) -> list:
+        """The pending rings the change in progress has had, oldest first, ending with
+        ``pending_ring``: one for a plain change; a merged removal adds one per merge (the
+        ring without each removed member in turn). Writes acknowledged at any stage sit on
+        W members of that stage's replica set, so a gainer also pulls from them."""
+        if self.pending_ring is None:
+            return []
+        if not self.merged:
+            return [self.pending_ring]
+        out = [self.ring.remove(self.change[1])]
+        for mid in self.merged:
+            out.append(out[-1].remove(mid))
+        return out
 
     def gainers(self) -> tuple[str, ...]:
         """Members that must receive data before the change in progress can finish."""
@@ -243,6 +324,7 @@ class ClusterState:
             "pending_ring": self.pending_ring.to_dict() if self.pending_ring else None,
             "change": list(self.change) if self.change else None,
             "change_epoch": self.change_epoch,
+            **({"merged": list(self.merged)} if self.merged else {}),
             "rw_in_effect": list(self.rw_in_effect) if self.rw_in_effect else None,
             "config_epoch": self.config_epoch,
             "next_number": self.next_number,
@@ -266,6 +348,7 @@ class ClusterState:
             pending_ring=Ring.from_dict(d["pending_ring"]) if d["pending_ring"] else None,
             change=tuple(d["change"]) if d["change"] else None,
             change_epoch=d.get("change_epoch", 0),
+            merged=tuple(d.get("merged", ())),
             rw_in_effect=tuple(d["rw_in_effect"]) if d.get("rw_in_effect") else None,
             config_epoch=d.get("config_epoch", 0),
             next_number=d["next_number"],
@@ -444,10 +527,16 @@ def _leave(s: ClusterState, e: Mapping[str, Any], op: str = "leave",
 
 
 def _finish_leave(s: ClusterState, e: Mapping[str, Any]) -> ClusterState:
-    mid = _require_named_change(s, e, ("leave", "remove"), "leaving")
-    members = {k: v for k, v in s.members.items() if k != mid}
+    """Switch the ring over; every member the change takes out (one, or several when dead
+    members' removals merged) leaves the membership and its number is released."""
+    _require_named_change(s, e, ("leave", "remove"), "leaving")
+    gone = s.leaving()
+    members = {k: v for k, v in s.members.items() if k not in gone}
+    free = s
+    for mid in gone:
+        free = replace(free, free_numbers=_release(free, s.members[mid].number, e))
     return replace(s, members=members, ring=s.pending_ring, pending_ring=None, change=None,
-                   free_numbers=_release(s, s.members[mid].number, e))
+                   merged=(), free_numbers=free.free_numbers)
 
 
 def _replace(s: ClusterState, e: Mapping[str, Any]) -> ClusterState:
@@ -477,9 +566,11 @@ def _remove(s: ClusterState, e: Mapping[str, Any], replacing: bool = False) -> C
     The member of the change in progress can be removed too (it died mid-change, and only
     it could finish that change): a joiner is dropped and the join abandoned (the ring never
     switched to it); a leaver's leave becomes a removal (survivors supply its ranges). So
-    can a *gainer* of a leave or remove (the change waits for it for ever): that change is
-    abandoned and this removal takes its place. Any other member is refused (409) while a
-    change is in progress."""
+    can a *gainer* of a leave or remove (the change waits for it for ever): a removal
+    proposed by this version (``"merge": true``) of a gainer of a *removal* joins it
+    (:func:`_merge_removal`); otherwise (a graceful leave, or an entry without the flag, as
+    older nodes wrote them) the change is abandoned and this removal takes its place. Any
+    other member is refused (409) while a change is in progress."""
     mid = e.get("id")
     if e.get("abandon_join") and (s.change != ("join", mid)
                                   or e.get("change_epoch") != s.change_epoch):
@@ -492,15 +583,36 @@ def _remove(s: ClusterState, e: Mapping[str, Any], replacing: bool = False) -> C
     if s.change == ("leave", mid):
         return replace(s, change=("remove", mid))
     if s.change is not None and s.change[0] in ("leave", "remove") and mid in s.gainers():
+        if s.change[0] == "remove" and e.get("merge") is True:
+            return _merge_removal(s, mid)
         # A gainer of a leave/remove died: the change can never finish (it waits for every
         # gainer). Abandon it (the leaver is a normal member again: it was a replica all
         # along, and writes during the change met W on the current ring, see
         # core.quorum.pending_required) and remove the gainer instead; the leave is
         # re-issued afterwards.
-        leaver = s.members[s.change[1]]
-        s = replace(s, members={**s.members, leaver.id: replace(leaver, state=NORMAL)},
-                    pending_ring=None, change=None)
+        back = {m: replace(s.members[m], state=NORMAL) for m in s.leaving()}
+        s = replace(s, members={**s.members, **back}, pending_ring=None, change=None,
+                    merged=())
     return _leave(s, e, op="remove", replacing=replacing)
+
+
+def _merge_removal(s: ClusterState, mid: str) -> ClusterState:
+    """Remove dead gainer ``mid`` together with the removal in progress, in one change (see
+    "Several dead members" in the module docstring): ``mid`` is leaving too, the pending
+    ring loses it as well, and the change gets a new ``change_epoch`` (transfers re-plan;
+    a finish naming the old plan is refused)."""
+    m = _member_or_404(s, mid)
+    if m.state != NORMAL:
+        raise InvalidEntry(409, "conflict", f"{mid} is {m.state}")
+    gone = s.leaving()
+    left = len(s.members) - len(gone) - 1
+    if left < s.settings.n:
+        raise InvalidEntry(409, "conflict",
+                           f"cannot remove {mid}: with {', '.join(gone)} being removed too, "
+                           f"{left} members would be fewer than n={s.settings.n}")
+    return replace(s, members={**s.members, mid: replace(m, state=LEAVING)},
+                   pending_ring=s.pending_ring.remove(mid), merged=s.merged + (mid,),
+                   change_epoch=s.epoch + 1)
 
 
 def _check_rw(n: int, r: int, w: int) -> None:

@@ -132,6 +132,14 @@ def plan_group(state: "ClusterState", live: Collection[str], down_too_long: Coll
         pick = candidates.pop(0)
         keep.append(pick.id)
         zones.add(_zone(state, pick.id))
+    # No live replacement for a leaving member yet: it stays (it still runs and votes until
+    # its leave finishes) rather than shrink the group, e.g. from 3 to 2, where one more
+    # failure stops the log (system simulator seed 9233).
+    for g in current:
+        m = state.members.get(g)
+        if len(keep) < target and g not in keep and m is not None and m.state == "leaving" \
+                and g in live and g not in state.retired and g not in down_too_long:
+            keep.append(g)
     # A retired member whose new incarnation is back and normal: re-admit it in place.
     for g in current:
         if len(keep) >= target:

@@ -148,3 +148,45 @@ def merge_spans(spans: list[tuple[int, int]]) -> list[tuple[int, int]]:
         else:
             out.append((start, end))
     return out
+
+
+# ---- where a gainer pulls from ---------------------------------------------------------------
+
+def pull_sources(state: ClusterState, member: str) -> dict[str, list[tuple[int, int]]]:
+    """source member -> sorted token ranges ``member`` pulls from it in the change in
+    progress (empty when none, or when ``member`` gains nothing).
+
+    Each range ``member`` gains is pulled from its current replicas (the old ones). In a
+    merged removal (``ClusterState.merged``) it is also pulled from every member that
+    replicated it in one of the change's stage rings (``ClusterState.stage_rings``): a write
+    acknowledged at a stage may have its only live copies there (the argument is in
+    ``core/membership.py``, "Several dead members"). Ranges are cut per partition, so a
+    source is asked only for tokens it replicated."""
+    moves = [m for m in state.transfers() if member in m.gained]
+    out: dict[str, list[tuple[int, int]]] = {}
+    if not state.merged:
+        for move in moves:
+            for source in move.old:
+                if source != member:
+                    out.setdefault(source, []).append((move.start, move.end))
+        return out
+    n, ring = state.settings.n, state.ring
+    stages = state.stage_rings()
+    for move in moves:
+        first = ring.partition_of(move.start)
+        last = ring.partition_of(move.end - 1)
+        for p in range(first, last + 1):
+            start, end = ring.partition_range(p)
+            start, end = max(start, move.start), min(end, move.end)
+            token = start
+            sources = set(move.old)
+            for stage in stages:
+                sources.update(stage.preference_list_for_token(token, n))
+            sources.discard(member)
+            for source in sources:
+                spans = out.setdefault(source, [])
+                if spans and spans[-1][1] == start:
+                    spans[-1] = (spans[-1][0], end)
+                else:
+                    spans.append((start, end))
+    return {source: sorted(spans) for source, spans in out.items()}

@@ -46,7 +46,7 @@ async def retire_old_incarnation(node: "Node") -> None:
                      "joining again", node.id, state.epoch)
             await node.metalog.replaced()
             return
-        elif state.change != ("remove", node.id):
+        elif not state.is_removing(node.id):
             try:
                 epoch = await node.propose({"op": "replace", "id": node.id})
                 log.info("%s: replacement committed at epoch %d", node.id, epoch)

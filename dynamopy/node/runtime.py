@@ -248,9 +248,14 @@ class Node:
         """Commit one entry to the metadata log (validated first); return its epoch.
 
         Entries that take or free a member number carry this node's hybrid time ``at_ms``
-        (see core.membership: when a removed member's number may be reused)."""
+        (see core.membership: when a removed member's number may be reused); a ``remove`` or
+        ``replace`` carries ``"merge": true`` (it may merge into a removal in progress)."""
         if entry.get("op") in ("join", "finish_leave", "remove", "replace") and "at_ms" not in entry:
             entry = {**entry, "at_ms": self.hybrid_ms()}
+        if entry.get("op") in ("remove", "replace") and "merge" not in entry:
+            # A dead gainer of a removal in progress is removed with it (core.membership,
+            # "Several dead members"); entries without the flag keep the older meaning.
+            entry = {**entry, "merge": True}
         return await self.metalog.propose(entry)
 
     def hybrid_ms(self) -> int:

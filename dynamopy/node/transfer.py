@@ -10,10 +10,13 @@ Rules (each protects an acknowledged write):
   change whichever way it ends.
 * A gainer pulls each gained range from *every* reachable old replica and merges newest-wins:
   a write acknowledged by W of N old replicas may be missing from any single one of them.
+  In a merged removal of several dead members it also pulls from every member that
+  replicated the range at an earlier stage of the change (``core.placement.pull_sources``).
 * Pulls are batched, throttled, and resumable: the cursor of each (range, source) is stored
   durably after each applied batch, so a restarted gainer continues where it stopped.
-* The change's driver (the joining or leaving member; for a removal the lowest-numbered
-  live member) proposes the ``finish_*`` entry only after every gainer reports done.
+* The change's driver (the joining or leaving member; for a removal, of one or several
+  members, the lowest-numbered live normal member) proposes the ``finish_*`` entry only
+  after every gainer reports done.
 * Old owners drop a range only after the ``finish_*`` entry switched reads away from them,
   and only after handing every record of it that a current replica lacks to that replica
   (``AntiEntropy.hand_off``): a source skipped while it was down, or a node that crashed
@@ -39,7 +42,8 @@ import msgpack
 
 from dynamopy.core.buggify import BUGGIFY_OFF, Buggify
 from dynamopy.core.membership import ClusterState
-from dynamopy.core.placement import held_ranges, lost_ranges, merge_spans, subtract_sorted
+from dynamopy.core.placement import (held_ranges, lost_ranges, merge_spans, pull_sources,
+                                     subtract_sorted)
 from dynamopy.core.records import Record, record_wire_bytes
 from dynamopy.node.errors import StaleEpochError
 from dynamopy.peer import PeerError
@@ -154,7 +158,7 @@ class TransferManager:
         me = self.id
         mine = [m for m in state.transfers() if me in m.gained]
         self.progress = TransferProgress(change_epoch=state.change_epoch, ranges_total=len(mine))
-        self._pull_task = self.spawn(self._pull_all(state.change_epoch, mine))
+        self._pull_task = self.spawn(self._pull_all(state.change_epoch, pull_sources(state, me)))
         self._driver_task = self.spawn(self._drive(state.change_epoch))
 
     # ---- the gainer side ----------------------------------------------------------------
@@ -173,16 +177,12 @@ class TransferManager:
         return (state.change is not None and state.change_epoch == change_epoch
                 and self.id not in state.gainers())
 
-    async def _pull_all(self, change_epoch: int, moves: list) -> None:
+    async def _pull_all(self, change_epoch: int,
+                        by_source: dict[str, list[tuple[int, int]]]) -> None:
         if self.is_done(change_epoch):
             self.progress.done = True
             self.progress.ranges_done = self.progress.ranges_total
             return
-        by_source: dict[str, list[tuple[int, int]]] = {}
-        for move in moves:
-            for source in move.old:
-                if source != self.id:
-                    by_source.setdefault(source, []).append((move.start, move.end))
         await asyncio.gather(*(self._pull_from(change_epoch, source, ranges)
                                for source, ranges in sorted(by_source.items())))
         if not self._in_progress(change_epoch):
@@ -209,8 +209,7 @@ class TransferManager:
                 return  # the change ended (abandoned): stop pulling for it
             if node.state().member(source) is None:
                 return  # the source left the membership: nothing more to get from it
-            change = node.state().change
-            if change == ("remove", source) and not node.detector.is_up(source):
+            if node.state().is_removing(source) and not node.detector.is_up(source):
                 return  # a removed member is dead: the surviving old replicas supply the data
             if node.detector.down_for(source) > DEAD_SOURCE_GRACE_S:
                 # Every write acknowledged by W of N old replicas is on a live one too (one

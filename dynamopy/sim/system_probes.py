@@ -6,8 +6,8 @@ wrappers around two methods of each node built, never from a flag in production 
   (key, version) of each data record and hint it makes durable, earlier unsynced writes
   included (a synced LevelDB batch carries every earlier write to disk), decoded with the
   store's own encoding: the ``Synced`` events.
-* ``instrument(node, ...)``: wraps ``node.versions.next`` (every version a coordinator issues
-  for the client operation in ``CURRENT_OP``: a ``Stamped``), ``node.replica.put`` /
+* ``instrument(node, ...)``: wraps the version clock's ``next`` (every version a coordinator
+  issues for the client operation in ``CURRENT_OP``: a ``Stamped``, at issue time), ``node.replica.put`` /
   ``put_nowait`` (an answer equal to the request's own version is an ack: an ``Acked``, with
   ``hint_for`` when the node stood in as a fallback) and ``node.hints.store`` (counted: the
   run's ``hints_stored``). All are instance attributes looked up at call time, so
@@ -108,12 +108,21 @@ class Recorder:
 def instrument(node, recorder: Recorder) -> None:
     """Wrap ``node``'s version source and replica put so they report to ``recorder``."""
     versions, replica, me = node.versions, node.replica, node.id
-    next_version, put, store_hint = versions.next, replica.put, node.hints.store
+    start_clock, put, store_hint = versions.start, replica.put, node.hints.store
 
-    async def next_recorded(after: int = 0) -> int:
-        version = await next_version(after)
-        recorder.stamped(me, version)
-        return version
+    def start_recorded(member_number: int, floor_ms: int = 0):
+        # Recorded where each version is issued (``HybridClock.next``, called synchronously
+        # in ``versions.next``, in the caller's task): ``versions.next`` then awaits the
+        # durable mark, so two calls can return in the other order than they issued.
+        hlc = start_clock(member_number, floor_ms)
+        issue = hlc.next
+
+        def next_recorded(wall_ms: int) -> int:
+            version = issue(wall_ms)
+            recorder.stamped(me, version)
+            return version
+        hlc.next = next_recorded
+        return hlc
 
     put_nowait = replica.put_nowait
 
@@ -139,7 +148,7 @@ def instrument(node, recorder: Recorder) -> None:
         await store_hint(target, token, key, record)
         recorder.hints_stored += 1
 
-    versions.next = next_recorded
+    versions.start = start_recorded
     replica.put = put_recorded
     replica.put_nowait = put_nowait_recorded
     node.hints.store = store_hint_counted

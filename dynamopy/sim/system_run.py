@@ -182,7 +182,10 @@ class SimCluster(InProcessCluster):
         out may still have committed: once a member's log shows it took effect, that is a
         commit too (a retry would be refused: "no member"). Gone means gone from the log of a
         node that listed it before (a log only moves forward; a node that never joined, or
-        one a lagging node has not heard of yet, is never taken for gone)."""
+        one a lagging node has not heard of yet, is never taken for gone). A removal of a
+        node that no log ever listed (a spare stopped for good before its join committed)
+        ends with the run as -1, not 0: an operator is told 404 and has nothing to remove
+        (if its join commits later, the run's final check finds it still a member)."""
         listed: set[str] = set()  # nodes whose log listed the member
         while not stopping():
             for i in sorted(self.nodes):
@@ -201,7 +204,7 @@ class SimCluster(InProcessCluster):
                 except Exception:  # noqa: BLE001 - refused or not ready: try again
                     pass
             await asyncio.sleep(0.5)
-        return 0
+        return -1 if entry["op"] == "remove" and not listed else 0
 
     async def start(self, node_id: str) -> Node:
         node = Node(self.configs[node_id], transport=self.network.transport(node_id),
@@ -222,7 +225,7 @@ class SystemRun:
         self.spares = tuple(f"n{i}" for i in range(p.nodes, p.nodes + p.spares))
         self.all_ids = self.ids + list(self.spares)
         self.schedule = generate_schedule(random.Random(root.getrandbits(64)), NemesisParams(
-            nodes=tuple(self.ids), spares=self.spares, fixed=tuple(self.ids), duration_ms=p.duration_ms,
+            nodes=tuple(self.ids), spares=self.spares, fixed=(self.ids[0],), duration_ms=p.duration_ms,
             kinds=parse_kinds(p.kinds), faults=p.faults, changes=p.changes, replication_n=p.n, write_quorum=p.w,
             max_clock_jump_ms=p.max_clock_jump_ms, max_slow_disk_ms=p.max_slow_disk_ms,
             unavailable=p.unavailable))
@@ -317,19 +320,23 @@ class SystemRun:
         """Decommission: propose the leave, and stop the node once the log says it left. A
         leave abandoned on the way (the removal of a dead gainer took its place) is proposed
         again once that change is over, as the README tells an operator to."""
-        seed = self.cluster.node(self.ids[0])
+        def seed_state():    # n0 as it runs now (a restart makes a new Node), once ready
+            node = self.cluster.node(self.ids[0])
+            return node.state if node.is_ready and not node.stopping else None
+
         while not self._done():
             began = await self._propose({"op": "leave", "id": node_id})
             if not began:
                 return
 
             def waiting() -> bool:   # for its leave, or the change that replaced it
-                st = seed.state
-                return st.member(node_id) is not None and (st.epoch < began
-                                                           or st.change is not None)
+                st = seed_state()
+                return st is None or st.member(node_id) is not None and (
+                    st.epoch < began or st.change is not None)
             while waiting() and not self._done():
                 await asyncio.sleep(0.1)
-            if seed.state.member(node_id) is None:
+            st = seed_state()
+            if st is not None and st.member(node_id) is None:
                 break
         node = self.cluster.node(node_id)
         if not node.stopping:

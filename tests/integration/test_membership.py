@@ -140,21 +140,31 @@ def test_leave_while_writing_loses_nothing(make_cluster):
     assert_all_readable(c, acked, via=1)
 
 
-def test_remove_a_dead_member_re_replicates_its_ranges(make_cluster):
-    c = make_cluster(3)
-    n4 = c.add_node()
-    c.wait_until(lambda: state_of(c, 0, "n4") == "normal", timeout_s=60, what="n4 normal")
-    acked = preload(c, 600)
-    with c.client(1) as cl:
+def test_two_dead_members_are_both_removed_and_their_ranges_re_replicated(make_cluster):
+    """Two of five nodes die for good (SIGKILL); the operator removes both
+    (``DELETE /cluster/members/{id}``), the second while the first removal still runs: it
+    merges into it (issue 14: it used to abandon the first and wait for it for ever). Both
+    leave, and every acknowledged write is on every survivor and reads back at R=N. (Folds
+    in the single dead-member removal test: 5 seeds instead of 3 plus a joiner.)"""
+    c = make_cluster(5)
+    acked = preload(c, 300)
+    with c.client(0, timeout_s=5) as cl:
         with pytest.raises(DynamoError) as e:
             cl.remove("n4")
         assert e.value.status == 409  # alive: leave it, or force
-    c.kill(n4)
-    c.wait_until(lambda: not {m["id"]: m["alive"] for m in c.cluster_info(1)["members"]}["n4"],
-                 what="n2 sees n4 down")
-    with c.client(1) as cl:
+        c.kill(3)
+        c.kill(4)
+        c.wait_until(lambda: not any(m["alive"] for m in c.cluster_info(0)["members"]
+                                     if m["id"] in ("n4", "n5")), what="n1 sees n4, n5 down")
         cl.remove("n4")
-    c.wait_until(lambda: state_of(c, 1, "n4") is None, timeout_s=60, what="n4 removed")
+        cl.remove("n5")  # n5 gains from n4's removal, which cannot finish without it
+        c.wait_until(lambda: state_of(c, 0, "n4") is None and state_of(c, 0, "n5") is None,
+                     timeout_s=60, what="n4 and n5 removed")
+        # one change removed both: a merge, and one finish_leave (of the first)
+        log = [(e["op"], e["id"], e.get("merge")) for e in cl.log()
+               if e["op"] in ("remove", "finish_leave")]
+        assert log == [("remove", "n4", True), ("remove", "n5", True),
+                       ("finish_leave", "n4", None)], log
     for i in range(3):  # back to three members with N=3: every node holds every key
         assert c.node_view(i)["keys"] == len(acked)
     assert_all_readable(c, acked, via=0, rs=(3,))

@@ -543,20 +543,21 @@ def test_with_five_acceptors_a_third_replacement_would_leave_no_voting_majority(
                               "['n1', 'n2', 'n3', 'n4', 'n5'] would still vote, fewer than a majority")
 
 
-@pytest.mark.xfail(strict=True, reason="known bug: two dead members that gain from each "
-                   "other's removal can never both be removed (sim seeds 9001, 9023)")
 def test_two_dead_members_can_both_be_removed():
     """Two members died. Removing one makes the other a gainer of that removal; removing the
-    dead gainer abandons the first removal, whose member is now a dead gainer of the second:
-    whichever the operator re-issues, the change in progress waits on a dead member. (With
-    vnodes every other member gains from a removal, so any two dead members deadlock.)"""
+    dead gainer used to abandon the first removal, whose member was then a dead gainer of
+    the second: whichever the operator re-issued, the change waited on a dead member (sim
+    seeds 9001, 9016, 9023). Now the second removal merges into the first (entries as
+    ``Node.propose`` writes them, with ``"merge": true``)."""
     s = _five_with_n4_leaving().apply({"op": "remove", "id": "n4"})   # n4 died
     assert "n5" in s.gainers()
-    s = s.apply({"op": "remove", "id": "n5"})                          # n5 died too
+    s = s.apply({"op": "remove", "id": "n5", "merge": True})          # n5 died too
     seen = [s]
     for victim in ("n4", "n5", "n4", "n5"):                            # the operator re-issues
-        s = s.apply({"op": "remove", "id": victim})
+        s = s.apply({"op": "remove", "id": victim, "merge": True})
         seen.append(s)
     waits = [(x.change, x.gainers()) for x in seen]
     assert any(not {"n4", "n5"} & set(g) for _c, g in waits), \
         f"every change in progress waits on a dead gainer: {waits}"
+    done = s.apply({"op": "finish_leave", "id": s.change[1], "change_epoch": s.change_epoch})
+    assert done.skipped == s.skipped and sorted(done.members) == ["n1", "n2", "n3"]

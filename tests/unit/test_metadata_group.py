@@ -77,6 +77,16 @@ def test_plan_replaces_a_leaving_member_with_the_lowest_numbered_live_member():
     assert mg.plan_group(s, live - {"n4"}, set()) == ("n2", "n3", "n5")
 
 
+def test_a_leaving_member_stays_in_the_group_until_a_live_replacement_exists():
+    """System simulator seed 9233: n2 of the group [n0, n1, n2] was leaving, no other member
+    looked live, so the group shrank to [n0, n1]; n1 then died and the log stopped for good
+    (no majority of two). Kept, the leaving member still votes until a replacement is live."""
+    s = _cluster().apply({"op": "leave", "id": "n1"})
+    assert mg.plan_group(s, {"n1", "n2", "n3"}, set()) is None          # n4, n5 not seen up
+    assert mg.plan_group(s, {"n1", "n2", "n3", "n5"}, set()) == ("n2", "n3", "n5")
+    assert mg.plan_group(s, {"n2", "n3"}, set()) == ("n2", "n3")          # down: dropped
+
+
 def test_plan_waits_for_the_delay_before_replacing_a_down_member():
     s = _cluster()
     live = {"n2", "n3", "n4", "n5"}

@@ -1,0 +1,71 @@
+"""System-simulator regressions found once initial members (the metadata group) can leave and
+be removed (issue 14; ``fixed`` is n0 only), so two members can be dead at once."""
+
+from __future__ import annotations
+
+import pytest
+
+from dynamopy.sim.system_run import SystemParams, run_system
+
+KINDS = "crash,pause,loss,partition,clock_jump,slow_disk,join,leave,remove"
+
+
+@pytest.mark.timeout(90)
+def test_regression_seed_9023_two_dead_members_are_both_removed():
+    """n3 and then n1 are stopped for good and removed while n3's removal still runs (13%
+    message loss): n1 is a gainer of n3's removal. The second removal used to abandon the
+    first and then wait for n3, a dead gainer of its own; re-issuing alternated for ever,
+    and the final R=N reads failed. Now n1's removal merges into n3's."""
+    result = run_system(SystemParams(seed=9023, spares=2, changes=3, faults=12, duration_ms=12000,
+                                     bound_ms=30000, kinds=KINDS))
+    assert result.ok, result.report()
+
+
+@pytest.mark.timeout(90)
+def test_regression_seed_9120_a_leave_abandoned_for_a_removal_is_issued_again():
+    """n4 leaves; n1 (a gainer of the leave) is stopped for good and removed, which abandons
+    the leave. The simulator's operator watched n0's Node object from before n0's crash
+    and restart, whose state stayed frozen with the leave in progress, so it never issued
+    the leave again (n4 stayed a member). It now watches n0 as it runs, once it is ready."""
+    result = run_system(SystemParams(seed=9120, spares=2, changes=3, faults=12, duration_ms=12000,
+                                     bound_ms=30000, kinds="crash,pause,loss,duplicate,partition,one_way,"
+                                                           "clock_jump,slow_disk,join,leave,remove"))
+    assert result.ok, result.report()
+
+
+@pytest.mark.timeout(90)
+def test_regression_seed_9144_stamps_are_recorded_in_the_order_they_are_issued():
+    """"version went backwards" on n0, a false alarm: n0 issued #78's version, then waited
+    for its durable version mark (a slow disk), and meanwhile issued #65's higher one, which
+    needed no wait; the probe recorded each stamp when ``versions.next`` returned, so #65
+    came first. Stamps are now recorded where the clock issues them."""
+    result = run_system(SystemParams(seed=9144, spares=2, changes=3, faults=12, duration_ms=12000,
+                                     bound_ms=30000, kinds="crash,pause,loss,duplicate,partition,one_way,"
+                                                           "clock_jump,slow_disk,join,leave,remove"))
+    assert result.ok, result.report()
+
+
+@pytest.mark.timeout(90)
+def test_regression_seed_9130_removing_a_spare_that_never_joined_is_not_a_liveness_failure():
+    """Spare n5 was started at 6432 ms, but its join never committed (n6's join, then 44%
+    message loss) before the nemesis stopped it for good and "removed" it at 10000 ms. The
+    operator's removal was reported as never accepted; an operator is told 404 (no such
+    member) and has nothing to remove. If its join had committed later, the run's final
+    check would still find it a member."""
+    result = run_system(SystemParams(seed=9130, spares=2, changes=3, faults=12, duration_ms=12000,
+                                     bound_ms=30000, kinds="crash,pause,loss,duplicate,partition,one_way,"
+                                                           "clock_jump,slow_disk,join,leave,remove"))
+    assert result.ok, result.report()
+    assert "n5" not in result.stats["members"]
+
+
+@pytest.mark.timeout(90)
+def test_regression_seed_9233_a_leaving_group_member_is_kept_until_replaced():
+    """n2 of the metadata group [n0, n1, n2] leaves under 39% message loss; no other member
+    looked live to the keeper, so the group shrank to [n0, n1]; n1 was then stopped for
+    good and the log could never commit again (its removal, n2's leave, n5's join). The
+    keeper now keeps a live leaving member until a replacement is live."""
+    result = run_system(SystemParams(seed=9233, spares=2, changes=3, faults=12, duration_ms=12000,
+                                     bound_ms=30000, kinds="crash,pause,loss,duplicate,partition,one_way,"
+                                                           "clock_jump,slow_disk,join,leave,remove"))
+    assert result.ok, result.report()
