@@ -105,3 +105,49 @@ def test_a_removed_member_stamps_nothing():
     node.state.member = lambda mid: None
     with pytest.raises(NotReady):
         _run(vc.next())
+
+
+class _Stop(Exception):
+    pass
+
+
+class _SteppingClock:
+    """Wall and monotonic clocks advancing together; the wall clock jumps ``step_ms`` ahead
+    at the ``step_at``-th sleep; ``_Stop`` after ``ticks`` sleeps."""
+
+    def __init__(self, step_at, step_ms, ticks):
+        self.wall, self.mono, self.n = 100_000, 50.0, 0
+        self.step_at, self.step_ms, self.ticks = step_at, step_ms, ticks
+
+    def wall_ms(self):
+        return self.wall
+
+    def monotonic(self):
+        return self.mono
+
+    async def sleep(self, seconds):
+        self.n += 1
+        if self.n > self.ticks:
+            raise _Stop
+        self.mono += seconds
+        self.wall += int(seconds * 1000)
+        if self.n == self.step_at:
+            self.wall += self.step_ms
+
+
+def test_the_mark_does_not_follow_a_clock_that_stepped_ahead():
+    """Found in review: the loop kept the mark LEAD_MS ahead of a wall clock stepped 10
+    minutes ahead (the node fenced, stamping nothing), and after a crash the node continued
+    from that mark, 10 minutes ahead. The fence judges once per ping round: here two
+    refreshes after the step. Until then the loop holds back because it saw the jump; from
+    then on it does not lead because the node is fenced (4 s of refreshes in all)."""
+    node, disk, writes = _node(0)
+    node.clock = _SteppingClock(step_at=4, step_ms=600_000, ticks=16)
+    vc = VersionClock(me=node.id, state=lambda: node.state, store=node.store,
+                      committer=node.committer, clock=node.clock,
+                      may_lead=lambda: node.clock.n < 6)   # fenced from the 6th refresh on
+    vc.start(3)
+    with pytest.raises(_Stop):
+        _run(vc.run())
+    assert writes, "the loop leads the mark before the step"
+    assert max(writes) < 100_000 + 2_000 + LEAD_MS, "the mark followed the stepped clock"
