@@ -16,7 +16,7 @@ from dynamopy.core.membership import InvalidEntry, validate
 from dynamopy.core.metadata_group import GROUP_SIZES, change_problem
 from dynamopy.node.joins import admit_join
 
-ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$"
+from dynamopy.config import ID_PATTERN  # noqa: E402  (shared with serve's flag checks)
 URL_PATTERN = r"^https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?$"   # host names and IPv4
 PEER_PATTERN = r"^[A-Za-z0-9.-]+:[0-9]{1,5}$"
 MAX_HINT_BYTES = 2**50
