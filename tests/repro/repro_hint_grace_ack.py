@@ -8,6 +8,11 @@ birth, yet the fallback stored it and acked it. README: "A fallback that cannot 
 (window or cap) answers an error instead of an ack, so a dropped hint never counts toward W".
 Here a W=2 write is acknowledged by one home replica and one such hint; the hint is dropped;
 the one replica holding the write crashes, and the acknowledged write reads as never written.
+
+Fixed (``HintManager.store`` refuses such a hint: the write answers 503, which this test
+accepts). The suite's regression test is ``tests/unit/test_fallback_reply.py::
+test_a_fallback_refuses_a_hint_that_is_expired_when_offered``; this real-process repro (about
+7 s) is run by hand: ``python -m pytest -q tests/repro/repro_hint_grace_ack.py``.
 """
 
 import signal
