@@ -10,7 +10,10 @@ would hide acknowledged writes). The rules, in order:
    it is not ready, coordinates nothing and refuses data RPCs, across restarts too.
 2. Once it has learned the log up to that epoch, it proposes ``replace`` of its own id until
    the log no longer lists it: the old incarnation is removed like a dead member (survivors
-   re-replicate its ranges) and its acceptor role is retired (``core/membership.py``).
+   re-replicate its ranges) and its acceptor role is retired (``core/membership.py``). While
+   another member's change is in progress it waits for it instead (it takes part as a
+   gainer): a ``replace`` then would abandon that change if the old incarnation gains from
+   it, and two nodes replaced at once would abandon each other's removal for ever.
 3. Then it clears the marker and joins as a new member, which streams its ranges back.
 """
 
@@ -46,6 +49,16 @@ async def retire_old_incarnation(node: "Node") -> None:
                      "joining again", node.id, state.epoch)
             await node.metalog.replaced()
             return
+        elif state.change is not None and state.change[1] != node.id:
+            # Another member's change is in progress: wait for it. This node takes part as
+            # a gainer (it pulls the ranges its old incarnation gains), so it finishes.
+            # Proposing now would abandon it whenever the old incarnation gains from it (the
+            # dead-gainer rule), and two nodes replaced at once then abandoned each other's
+            # removal for ever, a `replace` entry every second (found in review).
+            if last_detail != state.change:
+                log.info("%s: waiting for the %s of %s before its replacement", node.id,
+                         *state.change)
+                last_detail = state.change
         elif state.change != ("remove", node.id):
             try:
                 epoch = await node.propose({"op": "replace", "id": node.id})
