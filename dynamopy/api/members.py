@@ -17,7 +17,7 @@ from dynamopy.core.metadata_group import GROUP_SIZES, change_problem
 from dynamopy.core.paxos.groups import majority
 from dynamopy.node.joins import admit_join
 
-from dynamopy.config import ID_PATTERN  # noqa: E402  (shared with serve's flag checks)
+from dynamopy.config import ID_PATTERN  # shared with serve's flag checks
 URL_PATTERN = r"^https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?$"   # host names and IPv4
 PEER_PATTERN = r"^[A-Za-z0-9.-]+:[0-9]{1,5}$"
 MAX_HINT_BYTES = 2**50
