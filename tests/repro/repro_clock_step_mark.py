@@ -34,11 +34,18 @@ pytestmark = pytest.mark.integration
 STEP_S = 600
 
 
+@pytest.mark.parametrize("start_ahead", [
+    False,
+    pytest.param(True, marks=pytest.mark.xfail(strict=True, reason=(
+        "open: n1 started 10 min ahead (fenced from its first verdict, never ready), "
+        "SIGKILLed, clock corrected, restarted: its versions are still ~597 s ahead (3 of 3 "
+        "runs); the background loop's lead is not the cause (gating it on a majority-"
+        "confirmed verdict did not help); not found in time")))])
 def test_a_clock_step_while_fenced_does_not_move_versions_ahead_after_a_crash(
-        libfaketime, tmp_path):  # noqa: F811
+        libfaketime, tmp_path, start_ahead):  # noqa: F811
     c = LocalCluster(str(tmp_path / "c"), 3, n=3, r=1, w=1)
     stamp = tmp_path / "faketime"
-    stamp.write_text("+0\n")
+    stamp.write_text(f"+{STEP_S}\n" if start_ahead else "+0\n")
     env = {"LD_PRELOAD": libfaketime, "FAKETIME_TIMESTAMP_FILE": str(stamp),
            "FAKETIME_DONT_FAKE_MONOTONIC": "1", "FAKETIME_CACHE_DURATION": "1"}
     try:
@@ -47,7 +54,7 @@ def test_a_clock_step_while_fenced_does_not_move_versions_ahead_after_a_crash(
         c.start_node(0, env=env)
         for i in (1, 2):
             c.start_node(i)
-        c.wait_ready(range(3), 30)
+        c.wait_ready([1, 2] if start_ahead else range(3), 30)
 
         stamp.write_text(f"+{STEP_S}\n")   # n1's wall clock jumps 10 minutes ahead
         c.wait_until(lambda: c.cluster_info(0)["clock"]["skewed"], 10, "n1 fenced")
