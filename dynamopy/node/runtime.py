@@ -76,7 +76,7 @@ class Node:
                                         buggify=buggify)
         self.versions = VersionClock(me=self.id, state=state, store=self.store,
                                      committer=self.committer, clock=clock,
-                                     may_lead=lambda: not self._clock_fenced())
+                                     may_lead=lambda: self.detector.clock_confirmed)
         self.detector = FailureDetector(
             me=self.id, state=state, clock=clock, metrics=self.metrics,
             call_peer=self.call_peer, note_epoch=self.note_epoch,
@@ -298,11 +298,6 @@ class Node:
             return
         if epoch > self.state.epoch and self.metalog.paxos is not None:
             self.metalog.poke()
-
-    def _clock_fenced(self) -> bool:
-        """The fence's last verdict says this node's clock is off (it stamps nothing)."""
-        skew = self.detector.skew
-        return skew is not None and skew.skewed
 
     def _on_ping(self, payload: Any, peer_id: str) -> dict:
         if isinstance(payload, dict) and isinstance(payload.get("epoch"), int):

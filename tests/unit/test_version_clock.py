@@ -151,3 +151,27 @@ def test_the_mark_does_not_follow_a_clock_that_stepped_ahead():
         _run(vc.run())
     assert writes, "the loop leads the mark before the step"
     assert max(writes) < 100_000 + 2_000 + LEAD_MS, "the mark followed the stepped clock"
+
+
+def test_only_a_verdict_of_a_majority_of_the_current_members_lets_the_mark_lead():
+    """FailureDetector.clock_confirmed, what the node passes as ``may_lead``. Found in review:
+    a seed judged its clock alone before the bootstrap (no peers known: vouched), and that
+    verdict let the mark lead a clock 10 minutes ahead in the moment after the bootstrap."""
+    from dynamopy.core.clock_offsets import SkewVerdict
+    from dynamopy.node.detector import FailureDetector
+    members = {}
+    det = FailureDetector(me="n1", state=lambda: SimpleNamespace(members=members),
+                          clock=None, metrics=None, call_peer=None, note_epoch=None,
+                          max_clock_offset_ms=500, on_alive=None)
+    assert not det.clock_confirmed                       # no verdict yet
+    det.skew = SkewVerdict(False, 0.0, far=0, measured=0, peers=0)   # alone, no peers known
+    assert det.clock_confirmed
+    members.update({"n1": 1, "n2": 2, "n3": 3})          # the bootstrap: two peers now
+    assert not det.clock_confirmed, "a verdict judged before the peers were known"
+    det.skew = SkewVerdict(False, 0.0, far=0, measured=0, peers=2)   # none measured yet
+    assert not det.clock_confirmed
+    det.skew = SkewVerdict(False, 0.0, far=0, measured=1, peers=2)   # one near: 2 of 3
+    assert det.clock_confirmed
+    det.skew = SkewVerdict(True, 6e5, far=2, measured=2, peers=2, checked=False,
+                           reason="majority")
+    assert not det.clock_confirmed
