@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 from dataclasses import dataclass
 from typing import Optional
 
@@ -21,6 +22,9 @@ MAX_VALUE_BYTES_LIMIT = MAX_FRAME_BYTES - FRAME_RESERVE_BYTES
 
 
 DEFAULT_CLUSTER_SECRET = "dynamopy-dev-secret"
+
+
+ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$"  # member ids and zones (the join route's)
 
 
 @dataclass(frozen=True)
@@ -214,6 +218,12 @@ def resolve(args: argparse.Namespace, environ: Optional[dict] = None) -> NodeCon
         raw[s.name] = value
     port = raw["port"]
     node_id = raw["node_id"] or f"n{port}"
+    # The join route takes only these (api/members.py): a node started with another id or
+    # zone would have its join refused and wait, unready, for ever.
+    for flag, value in (("node-id", node_id), ("zone", raw["zone"] or "")):
+        if value and not re.search(ID_PATTERN, value):
+            raise ValueError(f"--{flag} {value!r}: want 1-63 letters, digits, '.', '_' or '-', "
+                             "starting with a letter or digit")
     peer_port = raw["peer_port"] if raw["peer_port"] is not None else port + 1000
     host = raw["host"]
     adv_host = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host

@@ -14,9 +14,10 @@ from dynamopy.api.schema import BAD_REQUEST, CONFLICT, NOT_FOUND, UNAUTHORIZED, 
 from dynamopy.node.errors import BadRequest, MembershipError
 from dynamopy.core.membership import InvalidEntry, validate
 from dynamopy.core.metadata_group import GROUP_SIZES, change_problem
+from dynamopy.core.paxos.groups import majority
 from dynamopy.node.joins import admit_join
 
-ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$"
+from dynamopy.config import ID_PATTERN  # shared with serve's flag checks
 URL_PATTERN = r"^https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?$"   # host names and IPv4
 PEER_PATTERN = r"^[A-Za-z0-9.-]+:[0-9]{1,5}$"
 MAX_HINT_BYTES = 2**50
@@ -179,15 +180,27 @@ async def set_group(node, group) -> int:
             raise MembershipError(404, "unknown_member", f"no member {g!r}")
     check_group_rule(node, new_group=group)
     readmit = {}
+    voting = []   # members of the new group that answer as caught-up members that can vote
     for g in group:
-        if g in state.acceptors and g not in state.retired:
-            continue
         info = await node.group_keeper.token_of(g)
+        if g in state.acceptors and g not in state.retired:
+            # A current member votes from its own state, unless it lost its disk and is
+            # being replaced (alive, still listed, no vote: it answers not caught up).
+            if info is not None and info.get("caught_up"):
+                voting.append(g)
+            continue
         if info is None or not info.get("caught_up"):
             raise MembershipError(409, "conflict", f"{g} does not answer or has not caught up "
                                   "with the metadata log; it cannot enter the metadata group now")
         if isinstance(info.get("token"), str):
             readmit[g] = info["token"]
+        voting.append(g)
+    if len(voting) < majority(group):
+        raise MembershipError(409, "conflict",
+                              f"the metadata group {sorted(group)} would have {len(voting)} "
+                              f"members that vote ({sorted(voting)}), fewer than a majority "
+                              f"({majority(group)}): a member that lost its disk and is being "
+                              "replaced, or one not caught up, does not vote")
     return await node.propose({"op": "set_group", "group": sorted(group),
                                "from_group": list(state.acceptors), "readmit": readmit,
                                "size": len(group), "reason": "set by an operator"})

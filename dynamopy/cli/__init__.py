@@ -204,6 +204,10 @@ def main(argv: Optional[list[str]] = None) -> int:
         from dynamopy.sim.__main__ import main as sim_main
         return sim_main(argv[1:])
     args = _parser().parse_args(argv)
+    if "://" not in (getattr(args, "url", None) or "://"):
+        # `--url localhost:8001`, as the README's curl lines write it: HTTP, as curl takes it
+        # (it was an "unsupported protocol 'localhost://'" error)
+        args.url = "http://" + args.url
     try:
         if args.command == "serve":
             from dynamopy.cli.serve import run

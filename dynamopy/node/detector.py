@@ -165,6 +165,23 @@ class FailureDetector:
         return self.skew is not None and self.skew.checked
 
     @property
+    def clock_confirmed(self) -> bool:
+        """The last verdict vouched for this node's clock with a majority of all current
+        members (counting itself) measured within the bound, or the check is off. Only then
+        does the durable version mark lead the wall clock (``node/version_clock.py``). A
+        verdict judged before this node knew its peers (a seed before the bootstrap is
+        alone) or with none measured may let a node stamp, but must not carry its mark as
+        far ahead as its clock may be (found in review: a seed started 10 minutes ahead led
+        its mark there in the moment after the bootstrap, and after a crash stamped 597 s
+        ahead)."""
+        v = self.skew
+        if v is None or v.skewed or not v.checked:
+            return False
+        if v.peers + 1 < len(self.state().members):
+            return False   # judged on fewer peers than the members now known
+        return self.max_clock_offset_ms <= 0 or (v.measured - v.far + 1) * 2 > v.peers + 1
+
+    @property
     def clock_ok(self) -> bool:
         return self.clock_checked and not self.skew.skewed
 

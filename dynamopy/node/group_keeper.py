@@ -97,6 +97,8 @@ class GroupKeeper:
                 if self._looks % SILENT_CHECK_EVERY == 0:
                     return await self._readmit_silent(state, live)
                 return None
+            if await self._drop_non_voters(state, new, live):
+                continue  # re-plan without them (each pass drops one from ``live`` at least)
             readmit = await self._tokens(state, new, live)
             if readmit is None:
                 return None  # the preferred candidate may catch up by the next look
@@ -104,6 +106,21 @@ class GroupKeeper:
                 self._behind.clear()
                 return await self._propose(state, new, readmit, down_long)
             # a candidate has not answered or caught up for a while: dropped; re-plan
+
+    async def _drop_non_voters(self, state, new, live: set) -> bool:
+        """Drop from ``live`` the current group members of ``new`` that do not answer as
+        caught-up members: a node that lost its disk and waits to be replaced is alive and
+        still listed, but has no vote (found in review: trimming the group to the target
+        size kept such a node, the lowest-numbered, and the log never committed again).
+        True if any was dropped."""
+        dropped = False
+        for g in new:
+            if g in state.acceptors and g not in state.retired and g in live:
+                info = await self.token_of(g)
+                if info is None or not info.get("caught_up"):
+                    live.discard(g)
+                    dropped = True
+        return dropped
 
     async def _readmit_silent(self, state, live: set) -> Optional[int]:
         """A group member that holds no acceptor state although it is in the group (it

@@ -4,8 +4,9 @@ Rules:
 
 * A hint is stored durably (synced) before the fallback acks, so it counts toward W like a
   replica write. A hint that cannot be stored (target down longer than the hint window, or
-  its hint bytes at the cap) is refused: the fallback answers an error instead of an ack, so
-  W is never met by a hint that does not exist, and the drop is counted by reason.
+  its hint bytes at the cap, or a record already too old to be delivered, see below) is
+  refused: the fallback answers an error instead of an ack, so W is never met by a hint
+  that does not exist or will never be delivered, and the drop is counted by reason.
 * Delivery: in batches, only while the failure detector sees the target alive; the target
   applies each record only if it is newer than what it holds (never overwrites a newer
   version); the hint is deleted after the target's durable ack; failures back off.
@@ -33,7 +34,7 @@ from typing import TYPE_CHECKING, Any, Awaitable, Callable, Optional
 from dynamopy.core.buggify import BUGGIFY_OFF, Buggify
 from dynamopy.core.placement import replicas
 from dynamopy.core.records import Record, record_wire_bytes
-from dynamopy.core.tombstones import hint_expired
+from dynamopy.core.tombstones import hint_expired, hint_ttl_ms
 from dynamopy.core.versions import decompose
 from dynamopy.node.clock import wait_set
 from dynamopy.node.errors import stale_epoch_of
@@ -126,6 +127,15 @@ class HintManager:
             self.metrics.hints_dropped.labels(target, "window").inc()
             raise HintRefused(f"{target} has been down longer than the hint window "
                               f"({settings.hint_window_s:.0f}s)")
+        if self.expired(record) or hint_ttl_ms(self.tombstone_grace_s(),
+                                               self.max_clock_offset_ms) <= 0:
+            # It would be dropped before any delivery (a grace shorter than the clock bound
+            # makes every hint expire at birth): acking it would count a copy that never
+            # reaches a replica.
+            self.metrics.hints_dropped.labels(target, "expired").inc()
+            raise HintRefused(f"the record is older than a hint may live (90% of "
+                              f"tombstone_grace_s={self.tombstone_grace_s():g}s less "
+                              f"--max-clock-offset-ms): it would never be delivered")
         count, size = self.storage.hint_stats().get(target, (0, 0))
         if size + len(record.value) + len(key) > settings.hint_max_bytes:
             self.metrics.hints_dropped.labels(target, "cap").inc()

@@ -10,7 +10,10 @@ would hide acknowledged writes). The rules, in order:
    it is not ready, coordinates nothing and refuses data RPCs, across restarts too.
 2. Once it has learned the log up to that epoch, it proposes ``replace`` of its own id until
    the log no longer lists it: the old incarnation is removed like a dead member (survivors
-   re-replicate its ranges) and its acceptor role is retired (``core/membership.py``).
+   re-replicate its ranges) and its acceptor role is retired (``core/membership.py``). While
+   another member's change is in progress it waits for it instead (it takes part as a
+   gainer): a ``replace`` then would abandon that change if the old incarnation gains from
+   it, and two nodes replaced at once would abandon each other's removal for ever.
 3. Then it clears the marker and joins as a new member, which streams its ranges back.
 """
 
@@ -46,7 +49,19 @@ async def retire_old_incarnation(node: "Node") -> None:
                      "joining again", node.id, state.epoch)
             await node.metalog.replaced()
             return
-        elif not state.is_removing(node.id):
+        elif state.is_removing(node.id):
+            pass  # its removal is in progress (alone or merged into another's)
+        elif state.change is not None and state.change[1] != node.id:
+            # Another member's change is in progress: wait for it. This node takes part as
+            # a gainer (it pulls the ranges its old incarnation gains), so it finishes.
+            # Proposing now would abandon a leave whenever the old incarnation gains from
+            # it (the dead-gainer rule); two nodes replaced at once then abandoned each
+            # other's removal for ever, a `replace` entry every second (found in review).
+            if last_detail != state.change:
+                log.info("%s: waiting for the %s of %s before its replacement", node.id,
+                         *state.change[:2])
+                last_detail = state.change
+        else:
             try:
                 epoch = await node.propose({"op": "replace", "id": node.id})
                 log.info("%s: replacement committed at epoch %d", node.id, epoch)
@@ -58,5 +73,4 @@ async def retire_old_incarnation(node: "Node") -> None:
                 if e.detail != last_detail:  # e.g. the cluster is too small to remove it
                     log.warning("%s: replacement not possible yet: %s", node.id, e.detail)
                     last_detail = e.detail
-        # else: its removal is in progress; survivors re-replicate its ranges
         await node.clock.sleep(delay)

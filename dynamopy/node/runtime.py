@@ -75,7 +75,8 @@ class Node:
                                         sync_wait=getattr(storage, "sync_wait", None),
                                         buggify=buggify)
         self.versions = VersionClock(me=self.id, state=state, store=self.store,
-                                     committer=self.committer, clock=clock)
+                                     committer=self.committer, clock=clock,
+                                     may_lead=lambda: self.detector.clock_confirmed)
         self.detector = FailureDetector(
             me=self.id, state=state, clock=clock, metrics=self.metrics,
             call_peer=self.call_peer, note_epoch=self.note_epoch,

@@ -11,6 +11,12 @@ Rules (the invariant and the arithmetic are in :mod:`dynamopy.core.versions`):
   wall clock has passed it (at most ``LEAD_MS``, and only after a crash: a clean ``close()``
   stores the exact last physical time), and remembers the floor the clock starts above.
 * Restarts never add up: a new mark is ``max(old mark, versions needed, wall + LEAD_MS)``.
+* The background loop never leads with a clock the fence distrusts: not while the node is
+  fenced (``may_lead`` false), and not for ``STEP_HOLD_S`` after it saw the wall clock jump
+  ahead of the monotonic clock (the fence judges once per ping round). Otherwise a clock
+  stepped ahead would carry the mark with it, and after a crash the node would continue
+  from that mark, stamping versions as far ahead as the step (found in review). Only
+  versions actually issued then move the mark (``next``).
 """
 
 from __future__ import annotations
@@ -33,16 +39,22 @@ log = logging.getLogger(__name__)
 MARK_KEY = "hlc/last_ms"
 LEAD_MS = 1_000        # how far the durable mark runs ahead of the wall clock
 REFRESH_S = 0.25       # < LEAD_MS / 2: the write path normally finds the mark ahead
+STEP_HOLD_S = 2.0      # no lead for this long after a forward step (the fence judges by then)
 
 
 class VersionClock:
     """Built from what it uses: this node's id, the current membership state (a getter),
-    the store and group committer (the durable mark), and the clock."""
+    the store and group committer (the durable mark), the clock, and whether the clock may
+    lead the mark (false while the node is fenced for clock skew)."""
 
     def __init__(self, *, me: str, state: Callable[[], "ClusterState"], store: "Storage",
-                 committer: "GroupCommitter", clock: "Clock"):
+                 committer: "GroupCommitter", clock: "Clock",
+                 may_lead: Callable[[], bool] = lambda: True):
         self.me, self.state, self.store, self.committer, self.clock = (
             me, state, store, committer, clock)
+        self.may_lead = may_lead
+        self._last_tick: Optional[tuple[float, int]] = None  # (monotonic s, wall ms)
+        self._hold_until = 0.0    # monotonic time before which the loop does not lead
         self.hlc: Optional[HybridClock] = None
         self.mark_ms = 0          # the durable mark (what is synced on disk)
         self._floor_ms = 0        # the mark found at start: the clock starts above it
@@ -103,8 +115,16 @@ class VersionClock:
         """Keep the durable mark ahead of the wall clock."""
         while True:
             await self.clock.sleep(REFRESH_S)
-            if self.hlc is not None and not self._closed:
+            if self.hlc is not None and not self._closed and self._may_lead_now():
                 await self._extend(self.clock.wall_ms() + LEAD_MS // 2)
+
+    def _may_lead_now(self) -> bool:
+        """Whether the background loop may move the mark ahead of the wall clock now."""
+        mono, wall = self.clock.monotonic(), self.clock.wall_ms()
+        last, self._last_tick = self._last_tick, (mono, wall)
+        if last is not None and wall - last[1] - (mono - last[0]) * 1000 > LEAD_MS // 2:
+            self._hold_until = mono + STEP_HOLD_S   # the wall clock jumped ahead
+        return mono >= self._hold_until and self.may_lead()
 
     async def close(self) -> None:
         """At a clean stop: store the exact last physical time (nothing issues after this),

@@ -38,3 +38,12 @@ def test_members_without_a_sub_command_lists():
     assert args.members_command is None and args.url == "http://x"
     late = _parser().parse_args(["members", "leave", "n2", "--url", "http://y"])
     assert late.members_command == "leave" and late.url == "http://y"
+
+
+def test_a_url_without_a_scheme_is_taken_as_http(capsys):
+    """Found in review: `--url localhost:8001` (how the README's curl lines write it) failed
+    with "unsupported protocol 'localhost://'"; it is HTTP, as curl takes it."""
+    from dynamopy.cli import main
+    assert main(["get", "k", "--url", "127.0.0.1:1"]) != 0
+    err = capsys.readouterr().err
+    assert "http://127.0.0.1:1" in err and "unsupported protocol" not in err, err

@@ -14,7 +14,7 @@ from dynamopy.node.replica import Replica
 from dynamopy.storage import GroupCommitter, Store
 
 
-def _fallback(tmp_path):
+def _fallback(tmp_path, grace=lambda: 864000.0):
     store = Store(str(tmp_path / "db"))
     node = types.SimpleNamespace(store=store, committer=GroupCommitter(store))
     state = types.SimpleNamespace(member=lambda _id: None, settings=types.SimpleNamespace(
@@ -24,38 +24,45 @@ def _fallback(tmp_path):
                   observe_version=lambda v: None)
     hints = HintManager(**common, detector=types.SimpleNamespace(down_for=lambda target: 0.0),
                         call_peer=None, stopping=lambda: False,
-                        tombstone_grace_s=lambda: 864000.0)
+                        tombstone_grace_s=grace)
     return node, Replica(**common, catchup=None, poke_metalog=None, hints=hints)
 
 
 def test_a_fallback_answers_with_the_newer_hint_it_already_holds(tmp_path):
+    from dynamopy.core.versions import compose
     node, replica = _fallback(tmp_path)
+    now_ms = SystemClock().wall_ms()
+
+    def v(n):  # versions of now, ordered by n (a hint must be young enough to be stored)
+        return compose(now_ms, n, 1)
 
     async def run():
         await node.committer.start()
         try:
-            first = await replica.put(7, b"k", Record(900, value=b"first"), hint_for="home")
-            later = await replica.put(7, b"k", Record(500, value=b"second"), hint_for="home")
-            other = await replica.put(7, b"k", Record(600, value=b"x"), hint_for="other")
-            await replica.put(8, b"own", Record(800, value=b"its own copy"))
-            own = await replica.put(8, b"own", Record(700, value=b"y"), hint_for="home")
+            first = await replica.put(7, b"k", Record(v(900), value=b"first"), hint_for="home")
+            later = await replica.put(7, b"k", Record(v(500), value=b"second"), hint_for="home")
+            other = await replica.put(7, b"k", Record(v(600), value=b"x"), hint_for="other")
+            await replica.put(8, b"own", Record(v(800), value=b"its own copy"))
+            own = await replica.put(8, b"own", Record(v(700), value=b"y"), hint_for="home")
             return first, later, other, own
         finally:
             await node.committer.stop()
             node.store.close()
 
     first, later, other, own = asyncio.run(run())
-    assert first == 900
-    assert later == 900, "the fallback must report the newer version so the write is re-stamped"
-    assert other == 600, "hints held for another member are a different replica's copy"
-    assert own == 800, "a record the fallback holds as a replica counts too"
+    assert first == v(900)
+    assert later == v(900), "the fallback must report the newer version so the write is re-stamped"
+    assert other == v(600), "hints held for another member are a different replica's copy"
+    assert own == v(800), "a record the fallback holds as a replica counts too"
 
 
 def test_a_fallback_does_not_read_a_hint_older_than_the_tombstone_grace(tmp_path):
     """A sloppy read of an expired hint would be read-repaired onto the home replicas and
-    bring back what a purged delete shadows; a young hint is read."""
+    bring back what a purged delete shadows; a young hint is read. (An expired hint is
+    refused when offered, below; this one aged in storage: stored under a longer grace.)"""
     from dynamopy.core.versions import compose
-    node, replica = _fallback(tmp_path)
+    grace = [1e12]
+    node, replica = _fallback(tmp_path, lambda: grace[0])
     now_ms = SystemClock().wall_ms()
     old, young = compose(now_ms - 900_000_000, 0, 1), compose(now_ms - 1_000, 0, 1)
 
@@ -64,6 +71,7 @@ def test_a_fallback_does_not_read_a_hint_older_than_the_tombstone_grace(tmp_path
         try:
             await replica.put(7, b"old", Record(old, value=b"x"), hint_for="home")
             await replica.put(8, b"young", Record(young, value=b"y"), hint_for="home")
+            grace[0] = 864000.0
             return replica.get(7, b"old", "home"), replica.get(8, b"young", "home")
         finally:
             await node.committer.stop()
@@ -72,3 +80,27 @@ def test_a_fallback_does_not_read_a_hint_older_than_the_tombstone_grace(tmp_path
     got_old, got_young = asyncio.run(run())
     assert got_old is None                       # 10.4 days old, grace 10 days
     assert got_young is not None and got_young.version == young
+
+
+def test_a_fallback_refuses_a_hint_that_is_expired_when_offered(tmp_path):
+    """A hint that would be dropped before any delivery must not be acked (the ack would
+    count toward W a copy that never reaches a replica): refused, counted as expired."""
+    import pytest
+
+    from dynamopy.core.versions import compose
+    from dynamopy.node.hints import HintRefused
+    node, replica = _fallback(tmp_path, lambda: 0.4)   # 90% of 0.4 s < the 500 ms bound
+    now_ms = SystemClock().wall_ms()
+
+    async def run():
+        await node.committer.start()
+        try:
+            with pytest.raises(HintRefused, match="never be delivered"):
+                await replica.put(7, b"k", Record(compose(now_ms - 10, 0, 1), value=b"v"),
+                                  hint_for="home")
+            return node.store.hint_stats()
+        finally:
+            await node.committer.stop()
+            node.store.close()
+
+    assert asyncio.run(run()).get("home", (0, 0))[0] == 0

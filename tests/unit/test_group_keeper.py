@@ -63,7 +63,8 @@ def test_only_the_leader_proposes_and_the_change_names_the_new_members_token():
     assert asyncio.run(leader.step()) == 99
     (entry,) = proposed
     assert entry["group"] == ["n2", "n3", "n4"] and entry["from_group"] == ["n1", "n2", "n3"]
-    assert entry["readmit"] == {"n4": "tok-n4"} and asked == ["n4"]
+    # n3 (kept) is asked whether it votes, n4 (new) for its token; n2 is this node
+    assert entry["readmit"] == {"n4": "tok-n4"} and asked == ["n3", "n4"]
     assert "n1 (not a normal member)" in entry["reason"]
 
 
@@ -89,3 +90,16 @@ def test_a_group_member_that_does_not_vote_is_named_again_with_its_token():
     assert entry["group"] == entry["from_group"] == ["n1", "n2", "n3"]
     assert entry["readmit"] == {"n3": "t3"}
     assert state.apply(entry).acceptors == ("n1", "n2", "n3")  # a change that applies
+
+
+def test_a_current_member_that_does_not_vote_is_not_kept_when_the_group_is_trimmed():
+    """Found in review: a member that lost its disk and waits to be replaced (no vote, but
+    alive and still listed) is the lowest-numbered live member; trimming the group to one
+    kept it, and the log never committed again. It answers "not caught up": it is passed
+    over like a member that is down."""
+    seeds = [{"id": f"n{i}", "url": f"u{i}", "peer": f"p{i}"} for i in (1, 2, 3)]
+    state = ClusterState().apply(bootstrap_entry(seeds, Settings(n=3, r=2, w=2)))
+    state = state.apply({"op": "set_config", "metadata_group_size": 1})
+    k, proposed, asked = _keeper(state, answers={"n1": {"token": None, "caught_up": False}})
+    assert asyncio.run(k.step()) == 99
+    assert proposed[0]["group"] == ["n2"]

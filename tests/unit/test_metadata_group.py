@@ -158,6 +158,12 @@ def test_group_settings_flags_env_defaults_and_bounds():
         resolve(["--metadata-group-size", "4"])
     with pytest.raises(ValueError, match="metadata-group-replace-after-s"):
         resolve(["--metadata-group-replace-after-s", "0"])
+    # Found in review: `--zone "rack 1"` started, its join was refused (400: the join route
+    # takes only these ids and zones) and the node waited unready for ever; now it does not start.
+    for argv in (["--zone", "rack 1"], ["--node-id", "node 1"], ["--zone", "_a"]):
+        with pytest.raises(ValueError, match="want 1-63 letters"):
+            resolve(argv)
+    assert resolve(["--zone", "eu-west-1a", "--node-id", "dynamopy-0.peers"]).zone == "eu-west-1a"
 
     class _Node:  # the bootstrap entry takes the target size from the bootstrapping seed
         config = resolve(["--seeds", "http://a:1,http://b:2,http://c:3",

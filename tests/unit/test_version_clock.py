@@ -105,3 +105,73 @@ def test_a_removed_member_stamps_nothing():
     node.state.member = lambda mid: None
     with pytest.raises(NotReady):
         _run(vc.next())
+
+
+class _Stop(Exception):
+    pass
+
+
+class _SteppingClock:
+    """Wall and monotonic clocks advancing together; the wall clock jumps ``step_ms`` ahead
+    at the ``step_at``-th sleep; ``_Stop`` after ``ticks`` sleeps."""
+
+    def __init__(self, step_at, step_ms, ticks):
+        self.wall, self.mono, self.n = 100_000, 50.0, 0
+        self.step_at, self.step_ms, self.ticks = step_at, step_ms, ticks
+
+    def wall_ms(self):
+        return self.wall
+
+    def monotonic(self):
+        return self.mono
+
+    async def sleep(self, seconds):
+        self.n += 1
+        if self.n > self.ticks:
+            raise _Stop
+        self.mono += seconds
+        self.wall += int(seconds * 1000)
+        if self.n == self.step_at:
+            self.wall += self.step_ms
+
+
+def test_the_mark_does_not_follow_a_clock_that_stepped_ahead():
+    """Found in review: the loop kept the mark LEAD_MS ahead of a wall clock stepped 10
+    minutes ahead (the node fenced, stamping nothing), and after a crash the node continued
+    from that mark, 10 minutes ahead. The fence judges once per ping round: here two
+    refreshes after the step. Until then the loop holds back because it saw the jump; from
+    then on it does not lead because the node is fenced (4 s of refreshes in all)."""
+    node, disk, writes = _node(0)
+    node.clock = _SteppingClock(step_at=4, step_ms=600_000, ticks=16)
+    vc = VersionClock(me=node.id, state=lambda: node.state, store=node.store,
+                      committer=node.committer, clock=node.clock,
+                      may_lead=lambda: node.clock.n < 6)   # fenced from the 6th refresh on
+    vc.start(3)
+    with pytest.raises(_Stop):
+        _run(vc.run())
+    assert writes, "the loop leads the mark before the step"
+    assert max(writes) < 100_000 + 2_000 + LEAD_MS, "the mark followed the stepped clock"
+
+
+def test_only_a_verdict_of_a_majority_of_the_current_members_lets_the_mark_lead():
+    """FailureDetector.clock_confirmed, what the node passes as ``may_lead``. Found in review:
+    a seed judged its clock alone before the bootstrap (no peers known: vouched), and that
+    verdict let the mark lead a clock 10 minutes ahead in the moment after the bootstrap."""
+    from dynamopy.core.clock_offsets import SkewVerdict
+    from dynamopy.node.detector import FailureDetector
+    members = {}
+    det = FailureDetector(me="n1", state=lambda: SimpleNamespace(members=members),
+                          clock=None, metrics=None, call_peer=None, note_epoch=None,
+                          max_clock_offset_ms=500, on_alive=None)
+    assert not det.clock_confirmed                       # no verdict yet
+    det.skew = SkewVerdict(False, 0.0, far=0, measured=0, peers=0)   # alone, no peers known
+    assert det.clock_confirmed
+    members.update({"n1": 1, "n2": 2, "n3": 3})          # the bootstrap: two peers now
+    assert not det.clock_confirmed, "a verdict judged before the peers were known"
+    det.skew = SkewVerdict(False, 0.0, far=0, measured=0, peers=2)   # none measured yet
+    assert not det.clock_confirmed
+    det.skew = SkewVerdict(False, 0.0, far=0, measured=1, peers=2)   # one near: 2 of 3
+    assert det.clock_confirmed
+    det.skew = SkewVerdict(True, 6e5, far=2, measured=2, peers=2, checked=False,
+                           reason="majority")
+    assert not det.clock_confirmed
