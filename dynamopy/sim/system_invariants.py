@@ -31,7 +31,7 @@ from dynamopy.core.membership import ClusterState
 from dynamopy.core.placement import replicas
 from dynamopy.core.records import Record
 
-from .history import Acked, Event, Operation, OpKind, Stamped, Synced, operations
+from .history import Acked, Event, Operation, OpKind, Stamped, Synced, Wiped, operations
 
 Contents = Mapping[str, Mapping[str, Record]]
 
@@ -251,11 +251,14 @@ def check_versions(events: Sequence[Event], contents: Optional[Contents] = None)
 
 def check_ack_after_sync(events: Sequence[Event]) -> list[str]:
     """Every ack of (key, version) by a node comes after a synced batch of that node that
-    held (key, version). Synced data survives crashes, so any earlier batch will do."""
+    held (key, version). Synced data survives crashes, so any earlier batch will do, unless
+    the node's disk was wiped since."""
     synced: dict[str, set[tuple[str, int]]] = {}
     out = []
     for ev in events:
-        if isinstance(ev, Synced):
+        if isinstance(ev, Wiped):
+            synced.pop(ev.node, None)
+        elif isinstance(ev, Synced):
             synced.setdefault(ev.node, set()).update(ev.items)
         elif isinstance(ev, Acked) and (ev.key, ev.version) not in synced.get(ev.node, ()):
             out.append(f"ack before sync: {ev.node} acked {ev.key!r} v{ev.version} (#{ev.op}) at {ev.t_ms}ms "
@@ -334,6 +337,40 @@ def check_system_run(events: Sequence[Event], *, n: int, final_reads: Mapping[st
     v += check_convergence(replica_sets, contents)
     v += check_liveness(events, healed_ms=healed_ms, bound_ms=bound_ms)
     return v
+
+
+# -- the metadata log -------------------------------------------------------------------
+
+
+def check_one_value_per_slot(chosen: Mapping[int, Sequence[tuple[object, str]]]) -> list[str]:
+    """Every node that applied a slot of the metadata log applied the same value: ``chosen``
+    maps a slot to its distinct values, each with the first node that applied it."""
+    out = []
+    for slot in sorted(chosen):
+        values = chosen[slot]
+        if len(values) > 1:
+            shown = "; ".join(f"{node}: {value!r}" for value, node in values[:3])
+            out.append(f"metalog: slot {slot} holds {len(values)} different values: {shown}")
+    return out
+
+
+def check_wiped_acceptors_never_vote(log: Sequence[tuple[int, str, str]]) -> list[str]:
+    """A node whose disk was wiped votes in the metadata log (promises or accepts) only once a
+    group change has re-admitted it (its acceptor state was lost: voting from an empty one
+    could choose two values for one slot). ``log``: (t_ms, node, "wiped" | "readmitted" |
+    "vote"), in time order."""
+    empty: set[str] = set()
+    out = []
+    for t_ms, node, what in log:
+        if what == "wiped":
+            empty.add(node)
+        elif what == "readmitted":
+            empty.discard(node)
+        elif what == "vote" and node in empty:
+            out.append(f"metalog: {node} voted at {t_ms}ms with the acceptor state its wipe emptied, "
+                       "before a group change re-admitted it")
+            empty.discard(node)  # once per wipe is enough
+    return out
 
 
 def outcomes(events: Iterable[Event]) -> dict[str, int]:

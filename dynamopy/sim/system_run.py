@@ -58,6 +58,7 @@ from typing import Optional
 from dynamopy.core.buggify import BUGGIFY_OFF, Buggify
 from dynamopy.core.records import Record
 from dynamopy.node.errors import NodeError
+from dynamopy.node.bootstrap import ensure_member
 from dynamopy.node.joins import admit_join
 from dynamopy.node.runtime import Node
 from dynamopy.peer import PeerError
@@ -69,15 +70,17 @@ from .clock import NodeClock
 from .inprocess import InProcessCluster, memory_config
 from .nemesis import Action, FaultKind, NemesisEvent, NemesisParams, Schedule, generate as generate_schedule, parse_kinds
 from .net_fates import LOST_S, NetFates
-from .system_invariants import check_settled, check_system_run, replica_sets
+from .system_invariants import (check_one_value_per_slot, check_settled, check_system_run,
+                                check_wiped_acceptors_never_vote, replica_sets)
 from .system_probes import CURRENT_OP, Recorder, RecordingDisk, instrument
+from .system_contact import MemoryContact
 from .system_report import run_report
 from .system_net import FaultyNetwork
 from .workload import ClientOp, Workload, WorkloadParams, final_reads, generate as generate_workload, probes
 
 # What the in-memory seams carry out today (see the module docstring for the rest).
 DEFAULT_KINDS = "crash,pause,partition,one_way,loss,delay,duplicate,reorder,clock_jump,slow_disk"
-SUPPORTED = parse_kinds(DEFAULT_KINDS + ",join,leave,remove")
+SUPPORTED = parse_kinds(DEFAULT_KINDS + ",join,leave,remove,wipe")
 
 
 @dataclass(frozen=True)
@@ -96,6 +99,7 @@ class SystemParams:
     changes: int = 0               # membership changes the nemesis tries to place
     max_clock_jump_ms: int = 5000
     max_slow_disk_ms: int = 2000   # a slow disk's syncs take 50 ms up to this (virtual)
+    wipes: int = 1                 # most disks wiped per run (with wipe in --kinds)
     buggify: float = 0.5           # share of the nodes' BUGGIFY knobs enabled per run (0: off)
     unavailable: bool = False      # faults may take down more than N-W nodes at once
     clients: int = 4
@@ -148,20 +152,42 @@ class SimCluster(InProcessCluster):
     """``InProcessCluster`` whose disks record syncs and whose nodes are instrumented, with
     spare nodes that join a running cluster through a member's ``admit_join`` (what the
     ``POST /cluster/members`` route runs once its body parses: ``check_joiner`` asks the
-    joiner to identify itself over the faulty network, then the join is proposed)."""
+    joiner to identify itself over the faulty network, then the join is proposed), and
+    nodes whose disk is wiped (``empty_disk``): they boot as ``dynamopy serve`` boots on an
+    empty data directory (``ensure_member`` with an in-process contact,
+    ``sim/system_contact.py``), so they come back as replacements. ``reachable(a, b)``: does a
+    request from ``a`` reach ``b`` now (the fault state's answer; the contact asks it)."""
 
     def __init__(self, ids: list[str], recorder: Recorder, spares: tuple[str, ...] = (),
-                 buggify: Buggify = BUGGIFY_OFF, **kw) -> None:
+                 buggify: Buggify = BUGGIFY_OFF, reachable=lambda a, b: True, **kw) -> None:
         super().__init__(ids, **kw)
         self.recorder = recorder
         self.buggify = buggify
+        self.reachable = reachable
+        self.wiped: set[str] = set()
         for i in spares:
             self.configs[i] = memory_config(i, ids, n=self.settings.n, r=self.settings.r, w=self.settings.w,
                                             **{k: v for k, v in kw.items() if k not in ("seed", "n", "r", "w", "network")})
             self.clocks[i] = NodeClock()
-        self.disks = {i: RecordingDisk(lambda items, i=i: recorder.synced(i, items)) for i in self.configs}
+        # --seeds as URLs (what ensure_member asks, through the contact)
+        self.configs = {i: dataclasses.replace(c, seeds=tuple(f"mem://{s}" for s in ids))
+                        for i, c in self.configs.items()}
+        self.disks = {i: self._new_disk(i) for i in self.configs}
+
+    def _new_disk(self, node_id: str) -> RecordingDisk:
+        return RecordingDisk(lambda items: self.recorder.synced(node_id, items))
+
+    def empty_disk(self, node_id: str) -> None:
+        """The crashed node's disk is replaced by an empty one: its data, acceptor state,
+        hints and durable marks are gone; its next ``start`` boots it as a replacement."""
+        self.disks[node_id] = self._new_disk(node_id)
+        self.wiped.add(node_id)
+        self.recorder.wiped(node_id)
 
     async def _become_member(self, node: Node) -> None:
+        if node.id in self.wiped:
+            # what `dynamopy serve` runs, on whatever the node's disk holds
+            return await ensure_member(node, MemoryContact(node.id, lambda: self.nodes, self.reachable))
         if node.id in self.ids:
             return await super()._become_member(node)
         while node.state.member(node.id) is None and not node.stopping:
@@ -225,7 +251,8 @@ class SystemRun:
             nodes=tuple(self.ids), spares=self.spares, fixed=tuple(self.ids), duration_ms=p.duration_ms,
             kinds=parse_kinds(p.kinds), faults=p.faults, changes=p.changes, replication_n=p.n, write_quorum=p.w,
             max_clock_jump_ms=p.max_clock_jump_ms, max_slow_disk_ms=p.max_slow_disk_ms,
-            unavailable=p.unavailable))
+            unavailable=p.unavailable, max_wipes=p.wipes,
+            never_wiped=(self.ids[0],)))  # the run reads the cluster's state from ids[0]
         self.workload = generate_workload(random.Random(root.getrandbits(64)), WorkloadParams(
             clients=p.clients, ops_per_client=p.ops_per_client, keys=p.keys, strict=p.strict, replication_n=p.n,
             default_r=p.r, default_w=p.w))
@@ -247,7 +274,7 @@ class SystemRun:
         self.changes: list[asyncio.Task] = []  # leaves and removals being carried out
         self.finished = False
         self.cluster = SimCluster(self.ids, self.recorder, spares=self.spares, buggify=self.buggify,
-                                  seed=p.seed, n=p.n, r=p.r, w=p.w,
+                                  reachable=self._reachable, seed=p.seed, n=p.n, r=p.r, w=p.w,
                                   network=FaultyNetwork(self._delay_s, net_rng, lambda: self.faults),
                                   request_timeout_s=p.request_timeout_ms / 1000,
                                   anti_entropy_interval_s=p.anti_entropy_interval_ms / 1000)
@@ -260,6 +287,11 @@ class SystemRun:
         delay = t_ms - self.now_ms()
         if delay > 0:
             await asyncio.sleep(delay / 1000)
+
+    def _reachable(self, src: str, dst: str) -> bool:
+        """A request from ``src`` gets to ``dst`` now (neither end paused, the link not cut)."""
+        f = self.faults
+        return f.can_send(src, dst) and src not in f.paused and dst not in f.paused
 
     def _delay_s(self, src: str, dst: str, method: str) -> float:
         delay = self.fates(src, dst, method)
@@ -301,6 +333,8 @@ class SystemRun:
                 self._background(self._propose({"op": "remove", "id": i}))
             elif i in new.crashed and i not in old.crashed:
                 await self._crash(i)
+                if f is not None and f.kind is FaultKind.WIPE and f.node == i:
+                    self.cluster.empty_disk(i)
             elif i in old.crashed and i not in new.crashed:
                 await self.cluster.start(i)
             elif i in new.joined and i not in old.joined:
@@ -461,13 +495,20 @@ class SystemRun:
         for i in sorted(f.left | f.removed):
             if state.member(i) is not None:
                 violations.append(f"liveness: {i} was to leave or be removed, but is still a member after healing")
+        for i in sorted(f.wiped - f.left - f.removed):
+            node = cluster.node(i)
+            if state.member(i) is None or state.member(i).state != "normal" or node.metalog.replacing:
+                violations.append(f"liveness: {i} was wiped, but after healing it has not come back as a "
+                                  f"normal member ({'still replacing' if node.metalog.replacing else 'not normal'})")
+        violations += check_one_value_per_slot(self.recorder.chosen)
+        violations += check_wiped_acceptors_never_vote(self.recorder.acceptor_log)
         if self.hints_left():
             violations.append(f"liveness: {self.hints_left()} hint queues still hold hints after healing")
         stats = {"faults": len(self.schedule.faults), "lost_unsynced_ops": self.lost_unsynced,
                  "messages": cluster.network.calls, "lost_messages": self.fates.lost,
                  "held_messages": self.held_messages,
                  "duplicated": cluster.network.duplicated, "replies_lost": cluster.network.replies_lost, "boots": len(cluster._boots),
-                 "max_clock_offset_ms": self.max_offset_ms,
+                 "max_clock_offset_ms": self.max_offset_ms, "wipes": len(cluster.wiped),
                  "hints_stored": self.recorder.hints_stored,
                  "slow_syncs": sum(d.slow_syncs for d in cluster.disks.values()),
                  "buggify": ",".join(f"{k}={v}" for k, v in sorted(self.buggify.fired.items())) or "-",
