@@ -17,7 +17,9 @@ The metadata log is watched too (``instrument`` wraps two methods of ``node.meta
 entry a node applies, by slot (``Recorder.chosen``: one value per slot across all nodes and
 restarts), and every acceptor vote (a Ready whose acceptor update promises or accepts) of a
 node whose disk was wiped, with the re-admission that lets it vote again
-(``Recorder.acceptor_log``).
+(``Recorder.acceptor_log``); and the group changes the metadata leader's keeper has
+proposed and not yet seen commit (``Recorder.set_group_in_flight``), so the run can tell
+when a fault hits the leader or a group member in the middle of one.
 
 ``CURRENT_OP`` is a context variable the run loop sets in each client operation's task;
 asyncio tasks copy the context they were created in, so the coordinator's fan-out sees it.
@@ -92,9 +94,23 @@ class Recorder:
         self.hints_stored = 0  # hints any node stored (a coordinator's own, or as a fallback)
         # slot -> [(value, first node that applied it)], one item unless two values were chosen
         self.chosen: dict[int, list[tuple[object, str]]] = {}
+        self.chosen_ms: dict[int, int] = {}  # slot -> when a node first applied it
         self.wiped_nodes: set[str] = set()
         # (t_ms, node, "wiped" | "readmitted" | "vote") for nodes that were wiped
         self.acceptor_log: list[tuple[int, str, str]] = []
+        # group changes the metadata leader's keeper is proposing now: id -> (node, entry)
+        self.set_group_in_flight: dict[int, tuple[str, dict]] = {}
+        self._next_change = 0
+        self.on_set_group: Callable[[str, dict], None] = lambda node_id, entry: None
+
+    def set_group_started(self, node_id: str, entry: dict) -> int:
+        self._next_change += 1
+        self.set_group_in_flight[self._next_change] = (node_id, entry)
+        self.on_set_group(node_id, entry)
+        return self._next_change
+
+    def set_group_ended(self, change: int) -> None:
+        self.set_group_in_flight.pop(change, None)
 
     def wiped(self, node_id: str) -> None:
         self.wiped_nodes.add(node_id)
@@ -102,6 +118,7 @@ class Recorder:
         self.history.wiped(node_id, t_ms=self.now_ms())
 
     def applied(self, node_id: str, slot: int, value: object) -> None:
+        self.chosen_ms.setdefault(slot, self.now_ms())
         values = self.chosen.setdefault(slot, [])
         if not any(v == value for v, _n in values):
             values.append((value, node_id))
@@ -187,3 +204,15 @@ def instrument(node, recorder: Recorder) -> None:
 
     metalog._apply = apply_recorded
     metalog._handle_ready = handle_ready_recorded
+
+    keeper = node.group_keeper
+    keeper_propose = keeper.propose
+
+    async def keeper_propose_recorded(entry: dict) -> int:
+        change = recorder.set_group_started(me, entry)
+        try:
+            return await keeper_propose(entry)
+        finally:
+            recorder.set_group_ended(change)
+
+    keeper.propose = keeper_propose_recorded

@@ -68,7 +68,7 @@ from .fault_state import FaultState
 from .history import History, OpKind, Outcome
 from .clock import NodeClock
 from .inprocess import InProcessCluster, memory_config
-from .nemesis import Action, FaultKind, NemesisEvent, NemesisParams, Schedule, generate as generate_schedule, parse_kinds
+from .nemesis import DOWN_FAULTS, Action, Fault, FaultKind, NemesisEvent, NemesisParams, Schedule, generate as generate_schedule, parse_kinds
 from .net_fates import LOST_S, NetFates
 from .system_invariants import (check_one_value_per_slot, check_settled, check_system_run,
                                 check_wiped_acceptors_never_vote, replica_sets)
@@ -110,6 +110,7 @@ class SystemParams:
     client_timeout_ms: int = 5000  # a client gives up (UNKNOWN) after this
     request_timeout_ms: int = 1000  # the nodes' --request-timeout-s
     anti_entropy_interval_ms: int = 5000  # the nodes' --anti-entropy-interval-s (0: off)
+    crash_in_set_group: bool = False  # crash the leader or a group member mid group change
 
     def __post_init__(self) -> None:
         unsupported = parse_kinds(self.kinds) - SUPPORTED
@@ -261,8 +262,11 @@ class SystemRun:
         net_rng = random.Random(root.getrandbits(64))
         self.buggify = (Buggify(random.Random(root.getrandbits(64)), enable_p=p.buggify) if p.buggify
                         else BUGGIFY_OFF)
+        self.adversary_rng = random.Random(root.getrandbits(64))  # last: shifts no other stream
         self.history = History()
         self.recorder = Recorder(self.history, self.now_ms)
+        if p.crash_in_set_group:
+            self.recorder.on_set_group = self._crash_in_set_group
         self.faults = FaultState()
         self.pause_end_ms: dict[str, int] = {}
         self.inflight: dict[str, set[asyncio.Task]] = {}
@@ -272,6 +276,7 @@ class SystemRun:
         self.held_messages = 0  # messages to or from a paused node, held until it resumes
         self.t0 = 0.0
         self.changes: list[asyncio.Task] = []  # leaves and removals being carried out
+        self.reconfig_hits: list[str] = []     # faults that hit a group change in flight
         self.finished = False
         self.cluster = SimCluster(self.ids, self.recorder, spares=self.spares, buggify=self.buggify,
                                   reachable=self._reachable, seed=p.seed, n=p.n, r=p.r, w=p.w,
@@ -318,6 +323,8 @@ class SystemRun:
             self.buggify.on = False
         self.history.note(event.text, t_ms=self.now_ms())
         f = event.fault
+        if f is not None and event.action is Action.START and f.kind in DOWN_FAULTS:
+            self._note_reconfiguration_hit(f.node, f.kind.value)
         if f is not None and f.kind is FaultKind.PAUSE and f.node in new.paused:
             self.pause_end_ms[f.node] = f.end_ms or self.schedule.heal_ms
         for i in self.all_ids:
@@ -341,6 +348,56 @@ class SystemRun:
                 await self.cluster.start(i)
             elif i in new.left and i not in old.left:
                 self._background(self._leave(i))
+
+    def _crash_in_set_group(self, leader: str, entry: dict) -> None:
+        """The adversary (``--crash-in-set-group``): as the metadata leader's keeper starts
+        proposing a group change, crash the leader or a member of the old or new group (in
+        a task of its own, which runs while the change is in flight), and restart it before the schedule's
+        next fault that takes a node down, so the nemesis budget (rule 2) still holds."""
+        now, rng = self.now_ms(), self.adversary_rng
+        if now >= self.schedule.heal_ms or len(self.schedule.down_at(now) | self.faults.crashed
+                                               | self.faults.paused) >= self.schedule.params.max_down:
+            return
+        nxt = min([e.t_ms for e in self.schedule.events if e.t_ms > now and e.action is Action.START
+                   and e.fault.kind in DOWN_FAULTS | {FaultKind.PARTITION, FaultKind.ONE_WAY, FaultKind.REMOVE}]
+                  + [self.schedule.heal_ms])
+        victims = sorted({leader} | set(entry.get("group", ())) | set(entry.get("from_group", ())))
+        victim = rng.choice(victims)
+        end_ms = min(now + rng.randint(100, 2000), nxt - 1)
+        if victim not in self.cluster.nodes or not self.faults.running(victim) or end_ms - now < 50:
+            return
+        crash = Fault(FaultKind.CRASH, now, end_ms, node=victim)  # at once: the change is in flight
+
+        async def carry_out() -> None:
+            await self.sleep_until(crash.start_ms)
+            await self.apply(NemesisEvent(crash.start_ms, Action.START, crash))
+            await self.sleep_until(crash.end_ms)
+            await self.apply(NemesisEvent(crash.end_ms, Action.END, crash))
+        self._background(carry_out())
+
+    def _rejoined_ms(self) -> str:
+        """For each wiped node: ms from its wipe to its new incarnation's finish_join."""
+        out = []
+        for t_wipe, node_id, what in self.recorder.acceptor_log:
+            if what != "wiped":
+                continue
+            done = [self.recorder.chosen_ms[slot] for slot, vals in self.recorder.chosen.items()
+                    for v, _n in vals if isinstance(v, dict) and v.get("op") == "finish_join"
+                    and v.get("id") == node_id and self.recorder.chosen_ms[slot] > t_wipe]
+            out.append(f"{node_id}:{min(done) - t_wipe if done else 'never'}")
+        return ",".join(out) or "-"
+
+    def _note_reconfiguration_hit(self, node_id: str, kind: str) -> None:
+        """A fault takes down the metadata leader or a group member while the leader's
+        group change is in flight: noted in the history and counted in the stats."""
+        for leader, entry in list(self.recorder.set_group_in_flight.values()):
+            members = set(entry.get("from_group", ())) | set(entry.get("group", ()))
+            if node_id == leader or node_id in members:
+                role = "the metadata leader" if node_id == leader else "a group member"
+                self.reconfig_hits.append(f"{kind} {node_id}@{self.now_ms()}")
+                self.history.note(f"{kind} of {node_id}, {role}, while the set_group "
+                                  f"{entry.get('from_group')} -> {entry.get('group')} proposed by "
+                                  f"{leader} is in flight", t_ms=self.now_ms())
 
     async def _crash(self, node_id: str) -> None:
         for task in list(self.inflight.get(node_id, ())):
@@ -509,6 +566,11 @@ class SystemRun:
                  "held_messages": self.held_messages,
                  "duplicated": cluster.network.duplicated, "replies_lost": cluster.network.replies_lost, "boots": len(cluster._boots),
                  "max_clock_offset_ms": self.max_offset_ms, "wipes": len(cluster.wiped),
+                 "faults_during_set_group": ",".join(self.reconfig_hits) or "-",
+                 "rejoined_ms": self._rejoined_ms(),
+                 # ids whose old incarnation a committed `replace` retired
+                 "replaced": ",".join(sorted({v["id"] for vals in self.recorder.chosen.values() for v, _n in vals
+                                              if isinstance(v, dict) and v.get("op") == "replace"})) or "-",
                  "hints_stored": self.recorder.hints_stored,
                  "slow_syncs": sum(d.slow_syncs for d in cluster.disks.values()),
                  "buggify": ",".join(f"{k}={v}" for k, v in sorted(self.buggify.fired.items())) or "-",
