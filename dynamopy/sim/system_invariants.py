@@ -339,6 +339,30 @@ def check_system_run(events: Sequence[Event], *, n: int, final_reads: Mapping[st
     return v
 
 
+def check_restored(wiped: Sequence[str], replica_sets: Mapping[str, Sequence[str]],
+                   contents: Contents) -> list[str]:
+    """A node that came back from a wiped disk holds its ranges again once the ring change
+    settled (before any final read repairs them): for each key it replicates, its record is
+    at least as new as the oldest one among the key's other replicas that were never wiped
+    (no record counts as the oldest). A replacement that skipped streaming its ranges back
+    holds nothing where they hold something."""
+    out = []
+    for node in wiped:
+        for key in sorted(replica_sets):
+            replicas_ = replica_sets[key]
+            others = [o for o in replicas_ if o != node and o not in wiped]
+            if node not in replicas_ or node not in contents or not others:
+                continue
+            floor = min(contents.get(o, {}).get(key).version if contents.get(o, {}).get(key) else 0
+                        for o in others)
+            mine = contents[node].get(key)
+            if (mine.version if mine else 0) < floor:
+                out.append(f"restore: {node} came back from a wiped disk but holds {_show(mine)} of {key!r} "
+                           f"after the ring settled, older than every other replica ({', '.join(others)}: "
+                           f"v{floor} or newer): its ranges were not streamed back")
+    return out
+
+
 # -- the metadata log -------------------------------------------------------------------
 
 

@@ -70,7 +70,7 @@ from .clock import NodeClock
 from .inprocess import InProcessCluster, memory_config
 from .nemesis import DOWN_FAULTS, Action, Fault, FaultKind, NemesisEvent, NemesisParams, Schedule, generate as generate_schedule, parse_kinds
 from .net_fates import LOST_S, NetFates
-from .system_invariants import (check_one_value_per_slot, check_settled, check_system_run,
+from .system_invariants import (check_one_value_per_slot, check_restored, check_settled, check_system_run,
                                 check_wiped_acceptors_never_vote, replica_sets)
 from .system_probes import CURRENT_OP, Recorder, RecordingDisk, instrument
 from .system_contact import MemoryContact
@@ -375,6 +375,25 @@ class SystemRun:
             await self.apply(NemesisEvent(crash.end_ms, Action.END, crash))
         self._background(carry_out())
 
+    def _contents(self, state) -> dict[str, dict[str, Record]]:
+        """What each live node's store holds of the workload's keys."""
+        contents = {}
+        for node in self.live_nodes():
+            store = node.store
+            held = {k: store.get(state.ring.token(k.encode()), k.encode()) for k in self.workload.keys}
+            contents[node.id] = {k: rec for k, rec in held.items() if rec is not None}
+        return contents
+
+    def _replacements_pending(self) -> bool:
+        """A wiped node (still meant to be a member) has not rejoined since its wipe."""
+        f = self.faults
+        return any(f"{i}:never" in self._rejoined_ms() for i in f.wiped - f.left - f.removed)
+
+    def _replaced_ids(self) -> set[str]:
+        """Ids whose old incarnation a committed ``replace`` retired."""
+        return {v["id"] for vals in self.recorder.chosen.values() for v, _n in vals
+                if isinstance(v, dict) and v.get("op") == "replace"}
+
     def _rejoined_ms(self) -> str:
         """For each wiped node: ms from its wipe to its new incarnation's finish_join."""
         out = []
@@ -504,10 +523,11 @@ class SystemRun:
                 if i in self.cluster.nodes and not self.cluster.nodes[i].stopping]
 
     async def settle(self, until_ms: int) -> None:
-        """Wait (up to ``until_ms``) for the hint queues to drain and the ring change in
-        progress, if any, to finish."""
+        """Wait (up to ``until_ms``) for the hint queues to drain, the ring change in
+        progress, if any, to finish, and every wiped node to have joined again."""
         seed = self.cluster.node(self.ids[0])
-        while (self.hints_left() or seed.state.change is not None) and self.now_ms() < until_ms:
+        while (self.hints_left() or seed.state.change is not None or self._replacements_pending()) \
+                and self.now_ms() < until_ms:
             await asyncio.sleep(0.1)
 
     async def main(self) -> SystemResult:
@@ -519,6 +539,11 @@ class SystemRun:
         await self.nemesis()  # ends with HEAL_ALL at duration_ms
         healed = self.schedule.heal_ms
         await self.settle(healed + p.bound_ms)
+        # Before any probe or final read repairs it: what the replacements hold now came back
+        # through the ring change's streams (or hints, or anti-entropy).
+        settled_state = cluster.node(self.ids[0]).state
+        restored = check_restored(sorted(self.cluster.wiped), replica_sets(settled_state, self.workload.keys),
+                                  self._contents(settled_state))
         await self.sleep_until(healed + p.bound_ms)
         for cop in probes(self.probe_rng, self.workload.keys, default_r=p.r, default_w=p.w):
             await self.operation(cop)
@@ -535,12 +560,8 @@ class SystemRun:
         await asyncio.gather(*self.changes, return_exceptions=True)
         state = cluster.node(self.ids[0]).state
         keys = self.workload.keys
-        contents = {}
-        for node in self.live_nodes():
-            i, store = node.id, node.store
-            held = {k: store.get(state.ring.token(k.encode()), k.encode()) for k in keys}
-            contents[i] = {k: rec for k, rec in held.items() if rec is not None}
-        violations = list(self.errors)
+        contents = self._contents(state)
+        violations = list(self.errors) + restored
         violations += check_system_run(self.history.events, n=p.n, final_reads=finals,
                                        replica_sets=replica_sets(state, keys), contents=contents,
                                        healed_ms=healed, bound_ms=p.bound_ms)
@@ -557,6 +578,10 @@ class SystemRun:
             if state.member(i) is None or state.member(i).state != "normal" or node.metalog.replacing:
                 violations.append(f"liveness: {i} was wiped, but after healing it has not come back as a "
                                   f"normal member ({'still replacing' if node.metalog.replacing else 'not normal'})")
+        for i in sorted(f.wiped - f.left - f.removed):
+            if f"{i}:never" in self._rejoined_ms() or i not in self._replaced_ids():
+                violations.append(f"replacement: {i} came back from a wiped disk without its old incarnation "
+                                  "retired (replace) and a new one joined (finish_join) after the wipe")
         violations += check_one_value_per_slot(self.recorder.chosen)
         violations += check_wiped_acceptors_never_vote(self.recorder.acceptor_log)
         if self.hints_left():
@@ -569,8 +594,7 @@ class SystemRun:
                  "faults_during_set_group": ",".join(self.reconfig_hits) or "-",
                  "rejoined_ms": self._rejoined_ms(),
                  # ids whose old incarnation a committed `replace` retired
-                 "replaced": ",".join(sorted({v["id"] for vals in self.recorder.chosen.values() for v, _n in vals
-                                              if isinstance(v, dict) and v.get("op") == "replace"})) or "-",
+                 "replaced": ",".join(sorted(self._replaced_ids())) or "-",
                  "hints_stored": self.recorder.hints_stored,
                  "slow_syncs": sum(d.slow_syncs for d in cluster.disks.values()),
                  "buggify": ",".join(f"{k}={v}" for k, v in sorted(self.buggify.fired.items())) or "-",
