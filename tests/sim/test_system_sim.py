@@ -371,7 +371,7 @@ def test_crashes_of_the_leader_and_group_members_while_a_group_change_is_in_flig
     passes every checker."""
     result = run_system(SystemParams(seed=4, kinds="crash,pause,wipe,loss", crash_in_set_group=True, faults=6,
                                      clients=3, ops_per_client=6, keys=2, anti_entropy_interval_ms=0,
-                                     bound_ms=30000))
+                                     bound_ms=10000))
     assert result.ok, result.report()
     hits = result.stats["faults_during_set_group"].split(",")
     assert len(hits) >= 2, result.stats
