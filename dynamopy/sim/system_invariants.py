@@ -25,13 +25,15 @@ up as a lost delete.
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Iterable, Mapping, Optional, Sequence
 
 from dynamopy.core.membership import ClusterState
 from dynamopy.core.placement import replicas
 from dynamopy.core.records import Record
 
-from .history import Acked, Event, Operation, OpKind, Stamped, Synced, Wiped, operations
+from .history import (Acked, Complete, Event, Invoke, Operation, OpKind, Outcome, Stamped, Synced, Wiped,
+                      operations)
 
 Contents = Mapping[str, Mapping[str, Record]]
 
@@ -63,6 +65,36 @@ def _writes_by_version(ops: Sequence[Operation], events: Sequence[Event]) -> dic
         if o.acknowledged_write:
             out.setdefault(o.version, o)
     return out
+
+
+def excuse_writes_lost_to_wipes(events: Sequence[Event]) -> tuple[list[Event], set[int]]:
+    """A write acknowledged with W=1 is promised to survive no disk loss: when a wipe
+    empties the only disk that had synced it (no other node held it durably then, as data
+    or as a hint), its outcome becomes ``UNKNOWN`` (it may or may not be seen) for every
+    checker. Returns the events to check and the excused operations. A write acked with W
+    of 2 or more is never excused: W nodes synced it before acking, and one wipe leaves one."""
+    holders: dict[tuple[str, int], set[str]] = {}
+    stamped: dict[int, tuple[str, int]] = {}
+    quorum: dict[int, int] = {}
+    excused: set[int] = set()
+    for ev in events:
+        if isinstance(ev, Invoke) and ev.kind.is_write:
+            quorum[ev.op] = ev.quorum
+        elif isinstance(ev, Stamped):
+            stamped[ev.op] = (ev.key, ev.version)
+        elif isinstance(ev, Synced):
+            for item in ev.items:
+                holders.setdefault(item, set()).add(ev.node)
+        elif isinstance(ev, Wiped):
+            for nodes in holders.values():
+                nodes.discard(ev.node)
+            excused |= {op for op, item in stamped.items() if quorum.get(op) == 1 and not holders.get(item)}
+    if not excused:
+        return list(events), excused
+    out = [dataclasses.replace(ev, outcome=Outcome.UNKNOWN, detail="acked at W=1; its only durable copy was wiped")
+           if isinstance(ev, Complete) and ev.op in excused and ev.outcome is Outcome.OK else ev
+           for ev in events]
+    return out, excused
 
 
 # -- (a) no acknowledged write is lost ---------------------------------------------------

@@ -70,7 +70,7 @@ from .clock import NodeClock
 from .inprocess import InProcessCluster, memory_config
 from .nemesis import DOWN_FAULTS, Action, Fault, FaultKind, NemesisEvent, NemesisParams, Schedule, generate as generate_schedule, parse_kinds
 from .net_fates import LOST_S, NetFates
-from .system_invariants import (check_one_value_per_slot, check_restored, check_settled, check_system_run,
+from .system_invariants import (check_one_value_per_slot, check_restored, excuse_writes_lost_to_wipes, check_settled, check_system_run,
                                 check_wiped_acceptors_never_vote, replica_sets)
 from .system_probes import CURRENT_OP, Recorder, RecordingDisk, instrument
 from .system_contact import MemoryContact
@@ -562,7 +562,8 @@ class SystemRun:
         keys = self.workload.keys
         contents = self._contents(state)
         violations = list(self.errors) + restored
-        violations += check_system_run(self.history.events, n=p.n, final_reads=finals,
+        events, excused = excuse_writes_lost_to_wipes(self.history.events)
+        violations += check_system_run(events, n=p.n, final_reads=finals,
                                        replica_sets=replica_sets(state, keys), contents=contents,
                                        healed_ms=healed, bound_ms=p.bound_ms)
         violations += check_settled(state)
@@ -590,7 +591,7 @@ class SystemRun:
                  "messages": cluster.network.calls, "lost_messages": self.fates.lost,
                  "held_messages": self.held_messages,
                  "duplicated": cluster.network.duplicated, "replies_lost": cluster.network.replies_lost, "boots": len(cluster._boots),
-                 "max_clock_offset_ms": self.max_offset_ms, "wipes": len(cluster.wiped),
+                 "max_clock_offset_ms": self.max_offset_ms, "wipes": len(cluster.wiped), "w1_writes_lost_to_wipes": len(excused),
                  "faults_during_set_group": ",".join(self.reconfig_hits) or "-",
                  "rejoined_ms": self._rejoined_ms(),
                  # ids whose old incarnation a committed `replace` retired
