@@ -298,7 +298,7 @@ def test_replay_flags_name_every_non_default_knob():
 
 # ---- wiped disks (issue 14): a node comes back empty and is replaced -----------------------
 WIPE = dict(SMALL, kinds="crash,pause,partition,one_way,loss,delay,duplicate,reorder,clock_jump,slow_disk,wipe",
-            bound_ms=15000)   # the replacement's ring changes may wait out a lost pull's 10 s timeout
+            bound_ms=8000)   # the replacement is two ring changes (seed runs use 30 s: a lost pull waits 10 s)
 
 
 @pytest.mark.timeout(60)
@@ -339,7 +339,7 @@ def test_unsafe_replacement_that_keeps_the_old_incarnation_is_caught(monkeypatch
         await node.metalog.replaced()
 
     monkeypatch.setattr(bootstrap, "retire_old_incarnation", keep_old_incarnation)
-    report = _first_failure(range(3, 4), **WIPE)
+    report = _first_failure(range(3, 4), **dict(WIPE, bound_ms=4000))
     assert "FAILED" in report and "without its old incarnation retired" in report, report
     assert "restore: n2 came back from a wiped disk but holds none of" in report, report
 
@@ -371,7 +371,7 @@ def test_crashes_of_the_leader_and_group_members_while_a_group_change_is_in_flig
     passes every checker."""
     result = run_system(SystemParams(seed=4, kinds="crash,pause,wipe,loss", crash_in_set_group=True, faults=6,
                                      clients=3, ops_per_client=6, keys=2, anti_entropy_interval_ms=0,
-                                     bound_ms=10000))
+                                     bound_ms=8000))
     assert result.ok, result.report()
     hits = result.stats["faults_during_set_group"].split(",")
     assert len(hits) >= 2, result.stats
