@@ -387,24 +387,28 @@ class SystemRun:
     def _replacements_pending(self) -> bool:
         """A wiped node (still meant to be a member) has not rejoined since its wipe."""
         f = self.faults
-        return any(f"{i}:never" in self._rejoined_ms() for i in f.wiped - f.left - f.removed)
+        return any(self._rejoined_after_wipe(i) is None for i in f.wiped - f.left - f.removed)
 
     def _replaced_ids(self) -> set[str]:
         """Ids whose old incarnation a committed ``replace`` retired."""
         return {v["id"] for vals in self.recorder.chosen.values() for v, _n in vals
                 if isinstance(v, dict) and v.get("op") == "replace"}
 
+    def _rejoined_after_wipe(self, node_id: str) -> Optional[int]:
+        """ms from the node's (last) wipe to its new incarnation's ``finish_join``; None if
+        it has not rejoined since."""
+        wipes = [t for t, n, what in self.recorder.acceptor_log if n == node_id and what == "wiped"]
+        if not wipes:
+            return None
+        done = [self.recorder.chosen_ms[slot] for slot, vals in self.recorder.chosen.items()
+                for v, _n in vals if isinstance(v, dict) and v.get("op") == "finish_join"
+                and v.get("id") == node_id and self.recorder.chosen_ms[slot] > wipes[-1]]
+        return min(done) - wipes[-1] if done else None
+
     def _rejoined_ms(self) -> str:
         """For each wiped node: ms from its wipe to its new incarnation's finish_join."""
-        out = []
-        for t_wipe, node_id, what in self.recorder.acceptor_log:
-            if what != "wiped":
-                continue
-            done = [self.recorder.chosen_ms[slot] for slot, vals in self.recorder.chosen.items()
-                    for v, _n in vals if isinstance(v, dict) and v.get("op") == "finish_join"
-                    and v.get("id") == node_id and self.recorder.chosen_ms[slot] > t_wipe]
-            out.append(f"{node_id}:{min(done) - t_wipe if done else 'never'}")
-        return ",".join(out) or "-"
+        return ",".join(f"{i}:{'never' if (ms := self._rejoined_after_wipe(i)) is None else ms}"
+                        for i in sorted(self.cluster.wiped)) or "-"
 
     def _note_reconfiguration_hit(self, node_id: str, kind: str) -> None:
         """A fault takes down the metadata leader or a group member while the leader's
@@ -580,7 +584,7 @@ class SystemRun:
                 violations.append(f"liveness: {i} was wiped, but after healing it has not come back as a "
                                   f"normal member ({'still replacing' if node.metalog.replacing else 'not normal'})")
         for i in sorted(f.wiped - f.left - f.removed):
-            if f"{i}:never" in self._rejoined_ms() or i not in self._replaced_ids():
+            if self._rejoined_after_wipe(i) is None or i not in self._replaced_ids():
                 violations.append(f"replacement: {i} came back from a wiped disk without its old incarnation "
                                   "retired (replace) and a new one joined (finish_join) after the wipe")
         violations += check_one_value_per_slot(self.recorder.chosen)
