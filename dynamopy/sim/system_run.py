@@ -389,6 +389,19 @@ class SystemRun:
         f = self.faults
         return any(self._rejoined_after_wipe(i) is None for i in f.wiped - f.left - f.removed)
 
+    def _member_when_wiped(self, node_id: str) -> bool:
+        """Some node had applied the bootstrap or a join that lists ``node_id`` before its
+        (last) wipe."""
+        wipes = [t for t, n, what in self.recorder.acceptor_log if n == node_id and what == "wiped"]
+        for slot, vals in self.recorder.chosen.items():
+            for v, _n in vals:
+                if not isinstance(v, dict) or self.recorder.chosen_ms[slot] > wipes[-1]:
+                    continue
+                if (v.get("op") == "join" and v.get("id") == node_id) or (
+                        v.get("op") == "bootstrap" and any(m.get("id") == node_id for m in v.get("members", ()))):
+                    return True
+        return False
+
     def _replaced_ids(self) -> set[str]:
         """Ids whose old incarnation a committed ``replace`` retired."""
         return {v["id"] for vals in self.recorder.chosen.values() for v, _n in vals
@@ -584,7 +597,10 @@ class SystemRun:
                 violations.append(f"liveness: {i} was wiped, but after healing it has not come back as a "
                                   f"normal member ({'still replacing' if node.metalog.replacing else 'not normal'})")
         for i in sorted(f.wiped - f.left - f.removed):
-            if self._rejoined_after_wipe(i) is None or i not in self._replaced_ids():
+            # A node whose join no node had applied when it was wiped held nothing yet: it may
+            # carry on with that join instead (what ensure_member does when the cluster did not
+            # list it); a member must come back through `replace`.
+            if self._rejoined_after_wipe(i) is None or (self._member_when_wiped(i) and i not in self._replaced_ids()):
                 violations.append(f"replacement: {i} came back from a wiped disk without its old incarnation "
                                   "retired (replace) and a new one joined (finish_join) after the wipe")
         violations += check_one_value_per_slot(self.recorder.chosen)

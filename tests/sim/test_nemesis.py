@@ -189,7 +189,13 @@ def test_rule_checker_refuses_unsafe_wipes():
     assert "2 wipes, more than 1" in rule_violations(Schedule(replace(p, unavailable=True), (wipe, second)))
     assert any("never wiped" in v for v in rule_violations(Schedule(p, (Fault(FaultKind.WIPE, 0, 500, node="n0"),))))
     removal = Fault(FaultKind.REMOVE, 4000, node="n4")
-    assert any("too close to the remove of n4" in v
+    assert any("a removal in the same run (n4 at 4000ms)" in v
                for v in rule_violations(Schedule(replace(p, unavailable=True), (wipe, removal))))
+    earlier_removal = Fault(FaultKind.REMOVE, 0, node="n4")
+    assert any("a removal in the same run" in v
+               for v in rule_violations(Schedule(replace(p, unavailable=True), (earlier_removal, wipe))))
+    leave_after = Fault(FaultKind.LEAVE, 4000, node="n4")
+    assert any("too close to the leave of n4" in v
+               for v in rule_violations(Schedule(replace(p, unavailable=True), (wipe, leave_after))))
     three = replace(p, nodes=("n0", "n1", "n2"), spares=())
     assert any("too few members" in v for v in rule_violations(Schedule(three, (Fault(FaultKind.WIPE, 0, 500, node="n1"),))))
