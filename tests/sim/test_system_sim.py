@@ -378,3 +378,25 @@ def test_crashes_of_the_leader_and_group_members_while_a_group_change_is_in_flig
     notes = [e.text for e in result.history.events if type(e).__name__ == "Note"]
     assert any(", the metadata leader, while the set_group" in t for t in notes), notes
     assert any(", a group member, while the set_group" in t for t in notes), notes
+
+
+def test_a_node_wiped_before_its_join_applied_may_carry_on_with_that_join():
+    """Seed 9013 of the changes runs (``--spares 2 --changes 3 --faults 12 --duration-ms
+    12000 --bound-ms 30000``, every kind and wipe): n6's join was proposed, n6 was wiped,
+    and the join committed just after n6 restarted empty. The member it asked did not list it
+    yet, so it carried on with that join (it held nothing: correct) and the run wrongly
+    required a ``replace``. Only a node some node had applied as a member before its wipe
+    must come back through ``replace``."""
+    from dynamopy.sim.system_run import SystemRun
+
+    run = SystemRun(SystemParams(seed=0))
+    rec = run.recorder
+    rec.acceptor_log.append((9261, "n6", "wiped"))
+    rec.chosen.update({0: [({"op": "bootstrap", "members": [{"id": "n0"}, {"id": "n2"}]}, "n0")],
+                       1: [({"op": "join", "id": "n6"}, "n0")]})
+    rec.chosen_ms.update({0: 0, 1: 9616})
+    assert not run._member_when_wiped("n6")
+    rec.acceptor_log.append((9700, "n6", "wiped"))
+    assert run._member_when_wiped("n6")
+    rec.acceptor_log.append((10, "n2", "wiped"))
+    assert run._member_when_wiped("n2")
