@@ -70,10 +70,11 @@ from .clock import NodeClock
 from .inprocess import InProcessCluster, memory_config
 from .nemesis import DOWN_FAULTS, Action, Fault, FaultKind, NemesisEvent, NemesisParams, Schedule, generate as generate_schedule, parse_kinds
 from .net_fates import LOST_S, NetFates
-from .system_invariants import (check_one_value_per_slot, check_restored, excuse_writes_lost_to_wipes, check_settled, check_system_run,
-                                check_wiped_acceptors_never_vote, replica_sets)
+from .system_invariants import (check_one_value_per_slot, check_restored, check_settled, check_system_run,
+                                check_wiped_acceptors_never_vote, excuse_writes_lost_to_wipes, replica_sets)
 from .system_probes import CURRENT_OP, Recorder, RecordingDisk, instrument
 from .system_contact import MemoryContact
+from .system_wipes import check_replacements, rejoined_after_wipe, rejoined_ms, replaced_ids
 from .system_report import run_report
 from .system_net import FaultyNetwork
 from .workload import ClientOp, Workload, WorkloadParams, final_reads, generate as generate_workload, probes
@@ -387,41 +388,7 @@ class SystemRun:
     def _replacements_pending(self) -> bool:
         """A wiped node (still meant to be a member) has not rejoined since its wipe."""
         f = self.faults
-        return any(self._rejoined_after_wipe(i) is None for i in f.wiped - f.left - f.removed)
-
-    def _member_when_wiped(self, node_id: str) -> bool:
-        """Some node had applied the bootstrap or a join that lists ``node_id`` before its
-        (last) wipe."""
-        wipes = [t for t, n, what in self.recorder.acceptor_log if n == node_id and what == "wiped"]
-        for slot, vals in self.recorder.chosen.items():
-            for v, _n in vals:
-                if not isinstance(v, dict) or self.recorder.chosen_ms[slot] > wipes[-1]:
-                    continue
-                if (v.get("op") == "join" and v.get("id") == node_id) or (
-                        v.get("op") == "bootstrap" and any(m.get("id") == node_id for m in v.get("members", ()))):
-                    return True
-        return False
-
-    def _replaced_ids(self) -> set[str]:
-        """Ids whose old incarnation a committed ``replace`` retired."""
-        return {v["id"] for vals in self.recorder.chosen.values() for v, _n in vals
-                if isinstance(v, dict) and v.get("op") == "replace"}
-
-    def _rejoined_after_wipe(self, node_id: str) -> Optional[int]:
-        """ms from the node's (last) wipe to its new incarnation's ``finish_join``; None if
-        it has not rejoined since."""
-        wipes = [t for t, n, what in self.recorder.acceptor_log if n == node_id and what == "wiped"]
-        if not wipes:
-            return None
-        done = [self.recorder.chosen_ms[slot] for slot, vals in self.recorder.chosen.items()
-                for v, _n in vals if isinstance(v, dict) and v.get("op") == "finish_join"
-                and v.get("id") == node_id and self.recorder.chosen_ms[slot] > wipes[-1]]
-        return min(done) - wipes[-1] if done else None
-
-    def _rejoined_ms(self) -> str:
-        """For each wiped node: ms from its wipe to its new incarnation's finish_join."""
-        return ",".join(f"{i}:{'never' if (ms := self._rejoined_after_wipe(i)) is None else ms}"
-                        for i in sorted(self.cluster.wiped)) or "-"
+        return any(rejoined_after_wipe(self.recorder, i) is None for i in f.wiped - f.left - f.removed)
 
     def _note_reconfiguration_hit(self, node_id: str, kind: str) -> None:
         """A fault takes down the metadata leader or a group member while the leader's
@@ -591,18 +558,7 @@ class SystemRun:
         for i in sorted(f.left | f.removed):
             if state.member(i) is not None:
                 violations.append(f"liveness: {i} was to leave or be removed, but is still a member after healing")
-        for i in sorted(f.wiped - f.left - f.removed):
-            node = cluster.node(i)
-            if state.member(i) is None or state.member(i).state != "normal" or node.metalog.replacing:
-                violations.append(f"liveness: {i} was wiped, but after healing it has not come back as a "
-                                  f"normal member ({'still replacing' if node.metalog.replacing else 'not normal'})")
-        for i in sorted(f.wiped - f.left - f.removed):
-            # A node whose join no node had applied when it was wiped held nothing yet: it may
-            # carry on with that join instead (what ensure_member does when the cluster did not
-            # list it); a member must come back through `replace`.
-            if self._rejoined_after_wipe(i) is None or (self._member_when_wiped(i) and i not in self._replaced_ids()):
-                violations.append(f"replacement: {i} came back from a wiped disk without its old incarnation "
-                                  "retired (replace) and a new one joined (finish_join) after the wipe")
+        violations += check_replacements(self.recorder, state, cluster.nodes, f.wiped - f.left - f.removed)
         violations += check_one_value_per_slot(self.recorder.chosen)
         violations += check_wiped_acceptors_never_vote(self.recorder.acceptor_log)
         if self.hints_left():
@@ -613,9 +569,9 @@ class SystemRun:
                  "duplicated": cluster.network.duplicated, "replies_lost": cluster.network.replies_lost, "boots": len(cluster._boots),
                  "max_clock_offset_ms": self.max_offset_ms, "wipes": len(cluster.wiped), "w1_writes_lost_to_wipes": len(excused),
                  "faults_during_set_group": ",".join(self.reconfig_hits) or "-",
-                 "rejoined_ms": self._rejoined_ms(),
+                 "rejoined_ms": rejoined_ms(self.recorder, cluster.wiped),
                  # ids whose old incarnation a committed `replace` retired
-                 "replaced": ",".join(sorted(self._replaced_ids())) or "-",
+                 "replaced": ",".join(sorted(replaced_ids(self.recorder))) or "-",
                  "hints_stored": self.recorder.hints_stored,
                  "slow_syncs": sum(d.slow_syncs for d in cluster.disks.values()),
                  "buggify": ",".join(f"{k}={v}" for k, v in sorted(self.buggify.fired.items())) or "-",

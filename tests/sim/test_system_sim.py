@@ -387,16 +387,17 @@ def test_a_node_wiped_before_its_join_applied_may_carry_on_with_that_join():
     yet, so it carried on with that join (it held nothing: correct) and the run wrongly
     required a ``replace``. Only a node some node had applied as a member before its wipe
     must come back through ``replace``."""
-    from dynamopy.sim.system_run import SystemRun
+    from dynamopy.sim.history import History
+    from dynamopy.sim.system_probes import Recorder
+    from dynamopy.sim.system_wipes import member_when_wiped
 
-    run = SystemRun(SystemParams(seed=0))
-    rec = run.recorder
+    rec = Recorder(History(), lambda: 0)
     rec.acceptor_log.append((9261, "n6", "wiped"))
     rec.chosen.update({0: [({"op": "bootstrap", "members": [{"id": "n0"}, {"id": "n2"}]}, "n0")],
                        1: [({"op": "join", "id": "n6"}, "n0")]})
     rec.chosen_ms.update({0: 0, 1: 9616})
-    assert not run._member_when_wiped("n6")
+    assert not member_when_wiped(rec, "n6")
     rec.acceptor_log.append((9700, "n6", "wiped"))
-    assert run._member_when_wiped("n6")
+    assert member_when_wiped(rec, "n6")
     rec.acceptor_log.append((10, "n2", "wiped"))
-    assert run._member_when_wiped("n2")
+    assert member_when_wiped(rec, "n2")
