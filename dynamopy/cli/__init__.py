@@ -164,10 +164,11 @@ def _role(m: dict) -> str:
 
 def _members(c: Client) -> None:
     info = c.cluster()
-    print(f"{'id':<8} {'state':<8} {'alive':<6} {'role':<9} {'ownership':>9}  {'url':<26} peer")
+    print(f"{'id':<8} {'state':<8} {'alive':<6} {'role':<9} {'zone':<10} {'ownership':>9}  "
+          f"{'url':<26} peer")
     for m in info["members"]:
         print(f"{m['id']:<8} {m['state']:<8} {str(m['alive']).lower():<6} {_role(m):<9} "
-              f"{m['ownership'] * 100:8.2f}%  {m['url']:<26} {m['peer']}")
+              f"{m.get('zone') or '-':<10} {m['ownership'] * 100:8.2f}%  {m['url']:<26} {m['peer']}")
 
 
 def _ring(c: Client) -> None:

@@ -227,12 +227,14 @@ def test_version_and_members_list(shared_cluster):
     url = shared_cluster.url(2)
     listed = cli("members", url=url).stdout.decode().splitlines()
     assert listed == cli("members", "list", url=url).stdout.decode().splitlines()
-    assert listed[0].split() == ["id", "state", "alive", "role", "ownership", "url", "peer"]
+    assert listed[0].split() == ["id", "state", "alive", "role", "zone", "ownership", "url",
+                                 "peer"]
     rows = [line.split() for line in listed[1:]]
     assert [r[0] for r in rows] == ["n1", "n2", "n3"]
-    # three seeds: every one is in the metadata group
-    assert all(r[1] == "normal" and r[2] == "true" and r[3] == "metadata" for r in rows)
-    assert [r[5] for r in rows] == [shared_cluster.url(i) for i in range(3)]
+    # three seeds: every one is in the metadata group; no --zone given: no zone
+    assert all(r[1] == "normal" and r[2] == "true" and r[3] == "metadata" and r[4] == "-"
+               for r in rows)
+    assert [r[6] for r in rows] == [shared_cluster.url(i) for i in range(3)]
 
 
 def test_readme_quick_start_examples_run_as_pasted(shared_cluster, tmp_path):

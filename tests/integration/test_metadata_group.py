@@ -12,6 +12,7 @@ import httpx
 import pytest
 
 from dynamopy.client import DynamoError
+from tests.integration.test_cli import cli
 
 pytestmark = pytest.mark.integration
 
@@ -46,6 +47,9 @@ def test_seeds_leave_die_and_lose_their_disk_and_the_group_refills(make_cluster)
         c.kill(0, signal.SIGTERM)
         info = c.cluster_info(n4)
         assert _members(info)["n5"]["zone"] == "rack-b" and _members(info)["n4"]["zone"] is None
+        rows = {r.split()[0]: r.split() for r in
+                cli("members", url=c.url(n4)).stdout.decode().splitlines()[1:]}
+        assert (rows["n5"][3], rows["n5"][4]) == ("metadata", "rack-b") and rows["n4"][4] == "-"
         assert {m: v["role"] for m, v in _members(info).items()} == {
             "n2": "acceptor", "n3": "acceptor", "n4": "learner", "n5": "acceptor"}
         c.wait_until(lambda: c.node_view(n5)["metadata"]["voting"], 5, "n5 votes")
