@@ -37,6 +37,43 @@ def member_role(state, member_id: str) -> str:
     return "learner"
 
 
+def cluster_view(node, warnings: list) -> dict:
+    """What ``GET /cluster`` answers (``NotReady`` until this node is ready); the system
+    simulator's in-process contact answers a joining node with it too."""
+    state = node.require_ready()
+    ownership = state.ring.ownership()
+    alive = node.detector.view()
+    s = state.settings
+    return {
+        "epoch": state.epoch, "n": s.n, "r": s.r, "w": s.w,
+        "hint_window_s": s.hint_window_s, "hint_max_bytes": s.hint_max_bytes,
+        "anti_entropy_interval_s": s.anti_entropy_interval_s,
+        "anti_entropy_rate": s.anti_entropy_rate, "tombstone_grace_s": s.tombstone_grace_s,
+        "change": state.change_view(),
+        # While a change of the R/W defaults settles, requests without an explicit
+        # quorum use these (the larger of old and new); null once settled.
+        "settling": ({"r": state.rw_in_effect[0], "w": state.rw_in_effect[1],
+                      "since_epoch": state.config_epoch} if state.rw_in_effect else None),
+        # The metadata group (Paxos acceptors). "acceptors" is the older name of the
+        # same list, kept for nodes of an older version that join through this one.
+        "metadata_group": list(state.acceptors),
+        "acceptors": list(state.acceptors),
+        "metadata_group_size": s.metadata_group_size,
+        # The group of the log's first slot: where a joiner starts following the
+        # group changes (core/metadata_group.py).
+        "metadata_group_initial": list(state.initial_group),
+        "warnings": warnings,
+        "members": [
+            {"id": m.id, "url": m.url, "peer": m.peer, "number": m.number,
+             "state": m.state, "role": member_role(state, m.id), "zone": m.zone or None,
+             "alive": alive.get(m.id, False),
+             "ownership": round(ownership.get(m.id, 0.0), 6)}
+            for m in sorted(state.members.values(), key=lambda m: m.number)
+        ],
+        "clock": clock_view(node),
+    }
+
+
 def build_router(node) -> APIRouter:
     router = APIRouter()
     # Insecure settings this node runs with (see dynamopy.exposure), shown to operators.
@@ -45,38 +82,7 @@ def build_router(node) -> APIRouter:
     @router.get("/cluster", summary="Membership, settings and epoch",
                 responses=responses(None, UNAUTHORIZED, UNAVAILABLE))
     async def cluster():
-        state = node.require_ready()
-        ownership = state.ring.ownership()
-        alive = node.detector.view()
-        s = state.settings
-        return {
-            "epoch": state.epoch, "n": s.n, "r": s.r, "w": s.w,
-            "hint_window_s": s.hint_window_s, "hint_max_bytes": s.hint_max_bytes,
-            "anti_entropy_interval_s": s.anti_entropy_interval_s,
-            "anti_entropy_rate": s.anti_entropy_rate, "tombstone_grace_s": s.tombstone_grace_s,
-            "change": state.change_view(),
-            # While a change of the R/W defaults settles, requests without an explicit
-            # quorum use these (the larger of old and new); null once settled.
-            "settling": ({"r": state.rw_in_effect[0], "w": state.rw_in_effect[1],
-                          "since_epoch": state.config_epoch} if state.rw_in_effect else None),
-            # The metadata group (Paxos acceptors). "acceptors" is the older name of the
-            # same list, kept for nodes of an older version that join through this one.
-            "metadata_group": list(state.acceptors),
-            "acceptors": list(state.acceptors),
-            "metadata_group_size": s.metadata_group_size,
-            # The group of the log's first slot: where a joiner starts following the
-            # group changes (core/metadata_group.py).
-            "metadata_group_initial": list(state.initial_group),
-            "warnings": warnings,
-            "members": [
-                {"id": m.id, "url": m.url, "peer": m.peer, "number": m.number,
-                 "state": m.state, "role": member_role(state, m.id), "zone": m.zone or None,
-                 "alive": alive.get(m.id, False),
-                 "ownership": round(ownership.get(m.id, 0.0), 6)}
-                for m in sorted(state.members.values(), key=lambda m: m.number)
-            ],
-            "clock": clock_view(node),
-        }
+        return cluster_view(node, warnings)
 
     @router.get("/cluster/preference-list/{key:anypath}", summary="The N replicas of a key",
                 responses=responses(None, BAD_REQUEST, UNAUTHORIZED, UNAVAILABLE))

@@ -19,6 +19,11 @@
   removed it meanwhile (a dead joiner's join abandoned, a dead member removed). It first
   learns the log as it is now; if that says it is no longer a member, it joins again like a
   new node (it was started to be a member).
+
+The node asks the members it was given through a *contact* with three calls (``GET /node``,
+``GET /cluster``, ``POST /cluster/members``): ``HttpContact`` over HTTP for ``dynamopy serve``;
+the system simulator passes an in-process one (``sim/system_contact.py``) that answers what
+those routes answer, so a wiped node in the simulator takes this very path.
 """
 
 from __future__ import annotations
@@ -38,6 +43,41 @@ if TYPE_CHECKING:  # pragma: no cover
 log = logging.getLogger(__name__)
 
 RETRY_S = 0.3
+
+
+class ContactError(Exception):
+    """A member could not answer (down, unreachable, not ready)."""
+
+
+# What asking a member may raise: the node retries, or asks the next one.
+UNREACHABLE = (httpx.HTTPError, ValueError, KeyError, ContactError)
+
+
+class HttpContact:
+    """How a starting node asks a member at ``url``: over HTTP (``dynamopy serve``)."""
+
+    def __init__(self, http: httpx.AsyncClient) -> None:
+        self.http = http
+
+    async def node_info(self, url: str) -> dict:
+        """``GET /node``: the member's identity and epoch."""
+        resp = await self.http.get(f"{url}/node")
+        resp.raise_for_status()
+        return resp.json()
+
+    async def cluster_info(self, url: str) -> dict:
+        """``GET /cluster``: members, metadata group, epoch (``ContactError`` unless 200)."""
+        resp = await self.http.get(f"{url}/cluster")
+        if resp.status_code != 200:
+            raise ContactError(f"{url}/cluster answered {resp.status_code}")
+        return resp.json()
+
+    async def request_join(self, url: str, me: dict) -> tuple[int, dict]:
+        """``POST /cluster/members``: (status, JSON body or {})."""
+        resp = await self.http.post(f"{url}/cluster/members", json=me, timeout=15.0)
+        body = resp.json() if resp.headers.get("content-type", "").startswith(
+            "application/json") else {}
+        return resp.status_code, body
 
 
 def bootstrap_settings(cfg, **override) -> Settings:
@@ -77,8 +117,9 @@ def _headers(node: "Node") -> dict:
     return {"Authorization": f"Bearer {token}"} if token else {}
 
 
-async def ensure_member(node: "Node") -> None:
-    """Bootstrap or join in the background; return once this node applied its membership."""
+async def ensure_member(node: "Node", contact=None) -> None:
+    """Bootstrap or join in the background; return once this node applied its membership.
+    ``contact``: how to ask members (None: ``HttpContact``, what ``dynamopy serve`` uses)."""
     if node.state.member(node.id) is not None and not node.metalog.replacing:
         # Restarted as a member per the log on disk: wait until the log says more. A member
         # hears the leader and catches up; a removed node is not pushed to, but its learner
@@ -92,30 +133,36 @@ async def ensure_member(node: "Node") -> None:
         log.warning("%s was removed from the cluster while it was down: joining again", node.id)
     # Not a member yet, even if a previous run got as far as learning the metadata group
     # (it may have crashed before its join or the bootstrap committed): keep going.
-    async with httpx.AsyncClient(timeout=3.0, headers=_headers(node),
-                                 verify=_verify(node)) as http:
-        if node.config.join:
-            await _join(node, http, [node.config.join])
-            return
-        seeds, settings = effective_seeds(node)
-        if node.metalog.replacing:
-            await _join(node, http, seeds)  # a replacement that restarted: carry on
-            return
-        identities = await _identities(node, http, seeds)
-        if identities is None:
-            return
-        if identities == BOOTSTRAPPED:
-            log.warning("%s has no metadata log on disk but the cluster of %s is already "
-                        "bootstrapped: it will not vote; joining through the seeds",
-                        node.id, seeds)
-            await _join(node, http, [u for u in seeds if u != node.config.advertise_url] or seeds)
-            return
-        me = node.identity()
-        if not any(i["id"] == me["id"] for i in identities):
-            log.info("%s is not among the seeds %s: joining through them", node.id, seeds)
-            await _join(node, http, seeds)
-            return
-        await bootstrap_seeds(node, identities, settings)
+    if contact is None:
+        async with httpx.AsyncClient(timeout=3.0, headers=_headers(node),
+                                     verify=_verify(node)) as http:
+            return await _become_member(node, HttpContact(http))
+    await _become_member(node, contact)
+
+
+async def _become_member(node: "Node", contact) -> None:
+    if node.config.join:
+        await _join(node, contact, [node.config.join])
+        return
+    seeds, settings = effective_seeds(node)
+    if node.metalog.replacing:
+        await _join(node, contact, seeds)  # a replacement that restarted: carry on
+        return
+    identities = await _identities(node, contact, seeds)
+    if identities is None:
+        return
+    if identities == BOOTSTRAPPED:
+        log.warning("%s has no metadata log on disk but the cluster of %s is already "
+                    "bootstrapped: it will not vote; joining through the seeds",
+                    node.id, seeds)
+        await _join(node, contact, [u for u in seeds if u != node.config.advertise_url] or seeds)
+        return
+    me = node.identity()
+    if not any(i["id"] == me["id"] for i in identities):
+        log.info("%s is not among the seeds %s: joining through them", node.id, seeds)
+        await _join(node, contact, seeds)
+        return
+    await bootstrap_seeds(node, identities, settings)
 
 
 async def bootstrap_seeds(node: "Node", identities: list[dict], settings: Settings) -> None:
@@ -143,21 +190,19 @@ async def bootstrap_seeds(node: "Node", identities: list[dict], settings: Settin
 BOOTSTRAPPED = "bootstrapped"
 
 
-async def _identities(node: "Node", http: httpx.AsyncClient, seeds: list[str]):
+async def _identities(node: "Node", contact, seeds: list[str]):
     """Each seed's identity, in order; retries until all answer (or the node stops).
     ``BOOTSTRAPPED`` as soon as any seed reports an epoch: the cluster exists already."""
     while not node.stopping:
         out = []
         for url in seeds:  # every seed, even past one that is down: any may say "bootstrapped"
             try:
-                resp = await http.get(f"{url}/node")
-                resp.raise_for_status()
-                info = resp.json()
+                info = await contact.node_info(url)
                 if isinstance(info.get("epoch"), int) and info["epoch"] > 0:
                     return BOOTSTRAPPED
                 out.append({"id": info["id"], "url": info["url"], "peer": info["peer"],
                             **({"zone": info["zone"]} if info.get("zone") else {})})
-            except (httpx.HTTPError, ValueError, KeyError) as e:
+            except UNREACHABLE as e:
                 log.info("seed %s not reachable yet (%s)", url, e)
         if len(out) == len(seeds):
             return out
@@ -165,7 +210,7 @@ async def _identities(node: "Node", http: httpx.AsyncClient, seeds: list[str]):
     return None
 
 
-async def _join(node: "Node", http: httpx.AsyncClient, urls: list[str]) -> None:
+async def _join(node: "Node", contact, urls: list[str]) -> None:
     """Learn the metadata group from any member at ``urls`` and ask it to add this node."""
     me = node.identity()
     attempt = 0
@@ -174,10 +219,7 @@ async def _join(node: "Node", http: httpx.AsyncClient, urls: list[str]) -> None:
         attempt += 1
         try:
             if not node.metalog.started:
-                resp = await http.get(f"{url}/cluster")
-                if resp.status_code != 200:
-                    raise httpx.HTTPError(f"{url}/cluster answered {resp.status_code}")
-                info = resp.json()
+                info = await contact.cluster_info(url)
                 # An empty store under an id the cluster knows: this node lost its data.
                 known = any(m["id"] == node.id for m in info["members"])
                 # The group of slot 0: the log's group changes say who decides after it.
@@ -196,17 +238,15 @@ async def _join(node: "Node", http: httpx.AsyncClient, urls: list[str]) -> None:
                     return
             if node.state.member(node.id) is not None:
                 return
-            resp = await http.post(f"{url}/cluster/members", json=me, timeout=15.0)
-            body = resp.json() if resp.headers.get("content-type", "").startswith(
-                "application/json") else {}
-            if resp.status_code == 202:
+            status, body = await contact.request_join(url, me)
+            if status == 202:
                 log.info("join of %s accepted at epoch %s", node.id, body.get("epoch"))
                 return
-            if resp.status_code == 409 and "is already a member (" in body.get("detail", ""):
+            if status == 409 and "is already a member (" in body.get("detail", ""):
                 return  # our earlier request committed; the log will tell us
-            log.warning("join refused by %s: %s %s", url, resp.status_code, body.get("detail"))
-            if resp.status_code in (400, 404):
+            log.warning("join refused by %s: %s %s", url, status, body.get("detail"))
+            if status in (400, 404):
                 return
-        except (httpx.HTTPError, ValueError, KeyError) as e:
+        except UNREACHABLE as e:
             log.info("joining through %s failed (%s); retrying", url, e)
         await node.clock.sleep(max(RETRY_S, min(3.0, 0.2 * attempt)))

@@ -12,6 +12,7 @@ clock adapters:
 * ``loss``, ``duplicate``, ``reorder`` (probabilities) and ``extra_delay_ms``: the fates the
   network draws for each message;
 * ``clock_offset_ms(node)``, ``sync_delay_ms(node)``: a node's clock jump and slow disk;
+* ``wiped``: nodes whose disk a wipe emptied (the run loop restarts them on an empty disk);
 * ``running(node)``: its process should be up (a member or a joiner, not crashed, not
   removed; a node that left is kept running: the run loop stops it once its leave is done).
 
@@ -34,6 +35,7 @@ class FaultState:
     joined: frozenset[str] = frozenset()
     left: frozenset[str] = frozenset()
     removed: frozenset[str] = frozenset()
+    wiped: frozenset[str] = frozenset()        # nodes whose disk was wiped (ever)
     partition: Optional[Fault] = None          # the PARTITION or ONE_WAY fault in effect
     loss: float = 0.0
     duplicate: float = 0.0
@@ -67,18 +69,20 @@ class FaultState:
     @property
     def healed(self) -> bool:
         """No fault in effect (membership changes are not faults)."""
-        return self == FaultState(joined=self.joined, left=self.left, removed=self.removed)
+        return self == FaultState(joined=self.joined, left=self.left, removed=self.removed, wiped=self.wiped)
 
     # -- transitions ----------------------------------------------------------------------
 
     def apply(self, event: NemesisEvent) -> "FaultState":
         if event.action is Action.HEAL_ALL:
-            return FaultState(joined=self.joined, left=self.left, removed=self.removed)
+            return FaultState(joined=self.joined, left=self.left, removed=self.removed, wiped=self.wiped)
         f = event.fault
         start = event.action is Action.START
         k = f.kind
         if k is FaultKind.CRASH:
             return replace(self, crashed=_toggle(self.crashed, f.node, start))
+        if k is FaultKind.WIPE:  # down like a crash; the run loop empties its disk
+            return replace(self, crashed=_toggle(self.crashed, f.node, start), wiped=self.wiped | {f.node})
         if k is FaultKind.PAUSE:
             return replace(self, paused=_toggle(self.paused, f.node, start))
         if k in (FaultKind.PARTITION, FaultKind.ONE_WAY):

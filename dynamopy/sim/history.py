@@ -119,7 +119,19 @@ class Note:
     text: str
 
 
-Event = Union[Invoke, Complete, Stamped, Synced, Acked, Note]
+@dataclass(frozen=True, slots=True)
+class Wiped:
+    """``node``'s disk was emptied (the nemesis ``wipe``): what it had synced is gone."""
+
+    node: str
+    t_ms: int
+
+    @property
+    def text(self) -> str:
+        return f"{self.node}'s disk is empty: everything it had synced is gone"
+
+
+Event = Union[Invoke, Complete, Stamped, Synced, Acked, Note, Wiped]
 
 
 @dataclass(frozen=True, slots=True)
@@ -218,6 +230,9 @@ class History:
 
     def note(self, text: str, *, t_ms: int) -> None:
         self.events.append(Note(t_ms, text))
+
+    def wiped(self, node: str, *, t_ms: int) -> None:
+        self.events.append(Wiped(node, t_ms))
 
     @property
     def in_flight(self) -> frozenset[int]:

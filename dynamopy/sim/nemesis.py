@@ -9,7 +9,8 @@ Fault kinds (:class:`FaultKind`): crash and restart (the node loses what it had 
 pause and resume, message loss / extra delay / duplication / reordering windows, partitions
 (both ways, or one way: the cut-off group's messages to the rest are lost while the rest's
 still arrive), a clock jump on one node (forward or back, and back again at the window's
-end), a slow disk, and joins, leaves and removals.
+end), a slow disk, a wiped disk (the node crashes, its disk is replaced by an empty one, and
+it restarts with the same id: a replacement), and joins, leaves and removals.
 
 Rules that keep a run meaningful (:func:`rule_violations` checks them on any schedule):
 
@@ -18,15 +19,23 @@ Rules that keep a run meaningful (:func:`rule_violations` checks them on any sch
 2. At no instant are more than ``max_down`` nodes down, where a node is down while it is
    crashed or paused, cut off by a partition (the smaller, listed side), or removed and
    less than ``settle_ms`` ago (its ranges are short a replica until the removal's
-   transfer ends). ``max_down`` is N - W (a write still finds W home replicas up) unless
+   transfer ends), or wiped at any time before ``duration_ms`` (its data is gone until its
+   replacement has streamed its ranges back, which the schedule cannot time: so for the
+   rest of the safety phase). ``max_down`` is N - W (a write still finds W home replicas up) unless
    the run tests unavailability (``unavailable=True``: anything but all members down).
 3. One node is in at most one crash or pause window at a time; one topology at a time (no
    two partition windows overlap); no network window overlaps another of its kind; one
-   clock jumped at a time; a node's disk is slowed by one window at a time.
+   clock jumped at a time; a node's disk is slowed by one window at a time. At most
+   ``max_wipes`` wipes per schedule (one by default).
 4. Faults hit members: a node is targeted only for windows it is a member throughout
    (joined before, not left or removed before the end). Membership changes are
    ``settle_ms`` apart, a join takes a spare node, a leave or removal takes a member that is
    not ``fixed`` and keeps at least ``min_members`` members (never fewer than N).
+5. A wipe hits a member that is not in ``never_wiped``, while the cluster has more than
+   that floor of members (its old incarnation is removed before it joins again), not within
+   ``settle_ms`` of a membership change, no leave starts after it, and no removal is in the
+   run at all: its replacement is a removal too, and two dead members being removed at once
+   can deadlock (a known bug the README names; a removal can outlast ``settle_ms``).
 """
 
 from __future__ import annotations
@@ -53,9 +62,12 @@ class FaultKind(str, enum.Enum):
     JOIN = "join"
     LEAVE = "leave"
     REMOVE = "remove"
+    WIPE = "wipe"
 
 
-NODE_FAULTS = frozenset({FaultKind.CRASH, FaultKind.PAUSE, FaultKind.CLOCK_JUMP, FaultKind.SLOW_DISK})
+NODE_FAULTS = frozenset({FaultKind.CRASH, FaultKind.PAUSE, FaultKind.CLOCK_JUMP, FaultKind.SLOW_DISK,
+                         FaultKind.WIPE})
+DOWN_FAULTS = frozenset({FaultKind.CRASH, FaultKind.PAUSE, FaultKind.WIPE})  # one per node at a time
 NET_FAULTS = frozenset({FaultKind.LOSS, FaultKind.DELAY, FaultKind.DUPLICATE, FaultKind.REORDER})
 PARTITIONS = frozenset({FaultKind.PARTITION, FaultKind.ONE_WAY})
 CHANGES = frozenset({FaultKind.JOIN, FaultKind.LEAVE, FaultKind.REMOVE})
@@ -129,6 +141,9 @@ class NemesisEvent:
         group = "{" + ",".join(f.group) + "}"
         if k is FaultKind.CRASH:
             text = f"crash {f.node} (unsynced writes lost)" if start else f"restart {f.node}"
+        elif k is FaultKind.WIPE:
+            text = (f"crash {f.node} and wipe its disk (data, acceptor state, hints lost)" if start
+                    else f"restart {f.node} on an empty disk (a replacement)")
         elif k is FaultKind.PAUSE:
             text = f"pause {f.node}" if start else f"resume {f.node}"
         elif k is FaultKind.LOSS:
@@ -185,6 +200,8 @@ class NemesisParams:
     max_delay_ms: int = 500
     max_clock_jump_ms: int = 60_000
     max_slow_disk_ms: int = 200
+    max_wipes: int = 1
+    never_wiped: tuple[str, ...] = ()
 
     @property
     def max_down(self) -> int:
@@ -252,6 +269,8 @@ def _down_at(p: NemesisParams, faults: Iterable[Fault], t_ms: int) -> frozenset[
     for f in faults:
         if f.kind in (FaultKind.CRASH, FaultKind.PAUSE) and f.active(t_ms):
             down.add(f.node)
+        elif f.kind is FaultKind.WIPE and f.start_ms <= t_ms < p.duration_ms:
+            down.add(f.node)
         elif f.kind in PARTITIONS and f.active(t_ms):
             down.update(f.group)
         elif f.kind is FaultKind.REMOVE and f.start_ms <= t_ms < f.start_ms + p.settle_ms:
@@ -263,7 +282,7 @@ def _conflicts(a: Fault, b: Fault) -> bool:
     """Rule 3: two windows that must not overlap."""
     if not a.overlaps(b):
         return False
-    if a.kind in (FaultKind.CRASH, FaultKind.PAUSE) and b.kind in (FaultKind.CRASH, FaultKind.PAUSE):
+    if a.kind in DOWN_FAULTS and b.kind in DOWN_FAULTS:
         return a.node == b.node
     if a.kind in PARTITIONS and b.kind in PARTITIONS:
         return True
@@ -308,6 +327,13 @@ def rule_violations(schedule: Schedule) -> list[str]:
             members = _members_at(p, faults, f.start_ms)
             if not f.group or not set(f.group) < set(members):
                 out.append(f"{f.kind.value} group {f.group} is not a proper subset of the members {members}")
+    wipes = [f for f in faults if f.kind is FaultKind.WIPE]
+    if len(wipes) > p.max_wipes:
+        out.append(f"{len(wipes)} wipes, more than {p.max_wipes}")
+    for f in wipes:
+        problem = _wipe_problem(p, faults, f)
+        if problem:
+            out.append(f"{_label(f)}: {problem}")
     changes = sorted((f for f in faults if f.kind in CHANGES), key=lambda f: f.start_ms)
     for a, b in zip(changes, changes[1:]):
         if b.start_ms - a.start_ms < p.settle_ms:
@@ -319,6 +345,25 @@ def rule_violations(schedule: Schedule) -> list[str]:
         if f.kind in (FaultKind.LEAVE, FaultKind.REMOVE) and (f.node not in before or f.node in p.fixed):
             out.append(f"{f.kind.value} of {f.node}, not a member that may go")
     return out
+
+
+def _wipe_problem(p: NemesisParams, faults: Iterable[Fault], w: Fault) -> Optional[str]:
+    """Rule 5 for the wipe ``w``: why it may not be placed, or None."""
+    if w.node in p.never_wiped:
+        return "that node is never wiped"
+    changes = [f for f in faults if f.kind in CHANGES]
+    if len(_members_at(p, changes, w.start_ms)) <= p.floor_members:
+        return "too few members to replace it"
+    for c in changes:
+        if c.kind is FaultKind.REMOVE:
+            # The replacement removes the wiped node's old incarnation: with another removal
+            # unfinished (it may take longer than settle_ms) that is two dead members at once,
+            # the removal deadlock the README names ("two members dead at once"; seed 9026 of the
+            # changes runs in docs/sim-system.md).
+            return f"a removal in the same run ({c.node} at {c.start_ms}ms)"
+        if abs(c.start_ms - w.start_ms) < p.settle_ms or (c.kind is FaultKind.LEAVE and c.start_ms >= w.start_ms):
+            return f"too close to the {c.kind.value} of {c.node} at {c.start_ms}ms"
+    return None
 
 
 # -- generation -------------------------------------------------------------------------------
@@ -363,6 +408,8 @@ def _draw(rng: random.Random, p: NemesisParams, kind: FaultKind, changes: list[F
     start = rng.randrange(span)
     end = min(start + rng.randint(p.min_window_ms, p.max_window_ms), p.duration_ms)
     members = sorted(m for m in _members_at(p, changes, start) if _member_throughout(p, changes, m, start, end))
+    if kind is FaultKind.WIPE:
+        members = [m for m in members if m not in p.never_wiped]
     if kind in NODE_FAULTS:
         if not members:
             return None
@@ -388,8 +435,12 @@ def _draw(rng: random.Random, p: NemesisParams, kind: FaultKind, changes: list[F
 def _fits(p: NemesisParams, placed: list[Fault], f: Fault) -> bool:
     if any(_conflicts(f, g) for g in placed):
         return False
+    if f.kind is FaultKind.WIPE and (_wipe_problem(p, placed, f) or
+                                     sum(g.kind is FaultKind.WIPE for g in placed) >= p.max_wipes):
+        return False
     trial = placed + [f]
-    checkpoints = {f.start_ms} | {g.start_ms for g in placed if f.start_ms <= g.start_ms < (f.end_ms or 0)}
+    down_end = p.duration_ms if f.kind is FaultKind.WIPE else (f.end_ms or 0)
+    checkpoints = {f.start_ms} | {g.start_ms for g in placed if f.start_ms <= g.start_ms < down_end}
     return all(len(_down_at(p, trial, t)) <= p.max_down for t in checkpoints)
 
 
@@ -407,14 +458,25 @@ def _events(faults: Iterable[Fault], heal_ms: int) -> tuple[NemesisEvent, ...]:
 
 def generate(rng: random.Random, params: NemesisParams, *, attempts: int = 8) -> Schedule:
     """A schedule that keeps every rule: membership changes first (spaced, in time order),
-    then ``params.faults`` windows of enabled kinds, each redrawn up to ``attempts`` times
+    then up to ``max_wipes`` wipes, then ``params.faults`` windows of other enabled kinds, each redrawn up to ``attempts`` times
     until it fits (else skipped, and counted)."""
     if params.write_quorum > params.replication_n or len(params.nodes) < params.replication_n:
         raise ValueError("need W <= N <= number of nodes")
     changes = _plan_changes(rng, params)
     placed = list(changes)
-    window_kinds = sorted((k for k in params.kinds if k not in CHANGES), key=lambda k: k.value)
     skipped = 0
+    # Wipes first (they are few, and take the down budget for the rest of the safety phase):
+    # other windows fit around them.
+    for _ in range(params.max_wipes if FaultKind.WIPE in params.kinds else 0):
+        for _ in range(attempts):
+            f = _draw(rng, params, FaultKind.WIPE, changes)
+            if f is not None and _fits(params, placed, f):
+                placed.append(f)
+                break
+        else:
+            skipped += 1
+    window_kinds = sorted((k for k in params.kinds if k not in CHANGES and k is not FaultKind.WIPE),
+                          key=lambda k: k.value)
     for _ in range(params.faults if window_kinds else 0):
         kind = rng.choice(window_kinds)
         for _ in range(attempts):

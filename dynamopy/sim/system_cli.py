@@ -32,6 +32,9 @@ HELP = {
     "changes": "membership changes (join, leave, remove) the nemesis tries to place",
     "max_clock_jump_ms": "largest clock jump of one node, either way",
     "max_slow_disk_ms": "slowest sync of a slow disk (the slow_disk fault draws 50 ms up to this)",
+    "wipes": "most disks wiped per run (with wipe in --kinds): the node restarts empty as a replacement",
+    "crash_in_set_group": "an adversary crashes the metadata leader or a group member while a group change "
+                          "is in flight (when the down budget allows), restarting it before the next fault",
     "buggify": "share of the nodes' BUGGIFY knobs enabled per run, each then firing at 25%% of its "
                "visits until healing (0: off)",
     "unavailable": "let faults take down more than N-W nodes at once",

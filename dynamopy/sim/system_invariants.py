@@ -25,13 +25,15 @@ up as a lost delete.
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Iterable, Mapping, Optional, Sequence
 
 from dynamopy.core.membership import ClusterState
 from dynamopy.core.placement import replicas
 from dynamopy.core.records import Record
 
-from .history import Acked, Event, Operation, OpKind, Stamped, Synced, operations
+from .history import (Acked, Complete, Event, Invoke, Operation, OpKind, Outcome, Stamped, Synced, Wiped,
+                      operations)
 
 Contents = Mapping[str, Mapping[str, Record]]
 
@@ -63,6 +65,36 @@ def _writes_by_version(ops: Sequence[Operation], events: Sequence[Event]) -> dic
         if o.acknowledged_write:
             out.setdefault(o.version, o)
     return out
+
+
+def excuse_writes_lost_to_wipes(events: Sequence[Event]) -> tuple[list[Event], set[int]]:
+    """A write acknowledged with W=1 is promised to survive no disk loss: when a wipe
+    empties the only disk that had synced it (no other node held it durably then, as data
+    or as a hint), its outcome becomes ``UNKNOWN`` (it may or may not be seen) for every
+    checker. Returns the events to check and the excused operations. A write acked with W
+    of 2 or more is never excused: W nodes synced it before acking, and one wipe leaves one."""
+    holders: dict[tuple[str, int], set[str]] = {}
+    stamped: dict[int, tuple[str, int]] = {}
+    quorum: dict[int, int] = {}
+    excused: set[int] = set()
+    for ev in events:
+        if isinstance(ev, Invoke) and ev.kind.is_write:
+            quorum[ev.op] = ev.quorum
+        elif isinstance(ev, Stamped):
+            stamped[ev.op] = (ev.key, ev.version)
+        elif isinstance(ev, Synced):
+            for item in ev.items:
+                holders.setdefault(item, set()).add(ev.node)
+        elif isinstance(ev, Wiped):
+            for nodes in holders.values():
+                nodes.discard(ev.node)
+            excused |= {op for op, item in stamped.items() if quorum.get(op) == 1 and not holders.get(item)}
+    if not excused:
+        return list(events), excused
+    out = [dataclasses.replace(ev, outcome=Outcome.UNKNOWN, detail="acked at W=1; its only durable copy was wiped")
+           if isinstance(ev, Complete) and ev.op in excused and ev.outcome is Outcome.OK else ev
+           for ev in events]
+    return out, excused
 
 
 # -- (a) no acknowledged write is lost ---------------------------------------------------
@@ -251,11 +283,14 @@ def check_versions(events: Sequence[Event], contents: Optional[Contents] = None)
 
 def check_ack_after_sync(events: Sequence[Event]) -> list[str]:
     """Every ack of (key, version) by a node comes after a synced batch of that node that
-    held (key, version). Synced data survives crashes, so any earlier batch will do."""
+    held (key, version). Synced data survives crashes, so any earlier batch will do, unless
+    the node's disk was wiped since."""
     synced: dict[str, set[tuple[str, int]]] = {}
     out = []
     for ev in events:
-        if isinstance(ev, Synced):
+        if isinstance(ev, Wiped):
+            synced.pop(ev.node, None)
+        elif isinstance(ev, Synced):
             synced.setdefault(ev.node, set()).update(ev.items)
         elif isinstance(ev, Acked) and (ev.key, ev.version) not in synced.get(ev.node, ()):
             out.append(f"ack before sync: {ev.node} acked {ev.key!r} v{ev.version} (#{ev.op}) at {ev.t_ms}ms "
@@ -334,6 +369,64 @@ def check_system_run(events: Sequence[Event], *, n: int, final_reads: Mapping[st
     v += check_convergence(replica_sets, contents)
     v += check_liveness(events, healed_ms=healed_ms, bound_ms=bound_ms)
     return v
+
+
+def check_restored(wiped: Sequence[str], replica_sets: Mapping[str, Sequence[str]],
+                   contents: Contents) -> list[str]:
+    """A node that came back from a wiped disk holds its ranges again once the ring change
+    settled (before any final read repairs them): for each key it replicates, its record is
+    at least as new as the oldest one among the key's other replicas that were never wiped
+    (no record counts as the oldest). A replacement that skipped streaming its ranges back
+    holds nothing where they hold something."""
+    out = []
+    for node in wiped:
+        for key in sorted(replica_sets):
+            replicas_ = replica_sets[key]
+            others = [o for o in replicas_ if o != node and o not in wiped]
+            if node not in replicas_ or node not in contents or not others:
+                continue
+            floor = min(contents.get(o, {}).get(key).version if contents.get(o, {}).get(key) else 0
+                        for o in others)
+            mine = contents[node].get(key)
+            if (mine.version if mine else 0) < floor:
+                out.append(f"restore: {node} came back from a wiped disk but holds {_show(mine)} of {key!r} "
+                           f"after the ring settled, older than every other replica ({', '.join(others)}: "
+                           f"v{floor} or newer): its ranges were not streamed back")
+    return out
+
+
+# -- the metadata log -------------------------------------------------------------------
+
+
+def check_one_value_per_slot(chosen: Mapping[int, Sequence[tuple[object, str]]]) -> list[str]:
+    """Every node that applied a slot of the metadata log applied the same value: ``chosen``
+    maps a slot to its distinct values, each with the first node that applied it."""
+    out = []
+    for slot in sorted(chosen):
+        values = chosen[slot]
+        if len(values) > 1:
+            shown = "; ".join(f"{node}: {value!r}" for value, node in values[:3])
+            out.append(f"metalog: slot {slot} holds {len(values)} different values: {shown}")
+    return out
+
+
+def check_wiped_acceptors_never_vote(log: Sequence[tuple[int, str, str]]) -> list[str]:
+    """A node whose disk was wiped votes in the metadata log (promises or accepts) only once a
+    group change has re-admitted it (its acceptor state was lost: voting from an empty one
+    could choose two values for one slot). ``log``: (t_ms, node, "wiped" | "readmitted" |
+    "vote"), in time order."""
+    empty: set[str] = set()
+    out = []
+    for t_ms, node, what in log:
+        if what == "wiped":
+            empty.add(node)
+        elif what == "readmitted":
+            empty.discard(node)
+        elif what == "vote" and node in empty:
+            out.append(f"metalog: {node} voted at {t_ms}ms with the acceptor state its wipe emptied, "
+                       "before a group change re-admitted it")
+            empty.discard(node)  # once per wipe is enough
+    return out
 
 
 def outcomes(events: Iterable[Event]) -> dict[str, int]:

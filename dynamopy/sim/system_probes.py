@@ -13,6 +13,14 @@ wrappers around two methods of each node built, never from a flag in production 
   run's ``hints_stored``). All are instance attributes looked up at call time, so
   the coordinator's local writes and the peer handlers go through the wrappers alike.
 
+The metadata log is watched too (``instrument`` wraps two methods of ``node.metalog``): every
+entry a node applies, by slot (``Recorder.chosen``: one value per slot across all nodes and
+restarts), and every acceptor vote (a Ready whose acceptor update promises or accepts) of a
+node whose disk was wiped, with the re-admission that lets it vote again
+(``Recorder.acceptor_log``); and the group changes the metadata leader's keeper has
+proposed and not yet seen commit (``Recorder.set_group_in_flight``), so the run can tell
+when a fault hits the leader or a group member in the middle of one.
+
 ``CURRENT_OP`` is a context variable the run loop sets in each client operation's task;
 asyncio tasks copy the context they were created in, so the coordinator's fan-out sees it.
 Acks find their operation through the version (versions are unique per write).
@@ -84,6 +92,44 @@ class Recorder:
         self.now_ms = now_ms or _now_ms  # the history's clock (the run's time since it began)
         self.ops_by_version: dict[int, tuple[int, str]] = {}
         self.hints_stored = 0  # hints any node stored (a coordinator's own, or as a fallback)
+        # slot -> [(value, first node that applied it)], one item unless two values were chosen
+        self.chosen: dict[int, list[tuple[object, str]]] = {}
+        self.chosen_ms: dict[int, int] = {}  # slot -> when a node first applied it
+        self.wiped_nodes: set[str] = set()
+        # (t_ms, node, "wiped" | "readmitted" | "vote") for nodes that were wiped
+        self.acceptor_log: list[tuple[int, str, str]] = []
+        # group changes the metadata leader's keeper is proposing now: id -> (node, entry)
+        self.set_group_in_flight: dict[int, tuple[str, dict]] = {}
+        self._next_change = 0
+        self.on_set_group: Callable[[str, dict], None] = lambda node_id, entry: None
+
+    def set_group_started(self, node_id: str, entry: dict) -> int:
+        self._next_change += 1
+        self.set_group_in_flight[self._next_change] = (node_id, entry)
+        self.on_set_group(node_id, entry)
+        return self._next_change
+
+    def set_group_ended(self, change: int) -> None:
+        self.set_group_in_flight.pop(change, None)
+
+    def wiped(self, node_id: str) -> None:
+        self.wiped_nodes.add(node_id)
+        self.acceptor_log.append((self.now_ms(), node_id, "wiped"))
+        self.history.wiped(node_id, t_ms=self.now_ms())
+
+    def applied(self, node_id: str, slot: int, value: object) -> None:
+        self.chosen_ms.setdefault(slot, self.now_ms())
+        values = self.chosen.setdefault(slot, [])
+        if not any(v == value for v, _n in values):
+            values.append((value, node_id))
+
+    def acceptor_ready(self, node_id: str, persist) -> None:
+        if persist is None or node_id not in self.wiped_nodes:
+            return
+        if persist.votes_from is not None:
+            self.acceptor_log.append((self.now_ms(), node_id, "readmitted"))
+        if persist.promised is not None or persist.accepted:
+            self.acceptor_log.append((self.now_ms(), node_id, "vote"))
 
     def synced(self, node_id: str, items: list[tuple[str, int]]) -> None:
         self.history.synced(node_id, items, t_ms=self.now_ms())
@@ -106,7 +152,8 @@ class Recorder:
 
 
 def instrument(node, recorder: Recorder) -> None:
-    """Wrap ``node``'s version source and replica put so they report to ``recorder``."""
+    """Wrap ``node``'s version source, replica put and metadata log so they report to
+    ``recorder``."""
     versions, replica, me = node.versions, node.replica, node.id
     start_clock, put, store_hint = versions.start, replica.put, node.hints.store
 
@@ -152,3 +199,29 @@ def instrument(node, recorder: Recorder) -> None:
     replica.put = put_recorded
     replica.put_nowait = put_nowait_recorded
     node.hints.store = store_hint_counted
+
+    metalog = node.metalog
+    apply_entry, handle_ready = metalog._apply, metalog._handle_ready
+
+    def apply_recorded(slot, value) -> None:
+        recorder.applied(me, slot, value)
+        apply_entry(slot, value)
+
+    async def handle_ready_recorded(rd) -> None:
+        recorder.acceptor_ready(me, rd.persist)
+        await handle_ready(rd)
+
+    metalog._apply = apply_recorded
+    metalog._handle_ready = handle_ready_recorded
+
+    keeper = node.group_keeper
+    keeper_propose = keeper.propose
+
+    async def keeper_propose_recorded(entry: dict) -> int:
+        change = recorder.set_group_started(me, entry)
+        try:
+            return await keeper_propose(entry)
+        finally:
+            recorder.set_group_ended(change)
+
+    keeper.propose = keeper_propose_recorded

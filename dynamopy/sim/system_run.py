@@ -58,6 +58,7 @@ from typing import Optional
 from dynamopy.core.buggify import BUGGIFY_OFF, Buggify
 from dynamopy.core.records import Record
 from dynamopy.node.errors import NodeError
+from dynamopy.node.bootstrap import ensure_member
 from dynamopy.node.joins import admit_join
 from dynamopy.node.runtime import Node
 from dynamopy.peer import PeerError
@@ -67,17 +68,20 @@ from .fault_state import FaultState
 from .history import History, OpKind, Outcome
 from .clock import NodeClock
 from .inprocess import InProcessCluster, memory_config
-from .nemesis import Action, FaultKind, NemesisEvent, NemesisParams, Schedule, generate as generate_schedule, parse_kinds
+from .nemesis import DOWN_FAULTS, Action, Fault, FaultKind, NemesisEvent, NemesisParams, Schedule, generate as generate_schedule, parse_kinds
 from .net_fates import LOST_S, NetFates
-from .system_invariants import check_settled, check_system_run, replica_sets
+from .system_invariants import (check_one_value_per_slot, check_restored, check_settled, check_system_run,
+                                check_wiped_acceptors_never_vote, excuse_writes_lost_to_wipes, replica_sets)
 from .system_probes import CURRENT_OP, Recorder, RecordingDisk, instrument
+from .system_contact import MemoryContact
+from .system_wipes import check_replacements, rejoined_after_wipe, rejoined_ms, replaced_ids
 from .system_report import run_report
 from .system_net import FaultyNetwork
 from .workload import ClientOp, Workload, WorkloadParams, final_reads, generate as generate_workload, probes
 
 # What the in-memory seams carry out today (see the module docstring for the rest).
 DEFAULT_KINDS = "crash,pause,partition,one_way,loss,delay,duplicate,reorder,clock_jump,slow_disk"
-SUPPORTED = parse_kinds(DEFAULT_KINDS + ",join,leave,remove")
+SUPPORTED = parse_kinds(DEFAULT_KINDS + ",join,leave,remove,wipe")
 
 
 @dataclass(frozen=True)
@@ -96,6 +100,7 @@ class SystemParams:
     changes: int = 0               # membership changes the nemesis tries to place
     max_clock_jump_ms: int = 5000
     max_slow_disk_ms: int = 2000   # a slow disk's syncs take 50 ms up to this (virtual)
+    wipes: int = 1                 # most disks wiped per run (with wipe in --kinds)
     buggify: float = 0.5           # share of the nodes' BUGGIFY knobs enabled per run (0: off)
     unavailable: bool = False      # faults may take down more than N-W nodes at once
     clients: int = 4
@@ -106,6 +111,7 @@ class SystemParams:
     client_timeout_ms: int = 5000  # a client gives up (UNKNOWN) after this
     request_timeout_ms: int = 1000  # the nodes' --request-timeout-s
     anti_entropy_interval_ms: int = 5000  # the nodes' --anti-entropy-interval-s (0: off)
+    crash_in_set_group: bool = False  # crash the leader or a group member mid group change
 
     def __post_init__(self) -> None:
         unsupported = parse_kinds(self.kinds) - SUPPORTED
@@ -148,20 +154,42 @@ class SimCluster(InProcessCluster):
     """``InProcessCluster`` whose disks record syncs and whose nodes are instrumented, with
     spare nodes that join a running cluster through a member's ``admit_join`` (what the
     ``POST /cluster/members`` route runs once its body parses: ``check_joiner`` asks the
-    joiner to identify itself over the faulty network, then the join is proposed)."""
+    joiner to identify itself over the faulty network, then the join is proposed), and
+    nodes whose disk is wiped (``empty_disk``): they boot as ``dynamopy serve`` boots on an
+    empty data directory (``ensure_member`` with an in-process contact,
+    ``sim/system_contact.py``), so they come back as replacements. ``reachable(a, b)``: does a
+    request from ``a`` reach ``b`` now (the fault state's answer; the contact asks it)."""
 
     def __init__(self, ids: list[str], recorder: Recorder, spares: tuple[str, ...] = (),
-                 buggify: Buggify = BUGGIFY_OFF, **kw) -> None:
+                 buggify: Buggify = BUGGIFY_OFF, reachable=lambda a, b: True, **kw) -> None:
         super().__init__(ids, **kw)
         self.recorder = recorder
         self.buggify = buggify
+        self.reachable = reachable
+        self.wiped: set[str] = set()
         for i in spares:
             self.configs[i] = memory_config(i, ids, n=self.settings.n, r=self.settings.r, w=self.settings.w,
                                             **{k: v for k, v in kw.items() if k not in ("seed", "n", "r", "w", "network")})
             self.clocks[i] = NodeClock()
-        self.disks = {i: RecordingDisk(lambda items, i=i: recorder.synced(i, items)) for i in self.configs}
+        # --seeds as URLs (what ensure_member asks, through the contact)
+        self.configs = {i: dataclasses.replace(c, seeds=tuple(f"mem://{s}" for s in ids))
+                        for i, c in self.configs.items()}
+        self.disks = {i: self._new_disk(i) for i in self.configs}
+
+    def _new_disk(self, node_id: str) -> RecordingDisk:
+        return RecordingDisk(lambda items: self.recorder.synced(node_id, items))
+
+    def empty_disk(self, node_id: str) -> None:
+        """The crashed node's disk is replaced by an empty one: its data, acceptor state,
+        hints and durable marks are gone; its next ``start`` boots it as a replacement."""
+        self.disks[node_id] = self._new_disk(node_id)
+        self.wiped.add(node_id)
+        self.recorder.wiped(node_id)
 
     async def _become_member(self, node: Node) -> None:
+        if node.id in self.wiped:
+            # what `dynamopy serve` runs, on whatever the node's disk holds
+            return await ensure_member(node, MemoryContact(node.id, lambda: self.nodes, self.reachable))
         if node.id in self.ids:
             return await super()._become_member(node)
         while node.state.member(node.id) is None and not node.stopping:
@@ -228,7 +256,8 @@ class SystemRun:
             nodes=tuple(self.ids), spares=self.spares, fixed=(self.ids[0],), duration_ms=p.duration_ms,
             kinds=parse_kinds(p.kinds), faults=p.faults, changes=p.changes, replication_n=p.n, write_quorum=p.w,
             max_clock_jump_ms=p.max_clock_jump_ms, max_slow_disk_ms=p.max_slow_disk_ms,
-            unavailable=p.unavailable))
+            unavailable=p.unavailable, max_wipes=p.wipes,
+            never_wiped=(self.ids[0],)))  # the run reads the cluster's state from ids[0]
         self.workload = generate_workload(random.Random(root.getrandbits(64)), WorkloadParams(
             clients=p.clients, ops_per_client=p.ops_per_client, keys=p.keys, strict=p.strict, replication_n=p.n,
             default_r=p.r, default_w=p.w))
@@ -237,8 +266,11 @@ class SystemRun:
         net_rng = random.Random(root.getrandbits(64))
         self.buggify = (Buggify(random.Random(root.getrandbits(64)), enable_p=p.buggify) if p.buggify
                         else BUGGIFY_OFF)
+        self.adversary_rng = random.Random(root.getrandbits(64))  # last: shifts no other stream
         self.history = History()
         self.recorder = Recorder(self.history, self.now_ms)
+        if p.crash_in_set_group:
+            self.recorder.on_set_group = self._crash_in_set_group
         self.faults = FaultState()
         self.pause_end_ms: dict[str, int] = {}
         self.inflight: dict[str, set[asyncio.Task]] = {}
@@ -248,9 +280,10 @@ class SystemRun:
         self.held_messages = 0  # messages to or from a paused node, held until it resumes
         self.t0 = 0.0
         self.changes: list[asyncio.Task] = []  # leaves and removals being carried out
+        self.reconfig_hits: list[str] = []     # faults that hit a group change in flight
         self.finished = False
         self.cluster = SimCluster(self.ids, self.recorder, spares=self.spares, buggify=self.buggify,
-                                  seed=p.seed, n=p.n, r=p.r, w=p.w,
+                                  reachable=self._reachable, seed=p.seed, n=p.n, r=p.r, w=p.w,
                                   network=FaultyNetwork(self._delay_s, net_rng, lambda: self.faults),
                                   request_timeout_s=p.request_timeout_ms / 1000,
                                   anti_entropy_interval_s=p.anti_entropy_interval_ms / 1000)
@@ -263,6 +296,11 @@ class SystemRun:
         delay = t_ms - self.now_ms()
         if delay > 0:
             await asyncio.sleep(delay / 1000)
+
+    def _reachable(self, src: str, dst: str) -> bool:
+        """A request from ``src`` gets to ``dst`` now (neither end paused, the link not cut)."""
+        f = self.faults
+        return f.can_send(src, dst) and src not in f.paused and dst not in f.paused
 
     def _delay_s(self, src: str, dst: str, method: str) -> float:
         delay = self.fates(src, dst, method)
@@ -289,6 +327,8 @@ class SystemRun:
             self.buggify.on = False
         self.history.note(event.text, t_ms=self.now_ms())
         f = event.fault
+        if f is not None and event.action is Action.START and f.kind in DOWN_FAULTS:
+            self._note_reconfiguration_hit(f.node, f.kind.value)
         if f is not None and f.kind is FaultKind.PAUSE and f.node in new.paused:
             self.pause_end_ms[f.node] = f.end_ms or self.schedule.heal_ms
         for i in self.all_ids:
@@ -304,12 +344,66 @@ class SystemRun:
                 self._background(self._propose({"op": "remove", "id": i}))
             elif i in new.crashed and i not in old.crashed:
                 await self._crash(i)
+                if f is not None and f.kind is FaultKind.WIPE and f.node == i:
+                    self.cluster.empty_disk(i)
             elif i in old.crashed and i not in new.crashed:
                 await self.cluster.start(i)
             elif i in new.joined and i not in old.joined:
                 await self.cluster.start(i)
             elif i in new.left and i not in old.left:
                 self._background(self._leave(i))
+
+    def _crash_in_set_group(self, leader: str, entry: dict) -> None:
+        """The adversary (``--crash-in-set-group``): as the metadata leader's keeper starts
+        proposing a group change, crash the leader or a member of the old or new group (in
+        a task of its own, which runs while the change is in flight), and restart it before the schedule's
+        next fault that takes a node down, so the nemesis budget (rule 2) still holds."""
+        now, rng = self.now_ms(), self.adversary_rng
+        if now >= self.schedule.heal_ms or len(self.schedule.down_at(now) | self.faults.crashed
+                                               | self.faults.paused) >= self.schedule.params.max_down:
+            return
+        nxt = min([e.t_ms for e in self.schedule.events if e.t_ms > now and e.action is Action.START
+                   and e.fault.kind in DOWN_FAULTS | {FaultKind.PARTITION, FaultKind.ONE_WAY, FaultKind.REMOVE}]
+                  + [self.schedule.heal_ms])
+        victims = sorted({leader} | set(entry.get("group", ())) | set(entry.get("from_group", ())))
+        victim = rng.choice(victims)
+        end_ms = min(now + rng.randint(100, 2000), nxt - 1)
+        if victim not in self.cluster.nodes or not self.faults.running(victim) or end_ms - now < 50:
+            return
+        crash = Fault(FaultKind.CRASH, now, end_ms, node=victim)  # at once: the change is in flight
+
+        async def carry_out() -> None:
+            await self.sleep_until(crash.start_ms)
+            await self.apply(NemesisEvent(crash.start_ms, Action.START, crash))
+            await self.sleep_until(crash.end_ms)
+            await self.apply(NemesisEvent(crash.end_ms, Action.END, crash))
+        self._background(carry_out())
+
+    def _contents(self, state) -> dict[str, dict[str, Record]]:
+        """What each live node's store holds of the workload's keys."""
+        contents = {}
+        for node in self.live_nodes():
+            store = node.store
+            held = {k: store.get(state.ring.token(k.encode()), k.encode()) for k in self.workload.keys}
+            contents[node.id] = {k: rec for k, rec in held.items() if rec is not None}
+        return contents
+
+    def _replacements_pending(self) -> bool:
+        """A wiped node (still meant to be a member) has not rejoined since its wipe."""
+        f = self.faults
+        return any(rejoined_after_wipe(self.recorder, i) is None for i in f.wiped - f.left - f.removed)
+
+    def _note_reconfiguration_hit(self, node_id: str, kind: str) -> None:
+        """A fault takes down the metadata leader or a group member while the leader's
+        group change is in flight: noted in the history and counted in the stats."""
+        for leader, entry in list(self.recorder.set_group_in_flight.values()):
+            members = set(entry.get("from_group", ())) | set(entry.get("group", ()))
+            if node_id == leader or node_id in members:
+                role = "the metadata leader" if node_id == leader else "a group member"
+                self.reconfig_hits.append(f"{kind} {node_id}@{self.now_ms()}")
+                self.history.note(f"{kind} of {node_id}, {role}, while the set_group "
+                                  f"{entry.get('from_group')} -> {entry.get('group')} proposed by "
+                                  f"{leader} is in flight", t_ms=self.now_ms())
 
     async def _crash(self, node_id: str) -> None:
         for task in list(self.inflight.get(node_id, ())):
@@ -420,10 +514,11 @@ class SystemRun:
                 if i in self.cluster.nodes and not self.cluster.nodes[i].stopping]
 
     async def settle(self, until_ms: int) -> None:
-        """Wait (up to ``until_ms``) for the hint queues to drain and the ring change in
-        progress, if any, to finish."""
+        """Wait (up to ``until_ms``) for the hint queues to drain, the ring change in
+        progress, if any, to finish, and every wiped node to have joined again."""
         seed = self.cluster.node(self.ids[0])
-        while (self.hints_left() or seed.state.change is not None) and self.now_ms() < until_ms:
+        while (self.hints_left() or seed.state.change is not None or self._replacements_pending()) \
+                and self.now_ms() < until_ms:
             await asyncio.sleep(0.1)
 
     async def main(self) -> SystemResult:
@@ -435,6 +530,19 @@ class SystemRun:
         await self.nemesis()  # ends with HEAL_ALL at duration_ms
         healed = self.schedule.heal_ms
         await self.settle(healed + p.bound_ms)
+        # Before any probe or final read repairs it: what the replacements hold now came back
+        # through the ring change's streams (or hints, or anti-entropy).
+        settled_state = cluster.node(self.ids[0]).state
+        late = sorted(i for i in self.faults.wiped - self.faults.left - self.faults.removed
+                      if rejoined_after_wipe(self.recorder, i) is None and (
+                          not cluster.node(i).metalog.started or cluster.node(i).metalog.replacing
+                          or settled_state.member(i) is None
+                          or settled_state.member(i).state != "normal"))  # still on its way back
+        restored = [f"liveness: {i} was wiped and had not joined again by heal + bound ({healed + p.bound_ms}ms), "
+                    "so what it holds was not checked" for i in late]
+        contents = {i: held for i, held in self._contents(settled_state).items() if i not in late}
+        restored += check_restored(sorted(self.cluster.wiped), replica_sets(settled_state, self.workload.keys),
+                                   contents)
         await self.sleep_until(healed + p.bound_ms)
         for cop in probes(self.probe_rng, self.workload.keys, default_r=p.r, default_w=p.w):
             await self.operation(cop)
@@ -451,13 +559,10 @@ class SystemRun:
         await asyncio.gather(*self.changes, return_exceptions=True)
         state = cluster.node(self.ids[0]).state
         keys = self.workload.keys
-        contents = {}
-        for node in self.live_nodes():
-            i, store = node.id, node.store
-            held = {k: store.get(state.ring.token(k.encode()), k.encode()) for k in keys}
-            contents[i] = {k: rec for k, rec in held.items() if rec is not None}
-        violations = list(self.errors)
-        violations += check_system_run(self.history.events, n=p.n, final_reads=finals,
+        contents = self._contents(state)
+        violations = list(self.errors) + restored
+        events, excused = excuse_writes_lost_to_wipes(self.history.events)
+        violations += check_system_run(events, n=p.n, final_reads=finals,
                                        replica_sets=replica_sets(state, keys), contents=contents,
                                        healed_ms=healed, bound_ms=p.bound_ms)
         violations += check_settled(state)
@@ -468,13 +573,20 @@ class SystemRun:
         for i in sorted(f.left | f.removed):
             if state.member(i) is not None:
                 violations.append(f"liveness: {i} was to leave or be removed, but is still a member after healing")
+        violations += check_replacements(self.recorder, state, cluster.nodes, f.wiped - f.left - f.removed)
+        violations += check_one_value_per_slot(self.recorder.chosen)
+        violations += check_wiped_acceptors_never_vote(self.recorder.acceptor_log)
         if self.hints_left():
             violations.append(f"liveness: {self.hints_left()} hint queues still hold hints after healing")
         stats = {"faults": len(self.schedule.faults), "lost_unsynced_ops": self.lost_unsynced,
                  "messages": cluster.network.calls, "lost_messages": self.fates.lost,
                  "held_messages": self.held_messages,
                  "duplicated": cluster.network.duplicated, "replies_lost": cluster.network.replies_lost, "boots": len(cluster._boots),
-                 "max_clock_offset_ms": self.max_offset_ms,
+                 "max_clock_offset_ms": self.max_offset_ms, "wipes": len(cluster.wiped), "w1_writes_lost_to_wipes": len(excused),
+                 "faults_during_set_group": ",".join(self.reconfig_hits) or "-",
+                 "rejoined_ms": rejoined_ms(self.recorder, cluster.wiped),
+                 # ids whose old incarnation a committed `replace` retired
+                 "replaced": ",".join(sorted(replaced_ids(self.recorder))) or "-",
                  "hints_stored": self.recorder.hints_stored,
                  "slow_syncs": sum(d.slow_syncs for d in cluster.disks.values()),
                  "buggify": ",".join(f"{k}={v}" for k, v in sorted(self.buggify.fired.items())) or "-",

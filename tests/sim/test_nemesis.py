@@ -156,3 +156,46 @@ def test_a_slow_disk_slows_one_members_syncs_by_50ms_up_to_the_maximum():
     disks = [f for s in range(40) for f in _gen(s, slow).faults]
     assert disks and all(f.kind is FaultKind.SLOW_DISK and f.node and 50 <= f.ms <= 2000 for f in disks)
     assert max(f.ms for f in disks) > 1000  # slower than the request timeout, sometimes
+
+
+WIPES = replace(FIVE, kinds=frozenset({FaultKind.CRASH, FaultKind.PAUSE, FaultKind.PARTITION, FaultKind.WIPE}),
+                never_wiped=("n0",), changes=0, faults=10)
+
+
+def test_a_wiped_node_counts_as_down_until_healing_and_wipes_are_budgeted():
+    placed = 0
+    for seed in range(100):
+        s = _gen(seed, WIPES)
+        assert rule_violations(s) == [], (seed, s.describe())
+        wipes = [f for f in s.faults if f.kind is FaultKind.WIPE]
+        assert len(wipes) <= 1 and all(w.node != "n0" for w in wipes)
+        for w in wipes:
+            placed += 1
+            # after its restart the node is still down (its replacement may not be done):
+            # nothing else is down at any event from the wipe to healing (N-W = 1)
+            for e in s.events[:-1]:
+                if w.start_ms <= e.t_ms < WIPES.duration_ms:
+                    assert s.down_at(e.t_ms) == {w.node}, (seed, e.describe())
+    assert placed >= 50   # most schedules get their wipe
+
+
+def test_rule_checker_refuses_unsafe_wipes():
+    wipe = Fault(FaultKind.WIPE, 1000, 2000, node="n3")
+    crash_later = Fault(FaultKind.CRASH, 5000, 6000, node="n4")
+    p = replace(WIPES, kinds=ALL_KINDS)
+    assert rule_violations(Schedule(p, (wipe,))) == []
+    assert "2 nodes down at 5000ms (n3,n4), more than 1" in rule_violations(Schedule(p, (wipe, crash_later)))
+    second = Fault(FaultKind.WIPE, 3000, 4000, node="n2")
+    assert "2 wipes, more than 1" in rule_violations(Schedule(replace(p, unavailable=True), (wipe, second)))
+    assert any("never wiped" in v for v in rule_violations(Schedule(p, (Fault(FaultKind.WIPE, 0, 500, node="n0"),))))
+    removal = Fault(FaultKind.REMOVE, 4000, node="n4")
+    assert any("a removal in the same run (n4 at 4000ms)" in v
+               for v in rule_violations(Schedule(replace(p, unavailable=True), (wipe, removal))))
+    earlier_removal = Fault(FaultKind.REMOVE, 0, node="n4")
+    assert any("a removal in the same run" in v
+               for v in rule_violations(Schedule(replace(p, unavailable=True), (earlier_removal, wipe))))
+    leave_after = Fault(FaultKind.LEAVE, 4000, node="n4")
+    assert any("too close to the leave of n4" in v
+               for v in rule_violations(Schedule(replace(p, unavailable=True), (wipe, leave_after))))
+    three = replace(p, nodes=("n0", "n1", "n2"), spares=())
+    assert any("too few members" in v for v in rule_violations(Schedule(three, (Fault(FaultKind.WIPE, 0, 500, node="n1"),))))

@@ -9,11 +9,12 @@ from dataclasses import dataclass, field
 
 from dynamopy.core.membership import ClusterState, Settings, bootstrap_entry
 from dynamopy.core.records import Record
-from dynamopy.sim.history import History, OpKind, Outcome
+from dynamopy.sim.history import History, OpKind, Outcome, operations
 from dynamopy.sim.system_invariants import (
     check_ack_after_sync, check_convergence, check_liveness, check_no_lost_writes, check_reads_valid,
     check_settled, check_strict_regular, check_system_run, check_versions, check_write_order,
-    check_write_quorum, outcomes,
+    check_one_value_per_slot, check_wiped_acceptors_never_vote, check_write_quorum,
+    excuse_writes_lost_to_wipes, outcomes,
     recovery_ms, replica_sets,
 )
 
@@ -210,6 +211,64 @@ def test_ack_before_sync():
         run.contents[n]["k3"] = Record(800, value=b"c3")
     msg = _only(run, "ack before sync: n3 acked 'k3' v800")
     assert check_ack_after_sync(run.h.events) == [msg]
+
+
+def test_a_sync_from_before_a_wipe_does_not_cover_a_later_ack():
+    """A wiped disk lost what it had synced: an ack after the wipe needs a new sync."""
+    h = History()
+    op = h.invoke(PUT, "k", coordinator="n1", quorum=2, strict=False, t_ms=0, value=b"v")
+    h.stamped("n1", op, "k", 700, t_ms=1)
+    h.synced("n2", [("k", 700)], t_ms=2)
+    h.acked("n2", op, "k", 700, t_ms=3)           # fine: synced before
+    h.wiped("n2", t_ms=4)
+    h.acked("n2", op, "k", 700, t_ms=5)           # the duplicate's ack: its sync is gone
+    assert check_ack_after_sync(h.events) == [
+        "ack before sync: n2 acked 'k' v700 (#0) at 5ms before any synced batch held it"]
+    h.synced("n2", [("k", 700)], t_ms=6)
+    h.acked("n2", op, "k", 700, t_ms=7)           # synced again since the wipe: fine
+    assert len(check_ack_after_sync(h.events)) == 1
+
+
+def test_only_a_w1_write_whose_only_copy_was_wiped_is_excused():
+    h = History()
+    w1 = h.invoke(PUT, "k", coordinator="n1", quorum=1, strict=False, t_ms=0, value=b"a")
+    h.stamped("n1", w1, "k", 700, t_ms=1)
+    h.synced("n1", [("k", 700)], t_ms=1)
+    h.acked("n1", w1, "k", 700, t_ms=1)
+    h.complete(w1, OK, t_ms=2, version=700)
+    w2 = h.invoke(PUT, "j", coordinator="n1", quorum=1, strict=False, t_ms=3, value=b"b")
+    h.stamped("n1", w2, "j", 701, t_ms=3)
+    h.synced("n1", [("j", 701)], t_ms=3)
+    h.synced("n2", [("j", 701)], t_ms=3)        # a second copy: survives the wipe
+    h.acked("n1", w2, "j", 701, t_ms=3)
+    h.complete(w2, OK, t_ms=4, version=701)
+    w3 = h.invoke(PUT, "i", coordinator="n1", quorum=2, strict=False, t_ms=5, value=b"c")
+    h.stamped("n1", w3, "i", 702, t_ms=5)
+    h.synced("n1", [("i", 702)], t_ms=5)        # (one copy only: ack-after-sync flags the acks)
+    h.complete(w3, OK, t_ms=6, version=702)
+    h.wiped("n1", t_ms=7)
+    events, excused = excuse_writes_lost_to_wipes(h.events)
+    assert excused == {w1}
+    assert [o.outcome for o in operations(events)] == [UNKNOWN, OK, OK]
+    assert check_no_lost_writes(events, {"k": None, "j": Record(701, value=b"b"), "i": Record(702, value=b"c")}) == []
+    assert check_no_lost_writes(h.events, {"k": None, "j": Record(701, value=b"b"), "i": Record(702, value=b"c")}) == [
+        "lost: 'k': acknowledged put v700 (#0 via n1 at 2ms), but the final R=N read returns none"]
+
+
+def test_two_values_for_one_slot_of_the_metadata_log():
+    same = {"op": "join", "id": "n5"}
+    assert check_one_value_per_slot({1: [(same, "n0")], 2: [(None, "n1")]}) == []
+    bad = check_one_value_per_slot({1: [(same, "n0")], 2: [({"op": "leave", "id": "n3"}, "n1"),
+                                                         ({"op": "remove", "id": "n4"}, "n2")]})
+    assert len(bad) == 1 and bad[0].startswith("metalog: slot 2 holds 2 different values: n1: ")
+
+
+def test_a_wiped_acceptor_votes_only_after_re_admission():
+    ok = [(0, "n2", "vote"), (10, "n2", "wiped"), (20, "n2", "readmitted"), (21, "n2", "vote")]
+    assert check_wiped_acceptors_never_vote(ok) == []
+    bad = [(0, "n2", "vote"), (10, "n2", "wiped"), (15, "n1", "vote"), (18, "n2", "vote"), (19, "n2", "vote")]
+    assert check_wiped_acceptors_never_vote(bad) == [
+        "metalog: n2 voted at 18ms with the acceptor state its wipe emptied, before a group change re-admitted it"]
 
 
 def test_short_quorum_coordinator_hint_counted():

@@ -294,3 +294,110 @@ def test_replay_flags_name_every_non_default_knob():
     params = SystemParams(seed=9, unavailable=True, faults=20, strict=0.6, buggify=0.0, max_slow_disk_ms=300)
     assert params.cli_args() == "--faults 20 --max-slow-disk-ms 300 --buggify 0.0 --unavailable --strict 0.6"
     assert SystemParams(seed=9).cli_args() == ""
+
+
+# ---- wiped disks (issue 14): a node comes back empty and is replaced -----------------------
+WIPE = dict(SMALL, kinds="crash,pause,partition,one_way,loss,delay,duplicate,reorder,clock_jump,slow_disk,wipe",
+            bound_ms=8000)   # the replacement is two ring changes (seed runs use 30 s: a lost pull waits 10 s)
+
+
+@pytest.mark.timeout(60)
+def test_a_wiped_node_comes_back_as_a_replacement_through_the_production_path(monkeypatch):
+    """Seed 3 wipes n2, a member of the metadata group: it boots through ``ensure_member``
+    (the in-process contact answers what the routes answer), finds the cluster knows its id,
+    retires its old incarnation (``replace``: its acceptor role too, so the group keeper
+    refills the group), joins again and streams its ranges back; every checker holds (no
+    acknowledged write lost, replicas converge, one value per log slot, its empty acceptor
+    state never votes, its ranges are back before any final read repairs them)."""
+    from dynamopy.node import bootstrap
+
+    retired = []
+    real = bootstrap.retire_old_incarnation
+
+    async def recorded(node):
+        retired.append(node.id)
+        await real(node)
+
+    monkeypatch.setattr(bootstrap, "retire_old_incarnation", recorded)
+    result = run_system(SystemParams(seed=3, **WIPE))
+    assert result.ok, result.report()
+    s = result.stats
+    assert s["wipes"] == 1 and s["replaced"] == "n2" and s["rejoined_ms"].startswith("n2:"), s
+    assert retired == ["n2"]
+    notes = [e.text for e in result.history.events if type(e).__name__ == "Note"]
+    assert "crash n2 and wipe its disk (data, acceptor state, hints lost)" in notes
+
+
+@pytest.mark.timeout(60)
+def test_unsafe_replacement_that_keeps_the_old_incarnation_is_caught(monkeypatch):
+    """A node with an empty disk that clears its replacement mark and serves as the old
+    member (no retirement, nothing streamed back). The final R=N reads repair what it lacks,
+    so only the checks on the replacement itself see it."""
+    from dynamopy.node import bootstrap
+
+    async def keep_old_incarnation(node):
+        await node.metalog.replaced()
+
+    monkeypatch.setattr(bootstrap, "retire_old_incarnation", keep_old_incarnation)
+    report = _first_failure(range(3, 4), **dict(WIPE, bound_ms=4000))
+    assert "FAILED" in report and "without its old incarnation retired" in report, report
+    assert "restore: n2 came back from a wiped disk but holds none of" in report, report
+
+
+@pytest.mark.timeout(60)
+def test_unsafe_wiped_acceptor_that_votes_with_an_empty_state_is_caught(monkeypatch):
+    """The metadata-log simulator's unsafe wipe, in the whole system: a node back from a wiped
+    disk adopts the group as a voter with an empty acceptor state (as only a bootstrapping
+    seed may). Seed 2 of 0-14 catches it (n1, a group member, wiped)."""
+    from dynamopy.node.metalog import MetaLog
+
+    real = MetaLog.adopt_acceptors
+
+    async def forgetful(self, acceptors, addresses, *, bootstrapping=False, replacing=0):
+        await real(self, acceptors, addresses, bootstrapping=bootstrapping or bool(replacing),
+                   replacing=replacing)
+
+    monkeypatch.setattr(MetaLog, "adopt_acceptors", forgetful)
+    report = _first_failure(range(2, 3), **dict(WIPE, bound_ms=4000))
+    assert "FAILED" in report and "with the acceptor state its wipe emptied" in report, report
+
+
+@pytest.mark.timeout(60)
+def test_crashes_of_the_leader_and_group_members_while_a_group_change_is_in_flight():
+    """``--crash-in-set-group``: as the metadata leader proposes a group change (the shrink
+    from 5 bootstrap seeds to 3, the refill after a wiped member is retired), a member of the
+    old or new group or the leader itself crashes. Seed 4 crashes n1, n0 and n2 in three
+    proposals (the keeper proposes again after each), one of them the leader's, and still
+    passes every checker."""
+    result = run_system(SystemParams(seed=4, kinds="crash,pause,wipe,loss", crash_in_set_group=True, faults=6,
+                                     clients=3, ops_per_client=6, keys=2, anti_entropy_interval_ms=0,
+                                     bound_ms=8000))
+    assert result.ok, result.report()
+    hits = result.stats["faults_during_set_group"].split(",")
+    assert len(hits) >= 2, result.stats
+    notes = [e.text for e in result.history.events if type(e).__name__ == "Note"]
+    assert any(", the metadata leader, while the set_group" in t for t in notes), notes
+    assert any(", a group member, while the set_group" in t for t in notes), notes
+
+
+def test_a_node_wiped_before_its_join_applied_may_carry_on_with_that_join():
+    """Seed 9013 of the changes runs (``--spares 2 --changes 3 --faults 12 --duration-ms
+    12000 --bound-ms 30000``, every kind and wipe): n6's join was proposed, n6 was wiped,
+    and the join committed just after n6 restarted empty. The member it asked did not list it
+    yet, so it carried on with that join (it held nothing: correct) and the run wrongly
+    required a ``replace``. Only a node some node had applied as a member before its wipe
+    must come back through ``replace``."""
+    from dynamopy.sim.history import History
+    from dynamopy.sim.system_probes import Recorder
+    from dynamopy.sim.system_wipes import member_when_wiped
+
+    rec = Recorder(History(), lambda: 0)
+    rec.acceptor_log.append((9261, "n6", "wiped"))
+    rec.chosen.update({0: [({"op": "bootstrap", "members": [{"id": "n0"}, {"id": "n2"}]}, "n0")],
+                       1: [({"op": "join", "id": "n6"}, "n0")]})
+    rec.chosen_ms.update({0: 0, 1: 9616})
+    assert not member_when_wiped(rec, "n6")
+    rec.acceptor_log.append((9700, "n6", "wiped"))
+    assert member_when_wiped(rec, "n6")
+    rec.acceptor_log.append((10, "n2", "wiped"))
+    assert member_when_wiped(rec, "n2")
