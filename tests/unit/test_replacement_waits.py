@@ -18,7 +18,10 @@ def _node(changes):
     member = SimpleNamespace(id="n4")
 
     def state_of(change):
-        return SimpleNamespace(epoch=10, change=change, member=lambda mid: member)
+        # ("remove", "n5", "n4"): a merged removal of n5 and n4 (core.membership)
+        removing = set(change[1:]) if change and change[0] == "remove" else set()
+        return SimpleNamespace(epoch=10, change=change and change[:2], member=lambda mid: member,
+                               is_removing=lambda mid: mid in removing)
 
     node = SimpleNamespace(id="n4", stopping=False, state=state_of(next(states)))
 
@@ -52,5 +55,9 @@ def test_a_change_of_its_own_old_incarnation_does_not_make_it_wait():
         asyncio.run(retire_old_incarnation(node))
         assert proposed == [("replace", "n4", change)]
     node, proposed = _node([("remove", "n4")])   # its removal is under way: nothing to do
+    asyncio.run(retire_old_incarnation(node))
+    assert proposed == []
+    # merged into another dead member's removal (an operator removed both): nothing to do
+    node, proposed = _node([("remove", "n5", "n4"), ("remove", "n5", "n4")])
     asyncio.run(retire_old_incarnation(node))
     assert proposed == []
