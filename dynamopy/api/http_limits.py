@@ -301,7 +301,9 @@ def limited_protocol(read_timeout_s: float, on_reject: OnReject = None,
             if self._read_timer is None:
                 self._arm()
 
-        def on_headers_complete(self) -> None:
+        def _headers_done(self) -> None:
+            """The headers are in: from here the read deadline counts the body, whose
+            length (``_body_left``) is known unless it is chunked or malformed (None)."""
             self._in_headers = False
             self._in_body = True
             self._body_left = 0
@@ -310,6 +312,9 @@ def limited_protocol(read_timeout_s: float, on_reject: OnReject = None,
                     self._body_left = int(value) if value.isdigit() else None
                 elif name == b"transfer-encoding":
                     self._body_left = None   # chunked: the length is unknown
+
+        def on_headers_complete(self) -> None:
+            self._headers_done()
             super().on_headers_complete()
             cycle = self.cycle
             if cycle is not None and cycle.scope is self.scope and (

@@ -281,14 +281,7 @@ def kv_protocol(endpoint: KvEndpoint, read_timeout_s: float, on_reject: OnReject
 
         def _start_kv(self, cycle: KvCycle) -> None:
             # What the limited protocol and uvicorn do after building a cycle.
-            self._in_headers = False
-            self._in_body = True
-            self._body_left = 0
-            for name, value in self.headers:
-                if name == b"content-length":
-                    self._body_left = int(value) if value.isdigit() else None
-                elif name == b"transfer-encoding":
-                    self._body_left = None
+            self._headers_done()
             existing = self.cycle
             self.cycle = cycle
             if self._body_left is None or self._body_left > drain_bytes:
