@@ -2,26 +2,16 @@
 on virtual time (n1..n3 seeds, n4 and n5 joined). Last session the second removal abandoned
 the first, which it then waited for: neither ever finished (sim seeds 9001, 9016, 9023)."""
 
-import random
-
 from dynamopy.core.placement import replicas
-from dynamopy.node.runtime import Node
-from dynamopy.sim.clock import NodeClock, run_virtual
-from dynamopy.sim.inprocess import InProcessCluster, memory_config, until
-from dynamopy.sim.storage import MemoryDisk
+from dynamopy.sim.clock import run_virtual
+from dynamopy.sim.inprocess import InProcessCluster, until
 
 SEEDS = ["n1", "n2", "n3"]
 
 
 async def _join(c: InProcessCluster, mid: str) -> None:
-    cfg = memory_config(mid, SEEDS, anti_entropy_interval_s=3600.0)
-    c.configs[mid], c.disks[mid], c.clocks[mid] = cfg, MemoryDisk(), NodeClock()
-    node = Node(cfg, transport=c.network.transport(mid), storage=c.disks[mid],
-                clock=c.clocks[mid], rng=random.Random(f"two-dead/{mid}"))
-    c.nodes[mid] = node
-    await node.start()
-    await node.metalog.adopt_acceptors(SEEDS, {m: m for m in SEEDS})
-    await c.node("n1").propose({"op": "join", "id": mid, "url": f"mem://{mid}", "peer": mid})
+    """``mid`` joins through a ready member (``InProcessCluster.start`` of a joiner)."""
+    await c.start(mid)
     await until(lambda: _state_of(c, mid) == "normal", 60, f"{mid} is normal")
 
 
@@ -32,7 +22,8 @@ def _state_of(c: InProcessCluster, mid: str):
 
 def test_two_dead_members_are_removed_and_every_acked_write_keeps_w_copies():
     async def main():
-        c = InProcessCluster(SEEDS, seed=41, anti_entropy_interval_s=3600.0)
+        c = InProcessCluster(SEEDS, seed=41, joiners=["n4", "n5"],
+                             anti_entropy_interval_s=3600.0)
         await c.start_all()
         try:
             for mid in ("n4", "n5"):
