@@ -118,6 +118,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from typing import Any, Mapping, Optional
 
+from dynamopy.core import cluster_identity
 from dynamopy.core.versions import MAX_MEMBER_NUMBER
 from ring import Ring
 
@@ -212,6 +213,10 @@ class ClusterState:
     free_numbers: Mapping[int, int] = field(default_factory=dict)  # number -> reusable at ms
     skipped: int = 0  # entries that applied as no-ops (invalid on arrival)
     recent_rids: tuple[str, ...] = ()  # request ids of the last entries, to drop re-commits
+    # The cluster identity slot 0 named, and the seeds' store tokens (core/cluster_identity.py);
+    # None / {} for a log bootstrapped before identities.
+    cluster: Optional[str] = None
+    seed_tokens: Mapping[str, str] = field(default_factory=dict)
 
     # ---- queries -------------------------------------------------------------------
     @property
@@ -331,6 +336,8 @@ class ClusterState:
             "free_numbers": sorted(self.free_numbers.items()),
             "skipped": self.skipped,
             "recent_rids": list(self.recent_rids),
+            **({"cluster": self.cluster, "seed_tokens": dict(self.seed_tokens)}
+               if self.cluster else {}),
         }
 
     @classmethod
@@ -355,6 +362,8 @@ class ClusterState:
             free_numbers={int(n): int(t) for n, t in d.get("free_numbers", ())},
             skipped=d.get("skipped", 0),
             recent_rids=tuple(d.get("recent_rids", ())),
+            cluster=d.get("cluster"),
+            seed_tokens=dict(d.get("seed_tokens") or {}),
         )
 
 
@@ -389,11 +398,17 @@ def _validate_set_group(s: ClusterState, e: Mapping[str, Any]) -> None:
 
 
 def bootstrap_entry(members: list[dict], settings: Settings) -> dict:
-    """The slot-0 entry built from the seeds, identical whoever builds it."""
-    return {"op": "bootstrap", "members": [
+    """The slot-0 entry built from the seeds, identical whoever builds it. With every
+    seed's store token it names the cluster (``core/cluster_identity.py``)."""
+    entry = {"op": "bootstrap", "members": [
         {"id": m["id"], "url": m["url"], "peer": m["peer"],
-         **({"zone": m["zone"]} if m.get("zone") else {})} for m in members
+         **({"zone": m["zone"]} if m.get("zone") else {}),
+         **({"token": m["token"]} if m.get("token") else {})} for m in members
     ], **settings.to_dict()}
+    tokens = cluster_identity.seed_tokens(members)
+    if tokens is not None:
+        entry["cluster"] = cluster_identity.cluster_id(tokens)
+    return entry
 
 
 # ---- per-op transitions (raise InvalidEntry when the entry does not apply) ------------
@@ -434,9 +449,11 @@ def _bootstrap(s: ClusterState, e: Mapping[str, Any]) -> ClusterState:
                                zone=str(m.get("zone") or ""))
                for i, m in enumerate(seeds)}
     group = tuple(sorted(ids))
+    cluster, tokens = cluster_identity.of_value(e)
     return replace(s, members=members, settings=settings, acceptors=group,
                    initial_group=group, group_schedule=((0, group),),
-                   ring=Ring.build(ids), next_number=len(ids) + 1)
+                   ring=Ring.build(ids), next_number=len(ids) + 1,
+                   cluster=cluster, seed_tokens=dict(tokens))
 
 
 def _join(s: ClusterState, e: Mapping[str, Any]) -> ClusterState:

@@ -118,8 +118,18 @@ def _headers(node: "Node") -> dict:
 
 
 async def ensure_member(node: "Node", contact=None) -> None:
-    """Bootstrap or join in the background; return once this node applied its membership.
-    ``contact``: how to ask members (None: ``HttpContact``, what ``dynamopy serve`` uses)."""
+    """Bootstrap or join in the background; return once this node applied its membership
+    (a node that bootstrapped alone from an empty directory keeps watching: see
+    ``_yield_while_alone``). ``contact``: how to ask members (None: ``HttpContact``, what
+    ``dynamopy serve`` uses)."""
+    if contact is None:
+        async with httpx.AsyncClient(timeout=3.0, headers=_headers(node),
+                                     verify=_verify(node)) as http:
+            return await _ensure_member(node, HttpContact(http))
+    await _ensure_member(node, contact)
+
+
+async def _ensure_member(node: "Node", contact) -> None:
     if node.state.member(node.id) is not None and not node.metalog.replacing:
         # Restarted as a member per the log on disk: wait until the log says more. A member
         # hears the leader and catches up; a removed node is not pushed to, but its learner
@@ -129,15 +139,13 @@ async def ensure_member(node: "Node", contact=None) -> None:
                 return
             await node.clock.sleep(RETRY_S)
         if node.state.member(node.id) is not None:
+            await _yield_while_alone(node, contact)
             return
         log.warning("%s was removed from the cluster while it was down: joining again", node.id)
     # Not a member yet, even if a previous run got as far as learning the metadata group
     # (it may have crashed before its join or the bootstrap committed): keep going.
-    if contact is None:
-        async with httpx.AsyncClient(timeout=3.0, headers=_headers(node),
-                                     verify=_verify(node)) as http:
-            return await _become_member(node, HttpContact(http))
     await _become_member(node, contact)
+    await _yield_while_alone(node, contact)
 
 
 async def _become_member(node: "Node", contact) -> None:
@@ -148,13 +156,16 @@ async def _become_member(node: "Node", contact) -> None:
     if node.metalog.replacing:
         await _join(node, contact, seeds)  # a replacement that restarted: carry on
         return
+    fresh = not node.metalog.started  # no metadata at all on disk: first start, or wiped
     identities = await _identities(node, contact, seeds)
     if identities is None:
         return
-    if identities == BOOTSTRAPPED:
-        log.warning("%s has no metadata log on disk but the cluster of %s is already "
-                    "bootstrapped: it will not vote; joining through the seeds",
-                    node.id, seeds)
+    if identities in (BOOTSTRAPPED, SEEN_BEFORE):
+        log.warning("%s has no metadata log on disk but %s: it will not vote; joining "
+                    "through the seeds", node.id,
+                    f"the cluster of {seeds} is already bootstrapped" if identities == BOOTSTRAPPED
+                    else "a seed adopted it under another store token before the bootstrap "
+                    "(its disk was wiped)")
         await _join(node, contact, [u for u in seeds if u != node.config.advertise_url] or seeds)
         return
     me = node.identity()
@@ -162,17 +173,25 @@ async def _become_member(node: "Node", contact) -> None:
         log.info("%s is not among the seeds %s: joining through them", node.id, seeds)
         await _join(node, contact, seeds)
         return
-    await bootstrap_seeds(node, identities, settings)
+    if fresh:
+        url = await _listen_for_a_cluster(node, contact)
+        if url is not None:
+            await _join(node, contact, [url])
+            return
+    await bootstrap_seeds(node, identities, settings, alone=fresh and len(identities) == 1)
 
 
-async def bootstrap_seeds(node: "Node", identities: list[dict], settings: Settings) -> None:
-    """As one of the seeds ``identities`` (id, url, peer each): adopt them as the metadata
-    group and, whenever this node leads it, propose the bootstrap entry until it is applied."""
+async def bootstrap_seeds(node: "Node", identities: list[dict], settings: Settings, *,
+                          alone: bool = False) -> None:
+    """As one of the seeds ``identities`` (id, url, peer, store token each): adopt them as
+    the metadata group and, whenever this node leads it, propose the bootstrap entry until
+    it is applied. ``alone``: the only seed, started with an empty directory."""
     # Sorted: every acceptor must see the same tuple (a ballot's member number is an
     # index into it), whatever order each node was given --seeds in.
-    await node.metalog.adopt_acceptors(sorted(i["id"] for i in identities),
-                                       {i["id"]: i["peer"] for i in identities},
-                                       bootstrapping=True)
+    await node.metalog.adopt_acceptors(
+        sorted(i["id"] for i in identities), {i["id"]: i["peer"] for i in identities},
+        bootstrapping=True, alone=alone,
+        seed_tokens={i["id"]: i["token"] for i in identities if i.get("token")})
     entry = bootstrap_entry(identities, settings)
     while not node.state.bootstrapped and not node.stopping:
         if node.metalog.is_leader:
@@ -188,11 +207,19 @@ async def bootstrap_seeds(node: "Node", identities: list[dict], settings: Settin
 
 
 BOOTSTRAPPED = "bootstrapped"
+SEEN_BEFORE = "seen before"
+LISTEN_S = 0.5  # a fresh seed listens this long for a cluster that lists it (heartbeats: 0.1 s)
 
 
 async def _identities(node: "Node", contact, seeds: list[str]):
     """Each seed's identity, in order; retries until all answer (or the node stops).
-    ``BOOTSTRAPPED`` as soon as any seed reports an epoch: the cluster exists already."""
+    ``BOOTSTRAPPED`` as soon as any seed reports an epoch: the cluster exists already.
+    ``SEEN_BEFORE`` if a seed adopted this node's id under another store token before the
+    bootstrap: this store is not the one that seed asked, so the old one may have voted for
+    slot 0 already (a seed's votes need a proposer that adopted it first; that proposer's
+    adoption is durable, so it is seen here); voting again with an empty state could let two
+    different bootstrap entries be chosen (core/paxos/identity.py)."""
+    mine = node.metalog.token
     while not node.stopping:
         out = []
         for url in seeds:  # every seed, even past one that is down: any may say "bootstrapped"
@@ -200,14 +227,75 @@ async def _identities(node: "Node", contact, seeds: list[str]):
                 info = await contact.node_info(url)
                 if isinstance(info.get("epoch"), int) and info["epoch"] > 0:
                     return BOOTSTRAPPED
+                seen = (info.get("seed_tokens") or {}).get(node.id)
+                if seen is not None and seen != mine:
+                    return SEEN_BEFORE
                 out.append({"id": info["id"], "url": info["url"], "peer": info["peer"],
-                            **({"zone": info["zone"]} if info.get("zone") else {})})
+                            **({"zone": info["zone"]} if info.get("zone") else {}),
+                            **({"token": info["store_token"]} if info.get("store_token")
+                               else {})})
             except UNREACHABLE as e:
                 log.info("seed %s not reachable yet (%s)", url, e)
         if len(out) == len(seeds):
             return out
         await node.clock.sleep(RETRY_S)
     return None
+
+
+async def _lists_me(node: "Node", contact, url: str) -> bool:
+    """Whether the member at ``url`` answers and its cluster lists this node's id at this
+    node's peer address."""
+    try:
+        info = await contact.cluster_info(url)
+    except UNREACHABLE:
+        return False
+    return any(m.get("id") == node.id and m.get("peer") == node.config.advertise_peer
+               for m in info.get("members", ()))
+
+
+async def _listen_for_a_cluster(node: "Node", contact) -> Optional[str]:
+    """A seed about to bootstrap from an empty directory listens ``LISTEN_S`` for Paxos
+    traffic of a bootstrapped cluster (its leader heartbeats every member): if one that
+    lists this node reaches it, it was a member and lost its disk. Returns that member's
+    URL (then it comes back as a replacement), or None (bootstrap)."""
+    deadline = node.clock.monotonic() + LISTEN_S
+    while not node.stopping and node.clock.monotonic() < deadline:
+        foreign = node.metalog.foreign
+        if foreign is not None and foreign.get("url"):
+            if await _lists_me(node, contact, foreign["url"]):
+                log.warning("%s: a cluster that lists it reached it (%s at %s) before it "
+                            "bootstrapped: coming back as a replacement", node.id,
+                            foreign["id"], foreign["url"])
+                return foreign["url"]
+            node.metalog.foreign = None
+        await node.clock.sleep(0.05)
+    return None
+
+
+async def _yield_while_alone(node: "Node", contact) -> None:
+    """A node that bootstrapped a one-seed cluster from an empty directory (its only seed
+    was itself) may be a wiped member of a real cluster whose other members were out of
+    reach meanwhile. While its own cluster never had another member, it watches for Paxos
+    traffic of another cluster; when a member of one that lists this id at this address
+    answers, it drops its one-node log (``MetaLog.forget``: data and store token stay) and
+    comes back as a replacement through that member (``_join``: ``replace``, then a join
+    that streams its ranges back)."""
+    while not node.stopping and node.metalog.alone:
+        state = node.state
+        if set(state.members) != {node.id} or state.next_number > 2:
+            return  # it has had other members: a cluster of its own
+        foreign = node.metalog.foreign
+        if foreign is not None and foreign.get("url"):
+            if await _lists_me(node, contact, foreign["url"]):
+                log.warning("%s bootstrapped alone from an empty directory, but cluster %s "
+                            "(%s at %s) lists it: dropping its one-node cluster %s and coming "
+                            "back as a replacement", node.id, foreign["cluster"],
+                            foreign["id"], foreign["url"], state.cluster)
+                await node.metalog.forget()
+                await _join(node, contact, [foreign["url"]])
+                return
+            node.metalog.foreign = None
+        await node.clock.sleep(RETRY_S)
 
 
 async def _join(node: "Node", contact, urls: list[str]) -> None:

@@ -17,6 +17,14 @@ keys of the store):
     paxos/incarnation        the token a group change must name to let this store vote
                              (made up by this store, so no change chose it before a wipe)
     paxos/votes_from         a re-admitted state votes only on slots from this one on
+    paxos/token              this store's token, made up the first time it is opened (before
+                             GET /node reports it): a bootstrap entry names its seeds' tokens,
+                             and only a store named there votes in that cluster
+                             (core/paxos/identity.py, rule 5)
+    paxos/seed_tokens        before the bootstrap: the seeds' store tokens this seed adopted
+                             (GET /node reports them: node/bootstrap.py)
+    paxos/alone              this node bootstrapped a one-seed cluster from an empty
+                             directory: it yields to a cluster that lists it (bootstrap.py)
     replacing                this node started with an empty data directory under an id
                              the cluster knows: not a replica until it has joined again
     paxos/promised           the promised ballot            (acceptors only)
@@ -33,6 +41,7 @@ change) is a deterministic no-op on every node, and its proposer reports a confl
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 import os
 import random
@@ -40,7 +49,7 @@ from typing import TYPE_CHECKING, Any, Callable, Optional
 
 import msgpack
 
-from dynamopy.core import metadata_group
+from dynamopy.core import cluster_identity, metadata_group
 from dynamopy.core.membership import ClusterState, InvalidEntry, validate
 from dynamopy.core.paxos import (AcceptorState, Ballot, MetaLogNode, Role, Snapshot, decode,
                                  encode, finish_ready)
@@ -65,6 +74,7 @@ K_ACCEPTORS, K_PROMISED, K_ACC, K_COMPACTED, K_SNAP, K_LOG = (
     "paxos/acceptors", "paxos/promised", "paxos/acc/", "paxos/compacted", "snap", "log/")
 K_NO_VOTE, K_REPLACING = "paxos/no_vote", "replacing"
 K_INCARNATION, K_VOTES_FROM = "paxos/incarnation", "paxos/votes_from"
+K_TOKEN, K_SEED_TOKENS, K_ALONE = "paxos/token", "paxos/seed_tokens", "paxos/alone"
 SEED_BALLOT_BASE = 1024  # ballot ids: a seed's index before bootstrap, then this + number
 
 
@@ -93,8 +103,9 @@ class MetaLog:
                  install_state: Callable[[ClusterState], None],
                  apply_entry: Callable[[Optional[dict]], None], store: "Storage",
                  committer: "GroupCommitter", clock: "Clock", rng: random.Random,
-                 peers: PeerCaller, spawn: Callable[[Any], Any]):
+                 peers: PeerCaller, spawn: Callable[[Any], Any], url: Optional[str] = None):
         self.me, self.address, self.state = me, address, state
+        self.url = url  # this node's HTTP URL: sent with tagged messages (bootstrap.py)
         self.install_state, self.apply_entry = install_state, apply_entry
         self.store, self.committer, self.clock, self.rng = store, committer, clock, rng
         self.peers, self.spawn = peers, spawn
@@ -116,11 +127,23 @@ class MetaLog:
         # node/replacement.py); 0 otherwise.
         self.replacing = 0
         self.replacement_blocked: Optional[str] = None  # why the replacement waits, if it does
+        self.token: Optional[str] = None  # this store's token (ensure_token)
+        self.seed_tokens: dict[str, str] = {}  # adopted before the bootstrap
+        self.alone = False  # bootstrapped a one-seed cluster from an empty directory
+        # The latest message from another cluster ({id, url, cluster}): a cluster that
+        # lists this node (node/bootstrap.py listens for it).
+        self.foreign: Optional[dict] = None
+        self._forget: Optional[asyncio.Future] = None
 
     # ---- start-up ---------------------------------------------------------------------
     def load(self) -> None:
         """Rebuild the membership state and the Paxos node from disk (if bootstrapped)."""
         store = self.store
+        raw = store.meta_get(K_TOKEN)
+        self.token = _unpack(raw) if raw is not None else None
+        raw = store.meta_get(K_SEED_TOKENS)
+        self.seed_tokens = dict(_unpack(raw)) if raw is not None else {}
+        self.alone = store.meta_get(K_ALONE) is not None
         raw = store.meta_get(K_ACCEPTORS)
         if raw is None:
             return
@@ -171,7 +194,8 @@ class MetaLog:
                                  persisted=persisted, snapshot=snapshot, log=entries,
                                  election_ticks=ELECTION_TICKS, heartbeat_ticks=HEARTBEAT_TICKS,
                                  reconfig=metadata_group.reconfig(), ballot_id=self._ballot_id(),
-                                 incarnation=self.incarnation)
+                                 incarnation=self.incarnation,
+                                 identity=cluster_identity.identity(), token=self.token)
         self.on_stepped()
         self._refresh_learners()
 
@@ -186,8 +210,21 @@ class MetaLog:
         m = state.member(self.me)
         return SEED_BALLOT_BASE + m.number if m is not None else -1
 
+    async def ensure_token(self) -> str:
+        """This store's token, made up and made durable the first time (before GET /node
+        reports it: a restart must report the same one)."""
+        if self.token is None:
+            # From the generator's state, without a draw: the simulator's schedules (seeded
+            # from the same generator) stay what they were before store tokens.
+            token = hashlib.sha256(f"{self.me}/{self.rng.getstate()!r}".encode()).hexdigest()[:16]
+            await self.committer.submit(meta_put={K_TOKEN: _pack(token)})
+            self.token = token
+        return self.token
+
     async def adopt_acceptors(self, acceptors: list[str], addresses: dict[str, str], *,
-                              bootstrapping: bool = False, replacing: int = 0) -> None:
+                              bootstrapping: bool = False, replacing: int = 0,
+                              seed_tokens: Optional[dict[str, str]] = None,
+                              alone: bool = False) -> None:
         """First start: the metadata group is known (from --seeds or the member we join).
 
         Only ``bootstrapping`` (a seed of a cluster that no seed reports bootstrapped yet)
@@ -206,12 +243,42 @@ class MetaLog:
             meta[K_INCARNATION] = _pack(self.incarnation)
         if replacing:
             meta[K_REPLACING] = _pack(int(replacing))
+        if seed_tokens:
+            meta[K_SEED_TOKENS] = _pack(dict(seed_tokens))
+        if alone:
+            meta[K_ALONE] = _pack(True)
         await self.committer.submit(meta_put=meta)
+        self.seed_tokens, self.alone = dict(seed_tokens or {}), alone
         self.voter = bootstrapping and self.me in self.acceptors
         if bootstrapping and not self.voter:
             self.incarnation = None
         self.replacing = replacing
         self._make_node(AcceptorState() if self.voter else None, None, [])
+
+    async def forget(self) -> None:
+        """Drop this node's metadata log and acceptor state (durably; its data and store
+        token stay): the one-node cluster it bootstrapped alone yields to the cluster that
+        lists it (node/bootstrap.py). Done by the pump between two Readies."""
+        fut = asyncio.get_running_loop().create_future()
+        self._forget = fut
+        self._wake.set()
+        await fut
+
+    async def _forget_now(self) -> None:
+        store = self.store
+        names = [K_ACCEPTORS, K_PROMISED, K_COMPACTED, K_SNAP, K_NO_VOTE, K_INCARNATION,
+                 K_VOTES_FROM, K_REPLACING, K_SEED_TOKENS, K_ALONE]
+        names += [n for n, _ in store.meta_scan(K_ACC)] + [n for n, _ in store.meta_scan(K_LOG)]
+        await self.committer.submit(meta_delete=names)
+        self.paxos = None
+        self.acceptors, self._inbox, self._entries = (), [], []
+        self._snapshot_epoch = self._since_compact = 0
+        self.voter, self.incarnation, self.replacing = False, None, 0
+        self.seed_tokens, self.alone, self.foreign = {}, False, None
+        self.install_state(ClusterState())
+        fut, self._forget = self._forget, None
+        if fut is not None and not fut.done():
+            fut.set_result(None)
 
     async def replaced(self) -> None:
         """The old incarnation is out of the cluster: this node may join as a new member."""
@@ -267,15 +334,17 @@ class MetaLog:
             timeout = max(0.0, next_tick - clock.monotonic())
             await wait_set(self._wake, timeout)
             self._wake.clear()
+            if self._forget is not None:
+                await self._forget_now()
             if self.paxos is None:
                 next_tick = clock.monotonic() + TICK_S
                 continue
             inbox, self._inbox = self._inbox, []
-            for sender, msg in inbox:
+            for sender, msg, cluster in inbox:
                 if sender == "__propose__":
                     self.paxos.propose(msg)
                 else:
-                    self.paxos.step(sender, msg)
+                    self.paxos.step(sender, msg, cluster)
             if clock.monotonic() >= next_tick:
                 self.paxos.tick()
                 next_tick = clock.monotonic() + TICK_S
@@ -372,11 +441,16 @@ class MetaLog:
         for to, msg in messages:
             by_dest.setdefault(to, []).append(encode(msg))
         me = [self.me, self.address]
+        # The sender's cluster (core/paxos/identity.py, rule 2) and its URL, so that a node
+        # of another cluster that this one lists can find it (node/bootstrap.py). An
+        # untagged (legacy or not yet bootstrapped) node sends the older two-part form.
+        cluster = self.paxos.cluster if self.paxos is not None else None
+        tail = [cluster, self.url] if cluster is not None else []
         for to, msgs in by_dest.items():
             addr = self.addresses.get(to)
             if addr is None:
                 continue  # unknown address: Paxos tolerates loss; it will retry
-            self.spawn(self._deliver(addr, [me, msgs]))
+            self.spawn(self._deliver(addr, [me, msgs, *tail]))
 
     async def _deliver(self, addr: str, payload: list) -> None:
         try:
@@ -385,13 +459,22 @@ class MetaLog:
             pass  # message loss is part of the protocol
 
     async def rpc_receive(self, payload: list, peer_id: str) -> Any:
-        (sender, addr), msgs = payload
+        (sender, addr), msgs = payload[0], payload[1]
+        cluster = payload[2] if len(payload) > 2 and isinstance(payload[2], str) else None
         if sender != peer_id:
             return None  # the transport authenticated peer_id; never trust a claimed id
         self.addresses.setdefault(sender, addr)
+        paxos = self.paxos
+        if cluster is not None and (paxos is None or not paxos.cluster_known
+                                    or paxos.cluster != cluster):
+            url = payload[3] if len(payload) > 3 and isinstance(payload[3], str) else None
+            if self.foreign is None or self.foreign.get("cluster") != cluster:
+                log.info("%s: paxos traffic from %s of cluster %s (this node's: %s)", self.me,
+                         sender, cluster, paxos.cluster if paxos is not None else None)
+            self.foreign = {"id": sender, "url": url, "cluster": cluster}
         for w in msgs:
             try:
-                self._inbox.append((sender, decode(w)))
+                self._inbox.append((sender, decode(w), cluster))
             except ValueError:
                 log.warning("dropping malformed paxos message from %s", sender)
         self._wake.set()
@@ -416,7 +499,7 @@ class MetaLog:
         deadline = clock.monotonic() + timeout_s
         try:
             while clock.monotonic() < deadline:
-                self._inbox.append(("__propose__", value))
+                self._inbox.append(("__propose__", value, None))
                 self._wake.set()
                 try:
                     epoch, applied = await asyncio.wait_for(

@@ -119,7 +119,8 @@ class Node:
         self.metalog = MetaLog(
             me=self.id, address=config.advertise_peer, state=state,
             install_state=self.install_state, apply_entry=self.apply_entry, store=self.store,
-            committer=self.committer, clock=clock, rng=rng, peers=transport, spawn=self.spawn)
+            committer=self.committer, clock=clock, rng=rng, peers=transport, spawn=self.spawn,
+            url=config.advertise_url)
         self.defaults_change = DefaultsChange(
             me=self.id, state=state, clock=clock, call_peer=self.call_peer,
             is_leader=lambda: self.metalog.is_leader, propose=self.propose)
@@ -154,6 +155,7 @@ class Node:
         await self.committer.start()
         await self.versions.load()
         self.metalog.load()
+        await self.metalog.ensure_token()  # before GET /node can report it
         # The hash tree is built before peers are served (an in-memory store: on the loop).
         await self.anti_entropy.attach(self.store, inline=self.committer.inline)
         # Cheap synchronous methods are answered inline (no task), a replica's put by a
@@ -389,8 +391,18 @@ class Node:
 
     def node_view(self) -> dict:
         me = self.state.member(self.id)
+        paxos = self.metalog.paxos
+        foreign = self.metalog.foreign
+        if paxos is not None and not (paxos.cluster_known and foreign is not None
+                                      and foreign["cluster"] != paxos.cluster):
+            foreign = None  # (a joiner hears its cluster before it learned slot 0)
         return {
             **self.identity(),
+            # This store's token (a bootstrap entry names its seeds'), and before the
+            # bootstrap the seeds' tokens this node adopted (node/bootstrap.py).
+            "store_token": self.metalog.token,
+            **({"seed_tokens": self.metalog.seed_tokens}
+               if self.metalog.seed_tokens and not self.state.bootstrapped else {}),
             "epoch": self.state.epoch,
             "state": me.state if me else "none",
             "ready": self.is_ready,
@@ -405,6 +417,11 @@ class Node:
                          "replacing": bool(self.metalog.replacing),
                          "leader": self.metalog.leader,
                          "caught_up": self.catchup.caught_up,
+                         # the cluster identity slot 0 named (None: legacy or not learned)
+                         "cluster": paxos.cluster if paxos is not None else None,
+                         # a cluster that lists this node but is not its own (a wiped seed
+                         # that bootstrapped alone hears its real cluster: it yields)
+                         "other_cluster": foreign,
                          "peer_epoch": self.catchup.target_epoch()},
         }
 

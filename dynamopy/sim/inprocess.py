@@ -72,7 +72,12 @@ class InProcessCluster:
         return self.nodes[node_id].coordinator
 
     def identities(self) -> list[dict]:
-        return [{"id": i, "url": self.configs[i].advertise_url, "peer": i} for i in self.ids]
+        """The seeds as ``GET /node`` reports them, with the store token of each seed
+        started so far (a bootstrap entry names its seeds' tokens)."""
+        return [{"id": i, "url": self.configs[i].advertise_url, "peer": i,
+                 **({"token": self.nodes[i].metalog.token}
+                    if i in self.nodes and self.nodes[i].metalog.token else {})}
+                for i in self.ids]
 
     # ---- lifecycle --------------------------------------------------------------------
     async def start(self, node_id: str) -> Node:
@@ -89,6 +94,8 @@ class InProcessCluster:
         if node.id not in self.ids:
             return await self._join(node)
         if node.state.member(node.id) is None:
+            while any(i not in self.nodes for i in self.ids) and not node.stopping:
+                await asyncio.sleep(0.01)  # every seed's store token (start_all starts them)
             await bootstrap_seeds(node, self.identities(), self.settings)
 
     async def _join(self, node: Node) -> None:

@@ -19,7 +19,8 @@ def test_a_commit_index_announced_after_caught_up_makes_the_node_not_ready():
             # The leader announces three more committed slots than anyone applied (as after
             # a commit this follower missed); the follower's log is stepped with it.
             ballot = c.node(leader).metalog.paxos.ballot
-            follower.metalog._inbox.append((leader, Heartbeat(ballot, epoch + 4)))
+            follower.metalog._inbox.append((leader, Heartbeat(ballot, epoch + 4),
+                                           c.node(leader).metalog.paxos.cluster))
             follower.metalog.poke()
             await until(lambda: follower.metalog.paxos.known_chosen_below > epoch + 1, 5,
                         "the follower's log took the announced commit index")

@@ -66,6 +66,7 @@ from typing import TYPE_CHECKING, Any, Iterable
 
 from .acceptor import Acceptor, AcceptorState
 from .groups import GroupSchedule, Reconfig, majority
+from .identity import Identity
 from .learner import Learner
 from .messages import (
     ZERO_BALLOT, Accept, Accepted, Ballot, CatchupReply, CatchupRequest, Commit, Entry,
@@ -115,6 +116,8 @@ class MetaLogNode:
         reconfig: Reconfig | None = None,
         ballot_id: int | None = None,
         incarnation: str | None = None,
+        identity: Identity | None = None,
+        token: str | None = None,
     ) -> None:
         acceptors = tuple(acceptors)
         if not acceptors or len(set(acceptors)) != len(acceptors):
@@ -172,6 +175,13 @@ class MetaLogNode:
         self._loopback: deque[Message] = deque()
         self._in_ready = False
         self._ready_applied_to = 0
+        # Cluster identity (``identity``): off without ``identity`` (every message untagged).
+        self._identity = identity
+        self.token = token  # this store's token, named by slot 0 if it was a seed then
+        self.cluster: str | None = None  # the id slot 0 names (None: not learned, or legacy)
+        self.cluster_known = False
+        self.disowned = False  # rule 5 dropped its acceptor state: it learns only
+        self._learn_identity()
 
     # -- status -------------------------------------------------------------------------
 
@@ -257,13 +267,29 @@ class MetaLogNode:
         self._maybe_catch_up()
         self._run_loopback()
 
-    def step(self, sender: str, msg: Message) -> None:
-        """A message from ``sender`` (the transport vouches for the sender's id)."""
+    def step(self, sender: str, msg: Message, cluster: str | None = None) -> None:
+        """A message from ``sender`` (the transport vouches for the sender's id), sent in
+        ``cluster`` (the sender's cluster id when it sent it; ``identity`` rules 3-4)."""
         self._check_idle()
         if sender == self.id:
             return  # our own messages never travel through the transport
+        if not self._admits(sender, msg, cluster):
+            return
         self._dispatch(sender, msg)
         self._run_loopback()
+
+    def _admits(self, sender: str, msg: Message, cluster: str | None) -> bool:
+        """``identity`` rules 3 and 4: whether to take in ``msg`` tagged ``cluster``."""
+        if self._identity is None or type(msg) is CatchupRequest:
+            return True
+        if self.cluster_known:
+            return cluster == self.cluster
+        if cluster is None:
+            return True  # seeds before the bootstrap
+        if type(msg) is Heartbeat:
+            self._learner.note_hint(msg.chosen_below, sender)  # catch up to it; no leader
+            return False
+        return type(msg) in (Commit, CatchupReply)  # learn a cluster's log, never vote in it
 
     def propose(self, value: Any) -> None:
         """Ask to append ``value`` (not None). Best effort: see the module docstring."""
@@ -517,9 +543,32 @@ class MetaLogNode:
 
     # -- internals: learning -----------------------------------------------------------
 
+    def _learn_identity(self) -> None:
+        """``identity`` rules 1, 2 and 5, once slot 0 (or a snapshot) is known."""
+        if self._identity is None or self.cluster_known:
+            return
+        lr = self._learner
+        if 0 in lr.log and lr.chosen_below > 0:
+            cluster, tokens = self._identity.of_value(lr.log[0])
+        elif lr.snapshot is not None and lr.base > 0:
+            cluster, tokens = self._identity.of_snapshot(lr.snapshot.data)
+        else:
+            return
+        self.cluster, self.cluster_known = cluster, True
+        self._outbox = [(to, m) for to, m in self._outbox if type(m) in _KEPT_ON_IDENTITY]
+        a = self._acceptor
+        if cluster is not None and a is not None and a.votes_from == 0 \
+                and (self.token is None or tokens.get(self.id) != self.token):
+            # Rule 5: this state did not exist when slot 0 was built: it must not vote here.
+            self._acceptor = self._proposer = None
+            self.disowned = True
+            if self.leader == self.id:
+                self.leader = None
+
     def _after_learning(self) -> None:
         """New chosen slots known: record group changes; a leader stops proposing them and
         refills its window."""
+        self._learn_identity()
         self._scan_groups()
         p = self._proposer
         if p is not None and p.role is Role.LEADER:
@@ -654,6 +703,10 @@ class MetaLogNode:
                 self._request_catchup(sender)  # keep pulling from whoever just helped
             self._after_learning()
 
+
+# What a node may still send under the identity it learns (rule 2): chosen values and
+# requests; votes and leadership claims made without an identity are dropped.
+_KEPT_ON_IDENTITY = (Commit, CatchupRequest, CatchupReply, Propose)
 
 _HANDLERS = {
     Prepare: MetaLogNode._on_prepare,
