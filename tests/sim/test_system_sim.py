@@ -347,21 +347,38 @@ def test_unsafe_replacement_that_keeps_the_old_incarnation_is_caught(monkeypatch
 
 
 @pytest.mark.timeout(60)
-def test_unsafe_wiped_acceptor_that_votes_with_an_empty_state_is_caught(monkeypatch):
-    """The metadata-log simulator's unsafe wipe, in the whole system: a node back from a wiped
-    disk adopts the group as a voter with an empty acceptor state (as only a bootstrapping
-    seed may). Seed 2 of 0-14 catches it (n1, a group member, wiped)."""
+def _forgetful_adoption(monkeypatch):
     from dynamopy.node.metalog import MetaLog
 
     real = MetaLog.adopt_acceptors
 
-    async def forgetful(self, acceptors, addresses, *, bootstrapping=False, replacing=0):
+    async def forgetful(self, acceptors, addresses, *, bootstrapping=False, replacing=0, **kw):
         await real(self, acceptors, addresses, bootstrapping=bootstrapping or bool(replacing),
-                   replacing=replacing)
+                   replacing=replacing, **kw)
 
     monkeypatch.setattr(MetaLog, "adopt_acceptors", forgetful)
+
+
+def test_unsafe_wiped_acceptor_that_votes_with_an_empty_state_is_caught(monkeypatch):
+    """The metadata-log simulator's unsafe wipe, in the whole system: a node back from a wiped
+    disk adopts the group as a voter with an empty acceptor state (as only a bootstrapping
+    seed may). Seed 2 of 0-14 catches it (n1, a group member, wiped). The cluster identity
+    is switched off too (every log a legacy one): its rule 5 would stop that voter."""
+    from dynamopy.core import cluster_identity
+    _forgetful_adoption(monkeypatch)
+    monkeypatch.setattr(cluster_identity, "of_value", lambda value: (None, {}))
+    monkeypatch.setattr(cluster_identity, "of_snapshot", lambda data: (None, {}))
     report = _first_failure(range(2, 3), **dict(WIPE, bound_ms=4000))
     assert "FAILED" in report and "with the acceptor state its wipe emptied" in report, report
+
+
+def test_the_cluster_identity_stops_the_same_unsafe_voter(monkeypatch):
+    """The same unsafe adoption with the cluster identity on: the wiped store is not the
+    one slot 0 names, so once it learns slot 0 it drops its acceptor state (identity rule
+    5) and seed 2 passes every checker."""
+    _forgetful_adoption(monkeypatch)
+    result = run_system(SystemParams(seed=2, **dict(SMALL, **dict(WIPE, bound_ms=4000))))
+    assert result.ok, result.report()
 
 
 @pytest.mark.timeout(60)
