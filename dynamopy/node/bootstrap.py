@@ -139,6 +139,8 @@ async def _ensure_member(node: "Node", contact) -> None:
                 return
             await node.clock.sleep(RETRY_S)
         if node.state.member(node.id) is not None:
+            if node.metalog.disowned:
+                await _rejoin_disowned(node, contact)
             await _yield_while_alone(node, contact)
             return
         log.warning("%s was removed from the cluster while it was down: joining again", node.id)
@@ -179,6 +181,21 @@ async def _become_member(node: "Node", contact) -> None:
             await _join(node, contact, [url])
             return
     await bootstrap_seeds(node, identities, settings, alone=fresh and len(identities) == 1)
+    if node.metalog.disowned:
+        await _rejoin_disowned(node, contact)
+
+
+async def _rejoin_disowned(node: "Node", contact) -> None:
+    """This seed started as a voter on an empty directory (every seed answered epoch 0) but
+    then learned the log of a cluster whose slot 0 does not name its store: it is a wiped
+    member of that cluster. Its Paxos node stopped voting when it learned slot 0; it
+    drops that log and comes back as a replacement through the members it learned of."""
+    urls = [m.url for m in node.state.members.values() if m.id != node.id]
+    log.warning("%s learned the log of cluster %s, whose bootstrap does not name this store "
+                "(a wiped seed): it does not vote; coming back as a replacement", node.id,
+                node.state.cluster)
+    await node.metalog.forget()
+    await _join(node, contact, urls or [node.config.advertise_url])
 
 
 async def bootstrap_seeds(node: "Node", identities: list[dict], settings: Settings, *,

@@ -298,6 +298,14 @@ class MetaLog:
         return self.incarnation
 
     @property
+    def disowned(self) -> bool:
+        """It learned a cluster whose slot 0 does not name this store (a wiped seed that
+        bootstrapped as a voter, then heard the cluster it was a seed of): no vote
+        (core/paxos/identity.py, rule 5), no data served; node/bootstrap.py brings it
+        back as a replacement."""
+        return self.paxos is not None and self.paxos.disowned
+
+    @property
     def started(self) -> bool:
         return self.paxos is not None
 

@@ -96,7 +96,8 @@ class Node:
             me=self.id, state=state, store=self.store, committer=self.committer, clock=clock,
             metrics=self.metrics, catchup=self.catchup, poke_metalog=lambda: self.metalog.poke(),
             note_epoch=self.note_epoch, observe_version=self.observe_version, hints=self.hints,
-            replacing=lambda: bool(self.metalog.replacing), buggify=buggify)
+            replacing=lambda: bool(self.metalog.replacing or self.metalog.disowned),
+            buggify=buggify)
         self.hints.replica = self.replica
         self.coordinator = Coordinator(
             me=self.id, config=config, state=state, clock=clock, metrics=self.metrics,
@@ -273,13 +274,13 @@ class Node:
     def is_ready(self) -> bool:
         me = self.state.member(self.id)
         return (me is not None and me.state in ("joining", "normal") and self.hlc is not None
-                and not self.metalog.replacing
+                and not self.metalog.replacing and not self.metalog.disowned
                 and self.catchup.caught_up and self.detector.clock_ok)
 
     def require_ready(self) -> ClusterState:
         if not self.state.bootstrapped or self.hlc is None:
             raise NotReady("this node has not joined a cluster yet; retry shortly")
-        if self.metalog.replacing:
+        if self.metalog.replacing or self.metalog.disowned:
             raise NotReady("this node lost its data directory and is coming back as a "
                            "replacement (it joins again and streams its ranges back); use "
                            "another node")
