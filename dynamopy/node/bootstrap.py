@@ -320,6 +320,14 @@ async def _join(node: "Node", contact, urls: list[str]) -> None:
     me = node.identity()
     attempt = 0
     while not node.stopping:
+        foreign = node.metalog.foreign
+        if not node.metalog.started and foreign is not None and foreign.get("url") \
+                and foreign["url"] not in urls:
+            # A member of a cluster that lists this node reached it (its leader heartbeats
+            # every member): ask it too. When every seed lost its disk, the seeds answer
+            # nothing useful (they are replacements themselves) and only the members that
+            # kept theirs know the cluster (review finding 1, tests/repro/repro_wiped_seeds.py).
+            urls = [foreign["url"], *urls]
         url = urls[attempt % len(urls)]
         attempt += 1
         try:
