@@ -195,3 +195,14 @@ def test_a_legacy_log_without_identity_behaves_as_before():
     assert x.cluster_known and x.cluster is None and x.is_acceptor
     x.step("a", Prepare(Ballot(9, 0), 1), None)
     assert [type(m).__name__ for _, m in x.ready().messages] == ["Promise"]
+
+
+def test_votes_made_before_slot_0_was_learned_never_leave_under_its_identity():
+    """Rule 2: a promise to a fellow seed's untagged Prepare is queued; in the same round
+    the node learns slot 0 (it is not named there: a wiped store). The queued promise is
+    dropped, not sent tagged with the cluster it just learned."""
+    s = node("a", ("a", "b", "c"), "ta2")
+    s.step("b", Prepare(Ballot(3, 1), 0), None)
+    s.step("c", Commit(((0, X0),), 1), X0["cluster"])
+    kinds = [type(m).__name__ for _, m in s.ready().messages]
+    assert "Promise" not in kinds and s.disowned
