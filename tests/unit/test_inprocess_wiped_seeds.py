@@ -60,10 +60,12 @@ def _log(c, via="n4"):
     return [(e["op"], e.get("id")) for e in c.node(via).log_entries(0)]
 
 
-def test_every_seed_wiped_comes_back_as_a_replacement_when_it_hears_the_cluster():
-    """The members reach the seeds (their leader heartbeats every member): each seed,
-    listening before it bootstraps, hears the real cluster and joins it as a replacement;
-    none ever bootstraps, none votes in the real group with an empty state."""
+def test_every_seed_wiped_comes_back_as_a_replacement_when_it_hears_the_cluster(caplog):
+    """The members reach the seeds (their leader heartbeats every member): a seed listening
+    before it bootstraps hears the real cluster and joins it as a replacement (here n1; n2
+    and n3 listened while the new group was still electing its leader: they started as
+    voters, learned the real log, stopped voting (identity rule 5) and came back the same
+    way). None bootstraps a cluster; none votes in the real group with an empty state."""
     async def main():
         c = await _real_cluster(seed=5)
         real = c.node("n4").metalog.paxos.cluster
@@ -83,6 +85,8 @@ def test_every_seed_wiped_comes_back_as_a_replacement_when_it_hears_the_cluster(
         finally:
             await c.stop_all()
     run_virtual(main())
+    assert "n1: a cluster that lists it reached it" in caplog.text  # it listened first
+    assert "n2 learned the log of cluster" in caplog.text           # rule 5, then replaced
 
 
 def test_seeds_cut_off_bootstrap_a_cluster_of_their_own_that_the_real_one_refuses():
