@@ -10,11 +10,21 @@
   and its driver proposes ``finish_join``.
 * Empty data directory under a known id (a wiped disk, a pod with a new volume): a node
   whose store holds no metadata log asks before it votes. Only a seed that finds every seed
-  answering and none bootstrapped starts as a voter (then the only value any slot can hold
-  is the bootstrap entry, identical from every seed). Otherwise it adopts the group from a
-  member without a vote; if the cluster lists its id, it is a replacement
-  (``node/replacement.py``): the old incarnation is retired, then the node joins again
-  and streams its ranges back.
+  answering, none bootstrapped and none that adopted it under another store token
+  (``SEEN_BEFORE``) may start as a voter; it first listens ``LISTEN_S`` for Paxos traffic of
+  a cluster that lists it. Otherwise it adopts the group from a member without a vote; if
+  the cluster lists its id, it is a replacement (``node/replacement.py``): the old
+  incarnation is retired, then the node joins again and streams its ranges back.
+* A seed's "every seed answers epoch 0" is also what a wiped seed sees when it is the only
+  seed, or when every seed lost its disk after the group moved to other members. Its vote is
+  then kept out of the real cluster by the cluster identity (``core/paxos/identity.py``: the
+  bootstrap entry names the seeds' store tokens; messages carry the cluster id). What
+  brings it back: a seed that learns a cluster whose slot 0 does not name its store
+  (``disowned``) drops that log and comes back as a replacement (``_rejoin_disowned``); a
+  seed that bootstrapped a one-node cluster from an empty directory yields, while that
+  cluster never had another member, to a cluster that reaches it and lists it
+  (``_yield_while_alone``); a wiped node joins through a member that reached it, not only
+  through the seeds (which may all be wiped).
 * Restart: the log on disk already makes the node a member, but the cluster may have
   removed it meanwhile (a dead joiner's join abandoned, a dead member removed). It first
   learns the log as it is now; if that says it is no longer a member, it joins again like a
