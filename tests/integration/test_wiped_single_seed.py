@@ -25,7 +25,8 @@ def test_the_only_seed_wiped_comes_back_as_a_replacement_not_a_voter(make_cluste
                  and c.cluster_info(1)["change"] is None, 15, "the group grew to 3")
     seed = c.node_id(0)
     real = c.node_view(1)["metadata"]["cluster"]
-    assert real and c.node_view(0)["metadata"]["cluster"] == real
+    old_store = c.node_view(0)["store_token"]
+    assert real and old_store and c.node_view(0)["metadata"]["cluster"] == real
 
     c.kill(0)
     shutil.rmtree(f"{c.root}/{seed}")
@@ -36,6 +37,7 @@ def test_the_only_seed_wiped_comes_back_as_a_replacement_not_a_voter(make_cluste
         c.wait_until(lambda: c.node_view(0)["epoch"] > 0, 10, "the wiped seed bootstrapped alone")
         alone = c.node_view(0)["metadata"]
         assert alone["cluster"] not in (None, real), alone  # a cluster of its own
+        assert c.node_view(0)["store_token"] not in (None, old_store)  # a new store
     finally:
         for i in (1, 2):
             c.resume(i)
