@@ -169,7 +169,16 @@ async def _become_member(node: "Node", contact) -> None:
         await _join(node, contact, seeds)  # a replacement that restarted: carry on
         return
     fresh = not node.metalog.started  # no metadata at all on disk: first start, or wiped
-    identities = await _identities(node, contact, seeds)
+    while True:
+        identities = await _identities(node, contact, seeds)
+        if identities != REACHED:
+            break
+        # A cluster reached it while a seed did not answer: if it lists this node, this
+        # node lost its disk (it may wait for seeds that are gone or wiped too).
+        url = await _listen_for_a_cluster(node, contact)
+        if url is not None:
+            await _join(node, contact, [url])
+            return
     if identities is None:
         return
     if identities in (BOOTSTRAPPED, SEEN_BEFORE):
@@ -235,12 +244,15 @@ async def bootstrap_seeds(node: "Node", identities: list[dict], settings: Settin
 
 BOOTSTRAPPED = "bootstrapped"
 SEEN_BEFORE = "seen before"
+REACHED = "reached"  # Paxos traffic of a cluster reached this node while it asked the seeds
 LISTEN_S = 0.5  # a fresh seed listens this long for a cluster that lists it (heartbeats: 0.1 s)
 
 
 async def _identities(node: "Node", contact, seeds: list[str]):
     """Each seed's identity, in order; retries until all answer (or the node stops).
     ``BOOTSTRAPPED`` as soon as any seed reports an epoch: the cluster exists already.
+    ``REACHED`` if, while some seed does not answer, a cluster's Paxos traffic reached this
+    node (empty store only: the caller checks whether that cluster lists it).
     ``SEEN_BEFORE`` if a seed adopted this node's id under another store token before the
     bootstrap: this store is not the one that seed asked, so the old one may have voted for
     slot 0 already (a seed's votes need a proposer that adopted it first; that proposer's
@@ -265,6 +277,9 @@ async def _identities(node: "Node", contact, seeds: list[str]):
                 log.info("seed %s not reachable yet (%s)", url, e)
         if len(out) == len(seeds):
             return out
+        foreign = node.metalog.foreign
+        if not node.metalog.started and foreign is not None and foreign.get("url"):
+            return REACHED
         await node.clock.sleep(RETRY_S)
     return None
 

@@ -120,3 +120,28 @@ def test_seeds_cut_off_bootstrap_a_cluster_of_their_own_that_the_real_one_refuse
         finally:
             await c.stop_all()
     run_virtual(main())
+
+
+def test_seeds_started_after_another_came_back_join_through_the_member_that_reached_them():
+    """n1 comes back first and is a replacement (it reports an epoch); n2 and n3 then find
+    the cluster bootstrapped, but the only URLs they were given are the seeds', which answer
+    503 (replacements) or nothing: they ask the member whose Paxos traffic reached them
+    (before the fix they asked the seeds for ever: tests/repro/repro_wiped_seeds.py)."""
+    async def main():
+        c = await _real_cluster(seed=7)
+        real = c.node("n4").metalog.paxos.cluster
+        try:
+            await c.start("n1")
+            await until(lambda: c.node("n1").metalog.replacing and c.node("n1").state.epoch > 0,
+                        30, "n1 is a replacement that learned the log")
+            for s in ("n2", "n3"):
+                await c.start(s)
+            await until(lambda: all(c.node(s).metalog.replacing for s in ("n2", "n3")), 30,
+                        "n2 and n3 adopted the group as replacements")
+            for s in ("n2", "n3"):
+                assert not c.node(s).metalog.paxos.is_acceptor
+            await until(lambda: all(c.node(s).metalog.paxos.cluster == real
+                                    for s in ("n2", "n3")), 30, "they learned the real log")
+        finally:
+            await c.stop_all()
+    run_virtual(main())
