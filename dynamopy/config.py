@@ -88,6 +88,9 @@ SETTINGS: tuple[Setting, ...] = (
             "HTTP request path: 'fast' answers GET/HEAD/PUT/DELETE /kv/<key> without ASGI "
             "(same handlers, limits and contract), 'uvicorn' sends every request through "
             "uvicorn's ASGI cycle"),
+    Setting("rejoin_after_leave", bool, False,
+            "join again although this data directory's node left the cluster by a graceful "
+            "leave (members leave); without it such a node stays out and says why"),
     Setting("join_timeout_s", float, 60.0,
             "a join whose joiner does not answer for this long is abandoned"),
     Setting("metadata_group_size", int, 3,
@@ -150,6 +153,7 @@ class NodeConfig:
         from dynamopy.tls import files
         return files(self.tls_cert, self.tls_key, self.tls_ca)
     join_timeout_s: float = 60.0
+    rejoin_after_leave: bool = False
     max_clock_offset_ms: int = 500
     anti_entropy_interval_s: float = 180.0
     anti_entropy_rate: int = 1000
@@ -308,6 +312,7 @@ def resolve(args: argparse.Namespace, environ: Optional[dict] = None) -> NodeCon
         http_server=raw["http_server"],
         tls_cert=raw["tls_cert"] or "", tls_key=raw["tls_key"] or "", tls_ca=raw["tls_ca"] or "",
         join_timeout_s=raw["join_timeout_s"],
+        rejoin_after_leave=raw["rejoin_after_leave"],
         max_clock_offset_ms=_non_negative("max-clock-offset-ms", raw["max_clock_offset_ms"]),
         anti_entropy_interval_s=raw["anti_entropy_interval_s"],
         anti_entropy_rate=raw["anti_entropy_rate"],
