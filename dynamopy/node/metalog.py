@@ -356,6 +356,9 @@ class MetaLog:
             log.info("%s re-admitted to the metadata group: votes from slot %d on", self.me,
                      rd.persist.votes_from)
         finish_ready(self.paxos, rd, install=self._install, apply=self._apply, send=self._send)
+        if self.left is not None and left is None and self.state().member(self.me) is not None:
+            # A member again (an operator added it back by hand): the marker no longer holds.
+            await self.forget_left()
         self._refresh_learners()
         self.paxos.set_ballot_id(self._ballot_id())
         if self._since_compact >= COMPACT_EVERY and self.paxos.applied_slot == self.state().epoch:
