@@ -158,7 +158,8 @@ def build_router(node) -> APIRouter:
 
 
 def check_grace_covers_window(node, body: dict) -> None:
-    """400 naming both settings if the tombstone grace and the hint window a config request
+    """409 ``conflict`` naming both settings (each value is valid alone: it is the pair that
+    conflicts, with each other or with the one in force) if the tombstone grace and the hint window a config request
     would put in force (its values over the ones in force) let a hint expire before the hint
     window ends, by this node's clock bound (``core.tombstones.grace_covers_window``).
     Checked here, before anything is proposed, rather than when the entry applies: the clock
@@ -176,7 +177,8 @@ def check_grace_covers_window(node, body: dict) -> None:
     if grace_covers_window(grace, window, bound_ms):
         return
     least = min_grace_s(window, bound_ms)
-    raise BadRequest(
+    raise MembershipError(
+        409, "conflict",
         f"tombstone_grace_s={seconds_text(grace)} is too short for hint_window_s="
         f"{seconds_text(window)}: a hint lives 90% of the grace less the clock bound "
         f"({bound_ms} ms), so hints kept for a member back within the window would expire "

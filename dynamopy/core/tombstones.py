@@ -45,14 +45,23 @@ from dynamopy.core.records import Record
 from dynamopy.core.versions import physical_ms
 
 
+FOREVER_MS = 1 << 62   # any grace longer than this (up to inf) is this long
+
+
+def _ms(seconds: float) -> int:
+    """Whole milliseconds of a grace the log accepted (any number > 0, inf and 1e308
+    included), capped at ``FOREVER_MS`` rather than overflowing."""
+    return int(min(seconds * 1000, FOREVER_MS))
+
+
 def old_enough(record: Record, now_ms: int, grace_s: float) -> bool:
     """A tombstone whose delete happened more than ``grace_s`` before ``now_ms``."""
-    return record.deleted and physical_ms(record.version) < now_ms - int(grace_s * 1000)
+    return record.deleted and physical_ms(record.version) < now_ms - _ms(grace_s)
 
 
 def hint_ttl_ms(grace_s: float, max_clock_offset_ms: int) -> int:
     """How old a hinted record may be and still be delivered (never negative)."""
-    return max(0, int(grace_s * 900) - max(0, max_clock_offset_ms))
+    return max(0, int(min(grace_s * 900, FOREVER_MS)) - max(0, max_clock_offset_ms))
 
 
 def grace_covers_window(grace_s: float, hint_window_s: float, max_clock_offset_ms: int) -> bool:

@@ -80,7 +80,7 @@ def test_config_shows_and_sets_the_cluster_settings(shared_cluster):
         refused = cli("config", "set", "tombstone_grace_s=60", url=url, check=False)
         err = refused.stderr.decode()
         assert refused.returncode == 1 and err.count("\n") == 1, err
-        assert err.startswith("dynamopy: error: 400 bad_request: tombstone_grace_s=60 is too "
+        assert err.startswith("dynamopy: error: 409 conflict: tombstone_grace_s=60 is too "
                               "short for hint_window_s=5400"), err
         shared_cluster.wait_until(lambda: shared_cluster.cluster_info(2)["epoch"] >= out["epoch"],
                                   10, "the change applied on n3")

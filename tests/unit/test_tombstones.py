@@ -3,8 +3,9 @@
 import pytest
 
 from dynamopy.core.records import Record
-from dynamopy.core.tombstones import (grace_covers_window, held_everywhere, hint_expired,
-                                     hint_ttl_ms, may_purge, min_grace_s, old_enough)
+from dynamopy.core.tombstones import (FOREVER_MS, grace_covers_window, held_everywhere,
+                                     hint_expired, hint_ttl_ms, may_purge, min_grace_s,
+                                     old_enough)
 from dynamopy.core.versions import compose
 
 DAY_MS = 86_400_000
@@ -96,3 +97,14 @@ def test_a_grace_is_accepted_only_if_a_hint_outlives_the_hint_window():
             least = min_grace_s(window_s, bound_ms)
             assert grace_covers_window(least, window_s, bound_ms)
             assert not grace_covers_window(least - 0.001, window_s, bound_ms)
+
+
+def test_a_huge_or_infinite_grace_means_forever_not_an_overflow():
+    """The log accepts any grace > 0 (1e308, even inf from a JSON ``Infinity``): the hint
+    TTL and the purge age cap it instead of raising OverflowError (a 500 that schemathesis
+    found through the new check; a hint store or a purge pass would have raised too)."""
+    for grace in (4.47e307, 1e308, float("inf")):
+        assert hint_ttl_ms(grace, 500) == FOREVER_MS - 500
+        assert grace_covers_window(grace, 1e9, 500)
+        assert not old_enough(tomb(11 * DAY_MS), NOW, grace)
+        assert not hint_expired(Record(compose(NOW - 11 * DAY_MS, 0, 1)), NOW, grace, 500)
