@@ -96,3 +96,39 @@ def test_a_restart_after_its_own_leave_stays_out_unless_told(monkeypatch):
     assert _restart(REMOVING, None, False, monkeypatch, later=REMOVED) == (True, [])
     # Still a member: nothing to do.
     assert _restart(FOUR, None, False, monkeypatch, later=FOUR) == (False, [])
+
+
+def test_a_production_node_records_its_leave_and_drops_the_record_when_added_back():
+    """Over the in-memory seams: n4 leaves; the batch that commits its finish_leave leaves
+    the ``left`` marker on its disk (GET /node: state "left"); an operator adds it back by
+    hand while it runs: once a member again it drops the marker (a stale one would keep it
+    out after a later removal and restart)."""
+    from dynamopy.sim.clock import run_virtual
+    from dynamopy.sim.inprocess import InProcessCluster, until
+
+    async def main():
+        c = InProcessCluster(["n1", "n2", "n3"], seed=5, joiners=["n4"],
+                             anti_entropy_interval_s=3600.0)
+        await c.start_all()
+        try:
+            await c.start("n4")
+            member = lambda: c.node("n1").state.member("n4")  # noqa: E731
+            await until(lambda: member() is not None and member().state == "normal", 60,
+                        "n4 normal")
+            n4 = c.node("n4")
+            assert n4.metalog.left is None and n4.store.meta_get("left") is None
+            await c.node("n1").propose({"op": "leave", "id": "n4"})
+            await until(lambda: n4.state.member("n4") is None, 60, "n4 left")
+            left = n4.metalog.left
+            assert left is not None and 0 < left["epoch"] <= n4.state.epoch, left
+            assert n4.store.meta_get("left") is not None        # durable
+            assert n4.node_view()["state"] == "left"
+            await c.node("n1").propose({"op": "join", "id": "n4", "url": "mem://n4",
+                                        "peer": "n4"})
+            await until(lambda: n4.state.member("n4") is not None and n4.metalog.left is None,
+                        60, "n4 a member again, the marker dropped")
+            assert n4.store.meta_get("left") is None
+        finally:
+            await c.stop_all()
+
+    run_virtual(main())
