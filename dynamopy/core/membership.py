@@ -632,6 +632,15 @@ def _merge_removal(s: ClusterState, mid: str) -> ClusterState:
                    change_epoch=s.epoch + 1)
 
 
+def left_by_own_leave(before: ClusterState, after: ClusterState, me: str) -> bool:
+    """``me`` was a member taken out by its own graceful leave (``members leave``) in
+    ``before`` and is no member in ``after``: it left, as an operator asked. A removal (even
+    one a leave was abandoned for, or merged into) is not a leave: a removed node that
+    comes back joins again (node/bootstrap.py)."""
+    return (before.change == ("leave", me) and before.member(me) is not None
+            and after.member(me) is None)
+
+
 def _check_rw(n: int, r: int, w: int) -> None:
     for name, v in (("r", r), ("w", w)):
         if isinstance(v, bool) or not isinstance(v, int) or not 1 <= v <= n:
