@@ -9,6 +9,35 @@ from __future__ import annotations
 # changes: re-judge the survivors then.
 _UNREACHABLE_STATE = ("unreachable: a member is joining or leaving only while its own change "
                       "is in progress, and _require_no_change refuses first")
+# ---- core/metadata_group.py and core/membership.py (session 5) ---------------------------
+# Kinds as below: "equivalent", "unreachable", "text".
+_MG = "dynamopy.core.metadata_group.x_"
+_ALPHA1 = ("equivalent: with ALPHA = 1 every applied group change prunes the schedule to "
+           "[(0, latest group)] (schedule_after) and bootstrap writes [(0, seeds)], so a "
+           "snapshot's group_schedule always equals the acceptors fallback")
+_CORE_SESSION5 = {
+    **{f"{_MG}schedule_of__mutmut_{i}": _ALPHA1 for i in range(1, 7)},
+    **{f"{_MG}schedule_of__mutmut_{i}":
+       "equivalent: every membership snapshot has 'acceptors' (ClusterState.from_dict "
+       "needs it), so the default is never used" for i in (13, 15)},
+    f"{_MG}schedule_after__mutmut_13":
+        "equivalent: pruning below epoch - 1 keeps one superseded pair more; every slot from "
+        "the entry on has the same group, and only those slots are ever asked",
+    f"{_MG}schedule_after__mutmut_14":
+        "equivalent: with ALPHA = 1 the change decides from epoch + 1, so pruning below "
+        "epoch + 2 keeps the same single pair",
+    f"{_MG}plan_group__mutmut_13":
+        "equivalent: trimming a list already at the target size keeps all of it (the "
+        "result is sorted)",
+    **{f"{_MG}change_problem__mutmut_{i}": "text: the last words of the 503/409 detail"
+       for i in (14, 15, 41, 42)},
+    f"{_MG}change_problem__mutmut_16":
+        "equivalent: a leaving member outside the group leaves the live voters as they "
+        "are, which the 503 check already found to be a majority",
+    f"{_MG}change_problem__mutmut_32":
+        "equivalent: past the 503 check at least a majority of voters is live, so at least "
+        "majority - 1 remain without the leaver: one live spare (counted 1 or 2) is enough",
+}
 # ---- the node's quorum, hint and transfer code (issue 18, node half) ----------------------
 # Judged against the unit and in-process tests (production Nodes over the in-memory seams).
 # Kinds: "equivalent" (no behaviour differs), "timing"/"cost" (the same answers, later or with
@@ -20,6 +49,7 @@ _TM = "dynamopy.node.transfer.xǁTransferManagerǁ"
 _FRUITLESS = ("timing: a fallback's empty answer starts the next target at once; without "
               "(or with extra) starts, the SPECULATE_S speculation starts the rest anyway")
 _NODE_EQUIVALENT = {
+    **_CORE_SESSION5,
     **{f"{_CO}read__mutmut_{i}": _FRUITLESS for i in (69, 77, 81, 82, 83, 84)},
     **{f"{_CO}read__mutmut_{i}":
        "cost: every target is asked at once instead of R first and backups after; the "
