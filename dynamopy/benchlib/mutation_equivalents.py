@@ -37,6 +37,15 @@ _CORE_SESSION5 = {
     f"{_MG}change_problem__mutmut_32":
         "equivalent: past the 503 check at least a majority of voters is live, so at least "
         "majority - 1 remain without the leaver: one live spare (counted 1 or 2) is enough",
+    # -- core/buggify.py (first run, session 5)
+    "dynamopy.core.buggify.xǁBuggifyǁfires__mutmut_4": "text: the KeyError's message",
+    **{f"dynamopy.core.buggify.xǁBuggifyǁfires__mutmut_{i}":
+       "equivalent: random() returns exactly enable_p / fire_p with probability ~2**-53: "
+       "< and <= pick alike" for i in (10, 12)},
+    # -- core/placement.py (re-run after pull_sources, session 5)
+    "dynamopy.core.placement.x_pull_sources__mutmut_18":
+        "equivalent: moves are whole partitions (diff_tables) of at least 2**8 tokens "
+        "(Q <= 2**24), so end - 1 and end - 2 lie in the same partition",
 }
 # ---- the node's quorum, hint and transfer code (issue 18, node half) ----------------------
 # Judged against the unit and in-process tests (production Nodes over the in-memory seams).

@@ -63,3 +63,12 @@ def test_a_hint_expires_before_any_tombstone_that_could_shadow_it_is_purged():
         if old_enough(tomb, now + bound_ms, grace_s):
             older = Record(compose(now - age_ms, 0, 1))
             assert hint_expired(older, now, grace_s, bound_ms)
+
+
+def test_a_hint_exactly_the_ttl_old_is_delivered_and_a_zero_clock_bound_takes_nothing_off():
+    """The TTL boundary (issue 18's mutation run): with --max-clock-offset-ms 0 the TTL is 90%
+    of the grace exactly; a hint that old is still delivered, one millisecond older is not."""
+    now, grace_s = 1_000_000_000, 100.0
+    assert hint_ttl_ms(grace_s, 0) == 90_000
+    assert not hint_expired(Record(compose(now - 90_000, 0, 1)), now, grace_s, 0)
+    assert hint_expired(Record(compose(now - 90_001, 0, 1)), now, grace_s, 0)
