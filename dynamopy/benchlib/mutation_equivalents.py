@@ -7,8 +7,6 @@ from __future__ import annotations
 # Survivors judged equivalent (no test can tell them apart from the original), with the
 # reason. mutmut numbers mutants per function, so an entry goes stale when that function
 # changes: re-judge the survivors then.
-_UNREACHABLE_STATE = ("unreachable: a member is joining or leaving only while its own change "
-                      "is in progress, and _require_no_change refuses first")
 # ---- core/metadata_group.py and core/membership.py (session 5) ---------------------------
 # Kinds as below: "equivalent", "unreachable", "text".
 _MG = "dynamopy.core.metadata_group.x_"
@@ -37,6 +35,21 @@ _CORE_SESSION5 = {
     f"{_MG}change_problem__mutmut_32":
         "equivalent: past the 503 check at least a majority of voters is live, so at least "
         "majority - 1 remain without the leaver: one live spare (counted 1 or 2) is enough",
+    # -- core/membership.py (re-run, session 5)
+    "dynamopy.core.membership.x__bootstrap__mutmut_69": "equivalent: Member's state defaults to normal",
+    "dynamopy.core.membership.x__bootstrap__mutmut_102":
+        "equivalent: an empty group_schedule reads as [(0, acceptors)] (schedule_pairs, "
+        "metadata_group.schedule_of), which is what bootstrap writes",
+    "dynamopy.core.membership.x__remove__mutmut_90":
+        "equivalent: _leave sets pending_ring right after (or refuses the whole entry)",
+    **{f"dynamopy.core.membership.{name}":
+       "equivalent for the state and the Paxos core: a set_group applies by its "
+       "compare-and-set, never by its rid, and rids are unique per proposal. (Recording it "
+       "only makes node/metalog call a re-commit of it a duplicate, which the compare-and-set "
+       "refuses anyway, except after an A->B->A sequence, where the re-applied change is then "
+       "missing from the log view)"
+       for name in ("xǁClusterStateǁapply__mutmut_13", "x__set_group__mutmut_3",
+                    "x__set_group__mutmut_23", "x__set_group__mutmut_64")},
     # -- core/buggify.py (first run, session 5)
     "dynamopy.core.buggify.xǁBuggifyǁfires__mutmut_4": "text: the KeyError's message",
     **{f"dynamopy.core.buggify.xǁBuggifyǁfires__mutmut_{i}":
@@ -286,8 +299,6 @@ EQUIVALENT = {
         "observe(1): (ms, counter) = (0, 0), as for observe(0)",
     "dynamopy.core.versions.xǁHybridClockǁobserve__mutmut_5":
         "adopting an equal (ms, counter) leaves the state as it was",
-    "dynamopy.core.membership.x__bootstrap__mutmut_66":
-        "Member's state defaults to normal",
     "ring.hashing.x_key_bytes__mutmut_3": "'UTF-8' and 'utf-8' name the same codec",
     "ring.hashing.x_key_token__mutmut_3": "signed=None is falsy: the same unsigned hash",
     "ring.ring.xǁRingǁtoken__mutmut_3": "signed=None is falsy: the same unsigned hash",
@@ -496,10 +507,7 @@ EQUIVALENT = {
     # -- dynamopy/core/paxos/groups.py
     "dynamopy.core.paxos.groups.xǁGroupScheduleǁat__mutmut_1":
         "every schedule's first change is from slot 0: the first iteration sets the group",
-    **{f"dynamopy.core.membership.x__leave__mutmut_{i}": _UNREACHABLE_STATE
-       for i in range(28, 37)},
-    # (core.membership._leave 37, 40-50 were listed as unreachable because "seeds never
-    # leave"; seeds can leave since the metadata group changes, so they count again until
-    # membership is re-run and re-judged.)
+    # (core.membership._leave's unreachable state check, listed here before, was deleted in
+    # session 5; membership was re-run and re-judged then, in _CORE_SESSION5.)
     **_NODE_EQUIVALENT,
 }

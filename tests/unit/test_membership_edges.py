@@ -33,6 +33,23 @@ def _removing_n4() -> ClusterState:
     return _boot(4).apply({"op": "remove", "id": "n4", "merge": True})
 
 
+def _removing_two() -> tuple[ClusterState, str, str]:
+    """Five members, n=3: n5's removal and a dead gainer's merged into it."""
+    s = _boot(5).apply({"op": "remove", "id": "n5", "merge": True})
+    y = s.gainers()[0]
+    return s.apply({"op": "remove", "id": y, "merge": True}), y, s.gainers()[1]
+
+
+def test_a_third_merge_below_n_is_refused_naming_every_member_being_removed():
+    s, y, z = _removing_two()
+    assert s.leaving() == ("n5", y) and z in s.gainers()
+    with pytest.raises(InvalidEntry) as e:
+        validate(s, {"op": "remove", "id": z, "merge": True})
+    assert (e.value.status, e.value.code, e.value.detail) == (
+        409, "conflict",
+        f"cannot remove {z}: with n5, {y} being removed too, 2 members would be fewer than n=3")
+
+
 def _no_number_left(waiting_ms: int) -> ClusterState:
     """Every number held or held by a member removed less than a minute ago; the one
     freed first becomes reusable ``waiting_ms`` after T0."""
