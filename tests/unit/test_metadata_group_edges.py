@@ -92,11 +92,14 @@ def test_a_full_group_does_not_take_back_a_retired_member():
     assert mg.plan_group(s, {"n1", "n2", "n3", "n4"}, set()) == ("n1", "n2", "n4")
 
 
-def test_plan_never_moves_to_a_group_with_one_live_member_of_two():
-    s = _cluster(k=3)
-    # n3 down for long: it must go, but [n1, n2] with n2 down has no live majority.
-    assert mg.plan_group(s, {"n1"}, {"n3"}) is None
-    assert mg.plan_group(s, {"n1", "n2"}, {"n3"}) == ("n1", "n2")
+def test_plan_never_moves_to_a_group_with_two_live_members_of_five():
+    s = _cluster(k=6)
+    s = s.apply({"op": "set_group", "group": ["n1", "n2", "n3", "n4", "n5"],
+                 "from_group": ["n1", "n2", "n3"], "size": 5})
+    # n5 down for long: n6 can take its seat, but with n2-n4 down (not for long yet) the
+    # new group would have 2 live members of 5.
+    assert mg.plan_group(s, {"n1", "n6"}, {"n5"}) is None
+    assert mg.plan_group(s, {"n1", "n2", "n6"}, {"n5"}) == ("n1", "n2", "n3", "n4", "n6")
 
 
 def test_a_dead_spare_cannot_take_a_leaving_group_members_seat():
