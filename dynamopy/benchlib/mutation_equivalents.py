@@ -7,8 +7,59 @@ from __future__ import annotations
 # Survivors judged equivalent (no test can tell them apart from the original), with the
 # reason. mutmut numbers mutants per function, so an entry goes stale when that function
 # changes: re-judge the survivors then.
-_UNREACHABLE_STATE = ("unreachable: a member is joining or leaving only while its own change "
-                      "is in progress, and _require_no_change refuses first")
+# ---- core/metadata_group.py and core/membership.py (session 5) ---------------------------
+# Kinds as below: "equivalent", "unreachable", "text".
+_MG = "dynamopy.core.metadata_group.x_"
+_ALPHA1 = ("equivalent: with ALPHA = 1 every applied group change prunes the schedule to "
+           "[(0, latest group)] (schedule_after) and bootstrap writes [(0, seeds)], so a "
+           "snapshot's group_schedule always equals the acceptors fallback")
+_CORE_SESSION5 = {
+    **{f"{_MG}schedule_of__mutmut_{i}": _ALPHA1 for i in range(1, 7)},
+    **{f"{_MG}schedule_of__mutmut_{i}":
+       "equivalent: every membership snapshot has 'acceptors' (ClusterState.from_dict "
+       "needs it), so the default is never used" for i in (13, 15)},
+    f"{_MG}schedule_after__mutmut_13":
+        "equivalent: pruning below epoch - 1 keeps one superseded pair more; every slot from "
+        "the entry on has the same group, and only those slots are ever asked",
+    f"{_MG}schedule_after__mutmut_14":
+        "equivalent: with ALPHA = 1 the change decides from epoch + 1, so pruning below "
+        "epoch + 2 keeps the same single pair",
+    f"{_MG}plan_group__mutmut_13":
+        "equivalent: trimming a list already at the target size keeps all of it (the "
+        "result is sorted)",
+    **{f"{_MG}change_problem__mutmut_{i}": "text: the last words of the 503/409 detail"
+       for i in (14, 15, 41, 42)},
+    f"{_MG}change_problem__mutmut_16":
+        "equivalent: a leaving member outside the group leaves the live voters as they "
+        "are, which the 503 check already found to be a majority",
+    f"{_MG}change_problem__mutmut_32":
+        "equivalent: past the 503 check at least a majority of voters is live, so at least "
+        "majority - 1 remain without the leaver: one live spare (counted 1 or 2) is enough",
+    # -- core/membership.py (re-run, session 5)
+    "dynamopy.core.membership.x__bootstrap__mutmut_69": "equivalent: Member's state defaults to normal",
+    "dynamopy.core.membership.x__bootstrap__mutmut_102":
+        "equivalent: an empty group_schedule reads as [(0, acceptors)] (schedule_pairs, "
+        "metadata_group.schedule_of), which is what bootstrap writes",
+    "dynamopy.core.membership.x__remove__mutmut_90":
+        "equivalent: _leave sets pending_ring right after (or refuses the whole entry)",
+    **{f"dynamopy.core.membership.{name}":
+       "equivalent for the state and the Paxos core: a set_group applies by its "
+       "compare-and-set, never by its rid, and rids are unique per proposal. (Recording it "
+       "only makes node/metalog call a re-commit of it a duplicate, which the compare-and-set "
+       "refuses anyway, except after an A->B->A sequence, where the re-applied change is then "
+       "missing from the log view)"
+       for name in ("xǁClusterStateǁapply__mutmut_13", "x__set_group__mutmut_3",
+                    "x__set_group__mutmut_23", "x__set_group__mutmut_64")},
+    # -- core/buggify.py (first run, session 5)
+    "dynamopy.core.buggify.xǁBuggifyǁfires__mutmut_4": "text: the KeyError's message",
+    **{f"dynamopy.core.buggify.xǁBuggifyǁfires__mutmut_{i}":
+       "equivalent: random() returns exactly enable_p / fire_p with probability ~2**-53: "
+       "< and <= pick alike" for i in (10, 12)},
+    # -- core/placement.py (re-run after pull_sources, session 5)
+    "dynamopy.core.placement.x_pull_sources__mutmut_18":
+        "equivalent: moves are whole partitions (diff_tables) of at least 2**8 tokens "
+        "(Q <= 2**24), so end - 1 and end - 2 lie in the same partition",
+}
 # ---- the node's quorum, hint and transfer code (issue 18, node half) ----------------------
 # Judged against the unit and in-process tests (production Nodes over the in-memory seams).
 # Kinds: "equivalent" (no behaviour differs), "timing"/"cost" (the same answers, later or with
@@ -20,6 +71,7 @@ _TM = "dynamopy.node.transfer.xǁTransferManagerǁ"
 _FRUITLESS = ("timing: a fallback's empty answer starts the next target at once; without "
               "(or with extra) starts, the SPECULATE_S speculation starts the rest anyway")
 _NODE_EQUIVALENT = {
+    **_CORE_SESSION5,
     **{f"{_CO}read__mutmut_{i}": _FRUITLESS for i in (69, 77, 81, 82, 83, 84)},
     **{f"{_CO}read__mutmut_{i}":
        "cost: every target is asked at once instead of R first and backups after; the "
@@ -247,8 +299,6 @@ EQUIVALENT = {
         "observe(1): (ms, counter) = (0, 0), as for observe(0)",
     "dynamopy.core.versions.xǁHybridClockǁobserve__mutmut_5":
         "adopting an equal (ms, counter) leaves the state as it was",
-    "dynamopy.core.membership.x__bootstrap__mutmut_66":
-        "Member's state defaults to normal",
     "ring.hashing.x_key_bytes__mutmut_3": "'UTF-8' and 'utf-8' name the same codec",
     "ring.hashing.x_key_token__mutmut_3": "signed=None is falsy: the same unsigned hash",
     "ring.ring.xǁRingǁtoken__mutmut_3": "signed=None is falsy: the same unsigned hash",
@@ -457,10 +507,7 @@ EQUIVALENT = {
     # -- dynamopy/core/paxos/groups.py
     "dynamopy.core.paxos.groups.xǁGroupScheduleǁat__mutmut_1":
         "every schedule's first change is from slot 0: the first iteration sets the group",
-    **{f"dynamopy.core.membership.x__leave__mutmut_{i}": _UNREACHABLE_STATE
-       for i in range(28, 37)},
-    # (core.membership._leave 37, 40-50 were listed as unreachable because "seeds never
-    # leave"; seeds can leave since the metadata group changes, so they count again until
-    # membership is re-run and re-judged.)
+    # (core.membership._leave's unreachable state check, listed here before, was deleted in
+    # session 5; membership was re-run and re-judged then, in _CORE_SESSION5.)
     **_NODE_EQUIVALENT,
 }

@@ -98,8 +98,8 @@ def schedule_after(state: "ClusterState", group: Iterable[str]) -> tuple:
 # ---- choosing a group ------------------------------------------------------------------
 
 def _zone(state: "ClusterState", mid: str) -> str:
-    m = state.members.get(mid)
-    return getattr(m, "zone", "") if m is not None else ""
+    """The zone of member ``mid`` (plan_group asks only about members)."""
+    return state.members[mid].zone
 
 
 def unfit(state: "ClusterState", down_too_long: Collection[str]) -> list[str]:

@@ -108,3 +108,12 @@ def test_a_huge_or_infinite_grace_means_forever_not_an_overflow():
         assert grace_covers_window(grace, 1e9, 500)
         assert not old_enough(tomb(11 * DAY_MS), NOW, grace)
         assert not hint_expired(Record(compose(NOW - 11 * DAY_MS, 0, 1)), NOW, grace, 500)
+
+
+def test_a_hint_exactly_the_ttl_old_is_delivered_and_a_zero_clock_bound_takes_nothing_off():
+    """The TTL boundary (issue 18's mutation run): with --max-clock-offset-ms 0 the TTL is 90%
+    of the grace exactly; a hint that old is still delivered, one millisecond older is not."""
+    now, grace_s = 1_000_000_000, 100.0
+    assert hint_ttl_ms(grace_s, 0) == 90_000
+    assert not hint_expired(Record(compose(now - 90_000, 0, 1)), now, grace_s, 0)
+    assert hint_expired(Record(compose(now - 90_001, 0, 1)), now, grace_s, 0)
