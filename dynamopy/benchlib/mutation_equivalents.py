@@ -131,6 +131,24 @@ _NODE_EQUIVALENT = {
        "equivalent: the default is read only when no hint for the target is left, and then "
        "_pass_on finds nothing to pass (count and bytes are zero together)"
        for i in (7, 9, 10, 11, 12)},
+    # (session 5 re-run of hints.py after the expired-at-birth refusal)
+    f"{_HM}__init____mutmut_1":
+        "equivalent: the node always passes --max-clock-offset-ms (runtime.py); the default "
+        "serves test stand-ins, whose graces are nowhere near 500 ms",
+    **{f"{_HM}_drop_expired__mutmut_{i}": "text: the expiry log line" for i in (17, 23, 25, 26)},
+    f"{_HM}store__mutmut_16":
+        "text: the leaving refusal's detail (the coordinator reads a refusal's code only)",
+    **{f"{_HM}_deliver__mutmut_{i}":
+       "buggify only: the simulator's hint-pause knob (off in production and in these "
+       "tests; delay_s is 0 whenever the knob does not fire)"
+       for i in (*range(31, 42), 43, 44, 137)},
+    f"{_HM}_pass_on__mutmut_31":
+        "timing: after a batch of only expired hints the pass stops; hand_off reports hints "
+        "left and the leave calls it again, which passes the rest on",
+    **{f"{_HM}rpc_receive__mutmut_{i}": "text: the skipped-records log line"
+       for i in range(28, 38)},
+    f"{_HM}rpc_receive__mutmut_39":
+        "never read: the holder ignores the count a hints call answers (only an error is read)",
     # replica.py
     **{f"dynamopy.node.replica.xǁReplicaǁput__mutmut_{i}":
        "equivalent: hint_lookup finds the hint just stored, so held is never None and "
