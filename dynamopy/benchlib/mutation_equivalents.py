@@ -44,9 +44,20 @@ _NODE_EQUIVALENT = {
     **{f"{_CO}write__mutmut_{i}":
        "timing: every pending call is bounded by the request timeout, so the wait ends as "
        "soon without its own bound (or with a longer one)" for i in (93, 95, 97)},
-    **{f"{_CO}_put_one__mutmut_{i}":
-       "equivalent in outcome: extra coordinator hints (for a failed repair or fallback) are "
-       "delivered or re-homed newest-wins; one more copy, never fewer" for i in (32, 33)},
+    # read 49/51/54 (session 5): the local home replica is first in a read's plan and the
+    # first R start at once, so local_sync checks it in the planning step, at this node's own
+    # epoch, where check_epoch's ring check returns before looking at the token.
+    f"{_CO}read__mutmut_49":
+        "timing: the local home replica is checked in the planning step (only "
+        "require_caught_up can refuse it there); a local fallback asked later refuses a ring "
+        "change in between with stale_epoch instead of answering, and the read catches up "
+        "and retries",
+    f"{_CO}read__mutmut_51":
+        "equivalent: reached only by the local home replica in the planning step, where "
+        "check_epoch returns before reading the token",
+    f"{_CO}read__mutmut_54":
+        "unreachable: the local home replica is checked at this node's own epoch in the "
+        "planning step, so check_epoch never refuses it with stale_epoch",
     f"{_CO}_get_one__mutmut_8": "timing: one more not_caught_up retry, 50 ms later",
     f"{_CO}write__mutmut_96":
         "timing: a failed round waits 1 s less for late acks; the error (which says the "
@@ -102,10 +113,6 @@ _NODE_EQUIVALENT = {
     f"{_CO}read__mutmut_107":
         "timing: every pending call is bounded by the request timeout, so the wait ends as "
         "soon without its own bound",
-    **{f"{_CO}_repair_after__mutmut_{i}":
-       "equivalent in outcome: a failed repair also keeps a coordinator hint of the newest "
-       "record (newest wins at delivery); one more way the stale replica converges"
-       for i in (22, 24)},
     # hints.py
     **{f"{_HM}_deliver__mutmut_{i}":
        "timing: the delivery call waits the request timeout (or 6 s) instead of 5 s; a slow "
