@@ -34,6 +34,7 @@ Not part of CI (a full run takes tens of minutes on 2 cores). Rules:
 from __future__ import annotations
 
 import argparse
+import fnmatch
 import json
 import os
 import shutil
@@ -240,6 +241,10 @@ def main(argv=None) -> int:
                     help="with --workdir of an earlier run: test only the mutants that survived "
                          "it and are not judged equivalent, against the current tests (new "
                          "tests are picked up)")
+    ap.add_argument("--only", nargs="+", default=[], metavar="PATTERN",
+                    help="test only the mutants whose names match these patterns (fnmatch, "
+                         "e.g. 'dynamopy.node.coordinator.*_put_one__mutmut_*'); the others "
+                         "keep their status from the earlier run in --workdir")
     ap.add_argument("--no-diffs", action="store_true", help="list survivors without diffs")
     args = ap.parse_args(argv)
     try:
@@ -256,6 +261,9 @@ def main(argv=None) -> int:
         before = load_statuses(workdir) or dict(results(workdir, all_=True))
         names = [name for name, status in before.items()
                  if status not in ("killed", "not checked", "skipped") and name not in EQUIVALENT]
+    if args.only:
+        before = load_statuses(workdir)
+        names = list(args.only)
     error = claim_workdir(workdir, args.paths)
     if error:
         print(error, file=sys.stderr)
@@ -274,7 +282,10 @@ def main(argv=None) -> int:
         print(f"mutmut run failed with {run.returncode}", file=sys.stderr)
         return 1
     rows = results(workdir, all_=True)
-    if args.rerun_survivors:
+    if args.only:
+        rows = merge_rerun(before, rows, {n for n, _ in rows
+                                          if any(fnmatch.fnmatch(n, p) for p in names)})
+    elif args.rerun_survivors:
         rows = merge_rerun(before, rows, set(names))
     with open(os.path.join(workdir, STATUSES), "w") as f:
         json.dump(dict(rows), f)
