@@ -291,8 +291,11 @@ def main(argv=None) -> int:
         json.dump(dict(rows), f)
     rows = [(name, status) for name, status in rows
             if _module(name).startswith(_prefixes(args.paths))]
-    alive = [(name, status) for name, status in rows if status != "killed"]
+    alive = [(name, status) for name, status in rows if status not in ("killed", "not checked")]
     print(report(rows))
+    unchecked = sum(status == "not checked" for _, status in rows)
+    if unchecked:
+        print(f"({unchecked} mutants not checked in this workdir)")
     for name, status in alive:
         if name in EQUIVALENT:
             print(f"\n--- {status} (equivalent: {EQUIVALENT[name]}): {name}")
