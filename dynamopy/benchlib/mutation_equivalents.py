@@ -160,6 +160,14 @@ _NODE_EQUIVALENT = {
     **{f"dynamopy.node.replica.xǁReplicaǁput__mutmut_{i}":
        "equivalent: hint_lookup finds the hint just stored, so held is never None and "
        "held.version >= record.version" for i in (36, 41)},
+    "dynamopy.node.replica.xǁReplicaǁput__mutmut_40":
+        "equivalent: hint_lookup finds the hint just stored, so held is never None",
+    "dynamopy.node.replica.xǁReplicaǁput__mutmut_44":
+        "equivalent: max() with record.version, and every version is at least 1",
+    **{f"dynamopy.node.replica.xǁReplicaǁ{name}__mutmut_{i}":
+       "buggify only: the system simulator's late-ack knob (off in production and in "
+       "these tests)"
+       for name, i in (("put_nowait", 23), *(("_late", j) for j in range(1, 23)))},
     **{f"dynamopy.node.replica.xǁ_Storedǁ__call____mutmut_{i}":
        "equivalent: a put that was not applied found something at least as new stored, so "
        "current is never None" for i in (22, 23)},
