@@ -52,6 +52,17 @@ _NODE_EQUIVALENT = {
         "require_caught_up can refuse it there); a local fallback asked later refuses a ring "
         "change in between with stale_epoch instead of answering, and the read catches up "
         "and retries",
+    **{f"{_CO}_start_put__mutmut_{i}":
+       "equivalent: a hint this node keeps for itself as a fallback reads neither the epoch "
+       "nor the wire form (_put_one's local hint branch)" for i in (6, 10)},
+    f"{_CO}_start_put__mutmut_19":
+        "equivalent: a write starts every target in its planning step, so the local home "
+        "replica is checked at this node's own epoch and check_epoch returns before reading "
+        "the token",
+    **{f"{_CO}_start_put__mutmut_{i}":
+       "unreachable: a write starts every target in its planning step, at this node's own "
+       "epoch, so check_epoch never refuses the local home replica with stale_epoch"
+       for i in (22, 23)},
     f"{_CO}read__mutmut_51":
         "equivalent: reached only by the local home replica in the planning step, where "
         "check_epoch returns before reading the token",
