@@ -171,6 +171,9 @@ _NODE_EQUIVALENT = {
     **{f"dynamopy.node.replica.xǁReplicaǁput__mutmut_{i}":
        "equivalent: hint_lookup finds the hint just stored, so held is never None and "
        "held.version >= record.version" for i in (36, 41)},
+    "dynamopy.node.replica.xǁ_Storedǁ__call____mutmut_2":
+        "unreachable: the group committer never cancels a write's future (a stop fails it "
+        "with CommitterClosed), so the cancelled branch is a guard only",
     "dynamopy.node.replica.xǁReplicaǁput__mutmut_40":
         "equivalent: hint_lookup finds the hint just stored, so held is never None",
     "dynamopy.node.replica.xǁReplicaǁput__mutmut_44":
