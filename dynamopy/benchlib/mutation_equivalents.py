@@ -179,6 +179,8 @@ _NODE_EQUIVALENT = {
     "dynamopy.node.replica.xǁ_Storedǁ__call____mutmut_2":
         "unreachable: the group committer never cancels a write's future (a stop fails it "
         "with CommitterClosed), so the cancelled branch is a guard only",
+    "dynamopy.node.replica.xǁReplicaǁput__mutmut_12":
+        "text: the leaving refusal's detail (the coordinator reads a refusal's code only)",
     "dynamopy.node.replica.xǁReplicaǁput__mutmut_40":
         "equivalent: hint_lookup finds the hint just stored, so held is never None",
     "dynamopy.node.replica.xǁReplicaǁput__mutmut_44":
