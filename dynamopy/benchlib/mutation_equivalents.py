@@ -334,7 +334,7 @@ EQUIVALENT = {
         "adopting an equal promised ballot leaves it as it was (ballots compare by value)",
     **{f"dynamopy.core.paxos.acceptor.xǁAcceptorǁ{name}__mutmut_{i}":
        "the dirty flags are only tested for truth: None is as false as False"
-       for name, i in (("__init__", 8), ("__init__", 13), ("take_update", 19),
+       for name, i in (("__init__", 8), ("__init__", 10), ("__init__", 13), ("take_update", 19),
                        ("take_update", 21), ("take_update", 24))},  # re-judged this session
     "dynamopy.core.paxos.learner.xǁLearnerǁlearn__mutmut_13":
         "slot + 2 > hint adds only the case hint == slot + 1, where hint = slot + 1 changes nothing",
