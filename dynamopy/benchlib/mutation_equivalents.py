@@ -55,6 +55,11 @@ _NODE_EQUIVALENT = {
     **{f"{_CO}_start_put__mutmut_{i}":
        "equivalent: a hint this node keeps for itself as a fallback reads neither the epoch "
        "nor the wire form (_put_one's local hint branch)" for i in (6, 10)},
+    f"{_CO}_start_put__mutmut_1":
+        "cost: a remote fallback's put and the local home write run as _put_one tasks, not "
+        "callbacks; the same answers: a fallback never refuses a hint with stale_epoch "
+        "(hints are not checked against the ring, so _PutReply has nothing to note) and the "
+        "local home replica is checked in the planning step",
     f"{_CO}_start_put__mutmut_19":
         "equivalent: a write starts every target in its planning step, so the local home "
         "replica is checked at this node's own epoch and check_epoch returns before reading "
