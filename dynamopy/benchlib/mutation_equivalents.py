@@ -143,8 +143,6 @@ _NODE_EQUIVALENT = {
     **{f"{_HM}_deliver__mutmut_{i}":
        "equivalent: the store keeps a (0, 0) entry for a target it held hints for, so the "
        "default is not read after a delivery" for i in (133, 134)},
-    f"{_HM}_deliver__mutmut_136":
-        "metrics: the loop's next pass (an empty batch) sets the target's pending gauge",
     **{f"{_HM}_pass_on__mutmut_{i}":
        "cost: the live-normal filter only saves calls; a member it would leave out (down, "
        "joining, the leaver itself, which refuses hints while leaving) is tried in order and "
