@@ -5,9 +5,14 @@ Rules and invariants:
 * Callers' operations queue up as *submissions*. One background task repeatedly takes every
   queued submission (up to ``max_batch`` operations; a single larger submission goes alone,
   whole) and runs ONE ``store.apply(..., sync=True)`` for all of them.
-* ``apply`` runs in a dedicated single-thread executor: the event loop never waits on fsync,
-  and ``apply``'s read-compare-write never runs twice at once. While a batch syncs, new
+* ``apply`` runs on a dedicated commit thread: the event loop never waits on fsync, and
+  ``apply``'s read-compare-write never runs twice at once. While a batch syncs, new
   submissions queue for the next one; that overlap is the whole point.
+* The commit thread takes its batches itself: when a synced batch returns it posts the
+  results to the loop (one ``call_soon_threadsafe``) and takes whatever queued meanwhile at
+  once, without waiting for the loop or being woken. Only an idle thread is woken, by the
+  loop at the end of the step that queued work (``call_soon``), so everything queued in one
+  loop step shares a batch. Callers' futures are resolved on the loop, after the sync.
 * A caller's future resolves only after the batch holding its operations returned from a
   synced ``apply``. If ``apply`` raises, every future of that batch gets that exception:
   nothing is ever acknowledged without being on disk.
@@ -30,9 +35,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 import time
 from collections import deque
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Awaitable, Callable, Iterable, Mapping, Optional
 
@@ -100,25 +105,49 @@ class GroupCommitter:
         self._wakeup: Optional[asyncio.Event] = None
         self._loop: Optional[asyncio.AbstractEventLoop] = None
         self._task: Optional[asyncio.Task] = None
-        self._executor: Optional[ThreadPoolExecutor] = None
         self._accepting = False
+        # The commit thread (not inline): it waits on ``_cond`` only while idle (``_idle``).
+        self._thread: Optional[threading.Thread] = None
+        self._cond = threading.Condition(threading.Lock())
+        self._idle = False
+        self._wake_scheduled = False
+        self._stopping = False      # stop(): the thread drains the queue, then exits
+        self._stopped: Optional[asyncio.Future] = None
 
     # -- lifecycle
 
     async def start(self) -> None:
-        if self._task is not None:
+        if self._task is not None or self._thread is not None:
             raise RuntimeError("GroupCommitter already started")
         self._wakeup = asyncio.Event()
         # The loop the batches run on (asyncio.get_running_loop() per submission costs a
         # getpid() system call on Python 3.11).
         self._loop = asyncio.get_running_loop()
-        if not self.inline:
-            self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="group-commit")
         self._accepting = True
-        self._task = asyncio.get_running_loop().create_task(self._run(), name="group-commit")
+        if self.inline or self.sync_wait is not None:
+            self._task = self._loop.create_task(self._run(), name="group-commit")
+            return
+        self._stopping = False
+        self._stopped = self._loop.create_future()
+        self._thread = threading.Thread(target=self._thread_main, name="group-commit",
+                                        daemon=True)
+        self._thread.start()
 
     async def stop(self) -> None:
-        """Refuse new work, commit everything already queued, stop the background task."""
+        """Refuse new work, commit everything already queued, stop the background task
+        (or the commit thread)."""
+        if self._thread is not None:
+            self._accepting = False
+            with self._cond:
+                self._stopping = True
+                self._cond.notify()
+            thread, stopped = self._thread, self._stopped
+            try:
+                await stopped  # type: ignore[misc]  (after every batch's results were posted)
+            finally:
+                self._thread = None
+                thread.join()
+            return
         if self._task is None:
             return
         self._accepting = False
@@ -128,9 +157,6 @@ class GroupCommitter:
             await self._task
         finally:
             self._task = None
-            if self._executor is not None:
-                self._executor.shutdown(wait=True)
-                self._executor = None
 
     @property
     def running(self) -> bool:
@@ -204,11 +230,27 @@ class GroupCommitter:
         # batch (which the commit thread then applies without checking again).
         validate_ops(sub.writes, sub.hints_add, sub.meta_put, sub.meta_delete)
         self._queue.append(sub)
+        self._notify()
+        return sub.future
+
+    def _notify(self) -> None:
+        """New work is queued: wake whoever takes batches."""
+        if self._thread is not None:
+            # An idle commit thread is woken at the end of this loop step, so all that is
+            # queued in the step shares its batch; a busy one takes the queue by itself.
+            if self._idle and not self._wake_scheduled:
+                self._wake_scheduled = True
+                self._loop.call_soon(self._wake_thread)  # type: ignore[union-attr]
+            return
         wakeup = self._wakeup
         assert wakeup is not None
         if not wakeup.is_set():
             wakeup.set()
-        return sub.future
+
+    def _wake_thread(self) -> None:
+        self._wake_scheduled = False
+        with self._cond:
+            self._cond.notify()
 
     async def delete_ranges_in_order(self, ranges: list[tuple[int, int]]) -> int:
         """Delete data records in token ranges, ordered with every other submission: writes
@@ -224,7 +266,7 @@ class GroupCommitter:
                           future=asyncio.get_running_loop().create_future(),
                           delete_ranges=ranges)
         self._queue.append(sub)
-        self._wakeup.set()
+        self._notify()
         return (await sub.future)[0]
 
     async def delete_range(self, start_token: int, end_token: int) -> int:
@@ -273,7 +315,9 @@ class GroupCommitter:
         return more
 
     async def _run(self) -> None:
-        assert self._wakeup is not None and (self.inline or self._executor is not None)
+        """The batches of an inline committer (or one with a simulated ``sync_wait``), as a
+        task on the loop: ``apply`` on the loop when inline, else on a thread per batch."""
+        assert self._wakeup is not None
         loop = asyncio.get_running_loop()
         batch: list[_Submission] = []
         try:
@@ -295,7 +339,7 @@ class GroupCommitter:
                         results, seconds = _apply_merged(self.store, batch)
                     else:
                         results, seconds = await loop.run_in_executor(
-                            self._executor, _apply_merged, self.store, batch
+                            None, _apply_merged, self.store, batch
                         )
                 except Exception as exc:  # fail every caller of this batch, keep serving
                     log.warning("group commit of %d submissions failed: %r", len(batch), exc)
@@ -304,19 +348,8 @@ class GroupCommitter:
                             sub.future.set_exception(exc)
                     batch = []
                     continue
-                offset = 0
-                for sub in batch:
-                    n = len(sub.writes) or (1 if sub.delete_ranges else 0)
-                    if not sub.future.done():
-                        sub.future.set_result(results[offset : offset + n])
-                    offset += n
-                size = sum(sub.size for sub in batch)
-                batch = []
-                if self.on_batch is not None:
-                    try:
-                        self.on_batch(size, seconds)
-                    except Exception:  # metrics must never fail a committed batch
-                        log.exception("on_batch callback failed")
+                done, batch = batch, []
+                self._resolve(done, results, seconds)
         finally:
             # Only reached with work left on cancellation or an unexpected bug: the outcome
             # of the in-flight batch is unknown, so say so rather than acknowledge.
@@ -330,6 +363,74 @@ class GroupCommitter:
                     )
                     # Mark retrieved in case the caller was cancelled and nobody awaits it.
                     sub.future.exception()
+
+    def _resolve(self, batch: list[_Submission], results: list, seconds: float) -> None:
+        """On the loop: a synced batch's results to its callers, then ``on_batch``."""
+        offset = 0
+        for sub in batch:
+            n = len(sub.writes) or (1 if sub.delete_ranges else 0)
+            if not sub.future.done():
+                sub.future.set_result(results[offset : offset + n])
+            offset += n
+        if self.on_batch is not None:
+            try:
+                self.on_batch(sum(sub.size for sub in batch), seconds)
+            except Exception:  # metrics must never fail a committed batch
+                log.exception("on_batch callback failed")
+
+    def _fail(self, batch: list[_Submission], exc: BaseException) -> None:
+        """On the loop: a batch whose ``apply`` raised fails every caller of it."""
+        log.warning("group commit of %d submissions failed: %r", len(batch), exc)
+        for sub in batch:
+            if not sub.future.done():
+                sub.future.set_exception(exc)
+
+    # -- the commit thread
+
+    def _thread_main(self) -> None:
+        """Take every queued submission (up to ``max_batch``), apply it synced, post the
+        outcome to the loop; wait (idle) only when nothing is queued; on ``stop()`` drain the
+        queue, then exit."""
+        loop, cond, queue = self._loop, self._cond, self._queue
+        assert loop is not None and self._stopped is not None
+        batch: list[_Submission] = []
+        try:
+            while True:
+                if not queue:
+                    with cond:
+                        self._idle = True  # before the check: a submitter then wakes us
+                        while not queue and not self._stopping:
+                            cond.wait()
+                        self._idle = False
+                        if not queue:
+                            break  # stopping, and everything queued was committed
+                batch = self._take_batch()
+                try:
+                    results, seconds = _apply_merged(self.store, batch)
+                except Exception as exc:  # fail every caller of this batch, keep serving
+                    loop.call_soon_threadsafe(self._fail, batch, exc)
+                else:
+                    loop.call_soon_threadsafe(self._resolve, batch, results, seconds)
+                batch = []
+        except BaseException as exc:  # a bug, or the loop closed under us
+            self._accepting = False
+            leftover = batch + list(queue)
+            queue.clear()
+            err = CommitterClosed(f"group commit thread failed ({exc!r}); write outcome unknown")
+            try:
+                loop.call_soon_threadsafe(self._fail, leftover, err)
+            except RuntimeError:  # the loop is closed: nobody waits any more
+                pass
+        finally:
+            try:
+                loop.call_soon_threadsafe(_set_done, self._stopped)
+            except RuntimeError:
+                pass
+
+
+def _set_done(fut: asyncio.Future) -> None:
+    if not fut.done():
+        fut.set_result(None)
 
 
 def _apply_merged(store: Store, batch: list[_Submission]) -> tuple[list, float]:

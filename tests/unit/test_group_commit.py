@@ -338,3 +338,43 @@ def test_the_split_batch_knob_makes_more_smaller_batches_with_the_same_results()
     assert split == plain == [i != 5 for i in range(10)]  # k5 holds a newer version already
     assert split_keys == plain_keys == [rec(9) if i == 5 else rec(2) for i in range(10)]
     assert len(plain_batches) <= 3 and len(split_batches) == 11
+
+
+def test_work_queued_during_a_sync_is_committed_without_waiting_for_the_loop(tmp_path):
+    """The commit thread takes what queued during a sync as soon as the sync returns, by
+    itself: here the event loop is blocked (a synchronous wait) from before the first batch
+    returns until the second batch has been applied, so the second batch cannot depend on
+    the loop. (Before, the loop's task took each next batch: the disk sat idle until the
+    busy loop got round to it.)"""
+    import threading
+
+    with Store(str(tmp_path / "db")) as store:
+        real_apply = store.apply
+        second_queued, second_applied = threading.Event(), threading.Event()
+        calls = []
+
+        def apply(writes, *args, **kwargs):
+            writes = list(writes)
+            calls.append([k for _t, k, _r in writes])
+            if len(calls) == 1:
+                assert second_queued.wait(5)
+            result = real_apply(writes, *args, **kwargs)
+            if len(calls) == 2:
+                second_applied.set()
+            return result
+
+        store.apply = apply
+
+        async def main():
+            async with GroupCommitter(store) as gc:
+                first = gc.write_nowait(1, b"a", rec(1))
+                while not calls:  # the first batch is being applied
+                    await asyncio.sleep(0.001)
+                second = gc.write_nowait(1, b"b", rec(1))
+                second_queued.set()
+                applied_while_blocked = second_applied.wait(5)  # the loop is blocked here
+                assert await first == [True] and await second == [True]
+                return applied_while_blocked
+
+        assert asyncio.run(main()) is True
+        assert calls == [[b"a"], [b"b"]]
