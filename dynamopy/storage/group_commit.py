@@ -48,6 +48,7 @@ from dynamopy.storage.store import (
     Store,
     Write,
     validate_ops,
+    validate_write,
 )
 
 log = logging.getLogger(__name__)
@@ -202,7 +203,14 @@ class GroupCommitter:
         """``write`` without a coroutine: a future of ``[applied]`` that resolves (or fails)
         after the batch holding the record was synced. For callers that chain a callback
         instead of awaiting (the data path's local replica write). Never cancel it."""
-        return self.submit_nowait(writes=[(token, key, record)])
+        if not self._accepting:
+            raise CommitterClosed("GroupCommitter is not running")
+        validate_write(token, key, record)  # what submit_nowait checks of one data write
+        sub = _Submission([(token, key, record)], [], [], {}, [],
+                          self._loop.create_future())  # type: ignore[union-attr]
+        self._queue.append(sub)
+        self._notify()
+        return sub.future
 
     def submit_nowait(
         self,

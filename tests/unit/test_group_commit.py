@@ -378,3 +378,20 @@ def test_work_queued_during_a_sync_is_committed_without_waiting_for_the_loop(tmp
 
         assert asyncio.run(main()) is True
         assert calls == [[b"a"], [b"b"]]
+
+
+def test_write_nowait_refuses_bad_input_at_once_and_only_for_its_caller(tmp_path):
+    with Store(str(tmp_path / "db")) as store:
+        async def main():
+            async with GroupCommitter(store) as gc:
+                good = gc.write_nowait(1, b"k", rec(1))
+                with pytest.raises(ValueError):
+                    gc.write_nowait(2**32, b"k", rec(1))
+                with pytest.raises(TypeError):
+                    gc.write_nowait(1, "k", rec(1))
+                with pytest.raises(TypeError):
+                    gc.write_nowait(1, b"k", (1, b"v"))
+                return await good
+
+        assert asyncio.run(main()) == [True]
+        assert store.get(1, b"k") == rec(1) and store.key_count() == 1
