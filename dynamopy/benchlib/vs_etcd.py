@@ -48,7 +48,7 @@ from typing import Optional
 
 from dynamopy.benchlib.cluster import LocalCluster
 from dynamopy.launch import find_base_port, port_problem, stop_processes
-from dynamopy.benchlib.procstat import process_cpu_s
+from dynamopy.benchlib.procstat import main_thread_cpu_s, process_cpu_s
 
 ETCD_STORE = "etcd 3.4"
 WRK_ONE = ("-t1", "-c64")
@@ -522,12 +522,17 @@ def main(argv: Optional[list[str]] = None) -> int:
                     if args.warmup > 0:
                         run_wrk(url, script, args.warmup, conns, work)
                     health0 = [_health(u) for u in (node_urls[0] if node_urls else [])]
+                    loop0 = sum(main_thread_cpu_s(p) or 0.0 for p in pids)
                     cpu0 = [process_cpu_s(p) or 0.0 for p in pids]
                     out = run_wrk(url, script, args.seconds, conns, work)
                     cpu = [(process_cpu_s(p) or 0.0) - c0 for p, c0 in zip(pids, cpu0)]
+                    loop = sum(main_thread_cpu_s(p) or 0.0 for p in pids) - loop0
                     run = parse_wrk(out, store, mode, round_)
                     if node_urls:
-                        run.tail = tail_line(health0, [_health(u) for u in node_urls[0]])
+                        ok = max(1, run.requests - run.non2xx)
+                        run.tail = (f"loop threads {1000 * loop / ok:.3f} ms/op, other threads "
+                                    f"{1000 * (sum(cpu) - loop) / ok:.3f}; "
+                                    + tail_line(health0, [_health(u) for u in node_urls[0]]))
                     ok = max(1, run.requests - run.non2xx)
                     run.cpu_ms_per_op = 1000 * sum(cpu) / ok
                     run.first_cpu_ms_per_op = 1000 * cpu[0] / ok
@@ -562,7 +567,8 @@ def main(argv: Optional[list[str]] = None) -> int:
         print(line)
     tails = [r for r in runs if r.tail]
     if tails:
-        print("in each dynamopy run (the evidence next to its p99):")
+        print("in each run of a dynamopy cluster (CPU per answer by thread; the evidence "
+              "next to its p99):")
         for r in tails:
             print(f"  round {r.round} {r.endpoints:<3} {r.store:<18} p99 {r.p99_ms:6.1f} ms: "
                   f"{r.tail}")

@@ -125,3 +125,27 @@ def test_the_baseline_cluster_runs_the_code_in_its_source_dir_even_from_a_checko
                          env={**os.environ, **cluster.launch.env}, capture_output=True,
                          text=True)
     assert out.stdout.strip() == "baseline code", out.stderr[-500:]
+
+
+def test_main_thread_cpu_leaves_out_the_other_threads():
+    """The per-thread split the bench prints: a thread that burns CPU while the main thread
+    sleeps shows in the process's CPU time and not in the main thread's."""
+    import os
+    import threading
+    import time
+
+    from dynamopy.benchlib.procstat import main_thread_cpu_s, process_cpu_s
+
+    def spin():
+        end = time.thread_time() + 0.3
+        while time.thread_time() < end:
+            pass
+
+    pid = os.getpid()
+    main0, all0 = main_thread_cpu_s(pid), process_cpu_s(pid)
+    t = threading.Thread(target=spin)
+    t.start()
+    t.join()
+    main1, all1 = main_thread_cpu_s(pid), process_cpu_s(pid)
+    assert all1 - all0 >= 0.25
+    assert main1 - main0 <= 0.1
