@@ -8,11 +8,14 @@ Rules and invariants:
 * ``apply`` runs on a dedicated commit thread: the event loop never waits on fsync, and
   ``apply``'s read-compare-write never runs twice at once. While a batch syncs, new
   submissions queue for the next one; that overlap is the whole point.
-* The commit thread takes its batches itself: when a synced batch returns it posts the
-  results to the loop (one ``call_soon_threadsafe``) and takes whatever queued meanwhile at
-  once, without waiting for the loop or being woken. Only an idle thread is woken, by the
-  loop at the end of the step that queued work (``call_soon``), so everything queued in one
-  loop step shares a batch. Callers' futures are resolved on the loop, after the sync.
+* The loop hands each batch to the commit thread directly (a queue ``put``, no executor, no
+  task or future per batch); the thread posts the outcome back with one
+  ``call_soon_threadsafe``. The loop resolves the callers' futures (after the sync) and, in
+  the same step, takes everything queued meanwhile as the next batch. A batch is taken at
+  the end of the loop step that queued the first work for an idle committer (``call_soon``),
+  so a step's submissions share a batch. (Letting the thread take the next batch itself
+  right after a sync was tried: more, smaller batches, more CPU in the commit thread and
+  more GIL hand-offs with the loop; not kept. docs/perf.md, session 5.)
 * A caller's future resolves only after the batch holding its operations returned from a
   synced ``apply``. If ``apply`` raises, every future of that batch gets that exception:
   nothing is ever acknowledged without being on disk.
@@ -38,6 +41,7 @@ import logging
 import threading
 import time
 from collections import deque
+from queue import SimpleQueue
 from dataclasses import dataclass, field
 from typing import Awaitable, Callable, Iterable, Mapping, Optional
 
@@ -107,12 +111,13 @@ class GroupCommitter:
         self._loop: Optional[asyncio.AbstractEventLoop] = None
         self._task: Optional[asyncio.Task] = None
         self._accepting = False
-        # The commit thread (not inline): it waits on ``_cond`` only while idle (``_idle``).
+        # The commit thread (not inline) and what the loop hands it: a batch, or None (exit).
         self._thread: Optional[threading.Thread] = None
-        self._cond = threading.Condition(threading.Lock())
-        self._idle = False
-        self._wake_scheduled = False
-        self._stopping = False      # stop(): the thread drains the queue, then exits
+        self._inbox: "SimpleQueue[Optional[list[_Submission]]]" = SimpleQueue()
+        self._in_flight = False     # a batch is with the thread (its outcome not yet resolved)
+        self._dispatch_scheduled = False
+        self._broken = False        # the thread died of an unexpected error
+        self._stopping = False      # stop(): commit what is queued, then end the thread
         self._stopped: Optional[asyncio.Future] = None
 
     # -- lifecycle
@@ -128,7 +133,7 @@ class GroupCommitter:
         if self.inline or self.sync_wait is not None:
             self._task = self._loop.create_task(self._run(), name="group-commit")
             return
-        self._stopping = False
+        self._stopping = self._broken = False
         self._stopped = self._loop.create_future()
         self._thread = threading.Thread(target=self._thread_main, name="group-commit",
                                         daemon=True)
@@ -139,9 +144,9 @@ class GroupCommitter:
         (or the commit thread)."""
         if self._thread is not None:
             self._accepting = False
-            with self._cond:
-                self._stopping = True
-                self._cond.notify()
+            self._stopping = True
+            if not self._in_flight:
+                self._dispatch()  # the queued work, or the thread's exit
             thread, stopped = self._thread, self._stopped
             try:
                 await stopped  # type: ignore[misc]  (after every batch's results were posted)
@@ -242,23 +247,30 @@ class GroupCommitter:
         return sub.future
 
     def _notify(self) -> None:
-        """New work is queued: wake whoever takes batches."""
+        """New work is queued: have the next batch taken."""
         if self._thread is not None:
-            # An idle commit thread is woken at the end of this loop step, so all that is
-            # queued in the step shares its batch; a busy one takes the queue by itself.
-            if self._idle and not self._wake_scheduled:
-                self._wake_scheduled = True
-                self._loop.call_soon(self._wake_thread)  # type: ignore[union-attr]
+            # With no batch at the thread, the batch is taken at the end of this loop step,
+            # so all that is queued in the step shares it; else when the batch returns.
+            if not self._in_flight and not self._dispatch_scheduled:
+                self._dispatch_scheduled = True
+                self._loop.call_soon(self._dispatch)  # type: ignore[union-attr]
             return
         wakeup = self._wakeup
         assert wakeup is not None
         if not wakeup.is_set():
             wakeup.set()
 
-    def _wake_thread(self) -> None:
-        self._wake_scheduled = False
-        with self._cond:
-            self._cond.notify()
+    def _dispatch(self) -> None:
+        """On the loop, with no batch at the thread: hand it the next batch (or, stopping
+        with nothing queued, tell it to exit)."""
+        self._dispatch_scheduled = False
+        if self._in_flight or self._thread is None:
+            return
+        if self._queue:
+            self._in_flight = True
+            self._inbox.put(self._take_batch())
+        elif self._stopping:
+            self._inbox.put(None)
 
     async def delete_ranges_in_order(self, ranges: list[tuple[int, int]]) -> int:
         """Delete data records in token ranges, ordered with every other submission: writes
@@ -393,42 +405,48 @@ class GroupCommitter:
             if not sub.future.done():
                 sub.future.set_exception(exc)
 
+    def _returned(self, batch: list[_Submission], results: Optional[list], seconds: float,
+                  exc: Optional[BaseException]) -> None:
+        """On the loop: the commit thread's outcome of ``batch``; then the next batch."""
+        self._in_flight = False
+        if exc is None:
+            self._resolve(batch, results, seconds)  # type: ignore[arg-type]
+        else:
+            self._fail(batch, exc)
+        if self._broken:  # the thread is gone: what is queued will never be committed
+            leftover = list(self._queue)
+            self._queue.clear()
+            self._fail(leftover, exc or CommitterClosed("group commit thread failed"))
+            return
+        self._dispatch()
+
     # -- the commit thread
 
     def _thread_main(self) -> None:
-        """Take every queued submission (up to ``max_batch``), apply it synced, post the
-        outcome to the loop; wait (idle) only when nothing is queued; on ``stop()`` drain the
-        queue, then exit."""
-        loop, cond, queue = self._loop, self._cond, self._queue
+        """Apply each batch the loop hands over, synced, and post the outcome back; exit on
+        ``None``. An unexpected error (not an ``Exception``: a bug) fails the batch and stops
+        the committer."""
+        loop, inbox = self._loop, self._inbox
         assert loop is not None and self._stopped is not None
-        batch: list[_Submission] = []
         try:
             while True:
-                if not queue:
-                    with cond:
-                        self._idle = True  # before the check: a submitter then wakes us
-                        while not queue and not self._stopping:
-                            cond.wait()
-                        self._idle = False
-                        if not queue:
-                            break  # stopping, and everything queued was committed
-                batch = self._take_batch()
+                batch = inbox.get()
+                if batch is None:
+                    break
                 try:
                     results, seconds = _apply_merged(self.store, batch)
                 except Exception as exc:  # fail every caller of this batch, keep serving
-                    loop.call_soon_threadsafe(self._fail, batch, exc)
+                    loop.call_soon_threadsafe(self._returned, batch, None, 0.0, exc)
+                except BaseException as exc:
+                    self._accepting = False
+                    self._broken = True
+                    loop.call_soon_threadsafe(self._returned, batch, None, 0.0, CommitterClosed(
+                        f"group commit thread failed ({exc!r}); write outcome unknown"))
+                    raise
                 else:
-                    loop.call_soon_threadsafe(self._resolve, batch, results, seconds)
-                batch = []
-        except BaseException as exc:  # a bug, or the loop closed under us
-            self._accepting = False
-            leftover = batch + list(queue)
-            queue.clear()
-            err = CommitterClosed(f"group commit thread failed ({exc!r}); write outcome unknown")
-            try:
-                loop.call_soon_threadsafe(self._fail, leftover, err)
-            except RuntimeError:  # the loop is closed: nobody waits any more
-                pass
+                    loop.call_soon_threadsafe(self._returned, batch, results, seconds, None)
+        except RuntimeError:  # the loop is closed: nobody waits for an outcome any more
+            pass
         finally:
             try:
                 loop.call_soon_threadsafe(_set_done, self._stopped)

@@ -340,44 +340,47 @@ def test_the_split_batch_knob_makes_more_smaller_batches_with_the_same_results()
     assert len(plain_batches) <= 3 and len(split_batches) == 11
 
 
-def test_work_queued_during_a_sync_is_committed_without_waiting_for_the_loop(tmp_path):
-    """The commit thread takes what queued during a sync as soon as the sync returns, by
-    itself: here the event loop is blocked (a synchronous wait) from before the first batch
-    returns until the second batch has been applied, so the second batch cannot depend on
-    the loop. (Before, the loop's task took each next batch: the disk sat idle until the
-    busy loop got round to it.)"""
+def test_stop_while_a_batch_syncs_commits_everything_queued_then_ends_the_thread(tmp_path):
+    """The commit thread and the loop hand batches to each other: a stop() that arrives while
+    one batch is at the thread and more is queued still commits all of it, in order, before
+    it returns, and leaves no commit thread behind."""
     import threading
 
     with Store(str(tmp_path / "db")) as store:
         real_apply = store.apply
-        second_queued, second_applied = threading.Event(), threading.Event()
+        release = threading.Event()
         calls = []
 
         def apply(writes, *args, **kwargs):
             writes = list(writes)
-            calls.append([k for _t, k, _r in writes])
+            calls.append(sorted(k for _t, k, _r in writes))
             if len(calls) == 1:
-                assert second_queued.wait(5)
-            result = real_apply(writes, *args, **kwargs)
-            if len(calls) == 2:
-                second_applied.set()
-            return result
+                assert release.wait(5)
+            return real_apply(writes, *args, **kwargs)
 
         store.apply = apply
 
         async def main():
-            async with GroupCommitter(store) as gc:
-                first = gc.write_nowait(1, b"a", rec(1))
-                while not calls:  # the first batch is being applied
-                    await asyncio.sleep(0.001)
-                second = gc.write_nowait(1, b"b", rec(1))
-                second_queued.set()
-                applied_while_blocked = second_applied.wait(5)  # the loop is blocked here
-                assert await first == [True] and await second == [True]
-                return applied_while_blocked
+            gc = GroupCommitter(store)
+            await gc.start()
+            first = gc.write_nowait(1, b"a", rec(1))
+            while not calls:  # the first batch is at the thread
+                await asyncio.sleep(0.001)
+            later = [gc.write_nowait(1, b"k%d" % i, rec(1)) for i in range(3)]
+            stopping = asyncio.ensure_future(gc.stop())
+            await asyncio.sleep(0.01)
+            assert not stopping.done()
+            with pytest.raises(CommitterClosed):
+                gc.write_nowait(1, b"late", rec(1))
+            release.set()
+            await asyncio.wait_for(stopping, 10)
+            return [await first] + [await f for f in later]
 
-        assert asyncio.run(main()) is True
-        assert calls == [[b"a"], [b"b"]]
+        threads_before = threading.active_count()
+        assert asyncio.run(main()) == [[True]] * 4
+        assert calls == [[b"a"], [b"k0", b"k1", b"k2"]]
+        assert threading.active_count() <= threads_before
+        assert store.get(1, b"k2") == rec(1)
 
 
 def test_write_nowait_refuses_bad_input_at_once_and_only_for_its_caller(tmp_path):
@@ -395,3 +398,36 @@ def test_write_nowait_refuses_bad_input_at_once_and_only_for_its_caller(tmp_path
 
         assert asyncio.run(main()) == [True]
         assert store.get(1, b"k") == rec(1) and store.key_count() == 1
+
+
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnhandledThreadExceptionWarning")
+def test_a_commit_thread_killed_by_a_bug_fails_its_callers_and_refuses_new_work(tmp_path):
+    """Not an ``Exception`` (a bug, or SystemExit in the thread): the batch and everything
+    queued behind it fail with CommitterClosed (outcome unknown), nobody hangs, new writes are
+    refused and stop() returns."""
+    import threading
+
+    with Store(str(tmp_path / "db")) as store:
+        release = threading.Event()
+
+        def apply(*args, **kwargs):
+            assert release.wait(5)
+            raise SystemExit("bug")
+
+        store.apply = apply
+
+        async def main():
+            gc = GroupCommitter(store)
+            await gc.start()
+            first = gc.write_nowait(1, b"a", rec(1))
+            await asyncio.sleep(0.01)
+            queued = gc.write_nowait(1, b"b", rec(1))
+            release.set()
+            for fut in (first, queued):
+                with pytest.raises(CommitterClosed):
+                    await asyncio.wait_for(fut, 10)
+            with pytest.raises(CommitterClosed):
+                gc.write_nowait(1, b"c", rec(1))
+            await asyncio.wait_for(gc.stop(), 10)
+
+        asyncio.run(main())
