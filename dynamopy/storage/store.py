@@ -276,7 +276,7 @@ class Store:
         """The stored record of ``key`` (tombstones included), or None. Reads unsynced state."""
         dkey = data_key(token, key)
         rec = self._records.get(dkey)
-        if rec is not None:
+        if rec is not None and not self._db.closed:  # a closed (crashed) store still refuses
             return rec
         gen = self._records_gen
         raw = self._db.get(dkey)

@@ -496,3 +496,18 @@ def test_records_over_the_value_bound_are_not_held_and_the_table_stays_bounded(
     assert store.get(1, b"big") == rec(1, b"x" * 41)
     assert all(store.get(2, b"s%d" % i) == rec(1, b"y" * 30) for i in range(10))
     assert store._records_bytes == sum(len(r.value) for r in store._records.values()) <= 100
+
+
+def test_a_crashed_store_refuses_reads_even_of_records_it_holds_in_memory():
+    """The simulator's crash closes the disk under the store; a read of the crashed store
+    must fail as LevelDB's would, not answer from the record table."""
+    from dynamopy.sim.storage import MemoryDisk
+
+    disk = MemoryDisk()
+    store = disk.open()
+    assert store.apply([(1, b"k", rec(5))]) == [True]
+    assert store.get(1, b"k") == rec(5)
+    disk.crash()
+    with pytest.raises(Exception):
+        store.get(1, b"k")
+    assert disk.open().get(1, b"k") == rec(5)  # synced: still there after the crash
