@@ -10,10 +10,10 @@ Rules and invariants:
   submissions queue for the next one; that overlap is the whole point.
 * The loop hands each batch to the commit thread directly (a queue ``put``, no executor, no
   task or future per batch); the thread posts the outcome back with one
-  ``call_soon_threadsafe``. The loop resolves the callers' futures (after the sync) and, in
-  the same step, takes everything queued meanwhile as the next batch. A batch is taken at
-  the end of the loop step that queued the first work for an idle committer (``call_soon``),
-  so a step's submissions share a batch. (Letting the thread take the next batch itself
+  ``call_soon_threadsafe``. The loop resolves the callers' futures (after the sync); the
+  next batch, everything queued meanwhile, is taken at the end of a loop step
+  (``call_soon``): of the step that queued the first work for an idle committer, or of the
+  one after a batch returned, so the requests read in between still join it. (Letting the thread take the next batch itself
   right after a sync was tried: more, smaller batches, more CPU in the commit thread and
   more GIL hand-offs with the loop; not kept. docs/perf.md, session 5.)
 * A caller's future resolves only after the batch holding its operations returned from a
@@ -418,7 +418,11 @@ class GroupCommitter:
             self._queue.clear()
             self._fail(leftover, exc or CommitterClosed("group commit thread failed"))
             return
-        self._dispatch()
+        if self._queue or self._stopping:
+            # The next batch is taken at the end of the loop step, like the first one: the
+            # requests read in the meantime join it (fewer, larger batches: each costs a
+            # sync and GIL hand-offs).
+            self._notify()
 
     # -- the commit thread
 
