@@ -300,6 +300,15 @@ class Store:
         records[dkey] = rec
         self._records_bytes = size
 
+    def _write_or_forget(self, wb) -> None:
+        """A deleting batch's write: if it raises, what reached the disk is unknown, so the
+        record table is emptied (later reads go to LevelDB)."""
+        try:
+            wb.write()
+        except BaseException:
+            self._records_changed(clear=True)
+            raise
+
     def _records_changed(self, written: Iterable[tuple[bytes, Record]] = (),
                          removed: Iterable[bytes] = (), clear: bool = False) -> None:
         """After a batch's write: its records in, deleted keys out (or everything out)."""
@@ -581,7 +590,7 @@ class Store:
                 wb = self._db.write_batch(sync=sync)
                 for dkey in keys:
                     wb.delete(dkey)
-                wb.write()
+                self._write_or_forget(wb)
                 stored = self._stored
                 for dkey in keys:
                     stored.pop(dkey, None)
@@ -611,7 +620,7 @@ class Store:
                 if rec.deleted and rec.version == version:
                     wb.delete(dkey)
                     changes.append((int(token), bytes(key), rec, None))
-            wb.write()
+            self._write_or_forget(wb)
             for token, key, _rec, _new in changes:
                 self._stored.pop(data_key(token, key), None)
             self._records_changed(removed=[data_key(t, k) for t, k, _r, _n in changes])

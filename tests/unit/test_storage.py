@@ -511,3 +511,35 @@ def test_a_crashed_store_refuses_reads_even_of_records_it_holds_in_memory():
     with pytest.raises(Exception):
         store.get(1, b"k")
     assert disk.open().get(1, b"k") == rec(5)  # synced: still there after the crash
+
+
+def test_a_range_delete_whose_write_failed_leaves_no_record_the_disk_may_not_hold(store):
+    """The delete reached the disk and then raised: the record table must not keep serving
+    the deleted records."""
+    assert store.apply([(1, b"k", rec(5))]) == [True]
+    assert store.get(1, b"k") == rec(5)
+    db = store._db
+
+    class WritesThenFails:
+        def __init__(self, wb):
+            self.wb = wb
+
+        def __getattr__(self, name):
+            return getattr(self.wb, name)
+
+        def write(self):
+            self.wb.write()
+            raise OSError("fsync failed")
+
+    class Db:
+        def __getattr__(self, name):
+            return getattr(db, name)
+
+        def write_batch(self, **kw):
+            return WritesThenFails(db.write_batch(**kw))
+
+    store._db = Db()
+    with pytest.raises(OSError):
+        store.delete_range(0, 2)
+    store._db = db
+    assert store.get(1, b"k") is None
