@@ -301,11 +301,12 @@ class Store:
         self._records_bytes = size
 
     def _write_or_forget(self, wb) -> None:
-        """A deleting batch's write: if it raises, what reached the disk is unknown, so the
-        record table is emptied (later reads go to LevelDB)."""
+        """A deleting batch's write (store lock held): if it raises, what reached the disk is
+        unknown, so both tables are emptied (later reads go to LevelDB)."""
         try:
             wb.write()
         except BaseException:
+            self._stored.clear()
             self._records_changed(clear=True)
             raise
 

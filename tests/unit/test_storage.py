@@ -543,3 +543,5 @@ def test_a_range_delete_whose_write_failed_leaves_no_record_the_disk_may_not_hol
         store.delete_range(0, 2)
     store._db = db
     assert store.get(1, b"k") is None
+    # and the newer-wins rule sees the disk too: an older version is stored again
+    assert store.apply([(1, b"k", rec(3))]) == [True]
