@@ -1,0 +1,75 @@
+"""A read's replica that answers ``not_caught_up`` (still applying the metadata log) is asked
+again shortly; its answer counts only once it gives one (in-process, virtual time).
+
+The refusals are arranged: n3's replica answers ``not_caught_up`` for the test key a given
+number of times (the error its ``require_caught_up`` raises, at the same point of the inline
+``get`` handler), so which reply comes first never depends on timing."""
+
+import pytest
+
+from dynamopy.core.records import Record
+from dynamopy.node.errors import NOT_CAUGHT_UP, QuorumUnavailable
+from dynamopy.peer import RemoteError
+from dynamopy.sim.clock import run_virtual
+from dynamopy.sim.inprocess import InProcessCluster
+
+IDS = ["n1", "n2", "n3"]
+
+
+def _refuse_gets(replica, key: bytes, times: float) -> list:
+    """Make ``replica`` answer ``not_caught_up`` to the next ``times`` gets of ``key``;
+    return the list the refusals are counted in."""
+    real_get, refused = replica.get, []
+
+    def get(token, k, hint_for=None):
+        if k == key and len(refused) < times:
+            refused.append(k)
+            raise RemoteError(NOT_CAUGHT_UP, f"{replica.me} is catching up (test)")
+        return real_get(token, k, hint_for)
+
+    replica.get = get
+    return refused
+
+
+async def _newest_only_on_n3(c: InProcessCluster) -> tuple[Record, Record]:
+    old_version, _ = await c.coordinator("n1").write(
+        b"k", value=b"old", content_type="text/plain", deleted=False, w=3)
+    token = c.node("n1").state.ring.token(b"k")
+    newer = Record(old_version + 1_000_000, value=b"new")
+    await c.node("n3").replica.put(token, b"k", newer)  # a write n1 and n2 missed
+    return c.node("n1").store.get(token, b"k"), newer
+
+
+def test_a_read_waits_for_the_newest_copy_from_a_replica_that_was_catching_up():
+    """n3 alone holds the newest version and answers not_caught_up twice (the first ask and
+    the first retry); the read at R=3 asks again and answers with n3's version, not with
+    the older copies of the replicas that answered at once."""
+    async def main():
+        async with InProcessCluster(IDS, seed=21) as c:
+            old, newer = await _newest_only_on_n3(c)
+            refused = _refuse_gets(c.node("n3").replica, b"k", 2)
+            got = await c.coordinator("n1").read(b"k", r=3)
+            return old, newer, got, len(refused)
+
+    old, newer, got, refused = run_virtual(main())
+    assert old.value == b"old" and refused == 2
+    assert got == newer
+
+
+def test_a_replica_that_never_catches_up_is_not_counted_as_a_reply():
+    """n3 answers not_caught_up to every ask: after the retries its call fails, so a read at
+    R=3 is a quorum failure (n3 is never counted as a replica without the key), while R=2
+    is answered by n1 and n2."""
+    async def main():
+        async with InProcessCluster(IDS, seed=22) as c:
+            old, _newer = await _newest_only_on_n3(c)
+            refused = _refuse_gets(c.node("n3").replica, b"k", float("inf"))
+            with pytest.raises(QuorumUnavailable) as e:
+                await c.coordinator("n1").read(b"k", r=3)
+            got = await c.coordinator("n1").read(b"k", r=2)
+            return old, got, len(refused), e.value
+
+    old, got, refused, err = run_virtual(main())
+    assert refused >= 4  # the first ask and the retries
+    assert "only 2 of the required 3 replicas answered" in str(err)
+    assert got == old
