@@ -303,10 +303,9 @@ class Coordinator:
 
     def _start_get(self, t: Target, epoch: int, token: int, key: bytes,
                    stale: list) -> asyncio.Future:
-        """``_get_one`` as a future: the peer call's, converted by ``_GetReply`` (no task
-        unless the replica asks to be asked again)."""
-        if t.node == self.id:
-            return asyncio.ensure_future(self._get_one(t, epoch, token, key, stale))
+        """A replica's get as a future: the peer call's, converted by ``_GetReply`` (no task
+        unless the replica asks to be asked again, then ``_get_one``). A read's local target
+        never comes here: ``_fan_out`` answers it with the read's ``local_sync``."""
         payload = [epoch, token, key] if t.hint_for is None else [epoch, token, key, t.hint_for]
         out = self._loop.create_future()  # type: ignore[union-attr]  (set by _fan_out)
         self.start_peer(t.node, "get", payload,
