@@ -8,7 +8,7 @@ number of times (the error its ``require_caught_up`` raises, at the same point o
 import pytest
 
 from dynamopy.core.records import Record
-from dynamopy.node.errors import NOT_CAUGHT_UP, QuorumUnavailable
+from dynamopy.node.errors import NOT_CAUGHT_UP, QuorumUnavailable, StaleEpochError
 from dynamopy.peer import RemoteError
 from dynamopy.sim.clock import run_virtual
 from dynamopy.sim.inprocess import InProcessCluster
@@ -73,3 +73,53 @@ def test_a_replica_that_never_catches_up_is_not_counted_as_a_reply():
     assert refused >= 4  # the first ask and the retries
     assert "only 2 of the required 3 replicas answered" in str(err)
     assert got == old
+
+
+def _refuse_ring_after_catching_up(replica, refused: list, key: bytes, times: float) -> list:
+    """After its ``not_caught_up`` answers (``refused``), make ``replica`` answer the next
+    ``times`` home-replica gets of ``key`` with ``stale_epoch`` at its own epoch (as when it
+    has just learned a ring change the coordinator has not), and return their count."""
+    real_check, stale = replica.check_epoch, []
+
+    def check_epoch(epoch, token):
+        if refused and len(stale) < times and token == replica.state().ring.token(key):
+            stale.append(epoch)
+            raise StaleEpochError(replica.state().epoch)
+        return real_check(epoch, token)
+
+    replica.check_epoch = check_epoch
+    return stale
+
+
+def test_a_stale_epoch_answer_to_the_retry_makes_the_read_catch_up_and_try_again():
+    """n3 answers not_caught_up, then stale_epoch to the retry: the read notes the epoch,
+    catches up with it and plans again, and answers with n3's newest copy at R=3."""
+    async def main():
+        async with InProcessCluster(IDS, seed=23) as c:
+            _old, newer = await _newest_only_on_n3(c)
+            replica = c.node("n3").replica
+            refused = _refuse_gets(replica, b"k", 1)
+            stale = _refuse_ring_after_catching_up(replica, refused, b"k", 1)
+            got = await c.coordinator("n1").read(b"k", r=3)
+            return newer, got, len(refused), len(stale)
+
+    newer, got, refused, stale = run_virtual(main())
+    assert (refused, stale) == (1, 1)
+    assert got == newer
+
+
+def test_the_retry_of_a_home_replica_is_checked_against_its_ring():
+    """n3 answers not_caught_up, then refuses every later ask of the key with stale_epoch:
+    the retry is asked as a home replica (checked against n3's ring), so n3 never counts
+    and the read at R=3 fails."""
+    async def main():
+        async with InProcessCluster(IDS, seed=24) as c:
+            await _newest_only_on_n3(c)
+            replica = c.node("n3").replica
+            refused = _refuse_gets(replica, b"k", 1)
+            stale = _refuse_ring_after_catching_up(replica, refused, b"k", float("inf"))
+            with pytest.raises(QuorumUnavailable):
+                await c.coordinator("n1").read(b"k", r=3)
+            return len(stale)
+
+    assert run_virtual(main()) >= 1
