@@ -78,3 +78,22 @@ def test_a_write_by_a_coordinator_that_missed_a_join_catches_up_and_includes_the
     before, epoch, after, acks = run_virtual(main())
     assert before < epoch == after
     assert acks == 3                       # planned again on the new ring: W + 1
+
+
+def test_a_write_during_a_join_keeps_a_hint_for_the_gainer_that_missed_it():
+    """The gainer (n4, not running) is a target of the write under its own id: its failed
+    call leaves the coordinator a hint for n4, so n4 gets the write once it is up."""
+    async def main():
+        async with InProcessCluster(IDS, seed=52) as c:
+            await c.node("n1").propose(JOIN)
+            await until(lambda: all(c.node(m).state.change is not None for m in IDS), 10,
+                        "every node knows the join")
+            version, _acks = await _write(c, "n1", GAINED, b"v", w=2)
+            token = c.node("n1").state.ring.token(GAINED)
+            store = c.node("n1").store
+            await until(lambda: store.hint_lookup("n4", token, GAINED) is not None, 10,
+                        "n1 keeps a hint for n4")
+            return version, store.hint_lookup("n4", token, GAINED)
+
+    version, hint = run_virtual(main())
+    assert hint.version == version and hint.value == b"v"
