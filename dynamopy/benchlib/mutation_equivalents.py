@@ -74,9 +74,6 @@ _NODE_EQUIVALENT = {
     **_CORE_SESSION5,
     **{f"{_CO}read__mutmut_{i}": _FRUITLESS for i in (69, 77, 81, 82, 83, 84)},
     **{f"{_CO}read__mutmut_{i}":
-       "cost: every target is asked at once instead of R first and backups after; the "
-       "answer is still the newest of R counted replies" for i in (67, 75)},
-    **{f"{_CO}read__mutmut_{i}":
        "cost: the local replica is asked through the peer transport to itself instead of "
        "in the same step; the same record" for i in (68, 76)},
     **{f"{_CO}read__mutmut_{i}":
@@ -126,7 +123,6 @@ _NODE_EQUIVALENT = {
     f"{_CO}read__mutmut_54":
         "unreachable: the local home replica is checked at this node's own epoch in the "
         "planning step, so check_epoch never refuses it with stale_epoch",
-    f"{_CO}_get_one__mutmut_8": "timing: one more not_caught_up retry, 50 ms later",
     f"{_CO}write__mutmut_96":
         "timing: a failed round waits 1 s less for late acks; the error (which says the "
         "write may still be stored) can count fewer of them",
@@ -135,23 +131,6 @@ _NODE_EQUIVALENT = {
        "ring changing again during the retry" for i in (112, 113)},
     f"{_CO}read__mutmut_5": "equivalent: attempt is only compared with 0",
     f"{_CO}_check_token__mutmut_10": "text: the refusal's seconds, printed to 0.1 s",
-    **{f"{_CO}_fan_out__mutmut_{i}":
-       "cost: the local replica is asked through the peer transport to itself instead of "
-       "in the same step; the same record" for i in (7, 9, 18)},
-    **{f"{_CO}_fan_out__mutmut_{i}": _FRUITLESS for i in (10, 19)},
-    f"{_CO}_fan_out__mutmut_20":
-        "cost: every target is asked at once instead of R first and backups after; the "
-        "answer is still the newest of R counted replies",
-    **{f"{_CO}_fan_out__mutmut_{i}":
-       "timing: the round's budget 1 s shorter or longer; the caller then waits for the "
-       "pending calls (each bounded by the request timeout) before answering"
-       for i in (26, 27)},
-    f"{_CO}_fan_out__mutmut_5":
-        "timing: failures are not recorded (the callback fails); reads start the rest at "
-        "SPECULATE_S, writes end at the budget with the same error",
-    f"{_CO}_get_one__mutmut_7":
-        "timing: two not_caught_up tries 50 ms apart instead of four (the replica is asked "
-        "less patiently; backups run meanwhile)",
     # fanout.py
     "dynamopy.node.fanout.xǁFanOutǁrun__mutmut_14":
         "equivalent: the speculation timer on an empty queue launches nothing",
@@ -177,15 +156,70 @@ _NODE_EQUIVALENT = {
     f"{_CO}read__mutmut_79":
         "timing: an unrecorded failure still starts the next target (fail(None) answers "
         "PENDING); the round can only fail at the budget instead of at once",
-    f"{_CO}write__mutmut_91":
-        "timing: an unrecorded failure leaves the round pending; it ends at the budget and "
-        "the same error follows",
     f"{_CO}read__mutmut_90":
         "equivalent: at success some call is done unless the one reply was local, and then "
         "no call was started (R=1 asks only the local replica); it only spawns no-op repairs",
     f"{_CO}read__mutmut_107":
         "timing: every pending call is bounded by the request timeout, so the wait ends as "
         "soon without its own bound",
+    # coordinator (session 5 re-run of the functions changed since session 3, coord5;
+    # _fan_out's and _get_one's numbers moved, their older entries were dropped)
+    **{f"{_CO}__init____mutmut_{i}":
+       "cost: every peer call runs call_peer in a task instead of the node's task-free "
+       "start_peer (documented as the same result, error and failure-detector reports)"
+       for i in (7, 9)},
+    f"{_CO}__init____mutmut_8":
+        "equivalent: the node always passes start_peer (runtime.py)",
+    **{f"{_CO}_call_in_task__mutmut_{i}":
+       "unreachable: the default start_peer; the node always passes its own (runtime.py), "
+       "the stand-ins in test_coordinator_restamp never start a call" for i in range(1, 11)},
+    **{f"dynamopy.node.coordinator.x__failed__mutmut_{i}":
+       "unreachable: used only by _start_put's stale_epoch branch for the local home "
+       "replica, which never refuses (see _start_put 22/23)" for i in (1, 2)},
+    f"{_CO}read__mutmut_7":
+        "cost: serving_state awaited again although the caller just did (caught_up)",
+    f"{_CO}read__mutmut_9":
+        "equivalent: planning without serving_state's catch-up wait (as read 2/8: a replica "
+        "refuses a ring that misses a change with stale_epoch, and the read catches up and "
+        "retries), and the retry after a successful wait_for_epoch (as read 10/11)",
+    f"{_CO}read__mutmut_18":
+        "cost: the local replica is not moved to the front of the plan, so among the first R "
+        "a remote call may replace the free local read; still the newest of R replies",
+    f"{_CO}read__mutmut_109":
+        "timing: every pending call is bounded by the request timeout, so the wait ends as "
+        "soon without its own bound",
+    **{f"{_CO}read__mutmut_{i}":
+       "timing: a failed read waits 1 s less (or more) for late replies before its error "
+       "(every call is bounded by the request timeout)" for i in (110, 111)},
+    f"{_CO}_fan_out__mutmut_1":
+        "cost: the running loop looked up on every fan-out instead of once",
+    **{f"{_CO}_fan_out__mutmut_{i}":
+       "cost: the local replica is asked through the peer transport to itself instead of "
+       "in the same step; the same record" for i in (11, 13, 23)},
+    **{f"{_CO}_fan_out__mutmut_{i}": _FRUITLESS for i in (14, 24)},
+    **{f"{_CO}_fan_out__mutmut_{i}":
+       "equivalent: FanOut takes the running loop itself when given none, the same one"
+       for i in (15, 25)},
+    **{f"{_CO}_fan_out__mutmut_{i}":
+       "timing: the round's budget 1 s shorter or longer; the caller then waits for the "
+       "pending calls (each bounded by the request timeout) before answering"
+       for i in (32, 33)},
+    f"{_CO}_get_one__mutmut_1":
+        "equivalent: its only caller (_GetReply's retry) passes first=1",
+    **{f"{_CO}_get_one__mutmut_{i}":
+       "timing: one more not_caught_up retry, 50 ms later" for i in (10, 13)},
+    f"{_CO}_get_one__mutmut_5":
+        "cost: a fallback's retry asks without hint_for; the fallback does not replicate the "
+        "key, so it refuses with stale_epoch and the read plans again and asks it properly",
+    f"dynamopy.node.coordinator.xǁ_GetReplyǁ__call____mutmut_26":
+        "timing: the retry after not_caught_up starts at once instead of 50 ms later, and "
+        "tries once more",
+    f"dynamopy.node.coordinator.xǁ_GetReplyǁ__call____mutmut_6":
+        "timing: a reply that is not a record (no replica of this version sends one) leaves "
+        "the call unsettled instead of failed; reads start the rest at SPECULATE_S",
+    f"dynamopy.node.coordinator.xǁ_GetReplyǁ_chain__mutmut_3":
+        "timing: a retry that failed for good leaves the call unsettled instead of failed; "
+        "reads start the rest at SPECULATE_S and end at the budget with the same error",
     # hints.py
     **{f"{_HM}_deliver__mutmut_{i}":
        "timing: the delivery call waits the request timeout (or 6 s) instead of 5 s; a slow "
