@@ -208,9 +208,6 @@ _NODE_EQUIVALENT = {
         "equivalent: its only caller (_GetReply's retry) passes first=1",
     **{f"{_CO}_get_one__mutmut_{i}":
        "timing: one more not_caught_up retry, 50 ms later" for i in (10, 13)},
-    f"{_CO}_get_one__mutmut_5":
-        "cost: a fallback's retry asks without hint_for; the fallback does not replicate the "
-        "key, so it refuses with stale_epoch and the read plans again and asks it properly",
     f"dynamopy.node.coordinator.xǁ_GetReplyǁ__call____mutmut_26":
         "timing: the retry after not_caught_up starts at once instead of 50 ms later, and "
         "tries once more",

@@ -11,7 +11,7 @@ from dynamopy.core.records import Record
 from dynamopy.node.errors import NOT_CAUGHT_UP, QuorumUnavailable, StaleEpochError
 from dynamopy.peer import RemoteError
 from dynamopy.sim.clock import run_virtual
-from dynamopy.sim.inprocess import InProcessCluster
+from dynamopy.sim.inprocess import InProcessCluster, until
 
 IDS = ["n1", "n2", "n3"]
 
@@ -123,3 +123,29 @@ def test_the_retry_of_a_home_replica_is_checked_against_its_ring():
             return len(stale)
 
     assert run_virtual(main()) >= 1
+
+
+def test_a_fallback_asked_again_after_not_caught_up_still_reads_its_hint():
+    """Four nodes: the newest version exists only as a hint for the crashed home replica b on
+    the fallback, which answers not_caught_up first; the retry still asks it for b's hints,
+    so a sloppy read at R=3 answers with the hinted version."""
+    async def main():
+        async with InProcessCluster(["n1", "n2", "n3", "n4"], seed=25) as c:
+            key = b"k"
+            v1, _ = await c.coordinator("n1").write(key, value=b"old", content_type="text/plain",
+                                                    deleted=False, w=3)
+            state = c.node("n1").state
+            token = state.ring.token(key)
+            (a, b, _home3), fallback = list(state.ring.walk_token(token))[:3], \
+                list(state.ring.walk_token(token))[3]
+            newer = Record(v1 + 1_000_000, value=b"new")
+            await c.node(fallback).replica.put(token, key, newer, hint_for=b)
+            await c.crash(b)
+            await until(lambda: not c.node(a).detector.is_up(b), 10, f"{a} sees {b} down")
+            refused = _refuse_gets(c.node(fallback).replica, key, 1)
+            got = await c.coordinator(a).read(key, r=3)
+            return newer, got, len(refused)
+
+    newer, got, refused = run_virtual(main())
+    assert refused == 1
+    assert got == newer
