@@ -72,3 +72,24 @@ def test_the_coordinator_keeps_a_hint_for_a_home_replica_that_missed_the_write()
     acks, kept, missing, delivered, version = run_virtual(main())
     assert acks == 2 and kept == 1 and missing is None
     assert delivered.version == version and delivered.value == b"v"
+
+
+def test_the_coordinator_keeps_a_hint_for_a_home_replica_that_refused_as_not_caught_up():
+    """A home replica that refuses the write with not_caught_up (here: it is coming back as
+    a replacement) missed it as surely as one that is cut off: the write succeeds with the
+    other two and the coordinator keeps a hint for it."""
+    async def main():
+        async with InProcessCluster(IDS[:3], seed=8, n=3, r=2, w=2) as c:
+            key = b"refused"
+            token = c.node("n1").state.ring.token(key)
+            c.node("n3").replica.replacing = lambda: True
+            version, acks = await c.coordinator("n1").write(
+                key, value=b"v", content_type="text/plain", deleted=False, w=2)
+            await until(lambda: c.node("n1").store.hint_lookup("n3", token, key) is not None,
+                        10, "n1 keeps a hint for n3")
+            return acks, version, c.node("n1").store.hint_lookup("n3", token, key), \
+                c.node("n3").store.get(token, key)
+
+    acks, version, hint, on_n3 = run_virtual(main())
+    assert acks == 2 and on_n3 is None
+    assert hint.version == version and hint.value == b"v"
