@@ -208,6 +208,14 @@ _NODE_EQUIVALENT = {
         "equivalent: its only caller (_GetReply's retry) passes first=1",
     **{f"{_CO}_get_one__mutmut_{i}":
        "timing: one more not_caught_up retry, 50 ms later" for i in (10, 13)},
+    f"dynamopy.node.coordinator.xǁ_PutReplyǁ__call____mutmut_3":
+        "cost: a replica's stored version is not absorbed by the clock here (the callback "
+        "fails); it is still heard by the round, which re-stamps above a newer one, so at "
+        "most a later write from this node needs one re-stamp",
+    f"dynamopy.node.coordinator.xǁ_PutReplyǁ__call____mutmut_9":
+        "cost: extra hints: for a failed fallback (delivery re-homes a hint for a member that "
+        "does not replicate the key) or for a home replica that refused for another reason "
+        "(it refuses the delivery again; counted as dropped); the write's answer is the same",
     f"dynamopy.node.coordinator.xǁ_GetReplyǁ__call____mutmut_26":
         "timing: the retry after not_caught_up starts at once instead of 50 ms later, and "
         "tries once more",
