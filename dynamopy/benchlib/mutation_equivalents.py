@@ -564,6 +564,14 @@ EQUIVALENT = {
     # -- dynamopy/core/paxos/groups.py
     "dynamopy.core.paxos.groups.xǁGroupScheduleǁat__mutmut_1":
         "every schedule's first change is from slot 0: the first iteration sets the group",
+    # -- dynamopy/core/cluster_identity.py (after the session-5 merges)
+    "dynamopy.core.cluster_identity.x_cluster_id__mutmut_3":
+        "equivalent: the separator only changes which id a set of store tokens hashes to; "
+        "the id is computed once (bootstrap_entry, the same code on every seed), then read "
+        "from slot 0 or a snapshot and only compared for equality",
+    "dynamopy.core.cluster_identity.x_cluster_id__mutmut_6":
+        "text: the id is 17 hex digits instead of 16; nothing parses it, it is only "
+        "compared for equality (node/metalog, node/runtime) and shown",
     # (core.membership._leave's unreachable state check, listed here before, was deleted in
     # session 5; membership was re-run and re-judged then, in _CORE_SESSION5.)
     **_NODE_EQUIVALENT,
