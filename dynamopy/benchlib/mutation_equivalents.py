@@ -572,6 +572,14 @@ EQUIVALENT = {
     "dynamopy.core.cluster_identity.x_cluster_id__mutmut_6":
         "text: the id is 17 hex digits instead of 16; nothing parses it, it is only "
         "compared for equality (node/metalog, node/runtime) and shown",
+    # -- dynamopy/core/tombstones.py (after the session-5 merges)
+    **{f"dynamopy.core.tombstones.x_min_grace_s__mutmut_{i}":
+       "cost: the loop climbs 1 ms at a time to the least covering grace from any first "
+       "guess at or below it; these guesses are lower (or, with a zero clock bound, at most "
+       "(window + 1)/0.9 - 1 ms, still below the least, window/0.9)" for i in (8, 15, 17)},
+    **{f"dynamopy.core.tombstones.x_seconds_text__mutmut_{i}":
+       "equivalent: stripping the characters of 'XX0XX' / 'XX.XX' from a formatted number "
+       "strips what '0' / '.' do (it holds no X)" for i in (5, 6)},
     # (core.membership._leave's unreachable state check, listed here before, was deleted in
     # session 5; membership was re-run and re-judged then, in _CORE_SESSION5.)
     **_NODE_EQUIVALENT,
