@@ -580,6 +580,18 @@ EQUIVALENT = {
     **{f"dynamopy.core.tombstones.x_seconds_text__mutmut_{i}":
        "equivalent: stripping the characters of 'XX0XX' / 'XX.XX' from a formatted number "
        "strips what '0' / '.' do (it holds no X)" for i in (5, 6)},
+    # -- dynamopy/core/paxos/node.py, the identity functions (after the session-5 merges;
+    # the __init__ entries above were re-checked: their numbers name the same mutants)
+    **{f"dynamopy.core.paxos.node.xǁMetaLogNodeǁ__init____mutmut_{i}":
+       "equivalent: cluster_known / disowned are only tested for truth (here, node/metalog, "
+       "node/runtime, node/bootstrap): None is as false as False" for i in (133, 135)},
+    "dynamopy.core.paxos.node.xǁMetaLogNodeǁ_learn_identity__mutmut_7":
+        "equivalent: slot 0 is in the learned log only with a base of 0, and then learning it "
+        "moves chosen_below past it (Learner.learn), so chosen_below > 0 already",
+    **{f"dynamopy.core.paxos.node.xǁMetaLogNodeǁ_learn_identity__mutmut_{i}":
+       "unreachable: a learner holds a snapshot exactly when its base is above 0 (compact "
+       "and install take only snapshots of a slot above the base; none is ever of slot 0)"
+       for i in (12, 14)},
     # (core.membership._leave's unreachable state check, listed here before, was deleted in
     # session 5; membership was re-run and re-judged then, in _CORE_SESSION5.)
     **_NODE_EQUIVALENT,
