@@ -37,7 +37,7 @@ _CORE_SESSION5 = {
         "majority - 1 remain without the leaver: one live spare (counted 1 or 2) is enough",
     # -- core/membership.py (re-run, session 5)
     "dynamopy.core.membership.x__bootstrap__mutmut_69": "equivalent: Member's state defaults to normal",
-    "dynamopy.core.membership.x__bootstrap__mutmut_102":
+    "dynamopy.core.membership.x__bootstrap__mutmut_106":  # (102 before the identity merge)
         "equivalent: an empty group_schedule reads as [(0, acceptors)] (schedule_pairs, "
         "metadata_group.schedule_of), which is what bootstrap writes",
     "dynamopy.core.membership.x__remove__mutmut_90":
@@ -592,6 +592,11 @@ EQUIVALENT = {
        "unreachable: a learner holds a snapshot exactly when its base is above 0 (compact "
        "and install take only snapshots of a slot above the base; none is ever of slot 0)"
        for i in (12, 14)},
+    # -- core/metadata_group.plan_group's odd-size rule (after the session-5 merges)
+    **{f"{_MG}plan_group__mutmut_{i}":
+       "equivalent: every member the plan keeps is a member (the current ones passed unfit, "
+       "the others are picked from state.members), so the -1 for a non-member is never used"
+       for i in (98, 100, 101)},
     # (core.membership._leave's unreachable state check, listed here before, was deleted in
     # session 5; membership was re-run and re-judged then, in _CORE_SESSION5.)
     **_NODE_EQUIVALENT,
