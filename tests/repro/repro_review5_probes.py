@@ -144,3 +144,23 @@ def test_probe_the_yielding_seed_killed_right_after_it_drops_its_log(make_cluste
             break
         time.sleep(0.5)
     assert not missing, missing
+
+
+def test_probe_the_only_seed_restarted_with_its_disk_intact_still_votes(make_cluster):
+    """The only seed (it bootstrapped alone from an empty directory: paxos/alone on disk) is
+    SIGKILLed and restarted with its disk; then another group member is paused, so a
+    change commits only with the restarted seed's vote."""
+    c = _grow_single_seed(make_cluster)
+    real = c.node_view(1)["metadata"]["cluster"]
+    c.kill(0)
+    c.start_node(0)
+    c.wait_ready([0], 20)
+    md = c.node_view(0)["metadata"]
+    assert md["voting"] and md["cluster"] == real and not md.get("other_cluster"), md
+    c.pause(1)
+    try:
+        with c.client(2, timeout_s=10) as cl:
+            cl.set_config(hint_window_s=61)  # a settings change commits too
+        c.wait_ready([c.add_node(through=2)], 25)  # a join commits: s0 + n2 voted
+    finally:
+        c.resume(1)
