@@ -72,7 +72,8 @@ SETTINGS: tuple[Setting, ...] = (
             "cluster setting (bootstrap default): a tombstone is purged once older than this "
             "and held by every current replica of its key (needs anti-entropy on), and older "
             "hints are dropped; bring a down node back within it, or remove it and add it "
-            "fresh"),
+            "fresh; nine tenths of it less --max-clock-offset-ms must be at least "
+            "--hint-window-s"),
     Setting("peer_max_unauthenticated", int, 64,
             "peer connections allowed to wait for their handshake; the oldest is dropped beyond"),
     Setting("peer_buffer_bytes", int, 64 * 1024 * 1024,
@@ -87,6 +88,9 @@ SETTINGS: tuple[Setting, ...] = (
             "HTTP request path: 'fast' answers GET/HEAD/PUT/DELETE /kv/<key> without ASGI "
             "(same handlers, limits and contract), 'uvicorn' sends every request through "
             "uvicorn's ASGI cycle"),
+    Setting("rejoin_after_leave", bool, False,
+            "join again although this data directory's node left the cluster by a graceful "
+            "leave (members leave); without it such a node stays out and says why"),
     Setting("join_timeout_s", float, 60.0,
             "a join whose joiner does not answer for this long is abandoned"),
     Setting("metadata_group_size", int, 3,
@@ -149,6 +153,7 @@ class NodeConfig:
         from dynamopy.tls import files
         return files(self.tls_cert, self.tls_key, self.tls_ca)
     join_timeout_s: float = 60.0
+    rejoin_after_leave: bool = False
     max_clock_offset_ms: int = 500
     anti_entropy_interval_s: float = 180.0
     anti_entropy_rate: int = 1000
@@ -258,6 +263,16 @@ def resolve(args: argparse.Namespace, environ: Optional[dict] = None) -> NodeCon
                          f"{raw['anti_entropy_rate']}")
     if not raw["tombstone_grace_s"] > 0:
         raise ValueError(f"--tombstone-grace-s must be positive, got {raw['tombstone_grace_s']}")
+    from dynamopy.core.tombstones import grace_covers_window, min_grace_s, seconds_text as sec
+    grace, window = raw["tombstone_grace_s"], raw["hint_window_s"]
+    bound_ms = max(0, raw["max_clock_offset_ms"])
+    if not grace_covers_window(grace, window, bound_ms):
+        raise ValueError(
+            f"--tombstone-grace-s={sec(grace)} is too short for --hint-window-s={sec(window)}: a "
+            f"hint lives 90% of the grace less --max-clock-offset-ms ({bound_ms}), so hints "
+            f"kept for a member back within the window would expire undelivered; want "
+            f"--tombstone-grace-s >= {sec(min_grace_s(window, bound_ms))} or a shorter "
+            f"--hint-window-s")
     if raw["metadata_group_size"] not in (1, 3, 5):
         raise ValueError(f"--metadata-group-size must be 1, 3 or 5, got "
                          f"{raw['metadata_group_size']}")
@@ -297,6 +312,7 @@ def resolve(args: argparse.Namespace, environ: Optional[dict] = None) -> NodeCon
         http_server=raw["http_server"],
         tls_cert=raw["tls_cert"] or "", tls_key=raw["tls_key"] or "", tls_ca=raw["tls_ca"] or "",
         join_timeout_s=raw["join_timeout_s"],
+        rejoin_after_leave=raw["rejoin_after_leave"],
         max_clock_offset_ms=_non_negative("max-clock-offset-ms", raw["max_clock_offset_ms"]),
         anti_entropy_interval_s=raw["anti_entropy_interval_s"],
         anti_entropy_rate=raw["anti_entropy_rate"],

@@ -132,7 +132,11 @@ def build_router(node) -> APIRouter:
         if node.is_ready:
             return {"status": "ready", "id": node.id, "epoch": node.state.epoch}
         detail = "not a member yet or catching up"
-        if node.metalog.replacing:
+        if node.metalog.left is not None and node.state.member(node.id) is None:
+            detail = (f"this node left the cluster (its graceful leave finished at epoch "
+                      f"{node.metalog.left['epoch']}); restart it with --rejoin-after-leave "
+                      "to join again")
+        elif node.metalog.replacing:
             blocked = node.metalog.replacement_blocked
             detail = ("this node lost its data directory and is coming back as a replacement"
                       + (f"; not possible yet: {blocked}" if blocked else ""))

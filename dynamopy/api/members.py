@@ -14,6 +14,7 @@ from dynamopy.api.schema import BAD_REQUEST, CONFLICT, NOT_FOUND, UNAUTHORIZED, 
 from dynamopy.node.errors import BadRequest, MembershipError
 from dynamopy.core.membership import InvalidEntry, validate
 from dynamopy.core.metadata_group import GROUP_SIZES, change_problem
+from dynamopy.core.tombstones import grace_covers_window, min_grace_s, seconds_text
 from dynamopy.core.paxos.groups import majority
 from dynamopy.node.joins import admit_join
 
@@ -135,6 +136,7 @@ def build_router(node) -> APIRouter:
         if isinstance(body.get("hint_window_s"), (int, float)) and \
                 body["hint_window_s"] > MAX_HINT_WINDOW_S:
             raise BadRequest(f"hint_window_s must be at most {MAX_HINT_WINDOW_S}")
+        check_grace_covers_window(node, body)
         entry = {"op": "set_config", **body}
         if has_group and body:
             # Two log entries: refuse bad settings before the group changes, so a refused
@@ -153,6 +155,36 @@ def build_router(node) -> APIRouter:
         return JSONResponse({"epoch": epoch}, status_code=202)
 
     return router
+
+
+def check_grace_covers_window(node, body: dict) -> None:
+    """409 ``conflict`` naming both settings (each value is valid alone: it is the pair that
+    conflicts, with each other or with the one in force) if the tombstone grace and the hint window a config request
+    would put in force (its values over the ones in force) let a hint expire before the hint
+    window ends, by this node's clock bound (``core.tombstones.grace_covers_window``).
+    Checked here, before anything is proposed, rather than when the entry applies: the clock
+    bound is a per-node flag, and log entries committed by earlier versions replay as they
+    were. Values of the wrong type or sign are left to the state machine's own 400."""
+    settings = getattr(node.state, "settings", None)
+    if settings is None or not ({"tombstone_grace_s", "hint_window_s"} & set(body)):
+        return
+    grace = body.get("tombstone_grace_s", settings.tombstone_grace_s)
+    window = body.get("hint_window_s", settings.hint_window_s)
+    if any(isinstance(v, bool) or not isinstance(v, (int, float)) for v in (grace, window)) \
+            or not grace > 0 or window < 0:
+        return
+    bound_ms = max(0, node.config.max_clock_offset_ms)
+    if grace_covers_window(grace, window, bound_ms):
+        return
+    least = min_grace_s(window, bound_ms)
+    raise MembershipError(
+        409, "conflict",
+        f"tombstone_grace_s={seconds_text(grace)} is too short for hint_window_s="
+        f"{seconds_text(window)}: a hint lives 90% of the grace less the clock bound "
+        f"({bound_ms} ms), so hints kept for a member back within the window would expire "
+        f"undelivered; want tombstone_grace_s >= {seconds_text(least)} or a shorter "
+        f"hint_window_s; nothing was changed",
+        tombstone_grace_s=grace, hint_window_s=window, min_tombstone_grace_s=least)
 
 
 def check_group_rule(node, *, leaving=None, new_group=None) -> None:

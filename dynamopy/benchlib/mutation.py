@@ -34,6 +34,8 @@ Not part of CI (a full run takes tens of minutes on 2 cores). Rules:
 from __future__ import annotations
 
 import argparse
+import fnmatch
+import json
 import os
 import shutil
 import subprocess
@@ -62,6 +64,7 @@ _mutation_settings.load_profile("mutation")
 """
 COPY = ["ring", "dynamopy", "tests", "pyproject.toml", "README.md", ".ci"]
 ALSO_COPY = ["README.md", ".ci/"]  # read by tests/unit/test_docs.py
+STATUSES = "mutation-statuses.json"  # every mutant's status after the last run in a workdir
 
 
 def _only_mutate(paths: list[str]) -> list[str]:
@@ -143,6 +146,23 @@ def results(workdir: str, all_: bool = False) -> list[tuple[str, str]]:
     return rows
 
 
+def load_statuses(workdir: str) -> dict[str, str]:
+    """Every mutant's status as of the last run in ``workdir`` (empty before the first)."""
+    path = os.path.join(workdir, STATUSES)
+    if not os.path.exists(path):
+        return {}
+    with open(path) as f:
+        return json.load(f)
+
+
+def merge_rerun(before: dict[str, str], after: list[tuple[str, str]],
+                rerun: set[str]) -> list[tuple[str, str]]:
+    """The statuses after a ``--rerun-survivors`` run: mutmut marks every mutant it was not
+    asked to test "not checked"; those keep the status of the run before."""
+    return [(name, before.get(name, status) if status == "not checked" and name not in rerun
+             else status) for name, status in after]
+
+
 def _module(mutant: str) -> str:
     """``ring.claim.x__walk__mutmut_4`` -> ``ring.claim``."""
     head = mutant.split("__mutmut_")[0]
@@ -221,6 +241,10 @@ def main(argv=None) -> int:
                     help="with --workdir of an earlier run: test only the mutants that survived "
                          "it and are not judged equivalent, against the current tests (new "
                          "tests are picked up)")
+    ap.add_argument("--only", nargs="+", default=[], metavar="PATTERN",
+                    help="test only the mutants whose names match these patterns (fnmatch, "
+                         "e.g. 'dynamopy.node.coordinator.*_put_one__mutmut_*'); the others "
+                         "keep their status from the earlier run in --workdir")
     ap.add_argument("--no-diffs", action="store_true", help="list survivors without diffs")
     args = ap.parse_args(argv)
     try:
@@ -234,7 +258,12 @@ def main(argv=None) -> int:
         if not os.path.isdir(os.path.join(workdir, "mutants")):
             print("--rerun-survivors needs the --workdir of an earlier run", file=sys.stderr)
             return 2
-        names = [name for name, _status in results(workdir) if name not in EQUIVALENT]
+        before = load_statuses(workdir) or dict(results(workdir, all_=True))
+        names = [name for name, status in before.items()
+                 if status not in ("killed", "not checked", "skipped") and name not in EQUIVALENT]
+    if args.only:
+        before = load_statuses(workdir)
+        names = list(args.only)
     error = claim_workdir(workdir, args.paths)
     if error:
         print(error, file=sys.stderr)
@@ -252,10 +281,21 @@ def main(argv=None) -> int:
         print(run.stdout[-4000:], file=sys.stderr)
         print(f"mutmut run failed with {run.returncode}", file=sys.stderr)
         return 1
-    rows = [(name, status) for name, status in results(workdir, all_=True)
+    rows = results(workdir, all_=True)
+    if args.only:
+        rows = merge_rerun(before, rows, {n for n, _ in rows
+                                          if any(fnmatch.fnmatch(n, p) for p in names)})
+    elif args.rerun_survivors:
+        rows = merge_rerun(before, rows, set(names))
+    with open(os.path.join(workdir, STATUSES), "w") as f:
+        json.dump(dict(rows), f)
+    rows = [(name, status) for name, status in rows
             if _module(name).startswith(_prefixes(args.paths))]
-    alive = [(name, status) for name, status in rows if status != "killed"]
+    alive = [(name, status) for name, status in rows if status not in ("killed", "not checked")]
     print(report(rows))
+    unchecked = sum(status == "not checked" for _, status in rows)
+    if unchecked:
+        print(f"({unchecked} mutants not checked in this workdir)")
     for name, status in alive:
         if name in EQUIVALENT:
             print(f"\n--- {status} (equivalent: {EQUIVALENT[name]}): {name}")

@@ -11,8 +11,17 @@ TICK = os.sysconf("SC_CLK_TCK")
 
 def process_cpu_s(pid: int) -> Optional[float]:
     """utime + stime of one process in seconds, or None if it is gone."""
+    return _stat_cpu_s(f"/proc/{pid}/stat")
+
+
+def main_thread_cpu_s(pid: int) -> Optional[float]:
+    """utime + stime of a process's main thread (a node's event loop) in seconds."""
+    return _stat_cpu_s(f"/proc/{pid}/task/{pid}/stat")
+
+
+def _stat_cpu_s(path: str) -> Optional[float]:
     try:
-        with open(f"/proc/{pid}/stat") as f:
+        with open(path) as f:
             raw = f.read()
     except OSError:
         return None

@@ -9,6 +9,12 @@ first frame, innermost first, that a rule names), per thread: the event-loop thr
 waiting on a lock or in ``epoll_wait`` as active. A sample of the loop thread waiting for the
 GIL (``pthread_cond_wait``/``timedwait``) is its own bucket: the commit thread held it.
 Prints percentages; asserts nothing.
+
+``--roles`` prints, per node and for the three nodes added up, where the loop thread's CPU
+goes by *origin*: the outermost Python frame the event loop ran (an HTTP request, a peer
+request arriving at the replica side, a peer reply arriving at the coordinator side, a
+callback settling a peer call, the group-commit hand-off, a peer frame flush, ...), each
+split by the innermost bucket above. Samples waiting for the GIL are left out (no CPU).
 """
 
 from __future__ import annotations
@@ -47,6 +53,7 @@ def bucket(frames: list[str]) -> Optional[str]:
     caller = callers[-1] if callers else ""
     tail = " ".join(frames[-3:])
     if ("SimpleQueue_get" in tail or "SimpleQueue_get" in caller
+            or any(f.startswith("Condition.wait") for f in frames)
             or "uv__io_poll (linux.c:1452)" in caller or "epoll" in tail):
         return None
     if "pthread_cond" in tail or "take_gil" in tail:
@@ -72,6 +79,63 @@ def bucket(frames: list[str]) -> Optional[str]:
     return "interpreter (other)"
 
 
+# The loop thread's samples by the first Python frame the event loop ran (its origin).
+ROLES = [(role, re.compile(rx)) for role, rx in (
+    ("HTTP answer write (coordinator)", r"^KvCycle\._send|^RequestResponseCycle\.send"),
+    ("HTTP request: parse + coordinate (coordinator)",
+     r"^KvCycle\.|LimitedHttpProtocol|^HttpToolsProtocol|^RequestResponseCycle"),
+    ("replica: peer request in (decode, dispatch, get/put, reply)",
+     r"^_ServerConnection\."),
+    ("replica: ack after synced batch (encode, queue)", r"^_Reply\.|^_Stored\."),
+    ("peer frames flushed (both sides)", r"^FramedProtocol\._flush"),
+    ("coordinator: peer reply in (decode, settle)",
+     r"^FramedProtocol\.data_received|^_ClientConnection\."),
+    ("coordinator: call settled (callbacks, fan-out)",
+     r"^_Settled\.|^_CallDone\.|^_PeerReport\.|^_GetReply\.|^_PutReply\.|^_TaskDone\.|"
+     r"^FanOut|^_chain_future|^Coordinator\.|^_Timer"),
+    ("group commit hand-off (loop side)", r"^GroupCommitter\."),
+)]
+
+
+def role(frames: list[str]) -> str:
+    """The origin of one loop-thread sample (frames outermost first)."""
+    start = next((i for i, f in enumerate(frames) if f.startswith("uv_run")), None)
+    if start is None:
+        return "outside the loop"
+    py = [f for f in frames[start + 1:] if ".py:" in f]
+    if not py:
+        return "event loop + socket reads (C, no Python frame)"
+    first = py[0]
+    for name, rx in ROLES:
+        if rx.search(first):
+            return name
+    return "background (detector, metadata log, timers, ...)"
+
+
+def tally_roles(lines: Iterable[str]) -> dict[str, collections.Counter]:
+    """Loop-thread CPU samples per origin per bucket (idle and GIL waits left out)."""
+    out: dict[str, collections.Counter] = collections.defaultdict(collections.Counter)
+    for line in lines:
+        stack, _, count = line.rstrip("\n").rpartition(" ")
+        if not stack or not stack.startswith("thread") or "MainThread" not in stack.split(";")[0]:
+            continue
+        frames = stack.split(";")[1:]
+        b = bucket(frames)
+        if b is None or b == "waiting for the GIL":
+            continue
+        out[role(frames)][b] += int(count)
+    return out
+
+
+def print_roles(name: str, roles: dict[str, collections.Counter]) -> None:
+    total = sum(sum(c.values()) for c in roles.values()) or 1
+    print(f"== {name}: {total} loop-thread CPU samples, by origin (top buckets inside)")
+    for r, c in sorted(roles.items(), key=lambda x: -sum(x[1].values())):
+        n = sum(c.values())
+        inner = ", ".join(f"{b} {100 * k / n:.0f}%" for b, k in c.most_common(4))
+        print(f"  {100 * n / total:5.1f}%  {r}  [{inner}]")
+
+
 def tally(lines: Iterable[str]) -> dict[str, collections.Counter]:
     """Samples per thread ("loop", "commit", other names) per bucket."""
     out: dict[str, collections.Counter] = collections.defaultdict(collections.Counter)
@@ -91,6 +155,17 @@ def tally(lines: Iterable[str]) -> dict[str, collections.Counter]:
 
 
 def main(paths: list[str]) -> None:
+    if paths and paths[0] == "--roles":
+        every: dict[str, collections.Counter] = collections.defaultdict(collections.Counter)
+        for path in paths[1:]:
+            with open(path) as f:
+                roles = tally_roles(f)
+            print_roles(path, roles)
+            for r, c in roles.items():
+                every[r].update(c)
+        if len(paths) > 2:
+            print_roles("all nodes", every)
+        return
     for path in paths:
         with open(path) as f:
             threads = tally(f)

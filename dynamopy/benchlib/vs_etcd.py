@@ -48,7 +48,7 @@ from typing import Optional
 
 from dynamopy.benchlib.cluster import LocalCluster
 from dynamopy.launch import find_base_port, port_problem, stop_processes
-from dynamopy.benchlib.procstat import process_cpu_s
+from dynamopy.benchlib.procstat import main_thread_cpu_s, process_cpu_s
 
 ETCD_STORE = "etcd 3.4"
 WRK_ONE = ("-t1", "-c64")
@@ -148,6 +148,7 @@ class Run:
     requests: int
     cpu_ms_per_op: float = 0.0    # CPU time of all the store's processes per 2xx answer
     first_cpu_ms_per_op: float = 0.0   # ... of the endpoint process (node 1 / member 1)
+    tail: str = ""                # dynamopy: per node, GC pauses, loop lag, slow syncs in it
 
 
 _RESULT = re.compile(r"^RESULT (.*)$", re.M)
@@ -175,6 +176,39 @@ def _over(vals: dict, histogram: str, bounds_ms: tuple[int, ...]) -> tuple[float
                    for ms in bounds_ms}
 
 
+def health_counts(metrics_text: str) -> Optional[dict[str, float]]:
+    """A node's running totals of what makes a tail: GC pauses (count, ms), event-loop lag
+    ticks over 50 ms and synced batches over 50 ms (None without those metrics)."""
+    vals: dict[str, float] = {}
+    for line in metrics_text.splitlines():
+        if line.startswith(("dynamopy_gc_pause_seconds_", "dynamopy_event_loop_lag_seconds_",
+                            "dynamopy_storage_sync_seconds_")):
+            name, _, value = line.rpartition(" ")
+            vals[name] = vals.get(name, 0.0) + float(value)
+    if not any(k.startswith("dynamopy_event_loop_lag") for k in vals):
+        return None
+    return {
+        "gc": sum(v for k, v in vals.items() if k.startswith("dynamopy_gc_pause_seconds_count")),
+        "gc_ms": 1000 * sum(v for k, v in vals.items()
+                            if k.startswith("dynamopy_gc_pause_seconds_sum")),
+        "lag50": _over(vals, "dynamopy_event_loop_lag_seconds", (50,))[1][50],
+        "sync50": _over(vals, "dynamopy_storage_sync_seconds", (50,))[1][50],
+    }
+
+
+def tail_line(before: list, after: list) -> str:
+    """Per node, what one run added to ``health_counts``: the evidence next to its p99."""
+    parts = []
+    for i, (b, a) in enumerate(zip(before, after), 1):
+        if a is None or b is None:
+            parts.append(f"node{i} -")
+            continue
+        d = {k: a[k] - b[k] for k in a}
+        parts.append(f"node{i} gc {d['gc']:.0f} ({d['gc_ms']:.0f} ms) lag>50ms {d['lag50']:.0f} "
+                     f"sync>50ms {d['sync50']:.0f}")
+    return "; ".join(parts)
+
+
 def process_health(metrics_text: str) -> Optional[str]:
     """One line on GC pauses, event-loop lag and synced-batch (fsync) times from a node's
     /metrics text (None if the node does not export them, e.g. an older baseline)."""
@@ -194,6 +228,14 @@ def process_health(metrics_text: str) -> Optional[str]:
             f"{lag[50]:.0f} times, over 200 ms {lag[200]:.0f} times (of {ticks:.0f} ticks); "
             f"synced batches over 50 ms {slow[50]:.0f}, over 200 ms {slow[200]:.0f} "
             f"(of {syncs:.0f})")
+
+
+def _health(url: str) -> Optional[dict[str, float]]:
+    try:
+        import httpx
+        return health_counts(httpx.get(f"{url}/metrics", timeout=5).text)
+    except Exception:  # noqa: BLE001 - a report figure, not a reason to fail the run
+        return None
 
 
 def _span(values: list[float], fmt: str) -> str:
@@ -474,15 +516,23 @@ def main(argv: Optional[list[str]] = None) -> int:
                     ports = [int(u.rsplit(":", 1)[1]) for u in c.urls]
                     label = "dynamopy" if name == "dynamopy" else "baseline"
                     drives += [(f"{label} R={r},W={w}", c.urls[0], lua_dynamopy(
-                        ports, spread, r, w, args.keys, args.value_bytes, prefix), c.pids)
-                        for r, w in quorums]
-                for store, url, script, pids in drives:
+                        ports, spread, r, w, args.keys, args.value_bytes, prefix), c.pids,
+                        c.urls) for r, w in quorums]
+                for store, url, script, pids, *node_urls in drives:
                     if args.warmup > 0:
                         run_wrk(url, script, args.warmup, conns, work)
+                    health0 = [_health(u) for u in (node_urls[0] if node_urls else [])]
+                    loop0 = sum(main_thread_cpu_s(p) or 0.0 for p in pids)
                     cpu0 = [process_cpu_s(p) or 0.0 for p in pids]
                     out = run_wrk(url, script, args.seconds, conns, work)
                     cpu = [(process_cpu_s(p) or 0.0) - c0 for p, c0 in zip(pids, cpu0)]
+                    loop = sum(main_thread_cpu_s(p) or 0.0 for p in pids) - loop0
                     run = parse_wrk(out, store, mode, round_)
+                    if node_urls:
+                        ok = max(1, run.requests - run.non2xx)
+                        run.tail = (f"loop threads {1000 * loop / ok:.3f} ms/op, other threads "
+                                    f"{1000 * (sum(cpu) - loop) / ok:.3f}; "
+                                    + tail_line(health0, [_health(u) for u in node_urls[0]]))
                     ok = max(1, run.requests - run.non2xx)
                     run.cpu_ms_per_op = 1000 * sum(cpu) / ok
                     run.first_cpu_ms_per_op = 1000 * cpu[0] / ok
@@ -515,6 +565,13 @@ def main(argv: Optional[list[str]] = None) -> int:
     print(build_table(runs))
     for line in health:
         print(line)
+    tails = [r for r in runs if r.tail]
+    if tails:
+        print("in each run of a dynamopy cluster (CPU per answer by thread; the evidence "
+              "next to its p99):")
+        for r in tails:
+            print(f"  round {r.round} {r.endpoints:<3} {r.store:<18} p99 {r.p99_ms:6.1f} ms: "
+                  f"{r.tail}")
     if problems:
         print(f"dynamopy node logs: {problems} warning/error lines, e.g. {examples[:3]}")
     if args.json:

@@ -1,4 +1,5 @@
-"""The `dynamopy` command line: serve, cluster up, put, get, delete, ring, status, members, sim.
+"""The `dynamopy` command line: serve, cluster up, put, get, delete, ring, status, members,
+config, sim.
 
 Helpers talk HTTP to any node (``--url``, default http://127.0.0.1:8001, or
 ``DYNAMOPY_URL``). Exit code 0 on success; non-zero with a one-line error on failure.
@@ -121,6 +122,15 @@ def _parser() -> argparse.ArgumentParser:
     rm.add_argument("id", help="the member's id")
     rm.add_argument("--force", action="store_true", help="remove it even if it looks alive")
 
+    cfg = client_cmd("config", "show the cluster settings (no sub-command) or change them")
+    csub2 = cfg.add_subparsers(dest="config_command", metavar="COMMAND")
+    command(csub2, "show", "show the cluster settings (the default)", parents=[late])
+    cset = command(csub2, "set", "change cluster settings on every node (POST /cluster/config)",
+                   parents=[late])
+    cset.add_argument("assignments", nargs="+", metavar="KEY=VALUE",
+                      help="settings to change, e.g. r=1 w=3 tombstone_grace_s=86400 "
+                           "metadata_group=n1,n4,n5; settable: " + ", ".join(CONFIG_TYPES))
+
     sub.add_parser("sim", help="the deterministic simulator: dynamopy sim [--system] --seed N | "
                                "--seeds A:B (metadata log; --system: whole nodes; -h for flags)",
                    add_help=False)
@@ -169,6 +179,67 @@ def _members(c: Client) -> None:
     for m in info["members"]:
         print(f"{m['id']:<8} {m['state']:<8} {str(m['alive']).lower():<6} {_role(m):<9} "
               f"{m.get('zone') or '-':<10} {m['ownership'] * 100:8.2f}%  {m['url']:<26} {m['peer']}")
+
+
+# The settings ``POST /cluster/config`` takes, with the type its value is sent as:
+# "int", "number" (an int if written as one, else a float) or "ids" (comma-separated).
+CONFIG_TYPES = {"r": "int", "w": "int", "hint_window_s": "number", "hint_max_bytes": "int",
+                "anti_entropy_interval_s": "number", "anti_entropy_rate": "int",
+                "tombstone_grace_s": "number", "metadata_group_size": "int",
+                "metadata_group": "ids"}
+SHOWN_SETTINGS = ("n", *CONFIG_TYPES)
+
+
+def parse_assignments(items: list[str]) -> dict:
+    """``["r=1", "tombstone_grace_s=86400"]`` -> ``{"r": 1, "tombstone_grace_s": 86400}``,
+    typed per ``CONFIG_TYPES``; a CliError (exit 2, nothing sent) for anything else."""
+    import math
+    out: dict = {}
+    for item in items:
+        key, eq, text = item.partition("=")
+        key, text = key.strip(), text.strip()
+        if not eq or not key:
+            raise CliError(f"{item!r}: want KEY=VALUE, e.g. r=1")
+        if key == "n":
+            raise CliError("n (replicas per key) is fixed when the cluster is created")
+        if key not in CONFIG_TYPES:
+            raise CliError(f"unknown setting {key!r}; settable: {', '.join(CONFIG_TYPES)}")
+        if key in out:
+            raise CliError(f"{key} is given twice")
+        kind = CONFIG_TYPES[key]
+        if kind == "ids":
+            ids = [i.strip() for i in text.split(",") if i.strip()]
+            if not ids:
+                raise CliError(f"{key}: want comma-separated member ids, e.g. n1,n4,n5")
+            out[key] = ids
+            continue
+        try:
+            value = int(text)
+        except ValueError:
+            if kind == "int":
+                raise CliError(f"{key}={text!r}: want an integer") from None
+            try:
+                value = float(text)
+            except ValueError:
+                raise CliError(f"{key}={text!r}: want a number") from None
+            if not math.isfinite(value):
+                raise CliError(f"{key}={text!r}: want a finite number") from None
+        out[key] = value
+    return out
+
+
+def _config_show(c: Client) -> None:
+    info = c.cluster()
+    print(f"{'setting':<24} value")
+    for key in SHOWN_SETTINGS:
+        value = info.get(key)
+        if isinstance(value, list):
+            text = ",".join(value)
+        elif isinstance(value, float) and value.is_integer():
+            text = str(int(value))
+        else:
+            text = "-" if value is None else str(value)
+        print(f"{key:<24} {text}" + ("  (fixed at creation)" if key == "n" else ""))
 
 
 def _ring(c: Client) -> None:
@@ -252,6 +323,11 @@ def main(argv: Optional[list[str]] = None) -> int:
                     print(json.dumps(c.leave(args.id)))
                 else:
                     print(json.dumps(c.remove(args.id, force=args.force)))
+            elif args.command == "config":
+                if args.config_command in (None, "show"):
+                    _config_show(c)
+                else:
+                    print(json.dumps(c.set_config(**parse_assignments(args.assignments))))
         return 0
     except DynamoError as e:
         # status 0: no HTTP answer at all (refused, timed out): say so without a fake status

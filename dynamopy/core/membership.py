@@ -530,9 +530,8 @@ def _leave(s: ClusterState, e: Mapping[str, Any], op: str = "leave",
     m = _member_or_404(s, mid)
     # A member of the metadata group may leave too: the metadata leader moves the group to
     # another member (core/metadata_group.py) while it streams its data away.
+    # (m is normal: a member joins or leaves only while its own change is in progress)
     _require_no_change(s, f"{op} {mid}")
-    if m.state != NORMAL:
-        raise InvalidEntry(409, "conflict", f"{mid} is {m.state}")
     if len(s.members) - 1 < s.settings.n:
         hint = (f"; add a member first, then {mid} is replaced and comes back"
                 if replacing else "")
@@ -618,9 +617,7 @@ def _merge_removal(s: ClusterState, mid: str) -> ClusterState:
     "Several dead members" in the module docstring): ``mid`` is leaving too, the pending
     ring loses it as well, and the change gets a new ``change_epoch`` (transfers re-plan;
     a finish naming the old plan is refused)."""
-    m = _member_or_404(s, mid)
-    if m.state != NORMAL:
-        raise InvalidEntry(409, "conflict", f"{mid} is {m.state}")
+    m = s.members[mid]  # a gainer: a normal member (no join runs beside a removal)
     gone = s.leaving()
     left = len(s.members) - len(gone) - 1
     if left < s.settings.n:
@@ -630,6 +627,15 @@ def _merge_removal(s: ClusterState, mid: str) -> ClusterState:
     return replace(s, members={**s.members, mid: replace(m, state=LEAVING)},
                    pending_ring=s.pending_ring.remove(mid), merged=s.merged + (mid,),
                    change_epoch=s.epoch + 1)
+
+
+def left_by_own_leave(before: ClusterState, after: ClusterState, me: str) -> bool:
+    """``me`` was a member taken out by its own graceful leave (``members leave``) in
+    ``before`` and is no member in ``after``: it left, as an operator asked. A removal (even
+    one a leave was abandoned for, or merged into) is not a leave: a removed node that
+    comes back joins again (node/bootstrap.py)."""
+    return (before.change == ("leave", me) and before.member(me) is not None
+            and after.member(me) is None)
 
 
 def _check_rw(n: int, r: int, w: int) -> None:

@@ -26,7 +26,11 @@ leaving, were removed, were retired (lost their disk) or have been down longer t
 replacement delay; fill up to the target size with live ``normal`` members, preferring
 zones the group does not cover yet, then lower member numbers; a retired member whose new
 incarnation is back as a ``normal`` member is re-admitted in place when nobody else is
-available. ``change_problem`` is the 409/503 rule for a change of the group or of its
+available. The group it chooses is always odd-sized (1, 3 or 5): with too few members for
+the target it takes the largest odd size it can fill (2 members give a group of 1, 4 a
+group of 3), since an even group of 2k tolerates no more failures than 2k - 1 and needs one
+more member up. An operator's explicit group is 1, 3 or 5 members too (the API refuses
+others). ``change_problem`` is the 409/503 rule for a change of the group or of its
 members, judged on a liveness view given by the caller (pure).
 """
 
@@ -94,8 +98,8 @@ def schedule_after(state: "ClusterState", group: Iterable[str]) -> tuple:
 # ---- choosing a group ------------------------------------------------------------------
 
 def _zone(state: "ClusterState", mid: str) -> str:
-    m = state.members.get(mid)
-    return getattr(m, "zone", "") if m is not None else ""
+    """The zone of member ``mid`` (plan_group asks only about members)."""
+    return state.members[mid].zone
 
 
 def unfit(state: "ClusterState", down_too_long: Collection[str]) -> list[str]:
@@ -148,6 +152,18 @@ def plan_group(state: "ClusterState", live: Collection[str], down_too_long: Coll
         if g in state.retired and m is not None and m.state == "normal" and g in live \
                 and g not in down_too_long:
             keep.append(g)
+    if len(keep) % 2 == 0 and keep:
+        # Odd sizes only: a group of 2k stops on any k failures, as the group of 2k - 1
+        # does, and needs one more member up (a group of 2 stops if either member fails;
+        # 1 stops only if that one does). Drop the member the group can best spare: a
+        # newcomer before a current member (it holds no acceptor state yet), then one seen
+        # down, leaving or retired, then the highest number.
+        def spare_last(g):
+            m = state.members.get(g)
+            return (g not in current, g not in live, m is None or m.state != "normal",
+                    g in state.retired, m.number if m is not None else -1)
+        keep.sort(key=spare_last)
+        keep = keep[:-1]
     new = tuple(sorted(keep))
     if not new or (new == tuple(sorted(current)) and not (set(new) & set(state.retired))):
         return None

@@ -6,8 +6,8 @@ through anti-entropy or read repair. The rule (Cassandra's ``gc_grace_seconds``,
 confirmation as Riak's reaping is):
 
 * **Old enough**: the tombstone's hybrid time (its version's physical part) is more than
-  ``grace_s`` before ``now_ms``. The grace must exceed the hint window, so no hint older than
-  the delete can still be delivered.
+  ``grace_s`` before ``now_ms``. No hint older than the delete can be delivered after the
+  purge: hints expire first (below), whatever the hint window.
 * **Held everywhere**: every member that currently replicates the key confirmed it holds
   this very tombstone (same version) or something newer. Then no current replica holds an
   older live copy. A replica that is down, unreachable, or lacks the tombstone blocks the
@@ -24,6 +24,13 @@ less a tenth of it (the purge and the delivery race) and less the clock bound (t
 clock and the hint holder's may differ by that much). Dropping is safe for deletes (the other
 replicas keep the tombstone until every replica holds it) and costs one copy of a live write.
 
+The grace must cover the hint window (``grace_covers_window``, checked at start-up and by
+``POST /cluster/config``): ``hint_ttl_ms(grace) >= hint_window``, i.e. 90% of the grace less
+the clock bound is at least the window. Otherwise a hint the window lets a fallback store
+(and count toward W) for a member that is back within the window expires undelivered, and a
+write acknowledged by that hint alone is lost. The hint TTL, not this check, is what keeps a
+purged delete from being undone by a hint.
+
 What the user must do: bring a node that was down back within the grace period, or remove it
 from the cluster and add it fresh (empty). A node that returns after the grace with old live
 data for a purged key could otherwise bring it back.
@@ -31,20 +38,52 @@ data for a purged key could otherwise bring it back.
 
 from __future__ import annotations
 
+import math
 from typing import Mapping, Optional
 
 from dynamopy.core.records import Record
 from dynamopy.core.versions import physical_ms
 
 
+FOREVER_MS = 1 << 62   # any grace longer than this (up to inf) is this long
+
+
+def _ms(seconds: float) -> int:
+    """Whole milliseconds of a grace the log accepted (any number > 0, inf and 1e308
+    included), capped at ``FOREVER_MS`` rather than overflowing."""
+    return int(min(seconds * 1000, FOREVER_MS))
+
+
 def old_enough(record: Record, now_ms: int, grace_s: float) -> bool:
     """A tombstone whose delete happened more than ``grace_s`` before ``now_ms``."""
-    return record.deleted and physical_ms(record.version) < now_ms - int(grace_s * 1000)
+    return record.deleted and physical_ms(record.version) < now_ms - _ms(grace_s)
 
 
 def hint_ttl_ms(grace_s: float, max_clock_offset_ms: int) -> int:
     """How old a hinted record may be and still be delivered (never negative)."""
-    return max(0, int(grace_s * 900) - max(0, max_clock_offset_ms))
+    return max(0, int(min(grace_s * 900, FOREVER_MS)) - max(0, max_clock_offset_ms))
+
+
+def grace_covers_window(grace_s: float, hint_window_s: float, max_clock_offset_ms: int) -> bool:
+    """A hint lives at least as long as the hint window (module doc): one stored for a
+    member down up to the window is still deliverable when it is back within it."""
+    return hint_ttl_ms(grace_s, max_clock_offset_ms) >= hint_window_s * 1000
+
+
+def min_grace_s(hint_window_s: float, max_clock_offset_ms: int) -> float:
+    """The shortest grace (to the millisecond) that covers ``hint_window_s``; 0 for no
+    window (no hint is ever stored, any grace does)."""
+    if hint_window_s <= 0:
+        return 0.0
+    ms = math.ceil((hint_window_s * 1000 + max(0, max_clock_offset_ms)) / 0.9) - 2
+    while not grace_covers_window(ms / 1000, hint_window_s, max_clock_offset_ms):
+        ms += 1
+    return ms / 1000
+
+
+def seconds_text(value: float) -> str:
+    """A number of seconds as an operator typed it: ``12000.556``, ``10800``."""
+    return f"{value:.3f}".rstrip("0").rstrip(".")
 
 
 def hint_expired(record: Record, now_ms: int, grace_s: float, max_clock_offset_ms: int) -> bool:

@@ -29,6 +29,11 @@
   removed it meanwhile (a dead joiner's join abandoned, a dead member removed). It first
   learns the log as it is now; if that says it is no longer a member, it joins again like a
   new node (it was started to be a member).
+* Left: a node whose own graceful leave finished (the durable ``left`` marker,
+  node/metalog.py, or a restart that finds its leave finished) does not join again: it
+  logs why and ``GET /node`` shows ``"state": "left"``, until it is restarted with
+  ``--rejoin-after-leave`` (the marker is dropped, it joins like a new node) or on an
+  empty data directory.
 
 The node asks the members it was given through a *contact* with three calls (``GET /node``,
 ``GET /cluster``, ``POST /cluster/members``): ``HttpContact`` over HTTP for ``dynamopy serve``;
@@ -43,7 +48,7 @@ from typing import TYPE_CHECKING, Optional
 
 import httpx
 
-from dynamopy.core.membership import Settings, bootstrap_entry
+from dynamopy.core.membership import Settings, bootstrap_entry, left_by_own_leave
 from dynamopy.node.errors import MembershipError
 from dynamopy.node.replacement import retire_old_incarnation
 
@@ -128,10 +133,10 @@ def _headers(node: "Node") -> dict:
 
 
 async def ensure_member(node: "Node", contact=None) -> None:
-    """Bootstrap or join in the background; return once this node applied its membership
-    (a node that bootstrapped alone from an empty directory keeps watching: see
-    ``_yield_while_alone``). ``contact``: how to ask members (None: ``HttpContact``, what
-    ``dynamopy serve`` uses)."""
+    """Bootstrap or join in the background; return once this node applied its membership,
+    or at once if it left the cluster by its own graceful leave (below). A node that
+    bootstrapped alone from an empty directory keeps watching: see ``_yield_while_alone``.
+    ``contact``: how to ask members (None: ``HttpContact``, what ``dynamopy serve`` uses)."""
     if contact is None:
         async with httpx.AsyncClient(timeout=3.0, headers=_headers(node),
                                      verify=_verify(node)) as http:
@@ -140,10 +145,19 @@ async def ensure_member(node: "Node", contact=None) -> None:
 
 
 async def _ensure_member(node: "Node", contact) -> None:
+    if node.metalog.left is not None and node.state.member(node.id) is None:
+        epoch = node.metalog.left["epoch"]
+        if not node.config.rejoin_after_leave:
+            _say_left(node, epoch)
+            return
+        await node.metalog.forget_left()
+        log.warning("%s left the cluster at epoch %d; started with --rejoin-after-leave: "
+                    "joining again", node.id, epoch)
     if node.state.member(node.id) is not None and not node.metalog.replacing:
         # Restarted as a member per the log on disk: wait until the log says more. A member
         # hears the leader and catches up; a removed node is not pushed to, but its learner
         # polls the metadata group and learns of its removal.
+        before = node.state
         while node.state.member(node.id) is not None and not node.catchup.caught_up:
             if node.stopping:
                 return
@@ -153,11 +167,33 @@ async def _ensure_member(node: "Node", contact) -> None:
                 await _rejoin_disowned(node, contact)
             await _yield_while_alone(node, contact)
             return
-        log.warning("%s was removed from the cluster while it was down: joining again", node.id)
+        if not left_by_own_leave(before, node.state, node.id):
+            log.warning("%s was removed from the cluster while it was down: joining again",
+                        node.id)
+        elif not node.config.rejoin_after_leave:
+            # Its own leave finished while it was down (or before the batch with the
+            # marker reached its disk): it left, as the operator asked.
+            await node.metalog.mark_left(node.state.epoch)
+            _say_left(node, node.state.epoch)
+            return
+        else:
+            log.warning("%s left the cluster while it was down; started with "
+                        "--rejoin-after-leave: joining again", node.id)
     # Not a member yet, even if a previous run got as far as learning the metadata group
     # (it may have crashed before its join or the bootstrap committed): keep going.
     await _become_member(node, contact)
     await _yield_while_alone(node, contact)
+
+
+def _say_left(node: "Node", epoch: int) -> None:
+    """A node that left by its own graceful leave does not join again by itself (as a
+    decommissioned Cassandra node refuses to start unless told): it says why, and serves
+    no data, until the operator restarts it with ``--rejoin-after-leave`` or on an empty
+    data directory. (A node removed while it was down does join again: it was started to
+    be a member.)"""
+    log.warning("%s left the cluster by a graceful leave (finished at epoch %d) and does "
+                "not join again by itself: restart it with --rejoin-after-leave to join "
+                "again, or on an empty data directory to join as a new node", node.id, epoch)
 
 
 async def _become_member(node: "Node", contact) -> None:

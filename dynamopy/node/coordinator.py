@@ -284,13 +284,13 @@ class Coordinator:
 
     def _start_put(self, t: Target, epoch: int, token: int, key: bytes, record: Record,
                    wire: list, stale: list) -> asyncio.Future:
-        """``_put_one`` without a task where it can: the local replica's write is the
-        replica's group-commit future (same durability: it resolves after the synced batch;
-        same epoch check as a remote replica makes), a remote one the peer call's future
-        with ``_PutReply`` doing what ``_put_one`` does after the call."""
+        """A write's call to one target, without a task where it can: the local replica's
+        write is the replica's group-commit future (same durability: it resolves after the
+        synced batch; same epoch check as a remote replica makes), a remote one the peer
+        call's future with ``_PutReply`` after it; only this node's own hint (a fallback for
+        itself) runs ``_put_one`` in a task."""
         if t.hint_for is not None and t.node == self.id:
-            return asyncio.ensure_future(self._put_one(t, epoch, token, key, record, wire,
-                                                       stale=stale))
+            return asyncio.ensure_future(self._put_one(t, epoch, token, key, record, wire))
         if t.node == self.id:
             try:
                 self.replica.check_epoch(epoch, token)
@@ -314,32 +314,17 @@ class Coordinator:
         return out
 
     async def _put_one(self, t: Target, epoch: int, token: int, key: bytes,
-                       record: Record, wire: list, hint_on_failure: bool = True,
-                       stale: Optional[list] = None) -> int:
+                       record: Record, wire: list) -> int:
+        """A put in a task: this node's hint for a home replica (``_start_put``) or a read
+        repair (local or remote; its failure is the caller's to ignore)."""
         node = self
         if t.node == node.id:
             if t.hint_for is None:
-                # The same check a remote replica makes: this node may have learned of a
-                # ring change since the write was planned (its task starts a step later).
-                try:
-                    node.replica.check_epoch(epoch, token)
-                except StaleEpochError as e:
-                    if stale is not None:
-                        stale.append(e.epoch)
-                    raise
+                # A repair of the local replica: the same check a remote replica makes (this
+                # node may have learned of a ring change since the read was planned).
+                node.replica.check_epoch(epoch, token)
             return await node.replica.put(token, key, record, t.hint_for)
-        try:
-            stored = await node.call_peer(t.node, "put", [epoch, token, key, wire, t.hint_for])
-        except (PeerError, asyncio.TimeoutError) as e:
-            _note_stale(stale, e)
-            if hint_on_failure and t.hint_for is None and (
-                    not isinstance(e, RemoteError) or e.code in (STALE_EPOCH, NOT_CAUGHT_UP)):
-                # A home replica missed the write (down, slow, or it refused a ring it knows
-                # is stale): keep a hint for it here (never counted) so it converges even
-                # when the write succeeds without it. Delivery re-homes the hint if that
-                # member no longer replicates the key by then.
-                self._spawn(self._keep_hint(t.node, token, key, record))
-            raise
+        stored = await node.call_peer(t.node, "put", [epoch, token, key, wire, t.hint_for])
         node.observe_version(stored)
         return stored
 
@@ -382,8 +367,7 @@ class Coordinator:
         wire = best.to_wire()
         for node_id in [n for n in rnd.stale() if n in home]:
             try:
-                await self._put_one(Target(node_id), epoch, token, key, best, wire,
-                                    hint_on_failure=False)
+                await self._put_one(Target(node_id), epoch, token, key, best, wire)
                 self.metrics.read_repairs.inc()
             except (PeerError, asyncio.TimeoutError):
                 pass
@@ -419,9 +403,9 @@ def _failed(exc: BaseException) -> asyncio.Future:
 
 
 class _PutReply:
-    """A remote put's done callback: what ``_put_one`` does after its peer call (it runs
-    before the round hears the result): absorb the version the replica stored; on failure
-    note a ``stale_epoch`` refusal and keep a hint for a home replica that missed the write."""
+    """A remote put's done callback (it runs before the round hears the result): absorb the
+    version the replica stored; on failure note a ``stale_epoch`` refusal and keep a hint
+    for a home replica that missed the write."""
 
     __slots__ = ("coord", "target", "token", "key", "record", "stale")
 
@@ -442,7 +426,10 @@ class _PutReply:
         _note_stale(self.stale, exc)
         if t.hint_for is None and (
                 not isinstance(exc, RemoteError) or exc.code in (STALE_EPOCH, NOT_CAUGHT_UP)):
-            # As in ``_put_one``: a home replica missed the write; keep a hint for it here.
+            # A home replica missed the write (down, slow, or it refused a ring it knows is
+            # stale): keep a hint for it here (never counted) so it converges even when the
+            # write succeeds without it. Delivery re-homes the hint if that member no longer
+            # replicates the key by then.
             coord._spawn(coord._keep_hint(t.node, self.token, self.key, self.record))
 
 

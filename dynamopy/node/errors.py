@@ -66,8 +66,8 @@ class NotReady(NodeError):
 class MembershipError(NodeError):
     """A refused membership change; status/code come from core.membership.InvalidEntry."""
 
-    def __init__(self, status: int, code: str, detail: str):
-        super().__init__(detail)
+    def __init__(self, status: int, code: str, detail: str, **extra):
+        super().__init__(detail, **extra)
         self.status, self.code = status, code
 
 

@@ -27,6 +27,10 @@ keys of the store):
                              directory: it yields to a cluster that lists it (bootstrap.py)
     replacing                this node started with an empty data directory under an id
                              the cluster knows: not a replica until it has joined again
+    left                     this node left the cluster by its own graceful leave
+                             (``{"epoch": E}``), written in the batch that commits the
+                             ``finish_leave``: a restart does not join again
+                             (node/bootstrap.py) unless the operator asks
     paxos/promised           the promised ballot            (acceptors only)
     paxos/acc/<slot>         (ballot, value) accepted       (acceptors only)
     paxos/compacted          slots below it are chosen and forgotten
@@ -50,7 +54,7 @@ from typing import TYPE_CHECKING, Any, Callable, Optional
 import msgpack
 
 from dynamopy.core import cluster_identity, metadata_group
-from dynamopy.core.membership import ClusterState, InvalidEntry, validate
+from dynamopy.core.membership import ClusterState, InvalidEntry, left_by_own_leave, validate
 from dynamopy.core.paxos import (AcceptorState, Ballot, MetaLogNode, Role, Snapshot, decode,
                                  encode, finish_ready)
 from dynamopy.node.clock import wait_set
@@ -75,6 +79,7 @@ K_ACCEPTORS, K_PROMISED, K_ACC, K_COMPACTED, K_SNAP, K_LOG = (
 K_NO_VOTE, K_REPLACING = "paxos/no_vote", "replacing"
 K_INCARNATION, K_VOTES_FROM = "paxos/incarnation", "paxos/votes_from"
 K_TOKEN, K_SEED_TOKENS, K_ALONE = "paxos/token", "paxos/seed_tokens", "paxos/alone"
+K_LEFT = "left"
 SEED_BALLOT_BASE = 1024  # ballot ids: a seed's index before bootstrap, then this + number
 
 
@@ -134,6 +139,9 @@ class MetaLog:
         # lists this node (node/bootstrap.py listens for it).
         self.foreign: Optional[dict] = None
         self._forget: Optional[asyncio.Future] = None
+        # {"epoch": E}: this node left by its own graceful leave, finished at epoch E (the
+        # durable ``left`` marker); None otherwise.
+        self.left: Optional[dict] = None
 
     # ---- start-up ---------------------------------------------------------------------
     def load(self) -> None:
@@ -165,6 +173,8 @@ class MetaLog:
             self._apply(slot, value)
         raw = store.meta_get(K_REPLACING)
         self.replacing = _unpack(raw) if raw is not None else 0
+        raw = store.meta_get(K_LEFT)
+        self.left = _unpack(raw) if raw is not None else None
         # A store that held acceptor state from its first start (a bootstrapping seed) or
         # since a group change re-admitted it votes; any other does not.
         self.voter = store.meta_get(K_NO_VOTE) is None
@@ -285,6 +295,31 @@ class MetaLog:
         await self.committer.submit(meta_delete=[K_REPLACING])
         self.replacing = 0
 
+    async def mark_left(self, epoch: int) -> None:
+        """Record (synced) that this node left by its own graceful leave (a restart that
+        learns it from the log rather than from the batch that committed it)."""
+        self.left = {"epoch": int(epoch)}
+        await self.committer.submit(meta_put={K_LEFT: _pack(self.left)})
+
+    async def forget_left(self) -> None:
+        """The operator asked this node to join again: drop the ``left`` marker."""
+        await self.committer.submit(meta_delete=[K_LEFT])
+        self.left = None
+
+    def _left_in(self, rd) -> Optional[dict]:
+        """The ``left`` marker to write with this Ready, if what it installs and applies
+        ends this node's own graceful leave (``core.membership.left_by_own_leave``). Worked
+        out on a copy of the state, so the marker goes to disk in the same synced batch as
+        the ``finish_leave`` (a crash never keeps one without the other)."""
+        before = self.state()
+        if before.change != ("leave", self.me) or (rd.snapshot is None and not rd.committed):
+            return None
+        after = ClusterState.from_dict(rd.snapshot.data) if rd.snapshot is not None else before
+        for slot, value in rd.committed:
+            if slot + 1 > after.epoch:
+                after = after.apply(value if isinstance(value, dict) else {"op": "noop"})
+        return {"epoch": after.epoch} if left_by_own_leave(before, after, self.me) else None
+
     async def group_token(self) -> Optional[str]:
         """The incarnation token a group change must name to let this node vote (None if
         it votes from its own state already). Made durable before it is handed out."""
@@ -382,14 +417,25 @@ class MetaLog:
                                 if int(name[len(K_ACC):]) < u.compacted_below]
         for slot, value in rd.committed:
             meta_put[f"{K_LOG}{slot + 1:012d}"] = _pack(value)
+        left = self._left_in(rd)
+        if left is not None:
+            meta_put[K_LEFT] = _pack(left)
         if meta_put or meta_delete:
             meta_delete = [n for n in meta_delete if n not in meta_put]
             await self.committer.submit(meta_put=meta_put, meta_delete=meta_delete)
+        if left is not None:
+            self.left = left
+            log.warning("%s left the cluster (its graceful leave finished at epoch %d): it "
+                        "will not join again when restarted on this data directory unless "
+                        "started with --rejoin-after-leave", self.me, left["epoch"])
         if rd.persist is not None and rd.persist.votes_from is not None:
             self.voter = True
             log.info("%s re-admitted to the metadata group: votes from slot %d on", self.me,
                      rd.persist.votes_from)
         finish_ready(self.paxos, rd, install=self._install, apply=self._apply, send=self._send)
+        if self.left is not None and left is None and self.state().member(self.me) is not None:
+            # A member again (an operator added it back by hand): the marker no longer holds.
+            await self.forget_left()
         self._refresh_learners()
         self.paxos.set_ballot_id(self._ballot_id())
         if self._since_compact >= COMPACT_EVERY and self.paxos.applied_slot == self.state().epoch:

@@ -176,9 +176,6 @@ class Replica:
         except placement.StaleEpoch as e:
             raise StaleEpochError(e.epoch) from None
 
-    async def rpc_put(self, payload: list, peer_id: str) -> Any:
-        return await self.rpc_put_nowait(payload, peer_id)
-
     def rpc_put_nowait(self, payload: list, peer_id: str) -> Awaitable[int]:
         """A peer's ``put``: the future of ``put_nowait`` when this node is caught up and the
         record is not a hint (the common case: no task on the peer server); else a coroutine

@@ -405,7 +405,10 @@ class Node:
             **({"seed_tokens": self.metalog.seed_tokens}
                if self.metalog.seed_tokens and not self.state.bootstrapped else {}),
             "epoch": self.state.epoch,
-            "state": me.state if me else "none",
+            "state": me.state if me else ("left" if self.metalog.left else "none"),
+            # this node's graceful leave finished ({"epoch"}): it does not join again unless
+            # restarted with --rejoin-after-leave (node/bootstrap.py)
+            "left": self.metalog.left,
             "ready": self.is_ready,
             "keys": self.store.key_count() if self.store else 0,
             "hints": self.hints.pending_by_target(),

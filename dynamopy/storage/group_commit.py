@@ -5,9 +5,17 @@ Rules and invariants:
 * Callers' operations queue up as *submissions*. One background task repeatedly takes every
   queued submission (up to ``max_batch`` operations; a single larger submission goes alone,
   whole) and runs ONE ``store.apply(..., sync=True)`` for all of them.
-* ``apply`` runs in a dedicated single-thread executor: the event loop never waits on fsync,
-  and ``apply``'s read-compare-write never runs twice at once. While a batch syncs, new
+* ``apply`` runs on a dedicated commit thread: the event loop never waits on fsync, and
+  ``apply``'s read-compare-write never runs twice at once. While a batch syncs, new
   submissions queue for the next one; that overlap is the whole point.
+* The loop hands each batch to the commit thread directly (a queue ``put``, no executor, no
+  task or future per batch); the thread posts the outcome back with one
+  ``call_soon_threadsafe``. The loop resolves the callers' futures (after the sync); the
+  next batch, everything queued meanwhile, is taken at the end of a loop step
+  (``call_soon``): of the step that queued the first work for an idle committer, or of the
+  one after a batch returned, so the requests read in between still join it. (Letting the thread take the next batch itself
+  right after a sync was tried: more, smaller batches, more CPU in the commit thread and
+  more GIL hand-offs with the loop; not kept. docs/perf.md, session 5.)
 * A caller's future resolves only after the batch holding its operations returned from a
   synced ``apply``. If ``apply`` raises, every future of that batch gets that exception:
   nothing is ever acknowledged without being on disk.
@@ -30,9 +38,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 import time
 from collections import deque
-from concurrent.futures import ThreadPoolExecutor
+from queue import SimpleQueue
 from dataclasses import dataclass, field
 from typing import Awaitable, Callable, Iterable, Mapping, Optional
 
@@ -43,6 +52,7 @@ from dynamopy.storage.store import (
     Store,
     Write,
     validate_ops,
+    validate_write,
 )
 
 log = logging.getLogger(__name__)
@@ -100,25 +110,50 @@ class GroupCommitter:
         self._wakeup: Optional[asyncio.Event] = None
         self._loop: Optional[asyncio.AbstractEventLoop] = None
         self._task: Optional[asyncio.Task] = None
-        self._executor: Optional[ThreadPoolExecutor] = None
         self._accepting = False
+        # The commit thread (not inline) and what the loop hands it: a batch, or None (exit).
+        self._thread: Optional[threading.Thread] = None
+        self._inbox: "SimpleQueue[Optional[list[_Submission]]]" = SimpleQueue()
+        self._in_flight = False     # a batch is with the thread (its outcome not yet resolved)
+        self._dispatch_scheduled = False
+        self._broken = False        # the thread died of an unexpected error
+        self._stopping = False      # stop(): commit what is queued, then end the thread
+        self._stopped: Optional[asyncio.Future] = None
 
     # -- lifecycle
 
     async def start(self) -> None:
-        if self._task is not None:
+        if self._task is not None or self._thread is not None:
             raise RuntimeError("GroupCommitter already started")
         self._wakeup = asyncio.Event()
         # The loop the batches run on (asyncio.get_running_loop() per submission costs a
         # getpid() system call on Python 3.11).
         self._loop = asyncio.get_running_loop()
-        if not self.inline:
-            self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="group-commit")
         self._accepting = True
-        self._task = asyncio.get_running_loop().create_task(self._run(), name="group-commit")
+        if self.inline or self.sync_wait is not None:
+            self._task = self._loop.create_task(self._run(), name="group-commit")
+            return
+        self._stopping = self._broken = False
+        self._stopped = self._loop.create_future()
+        self._thread = threading.Thread(target=self._thread_main, name="group-commit",
+                                        daemon=True)
+        self._thread.start()
 
     async def stop(self) -> None:
-        """Refuse new work, commit everything already queued, stop the background task."""
+        """Refuse new work, commit everything already queued, stop the background task
+        (or the commit thread)."""
+        if self._thread is not None:
+            self._accepting = False
+            self._stopping = True
+            if not self._in_flight:
+                self._dispatch()  # the queued work, or the thread's exit
+            thread, stopped = self._thread, self._stopped
+            try:
+                await stopped  # type: ignore[misc]  (after every batch's results were posted)
+            finally:
+                self._thread = None
+                thread.join()
+            return
         if self._task is None:
             return
         self._accepting = False
@@ -128,9 +163,6 @@ class GroupCommitter:
             await self._task
         finally:
             self._task = None
-            if self._executor is not None:
-                self._executor.shutdown(wait=True)
-                self._executor = None
 
     @property
     def running(self) -> bool:
@@ -176,7 +208,14 @@ class GroupCommitter:
         """``write`` without a coroutine: a future of ``[applied]`` that resolves (or fails)
         after the batch holding the record was synced. For callers that chain a callback
         instead of awaiting (the data path's local replica write). Never cancel it."""
-        return self.submit_nowait(writes=[(token, key, record)])
+        if not self._accepting:
+            raise CommitterClosed("GroupCommitter is not running")
+        validate_write(token, key, record)  # what submit_nowait checks of one data write
+        sub = _Submission([(token, key, record)], [], [], {}, [],
+                          self._loop.create_future())  # type: ignore[union-attr]
+        self._queue.append(sub)
+        self._notify()
+        return sub.future
 
     def submit_nowait(
         self,
@@ -204,11 +243,34 @@ class GroupCommitter:
         # batch (which the commit thread then applies without checking again).
         validate_ops(sub.writes, sub.hints_add, sub.meta_put, sub.meta_delete)
         self._queue.append(sub)
+        self._notify()
+        return sub.future
+
+    def _notify(self) -> None:
+        """New work is queued: have the next batch taken."""
+        if self._thread is not None:
+            # With no batch at the thread, the batch is taken at the end of this loop step,
+            # so all that is queued in the step shares it; else when the batch returns.
+            if not self._in_flight and not self._dispatch_scheduled:
+                self._dispatch_scheduled = True
+                self._loop.call_soon(self._dispatch)  # type: ignore[union-attr]
+            return
         wakeup = self._wakeup
         assert wakeup is not None
         if not wakeup.is_set():
             wakeup.set()
-        return sub.future
+
+    def _dispatch(self) -> None:
+        """On the loop, with no batch at the thread: hand it the next batch (or, stopping
+        with nothing queued, tell it to exit)."""
+        self._dispatch_scheduled = False
+        if self._in_flight or self._thread is None:
+            return
+        if self._queue:
+            self._in_flight = True
+            self._inbox.put(self._take_batch())
+        elif self._stopping:
+            self._inbox.put(None)
 
     async def delete_ranges_in_order(self, ranges: list[tuple[int, int]]) -> int:
         """Delete data records in token ranges, ordered with every other submission: writes
@@ -224,7 +286,7 @@ class GroupCommitter:
                           future=asyncio.get_running_loop().create_future(),
                           delete_ranges=ranges)
         self._queue.append(sub)
-        self._wakeup.set()
+        self._notify()
         return (await sub.future)[0]
 
     async def delete_range(self, start_token: int, end_token: int) -> int:
@@ -273,7 +335,9 @@ class GroupCommitter:
         return more
 
     async def _run(self) -> None:
-        assert self._wakeup is not None and (self.inline or self._executor is not None)
+        """The batches of an inline committer (or one with a simulated ``sync_wait``), as a
+        task on the loop: ``apply`` on the loop when inline, else on a thread per batch."""
+        assert self._wakeup is not None
         loop = asyncio.get_running_loop()
         batch: list[_Submission] = []
         try:
@@ -295,7 +359,7 @@ class GroupCommitter:
                         results, seconds = _apply_merged(self.store, batch)
                     else:
                         results, seconds = await loop.run_in_executor(
-                            self._executor, _apply_merged, self.store, batch
+                            None, _apply_merged, self.store, batch
                         )
                 except Exception as exc:  # fail every caller of this batch, keep serving
                     log.warning("group commit of %d submissions failed: %r", len(batch), exc)
@@ -304,19 +368,8 @@ class GroupCommitter:
                             sub.future.set_exception(exc)
                     batch = []
                     continue
-                offset = 0
-                for sub in batch:
-                    n = len(sub.writes) or (1 if sub.delete_ranges else 0)
-                    if not sub.future.done():
-                        sub.future.set_result(results[offset : offset + n])
-                    offset += n
-                size = sum(sub.size for sub in batch)
-                batch = []
-                if self.on_batch is not None:
-                    try:
-                        self.on_batch(size, seconds)
-                    except Exception:  # metrics must never fail a committed batch
-                        log.exception("on_batch callback failed")
+                done, batch = batch, []
+                self._resolve(done, results, seconds)
         finally:
             # Only reached with work left on cancellation or an unexpected bug: the outcome
             # of the in-flight batch is unknown, so say so rather than acknowledge.
@@ -330,6 +383,84 @@ class GroupCommitter:
                     )
                     # Mark retrieved in case the caller was cancelled and nobody awaits it.
                     sub.future.exception()
+
+    def _resolve(self, batch: list[_Submission], results: list, seconds: float) -> None:
+        """On the loop: a synced batch's results to its callers, then ``on_batch``."""
+        offset = 0
+        for sub in batch:
+            n = len(sub.writes) or (1 if sub.delete_ranges else 0)
+            if not sub.future.done():
+                sub.future.set_result(results[offset : offset + n])
+            offset += n
+        if self.on_batch is not None:
+            try:
+                self.on_batch(sum(sub.size for sub in batch), seconds)
+            except Exception:  # metrics must never fail a committed batch
+                log.exception("on_batch callback failed")
+
+    def _fail(self, batch: list[_Submission], exc: BaseException) -> None:
+        """On the loop: a batch whose ``apply`` raised fails every caller of it."""
+        log.warning("group commit of %d submissions failed: %r", len(batch), exc)
+        for sub in batch:
+            if not sub.future.done():
+                sub.future.set_exception(exc)
+
+    def _returned(self, batch: list[_Submission], results: Optional[list], seconds: float,
+                  exc: Optional[BaseException]) -> None:
+        """On the loop: the commit thread's outcome of ``batch``; then the next batch."""
+        self._in_flight = False
+        if exc is None:
+            self._resolve(batch, results, seconds)  # type: ignore[arg-type]
+        else:
+            self._fail(batch, exc)
+        if self._broken:  # the thread is gone: what is queued will never be committed
+            leftover = list(self._queue)
+            self._queue.clear()
+            self._fail(leftover, exc or CommitterClosed("group commit thread failed"))
+            return
+        if self._queue or self._stopping:
+            # The next batch is taken at the end of the loop step, like the first one: the
+            # requests read in the meantime join it (fewer, larger batches: each costs a
+            # sync and GIL hand-offs).
+            self._notify()
+
+    # -- the commit thread
+
+    def _thread_main(self) -> None:
+        """Apply each batch the loop hands over, synced, and post the outcome back; exit on
+        ``None``. An unexpected error (not an ``Exception``: a bug) fails the batch and stops
+        the committer."""
+        loop, inbox = self._loop, self._inbox
+        assert loop is not None and self._stopped is not None
+        try:
+            while True:
+                batch = inbox.get()
+                if batch is None:
+                    break
+                try:
+                    results, seconds = _apply_merged(self.store, batch)
+                except Exception as exc:  # fail every caller of this batch, keep serving
+                    loop.call_soon_threadsafe(self._returned, batch, None, 0.0, exc)
+                except BaseException as exc:
+                    self._accepting = False
+                    self._broken = True
+                    loop.call_soon_threadsafe(self._returned, batch, None, 0.0, CommitterClosed(
+                        f"group commit thread failed ({exc!r}); write outcome unknown"))
+                    raise
+                else:
+                    loop.call_soon_threadsafe(self._returned, batch, results, seconds, None)
+        except RuntimeError:  # the loop is closed: nobody waits for an outcome any more
+            pass
+        finally:
+            try:
+                loop.call_soon_threadsafe(_set_done, self._stopped)
+            except RuntimeError:
+                pass
+
+
+def _set_done(fut: asyncio.Future) -> None:
+    if not fut.done():
+        fut.set_result(None)
 
 
 def _apply_merged(store: Store, batch: list[_Submission]) -> tuple[list, float]:

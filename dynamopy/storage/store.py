@@ -58,6 +58,24 @@ Rules and invariants:
   process (a reopened store starts empty). So the newer-wins rule decides on the same versions as
   before. A watcher's ``old`` record may therefore carry only the version and the tombstone
   flag (no value).
+
+* ``get`` is served from a second table, of whole records (``_records``: data key -> the
+  stored ``Record``), falling back to LevelDB: a LevelDB ``get`` from the event loop releases
+  the GIL, often to the commit thread, and decodes the record again each time (the replica
+  side of a peer read and the coordinator's local read, once per quorum read each). The
+  table never holds a record LevelDB would not return at that moment:
+
+  - the commit thread puts each record a batch stored into it only after that batch's
+    ``write()`` returned (for a synced batch: after the sync; LevelDB makes a batch
+    visible only then too);
+  - ``purge`` and ``delete_range`` remove their keys after their batch, and a batch whose
+    write raised empties the table;
+  - a record read from LevelDB is added only if no batch changed the table since that read
+    began (``_records_gen``, checked and written under ``_records_lock``), so a read that
+    raced with a write cannot put back the value the write replaced.
+
+  Records with values over ``RECORD_CACHE_VALUE_BYTES`` are never held, and the table is
+  emptied when it would hold more than ``RECORD_CACHE_BYTES`` of values.
 """
 
 from __future__ import annotations
@@ -81,6 +99,8 @@ _DATA_END = b"e"
 
 _SEQ_BYTES = 8
 STORED_CACHE_KEYS = 65_536   # entries of Store._stored (~10 MiB with short keys)
+RECORD_CACHE_BYTES = 32 << 20      # values held by Store._records (module docstring)
+RECORD_CACHE_VALUE_BYTES = 16 << 10  # larger values are always read from LevelDB
 
 # apply() reads every written key first (newer-wins), and most writes are to keys the store
 # has not seen: a bloom filter answers those misses without touching each table file
@@ -212,6 +232,11 @@ class Store:
         self.watch_errors = 0  # watcher calls that raised (the batch stands regardless)
         # data key -> Record(version, deleted) as stored on disk (module docstring).
         self._stored: dict[bytes, Record] = {}
+        # data key -> the whole stored Record, for get() (module docstring).
+        self._records: dict[bytes, Record] = {}
+        self._records_bytes = 0
+        self._records_gen = 0  # moved on by every change of the table by a write or delete
+        self._records_lock = threading.Lock()
         self._recover()
 
     def _recover(self) -> None:
@@ -249,8 +274,63 @@ class Store:
 
     def get(self, token: int, key: bytes) -> Optional[Record]:
         """The stored record of ``key`` (tombstones included), or None. Reads unsynced state."""
-        raw = self._db.get(data_key(token, key))
-        return None if raw is None else unpack_record(raw)
+        dkey = data_key(token, key)
+        rec = self._records.get(dkey)
+        if rec is not None and not self._db.closed:  # a closed (crashed) store still refuses
+            return rec
+        gen = self._records_gen
+        raw = self._db.get(dkey)
+        if raw is None:
+            return None
+        rec = unpack_record(raw)
+        if len(rec.value) <= RECORD_CACHE_VALUE_BYTES:
+            with self._records_lock:
+                if self._records_gen == gen:  # no write or delete since the read began
+                    self._remember(dkey, rec)
+        return rec
+
+    def _remember(self, dkey: bytes, rec: Record) -> None:
+        """Put ``rec`` in the record table (``_records_lock`` held)."""
+        records = self._records
+        old = records.get(dkey)
+        size = self._records_bytes + len(rec.value) - (len(old.value) if old is not None else 0)
+        if size > RECORD_CACHE_BYTES:
+            records.clear()
+            size = len(rec.value)
+        records[dkey] = rec
+        self._records_bytes = size
+
+    def _write_or_forget(self, wb) -> None:
+        """A deleting batch's write (store lock held): if it raises, what reached the disk is
+        unknown, so both tables are emptied (later reads go to LevelDB)."""
+        try:
+            wb.write()
+        except BaseException:
+            self._stored.clear()
+            self._records_changed(clear=True)
+            raise
+
+    def _records_changed(self, written: Iterable[tuple[bytes, Record]] = (),
+                         removed: Iterable[bytes] = (), clear: bool = False) -> None:
+        """After a batch's write: its records in, deleted keys out (or everything out)."""
+        with self._records_lock:
+            self._records_gen += 1
+            records = self._records
+            if clear:
+                records.clear()
+                self._records_bytes = 0
+                return
+            for dkey in removed:
+                old = records.pop(dkey, None)
+                if old is not None:
+                    self._records_bytes -= len(old.value)
+            for dkey, rec in written:
+                if type(rec.value) is bytes and len(rec.value) <= RECORD_CACHE_VALUE_BYTES:
+                    self._remember(dkey, rec)
+                else:
+                    old = records.pop(dkey, None)
+                    if old is not None:
+                        self._records_bytes -= len(old.value)
 
     def scan(self, start_token: int, end_token: int, *,
              after_key: Optional[bytes] = None) -> Iterator[tuple[int, bytes, Record]]:
@@ -327,6 +407,7 @@ class Store:
             try:
                 new_keys = 0
                 changes: list[Change] = []
+                written: list[tuple[bytes, Record]] = []
                 for token, key, record in writes:
                     dkey = data_key(token, bytes(key))
                     if dkey in seen:
@@ -347,6 +428,7 @@ class Store:
                         # Remembered now (not after the sync, when the loop thread waits for this
                         # thread to get the GIL back); a failed write empties the table below.
                         stored[dkey] = Record(record.version, record.deleted)
+                        written.append((dkey, record))
                         applied.append(True)
                         changes.append((token, bytes(key), current, record))
                     else:
@@ -407,6 +489,8 @@ class Store:
                 # Written even when empty: with sync=True it also makes earlier unsynced
                 # state durable, which a "not applied" answer relies on.
                 wb.write()
+                if written:
+                    self._records_changed(written)
 
                 self._key_count += new_keys
                 self._hint_seq = seq
@@ -424,6 +508,7 @@ class Store:
                 return applied
             except BaseException:
                 stored.clear()
+                self._records_changed(clear=True)
                 raise
 
     # -- the watcher
@@ -506,10 +591,11 @@ class Store:
                 wb = self._db.write_batch(sync=sync)
                 for dkey in keys:
                     wb.delete(dkey)
-                wb.write()
+                self._write_or_forget(wb)
                 stored = self._stored
                 for dkey in keys:
                     stored.pop(dkey, None)
+                self._records_changed(removed=keys)
                 self._key_count -= len(keys)
                 if changes:
                     self._notify(changes)
@@ -535,9 +621,10 @@ class Store:
                 if rec.deleted and rec.version == version:
                     wb.delete(dkey)
                     changes.append((int(token), bytes(key), rec, None))
-            wb.write()
+            self._write_or_forget(wb)
             for token, key, _rec, _new in changes:
                 self._stored.pop(data_key(token, key), None)
+            self._records_changed(removed=[data_key(t, k) for t, k, _r, _n in changes])
             self._key_count -= len(changes)
             if changes:
                 self._notify(changes)

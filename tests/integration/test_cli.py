@@ -66,6 +66,35 @@ def test_put_get_delete_ring_status(shared_cluster, tmp_path):
     assert refused.returncode != 0 and b"404 unknown_member" in refused.stderr
 
 
+def test_config_shows_and_sets_the_cluster_settings(shared_cluster):
+    """`dynamopy config` prints the settings in force; `config set` changes them on every
+    node; the server's refusal (a grace too short for the hint window) is a one-line error,
+    exit 1, and nothing changes. The shared cluster's settings are put back."""
+    url, other = shared_cluster.url(0), shared_cluster.url(2)
+    with Client(url) as c:
+        before = c.cluster()
+    try:
+        out = json.loads(cli("config", "set", "anti_entropy_rate=777", "hint_window_s=5400",
+                             url=url).stdout)
+        assert out["epoch"] > before["epoch"]
+        refused = cli("config", "set", "tombstone_grace_s=60", url=url, check=False)
+        err = refused.stderr.decode()
+        assert refused.returncode == 1 and err.count("\n") == 1, err
+        assert err.startswith("dynamopy: error: 409 conflict: tombstone_grace_s=60 is too "
+                              "short for hint_window_s=5400"), err
+        shared_cluster.wait_until(lambda: shared_cluster.cluster_info(2)["epoch"] >= out["epoch"],
+                                  10, "the change applied on n3")
+        shown = cli("config", url=other).stdout.decode()  # another node: the log carried it
+        rows = {line.split()[0]: line.split()[1] for line in shown.splitlines()[1:]}
+        assert rows["anti_entropy_rate"] == "777" and rows["hint_window_s"] == "5400", shown
+        assert rows["tombstone_grace_s"] == "%g" % before["tombstone_grace_s"]
+        assert rows["n"] == "3" and rows["metadata_group"] == "n1,n2,n3", shown
+    finally:
+        with Client(url) as c:
+            c.set_config(anti_entropy_rate=before["anti_entropy_rate"],
+                         hint_window_s=before["hint_window_s"])
+
+
 def test_cluster_up_starts_stops_and_restarts_with_its_data(tmp_path):
     base = allocate_ports(3)
     data = str(tmp_path / "data")

@@ -1,6 +1,7 @@
 """Joins, leaves and removals through the Paxos-agreed metadata log, with real processes,
 while writes keep flowing; no acknowledged write may be lost."""
 
+import signal
 import threading
 
 import httpx
@@ -129,7 +130,7 @@ def test_leave_while_writing_loses_nothing(make_cluster):
         writer.stop()
     acked.update(writer.acked)
     assert writer.acked
-    assert c.node_view(n4)["state"] == "none"
+    assert c.node_view(n4)["state"] == "left"
     with httpx.Client() as http:
         assert http.get(c.url(n4) + "/ready").status_code == 503
         # no longer a member: it coordinates nothing (issue 20)
@@ -138,6 +139,25 @@ def test_leave_while_writing_loses_nothing(make_cluster):
     c.wait_until(lambda: sum(c.node_view(i)["keys"] for i in range(3)) == 3 * len(acked),
                  what="3 copies of every key on the remaining nodes")
     assert_all_readable(c, acked, via=1)
+    # Restarted with its usual flags (same data directory, same --join), the node that left
+    # stays out and says why (issue 14; a removed node would join again): GET /node, /ready
+    # and its log; the cluster's log gets no new entry for it.
+    left = c.node_view(n4)["left"]
+    with c.client(0) as cl:
+        changes = cl.log()
+    said = "does not join again by itself"
+    c.kill(n4, signal.SIGTERM)
+    before = open(c.launch.log_path(n4)).read().count(said)
+    c.start_node(n4)
+    c.wait_until(lambda: open(c.launch.log_path(n4)).read().count(said) > before, 15,
+                 "n4 decided to stay out")
+    view = c.node_view(n4)
+    assert (view["state"], view["left"]) == ("left", left) and left["epoch"] > 0
+    with httpx.Client() as http:
+        ready = http.get(c.url(n4) + "/ready", timeout=5)
+    assert ready.status_code == 503 and "--rejoin-after-leave" in ready.json()["detail"]
+    with c.client(0) as cl:
+        assert state_of(c, 0, "n4") is None and cl.log() == changes
 
 
 def test_two_dead_members_are_both_removed_and_their_ranges_re_replicated(make_cluster):

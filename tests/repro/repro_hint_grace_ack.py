@@ -13,6 +13,12 @@ Fixed (``HintManager.store`` refuses such a hint: the write answers 503, which t
 accepts). The suite's regression test is ``tests/unit/test_fallback_reply.py::
 test_a_fallback_refuses_a_hint_that_is_expired_when_offered``; this real-process repro (about
 7 s) is run by hand: ``python -m pytest -q tests/repro/repro_hint_grace_ack.py``.
+
+Since session 5 the flags below are refused at start-up (exit 2): a grace must let a hint
+outlive the hint window (``core.tombstones.grace_covers_window``; 0.4 s needs
+``--hint-window-s 0``), so this repro no longer starts as written. A hint expired at birth
+stays reachable only on a node whose ``--max-clock-offset-ms`` is larger than the one the
+settings were checked against, which the fallback's refusal still covers.
 """
 
 import signal

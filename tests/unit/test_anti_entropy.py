@@ -287,7 +287,8 @@ def test_settings_flags_env_and_bounds():
     c = resolve([])
     assert (c.anti_entropy_interval_s, c.anti_entropy_rate) == (180.0, 1000)
     assert c.tombstone_grace_s == 864000.0
-    assert resolve([], {"DYNAMOPY_TOMBSTONE_GRACE_S": "2"}).tombstone_grace_s == 2.0
+    assert resolve([], {"DYNAMOPY_TOMBSTONE_GRACE_S": "2",
+                        "DYNAMOPY_HINT_WINDOW_S": "1"}).tombstone_grace_s == 2.0
     with pytest.raises(ValueError, match="tombstone-grace-s"):
         resolve(["--tombstone-grace-s", "0"])
     c = resolve(["--anti-entropy-interval-s", "0.5"],
@@ -298,6 +299,40 @@ def test_settings_flags_env_and_bounds():
         resolve(["--anti-entropy-interval-s", "-1"])
     with pytest.raises(ValueError, match="anti-entropy-rate"):
         resolve(["--anti-entropy-rate", "0"])
+
+
+def test_a_grace_too_short_for_the_hint_window_is_refused_at_start_up(tmp_path, capsys,
+                                                                     monkeypatch):
+    """``serve`` exits 2 with one line naming both flags when a hint stored within the hint
+    window would expire (90% of the grace less --max-clock-offset-ms) before the window
+    ends (core.tombstones.grace_covers_window); nothing is created."""
+    import argparse
+
+    from dynamopy.cli import main, serve
+
+    def started(cfg):
+        raise AssertionError("the node started")  # (never a real server in a unit test)
+
+    monkeypatch.setattr(serve, "run", started)
+    data = tmp_path / "d"
+    cases = (["--tombstone-grace-s", "60"],                          # window 3 h
+             ["--tombstone-grace-s", "3600", "--hint-window-s", "3600"],
+             ["--tombstone-grace-s", "4000", "--hint-window-s", "3600",
+              "--max-clock-offset-ms", "400000"])
+    for flags in cases:
+        assert main(["serve", "--data-dir", str(data), *flags]) == 2, flags
+        err = capsys.readouterr().err.strip()
+        assert err.count("\n") == 0 and "Traceback" not in err, err
+        assert "--tombstone-grace-s" in err and "--hint-window-s" in err, err
+    assert not data.exists()
+    from dynamopy import config
+    p = argparse.ArgumentParser()
+    config.add_arguments(p)
+    ok = config.resolve(p.parse_args(["--tombstone-grace-s", "4001", "--hint-window-s", "3600"]),
+                        {})
+    assert (ok.tombstone_grace_s, ok.hint_window_s) == (4001.0, 3600.0)
+    with pytest.raises(ValueError, match="tombstone-grace-s"):
+        config.resolve(p.parse_args([]), {"DYNAMOPY_TOMBSTONE_GRACE_S": "60"})
 
 
 def test_status_line_summarises_the_node_view():

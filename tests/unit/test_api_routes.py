@@ -6,6 +6,8 @@ import contextlib
 import json
 import types
 
+import pytest
+
 from dynamopy.api.app import create_app
 from dynamopy.node.metrics import Metrics
 
@@ -94,3 +96,67 @@ def test_cluster_config_takes_the_anti_entropy_and_tombstone_settings():
     assert proposed == [{"op": "set_config", "anti_entropy_interval_s": 30,
                          "anti_entropy_rate": 500, "tombstone_grace_s": 86400}]
     assert type(proposed[0]["anti_entropy_rate"]) is int
+
+
+def _post_config(app, payload: dict) -> tuple[int, dict]:
+    raw = json.dumps(payload).encode()
+    scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1",
+             "method": "POST", "scheme": "http", "path": "/cluster/config",
+             "raw_path": b"/cluster/config", "query_string": b"", "root_path": "",
+             "headers": [(b"host", b"test"), (b"content-type", b"application/json"),
+                         (b"content-length", str(len(raw)).encode())],
+             "client": ("127.0.0.1", 1), "server": ("127.0.0.1", 80)}
+    sent = []
+
+    async def receive():
+        return {"type": "http.request", "body": raw, "more_body": False}
+
+    async def send(message):
+        sent.append(message)
+
+    asyncio.run(app(scope, receive, send))
+    return sent[0]["status"], json.loads(b"".join(m.get("body", b"") for m in sent
+                                                  if m["type"] == "http.response.body"))
+
+
+def test_cluster_config_refuses_a_grace_too_short_for_the_hint_window():
+    """A grace whose hints expire (90% of it less this node's --max-clock-offset-ms) before
+    the hint window ends is a 409 conflict naming both settings (each value is valid alone),
+    whether the request sets one of them (against the value in force) or both; nothing is
+    proposed, the group is not touched. A huge grace is no 500 (schemathesis found one)."""
+    from dynamopy.core.membership import Settings
+
+    node = _stub_node()
+    node.state = types.SimpleNamespace(bootstrapped=False,   # (no group rule to check)
+                                       settings=Settings(hint_window_s=3600.0,
+                                                         tombstone_grace_s=864000.0))
+    node.config.max_clock_offset_ms = 500
+    proposed = []
+
+    async def propose(entry):
+        proposed.append(entry)
+        return 9
+
+    def no_group_change():
+        raise AssertionError("a refused request must not reach the group change")
+
+    node.propose, node.require_ready = propose, no_group_change
+    app = create_app(node)
+    for payload, grace, window in (({"tombstone_grace_s": 60}, 60, 3600.0),
+                                   ({"hint_window_s": 900000}, 864000.0, 900000),
+                                   ({"tombstone_grace_s": 3600, "hint_window_s": 3600}, 3600,
+                                    3600),
+                                   ({"tombstone_grace_s": 100, "metadata_group": ["a"]}, 100,
+                                    3600.0)):
+        status, body = _post_config(app, payload)
+        assert (status, body["error"]) == (409, "conflict"), (payload, body)
+        assert "tombstone_grace_s" in body["detail"] and "hint_window_s" in body["detail"]
+        assert (body["tombstone_grace_s"], body["hint_window_s"]) == (grace, window), body
+        assert body["min_tombstone_grace_s"] == pytest.approx((window + 0.5) / 0.9, abs=0.002)
+    assert proposed == []
+    status, body = _post_config(app, {"tombstone_grace_s": 4001, "hint_window_s": 3600})
+    assert (status, body) == (202, {"epoch": 9}), body
+    assert proposed == [{"op": "set_config", "tombstone_grace_s": 4001, "hint_window_s": 3600}]
+    status, body = _post_config(app, {"tombstone_grace_s": 4.4746555093139315e+307,
+                                      "hint_window_s": 84678503.36})
+    assert (status, body) == (202, {"epoch": 9}), body

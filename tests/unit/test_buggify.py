@@ -53,3 +53,10 @@ def test_the_same_seed_gives_the_same_firings_and_turning_off_stops_them():
 def test_an_unknown_knob_is_refused():
     with pytest.raises(KeyError):
         Buggify(random.Random(1)).fires("no_such_knob")
+
+
+def test_a_delay_is_spread_over_zero_to_its_maximum():
+    bug = Buggify(random.Random(5), enable_p=1.0, fire_p=1.0)
+    delays = [bug.delay_s("replica_ack_delay", 0.5) for _ in range(200)]
+    assert all(0.0 <= d <= 0.5 for d in delays)
+    assert min(delays) < 0.05 and max(delays) > 0.45

@@ -213,15 +213,20 @@ def test_a_replica_behind_the_coordinators_epoch_refuses_a_get_and_waits_on_a_pu
 
     node.committer.write_nowait = write_nowait
     with pytest.raises(RemoteError) as e:             # still behind after the wait
-        asyncio.run(node.replica.rpc_put([5, token, b"k", Record(8).to_wire(), None], "n2"))
+        asyncio.run(_rpc_put(node, [5, token, b"k", Record(8).to_wire(), None], "n2"))
     assert e.value.code == NOT_CAUGHT_UP
 
     async def catch_up_meanwhile(s):
         node.state = state_at(5, NEW)                 # the log arrives during the wait
 
     node.clock.sleep = catch_up_meanwhile
-    assert asyncio.run(node.replica.rpc_put(
-        [5, token, b"k", Record(8).to_wire(), None], "n2")) == 8
+    assert asyncio.run(_rpc_put(
+        node, [5, token, b"k", Record(8).to_wire(), None], "n2")) == 8
+
+
+async def _rpc_put(node, payload, peer_id):
+    """A peer's ``put`` as the peer server runs it (a future, or a coroutine to await)."""
+    return await node.replica.rpc_put_nowait(payload, peer_id)
 
 
 def test_a_malformed_or_non_member_epoch_claim_is_not_heard():

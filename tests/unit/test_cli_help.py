@@ -47,3 +47,24 @@ def test_a_url_without_a_scheme_is_taken_as_http(capsys):
     assert main(["get", "k", "--url", "127.0.0.1:1"]) != 0
     err = capsys.readouterr().err
     assert "http://127.0.0.1:1" in err and "unsupported protocol" not in err, err
+
+
+def test_config_set_types_each_value_and_refuses_bad_ones_before_sending(capsys):
+    """`dynamopy config set KEY=VALUE ...`: each value is sent with its setting's type; a
+    malformed, unknown, repeated or fixed setting is a one-line error, exit 2, and no
+    request (the URL here answers nothing: a request would fail with exit 1)."""
+    from dynamopy.cli import main, parse_assignments
+    got = parse_assignments(["r=1", "w= 3", "tombstone_grace_s=86400", "hint_window_s=0.5",
+                             "anti_entropy_interval_s=1e3", "metadata_group=n1, n4,n5"])
+    assert got == {"r": 1, "w": 3, "tombstone_grace_s": 86400, "hint_window_s": 0.5,
+                   "anti_entropy_interval_s": 1000.0, "metadata_group": ["n1", "n4", "n5"]}
+    assert type(got["r"]) is int and type(got["tombstone_grace_s"]) is int
+    for args, words in ((["r=1.5"], "want an integer"), (["rate=3"], "unknown setting"),
+                        (["r"], "KEY=VALUE"), (["r=1", "r=2"], "given twice"),
+                        (["n=5"], "fixed"), (["hint_window_s=abc"], "want a number"),
+                        (["tombstone_grace_s=inf"], "finite"), (["metadata_group=,"], "ids")):
+        assert main(["config", "set", *args, "--url", "http://127.0.0.1:1"]) == 2, args
+        err = capsys.readouterr().err
+        assert err.startswith("dynamopy: error: ") and words in err, (args, err)
+        assert err.count("\n") == 1 and "unreachable" not in err, err
+    assert _parser().parse_args(["config", "--url", "http://x"]).config_command is None

@@ -338,3 +338,96 @@ def test_the_split_batch_knob_makes_more_smaller_batches_with_the_same_results()
     assert split == plain == [i != 5 for i in range(10)]  # k5 holds a newer version already
     assert split_keys == plain_keys == [rec(9) if i == 5 else rec(2) for i in range(10)]
     assert len(plain_batches) <= 3 and len(split_batches) == 11
+
+
+def test_stop_while_a_batch_syncs_commits_everything_queued_then_ends_the_thread(tmp_path):
+    """The commit thread and the loop hand batches to each other: a stop() that arrives while
+    one batch is at the thread and more is queued still commits all of it, in order, before
+    it returns, and leaves no commit thread behind."""
+    import threading
+
+    with Store(str(tmp_path / "db")) as store:
+        real_apply = store.apply
+        release = threading.Event()
+        calls = []
+
+        def apply(writes, *args, **kwargs):
+            writes = list(writes)
+            calls.append(sorted(k for _t, k, _r in writes))
+            if len(calls) == 1:
+                assert release.wait(5)
+            return real_apply(writes, *args, **kwargs)
+
+        store.apply = apply
+
+        async def main():
+            gc = GroupCommitter(store)
+            await gc.start()
+            first = gc.write_nowait(1, b"a", rec(1))
+            while not calls:  # the first batch is at the thread
+                await asyncio.sleep(0.001)
+            later = [gc.write_nowait(1, b"k%d" % i, rec(1)) for i in range(3)]
+            stopping = asyncio.ensure_future(gc.stop())
+            await asyncio.sleep(0.01)
+            assert not stopping.done()
+            with pytest.raises(CommitterClosed):
+                gc.write_nowait(1, b"late", rec(1))
+            release.set()
+            await asyncio.wait_for(stopping, 10)
+            return [await first] + [await f for f in later]
+
+        threads_before = threading.active_count()
+        assert asyncio.run(main()) == [[True]] * 4
+        assert calls == [[b"a"], [b"k0", b"k1", b"k2"]]
+        assert threading.active_count() <= threads_before
+        assert store.get(1, b"k2") == rec(1)
+
+
+def test_write_nowait_refuses_bad_input_at_once_and_only_for_its_caller(tmp_path):
+    with Store(str(tmp_path / "db")) as store:
+        async def main():
+            async with GroupCommitter(store) as gc:
+                good = gc.write_nowait(1, b"k", rec(1))
+                with pytest.raises(ValueError):
+                    gc.write_nowait(2**32, b"k", rec(1))
+                with pytest.raises(TypeError):
+                    gc.write_nowait(1, "k", rec(1))
+                with pytest.raises(TypeError):
+                    gc.write_nowait(1, b"k", (1, b"v"))
+                return await good
+
+        assert asyncio.run(main()) == [True]
+        assert store.get(1, b"k") == rec(1) and store.key_count() == 1
+
+
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnhandledThreadExceptionWarning")
+def test_a_commit_thread_killed_by_a_bug_fails_its_callers_and_refuses_new_work(tmp_path):
+    """Not an ``Exception`` (a bug, or SystemExit in the thread): the batch and everything
+    queued behind it fail with CommitterClosed (outcome unknown), nobody hangs, new writes are
+    refused and stop() returns."""
+    import threading
+
+    with Store(str(tmp_path / "db")) as store:
+        release = threading.Event()
+
+        def apply(*args, **kwargs):
+            assert release.wait(5)
+            raise SystemExit("bug")
+
+        store.apply = apply
+
+        async def main():
+            gc = GroupCommitter(store)
+            await gc.start()
+            first = gc.write_nowait(1, b"a", rec(1))
+            await asyncio.sleep(0.01)
+            queued = gc.write_nowait(1, b"b", rec(1))
+            release.set()
+            for fut in (first, queued):
+                with pytest.raises(CommitterClosed):
+                    await asyncio.wait_for(fut, 10)
+            with pytest.raises(CommitterClosed):
+                gc.write_nowait(1, b"c", rec(1))
+            await asyncio.wait_for(gc.stop(), 10)
+
+        asyncio.run(main())

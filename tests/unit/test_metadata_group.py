@@ -84,7 +84,7 @@ def test_a_leaving_member_stays_in_the_group_until_a_live_replacement_exists():
     s = _cluster().apply({"op": "leave", "id": "n1"})
     assert mg.plan_group(s, {"n1", "n2", "n3"}, set()) is None          # n4, n5 not seen up
     assert mg.plan_group(s, {"n1", "n2", "n3", "n5"}, set()) == ("n2", "n3", "n5")
-    assert mg.plan_group(s, {"n2", "n3"}, set()) == ("n2", "n3")          # down: dropped
+    assert mg.plan_group(s, {"n2", "n3"}, set()) == ("n2",)   # down: dropped; odd size
 
 
 def test_plan_waits_for_the_delay_before_replacing_a_down_member():
@@ -110,11 +110,63 @@ def test_plan_trims_and_grows_to_the_target_size():
 def test_plan_readmits_a_retired_member_in_place_when_nobody_else_can_take_it():
     s = _cluster(k=3, n=2).apply({"op": "replace", "id": "n3"})
     live = {"n1", "n2", "n3"}
-    assert mg.plan_group(s, live, set()) == ("n1", "n2")  # n3 not back yet: out
+    assert mg.plan_group(s, live, set()) == ("n1",)  # n3 not back yet: out; odd size
     s = s.apply({"op": "finish_leave", "id": "n3", "change_epoch": s.change_epoch})
     s = s.apply({"op": "join", "id": "n3", "url": "u3", "peer": "p3"})
     s = s.apply({"op": "finish_join", "id": "n3", "change_epoch": s.change_epoch})
     assert mg.plan_group(s, live, set()) == ("n1", "n2", "n3")  # back: re-admitted
+
+
+def test_plan_chooses_odd_sized_groups_only():
+    """A group of 2 stops if either member fails, where a group of 1 stops only if its one
+    member does; 4 tolerates one failure as 3 does. So the keeper never builds an even group:
+    a cluster grown from one seed keeps a group of 1 until a third member is up, a target of
+    5 with four members gives 3, and a group of 3 that lost a member with no replacement
+    becomes a group of 1 (of a current member), not 2."""
+    one = ClusterState().apply(bootstrap_entry([{"id": "n1", "url": "u1", "peer": "p1"}],
+                                               Settings(n=1, r=1, w=1)))
+    for i in (2, 3):
+        one = one.apply({"op": "join", "id": f"n{i}", "url": f"u{i}", "peer": f"p{i}"})
+        one = one.apply({"op": "finish_join", "id": f"n{i}", "change_epoch": one.change_epoch})
+        if i == 2:
+            assert mg.plan_group(one, {"n1", "n2"}, set()) is None      # not [n1, n2]
+    assert mg.plan_group(one, {"n1", "n2", "n3"}, set()) == ("n1", "n2", "n3")
+    assert mg.plan_group(one, {"n1", "n2"}, set()) is None              # n3 not seen up
+    s4 = _cluster(k=4)
+    assert mg.plan_group(s4, set(s4.members), set(), target=5) is None  # 4 live: stays 3
+    assert mg.plan_group(_cluster(k=5), {"n1", "n2", "n3", "n4"}, set(), target=5) is None
+    assert mg.plan_group(_cluster(k=5), {f"n{i}" for i in range(1, 6)}, set(),
+                         target=5) == ("n1", "n2", "n3", "n4", "n5")
+    # n3 removed, nobody to take its place: a group of one current member, not [n1, n2].
+    s = _cluster(k=3, n=2)
+    s = s.apply({"op": "remove", "id": "n3"})
+    s = s.apply({"op": "finish_leave", "id": "n3", "change_epoch": s.change_epoch})
+    assert mg.plan_group(s, {"n1", "n2"}, set()) == ("n1",)
+    assert mg.plan_group(s, {"n2"}, set()) == ("n2",)   # the live one is kept
+    # a group of 2 from an older version is brought to 1, keeping the live member
+    two = _set(_cluster(k=3), ["n1", "n2"])
+    assert mg.plan_group(two, {"n1", "n2", "n3"}, set()) == ("n1", "n2", "n3")
+    assert mg.plan_group(two, {"n2"}, {"n1"}) == ("n2",)
+
+
+def test_plan_never_returns_an_even_group_whatever_the_state():
+    """Random current groups (even ones too, as an older version built), liveness views,
+    delays, targets, with a member leaving or retired: the planned group is odd-sized."""
+    import random
+    rng = random.Random(14)
+    states = []
+    for k in (3, 5):
+        s = _cluster(k=k)
+        states += [s, s.apply({"op": "leave", "id": "n1"}), s.apply({"op": "replace", "id": "n2"})]
+    for _ in range(300):
+        s = rng.choice(states)
+        ids = sorted(s.members)
+        if rng.random() < 0.5:
+            s = _set(s, sorted(rng.sample(ids, rng.randint(1, min(4, len(ids))))))
+        live = {m for m in ids if rng.random() < 0.8}
+        down = {m for m in ids if m not in live and rng.random() < 0.5}
+        new = mg.plan_group(s, live, down, target=rng.choice((None, 1, 3, 5)))
+        assert new is None or len(new) % 2 == 1, (new, s.acceptors, live, down)
 
 
 def test_plan_never_moves_to_a_group_without_a_live_majority():

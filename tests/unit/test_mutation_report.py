@@ -43,3 +43,18 @@ def test_an_equivalent_not_checked_in_this_run_is_not_left_out_twice():
     equivalent = next(iter(name for name in mutation.EQUIVALENT if name.startswith("ring.claim.")))
     rows = [("ring.claim.x_a__mutmut_1", "killed"), (equivalent, "not checked")]
     assert mutation.report(rows).splitlines()[1].split()[-4:] == ["0", "100.0%", "100.0%", "100.0%"]
+
+
+def test_a_rerun_of_survivors_keeps_the_earlier_status_of_every_other_mutant(tmp_path):
+    before = {"m.x_a__mutmut_1": "killed", "m.x_a__mutmut_2": "survived",
+              "m.x_a__mutmut_3": "survived", "m.x_a__mutmut_4": "no tests"}
+    # mutmut was asked for 2 and 4 only and says "not checked" for every other mutant
+    after = [("m.x_a__mutmut_1", "not checked"), ("m.x_a__mutmut_2", "killed"),
+             ("m.x_a__mutmut_3", "not checked"), ("m.x_a__mutmut_4", "survived"),
+             ("m.x_a__mutmut_5", "not checked")]
+    merged = mutation.merge_rerun(before, after, {"m.x_a__mutmut_2", "m.x_a__mutmut_4"})
+    assert merged == [("m.x_a__mutmut_1", "killed"), ("m.x_a__mutmut_2", "killed"),
+                      ("m.x_a__mutmut_3", "survived"), ("m.x_a__mutmut_4", "survived"),
+                      ("m.x_a__mutmut_5", "not checked")]
+    assert mutation.report(merged).splitlines()[1].split()[1:5] == ["5", "2", "2", "0"]
+    assert mutation.load_statuses(str(tmp_path)) == {}

@@ -22,3 +22,13 @@ def test_newest_picks_the_largest_version_and_skips_missing_replies():
     a, b = Record(5, value=b"a"), Record(9, True)
     assert newest([None, a, b, None]) is b and newest([b, a]) is b
     assert newest([]) is None and newest([None]) is None
+
+
+def test_a_record_and_a_missing_one_cross_the_peer_wire_unchanged():
+    """What a replica sends (msgpack of ``to_wire``, None for no record) is what the
+    coordinator reads back: version, tombstone flag, content type and bytes."""
+    for rec in (Record(2**40 + 7, False, "text/plain; charset=utf-8", b"\x00value"),
+                Record(5, True), Record(9, False, "application/json", b"")):
+        wire = msgpack.unpackb(msgpack.packb(rec.to_wire()))
+        assert Record.from_wire(wire) == rec
+    assert Record.from_wire(msgpack.unpackb(msgpack.packb(None))) is None

@@ -437,3 +437,111 @@ def test_a_batch_that_fails_before_its_write_leaves_no_version_behind(store):
         store.apply([(1, b"k", rec(7))], hints_add=[("n2", 1, b"k", None)], check=False)
     assert store.get(1, b"k") == rec(5)
     assert store.apply([(1, b"k", rec(6))]) == [True]
+
+
+# ---- the in-memory table of whole records (get without a LevelDB read) ----
+
+def test_get_never_returns_what_a_purge_or_range_delete_removed(store):
+    """Records read (and so held in the table) and then deleted by a purge or a range delete
+    are gone for ``get`` too, as they are on disk."""
+    assert store.apply([(1, b"gone", rec(5, deleted=True)), (2, b"cut", rec(5))]) == [True] * 2
+    assert store.get(1, b"gone") == rec(5, deleted=True) and store.get(2, b"cut") == rec(5)
+    assert store.purge([(1, b"gone", 5)]) == 1
+    assert store.delete_range(2, 3) == 1
+    assert store.get(1, b"gone") is None and store.get(2, b"cut") is None
+
+
+def test_get_sees_each_newer_write_and_never_an_older_one(store):
+    assert store.apply([(1, b"k", rec(5, b"five"))]) == [True]
+    assert store.get(1, b"k") == rec(5, b"five")
+    assert store.apply([(1, b"k", rec(4, b"four"))]) == [False]
+    assert store.get(1, b"k") == rec(5, b"five")
+    assert store.apply([(1, b"k", rec(6, b"six")), (1, b"k", rec(7, b"seven"))]) == [True] * 2
+    assert store.get(1, b"k") == rec(7, b"seven")
+
+
+def test_a_read_racing_with_a_write_does_not_bring_back_the_replaced_record(store):
+    """A LevelDB read that returned the old record while a batch stored a newer one (the
+    commit thread runs while the reader's ``get`` has released the GIL) must not put the
+    old record in the table: the next ``get`` returns the newer one."""
+    assert store.apply([(1, b"k", rec(5, b"old"))]) == [True]
+    store._records.clear()  # as after a restart: the next get reads LevelDB
+    db = store._db
+
+    class WriteDuringRead:
+        def __getattr__(self, name):
+            return getattr(db, name)
+
+        def get(self, key, *args):
+            raw = db.get(key, *args)
+            store._db = db  # the racing batch writes through the real LevelDB
+            assert store.apply([(1, b"k", rec(6, b"new"))]) == [True]
+            return raw
+
+    store._db = WriteDuringRead()
+    assert store.get(1, b"k") == rec(5, b"old")  # what that read saw
+    assert store.get(1, b"k") == rec(6, b"new")
+
+
+def test_records_over_the_value_bound_are_not_held_and_the_table_stays_bounded(
+        store, monkeypatch):
+    import dynamopy.storage.store as store_mod
+    monkeypatch.setattr(store_mod, "RECORD_CACHE_BYTES", 100)
+    monkeypatch.setattr(store_mod, "RECORD_CACHE_VALUE_BYTES", 40)
+    store.apply([(1, b"big", rec(1, b"x" * 41))] + [(2, b"s%d" % i, rec(1, b"y" * 30))
+                                                   for i in range(10)])
+    assert b"dbig" not in {k[:1] + k[5:] for k in store._records}
+    assert sum(len(r.value) for r in store._records.values()) <= 100
+    assert store._records_bytes == sum(len(r.value) for r in store._records.values())
+    assert store.get(1, b"big") == rec(1, b"x" * 41)
+    assert all(store.get(2, b"s%d" % i) == rec(1, b"y" * 30) for i in range(10))
+    assert store._records_bytes == sum(len(r.value) for r in store._records.values()) <= 100
+
+
+def test_a_crashed_store_refuses_reads_even_of_records_it_holds_in_memory():
+    """The simulator's crash closes the disk under the store; a read of the crashed store
+    must fail as LevelDB's would, not answer from the record table."""
+    from dynamopy.sim.storage import MemoryDisk
+
+    disk = MemoryDisk()
+    store = disk.open()
+    assert store.apply([(1, b"k", rec(5))]) == [True]
+    assert store.get(1, b"k") == rec(5)
+    disk.crash()
+    with pytest.raises(Exception):
+        store.get(1, b"k")
+    assert disk.open().get(1, b"k") == rec(5)  # synced: still there after the crash
+
+
+def test_a_range_delete_whose_write_failed_leaves_no_record_the_disk_may_not_hold(store):
+    """The delete reached the disk and then raised: the record table must not keep serving
+    the deleted records."""
+    assert store.apply([(1, b"k", rec(5))]) == [True]
+    assert store.get(1, b"k") == rec(5)
+    db = store._db
+
+    class WritesThenFails:
+        def __init__(self, wb):
+            self.wb = wb
+
+        def __getattr__(self, name):
+            return getattr(self.wb, name)
+
+        def write(self):
+            self.wb.write()
+            raise OSError("fsync failed")
+
+    class Db:
+        def __getattr__(self, name):
+            return getattr(db, name)
+
+        def write_batch(self, **kw):
+            return WritesThenFails(db.write_batch(**kw))
+
+    store._db = Db()
+    with pytest.raises(OSError):
+        store.delete_range(0, 2)
+    store._db = db
+    assert store.get(1, b"k") is None
+    # and the newer-wins rule sees the disk too: an older version is stored again
+    assert store.apply([(1, b"k", rec(3))]) == [True]

@@ -1,7 +1,10 @@
 """The tombstone purge rule (core.tombstones)."""
 
+import pytest
+
 from dynamopy.core.records import Record
-from dynamopy.core.tombstones import (held_everywhere, hint_expired, hint_ttl_ms, may_purge,
+from dynamopy.core.tombstones import (FOREVER_MS, grace_covers_window, held_everywhere,
+                                     hint_expired, hint_ttl_ms, may_purge, min_grace_s,
                                      old_enough)
 from dynamopy.core.versions import compose
 
@@ -63,3 +66,54 @@ def test_a_hint_expires_before_any_tombstone_that_could_shadow_it_is_purged():
         if old_enough(tomb, now + bound_ms, grace_s):
             older = Record(compose(now - age_ms, 0, 1))
             assert hint_expired(older, now, grace_s, bound_ms)
+
+
+def test_a_grace_is_accepted_only_if_a_hint_outlives_the_hint_window():
+    """The rule checked at start-up and by POST /cluster/config: a hint lives
+    ``hint_ttl_ms`` (90% of the grace less the clock bound), so a grace whose hints would
+    expire before the hint window ends is refused; a hint stored for a member that is back
+    within the window is then never dropped undelivered."""
+    window_s, bound_ms = 3600.0, 500
+    least = min_grace_s(window_s, bound_ms)
+    assert least == pytest.approx((3600 + 0.5) / 0.9, abs=0.002)
+    assert grace_covers_window(least, window_s, bound_ms)
+    assert not grace_covers_window(least - 0.001, window_s, bound_ms)
+    # At the least grace a hint as old as the window is still delivered; just below, not.
+    now = 1_000_000_000
+    hint = Record(compose(now - 3_600_000, 0, 1), value=b"v")
+    assert not hint_expired(hint, now, least, bound_ms)
+    assert hint_expired(hint, now, least - 0.002, bound_ms)
+    # A grace equal to the window is not enough (hints expire at 90% of it), nor a grace
+    # below it; the clock bound counts too.
+    assert not grace_covers_window(3600.0, 3600.0, 0)
+    assert not grace_covers_window(60.0, 3600.0, 500)
+    assert grace_covers_window(4000.0, 3600.0, 0)
+    assert not grace_covers_window(4000.0, 3600.0, 400_000)
+    # No window (no hints): any grace; the defaults (10 days, 3 h, 500 ms) by far.
+    assert grace_covers_window(0.4, 0.0, 500) and min_grace_s(0.0, 500) == 0.0
+    assert grace_covers_window(864000.0, 10800.0, 500)
+    for window_s in (0.5, 1.0, 7.3, 10800.0, 123456.789):
+        for bound_ms in (0, 1, 500, 5000):
+            least = min_grace_s(window_s, bound_ms)
+            assert grace_covers_window(least, window_s, bound_ms)
+            assert not grace_covers_window(least - 0.001, window_s, bound_ms)
+
+
+def test_a_huge_or_infinite_grace_means_forever_not_an_overflow():
+    """The log accepts any grace > 0 (1e308, even inf from a JSON ``Infinity``): the hint
+    TTL and the purge age cap it instead of raising OverflowError (a 500 that schemathesis
+    found through the new check; a hint store or a purge pass would have raised too)."""
+    for grace in (4.47e307, 1e308, float("inf")):
+        assert hint_ttl_ms(grace, 500) == FOREVER_MS - 500
+        assert grace_covers_window(grace, 1e9, 500)
+        assert not old_enough(tomb(11 * DAY_MS), NOW, grace)
+        assert not hint_expired(Record(compose(NOW - 11 * DAY_MS, 0, 1)), NOW, grace, 500)
+
+
+def test_a_hint_exactly_the_ttl_old_is_delivered_and_a_zero_clock_bound_takes_nothing_off():
+    """The TTL boundary (issue 18's mutation run): with --max-clock-offset-ms 0 the TTL is 90%
+    of the grace exactly; a hint that old is still delivered, one millisecond older is not."""
+    now, grace_s = 1_000_000_000, 100.0
+    assert hint_ttl_ms(grace_s, 0) == 90_000
+    assert not hint_expired(Record(compose(now - 90_000, 0, 1)), now, grace_s, 0)
+    assert hint_expired(Record(compose(now - 90_001, 0, 1)), now, grace_s, 0)

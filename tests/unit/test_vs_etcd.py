@@ -85,6 +85,26 @@ dynamopy_storage_sync_seconds_bucket{le="+Inf"} 50.0
     assert process_health("dynamopy_requests_total 3.0\n") is None
 
 
+def test_each_run_gets_what_it_added_to_each_nodes_tail_counters():
+    from dynamopy.benchlib.vs_etcd import health_counts, tail_line
+
+    def metrics(gc, gc_s, lag_over, sync_over):
+        return f"""dynamopy_gc_pause_seconds_count{{generation="0"}} {gc}
+dynamopy_gc_pause_seconds_sum{{generation="0"}} {gc_s}
+dynamopy_event_loop_lag_seconds_bucket{{le="0.05"}} {100 - lag_over}
+dynamopy_event_loop_lag_seconds_bucket{{le="+Inf"}} 100.0
+dynamopy_storage_sync_seconds_bucket{{le="0.05"}} {50 - sync_over}
+dynamopy_storage_sync_seconds_bucket{{le="+Inf"}} 50.0
+"""
+    before = [health_counts(metrics(1, 0.01, 0, 2)), health_counts(metrics(0, 0, 0, 0)), None]
+    after = [health_counts(metrics(3, 0.05, 1, 2)), health_counts(metrics(0, 0, 0, 5)),
+             health_counts(metrics(0, 0, 0, 0))]
+    assert tail_line(before, after) == (
+        "node1 gc 2 (40 ms) lag>50ms 1 sync>50ms 0; "
+        "node2 gc 0 (0 ms) lag>50ms 0 sync>50ms 5; node3 -")
+    assert health_counts("dynamopy_requests_total 3.0\n") is None
+
+
 def test_the_baseline_cluster_runs_the_code_in_its_source_dir_even_from_a_checkout(tmp_path):
     """Regression: run from a checkout, ``python -m dynamopy`` found the checkout's package
     first (the working directory leads sys.path), so the "baseline" ran the new code."""
@@ -105,3 +125,27 @@ def test_the_baseline_cluster_runs_the_code_in_its_source_dir_even_from_a_checko
                          env={**os.environ, **cluster.launch.env}, capture_output=True,
                          text=True)
     assert out.stdout.strip() == "baseline code", out.stderr[-500:]
+
+
+def test_main_thread_cpu_leaves_out_the_other_threads():
+    """The per-thread split the bench prints: a thread that burns CPU while the main thread
+    sleeps shows in the process's CPU time and not in the main thread's."""
+    import os
+    import threading
+    import time
+
+    from dynamopy.benchlib.procstat import main_thread_cpu_s, process_cpu_s
+
+    def spin():
+        end = time.thread_time() + 0.3
+        while time.thread_time() < end:
+            pass
+
+    pid = os.getpid()
+    main0, all0 = main_thread_cpu_s(pid), process_cpu_s(pid)
+    t = threading.Thread(target=spin)
+    t.start()
+    t.join()
+    main1, all1 = main_thread_cpu_s(pid), process_cpu_s(pid)
+    assert all1 - all0 >= 0.25
+    assert main1 - main0 <= 0.1
