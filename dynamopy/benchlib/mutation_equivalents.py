@@ -37,7 +37,7 @@ _CORE_SESSION5 = {
         "majority - 1 remain without the leaver: one live spare (counted 1 or 2) is enough",
     # -- core/membership.py (re-run, session 5)
     "dynamopy.core.membership.x__bootstrap__mutmut_69": "equivalent: Member's state defaults to normal",
-    "dynamopy.core.membership.x__bootstrap__mutmut_102":
+    "dynamopy.core.membership.x__bootstrap__mutmut_106":  # (102 before the identity merge)
         "equivalent: an empty group_schedule reads as [(0, acceptors)] (schedule_pairs, "
         "metadata_group.schedule_of), which is what bootstrap writes",
     "dynamopy.core.membership.x__remove__mutmut_90":
@@ -603,6 +603,39 @@ EQUIVALENT = {
     # -- dynamopy/core/paxos/groups.py
     "dynamopy.core.paxos.groups.xǁGroupScheduleǁat__mutmut_1":
         "every schedule's first change is from slot 0: the first iteration sets the group",
+    # -- dynamopy/core/cluster_identity.py (after the session-5 merges)
+    "dynamopy.core.cluster_identity.x_cluster_id__mutmut_3":
+        "equivalent: the separator only changes which id a set of store tokens hashes to; "
+        "the id is computed once (bootstrap_entry, the same code on every seed), then read "
+        "from slot 0 or a snapshot and only compared for equality",
+    "dynamopy.core.cluster_identity.x_cluster_id__mutmut_6":
+        "text: the id is 17 hex digits instead of 16; nothing parses it, it is only "
+        "compared for equality (node/metalog, node/runtime) and shown",
+    # -- dynamopy/core/tombstones.py (after the session-5 merges)
+    **{f"dynamopy.core.tombstones.x_min_grace_s__mutmut_{i}":
+       "cost: the loop climbs 1 ms at a time to the least covering grace from any first "
+       "guess at or below it; these guesses are lower (or, with a zero clock bound, at most "
+       "(window + 1)/0.9 - 1 ms, still below the least, window/0.9)" for i in (8, 15, 17)},
+    **{f"dynamopy.core.tombstones.x_seconds_text__mutmut_{i}":
+       "equivalent: stripping the characters of 'XX0XX' / 'XX.XX' from a formatted number "
+       "strips what '0' / '.' do (it holds no X)" for i in (5, 6)},
+    # -- dynamopy/core/paxos/node.py, the identity functions (after the session-5 merges;
+    # the __init__ entries above were re-checked: their numbers name the same mutants)
+    **{f"dynamopy.core.paxos.node.xǁMetaLogNodeǁ__init____mutmut_{i}":
+       "equivalent: cluster_known / disowned are only tested for truth (here, node/metalog, "
+       "node/runtime, node/bootstrap): None is as false as False" for i in (133, 135)},
+    "dynamopy.core.paxos.node.xǁMetaLogNodeǁ_learn_identity__mutmut_7":
+        "equivalent: slot 0 is in the learned log only with a base of 0, and then learning it "
+        "moves chosen_below past it (Learner.learn), so chosen_below > 0 already",
+    **{f"dynamopy.core.paxos.node.xǁMetaLogNodeǁ_learn_identity__mutmut_{i}":
+       "unreachable: a learner holds a snapshot exactly when its base is above 0 (compact "
+       "and install take only snapshots of a slot above the base; none is ever of slot 0)"
+       for i in (12, 14)},
+    # -- core/metadata_group.plan_group's odd-size rule (after the session-5 merges)
+    **{f"{_MG}plan_group__mutmut_{i}":
+       "equivalent: every member the plan keeps is a member (the current ones passed unfit, "
+       "the others are picked from state.members), so the -1 for a non-member is never used"
+       for i in (98, 100, 101)},
     # (core.membership._leave's unreachable state check, listed here before, was deleted in
     # session 5; membership was re-run and re-judged then, in _CORE_SESSION5.)
     **_NODE_EQUIVALENT,

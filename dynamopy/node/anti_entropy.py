@@ -402,8 +402,15 @@ class AntiEntropy:
         attempt = 0
         while True:
             state = self.get_state()
+            if state.ring is None:
+                # No ring (a one-node cluster bootstrapped from a wiped directory dropped
+                # its log to come back as a replacement: MetaLog.forget): nobody to hand
+                # the records to, and doomed_in would doom all of them. Keep them until
+                # the node learns the ring of the cluster it rejoins, then hand off.
+                await self.clock.sleep(HANDOFF_RETRY_S)
+                continue
             doomed = doomed_in(state, spans)
-            if not doomed or state.ring is None:
+            if not doomed:
                 return
             try:
                 await self._hand_off_once(state, doomed)

@@ -9,11 +9,18 @@ state, or kept its own cluster for ever). Now that cluster has another identity 
 names the new store's token), the real members' Paxos messages are refused by it and its
 messages by them, and once the members are back it hears their leader, drops its one-node
 log and comes back as a replacement (``replace`` in the real log).
+
+Writes a client made to the one-node cluster meanwhile (acknowledged: 200) are kept when it
+drops its log (review 5: they were all deleted, since with no ring every range looked lost)
+and handed to their owners in the real cluster once it learns its ring.
 """
 
 import shutil
+import time
 
 import pytest
+
+from dynamopy.client import DynamoError
 
 pytestmark = pytest.mark.integration
 
@@ -38,6 +45,9 @@ def test_the_only_seed_wiped_comes_back_as_a_replacement_not_a_voter(make_cluste
         alone = c.node_view(0)["metadata"]
         assert alone["cluster"] not in (None, real), alone  # a cluster of its own
         assert c.node_view(0)["store_token"] not in (None, old_store)  # a new store
+        c.wait_until(lambda: c.node_view(0)["ready"], 10, "the one-node cluster serves")
+        with c.client(0, timeout_s=3) as cl:
+            acked = {f"alone{k}": cl.put(f"alone{k}", f"v{k}")["version"] for k in range(10)}
     finally:
         for i in (1, 2):
             c.resume(i)
@@ -50,3 +60,18 @@ def test_the_only_seed_wiped_comes_back_as_a_replacement_not_a_voter(make_cluste
                  and c.node_view(0)["metadata"]["cluster"] == real, 15,
                  "the wiped seed joined the real cluster again")
     assert "lists it: dropping its one-node cluster" in c.log_tail(0, 200)
+
+    def unreadable():
+        out = []
+        with c.client(1, timeout_s=3) as cl:
+            for k in acked:
+                try:
+                    cl.get(k)
+                except DynamoError as e:
+                    out.append((k, e.status))
+        return out
+
+    deadline = time.monotonic() + 8  # the hand-off retries every second
+    while (missing := unreadable()) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert not missing, f"writes acknowledged by the one-node cluster lost: {missing}"

@@ -226,3 +226,25 @@ def test_group_settings_flags_env_defaults_and_bounds():
         [{"id": f"n{i}", "url": u, "peer": f"p{i}"} for i, u in enumerate(seeds)], settings))
     assert state.settings.metadata_group_size == 1 and len(state.acceptors) == 3
     assert mg.plan_group(state, set(state.members), set()) == ("n0",)  # trimmed to one
+
+
+def test_an_even_plan_drops_the_member_the_group_can_best_spare():
+    """With too few members for an odd target the plan drops one: a leaving member before a
+    normal one, a re-admitted retired member before the others, and among equals the highest
+    member number (not the last in id order: "n10" sorts before "n9")."""
+    s = _set(_cluster(k=5), ["n1", "n2", "n3", "n4", "n5"])
+    leaving = s.apply({"op": "leave", "id": "n1"})
+    assert leaving.members["n1"].state == "leaving"
+    assert mg.plan_group(leaving, set(s.members), {"n5"}, target=5) == ("n2", "n3", "n4")
+    # n3 lost its disk (retired) and came back, normal and live: with n5 down too long the
+    # four that are left give three, without the retired n3
+    back = s.apply({"op": "replace", "id": "n3"})
+    back = back.apply({"op": "finish_leave", "id": "n3", "change_epoch": back.change_epoch})
+    back = back.apply({"op": "join", "id": "n3", "url": "u3", "peer": "p3"})
+    back = back.apply({"op": "finish_join", "id": "n3", "change_epoch": back.change_epoch})
+    assert back.retired == ("n3",) and back.members["n3"].state == "normal"
+    assert mg.plan_group(back, set(back.members), {"n5"}, target=5) == ("n1", "n2", "n4")
+    big = _cluster(k=10)
+    big = _set(big, ["n10", "n2", "n3", "n4", "n9"])
+    live = {"n10", "n3", "n4", "n9"}
+    assert mg.plan_group(big, live, {"n2"}, target=5) == ("n3", "n4", "n9")

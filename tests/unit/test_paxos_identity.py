@@ -13,7 +13,7 @@ import pytest
 
 from dynamopy.core import cluster_identity
 from dynamopy.core.paxos import (Accept, AcceptorState, Ballot, CatchupRequest, Commit,
-                                 MetaLogNode, Prepare, finish_ready)
+                                 Heartbeat, MetaLogNode, Prepare, finish_ready)
 from dynamopy.core.paxos.node import MetaLogNode as _Node
 
 
@@ -206,3 +206,58 @@ def test_votes_made_before_slot_0_was_learned_never_leave_under_its_identity():
     s.step("c", Commit(((0, X0),), 1), X0["cluster"])
     kinds = [type(m).__name__ for _, m in s.ready().messages]
     assert "Promise" not in kinds and s.disowned
+
+
+def test_a_tagged_heartbeat_before_slot_0_teaches_the_log_not_a_leader():
+    """Rule 4: a node that does not know its cluster yet takes a cluster's heartbeat only as
+    a hint that slots are chosen: it asks that sender for the log, and does not follow it
+    (a leader of a cluster it may not belong to)."""
+    s = node("b", ("a", "b", "x"), "tb1")
+    s.step("c", Heartbeat(Ballot(7, 0), 3), X0["cluster"])
+    asked, sent = set(), []
+    for _ in range(60):
+        s.tick()
+        rd = s.ready()
+        sent += rd.messages
+        asked |= {to for to, m in rd.messages if type(m) is CatchupRequest}
+        s.advance(rd)
+    assert "c" in asked, "the heartbeat's sender was never asked for the log"
+    assert s.leader != "c" and not s.cluster_known
+    assert not any(type(m).__name__ == "HeartbeatAck" and to == "c" for to, m in sent)
+
+
+@pytest.mark.parametrize("slot", [1, 5])
+def test_a_node_rebuilt_from_any_snapshot_knows_its_cluster(slot):
+    """Rule 1 from a snapshot: even one that compacted slot 0 alone (slot 1)."""
+    from dynamopy.core.paxos import Snapshot
+    data = {"cluster": X0["cluster"], "seed_tokens": X_TOKENS}
+    kept = MetaLogNode("b", ("a", "b", "c"), random.Random(0), persisted=AcceptorState(),
+                       snapshot=Snapshot(slot, data), token="tb1",
+                       identity=cluster_identity.identity())
+    assert kept.cluster_known and kept.cluster == X0["cluster"] and kept.is_acceptor
+
+
+def test_requests_queued_before_slot_0_still_leave_once_it_is_learned():
+    """Rule 2 keeps chosen values and requests: a learner's proposal forwarded to an
+    acceptor in the round it learns slot 0 is still sent (only votes are dropped)."""
+    d = node("d", ("a", "b", "c"), "td1", state=False)
+    d.propose("v")
+    d.step("c", Commit(((0, X0),), 1), X0["cluster"])
+    assert d.cluster_known
+    kinds = [type(m).__name__ for _, m in d.ready().messages]
+    assert "Propose" in kinds
+
+
+def test_a_seed_leading_before_slot_0_and_not_named_by_it_stops_leading():
+    """Rule 5 on a leader: a wiped seed that elected itself (alone, untagged) and then
+    learns a slot 0 that does not name its store drops its vote and its leadership."""
+    a = node("a", ("a",), "ta2")
+    for _ in range(100):
+        a.tick()
+        rd = a.ready()
+        a.advance(rd)
+        if a.role.name == "LEADER":
+            break
+    assert a.leader == "a"
+    a.step("b", Commit(((0, X0),), 1), X0["cluster"])
+    assert a.disowned and a.leader is None and a.role.name != "LEADER"

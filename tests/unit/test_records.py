@@ -32,3 +32,20 @@ def test_a_record_and_a_missing_one_cross_the_peer_wire_unchanged():
         wire = msgpack.unpackb(msgpack.packb(rec.to_wire()))
         assert Record.from_wire(wire) == rec
     assert Record.from_wire(msgpack.unpackb(msgpack.packb(None))) is None
+
+
+def test_from_wire_on_a_subclass_builds_that_subclass():
+    """``Record.from_wire`` takes its fast path for ``Record`` itself only: a subclass's
+    ``from_wire`` still builds the subclass, with the wire's fields converted."""
+
+    class Tagged(Record):
+        pass
+
+    got = Tagged.from_wire(msgpack.unpackb(msgpack.packb([2**40 + 7, 1, "text/plain", b"v"])))
+    assert type(got) is Tagged
+    assert (got.version, got.deleted, got.content_type, got.value) == \
+        (2**40 + 7, True, "text/plain", b"v")
+    assert type(got.deleted) is bool and type(got.value) is bytes
+    fresh = Record.from_wire([5, 0, "t", bytearray(b"x")])
+    assert type(fresh) is Record and fresh == Record(5, False, "t", b"x")
+    assert type(fresh.value) is bytes and type(fresh.deleted) is bool

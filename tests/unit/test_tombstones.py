@@ -5,6 +5,7 @@ import pytest
 from dynamopy.core.records import Record
 from dynamopy.core.tombstones import (FOREVER_MS, grace_covers_window, held_everywhere,
                                      hint_expired, hint_ttl_ms, may_purge, min_grace_s,
+                                     seconds_text,
                                      old_enough)
 from dynamopy.core.versions import compose
 
@@ -92,7 +93,9 @@ def test_a_grace_is_accepted_only_if_a_hint_outlives_the_hint_window():
     # No window (no hints): any grace; the defaults (10 days, 3 h, 500 ms) by far.
     assert grace_covers_window(0.4, 0.0, 500) and min_grace_s(0.0, 500) == 0.0
     assert grace_covers_window(864000.0, 10800.0, 500)
-    for window_s in (0.5, 1.0, 7.3, 10800.0, 123456.789):
+    # (4176.703 s with 500 ms: the float rounding makes the least grace three steps above
+    # min_grace_s's first guess, not two)
+    for window_s in (0.5, 1.0, 7.3, 10800.0, 123456.789, 4176.703):
         for bound_ms in (0, 1, 500, 5000):
             least = min_grace_s(window_s, bound_ms)
             assert grace_covers_window(least, window_s, bound_ms)
@@ -117,3 +120,14 @@ def test_a_hint_exactly_the_ttl_old_is_delivered_and_a_zero_clock_bound_takes_no
     assert hint_ttl_ms(grace_s, 0) == 90_000
     assert not hint_expired(Record(compose(now - 90_000, 0, 1)), now, grace_s, 0)
     assert hint_expired(Record(compose(now - 90_001, 0, 1)), now, grace_s, 0)
+
+
+def test_seconds_print_as_an_operator_types_them():
+    """The refusal of a short grace names the least grace and the window in seconds as an
+    operator would type them (start-up error, POST /cluster/config's 400 detail)."""
+    assert seconds_text(10800.0) == "10800"
+    assert seconds_text(12000.556) == "12000.556"
+    assert seconds_text(4000.5) == "4000.5"
+    assert seconds_text(0.25) == "0.25"
+    assert seconds_text(100.0) == "100"
+    assert seconds_text(0.0) == "0"
