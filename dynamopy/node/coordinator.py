@@ -292,14 +292,34 @@ class Coordinator:
         if t.hint_for is not None and t.node == self.id:
             return asyncio.ensure_future(self._put_one(t, epoch, token, key, record, wire))
         if t.node == self.id:
+            replica = self.replica
+            if not replica.catchup.caught_up and not replica.replacing():
+                # A commit or two behind what its peers announced (it is still applying
+                # them): wait to catch up and write, as a peer's put does
+                # (``Replica.rpc_put_nowait``), rather than skip this node's own copy.
+                return asyncio.ensure_future(
+                    self._local_put_when_caught_up(epoch, token, key, wire, stale))
             try:
-                self.replica.check_epoch(epoch, token)
+                replica.check_epoch(epoch, token)
             except StaleEpochError as e:
                 stale.append(e.epoch)
                 return _failed(e)
-            return self.replica.put_nowait(token, key, record)
+            return replica.put_nowait(token, key, record)
         return self.start_peer(t.node, "put", [epoch, token, key, wire, t.hint_for],
                                then=_PutReply(self, t, token, key, record, stale))
+
+    async def _local_put_when_caught_up(self, epoch: int, token: int, key: bytes, wire: list,
+                                        stale: list) -> int:
+        """This node's own copy of a write it coordinates while it is still applying commits
+        its peers announced: what a peer's put does then (``Replica._put_when_caught_up``:
+        wait, check the ring, write). Found by the real-process two-dead-members test: the
+        local write was refused as not caught up and no hint kept, so this node missed
+        writes it replicates (read repair or anti-entropy fixed them only later)."""
+        try:
+            return await self.replica._put_when_caught_up(epoch, token, key, wire, None)
+        except StaleEpochError as e:
+            stale.append(e.epoch)
+            raise
 
     def _start_get(self, t: Target, epoch: int, token: int, key: bytes,
                    stale: list) -> asyncio.Future:

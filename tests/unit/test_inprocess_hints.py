@@ -93,3 +93,45 @@ def test_the_coordinator_keeps_a_hint_for_a_home_replica_that_refused_as_not_cau
     acks, version, hint, on_n3 = run_virtual(main())
     assert acks == 2 and on_n3 is None
     assert hint.version == version and hint.value == b"v"
+
+
+class _BehindFor:
+    """A node's catch-up view that reports it a commit behind its peers for ``for_s``
+    (virtual) seconds from now, then the real one: the moment between a heartbeat that
+    announces a commit and this node applying it."""
+
+    def __init__(self, real, clock, for_s: float) -> None:
+        self.real, self.clock = real, clock
+        self.until = clock.monotonic() + for_s
+
+    @property
+    def caught_up(self) -> bool:
+        return self.clock.monotonic() >= self.until and self.real.caught_up
+
+    async def wait(self, timeout_s: float) -> bool:
+        await self.clock.sleep(max(0.0, min(timeout_s, self.until - self.clock.monotonic())))
+        return self.caught_up
+
+    def lag(self) -> str:
+        return "a commit behind (test)"
+
+
+def test_a_coordinator_a_commit_behind_still_writes_its_own_copy():
+    """Regression (session 5, real processes, 2 of ~40 runs of the two-dead-members test): the
+    coordinator's own replica, a commit behind what a heartbeat announced, refused its local
+    write as not caught up and kept no hint, so the write succeeded on the other two and this
+    node never held it. Now it waits to catch up and writes, as a peer's put does."""
+    async def main():
+        async with InProcessCluster(IDS[:3], seed=8, n=3, r=2, w=2) as c:
+            n1 = c.node("n1")
+            key = b"own-copy"
+            token = n1.state.ring.token(key)
+            n1.replica.catchup = _BehindFor(n1.replica.catchup, n1.clock, 0.2)
+            version, acks = await c.coordinator("n1").write(
+                key, value=b"v", content_type="text/plain", deleted=False, w=2)
+            await until(lambda: n1.store.get(token, key) is not None, 10,
+                        "n1 holds its own copy")
+            return version, n1.store.get(token, key)
+
+    version, own = run_virtual(main())
+    assert own.version == version and own.value == b"v"
