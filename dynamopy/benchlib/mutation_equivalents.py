@@ -104,19 +104,18 @@ _NODE_EQUIVALENT = {
     **{f"{_CO}_start_put__mutmut_{i}":
        "equivalent: a hint this node keeps for itself as a fallback reads neither the epoch "
        "nor the wire form (_put_one's local hint branch)" for i in (6, 10)},
-    f"{_CO}_start_put__mutmut_1":
-        "cost: a remote fallback's put and the local home write run as _put_one tasks, not "
-        "callbacks; the same answers: a fallback never refuses a hint with stale_epoch "
-        "(hints are not checked against the ring, so _PutReply has nothing to note) and the "
-        "local home replica is checked in the planning step",
     f"{_CO}_start_put__mutmut_19":
+        "cost: every local home write (not only one a commit behind) takes the catch-up "
+        "path, a task that finds the replica caught up and writes; the same answers, and a "
+        "replacement is refused there as in check_epoch",
+    f"{_CO}_start_put__mutmut_34":
         "equivalent: a write starts every target in its planning step, so the local home "
         "replica is checked at this node's own epoch and check_epoch returns before reading "
         "the token",
     **{f"{_CO}_start_put__mutmut_{i}":
        "unreachable: a write starts every target in its planning step, at this node's own "
        "epoch, so check_epoch never refuses the local home replica with stale_epoch"
-       for i in (22, 23)},
+       for i in (37, 38)},
     f"{_CO}read__mutmut_51":
         "equivalent: reached only by the local home replica in the planning step, where "
         "check_epoch returns before reading the token",
@@ -175,7 +174,7 @@ _NODE_EQUIVALENT = {
        "the stand-ins in test_coordinator_restamp never start a call" for i in range(1, 11)},
     **{f"dynamopy.node.coordinator.x__failed__mutmut_{i}":
        "unreachable: used only by _start_put's stale_epoch branch for the local home "
-       "replica, which never refuses (see _start_put 22/23)" for i in (1, 2)},
+       "replica, which never refuses (see _start_put 37/38)" for i in (1, 2)},
     f"{_CO}read__mutmut_7":
         "cost: serving_state awaited again although the caller just did (caught_up)",
     f"{_CO}read__mutmut_9":
