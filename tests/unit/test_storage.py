@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import threading
 
 import pytest
@@ -383,11 +384,10 @@ def test_the_newer_wins_rule_sees_purges_and_range_deletes(store):
     assert store.apply([(1, b"gone", rec(2))]) == [False]
 
 
-def test_a_failed_batch_leaves_no_version_the_disk_may_not_hold(store):
-    """A batch whose write raised may or may not be on disk: the next batch reads the key
-    from disk again. Here the write reached the disk and then failed: v7 is stored, so v6
-    must be refused (a table still saying v5 would let v6 overwrite v7)."""
-    assert store.apply([(1, b"k", rec(5))]) == [True]
+@contextlib.contextmanager
+def writes_reach_disk_then_fail(store):
+    """Within it, every batch the store writes reaches LevelDB and then raises (an fsync
+    that failed after the data got there): the outcome a failed write leaves unknown."""
     db = store._db
 
     class WritesThenFails:
@@ -409,9 +409,19 @@ def test_a_failed_batch_leaves_no_version_the_disk_may_not_hold(store):
             return WritesThenFails(db.write_batch(**kw))
 
     store._db = Db()
-    with pytest.raises(OSError):
+    try:
+        yield
+    finally:
+        store._db = db
+
+
+def test_a_failed_batch_leaves_no_version_the_disk_may_not_hold(store):
+    """A batch whose write raised may or may not be on disk: the next batch reads the key
+    from disk again. Here the write reached the disk and then failed: v7 is stored, so v6
+    must be refused (a table still saying v5 would let v6 overwrite v7)."""
+    assert store.apply([(1, b"k", rec(5))]) == [True]
+    with writes_reach_disk_then_fail(store), pytest.raises(OSError):
         store.apply([(1, b"k", rec(7))])
-    store._db = db
     assert store.apply([(1, b"k", rec(6))]) == [False]
     assert store.get(1, b"k") == rec(7)
 
@@ -518,30 +528,8 @@ def test_a_range_delete_whose_write_failed_leaves_no_record_the_disk_may_not_hol
     the deleted records."""
     assert store.apply([(1, b"k", rec(5))]) == [True]
     assert store.get(1, b"k") == rec(5)
-    db = store._db
-
-    class WritesThenFails:
-        def __init__(self, wb):
-            self.wb = wb
-
-        def __getattr__(self, name):
-            return getattr(self.wb, name)
-
-        def write(self):
-            self.wb.write()
-            raise OSError("fsync failed")
-
-    class Db:
-        def __getattr__(self, name):
-            return getattr(db, name)
-
-        def write_batch(self, **kw):
-            return WritesThenFails(db.write_batch(**kw))
-
-    store._db = Db()
-    with pytest.raises(OSError):
+    with writes_reach_disk_then_fail(store), pytest.raises(OSError):
         store.delete_range(0, 2)
-    store._db = db
     assert store.get(1, b"k") is None
     # and the newer-wins rule sees the disk too: an older version is stored again
     assert store.apply([(1, b"k", rec(3))]) == [True]
