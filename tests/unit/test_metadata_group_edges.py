@@ -6,19 +6,9 @@ without re-admission, and the 409 rule for spares and explicit groups."""
 import pytest
 
 from dynamopy.core import metadata_group as mg
-from dynamopy.core.membership import ClusterState, Settings, bootstrap_entry
+from dynamopy.core.membership import ClusterState
 from dynamopy.core.paxos.groups import GroupSchedule
-
-
-def _cluster(k=5, zones=None, size=3, n=3) -> ClusterState:
-    seeds = [{"id": f"n{i}", "url": f"u{i}", "peer": f"p{i}",
-              **({"zone": zones[i - 1]} if zones else {})} for i in range(1, 4)]
-    s = ClusterState().apply(bootstrap_entry(seeds, Settings(n=n, metadata_group_size=size)))
-    for i in range(4, k + 1):
-        s = s.apply({"op": "join", "id": f"n{i}", "url": f"u{i}", "peer": f"p{i}",
-                     **({"zone": zones[i - 1]} if zones else {})})
-        s = s.apply({"op": "finish_join", "id": f"n{i}", "change_epoch": s.change_epoch})
-    return s
+from tests.unit.test_metadata_group import _cluster
 
 
 def test_only_set_group_entries_change_the_group_and_a_filler_slot_is_none():
