@@ -176,9 +176,9 @@ def _over(vals: dict, histogram: str, bounds_ms: tuple[int, ...]) -> tuple[float
                    for ms in bounds_ms}
 
 
-def health_counts(metrics_text: str) -> Optional[dict[str, float]]:
-    """A node's running totals of what makes a tail: GC pauses (count, ms), event-loop lag
-    ticks over 50 ms and synced batches over 50 ms (None without those metrics)."""
+def _health_values(metrics_text: str) -> Optional[dict[str, float]]:
+    """The GC-pause, event-loop-lag and synced-batch series of a node's /metrics text, by
+    series name (None if the node does not export them, e.g. an older baseline)."""
     vals: dict[str, float] = {}
     for line in metrics_text.splitlines():
         if line.startswith(("dynamopy_gc_pause_seconds_", "dynamopy_event_loop_lag_seconds_",
@@ -186,6 +186,15 @@ def health_counts(metrics_text: str) -> Optional[dict[str, float]]:
             name, _, value = line.rpartition(" ")
             vals[name] = vals.get(name, 0.0) + float(value)
     if not any(k.startswith("dynamopy_event_loop_lag") for k in vals):
+        return None
+    return vals
+
+
+def health_counts(metrics_text: str) -> Optional[dict[str, float]]:
+    """A node's running totals of what makes a tail: GC pauses (count, ms), event-loop lag
+    ticks over 50 ms and synced batches over 50 ms (None without those metrics)."""
+    vals = _health_values(metrics_text)
+    if vals is None:
         return None
     return {
         "gc": sum(v for k, v in vals.items() if k.startswith("dynamopy_gc_pause_seconds_count")),
@@ -212,13 +221,8 @@ def tail_line(before: list, after: list) -> str:
 def process_health(metrics_text: str) -> Optional[str]:
     """One line on GC pauses, event-loop lag and synced-batch (fsync) times from a node's
     /metrics text (None if the node does not export them, e.g. an older baseline)."""
-    vals: dict[str, float] = {}
-    for line in metrics_text.splitlines():
-        if line.startswith(("dynamopy_gc_pause_seconds_", "dynamopy_event_loop_lag_seconds_",
-                            "dynamopy_storage_sync_seconds_")):
-            name, _, value = line.rpartition(" ")
-            vals[name] = vals.get(name, 0.0) + float(value)
-    if not any(k.startswith("dynamopy_event_loop_lag") for k in vals):
+    vals = _health_values(metrics_text)
+    if vals is None:
         return None
     gc_n = sum(v for k, v in vals.items() if k.startswith("dynamopy_gc_pause_seconds_count"))
     gc_s = sum(v for k, v in vals.items() if k.startswith("dynamopy_gc_pause_seconds_sum"))
