@@ -228,7 +228,7 @@ def kv_protocol(endpoint: KvEndpoint, read_timeout_s: float, on_reject: OnReject
             self.scope = {}
             self._header_bytes = 0
             self._in_headers = True
-            if self._read_timer is None:
+            if self._read_deadline is None:
                 self._arm()
 
         def _asgi_scope(self) -> None:

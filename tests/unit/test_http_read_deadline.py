@@ -1,0 +1,117 @@
+"""The HTTP read deadline (``http_limits.limited_protocol``) with one timer per connection.
+
+A request must arrive (headers, then body) within ``--http-read-timeout-s`` of its start. The
+protocol keeps one timer per connection instead of one per request; a timer set for an earlier
+request's deadline must neither cut off a later request early nor forget it. Real sockets on
+127.0.0.1 (an in-process server of the protocol class over a tiny ASGI app)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import uvicorn
+from uvicorn.server import ServerState
+
+from dynamopy.api.http_limits import limited_protocol
+
+TIMEOUT_S = 0.6
+
+
+async def _app(scope, receive, send):
+    assert scope["type"] == "http"
+    more = True
+    while more:
+        message = await receive()
+        more = message.get("more_body", False)
+    await send({"type": "http.response.start", "status": 200,
+                "headers": [(b"content-length", b"2")]})
+    await send({"type": "http.response.body", "body": b"ok"})
+
+
+async def _server(rejects: list):
+    cls = limited_protocol(TIMEOUT_S, rejects.append)
+    config = uvicorn.Config(_app, http=cls, lifespan="off", log_level="warning")
+    config.load()
+    state = ServerState()
+    loop = asyncio.get_running_loop()
+    server = await loop.create_server(
+        lambda: cls(config=config, server_state=state, app_state={}), "127.0.0.1", 0)
+    return server, server.sockets[0].getsockname()[1]
+
+
+async def _read_answer(reader) -> tuple[int, float]:
+    line = await asyncio.wait_for(reader.readline(), 5)
+    at = time.monotonic()
+    while (await asyncio.wait_for(reader.readline(), 5)) not in (b"\r\n", b""):
+        pass
+    return int(line.split()[1]), at
+
+
+def _run(coro):
+    return asyncio.run(asyncio.wait_for(coro, 10))
+
+
+def test_a_request_started_late_on_a_kept_alive_connection_gets_its_whole_deadline():
+    """The connection's timer was set for the first request; the second request, started
+    TIMEOUT_S/2 later and sent slowly, must not be cut off when that timer fires."""
+    async def main():
+        rejects: list = []
+        server, port = await _server(rejects)
+        try:
+            reader, writer = await asyncio.open_connection("127.0.0.1", port)
+            writer.write(b"GET /a HTTP/1.1\r\nhost: x\r\n\r\n")
+            status, _ = await _read_answer(reader)
+            assert status == 200
+            await reader.readexactly(2)
+            await asyncio.sleep(TIMEOUT_S * 0.55)
+            writer.write(b"GET /b HTTP/1.1\r\nhost: x\r\n")      # headers not finished
+            await asyncio.sleep(TIMEOUT_S * 0.8)   # past the first timer, within this deadline
+            writer.write(b"\r\n")
+            status, _ = await _read_answer(reader)
+            assert status == 200 and rejects == []
+            writer.close()
+        finally:
+            server.close()
+    _run(main())
+
+
+def test_a_request_that_never_finishes_still_gets_408_after_its_own_deadline():
+    async def main():
+        rejects: list = []
+        server, port = await _server(rejects)
+        try:
+            reader, writer = await asyncio.open_connection("127.0.0.1", port)
+            writer.write(b"GET /a HTTP/1.1\r\nhost: x\r\n\r\n")
+            assert (await _read_answer(reader))[0] == 200
+            await reader.readexactly(2)
+            await asyncio.sleep(TIMEOUT_S * 0.55)
+            started = time.monotonic()
+            writer.write(b"GET /b HTTP/1.1\r\nhost: x\r\n")
+            status, at = await _read_answer(reader)
+            assert status == 408 and rejects == ["read_timeout"]
+            assert at - started >= TIMEOUT_S * 0.95   # never before its own deadline
+            writer.close()
+        finally:
+            server.close()
+    _run(main())
+
+
+def test_an_idle_kept_alive_connection_is_not_cut_by_the_read_deadline():
+    """Between requests nothing is being read: no 408 however long the pause (the
+    keep-alive timeout is uvicorn's, longer than this test)."""
+    async def main():
+        rejects: list = []
+        server, port = await _server(rejects)
+        try:
+            reader, writer = await asyncio.open_connection("127.0.0.1", port)
+            writer.write(b"GET /a HTTP/1.1\r\nhost: x\r\n\r\n")
+            assert (await _read_answer(reader))[0] == 200
+            await reader.readexactly(2)
+            await asyncio.sleep(TIMEOUT_S * 1.6)
+            writer.write(b"GET /b HTTP/1.1\r\nhost: x\r\n\r\n")
+            assert (await _read_answer(reader))[0] == 200 and rejects == []
+            writer.close()
+        finally:
+            server.close()
+    _run(main())
