@@ -35,7 +35,7 @@ _QUIET = (PeerError, asyncio.TimeoutError, asyncio.CancelledError)
 
 class FanOut:
     __slots__ = ("loop", "call", "on_ok", "on_fail", "outcome", "local_id", "local_sync",
-                 "fruitless", "background", "queue", "tasks", "decided")
+                 "fruitless", "background", "queue", "tasks", "decided", "timer")
 
     def __init__(self, targets: list[Target], call: Callable[[Target], Awaitable], *,
                  on_ok, on_fail, outcome, local_id: str, background: set,
@@ -49,6 +49,7 @@ class FanOut:
         self.queue = list(reversed(targets))   # pop() from the end: the next target
         self.tasks: list[asyncio.Task] = []
         self.decided = self.loop.create_future()
+        self.timer: Optional[asyncio.TimerHandle] = None
 
     async def run(self, initial: Optional[int], speculate_s: float,
                   budget_s: float) -> list[asyncio.Task]:
@@ -56,18 +57,28 @@ class FanOut:
             self._launch_next()
         if self.outcome() is not Outcome.PENDING:
             return self.tasks
+        # One timer at a time: the speculation's (when there are backups to start), which
+        # then sets the budget's for the time left; else the budget's. (Two timers per read
+        # were a measurable share of the loop's handles.)
         loop = self.loop
-        give_up = loop.call_later(budget_s, self._decide)
-        speculate = (loop.call_later(speculate_s, self._launch_rest) if self.queue else None)
+        if self.queue and speculate_s < budget_s:
+            self.timer = loop.call_later(speculate_s, self._speculate, budget_s - speculate_s)
+        else:
+            self.timer = loop.call_later(budget_s, self._decide)
         try:
             await self.decided
         finally:
-            give_up.cancel()
-            if speculate is not None:
-                speculate.cancel()
+            if self.timer is not None:
+                self.timer.cancel()
+                self.timer = None
         return self.tasks
 
+    def _speculate(self, budget_left_s: float) -> None:
+        self.timer = self.loop.call_later(budget_left_s, self._decide)
+        self._launch_rest()
+
     def _decide(self) -> None:
+        self.timer = None
         if not self.decided.done():
             self.decided.set_result(None)
 

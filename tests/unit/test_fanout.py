@@ -92,6 +92,33 @@ def test_the_budget_bounds_an_undecided_round():
     run(main())
 
 
+def test_the_budget_bounds_a_read_round_that_also_started_its_backups():
+    """A read with backups runs one timer at a time (speculation, then the budget's rest):
+    after the speculative start the budget still ends the round, counted from its start."""
+    async def main():
+        called = []
+
+        async def call(t):
+            called.append(t.node)
+            await asyncio.sleep(30)
+
+        targets = [Target("n2"), Target("n3"), Target("n4")]
+        rnd = ReadRound(tuple(targets), 2)
+        fan = FanOut(targets, call, on_ok=lambda t, v: rnd.reply(t.node, v),
+                     on_fail=lambda t: rnd.fail(t.node), outcome=lambda: rnd.outcome,
+                     local_id="n1", background=set())
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        tasks = await fan.run(2, 0.05, 0.3)
+        assert rnd.outcome is Outcome.PENDING and 0.25 <= loop.time() - started < 4
+        assert called == ["n2", "n3", "n4"]    # the backup started after speculate_s
+        assert fan.timer is None               # nothing left scheduled by the round
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+    run(main())
+
+
 def test_rounds_leave_no_cyclic_garbage():
     """Everything a round allocates is freed by reference counting once its calls are done:
     nothing for the cyclic collector (before: closures calling each other through cells kept
