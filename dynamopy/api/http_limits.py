@@ -280,6 +280,8 @@ def limited_protocol(read_timeout_s: float, on_reject: OnReject = None,
             self._linger_timer = None
             self._linger_deadline = 0.0
             self._keep_alive: Optional[bool] = None  # the cycle's, while held off (below)
+            self._idle_timer = None      # the keep-alive timeout's, at most one per connection
+            self._idle_deadline: Optional[float] = None   # None: not idle
 
         # ---- the read deadline ------------------------------------------------------------
         def connection_made(self, transport) -> None:
@@ -292,6 +294,10 @@ def limited_protocol(read_timeout_s: float, on_reject: OnReject = None,
             if self._read_timer is not None:
                 self._read_timer.cancel()
                 self._read_timer = None
+            self._idle_deadline = None
+            if self._idle_timer is not None:
+                self._idle_timer.cancel()
+                self._idle_timer = None
             self._lingering = False
             if self._linger_timer is not None:
                 self._linger_timer.cancel()
@@ -378,6 +384,43 @@ def limited_protocol(read_timeout_s: float, on_reject: OnReject = None,
             else:
                 # Headers were complete, the body is late: the handler sees a disconnect.
                 self._real_transport.close()
+
+        # ---- the keep-alive timeout, one timer per connection ---------------------------
+        def on_response_complete(self) -> None:
+            """uvicorn's (count the request, resume reading, start the next pipelined
+            request, else start the keep-alive timeout), with the timeout kept like the read
+            deadline: the answer notes when the idle connection closes, and the connection's
+            one timer checks it (uvicorn makes a timer per answer and cancels it when the
+            next request's data arrives)."""
+            self.server_state.total_requests += 1
+            if self.transport.is_closing():
+                return
+            self._idle_deadline = None
+            self.flow.resume_reading()
+            if self.pipeline:
+                cycle, app = self.pipeline.pop()
+                self._start_asgi_task(cycle, app)
+                return
+            self._idle_deadline = self.loop.time() + self.timeout_keep_alive
+            if self._idle_timer is None:
+                self._idle_timer = self.loop.call_later(self.timeout_keep_alive,
+                                                        self._on_idle_timer)
+
+        def _unset_keepalive_if_required(self) -> None:
+            """uvicorn calls this when data arrives (and on close): not idle any more."""
+            self._idle_deadline = None
+
+        def _on_idle_timer(self) -> None:
+            self._idle_timer = None
+            deadline = self._idle_deadline
+            if deadline is None:
+                return
+            left = deadline - self.loop.time()
+            if left > 0:   # another answer since this timer was set: wait for the rest
+                self._idle_timer = self.loop.call_later(left, self._on_idle_timer)
+                return
+            self._idle_deadline = None
+            self.timeout_keep_alive_handler()
 
         # ---- closing without a reset ------------------------------------------------------
         def _close(self) -> None:

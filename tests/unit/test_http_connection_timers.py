@@ -1,8 +1,9 @@
-"""The HTTP read deadline (``http_limits.limited_protocol``) with one timer per connection.
+"""The HTTP connection's timers (``http_limits.limited_protocol``), one of each per connection.
 
-A request must arrive (headers, then body) within ``--http-read-timeout-s`` of its start. The
-protocol keeps one timer per connection instead of one per request; a timer set for an earlier
-request's deadline must neither cut off a later request early nor forget it. Real sockets on
+A request must arrive (headers, then body) within ``--http-read-timeout-s`` of its start, and
+an idle kept-alive connection closes after uvicorn's keep-alive timeout. The protocol keeps
+one timer per connection for each instead of one per request or answer; a timer set for an
+earlier request or answer must neither cut a later one short nor forget it. Real sockets on
 127.0.0.1 (an in-process server of the protocol class over a tiny ASGI app)."""
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from uvicorn.server import ServerState
 from dynamopy.api.http_limits import limited_protocol
 
 TIMEOUT_S = 0.6
+KEEP_ALIVE_S = 0.5
 
 
 async def _app(scope, receive, send):
@@ -24,6 +26,8 @@ async def _app(scope, receive, send):
     while more:
         message = await receive()
         more = message.get("more_body", False)
+    if scope["path"] == "/slow":
+        await asyncio.sleep(KEEP_ALIVE_S)
     await send({"type": "http.response.start", "status": 200,
                 "headers": [(b"content-length", b"2")]})
     await send({"type": "http.response.body", "body": b"ok"})
@@ -31,7 +35,8 @@ async def _app(scope, receive, send):
 
 async def _server(rejects: list):
     cls = limited_protocol(TIMEOUT_S, rejects.append)
-    config = uvicorn.Config(_app, http=cls, lifespan="off", log_level="warning")
+    config = uvicorn.Config(_app, http=cls, lifespan="off", log_level="warning",
+                            timeout_keep_alive=KEEP_ALIVE_S)
     config.load()
     state = ServerState()
     loop = asyncio.get_running_loop()
@@ -98,8 +103,8 @@ def test_a_request_that_never_finishes_still_gets_408_after_its_own_deadline():
 
 
 def test_an_idle_kept_alive_connection_is_not_cut_by_the_read_deadline():
-    """Between requests nothing is being read: no 408 however long the pause (the
-    keep-alive timeout is uvicorn's, longer than this test)."""
+    """Between requests nothing is being read: no 408 for a pause longer than what is left
+    of the first request's read deadline."""
     async def main():
         rejects: list = []
         server, port = await _server(rejects)
@@ -108,9 +113,64 @@ def test_an_idle_kept_alive_connection_is_not_cut_by_the_read_deadline():
             writer.write(b"GET /a HTTP/1.1\r\nhost: x\r\n\r\n")
             assert (await _read_answer(reader))[0] == 200
             await reader.readexactly(2)
-            await asyncio.sleep(TIMEOUT_S * 1.6)
+            await asyncio.sleep(KEEP_ALIVE_S * 0.8)
             writer.write(b"GET /b HTTP/1.1\r\nhost: x\r\n\r\n")
             assert (await _read_answer(reader))[0] == 200 and rejects == []
+            writer.close()
+        finally:
+            server.close()
+    _run(main())
+
+
+async def _get(reader, writer, path: bytes = b"/a") -> int:
+    writer.write(b"GET " + path + b" HTTP/1.1\r\nhost: x\r\n\r\n")
+    status, _ = await _read_answer(reader)
+    await reader.readexactly(2)
+    return status
+
+
+def test_requests_spaced_under_the_keep_alive_timeout_keep_one_connection_open():
+    """Each answer restarts the idle timeout: four requests 0.6 x the timeout apart (longer
+    in all than the timeout) are served on one connection."""
+    async def main():
+        server, port = await _server([])
+        try:
+            reader, writer = await asyncio.open_connection("127.0.0.1", port)
+            for _ in range(4):
+                assert await _get(reader, writer) == 200
+                await asyncio.sleep(KEEP_ALIVE_S * 0.6)
+            assert await _get(reader, writer) == 200
+            writer.close()
+        finally:
+            server.close()
+    _run(main())
+
+
+def test_a_request_slower_than_the_keep_alive_timeout_is_answered():
+    """A request that arrives on an idle connection is not idle time: its answer may take
+    longer than the keep-alive timeout."""
+    async def main():
+        server, port = await _server([])
+        try:
+            reader, writer = await asyncio.open_connection("127.0.0.1", port)
+            assert await _get(reader, writer) == 200
+            await asyncio.sleep(KEEP_ALIVE_S * 0.5)
+            assert await _get(reader, writer, b"/slow") == 200
+            writer.close()
+        finally:
+            server.close()
+    _run(main())
+
+
+def test_an_idle_connection_is_closed_after_the_keep_alive_timeout():
+    async def main():
+        server, port = await _server([])
+        try:
+            reader, writer = await asyncio.open_connection("127.0.0.1", port)
+            assert await _get(reader, writer) == 200
+            answered = time.monotonic()
+            assert await asyncio.wait_for(reader.read(1), 5) == b""   # closed by the server
+            assert time.monotonic() - answered >= KEEP_ALIVE_S * 0.9
             writer.close()
         finally:
             server.close()
