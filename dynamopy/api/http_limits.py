@@ -18,7 +18,9 @@ Rules:
   complete yet. A request cut off mid-body reaches the handler as a disconnect and stores
   nothing. Headers (request line included) are limited to ``MAX_HEADER_BYTES``; beyond, 431
   and the connection is closed. Idle keep-alive connections are closed by uvicorn's own
-  keep-alive timeout.
+  keep-alive timeout. Both deadlines are kept with one timer per connection each, not one
+  per request or answer: a request or answer notes its deadline, and the timer, when it
+  fires, sets itself again for what is left of a later deadline.
 - An answer sent before the request body has arrived (413, 400, 401, 503 ...) still reaches
   the client: closing a socket with unread bytes makes the kernel send a TCP reset, which can
   destroy the answer before the client reads it (a client still sending its body sees
