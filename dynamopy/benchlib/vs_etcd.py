@@ -444,7 +444,16 @@ def _args(argv: Optional[list[str]]) -> argparse.Namespace:
                    help="after preloading, wait this many s before measuring (to attach a "
                         "profiler to the printed PIDs)")
     p.add_argument("--json", metavar="FILE", help="also write every run as JSON to FILE")
+    p.add_argument("--timeline", metavar="FILE",
+                   help="append a per-second line per dynamopy node to FILE: phase, requests, "
+                        "loop and other CPU, background counters (benchlib/timeline.py; its "
+                        "scrapes cost the nodes 1-3%% CPU)")
     return p.parse_args(argv)
+
+
+def _phase(timeline, phase: str) -> None:
+    if timeline is not None:
+        timeline.phase = phase
 
 
 class SourceCluster(LocalCluster):
@@ -488,6 +497,7 @@ def main(argv: Optional[list[str]] = None) -> int:
     runs: list[Run] = []
     health: list[str] = []
     problems, examples = 0, []
+    timeline = None
     try:
         if etcd is not None:
             os.makedirs(etcd.data_dir, exist_ok=True)
@@ -496,6 +506,11 @@ def main(argv: Optional[list[str]] = None) -> int:
         for name, c in clusters.items():
             _log(f"starting {name} on {c.urls}")
             c.start()
+        if args.timeline and "dynamopy" in clusters:
+            from dynamopy.benchlib.timeline import Timeline
+            timeline = Timeline(args.timeline, clusters["dynamopy"].urls, clusters["dynamopy"].pids)
+            timeline.start()
+        _phase(timeline, "preload")
         _log(f"preloading {args.keys} keys of {args.value_bytes} bytes into each")
         for c in clusters.values():
             preload_dynamopy(c.urls[0], args.keys, args.value_bytes, prefix)
@@ -504,6 +519,7 @@ def main(argv: Optional[list[str]] = None) -> int:
         if args.hold > 0:
             _log(f"holding {args.hold:g} s; node PIDs: "
                  + ", ".join(f"{n} {c.pids}" for n, c in clusters.items()))
+            _phase(timeline, "hold")
             time.sleep(args.hold)
         for round_ in range(1, args.rounds + 1):
             for mode in modes:
@@ -523,12 +539,15 @@ def main(argv: Optional[list[str]] = None) -> int:
                         ports, spread, r, w, args.keys, args.value_bytes, prefix), c.pids,
                         c.urls) for r, w in quorums]
                 for store, url, script, pids, *node_urls in drives:
+                    _phase(timeline, f"warm-up {round_} {mode} {store}")
                     if args.warmup > 0:
                         run_wrk(url, script, args.warmup, conns, work)
                     health0 = [_health(u) for u in (node_urls[0] if node_urls else [])]
                     loop0 = sum(main_thread_cpu_s(p) or 0.0 for p in pids)
                     cpu0 = [process_cpu_s(p) or 0.0 for p in pids]
+                    _phase(timeline, f"round {round_} {mode} {store}")
                     out = run_wrk(url, script, args.seconds, conns, work)
+                    _phase(timeline, "between runs")
                     cpu = [(process_cpu_s(p) or 0.0) - c0 for p, c0 in zip(pids, cpu0)]
                     loop = sum(main_thread_cpu_s(p) or 0.0 for p in pids) - loop0
                     run = parse_wrk(out, store, mode, round_)
@@ -554,6 +573,8 @@ def main(argv: Optional[list[str]] = None) -> int:
     except KeyboardInterrupt:
         _log("interrupted; stopping the stores")
     finally:
+        if timeline is not None:
+            timeline.stop()
         if etcd is not None:
             etcd.stop()
         for c in clusters.values():
