@@ -46,3 +46,40 @@ def test_a_line_without_cpu_or_requests_still_prints():
     text = line(1.0, "hold", 1, 1.0, {}, {"dynamopy_read_repairs_total": 2.0}, None, None)
     assert "n1      0 req/s" in text and "loop" not in text
     assert text.endswith("read_repairs 2")
+
+
+def test_the_timeline_thread_writes_a_line_per_node_per_interval(tmp_path):
+    """Real sampling: a /metrics server on 127.0.0.1 and this process's own CPU."""
+    import http.server
+    import os
+    import threading
+    import time
+
+    from dynamopy.benchlib.timeline import Timeline
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            body = METRICS.encode()
+            self.send_response(200)
+            self.send_header("content-length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.HTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    path = tmp_path / "timeline.txt"
+    try:
+        tl = Timeline(str(path), [f"http://127.0.0.1:{server.server_port}"], [os.getpid()],
+                      every_s=0.05)
+        tl.phase = "round 1"
+        tl.start()
+        time.sleep(0.4)
+        tl.stop()
+    finally:
+        server.shutdown()
+    lines = path.read_text().splitlines()
+    assert len(lines) >= 2
+    assert all(" round 1 " in x and " n1 " in x and "loop/req - ms" in x for x in lines)
