@@ -131,8 +131,18 @@ _NODE_EQUIVALENT = {
     f"{_CO}read__mutmut_5": "equivalent: attempt is only compared with 0",
     f"{_CO}_check_token__mutmut_10": "text: the refusal's seconds, printed to 0.1 s",
     # fanout.py
-    "dynamopy.node.fanout.xǁFanOutǁrun__mutmut_14":
-        "equivalent: the speculation timer on an empty queue launches nothing",
+    # (session 6: run re-numbered by the one-timer rewrite; the old run 14 is killed now)
+    "dynamopy.node.fanout.xǁFanOutǁrun__mutmut_7":
+        "cost: with no backups the speculation timer still runs first; it launches nothing "
+        "and arms the budget for the time left (the same end, one more timer)",
+    "dynamopy.node.fanout.xǁFanOutǁrun__mutmut_8":
+        "equivalent: speculate_s == budget_s never happens (SPECULATE_S is 0.1 s, the budget "
+        "the request timeout + 0.5 s); then the budget would end one loop step later",
+    "dynamopy.node.fanout.xǁFanOutǁrun__mutmut_23":
+        "equivalent: after the round the timer slot is never read again; any value drops the "
+        "handle (and with it the cycle through its callback)",
+    "dynamopy.node.fanout.xǁFanOutǁ__init____mutmut_13":
+        "equivalent: run() sets the timer before anything reads it",
     "dynamopy.node.fanout.xǁFanOutǁ_settle__mutmut_9": _FRUITLESS,
     "dynamopy.node.fanout.xǁFanOutǁ_settle__mutmut_26":
         "timing: a failure does not start the next target at once; the SPECULATE_S "
