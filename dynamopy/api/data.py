@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import time
+from json.encoder import encode_basestring_ascii
 from dataclasses import dataclass
 from typing import Awaitable, Callable, Iterable, Mapping, Optional
 from urllib.parse import unquote_to_bytes
@@ -45,6 +46,14 @@ class Reply:
     body: bytes
     content_type: str = JSON
     etag: Optional[int] = None
+
+
+def written_body(key: str, version: int, acks: int) -> bytes:
+    """A write's answer, ``{"key": ..., "version": ..., "acks": ...}``: byte for byte what
+    ``json.dumps`` of that dict gives (the same string escaping), without its general
+    encoder (3 µs of every write's answer against 0.4)."""
+    return ('{"key": %s, "version": %d, "acks": %d}'
+            % (encode_basestring_ascii(key), version, acks)).encode()
 
 
 def error_reply(e: NodeError) -> Reply:
@@ -206,8 +215,7 @@ class DataHandlers:
             self._observe(route, e.code, started)
             return error_reply(e)
         self._observe(route, "ok", started)
-        return Reply(200, json.dumps({"key": key, "version": version, "acks": acks}).encode(),
-                     etag=version)
+        return Reply(200, written_body(key, version, acks), etag=version)
 
     async def _read_value(self, headers: Mapping[str, str],
                           read_body: Callable[[], Awaitable[bytes]]) -> bytes:
