@@ -389,7 +389,7 @@ def limited_protocol(read_timeout_s: float, on_reject: OnReject = None,
 
         # ---- the keep-alive timeout, one timer per connection ---------------------------
         def on_response_complete(self) -> None:
-            """uvicorn's (count the request, resume reading, start the next pipelined
+            """uvicorn 0.54's (count the request, resume reading, start the next pipelined
             request, else start the keep-alive timeout), with the timeout kept like the read
             deadline: the answer notes when the idle connection closes, and the connection's
             one timer checks it (uvicorn makes a timer per answer and cancels it when the
