@@ -32,6 +32,8 @@ Rules and invariants:
   meanwhile queue for the next batch, as they do while a real fsync runs on the thread.
 * ``buggify`` (``dynamopy.node.buggify``, off in production): may split a batch after its
   first submission, so batches are smaller and more of them overlap.
+* A synced batch that took ``SLOW_SYNC_SECONDS`` or longer is logged (INFO, with its size
+  and time): the timestamped evidence of a disk stall next to a latency tail.
 """
 
 from __future__ import annotations
@@ -58,6 +60,7 @@ from dynamopy.storage.store import (
 log = logging.getLogger(__name__)
 
 OnBatch = Callable[[int, float], None]
+SLOW_SYNC_SECONDS = 0.05  # a synced batch this slow is logged
 
 
 class CommitterClosed(RuntimeError):
@@ -392,6 +395,9 @@ class GroupCommitter:
             if not sub.future.done():
                 sub.future.set_result(results[offset : offset + n])
             offset += n
+        if seconds >= SLOW_SYNC_SECONDS:
+            log.info("slow synced batch: %d operations in %.1f ms",
+                     sum(sub.size for sub in batch), seconds * 1000)
         if self.on_batch is not None:
             try:
                 self.on_batch(sum(sub.size for sub in batch), seconds)

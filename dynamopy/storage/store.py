@@ -80,6 +80,7 @@ Rules and invariants:
 
 from __future__ import annotations
 
+import random
 import threading
 from typing import Callable, Iterable, Iterator, Mapping, Optional
 
@@ -107,7 +108,23 @@ RECORD_CACHE_VALUE_BYTES = 16 << 10  # larger values are always read from LevelD
 # (measured: a 256-write batch spends ~2.3 ms in gets without, ~1 ms with). A 16 MiB memtable
 # (default 4) means fewer level-0 tables to probe. Both are safe to change on an existing DB:
 # tables written without a filter are simply read without one.
-_LEVELDB_OPTIONS = {"bloom_filter_bits": 10, "write_buffer_size": 16 << 20}
+_LEVELDB_OPTIONS = {"bloom_filter_bits": 10}
+# The memtable size is drawn per open from [WRITE_BUFFER_MIN, WRITE_BUFFER_MAX] (mean 16 MiB).
+# The replicas of a key range receive the same writes, so with one fixed size every node's
+# memtable filled at the same instant: all of them flushed (a ~0.3 s burst of compression
+# and a table fsync) and compacted together, and their synced batches stalled together
+# (docs/perf.md, session 6: slow syncs on every node within 0.1 s of each other, right after
+# every node's flush began). A quorum waits for the fastest W replicas, so a stall on one
+# node is masked; spreading the sizes keeps the flushes of different nodes apart.
+WRITE_BUFFER_MIN = 10 << 20
+WRITE_BUFFER_MAX = 22 << 20
+
+
+def write_buffer_size(fraction: float) -> int:
+    """The memtable size for a draw ``fraction`` in [0, 1): spread evenly over
+    [WRITE_BUFFER_MIN, WRITE_BUFFER_MAX], on 64 KiB steps."""
+    size = WRITE_BUFFER_MIN + int(fraction * (WRITE_BUFFER_MAX - WRITE_BUFFER_MIN))
+    return min(WRITE_BUFFER_MAX, size & ~0xFFFF)
 
 Write = tuple[int, bytes, Record]
 HintAdd = tuple[str, int, bytes, Record]
@@ -220,8 +237,11 @@ class Store:
         """Open the LevelDB at ``path``; or, with ``db``, run on that ordered key-value
         store instead (the in-memory disk of ``dynamopy.sim.storage``, plyvel's interface)."""
         self.path = path
-        self._db = db if db is not None else plyvel.DB(str(path), create_if_missing=True,
-                                                         **_LEVELDB_OPTIONS)
+        # Per open, not per path: nodes on different machines share the same path.
+        self.write_buffer_size = write_buffer_size(random.SystemRandom().random())
+        self._db = db if db is not None else plyvel.DB(
+            str(path), create_if_missing=True, write_buffer_size=self.write_buffer_size,
+            **_LEVELDB_OPTIONS)
         self._lock = threading.Lock()
         self._key_count = 0
         # target -> (count, bytes). Replaced, never mutated, once open: readers on other

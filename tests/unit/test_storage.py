@@ -3,14 +3,23 @@
 from __future__ import annotations
 
 import contextlib
+import os
 import threading
+import time
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from dynamopy.core.records import Record
-from dynamopy.storage.store import TOKEN_LIMIT, Store
+from dynamopy.storage import store as store_module
+from dynamopy.storage.store import (
+    TOKEN_LIMIT,
+    WRITE_BUFFER_MAX,
+    WRITE_BUFFER_MIN,
+    Store,
+    write_buffer_size,
+)
 
 
 def rec(version: int, value: bytes = b"v", deleted: bool = False) -> Record:
@@ -533,3 +542,49 @@ def test_a_range_delete_whose_write_failed_leaves_no_record_the_disk_may_not_hol
     assert store.get(1, b"k") is None
     # and the newer-wins rule sees the disk too: an older version is stored again
     assert store.apply([(1, b"k", rec(3))]) == [True]
+
+
+# ---------------------------------------------------------------- memtable size
+
+
+def _ldb_tables(path) -> int:
+    return sum(1 for name in os.listdir(path) if name.endswith((".ldb", ".sst")))
+
+
+def _open_with_draw(monkeypatch, path, fraction: float) -> Store:
+    class Draw:
+        def random(self) -> float:
+            return fraction
+
+    monkeypatch.setattr(store_module.random, "SystemRandom", Draw)
+    return Store(str(path))
+
+
+def test_memtable_size_is_spread_over_its_range_on_64k_steps():
+    sizes = [write_buffer_size(i / 100) for i in range(100)]
+    assert sizes[0] == WRITE_BUFFER_MIN
+    assert max(sizes) <= WRITE_BUFFER_MAX and write_buffer_size(0.9999) > WRITE_BUFFER_MAX - (1 << 20)
+    assert sizes == sorted(sizes) and len(set(sizes)) == 100
+    assert all(s % (64 << 10) == 0 for s in sizes)
+
+
+def test_each_open_draws_its_own_memtable_size_and_leveldb_flushes_by_it(tmp_path, monkeypatch):
+    """Replicas get the same writes: with one fixed memtable size they all flushed at once
+    (and stalled their syncs together). The drawn size is the one LevelDB uses: 11 MiB of
+    writes flush a memtable of the smallest size, not one of the largest."""
+    value = b"x" * 1024
+    batch = [(i, b"key-%d" % i, rec(1, value)) for i in range(11 << 10)]
+    tables = []
+    for fraction in (0.0, 0.999):
+        path = tmp_path / f"db{fraction}"
+        with _open_with_draw(monkeypatch, path, fraction) as s:
+            assert s.write_buffer_size == write_buffer_size(fraction)
+            for i in range(0, len(batch), 1024):
+                s.apply(batch[i : i + 1024], sync=False)
+            # a flush is LevelDB's background work: give it a moment to write its table
+            deadline = time.monotonic() + 5
+            while _ldb_tables(path) == 0 and fraction == 0.0 and time.monotonic() < deadline:
+                time.sleep(0.05)
+            tables.append(_ldb_tables(path))
+    assert tables[0] >= 1, "a 10 MiB memtable flushed after 11 MiB of writes"
+    assert tables[1] == 0, "a 22 MiB memtable did not"
