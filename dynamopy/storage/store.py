@@ -87,7 +87,7 @@ from typing import Callable, Iterable, Iterator, Mapping, Optional
 import msgpack
 import plyvel
 
-from dynamopy.core.records import Record, is_newer
+from dynamopy.core.records import DEFAULT_CONTENT_TYPE, Record, is_newer
 
 TOKEN_LIMIT = 2**32
 
@@ -167,6 +167,24 @@ def _hint_target(hkey: bytes) -> str:
 
 def _hint_seq(hkey: bytes) -> int:
     return int.from_bytes(hkey[-_SEQ_BYTES:], "big")
+
+
+_new_record = object.__new__
+_set_version = Record.version.__set__  # type: ignore[attr-defined]
+_set_deleted = Record.deleted.__set__  # type: ignore[attr-defined]
+_set_content_type = Record.content_type.__set__  # type: ignore[attr-defined]
+_set_value = Record.value.__set__  # type: ignore[attr-defined]
+
+
+def _version_only(version: int, deleted: bool) -> Record:
+    """``Record(version, deleted)`` (default content type, empty value) in a third of the
+    time: the frozen dataclass's ``__init__`` sets each field through ``object.__setattr__``."""
+    rec = _new_record(Record)
+    _set_version(rec, version)
+    _set_deleted(rec, deleted)
+    _set_content_type(rec, DEFAULT_CONTENT_TYPE)
+    _set_value(rec, b"")
+    return rec
 
 
 def pack_record(record: Record) -> bytes:
@@ -344,13 +362,19 @@ class Store:
                 old = records.pop(dkey, None)
                 if old is not None:
                     self._records_bytes -= len(old.value)
-            for dkey, rec in written:
-                if type(rec.value) is bytes and len(rec.value) <= RECORD_CACHE_VALUE_BYTES:
-                    self._remember(dkey, rec)
-                else:
-                    old = records.pop(dkey, None)
-                    if old is not None:
-                        self._records_bytes -= len(old.value)
+            size = self._records_bytes
+            for dkey, rec in written:  # _remember, inlined: once per replica write
+                value = rec.value
+                old = records.pop(dkey, None)
+                if old is not None:
+                    size -= len(old.value)
+                if type(value) is bytes and len(value) <= RECORD_CACHE_VALUE_BYTES:
+                    if size + len(value) > RECORD_CACHE_BYTES:
+                        records.clear()
+                        size = 0
+                    records[dkey] = rec
+                    size += len(value)
+            self._records_bytes = size
 
     def scan(self, start_token: int, end_token: int, *,
              after_key: Optional[bytes] = None) -> Iterator[tuple[int, bytes, Record]]:
@@ -428,8 +452,15 @@ class Store:
                 new_keys = 0
                 changes: list[Change] = []
                 written: list[tuple[bytes, Record]] = []
+                # The per-record work runs on the commit thread for every replica write:
+                # one packer per batch (msgpack.packb builds one per call), the value-less
+                # table entries built by ``_version_only``.
+                pack = msgpack.Packer(use_bin_type=True).pack
+                put = wb.put
                 for token, key, record in writes:
-                    dkey = data_key(token, bytes(key))
+                    if key.__class__ is not bytes:
+                        key = bytes(key)
+                    dkey = DATA_PREFIX + token.to_bytes(4, "big") + key
                     if dkey in seen:
                         current = seen[dkey]
                     else:
@@ -438,19 +469,19 @@ class Store:
                             raw = db.get(dkey)
                             if raw is not None:
                                 current = unpack_record(raw)
-                                stored[dkey] = Record(current.version, current.deleted)
+                                stored[dkey] = _version_only(current.version, current.deleted)
                         seen[dkey] = current
-                    if is_newer(record, current):
-                        wb.put(dkey, pack_record(record))
+                    if current is None or record.version > current.version:  # is_newer
+                        put(dkey, pack(record.to_wire()))
                         if current is None:
                             new_keys += 1
                         seen[dkey] = record
                         # Remembered now (not after the sync, when the loop thread waits for this
                         # thread to get the GIL back); a failed write empties the table below.
-                        stored[dkey] = Record(record.version, record.deleted)
+                        stored[dkey] = _version_only(record.version, record.deleted)
                         written.append((dkey, record))
                         applied.append(True)
-                        changes.append((token, bytes(key), current, record))
+                        changes.append((token, key, current, record))
                     else:
                         applied.append(False)
 

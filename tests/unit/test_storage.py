@@ -588,3 +588,26 @@ def test_each_open_draws_its_own_memtable_size_and_leveldb_flushes_by_it(tmp_pat
             tables.append(_ldb_tables(path))
     assert tables[0] >= 1, "a 10 MiB memtable flushed after 11 MiB of writes"
     assert tables[1] == 0, "a 22 MiB memtable did not"
+
+
+# ---------------------------------------------------------------- the write path's tables
+
+
+def test_a_watcher_hears_a_replaced_tombstone_as_a_tombstone(store):
+    """The read of the read-compare-write comes from the version table: the record it
+    reports as replaced keeps its version and tombstone flag (anti-entropy XORs out the
+    hash of exactly that)."""
+    heard = []
+    list(store.watch(heard.extend))
+    store.apply([(7, b"k", rec(2, b"", deleted=True))])
+    store.apply([(7, b"k", rec(3))])
+    _t, _k, old, new = heard[-1]
+    assert (old.version, old.deleted) == (2, True) and (new.version, new.deleted) == (3, False)
+
+
+def test_overwrites_of_one_key_count_its_value_once_in_the_record_table(store):
+    for v in range(1, 51):
+        store.apply([(7, b"k", rec(v, b"x" * 1000))], sync=False)
+    store.apply([(8, b"j", rec(1, b"y" * 10))], sync=False)
+    assert store._records_bytes == 1010
+    assert store.get(7, b"k") == rec(50, b"x" * 1000)
