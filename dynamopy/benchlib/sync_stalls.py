@@ -147,6 +147,18 @@ def _fmt(w: dict) -> str:
             f"in {w['writes']} writes, in flight<= {w['inflight']}; written MB: {io}")
 
 
+def _sync_totals(url: str) -> tuple[float, float]:
+    """(synced batches, seconds in them) so far, from a node's /metrics."""
+    import httpx
+    count = total = 0.0
+    for line in httpx.get(f"{url}/metrics", timeout=5).text.splitlines():
+        if line.startswith("dynamopy_storage_sync_seconds_count"):
+            count += float(line.rpartition(" ")[2])
+        elif line.startswith("dynamopy_storage_sync_seconds_sum"):
+            total += float(line.rpartition(" ")[2])
+    return count, total
+
+
 def main(argv: Optional[list[str]] = None) -> int:
     p = argparse.ArgumentParser(prog="python -m dynamopy.benchlib.sync_stalls",
                                 description=__doc__.split("\n\n")[0])
@@ -192,11 +204,17 @@ def main(argv: Optional[list[str]] = None) -> int:
                                                args.value_bytes, prefix),
                         args.seconds, WRK_ALL, work)
             t0 = time.time()
+            before = [_sync_totals(u) for u in cluster.urls]
             run = parse_wrk(run_wrk(cluster.urls[0], script, args.seconds, WRK_ALL, work),
                             "dynamopy", "all", i)
+            after = [_sync_totals(u) for u in cluster.urls]
+            n = sum(a[0] - b[0] for a, b in zip(after, before))
+            run.tail = (f"{n / args.seconds / 3:.0f} synced batches/s per node, mean "
+                        f"{1000 * sum(a[1] - b[1] for a, b in zip(after, before)) / max(1, n):.2f}"
+                        f" ms")
             results.append((t0, time.time(), run))
-            print(f"[sync-stalls] run {i}: {run.ops:.0f} ops/s p99 {run.p99_ms:.1f} ms",
-                  file=sys.stderr, flush=True)
+            print(f"[sync-stalls] run {i}: {run.ops:.0f} ops/s p50 {run.p50_ms:.1f} ms "
+                  f"p99 {run.p99_ms:.1f} ms; {run.tail}", file=sys.stderr, flush=True)
     finally:
         if sampler is not None:
             sampler.stop_event.set()
@@ -213,8 +231,8 @@ def main(argv: Optional[list[str]] = None) -> int:
           f"{' alternating with etcd' if args.etcd else ''}; serve args {args.serve_args!r}")
     for t0, t1, run in results:
         n = sum(1 for s in slow if t0 <= s[0] <= t1)
-        print(f"  run {run.round}: {run.ops:.0f} ops/s p99 {run.p99_ms:.1f} ms, "
-              f"slow synced batches (>= 50 ms, all nodes) {n}")
+        print(f"  run {run.round}: {run.ops:.0f} ops/s p50 {run.p50_ms:.1f} ms p99 "
+              f"{run.p99_ms:.1f} ms, slow synced batches (>= 50 ms, all nodes) {n}; {run.tail}")
     during = [s for s in slow if span[0] <= s[0] <= span[1]]
     print(f"slow synced batches during the runs: {len(during)}"
           f" (>= 100 ms: {sum(1 for s in during if s[3] >= 100)})")
