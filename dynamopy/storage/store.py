@@ -80,7 +80,6 @@ Rules and invariants:
 
 from __future__ import annotations
 
-import random
 import threading
 from typing import Callable, Iterable, Iterator, Mapping, Optional
 
@@ -109,7 +108,9 @@ RECORD_CACHE_VALUE_BYTES = 16 << 10  # larger values are always read from LevelD
 # (default 4) means fewer level-0 tables to probe. Both are safe to change on an existing DB:
 # tables written without a filter are simply read without one.
 _LEVELDB_OPTIONS = {"bloom_filter_bits": 10}
-# The memtable size is drawn per open from [WRITE_BUFFER_MIN, WRITE_BUFFER_MAX] (mean 16 MiB).
+# A node draws its memtable size per open from [WRITE_BUFFER_MIN, WRITE_BUFFER_MAX] (mean
+# 16 MiB; ``LevelDBDisk``, from the node's generator: per open, not per path, since nodes on
+# different machines share one path).
 # The replicas of a key range receive the same writes, so with one fixed size every node's
 # memtable filled at the same instant: all of them flushed (a ~0.3 s burst of compression
 # and a table fsync) and compacted together, and their synced batches stalled together
@@ -251,12 +252,13 @@ def _check_range(start_token: int, end_token: int) -> None:
 class Store:
     """One replica's LevelDB: versioned records by token, hints per target, metadata."""
 
-    def __init__(self, path: str, *, db=None) -> None:
+    def __init__(self, path: str, *, db=None, write_buffer_fraction: float = 0.5) -> None:
         """Open the LevelDB at ``path``; or, with ``db``, run on that ordered key-value
-        store instead (the in-memory disk of ``dynamopy.sim.storage``, plyvel's interface)."""
+        store instead (the in-memory disk of ``dynamopy.sim.storage``, plyvel's interface).
+        ``write_buffer_fraction`` picks the memtable size (``write_buffer_size``): a node
+        draws it from its generator per open (``LevelDBDisk``); 0.5 is the mean, 16 MiB."""
         self.path = path
-        # Per open, not per path: nodes on different machines share the same path.
-        self.write_buffer_size = write_buffer_size(random.SystemRandom().random())
+        self.write_buffer_size = write_buffer_size(write_buffer_fraction)
         self._db = db if db is not None else plyvel.DB(
             str(path), create_if_missing=True, write_buffer_size=self.write_buffer_size,
             **_LEVELDB_OPTIONS)

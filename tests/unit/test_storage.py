@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import random
 import threading
 import time
 
@@ -12,7 +13,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from dynamopy.core.records import Record
-from dynamopy.storage import store as store_module
+from dynamopy.storage.disk import LevelDBDisk
 from dynamopy.storage.store import (
     TOKEN_LIMIT,
     WRITE_BUFFER_MAX,
@@ -551,13 +552,8 @@ def _ldb_tables(path) -> int:
     return sum(1 for name in os.listdir(path) if name.endswith((".ldb", ".sst")))
 
 
-def _open_with_draw(monkeypatch, path, fraction: float) -> Store:
-    class Draw:
-        def random(self) -> float:
-            return fraction
-
-    monkeypatch.setattr(store_module.random, "SystemRandom", Draw)
-    return Store(str(path))
+def _open_with_draw(path, fraction: float) -> Store:
+    return Store(str(path), write_buffer_fraction=fraction)
 
 
 def test_memtable_size_is_spread_over_its_range_on_64k_steps():
@@ -568,16 +564,14 @@ def test_memtable_size_is_spread_over_its_range_on_64k_steps():
     assert all(s % (64 << 10) == 0 for s in sizes)
 
 
-def test_each_open_draws_its_own_memtable_size_and_leveldb_flushes_by_it(tmp_path, monkeypatch):
-    """Replicas get the same writes: with one fixed memtable size they all flushed at once
-    (and stalled their syncs together). The drawn size is the one LevelDB uses: 11 MiB of
-    writes flush a memtable of the smallest size, not one of the largest."""
+def test_the_drawn_memtable_size_is_the_one_leveldb_flushes_by(tmp_path):
+    """11 MiB of writes flush a memtable of the smallest size, not one of the largest."""
     value = b"x" * 1024
     batch = [(i, b"key-%d" % i, rec(1, value)) for i in range(11 << 10)]
     tables = []
     for fraction in (0.0, 0.999):
         path = tmp_path / f"db{fraction}"
-        with _open_with_draw(monkeypatch, path, fraction) as s:
+        with _open_with_draw(path, fraction) as s:
             assert s.write_buffer_size == write_buffer_size(fraction)
             for i in range(0, len(batch), 1024):
                 s.apply(batch[i : i + 1024], sync=False)
@@ -611,3 +605,19 @@ def test_overwrites_of_one_key_count_its_value_once_in_the_record_table(store):
     store.apply([(8, b"j", rec(1, b"y" * 10))], sync=False)
     assert store._records_bytes == 1010
     assert store.get(7, b"k") == rec(50, b"x" * 1000)
+
+
+def test_a_node_disk_draws_each_stores_memtable_size_from_the_node_generator(tmp_path):
+    """Replicas get the same writes: with one fixed memtable size they all flushed at once
+    (and stalled their syncs together). Each open draws anew from the node's generator."""
+    draws = random.Random(7)
+    expected = [write_buffer_size(draws.random()) for _ in range(2)]
+    disk = LevelDBDisk(str(tmp_path), random.Random(7))
+    sizes = []
+    for _ in range(2):
+        s = disk.open()
+        sizes.append(s.write_buffer_size)
+        s.close()
+    assert sizes == expected and sizes[0] != sizes[1]
+    with LevelDBDisk(str(tmp_path / "x")).open() as s:  # no generator: the mean, 16 MiB
+        assert s.write_buffer_size == 16 << 20
