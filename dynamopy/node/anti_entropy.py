@@ -55,7 +55,6 @@ from dynamopy.core.membership import ClusterState
 from dynamopy.core.placement import held_ranges
 from dynamopy.core.merkle import (
     HashTree,
-    record_hash,
     TreeWalk,
     diff_keys,
     intersect_spans,
