@@ -292,7 +292,7 @@ def test_tree_shapes_from_one_token_leaves_to_a_lone_root():
             level_shifts(leaf_bits, fanout_bits)
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=60, deadline=None)
 @given(WRITES, st.lists(st.integers(0, 59), max_size=10))
 def test_a_batch_of_store_changes_equals_a_rebuild(writes, drops):
     """``apply_changes`` (the write path's one call per batch, the store's ``(token, key,
