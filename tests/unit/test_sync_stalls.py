@@ -43,7 +43,8 @@ def test_the_slow_batch_line_a_node_logs_is_the_one_the_script_reads(tmp_path):
         logger.removeHandler(handler)
         logger.setLevel(old_level)
         handler.close()
-    [(t, node, ops, ms)] = slow_syncs([str(log_path)])
+    [(t, node, ops, ms)], unlogged = slow_syncs([str(log_path)])
+    assert unlogged == 0
     assert node == "n2" and ops == 1 and ms >= SLOW_SYNC_SECONDS * 1000
     assert before - 1 <= t <= time.time() + 1
 
@@ -60,3 +61,15 @@ def test_leveldb_log_lines_and_sample_windows(tmp_path):
     w = window(rows, 0.5, 1.5)
     assert (w["dirty"], w["wb"], w["writes"], w["inflight"]) == (2.0, 1.0, 20, 2)
     assert w["disk_mb"] == 1.0 and w["io"] == {"n1": 1.0}
+
+
+def test_a_line_that_counts_left_out_batches_is_read_with_its_count(tmp_path):
+    log_path = tmp_path / "n1.log"
+    log_path.write_text(
+        "2026-12-01 12:00:00,100 n1 INFO dynamopy.storage.group_commit: slow synced batch: "
+        "3 operations in 61.0 ms\n"
+        "2026-12-01 12:00:01,200 n1 INFO dynamopy.storage.group_commit: slow synced batch: "
+        "9 operations in 75.5 ms (4 more since the last line)\n")
+    slow, unlogged = slow_syncs([str(log_path)])
+    assert [(node, ops, ms) for _t, node, ops, ms in slow] == [("n1", 3, 61.0), ("n1", 9, 75.5)]
+    assert unlogged == 4
