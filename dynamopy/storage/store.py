@@ -114,9 +114,10 @@ _LEVELDB_OPTIONS = {"bloom_filter_bits": 10}
 # The replicas of a key range receive the same writes, so with one fixed size every node's
 # memtable filled at the same instant: all of them flushed (a ~0.3 s burst of compression
 # and a table fsync) and compacted together, and their synced batches stalled together
-# (docs/perf.md, session 6: slow syncs on every node within 0.1 s of each other, right after
-# every node's flush began). A quorum waits for the fastest W replicas, so a stall on one
-# node is masked; spreading the sizes keeps the flushes of different nodes apart.
+# (docs/perf.md, session 6: the three flushes began within 80 ms of each other, and the slow
+# syncs during and just after them fell on two or more nodes at once). A quorum waits for the
+# fastest W replicas, so a stall on one node is masked; spreading the sizes keeps the
+# flushes of different nodes apart.
 WRITE_BUFFER_MIN = 10 << 20
 WRITE_BUFFER_MAX = 22 << 20
 
