@@ -74,7 +74,7 @@ def production_node(config: NodeConfig):
 
     rng = random.Random(int.from_bytes(os.urandom(8), "big"))
     return Node(config, transport=TcpTransport.from_config(config, rng),
-                storage=LevelDBDisk(config.data_dir), clock=SystemClock(), rng=rng)
+                storage=LevelDBDisk(config.data_dir, rng), clock=SystemClock(), rng=rng)
 
 
 def http_protocol(config: NodeConfig, app, on_reject):

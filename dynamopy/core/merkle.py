@@ -113,6 +113,30 @@ class HashTree:
         self._xor(token, delta)
         self.records += count
 
+    def apply_changes(self, changes: Iterable[tuple]) -> None:
+        """``update`` for each ``(token, key, old, new)`` of a store's batch, where ``old``
+        and ``new`` are records (anything with ``version`` and ``deleted``) or ``None``:
+        the write path's one call per batch, with the hashing and the level loop inlined."""
+        pairs, hash64, flag = self._pairs, _hash64, _FLAG
+        records = self.records
+        try:
+            for token, key, old, new in changes:
+                if token >> TOKEN_BITS or token < 0:
+                    raise ValueError(f"token {token} outside [0, 2**32)")
+                delta = 0
+                if old is not None:
+                    delta = hash64(key + old.version.to_bytes(8, "big") + flag[bool(old.deleted)],
+                                   signed=False)[0]
+                    records -= 1
+                if new is not None:
+                    delta ^= hash64(key + new.version.to_bytes(8, "big") + flag[bool(new.deleted)],
+                                    signed=False)[0]
+                    records += 1
+                for level, shift in pairs:
+                    level[token >> shift] ^= delta
+        finally:
+            self.records = records
+
     def _xor(self, token: int, delta: int) -> None:
         if token >> TOKEN_BITS or token < 0:
             raise ValueError(f"token {token} outside [0, 2**32)")

@@ -55,7 +55,6 @@ from dynamopy.core.membership import ClusterState
 from dynamopy.core.placement import held_ranges
 from dynamopy.core.merkle import (
     HashTree,
-    record_hash,
     TreeWalk,
     diff_keys,
     intersect_spans,
@@ -201,17 +200,10 @@ class AntiEntropy:
 
     def _on_change(self, changes: list) -> None:
         """The store's watcher (commit thread, store lock held): XOR each change in. (The
-        write path's share of anti-entropy: kept to two hashes and one tree update.)"""
-        tree = self.tree
+        write path's share of anti-entropy: two hashes and one tree update per change, in
+        one call per batch.)"""
         with self._lock:
-            for token, key, old, new in changes:
-                delta, count = 0, 0
-                if old is not None:
-                    delta, count = record_hash(key, old.version, old.deleted), -1
-                if new is not None:
-                    delta ^= record_hash(key, new.version, new.deleted)
-                    count += 1
-                tree.xor(token, delta, count)
+            self.tree.apply_changes(changes)
 
     def on_state_change(self, old: ClusterState, new: ClusterState) -> None:
         """A membership change: forget the exchange records of members that are gone; a

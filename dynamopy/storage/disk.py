@@ -14,7 +14,8 @@ that was not synced.
 from __future__ import annotations
 
 import os
-from typing import TYPE_CHECKING, Protocol, runtime_checkable
+import random
+from typing import TYPE_CHECKING, Optional, Protocol, runtime_checkable
 
 if TYPE_CHECKING:  # pragma: no cover
     from dynamopy.storage import Storage
@@ -28,15 +29,19 @@ class Disk(Protocol):
 
 
 class LevelDBDisk:
-    """``<data_dir>/db``, a LevelDB ``Store``."""
+    """``<data_dir>/db``, a LevelDB ``Store``. With ``rng`` (the node's generator) each open
+    draws the store's memtable size from it, so the replicas of a range, which receive the
+    same writes, do not flush their memtables (and stall their syncs) at the same moment."""
 
     inline = False
     sync_wait = None  # a real sync takes its own time
 
-    def __init__(self, data_dir: str) -> None:
+    def __init__(self, data_dir: str, rng: Optional[random.Random] = None) -> None:
         self.data_dir = data_dir
+        self.rng = rng
 
     def open(self) -> "Storage":
         from dynamopy.storage.store import Store
         os.makedirs(self.data_dir, exist_ok=True)
-        return Store(os.path.join(self.data_dir, "db"))
+        fraction = self.rng.random() if self.rng is not None else 0.5
+        return Store(os.path.join(self.data_dir, "db"), write_buffer_fraction=fraction)

@@ -32,6 +32,10 @@ Rules and invariants:
   meanwhile queue for the next batch, as they do while a real fsync runs on the thread.
 * ``buggify`` (``dynamopy.node.buggify``, off in production): may split a batch after its
   first submission, so batches are smaller and more of them overlap.
+* A synced batch that took ``SLOW_SYNC_SECONDS`` or longer is logged (INFO, with its size
+  and time): the timestamped evidence of a disk stall next to a latency tail. At most one
+  line per ``SLOW_SYNC_LOG_EVERY`` seconds (a slow disk would log every batch); a line
+  counts the slow batches left out since the one before.
 """
 
 from __future__ import annotations
@@ -58,6 +62,9 @@ from dynamopy.storage.store import (
 log = logging.getLogger(__name__)
 
 OnBatch = Callable[[int, float], None]
+SLOW_SYNC_SECONDS = 0.05  # a synced batch this slow is logged
+SLOW_SYNC_LOG_EVERY = 1.0  # seconds between two such lines at most
+_monotonic = time.monotonic  # the clock of that limit (a test replaces it)
 
 
 class CommitterClosed(RuntimeError):
@@ -119,6 +126,8 @@ class GroupCommitter:
         self._broken = False        # the thread died of an unexpected error
         self._stopping = False      # stop(): commit what is queued, then end the thread
         self._stopped: Optional[asyncio.Future] = None
+        self._slow_logged_at: Optional[float] = None  # monotonic time of the last slow line
+        self._slow_unlogged = 0  # slow batches not logged since then
 
     # -- lifecycle
 
@@ -392,11 +401,24 @@ class GroupCommitter:
             if not sub.future.done():
                 sub.future.set_result(results[offset : offset + n])
             offset += n
+        if seconds >= SLOW_SYNC_SECONDS:
+            self._log_slow(sum(sub.size for sub in batch), seconds)
         if self.on_batch is not None:
             try:
                 self.on_batch(sum(sub.size for sub in batch), seconds)
             except Exception:  # metrics must never fail a committed batch
                 log.exception("on_batch callback failed")
+
+    def _log_slow(self, size: int, seconds: float) -> None:
+        """One slow synced batch: log it, unless a line went out in the last
+        ``SLOW_SYNC_LOG_EVERY`` seconds (then only count it for the next line)."""
+        now = _monotonic()
+        if self._slow_logged_at is not None and now - self._slow_logged_at < SLOW_SYNC_LOG_EVERY:
+            self._slow_unlogged += 1
+            return
+        more = f" ({self._slow_unlogged} more since the last line)" if self._slow_unlogged else ""
+        log.info("slow synced batch: %d operations in %.1f ms%s", size, seconds * 1000, more)
+        self._slow_logged_at, self._slow_unlogged = now, 0
 
     def _fail(self, batch: list[_Submission], exc: BaseException) -> None:
         """On the loop: a batch whose ``apply`` raised fails every caller of it."""

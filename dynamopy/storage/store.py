@@ -86,7 +86,7 @@ from typing import Callable, Iterable, Iterator, Mapping, Optional
 import msgpack
 import plyvel
 
-from dynamopy.core.records import Record, is_newer
+from dynamopy.core.records import DEFAULT_CONTENT_TYPE, Record, is_newer
 
 TOKEN_LIMIT = 2**32
 
@@ -107,7 +107,26 @@ RECORD_CACHE_VALUE_BYTES = 16 << 10  # larger values are always read from LevelD
 # (measured: a 256-write batch spends ~2.3 ms in gets without, ~1 ms with). A 16 MiB memtable
 # (default 4) means fewer level-0 tables to probe. Both are safe to change on an existing DB:
 # tables written without a filter are simply read without one.
-_LEVELDB_OPTIONS = {"bloom_filter_bits": 10, "write_buffer_size": 16 << 20}
+_LEVELDB_OPTIONS = {"bloom_filter_bits": 10}
+# A node draws its memtable size per open from [WRITE_BUFFER_MIN, WRITE_BUFFER_MAX] (mean
+# 16 MiB; ``LevelDBDisk``, from the node's generator: per open, not per path, since nodes on
+# different machines share one path).
+# The replicas of a key range receive the same writes, so with one fixed size every node's
+# memtable filled at the same instant: all of them flushed (a ~0.3 s burst of compression
+# and a table fsync) and compacted together, and their synced batches stalled together
+# (docs/perf.md, session 6: the three flushes began within 80 ms of each other, and the slow
+# syncs during and just after them fell on two or more nodes at once). A quorum waits for the
+# fastest W replicas, so a stall on one node is masked; spreading the sizes keeps the
+# flushes of different nodes apart.
+WRITE_BUFFER_MIN = 10 << 20
+WRITE_BUFFER_MAX = 22 << 20
+
+
+def write_buffer_size(fraction: float) -> int:
+    """The memtable size for a draw ``fraction`` in [0, 1): spread evenly over
+    [WRITE_BUFFER_MIN, WRITE_BUFFER_MAX], on 64 KiB steps."""
+    size = WRITE_BUFFER_MIN + int(fraction * (WRITE_BUFFER_MAX - WRITE_BUFFER_MIN))
+    return min(WRITE_BUFFER_MAX, size & ~0xFFFF)
 
 Write = tuple[int, bytes, Record]
 HintAdd = tuple[str, int, bytes, Record]
@@ -150,6 +169,24 @@ def _hint_target(hkey: bytes) -> str:
 
 def _hint_seq(hkey: bytes) -> int:
     return int.from_bytes(hkey[-_SEQ_BYTES:], "big")
+
+
+_new_record = object.__new__
+_set_version = Record.version.__set__  # type: ignore[attr-defined]
+_set_deleted = Record.deleted.__set__  # type: ignore[attr-defined]
+_set_content_type = Record.content_type.__set__  # type: ignore[attr-defined]
+_set_value = Record.value.__set__  # type: ignore[attr-defined]
+
+
+def _version_only(version: int, deleted: bool) -> Record:
+    """``Record(version, deleted)`` (default content type, empty value) in a third of the
+    time: the frozen dataclass's ``__init__`` sets each field through ``object.__setattr__``."""
+    rec = _new_record(Record)
+    _set_version(rec, version)
+    _set_deleted(rec, deleted)
+    _set_content_type(rec, DEFAULT_CONTENT_TYPE)
+    _set_value(rec, b"")
+    return rec
 
 
 def pack_record(record: Record) -> bytes:
@@ -216,12 +253,16 @@ def _check_range(start_token: int, end_token: int) -> None:
 class Store:
     """One replica's LevelDB: versioned records by token, hints per target, metadata."""
 
-    def __init__(self, path: str, *, db=None) -> None:
+    def __init__(self, path: str, *, db=None, write_buffer_fraction: float = 0.5) -> None:
         """Open the LevelDB at ``path``; or, with ``db``, run on that ordered key-value
-        store instead (the in-memory disk of ``dynamopy.sim.storage``, plyvel's interface)."""
+        store instead (the in-memory disk of ``dynamopy.sim.storage``, plyvel's interface).
+        ``write_buffer_fraction`` picks the memtable size (``write_buffer_size``): a node
+        draws it from its generator per open (``LevelDBDisk``); 0.5 is the mean, 16 MiB."""
         self.path = path
-        self._db = db if db is not None else plyvel.DB(str(path), create_if_missing=True,
-                                                         **_LEVELDB_OPTIONS)
+        self.write_buffer_size = write_buffer_size(write_buffer_fraction)
+        self._db = db if db is not None else plyvel.DB(
+            str(path), create_if_missing=True, write_buffer_size=self.write_buffer_size,
+            **_LEVELDB_OPTIONS)
         self._lock = threading.Lock()
         self._key_count = 0
         # target -> (count, bytes). Replaced, never mutated, once open: readers on other
@@ -324,13 +365,19 @@ class Store:
                 old = records.pop(dkey, None)
                 if old is not None:
                     self._records_bytes -= len(old.value)
-            for dkey, rec in written:
-                if type(rec.value) is bytes and len(rec.value) <= RECORD_CACHE_VALUE_BYTES:
-                    self._remember(dkey, rec)
-                else:
-                    old = records.pop(dkey, None)
-                    if old is not None:
-                        self._records_bytes -= len(old.value)
+            size = self._records_bytes
+            for dkey, rec in written:  # _remember, inlined: once per replica write
+                value = rec.value
+                old = records.pop(dkey, None)
+                if old is not None:
+                    size -= len(old.value)
+                if type(value) is bytes and len(value) <= RECORD_CACHE_VALUE_BYTES:
+                    if size + len(value) > RECORD_CACHE_BYTES:
+                        records.clear()
+                        size = 0
+                    records[dkey] = rec
+                    size += len(value)
+            self._records_bytes = size
 
     def scan(self, start_token: int, end_token: int, *,
              after_key: Optional[bytes] = None) -> Iterator[tuple[int, bytes, Record]]:
@@ -408,8 +455,15 @@ class Store:
                 new_keys = 0
                 changes: list[Change] = []
                 written: list[tuple[bytes, Record]] = []
+                # The per-record work runs on the commit thread for every replica write:
+                # one packer per batch (msgpack.packb builds one per call), the value-less
+                # table entries built by ``_version_only``.
+                pack = msgpack.Packer(use_bin_type=True).pack
+                put = wb.put
                 for token, key, record in writes:
-                    dkey = data_key(token, bytes(key))
+                    if key.__class__ is not bytes:
+                        key = bytes(key)
+                    dkey = DATA_PREFIX + token.to_bytes(4, "big") + key
                     if dkey in seen:
                         current = seen[dkey]
                     else:
@@ -418,19 +472,19 @@ class Store:
                             raw = db.get(dkey)
                             if raw is not None:
                                 current = unpack_record(raw)
-                                stored[dkey] = Record(current.version, current.deleted)
+                                stored[dkey] = _version_only(current.version, current.deleted)
                         seen[dkey] = current
-                    if is_newer(record, current):
-                        wb.put(dkey, pack_record(record))
+                    if current is None or record.version > current.version:  # is_newer
+                        put(dkey, pack(record.to_wire()))
                         if current is None:
                             new_keys += 1
                         seen[dkey] = record
                         # Remembered now (not after the sync, when the loop thread waits for this
                         # thread to get the GIL back); a failed write empties the table below.
-                        stored[dkey] = Record(record.version, record.deleted)
+                        stored[dkey] = _version_only(record.version, record.deleted)
                         written.append((dkey, record))
                         applied.append(True)
-                        changes.append((token, bytes(key), current, record))
+                        changes.append((token, key, current, record))
                     else:
                         applied.append(False)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -14,7 +15,8 @@ from pathlib import Path
 import pytest
 
 from dynamopy.core.records import Record
-from dynamopy.storage.group_commit import CommitterClosed, GroupCommitter
+from dynamopy.storage import group_commit
+from dynamopy.storage.group_commit import SLOW_SYNC_SECONDS, CommitterClosed, GroupCommitter
 from dynamopy.storage.store import Store
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -431,3 +433,60 @@ def test_a_commit_thread_killed_by_a_bug_fails_its_callers_and_refuses_new_work(
             await asyncio.wait_for(gc.stop(), 10)
 
         asyncio.run(main())
+
+
+def test_a_slow_synced_batch_is_logged_with_its_size_and_time(tmp_path, caplog):
+    """The timestamped evidence of a disk stall next to a latency tail: a batch whose synced
+    apply took SLOW_SYNC_SECONDS or more is logged; a fast one is not."""
+    with Store(str(tmp_path / "db")) as store:
+        real_apply = store.apply
+        slow = {"on": False}
+
+        def apply(*args, **kwargs):
+            if slow["on"]:
+                time.sleep(SLOW_SYNC_SECONDS + 0.02)
+            return real_apply(*args, **kwargs)
+
+        store.apply = apply  # instance attribute shadows the method
+
+        async def main():
+            async with GroupCommitter(store) as gc:
+                await gc.write(1, b"fast", rec(1))
+                slow["on"] = True
+                await asyncio.gather(gc.write(1, b"a", rec(1)), gc.write(2, b"b", rec(1)))
+
+        with caplog.at_level("INFO", logger="dynamopy.storage.group_commit"):
+            asyncio.run(main())
+    lines = [r.getMessage() for r in caplog.records if "slow synced batch" in r.getMessage()]
+    assert len(lines) == 1, lines
+    m = re.fullmatch(r"slow synced batch: 2 operations in ([\d.]+) ms", lines[0])
+    assert m and float(m.group(1)) >= SLOW_SYNC_SECONDS * 1000, lines[0]
+
+
+def test_slow_batches_are_logged_at_most_once_a_second_and_the_next_line_counts_the_rest(
+        tmp_path, caplog, monkeypatch):
+    """A slow disk would log every batch: one line per SLOW_SYNC_LOG_EVERY at most, and the
+    next line says how many slow batches went unlogged."""
+    clock = {"now": 100.0}
+    monkeypatch.setattr(group_commit, "_monotonic", lambda: clock["now"])
+    with Store(str(tmp_path / "db")) as store:
+        real_apply = store.apply
+
+        def apply(*args, **kwargs):
+            time.sleep(SLOW_SYNC_SECONDS + 0.01)
+            return real_apply(*args, **kwargs)
+
+        store.apply = apply
+
+        async def main():
+            async with GroupCommitter(store) as gc:
+                for i, now in enumerate((100.0, 100.2, 100.9, 101.5, 101.6)):
+                    clock["now"] = now
+                    await gc.write(1, b"k%d" % i, rec(1))
+
+        with caplog.at_level("INFO", logger="dynamopy.storage.group_commit"):
+            asyncio.run(main())
+    lines = [r.getMessage() for r in caplog.records if "slow synced batch" in r.getMessage()]
+    assert len(lines) == 2, lines
+    assert "more since" not in lines[0]
+    assert lines[1].endswith(" ms (2 more since the last line)"), lines[1]

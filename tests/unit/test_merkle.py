@@ -290,3 +290,40 @@ def test_tree_shapes_from_one_token_leaves_to_a_lone_root():
     for leaf_bits, fanout_bits in ((-1, 4), (33, 4), (16, 0)):
         with pytest.raises(ValueError):
             level_shifts(leaf_bits, fanout_bits)
+
+
+@settings(max_examples=60, deadline=None)
+@given(WRITES, st.lists(st.integers(0, 59), max_size=10))
+def test_a_batch_of_store_changes_equals_a_rebuild(writes, drops):
+    """``apply_changes`` (the write path's one call per batch, the store's ``(token, key,
+    old, new)`` changes with Record-like old/new) keeps the tree exact, tombstones and
+    dropped records included."""
+    from dynamopy.core.records import Record
+
+    store: dict = {}
+    tree = HashTree(**SMALL)
+    changes = []
+    for t, k, v, d in writes:
+        old = store.get((t, k))
+        if old is None or v > old.version:
+            store[(t, k)] = Record(v, d)
+            changes.append((t, k, old, Record(v, d)))
+    tree.apply_changes(changes[: len(changes) // 2])
+    tree.apply_changes(changes[len(changes) // 2 :])
+    tree.apply_changes([(w[0], w[1], store.pop((w[0], w[1])), None)
+                        for w in (writes[i] for i in set(drops) if i < len(writes))
+                        if (w[0], w[1]) in store])
+    rebuilt = store_tree({tk: (r.version, r.deleted) for tk, r in store.items()}, **SMALL)
+    assert tree.records == rebuilt.records == len(store)
+    for level in range(len(tree.shifts)):
+        n = 1 << (32 - tree.shifts[level])
+        assert tree.hashes((level, i) for i in range(n)) == \
+            rebuilt.hashes((level, i) for i in range(n))
+
+
+def test_a_batch_with_an_out_of_range_token_is_refused_and_counts_what_it_applied():
+    tree = HashTree(**SMALL)
+    from dynamopy.core.records import Record
+    with pytest.raises(ValueError):
+        tree.apply_changes([(5, b"a", None, Record(1)), (2**32, b"b", None, Record(2))])
+    assert tree.records == 1 and tree.root() == record_hash(b"a", 1, False)

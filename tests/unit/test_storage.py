@@ -3,14 +3,24 @@
 from __future__ import annotations
 
 import contextlib
+import os
+import random
 import threading
+import time
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from dynamopy.core.records import Record
-from dynamopy.storage.store import TOKEN_LIMIT, Store
+from dynamopy.storage.disk import LevelDBDisk
+from dynamopy.storage.store import (
+    TOKEN_LIMIT,
+    WRITE_BUFFER_MAX,
+    WRITE_BUFFER_MIN,
+    Store,
+    write_buffer_size,
+)
 
 
 def rec(version: int, value: bytes = b"v", deleted: bool = False) -> Record:
@@ -533,3 +543,81 @@ def test_a_range_delete_whose_write_failed_leaves_no_record_the_disk_may_not_hol
     assert store.get(1, b"k") is None
     # and the newer-wins rule sees the disk too: an older version is stored again
     assert store.apply([(1, b"k", rec(3))]) == [True]
+
+
+# ---------------------------------------------------------------- memtable size
+
+
+def _ldb_tables(path) -> int:
+    return sum(1 for name in os.listdir(path) if name.endswith((".ldb", ".sst")))
+
+
+def _open_with_draw(path, fraction: float) -> Store:
+    return Store(str(path), write_buffer_fraction=fraction)
+
+
+def test_memtable_size_is_spread_over_its_range_on_64k_steps():
+    sizes = [write_buffer_size(i / 100) for i in range(100)]
+    assert sizes[0] == WRITE_BUFFER_MIN
+    assert max(sizes) <= WRITE_BUFFER_MAX and write_buffer_size(0.9999) > WRITE_BUFFER_MAX - (1 << 20)
+    assert sizes == sorted(sizes) and len(set(sizes)) == 100
+    assert all(s % (64 << 10) == 0 for s in sizes)
+
+
+def test_the_drawn_memtable_size_is_the_one_leveldb_flushes_by(tmp_path):
+    """11 MiB of writes flush a memtable of the smallest size, not one of the largest."""
+    value = b"x" * 1024
+    batch = [(i, b"key-%d" % i, rec(1, value)) for i in range(11 << 10)]
+    tables = []
+    for fraction in (0.0, 0.999):
+        path = tmp_path / f"db{fraction}"
+        with _open_with_draw(path, fraction) as s:
+            assert s.write_buffer_size == write_buffer_size(fraction)
+            for i in range(0, len(batch), 1024):
+                s.apply(batch[i : i + 1024], sync=False)
+            # a flush is LevelDB's background work: give it a moment to write its table
+            deadline = time.monotonic() + 5
+            while _ldb_tables(path) == 0 and fraction == 0.0 and time.monotonic() < deadline:
+                time.sleep(0.05)
+            tables.append(_ldb_tables(path))
+    assert tables[0] >= 1, "a 10 MiB memtable flushed after 11 MiB of writes"
+    assert tables[1] == 0, "a 22 MiB memtable did not"
+
+
+# ---------------------------------------------------------------- the write path's tables
+
+
+def test_a_watcher_hears_a_replaced_tombstone_as_a_tombstone(store):
+    """The read of the read-compare-write comes from the version table: the record it
+    reports as replaced keeps its version and tombstone flag (anti-entropy XORs out the
+    hash of exactly that)."""
+    heard = []
+    list(store.watch(heard.extend))
+    store.apply([(7, b"k", rec(2, b"", deleted=True))])
+    store.apply([(7, b"k", rec(3))])
+    _t, _k, old, new = heard[-1]
+    assert (old.version, old.deleted) == (2, True) and (new.version, new.deleted) == (3, False)
+
+
+def test_overwrites_of_one_key_count_its_value_once_in_the_record_table(store):
+    for v in range(1, 51):
+        store.apply([(7, b"k", rec(v, b"x" * 1000))], sync=False)
+    store.apply([(8, b"j", rec(1, b"y" * 10))], sync=False)
+    assert store._records_bytes == 1010
+    assert store.get(7, b"k") == rec(50, b"x" * 1000)
+
+
+def test_a_node_disk_draws_each_stores_memtable_size_from_the_node_generator(tmp_path):
+    """Replicas get the same writes: with one fixed memtable size they all flushed at once
+    (and stalled their syncs together). Each open draws anew from the node's generator."""
+    draws = random.Random(7)
+    expected = [write_buffer_size(draws.random()) for _ in range(2)]
+    disk = LevelDBDisk(str(tmp_path), random.Random(7))
+    sizes = []
+    for _ in range(2):
+        s = disk.open()
+        sizes.append(s.write_buffer_size)
+        s.close()
+    assert sizes == expected and sizes[0] != sizes[1]
+    with LevelDBDisk(str(tmp_path / "x")).open() as s:  # no generator: the mean, 16 MiB
+        assert s.write_buffer_size == 16 << 20
