@@ -88,6 +88,9 @@ class _ClientConnection(FramedProtocol):
                     detail = err.get("detail")
                     fut.set_exception(RemoteError(err["code"], detail if type(detail) is str else ""))
                     return
+                # A malformed reply's own call is out of the table: put it back so it fails
+                # with the rest (its timer looks only in the table).
+                self._pending[msg[1]] = fut
             self._fail(PeerUnavailable(f"{self._endpoint.addr}: protocol violation by peer"))
             log.warning("peer %s: unexpected message %.100r; closing", self._endpoint.addr, msg)
             self.abort()

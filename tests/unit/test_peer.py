@@ -481,3 +481,45 @@ def test_future_methods_are_answered_by_a_callback_or_run_as_a_coroutine():
             assert pending["c"].cancelled()
 
     run(main())
+
+
+def test_a_malformed_error_reply_fails_its_own_call_not_only_the_others():
+    """A peer that proved the secret, then answers a call with an error reply of the wrong
+    shape, is a protocol violation: the connection closes and EVERY pending call fails at
+    once, the malformed reply's own call included. Before, that call had already been taken
+    out of the pending table, so neither the close nor its timer settled it: it hung."""
+
+    async def main():
+        calls_seen = asyncio.Event()
+
+        async def fake_server(reader, writer):
+            nonce_s = b"s" * auth.NONCE_BYTES
+            writer.write(encode_frame(auth.server_hello(nonce_s)))
+            client_id, nonce_c = auth.verify_client_answer(SECRET, nonce_s, await read_frame(reader))
+            writer.write(encode_frame(auth.server_accept(SECRET, "server-1", nonce_c, nonce_s)))
+            first = await read_frame(reader)
+            await read_frame(reader)  # a second call, still pending when the bad reply comes
+            calls_seen.set()
+            writer.write(encode_frame([1, first[1], False, "not a dict"]))
+            await writer.drain()
+            await reader.read()  # until the client closes
+
+        server = await asyncio.start_server(fake_server, "127.0.0.1", 0)
+        host, port = server.sockets[0].getsockname()[:2]
+        client = PeerClient("client-1", SECRET)
+        try:
+            addr = f"{host}:{port}"
+            first = asyncio.ensure_future(client.call(addr, "echo", 1, timeout_s=3.0))
+            second = asyncio.ensure_future(client.call(addr, "echo", 2, timeout_s=3.0))
+            await asyncio.wait_for(calls_seen.wait(), 3.0)
+            done, _ = await asyncio.wait([first, second], timeout=1.0)
+            assert first in done, "the call answered by the malformed reply hangs"
+            assert second in done
+            for fut in (first, second):
+                with pytest.raises(PeerUnavailable):
+                    fut.result()
+        finally:
+            await client.close()
+            server.close()
+
+    run(main())
