@@ -17,7 +17,10 @@ SEEDS = ["n1", "n2", "n3"]
 
 
 def _broken(node) -> float:
-    return node.metrics.grace_rule_broken._value.get()
+    """``dynamopy_grace_rule_broken`` as ``GET /metrics`` renders it."""
+    text = node.metrics.render().decode()
+    line = next(x for x in text.splitlines() if x.startswith("dynamopy_grace_rule_broken "))
+    return float(line.split()[1])
 
 
 def test_settings_in_the_log_that_break_the_grace_rule_are_reported_at_start_up(caplog):
