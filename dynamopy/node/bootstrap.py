@@ -220,6 +220,14 @@ async def _become_member(node: "Node", contact) -> None:
     if identities in (BOOTSTRAPPED, SEEN_BEFORE):
         _say_not_bootstrapping(node, seeds, identities)
         await _join(node, contact, [u for u in seeds if u != node.config.advertise_url] or seeds)
+        if node.metalog.voter:
+            # Its acceptor state votes only if slot 0 names this store (identity rule 5):
+            # learn the log, and if it does not, come back as a replacement now, as a
+            # restarted disowned seed does (before, it stayed disowned until a restart).
+            while not node.stopping and not node.catchup.caught_up:
+                await node.clock.sleep(RETRY_S)
+            if node.metalog.disowned:
+                await _rejoin_disowned(node, contact)
         return
     me = node.identity()
     if not any(i["id"] == me["id"] for i in identities):
@@ -249,8 +257,9 @@ def _say_not_bootstrapping(node: "Node", seeds: list[str], why: str) -> None:
     if node.metalog.voter:
         log.warning("%s crashed before it learned the bootstrap and %s: it keeps the acceptor "
                     "state it has on disk from before the bootstrap and votes with it once it "
-                    "learns slot 0 and slot 0 names this store; learning the log through the "
-                    "seeds", node.id, reason)
+                    "learns slot 0 and slot 0 names this store (if it names another store of this "
+                    "id, it comes back as a replacement); learning the log through the seeds",
+                    node.id, reason)
         return
     what = ("has no metadata log on disk" if not node.metalog.started
             else "holds no acceptor state of its own")

@@ -63,3 +63,42 @@ def test_a_seed_that_crashed_before_slot_0_says_it_votes_and_does(caplog):
     run_virtual(main())
     line = next(r.getMessage() for r in caplog.records if r.getMessage().startswith("n3 "))
     assert "will not vote" not in line and "votes with it" in line, line
+
+
+class _OtherStore(Cluster):
+    """The seeds' bootstrap names another store token for n3 than the one n3 voted from
+    (n3's store was replaced between the seeds asking it and it adopting the group)."""
+
+    def identities(self):
+        return [{**i, "token": "an-older-store"} if i["id"] == "n3" else i
+                for i in super().identities()]
+
+
+def test_a_seed_whose_slot_0_names_another_store_comes_back_as_a_replacement(caplog):
+    """The other outcome of the same restart: n3 learns slot 0, which names another store
+    of its id, so its acceptor state stops voting there (identity rule 5) and the node is
+    ``disowned``. Before, it stayed so (not ready, no vote, no data) until restarted again;
+    now it comes back as a replacement at once, as a disowned seed restarted does."""
+    caplog.set_level(logging.WARNING, logger="dynamopy.node.bootstrap")
+
+    async def main():
+        c = _OtherStore(SEEDS, seed=3, anti_entropy_interval_s=3600.0, n=2, r=1, w=1)
+        c.restarted = set()
+        c.network.partition([["n1", "n2"], ["n3"]])
+        try:
+            for s in SEEDS:
+                await c.start(s)
+            await until(lambda: c.node("n3").metalog.voter, 10, "n3 adopted the group")
+            await c.wait_ready(["n1", "n2"])
+            await c.crash("n3")
+            c.network.heal()
+            c.restarted.add("n3")
+            await c.start("n3")
+            await until(lambda: ("replace", "n3") in
+                        [(e["op"], e.get("id")) for e in c.node("n1").log_entries(0)], 60,
+                        "n3 came back as a replacement")
+            await until(lambda: c.node("n3").is_ready, 60, "n3 joined again")
+        finally:
+            await c.stop_all()
+    run_virtual(main())
+    assert "whose bootstrap does not name this store" in caplog.text
