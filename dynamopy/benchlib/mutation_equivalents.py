@@ -36,20 +36,23 @@ _CORE_SESSION5 = {
         "equivalent: past the 503 check at least a majority of voters is live, so at least "
         "majority - 1 remain without the leaver: one live spare (counted 1 or 2) is enough",
     # -- core/membership.py (re-run, session 5)
-    "dynamopy.core.membership.x__bootstrap__mutmut_69": "equivalent: Member's state defaults to normal",
-    "dynamopy.core.membership.x__bootstrap__mutmut_106":  # (102 before the identity merge)
+    "dynamopy.core.membership_changes.x__bootstrap__mutmut_69": "equivalent: Member's state defaults to normal",
+    "dynamopy.core.membership_changes.x__bootstrap__mutmut_106":  # (102 before the identity merge)
         "equivalent: an empty group_schedule reads as [(0, acceptors)] (schedule_pairs, "
         "metadata_group.schedule_of), which is what bootstrap writes",
-    "dynamopy.core.membership.x__remove__mutmut_90":
+    "dynamopy.core.membership_changes.x__remove__mutmut_90":
         "equivalent: _leave sets pending_ring right after (or refuses the whole entry)",
-    **{f"dynamopy.core.membership.{name}":
+    # (session 6: the per-op transitions moved, unchanged, to core/membership_changes.py)
+    **{f"dynamopy.core.{name}":
        "equivalent for the state and the Paxos core: a set_group applies by its "
        "compare-and-set, never by its rid, and rids are unique per proposal. (Recording it "
        "only makes node/metalog call a re-commit of it a duplicate, which the compare-and-set "
        "refuses anyway, except after an A->B->A sequence, where the re-applied change is then "
        "missing from the log view)"
-       for name in ("xǁClusterStateǁapply__mutmut_13", "x__set_group__mutmut_3",
-                    "x__set_group__mutmut_23", "x__set_group__mutmut_64")},
+       for name in ("membership.xǁClusterStateǁapply__mutmut_13",
+                    "membership_changes.x__set_group__mutmut_3",
+                    "membership_changes.x__set_group__mutmut_23",
+                    "membership_changes.x__set_group__mutmut_64")},
     # -- core/buggify.py (first run, session 5)
     "dynamopy.core.buggify.xǁBuggifyǁfires__mutmut_4": "text: the KeyError's message",
     **{f"dynamopy.core.buggify.xǁBuggifyǁfires__mutmut_{i}":
@@ -640,11 +643,12 @@ EQUIVALENT = {
        "unreachable: a learner holds a snapshot exactly when its base is above 0 (compact "
        "and install take only snapshots of a slot above the base; none is ever of slot 0)"
        for i in (12, 14)},
-    # -- core/metadata_group.plan_group's odd-size rule (after the session-5 merges)
+    # -- core/metadata_group.plan_group's odd-size rule (after the session-5 merges;
+    # renumbered from 98, 100, 101 when the trim moved to _pick in session 6)
     **{f"{_MG}plan_group__mutmut_{i}":
        "equivalent: every member the plan keeps is a member (the current ones passed unfit, "
        "the others are picked from state.members), so the -1 for a non-member is never used"
-       for i in (98, 100, 101)},
+       for i in (100, 102, 103)},
     # (core.membership._leave's unreachable state check, listed here before, was deleted in
     # session 5; membership was re-run and re-judged then, in _CORE_SESSION5.)
     **_NODE_EQUIVALENT,

@@ -23,10 +23,12 @@ side for the membership state machine. Rules:
 
 Choosing a group (``plan_group``, run by the metadata leader): drop members that left, are
 leaving, were removed, were retired (lost their disk) or have been down longer than the
-replacement delay; fill up to the target size with live ``normal`` members, preferring
-zones the group does not cover yet, then lower member numbers; a retired member whose new
-incarnation is back as a ``normal`` member is re-admitted in place when nobody else is
-available. The group it chooses is always odd-sized (1, 3 or 5): with too few members for
+replacement delay; shrink to the target size keeping live members first, then members of
+zones not covered yet, then lower member numbers; fill up to the target size with live
+``normal`` members, preferring zones the group does not cover yet, then lower member
+numbers (the choice depends on the state and the liveness view only: ``_pick``); a
+retired member whose new incarnation is back as a ``normal`` member is re-admitted in place
+when nobody else is available. The group it chooses is always odd-sized (1, 3 or 5): with too few members for
 the target it takes the largest odd size it can fill (2 members give a group of 1, 4 a
 group of 3), since an even group of 2k tolerates no more failures than 2k - 1 and needs one
 more member up. An operator's explicit group is 1, 3 or 5 members too (the API refuses
@@ -36,7 +38,8 @@ members, judged on a liveness view given by the caller (pure).
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Collection, Iterable, Mapping, Optional, Sequence
+from typing import (TYPE_CHECKING, Any, Callable, Collection, Iterable, Mapping, Optional,
+                    Sequence)
 
 from dynamopy.core.paxos.groups import GroupSchedule, Reconfig, majority
 
@@ -102,6 +105,22 @@ def _zone(state: "ClusterState", mid: str) -> str:
     return state.members[mid].zone
 
 
+def _pick(state: "ClusterState", pool: Iterable[str], count: int, zones: Iterable[str],
+          later: Callable[[str], bool] = lambda g: False) -> list[str]:
+    """Up to ``count`` members of ``pool``, chosen one at a time: those ``later`` says no to
+    first, then one of a zone that neither ``zones`` nor an earlier pick covers, then the
+    lowest member number (the order members joined in the log). A function of the state
+    alone, never of the order the leader heard from members in: a five-seed bootstrap
+    trimmed to three always keeps the same three."""
+    pool, zones, out = list(pool), set(zones), []
+    while len(out) < count and pool:
+        pool.sort(key=lambda g: (later(g), _zone(state, g) in zones, state.members[g].number))
+        g = pool.pop(0)
+        out.append(g)
+        zones.add(_zone(state, g))
+    return out
+
+
 def unfit(state: "ClusterState", down_too_long: Collection[str]) -> list[str]:
     """Group members that must be replaced: not a member any more, leaving, retired (lost
     its disk) or down longer than the replacement delay."""
@@ -121,21 +140,11 @@ def plan_group(state: "ClusterState", live: Collection[str], down_too_long: Coll
     current = tuple(state.acceptors)
     bad = set(unfit(state, down_too_long))
     keep = [g for g in current if g not in bad]
-    if len(keep) > target:  # shrink: drop members that are down first, then higher numbers
-        keep.sort(key=lambda g: (g not in live, state.members[g].number))
-        keep = keep[:target]
-    candidates = [m for m in state.members.values()
+    if len(keep) > target:  # shrink: keep live members, spread over zones, lower numbers
+        keep = _pick(state, keep, target, (), lambda g: g not in live)
+    candidates = [m.id for m in state.members.values()
                   if m.state == "normal" and m.id in live and m.id not in current]
-    zones = {_zone(state, g) for g in keep}
-
-    def rank(m):
-        return (_zone(state, m.id) in zones, m.number)
-
-    while len(keep) < target and candidates:
-        candidates.sort(key=rank)
-        pick = candidates.pop(0)
-        keep.append(pick.id)
-        zones.add(_zone(state, pick.id))
+    keep += _pick(state, candidates, target - len(keep), {_zone(state, g) for g in keep})
     # No live replacement for a leaving member yet: it stays (it still runs and votes until
     # its leave finishes) rather than shrink the group, e.g. from 3 to 2, where one more
     # failure stops the log (system simulator seed 9233).

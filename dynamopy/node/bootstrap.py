@@ -218,12 +218,16 @@ async def _become_member(node: "Node", contact) -> None:
     if identities is None:
         return
     if identities in (BOOTSTRAPPED, SEEN_BEFORE):
-        log.warning("%s has no metadata log on disk but %s: it will not vote; joining "
-                    "through the seeds", node.id,
-                    f"the cluster of {seeds} is already bootstrapped" if identities == BOOTSTRAPPED
-                    else "a seed adopted it under another store token before the bootstrap "
-                    "(its disk was wiped)")
+        _say_not_bootstrapping(node, seeds, identities)
         await _join(node, contact, [u for u in seeds if u != node.config.advertise_url] or seeds)
+        if node.metalog.voter:
+            # Its acceptor state votes only if slot 0 names this store (identity rule 5):
+            # learn the log, and if it does not, come back as a replacement now, as a
+            # restarted disowned seed does (before, it stayed disowned until a restart).
+            while not node.stopping and not node.catchup.caught_up:
+                await node.clock.sleep(RETRY_S)
+            if node.metalog.disowned:
+                await _rejoin_disowned(node, contact)
         return
     me = node.identity()
     if not any(i["id"] == me["id"] for i in identities):
@@ -238,6 +242,29 @@ async def _become_member(node: "Node", contact) -> None:
     await bootstrap_seeds(node, identities, settings, alone=fresh and len(identities) == 1)
     if node.metalog.disowned:
         await _rejoin_disowned(node, contact)
+
+
+def _say_not_bootstrapping(node: "Node", seeds: list[str], why: str) -> None:
+    """Log why a seed that has not learned slot 0 joins instead of bootstrapping, and
+    whether it votes. A seed that adopted the group as a voter and crashed before it learned
+    slot 0 still holds that acceptor state (every promise and accept it made): it keeps it,
+    and once it learns slot 0 it votes if slot 0 names this store (identity rule 5; until
+    then it only learns, rule 4). Any other store (none on disk, or one adopted without a
+    vote) does not vote."""
+    reason = (f"the cluster of {seeds} is already bootstrapped" if why == BOOTSTRAPPED
+              else "a seed adopted it under another store token before the bootstrap "
+              "(its disk was wiped)")
+    if node.metalog.voter:
+        log.warning("%s crashed before it learned the bootstrap and %s: it keeps the acceptor "
+                    "state it has on disk from before the bootstrap and votes with it once it "
+                    "learns slot 0 and slot 0 names this store (if it names another store of this "
+                    "id, it comes back as a replacement); learning the log through the seeds",
+                    node.id, reason)
+        return
+    what = ("has no metadata log on disk" if not node.metalog.started
+            else "holds no acceptor state of its own")
+    log.warning("%s %s and %s: it will not vote; joining through the seeds", node.id, what,
+                reason)
 
 
 async def _rejoin_disowned(node: "Node", contact) -> None:

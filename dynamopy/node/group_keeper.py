@@ -12,7 +12,12 @@ change, proposes a ``set_group`` entry through the log:
 * every new member that holds no acceptor state of its own is asked (peer RPC
   ``group_token``) for its incarnation token, which the change names: only that lets it
   vote (``core/paxos/groups.py``). A candidate that does not answer, or is not caught up
-  with the log, is waited for a few looks (it may be a moment behind), then passed over.
+  with the log, is waited for a few looks (it may be a moment behind), then passed over;
+  so is a current member that is kept (a seed still learning the bootstrap, or a node
+  that lost its disk and has no vote). Which members it keeps or adds is the pure
+  planner's choice (live first, then zones, then member numbers); a member leaves that
+  choice only after ``PATIENCE`` looks without answering as caught up, not because
+  another seed caught up first.
 
 Every ``SILENT_CHECK_EVERY`` looks it also asks the group's members whether they vote: one
 that does not (it learned the change naming its token from a snapshot, which is not
@@ -97,7 +102,10 @@ class GroupKeeper:
                 if self._looks % SILENT_CHECK_EVERY == 0:
                     return await self._readmit_silent(state, live)
                 return None
-            if await self._drop_non_voters(state, new, live):
+            dropped = await self._drop_non_voters(state, new, live)
+            if dropped is None:
+                return None  # a kept member may catch up by the next look
+            if dropped:
                 continue  # re-plan without them (each pass drops one from ``live`` at least)
             readmit = await self._tokens(state, new, live)
             if readmit is None:
@@ -107,19 +115,26 @@ class GroupKeeper:
                 return await self._propose(state, new, readmit, down_long)
             # a candidate has not answered or caught up for a while: dropped; re-plan
 
-    async def _drop_non_voters(self, state, new, live: set) -> bool:
+    async def _drop_non_voters(self, state, new, live: set) -> Optional[bool]:
         """Drop from ``live`` the current group members of ``new`` that do not answer as
-        caught-up members: a node that lost its disk and waits to be replaced is alive and
-        still listed, but has no vote (found in review: trimming the group to the target
-        size kept such a node, the lowest-numbered, and the log never committed again).
-        True if any was dropped."""
+        caught-up members for ``PATIENCE`` looks: a node that lost its disk and waits to be
+        replaced is alive and still listed, but has no vote (found in review: trimming the
+        group to the target size kept such a node, the lowest-numbered, and the log never
+        committed again). A member a moment behind is waited for, as a new candidate is
+        (``_tokens``): dropping it at the first look made a five-seed bootstrap's group
+        whichever seeds had caught up first. True if any was dropped; None to look again
+        next time."""
         dropped = False
         for g in new:
             if g in state.acceptors and g not in state.retired and g in live:
                 info = await self.token_of(g)
-                if info is None or not info.get("caught_up"):
-                    live.discard(g)
-                    dropped = True
+                if info is not None and info.get("caught_up"):
+                    continue
+                self._behind[g] = self._behind.get(g, 0) + 1
+                if self._behind[g] < PATIENCE:
+                    return None
+                live.discard(g)
+                dropped = True
         return dropped
 
     async def _readmit_silent(self, state, live: set) -> Optional[int]:

@@ -66,6 +66,11 @@ class Metrics:
         self.peer_clock_offset = Gauge("dynamopy_peer_clock_offset_ms",
                                        "a peer's clock minus this node's (NTP-style estimate)",
                                        ["peer"], registry=r)
+        self.grace_rule_broken = Gauge("dynamopy_grace_rule_broken",
+                                       "1 while the cluster's tombstone_grace_s and "
+                                       "hint_window_s break the grace rule with this node's "
+                                       "--max-clock-offset-ms (node/grace_check.py)",
+                                       registry=r)
         self.keys = Gauge("dynamopy_keys", "records stored on this node (tombstones included)",
                           registry=r)
         self.epoch = Gauge("dynamopy_epoch", "metadata log epoch applied by this node", registry=r)

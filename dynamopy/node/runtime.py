@@ -26,6 +26,7 @@ from dynamopy.node.detector import FailureDetector
 from dynamopy.node.errors import NotReady
 from dynamopy.node.hints import HintManager
 from dynamopy.node.joins import JoinWatcher
+from dynamopy.node.grace_check import GraceCheck
 from dynamopy.node.group_keeper import GroupKeeper
 from dynamopy.node.metalog import MetaLog
 from dynamopy.node.metrics import Metrics
@@ -137,6 +138,8 @@ class Node:
             is_leader=lambda: self.metalog.is_leader, own_token=self.group_token,
             replace_after_s=config.metadata_group_replace_after_s,
             stopping=lambda: self.stopping)
+        self.grace_check = GraceCheck(me=self.id, max_clock_offset_ms=config.max_clock_offset_ms,
+                                      gauge=self.metrics.grace_rule_broken)
         # Where "react to a membership change" goes: one entry here, called in this order
         # after every applied entry and every installed snapshot.
         self.observers: list[Callable[[ClusterState, ClusterState], None]] = [
@@ -146,6 +149,7 @@ class Node:
             self.transfers.on_state_change,
             self.anti_entropy.on_state_change,
             self.catchup.invalidate,
+            self.grace_check.on_state_change,
         ]
         self.metalog.on_stepped = self.catchup.invalidate
         self._tasks: set[asyncio.Task] = set()

@@ -169,8 +169,9 @@ def test_two_dead_members_are_both_removed_and_their_ranges_re_replicated(make_c
     c = make_cluster(5)
     acked = preload(c, 300)
     # The victims are the two members outside the metadata group (which the keeper trims
-    # from the five seeds to three, by whom it hears from first): killing two of a group
-    # of three would stop the log, which is not what this test is about.
+    # from the five seeds to three: the first three seeds when all are up, a seed that is
+    # slow to start passed over): killing two of a group of three would stop the log,
+    # which is not what this test is about.
     c.wait_until(lambda: len(c.cluster_info(0)["metadata_group"]) == 3,
                  what="the metadata group trimmed to three")
     group = set(c.cluster_info(0)["metadata_group"])

@@ -47,3 +47,21 @@ def test_a_seed_that_adopted_this_id_under_another_store_token_means_it_was_wipe
 
 def test_any_seed_with_an_epoch_means_the_cluster_exists():
     assert asyncio.run(_identities(_node("tc"), Contact(_answers(epoch=3)), SEEDS)) == BOOTSTRAPPED
+
+
+def test_a_store_without_a_vote_of_its_own_says_it_will_not_vote(caplog):
+    """The other side of test_inprocess_seed_crash_before_slot0: an empty store, or one that
+    adopted the group without a vote, logs that it will not vote."""
+    from dynamopy.node.bootstrap import _say_not_bootstrapping
+    caplog.set_level("WARNING", logger="dynamopy.node.bootstrap")
+    for started, what in ((False, "has no metadata log on disk"),
+                          (True, "holds no acceptor state of its own")):
+        caplog.clear()
+        node = SimpleNamespace(id="c", metalog=SimpleNamespace(voter=False, started=started))
+        _say_not_bootstrapping(node, SEEDS, BOOTSTRAPPED)
+        assert f"c {what} and the cluster of" in caplog.text
+        assert "it will not vote" in caplog.text
+    node = SimpleNamespace(id="c", metalog=SimpleNamespace(voter=True, started=True))
+    caplog.clear()
+    _say_not_bootstrapping(node, SEEDS, SEEN_BEFORE)
+    assert "will not vote" not in caplog.text and "votes with it" in caplog.text

@@ -107,6 +107,21 @@ def test_plan_trims_and_grows_to_the_target_size():
     assert mg.plan_group(s, set(s.members), set()) is None
 
 
+def test_plan_trims_to_live_members_first_then_one_per_zone_then_lower_numbers():
+    s = _cluster(zones=["a", "a", "a", "b", "c"])
+    big = _set(s, ["n1", "n2", "n3", "n4", "n5"])
+    everyone = set(s.members)
+    assert mg.plan_group(big, everyone, set()) == ("n1", "n4", "n5")
+    # a member seen down goes first, whatever its zone or number
+    assert mg.plan_group(big, everyone - {"n4"}, set()) == ("n1", "n2", "n5")
+    assert mg.plan_group(big, everyone - {"n1"}, set()) == ("n2", "n4", "n5")
+    # without zones: the lowest member numbers (the order they joined in the log)
+    s = _cluster()
+    big = _set(s, ["n1", "n2", "n3", "n4", "n5"])
+    assert mg.plan_group(big, set(s.members), set()) == ("n1", "n2", "n3")
+    assert mg.plan_group(big, set(s.members), set(), target=1) == ("n1",)
+
+
 def test_plan_readmits_a_retired_member_in_place_when_nobody_else_can_take_it():
     s = _cluster(k=3, n=2).apply({"op": "replace", "id": "n3"})
     live = {"n1", "n2", "n3"}
