@@ -66,7 +66,7 @@ def _item(key: str, resp: httpx.Response) -> Item:
 
 
 @functools.lru_cache(maxsize=1)
-def _default_context() -> ssl.SSLContext:
+def default_tls_context() -> ssl.SSLContext:
     """What httpx builds for ``verify=True`` (the system's CAs, certifi's bundle), built once
     per process: building it loads the whole bundle (tens of ms of CPU), and a program that
     makes many clients (tests, benchmarks, polls) paid that for every one."""
@@ -76,7 +76,7 @@ def _default_context() -> ssl.SSLContext:
 def _verify(ca: Optional[str]) -> ssl.SSLContext:
     """HTTPS: trust the CA bundle at ``ca`` (a cluster with its own CA), else the system's."""
     if not ca:
-        return _default_context()
+        return default_tls_context()
     try:
         return ssl.create_default_context(cafile=ca)
     except OSError as e:  # missing file, not PEM: a usage error, reported in one line
