@@ -10,6 +10,7 @@ Errors from the cluster raise :class:`DynamoError` with the contract's status, c
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import ssl
@@ -64,10 +65,18 @@ def _item(key: str, resp: httpx.Response) -> Item:
                 resp.headers.get("content-type", "application/octet-stream"))
 
 
-def _verify(ca: Optional[str]) -> Union[bool, ssl.SSLContext]:
+@functools.lru_cache(maxsize=1)
+def default_tls_context() -> ssl.SSLContext:
+    """What httpx builds for ``verify=True`` (the system's CAs, certifi's bundle), built once
+    per process: building it loads the whole bundle (tens of ms of CPU), and a program that
+    makes many clients (tests, benchmarks, polls) paid that for every one."""
+    return httpx.create_ssl_context()
+
+
+def _verify(ca: Optional[str]) -> ssl.SSLContext:
     """HTTPS: trust the CA bundle at ``ca`` (a cluster with its own CA), else the system's."""
     if not ca:
-        return True
+        return default_tls_context()
     try:
         return ssl.create_default_context(cafile=ca)
     except OSError as e:  # missing file, not PEM: a usage error, reported in one line

@@ -176,6 +176,12 @@ class Nodes:
         self.scheme, self.verify = scheme, verify
         self.procs: dict[int, subprocess.Popen] = {}
 
+    def _verify(self):
+        """httpx's ``verify``: ``True`` as the process's one default TLS context (built once,
+        not for every readiness check: see ``dynamopy.client.default_tls_context``)."""
+        from dynamopy.client import default_tls_context
+        return default_tls_context() if self.verify is True else self.verify
+
     # ---- addresses ----------------------------------------------------------------------
     def node_id(self, i: int) -> str:
         return f"n{i + 1}"
@@ -243,7 +249,7 @@ class Nodes:
             return False
         try:
             if http is None:
-                with httpx.Client(timeout=1.0, verify=self.verify) as c:
+                with httpx.Client(timeout=1.0, verify=self._verify()) as c:
                     r = c.get(self.url(i) + "/ready")
             else:
                 r = http.get(self.url(i) + "/ready")
@@ -259,7 +265,7 @@ class Nodes:
         deadline = time.monotonic() + timeout_s
         awaited = sorted(set(nodes))
         pending = set(awaited)
-        with httpx.Client(timeout=1.0, verify=self.verify) as http:
+        with httpx.Client(timeout=1.0, verify=self._verify()) as http:
             while pending:
                 if interrupted():
                     return False

@@ -103,8 +103,10 @@ def test_openapi_holds_against_generated_input(make_cluster):
     """Its own cluster: the fuzzer also drives membership changes (fake joins, config)."""
     c = make_cluster(3)
     st = os.path.join(os.path.dirname(sys.executable), "schemathesis")
+    hooks = os.path.join(os.path.dirname(__file__), "schemathesis_hooks.py")  # peers on 127.0.0.1
     out = subprocess.run(
         [st, "run", f"{c.url(0)}/openapi.json", "--max-examples", "40", "--seed", "1",
          "--checks", "all"],
-        capture_output=True, text=True, timeout=240)
+        capture_output=True, text=True, timeout=240,
+        env={**os.environ, "SCHEMATHESIS_HOOKS": hooks})
     assert out.returncode == 0, out.stdout[-4000:] + out.stderr[-2000:]
