@@ -138,8 +138,8 @@ def test_a_late_speculation_does_not_extend_the_budget():
         loop.call_later(0.05, time.sleep, 0.25)   # the loop stalls over the speculation
         started = loop.time()
         tasks = await fan.run(2, 0.1, 0.4)
-        # before: the speculation ran at ~0.3 s and set the budget's 0.3 s left from then
-        assert rnd.outcome is Outcome.PENDING and 0.35 <= loop.time() - started < 0.5
+        # before: the speculation ran at >= 0.3 s and set the budget's 0.3 s left from then (>= 0.6)
+        assert rnd.outcome is Outcome.PENDING and 0.35 <= loop.time() - started < 0.55
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
