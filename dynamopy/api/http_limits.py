@@ -452,6 +452,11 @@ def limited_protocol(read_timeout_s: float, on_reject: OnReject = None,
 
         def data_received(self, data: bytes) -> None:
             if not self._lingering:
+                if self._idle_deadline is not None and self._read_deadline is None:
+                    # Data on an idle connection ends its keep-alive timeout, so it starts
+                    # the read deadline (the request's first byte): bytes that begin no
+                    # request (a bare CRLF, which the parser skips) must not hold it open.
+                    self._arm()
                 return super().data_received(data)
             self._linger_bytes += len(data)
             now = self.loop.time()

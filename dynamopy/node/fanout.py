@@ -59,10 +59,11 @@ class FanOut:
             return self.tasks
         # One timer at a time: the speculation's (when there are backups to start), which
         # then sets the budget's for the time left; else the budget's. (Two timers per read
-        # were a measurable share of the loop's handles.)
+        # were a measurable share of the loop's handles.) The budget's end is absolute: a
+        # speculation that fires late (a busy loop) must not push it out.
         loop = self.loop
         if self.queue and speculate_s < budget_s:
-            self.timer = loop.call_later(speculate_s, self._speculate, budget_s - speculate_s)
+            self.timer = loop.call_later(speculate_s, self._speculate, loop.time() + budget_s)
         else:
             self.timer = loop.call_later(budget_s, self._decide)
         try:
@@ -73,8 +74,8 @@ class FanOut:
                 self.timer = None
         return self.tasks
 
-    def _speculate(self, budget_left_s: float) -> None:
-        self.timer = self.loop.call_later(budget_left_s, self._decide)
+    def _speculate(self, budget_end: float) -> None:
+        self.timer = self.loop.call_at(budget_end, self._decide)
         self._launch_rest()
 
     def _decide(self) -> None:

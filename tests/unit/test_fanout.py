@@ -4,6 +4,7 @@ tail: docs/perf.md)."""
 
 import asyncio
 import gc
+import time
 
 from dynamopy.core.quorum import Outcome, ReadRound, Target, WriteRound
 from dynamopy.node.fanout import FanOut
@@ -114,6 +115,31 @@ def test_the_budget_bounds_a_read_round_that_also_started_its_backups():
         assert rnd.outcome is Outcome.PENDING and 0.25 <= loop.time() - started < 0.45
         assert called == ["n2", "n3", "n4"]    # the backup started after speculate_s
         assert fan.timer is None               # nothing left scheduled by the round
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+    run(main())
+
+
+def test_a_late_speculation_does_not_extend_the_budget():
+    """The speculation's timer fires late when the loop is busy (here: blocked 0.25 s across
+    it); the budget still ends the round at its start + budget_s, not at the late firing +
+    the budget's rest (that pushed the round's end out by the loop's lag)."""
+    async def main():
+        async def call(t):
+            await asyncio.sleep(30)
+
+        targets = [Target("n2"), Target("n3"), Target("n4")]
+        rnd = ReadRound(tuple(targets), 2)
+        fan = FanOut(targets, call, on_ok=lambda t, v: rnd.reply(t.node, v),
+                     on_fail=lambda t: rnd.fail(t.node), outcome=lambda: rnd.outcome,
+                     local_id="n1", background=set())
+        loop = asyncio.get_running_loop()
+        loop.call_later(0.05, time.sleep, 0.25)   # the loop stalls over the speculation
+        started = loop.time()
+        tasks = await fan.run(2, 0.1, 0.4)
+        # before: the speculation ran at >= 0.3 s and set the budget's 0.3 s left from then (>= 0.6)
+        assert rnd.outcome is Outcome.PENDING and 0.35 <= loop.time() - started < 0.55
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)

@@ -175,3 +175,22 @@ def test_an_idle_connection_is_closed_after_the_keep_alive_timeout():
         finally:
             server.close()
     _run(main())
+
+
+def test_bytes_that_begin_no_request_on_an_idle_connection_do_not_hold_it_open():
+    """A bare CRLF on an idle kept-alive connection (the parser skips it: no request
+    begins) ended the keep-alive timeout and started no read deadline, so the connection
+    stayed open for good: one CRLF per connection held a node's sockets (slowloris)."""
+    async def main():
+        server, port = await _server([], KEEP_ALIVE_S)
+        try:
+            reader, writer = await asyncio.open_connection("127.0.0.1", port)
+            assert await _get(reader, writer) == 200
+            writer.write(b"\r\n")
+            sent = time.monotonic()
+            assert await asyncio.wait_for(reader.read(1), 5) == b""   # closed by the server
+            assert time.monotonic() - sent <= TIMEOUT_S + KEEP_ALIVE_S + 0.5
+            writer.close()
+        finally:
+            server.close()
+    _run(main())
