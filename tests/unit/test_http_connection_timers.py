@@ -18,6 +18,9 @@ from dynamopy.api.http_limits import limited_protocol
 
 TIMEOUT_S = 0.6
 KEEP_ALIVE_S = 0.5
+# Digests of uvicorn 0.54's two methods that limited_protocol replaces (last test).
+ON_RESPONSE_COMPLETE_054 = "711703bdb94f59ec"
+UNSET_KEEPALIVE_054 = "8badb0af681243a5"
 
 
 async def _app(scope, receive, send):
@@ -194,3 +197,25 @@ def test_bytes_that_begin_no_request_on_an_idle_connection_do_not_hold_it_open()
         finally:
             server.close()
     _run(main())
+
+
+def test_the_uvicorn_methods_the_protocol_replaces_are_still_the_ones_it_copied():
+    """``limited_protocol`` replaces uvicorn 0.54's ``on_response_complete`` and
+    ``_unset_keepalive_if_required`` with the one-timer versions (same steps otherwise).
+    pyproject pins uvicorn to 0.54.x; if uvicorn's own methods change (an upgrade of the
+    pin), this fails until the replacements are checked against the new ones."""
+    import hashlib
+    import inspect
+
+    from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+    def digest(fn) -> str:
+        lines = [line.strip() for line in inspect.getsource(fn).splitlines()]
+        return hashlib.sha256("\n".join(x for x in lines if x and not x.startswith("#"))
+                              .encode()).hexdigest()[:16]
+
+    assert {name: digest(getattr(HttpToolsProtocol, name))
+            for name in ("on_response_complete", "_unset_keepalive_if_required")} == {
+        "on_response_complete": ON_RESPONSE_COMPLETE_054,
+        "_unset_keepalive_if_required": UNSET_KEEPALIVE_054,
+    }
