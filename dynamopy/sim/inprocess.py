@@ -64,6 +64,10 @@ class InProcessCluster:
         self.clocks = {i: NodeClock() for i in self.configs}
         self.nodes: dict[str, Node] = {}
         self._boots: list[asyncio.Task] = []
+        # Nodes whose next start runs the production ``ensure_member`` (what ``dynamopy
+        # serve`` runs on a restart or on an empty data directory), asking the others over
+        # ``MemoryContact`` instead of HTTP; the rest bootstrap or join directly.
+        self.production_start: set[str] = set()
 
     def node(self, node_id: str) -> Node:
         return self.nodes[node_id]
@@ -91,6 +95,12 @@ class InProcessCluster:
         return node
 
     async def _become_member(self, node: Node) -> None:
+        if node.id in self.production_start:
+            from dynamopy.node.bootstrap import ensure_member
+            from dynamopy.sim.system_contact import MemoryContact
+            contact = MemoryContact(node.id, lambda: self.nodes,
+                                    lambda a, b: self.network.connected(a, b))
+            return await ensure_member(node, contact)
         if node.id not in self.ids:
             return await self._join(node)
         if node.state.member(node.id) is None:

@@ -9,27 +9,14 @@ acknowledged is lost."""
 
 import asyncio
 
-from dynamopy.node.bootstrap import ensure_member
 from dynamopy.node.errors import MembershipError
 from dynamopy.sim.clock import run_virtual
 from dynamopy.sim.inprocess import InProcessCluster, until
 from dynamopy.sim.storage import MemoryDisk
-from dynamopy.sim.system_contact import MemoryContact
 
 SEEDS = ["n1", "n2", "n3"]
 ALL = [*SEEDS, "n4"]
 KEYS = [f"k{i}".encode() for i in range(20)]
-
-
-class Cluster(InProcessCluster):
-    restarted: set = set()
-
-    async def _become_member(self, node):
-        if node.id in self.restarted:  # what `dynamopy serve` runs on a restart
-            contact = MemoryContact(node.id, lambda: self.nodes,
-                                    lambda a, b: self.network.connected(a, b))
-            return await ensure_member(node, contact)
-        return await super()._become_member(node)
 
 
 def _normal(c, via, mid):
@@ -39,8 +26,7 @@ def _normal(c, via, mid):
 
 def test_a_majority_of_the_group_wiped_leaves_the_log_stuck_and_safe_until_one_disk_is_back():
     async def main():
-        c = Cluster(SEEDS, seed=11, joiners=["n4"], anti_entropy_interval_s=3600.0)
-        c.restarted = set()
+        c = InProcessCluster(SEEDS, seed=11, joiners=["n4"], anti_entropy_interval_s=3600.0)
         await c.start_all()
         await c.start("n4")  # a fourth member: a replacement leaves N = 3 members
         try:
@@ -53,7 +39,7 @@ def test_a_majority_of_the_group_wiped_leaves_the_log_stuck_and_safe_until_one_d
             for s in ("n1", "n2"):  # both lose their disks at once
                 await c.crash(s)
                 kept[s], c.disks[s] = c.disks[s], MemoryDisk()
-                c.restarted.add(s)
+                c.production_start.add(s)
                 await c.start(s)
             await until(lambda: all(c.node(s).metalog.replacing and
                                     c.node(s).state.epoch == epoch for s in ("n1", "n2")),

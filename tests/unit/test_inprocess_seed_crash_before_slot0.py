@@ -7,31 +7,17 @@ line must say so (review5: it said "it will not vote")."""
 
 import logging
 
-from dynamopy.node.bootstrap import ensure_member
 from dynamopy.sim.clock import run_virtual
 from dynamopy.sim.inprocess import InProcessCluster, until
-from dynamopy.sim.system_contact import MemoryContact
 
 SEEDS = ["n1", "n2", "n3"]
-
-
-class Cluster(InProcessCluster):
-    restarted: set = set()
-
-    async def _become_member(self, node):
-        if node.id in self.restarted:  # what `dynamopy serve` runs on a restart
-            contact = MemoryContact(node.id, lambda: self.nodes,
-                                    lambda a, b: self.network.connected(a, b))
-            return await ensure_member(node, contact)
-        return await super()._become_member(node)
 
 
 def test_a_seed_that_crashed_before_slot_0_says_it_votes_and_does(caplog):
     caplog.set_level(logging.WARNING, logger="dynamopy.node.bootstrap")
 
     async def main():
-        c = Cluster(SEEDS, seed=3, anti_entropy_interval_s=3600.0)
-        c.restarted = set()
+        c = InProcessCluster(SEEDS, seed=3, anti_entropy_interval_s=3600.0)
         # n3 adopts the group (a voter) but hears nothing: n1 and n2 bootstrap without it
         c.network.partition([["n1", "n2"], ["n3"]])
         try:
@@ -42,7 +28,7 @@ def test_a_seed_that_crashed_before_slot_0_says_it_votes_and_does(caplog):
             assert not c.node("n3").state.bootstrapped
             await c.crash("n3")
             c.network.heal()
-            c.restarted.add("n3")
+            c.production_start.add("n3")
             await c.start("n3")
             await until(lambda: c.node("n3").state.member("n3") is not None, 30,
                         "n3 learned the log")
@@ -65,7 +51,7 @@ def test_a_seed_that_crashed_before_slot_0_says_it_votes_and_does(caplog):
     assert "will not vote" not in line and "votes with it" in line, line
 
 
-class _OtherStore(Cluster):
+class _OtherStore(InProcessCluster):
     """The seeds' bootstrap names another store token for n3 than the one n3 voted from
     (n3's store was replaced between the seeds asking it and it adopting the group)."""
 
@@ -83,7 +69,6 @@ def test_a_seed_whose_slot_0_names_another_store_comes_back_as_a_replacement(cap
 
     async def main():
         c = _OtherStore(SEEDS, seed=3, anti_entropy_interval_s=3600.0, n=2, r=1, w=1)
-        c.restarted = set()
         c.network.partition([["n1", "n2"], ["n3"]])
         try:
             for s in SEEDS:
@@ -92,7 +77,7 @@ def test_a_seed_whose_slot_0_names_another_store_comes_back_as_a_replacement(cap
             await c.wait_ready(["n1", "n2"])
             await c.crash("n3")
             c.network.heal()
-            c.restarted.add("n3")
+            c.production_start.add("n3")
             await c.start("n3")
             await until(lambda: ("replace", "n3") in
                         [(e["op"], e.get("id")) for e in c.node("n1").log_entries(0)], 60,

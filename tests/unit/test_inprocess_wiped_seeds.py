@@ -11,27 +11,13 @@ from dynamopy.api.members import set_group
 from dynamopy.sim.clock import run_virtual
 from dynamopy.sim.inprocess import InProcessCluster, until
 from dynamopy.sim.storage import MemoryDisk
-from dynamopy.sim.system_contact import MemoryContact
-from dynamopy.node.bootstrap import ensure_member
 
 SEEDS = ["n1", "n2", "n3"]
 OTHERS = ["n4", "n5", "n6"]
 
 
-class Cluster(InProcessCluster):
-    wiped: set = set()
-
-    async def _become_member(self, node):
-        if node.id in self.wiped:  # what `dynamopy serve` runs on an empty data directory
-            contact = MemoryContact(node.id, lambda: self.nodes,
-                                    lambda a, b: self.network.connected(a, b))
-            return await ensure_member(node, contact)
-        return await super()._become_member(node)
-
-
-async def _real_cluster(seed: int) -> Cluster:
-    c = Cluster(SEEDS, seed=seed, joiners=OTHERS, n=3, anti_entropy_interval_s=3600.0)
-    c.wiped = set()
+async def _real_cluster(seed: int) -> InProcessCluster:
+    c = InProcessCluster(SEEDS, seed=seed, joiners=OTHERS, n=3, anti_entropy_interval_s=3600.0)
     await c.start_all()
     for mid in OTHERS:
         await c.start(mid)
@@ -47,7 +33,7 @@ async def _real_cluster(seed: int) -> Cluster:
     for s in SEEDS:
         await c.crash(s)
         c.disks[s] = MemoryDisk()
-        c.wiped.add(s)
+        c.production_start.add(s)
     return c
 
 
