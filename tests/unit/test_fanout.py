@@ -23,6 +23,14 @@ def _write_round(targets, w, call, background, **kw):
     return rnd, fan
 
 
+def _read_round(targets, r, call, background, **kw):
+    rnd = ReadRound(tuple(targets), r)
+    fan = FanOut(targets, call, on_ok=lambda t, v: rnd.reply(t.node, v),
+                 on_fail=lambda t: rnd.fail(t.node), outcome=lambda: rnd.outcome,
+                 local_id="n1", background=background, **kw)
+    return rnd, fan
+
+
 def test_a_write_round_returns_at_w_acks_and_leaves_the_slow_call_running():
     async def main():
         slow = asyncio.Event()
@@ -61,11 +69,8 @@ def test_a_read_asks_r_first_then_the_next_on_failure_then_all_after_speculate_s
             return None
 
         targets = [Target("n1"), Target("n2"), Target("n3"), Target("n4")]
-        rnd = ReadRound(tuple(targets), 2)
-        fan = FanOut(targets, call, on_ok=lambda t, v: rnd.reply(t.node, v),
-                     on_fail=lambda t: rnd.fail(t.node), outcome=lambda: rnd.outcome,
-                     local_id="n1", background=set(),
-                     local_sync=lambda t: None)   # n1 is answered in this step, no task
+        rnd, fan = _read_round(targets, 2, call, set(),
+                               local_sync=lambda t: None)  # n1 is answered in this step, no task
         loop = asyncio.get_running_loop()
         started = loop.time()
         tasks = await fan.run(2, 0.2, 5.0)
@@ -104,10 +109,7 @@ def test_the_budget_bounds_a_read_round_that_also_started_its_backups():
             await asyncio.sleep(30)
 
         targets = [Target("n2"), Target("n3"), Target("n4")]
-        rnd = ReadRound(tuple(targets), 2)
-        fan = FanOut(targets, call, on_ok=lambda t, v: rnd.reply(t.node, v),
-                     on_fail=lambda t: rnd.fail(t.node), outcome=lambda: rnd.outcome,
-                     local_id="n1", background=set())
+        rnd, fan = _read_round(targets, 2, call, set())
         loop = asyncio.get_running_loop()
         started = loop.time()
         tasks = await fan.run(2, 0.2, 0.3)
@@ -130,10 +132,7 @@ def test_a_late_speculation_does_not_extend_the_budget():
             await asyncio.sleep(30)
 
         targets = [Target("n2"), Target("n3"), Target("n4")]
-        rnd = ReadRound(tuple(targets), 2)
-        fan = FanOut(targets, call, on_ok=lambda t, v: rnd.reply(t.node, v),
-                     on_fail=lambda t: rnd.fail(t.node), outcome=lambda: rnd.outcome,
-                     local_id="n1", background=set())
+        rnd, fan = _read_round(targets, 2, call, set())
         loop = asyncio.get_running_loop()
         loop.call_later(0.05, time.sleep, 0.25)   # the loop stalls over the speculation
         started = loop.time()
