@@ -68,10 +68,7 @@ def test_a_request_started_late_on_a_kept_alive_connection_gets_its_whole_deadli
         server, port = await _server(rejects)
         try:
             reader, writer = await asyncio.open_connection("127.0.0.1", port)
-            writer.write(b"GET /a HTTP/1.1\r\nhost: x\r\n\r\n")
-            status, _ = await _read_answer(reader)
-            assert status == 200
-            await reader.readexactly(2)
+            assert await _get(reader, writer) == 200
             await asyncio.sleep(TIMEOUT_S * 0.55)
             writer.write(b"GET /b HTTP/1.1\r\nhost: x\r\n")      # headers not finished
             await asyncio.sleep(TIMEOUT_S * 0.6)   # past the first timer, within this deadline
@@ -90,9 +87,7 @@ def test_a_request_that_never_finishes_still_gets_408_after_its_own_deadline():
         server, port = await _server(rejects)
         try:
             reader, writer = await asyncio.open_connection("127.0.0.1", port)
-            writer.write(b"GET /a HTTP/1.1\r\nhost: x\r\n\r\n")
-            assert (await _read_answer(reader))[0] == 200
-            await reader.readexactly(2)
+            assert await _get(reader, writer) == 200
             await asyncio.sleep(TIMEOUT_S * 0.55)
             started = time.monotonic()
             writer.write(b"GET /b HTTP/1.1\r\nhost: x\r\n")
@@ -113,9 +108,7 @@ def test_an_idle_kept_alive_connection_is_not_cut_by_the_read_deadline():
         server, port = await _server(rejects)
         try:
             reader, writer = await asyncio.open_connection("127.0.0.1", port)
-            writer.write(b"GET /a HTTP/1.1\r\nhost: x\r\n\r\n")
-            assert (await _read_answer(reader))[0] == 200
-            await reader.readexactly(2)
+            assert await _get(reader, writer) == 200
             await asyncio.sleep(TIMEOUT_S * 1.6)
             writer.write(b"GET /b HTTP/1.1\r\nhost: x\r\n\r\n")
             assert (await _read_answer(reader))[0] == 200 and rejects == []
