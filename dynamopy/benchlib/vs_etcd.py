@@ -48,7 +48,7 @@ from typing import Optional
 
 from dynamopy.benchlib.cluster import LocalCluster
 from dynamopy.launch import find_base_port, port_problem, stop_processes
-from dynamopy.benchlib.procstat import main_thread_cpu_s, process_cpu_s
+from dynamopy.benchlib.procstat import main_thread_cpu_s, process_cpu_s, process_written_bytes
 
 ETCD_STORE = "etcd 3.4"
 WRK_ONE = ("-t1", "-c64")
@@ -577,19 +577,24 @@ def main(argv: Optional[list[str]] = None) -> int:
                     health0 = [_health(u, is_etcd) for u in (node_urls[0] if node_urls else [])]
                     loop0 = sum(main_thread_cpu_s(p) or 0.0 for p in pids)
                     cpu0 = [process_cpu_s(p) or 0.0 for p in pids]
+                    disk0 = [process_written_bytes(p) or 0 for p in pids]
                     _phase(timeline, f"round {round_} {mode} {store}")
                     out = run_wrk(url, script, args.seconds, conns, work)
                     _phase(timeline, "between runs")
                     cpu = [(process_cpu_s(p) or 0.0) - c0 for p, c0 in zip(pids, cpu0)]
                     loop = sum(main_thread_cpu_s(p) or 0.0 for p in pids) - loop0
+                    disk = sum((process_written_bytes(p) or 0) - d0
+                               for p, d0 in zip(pids, disk0))
                     run = parse_wrk(out, store, mode, round_)
+                    answers = max(1, run.requests - run.non2xx)
+                    written = f"disk written {disk / 1024 / answers:.1f} KiB/op; "
                     if node_urls and is_etcd:
-                        run.tail = etcd_tail_line(health0, [_health(u, True)
-                                                            for u in node_urls[0]])
+                        run.tail = written + etcd_tail_line(health0, [_health(u, True)
+                                                                      for u in node_urls[0]])
                     elif node_urls:
                         ok = max(1, run.requests - run.non2xx)
                         run.tail = (f"loop threads {1000 * loop / ok:.3f} ms/op, other threads "
-                                    f"{1000 * (sum(cpu) - loop) / ok:.3f}; "
+                                    f"{1000 * (sum(cpu) - loop) / ok:.3f}; " + written
                                     + tail_line(health0, [_health(u) for u in node_urls[0]]))
                     ok = max(1, run.requests - run.non2xx)
                     run.cpu_ms_per_op = 1000 * sum(cpu) / ok
