@@ -49,6 +49,8 @@ import time
 from typing import Optional
 
 from dynamopy.benchlib import report
+from dynamopy.benchlib.argtypes import (fraction, nonnegative_float, positive_float,
+                                         positive_int)
 from dynamopy.benchlib.cluster import LocalCluster, scrape, server_trouble
 from dynamopy.launch import block_free, find_base_port, stop_processes
 from dynamopy.benchlib.procstat import CpuWindow
@@ -65,22 +67,22 @@ def _args(argv: Optional[list[str]]) -> argparse.Namespace:
                                 formatter_class=argparse.RawDescriptionHelpFormatter,
                                 epilog="See the module docstring for what each number means.")
     p.add_argument("--url", help="comma-separated node URLs of a running cluster (no nodes started)")
-    p.add_argument("--nodes", type=int, default=3, help="nodes to start (default 3)")
+    p.add_argument("--nodes", type=positive_int, default=3, help="nodes to start (default 3)")
     p.add_argument("--base-port", type=int, default=None,
                    help="first HTTP port of the started cluster (default: first free from 18001)")
     p.add_argument("--data-dir", help="data dir for the started cluster (default: a temp dir)")
     p.add_argument("--keep-data", action="store_true", help="keep the temp data dir and logs")
-    p.add_argument("--seconds", type=float, default=10.0, help="measured time per phase (default 10)")
-    p.add_argument("--warmup", type=float, default=2.0, help="warm-up per phase (default 2)")
-    p.add_argument("--driver-procs", type=int, default=1, help="driver processes (default 1)")
-    p.add_argument("--inflight", type=int, default=64, help="in-flight requests per driver (default 64)")
-    p.add_argument("--keys", type=int, default=10_000)
-    p.add_argument("--value-bytes", type=int, default=1024)
-    p.add_argument("--get-ratio", type=float, default=0.5)
-    p.add_argument("--timeout", type=float, default=10.0, help="client timeout per request, s")
+    p.add_argument("--seconds", type=positive_float, default=10.0, help="measured time per phase (default 10)")
+    p.add_argument("--warmup", type=nonnegative_float, default=2.0, help="warm-up per phase (default 2)")
+    p.add_argument("--driver-procs", type=positive_int, default=1, help="driver processes (default 1)")
+    p.add_argument("--inflight", type=positive_int, default=64, help="in-flight requests per driver (default 64)")
+    p.add_argument("--keys", type=positive_int, default=10_000)
+    p.add_argument("--value-bytes", type=positive_int, default=1024)
+    p.add_argument("--get-ratio", type=fraction, default=0.5)
+    p.add_argument("--timeout", type=positive_float, default=10.0, help="client timeout per request, s")
     p.add_argument("--key-prefix", default="bench-")
     p.add_argument("--seed", type=int, default=1)
-    p.add_argument("--rate", type=float, default=2000.0,
+    p.add_argument("--rate", type=nonnegative_float, default=2000.0,
                    help="offered ops/s (all drivers together) of the paced R=2,W=2 phase that "
                         "checks latency at a given load; 0 skips it (default 2000)")
     p.add_argument("--skip-preload", action="store_true")
@@ -354,10 +356,7 @@ def main(argv: Optional[list[str]] = None) -> int:
     if "--vs-etcd" in argv:
         from dynamopy.benchlib import vs_etcd
         return vs_etcd.main(argv[argv.index("--vs-etcd") + 1:])
-    args = _args(argv)
-    if args.driver_procs < 1 or args.inflight < 1 or args.seconds <= 0:
-        print("--driver-procs, --inflight and --seconds must be positive", file=sys.stderr)
-        return 2
+    args = _args(argv)  # a bad value exits with status 2 here (benchlib/argtypes.py)
     # Set both explicitly: Python leaves SIGINT ignored if it started ignored (e.g. `cmd &`).
     signal.signal(signal.SIGINT, _raise_interrupt)
     signal.signal(signal.SIGTERM, _raise_interrupt)

@@ -16,7 +16,11 @@ Rules:
   ``read_timeout_s`` of its first byte (for a new connection, of the connection opening); past
   it the connection is closed, with 408 ``{"error": "timeout", ...}`` if the headers were not
   complete yet. A request cut off mid-body reaches the handler as a disconnect and stores
-  nothing. Headers (request line included) are limited to ``MAX_HEADER_BYTES``; beyond, 431
+  nothing. The deadline stops while the server itself does not read (uvicorn's flow control
+  pauses reading behind an earlier pipelined request that is still being answered, or a
+  body the handler has not taken yet) and goes on with what was left when reading resumes:
+  a client that pipelines and reads its answers slowly is not cut off for bytes it sent
+  long ago. Headers (request line included) are limited to ``MAX_HEADER_BYTES``; beyond, 431
   and the connection is closed. Idle keep-alive connections are closed by uvicorn's own
   keep-alive timeout. Both deadlines are kept with one timer per connection each, not one
   per request or answer: a request or answer notes its deadline, and the timer, when it
@@ -212,7 +216,9 @@ class _LingeringTransport:
     - writes made in one event-loop step go out as one ``write`` (uvicorn writes a response's
       head and body separately: two syscalls per answer otherwise), flushed by a callback
       scheduled for the same loop iteration and before any close or half-close;
-    - ``close()`` asks the protocol first (it may linger instead, module docstring)."""
+    - ``close()`` asks the protocol first (it may linger instead, module docstring);
+    - ``pause_reading()``/``resume_reading()`` (uvicorn's flow control) tell the protocol,
+      whose read deadline stops while reading is paused."""
 
     __slots__ = ("_real", "_protocol", "_loop", "_out")
 
@@ -252,6 +258,14 @@ class _LingeringTransport:
         self.flush()
         self._protocol._close()
 
+    def pause_reading(self) -> None:
+        self._real.pause_reading()
+        self._protocol._reading_paused()
+
+    def resume_reading(self) -> None:
+        self._real.resume_reading()
+        self._protocol._reading_resumed()
+
     def __getattr__(self, name):
         return getattr(self._real, name)
 
@@ -272,6 +286,8 @@ def limited_protocol(read_timeout_s: float, on_reject: OnReject = None,
             super().__init__(*args, **kwargs)
             self._read_timer = None      # at most one per connection (``_arm``)
             self._read_deadline: Optional[float] = None   # None: nothing is being read
+            self._read_paused = False    # uvicorn's flow control paused reading
+            self._read_left: Optional[float] = None   # while paused: the deadline's rest
             self._header_bytes = 0
             self._in_headers = True      # until a request's headers are complete
             self._header_overflow = False
@@ -352,17 +368,40 @@ def limited_protocol(read_timeout_s: float, on_reject: OnReject = None,
                 self._keep_alive = None
             super().on_message_complete()
 
-        def _arm(self) -> None:
-            """Start the read deadline: ``read_timeout_s`` from now. One timer per
-            connection, not one per request (a timer made and cancelled per request was
-            about 1.4% of the loop thread's CPU under load): a live timer set for an earlier
-            deadline fires first and sets itself again for what is left."""
-            self._read_deadline = self.loop.time() + read_timeout_s
+        def _arm(self, seconds: float = read_timeout_s) -> None:
+            """Start the read deadline: ``seconds`` (``read_timeout_s``) from now, or from
+            when reading resumes if it is paused. One timer per connection, not one per
+            request (a timer made and cancelled per request was about 1.4% of the loop
+            thread's CPU under load): a live timer set for an earlier deadline fires first
+            and sets itself again for what is left."""
+            if self._read_paused:
+                self._read_left = seconds
+                return
+            self._read_deadline = self.loop.time() + seconds
             if self._read_timer is None:
-                self._read_timer = self.loop.call_later(read_timeout_s, self._on_read_timer)
+                self._read_timer = self.loop.call_later(seconds, self._on_read_timer)
 
         def _disarm(self) -> None:
             self._read_deadline = None   # a live timer finds nothing to watch and ends
+            self._read_left = None
+
+        def _reading_paused(self) -> None:
+            """Flow control stopped reading: the bytes the client sent wait in the socket
+            buffer, so the deadline stops too, keeping what is left of it. (The live timer
+            then finds nothing to watch; a deadline set again on resuming is no earlier
+            than the one it was set for.)"""
+            self._read_paused = True
+            deadline = self._read_deadline
+            if deadline is not None:
+                self._read_deadline = None
+                self._read_left = max(0.0, deadline - self.loop.time())
+
+        def _reading_resumed(self) -> None:
+            self._read_paused = False
+            left = self._read_left
+            if left is not None:
+                self._read_left = None
+                self._arm(left)
 
         def _on_read_timer(self) -> None:
             self._read_timer = None

@@ -27,6 +27,7 @@ import threading
 import time
 from typing import Optional
 
+from dynamopy.benchlib.argtypes import positive_float, positive_int, whole_seconds
 from dynamopy.benchlib.cluster import LocalCluster
 from dynamopy.benchlib.vs_etcd import (
     WRK_ALL,
@@ -167,13 +168,13 @@ def _sync_totals(url: str) -> tuple[float, float, float]:
 def main(argv: Optional[list[str]] = None) -> int:
     p = argparse.ArgumentParser(prog="python -m dynamopy.benchlib.sync_stalls",
                                 description=__doc__.split("\n\n")[0])
-    p.add_argument("--runs", type=int, default=4, help="dynamopy runs (default 4)")
-    p.add_argument("--seconds", type=float, default=10.0, help="s per run (default 10)")
+    p.add_argument("--runs", type=positive_int, default=4, help="dynamopy runs (default 4)")
+    p.add_argument("--seconds", type=whole_seconds, default=10.0, help="s per run (default 10)")
     p.add_argument("--etcd", action="store_true",
                    help="start etcd too and drive it between dynamopy runs, as --vs-etcd does")
-    p.add_argument("--keys", type=int, default=2000)
-    p.add_argument("--value-bytes", type=int, default=1024)
-    p.add_argument("--sample-ms", type=float, default=50.0)
+    p.add_argument("--keys", type=positive_int, default=2000)
+    p.add_argument("--value-bytes", type=positive_int, default=1024)
+    p.add_argument("--sample-ms", type=positive_float, default=50.0)
     p.add_argument("--serve-args", default="", help="extra `dynamopy serve` flags, one string")
     p.add_argument("--keep", action="store_true", help="keep the work directory (logs, LOGs)")
     args = p.parse_args(argv)

@@ -46,6 +46,8 @@ import time
 from dataclasses import asdict, dataclass
 from typing import Optional
 
+from dynamopy.benchlib.argtypes import (nonnegative_float, positive_int, quorum_pairs,
+                                         whole_seconds)
 from dynamopy.benchlib.cluster import LocalCluster
 from dynamopy.launch import find_base_port, port_problem, stop_processes
 from dynamopy.benchlib.procstat import main_thread_cpu_s, process_cpu_s, process_written_bytes
@@ -453,25 +455,37 @@ def _log(msg: str) -> None:
     print(f"[vs-etcd] {msg}", file=sys.stderr, flush=True)
 
 
+STORES = ("etcd", "dynamopy", "baseline")
+
+
+def _stores(text: str) -> list[str]:
+    """``--stores``: a comma-separated list of distinct names from ``STORES``."""
+    names = [s.strip() for s in text.split(",")]
+    if not all(n in STORES for n in names) or len(set(names)) != len(names):
+        raise argparse.ArgumentTypeError(
+            f"must be distinct names from {', '.join(STORES)}, got {text!r}")
+    return names
+
+
 def _args(argv: Optional[list[str]]) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m dynamopy.benchlib.vs_etcd",
                                 description="dynamopy vs a 3-member etcd 3.4 under wrk",
                                 epilog="See the module docstring for what each number means.")
-    p.add_argument("--seconds", type=float, default=10.0, help="measured s per run (default 10)")
-    p.add_argument("--warmup", type=float, default=2.0, help="unrecorded s before each run")
-    p.add_argument("--rounds", type=int, default=2, help="A B A B rounds (default 2)")
-    p.add_argument("--keys", type=int, default=2000)
-    p.add_argument("--value-bytes", type=int, default=1024)
+    p.add_argument("--seconds", type=whole_seconds, default=10.0, help="measured s per run (default 10)")
+    p.add_argument("--warmup", type=nonnegative_float, default=2.0, help="unrecorded s before each run")
+    p.add_argument("--rounds", type=positive_int, default=2, help="A B A B rounds (default 2)")
+    p.add_argument("--keys", type=positive_int, default=2000)
+    p.add_argument("--value-bytes", type=positive_int, default=1024)
     p.add_argument("--endpoints", choices=("one", "all", "both"), default="both")
-    p.add_argument("--quorums", default="2/2,1/1", help="dynamopy R/W pairs (default 2/2,1/1)")
+    p.add_argument("--quorums", type=quorum_pairs, default="2/2,1/1", help="dynamopy R/W pairs (default 2/2,1/1)")
     p.add_argument("--serve-args", default="", help="extra `dynamopy serve` flags, one string")
-    p.add_argument("--stores", default="etcd,dynamopy",
+    p.add_argument("--stores", type=_stores, default="etcd,dynamopy",
                    help="which to drive, in this order each round: etcd, dynamopy, baseline "
                         "(default etcd,dynamopy)")
     p.add_argument("--baseline-src", metavar="DIR",
                    help="with --stores ...,baseline: a checkout of an older dynamopy; a second "
                         "3-node cluster runs its code (PYTHONPATH=DIR) for a before/after A B A B")
-    p.add_argument("--hold", type=float, default=0.0,
+    p.add_argument("--hold", type=nonnegative_float, default=0.0,
                    help="after preloading, wait this many s before measuring (to attach a "
                         "profiler to the printed PIDs)")
     p.add_argument("--json", metavar="FILE", help="also write every run as JSON to FILE")
@@ -507,10 +521,10 @@ def main(argv: Optional[list[str]] = None) -> int:
         print(f"vs-etcd {why}")
         return 0
     work = tempfile.mkdtemp(prefix="dynamopy-vs-etcd-")
-    quorums = [tuple(int(x) for x in q.split("/")) for q in args.quorums.split(",")]
+    quorums = args.quorums
     modes = ["one", "all"] if args.endpoints == "both" else [args.endpoints]
     prefix = "bench-"
-    stores = args.stores.split(",")
+    stores = args.stores
     if "baseline" in stores and not args.baseline_src:
         print("--stores baseline needs --baseline-src DIR", file=sys.stderr)
         return 2

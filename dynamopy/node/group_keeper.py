@@ -16,8 +16,8 @@ change, proposes a ``set_group`` entry through the log:
   so is a current member that is kept (a seed still learning the bootstrap, or a node
   that lost its disk and has no vote). Which members it keeps or adds is the pure
   planner's choice (live first, then zones, then member numbers); a member leaves that
-  choice only after ``PATIENCE`` looks without answering as caught up, not because
-  another seed caught up first.
+  choice only after ``PATIENCE`` looks without answering as caught up since it last did
+  (its count restarts when it answers caught up), not because another seed caught up first.
 
 Every ``SILENT_CHECK_EVERY`` looks it also asks the group's members whether they vote: one
 that does not (it learned the change naming its token from a snapshot, which is not
@@ -65,7 +65,8 @@ class GroupKeeper:
         self.propose, self.is_leader, self.own_token = propose, is_leader, own_token
         self.replace_after_s, self.stopping, self.interval_s = replace_after_s, stopping, interval_s
         self.last_problem: Optional[str] = None
-        self._behind: dict[str, int] = {}  # candidate -> looks it was unreachable or behind
+        # candidate -> looks it was unreachable or behind since it last answered caught up
+        self._behind: dict[str, int] = {}
         self._looks = 0
 
     async def run(self) -> None:
@@ -129,6 +130,7 @@ class GroupKeeper:
             if g in state.acceptors and g not in state.retired and g in live:
                 info = await self.token_of(g)
                 if info is not None and info.get("caught_up"):
+                    self._behind.pop(g, None)  # caught up: judged afresh if it falls behind
                     continue
                 self._behind[g] = self._behind.get(g, 0) + 1
                 if self._behind[g] < PATIENCE:
@@ -168,6 +170,7 @@ class GroupKeeper:
                     return None
                 live.discard(g)
                 return False
+            self._behind.pop(g, None)  # caught up: judged afresh if it falls behind
             if isinstance(info.get("token"), str):
                 readmit[g] = info["token"]
         return readmit

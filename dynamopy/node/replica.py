@@ -23,7 +23,6 @@ from dynamopy.core.membership import ClusterState
 from dynamopy.core.records import Record, newest
 from dynamopy.node.errors import (NOT_CAUGHT_UP, STALE_EPOCH,  # noqa: F401  (re-exported)
                                   StaleEpochError)
-from dynamopy.node.hints import HintRefused
 from dynamopy.peer import RemoteError
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -61,11 +60,8 @@ class Replica:
         """Store durably; return the version now stored for the key (>= record.version)."""
         if hint_for is not None and hint_for != self.me:
             self.observe_version(record.version)
-            me = self.state().member(self.me)
-            if me is not None and me.state == "leaving":
-                # It hands off the hints it holds before it leaves; one stored after that
-                # would leave with it.
-                raise HintRefused(f"{self.me} is leaving the cluster; it keeps no new hints")
+            # The hint store refuses (HintRefused) and counts a hint this member may not keep:
+            # it is leaving, the target is down too long, the hint would expire, or at the cap.
             await self.hints.store(hint_for, token, key, record)
             # Like a home replica, a fallback answers with the newest version it holds for
             # the key (a hint for the same member, or a record of its own): a newer one makes

@@ -19,6 +19,8 @@ from dynamopy.storage import group_commit
 from dynamopy.storage.group_commit import SLOW_SYNC_SECONDS, CommitterClosed, GroupCommitter
 from dynamopy.storage.store import Store
 
+from tests.unit.slow_store import SlowApply
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -439,20 +441,12 @@ def test_a_slow_synced_batch_is_logged_with_its_size_and_time(tmp_path, caplog):
     """The timestamped evidence of a disk stall next to a latency tail: a batch whose synced
     apply took SLOW_SYNC_SECONDS or more is logged; a fast one is not."""
     with Store(str(tmp_path / "db")) as store:
-        real_apply = store.apply
-        slow = {"on": False}
-
-        def apply(*args, **kwargs):
-            if slow["on"]:
-                time.sleep(SLOW_SYNC_SECONDS + 0.02)
-            return real_apply(*args, **kwargs)
-
-        store.apply = apply  # instance attribute shadows the method
+        slow = SlowApply(store, SLOW_SYNC_SECONDS + 0.02, on=False)
 
         async def main():
             async with GroupCommitter(store) as gc:
                 await gc.write(1, b"fast", rec(1))
-                slow["on"] = True
+                slow.on = True
                 await asyncio.gather(gc.write(1, b"a", rec(1)), gc.write(2, b"b", rec(1)))
 
         with caplog.at_level("INFO", logger="dynamopy.storage.group_commit"):
@@ -470,13 +464,7 @@ def test_slow_batches_are_logged_at_most_once_a_second_and_the_next_line_counts_
     clock = {"now": 100.0}
     monkeypatch.setattr(group_commit, "_monotonic", lambda: clock["now"])
     with Store(str(tmp_path / "db")) as store:
-        real_apply = store.apply
-
-        def apply(*args, **kwargs):
-            time.sleep(SLOW_SYNC_SECONDS + 0.01)
-            return real_apply(*args, **kwargs)
-
-        store.apply = apply
+        SlowApply(store, SLOW_SYNC_SECONDS + 0.01)
 
         async def main():
             async with GroupCommitter(store) as gc:

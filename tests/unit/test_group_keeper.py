@@ -133,3 +133,25 @@ def test_a_five_seed_group_in_zones_is_trimmed_to_one_member_per_zone():
     k, proposed, _ = _keeper(state)
     assert asyncio.run(k.step()) == 99
     assert proposed[0]["group"] == ["n1", "n3", "n5"]
+
+
+def test_a_member_that_caught_up_is_judged_afresh_when_it_falls_behind_again():
+    """Noticed in session 6: a member's count of looks behind was kept after it caught up,
+    so one that was behind for a while earlier was dropped at its first look behind later
+    (here n1: behind for PATIENCE - 1 looks, caught up while n3 was behind, then behind
+    once more). Once seen caught up it gets its whole ``PATIENCE`` again."""
+    answers = {"n1": {"token": None, "caught_up": False}}
+    k, proposed, _ = _keeper(_five_seeds(), answers=answers)
+    for _ in range(PATIENCE - 1):
+        assert asyncio.run(k.step()) is None  # n1 behind
+    answers["n1"] = {"token": None, "caught_up": True}
+    answers["n3"] = {"token": None, "caught_up": False}
+    assert asyncio.run(k.step()) is None  # n1 caught up; n3 a moment behind
+    answers["n1"] = {"token": None, "caught_up": False}
+    answers["n3"] = {"token": None, "caught_up": True}
+    for _ in range(PATIENCE - 1):
+        assert asyncio.run(k.step()) is None  # n1 behind again: waited for, not dropped
+    assert proposed == []
+    answers["n1"] = {"token": None, "caught_up": True}
+    assert asyncio.run(k.step()) == 99
+    assert proposed[0]["group"] == ["n1", "n2", "n3"]

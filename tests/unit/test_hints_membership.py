@@ -175,27 +175,41 @@ def test_a_leaver_proposes_finish_leave_only_once_its_hints_are_handed_off(monke
     assert proposed == [{"op": "finish_leave", "id": "n4", "change_epoch": 4}]
 
 
-def test_a_leaving_member_keeps_no_new_hints():
+def test_a_leaving_member_keeps_no_new_hints_and_counts_the_one_it_refuses(tmp_path):
+    """A fallback's hint sent to a leaving member (Replica.put with hint_for) is refused, and
+    counted as dropped, reason "leaving". Noticed in session 6: the replica refused it itself
+    before the hint store's own refusal, so the count never saw it."""
     from dynamopy.node.hints import HintRefused
     from dynamopy.node.replica import Replica
 
-    stored = []
+    async def run():
+        with Store(str(tmp_path / "db")) as store:
+            committer = GroupCommitter(store)
+            await committer.start()
+            outcome = {}
+            for state in (BASE, LEAVING):
+                node, _ = fake_node(state, me="n4")
+                hm = hint_manager(node, store, committer,
+                                  detector=types.SimpleNamespace(down_for=lambda m: 0.0))
+                replica = Replica(
+                    me="n4", state=lambda state=state: state, clock=SystemClock(), metrics=None,
+                    store=store, committer=committer, catchup=None, poke_metalog=None,
+                    note_epoch=None, observe_version=lambda v: None, hints=hm)
+                record = Record(compose(SystemClock().wall_ms(), 0, 4))
+                try:
+                    await replica.put(5, b"k%d" % state.epoch, record, hint_for="n2")
+                    refused = False
+                except HintRefused:
+                    refused = True
+                dropped = hm.metrics.hints_dropped.labels("n2", "leaving")._value.get()
+                outcome[state.epoch] = (refused, dropped)
+            held = store.hint_stats().get("n2", (0, 0))[0]
+            await committer.stop()
+            return outcome, held
 
-    async def store(target, token, key, record):
-        stored.append(target)
-
-    for state, refused in ((BASE, False), (LEAVING, True)):
-        replica = Replica(
-            me="n4", state=lambda state=state: state, clock=SystemClock(), metrics=None,
-            store=types.SimpleNamespace(hint_lookup=lambda *_a: None, get=lambda *_a: None),
-            committer=None, catchup=None, poke_metalog=None, note_epoch=None,
-            observe_version=lambda v: None, hints=types.SimpleNamespace(store=store))
-        if refused:
-            with pytest.raises(HintRefused):
-                asyncio.run(replica.put(5, b"k", Record(3), hint_for="n2"))
-        else:
-            asyncio.run(replica.put(5, b"k", Record(3), hint_for="n2"))
-    assert stored == ["n2"]
+    outcome, held = asyncio.run(run())
+    assert outcome == {BASE.epoch: (False, 0), LEAVING.epoch: (True, 1)}
+    assert held == 1  # only the hint taken before the leave
 
 
 def test_a_driver_does_not_finish_while_a_gainer_cannot_be_asked(monkeypatch):

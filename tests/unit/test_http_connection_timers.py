@@ -21,6 +21,7 @@ KEEP_ALIVE_S = 0.5
 # Digests of uvicorn 0.54's two methods that limited_protocol replaces (last test).
 ON_RESPONSE_COMPLETE_054 = "711703bdb94f59ec"
 UNSET_KEEPALIVE_054 = "8badb0af681243a5"
+BIG_BODY = b"x" * (8 << 20)   # an answer the socket buffers cannot hold (/big)
 
 
 async def _app(scope, receive, send):
@@ -31,9 +32,10 @@ async def _app(scope, receive, send):
         more = message.get("more_body", False)
     if scope["path"] == "/slow":
         await asyncio.sleep(KEEP_ALIVE_S)
+    body = BIG_BODY if scope["path"] == "/big" else b"ok"
     await send({"type": "http.response.start", "status": 200,
-                "headers": [(b"content-length", b"2")]})
-    await send({"type": "http.response.body", "body": b"ok"})
+                "headers": [(b"content-length", str(len(body)).encode())]})
+    await send({"type": "http.response.body", "body": body})
 
 
 async def _server(rejects: list, keep_alive_s: float = 5.0):
@@ -186,6 +188,77 @@ def test_bytes_that_begin_no_request_on_an_idle_connection_do_not_hold_it_open()
             sent = time.monotonic()
             assert await asyncio.wait_for(reader.read(1), 5) == b""   # closed by the server
             assert time.monotonic() - sent <= TIMEOUT_S + KEEP_ALIVE_S + 0.5
+            writer.close()
+        finally:
+            server.close()
+    _run(main())
+
+
+async def _pipelined_behind_big_answers(port: int, put: bytes):
+    """A connection with a small receive buffer that pipelines two GETs of ``BIG_BODY``
+    and, once the server is answering the second, ``put``: the server pauses reading (flow
+    control) with ``put`` begun."""
+    import socket
+
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 64 * 1024)
+    sock.setblocking(False)
+    await asyncio.get_running_loop().sock_connect(sock, ("127.0.0.1", port))
+    reader, writer = await asyncio.open_connection(sock=sock, limit=1 << 16)
+    writer.write(b"GET /big HTTP/1.1\r\nhost: x\r\n\r\n" * 2)
+    await asyncio.sleep(0.1)   # the first answer is out; the second waits to be read
+    writer.write(put)
+    return reader, writer
+
+
+async def _read_big_answers(reader) -> None:
+    for _ in range(2):
+        status, _ = await _read_answer(reader)
+        assert status == 200
+        await asyncio.wait_for(reader.readexactly(len(BIG_BODY)), 5)
+
+
+def test_a_pipelined_request_waiting_behind_a_slowly_read_answer_is_not_cut_off():
+    """Noticed in session 6: a pipelined request's read deadline kept running while uvicorn
+    paused reading (flow control: an earlier request is still being answered). A client
+    that pipelines GETs of large values and a PUT, sends every byte at once, and reads the
+    answers slowly (a slow link) had the PUT cut off, and the connection with it, once the
+    deadline passed: the PUT's last bytes sat unread in the server's socket buffer all along.
+    The deadline now counts only time the server is reading."""
+    async def main():
+        rejects: list = []
+        server, port = await _server(rejects)
+        try:
+            reader, writer = await _pipelined_behind_big_answers(
+                port, b"PUT /c HTTP/1.1\r\nhost: x\r\ncontent-length: 4\r\n\r\nab")
+            await asyncio.sleep(0.05)
+            writer.write(b"cd")        # all sent; the server paused reading before this
+            await writer.drain()
+            await asyncio.sleep(TIMEOUT_S * 1.2)   # reading slowly: nothing yet
+            await _read_big_answers(reader)
+            assert (await _read_answer(reader))[0] == 200 and rejects == []
+            writer.close()
+        finally:
+            server.close()
+    _run(main())
+
+
+def test_a_pipelined_request_that_never_finishes_is_cut_off_once_reading_resumes():
+    """The deadline stops while reading is paused, and goes on when it resumes: a body
+    that never comes is still cut off (slowloris through a pipeline)."""
+    async def main():
+        rejects: list = []
+        server, port = await _server(rejects)
+        try:
+            reader, writer = await _pipelined_behind_big_answers(
+                port, b"PUT /c HTTP/1.1\r\nhost: x\r\ncontent-length: 4\r\n\r\nab")
+            await asyncio.sleep(TIMEOUT_S * 1.2)
+            await _read_big_answers(reader)
+            try:   # closed by the server within the deadline (at most TIMEOUT_S from here)
+                assert await asyncio.wait_for(reader.read(1), TIMEOUT_S + 3) == b""
+            except ConnectionResetError:
+                pass
+            assert rejects == ["read_timeout"]
             writer.close()
         finally:
             server.close()

@@ -13,6 +13,8 @@ from dynamopy.core.records import Record
 from dynamopy.storage.group_commit import SLOW_SYNC_SECONDS, GroupCommitter
 from dynamopy.storage.store import Store
 
+from tests.unit.slow_store import SlowApply
+
 
 def test_the_slow_batch_line_a_node_logs_is_the_one_the_script_reads(tmp_path):
     log_path = tmp_path / "n2.log"
@@ -25,13 +27,7 @@ def test_the_slow_batch_line_a_node_logs_is_the_one_the_script_reads(tmp_path):
     logger.setLevel(logging.INFO)
     try:
         with Store(str(tmp_path / "db")) as store:
-            real_apply = store.apply
-
-            def apply(*args, **kwargs):
-                time.sleep(SLOW_SYNC_SECONDS + 0.01)
-                return real_apply(*args, **kwargs)
-
-            store.apply = apply
+            SlowApply(store, SLOW_SYNC_SECONDS + 0.01)
 
             async def main():
                 async with GroupCommitter(store) as gc:

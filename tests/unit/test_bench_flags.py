@@ -1,0 +1,96 @@
+"""The benchmark scripts refuse a bad numeric flag before they start anything: argparse's
+usage error naming the flag, exit status 2 (dynamopy/benchlib/argtypes.py). No servers: the
+step after the flags are read (finding wrk and etcd, or running the bench) is replaced by
+one that fails the test, so a flag that is accepted never starts a cluster here."""
+
+import pytest
+
+from dynamopy import bench
+from dynamopy.benchlib import sync_stalls, vs_etcd
+
+
+class _Started(Exception):
+    pass
+
+
+def _refuse_to_start(*args, **kwargs):
+    raise _Started("the flags were accepted and the script went on to start its cluster")
+
+
+@pytest.fixture(autouse=True)
+def _no_servers(monkeypatch):
+    monkeypatch.setattr(sync_stalls, "ensure_tools", _refuse_to_start)
+    monkeypatch.setattr(vs_etcd, "ensure_tools", _refuse_to_start)
+    monkeypatch.setattr(bench, "run", _refuse_to_start)
+
+
+def _refused(main, argv, capsys) -> str:
+    with pytest.raises(SystemExit) as e:
+        main(argv)
+    assert e.value.code == 2
+    return capsys.readouterr().err
+
+
+@pytest.mark.parametrize("argv, flag", [
+    (["--runs", "0"], "--runs"),
+    (["--runs", "-3"], "--runs"),
+    (["--runs", "two"], "--runs"),
+    (["--seconds", "-1"], "--seconds"),
+    (["--seconds", "0"], "--seconds"),
+    (["--keys", "0"], "--keys"),
+    (["--value-bytes", "0"], "--value-bytes"),
+    (["--sample-ms", "0"], "--sample-ms"),
+    (["--sample-ms", "nan"], "--sample-ms"),
+])
+def test_sync_stalls_refuses_a_bad_number(argv, flag, capsys):
+    err = _refused(sync_stalls.main, argv, capsys)
+    assert f"error: argument {flag}: must be" in err
+
+
+@pytest.mark.parametrize("argv, flag", [
+    (["--rounds", "0"], "--rounds"),
+    (["--seconds", "-1"], "--seconds"),
+    (["--seconds", "0.5"], "--seconds"),  # wrk runs whole seconds: 0.5 would run 1
+    (["--warmup", "-1"], "--warmup"),
+    (["--keys", "0"], "--keys"),
+    (["--value-bytes", "0"], "--value-bytes"),
+    (["--hold", "-2"], "--hold"),
+    (["--quorums", "4/1"], "--quorums"),
+    (["--quorums", "2/2,1/0"], "--quorums"),
+    (["--quorums", "2-2"], "--quorums"),
+    (["--quorums", "2/x"], "--quorums"),
+    (["--stores", "etcd,dynmopy"], "--stores"),
+])
+def test_bench_vs_etcd_refuses_a_bad_value(argv, flag, capsys):
+    err = _refused(bench.main, ["--vs-etcd", *argv], capsys)
+    assert f"error: argument {flag}: " in err
+
+
+def test_the_quorum_pairs_named_are_the_ones_driven():
+    assert vs_etcd._args([]).quorums == [(2, 2), (1, 1)]  # the default
+    args = vs_etcd._args(["--quorums", "3/1, 1/3", "--stores", "dynamopy", "--seconds", "1"])
+    assert args.quorums == [(3, 1), (1, 3)] and args.stores == ["dynamopy"]
+    assert args.seconds == 1.0
+
+
+@pytest.mark.parametrize("argv, flag", [
+    (["--keys", "0"], "--keys"),
+    (["--value-bytes", "-1"], "--value-bytes"),
+    (["--inflight", "0"], "--inflight"),
+    (["--driver-procs", "0"], "--driver-procs"),
+    (["--seconds", "0"], "--seconds"),
+    (["--get-ratio", "1.5"], "--get-ratio"),
+    (["--nodes", "0"], "--nodes"),
+])
+def test_bench_refuses_a_bad_number(argv, flag, capsys):
+    err = _refused(bench.main, argv, capsys)
+    assert f"error: argument {flag}: must be" in err
+
+
+def test_good_values_go_through_to_the_run():
+    with pytest.raises(_Started):
+        sync_stalls.main(["--runs", "1", "--seconds", "1", "--sample-ms", "20"])
+    with pytest.raises(_Started):
+        bench.main(["--vs-etcd", "--rounds", "1", "--quorums", "3/3", "--warmup", "0"])
+    with pytest.raises(_Started):
+        bench.main(["--seconds", "0.5", "--warmup", "0", "--get-ratio", "1", "--rate", "0"])
