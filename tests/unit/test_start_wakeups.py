@@ -53,6 +53,25 @@ def test_a_seed_asks_again_as_soon_as_another_seed_asks_it():
     assert len(rounds) == 2 and rounds[1] - rounds[0] < bootstrap.RETRY_S / 2
 
 
+def test_unasked_a_seed_waits_retry_s_between_rounds():
+    node = types.SimpleNamespace(id="c", stopping=False, identity_asked=asyncio.Event(),
+                                 metalog=types.SimpleNamespace(token="t", started=False,
+                                                               foreign=None))
+    rounds = []
+
+    class Contact:
+        async def node_info(self, url):
+            if url == SEEDS[0]:
+                rounds.append(asyncio.get_running_loop().time())
+            if url == "http://b" and len(rounds) < 3:
+                raise bootstrap.ContactError("b is not up yet")
+            return _seed(url)
+
+    run_virtual(bootstrap._identities(node, Contact(), SEEDS))
+    assert len(rounds) == 3
+    assert all(b - a >= bootstrap.RETRY_S for a, b in zip(rounds, rounds[1:]))
+
+
 def test_get_node_wakes_a_waiting_seed_unless_its_own_bootstrap_asks():
     node = types.SimpleNamespace(id="n1", identity_asked=asyncio.Event(),
                                  node_view=lambda: {"id": "n1"}, metrics=Metrics(),
