@@ -258,7 +258,7 @@ class Nodes:
             return False
 
     def wait_ready(self, nodes: Iterable[int], timeout_s: float = 60.0, *,
-                   poll_s: float = 0.1,
+                   poll_s: float = 0.05,
                    interrupted: Callable[[], bool] = lambda: False) -> bool:
         """Wait until every node in ``nodes`` is ready; False if ``interrupted()`` became true
         first. Raises NodeExited (one of ``nodes`` exited, even one already ready) or NotReady."""

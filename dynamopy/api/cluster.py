@@ -11,6 +11,7 @@ from dynamopy.api.data import _KEY_DOC, check_repeats, parse_key
 from dynamopy.api.schema import (BAD_REQUEST, NOT_FOUND, UNAUTHORIZED, UNAVAILABLE,
                                  responses)
 from dynamopy.exposure import assess
+from dynamopy.node.bootstrap import ASKER_HEADER
 from dynamopy.node.errors import BadRequest, NotFound
 
 
@@ -107,7 +108,9 @@ def build_router(node) -> APIRouter:
         return {"epoch": node.state.epoch, "entries": node.log_entries(since)}
 
     @router.get("/node", summary="This node's own view", responses=responses(None, UNAUTHORIZED))
-    async def node_view():
+    async def node_view(request: Request):
+        if request.headers.get(ASKER_HEADER) != node.id:  # not its own bootstrap asking
+            node.identity_asked.set()  # wakes a seed waiting to ask the seeds again
         return node.node_view()
 
     @router.get("/node/kv/{key:anypath}", summary="This node's local record of a key (no quorum)",

@@ -68,7 +68,7 @@ class LocalCluster:
         return self.launch.ready(i)
 
     def wait_ready(self, timeout_s: float = 60.0) -> None:
-        self.launch.wait_ready(range(self.nodes), timeout_s, poll_s=0.2)
+        self.launch.wait_ready(range(self.nodes), timeout_s)
 
     @property
     def pids(self) -> list[int]:

@@ -112,7 +112,7 @@ def up(nodes: int, base_port: int, data_dir: str, n: Optional[int], extra: list[
         for i in range(nodes):
             launch.start(i, ["--seeds", seeds, "--n", str(n), *extra])
         try:
-            if not launch.wait_ready(range(nodes), ready_timeout_s, poll_s=0.2,
+            if not launch.wait_ready(range(nodes), ready_timeout_s,
                                      interrupted=lambda: stopping):
                 return 130
         except (NodeExited, NotReady) as e:

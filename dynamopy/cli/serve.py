@@ -23,18 +23,21 @@ async def serve(config: NodeConfig) -> None:
     from dynamopy.node.bootstrap import ensure_member
     from dynamopy.node.process_health import GcPauses, LoopLag
 
+    ListeningServer = listening_server()
     node = production_node(config)
     await node.start()
     app = create_asgi(node)
-    server = uvicorn.Server(uvicorn.Config(
+    # Bootstrap or join once this node's own HTTP listens: a seed asks every seed for its
+    # identity, itself included, and a first round asked before its own listener was up
+    # failed and waited a retry (node/bootstrap.py ``RETRY_S``).
+    server = ListeningServer(uvicorn.Config(
         app, host=config.host, port=config.port, loop="none", lifespan="off",
         access_log=False, log_level="warning", server_header=False, date_header=False,
         proxy_headers=False, timeout_graceful_shutdown=5,
         http=http_protocol(config, app, node.metrics.on_http_rejected),
-        **_https(config)))
+        **_https(config)), on_listening=lambda: node.spawn(ensure_member(node)))
     log.info("node %s: http %s peer %s data %s", node.id, config.advertise_url,
              config.advertise_peer, config.data_dir)
-    node.spawn(ensure_member(node))
     # Long-lived start-up objects (modules, app, ring tables) never become garbage: move
     # them out of the collector's sight, and collect young objects less often, so the
     # request path is not paused by full collections scanning them.
@@ -62,6 +65,24 @@ async def serve(config: NodeConfig) -> None:
         gc_pauses.remove()
         await node.stop()
         log.info("node %s stopped", node.id)
+
+
+def listening_server():
+    """uvicorn's ``Server`` that calls ``on_listening()`` once, right after its listener is
+    bound (not at all if binding fails: uvicorn then exits)."""
+    import uvicorn
+
+    class ListeningServer(uvicorn.Server):
+        def __init__(self, config, on_listening) -> None:
+            super().__init__(config)
+            self._on_listening = on_listening
+
+        async def startup(self, sockets=None) -> None:
+            await super().startup(sockets=sockets)
+            if self.started:
+                self._on_listening()
+
+    return ListeningServer
 
 
 def production_node(config: NodeConfig):

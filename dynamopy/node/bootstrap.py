@@ -49,6 +49,7 @@ from typing import TYPE_CHECKING, Optional
 import httpx
 
 from dynamopy.core.membership import Settings, bootstrap_entry, left_by_own_leave
+from dynamopy.node.clock import wait_set
 from dynamopy.node.errors import MembershipError
 from dynamopy.node.replacement import retire_old_incarnation
 
@@ -58,6 +59,9 @@ if TYPE_CHECKING:  # pragma: no cover
 log = logging.getLogger(__name__)
 
 RETRY_S = 0.3
+# Names the node asking (``HttpContact``): ``GET /node`` wakes a seed waiting to ask the seeds
+# again unless it is the seed's own bootstrap asking itself.
+ASKER_HEADER = "X-Dynamopy-Asker"
 
 
 class ContactError(Exception):
@@ -138,7 +142,8 @@ async def ensure_member(node: "Node", contact=None) -> None:
     bootstrapped alone from an empty directory keeps watching: see ``_yield_while_alone``.
     ``contact``: how to ask members (None: ``HttpContact``, what ``dynamopy serve`` uses)."""
     if contact is None:
-        async with httpx.AsyncClient(timeout=3.0, headers=_headers(node),
+        async with httpx.AsyncClient(timeout=3.0, headers={**_headers(node),
+                                                            ASKER_HEADER: node.id},
                                      verify=_verify(node)) as http:
             return await _ensure_member(node, HttpContact(http))
     await _ensure_member(node, contact)
@@ -293,6 +298,7 @@ async def bootstrap_seeds(node: "Node", identities: list[dict], settings: Settin
         seed_tokens={i["id"]: i["token"] for i in identities if i.get("token")})
     entry = bootstrap_entry(identities, settings)
     while not node.state.bootstrapped and not node.stopping:
+        node.metalog.role_changed.clear()
         if node.metalog.is_leader:
             try:
                 # A fixed request id: should two seeds both get it committed (a leader
@@ -302,7 +308,8 @@ async def bootstrap_seeds(node: "Node", identities: list[dict], settings: Settin
                          node.state.epoch)
             except MembershipError as e:
                 log.info("bootstrap proposal: %s", e.detail)
-        await node.clock.sleep(RETRY_S)
+        # Again after RETRY_S, or as soon as this node's role changes (it may lead now).
+        await wait_set(node.metalog.role_changed, RETRY_S)
 
 
 BOOTSTRAPPED = "bootstrapped"
@@ -316,6 +323,8 @@ async def _identities(node: "Node", contact, seeds: list[str]):
     ``BOOTSTRAPPED`` as soon as any seed reports an epoch: the cluster exists already.
     ``REACHED`` if, while some seed does not answer, a cluster's Paxos traffic reached this
     node (empty store only: the caller checks whether that cluster lists it).
+    Between two rounds it waits ``RETRY_S``, or less: until someone asks this node for its
+    identity (a seed that just came up asks every seed, so the one missing may answer now).
     ``SEEN_BEFORE`` if a seed adopted this node's id under another store token before the
     bootstrap: this store is not the one that seed asked, so the old one may have voted for
     slot 0 already (a seed's votes need a proposer that adopted it first; that proposer's
@@ -323,6 +332,7 @@ async def _identities(node: "Node", contact, seeds: list[str]):
     different bootstrap entries be chosen (core/paxos/identity.py)."""
     mine = node.metalog.token
     while not node.stopping:
+        node.identity_asked.clear()
         out = []
         for url in seeds:  # every seed, even past one that is down: any may say "bootstrapped"
             try:
@@ -343,7 +353,9 @@ async def _identities(node: "Node", contact, seeds: list[str]):
         foreign = node.metalog.foreign
         if not node.metalog.started and foreign is not None and foreign.get("url"):
             return REACHED
-        await node.clock.sleep(RETRY_S)
+        # Ask again after RETRY_S, or as soon as someone asks this node for its identity
+        # (``GET /node``): a seed that just came up asks every seed, this one included.
+        await wait_set(node.identity_asked, RETRY_S)
     return None
 
 

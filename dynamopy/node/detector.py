@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, Awaitable, Callable, Optional
 
 from dynamopy.core.clock_offsets import ClockFence, SkewVerdict
 from dynamopy.core.failure import PeerHealth
+from dynamopy.node.clock import wait_set
 from dynamopy.node.errors import ClockSkew, NotReady
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -50,6 +51,10 @@ class FailureDetector:
         self.fence = ClockFence()
         self.offsets = self.fence.offsets
         self.skew: Optional[SkewVerdict] = None   # None until the first round is judged
+        # Set when members are added: the next round starts at once, so a new member (and a
+        # seed that just applied the bootstrap) hears its peers' epochs and has its clock
+        # measured without waiting out the interval.
+        self._new_members = asyncio.Event()
 
     def _get(self, member_id: str) -> PeerHealth:
         h = self.health.get(member_id)
@@ -58,7 +63,10 @@ class FailureDetector:
         return h
 
     def on_state_change(self, old, new) -> None:
-        """Forget the health and clock samples of members that are gone."""
+        """Forget the health and clock samples of members that are gone; ping added members
+        at once."""
+        if any(m not in old.members for m in new.members):
+            self._new_members.set()
         for mid in list(self.health):
             if new.member(mid) is None:
                 del self.health[mid]
@@ -101,7 +109,8 @@ class FailureDetector:
 
     async def run(self) -> None:
         while True:
-            await self.clock.sleep(PING_INTERVAL_S)
+            await wait_set(self._new_members, PING_INTERVAL_S)
+            self._new_members.clear()
             others = [m for m in self.state().members if m != self.me]
             if others:
                 await asyncio.gather(*(self._ping(m) for m in others), return_exceptions=True)

@@ -70,6 +70,10 @@ log = logging.getLogger(__name__)
 TICK_S = 0.05
 ELECTION_TICKS = 10         # 0.5-1 s without a leader starts an election
 HEARTBEAT_TICKS = 2
+# One seed bootstrapping a cluster (``first_candidate``) campaigns at its first tick: nobody
+# leads a group that has never committed anything, so there is no leader to wait for; the
+# other seeds keep the random timeout and take over if it does not win.
+FIRST_SEED_ELECTION_TICKS = 1
 COMPACT_EVERY = 64          # entries between snapshots
 PROPOSE_RETRY_S = 1.0
 PROPOSE_TIMEOUT_S = 6.0
@@ -89,6 +93,15 @@ def _pack(obj: Any) -> bytes:
 
 def _unpack(raw: bytes) -> Any:
     return msgpack.unpackb(raw, raw=False, strict_map_key=False)
+
+
+def first_candidate(seeds: tuple[str, ...], seed_tokens: dict[str, str]) -> str:
+    """The seed that campaigns at its first tick when the seeds bootstrap: the lowest hash of
+    id and store token. Every seed adopted the same ids and tokens, so all agree on it; the
+    tokens are random, so it is another seed from one cluster to the next, as the seed whose
+    random election timeout ran out first used to be (no seed is always the first leader)."""
+    return min(seeds, key=lambda i: hashlib.sha256(
+        f"{i}/{seed_tokens.get(i, '')}".encode()).digest())
 
 
 def strip_rid(value: Any) -> Any:
@@ -115,6 +128,10 @@ class MetaLog:
         self.store, self.committer, self.clock, self.rng = store, committer, clock, rng
         self.peers, self.spawn = peers, spawn
         self.paxos: Optional[MetaLogNode] = None
+        # Set whenever this node's Paxos role changes (follower, candidate, leader): whoever
+        # waits to act as leader (node/bootstrap.py) waits on it instead of polling.
+        self.role_changed = asyncio.Event()
+        self._role: Optional[Role] = None
         # Called after the Paxos node is built or stepped: the commit index its peers
         # announced (``paxos.known_chosen_below``) may have risen (``CatchUp.invalidate``).
         self.on_stepped: Callable[[], None] = lambda: None
@@ -196,7 +213,7 @@ class MetaLog:
         votes_from = _unpack(raw) if raw else 0
         return AcceptorState(promised, accepted, compacted, votes_from)
 
-    def _make_node(self, persisted, snapshot, entries) -> None:
+    def _make_node(self, persisted, snapshot, entries, first_election_ticks=None) -> None:
         # The Paxos node's own generator, seeded from the node's: its draws (election
         # back-off) do not shift with how many request ids this node drew.
         rng = random.Random(self.rng.getrandbits(64))
@@ -205,7 +222,8 @@ class MetaLog:
                                  election_ticks=ELECTION_TICKS, heartbeat_ticks=HEARTBEAT_TICKS,
                                  reconfig=metadata_group.reconfig(), ballot_id=self._ballot_id(),
                                  incarnation=self.incarnation,
-                                 identity=cluster_identity.identity(), token=self.token)
+                                 identity=cluster_identity.identity(), token=self.token,
+                                 first_election_ticks=first_election_ticks)
         self.on_stepped()
         self._refresh_learners()
 
@@ -263,7 +281,9 @@ class MetaLog:
         if bootstrapping and not self.voter:
             self.incarnation = None
         self.replacing = replacing
-        self._make_node(AcceptorState() if self.voter else None, None, [])
+        first = self.voter and first_candidate(self.acceptors, self.seed_tokens) == self.me
+        self._make_node(AcceptorState() if self.voter else None, None, [],
+                        FIRST_SEED_ELECTION_TICKS if first else None)
 
     async def forget(self) -> None:
         """Drop this node's metadata log and acceptor state (durably; its data and store
@@ -392,6 +412,9 @@ class MetaLog:
                 self.paxos.tick()
                 next_tick = clock.monotonic() + TICK_S
             self.on_stepped()
+            if self.paxos.role is not self._role:
+                self._role = self.paxos.role
+                self.role_changed.set()
             while self.paxos.has_ready():
                 await self._handle_ready(self.paxos.ready())
 

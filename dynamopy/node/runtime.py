@@ -154,6 +154,10 @@ class Node:
         self.metalog.on_stepped = self.catchup.invalidate
         self._tasks: set[asyncio.Task] = set()
         self.stopping = False
+        # Set when someone asks this node for its identity (``GET /node``): a seed that just
+        # came up asks every seed, so a seed waiting to ask the seeds again asks now
+        # (node/bootstrap.py ``_identities``).
+        self.identity_asked = asyncio.Event()
 
     # ---- lifecycle --------------------------------------------------------------------
     async def start(self) -> None:

@@ -104,8 +104,12 @@ class InProcessCluster:
         if node.id not in self.ids:
             return await self._join(node)
         if node.state.member(node.id) is None:
-            while any(i not in self.nodes for i in self.ids) and not node.stopping:
-                await asyncio.sleep(0.01)  # every seed's store token (start_all starts them)
+            # Every seed's store token (start_all starts them; a node's token is set during
+            # its start): a bootstrap entry that misses one names no cluster id, and the
+            # cluster would run untagged (as ``GET /node`` reports a token only once set).
+            while any(i not in self.nodes or self.nodes[i].metalog.token is None
+                      for i in self.ids) and not node.stopping:
+                await asyncio.sleep(0.01)
             await bootstrap_seeds(node, self.identities(), self.settings)
 
     async def _join(self, node: Node) -> None:

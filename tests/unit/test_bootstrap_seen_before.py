@@ -13,7 +13,7 @@ def _node(token):
     async def sleep(s):
         await asyncio.sleep(0)
     return SimpleNamespace(id="c", stopping=False, metalog=SimpleNamespace(token=token),
-                           clock=SimpleNamespace(sleep=sleep))
+                           clock=SimpleNamespace(sleep=sleep), identity_asked=asyncio.Event())
 
 
 class Contact:

@@ -47,7 +47,9 @@ def test_two_dead_members_are_removed_and_every_acked_write_keeps_w_copies():
             await c.crash("n5")
             await until(lambda: not c.node("n1").detector.is_up("n5"), 10, "n5 seen down")
             first = c.node("n1").state
-            await c.node("n2").propose({"op": "remove", "id": "n5"})
+            epoch = await c.node("n2").propose({"op": "remove", "id": "n5"})
+            # n1 learns the entry from the leader (when n2 leads, one message after n2)
+            await until(lambda: c.node("n1").state.epoch >= epoch, 10, "n1 applied it")
             merged = c.node("n1").state
             await write(60, 80)                 # during the merged removal
             await until(lambda: _state_of(c, "n4") is None and _state_of(c, "n5") is None,

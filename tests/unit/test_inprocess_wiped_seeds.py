@@ -53,7 +53,7 @@ def test_every_seed_wiped_comes_back_as_a_replacement_when_it_hears_the_cluster(
     voters, learned the real log, stopped voting (identity rule 5) and came back the same
     way). None bootstraps a cluster; none votes in the real group with an empty state."""
     async def main():
-        c = await _real_cluster(seed=5)
+        c = await _real_cluster(seed=0)
         real = c.node("n4").metalog.paxos.cluster
         try:
             for s in SEEDS:
@@ -74,8 +74,11 @@ def test_every_seed_wiped_comes_back_as_a_replacement_when_it_hears_the_cluster(
     text = caplog.text
     paths = {s: "listened" if f"{s}: a cluster that lists it reached it" in text else
              "rule 5" if f"{s} learned the log of cluster" in text else "other" for s in SEEDS}
-    # n1 waits for n2 and n3, hears the cluster meanwhile; with this code n2 and n3 take
-    # the rule-5 path (the new group was electing its leader while they listened)
+    # n1 waits for n2 and n3, hears the cluster meanwhile; with this seed n2 and n3 take
+    # the rule-5 path (the new group was electing its leader while they listened). Which
+    # path a seed takes depends on the schedule: seed 5 did this until the first seed of a
+    # bootstrap campaigned at once (node/metalog.py ``first_candidate``); seeds 0, 9 and 15
+    # of 0-15 do now, the others all listen.
     assert paths["n1"] == "listened" and "rule 5" in paths.values(), paths
 
 

@@ -57,3 +57,29 @@ def test_late_votes_reach_a_wiped_former_leader_and_are_ignored():
     # it still learns what the group commits
     wiped.step("b", Commit(((0, {"rid": 1}),), 1))
     assert _drain(wiped).committed == ((0, {"rid": 1}),)
+
+
+
+def _election_ticks(node, limit=60):
+    """The ticks (1-based) at which ``node`` starts an election, with nobody answering."""
+    out, ballot = [], node.ballot
+    for t in range(1, limit + 1):
+        node.tick()
+        _drain(node)
+        if node.ballot != ballot:
+            out.append(t)
+            ballot = node.ballot
+    return out
+
+
+def test_first_election_ticks_sets_only_the_first_election():
+    """The first seed of a bootstrap campaigns at its first tick; unanswered, it campaigns
+    again after the usual randomized back-off, as a node without the setting does."""
+    def node(**kw):
+        return MetaLogNode("a", ("a", "b", "c"), random.Random(5), persisted=AcceptorState(),
+                           election_ticks=10, heartbeat_ticks=2, **kw)
+
+    fast, usual = _election_ticks(node(first_election_ticks=1)), _election_ticks(node())
+    assert fast[0] == 1 and usual[0] >= 10
+    for ticks in (fast, usual):
+        assert len(ticks) >= 3 and all(10 <= b - a < 20 for a, b in zip(ticks, ticks[1:]))

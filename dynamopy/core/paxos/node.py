@@ -95,6 +95,11 @@ class MetaLogNode:
     ``catchup_ticks``: minimum ticks between two catch-up requests.
     ``leader_lease``: the lease rule above (fewer disruptive elections). Safety never
     depends on it; tests turn it off to let candidates duel freely.
+    ``first_election_ticks``: this node's first election starts after that many ticks
+    instead of the random timeout (still drawn: the generator advances as before); every
+    later one after the randomized back-off. For one node of a group that nobody leads yet
+    (the first seed of a bootstrap): the others keep the random timeout, so they do not
+    duel with it, and take over if it is down. Timing only: safety never depends on it.
     """
 
     def __init__(
@@ -118,6 +123,7 @@ class MetaLogNode:
         incarnation: str | None = None,
         identity: Identity | None = None,
         token: str | None = None,
+        first_election_ticks: int | None = None,
     ) -> None:
         acceptors = tuple(acceptors)
         if not acceptors or len(set(acceptors)) != len(acceptors):
@@ -165,6 +171,8 @@ class MetaLogNode:
         self.leader_ballot: Ballot = ZERO_BALLOT
         self._heard_leader_at = _NEVER
         self._election_at = self._random_timeout()
+        if first_election_ticks is not None:
+            self._election_at = first_election_ticks
         self._candidate_since = 0
         self._leader_since = 0
         self._hb_due = 0
