@@ -57,7 +57,7 @@ from dynamopy.core import cluster_identity, metadata_group
 from dynamopy.core.membership import ClusterState, InvalidEntry, left_by_own_leave, validate
 from dynamopy.core.paxos import (AcceptorState, Ballot, MetaLogNode, Role, Snapshot, decode,
                                  encode, finish_ready)
-from dynamopy.node.clock import wait_set
+from dynamopy.node.clock import Wakeup, wait_set
 from dynamopy.node.errors import MembershipError
 from dynamopy.peer import PeerCaller, PeerError
 
@@ -121,7 +121,7 @@ class MetaLog:
         self.acceptors: tuple[str, ...] = ()
         self.addresses: dict[str, str] = {}       # member id -> peer address
         self._inbox: list[tuple[str, Any]] = []
-        self._wake = asyncio.Event()
+        self._wake = Wakeup()
         self._waiting: dict[str, asyncio.Future] = {}
         self._entries: list[tuple[int, dict]] = []   # (epoch, entry) since the snapshot
         self._snapshot_epoch = 0
