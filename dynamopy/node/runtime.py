@@ -122,7 +122,7 @@ class Node:
             me=self.id, address=config.advertise_peer, state=state,
             install_state=self.install_state, apply_entry=self.apply_entry, store=self.store,
             committer=self.committer, clock=clock, rng=rng, peers=transport, spawn=self.spawn,
-            url=config.advertise_url)
+            url=config.advertise_url, on_reply=self._metalog_reply)
         self.defaults_change = DefaultsChange(
             me=self.id, state=state, clock=clock, call_peer=self.call_peer,
             is_leader=lambda: self.metalog.is_leader, propose=self.propose)
@@ -362,6 +362,14 @@ class Node:
                                    timeout_s or self.config.request_timeout_s)
         fut.add_done_callback(_PeerReport(self, member_id, then))
         return fut
+
+    def _metalog_reply(self, member_id: str, address: str) -> None:
+        """A member answered a metadata-log message: alive, as if it answered a ping (the
+        detector skips pings to peers that answer other calls). Only a member at the address
+        the state gives it (a joiner's or an old address says nothing about a member)."""
+        member = self.state.member(member_id)
+        if member is not None and member.peer == address:
+            self.detector.report_success(member_id)
 
     def _report_peer(self, member_id: str, exc: Optional[BaseException]) -> None:
         """What a call's outcome says about the peer's health."""

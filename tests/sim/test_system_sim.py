@@ -388,10 +388,13 @@ def test_the_cluster_identity_stops_the_same_unsafe_voter(monkeypatch):
 def test_crashes_of_the_leader_and_group_members_while_a_group_change_is_in_flight():
     """``--crash-in-set-group``: as the metadata leader proposes a group change (the shrink
     from 5 bootstrap seeds to 3, the refill after a wiped member is retired), a member of the
-    old or new group or the leader itself crashes. Seed 4 crashes n1, n0 and n2 in three
-    proposals (the keeper proposes again after each), one of them the leader's, and still
-    passes every checker."""
-    result = run_system(SystemParams(seed=4, kinds="crash,pause,wipe,loss", crash_in_set_group=True, faults=6,
+    old or new group or the leader itself crashes. Seed 49 crashes n4 and n3 in two
+    proposals (the keeper proposes again after the first), the leader in one and a group
+    member in the other, and still passes every checker."""
+    # (Seed 4 did so until the failure detector skipped pings to peers that answer other
+    # calls: the network draws a delay per message, so fewer pings move every later draw, and
+    # seed 4's crashes then hit only the leader. Seed 49 hits both before and after.)
+    result = run_system(SystemParams(seed=49, kinds="crash,pause,wipe,loss", crash_in_set_group=True, faults=6,
                                      clients=3, ops_per_client=6, keys=2, anti_entropy_interval_ms=0,
                                      bound_ms=8000))
     assert result.ok, result.report()
