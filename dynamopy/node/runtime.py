@@ -150,6 +150,7 @@ class Node:
             self.anti_entropy.on_state_change,
             self.catchup.invalidate,
             self.grace_check.on_state_change,
+            self.defaults_change.on_state_change,
         ]
         self.metalog.on_stepped = self.catchup.invalidate
         self._tasks: set[asyncio.Task] = set()
