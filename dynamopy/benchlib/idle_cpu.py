@@ -3,6 +3,7 @@ peer calls per second by method that the nodes' background work makes (failure-d
 pings, metadata-log heartbeats, anti-entropy, ...).
 
     python -m dynamopy.benchlib.idle_cpu [--seconds 60] [--settle 5] [--src DIR,DIR] [--rounds 2]
+    python -m dynamopy.benchlib.idle_cpu --wait-cost
 
 Starts a 3-node cluster (the benchmark's ``LocalCluster``; ``--src`` runs the dynamopy found
 in each DIR instead, A B A B, for a before/after), waits until every node is ready, lets it
@@ -10,6 +11,9 @@ settle, then reads ``/proc/PID/stat`` at both ends of the window. The nodes' ``/
 scraped only before and after the window (a scrape costs CPU). ``--py-spy FILE`` also records
 node 1 through the window (``pip install py-spy``; raw format, idle frames included).
 Figures from a shared machine are noisy: the machine's busy share is printed next to them.
+``--wait-cost`` prints instead the CPU of one timed-out wait of a background loop (what the
+metadata-log pump does 20 times a second): an ``asyncio.Event`` under ``asyncio.timeout``
+against ``node.clock.Wakeup``, on uvloop, no cluster.
 """
 
 from __future__ import annotations
@@ -90,6 +94,38 @@ def measure(src: Optional[str], seconds: float, settle: float,
     }
 
 
+def wait_cost(waits: int = 2000, repeats: int = 3) -> None:
+    """CPU microseconds per timed-out wait (0.5 ms timeouts), both ways, ``repeats`` times."""
+    import asyncio
+
+    import uvloop
+
+    from dynamopy.node.clock import Wakeup, wait_set
+
+    async def event_under_timeout(event: asyncio.Event, timeout_s: float) -> bool:
+        try:
+            async with asyncio.timeout(timeout_s):
+                await event.wait()
+            return True
+        except TimeoutError:
+            return False
+
+    async def cost(wait, flag) -> float:
+        t = time.process_time()
+        for _ in range(waits):
+            await wait(flag, 0.0005)
+        return (time.process_time() - t) / waits * 1e6
+
+    async def run() -> None:
+        for _ in range(repeats):
+            a = await cost(event_under_timeout, asyncio.Event())
+            b = await cost(wait_set, Wakeup())
+            print(f"CPU per timed-out wait: asyncio.Event under asyncio.timeout {a:.1f} us, "
+                  f"Wakeup {b:.1f} us (includes the loop's own wake-up)", flush=True)
+
+    uvloop.run(run())
+
+
 def main(argv: Optional[list[str]] = None) -> int:
     p = argparse.ArgumentParser(prog="python -m dynamopy.benchlib.idle_cpu",
                                 description=__doc__.split("\n\n")[0])
@@ -104,7 +140,12 @@ def main(argv: Optional[list[str]] = None) -> int:
                    help="windows per source, alternating A B A B [default: 1]")
     p.add_argument("--py-spy", metavar="FILE", default=None,
                    help="record node 1 through the (first) window with py-spy, raw format")
+    p.add_argument("--wait-cost", action="store_true",
+                   help="print the CPU of a timed-out background wait, both ways, and exit")
     args = p.parse_args(argv)
+    if args.wait_cost:
+        wait_cost()
+        return 0
     srcs = [s.strip() for s in args.src.split(",") if s.strip()] or ["."]
     first = True
     for r in range(args.rounds):
