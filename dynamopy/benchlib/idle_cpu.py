@@ -37,11 +37,16 @@ _CALLS = re.compile(r'^dynamopy_peer_calls_total\{method="([^"]+)",outcome="([^"
 
 def peer_calls(url: str) -> dict[str, float]:
     """Outgoing peer calls of one node so far, by method (all outcomes)."""
-    out: dict[str, float] = {}
     try:
         text = httpx.get(f"{url}/metrics", timeout=5.0).text
     except httpx.HTTPError:
-        return out
+        return {}
+    return parse_peer_calls(text)
+
+
+def parse_peer_calls(text: str) -> dict[str, float]:
+    """``dynamopy_peer_calls_total`` of a ``/metrics`` page by method, outcomes added up."""
+    out: dict[str, float] = {}
     for line in text.splitlines():
         m = _CALLS.match(line)
         if m:
