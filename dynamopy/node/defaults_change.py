@@ -28,6 +28,7 @@ import asyncio
 import logging
 from typing import TYPE_CHECKING, Any, Awaitable, Callable
 
+from dynamopy.node.clock import Wakeup, wait_set
 from dynamopy.peer import PeerError
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -37,6 +38,7 @@ if TYPE_CHECKING:  # pragma: no cover
 log = logging.getLogger(__name__)
 
 POLL_S = 0.1
+IDLE_S = 5.0   # no change settling: the loop waits for a state change (this long at most)
 
 
 class DefaultsChange:
@@ -49,6 +51,12 @@ class DefaultsChange:
         self.me, self.state, self.clock, self.call_peer = me, state, clock, call_peer
         self.is_leader, self.propose = is_leader, propose
         self._inflight: dict[int, int] = {}  # planning epoch -> requests still running
+        self._settling = Wakeup()  # set when a state with a change of the defaults arrives
+
+    def on_state_change(self, old, new) -> None:
+        """A ``set_config`` applied (or a state that has one installed): start polling."""
+        if new.rw_in_effect is not None:
+            self._settling.set()
 
     def track(self, epoch: int) -> "_Tracked":
         """``with track(epoch):`` counts one request planned with the defaults of ``epoch``
@@ -66,8 +74,13 @@ class DefaultsChange:
 
     async def run(self) -> None:
         """The leader's loop: finish a settling change of the defaults once every member is
-        past it."""
+        past it. With no change settling (nearly always) it sleeps until a state change
+        brings one, instead of polling."""
         while True:
+            if self.state().rw_in_effect is None:
+                await wait_set(self._settling, IDLE_S)
+                self._settling.clear()
+                continue
             await self.clock.sleep(POLL_S)
             state = self.state()
             if state.rw_in_effect is None or not self.is_leader():

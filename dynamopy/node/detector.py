@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, Awaitable, Callable, Optional
 
 from dynamopy.core.clock_offsets import ClockFence, SkewVerdict
 from dynamopy.core.failure import PeerHealth
-from dynamopy.node.clock import wait_set
+from dynamopy.node.clock import Wakeup, wait_set
 from dynamopy.node.errors import ClockSkew, NotReady
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -32,6 +32,11 @@ _REASONS = {"majority": "far from a majority of the measured peers",
 
 PING_INTERVAL_S = 0.25
 PING_TIMEOUT_S = 0.5
+# A peer that answered some other call (a request, a metadata-log message) within the last
+# PING_INTERVAL_S is alive: its ping is skipped. It is still pinged at least this often, for
+# its clock offset (the samples the fence judges by stay fresh: ``ClockOffsets.max_age_s``)
+# and its epoch.
+SAMPLE_INTERVAL_S = 1.0
 
 
 class FailureDetector:
@@ -54,7 +59,8 @@ class FailureDetector:
         # Set when members are added: the next round starts at once, so a new member (and a
         # seed that just applied the bootstrap) hears its peers' epochs and has its clock
         # measured without waiting out the interval.
-        self._new_members = asyncio.Event()
+        self._new_members = Wakeup()
+        self._sampled: dict[str, float] = {}  # member -> monotonic time of its last ping reply
 
     def _get(self, member_id: str) -> PeerHealth:
         h = self.health.get(member_id)
@@ -70,6 +76,9 @@ class FailureDetector:
         for mid in list(self.health):
             if new.member(mid) is None:
                 del self.health[mid]
+        for mid in list(self._sampled):
+            if new.member(mid) is None:
+                del self._sampled[mid]
         self.offsets.forget(new.members)
 
     def is_up(self, member_id: str) -> bool:
@@ -112,11 +121,27 @@ class FailureDetector:
             await wait_set(self._new_members, PING_INTERVAL_S)
             self._new_members.clear()
             others = [m for m in self.state().members if m != self.me]
-            if others:
-                await asyncio.gather(*(self._ping(m) for m in others), return_exceptions=True)
+            now = self.clock.monotonic()
+            due = [m for m in others if self._ping_due(m, now)]
+            if due:
+                await asyncio.gather(*(self._ping(m) for m in due), return_exceptions=True)
             for mid in others:
                 self.metrics.peer_alive.labels(mid).set(1 if self.is_up(mid) else 0)
             self._judge_clock(others)
+
+    def _ping_due(self, member_id: str, now: float) -> bool:
+        """Whether this round pings ``member_id``: yes unless a reply to another call (a
+        request, a metadata-log message) came from it after its last ping reply and within
+        the last ``PING_INTERVAL_S`` (proof of life, as a ping reply would be), and that ping
+        reply is younger than ``SAMPLE_INTERVAL_S``. A peer that stops answering is pinged
+        again within one interval of its last reply, so it is seen down as soon as before
+        (two contacts in a row failing)."""
+        sampled = self._sampled.get(member_id)
+        if sampled is None or now - sampled >= SAMPLE_INTERVAL_S:
+            return True
+        h = self.health.get(member_id)
+        last_ok = h.last_ok if h is not None else None
+        return last_ok is None or last_ok <= sampled or now - last_ok >= PING_INTERVAL_S
 
     async def _ping(self, member_id: str) -> None:
         clock = self.clock
@@ -127,6 +152,7 @@ class FailureDetector:
         except Exception:
             return  # call_peer already reported the failure
         received_ms = clock.wall_ms()
+        self._sampled[member_id] = clock.monotonic()
         self.note_epoch(reply.get("epoch", 0), member_id)
         peer_ms = reply.get("wall_ms")
         if isinstance(peer_ms, int):

@@ -36,7 +36,7 @@ from dynamopy.core.placement import replicas
 from dynamopy.core.records import Record, record_wire_bytes
 from dynamopy.core.tombstones import hint_expired, hint_ttl_ms
 from dynamopy.core.versions import decompose
-from dynamopy.node.clock import wait_set
+from dynamopy.node.clock import Wakeup, wait_set
 from dynamopy.node.errors import stale_epoch_of
 from dynamopy.peer import PeerError, PeerUnavailable, RemoteError
 
@@ -85,7 +85,7 @@ class HintManager:
         self.observe_version, self.replica = observe_version, replica
         self.tombstone_grace_s, self.max_clock_offset_ms = tombstone_grace_s, max_clock_offset_ms
         self.buggify = buggify
-        self._wake = asyncio.Event()
+        self._wake = Wakeup()
         self._backoff: dict[str, float] = {}
         self._retry_at: dict[str, float] = {}
 

@@ -57,7 +57,7 @@ from dynamopy.core import cluster_identity, metadata_group
 from dynamopy.core.membership import ClusterState, InvalidEntry, left_by_own_leave, validate
 from dynamopy.core.paxos import (AcceptorState, Ballot, MetaLogNode, Role, Snapshot, decode,
                                  encode, finish_ready)
-from dynamopy.node.clock import wait_set
+from dynamopy.node.clock import Wakeup, wait_set
 from dynamopy.node.errors import MembershipError
 from dynamopy.peer import PeerCaller, PeerError
 
@@ -115,22 +115,25 @@ class MetaLog:
     current membership state (a getter) and the two ways to change it (``install_state`` a
     snapshot, ``apply_entry`` one committed entry: the node owns the state and tells its
     observers), the store and group committer, the clock, the node's rng, a peer caller
-    (``PeerCaller.call`` by address) and a spawn function for its sends."""
+    (``PeerCaller.call`` by address), a spawn function for its sends, and ``on_reply(member,
+    address)``, told when a peer answered one of them (proof of life for the failure
+    detector)."""
 
     def __init__(self, *, me: str, address: str, state: Callable[[], ClusterState],
                  install_state: Callable[[ClusterState], None],
                  apply_entry: Callable[[Optional[dict]], None], store: "Storage",
                  committer: "GroupCommitter", clock: "Clock", rng: random.Random,
-                 peers: PeerCaller, spawn: Callable[[Any], Any], url: Optional[str] = None):
+                 peers: PeerCaller, spawn: Callable[[Any], Any], url: Optional[str] = None,
+                 on_reply: Callable[[str, str], None] = lambda member, address: None):
         self.me, self.address, self.state = me, address, state
         self.url = url  # this node's HTTP URL: sent with tagged messages (bootstrap.py)
         self.install_state, self.apply_entry = install_state, apply_entry
         self.store, self.committer, self.clock, self.rng = store, committer, clock, rng
-        self.peers, self.spawn = peers, spawn
+        self.peers, self.spawn, self.on_reply = peers, spawn, on_reply
         self.paxos: Optional[MetaLogNode] = None
         # Set whenever this node's Paxos role changes (follower, candidate, leader): whoever
         # waits to act as leader (node/bootstrap.py) waits on it instead of polling.
-        self.role_changed = asyncio.Event()
+        self.role_changed = Wakeup()
         self._role: Optional[Role] = None
         # Called after the Paxos node is built or stepped: the commit index its peers
         # announced (``paxos.known_chosen_below``) may have risen (``CatchUp.invalidate``).
@@ -138,7 +141,7 @@ class MetaLog:
         self.acceptors: tuple[str, ...] = ()
         self.addresses: dict[str, str] = {}       # member id -> peer address
         self._inbox: list[tuple[str, Any]] = []
-        self._wake = asyncio.Event()
+        self._wake = Wakeup()
         self._waiting: dict[str, asyncio.Future] = {}
         self._entries: list[tuple[int, dict]] = []   # (epoch, entry) since the snapshot
         self._snapshot_epoch = 0
@@ -527,13 +530,14 @@ class MetaLog:
             addr = self.addresses.get(to)
             if addr is None:
                 continue  # unknown address: Paxos tolerates loss; it will retry
-            self.spawn(self._deliver(addr, [me, msgs, *tail]))
+            self.spawn(self._deliver(to, addr, [me, msgs, *tail]))
 
-    async def _deliver(self, addr: str, payload: list) -> None:
+    async def _deliver(self, to: str, addr: str, payload: list) -> None:
         try:
             await self.peers.call(addr, "paxos", payload, 1.0)
         except (PeerError, asyncio.TimeoutError):
-            pass  # message loss is part of the protocol
+            return  # message loss is part of the protocol
+        self.on_reply(to, addr)
 
     async def rpc_receive(self, payload: list, peer_id: str) -> Any:
         (sender, addr), msgs = payload[0], payload[1]

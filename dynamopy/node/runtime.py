@@ -19,7 +19,7 @@ from dynamopy.core.membership import ClusterState
 from dynamopy.core.versions import HybridClock
 from dynamopy.node.anti_entropy import AntiEntropy
 from dynamopy.node.catchup import CatchUp
-from dynamopy.node.clock import Clock
+from dynamopy.node.clock import Clock, Wakeup
 from dynamopy.node.coordinator import Coordinator
 from dynamopy.node.defaults_change import DefaultsChange
 from dynamopy.node.detector import FailureDetector
@@ -122,7 +122,7 @@ class Node:
             me=self.id, address=config.advertise_peer, state=state,
             install_state=self.install_state, apply_entry=self.apply_entry, store=self.store,
             committer=self.committer, clock=clock, rng=rng, peers=transport, spawn=self.spawn,
-            url=config.advertise_url)
+            url=config.advertise_url, on_reply=self._metalog_reply)
         self.defaults_change = DefaultsChange(
             me=self.id, state=state, clock=clock, call_peer=self.call_peer,
             is_leader=lambda: self.metalog.is_leader, propose=self.propose)
@@ -150,6 +150,7 @@ class Node:
             self.anti_entropy.on_state_change,
             self.catchup.invalidate,
             self.grace_check.on_state_change,
+            self.defaults_change.on_state_change,
         ]
         self.metalog.on_stepped = self.catchup.invalidate
         self._tasks: set[asyncio.Task] = set()
@@ -157,7 +158,7 @@ class Node:
         # Set when someone asks this node for its identity (``GET /node``): a seed that just
         # came up asks every seed, so a seed waiting to ask the seeds again asks now
         # (node/bootstrap.py ``_identities``).
-        self.identity_asked = asyncio.Event()
+        self.identity_asked = Wakeup()
 
     # ---- lifecycle --------------------------------------------------------------------
     async def start(self) -> None:
@@ -366,6 +367,14 @@ class Node:
                                    timeout_s or self.config.request_timeout_s)
         fut.add_done_callback(_PeerReport(self, member_id, then))
         return fut
+
+    def _metalog_reply(self, member_id: str, address: str) -> None:
+        """A member answered a metadata-log message: alive, as if it answered a ping (the
+        detector skips pings to peers that answer other calls). Only a member at the address
+        the state gives it (a joiner's or an old address says nothing about a member)."""
+        member = self.state.member(member_id)
+        if member is not None and member.peer == address:
+            self.detector.report_success(member_id)
 
     def _report_peer(self, member_id: str, exc: Optional[BaseException]) -> None:
         """What a call's outcome says about the peer's health."""

@@ -388,12 +388,16 @@ def test_the_cluster_identity_stops_the_same_unsafe_voter(monkeypatch):
 def test_crashes_of_the_leader_and_group_members_while_a_group_change_is_in_flight():
     """``--crash-in-set-group``: as the metadata leader proposes a group change (the shrink
     from 5 bootstrap seeds to 3, the refill after a wiped member is retired), a member of the
-    old or new group or the leader itself crashes. Seed 127 crashes n2 and then n1 in two
-    proposals (the keeper proposes again after the first), one of them the leader's, and
-    still passes every checker. (Seed 4 did until the first seed of a bootstrap campaigned
-    at once, node/metalog.py ``first_candidate``: the schedule moved; 104 and 127 of 0-219
-    fit now.)"""
-    result = run_system(SystemParams(seed=127, kinds="crash,pause,wipe,loss", crash_in_set_group=True, faults=6,
+    old or new group or the leader itself crashes. Seed 104 crashes n3 twice in two
+    proposals (the keeper proposes again after the first): first as the metadata leader that
+    proposed the shrink, then as a member of the old group while n2 proposes it, and still
+    passes every checker."""
+    # The schedule moves whenever the messages do: the network draws a delay per message.
+    # Seed 4 fitted until the first seed of a bootstrap campaigned at once (node/metalog.py
+    # ``first_candidate``), 127 and 49 until that and the detector's skipped pings (to peers
+    # that answer other calls) came together; 104, 239 and 259 of 0-259 fit now. About one
+    # seed in five of this tight bound fails liveness before and after those changes alike.
+    result = run_system(SystemParams(seed=104, kinds="crash,pause,wipe,loss", crash_in_set_group=True, faults=6,
                                      clients=3, ops_per_client=6, keys=2, anti_entropy_interval_ms=0,
                                      bound_ms=8000))
     assert result.ok, result.report()

@@ -5,6 +5,7 @@ import asyncio
 from types import SimpleNamespace
 
 from dynamopy.node.bootstrap import BOOTSTRAPPED, SEEN_BEFORE, _identities
+from dynamopy.node.clock import Wakeup
 
 SEEDS = ["http://a", "http://b", "http://c"]
 
@@ -13,7 +14,7 @@ def _node(token):
     async def sleep(s):
         await asyncio.sleep(0)
     return SimpleNamespace(id="c", stopping=False, metalog=SimpleNamespace(token=token),
-                           clock=SimpleNamespace(sleep=sleep), identity_asked=asyncio.Event())
+                           clock=SimpleNamespace(sleep=sleep), identity_asked=Wakeup())
 
 
 class Contact:

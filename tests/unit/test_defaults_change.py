@@ -65,7 +65,9 @@ def run_leader(monkeypatch, drained: dict) -> list:
         dc = DefaultsChange(me="n1", state=lambda: node.state, clock=clock,
                             call_peer=call_peer, is_leader=lambda: True, propose=propose)
         task = asyncio.ensure_future(dc.run())
-        await asyncio.wait_for(clock.done.wait(), 10)
+        async with asyncio.timeout(10):   # ROUNDS polls, or settled (the loop then idles)
+            while not clock.done.is_set() and node.state.rw_in_effect is not None:
+                await asyncio.sleep(0)
         task.cancel()
 
     asyncio.run(main())

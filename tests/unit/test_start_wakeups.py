@@ -14,6 +14,7 @@ import types
 from dynamopy.api.app import create_app
 from dynamopy.core.membership import ClusterState, Member
 from dynamopy.node import bootstrap
+from dynamopy.node.clock import Wakeup
 from dynamopy.node.detector import PING_INTERVAL_S, FailureDetector
 from dynamopy.node.metalog import ELECTION_TICKS, TICK_S, first_candidate
 from dynamopy.node.metrics import Metrics
@@ -30,7 +31,7 @@ def _seed(url):
 def test_a_seed_asks_again_as_soon_as_another_seed_asks_it():
     """b does not answer the first round; b comes up and asks c (GET /node sets c's
     ``identity_asked``): c's next round follows at once, not after ``RETRY_S``."""
-    node = types.SimpleNamespace(id="c", stopping=False, identity_asked=asyncio.Event(),
+    node = types.SimpleNamespace(id="c", stopping=False, identity_asked=Wakeup(),
                                  metalog=types.SimpleNamespace(token="t", started=False,
                                                                foreign=None))
     rounds = []
@@ -54,7 +55,7 @@ def test_a_seed_asks_again_as_soon_as_another_seed_asks_it():
 
 
 def test_unasked_a_seed_waits_retry_s_between_rounds():
-    node = types.SimpleNamespace(id="c", stopping=False, identity_asked=asyncio.Event(),
+    node = types.SimpleNamespace(id="c", stopping=False, identity_asked=Wakeup(),
                                  metalog=types.SimpleNamespace(token="t", started=False,
                                                                foreign=None))
     rounds = []
@@ -73,7 +74,7 @@ def test_unasked_a_seed_waits_retry_s_between_rounds():
 
 
 def test_get_node_wakes_a_waiting_seed_unless_its_own_bootstrap_asks():
-    node = types.SimpleNamespace(id="n1", identity_asked=asyncio.Event(),
+    node = types.SimpleNamespace(id="n1", identity_asked=Wakeup(),
                                  node_view=lambda: {"id": "n1"}, metrics=Metrics(),
                                  config=types.SimpleNamespace(max_value_bytes=1024, n=3,
                                                               host="127.0.0.1"),
