@@ -216,15 +216,22 @@ class GroupCommitter:
     def write_nowait(self, token: int, key: bytes, record: Record) -> asyncio.Future:
         """``write`` without a coroutine: a future of ``[applied]`` that resolves (or fails)
         after the batch holding the record was synced. For callers that chain a callback
-        instead of awaiting (the data path's local replica write). Never cancel it."""
+        instead of awaiting. Never cancel it."""
+        return self.write_into(token, key, record, self._loop.create_future())  # type: ignore[union-attr]
+
+    def write_into(self, token: int, key: bytes, record: Record, sink):
+        """``write_nowait`` delivering its outcome to ``sink`` instead of a new future: any
+        object with a future's ``done``, ``set_result``, ``set_exception`` and ``exception``,
+        called on the loop exactly when the future would be resolved (after the synced
+        batch). The replica's put passes its own result object: one future and one loop hop
+        fewer per write. Returns ``sink``."""
         if not self._accepting:
             raise CommitterClosed("GroupCommitter is not running")
         validate_write(token, key, record)  # what submit_nowait checks of one data write
-        sub = _Submission([(token, key, record)], [], [], {}, [],
-                          self._loop.create_future())  # type: ignore[union-attr]
+        sub = _Submission([(token, key, record)], [], [], {}, [], sink)
         self._queue.append(sub)
         self._notify()
-        return sub.future
+        return sink
 
     def submit_nowait(
         self,
