@@ -72,6 +72,10 @@ class Coordinator:
         self.start_peer = start_peer if start_peer is not None else self._call_in_task
         self._background: set[asyncio.Future] = set()
         self._loop: Optional[asyncio.AbstractEventLoop] = None
+        # What planning a request can take from the ring view alone, per partition; valid
+        # for the state it was built from (states are immutable: a ring change is a new one).
+        self._plan_state: Optional["ClusterState"] = None
+        self._plans: dict[int, _Plan] = {}
 
     # ---- public ---------------------------------------------------------------------
     async def write(self, key: bytes, *, value: bytes, content_type: str, deleted: bool,
@@ -102,7 +106,7 @@ class Coordinator:
             token = state.ring.token(key)
             targets = self._targets(state, token, sloppy)
             required = w if state.change is None else pending_required(
-                w, targets, replicas(state, token).current)
+                w, targets, self._plan(state, token).home)
             rnd = WriteRound(tuple(targets), required)
             wire = record.to_wire()
             stale: list[int] = []
@@ -155,8 +159,7 @@ class Coordinator:
             token = state.ring.token(key)
             # Every reachable home replica before any fallback (this node first when it is
             # one: a local read is free); the first R are asked, the rest are backups.
-            targets = plan_read(state.ring.walk_token(token), state.settings.n,
-                                node.detector.is_up, coordinator=node.id, sloppy=sloppy)
+            targets = self._read_targets(state, token, sloppy)
             rnd = ReadRound(tuple(targets), r)
             stale: list[int] = []
 
@@ -242,20 +245,37 @@ class Coordinator:
             f"newest found is {newest or 'none'}); retry, or drop X-Dynamopy-After to accept "
             "an older value", after=after, newest=newest)
 
-    def _targets(self, state, token: int, sloppy: bool) -> list[Target]:
-        """A write's targets: home replicas when all are up (the common, cheap case); else the
-        sloppy plan over the ring walk. Plus the members gaining the key in a change in
-        progress. (Reads plan with ``core.read_plan``.)"""
-        node, n = self, state.settings.n
-        placed = replicas(state, token)
-        pref = placed.current
-        extra = placed.gaining
-        if not sloppy or all(node.detector.is_up(m) for m in pref):
-            targets = [Target(m) for m in pref]
-            targets += [Target(m) for m in extra if m not in pref]
-            return targets
-        return plan_targets(list(state.ring.walk_token(token)), n, node.detector.is_up,
-                            extra=extra)
+    def _plan(self, state: "ClusterState", token: int) -> "_Plan":
+        """The plan of ``token``'s partition at ``state`` (built once per partition and ring
+        view: a new state, i.e. any ring or membership change, starts a new cache)."""
+        if state is not self._plan_state:
+            self._plan_state, self._plans = state, {}
+        part = state.ring.partition(token)
+        plan = self._plans.get(part)
+        if plan is None:
+            plan = self._plans[part] = _Plan(state, token, self.id)
+        return plan
+
+    def _targets(self, state, token: int, sloppy: bool) -> tuple[Target, ...] | list[Target]:
+        """A write's targets: home replicas when all are up (the common, cheap case: the
+        partition's plan); else the sloppy plan over the ring walk. Plus the members gaining
+        the key in a change in progress. (Reads: ``_read_targets``.)"""
+        plan = self._plan(state, token)
+        is_up = self.detector.is_up
+        if not sloppy or all(is_up(m) for m in plan.home):
+            return plan.write
+        return plan_targets(list(state.ring.walk_token(token)), state.settings.n, is_up,
+                            extra=plan.gaining)
+
+    def _read_targets(self, state, token: int, sloppy: bool) -> tuple[Target, ...] | list[Target]:
+        """A read's targets (``core.read_plan``): with every home replica up, the partition's
+        plan; else planned now over the ring walk with the detector's view."""
+        plan = self._plan(state, token)
+        is_up = self.detector.is_up
+        if all(is_up(m) for m in plan.home):
+            return plan.read
+        return plan_read(state.ring.walk_token(token), state.settings.n, is_up,
+                         coordinator=self.id, sloppy=sloppy)
 
     # ---- fan-out machinery ------------------------------------------------------------
     async def _fan_out(self, targets: list[Target], call: Callable[[Target], Awaitable],
@@ -419,6 +439,27 @@ def _failed(exc: BaseException) -> asyncio.Future:
     fut = asyncio.get_running_loop().create_future()
     fut.set_exception(exc)
     return fut
+
+
+class _Plan:
+    """What planning a request takes from the ring view alone, for one partition: the home
+    replicas (``placement.replicas``), the members gaining it in a change in progress, and
+    the targets of a write and of a read when every home replica is up (planned by the same
+    functions as always, with everyone up)."""
+
+    __slots__ = ("home", "gaining", "write", "read")
+
+    def __init__(self, state: "ClusterState", token: int, me: str) -> None:
+        placed = replicas(state, token)
+        self.home, self.gaining = placed.current, placed.gaining
+        self.write = tuple([Target(m) for m in self.home]
+                           + [Target(m) for m in self.gaining if m not in self.home])
+        self.read = tuple(plan_read(state.ring.walk_token(token), state.settings.n,
+                                    _everyone_up, coordinator=me))
+
+
+def _everyone_up(member: str) -> bool:
+    return True
 
 
 class _PutReply:
