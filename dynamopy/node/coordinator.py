@@ -21,6 +21,7 @@ from dynamopy.core.records import Record
 from dynamopy.core.versions import physical_ms
 from dynamopy.node.errors import (BadRequest, QuorumUnavailable, StaleEpochError, StaleSession,
                                   stale_epoch_of)
+from dynamopy.deadlines import Deadlines
 from dynamopy.node.fanout import FanOut
 from dynamopy.node.replica import NOT_CAUGHT_UP, STALE_EPOCH
 from dynamopy.peer import PeerError, RemoteError
@@ -72,6 +73,8 @@ class Coordinator:
         self.start_peer = start_peer if start_peer is not None else self._call_in_task
         self._background: set[asyncio.Future] = set()
         self._loop: Optional[asyncio.AbstractEventLoop] = None
+        # The rounds' timers (speculations, budgets): one loop timer per queue, not per round.
+        self._deadlines: Optional[tuple[Deadlines, Deadlines]] = None
         # What planning a request can take from the ring view alone, per partition; valid
         # for the state it was built from (states are immutable: a ring change is a new one).
         self._plan_state: Optional["ClusterState"] = None
@@ -297,9 +300,11 @@ class Coordinator:
         if loop is None or loop.is_closed():
             # Once: asyncio.get_running_loop() costs a getpid() system call on Python 3.11.
             loop = self._loop = asyncio.get_running_loop()
+            self._deadlines = (Deadlines(loop), Deadlines(loop))
         fan = FanOut(targets, call, on_ok=on_ok, on_fail=on_fail, outcome=outcome,
                      local_id=self.id, background=self._background,
-                     local_sync=local_sync, fruitless=fruitless, loop=loop)
+                     local_sync=local_sync, fruitless=fruitless, loop=loop,
+                     deadlines=self._deadlines)
         return await fan.run(initial, SPECULATE_S, self.config.request_timeout_s + 0.5)
 
     def _start_put(self, t: Target, epoch: int, token: int, key: bytes, record: Record,

@@ -8,11 +8,9 @@ Rules and invariants:
   per address is in flight; concurrent callers wait on it.
 - A call never waits longer than its ``timeout_s`` (this includes the optional injected delay
   and waiting for a connection). Past it the call raises ``PeerTimeout``; the connection
-  stays open and a late reply is dropped. A connection keeps one deadline timer for all its
-  calls, not one per call: calls sent with deadlines in order (the data path's, all with
-  the same timeout) queue behind it, and the timer is always armed at or before the
-  earliest deadline still pending, so each fails at its own deadline (no sweep period is
-  added); a call whose deadline is earlier than one already queued gets its own timer.
+  stays open and a late reply is dropped. A connection keeps one timer for its calls'
+  deadlines, not one per call (``dynamopy.deadlines``: calls with deadlines in order, the
+  data path's, queue on it; each still fails at its own deadline, no sweep period added).
 - Connect failures (refused, ``connect_timeout_s`` exceeded, handshake failure) start an
   exponential back-off, ``backoff_initial_s`` doubling up to ``backoff_max_s``; while it
   runs, calls to that address fail fast without touching the network (``PeerUnavailable``,
@@ -31,12 +29,13 @@ Rules and invariants:
 from __future__ import annotations
 
 import asyncio
-import collections
 import logging
 import random
 import secrets
 import ssl as ssl_mod
 from typing import Any, Callable, Optional
+
+from dynamopy.deadlines import Deadlines
 
 from . import auth
 from .connection import FramedProtocol
@@ -76,12 +75,7 @@ class _ClientConnection(FramedProtocol):
         self.ready = False
         self.server_id: Optional[str] = None
         self.handshake_done: asyncio.Future = loop.create_future()
-        # The connection's deadline queue: (deadline, future, req_id, method, timeout_s) in
-        # send order with deadlines in order; one timer (``_sweep``), armed at ``_sweep_at``,
-        # never later than the first pending deadline in it.
-        self._deadlines: collections.deque = collections.deque()
-        self._sweep_timer: Optional[asyncio.TimerHandle] = None
-        self._sweep_at = 0.0
+        self._deadlines = Deadlines(loop)  # the calls' timeouts, on one timer
 
     # ---- handshake --------------------------------------------------------------------
     def on_message(self, msg: Any) -> None:
@@ -155,43 +149,12 @@ class _ClientConnection(FramedProtocol):
         self._next_id = req_id + 1
         self._pending[req_id] = fut
         self.send_frame(frame)
-        loop = self._loop
-        deadline = loop.time() + timeout_s
-        queue = self._deadlines
-        if queue and deadline < queue[-1][0]:
-            # Earlier than a call already queued (a shorter timeout): its own timer.
-            timer = loop.call_later(timeout_s, self._expire, req_id, method, timeout_s)
-            fut.add_done_callback(_Settled(self, req_id, done, timer))
-            return fut
-        queue.append((deadline, fut, req_id, method, timeout_s))
-        if self._sweep_timer is None or deadline < self._sweep_at:
-            # No timer, or (the queue had emptied) one armed for a later deadline.
-            self._arm_sweep(deadline)
-        fut.add_done_callback(_Settled(self, req_id, done, None))
+        # A queued deadline per call instead of asyncio.wait_for (no extra future or task)
+        # or a loop timer made and cancelled per call.
+        deadline = self._deadlines.at(self._loop.time() + timeout_s,
+                                      self._expire, req_id, method, timeout_s)
+        fut.add_done_callback(_Settled(self._pending, req_id, deadline, done))
         return fut
-
-    def _arm_sweep(self, when: float) -> None:
-        if self._sweep_timer is not None:
-            self._sweep_timer.cancel()
-        self._sweep_at = when
-        self._sweep_timer = self._loop.call_at(when, self._sweep)
-
-    def _sweep(self) -> None:
-        """The connection's deadline timer: fail the queued calls whose deadline passed, drop
-        the settled ones from the front, and arm again for the first one left."""
-        self._sweep_timer = None
-        queue, pending = self._deadlines, self._pending
-        now = self._loop.time()
-        while queue:
-            deadline, fut, req_id, method, timeout_s = queue[0]
-            if not fut.done():
-                if deadline > now:
-                    self._arm_sweep(deadline)
-                    return
-                pending.pop(req_id, None)
-                fut.set_exception(PeerTimeout(
-                    f"{self._endpoint.addr}: no reply to {method} within {timeout_s:.3f}s"))
-            queue.popleft()
 
     def _expire(self, req_id: int, method: str, timeout_s: float) -> None:
         fut = self._pending.pop(req_id, None)
@@ -203,9 +166,6 @@ class _ClientConnection(FramedProtocol):
     def _fail(self, exc: Exception) -> None:
         pending, self._pending = self._pending, {}
         self._deadlines.clear()
-        if self._sweep_timer is not None:
-            self._sweep_timer.cancel()
-            self._sweep_timer = None
         for fut in pending.values():
             if not fut.done():
                 fut.set_exception(exc)
@@ -234,26 +194,18 @@ def _failed(fut: asyncio.Future, exc: Exception,
 
 
 class _Settled:
-    """A request future's first done callback: forget its id, drop settled calls from the
-    front of the connection's deadline queue (or stop the call's own timer), then run the
-    caller's ``done`` (one callback instead of two: each costs an event-loop handle)."""
+    """A request future's first done callback: cancel its deadline, forget its id, then run
+    the caller's ``done`` (one callback instead of two: each costs an event-loop handle)."""
 
-    __slots__ = ("conn", "req_id", "done", "timer")
+    __slots__ = ("pending", "req_id", "deadline", "done")
 
-    def __init__(self, conn: _ClientConnection, req_id: int,
-                 done: Optional[Callable[[asyncio.Future], None]],
-                 timer: Optional[asyncio.TimerHandle]) -> None:
-        self.conn, self.req_id, self.done, self.timer = conn, req_id, done, timer
+    def __init__(self, pending: dict, req_id: int, deadline,
+                 done: Optional[Callable[[asyncio.Future], None]]) -> None:
+        self.pending, self.req_id, self.deadline, self.done = pending, req_id, deadline, done
 
     def __call__(self, fut: asyncio.Future) -> None:
-        conn = self.conn
-        conn._pending.pop(self.req_id, None)
-        if self.timer is not None:
-            self.timer.cancel()
-        else:
-            queue = conn._deadlines
-            while queue and queue[0][1].done():
-                queue.popleft()
+        self.deadline.cancel()
+        self.pending.pop(self.req_id, None)
         if self.done is not None:
             self.done(fut)
 

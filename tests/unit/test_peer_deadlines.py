@@ -119,7 +119,7 @@ def test_a_lost_connection_fails_every_call_in_flight_at_once(kind):
             for c in calls:
                 with pytest.raises(PeerUnavailable):
                     c.result()
-            assert not conn._deadlines and conn._sweep_timer is None  # nothing left armed
+            assert len(conn._deadlines) == 0 and conn._deadlines._timer is None  # nothing armed
             await asyncio.sleep(0.05)  # past the reconnect back-off
             assert await client.call(addr, "echo", 2, 1.0) == 2
         finally:
