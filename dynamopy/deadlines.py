@@ -14,7 +14,9 @@ that. Rules:
   re-armed for the next one when it fires: each callback runs when its deadline passes (as
   a loop timer would; no sweep period is added).
 - ``cancel()`` drops the callback and its arguments at once (nothing it refers to is kept
-  alive until its deadline) and the cancelled entries at the head of the queue.
+  alive until its deadline) and the cancelled entries at the head of the queue. A cancelled
+  entry behind one still pending stays (empty) until it reaches the head: the queue holds at
+  most the entries queued within the longest pending deadline (a call's timeout: seconds).
 """
 
 from __future__ import annotations
