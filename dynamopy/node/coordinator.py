@@ -19,9 +19,9 @@ from dynamopy.core.quorum import (Outcome, ReadRound, Target, WriteRound, pendin
 from dynamopy.core.read_plan import plan_read
 from dynamopy.core.records import Record
 from dynamopy.core.versions import physical_ms
+from dynamopy.deadlines import Deadlines
 from dynamopy.node.errors import (BadRequest, QuorumUnavailable, StaleEpochError, StaleSession,
                                   stale_epoch_of)
-from dynamopy.deadlines import Deadlines
 from dynamopy.node.fanout import FanOut
 from dynamopy.node.replica import NOT_CAUGHT_UP, STALE_EPOCH
 from dynamopy.peer import PeerError, RemoteError
