@@ -463,9 +463,10 @@ class _Plan:
         # (a full cache is Q plans: ~1 MB instead of ~3 at Q=4096).
         self.write = tuple(shared.setdefault(m, Target(m)) for m in
                            self.home + tuple(m for m in self.gaining if m not in self.home))
-        self.read = tuple(shared.setdefault(t.node, t) if t.hint_for is None else t
-                          for t in plan_read(state.ring.walk_token(token), state.settings.n,
-                                             _everyone_up, coordinator=me))
+        # With everyone up a read asks home replicas only: their shared Targets, in
+        # ``plan_read``'s order.
+        self.read = tuple(shared[t.node] for t in plan_read(
+            state.ring.walk_token(token), state.settings.n, _everyone_up, coordinator=me))
 
 
 def _everyone_up(member: str) -> bool:

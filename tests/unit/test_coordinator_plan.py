@@ -136,3 +136,52 @@ def test_a_read_asks_this_node_first_when_it_is_a_home_replica():
     c.id = home[-1]
     plan = c._read_targets(c.node_state, OLD.token(key), True)
     assert [t.node for t in plan] == [home[-1]] + home[:-1]
+
+
+def test_keys_of_different_partitions_get_their_own_replicas():
+    """With four members and N=3, keys whose preference lists differ each go to their own
+    replicas, in either order of asking (a plan is per partition, not one for all)."""
+    keys = {}
+    for i in range(10_000):
+        key = f"k{i}".encode()
+        keys.setdefault(tuple(sorted(OLD.preference_list(key, 3))), key)
+        if len(keys) >= 3:
+            break
+    assert len(keys) >= 2
+
+    async def main():
+        c = _Coordinator()
+        for _ in range(2):
+            for home, key in keys.items():
+                assert sorted(await c.ask(key, "put")) == list(home)
+                assert sorted(await c.ask(key, "get")) == list(home)
+
+    asyncio.run(asyncio.wait_for(main(), 10))
+
+
+def test_with_a_home_replica_down_a_read_still_asks_this_node_first():
+    """The plan made per request (a replica down) keeps this node first when it is a home
+    replica, then the other one up, then the fallback, then the replica seen down."""
+    key = _moved_key()
+    home = OLD.preference_list(key, 3)
+    c = _Coordinator()
+    c.id = home[2]
+    c.down = {home[0]}
+    fallback = next(m for m in OLD.walk(key) if m not in home)
+    plan = c._read_targets(c.node_state, OLD.token(key), True)
+    assert [(t.node, t.hint_for) for t in plan] == [
+        (home[2], None), (home[1], None), (fallback, home[0]), (home[0], None)]
+
+
+def test_a_partition_is_planned_once_per_ring_view():
+    """No planning work per request that the ring view does not change: a second request
+    of the same partition gets the same targets object; a new state plans again."""
+    key = _moved_key()
+    c = _Coordinator()
+    state, token = c.node_state, OLD.token(key)
+    first_write, first_read = c._targets(state, token, True), c._read_targets(state, token, True)
+    assert c._targets(state, token, True) is first_write
+    assert c._read_targets(state, token, True) is first_read
+    newer = _state(2, OLD)
+    assert c._targets(newer, token, True) is not first_write
+    assert c._targets(newer, token, True) == first_write    # same ring: the same targets
