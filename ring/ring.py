@@ -200,6 +200,12 @@ class Ring:
         check_token(token)
         return list(self._table(n)[token >> self._shift])
 
+    def partition(self, token: int) -> int:
+        """The index of the partition holding ``token``: every token of a partition has the
+        same preference list and the same walk (what a per-partition plan can be keyed by)."""
+        check_token(token)
+        return token >> self._shift
+
     def walk(self, key: str | bytes) -> Iterator[str]:
         """Every member once, in ring order from ``key``: its preference list, then fallbacks."""
         return self.walk_token(self.token(key))

@@ -113,10 +113,11 @@ class HybridClock:
 
     def observe(self, version: int) -> None:
         """Remember a version seen elsewhere so the next one issued is larger."""
-        if version <= 0:
-            return
-        ms, counter, _ = decompose(version)
-        if (ms, counter) >= (self.last_ms, self.counter):
+        # (physical_ms, counter) as one integer: comparing it is comparing the pair (the
+        # counter fits its bits), without decomposing (this runs for every reply). A version
+        # <= 0 gives a pair <= (0, 0): it never moves the clock.
+        seen = version >> MEMBER_BITS
+        if seen >= ((self.last_ms << COUNTER_BITS) | self.counter):
             # Equal (ms, counter) from another member: our next() must still exceed it,
             # and next() always increments past (last_ms, counter), so adopting it is enough.
-            self.last_ms, self.counter = ms, counter
+            self.last_ms, self.counter = seen >> COUNTER_BITS, seen & _COUNTER_MASK

@@ -19,6 +19,7 @@ from dynamopy.core.quorum import (Outcome, ReadRound, Target, WriteRound, pendin
 from dynamopy.core.read_plan import plan_read
 from dynamopy.core.records import Record
 from dynamopy.core.versions import physical_ms
+from dynamopy.deadlines import Deadlines
 from dynamopy.node.errors import (BadRequest, QuorumUnavailable, StaleEpochError, StaleSession,
                                   stale_epoch_of)
 from dynamopy.node.fanout import FanOut
@@ -72,6 +73,13 @@ class Coordinator:
         self.start_peer = start_peer if start_peer is not None else self._call_in_task
         self._background: set[asyncio.Future] = set()
         self._loop: Optional[asyncio.AbstractEventLoop] = None
+        # The rounds' timers (speculations, budgets): one loop timer per queue, not per round.
+        self._deadlines: Optional[tuple[Deadlines, Deadlines]] = None
+        # What planning a request can take from the ring view alone, per partition; valid
+        # for the state it was built from (states are immutable: a ring change is a new one).
+        self._plan_state: Optional["ClusterState"] = None
+        self._plans: dict[int, _Plan] = {}
+        self._plan_targets: dict[str, Target] = {}  # one Target per member, shared by plans
 
     # ---- public ---------------------------------------------------------------------
     async def write(self, key: bytes, *, value: bytes, content_type: str, deleted: bool,
@@ -102,7 +110,7 @@ class Coordinator:
             token = state.ring.token(key)
             targets = self._targets(state, token, sloppy)
             required = w if state.change is None else pending_required(
-                w, targets, replicas(state, token).current)
+                w, targets, self._plan(state, token).home)
             rnd = WriteRound(tuple(targets), required)
             wire = record.to_wire()
             stale: list[int] = []
@@ -155,8 +163,7 @@ class Coordinator:
             token = state.ring.token(key)
             # Every reachable home replica before any fallback (this node first when it is
             # one: a local read is free); the first R are asked, the rest are backups.
-            targets = plan_read(state.ring.walk_token(token), state.settings.n,
-                                node.detector.is_up, coordinator=node.id, sloppy=sloppy)
+            targets = self._read_targets(state, token, sloppy)
             rnd = ReadRound(tuple(targets), r)
             stale: list[int] = []
 
@@ -242,20 +249,37 @@ class Coordinator:
             f"newest found is {newest or 'none'}); retry, or drop X-Dynamopy-After to accept "
             "an older value", after=after, newest=newest)
 
-    def _targets(self, state, token: int, sloppy: bool) -> list[Target]:
-        """A write's targets: home replicas when all are up (the common, cheap case); else the
-        sloppy plan over the ring walk. Plus the members gaining the key in a change in
-        progress. (Reads plan with ``core.read_plan``.)"""
-        node, n = self, state.settings.n
-        placed = replicas(state, token)
-        pref = placed.current
-        extra = placed.gaining
-        if not sloppy or all(node.detector.is_up(m) for m in pref):
-            targets = [Target(m) for m in pref]
-            targets += [Target(m) for m in extra if m not in pref]
-            return targets
-        return plan_targets(list(state.ring.walk_token(token)), n, node.detector.is_up,
-                            extra=extra)
+    def _plan(self, state: "ClusterState", token: int) -> "_Plan":
+        """The plan of ``token``'s partition at ``state`` (built once per partition and ring
+        view: a new state, i.e. any ring or membership change, starts a new cache)."""
+        if state is not self._plan_state:
+            self._plan_state, self._plans, self._plan_targets = state, {}, {}
+        part = state.ring.partition(token)
+        plan = self._plans.get(part)
+        if plan is None:
+            plan = self._plans[part] = _Plan(state, token, self.id, self._plan_targets)
+        return plan
+
+    def _targets(self, state, token: int, sloppy: bool) -> tuple[Target, ...] | list[Target]:
+        """A write's targets: home replicas when all are up (the common, cheap case: the
+        partition's plan); else the sloppy plan over the ring walk. Plus the members gaining
+        the key in a change in progress. (Reads: ``_read_targets``.)"""
+        plan = self._plan(state, token)
+        is_up = self.detector.is_up
+        if not sloppy or all(is_up(m) for m in plan.home):
+            return plan.write
+        return plan_targets(list(state.ring.walk_token(token)), state.settings.n, is_up,
+                            extra=plan.gaining)
+
+    def _read_targets(self, state, token: int, sloppy: bool) -> tuple[Target, ...] | list[Target]:
+        """A read's targets (``core.read_plan``): with every home replica up, the partition's
+        plan; else planned now over the ring walk with the detector's view."""
+        plan = self._plan(state, token)
+        is_up = self.detector.is_up
+        if all(is_up(m) for m in plan.home):
+            return plan.read
+        return plan_read(state.ring.walk_token(token), state.settings.n, is_up,
+                         coordinator=self.id, sloppy=sloppy)
 
     # ---- fan-out machinery ------------------------------------------------------------
     async def _fan_out(self, targets: list[Target], call: Callable[[Target], Awaitable],
@@ -277,9 +301,11 @@ class Coordinator:
         if loop is None or loop.is_closed():
             # Once: asyncio.get_running_loop() costs a getpid() system call on Python 3.11.
             loop = self._loop = asyncio.get_running_loop()
+            self._deadlines = (Deadlines(loop), Deadlines(loop))
         fan = FanOut(targets, call, on_ok=on_ok, on_fail=on_fail, outcome=outcome,
                      local_id=self.id, background=self._background,
-                     local_sync=local_sync, fruitless=fruitless, loop=loop)
+                     local_sync=local_sync, fruitless=fruitless, loop=loop,
+                     deadlines=self._deadlines)
         return await fan.run(initial, SPECULATE_S, self.config.request_timeout_s + 0.5)
 
     def _start_put(self, t: Target, epoch: int, token: int, key: bytes, record: Record,
@@ -419,6 +445,32 @@ def _failed(exc: BaseException) -> asyncio.Future:
     fut = asyncio.get_running_loop().create_future()
     fut.set_exception(exc)
     return fut
+
+
+class _Plan:
+    """What planning a request takes from the ring view alone, for one partition: the home
+    replicas (``placement.replicas``), the members gaining it in a change in progress, and
+    the targets of a write and of a read when every home replica is up (planned by the same
+    functions as always, with everyone up)."""
+
+    __slots__ = ("home", "gaining", "write", "read")
+
+    def __init__(self, state: "ClusterState", token: int, me: str,
+                 shared: dict[str, Target]) -> None:
+        placed = replicas(state, token)
+        self.home, self.gaining = placed.current, placed.gaining
+        # ``shared``: the home-replica Target of each member, one object for all the plans
+        # (a full cache is Q plans: ~1 MB instead of ~3 at Q=4096).
+        self.write = tuple(shared.setdefault(m, Target(m)) for m in
+                           self.home + tuple(m for m in self.gaining if m not in self.home))
+        # With everyone up a read asks home replicas only: their shared Targets, in
+        # ``plan_read``'s order.
+        self.read = tuple(shared[t.node] for t in plan_read(
+            state.ring.walk_token(token), state.settings.n, _everyone_up, coordinator=me))
+
+
+def _everyone_up(member: str) -> bool:
+    return True
 
 
 class _PutReply:

@@ -17,6 +17,8 @@ Cost: this runs for every client request, so it creates no reference cycles that
 round (closures calling each other through cells did: every request left dozens of objects
 for the cyclic garbage collector, whose pauses then showed up as request tail latency), and
 it waits with timer handles, not ``asyncio.wait_for`` + ``shield`` (a task and two futures).
+Given ``deadlines`` (the coordinator's two ``dynamopy.deadlines.Deadlines``: speculations and
+budgets), its timers join those queues instead of each being a loop timer of its own.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ import logging
 from typing import Awaitable, Callable, Optional
 
 from dynamopy.core.quorum import Outcome, Target
+from dynamopy.deadlines import Deadlines
 from dynamopy.peer import PeerError
 
 log = logging.getLogger(__name__)
@@ -35,14 +38,16 @@ _QUIET = (PeerError, asyncio.TimeoutError, asyncio.CancelledError)
 
 class FanOut:
     __slots__ = ("loop", "call", "on_ok", "on_fail", "outcome", "local_id", "local_sync",
-                 "fruitless", "background", "queue", "tasks", "decided", "timer")
+                 "fruitless", "background", "queue", "tasks", "decided", "timer", "deadlines")
 
     def __init__(self, targets: list[Target], call: Callable[[Target], Awaitable], *,
                  on_ok, on_fail, outcome, local_id: str, background: set,
                  local_sync: Optional[Callable[[Target], object]] = None,
                  fruitless: Optional[Callable[[Target, object], bool]] = None,
-                 loop: Optional[asyncio.AbstractEventLoop] = None) -> None:
+                 loop: Optional[asyncio.AbstractEventLoop] = None,
+                 deadlines: Optional[tuple[Deadlines, Deadlines]] = None) -> None:
         self.loop = loop if loop is not None else asyncio.get_running_loop()
+        self.deadlines = deadlines
         self.call, self.on_ok, self.on_fail, self.outcome = call, on_ok, on_fail, outcome
         self.local_id, self.local_sync, self.fruitless = local_id, local_sync, fruitless
         self.background = background
@@ -61,11 +66,11 @@ class FanOut:
         # then sets the budget's for the time left; else the budget's. (Two timers per read
         # were a measurable share of the loop's handles.) The budget's end is absolute: a
         # speculation that fires late (a busy loop) must not push it out.
-        loop = self.loop
+        now = self.loop.time()
         if self.queue and speculate_s < budget_s:
-            self.timer = loop.call_later(speculate_s, self._speculate, loop.time() + budget_s)
+            self.timer = self._at(0, now + speculate_s, self._speculate, now + budget_s)
         else:
-            self.timer = loop.call_later(budget_s, self._decide)
+            self.timer = self._at(1, now + budget_s, self._decide)
         try:
             await self.decided
         finally:
@@ -74,8 +79,15 @@ class FanOut:
                 self.timer = None
         return self.tasks
 
+    def _at(self, kind: int, when: float, callback, *args):
+        """A timer at ``when``: on the coordinator's queue ``kind`` (0: speculations,
+        1: budgets) when it has them, else a loop timer of its own."""
+        if self.deadlines is None:
+            return self.loop.call_at(when, callback, *args)
+        return self.deadlines[kind].at(when, callback, *args)
+
     def _speculate(self, budget_end: float) -> None:
-        self.timer = self.loop.call_at(budget_end, self._decide)
+        self.timer = self._at(1, budget_end, self._decide)
         self._launch_rest()
 
     def _decide(self) -> None:

@@ -54,6 +54,7 @@ class Replica:
         self.observe_version, self.hints = observe_version, hints
         self.replacing = replacing  # came back with an empty disk (node/replacement.py)
         self.buggify = buggify
+        self._loop: Optional[asyncio.AbstractEventLoop] = None
 
     async def put(self, token: int, key: bytes, record: Record,
                   hint_for: Optional[str] = None) -> int:
@@ -76,12 +77,17 @@ class Replica:
         """``put`` of a home record (no hint) without a coroutine or task: a future of the
         version now stored, resolved only after the synced batch holding the record (the
         local write of the node's own coordinator, and a peer's ``put``, chain callbacks
-        on it). Cancelling it does not cancel the write."""
+        on it). The committer delivers the batch's outcome straight to ``_Stored``, which
+        resolves this future (no future of its own). Cancelling it does not cancel the
+        write."""
         self.observe_version(record.version)
-        applied = self.committer.write_nowait(token, key, record)
-        stored = applied.get_loop().create_future()
-        applied.add_done_callback(_Stored(self, stored, token, key, record,
-                                          self.clock.monotonic()))
+        loop = self._loop
+        if loop is None or loop.is_closed():
+            # Once: asyncio.get_running_loop() costs a getpid() system call on Python 3.11.
+            loop = self._loop = asyncio.get_running_loop()
+        stored = loop.create_future()
+        self.committer.write_into(token, key, record,
+                                  _Stored(self, stored, token, key, record, self.clock.monotonic()))
         if self.buggify.on:
             return self._late(stored)
         return stored
@@ -203,9 +209,10 @@ class Replica:
 
 
 class _Stored:
-    """The committer's done callback for ``put_nowait``: the version now stored for the key
-    (the write's own when applied; else the newer one already there, synced by this batch),
-    and the replica's share of a write's visibility delay (the W in the WARS model)."""
+    """Where the committer delivers a ``put_nowait``'s outcome (it has the future methods the
+    committer calls): the version now stored for the key (the write's own when applied; else
+    the newer one already there, synced by this batch) into the put's future, and the
+    replica's share of a write's visibility delay (the W in the WARS model)."""
 
     __slots__ = ("replica", "stored", "token", "key", "record", "started")
 
@@ -214,27 +221,29 @@ class _Stored:
         self.replica, self.stored, self.token, self.key = replica, stored, token, key
         self.record, self.started = record, started
 
-    def __call__(self, applied: asyncio.Future) -> None:
+    def done(self) -> bool:
+        return self.stored.done()  # the caller gave up (cancelled): nothing to deliver
+
+    def exception(self) -> Optional[BaseException]:
+        stored = self.stored
+        return stored.exception() if stored.done() and not stored.cancelled() else None
+
+    def set_exception(self, exc: BaseException) -> None:
+        if not self.stored.done():
+            self.stored.set_exception(exc)
+
+    def set_result(self, applied: list) -> None:
+        """The synced batch's ``[applied]`` for this write."""
         replica, stored = self.replica, self.stored
-        if applied.cancelled():
-            if not stored.done():
-                stored.cancel()
-            return
-        exc = applied.exception()
-        if exc is None:
-            replica.metrics.replica_put_seconds.observe(replica.clock.monotonic() - self.started)
-            version = self.record.version
-            if not applied.result()[0]:
-                # Not applied: something at least as new is stored (and synced by this batch).
-                try:
-                    current = replica.store.get(self.token, self.key)
-                except Exception as e:  # noqa: BLE001 - fails this caller, like an await would
-                    exc = e
-                else:
-                    version = max(version, current.version if current else 0)
-        if stored.done():
-            return  # the caller gave up (cancelled)
-        if exc is not None:
-            stored.set_exception(exc)
-        else:
+        replica.metrics.replica_put_seconds.observe(replica.clock.monotonic() - self.started)
+        version = self.record.version
+        if not applied[0]:
+            # Not applied: something at least as new is stored (and synced by this batch).
+            try:
+                current = replica.store.get(self.token, self.key)
+            except Exception as e:  # noqa: BLE001 - fails this caller, like an await would
+                self.set_exception(e)
+                return
+            version = max(version, current.version if current else 0)
+        if not stored.done():
             stored.set_result(version)

@@ -8,7 +8,9 @@ Rules and invariants:
   per address is in flight; concurrent callers wait on it.
 - A call never waits longer than its ``timeout_s`` (this includes the optional injected delay
   and waiting for a connection). Past it the call raises ``PeerTimeout``; the connection
-  stays open and a late reply is dropped.
+  stays open and a late reply is dropped. A connection keeps one timer for its calls'
+  deadlines, not one per call (``dynamopy.deadlines``: calls with deadlines in order, the
+  data path's, queue on it; each still fails at its own deadline, no sweep period added).
 - Connect failures (refused, ``connect_timeout_s`` exceeded, handshake failure) start an
   exponential back-off, ``backoff_initial_s`` doubling up to ``backoff_max_s``; while it
   runs, calls to that address fail fast without touching the network (``PeerUnavailable``,
@@ -32,6 +34,8 @@ import random
 import secrets
 import ssl as ssl_mod
 from typing import Any, Callable, Optional
+
+from dynamopy.deadlines import Deadlines
 
 from . import auth
 from .connection import FramedProtocol
@@ -71,6 +75,7 @@ class _ClientConnection(FramedProtocol):
         self.ready = False
         self.server_id: Optional[str] = None
         self.handshake_done: asyncio.Future = loop.create_future()
+        self._deadlines = Deadlines(loop)  # the calls' timeouts, on one timer
 
     # ---- handshake --------------------------------------------------------------------
     def on_message(self, msg: Any) -> None:
@@ -144,9 +149,11 @@ class _ClientConnection(FramedProtocol):
         self._next_id = req_id + 1
         self._pending[req_id] = fut
         self.send_frame(frame)
-        # A timer handle per call instead of asyncio.wait_for: no extra future or task.
-        timer = self._loop.call_later(timeout_s, self._expire, req_id, method, timeout_s)
-        fut.add_done_callback(_Settled(self._pending, req_id, timer, done))
+        # A queued deadline per call instead of asyncio.wait_for (no extra future or task)
+        # or a loop timer made and cancelled per call.
+        deadline = self._deadlines.at(self._loop.time() + timeout_s,
+                                      self._expire, req_id, method, timeout_s)
+        fut.add_done_callback(_Settled(self._pending, req_id, deadline, done))
         return fut
 
     def _expire(self, req_id: int, method: str, timeout_s: float) -> None:
@@ -158,6 +165,7 @@ class _ClientConnection(FramedProtocol):
 
     def _fail(self, exc: Exception) -> None:
         pending, self._pending = self._pending, {}
+        self._deadlines.clear()
         for fut in pending.values():
             if not fut.done():
                 fut.set_exception(exc)
@@ -186,17 +194,17 @@ def _failed(fut: asyncio.Future, exc: Exception,
 
 
 class _Settled:
-    """A request future's first done callback: stop its timer, forget its id, then run the
-    caller's ``done`` (one callback instead of two: each costs an event-loop handle)."""
+    """A request future's first done callback: cancel its deadline, forget its id, then run
+    the caller's ``done`` (one callback instead of two: each costs an event-loop handle)."""
 
-    __slots__ = ("pending", "req_id", "timer", "done")
+    __slots__ = ("pending", "req_id", "deadline", "done")
 
-    def __init__(self, pending: dict, req_id: int, timer: asyncio.TimerHandle,
+    def __init__(self, pending: dict, req_id: int, deadline,
                  done: Optional[Callable[[asyncio.Future], None]]) -> None:
-        self.pending, self.req_id, self.timer, self.done = pending, req_id, timer, done
+        self.pending, self.req_id, self.deadline, self.done = pending, req_id, deadline, done
 
     def __call__(self, fut: asyncio.Future) -> None:
-        self.timer.cancel()
+        self.deadline.cancel()
         self.pending.pop(self.req_id, None)
         if self.done is not None:
             self.done(fut)

@@ -206,12 +206,11 @@ def test_a_replica_behind_the_coordinators_epoch_refuses_a_get_and_waits_on_a_pu
         node.replica.rpc_get([5, token, b"k"], "n2")   # planned at epoch 5: n1 is behind
     assert e.value.code == NOT_CAUGHT_UP
 
-    def write_nowait(token, key, record):   # the group committer: synced at once
-        synced = asyncio.get_running_loop().create_future()
-        synced.set_result([True])
-        return synced
+    def write_into(token, key, record, sink):   # the group committer: synced at once
+        sink.set_result([True])
+        return sink
 
-    node.committer.write_nowait = write_nowait
+    node.committer.write_into = write_into
     with pytest.raises(RemoteError) as e:             # still behind after the wait
         asyncio.run(_rpc_put(node, [5, token, b"k", Record(8).to_wire(), None], "n2"))
     assert e.value.code == NOT_CAUGHT_UP

@@ -6,13 +6,33 @@ import asyncio
 import gc
 import time
 
+import pytest
+
 from dynamopy.core.quorum import Outcome, ReadRound, Target, WriteRound
+from dynamopy.deadlines import Deadlines
 from dynamopy.node.fanout import FanOut
 from dynamopy.peer import PeerUnavailable
 
 
 def run(coro, timeout_s: float = 10.0):
     return asyncio.run(asyncio.wait_for(coro, timeout_s))
+
+
+_QUEUES: dict = {}
+
+
+def _timers(queued: bool) -> dict:
+    """The round's timers: deadline queues shared by every round on the loop (as the
+    coordinator's), or loop timers of their own."""
+    if not queued:
+        return {}
+    loop = asyncio.get_running_loop()
+    if _QUEUES.get("loop") is not loop:
+        _QUEUES.update(loop=loop, deadlines=(Deadlines(loop), Deadlines(loop)))
+    return {"deadlines": _QUEUES["deadlines"]}
+
+
+QUEUED = pytest.mark.parametrize("queued", [False, True], ids=["loop-timers", "queued"])
 
 
 def _write_round(targets, w, call, background, **kw):
@@ -55,7 +75,8 @@ def test_a_write_round_returns_at_w_acks_and_leaves_the_slow_call_running():
     run(main())
 
 
-def test_a_read_asks_r_first_then_the_next_on_failure_then_all_after_speculate_s():
+@QUEUED
+def test_a_read_asks_r_first_then_the_next_on_failure_then_all_after_speculate_s(queued):
     async def main():
         hang = asyncio.Event()
         called = []
@@ -69,7 +90,7 @@ def test_a_read_asks_r_first_then_the_next_on_failure_then_all_after_speculate_s
             return None
 
         targets = [Target("n1"), Target("n2"), Target("n3"), Target("n4")]
-        rnd, fan = _read_round(targets, 2, call, set(),
+        rnd, fan = _read_round(targets, 2, call, set(), **_timers(queued),
                                local_sync=lambda t: None)  # n1 is answered in this step, no task
         loop = asyncio.get_running_loop()
         started = loop.time()
@@ -82,12 +103,13 @@ def test_a_read_asks_r_first_then_the_next_on_failure_then_all_after_speculate_s
     run(main())
 
 
-def test_the_budget_bounds_an_undecided_round():
+@QUEUED
+def test_the_budget_bounds_an_undecided_round(queued):
     async def main():
         async def call(t):
             await asyncio.sleep(30)
 
-        rnd, fan = _write_round([Target("n2"), Target("n3")], 2, call, set())
+        rnd, fan = _write_round([Target("n2"), Target("n3")], 2, call, set(), **_timers(queued))
         loop = asyncio.get_running_loop()
         started = loop.time()
         tasks = await fan.run(None, 0.05, 0.3)
@@ -98,7 +120,8 @@ def test_the_budget_bounds_an_undecided_round():
     run(main())
 
 
-def test_the_budget_bounds_a_read_round_that_also_started_its_backups():
+@QUEUED
+def test_the_budget_bounds_a_read_round_that_also_started_its_backups(queued):
     """A read with backups runs one timer at a time (speculation, then the budget's rest):
     after the speculative start the budget still ends the round, counted from its start."""
     async def main():
@@ -109,7 +132,7 @@ def test_the_budget_bounds_a_read_round_that_also_started_its_backups():
             await asyncio.sleep(30)
 
         targets = [Target("n2"), Target("n3"), Target("n4")]
-        rnd, fan = _read_round(targets, 2, call, set())
+        rnd, fan = _read_round(targets, 2, call, set(), **_timers(queued))
         loop = asyncio.get_running_loop()
         started = loop.time()
         tasks = await fan.run(2, 0.2, 0.3)
@@ -123,7 +146,8 @@ def test_the_budget_bounds_a_read_round_that_also_started_its_backups():
     run(main())
 
 
-def test_a_late_speculation_does_not_extend_the_budget():
+@QUEUED
+def test_a_late_speculation_does_not_extend_the_budget(queued):
     """The speculation's timer fires late when the loop is busy (here: blocked 0.25 s across
     it); the budget still ends the round at its start + budget_s, not at the late firing +
     the budget's rest (that pushed the round's end out by the loop's lag)."""
@@ -132,7 +156,7 @@ def test_a_late_speculation_does_not_extend_the_budget():
             await asyncio.sleep(30)
 
         targets = [Target("n2"), Target("n3"), Target("n4")]
-        rnd, fan = _read_round(targets, 2, call, set())
+        rnd, fan = _read_round(targets, 2, call, set(), **_timers(queued))
         loop = asyncio.get_running_loop()
         loop.call_later(0.05, time.sleep, 0.25)   # the loop stalls over the speculation
         started = loop.time()
@@ -145,7 +169,8 @@ def test_a_late_speculation_does_not_extend_the_budget():
     run(main())
 
 
-def test_rounds_leave_no_cyclic_garbage():
+@QUEUED
+def test_rounds_leave_no_cyclic_garbage(queued):
     """Everything a round allocates is freed by reference counting once its calls are done:
     nothing for the cyclic collector (before: closures calling each other through cells kept
     the round, its tasks and their coroutines in a cycle; ~66 objects per request)."""
@@ -159,13 +184,14 @@ def test_rounds_leave_no_cyclic_garbage():
         async def one_round():
             background: set = set()
             targets = [Target("n1"), Target("n2"), Target("n3")]
-            rnd, fan = _write_round(targets, 2, call, background)
+            rnd, fan = _write_round(targets, 2, call, background, **_timers(queued))
             tasks = await fan.run(None, 0.1, 5.0)
             await asyncio.gather(*tasks, return_exceptions=True)
             rrnd = ReadRound(tuple(targets), 2)
             read = FanOut(targets, call, on_ok=lambda t, v: rrnd.reply(t.node, None),
                           on_fail=lambda t: rrnd.fail(t.node), outcome=lambda: rrnd.outcome,
-                          local_id="n1", background=background, local_sync=lambda t: None)
+                          local_id="n1", background=background, local_sync=lambda t: None,
+                          **_timers(queued))
             tasks = await read.run(2, 0.1, 5.0)
             await asyncio.gather(*tasks, return_exceptions=True)
 

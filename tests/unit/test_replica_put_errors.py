@@ -14,14 +14,13 @@ from dynamopy.node.replica import Replica
 
 
 def _replica(get):
-    def write_nowait(token, key, record):
-        fut = asyncio.get_running_loop().create_future()
-        fut.set_result((False,))          # not applied: a newer version is stored
-        return fut
+    def write_into(token, key, record, sink):
+        sink.set_result([False])          # synced, not applied: a newer version is stored
+        return sink
 
     return Replica(me="n1", state=lambda: None, clock=SystemClock(), metrics=Metrics(),
                    store=types.SimpleNamespace(get=get),
-                   committer=types.SimpleNamespace(write_nowait=write_nowait),
+                   committer=types.SimpleNamespace(write_into=write_into),
                    catchup=None, poke_metalog=None, note_epoch=None,
                    observe_version=lambda v: None, hints=None)
 
@@ -65,16 +64,15 @@ def test_a_put_that_waited_to_catch_up_is_refused_for_a_range_the_new_ring_moved
                    and "n1" not in NEW.preference_list_for_token(t, 3))
     writes = []
 
-    def write_nowait(token, key, record):
+    def write_into(token, key, record, sink):
         writes.append(key)
-        synced = asyncio.get_running_loop().create_future()
-        synced.set_result([True])
-        return synced
+        sink.set_result([True])                      # the group committer: synced at once
+        return sink
 
     async def catch_up_meanwhile(s):
         node.state = state_at(5, NEW)                # the log arrives during the wait
 
-    node.committer.write_nowait = write_nowait
+    node.committer.write_into = write_into
     node.clock.sleep = catch_up_meanwhile
     with pytest.raises(RemoteError) as e:
         asyncio.run(_rpc_put(node, [4, dropped, b"k", R(8).to_wire(), None], "n2"))

@@ -164,3 +164,20 @@ def test_a_borrowed_millisecond_starts_its_counter_at_zero():
     versions = [c.next(100) for _ in range(4097)]  # counters 0..4095, then a borrow
     assert decompose(versions[-2]) == (100, 4095, 1)
     assert decompose(versions[-1]) == (101, 0, 1)
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.integers(0, 2**41), st.integers(0, 4095), st.integers(-5, 2**63))
+def test_observe_keeps_the_larger_of_the_pair_seen_and_the_clocks(last_ms, counter, version):
+    """``observe`` (which compares (physical_ms, counter) as one integer) adopts exactly the
+    pair a tuple comparison of the decomposed version would, and nothing for version <= 0."""
+    from dynamopy.core.versions import decompose
+    c = HybridClock(1, last_ms, counter)
+    c.observe(version)
+    if version <= 0:
+        expected = (last_ms, counter)
+    else:
+        ms, cnt, _ = decompose(version)
+        expected = max((ms, cnt), (last_ms, counter))
+    assert (c.last_ms, c.counter) == expected
+    assert version <= 0 or c.next(0) > version
