@@ -30,6 +30,19 @@ def _stat_cpu_s(path: str) -> Optional[float]:
     return (int(fields[11]) + int(fields[12])) / TICK   # fields 14 and 15 of stat(5)
 
 
+def process_written_bytes(pid: int) -> Optional[int]:
+    """Bytes a process caused to be sent to the storage layer (``write_bytes`` of
+    ``/proc/PID/io``: its files' data and what fsync flushed for it), or None if it is gone."""
+    try:
+        with open(f"/proc/{pid}/io") as f:
+            for line in f:
+                if line.startswith("write_bytes:"):
+                    return int(line.split()[1])
+    except OSError:
+        return None
+    return None
+
+
 def machine_cpu_s() -> tuple[float, float]:
     """(busy, total) CPU seconds summed over all cores since boot, from the 'cpu' line."""
     with open("/proc/stat") as f:

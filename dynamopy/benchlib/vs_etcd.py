@@ -50,7 +50,7 @@ from dynamopy.benchlib.argtypes import (nonnegative_float, positive_int, quorum_
                                          whole_seconds)
 from dynamopy.benchlib.cluster import LocalCluster
 from dynamopy.launch import find_base_port, port_problem, stop_processes
-from dynamopy.benchlib.procstat import main_thread_cpu_s, process_cpu_s
+from dynamopy.benchlib.procstat import main_thread_cpu_s, process_cpu_s, process_written_bytes
 
 ETCD_STORE = "etcd 3.4"
 WRK_ONE = ("-t1", "-c64")
@@ -220,6 +220,36 @@ def tail_line(before: list, after: list) -> str:
     return "; ".join(parts)
 
 
+ETCD_SYNCS = (("wal", "etcd_disk_wal_fsync_duration_seconds"),
+              ("commit", "etcd_disk_backend_commit_duration_seconds"))
+
+
+def etcd_health_counts(metrics_text: str) -> Optional[dict[str, float]]:
+    """An etcd member's running totals of its own slow syncs: WAL fsyncs and backend (bbolt)
+    commits over 64 ms (etcd's buckets double from 1 ms, so 64 ms is its bound nearest our
+    50 ms). The evidence that a device-wide stall hit etcd too. None without those metrics."""
+    vals: dict[str, float] = {}
+    for line in metrics_text.splitlines():
+        if line.startswith(tuple(h for _, h in ETCD_SYNCS)):
+            name, _, value = line.rpartition(" ")
+            vals[name] = float(value)
+    if not vals:
+        return None
+    return {f"{short}64": _over(vals, histogram, (64,))[1][64] for short, histogram in ETCD_SYNCS}
+
+
+def etcd_tail_line(before: list, after: list) -> str:
+    """Per etcd member, what one run added to ``etcd_health_counts``."""
+    parts = []
+    for i, (b, a) in enumerate(zip(before, after), 1):
+        if a is None or b is None:
+            parts.append(f"member{i} -")
+            continue
+        parts.append(f"member{i} wal fsync>64ms {a['wal64'] - b['wal64']:.0f} "
+                     f"backend commit>64ms {a['commit64'] - b['commit64']:.0f}")
+    return "; ".join(parts)
+
+
 def process_health(metrics_text: str) -> Optional[str]:
     """One line on GC pauses, event-loop lag and synced-batch (fsync) times from a node's
     /metrics text (None if the node does not export them, e.g. an older baseline)."""
@@ -236,10 +266,11 @@ def process_health(metrics_text: str) -> Optional[str]:
             f"(of {syncs:.0f})")
 
 
-def _health(url: str) -> Optional[dict[str, float]]:
+def _health(url: str, etcd: bool = False) -> Optional[dict[str, float]]:
     try:
         import httpx
-        return health_counts(httpx.get(f"{url}/metrics", timeout=5).text)
+        text = httpx.get(f"{url}/metrics", timeout=5).text
+        return etcd_health_counts(text) if etcd else health_counts(text)
     except Exception:  # noqa: BLE001 - a report figure, not a reason to fail the run
         return None
 
@@ -544,7 +575,7 @@ def main(argv: Optional[list[str]] = None) -> int:
                     if name == "etcd":
                         drives.append((ETCD_STORE, etcd.urls[0], lua_etcd(
                             etcd.client_ports, spread, args.keys, args.value_bytes, prefix),
-                            [p.pid for p in etcd.procs]))
+                            [p.pid for p in etcd.procs], etcd.urls))
                         continue
                     c = clusters[name]
                     ports = [int(u.rsplit(":", 1)[1]) for u in c.urls]
@@ -556,19 +587,28 @@ def main(argv: Optional[list[str]] = None) -> int:
                     _phase(timeline, f"warm-up {round_} {mode} {store}")
                     if args.warmup > 0:
                         run_wrk(url, script, args.warmup, conns, work)
-                    health0 = [_health(u) for u in (node_urls[0] if node_urls else [])]
+                    is_etcd = store == ETCD_STORE
+                    health0 = [_health(u, is_etcd) for u in (node_urls[0] if node_urls else [])]
                     loop0 = sum(main_thread_cpu_s(p) or 0.0 for p in pids)
                     cpu0 = [process_cpu_s(p) or 0.0 for p in pids]
+                    disk0 = [process_written_bytes(p) or 0 for p in pids]
                     _phase(timeline, f"round {round_} {mode} {store}")
                     out = run_wrk(url, script, args.seconds, conns, work)
                     _phase(timeline, "between runs")
                     cpu = [(process_cpu_s(p) or 0.0) - c0 for p, c0 in zip(pids, cpu0)]
                     loop = sum(main_thread_cpu_s(p) or 0.0 for p in pids) - loop0
+                    disk = sum((process_written_bytes(p) or 0) - d0
+                               for p, d0 in zip(pids, disk0))
                     run = parse_wrk(out, store, mode, round_)
-                    if node_urls:
+                    answers = max(1, run.requests - run.non2xx)
+                    written = f"disk written {disk / 1024 / answers:.1f} KiB/op; "
+                    if node_urls and is_etcd:
+                        run.tail = written + etcd_tail_line(health0, [_health(u, True)
+                                                                      for u in node_urls[0]])
+                    elif node_urls:
                         ok = max(1, run.requests - run.non2xx)
                         run.tail = (f"loop threads {1000 * loop / ok:.3f} ms/op, other threads "
-                                    f"{1000 * (sum(cpu) - loop) / ok:.3f}; "
+                                    f"{1000 * (sum(cpu) - loop) / ok:.3f}; " + written
                                     + tail_line(health0, [_health(u) for u in node_urls[0]]))
                     ok = max(1, run.requests - run.non2xx)
                     run.cpu_ms_per_op = 1000 * sum(cpu) / ok
@@ -606,8 +646,8 @@ def main(argv: Optional[list[str]] = None) -> int:
         print(line)
     tails = [r for r in runs if r.tail]
     if tails:
-        print("in each run of a dynamopy cluster (CPU per answer by thread; the evidence "
-              "next to its p99):")
+        print("in each run (dynamopy: CPU per answer by thread, then per node; etcd: per "
+              "member, its own slow syncs; the evidence next to the p99):")
         for r in tails:
             print(f"  round {r.round} {r.endpoints:<3} {r.store:<18} p99 {r.p99_ms:6.1f} ms: "
                   f"{r.tail}")

@@ -149,3 +149,43 @@ def test_main_thread_cpu_leaves_out_the_other_threads():
     main1, all1 = main_thread_cpu_s(pid), process_cpu_s(pid)
     assert all1 - all0 >= 0.25
     assert main1 - main0 <= 0.1
+
+
+def test_each_etcd_run_gets_its_members_slow_wal_fsyncs_and_commits():
+    """The bench shows whether a stall hit etcd too: per member, what one run added to its
+    WAL fsyncs and backend commits over 64 ms (etcd's own histograms)."""
+    from dynamopy.benchlib.vs_etcd import etcd_health_counts, etcd_tail_line
+
+    def metrics(wal_over, commit_over):
+        return f"""etcd_disk_backend_commit_duration_seconds_bucket{{le="0.032"}} {9 - commit_over}
+etcd_disk_backend_commit_duration_seconds_bucket{{le="0.064"}} {10 - commit_over}
+etcd_disk_backend_commit_duration_seconds_bucket{{le="+Inf"}} 10
+etcd_disk_backend_commit_duration_seconds_count 10
+etcd_disk_wal_fsync_duration_seconds_bucket{{le="0.064"}} {40 - wal_over}
+etcd_disk_wal_fsync_duration_seconds_bucket{{le="0.128"}} 40
+etcd_disk_wal_fsync_duration_seconds_bucket{{le="+Inf"}} 40
+etcd_disk_wal_fsync_duration_seconds_sum 0.5
+"""
+    before = [etcd_health_counts(metrics(1, 0)), etcd_health_counts(metrics(0, 0)), None]
+    after = [etcd_health_counts(metrics(4, 2)), etcd_health_counts(metrics(0, 0)),
+             etcd_health_counts(metrics(1, 1))]
+    assert etcd_tail_line(before, after) == (
+        "member1 wal fsync>64ms 3 backend commit>64ms 2; "
+        "member2 wal fsync>64ms 0 backend commit>64ms 0; member3 -")
+    assert etcd_health_counts("dynamopy_requests_total 3.0\n") is None
+
+
+def test_written_bytes_count_what_the_process_wrote_to_disk(tmp_path):
+    """The bench's "disk written KiB/op": a 2 MiB file written and fsynced by this process
+    shows in its write_bytes; a gone process reads as None."""
+    import os
+
+    from dynamopy.benchlib.procstat import process_written_bytes
+
+    before = process_written_bytes(os.getpid())
+    with open(tmp_path / "f", "wb") as f:
+        f.write(os.urandom(2 << 20))
+        f.flush()
+        os.fsync(f.fileno())
+    assert process_written_bytes(os.getpid()) - before >= 2 << 20
+    assert process_written_bytes(2 ** 22 + 7) is None   # above pid_max's default: no such PID
