@@ -25,22 +25,11 @@ import threading
 import time
 from typing import Optional
 
+from dynamopy.benchlib.argtypes import positive_float, positive_int
+
 SLOW_S = 0.05
 TOGETHER_S = 0.005
 MODES = ("append", "overwrite")
-
-
-def positive(kind):
-    """An argparse type: a number of ``kind`` above zero, else a clear error."""
-    def parse(text: str):
-        try:
-            value = kind(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-        if not value > 0:
-            raise argparse.ArgumentTypeError(f"must be above 0: {text!r}")
-        return value
-    return parse
 
 
 class Writer(threading.Thread):
@@ -159,15 +148,15 @@ def main(argv: Optional[list[str]] = None) -> int:
                                 description=__doc__.split("\n\n")[0])
     p.add_argument("--dir", default=".", help="where the files go: the data directory's "
                    "filesystem (default: the current directory)")
-    p.add_argument("--seconds", type=positive(float), default=10.0, help="s per run (default 10)")
-    p.add_argument("--rounds", type=positive(int), default=2, help="A B rounds (default 2)")
-    p.add_argument("--writers", type=positive(int), default=3, help="default 3")
-    p.add_argument("--record-bytes", type=positive(int), default=8192, help="default 8192")
-    p.add_argument("--span-mib", type=positive(int), default=128,
+    p.add_argument("--seconds", type=positive_float, default=10.0, help="s per run (default 10)")
+    p.add_argument("--rounds", type=positive_int, default=2, help="A B rounds (default 2)")
+    p.add_argument("--writers", type=positive_int, default=3, help="default 3")
+    p.add_argument("--record-bytes", type=positive_int, default=8192, help="default 8192")
+    p.add_argument("--span-mib", type=positive_int, default=128,
                    help="overwrite mode: the preallocated file's size (default 128)")
-    p.add_argument("--rate", type=positive(float), default=None,
+    p.add_argument("--rate", type=positive_float, default=None,
                    help="at most this many syncs/s per writer (default: as fast as it goes)")
-    p.add_argument("--flush-mib", type=positive(int), default=None,
+    p.add_argument("--flush-mib", type=positive_int, default=None,
                    help="also write and fsync a file of this many MiB every 1.5 s")
     args = p.parse_args(argv)
     if args.record_bytes > args.span_mib << 20:
