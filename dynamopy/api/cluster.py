@@ -11,7 +11,7 @@ from dynamopy.api.data import _KEY_DOC, check_repeats, parse_key
 from dynamopy.api.schema import (BAD_REQUEST, NOT_FOUND, UNAUTHORIZED, UNAVAILABLE,
                                  responses)
 from dynamopy.exposure import assess
-from dynamopy.node.bootstrap import ASKER_HEADER
+from dynamopy.node.bootstrap import ASKER_HEADER, identity_asked_by
 from dynamopy.node.errors import BadRequest, NotFound
 
 
@@ -109,8 +109,9 @@ def build_router(node) -> APIRouter:
 
     @router.get("/node", summary="This node's own view", responses=responses(None, UNAUTHORIZED))
     async def node_view(request: Request):
-        if request.headers.get(ASKER_HEADER) != node.id:  # not its own bootstrap asking
-            node.identity_asked.set()  # wakes a seed waiting to ask the seeds again
+        # Wakes a seed waiting to ask the seeds again, unless it asks itself or the asker
+        # answered its last round (node/bootstrap.py).
+        identity_asked_by(node, request.headers.get(ASKER_HEADER))
         return node.node_view()
 
     @router.get("/node/kv/{key:anypath}", summary="This node's local record of a key (no quorum)",

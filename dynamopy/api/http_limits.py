@@ -20,7 +20,11 @@ Rules:
   pauses reading behind an earlier pipelined request that is still being answered, or a
   body the handler has not taken yet) and goes on with what was left when reading resumes:
   a client that pipelines and reads its answers slowly is not cut off for bytes it sent
-  long ago. Headers (request line included) are limited to ``MAX_HEADER_BYTES``; beyond, 431
+  long ago. Answers the client does not read: when writing has stayed paused (the socket
+  buffers full, nothing taken by the client) for ``WRITE_STALL_FACTOR * read_timeout_s`` in
+  a row, the connection is dropped (reset), so the request being answered ends and frees its
+  slot (else a client that pipelines requests for large values and never reads would hold a
+  connection, its request slot and the answer's buffers forever). Headers (request line included) are limited to ``MAX_HEADER_BYTES``; beyond, 431
   and the connection is closed. Idle keep-alive connections are closed by uvicorn's own
   keep-alive timeout. Both deadlines are kept with one timer per connection each, not one
   per request or answer: a request or answer notes its deadline, and the timer, when it
@@ -47,13 +51,16 @@ from typing import Callable, Optional
 MAX_HEADER_BYTES = 64 * 1024
 LINGER_S = 5.0          # the longest a closing connection keeps reading (nginx: lingering_time)
 LINGER_IDLE_S = 1.0     # ... or without any data from the client (nginx: lingering_timeout)
+# An answer the client does not read: the connection is dropped once writing has been paused
+# (the socket buffers full) this many read timeouts in a row (nginx: send_timeout).
+WRITE_STALL_FACTOR = 4
 RETRY_AFTER_S = 1
 EXEMPT_PATHS = ("/health",)
 _BODY_METHODS = frozenset(("PUT", "POST", "PATCH"))
 
 OnReject = Optional[Callable[[str], None]]
 """``on_reject(reason)``: ``overloaded``, ``body_budget``, ``too_large``, ``read_timeout``,
-``header_too_large``."""
+``header_too_large``, ``write_timeout``."""
 
 
 def _json(error: str, detail: str) -> bytes:
@@ -300,6 +307,7 @@ def limited_protocol(read_timeout_s: float, on_reject: OnReject = None,
             self._keep_alive: Optional[bool] = None  # the cycle's, while held off (below)
             self._idle_timer = None      # the keep-alive timeout's, at most one per connection
             self._idle_deadline: Optional[float] = None   # None: not idle
+            self._write_timer = None     # while writing is paused: the stall's deadline
 
         # ---- the read deadline ------------------------------------------------------------
         def connection_made(self, transport) -> None:
@@ -320,7 +328,32 @@ def limited_protocol(read_timeout_s: float, on_reject: OnReject = None,
             if self._linger_timer is not None:
                 self._linger_timer.cancel()
                 self._linger_timer = None
+            if self._write_timer is not None:
+                self._write_timer.cancel()
+                self._write_timer = None
             super().connection_lost(exc)
+
+        # ---- answers the client does not read ---------------------------------------------
+        def pause_writing(self) -> None:
+            """The transport's buffer is full: the answer waits for the client to read. A
+            client that reads nothing for ``WRITE_STALL_FACTOR * read_timeout_s`` is
+            dropped (module docstring)."""
+            super().pause_writing()
+            if self._write_timer is None:
+                self._write_timer = self.loop.call_later(WRITE_STALL_FACTOR * read_timeout_s,
+                                                         self._on_write_stalled)
+
+        def resume_writing(self) -> None:
+            if self._write_timer is not None:
+                self._write_timer.cancel()
+                self._write_timer = None
+            super().resume_writing()
+
+        def _on_write_stalled(self) -> None:
+            self._write_timer = None
+            reject("write_timeout")
+            # abort, not close: close would wait for the buffered answer to be flushed
+            self._real_transport.abort()
 
         def on_message_begin(self) -> None:
             super().on_message_begin()

@@ -60,8 +60,18 @@ log = logging.getLogger(__name__)
 
 RETRY_S = 0.3
 # Names the node asking (``HttpContact``): ``GET /node`` wakes a seed waiting to ask the seeds
-# again unless it is the seed's own bootstrap asking itself.
+# again unless it is the seed's own bootstrap asking itself (``identity_asked_by``).
 ASKER_HEADER = "X-Dynamopy-Asker"
+
+
+def identity_asked_by(node: "Node", asker: Optional[str]) -> None:
+    """``GET /node`` asked by ``asker`` (its ``ASKER_HEADER``; None: not a node): wake this
+    node's bootstrap into asking the seeds again (``_identities``), unless the asker is this
+    node itself or a seed that answered its last round already. Two seeds up while a third
+    is not would otherwise wake each other on every ask: a loop without pause, a busy CPU
+    and a log line per round until the third comes up."""
+    if asker != node.id and asker not in node.identity_answered:
+        node.identity_asked.set()
 
 
 class ContactError(Exception):
@@ -324,7 +334,8 @@ async def _identities(node: "Node", contact, seeds: list[str]):
     ``REACHED`` if, while some seed does not answer, a cluster's Paxos traffic reached this
     node (empty store only: the caller checks whether that cluster lists it).
     Between two rounds it waits ``RETRY_S``, or less: until someone asks this node for its
-    identity (a seed that just came up asks every seed, so the one missing may answer now).
+    identity (a seed that just came up asks every seed, so the one missing may answer now);
+    a seed that answered the last round asking does not wake it (``identity_asked_by``).
     ``SEEN_BEFORE`` if a seed adopted this node's id under another store token before the
     bootstrap: this store is not the one that seed asked, so the old one may have voted for
     slot 0 already (a seed's votes need a proposer that adopted it first; that proposer's
@@ -350,6 +361,7 @@ async def _identities(node: "Node", contact, seeds: list[str]):
                 log.info("seed %s not reachable yet (%s)", url, e)
         if len(out) == len(seeds):
             return out
+        node.identity_answered = frozenset(i["id"] for i in out)  # identity_asked_by
         foreign = node.metalog.foreign
         if not node.metalog.started and foreign is not None and foreign.get("url"):
             return REACHED

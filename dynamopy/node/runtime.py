@@ -159,6 +159,8 @@ class Node:
         # came up asks every seed, so a seed waiting to ask the seeds again asks now
         # (node/bootstrap.py ``_identities``).
         self.identity_asked = Wakeup()
+        # The seeds that answered this node's last round of asking: their asks do not wake it.
+        self.identity_answered: frozenset[str] = frozenset()
 
     # ---- lifecycle --------------------------------------------------------------------
     async def start(self) -> None:

@@ -285,3 +285,32 @@ def test_the_uvicorn_methods_the_protocol_replaces_are_still_the_ones_it_copied(
         "on_response_complete": ON_RESPONSE_COMPLETE_054,
         "_unset_keepalive_if_required": UNSET_KEEPALIVE_054,
     }
+
+
+def test_a_client_that_never_reads_its_answers_is_dropped_and_frees_the_request():
+    """Found in review 7: a client pipelining GETs of large values and reading nothing held
+    its connection and the request being answered forever (the answer waited on uvicorn's
+    write flow control with no deadline): a few such clients held every slot of
+    ``--max-concurrent-requests`` and the node answered everyone else 503. Once writing has
+    been paused ``WRITE_STALL_FACTOR`` read timeouts in a row, the connection is dropped and
+    the answer's request ends."""
+    from dynamopy.api.http_limits import WRITE_STALL_FACTOR
+
+    async def main():
+        rejects: list = []
+        server, port = await _server(rejects)
+        try:
+            reader, writer = await _pipelined_behind_big_answers(port, b"")
+            try:
+                await asyncio.sleep(WRITE_STALL_FACTOR * TIMEOUT_S + 0.5)   # reading nothing
+                assert rejects == ["write_timeout"], rejects
+                try:   # dropped by the server: what was sent before ends in EOF or a reset
+                    while await asyncio.wait_for(reader.read(1 << 20), 5):
+                        pass
+                except ConnectionResetError:
+                    pass
+            finally:
+                writer.transport.abort()   # (without the fix: ends the stuck answer too)
+        finally:
+            server.close()
+    _run(main())

@@ -74,7 +74,7 @@ def test_unasked_a_seed_waits_retry_s_between_rounds():
 
 
 def test_get_node_wakes_a_waiting_seed_unless_its_own_bootstrap_asks():
-    node = types.SimpleNamespace(id="n1", identity_asked=Wakeup(),
+    node = types.SimpleNamespace(id="n1", identity_asked=Wakeup(), identity_answered=frozenset(),
                                  node_view=lambda: {"id": "n1"}, metrics=Metrics(),
                                  config=types.SimpleNamespace(max_value_bytes=1024, n=3,
                                                               host="127.0.0.1"),
@@ -195,3 +195,71 @@ def test_the_first_candidate_is_one_seed_all_agree_on_and_not_always_the_same():
         assert first == first_candidate(seeds, dict(reversed(tokens.items())))
         firsts.add(first)
     assert firsts == set(seeds)
+
+
+def test_two_seeds_waiting_for_a_third_do_not_wake_each_other_but_the_third_wakes_them():
+    """Seeds a and b are up, c is not: a asking b (GET /node, through the real app) must not
+    wake b into asking again at once, or the two ask each other in a loop without pause (a
+    busy CPU and a log line per round until c comes up); each asks about once per
+    ``RETRY_S``. When c comes up and asks them, both ask again at once and are done."""
+    ids = ("a", "b")
+    nodes, apps = {}, {}
+    for i in ids:
+        nodes[i] = types.SimpleNamespace(
+            id=i, stopping=False, identity_asked=Wakeup(), identity_answered=frozenset(),
+            metalog=types.SimpleNamespace(token="t", started=False, foreign=None),
+            node_view=lambda i=i: _seed(f"http://{i}"), metrics=Metrics(),
+            config=types.SimpleNamespace(max_value_bytes=1024, n=3, host="127.0.0.1"),
+            state=types.SimpleNamespace(bootstrapped=False))
+        apps[i] = create_app(nodes[i])
+    rounds = {i: [] for i in ids}
+    c_up = [False]
+
+    async def get_node(app, asker):
+        scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1",
+                 "method": "GET", "scheme": "http", "path": "/node", "raw_path": b"/node",
+                 "query_string": b"", "root_path": "", "client": ("127.0.0.1", 1),
+                 "server": ("127.0.0.1", 80),
+                 "headers": [(bootstrap.ASKER_HEADER.lower().encode(), asker.encode())]}
+
+        async def receive():
+            return {"type": "http.request", "body": b"", "more_body": False}
+
+        async def send(message):
+            pass
+
+        await app(scope, receive, send)
+
+    class Contact:
+        def __init__(self, me):
+            self.me = me
+
+        async def node_info(self, url):
+            who = url[-1]
+            if who == "a":
+                rounds[self.me].append(asyncio.get_running_loop().time())
+            await asyncio.sleep(0.001)  # a round trip on 127.0.0.1
+            if who == "c" and not c_up[0]:
+                raise bootstrap.ContactError("c is not up yet")
+            if who in apps:
+                await get_node(apps[who], self.me)
+            return _seed(url)
+
+    async def main():
+        loop = asyncio.get_running_loop()
+        tasks = [asyncio.ensure_future(bootstrap._identities(nodes[i], Contact(i), SEEDS))
+                 for i in ids]
+        await asyncio.sleep(2.0)
+        counted = {i: len(rounds[i]) for i in ids}
+        c_up[0] = True  # c comes up and asks a and b
+        up_at = loop.time()
+        for i in ids:
+            await get_node(apps[i], "c")
+        done = await asyncio.wait_for(asyncio.gather(*tasks), 5)
+        return counted, [r[-1] - up_at for r in rounds.values()], done
+
+    counted, last_after_up, done = run_virtual(main())
+    for i in ids:
+        assert counted[i] <= 2.0 / bootstrap.RETRY_S + 2, counted  # not a loop without pause
+    assert all(d is not None and [s["id"] for s in d] == ["a", "b", "c"] for d in done)
+    assert all(dt < 0.05 for dt in last_after_up), last_after_up  # woken by c, not polling
