@@ -24,8 +24,8 @@ Rules:
   buffers full, nothing taken by the client) for ``WRITE_STALL_FACTOR * read_timeout_s`` in
   a row, the connection is dropped (reset), so the request being answered ends and frees its
   slot (else a client that pipelines requests for large values and never reads would hold a
-  connection, its request slot and the answer's buffers forever). Headers (request line included) are limited to ``MAX_HEADER_BYTES``; beyond, 431
-  and the connection is closed. Idle keep-alive connections are closed by uvicorn's own
+  connection, its request slot and the answer's buffers forever). Headers (request line
+  included) are limited to ``MAX_HEADER_BYTES``; beyond, 431 and the connection is closed. Idle keep-alive connections are closed by uvicorn's own
   keep-alive timeout. Both deadlines are kept with one timer per connection each, not one
   per request or answer: a request or answer notes its deadline, and the timer, when it
   fires, sets itself again for what is left of a later deadline.

@@ -471,13 +471,16 @@ def _args(argv: Optional[list[str]]) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m dynamopy.benchlib.vs_etcd",
                                 description="dynamopy vs a 3-member etcd 3.4 under wrk",
                                 epilog="See the module docstring for what each number means.")
-    p.add_argument("--seconds", type=whole_seconds, default=10.0, help="measured s per run (default 10)")
-    p.add_argument("--warmup", type=nonnegative_float, default=2.0, help="unrecorded s before each run")
+    p.add_argument("--seconds", type=whole_seconds, default=10.0,
+                   help="measured s per run (default 10)")
+    p.add_argument("--warmup", type=nonnegative_float, default=2.0,
+                   help="unrecorded s before each run")
     p.add_argument("--rounds", type=positive_int, default=2, help="A B A B rounds (default 2)")
     p.add_argument("--keys", type=positive_int, default=2000)
     p.add_argument("--value-bytes", type=positive_int, default=1024)
     p.add_argument("--endpoints", choices=("one", "all", "both"), default="both")
-    p.add_argument("--quorums", type=quorum_pairs, default="2/2,1/1", help="dynamopy R/W pairs (default 2/2,1/1)")
+    p.add_argument("--quorums", type=quorum_pairs, default="2/2,1/1",
+                   help="dynamopy R/W pairs (default 2/2,1/1)")
     p.add_argument("--serve-args", default="", help="extra `dynamopy serve` flags, one string")
     p.add_argument("--stores", type=_stores, default="etcd,dynamopy",
                    help="which to drive, in this order each round: etcd, dynamopy, baseline "
