@@ -161,6 +161,8 @@ def main(argv: Optional[list[str]] = None) -> int:
     args = p.parse_args(argv)
     if args.record_bytes > args.span_mib << 20:
         p.error("--record-bytes must fit in --span-mib")
+    if not os.path.isdir(args.dir) or not os.access(args.dir, os.W_OK):
+        p.error(f"--dir {args.dir!r} is not a directory this user can write to")
     directory = tempfile.mkdtemp(prefix="dynamopy-fsync-probe-", dir=args.dir)
     try:
         for rnd in range(1, args.rounds + 1):

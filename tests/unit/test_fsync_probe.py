@@ -52,6 +52,13 @@ def test_bad_numbers_are_refused_with_status_2(flag, capsys):
     assert flag.split("=")[0] in capsys.readouterr().err
 
 
+def test_a_missing_directory_is_refused_with_status_2(tmp_path, capsys):
+    with pytest.raises(SystemExit) as e:
+        main(["--dir", str(tmp_path / "nope")])
+    assert e.value.code == 2
+    assert "--dir" in capsys.readouterr().err
+
+
 def test_a_short_run_prints_both_modes_and_leaves_nothing_behind(tmp_path, capsys):
     assert main(["--dir", str(tmp_path), "--seconds", "0.2", "--rounds", "1",
                  "--record-bytes", "4096", "--span-mib", "1", "--rate", "200"]) == 0
