@@ -178,15 +178,35 @@ def _over(vals: dict, histogram: str, bounds_ms: tuple[int, ...]) -> tuple[float
                    for ms in bounds_ms}
 
 
+def _series(metrics_text: str, prefixes: tuple[str, ...]) -> dict[str, float]:
+    """The values of the /metrics series whose names start with one of ``prefixes``, by
+    series name (labels included; a name seen twice is summed)."""
+    vals: dict[str, float] = {}
+    for line in metrics_text.splitlines():
+        if line.startswith(prefixes):
+            name, _, value = line.rpartition(" ")
+            vals[name] = vals.get(name, 0.0) + float(value)
+    return vals
+
+
+def _per_process(label: str, before: list, after: list, describe) -> str:
+    """``label``1, 2, ...: ``describe(after - before)`` of each process's counters ("-" for a
+    process whose counters could not be read at either edge), joined by "; "."""
+    parts = []
+    for i, (b, a) in enumerate(zip(before, after), 1):
+        if a is None or b is None:
+            parts.append(f"{label}{i} -")
+        else:
+            parts.append(f"{label}{i} " + describe({k: a[k] - b[k] for k in a}))
+    return "; ".join(parts)
+
+
 def _health_values(metrics_text: str) -> Optional[dict[str, float]]:
     """The GC-pause, event-loop-lag and synced-batch series of a node's /metrics text, by
     series name (None if the node does not export them, e.g. an older baseline)."""
-    vals: dict[str, float] = {}
-    for line in metrics_text.splitlines():
-        if line.startswith(("dynamopy_gc_pause_seconds_", "dynamopy_event_loop_lag_seconds_",
-                            "dynamopy_storage_sync_seconds_")):
-            name, _, value = line.rpartition(" ")
-            vals[name] = vals.get(name, 0.0) + float(value)
+    vals = _series(metrics_text, ("dynamopy_gc_pause_seconds_",
+                                  "dynamopy_event_loop_lag_seconds_",
+                                  "dynamopy_storage_sync_seconds_"))
     if not any(k.startswith("dynamopy_event_loop_lag") for k in vals):
         return None
     return vals
@@ -209,15 +229,9 @@ def health_counts(metrics_text: str) -> Optional[dict[str, float]]:
 
 def tail_line(before: list, after: list) -> str:
     """Per node, what one run added to ``health_counts``: the evidence next to its p99."""
-    parts = []
-    for i, (b, a) in enumerate(zip(before, after), 1):
-        if a is None or b is None:
-            parts.append(f"node{i} -")
-            continue
-        d = {k: a[k] - b[k] for k in a}
-        parts.append(f"node{i} gc {d['gc']:.0f} ({d['gc_ms']:.0f} ms) lag>50ms {d['lag50']:.0f} "
-                     f"sync>50ms {d['sync50']:.0f}")
-    return "; ".join(parts)
+    return _per_process("node", before, after, lambda d: (
+        f"gc {d['gc']:.0f} ({d['gc_ms']:.0f} ms) lag>50ms {d['lag50']:.0f} "
+        f"sync>50ms {d['sync50']:.0f}"))
 
 
 ETCD_SYNCS = (("wal", "etcd_disk_wal_fsync_duration_seconds"),
@@ -228,11 +242,7 @@ def etcd_health_counts(metrics_text: str) -> Optional[dict[str, float]]:
     """An etcd member's running totals of its own slow syncs: WAL fsyncs and backend (bbolt)
     commits over 64 ms (etcd's buckets double from 1 ms, so 64 ms is its bound nearest our
     50 ms). The evidence that a device-wide stall hit etcd too. None without those metrics."""
-    vals: dict[str, float] = {}
-    for line in metrics_text.splitlines():
-        if line.startswith(tuple(h for _, h in ETCD_SYNCS)):
-            name, _, value = line.rpartition(" ")
-            vals[name] = float(value)
+    vals = _series(metrics_text, tuple(h for _, h in ETCD_SYNCS))
     if not vals:
         return None
     return {f"{short}64": _over(vals, histogram, (64,))[1][64] for short, histogram in ETCD_SYNCS}
@@ -240,14 +250,8 @@ def etcd_health_counts(metrics_text: str) -> Optional[dict[str, float]]:
 
 def etcd_tail_line(before: list, after: list) -> str:
     """Per etcd member, what one run added to ``etcd_health_counts``."""
-    parts = []
-    for i, (b, a) in enumerate(zip(before, after), 1):
-        if a is None or b is None:
-            parts.append(f"member{i} -")
-            continue
-        parts.append(f"member{i} wal fsync>64ms {a['wal64'] - b['wal64']:.0f} "
-                     f"backend commit>64ms {a['commit64'] - b['commit64']:.0f}")
-    return "; ".join(parts)
+    return _per_process("member", before, after, lambda d: (
+        f"wal fsync>64ms {d['wal64']:.0f} backend commit>64ms {d['commit64']:.0f}"))
 
 
 def process_health(metrics_text: str) -> Optional[str]:
