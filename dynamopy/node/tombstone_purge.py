@@ -4,8 +4,11 @@ The rule is ``core.tombstones`` (older than ``--tombstone-grace-s``, every curre
 holds it or something newer, no ring change in progress); this module does the I/O:
 
 * A pass (run by anti-entropy after a round, at most every ``min(grace, 1 h)``) walks the
-  keys this node is *first replica* of, so each key has one purger. Old tombstones are taken
-  in batches of ``PURGE_BATCH``; for each batch it asks every other current replica which
+  keys this node is *first replica* of, so each key has one purger. It reads them
+  ``SCAN_CHUNK`` records at a time off the event loop (a pass over a large store must not
+  stop the node's requests meanwhile), paced by the anti-entropy keys/s budget. Old
+  tombstones are taken in batches of ``PURGE_BATCH``; for each batch it asks every other
+  current replica which
   version it holds (``ae_versions``), keeps the tombstones ``may_purge`` allows, asks the
   other replicas to drop them (``ae_purge``), then drops its own copy. Each batch is paced
   by the anti-entropy keys/s budget.
@@ -20,7 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Any, Awaitable, Callable
+from typing import Any, Awaitable, Callable, Optional
 
 from dynamopy.core.membership import ClusterState
 from dynamopy.core.placement import merge_spans
@@ -31,8 +34,28 @@ from dynamopy.peer import PeerError
 log = logging.getLogger(__name__)
 
 PURGE_BATCH = 1000       # tombstones confirmed and purged per batch of a pass
+SCAN_CHUNK = 256         # records a pass reads per step, off the event loop
 PURGE_EVERY_MAX_S = 3600.0
 CALL_TIMEOUT_S = 10.0
+
+
+def old_tombstones(store, start: int, end: int, after: Optional[tuple[int, bytes]],
+                   now_ms: int, grace_s: float, limit: int
+                   ) -> tuple[list, Optional[tuple[int, bytes]]]:
+    """Read up to ``limit`` records of ``[start, end)`` that come after the cursor ``after``
+    (the ``(token, key)`` of the last record read before, or None to start at ``start``).
+    Returns the tombstones among them older than the grace, and the cursor to go on from
+    (None once the span is read to its end). Blocking: run it off the event loop."""
+    found: list = []
+    read = 0
+    begin, after_key = (start, None) if after is None else after
+    for token, key, rec in store.scan(begin, end, after_key=after_key):
+        if old_enough(rec, now_ms, grace_s):
+            found.append((token, key, rec))
+        read += 1
+        if read >= limit:
+            return found, (token, key)
+    return found, None
 
 
 class TombstonePurge:
@@ -79,14 +102,19 @@ class TombstonePurge:
         purged = 0
         batch: list = []
         for start, end in self._primary_spans(state):
-            for token, key, rec in self.store().scan(start, end):
-                if old_enough(rec, now_ms, self.grace_s):
-                    batch.append((token, key, rec))
-                if len(batch) >= PURGE_BATCH:
-                    purged += await self._batch(state, now_ms, batch)
-                    batch = []
+            cursor: Optional[tuple[int, bytes]] = None
+            while True:
+                found, cursor = await self.blocking(old_tombstones, self.store(), start, end,
+                                                    cursor, now_ms, self.grace_s, SCAN_CHUNK)
+                batch += found
+                while len(batch) >= PURGE_BATCH:
+                    purged += await self._batch(state, now_ms, batch[:PURGE_BATCH])
+                    batch = batch[PURGE_BATCH:]
                     if self.get_state().epoch != state.epoch:
                         return purged  # the ring moved on: the next pass decides afresh
+                if cursor is None:
+                    break
+                await self.clock.sleep(SCAN_CHUNK / self.rate_keys_s)
         if batch:
             purged += await self._batch(state, now_ms, batch)
         if purged:
@@ -130,12 +158,6 @@ class TombstonePurge:
             purged += await self._local(doomed)
         await self.clock.sleep(len(batch) / self.rate_keys_s)
         return purged
-
-    async def _blocking(self, fn, *args):
-        """Run a blocking store operation off the event loop (on it for an inline store)."""
-        if self.inline:
-            return fn(*args)
-        return await asyncio.get_running_loop().run_in_executor(None, fn, *args)
 
     async def _local(self, items: list) -> int:
         count = await self.blocking(self.store().purge, items)
