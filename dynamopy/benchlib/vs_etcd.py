@@ -201,6 +201,16 @@ def _per_process(label: str, before: list, after: list, describe) -> str:
     return "; ".join(parts)
 
 
+def requests_over(metrics_text: str, bound_s: float) -> tuple[float, float]:
+    """(requests, requests slower than ``bound_s``) in a node's own request-latency histogram,
+    all routes and outcomes together (``bound_s`` must be one of its bucket bounds): the
+    server's view of the tail, without wrk's coordinated-omission correction."""
+    vals = _series(metrics_text, ("dynamopy_request_seconds_bucket",))
+    total = sum(v for k, v in vals.items() if 'le="+Inf"' in k)
+    under = sum(v for k, v in vals.items() if f'le="{bound_s}"' in k)
+    return total, total - under
+
+
 def _health_values(metrics_text: str) -> Optional[dict[str, float]]:
     """The GC-pause, event-loop-lag and synced-batch series of a node's /metrics text, by
     series name (None if the node does not export them, e.g. an older baseline)."""
@@ -214,7 +224,8 @@ def _health_values(metrics_text: str) -> Optional[dict[str, float]]:
 
 def health_counts(metrics_text: str) -> Optional[dict[str, float]]:
     """A node's running totals of what makes a tail: GC pauses (count, ms), event-loop lag
-    ticks over 50 ms and synced batches over 50 ms (None without those metrics)."""
+    ticks over 50 ms, synced batches over 50 ms, and requests it answered in over 200 ms
+    (None without those metrics)."""
     vals = _health_values(metrics_text)
     if vals is None:
         return None
@@ -224,6 +235,7 @@ def health_counts(metrics_text: str) -> Optional[dict[str, float]]:
                             if k.startswith("dynamopy_gc_pause_seconds_sum")),
         "lag50": _over(vals, "dynamopy_event_loop_lag_seconds", (50,))[1][50],
         "sync50": _over(vals, "dynamopy_storage_sync_seconds", (50,))[1][50],
+        "req200": requests_over(metrics_text, 0.2)[1],
     }
 
 
@@ -231,7 +243,7 @@ def tail_line(before: list, after: list) -> str:
     """Per node, what one run added to ``health_counts``: the evidence next to its p99."""
     return _per_process("node", before, after, lambda d: (
         f"gc {d['gc']:.0f} ({d['gc_ms']:.0f} ms) lag>50ms {d['lag50']:.0f} "
-        f"sync>50ms {d['sync50']:.0f}"))
+        f"sync>50ms {d['sync50']:.0f} answered>200ms {d['req200']:.0f}"))
 
 
 ETCD_SYNCS = (("wal", "etcd_disk_wal_fsync_duration_seconds"),
@@ -648,6 +660,11 @@ def main(argv: Optional[list[str]] = None) -> int:
     print(f"wrk {' '.join(WRK_ONE)} (one endpoint) / {' '.join(WRK_ALL)} (all endpoints), "
           f"{args.keys} keys, {args.value_bytes} B values, 50/50 get/put, "
           f"{args.seconds:g} s per run after {args.warmup:g} s warm-up, {os.cpu_count()} cores")
+    print("p50/p99/max are wrk's, after its coordinated-omission correction: an answer held "
+          "L ms adds samples at L - I, L - 2I, ... (I: mean time per request of a "
+          "connection), the requests it would have sent meanwhile; a disk stall that holds "
+          "every connection for S ms puts the p99 near S minus 1% of the run. The answers' "
+          "own tail: answered>200ms per node below (docs/perf.md, wave 2, session 8)")
     print(build_table(runs))
     for line in health:
         print(line)

@@ -88,20 +88,25 @@ dynamopy_storage_sync_seconds_bucket{le="+Inf"} 50.0
 def test_each_run_gets_what_it_added_to_each_nodes_tail_counters():
     from dynamopy.benchlib.vs_etcd import health_counts, tail_line
 
-    def metrics(gc, gc_s, lag_over, sync_over):
+    def metrics(gc, gc_s, lag_over, sync_over, slow_answers=0):
         return f"""dynamopy_gc_pause_seconds_count{{generation="0"}} {gc}
 dynamopy_gc_pause_seconds_sum{{generation="0"}} {gc_s}
 dynamopy_event_loop_lag_seconds_bucket{{le="0.05"}} {100 - lag_over}
 dynamopy_event_loop_lag_seconds_bucket{{le="+Inf"}} 100.0
 dynamopy_storage_sync_seconds_bucket{{le="0.05"}} {50 - sync_over}
 dynamopy_storage_sync_seconds_bucket{{le="+Inf"}} 50.0
+dynamopy_request_seconds_bucket{{le="0.2",outcome="ok",route="kv_put"}} {900 - slow_answers}
+dynamopy_request_seconds_bucket{{le="+Inf",outcome="ok",route="kv_put"}} 900.0
+dynamopy_request_seconds_bucket{{le="0.2",outcome="ok",route="kv_get"}} 1000.0
+dynamopy_request_seconds_bucket{{le="+Inf",outcome="ok",route="kv_get"}} 1000.0
 """
-    before = [health_counts(metrics(1, 0.01, 0, 2)), health_counts(metrics(0, 0, 0, 0)), None]
-    after = [health_counts(metrics(3, 0.05, 1, 2)), health_counts(metrics(0, 0, 0, 5)),
+    before = [health_counts(metrics(1, 0.01, 0, 2)), health_counts(metrics(0, 0, 0, 0, 3)),
+              None]
+    after = [health_counts(metrics(3, 0.05, 1, 2)), health_counts(metrics(0, 0, 0, 5, 24)),
              health_counts(metrics(0, 0, 0, 0))]
     assert tail_line(before, after) == (
-        "node1 gc 2 (40 ms) lag>50ms 1 sync>50ms 0; "
-        "node2 gc 0 (0 ms) lag>50ms 0 sync>50ms 5; node3 -")
+        "node1 gc 2 (40 ms) lag>50ms 1 sync>50ms 0 answered>200ms 0; "
+        "node2 gc 0 (0 ms) lag>50ms 0 sync>50ms 5 answered>200ms 21; node3 -")
     assert health_counts("dynamopy_requests_total 3.0\n") is None
 
 
