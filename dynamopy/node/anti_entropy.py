@@ -457,10 +457,24 @@ class AntiEntropy:
             await self._push(peer, epoch, push, stats)
 
     async def _blocking(self, fn, *args):
-        """Run a blocking store operation off the event loop (on it for an inline store)."""
+        """Run a blocking store operation off the event loop (on it for an inline store).
+
+        Cancelled (the node is stopping), it still returns only once the thread is done: a
+        thread cannot be stopped, and the stopping node closes the store as soon as this
+        task ended; LevelDB closed under an iterator another thread is reading crashes the
+        process (a tombstone purge pass reads in chunks here, the tree build at start)."""
         if self.inline:
             return fn(*args)
-        return await asyncio.get_running_loop().run_in_executor(None, fn, *args)
+        job = asyncio.get_running_loop().run_in_executor(None, fn, *args)
+        try:
+            return await asyncio.shield(job)
+        except asyncio.CancelledError:
+            while not job.done():
+                try:
+                    await asyncio.wait([job])
+                except asyncio.CancelledError:
+                    pass  # cancelled again: the thread still runs, wait on
+            raise
 
     # ---- peer methods ------------------------------------------------------------------
     def _check(self, epoch: Any, peer_id: str, *, tree: bool = False) -> int:

@@ -560,6 +560,50 @@ async def test_a_pass_reads_the_store_off_the_event_loop_a_chunk_at_a_time(clust
 
 
 @aio
+async def test_a_pass_cancelled_mid_read_ends_only_once_its_store_read_is_done(cluster):
+    """Regression (review8): a stopping node cancels its tasks, then closes the store. A
+    purge pass cancelled while its executor thread read a chunk ended at once, the thread
+    read on, and LevelDB was closed under its iterator: a segfault (the race, with plyvel
+    alone, crashes the process within a few hundred tries). The cancelled pass now ends
+    only once the thread's read is done, so the store is closed after it."""
+    import threading
+    import time
+
+    c = cluster()
+    for i in range(600):
+        c.write_everywhere(f"live{i}".encode(), aged(c, 20 * DAY_MS, i))
+    await c.attach()
+    store = c.stores["a"]
+    reading, release, read_done = threading.Event(), threading.Event(), threading.Event()
+
+    def scan(*a, _orig=store.scan, **kw):
+        try:
+            for i, rec in enumerate(_orig(*a, **kw)):
+                if i == 10 and not reading.is_set():
+                    reading.set()
+                    release.wait(10)
+                yield rec
+        finally:
+            read_done.set()
+    store.scan = scan
+    task = asyncio.ensure_future(c.ae["a"].purge.round())
+    try:
+        deadline = time.monotonic() + 10
+        while not reading.is_set() and time.monotonic() < deadline:
+            await asyncio.sleep(0.005)
+        assert reading.is_set(), "the pass never read a chunk"
+        task.cancel()
+        await asyncio.sleep(0.2)
+        assert not task.done(), "the cancelled pass ended while its thread still read the store"
+    finally:
+        release.set()
+        read_done.wait(10)  # never close the store under the thread, even when this fails
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert read_done.is_set()
+
+
+@aio
 async def test_an_exchange_interrupted_between_pull_and_push_loses_nothing_and_the_next_round_finishes(cluster):
     """The ``ae_interrupt`` BUGGIFY knob: an exchange stops after pulling, before pushing
     (as if the peer vanished). The pulled records are kept, the peer's outcome is
