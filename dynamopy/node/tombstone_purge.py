@@ -6,7 +6,8 @@ holds it or something newer, no ring change in progress); this module does the I
 * A pass (run by anti-entropy after a round, at most every ``min(grace, 1 h)``) walks the
   keys this node is *first replica* of, so each key has one purger. It reads them
   ``SCAN_CHUNK`` records at a time off the event loop (a pass over a large store must not
-  stop the node's requests meanwhile), paced by the anti-entropy keys/s budget. Old
+  stop the node's requests meanwhile), paced by the anti-entropy keys/s budget; it stops
+  at the next chunk once the epoch moved (a ring or settings change). Old
   tombstones are taken in batches of ``PURGE_BATCH``; for each batch it asks every other
   current replica which
   version it holds (``ae_versions``), keeps the tombstones ``may_purge`` allows, asks the
@@ -112,6 +113,10 @@ class TombstonePurge:
                     batch = batch[PURGE_BATCH:]
                     if self.get_state().epoch != state.epoch:
                         return purged  # the ring moved on: the next pass decides afresh
+                if self.get_state().epoch != state.epoch:
+                    # A ring or settings change (anti-entropy off, another grace): no batch
+                    # of this pass may purge any more, so it stops here rather than walk on.
+                    return purged
                 if cursor is None:
                     break
                 await self.clock.sleep(SCAN_CHUNK / self.rate_keys_s)

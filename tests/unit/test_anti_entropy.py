@@ -604,6 +604,49 @@ async def test_a_pass_cancelled_mid_read_ends_only_once_its_store_read_is_done(c
 
 
 @aio
+async def test_a_pass_stops_at_the_next_chunk_once_the_epoch_moved(cluster, monkeypatch):
+    """Regression (review8): a pass reads every record of its spans, SCAN_CHUNK at a time,
+    sleeping SCAN_CHUNK / rate after each, and the anti-entropy loop runs no exchange until
+    it ends. After a ring or settings change its batches may purge nothing (they check the
+    epoch), yet it walked on to the end of its spans unless PURGE_BATCH candidates filled a
+    batch. Now it stops at the next chunk."""
+    import dataclasses
+
+    from dynamopy.node import tombstone_purge
+
+    monkeypatch.setattr(tombstone_purge, "SCAN_CHUNK", 4)
+    c = cluster(rate=1000)
+    for i in range(600):
+        c.write_everywhere(f"live{i}".encode(), aged(c, 20 * DAY_MS, i))
+    for i in range(30):
+        c.write_everywhere(f"gone{i}".encode(), aged(c, 11 * DAY_MS, i), deleted=True,
+                           value=b"")
+    await c.attach()
+    store = c.stores["a"]
+    reads = []
+    moved = []
+
+    def scan(*a, _orig=store.scan, **kw):
+        reads.append(bool(moved))
+        return _orig(*a, **kw)
+    store.scan = scan
+    sleep = c.clock.sleep
+
+    async def sleep_then_move(s):
+        await sleep(s)
+        if not moved and len(reads) >= 3:   # a few chunks in: a member joins, say
+            moved.append(c.clock.t)
+            c.state = dataclasses.replace(c.state, epoch=c.state.epoch + 1)
+    c.clock.sleep = sleep_then_move
+    before = sum(1 for t, _k, r in store.scan(0, 2**32) if r.deleted)
+    assert await c.ae["a"].purge.round() == 0
+    assert moved and reads.count(False) >= 3
+    assert reads.count(True) <= 1, f"{reads.count(True)} chunks read after the epoch moved"
+    assert c.clock.t - moved[0] <= 4 / 1000 + 1e-9
+    assert sum(1 for t, _k, r in store.scan(0, 2**32) if r.deleted) == before  # none purged
+
+
+@aio
 async def test_an_exchange_interrupted_between_pull_and_push_loses_nothing_and_the_next_round_finishes(cluster):
     """The ``ae_interrupt`` BUGGIFY knob: an exchange stops after pulling, before pushing
     (as if the peer vanished). The pulled records are kept, the peer's outcome is
