@@ -80,6 +80,7 @@ Rules and invariants:
 
 from __future__ import annotations
 
+import itertools
 import threading
 from typing import Callable, Iterable, Iterator, Mapping, Optional
 
@@ -250,6 +251,30 @@ def _check_range(start_token: int, end_token: int) -> None:
 # ---------------------------------------------------------------- the store
 
 
+class _Read:
+    """The ``with`` block of ``Store._reading`` (a class, not a generator context manager:
+    it is on the path of every get that misses the record table)."""
+
+    __slots__ = ("store",)
+
+    def __init__(self, store: "Store") -> None:
+        self.store = store
+
+    def __enter__(self) -> None:
+        s = self.store
+        with s._readers_cv:
+            if s._closing:
+                raise RuntimeError("store is closed")
+            s._readers += 1
+
+    def __exit__(self, *exc: object) -> None:
+        s = self.store
+        with s._readers_cv:
+            s._readers -= 1
+            if not s._readers:
+                s._readers_cv.notify_all()
+
+
 class Store:
     """One replica's LevelDB: versioned records by token, hints per target, metadata."""
 
@@ -264,6 +289,12 @@ class Store:
             str(path), create_if_missing=True, write_buffer_size=self.write_buffer_size,
             **_LEVELDB_OPTIONS)
         self._lock = threading.Lock()
+        # Reads in progress, from any thread (``_reading``): close() waits for them. LevelDB
+        # freed under a thread inside an iterator step or a get crashes the process.
+        self._readers = 0
+        self._readers_cv = threading.Condition(threading.Lock())
+        self._closing = False
+        self._read = _Read(self)
         self._key_count = 0
         # target -> (count, bytes). Replaced, never mutated, once open: readers on other
         # threads then iterate a dict that cannot change under them.
@@ -297,9 +328,48 @@ class Store:
     # -- lifecycle
 
     def close(self) -> None:
+        """Close the store: writes are excluded (the lock), new reads are refused, and reads
+        in progress on other threads (a scan's step, a get) finish first."""
         with self._lock:
+            with self._readers_cv:
+                self._closing = True
+                while self._readers:
+                    self._readers_cv.wait()
             if not self._db.closed:
                 self._db.close()
+
+    def _reading(self) -> "_Read":
+        """One read of LevelDB (a get, or a step of an iterator), from any thread, as a
+        ``with`` block: refused once the store is closing; ``close`` waits until no read is
+        inside."""
+        return self._read
+
+    def _fenced(self, make_iter: Callable[[], Iterator]) -> Iterator:
+        """The items of the LevelDB iterator ``make_iter()``, read a few at a time inside
+        ``_reading`` (4, doubling to 128: a caller that stops early reads little ahead), so a
+        scan that runs while the store closes ends with "store is closed" instead of reading
+        freed memory. One iterator throughout: the scan still reads one snapshot."""
+        source = None   # the iterator object (a context manager, as plyvel's are)
+        it: Iterator = iter(())
+        step = 4
+        try:
+            while True:
+                with self._reading():
+                    if source is None:
+                        source = make_iter()
+                        it = iter(source)
+                    items = list(itertools.islice(it, step))
+                yield from items
+                if len(items) < step:
+                    return
+                step = min(step * 2, 128)
+        finally:
+            if source is not None:
+                try:
+                    with self._reading():
+                        source.__exit__(None, None, None)
+                except RuntimeError:
+                    pass  # closing: LevelDB's close closes its iterators itself
 
     @property
     def closed(self) -> bool:
@@ -320,7 +390,8 @@ class Store:
         if rec is not None and not self._db.closed:  # a closed (crashed) store still refuses
             return rec
         gen = self._records_gen
-        raw = self._db.get(dkey)
+        with self._reading():
+            raw = self._db.get(dkey)
         if raw is None:
             return None
         rec = unpack_record(raw)
@@ -398,10 +469,9 @@ class Store:
         start = _token_bound(start_token)
         if after_key is not None:
             start = start + after_key + b"\x00"  # the smallest key after the cursor
-        it = self._db.iterator(start=start, stop=_token_bound(end_token))
-        with it:
-            for dkey, raw in it:
-                yield int.from_bytes(dkey[1:5], "big"), dkey[5:], unpack_record(raw)
+        stop = _token_bound(end_token)
+        for dkey, raw in self._fenced(lambda: self._db.iterator(start=start, stop=stop)):
+            yield int.from_bytes(dkey[1:5], "big"), dkey[5:], unpack_record(raw)
 
     def key_count(self) -> int:
         """Number of data records, tombstones included."""
@@ -576,17 +646,16 @@ class Store:
                 raise RuntimeError("store is closed")
             it = self._db.iterator(prefix=DATA_PREFIX)
             self._watcher = watcher
-        return self._iterate_records(it)
+        return self._iterate_records(self._fenced(lambda: it))
 
     def unwatch(self) -> None:
         with self._lock:
             self._watcher = None
 
     @staticmethod
-    def _iterate_records(it) -> Iterator[tuple[int, bytes, Record]]:
-        with it:
-            for dkey, raw in it:
-                yield int.from_bytes(dkey[1:5], "big"), dkey[5:], unpack_record(raw)
+    def _iterate_records(items: Iterator) -> Iterator[tuple[int, bytes, Record]]:
+        for dkey, raw in items:
+            yield int.from_bytes(dkey[1:5], "big"), dkey[5:], unpack_record(raw)
 
     def _notify(self, changes: list[Change]) -> None:
         """Called under the lock after a batch was written."""
@@ -692,7 +761,7 @@ class Store:
         out: list[tuple[bytes, int, bytes, Record]] = []
         if limit <= 0:
             return out
-        with self._db.iterator(prefix=hint_prefix(target)) as it:
+        with self._reading(), self._db.iterator(prefix=hint_prefix(target)) as it:
             for hkey, raw in it:
                 token, key, record = _unpack_hint(raw)
                 out.append((hkey, token, key, record))
@@ -704,10 +773,11 @@ class Store:
         """The record of the newest hint held for ``target`` of one key, or ``None``: two
         point reads through the hint index (sloppy reads call this per request)."""
         validate_target(target)
-        hkey = self._db.get(hint_index_key(target, token, bytes(key)))
-        if hkey is None:
-            return None
-        raw = self._db.get(hkey)
+        with self._reading():
+            hkey = self._db.get(hint_index_key(target, token, bytes(key)))
+            if hkey is None:
+                return None
+            raw = self._db.get(hkey)
         return None if raw is None else _unpack_hint(raw)[2]
 
     def hint_stats(self) -> dict[str, tuple[int, int]]:
@@ -718,7 +788,8 @@ class Store:
 
     def meta_get(self, name: str) -> Optional[bytes]:
         validate_meta_name(name)
-        return self._db.get(META_PREFIX + name.encode())
+        with self._reading():
+            return self._db.get(META_PREFIX + name.encode())
 
     def meta_scan(self, prefix: str = "") -> Iterator[tuple[str, bytes]]:
         """(name, value) for names starting with ``prefix``, in byte order of the names."""
@@ -726,6 +797,6 @@ class Store:
         return self._meta_scan(prefix)
 
     def _meta_scan(self, prefix: str) -> Iterator[tuple[str, bytes]]:
-        with self._db.iterator(prefix=META_PREFIX + prefix.encode()) as it:
-            for mkey, value in it:
-                yield mkey[1:].decode(), value
+        start = META_PREFIX + prefix.encode()
+        for mkey, value in self._fenced(lambda: self._db.iterator(prefix=start)):
+            yield mkey[1:].decode(), value
