@@ -6,10 +6,11 @@ holds it or something newer, no ring change in progress); this module does the I
 * A pass (run by anti-entropy after a round, at most every ``min(grace, 1 h)``) walks the
   keys this node is *first replica* of, so each key has one purger. It reads them
   ``SCAN_CHUNK`` records at a time off the event loop (a pass over a large store must not
-  stop the node's requests meanwhile), paced by the anti-entropy keys/s budget; it stops
-  at the next chunk once the epoch moved (a ring or settings change). Old
-  tombstones are taken in batches of ``PURGE_BATCH``; for each batch it asks every other
-  current replica which
+  stop the node's requests meanwhile), at most ``SCAN_RATE_FACTOR`` times the anti-entropy
+  keys/s budget (the count carried across spans: a local read costs far less than a key
+  compared with a peer, and anti-entropy exchanges wait while a pass runs); it stops at the
+  next chunk once the epoch moved (a ring or settings change). Old tombstones are taken in
+  batches of ``PURGE_BATCH``; for each batch it asks every other current replica which
   version it holds (``ae_versions``), keeps the tombstones ``may_purge`` allows, asks the
   other replicas to drop them (``ae_purge``), then drops its own copy. Each batch is paced
   by the anti-entropy keys/s budget.
@@ -36,17 +37,19 @@ log = logging.getLogger(__name__)
 
 PURGE_BATCH = 1000       # tombstones confirmed and purged per batch of a pass
 SCAN_CHUNK = 256         # records a pass reads per step, off the event loop
+SCAN_RATE_FACTOR = 10    # a pass reads at most this many times the anti-entropy keys/s
 PURGE_EVERY_MAX_S = 3600.0
 CALL_TIMEOUT_S = 10.0
 
 
 def old_tombstones(store, start: int, end: int, after: Optional[tuple[int, bytes]],
                    now_ms: int, grace_s: float, limit: int
-                   ) -> tuple[list, Optional[tuple[int, bytes]]]:
+                   ) -> tuple[list, Optional[tuple[int, bytes]], int]:
     """Read up to ``limit`` records of ``[start, end)`` that come after the cursor ``after``
     (the ``(token, key)`` of the last record read before, or None to start at ``start``).
-    Returns the tombstones among them older than the grace, and the cursor to go on from
-    (None once the span is read to its end). Blocking: run it off the event loop."""
+    Returns the tombstones among them older than the grace, the cursor to go on from (None
+    once the span is read to its end) and how many records it read. Blocking: run it off
+    the event loop."""
     found: list = []
     read = 0
     begin, after_key = (start, None) if after is None else after
@@ -55,8 +58,8 @@ def old_tombstones(store, start: int, end: int, after: Optional[tuple[int, bytes
             found.append((token, key, rec))
         read += 1
         if read >= limit:
-            return found, (token, key)
-    return found, None
+            return found, (token, key), read
+    return found, None, read
 
 
 class TombstonePurge:
@@ -102,12 +105,15 @@ class TombstonePurge:
         now_ms = self.clock.wall_ms()
         purged = 0
         batch: list = []
+        unpaced = 0  # records read since the last pause, across spans
         for start, end in self._primary_spans(state):
             cursor: Optional[tuple[int, bytes]] = None
             while True:
-                found, cursor = await self.blocking(old_tombstones, self.store(), start, end,
-                                                    cursor, now_ms, self.grace_s, SCAN_CHUNK)
+                found, cursor, read = await self.blocking(
+                    old_tombstones, self.store(), start, end, cursor, now_ms, self.grace_s,
+                    SCAN_CHUNK)
                 batch += found
+                unpaced += read
                 while len(batch) >= PURGE_BATCH:
                     purged += await self._batch(state, now_ms, batch[:PURGE_BATCH])
                     batch = batch[PURGE_BATCH:]
@@ -117,9 +123,11 @@ class TombstonePurge:
                     # A ring or settings change (anti-entropy off, another grace): no batch
                     # of this pass may purge any more, so it stops here rather than walk on.
                     return purged
+                if unpaced >= SCAN_CHUNK:
+                    await self.clock.sleep(unpaced / (self.rate_keys_s * SCAN_RATE_FACTOR))
+                    unpaced = 0
                 if cursor is None:
                     break
-                await self.clock.sleep(SCAN_CHUNK / self.rate_keys_s)
         if batch:
             purged += await self._batch(state, now_ms, batch)
         if purged:

@@ -647,6 +647,29 @@ async def test_a_pass_stops_at_the_next_chunk_once_the_epoch_moved(cluster, monk
 
 
 @aio
+async def test_a_pass_is_paced_by_the_records_it_reads_across_small_spans(cluster):
+    """Regression (review8): a pass paused only between full chunks inside one span, so a
+    store spread over many spans smaller than a chunk was read with no pause at all. Now
+    the records read are counted across spans: the pass takes about records / (rate x
+    SCAN_RATE_FACTOR) of (virtual) time, and no more."""
+    from dynamopy.node.tombstone_purge import SCAN_CHUNK, SCAN_RATE_FACTOR
+
+    c = cluster(rate=1000)
+    for i in range(3000):
+        c.write_everywhere(f"live{i}".encode(), aged(c, 20 * DAY_MS, i))
+    await c.attach()
+    purge = c.ae["a"].purge
+    spans = purge._primary_spans(c.state)
+    mine = sum(1 for s, e in spans for _ in c.stores["a"].scan(s, e))
+    assert max(sum(1 for _ in c.stores["a"].scan(s, e)) for s, e in spans) < SCAN_CHUNK
+    before = c.clock.slept
+    assert await purge.round() == 0
+    slept = c.clock.slept - before
+    per_record = 1 / (1000 * SCAN_RATE_FACTOR)
+    assert (mine - SCAN_CHUNK) * per_record <= slept <= mine * per_record + 1e-9
+
+
+@aio
 async def test_an_exchange_interrupted_between_pull_and_push_loses_nothing_and_the_next_round_finishes(cluster):
     """The ``ae_interrupt`` BUGGIFY knob: an exchange stops after pulling, before pushing
     (as if the peer vanished). The pulled records are kept, the peer's outcome is
