@@ -117,7 +117,8 @@ class Node:
             detector=self.detector, call_peer=self.call_peer, note_epoch=self.note_epoch,
             observe_version=self.observe_version, propose=self.propose, hints=self.hints,
             spawn=self.spawn, max_bytes_s=config.transfer_max_bytes_s,
-            stopping=lambda: self.stopping, handoff=self.anti_entropy, buggify=buggify)
+            stopping=lambda: self.stopping, handoff=self.anti_entropy, buggify=buggify,
+            inline=storage.inline)
         self.metalog = MetaLog(
             me=self.id, address=config.advertise_peer, state=state,
             install_state=self.install_state, apply_entry=self.apply_entry, store=self.store,
