@@ -172,13 +172,17 @@ class Node:
         # The hash tree is built before peers are served (an in-memory store: on the loop).
         await self.anti_entropy.attach(self.store, inline=self.committer.inline)
         # Cheap synchronous methods are answered inline (no task), a replica's put by a
-        # callback on its group-commit future (no task); the rest each in a task.
+        # callback on its group-commit future (no task); the rest each in a task (those
+        # that read the store in bulk read it off the event loop: node/offload.py).
         await self.transport.serve(route({
             "hints": self.hints.rpc_receive,
             "paxos": self.metalog.rpc_receive,
             "xfer_pull": self.transfers.rpc_pull,
             "xfer_status": self.transfers.rpc_status,
             "ae_push": self.anti_entropy.rpc_push,
+            "ae_keys": self.anti_entropy.rpc_keys,
+            "ae_get": self.anti_entropy.rpc_get,
+            "ae_versions": self.anti_entropy.purge.rpc_versions,
             "ae_purge": self.anti_entropy.purge.rpc_purge,
             "group_token": self.rpc_group_token,
         }), {
@@ -187,9 +191,6 @@ class Node:
             "defaults_drained": self.defaults_change.rpc_status,
             "join_started": self.join_watcher.rpc_started,
             "ae_tree": self.anti_entropy.rpc_tree,
-            "ae_keys": self.anti_entropy.rpc_keys,
-            "ae_get": self.anti_entropy.rpc_get,
-            "ae_versions": self.anti_entropy.purge.rpc_versions,
         }, {"put": self.replica.rpc_put_nowait})
         self.spawn(self.metalog.run())
         self.spawn(self.anti_entropy.run())
