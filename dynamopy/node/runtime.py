@@ -92,7 +92,8 @@ class Node:
             call_peer=self.call_peer, note_epoch=self.note_epoch,
             stopping=lambda: self.stopping, observe_version=self.observe_version,
             tombstone_grace_s=lambda: self.state.settings.tombstone_grace_s,
-            max_clock_offset_ms=config.max_clock_offset_ms, buggify=buggify)
+            max_clock_offset_ms=config.max_clock_offset_ms, buggify=buggify,
+            inline=storage.inline)
         self.replica = Replica(
             me=self.id, state=state, store=self.store, committer=self.committer, clock=clock,
             metrics=self.metrics, catchup=self.catchup, poke_metalog=lambda: self.metalog.poke(),
