@@ -8,7 +8,8 @@ A node holding ``--keys`` keys over ``--held-fraction`` of the ring (1.0 for 3 n
 0.25 for 12) is emulated by a real LevelDB ``Store`` holding ``--load`` keys at that density
 (tokens ``--keys / (held_fraction * 2**32)`` apart on average, in one window of the ring):
 every call below reads a span of tokens inside that window, so it reads as many records as
-it would on the full-size node. The store is reopened after loading (caches empty; the
+it would on the full-size node. Hint reads are timed after ``--delivered`` hints of one
+target were delivered (deleted: LevelDB keeps their tombstones until a compaction). The store is reopened after loading (caches empty; the
 files are in the OS page cache).
 
 Each candidate runs as the node runs it (the peer methods exactly as the transport calls
@@ -174,6 +175,7 @@ async def measure(args) -> None:
                            propose=None, hints=None, spawn=None, max_bytes_s=1,
                            stopping=lambda: False, handoff=None)
     tomb: list = []
+    cursor = _deliver_hints(store, args.delivered)
     builder = _ae(store, {})
     await builder.attach(store)   # the hash tree, built off the loop as a node builds it
     builder.detach()
@@ -232,17 +234,56 @@ async def measure(args) -> None:
         from dynamopy.node.hints import DELIVERY_BATCH
         record(f"hints() batch of {DELIVERY_BATCH}", DELIVERY_BATCH,
                await _stall(_async(store.hints, "x", DELIVERY_BATCH)))
+        # ... and once --delivered hints were delivered (deleted, their LevelDB tombstones
+        # not compacted yet): read from the target's first hint, and through the delivery
+        # (HintManager._read: from its cursor, off the loop, where this code has them)
+        record(f"hints() after {args.delivered:,} delivered, from the start",
+               DELIVERY_BATCH, await _stall(_async(store.hints, "y", DELIVERY_BATCH)))
+        hm = _hint_manager(store, cursor)
+        record(f"hint delivery read after {args.delivered:,} delivered", DELIVERY_BATCH,
+               await _stall(lambda: hm._read("y")) if hm is not None else (0.0, 0.0, None))
     store.close()
     if not args.dir:
         shutil.rmtree(directory, ignore_errors=True)
-    print(f"{'candidate':44} {'records':>8} {'stall ms p50':>12} {'max':>7} "
+    print(f"{'candidate':50} {'records':>8} {'stall ms p50':>12} {'max':>7} "
           f"{'wall ms p50':>11}")
     for name, rows in results.items():
         stalls = [r[1] * 1000 for r in rows]
         walls = [r[2] * 1000 for r in rows]
-        print(f"{name:44} {int(statistics.median(r[0] for r in rows)):>8} "
+        print(f"{name:50} {int(statistics.median(r[0] for r in rows)):>8} "
               f"{statistics.median(stalls):>12.1f} {max(stalls):>7.1f} "
               f"{statistics.median(walls):>11.1f}")
+
+
+def _deliver_hints(store, delivered: int) -> bytes:
+    """Add ``delivered`` + 2 batches of hints for "y" and delete the first ``delivered``, as
+    a delivery does (a batch at a time); return the last key deleted."""
+    from dynamopy.node.hints import DELIVERY_BATCH
+    value = b"v" * 1024
+    for i in range(0, delivered + 2 * DELIVERY_BATCH, 1000):
+        store.apply(hints_add=[("y", i, b"h%09d" % j, Record(j + 1, value=value))
+                               for j in range(i, i + 1000)], sync=False)
+    last = b""
+    while delivered > 0:
+        batch = store.hints("y", min(DELIVERY_BATCH, delivered))
+        store.apply(hints_delete=[h for h, *_ in batch], sync=False)
+        delivered -= len(batch)
+        last = batch[-1][0]
+    return last
+
+
+def _hint_manager(store, cursor: bytes):
+    """A HintManager over ``store`` whose cursor for "y" is ``cursor`` (None where the
+    code has no cursor)."""
+    import inspect
+    from dynamopy.node.hints import HintManager
+    if "inline" not in inspect.signature(HintManager).parameters:
+        return None
+    hm = HintManager(me="a", state=None, store=store, committer=None, clock=_Clock(),
+                     metrics=None, detector=None, call_peer=None, note_epoch=None,
+                     stopping=lambda: False, observe_version=None, tombstone_grace_s=None)
+    hm._after["y"] = cursor
+    return hm
 
 
 def _async(fn, *args) -> Callable[[], Awaitable[Any]]:
@@ -259,6 +300,8 @@ def main() -> None:
     ap.add_argument("--load", type=int, default=200_000, help="keys actually written")
     ap.add_argument("--value-bytes", type=int, default=1024)
     ap.add_argument("--repeat", type=int, default=5)
+    ap.add_argument("--delivered", type=int, default=100_000,
+                    help="hints delivered (deleted) before the hint reads are timed")
     ap.add_argument("--dir", default=None, help="where the store goes (default: a temp dir)")
     asyncio.run(measure(ap.parse_args()))
 
