@@ -30,6 +30,7 @@ from dynamopy.node.grace_check import GraceCheck
 from dynamopy.node.group_keeper import GroupKeeper
 from dynamopy.node.metalog import MetaLog
 from dynamopy.node.metrics import Metrics
+from dynamopy.node.offload import settle
 from dynamopy.node.replica import Replica
 from dynamopy.node.transfer import TransferManager
 from dynamopy.node.version_clock import VersionClock
@@ -214,6 +215,7 @@ class Node:
         await self.transport.close()
         await self.committer.stop()
         self.anti_entropy.detach()
+        await settle()   # no read off the loop may run on a closed store (node/offload.py)
         self.store.close()
 
     def spawn(self, coro) -> asyncio.Task:
