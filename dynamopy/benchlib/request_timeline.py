@@ -217,12 +217,15 @@ def main(argv: Optional[list[str]] = None) -> int:
     p.add_argument("--seconds", type=whole_seconds, default=10.0, help="s per run (default 10)")
     p.add_argument("--slow-ms", type=positive_float, default=100.0,
                    help="a request this slow or slower is in an episode (default 100)")
-    p.add_argument("--top", type=positive_int, default=8, help="episodes shown per run")
+    p.add_argument("--top", type=positive_int, default=8,
+                   help="largest episodes shown per run (default 8)")
     p.add_argument("--vs-etcd-order", action="store_true",
                    help="start etcd too and drive it before each run, as --vs-etcd does")
-    p.add_argument("--keys", type=positive_int, default=2000)
-    p.add_argument("--value-bytes", type=positive_int, default=1024)
-    p.add_argument("--keep", action="store_true", help="keep the work directory")
+    p.add_argument("--keys", type=positive_int, default=2000, help="keys (default 2000)")
+    p.add_argument("--value-bytes", type=positive_int, default=1024,
+                   help="bytes per value (default 1024)")
+    p.add_argument("--keep", action="store_true",
+                   help="keep the work directory (request logs, node logs, LevelDB LOGs)")
     args = p.parse_args(argv)
     why = ensure_tools()
     if why is not None:

@@ -6,7 +6,7 @@ one that fails the test, so a flag that is accepted never starts a cluster here.
 import pytest
 
 from dynamopy import bench
-from dynamopy.benchlib import sync_stalls, vs_etcd
+from dynamopy.benchlib import request_timeline, sync_stalls, vs_etcd
 
 
 class _Started(Exception):
@@ -21,6 +21,7 @@ def _refuse_to_start(*args, **kwargs):
 def _no_servers(monkeypatch):
     monkeypatch.setattr(sync_stalls, "ensure_tools", _refuse_to_start)
     monkeypatch.setattr(vs_etcd, "ensure_tools", _refuse_to_start)
+    monkeypatch.setattr(request_timeline, "ensure_tools", _refuse_to_start)
     monkeypatch.setattr(bench, "run", _refuse_to_start)
 
 
@@ -45,6 +46,25 @@ def _refused(main, argv, capsys) -> str:
 def test_sync_stalls_refuses_a_bad_number(argv, flag, capsys):
     err = _refused(sync_stalls.main, argv, capsys)
     assert f"error: argument {flag}: must be" in err
+
+
+@pytest.mark.parametrize("argv, flag", [
+    (["--runs", "0"], "--runs"),
+    (["--seconds", "0.5"], "--seconds"),
+    (["--slow-ms", "0"], "--slow-ms"),
+    (["--slow-ms", "inf"], "--slow-ms"),
+    (["--top", "-1"], "--top"),
+    (["--keys", "x"], "--keys"),
+])
+def test_request_timeline_refuses_a_bad_number(argv, flag, capsys):
+    err = _refused(request_timeline.main, argv, capsys)
+    assert f"error: argument {flag}: must be" in err
+
+
+def test_request_timeline_takes_good_flags_to_the_run():
+    with pytest.raises(_Started):
+        request_timeline.main(["--runs", "1", "--seconds", "3", "--slow-ms", "50", "--top",
+                               "2", "--vs-etcd-order", "--keep"])
 
 
 @pytest.mark.parametrize("argv, flag", [
