@@ -138,7 +138,7 @@ def read_records(store, keys: list, start: int, budget: int) -> tuple[list, int]
     """``[token, key, wire record or None]`` of ``keys[start:]``, in order, as many as fit in
     ``budget`` bytes (at least one; a key not held counts 64 bytes), and the index of the
     first key not read. Blocking: run it off the event loop."""
-    out, size, i = [], 0, start
+    out, size = [], 0
     for i in range(start, len(keys)):
         token, key = keys[i]
         rec = store.get(int(token), bytes(key))
