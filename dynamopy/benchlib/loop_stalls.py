@@ -282,7 +282,8 @@ def _hint_manager(store, cursor: bytes):
     hm = HintManager(me="a", state=None, store=store, committer=None, clock=_Clock(),
                      metrics=None, detector=None, call_peer=None, note_epoch=None,
                      stopping=lambda: False, observe_version=None, tombstone_grace_s=None)
-    hm._after["y"] = cursor
+    if cursor:
+        hm._after["y"] = cursor
     return hm
 
 
