@@ -33,7 +33,8 @@ import tempfile
 import time
 from typing import Any, Awaitable, Callable
 
-from dynamopy.core.membership import ClusterState, Settings
+from dynamopy.benchlib.argtypes import nonnegative_int, positive_int, share
+from dynamopy.core.membership import ClusterState
 from dynamopy.core.merkle import LEAF_BITS
 from dynamopy.core.records import Record
 from dynamopy.node import anti_entropy as ae_mod
@@ -293,19 +294,24 @@ def _async(fn, *args) -> Callable[[], Awaitable[Any]]:
     return run
 
 
-def main() -> None:
+def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--keys", type=int, default=1_000_000, help="keys of the emulated node")
-    ap.add_argument("--held-fraction", type=float, default=1.0,
-                    help="share of the ring the node replicates (N / nodes, at most 1)")
-    ap.add_argument("--load", type=int, default=200_000, help="keys actually written")
-    ap.add_argument("--value-bytes", type=int, default=1024)
-    ap.add_argument("--repeat", type=int, default=5)
-    ap.add_argument("--delivered", type=int, default=100_000,
-                    help="hints delivered (deleted) before the hint reads are timed")
+    ap.add_argument("--keys", type=positive_int, default=1_000_000,
+                    help="keys of the emulated node (default: %(default)s)")
+    ap.add_argument("--held-fraction", type=share, default=1.0,
+                    help="share of the ring the node replicates, N / nodes at most 1 "
+                         "(default: %(default)s)")
+    ap.add_argument("--load", type=positive_int, default=200_000,
+                    help="keys actually written (default: %(default)s)")
+    ap.add_argument("--value-bytes", type=positive_int, default=1024,
+                    help="(default: %(default)s)")
+    ap.add_argument("--repeat", type=positive_int, default=5,
+                    help="windows timed per candidate (default: %(default)s)")
+    ap.add_argument("--delivered", type=nonnegative_int, default=100_000,
+                    help="hints delivered (deleted) before the hint reads are timed "
+                         "(default: %(default)s)")
     ap.add_argument("--dir", default=None, help="where the store goes (default: a temp dir)")
-    asyncio.run(measure(ap.parse_args()))
-
+    asyncio.run(measure(ap.parse_args(argv)))
 
 if __name__ == "__main__":
     main()
