@@ -29,6 +29,8 @@ positive_int = _number(int, "a whole number of 1 or more", lambda v: v >= 1)
 positive_float = _number(float, "a number above 0", lambda v: 0 < v < float("inf"))
 nonnegative_float = _number(float, "a number of 0 or more", lambda v: 0 <= v < float("inf"))
 fraction = _number(float, "a number from 0 to 1", lambda v: 0 <= v <= 1)
+share = _number(float, "a number above 0 and at most 1", lambda v: 0 < v <= 1)
+nonnegative_int = _number(int, "a whole number of 0 or more", lambda v: v >= 0)
 whole_seconds = _number(float, "at least 1 (wrk runs whole seconds)",
                         lambda v: 1 <= v < float("inf"))
 

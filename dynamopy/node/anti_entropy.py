@@ -36,6 +36,11 @@ Rules:
   start, see ``orphans``).
 * After a round, at most every ``min(grace, 1 h)``, the tombstone purge
   (``node/tombstone_purge.py``) runs.
+* Every store read that grows with the data (listing the keys of spans, reading records to
+  send) runs off the event loop (``node/offload.py``), on both sides of an exchange: a
+  listing of a hand-off piece reads thousands of records (measured: 40-260 ms on the loop
+  at a million keys per node, ``dynamopy.benchlib.loop_stalls``), and the node's requests
+  would wait for it. So ``ae_keys``, ``ae_get`` and ``ae_versions`` are served in a task.
 
 Time is read only through the Clock seam, randomness only through the node's rng.
 """
@@ -63,6 +68,7 @@ from dynamopy.core.merkle import (
 from dynamopy.core.records import Record, record_wire_bytes
 from dynamopy.node.clock import Clock
 from dynamopy.node.errors import StaleEpochError, stale_epoch_of
+from dynamopy.node.offload import off_loop
 from dynamopy.node.tombstone_purge import TombstonePurge
 from dynamopy.peer import PeerError, RemoteError
 
@@ -110,6 +116,38 @@ class Totals:
 
 def _size(obj: Any) -> int:
     return len(msgpack.packb(obj, use_bin_type=True))
+
+
+def key_versions(store, spans) -> list[list]:
+    """``[token, key, version]`` of every record in the token ``spans``, in order.
+    Blocking: run it off the event loop."""
+    return [[t, k, r.version] for s, e in spans for t, k, r in store.scan(int(s), int(e))]
+
+
+def compare(store, spans, theirs: list) -> tuple[int, list, list]:
+    """List this store's keys in ``spans`` and compare them with a peer's listing of the same
+    spans (``theirs``, ``[token, key, version]``): ``(keys listed here, pull, push)`` as
+    ``diff_keys`` decides. Blocking (a listing of thousands of keys, and its comparison):
+    run it off the event loop."""
+    mine = key_versions(store, spans)
+    pull, push = diff_keys(mine, [(int(t), bytes(k), int(v)) for t, k, v in theirs])
+    return len(mine), pull, push
+
+
+def read_records(store, keys: list, start: int, budget: int) -> tuple[list, int]:
+    """``[token, key, wire record or None]`` of ``keys[start:]``, in order, as many as fit in
+    ``budget`` bytes (at least one; a key not held counts 64 bytes), and the index of the
+    first key not read. Blocking: run it off the event loop."""
+    out, size = [], 0
+    for i in range(start, len(keys)):
+        token, key = keys[i]
+        rec = store.get(int(token), bytes(key))
+        rec_size = 64 if rec is None else record_wire_bytes(key, rec)
+        if out and size + rec_size > budget:
+            return out, i
+        out.append([token, key, None if rec is None else rec.to_wire()])
+        size += rec_size
+    return out, len(keys)
 
 
 class AntiEntropy:
@@ -316,9 +354,8 @@ class AntiEntropy:
                 return  # the ring moved on: the next round compares under the new one
             spans = [self.tree.node_range(*leaf) for leaf in walk.leaves[i:i + LEAF_BATCH]]
             theirs = await self._call(peer, "ae_keys", [epoch, spans], stats)
-            mine = [(t, k, r.version) for s, e in spans for t, k, r in self.store.scan(s, e)]
-            pull, push = diff_keys(mine, [(int(t), bytes(k), int(v)) for t, k, v in theirs])
-            listed = len(mine) + len(theirs)
+            mine, pull, push = await self._blocking(compare, self.store, spans, theirs)
+            listed = mine + len(theirs)
             stats.keys_compared += listed
             self.totals.keys_compared += listed
             self.metrics.ae_keys_compared.inc(listed)
@@ -345,20 +382,14 @@ class AntiEntropy:
                 self.metrics.ae_keys_repaired.labels("pulled").inc(applied)
 
     async def _push(self, peer: str, epoch: int, keys: list, stats: PeerExchange) -> None:
-        batch: list = []
-        size = 0
-        for token, key in keys:
-            rec = self.store.get(token, key)
-            if rec is None:
-                continue
-            rec_size = record_wire_bytes(key, rec)
-            if batch and size + rec_size > RECORD_BYTES:
+        """Send the records of ``keys`` this node holds, one peer frame at a time."""
+        start = 0
+        while start < len(keys):
+            batch, start = await self._blocking(read_records, self.store, keys, start,
+                                                RECORD_BYTES)
+            batch = [item for item in batch if item[2] is not None]
+            if batch:
                 await self._push_batch(peer, epoch, batch, stats)
-                batch, size = [], 0
-            batch.append([token, key, rec.to_wire()])
-            size += rec_size
-        if batch:
-            await self._push_batch(peer, epoch, batch, stats)
 
     async def _push_batch(self, peer: str, epoch: int, batch: list, stats: PeerExchange) -> None:
         applied = int(await self._call(peer, "ae_push", [epoch, batch], stats))
@@ -452,29 +483,13 @@ class AntiEntropy:
         for i in range(0, len(pieces), LEAF_BATCH if self.built else 4):
             chunk = pieces[i:i + (LEAF_BATCH if self.built else 4)]
             theirs = await self._call(peer, "ae_keys", [epoch, chunk], stats)
-            mine = [(t, k, r.version) for s, e in chunk for t, k, r in self.store.scan(s, e)]
-            _pull, push = diff_keys(mine, [(int(t), bytes(k), int(v)) for t, k, v in theirs])
+            _mine, _pull, push = await self._blocking(compare, self.store, chunk, theirs)
             await self._push(peer, epoch, push, stats)
 
     async def _blocking(self, fn, *args):
-        """Run a blocking store operation off the event loop (on it for an inline store).
-
-        Cancelled (the node is stopping), it still returns only once the thread is done: a
-        thread cannot be stopped, and the stopping node closes the store as soon as this
-        task ended; LevelDB closed under an iterator another thread is reading crashes the
-        process (a tombstone purge pass reads in chunks here, the tree build at start)."""
-        if self.inline:
-            return fn(*args)
-        job = asyncio.get_running_loop().run_in_executor(None, fn, *args)
-        try:
-            return await asyncio.shield(job)
-        except asyncio.CancelledError:
-            while not job.done():
-                try:
-                    await asyncio.wait([job])
-                except asyncio.CancelledError:
-                    pass  # cancelled again: the thread still runs, wait on
-            raise
+        """Run a blocking store operation off the event loop (on it for an inline store);
+        cancelled, it returns only once the thread is done (``offload.off_loop``)."""
+        return await off_loop(self.inline, fn, *args)
 
     # ---- peer methods ------------------------------------------------------------------
     def _check(self, epoch: Any, peer_id: str, *, tree: bool = False) -> int:
@@ -504,26 +519,19 @@ class AntiEntropy:
             nodes.append((level, index))
         return self.tree.hashes(nodes)
 
-    def rpc_keys(self, payload: list, peer_id: str) -> list:
-        """``[token, key, version]`` of every record in the requested token spans."""
+    async def rpc_keys(self, payload: list, peer_id: str) -> list:
+        """``[token, key, version]`` of every record in the requested token spans (read off
+        the event loop)."""
         epoch, spans = payload
         self._check(epoch, peer_id)
-        return [[t, k, r.version] for s, e in spans
-                for t, k, r in self.store.scan(int(s), int(e))]
+        return await self._blocking(key_versions, self.store, spans)
 
-    def rpc_get(self, payload: list, peer_id: str) -> list:
+    async def rpc_get(self, payload: list, peer_id: str) -> list:
         """Records of the requested keys, in order, as many as fit in one reply
-        (``None`` for a key not held)."""
+        (``None`` for a key not held; read off the event loop)."""
         epoch, keys = payload
         self._check(epoch, peer_id)
-        out, size = [], 0
-        for token, key in keys:
-            rec = self.store.get(int(token), bytes(key))
-            rec_size = 64 if rec is None else record_wire_bytes(key, rec)
-            if out and size + rec_size > RECORD_BYTES:
-                break
-            out.append([token, key, None if rec is None else rec.to_wire()])
-            size += rec_size
+        out, _next = await self._blocking(read_records, self.store, keys, 0, RECORD_BYTES)
         return out
 
     async def rpc_push(self, payload: list, peer_id: str) -> int:

@@ -10,6 +10,12 @@ Rules:
 * Delivery: in batches, only while the failure detector sees the target alive; the target
   applies each record only if it is newer than what it holds (never overwrites a newer
   version); the hint is deleted after the target's durable ack; failures back off.
+* Each batch is read off the event loop (``node/offload.py``), from a per-target cursor: the
+  last hint key of a batch that was wholly deleted. Every hint up to the cursor is deleted,
+  and a new hint always gets a larger key (the store's sequence only grows while it is
+  open), so nothing is skipped; without it every read walked over the LevelDB tombstones
+  of all the hints delivered since the last compaction (measured: 60-660 ms per read of
+  256 hints on the loop while 200,000 delivered hints awaited compaction).
 * A hint whose target will not replicate its key once the ring change in progress (if any)
   is over is re-homed instead: written to the key's replicas in the current ring *and* in the
   pending ring, and kept until at least one of each acked, so the record stays on a node
@@ -38,6 +44,7 @@ from dynamopy.core.tombstones import hint_expired, hint_ttl_ms
 from dynamopy.core.versions import decompose
 from dynamopy.node.clock import Wakeup, wait_set
 from dynamopy.node.errors import stale_epoch_of
+from dynamopy.node.offload import off_loop
 from dynamopy.peer import PeerError, PeerUnavailable, RemoteError
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -78,13 +85,17 @@ class HintManager:
                  note_epoch: Callable[[int, str], None], stopping: Callable[[], bool],
                  observe_version: Callable[[int], None],
                  tombstone_grace_s: Callable[[], float], max_clock_offset_ms: int = 500,
-                 replica: Optional["Replica"] = None, buggify: Buggify = BUGGIFY_OFF):
+                 replica: Optional["Replica"] = None, buggify: Buggify = BUGGIFY_OFF,
+                 inline: bool = False):
         self.me, self.state, self.storage, self.committer = me, state, store, committer
         self.clock, self.metrics, self.detector = clock, metrics, detector
         self.call_peer, self.note_epoch, self.stopping = call_peer, note_epoch, stopping
         self.observe_version, self.replica = observe_version, replica
         self.tombstone_grace_s, self.max_clock_offset_ms = tombstone_grace_s, max_clock_offset_ms
         self.buggify = buggify
+        self.inline = inline  # an in-memory store: batches are read on the loop
+        # target -> the last key of a wholly deleted batch: every hint up to it is gone
+        self._after: dict[str, bytes] = {}
         self._wake = Wakeup()
         self._backoff: dict[str, float] = {}
         self._retry_at: dict[str, float] = {}
@@ -99,6 +110,17 @@ class HintManager:
         """Too old to hand to anyone: a purged tombstone may shadow it (module rules)."""
         return hint_expired(record, self.clock.wall_ms(), self.tombstone_grace_s(),
                             self.max_clock_offset_ms)
+
+    async def _read(self, target: str) -> list:
+        """The next batch of ``target``'s hints, from its cursor, read off the event loop."""
+        return await off_loop(self.inline, _read_batch, self.storage, target,
+                              self._after.get(target))
+
+    def _deleted_up_to(self, target: str, batch: list) -> None:
+        """Every hint of ``batch`` (read from the cursor) is deleted: move the cursor past it."""
+        last = batch[-1][0]
+        if last > self._after.get(target, b""):
+            self._after[target] = last
 
     async def _drop_expired(self, target: str, batch: list) -> list:
         """Delete the expired hints of ``batch`` (counted, logged); return the others."""
@@ -166,8 +188,9 @@ class HintManager:
         if is_member and not self.detector.is_up(target):
             return
         while not self.stopping():
-            batch = _within_bytes(self.storage.hints(target, DELIVERY_BATCH), DELIVERY_BYTES)
+            read = batch = await self._read(target)
             if batch and not (batch := await self._drop_expired(target, batch)):
+                self._deleted_up_to(target, read)
                 continue
             # buggify: deliver one record, then pause before the next one
             pause = self.buggify.delay_s("hint_pause", 1.0) if self.buggify.on and batch else 0.0
@@ -202,6 +225,7 @@ class HintManager:
                 log.info("hint delivery to %s failed (%r); retry in %.2fs", target, e, delay)
                 return
             await self.committer.delete_hints([hk for hk, *_ in batch])
+            self._deleted_up_to(target, batch)  # (expired ones before it were deleted too)
             wall_ms = self.clock.wall_ms()
             for _hk, _tok, _key, rec in batch:
                 lag_s = max(0.0, (wall_ms - decompose(rec.version)[0]) / 1000.0)
@@ -263,8 +287,9 @@ class HintManager:
                   if m.id not in (self.me, target) and m.state == "normal"
                   and self.detector.is_up(m.id)]
         while not self.stopping():
-            batch = _within_bytes(self.storage.hints(target, DELIVERY_BATCH), DELIVERY_BYTES)
+            read = batch = await self._read(target)
             if batch and not (batch := await self._drop_expired(target, batch)):
+                self._deleted_up_to(target, read)
                 continue
             if not batch:
                 return
@@ -280,6 +305,8 @@ class HintManager:
                     break
             if passed:
                 await self.committer.delete_hints(passed)
+                if len(passed) == len(batch):
+                    self._deleted_up_to(target, batch)
             if len(passed) < len(batch):
                 raise PeerUnavailable(f"no live member took the hints for {target}")
 
@@ -313,6 +340,12 @@ class HintManager:
             return 0
         applied = await self.committer.submit(writes=writes)
         return sum(1 for a in applied if a)
+
+
+def _read_batch(storage, target: str, after: Optional[bytes]) -> list:
+    """Up to ``DELIVERY_BATCH`` hints of ``target`` after the cursor ``after``, within
+    ``DELIVERY_BYTES``. Blocking: run it off the event loop."""
+    return _within_bytes(storage.hints(target, DELIVERY_BATCH, after=after), DELIVERY_BYTES)
 
 
 def _within_bytes(batch: list, budget: int) -> list:

@@ -30,6 +30,7 @@ from dynamopy.node.grace_check import GraceCheck
 from dynamopy.node.group_keeper import GroupKeeper
 from dynamopy.node.metalog import MetaLog
 from dynamopy.node.metrics import Metrics
+from dynamopy.node.offload import settle
 from dynamopy.node.replica import Replica
 from dynamopy.node.transfer import TransferManager
 from dynamopy.node.version_clock import VersionClock
@@ -92,7 +93,8 @@ class Node:
             call_peer=self.call_peer, note_epoch=self.note_epoch,
             stopping=lambda: self.stopping, observe_version=self.observe_version,
             tombstone_grace_s=lambda: self.state.settings.tombstone_grace_s,
-            max_clock_offset_ms=config.max_clock_offset_ms, buggify=buggify)
+            max_clock_offset_ms=config.max_clock_offset_ms, buggify=buggify,
+            inline=storage.inline)
         self.replica = Replica(
             me=self.id, state=state, store=self.store, committer=self.committer, clock=clock,
             metrics=self.metrics, catchup=self.catchup, poke_metalog=lambda: self.metalog.poke(),
@@ -117,7 +119,8 @@ class Node:
             detector=self.detector, call_peer=self.call_peer, note_epoch=self.note_epoch,
             observe_version=self.observe_version, propose=self.propose, hints=self.hints,
             spawn=self.spawn, max_bytes_s=config.transfer_max_bytes_s,
-            stopping=lambda: self.stopping, handoff=self.anti_entropy, buggify=buggify)
+            stopping=lambda: self.stopping, handoff=self.anti_entropy, buggify=buggify,
+            inline=storage.inline)
         self.metalog = MetaLog(
             me=self.id, address=config.advertise_peer, state=state,
             install_state=self.install_state, apply_entry=self.apply_entry, store=self.store,
@@ -171,13 +174,17 @@ class Node:
         # The hash tree is built before peers are served (an in-memory store: on the loop).
         await self.anti_entropy.attach(self.store, inline=self.committer.inline)
         # Cheap synchronous methods are answered inline (no task), a replica's put by a
-        # callback on its group-commit future (no task); the rest each in a task.
+        # callback on its group-commit future (no task); the rest each in a task (those
+        # that read the store in bulk read it off the event loop: node/offload.py).
         await self.transport.serve(route({
             "hints": self.hints.rpc_receive,
             "paxos": self.metalog.rpc_receive,
             "xfer_pull": self.transfers.rpc_pull,
             "xfer_status": self.transfers.rpc_status,
             "ae_push": self.anti_entropy.rpc_push,
+            "ae_keys": self.anti_entropy.rpc_keys,
+            "ae_get": self.anti_entropy.rpc_get,
+            "ae_versions": self.anti_entropy.purge.rpc_versions,
             "ae_purge": self.anti_entropy.purge.rpc_purge,
             "group_token": self.rpc_group_token,
         }), {
@@ -186,9 +193,6 @@ class Node:
             "defaults_drained": self.defaults_change.rpc_status,
             "join_started": self.join_watcher.rpc_started,
             "ae_tree": self.anti_entropy.rpc_tree,
-            "ae_keys": self.anti_entropy.rpc_keys,
-            "ae_get": self.anti_entropy.rpc_get,
-            "ae_versions": self.anti_entropy.purge.rpc_versions,
         }, {"put": self.replica.rpc_put_nowait})
         self.spawn(self.metalog.run())
         self.spawn(self.anti_entropy.run())
@@ -211,6 +215,7 @@ class Node:
         await self.transport.close()
         await self.committer.stop()
         self.anti_entropy.detach()
+        await settle()   # no read off the loop may run on a closed store (node/offload.py)
         self.store.close()
 
     def spawn(self, coro) -> asyncio.Task:

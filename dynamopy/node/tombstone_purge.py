@@ -11,9 +11,10 @@ holds it or something newer, no ring change in progress); this module does the I
   compared with a peer, and anti-entropy exchanges wait while a pass runs); it stops at the
   next chunk once the epoch moved (a ring or settings change). Old tombstones are taken in
   batches of ``PURGE_BATCH``; for each batch it asks every other current replica which
-  version it holds (``ae_versions``), keeps the tombstones ``may_purge`` allows, asks the
-  other replicas to drop them (``ae_purge``), then drops its own copy. Each batch is paced
-  by the anti-entropy keys/s budget.
+  version it holds (``ae_versions``, which the replica asked reads off the event loop
+  too), keeps the tombstones ``may_purge`` allows, asks the other replicas to drop them
+  (``ae_purge``), then drops its own copy. Each batch is paced by the anti-entropy keys/s
+  budget.
 * A replica drops a tombstone only if it still stores that very version
   (``Store.purge``): a newer write that arrived meanwhile is never purged.
 * A replica that misses the ``ae_purge`` keeps its copy; anti-entropy then hands the
@@ -60,6 +61,16 @@ def old_tombstones(store, start: int, end: int, after: Optional[tuple[int, bytes
         if read >= limit:
             return found, (token, key), read
     return found, None, read
+
+
+def held_versions(store, keys: list) -> list:
+    """The version ``store`` holds of each ``[token, key]`` (``None`` for none). Blocking:
+    run it off the event loop."""
+    out = []
+    for token, key in keys:
+        rec = store.get(int(token), bytes(key))
+        out.append(None if rec is None else rec.version)
+    return out
 
 
 class TombstonePurge:
@@ -178,15 +189,12 @@ class TombstonePurge:
         self.purged += count
         return count
 
-    def rpc_versions(self, payload: list, peer_id: str) -> list:
-        """The version this node holds of each ``[token, key]`` (``None`` for none)."""
+    async def rpc_versions(self, payload: list, peer_id: str) -> list:
+        """The version this node holds of each ``[token, key]`` (``None`` for none), read
+        off the event loop (up to ``PURGE_BATCH`` gets)."""
         epoch, keys = payload
         self.check(epoch, peer_id)
-        out = []
-        for token, key in keys:
-            rec = self.store().get(int(token), bytes(key))
-            out.append(None if rec is None else rec.version)
-        return out
+        return await self.blocking(held_versions, self.store(), keys)
 
     async def rpc_purge(self, payload: list, peer_id: str) -> int:
         """Drop the named tombstones (only those still stored at that very version)."""

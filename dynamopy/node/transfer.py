@@ -13,7 +13,9 @@ Rules (each protects an acknowledged write):
   In a merged removal of several dead members it also pulls from every member that
   replicated the range at an earlier stage of the change (``core.placement.pull_sources``).
 * Pulls are batched, throttled, and resumable: the cursor of each (range, source) is stored
-  durably after each applied batch, so a restarted gainer continues where it stopped.
+  durably after each applied batch, so a restarted gainer continues where it stopped. A
+  source reads each batch off the event loop (``node/offload.py``): a batch of 5000 records
+  held the loop 50-100 ms (``dynamopy.benchlib.loop_stalls``, 1 KiB values).
 * The change's driver (the joining or leaving member; for a removal, of one or several
   members, the lowest-numbered live normal member) proposes the ``finish_*`` entry only
   after every gainer reports done.
@@ -46,6 +48,7 @@ from dynamopy.core.placement import (held_ranges, lost_ranges, merge_spans, pull
                                      subtract_sorted)
 from dynamopy.core.records import Record, record_wire_bytes
 from dynamopy.node.errors import StaleEpochError
+from dynamopy.node.offload import off_loop
 from dynamopy.peer import PeerError
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -62,6 +65,37 @@ BATCH_BYTES = 8 * 1024 * 1024  # a batch never exceeds this, unless it is one re
 RETRY_S = 0.5
 DEAD_SOURCE_GRACE_S = 5.0
 XFER_PREFIX = "xfer/"
+MAX_BATCH_KEYS = 5000          # the most records a source puts in one batch, whatever asked
+
+
+def read_batch(store, ranges: list, idx: int, cur_token: int, cur_key: Optional[bytes],
+               limit: int) -> list:
+    """One pull batch: ``[items, next cursor]``, the records of ``ranges`` from the cursor
+    ``[idx, cur_token, cur_key]`` on (tombstones too), at most ``limit`` of them and
+    ``BATCH_BYTES``; the next cursor is ``None`` once every range is exhausted. Blocking:
+    run it off the event loop."""
+    items: list = []
+    size = 0
+    last: Optional[list] = None
+    while idx < len(ranges):
+        start, end = ranges[idx]
+        for token, key, rec in store.scan(max(start, cur_token), end, after_key=cur_key):
+            # Bounded by count and by bytes: a reply must fit in one peer frame. A record
+            # that would take the batch over the budget waits for the next batch (a batch
+            # of one record always fits: config.MAX_VALUE_BYTES_LIMIT).
+            rec_size = record_wire_bytes(key, rec)
+            if items and size + rec_size > BATCH_BYTES:
+                return [items, last]
+            items.append([token, key, rec.to_wire()])
+            size += rec_size
+            last = [idx, token, key]
+            if len(items) >= limit:
+                return [items, last]
+        idx += 1
+        if idx < len(ranges):
+            cur_token, cur_key = ranges[idx][0], None
+    # (a batch that reaches its limit returns from inside the scan, with its cursor)
+    return [items, None]
 
 
 @dataclass
@@ -95,13 +129,14 @@ class TransferManager:
                  observe_version: Callable[[int], None], propose: Callable[[dict], Awaitable[int]],
                  hints: "HintManager", spawn: Callable[[Any], asyncio.Task],
                  max_bytes_s: int, stopping: Callable[[], bool], handoff: "AntiEntropy",
-                 buggify: Buggify = BUGGIFY_OFF):
+                 buggify: Buggify = BUGGIFY_OFF, inline: bool = False):
         self.id, self.state, self.store, self.committer = me, state, store, committer
         self.clock, self.detector, self.call_peer = clock, detector, call_peer
         self.note_epoch, self.observe_version, self.propose = note_epoch, observe_version, propose
         self.hints, self.spawn, self.max_bytes_s = hints, spawn, max_bytes_s
         self.stopping, self.handoff = stopping, handoff
         self.buggify = buggify
+        self.inline = inline  # an in-memory store: batches are read on the loop
         self.progress = TransferProgress()
         self._pull_task: Optional[asyncio.Task] = None
         self._driver_task: Optional[asyncio.Task] = None
@@ -257,30 +292,9 @@ class TransferManager:
         # (the epoch check and the enqueue happen in one step); once this empty batch is
         # synced they are all on disk, so the scan below sees them.
         await self.committer.submit()
-        limit = max(1, min(int(limit), 5000))
-        items: list = []
-        size = 0
-        last: Optional[list] = None
-        while idx < len(ranges):
-            start, end = ranges[idx]
-            for token, key, rec in self.store.scan(max(start, cur_token), end,
-                                                        after_key=cur_key):
-                # Bounded by count and by bytes: a reply must fit in one peer frame. A record
-                # that would take the batch over the budget waits for the next batch (a
-                # batch of one record always fits: config.MAX_VALUE_BYTES_LIMIT).
-                rec_size = record_wire_bytes(key, rec)
-                if items and size + rec_size > BATCH_BYTES:
-                    return [items, last]
-                items.append([token, key, rec.to_wire()])
-                size += rec_size
-                last = [idx, token, key]
-                if len(items) >= limit:
-                    return [items, last]
-            idx += 1
-            if idx < len(ranges):
-                cur_token, cur_key = ranges[idx][0], None
-        # (a batch that reaches its limit returns from inside the scan, with its cursor)
-        return [items, None]
+        limit = max(1, min(int(limit), MAX_BATCH_KEYS))
+        return await off_loop(self.inline, read_batch, self.store, ranges, idx, cur_token,
+                              cur_key, limit)
 
     def _in_progress(self, change_epoch: int) -> bool:
         """False once this node knows the change begun at ``change_epoch`` is over."""

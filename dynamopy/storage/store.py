@@ -755,13 +755,25 @@ class Store:
 
     # -- hints
 
-    def hints(self, target: str, limit: int) -> list[tuple[bytes, int, bytes, Record]]:
-        """Up to ``limit`` hints for ``target``, oldest first: (hint_key, token, key, record)."""
+    def hints(self, target: str, limit: int, *, after: Optional[bytes] = None
+              ) -> list[tuple[bytes, int, bytes, Record]]:
+        """Up to ``limit`` hints for ``target``, oldest first: (hint_key, token, key, record).
+
+        With ``after`` (a hint key of ``target``), only hints after it: a cursor past hints
+        already delivered and deleted. LevelDB keeps a deleted key's tombstone until a
+        compaction reaches it, and a read from the start of the target's hints walks over
+        every one of them (measured: 60-660 ms per read of 256 hints while 200,000
+        delivered hints awaited compaction)."""
         validate_target(target)
         out: list[tuple[bytes, int, bytes, Record]] = []
         if limit <= 0:
             return out
-        with self._reading(), self._db.iterator(prefix=hint_prefix(target)) as it:
+        prefix = hint_prefix(target)
+        if after is not None and not after.startswith(prefix):
+            raise ValueError(f"hint cursor {after!r} is not a hint key of {target!r}")
+        bounds = ({"prefix": prefix} if after is None
+                  else {"start": after + b"\x00", "stop": prefix[:-1] + b"\x01"})
+        with self._reading(), self._db.iterator(**bounds) as it:
             for hkey, raw in it:
                 token, key, record = _unpack_hint(raw)
                 out.append((hkey, token, key, record))

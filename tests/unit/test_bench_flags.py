@@ -6,7 +6,7 @@ one that fails the test, so a flag that is accepted never starts a cluster here.
 import pytest
 
 from dynamopy import bench
-from dynamopy.benchlib import request_timeline, sync_stalls, vs_etcd
+from dynamopy.benchlib import loop_stalls, request_timeline, sync_stalls, vs_etcd
 
 
 class _Started(Exception):
@@ -23,6 +23,7 @@ def _no_servers(monkeypatch):
     monkeypatch.setattr(vs_etcd, "ensure_tools", _refuse_to_start)
     monkeypatch.setattr(request_timeline, "ensure_tools", _refuse_to_start)
     monkeypatch.setattr(bench, "run", _refuse_to_start)
+    monkeypatch.setattr(loop_stalls, "measure", _refuse_to_start)
 
 
 def _refused(main, argv, capsys) -> str:
@@ -114,3 +115,18 @@ def test_good_values_go_through_to_the_run():
         bench.main(["--vs-etcd", "--rounds", "1", "--quorums", "3/3", "--warmup", "0"])
     with pytest.raises(_Started):
         bench.main(["--seconds", "0.5", "--warmup", "0", "--get-ratio", "1", "--rate", "0"])
+
+
+@pytest.mark.parametrize("argv, flag", [
+    (["--keys", "0"], "--keys"),
+    (["--held-fraction", "0"], "--held-fraction"),
+    (["--held-fraction", "1.5"], "--held-fraction"),
+    (["--load", "-1"], "--load"),
+    (["--repeat", "0"], "--repeat"),
+    (["--delivered", "-1"], "--delivered"),
+])
+def test_loop_stalls_refuses_a_bad_number(argv, flag, capsys):
+    err = _refused(loop_stalls.main, argv, capsys)
+    assert f"error: argument {flag}: must be" in err
+    with pytest.raises(_Started):
+        loop_stalls.main(["--held-fraction", "1", "--delivered", "0", "--repeat", "1"])

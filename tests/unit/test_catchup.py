@@ -179,7 +179,7 @@ def test_a_holder_refused_with_stale_epoch_learns_the_newer_epoch_and_keeps_its_
     holder, _ = hint_target(state_at(2, OLD))
     token = next(t for t in range(0, 2**32, 2**20) if "n2" in OLD.preference_list_for_token(t, 3))
     holder.store = types.SimpleNamespace(
-        hints=lambda target, limit: [(b"h1", token, b"k", Record(7))])
+        hints=lambda target, limit, after=None: [(b"h1", token, b"k", Record(7))])
     holder.detector.is_up = lambda m: True
     holder.stopping = False
     deleted = []

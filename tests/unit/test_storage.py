@@ -200,6 +200,22 @@ def test_hints_add_list_delete_stats(store):
     assert sorted(store.hint_stats()) == ["node-bb", "node-c"]
 
 
+def test_hints_after_a_cursor_are_the_later_hints_of_that_target_only(store):
+    """``hints(target, limit, after=key)`` lists the target's hints after ``key`` (a hint
+    delivery's cursor), never another target's, even one whose name extends this one's."""
+    store.apply([], hints_add=[("node-b", i, b"k%d" % i, rec(i + 1)) for i in range(5)]
+                + [("node-bb", 9, b"z", rec(1)), ("node-c", 9, b"y", rec(1))])
+    hb = store.hints("node-b", 10)
+    assert [k for _h, _t, k, _r in store.hints("node-b", 10, after=hb[1][0])] == \
+        [b"k2", b"k3", b"k4"]
+    assert store.hints("node-b", 2, after=hb[1][0]) == hb[2:4]
+    assert store.hints("node-b", 10, after=hb[4][0]) == []
+    store.apply([], hints_delete=[h for h, *_ in hb[:3]])   # delivered up to the cursor
+    assert store.hints("node-b", 10, after=hb[2][0]) == hb[3:]
+    with pytest.raises(ValueError):
+        store.hints("node-b", 10, after=store.hints("node-c", 1)[0][0])
+
+
 def test_hint_bytes_are_exact_through_add_and_delete(store):
     store.apply([], hints_add=[("t", 1, b"k", rec(1, b"x" * 100))])
     one = store.hint_stats()["t"][1]
