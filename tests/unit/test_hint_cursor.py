@@ -1,0 +1,114 @@
+"""The per-target delivery cursor of ``node/hints.py`` never passes a hint still stored.
+
+Adversarial interleavings with a real Store and GroupCommitter: hints stored while a batch is
+read on the reader thread, deliveries and re-homes that fail half-way, batches truncated by
+bytes, expired hints mixed in, and delivery, hand-off (``_pass_on``) and new hints all running
+at once for the same targets. After every step, no stored hint of a target may sit at or
+before its cursor (it would never be read again while the process lives); at the end every
+hint added was delivered, re-homed, passed on or dropped as expired."""
+
+import asyncio
+import random
+import time
+
+import pytest
+
+import dynamopy.node.hints as hints_mod
+from dynamopy.core.records import Record
+from dynamopy.core.versions import compose
+from dynamopy.peer import PeerUnavailable
+
+from tests.unit.test_hint_delivery import WALL0, _run
+from tests.unit.test_hints_membership import JOINING
+
+TARGETS = ("n1", "n2", "n3", "n4")  # n9 holds the hints; JOINING moves ranges to n5
+
+
+class FlakyPeers:
+    """``call_peer`` that fails at random (``p_fail``) and remembers every key it took."""
+
+    def __init__(self, rng):
+        self.rng, self.p_fail, self.calls, self.took = rng, 0.3, [], set()
+
+    async def __call__(self, member, method, payload, timeout_s=None):
+        self.calls.append((member, method))
+        await asyncio.sleep(0)
+        if self.rng.random() < self.p_fail:
+            raise PeerUnavailable(f"{member} flaked")
+        if method == "hints":
+            self.took.update(key for _t, key, _w in payload[1])
+            return len(payload[1])
+        self.took.add(payload[2])                     # put: re-homed or passed on
+        return payload[3][0]
+
+
+def _stored_at_or_before_cursor(hm, store):
+    bad = []
+    for target in TARGETS:
+        cursor = hm._after.get(target)
+        if cursor is None:
+            continue
+        for hk, _tok, key, _rec in store.hints(target, 10**6):
+            if hk <= cursor:
+                bad.append((target, key))
+    return bad
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_no_hint_is_left_behind_the_cursor_whatever_interleaves(tmp_path, monkeypatch, seed):
+    rng = random.Random(seed)
+    monkeypatch.setattr(hints_mod, "DELIVERY_BATCH", 7)
+    monkeypatch.setattr(hints_mod, "DELIVERY_BYTES", 900)     # truncates most batches
+    peers = FlakyPeers(rng)
+    tokens = [m.start for m in JOINING.transfers()] + [rng.randrange(2**32) for _ in range(20)]
+
+    async def body(hm, store, _peers, clock):
+        hm.tombstone_grace_s = lambda: 10.0                    # hints live 8.5 s
+        added, expired, bad = {}, set(), []
+        reads = store.hints
+
+        def slow_read(target, limit, after=None):              # the reader thread lingers
+            out = reads(target, limit, after=after)            # with its snapshot while
+            time.sleep(rng.random() * 0.002)                   # the loop stores more
+            return out
+        store.hints = slow_read
+
+        async def adder():
+            for i in range(100):
+                target, key = rng.choice(TARGETS), b"k%04d" % i
+                old = rng.random() < 0.15
+                ms = WALL0 - 20_000 if old else WALL0
+                rec = Record(compose(ms, i, 1), value=b"v" * rng.randrange(1, 300))
+                await hm.committer.add_hint(target, rng.choice(tokens), key, rec)
+                added[key] = target
+                if old:
+                    expired.add(key)
+                await asyncio.sleep(0)
+
+        async def worker(pass_on):
+            for _ in range(70):
+                target = rng.choice(TARGETS)
+                hm._retry_at.pop(target, None)
+                try:
+                    await (hm._pass_on(target) if pass_on else hm._deliver(target))
+                except PeerUnavailable:
+                    pass
+                bad.extend(_stored_at_or_before_cursor(hm, store))
+                await asyncio.sleep(0)
+
+        await asyncio.gather(adder(), worker(False), worker(False), worker(True))
+        peers.p_fail = 0.0
+        for target in TARGETS:                                 # drain what is left
+            hm._retry_at.pop(target, None)
+            await hm._deliver(target)
+        bad.extend(_stored_at_or_before_cursor(hm, store))
+        left = {t: [k for _hk, _t, k, _r in store.hints(t, 10**6)] for t in TARGETS}
+        return added, expired, bad, left
+
+    (added, expired, bad, left), _, local = _run(tmp_path, JOINING, body, me="n9",
+                                                 peers=peers)
+    assert bad == []
+    assert left == {t: [] for t in TARGETS}
+    handled = peers.took | {key for _tok, key, _rec in local} | expired
+    assert set(added) <= handled
+
