@@ -28,7 +28,8 @@ Rules and invariants:
 * ``key_count`` (data records, tombstones included) and ``hint_stats`` are computed by a full
   scan at open and maintained incrementally, updated only after a batch was written; they may
   be read from any thread (an int, and a dict that is replaced rather than mutated).
-* Hint sequence numbers increase monotonically within a process; at open the counter resumes
+* Hint sequence numbers increase monotonically within a process, and are used up by an
+  ``apply`` whose write raises (never handed out twice); at open the counter resumes
   after the largest stored seq. If every hint was deleted before a reopen, numbering may restart;
   that is harmless because the seq only orders the hints that are still stored.
 * The hint index entry of a (target, token, key) points at its stored hint with the largest
@@ -610,6 +611,10 @@ class Store:
                 for name in meta_delete:
                     wb.delete(META_PREFIX + name.encode())
 
+                # Handed out for good before the write: if anything from here on raises,
+                # what reached the disk is unknown, and a hint key must never be given twice
+                # (the delivery cursor relies on each new hint getting a larger key).
+                self._hint_seq = seq
                 # Written even when empty: with sync=True it also makes earlier unsynced
                 # state durable, which a "not applied" answer relies on.
                 wb.write()
@@ -617,7 +622,6 @@ class Store:
                     self._records_changed(written)
 
                 self._key_count += new_keys
-                self._hint_seq = seq
                 if hint_delta:
                     stats = dict(self._hint_stats)
                     for target, (d_count, d_bytes) in hint_delta.items():

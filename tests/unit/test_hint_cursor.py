@@ -112,3 +112,33 @@ def test_no_hint_is_left_behind_the_cursor_whatever_interleaves(tmp_path, monkey
     handled = peers.took | {key for _tok, key, _rec in local} | expired
     assert set(added) <= handled
 
+
+
+def test_a_failure_after_the_write_does_not_hand_out_a_hint_key_again(tmp_path):
+    """Regression: ``Store.apply`` advanced its hint sequence only after everything that
+    follows the batch's write. Anything raising there (the record table update here) left a
+    hint on disk whose seq the next hint got again: it overwrote that key, and once the first
+    one had been delivered (the cursor at its key) the acknowledged second one sat at the
+    cursor and was never delivered. Now the seqs are handed out for good before the write."""
+
+    async def body(hm, store, peers, clock):
+        changed, fail = store._records_changed, [True]
+
+        def failing_once(written=(), removed=(), clear=False):
+            if written and fail:
+                fail.clear()
+                raise MemoryError("after the write")
+            return changed(written, removed, clear)
+        store._records_changed = failing_once
+        with pytest.raises(MemoryError):     # on disk, though its caller saw an error
+            store.apply(writes=[(7, b"data", Record(1))],
+                        hints_add=[("n2", 7, b"first", Record(2))])
+        await hm._deliver("n2")
+        await hm.committer.add_hint("n2", 7, b"second", Record(3))   # acknowledged
+        await hm._deliver("n2")
+        return [key for _hk, _tok, key, _rec in store.hints("n2", 10)]
+
+    left, peers, _ = _run(tmp_path, JOINING, body, me="n9")
+    sent = [key for m, method, p in peers.calls if method == "hints" for _t, key, _w in p[1]]
+    assert sent == [b"first", b"second"]
+    assert left == []
