@@ -618,9 +618,8 @@ class Store:
                 # Written even when empty: with sync=True it also makes earlier unsynced
                 # state durable, which a "not applied" answer relies on.
                 wb.write()
-                if written:
-                    self._records_changed(written)
-
+                # The counters first: once the batch is written they must count it, whatever
+                # raises after (hint delivery visits only the targets ``hint_stats`` names).
                 self._key_count += new_keys
                 if hint_delta:
                     stats = dict(self._hint_stats)
@@ -631,6 +630,8 @@ class Store:
                         else:
                             stats[target] = (count + d_count, size + d_bytes)
                     self._hint_stats = stats
+                if written:
+                    self._records_changed(written)
                 if changes:
                     self._notify(changes)
                 return applied

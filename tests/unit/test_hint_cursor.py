@@ -119,7 +119,9 @@ def test_a_failure_after_the_write_does_not_hand_out_a_hint_key_again(tmp_path):
     follows the batch's write. Anything raising there (the record table update here) left a
     hint on disk whose seq the next hint got again: it overwrote that key, and once the first
     one had been delivered (the cursor at its key) the acknowledged second one sat at the
-    cursor and was never delivered. Now the seqs are handed out for good before the write."""
+    cursor and was never delivered. The hint counts missed the first one too, so the target
+    could drop out of ``pending_by_target`` (which delivery visits) with the second one
+    stored. Now the seqs are handed out before the write and the counters follow it at once."""
 
     async def body(hm, store, peers, clock):
         changed, fail = store._records_changed, [True]
@@ -133,8 +135,10 @@ def test_a_failure_after_the_write_does_not_hand_out_a_hint_key_again(tmp_path):
         with pytest.raises(MemoryError):     # on disk, though its caller saw an error
             store.apply(writes=[(7, b"data", Record(1))],
                         hints_add=[("n2", 7, b"first", Record(2))])
+        assert store.hint_stats()["n2"][0] == 1   # counted: delivery visits n2
         await hm._deliver("n2")
         await hm.committer.add_hint("n2", 7, b"second", Record(3))   # acknowledged
+        assert hm.pending_by_target() == {"n2": 1}
         await hm._deliver("n2")
         return [key for _hk, _tok, key, _rec in store.hints("n2", 10)]
 
