@@ -33,6 +33,7 @@ import tempfile
 import time
 from typing import Any, Awaitable, Callable
 
+from dynamopy.benchlib.anti_entropy_bench import BenchClock
 from dynamopy.benchlib.argtypes import nonnegative_int, positive_int, share
 from dynamopy.core.membership import ClusterState
 from dynamopy.core.merkle import LEAF_BITS
@@ -46,17 +47,6 @@ from dynamopy.storage import Store
 
 TOKENS = 1 << 32
 EPOCH = 7
-
-
-class _Clock:
-    def wall_ms(self) -> int:
-        return time.time_ns() // 1_000_000
-
-    def monotonic(self) -> float:
-        return time.monotonic()
-
-    async def sleep(self, s: float) -> None:
-        await asyncio.sleep(0)
 
 
 class _Barrier:
@@ -128,7 +118,7 @@ def _ae(store, peers: dict) -> AntiEntropy:
 
     ae = AntiEntropy(node_id="a", interval_s=1, rate_keys_s=10**9, call_peer=call,
                      get_state=lambda: state, is_up=lambda m: True, apply_repairs=repair,
-                     note_epoch=lambda e, p: None, clock=_Clock(), rng=random.Random(1),
+                     note_epoch=lambda e, p: None, clock=BenchClock(), rng=random.Random(1),
                      metrics=Metrics())
     ae.store = store   # the peer methods and the requester's steps need only the store
     return ae
@@ -171,7 +161,7 @@ async def measure(args) -> None:
 
     state = ClusterState(epoch=EPOCH)
     xfer = TransferManager(me="a", state=lambda: state, store=store, committer=_Barrier(),
-                           clock=_Clock(), detector=None, call_peer=None,
+                           clock=BenchClock(), detector=None, call_peer=None,
                            note_epoch=lambda e, p: None, observe_version=lambda v: None,
                            propose=None, hints=None, spawn=None, max_bytes_s=1,
                            stopping=lambda: False, handoff=None)
@@ -280,7 +270,7 @@ def _hint_manager(store, cursor: bytes):
     from dynamopy.node.hints import HintManager
     if "inline" not in inspect.signature(HintManager).parameters:
         return None
-    hm = HintManager(me="a", state=None, store=store, committer=None, clock=_Clock(),
+    hm = HintManager(me="a", state=None, store=store, committer=None, clock=BenchClock(),
                      metrics=None, detector=None, call_peer=None, note_epoch=None,
                      stopping=lambda: False, observe_version=None, tombstone_grace_s=None)
     if cursor:

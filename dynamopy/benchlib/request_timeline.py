@@ -25,12 +25,12 @@ import time
 from dataclasses import dataclass
 from typing import Optional
 
+from dynamopy.benchlib import report
 from dynamopy.benchlib.argtypes import positive_float, positive_int, whole_seconds
 from dynamopy.benchlib.cluster import LocalCluster
 from dynamopy.benchlib.sync_stalls import leveldb_events, slow_syncs
 from dynamopy.benchlib.vs_etcd import (
     EtcdCluster,
-    _series,
     ensure_tools,
     health_counts,
     lua_dynamopy,
@@ -135,10 +135,8 @@ def client_gaps(reqs: list[Req], t0: float, t1: float) -> list[float]:
 
 
 def percentile(values: list[float], pct: float) -> float:
-    if not values:
-        return 0.0
-    s = sorted(values)
-    return s[min(len(s) - 1, max(0, int(round(pct / 100 * len(s))) - 1))]
+    """Nearest-rank percentile of ``values`` (any order; 0.0 for none), for printing."""
+    return report.percentile(sorted(values), pct) if values else 0.0
 
 
 def episodes(slow: list[Req], gap_s: float = 0.0) -> list[list[Req]]:
@@ -170,11 +168,12 @@ def _clock(t: float) -> str:
 def describe_run(reqs: list[Req], slow_ms: float, slow_batches: list, top: int,
                  ldb: tuple = ()) -> list[str]:
     """The lines printed for one run's requests: counts, then the largest episodes."""
-    lat = [r.ms for r in reqs]
-    p99 = percentile(lat, 99)
+    lat = sorted(r.ms for r in reqs)
+    p99 = report.percentile(lat, 99) if lat else 0.0
     span = (max(r.end for r in reqs) - min(r.start for r in reqs)) if reqs else 0.0
     lines = [f"  {len(reqs)} answers in {span:.1f} s ({len(reqs) / max(span, 1e-9):.0f}/s), "
-             f"p50 {percentile(lat, 50):.1f} ms, p99 {p99:.1f} ms, max {max(lat, default=0):.1f} "
+             f"p50 {report.percentile(lat, 50) if lat else 0.0:.1f} ms, p99 {p99:.1f} ms, "
+             f"max {lat[-1] if lat else 0.0:.1f} "
              f"ms; non-2xx {sum(1 for r in reqs if not 200 <= r.status < 300)}"]
     at_p99 = [r for r in reqs if r.ms >= p99]
     slow = [r for r in reqs if r.ms >= slow_ms]

@@ -253,8 +253,8 @@ def _check_range(start_token: int, end_token: int) -> None:
 
 
 class _Read:
-    """The ``with`` block of ``Store._reading`` (a class, not a generator context manager:
-    it is on the path of every get that misses the record table)."""
+    """``with store._read:`` around one read of LevelDB (a class, not a generator context
+    manager: it is on the path of every get that misses the record table)."""
 
     __slots__ = ("store",)
 
@@ -290,11 +290,14 @@ class Store:
             str(path), create_if_missing=True, write_buffer_size=self.write_buffer_size,
             **_LEVELDB_OPTIONS)
         self._lock = threading.Lock()
-        # Reads in progress, from any thread (``_reading``): close() waits for them. LevelDB
+        # Reads in progress, from any thread (``_read``): close() waits for them. LevelDB
         # freed under a thread inside an iterator step or a get crashes the process.
         self._readers = 0
         self._readers_cv = threading.Condition(threading.Lock())
         self._closing = False
+        # ``with self._read:`` around one read of LevelDB (a get, or a step of an iterator),
+        # from any thread: refused once the store is closing; close() waits until no read
+        # is inside.
         self._read = _Read(self)
         self._key_count = 0
         # target -> (count, bytes). Replaced, never mutated, once open: readers on other
@@ -339,15 +342,9 @@ class Store:
             if not self._db.closed:
                 self._db.close()
 
-    def _reading(self) -> "_Read":
-        """One read of LevelDB (a get, or a step of an iterator), from any thread, as a
-        ``with`` block: refused once the store is closing; ``close`` waits until no read is
-        inside."""
-        return self._read
-
     def _fenced(self, make_iter: Callable[[], Iterator]) -> Iterator:
         """The items of the LevelDB iterator ``make_iter()``, read a few at a time inside
-        ``_reading`` (4, doubling to 128: a caller that stops early reads little ahead), so a
+        ``_read`` (4, doubling to 128: a caller that stops early reads little ahead), so a
         scan that runs while the store closes ends with "store is closed" instead of reading
         freed memory. One iterator throughout: the scan still reads one snapshot."""
         source = None   # the iterator object (a context manager, as plyvel's are)
@@ -355,7 +352,7 @@ class Store:
         step = 4
         try:
             while True:
-                with self._reading():
+                with self._read:
                     if source is None:
                         source = make_iter()
                         it = iter(source)
@@ -367,7 +364,7 @@ class Store:
         finally:
             if source is not None:
                 try:
-                    with self._reading():
+                    with self._read:
                         source.__exit__(None, None, None)
                 except RuntimeError:
                     pass  # closing: LevelDB's close closes its iterators itself
@@ -391,7 +388,7 @@ class Store:
         if rec is not None and not self._db.closed:  # a closed (crashed) store still refuses
             return rec
         gen = self._records_gen
-        with self._reading():
+        with self._read:
             raw = self._db.get(dkey)
         if raw is None:
             return None
@@ -778,7 +775,7 @@ class Store:
             raise ValueError(f"hint cursor {after!r} is not a hint key of {target!r}")
         bounds = ({"prefix": prefix} if after is None
                   else {"start": after + b"\x00", "stop": prefix[:-1] + b"\x01"})
-        with self._reading(), self._db.iterator(**bounds) as it:
+        with self._read, self._db.iterator(**bounds) as it:
             for hkey, raw in it:
                 token, key, record = _unpack_hint(raw)
                 out.append((hkey, token, key, record))
@@ -790,7 +787,7 @@ class Store:
         """The record of the newest hint held for ``target`` of one key, or ``None``: two
         point reads through the hint index (sloppy reads call this per request)."""
         validate_target(target)
-        with self._reading():
+        with self._read:
             hkey = self._db.get(hint_index_key(target, token, bytes(key)))
             if hkey is None:
                 return None
@@ -805,7 +802,7 @@ class Store:
 
     def meta_get(self, name: str) -> Optional[bytes]:
         validate_meta_name(name)
-        with self._reading():
+        with self._read:
             return self._db.get(META_PREFIX + name.encode())
 
     def meta_scan(self, prefix: str = "") -> Iterator[tuple[str, bytes]]:
