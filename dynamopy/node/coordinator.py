@@ -40,7 +40,9 @@ log = logging.getLogger(__name__)
 
 SPECULATE_S = 0.1  # a read still undecided after this also asks its backup replicas
 GET_RETRIES, GET_RETRY_S = 3, 0.05  # a replica catching up with the log is asked again
-MAX_RESTAMPS = 3   # a write re-stamped this often above newer replicas gives up (503)
+# A write whose replicas keep answering with newer versions (other writers keep writing the
+# key) is re-stamped until the request timeout is spent, at most MAX_RESTAMPS times (503).
+MAX_RESTAMPS = 32
 TOKEN_SLACK_MS = 2_000  # how far beyond the clock-offset bound a session token may be ahead
 DEFAULT_MAX_CLOCK_OFFSET_MS = 500  # the token bound when --max-clock-offset-ms is 0
 
@@ -90,7 +92,8 @@ class Coordinator:
         The version is above ``after`` (a client's session token) and above everything this
         node has seen. Only acks of the final version count: a replica holding a newer
         version answers with it, and the write is re-stamped above it and sent again (at
-        most ``MAX_RESTAMPS`` times; no extra round trip while versions arrive in order).
+        most ``MAX_RESTAMPS`` times and while the request timeout lasts; no extra round trip
+        while versions arrive in order).
         If a replica answers that this node's ring is out of date (``stale_epoch``), the
         coordinator catches up with the metadata log and retries once with the new ring.
         ``caught_up``: the caller has just awaited ``node.serving_state()`` itself.
@@ -104,6 +107,7 @@ class Coordinator:
             self._check_token(after)
         version = await node.versions.next(after)
         restamps, epoch_retried = 0, False
+        restamp_until = node.clock.monotonic() + node.config.request_timeout_s
         while True:
             record = Record(version, deleted, content_type, value)
             state = node.require_ready()
@@ -133,7 +137,8 @@ class Coordinator:
                 await asyncio.wait(pending, timeout=node.config.request_timeout_s + 0.5)
                 if rnd.outcome is Outcome.SUCCEEDED:
                     return version, len(rnd.acked)
-            if rnd.newest_heard and restamps < MAX_RESTAMPS:
+            if (rnd.newest_heard and restamps < MAX_RESTAMPS
+                    and node.clock.monotonic() < restamp_until):
                 restamps += 1
                 node.metrics.restamps.inc()
                 version = await node.versions.next(rnd.newest_heard)
@@ -145,8 +150,8 @@ class Coordinator:
         node.metrics.quorum_failures.labels("write").inc()
         during = (f" (W={w} plus {required - w} for the ring change in progress)"
                   if required > w else "")
-        newer = (f"; replicas kept answering with newer versions after {restamps} re-stamps"
-                 if rnd.newest_heard else "")
+        newer = (f"; replicas kept answering with newer versions after {restamps} re-stamps "
+                 "(other writers kept writing this key)" if rnd.newest_heard else "")
         raise QuorumUnavailable(
             f"only {len(rnd.acked)} of the required {required} replicas{during} acknowledged "
             f"the write within {node.config.request_timeout_s}s{newer}; it may still be stored "

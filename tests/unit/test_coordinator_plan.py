@@ -58,7 +58,7 @@ class _Coordinator(Coordinator):
 
         super().__init__(
             me="c0", config=SimpleNamespace(request_timeout_s=1.0), state=lambda: self.node_state,
-            clock=None, metrics=SimpleNamespace(restamps=_Counter(), quorum_failures=_Counter()),
+            clock=SimpleNamespace(monotonic=lambda: 0.0), metrics=SimpleNamespace(restamps=_Counter(), quorum_failures=_Counter()),
             detector=SimpleNamespace(check_clock=lambda: None,
                                      is_up=lambda m: m not in self.down),
             replica=None, hints=None, call_peer=None, versions=_Versions(),
