@@ -1,4 +1,4 @@
-"""argparse ``type=`` checks for the benchmark scripts' numeric flags.
+"""argparse ``type=`` checks for the benchmark scripts' flags.
 
 A bad value (``--runs 0``, ``--seconds -1``, ``--quorums 4/1``) is refused by argparse itself,
 before any process starts: it prints the usage line and ``argument --runs: ...`` on stderr
@@ -8,6 +8,7 @@ and exits with status 2, as for any other malformed flag.
 from __future__ import annotations
 
 import argparse
+import os
 from typing import Callable
 
 REPLICAS = 3  # the scripts start 3-node clusters with N=3
@@ -50,3 +51,10 @@ def quorum_pairs(text: str) -> list[tuple[int, int]]:
                 f"got {part.strip()!r}")
         pairs.append(pair)
     return pairs
+
+
+def existing_dir(text: str) -> str:
+    """A folder that exists (the scripts make their own data folders inside it)."""
+    if not os.path.isdir(text):
+        raise argparse.ArgumentTypeError(f"must be an existing folder, got {text!r}")
+    return text

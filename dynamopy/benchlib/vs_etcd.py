@@ -46,7 +46,7 @@ import time
 from dataclasses import asdict, dataclass
 from typing import Optional
 
-from dynamopy.benchlib.argtypes import (nonnegative_float, positive_int, quorum_pairs,
+from dynamopy.benchlib.argtypes import (existing_dir, nonnegative_float, positive_int, quorum_pairs,
                                          whole_seconds)
 from dynamopy.benchlib.cluster import LocalCluster
 from dynamopy.launch import find_base_port, port_problem, stop_processes
@@ -507,6 +507,11 @@ def _args(argv: Optional[list[str]]) -> argparse.Namespace:
     p.add_argument("--hold", type=nonnegative_float, default=0.0,
                    help="after preloading, wait this many s before measuring (to attach a "
                         "profiler to the printed PIDs)")
+    p.add_argument("--work-dir", metavar="DIR", type=existing_dir,
+                   help="make the stores' data folder under DIR (default: the system temp "
+                        "folder). On a tmpfs such as /dev/shm, fsync costs nothing and the "
+                        "disk's stalls are out of the picture for both stores: not durable, "
+                        "a way to see the software's own tail")
     p.add_argument("--json", metavar="FILE", help="also write every run as JSON to FILE")
     p.add_argument("--timeline", metavar="FILE",
                    help="append a per-second line per dynamopy node to FILE: phase, requests, "
@@ -539,7 +544,7 @@ def main(argv: Optional[list[str]] = None) -> int:
     if why is not None:
         print(f"vs-etcd {why}")
         return 0
-    work = tempfile.mkdtemp(prefix="dynamopy-vs-etcd-")
+    work = tempfile.mkdtemp(prefix="dynamopy-vs-etcd-", dir=args.work_dir)
     quorums = args.quorums
     modes = ["one", "all"] if args.endpoints == "both" else [args.endpoints]
     prefix = "bench-"
@@ -562,6 +567,7 @@ def main(argv: Optional[list[str]] = None) -> int:
     health: list[str] = []
     problems, examples = 0, []
     timeline = None
+    _log(f"data under {work}")
     try:
         if etcd is not None:
             os.makedirs(etcd.data_dir, exist_ok=True)

@@ -81,6 +81,7 @@ def test_request_timeline_takes_good_flags_to_the_run():
     (["--quorums", "2-2"], "--quorums"),
     (["--quorums", "2/x"], "--quorums"),
     (["--stores", "etcd,dynmopy"], "--stores"),
+    (["--work-dir", "/no/such/folder"], "--work-dir"),
 ])
 def test_bench_vs_etcd_refuses_a_bad_value(argv, flag, capsys):
     err = _refused(bench.main, ["--vs-etcd", *argv], capsys)
@@ -91,7 +92,8 @@ def test_the_quorum_pairs_named_are_the_ones_driven():
     assert vs_etcd._args([]).quorums == [(2, 2), (1, 1)]  # the default
     args = vs_etcd._args(["--quorums", "3/1, 1/3", "--stores", "dynamopy", "--seconds", "1"])
     assert args.quorums == [(3, 1), (1, 3)] and args.stores == ["dynamopy"]
-    assert args.seconds == 1.0
+    assert args.seconds == 1.0 and args.work_dir is None
+    assert vs_etcd._args(["--work-dir", "/dev/shm"]).work_dir == "/dev/shm"
 
 
 @pytest.mark.parametrize("argv, flag", [
