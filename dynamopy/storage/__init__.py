@@ -34,6 +34,11 @@ class Storage(Protocol):
 
     def delete_range(self, start_token: int, end_token: int, sync: bool = True) -> int: ...
 
+    def delete_range_chunk(self, start_token: int, end_token: int,
+                           cursor: Optional[bytes] = None, *, chunk: int = 10_000,
+                           sync: bool = True, keep=frozenset()
+                           ) -> tuple[int, Optional[bytes]]: ...
+
     def hints(self, target: str, limit: int, *, after: Optional[bytes] = None
               ) -> list[tuple[bytes, int, bytes, Record]]: ...
 

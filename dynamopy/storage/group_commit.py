@@ -22,6 +22,13 @@ Rules and invariants:
 * A submission is atomic (it lands in one batch). Submissions in one batch are merged in
   queue order; metadata puts/deletes of the same name keep the last one, so merging never
   reorders them. Data writes need no ordering: the newest version wins anyway.
+* A range drop (``delete_ranges_in_order``) is ordered with the submissions: writes queued
+  before it are dropped with it, writes queued after it survive it. It runs as steps of
+  ``DROP_CHUNK`` records (one synced batch each) that alternate with the batches queued
+  behind it, so those are not held for a whole large drop; a batch applied meanwhile first
+  tells the drop which keys it writes, and the drop leaves them (``_Drop``). A second drop
+  waits at the head of the queue until the first is done. Its caller hears after the last
+  step; a failed step fails the drop (the records it did not reach stay).
 * Arguments are validated at submission, so one caller's bad input fails that caller only
   instead of poisoning a shared batch.
 * ``stop()`` refuses new work, flushes everything queued, then returns.
@@ -44,6 +51,7 @@ import asyncio
 import logging
 import threading
 import time
+from bisect import bisect_right
 from collections import deque
 from queue import SimpleQueue
 from dataclasses import dataclass, field
@@ -55,6 +63,7 @@ from dynamopy.storage.store import (
     HintAdd,
     Store,
     Write,
+    data_key,
     validate_ops,
     validate_write,
 )
@@ -92,6 +101,51 @@ class _Submission:
         return self
 
 
+DROP_CHUNK = 1_000  # records a range drop looks at per step (one synced batch each)
+
+
+@dataclass(slots=True)
+class _Drop:
+    """A range drop in progress (``delete_ranges_in_order``). It is deleted a step of
+    ``DROP_CHUNK`` records at a time, alternating with the batches queued behind it, so
+    writes never wait for the whole drop. Every data key those batches write within the
+    ranges goes into ``keep`` before their ``apply``: later steps leave it, so a write queued
+    after the drop survives it, as if the whole drop had run first. Touched only by whoever
+    runs the batches (the commit thread, or the loop when inline), one batch at a time."""
+    sub: _Submission
+    starts: list[int]           # the ranges, sorted and disjoint: starts and ends
+    ends: list[int]
+    index: int = 0              # the range the next step works on (before it: done)
+    cursor: Optional[bytes] = None  # where that range resumes (None: its start)
+    keep: set[bytes] = field(default_factory=set)
+    total: int = 0              # records deleted so far
+
+    @property
+    def done(self) -> bool:
+        return self.index >= len(self.starts)
+
+    def note_writes(self, writes: list[Write]) -> None:
+        """Keep the data keys of ``writes`` that fall in a range not yet finished."""
+        starts, ends, index = self.starts, self.ends, self.index
+        for token, key, _record in writes:
+            i = bisect_right(starts, token) - 1
+            if i >= index and token < ends[i]:
+                self.keep.add(data_key(token, key))
+
+    def step(self, store: Store) -> int:
+        """Delete the next chunk (one synced batch); return how many records it deleted."""
+        while not self.done:
+            deleted, self.cursor = store.delete_range_chunk(
+                self.starts[self.index], self.ends[self.index], self.cursor,
+                chunk=DROP_CHUNK, sync=True, keep=self.keep)
+            self.total += deleted
+            if self.cursor is None:
+                self.index += 1
+            if deleted or self.cursor is not None:
+                return deleted   # one synced chunk per step; an empty range costs nothing
+        return 0
+
+
 class GroupCommitter:
     """Batches durable store mutations from many coroutines into one synced write per tick."""
 
@@ -124,6 +178,8 @@ class GroupCommitter:
         self._in_flight = False     # a batch is with the thread (its outcome not yet resolved)
         self._dispatch_scheduled = False
         self._broken = False        # the thread died of an unexpected error
+        self._drop: Optional[_Drop] = None  # the range drop in progress
+        self._drop_next = False     # its step goes next (it alternates with the batches)
         self._stopping = False      # stop(): commit what is queued, then end the thread
         self._stopped: Optional[asyncio.Future] = None
         self._slow_logged_at: Optional[float] = None  # monotonic time of the last slow line
@@ -282,7 +338,7 @@ class GroupCommitter:
         self._dispatch_scheduled = False
         if self._in_flight or self._thread is None:
             return
-        if self._queue:
+        if self._queue or self._drop is not None:
             self._in_flight = True
             self._inbox.put(self._take_batch())
         elif self._stopping:
@@ -292,10 +348,16 @@ class GroupCommitter:
         """Delete data records in token ranges, ordered with every other submission: writes
         submitted before are deleted too, writes submitted after survive. That is what a
         node needs when it drops ranges it no longer replicates while new writes (of a later
-        ring change) may arrive for some of them."""
+        ring change) may arrive for some of them. The ranges must not overlap.
+
+        The drop runs a step of ``DROP_CHUNK`` records at a time, with the batches queued
+        behind it in between (see ``_Drop``): a write queued after it is acknowledged
+        without waiting for a large drop to finish, and survives it."""
         if not self._accepting:
             raise CommitterClosed("GroupCommitter is not running")
-        ranges = [(int(s), int(e)) for s, e in ranges if e > s]
+        ranges = sorted((int(s), int(e)) for s, e in ranges if e > s)
+        if any(e > s for (_, e), (s, _) in zip(ranges, ranges[1:])):
+            raise ValueError("range drops must not overlap")
         if not ranges:
             return 0
         sub = _Submission(writes=[], hints_add=[], hints_delete=[], meta_put={}, meta_delete=[],
@@ -321,9 +383,22 @@ class GroupCommitter:
     # -- the background task
 
     def _take_batch(self) -> list[_Submission]:
-        batch = [self._queue.popleft()]
-        if batch[0].delete_ranges:
-            return batch  # a range delete is a batch of its own, in queue order
+        """The next batch: a step of the range drop in progress (``[its submission]``) or
+        submissions from the queue. Called with work to do (queued, or a drop)."""
+        drop, queue = self._drop, self._queue
+        if drop is None and queue[0].delete_ranges:
+            # A range drop reaches the head of the queue: everything before it is committed.
+            sub = queue.popleft()
+            drop = self._drop = _Drop(sub, [s for s, _ in sub.delete_ranges],
+                                      [e for _, e in sub.delete_ranges])
+            self._drop_next = True
+        if drop is not None:
+            if self._drop_next or not queue or queue[0].delete_ranges:
+                # (A second drop waits at the head until this one is done.)
+                self._drop_next = False
+                return [drop.sub]
+            self._drop_next = True
+        batch = [queue.popleft()]
         if self.buggify.on and self.buggify.fires("commit_split_batch"):
             return batch  # the rest waits for the next batch
         total = batch[0].size
@@ -358,7 +433,7 @@ class GroupCommitter:
         batch: list[_Submission] = []
         try:
             while True:
-                if not self._queue:
+                if not self._queue and self._drop is None:
                     if not self._accepting:
                         return
                     self._wakeup.clear()
@@ -372,16 +447,13 @@ class GroupCommitter:
                     if self.sync_wait is not None:
                         await self.sync_wait()  # a slow (simulated) disk: the sync takes time
                     if self.inline:
-                        results, seconds = _apply_merged(self.store, batch)
+                        results, seconds = _apply_merged(self.store, batch, self._drop)
                     else:
                         results, seconds = await loop.run_in_executor(
-                            None, _apply_merged, self.store, batch
+                            None, _apply_merged, self.store, batch, self._drop
                         )
                 except Exception as exc:  # fail every caller of this batch, keep serving
-                    log.warning("group commit of %d submissions failed: %r", len(batch), exc)
-                    for sub in batch:
-                        if not sub.future.done():
-                            sub.future.set_exception(exc)
+                    self._fail(batch, exc)
                     batch = []
                     continue
                 done, batch = batch, []
@@ -391,6 +463,9 @@ class GroupCommitter:
             # of the in-flight batch is unknown, so say so rather than acknowledge.
             self._accepting = False
             leftover = batch + list(self._queue)
+            if self._drop is not None:
+                leftover.append(self._drop.sub)
+                self._drop = None
             self._queue.clear()
             for sub in leftover:
                 if not sub.future.done():
@@ -402,17 +477,32 @@ class GroupCommitter:
 
     def _resolve(self, batch: list[_Submission], results: list, seconds: float) -> None:
         """On the loop: a synced batch's results to its callers, then ``on_batch``."""
+        drop = self._drop
+        if drop is not None and batch[0] is drop.sub:
+            # A step of the drop (its result: the records it deleted). The drop's caller
+            # hears once the whole drop is done.
+            if drop.done:
+                self._drop = None
+                if not drop.sub.future.done():
+                    drop.sub.future.set_result([drop.total])
+            self._batch_done(results[0], seconds)
+            return
         offset = 0
         for sub in batch:
             n = len(sub.writes) or (1 if sub.delete_ranges else 0)
             if not sub.future.done():
                 sub.future.set_result(results[offset : offset + n])
             offset += n
+        self._batch_done(sum(sub.size for sub in batch), seconds)
+
+    def _batch_done(self, size: int, seconds: float) -> None:
+        """A synced batch of ``size`` operations took ``seconds``: the slow-batch log line
+        and ``on_batch``."""
         if seconds >= SLOW_SYNC_SECONDS:
-            self._log_slow(sum(sub.size for sub in batch), seconds)
+            self._log_slow(size, seconds)
         if self.on_batch is not None:
             try:
-                self.on_batch(sum(sub.size for sub in batch), seconds)
+                self.on_batch(size, seconds)
             except Exception:  # metrics must never fail a committed batch
                 log.exception("on_batch callback failed")
 
@@ -428,7 +518,10 @@ class GroupCommitter:
         self._slow_logged_at, self._slow_unlogged = now, 0
 
     def _fail(self, batch: list[_Submission], exc: BaseException) -> None:
-        """On the loop: a batch whose ``apply`` raised fails every caller of it."""
+        """On the loop: a batch whose ``apply`` raised fails every caller of it (a step of
+        the range drop fails the drop: what it left stays until the drop is run again)."""
+        if self._drop is not None and batch and batch[0] is self._drop.sub:
+            self._drop = None
         log.warning("group commit of %d submissions failed: %r", len(batch), exc)
         for sub in batch:
             if not sub.future.done():
@@ -444,10 +537,13 @@ class GroupCommitter:
             self._fail(batch, exc)
         if self._broken:  # the thread is gone: what is queued will never be committed
             leftover = list(self._queue)
+            if self._drop is not None:
+                leftover.append(self._drop.sub)
+                self._drop = None
             self._queue.clear()
             self._fail(leftover, exc or CommitterClosed("group commit thread failed"))
             return
-        if self._queue or self._stopping:
+        if self._queue or self._drop is not None or self._stopping:
             # The next batch is taken at the end of the loop step, like the first one: the
             # requests read in the meantime join it (fewer, larger batches: each costs a
             # sync and GIL hand-offs).
@@ -467,7 +563,9 @@ class GroupCommitter:
                 if batch is None:
                     break
                 try:
-                    results, seconds = _apply_merged(self.store, batch)
+                    # (The drop is read here, after the loop handed over the batch: the loop
+                    # changes it only while no batch is at the thread.)
+                    results, seconds = _apply_merged(self.store, batch, self._drop)
                 except Exception as exc:  # fail every caller of this batch, keep serving
                     loop.call_soon_threadsafe(self._returned, batch, None, 0.0, exc)
                 except BaseException as exc:
@@ -492,12 +590,15 @@ def _set_done(fut: asyncio.Future) -> None:
         fut.set_result(None)
 
 
-def _apply_merged(store: Store, batch: list[_Submission]) -> tuple[list, float]:
+def _apply_merged(store: Store, batch: list[_Submission],
+                  drop: Optional[_Drop] = None) -> tuple[list, float]:
     """Runs on the commit thread: one synced apply for the whole batch, and its duration.
-    A range-delete submission is always alone in its batch; its result is [records deleted]."""
-    if batch[0].delete_ranges:
+    A step of the range drop ``drop`` (a batch of its submission alone) deletes its next
+    chunk; its result is [records deleted by the step]. A batch of writes while a drop is in
+    progress first tells the drop to keep the keys it writes."""
+    if drop is not None and batch[0] is drop.sub:
         started = time.perf_counter()
-        count = sum(store.delete_range(s, e, sync=True) for s, e in batch[0].delete_ranges)
+        count = drop.step(store)
         return [count], time.perf_counter() - started
     writes: list[Write] = []
     hints_add: list[HintAdd] = []
@@ -513,6 +614,8 @@ def _apply_merged(store: Store, batch: list[_Submission]) -> tuple[list, float]:
             meta[name] = None
     meta_put = {n: v for n, v in meta.items() if v is not None}
     meta_delete = [n for n, v in meta.items() if v is None]
+    if drop is not None and writes:
+        drop.note_writes(writes)
     started = time.perf_counter()
     results = store.apply(
         writes,

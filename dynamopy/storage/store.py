@@ -83,7 +83,7 @@ from __future__ import annotations
 
 import itertools
 import threading
-from typing import Callable, Iterable, Iterator, Mapping, Optional
+from typing import Callable, Container, Iterable, Iterator, Mapping, Optional
 
 import msgpack
 import plyvel
@@ -683,36 +683,55 @@ class Store:
     ) -> int:
         """Drop data records with ``start_token <= token < end_token``; return how many.
 
-        Deletes in batches of ``chunk`` keys, taking the lock per batch so concurrent group
-        commits are not stalled by a large range. Not atomic as a whole: a crash may leave
-        a prefix deleted, which is fine because the caller re-runs it for a range it no longer
-        replicates. Each batch re-reads the range under the lock, so the count is exact.
+        Deletes in batches of ``chunk`` keys (``delete_range_chunk``), taking the lock per
+        batch so concurrent group commits are not stalled by a large range. Not atomic as a
+        whole: a crash may leave a prefix deleted, which is fine because the caller re-runs it
+        for a range it no longer replicates. Each batch re-reads the range under the lock, so
+        the count is exact.
         """
         _check_range(start_token, end_token)
-        if start_token >= end_token:
-            return 0
-        cursor, stop = _token_bound(start_token), _token_bound(end_token)
-        total = 0
+        total, cursor = 0, None
         while True:
-            with self._lock:
-                if self._db.closed:
-                    raise RuntimeError("store is closed")
-                keys = []
-                changes: list[Change] = []
-                watched = self._watcher is not None
-                with self._db.iterator(start=cursor, stop=stop, include_value=watched) as it:
-                    for item in it:
+            n, cursor = self.delete_range_chunk(start_token, end_token, cursor,
+                                                chunk=chunk, sync=sync)
+            total += n
+            if cursor is None:
+                return total
+
+    def delete_range_chunk(
+        self, start_token: int, end_token: int, cursor: Optional[bytes] = None, *,
+        chunk: int = 10_000, sync: bool = True, keep: Container[bytes] = frozenset(),
+    ) -> tuple[int, Optional[bytes]]:
+        """One step of a range drop: look at up to ``chunk`` data records of
+        ``[start_token, end_token)`` from ``cursor`` on (None: the range's start), delete
+        those whose data key is not in ``keep``, in one write batch under the lock. Returns
+        (how many were deleted, where the next step resumes), the second None once the range
+        has no more records."""
+        _check_range(start_token, end_token)
+        if start_token >= end_token:
+            return 0, None
+        start = _token_bound(start_token) if cursor is None else cursor
+        stop = _token_bound(end_token)
+        with self._lock:
+            if self._db.closed:
+                raise RuntimeError("store is closed")
+            seen, keys = 0, []
+            changes: list[Change] = []
+            watched = self._watcher is not None
+            last = None
+            with self._db.iterator(start=start, stop=stop, include_value=watched) as it:
+                for item in it:
+                    dkey, raw = item if watched else (item, None)
+                    last = dkey
+                    seen += 1
+                    if dkey not in keep:
                         if watched:
-                            dkey, raw = item
                             changes.append((int.from_bytes(dkey[1:5], "big"), dkey[5:],
                                             unpack_record(raw), None))
-                        else:
-                            dkey = item
                         keys.append(dkey)
-                        if len(keys) >= chunk:
-                            break
-                if not keys:
-                    return total
+                    if seen >= chunk:
+                        break
+            if keys:
                 wb = self._db.write_batch(sync=sync)
                 for dkey in keys:
                     wb.delete(dkey)
@@ -724,9 +743,8 @@ class Store:
                 self._key_count -= len(keys)
                 if changes:
                     self._notify(changes)
-                total += len(keys)
-            # Everything up to and including the last key is gone; resume just after it.
-            cursor = keys[-1] + b"\x00"
+        # Everything up to and including the last key looked at is done: resume just after.
+        return len(keys), (last + b"\x00" if seen >= chunk else None)
 
     def purge(self, items: Iterable[tuple[int, bytes, int]], sync: bool = True) -> int:
         """Delete the tombstones ``(token, key, version)`` that are still stored as exactly

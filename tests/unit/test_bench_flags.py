@@ -6,7 +6,7 @@ one that fails the test, so a flag that is accepted never starts a cluster here.
 import pytest
 
 from dynamopy import bench
-from dynamopy.benchlib import loop_stalls, request_timeline, sync_stalls, vs_etcd
+from dynamopy.benchlib import drop_stall, loop_stalls, request_timeline, sync_stalls, vs_etcd
 
 
 class _Started(Exception):
@@ -24,6 +24,7 @@ def _no_servers(monkeypatch):
     monkeypatch.setattr(request_timeline, "ensure_tools", _refuse_to_start)
     monkeypatch.setattr(bench, "run", _refuse_to_start)
     monkeypatch.setattr(loop_stalls, "measure", _refuse_to_start)
+    monkeypatch.setattr(drop_stall, "Store", _refuse_to_start)
 
 
 def _refused(main, argv, capsys) -> str:
@@ -132,3 +133,24 @@ def test_loop_stalls_refuses_a_bad_number(argv, flag, capsys):
     assert f"error: argument {flag}: must be" in err
     with pytest.raises(_Started):
         loop_stalls.main(["--held-fraction", "1", "--delivered", "0", "--repeat", "1"])
+
+
+@pytest.mark.parametrize("argv, flag", [
+    (["--keys", "0"], "--keys"),
+    (["--drop-share", "1"], "--drop-share"),
+    (["--drop-share", "nan"], "--drop-share"),
+    (["--ranges", "-1"], "--ranges"),
+    (["--inflight", "0"], "--inflight"),
+    (["--chunk", "0"], "--chunk"),
+])
+def test_drop_stall_refuses_a_bad_number(argv, flag, capsys):
+    err = _refused(drop_stall.main, argv, capsys)
+    assert f"error: argument {flag}: " in err
+
+
+def test_drop_stall_takes_good_flags_to_the_run(monkeypatch):
+    from dynamopy.storage import group_commit
+    monkeypatch.setattr(group_commit, "DROP_CHUNK", group_commit.DROP_CHUNK)  # restored after
+    with pytest.raises(_Started):
+        drop_stall.main(["--keys", "10", "--drop-share", "0.5", "--chunk", "7"])
+    assert group_commit.DROP_CHUNK == 7

@@ -1,0 +1,147 @@
+"""A range drop (``GroupCommitter.delete_ranges_in_order``: a node dropping the ranges it no
+longer replicates after a ring change) runs a chunk at a time, with the batches queued behind
+it committed in between. Writes queued after it are acknowledged before a large drop ends and
+survive it; writes queued before it are dropped with it, as if the whole drop ran first.
+
+Each case runs on the commit thread over a real LevelDB store, and inline over the
+simulator's in-memory one (the same ``Store`` code over a fake LevelDB)."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from dynamopy.core.records import Record
+from dynamopy.sim.storage import MemoryDisk
+from dynamopy.storage import group_commit
+from dynamopy.storage.group_commit import GroupCommitter
+from dynamopy.storage.store import Store
+
+KEYS = 1_000  # preloaded records k0..k999 at tokens 0..999
+
+
+@pytest.fixture(params=["thread", "inline"])
+def make(request, tmp_path, monkeypatch):
+    """(store, committer factory): 50 records per drop step, so the drop takes ~20 steps."""
+    monkeypatch.setattr(group_commit, "DROP_CHUNK", 50)
+    inline = request.param == "inline"
+    store = MemoryDisk().open() if inline else Store(str(tmp_path / "db"))
+    store.apply([(i, b"k%d" % i, Record(1)) for i in range(KEYS)], sync=True)
+    yield store, lambda: GroupCommitter(store, inline=inline)
+    store.close()
+
+
+def _write(gc, token: int, key: bytes, version: int) -> asyncio.Future:
+    return asyncio.ensure_future(gc.write(token, key, Record(version)))
+
+
+def test_writes_after_a_drop_are_acked_before_it_ends_and_survive_it(make):
+    store, committer = make
+    notified: list[tuple[int, bytes]] = []
+    list(store.watch(lambda changes: notified.extend(
+        (t, k) for t, k, _old, new in changes if new is None)))
+
+    async def scenario():
+        gc = committer()
+        await gc.start()
+        before = _write(gc, 999, b"before", 1)          # queued before: dropped with the range
+        drop = asyncio.ensure_future(gc.delete_ranges_in_order([(500, KEYS), (0, 500)]))
+        after = [_write(gc, 990, b"after", 2),          # a new key the drop had not reached
+                 _write(gc, 995, b"k995", 10**6),       # an overwrite it had not reached
+                 _write(gc, 5, b"early", 3),            # a key in a part already dropped
+                 _write(gc, 2000, b"outside", 1)]       # outside the ranges
+        await asyncio.gather(before, *after)
+        acked_while_dropping = not drop.done()
+        count = await drop
+        await gc.stop()
+        return acked_while_dropping, count
+
+    acked_while_dropping, count = asyncio.run(scenario())
+    assert acked_while_dropping, "the writes queued behind the drop waited for all of it"
+    assert count == KEYS  # k0..k999 but k995, and "before"
+    assert store.get(999, b"before") is None and store.get(0, b"k0") is None
+    assert store.get(990, b"after").version == 2
+    assert store.get(995, b"k995").version == 10**6
+    assert store.get(5, b"early").version == 3
+    assert store.get(2000, b"outside").version == 1
+    assert store.key_count() == 4
+    assert sorted(k for _t, k, _r in store.scan(0, 2**32)) == [b"after", b"early", b"k995",
+                                                              b"outside"]
+    assert len(notified) == KEYS and (995, b"k995") not in notified  # the watcher heard each
+
+
+def test_a_second_drop_waits_for_the_first_and_takes_what_was_queued_before_it(make):
+    store, committer = make
+
+    async def scenario():
+        gc = committer()
+        await gc.start()
+        first = asyncio.ensure_future(gc.delete_ranges_in_order([(0, 500)]))
+        between = _write(gc, 600, b"between", 5)        # before the second drop: dropped
+        second = asyncio.ensure_future(gc.delete_ranges_in_order([(500, KEYS)]))
+        later = _write(gc, 700, b"later", 5)            # after both: kept
+        counts = await asyncio.gather(first, second)
+        await asyncio.gather(between, later)
+        await gc.stop()
+        return counts
+
+    assert asyncio.run(scenario()) == [500, 501]
+    assert store.get(600, b"between") is None
+    assert [k for _t, k, _r in store.scan(0, 2**32)] == [b"later"]
+
+
+def test_stop_finishes_a_drop_in_progress(make):
+    store, committer = make
+
+    async def scenario():
+        gc = committer()
+        await gc.start()
+        drop = asyncio.ensure_future(gc.delete_ranges_in_order([(0, KEYS)]))
+        await asyncio.sleep(0)
+        await gc.stop()
+        return await drop
+
+    assert asyncio.run(scenario()) == KEYS
+    assert store.key_count() == 0
+
+
+def test_a_failed_step_fails_the_drop_and_the_writes_go_on(make, monkeypatch):
+    store, committer = make
+    real, calls = store.delete_range_chunk, []
+
+    def flaky(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 3:
+            raise OSError("disk full")
+        return real(*args, **kwargs)
+    monkeypatch.setattr(store, "delete_range_chunk", flaky)
+
+    async def scenario():
+        gc = committer()
+        await gc.start()
+        drop = asyncio.ensure_future(gc.delete_ranges_in_order([(0, KEYS)]))
+        with pytest.raises(OSError):
+            await drop
+        await gc.write(3000, b"next", Record(1))        # the committer still serves
+        await gc.stop()
+
+    asyncio.run(scenario())
+    assert store.key_count() == KEYS - 100 + 1  # two steps ran; the rest stays
+    assert store.get(3000, b"next").version == 1
+
+
+def test_overlapping_ranges_are_refused(make):
+    _store, committer = make
+
+    async def scenario():
+        gc = committer()
+        await gc.start()
+        try:
+            with pytest.raises(ValueError, match="overlap"):
+                await gc.delete_ranges_in_order([(0, 10), (5, 20)])
+            return await gc.delete_ranges_in_order([(0, 10), (10, 20)])  # adjacent is fine
+        finally:
+            await gc.stop()
+
+    assert asyncio.run(scenario()) == 20
