@@ -145,3 +145,78 @@ def test_overlapping_ranges_are_refused(make):
             await gc.stop()
 
     assert asyncio.run(scenario()) == 20
+
+
+class _Bug(BaseException):
+    """Not an ``Exception``: a bug the committer does not survive (inline, on the loop)."""
+
+
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnhandledThreadExceptionWarning")
+def test_a_committer_killed_by_a_bug_fails_the_drop_in_progress_and_refuses_new_work(make):
+    # A write batch between two steps of a drop dies of a bug (not an Exception): the write,
+    # and the drop waiting for its next step, fail with CommitterClosed (outcome unknown)
+    # instead of hanging, and new work is refused at once.
+    store, committer = make
+    real_apply = store.apply
+
+    async def scenario():
+        gc = committer()
+        bug = _Bug("bug") if gc.inline else SystemExit("bug")  # (the thread's own exit)
+
+        def apply(*args, **kwargs):
+            raise bug
+        store.apply = apply
+        await gc.start()
+        drop = asyncio.ensure_future(gc.delete_ranges_in_order([(0, KEYS)]))
+        write = _write(gc, 3000, b"w", 1)
+        for fut in (write, drop):
+            with pytest.raises(group_commit.CommitterClosed):
+                await asyncio.wait_for(fut, 10)
+        with pytest.raises(group_commit.CommitterClosed):
+            gc.write_nowait(3001, b"x", Record(1))
+        with pytest.raises(group_commit.CommitterClosed):
+            await gc.delete_ranges_in_order([(0, 10)])
+        try:
+            await asyncio.wait_for(gc.stop(), 10)
+        except _Bug:
+            pass  # (inline: stop() re-raises what ended the committer's task)
+
+    try:
+        asyncio.run(scenario())
+    finally:
+        store.apply = real_apply
+    assert 0 < store.key_count() < KEYS  # the drop ran a step or more; the rest stays
+
+
+def test_a_slow_disk_over_a_real_store_applies_off_the_loop_with_the_same_rules(tmp_path,
+                                                                             monkeypatch):
+    # A committer given a disk's ``sync_wait`` but not inline waits for it before each batch,
+    # then applies on a worker thread: writes, a drop in steps, and the writes queued behind
+    # the drop are committed as on the commit thread.
+    monkeypatch.setattr(group_commit, "DROP_CHUNK", 50)
+    store = Store(str(tmp_path / "db"))
+    store.apply([(i, b"k%d" % i, Record(1)) for i in range(300)], sync=True)
+    waits: list[int] = []
+
+    async def sync_wait():
+        waits.append(1)
+        await asyncio.sleep(0)
+
+    async def scenario():
+        gc = GroupCommitter(store, sync_wait=sync_wait)
+        await gc.start()
+        first = await gc.write(5, b"k5", Record(7))
+        drop = asyncio.ensure_future(gc.delete_ranges_in_order([(0, 200)]))
+        after = _write(gc, 100, b"after", 2)
+        applied = await after
+        count = await drop
+        await gc.stop()
+        return first, applied, count
+
+    try:
+        assert asyncio.run(scenario()) == (True, True, 200)
+        assert store.get(5, b"k5") is None and store.get(100, b"after").version == 2
+        assert store.get(250, b"k250").version == 1 and store.key_count() == 101
+        assert len(waits) >= 6  # a wait per batch: the write, 4+ drop steps, the write after
+    finally:
+        store.close()
