@@ -164,6 +164,22 @@ def test_re_stamping_stops_when_the_request_timeout_is_spent():
     assert "other writers kept writing this key" in e.value.detail
 
 
+def test_no_round_starts_once_the_request_timeout_is_spent():
+    # Each round takes 0.25 s and the request timeout is 1.0 s: rounds start at 0, 0.25, 0.5
+    # and 0.75 s; at 1.0 s the time is spent, so the write answers 503 instead of a fifth.
+    node = _node()
+
+    def reply(n, v):
+        if n == "a":
+            node.clock.now += 0.25
+        return v + 10**9
+    coord = _Coordinator(node, reply)
+    with pytest.raises(QuorumUnavailable) as e:
+        _write(coord)
+    assert len({v for _, v in coord.sent}) == 4
+    assert node.metrics.restamps.value == 3 and "after 3 re-stamps" in e.value.detail
+
+
 # ---- session tokens are bounded by the wall clock (found in review) ----------------------
 
 def _token_coordinator(max_offset_ms: int, wall_ms: int, hybrid_ms: int) -> Coordinator:
