@@ -147,6 +147,85 @@ def test_overlapping_ranges_are_refused(make):
     assert asyncio.run(scenario()) == 20
 
 
+def test_empty_ranges_are_ignored(make):
+    # An empty range (start == end) holds no token: it is neither refused as overlapping the
+    # range it sits in nor counted.
+    store, committer = make
+
+    async def scenario():
+        gc = committer()
+        await gc.start()
+        try:
+            return (await gc.delete_ranges_in_order([(0, 10), (5, 5)]),
+                    await gc.delete_ranges_in_order([(700, 700)]),
+                    await gc.delete_ranges_in_order([]))
+        finally:
+            await gc.stop()
+
+    assert asyncio.run(scenario()) == (10, 0, 0)
+    assert store.key_count() == KEYS - 10
+
+
+def test_a_drop_of_many_small_ranges_lets_the_writes_behind_it_in_between(make):
+    # A join drops many small ranges (each under a step): the writes queued behind the drop
+    # still go between its steps instead of waiting for all of them.
+    store, committer = make
+
+    async def scenario():
+        gc = committer()
+        await gc.start()
+        drop = asyncio.ensure_future(
+            gc.delete_ranges_in_order([(i, i + 25) for i in range(0, KEYS, 25)]))
+        await _write(gc, 2000, b"outside", 1)
+        acked_while_dropping = not drop.done()
+        count = await drop
+        await gc.stop()
+        return acked_while_dropping, count
+
+    assert asyncio.run(scenario()) == (True, KEYS)
+    assert store.key_count() == 1
+
+
+def test_a_drop_ends_when_more_keys_are_kept_than_a_step_looks_at(make):
+    # 60 new keys written in the range behind the drop (more than the 50 a step looks at):
+    # the drop still ends, takes every older record and keeps the new ones.
+    store, committer = make
+
+    async def scenario():
+        gc = committer()
+        await gc.start()
+        drop = asyncio.ensure_future(gc.delete_ranges_in_order([(0, KEYS)]))
+        await asyncio.gather(*(_write(gc, i, b"n%d" % i, 2) for i in range(60)))
+        count = await asyncio.wait_for(drop, 5)
+        await gc.stop()
+        return count
+
+    assert asyncio.run(scenario()) == KEYS
+    assert sorted(k for _t, k, _r in store.scan(0, 2**32)) == sorted(b"n%d" % i
+                                                                      for i in range(60))
+
+
+def test_a_finished_drop_is_on_disk(monkeypatch):
+    # The drop's caller hears after synced steps only: a crash right after loses none of it.
+    monkeypatch.setattr(group_commit, "DROP_CHUNK", 50)
+    disk = MemoryDisk()
+    store = disk.open()
+    store.apply([(i, b"k%d" % i, Record(1)) for i in range(200)], sync=True)
+
+    async def scenario():
+        gc = GroupCommitter(store, inline=True)
+        await gc.start()
+        count = await gc.delete_ranges_in_order([(0, 150)])
+        lost = disk.crash()
+        await gc.stop()
+        return count, lost
+
+    assert asyncio.run(scenario()) == (150, 0)
+    reopened = disk.open()
+    assert reopened.key_count() == 50 and reopened.get(0, b"k0") is None
+    reopened.close()
+
+
 class _Bug(BaseException):
     """Not an ``Exception``: a bug the committer does not survive (inline, on the loop)."""
 
