@@ -403,6 +403,41 @@ _NODE_EQUIVALENT = {
     **{f"{_TM}_drop_lost_ranges__mutmut_{i}": "text: the drop's log line (its count)"
        for i in range(30, 37)},
 }
+# ---- storage/group_commit.py: the range drop in steps (session 9, commit abf009e) --------
+# Judged against tests/unit/test_range_drop.py test_group_commit.py test_storage.py
+# test_group_commit_sizes.py test_sync_stalls.py test_anti_entropy.py test_transfer.py.
+_GC = "dynamopy.storage.group_commit.xǁGroupCommitterǁ"
+_DROP = "dynamopy.storage.group_commit.xǁ_Dropǁ"
+_STORAGE_EQUIVALENT = {
+    **{f"{_DROP}note_writes__mutmut_{i}":
+       "cost: keep also holds keys no step visits (in a finished range, in a gap between "
+       "ranges, before the first or at a range's exclusive end); a step only tests the keys "
+       "it meets" for i in (9, 11)},
+    f"{_DROP}step__mutmut_13": "equivalent: delete_range_chunk's sync defaults to True",
+    f"{_DROP}step__mutmut_23":
+        "cost: an empty range takes a step of its own (no write) and a chunk whose records "
+        "are all kept does not end the step; the same records are deleted",
+    f"{_DROP}step__mutmut_24":
+        "metrics: a step that met only empty ranges reports 1 record to on_batch; the drop's "
+        "count is its total, not the step results",
+    **{f"{_GC}delete_ranges_in_order__mutmut_{i}": "text: the refusal's message"
+       for i in (2, 3, 4, 5, 19)},
+    **{f"{_GC}delete_ranges_in_order__mutmut_{i}":
+       "equivalent: the drop's submission never joins a batch of writes (_take_batch and "
+       "_more stop at it; its steps go through _Drop), so its empty lists are never read"
+       for i in range(24, 29)},
+    f"{_GC}_run__mutmut_47":
+        "equivalent: _accepting (and running) are only tested for truth: None is as false "
+        "as False",
+    f"{_GC}_run__mutmut_54":
+        "unreachable: after the task ended nothing reads _drop (stop() only awaits the task; "
+        "a restarted node builds a new committer)",
+    **{f"{_GC}_run__mutmut_{i}": "text: CommitterClosed's message" for i in (57, 58, 59)},
+    **{f"{_GC}_fail__mutmut_{i}": "text: the failure's log line" for i in (9, 13)},
+    f"{_GC}_returned__mutmut_1":
+        "equivalent: _in_flight is only tested for truth: None is as false as False",
+}
+
 EQUIVALENT = {
     "dynamopy.core.records.x_newest__mutmut_6":
         "ties: versions are unique per write, so equal versions are the same record",
@@ -657,4 +692,5 @@ EQUIVALENT = {
     # (core.membership._leave's unreachable state check, listed here before, was deleted in
     # session 5; membership was re-run and re-judged then, in _CORE_SESSION5.)
     **_NODE_EQUIVALENT,
+    **_STORAGE_EQUIVALENT,
 }

@@ -299,3 +299,33 @@ def test_a_slow_disk_over_a_real_store_applies_off_the_loop_with_the_same_rules(
         assert len(waits) >= 6  # a wait per batch: the write, 4+ drop steps, the write after
     finally:
         store.close()
+
+
+def test_an_inline_committer_stops_cleanly_idle_and_after_a_failed_batch():
+    # A simulated node that never wrote, or whose last batch failed, stops without error.
+    disk = MemoryDisk()
+    store = disk.open()
+    real_apply, calls = store.apply, []
+
+    def apply(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 1:
+            raise OSError("disk full")
+        return real_apply(*args, **kwargs)
+    store.apply = apply
+
+    async def scenario():
+        idle = GroupCommitter(store, inline=True)
+        await idle.start()
+        await idle.stop()
+        gc = GroupCommitter(store, inline=True)
+        await gc.start()
+        with pytest.raises(OSError):
+            await gc.write(1, b"a", Record(1))
+        await gc.stop()
+        with pytest.raises(group_commit.CommitterClosed):
+            await gc.write(1, b"a", Record(1))
+
+    asyncio.run(scenario())
+    assert store.get(1, b"a") is None
+    store.close()
