@@ -478,3 +478,44 @@ def test_slow_batches_are_logged_at_most_once_a_second_and_the_next_line_counts_
     assert len(lines) == 2, lines
     assert "more since" not in lines[0]
     assert lines[1].endswith(" ms (2 more since the last line)"), lines[1]
+
+
+def test_an_inline_batch_takes_the_writes_queued_while_it_forms_up_to_max_batch():
+    # The simulator's committer (inline) forms a batch over one loop step, as the thread's
+    # forms over one fsync: writes queued in that step join it, up to max_batch.
+    from dynamopy.sim.storage import MemoryDisk
+
+    store = MemoryDisk().open()
+    sizes: list[int] = []
+
+    async def main():
+        gc = GroupCommitter(store, inline=True, max_batch=3, on_batch=lambda n, s: sizes.append(n))
+        await gc.start()
+        first = gc.write_nowait(1, b"a", rec(1))
+        await asyncio.sleep(0)  # the committer takes the batch [a] and lets this step run
+        rest = [gc.write_nowait(1, b"b%d" % i, rec(1)) for i in range(3)]
+        results = await asyncio.gather(first, *rest)
+        await gc.stop()
+        return results
+
+    assert asyncio.run(main()) == [[True]] * 4
+    assert sizes == [3, 1]  # a, b0, b1 (max_batch); then b2
+    assert store.key_count() == 4
+    store.close()
+
+
+def test_a_batch_size_counts_every_operation(tmp_path):
+    # What on_batch hears (the node's batch-size metric): writes, hints added and deleted,
+    # metadata puts and deletes, one each.
+    sizes: list[int] = []
+
+    async def main(store):
+        async with GroupCommitter(store, on_batch=lambda n, s: sizes.append(n)) as gc:
+            await gc.submit(writes=[(1, b"k", rec(1))],
+                            hints_add=[("n2", 2, b"h", rec(1)), ("n3", 2, b"h", rec(1))],
+                            hints_delete=[b"x1", b"x2", b"x3"],
+                            meta_put={"m": b"1"}, meta_delete=["gone"])
+
+    with Store(str(tmp_path / "db")) as store:
+        asyncio.run(main(store))
+    assert sizes == [8]
