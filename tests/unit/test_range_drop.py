@@ -329,3 +329,52 @@ def test_an_inline_committer_stops_cleanly_idle_and_after_a_failed_batch():
     asyncio.run(scenario())
     assert store.get(1, b"a") is None
     store.close()
+
+
+# ---- Store.delete_range / delete_range_chunk (the steps' store side) -----------------------
+
+def test_a_range_delete_after_reopening_the_store_deletes_and_counts(tmp_path):
+    # After a restart the store has cached nothing: the delete still counts and forgets
+    # every record it removes; an empty range deletes nothing.
+    path = str(tmp_path / "db")
+    with Store(path) as store:
+        store.apply([(i, b"k%d" % i, Record(1)) for i in range(100)], sync=True)
+    with Store(path) as store:
+        assert store.delete_range(5, 5) == 0
+        assert store.delete_range(0, 50) == 50
+        assert store.key_count() == 50 and store.get(10, b"k10") is None
+    with Store(path) as store:
+        assert store.key_count() == 50
+
+
+def test_a_range_delete_resumes_after_a_key_that_prefixes_others(tmp_path):
+    # One record at a time: each step resumes just after the last key it looked at, so keys
+    # that extend it (b"a" -> b"aA") are not skipped.
+    keys = [b"a", b"aA", b"aB", b"a\x01", b"b"]
+    with Store(str(tmp_path / "db")) as store:
+        store.apply([(7, k, Record(1)) for k in keys], sync=True)
+        assert store.delete_range(0, 10, chunk=1) == len(keys)
+        assert store.key_count() == 0
+
+
+def test_the_watcher_hears_the_tokens_and_keys_a_range_delete_removes(tmp_path):
+    # What anti-entropy's tree is kept by: tokens use all 32 bits.
+    tokens = [5, 2**24 + 1, 2**31 + 5, 2**32 - 1]
+    heard: list[tuple[int, bytes]] = []
+    with Store(str(tmp_path / "db")) as store:
+        store.apply([(t, b"key%d" % t, Record(1)) for t in tokens], sync=True)
+        list(store.watch(lambda changes: heard.extend(
+            (t, k) for t, k, _old, new in changes if new is None)))
+        assert store.delete_range_chunk(0, 2**32, chunk=10) == (4, None)
+    assert sorted(heard) == [(t, b"key%d" % t) for t in tokens]
+
+
+def test_a_range_delete_is_on_disk_when_it_returns():
+    disk = MemoryDisk()
+    store = disk.open()
+    store.apply([(i, b"k%d" % i, Record(1)) for i in range(20)], sync=True)
+    assert store.delete_range(0, 10) == 10
+    assert disk.crash() == 0
+    store = disk.open()
+    assert store.key_count() == 10 and store.get(0, b"k0") is None
+    store.close()
