@@ -408,6 +408,7 @@ _NODE_EQUIVALENT = {
 # test_group_commit_sizes.py test_sync_stalls.py test_anti_entropy.py test_transfer.py.
 _GC = "dynamopy.storage.group_commit.xǁGroupCommitterǁ"
 _DROP = "dynamopy.storage.group_commit.xǁ_Dropǁ"
+_ST = "dynamopy.storage.store.xǁStoreǁ"
 _STORAGE_EQUIVALENT = {
     **{f"{_DROP}note_writes__mutmut_{i}":
        "cost: keep also holds keys no step visits (in a finished range, in a gap between "
@@ -436,6 +437,25 @@ _STORAGE_EQUIVALENT = {
     **{f"{_GC}_fail__mutmut_{i}": "text: the failure's log line" for i in (9, 13)},
     f"{_GC}_returned__mutmut_1":
         "equivalent: _in_flight is only tested for truth: None is as false as False",
+    # storage/store.py's range delete (run with --only for the two functions)
+    **{f"{_ST}delete_range__mutmut_{i}":
+       "cost: each chunk re-reads the range from its start (the records deleted before are "
+       "gone), or with another chunk size; the same records deleted and counted"
+       for i in (2, 13, 18, 19)},
+    f"{_ST}delete_range__mutmut_20":
+        "cost: every chunk synced, also for a caller that asked sync=False",
+    **{f"{_ST}delete_range_chunk__mutmut_{i}":
+       "equivalent: a default every caller overrides (delete_range and _Drop.step pass "
+       "chunk and sync)" for i in (1, 2)},
+    f"{_ST}delete_range_chunk__mutmut_7":
+        "equivalent: for start == end the iterator over [bound, bound) is empty: (0, None)",
+    **{f"{_ST}delete_range_chunk__mutmut_{i}": "text: the closed store's message"
+       for i in (16, 17, 18)},
+    f"{_ST}delete_range_chunk__mutmut_24":
+        "equivalent: last is read only after seen >= chunk >= 1, when a key has set it",
+    f"{_ST}delete_range_chunk__mutmut_43":
+        "equivalent: int.from_bytes's byteorder defaults to 'big' (Python >= 3.11, "
+        "requires-python)",
 }
 
 EQUIVALENT = {
