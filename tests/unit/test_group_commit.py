@@ -519,3 +519,31 @@ def test_a_batch_size_counts_every_operation(tmp_path):
     with Store(str(tmp_path / "db")) as store:
         asyncio.run(main(store))
     assert sizes == [8]
+
+
+def test_a_batch_fills_up_to_max_batch(tmp_path):
+    sizes: list[int] = []
+
+    async def main(store):
+        async with GroupCommitter(store, max_batch=3, on_batch=lambda n, s: sizes.append(n)) as gc:
+            await asyncio.gather(*(gc.write_nowait(1, b"k%d" % i, rec(1)) for i in range(4)))
+
+    with Store(str(tmp_path / "db")) as store:
+        asyncio.run(main(store))
+    assert sizes == [3, 1]
+
+
+def test_callers_without_data_writes_in_a_batch_leave_the_write_results_to_their_owners(
+        tmp_path):
+    # A batch merges metadata, hint and write submissions: each caller gets the results of
+    # its own data writes only (none for a metadata or hint submission).
+    async def main(store):
+        async with GroupCommitter(store) as gc:
+            await gc.write(1, b"k", rec(5))
+            return await asyncio.gather(
+                gc.submit(meta_put={"m": b"1"}), gc.write(1, b"k", rec(6)),
+                gc.submit(hints_add=[("n2", 2, b"h", rec(1))]), gc.write(1, b"k", rec(4)),
+                gc.submit(writes=[(2, b"a", rec(1)), (2, b"a", rec(1))]))
+
+    with Store(str(tmp_path / "db")) as store:
+        assert asyncio.run(main(store)) == [[], True, [], False, [True, False]]

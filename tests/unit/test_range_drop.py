@@ -378,3 +378,33 @@ def test_a_range_delete_is_on_disk_when_it_returns():
     store = disk.open()
     assert store.key_count() == 10 and store.get(0, b"k0") is None
     store.close()
+
+
+def test_a_steady_stream_of_writes_does_not_starve_a_drop(make):
+    # 300 writes queued behind a drop of 20 steps, 10 writes a batch: steps and batches
+    # alternate, so the drop ends while writes are still queued; each step tells on_batch
+    # how many records it deleted and how long it took.
+    store, committer = make
+    inline = committer().inline
+    sizes: list[int] = []
+    seconds: list[float] = []
+
+    def on_batch(n, s):
+        sizes.append(n)
+        seconds.append(s)
+
+    async def scenario():
+        gc = GroupCommitter(store, inline=inline, max_batch=10, on_batch=on_batch)
+        await gc.start()
+        drop = asyncio.ensure_future(gc.delete_ranges_in_order([(0, KEYS)]))
+        writes = [_write(gc, 2000 + i, b"w%d" % i, 1) for i in range(300)]
+        count = await drop
+        written_when_dropped = sum(w.done() for w in writes)
+        await asyncio.gather(*writes)
+        await gc.stop()
+        return count, written_when_dropped
+
+    count, written_when_dropped = asyncio.run(scenario())
+    assert count == KEYS and written_when_dropped < 300
+    assert sum(sizes) == KEYS + 300 and all(0 <= s < 60 for s in seconds)
+    assert store.key_count() == 300
