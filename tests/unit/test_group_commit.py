@@ -547,3 +547,18 @@ def test_callers_without_data_writes_in_a_batch_leave_the_write_results_to_their
 
     with Store(str(tmp_path / "db")) as store:
         assert asyncio.run(main(store)) == [[], True, [], False, [True, False]]
+
+
+def test_an_inline_committer_deletes_a_range_on_the_loop():
+    from dynamopy.sim.storage import MemoryDisk
+
+    store = MemoryDisk().open()
+    store.apply([(t, b"r", rec(1)) for t in range(10)], sync=True)
+
+    async def main():
+        async with GroupCommitter(store, inline=True) as gc:
+            return await gc.delete_range(2, 7)
+
+    assert asyncio.run(main()) == 5
+    assert [t for t, _k, _r in store.scan(0, 2**32)] == [0, 1, 7, 8, 9]
+    store.close()
