@@ -437,6 +437,56 @@ _STORAGE_EQUIVALENT = {
     **{f"{_GC}_fail__mutmut_{i}": "text: the failure's log line" for i in (9, 13)},
     f"{_GC}_returned__mutmut_1":
         "equivalent: _in_flight is only tested for truth: None is as false as False",
+    # the rest of group_commit.py (first run: the functions the drop did not change)
+    **{f"{_GC}_take_batch__mutmut_{i}":
+       "equivalent: _drop_next is only tested for truth: None is as false as False"
+       for i in (20,)},
+    **{f"{_GC}{name}":
+       "equivalent with buggify off (BUGGIFY_OFF.fires is always False); with it on (the "
+       "simulator only) the split knob is consulted or fires more often: smaller batches, "
+       "the same results" for name in ("_take_batch__mutmut_25", "_more__mutmut_2")},
+    **{f"{_GC}_resolve__mutmut_{i}":
+       "equivalent: a drop's submission never reaches this loop (its steps return above), "
+       "so delete_ranges is always empty here" for i in (18, 20)},
+    f"{_GC}_batch_done__mutmut_1":
+        "text: a batch of exactly SLOW_SYNC_SECONDS (a float duration) is not logged",
+    **{f"{_GC}_batch_done__mutmut_{i}": "text: the callback failure's log line"
+       for i in (11, 12, 13)},
+    **{f"{_GC}{name}__mutmut_1":
+       "equivalent: only tested for truth: None is as false as False"
+       for name in ("_dispatch",)},
+    **{f"{_GC}_notify__mutmut_{i}":
+       "cost: more _dispatch calls scheduled in one loop step; the first hands over the "
+       "batch, the others find it in flight and return" for i in (2, 5, 6)},
+    f"{_GC}_thread_main__mutmut_2":
+        "equivalent: both are set by start() before the thread runs",
+    f"{_GC}_thread_main__mutmut_8":
+        "equivalent: return inside the try runs the same finally as break",
+    **{f"{_GC}_thread_main__mutmut_{i}":
+       "equivalent: a failed batch's seconds are not read (_returned fails it)"
+       for i in (18, 25, 32, 39)},
+    f"{_GC}_thread_main__mutmut_26":
+        "equivalent: _accepting is only tested for truth: None is as false as False",
+    f"{_GC}_thread_main__mutmut_40": "text: CommitterClosed's message",
+    f"{_GC}_returned__mutmut_23":
+        "text: the queued callers still fail with CommitterClosed, another message",
+    **{f"{_GC}_returned__mutmut_{i}":
+       "unreachable: the thread posts an exception with every batch it fails on its way "
+       "out, so exc is set whenever _broken is" for i in (24, 25, 26)},
+    **{f"dynamopy.storage.group_commit.x__apply_merged__mutmut_{i}":
+       "cost: store.apply checks the batch's input again (check=True is its default); "
+       "every caller's was checked at submission" for i in (40, 42)},
+    "dynamopy.storage.group_commit.x__apply_merged__mutmut_33":
+        "equivalent: check is only tested for truth: None is as false as False",
+    **{f"{_GC}{fn}__mutmut_{i}": "text: the refusal's message"
+       for fn, nums in (("write_into", (2, 3)), ("submit_nowait", range(2, 9)),
+                        ("delete_range", (2, 3, 4, 5))) for i in nums},
+    f"{_GC}write_into__mutmut_19":
+        "equivalent: delete_ranges is only tested for truth: None is as empty as []",
+    f"{_GC}_log_slow__mutmut_5":
+        "text: a slow batch exactly SLOW_SYNC_LOG_EVERY after the last line is counted for "
+        "the next line instead of logged",
+    f"{_GC}_log_slow__mutmut_24": "text: the logged milliseconds 0.1% high",
     # storage/store.py's range delete (run with --only for the two functions)
     **{f"{_ST}delete_range__mutmut_{i}":
        "cost: each chunk re-reads the range from its start (the records deleted before are "
