@@ -487,6 +487,23 @@ _STORAGE_EQUIVALENT = {
         "text: a slow batch exactly SLOW_SYNC_LOG_EVERY after the last line is counted for "
         "the next line instead of logged",
     f"{_GC}_log_slow__mutmut_24": "text: the logged milliseconds 0.1% high",
+    f"{_GC}__init____mutmut_1": "cost: batches of up to 1001 operations instead of 1000",
+    **{f"{_GC}__init____mutmut_{i}": "text: the ValueError's message" for i in (5, 6, 7)},
+    **{f"{_GC}__init____mutmut_{i}":
+       "equivalent: start() sets it before anything reads it" for i in (15, 16, 33)},
+    **{f"{_GC}__init____mutmut_{i}":
+       "equivalent: only tested for truth: None is as false as False"
+       for i in (18, 22, 24, 26, 29, 31)},
+    f"{_GC}__init____mutmut_35":
+        "equivalent: read only after the first slow line, which sets it to 0",
+    **{f"{_GC}__init____mutmut_{i}":
+       "equivalent: start() resets it (thread) or nothing reads it (inline); _drop_next is "
+       "set when a drop reaches the head of the queue, before it is read" for i in (27, 30, 32)},
+    **{f"{_GC}start__mutmut_{i}": "text: the RuntimeError's message" for i in (4, 5, 6, 7)},
+    **{f"{_GC}start__mutmut_{i}": "text: the task's or thread's name (debugging only)"
+       for i in (16, 18, 19, 20, 26, 29, 31, 32)},
+    f"{_GC}start__mutmut_21": "equivalent: only tested for truth: None is as false as False",
+    f"{_GC}stop__mutmut_2": "equivalent: only tested for truth: None is as false as False",
     # storage/store.py's range delete (run with --only for the two functions)
     **{f"{_ST}delete_range__mutmut_{i}":
        "cost: each chunk re-reads the range from its start (the records deleted before are "

@@ -562,3 +562,78 @@ def test_an_inline_committer_deletes_a_range_on_the_loop():
     assert asyncio.run(main()) == 5
     assert [t for t, _k, _r in store.scan(0, 2**32)] == [0, 1, 7, 8, 9]
     store.close()
+
+
+def test_max_batch_one_commits_each_submission_alone_and_zero_is_refused(tmp_path):
+    sizes: list[int] = []
+    with Store(str(tmp_path / "db")) as store:
+        with pytest.raises(ValueError):
+            GroupCommitter(store, max_batch=0)
+
+        async def main():
+            async with GroupCommitter(store, max_batch=1,
+                                      on_batch=lambda n, s: sizes.append(n)) as gc:
+                await asyncio.gather(*(gc.write(1, b"k%d" % i, rec(1)) for i in range(3)))
+
+        asyncio.run(main())
+    assert sizes == [1, 1, 1]
+
+
+@pytest.mark.timeout(10)  # (a second start that is not refused leaves a task or thread behind)
+@pytest.mark.parametrize("inline", [False, True])
+def test_a_started_committer_refuses_a_second_start(tmp_path, inline):
+    from dynamopy.sim.storage import MemoryDisk
+
+    store = MemoryDisk().open() if inline else Store(str(tmp_path / "db"))
+
+    async def main():
+        gc = GroupCommitter(store, inline=inline)
+        await gc.start()
+        try:
+            with pytest.raises(RuntimeError, match="already started"):
+                await gc.start()
+        finally:
+            await gc.stop()
+
+    asyncio.run(main())
+    store.close()
+
+
+def test_an_inline_committer_applies_on_the_loop_thread():
+    # The simulator's determinism: no commit thread when inline.
+    import threading
+
+    from dynamopy.sim.storage import MemoryDisk
+
+    store = MemoryDisk().open()
+    real_apply, threads = store.apply, []
+
+    def apply(*args, **kwargs):
+        threads.append(threading.get_ident())
+        return real_apply(*args, **kwargs)
+    store.apply = apply
+
+    async def main():
+        async with GroupCommitter(store, inline=True) as gc:
+            await gc.write(1, b"k", rec(1))
+
+    asyncio.run(main())
+    assert threads == [threading.get_ident()]
+    store.close()
+
+
+def test_a_process_that_never_stops_its_committer_still_exits(tmp_path):
+    # The commit thread is a daemon: an exit without stop() (a crash path) does not hang.
+    code = textwrap.dedent(f"""
+        import asyncio
+        from dynamopy.storage.group_commit import GroupCommitter
+        from dynamopy.storage.store import Store
+
+        async def main():
+            gc = GroupCommitter(Store({str(tmp_path / "db")!r}))
+            await gc.start()
+            await gc.write(1, b"k", __import__("dynamopy.core.records").core.records.Record(1))
+
+        asyncio.run(main())
+    """)
+    subprocess.run([sys.executable, "-c", code], cwd=REPO_ROOT, check=True, timeout=8)
