@@ -479,7 +479,7 @@ _STORAGE_EQUIVALENT = {
     "dynamopy.storage.group_commit.x__apply_merged__mutmut_33":
         "equivalent: check is only tested for truth: None is as false as False",
     **{f"{_GC}{fn}__mutmut_{i}": "text: the refusal's message"
-       for fn, nums in (("write_into", (2, 3)), ("submit_nowait", range(2, 9)),
+       for fn, nums in (("write_into", (2, 3, 4, 5)), ("submit_nowait", range(2, 9)),
                         ("delete_range", (2, 3, 4, 5))) for i in nums},
     f"{_GC}write_into__mutmut_19":
         "equivalent: delete_ranges is only tested for truth: None is as empty as []",
@@ -503,7 +503,8 @@ _STORAGE_EQUIVALENT = {
     **{f"{_GC}start__mutmut_{i}": "text: the task's or thread's name (debugging only)"
        for i in (16, 18, 19, 20, 26, 29, 31, 32)},
     f"{_GC}start__mutmut_21": "equivalent: only tested for truth: None is as false as False",
-    f"{_GC}stop__mutmut_2": "equivalent: only tested for truth: None is as false as False",
+    **{f"{_GC}stop__mutmut_{i}": "equivalent: only tested for truth: None is as false as False"
+       for i in (2, 10)},
     # storage/store.py's range delete (run with --only for the two functions)
     **{f"{_ST}delete_range__mutmut_{i}":
        "cost: each chunk re-reads the range from its start (the records deleted before are "

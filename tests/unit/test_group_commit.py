@@ -637,3 +637,22 @@ def test_a_process_that_never_stops_its_committer_still_exits(tmp_path):
         asyncio.run(main())
     """)
     subprocess.run([sys.executable, "-c", code], cwd=REPO_ROOT, check=True, timeout=8)
+
+
+@pytest.mark.parametrize("inline", [False, True])
+def test_a_second_stop_is_harmless(tmp_path, inline):
+    # (A crashed in-process node's committer is stopped by the crash and may be again.)
+    from dynamopy.sim.storage import MemoryDisk
+
+    store = MemoryDisk().open() if inline else Store(str(tmp_path / "db"))
+
+    async def main():
+        gc = GroupCommitter(store, inline=inline)
+        await gc.start()
+        await gc.write(1, b"k", rec(1))
+        await gc.stop()
+        await asyncio.wait_for(gc.stop(), 5)
+        assert not gc.running
+
+    asyncio.run(main())
+    store.close()
