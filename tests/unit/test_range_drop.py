@@ -145,3 +145,36 @@ def test_overlapping_ranges_are_refused(make):
             await gc.stop()
 
     assert asyncio.run(scenario()) == 20
+
+
+def test_a_write_whose_batch_failed_does_not_shield_an_older_record_from_the_drop(make, monkeypatch):
+    """A write queued after the drop whose batch fails never landed: the drop still takes
+    the record it would have overwritten (queued before the drop), as if the drop had run
+    first. (It used to stay: the failed write's key was kept, leaving a record in a range the
+    node no longer replicates, which could come back later after its delete was purged.)"""
+    store, committer = make
+    real = store.apply
+
+    def failing(writes, *args, **kwargs):
+        if any(key == b"k900" for _t, key, _r in writes):
+            raise OSError("disk full")
+        return real(writes, *args, **kwargs)
+    monkeypatch.setattr(store, "apply", failing)
+
+    async def scenario():
+        gc = committer()
+        await gc.start()
+        drop = asyncio.ensure_future(gc.delete_ranges_in_order([(0, KEYS)]))
+        failed = _write(gc, 900, b"k900", 2)            # after the drop; its batch fails
+        with pytest.raises(OSError):
+            await failed
+        assert not drop.done()
+        ok = _write(gc, 950, b"k950", 2)                # after the drop, lands: survives it
+        count = await drop
+        await ok
+        await gc.stop()
+        return count
+
+    assert asyncio.run(scenario()) == KEYS - 1
+    assert store.get(900, b"k900") is None
+    assert [k for _t, k, _r in store.scan(0, 2**32)] == [b"k950"]
