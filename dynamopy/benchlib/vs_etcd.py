@@ -544,7 +544,6 @@ def main(argv: Optional[list[str]] = None) -> int:
     if why is not None:
         print(f"vs-etcd {why}")
         return 0
-    work = tempfile.mkdtemp(prefix="dynamopy-vs-etcd-", dir=args.work_dir)
     quorums = args.quorums
     modes = ["one", "all"] if args.endpoints == "both" else [args.endpoints]
     prefix = "bench-"
@@ -552,23 +551,27 @@ def main(argv: Optional[list[str]] = None) -> int:
     if "baseline" in stores and not args.baseline_src:
         print("--stores baseline needs --baseline-src DIR", file=sys.stderr)
         return 2
+    work = tempfile.mkdtemp(prefix="dynamopy-vs-etcd-", dir=args.work_dir)
     clusters: dict[str, LocalCluster] = {}
-    base = 18001
-    for name in ("dynamopy", "baseline"):
-        if name in stores:
-            port = find_base_port(base, 3)
-            kw = dict(data_dir=os.path.join(work, name), extra_args=tuple(args.serve_args.split()))
-            clusters[name] = (SourceCluster(args.baseline_src, 3, port, **kw)
-                              if name == "baseline" else LocalCluster(3, port, **kw))
-            os.makedirs(clusters[name].data_dir, exist_ok=True)
-            base = port + 10
-    etcd = EtcdCluster(3, os.path.join(work, "etcd")) if "etcd" in stores else None
+    etcd: Optional[EtcdCluster] = None
     runs: list[Run] = []
     health: list[str] = []
     problems, examples = 0, []
     timeline = None
     _log(f"data under {work}")
-    try:
+    try:  # (from here on, whatever fails, the stores are stopped and the folder removed)
+        base = 18001
+        for name in ("dynamopy", "baseline"):
+            if name in stores:
+                port = find_base_port(base, 3)
+                kw = dict(data_dir=os.path.join(work, name),
+                          extra_args=tuple(args.serve_args.split()))
+                clusters[name] = (SourceCluster(args.baseline_src, 3, port, **kw)
+                                  if name == "baseline" else LocalCluster(3, port, **kw))
+                os.makedirs(clusters[name].data_dir, exist_ok=True)
+                base = port + 10
+        if "etcd" in stores:
+            etcd = EtcdCluster(3, os.path.join(work, "etcd"))
         if etcd is not None:
             os.makedirs(etcd.data_dir, exist_ok=True)
             _log(f"starting etcd on {etcd.urls}")

@@ -32,7 +32,7 @@ import asyncio
 import contextvars
 from typing import Callable, Optional
 
-from dynamopy.storage.store import DATA_PREFIX, HINT_PREFIX, _unpack_hint, unpack_record
+from dynamopy.storage.layout import DATA_PREFIX, HINT_PREFIX, unpack_hint, unpack_record
 
 from .history import History
 from .storage import MemoryDisk, MemoryLevelDB
@@ -56,7 +56,7 @@ def durable_items(ops) -> list[tuple[str, int]]:
             key = dbkey[5:]
             out.append((key.decode("utf-8", "replace"), unpack_record(value).version))
         elif dbkey.startswith(HINT_PREFIX):
-            _token, key, rec = _unpack_hint(value)
+            _token, key, rec = unpack_hint(value)
             out.append((key.decode("utf-8", "replace"), rec.version))
     return out
 

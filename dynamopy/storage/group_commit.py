@@ -60,14 +60,8 @@ from typing import Awaitable, Callable, Iterable, Mapping, Optional
 
 from dynamopy.core.records import Record
 from dynamopy.core.buggify import BUGGIFY_OFF, Buggify
-from dynamopy.storage.store import (
-    HintAdd,
-    Store,
-    Write,
-    data_key,
-    validate_ops,
-    validate_write,
-)
+from dynamopy.storage.layout import HintAdd, Write, data_key, validate_ops, validate_write
+from dynamopy.storage.store import Store
 
 log = logging.getLogger(__name__)
 

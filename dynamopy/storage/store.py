@@ -88,18 +88,14 @@ from typing import Callable, Container, Iterable, Iterator, Mapping, Optional
 import msgpack
 import plyvel
 
-from dynamopy.core.records import DEFAULT_CONTENT_TYPE, Record, is_newer
+from dynamopy.core.records import Record, is_newer
+from dynamopy.storage.layout import (
+    Change, DATA_PREFIX, HINT_PREFIX, HintAdd, META_PREFIX, Watcher, Write, check_range,
+    data_key, hint_index_key, hint_key, hint_prefix, hint_seq, hint_target, pack_hint,
+    token_bound, unpack_hint, unpack_record, validate_meta_name, validate_ops,
+    validate_target, version_only,
+)
 
-TOKEN_LIMIT = 2**32
-
-DATA_PREFIX = b"d"
-HINT_PREFIX = b"h"
-HINT_INDEX_PREFIX = b"i"
-META_PREFIX = b"m"
-# The byte after b"d": stop key of a scan that runs to the end of the ring (end == 2**32).
-_DATA_END = b"e"
-
-_SEQ_BYTES = 8
 STORED_CACHE_KEYS = 65_536   # entries of Store._stored (~10 MiB with short keys)
 RECORD_CACHE_BYTES = 32 << 20      # values held by Store._records (module docstring)
 RECORD_CACHE_VALUE_BYTES = 16 << 10  # larger values are always read from LevelDB
@@ -129,124 +125,6 @@ def write_buffer_size(fraction: float) -> int:
     [WRITE_BUFFER_MIN, WRITE_BUFFER_MAX], on 64 KiB steps."""
     size = WRITE_BUFFER_MIN + int(fraction * (WRITE_BUFFER_MAX - WRITE_BUFFER_MIN))
     return min(WRITE_BUFFER_MAX, size & ~0xFFFF)
-
-Write = tuple[int, bytes, Record]
-HintAdd = tuple[str, int, bytes, Record]
-# (token, key, old record or None, new record or None): one change to the data records.
-Change = tuple[int, bytes, Optional[Record], Optional[Record]]
-Watcher = Callable[[list[Change]], None]
-
-
-# ---------------------------------------------------------------- encoding and validation
-
-
-def data_key(token: int, key: bytes) -> bytes:
-    return DATA_PREFIX + token.to_bytes(4, "big") + key
-
-
-def _token_bound(token: int) -> bytes:
-    """Start/stop key of the data range at ``token`` (``2**32`` means past the last token)."""
-    if token >= TOKEN_LIMIT:
-        return _DATA_END
-    return DATA_PREFIX + token.to_bytes(4, "big")
-
-
-def hint_index_key(target: str, token: int, key: bytes) -> bytes:
-    """``i`` + target + NUL + token (4 bytes) + key -> the key of the newest hint for it."""
-    return HINT_INDEX_PREFIX + target.encode() + b"\x00" + token.to_bytes(4, "big") + key
-
-
-def hint_prefix(target: str) -> bytes:
-    return HINT_PREFIX + target.encode() + b"\x00"
-
-
-def hint_key(target: str, seq: int) -> bytes:
-    return hint_prefix(target) + seq.to_bytes(_SEQ_BYTES, "big")
-
-
-def _hint_target(hkey: bytes) -> str:
-    # b"h" + target + b"\x00" + 8-byte seq
-    return hkey[1 : -(_SEQ_BYTES + 1)].decode()
-
-
-def _hint_seq(hkey: bytes) -> int:
-    return int.from_bytes(hkey[-_SEQ_BYTES:], "big")
-
-
-_new_record = object.__new__
-_set_version = Record.version.__set__  # type: ignore[attr-defined]
-_set_deleted = Record.deleted.__set__  # type: ignore[attr-defined]
-_set_content_type = Record.content_type.__set__  # type: ignore[attr-defined]
-_set_value = Record.value.__set__  # type: ignore[attr-defined]
-
-
-def _version_only(version: int, deleted: bool) -> Record:
-    """``Record(version, deleted)`` (default content type, empty value) in a third of the
-    time: the frozen dataclass's ``__init__`` sets each field through ``object.__setattr__``."""
-    rec = _new_record(Record)
-    _set_version(rec, version)
-    _set_deleted(rec, deleted)
-    _set_content_type(rec, DEFAULT_CONTENT_TYPE)
-    _set_value(rec, b"")
-    return rec
-
-
-def pack_record(record: Record) -> bytes:
-    return msgpack.packb(record.to_wire(), use_bin_type=True)
-
-
-def unpack_record(raw: bytes) -> Record:
-    return Record.from_wire(msgpack.unpackb(raw, raw=False))
-
-
-def _pack_hint(token: int, key: bytes, record: Record) -> bytes:
-    return msgpack.packb([token, key, record.to_wire()], use_bin_type=True)
-
-
-def _unpack_hint(raw: bytes) -> tuple[int, bytes, Record]:
-    token, key, wire = msgpack.unpackb(raw, raw=False)
-    return int(token), bytes(key), Record.from_wire(wire)
-
-
-def validate_write(token: int, key: bytes, record: Record) -> None:
-    """Raise ``ValueError``/``TypeError`` for a data write this store cannot hold."""
-    if not isinstance(token, int) or not 0 <= token < TOKEN_LIMIT:
-        raise ValueError(f"token must be an int in [0, 2**32), got {token!r}")
-    if not isinstance(key, (bytes, bytearray)):
-        raise TypeError(f"key must be bytes, got {type(key).__name__}")
-    if not isinstance(record, Record):
-        raise TypeError(f"record must be a Record, got {type(record).__name__}")
-
-
-def validate_target(target: str) -> None:
-    if not isinstance(target, str) or not target or "\x00" in target:
-        raise ValueError(f"hint target must be a non-empty str without NUL, got {target!r}")
-
-
-def validate_ops(writes: Iterable, hints_add: Iterable, meta_put: Mapping[str, bytes],
-                 meta_delete: Iterable[str]) -> None:
-    """Raise (ValueError/TypeError) on any malformed operation, before anything is written."""
-    for token, key, record in writes:
-        validate_write(token, key, record)
-    for target, token, key, record in hints_add:
-        validate_target(target)
-        validate_write(token, key, record)
-    for name, value in meta_put.items():
-        validate_meta_name(name)
-        if not isinstance(value, (bytes, bytearray)):
-            raise TypeError(f"metadata value must be bytes, got {type(value).__name__}")
-    for name in meta_delete:
-        validate_meta_name(name)
-
-
-def validate_meta_name(name: str) -> None:
-    if not isinstance(name, str):
-        raise TypeError(f"metadata name must be str, got {type(name).__name__}")
-
-
-def _check_range(start_token: int, end_token: int) -> None:
-    if not 0 <= start_token <= TOKEN_LIMIT or not 0 <= end_token <= TOKEN_LIMIT:
-        raise ValueError(f"token range [{start_token}, {end_token}) outside [0, 2**32]")
 
 
 # ---------------------------------------------------------------- the store
@@ -303,7 +181,7 @@ class Store:
         # target -> (count, bytes). Replaced, never mutated, once open: readers on other
         # threads then iterate a dict that cannot change under them.
         self._hint_stats: dict[str, tuple[int, int]] = {}
-        self._hint_seq = 0  # last seq handed out
+        self.hint_seq = 0  # last seq handed out
         self._watcher: Optional[Watcher] = None
         self.watch_errors = 0  # watcher calls that raised (the batch stands regardless)
         # data key -> Record(version, deleted) as stored on disk (module docstring).
@@ -323,10 +201,10 @@ class Store:
         self._key_count = count
         stats: dict[str, tuple[int, int]] = {}
         for hkey, raw in self._db.iterator(prefix=HINT_PREFIX):
-            target = _hint_target(hkey)
+            target = hint_target(hkey)
             count, size = stats.get(target, (0, 0))
             stats[target] = (count + 1, size + len(hkey) + len(raw))
-            self._hint_seq = max(self._hint_seq, _hint_seq(hkey))
+            self.hint_seq = max(self.hint_seq, hint_seq(hkey))
         self._hint_stats = stats
 
     # -- lifecycle
@@ -457,17 +335,17 @@ class Store:
         Reads a snapshot taken at the first ``next()``. A wrapping range (start > end) is the
         caller's to split in two.
         """
-        _check_range(start_token, end_token)  # eagerly, not at the first next()
+        check_range(start_token, end_token)  # eagerly, not at the first next()
         return self._scan(start_token, end_token, after_key)
 
     def _scan(self, start_token: int, end_token: int,
               after_key: Optional[bytes] = None) -> Iterator[tuple[int, bytes, Record]]:
         if start_token >= end_token:
             return
-        start = _token_bound(start_token)
+        start = token_bound(start_token)
         if after_key is not None:
             start = start + after_key + b"\x00"  # the smallest key after the cursor
-        stop = _token_bound(end_token)
+        stop = token_bound(end_token)
         for dkey, raw in self._fenced(lambda: self._db.iterator(start=start, stop=stop)):
             yield int.from_bytes(dkey[1:5], "big"), dkey[5:], unpack_record(raw)
 
@@ -525,7 +403,7 @@ class Store:
                 written: list[tuple[bytes, Record]] = []
                 # The per-record work runs on the commit thread for every replica write:
                 # one packer per batch (msgpack.packb builds one per call), the value-less
-                # table entries built by ``_version_only``.
+                # table entries built by ``version_only``.
                 pack = msgpack.Packer(use_bin_type=True).pack
                 put = wb.put
                 for token, key, record in writes:
@@ -540,7 +418,7 @@ class Store:
                             raw = db.get(dkey)
                             if raw is not None:
                                 current = unpack_record(raw)
-                                stored[dkey] = _version_only(current.version, current.deleted)
+                                stored[dkey] = version_only(current.version, current.deleted)
                         seen[dkey] = current
                     if current is None or record.version > current.version:  # is_newer
                         put(dkey, pack(record.to_wire()))
@@ -549,7 +427,7 @@ class Store:
                         seen[dkey] = record
                         # Remembered now (not after the sync, when the loop thread waits for this
                         # thread to get the GIL back); a failed write empties the table below.
-                        stored[dkey] = _version_only(record.version, record.deleted)
+                        stored[dkey] = version_only(record.version, record.deleted)
                         written.append((dkey, record))
                         applied.append(True)
                         changes.append((token, key, current, record))
@@ -557,7 +435,7 @@ class Store:
                         applied.append(False)
 
                 # Hint bookkeeping is staged and committed only after wb.write() succeeds.
-                seq = self._hint_seq
+                seq = self.hint_seq
                 hint_delta: dict[str, list[int]] = {}
                 added: dict[bytes, int] = {}  # hint key -> size, added in this call
                 added_raw: dict[bytes, bytes] = {}
@@ -565,7 +443,7 @@ class Store:
                 for target, token, key, record in hints_add:
                     seq += 1
                     hkey = hint_key(target, seq)
-                    raw = _pack_hint(token, bytes(key), record)
+                    raw = pack_hint(token, bytes(key), record)
                     wb.put(hkey, raw)
                     # The newest hint of a (target, key) is found by a point lookup (sloppy
                     # reads), never by scanning the target's hints. Newest by version, not by
@@ -593,13 +471,13 @@ class Store:
                         size = len(hkey) + len(raw)
                     gone.add(hkey)
                     wb.delete(hkey)
-                    h_token, h_key, _rec = _unpack_hint(raw)
-                    ikey = hint_index_key(_hint_target(hkey), h_token, h_key)
+                    h_token, h_key, _rec = unpack_hint(raw)
+                    ikey = hint_index_key(hint_target(hkey), h_token, h_key)
                     pointed = index[ikey] if ikey in index else db.get(ikey)
                     if pointed == hkey:  # only the newest hint of the key is indexed
                         wb.delete(ikey)
                         index[ikey] = None
-                    d = hint_delta.setdefault(_hint_target(hkey), [0, 0])
+                    d = hint_delta.setdefault(hint_target(hkey), [0, 0])
                     d[0] -= 1
                     d[1] -= size
 
@@ -611,7 +489,7 @@ class Store:
                 # Handed out for good before the write: if anything from here on raises,
                 # what reached the disk is unknown, and a hint key must never be given twice
                 # (the delivery cursor relies on each new hint getting a larger key).
-                self._hint_seq = seq
+                self.hint_seq = seq
                 # Written even when empty: with sync=True it also makes earlier unsynced
                 # state durable, which a "not applied" answer relies on.
                 wb.write()
@@ -676,7 +554,7 @@ class Store:
         if hkey is None:
             return None
         raw = staged_raw.get(hkey) or self._db.get(hkey)
-        return None if raw is None else _unpack_hint(raw)[2]
+        return None if raw is None else unpack_hint(raw)[2]
 
     def delete_range(
         self, start_token: int, end_token: int, sync: bool = True, chunk: int = 10_000
@@ -689,7 +567,7 @@ class Store:
         for a range it no longer replicates. Each batch re-reads the range under the lock, so
         the count is exact.
         """
-        _check_range(start_token, end_token)
+        check_range(start_token, end_token)
         total, cursor = 0, None
         while True:
             n, cursor = self.delete_range_chunk(start_token, end_token, cursor,
@@ -707,11 +585,11 @@ class Store:
         those whose data key is not in ``keep``, in one write batch under the lock. Returns
         (how many were deleted, where the next step resumes), the second None once the range
         has no more records."""
-        _check_range(start_token, end_token)
+        check_range(start_token, end_token)
         if start_token >= end_token:
             return 0, None
-        start = _token_bound(start_token) if cursor is None else cursor
-        stop = _token_bound(end_token)
+        start = token_bound(start_token) if cursor is None else cursor
+        stop = token_bound(end_token)
         with self._lock:
             if self._db.closed:
                 raise RuntimeError("store is closed")
@@ -795,7 +673,7 @@ class Store:
                   else {"start": after + b"\x00", "stop": prefix[:-1] + b"\x01"})
         with self._read, self._db.iterator(**bounds) as it:
             for hkey, raw in it:
-                token, key, record = _unpack_hint(raw)
+                token, key, record = unpack_hint(raw)
                 out.append((hkey, token, key, record))
                 if len(out) >= limit:
                     break
@@ -810,7 +688,7 @@ class Store:
             if hkey is None:
                 return None
             raw = self._db.get(hkey)
-        return None if raw is None else _unpack_hint(raw)[2]
+        return None if raw is None else unpack_hint(raw)[2]
 
     def hint_stats(self) -> dict[str, tuple[int, int]]:
         """target -> (count, bytes) of stored hints; bytes = encoded key + value sizes."""

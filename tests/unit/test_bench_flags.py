@@ -3,6 +3,8 @@ usage error naming the flag, exit status 2 (dynamopy/benchlib/argtypes.py). No s
 step after the flags are read (finding wrk and etcd, or running the bench) is replaced by
 one that fails the test, so a flag that is accepted never starts a cluster here."""
 
+import os
+
 import pytest
 
 from dynamopy import bench
@@ -154,3 +156,25 @@ def test_drop_stall_takes_good_flags_to_the_run(monkeypatch):
     with pytest.raises(_Started):
         drop_stall.main(["--keys", "10", "--drop-share", "0.5", "--chunk", "7"])
     assert group_commit.DROP_CHUNK == 7
+
+
+def test_vs_etcd_puts_both_stores_data_under_the_work_dir(monkeypatch, tmp_path):
+    """``--work-dir DIR``: the stores' data folders are made inside DIR (and removed after)."""
+    made: list[str] = []
+
+    def store(kind):
+        def start(*args, data_dir=None, **kwargs):
+            made.append((kind, data_dir if data_dir is not None else args[1]))
+            raise _Started(kind)
+        return start
+    monkeypatch.setattr(vs_etcd, "ensure_tools", lambda: None)
+    monkeypatch.setattr(vs_etcd, "LocalCluster", store("dynamopy"))
+    monkeypatch.setattr(vs_etcd, "EtcdCluster", store("etcd"))
+    with pytest.raises(_Started):
+        vs_etcd.main(["--work-dir", str(tmp_path), "--stores", "etcd"])
+    with pytest.raises(_Started):
+        vs_etcd.main(["--work-dir", str(tmp_path), "--stores", "dynamopy"])
+    assert [kind for kind, _ in made] == ["etcd", "dynamopy"]
+    for _kind, data_dir in made:
+        assert os.path.commonpath([data_dir, str(tmp_path)]) == str(tmp_path)
+    assert list(tmp_path.iterdir()) == []  # the run's folder is removed when it ends

@@ -9,7 +9,7 @@ import pytest
 from dynamopy.core.records import Record
 from dynamopy.sim.clock import run_virtual
 from dynamopy.sim.inprocess import InProcessCluster
-from dynamopy.storage.store import data_key
+from dynamopy.storage.layout import data_key
 
 IDS = ["n1", "n2", "n3"]
 

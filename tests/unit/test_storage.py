@@ -14,8 +14,8 @@ from hypothesis import strategies as st
 
 from dynamopy.core.records import Record
 from dynamopy.storage.disk import LevelDBDisk
+from dynamopy.storage.layout import TOKEN_LIMIT
 from dynamopy.storage.store import (
-    TOKEN_LIMIT,
     WRITE_BUFFER_MAX,
     WRITE_BUFFER_MIN,
     Store,
