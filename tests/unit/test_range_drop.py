@@ -178,3 +178,77 @@ def test_a_write_whose_batch_failed_does_not_shield_an_older_record_from_the_dro
     assert asyncio.run(scenario()) == KEYS - 1
     assert store.get(900, b"k900") is None
     assert [k for _t, k, _r in store.scan(0, 2**32)] == [b"k950"]
+
+
+def _random_run(seed: int, inline: bool, path: str) -> tuple[dict, dict]:
+    """Random writes and range drops (some write batches failing) through a committer with a
+    drop step of 1-7 records: (what the store holds, what applying the submissions that
+    succeeded one by one in queue order gives, a drop deleting its ranges at its place)."""
+    import random
+    rng = random.Random(seed)
+    group_commit.DROP_CHUNK = rng.choice([1, 2, 3, 7])
+    store = MemoryDisk().open() if inline else Store(path)
+    tokens = {b"k%d" % i: rng.randrange(200) for i in range(40)}
+    versions = dict.fromkeys(tokens, 0)
+
+    def write(key: bytes) -> tuple:
+        versions[key] += 1
+        return ("write", (tokens[key], key, Record(versions[key])))
+
+    pre = [write(rng.choice(list(tokens)))[1] for _ in range(rng.randrange(60))]
+    store.apply(pre, sync=True)
+    ops: list[tuple] = []
+    for _ in range(rng.randrange(5, 80)):
+        if rng.random() < 0.1:
+            cuts = sorted(rng.sample(range(201), 2 * rng.randrange(1, 4)))
+            ops.append(("drop", list(zip(cuts[::2], cuts[1::2]))))
+        else:
+            ops.append(write(rng.choice(list(tokens))))
+        if rng.random() < 0.3:
+            ops.append(("sleep", rng.choice([0, 0.0005])))
+    real = store.apply
+
+    def flaky(writes, *args, **kwargs):
+        if writes and rng.random() < 0.15:
+            raise OSError("injected")
+        return real(writes, *args, **kwargs)
+    store.apply = flaky
+
+    async def scenario() -> set[int]:
+        gc = GroupCommitter(store, inline=inline)
+        await gc.start()
+        futures = {}
+        for i, (op, arg) in enumerate(ops):
+            if op == "drop":
+                futures[i] = asyncio.ensure_future(gc.delete_ranges_in_order(arg))
+            elif op == "write":
+                futures[i] = asyncio.ensure_future(gc.write(*arg))
+            else:
+                await asyncio.sleep(arg)
+        outcomes = await asyncio.gather(*futures.values(), return_exceptions=True)
+        await gc.stop()
+        return {i for i, out in zip(futures, outcomes) if isinstance(out, BaseException)}
+
+    failed = asyncio.run(scenario())
+    model: dict = {}
+    for i, (op, arg) in enumerate([("write", w) for w in pre] + ops):
+        if i - len(pre) in failed or op == "sleep":
+            continue
+        if op == "drop":
+            model = {tk: v for tk, v in model.items() if not any(s <= tk[0] < e for s, e in arg)}
+        elif model.get(arg[:2], 0) < arg[2].version:
+            model[arg[:2]] = arg[2].version
+    held = {(t, k): r.version for t, k, r in store.scan(0, 2**32)}
+    store.close()
+    return held, model
+
+
+@pytest.mark.parametrize("inline", [False, True], ids=["thread", "inline"])
+def test_random_writes_and_drops_end_as_if_each_drop_ran_at_its_place_in_the_queue(
+        tmp_path, monkeypatch, inline):
+    """Whatever the interleaving, chunk size or failing write batches: the store ends as the
+    submissions that succeeded, applied one by one in queue order, leave it."""
+    monkeypatch.setattr(group_commit, "DROP_CHUNK", group_commit.DROP_CHUNK)  # restored after
+    for seed in range(12):
+        held, model = _random_run(seed, inline, str(tmp_path / f"db{seed}"))
+        assert held == model, f"seed {seed}"
