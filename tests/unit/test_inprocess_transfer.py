@@ -291,3 +291,47 @@ def test_a_node_removed_while_old_owners_drop_its_ranges_gets_them_back_whole(mo
     assert during  # the removal came while a drop ran
     assert held == {k: [v] * 3 for k, v in acked.items()}
     assert counts == 3 * len(acked)
+
+
+def test_an_old_owner_that_crashes_mid_drop_drops_the_rest_after_its_restart(monkeypatch):
+    """n4 joins; an old owner crashes while it drops the ranges n4 took (a record per slow
+    step) and restarts: it drops the rest then (the replayed log says it lost them), and
+    every key ends on exactly its three replicas at its acknowledged version."""
+    from dynamopy.storage import group_commit
+    monkeypatch.setattr(group_commit, "DROP_CHUNK", 1)
+
+    async def main():
+        c = InProcessCluster(IDS, seed=44, **QUIET)
+        await c.start_all()
+        try:
+            acked = {}
+            for i in range(150):
+                key = b"c%d" % i
+                acked[key], _ = await c.coordinator(IDS[i % 3]).write(
+                    key, value=b"v", content_type="text/plain", deleted=False, w=3)
+            for m in IDS:
+                c.disks[m].sync_delay_ms = 20
+            await join(c, "n4", 44)
+            dropping = lambda: [m for m in IDS if c.node(m).committer._drop is not None
+                                and c.node(m).committer._drop.total > 0]
+            await until(lambda: dropping(), 60, "an old owner is part way through its drop")
+            victim = dropping()[0]
+            await c.crash(victim)
+            c.disks[victim].sync_delay_ms = 0
+            await c.start(victim)
+            await c.wait_ready([victim])
+            everyone = IDS + ["n4"]
+            await until(lambda: all(c.node(m).committer._drop is None for m in everyone)
+                        and sum(c.node(m).store.key_count() for m in everyone) == 3 * len(acked),
+                        60, "every drop done, three copies of every key")
+            token, ring = c.node("n1").state.ring.token, c.node("n1").state.ring
+            held = {k: sorted((c.node(m).store.get(token(k), k) or Record(0)).version
+                              for m in ring.preference_list(k, 3)) for k in acked}
+            return acked, held
+        finally:
+            for m in IDS:
+                c.disks[m].sync_delay_ms = 0
+            await c.stop_all()
+
+    acked, held = run_virtual(main())
+    assert held == {k: [v] * 3 for k, v in acked.items()}
