@@ -26,7 +26,11 @@ Rules and invariants:
   before it are dropped with it, writes queued after it survive it. It runs as steps of
   ``DROP_CHUNK`` records (one synced batch each) that alternate with the batches queued
   behind it, so those are not held for a whole large drop; a batch applied meanwhile first
-  tells the drop which keys it writes, and the drop leaves them (``_Drop``). A second drop
+  tells the drop which keys it writes, and the drop leaves them (``_Drop``), unless that
+  batch fails (its writes did not land). So a key written after the drop keeps the newer of
+  its two records: a write older than the record queued before the drop is answered "not
+  applied", as any stale write is, and that newer record stays (had the whole drop run first,
+  the stale write would have been stored instead). A second drop
   waits at the head of the queue until the first is done. Its caller hears after the last
   step; a failed step fails the drop (the records it did not reach stay).
 * Arguments are validated at submission, so one caller's bad input fails that caller only
@@ -104,7 +108,8 @@ class _Drop:
     ``DROP_CHUNK`` records at a time, alternating with the batches queued behind it, so
     writes never wait for the whole drop. Every data key those batches write within the
     ranges goes into ``keep`` before their ``apply``: later steps leave it, so a write queued
-    after the drop survives it, as if the whole drop had run first. Touched only by whoever
+    after the drop survives it (or, when it is older than the stored record, that record
+    stays: the newer of the two, see the module docstring). Touched only by whoever
     runs the batches (the commit thread, or the loop when inline), one batch at a time."""
     sub: _Submission
     starts: list[int]           # the ranges, sorted and disjoint: starts and ends
@@ -118,13 +123,25 @@ class _Drop:
     def done(self) -> bool:
         return self.index >= len(self.starts)
 
-    def note_writes(self, writes: list[Write]) -> None:
-        """Keep the data keys of ``writes`` that fall in a range not yet finished."""
-        starts, ends, index = self.starts, self.ends, self.index
+    def note_writes(self, writes: list[Write]) -> list[bytes]:
+        """Keep the data keys of ``writes`` that fall in a range not yet finished; return
+        the ones not kept before (``forget`` them if the batch fails)."""
+        starts, ends, index, keep = self.starts, self.ends, self.index, self.keep
+        added = []
         for token, key, _record in writes:
             i = bisect_right(starts, token) - 1
             if i >= index and token < ends[i]:
-                self.keep.add(data_key(token, key))
+                dkey = data_key(token, key)
+                if dkey not in keep:
+                    keep.add(dkey)
+                    added.append(dkey)
+        return added
+
+    def forget(self, added: list[bytes]) -> None:
+        """The batch whose writes ``note_writes`` kept failed: they did not land (their
+        callers hear so), so the records queued before the drop under those keys go with
+        it after all."""
+        self.keep.difference_update(added)
 
     def step(self, store: Store) -> int:
         """Delete the next chunk (one synced batch); return how many records it deleted."""
@@ -608,16 +625,20 @@ def _apply_merged(store: Store, batch: list[_Submission],
             meta[name] = None
     meta_put = {n: v for n, v in meta.items() if v is not None}
     meta_delete = [n for n, v in meta.items() if v is None]
-    if drop is not None and writes:
-        drop.note_writes(writes)
+    kept = drop.note_writes(writes) if drop is not None and writes else None
     started = time.perf_counter()
-    results = store.apply(
-        writes,
-        hints_add=hints_add,
-        hints_delete=hints_delete,
-        meta_put=meta_put,
-        meta_delete=meta_delete,
-        sync=True,
-        check=False,
-    )
+    try:
+        results = store.apply(
+            writes,
+            hints_add=hints_add,
+            hints_delete=hints_delete,
+            meta_put=meta_put,
+            meta_delete=meta_delete,
+            sync=True,
+            check=False,
+        )
+    except Exception:
+        if kept:
+            drop.forget(kept)  # type: ignore[union-attr]
+        raise
     return results, time.perf_counter() - started

@@ -246,3 +246,92 @@ def test_a_join_skips_an_old_replica_that_stays_down_and_still_gets_every_acked_
 
     got, versions, skipped, took = run_virtual(main())
     assert got == versions and skipped == ["n3"] and took >= 5
+
+
+def test_a_node_removed_while_old_owners_drop_its_ranges_gets_them_back_whole(monkeypatch):
+    """n4 joins; while the old owners drop the ranges it took (a record per step, each a
+    slow sync), n4 dies and is removed: the ranges go back to them, and the removal's
+    transfer streams records into ranges their drops have not reached yet. Those records
+    were queued after the drops, so they survive them: every key ends on its three replicas
+    at its acknowledged version."""
+    from dynamopy.storage import group_commit
+    monkeypatch.setattr(group_commit, "DROP_CHUNK", 1)
+
+    async def main():
+        c = InProcessCluster(IDS, seed=43, **QUIET)
+        await c.start_all()
+        try:
+            acked = {}
+            for i in range(150):
+                key = b"d%d" % i
+                acked[key], _ = await c.coordinator(IDS[i % 3]).write(
+                    key, value=b"v", content_type="text/plain", deleted=False, w=3)
+            for m in IDS:
+                c.disks[m].sync_delay_ms = 20   # every synced batch, so every drop step, is slow
+            await join(c, "n4", 43)
+            dropping = lambda: [m for m in IDS if c.node(m).committer._drop is not None]
+            await until(lambda: dropping(), 60, "an old owner drops n4's ranges")
+            during = dropping()
+            await c.crash("n4")
+            await c.node("n2").propose({"op": "remove", "id": "n4"})
+            await until(lambda: c.node("n1").state.member("n4") is None
+                        and c.node("n1").state.change is None, 60, "n4 is removed")
+            await until(lambda: not dropping(), 60, "the drops are over")
+            token, ring = c.node("n1").state.ring.token, c.node("n1").state.ring
+            held = {k: sorted((c.node(m).store.get(token(k), k) or Record(0)).version
+                              for m in ring.preference_list(k, 3)) for k in acked}
+            counts = sum(c.node(m).store.key_count() for m in IDS)
+            return during, acked, held, counts
+        finally:
+            for m in IDS:
+                c.disks[m].sync_delay_ms = 0
+            await c.stop_all()
+
+    during, acked, held, counts = run_virtual(main())
+    assert during  # the removal came while a drop ran
+    assert held == {k: [v] * 3 for k, v in acked.items()}
+    assert counts == 3 * len(acked)
+
+
+def test_an_old_owner_that_crashes_mid_drop_drops_the_rest_after_its_restart(monkeypatch):
+    """n4 joins; an old owner crashes while it drops the ranges n4 took (a record per slow
+    step) and restarts: it drops the rest then (the replayed log says it lost them), and
+    every key ends on exactly its three replicas at its acknowledged version."""
+    from dynamopy.storage import group_commit
+    monkeypatch.setattr(group_commit, "DROP_CHUNK", 1)
+
+    async def main():
+        c = InProcessCluster(IDS, seed=44, **QUIET)
+        await c.start_all()
+        try:
+            acked = {}
+            for i in range(150):
+                key = b"c%d" % i
+                acked[key], _ = await c.coordinator(IDS[i % 3]).write(
+                    key, value=b"v", content_type="text/plain", deleted=False, w=3)
+            for m in IDS:
+                c.disks[m].sync_delay_ms = 20
+            await join(c, "n4", 44)
+            dropping = lambda: [m for m in IDS if c.node(m).committer._drop is not None
+                                and c.node(m).committer._drop.total > 0]
+            await until(lambda: dropping(), 60, "an old owner is part way through its drop")
+            victim = dropping()[0]
+            await c.crash(victim)
+            c.disks[victim].sync_delay_ms = 0
+            await c.start(victim)
+            await c.wait_ready([victim])
+            everyone = IDS + ["n4"]
+            await until(lambda: all(c.node(m).committer._drop is None for m in everyone)
+                        and sum(c.node(m).store.key_count() for m in everyone) == 3 * len(acked),
+                        60, "every drop done, three copies of every key")
+            token, ring = c.node("n1").state.ring.token, c.node("n1").state.ring
+            held = {k: sorted((c.node(m).store.get(token(k), k) or Record(0)).version
+                              for m in ring.preference_list(k, 3)) for k in acked}
+            return acked, held
+        finally:
+            for m in IDS:
+                c.disks[m].sync_delay_ms = 0
+            await c.stop_all()
+
+    acked, held = run_virtual(main())
+    assert held == {k: [v] * 3 for k, v in acked.items()}
