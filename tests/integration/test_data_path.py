@@ -100,7 +100,8 @@ def test_sigkill_one_node_quorums_two_work_three_fails(make_cluster):
 def test_concurrent_writers_converge_on_the_highest_version(shared_cluster):
     c = shared_cluster  # no fault: the module's cluster serves ("hot" is this test's key)
     # 48 writers on one key through three coordinators: every write must succeed. (With at
-    # most 3 re-stamps, about 1 write in 200 got a 503 under such contention; CI run 23.)
+    # most 3 re-stamps, about 1 write in 200 got a 503 under such contention: the CI run of
+    # stop 28 failed here.)
 
     async def writers() -> list[int]:
         # aiohttp, as loadgen drives: httpx's client spends ~1.5 ms of CPU per request, too

@@ -135,8 +135,8 @@ def test_replicas_always_newer_give_up_after_max_restamps():
 
 def test_a_write_outbid_several_rounds_running_still_succeeds():
     # Other writers keep writing the key: the first five stamps each meet a newer version on
-    # two replicas. The write goes on re-stamping within its time and lands (CI run 23 saw
-    # a 503 here with six writers on one key, when the limit was three re-stamps).
+    # two replicas. The write goes on re-stamping within its time and lands (the CI run of
+    # stop 28 saw a 503 with six writers on one key, when the limit was three re-stamps).
     node = _node()
     rounds: list[int] = []
 
