@@ -181,7 +181,7 @@ class Store:
         # target -> (count, bytes). Replaced, never mutated, once open: readers on other
         # threads then iterate a dict that cannot change under them.
         self._hint_stats: dict[str, tuple[int, int]] = {}
-        self.hint_seq = 0  # last seq handed out
+        self._hint_seq = 0  # last seq handed out
         self._watcher: Optional[Watcher] = None
         self.watch_errors = 0  # watcher calls that raised (the batch stands regardless)
         # data key -> Record(version, deleted) as stored on disk (module docstring).
@@ -204,7 +204,7 @@ class Store:
             target = hint_target(hkey)
             count, size = stats.get(target, (0, 0))
             stats[target] = (count + 1, size + len(hkey) + len(raw))
-            self.hint_seq = max(self.hint_seq, hint_seq(hkey))
+            self._hint_seq = max(self._hint_seq, hint_seq(hkey))
         self._hint_stats = stats
 
     # -- lifecycle
@@ -435,7 +435,7 @@ class Store:
                         applied.append(False)
 
                 # Hint bookkeeping is staged and committed only after wb.write() succeeds.
-                seq = self.hint_seq
+                seq = self._hint_seq
                 hint_delta: dict[str, list[int]] = {}
                 added: dict[bytes, int] = {}  # hint key -> size, added in this call
                 added_raw: dict[bytes, bytes] = {}
@@ -489,7 +489,7 @@ class Store:
                 # Handed out for good before the write: if anything from here on raises,
                 # what reached the disk is unknown, and a hint key must never be given twice
                 # (the delivery cursor relies on each new hint getting a larger key).
-                self.hint_seq = seq
+                self._hint_seq = seq
                 # Written even when empty: with sync=True it also makes earlier unsynced
                 # state durable, which a "not applied" answer relies on.
                 wb.write()
