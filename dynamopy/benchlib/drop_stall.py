@@ -27,6 +27,7 @@ import time
 from typing import Optional
 
 from dynamopy.benchlib.argtypes import positive_int
+from dynamopy.benchlib.report import percentile
 from dynamopy.core.records import Record
 from dynamopy.storage.group_commit import GroupCommitter
 from dynamopy.storage.store import Store
@@ -42,12 +43,6 @@ def _share(text: str) -> float:
     if not 0 < value < 1:  # also false for NaN
         raise argparse.ArgumentTypeError(f"must be a number between 0 and 1, got {text!r}")
     return value
-
-
-def _pct(sorted_ms: list[float], p: float) -> float:
-    if not sorted_ms:
-        return float("nan")
-    return sorted_ms[min(len(sorted_ms) - 1, int(p / 100 * len(sorted_ms)))]
 
 
 def _load(store: Store, keys: int, value: bytes, rng: random.Random) -> None:
@@ -142,8 +137,8 @@ def main(argv: Optional[list[str]] = None) -> int:
           f"({args.ranges} spans, {args.drop_share:.0%} of the ring, watcher "
           f"{'off' if args.no_watch else 'on'}); {r['acked_during']} writes acked during it")
     for name, ms in (("before the drop", r["base"]), ("overlapping it", r["during"])):
-        print(f"  write ack ms {name:16s} n={len(ms):6d} p50 {_pct(ms, 50):7.1f} "
-              f"p99 {_pct(ms, 99):7.1f} max {max(ms) if ms else float('nan'):7.1f}")
+        print(f"  write ack ms {name:16s} n={len(ms):6d} p50 {percentile(ms, 50):7.1f} "
+              f"p99 {percentile(ms, 99):7.1f} max {max(ms) if ms else float('nan'):7.1f}")
     return 0
 
 

@@ -51,6 +51,17 @@ _set_content_type = Record.content_type.__set__  # type: ignore[attr-defined]
 _set_value = Record.value.__set__  # type: ignore[attr-defined]
 
 
+def version_only(version: int, deleted: bool) -> Record:
+    """``Record(version, deleted)`` (default content type, empty value) in a third of the
+    time, with the slots' own setters as ``from_wire`` uses them."""
+    rec = _new(Record)
+    _set_version(rec, version)
+    _set_deleted(rec, deleted)
+    _set_content_type(rec, DEFAULT_CONTENT_TYPE)
+    _set_value(rec, b"")
+    return rec
+
+
 def record_wire_bytes(key: bytes, rec: Record) -> int:
     """An upper estimate of one keyed record's share of a peer frame: key, value, content
     type (its UTF-8 bytes: a header's latin-1 text may hold two-byte characters), and the

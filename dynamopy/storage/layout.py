@@ -15,7 +15,7 @@ from typing import Callable, Iterable, Mapping, Optional
 
 import msgpack
 
-from dynamopy.core.records import DEFAULT_CONTENT_TYPE, Record
+from dynamopy.core.records import Record
 
 TOKEN_LIMIT = 2**32
 
@@ -69,24 +69,6 @@ def hint_target(hkey: bytes) -> str:
 
 def hint_seq(hkey: bytes) -> int:
     return int.from_bytes(hkey[-_SEQ_BYTES:], "big")
-
-
-_new_record = object.__new__
-_set_version = Record.version.__set__  # type: ignore[attr-defined]
-_set_deleted = Record.deleted.__set__  # type: ignore[attr-defined]
-_set_content_type = Record.content_type.__set__  # type: ignore[attr-defined]
-_set_value = Record.value.__set__  # type: ignore[attr-defined]
-
-
-def version_only(version: int, deleted: bool) -> Record:
-    """``Record(version, deleted)`` (default content type, empty value) in a third of the
-    time: the frozen dataclass's ``__init__`` sets each field through ``object.__setattr__``."""
-    rec = _new_record(Record)
-    _set_version(rec, version)
-    _set_deleted(rec, deleted)
-    _set_content_type(rec, DEFAULT_CONTENT_TYPE)
-    _set_value(rec, b"")
-    return rec
 
 
 def pack_record(record: Record) -> bytes:

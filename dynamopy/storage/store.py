@@ -88,12 +88,12 @@ from typing import Callable, Container, Iterable, Iterator, Mapping, Optional
 import msgpack
 import plyvel
 
-from dynamopy.core.records import Record, is_newer
+from dynamopy.core.records import Record, is_newer, version_only
 from dynamopy.storage.layout import (
     Change, DATA_PREFIX, HINT_PREFIX, HintAdd, META_PREFIX, Watcher, Write, check_range,
     data_key, hint_index_key, hint_key, hint_prefix, hint_seq, hint_target, pack_hint,
     token_bound, unpack_hint, unpack_record, validate_meta_name, validate_ops,
-    validate_target, version_only,
+    validate_target,
 )
 
 STORED_CACHE_KEYS = 65_536   # entries of Store._stored (~10 MiB with short keys)

@@ -248,6 +248,26 @@ def test_a_join_skips_an_old_replica_that_stays_down_and_still_gets_every_acked_
     assert got == versions and skipped == ["n3"] and took >= 5
 
 
+async def _acked_keys_then_slow_disks(c, prefix: bytes, count: int = 150) -> dict:
+    """Write ``count`` keys at W=3 and return their acknowledged versions; then make every
+    synced batch of n1..n3 (so every drop step) take 20 ms."""
+    acked = {}
+    for i in range(count):
+        key = prefix + b"%d" % i
+        acked[key], _ = await c.coordinator(IDS[i % 3]).write(
+            key, value=b"v", content_type="text/plain", deleted=False, w=3)
+    for m in IDS:
+        c.disks[m].sync_delay_ms = 20
+    return acked
+
+
+def _versions_on_replicas(c, keys) -> dict:
+    """key -> the sorted versions its replicas in n1's ring hold (0: none)."""
+    token, ring = c.node("n1").state.ring.token, c.node("n1").state.ring
+    return {k: sorted((c.node(m).store.get(token(k), k) or Record(0)).version
+                      for m in ring.preference_list(k, 3)) for k in keys}
+
+
 def test_a_node_removed_while_old_owners_drop_its_ranges_gets_them_back_whole(monkeypatch):
     """n4 joins; while the old owners drop the ranges it took (a record per step, each a
     slow sync), n4 dies and is removed: the ranges go back to them, and the removal's
@@ -261,13 +281,7 @@ def test_a_node_removed_while_old_owners_drop_its_ranges_gets_them_back_whole(mo
         c = InProcessCluster(IDS, seed=43, **QUIET)
         await c.start_all()
         try:
-            acked = {}
-            for i in range(150):
-                key = b"d%d" % i
-                acked[key], _ = await c.coordinator(IDS[i % 3]).write(
-                    key, value=b"v", content_type="text/plain", deleted=False, w=3)
-            for m in IDS:
-                c.disks[m].sync_delay_ms = 20   # every synced batch, so every drop step, is slow
+            acked = await _acked_keys_then_slow_disks(c, b"d")
             await join(c, "n4", 43)
             dropping = lambda: [m for m in IDS if c.node(m).committer._drop is not None]
             await until(lambda: dropping(), 60, "an old owner drops n4's ranges")
@@ -277,9 +291,7 @@ def test_a_node_removed_while_old_owners_drop_its_ranges_gets_them_back_whole(mo
             await until(lambda: c.node("n1").state.member("n4") is None
                         and c.node("n1").state.change is None, 60, "n4 is removed")
             await until(lambda: not dropping(), 60, "the drops are over")
-            token, ring = c.node("n1").state.ring.token, c.node("n1").state.ring
-            held = {k: sorted((c.node(m).store.get(token(k), k) or Record(0)).version
-                              for m in ring.preference_list(k, 3)) for k in acked}
+            held = _versions_on_replicas(c, acked)
             counts = sum(c.node(m).store.key_count() for m in IDS)
             return during, acked, held, counts
         finally:
@@ -304,13 +316,7 @@ def test_an_old_owner_that_crashes_mid_drop_drops_the_rest_after_its_restart(mon
         c = InProcessCluster(IDS, seed=44, **QUIET)
         await c.start_all()
         try:
-            acked = {}
-            for i in range(150):
-                key = b"c%d" % i
-                acked[key], _ = await c.coordinator(IDS[i % 3]).write(
-                    key, value=b"v", content_type="text/plain", deleted=False, w=3)
-            for m in IDS:
-                c.disks[m].sync_delay_ms = 20
+            acked = await _acked_keys_then_slow_disks(c, b"c")
             await join(c, "n4", 44)
             dropping = lambda: [m for m in IDS if c.node(m).committer._drop is not None
                                 and c.node(m).committer._drop.total > 0]
@@ -324,9 +330,7 @@ def test_an_old_owner_that_crashes_mid_drop_drops_the_rest_after_its_restart(mon
             await until(lambda: all(c.node(m).committer._drop is None for m in everyone)
                         and sum(c.node(m).store.key_count() for m in everyone) == 3 * len(acked),
                         60, "every drop done, three copies of every key")
-            token, ring = c.node("n1").state.ring.token, c.node("n1").state.ring
-            held = {k: sorted((c.node(m).store.get(token(k), k) or Record(0)).version
-                              for m in ring.preference_list(k, 3)) for k in acked}
+            held = _versions_on_replicas(c, acked)
             return acked, held
         finally:
             for m in IDS:
