@@ -17,6 +17,12 @@ What it runs
     stores (etcd, dynamopy R=2,W=2, dynamopy R=1,W=1, then again: A B A B) for ``--rounds``
     rounds, each a ``--warmup`` s unrecorded wrk run then a ``--seconds`` s measured one.
 
+    ``--together`` drives etcd and each dynamopy setting at the same time instead (etcd and its
+    wrk pinned to core 0, dynamopy and its wrk to core 1; ``benchlib/pinning.py``): run one
+    after the other, the two stores meet different moments of the disk, and this VM's disk
+    stalls every ``fdatasync`` for up to ~1.3 s now and then, which sets the p99 of whichever
+    run it falls in. Side by side they meet the same stalls, each with half the machine.
+
 What it prints
     One row per measured run: ok (2xx) ops/s, p50/p99/max latency in ms (wrk's own histogram
     over every request of the run), non-2xx answers and socket errors, and the CPU time the
@@ -46,6 +52,7 @@ import time
 from dataclasses import asdict, dataclass
 from typing import Optional
 
+from dynamopy.benchlib import pinning
 from dynamopy.benchlib.argtypes import (existing_dir, nonnegative_float, positive_int, quorum_pairs,
                                          whole_seconds)
 from dynamopy.benchlib.cluster import LocalCluster
@@ -151,6 +158,7 @@ class Run:
     cpu_ms_per_op: float = 0.0    # CPU time of all the store's processes per 2xx answer
     first_cpu_ms_per_op: float = 0.0   # ... of the endpoint process (node 1 / member 1)
     tail: str = ""                # dynamopy: per node, GC pauses, loop lag, slow syncs in it
+    beside: str = ""              # --together: the store driven at the same time (etcd rows)
 
 
 _RESULT = re.compile(r"^RESULT (.*)$", re.M)
@@ -296,6 +304,17 @@ def _span(values: list[float], fmt: str) -> str:
     return format(lo, fmt) if lo == hi else f"{format(lo, fmt)}-{format(hi, fmt)}"
 
 
+def _label(r: Run) -> str:
+    """A row's store column: etcd driven beside a dynamopy setting names that setting."""
+    return f"{r.store} | {r.beside.split(' ', 1)[-1]}" if r.beside else r.store
+
+
+def _etcd_of(etcd: dict, r: Run) -> Optional[Run]:
+    """The etcd run ``r`` is compared with: the one driven beside it (``--together``), else
+    the one of the same round and endpoints."""
+    return etcd.get((r.endpoints, r.round, r.store), etcd.get((r.endpoints, r.round, "")))
+
+
 def build_table(runs: list[Run]) -> str:
     """Every run as a row, then per endpoint mode and store: ranges over rounds and the ratio
     of ops/s to etcd's in the same round."""
@@ -303,21 +322,22 @@ def build_table(runs: list[Run]) -> str:
              f"{'p99 ms':>8} {'max ms':>8} {'non-2xx':>8} {'sock err':>8} {'cpu ms/op':>9} "
              f"{'node1 ms/op':>11}"]
     for r in runs:
-        lines.append(f"{r.endpoints:<9} {r.store:<18} {r.round:>5} {r.ops:>8.0f} "
+        lines.append(f"{r.endpoints:<9} {_label(r):<18} {r.round:>5} {r.ops:>8.0f} "
                      f"{r.p50_ms:>8.1f} {r.p99_ms:>8.1f} {r.max_ms:>8.1f} {r.non2xx:>8} "
                      f"{r.socket_errors:>8} {r.cpu_ms_per_op:>9.3f} {r.first_cpu_ms_per_op:>11.3f}")
     lines.append("")
     lines.append(f"{'endpoints':<9} {'store':<18} {'ops/s':>13} {'p99 ms':>13} "
-                 f"{'x etcd ops/s':>13} {'non-2xx':>8}")
-    etcd = {(r.endpoints, r.round): r for r in runs if r.store == ETCD_STORE}
+                 f"{'x etcd ops/s':>13} {'x etcd p99':>11} {'non-2xx':>8}")
+    etcd = {(r.endpoints, r.round, r.beside): r for r in runs if r.store == ETCD_STORE}
     for endpoints in dict.fromkeys(r.endpoints for r in runs):
-        for store in dict.fromkeys(r.store for r in runs if r.endpoints == endpoints):
-            mine = [r for r in runs if r.endpoints == endpoints and r.store == store]
-            ratios = [r.ops / etcd[(endpoints, r.round)].ops for r in mine
-                      if (endpoints, r.round) in etcd and etcd[(endpoints, r.round)].ops > 0]
-            ratio = _span(ratios, ".2f") if ratios and store != ETCD_STORE else "-"
+        for store in dict.fromkeys(_label(r) for r in runs if r.endpoints == endpoints):
+            mine = [r for r in runs if r.endpoints == endpoints and _label(r) == store]
+            pairs = [(r, _etcd_of(etcd, r)) for r in mine if r.store != ETCD_STORE]
+            pairs = [(r, e) for r, e in pairs if e is not None and e.ops > 0 and e.p99_ms > 0]
+            ratio = _span([r.ops / e.ops for r, e in pairs], ".2f") if pairs else "-"
+            p99 = _span([r.p99_ms / e.p99_ms for r, e in pairs], ".2f") if pairs else "-"
             lines.append(f"{endpoints:<9} {store:<18} {_span([r.ops for r in mine], '.0f'):>13} "
-                         f"{_span([r.p99_ms for r in mine], '.0f'):>13} {ratio:>13} "
+                         f"{_span([r.p99_ms for r in mine], '.0f'):>13} {ratio:>13} {p99:>11} "
                          f"{sum(r.non2xx for r in mine):>8}")
     base = {(r.endpoints, r.round, r.store.split(" ", 1)[1]): r for r in runs
             if r.store.startswith("baseline ")}
@@ -512,6 +532,11 @@ def _args(argv: Optional[list[str]]) -> argparse.Namespace:
                         "folder). On a tmpfs such as /dev/shm, fsync costs nothing and the "
                         "disk's stalls are out of the picture for both stores: not durable, "
                         "a way to see the software's own tail")
+    p.add_argument("--together", action="store_true",
+                   help="drive etcd and each dynamopy setting at the same time instead of one "
+                        "after the other, etcd's members and wrk pinned to core 0, dynamopy's "
+                        "nodes and wrk to core 1: both meet the same disk stalls at the same "
+                        "moments, each with one core (needs 2 cores; stores etcd,dynamopy)")
     p.add_argument("--json", metavar="FILE", help="also write every run as JSON to FILE")
     p.add_argument("--timeline", metavar="FILE",
                    help="append a per-second line per dynamopy node to FILE: phase, requests, "
@@ -538,12 +563,75 @@ class SourceCluster(LocalCluster):
         self.launch.env["PYTHONSAFEPATH"] = "1"
 
 
+@dataclass
+class Drive:
+    """One store as a wrk run drives it: its label, the URL wrk connects to (spread scripts
+    pick their own addresses), the Lua script, the store's PIDs and node URLs (for /metrics)."""
+    store: str
+    url: str
+    script: str
+    pids: list
+    node_urls: list
+
+
+class _Sample:
+    """A store's counters at the start of a measured run; ``finish`` makes the run's row."""
+
+    def __init__(self, drive: Drive) -> None:
+        self.drive, self.etcd = drive, drive.store == ETCD_STORE
+        self.health0 = [_health(u, self.etcd) for u in drive.node_urls]
+        self.loop0 = sum(main_thread_cpu_s(p) or 0.0 for p in drive.pids)
+        self.cpu0 = [process_cpu_s(p) or 0.0 for p in drive.pids]
+        self.disk0 = [process_written_bytes(p) or 0 for p in drive.pids]
+
+    def finish(self, wrk_out: str, mode: str, round_: int) -> Run:
+        d = self.drive
+        cpu = [(process_cpu_s(p) or 0.0) - c0 for p, c0 in zip(d.pids, self.cpu0)]
+        loop = sum(main_thread_cpu_s(p) or 0.0 for p in d.pids) - self.loop0
+        disk = sum((process_written_bytes(p) or 0) - d0 for p, d0 in zip(d.pids, self.disk0))
+        run = parse_wrk(wrk_out, d.store, mode, round_)
+        ok = max(1, run.requests - run.non2xx)
+        written = f"disk written {disk / 1024 / ok:.1f} KiB/op; "
+        if self.etcd:
+            run.tail = written + etcd_tail_line(self.health0, [_health(u, True)
+                                                               for u in d.node_urls])
+        else:
+            run.tail = (f"loop threads {1000 * loop / ok:.3f} ms/op, other threads "
+                        f"{1000 * (sum(cpu) - loop) / ok:.3f}; " + written
+                        + tail_line(self.health0, [_health(u) for u in d.node_urls]))
+        run.cpu_ms_per_op = 1000 * sum(cpu) / ok
+        run.first_cpu_ms_per_op = 1000 * cpu[0] / ok
+        _log(f"round {round_} {mode:<3} {d.store:<18} {run.ops:7.0f} ops/s "
+             f"p99 {run.p99_ms:6.1f} ms non-2xx {run.non2xx}")
+        return run
+
+
+def _together(etcd_drive: Drive, drive: Drive, mode: str, round_: int, args, conns,
+              work: str, timeline) -> list[Run]:
+    """``--together``: etcd and one dynamopy quorum setting driven at the same time, each by
+    its own wrk pinned to the store's core (``pinning.TOGETHER_CPUS``), warm-up included."""
+    pair = (etcd_drive, drive)
+    cpus = pinning.TOGETHER_CPUS
+    for i in range(len(pair)):
+        os.makedirs(os.path.join(work, f"w{i}"), exist_ok=True)
+    _phase(timeline, f"warm-up {round_} {mode} {drive.store} beside etcd")
+    if args.warmup > 0:
+        pinning.run_pinned([(cpus[i], run_wrk, (d.url, d.script, args.warmup, conns,
+                                                os.path.join(work, f"w{i}")))
+                            for i, d in enumerate(pair)])
+    samples = [_Sample(d) for d in pair]
+    _phase(timeline, f"round {round_} {mode} {drive.store} beside etcd")
+    outs = pinning.run_pinned([(cpus[i], run_wrk, (d.url, d.script, args.seconds, conns,
+                                                   os.path.join(work, f"w{i}")))
+                               for i, d in enumerate(pair)])
+    _phase(timeline, "between runs")
+    runs = [s.finish(o, mode, round_) for s, o in zip(samples, outs)]
+    runs[0].beside = drive.store
+    return runs
+
+
 def main(argv: Optional[list[str]] = None) -> int:
     args = _args(argv)
-    why = ensure_tools()
-    if why is not None:
-        print(f"vs-etcd {why}")
-        return 0
     quorums = args.quorums
     modes = ["one", "all"] if args.endpoints == "both" else [args.endpoints]
     prefix = "bench-"
@@ -551,6 +639,18 @@ def main(argv: Optional[list[str]] = None) -> int:
     if "baseline" in stores and not args.baseline_src:
         print("--stores baseline needs --baseline-src DIR", file=sys.stderr)
         return 2
+    if args.together and stores != ["etcd", "dynamopy"]:
+        print("--together drives etcd and dynamopy side by side: leave --stores out (or "
+              "give --stores etcd,dynamopy)", file=sys.stderr)
+        return 2
+    if args.together and not set(pinning.TOGETHER_CPUS) <= pinning.usable_cpus():
+        print(f"--together pins the stores to cores {pinning.TOGETHER_CPUS}; this process may "
+              f"use only {sorted(pinning.usable_cpus())}", file=sys.stderr)
+        return 2
+    why = ensure_tools()
+    if why is not None:
+        print(f"vs-etcd {why}")
+        return 0
     work = tempfile.mkdtemp(prefix="dynamopy-vs-etcd-", dir=args.work_dir)
     clusters: dict[str, LocalCluster] = {}
     etcd: Optional[EtcdCluster] = None
@@ -589,6 +689,11 @@ def main(argv: Optional[list[str]] = None) -> int:
             preload_dynamopy(c.urls[0], args.keys, args.value_bytes, prefix)
         if etcd is not None:
             preload_etcd(etcd.urls[0], args.keys, args.value_bytes, prefix)
+        if args.together:
+            pinning.pin_processes([p.pid for p in etcd.procs], pinning.TOGETHER_CPUS[0])
+            pinning.pin_processes(clusters["dynamopy"].pids, pinning.TOGETHER_CPUS[1])
+            _log(f"etcd pinned to core {pinning.TOGETHER_CPUS[0]}, dynamopy to core "
+                 f"{pinning.TOGETHER_CPUS[1]}; each store driven beside the other")
         if args.hold > 0:
             _log(f"holding {args.hold:g} s; node PIDs: "
                  + ", ".join(f"{n} {c.pids}" for n, c in clusters.items()))
@@ -601,49 +706,31 @@ def main(argv: Optional[list[str]] = None) -> int:
                 drives = []
                 for name in stores:
                     if name == "etcd":
-                        drives.append((ETCD_STORE, etcd.urls[0], lua_etcd(
+                        drives.append(Drive(ETCD_STORE, etcd.urls[0], lua_etcd(
                             etcd.client_ports, spread, args.keys, args.value_bytes, prefix),
                             [p.pid for p in etcd.procs], etcd.urls))
                         continue
                     c = clusters[name]
                     ports = [int(u.rsplit(":", 1)[1]) for u in c.urls]
                     label = "dynamopy" if name == "dynamopy" else "baseline"
-                    drives += [(f"{label} R={r},W={w}", c.urls[0], lua_dynamopy(
+                    drives += [Drive(f"{label} R={r},W={w}", c.urls[0], lua_dynamopy(
                         ports, spread, r, w, args.keys, args.value_bytes, prefix), c.pids,
                         c.urls) for r, w in quorums]
-                for store, url, script, pids, *node_urls in drives:
-                    _phase(timeline, f"warm-up {round_} {mode} {store}")
+                if args.together:
+                    etcd_drive = drives[0]
+                    for drive in drives[1:]:
+                        runs += _together(etcd_drive, drive, mode, round_, args, conns, work,
+                                          timeline)
+                    continue
+                for drive in drives:
+                    _phase(timeline, f"warm-up {round_} {mode} {drive.store}")
                     if args.warmup > 0:
-                        run_wrk(url, script, args.warmup, conns, work)
-                    is_etcd = store == ETCD_STORE
-                    health0 = [_health(u, is_etcd) for u in (node_urls[0] if node_urls else [])]
-                    loop0 = sum(main_thread_cpu_s(p) or 0.0 for p in pids)
-                    cpu0 = [process_cpu_s(p) or 0.0 for p in pids]
-                    disk0 = [process_written_bytes(p) or 0 for p in pids]
-                    _phase(timeline, f"round {round_} {mode} {store}")
-                    out = run_wrk(url, script, args.seconds, conns, work)
+                        run_wrk(drive.url, drive.script, args.warmup, conns, work)
+                    sample = _Sample(drive)
+                    _phase(timeline, f"round {round_} {mode} {drive.store}")
+                    out = run_wrk(drive.url, drive.script, args.seconds, conns, work)
                     _phase(timeline, "between runs")
-                    cpu = [(process_cpu_s(p) or 0.0) - c0 for p, c0 in zip(pids, cpu0)]
-                    loop = sum(main_thread_cpu_s(p) or 0.0 for p in pids) - loop0
-                    disk = sum((process_written_bytes(p) or 0) - d0
-                               for p, d0 in zip(pids, disk0))
-                    run = parse_wrk(out, store, mode, round_)
-                    answers = max(1, run.requests - run.non2xx)
-                    written = f"disk written {disk / 1024 / answers:.1f} KiB/op; "
-                    if node_urls and is_etcd:
-                        run.tail = written + etcd_tail_line(health0, [_health(u, True)
-                                                                      for u in node_urls[0]])
-                    elif node_urls:
-                        ok = max(1, run.requests - run.non2xx)
-                        run.tail = (f"loop threads {1000 * loop / ok:.3f} ms/op, other threads "
-                                    f"{1000 * (sum(cpu) - loop) / ok:.3f}; " + written
-                                    + tail_line(health0, [_health(u) for u in node_urls[0]]))
-                    ok = max(1, run.requests - run.non2xx)
-                    run.cpu_ms_per_op = 1000 * sum(cpu) / ok
-                    run.first_cpu_ms_per_op = 1000 * cpu[0] / ok
-                    runs.append(run)
-                    _log(f"round {round_} {mode:<3} {store:<18} {run.ops:7.0f} ops/s "
-                         f"p99 {run.p99_ms:6.1f} ms non-2xx {run.non2xx}")
+                    runs.append(sample.finish(out, mode, round_))
         for name, c in clusters.items():
             try:
                 import httpx
@@ -674,6 +761,11 @@ def main(argv: Optional[list[str]] = None) -> int:
           "connection), the requests it would have sent meanwhile; a disk stall that holds "
           "every connection for S ms puts the p99 near S minus 1% of the run. The answers' "
           "own tail: answered>200ms per node below (docs/perf.md, wave 2, session 8)")
+    if args.together:
+        print("--together: etcd and each dynamopy setting driven at the same time, each store "
+              f"and its wrk pinned to one core (etcd {pinning.TOGETHER_CPUS[0]}, dynamopy "
+              f"{pinning.TOGETHER_CPUS[1]}): every pair of rows met the same disk moments; "
+              "x etcd compares a row with the etcd row driven beside it")
     print(build_table(runs))
     for line in health:
         print(line)
@@ -682,7 +774,7 @@ def main(argv: Optional[list[str]] = None) -> int:
         print("in each run (dynamopy: CPU per answer by thread, then per node; etcd: per "
               "member, its own slow syncs; the evidence next to the p99):")
         for r in tails:
-            print(f"  round {r.round} {r.endpoints:<3} {r.store:<18} p99 {r.p99_ms:6.1f} ms: "
+            print(f"  round {r.round} {r.endpoints:<3} {_label(r):<18} p99 {r.p99_ms:6.1f} ms: "
                   f"{r.tail}")
     if problems:
         print(f"dynamopy node logs: {problems} warning/error lines, e.g. {examples[:3]}")

@@ -91,6 +91,23 @@ def test_bench_vs_etcd_refuses_a_bad_value(argv, flag, capsys):
     assert f"error: argument {flag}: " in err
 
 
+@pytest.mark.parametrize("argv, says", [
+    (["--together", "--stores", "etcd"], "--together drives etcd and dynamopy side by side"),
+    (["--together", "--stores", "dynamopy,etcd"], "--together drives etcd and dynamopy"),
+])
+def test_vs_etcd_together_needs_both_stores(argv, says, capsys):
+    assert bench.main(["--vs-etcd", *argv]) == 2  # refused before any store is started
+    assert says in capsys.readouterr().err
+
+
+def test_vs_etcd_together_refuses_a_machine_without_the_two_cores(monkeypatch, capsys):
+    from dynamopy.benchlib import pinning
+    monkeypatch.setattr(pinning, "usable_cpus", lambda: {0})
+    assert bench.main(["--vs-etcd", "--together"]) == 2
+    assert "pins the stores to cores (0, 1); this process may use only [0]" in \
+        capsys.readouterr().err
+
+
 def test_the_quorum_pairs_named_are_the_ones_driven():
     assert vs_etcd._args([]).quorums == [(2, 2), (1, 1)]  # the default
     args = vs_etcd._args(["--quorums", "3/1, 1/3", "--stores", "dynamopy", "--seconds", "1"])
@@ -118,6 +135,8 @@ def test_good_values_go_through_to_the_run():
         sync_stalls.main(["--runs", "1", "--seconds", "1", "--sample-ms", "20"])
     with pytest.raises(_Started):
         bench.main(["--vs-etcd", "--rounds", "1", "--quorums", "3/3", "--warmup", "0"])
+    with pytest.raises(_Started):
+        bench.main(["--vs-etcd", "--together", "--rounds", "1"])
     with pytest.raises(_Started):
         bench.main(["--seconds", "0.5", "--warmup", "0", "--get-ratio", "1", "--rate", "0"])
 

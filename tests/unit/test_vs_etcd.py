@@ -44,9 +44,24 @@ def test_table_lists_every_run_and_ratios_against_etcd_of_the_same_round():
     lines = {tuple(line.split()[:3]): line.split() for line in summary.splitlines()[1:]}
     one = lines[("one", "dynamopy", "R=2,W=2")]
     # ratios per round: 2000/4000 = 0.50 and 3000/2000 = 1.50; ranges over rounds
-    assert one[3:] == ["2000-3000", "90-100", "0.50-1.50", "4"]
-    assert lines[("one", "etcd", "3.4")][4:] == ["40-50", "-", "0"]
-    assert lines[("all", "dynamopy", "R=2,W=2")][3:] == ["6000", "30", "2.00", "0"]
+    # and p99 over etcd's: 100/40 = 2.50, 90/50 = 1.80
+    assert one[3:] == ["2000-3000", "90-100", "0.50-1.50", "1.80-2.50", "4"]
+    assert lines[("one", "etcd", "3.4")][4:] == ["40-50", "-", "-", "0"]
+    assert lines[("all", "dynamopy", "R=2,W=2")][3:] == ["6000", "30", "2.00", "0.50", "0"]
+
+
+def test_together_each_setting_is_compared_with_the_etcd_run_driven_beside_it():
+    e22, e11 = _run(ETCD_STORE, "one", 1, 1000, 200), _run(ETCD_STORE, "one", 1, 500, 400)
+    e22.beside, e11.beside = "dynamopy R=2,W=2", "dynamopy R=1,W=1"
+    runs = [e22, _run("dynamopy R=2,W=2", "one", 1, 1500, 100),
+            e11, _run("dynamopy R=1,W=1", "one", 1, 2000, 100)]
+    rows, summary = build_table(runs).split("\n\n")
+    assert [line.split("|")[1].split()[0] for line in rows.splitlines() if "|" in line] == [
+        "R=2,W=2", "R=1,W=1"]  # etcd's rows name the setting driven beside them
+    lines = {tuple(line.split()[:3]): line.split() for line in summary.splitlines()[1:]}
+    # R=2,W=2 against the etcd run beside it (1000 ops/s, p99 200), not against the other
+    assert lines[("one", "dynamopy", "R=2,W=2")][5:7] == ["1.50", "0.50"]
+    assert lines[("one", "dynamopy", "R=1,W=1")][5:7] == ["4.00", "0.25"]
 
 
 def test_scripts_drive_every_key_with_both_operations_and_spread_only_when_asked():
@@ -194,3 +209,58 @@ def test_written_bytes_count_what_the_process_wrote_to_disk(tmp_path):
         os.fsync(f.fileno())
     assert process_written_bytes(os.getpid()) - before >= 2 << 20
     assert process_written_bytes(2 ** 22 + 7) is None   # above pid_max's default: no such PID
+
+
+def test_run_pinned_runs_every_job_at_once_on_its_core_and_children_inherit_it():
+    import os
+    import subprocess
+    import sys
+    import threading
+
+    from dynamopy.benchlib import pinning
+    cpus = sorted(pinning.usable_cpus())
+    if len(cpus) < 2:
+        pytest.skip("needs two cores")
+    both_started = threading.Barrier(2, timeout=10)  # a job run after the other would time out
+
+    def job():
+        both_started.wait()
+        child = subprocess.run([sys.executable, "-c", "import os; print(sorted("
+                                "os.sched_getaffinity(0)))"], capture_output=True, text=True)
+        return sorted(os.sched_getaffinity(0)), child.stdout.strip()
+
+    results = pinning.run_pinned([(cpus[0], job, ()), (cpus[1], job, ())])
+    assert results == [([cpus[0]], f"[{cpus[0]}]"), ([cpus[1]], f"[{cpus[1]}]")]
+    assert os.sched_getaffinity(0) == set(cpus)  # the caller's own thread is left alone
+
+
+def test_run_pinned_raises_what_a_job_raised():
+    from dynamopy.benchlib import pinning
+    cpu = min(pinning.usable_cpus())
+
+    def boom():
+        raise RuntimeError("wrk overran")
+    with pytest.raises(RuntimeError, match="wrk overran"):
+        pinning.run_pinned([(cpu, boom, ()), (cpu, lambda: 1, ())])
+
+
+def test_pin_processes_pins_every_thread_of_a_running_process():
+    import os
+    import subprocess
+    import sys
+
+    from dynamopy.benchlib import pinning
+    cpus = sorted(pinning.usable_cpus())
+    code = ("import threading, time\n"
+            "threading.Thread(target=time.sleep, args=(30,), daemon=True).start()\n"
+            "print('ready', flush=True); time.sleep(30)")
+    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout.readline().strip() == "ready"
+        pinning.pin_processes([proc.pid], cpus[-1])
+        tids = os.listdir(f"/proc/{proc.pid}/task")
+        assert len(tids) == 2
+        assert all(os.sched_getaffinity(int(t)) == {cpus[-1]} for t in tids)
+    finally:
+        proc.kill()
+        proc.wait(10)
