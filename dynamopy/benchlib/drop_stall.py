@@ -5,7 +5,7 @@ A store with ``--keys`` records (tokens spread over the ring), its group committ
 its commit thread, writers keeping ``--inflight`` single-record writes queued (to keys of
 the part of the ring that is kept), and then one ``delete_ranges_in_order`` of
 ``--drop-share`` of the ring in ``--ranges`` spans (what a node does after a join took part of
-its ranges). It prints how long the drop took, how many writes were acknowledged during it,
+its ranges), or ``--drops`` of them back to back, the spans dealt out between them. It prints how long the drop took, how many writes were acknowledged during it,
 and the acknowledgement latency of the writes that overlapped it (p50, p99, max), next to the
 same writes before the drop. A store watcher (the node's anti-entropy trees hear every
 deleted record) is installed unless ``--no-watch``.
@@ -63,7 +63,7 @@ def _spans(share: float, count: int) -> list[tuple[int, int]]:
 
 
 async def _measure(store: Store, spans: list[tuple[int, int]], inflight: int,
-                   before_s: float, rng: random.Random) -> dict:
+                   before_s: float, rng: random.Random, drops: int = 1) -> dict:
     gc = GroupCommitter(store)
     await gc.start()
     kept = [(e, s2) for (_, e), (s2, _) in zip(spans, spans[1:] + [(TOKENS, 0)])]
@@ -82,7 +82,8 @@ async def _measure(store: Store, spans: list[tuple[int, int]], inflight: int,
     tasks = [asyncio.ensure_future(writer(w)) for w in range(inflight)]
     await asyncio.sleep(before_s)
     d0 = time.perf_counter()
-    dropped = await gc.delete_ranges_in_order(spans)
+    dropped = sum(await asyncio.gather(*(gc.delete_ranges_in_order(spans[i::drops])
+                                         for i in range(drops))))
     d1 = time.perf_counter()
     await asyncio.sleep(0.2)
     stop = True
@@ -104,6 +105,9 @@ def main(argv: Optional[list[str]] = None) -> int:
                    help="share of the ring dropped (default 0.25: a join into 3 nodes)")
     p.add_argument("--ranges", type=positive_int, default=64,
                    help="spans it is dropped in (default 64)")
+    p.add_argument("--drops", type=positive_int, default=1,
+                   help="submit the spans as this many drops back to back, every Nth span in "
+                        "each (two ring changes in a row; default 1)")
     p.add_argument("--inflight", type=positive_int, default=16,
                    help="writes kept queued (default 16)")
     p.add_argument("--no-watch", action="store_true", help="no store watcher")
@@ -129,12 +133,13 @@ def main(argv: Optional[list[str]] = None) -> int:
             for _ in store.watch(lambda changes: heard.__setitem__(0, heard[0] + len(changes))):
                 pass
         r = asyncio.run(_measure(store, _spans(args.drop_share, args.ranges), args.inflight,
-                                 1.0, rng))
+                                 1.0, rng, args.drops))
         store.close()
     finally:
         shutil.rmtree(work, ignore_errors=True)
     print(f"dropped {r['dropped']} records in {r['drop_s'] * 1000:.0f} ms "
-          f"({args.ranges} spans, {args.drop_share:.0%} of the ring, watcher "
+          f"({args.ranges} spans in {args.drops} drop{'s' if args.drops > 1 else ''}, "
+          f"{args.drop_share:.0%} of the ring, watcher "
           f"{'off' if args.no_watch else 'on'}); {r['acked_during']} writes acked during it")
     for name, ms in (("before the drop", r["base"]), ("overlapping it", r["during"])):
         print(f"  write ack ms {name:16s} n={len(ms):6d} p50 {percentile(ms, 50):7.1f} "

@@ -30,9 +30,12 @@ Rules and invariants:
   batch fails (its writes did not land). So a key written after the drop keeps the newer of
   its two records: a write older than the record queued before the drop is answered "not
   applied", as any stale write is, and that newer record stays (had the whole drop run first,
-  the stale write would have been stored instead). A second drop
-  waits at the head of the queue until the first is done. Its caller hears after the last
-  step; a failed step fails the drop (the records it did not reach stay).
+  the stale write would have been stored instead). A second drop that reaches the head of
+  the queue while the first is in progress starts at once (what was queued before it has
+  been applied): from then on both note the writes applied, and its steps follow the
+  first's, so the writes behind both are not held for the first either. A drop's caller
+  hears after its last step; a failed step fails that drop (the records it did not reach
+  stay).
 * Arguments are validated at submission, so one caller's bad input fails that caller only
   instead of poisoning a shared batch.
 * ``stop()`` refuses new work, flushes everything queued, then returns.
@@ -59,7 +62,7 @@ from bisect import bisect_right
 from collections import deque
 from queue import SimpleQueue
 from dataclasses import dataclass, field
-from typing import Awaitable, Callable, Iterable, Mapping, Optional
+from typing import Awaitable, Callable, Iterable, Mapping, Optional, Sequence
 
 from dynamopy.core.records import Record
 from dynamopy.core.buggify import BUGGIFY_OFF, Buggify
@@ -189,7 +192,7 @@ class GroupCommitter:
         self._in_flight = False     # a batch is with the thread (its outcome not yet resolved)
         self._dispatch_scheduled = False
         self._broken = False        # the thread died of an unexpected error
-        self._drop: Optional[_Drop] = None  # the range drop in progress
+        self._drops: list[_Drop] = []  # the range drops in progress, oldest (stepping) first
         self._drop_next = False     # its step goes next (it alternates with the batches)
         self._stopping = False      # stop(): commit what is queued, then end the thread
         self._stopped: Optional[asyncio.Future] = None
@@ -349,7 +352,7 @@ class GroupCommitter:
         self._dispatch_scheduled = False
         if self._in_flight or self._thread is None:
             return
-        if self._queue or self._drop is not None:
+        if self._queue or self._drops:
             self._in_flight = True
             self._inbox.put(self._take_batch())
         elif self._stopping:
@@ -396,18 +399,18 @@ class GroupCommitter:
     def _take_batch(self) -> list[_Submission]:
         """The next batch: a step of the range drop in progress (``[its submission]``) or
         submissions from the queue. Called with work to do (queued, or a drop)."""
-        drop, queue = self._drop, self._queue
-        if drop is None and queue[0].delete_ranges:
-            # A range drop reaches the head of the queue: everything before it is committed.
+        drops, queue = self._drops, self._queue
+        while queue and queue[0].delete_ranges:
+            # A range drop reaches the head of the queue: everything before it is committed,
+            # so it starts (beside any drop in progress: each notes the writes from now on).
             sub = queue.popleft()
-            drop = self._drop = _Drop(sub, [s for s, _ in sub.delete_ranges],
-                                      [e for _, e in sub.delete_ranges])
+            drops.append(_Drop(sub, [s for s, _ in sub.delete_ranges],
+                               [e for _, e in sub.delete_ranges]))
             self._drop_next = True
-        if drop is not None:
-            if self._drop_next or not queue or queue[0].delete_ranges:
-                # (A second drop waits at the head until this one is done.)
+        if drops:
+            if self._drop_next or not queue:
                 self._drop_next = False
-                return [drop.sub]
+                return [drops[0].sub]
             self._drop_next = True
         batch = [queue.popleft()]
         if self.buggify.on and self.buggify.fires("commit_split_batch"):
@@ -444,7 +447,7 @@ class GroupCommitter:
         batch: list[_Submission] = []
         try:
             while True:
-                if not self._queue and self._drop is None:
+                if not self._queue and not self._drops:
                     if not self._accepting:
                         return
                     self._wakeup.clear()
@@ -458,10 +461,10 @@ class GroupCommitter:
                     if self.sync_wait is not None:
                         await self.sync_wait()  # a slow (simulated) disk: the sync takes time
                     if self.inline:
-                        results, seconds = _apply_merged(self.store, batch, self._drop)
+                        results, seconds = _apply_merged(self.store, batch, self._drops)
                     else:
                         results, seconds = await loop.run_in_executor(
-                            None, _apply_merged, self.store, batch, self._drop
+                            None, _apply_merged, self.store, batch, list(self._drops)
                         )
                 except Exception as exc:  # fail every caller of this batch, keep serving
                     self._fail(batch, exc)
@@ -473,10 +476,8 @@ class GroupCommitter:
             # Only reached with work left on cancellation or an unexpected bug: the outcome
             # of the in-flight batch is unknown, so say so rather than acknowledge.
             self._accepting = False
-            leftover = batch + list(self._queue)
-            if self._drop is not None:
-                leftover.append(self._drop.sub)
-                self._drop = None
+            leftover = batch + list(self._queue) + [d.sub for d in self._drops]
+            self._drops = []
             self._queue.clear()
             for sub in leftover:
                 if not sub.future.done():
@@ -488,12 +489,12 @@ class GroupCommitter:
 
     def _resolve(self, batch: list[_Submission], results: list, seconds: float) -> None:
         """On the loop: a synced batch's results to its callers, then ``on_batch``."""
-        drop = self._drop
+        drop = self._drops[0] if self._drops else None
         if drop is not None and batch[0] is drop.sub:
             # A step of the drop (its result: the records it deleted). The drop's caller
             # hears once the whole drop is done.
             if drop.done:
-                self._drop = None
+                self._drops.pop(0)
                 if not drop.sub.future.done():
                     drop.sub.future.set_result([drop.total])
             self._batch_done(results[0], seconds)
@@ -531,8 +532,8 @@ class GroupCommitter:
     def _fail(self, batch: list[_Submission], exc: BaseException) -> None:
         """On the loop: a batch whose ``apply`` raised fails every caller of it (a step of
         the range drop fails the drop: what it left stays until the drop is run again)."""
-        if self._drop is not None and batch and batch[0] is self._drop.sub:
-            self._drop = None
+        if self._drops and batch and batch[0] is self._drops[0].sub:
+            self._drops.pop(0)
         log.warning("group commit of %d submissions failed: %r", len(batch), exc)
         for sub in batch:
             if not sub.future.done():
@@ -547,14 +548,12 @@ class GroupCommitter:
         else:
             self._fail(batch, exc)
         if self._broken:  # the thread is gone: what is queued will never be committed
-            leftover = list(self._queue)
-            if self._drop is not None:
-                leftover.append(self._drop.sub)
-                self._drop = None
+            leftover = list(self._queue) + [d.sub for d in self._drops]
+            self._drops = []
             self._queue.clear()
             self._fail(leftover, exc or CommitterClosed("group commit thread failed"))
             return
-        if self._queue or self._drop is not None or self._stopping:
+        if self._queue or self._drops or self._stopping:
             # The next batch is taken at the end of the loop step, like the first one: the
             # requests read in the meantime join it (fewer, larger batches: each costs a
             # sync and GIL hand-offs).
@@ -574,9 +573,9 @@ class GroupCommitter:
                 if batch is None:
                     break
                 try:
-                    # (The drop is read here, after the loop handed over the batch: the loop
-                    # changes it only while no batch is at the thread.)
-                    results, seconds = _apply_merged(self.store, batch, self._drop)
+                    # (The drops are read here, after the loop handed over the batch: the
+                    # loop changes them only while no batch is at the thread.)
+                    results, seconds = _apply_merged(self.store, batch, self._drops)
                 except Exception as exc:  # fail every caller of this batch, keep serving
                     loop.call_soon_threadsafe(self._returned, batch, None, 0.0, exc)
                 except BaseException as exc:
@@ -602,14 +601,14 @@ def _set_done(fut: asyncio.Future) -> None:
 
 
 def _apply_merged(store: Store, batch: list[_Submission],
-                  drop: Optional[_Drop] = None) -> tuple[list, float]:
+                  drops: Sequence[_Drop] = ()) -> tuple[list, float]:
     """Runs on the commit thread: one synced apply for the whole batch, and its duration.
-    A step of the range drop ``drop`` (a batch of its submission alone) deletes its next
-    chunk; its result is [records deleted by the step]. A batch of writes while a drop is in
-    progress first tells the drop to keep the keys it writes."""
-    if drop is not None and batch[0] is drop.sub:
+    A step of the oldest range drop in ``drops`` (a batch of its submission alone) deletes
+    its next chunk; its result is [records deleted by the step]. A batch of writes while
+    drops are in progress first tells each to keep the keys it writes."""
+    if drops and batch[0] is drops[0].sub:
         started = time.perf_counter()
-        count = drop.step(store)
+        count = drops[0].step(store)
         return [count], time.perf_counter() - started
     writes: list[Write] = []
     hints_add: list[HintAdd] = []
@@ -625,7 +624,7 @@ def _apply_merged(store: Store, batch: list[_Submission],
             meta[name] = None
     meta_put = {n: v for n, v in meta.items() if v is not None}
     meta_delete = [n for n, v in meta.items() if v is None]
-    kept = drop.note_writes(writes) if drop is not None and writes else None
+    kept = [(d, d.note_writes(writes)) for d in drops] if writes else ()
     started = time.perf_counter()
     try:
         results = store.apply(
@@ -638,7 +637,7 @@ def _apply_merged(store: Store, batch: list[_Submission],
             check=False,
         )
     except Exception:
-        if kept:
-            drop.forget(kept)  # type: ignore[union-attr]
+        for d, added in kept:
+            d.forget(added)
         raise
     return results, time.perf_counter() - started

@@ -283,7 +283,7 @@ def test_a_node_removed_while_old_owners_drop_its_ranges_gets_them_back_whole(mo
         try:
             acked = await _acked_keys_then_slow_disks(c, b"d")
             await join(c, "n4", 43)
-            dropping = lambda: [m for m in IDS if c.node(m).committer._drop is not None]
+            dropping = lambda: [m for m in IDS if c.node(m).committer._drops]
             await until(lambda: dropping(), 60, "an old owner drops n4's ranges")
             during = dropping()
             await c.crash("n4")
@@ -318,8 +318,8 @@ def test_an_old_owner_that_crashes_mid_drop_drops_the_rest_after_its_restart(mon
         try:
             acked = await _acked_keys_then_slow_disks(c, b"c")
             await join(c, "n4", 44)
-            dropping = lambda: [m for m in IDS if c.node(m).committer._drop is not None
-                                and c.node(m).committer._drop.total > 0]
+            dropping = lambda: [m for m in IDS if c.node(m).committer._drops
+                                and c.node(m).committer._drops[0].total > 0]
             await until(lambda: dropping(), 60, "an old owner is part way through its drop")
             victim = dropping()[0]
             await c.crash(victim)
@@ -327,7 +327,7 @@ def test_an_old_owner_that_crashes_mid_drop_drops_the_rest_after_its_restart(mon
             await c.start(victim)
             await c.wait_ready([victim])
             everyone = IDS + ["n4"]
-            await until(lambda: all(c.node(m).committer._drop is None for m in everyone)
+            await until(lambda: all(not c.node(m).committer._drops for m in everyone)
                         and sum(c.node(m).store.key_count() for m in everyone) == 3 * len(acked),
                         60, "every drop done, three copies of every key")
             held = _versions_on_replicas(c, acked)

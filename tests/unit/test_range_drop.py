@@ -72,7 +72,7 @@ def test_writes_after_a_drop_are_acked_before_it_ends_and_survive_it(make):
     assert len(notified) == KEYS and (995, b"k995") not in notified  # the watcher heard each
 
 
-def test_a_second_drop_waits_for_the_first_and_takes_what_was_queued_before_it(make):
+def test_a_second_drop_starts_beside_the_first_and_takes_what_was_queued_before_it(make):
     store, committer = make
 
     async def scenario():
@@ -80,15 +80,42 @@ def test_a_second_drop_waits_for_the_first_and_takes_what_was_queued_before_it(m
         await gc.start()
         first = asyncio.ensure_future(gc.delete_ranges_in_order([(0, 500)]))
         between = _write(gc, 600, b"between", 5)        # before the second drop: dropped
+        early = _write(gc, 100, b"early", 5)             # after the first: kept by it
         second = asyncio.ensure_future(gc.delete_ranges_in_order([(500, KEYS)]))
-        later = _write(gc, 700, b"later", 5)            # after both: kept
+        later = [_write(gc, 700, b"later", 5),           # after both: kept
+                 _write(gc, 200, b"later2", 5)]
+        await asyncio.gather(between, early, *later)
+        acked_while_first_ran = not first.done()
         counts = await asyncio.gather(first, second)
+        await gc.stop()
+        return acked_while_first_ran, counts
+
+    acked_while_first_ran, counts = asyncio.run(scenario())
+    assert acked_while_first_ran, "the writes behind the second drop waited for the first"
+    assert counts == [500, 501]
+    assert store.get(600, b"between") is None
+    assert sorted(k for _t, k, _r in store.scan(0, 2**32)) == [b"early", b"later", b"later2"]
+
+
+def test_drops_back_to_back_with_overlapping_ranges_each_take_what_was_queued_before_it(make):
+    """Two drops of the same range (a range dropped, taken back, dropped again): a write
+    between them is kept by the first and dropped by the second; one after both stays."""
+    store, committer = make
+
+    async def scenario():
+        gc = committer()
+        await gc.start()
+        first = asyncio.ensure_future(gc.delete_ranges_in_order([(0, KEYS)]))
+        between = _write(gc, 900, b"between", 5)
+        second = asyncio.ensure_future(gc.delete_ranges_in_order([(0, KEYS)]))
+        later = _write(gc, 950, b"later", 5)
         await asyncio.gather(between, later)
+        counts = await asyncio.gather(first, second)
         await gc.stop()
         return counts
 
-    assert asyncio.run(scenario()) == [500, 501]
-    assert store.get(600, b"between") is None
+    counts = asyncio.run(scenario())
+    assert counts[0] + counts[1] == KEYS + 1 and counts[0] >= 1
     assert [k for _t, k, _r in store.scan(0, 2**32)] == [b"later"]
 
 
