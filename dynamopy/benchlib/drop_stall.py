@@ -5,8 +5,9 @@ A store with ``--keys`` records (tokens spread over the ring), its group committ
 its commit thread, writers keeping ``--inflight`` single-record writes queued (to keys of
 the part of the ring that is kept), and then one ``delete_ranges_in_order`` of
 ``--drop-share`` of the ring in ``--ranges`` spans (what a node does after a join took part of
-its ranges), or ``--drops`` of them back to back, the spans dealt out between them. It prints how long the drop took, how many writes were acknowledged during it,
-and the acknowledgement latency of the writes that overlapped it (p50, p99, max), next to the
+its ranges), or ``--drops`` of them back to back, the spans dealt out between them. It
+prints how long the drop took, how many writes were acknowledged during it, and the
+acknowledgement latency of the writes that overlapped it (p50, p99, max), next to the
 same writes before the drop. A store watcher (the node's anti-entropy trees hear every
 deleted record) is installed unless ``--no-watch``.
 
@@ -112,8 +113,9 @@ def main(argv: Optional[list[str]] = None) -> int:
                    help="writes kept queued (default 16)")
     p.add_argument("--no-watch", action="store_true", help="no store watcher")
     p.add_argument("--dir", help="where the store goes (default: a temp folder)")
-    p.add_argument("--chunk", type=positive_int, help="records per drop step (group_commit.DROP_CHUNK; "
-                   "for code that drops in steps)")
+    p.add_argument("--chunk", type=positive_int,
+                   help="records per drop step (group_commit.DROP_CHUNK; for code that drops "
+                        "in steps)")
     p.add_argument("--seed", type=int, default=1)
     args = p.parse_args(argv)
     if args.chunk is not None:

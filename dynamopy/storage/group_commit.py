@@ -397,8 +397,9 @@ class GroupCommitter:
     # -- the background task
 
     def _take_batch(self) -> list[_Submission]:
-        """The next batch: a step of the range drop in progress (``[its submission]``) or
-        submissions from the queue. Called with work to do (queued, or a drop)."""
+        """The next batch: a step of the oldest range drop in progress (``[its
+        submission]``) or submissions from the queue; a drop at the head of the queue starts
+        first. Called with work to do (queued, or a drop)."""
         drops, queue = self._drops, self._queue
         while queue and queue[0].delete_ranges:
             # A range drop reaches the head of the queue: everything before it is committed,
