@@ -26,7 +26,8 @@ import time
 import types
 
 from dynamopy.benchlib.procstat import process_cpu_s
-from dynamopy.benchlib.vs_etcd import lua_dynamopy, parse_wrk, run_wrk
+from dynamopy.benchlib.vs_etcd import lua_dynamopy, run_wrk
+from dynamopy.benchlib.vs_etcd_report import parse_wrk
 
 
 class _StubHandlers:

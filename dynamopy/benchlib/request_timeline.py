@@ -30,19 +30,16 @@ from dynamopy.benchlib.argtypes import positive_float, positive_int, whole_secon
 from dynamopy.benchlib.cluster import LocalCluster
 from dynamopy.benchlib.sync_stalls import leveldb_events, slow_syncs
 from dynamopy.benchlib.vs_etcd import (
+    WRK_ALL,
     EtcdCluster,
     ensure_tools,
-    health_counts,
     lua_dynamopy,
     lua_etcd,
-    parse_wrk,
     preload_dynamopy,
-    requests_over,
     preload_etcd,
     run_wrk,
-    tail_line,
-    WRK_ALL,
 )
+from dynamopy.benchlib.vs_etcd_report import health_counts, parse_wrk, requests_over, tail_line
 from dynamopy.launch import find_base_port
 
 CONNS = 63

@@ -35,11 +35,11 @@ from dynamopy.benchlib.vs_etcd import (
     ensure_tools,
     lua_dynamopy,
     lua_etcd,
-    parse_wrk,
     preload_dynamopy,
     preload_etcd,
     run_wrk,
 )
+from dynamopy.benchlib.vs_etcd_report import parse_wrk
 from dynamopy.launch import find_base_port
 
 _SLOW = re.compile(r"^(\S+ \S+) (\S+) INFO dynamopy\.storage\.group_commit: slow synced batch: "

@@ -22,7 +22,8 @@ from dynamopy.benchlib.request_timeline import (
     parse_lines,
     percentile,
 )
-from dynamopy.benchlib.vs_etcd import lua_dynamopy, requests_over
+from dynamopy.benchlib.vs_etcd import lua_dynamopy
+from dynamopy.benchlib.vs_etcd_report import requests_over
 
 
 def test_parse_lines_reads_the_lua_format_and_skips_junk():

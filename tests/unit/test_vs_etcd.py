@@ -1,10 +1,11 @@
-"""The pure parts of the etcd comparison (dynamopy/benchlib/vs_etcd.py): reading wrk's output
-and building the table with ratios. Running the stores is the script's job, not a test's."""
+"""The pure parts of the etcd comparison (dynamopy/benchlib/vs_etcd_report.py, the scripts in
+vs_etcd.py, and pinning.py): reading wrk's output and building the table with ratios. Running
+the stores is the script's job, not a test's."""
 
 import pytest
 
-from dynamopy.benchlib.vs_etcd import (ETCD_STORE, Run, build_table, lua_dynamopy, lua_etcd,
-                                       parse_wrk)
+from dynamopy.benchlib.vs_etcd import lua_dynamopy, lua_etcd
+from dynamopy.benchlib.vs_etcd_report import ETCD_STORE, Run, build_table, parse_wrk
 
 WRK_OUT = """Running 10s test @ http://127.0.0.1:18001
   1 threads and 64 connections
@@ -82,7 +83,7 @@ def test_new_code_is_compared_with_the_baseline_of_the_same_round_and_quorums():
 
 
 def test_process_health_line_from_metrics_text():
-    from dynamopy.benchlib.vs_etcd import process_health
+    from dynamopy.benchlib.vs_etcd_report import process_health
     text = """dynamopy_gc_pause_seconds_count{generation="0"} 3.0
 dynamopy_gc_pause_seconds_sum{generation="0"} 0.012
 dynamopy_gc_pause_seconds_count{generation="2"} 1.0
@@ -101,7 +102,7 @@ dynamopy_storage_sync_seconds_bucket{le="+Inf"} 50.0
 
 
 def test_each_run_gets_what_it_added_to_each_nodes_tail_counters():
-    from dynamopy.benchlib.vs_etcd import health_counts, tail_line
+    from dynamopy.benchlib.vs_etcd_report import health_counts, tail_line
 
     def metrics(gc, gc_s, lag_over, sync_over, slow_answers=0):
         return f"""dynamopy_gc_pause_seconds_count{{generation="0"}} {gc}
@@ -174,7 +175,7 @@ def test_main_thread_cpu_leaves_out_the_other_threads():
 def test_each_etcd_run_gets_its_members_slow_wal_fsyncs_and_commits():
     """The bench shows whether a stall hit etcd too: per member, what one run added to its
     WAL fsyncs and backend commits over 64 ms (etcd's own histograms)."""
-    from dynamopy.benchlib.vs_etcd import etcd_health_counts, etcd_tail_line
+    from dynamopy.benchlib.vs_etcd_report import etcd_health_counts, etcd_tail_line
 
     def metrics(wal_over, commit_over):
         return f"""etcd_disk_backend_commit_duration_seconds_bucket{{le="0.032"}} {9 - commit_over}
