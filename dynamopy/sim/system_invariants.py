@@ -243,7 +243,7 @@ def check_strict_regular(events: Sequence[Event], n: int) -> list[str]:
         if r.version == 0 and purged_since(events, r.key, before=r.end_index) >= w.version:
             continue
         if r.version < w.version:
-            got = "none" if r.version == 0 else f"v{r.version}"
+            got = "none" if r.version == 0 else f"v{r.version}" + (" tombstone" if r.deleted else "")
             out.append(
                 f"stale strict read: #{r.op} get {r.key!r} R={r.quorum} via {r.coordinator} at {r.start_ms}ms "
                 f"returned {got}, but #{w.op} {w.kind.value} W={w.quorum} acknowledged v{w.version} "
