@@ -16,7 +16,9 @@ holds it or something newer, no ring change in progress); this module does the I
   (``ae_purge``), then drops its own copy. Each batch is paced by the anti-entropy keys/s
   budget.
 * A replica drops a tombstone only if it still stores that very version
-  (``Store.purge``): a newer write that arrived meanwhile is never purged.
+  (``Store.purge``): a newer write that arrived meanwhile is never purged (the simulator's
+  BUGGIFY ``purge_pause`` widens that window: a batch waits between the confirmations and
+  the drops).
 * A replica that misses the ``ae_purge`` keeps its copy; anti-entropy then hands the
   tombstone back to the others (they lack it) and a later pass purges it everywhere. It never
   brings back an older live value: every current replica held the tombstone or newer.

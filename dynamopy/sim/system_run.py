@@ -23,7 +23,8 @@ Phases:
    a slow disk (its ``MemoryDisk.sync_delay_ms``: each group-commit sync waits); and the
    run's ``Buggify`` knobs fire in the nodes' code paths;
 3. heal: every fault undone, crashed nodes restarted, BUGGIFY knobs off; the run waits up to ``bound_ms`` for
-   the hint queues to drain and the ring change in progress to finish, then runs a put and a get per key (liveness probes), then an
+   the hint queues to drain and the ring change in progress to finish, then (in a run that purges) an R=N strict
+   read of every key, then runs a put and a get per key (liveness probes), then an
    R=N strict read of every key (the no-lost-write check), then waits for read repair;
 4. check: ``check_system_run`` over the history, the final reads, every live node's store
    and the settled ring, plus ``check_settled``, hint queues empty, and every scheduled
@@ -45,6 +46,13 @@ stopped once the log says it left; a removal crashes the node for good and propo
 ``remove``. The nodes run anti-entropy every ``anti_entropy_interval_ms``. A slow disk makes each sync of one
 node's group committer wait (virtual time) before it lands; BUGGIFY knobs
 (``dynamopy.core.buggify``, ``--buggify``) widen internal windows until healing.
+
+Tombstones: with the default grace (10 days) none is purged during a run. ``tombstone_grace_ms``
+(``--tombstone-grace-ms``) gives the cluster that grace and the longest hint window it covers
+(``core.tombstones.hint_ttl_ms``: 90% of the grace less the nodes' 500 ms clock bound; a node
+refuses a longer one), so each node's anti-entropy loop runs its purge passes as in production
+(after a round, at most every grace); ``system_probes`` records each ``Purged`` tombstone and the
+stats count ``purge_passes`` and ``tombstones_purged``; the checkers get ``purge=True``.
 """
 
 from __future__ import annotations
