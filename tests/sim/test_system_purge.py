@@ -1,7 +1,8 @@
 """The system simulator with a short tombstone grace (``--tombstone-grace-ms``): the nodes'
 own anti-entropy timers run the purge under crashes, pauses, partitions, message loss and
 clock jumps, the checkers accept a purged delete, and a purge that ignores a replica still
-missing the tombstone (patched in here, never a production flag) is caught."""
+missing the tombstone and hints that never expire (patched in here, never a production
+flag) are caught."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import logging
 import pytest
 
 from dynamopy.core import tombstones
-from dynamopy.node import tombstone_purge
+from dynamopy.node import hints, tombstone_purge
 from dynamopy.sim.__main__ import main as sim_main
 from dynamopy.sim.history import OpKind, Purged
 from dynamopy.sim.system_run import SystemParams, run_system
@@ -21,7 +22,8 @@ from dynamopy.sim.system_run import SystemParams, run_system
 PURGE = dict(tombstone_grace_ms=1000, anti_entropy_interval_ms=1000, duration_ms=8000, faults=10, keys=16,
              delete=0.4, kinds="crash,pause,partition,one_way,loss,clock_jump")
 PASSING_SEED = 4  # crashes, clock jumps, and the purge_pause knob fires
-CAUGHT_SEEDS = range(0, 10)  # any_replica: seeds 0 and 4 of 0-9 caught it (last checked)
+CAUGHT_SEEDS = range(0, 10)  # seeds 0 and 4 of 0-9 catch it (last checked)
+HINT_SEEDS = range(1, 10)    # seed 1 catches it (0 does not; last checked)
 
 
 @pytest.fixture(autouse=True)
@@ -68,12 +70,25 @@ def test_unsafe_purge_that_ignores_a_replica_missing_the_tombstone_is_caught(mon
     monkeypatch.setattr(tombstone_purge, "may_purge",
                         lambda rec, now_ms, grace_s, replicas, confirmed, change:
                         not change and tombstones.old_enough(rec, now_ms, grace_s))
-    for seed in CAUGHT_SEEDS:
+    _assert_caught(CAUGHT_SEEDS)
+
+
+def test_unsafe_hints_that_never_expire_are_caught(monkeypatch):
+    """A hint older than the grace delivered after the purge brings the value the purged
+    delete shadowed back (hence hints expire at 90% of the grace less the clock bound)."""
+    monkeypatch.setattr(hints.HintManager, "expired", lambda self, record: False)
+    _assert_caught(HINT_SEEDS)
+
+
+def _assert_caught(seeds: range) -> None:
+    """The first of ``seeds`` whose run fails reports an older version seen after a newer
+    acknowledged or purged delete."""
+    for seed in seeds:
         result = run_system(SystemParams(seed=seed, **PURGE))
         if not result.ok:
             break
     else:
-        pytest.fail(f"no seed of {CAUGHT_SEEDS} caught a purge that ignores the other replicas")
+        pytest.fail(f"no seed of {seeds} caught it")
     older = ("resurrected:", "stale strict read:", "lost:")
     assert any(v.startswith(older) for v in result.violations), result.report()
 
