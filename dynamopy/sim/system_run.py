@@ -133,6 +133,8 @@ class SystemParams:
                              + ", ".join(sorted(k.value for k in unsupported)) + " yet")
         if not 0 <= self.buggify <= 1:
             raise ValueError(f"--buggify is a share of knobs between 0 and 1, got {self.buggify}")
+        if not 0 <= self.delete <= 1:
+            raise ValueError(f"--delete is a share of operations between 0 and 1, got {self.delete}")
         if self.tombstone_grace_ms < 0:
             raise ValueError(f"--tombstone-grace-ms must be >= 0 (0: no purge), got {self.tombstone_grace_ms}")
         if self.tombstone_grace_ms and self.hint_window_s <= 0:

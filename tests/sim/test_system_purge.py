@@ -99,3 +99,5 @@ def test_cli_flags_and_a_grace_too_short_for_any_hint_window(capsys):
     assert "--tombstone-grace-ms 2000 --delete 0.3" in SystemParams(tombstone_grace_ms=2000, delete=0.3).cli_args()
     assert sim_main(["--system", "--seed", "0", "--tombstone-grace-ms", "500"]) == 2
     assert "leaves no hint window" in capsys.readouterr().err
+    assert sim_main(["--system", "--seed", "0", "--delete", "1.5"]) == 2
+    assert "--delete is a share" in capsys.readouterr().err
