@@ -4,7 +4,8 @@ paths, on only in the simulator.
 A code path asks ``if buggify.on and buggify.fires("knob"): <do the unusual but legal
 thing>`` (or ``buggify.delay_s("knob", max_s)``): a reply delayed after the sync, a hint
 delivery that pauses between records, a transfer chunk of one record, an anti-entropy
-exchange cut short, a group-commit batch split. Every such thing must be something the
+exchange cut short, a group-commit batch split, a tombstone purge that pauses after its
+confirmations (writes land in between). Every such thing must be something the
 real world can do too (a slow scheduler, a peer vanishing mid-exchange), so the node has
 to stay correct under it; the knob only makes the rare case common. A knob may only
 widen a window that exists (at an ``await`` production has anyway, or a choice it may
@@ -37,6 +38,7 @@ KNOBS = {
     "transfer_chunk_one": "range transfer: a pull asks for a chunk of one record",
     "ae_interrupt": "anti-entropy: an exchange stops after its tree comparison",
     "commit_split_batch": "group commit: a batch is cut after its first submission",
+    "purge_pause": "tombstone purge: a batch pauses between the replicas' confirmations and the drops",
 }
 
 

@@ -180,7 +180,8 @@ class AntiEntropy:
         self.purge = TombstonePurge(
             node_id=node_id, grace_s=tombstone_grace_s, rate_keys_s=self.rate_keys_s,
             call_peer=call_peer, get_state=get_state, clock=clock, metrics=metrics,
-            store=lambda: self.store, check=self._check, blocking=self._blocking)
+            store=lambda: self.store, check=self._check, blocking=self._blocking,
+            buggify=buggify)
         self._next_purge = 0.0
         self._watching = False
 

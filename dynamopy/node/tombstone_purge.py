@@ -16,7 +16,9 @@ holds it or something newer, no ring change in progress); this module does the I
   (``ae_purge``), then drops its own copy. Each batch is paced by the anti-entropy keys/s
   budget.
 * A replica drops a tombstone only if it still stores that very version
-  (``Store.purge``): a newer write that arrived meanwhile is never purged.
+  (``Store.purge``): a newer write that arrived meanwhile is never purged (the simulator's
+  BUGGIFY ``purge_pause`` widens that window: a batch waits between the confirmations and
+  the drops).
 * A replica that misses the ``ae_purge`` keeps its copy; anti-entropy then hands the
   tombstone back to the others (they lack it) and a later pass purges it everywhere. It never
   brings back an older live value: every current replica held the tombstone or newer.
@@ -28,6 +30,7 @@ import asyncio
 import logging
 from typing import Any, Awaitable, Callable, Optional
 
+from dynamopy.core.buggify import BUGGIFY_OFF, Buggify
 from dynamopy.core.membership import ClusterState
 from dynamopy.core.placement import merge_spans
 from dynamopy.core.tombstones import may_purge, old_enough
@@ -41,6 +44,7 @@ SCAN_CHUNK = 256         # records a pass reads per step, off the event loop
 SCAN_RATE_FACTOR = 10    # a pass reads at most this many times the anti-entropy keys/s
 PURGE_EVERY_MAX_S = 3600.0
 CALL_TIMEOUT_S = 10.0
+PAUSE_MAX_S = 1.0        # BUGGIFY purge_pause: longest wait between confirmations and drops
 
 
 def old_tombstones(store, start: int, end: int, after: Optional[tuple[int, bytes]],
@@ -80,7 +84,7 @@ class TombstonePurge:
                  call_peer: Callable[..., Awaitable[Any]],
                  get_state: Callable[[], ClusterState], clock: Clock, metrics,
                  store: Callable[[], Any], check: Callable[[Any, str], int],
-                 blocking: Callable[..., Awaitable[Any]]):
+                 blocking: Callable[..., Awaitable[Any]], buggify: Buggify = BUGGIFY_OFF):
         self.node_id = node_id
         self.grace_s = float(grace_s)   # the cluster's (AntiEntropy keeps it current)
         self.rate_keys_s = max(1, int(rate_keys_s))
@@ -91,6 +95,7 @@ class TombstonePurge:
         self.store = store          # the local store (set once anti-entropy attached it)
         self.check = check          # the peer-method epoch check
         self.blocking = blocking    # run a blocking store call off the loop
+        self.buggify = buggify      # the simulator's knobs (OFF in production)
         self.purged = 0             # tombstones this node dropped from its own store
 
     @property
@@ -167,6 +172,10 @@ class TombstonePurge:
             doomed = [[t, k, r.version] for i, (t, k, r) in enumerate(items)
                       if may_purge(r, now_ms, self.grace_s, list(replicas),
                                    {m: held[m][i] for m in held}, False)]
+            if doomed and self.buggify.on:
+                # Writes may land between the confirmations and the drops (the drops go
+                # over the network anyway): only the confirmed version may go.
+                await self.clock.sleep(self.buggify.delay_s("purge_pause", PAUSE_MAX_S))
             if not doomed or self.get_state().epoch != epoch:
                 continue
             for member in replicas:  # the others first; this node's copy last

@@ -21,6 +21,8 @@ Node-side events let the checkers see inside the data path:
 * :class:`Synced`: a node's storage batch reached disk, holding these (key, version)s (data
   records and hints alike);
 * :class:`Acked`: a node acknowledged one version of one write to its coordinator;
+* :class:`Purged`: a node's tombstone purge decided a tombstone may go and dropped its own
+  copy (what ``may_purge`` allowed: every current replica held that version or newer);
 * :class:`Note`: free text (nemesis faults, run-loop phases) for traces; checkers ignore it.
 
 Times (``t_ms``) are the simulator's true virtual time, never a node's (possibly jumped)
@@ -114,6 +116,18 @@ class Acked:
 
 
 @dataclass(frozen=True, slots=True)
+class Purged:
+    """``node`` dropped (or was asked to drop) the tombstone ``version`` of ``key``: the
+    purge decided every current replica held it or newer, so no older live record of
+    ``key`` may be read from then on."""
+
+    node: str
+    key: str
+    version: int
+    t_ms: int
+
+
+@dataclass(frozen=True, slots=True)
 class Note:
     t_ms: int
     text: str
@@ -131,7 +145,7 @@ class Wiped:
         return f"{self.node}'s disk is empty: everything it had synced is gone"
 
 
-Event = Union[Invoke, Complete, Stamped, Synced, Acked, Note, Wiped]
+Event = Union[Invoke, Complete, Stamped, Synced, Acked, Purged, Note, Wiped]
 
 
 @dataclass(frozen=True, slots=True)
@@ -228,6 +242,9 @@ class History:
               hint_for: Optional[str] = None) -> None:
         self.events.append(Acked(node, op, key, version, t_ms, hint_for))
 
+    def purged(self, node: str, key: str, version: int, *, t_ms: int) -> None:
+        self.events.append(Purged(node, key, version, t_ms))
+
     def note(self, text: str, *, t_ms: int) -> None:
         self.events.append(Note(t_ms, text))
 
@@ -280,6 +297,8 @@ def describe_event(ev: Event, invokes: Optional[dict[int, Invoke]] = None) -> st
     if isinstance(ev, Acked):
         hint = f" (hint for {ev.hint_for})" if ev.hint_for else ""
         return f"{t} #{ev.op} {ev.node} acks {ev.key!r} v{ev.version}{hint}"
+    if isinstance(ev, Purged):
+        return f"{t} {ev.node} purges {ev.key!r} v{ev.version} tombstone"
     return f"{t} -- {ev.text}"
 
 
@@ -288,7 +307,7 @@ def _touches(ev: Event, key: str, ops_of_key: set[int]) -> bool:
         return ev.key == key
     if isinstance(ev, Complete):
         return ev.op in ops_of_key
-    if isinstance(ev, (Stamped, Acked)):
+    if isinstance(ev, (Stamped, Acked, Purged)):
         return ev.key == key
     if isinstance(ev, Synced):
         return any(k == key for k, _ in ev.items)

@@ -46,6 +46,10 @@ HELP = {
     "client_timeout_ms": "a client gives up on an operation after this (outcome unknown)",
     "request_timeout_ms": "the nodes' request timeout (--request-timeout-s)",
     "anti_entropy_interval_ms": "the nodes' anti-entropy interval (--anti-entropy-interval-s; 0: off)",
+    "tombstone_grace_ms": "the cluster's tombstone grace in virtual ms, short enough for purges to run "
+                          "(after anti-entropy rounds, at most every grace), with the longest hint window "
+                          "it covers (0: the default 10 days, no purge)",
+    "delete": "share of client operations that are deletes",
 }
 
 

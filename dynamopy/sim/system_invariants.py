@@ -18,9 +18,19 @@ order: a write *precedes* a read when its completion comes before the read's inv
 writes overlapping a read may or may not be seen by it.
 
 Tombstones are records: an acknowledged delete is a version like any other, and a newer
-tombstone satisfies an older acknowledged put. A run is assumed to end before tombstones
-may be purged (the grace period is longer than a run), so a purged tombstone would show
-up as a lost delete.
+tombstone satisfies an older acknowledged put. A run with the default grace ends before any
+tombstone may be purged, so no record where a delete was acknowledged is a lost delete. A
+run with a short grace (``tombstone_grace_ms``) purges tombstones, each recorded as a
+``Purged`` event (the purge found every current replica holding it or newer): no record
+then satisfies an acknowledged write only where a tombstone at least as new was purged, so
+not where a newer put was acknowledged (:func:`purged_since`); with ``purge=True`` a
+tombstone and no record count as the same content across replicas. What a purge must never
+do is bring an older live value back (a resurrection, a lost delete): a final read, a
+strict read or a replica holding a live record older than an acknowledged delete still
+fails (:func:`check_no_lost_writes`, :func:`check_strict_regular`,
+:func:`check_convergence`), and :func:`check_no_resurrection` fails any read invoked after
+a purge, strict or not, and any node holding at the end, that has a live record of that
+key older than the purged tombstone.
 """
 
 from __future__ import annotations
@@ -32,7 +42,7 @@ from dynamopy.core.membership import ClusterState
 from dynamopy.core.placement import replicas
 from dynamopy.core.records import Record
 
-from .history import (Acked, Complete, Event, Invoke, Operation, OpKind, Outcome, Stamped, Synced, Wiped,
+from .history import (Acked, Complete, Event, Invoke, Operation, OpKind, Outcome, Purged, Stamped, Synced, Wiped,
                       operations)
 
 Contents = Mapping[str, Mapping[str, Record]]
@@ -100,9 +110,18 @@ def excuse_writes_lost_to_wipes(events: Sequence[Event]) -> tuple[list[Event], s
 # -- (a) no acknowledged write is lost ---------------------------------------------------
 
 
+def purged_since(events: Sequence[Event], key: str, *, before: Optional[int] = None) -> int:
+    """The newest tombstone version of ``key`` a purge dropped (among ``events[:before]``),
+    0 for none: no record of ``key`` then stands for that tombstone."""
+    return max((ev.version for ev in events[:before] if isinstance(ev, Purged) and ev.key == key), default=0)
+
+
+
 def check_no_lost_writes(events: Sequence[Event], final_reads: Mapping[str, Optional[Record]]) -> list[str]:
     """After healing, an R=N read of every key returns a version at least the highest
-    acknowledged one, and at that version the content that write wrote."""
+    acknowledged one, and at that version the content that write wrote. No record
+    satisfies it only once a tombstone at least as new was purged (a ``Purged`` event:
+    nothing newer than that delete was acknowledged); an older live record never does."""
     best: dict[str, Operation] = {}
     for o in operations(events):
         if o.acknowledged_write and (o.key not in best or o.version > best[o.key].version):
@@ -115,6 +134,8 @@ def check_no_lost_writes(events: Sequence[Event], final_reads: Mapping[str, Opti
             out.append(f"lost?: {key!r}: the final R=N read failed, cannot confirm {what}")
             continue
         rec = final_reads[key]
+        if rec is None and purged_since(events, key) >= w.version:
+            continue
         if rec is None or rec.version < w.version:
             out.append(f"lost: {key!r}: {what}, but the final R=N read returns {_show(rec)}")
         elif rec.version == w.version and not _matches(w, rec):
@@ -163,14 +184,20 @@ def _as_record(w: Operation, version: int) -> Record:
 # -- (b) replicas converge ---------------------------------------------------------------
 
 
-def check_convergence(replica_sets: Mapping[str, Sequence[str]], contents: Contents) -> list[str]:
+def check_convergence(replica_sets: Mapping[str, Sequence[str]], contents: Contents,
+                      *, purge: bool = False) -> list[str]:
     """After healing, every current replica of every key holds the same record (same
-    version, tombstone flag and value; holding none differs from holding a tombstone)."""
+    version, tombstone flag and value; holding none differs from holding a tombstone,
+    unless ``purge``: then some replicas may hold none where the others hold one tombstone,
+    whose purge reached only some of them; never none beside a live record)."""
     out = []
     for key in sorted(replica_sets):
         nodes = list(replica_sets[key])
         held = {n: contents.get(n, {}).get(key) for n in nodes}
-        if len(set(held.values())) > 1:
+        records = set(held.values())
+        if purge and None in records and len(records) == 2 and all(r is None or r.deleted for r in records):
+            continue
+        if len(records) > 1:
             shown = ", ".join(f"{n} has {_show(held[n])}" for n in nodes)
             out.append(f"diverge: {key!r}: {shown}")
     return out
@@ -197,7 +224,9 @@ def check_settled(state: ClusterState) -> list[str]:
 def check_strict_regular(events: Sequence[Event], n: int) -> list[str]:
     """A successful ``strict`` read with R returns a version at least that of every
     successful ``strict`` write with W on its key, R + W > N, whose completion precedes
-    the read's invocation. Writes overlapping the read may or may not be seen."""
+    the read's invocation. Writes overlapping the read may or may not be seen. No record
+    satisfies it only when a tombstone at least as new as that write was purged before the
+    read completed (an older live record never does)."""
     ops = operations(events)
     writes: dict[str, list[Operation]] = {}
     for o in ops:
@@ -211,8 +240,10 @@ def check_strict_regular(events: Sequence[Event], n: int) -> list[str]:
         if not due:
             continue
         w = max(due, key=lambda o: o.version)
+        if r.version == 0 and purged_since(events, r.key, before=r.end_index) >= w.version:
+            continue
         if r.version < w.version:
-            got = "none" if r.version == 0 else f"v{r.version}"
+            got = "none" if r.version == 0 else f"v{r.version}" + (" tombstone" if r.deleted else "")
             out.append(
                 f"stale strict read: #{r.op} get {r.key!r} R={r.quorum} via {r.coordinator} at {r.start_ms}ms "
                 f"returned {got}, but #{w.op} {w.kind.value} W={w.quorum} acknowledged v{w.version} "
@@ -239,6 +270,42 @@ def check_write_order(events: Sequence[Event], n: int) -> list[str]:
                     out.append(f"hidden write: #{b.op} {b.kind.value} {key!r} W={b.quorum} acknowledged v{b.version} "
                                f"at {b.end_ms}ms, below v{a.version} of #{a.op} W={a.quorum} acknowledged before it "
                                f"started (N={n})")
+    return out
+
+
+# -- (c') a purged delete stays deleted --------------------------------------------------
+
+
+def check_no_resurrection(events: Sequence[Event], contents: Optional[Contents] = None) -> list[str]:
+    """Once a purge dropped a tombstone (a ``Purged`` event: every current replica held it
+    or newer), no older live record of that key comes back: every successful read invoked
+    after it (strict or not, the final reads included) returns none, a tombstone, or a
+    record at least as new as the purged tombstone, and at the end no node (``contents``)
+    holds a live record older than it. A live record older than the tombstone is the
+    value the delete removed, spread back by a replica, hint or stream that missed it."""
+    purged: dict[str, Purged] = {}   # key -> the newest purge so far
+    out = []
+    ops = operations(events)
+    reads_at = {o.start_index: o for o in ops if o.kind is OpKind.GET and o.ok}
+    for i, ev in enumerate(events):
+        if isinstance(ev, Purged):
+            if ev.key not in purged or ev.version > purged[ev.key].version:
+                purged[ev.key] = ev
+            continue
+        r = reads_at.get(i)
+        if r is None or r.version == 0 or r.deleted or r.key not in purged:
+            continue
+        p = purged[r.key]
+        if r.version < p.version:
+            out.append(f"resurrected: read #{r.op} {r.key!r} R={r.quorum}{' strict' if r.strict else ''} via "
+                       f"{r.coordinator} at {r.start_ms}ms returned live v{r.version}, older than the "
+                       f"tombstone v{p.version} {p.node} purged at {p.t_ms}ms")
+    for node in sorted(contents or {}):
+        for key in sorted(contents[node]):
+            rec, p = contents[node][key], purged.get(key)
+            if p is not None and not rec.deleted and rec.version < p.version:
+                out.append(f"resurrected: {node} holds {key!r} {_show(rec)} at the end, older than the "
+                           f"tombstone v{p.version} {p.node} purged at {p.t_ms}ms")
     return out
 
 
@@ -355,9 +422,9 @@ def check_liveness(events: Sequence[Event], *, healed_ms: int, bound_ms: int) ->
 
 def check_system_run(events: Sequence[Event], *, n: int, final_reads: Mapping[str, Optional[Record]],
                      replica_sets: Mapping[str, Sequence[str]], contents: Contents,
-                     healed_ms: int, bound_ms: int) -> list[str]:
+                     healed_ms: int, bound_ms: int, purge: bool = False) -> list[str]:
     """Every checker above, safety first (a run that lost data says so before it says it
-    was slow)."""
+    was slow). ``purge``: tombstones may have been purged during the run."""
     v: list[str] = []
     v += check_versions(events, contents)
     v += check_ack_after_sync(events)
@@ -366,18 +433,20 @@ def check_system_run(events: Sequence[Event], *, n: int, final_reads: Mapping[st
     v += check_strict_regular(events, n)
     v += check_write_order(events, n)
     v += check_no_lost_writes(events, final_reads)
-    v += check_convergence(replica_sets, contents)
+    v += check_no_resurrection(events, contents)
+    v += check_convergence(replica_sets, contents, purge=purge)
     v += check_liveness(events, healed_ms=healed_ms, bound_ms=bound_ms)
     return v
 
 
 def check_restored(wiped: Sequence[str], replica_sets: Mapping[str, Sequence[str]],
-                   contents: Contents) -> list[str]:
+                   contents: Contents, *, purge: bool = False) -> list[str]:
     """A node that came back from a wiped disk holds its ranges again once the ring change
     settled (before any final read repairs them): for each key it replicates, its record is
     at least as new as the oldest one among the key's other replicas that were never wiped
     (no record counts as the oldest). A replacement that skipped streaming its ranges back
-    holds nothing where they hold something."""
+    holds nothing where they hold something. With ``purge`` a tombstone counts as no record
+    (its purge may have reached the replacement and not the others)."""
     out = []
     for node in wiped:
         for key in sorted(replica_sets):
@@ -385,10 +454,11 @@ def check_restored(wiped: Sequence[str], replica_sets: Mapping[str, Sequence[str
             others = [o for o in replicas_ if o != node and o not in wiped]
             if node not in replicas_ or node not in contents or not others:
                 continue
-            floor = min(contents.get(o, {}).get(key).version if contents.get(o, {}).get(key) else 0
-                        for o in others)
+            def version(rec: Optional[Record]) -> int:
+                return 0 if rec is None or (purge and rec.deleted) else rec.version
+            floor = min(version(contents.get(o, {}).get(key)) for o in others)
             mine = contents[node].get(key)
-            if (mine.version if mine else 0) < floor:
+            if version(mine) < floor:
                 out.append(f"restore: {node} came back from a wiped disk but holds {_show(mine)} of {key!r} "
                            f"after the ring settled, older than every other replica ({', '.join(others)}: "
                            f"v{floor} or newer): its ranges were not streamed back")

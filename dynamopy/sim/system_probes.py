@@ -92,6 +92,8 @@ class Recorder:
         self.now_ms = now_ms or _now_ms  # the history's clock (the run's time since it began)
         self.ops_by_version: dict[int, tuple[int, str]] = {}
         self.hints_stored = 0  # hints any node stored (a coordinator's own, or as a fallback)
+        self.tombstones_purged = 0  # tombstones any node's purge dropped from its store
+        self.purge_passes = 0       # purge passes any node ran (anti-entropy's timer)
         # slot -> [(value, first node that applied it)], one item unless two values were chosen
         self.chosen: dict[int, list[tuple[object, str]]] = {}
         self.chosen_ms: dict[int, int] = {}  # slot -> when a node first applied it
@@ -142,6 +144,10 @@ class Recorder:
         self.ops_by_version[version] = (op, key)
         self.history.stamped(node_id, op, key, version, t_ms=self.now_ms())
 
+    def purging(self, node_id: str, items) -> None:
+        for _token, key, version in items:
+            self.history.purged(node_id, bytes(key).decode("utf-8", "replace"), int(version), t_ms=self.now_ms())
+
     def acked(self, node_id: str, version: int, hint_for: Optional[str]) -> None:
         found = self.ops_by_version.get(version)
         if found is None:
@@ -152,8 +158,8 @@ class Recorder:
 
 
 def instrument(node, recorder: Recorder) -> None:
-    """Wrap ``node``'s version source, replica put and metadata log so they report to
-    ``recorder``."""
+    """Wrap ``node``'s version source, replica put, tombstone purge and metadata log so they
+    report to ``recorder``."""
     versions, replica, me = node.versions, node.replica, node.id
     start_clock, put, store_hint = versions.start, replica.put, node.hints.store
 
@@ -195,6 +201,21 @@ def instrument(node, recorder: Recorder) -> None:
         await store_hint(target, token, key, record)
         recorder.hints_stored += 1
 
+    purge = node.anti_entropy.purge
+    purge_local, purge_round = purge._local, purge.round
+
+    async def purge_local_recorded(items) -> int:
+        recorder.purging(me, items)
+        count = await purge_local(items)
+        recorder.tombstones_purged += count
+        return count
+
+    async def purge_round_counted() -> int:
+        recorder.purge_passes += 1
+        return await purge_round()
+
+    purge._local = purge_local_recorded
+    purge.round = purge_round_counted
     versions.start = start_recorded
     replica.put = put_recorded
     replica.put_nowait = put_nowait_recorded

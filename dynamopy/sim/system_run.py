@@ -23,7 +23,8 @@ Phases:
    a slow disk (its ``MemoryDisk.sync_delay_ms``: each group-commit sync waits); and the
    run's ``Buggify`` knobs fire in the nodes' code paths;
 3. heal: every fault undone, crashed nodes restarted, BUGGIFY knobs off; the run waits up to ``bound_ms`` for
-   the hint queues to drain and the ring change in progress to finish, then runs a put and a get per key (liveness probes), then an
+   the hint queues to drain and the ring change in progress to finish, then (in a run that purges) an R=N strict
+   read of every key, then runs a put and a get per key (liveness probes), then an
    R=N strict read of every key (the no-lost-write check), then waits for read repair;
 4. check: ``check_system_run`` over the history, the final reads, every live node's store
    and the settled ring, plus ``check_settled``, hint queues empty, and every scheduled
@@ -45,6 +46,13 @@ stopped once the log says it left; a removal crashes the node for good and propo
 ``remove``. The nodes run anti-entropy every ``anti_entropy_interval_ms``. A slow disk makes each sync of one
 node's group committer wait (virtual time) before it lands; BUGGIFY knobs
 (``dynamopy.core.buggify``, ``--buggify``) widen internal windows until healing.
+
+Tombstones: with the default grace (10 days) none is purged during a run. ``tombstone_grace_ms``
+(``--tombstone-grace-ms``) gives the cluster that grace and the longest hint window it covers
+(``core.tombstones.hint_ttl_ms``: 90% of the grace less the nodes' 500 ms clock bound; a node
+refuses a longer one), so each node's anti-entropy loop runs its purge passes as in production
+(after a round, at most every grace); ``system_probes`` records each ``Purged`` tombstone and the
+stats count ``purge_passes`` and ``tombstones_purged``; the checkers get ``purge=True``.
 """
 
 from __future__ import annotations
@@ -57,6 +65,7 @@ from typing import Optional
 
 from dynamopy.core.buggify import BUGGIFY_OFF, Buggify
 from dynamopy.core.records import Record
+from dynamopy.core.tombstones import grace_covers_window, hint_ttl_ms
 from dynamopy.node.errors import NodeError
 from dynamopy.node.bootstrap import ensure_member
 from dynamopy.node.joins import admit_join
@@ -78,6 +87,8 @@ from .system_wipes import check_replacements, rejoined_after_wipe, rejoined_ms, 
 from .system_report import run_report
 from .system_net import FaultyNetwork
 from .workload import ClientOp, Workload, WorkloadParams, final_reads, generate as generate_workload, probes
+
+MAX_CLOCK_OFFSET_MS = 500    # the nodes' --max-clock-offset-ms (the flag's default)
 
 # What the in-memory seams carry out today (see the module docstring for the rest).
 DEFAULT_KINDS = "crash,pause,partition,one_way,loss,delay,duplicate,reorder,clock_jump,slow_disk"
@@ -111,6 +122,8 @@ class SystemParams:
     client_timeout_ms: int = 5000  # a client gives up (UNKNOWN) after this
     request_timeout_ms: int = 1000  # the nodes' --request-timeout-s
     anti_entropy_interval_ms: int = 5000  # the nodes' --anti-entropy-interval-s (0: off)
+    tombstone_grace_ms: int = 0    # the cluster's tombstone grace (0: the default, 10 days: no purge)
+    delete: float = 0.1            # share of client operations that are deletes
     crash_in_set_group: bool = False  # crash the leader or a group member mid group change
 
     def __post_init__(self) -> None:
@@ -120,6 +133,28 @@ class SystemParams:
                              + ", ".join(sorted(k.value for k in unsupported)) + " yet")
         if not 0 <= self.buggify <= 1:
             raise ValueError(f"--buggify is a share of knobs between 0 and 1, got {self.buggify}")
+        if not 0 <= self.delete <= 1:
+            raise ValueError(f"--delete is a share of operations between 0 and 1, got {self.delete}")
+        if self.tombstone_grace_ms < 0:
+            raise ValueError(f"--tombstone-grace-ms must be >= 0 (0: no purge), got {self.tombstone_grace_ms}")
+        if self.tombstone_grace_ms and self.hint_window_s <= 0:
+            raise ValueError(f"--tombstone-grace-ms {self.tombstone_grace_ms} leaves no hint window: 90% of it "
+                             f"must exceed the nodes' --max-clock-offset-ms ({MAX_CLOCK_OFFSET_MS})")
+
+    @property
+    def purge(self) -> bool:
+        """Tombstones may be purged during the run (a short grace was given)."""
+        return self.tombstone_grace_ms > 0
+
+    @property
+    def hint_window_s(self) -> float:
+        """The cluster's hint window with a short grace: the longest the grace rule allows
+        (``core.tombstones``: 90% of the grace less the nodes' clock bound; a node refuses
+        to start with a longer one). 0 without ``tombstone_grace_ms`` (the run keeps the
+        settings it always had)."""
+        if not self.purge:
+            return 0.0
+        return hint_ttl_ms(self.tombstone_grace_ms / 1000, MAX_CLOCK_OFFSET_MS) / 1000
 
     def cli_args(self) -> str:
         """The non-default flags after ``--seed <n>`` that reproduce this run."""
@@ -260,7 +295,7 @@ class SystemRun:
             never_wiped=(self.ids[0],)))  # the run reads the cluster's state from ids[0]
         self.workload = generate_workload(random.Random(root.getrandbits(64)), WorkloadParams(
             clients=p.clients, ops_per_client=p.ops_per_client, keys=p.keys, strict=p.strict, replication_n=p.n,
-            default_r=p.r, default_w=p.w))
+            default_r=p.r, default_w=p.w, delete=p.delete, put=min(WorkloadParams.put, 1 - p.delete)))
         self.fates = NetFates(random.Random(root.getrandbits(64)), lambda: self.faults)
         self.probe_rng = random.Random(root.getrandbits(64))
         net_rng = random.Random(root.getrandbits(64))
@@ -286,7 +321,21 @@ class SystemRun:
                                   reachable=self._reachable, seed=p.seed, n=p.n, r=p.r, w=p.w,
                                   network=FaultyNetwork(self._delay_s, net_rng, lambda: self.faults),
                                   request_timeout_s=p.request_timeout_ms / 1000,
-                                  anti_entropy_interval_s=p.anti_entropy_interval_ms / 1000)
+                                  anti_entropy_interval_s=p.anti_entropy_interval_ms / 1000,
+                                  **self._grace_config())
+        if p.purge:
+            self.cluster.settings = dataclasses.replace(self.cluster.settings, hint_window_s=p.hint_window_s)
+
+    def _grace_config(self) -> dict:
+        """The nodes' tombstone flags: with ``tombstone_grace_ms``, that grace and the hint
+        window it covers (checked as a node checks its flags at start-up)."""
+        p = self.p
+        if not p.purge:
+            return {}
+        grace_s = p.tombstone_grace_ms / 1000
+        assert grace_covers_window(grace_s, p.hint_window_s, MAX_CLOCK_OFFSET_MS)
+        return {"tombstone_grace_s": grace_s, "hint_window_s": p.hint_window_s,
+                "max_clock_offset_ms": MAX_CLOCK_OFFSET_MS}
 
     # ---- time and the network --------------------------------------------------------
     def now_ms(self) -> int:
@@ -542,8 +591,13 @@ class SystemRun:
                     "so what it holds was not checked" for i in late]
         contents = {i: held for i, held in self._contents(settled_state).items() if i not in late}
         restored += check_restored(sorted(self.cluster.wiped), replica_sets(settled_state, self.workload.keys),
-                                   contents)
+                                   contents, purge=p.purge)
         await self.sleep_until(healed + p.bound_ms)
+        if p.purge:
+            # A read of every key before the probes' puts overwrite it: a purged delete
+            # that came back shows here (check_no_resurrection, check_strict_regular).
+            for cop in final_reads(self.workload.keys, n=p.n):
+                await self.operation(cop)
         for cop in probes(self.probe_rng, self.workload.keys, default_r=p.r, default_w=p.w):
             await self.operation(cop)
         finals: dict[str, Optional[Record]] = {}
@@ -564,7 +618,7 @@ class SystemRun:
         events, excused = excuse_writes_lost_to_wipes(self.history.events)
         violations += check_system_run(events, n=p.n, final_reads=finals,
                                        replica_sets=replica_sets(state, keys), contents=contents,
-                                       healed_ms=healed, bound_ms=p.bound_ms)
+                                       healed_ms=healed, bound_ms=p.bound_ms, purge=p.purge)
         violations += check_settled(state)
         f = self.faults
         for i in sorted(f.joined - f.left - f.removed):
@@ -588,6 +642,8 @@ class SystemRun:
                  # ids whose old incarnation a committed `replace` retired
                  "replaced": ",".join(sorted(replaced_ids(self.recorder))) or "-",
                  "hints_stored": self.recorder.hints_stored,
+                 **({"purge_passes": self.recorder.purge_passes,
+                     "tombstones_purged": self.recorder.tombstones_purged} if p.purge else {}),
                  "slow_syncs": sum(d.slow_syncs for d in cluster.disks.values()),
                  "buggify": ",".join(f"{k}={v}" for k, v in sorted(self.buggify.fired.items())) or "-",
                  "epoch": state.epoch, "members": ",".join(sorted(state.members)),

@@ -1,0 +1,123 @@
+"""The system simulator with a short tombstone grace (``--tombstone-grace-ms``): the nodes'
+own anti-entropy timers run the purge under crashes, pauses, partitions, message loss and
+clock jumps, the checkers accept a purged delete, and a purge that ignores a replica still
+missing the tombstone and hints that never expire (patched in here, never a production
+flag) are caught."""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+
+from dynamopy.core import tombstones
+from dynamopy.node import hints, tombstone_purge
+from dynamopy.sim.__main__ import main as sim_main
+from dynamopy.sim.history import OpKind, Purged
+from dynamopy.sim.system_run import SystemParams, run_system
+from dynamopy.storage.store import Store
+
+# A 1 s grace (hint window 0.4 s: 90% of it less the nodes' 500 ms clock bound), anti-entropy
+# (and so a purge pass) every 0.5-1 s, 16 keys, 40% deletes, faults that take replicas away
+# (a replica that missed a delete is what a purge must wait for). About 3-5 s a run here.
+PURGE = dict(tombstone_grace_ms=1000, anti_entropy_interval_ms=1000, duration_ms=8000, faults=10, keys=16,
+             delete=0.4, kinds="crash,pause,partition,one_way,loss,clock_jump")
+PASSING_SEED = 4  # crashes, clock jumps, and the purge_pause knob fires
+CAUGHT_SEEDS = range(0, 10)  # seeds 0 and 4 of 0-9 catch it (last checked)
+HINT_SEEDS = range(1, 10)    # seed 1 catches it (0 does not; last checked)
+# Busier: 32 keys, 4 x 60 operations over 10 s, every BUGGIFY knob enabled (purge_pause lets
+# writes land between a batch's confirmations and its drops). About 6 s a run here.
+RACE = dict(tombstone_grace_ms=1000, anti_entropy_interval_ms=1000, duration_ms=10000, faults=6, keys=32,
+            ops_per_client=60, delete=0.3, buggify=1.0)
+RACE_SEEDS = range(0, 10)    # seed 0 catches it (and passes without it; last checked)
+
+
+@pytest.fixture(autouse=True)
+def _quiet():
+    logging.disable(logging.CRITICAL)
+    yield
+    logging.disable(logging.NOTSET)
+
+
+def test_a_short_grace_purges_tombstones_under_faults_and_passes_every_checker():
+    result = run_system(SystemParams(seed=PASSING_SEED, **PURGE))
+    assert result.ok, result.report()
+    s = result.stats
+    assert s["purge_passes"] >= 5 and s["tombstones_purged"] > 0, s
+    purged = [e for e in result.history.events if isinstance(e, Purged)]
+    assert len({(e.key, e.version) for e in purged}) > 1
+    ops = result.history.operations()
+    assert sum(o.kind is OpKind.DELETE and o.ok for o in ops) > 10
+    # faults took replicas away and jumped clocks meanwhile; a purge batch paused between
+    # its confirmations and its drops (BUGGIFY purge_pause)
+    assert s["boots"] > 5 and s["max_clock_offset_ms"] > 0 and s["lost_messages"] > 0
+    assert "purge_pause=" in s["buggify"], s
+    # and some read found a key's tombstone purged (no record where a delete was acknowledged)
+    keys = {e.key for e in purged}
+    assert any(o.kind is OpKind.GET and o.ok and o.version == 0 and o.key in keys
+               and o.start_index > min(i for i, e in enumerate(result.history.events)
+                                       if isinstance(e, Purged) and e.key == o.key)
+               for o in ops)
+
+
+def test_the_default_grace_purges_nothing():
+    """Without the flag a run keeps the 10-day grace: passes run, nothing is purged."""
+    result = run_system(SystemParams(seed=PASSING_SEED, clients=3, ops_per_client=8, duration_ms=2000, faults=3,
+                                     keys=2, delete=0.5))
+    assert result.ok, result.report()
+    assert not any(isinstance(e, Purged) for e in result.history.events)
+    assert "purge_passes" not in result.stats
+
+
+def test_unsafe_purge_that_ignores_a_replica_missing_the_tombstone_is_caught(monkeypatch):
+    """``may_purge`` without "every current replica holds it": the first replica purges
+    while a crashed, paused or cut-off replica still holds an older version, which comes
+    back through anti-entropy once it is reachable again."""
+    monkeypatch.setattr(tombstone_purge, "may_purge",
+                        lambda rec, now_ms, grace_s, replicas, confirmed, change:
+                        not change and tombstones.old_enough(rec, now_ms, grace_s))
+    _assert_caught(CAUGHT_SEEDS)
+
+
+def test_unsafe_hints_that_never_expire_are_caught(monkeypatch):
+    """A hint older than the grace delivered after the purge brings the value the purged
+    delete shadowed back (hence hints expire at 90% of the grace less the clock bound)."""
+    monkeypatch.setattr(hints.HintManager, "expired", lambda self, record: False)
+    _assert_caught(HINT_SEEDS)
+
+
+def test_unsafe_purge_that_drops_a_newer_tombstone_is_caught(monkeypatch):
+    """A replica told to drop tombstone v drops whatever tombstone it holds, a newer one
+    too (a delete that landed after the confirmations): a key whose newest acknowledged
+    delete was never confirmed everywhere reads as no record."""
+    purge = Store.purge
+
+    def purge_newer_too(self, items, sync=True):
+        held = [(t, k, self.get(int(t), bytes(k))) for t, k, _v in items]
+        return purge(self, [(t, k, rec.version if rec is not None and rec.deleted else v)
+                            for (t, k, rec), (_t, _k, v) in zip(held, items)], sync)
+    monkeypatch.setattr(Store, "purge", purge_newer_too)
+    _assert_caught(RACE_SEEDS, RACE)
+
+
+def _assert_caught(seeds: range, params: dict = PURGE) -> None:
+    """The first of ``seeds`` whose run fails reports an older version (or none) seen after
+    a newer acknowledged or purged delete."""
+    for seed in seeds:
+        result = run_system(SystemParams(seed=seed, **params))
+        if not result.ok:
+            break
+    else:
+        pytest.fail(f"no seed of {seeds} caught it")
+    older = ("resurrected:", "stale strict read:", "lost:")
+    assert any(v.startswith(older) for v in result.violations), result.report()
+
+
+def test_cli_flags_and_a_grace_too_short_for_any_hint_window(capsys):
+    assert SystemParams(tombstone_grace_ms=2000).hint_window_s == pytest.approx(1.3)
+    assert SystemParams().hint_window_s == 0.0 and not SystemParams().purge
+    assert "--tombstone-grace-ms 2000 --delete 0.3" in SystemParams(tombstone_grace_ms=2000, delete=0.3).cli_args()
+    assert sim_main(["--system", "--seed", "0", "--tombstone-grace-ms", "500"]) == 2
+    assert "leaves no hint window" in capsys.readouterr().err
+    assert sim_main(["--system", "--seed", "0", "--delete", "1.5"]) == 2
+    assert "--delete is a share" in capsys.readouterr().err
