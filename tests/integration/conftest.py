@@ -30,3 +30,18 @@ def shared_cluster(tmp_path_factory):
         yield c.start()
     finally:
         c.stop()
+
+
+API_TOKEN = "s3cret-token"
+
+
+@pytest.fixture(scope="session")
+def token_node(tmp_path_factory):
+    """One node guarded by ``--api-token API_TOKEN`` (N=1), shared by the tests that check
+    the token's guard (test_contract, test_http_contract); they write keys of their own."""
+    c = LocalCluster(str(tmp_path_factory.mktemp("token")), 1, n=1, r=1, w=1,
+                     extra=["--api-token", API_TOKEN])
+    try:
+        yield c.start()
+    finally:
+        c.stop()
