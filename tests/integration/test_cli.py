@@ -1,5 +1,6 @@
 """The command line as a user runs it: cluster up, put/get/delete, ring, status, members."""
 
+import concurrent.futures as cf
 import json
 import shutil
 import os
@@ -40,30 +41,49 @@ def cli(*args, url=None, input=None, check=True, timeout_s=60):
 
 
 def test_put_get_delete_ring_status(shared_cluster, tmp_path):
+    """Each command is a process of its own that spends most of its time starting Python:
+    the independent chains below run a few at a time; within a chain, in order."""
     url = shared_cluster.url(1)
-    assert json.loads(cli("put", "cli/key", "hello", url=url).stdout)["acks"] >= 2
-    assert cli("get", "cli/key", url=url).stdout == b"hello"
     blob = bytes(range(256)) * 10
     (tmp_path / "blob").write_bytes(blob)
-    cli("put", "cli/blob", f"@{tmp_path / 'blob'}", "--w", "3", url=url)
-    assert cli("get", "cli/blob", "--r", "3", url=url).stdout == blob
-    cli("put", "cli/stdin", "-", url=url, input=b"from stdin")
-    assert cli("get", "cli/stdin", url=url).stdout == b"from stdin"
-    cli("delete", "cli/key", url=url)
-    missing = cli("get", "cli/key", url=url, check=False)
-    assert missing.returncode != 0 and b"404 not_found" in missing.stderr
-    assert len(missing.stderr.decode().strip().splitlines()) == 1
-    ring = cli("ring", url=url).stdout.decode()
-    assert "n1" in ring and "n3" in ring and "33.3" in ring
-    assert "metadata group: n1 n2 n3" in ring and ring.count(" metadata ") == 3
-    status = json.loads(cli("status", url=url).stdout)
-    assert "epoch" in json.dumps(status) and status["cluster"]["metadata_group"] == ["n1", "n2", "n3"]
-    bad = cli("get", "x", "--r", "9", url=url, check=False)
-    assert bad.returncode != 0 and b"400 bad_request" in bad.stderr
-    down = cli("get", "x", url="http://127.0.0.1:1", check=False)
-    assert down.returncode != 0 and down.stderr.startswith(b"dynamopy: error: unreachable: ")
-    refused = cli("members", "leave", "n7", url=url, check=False)
-    assert refused.returncode != 0 and b"404 unknown_member" in refused.stderr
+
+    def put_get_delete():
+        assert json.loads(cli("put", "cli/key", "hello", url=url).stdout)["acks"] >= 2
+        assert cli("get", "cli/key", url=url).stdout == b"hello"
+        cli("delete", "cli/key", url=url)
+        missing = cli("get", "cli/key", url=url, check=False)
+        assert missing.returncode != 0 and b"404 not_found" in missing.stderr
+        assert len(missing.stderr.decode().strip().splitlines()) == 1
+
+    def file_value():
+        cli("put", "cli/blob", f"@{tmp_path / 'blob'}", "--w", "3", url=url)
+        assert cli("get", "cli/blob", "--r", "3", url=url).stdout == blob
+
+    def stdin_value():
+        cli("put", "cli/stdin", "-", url=url, input=b"from stdin")
+        assert cli("get", "cli/stdin", url=url).stdout == b"from stdin"
+
+    def ring():
+        out = cli("ring", url=url).stdout.decode()
+        assert "n1" in out and "n3" in out and "33.3" in out
+        assert "metadata group: n1 n2 n3" in out and out.count(" metadata ") == 3
+
+    def status():
+        out = json.loads(cli("status", url=url).stdout)
+        assert "epoch" in json.dumps(out) and out["cluster"]["metadata_group"] == ["n1", "n2", "n3"]
+
+    def errors():
+        bad = cli("get", "x", "--r", "9", url=url, check=False)
+        assert bad.returncode != 0 and b"400 bad_request" in bad.stderr
+        down = cli("get", "x", url="http://127.0.0.1:1", check=False)
+        assert down.returncode != 0 and down.stderr.startswith(b"dynamopy: error: unreachable: ")
+        refused = cli("members", "leave", "n7", url=url, check=False)
+        assert refused.returncode != 0 and b"404 unknown_member" in refused.stderr
+
+    with cf.ThreadPoolExecutor(4) as pool:
+        for done in [pool.submit(f) for f in (put_get_delete, errors, file_value, stdin_value,
+                                              ring, status)]:
+            done.result()
 
 
 def test_config_shows_and_sets_the_cluster_settings(shared_cluster):

@@ -8,6 +8,8 @@ import sys
 import httpx
 import pytest
 
+from tests.integration.conftest import API_TOKEN
+
 pytestmark = pytest.mark.integration
 
 
@@ -63,9 +65,8 @@ def test_a_value_at_the_limit_is_accepted(url):
     assert http.get("/kv/empty").content == b""
 
 
-def test_api_token_guards_data_and_cluster_routes(make_cluster):
-    c = make_cluster(3, extra=["--api-token", "s3cret"])
-    http = httpx.Client(base_url=c.url(1), timeout=5)
+def test_api_token_guards_data_and_cluster_routes(token_node):
+    http = httpx.Client(base_url=token_node.url(0), timeout=5)
     for method, path in [("PUT", "/kv/a"), ("GET", "/kv/a"), ("DELETE", "/kv/a"),
                          ("GET", "/cluster"), ("GET", "/node"), ("GET", "/cluster/log")]:
         _json_error(http.request(method, path, content=b"v"), 401, "unauthorized")
@@ -73,7 +74,7 @@ def test_api_token_guards_data_and_cluster_routes(make_cluster):
         assert bad.status_code == 401
     assert http.get("/health").status_code == 200
     assert http.get("/ready").status_code == 200
-    ok = {"Authorization": "Bearer s3cret"}
+    ok = {"Authorization": f"Bearer {API_TOKEN}"}
     assert http.put("/kv/a", content=b"v", headers=ok).status_code == 200
     assert http.get("/kv/a", headers=ok).content == b"v"
     assert http.get("/node/kv/a").status_code == 401

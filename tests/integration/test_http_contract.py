@@ -12,7 +12,7 @@ import time
 import pytest
 
 from dynamopy.config import MAX_VALUE_BYTES_LIMIT
-from tests.integration.cluster import LocalCluster, allocate_ports
+from tests.integration.cluster import allocate_ports
 
 pytestmark = pytest.mark.integration
 
@@ -165,17 +165,6 @@ def test_head_options_and_405_list_every_method(port):
 
 
 # ---- issue 21 item 4: the bearer scheme is case-insensitive -------------------------------
-
-@pytest.fixture(scope="module")
-def token_node(tmp_path_factory):
-    """One node guarded by --api-token, shared by the tests of this module that need one."""
-    c = LocalCluster(str(tmp_path_factory.mktemp("token")), 1, n=1, r=1, w=1,
-                     extra=["--api-token", "s3cret-token"])
-    try:
-        yield c.start()
-    finally:
-        c.stop()
-
 
 def test_bearer_scheme_is_case_insensitive(token_node):
     port = token_node.base

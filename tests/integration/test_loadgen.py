@@ -88,8 +88,10 @@ def test_local_cluster_three_settings_under_a_kill(tmp_path):
     assert "R,W" in proc.stdout and "driver ceiling" in proc.stdout
 
 
-def test_url_drives_a_running_cluster(make_cluster, tmp_path):
-    cluster = make_cluster(3)
+def test_url_drives_a_running_cluster(shared_cluster, tmp_path):
+    """The session's shared cluster: with --url, loadgen kills nothing, changes no setting
+    (R and W go on each request) and writes only keys of its own (lg-*)."""
+    cluster = shared_cluster
     urls = [cluster.url(i) for i in range(3)]
     out = tmp_path / "out"
     # Open loop this time: an offered 150 ops/s over 2 s never starts more than 300 requests.
