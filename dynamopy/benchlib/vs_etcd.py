@@ -410,19 +410,20 @@ def _together(etcd_drive: Drive, drive: Drive, mode: str, round_: int, args, con
     """``--together``: etcd and one dynamopy quorum setting driven at the same time, each by
     its own wrk pinned to the store's core (``pinning.TOGETHER_CPUS``), warm-up included."""
     pair = (etcd_drive, drive)
-    cpus = pinning.TOGETHER_CPUS
-    for i in range(len(pair)):
-        os.makedirs(os.path.join(work, f"w{i}"), exist_ok=True)
+    dirs = [os.path.join(work, f"w{i}") for i in range(len(pair))]
+    for d in dirs:
+        os.makedirs(d, exist_ok=True)
+
+    def both(seconds: float) -> list[str]:
+        return pinning.run_pinned([(cpu, run_wrk, (d.url, d.script, seconds, conns, wd))
+                                   for cpu, d, wd in zip(pinning.TOGETHER_CPUS, pair, dirs)])
+
     _phase(timeline, f"warm-up {round_} {mode} {drive.store} beside etcd")
     if args.warmup > 0:
-        pinning.run_pinned([(cpus[i], run_wrk, (d.url, d.script, args.warmup, conns,
-                                                os.path.join(work, f"w{i}")))
-                            for i, d in enumerate(pair)])
+        both(args.warmup)
     samples = [_Sample(d) for d in pair]
     _phase(timeline, f"round {round_} {mode} {drive.store} beside etcd")
-    outs = pinning.run_pinned([(cpus[i], run_wrk, (d.url, d.script, args.seconds, conns,
-                                                   os.path.join(work, f"w{i}")))
-                               for i, d in enumerate(pair)])
+    outs = both(args.seconds)
     _phase(timeline, "between runs")
     runs = [s.finish(o, mode, round_) for s, o in zip(samples, outs)]
     runs[0].beside = drive.store

@@ -471,15 +471,12 @@ def test_a_write_whose_batch_failed_does_not_shield_an_older_record_from_the_dro
     assert [k for _t, k, _r in store.scan(0, 2**32)] == [b"k950"]
 
 
-def _random_run(seed: int, inline: bool, path: str) -> tuple[dict, dict]:
-    """Random writes and range drops (some write batches failing) through a committer with a
-    drop step of 1-7 records: (what the store holds, what applying the submissions that
-    succeeded one by one in queue order gives, a drop deleting its ranges at its place)."""
-    import random
-    rng = random.Random(seed)
-    group_commit.DROP_CHUNK = rng.choice([1, 2, 3, 7])
+def random_store(rng, inline: bool, path: str, ntok: int, nkeys: int):
+    """A store (in memory when ``inline``, else LevelDB at ``path``) preloaded with up to 60
+    random writes of ``nkeys`` keys at tokens below ``ntok``: (store, key -> token,
+    ``write(key)`` -> ("write", (token, key, the key's next version)), the preloaded writes)."""
     store = MemoryDisk().open() if inline else Store(path)
-    tokens = {b"k%d" % i: rng.randrange(200) for i in range(40)}
+    tokens = {b"k%d" % i: rng.randrange(ntok) for i in range(nkeys)}
     versions = dict.fromkeys(tokens, 0)
 
     def write(key: bytes) -> tuple:
@@ -488,6 +485,17 @@ def _random_run(seed: int, inline: bool, path: str) -> tuple[dict, dict]:
 
     pre = [write(rng.choice(list(tokens)))[1] for _ in range(rng.randrange(60))]
     store.apply(pre, sync=True)
+    return store, tokens, write, pre
+
+
+def _random_run(seed: int, inline: bool, path: str) -> tuple[dict, dict]:
+    """Random writes and range drops (some write batches failing) through a committer with a
+    drop step of 1-7 records: (what the store holds, what applying the submissions that
+    succeeded one by one in queue order gives, a drop deleting its ranges at its place)."""
+    import random
+    rng = random.Random(seed)
+    group_commit.DROP_CHUNK = rng.choice([1, 2, 3, 7])
+    store, tokens, write, pre = random_store(rng, inline, path, 200, 40)
     ops: list[tuple] = []
     for _ in range(rng.randrange(5, 80)):
         if rng.random() < 0.1:

@@ -16,11 +16,10 @@ import random
 import pytest
 
 from dynamopy.core.buggify import Buggify
-from dynamopy.core.records import Record
-from dynamopy.sim.storage import MemoryDisk
 from dynamopy.storage import group_commit
 from dynamopy.storage.group_commit import GroupCommitter
-from dynamopy.storage.store import Store
+
+from tests.unit.test_range_drop import random_store
 
 NTOK = 200
 
@@ -29,17 +28,8 @@ def _run(seed: int, mode: str, path: str) -> list[str]:
     rng = random.Random(seed)
     group_commit.DROP_CHUNK = rng.choice([1, 2, 3, 7, 50])
     inline = mode == "inline"
-    store = MemoryDisk().open() if inline else Store(path)
-    tokens = {b"k%d" % i: rng.randrange(NTOK) for i in range(rng.choice([10, 40]))}
-    versions = dict.fromkeys(tokens, 0)
+    store, tokens, write, pre = random_store(rng, inline, path, NTOK, rng.choice([10, 40]))
     problems: list[str] = []
-
-    def write(key: bytes) -> tuple:
-        versions[key] += 1
-        return ("write", (tokens[key], key, Record(versions[key])))
-
-    pre = [write(rng.choice(list(tokens)))[1] for _ in range(rng.randrange(60))]
-    store.apply(pre, sync=True)
     ops: list[tuple] = []
     p_drop = rng.choice([0.1, 0.2, 0.4])
     for _ in range(rng.randrange(5, 100)):
