@@ -23,20 +23,43 @@ from dynamopy.launch import PEER_OFFSET, Nodes, block_free, ephemeral_range, log
 # to bind ("address already in use"; seen in CI on 2026-12-01).
 PORTS_LOW = 10000
 PORTS_HIGH = min(ephemeral_range()[0], 65536) - PEER_OFFSET   # exclusive, for base + i
-_next_port = [PORTS_LOW + (os.getpid() * 37) % (PORTS_HIGH - PORTS_LOW - 100)]
+# The range is cut into windows of WINDOW base ports; a window's peer ports (base + PEER_OFFSET)
+# lie in a stretch no other window's ports touch. Under pytest-xdist each worker takes every
+# n-th window, so two workers never hand out the same port: a port of a node one worker killed
+# (and will restart) is never seen free and taken by the other.
+WINDOW = 100
+
+
+def _windows(worker: str, workers: int) -> list[int]:
+    """The first base port of each window of xdist worker ``worker`` ("gw<k>") of ``workers``."""
+    starts = [block + k * WINDOW
+              for block in range(PORTS_LOW, PORTS_HIGH - PEER_OFFSET + 1, 2 * PEER_OFFSET)
+              for k in range(PEER_OFFSET // WINDOW)]
+    index = int(worker[2:]) if worker.startswith("gw") and worker[2:].isdigit() else 0
+    assert workers <= len(starts), f"{workers} test workers; the test ports have room for {len(starts)}"
+    return [s for j, s in enumerate(starts) if j % workers == index % workers]
+
+
+_WINDOWS = _windows(os.environ.get("PYTEST_XDIST_WORKER", "gw0"),
+                    int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1")))
+# where the next allocation looks: (window index, offset in it); a per-process start keeps two
+# runs side by side (e.g. two checkouts) mostly apart too
+_next_port = [(os.getpid() * 7) % len(_WINDOWS), 0]
 
 
 def allocate_ports(count: int) -> int:
-    """A base port such that base..base+count-1 and base+1000.. are free and below the
-    ephemeral range; successive calls move on through a per-run range, so a test never reuses
-    the ports of the one before."""
-    assert PORTS_HIGH - PORTS_LOW > 10 * count, "the ephemeral port range leaves no room for tests"
+    """A base port such that base..base+count-1 and base+PEER_OFFSET.. are free, below the
+    ephemeral range and in this test worker's windows; successive calls move on through the
+    windows, so a test never reuses the ports of the one before."""
+    assert count + 3 <= WINDOW and len(_WINDOWS) * WINDOW > 10 * count, \
+        "the test ports leave no room for this many nodes"
     while True:
-        base = _next_port[0]
-        if base + count > PORTS_HIGH:
-            _next_port[0] = PORTS_LOW
+        window, offset = _next_port
+        if offset + count > WINDOW:
+            _next_port[:] = [(window + 1) % len(_WINDOWS), 0]
             continue
-        _next_port[0] = base + count + 3
+        _next_port[1] = offset + count + 3
+        base = _WINDOWS[window] + offset
         if block_free(base, count):
             return base
 

@@ -95,3 +95,21 @@ def test_test_ports_lie_below_the_ephemeral_range():
     for _ in range(3000):   # wraps around the harness's range several times
         base = allocate_ports(7)
         assert base + 6 + PEER_OFFSET < low, base
+
+
+@pytest.mark.parametrize("workers", [1, 2, 3, 8])
+def test_test_workers_never_share_a_port(workers):
+    """Under pytest-xdist each worker hands out ports from windows of its own: no HTTP or peer
+    port of one worker's windows is a port of another's, and all lie below the ephemeral range
+    (else a node one worker killed and will restart could lose its port to the other)."""
+    from tests.integration.cluster import WINDOW, _windows
+    low, _ = ephemeral_range()
+    owner: dict[int, int] = {}
+    for k in range(workers):
+        windows = _windows(f"gw{k}", workers)
+        assert len(windows) * WINDOW >= 1000   # room for a few hundred 3-node clusters
+        for start in windows:
+            for port in [*range(start, start + WINDOW),
+                         *range(start + PEER_OFFSET, start + PEER_OFFSET + WINDOW)]:
+                assert owner.setdefault(port, k) == k, (port, owner[port], k)
+                assert port < low
