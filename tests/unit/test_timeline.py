@@ -76,7 +76,12 @@ def test_the_timeline_thread_writes_a_line_per_node_per_interval(tmp_path):
                       every_s=0.05)
         tl.phase = "round 1"
         tl.start()
-        time.sleep(0.4)
+        # at least two intervals' lines; polled, not a fixed sleep (a loaded machine once
+        # gave the thread time for one line in 0.4 s)
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline and (
+                not path.exists() or len(path.read_text().splitlines()) < 2):
+            time.sleep(0.05)
         tl.stop()
     finally:
         server.shutdown()
