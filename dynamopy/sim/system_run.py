@@ -45,7 +45,8 @@ proposed); a leave is proposed through any member and the node is
 stopped once the log says it left; a removal crashes the node for good and proposes
 ``remove``, unless it would leave fewer than a majority of the metadata group able to vote
 ever again (``_group_seats_lost``): then it is skipped, noted in the history and counted as
-``skipped_removals`` (no quorum survives that; a real cluster's log stops, as documented). The nodes run anti-entropy every ``anti_entropy_interval_ms``. A slow disk makes each sync of one
+``skipped_removals`` (no quorum survives that; a real cluster's log stops, as documented).
+The nodes run anti-entropy every ``anti_entropy_interval_ms``. A slow disk makes each sync of one
 node's group committer wait (virtual time) before it lands; BUGGIFY knobs
 (``dynamopy.core.buggify``, ``--buggify``) widen internal windows until healing.
 
@@ -382,10 +383,11 @@ class SystemRun:
         """The group members already gone for good if ``event`` stops another member of the
         metadata group for good and so leaves fewer than a majority of it that can ever vote
         again (else []). The schedule gives a removal ``settle_ms`` to finish, but its own
-        faults can slow the log past that (system seed 5 of the purge runs: n2 was stopped
-        for good; a slow disk and a crash of n1, the other live group member, held its
-        removal back, and then n1 was stopped for good too: two of [n0, n1, n2] gone, which
-        no quorum survives). An operator cannot keep a second machine from dying either, but
+        faults can slow the log past that (seed 5 of ``--kinds ...,wipe --spares 2 --changes
+        2``, with or without purges: n2 was stopped for good; a slow disk and a crash of n1,
+        the other live group member, held back its removal or the group change after it,
+        and then n1 was stopped for good too: two of [n0, n1, n2] gone, which no quorum
+        survives). An operator cannot keep a second machine from dying either, but
         a run that kills a majority of the group for good tests nothing: the log stops, as
         documented, and the API refuses the second removal (503 ``no_majority``). Judged on
         the most advanced state among the running nodes; gone: stopped for good, or wiped
