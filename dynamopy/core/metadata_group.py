@@ -215,3 +215,44 @@ def change_problem(state: "ClusterState", live: Collection[str], *,
                     f"the metadata group {sorted(new)} would have {len(live_new)} live "
                     f"members, fewer than a majority ({majority(new)})")
     return None
+
+
+def leaver_seat_problem(state: "ClusterState", leaver: str,
+                        answers: Mapping[str, Mapping[str, Any]]) -> Optional[str]:
+    """Why the graceful leave of ``leaver`` must not finish yet (None: it may finish).
+
+    Its ``finish_leave`` is the last thing before the node may be stopped for good (an
+    operator decommissions it; the simulator stops it), so a member of the metadata group
+    hands its seat over first, as a leaver hands off its hints: finishing while it still
+    holds a seat takes a vote away from the group until the metadata leader replaces it,
+    and if the group then lacks a voting majority (another member lost its disk and waits
+    to be replaced, which needs that very log) nothing commits again, ever (system
+    simulator seed 7: group {n1, n2, n3}, n1 wiped, n2 finished its leave and stopped).
+    ``answers``: member -> ``{"caught_up", "voting"}`` (``Node.group_token``) of the
+    members that answered the leaver just now. The rules:
+
+    * not in the group (the latest group of the state): it may finish;
+    * a member outside the group answers as a caught-up ``normal`` member: wait, the
+      metadata leader moves the group to such a member (``plan_group`` replaces a
+      leaving member by a live one), then it finishes;
+    * nobody can take its seat: it finishes only if the other group members that answer
+      as voting are a majority of the group (the leader then shrinks the group), as etcd
+      refuses a removal that loses the quorum of the members left; otherwise it waits,
+      still voting (bring a member back, or add one, and the leader moves the group).
+    """
+    group = tuple(state.acceptors)
+    if leaver not in group:
+        return None
+    takers = sorted(m for m, a in answers.items() if m not in group and m != leaver
+                    and a.get("caught_up") and state.member(m) is not None
+                    and state.members[m].state == "normal")
+    if takers:
+        return (f"{leaver} still holds a seat in the metadata group {list(group)}: waiting for "
+                f"the metadata leader to hand it to a live member ({', '.join(takers)})")
+    voting = [g for g in group if g != leaver and g not in state.retired
+              and (answers.get(g) or {}).get("voting")]
+    if len(voting) < majority(group):
+        return (f"{leaver} still holds a seat in the metadata group {list(group)} and no live "
+                f"member can take it: without it only {len(voting)} members vote, fewer than a "
+                f"majority ({majority(group)}); bring a member back or add one")
+    return None

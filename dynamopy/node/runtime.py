@@ -397,11 +397,14 @@ class Node:
     async def group_token(self) -> dict:
         """What the metadata leader needs to add this node to the metadata group: its
         incarnation token (None if it votes from its own state) and whether it is a caught-up
-        ``normal`` member."""
+        ``normal`` member; and whether it votes (a leaver in the group asks before it
+        finishes: ``core.metadata_group.leaver_seat_problem``)."""
         me = self.state.member(self.id)
         return {"token": await self.metalog.group_token(),
                 "caught_up": bool(me is not None and me.state == "normal"
-                                  and self.catchup.caught_up and not self.metalog.replacing)}
+                                  and self.catchup.caught_up and not self.metalog.replacing),
+                "voting": bool(self.metalog.voter and not self.metalog.replacing
+                               and not self.metalog.disowned)}
 
     async def rpc_group_token(self, payload: Any, peer_id: str) -> dict:
         return await self.group_token()

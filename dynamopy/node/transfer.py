@@ -44,10 +44,11 @@ import msgpack
 
 from dynamopy.core.buggify import BUGGIFY_OFF, Buggify
 from dynamopy.core.membership import ClusterState
+from dynamopy.core.metadata_group import leaver_seat_problem
 from dynamopy.core.placement import (held_ranges, lost_ranges, merge_spans, pull_sources,
                                      subtract_sorted)
 from dynamopy.core.records import Record, record_wire_bytes
-from dynamopy.node.errors import StaleEpochError
+from dynamopy.node.errors import MembershipError, StaleEpochError
 from dynamopy.node.offload import off_loop
 from dynamopy.peer import PeerError
 
@@ -140,6 +141,7 @@ class TransferManager:
         self.progress = TransferProgress()
         self._pull_task: Optional[asyncio.Task] = None
         self._driver_task: Optional[asyncio.Task] = None
+        self._seat_problem: Optional[str] = None  # the last reason a leave waited for its seat
         # Until ``resume`` (the end of start-up replay), a state change only notes the
         # ranges it took away.
         self.replaying = True
@@ -325,8 +327,10 @@ class TransferManager:
                 op, mid = state.change
                 if all(await asyncio.gather(*(self._gainer_done(g, change_epoch)
                                               for g in state.gainers()))) and (
-                        op != "leave" or await node.hints.hand_off()):
-                    # (a leaver first hands off its hints: it may be stopped once it left)
+                        op != "leave" or await node.hints.hand_off()
+                        and await self._seat_handed_over(state)):
+                    # (a leaver first hands off its hints and its seat in the metadata
+                    # group: it may be stopped once it left)
                     finish = "finish_join" if op == "join" else "finish_leave"
                     try:
                         await node.propose({"op": finish, "id": mid,
@@ -335,6 +339,27 @@ class TransferManager:
                     except Exception as e:  # no majority, lost leadership: try again
                         log.info("proposing %s %s failed: %r", finish, mid, e)
             await self.clock.sleep(RETRY_S)
+
+    async def _seat_handed_over(self, state: ClusterState) -> bool:
+        """A leaver in the metadata group may finish only once its seat is handed over, or
+        nobody can take it and the rest of the group votes (``leaver_seat_problem``)."""
+        if self.id not in state.acceptors:
+            return True
+        others = sorted(m for m in state.members if m != self.id)
+        replies = await asyncio.gather(*(self._group_token(m) for m in others))
+        problem = leaver_seat_problem(state, self.id, {m: r for m, r in zip(others, replies)
+                                                       if r is not None})
+        if problem is not None and problem != self._seat_problem:
+            log.info("leave not finished yet: %s", problem)
+        self._seat_problem = problem
+        return problem is None
+
+    async def _group_token(self, member: str) -> Optional[dict]:
+        try:
+            reply = await self.call_peer(member, "group_token", [], timeout_s=1.0)
+        except (PeerError, asyncio.TimeoutError, MembershipError):
+            return None
+        return reply if isinstance(reply, dict) else None
 
     async def _gainer_done(self, gainer: str, change_epoch: int) -> bool:
         if gainer == self.id:

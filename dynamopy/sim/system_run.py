@@ -43,7 +43,10 @@ node that adopts the metadata group and has a member admit it as ``POST /cluster
 does (``admit_join``: the joiner must identify itself over the faulty network, then the join is
 proposed); a leave is proposed through any member and the node is
 stopped once the log says it left; a removal crashes the node for good and proposes
-``remove``. The nodes run anti-entropy every ``anti_entropy_interval_ms``. A slow disk makes each sync of one
+``remove``, unless it would leave fewer than a majority of the metadata group able to vote
+ever again (``_group_seats_lost``): then it is skipped, noted in the history and counted as
+``skipped_removals`` (no quorum survives that; a real cluster's log stops, as documented).
+The nodes run anti-entropy every ``anti_entropy_interval_ms``. A slow disk makes each sync of one
 node's group committer wait (virtual time) before it lands; BUGGIFY knobs
 (``dynamopy.core.buggify``, ``--buggify``) widen internal windows until healing.
 
@@ -64,6 +67,7 @@ from dataclasses import dataclass
 from typing import Optional
 
 from dynamopy.core.buggify import BUGGIFY_OFF, Buggify
+from dynamopy.core.paxos.groups import majority
 from dynamopy.core.records import Record
 from dynamopy.core.tombstones import grace_covers_window, hint_ttl_ms
 from dynamopy.node.errors import NodeError
@@ -315,6 +319,7 @@ class SystemRun:
         self.held_messages = 0  # messages to or from a paused node, held until it resumes
         self.t0 = 0.0
         self.changes: list[asyncio.Task] = []  # leaves and removals being carried out
+        self.skipped_removals: list[str] = []  # removals that would have killed the group's majority
         self.reconfig_hits: list[str] = []     # faults that hit a group change in flight
         self.finished = False
         self.cluster = SimCluster(self.ids, self.recorder, spares=self.spares, buggify=self.buggify,
@@ -365,7 +370,42 @@ class SystemRun:
     async def nemesis(self) -> None:
         for event in self.schedule.events:
             await self.sleep_until(event.t_ms)
+            gone = self._group_seats_lost(event)
+            if gone:
+                # Skipped, not applied: nothing later targets a node after its removal.
+                self.skipped_removals.append(f"{event.fault.node}@{self.now_ms()}")
+                self.history.note(f"{event.text}: skipped, the metadata group would lose a majority "
+                                  f"for good ({', '.join(gone)} gone already)", t_ms=self.now_ms())
+                continue
             await self.apply(event)
+
+    def _group_seats_lost(self, event: NemesisEvent) -> list[str]:
+        """The group members already gone for good if ``event`` stops another member of the
+        metadata group for good and so leaves fewer than a majority of it that can ever vote
+        again (else []). The schedule gives a removal ``settle_ms`` to finish, but its own
+        faults can slow the log past that (seed 5 of ``--kinds ...,wipe --spares 2 --changes
+        2``, with or without purges: n2 was stopped for good; a slow disk and a crash of n1,
+        the other live group member, held back its removal or the group change after it,
+        and then n1 was stopped for good too: two of [n0, n1, n2] gone, which no quorum
+        survives). An operator cannot keep a second machine from dying either, but
+        a run that kills a majority of the group for good tests nothing: the log stops, as
+        documented, and the API refuses the second removal (503 ``no_majority``). Judged on
+        the most advanced state among the running nodes; gone: stopped for good, or wiped
+        and not back as a member yet."""
+        f = event.fault
+        if f is None or event.action is not Action.START or f.kind is not FaultKind.REMOVE:
+            return []
+        states = [n.state for n in self.cluster.nodes.values() if not n.stopping and n.state.bootstrapped]
+        if not states:
+            return []
+        state = max(states, key=lambda st: st.epoch)
+        group = tuple(state.acceptors)
+        if f.node not in group:
+            return []
+        gone = sorted(g for g in group if g != f.node and (
+            g in self.faults.removed or g in state.retired
+            or g in self.faults.wiped and rejoined_after_wipe(self.recorder, g) is None))
+        return gone if len(group) - len(gone) - 1 < majority(group) else []
 
     async def apply(self, event: NemesisEvent) -> None:
         old, new = self.faults, self.faults.apply(event)
@@ -638,6 +678,7 @@ class SystemRun:
                  "duplicated": cluster.network.duplicated, "replies_lost": cluster.network.replies_lost, "boots": len(cluster._boots),
                  "max_clock_offset_ms": self.max_offset_ms, "wipes": len(cluster.wiped), "w1_writes_lost_to_wipes": len(excused),
                  "faults_during_set_group": ",".join(self.reconfig_hits) or "-",
+                 **({"skipped_removals": ",".join(self.skipped_removals)} if self.skipped_removals else {}),
                  "rejoined_ms": rejoined_ms(self.recorder, cluster.wiped),
                  # ids whose old incarnation a committed `replace` retired
                  "replaced": ",".join(sorted(replaced_ids(self.recorder))) or "-",

@@ -101,3 +101,53 @@ def test_regression_seed_9371_a_leaving_group_member_is_kept_until_replaced(monk
     assert result.ok, result.report()
     assert kept, "the run no longer reaches a leaving group member without a replacement"
     assert all(ok for _g, ok in kept), kept
+
+
+WIPE_KINDS = ("crash,pause,partition,one_way,loss,delay,duplicate,reorder,clock_jump,slow_disk,"
+              "join,leave,remove,wipe")
+
+
+@pytest.mark.timeout(120)
+def test_regression_seed_7_a_leaver_hands_its_group_seat_over_before_it_finishes(monkeypatch):
+    """The metadata group was [n1, n2, n3]; n2 began to leave just after n1's disk was
+    wiped (n1 came back as a replacement: alive, no vote). n2's transfer ended in 0.5 s and
+    it proposed its finish_leave before the metadata leader had moved the group off it (the
+    leader waits a few looks before passing over a member that does not answer caught up),
+    so n2 left, holding its seat, and was stopped: only n3 voted, the group change and n1's
+    ``replace`` could never commit, and n1 stayed "replacing" for good (11 of 36 operations
+    after heal + bound failed, the final R=N reads too). A leaver in the group now waits
+    for the leader to hand its seat to a live member (``leaver_seat_problem``)."""
+    from dynamopy.core import metadata_group as mg
+    from dynamopy.node import transfer
+
+    waited = []
+
+    def seat_problem(state, leaver, answers):
+        problem = mg.leaver_seat_problem(state, leaver, answers)
+        if problem is not None:
+            waited.append((leaver, tuple(state.acceptors)))
+        return problem
+
+    monkeypatch.setattr(transfer, "leaver_seat_problem", seat_problem)
+    result = run_system(SystemParams(seed=7, spares=2, changes=2, keys=12, bound_ms=30000,
+                                     anti_entropy_interval_ms=1000, kinds=WIPE_KINDS))
+    assert result.ok, result.report()
+    assert ("n2", ("n1", "n2", "n3")) in waited, "the run no longer reaches a leaver holding a seat"
+    assert result.stats["replaced"] == "n1"
+
+
+@pytest.mark.timeout(150)
+def test_regression_seed_5_the_nemesis_never_kills_a_majority_of_the_metadata_group_for_good():
+    """The group was [n0, n1, n2]; n2 was stopped for good at 898 ms and its removal
+    proposed; n1's slow disk (1 s a sync) and then n1's crash held the log back past the
+    2 s the schedule gives a removal, and at 4000 ms the nemesis stopped n1 for good too:
+    two of three acceptors gone for good, which no quorum survives (the API refuses the
+    second removal, 503 no_majority; the log stops, as documented), so both removals
+    "were never accepted" and the final reads failed. The run now skips a removal that
+    would leave fewer than a majority of the group able to vote again (noted in the
+    history, counted as ``skipped_removals``)."""
+    result = run_system(SystemParams(seed=5, spares=2, changes=2, keys=12, bound_ms=30000,
+                                     anti_entropy_interval_ms=1000, tombstone_grace_ms=1000,
+                                     delete=0.4, kinds=WIPE_KINDS))
+    assert result.ok, result.report()
+    assert result.stats.get("skipped_removals") == "n1@4000", result.stats

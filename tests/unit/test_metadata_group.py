@@ -87,6 +87,39 @@ def test_a_leaving_member_stays_in_the_group_until_a_live_replacement_exists():
     assert mg.plan_group(s, {"n2", "n3"}, set()) == ("n2",)   # down: dropped; odd size
 
 
+def test_a_leaver_hands_its_group_seat_over_before_it_finishes():
+    """System simulator seed 7: the group [n1, n2, n3]; n1 lost its disk (alive, caught up
+    on nothing, no vote) and waits to be replaced; n2 finished its leave still holding its
+    seat and was stopped: only n3 voted, so neither the group change nor n1's replacement
+    could ever commit. A leaver in the group now finishes only once the group moved off
+    it (the metadata leader hands its seat to a live member), or, when nobody can take
+    it, only while the rest of the group still has a voting majority."""
+    s = _cluster().apply({"op": "leave", "id": "n2"})  # group n1, n2, n3; n4, n5 outside
+    votes = {"caught_up": True, "voting": True}
+    member = {"caught_up": True, "voting": False}      # a caught-up non-group member
+    wiped = {"caught_up": False, "voting": False}      # coming back as a replacement
+    seed_7 = {"n1": wiped, "n3": votes, "n4": member, "n5": member}
+    problem = mg.leaver_seat_problem(s, "n2", seed_7)
+    assert problem is not None and "n4" in problem and "n5" in problem
+    # Even with the rest of the group voting, the seat goes first: a finish would leave
+    # the group without a spare vote until the leader replaced it.
+    assert mg.leaver_seat_problem(s, "n2", {"n1": votes, "n3": votes, "n4": member}) is not None
+    moved = _set(s, ["n1", "n3", "n4"])                # the leader handed the seat to n4
+    assert mg.leaver_seat_problem(moved, "n2", seed_7) is None
+    # Nobody can take the seat (n4 and n5 silent or not caught up): finish only while
+    # the others vote as a majority of the group (the leader then shrinks it).
+    assert mg.leaver_seat_problem(s, "n2", {"n1": votes, "n3": votes, "n5": wiped}) is None
+    problem = mg.leaver_seat_problem(s, "n2", {"n1": wiped, "n3": votes, "n4": wiped})
+    assert problem is not None and "fewer than a majority (2)" in problem
+    assert mg.leaver_seat_problem(s, "n2", {"n3": votes}) is not None  # n1 silent
+    # Only a member can take the seat (an answer from an id the state does not list, e.g.
+    # a node whose removal the leaver has learned, does not count).
+    assert mg.leaver_seat_problem(s, "n2", {"n1": wiped, "n3": votes, "n9": member}) is not None
+    # A leaver outside the group finishes at once, whoever answers.
+    out = _cluster().apply({"op": "leave", "id": "n4"})
+    assert mg.leaver_seat_problem(out, "n4", {}) is None
+
+
 def test_plan_waits_for_the_delay_before_replacing_a_down_member():
     s = _cluster()
     live = {"n2", "n3", "n4", "n5"}
