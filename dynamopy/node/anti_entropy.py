@@ -157,7 +157,8 @@ class AntiEntropy:
                  call_peer: CallPeer, get_state: Callable[[], ClusterState],
                  is_up: Callable[[str], bool], apply_repairs: ApplyRepairs,
                  note_epoch: Callable[[int, str], None], clock: Clock, rng, metrics,
-                 tombstone_grace_s: float = 10 * 86400.0, buggify: Buggify = BUGGIFY_OFF):
+                 tombstone_grace_s: float = 10 * 86400.0, buggify: Buggify = BUGGIFY_OFF,
+                 clock_ok: Callable[[], bool] = lambda: True):
         self.node_id = node_id
         self.buggify = buggify
         self.interval_s = float(interval_s)
@@ -181,7 +182,7 @@ class AntiEntropy:
             node_id=node_id, grace_s=tombstone_grace_s, rate_keys_s=self.rate_keys_s,
             call_peer=call_peer, get_state=get_state, clock=clock, metrics=metrics,
             store=lambda: self.store, check=self._check, blocking=self._blocking,
-            buggify=buggify)
+            buggify=buggify, clock_ok=clock_ok)
         self._next_purge = 0.0
         self._watching = False
 

@@ -84,7 +84,8 @@ class TombstonePurge:
                  call_peer: Callable[..., Awaitable[Any]],
                  get_state: Callable[[], ClusterState], clock: Clock, metrics,
                  store: Callable[[], Any], check: Callable[[Any, str], int],
-                 blocking: Callable[..., Awaitable[Any]], buggify: Buggify = BUGGIFY_OFF):
+                 blocking: Callable[..., Awaitable[Any]], buggify: Buggify = BUGGIFY_OFF,
+                 clock_ok: Callable[[], bool] = lambda: True):
         self.node_id = node_id
         self.grace_s = float(grace_s)   # the cluster's (AntiEntropy keeps it current)
         self.rate_keys_s = max(1, int(rate_keys_s))
@@ -96,6 +97,10 @@ class TombstonePurge:
         self.check = check          # the peer-method epoch check
         self.blocking = blocking    # run a blocking store call off the loop
         self.buggify = buggify      # the simulator's knobs (OFF in production)
+        # Whether this node's clock is vouched for (``FailureDetector.clock_ok``): "older than
+        # the grace" is judged on it, and the hint TTL's margin covers only a clock within
+        # the bound of the others'. A node fenced for clock skew purges nothing.
+        self.clock_ok = clock_ok
         self.purged = 0             # tombstones this node dropped from its own store
 
     @property
@@ -116,7 +121,7 @@ class TombstonePurge:
         Works through the candidates in batches, each paced by the keys/s budget."""
         state = self.get_state()
         if state.ring is None or state.change is not None or \
-                self.node_id not in state.ring.members:
+                self.node_id not in state.ring.members or not self.clock_ok():
             return 0
         now_ms = self.clock.wall_ms()
         purged = 0
@@ -176,8 +181,8 @@ class TombstonePurge:
                 # Writes may land between the confirmations and the drops (the drops go
                 # over the network anyway): only the confirmed version may go.
                 await self.clock.sleep(self.buggify.delay_s("purge_pause", PAUSE_MAX_S))
-            if not doomed or self.get_state().epoch != epoch:
-                continue
+            if not doomed or self.get_state().epoch != epoch or not self.clock_ok():
+                continue   # (fenced meanwhile: the pass's clock reading is not to be trusted)
             for member in replicas:  # the others first; this node's copy last
                 if member == self.node_id:
                     continue

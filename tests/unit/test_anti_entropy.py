@@ -493,6 +493,39 @@ async def test_an_unreachable_replica_blocks_the_purge_and_a_newer_write_survive
 
 
 @aio
+async def test_a_node_fenced_for_clock_skew_purges_nothing(cluster):
+    """"Older than the grace" is judged on the purger's clock, and the hint TTL's margin
+    covers only a clock within the bound of the others'. A node whose clock is fenced (a
+    step ahead: every tombstone looks old) starts no pass, and one fenced after its
+    confirmations drops nothing; once its clock is vouched for again the purge goes through."""
+    c = cluster()
+    key = b"k"
+    reps = c.replicas_of(key)
+    t = c.state.ring.token(key)
+    c.write_everywhere(key, aged(c, 11 * DAY_MS), deleted=True, value=b"")
+    await c.attach()
+    purge = c.ae[reps[0]].purge
+    asked = []
+    call_peer = purge.call_peer
+
+    async def counted(peer, method, payload, timeout_s=None):
+        asked.append(method)
+        return await call_peer(peer, method, payload, timeout_s=timeout_s)
+    purge.call_peer = counted
+    purge.clock_ok = lambda: False
+    assert await purge.round() == 0
+    assert asked == []             # no pass: not even a confirmation asked
+    verdicts = iter([True])        # vouched for when the pass starts, fenced after that
+    purge.clock_ok = lambda: next(verdicts, False)
+    assert await purge.round() == 0
+    assert "ae_versions" in asked and "ae_purge" not in asked
+    assert all(c.stores[m].get(t, key) is not None for m in reps)
+    purge.clock_ok = lambda: True
+    assert await purge.round() == 1
+    assert all(c.stores[m].get(t, key) is None for m in reps)
+
+
+@aio
 async def test_no_purge_while_a_ring_change_is_in_progress(cluster):
     c = cluster()
     c.write_everywhere(b"k", aged(c, 11 * DAY_MS), deleted=True, value=b"")

@@ -49,3 +49,29 @@ def test_a_node_whose_clock_jumps_while_one_of_its_two_peers_is_down_stops_stamp
     assert refused.status == 503 and refused.extra["offset_ms"] > HOUR_MS - 1_000
     # n3's version is at its own (right) clock, not an hour ahead.
     assert 0 <= n3_wall_ms - physical_ms(stamped) < 5_000
+
+
+def test_a_node_fenced_for_a_clock_step_purges_no_tombstone():
+    """The tombstone purge judges "older than the grace" on the purger's clock. A first
+    replica whose wall clock steps 11 days ahead (grace: the default 10 days) would find a
+    fresh delete, held by every replica, old enough and purge it everywhere, and an older
+    live copy on a hint could then come back. It is fenced, so its pass purges nothing."""
+    async def main():
+        async with InProcessCluster(IDS, seed=5) as c:
+            n1 = c.node("n1")
+            ring = n1.state.ring
+            key = next(k for k in (f"k{i}".encode() for i in range(1000))
+                       if ring.preference_list(k, 3)[0] == "n1")
+            await c.coordinator("n1").write(key, value=b"", content_type="text/plain",
+                                            deleted=True, w=3)
+            token = ring.token(key)
+            await until(lambda: n1.detector.clock_ok, 5, "n1's clock is vouched for")
+            c.clocks["n1"].offset_ms = 11 * 24 * HOUR_MS
+            await until(lambda: n1.detector.skew.skewed, 3, "n1 fences itself")
+            purged = await n1.anti_entropy.purge.round()
+            held = [c.node(i).store.get(token, key) for i in IDS]
+            return purged, held
+
+    purged, held = run_virtual(main())
+    assert purged == 0
+    assert all(rec is not None and rec.deleted for rec in held)
