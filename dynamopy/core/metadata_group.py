@@ -239,6 +239,10 @@ def leaver_seat_problem(state: "ClusterState", leaver: str,
       as voting are a majority of the group (the leader then shrinks the group), as etcd
       refuses a removal that loses the quorum of the members left; otherwise it waits,
       still voting (bring a member back, or add one, and the leader moves the group).
+      A member running a version from before ``voting`` (a rolling upgrade) answers
+      without it: its ``caught_up`` stands in (a caught-up ``normal`` member that is not
+      being replaced); counting it as silent kept every leave of a group member with no
+      taker waiting until the rest of the group was upgraded (review 11).
     """
     group = tuple(state.acceptors)
     if leaver not in group:
@@ -250,9 +254,17 @@ def leaver_seat_problem(state: "ClusterState", leaver: str,
         return (f"{leaver} still holds a seat in the metadata group {list(group)}: waiting for "
                 f"the metadata leader to hand it to a live member ({', '.join(takers)})")
     voting = [g for g in group if g != leaver and g not in state.retired
-              and (answers.get(g) or {}).get("voting")]
+              and _votes(answers.get(g) or {})]
     if len(voting) < majority(group):
         return (f"{leaver} still holds a seat in the metadata group {list(group)} and no live "
                 f"member can take it: without it only {len(voting)} members vote, fewer than a "
                 f"majority ({majority(group)}); bring a member back or add one")
     return None
+
+
+def _votes(answer: Mapping[str, Any]) -> bool:
+    """Whether a ``group_token`` answer says the member votes; an answer from a version
+    before ``voting`` (only ``token`` and ``caught_up``) is judged by ``caught_up``."""
+    if "voting" in answer:
+        return bool(answer["voting"])
+    return bool(answer.get("caught_up"))

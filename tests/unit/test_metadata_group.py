@@ -120,6 +120,22 @@ def test_a_leaver_hands_its_group_seat_over_before_it_finishes():
     assert mg.leaver_seat_problem(out, "n4", {}) is None
 
 
+def test_a_leaver_counts_the_votes_of_peers_from_before_the_voting_field():
+    """Review 11: a peer of the version before the seat hand-over answers ``group_token``
+    with {"token", "caught_up"} only. Counting such a peer as not voting kept the leave of
+    a group member with nobody to take its seat (every member in the group, e.g. a
+    three-node cluster) waiting for as long as the rest of the group ran the older version
+    (real processes: n1, n2 at e87eaf7, n3 at main; n3's leave never finished: "only 0
+    members vote"). Its ``caught_up`` stands in; an explicit ``voting`` still decides."""
+    s = _cluster(k=3, n=2).apply({"op": "leave", "id": "n3"})  # group n1, n2, n3; nobody outside
+    old = {"token": None, "caught_up": True}
+    assert mg.leaver_seat_problem(s, "n3", {"n1": old, "n2": old}) is None
+    behind = {"token": None, "caught_up": False}              # e.g. an old peer being replaced
+    assert mg.leaver_seat_problem(s, "n3", {"n1": old, "n2": behind}) is not None
+    assert mg.leaver_seat_problem(s, "n3", {"n1": old, "n2": {"caught_up": True,
+                                                             "voting": False}}) is not None
+
+
 def test_plan_waits_for_the_delay_before_replacing_a_down_member():
     s = _cluster()
     live = {"n2", "n3", "n4", "n5"}
