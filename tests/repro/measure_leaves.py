@@ -1,8 +1,8 @@
 """Review 11: graceful leaves of metadata-group members with real `dynamopy serve` processes.
 
 Run with the tree under test first on PYTHONPATH, e.g.
-  PYTHONPATH=/work/main python review/leave_review.py a        (after: main)
-  PYTHONPATH=/work/wt/base11 python review/leave_review.py a   (before: e87eaf7)
+  PYTHONPATH=/work/main python tests/repro/measure_leaves.py a        (after: main)
+  PYTHONPATH=/work/wt/base11 python tests/repro/measure_leaves.py a   (before: e87eaf7)
 Scenarios: a (3 nodes, leave n3 then, on a fresh cluster, n1), b (4 nodes, leave n3 while n2 is
 SIGSTOPped), c (5 nodes, leave n1 then n2), d (3 nodes, metadata_group_size 1, leave the
 sole member), mixed (3 nodes; n1, n2 run OLD_TREE, n3 runs this tree; leave n3).
