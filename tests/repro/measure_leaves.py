@@ -6,7 +6,11 @@ Run with the tree under test first on PYTHONPATH, e.g.
 Scenarios: a (3 nodes, leave n3 then, on a fresh cluster, n1), b (4 nodes, leave n3 while n2 is
 SIGSTOPped), c (5 nodes, leave n1 then n2), d (3 nodes, metadata_group_size 1, leave the
 sole member), mixed (3 nodes; n1, n2 run OLD_TREE, n3 runs this tree; leave n3).
-e: sim seed 7 with processes (see scenario_e).\nRun from a cwd outside every tree (cd /tmp): `python -m dynamopy` puts the cwd first on\nsys.path, so a run from a checkout starts that checkout's nodes whatever PYTHONPATH says.\nEvery node is stopped by PID at the end (LocalCluster.stop); every wait is bounded.
+e: sim seed 7 with processes (see scenario_e).
+Run from a cwd outside every tree (cd /tmp), with the repository root on PYTHONPATH too (for
+``tests.integration``): `python -m dynamopy` puts the cwd first on sys.path, so a run from a
+checkout starts that checkout's nodes whatever PYTHONPATH says. Every node is stopped by PID
+at the end (LocalCluster.stop); every wait is bounded.
 """
 
 import json
