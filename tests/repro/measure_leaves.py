@@ -94,6 +94,15 @@ def start(root, nodes, extra_nodes=0, n=2, r=1, w=2, env_of=None):
     return c
 
 
+def after_leave(c, via, name, tag="post"):
+    """Writes go on through ``via`` after a leave; then the group it settled on, as
+    ``OUT[name + "_writes_after_s"]`` and ``OUT[name + "_group_after"]``."""
+    OUT[f"{name}_writes_after_s"] = writes_go_on(c, via, tag)
+    time.sleep(2)
+    OUT[f"{name}_group_after"] = group(c, via)
+    log(f"{name}: group after", OUT[f"{name}_group_after"])
+
+
 def scenario_a(root):
     for leaver_i in (2, 0):
         c = start(f"{root}/a{leaver_i}", 3)
@@ -107,10 +116,7 @@ def scenario_a(root):
             log(f"a: leave {leaver} (leader {lead}): {t}s, group trace {trace}")
             OUT[f"a_leave_{leaver}"] = t
             c.kill(leaver_i, signal.SIGTERM)
-            OUT[f"a_{leaver}_writes_after_s"] = writes_go_on(c, via, f"post{leaver_i}")
-            time.sleep(2)
-            OUT[f"a_{leaver}_group_after"] = group(c, via)
-            log("a: group after", OUT[f"a_{leaver}_group_after"])
+            after_leave(c, via, f"a_{leaver}", f"post{leaver_i}")
         finally:
             c.stop()
 
@@ -140,10 +146,7 @@ def scenario_b(root, stop_sig=signal.SIGSTOP):
         OUT["b_leave_n3"] = t
         OUT["b_after_resume"] = None if t is None else round(t - resumed[0], 2) if resumed else t
         c.kill(2, signal.SIGTERM)
-        OUT["b_writes_after_s"] = writes_go_on(c, 0, "post")
-        time.sleep(2)
-        OUT["b_group_after"] = group(c, 0)
-        log("b: group after", OUT["b_group_after"])
+        after_leave(c, 0, "b")
     finally:
         c.stop()
 
@@ -160,10 +163,8 @@ def scenario_c(root):
         t2, tr2 = timed_leave(c, 3, "n2", ["n3", "n4", "n5"])
         log(f"c: leave n2 {t2}s trace {tr2}")
         c.kill(1, signal.SIGTERM)
-        OUT.update(c_leave_n1=t1, c_leave_n2=t2, c_writes_after_s=writes_go_on(c, 3, "post"))
-        time.sleep(2)
-        OUT["c_group_after"] = group(c, 3)
-        log("c: group after", OUT["c_group_after"])
+        OUT.update(c_leave_n1=t1, c_leave_n2=t2)
+        after_leave(c, 3, "c")
     finally:
         c.stop()
 
