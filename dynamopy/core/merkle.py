@@ -72,10 +72,13 @@ def level_shifts(leaf_bits: int = LEAF_BITS, fanout_bits: int = FANOUT_BITS) -> 
 class HashTree:
     """XOR hash tree over ``[0, 2**32)``; see the module docstring for the rules."""
 
-    __slots__ = ("shifts", "_levels", "_pairs", "records")
+    __slots__ = ("shifts", "_levels", "_pairs", "_level_for", "records")
 
     def __init__(self, leaf_bits: int = LEAF_BITS, fanout_bits: int = FANOUT_BITS):
         self.shifts = level_shifts(leaf_bits, fanout_bits)
+        # for b in [0, 32]: the highest level whose nodes span at most 2**b tokens
+        self._level_for = [max((lv for lv, s in enumerate(self.shifts) if s <= b), default=-1)
+                           for b in range(TOKEN_BITS + 1)]
         self._levels = [array("Q", bytes(8 * (1 << (TOKEN_BITS - s)))) for s in self.shifts]
         self._pairs = tuple(zip(self._levels, self.shifts))  # the write path's loop
         self.records = 0  # records summarised (stored records, tombstones included)
@@ -164,6 +167,26 @@ class HashTree:
         levels = self._levels
         return [levels[lv][ix] for lv, ix in nodes]
 
+    def hashes_flat(self, flat: list) -> list[int]:
+        """Hashes of the nodes of a flat ``[level, index, level, index, ...]`` list (what a
+        peer asks for; a trailing odd item is ignored). Raises ``ValueError`` naming a node
+        that is not in the tree or not a pair of integers. One C-speed pass: the check is
+        ``min`` for negatives and the lookups' own ``IndexError``/``TypeError``."""
+        levels = self._levels
+        pairs = iter(flat[:len(flat) & ~1])
+        try:
+            if flat and min(flat) < 0:
+                raise IndexError
+            return [levels[lv][ix] for lv, ix in zip(pairs, pairs)]
+        except (IndexError, TypeError):
+            pass
+        for i in range(0, len(flat) - 1, 2):  # the slow path only names the first bad node
+            lv, ix = flat[i], flat[i + 1]
+            if (type(lv) is not int or type(ix) is not int or not 0 <= lv < len(levels)
+                    or not 0 <= ix < len(levels[lv])):
+                raise ValueError(f"no tree node ({lv!r}, {ix!r})")
+        raise ValueError("not a list of integer pairs")
+
     def node_range(self, level: int, index: int) -> tuple[int, int]:
         """Token span ``[start, end)`` of a node."""
         shift = self.shifts[level]
@@ -183,15 +206,17 @@ class HashTree:
         leaf = 1 << self.shifts[0]
         if not 0 <= start <= end <= (1 << TOKEN_BITS) or start % leaf or end % leaf:
             raise ValueError(f"range [{start}, {end}) is not on {leaf}-token leaf boundaries")
+        shifts, level_for = self.shifts, self._level_for
         out: list[tuple[int, int]] = []
         pos = start
         while pos < end:
-            for level in range(len(self.shifts) - 1, -1, -1):
-                span = 1 << self.shifts[level]
-                if pos % span == 0 and pos + span <= end:
-                    out.append((level, pos >> self.shifts[level]))
-                    pos += span
-                    break
+            # the largest node starting at pos: aligned there (pos's lowest set bit) and
+            # ending by end; both are at least a leaf, since both ends are on leaf boundaries
+            bits = min((pos & -pos).bit_length() - 1 if pos else TOKEN_BITS,
+                       (end - pos).bit_length() - 1)
+            level = level_for[bits]
+            out.append((level, pos >> shifts[level]))
+            pos += 1 << shifts[level]
         return out
 
     def cover_ranges(self, ranges: Iterable[tuple[int, int]]) -> list[tuple[int, int]]:
@@ -224,12 +249,17 @@ class TreeWalk:
         return list(self.frontier)
 
     def receive(self, remote: list[int]) -> None:
-        if len(remote) != len(self.frontier):
-            raise ValueError(f"expected {len(self.frontier)} hashes, got {len(remote)}")
+        frontier = self.frontier
+        if len(remote) != len(frontier):
+            raise ValueError(f"expected {len(frontier)} hashes, got {len(remote)}")
+        self.nodes_compared += len(frontier)
+        mine = self.tree.hashes(frontier)
+        # most nodes agree: find the rest in one comprehension, then look at them one by one
+        differ = [i for i, (a, b) in enumerate(zip(mine, remote)) if a != b]
         nxt: list[tuple[int, int]] = []
-        for (level, index), theirs in zip(self.frontier, remote):
-            self.nodes_compared += 1
-            if self.tree.hash_at(level, index) == (int(theirs) & MASK64):
+        for i in differ:
+            level, index = frontier[i]
+            if mine[i] == (int(remote[i]) & MASK64):
                 continue
             if level == 0:
                 self.leaves.append((level, index))

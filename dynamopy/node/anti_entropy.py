@@ -51,6 +51,7 @@ import asyncio
 import logging
 import threading
 from dataclasses import dataclass, field
+from itertools import chain
 from typing import Any, Awaitable, Callable, Optional
 
 import msgpack
@@ -172,6 +173,7 @@ class AntiEntropy:
         self.rng = rng
         self.metrics = metrics
         self.tree = HashTree()
+        self._shared_memo: dict[str, tuple] = {}  # peer -> (ring, n, ranges, cover)
         self._lock = threading.Lock()
         self.store = None
         self.inline = False
@@ -251,6 +253,8 @@ class AntiEntropy:
         self._adopt(new)
         for peer in [p for p in self.totals.peers if new.member(p) is None]:
             del self.totals.peers[peer]
+        if new.ring is not old.ring:  # what a pair shares is remembered for one ring only
+            self._shared_memo.clear()
 
     def detach(self) -> None:
         if self.store is not None and self._watching:
@@ -280,9 +284,8 @@ class AntiEntropy:
     def co_replicas(self, state: ClusterState) -> list[str]:
         if state.ring is None or self.node_id not in state.ring.members:
             return []
-        n = state.settings.n
         return [m for m in state.ring.members
-                if m != self.node_id and shared_ranges(state.ring, n, self.node_id, m)]
+                if m != self.node_id and self._shared(state, m)[0]]
 
     async def round(self) -> None:
         """One exchange with each live co-replica, in random order."""
@@ -342,15 +345,8 @@ class AntiEntropy:
         if state.ring is None or state.change is not None:
             return
         epoch = state.epoch
-        ranges = shared_ranges(state.ring, state.settings.n, self.node_id, peer)
-        walk = TreeWalk(self.tree, self.tree.cover_ranges(ranges))
-        while (ask := walk.request()):
-            remote: list[int] = []
-            for i in range(0, len(ask), TREE_BATCH):
-                chunk = ask[i:i + TREE_BATCH]
-                remote += await self._call(peer, "ae_tree",
-                                           [epoch, [x for node in chunk for x in node]], stats)
-            walk.receive(remote)
+        walk = TreeWalk(self.tree, list(self._shared(state, peer)[1]))
+        await self._walk(peer, epoch, walk, stats)
         for i in range(0, len(walk.leaves), LEAF_BATCH):
             if self.get_state().epoch != epoch:
                 return  # the ring moved on: the next round compares under the new one
@@ -368,6 +364,27 @@ class AntiEntropy:
             await self._push(peer, epoch, push, stats)
             budget = listed + len(pull) + len(push)
             await self.clock.sleep(budget / self.rate_keys_s)
+
+    async def _walk(self, peer: str, epoch: int, walk: TreeWalk, stats: PeerExchange) -> None:
+        """Run ``walk`` against ``peer``'s tree down to its differing leaves."""
+        while (ask := walk.request()):
+            remote: list[int] = []
+            for i in range(0, len(ask), TREE_BATCH):
+                flat = list(chain.from_iterable(ask[i:i + TREE_BATCH]))
+                remote += await self._call(peer, "ae_tree", [epoch, flat], stats)
+            walk.receive(remote)
+
+    def _shared(self, state: ClusterState, peer: str) -> tuple[list, list]:
+        """``(ranges, cover)``: the token ranges this node and ``peer`` both replicate under
+        ``state``'s ring and the tree nodes that tile them. Remembered per peer for as long
+        as the ring object and N stay the same (a ring is immutable; the cover of a few
+        hundred ranges is thousands of nodes, and every round asks again)."""
+        ring, n = state.ring, state.settings.n
+        got = self._shared_memo.get(peer)
+        if got is None or got[0] is not ring or got[1] != n:
+            ranges = shared_ranges(ring, n, self.node_id, peer)
+            got = self._shared_memo[peer] = (ring, n, ranges, self.tree.cover_ranges(ranges))
+        return got[2], got[3]
 
     async def _pull(self, peer: str, epoch: int, keys: list, stats: PeerExchange) -> None:
         while keys:
@@ -468,13 +485,7 @@ class AntiEntropy:
         if self.built:
             walk = TreeWalk(self.tree, self.tree.cover_ranges(spans))
             try:
-                while (ask := walk.request()):
-                    remote: list[int] = []
-                    for i in range(0, len(ask), TREE_BATCH):
-                        chunk = ask[i:i + TREE_BATCH]
-                        remote += await self._call(
-                            peer, "ae_tree", [epoch, [x for node in chunk for x in node]], stats)
-                    walk.receive(remote)
+                await self._walk(peer, epoch, walk, stats)
                 pieces = [self.tree.node_range(*leaf) for leaf in walk.leaves]
             except RemoteError as e:
                 if e.code != OFF:
@@ -512,14 +523,10 @@ class AntiEntropy:
         """Hashes of the requested ``[level, index, level, index, ...]`` nodes."""
         epoch, flat = payload
         self._check(epoch, peer_id, tree=True)
-        levels = len(self.tree.shifts)
-        nodes = []
-        for i in range(0, len(flat) - 1, 2):
-            level, index = int(flat[i]), int(flat[i + 1])
-            if not 0 <= level < levels or not 0 <= index < (1 << (32 - self.tree.shifts[level])):
-                raise RemoteError("bad_request", f"no tree node ({level}, {index})")
-            nodes.append((level, index))
-        return self.tree.hashes(nodes)
+        try:
+            return self.tree.hashes_flat(flat)
+        except ValueError as e:
+            raise RemoteError("bad_request", str(e)) from None
 
     async def rpc_keys(self, payload: list, peer_id: str) -> list:
         """``[token, key, version]`` of every record in the requested token spans (read off

@@ -201,6 +201,41 @@ async def test_exchanges_only_shared_ranges_and_writes_only_replicas(cluster):
 
 
 @aio
+async def test_after_a_ring_change_an_exchange_compares_the_new_shared_ranges(cluster):
+    """The ranges a pair shares (and their tree cover) are remembered per ring: an exchange
+    under a new ring compares what the pair shares in that ring, not the old one."""
+    c = cluster(ids=("a", "b", "c", "d", "e"))
+    await c.attach()
+    a = c.ae["a"]
+    await a.exchange("b")  # remembers the a-b ranges of the 5-member ring
+    ring5 = c.state.ring
+    key = next(k for k in (f"k{i}".encode() for i in range(10_000))
+               if "a" in c.replicas_of(k) and "b" not in c.replicas_of(k))
+    c.state = ClusterState(epoch=8, ring=Ring.build(["a", "b", "c"], partitions=64),
+                           settings=c.state.settings)
+    assert set(c.replicas_of(key)) == {"a", "b", "c"}
+    c.put("a", key, 777)
+    stats = await a.exchange("b")
+    assert stats.keys_pushed == 1, "the exchange compared the old ring's shared ranges"
+    t = c.state.ring.token(key)
+    assert c.stores["b"].get(t, key).version == 777
+    assert "a" in ring5.preference_list(key, 3) and "b" not in ring5.preference_list(key, 3)
+
+
+@aio
+async def test_a_tree_request_for_nodes_outside_the_tree_is_a_bad_request(cluster):
+    c = cluster(ids=("a", "b"), n=2)
+    c.put("b", b"k", 5)
+    await c.attach()
+    b, top = c.ae["b"], c.ae["b"].tree.root_level
+    assert b.rpc_tree([7, [top, 0, 0, 0]], "a")[0] == b.tree.root() != 0
+    for flat in ([top + 1, 0], [0, -1], [0, 1 << 18], [0, "1"]):
+        with pytest.raises(RemoteError) as e:
+            b.rpc_tree([7, flat], "a")
+        assert e.value.code == "bad_request" and "no tree node" in str(e.value), flat
+
+
+@aio
 async def test_bytes_grow_with_differences_not_with_data(cluster):
     c = cluster(ids=("a", "b"), n=2)
     for i in range(5000):

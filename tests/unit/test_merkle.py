@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -156,6 +158,46 @@ def test_cover_tiles_a_range_with_the_fewest_nodes():
     with pytest.raises(ValueError):
         t.cover(0, 2**33)
     assert t.cover(leaf, leaf) == []  # an empty range needs no node
+
+
+def _greedy_cover(t, start, end):
+    """The plain greedy cover, level by level from the top: the oracle of ``cover``."""
+    out, pos = [], start
+    while pos < end:
+        for level in range(len(t.shifts) - 1, -1, -1):
+            span = 1 << t.shifts[level]
+            if pos % span == 0 and pos + span <= end:
+                out.append((level, pos >> t.shifts[level]))
+                pos += span
+                break
+    return out
+
+
+@settings(max_examples=300)
+@given(st.sampled_from([(14, 4), (24, 2), (20, 3), (31, 1), (16, 16)]),
+       st.integers(0, 2**18), st.integers(0, 2**18))
+def test_cover_is_the_greedy_tiling_of_any_leaf_aligned_range(shape, a, b):
+    leaf_bits, fanout_bits = shape
+    t = HashTree(leaf_bits=leaf_bits, fanout_bits=fanout_bits)
+    leaves = 1 << (32 - leaf_bits)
+    start, end = sorted((a % (leaves + 1), b % (leaves + 1)))
+    start, end = start << leaf_bits, end << leaf_bits
+    assert t.cover(start, end) == _greedy_cover(t, start, end)
+
+
+def test_hashes_flat_answers_pairs_and_names_the_first_bad_node():
+    t = HashTree(**SMALL)
+    t.add(5, 0xABC)
+    top = t.root_level
+    assert t.hashes_flat([top, 0, 0, 0, 0, 1]) == [0xABC, 0xABC, 0]
+    assert t.hashes_flat([top, 0, 7]) == [0xABC]  # a trailing odd item is ignored
+    assert t.hashes_flat([]) == []
+    for flat, named in (([0, 0, top + 1, 0], f"({top + 1}, 0)"), ([0, -1], "(0, -1)"),
+                        ([-1, 0], "(-1, 0)"), ([0, 2**8], "(0, 256)"),
+                        ([0, 1, 0, "2"], "(0, '2')"), ([0, 1.0], "(0, 1.0)"),
+                        ([0, 2**70], f"(0, {2**70})"), ([None, 0], "(None, 0)")):
+        with pytest.raises(ValueError, match=rf"^no tree node {re.escape(named)}$"):
+            t.hashes_flat(flat)
 
 
 def test_touching_ranges_share_the_larger_nodes_that_span_both():
