@@ -13,8 +13,14 @@ import os
 import sys
 from typing import Optional
 
-from dynamopy import config as config_mod
-from dynamopy.client import DEFAULT_URL, Client, DynamoError, Session
+# httpx imports its own command line (click, rich, pygments) whenever those are installed,
+# and they are (uvicorn and the load generator need them): a quarter of a node's start-up
+# CPU, for a CLI that dynamopy never runs. Without it, httpx.main says to install
+# httpx[cli]; nothing else in httpx changes.
+sys.modules.setdefault("httpx._main", None)  # type: ignore[arg-type]
+
+from dynamopy import config as config_mod  # noqa: E402
+from dynamopy.client import DEFAULT_URL, Client, DynamoError, Session  # noqa: E402
 
 
 class _Help(argparse.ArgumentDefaultsHelpFormatter):
@@ -36,10 +42,24 @@ def _version() -> str:
         return "unknown"
 
 
+class _VersionAction(argparse.Action):
+    """``--version``: the installed package's version, read only when asked (reading the
+    package metadata costs every start-up ~50 ms otherwise)."""
+
+    def __init__(self, option_strings, dest=argparse.SUPPRESS, default=argparse.SUPPRESS,
+                 help="show the program's version number and exit"):
+        super().__init__(option_strings=option_strings, dest=dest, default=default, nargs=0,
+                         help=help)
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        print(f"dynamopy {_version()}")
+        parser.exit()
+
+
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="dynamopy", description=__doc__.splitlines()[0],
                                 formatter_class=_Help)
-    p.add_argument("--version", action="version", version=f"dynamopy {_version()}")
+    p.add_argument("--version", action=_VersionAction)
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     def command(parent, name: str, help_text: str, **kw) -> argparse.ArgumentParser:
