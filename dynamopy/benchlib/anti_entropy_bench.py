@@ -9,6 +9,8 @@
    ``--differ`` differ (missing or stale on one replica); one round of the first replica
    brings all three level. Printed: bytes exchanged, against the bytes of a full comparison
    (every key and version listed once per peer), the keys compared, the tree build time.
+3. Idle rounds: a ring of ``--members`` (N=3) whose replicas agree; the CPU of one node's
+   round (an exchange with each co-replica) that finds nothing, first and then warm.
 
 The components talk in-process (no sockets), exactly as in the unit tests, so the bytes are
 the msgpack payloads a real exchange sends.
@@ -25,6 +27,7 @@ import time
 import msgpack
 
 from dynamopy.core.membership import ClusterState, Settings
+from dynamopy.core.merkle import shared_ranges
 from dynamopy.core.records import Record
 from dynamopy.node.anti_entropy import AntiEntropy
 from dynamopy.node.metrics import Metrics
@@ -126,13 +129,54 @@ async def convergence(keys: int, differ: int) -> None:
             stores[m].close()
 
 
+async def idle_rounds(members: int, rounds: int = 20) -> None:
+    """Rounds that find nothing to repair, on a ring of ``members`` (N=3): what every node
+    pays every interval. With more members than N the ranges two nodes share are many small
+    pieces, so the tree nodes compared are thousands, not one root."""
+    ids = [f"m{i}" for i in range(members)]
+    state = [ClusterState(epoch=1, ring=Ring.build(ids), settings=Settings(n=3, r=2, w=2))]
+    ring = state[0].ring
+    with tempfile.TemporaryDirectory() as d:
+        stores = {m: Store(f"{d}/{m}") for m in ids}
+        peers: dict = {}
+        for m in ids:
+            peers[m] = _component(m, state, stores, peers)
+        for i in range(2000):  # a few records everywhere they belong, equal on all replicas
+            key = b"key-%d" % i
+            for m in ring.preference_list(key, 3):
+                stores[m].apply([(ring.token(key), key, Record(10 + i, value=b"v"))], sync=False)
+        for m in ids:
+            await peers[m].attach(stores[m])
+        me = peers[ids[0]]
+        times = []
+        for _ in range(rounds):
+            before = sum(s.keys_compared for s in me.totals.peers.values())
+            started = time.process_time()
+            await me.round()
+            times.append(time.process_time() - started)
+            assert sum(s.keys_compared for s in me.totals.peers.values()) == before
+        exchanges = len(me.co_replicas(state[0]))
+        nodes = sum(len(me.tree.cover_ranges(shared_ranges(ring, 3, ids[0], p)))
+                    for p in me.co_replicas(state[0]))
+        print(f"idle rounds: {members} members, N=3, {ring.partition_count} partitions; one node's "
+              f"round is {exchanges} exchanges comparing {nodes} tree nodes in all; CPU per "
+              f"round: first {1000 * times[0]:.1f} ms, then median "
+              f"{1000 * sorted(times[1:])[len(times[1:]) // 2]:.1f} ms (of {rounds - 1})")
+        for m in ids:
+            peers[m].detach()
+            stores[m].close()
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--keys", type=int, default=100_000, help="keys per replica")
     p.add_argument("--differ", type=int, default=100, help="keys one replica lacks")
+    p.add_argument("--members", type=int, default=8,
+                   help="ring members for the idle rounds (N=3)")
     args = p.parse_args()
     write_cost()
     asyncio.run(convergence(args.keys, args.differ))
+    asyncio.run(idle_rounds(args.members))
 
 
 if __name__ == "__main__":
