@@ -173,15 +173,16 @@ class HashTree:
         that is not in the tree or not a pair of integers. One C-speed pass: the check is
         ``min`` for negatives and the lookups' own ``IndexError``/``TypeError``."""
         levels = self._levels
-        pairs = iter(flat[:len(flat) & ~1])
+        even = flat[:len(flat) & ~1]  # the trailing odd item takes no part, not even in min
+        pairs = iter(even)
         try:
-            if flat and min(flat) < 0:
+            if even and min(even) < 0:
                 raise IndexError
             return [levels[lv][ix] for lv, ix in zip(pairs, pairs)]
         except (IndexError, TypeError):
             pass
-        for i in range(0, len(flat) - 1, 2):  # the slow path only names the first bad node
-            lv, ix = flat[i], flat[i + 1]
+        for i in range(0, len(even), 2):  # the slow path only names the first bad node
+            lv, ix = even[i], even[i + 1]
             if (type(lv) is not int or type(ix) is not int or not 0 <= lv < len(levels)
                     or not 0 <= ix < len(levels[lv])):
                 raise ValueError(f"no tree node ({lv!r}, {ix!r})")

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import random
+from dataclasses import replace
 
 import pytest
 
@@ -220,6 +221,27 @@ async def test_after_a_ring_change_an_exchange_compares_the_new_shared_ranges(cl
     t = c.state.ring.token(key)
     assert c.stores["b"].get(t, key).version == 777
     assert "a" in ring5.preference_list(key, 3) and "b" not in ring5.preference_list(key, 3)
+
+
+@aio
+async def test_with_the_same_ring_and_another_n_an_exchange_compares_the_new_shared_ranges(
+        cluster):
+    """The memo of what a pair shares is keyed by N too: the same ring object under another
+    N (the in-process seam; N is fixed at bootstrap in a real cluster) compares the ranges
+    the pair shares at that N (review 12: passes only with ``got[1] != n`` in the memo)."""
+    c = cluster(ids=("a", "b", "c", "d", "e"), n=2)
+    await c.attach()
+    a = c.ae["a"]
+    await a.exchange("b")  # remembers the a-b ranges at N=2
+    ring = c.state.ring
+    key = next(k for k in (f"k{i}".encode() for i in range(10_000))
+               if {"a", "b"} <= set(ring.preference_list(k, 3))
+               and not {"a", "b"} <= set(ring.preference_list(k, 2)))
+    c.state = ClusterState(epoch=7, ring=ring, settings=replace(c.state.settings, n=3))
+    c.put("a", key, 777)
+    stats = await a.exchange("b")
+    assert stats.keys_pushed == 1, "the exchange compared the N=2 shared ranges"
+    assert c.stores["b"].get(ring.token(key), key).version == 777
 
 
 @aio

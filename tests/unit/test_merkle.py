@@ -191,6 +191,10 @@ def test_hashes_flat_answers_pairs_and_names_the_first_bad_node():
     top = t.root_level
     assert t.hashes_flat([top, 0, 0, 0, 0, 1]) == [0xABC, 0xABC, 0]
     assert t.hashes_flat([top, 0, 7]) == [0xABC]  # a trailing odd item is ignored
+    # whatever it is (review 12: a negative or non-integer one made the whole request fail)
+    assert t.hashes_flat([top, 0, -1]) == [0xABC]
+    assert t.hashes_flat([top, 0, "x"]) == [0xABC]
+    assert t.hashes_flat([-1]) == []
     assert t.hashes_flat([]) == []
     for flat, named in (([0, 0, top + 1, 0], f"({top + 1}, 0)"), ([0, -1], "(0, -1)"),
                         ([-1, 0], "(-1, 0)"), ([0, 2**8], "(0, 256)"),
