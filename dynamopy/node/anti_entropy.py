@@ -409,14 +409,15 @@ class AntiEntropy:
                     handing_off: bool = False) -> None:
         """Send the records of ``keys`` this node holds, one peer frame at a time. Handing
         off ranges this node no longer replicates, a live record past the hint expiry is
-        not sent: the new owner may lack it because it purged a newer tombstone (as with a
-        hint; a tombstone is always sent, it can bring nothing back)."""
+        not sent while anti-entropy (and so the purge) is on: the new owner may lack it
+        because it purged a newer tombstone (as with a hint; a tombstone is always sent, it
+        can bring nothing back)."""
         start = 0
         while start < len(keys):
             batch, start = await self._blocking(read_records, self.store, keys, start,
                                                 RECORD_BYTES)
             batch = [item for item in batch if item[2] is not None]
-            if handing_off:
+            if handing_off and self.enabled:  # with anti-entropy off nothing is purged
                 batch = self._unexpired(peer, batch)
             if batch:
                 await self._push_batch(peer, epoch, batch, stats)

@@ -478,6 +478,11 @@ async def test_a_hand_off_sends_no_live_record_past_the_hint_expiry(cluster):
             rec = c.stores[m].get(t, key)
             assert (rec.version if rec is not None else None) == want, (key, m)
     assert c.ae["a"].expired_skipped == len(c.replicas_of(b"purged"))
+    # with anti-entropy off nothing is ever purged: the old record is handed off too
+    c.ae["a"].interval_s = 0
+    await c.ae["a"].hand_off([(0, 2**32)], doomed_for("a"))
+    t = c.state.ring.token(b"purged")
+    assert all(c.stores[m].get(t, b"purged").version == old for m in c.replicas_of(b"purged"))
 
 
 @aio
