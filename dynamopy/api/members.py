@@ -12,7 +12,7 @@ from fastapi.responses import JSONResponse
 from dynamopy.api.data import check_repeats
 from dynamopy.api.schema import BAD_REQUEST, CONFLICT, NOT_FOUND, UNAUTHORIZED, UNAVAILABLE, responses
 from dynamopy.node.errors import BadRequest, MembershipError
-from dynamopy.core.membership import InvalidEntry, validate
+from dynamopy.core.membership import CONFIG_KEYS, InvalidEntry, validate
 from dynamopy.core.metadata_group import GROUP_SIZES, change_problem
 from dynamopy.core.tombstones import grace_covers_window, min_grace_s, seconds_text
 from dynamopy.core.paxos.groups import majority
@@ -127,6 +127,10 @@ def build_router(node) -> APIRouter:
         body = await _json_body(request)
         has_group = "metadata_group" in body    # null too: set_group refuses it
         group = body.pop("metadata_group", None)
+        unknown = sorted(set(body) - set(CONFIG_KEYS))
+        if unknown:  # named here: the state machine's message does not know metadata_group
+            raise BadRequest(f"cannot set {unknown}: settable are "
+                             f"{[*CONFIG_KEYS, 'metadata_group']}")
         for name in ("r", "w", "hint_max_bytes", "anti_entropy_rate"):  # may come as 3.0
             if isinstance(body.get(name), float) and body[name].is_integer():
                 body[name] = int(body[name])

@@ -119,6 +119,24 @@ def _post_config(app, payload: dict) -> tuple[int, dict]:
                                                   if m["type"] == "http.response.body"))
 
 
+def test_cluster_config_names_every_settable_key_when_refusing_one():
+    """{"n": 4} is a 400 naming what can be set, metadata_group included (the API takes it,
+    the state machine never sees it); nothing is proposed."""
+    node = _stub_node()
+    proposed = []
+
+    async def propose(entry):
+        proposed.append(entry)
+        return 9
+
+    node.propose = propose
+    status, body = _post_config(create_app(node), {"n": 4, "w": 2})
+    assert (status, body["error"]) == (400, "bad_request"), body
+    assert body["detail"].startswith("cannot set ['n']: settable are ['r', 'w', "), body
+    assert "'metadata_group_size', 'metadata_group']" in body["detail"], body
+    assert proposed == []
+
+
 def test_cluster_config_refuses_a_grace_too_short_for_the_hint_window():
     """A grace whose hints expire (90% of it less this node's --max-clock-offset-ms) before
     the hint window ends is a 409 conflict naming both settings (each value is valid alone),
