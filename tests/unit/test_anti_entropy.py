@@ -914,3 +914,26 @@ async def test_an_exchange_interrupted_between_pull_and_push_loses_nothing_and_t
     await a.round()
     assert a.totals.peers["b"].outcome == "ok"
     assert records(c.stores["a"]) == records(c.stores["b"])
+
+
+@aio
+async def test_a_hand_off_gives_an_old_only_copy_of_an_acknowledged_write(cluster):
+    """Review 12 H: the hand-off exists for "a source skipped while it was down ... may hold
+    the only copy of a write" (node/transfer.py). N=1 (or a W=1 write no other replica got
+    yet), default grace (10 days), anti-entropy on: "a" held the only copy of a write made
+    11 days ago and never deleted; a join moved its range to "b" while "a" was down for a
+    minute (the gainer skips a source down over 5 s), well within the operator rule. "a"
+    is back and hands the range off: "b" must get the record, since "a" drops the range
+    next. The hint expiry (the record's age) cannot tell this record from one a purged
+    tombstone shadows: skipping it loses an acknowledged write."""
+    c = cluster(ids=("a", "b"), n=1, ring_ids=["b"])
+    grace_s = 10 * 86400.0
+    c.ae["a"].expired = lambda r: hint_expired(r, c.clock.wall_ms(), grace_s, 500)
+    now = c.clock.wall_ms()
+    old = compose(now - 11 * 86400 * 1000, 0, 1)
+    c.put("a", b"k-old", old)
+    await c.attach()
+    assert c.ae["a"].enabled
+    await c.ae["a"].hand_off([(0, 2**32)], doomed_for("a"))
+    rec = c.stores["b"].get(c.state.ring.token(b"k-old"), b"k-old")
+    assert rec is not None and rec.version == old
