@@ -159,8 +159,7 @@ class AntiEntropy:
                  is_up: Callable[[str], bool], apply_repairs: ApplyRepairs,
                  note_epoch: Callable[[int, str], None], clock: Clock, rng, metrics,
                  tombstone_grace_s: float = 10 * 86400.0, buggify: Buggify = BUGGIFY_OFF,
-                 clock_ok: Callable[[], bool] = lambda: True,
-                 expired: Callable[[Record], bool] = lambda record: False):
+                 clock_ok: Callable[[], bool] = lambda: True):
         self.node_id = node_id
         self.buggify = buggify
         self.interval_s = float(interval_s)
@@ -174,10 +173,6 @@ class AntiEntropy:
         self.rng = rng
         self.metrics = metrics
         self.tree = HashTree()
-        # A record too old to hand to a new owner: a purged tombstone may shadow it there (the
-        # hint expiry rule, ``HintManager.expired``; the runtime wires it).
-        self.expired = expired
-        self.expired_skipped = 0
         self._shared_memo: dict[str, tuple] = {}  # peer -> (ring, n, ranges, cover)
         self._lock = threading.Lock()
         self.store = None
@@ -405,35 +400,15 @@ class AntiEntropy:
                 self.totals.keys_repaired += applied
                 self.metrics.ae_keys_repaired.labels("pulled").inc(applied)
 
-    async def _push(self, peer: str, epoch: int, keys: list, stats: PeerExchange, *,
-                    handing_off: bool = False) -> None:
-        """Send the records of ``keys`` this node holds, one peer frame at a time. Handing
-        off ranges this node no longer replicates, a live record past the hint expiry is
-        not sent while anti-entropy (and so the purge) is on: the new owner may lack it
-        because it purged a newer tombstone (as with a hint; a tombstone is always sent, it
-        can bring nothing back)."""
+    async def _push(self, peer: str, epoch: int, keys: list, stats: PeerExchange) -> None:
+        """Send the records of ``keys`` this node holds, one peer frame at a time."""
         start = 0
         while start < len(keys):
             batch, start = await self._blocking(read_records, self.store, keys, start,
                                                 RECORD_BYTES)
             batch = [item for item in batch if item[2] is not None]
-            if handing_off and self.enabled:  # with anti-entropy off nothing is purged
-                batch = self._unexpired(peer, batch)
             if batch:
                 await self._push_batch(peer, epoch, batch, stats)
-
-    def _unexpired(self, peer: str, batch: list) -> list:
-        keep = []
-        for item in batch:
-            record = Record.from_wire(item[2])
-            if not record.deleted and self.expired(record):
-                self.expired_skipped += 1
-                log.warning("hand-off to %s: not sending %r v%d, older than the hint expiry "
-                            "(a purged tombstone may shadow it); dropped with the range", peer,
-                            bytes(item[1]), record.version)
-            else:
-                keep.append(item)
-        return keep
 
     async def _push_batch(self, peer: str, epoch: int, batch: list, stats: PeerExchange) -> None:
         applied = int(await self._call(peer, "ae_push", [epoch, batch], stats))
@@ -463,8 +438,7 @@ class AntiEntropy:
                        doomed_in: Callable[[ClusterState, list], list]) -> None:
         """Return once every record this node holds in the parts of ``spans`` it no longer
         replicates (``doomed_in(state, spans)``) is held, at the same or a newer version, by
-        every member that replicates it in the current state (ring and pending ring), but
-        for a live record past the hint expiry, which is not sent (``_push``).
+        every member that replicates it in the current state (ring and pending ring).
         Retries while a new owner is unreachable or the state moves on; the caller then
         drops what is doomed under the state it reads in the same step."""
         attempt = 0
@@ -523,7 +497,7 @@ class AntiEntropy:
             chunk = pieces[i:i + (LEAF_BATCH if self.built else 4)]
             theirs = await self._call(peer, "ae_keys", [epoch, chunk], stats)
             _mine, _pull, push = await self._blocking(compare, self.store, chunk, theirs)
-            await self._push(peer, epoch, push, stats, handing_off=True)
+            await self._push(peer, epoch, push, stats)
 
     async def _blocking(self, fn, *args):
         """Run a blocking store operation off the event loop (on it for an inline store);
