@@ -27,7 +27,6 @@ Every wait is bounded; every node is stopped by PID at the end (LocalCluster.sto
 
 import json
 import os
-import signal
 import sys
 import tempfile
 import time
