@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import random
 import tempfile
 import time
@@ -88,15 +89,28 @@ def _component(me, state_box, stores, peers=None):
                        rng=random.Random(1), metrics=Metrics())
 
 
-async def convergence(keys: int, differ: int) -> None:
-    ids = ["a", "b", "c"]
+@contextlib.contextmanager
+def _replicas(ids: list[str]):
+    """``(state box, stores, components)`` of ``ids`` on one ring (N=3) over LevelDB stores in
+    a scratch directory; every component detached and store closed on the way out."""
     state = [ClusterState(epoch=1, ring=Ring.build(ids), settings=Settings(n=3, r=2, w=2))]
-    ring = state[0].ring
     with tempfile.TemporaryDirectory() as d:
         stores = {m: Store(f"{d}/{m}") for m in ids}
         peers: dict = {}
         for m in ids:
             peers[m] = _component(m, state, stores, peers)
+        try:
+            yield state, stores, peers
+        finally:
+            for m in ids:
+                peers[m].detach()
+                stores[m].close()
+
+
+async def convergence(keys: int, differ: int) -> None:
+    ids = ["a", "b", "c"]
+    with _replicas(ids) as (state, stores, peers):
+        ring = state[0].ring
         rng = random.Random(2)
         odd = set(rng.sample(range(keys), differ))
         full_bytes = 0
@@ -124,9 +138,6 @@ async def convergence(keys: int, differ: int) -> None:
               f"{exchanged} bytes exchanged vs {2 * full_bytes} for a full key/version "
               f"listing to both peers ({100 * exchanged / (2 * full_bytes):.1f}%); "
               f"round {round_s:.2f}s; tree build {build_s:.2f}s per replica; level={level}")
-        for m in ids:
-            peers[m].detach()
-            stores[m].close()
 
 
 async def idle_rounds(members: int, rounds: int = 20) -> None:
@@ -134,13 +145,8 @@ async def idle_rounds(members: int, rounds: int = 20) -> None:
     pays every interval. With more members than N the ranges two nodes share are many small
     pieces, so the tree nodes compared are thousands, not one root."""
     ids = [f"m{i}" for i in range(members)]
-    state = [ClusterState(epoch=1, ring=Ring.build(ids), settings=Settings(n=3, r=2, w=2))]
-    ring = state[0].ring
-    with tempfile.TemporaryDirectory() as d:
-        stores = {m: Store(f"{d}/{m}") for m in ids}
-        peers: dict = {}
-        for m in ids:
-            peers[m] = _component(m, state, stores, peers)
+    with _replicas(ids) as (state, stores, peers):
+        ring = state[0].ring
         for i in range(2000):  # a few records everywhere they belong, equal on all replicas
             key = b"key-%d" % i
             for m in ring.preference_list(key, 3):
@@ -162,9 +168,6 @@ async def idle_rounds(members: int, rounds: int = 20) -> None:
               f"round is {exchanges} exchanges comparing {nodes} tree nodes in all; CPU per "
               f"round: first {1000 * times[0]:.1f} ms, then median "
               f"{1000 * sorted(times[1:])[len(times[1:]) // 2]:.1f} ms (of {rounds - 1})")
-        for m in ids:
-            peers[m].detach()
-            stores[m].close()
 
 
 def main() -> None:
