@@ -35,21 +35,11 @@ from concurrent.futures import ThreadPoolExecutor
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 
 from tests.integration.cluster import LocalCluster  # noqa: E402
+from tests.repro.measure_leaves import log, settled  # noqa: E402
 
 AE = ["--request-timeout-s", "1.5", "--hint-window-s", "0",
       "--anti-entropy-interval-s", "1", "--anti-entropy-rate", "100000"]
 OUT: dict = {}
-
-
-def log(*a):
-    print(f"[{time.strftime('%H:%M:%S')}]", *a, flush=True)
-
-
-def settled(c, via, ids):
-    info = c.cluster_info(via)
-    ms = {m["id"]: m for m in info["members"]}
-    return info["change"] is None and sorted(ms) == sorted(ids) and all(
-        m["state"] == "normal" for m in ms.values())
 
 
 def alive(c, observer, member):

@@ -61,17 +61,22 @@ def test_fastapi_kv_routes_refuse_non_utf8_keys_and_repeated_parameters():
         assert "more than once" in body["detail"]
 
 
-def test_cluster_config_takes_the_anti_entropy_and_tombstone_settings():
-    """POST /cluster/config proposes the new cluster settings (a rate sent as 500.0 is the
-    integer 500, as r/w are); the state machine validates them (test_membership)."""
-    node = _stub_node()
-    proposed = []
+def _proposing_node():
+    """A stub node whose proposals are recorded (each answers epoch 9)."""
+    node, proposed = _stub_node(), []
 
     async def propose(entry):
         proposed.append(entry)
         return 9
 
     node.propose = propose
+    return node, proposed
+
+
+def test_cluster_config_takes_the_anti_entropy_and_tombstone_settings():
+    """POST /cluster/config proposes the new cluster settings (a rate sent as 500.0 is the
+    integer 500, as r/w are); the state machine validates them (test_membership)."""
+    node, proposed = _proposing_node()
     app = create_app(node)
     payload = json.dumps({"anti_entropy_interval_s": 30, "anti_entropy_rate": 500.0,
                           "tombstone_grace_s": 86400}).encode()
@@ -122,14 +127,7 @@ def _post_config(app, payload: dict) -> tuple[int, dict]:
 def test_cluster_config_names_every_settable_key_when_refusing_one():
     """{"n": 4} is a 400 naming what can be set, metadata_group included (the API takes it,
     the state machine never sees it); nothing is proposed."""
-    node = _stub_node()
-    proposed = []
-
-    async def propose(entry):
-        proposed.append(entry)
-        return 9
-
-    node.propose = propose
+    node, proposed = _proposing_node()
     status, body = _post_config(create_app(node), {"n": 4, "w": 2})
     assert (status, body["error"]) == (400, "bad_request"), body
     assert body["detail"].startswith("cannot set ['n']: settable are ['r', 'w', "), body
