@@ -311,9 +311,7 @@ class AntiEntropy:
             stats.outcome = "ok"
         except RemoteError as e:
             stats.outcome = e.code
-            newer = stale_epoch_of(e)
-            if newer is not None and newer > self.get_state().epoch:
-                self.note_epoch(newer, peer)  # the peer is ahead: catch up before next round
+            self._note_if_ahead(e, peer)  # catch up before the next round
         except (PeerError, asyncio.TimeoutError) as e:
             stats.outcome = "unreachable"
             log.info("anti-entropy with %s failed: %r", peer, e)
@@ -473,10 +471,21 @@ class AntiEntropy:
             spans = intersect_spans(doomed, held_ranges(state, member))
             if spans:
                 stats = PeerExchange(last_ms=self.clock.wall_ms())
-                await self._push_missing(member, state.epoch, spans, stats)
+                try:
+                    await self._push_missing(member, state.epoch, spans, stats)
+                except RemoteError as e:
+                    self._note_if_ahead(e, member)  # catch up before the retry
+                    raise
                 if stats.keys_pushed:
                     log.info("handed %d records of dropped ranges to %s", stats.keys_pushed,
                              member)
+
+    def _note_if_ahead(self, e: RemoteError, peer: str) -> None:
+        """A ``stale_epoch`` refusal naming a newer epoch than this node's: the peer is
+        ahead, so ask the metadata log to catch up now rather than at the next heartbeat."""
+        newer = stale_epoch_of(e)
+        if newer is not None and newer > self.get_state().epoch:
+            self.note_epoch(newer, peer)
 
     async def _push_missing(self, peer: str, epoch: int, spans: list, stats: PeerExchange) -> None:
         """Push to ``peer`` what it lacks in ``spans`` (never pulls: this node is giving the

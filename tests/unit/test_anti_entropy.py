@@ -453,6 +453,29 @@ async def test_hand_off_gives_new_owners_what_they_lack_before_returning(cluster
 
 
 @aio
+async def test_a_hand_off_refused_as_stale_notes_the_owners_newer_epoch(cluster):
+    """An owner ahead of the giver refuses the hand-off with ``stale_epoch``: the giver
+    notes the owner's epoch (its metadata log catches up now, as after an exchange), and
+    the retry goes through once both are at one epoch. Without the note the giver retried
+    at its old epoch until its next heartbeat happened to carry the news."""
+    c = cluster(ids=("a", "b", "c"), n=2, ring_ids=["b", "c"])
+    c.put("a", b"k", 1000)
+    await c.attach()
+    ahead = ClusterState(epoch=9, ring=c.state.ring, settings=c.state.settings)
+    c.ae["b"].get_state = lambda: ahead
+    noted = []
+
+    def note_epoch(epoch, peer):  # the catch-up: b's epoch is now everyone's
+        noted.append((epoch, peer))
+        c.state = ahead
+    c.ae["a"].note_epoch = note_epoch
+    await asyncio.wait_for(c.ae["a"].hand_off([(0, 2**32)], doomed_for("a")), 10)
+    assert noted == [(9, "b")]
+    t = c.state.ring.token(b"k")
+    assert all(c.stores[m].get(t, b"k").version == 1000 for m in c.replicas_of(b"k"))
+
+
+@aio
 async def test_orphans_are_the_non_empty_spans_outside_the_held_ranges(cluster):
     c = cluster(ids=("a", "b"), n=1)
     c.ae["b"].interval_s = 0  # anti-entropy off: found by store seeks instead of the tree
