@@ -4,6 +4,7 @@ by the seeds (Paxos); a refused change leaves the log as it was."""
 from __future__ import annotations
 
 import json
+import math
 import re
 
 from fastapi import APIRouter, Request
@@ -27,14 +28,22 @@ MAX_HINT_WINDOW_S = 10**8
 ACCEPTED = {"description": "committed to the metadata log", "content": {"application/json": {}}}
 
 
+def _refuse_constant(name: str):
+    # Python's json takes NaN, Infinity and -Infinity; JSON (RFC 8259) has none of them, and
+    # a setting holding one could never be answered as JSON again (GET /cluster would fail).
+    raise ValueError(name)
+
+
 async def _json_body(request: Request) -> dict:
     raw = await request.body()
     if not raw:
         raise BadRequest("a JSON object body is required")
     try:
-        body = json.loads(raw)
+        body = json.loads(raw, parse_constant=_refuse_constant)
     except ValueError:
-        raise BadRequest("the body is not valid JSON") from None
+        raise BadRequest("the body is not valid JSON (NaN and Infinity are not JSON "
+                         "numbers)" if b"NaN" in raw or b"Infinity" in raw
+                         else "the body is not valid JSON") from None
     if not isinstance(body, dict):
         raise BadRequest("the body must be a JSON object")
     return body
@@ -131,6 +140,9 @@ def build_router(node) -> APIRouter:
         if unknown:  # named here: the state machine's message does not know metadata_group
             raise BadRequest(f"cannot set {unknown}: settable are "
                              f"{[*CONFIG_KEYS, 'metadata_group']}")
+        for name, value in body.items():  # 1e400 parses as inf: no setting can hold it
+            if isinstance(value, float) and not math.isfinite(value):
+                raise BadRequest(f"{name}={value!r} is not a finite number")
         for name in ("r", "w", "hint_max_bytes", "anti_entropy_rate"):  # may come as 3.0
             if isinstance(body.get(name), float) and body[name].is_integer():
                 body[name] = int(body[name])

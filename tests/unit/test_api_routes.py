@@ -103,8 +103,8 @@ def test_cluster_config_takes_the_anti_entropy_and_tombstone_settings():
     assert type(proposed[0]["anti_entropy_rate"]) is int
 
 
-def _post_config(app, payload: dict) -> tuple[int, dict]:
-    raw = json.dumps(payload).encode()
+def _post_config(app, payload) -> tuple[int, dict]:
+    raw = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
     scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1",
              "method": "POST", "scheme": "http", "path": "/cluster/config",
              "raw_path": b"/cluster/config", "query_string": b"", "root_path": "",
@@ -176,3 +176,22 @@ def test_cluster_config_refuses_a_grace_too_short_for_the_hint_window():
     status, body = _post_config(app, {"tombstone_grace_s": 4.4746555093139315e+307,
                                       "hint_window_s": 84678503.36})
     assert (status, body) == (202, {"epoch": 9}), body
+
+
+def test_cluster_config_refuses_numbers_that_are_not_finite():
+    """Found by a user's bad input (session 13): `{"anti_entropy_interval_s": NaN}` was
+    committed to the metadata log, and from then on every node's GET /cluster (and
+    /cluster/log) answered 500, since NaN is not JSON; `Infinity` for the grace likewise,
+    and NaN for the hint window was a 500 with a traceback. NaN and Infinity are not JSON
+    (RFC 8259), and a number too large for a float (1e400) is not a setting either: each is
+    a 400 and nothing is proposed."""
+    node, proposed = _proposing_node()
+    app = create_app(node)
+    for raw in (b'{"anti_entropy_interval_s": NaN}', b'{"tombstone_grace_s": Infinity}',
+                b'{"hint_window_s": NaN}', b'{"anti_entropy_interval_s": -Infinity}',
+                b'{"anti_entropy_interval_s": 1e400}', b'{"tombstone_grace_s": 1e999}',
+                b'{"r": NaN}'):
+        status, body = _post_config(app, raw)
+        assert (status, body["error"]) == (400, "bad_request"), (raw, body)
+        assert "finite" in body["detail"] or "not valid JSON" in body["detail"], (raw, body)
+    assert proposed == []
