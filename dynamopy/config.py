@@ -7,6 +7,7 @@ single table the CLI parser, the README and ``NodeConfig`` are built from.
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import re
 from dataclasses import dataclass
@@ -216,10 +217,16 @@ def resolve(args: argparse.Namespace, environ: Optional[dict] = None) -> NodeCon
         if s.type is bool:
             value = _parse_bool(s.name, value)
         elif value is not None and s.type in (int, float):
+            flag = "--" + s.name.replace("_", "-")
             try:
                 value = s.type(value)
             except ValueError:
-                raise ValueError(f"--{s.name.replace('_', '-')}: {value!r} is not a {s.type.__name__}")
+                what = "an integer" if s.type is int else "a number"
+                raise ValueError(f"{flag}: {value!r} is not {what}") from None
+            if s.type is float and not math.isfinite(value):
+                # nan and inf parse as floats; no setting can run with one (a NaN cluster
+                # setting is not even JSON: the node's own /node answered 500 at bootstrap)
+                raise ValueError(f"{flag}: {value!r} is not a finite number")
         raw[s.name] = value
     port = raw["port"]
     node_id = raw["node_id"] or f"n{port}"
