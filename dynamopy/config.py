@@ -237,6 +237,11 @@ def resolve(args: argparse.Namespace, environ: Optional[dict] = None) -> NodeCon
             raise ValueError(f"--{flag} {value!r}: want 1-63 letters, digits, '.', '_' or '-', "
                              "starting with a letter or digit")
     peer_port = raw["peer_port"] if raw["peer_port"] is not None else port + 1000
+    for flag, value in (("port", port), ("peer-port", peer_port)):
+        if not 1 <= value <= 65535:
+            default = " (the HTTP port + 1000: set --peer-port)" \
+                if flag == "peer-port" and raw["peer_port"] is None else ""
+            raise ValueError(f"--{flag} {value}{default} is outside 1..65535")
     host = raw["host"]
     adv_host = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
     seeds = tuple(u.strip().rstrip("/") for u in (raw["seeds"] or "").split(",") if u.strip())

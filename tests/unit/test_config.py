@@ -41,3 +41,23 @@ def test_a_value_that_is_not_a_number_names_the_flag_and_what_it_wants():
     with pytest.raises(ValueError) as e:
         build_config(["--request-timeout-s", "soon"])
     assert str(e.value) == "--request-timeout-s: 'soon' is not a number"
+
+
+@pytest.mark.parametrize("argv, flag", [
+    (["--port", "70000"], "--port"), (["--port", "-1"], "--port"), (["--port", "0"], "--port"),
+    (["--peer-port", "65536"], "--peer-port"), (["--port", "65000"], "--peer-port")])
+def test_a_port_outside_1_to_65535_is_refused_at_start_up(argv, flag):
+    """Found by a user's bad input (session 13): `--port 70000` started a node that said
+    "http http://127.0.0.1:70000 peer 127.0.0.1:71000", and `--port -1` failed inside
+    uvicorn ("Servname not supported for ai_socktype", exit 3). The default peer port is
+    the HTTP port + 1000, so --port 65000 needs a --peer-port of its own."""
+    with pytest.raises(ValueError, match="outside 1..65535") as e:
+        build_config(argv)
+    assert str(e.value).startswith(flag), e.value
+
+
+def test_the_highest_ports_are_taken():
+    cfg = build_config(["--port", "64535"])
+    assert (cfg.port, cfg.peer_port) == (64535, 65535)
+    cfg = build_config(["--port", "65535", "--peer-port", "1"])
+    assert (cfg.port, cfg.peer_port) == (65535, 1)
