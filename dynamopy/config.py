@@ -265,6 +265,8 @@ def resolve(args: argparse.Namespace, environ: Optional[dict] = None) -> NodeCon
         if not os.path.isfile(path):
             raise ValueError(f"TLS file {path!r} not found")
     scheme = "https" if tls else "http"
+    if not raw["request_timeout_s"] > 0:
+        raise ValueError(f"--request-timeout-s must be positive, got {raw['request_timeout_s']}")
     if not raw["join_timeout_s"] > 0:
         raise ValueError(f"--join-timeout-s must be positive, got {raw['join_timeout_s']}")
     if raw["anti_entropy_interval_s"] < 0:

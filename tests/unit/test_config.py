@@ -61,3 +61,12 @@ def test_the_highest_ports_are_taken():
     assert (cfg.port, cfg.peer_port) == (64535, 65535)
     cfg = build_config(["--port", "65535", "--peer-port", "1"])
     assert (cfg.port, cfg.peer_port) == (65535, 1)
+
+
+@pytest.mark.parametrize("value", ["-1", "0"])
+def test_a_request_timeout_that_is_not_positive_is_refused_at_start_up(value):
+    """Found by a user's bad input (session 13): `--request-timeout-s -1` started a node
+    whose every write answered 503 quorum_unavailable ("... within -1.0s; it may still be
+    stored on some replicas") while storing it."""
+    with pytest.raises(ValueError, match="--request-timeout-s must be positive"):
+        build_config(["--request-timeout-s", value])
