@@ -12,6 +12,7 @@ import os
 import re
 from dataclasses import dataclass
 from typing import Optional
+from urllib.parse import urlsplit
 
 from dynamopy.peer.framing import MAX_FRAME_BYTES
 
@@ -245,6 +246,18 @@ def resolve(args: argparse.Namespace, environ: Optional[dict] = None) -> NodeCon
     host = raw["host"]
     adv_host = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
     seeds = tuple(u.strip().rstrip("/") for u in (raw["seeds"] or "").split(",") if u.strip())
+    join = (raw["join"] or "").strip().rstrip("/")
+    for flag, urls in (("seeds", seeds), ("join", (join,) if join else ())):
+        for url in urls:
+            try:
+                parts = urlsplit(url)
+                ok = parts.scheme in ("http", "https") and bool(parts.hostname)
+            except ValueError:   # e.g. "http://[::1"
+                ok = False
+            if not ok:
+                # (it would be retried for ever, never ready)
+                raise ValueError(f"--{flag}: {url!r} is not a member's URL: want "
+                                 "http://HOST:PORT (https:// with TLS)")
     n, r, w = raw["n"], raw["r"], raw["w"]
     if n < 1:
         raise ValueError(f"--n must be at least 1, got {n}")
@@ -304,7 +317,7 @@ def resolve(args: argparse.Namespace, environ: Optional[dict] = None) -> NodeCon
         peer_port=peer_port,
         data_dir=raw["data_dir"] or os.path.join(".dynamopy", node_id),
         seeds=seeds,
-        join=(raw["join"] or "").rstrip("/"),
+        join=join,
         n=n, r=r, w=w,
         cluster_secret=raw["cluster_secret"],
         api_token=raw["api_token"] or "",

@@ -70,3 +70,21 @@ def test_a_request_timeout_that_is_not_positive_is_refused_at_start_up(value):
     stored on some replicas") while storing it."""
     with pytest.raises(ValueError, match="--request-timeout-s must be positive"):
         build_config(["--request-timeout-s", value])
+
+
+@pytest.mark.parametrize("argv, flag", [
+    (["--seeds", "foo"], "--seeds"), (["--seeds", "http://127.0.0.1:8001,127.0.0.1:8002"], "--seeds"),
+    (["--join", "localhost:8001"], "--join"), (["--join", "ftp://x:1"], "--join"),
+    (["--join", "http://"], "--join"), (["--join", "http://[::1"], "--join")])
+def test_a_seed_or_join_address_that_is_not_an_http_url_is_refused_at_start_up(argv, flag):
+    """Found by a user's bad input (session 13): `--seeds foo` or `--join notaurl` started a
+    node that retried for ever, logging "Request URL is missing an 'http://' or 'https://'
+    protocol" a few times a second, never ready."""
+    with pytest.raises(ValueError, match="http://HOST:PORT") as e:
+        build_config(argv)
+    assert str(e.value).startswith(flag + ": "), e.value
+
+
+def test_seed_and_join_urls_are_taken_with_their_trailing_slash_dropped():
+    cfg = build_config(["--seeds", "http://a:1/, https://b.example:2", "--join", "http://c:3/"])
+    assert cfg.seeds == ("http://a:1", "https://b.example:2") and cfg.join == "http://c:3"
