@@ -77,11 +77,33 @@ def check_ports(nodes: int, base_port: int) -> None:
                                  "it or pick another --base-port")
 
 
+def check_replication(nodes: int, n: int, extra: list[str]) -> None:
+    """N, and the R and W among ``extra`` (``["--r", "3", ...]``), that the nodes can run
+    with; else StartError (a node would exit with it, or, for N above the node count, wait
+    for ever for seeds that do not exist: "n=5 needs at least 5 seeds")."""
+    if n < 1:
+        raise StartError(f"--n must be at least 1, got {n}")
+    if n > nodes:
+        raise StartError(f"--n {n} is more than the {nodes} nodes: each key needs n distinct "
+                         f"nodes (start at least {n} with --nodes {n}, or lower --n)")
+    for flag in ("--r", "--w"):
+        if flag in extra:
+            value = extra[extra.index(flag) + 1]
+            if not 1 <= int(value) <= n:
+                raise StartError(f"{flag} {value} is outside 1..n={n}")
+
+
 def up(nodes: int, base_port: int, data_dir: str, n: Optional[int], extra: list[str],
        ready_timeout_s: float = 60.0) -> int:
     data_dir = os.path.abspath(data_dir)
     if nodes < 1:
         print("dynamopy: error: --nodes must be at least 1", file=sys.stderr)
+        return 2
+    n = n if n is not None else min(3, nodes)
+    try:
+        check_replication(nodes, n, extra)
+    except StartError as e:
+        print(f"dynamopy: error: {e}", file=sys.stderr)
         return 2
     try:
         lock_fd = prepare_data_dir(data_dir)
@@ -93,7 +115,6 @@ def up(nodes: int, base_port: int, data_dir: str, n: Optional[int], extra: list[
     except OSError as e:
         print(f"dynamopy: error: data dir {data_dir}: {e.strerror}", file=sys.stderr)
         return 1
-    n = n if n is not None else min(3, nodes)
     for flag in ("--r", "--w"):
         if flag not in extra:  # keep the default quorums valid when n < 3
             extra = [flag, str(min(2, n)), *extra]

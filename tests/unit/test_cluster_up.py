@@ -44,3 +44,28 @@ def test_the_data_dir_lock_is_exclusive(tmp_path):
     finally:
         os.close(fd)
     os.close(prepare_data_dir(str(tmp_path)))  # free again once released
+
+
+def test_replication_settings_the_nodes_cannot_meet_are_refused_before_anything_starts():
+    """Found by a user's bad input (session 13): `cluster up --n 5` on 3 nodes started them,
+    waited the whole minute for a bootstrap that can never happen ("n=5 needs at least 5
+    seeds"), then said they were not ready; a quorum outside 1..n started nodes that each
+    exited with the error. Each is now one line before any node starts."""
+    from dynamopy.cli.cluster_up import check_replication
+    with pytest.raises(StartError, match=r"--n 5 is more than the 3 nodes"):
+        check_replication(3, 5, [])
+    with pytest.raises(StartError, match=r"--n must be at least 1"):
+        check_replication(3, 0, [])
+    with pytest.raises(StartError, match=r"--r 3 is outside 1..n=2"):
+        check_replication(3, 2, ["--r", "3"])
+    with pytest.raises(StartError, match=r"--w 0 is outside 1..n=3"):
+        check_replication(3, 3, ["--w", "0", "--r", "2"])
+    check_replication(3, 3, ["--r", "3", "--w", "1"])
+    check_replication(1, 1, ["--r", "1", "--w", "1"])
+
+
+def test_cluster_up_refuses_n_above_the_node_count_without_starting_a_node(tmp_path):
+    from dynamopy.cli import main
+    assert main(["cluster", "up", "--nodes", "2", "--n", "3", "--base-port", "1",
+                 "--data-dir", str(tmp_path / "d")]) == 2
+    assert not (tmp_path / "d" / "n1.log").exists()
