@@ -18,11 +18,13 @@ from __future__ import annotations
 
 import fcntl
 import os
+import re
 import secrets
 import signal
 import sys
 import time
 from typing import Optional
+from urllib.parse import urlsplit
 
 from dynamopy.client import Client
 from dynamopy.launch import PEER_OFFSET, NodeExited, Nodes, NotReady, port_problem
@@ -93,6 +95,41 @@ def check_replication(nodes: int, n: int, extra: list[str]) -> None:
                 raise StartError(f"{flag} {value} is outside 1..n={n}")
 
 
+_STARTED = re.compile(rb" dynamopy: node (\S+): http (\S+) peer ")  # cli/serve.py's first line
+
+
+def last_address(log_path: str, node_id: str) -> Optional[str]:
+    """The HTTP URL ``node_id`` advertised at its last start, from its log (None if none)."""
+    found = None
+    try:
+        with open(log_path, "rb") as f:
+            for line in f:
+                m = _STARTED.search(line)
+                if m and m.group(1).decode(errors="replace") == node_id:
+                    found = m.group(2).decode(errors="replace")
+    except OSError:
+        return None
+    return found
+
+
+def check_addresses(data_dir: str, nodes: int, base_port: int) -> None:
+    """StartError if a node of this data dir last served at another address than this run
+    would give it: the members know each other by their addresses, so nodes restarted on
+    other ports cannot reach one another and are never ready."""
+    launch = Nodes(data_dir, base_port)
+    for i in range(nodes):
+        was = last_address(launch.log_path(i), launch.node_id(i))
+        if was is None or was == launch.url(i):
+            continue
+        port = urlsplit(was).port
+        hint = (f"re-run with --base-port {port - i}" if port and port > i
+                else "re-run with the ports it was started with")
+        raise StartError(f"{launch.node_id(i)} of this data dir served at {was}, not "
+                         f"{launch.url(i)}: its cluster knows its members by the addresses "
+                         f"they started with; {hint}, or use another --data-dir for a new "
+                         "cluster")
+
+
 def up(nodes: int, base_port: int, data_dir: str, n: Optional[int], extra: list[str],
        ready_timeout_s: float = 60.0) -> int:
     data_dir = os.path.abspath(data_dir)
@@ -107,6 +144,7 @@ def up(nodes: int, base_port: int, data_dir: str, n: Optional[int], extra: list[
         return 2
     try:
         lock_fd = prepare_data_dir(data_dir)
+        check_addresses(data_dir, nodes, base_port)
         check_ports(nodes, base_port)
         secret = os.environ.get("DYNAMOPY_CLUSTER_SECRET") or _secret(data_dir)
     except StartError as e:

@@ -69,3 +69,32 @@ def test_cluster_up_refuses_n_above_the_node_count_without_starting_a_node(tmp_p
     assert main(["cluster", "up", "--nodes", "2", "--n", "3", "--base-port", "1",
                  "--data-dir", str(tmp_path / "d")]) == 2
     assert not (tmp_path / "d" / "n1.log").exists()
+
+
+def test_a_data_dir_whose_nodes_served_at_other_ports_is_refused(tmp_path):
+    """Found by a user's bad input (session 13): `cluster up --base-port 19700` on the data
+    dir of a cluster started with --base-port 19600 started every node at the new ports,
+    where none could reach the others (the members know each other by their old
+    addresses): a minute of "not a member yet or catching up", then "not ready". The nodes'
+    logs say where each served; another base port is refused before anything starts."""
+    from dynamopy.cli.cluster_up import check_addresses
+    d = tmp_path / "d"
+    d.mkdir()
+    check_addresses(str(d), 3, 19700)          # a new data dir: nothing to compare
+    (d / "n1.log").write_text(
+        "2026-12-02 09:01:47,783 n1 INFO dynamopy: node n1: http http://127.0.0.1:19600 "
+        "peer 127.0.0.1:20600 data /x/n1\nsome later line\n")
+    (d / "n2.log").write_text(
+        "2026-12-02 09:01:47,783 n2 INFO dynamopy: node n2: http http://127.0.0.1:19601 "
+        "peer 127.0.0.1:20601 data /x/n2\n")
+    check_addresses(str(d), 3, 19600)          # the same ports: a restart (n3 is new)
+    check_addresses(str(d), 1, 19600)
+    with pytest.raises(StartError, match=r"n1 of this data dir served at http://127.0.0.1:19600"
+                                         r".*--base-port 19600"):
+        check_addresses(str(d), 3, 19700)
+    # the last start counts
+    with open(d / "n1.log", "a") as f:
+        f.write("2026-12-02 10:00:00,000 n1 INFO dynamopy: node n1: http "
+                "http://127.0.0.1:19800 peer 127.0.0.1:20800 data /x/n1\n")
+    with pytest.raises(StartError, match=r"--base-port 19800"):
+        check_addresses(str(d), 1, 19600)
