@@ -68,3 +68,13 @@ def test_config_set_types_each_value_and_refuses_bad_ones_before_sending(capsys)
         assert err.startswith("dynamopy: error: ") and words in err, (args, err)
         assert err.count("\n") == 1 and "unreachable" not in err, err
     assert _parser().parse_args(["config", "--url", "http://x"]).config_command is None
+
+
+def test_the_top_level_help_names_every_command_in_a_whole_sentence():
+    """Found by a user (session 13): `dynamopy --help` described itself as "The `dynamopy`
+    command line: serve, cluster up, put, get, delete, ring, status, members," (the first
+    line of a docstring whose sentence goes on)."""
+    text = _parser().format_help()
+    description = text.split("positional arguments")[0]
+    assert "config, sim." in " ".join(description.split()), description
+    assert not description.rstrip().endswith(","), description
