@@ -290,8 +290,31 @@ def _ring(c: Client) -> None:
                   f"  ({t['ranges_total']} ranges)")
 
 
+_CONNECTION_FLAGS = ("--url", "--token", "--ca", "--session")
+
+
+def _connection_flags_after_the_command(argv: list[str]) -> list[str]:
+    """``dynamopy --url U get k`` as ``dynamopy get --url U k``: the client commands take
+    the connection flags, and a user puts them first as often as last. Only leading
+    ``--flag VALUE`` / ``--flag=VALUE`` pairs move, to just after the command, so a flag
+    given after the command still wins."""
+    moved: list[str] = []
+    i = 0
+    while i < len(argv):
+        name = argv[i].split("=", 1)[0]
+        if name not in _CONNECTION_FLAGS:
+            break
+        take = 1 if "=" in argv[i] else 2
+        moved += argv[i:i + take]
+        i += take
+    if not moved or i >= len(argv):
+        return argv
+    return [argv[i], *moved, *argv[i + 1:]]
+
+
 def main(argv: Optional[list[str]] = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
+    argv = _connection_flags_after_the_command(argv)
     if argv[:1] == ["sim"]:  # the simulator has its own flags (--seed, --seeds, ...)
         from dynamopy.sim.__main__ import main as sim_main
         return sim_main(argv[1:])

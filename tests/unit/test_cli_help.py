@@ -78,3 +78,19 @@ def test_the_top_level_help_names_every_command_in_a_whole_sentence():
     description = text.split("positional arguments")[0]
     assert "config, sim." in " ".join(description.split()), description
     assert not description.rstrip().endswith(","), description
+
+
+def test_connection_flags_may_come_before_the_command(capsys):
+    """Found by a user (session 13): `dynamopy --url localhost:8002 get k` (the contract
+    lists --url among the CLI's own flags) failed with "argument COMMAND: invalid choice:
+    'localhost:8002'"; the connection flags are taken before the command too."""
+    from dynamopy.cli import main
+    assert main(["--url", "127.0.0.1:1", "get", "k"]) == 1
+    err = capsys.readouterr().err
+    assert "http://127.0.0.1:1" in err and "invalid choice" not in err, err
+    assert main(["--url=http://127.0.0.1:1", "--token", "t", "members", "leave", "n2"]) == 1
+    err = capsys.readouterr().err
+    assert "http://127.0.0.1:1" in err and "invalid choice" not in err, err
+    # a flag after the command still wins (it is the one nearer the command's own)
+    assert main(["--url", "http://127.0.0.1:2", "get", "k", "--url", "127.0.0.1:1"]) == 1
+    assert "http://127.0.0.1:1" in capsys.readouterr().err
