@@ -41,8 +41,11 @@ class Item:
 
 
 def key_path(key: str) -> str:
-    """Percent-encode a key for the path; every reserved character, '/' included."""
-    return quote(key, safe="")
+    """Percent-encode a key for the path; every reserved character, '/' included. A key
+    that is "." or ".." has its dots encoded too: as a path segment of its own, httpx (as
+    any URL library, RFC 3986 5.2.4) would drop it and send the request to /kv or /."""
+    path = quote(key, safe="")
+    return path.replace(".", "%2E") if path in (".", "..") else path
 
 
 def _params(**kw) -> dict:
