@@ -64,7 +64,14 @@ def _raise_for(resp: httpx.Response) -> None:
 
 
 def _item(key: str, resp: httpx.Response) -> Item:
-    return Item(key, resp.content, int(resp.headers["etag"].strip('"')),
+    try:
+        version = int(resp.headers["etag"].strip('"'))
+    except (KeyError, ValueError):   # a redirect, or --url names something else
+        raise DynamoError(resp.status_code, "bad_answer",
+                          f"the answer for {key!r} carries no version (ETag): is "
+                          f"{resp.request.url.copy_with(path='/', query=None)} a dynamopy "
+                          "node?") from None
+    return Item(key, resp.content, version,
                 resp.headers.get("content-type", "application/octet-stream"))
 
 

@@ -17,3 +17,21 @@ def test_every_key_arrives_as_itself(key):
     raw_path = httpx.URL("http://127.0.0.1:8001/kv/" + key_path(key)).raw_path
     scope = {"raw_path": raw_path.split(b"?")[0], "path": "unused"}
     assert path_key(scope, "/kv/") == key, raw_path
+
+
+@pytest.mark.parametrize("status, headers", [(200, {}), (307, {"location": "/kv/"}),
+                                             (200, {"etag": "W/\"abc\""})])
+def test_an_answer_that_is_no_dynamopy_read_is_an_error_not_a_traceback(status, headers):
+    """Found by a user (session 13): `dynamopy get .` (the request went to /kv, a 307) ended
+    in a traceback, KeyError: 'etag'; so would any --url that is not a dynamopy node. A read
+    answered without a version is a DynamoError (the CLI's one-line error, exit 1)."""
+    from dynamopy.client import Client, DynamoError
+
+    def answer(request):
+        return httpx.Response(status, headers=headers, content=b"<html>not dynamopy</html>")
+
+    with Client("http://127.0.0.1:1", session=False) as c:
+        c.http = httpx.Client(base_url=c.url, transport=httpx.MockTransport(answer))
+        with pytest.raises(DynamoError) as e:
+            c.get("k")
+    assert e.value.status == status and "version" in str(e.value), e.value
