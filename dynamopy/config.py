@@ -310,6 +310,16 @@ def resolve(args: argparse.Namespace, environ: Optional[dict] = None) -> NodeCon
         raise ValueError(f"--max-value-bytes={raw['max_value_bytes']} outside 0.."
                          f"{MAX_VALUE_BYTES_LIMIT} (a value must fit in one "
                          f"{MAX_FRAME_BYTES}-byte peer frame with its key and metadata)")
+    advertise_url = (raw["advertise_url"] or f"{scheme}://{adv_host}:{port}").rstrip("/")
+    if join:
+        target = urlsplit(join)
+        own = {"127.0.0.1", "localhost", "::1", host, adv_host,
+               urlsplit(advertise_url).hostname}
+        if join == advertise_url or target.hostname in own and (
+                target.port or (443 if target.scheme == "https" else 80)) == port:
+            # (it would ask itself for the cluster for ever, never ready)
+            raise ValueError(f"--join {join} is this node itself: give the URL of a member "
+                             "of the running cluster")
     return NodeConfig(
         node_id=node_id,
         host=host,
@@ -322,7 +332,7 @@ def resolve(args: argparse.Namespace, environ: Optional[dict] = None) -> NodeCon
         cluster_secret=raw["cluster_secret"],
         api_token=raw["api_token"] or "",
         insecure=raw["insecure"],
-        advertise_url=(raw["advertise_url"] or f"{scheme}://{adv_host}:{port}").rstrip("/"),
+        advertise_url=advertise_url,
         advertise_peer=raw["advertise_peer"] or f"{adv_host}:{peer_port}",
         request_timeout_s=raw["request_timeout_s"],
         max_value_bytes=raw["max_value_bytes"],

@@ -88,3 +88,21 @@ def test_a_seed_or_join_address_that_is_not_an_http_url_is_refused_at_start_up(a
 def test_seed_and_join_urls_are_taken_with_their_trailing_slash_dropped():
     cfg = build_config(["--seeds", "http://a:1/, https://b.example:2", "--join", "http://c:3/"])
     assert cfg.seeds == ("http://a:1", "https://b.example:2") and cfg.join == "http://c:3"
+
+
+@pytest.mark.parametrize("join", ["http://127.0.0.1:19130", "http://localhost:19130/",
+                                  "https://127.0.0.1:19130"])
+def test_joining_through_itself_is_refused_at_start_up(join):
+    """Found by a user's bad input (session 13): `serve --port 19130 --join
+    http://127.0.0.1:19130` asked itself for the cluster for ever ("joining through
+    http://127.0.0.1:19130 failed (.../cluster answered 503); retrying"), never ready."""
+    with pytest.raises(ValueError, match="--join .* is this node itself"):
+        build_config(["--port", "19130", "--join", join])
+
+
+def test_joining_through_another_node_on_the_same_host_is_taken():
+    cfg = build_config(["--port", "19130", "--join", "http://127.0.0.1:19131"])
+    assert cfg.join == "http://127.0.0.1:19131"
+    cfg = build_config(["--port", "8080", "--host", "10.0.0.5", "--cluster-secret", "s",
+                        "--join", "http://10.0.0.6:8080"])
+    assert cfg.join == "http://10.0.0.6:8080"
