@@ -40,6 +40,9 @@ async def _json_body(request: Request) -> dict:
         raise BadRequest("a JSON object body is required")
     try:
         body = json.loads(raw, parse_constant=_refuse_constant)
+    except RecursionError:   # thousands of nested brackets
+        raise BadRequest("the body is not valid JSON for this route: nested too deeply") \
+            from None
     except ValueError:
         raise BadRequest("the body is not valid JSON (NaN and Infinity are not JSON "
                          "numbers)" if b"NaN" in raw or b"Infinity" in raw

@@ -195,3 +195,17 @@ def test_cluster_config_refuses_numbers_that_are_not_finite():
         assert (status, body["error"]) == (400, "bad_request"), (raw, body)
         assert "finite" in body["detail"] or "not valid JSON" in body["detail"], (raw, body)
     assert proposed == []
+
+
+def test_deeply_nested_json_is_a_400_not_a_500():
+    """Found by a user's bad input (session 13): a body of 100,000 nested brackets to
+    POST /cluster/config or /cluster/members was a 500 with a traceback (RecursionError
+    from the JSON decoder); it is a body that is not valid JSON for these routes."""
+    node, proposed = _proposing_node()
+    app = create_app(node)
+    for raw in (b"[" * 100000 + b"]" * 100000,
+                b'{"r": ' + b"[" * 100000 + b"]" * 100000 + b"}"):
+        status, body = _post_config(app, raw)
+        assert (status, body["error"]) == (400, "bad_request"), body
+        assert "JSON" in body["detail"], body
+    assert proposed == []
