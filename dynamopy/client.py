@@ -138,8 +138,9 @@ class Session:
                 data = json.load(f)
         except FileNotFoundError:
             return s
-        except ValueError:
-            raise ValueError(f"session file {path} is not a JSON object of key: version")
+        except (ValueError, RecursionError):   # (RecursionError: nested too deeply)
+            raise ValueError(f"session file {path} is not a JSON object of key: "
+                             "version") from None
         if not isinstance(data, dict):
             raise ValueError(f"session file {path} is not a JSON object of key: version")
         for key, version in data.items():

@@ -35,3 +35,14 @@ def test_an_answer_that_is_no_dynamopy_read_is_an_error_not_a_traceback(status, 
         with pytest.raises(DynamoError) as e:
             c.get("k")
     assert e.value.status == status and "version" in str(e.value), e.value
+
+
+def test_a_session_file_nested_too_deeply_is_a_one_line_error(tmp_path, capsys):
+    """Found by a user's bad input (session 13): a --session file of 100,000 nested brackets
+    ended the CLI in a traceback (RecursionError); it is a file that is not a session."""
+    from dynamopy.cli import main
+    path = tmp_path / "session"
+    path.write_text("[" * 100000 + "]" * 100000)
+    assert main(["get", "k", "--url", "127.0.0.1:1", "--session", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"dynamopy: error: session file {path} is not a JSON object"), err
