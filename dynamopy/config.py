@@ -53,8 +53,10 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("insecure", bool, False,
             "allow a non-loopback --host with the built-in cluster secret (warns)"),
     Setting("api_token", str, "", "if set, data and cluster routes need 'Authorization: Bearer <token>'"),
-    Setting("advertise_url", str, None, "HTTP URL other members use to reach this node"),
-    Setting("advertise_peer", str, None, "host:port other members use for peer RPC"),
+    Setting("advertise_url", str, None, "HTTP URL other members use to reach this node "
+            "(default: http://<host>:<port>, 127.0.0.1 for a --host of 0.0.0.0)"),
+    Setting("advertise_peer", str, None, "host:port other members use for peer RPC "
+            "(default: <host>:<peer port>)"),
     Setting("request_timeout_s", float, 2.0, "how long a coordinator waits for W/R replicas"),
     Setting("max_value_bytes", int, 1024 * 1024,
             f"largest value accepted (at most {MAX_VALUE_BYTES_LIMIT}: a value must fit in one "
@@ -174,8 +176,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                                 action="store_const", const="true",
                                 help=f"{s.help} [env {env}=1; default off]")
             continue
+        if s.default in (None, ""):   # derived from other settings (said in the help), or none
+            shown = "" if "default" in s.help else "; default: none"
+        else:
+            shown = "; default: " + (repr(default) if isinstance(default, str) else str(default))
         parser.add_argument("--" + s.name.replace("_", "-"), dest=s.name, default=None,
-                            help=f"{s.help} [env {env}; default {default!r}]")
+                            help=f"{s.help} [env {env}{shown}]")
 
 
 def _parse_delay(text: str) -> Optional[tuple[float, float]]:

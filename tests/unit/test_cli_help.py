@@ -94,3 +94,22 @@ def test_connection_flags_may_come_before_the_command(capsys):
     # a flag after the command still wins (it is the one nearer the command's own)
     assert main(["--url", "http://127.0.0.1:2", "get", "k", "--url", "127.0.0.1:1"]) == 1
     assert "http://127.0.0.1:1" in capsys.readouterr().err
+
+
+def test_serve_help_never_calls_a_derived_default_empty():
+    """Found by a user (session 13): `dynamopy serve --help` said "--node-id ... (default:
+    n<port>) [env DYNAMOPY_NODE_ID; default '']", and "default ''" for --peer-port,
+    --data-dir, --advertise-url, --seeds, --api-token...: two defaults, one of them wrong
+    (an empty --data-dir is not what a node uses). Each flag names one default."""
+    import re
+    serve = dict(_parsers(_parser()))[("dynamopy", "serve")]
+    text = " ".join(serve.format_help().split())
+    assert "default ''" not in text, re.findall(r".{60}default ''", text)
+    for flag, default in (("--node-id", "n<port>"), ("--peer-port", "HTTP port + 1000"),
+                          ("--data-dir", "./.dynamopy/<node id>"),
+                          ("--advertise-url", "http://<host>:<port>"),
+                          ("--advertise-peer", "<host>:<peer port>"),
+                          ("--seeds", "none"), ("--api-token", "none")):
+        help_text = text.split(f" {flag} {flag.lstrip('-').replace('-', '_').upper()} ", 1)[1]
+        shown = help_text.split(" --", 1)[0]
+        assert f"default: {default}" in shown and shown.count("default") == 1, (flag, shown)
