@@ -117,7 +117,7 @@ def build_router(node) -> APIRouter:
                  summary="Change R/W defaults, hint, anti-entropy, tombstone or metadata-group settings",
                  responses=responses(None, BAD_REQUEST, UNAUTHORIZED, NOT_FOUND, CONFLICT, UNAVAILABLE),
                  openapi_extra={"requestBody": {"required": True, "content": {"application/json": {"schema": {
-                     "type": "object", "additionalProperties": False,
+                     "type": "object", "additionalProperties": False, "minProperties": 1,
                      "properties": {"r": {"type": "integer", "minimum": 1},
                                     "w": {"type": "integer", "minimum": 1},
                                     "hint_window_s": {"type": "number", "minimum": 0,
@@ -137,6 +137,9 @@ def build_router(node) -> APIRouter:
                                                   for n in (1, 3, 5)]}}}}}}})
     async def set_config(request: Request):
         body = await _json_body(request)
+        if not body:   # (it would commit an entry that changes nothing but the epoch)
+            raise BadRequest(f"no setting given; settable are "
+                             f"{[*CONFIG_KEYS, 'metadata_group']}")
         has_group = "metadata_group" in body    # null too: set_group refuses it
         group = body.pop("metadata_group", None)
         unknown = sorted(set(body) - set(CONFIG_KEYS))

@@ -209,3 +209,14 @@ def test_deeply_nested_json_is_a_400_not_a_500():
         assert (status, body["error"]) == (400, "bad_request"), body
         assert "JSON" in body["detail"], body
     assert proposed == []
+
+
+def test_a_config_request_that_sets_nothing_is_a_400():
+    """Found by a user's bad input (session 13): POST /cluster/config with `{}` answered 202
+    and committed an entry that changed nothing but the epoch (`dynamopy config set` with
+    no KEY=VALUE is refused by its parser)."""
+    node, proposed = _proposing_node()
+    status, body = _post_config(create_app(node), {})
+    assert (status, body["error"]) == (400, "bad_request"), body
+    assert "settable are" in body["detail"], body
+    assert proposed == []
