@@ -220,3 +220,40 @@ def test_a_config_request_that_sets_nothing_is_a_400():
     assert (status, body["error"]) == (400, "bad_request"), body
     assert "settable are" in body["detail"], body
     assert proposed == []
+
+
+def _get(app, path: str) -> tuple[int, bytes]:
+    scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1",
+             "method": "GET", "scheme": "http", "path": path, "raw_path": path.encode(),
+             "query_string": b"", "root_path": "", "headers": [(b"host", b"test")],
+             "client": ("127.0.0.1", 1), "server": ("127.0.0.1", 80)}
+    sent = []
+
+    async def receive():
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def send(message):
+        sent.append(message)
+
+    asyncio.run(app(scope, receive, send))
+    return sent[0]["status"], b"".join(m.get("body", b"") for m in sent
+                                       if m["type"] == "http.response.body")
+
+
+def test_a_log_that_holds_a_setting_that_is_not_finite_is_still_served():
+    """Found by a user's bad input (session 13): a cluster that committed
+    {"anti_entropy_interval_s": NaN} before POST /cluster/config refused it answers GET
+    /cluster/log with a 500 for good (NaN is not JSON: the entry stays in the log). Such a
+    number is shown as the string it was ("nan", "inf"), the rest as it is."""
+    node = _stub_node()
+    node.state.epoch = 3
+    node.log_entries = lambda since: [
+        {"epoch": 2, "op": "set_config", "anti_entropy_interval_s": float("nan")},
+        {"epoch": 3, "op": "set_config", "tombstone_grace_s": float("inf"), "r": 2,
+         "nested": [{"x": float("-inf")}, 1.5]}]
+    status, raw = _get(create_app(node), "/cluster/log")
+    assert status == 200, raw
+    assert json.loads(raw)["entries"] == [
+        {"epoch": 2, "op": "set_config", "anti_entropy_interval_s": "nan"},
+        {"epoch": 3, "op": "set_config", "tombstone_grace_s": "inf", "r": 2,
+         "nested": [{"x": "-inf"}, 1.5]}]
