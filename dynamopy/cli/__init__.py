@@ -334,6 +334,11 @@ def main(argv: Optional[list[str]] = None) -> int:
                 if getattr(args, flag) is not None:
                     extra += [f"--{flag}", str(getattr(args, flag))]
             return up(args.nodes, args.base_port, args.data_dir, args.n, extra)
+        try:   # argv bytes that are not UTF-8 arrive as surrogate escapes
+            getattr(args, "key", "").encode("utf-8")
+        except UnicodeEncodeError:
+            raise CliError("the key is not valid UTF-8 (keys are UTF-8 strings of 1..1024 "
+                           "bytes)") from None
         session = Session.load(args.session) if getattr(args, "session", None) else False
         with Client(args.url, token=args.token, ca=args.ca,
                     session=session) as c:  # saves the session

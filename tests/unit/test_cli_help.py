@@ -113,3 +113,15 @@ def test_serve_help_never_calls_a_derived_default_empty():
         help_text = text.split(f" {flag} {flag.lstrip('-').replace('-', '_').upper()} ", 1)[1]
         shown = help_text.split(" --", 1)[0]
         assert f"default: {default}" in shown and shown.count("default") == 1, (flag, shown)
+
+
+def test_a_key_that_is_not_utf8_is_named_as_such(capsys):
+    """Found by a user (session 13): `dynamopy get $'\\xff\\xfe'` said "'utf-8' codec can't
+    encode characters in position 0-1: surrogates not allowed"."""
+    from dynamopy.cli import main
+    bad = b"\xff\xfe".decode("utf-8", "surrogateescape")   # how Python passes such argv
+    for argv in (["get", bad], ["put", bad, "v"], ["delete", "ok" + bad]):
+        assert main([*argv, "--url", "127.0.0.1:1"]) == 2
+        err = capsys.readouterr().err
+        assert err == "dynamopy: error: the key is not valid UTF-8 (keys are UTF-8 " \
+                      "strings of 1..1024 bytes)\n", err
