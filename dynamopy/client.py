@@ -41,8 +41,11 @@ class Item:
 
 
 def key_path(key: str) -> str:
-    """Percent-encode a key for the path; every reserved character, '/' included."""
-    return quote(key, safe="")
+    """Percent-encode a key for the path; every reserved character, '/' included. A key
+    that is "." or ".." has its dots encoded too: as a path segment of its own, httpx (as
+    any URL library, RFC 3986 5.2.4) would drop it and send the request to /kv or /."""
+    path = quote(key, safe="")
+    return path.replace(".", "%2E") if path in (".", "..") else path
 
 
 def _params(**kw) -> dict:
@@ -61,7 +64,14 @@ def _raise_for(resp: httpx.Response) -> None:
 
 
 def _item(key: str, resp: httpx.Response) -> Item:
-    return Item(key, resp.content, int(resp.headers["etag"].strip('"')),
+    try:
+        version = int(resp.headers["etag"].strip('"'))
+    except (KeyError, ValueError):   # a redirect, or --url names something else
+        raise DynamoError(resp.status_code, "bad_answer",
+                          f"the answer for {key!r} carries no version (ETag): is "
+                          f"{resp.request.url.copy_with(path='/', query=None)} a dynamopy "
+                          "node?") from None
+    return Item(key, resp.content, version,
                 resp.headers.get("content-type", "application/octet-stream"))
 
 
@@ -128,8 +138,9 @@ class Session:
                 data = json.load(f)
         except FileNotFoundError:
             return s
-        except ValueError:
-            raise ValueError(f"session file {path} is not a JSON object of key: version")
+        except (ValueError, RecursionError):   # (RecursionError: nested too deeply)
+            raise ValueError(f"session file {path} is not a JSON object of key: "
+                             "version") from None
         if not isinstance(data, dict):
             raise ValueError(f"session file {path} is not a JSON object of key: version")
         for key, version in data.items():

@@ -7,10 +7,12 @@ single table the CLI parser, the README and ``NodeConfig`` are built from.
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import re
 from dataclasses import dataclass
 from typing import Optional
+from urllib.parse import urlsplit
 
 from dynamopy.peer.framing import MAX_FRAME_BYTES
 
@@ -51,8 +53,10 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("insecure", bool, False,
             "allow a non-loopback --host with the built-in cluster secret (warns)"),
     Setting("api_token", str, "", "if set, data and cluster routes need 'Authorization: Bearer <token>'"),
-    Setting("advertise_url", str, None, "HTTP URL other members use to reach this node"),
-    Setting("advertise_peer", str, None, "host:port other members use for peer RPC"),
+    Setting("advertise_url", str, None, "HTTP URL other members use to reach this node "
+            "(default: http://<host>:<port>, 127.0.0.1 for a --host of 0.0.0.0)"),
+    Setting("advertise_peer", str, None, "host:port other members use for peer RPC "
+            "(default: <host>:<peer port>)"),
     Setting("request_timeout_s", float, 2.0, "how long a coordinator waits for W/R replicas"),
     Setting("max_value_bytes", int, 1024 * 1024,
             f"largest value accepted (at most {MAX_VALUE_BYTES_LIMIT}: a value must fit in one "
@@ -172,8 +176,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                                 action="store_const", const="true",
                                 help=f"{s.help} [env {env}=1; default off]")
             continue
+        if s.default in (None, ""):   # derived from other settings (said in the help), or none
+            shown = "" if "default" in s.help else "; default: none"
+        else:
+            shown = "; default: " + (repr(default) if isinstance(default, str) else str(default))
         parser.add_argument("--" + s.name.replace("_", "-"), dest=s.name, default=None,
-                            help=f"{s.help} [env {env}; default {default!r}]")
+                            help=f"{s.help} [env {env}{shown}]")
 
 
 def _parse_delay(text: str) -> Optional[tuple[float, float]]:
@@ -216,10 +224,16 @@ def resolve(args: argparse.Namespace, environ: Optional[dict] = None) -> NodeCon
         if s.type is bool:
             value = _parse_bool(s.name, value)
         elif value is not None and s.type in (int, float):
+            flag = "--" + s.name.replace("_", "-")
             try:
                 value = s.type(value)
             except ValueError:
-                raise ValueError(f"--{s.name.replace('_', '-')}: {value!r} is not a {s.type.__name__}")
+                what = "an integer" if s.type is int else "a number"
+                raise ValueError(f"{flag}: {value!r} is not {what}") from None
+            if s.type is float and not math.isfinite(value):
+                # nan and inf parse as floats; no setting can run with one (a NaN cluster
+                # setting is not even JSON: the node's own /node answered 500 at bootstrap)
+                raise ValueError(f"{flag}: {value!r} is not a finite number")
         raw[s.name] = value
     port = raw["port"]
     node_id = raw["node_id"] or f"n{port}"
@@ -230,9 +244,26 @@ def resolve(args: argparse.Namespace, environ: Optional[dict] = None) -> NodeCon
             raise ValueError(f"--{flag} {value!r}: want 1-63 letters, digits, '.', '_' or '-', "
                              "starting with a letter or digit")
     peer_port = raw["peer_port"] if raw["peer_port"] is not None else port + 1000
+    for flag, value in (("port", port), ("peer-port", peer_port)):
+        if not 1 <= value <= 65535:
+            default = " (the HTTP port + 1000: set --peer-port)" \
+                if flag == "peer-port" and raw["peer_port"] is None else ""
+            raise ValueError(f"--{flag} {value}{default} is outside 1..65535")
     host = raw["host"]
     adv_host = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
     seeds = tuple(u.strip().rstrip("/") for u in (raw["seeds"] or "").split(",") if u.strip())
+    join = (raw["join"] or "").strip().rstrip("/")
+    for flag, urls in (("seeds", seeds), ("join", (join,) if join else ())):
+        for url in urls:
+            try:
+                parts = urlsplit(url)
+                ok = parts.scheme in ("http", "https") and bool(parts.hostname)
+            except ValueError:   # e.g. "http://[::1"
+                ok = False
+            if not ok:
+                # (it would be retried for ever, never ready)
+                raise ValueError(f"--{flag}: {url!r} is not a member's URL: want "
+                                 "http://HOST:PORT (https:// with TLS)")
     n, r, w = raw["n"], raw["r"], raw["w"]
     if n < 1:
         raise ValueError(f"--n must be at least 1, got {n}")
@@ -253,6 +284,8 @@ def resolve(args: argparse.Namespace, environ: Optional[dict] = None) -> NodeCon
         if not os.path.isfile(path):
             raise ValueError(f"TLS file {path!r} not found")
     scheme = "https" if tls else "http"
+    if not raw["request_timeout_s"] > 0:
+        raise ValueError(f"--request-timeout-s must be positive, got {raw['request_timeout_s']}")
     if not raw["join_timeout_s"] > 0:
         raise ValueError(f"--join-timeout-s must be positive, got {raw['join_timeout_s']}")
     if raw["anti_entropy_interval_s"] < 0:
@@ -283,6 +316,16 @@ def resolve(args: argparse.Namespace, environ: Optional[dict] = None) -> NodeCon
         raise ValueError(f"--max-value-bytes={raw['max_value_bytes']} outside 0.."
                          f"{MAX_VALUE_BYTES_LIMIT} (a value must fit in one "
                          f"{MAX_FRAME_BYTES}-byte peer frame with its key and metadata)")
+    advertise_url = (raw["advertise_url"] or f"{scheme}://{adv_host}:{port}").rstrip("/")
+    if join:
+        target = urlsplit(join)
+        own = {"127.0.0.1", "localhost", "::1", host, adv_host,
+               urlsplit(advertise_url).hostname}
+        if join == advertise_url or target.hostname in own and (
+                target.port or (443 if target.scheme == "https" else 80)) == port:
+            # (it would ask itself for the cluster for ever, never ready)
+            raise ValueError(f"--join {join} is this node itself: give the URL of a member "
+                             "of the running cluster")
     return NodeConfig(
         node_id=node_id,
         host=host,
@@ -290,12 +333,12 @@ def resolve(args: argparse.Namespace, environ: Optional[dict] = None) -> NodeCon
         peer_port=peer_port,
         data_dir=raw["data_dir"] or os.path.join(".dynamopy", node_id),
         seeds=seeds,
-        join=(raw["join"] or "").rstrip("/"),
+        join=join,
         n=n, r=r, w=w,
         cluster_secret=raw["cluster_secret"],
         api_token=raw["api_token"] or "",
         insecure=raw["insecure"],
-        advertise_url=(raw["advertise_url"] or f"{scheme}://{adv_host}:{port}").rstrip("/"),
+        advertise_url=advertise_url,
         advertise_peer=raw["advertise_peer"] or f"{adv_host}:{peer_port}",
         request_timeout_s=raw["request_timeout_s"],
         max_value_bytes=raw["max_value_bytes"],

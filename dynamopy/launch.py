@@ -158,8 +158,10 @@ class NotReady(RuntimeError):
         self.pending = sorted(pending)
         first = nodes.log_path(self.pending[0])
         names = ", ".join(nodes.node_id(i) for i in self.pending)
-        super().__init__(f"{names} not ready after {timeout_s:.0f}s; last lines of {first}:\n"
-                         f"{log_tail(first)}")
+        said = "".join(f"\n{nodes.node_id(i)}'s /ready: {nodes.not_ready[i]}"
+                       for i in self.pending if nodes.not_ready.get(i))
+        super().__init__(f"{names} not ready after {timeout_s:.0f}s{said}\n"
+                         f"last lines of {first}:\n{log_tail(first)}")
 
 
 class Nodes:
@@ -175,6 +177,9 @@ class Nodes:
         self.env = dict(env or {})
         self.scheme, self.verify = scheme, verify
         self.procs: dict[int, subprocess.Popen] = {}
+        # the last "not ready" answer of each node's own /ready ("503 <detail>"), which says
+        # why (NotReady quotes it: the log need not)
+        self.not_ready: dict[int, str] = {}
 
     def _verify(self):
         """httpx's ``verify``: ``True`` as the process's one default TLS context (built once,
@@ -253,7 +258,10 @@ class Nodes:
                     r = c.get(self.url(i) + "/ready")
             else:
                 r = http.get(self.url(i) + "/ready")
-            return r.status_code == 200 and r.json().get("id") == self.node_id(i)
+            body = r.json()
+            if r.status_code != 200 and body.get("id") == self.node_id(i) and body.get("detail"):
+                self.not_ready[i] = f"{r.status_code} {body['detail']}"
+            return r.status_code == 200 and body.get("id") == self.node_id(i)
         except (httpx.HTTPError, ValueError, AttributeError):
             return False
 

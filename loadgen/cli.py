@@ -135,7 +135,8 @@ def run(a: argparse.Namespace) -> int:
         if a.fault != "none":
             raise runmod.UsageError("--fault is not available with --url: the load generator "
                                     "only faults the nodes it starts")
-        urls = [u.rstrip("/") for u in a.url]
+        # a URL without a scheme (localhost:8001) is HTTP, as the dynamopy CLI and curl take it
+        urls = [(u if "://" in u else "http://" + u).rstrip("/") for u in a.url]
         info = runmod.probe_cluster(urls, a.token)
         n = int(info["n"])
         if a.n is not None and a.n != n:

@@ -3,6 +3,8 @@ this node's own view, health, readiness and metrics."""
 
 from __future__ import annotations
 
+import math
+
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse, PlainTextResponse
 from prometheus_client import CONTENT_TYPE_LATEST
@@ -75,6 +77,19 @@ def cluster_view(node, warnings: list) -> dict:
     }
 
 
+def _json_safe(value):
+    """``value`` with every float that is not finite as its string ("nan", "inf"): a log
+    entry committed before POST /cluster/config refused them (NaN is not JSON) must not
+    make the log unreadable for good."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else str(value)
+    if isinstance(value, dict):
+        return {k: _json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_json_safe(v) for v in value]
+    return value
+
+
 def build_router(node) -> APIRouter:
     router = APIRouter()
     # Insecure settings this node runs with (see dynamopy.exposure), shown to operators.
@@ -105,7 +120,7 @@ def build_router(node) -> APIRouter:
             raise BadRequest(f"since={text!r} is not an integer") from None
         if since < 0:
             raise BadRequest("since must be >= 0")
-        return {"epoch": node.state.epoch, "entries": node.log_entries(since)}
+        return {"epoch": node.state.epoch, "entries": _json_safe(node.log_entries(since))}
 
     @router.get("/node", summary="This node's own view", responses=responses(None, UNAUTHORIZED))
     async def node_view(request: Request):

@@ -567,7 +567,10 @@ def limited_protocol(read_timeout_s: float, on_reject: OnReject = None,
                     "bad_request", f"request headers are over the limit of "
                                    f"{max_header_bytes} bytes"))
                 return
-            super().send_400_response(msg)
+            # uvicorn's own answer is text/plain; every error of the contract is JSON
+            self._reply_and_close(400, "Bad Request", _json(
+                "bad_request", "not a well-formed HTTP/1.1 request (a path must be "
+                               "percent-encoded: no raw spaces or control characters)"))
 
         def _reply_and_close(self, status: int, reason: str, body: bytes) -> None:
             self.transport.write(

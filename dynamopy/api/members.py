@@ -4,6 +4,7 @@ by the seeds (Paxos); a refused change leaves the log as it was."""
 from __future__ import annotations
 
 import json
+import math
 import re
 
 from fastapi import APIRouter, Request
@@ -27,14 +28,25 @@ MAX_HINT_WINDOW_S = 10**8
 ACCEPTED = {"description": "committed to the metadata log", "content": {"application/json": {}}}
 
 
+def _refuse_constant(name: str):
+    # Python's json takes NaN, Infinity and -Infinity; JSON (RFC 8259) has none of them, and
+    # a setting holding one could never be answered as JSON again (GET /cluster would fail).
+    raise ValueError(name)
+
+
 async def _json_body(request: Request) -> dict:
     raw = await request.body()
     if not raw:
         raise BadRequest("a JSON object body is required")
     try:
-        body = json.loads(raw)
+        body = json.loads(raw, parse_constant=_refuse_constant)
+    except RecursionError:   # thousands of nested brackets
+        raise BadRequest("the body is not valid JSON for this route: nested too deeply") \
+            from None
     except ValueError:
-        raise BadRequest("the body is not valid JSON") from None
+        raise BadRequest("the body is not valid JSON (NaN and Infinity are not JSON "
+                         "numbers)" if b"NaN" in raw or b"Infinity" in raw
+                         else "the body is not valid JSON") from None
     if not isinstance(body, dict):
         raise BadRequest("the body must be a JSON object")
     return body
@@ -105,7 +117,7 @@ def build_router(node) -> APIRouter:
                  summary="Change R/W defaults, hint, anti-entropy, tombstone or metadata-group settings",
                  responses=responses(None, BAD_REQUEST, UNAUTHORIZED, NOT_FOUND, CONFLICT, UNAVAILABLE),
                  openapi_extra={"requestBody": {"required": True, "content": {"application/json": {"schema": {
-                     "type": "object", "additionalProperties": False,
+                     "type": "object", "additionalProperties": False, "minProperties": 1,
                      "properties": {"r": {"type": "integer", "minimum": 1},
                                     "w": {"type": "integer", "minimum": 1},
                                     "hint_window_s": {"type": "number", "minimum": 0,
@@ -125,12 +137,18 @@ def build_router(node) -> APIRouter:
                                                   for n in (1, 3, 5)]}}}}}}})
     async def set_config(request: Request):
         body = await _json_body(request)
+        if not body:   # (it would commit an entry that changes nothing but the epoch)
+            raise BadRequest(f"no setting given; settable are "
+                             f"{[*CONFIG_KEYS, 'metadata_group']}")
         has_group = "metadata_group" in body    # null too: set_group refuses it
         group = body.pop("metadata_group", None)
         unknown = sorted(set(body) - set(CONFIG_KEYS))
         if unknown:  # named here: the state machine's message does not know metadata_group
             raise BadRequest(f"cannot set {unknown}: settable are "
                              f"{[*CONFIG_KEYS, 'metadata_group']}")
+        for name, value in body.items():  # 1e400 parses as inf: no setting can hold it
+            if isinstance(value, float) and not math.isfinite(value):
+                raise BadRequest(f"{name}={value!r} is not a finite number")
         for name in ("r", "w", "hint_max_bytes", "anti_entropy_rate"):  # may come as 3.0
             if isinstance(body.get(name), float) and body[name].is_integer():
                 body[name] = int(body[name])

@@ -57,7 +57,8 @@ class _VersionAction(argparse.Action):
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="dynamopy", description=__doc__.splitlines()[0],
+    summary = " ".join(__doc__.split("\n\n")[0].split())  # the docstring's first paragraph
+    p = argparse.ArgumentParser(prog="dynamopy", description=summary,
                                 formatter_class=_Help)
     p.add_argument("--version", action=_VersionAction)
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -289,8 +290,31 @@ def _ring(c: Client) -> None:
                   f"  ({t['ranges_total']} ranges)")
 
 
+_CONNECTION_FLAGS = ("--url", "--token", "--ca", "--session")
+
+
+def _connection_flags_after_the_command(argv: list[str]) -> list[str]:
+    """``dynamopy --url U get k`` as ``dynamopy get --url U k``: the client commands take
+    the connection flags, and a user puts them first as often as last. Only leading
+    ``--flag VALUE`` / ``--flag=VALUE`` pairs move, to just after the command, so a flag
+    given after the command still wins."""
+    moved: list[str] = []
+    i = 0
+    while i < len(argv):
+        name = argv[i].split("=", 1)[0]
+        if name not in _CONNECTION_FLAGS:
+            break
+        take = 1 if "=" in argv[i] else 2
+        moved += argv[i:i + take]
+        i += take
+    if not moved or i >= len(argv):
+        return argv
+    return [argv[i], *moved, *argv[i + 1:]]
+
+
 def main(argv: Optional[list[str]] = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
+    argv = _connection_flags_after_the_command(argv)
     if argv[:1] == ["sim"]:  # the simulator has its own flags (--seed, --seeds, ...)
         from dynamopy.sim.__main__ import main as sim_main
         return sim_main(argv[1:])
@@ -310,6 +334,11 @@ def main(argv: Optional[list[str]] = None) -> int:
                 if getattr(args, flag) is not None:
                     extra += [f"--{flag}", str(getattr(args, flag))]
             return up(args.nodes, args.base_port, args.data_dir, args.n, extra)
+        try:   # argv bytes that are not UTF-8 arrive as surrogate escapes
+            getattr(args, "key", "").encode("utf-8")
+        except UnicodeEncodeError:
+            raise CliError("the key is not valid UTF-8 (keys are UTF-8 strings of 1..1024 "
+                           "bytes)") from None
         session = Session.load(args.session) if getattr(args, "session", None) else False
         with Client(args.url, token=args.token, ca=args.ca,
                     session=session) as c:  # saves the session

@@ -18,11 +18,13 @@ from __future__ import annotations
 
 import fcntl
 import os
+import re
 import secrets
 import signal
 import sys
 import time
 from typing import Optional
+from urllib.parse import urlsplit
 
 from dynamopy.client import Client
 from dynamopy.launch import PEER_OFFSET, NodeExited, Nodes, NotReady, port_problem
@@ -77,14 +79,72 @@ def check_ports(nodes: int, base_port: int) -> None:
                                  "it or pick another --base-port")
 
 
+def check_replication(nodes: int, n: int, extra: list[str]) -> None:
+    """N, and the R and W among ``extra`` (``["--r", "3", ...]``), that the nodes can run
+    with; else StartError (a node would exit with it, or, for N above the node count, wait
+    for ever for seeds that do not exist: "n=5 needs at least 5 seeds")."""
+    if n < 1:
+        raise StartError(f"--n must be at least 1, got {n}")
+    if n > nodes:
+        raise StartError(f"--n {n} is more than the {nodes} nodes: each key needs n distinct "
+                         f"nodes (start at least {n} with --nodes {n}, or lower --n)")
+    for flag in ("--r", "--w"):
+        if flag in extra:
+            value = extra[extra.index(flag) + 1]
+            if not 1 <= int(value) <= n:
+                raise StartError(f"{flag} {value} is outside 1..n={n}")
+
+
+_STARTED = re.compile(rb" dynamopy: node (\S+): http (\S+) peer ")  # cli/serve.py's first line
+
+
+def last_address(log_path: str, node_id: str) -> Optional[str]:
+    """The HTTP URL ``node_id`` advertised at its last start, from its log (None if none)."""
+    found = None
+    try:
+        with open(log_path, "rb") as f:
+            for line in f:
+                m = _STARTED.search(line)
+                if m and m.group(1).decode(errors="replace") == node_id:
+                    found = m.group(2).decode(errors="replace")
+    except OSError:
+        return None
+    return found
+
+
+def check_addresses(data_dir: str, nodes: int, base_port: int) -> None:
+    """StartError if a node of this data dir last served at another address than this run
+    would give it: the members know each other by their addresses, so nodes restarted on
+    other ports cannot reach one another and are never ready."""
+    launch = Nodes(data_dir, base_port)
+    for i in range(nodes):
+        was = last_address(launch.log_path(i), launch.node_id(i))
+        if was is None or was == launch.url(i):
+            continue
+        port = urlsplit(was).port
+        hint = (f"re-run with --base-port {port - i}" if port and port > i
+                else "re-run with the ports it was started with")
+        raise StartError(f"{launch.node_id(i)} of this data dir served at {was}, not "
+                         f"{launch.url(i)}: its cluster knows its members by the addresses "
+                         f"they started with; {hint}, or use another --data-dir for a new "
+                         "cluster")
+
+
 def up(nodes: int, base_port: int, data_dir: str, n: Optional[int], extra: list[str],
        ready_timeout_s: float = 60.0) -> int:
     data_dir = os.path.abspath(data_dir)
     if nodes < 1:
         print("dynamopy: error: --nodes must be at least 1", file=sys.stderr)
         return 2
+    n = n if n is not None else min(3, nodes)
+    try:
+        check_replication(nodes, n, extra)
+    except StartError as e:
+        print(f"dynamopy: error: {e}", file=sys.stderr)
+        return 2
     try:
         lock_fd = prepare_data_dir(data_dir)
+        check_addresses(data_dir, nodes, base_port)
         check_ports(nodes, base_port)
         secret = os.environ.get("DYNAMOPY_CLUSTER_SECRET") or _secret(data_dir)
     except StartError as e:
@@ -93,7 +153,6 @@ def up(nodes: int, base_port: int, data_dir: str, n: Optional[int], extra: list[
     except OSError as e:
         print(f"dynamopy: error: data dir {data_dir}: {e.strerror}", file=sys.stderr)
         return 1
-    n = n if n is not None else min(3, nodes)
     for flag in ("--r", "--w"):
         if flag not in extra:  # keep the default quorums valid when n < 3
             extra = [flag, str(min(2, n)), *extra]

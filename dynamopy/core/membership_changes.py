@@ -224,7 +224,9 @@ def _merge_removal(s: ClusterState, mid: str) -> ClusterState:
 
 def _check_rw(n: int, r: int, w: int) -> None:
     for name, v in (("r", r), ("w", w)):
-        if isinstance(v, bool) or not isinstance(v, int) or not 1 <= v <= n:
+        if isinstance(v, bool) or not isinstance(v, int):   # ("2" is not r=2)
+            raise InvalidEntry(400, "bad_request", f"{name}={v!r} must be an integer in 1..n={n}")
+        if not 1 <= v <= n:
             raise InvalidEntry(400, "bad_request", f"{name}={v} outside 1..n={n}")
 
 

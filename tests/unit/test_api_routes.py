@@ -103,8 +103,8 @@ def test_cluster_config_takes_the_anti_entropy_and_tombstone_settings():
     assert type(proposed[0]["anti_entropy_rate"]) is int
 
 
-def _post_config(app, payload: dict) -> tuple[int, dict]:
-    raw = json.dumps(payload).encode()
+def _post_config(app, payload) -> tuple[int, dict]:
+    raw = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
     scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1",
              "method": "POST", "scheme": "http", "path": "/cluster/config",
              "raw_path": b"/cluster/config", "query_string": b"", "root_path": "",
@@ -176,3 +176,84 @@ def test_cluster_config_refuses_a_grace_too_short_for_the_hint_window():
     status, body = _post_config(app, {"tombstone_grace_s": 4.4746555093139315e+307,
                                       "hint_window_s": 84678503.36})
     assert (status, body) == (202, {"epoch": 9}), body
+
+
+def test_cluster_config_refuses_numbers_that_are_not_finite():
+    """Found by a user's bad input (session 13): `{"anti_entropy_interval_s": NaN}` was
+    committed to the metadata log, and from then on every node's GET /cluster (and
+    /cluster/log) answered 500, since NaN is not JSON; `Infinity` for the grace likewise,
+    and NaN for the hint window was a 500 with a traceback. NaN and Infinity are not JSON
+    (RFC 8259), and a number too large for a float (1e400) is not a setting either: each is
+    a 400 and nothing is proposed."""
+    node, proposed = _proposing_node()
+    app = create_app(node)
+    for raw in (b'{"anti_entropy_interval_s": NaN}', b'{"tombstone_grace_s": Infinity}',
+                b'{"hint_window_s": NaN}', b'{"anti_entropy_interval_s": -Infinity}',
+                b'{"anti_entropy_interval_s": 1e400}', b'{"tombstone_grace_s": 1e999}',
+                b'{"r": NaN}'):
+        status, body = _post_config(app, raw)
+        assert (status, body["error"]) == (400, "bad_request"), (raw, body)
+        assert "finite" in body["detail"] or "not valid JSON" in body["detail"], (raw, body)
+    assert proposed == []
+
+
+def test_deeply_nested_json_is_a_400_not_a_500():
+    """Found by a user's bad input (session 13): a body of 100,000 nested brackets to
+    POST /cluster/config or /cluster/members was a 500 with a traceback (RecursionError
+    from the JSON decoder); it is a body that is not valid JSON for these routes."""
+    node, proposed = _proposing_node()
+    app = create_app(node)
+    for raw in (b"[" * 100000 + b"]" * 100000,
+                b'{"r": ' + b"[" * 100000 + b"]" * 100000 + b"}"):
+        status, body = _post_config(app, raw)
+        assert (status, body["error"]) == (400, "bad_request"), body
+        assert "JSON" in body["detail"], body
+    assert proposed == []
+
+
+def test_a_config_request_that_sets_nothing_is_a_400():
+    """Found by a user's bad input (session 13): POST /cluster/config with `{}` answered 202
+    and committed an entry that changed nothing but the epoch (`dynamopy config set` with
+    no KEY=VALUE is refused by its parser)."""
+    node, proposed = _proposing_node()
+    status, body = _post_config(create_app(node), {})
+    assert (status, body["error"]) == (400, "bad_request"), body
+    assert "settable are" in body["detail"], body
+    assert proposed == []
+
+
+def _get(app, path: str) -> tuple[int, bytes]:
+    scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1",
+             "method": "GET", "scheme": "http", "path": path, "raw_path": path.encode(),
+             "query_string": b"", "root_path": "", "headers": [(b"host", b"test")],
+             "client": ("127.0.0.1", 1), "server": ("127.0.0.1", 80)}
+    sent = []
+
+    async def receive():
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def send(message):
+        sent.append(message)
+
+    asyncio.run(app(scope, receive, send))
+    return sent[0]["status"], b"".join(m.get("body", b"") for m in sent
+                                       if m["type"] == "http.response.body")
+
+
+def test_a_log_that_holds_a_setting_that_is_not_finite_is_still_served():
+    """Found by a user's bad input (session 13): a cluster that committed
+    {"anti_entropy_interval_s": NaN} before POST /cluster/config refused it answers GET
+    /cluster/log with a 500 for good (NaN is not JSON: the entry stays in the log). Such a
+    number is shown as the string it was ("nan", "inf"), the rest as it is."""
+    node = _stub_node()
+    node.state.epoch = 3
+    node.log_entries = lambda since: [
+        {"epoch": 2, "op": "set_config", "anti_entropy_interval_s": float("nan")},
+        {"epoch": 3, "op": "set_config", "tombstone_grace_s": float("inf"), "r": 2,
+         "nested": [{"x": float("-inf")}, 1.5]}]
+    status, raw = _get(create_app(node), "/cluster/log")
+    assert status == 200, raw
+    assert json.loads(raw)["entries"] == [
+        {"epoch": 2, "op": "set_config", "anti_entropy_interval_s": "nan"},
+        {"epoch": 3, "op": "set_config", "tombstone_grace_s": "inf", "r": 2,
+         "nested": [{"x": "-inf"}, 1.5]}]

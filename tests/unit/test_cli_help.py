@@ -68,3 +68,60 @@ def test_config_set_types_each_value_and_refuses_bad_ones_before_sending(capsys)
         assert err.startswith("dynamopy: error: ") and words in err, (args, err)
         assert err.count("\n") == 1 and "unreachable" not in err, err
     assert _parser().parse_args(["config", "--url", "http://x"]).config_command is None
+
+
+def test_the_top_level_help_names_every_command_in_a_whole_sentence():
+    """Found by a user (session 13): `dynamopy --help` described itself as "The `dynamopy`
+    command line: serve, cluster up, put, get, delete, ring, status, members," (the first
+    line of a docstring whose sentence goes on)."""
+    text = _parser().format_help()
+    description = text.split("positional arguments")[0]
+    assert "config, sim." in " ".join(description.split()), description
+    assert not description.rstrip().endswith(","), description
+
+
+def test_connection_flags_may_come_before_the_command(capsys):
+    """Found by a user (session 13): `dynamopy --url localhost:8002 get k` (the contract
+    lists --url among the CLI's own flags) failed with "argument COMMAND: invalid choice:
+    'localhost:8002'"; the connection flags are taken before the command too."""
+    from dynamopy.cli import main
+    assert main(["--url", "127.0.0.1:1", "get", "k"]) == 1
+    err = capsys.readouterr().err
+    assert "http://127.0.0.1:1" in err and "invalid choice" not in err, err
+    assert main(["--url=http://127.0.0.1:1", "--token", "t", "members", "leave", "n2"]) == 1
+    err = capsys.readouterr().err
+    assert "http://127.0.0.1:1" in err and "invalid choice" not in err, err
+    # a flag after the command still wins (it is the one nearer the command's own)
+    assert main(["--url", "http://127.0.0.1:2", "get", "k", "--url", "127.0.0.1:1"]) == 1
+    assert "http://127.0.0.1:1" in capsys.readouterr().err
+
+
+def test_serve_help_never_calls_a_derived_default_empty():
+    """Found by a user (session 13): `dynamopy serve --help` said "--node-id ... (default:
+    n<port>) [env DYNAMOPY_NODE_ID; default '']", and "default ''" for --peer-port,
+    --data-dir, --advertise-url, --seeds, --api-token...: two defaults, one of them wrong
+    (an empty --data-dir is not what a node uses). Each flag names one default."""
+    import re
+    serve = dict(_parsers(_parser()))[("dynamopy", "serve")]
+    text = " ".join(serve.format_help().split())
+    assert "default ''" not in text, re.findall(r".{60}default ''", text)
+    for flag, default in (("--node-id", "n<port>"), ("--peer-port", "HTTP port + 1000"),
+                          ("--data-dir", "./.dynamopy/<node id>"),
+                          ("--advertise-url", "http://<host>:<port>"),
+                          ("--advertise-peer", "<host>:<peer port>"),
+                          ("--seeds", "none"), ("--api-token", "none")):
+        help_text = text.split(f" {flag} {flag.lstrip('-').replace('-', '_').upper()} ", 1)[1]
+        shown = help_text.split(" --", 1)[0]
+        assert f"default: {default}" in shown and shown.count("default") == 1, (flag, shown)
+
+
+def test_a_key_that_is_not_utf8_is_named_as_such(capsys):
+    """Found by a user (session 13): `dynamopy get $'\\xff\\xfe'` said "'utf-8' codec can't
+    encode characters in position 0-1: surrogates not allowed"."""
+    from dynamopy.cli import main
+    bad = b"\xff\xfe".decode("utf-8", "surrogateescape")   # how Python passes such argv
+    for argv in (["get", bad], ["put", bad, "v"], ["delete", "ok" + bad]):
+        assert main([*argv, "--url", "127.0.0.1:1"]) == 2
+        err = capsys.readouterr().err
+        assert err == "dynamopy: error: the key is not valid UTF-8 (keys are UTF-8 " \
+                      "strings of 1..1024 bytes)\n", err

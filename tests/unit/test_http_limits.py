@@ -144,3 +144,31 @@ def test_oversized_bodies_on_other_routes_are_413():
         assert status == 200 and gate.bodies == [b"a" * 300 + b"b" * 300]
         assert mw.body_bytes == 0 and mw.active == 0
     run(main())
+
+
+def test_a_malformed_request_gets_the_contracts_json_400():
+    """Found by a user (session 13): a request line the HTTP parser cannot read (a raw space
+    in the path, `GET /kv/a b HTTP/1.1`, or bytes that are no request) was answered by
+    uvicorn's own text/plain "Invalid HTTP request received."; every error is JSON
+    {"error", "detail"} (API.md), as the 431 for oversized headers already was."""
+    import asyncio
+    import json as json_mod
+
+    from tests.unit.test_http_connection_timers import _run, _server
+
+    async def main():
+        server, port = await _server([])
+        try:
+            for raw in (b"GET /kv/a b HTTP/1.1\r\nhost: x\r\n\r\n", b"GARBAGE\r\n\r\n"):
+                reader, writer = await asyncio.open_connection("127.0.0.1", port)
+                writer.write(raw)
+                got = await asyncio.wait_for(reader.read(), 5)   # then the server closes
+                writer.close()
+                head, _, body = got.partition(b"\r\n\r\n")
+                assert head.startswith(b"HTTP/1.1 400 "), got
+                assert b"content-type: application/json" in head.lower(), got
+                answer = json_mod.loads(body)
+                assert answer["error"] == "bad_request" and answer["detail"], answer
+        finally:
+            server.close()
+    _run(main())

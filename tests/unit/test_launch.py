@@ -113,3 +113,30 @@ def test_test_workers_never_share_a_port(workers):
                          *range(start + PEER_OFFSET, start + PEER_OFFSET + WINDOW)]:
                 assert owner.setdefault(port, k) == k, (port, owner[port], k)
                 assert port < low
+
+
+NOT_READY_SERVER = """
+import json, sys
+from http.server import BaseHTTPRequestHandler, HTTPServer
+class H(BaseHTTPRequestHandler):
+    def do_GET(self):
+        body = json.dumps({"error": "not_ready", "id": sys.argv[2],
+                           "detail": "this node's clock is not confirmed by a majority of "
+                                     "the members yet"}).encode()
+        self.send_response(503); self.send_header("Content-Length", str(len(body)))
+        self.end_headers(); self.wfile.write(body)
+    def log_message(self, *a): pass
+HTTPServer(("127.0.0.1", int(sys.argv[1])), H).serve_forever()
+"""
+
+
+def test_a_node_not_ready_in_time_is_named_with_what_its_ready_says(nodes):
+    """Found by a user (session 13): `cluster up --nodes 2` on the data dir of a 4-node
+    cluster waited a minute and said "n1, n2 not ready" with log lines that do not say why;
+    the reason was in their /ready answers (a majority of the members must vouch for a
+    node's clock). The time-out quotes each pending node's last /ready detail."""
+    nodes.start(0, command=[sys.executable, "-c", NOT_READY_SERVER, str(nodes.port(0)), "n1"])
+    with pytest.raises(NotReady) as e:
+        nodes.wait_ready([0], timeout_s=3)
+    assert ("n1's /ready: 503 this node's clock is not confirmed by a majority of the "
+            "members yet") in str(e.value), e.value
