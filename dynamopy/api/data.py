@@ -98,12 +98,13 @@ def parse_params(query: Iterable[tuple[str, str]], headers: Mapping[str, str],
     check_repeats(query)
     for name, text in query:
         if name == quorum_name:
-            try:
-                quorum = int(text)
-            except ValueError:
-                raise BadRequest(f"{quorum_name}={text!r} is not an integer") from None
+            # ASCII digits only: Python's int() also takes "+2", " 2", "0_2" and other
+            # scripts' digits, none of which a client means as a quorum
+            if not (text.isascii() and text.isdigit()):
+                raise BadRequest(f"{quorum_name}={text!r} is not an integer")
+            quorum = int(text) if len(text) <= 4 else n + 1  # (int() refuses 4,300+ digits)
             if not 1 <= quorum <= n:
-                raise BadRequest(f"{quorum_name}={quorum} is outside 1..N={n}")
+                raise BadRequest(f"{quorum_name}={text} is outside 1..N={n}")
         elif name == "strict":
             if text.lower() not in _BOOL_VALUES:
                 raise BadRequest(f"strict={text!r} is not a boolean")

@@ -257,3 +257,19 @@ def test_a_log_that_holds_a_setting_that_is_not_finite_is_still_served():
         {"epoch": 2, "op": "set_config", "anti_entropy_interval_s": "nan"},
         {"epoch": 3, "op": "set_config", "tombstone_grace_s": "inf", "r": 2,
          "nested": [{"x": "-inf"}, 1.5]}]
+
+
+@pytest.mark.parametrize("text", ["+2", " 2", "2 ", "0_2", "\u0662", "2.0", ""])
+def test_a_quorum_parameter_is_plain_ascii_digits(text):
+    """Found by a user's bad input (session 13): ``?r=+2`` and ``?r=1_0`` were taken as 2 and
+    10, as Python's int() reads them (so were " 2" and an Arabic-Indic two). A quorum is
+    ASCII digits or a 400 naming what was sent."""
+    from dynamopy.api.data import parse_params
+    from dynamopy.node.errors import BadRequest
+    with pytest.raises(BadRequest, match="is not an integer"):
+        parse_params([("r", text)], {}, "r", 2, 3)
+    assert parse_params([("r", "3")], {}, "r", 2, 3) == (3, False)
+    assert parse_params([("r", "03")], {}, "r", 2, 3) == (3, False)
+    for big in ("4", "99999", "9" * 5000):
+        with pytest.raises(BadRequest, match=r"is outside 1\.\.N=3"):
+            parse_params([("r", big)], {}, "r", 2, 3)
