@@ -12,6 +12,11 @@ confirmation as Riak's reaping is):
   this very tombstone (same version) or something newer. Then no current replica holds an
   older live copy. A replica that is down, unreachable, or lacks the tombstone blocks the
   purge; it is retried later (anti-entropy brings the tombstone to it meanwhile).
+* **No older copy elsewhere**: every other member of the ring answered and holds no older
+  version of the key. A member that stopped replicating the key in a ring change keeps its
+  copy until it has handed it to the new owners, and that hand-off may run late; once the
+  tombstone is gone, the new owners would take the old value back as one they lack. So a
+  member that is down or unreachable, or still holds an old copy, blocks the purge too.
 * **Only this tombstone**: a replica deletes the stored record only if it still is this
   tombstone (same version): a newer write that arrived meanwhile is never purged.
 * No purge while a ring change is in progress (the replica set is in motion).
@@ -99,8 +104,24 @@ def held_everywhere(version: int, replicas: list[str],
         confirmed.get(m) is not None and confirmed[m] >= version for m in replicas)
 
 
+def no_older_copy_elsewhere(version: int, others: list[str],
+                            confirmed: Mapping[str, Optional[int]]) -> bool:
+    """Every member that is not a replica of the key answered, and none holds an older
+    version of it (``None``: it holds none). A member that stopped replicating the key in
+    a ring change may still hold the copy it had then: it hands the records of a range it
+    lost to the new owners before it drops them, and that hand-off may run late (a call
+    waits out its timeout, the ring keeps changing). Were the tombstone gone by then, the
+    new owners would take the old value as one they lack: the delete would be undone."""
+    return all(m in confirmed and (confirmed[m] is None or confirmed[m] >= version)
+               for m in others)
+
+
 def may_purge(record: Record, now_ms: int, grace_s: float, replicas: list[str],
-              confirmed: Mapping[str, Optional[int]], change_in_progress: bool) -> bool:
-    """The whole rule: may the replicas drop this tombstone now?"""
+              others: list[str], confirmed: Mapping[str, Optional[int]],
+              change_in_progress: bool) -> bool:
+    """The whole rule: may the replicas drop this tombstone now? ``replicas`` are the key's
+    current replicas, ``others`` every other member of the ring, ``confirmed`` what each
+    member that answered holds (a missing member did not answer)."""
     return (not change_in_progress and old_enough(record, now_ms, grace_s)
-            and held_everywhere(record.version, replicas, confirmed))
+            and held_everywhere(record.version, replicas, confirmed)
+            and no_older_copy_elsewhere(record.version, others, confirmed))

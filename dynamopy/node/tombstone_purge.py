@@ -1,7 +1,8 @@
 """Tombstone purge: drop deletes that every replica holds, once past the grace.
 
 The rule is ``core.tombstones`` (older than ``--tombstone-grace-s``, every current replica
-holds it or something newer, no ring change in progress); this module does the I/O:
+holds it or something newer, no other member holds an older copy, no ring change in
+progress); this module does the I/O:
 
 * A pass (run by anti-entropy after a round, at most every ``min(grace, 1 h)``) walks the
   keys this node is *first replica* of, so each key has one purger. It reads them
@@ -10,10 +11,11 @@ holds it or something newer, no ring change in progress); this module does the I
   keys/s budget (the count carried across spans: a local read costs far less than a key
   compared with a peer, and anti-entropy exchanges wait while a pass runs); it stops at the
   next chunk once the epoch moved (a ring or settings change). Old tombstones are taken in
-  batches of ``PURGE_BATCH``; for each batch it asks every other current replica which
-  version it holds (``ae_versions``, which the replica asked reads off the event loop
-  too), keeps the tombstones ``may_purge`` allows, asks the other replicas to drop them
-  (``ae_purge``), then drops its own copy. Each batch is paced by the anti-entropy keys/s
+  batches of ``PURGE_BATCH``; for each batch it asks every other member of the ring which
+  version it holds of each key (``ae_versions``, which the member asked reads off the event
+  loop too), keeps the tombstones ``may_purge`` allows (every replica holds the tombstone,
+  no other member an older copy it has not handed off yet), asks the other replicas to drop
+  them (``ae_purge``), then drops its own copy. Each batch is paced by the anti-entropy keys/s
   budget.
 * A replica drops a tombstone only if it still stores that very version
   (``Store.purge``): a newer write that arrived meanwhile is never purged (the simulator's
@@ -158,25 +160,33 @@ class TombstonePurge:
 
     async def _batch(self, state: ClusterState, now_ms: int, batch: list) -> int:
         epoch, n = state.epoch, state.settings.n
+        # Every other member of the ring is asked about every key of the batch: a replica
+        # must hold the tombstone, any other member must hold no older copy (one it kept
+        # from before a ring change and has not handed off yet: core.tombstones).
+        keys = [[t, k] for t, k, _r in batch]
+        answers: dict[str, Optional[list]] = {}
+        for member in sorted(set(state.ring.members) - {self.node_id}):
+            try:
+                answers[member] = await self.call_peer(
+                    member, "ae_versions", [epoch, keys], timeout_s=CALL_TIMEOUT_S)
+            except (PeerError, asyncio.TimeoutError):
+                answers[member] = None  # no answer: no confirmation of any key
+            else:
+                if not isinstance(answers[member], list) or len(answers[member]) != len(keys):
+                    answers[member] = None  # (not an answer to this question)
         groups: dict[tuple[str, ...], list] = {}
-        for token, key, rec in batch:
+        for i, (token, key, rec) in enumerate(batch):
             groups.setdefault(tuple(state.ring.preference_list_for_token(token, n)),
-                              []).append((token, key, rec))
+                              []).append((i, token, key, rec))
         purged = 0
         for replicas, items in groups.items():
-            held: dict[str, list] = {self.node_id: [r.version for _t, _k, r in items]}
-            for member in replicas:
-                if member == self.node_id:
-                    continue
-                try:
-                    held[member] = await self.call_peer(
-                        member, "ae_versions", [epoch, [[t, k] for t, k, _r in items]],
-                        timeout_s=CALL_TIMEOUT_S)
-                except (PeerError, asyncio.TimeoutError):
-                    held[member] = [None] * len(items)  # no answer: no confirmation
-            doomed = [[t, k, r.version] for i, (t, k, r) in enumerate(items)
-                      if may_purge(r, now_ms, self.grace_s, list(replicas),
-                                   {m: held[m][i] for m in held}, False)]
+            others = [m for m in answers if m not in replicas]
+            doomed = []
+            for i, t, k, r in items:
+                held = {m: a[i] for m, a in answers.items() if a is not None}
+                held[self.node_id] = r.version
+                if may_purge(r, now_ms, self.grace_s, list(replicas), others, held, False):
+                    doomed.append([t, k, r.version])
             if doomed and self.buggify.on:
                 # Writes may land between the confirmations and the drops (the drops go
                 # over the network anyway): only the confirmed version may go.

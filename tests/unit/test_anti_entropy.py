@@ -575,6 +575,35 @@ async def test_an_unreachable_replica_blocks_the_purge_and_a_newer_write_survive
 
 
 @aio
+async def test_an_old_copy_on_a_member_that_is_no_replica_blocks_the_purge(cluster):
+    """Session 13, system sim seed 134: a member that stopped replicating a key in a ring
+    change still holds the old live value (its hand-off to the new owners runs late); the
+    new owners delete the key and, were the tombstone purged, the hand-off would give them
+    the old value back as one they lack. The purge asks every member: no purge while that
+    old copy is there, or while a member that is no replica does not answer; once the old
+    copy is handed off (and dropped), the purge goes through and the hand-off brings
+    nothing back."""
+    c = cluster(ids=("a", "b", "c", "d"), n=2)
+    key = b"k"
+    reps = c.replicas_of(key)
+    other = sorted(set("abcd") - set(reps))
+    t = c.state.ring.token(key)
+    c.put(other[0], key, aged(c, 30 * DAY_MS), value=b"old")   # the left-over copy
+    for m in reps:
+        c.put(m, key, aged(c, 11 * DAY_MS), deleted=True, value=b"")
+    await c.attach()
+    assert await purge_everywhere(c) == 0
+    assert all(c.stores[m].get(t, key).deleted for m in reps)
+    await c.ae[other[0]].hand_off([(0, 2**32)], doomed_for(other[0]))  # the owners hold
+    c.stores[other[0]].delete_range(t, t + 1)     # newer: nothing to give; then the drop
+    assert all(c.stores[m].get(t, key).deleted for m in reps)
+    c.fail_calls[other[1]] = 1                    # a member that is no replica: no answer
+    assert await c.ae[reps[0]].purge.round() == 0
+    assert await c.ae[reps[0]].purge.round() == 1
+    assert all(c.stores[m].get(t, key) is None for m in "abcd")
+
+
+@aio
 async def test_a_node_fenced_for_clock_skew_purges_nothing(cluster):
     """"Older than the grace" is judged on the purger's clock, and the hint TTL's margin
     covers only a clock within the bound of the others'. A node whose clock is fenced (a

@@ -5,6 +5,7 @@ import pytest
 from dynamopy.core.records import Record
 from dynamopy.core.tombstones import (FOREVER_MS, grace_covers_window, held_everywhere,
                                      hint_expired, hint_ttl_ms, may_purge, min_grace_s,
+                                     no_older_copy_elsewhere,
                                      seconds_text,
                                      old_enough)
 from dynamopy.core.versions import compose
@@ -42,11 +43,28 @@ def test_every_current_replica_must_confirm_the_tombstone_or_newer():
 def test_may_purge_needs_age_confirmation_and_a_settled_ring():
     t = tomb(11 * DAY_MS)
     everyone = {"a": t.version, "b": t.version}
-    assert may_purge(t, NOW, GRACE, ["a", "b"], everyone, change_in_progress=False)
-    assert not may_purge(t, NOW, GRACE, ["a", "b"], everyone, change_in_progress=True)
-    assert not may_purge(tomb(DAY_MS), NOW, GRACE, ["a", "b"],
+    assert may_purge(t, NOW, GRACE, ["a", "b"], [], everyone, change_in_progress=False)
+    assert not may_purge(t, NOW, GRACE, ["a", "b"], [], everyone, change_in_progress=True)
+    assert not may_purge(tomb(DAY_MS), NOW, GRACE, ["a", "b"], [],
                          {"a": tomb(DAY_MS).version, "b": tomb(DAY_MS).version}, False)
-    assert not may_purge(t, NOW, GRACE, ["a", "b"], {"a": t.version}, False)
+    assert not may_purge(t, NOW, GRACE, ["a", "b"], [], {"a": t.version}, False)
+
+
+def test_no_other_member_may_hold_an_older_copy():
+    """A member that stopped replicating the key in a ring change may keep an old copy until
+    its late hand-off gives it to the new owners: with the tombstone gone they would take it
+    back. Every other member must answer, and hold nothing, the tombstone or newer."""
+    t = tomb(11 * DAY_MS)
+    v = t.version
+    held = {"a": v, "b": v}
+    assert no_older_copy_elsewhere(v, ["c", "d"], {"c": None, "d": v + 1})
+    assert no_older_copy_elsewhere(v, ["c"], {"c": v})
+    assert no_older_copy_elsewhere(v, [], {})
+    assert not no_older_copy_elsewhere(v, ["c", "d"], {"c": None})       # d did not answer
+    assert not no_older_copy_elsewhere(v, ["c"], {"c": v - 1})           # c holds older
+    assert may_purge(t, NOW, GRACE, ["a", "b"], ["c"], {**held, "c": None}, False)
+    assert not may_purge(t, NOW, GRACE, ["a", "b"], ["c"], {**held, "c": v - 1}, False)
+    assert not may_purge(t, NOW, GRACE, ["a", "b"], ["c"], held, False)
 
 
 def test_a_hint_expires_before_any_tombstone_that_could_shadow_it_is_purged():
