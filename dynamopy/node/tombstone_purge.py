@@ -164,16 +164,16 @@ class TombstonePurge:
         # must hold the tombstone, any other member must hold no older copy (one it kept
         # from before a ring change and has not handed off yet: core.tombstones).
         keys = [[t, k] for t, k, _r in batch]
-        answers: dict[str, Optional[list]] = {}
-        for member in sorted(set(state.ring.members) - {self.node_id}):
+
+        async def ask(member: str) -> Optional[list]:
             try:
-                answers[member] = await self.call_peer(
-                    member, "ae_versions", [epoch, keys], timeout_s=CALL_TIMEOUT_S)
+                held = await self.call_peer(member, "ae_versions", [epoch, keys],
+                                            timeout_s=CALL_TIMEOUT_S)
             except (PeerError, asyncio.TimeoutError):
-                answers[member] = None  # no answer: no confirmation of any key
-            else:
-                if not isinstance(answers[member], list) or len(answers[member]) != len(keys):
-                    answers[member] = None  # (not an answer to this question)
+                return None  # no answer: no confirmation of any key
+            return held if isinstance(held, list) and len(held) == len(keys) else None
+        members = sorted(set(state.ring.members) - {self.node_id})
+        answers = dict(zip(members, await asyncio.gather(*map(ask, members))))
         groups: dict[tuple[str, ...], list] = {}
         for i, (token, key, rec) in enumerate(batch):
             groups.setdefault(tuple(state.ring.preference_list_for_token(token, n)),
