@@ -74,7 +74,7 @@ def test_unsafe_purge_that_ignores_a_replica_missing_the_tombstone_is_caught(mon
     while a crashed, paused or cut-off replica still holds an older version, which comes
     back through anti-entropy once it is reachable again."""
     monkeypatch.setattr(tombstone_purge, "may_purge",
-                        lambda rec, now_ms, grace_s, replicas, confirmed, change:
+                        lambda rec, now_ms, grace_s, replicas, others, confirmed, change:
                         not change and tombstones.old_enough(rec, now_ms, grace_s))
     _assert_caught(CAUGHT_SEEDS)
 
