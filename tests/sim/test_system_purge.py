@@ -121,3 +121,14 @@ def test_cli_flags_and_a_grace_too_short_for_any_hint_window(capsys):
     assert "leaves no hint window" in capsys.readouterr().err
     assert sim_main(["--system", "--seed", "0", "--delete", "1.5"]) == 2
     assert "--delete is a share" in capsys.readouterr().err
+
+
+def test_a_node_whose_clock_stepped_back_during_its_pings_serves_again_after_healing():
+    """Seed 392 (session 13's sweep of 200-599): n2's clock, 4357 ms ahead, steps back at
+    healing while its ping replies are held (it was paused). Those replies, timed on the
+    wall clock, had a round trip below zero and an offset of half the step; as the
+    "quickest" samples they outlived the step by their 10 s of freshness, so n2 stayed
+    fenced for clock skew and its probes failed with ``clock_skew`` 4 s after healing."""
+    result = run_system(SystemParams(seed=392, **PURGE))
+    assert result.ok, result.report()
+    assert result.stats["max_clock_offset_ms"] == 4357
