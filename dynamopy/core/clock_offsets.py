@@ -8,6 +8,16 @@ estimated NTP-style as::
 
     offset = peer_ms - (sent_ms + received_ms) / 2      with uncertainty  rtt / 2
 
+When the node also gives the exchange's start on its monotonic clock (``sent_s``; the
+failure detector does), the round trip is timed on the monotonic clock and the midpoint taken
+back from the reply's arrival: ``offset = peer_ms - (received_ms - rtt / 2)``. The same
+figure when the wall clock did not step; when it stepped while the ping was in flight, the
+wall-clock version is wrong by half the step, and a step back makes its round trip negative
+(read as 0: the "best" sample, kept for ``max_age_s``), so a node whose clock is right again
+stayed fenced for 10 s, and one stepped 900 ms back read 450 ms off and was vouched for
+(system simulator, session 13). Taken from the arrival, the sample is on the clock its
+``wall - monotonic`` correction is recorded for.
+
 Estimates:
 
 * Each peer keeps its last ``window`` samples; the estimate is the fresh sample with the
@@ -94,11 +104,17 @@ class PeerOffsets:
     _trusted: dict[str, tuple[bool, float]] = field(default_factory=dict)
 
     def sample(self, peer: str, sent_ms: int, peer_ms: int, received_ms: int,
-               now_s: float, trusted: bool = False) -> None:
+               now_s: float, trusted: bool = False, sent_s: Optional[float] = None) -> None:
         """One exchange; ``trusted``: the peer said it trusts its own clock (an old peer
-        that says nothing counts as not trusting it)."""
-        rtt = max(0, received_ms - sent_ms)
-        offset = peer_ms - (sent_ms + received_ms) / 2
+        that says nothing counts as not trusting it); ``sent_s``: the monotonic clock when
+        the ping was sent (``now_s`` is when the reply arrived): the round trip is then
+        timed on it, whatever this node's wall clock did meanwhile (module docstring)."""
+        if sent_s is None:
+            rtt = max(0, received_ms - sent_ms)
+            offset = peer_ms - (sent_ms + received_ms) / 2
+        else:
+            rtt = max(0.0, (now_s - sent_s) * 1000.0)
+            offset = peer_ms - (received_ms - rtt / 2)
         q = self._samples.get(peer)
         if q is None:
             q = self._samples[peer] = deque(maxlen=self.window)

@@ -145,7 +145,7 @@ class FailureDetector:
 
     async def _ping(self, member_id: str) -> None:
         clock = self.clock
-        sent_ms = clock.wall_ms()
+        sent_ms, sent_s = clock.wall_ms(), clock.monotonic()
         try:
             reply = await self.call_peer(member_id, "ping", {"epoch": self.state().epoch},
                                          timeout_s=PING_TIMEOUT_S)
@@ -156,8 +156,10 @@ class FailureDetector:
         self.note_epoch(reply.get("epoch", 0), member_id)
         peer_ms = reply.get("wall_ms")
         if isinstance(peer_ms, int):
+            # the round trip on the monotonic clock: this node's wall clock may step
+            # while the ping is in flight (``core.clock_offsets``)
             self.offsets.sample(member_id, sent_ms, peer_ms, received_ms, clock.monotonic(),
-                                trusted=reply.get("clock_trusted") is True)
+                                trusted=reply.get("clock_trusted") is True, sent_s=sent_s)
 
     @property
     def clock_trusted(self) -> bool:

@@ -332,3 +332,61 @@ def test_a_one_member_cluster_that_grew_is_fenced_once_it_steps_beyond_the_bound
         assert v.skewed == fenced, jump
         if fenced:
             assert v.reason == "stepped" and v.offset_ms == jump
+
+
+class _SteppingClock:
+    """A node's clocks: the wall clock may step (an NTP step, a host resumed), the monotonic
+    clock never does."""
+
+    def __init__(self, wall_ms: int, mono_s: float = 50.0):
+        self.wall, self.mono = wall_ms, mono_s
+
+    def wall_ms(self) -> int:
+        return self.wall
+
+    def monotonic(self) -> float:
+        return self.mono
+
+
+def _ping_across_a_step(off_before_ms: int, off_after_ms: int, rtt_ms: int = 10):
+    """One ``FailureDetector._ping`` of a peer whose clock is right, by a node whose wall
+    clock is ``off_before_ms`` off true time when the ping leaves and ``off_after_ms`` off
+    when the reply arrives (it stepped in between); the node's estimate of the peer's
+    offset (the peer's clock minus its own, so minus ``off_after_ms`` if right), read just
+    after."""
+    import asyncio
+    from types import SimpleNamespace
+
+    from dynamopy.node.detector import FailureDetector
+
+    true_ms = 1_000_000
+    clock = _SteppingClock(true_ms + off_before_ms)
+
+    async def call_peer(member, method, payload, timeout_s=None):
+        peer_ms = true_ms + rtt_ms // 2                 # the peer's (right) clock, mid-flight
+        clock.wall = true_ms + rtt_ms + off_after_ms    # ours stepped meanwhile
+        clock.mono += rtt_ms / 1000
+        return {"epoch": 0, "wall_ms": peer_ms, "clock_trusted": True}
+
+    d = FailureDetector(me="n1", state=lambda: SimpleNamespace(epoch=1), clock=clock, metrics=None,
+                        call_peer=call_peer, note_epoch=lambda e, m: None,
+                        max_clock_offset_ms=MAX, on_alive=lambda m: None)
+    asyncio.run(d._ping("p"))
+    e = d.offsets.estimate("p", clock.monotonic(), clock.wall_ms())
+    return round(e.offset_ms), round(e.rtt_ms)
+
+
+def test_a_step_of_our_own_clock_during_a_ping_gives_the_offset_after_the_step():
+    """Seed 392 of the README's purge sweep (session 13): n2, its clock 4357 ms ahead and
+    paused, got ping replies after its clock stepped back. Timed on the wall clock, the
+    round trip came out negative (counted as 0, so the sample was the "best" for its 10 s
+    of freshness) and the midpoint sat half the step away: n2, its clock right again,
+    stayed fenced (far from 3 of 4 peers at -2130 ms) and refused writes for 4 s after
+    healing. The round trip is timed on the monotonic clock and the midpoint taken back
+    from the reply's arrival, on the clock the sample's correction is anchored to."""
+    assert _ping_across_a_step(4_357, 0) == (0, 10)      # right again: near
+    # A step back to 900 ms behind read as 450 ms off with a zero round trip would vouch
+    # for a clock beyond the 500 ms bound.
+    assert _ping_across_a_step(0, -900) == (900, 10)
+    assert _ping_across_a_step(0, 2_000) == (-2_000, 10)
+    assert _ping_across_a_step(300, 300) == (-300, 10)   # no step: as before
