@@ -141,8 +141,6 @@ CHANGES = dict(kinds="crash,pause,partition,loss,join,leave,remove", spares=2, c
 
 
 @pytest.mark.timeout(120)
-@pytest.mark.xfail(strict=True, reason="open (session 13): an old owner's hand-off that outlives the grace "
-                                       "gives the new owners a live value older than a tombstone they purged")
 def test_regression_seed_134_a_hand_off_delayed_past_the_grace_by_one_lost_reply():
     """n5 joins at 2.5 s and takes k3's range from n1, which holds v931 (a put the new
     owners n3, n4, n5 hold too). n1's hand-off walk loses one ``ae_tree`` reply (10% loss)
@@ -151,6 +149,31 @@ def test_regression_seed_134_a_hand_off_delayed_past_the_grace_by_one_lost_reply
     it and no ring change in progress, purged at 13.8 s. n1's retry at 14.4 s finds the new
     owners lacking k3 and pushes v931 to all three: the deleted value is back. n1 was never
     down: the operator rule ("bring a node back within the grace, counting until it has
-    handed off") is not broken. Same mechanism as seed 45 (README), other trigger."""
+    handed off") is not broken. Same mechanism as seed 45 (below), other trigger. Fixed:
+    the purge asks every member, and n1's old copy holds it back until handed off."""
     result = run_system(SystemParams(seed=134, **CHANGES))
     assert result.ok, result.report()
+    assert result.stats["tombstones_purged"] > 0, result.stats
+
+
+@pytest.mark.timeout(120)
+def test_regression_seed_45_a_hand_off_held_back_by_ring_changes():
+    """Seed 45 with a 1 s grace: n0, down 1.8 s, misses a delete of k0; its hand-off of
+    k0's range (lost in a ring change meanwhile) is held back by further ring changes and
+    reached the new owners after they had purged the tombstone: k0's old value was back.
+    n0 is a member all along, so the purge now waits for its old copy to be handed off."""
+    result = run_system(SystemParams(seed=45, kinds="crash,pause,partition,loss,join,leave,remove",
+                                     spares=2, changes=3, bound_ms=30000,
+                                     anti_entropy_interval_ms=1000, tombstone_grace_ms=1000,
+                                     delete=0.3))
+    assert result.ok, result.report()
+
+
+@pytest.mark.timeout(120)
+def test_unsafe_purge_that_ignores_old_copies_on_other_members_is_caught(monkeypatch):
+    """``may_purge`` as before session 13 (replicas only): seed 134 undoes a purged delete."""
+    may_purge = tombstone_purge.may_purge
+    monkeypatch.setattr(tombstone_purge, "may_purge",
+                        lambda rec, now_ms, grace_s, replicas, others, confirmed, change:
+                        may_purge(rec, now_ms, grace_s, replicas, [], confirmed, change))
+    assert not run_system(SystemParams(seed=134, **CHANGES)).ok
