@@ -140,6 +140,9 @@ def test_leave_while_writing_loses_nothing(make_cluster):
     c.wait_until(lambda: sum(c.node_view(i)["keys"] for i in range(3)) == 3 * len(acked),
                  what="3 copies of every key on the remaining nodes")
     assert_all_readable(c, acked, via=1)
+    # Its old copies handed off, it drops them: GET /node shows keys 0 (the README tells
+    # the operator to wait for that before clearing its data directory)
+    c.wait_until(lambda: c.node_view(n4)["keys"] == 0, timeout_s=30, what="n4 holds no key")
     # Restarted with its usual flags (same data directory, same --join), the node that left
     # stays out and says why (issue 14; a removed node would join again): GET /node, /ready
     # and its log; the cluster's log gets no new entry for it.
