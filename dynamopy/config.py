@@ -74,7 +74,8 @@ SETTINGS: tuple[Setting, ...] = (
             "repair (its budget beside client traffic)"),
     Setting("tombstone_grace_s", float, 10 * 86400.0,
             "cluster setting (bootstrap default): a tombstone is purged once older than this "
-            "and held by every current replica of its key (needs anti-entropy on), and older "
+            "and held by every current replica of its key, with no older copy on any other "
+            "member of the ring (needs anti-entropy on), and older "
             "hints are dropped; bring a down node back within it, or remove it and add it "
             "fresh; nine tenths of it less --max-clock-offset-ms must be at least "
             "--hint-window-s"),

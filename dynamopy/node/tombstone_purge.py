@@ -174,6 +174,10 @@ class TombstonePurge:
             return held if isinstance(held, list) and len(held) == len(keys) else None
         members = sorted(set(state.ring.members) - {self.node_id})
         answers = dict(zip(members, await asyncio.gather(*map(ask, members))))
+        silent = [m for m, a in answers.items() if a is None]
+        if silent:   # (an operator wondering why tombstones pile up finds it here)
+            log.info("tombstone purge held back: no answer from %s (every member must "
+                     "answer)", ", ".join(silent))
         groups: dict[tuple[str, ...], list] = {}
         for i, (token, key, rec) in enumerate(batch):
             groups.setdefault(tuple(state.ring.preference_list_for_token(token, n)),

@@ -22,7 +22,8 @@ Node-side events let the checkers see inside the data path:
   records and hints alike);
 * :class:`Acked`: a node acknowledged one version of one write to its coordinator;
 * :class:`Purged`: a node's tombstone purge decided a tombstone may go and dropped its own
-  copy (what ``may_purge`` allowed: every current replica held that version or newer);
+  copy (what ``may_purge`` allowed: every current replica held that version or newer, and
+  no other member of the ring an older one);
 * :class:`Note`: free text (nemesis faults, run-loop phases) for traces; checkers ignore it.
 
 Times (``t_ms``) are the simulator's true virtual time, never a node's (possibly jumped)
