@@ -291,6 +291,7 @@ def _ring(c: Client) -> None:
 
 
 _CONNECTION_FLAGS = ("--url", "--token", "--ca", "--session")
+_CLIENT_COMMANDS = frozenset(("put", "get", "delete", "ring", "status", "members", "config"))
 
 
 def _connection_flags_after_the_command(argv: list[str]) -> list[str]:
@@ -309,6 +310,12 @@ def _connection_flags_after_the_command(argv: list[str]) -> list[str]:
         i += take
     if not moved or i >= len(argv):
         return argv
+    # serve, cluster and sim (or a typo) take none; -h and --version go first, as they came
+    if argv[i] not in _CLIENT_COMMANDS and not argv[i].startswith("-"):
+        print(f"dynamopy: error: {moved[0].split('=', 1)[0]} goes with the commands that talk "
+              f"to a cluster ({', '.join(sorted(_CLIENT_COMMANDS))}), not with "
+              f"{argv[i]!r}", file=sys.stderr)
+        raise SystemExit(2)
     return [argv[i], *moved, *argv[i + 1:]]
 
 

@@ -2,6 +2,8 @@
 
 import argparse
 
+import pytest
+
 from dynamopy.cli import _parser
 from dynamopy.sim.__main__ import _parser as sim_parser
 from dynamopy.sim.system_cli import _parser as system_sim_parser
@@ -94,6 +96,15 @@ def test_connection_flags_may_come_before_the_command(capsys):
     # a flag after the command still wins (it is the one nearer the command's own)
     assert main(["--url", "http://127.0.0.1:2", "get", "k", "--url", "127.0.0.1:1"]) == 1
     assert "http://127.0.0.1:1" in capsys.readouterr().err
+    # before a command that talks to no cluster: named as such, exit 2 (it was "invalid
+    # choice: 'http://127.0.0.1:8001'" for `dynamopy --url U cluster up`)
+    for argv in (["--url", "http://127.0.0.1:8001", "cluster", "up"], ["--token=t", "serve"],
+                 ["--url", "u", "gett", "k"]):
+        with pytest.raises(SystemExit) as e:
+            main(argv)
+        err = capsys.readouterr().err
+        assert e.value.code == 2 and "goes with the commands that talk to a cluster" in err, err
+        assert "invalid choice" not in err
 
 
 def test_serve_help_never_calls_a_derived_default_empty():
