@@ -29,26 +29,32 @@ def _stub_node():
                                  state=types.SimpleNamespace(bootstrapped=False))
 
 
-def _call(app, method: str, raw_path: bytes, query: bytes = b"") -> tuple[int, dict]:
+def _asgi(app, method: str, raw_path: bytes, query: bytes = b"", body: bytes = b"",
+          headers: tuple = ()) -> tuple[int, bytes]:
     """One ASGI request with the raw path bytes a client sent (decoded ``path`` as uvicorn
-    makes it: bad UTF-8 replaced by U+FFFD)."""
+    makes it: bad UTF-8 replaced by U+FFFD); returns the status and the body bytes."""
     from urllib.parse import unquote
     scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1",
              "method": method, "scheme": "http", "path": unquote(raw_path.decode()),
              "raw_path": raw_path, "query_string": query, "root_path": "",
-             "headers": [(b"host", b"test")], "client": ("127.0.0.1", 1),
+             "headers": [(b"host", b"test"), *headers], "client": ("127.0.0.1", 1),
              "server": ("127.0.0.1", 80)}
     sent = []
 
     async def receive():
-        return {"type": "http.request", "body": b"v", "more_body": False}
+        return {"type": "http.request", "body": body, "more_body": False}
 
     async def send(message):
         sent.append(message)
 
     asyncio.run(app(scope, receive, send))
-    body = b"".join(m.get("body", b"") for m in sent if m["type"] == "http.response.body")
-    return sent[0]["status"], json.loads(body)
+    return sent[0]["status"], b"".join(m.get("body", b"") for m in sent
+                                       if m["type"] == "http.response.body")
+
+
+def _call(app, method: str, raw_path: bytes, query: bytes = b"") -> tuple[int, dict]:
+    status, body = _asgi(app, method, raw_path, query, body=b"v")
+    return status, json.loads(body)
 
 
 def test_fastapi_kv_routes_refuse_non_utf8_keys_and_repeated_parameters():
@@ -105,23 +111,10 @@ def test_cluster_config_takes_the_anti_entropy_and_tombstone_settings():
 
 def _post_config(app, payload) -> tuple[int, dict]:
     raw = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
-    scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1",
-             "method": "POST", "scheme": "http", "path": "/cluster/config",
-             "raw_path": b"/cluster/config", "query_string": b"", "root_path": "",
-             "headers": [(b"host", b"test"), (b"content-type", b"application/json"),
-                         (b"content-length", str(len(raw)).encode())],
-             "client": ("127.0.0.1", 1), "server": ("127.0.0.1", 80)}
-    sent = []
-
-    async def receive():
-        return {"type": "http.request", "body": raw, "more_body": False}
-
-    async def send(message):
-        sent.append(message)
-
-    asyncio.run(app(scope, receive, send))
-    return sent[0]["status"], json.loads(b"".join(m.get("body", b"") for m in sent
-                                                  if m["type"] == "http.response.body"))
+    status, body = _asgi(app, "POST", b"/cluster/config", body=raw,
+                         headers=((b"content-type", b"application/json"),
+                                  (b"content-length", str(len(raw)).encode())))
+    return status, json.loads(body)
 
 
 def test_cluster_config_names_every_settable_key_when_refusing_one():
@@ -223,21 +216,7 @@ def test_a_config_request_that_sets_nothing_is_a_400():
 
 
 def _get(app, path: str) -> tuple[int, bytes]:
-    scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1",
-             "method": "GET", "scheme": "http", "path": path, "raw_path": path.encode(),
-             "query_string": b"", "root_path": "", "headers": [(b"host", b"test")],
-             "client": ("127.0.0.1", 1), "server": ("127.0.0.1", 80)}
-    sent = []
-
-    async def receive():
-        return {"type": "http.request", "body": b"", "more_body": False}
-
-    async def send(message):
-        sent.append(message)
-
-    asyncio.run(app(scope, receive, send))
-    return sent[0]["status"], b"".join(m.get("body", b"") for m in sent
-                                       if m["type"] == "http.response.body")
+    return _asgi(app, "GET", path.encode())
 
 
 def test_a_log_that_holds_a_setting_that_is_not_finite_is_still_served():
