@@ -34,16 +34,13 @@ dynamopy.launch.PEER_OFFSET = 200   # peer ports inside 19500-19899 too
 import tests.integration.cluster as cluster_mod  # noqa: E402
 from dynamopy.client import DynamoError  # noqa: E402
 from tests.integration.cluster import LocalCluster  # noqa: E402
+from tests.repro.measure_leaves import log, settled  # noqa: E402
 
 GRACE_S = 3
 FLAGS = ["--request-timeout-s", "1.5", "--hint-window-s", "0", "--anti-entropy-interval-s", "1",
          "--anti-entropy-rate", "100000", "--tombstone-grace-s", str(GRACE_S)]
 BASES = {"join": 19500, "plain": 19520}
 OUT: dict = {}
-
-
-def log(*a):
-    print(f"[{time.strftime('%H:%M:%S')}]", *a, flush=True)
 
 
 def start(root, base, nodes=4):
@@ -59,13 +56,6 @@ def start(root, base, nodes=4):
         c.stop()
         raise
     return c
-
-
-def settled(c, via, ids):
-    info = c.cluster_info(via)
-    ms = {m["id"]: m for m in info["members"]}
-    return info["change"] is None and sorted(ms) == sorted(ids) and all(
-        m["state"] == "normal" for m in ms.values())
 
 
 def run_all(fn, items):
