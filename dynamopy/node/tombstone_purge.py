@@ -174,7 +174,8 @@ class TombstonePurge:
             return held if isinstance(held, list) and len(held) == len(keys) else None
         members = sorted(set(state.ring.members) - {self.node_id})
         answers = dict(zip(members, await asyncio.gather(*map(ask, members))))
-        silent = [m for m, a in answers.items() if a is None]
+        answered = {m: a for m, a in answers.items() if a is not None}
+        silent = [m for m in answers if m not in answered]
         if silent:   # (an operator wondering why tombstones pile up finds it here)
             log.info("tombstone purge held back: no answer from %s (every member must "
                      "answer)", ", ".join(silent))
@@ -187,7 +188,7 @@ class TombstonePurge:
             others = [m for m in answers if m not in replicas]
             doomed = []
             for i, t, k, r in items:
-                held = {m: a[i] for m, a in answers.items() if a is not None}
+                held = {m: a[i] for m, a in answered.items()}
                 held[self.node_id] = r.version
                 if may_purge(r, now_ms, self.grace_s, list(replicas), others, held, False):
                     doomed.append([t, k, r.version])
