@@ -213,6 +213,10 @@ class ClusterState:
     config_epoch: int = 0
     next_number: int = 1
     free_numbers: Mapping[int, int] = field(default_factory=dict)  # number -> reusable at ms
+    # When a member last left the ring (the ``at_ms`` of the newest ``finish_leave``, or of a
+    # ``remove`` that abandons a join; 0 for none known): it may still hand off old copies
+    # for up to the grace after, so no tombstone is purged meanwhile (core/tombstones.py).
+    last_exit_ms: int = 0
     skipped: int = 0  # entries that applied as no-ops (invalid on arrival)
     recent_rids: tuple[str, ...] = ()  # request ids of the last entries, to drop re-commits
     # The cluster identity slot 0 named, and the seeds' store tokens (core/cluster_identity.py);
@@ -337,6 +341,7 @@ class ClusterState:
             "config_epoch": self.config_epoch,
             "next_number": self.next_number,
             "free_numbers": sorted(self.free_numbers.items()),
+            **({"last_exit_ms": self.last_exit_ms} if self.last_exit_ms else {}),
             "skipped": self.skipped,
             "recent_rids": list(self.recent_rids),
             **({"cluster": self.cluster, "seed_tokens": dict(self.seed_tokens)}
@@ -363,6 +368,7 @@ class ClusterState:
             config_epoch=d.get("config_epoch", 0),
             next_number=d["next_number"],
             free_numbers={int(n): int(t) for n, t in d.get("free_numbers", ())},
+            last_exit_ms=int(d.get("last_exit_ms", 0)),
             skipped=d.get("skipped", 0),
             recent_rids=tuple(d.get("recent_rids", ())),
             cluster=d.get("cluster"),

@@ -93,6 +93,14 @@ def _release(s: ClusterState, number: int, e: Mapping[str, Any]) -> dict[int, in
     return {**s.free_numbers, number: at_ms + REUSE_AFTER_MS}
 
 
+def _exit_ms(s: ClusterState, e: Mapping[str, Any]) -> int:
+    """``last_exit_ms`` after a member left the ring by ``e`` (unchanged without a time)."""
+    at_ms = e.get("at_ms")
+    if not isinstance(at_ms, int) or isinstance(at_ms, bool):
+        return s.last_exit_ms
+    return max(s.last_exit_ms, at_ms)
+
+
 def _require_named_change(s: ClusterState, e: Mapping[str, Any], ops: tuple[str, ...],
                           what: str) -> str:
     """The member of the change ``e`` finishes; refuse unless that change is the one in
@@ -145,7 +153,7 @@ def _finish_leave(s: ClusterState, e: Mapping[str, Any]) -> ClusterState:
     for mid in gone:
         free = replace(free, free_numbers=_release(free, s.members[mid].number, e))
     return replace(s, members=members, ring=s.pending_ring, pending_ring=None, change=None,
-                   merged=(), free_numbers=free.free_numbers)
+                   merged=(), free_numbers=free.free_numbers, last_exit_ms=_exit_ms(s, e))
 
 
 def _replace(s: ClusterState, e: Mapping[str, Any]) -> ClusterState:
@@ -188,7 +196,8 @@ def _remove(s: ClusterState, e: Mapping[str, Any], replacing: bool = False) -> C
     if s.change == ("join", mid):
         members = {k: v for k, v in s.members.items() if k != mid}
         return replace(s, members=members, pending_ring=None, change=None,
-                       free_numbers=_release(s, s.members[mid].number, e))
+                       free_numbers=_release(s, s.members[mid].number, e),
+                       last_exit_ms=_exit_ms(s, e))
     if s.change == ("leave", mid):
         return replace(s, change=("remove", mid))
     if s.change is not None and s.change[0] in ("leave", "remove") and mid in s.gainers():

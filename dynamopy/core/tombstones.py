@@ -17,6 +17,13 @@ confirmation as Riak's reaping is):
   copy until it has handed it to the new owners, and that hand-off may run late; once the
   tombstone is gone, the new owners would take the old value back as one they lack. So a
   member that is down or unreachable, or still holds an old copy, blocks the purge too.
+* **No member left the ring within the grace**: a member that leaves the ring (a graceful
+  leave, a removal, an abandoned join) is asked by no purge once it is out, yet it hands
+  the copies it still holds to the new owners before it drops them, and that hand-off may
+  run late. The operator keeps a node that left reachable until it has handed everything
+  off, within the grace (README); so no tombstone goes until the grace has passed since
+  the last member left (``ClusterState.last_exit_ms``, the proposer's hybrid time of the
+  entry that took it out).
 * **Only this tombstone**: a replica deletes the stored record only if it still is this
   tombstone (same version): a newer write that arrived meanwhile is never purged.
 * No purge while a ring change is in progress (the replica set is in motion).
@@ -116,12 +123,20 @@ def no_older_copy_elsewhere(version: int, others: list[str],
                for m in others)
 
 
+def no_recent_exit(last_exit_ms: int, now_ms: int, grace_s: float) -> bool:
+    """No member left the ring within the last ``grace_s`` (``last_exit_ms``: when one last
+    did, 0 for never): any hand-off a node that left still owed is done (module doc)."""
+    return last_exit_ms < now_ms - _ms(grace_s)
+
+
 def may_purge(record: Record, now_ms: int, grace_s: float, replicas: list[str],
               others: list[str], confirmed: Mapping[str, Optional[int]],
-              change_in_progress: bool) -> bool:
+              change_in_progress: bool, last_exit_ms: int = 0) -> bool:
     """The whole rule: may the replicas drop this tombstone now? ``replicas`` are the key's
     current replicas, ``others`` every other member of the ring, ``confirmed`` what each
-    member that answered holds (a missing member did not answer)."""
-    return (not change_in_progress and old_enough(record, now_ms, grace_s)
+    member that answered holds (a missing member did not answer), ``last_exit_ms`` when a
+    member last left the ring."""
+    return (not change_in_progress and no_recent_exit(last_exit_ms, now_ms, grace_s)
+            and old_enough(record, now_ms, grace_s)
             and held_everywhere(record.version, replicas, confirmed)
             and no_older_copy_elsewhere(record.version, others, confirmed))

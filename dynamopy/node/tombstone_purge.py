@@ -2,7 +2,7 @@
 
 The rule is ``core.tombstones`` (older than ``--tombstone-grace-s``, every current replica
 holds it or something newer, no other member holds an older copy, no ring change in
-progress); this module does the I/O:
+progress, no member left the ring within the grace); this module does the I/O:
 
 * A pass (run by anti-entropy after a round, at most every ``min(grace, 1 h)``) walks the
   keys this node is *first replica* of, so each key has one purger. It reads them
@@ -35,7 +35,7 @@ from typing import Any, Awaitable, Callable, Optional
 from dynamopy.core.buggify import BUGGIFY_OFF, Buggify
 from dynamopy.core.membership import ClusterState
 from dynamopy.core.placement import merge_spans
-from dynamopy.core.tombstones import may_purge, old_enough
+from dynamopy.core.tombstones import may_purge, no_recent_exit, old_enough
 from dynamopy.node.clock import Clock
 from dynamopy.peer import PeerError
 
@@ -126,6 +126,8 @@ class TombstonePurge:
                 self.node_id not in state.ring.members or not self.clock_ok():
             return 0
         now_ms = self.clock.wall_ms()
+        if not no_recent_exit(state.last_exit_ms, now_ms, self.grace_s):
+            return 0   # a member that left may still hand off old copies (core.tombstones)
         purged = 0
         batch: list = []
         unpaced = 0  # records read since the last pause, across spans
@@ -190,7 +192,8 @@ class TombstonePurge:
             for i, t, k, r in items:
                 held = {m: a[i] for m, a in answered.items()}
                 held[self.node_id] = r.version
-                if may_purge(r, now_ms, self.grace_s, list(replicas), others, held, False):
+                if may_purge(r, now_ms, self.grace_s, list(replicas), others, held, False,
+                             state.last_exit_ms):
                     doomed.append([t, k, r.version])
             if doomed and self.buggify.on:
                 # Writes may land between the confirmations and the drops (the drops go

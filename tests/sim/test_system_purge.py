@@ -74,7 +74,7 @@ def test_unsafe_purge_that_ignores_a_replica_missing_the_tombstone_is_caught(mon
     while a crashed, paused or cut-off replica still holds an older version, which comes
     back through anti-entropy once it is reachable again."""
     monkeypatch.setattr(tombstone_purge, "may_purge",
-                        lambda rec, now_ms, grace_s, replicas, others, confirmed, change:
+                        lambda rec, now_ms, grace_s, replicas, others, confirmed, change, *_:
                         not change and tombstones.old_enough(rec, now_ms, grace_s))
     _assert_caught(CAUGHT_SEEDS)
 
@@ -174,6 +174,6 @@ def test_unsafe_purge_that_ignores_old_copies_on_other_members_is_caught(monkeyp
     """``may_purge`` as before session 13 (replicas only): seed 134 undoes a purged delete."""
     may_purge = tombstone_purge.may_purge
     monkeypatch.setattr(tombstone_purge, "may_purge",
-                        lambda rec, now_ms, grace_s, replicas, others, confirmed, change:
+                        lambda rec, now_ms, grace_s, replicas, others, confirmed, change, *_:
                         may_purge(rec, now_ms, grace_s, replicas, [], confirmed, change))
     assert not run_system(SystemParams(seed=134, **CHANGES)).ok

@@ -604,6 +604,34 @@ async def test_an_old_copy_on_a_member_that_is_no_replica_blocks_the_purge(clust
 
 
 @aio
+async def test_no_purge_within_the_grace_after_a_member_left_the_ring(cluster):
+    """Review 13 (failed before last_exit_ms): the purge asks every member of the *ring*, but
+    a node that left it (its ``finish_leave`` applied, or a joiner whose join was abandoned
+    after it pulled ranges) still holds its old copies and hands them to the new owners
+    before it drops them, and that hand-off may run late (a lost reply waits out the 10 s
+    call timeout, the ring keeps changing). Nobody asks it; so no tombstone goes until the
+    grace has passed since the last member left, and the late hand-off gives nothing back."""
+    c = cluster(ids=("a", "b", "c", "d"), n=2, ring_ids=["b", "c", "d"])  # "a" left
+    c.state = replace(c.state, last_exit_ms=c.clock.wall_ms() - DAY_MS)
+    key = b"k"
+    reps = c.replicas_of(key)
+    t = c.state.ring.token(key)
+    c.put("a", key, aged(c, 30 * DAY_MS), value=b"old")   # the leaver's copy, not dropped yet
+    for m in reps:
+        c.put(m, key, aged(c, 11 * DAY_MS), deleted=True, value=b"")
+    await c.attach()
+    assert await purge_everywhere(c) == 0
+    await c.ae["a"].hand_off([(0, 2**32)], doomed_for("a"))   # the late hand-off
+    for m in reps:
+        rec = c.stores[m].get(t, key)
+        assert rec is not None and rec.deleted, f"{m} holds the deleted value again: {rec}"
+    # The grace since "a" left has passed (its hand-off is done by the operator rule).
+    c.state = replace(c.state, last_exit_ms=c.clock.wall_ms() - 10 * DAY_MS - 1)
+    assert await purge_everywhere(c) == 1
+    assert all(c.stores[m].get(t, key) is None for m in reps)
+
+
+@aio
 async def test_a_node_fenced_for_clock_skew_purges_nothing(cluster):
     """"Older than the grace" is judged on the purger's clock, and the hint TTL's margin
     covers only a clock within the bound of the others'. A node whose clock is fenced (a

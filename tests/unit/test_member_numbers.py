@@ -101,3 +101,25 @@ def test_finish_leave_frees_the_number():
     s = s.apply({"op": "leave", "id": "a"})
     s = s.apply({"op": "finish_leave", "id": "a", "at_ms": T0 + 7, "change_epoch": s.change_epoch})
     assert s.free_numbers == {4: T0 + 7 + REUSE_AFTER_MS}
+
+
+def test_a_member_leaving_the_ring_is_timed_for_the_tombstone_purge():
+    """``last_exit_ms`` (core.tombstones: no purge within the grace after a member left): the
+    newest ``finish_leave`` or abandoned join with a time; an entry without one keeps it."""
+    s = _seeded()
+    assert s.last_exit_ms == 0
+    s = s.apply({"op": "join", "id": "a", "url": "http://a", "peer": "a:1", "at_ms": T0})
+    s = s.apply({"op": "remove", "id": "a", "abandon_join": True, "at_ms": T0 + 3,
+                 "change_epoch": s.change_epoch})
+    assert "a" not in s.members and s.last_exit_ms == T0 + 3
+    s = s.apply({"op": "join", "id": "b", "url": "http://b", "peer": "b:1", "at_ms": T0 + 4})
+    s = s.apply({"op": "finish_join", "id": "b", "change_epoch": s.change_epoch})
+    assert s.last_exit_ms == T0 + 3                       # a join takes nobody out
+    s = s.apply({"op": "leave", "id": "b"})
+    assert s.last_exit_ms == T0 + 3                       # not out until the finish
+    s = s.apply({"op": "finish_leave", "id": "b", "at_ms": T0 + 9, "change_epoch": s.change_epoch})
+    assert s.last_exit_ms == T0 + 9
+    assert ClusterState.from_dict(s.to_dict()) == s
+    s = s.apply({"op": "join", "id": "c", "url": "http://c", "peer": "c:1", "at_ms": T0 + 10})
+    s = s.apply({"op": "remove", "id": "c", "abandon_join": True, "change_epoch": s.change_epoch})
+    assert "c" not in s.members and s.last_exit_ms == T0 + 9   # no time: unchanged

@@ -507,7 +507,7 @@ def test_a_state_saved_before_the_optional_fields_existed_loads_with_their_defau
     s = s.apply({"op": "set_config", "r": 2})
     assert s.retired and s.config_epoch and s.rw_in_effect and s.change_epoch
     later = ("retired", "change_epoch", "rw_in_effect", "config_epoch", "free_numbers",
-             "skipped", "recent_rids")
+             "skipped", "recent_rids", "last_exit_ms")
     old = {k: v for k, v in s.to_dict().items() if k not in later}
     defaults = {f.name: f.default if f.default is not dataclasses.MISSING else f.default_factory()
                 for f in dataclasses.fields(ClusterState) if f.name in later}

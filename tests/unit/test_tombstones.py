@@ -5,7 +5,7 @@ import pytest
 from dynamopy.core.records import Record
 from dynamopy.core.tombstones import (FOREVER_MS, grace_covers_window, held_everywhere,
                                      hint_expired, hint_ttl_ms, may_purge, min_grace_s,
-                                     no_older_copy_elsewhere,
+                                     no_older_copy_elsewhere, no_recent_exit,
                                      seconds_text,
                                      old_enough)
 from dynamopy.core.versions import compose
@@ -65,6 +65,19 @@ def test_no_other_member_may_hold_an_older_copy():
     assert may_purge(t, NOW, GRACE, ["a", "b"], ["c"], {**held, "c": None}, False)
     assert not may_purge(t, NOW, GRACE, ["a", "b"], ["c"], {**held, "c": v - 1}, False)
     assert not may_purge(t, NOW, GRACE, ["a", "b"], ["c"], held, False)
+
+
+def test_no_purge_until_the_grace_has_passed_since_a_member_left_the_ring():
+    """A member that left the ring is asked by no purge but may still hand off old copies,
+    within the grace (the operator rule): no tombstone goes until that grace has passed."""
+    t = tomb(11 * DAY_MS)
+    held = {"a": t.version, "b": t.version}
+    assert no_recent_exit(0, NOW, GRACE)                          # nobody ever left
+    assert no_recent_exit(NOW - 10 * DAY_MS - 1, NOW, GRACE)
+    assert not no_recent_exit(NOW - 10 * DAY_MS, NOW, GRACE)
+    assert not no_recent_exit(NOW - DAY_MS, NOW, GRACE)
+    assert may_purge(t, NOW, GRACE, ["a", "b"], [], held, False, NOW - 10 * DAY_MS - 1)
+    assert not may_purge(t, NOW, GRACE, ["a", "b"], [], held, False, NOW - DAY_MS)
 
 
 def test_a_hint_expires_before_any_tombstone_that_could_shadow_it_is_purged():
