@@ -164,6 +164,21 @@ class ClockFence:
         """What this node tells its peers: it has an anchor and is not skewed."""
         return self.last is not None and self.last.checked
 
+    def _carried(self, drift_ms: float) -> float:
+        """The anchor's offset carried forward to a moment whose ``wall - monotonic ms`` is
+        ``drift_ms`` (rule 3)."""
+        return self.anchor.offset_ms + drift_ms - self.anchor.wall_minus_mono_ms
+
+    def stepped(self, now_s: float, wall_ms: int, max_offset_ms: float) -> bool:
+        """Rule 3 read at this moment rather than at the last round: this node's clock
+        certainly stepped beyond the bound since its anchor. A verdict is up to a round old;
+        work that trusts the clock for a long way (the tombstone purge's "older than the
+        grace") asks this too, so a step since the last round does not slip through."""
+        if max_offset_ms <= 0 or self.anchor is None:
+            return False
+        carried = self._carried(wall_ms - now_s * 1000.0)
+        return abs(carried) - self.anchor.uncertainty_ms > max_offset_ms
+
     def judge(self, peers: Iterable[str], up: int, now_s: float, wall_ms: int,
               max_offset_ms: float) -> SkewVerdict:
         """One round's verdict. ``peers``: every other member; ``up``: how many of them the
@@ -193,7 +208,7 @@ class ClockFence:
         if len(measured) >= 2 and len(far) * 2 > len(measured):          # rule 2: majority
             return verdict(True, "majority")
         if self.anchor is not None:                                      # rule 3: stepped
-            carried = self.anchor.offset_ms + drift - self.anchor.wall_minus_mono_ms
+            carried = self._carried(drift)
             if abs(carried) - self.anchor.uncertainty_ms > max_offset_ms:
                 return verdict(True, "stepped", carried)
             return verdict(False)

@@ -222,6 +222,13 @@ class FailureDetector:
     def clock_ok(self) -> bool:
         return self.clock_checked and not self.skew.skewed
 
+    @property
+    def clock_ok_now(self) -> bool:
+        """``clock_ok``, and no step of the wall clock beyond the bound since that verdict
+        (which is up to a ping interval old): read at this very moment."""
+        return self.clock_ok and not self.fence.stepped(
+            self.clock.monotonic(), self.clock.wall_ms(), self.max_clock_offset_ms)
+
     def check_clock(self) -> None:
         """Raise unless this node's clock may stamp versions (see the module docstring)."""
         if self.skew is not None and self.skew.skewed:

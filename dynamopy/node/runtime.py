@@ -114,7 +114,7 @@ class Node:
             is_up=self.detector.is_up, apply_repairs=self.replica.apply_repairs,
             note_epoch=self.note_epoch, clock=clock, rng=rng, metrics=self.metrics,
             tombstone_grace_s=config.tombstone_grace_s, buggify=buggify,
-            clock_ok=lambda: self.detector.clock_ok)
+            clock_ok=lambda: self.detector.clock_ok_now)
         self.transfers = TransferManager(
             me=self.id, state=state, store=self.store, committer=self.committer, clock=clock,
             detector=self.detector, call_peer=self.call_peer, note_epoch=self.note_epoch,

@@ -390,3 +390,20 @@ def test_a_step_of_our_own_clock_during_a_ping_gives_the_offset_after_the_step()
     assert _ping_across_a_step(0, -900) == (900, 10)
     assert _ping_across_a_step(0, 2_000) == (-2_000, 10)
     assert _ping_across_a_step(300, 300) == (-300, 10)   # no step: as before
+
+
+def test_a_step_since_the_last_round_is_seen_before_the_next_round():
+    """A verdict is up to a round old; ``stepped`` reads rule 3 at this moment, so work that
+    trusts the clock far (the tombstone purge) does not act on a step the next round would
+    fence. It agrees with the next round's verdict, and says nothing without an anchor."""
+    assert not ClockFence().stepped(0.0, 1_000, MAX)            # no anchor yet
+    a, b, c = Node("a"), Node("b"), Node("c")
+    nodes = [a, b, c]
+    v = rounds(nodes, {m: [p for p in nodes if p is not m] for m in nodes})
+    assert v["a"].checked
+    for jump, fenced in ((MAX - 100, False), (11 * 24 * HOUR, True), (-HOUR, True)):
+        a.wall_offset_ms = jump
+        assert a.fence.stepped(a.t, a.wall(), MAX) == fenced, jump
+        assert not a.fence.last.skewed                           # the last round's verdict
+        assert not a.fence.stepped(a.t, a.wall(), 0)             # a zero bound: the fence is off
+        a.wall_offset_ms = 0

@@ -75,3 +75,30 @@ def test_a_node_fenced_for_a_clock_step_purges_no_tombstone():
     purged, held = run_virtual(main())
     assert purged == 0
     assert all(rec is not None and rec.deleted for rec in held)
+
+
+def test_a_clock_step_since_the_last_verdict_purges_no_tombstone():
+    """The fence judges every ping interval (0.25 s), so its last verdict may predate a step.
+    A pass started right after a step of 11 days ahead (before the next verdict) would find
+    a fresh delete old enough and purge it; it reads the step at that moment and purges
+    nothing (failed before ``clock_ok_now``: the pass purged the tombstone everywhere)."""
+    async def main():
+        async with InProcessCluster(IDS, seed=5) as c:
+            n1 = c.node("n1")
+            ring = n1.state.ring
+            key = next(k for k in (f"k{i}".encode() for i in range(1000))
+                       if ring.preference_list(k, 3)[0] == "n1")
+            await c.coordinator("n1").write(key, value=b"", content_type="text/plain",
+                                            deleted=True, w=3)
+            token = ring.token(key)
+            await until(lambda: n1.detector.clock_ok, 5, "n1's clock is vouched for")
+            c.clocks["n1"].offset_ms = 11 * 24 * HOUR_MS
+            verdict_before = n1.detector.clock_ok           # the last verdict: still fine
+            purged = await n1.anti_entropy.purge.round()    # at once, before the next one
+            held = [c.node(i).store.get(token, key) for i in IDS]
+            return verdict_before, purged, held
+
+    verdict_before, purged, held = run_virtual(main())
+    assert verdict_before
+    assert purged == 0
+    assert all(rec is not None and rec.deleted for rec in held)
