@@ -78,6 +78,31 @@ class ContactError(Exception):
     """A member could not answer (down, unreachable, not ready)."""
 
 
+class StartRefused(Exception):
+    """This node can never become a member as started: a join refused for good (a wrong
+    cluster secret or API token, its id a member at another address, any refusal a retry
+    cannot fix), or seeds too few to bootstrap. ``dynamopy serve`` logs ``reason`` as one
+    line and exits with ``exit_code`` (as etcd exits when it cannot join); a transient
+    refusal (503, nothing answering, another change in progress) is retried instead."""
+
+    def __init__(self, reason: str, exit_code: int = 1) -> None:
+        super().__init__(reason)
+        self.reason, self.exit_code = reason, exit_code
+
+
+# Answers to a join that no retry can change: 400 (the joiner failed the cluster-secret
+# handshake, answers as another id, or the request is malformed), 401/403 (API token), 404
+# (no such route: not a dynamopy member), 405, 413, 422. 409 is final only when the id is a
+# member at another address; 408, 425, 429 and other 409s (a change in progress, the joiner
+# not answering yet) pass with time.
+FINAL_STATUSES = frozenset((400, 401, 403, 404, 405, 413, 422))
+
+
+def refused_for_good(status: int, detail: str) -> bool:
+    """Whether a join answered ``status`` with ``detail`` is refused for good."""
+    return status in FINAL_STATUSES or (status == 409 and "is already a member at " in detail)
+
+
 # What asking a member may raise: the node retries, or asks the next one.
 UNREACHABLE = (httpx.HTTPError, ValueError, KeyError, ContactError)
 
@@ -91,12 +116,18 @@ class HttpContact:
     async def node_info(self, url: str) -> dict:
         """``GET /node``: the member's identity and epoch."""
         resp = await self.http.get(f"{url}/node")
+        if resp.status_code in (401, 403):
+            raise StartRefused(f"{url}/node answered {resp.status_code}: start this node "
+                               "with the cluster's --api-token")
         resp.raise_for_status()
         return resp.json()
 
     async def cluster_info(self, url: str) -> dict:
         """``GET /cluster``: members, metadata group, epoch (``ContactError`` unless 200)."""
         resp = await self.http.get(f"{url}/cluster")
+        if resp.status_code in (401, 403):
+            raise StartRefused(f"{url}/cluster answered {resp.status_code}: start this node "
+                               "with the cluster's --api-token")
         if resp.status_code != 200:
             raise ContactError(f"{url}/cluster answered {resp.status_code}")
         return resp.json()
@@ -155,8 +186,11 @@ async def ensure_member(node: "Node", contact=None) -> None:
         async with httpx.AsyncClient(timeout=3.0, headers={**_headers(node),
                                                             ASKER_HEADER: node.id},
                                      verify=_verify(node)) as http:
-            return await _ensure_member(node, HttpContact(http))
-    await _ensure_member(node, contact)
+            return await _ensure_member(node, HttpContact(http))   # StartRefused: serve exits
+    try:
+        await _ensure_member(node, contact)
+    except StartRefused as e:   # in-process nodes (simulators) stay up, not ready, as before
+        log.error("%s cannot become a member: %s", node.id, e.reason)
 
 
 async def _ensure_member(node: "Node", contact) -> None:
@@ -446,7 +480,16 @@ async def _join(node: "Node", contact, urls: list[str]) -> None:
             if not node.metalog.started:
                 info = await contact.cluster_info(url)
                 # An empty store under an id the cluster knows: this node lost its data.
-                known = any(m["id"] == node.id for m in info["members"])
+                listed = next((m for m in info["members"] if m["id"] == node.id), None)
+                known = listed is not None
+                if known and listed.get("peer") != node.config.advertise_peer \
+                        and listed.get("alive"):
+                    # Not this node's lost incarnation: another node, alive, holds the id.
+                    raise StartRefused(
+                        f"{node.id} is already a member at {listed.get('url')} "
+                        f"({listed.get('peer')}), alive there, and this node is at "
+                        f"{node.config.advertise_peer}: start it with another --node-id, or "
+                        f"remove that member first")
                 # The group of slot 0: the log's group changes say who decides after it.
                 await node.metalog.adopt_acceptors(
                     info.get("metadata_group_initial") or info.get("metadata_group",
@@ -469,9 +512,10 @@ async def _join(node: "Node", contact, urls: list[str]) -> None:
                 return
             if status == 409 and "is already a member (" in body.get("detail", ""):
                 return  # our earlier request committed; the log will tell us
-            log.warning("join refused by %s: %s %s", url, status, body.get("detail"))
-            if status in (400, 404):
-                return
+            detail = str(body.get("detail") or "")
+            if refused_for_good(status, detail):
+                raise StartRefused(f"join refused by {url}: {status} {detail}".rstrip())
+            log.warning("join refused by %s: %s %s; retrying", url, status, detail)
         except UNREACHABLE as e:
             log.info("joining through %s failed (%s); retrying", url, e)
         await node.clock.sleep(max(RETRY_S, min(3.0, 0.2 * attempt)))
