@@ -155,7 +155,7 @@ def build_router(node) -> APIRouter:
     async def ready():
         if node.is_ready:
             return {"status": "ready", "id": node.id, "epoch": node.state.epoch}
-        detail = "not a member yet or catching up"
+        detail = getattr(node, "waiting_for", None) or "not a member yet or catching up"
         if node.metalog.left is not None and node.state.member(node.id) is None:
             detail = (f"this node left the cluster (its graceful leave finished at epoch "
                       f"{node.metalog.left['epoch']}); restart it with --rejoin-after-leave "

@@ -254,6 +254,14 @@ async def _become_member(node: "Node", contact) -> None:
         await _join(node, contact, seeds)  # a replacement that restarted: carry on
         return
     fresh = not node.metalog.started  # no metadata at all on disk: first start, or wiped
+    if node.config.advertise_url in seeds and len(seeds) < settings.n:
+        node.waiting_for = (f"waiting for the seeds: --seeds names {len(seeds)}, fewer than "
+                            f"--n {settings.n}, so they can only be joined if they already run "
+                            "a cluster (this node exits 2 if every seed answers and none does)")
+        log.warning("--seeds names %d member%s, fewer than --n %d: this node can join a "
+                    "cluster they already run, not bootstrap a new one (it exits if every "
+                    "seed answers and none runs a cluster)", len(seeds),
+                    "s" if len(seeds) != 1 else "", settings.n)
     while True:
         identities = await _identities(node, contact, seeds)
         if identities != REACHED:
@@ -264,6 +272,7 @@ async def _become_member(node: "Node", contact) -> None:
         if url is not None:
             await _join(node, contact, [url])
             return
+    node.waiting_for = None   # every seed answered
     if identities is None:
         return
     if identities in (BOOTSTRAPPED, SEEN_BEFORE):
@@ -288,6 +297,14 @@ async def _become_member(node: "Node", contact) -> None:
         if url is not None:
             await _join(node, contact, [url])
             return
+    if len(identities) < settings.n:
+        # Every seed answered and none runs a cluster: a new one would be bootstrapped, and
+        # the bootstrap entry is refused (each key needs N distinct members). Fewer seeds
+        # than --n work only for joining a cluster the seeds already run (BOOTSTRAPPED).
+        raise StartRefused(
+            f"--seeds names {len(identities)} member{'s' if len(identities) != 1 else ''} "
+            f"and none runs a cluster yet, but --n is {settings.n}: a new cluster needs at "
+            f"least --n seeds (name {settings.n} in --seeds, or lower --n)", exit_code=2)
     await bootstrap_seeds(node, identities, settings, alone=fresh and len(identities) == 1)
     if node.metalog.disowned:
         await _rejoin_disowned(node, contact)
