@@ -43,8 +43,13 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("port", int, 8001, "HTTP port (public REST, admin, health, metrics)"),
     Setting("peer_port", int, None, "peer RPC port (default: HTTP port + 1000)"),
     Setting("data_dir", str, None, "where LevelDB files live (default: ./.dynamopy/<node id>)"),
-    Setting("seeds", str, "", "comma-separated URLs of the seed members (the metadata group)"),
-    Setting("join", str, "", "URL of any member of a running cluster to join"),
+    Setting("seeds", str, "", "comma-separated URLs of the seed members (the metadata group); "
+            "a new cluster needs at least --n of them: a seed that finds every seed answering "
+            "and no cluster running exits 2 if they are fewer"),
+    Setting("join", str, "", "URL of any member of a running cluster to join; a join refused "
+            "for good (wrong --cluster-secret or --api-token, this id a live member at another "
+            "address) exits 1 with the reason, one refused for now (503, nothing answering, "
+            "another change in progress) is retried"),
     Setting("n", int, 3, "replicas per key (fixed at cluster creation)"),
     Setting("r", int, 2, "default read quorum"),
     Setting("w", int, 2, "default write quorum"),

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse, PlainTextResponse
 from prometheus_client import CONTENT_TYPE_LATEST
 
-from dynamopy.api.data import _KEY_DOC, check_repeats, parse_key
+from dynamopy.api.data import _KEY_DOC, check_query, parse_key
 from dynamopy.api.schema import (BAD_REQUEST, NOT_FOUND, UNAUTHORIZED, UNAVAILABLE,
                                  responses)
 from dynamopy.exposure import assess
@@ -96,13 +96,15 @@ def build_router(node) -> APIRouter:
     warnings = assess(node.config).warnings
 
     @router.get("/cluster", summary="Membership, settings and epoch",
-                responses=responses(None, UNAUTHORIZED, UNAVAILABLE))
-    async def cluster():
+                responses=responses(None, BAD_REQUEST, UNAUTHORIZED, UNAVAILABLE))
+    async def cluster(request: Request):
+        check_query(request.query_params.multi_items())
         return cluster_view(node, warnings)
 
     @router.get("/cluster/preference-list/{key:anypath}", summary="The N replicas of a key",
                 responses=responses(None, BAD_REQUEST, UNAUTHORIZED, UNAVAILABLE))
     async def preference_list(request: Request, key: str):
+        check_query(request.query_params.multi_items())
         raw = parse_key(request, "/cluster/preference-list/")
         state = node.require_ready()
         return {"key": key, "nodes": state.ring.preference_list(raw, state.settings.n)}
@@ -112,7 +114,7 @@ def build_router(node) -> APIRouter:
                                                "schema": {"type": "integer", "minimum": 0}}]},
                 responses=responses(None, BAD_REQUEST, UNAUTHORIZED))
     async def cluster_log(request: Request):
-        check_repeats(request.query_params.multi_items())
+        check_query(request.query_params.multi_items(), ("since",))
         text = request.query_params.get("since", "0")
         try:
             since = int(text)
@@ -122,8 +124,10 @@ def build_router(node) -> APIRouter:
             raise BadRequest("since must be >= 0")
         return {"epoch": node.state.epoch, "entries": _json_safe(node.log_entries(since))}
 
-    @router.get("/node", summary="This node's own view", responses=responses(None, UNAUTHORIZED))
+    @router.get("/node", summary="This node's own view",
+                responses=responses(None, BAD_REQUEST, UNAUTHORIZED))
     async def node_view(request: Request):
+        check_query(request.query_params.multi_items())
         # Wakes a seed waiting to ask the seeds again, unless it asks itself or the asker
         # answered its last round (node/bootstrap.py).
         identity_asked_by(node, request.headers.get(ASKER_HEADER))
@@ -133,6 +137,7 @@ def build_router(node) -> APIRouter:
                 description=_KEY_DOC,
                 responses=responses(None, BAD_REQUEST, UNAUTHORIZED, NOT_FOUND, UNAVAILABLE))
     async def node_kv(request: Request, key: str):
+        check_query(request.query_params.multi_items())
         raw = parse_key(request, "/node/kv/")
         state = node.require_ready()
         rec = node.replica.get(state.ring.token(raw), raw)
@@ -150,7 +155,7 @@ def build_router(node) -> APIRouter:
     async def ready():
         if node.is_ready:
             return {"status": "ready", "id": node.id, "epoch": node.state.epoch}
-        detail = "not a member yet or catching up"
+        detail = getattr(node, "waiting_for", None) or "not a member yet or catching up"
         if node.metalog.left is not None and node.state.member(node.id) is None:
             detail = (f"this node left the cluster (its graceful leave finished at epoch "
                       f"{node.metalog.left['epoch']}); restart it with --rejoin-after-leave "

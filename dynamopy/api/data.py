@@ -130,6 +130,19 @@ def check_repeats(query: Iterable[tuple[str, str]]) -> None:
         seen.add(name)
 
 
+def check_query(query: Iterable[tuple[str, str]], takes: tuple[str, ...] = ()) -> None:
+    """The cluster and node routes, as the data routes: a parameter given twice, or one the
+    route does not take (``takes``), is a 400 ``bad_request``, never ignored (a misspelt
+    ``?forse=true`` must not pass for a request without it)."""
+    query = list(query)
+    check_repeats(query)
+    for name, _ in query:
+        if name not in takes:
+            what = (f"this route takes only {', '.join(repr(t) for t in takes)}" if takes
+                    else "this route takes no parameters")
+            raise BadRequest(f"unknown parameter {name!r}; {what}")
+
+
 def _etag_matches(header: str, version: int) -> bool:
     """If-None-Match (weak comparison, RFC 9110 13.1.2): ``*`` or a list of entity tags."""
     if header.strip() == "*":

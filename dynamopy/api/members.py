@@ -10,7 +10,7 @@ import re
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
-from dynamopy.api.data import check_repeats
+from dynamopy.api.data import check_query
 from dynamopy.api.schema import BAD_REQUEST, CONFLICT, NOT_FOUND, UNAUTHORIZED, UNAVAILABLE, responses
 from dynamopy.node.errors import BadRequest, MembershipError
 from dynamopy.core.membership import CONFIG_KEYS, InvalidEntry, validate
@@ -67,6 +67,7 @@ def build_router(node) -> APIRouter:
                                     "peer": {"type": "string", "pattern": PEER_PATTERN},
                                     "zone": {"type": "string", "pattern": ID_PATTERN}}}}}}})
     async def join(request: Request):
+        check_query(request.query_params.multi_items())
         body = await _json_body(request)
         extra = set(body) - {"id", "url", "peer", "zone"}
         if extra:
@@ -87,8 +88,10 @@ def build_router(node) -> APIRouter:
 
     @router.post("/cluster/members/{member_id}/leave", status_code=202,
                  summary="Decommission a member: it streams its data away, then leaves",
-                 responses=responses(None, UNAUTHORIZED, NOT_FOUND, CONFLICT, UNAVAILABLE))
-    async def leave(member_id: str):
+                 responses=responses(None, BAD_REQUEST, UNAUTHORIZED, NOT_FOUND, CONFLICT,
+                                     UNAVAILABLE))
+    async def leave(request: Request, member_id: str):
+        check_query(request.query_params.multi_items())
         check_group_rule(node, leaving=member_id)
         epoch = await node.propose({"op": "leave", "id": member_id})
         return JSONResponse({"epoch": epoch}, status_code=202)
@@ -99,7 +102,7 @@ def build_router(node) -> APIRouter:
                                                   "schema": {"type": "boolean"}}]},
                    responses=responses(None, BAD_REQUEST, UNAUTHORIZED, NOT_FOUND, CONFLICT, UNAVAILABLE))
     async def remove(request: Request, member_id: str):
-        check_repeats(request.query_params.multi_items())
+        check_query(request.query_params.multi_items(), ("force",))
         force_text = request.query_params.get("force", "false").lower()
         if force_text not in ("true", "false", "1", "0"):
             raise BadRequest(f"force={force_text!r} is not a boolean")
@@ -136,6 +139,7 @@ def build_router(node) -> APIRouter:
                                         "anyOf": [{"minItems": n, "maxItems": n}
                                                   for n in (1, 3, 5)]}}}}}}})
     async def set_config(request: Request):
+        check_query(request.query_params.multi_items())
         body = await _json_body(request)
         if not body:   # (it would commit an entry that changes nothing but the epoch)
             raise BadRequest(f"no setting given; settable are "

@@ -7,20 +7,27 @@ Helpers talk HTTP to any node (``--url``, default http://127.0.0.1:8001, or
 
 from __future__ import annotations
 
-import argparse
-import json
-import os
 import sys
-from typing import Optional
 
-# httpx imports its own command line (click, rich, pygments) whenever those are installed,
-# and they are (uvicorn and the load generator need them): a quarter of a node's start-up
-# CPU, for a CLI that dynamopy never runs. Without it, httpx.main says to install
-# httpx[cli]; nothing else in httpx changes.
-sys.modules.setdefault("httpx._main", None)  # type: ignore[arg-type]
+# A Ctrl-C while the command starts up (its imports take about a quarter of a second) exits
+# as a later one does: status 130, no traceback of the import under way. This guard covers
+# the imports, ``main`` the rest.
+try:
+    import argparse
+    import json
+    import os
+    from typing import Optional
 
-from dynamopy import config as config_mod  # noqa: E402
-from dynamopy.client import DEFAULT_URL, Client, DynamoError, Session  # noqa: E402
+    # httpx imports its own command line (click, rich, pygments) whenever those are
+    # installed, and they are (uvicorn and the load generator need them): a quarter of a
+    # node's start-up CPU, for a CLI that dynamopy never runs. Without it, httpx.main says
+    # to install httpx[cli]; nothing else in httpx changes.
+    sys.modules.setdefault("httpx._main", None)  # type: ignore[arg-type]
+
+    from dynamopy import config as config_mod
+    from dynamopy.client import DEFAULT_URL, Client, DynamoError, Session
+except KeyboardInterrupt:
+    raise SystemExit(130) from None
 
 
 class _Help(argparse.ArgumentDefaultsHelpFormatter):
@@ -320,6 +327,13 @@ def _connection_flags_after_the_command(argv: list[str]) -> list[str]:
 
 
 def main(argv: Optional[list[str]] = None) -> int:
+    try:
+        return _main(argv)
+    except KeyboardInterrupt:  # e.g. while parsing, or importing what a command needs
+        return 130
+
+
+def _main(argv: Optional[list[str]] = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     argv = _connection_flags_after_the_command(argv)
     if argv[:1] == ["sim"]:  # the simulator has its own flags (--seed, --seeds, ...)

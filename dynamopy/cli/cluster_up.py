@@ -98,18 +98,30 @@ def check_replication(nodes: int, n: int, extra: list[str]) -> None:
 _STARTED = re.compile(rb" dynamopy: node (\S+): http (\S+) peer ")  # cli/serve.py's first line
 
 
+LOG_BLOCK = 64 * 1024
+
+
 def last_address(log_path: str, node_id: str) -> Optional[str]:
-    """The HTTP URL ``node_id`` advertised at its last start, from its log (None if none)."""
-    found = None
+    """The HTTP URL ``node_id`` advertised at its last start, from its log (None if none).
+    The log is read backwards from its end, a block at a time, up to that start's line:
+    what the node wrote since, not the whole file (a log grows with every run)."""
     try:
         with open(log_path, "rb") as f:
-            for line in f:
-                m = _STARTED.search(line)
-                if m and m.group(1).decode(errors="replace") == node_id:
-                    found = m.group(2).decode(errors="replace")
+            pos = f.seek(0, os.SEEK_END)
+            partial = b""   # the start of the line cut by the block read before
+            while pos > 0:
+                step = min(LOG_BLOCK, pos)
+                pos -= step
+                f.seek(pos)
+                lines = (f.read(step) + partial).split(b"\n")
+                partial = lines.pop(0) if pos > 0 else b""
+                for line in reversed(lines):
+                    m = _STARTED.search(line)
+                    if m and m.group(1).decode(errors="replace") == node_id:
+                        return m.group(2).decode(errors="replace")
     except OSError:
         return None
-    return found
+    return None
 
 
 def check_addresses(data_dir: str, nodes: int, base_port: int) -> None:

@@ -16,11 +16,13 @@ from dynamopy.exposure import assess
 log = logging.getLogger("dynamopy")
 
 
-async def serve(config: NodeConfig) -> None:
+async def serve(config: NodeConfig) -> int:
+    """Run the node until SIGINT/SIGTERM (0), or until it finds it can never become a
+    member as started (``StartRefused``: its exit code, after one line saying why)."""
     import uvicorn
 
     from dynamopy.api.app import create_asgi
-    from dynamopy.node.bootstrap import ensure_member
+    from dynamopy.node.bootstrap import StartRefused, ensure_member
     from dynamopy.node.process_health import GcPauses, LoopLag
 
     ListeningServer = listening_server()
@@ -35,7 +37,17 @@ async def serve(config: NodeConfig) -> None:
         access_log=False, log_level="warning", server_header=False, date_header=False,
         proxy_headers=False, timeout_graceful_shutdown=5,
         http=http_protocol(config, app, node.metrics.on_http_rejected),
-        **_https(config)), on_listening=lambda: node.spawn(ensure_member(node)))
+        **_https(config)), on_listening=lambda: node.spawn(become_member()))
+    refused: list[StartRefused] = []
+
+    async def become_member() -> None:
+        try:
+            await ensure_member(node)
+        except StartRefused as e:   # e.g. a join refused for good: say why, and exit
+            refused.append(e)
+            log.error("%s cannot become a member: %s; exiting", node.id, e.reason)
+            server.should_exit = True
+
     log.info("node %s: http %s peer %s data %s", node.id, config.advertise_url,
              config.advertise_peer, config.data_dir)
     # Long-lived start-up objects (modules, app, ring tables) never become garbage: move
@@ -65,6 +77,7 @@ async def serve(config: NodeConfig) -> None:
         gc_pauses.remove()
         await node.stop()
         log.info("node %s stopped", node.id)
+    return refused[0].exit_code if refused else 0
 
 
 def listening_server():
@@ -138,7 +151,6 @@ def run(config: NodeConfig) -> int:
     logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per seed poll is noise
     try:
         import uvloop
-        uvloop.run(serve(config))
     except ImportError:  # pragma: no cover - uvloop is a dependency; stay usable without it
-        asyncio.run(serve(config))
-    return 0
+        return asyncio.run(serve(config))
+    return uvloop.run(serve(config))

@@ -78,6 +78,31 @@ class ContactError(Exception):
     """A member could not answer (down, unreachable, not ready)."""
 
 
+class StartRefused(Exception):
+    """This node can never become a member as started: a join refused for good (a wrong
+    cluster secret or API token, its id a member at another address, any refusal a retry
+    cannot fix), or seeds too few to bootstrap. ``dynamopy serve`` logs ``reason`` as one
+    line and exits with ``exit_code`` (as etcd exits when it cannot join); a transient
+    refusal (503, nothing answering, another change in progress) is retried instead."""
+
+    def __init__(self, reason: str, exit_code: int = 1) -> None:
+        super().__init__(reason)
+        self.reason, self.exit_code = reason, exit_code
+
+
+# Answers to a join that no retry can change: 400 (the joiner failed the cluster-secret
+# handshake, answers as another id, or the request is malformed), 401/403 (API token), 404
+# (no such route: not a dynamopy member), 405, 413, 422. 409 is final only when the id is a
+# member at another address; 408, 425, 429 and other 409s (a change in progress, the joiner
+# not answering yet) pass with time.
+FINAL_STATUSES = frozenset((400, 401, 403, 404, 405, 413, 422))
+
+
+def refused_for_good(status: int, detail: str) -> bool:
+    """Whether a join answered ``status`` with ``detail`` is refused for good."""
+    return status in FINAL_STATUSES or (status == 409 and "is already a member at " in detail)
+
+
 # What asking a member may raise: the node retries, or asks the next one.
 UNREACHABLE = (httpx.HTTPError, ValueError, KeyError, ContactError)
 
@@ -91,15 +116,28 @@ class HttpContact:
     async def node_info(self, url: str) -> dict:
         """``GET /node``: the member's identity and epoch."""
         resp = await self.http.get(f"{url}/node")
+        if resp.status_code in (401, 403):
+            raise StartRefused(f"{url}/node answered {resp.status_code}: start this node "
+                               "with the cluster's --api-token")
         resp.raise_for_status()
         return resp.json()
 
     async def cluster_info(self, url: str) -> dict:
         """``GET /cluster``: members, metadata group, epoch (``ContactError`` unless 200)."""
         resp = await self.http.get(f"{url}/cluster")
+        if resp.status_code in (401, 403):
+            raise StartRefused(f"{url}/cluster answered {resp.status_code}: start this node "
+                               "with the cluster's --api-token")
         if resp.status_code != 200:
             raise ContactError(f"{url}/cluster answered {resp.status_code}")
         return resp.json()
+
+    async def cluster_log(self, url: str, since: int) -> list[dict]:
+        """``GET /cluster/log?since=E``: the committed entries after epoch ``since``."""
+        resp = await self.http.get(f"{url}/cluster/log", params={"since": since})
+        if resp.status_code != 200:
+            raise ContactError(f"{url}/cluster/log answered {resp.status_code}")
+        return resp.json()["entries"]
 
     async def request_join(self, url: str, me: dict) -> tuple[int, dict]:
         """``POST /cluster/members``: (status, JSON body or {})."""
@@ -155,11 +193,17 @@ async def ensure_member(node: "Node", contact=None) -> None:
         async with httpx.AsyncClient(timeout=3.0, headers={**_headers(node),
                                                             ASKER_HEADER: node.id},
                                      verify=_verify(node)) as http:
-            return await _ensure_member(node, HttpContact(http))
-    await _ensure_member(node, contact)
+            return await _ensure_member(node, HttpContact(http))   # StartRefused: serve exits
+    try:
+        await _ensure_member(node, contact)
+    except StartRefused as e:   # in-process nodes (simulators) stay up, not ready, as before
+        log.error("%s cannot become a member: %s", node.id, e.reason)
 
 
 async def _ensure_member(node: "Node", contact) -> None:
+    # Now, this process holds this node's peer address (it listens): a join of this id
+    # proposed well after now was admitted by a handshake with this process (``_joined_since``).
+    started_ms = node.clock.wall_ms()
     if node.metalog.left is not None and node.state.member(node.id) is None:
         epoch = node.metalog.left["epoch"]
         if not node.config.rejoin_after_leave:
@@ -180,7 +224,7 @@ async def _ensure_member(node: "Node", contact) -> None:
         if node.state.member(node.id) is not None:
             if node.metalog.disowned:
                 await _rejoin_disowned(node, contact)
-            await _yield_while_alone(node, contact)
+            await _yield_while_alone(node, contact, started_ms)
             return
         if not left_by_own_leave(before, node.state, node.id):
             log.warning("%s was removed from the cluster while it was down: joining again",
@@ -197,7 +241,7 @@ async def _ensure_member(node: "Node", contact) -> None:
     # Not a member yet, even if a previous run got as far as learning the metadata group
     # (it may have crashed before its join or the bootstrap committed): keep going.
     await _become_member(node, contact)
-    await _yield_while_alone(node, contact)
+    await _yield_while_alone(node, contact, started_ms)
 
 
 def _say_left(node: "Node", epoch: int) -> None:
@@ -220,6 +264,14 @@ async def _become_member(node: "Node", contact) -> None:
         await _join(node, contact, seeds)  # a replacement that restarted: carry on
         return
     fresh = not node.metalog.started  # no metadata at all on disk: first start, or wiped
+    if node.config.advertise_url in seeds and len(seeds) < settings.n:
+        node.waiting_for = (f"waiting for the seeds: --seeds names {len(seeds)}, fewer than "
+                            f"--n {settings.n}, so they can only be joined if they already run "
+                            "a cluster (this node exits 2 if every seed answers and none does)")
+        log.warning("--seeds names %d member%s, fewer than --n %d: this node can join a "
+                    "cluster they already run, not bootstrap a new one (it exits if every "
+                    "seed answers and none runs a cluster)", len(seeds),
+                    "s" if len(seeds) != 1 else "", settings.n)
     while True:
         identities = await _identities(node, contact, seeds)
         if identities != REACHED:
@@ -230,6 +282,7 @@ async def _become_member(node: "Node", contact) -> None:
         if url is not None:
             await _join(node, contact, [url])
             return
+    node.waiting_for = None   # every seed answered
     if identities is None:
         return
     if identities in (BOOTSTRAPPED, SEEN_BEFORE):
@@ -254,6 +307,14 @@ async def _become_member(node: "Node", contact) -> None:
         if url is not None:
             await _join(node, contact, [url])
             return
+    if len(identities) < settings.n:
+        # Every seed answered and none runs a cluster: a new one would be bootstrapped, and
+        # the bootstrap entry is refused (each key needs N distinct members). Fewer seeds
+        # than --n work only for joining a cluster the seeds already run (BOOTSTRAPPED).
+        raise StartRefused(
+            f"--seeds names {len(identities)} member{'s' if len(identities) != 1 else ''} "
+            f"and none runs a cluster yet, but --n is {settings.n}: a new cluster needs at "
+            f"least --n seeds (name {settings.n} in --seeds, or lower --n)", exit_code=2)
     await bootstrap_seeds(node, identities, settings, alone=fresh and len(identities) == 1)
     if node.metalog.disowned:
         await _rejoin_disowned(node, contact)
@@ -401,14 +462,16 @@ async def _listen_for_a_cluster(node: "Node", contact) -> Optional[str]:
     return None
 
 
-async def _yield_while_alone(node: "Node", contact) -> None:
+async def _yield_while_alone(node: "Node", contact, started_ms: int) -> None:
     """A node that bootstrapped a one-seed cluster from an empty directory (its only seed
     was itself) may be a wiped member of a real cluster whose other members were out of
     reach meanwhile. While its own cluster never had another member, it watches for Paxos
     traffic of another cluster; when a member of one that lists this id at this address
     answers, it drops its one-node log (``MetaLog.forget``: data and store token stay) and
     comes back as a replacement through that member (``_join``: ``replace``, then a join
-    that streams its ranges back)."""
+    that streams its ranges back), unless the cluster lists it only as the joiner of a
+    join proposed well after ``started_ms`` (this node's wall clock once it listened): a
+    node added by hand with `members join` carries on with that join (``_joined_since``)."""
     while not node.stopping and node.metalog.alone:
         state = node.state
         if set(state.members) != {node.id} or state.next_number > 2:
@@ -417,18 +480,52 @@ async def _yield_while_alone(node: "Node", contact) -> None:
         if foreign is not None and foreign.get("url"):
             if await _lists_me(node, contact, foreign["url"]):
                 log.warning("%s bootstrapped alone from an empty directory, but cluster %s "
-                            "(%s at %s) lists it: dropping its one-node cluster %s and coming "
-                            "back as a replacement", node.id, foreign["cluster"],
-                            foreign["id"], foreign["url"], state.cluster)
+                            "(%s at %s) lists it: dropping its one-node cluster %s and joining "
+                            "that cluster (as a replacement if it was a member there)",
+                            node.id, foreign["cluster"], foreign["id"], foreign["url"],
+                            state.cluster)
                 await node.metalog.forget()
-                await _join(node, contact, [foreign["url"]])
+                await _join(node, contact, [foreign["url"]], joined_after_ms=started_ms)
                 return
             node.metalog.foreign = None
         await node.clock.sleep(RETRY_S)
 
 
-async def _join(node: "Node", contact, urls: list[str]) -> None:
-    """Learn the metadata group from any member at ``urls`` and ask it to add this node."""
+async def _joined_since(node: "Node", contact, url: str, info: dict, since_ms: int) -> bool:
+    """Whether the cluster of ``info`` (answered by ``url``) lists this node only as the
+    joiner of the join in progress, a join proposed after ``since_ms`` (this node's wall
+    clock) by more than twice the clock bound. Such a join was admitted by a handshake with
+    this very process, which held this node's peer address since then (a node started
+    with no --seeds, running a one-node cluster of its own, added by hand with `members
+    join`): no earlier incarnation of the id ever served in that cluster, so nothing asks
+    for a replacement, which would abandon the join, join again and stream the ranges
+    twice. False whenever that is not certain: another state, an older join, no clock
+    bound (--max-clock-offset-ms 0), a log that does not answer, or a contact that cannot
+    read it; then the node comes back as a replacement, as a wiped member does."""
+    listed = next((m for m in info.get("members", ()) if m.get("id") == node.id), None)
+    bound = node.config.max_clock_offset_ms
+    read_log = getattr(contact, "cluster_log", None)
+    if listed is None or listed.get("state") != "joining" or bound <= 0 or read_log is None \
+            or list(info.get("change") or [])[:2] != ["join", node.id]:
+        return False
+    try:
+        entries = await read_log(url, max(0, int(info["epoch"]) - 64))
+    except UNREACHABLE:
+        return False
+    joins = [e for e in entries if e.get("op") == "join" and e.get("id") == node.id]
+    at_ms = joins[-1].get("at_ms") if joins else None
+    if not isinstance(at_ms, int) or at_ms <= since_ms + 2 * bound:
+        return False
+    log.info("%s: the cluster lists it as joining, by a join proposed after this node "
+             "started: carrying on with that join", node.id)
+    return True
+
+
+async def _join(node: "Node", contact, urls: list[str],
+                joined_after_ms: Optional[int] = None) -> None:
+    """Learn the metadata group from any member at ``urls`` and ask it to add this node.
+    ``joined_after_ms``: this node ran a one-node cluster of its own since then (its wall
+    clock): a join of it proposed after that is its own (``_joined_since``)."""
     me = node.identity()
     attempt = 0
     while not node.stopping:
@@ -446,7 +543,19 @@ async def _join(node: "Node", contact, urls: list[str]) -> None:
             if not node.metalog.started:
                 info = await contact.cluster_info(url)
                 # An empty store under an id the cluster knows: this node lost its data.
-                known = any(m["id"] == node.id for m in info["members"])
+                listed = next((m for m in info["members"] if m["id"] == node.id), None)
+                known = listed is not None
+                if known and joined_after_ms is not None \
+                        and await _joined_since(node, contact, url, info, joined_after_ms):
+                    known = False   # the join of this very process: carry on with it
+                if known and listed.get("peer") != node.config.advertise_peer \
+                        and listed.get("alive"):
+                    # Not this node's lost incarnation: another node, alive, holds the id.
+                    raise StartRefused(
+                        f"{node.id} is already a member at {listed.get('url')} "
+                        f"({listed.get('peer')}), alive there, and this node is at "
+                        f"{node.config.advertise_peer}: start it with another --node-id, or "
+                        f"remove that member first")
                 # The group of slot 0: the log's group changes say who decides after it.
                 await node.metalog.adopt_acceptors(
                     info.get("metadata_group_initial") or info.get("metadata_group",
@@ -469,9 +578,10 @@ async def _join(node: "Node", contact, urls: list[str]) -> None:
                 return
             if status == 409 and "is already a member (" in body.get("detail", ""):
                 return  # our earlier request committed; the log will tell us
-            log.warning("join refused by %s: %s %s", url, status, body.get("detail"))
-            if status in (400, 404):
-                return
+            detail = str(body.get("detail") or "")
+            if refused_for_good(status, detail):
+                raise StartRefused(f"join refused by {url}: {status} {detail}".rstrip())
+            log.warning("join refused by %s: %s %s; retrying", url, status, detail)
         except UNREACHABLE as e:
             log.info("joining through %s failed (%s); retrying", url, e)
         await node.clock.sleep(max(RETRY_S, min(3.0, 0.2 * attempt)))

@@ -165,6 +165,9 @@ class Node:
         self.identity_asked = Wakeup()
         # The seeds that answered this node's last round of asking: their asks do not wake it.
         self.identity_answered: frozenset[str] = frozenset()
+        # What this node waits for before it can be a member, when that is worth saying
+        # (``GET /ready``'s detail; node/bootstrap.py sets it), else None.
+        self.waiting_for: Optional[str] = None
 
     # ---- lifecycle --------------------------------------------------------------------
     async def start(self) -> None:

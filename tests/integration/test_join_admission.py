@@ -3,6 +3,7 @@ never starts streaming is abandoned after --join-timeout-s instead of blocking e
 ring change."""
 
 import signal
+import subprocess
 
 import httpx
 import pytest
@@ -92,3 +93,45 @@ def test_a_join_that_never_starts_streaming_is_abandoned(make_cluster, lone_node
     c.wait_until(lambda: any(m["id"] == c.node_id(i) and m["state"] == "normal"
                              for m in c.cluster_info(0)["members"]),
                  timeout_s=60, what="the next join finished")
+
+
+def _exits(c, i: int, timeout_s: float = 30.0) -> tuple[int, str]:
+    """Wait for node ``i`` to exit: (its exit code, its log)."""
+    rc = c.procs[i].wait(timeout=timeout_s)
+    with open(c.launch.log_path(i)) as f:
+        return rc, f.read()
+
+
+def test_a_join_refused_for_good_exits_with_the_reason(make_cluster):
+    """Found by a user (session 13): a node started with --join whose join the cluster
+    refused for good (a wrong cluster secret or API token, its id a live member at another
+    address) stayed up and never ready, logging the refusal or retrying it for ever. It
+    exits 1 with one line saying why, as etcd does; a join refused for now is retried."""
+    token = "join-token"
+    c = make_cluster(1, n=1, r=1, w=1, extra=["--api-token", token])
+    cases = [("a wrong cluster secret", {"secret": "wrong-secret"}, [],
+              "failed the cluster-secret handshake"),
+             ("a wrong API token", {}, ["--api-token", "wrong-token"],
+              "answered 401: start this node with the cluster's --api-token"),
+             ("n1's id at another address", {}, ["--node-id", "n1"],
+              "n1 is already a member at " + c.url(0))]
+    for what, attrs, extra, words in cases:
+        c.secret = attrs.get("secret", "test-secret")
+        i = c.add_node(extra=extra)
+        rc, log = _exits(c, i)
+        lines = [line for line in log.splitlines() if " ERROR " in line]
+        assert rc == 1, (what, rc, log[-3000:])
+        assert len(lines) == 1 and "cannot become a member" in lines[0] \
+            and words in lines[0], (what, log[-3000:])
+    c.secret = "test-secret"
+    with c.client(0, token=token) as cl:
+        assert [m["id"] for m in cl.cluster()["members"]] == ["n1"]
+    # Refused for now: nothing answers at --join yet. The node keeps trying, up and unready.
+    free = allocate_ports(1)
+    i = max(c.procs) + 1
+    c.launch.start(i, ["--join", f"http://127.0.0.1:{free}", "--api-token", token],
+                   {"DYNAMOPY_CLUSTER_SECRET": c.secret})
+    with pytest.raises(subprocess.TimeoutExpired):
+        c.procs[i].wait(timeout=3)
+    resp = httpx.get(c.url(i) + "/ready", timeout=5)
+    assert resp.status_code == 503, resp.text

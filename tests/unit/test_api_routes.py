@@ -252,3 +252,30 @@ def test_a_quorum_parameter_is_plain_ascii_digits(text):
     for big in ("4", "99999", "9" * 5000):
         with pytest.raises(BadRequest, match=r"is outside 1\.\.N=3"):
             parse_params([("r", big)], {}, "r", 2, 3)
+
+
+@pytest.mark.parametrize("method,path,takes", [
+    ("GET", b"/cluster", None), ("GET", b"/cluster/preference-list/k", None),
+    ("GET", b"/cluster/log", b"since=0"), ("GET", b"/node", None), ("GET", b"/node/kv/k", None),
+    ("POST", b"/cluster/members", None), ("POST", b"/cluster/members/n2/leave", None),
+    ("DELETE", b"/cluster/members/n2", b"force=true"), ("POST", b"/cluster/config", None),
+])
+def test_cluster_and_node_routes_refuse_unknown_and_repeated_parameters(method, path, takes):
+    """Found by a user (session 13): `DELETE /cluster/members/n2?forse=true` (a typo) was
+    answered as if no parameter had been given; the data routes answer 400 for an unknown
+    or repeated parameter (API.md), and so do the cluster and node routes, in the same JSON
+    shape, before anything else is looked at (the stub node could answer nothing else)."""
+    app = create_app(_stub_node())
+    queries = [b"forse=true", b"x=1"]
+    if takes:
+        name = takes.split(b"=")[0]
+        queries += [takes + b"&" + takes, takes + b"&forse=1"]
+    for query in queries:
+        status, body = _asgi(app, method, path, query, body=b"{}")
+        body = json.loads(body)
+        assert (status, body["error"]) == (400, "bad_request"), (query, status, body)
+        word = "more than once" if query.count(b"=") == 2 and b"forse" not in query \
+            else "unknown parameter"
+        assert word in body["detail"], (query, body)
+        if takes and word == "unknown parameter":
+            assert repr(name.decode()) in body["detail"], body   # names what it takes

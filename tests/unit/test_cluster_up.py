@@ -98,3 +98,57 @@ def test_a_data_dir_whose_nodes_served_at_other_ports_is_refused(tmp_path):
                 "http://127.0.0.1:19800 peer 127.0.0.1:20800 data /x/n1\n")
     with pytest.raises(StartError, match=r"--base-port 19800"):
         check_addresses(str(d), 1, 19600)
+
+
+def test_the_address_check_reads_only_the_tail_of_a_node_log(tmp_path, monkeypatch):
+    """Found by a user (session 13): `cluster up` read each node's whole log at start (the
+    address check above), a log that grows with every run. It reads backwards from the end
+    up to the last start's line: what the node wrote since that start."""
+    from dynamopy.cli import cluster_up
+    start = ("2026-12-02 09:01:47,783 n1 INFO dynamopy: node n1: http http://127.0.0.1:{} "
+             "peer 127.0.0.1:20600 data /x/n1\n")
+    log = tmp_path / "n1.log"
+    with open(log, "w") as f:
+        f.write(start.format(19500))
+        f.write("an older run's line\n" * 500_000)        # ~10 MB
+        f.write(start.format(19600))
+        f.write("since the last start\n" * 1000)
+    read = []
+
+    class Counting:
+        def __init__(self, f):
+            self.f = f
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            self.f.close()
+
+        def __getattr__(self, name):
+            return getattr(self.f, name)
+
+        def read(self, *a):
+            data = self.f.read(*a)
+            read.append(len(data))
+            return data
+
+        def __iter__(self):
+            for line in self.f:
+                read.append(len(line))
+                yield line
+
+    monkeypatch.setattr(cluster_up, "open", lambda *a, **k: Counting(open(*a, **k)),
+                        raising=False)
+    assert cluster_up.last_address(str(log), "n1") == "http://127.0.0.1:19600"
+    assert sum(read) <= 2 * cluster_up.LOG_BLOCK, sum(read)
+    # a start line cut by a block boundary is still found, and the last start wins
+    block = cluster_up.LOG_BLOCK
+    for tail in range(block - 150, block + 10, 7):   # the first block read cuts the line
+        small = tmp_path / f"s{tail}.log"
+        small.write_text(start.format(19500) + "x" * 100 + "\n" + start.format(19600)
+                         + "y" * (tail - 1) + "\n")
+        assert cluster_up.last_address(str(small), "n1") == "http://127.0.0.1:19600", tail
+    assert cluster_up.last_address(str(tmp_path / "none.log"), "n1") is None
+    (tmp_path / "empty.log").write_text("")
+    assert cluster_up.last_address(str(tmp_path / "empty.log"), "n1") is None
