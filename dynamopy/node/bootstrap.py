@@ -132,13 +132,6 @@ class HttpContact:
             raise ContactError(f"{url}/cluster answered {resp.status_code}")
         return resp.json()
 
-    async def cluster_log(self, url: str, since: int) -> list[dict]:
-        """``GET /cluster/log?since=E``: the committed entries after epoch ``since``."""
-        resp = await self.http.get(f"{url}/cluster/log", params={"since": since})
-        if resp.status_code != 200:
-            raise ContactError(f"{url}/cluster/log answered {resp.status_code}")
-        return resp.json()["entries"]
-
     async def request_join(self, url: str, me: dict) -> tuple[int, dict]:
         """``POST /cluster/members``: (status, JSON body or {})."""
         resp = await self.http.post(f"{url}/cluster/members", json=me, timeout=15.0)
@@ -201,9 +194,6 @@ async def ensure_member(node: "Node", contact=None) -> None:
 
 
 async def _ensure_member(node: "Node", contact) -> None:
-    # Now, this process holds this node's peer address (it listens): a join of this id
-    # proposed well after now was admitted by a handshake with this process (``_joined_since``).
-    started_ms = node.clock.wall_ms()
     if node.metalog.left is not None and node.state.member(node.id) is None:
         epoch = node.metalog.left["epoch"]
         if not node.config.rejoin_after_leave:
@@ -224,7 +214,7 @@ async def _ensure_member(node: "Node", contact) -> None:
         if node.state.member(node.id) is not None:
             if node.metalog.disowned:
                 await _rejoin_disowned(node, contact)
-            await _yield_while_alone(node, contact, started_ms)
+            await _yield_while_alone(node, contact)
             return
         if not left_by_own_leave(before, node.state, node.id):
             log.warning("%s was removed from the cluster while it was down: joining again",
@@ -241,7 +231,7 @@ async def _ensure_member(node: "Node", contact) -> None:
     # Not a member yet, even if a previous run got as far as learning the metadata group
     # (it may have crashed before its join or the bootstrap committed): keep going.
     await _become_member(node, contact)
-    await _yield_while_alone(node, contact, started_ms)
+    await _yield_while_alone(node, contact)
 
 
 def _say_left(node: "Node", epoch: int) -> None:
@@ -462,16 +452,14 @@ async def _listen_for_a_cluster(node: "Node", contact) -> Optional[str]:
     return None
 
 
-async def _yield_while_alone(node: "Node", contact, started_ms: int) -> None:
+async def _yield_while_alone(node: "Node", contact) -> None:
     """A node that bootstrapped a one-seed cluster from an empty directory (its only seed
     was itself) may be a wiped member of a real cluster whose other members were out of
     reach meanwhile. While its own cluster never had another member, it watches for Paxos
     traffic of another cluster; when a member of one that lists this id at this address
     answers, it drops its one-node log (``MetaLog.forget``: data and store token stay) and
     comes back as a replacement through that member (``_join``: ``replace``, then a join
-    that streams its ranges back), unless the cluster lists it only as the joiner of a
-    join proposed well after ``started_ms`` (this node's wall clock once it listened): a
-    node added by hand with `members join` carries on with that join (``_joined_since``)."""
+    that streams its ranges back)."""
     while not node.stopping and node.metalog.alone:
         state = node.state
         if set(state.members) != {node.id} or state.next_number > 2:
@@ -480,52 +468,18 @@ async def _yield_while_alone(node: "Node", contact, started_ms: int) -> None:
         if foreign is not None and foreign.get("url"):
             if await _lists_me(node, contact, foreign["url"]):
                 log.warning("%s bootstrapped alone from an empty directory, but cluster %s "
-                            "(%s at %s) lists it: dropping its one-node cluster %s and joining "
-                            "that cluster (as a replacement if it was a member there)",
-                            node.id, foreign["cluster"], foreign["id"], foreign["url"],
-                            state.cluster)
+                            "(%s at %s) lists it: dropping its one-node cluster %s and coming "
+                            "back as a replacement", node.id, foreign["cluster"],
+                            foreign["id"], foreign["url"], state.cluster)
                 await node.metalog.forget()
-                await _join(node, contact, [foreign["url"]], joined_after_ms=started_ms)
+                await _join(node, contact, [foreign["url"]])
                 return
             node.metalog.foreign = None
         await node.clock.sleep(RETRY_S)
 
 
-async def _joined_since(node: "Node", contact, url: str, info: dict, since_ms: int) -> bool:
-    """Whether the cluster of ``info`` (answered by ``url``) lists this node only as the
-    joiner of the join in progress, a join proposed after ``since_ms`` (this node's wall
-    clock) by more than twice the clock bound. Such a join was admitted by a handshake with
-    this very process, which held this node's peer address since then (a node started
-    with no --seeds, running a one-node cluster of its own, added by hand with `members
-    join`): no earlier incarnation of the id ever served in that cluster, so nothing asks
-    for a replacement, which would abandon the join, join again and stream the ranges
-    twice. False whenever that is not certain: another state, an older join, no clock
-    bound (--max-clock-offset-ms 0), a log that does not answer, or a contact that cannot
-    read it; then the node comes back as a replacement, as a wiped member does."""
-    listed = next((m for m in info.get("members", ()) if m.get("id") == node.id), None)
-    bound = node.config.max_clock_offset_ms
-    read_log = getattr(contact, "cluster_log", None)
-    if listed is None or listed.get("state") != "joining" or bound <= 0 or read_log is None \
-            or list(info.get("change") or [])[:2] != ["join", node.id]:
-        return False
-    try:
-        entries = await read_log(url, max(0, int(info["epoch"]) - 64))
-    except UNREACHABLE:
-        return False
-    joins = [e for e in entries if e.get("op") == "join" and e.get("id") == node.id]
-    at_ms = joins[-1].get("at_ms") if joins else None
-    if not isinstance(at_ms, int) or at_ms <= since_ms + 2 * bound:
-        return False
-    log.info("%s: the cluster lists it as joining, by a join proposed after this node "
-             "started: carrying on with that join", node.id)
-    return True
-
-
-async def _join(node: "Node", contact, urls: list[str],
-                joined_after_ms: Optional[int] = None) -> None:
-    """Learn the metadata group from any member at ``urls`` and ask it to add this node.
-    ``joined_after_ms``: this node ran a one-node cluster of its own since then (its wall
-    clock): a join of it proposed after that is its own (``_joined_since``)."""
+async def _join(node: "Node", contact, urls: list[str]) -> None:
+    """Learn the metadata group from any member at ``urls`` and ask it to add this node."""
     me = node.identity()
     attempt = 0
     while not node.stopping:
@@ -545,9 +499,6 @@ async def _join(node: "Node", contact, urls: list[str],
                 # An empty store under an id the cluster knows: this node lost its data.
                 listed = next((m for m in info["members"] if m["id"] == node.id), None)
                 known = listed is not None
-                if known and joined_after_ms is not None \
-                        and await _joined_since(node, contact, url, info, joined_after_ms):
-                    known = False   # the join of this very process: carry on with it
                 if known and listed.get("peer") != node.config.advertise_peer \
                         and listed.get("alive"):
                     # Not this node's lost incarnation: another node, alive, holds the id.

@@ -4,7 +4,6 @@ while writes keep flowing; no acknowledged write may be lost."""
 import itertools
 import signal
 import threading
-import time
 
 import httpx
 import pytest
@@ -288,38 +287,3 @@ def test_two_joins_at_once_both_commit_in_some_order(make_cluster):
 # A joiner pulling each gained range from every old replica (issue 18) is checked in
 # process, deterministically and without real processes:
 # tests/unit/test_inprocess_transfer.py.
-
-
-def test_a_standalone_node_joined_by_hand_joins_once(make_cluster):
-    """Found by a user (session 13): a node started by hand with no --seeds (a one-node
-    cluster of its own), then added with `dynamopy members join` (POST /cluster/members),
-    churned: join, replace, join, and it streamed its ranges twice, though it ended
-    correctly. It learned of the cluster that lists it, dropped its one-node cluster and
-    took itself for a wiped member (a replacement). Listed only as the joiner of the join in
-    progress, it carries on with that join: one join, one transfer, no replace."""
-    c = make_cluster(3)
-    with c.client(0) as cl:
-        for k in range(60):
-            cl.put(f"k{k}", f"v{k}")
-    i = 3
-    c.launch.start(i, [], {"DYNAMOPY_CLUSTER_SECRET": c.secret})   # no --seeds, no --join
-    c.wait_ready([i], timeout_s=30)                                # its own one-node cluster
-    # A person types the join: later than twice the clock bound (--max-clock-offset-ms,
-    # 500 ms) after the node started, which is how it knows the join is of this process
-    time.sleep(1.5)
-    me = {"id": c.node_id(i), "url": c.url(i), "peer": f"127.0.0.1:{c.base + 1000 + i}"}
-    since = c.cluster_info(0)["epoch"]
-    resp = httpx.post(c.url(0) + "/cluster/members", json=me, timeout=15)
-    assert resp.status_code == 202, resp.text
-    c.wait_until(lambda: any(m["id"] == me["id"] and m["state"] == "normal"
-                             for m in c.cluster_info(0)["members"]),
-                 timeout_s=60, what="the hand-joined node normal")
-    c.wait_ready([i], timeout_s=30)
-    entries = httpx.get(c.url(0) + "/cluster/log", params={"since": since},
-                        timeout=5).json()["entries"]
-    assert [(e["op"], e["id"]) for e in entries] == \
-        [("join", me["id"]), ("finish_join", me["id"])], entries
-    log = open(c.launch.log_path(i)).read()
-    assert log.count("transfer for change at epoch") == 1, log[-3000:]
-    with c.client(i) as cl:
-        assert cl.get("k7", r=3).value == b"v7"

@@ -79,7 +79,7 @@ def _restart(state, left, rejoin, monkeypatch, later=None):
     async def sleep(_s):
         node.state, node.catchup.caught_up = later, True
 
-    node.clock = types.SimpleNamespace(sleep=sleep, wall_ms=lambda: 0)
+    node.clock = types.SimpleNamespace(sleep=sleep)
     asyncio.run(bootstrap.ensure_member(node, contact=object()))
     return bool(joined), node.metalog.calls
 
