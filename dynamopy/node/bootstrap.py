@@ -297,6 +297,15 @@ async def _become_member(node: "Node", contact) -> None:
         if url is not None:
             await _join(node, contact, [url])
             return
+    ids = [i["id"] for i in identities]
+    twice = sorted({i for i in ids if ids.count(i) > 1})
+    if twice:
+        # One node under two URLs (a host name and its address): the bootstrap entry needs
+        # distinct ids and is refused for ever, as seeds fewer than --n are (review 14).
+        raise StartRefused(
+            f"--seeds names {', '.join(twice)} more than once ("
+            + ", ".join(f"{u} is {i}" for u, i in zip(seeds, ids) if i in twice)
+            + "): name each seed once", exit_code=2)
     if len(identities) < settings.n:
         # Every seed answered and none runs a cluster: a new one would be bootstrapped, and
         # the bootstrap entry is refused (each key needs N distinct members). Fewer seeds

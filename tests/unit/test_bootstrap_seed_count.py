@@ -1,0 +1,64 @@
+"""``node/bootstrap.py`` ``_become_member``: seeds fewer than --n exit 2 (``StartRefused``)
+once every seed answers and none runs a cluster, counted as distinct members: one seed
+named twice under two URLs (a host name and its address) is one member (review 14)."""
+
+import asyncio
+from types import SimpleNamespace
+
+import pytest
+
+from dynamopy.node import bootstrap
+from dynamopy.node.clock import Wakeup
+
+
+class Bootstrapped(Exception):
+    """The node went on to bootstrap (adopted the seeds as its metadata group)."""
+
+
+def _node(seeds, n=3):
+    t = [0.0]
+
+    async def sleep(s):
+        t[0] += s
+        await asyncio.sleep(0)
+
+    async def adopt_acceptors(*a, **kw):
+        raise Bootstrapped(a)
+
+    cfg = SimpleNamespace(join="", seeds=seeds, advertise_url="http://a", n=n, r=2, w=2,
+                          hint_window_s=3600, hint_max_bytes=1 << 20,
+                          anti_entropy_interval_s=60, anti_entropy_rate=100,
+                          tombstone_grace_s=864000, metadata_group_size=3)
+    return SimpleNamespace(
+        id="a", config=cfg, stopping=False, waiting_for=None, identity_asked=Wakeup(),
+        identity_answered=frozenset(),
+        identity=lambda: {"id": "a", "url": "http://a", "peer": "a:1"},
+        clock=SimpleNamespace(sleep=sleep, monotonic=lambda: t[0]),
+        metalog=SimpleNamespace(replacing=0, started=False, token="ta", foreign=None,
+                                adopt_acceptors=adopt_acceptors))
+
+
+class Contact:
+    ANSWERS = {"http://a": "a", "http://127.0.0.1:1": "a", "http://b": "b", "http://c": "c"}
+
+    async def node_info(self, url):
+        mid = self.ANSWERS[url]
+        return {"id": mid, "url": f"http://{mid}", "peer": f"{mid}:1", "epoch": 0,
+                "store_token": "t" + mid}
+
+
+def _start(seeds, n=3):
+    asyncio.run(bootstrap._become_member(_node(seeds, n), Contact()))
+
+
+def test_one_seed_named_twice_exits_2():
+    """Before: --seeds a,<a's address>,b with --n 3 counted three seeds, adopted the metadata
+    group ['a', 'a', 'b'] and proposed a bootstrap entry refused for ever ("bootstrap needs
+    distinct member ids"), three times a second: the loop a8e7fa3 ended for too few seeds."""
+    for n in (3, 2):
+        with pytest.raises(bootstrap.StartRefused) as e:
+            _start(["http://a", "http://127.0.0.1:1", "http://b"], n=n)
+        assert e.value.exit_code == 2 and "--seeds names a more than once" in e.value.reason \
+            and "http://127.0.0.1:1 is a" in e.value.reason, e.value.reason
+    with pytest.raises(Bootstrapped):             # three distinct seeds bootstrap
+        _start(["http://a", "http://b", "http://c"])
