@@ -44,8 +44,8 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("peer_port", int, None, "peer RPC port (default: HTTP port + 1000)"),
     Setting("data_dir", str, None, "where LevelDB files live (default: ./.dynamopy/<node id>)"),
     Setting("seeds", str, "", "comma-separated URLs of the seed members (the metadata group); "
-            "a new cluster needs at least n of them (its replicas per key): a seed that finds "
-            "every seed answering and no cluster running exits 2 if they are fewer"),
+            "a new cluster needs at least n of them (its replicas per key): with fewer, a seed "
+            "that finds no cluster running says so on /ready and waits for one to reach it"),
     Setting("join", str, "", "URL of any member of a running cluster to join; a join refused "
             "for good (wrong --cluster-secret or --api-token, this id a live member at another "
             "address) exits 1 with the reason, one refused for now (503, nothing answering, "

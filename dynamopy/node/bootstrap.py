@@ -257,10 +257,9 @@ async def _become_member(node: "Node", contact) -> None:
     if node.config.advertise_url in seeds and len(seeds) < settings.n:
         node.waiting_for = (f"waiting for the seeds: --seeds names {len(seeds)}, fewer than "
                             f"--n {settings.n}, so they can only be joined if they already run "
-                            "a cluster (this node exits 2 if every seed answers and none does)")
+                            "a cluster")
         log.warning("--seeds names %d member%s, fewer than --n %d: this node can join a "
-                    "cluster they already run, not bootstrap a new one (it exits if every "
-                    "seed answers and none runs a cluster)", len(seeds),
+                    "cluster they already run, not bootstrap a new one", len(seeds),
                     "s" if len(seeds) != 1 else "", settings.n)
     while True:
         identities = await _identities(node, contact, seeds)
@@ -306,14 +305,14 @@ async def _become_member(node: "Node", contact) -> None:
             f"--seeds names {', '.join(twice)} more than once ("
             + ", ".join(f"{u} is {i}" for u, i in zip(seeds, ids) if i in twice)
             + "): name each seed once", exit_code=2)
-    if len(identities) < settings.n:
+    if len({i["id"] for i in identities}) < settings.n:
         # Every seed answered and none runs a cluster: a new one would be bootstrapped, and
-        # the bootstrap entry is refused (each key needs N distinct members). Fewer seeds
-        # than --n work only for joining a cluster the seeds already run (BOOTSTRAPPED).
-        raise StartRefused(
-            f"--seeds names {len(identities)} member{'s' if len(identities) != 1 else ''} "
-            f"and none runs a cluster yet, but --n is {settings.n}: a new cluster needs at "
-            f"least --n seeds (name {settings.n} in --seeds, or lower --n)", exit_code=2)
+        # the bootstrap entry is refused (each key needs N distinct members). It waits
+        # rather than exits (review 14): a wiped seed of a cluster made with a lower --n,
+        # its other members out of reach for a moment, comes back as a replacement once
+        # they reach it (the README: the flags no longer matter once the cluster exists).
+        await _wait_for_a_cluster(node, contact, seeds, len(identities), settings.n)
+        return
     await bootstrap_seeds(node, identities, settings, alone=fresh and len(identities) == 1)
     if node.metalog.disowned:
         await _rejoin_disowned(node, contact)
@@ -459,6 +458,27 @@ async def _listen_for_a_cluster(node: "Node", contact) -> Optional[str]:
             node.metalog.foreign = None
         await node.clock.sleep(0.05)
     return None
+
+
+async def _wait_for_a_cluster(node: "Node", contact, seeds: list[str], count: int,
+                              n: int) -> None:
+    """Seeds fewer than ``n`` that run no cluster cannot bootstrap one: say so (the log,
+    once; ``GET /ready``), and wait for a cluster to reach this node (it lists it: a wiped
+    member comes back as a replacement) or for a seed to run one (join it)."""
+    why = (f"--seeds names {count} member{'s' if count != 1 else ''} and none runs a cluster, "
+           f"but --n is {n}: a new cluster needs at least n seeds (name {n} in --seeds, or "
+           "lower --n); waiting for a cluster that lists this node or a seed that runs one")
+    node.waiting_for = why
+    log.error("%s cannot bootstrap: %s", node.id, why)
+    while not node.stopping:
+        url = await _listen_for_a_cluster(node, contact)
+        if url is None and await _identities(node, contact, seeds) == BOOTSTRAPPED:
+            url = next((u for u in seeds if u != node.config.advertise_url), seeds[0])
+        if url is not None:
+            node.waiting_for = None
+            await _join(node, contact, [url])
+            return
+        await node.clock.sleep(RETRY_S)
 
 
 async def _yield_while_alone(node: "Node", contact) -> None:
