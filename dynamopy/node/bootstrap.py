@@ -78,6 +78,14 @@ class ContactError(Exception):
     """A member could not answer (down, unreachable, not ready)."""
 
 
+class TokenRefused(ContactError):
+    """A member answered 401/403: this node's --api-token is not the one it expects (or the
+    member's is wrong). Retried like any contact error, except on the member named by
+    ``--join``, where it ends the start (``StartRefused``): the operator named that member,
+    and no retry makes it answer (review 14: a seed with the right token exited because
+    another seed had a wrong one)."""
+
+
 class StartRefused(Exception):
     """This node can never become a member as started: a join refused for good (a wrong
     cluster secret or API token, its id a member at another address, any refusal a retry
@@ -117,8 +125,8 @@ class HttpContact:
         """``GET /node``: the member's identity and epoch."""
         resp = await self.http.get(f"{url}/node")
         if resp.status_code in (401, 403):
-            raise StartRefused(f"{url}/node answered {resp.status_code}: start this node "
-                               "with the cluster's --api-token")
+            raise TokenRefused(f"{url}/node answered {resp.status_code}: this node's "
+                               "--api-token is not the one that member expects")
         resp.raise_for_status()
         return resp.json()
 
@@ -126,8 +134,8 @@ class HttpContact:
         """``GET /cluster``: members, metadata group, epoch (``ContactError`` unless 200)."""
         resp = await self.http.get(f"{url}/cluster")
         if resp.status_code in (401, 403):
-            raise StartRefused(f"{url}/cluster answered {resp.status_code}: start this node "
-                               "with the cluster's --api-token")
+            raise TokenRefused(f"{url}/cluster answered {resp.status_code}: this node's "
+                               "--api-token is not the one that member expects")
         if resp.status_code != 200:
             raise ContactError(f"{url}/cluster answered {resp.status_code}")
         return resp.json()
@@ -416,6 +424,8 @@ async def _identities(node: "Node", contact, seeds: list[str]):
                             **({"zone": info["zone"]} if info.get("zone") else {}),
                             **({"token": info["store_token"]} if info.get("store_token")
                                else {})})
+            except TokenRefused as e:
+                log.warning("seed %s refuses this node (%s); retrying", url, e)
             except UNREACHABLE as e:
                 log.info("seed %s not reachable yet (%s)", url, e)
         if len(out) == len(seeds):
@@ -533,7 +543,7 @@ async def _join(node: "Node", contact, urls: list[str]) -> None:
                     # Not this node's lost incarnation: another node, alive, holds the id.
                     raise StartRefused(
                         f"{node.id} is already a member at {listed.get('url')} "
-                        f"({listed.get('peer')}), alive there, and this node is at "
+                        f"({listed.get('peer')}), which {url} sees alive, and this node is at "
                         f"{node.config.advertise_peer}: start it with another --node-id, or "
                         f"remove that member first")
                 # The group of slot 0: the log's group changes say who decides after it.
@@ -562,6 +572,11 @@ async def _join(node: "Node", contact, urls: list[str]) -> None:
             if refused_for_good(status, detail):
                 raise StartRefused(f"join refused by {url}: {status} {detail}".rstrip())
             log.warning("join refused by %s: %s %s; retrying", url, status, detail)
+        except TokenRefused as e:
+            if url == node.config.join:
+                raise StartRefused(f"{e}: start this node with the cluster's --api-token") \
+                    from e
+            log.warning("joining through %s failed (%s); retrying", url, e)
         except UNREACHABLE as e:
             log.info("joining through %s failed (%s); retrying", url, e)
         await node.clock.sleep(max(RETRY_S, min(3.0, 0.2 * attempt)))

@@ -112,7 +112,8 @@ def test_a_join_refused_for_good_exits_with_the_reason(make_cluster):
     cases = [("a wrong cluster secret", {"secret": "wrong-secret"}, [],
               "failed the cluster-secret handshake"),
              ("a wrong API token", {}, ["--api-token", "wrong-token"],
-              "answered 401: start this node with the cluster's --api-token"),
+              "answered 401: this node's --api-token is not the one that member expects: "
+              "start this node with the cluster's --api-token"),
              ("n1's id at another address", {}, ["--node-id", "n1"],
               "n1 is already a member at " + c.url(0))]
     for what, attrs, extra, words in cases:

@@ -1,6 +1,6 @@
-"""``node/bootstrap.py`` ``_become_member``: seeds fewer than --n exit 2 (``StartRefused``)
-once every seed answers and none runs a cluster, counted as distinct members: one seed
-named twice under two URLs (a host name and its address) is one member (review 14)."""
+"""``node/bootstrap.py`` ``_become_member``: one seed named twice under two URLs (a host
+name and its address) exits 2 (``StartRefused``), seeds counted as distinct members; a seed
+that refuses this node's token is asked again, not a reason to exit (review 14)."""
 
 import asyncio
 from types import SimpleNamespace
@@ -62,3 +62,27 @@ def test_one_seed_named_twice_exits_2():
             and "http://127.0.0.1:1 is a" in e.value.reason, e.value.reason
     with pytest.raises(Bootstrapped):             # three distinct seeds bootstrap
         _start(["http://a", "http://b", "http://c"])
+
+
+class RefusingOnce(Contact):
+    """Seed b answers 401 twice (its --api-token was wrong, then fixed), then its identity."""
+
+    def __init__(self):
+        self.refusals = 2
+
+    async def node_info(self, url):
+        if url == "http://b" and self.refusals:
+            self.refusals -= 1
+            raise bootstrap.TokenRefused("http://b/node answered 401")
+        return await super().node_info(url)
+
+
+def test_a_seed_refusing_this_nodes_token_is_asked_again_not_an_exit():
+    """Review 14 (exited 1 on 61bc77f): a seed with the right token exited 1 because another
+    seed had a wrong one, and told to fix its own --api-token; before, it waited and
+    bootstrapped once the other seed was fixed. It does again."""
+    contact = RefusingOnce()
+    with pytest.raises(Bootstrapped):
+        asyncio.run(bootstrap._become_member(_node(["http://a", "http://b", "http://c"]),
+                                             contact))
+    assert contact.refusals == 0
