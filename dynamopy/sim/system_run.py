@@ -430,6 +430,9 @@ class SystemRun:
                 # Stopped for good (crashed, unsynced writes lost), then removed by an operator.
                 if i not in old.crashed:
                     await self._crash(i)
+                # Never started again: what only its disk held is lost, as in a wipe (a
+                # write acked at W=1 by it alone may be gone: excuse_writes_lost_to_wipes).
+                self.history.wiped(i, t_ms=self.now_ms(), gone=True)
                 self._background(self._propose({"op": "remove", "id": i}))
             elif i in new.crashed and i not in old.crashed:
                 await self._crash(i)
