@@ -193,3 +193,22 @@ def test_regression_seed_2029_a_w1_write_lost_with_the_node_removed_for_good_is_
                                      delete=0.4))
     assert result.ok, result.report()
     assert result.stats["w1_writes_lost_to_wipes"] >= 1, result.stats
+
+
+# Leaves kept running until they have handed off (README: "keep it running and reachable
+# until it has handed them off"; the run stops a leaver once its store is empty).
+LEAVES = dict(kinds="crash,pause,partition,loss,join,leave,remove", spares=2, changes=4, bound_ms=30000,
+              duration_ms=12000, keys=16, anti_entropy_interval_ms=1000, tombstone_grace_ms=1000, delete=0.4)
+
+
+@pytest.mark.timeout(120)
+def test_unsafe_purge_that_ignores_members_that_left_the_ring_is_caught(monkeypatch):
+    """Without 9be3391's rule (no purge within the grace after a member left the ring),
+    seed 3057 undoes a purged delete of k0: a node that left hands its old copy to the new
+    owners after they purged. With the rule it passes. (Before the run kept leavers running
+    until they had handed off, the leaver was stopped first and no seed could catch this.)"""
+    assert run_system(SystemParams(seed=3057, **LEAVES)).ok
+    monkeypatch.setattr(tombstones, "no_recent_exit", lambda *_: True)
+    monkeypatch.setattr(tombstone_purge, "no_recent_exit", lambda *_: True)
+    result = run_system(SystemParams(seed=3057, **LEAVES))
+    assert any(v.startswith("resurrected") for v in result.violations), result.report()
