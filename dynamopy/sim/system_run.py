@@ -525,6 +525,10 @@ class SystemRun:
             if st is not None and st.member(node_id) is None:
                 break
         node = self.cluster.node(node_id)
+        # The README's operator rule: keep a node that left running until it has handed its
+        # old copies to the new owners (its store then holds no record: GET /node "keys": 0).
+        while not node.stopping and node.store.key_count() and not self._done():
+            await asyncio.sleep(0.1)
         if not node.stopping:
             await self.cluster.stop(node_id)
 
