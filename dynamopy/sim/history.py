@@ -136,13 +136,17 @@ class Note:
 
 @dataclass(frozen=True, slots=True)
 class Wiped:
-    """``node``'s disk was emptied (the nemesis ``wipe``): what it had synced is gone."""
+    """``node``'s disk was emptied (the nemesis ``wipe``), or the node was stopped for good
+    (``gone``: crashed and removed, never started again): what it had synced is gone."""
 
     node: str
     t_ms: int
+    gone: bool = False
 
     @property
     def text(self) -> str:
+        if self.gone:
+            return f"{self.node} is stopped for good (removed): everything it had synced is gone"
         return f"{self.node}'s disk is empty: everything it had synced is gone"
 
 
@@ -249,8 +253,8 @@ class History:
     def note(self, text: str, *, t_ms: int) -> None:
         self.events.append(Note(t_ms, text))
 
-    def wiped(self, node: str, *, t_ms: int) -> None:
-        self.events.append(Wiped(node, t_ms))
+    def wiped(self, node: str, *, t_ms: int, gone: bool = False) -> None:
+        self.events.append(Wiped(node, t_ms, gone))
 
     @property
     def in_flight(self) -> frozenset[int]:

@@ -81,8 +81,12 @@ def excuse_writes_lost_to_wipes(events: Sequence[Event]) -> tuple[list[Event], s
     """A write acknowledged with W=1 is promised to survive no disk loss: when a wipe
     empties the only disk that had synced it (no other node held it durably then, as data
     or as a hint), its outcome becomes ``UNKNOWN`` (it may or may not be seen) for every
-    checker. Returns the events to check and the excused operations. A write acked with W
-    of 2 or more is never excused: W nodes synced it before acking, and one wipe leaves one."""
+    checker. A node stopped for good and removed (``Wiped.gone``) loses its disk the same
+    way: nothing reads it again (seed 2029 of the purge runs with changes: a W=1 delete
+    acked by n4 alone while cut off, then n4 removed before anything copied it, anti-entropy
+    pausing for a join meanwhile). Returns the events to check and the excused operations.
+    A write acked with W of 2 or more is never excused: W nodes synced it before acking,
+    and one wipe leaves one."""
     holders: dict[tuple[str, int], set[str]] = {}
     stamped: dict[int, tuple[str, int]] = {}
     quorum: dict[int, int] = {}
@@ -101,7 +105,8 @@ def excuse_writes_lost_to_wipes(events: Sequence[Event]) -> tuple[list[Event], s
             excused |= {op for op, item in stamped.items() if quorum.get(op) == 1 and not holders.get(item)}
     if not excused:
         return list(events), excused
-    out = [dataclasses.replace(ev, outcome=Outcome.UNKNOWN, detail="acked at W=1; its only durable copy was wiped")
+    out = [dataclasses.replace(ev, outcome=Outcome.UNKNOWN,
+                               detail="acked at W=1; its only durable copy was wiped or removed")
            if isinstance(ev, Complete) and ev.op in excused and ev.outcome is Outcome.OK else ev
            for ev in events]
     return out, excused

@@ -430,6 +430,9 @@ class SystemRun:
                 # Stopped for good (crashed, unsynced writes lost), then removed by an operator.
                 if i not in old.crashed:
                     await self._crash(i)
+                # Never started again: what only its disk held is lost, as in a wipe (a
+                # write acked at W=1 by it alone may be gone: excuse_writes_lost_to_wipes).
+                self.history.wiped(i, t_ms=self.now_ms(), gone=True)
                 self._background(self._propose({"op": "remove", "id": i}))
             elif i in new.crashed and i not in old.crashed:
                 await self._crash(i)
@@ -522,6 +525,10 @@ class SystemRun:
             if st is not None and st.member(node_id) is None:
                 break
         node = self.cluster.node(node_id)
+        # The README's operator rule: keep a node that left running until it has handed its
+        # old copies to the new owners (its store then holds no record: GET /node "keys": 0).
+        while not node.stopping and node.store.key_count() and not self._done():
+            await asyncio.sleep(0.1)
         if not node.stopping:
             await self.cluster.stop(node_id)
 

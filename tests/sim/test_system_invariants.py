@@ -255,6 +255,21 @@ def test_only_a_w1_write_whose_only_copy_was_wiped_is_excused():
         "lost: 'k': acknowledged put v700 (#0 via n1 at 2ms), but the final R=N read returns none"]
 
 
+def test_a_w1_write_whose_only_copy_was_on_a_node_stopped_for_good_is_excused():
+    """A node crashed and removed (never started again) loses its disk as a wipe does."""
+    h = History()
+    w1 = h.invoke(DELETE, "k", coordinator="n4", quorum=1, strict=True, t_ms=0)
+    h.stamped("n4", w1, "k", 700, t_ms=1)
+    h.synced("n4", [("k", 700)], t_ms=1)
+    h.acked("n4", w1, "k", 700, t_ms=1)
+    h.complete(w1, OK, t_ms=2, version=700)
+    h.wiped("n4", t_ms=7, gone=True)
+    events, excused = excuse_writes_lost_to_wipes(h.events)
+    assert excused == {w1}
+    assert [o.outcome for o in operations(events)] == [UNKNOWN]
+    assert "stopped for good" in h.events[-1].text
+
+
 def test_two_values_for_one_slot_of_the_metadata_log():
     same = {"op": "join", "id": "n5"}
     assert check_one_value_per_slot({1: [(same, "n0")], 2: [(None, "n1")]}) == []

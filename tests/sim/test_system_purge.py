@@ -179,3 +179,38 @@ def test_unsafe_purge_that_ignores_old_copies_on_other_members_is_caught(monkeyp
                         lambda rec, now_ms, grace_s, replicas, others, confirmed, change, *_:
                         may_purge(rec, now_ms, grace_s, replicas, [], confirmed, change))
     assert not run_system(SystemParams(seed=134, **CHANGES)).ok
+
+
+@pytest.mark.timeout(120)
+def test_regression_seed_2029_a_w1_write_lost_with_the_node_removed_for_good_is_excused():
+    """Seed 2029 (session 14 hunt): n4, cut off while n5 joins, acks a strict W=1 delete of
+    k13 alone; the join pauses anti-entropy and n5's pull from n4 waits out a reply lost in
+    the partition, so nothing copies it before n4 is stopped for good and removed (10 s).
+    The final R=N read then returns the older put: a W=1 write whose only disk is gone, as
+    after a wipe, not a bug of the nodes. The checker now excuses it (``Wiped.gone``)."""
+    result = run_system(SystemParams(seed=2029, kinds="crash,pause,partition,one_way,loss,clock_jump,"
+                                     "join,leave,remove", spares=2, changes=3, bound_ms=30000,
+                                     duration_ms=12000, faults=10, keys=16,
+                                     anti_entropy_interval_ms=1000, tombstone_grace_ms=1000,
+                                     delete=0.4))
+    assert result.ok, result.report()
+    assert result.stats["w1_writes_lost_to_wipes"] >= 1, result.stats
+
+
+# Leaves kept running until they have handed off (README: "keep it running and reachable
+# until it has handed them off"; the run stops a leaver once its store is empty).
+LEAVES = dict(kinds="crash,pause,partition,loss,join,leave,remove", spares=2, changes=4, bound_ms=30000,
+              duration_ms=12000, keys=16, anti_entropy_interval_ms=1000, tombstone_grace_ms=1000, delete=0.4)
+
+
+@pytest.mark.timeout(120)
+def test_unsafe_purge_that_ignores_members_that_left_the_ring_is_caught(monkeypatch):
+    """Without 9be3391's rule (no purge within the grace after a member left the ring),
+    seed 3057 undoes a purged delete of k0: a node that left hands its old copy to the new
+    owners after they purged. With the rule it passes. (Before the run kept leavers running
+    until they had handed off, the leaver was stopped first and no seed could catch this.)"""
+    assert run_system(SystemParams(seed=3057, **LEAVES)).ok
+    monkeypatch.setattr(tombstones, "no_recent_exit", lambda *_: True)
+    monkeypatch.setattr(tombstone_purge, "no_recent_exit", lambda *_: True)
+    result = run_system(SystemParams(seed=3057, **LEAVES))
+    assert any(v.startswith("resurrected") for v in result.violations), result.report()
