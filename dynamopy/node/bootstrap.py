@@ -89,7 +89,7 @@ class TokenRefused(ContactError):
 class StartRefused(Exception):
     """This node can never become a member as started: a join refused for good (a wrong
     cluster secret or API token, its id a member at another address, any refusal a retry
-    cannot fix), or seeds too few to bootstrap. ``dynamopy serve`` logs ``reason`` as one
+    cannot fix), or --seeds naming one node twice. ``dynamopy serve`` logs ``reason`` as one
     line and exits with ``exit_code`` (as etcd exits when it cannot join); a transient
     refusal (503, nothing answering, another change in progress) is retried instead."""
 
@@ -308,7 +308,7 @@ async def _become_member(node: "Node", contact) -> None:
     twice = sorted({i for i in ids if ids.count(i) > 1})
     if twice:
         # One node under two URLs (a host name and its address): the bootstrap entry needs
-        # distinct ids and is refused for ever, as seeds fewer than --n are (review 14).
+        # distinct ids and is refused for ever (review 14).
         raise StartRefused(
             f"--seeds names {', '.join(twice)} more than once ("
             + ", ".join(f"{u} is {i}" for u, i in zip(seeds, ids) if i in twice)
