@@ -51,11 +51,12 @@ def test_a_node_whose_clock_jumps_while_one_of_its_two_peers_is_down_stops_stamp
     assert 0 <= n3_wall_ms - physical_ms(stamped) < 5_000
 
 
-def test_a_node_fenced_for_a_clock_step_purges_no_tombstone():
-    """The tombstone purge judges "older than the grace" on the purger's clock. A first
-    replica whose wall clock steps 11 days ahead (grace: the default 10 days) would find a
-    fresh delete, held by every replica, old enough and purge it everywhere, and an older
-    live copy on a hint could then come back. It is fenced, so its pass purges nothing."""
+def _purge_after_a_step(wait_for_the_fence: bool):
+    """n1, first replica of a key whose delete every replica holds, has its clock vouched
+    for; its wall clock then steps 11 days ahead (grace: the default 10 days), and it runs a
+    purge pass once it has fenced itself or at once, before the next verdict. Returns
+    (whether the last verdict still vouched for n1 when the pass started, tombstones
+    purged, each node's record of the key)."""
     async def main():
         async with InProcessCluster(IDS, seed=5) as c:
             n1 = c.node("n1")
@@ -67,12 +68,22 @@ def test_a_node_fenced_for_a_clock_step_purges_no_tombstone():
             token = ring.token(key)
             await until(lambda: n1.detector.clock_ok, 5, "n1's clock is vouched for")
             c.clocks["n1"].offset_ms = 11 * 24 * HOUR_MS
-            await until(lambda: n1.detector.skew.skewed, 3, "n1 fences itself")
+            if wait_for_the_fence:
+                await until(lambda: n1.detector.skew.skewed, 3, "n1 fences itself")
+            verdict_before = n1.detector.clock_ok
             purged = await n1.anti_entropy.purge.round()
             held = [c.node(i).store.get(token, key) for i in IDS]
-            return purged, held
+            return verdict_before, purged, held
 
-    purged, held = run_virtual(main())
+    return run_virtual(main())
+
+
+def test_a_node_fenced_for_a_clock_step_purges_no_tombstone():
+    """The tombstone purge judges "older than the grace" on the purger's clock. A first
+    replica whose wall clock steps 11 days ahead (grace: the default 10 days) would find a
+    fresh delete, held by every replica, old enough and purge it everywhere, and an older
+    live copy on a hint could then come back. It is fenced, so its pass purges nothing."""
+    _, purged, held = _purge_after_a_step(wait_for_the_fence=True)
     assert purged == 0
     assert all(rec is not None and rec.deleted for rec in held)
 
@@ -82,23 +93,7 @@ def test_a_clock_step_since_the_last_verdict_purges_no_tombstone():
     A pass started right after a step of 11 days ahead (before the next verdict) would find
     a fresh delete old enough and purge it; it reads the step at that moment and purges
     nothing (failed before ``clock_ok_now``: the pass purged the tombstone everywhere)."""
-    async def main():
-        async with InProcessCluster(IDS, seed=5) as c:
-            n1 = c.node("n1")
-            ring = n1.state.ring
-            key = next(k for k in (f"k{i}".encode() for i in range(1000))
-                       if ring.preference_list(k, 3)[0] == "n1")
-            await c.coordinator("n1").write(key, value=b"", content_type="text/plain",
-                                            deleted=True, w=3)
-            token = ring.token(key)
-            await until(lambda: n1.detector.clock_ok, 5, "n1's clock is vouched for")
-            c.clocks["n1"].offset_ms = 11 * 24 * HOUR_MS
-            verdict_before = n1.detector.clock_ok           # the last verdict: still fine
-            purged = await n1.anti_entropy.purge.round()    # at once, before the next one
-            held = [c.node(i).store.get(token, key) for i in IDS]
-            return verdict_before, purged, held
-
-    verdict_before, purged, held = run_virtual(main())
+    verdict_before, purged, held = _purge_after_a_step(wait_for_the_fence=False)
     assert verdict_before
     assert purged == 0
     assert all(rec is not None and rec.deleted for rec in held)
