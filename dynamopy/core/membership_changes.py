@@ -8,7 +8,7 @@ rest of ``core/``; the rules they follow are in ``core/membership.py``'s docstri
 from __future__ import annotations
 
 from dataclasses import replace
-from typing import Any, Mapping
+from typing import Any, Mapping, Optional
 
 from dynamopy.core import cluster_identity
 from dynamopy.core.membership import (CONFIG_KEYS, JOINING, LEAVING, NORMAL, REUSE_AFTER_MS,
@@ -85,20 +85,24 @@ def _number_for_join(s: ClusterState, at_ms: Any) -> tuple[int, int]:
                        f"members removed less than {REUSE_AFTER_MS // 1000} s ago{when}")
 
 
+def _at_ms(e: Mapping[str, Any]) -> Optional[int]:
+    """The entry's ``at_ms`` when it carries a usable one (older entries carry none)."""
+    at_ms = e.get("at_ms")
+    return at_ms if isinstance(at_ms, int) and not isinstance(at_ms, bool) else None
+
+
 def _release(s: ClusterState, number: int, e: Mapping[str, Any]) -> dict[int, int]:
     """``free_numbers`` after a member holding ``number`` left (only with a known time)."""
-    at_ms = e.get("at_ms")
-    if not isinstance(at_ms, int) or isinstance(at_ms, bool):
+    at_ms = _at_ms(e)
+    if at_ms is None:
         return dict(s.free_numbers)
     return {**s.free_numbers, number: at_ms + REUSE_AFTER_MS}
 
 
 def _exit_ms(s: ClusterState, e: Mapping[str, Any]) -> int:
     """``last_exit_ms`` after a member left the ring by ``e`` (unchanged without a time)."""
-    at_ms = e.get("at_ms")
-    if not isinstance(at_ms, int) or isinstance(at_ms, bool):
-        return s.last_exit_ms
-    return max(s.last_exit_ms, at_ms)
+    at_ms = _at_ms(e)
+    return s.last_exit_ms if at_ms is None else max(s.last_exit_ms, at_ms)
 
 
 def _require_named_change(s: ClusterState, e: Mapping[str, Any], ops: tuple[str, ...],
