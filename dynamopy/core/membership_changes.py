@@ -59,7 +59,7 @@ def _join(s: ClusterState, e: Mapping[str, Any]) -> ClusterState:
         raise InvalidEntry(409, "conflict",
                            f"{mid} is already a member at {existing.url} ({existing.peer})")
     _require_no_change(s, f"join {mid}")
-    number, floor_ms = _number_for_join(s, e.get("at_ms"))
+    number, floor_ms = _number_for_join(s, _at_ms(e))
     member = Member(mid, url, peer, number, JOINING, floor_ms, zone=str(e.get("zone") or ""))
     free = {k: v for k, v in s.free_numbers.items() if k != number}
     return replace(s, members={**s.members, mid: member}, pending_ring=s.ring.add(mid),
@@ -67,19 +67,19 @@ def _join(s: ClusterState, e: Mapping[str, Any]) -> ClusterState:
                    next_number=max(s.next_number, number + 1), free_numbers=free)
 
 
-def _number_for_join(s: ClusterState, at_ms: Any) -> tuple[int, int]:
+def _number_for_join(s: ClusterState, at_ms: Optional[int]) -> tuple[int, int]:
     """(member number, clock floor) for a joiner: a new number while any is left, else the
     lowest removed member's number whose reuse time has come (see the module docstring)."""
     if s.next_number <= MAX_MEMBER_NUMBER:
         return s.next_number, 0
-    if isinstance(at_ms, int) and not isinstance(at_ms, bool):
+    if at_ms is not None:
         ready = [n for n, t in s.free_numbers.items() if t <= at_ms]
         if ready:
             number = min(ready)
             return number, s.free_numbers[number]
     waiting = sorted(s.free_numbers.values())
     when = (f"; the next becomes reusable {max(0, (waiting[0] - at_ms) / 1000):.0f} s from now"
-            if waiting and isinstance(at_ms, int) else "")
+            if waiting and at_ms is not None else "")
     raise InvalidEntry(409, "conflict",
                        f"no member number free: all {MAX_MEMBER_NUMBER} are held or were held by "
                        f"members removed less than {REUSE_AFTER_MS // 1000} s ago{when}")
