@@ -172,12 +172,17 @@ class ClockFence:
     def stepped(self, now_s: float, wall_ms: int, max_offset_ms: float) -> bool:
         """Rule 3 read at this moment rather than at the last round: this node's clock
         certainly stepped beyond the bound since its anchor. A verdict is up to a round old;
-        work that trusts the clock for a long way (the tombstone purge's "older than the
-        grace") asks this too, so a step since the last round does not slip through."""
+        work that trusts the clock (stamping a version, the tombstone purge's "older than
+        the grace") asks this too, so a step since the last round does not slip through."""
+        return self.step_offset(now_s, wall_ms, max_offset_ms) is not None
+
+    def step_offset(self, now_s: float, wall_ms: int, max_offset_ms: float) -> Optional[float]:
+        """The anchor's offset carried to this moment if it is beyond the bound (``stepped``),
+        else None."""
         if max_offset_ms <= 0 or self.anchor is None:
-            return False
+            return None
         carried = self._carried(wall_ms - now_s * 1000.0)
-        return abs(carried) - self.anchor.uncertainty_ms > max_offset_ms
+        return carried if abs(carried) - self.anchor.uncertainty_ms > max_offset_ms else None
 
     def judge(self, peers: Iterable[str], up: int, now_s: float, wall_ms: int,
               max_offset_ms: float) -> SkewVerdict:

@@ -141,6 +141,7 @@ class Coordinator:
                     and node.clock.monotonic() < restamp_until):
                 restamps += 1
                 node.metrics.restamps.inc()
+                node.detector.check_clock()   # (a step may have come since the first stamp)
                 version = await node.versions.next(rnd.newest_heard)
                 continue
             if stale and not epoch_retried and await node.wait_for_epoch(max(stale)):

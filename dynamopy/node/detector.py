@@ -230,14 +230,25 @@ class FailureDetector:
             self.clock.monotonic(), self.clock.wall_ms(), self.max_clock_offset_ms)
 
     def check_clock(self) -> None:
-        """Raise unless this node's clock may stamp versions (see the module docstring)."""
-        if self.skew is not None and self.skew.skewed:
-            v = self.skew
+        """Raise unless this node's clock may stamp versions (see the module docstring).
+        Rule 3 (a step since the anchor) is read at this moment too: the last verdict is up
+        to a ping round old, and a version stamped ahead in that window would outrank every
+        later write of its key made on a right clock."""
+        v = self.skew
+        if v is not None and v.skewed:
+            reason, offset_ms = v.reason, v.offset_ms
+        elif v is not None and (offset_ms := self.fence.step_offset(
+                self.clock.monotonic(), self.clock.wall_ms(),
+                self.max_clock_offset_ms)) is not None:
+            reason = "stepped"
+        else:
+            reason = None
+        if reason is not None:
             raise ClockSkew(
-                f"this node's clock is {v.offset_ms:.0f} ms off its peers "
-                f"({_REASONS.get(v.reason, v.reason)}; bound {self.max_clock_offset_ms} ms); "
+                f"this node's clock is {offset_ms:.0f} ms off its peers "
+                f"({_REASONS.get(reason, reason)}; bound {self.max_clock_offset_ms} ms); "
                 "it stamps no versions until its clock is back: use another node",
-                offset_ms=round(v.offset_ms), max_clock_offset_ms=self.max_clock_offset_ms)
+                offset_ms=round(offset_ms), max_clock_offset_ms=self.max_clock_offset_ms)
         if not self.clock_checked and len(self.state().members) > 1:
             raise NotReady("this node has not had its clock confirmed by its peers yet "
                            "(it needs a majority of the members within "

@@ -26,7 +26,10 @@ PASSING_SEED = 4  # crashes, clock jumps, and the purge_pause knob fires
 # Seed 17 catches it (0-16 do not; seed 0 did until session 14 checked the clock for a step
 # at the start of a pass; last checked: session 14)
 CAUGHT_SEEDS = range(17, 20)
-HINT_SEEDS = range(1, 10)    # seed 1 catches it (0 does not; last checked)
+# Seed 29 catches it with a value brought back (seed 1 did until session 15 read a clock
+# step at stamping time too; in 0:40 seeds 13, 17, 25, 29 and 35 catch it, 13 and 25 only
+# with an older tombstone read back; last checked: session 15)
+HINT_SEEDS = range(29, 36)
 # Busier: 32 keys, 4 x 60 operations over 10 s, every BUGGIFY knob enabled (purge_pause lets
 # writes land between a batch's confirmations and its drops). About 6 s a run here.
 RACE = dict(tombstone_grace_ms=1000, anti_entropy_interval_ms=1000, duration_ms=10000, faults=6, keys=32,

@@ -97,3 +97,31 @@ def test_a_clock_step_since_the_last_verdict_purges_no_tombstone():
     assert verdict_before
     assert purged == 0
     assert all(rec is not None and rec.deleted for rec in held)
+
+
+def test_a_clock_step_since_the_last_verdict_stamps_no_version_ahead():
+    """The write-side twin of the purge test above: n1's clock is vouched for, then its wall
+    clock steps an hour ahead, and a client writes through n1 before the next ping round
+    judges it. Before, n1 stamped that write an hour ahead from its last verdict, and the
+    version dragged the hybrid clocks of the nodes that saw it an hour ahead: n3's later
+    write of the key was re-stamped above it, an hour ahead too (and a later write that
+    met no replica holding it would have lost to it). Now the write is refused with the
+    fence's error, and n3 stamps at its own clock."""
+    async def main():
+        async with InProcessCluster(IDS, seed=5) as c:
+            n1 = c.node("n1")
+            await until(lambda: n1.detector.clock_ok, 5, "n1's clock is vouched for")
+            c.clocks["n1"].offset_ms = HOUR_MS
+            verdict_before = n1.detector.clock_ok
+            try:
+                stamped = await _write(c, "n1", b"k")
+            except ClockSkew as e:
+                stamped = e
+            later = await _write(c, "n3", b"k")
+            return verdict_before, stamped, later, c.node("n3").clock.wall_ms()
+
+    verdict_before, stamped, later, n3_wall_ms = run_virtual(main())
+    assert verdict_before, "the step must come between two verdicts"
+    assert isinstance(stamped, ClockSkew), f"stamped {physical_ms(stamped) - n3_wall_ms} ms ahead"
+    assert stamped.status == 503 and stamped.extra["offset_ms"] > HOUR_MS - 1_000
+    assert 0 <= n3_wall_ms - physical_ms(later) < 5_000
