@@ -425,5 +425,8 @@ def test_a_node_a_verdict_just_confirmed_has_not_stepped():
         v = f.judge(["a", "b"], 2, 1.002, base + 1002, MAX)
         assert v.checked and not v.skewed and v.far == 0
         assert not f.stepped(1.002, base + 1002, MAX)
-    # A real step beyond the bound is still seen at once.
+    # The wall clock read a millisecond on (whole milliseconds) is no step; any step that
+    # moves it further from its peers than it was vouched for is, at once.
+    assert not f.stepped(1.002, base + 1002 + 1, MAX)
+    assert f.stepped(1.002, base + 1002 + 2, MAX)
     assert f.stepped(1.002, base + 1002 + 600, MAX)
