@@ -102,10 +102,10 @@ class Coordinator:
         if not caught_up:
             await node.serving_state()  # never plan on a ring older than the peers' (or
             # count this node's copy of a key it no longer replicates): catch up first
-        node.detector.check_clock()
+        wall_ms = node.detector.check_clock()   # (the stamp uses the reading it judged)
         if after:
             self._check_token(after)
-        version = await node.versions.next(after)
+        version = await node.versions.next(after, wall_ms)
         restamps, epoch_retried = 0, False
         restamp_until = node.clock.monotonic() + node.config.request_timeout_s
         while True:
@@ -141,8 +141,9 @@ class Coordinator:
                     and node.clock.monotonic() < restamp_until):
                 restamps += 1
                 node.metrics.restamps.inc()
-                node.detector.check_clock()   # (a step may have come since the first stamp)
-                version = await node.versions.next(rnd.newest_heard)
+                # (a step may have come since the first stamp)
+                wall_ms = node.detector.check_clock()
+                version = await node.versions.next(rnd.newest_heard, wall_ms)
                 continue
             if stale and not epoch_retried and await node.wait_for_epoch(max(stale)):
                 epoch_retried = True

@@ -229,17 +229,20 @@ class FailureDetector:
         return self.clock_ok and not self.fence.stepped(
             self.clock.monotonic(), self.clock.wall_ms(), self.max_clock_offset_ms)
 
-    def check_clock(self) -> None:
-        """Raise unless this node's clock may stamp versions (see the module docstring).
+    def check_clock(self) -> int:
+        """Raise unless this node's clock may stamp versions (see the module docstring);
+        else return the wall clock (ms) it judged, which the version is stamped from
+        (``VersionClock.next(wall_ms=)``): a step landing after this reading is not
+        stamped (read again, it was, an hour ahead: found in review, session 15).
         Rule 3 (a step since the anchor) is read at this moment too: the last verdict is up
         to a ping round old, and a version stamped ahead in that window would outrank every
         later write of its key made on a right clock."""
+        mono, wall = self.clock.monotonic(), self.clock.wall_ms()
         v = self.skew
         if v is not None and v.skewed:
             reason, offset_ms = v.reason, v.offset_ms
         elif v is not None and (offset_ms := self.fence.step_offset(
-                self.clock.monotonic(), self.clock.wall_ms(),
-                self.max_clock_offset_ms)) is not None:
+                mono, wall, self.max_clock_offset_ms)) is not None:
             reason = "stepped"
         else:
             reason = None
@@ -253,3 +256,4 @@ class FailureDetector:
             raise NotReady("this node has not had its clock confirmed by its peers yet "
                            "(it needs a majority of the members within "
                            f"{self.max_clock_offset_ms} ms of it); retry shortly")
+        return wall

@@ -86,9 +86,11 @@ class VersionClock:
                 self.hlc.observe(resume_floor(ms))
         return self.hlc
 
-    async def next(self, after: int = 0) -> int:
+    async def next(self, after: int = 0, wall_ms: Optional[int] = None) -> int:
         """A new version, above ``after`` and above everything issued or observed, covered
-        by the durable mark before it is returned."""
+        by the durable mark before it is returned. ``wall_ms``: the wall clock the caller
+        checked (``FailureDetector.check_clock``), stamped from instead of a new reading,
+        and the mark's lead taken from it too: a step after the check moves neither."""
         hlc = self.hlc
         me = self.state().member(self.me)
         if me is None or me.number != hlc.member_number:
@@ -96,18 +98,21 @@ class VersionClock:
             raise NotReady("this node is no longer a member of the cluster")
         if after > 0:
             hlc.observe(after)
-        version = hlc.next(self.clock.wall_ms())
+        if wall_ms is None:
+            wall_ms = self.clock.wall_ms()
+        version = hlc.next(wall_ms)
         if physical_ms(version) > self.mark_ms:
-            await self._extend(physical_ms(version))
+            await self._extend(physical_ms(version), wall_ms)
         return version
 
-    async def _extend(self, needed_ms: int) -> None:
+    async def _extend(self, needed_ms: int, wall_ms: Optional[int] = None) -> None:
         async with self._lock:
             if self._closed:
                 raise NotReady("this node is stopping")
             if needed_ms <= self.mark_ms:
                 return  # another caller's extension covered it
-            new = extended_mark(self.mark_ms, needed_ms, self.clock.wall_ms(), LEAD_MS)
+            new = extended_mark(self.mark_ms, needed_ms,
+                                self.clock.wall_ms() if wall_ms is None else wall_ms, LEAD_MS)
             await self.committer.put_meta(MARK_KEY, str(new).encode())
             self.mark_ms = new
 

@@ -407,3 +407,26 @@ def test_a_step_since_the_last_round_is_seen_before_the_next_round():
         assert not a.fence.last.skewed                           # the last round's verdict
         assert not a.fence.stepped(a.t, a.wall(), 0)             # a zero bound: the fence is off
         a.wall_offset_ms = 0
+
+
+def test_a_node_a_verdict_just_confirmed_has_not_stepped():
+    """Rule 3 read at the moment of the verdict agrees with it. The anchor keeps the median
+    offset of the near peers but the smallest of their uncertainties: a node 420 ms (+-1)
+    from one peer and 600 ms (+-150) from the other, near both, was confirmed (and ready)
+    while ``stepped`` read 510 - 1 > 500 and every write it coordinated was refused 503
+    ``clock_skew`` "its wall clock stepped" with no step at all, round after round. Found
+    in review (session 15)."""
+    base = 1_000_000
+    f = ClockFence()
+    # a: offset -600, round trip 300 ms; b: offset -420, round trip 2 ms (no step between)
+    f.offsets.sample("a", base, base + 150 - 600, base + 300, now_s=0.3)
+    f.offsets.sample("b", base + 1000, base + 1001 - 420, base + 1002, now_s=1.002)
+    for _ in range(3):
+        v = f.judge(["a", "b"], 2, 1.002, base + 1002, MAX)
+        assert v.checked and not v.skewed and v.far == 0
+        assert not f.stepped(1.002, base + 1002, MAX)
+    # The wall clock read a millisecond on (whole milliseconds) is no step; any step that
+    # moves it further from its peers than it was vouched for is, at once.
+    assert not f.stepped(1.002, base + 1002 + 1, MAX)
+    assert f.stepped(1.002, base + 1002 + 2, MAX)
+    assert f.stepped(1.002, base + 1002 + 600, MAX)

@@ -31,7 +31,7 @@ class _Versions:
     def __init__(self):
         self.hlc, self.wall = HybridClock(9), 1_000_000
 
-    async def next(self, after: int = 0) -> int:
+    async def next(self, after: int = 0, wall_ms=None) -> int:   # (wall_ms: ignored)
         self.wall += 1
         return self.hlc.next(self.wall)
 

@@ -21,7 +21,7 @@ class _Versions:
         self.wall = 1_000_000
         self.afters: list[int] = []
 
-    async def next(self, after: int = 0) -> int:
+    async def next(self, after: int = 0, wall_ms=None) -> int:   # (wall_ms: ignored)
         self.afters.append(after)
         if after:
             self.hlc.observe(after)
