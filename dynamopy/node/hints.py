@@ -29,6 +29,13 @@ Rules:
   delivered, re-homed, passed on or read: a purged tombstone may shadow it. The holder drops
   it (counted as ``dropped{reason="expired"}`` and logged); a target that receives one (the
   holder's clock may differ) skips it and acks, so the holder deletes it.
+* "Older than the grace" is judged on this node's wall clock, so only while the clock fence
+  vouches for it (``clock_ok``, read at that moment: ``FailureDetector.clock_ok_now``), as
+  for the tombstone purge. A node whose clock it does not vouch for (a step 11 days ahead
+  would make every hint look expired) drops no hint it holds and delivers none (they wait,
+  backing off, until its clock is back), and refuses a delivered batch with an expired
+  hint in it instead of skipping it (the sender keeps it and retries): a hint counted as
+  a copy of an acknowledged write is never thrown away on a wrong clock.
 """
 
 from __future__ import annotations
@@ -70,14 +77,19 @@ class HintRefused(RemoteError):
         super().__init__("hint_refused", detail)
 
 
+class ClockNotVouched(PeerUnavailable):
+    """This node's clock is not vouched for: it cannot tell an expired hint (module rules)."""
+
+
 class HintManager:
     """Hints on this node, built from what it uses: its id, the current membership state (a
     getter), the store and group committer, the clock, metrics, the failure detector (who is
     up, for how long down), a peer caller (``call_peer(member, method, payload, timeout_s)``),
     the epoch reports of peers (``note_epoch``), whether the node is stopping, the node's
     version clock (``observe_version``), the tombstone grace (a getter) and the clock bound
-    (hints older than the grace expire), and the local replica (set once both exist: each
-    uses the other)."""
+    (hints older than the grace expire), whether the clock fence vouches for this node's
+    clock now (``clock_ok``), and the local replica (set once both exist: each uses the
+    other)."""
 
     def __init__(self, *, me: str, state: Callable[[], "ClusterState"], store: "Storage",
                  committer: "GroupCommitter", clock: "Clock", metrics: "Metrics",
@@ -86,13 +98,13 @@ class HintManager:
                  observe_version: Callable[[int], None],
                  tombstone_grace_s: Callable[[], float], max_clock_offset_ms: int = 500,
                  replica: Optional["Replica"] = None, buggify: Buggify = BUGGIFY_OFF,
-                 inline: bool = False):
+                 inline: bool = False, clock_ok: Callable[[], bool] = lambda: True):
         self.me, self.state, self.storage, self.committer = me, state, store, committer
         self.clock, self.metrics, self.detector = clock, metrics, detector
         self.call_peer, self.note_epoch, self.stopping = call_peer, note_epoch, stopping
         self.observe_version, self.replica = observe_version, replica
         self.tombstone_grace_s, self.max_clock_offset_ms = tombstone_grace_s, max_clock_offset_ms
-        self.buggify = buggify
+        self.buggify, self.clock_ok = buggify, clock_ok
         self.inline = inline  # an in-memory store: batches are read on the loop
         # target -> the last key of a wholly deleted batch: every hint up to it is gone
         self._after: dict[str, bytes] = {}
@@ -127,6 +139,10 @@ class HintManager:
         old, keep = [], []
         for h in batch:
             (old if self.expired(h[3]) else keep).append(h)
+        if old and not self.clock_ok():
+            raise ClockNotVouched(f"{len(old)} hint(s) for {target} look older than the "
+                                  "tombstone grace, but the clock fence does not vouch for "
+                                  "this node's clock: kept, and none delivered until it does")
         if old:
             await self.committer.delete_hints([hk for hk, *_ in old])
             self.metrics.hints_dropped.labels(target, "expired").inc(len(old))
@@ -189,9 +205,13 @@ class HintManager:
             return
         while not self.stopping():
             read = batch = await self._read(target)
-            if batch and not (batch := await self._drop_expired(target, batch)):
-                self._deleted_up_to(target, read)
-                continue
+            try:
+                if batch and not (batch := await self._drop_expired(target, batch)):
+                    self._deleted_up_to(target, read)
+                    continue
+            except ClockNotVouched as e:
+                self._back_off(target, e)
+                return
             # buggify: deliver one record, then pause before the next one
             pause = self.buggify.delay_s("hint_pause", 1.0) if self.buggify.on and batch else 0.0
             if pause:
@@ -219,10 +239,7 @@ class HintManager:
                     # The target knows a newer ring (it may have dropped these ranges):
                     # catch up before the retry, which re-homes what moved.
                     self.note_epoch(newer, target)
-                delay = min(BACKOFF_MAX_S, self._backoff.get(target, 0.25) * 2)
-                self._backoff[target] = delay
-                self._retry_at[target] = self.clock.monotonic() + delay
-                log.info("hint delivery to %s failed (%r); retry in %.2fs", target, e, delay)
+                self._back_off(target, e)
                 return
             await self.committer.delete_hints([hk for hk, *_ in batch])
             self._deleted_up_to(target, batch)  # (expired ones before it were deleted too)
@@ -235,6 +252,12 @@ class HintManager:
             self.metrics.hints_pending.labels(target).set(count)
             if pause:
                 await self.clock.sleep(pause)
+
+    def _back_off(self, target: str, e: Exception) -> None:
+        delay = min(BACKOFF_MAX_S, self._backoff.get(target, 0.25) * 2)
+        self._backoff[target] = delay
+        self._retry_at[target] = self.clock.monotonic() + delay
+        log.info("hint delivery to %s failed (%r); retry in %.2fs", target, e, delay)
 
     def _keeps(self, member: str, token: int) -> bool:
         """``member`` replicates ``token`` after the ring change in progress (now if none)."""
@@ -332,6 +355,11 @@ class HintManager:
                 expired += 1   # acked unapplied: the sender deletes it
                 continue
             writes.append((token, key, rec))
+        if expired and not self.clock_ok():
+            raise RemoteError("clock_not_vouched",
+                              f"{expired} handed-off record(s) look older than the tombstone "
+                              f"grace on {self.me}'s clock, which the clock fence does not "
+                              "vouch for: refused, keep them and retry")
         if expired:
             self.metrics.hints_dropped.labels(self.me, "expired").inc(expired)
             log.warning("skipped %d handed-off record(s) from %s older than the tombstone "

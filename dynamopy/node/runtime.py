@@ -94,7 +94,7 @@ class Node:
             stopping=lambda: self.stopping, observe_version=self.observe_version,
             tombstone_grace_s=lambda: self.state.settings.tombstone_grace_s,
             max_clock_offset_ms=config.max_clock_offset_ms, buggify=buggify,
-            inline=storage.inline)
+            inline=storage.inline, clock_ok=lambda: self.detector.clock_ok_now)
         self.replica = Replica(
             me=self.id, state=state, store=self.store, committer=self.committer, clock=clock,
             metrics=self.metrics, catchup=self.catchup, poke_metalog=lambda: self.metalog.poke(),
