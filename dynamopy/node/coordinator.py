@@ -20,8 +20,8 @@ from dynamopy.core.read_plan import plan_read
 from dynamopy.core.records import Record
 from dynamopy.core.versions import physical_ms
 from dynamopy.deadlines import Deadlines
-from dynamopy.node.errors import (BadRequest, QuorumUnavailable, StaleEpochError, StaleSession,
-                                  stale_epoch_of)
+from dynamopy.node.errors import (BadRequest, ClockSkew, QuorumUnavailable, StaleEpochError,
+                                  StaleSession, stale_epoch_of)
 from dynamopy.node.fanout import FanOut
 from dynamopy.node.replica import NOT_CAUGHT_UP, STALE_EPOCH
 from dynamopy.peer import PeerError, RemoteError
@@ -141,8 +141,11 @@ class Coordinator:
                     and node.clock.monotonic() < restamp_until):
                 restamps += 1
                 node.metrics.restamps.inc()
-                # (a step may have come since the first stamp)
-                wall_ms = node.detector.check_clock()
+                try:   # (a step may have come since the first stamp)
+                    wall_ms = node.detector.check_clock()
+                except ClockSkew as e:
+                    raise ClockSkew(f"{e.detail}; an earlier stamp of this write may still be "
+                                    "stored on some replicas", **e.extra) from None
                 version = await node.versions.next(rnd.newest_heard, wall_ms)
                 continue
             if stale and not epoch_retried and await node.wait_for_epoch(max(stale)):

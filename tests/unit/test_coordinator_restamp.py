@@ -180,6 +180,27 @@ def test_no_round_starts_once_the_request_timeout_is_spent():
     assert node.metrics.restamps.value == 3 and "after 3 re-stamps" in e.value.detail
 
 
+def test_a_clock_step_refusing_a_re_stamp_says_the_write_may_be_stored():
+    """The first stamp went out (replicas may hold it); the clock stepped before the re-stamp.
+    The 503 clock_skew must not read as "nothing was written" (found in review, session 15)."""
+    from dynamopy.node.errors import ClockSkew
+    node = _node()
+    checks = []
+
+    def check_clock():
+        checks.append(1)
+        if len(checks) > 1:
+            raise ClockSkew("this node's clock is 3600000 ms off its peers", offset_ms=3600000,
+                            max_clock_offset_ms=500)
+    node.detector = SimpleNamespace(check_clock=check_clock)
+    coord = _Coordinator(node, lambda n, v: v + 10**9)   # every replica holds a newer one
+    with pytest.raises(ClockSkew) as e:
+        _write(coord)
+    assert len(checks) == 2 and len({v for _, v in coord.sent}) == 1
+    assert "may still be stored on some replicas" in e.value.detail
+    assert e.value.extra == {"offset_ms": 3600000, "max_clock_offset_ms": 500}
+
+
 # ---- session tokens are bounded by the wall clock (found in review) ----------------------
 
 def _token_coordinator(max_offset_ms: int, wall_ms: int, hybrid_ms: int) -> Coordinator:
