@@ -1,6 +1,7 @@
 """The command line as a user runs it: cluster up, put/get/delete, ring, status, members."""
 
 import concurrent.futures as cf
+import contextlib
 import json
 import shutil
 import os
@@ -185,6 +186,66 @@ def test_cluster_up_starts_stops_and_restarts_with_its_data(tmp_path):
         with Client(f"http://127.0.0.1:{base + 2}", token="restart-secret") as c:
             item = c.get("survives", r=3)
             assert item.value == b"restart" and item.version == version
+    finally:
+        down(p)
+
+
+def test_cluster_up_restarts_a_cluster_one_of_whose_nodes_left(tmp_path):
+    """Found in session 15's operator walk-through: after `dynamopy members leave` of one
+    of its nodes, re-running `cluster up` on the data dir waited 60 s for that node, whose
+    /ready says it left (503, for good: its data dir records the leave), then printed
+    "n4 not ready after 60s" and stopped every node: the cluster could no longer be
+    restarted as the README says. Now the node that left is not waited for: the rest
+    starts, the table lists the members, and a line says which node left and how to add
+    it back."""
+    base = allocate_ports(4)
+    data = str(tmp_path / "data")
+    cmd = [*dynamopy_cmd(), "cluster", "up", "--nodes", "4", "--base-port", str(base),
+           "--data-dir", data]
+
+    def up(timeout_s: float = 45) -> tuple[subprocess.Popen, str]:
+        p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                             start_new_session=True)
+        deadline = time.monotonic() + timeout_s
+        lines = []
+        while time.monotonic() < deadline:
+            line = p.stdout.readline().decode()
+            lines.append(line)
+            if "Ctrl-C" in line:
+                return p, "".join(lines)
+            if p.poll() is not None:
+                break
+        with contextlib.suppress(ProcessLookupError):   # it may have given up already
+            os.killpg(p.pid, signal.SIGTERM)
+        p.wait(timeout=30)
+        raise AssertionError("cluster up did not get ready:\n" + "".join(lines)
+                             + p.stderr.read().decode())
+
+    def down(p: subprocess.Popen) -> None:
+        os.killpg(p.pid, signal.SIGTERM)
+        assert p.wait(timeout=30) == 0
+
+    p, _ = up()
+    try:
+        with Client(f"http://127.0.0.1:{base}") as c:
+            version = c.put("kept", "across the leave", w=3)["version"]
+            c.leave("n4")
+        with Client(f"http://127.0.0.1:{base + 3}") as c4:
+            deadline = time.monotonic() + 30
+            while c4.node()["state"] != "left":
+                assert time.monotonic() < deadline, c4.node()
+                time.sleep(0.2)
+    finally:
+        down(p)
+    p, table = up()
+    try:
+        assert "n4 left the cluster" in table and f"{data}/n4" in table, table
+        members = [line.split()[0] for line in table.splitlines()
+                   if line.startswith("n") and "http://" in line]
+        assert members == ["n1", "n2", "n3"], table
+        with Client(f"http://127.0.0.1:{base + 1}") as c:
+            item = c.get("kept", r=3)
+            assert item.value == b"across the leave" and item.version == version
     finally:
         down(p)
 
