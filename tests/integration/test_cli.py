@@ -286,6 +286,30 @@ def test_one_line_errors_instead_of_tracebacks(tmp_path):
              f"data dir {regular / 'd'}: Not a directory")
 
 
+def test_serve_on_a_port_in_use_is_a_one_line_error_naming_the_flag(tmp_path):
+    """Found in session 15's operator walk-through: `dynamopy serve` on an HTTP port in use
+    printed uvicorn's `ERROR:    [Errno 98] error while attempting to bind on address ...`
+    and exited 3, while a peer port in use was `dynamopy: error: error while attempting to
+    bind ...` (exit 2) without saying which of the two ports it was. Both are now one
+    `dynamopy: error:` line naming the flag and the port, exit 2."""
+    import socket
+
+    base = allocate_ports(1)
+    peer = base + 1000
+    for busy, flag in ((base, "--port"), (peer, "--peer-port")):
+        with socket.socket() as s:
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            s.bind(("127.0.0.1", busy))
+            s.listen()
+            out = cli("serve", "--node-id", "n1", "--port", str(base), "--peer-port", str(peer),
+                      "--data-dir", str(tmp_path / flag.strip("-")), check=False, timeout_s=60)
+        err = out.stderr.decode()
+        said = [line for line in err.splitlines() if not line[:4].isdigit()]  # not log lines
+        assert out.returncode == 2 and "Traceback" not in err, err
+        assert len(said) == 1 and said[0].startswith("dynamopy: error: "), err
+        assert f"{flag} {busy}" in said[0] and "already in use" in said[0], err
+
+
 @pytest.mark.skipif(os.geteuid() != 0 or not shutil.which("setpriv"),
                     reason="needs root and setpriv to run the CLI as an unprivileged user")
 def test_unwritable_data_dir_is_a_one_line_error():
