@@ -180,6 +180,7 @@ class Nodes:
         # the last "not ready" answer of each node's own /ready ("503 <detail>"), which says
         # why (NotReady quotes it: the log need not)
         self.not_ready: dict[int, str] = {}
+        self.left: dict[int, int] = {}   # node index -> the epoch its graceful leave finished
 
     def _verify(self):
         """httpx's ``verify``: ``True`` as the process's one default TLS context (built once,
@@ -261,15 +262,20 @@ class Nodes:
             body = r.json()
             if r.status_code != 200 and body.get("id") == self.node_id(i) and body.get("detail"):
                 self.not_ready[i] = f"{r.status_code} {body['detail']}"
+                if isinstance(body.get("left"), dict):
+                    self.left[i] = body["left"].get("epoch")
             return r.status_code == 200 and body.get("id") == self.node_id(i)
         except (httpx.HTTPError, ValueError, AttributeError):
             return False
 
     def wait_ready(self, nodes: Iterable[int], timeout_s: float = 60.0, *,
                    poll_s: float = 0.05,
-                   interrupted: Callable[[], bool] = lambda: False) -> bool:
+                   interrupted: Callable[[], bool] = lambda: False,
+                   left_ok: bool = False) -> bool:
         """Wait until every node in ``nodes`` is ready; False if ``interrupted()`` became true
-        first. Raises NodeExited (one of ``nodes`` exited, even one already ready) or NotReady."""
+        first. Raises NodeExited (one of ``nodes`` exited, even one already ready) or NotReady.
+        ``left_ok``: a node whose /ready says it left the cluster (a graceful leave recorded
+        in its data dir: it stays out for good) is not waited for; ``left`` lists it."""
         deadline = time.monotonic() + timeout_s
         awaited = sorted(set(nodes))
         pending = set(awaited)
@@ -280,7 +286,8 @@ class Nodes:
                 for i in awaited:
                     if self.procs[i].poll() is not None:
                         raise NodeExited(self, i)
-                pending = {i for i in pending if not self.ready(i, http)}
+                pending = {i for i in pending if not self.ready(i, http)
+                           and not (left_ok and i in self.left)}
                 if not pending:
                     break
                 if time.monotonic() > deadline:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 import textwrap
 
@@ -61,8 +62,15 @@ def latency(doc: dict, path: str) -> None:
         ax.set_title(title)
         ax.set_xlabel("setting")
         ax.grid(axis="y", which="both", alpha=0.3)
+    # On a log scale matplotlib puts the floor just under the smallest value, and its bar
+    # reads as zero: start at a power of ten at least a factor 2 below it (shared axis).
+    lowest = [r[op][key] for r in doc["results"] for op in ("read_ms", "write_ms")
+              for key, _name in PCTS if r[op][key]]
+    if lowest:
+        axes[0].set_ylim(bottom=10 ** math.floor(math.log10(min(lowest) / 2)))
     axes[0].set_ylabel("latency (ms, log scale)")
-    axes[1].legend(title="percentile", fontsize=8)
+    # beside the plots: over them it hid the tallest bars once every bar showed in full
+    axes[1].legend(title="percentile", fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1))
     fig.suptitle("Latency percentiles per setting (HdrHistogram over every measured request)\n"
                  + _subtitle(doc), fontsize=10)
     fig.tight_layout()

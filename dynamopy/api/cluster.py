@@ -156,9 +156,11 @@ def build_router(node) -> APIRouter:
         if node.is_ready:
             return {"status": "ready", "id": node.id, "epoch": node.state.epoch}
         detail = getattr(node, "waiting_for", None) or "not a member yet or catching up"
+        left = None
         if node.metalog.left is not None and node.state.member(node.id) is None:
+            left = {"epoch": node.metalog.left["epoch"]}   # as GET /node says it
             detail = (f"this node left the cluster (its graceful leave finished at epoch "
-                      f"{node.metalog.left['epoch']}); restart it with --rejoin-after-leave "
+                      f"{left['epoch']}); restart it with --rejoin-after-leave "
                       "to join again")
         elif node.metalog.replacing:
             blocked = node.metalog.replacement_blocked
@@ -169,7 +171,8 @@ def build_router(node) -> APIRouter:
                       node.detector.skew.skewed else "this node's clock is not confirmed by a "
                       "majority of the members yet")
         return JSONResponse({"error": "not_ready", "detail": detail, "clock": clock_view(node),
-                             "id": node.id, "epoch": node.state.epoch}, status_code=503)
+                             "id": node.id, "epoch": node.state.epoch,
+                             **({"left": left} if left else {})}, status_code=503)
 
     @router.get("/metrics", summary="Prometheus metrics",
                 response_class=PlainTextResponse)

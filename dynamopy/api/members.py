@@ -34,12 +34,31 @@ def _refuse_constant(name: str):
     raise ValueError(name)
 
 
+class _Repeated(Exception):
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+
+def _refuse_repeated(pairs: list) -> dict:
+    # Python's json keeps the last of a repeated name, other decoders the first: a body
+    # such as {"r": 1, "r": 2} is ambiguous, refused as a repeated query parameter is.
+    out = {}
+    for name, value in pairs:
+        if name in out:
+            raise _Repeated(name)
+        out[name] = value
+    return out
+
+
 async def _json_body(request: Request) -> dict:
     raw = await request.body()
     if not raw:
         raise BadRequest("a JSON object body is required")
     try:
-        body = json.loads(raw, parse_constant=_refuse_constant)
+        body = json.loads(raw, parse_constant=_refuse_constant,
+                          object_pairs_hook=_refuse_repeated)
+    except _Repeated as e:
+        raise BadRequest(f"the body names {e.name!r} more than once") from None
     except RecursionError:   # thousands of nested brackets
         raise BadRequest("the body is not valid JSON for this route: nested too deeply") \
             from None

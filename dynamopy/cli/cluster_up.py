@@ -23,7 +23,7 @@ import secrets
 import signal
 import sys
 import time
-from typing import Optional
+from typing import Optional, Sequence
 from urllib.parse import urlsplit
 
 from dynamopy.client import Client
@@ -184,12 +184,17 @@ def up(nodes: int, base_port: int, data_dir: str, n: Optional[int], extra: list[
             launch.start(i, ["--seeds", seeds, "--n", str(n), *extra])
         try:
             if not launch.wait_ready(range(nodes), ready_timeout_s,
-                                     interrupted=lambda: stopping):
+                                     interrupted=lambda: stopping, left_ok=True):
                 return 130
         except (NodeExited, NotReady) as e:
             print(f"dynamopy: error: {e}", file=sys.stderr)
             return 1
-        print_table(launch.url(0), data_dir)
+        # A node that left by a graceful leave stays out (its data dir records it): it is
+        # not waited for, and the table says so rather than failing the restart.
+        left = [(launch.node_id(i), epoch, os.path.join(data_dir, launch.node_id(i)))
+                for i, epoch in sorted(launch.left.items())]
+        print_table(launch.url(min(set(range(nodes)) - set(launch.left), default=0)),
+                    data_dir, left)
         reported: set[int] = set()
         while not stopping:
             for i in range(nodes):
@@ -206,7 +211,10 @@ def up(nodes: int, base_port: int, data_dir: str, n: Optional[int], extra: list[
             print("cluster stopped", file=sys.stderr)
 
 
-def print_table(url: str, data_dir: str) -> None:
+def print_table(url: str, data_dir: str, left: Sequence[tuple] = ()) -> None:
+    """The members as the cluster lists them, example commands, and a line per node of
+    this data dir that left the cluster by a graceful leave (``left``: id, epoch, its data
+    dir): it runs but serves nothing and is not a member, as the README says."""
     # The nodes inherit DYNAMOPY_API_TOKEN from this process: ask and print with it (the
     # examples name the variable, never the secret).
     token = os.environ.get("DYNAMOPY_API_TOKEN") or None
@@ -218,6 +226,10 @@ def print_table(url: str, data_dir: str) -> None:
     print(f"{'id':<6} {'http':<24} {'peer':<18} {'state':<8}")
     for m in info["members"]:
         print(f"{m['id']:<6} {m['url']:<24} {m['peer']:<18} {m['state']:<8}")
+    for node_id, epoch, path in left:
+        print(f"{node_id} left the cluster (its graceful leave finished at epoch {epoch}) and "
+              f"stays out: it runs but serves nothing; to add it again as a new node, stop "
+              f"this, delete {path} and re-run")
     print("\ntry:")
     print(f"  curl{auth} -X PUT -H 'Content-Type: text/plain' --data-binary 'hello' "
           f"{url}/kv/greeting")

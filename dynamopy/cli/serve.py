@@ -91,7 +91,29 @@ def listening_server():
             self._on_listening = on_listening
 
         async def startup(self, sockets=None) -> None:
-            await super().startup(sockets=sockets)
+            # uvicorn logs a failure to bind (``ERROR:    [Errno 98] ...``) and exits 3:
+            # keep the error and raise it naming --port, as the peer port's is, so that
+            # `dynamopy serve` prints one `dynamopy: error:` line and exits 2.
+            failed: list[OSError] = []
+
+            def keep(record: logging.LogRecord) -> bool:
+                if isinstance(record.msg, OSError):
+                    failed.append(record.msg)
+                    return False
+                return True
+
+            uvicorn_log = logging.getLogger("uvicorn.error")
+            uvicorn_log.addFilter(keep)
+            try:
+                await super().startup(sockets=sockets)
+            except SystemExit:
+                if not failed:
+                    raise
+                from dynamopy.peer.transport import bind_error
+                raise bind_error("--port", self.config.host, self.config.port,
+                                 failed[0]) from None
+            finally:
+                uvicorn_log.removeFilter(keep)
             if self.started:
                 self._on_listening()
 

@@ -185,7 +185,10 @@ class AntiEntropy:
             call_peer=call_peer, get_state=get_state, clock=clock, metrics=metrics,
             store=lambda: self.store, check=self._check, blocking=self._blocking,
             buggify=buggify, clock_ok=clock_ok)
-        self._next_purge = 0.0
+        # When the last purge pass started (monotonic): the next one is due ``every_s`` after
+        # it, with ``every_s`` read when it is due, so a grace shortened through the log
+        # takes effect at once, not after the hour the old grace had scheduled.
+        self._last_purge: Optional[float] = None
         self._watching = False
 
     @property
@@ -272,8 +275,9 @@ class AntiEntropy:
             await self.clock.sleep(self.interval_s * self.rng.uniform(0.5, 1.0))
             if self.built and self.enabled:
                 await self.round()
-                if self.clock.monotonic() >= self._next_purge:
-                    self._next_purge = self.clock.monotonic() + self.purge.every_s
+                now = self.clock.monotonic()
+                if self._last_purge is None or now >= self._last_purge + self.purge.every_s:
+                    self._last_purge = now
                     try:
                         await self.purge.round()
                     except asyncio.CancelledError:

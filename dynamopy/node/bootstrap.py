@@ -59,6 +59,7 @@ if TYPE_CHECKING:  # pragma: no cover
 log = logging.getLogger(__name__)
 
 RETRY_S = 0.3
+SEED_TROUBLE_LOG_S = 30.0   # a seed that stays unreachable (or refusing) is logged this often
 # Names the node asking (``HttpContact``): ``GET /node`` wakes a seed waiting to ask the seeds
 # again unless it is the seed's own bootstrap asking itself (``identity_asked_by``).
 ASKER_HEADER = "X-Dynamopy-Asker"
@@ -409,35 +410,62 @@ async def _identities(node: "Node", contact, seeds: list[str]):
     adoption is durable, so it is seen here); voting again with an empty state could let two
     different bootstrap entries be chosen (core/paxos/identity.py)."""
     mine = node.metalog.token
-    while not node.stopping:
-        node.identity_asked.clear()
-        out = []
-        for url in seeds:  # every seed, even past one that is down: any may say "bootstrapped"
-            try:
-                info = await contact.node_info(url)
-                if isinstance(info.get("epoch"), int) and info["epoch"] > 0:
-                    return BOOTSTRAPPED
-                seen = (info.get("seed_tokens") or {}).get(node.id)
-                if seen is not None and seen != mine:
-                    return SEEN_BEFORE
-                out.append({"id": info["id"], "url": info["url"], "peer": info["peer"],
-                            **({"zone": info["zone"]} if info.get("zone") else {}),
-                            **({"token": info["store_token"]} if info.get("store_token")
-                               else {})})
-            except TokenRefused as e:
-                log.warning("seed %s refuses this node (%s); retrying", url, e)
-            except UNREACHABLE as e:
-                log.info("seed %s not reachable yet (%s)", url, e)
-        if len(out) == len(seeds):
-            return out
-        node.identity_answered = frozenset(i["id"] for i in out)  # identity_asked_by
-        foreign = node.metalog.foreign
-        if not node.metalog.started and foreign is not None and foreign.get("url"):
-            return REACHED
-        # Ask again after RETRY_S, or as soon as someone asks this node for its identity
-        # (``GET /node``): a seed that just came up asks every seed, this one included.
-        await wait_set(node.identity_asked, RETRY_S)
-    return None
+    said: dict[str, tuple[str, float]] = {}   # seed -> its trouble as last logged, and when
+    waiting = [None]                          # what this wait put in node.waiting_for
+
+    def trouble(url: str, level: int, text: str) -> None:
+        # A round every RETRY_S: log a seed's trouble when it starts or changes, then every
+        # SEED_TROUBLE_LOG_S while it lasts (it was a line per seed per round).
+        now = node.clock.monotonic()
+        last = said.get(url)
+        if last is None or last[0] != text or now - last[1] >= SEED_TROUBLE_LOG_S:
+            log.log(level, "%s", text)
+            said[url] = (text, now)
+
+    try:
+        while not node.stopping:
+            node.identity_asked.clear()
+            out = []
+            problems = []
+            for url in seeds:  # every seed, even past one that is down: any may say
+                #                 "bootstrapped"
+                try:
+                    info = await contact.node_info(url)
+                    if said.pop(url, None) is not None:
+                        log.info("seed %s answers", url)
+                    if isinstance(info.get("epoch"), int) and info["epoch"] > 0:
+                        return BOOTSTRAPPED
+                    seen = (info.get("seed_tokens") or {}).get(node.id)
+                    if seen is not None and seen != mine:
+                        return SEEN_BEFORE
+                    out.append({"id": info["id"], "url": info["url"], "peer": info["peer"],
+                                **({"zone": info["zone"]} if info.get("zone") else {}),
+                                **({"token": info["store_token"]} if info.get("store_token")
+                                   else {})})
+                except TokenRefused as e:
+                    problems.append(f"{url} refuses this node ({e})")
+                    trouble(url, logging.WARNING,
+                            f"seed {url} refuses this node ({e}); retrying")
+                except UNREACHABLE as e:
+                    problems.append(f"{url} not reachable ({e})")
+                    trouble(url, logging.INFO, f"seed {url} not reachable yet ({e})")
+            if len(out) == len(seeds):
+                return out
+            if getattr(node, "waiting_for", None) in (None, waiting[0]):
+                # GET /ready says what it waits for (unless another wait said so first)
+                waiting[0] = node.waiting_for = ("waiting for the seeds to answer: "
+                                                 + "; ".join(problems))
+            node.identity_answered = frozenset(i["id"] for i in out)  # identity_asked_by
+            foreign = node.metalog.foreign
+            if not node.metalog.started and foreign is not None and foreign.get("url"):
+                return REACHED
+            # Ask again after RETRY_S, or as soon as someone asks this node for its identity
+            # (``GET /node``): a seed that just came up asks every seed, this one included.
+            await wait_set(node.identity_asked, RETRY_S)
+        return None
+    finally:
+        if waiting[0] is not None and getattr(node, "waiting_for", None) == waiting[0]:
+            node.waiting_for = None
 
 
 async def _lists_me(node: "Node", contact, url: str) -> bool:

@@ -14,6 +14,7 @@ Contract of ``call``: it returns the peer's result or raises a ``PeerError`` —
 from __future__ import annotations
 
 import asyncio
+import errno
 import random
 from typing import Any, Awaitable, Callable, Mapping, Optional, Protocol, runtime_checkable
 
@@ -121,9 +122,23 @@ class TcpTransport:
                                  sync_methods=sync_methods, future_methods=future_methods,
                                  on_reject=self._on_reject,
                                  ssl=self._server_ssl, **self._server_kw)
-        await self.server.start(self.host, self.port)
+        try:
+            await self.server.start(self.host, self.port)
+        except OSError as e:   # `dynamopy serve` prints it as one line naming the flag
+            raise bind_error("--peer-port", self.host, self.port, e) from None
 
     async def close(self) -> None:
         if self.server is not None:
             await self.server.stop()
         await self.client.close()
+
+
+def bind_error(flag: str, host: str, port: int, e: OSError) -> OSError:
+    """``e``, a failure to listen on ``host:port``, as an error naming the flag that chose
+    the port (``dynamopy serve`` prints it as one line: ``dynamopy: error: ...``)."""
+    if e.errno == errno.EADDRINUSE:
+        text = (f"{flag} {port}: {host}:{port} is already in use; stop what uses it or "
+                f"pick another {flag}")
+    else:
+        text = f"{flag} {port}: cannot listen on {host}:{port}: {e.strerror or e}"
+    return OSError(e.errno, text)

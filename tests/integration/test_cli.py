@@ -1,6 +1,7 @@
 """The command line as a user runs it: cluster up, put/get/delete, ring, status, members."""
 
 import concurrent.futures as cf
+import contextlib
 import json
 import shutil
 import os
@@ -189,6 +190,66 @@ def test_cluster_up_starts_stops_and_restarts_with_its_data(tmp_path):
         down(p)
 
 
+def test_cluster_up_restarts_a_cluster_one_of_whose_nodes_left(tmp_path):
+    """Found in session 15's operator walk-through: after `dynamopy members leave` of one
+    of its nodes, re-running `cluster up` on the data dir waited 60 s for that node, whose
+    /ready says it left (503, for good: its data dir records the leave), then printed
+    "n4 not ready after 60s" and stopped every node: the cluster could no longer be
+    restarted as the README says. Now the node that left is not waited for: the rest
+    starts, the table lists the members, and a line says which node left and how to add
+    it back."""
+    base = allocate_ports(4)
+    data = str(tmp_path / "data")
+    cmd = [*dynamopy_cmd(), "cluster", "up", "--nodes", "4", "--base-port", str(base),
+           "--data-dir", data]
+
+    def up(timeout_s: float = 45) -> tuple[subprocess.Popen, str]:
+        p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                             start_new_session=True)
+        deadline = time.monotonic() + timeout_s
+        lines = []
+        while time.monotonic() < deadline:
+            line = p.stdout.readline().decode()
+            lines.append(line)
+            if "Ctrl-C" in line:
+                return p, "".join(lines)
+            if p.poll() is not None:
+                break
+        with contextlib.suppress(ProcessLookupError):   # it may have given up already
+            os.killpg(p.pid, signal.SIGTERM)
+        p.wait(timeout=30)
+        raise AssertionError("cluster up did not get ready:\n" + "".join(lines)
+                             + p.stderr.read().decode())
+
+    def down(p: subprocess.Popen) -> None:
+        os.killpg(p.pid, signal.SIGTERM)
+        assert p.wait(timeout=30) == 0
+
+    p, _ = up()
+    try:
+        with Client(f"http://127.0.0.1:{base}") as c:
+            version = c.put("kept", "across the leave", w=3)["version"]
+            c.leave("n4")
+        with Client(f"http://127.0.0.1:{base + 3}") as c4:
+            deadline = time.monotonic() + 30
+            while c4.node()["state"] != "left":
+                assert time.monotonic() < deadline, c4.node()
+                time.sleep(0.2)
+    finally:
+        down(p)
+    p, table = up()
+    try:
+        assert "n4 left the cluster" in table and f"{data}/n4" in table, table
+        members = [line.split()[0] for line in table.splitlines()
+                   if line.startswith("n") and "http://" in line]
+        assert members == ["n1", "n2", "n3"], table
+        with Client(f"http://127.0.0.1:{base + 1}") as c:
+            item = c.get("kept", r=3)
+            assert item.value == b"across the leave" and item.version == version
+    finally:
+        down(p)
+
+
 def test_cluster_up_stops_everything_when_a_node_cannot_start(tmp_path):
     """A node that exits while starting (here: its LevelDB is locked by another process)
     stops the start-up: non-zero exit, the node's log tail, and no node left running."""
@@ -223,6 +284,30 @@ def test_one_line_errors_instead_of_tracebacks(tmp_path):
     regular.write_text("not a directory")
     one_line(cli("cluster", "up", "--data-dir", str(regular / "d"), check=False),
              f"data dir {regular / 'd'}: Not a directory")
+
+
+def test_serve_on_a_port_in_use_is_a_one_line_error_naming_the_flag(tmp_path):
+    """Found in session 15's operator walk-through: `dynamopy serve` on an HTTP port in use
+    printed uvicorn's `ERROR:    [Errno 98] error while attempting to bind on address ...`
+    and exited 3, while a peer port in use was `dynamopy: error: error while attempting to
+    bind ...` (exit 2) without saying which of the two ports it was. Both are now one
+    `dynamopy: error:` line naming the flag and the port, exit 2."""
+    import socket
+
+    base = allocate_ports(1)
+    peer = base + 1000
+    for busy, flag in ((base, "--port"), (peer, "--peer-port")):
+        with socket.socket() as s:
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            s.bind(("127.0.0.1", busy))
+            s.listen()
+            out = cli("serve", "--node-id", "n1", "--port", str(base), "--peer-port", str(peer),
+                      "--data-dir", str(tmp_path / flag.strip("-")), check=False, timeout_s=60)
+        err = out.stderr.decode()
+        said = [line for line in err.splitlines() if not line[:4].isdigit()]  # not log lines
+        assert out.returncode == 2 and "Traceback" not in err, err
+        assert len(said) == 1 and said[0].startswith("dynamopy: error: "), err
+        assert f"{flag} {busy}" in said[0] and "already in use" in said[0], err
 
 
 @pytest.mark.skipif(os.geteuid() != 0 or not shutil.which("setpriv"),

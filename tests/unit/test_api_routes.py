@@ -190,6 +190,29 @@ def test_cluster_config_refuses_numbers_that_are_not_finite():
     assert proposed == []
 
 
+def test_a_setting_named_twice_in_the_body_is_a_400_not_the_last_one_taken():
+    """Found in session 15's operator walk-through: POST /cluster/config with
+    `{"r": 1, "r": 2}` answered 202 and committed r=2 (Python's decoder keeps the last of
+    a repeated name; another JSON library may keep the first). A repeated query parameter
+    is refused on every route so that a typo never silently weakens a quorum, and
+    `dynamopy config set r=1 r=2` is refused before sending: the body refuses it too,
+    nested objects included, and nothing is proposed."""
+    node, proposed = _proposing_node()
+    app = create_app(node)
+    for raw in (b'{"r": 1, "r": 2}', b'{"w": 2, "tombstone_grace_s": 86400, "w": 1}',
+                b'{"metadata_group": ["n1"], "x": {"a": 1, "a": 2}}'):
+        status, body = _post_config(app, raw)
+        assert (status, body["error"]) == (400, "bad_request"), (raw, body)
+        assert "more than once" in body["detail"], (raw, body)
+    assert proposed == []
+    raw = (b'{"id": "n4", "id": "n5", "url": "http://127.0.0.1:9004", '
+           b'"peer": "127.0.0.1:10004"}')
+    status, body = _asgi(app, "POST", b"/cluster/members", body=raw,
+                         headers=((b"content-type", b"application/json"),
+                                  (b"content-length", str(len(raw)).encode())))
+    assert status == 400 and b"more than once" in body, body
+
+
 def test_deeply_nested_json_is_a_400_not_a_500():
     """Found by a user's bad input (session 13): a body of 100,000 nested brackets to
     POST /cluster/config or /cluster/members was a 500 with a traceback (RecursionError

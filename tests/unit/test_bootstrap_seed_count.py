@@ -86,3 +86,57 @@ def test_a_seed_refusing_this_nodes_token_is_asked_again_not_an_exit():
         asyncio.run(bootstrap._become_member(_node(["http://a", "http://b", "http://c"]),
                                              contact))
     assert contact.refusals == 0
+
+
+class SlowSeeds(Contact):
+    """For the first ``rounds`` rounds, seed b refuses this node's token (401) and seed c
+    does not answer (its address is wrong, or it is not started yet); then both answer."""
+
+    def __init__(self, rounds: int, node=None):
+        self.rounds, self.asked, self.node, self.waiting = rounds, 0, node, []
+
+    async def node_info(self, url):
+        import httpx
+        if url == "http://a":
+            self.asked += 1
+            if self.node is not None and self.asked == self.rounds // 2:
+                self.waiting.append(self.node.waiting_for)
+        if self.asked <= self.rounds:
+            if url == "http://b":
+                raise bootstrap.TokenRefused("http://b/node answered 401: this node's "
+                                             "--api-token is not the one that member expects")
+            if url == "http://c":
+                raise httpx.ConnectError("All connection attempts failed")
+        return await super().node_info(url)
+
+
+def test_seeds_that_do_not_answer_are_logged_once_in_a_while_and_named_on_ready(caplog):
+    """Found in session 15's operator walk-through: a node whose --seeds named an address
+    nothing listens on logged "seed ... not reachable yet" for each such seed every 0.3 s
+    (238 lines in 25 s), a seed refusing its token a WARNING as often, while its /ready
+    said only "not a member yet or catching up". Each seed's trouble is logged when it
+    starts or changes and then every 30 s while it lasts, the seed answering again is
+    logged, and /ready names the seeds it waits for and why."""
+    import logging
+
+    from dynamopy.sim.clock import run_virtual
+
+    node = _node(["http://a", "http://b", "http://c"])
+    node.clock.monotonic = lambda: asyncio.get_running_loop().time()   # virtual time
+    node.clock.sleep = asyncio.sleep
+    contact = SlowSeeds(rounds=400, node=node)              # about two minutes of rounds
+    caplog.set_level(logging.INFO, logger="dynamopy.node.bootstrap")
+
+    async def main():
+        with pytest.raises(Bootstrapped):
+            await bootstrap._become_member(node, contact)
+
+    run_virtual(main())
+    about_b = [r for r in caplog.records if "http://b" in r.getMessage()]
+    about_c = [r for r in caplog.records if "http://c" in r.getMessage()]
+    assert 2 <= len(about_b) <= 8 and 2 <= len(about_c) <= 8, (len(about_b), len(about_c))
+    assert "answers" in about_b[-1].getMessage() and "answers" in about_c[-1].getMessage()
+    waiting = contact.waiting[0] or ""
+    assert "http://b" in waiting and "401" in waiting, waiting
+    assert "http://c" in waiting and "not reachable" in waiting, waiting
+    assert node.waiting_for is None      # every seed answered: nothing to wait for
