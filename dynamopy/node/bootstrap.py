@@ -212,6 +212,8 @@ async def _ensure_member(node: "Node", contact) -> None:
         log.warning("%s left the cluster at epoch %d; started with --rejoin-after-leave: "
                     "joining again", node.id, epoch)
     if node.state.member(node.id) is not None and not node.metalog.replacing:
+        if node.config.join:
+            await _check_join_flag(node, contact)
         # Restarted as a member per the log on disk: wait until the log says more. A member
         # hears the leader and catches up; a removed node is not pushed to, but its learner
         # polls the metadata group and learns of its removal.
@@ -241,6 +243,48 @@ async def _ensure_member(node: "Node", contact) -> None:
     # (it may have crashed before its join or the bootstrap committed): keep going.
     await _become_member(node, contact)
     await _yield_while_alone(node, contact)
+
+
+def _never_had_company(node: "Node") -> bool:
+    """This node bootstrapped a one-seed cluster from an empty directory and that cluster
+    never had another member (``_yield_while_alone`` watches such a node)."""
+    state = node.state
+    return node.metalog.alone and set(state.members) == {node.id} and state.next_number <= 2
+
+
+async def _check_join_flag(node: "Node", contact) -> None:
+    """``--join`` names whom a node that is no member yet asks to join; a node restarted as
+    a member per its log has no use for it. If it names a member of *another* cluster (found
+    by an operator, session 15: the flag was ignored without a word), the operator meant
+    this node to be there. A one-node cluster of its own (no other member ever relied on
+    it) does not start: it says what its directory holds and how to add it. A member of a
+    larger cluster logs a warning and serves its own. A member that does not answer, or
+    whose cluster lists this node (it is being added there: the one-node cluster yields by
+    itself), changes nothing."""
+    url = node.config.join
+    try:
+        info = await contact.node_info(url)
+    except (TokenRefused, *UNREACHABLE):
+        return
+    theirs = (info.get("metadata") or {}).get("cluster") if isinstance(info, dict) else None
+    paxos = node.metalog.paxos
+    mine = paxos.cluster if paxos is not None and paxos.cluster_known else None
+    if not isinstance(theirs, str) or not mine or theirs == mine:
+        return
+    if not _never_had_company(node):
+        log.warning("--join %s is ignored: %s is a member of cluster %s by the log in its data "
+                    "directory, and that member is of cluster %s", url, node.id, mine, theirs)
+        return
+    if await _lists_me(node, contact, url):
+        return
+    raise StartRefused(
+        f"--join {url}: that member is of cluster {theirs}, but the data directory "
+        f"{node.config.data_dir} holds a one-node cluster of {node.id}'s own ({mine}), and "
+        "--join only applies to a node that is no member yet. To add this node to that "
+        "cluster with the data it holds, start it without --join and add it there "
+        f"(`dynamopy members --url {url} join {node.id} {node.config.advertise_url} "
+        f"{node.config.advertise_peer}`); to join as a new, empty node, start it on an empty "
+        "data directory")
 
 
 def _say_left(node: "Node", epoch: int) -> None:
@@ -528,8 +572,7 @@ async def _yield_while_alone(node: "Node", contact) -> None:
     comes back as a replacement through that member (``_join``: ``replace``, then a join
     that streams its ranges back)."""
     while not node.stopping and node.metalog.alone:
-        state = node.state
-        if set(state.members) != {node.id} or state.next_number > 2:
+        if not _never_had_company(node):
             return  # it has had other members: a cluster of its own
         foreign = node.metalog.foreign
         if foreign is not None and foreign.get("url"):
@@ -537,7 +580,7 @@ async def _yield_while_alone(node: "Node", contact) -> None:
                 log.warning("%s bootstrapped alone from an empty directory, but cluster %s "
                             "(%s at %s) lists it: dropping its one-node cluster %s and coming "
                             "back as a replacement", node.id, foreign["cluster"],
-                            foreign["id"], foreign["url"], state.cluster)
+                            foreign["id"], foreign["url"], node.state.cluster)
                 await node.metalog.forget()
                 await _join(node, contact, [foreign["url"]])
                 return

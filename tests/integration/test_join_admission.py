@@ -4,6 +4,7 @@ ring change."""
 
 import signal
 import subprocess
+import sys
 
 import httpx
 import pytest
@@ -136,3 +137,42 @@ def test_a_join_refused_for_good_exits_with_the_reason(make_cluster):
         c.procs[i].wait(timeout=3)
     resp = httpx.get(c.url(i) + "/ready", timeout=5)
     assert resp.status_code == 503, resp.text
+
+
+def test_a_one_node_cluster_restarted_with_join_of_another_cluster_exits_with_the_reason(
+        make_cluster, lone_nodes):
+    """Found by an operator (session 15): a node whose data directory holds a one-node
+    cluster of its own (started once without --seeds or --join), restarted with --join of a
+    member of another cluster, ignored --join silently and served its own cluster, ready.
+    It exits 1 with one line saying what the directory holds and how to add the node; its
+    data stays (restarted without --join it serves it again)."""
+    c = make_cluster(1, n=1, r=1, w=1)
+    lone = lone_nodes("n8", c.secret)
+    k = 7
+    httpx.put(f"{lone.launch.url(k)}/kv/kept", content=b"mine", timeout=10).raise_for_status()
+    lone.launch.signal(k, signal.SIGTERM)
+    lone.launch.procs[k].wait(timeout=30)
+    lone.launch.start(k, ["--join", c.url(0)])
+    rc = lone.launch.procs[k].wait(timeout=40)
+    with open(lone.launch.log_path(k)) as f:
+        log = f.read()
+    lines = [line for line in log.splitlines() if " ERROR " in line]
+    assert rc == 1, (rc, log[-3000:])
+    assert len(lines) == 1 and "--join" in lines[0] and "one-node cluster" in lines[0] \
+        and c.url(0) in lines[0], log[-3000:]
+    with c.client(0) as cl:
+        assert [m["id"] for m in cl.cluster()["members"]] == ["n1"]
+    lone.launch.start(k)
+    lone.launch.wait_ready([k], timeout_s=30)
+    assert httpx.get(f"{lone.launch.url(k)}/kv/kept", timeout=10).content == b"mine"
+    # What the line says to do: add it there by hand. It joins with the data it holds.
+    advice = lines[0].split("(`", 1)[1].split("`)", 1)[0].split()
+    assert advice[:2] == ["dynamopy", "members"], lines[0]
+    done = subprocess.run([sys.executable, "-m", *advice], text=True, capture_output=True,
+                          timeout=60)
+    assert done.returncode == 0, done.stdout + done.stderr
+    c.wait_until(lambda: any(m["id"] == "n8" and m["state"] == "normal"
+                             for m in c.cluster_info(0)["members"])
+                 and c.cluster_info(0)["change"] is None, timeout_s=60, what="n8 a member")
+    c.wait_until(lambda: httpx.get(f"{c.url(0)}/kv/kept", timeout=10).content == b"mine",
+                 timeout_s=30, what="n8's key read through n1")
