@@ -36,6 +36,13 @@ Rules:
   backing off, until its clock is back), and refuses a delivered batch with an expired
   hint in it instead of skipping it (the sender keeps it and retries): a hint counted as
   a copy of an acknowledged write is never thrown away on a wrong clock.
+* "Younger than the grace" is a judgement on the same clock: a node whose clock the fence
+  does not vouch for re-homes, hands on and delivers no hint at all (not only none that
+  looks expired), and a sloppy read there counts none. Otherwise a hint kept on a clock that
+  jumped ahead (the purge goes on meanwhile) was read, once the clock was set back past the
+  right time, as young: a read counted it for its down target and read repair wrote the
+  purged delete's value back (``tests/unit/test_inprocess_hint_clock_behind.py``). A target
+  need not refuse a batch it judges young on such a clock: its sender's clock was vouched.
 """
 
 from __future__ import annotations
@@ -123,6 +130,11 @@ class HintManager:
         return hint_expired(record, self.clock.wall_ms(), self.tombstone_grace_s(),
                             self.max_clock_offset_ms)
 
+    def readable(self, record: Record) -> bool:
+        """A hint a sloppy read may count: judged younger than the grace on a clock the fence
+        vouches for before and after the judgement (module rules)."""
+        return self.clock_ok() and not self.expired(record) and self.clock_ok()
+
     async def _read(self, target: str) -> list:
         """The next batch of ``target``'s hints, from its cursor, read off the event loop."""
         return await off_loop(self.inline, _read_batch, self.storage, target,
@@ -135,14 +147,14 @@ class HintManager:
             self._after[target] = last
 
     async def _drop_expired(self, target: str, batch: list) -> list:
-        """Delete the expired hints of ``batch`` (counted, logged); return the others."""
+        """Delete the expired hints of ``batch`` (counted, logged); return the others, which
+        may be handed on. ``ClockNotVouched`` (nothing deleted) unless the clock fence vouches
+        for this node's clock before and after the judgement (module rules)."""
+        self._require_clock(target, batch)
         old, keep = [], []
         for h in batch:
             (old if self.expired(h[3]) else keep).append(h)
-        if old and not self.clock_ok():
-            raise ClockNotVouched(f"{len(old)} hint(s) for {target} look older than the "
-                                  "tombstone grace, but the clock fence does not vouch for "
-                                  "this node's clock: kept, and none delivered until it does")
+        self._require_clock(target, batch)   # a step landing during the judgement
         if old:
             await self.committer.delete_hints([hk for hk, *_ in old])
             self.metrics.hints_dropped.labels(target, "expired").inc(len(old))
@@ -150,6 +162,12 @@ class HintManager:
                         "a purged delete may shadow them", len(old), target,
                         self.tombstone_grace_s())
         return keep
+
+    def _require_clock(self, target: str, batch: list) -> None:
+        if batch and not self.clock_ok():
+            raise ClockNotVouched(f"{len(batch)} hint(s) for {target}: the clock fence does "
+                                  "not vouch for this node's clock, which tells an expired "
+                                  "hint: kept, and none delivered until it does")
 
     async def store(self, target: str, token: int, key: bytes, record: Record) -> None:
         state = self.state()

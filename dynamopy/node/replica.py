@@ -119,11 +119,12 @@ class Replica:
     def get(self, token: int, key: bytes, hint_for: Optional[str] = None) -> Optional[Record]:
         """The local record; for a fallback standing in for ``hint_for``, also the hints it
         holds for that member (a sloppy read), newest first; an expired hint is not read (a
-        read repair would spread what a purged tombstone shadows)."""
+        read repair would spread what a purged tombstone shadows), nor any while the clock
+        fence does not vouch for this node's clock, which tells an expired one."""
         rec = self.store.get(token, key)
         if hint_for is not None and hint_for != self.me:
             hinted = self.store.hint_lookup(hint_for, token, key)
-            if hinted is not None and not self.hints.expired(hinted):
+            if hinted is not None and self.hints.readable(hinted):
                 rec = newest((rec, hinted))
         return rec
 
