@@ -73,7 +73,7 @@ def _restart(state, left, rejoin, monkeypatch, later=None):
 
     monkeypatch.setattr(bootstrap, "_become_member", become_member)
     node = types.SimpleNamespace(id="n4", state=state, metalog=_Log(left), stopping=False,
-                                 config=types.SimpleNamespace(rejoin_after_leave=rejoin),
+                                 config=types.SimpleNamespace(rejoin_after_leave=rejoin, join=""),
                                  catchup=types.SimpleNamespace(caught_up=False))
 
     async def sleep(_s):

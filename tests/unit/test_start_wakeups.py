@@ -24,6 +24,10 @@ from dynamopy.sim.inprocess import InProcessCluster, until
 SEEDS = ["http://a", "http://b", "http://c"]
 
 
+# The stand-in node's clock: bootstrap rate-limits its log lines on ``node.clock.monotonic``.
+_CLOCK = types.SimpleNamespace(monotonic=lambda: asyncio.get_running_loop().time())
+
+
 def _seed(url):
     return {"id": url[-1], "url": url, "peer": url[-1] + ":1", "epoch": 0, "store_token": "t"}
 
@@ -31,7 +35,7 @@ def _seed(url):
 def test_a_seed_asks_again_as_soon_as_another_seed_asks_it():
     """b does not answer the first round; b comes up and asks c (GET /node sets c's
     ``identity_asked``): c's next round follows at once, not after ``RETRY_S``."""
-    node = types.SimpleNamespace(id="c", stopping=False, identity_asked=Wakeup(),
+    node = types.SimpleNamespace(id="c", stopping=False, identity_asked=Wakeup(), clock=_CLOCK,
                                  metalog=types.SimpleNamespace(token="t", started=False,
                                                                foreign=None))
     rounds = []
@@ -55,7 +59,7 @@ def test_a_seed_asks_again_as_soon_as_another_seed_asks_it():
 
 
 def test_unasked_a_seed_waits_retry_s_between_rounds():
-    node = types.SimpleNamespace(id="c", stopping=False, identity_asked=Wakeup(),
+    node = types.SimpleNamespace(id="c", stopping=False, identity_asked=Wakeup(), clock=_CLOCK,
                                  metalog=types.SimpleNamespace(token="t", started=False,
                                                                foreign=None))
     rounds = []
@@ -207,6 +211,7 @@ def test_two_seeds_waiting_for_a_third_do_not_wake_each_other_but_the_third_wake
     for i in ids:
         nodes[i] = types.SimpleNamespace(
             id=i, stopping=False, identity_asked=Wakeup(), identity_answered=frozenset(),
+            clock=_CLOCK,
             metalog=types.SimpleNamespace(token="t", started=False, foreign=None),
             node_view=lambda i=i: _seed(f"http://{i}"), metrics=Metrics(),
             config=types.SimpleNamespace(max_value_bytes=1024, n=3, host="127.0.0.1"),
