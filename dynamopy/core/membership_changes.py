@@ -215,6 +215,17 @@ def _remove(s: ClusterState, e: Mapping[str, Any], replacing: bool = False) -> C
         back = {m: replace(s.members[m], state=NORMAL) for m in s.leaving()}
         s = replace(s, members={**s.members, **back}, pending_ring=None, change=None,
                     merged=())
+    if s.change is not None and s.change[0] == "join" and mid in s.gainers():
+        # A join waits for every gainer too (found by the simulator, session 15: with N=5 of
+        # 7 members a join has a gainer besides the joiner). Not abandoned here: the joiner
+        # is alive and would have to notice and join again; the way out is the operator's.
+        joiner = s.change[1]
+        raise InvalidEntry(409, "conflict",
+                           f"cannot remove {mid}: a join of {joiner} is in progress and {mid} "
+                           f"gains ranges in it, so the join waits for {mid}'s transfer; if "
+                           f"{mid} is gone for good, abandon the join first (remove {joiner} "
+                           f"with force: the ring never switched to it), then remove {mid}, "
+                           f"then restart {joiner} to join again")
     return _leave(s, e, op="remove", replacing=replacing)
 
 

@@ -467,6 +467,27 @@ def test_removing_a_dead_gainer_of_a_leave_abandons_it_and_removes_the_gainer(op
     assert again.change == ("leave", "n4") and again.skipped == 0
 
 
+def test_a_dead_gainer_of_a_join_is_refused_with_the_way_out_and_that_way_works():
+    """Found by the system simulator (session 15, seeds 40005, 40020 and 33003 of
+    --nodes 7 --n 5 with membership kinds): with N=5 of 7 members a join has a gainer besides
+    the joiner; the join waits for its transfer, and removing it was refused with "retry when
+    it finishes", which never comes. The 409 now says the way out, and that way works:
+    remove the joiner (the join is abandoned), then the gainer."""
+    import dataclasses
+    s = ClusterState().apply(bootstrap_entry(
+        [{"id": f"n{i}", "url": f"http://h:{8000 + i}", "peer": f"h:{9000 + i}"}
+         for i in range(7)], dataclasses.replace(Settings(), n=5, r=3, w=3)))
+    s = s.apply({"op": "join", "id": "n8", "url": "u8", "peer": "p8"})
+    gainer = next(g for g in s.gainers() if g != "n8")
+    with pytest.raises(InvalidEntry) as refused:
+        validate(s, {"op": "remove", "id": gainer})
+    assert refused.value.status == 409
+    assert "abandon the join first (remove n8 with force" in refused.value.detail
+    s = s.apply({"op": "remove", "id": "n8"})
+    assert s.change is None and "n8" not in s.members
+    s = s.apply({"op": "remove", "id": gainer})
+    assert s.change == ("remove", gainer) and s.skipped == 0
+
 
 def test_anti_entropy_and_tombstone_settings_come_from_bootstrap_and_set_config():
     s = boot(anti_entropy_interval_s=0.0, anti_entropy_rate=7, tombstone_grace_s=60.0)
