@@ -683,7 +683,7 @@ class SystemRun:
                  "messages": cluster.network.calls, "lost_messages": self.fates.lost,
                  "held_messages": self.held_messages,
                  "duplicated": cluster.network.duplicated, "replies_lost": cluster.network.replies_lost, "boots": len(cluster._boots),
-                 "max_clock_offset_ms": self.max_offset_ms, "wipes": len(cluster.wiped), "w1_writes_lost_to_wipes": len(excused),
+                 "max_clock_offset_ms": self.max_offset_ms, "wipes": sum(w == "wiped" for _t, _n, w in self.recorder.acceptor_log), "w1_writes_lost_to_wipes": len(excused),
                  "faults_during_set_group": ",".join(self.reconfig_hits) or "-",
                  **({"skipped_removals": ",".join(self.skipped_removals)} if self.skipped_removals else {}),
                  "rejoined_ms": rejoined_ms(self.recorder, cluster.wiped),
