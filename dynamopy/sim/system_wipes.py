@@ -43,12 +43,27 @@ def rejoined_after_wipe(rec: Recorder, node_id: str) -> Optional[int]:
 
 
 def member_when_wiped(rec: Recorder, node_id: str) -> bool:
-    """Some node had applied the bootstrap or a join listing ``node_id`` before its last wipe."""
+    """``node_id`` was a member at its last wipe: of the entries about it some node had
+    applied by then, in log order, the last is the bootstrap or a join listing it (a leave
+    keeps it a member until it finishes), not a ``replace``, ``remove`` or ``finish_leave``.
+    A node wiped again after its old incarnation's ``replace`` committed, before it joined
+    again, held nothing as a member: it comes back by joining (seed 20000 of ``--wipes 2``)."""
     t_wipe = wiped_at(rec, node_id)
-    return t_wipe is not None and any(
-        t <= t_wipe and ((e.get("op") == "join" and e.get("id") == node_id) or (
-            e.get("op") == "bootstrap" and any(m.get("id") == node_id for m in e.get("members", ()))))
-        for t, e in _applied(rec))
+    if t_wipe is None:
+        return False
+    member = False
+    for slot in sorted(rec.chosen):
+        if rec.chosen_ms[slot] > t_wipe:
+            continue
+        for e, _node in rec.chosen[slot][:1]:
+            if not isinstance(e, dict):
+                continue
+            op = e.get("op")
+            if op == "bootstrap" and any(m.get("id") == node_id for m in e.get("members", ())):
+                member = True
+            elif e.get("id") == node_id and op in ("join", "replace", "remove", "finish_leave"):
+                member = op == "join"
+    return member
 
 
 def replaced_after_wipe(rec: Recorder, node_id: str) -> bool:

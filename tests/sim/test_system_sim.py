@@ -430,3 +430,44 @@ def test_a_node_wiped_before_its_join_applied_may_carry_on_with_that_join():
     assert member_when_wiped(rec, "n6")
     rec.acceptor_log.append((10, "n2", "wiped"))
     assert member_when_wiped(rec, "n2")
+
+
+def test_a_node_wiped_again_while_its_old_incarnation_is_retired_comes_back_by_joining():
+    """Seed 20000 of ``--kinds <defaults>,wipe --wipes 2 --bound-ms 30000`` (session 15) wipes
+    n3 twice: after the first wipe it came back as a replacement and its ``replace``
+    committed (5152 ms), then the second wipe (5662 ms) hit it before that replacement had
+    joined again. Its old incarnation was already being retired (``finish_leave`` at
+    5662 ms), so the empty node joined afresh (``join``, ``finish_join``): correct, it held
+    nothing as a member. The run wrongly required a second ``replace`` after the second
+    wipe, because the bootstrap had once listed n3. What counts is whether n3 was a member
+    at the wipe: the last entry about it before then."""
+    from dynamopy.sim.history import History
+    from dynamopy.sim.system_probes import Recorder
+    from dynamopy.sim.system_wipes import check_replacements, member_when_wiped
+
+    rec = Recorder(History(), lambda: 0)
+    rec.acceptor_log += [(2775, "n3", "wiped"), (5662, "n3", "wiped")]
+    rec.chosen.update({0: [({"op": "bootstrap", "members": [{"id": "n0"}, {"id": "n3"}]}, "n0")],
+                       2: [({"op": "replace", "id": "n3"}, "n0")],
+                       3: [({"op": "finish_leave", "id": "n3"}, "n0")],
+                       4: [({"op": "join", "id": "n3"}, "n0")],
+                       5: [({"op": "finish_join", "id": "n3"}, "n0")]})
+    rec.chosen_ms.update({0: 55, 2: 5152, 3: 5662, 4: 6003, 5: 6557})
+    assert not member_when_wiped(rec, "n3")
+
+    class _Member:
+        state = "normal"
+
+    class _State:
+        def member(self, i):
+            return _Member()
+
+    class _Node:
+        class metalog:
+            replacing = 0
+
+    assert check_replacements(rec, _State(), {"n3": _Node()}, ["n3"]) == []
+    # wiped again once it had joined (not yet finished): a member then, so a replace is due
+    rec.acceptor_log.append((6300, "n3", "wiped"))
+    assert member_when_wiped(rec, "n3")
+    assert check_replacements(rec, _State(), {"n3": _Node()}, ["n3"])
