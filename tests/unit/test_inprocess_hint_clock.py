@@ -16,14 +16,15 @@ def _dropped(c, node_id: str, target: str) -> float:
     return c.node(node_id).metrics.hints_dropped.labels(target, "expired")._value.get()
 
 
-async def _hint_on_fallback(c, key: bytes):
-    """Write ``key`` while its third replica is down: the fallback holds one hint for it."""
+async def _hint_on_fallback(c, key: bytes, value: bytes = b"acked"):
+    """Write ``key`` while its third replica is down: the fallback holds one hint for it.
+    Returns (token, target, fallback)."""
     ring = c.node("n1").state.ring
     token = ring.token(key)
     a, b, target, fallback = ring.preference_list_for_token(token, 4)
     await c.crash(target)
     await until(lambda: not c.node(a).detector.is_up(target), 10, "target seen down")
-    await c.coordinator(a).write(key, value=b"acked", content_type="text/plain",
+    await c.coordinator(a).write(key, value=value, content_type="text/plain",
                                  deleted=False, w=2)
     assert c.node(fallback).store.hint_stats().get(target, (0, 0))[0] == 1
     return token, target, fallback
