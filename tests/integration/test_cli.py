@@ -116,26 +116,33 @@ def test_config_shows_and_sets_the_cluster_settings(shared_cluster):
                          hint_window_s=before["hint_window_s"])
 
 
+def _cluster_up(cmd: list, timeout_s: float, env=None) -> tuple[subprocess.Popen, str]:
+    """Start ``dynamopy cluster up`` (its own session) and read its output until the table's
+    last line: (the process, what it printed). Not ready in time: stop it, fail."""
+    p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                         start_new_session=True, env=env)
+    deadline = time.monotonic() + timeout_s
+    lines = []
+    while time.monotonic() < deadline:
+        line = p.stdout.readline().decode()
+        lines.append(line)
+        if "Ctrl-C" in line:
+            return p, "".join(lines)
+        if p.poll() is not None:
+            break
+    with contextlib.suppress(ProcessLookupError):   # it may have given up already
+        os.killpg(p.pid, signal.SIGTERM)
+    p.wait(timeout=30)
+    raise AssertionError("cluster up did not get ready:\n" + "".join(lines)
+                         + p.stderr.read().decode())
+
 def test_cluster_up_starts_stops_and_restarts_with_its_data(tmp_path):
     base = allocate_ports(3)
     data = str(tmp_path / "data")
     cmd = [*dynamopy_cmd(), "cluster", "up", "--base-port", str(base), "--data-dir", data]
 
-    def up(env=None) -> subprocess.Popen:
-        p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                             start_new_session=True, env=env)
-        deadline = time.monotonic() + 60
-        lines = []
-        while time.monotonic() < deadline:
-            line = p.stdout.readline().decode()
-            lines.append(line)
-            if "Ctrl-C" in line:
-                return p, "".join(lines)
-            if p.poll() is not None:
-                break
-        p.kill()
-        raise AssertionError("cluster up did not get ready:\n" + "".join(lines)
-                             + p.stderr.read().decode())
+    def up(env=None) -> tuple[subprocess.Popen, str]:
+        return _cluster_up(cmd, 60, env)
 
     def down(p: subprocess.Popen) -> None:
         os.killpg(p.pid, signal.SIGTERM)
@@ -203,23 +210,8 @@ def test_cluster_up_restarts_a_cluster_one_of_whose_nodes_left(tmp_path):
     cmd = [*dynamopy_cmd(), "cluster", "up", "--nodes", "4", "--base-port", str(base),
            "--data-dir", data]
 
-    def up(timeout_s: float = 45) -> tuple[subprocess.Popen, str]:
-        p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                             start_new_session=True)
-        deadline = time.monotonic() + timeout_s
-        lines = []
-        while time.monotonic() < deadline:
-            line = p.stdout.readline().decode()
-            lines.append(line)
-            if "Ctrl-C" in line:
-                return p, "".join(lines)
-            if p.poll() is not None:
-                break
-        with contextlib.suppress(ProcessLookupError):   # it may have given up already
-            os.killpg(p.pid, signal.SIGTERM)
-        p.wait(timeout=30)
-        raise AssertionError("cluster up did not get ready:\n" + "".join(lines)
-                             + p.stderr.read().decode())
+    def up() -> tuple[subprocess.Popen, str]:
+        return _cluster_up(cmd, 45)
 
     def down(p: subprocess.Popen) -> None:
         os.killpg(p.pid, signal.SIGTERM)
