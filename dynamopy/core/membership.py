@@ -60,7 +60,11 @@ Entries without ``at_ms`` (older logs) free no number: they are never reused.
   refused. ``finish_leave`` then removes every leaving member and releases each one's
   number. A merge that would leave fewer than N members is refused (409). A graceful
   ``leave`` whose gainer dies keeps the older rule: the leave is abandoned, the gainer
-  removed, and the (live) leaver leaves again afterwards.
+  removed, and the (live) leaver leaves again afterwards. A join has gainers besides the
+  joiner when N is close to the member count (N=5 of 7): a ``remove`` of one that carries
+  ``"abandons_join": true`` (``Node.propose`` adds it) abandons the join, as a dead
+  joiner's is abandoned, and begins the gainer's removal in the same entry; the live
+  joiner joins again once it sees its join gone. Without the flag it is refused (409).
   Only entries that carry ``"merge": true`` merge (``Node.propose`` adds it); a ``remove``
   written by an older node applies as it always did (abandon), so an old log replays to
   the same state. An older node applying a flagged entry would abandon instead: every

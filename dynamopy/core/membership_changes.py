@@ -190,18 +190,17 @@ def _remove(s: ClusterState, e: Mapping[str, Any], replacing: bool = False) -> C
     can a *gainer* of a leave or remove (the change waits for it for ever): a removal
     proposed by this version (``"merge": true``) of a gainer of a *removal* joins it
     (:func:`_merge_removal`); otherwise (a graceful leave, or an entry without the flag, as
-    older nodes wrote them) the change is abandoned and this removal takes its place. Any
-    other member is refused (409) while a change is in progress."""
+    older nodes wrote them) the change is abandoned and this removal takes its place. A
+    gainer of a *join* is removed the same way, the join abandoned, when the entry carries
+    ``"abandons_join": true`` (refused without it, as older nodes did). Any other member is
+    refused (409) while a change is in progress."""
     mid = e.get("id")
     if e.get("abandon_join") and (s.change != ("join", mid)
                                   or e.get("change_epoch") != s.change_epoch):
         # A timed-out join (node/joins.py): never remove a member whose join finished.
         raise InvalidEntry(409, "conflict", f"{mid} is no longer joining")
     if s.change == ("join", mid):
-        members = {k: v for k, v in s.members.items() if k != mid}
-        return replace(s, members=members, pending_ring=None, change=None,
-                       free_numbers=_release(s, s.members[mid].number, e),
-                       last_exit_ms=_exit_ms(s, e))
+        return _drop_joiner(s, e)
     if s.change == ("leave", mid):
         return replace(s, change=("remove", mid))
     if s.change is not None and s.change[0] in ("leave", "remove") and mid in s.gainers():
@@ -217,16 +216,34 @@ def _remove(s: ClusterState, e: Mapping[str, Any], replacing: bool = False) -> C
                     merged=())
     if s.change is not None and s.change[0] == "join" and mid in s.gainers():
         # A join waits for every gainer too (found by the simulator, session 15: with N=5 of
-        # 7 members a join has a gainer besides the joiner). Not abandoned here: the joiner
-        # is alive and would have to notice and join again; the way out is the operator's.
+        # 7 members a join has a gainer besides the joiner). A removal that says it may
+        # (``"abandons_join": true``, which ``Node.propose`` adds) abandons the join as a
+        # dead joiner's is abandoned (the ring never switched to the joiner, and every write
+        # acknowledged during the join met W on the current ring,
+        # ``core.quorum.pending_required``) and removes the gainer in the same entry; the
+        # live joiner sees its join gone and joins again (``node/bootstrap.py``,
+        # ``join_again_if_abandoned``). An entry without the flag (an older node's) is
+        # refused, as it always was, so an old log replays to the same state.
         joiner = s.change[1]
-        raise InvalidEntry(409, "conflict",
-                           f"cannot remove {mid}: a join of {joiner} is in progress and {mid} "
-                           f"gains ranges in it, so the join waits for {mid}'s transfer; if "
-                           f"{mid} is gone for good, abandon the join first (remove {joiner} "
-                           f"with force: the ring never switched to it), then remove {mid}, "
-                           f"then restart {joiner} to join again")
+        if e.get("abandons_join") is not True:
+            raise InvalidEntry(409, "conflict",
+                               f"cannot remove {mid}: a join of {joiner} is in progress and "
+                               f"{mid} gains ranges in it, so the join waits for {mid}'s "
+                               f"transfer; if {mid} is gone for good, abandon the join first "
+                               f"(remove {joiner} with force: the ring never switched to it), "
+                               f"then remove {mid}, then restart {joiner} to join again")
+        s = _drop_joiner(s, e)
     return _leave(s, e, op="remove", replacing=replacing)
+
+
+def _drop_joiner(s: ClusterState, e: Mapping[str, Any]) -> ClusterState:
+    """Abandon the join in progress: the joiner leaves the membership (its number is
+    released like a removed member's) and the pending ring is dropped."""
+    joiner = s.change[1]
+    members = {k: v for k, v in s.members.items() if k != joiner}
+    return replace(s, members=members, pending_ring=None, change=None,
+                   free_numbers=_release(s, s.members[joiner].number, e),
+                   last_exit_ms=_exit_ms(s, e))
 
 
 def _merge_removal(s: ClusterState, mid: str) -> ClusterState:

@@ -51,6 +51,7 @@ import httpx
 from dynamopy.core.membership import Settings, bootstrap_entry, left_by_own_leave
 from dynamopy.node.clock import wait_set
 from dynamopy.node.errors import MembershipError
+from dynamopy.node.joins import join_again_if_abandoned
 from dynamopy.node.replacement import retire_old_incarnation
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -195,11 +196,26 @@ async def ensure_member(node: "Node", contact=None) -> None:
         async with httpx.AsyncClient(timeout=3.0, headers={**_headers(node),
                                                             ASKER_HEADER: node.id},
                                      verify=_verify(node)) as http:
-            return await _ensure_member(node, HttpContact(http))   # StartRefused: serve exits
+            contact = HttpContact(http)
+            await _ensure_member(node, contact)    # StartRefused: serve exits
+            return await _stay_joined(node, contact)
     try:
         await _ensure_member(node, contact)
+        await _stay_joined(node, contact)
     except StartRefused as e:   # in-process nodes (simulators) stay up, not ready, as before
         log.error("%s cannot become a member: %s", node.id, e.reason)
+
+
+async def _stay_joined(node: "Node", contact) -> None:
+    """A joiner whose join the cluster abandons while it runs joins again
+    (``joins.join_again_if_abandoned``), through the members it knows, else its ``--join``
+    or seeds."""
+    def urls() -> list[str]:
+        known = [m.url for m in node.state.members.values() if m.id != node.id]
+        given = [node.config.join] if node.config.join else list(node.config.seeds)
+        return known + [u for u in given if u not in known and u != node.config.advertise_url]
+    await join_again_if_abandoned(node, lambda: _join(node, contact, urls() or
+                                                      [node.config.advertise_url]))
 
 
 async def _ensure_member(node: "Node", contact) -> None:
@@ -636,6 +652,9 @@ async def _join(node: "Node", contact, urls: list[str]) -> None:
             status, body = await contact.request_join(url, me)
             if status == 202:
                 log.info("join of %s accepted at epoch %s", node.id, body.get("epoch"))
+                epoch = body.get("epoch")
+                if isinstance(epoch, int) and not isinstance(epoch, bool):
+                    node.join_accepted_epoch = epoch
                 return
             if status == 409 and "is already a member (" in body.get("detail", ""):
                 return  # our earlier request committed; the log will tell us

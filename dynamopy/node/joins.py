@@ -20,15 +20,21 @@ A join blocks every other ring change until it finishes, and only the joiner can
   whose join finished meanwhile. ``GET /cluster/log`` lists the entry with its reason.
   Abandoning is what ``DELETE /cluster/members/J`` does for a dead joiner: the ring never
   switched to it, so no acknowledged write depends on it.
+* A join is abandoned too when a member that gains ranges in it is removed (it died: the
+  join would wait for its transfer for ever; ``core/membership_changes.py``). The joiner
+  may be alive then, or it may have been only slow to start. A joiner that sees its join
+  gone while it runs joins again (``join_again_if_abandoned``), as it would on a restart:
+  it was started to be a member. Its pulled data of the abandoned change is dropped like
+  any range it no longer replicates (``node/transfer.py``), and the new join pulls again.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from typing import TYPE_CHECKING, Any, Awaitable, Callable
+from typing import TYPE_CHECKING, Any, Awaitable, Callable, Optional
 
-from dynamopy.core.membership import InvalidEntry, validate
+from dynamopy.core.membership import JOINING, InvalidEntry, validate
 from dynamopy.node.errors import MembershipError
 from dynamopy.peer import AuthError, PeerError
 
@@ -40,6 +46,7 @@ if TYPE_CHECKING:  # pragma: no cover
 log = logging.getLogger(__name__)
 
 WATCH_INTERVAL_S = 0.5
+REJOIN_POLL_S = 0.5
 
 
 async def check_joiner(node: "Node", entry: dict) -> None:
@@ -137,3 +144,34 @@ class JoinWatcher:
                                     "change_epoch": change_epoch, "reason": reason})
             except MembershipError as e:  # the join finished, or no majority: look again
                 log.info("abandoning the join of %s: %s", joiner, e.detail)
+
+
+async def join_again_if_abandoned(node: "Node", join_again: Callable[[], Awaitable[None]]
+                                  ) -> None:
+    """Until this node's join has finished: whenever the log drops its join (abandoned
+    while the node runs: see the module doc), log why and ``join_again()`` (the node's own
+    way of asking a member to add it; it returns once a join is accepted). The join is
+    dropped when the log no longer lists this node after it saw itself joining, or once it
+    has applied the epoch its join request committed at (``node.join_accepted_epoch``: it
+    may learn the join and its end at once, from a snapshot). Returns once the node is a
+    member past its join, or has left by its own leave (``metalog.left``), or stops."""
+    seen: Optional[int] = None    # change_epoch of the join this node last saw itself in
+    while not node.stopping:
+        state = node.state
+        me = state.member(node.id)
+        if me is not None:
+            if me.state != JOINING:
+                return
+            seen = state.change_epoch
+        elif node.metalog.left is not None:
+            return
+        else:
+            asked = node.join_accepted_epoch
+            if seen is not None or (asked is not None and state.epoch >= asked):
+                log.warning("%s: its join (begun at epoch %s) was abandoned by epoch %d while "
+                            "it ran (GET /cluster/log says why): joining again", node.id,
+                            seen if seen is not None else asked, state.epoch)
+                seen = node.join_accepted_epoch = None
+                await join_again()
+                continue
+        await node.clock.sleep(REJOIN_POLL_S)

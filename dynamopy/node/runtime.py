@@ -168,6 +168,10 @@ class Node:
         # What this node waits for before it can be a member, when that is worth saying
         # (``GET /ready``'s detail; node/bootstrap.py sets it), else None.
         self.waiting_for: Optional[str] = None
+        # The epoch at which this node's last join request committed (node/bootstrap.py and
+        # the simulator set it): a log past it without this node means the join was dropped
+        # (node/joins.py ``join_again_if_abandoned``).
+        self.join_accepted_epoch: Optional[int] = None
 
     # ---- lifecycle --------------------------------------------------------------------
     async def start(self) -> None:
@@ -273,13 +277,18 @@ class Node:
 
         Entries that take or free a member number carry this node's hybrid time ``at_ms``
         (see core.membership: when a removed member's number may be reused); a ``remove`` or
-        ``replace`` carries ``"merge": true`` (it may merge into a removal in progress)."""
+        ``replace`` carries ``"merge": true`` (it may merge into a removal in progress) and
+        ``"abandons_join": true`` (it may abandon a join that waits for the member)."""
         if entry.get("op") in ("join", "finish_leave", "remove", "replace") and "at_ms" not in entry:
             entry = {**entry, "at_ms": self.hybrid_ms()}
         if entry.get("op") in ("remove", "replace") and "merge" not in entry:
             # A dead gainer of a removal in progress is removed with it (core.membership,
             # "Several dead members"); entries without the flag keep the older meaning.
             entry = {**entry, "merge": True}
+        if entry.get("op") in ("remove", "replace") and "abandons_join" not in entry:
+            # A dead gainer of a join in progress is removed and the join abandoned; the
+            # live joiner joins again (node/bootstrap.py, join_again_if_abandoned).
+            entry = {**entry, "abandons_join": True}
         return await self.metalog.propose(entry)
 
     def hybrid_ms(self) -> int:

@@ -72,7 +72,7 @@ from dynamopy.core.records import Record
 from dynamopy.core.tombstones import grace_covers_window, hint_ttl_ms
 from dynamopy.node.errors import NodeError
 from dynamopy.node.bootstrap import ensure_member
-from dynamopy.node.joins import admit_join
+from dynamopy.node.joins import admit_join, join_again_if_abandoned
 from dynamopy.node.runtime import Node
 from dynamopy.peer import PeerError
 
@@ -231,6 +231,12 @@ class SimCluster(InProcessCluster):
             return await ensure_member(node, MemoryContact(node.id, lambda: self.nodes, self.reachable))
         if node.id in self.ids:
             return await super()._become_member(node)
+        await self._admit(node)
+        # as `dynamopy serve` does: a join abandoned while the spare runs is asked again
+        await join_again_if_abandoned(node, lambda: self._admit(node))
+
+    async def _admit(self, node: Node) -> None:
+        """A spare asks a ready member to add it, until its log lists it."""
         while node.state.member(node.id) is None and not node.stopping:
             try:
                 via = self.nodes[next(i for i in sorted(self.nodes) if i != node.id
@@ -238,7 +244,8 @@ class SimCluster(InProcessCluster):
                 st = via.state
                 await node.metalog.adopt_acceptors(list(st.initial_group or st.acceptors), {m: v.peer for m, v in st.members.items()})
                 # the route's path: the joiner must answer as itself, then the join is proposed
-                await admit_join(via, {"op": "join", "id": node.id, "url": f"mem://{node.id}", "peer": node.id})
+                node.join_accepted_epoch = await admit_join(
+                    via, {"op": "join", "id": node.id, "url": f"mem://{node.id}", "peer": node.id})
             except Exception:  # noqa: BLE001 - not ready, refused, a change in progress: retry
                 pass
             await asyncio.sleep(0.5)

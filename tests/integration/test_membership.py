@@ -284,6 +284,57 @@ def test_two_joins_at_once_both_commit_in_some_order(make_cluster):
     assert_all_readable(c, acked, via=b)
 
 
+def test_a_join_whose_other_gainer_died_finishes_after_that_gainer_is_removed(make_cluster):
+    """Found by the system simulator (session 15): with N close to the member count a join
+    has gainers besides the joiner (six members and N=5: n7's join gives ranges to n1..n4
+    as well), and it waits for each one's transfer. One that died kept the join open for
+    ever, and its removal was refused (409). Now the removal abandons the join, the joiner,
+    still running, joins again by itself, and both changes finish; no acknowledged write
+    is lost on the way."""
+    c = make_cluster(6, n=5, r=3, w=3)
+    acked = preload(c, 200)
+    c.wait_until(lambda: len(c.cluster_info(0)["metadata_group"]) == 3,
+                 what="the metadata group trimmed to three")
+    group = set(c.cluster_info(0)["metadata_group"])
+    # who gains in n7's join follows from the member ids alone (the ring): ask the core
+    import dataclasses
+    from dynamopy.core.membership import ClusterState, Settings, bootstrap_entry
+    plan = ClusterState().apply(bootstrap_entry(
+        [{"id": c.node_id(i), "url": c.url(i), "peer": "p"} for i in range(6)],
+        dataclasses.replace(Settings(), n=5)))
+    gainers = plan.apply({"op": "join", "id": "n7", "url": "u", "peer": "p"}).gainers()
+    victim = next(g for g in gainers if g != "n7" and g not in group)
+    index = {c.node_id(i): i for i in range(6)}
+    via = min(index[g] for g in group)
+    c.kill(index[victim])
+    c.wait_until(lambda: not next(m["alive"] for m in c.cluster_info(via)["members"]
+                                  if m["id"] == victim), what=f"{victim} seen down")
+    writer = Writer(c, [i for i in range(6) if i != index[victim]])
+    writer.start()
+    try:
+        n7 = c.add_node(through=via)
+        c.wait_until(lambda: state_of(c, via, "n7") == "joining", what="n7 joining")
+        with c.client(via, timeout_s=10) as cl:
+            cl.remove(victim)   # was: 409, the join waits for the victim's transfer
+        c.wait_until(lambda: state_of(c, via, victim) is None
+                     and state_of(c, via, "n7") == "normal", timeout_s=90,
+                     what=f"{victim} removed and n7 normal")
+    finally:
+        writer.stop()
+    with c.client(via) as cl:
+        ops = [(e["op"], e.get("id")) for e in cl.log() if e["op"] != "bootstrap"
+               and e["op"] != "set_group"]
+    # the first join abandoned by the removal, then the removal's finish, then n7's join
+    # again (asked by n7 itself) and its finish
+    assert ops == [("join", "n7"), ("remove", victim), ("finish_leave", victim),
+                   ("join", "n7"), ("finish_join", "n7")], ops
+    assert c.procs[n7].poll() is None   # the same process: no restart was needed
+    acked.update(writer.acked)
+    assert writer.acked, "no write was acknowledged during the changes"
+    # five live members and N=5: every member holds every key, and R=5 reads them all
+    assert_all_readable(c, acked, via=n7, rs=(5,))
+
+
 # A joiner pulling each gained range from every old replica (issue 18) is checked in
 # process, deterministically and without real processes:
 # tests/unit/test_inprocess_transfer.py.

@@ -167,3 +167,17 @@ def test_regression_seed_30005_the_nemesis_never_wipes_a_majority_of_the_metadat
     assert result.ok, result.report()
     assert result.stats.get("skipped_wipes", "").startswith("n2@"), result.stats
     assert result.stats["wipes"] == 1, result.stats
+
+
+@pytest.mark.timeout(120)
+def test_regression_seed_40005_a_join_whose_other_gainer_is_removed_finishes():
+    """Session 15, seven members and N=5 (``--nodes 7 --n 5 --r 3 --w 3``): n8's join had
+    n2 as a gainer besides n8; n2 was stopped for good, its removal was refused (409, the
+    join waits for n2's transfer) and the join never finished. The removal now abandons the
+    join; n8, still running, joins again by itself and both changes finish."""
+    result = run_system(SystemParams(seed=40005, nodes=7, n=5, r=3, w=3, spares=2, changes=2,
+                                     bound_ms=30000, kinds="crash,pause,partition,loss,"
+                                                           "clock_jump,join,leave,remove"))
+    assert result.ok, result.report()
+    assert "n8" in result.stats["members"].split(",") and \
+        "n2" not in result.stats["members"].split(","), result.stats

@@ -74,10 +74,14 @@ def _restart(state, left, rejoin, monkeypatch, later=None):
     monkeypatch.setattr(bootstrap, "_become_member", become_member)
     node = types.SimpleNamespace(id="n4", state=state, metalog=_Log(left), stopping=False,
                                  config=types.SimpleNamespace(rejoin_after_leave=rejoin, join=""),
-                                 catchup=types.SimpleNamespace(caught_up=False))
+                                 catchup=types.SimpleNamespace(caught_up=False),
+                                 join_accepted_epoch=None)
 
     async def sleep(_s):
-        node.state, node.catchup.caught_up = later, True
+        if node.catchup.caught_up:   # ensure_member watches a joiner until its join ends
+            node.stopping = True
+            return
+        node.state, node.catchup.caught_up = later or node.state, True
 
     node.clock = types.SimpleNamespace(sleep=sleep)
     asyncio.run(bootstrap.ensure_member(node, contact=object()))

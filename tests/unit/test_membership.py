@@ -467,26 +467,68 @@ def test_removing_a_dead_gainer_of_a_leave_abandons_it_and_removes_the_gainer(op
     assert again.change == ("leave", "n4") and again.skipped == 0
 
 
-def test_a_dead_gainer_of_a_join_is_refused_with_the_way_out_and_that_way_works():
-    """Found by the system simulator (session 15, seeds 40005, 40020 and 33003 of
-    --nodes 7 --n 5 with membership kinds): with N=5 of 7 members a join has a gainer besides
-    the joiner; the join waits for its transfer, and removing it was refused with "retry when
-    it finishes", which never comes. The 409 now says the way out, and that way works:
-    remove the joiner (the join is abandoned), then the gainer."""
+def _seven_with_n8_joining(n: int = 5):
     import dataclasses
     s = ClusterState().apply(bootstrap_entry(
         [{"id": f"n{i}", "url": f"http://h:{8000 + i}", "peer": f"h:{9000 + i}"}
-         for i in range(7)], dataclasses.replace(Settings(), n=5, r=3, w=3)))
-    s = s.apply({"op": "join", "id": "n8", "url": "u8", "peer": "p8"})
+         for i in range(7)], dataclasses.replace(Settings(), n=n, r=3, w=3)))
+    return s.apply({"op": "join", "id": "n8", "url": "u8", "peer": "p8", "at_ms": 1000})
+
+
+def test_removing_a_dead_gainer_of_a_join_abandons_the_join_and_removes_the_gainer():
+    """Found by the system simulator (session 15, seeds 40005, 40020 and 33003 of
+    --nodes 7 --n 5 with membership kinds): with N=5 of 7 members a join has a gainer besides
+    the joiner; the join waits for its transfer, and removing it was refused with "retry when
+    it finishes", which never comes. A removal that says it may (``abandons_join``, what
+    ``Node.propose`` sends) abandons the join as a dead joiner's is abandoned, and the
+    gainer's removal begins in the same entry."""
+    s = _seven_with_n8_joining()
+    number = s.members["n8"].number
+    gainer = next(g for g in s.gainers() if g != "n8")
+    entry = {"op": "remove", "id": gainer, "abandons_join": True, "at_ms": 2000}
+    validate(s, entry)
+    after = s.apply(entry)
+    assert after.skipped == 0
+    assert "n8" not in after.members and after.free_numbers.get(number) is not None
+    assert after.change == ("remove", gainer) and after.members[gainer].state == "leaving"
+    assert after.ring == s.ring and gainer not in after.pending_ring.members
+    assert "n8" not in after.pending_ring.members
+    # the abandoned join's finish is refused; the removal finishes as any removal
+    stale = after.apply({"op": "finish_join", "id": "n8", "change_epoch": s.change_epoch})
+    assert stale.skipped == after.skipped + 1 and "n8" not in stale.members
+    done = after.apply({"op": "finish_leave", "id": gainer, "change_epoch": after.change_epoch})
+    assert gainer not in done.members and done.change is None
+    # and the joiner can join again
+    again = done.apply({"op": "join", "id": "n8", "url": "u8", "peer": "p8", "at_ms": 3000})
+    assert again.change == ("join", "n8") and again.skipped == 0
+
+
+def test_a_removal_without_the_flag_keeps_the_older_meaning_for_a_gainer_of_a_join():
+    """An entry an older node wrote (no ``abandons_join``) is refused, as it was, so an old
+    log replays to the same state; the 409 says the operator's way out, and that way works:
+    remove the joiner (the join is abandoned), then the gainer."""
+    s = _seven_with_n8_joining()
     gainer = next(g for g in s.gainers() if g != "n8")
     with pytest.raises(InvalidEntry) as refused:
-        validate(s, {"op": "remove", "id": gainer})
+        validate(s, {"op": "remove", "id": gainer, "merge": True})
     assert refused.value.status == 409
     assert "abandon the join first (remove n8 with force" in refused.value.detail
+    assert s.apply({"op": "remove", "id": gainer}).members == s.members
     s = s.apply({"op": "remove", "id": "n8"})
     assert s.change is None and "n8" not in s.members
     s = s.apply({"op": "remove", "id": gainer})
     assert s.change == ("remove", gainer) and s.skipped == 0
+
+
+def test_a_join_is_not_abandoned_for_a_removal_of_a_member_that_gains_nothing_in_it():
+    """Only a gainer's removal abandons a join: any other member's is refused (409, a
+    change in progress) and the join goes on."""
+    s = _seven_with_n8_joining()
+    bystander = next(m for m in sorted(s.members) if m not in s.gainers() and m != "n8")
+    with pytest.raises(InvalidEntry) as refused:
+        validate(s, {"op": "remove", "id": bystander, "abandons_join": True})
+    assert refused.value.status == 409 and "in progress" in refused.value.detail
+    assert s.apply({"op": "remove", "id": bystander, "abandons_join": True}).change == ("join", "n8")
 
 
 def test_anti_entropy_and_tombstone_settings_come_from_bootstrap_and_set_config():
