@@ -43,6 +43,9 @@ Rules:
   right time, as young: a read counted it for its down target and read repair wrote the
   purged delete's value back (``tests/unit/test_inprocess_hint_clock_behind.py``). A target
   need not refuse a batch it judges young on such a clock: its sender's clock was vouched.
+  Nor does such a node store a new hint as a fallback (counted as
+  ``dropped{reason="clock"}``; the coordinator asks another fallback): whether it would
+  expire before any delivery is that same judgement.
 """
 
 from __future__ import annotations
@@ -183,6 +186,13 @@ class HintManager:
             self.metrics.hints_dropped.labels(target, "window").inc()
             raise HintRefused(f"{target} has been down longer than the hint window "
                               f"({settings.hint_window_s:.0f}s)")
+        if not self.clock_ok():
+            # Whether the hint would expire before any delivery is told by this clock; on
+            # one the fence does not vouch for, no hint is judged (module rules), so none is
+            # taken: the coordinator asks another fallback.
+            self.metrics.hints_dropped.labels(target, "clock").inc()
+            raise HintRefused(f"{self.me}'s clock is not vouched for by the clock fence: it "
+                              "cannot tell whether a hint would expire before delivery")
         if self.expired(record) or hint_ttl_ms(self.tombstone_grace_s(),
                                                self.max_clock_offset_ms) <= 0:
             # It would be dropped before any delivery (a grace shorter than the clock bound

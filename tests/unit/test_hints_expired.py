@@ -42,6 +42,29 @@ def test_a_fallback_refuses_a_record_too_old_to_deliver_and_stores_one_at_the_li
     assert stored == (1, 1.0)
 
 
+def test_a_fallback_whose_clock_is_not_vouched_for_stores_no_hint_and_counts_why(tmp_path):
+    """Whether a hint would expire before delivery is judged on this node's clock; on one
+    the clock fence does not vouch for it is not judged: the hint is refused (an error, so
+    it never counts toward W), counted as ``clock``, not as ``expired`` (R2, session 15: a
+    clock stepped ahead refused it as "expired"), and taken again once the clock is back."""
+    async def body(hm, store, peers, clock):
+        vouched = [False]
+        hm.clock_ok = lambda: vouched[0]
+        record = Record(compose(clock.wall_ms(), 0, 1), value=b"v")
+        with pytest.raises(HintRefused, match="not vouched for"):
+            await hm.store("n2", 1, b"k", record)
+        refused = (store.hint_stats().get("n2", (0, 0))[0],
+                   _sample(hm, "dynamopy_hints_dropped_total", target="n2", reason="clock"),
+                   _sample(hm, "dynamopy_hints_dropped_total", target="n2", reason="expired"))
+        vouched[0] = True
+        await hm.store("n2", 1, b"k", record)
+        return refused, store.hint_stats()["n2"][0]
+
+    (refused, stored), _peers, _ = _run(tmp_path, BASE, body)
+    assert refused == (0, 1.0, None)
+    assert stored == 1
+
+
 @pytest.mark.parametrize("bound_ms, kept", [(9_000, False), (8_999, True)])
 def test_a_hint_that_could_live_no_millisecond_is_refused_one_that_could_is_kept(
         tmp_path, bound_ms, kept):
