@@ -35,6 +35,7 @@ import logging
 from typing import TYPE_CHECKING, Any, Awaitable, Callable, Optional
 
 from dynamopy.core.membership import JOINING, InvalidEntry, validate
+from dynamopy.node.clock import Wakeup, wait_set
 from dynamopy.node.errors import MembershipError
 from dynamopy.peer import AuthError, PeerError
 
@@ -46,7 +47,7 @@ if TYPE_CHECKING:  # pragma: no cover
 log = logging.getLogger(__name__)
 
 WATCH_INTERVAL_S = 0.5
-REJOIN_POLL_S = 0.5
+REJOIN_CHECK_S = 30.0   # the watch wakes on every state change; this is a safety net
 
 
 async def check_joiner(node: "Node", entry: dict) -> None:
@@ -153,25 +154,37 @@ async def join_again_if_abandoned(node: "Node", join_again: Callable[[], Awaitab
     way of asking a member to add it; it returns once a join is accepted). The join is
     dropped when the log no longer lists this node after it saw itself joining, or once it
     has applied the epoch its join request committed at (``node.join_accepted_epoch``: it
-    may learn the join and its end at once, from a snapshot). Returns once the node is a
-    member past its join, or has left by its own leave (``metalog.left``), or stops."""
-    seen: Optional[int] = None    # change_epoch of the join this node last saw itself in
-    while not node.stopping:
-        state = node.state
-        me = state.member(node.id)
-        if me is not None:
-            if me.state != JOINING:
+    may learn the join and its end at once, from a snapshot). It looks whenever the state
+    changes (``node.observers``), with no timer of its own beyond a slow safety net.
+    Returns once the node is a member past its join, or has left by its own leave
+    (``metalog.left``), or stops."""
+    changed = Wakeup()
+
+    def observe(_old: "ClusterState", _new: "ClusterState") -> None:
+        changed.set()
+
+    node.observers.append(observe)
+    try:
+        seen: Optional[int] = None    # change_epoch of the join this node last saw itself in
+        while not node.stopping:
+            changed.clear()
+            state = node.state
+            me = state.member(node.id)
+            if me is not None:
+                if me.state != JOINING:
+                    return
+                seen = state.change_epoch
+            elif node.metalog.left is not None:
                 return
-            seen = state.change_epoch
-        elif node.metalog.left is not None:
-            return
-        else:
-            asked = node.join_accepted_epoch
-            if seen is not None or (asked is not None and state.epoch >= asked):
-                log.warning("%s: its join (begun at epoch %s) was abandoned by epoch %d while "
-                            "it ran (GET /cluster/log says why): joining again", node.id,
-                            seen if seen is not None else asked, state.epoch)
-                seen = node.join_accepted_epoch = None
-                await join_again()
-                continue
-        await node.clock.sleep(REJOIN_POLL_S)
+            else:
+                asked = node.join_accepted_epoch
+                if seen is not None or (asked is not None and state.epoch >= asked):
+                    log.warning("%s: its join (begun at epoch %s) was abandoned by epoch %d "
+                                "while it ran (GET /cluster/log says why): joining again",
+                                node.id, seen if seen is not None else asked, state.epoch)
+                    seen = node.join_accepted_epoch = None
+                    await join_again()
+                    continue
+            await wait_set(changed, REJOIN_CHECK_S)
+    finally:
+        node.observers.remove(observe)

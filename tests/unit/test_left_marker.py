@@ -70,18 +70,16 @@ def _restart(state, left, rejoin, monkeypatch, later=None):
 
     async def become_member(node, contact):
         joined.append(node.id)
+        node.stopping = True   # else ensure_member would watch the (stand-in) join for ever
 
     monkeypatch.setattr(bootstrap, "_become_member", become_member)
     node = types.SimpleNamespace(id="n4", state=state, metalog=_Log(left), stopping=False,
                                  config=types.SimpleNamespace(rejoin_after_leave=rejoin, join=""),
                                  catchup=types.SimpleNamespace(caught_up=False),
-                                 join_accepted_epoch=None)
+                                 join_accepted_epoch=None, observers=[])
 
     async def sleep(_s):
-        if node.catchup.caught_up:   # ensure_member watches a joiner until its join ends
-            node.stopping = True
-            return
-        node.state, node.catchup.caught_up = later or node.state, True
+        node.state, node.catchup.caught_up = later, True
 
     node.clock = types.SimpleNamespace(sleep=sleep)
     asyncio.run(bootstrap.ensure_member(node, contact=object()))
