@@ -221,7 +221,7 @@ def _remove(s: ClusterState, e: Mapping[str, Any], replacing: bool = False) -> C
         # dead joiner's is abandoned (the ring never switched to the joiner, and every write
         # acknowledged during the join met W on the current ring,
         # ``core.quorum.pending_required``) and removes the gainer in the same entry; the
-        # live joiner sees its join gone and joins again (``node/bootstrap.py``,
+        # live joiner sees its join gone and joins again (``node/joins.py``,
         # ``join_again_if_abandoned``). An entry without the flag (an older node's) is
         # refused, as it always was, so an old log replays to the same state.
         joiner = s.change[1]

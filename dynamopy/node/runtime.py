@@ -287,7 +287,7 @@ class Node:
             entry = {**entry, "merge": True}
         if entry.get("op") in ("remove", "replace") and "abandons_join" not in entry:
             # A dead gainer of a join in progress is removed and the join abandoned; the
-            # live joiner joins again (node/bootstrap.py, join_again_if_abandoned).
+            # live joiner joins again (node/joins.py, join_again_if_abandoned).
             entry = {**entry, "abandons_join": True}
         return await self.metalog.propose(entry)
 
